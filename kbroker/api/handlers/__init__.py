@@ -1,0 +1,43 @@
+"""The handler registry: one module per API, each declaring API_KEY, VERSIONS and `handle`.
+
+A handler module looks like this (see api_versions.py):
+
+    API_KEY = ApiKey.METADATA        # the API it serves
+    VERSIONS = (0, 13)               # the versions it serves, advertised as-is in ApiVersions
+    async def handle(ctx: RequestContext, request: dict) -> dict | None
+
+`handle` returns the response body as a dict (missing fields take the schema defaults), or
+None where Kafka sends no response (Produce with acks=0). Adding an API is adding its module
+to HANDLER_MODULES: ApiVersions then advertises it, and nothing else advertises anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+HANDLER_MODULES = (
+    "api_versions",
+    "metadata",
+    "describe_cluster",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    api_key: int
+    min_version: int
+    max_version: int
+    handle: Callable[[Any, dict], Awaitable[dict | None]]
+    name: str
+
+
+def load_handlers() -> dict[int, Handler]:
+    handlers: dict[int, Handler] = {}
+    for module_name in HANDLER_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        low, high = module.VERSIONS
+        handlers[int(module.API_KEY)] = Handler(int(module.API_KEY), low, high, module.handle, module_name)
+    return handlers

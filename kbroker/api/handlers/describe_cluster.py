@@ -1,0 +1,44 @@
+"""DescribeCluster (60), v0-2.
+
+Brokers alive with their endpoint on the listener the request came in on, the cluster id, the
+controller id and cluster authorized operations when asked (all operations: no authorizer).
+v1's endpoint type 2 (controllers) is answered with UNSUPPORTED_ENDPOINT_TYPE as a ZooKeeper-mode
+broker does. v2's IsFenced is always false: a ZooKeeper-mode cluster fences no broker
+(IncludeFencedBrokers changes nothing).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.DESCRIBE_CLUSTER
+VERSIONS = (0, 2)
+
+BROKERS_ENDPOINT_TYPE = 1
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    cache = ctx.broker.metadata_cache
+    if request["endpoint_type"] != BROKERS_ENDPOINT_TYPE:
+        return {"error_code": Errors.UNSUPPORTED_ENDPOINT_TYPE,
+                "error_message": "The request was sent to an endpoint of type BROKER, "
+                                 f"but we wanted an endpoint of type {request['endpoint_type']}",
+                "endpoint_type": request["endpoint_type"], "cluster_id": cache.cluster_id or ""}
+    brokers = []
+    for broker in cache.alive_brokers():
+        endpoint = broker.endpoint(ctx.listener_name)
+        if endpoint is not None:
+            brokers.append({"broker_id": broker.broker_id, "host": endpoint.host, "port": endpoint.port,
+                            "rack": broker.rack})
+    return {
+        "error_code": 0,
+        "endpoint_type": BROKERS_ENDPOINT_TYPE,
+        "cluster_id": cache.cluster_id or "",
+        "controller_id": cache.controller_id,
+        "brokers": brokers,
+        "cluster_authorized_operations": (CLUSTER_OPERATIONS if request["include_cluster_authorized_operations"]
+                                          else OMITTED),
+    }

@@ -1,0 +1,114 @@
+"""Metadata (3), v0-13.
+
+Brokers alive (their endpoint on the listener the request came in on), cluster id (v2+),
+controller id (v1+), and the requested topics: all of them for a null list (v1+) or an empty
+one (v0), none for an empty list from v1. Topics may be asked for by id from v10 (unknown id:
+UNKNOWN_TOPIC_ID). A missing topic is created when the request allows it (v4+, always before)
+and auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
+until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION. Authorized
+operations (v8+) report everything, as a broker without an authorizer does.
+Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE; before v5 (no offline replicas
+field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set, as Kafka does.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED, TOPIC_OPERATIONS
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+from kbroker.metadata.metadata_cache import ZERO_UUID, MetadataCache, PartitionState, TopicMetadata
+from kbroker.metadata.topic_names import topic_name_error
+
+API_KEY = ApiKey.METADATA
+VERSIONS = (0, 13)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    version = ctx.api_version
+    broker = ctx.broker
+    cache = broker.metadata_cache
+    requested = request["topics"]
+    all_topics = requested is None or (version == 0 and not requested)
+    if all_topics:
+        topics = [_topic_entry(t, version, request, cache) for t in cache.topics.values()]
+    else:
+        allow_create = request["allow_auto_topic_creation"] if version >= 4 else True
+        topics = [await _requested_topic(ctx, cache, wanted, version, request, allow_create)
+                  for wanted in requested]
+    response = {
+        "throttle_time_ms": 0,
+        "brokers": _brokers(cache, ctx.listener_name),
+        "cluster_id": cache.cluster_id,
+        "controller_id": cache.controller_id,
+        "topics": topics,
+        "cluster_authorized_operations": (CLUSTER_OPERATIONS
+                                          if request["include_cluster_authorized_operations"] else OMITTED),
+        "error_code": 0,
+    }
+    return response
+
+
+def _brokers(cache: MetadataCache, listener_name: str) -> list[dict]:
+    out = []
+    for broker in cache.alive_brokers():
+        endpoint = broker.endpoint(listener_name)
+        if endpoint is not None:
+            out.append({"node_id": broker.broker_id, "host": endpoint.host, "port": endpoint.port,
+                        "rack": broker.rack})
+    return out
+
+
+async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: dict, version: int,
+                           request: dict, allow_create: bool) -> dict:
+    name = wanted["name"]
+    if name is None:  # v10+: by topic id
+        topic = cache.topic_by_id(wanted["topic_id"])
+        if topic is None:
+            return {"error_code": Errors.UNKNOWN_TOPIC_ID, "name": None, "topic_id": wanted["topic_id"]}
+        return _topic_entry(topic, version, request, cache)
+    topic = cache.topic(name)
+    if topic is not None:
+        return _topic_entry(topic, version, request, cache)
+    if topic_name_error(name) is not None:
+        return {"error_code": Errors.INVALID_TOPIC_EXCEPTION, "name": name, "is_internal": False}
+    error = Errors.UNKNOWN_TOPIC_OR_PARTITION
+    if allow_create and ctx.broker.config.get("auto.create.topics.enable"):
+        error = await ctx.broker.auto_create_topic(name)
+    return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": False}
+
+
+def _topic_entry(topic: TopicMetadata, version: int, request: dict, cache: MetadataCache) -> dict:
+    partitions = [_partition_entry(state, version, cache)
+                  for _, state in sorted(topic.partitions.items())]
+    return {
+        "error_code": 0,
+        "name": topic.name,
+        "topic_id": topic.topic_id,
+        "is_internal": topic.is_internal,
+        "partitions": partitions,
+        "topic_authorized_operations": (TOPIC_OPERATIONS
+                                        if request["include_topic_authorized_operations"] else OMITTED),
+    }
+
+
+def _partition_entry(state: PartitionState, version: int, cache: MetadataCache) -> dict:
+    error = 0
+    leader = state.leader
+    if leader < 0 or not cache.is_alive(leader):
+        error, leader = Errors.LEADER_NOT_AVAILABLE, -1
+    replicas, isr = state.replicas, state.isr
+    offline = [r for r in replicas if not cache.is_alive(r)]
+    if offline and version < 5:
+        replicas = [r for r in replicas if cache.is_alive(r)]
+        isr = [r for r in isr if cache.is_alive(r)]
+        error = error or Errors.REPLICA_NOT_AVAILABLE
+    return {
+        "error_code": error,
+        "partition_index": state.partition,
+        "leader_id": leader,
+        "leader_epoch": state.leader_epoch,
+        "replica_nodes": replicas,
+        "isr_nodes": isr,
+        "offline_replicas": offline,
+    }

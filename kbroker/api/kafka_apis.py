@@ -1,0 +1,98 @@
+"""KafkaApis: decodes one request frame, runs its handler, encodes the response frame.
+
+The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
+- unknown API key, unparsable header: close the connection;
+- unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
+  ApiVersions' own range (KIP-511); any other API closes the connection;
+- unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
+Each case logs one line. This module knows the codec and the handler registry, not sockets.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from kbroker.api.handlers import Handler, load_handlers
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.protocol.headers import decode_request_header, encode_response_header
+from kbroker.api.protocol.messages import CodecError, request_codec, response_codec
+from kbroker.api.request_context import RequestContext
+from kbroker.network.socket_server import CloseConnection
+
+if TYPE_CHECKING:
+    from kbroker.network.socket_server import KafkaConnection
+    from kbroker.server import KafkaServer
+
+log = logging.getLogger("kbroker.request")
+
+
+def _api_name(api_key: int) -> str:
+    try:
+        return ApiKey(api_key).name
+    except ValueError:
+        return f"api key {api_key}"
+
+
+class KafkaApis:
+    def __init__(self, broker: KafkaServer) -> None:
+        self.broker = broker
+        self.handlers: dict[int, Handler] = load_handlers()
+
+    def supported_versions(self) -> list[tuple[int, int, int]]:
+        """(api_key, min, max) for every API served: what ApiVersions advertises."""
+        return sorted((h.api_key, h.min_version, h.max_version) for h in self.handlers.values())
+
+    async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
+        try:
+            header, body_offset = decode_request_header(frame)
+        except CodecError as exc:
+            log.warning("closing connection from %s: unreadable request header (%s)", conn.peer, exc)
+            raise CloseConnection from None
+        api_key, version = header.api_key, header.api_version
+        handler = self.handlers.get(api_key)
+        if handler is None:
+            log.warning("closing connection from %s: unknown or unsupported API key %d (client %r)",
+                        conn.peer, api_key, header.client_id)
+            raise CloseConnection
+        if not handler.min_version <= version <= handler.max_version:
+            if api_key == ApiKey.API_VERSIONS:
+                log.info("ApiVersions v%d from %s (client %r) is newer than ours: answering in v0",
+                         version, conn.peer, header.client_id)
+                return self._unsupported_api_versions(header.correlation_id, handler)
+            log.warning("closing connection from %s: %s v%d is not supported (we serve v%d-%d; client %r)",
+                        conn.peer, _api_name(api_key), version, handler.min_version, handler.max_version,
+                        header.client_id)
+            raise CloseConnection
+        try:
+            request, _ = request_codec(api_key, version).decode(frame, body_offset)
+        except CodecError as exc:
+            if api_key == ApiKey.API_VERSIONS and version >= 3:
+                log.warning("invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
+                return self._encode(header.correlation_id, api_key, version,
+                                    {"error_code": Errors.INVALID_REQUEST})
+            log.warning("closing connection from %s: unparsable %s v%d request (%s)",
+                        conn.peer, _api_name(api_key), version, exc)
+            raise CloseConnection from None
+        ctx = RequestContext(header, self.broker, conn.peer, conn.listener_name)
+        response = await handler.handle(ctx, request)
+        if response is None:
+            return None
+        return self._encode(header.correlation_id, api_key, version, response)
+
+    @staticmethod
+    def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:
+        header = encode_response_header(correlation_id, api_key, version)
+        chunks: list = [b"", header]
+        body_len = response_codec(api_key, version).encode_chunks(response, chunks)
+        chunks[0] = (len(header) + body_len).to_bytes(4, "big")
+        return chunks
+
+    def _unsupported_api_versions(self, correlation_id: int, handler: Handler) -> list:
+        body = {
+            "error_code": Errors.UNSUPPORTED_VERSION,
+            "api_keys": [{"api_key": handler.api_key, "min_version": handler.min_version,
+                          "max_version": handler.max_version}],
+        }
+        return self._encode(correlation_id, ApiKey.API_VERSIONS, 0, body)

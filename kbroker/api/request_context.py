@@ -1,0 +1,35 @@
+"""RequestContext: what a handler knows about the request besides its body.
+
+Plain data handed to every handler: the decoded request header, the connection it came on
+(peer address, listener name) and the broker's services. Handlers must not reach the socket
+through it: they return a response dict and the network layer writes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kbroker.api.protocol.headers import RequestHeader
+
+if TYPE_CHECKING:
+    from kbroker.server import KafkaServer
+
+
+@dataclass(slots=True)
+class RequestContext:
+    header: RequestHeader
+    broker: KafkaServer
+    peer: str
+    listener_name: str
+
+    @property
+    def api_version(self) -> int:
+        return self.header.api_version
+
+    @property
+    def client_id(self) -> str | None:
+        return self.header.client_id
+
+    def extra(self) -> dict[str, Any]:
+        return {"client_id": self.header.client_id, "peer": self.peer}
