@@ -1,6 +1,8 @@
 """KafkaServer: wires the broker's parts together, starts them in order and stops them cleanly.
 
-Start: metadata (cluster id, this broker registered as alive), then the listeners.
+Start: the metadata store (embedded, or ZooKeeper in cluster mode), the listeners, the broker's
+registration under /brokers/ids, then the controller election; the controller tells this broker
+its partitions and the cluster's metadata through the same requests in both modes.
 Stop (SIGTERM/SIGINT): stop accepting, let in-flight requests finish, then flush and
 checkpoint the services, and exit 0 within `SHUTDOWN_TIMEOUT_S`.
 This is the only module that knows every service; the services must not import it.
@@ -16,9 +18,19 @@ import time
 from typing import TYPE_CHECKING
 
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
-from kbroker.metadata.embedded_store import EmbeddedMetadataStore
-from kbroker.metadata.metadata_cache import BrokerEndpoint, BrokerInfo, MetadataCache
+from kbroker.controller.kafka_controller import KafkaController
+from kbroker.metadata import zk_data
+from kbroker.metadata.kafka_zk_client import KafkaZkClient
+from kbroker.metadata.metadata_cache import (
+    BrokerEndpoint,
+    BrokerInfo,
+    MetadataCache,
+    random_kafka_uuid,
+    uuid_to_base64,
+)
+from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
 
 if TYPE_CHECKING:
@@ -41,15 +53,20 @@ class KafkaServer:
         self.api_versions_body = [{"api_key": k, "min_version": lo, "max_version": hi}
                                   for k, lo, hi in self.apis.supported_versions()]
         self.socket_servers: list[SocketServer] = []
-        self.store: EmbeddedMetadataStore | None = None
+        self.zk_client: KafkaZkClient | None = None
+        self.controller: KafkaController | None = None
+        self.broker_epoch = -1
         self._stopped = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
-        self.store = EmbeddedMetadataStore(self.config.log_dirs[0])
-        self.metadata_cache.cluster_id = self.store.get_or_create_cluster_id()
-        self.metadata_cache.controller_id = self.broker_id
+        loop = asyncio.get_running_loop()
+        store = EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)
+        self.zk_client = KafkaZkClient(store)
+        self.zk_client.create_top_level_paths()
+        self.metadata_cache.cluster_id = self.zk_client.get_or_create_cluster_id(
+            uuid_to_base64(random_kafka_uuid()))
         for endpoint in self.config.listeners:
             server = SocketServer(endpoint.host, endpoint.port, self.apis.process,
                                   listener_name=endpoint.listener_name,
@@ -57,7 +74,12 @@ class KafkaServer:
                                   max_queued_requests=self.config.get("queued.max.requests"))
             await server.start()
             self.socket_servers.append(server)
-        self.metadata_cache.set_brokers([self._this_broker()])
+        me = self._this_broker()
+        self.broker_epoch = self.zk_client.register_broker(zk_data.BrokerRegistration(
+            self.broker_id, [(e.listener_name, e.host, e.port, e.security_protocol) for e in me.endpoints.values()],
+            me.rack))
+        self.controller = KafkaController(self.broker_id, self.zk_client, self, lambda: self.broker_epoch)
+        self.controller.elect()
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
@@ -80,6 +102,18 @@ class KafkaServer:
         for server in self.socket_servers:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         log.info("shut down cleanly")
+
+    # -- requests from the controller (delivered locally; over the network in cluster mode) ---
+    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
+        """ControllerChannel for this broker: single-node mode has no other broker to reach."""
+        if broker_id != self.broker_id:
+            log.warning("no channel to broker %d yet: dropping %s", broker_id, ApiKey(api_key).name)
+            return
+        self.handle_controller_request(api_key, request)
+
+    def handle_controller_request(self, api_key: int, request: dict) -> None:
+        if api_key == ApiKey.UPDATE_METADATA:
+            self.metadata_cache.update_metadata(request)
 
     # -- services the handlers call -------------------------------------------------------
     async def auto_create_topic(self, name: str) -> Errors:

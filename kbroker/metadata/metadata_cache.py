@@ -2,17 +2,21 @@
 
 Plain data: live brokers with their endpoints per listener, the controller id, the cluster id
 and every topic's partitions (leader, leader epoch, ISR, replicas, offline replicas). The
-controller fills it (in single-node mode directly, in cluster mode through UpdateMetadata);
-handlers read it. It knows nothing of ZooKeeper, sockets or Kafka requests.
+controller fills it through UpdateMetadata requests (handed over locally in single-node mode);
+handlers read it, and may wait for the next change. It knows nothing of ZooKeeper or sockets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from dataclasses import dataclass, field
 
 ZERO_UUID = uuid.UUID(int=0)
+
+LEADER_DURING_DELETE = -2
+_PROTOCOL_NAMES = {0: "PLAINTEXT", 1: "SSL", 2: "SASL_PLAINTEXT", 3: "SASL_SSL"}
 
 # Kafka's internal topics: reported with is_internal in Metadata.
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
@@ -86,6 +90,51 @@ class MetadataCache:
         self.brokers: dict[int, BrokerInfo] = {}
         self.topics: dict[str, TopicMetadata] = {}
         self.topics_by_id: dict[uuid.UUID, TopicMetadata] = {}
+        self._waiters: list[asyncio.Future] = []
+
+    # -- UpdateMetadata ------------------------------------------------------------------
+    def update_metadata(self, request: dict) -> list[str]:
+        """Applies an UpdateMetadata request (codec dict); returns the names of deleted topics."""
+        self.controller_id = request["controller_id"]
+        self.set_brokers([
+            BrokerInfo(b["id"], {e["listener"]: BrokerEndpoint(e["listener"], e["host"], e["port"],
+                                                               _PROTOCOL_NAMES.get(e["security_protocol"], "PLAINTEXT"))
+                                 for e in b["endpoints"]}, b["rack"])
+            for b in request["live_brokers"]])
+        deleted = []
+        for topic_state in request["topic_states"]:
+            name = topic_state["topic_name"]
+            for ps in topic_state["partition_states"]:
+                if ps["leader"] == LEADER_DURING_DELETE:
+                    deleted.append(name)
+                    self.remove_topic(name)
+                    break
+                topic = self.topics.get(name)
+                topic_id = topic_state["topic_id"] or ZERO_UUID
+                if topic is None or (topic_id != ZERO_UUID and topic.topic_id != topic_id):
+                    topic = TopicMetadata(name, topic_id)
+                    self.put_topic(topic)
+                topic.partitions[ps["partition_index"]] = PartitionState(
+                    name, ps["partition_index"], ps["leader"], ps["leader_epoch"], list(ps["isr"]),
+                    list(ps["replicas"]), list(ps["offline_replicas"]), ps["zk_version"],
+                    ps["controller_epoch"])
+        self._wake()
+        return deleted
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for_change(self, timeout: float) -> None:
+        """Returns after the next update, or when `timeout` seconds have passed."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            pass
 
     # -- updates (from the controller) --------------------------------------------------
     def set_brokers(self, brokers: list[BrokerInfo]) -> None:

@@ -1,0 +1,180 @@
+"""KafkaZkClient: Kafka's metadata operations on the znode tree, the same for both stores.
+
+Registration, cluster id, controller election with /controller_epoch fencing, topics, partition
+states, topic configs and deletion markers, all in Kafka's own shapes (zk_data.py), on either
+the embedded store or a real ZooKeeper (znode_store.py). It knows nothing of Kafka requests.
+Calls are synchronous; against a real ZooKeeper each is a round trip on loopback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kbroker.metadata import zk_data as zk
+from kbroker.metadata.znode_store import BadVersionError, NodeExistsError, NoNodeError, Op
+
+log = logging.getLogger("kbroker.zk")
+
+
+class ControllerMovedError(Exception):
+    """A controller write was fenced: another controller has taken over."""
+
+
+class KafkaZkClient:
+    def __init__(self, store) -> None:
+        self.store = store
+
+    def create_top_level_paths(self) -> None:
+        for path in zk.PERSISTENT_PATHS:
+            if self.store.exists(path) is None:
+                try:
+                    self.store.create(path, b"", makepath=True)
+                except NodeExistsError:
+                    pass
+
+    # -- cluster id and brokers --------------------------------------------------------------
+    def get_or_create_cluster_id(self, new_id: str) -> str:
+        try:
+            return zk.decode_cluster_id(self.store.get(zk.CLUSTER_ID)[0])
+        except NoNodeError:
+            pass
+        try:
+            self.store.create(zk.CLUSTER_ID, zk.encode_cluster_id(new_id), makepath=True)
+            return new_id
+        except NodeExistsError:
+            return zk.decode_cluster_id(self.store.get(zk.CLUSTER_ID)[0])
+
+    def register_broker(self, registration: zk.BrokerRegistration) -> int:
+        """Creates the ephemeral /brokers/ids/<id>; returns the broker epoch (its czxid)."""
+        path = zk.broker_path(registration.broker_id)
+        self.store.create(path, registration.encode(), ephemeral=True)
+        return self.store.exists(path).czxid
+
+    def get_all_brokers(self) -> list[zk.BrokerRegistration]:
+        brokers = []
+        for child in self.store.get_children(zk.BROKER_IDS):
+            try:
+                data, stat = self.store.get(f"{zk.BROKER_IDS}/{child}")
+            except NoNodeError:
+                continue
+            brokers.append(zk.BrokerRegistration.decode(int(child), data, stat.czxid))
+        return sorted(brokers, key=lambda b: b.broker_id)
+
+    # -- controller -------------------------------------------------------------------------------
+    def get_controller_id(self) -> int | None:
+        try:
+            return zk.decode_controller(self.store.get(zk.CONTROLLER)[0])
+        except NoNodeError:
+            return None
+
+    def try_elect_controller(self, broker_id: int) -> tuple[int, int] | None:
+        """One multi: create the ephemeral /controller and bump /controller_epoch, conditioned on
+        the epoch's version. Returns (epoch, epoch zk version) if we won, None if we lost."""
+        try:
+            data, stat = self.store.get(zk.CONTROLLER_EPOCH)
+            epoch, version = int(data), stat.version
+        except NoNodeError:
+            try:
+                self.store.create(zk.CONTROLLER_EPOCH, b"0")
+            except NodeExistsError:
+                pass
+            data, stat = self.store.get(zk.CONTROLLER_EPOCH)
+            epoch, version = int(data), stat.version
+        try:
+            results = self.store.multi([
+                Op("create", zk.CONTROLLER, zk.encode_controller(broker_id), ephemeral=True),
+                Op("set", zk.CONTROLLER_EPOCH, str(epoch + 1).encode(), version),
+            ])
+        except (NodeExistsError, BadVersionError):
+            return None
+        return epoch + 1, results[1].version
+
+    # -- topics ---------------------------------------------------------------------------------
+    def get_all_topics(self) -> list[str]:
+        return self.store.get_children(zk.TOPICS)
+
+    def get_topic_assignment(self, topic: str) -> zk.TopicAssignment | None:
+        try:
+            return zk.TopicAssignment.decode(self.store.get(zk.topic_path(topic))[0])
+        except NoNodeError:
+            return None
+
+    def create_topic(self, topic: str, assignment: zk.TopicAssignment, config: dict[str, str]) -> None:
+        """Config first, then the topic znode (the controller's watch), as AdminZkClient does."""
+        config_path = zk.topic_config_path(topic)
+        if self.store.exists(config_path) is None:
+            self.store.create(config_path, zk.encode_entity_config(config), makepath=True)
+        else:
+            self.store.set(config_path, zk.encode_entity_config(config))
+        self.store.create(zk.topic_path(topic), assignment.encode(), makepath=True)
+
+    def set_topic_assignment(self, topic: str, assignment: zk.TopicAssignment) -> None:
+        self.store.set(zk.topic_path(topic), assignment.encode())
+
+    def get_topic_config(self, topic: str) -> dict[str, str]:
+        try:
+            return zk.decode_entity_config(self.store.get(zk.topic_config_path(topic))[0])
+        except NoNodeError:
+            return {}
+
+    def set_topic_config(self, topic: str, config: dict[str, str]) -> None:
+        path = zk.topic_config_path(topic)
+        if self.store.exists(path) is None:
+            self.store.create(path, zk.encode_entity_config(config), makepath=True)
+        else:
+            self.store.set(path, zk.encode_entity_config(config))
+        self.store.create(f"{zk.CONFIG_CHANGES}/config_change_", zk.encode_config_change(f"topics/{topic}"),
+                          sequence=True, makepath=True)
+
+    def mark_topic_for_deletion(self, topic: str) -> None:
+        try:
+            self.store.create(zk.delete_topic_path(topic), b"", makepath=True)
+        except NodeExistsError:
+            pass
+
+    def topics_to_delete(self) -> list[str]:
+        return self.store.get_children(zk.DELETE_TOPICS)
+
+    def delete_topic_znodes(self, topic: str, epoch_zk_version: int) -> None:
+        """Removes the topic, its config and its deletion marker (a controller write)."""
+        for path in (zk.topic_path(topic), zk.topic_config_path(topic)):
+            if self.store.exists(path) is not None:
+                self.store.delete(path, recursive=True)
+        if self.store.exists(zk.delete_topic_path(topic)) is not None:
+            self.store.delete(zk.delete_topic_path(topic))
+
+    # -- partition states ---------------------------------------------------------------------
+    def get_partition_state(self, topic: str, partition: int) -> zk.LeaderIsrAndControllerEpoch | None:
+        try:
+            data, stat = self.store.get(zk.partition_state_path(topic, partition))
+        except NoNodeError:
+            return None
+        return zk.LeaderIsrAndControllerEpoch.decode(data, stat.version)
+
+    def create_partition_state(self, topic: str, partition: int, state: zk.LeaderIsrAndControllerEpoch,
+                               epoch_zk_version: int) -> None:
+        """Creates .../partitions/<p>/state, fenced by the controller epoch's zk version."""
+        ops = [Op("check", zk.CONTROLLER_EPOCH, version=epoch_zk_version)]
+        if self.store.exists(zk.partitions_path(topic)) is None:
+            ops.append(Op("create", zk.partitions_path(topic)))
+        ops.append(Op("create", zk.partition_path(topic, partition)))
+        ops.append(Op("create", zk.partition_state_path(topic, partition), state.encode()))
+        try:
+            self.store.multi(ops)
+        except BadVersionError:
+            raise ControllerMovedError from None
+        state.zk_version = 0
+
+    def update_partition_state(self, topic: str, partition: int, state: zk.LeaderIsrAndControllerEpoch,
+                               epoch_zk_version: int) -> bool:
+        """Conditional setData on the state znode; False if its version moved (caller retries)."""
+        ops = [Op("check", zk.CONTROLLER_EPOCH, version=epoch_zk_version),
+               Op("set", zk.partition_state_path(topic, partition), state.encode(), state.zk_version)]
+        try:
+            results = self.store.multi(ops)
+        except BadVersionError:
+            if self.store.get(zk.CONTROLLER_EPOCH)[1].version != epoch_zk_version:
+                raise ControllerMovedError from None
+            return False
+        state.zk_version = results[1].version
+        return True
