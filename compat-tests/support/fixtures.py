@@ -1,0 +1,84 @@
+"""pytest fixtures and hooks shared by tests/conftest.py and compat-tests/conftest.py.
+
+Fixtures:
+- `broker_factory(*overrides)` starts a kbroker subprocess per call (function scope);
+  `module_broker_factory` is the same for brokers shared by a whole test module;
+- `broker`: one broker with default settings (function scope);
+- `zookeeper`: a real ZooKeeper for the session, as its "127.0.0.1:port" connect string.
+Every process is stopped at teardown, passed or failed. When a test fails, the tail of each of
+its brokers' output is attached to the report. Import them all with `from support.fixtures import *`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.processes import BrokerLauncher, BrokerProcess, ZooKeeperProcess, zookeeper_unavailable_reason
+
+__all__ = [
+    "broker",
+    "broker_factory",
+    "module_broker_factory",
+    "pytest_runtest_makereport",
+    "zookeeper",
+    "zookeeper_process",
+]
+
+# Launchers whose brokers are (or were) running while the current test ran.
+_active_launchers: list[BrokerLauncher] = []
+
+
+def _launcher(root) -> Iterator[BrokerLauncher]:
+    launcher = BrokerLauncher(root)
+    _active_launchers.append(launcher)
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()
+        _active_launchers.remove(launcher)
+
+
+@pytest.fixture
+def broker_factory(tmp_path) -> Iterator[BrokerLauncher]:
+    """Call it with `key=value` overrides to start a broker: `broker_factory("broker.id=1")`."""
+    yield from _launcher(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def module_broker_factory(tmp_path_factory) -> Iterator[BrokerLauncher]:
+    yield from _launcher(tmp_path_factory.mktemp("brokers"))
+
+
+@pytest.fixture
+def broker(broker_factory) -> BrokerProcess:
+    return broker_factory()
+
+
+@pytest.fixture(scope="session")
+def zookeeper_process(tmp_path_factory) -> Iterator[ZooKeeperProcess]:
+    reason = zookeeper_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    process = ZooKeeperProcess(tmp_path_factory.mktemp("zookeeper")).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def zookeeper(zookeeper_process) -> str:
+    """A running ZooKeeper's connect string, "127.0.0.1:<port>"."""
+    return zookeeper_process.connect_string
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        for launcher in _active_launchers:
+            for title, text in launcher.logs_for_report():
+                report.sections.append((title, text))
+    return report

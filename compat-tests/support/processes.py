@@ -1,0 +1,290 @@
+"""Start and stop the processes tests run against: kbroker subprocesses and a throwaway ZooKeeper.
+
+A `BrokerProcess` is `python -m kbroker` on a free 127.0.0.1 port with its own log dir, its
+output in a file beside that dir; it counts as ready once it answers a raw ApiVersions v0
+request. A `BrokerLauncher` owns every broker it started and stops them all in one call, which
+the fixtures run at teardown whether the test passed or not. Each child gets its own session
+(process group) so a stuck one can be killed with everything it spawned.
+Must not touch the repository's files: everything a process writes goes under the given tmp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from support import wire
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ZOOKEEPER_SCRIPT = REPO_ROOT / "scripts" / "zookeeper"
+ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+
+BROKER_READY_TIMEOUT = 15.0
+LOG_TAIL_LINES = 200
+
+
+def free_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"<{path} does not exist>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _start_session_process(argv: list[str], output: Path, cwd: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
+    with output.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process and its group; harmless when they are already gone."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+class BrokerFailed(AssertionError):
+    """The broker did not start, or did not stop as asked; the message carries its log."""
+
+
+class BrokerProcess:
+    """One `python -m kbroker` subprocess on 127.0.0.1."""
+
+    def __init__(self, workdir: Path, overrides: list[str], port: int | None = None) -> None:
+        self.workdir = workdir
+        self.log_dir = workdir / "data"
+        self.output_path = workdir / "broker.out"
+        self.overrides = list(overrides)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def argv(self) -> list[str]:
+        argv = [
+            sys.executable,
+            "-m",
+            "kbroker",
+            "--override",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "--override",
+            f"log.dirs={self.log_dir}",
+        ]
+        for override in self.overrides:
+            argv += ["--override", override]
+        return argv
+
+    def output(self) -> str:
+        """Everything the broker wrote to stdout and stderr, over all its runs."""
+        return self.output_path.read_text(errors="replace") if self.output_path.exists() else ""
+
+    def start(self, timeout: float = BROKER_READY_TIMEOUT) -> BrokerProcess:
+        assert self.proc is None or self.proc.poll() is not None, "broker already running"
+        with self.output_path.open("a") as out:
+            out.write(f"=== starting: {' '.join(self.argv())}\n")
+        self.proc = _start_session_process(self.argv(), self.output_path, self.workdir)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = BROKER_READY_TIMEOUT) -> None:
+        """Wait until an ApiVersions v0 request over a socket is answered."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise BrokerFailed(
+                    f"kbroker exited with {self.proc.returncode} before serving:\n{tail(self.output_path)}"
+                )
+            if self._answers_api_versions():
+                return
+            if time.monotonic() > deadline:
+                self.kill()
+                raise BrokerFailed(
+                    f"kbroker did not answer ApiVersions within {timeout}s:\n{tail(self.output_path)}"
+                )
+            time.sleep(0.05)
+
+    def _answers_api_versions(self) -> bool:
+        try:
+            payload = wire.roundtrip(self.port, wire.api_versions_request(correlation_id=7), timeout=2.0)
+        except (OSError, wire.ConnectionClosed):
+            return False
+        return wire.correlation_id_of(payload) == 7
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Send `sig` and wait for the exit; return the exit code (negative = killed by a signal).
+
+        If the broker is still running after `timeout` seconds it is killed and BrokerFailed raised.
+        """
+        if self.proc is None:
+            raise BrokerFailed("broker was never started")
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise BrokerFailed(
+                    f"kbroker still running {timeout}s after signal {signal.Signals(sig).name}; killed it:\n"
+                    f"{tail(self.output_path)}"
+                ) from None
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """SIGKILL the broker (and its process group), as a crash would."""
+        if self.proc is not None:
+            _kill_group(self.proc)
+
+    def restart(self, timeout: float = BROKER_READY_TIMEOUT) -> BrokerProcess:
+        """Stop (SIGTERM) if running, then start again on the same port and log dir."""
+        if self.alive():
+            self.stop()
+        return self.start(timeout)
+
+
+class BrokerLauncher:
+    """Starts brokers under one tmp dir and stops every one of them in `stop_all()`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.brokers: list[BrokerProcess] = []
+
+    def start(self, *overrides: str, port: int | None = None, start: bool = True) -> BrokerProcess:
+        """Start a broker with extra `key=value` overrides, retrying when its port was taken."""
+        for attempt in range(3):
+            broker = BrokerProcess(self.root / f"broker{len(self.brokers)}", list(overrides), port)
+            self.brokers.append(broker)
+            if not start:
+                return broker
+            try:
+                return broker.start()
+            except BrokerFailed:
+                port_taken = "Address already in use" in broker.output()
+                if port is not None or not port_taken or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    __call__ = start
+
+    def stop_all(self) -> None:
+        for broker in self.brokers:
+            if not broker.alive():
+                continue
+            try:
+                broker.stop(timeout=10)
+            except BrokerFailed:
+                pass  # stop() already killed it; the test that cared has reported it
+
+    def logs_for_report(self) -> list[tuple[str, str]]:
+        return [
+            (f"kbroker {b.bootstrap} output (last {LOG_TAIL_LINES} lines)", tail(b.output_path))
+            for b in self.brokers
+        ]
+
+
+# --- ZooKeeper --------------------------------------------------------------------------------
+
+
+def zookeeper_unavailable_reason() -> str | None:
+    if shutil.which("java") is None:
+        return "java is not installed (apt-get install zookeeper pulls in a JRE)"
+    if not ZOOKEEPER_JAR.exists():
+        return f"{ZOOKEEPER_JAR} is missing (apt-get install zookeeper)"
+    return None
+
+
+def four_letter_word(port: int, word: str, timeout: float = 2.0) -> bytes:
+    """Send a ZooKeeper four-letter command (ruok, srvr, ...) and return the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(word.encode())
+        answer = bytearray()
+        while chunk := sock.recv(4096):
+            answer += chunk
+        return bytes(answer)
+
+
+class ZooKeeperProcess:
+    """Debian's ZooKeeper through scripts/zookeeper, on a free 127.0.0.1 port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.output_path = workdir / "zookeeper.out"
+        self.proc: subprocess.Popen | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def connect_string(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ZooKeeperProcess:
+        argv = [str(ZOOKEEPER_SCRIPT), str(self.port), str(self.workdir / "data")]
+        self.proc = _start_session_process(argv, self.output_path, self.workdir)
+        deadline = time.monotonic() + timeout
+        while not self._is_ok():
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"ZooKeeper exited with {self.proc.returncode}:\n{tail(self.output_path)}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(
+                    f"ZooKeeper did not answer ruok within {timeout}s:\n{tail(self.output_path)}"
+                )
+            time.sleep(0.05)
+        return self
+
+    def _is_ok(self) -> bool:
+        # "imok" comes before the server accepts sessions; `srvr` reports a Mode only once it does.
+        try:
+            return four_letter_word(self.port, "ruok") == b"imok" and b"Mode:" in four_letter_word(
+                self.port, "srvr"
+            )
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        _kill_group(self.proc)
