@@ -1,0 +1,267 @@
+"""Kafka's JSON message schemas, loaded into plain data (MessageSchema, FieldSpec).
+
+Reads the schema files shipped as package data by kafka-python 3.x
+(``kafka.protocol.schemas.resources``) plus kbroker's own files under
+``kbroker/api/protocol/schemas/`` (the ZooKeeper-mode inter-broker APIs that
+Kafka 4 dropped). It strips the whole-line ``//`` comments, resolves
+``commonStructs`` and named struct references, and turns version strings into
+ranges. It knows nothing of encoding: compiler.py turns these specs into code.
+It must not touch sockets, the log or any broker state.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass, field
+
+KAFKA_SCHEMA_PACKAGE = "kafka.protocol.schemas.resources"
+OWN_SCHEMA_PACKAGE = "kbroker.api.protocol.schemas"
+
+# Kafka's schema files carry license text and notes as whole-line // comments.
+_COMMENT_LINES = re.compile(r"(?m)^\s*//.*$")
+_CAMEL_BOUNDARY = re.compile(r"(?<!^)(?=[A-Z])")
+
+FIXED_WIDTH_TYPES = {
+    "bool": "?",
+    "int8": "b",
+    "int16": "h",
+    "uint16": "H",
+    "int32": "i",
+    "uint32": "I",
+    "int64": "q",
+    "float64": "d",
+    "uuid": "16s",
+}
+VARIABLE_TYPES = frozenset({"string", "bytes", "records"})
+PRIMITIVE_TYPES = frozenset(FIXED_WIDTH_TYPES) | VARIABLE_TYPES
+INTEGER_TYPES = frozenset({"int8", "int16", "uint16", "int32", "uint32", "int64"})
+ZERO_UUID = uuid.UUID(int=0)
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRange:
+    """Inclusive range of versions; an empty range (lo > hi) stands for "none"."""
+
+    lo: int
+    hi: int
+
+    def __contains__(self, version: int) -> bool:
+        return self.lo <= version <= self.hi
+
+
+NO_VERSIONS = VersionRange(0, -1)
+
+
+def parse_versions(text: str | None) -> VersionRange:
+    """Parse Kafka's version syntax: "3+", "0-12", "5", "none" (or absent)."""
+    if text is None:
+        return NO_VERSIONS
+    text = str(text).strip()
+    if text in ("", "none"):
+        return NO_VERSIONS
+    if text.endswith("+"):
+        return VersionRange(int(text[:-1]), 0x7FFF)
+    if "-" in text:
+        lo, hi = text.split("-", 1)
+        return VersionRange(int(lo), int(hi))
+    return VersionRange(int(text), int(text))
+
+
+def snake_name(name: str) -> str:
+    """kafka-python's rule: ThrottleTimeMs -> throttle_time_ms, TopicId -> topic_id."""
+    return _CAMEL_BOUNDARY.sub("_", name).lower()
+
+
+@dataclass(slots=True)
+class FieldSpec:
+    """One field of a message or struct, as the schema file declares it."""
+
+    name: str  # the schema's CamelCase name
+    key: str  # the snake_case dict key
+    type: str  # the schema's type string: "int32", "[]string", "[]Topic", "Cursor"
+    versions: VersionRange
+    nullable: VersionRange
+    tagged: VersionRange
+    tag: int | None
+    flexible_override: VersionRange | None  # the field's own "flexibleVersions", if any
+    raw_default: object  # the schema's "default" (a string, a number, or None when absent)
+    fields: tuple[FieldSpec, ...] = ()  # members of a struct or of a struct array's elements
+
+    @property
+    def is_array(self) -> bool:
+        return self.type.startswith("[]")
+
+    @property
+    def element_type(self) -> str:
+        """The element type of an array, or the type itself for scalars and structs."""
+        return self.type[2:] if self.is_array else self.type
+
+    @property
+    def is_struct(self) -> bool:
+        """A struct-typed field (not an array of structs)."""
+        return not self.is_array and self.type not in PRIMITIVE_TYPES
+
+    @property
+    def is_struct_array(self) -> bool:
+        return self.is_array and self.element_type not in PRIMITIVE_TYPES
+
+    def is_tagged_in(self, version: int) -> bool:
+        return self.tag is not None and version in self.tagged
+
+    def is_compact_in(self, version: int, message_flexible: bool) -> bool:
+        """Compact (varint-prefixed) encoding, honouring a field-level flexibleVersions override."""
+        if self.flexible_override is not None:
+            return version in self.flexible_override
+        return message_flexible
+
+
+@dataclass(slots=True)
+class MessageSchema:
+    """A whole request, response or header schema."""
+
+    name: str
+    kind: str  # "request", "response" or "header"
+    api_key: int | None
+    valid_versions: VersionRange
+    flexible_versions: VersionRange
+    fields: tuple[FieldSpec, ...] = field(default_factory=tuple)
+
+    def is_flexible(self, version: int) -> bool:
+        return version in self.flexible_versions
+
+
+def default_value(spec: FieldSpec) -> object:
+    """The value a field takes when a message leaves it out (immutable form; arrays -> ())."""
+    raw = spec.raw_default
+    if spec.is_array:
+        if raw == "null":
+            return None
+        return ()
+    if spec.is_struct:
+        if raw == "null":
+            return None
+        return {f.key: default_value(f) for f in spec.fields}
+    kind = spec.type
+    if raw == "null":
+        return None
+    if kind in INTEGER_TYPES:
+        if raw in (None, ""):
+            return 0
+        if isinstance(raw, str) and raw.lower().startswith(("0x", "-0x")):
+            return int(raw, 16)
+        return int(raw)
+    if kind == "bool":
+        if isinstance(raw, str):
+            return raw.strip().lower() == "true"
+        return bool(raw)
+    if kind == "float64":
+        return float(raw) if raw not in (None, "") else 0.0
+    if kind == "string":
+        return "" if raw is None else str(raw)
+    if kind == "uuid":
+        return ZERO_UUID if raw in (None, "") else uuid.UUID(str(raw))
+    if kind == "bytes":
+        return b""
+    if kind == "records":
+        # Kafka's generated classes start records fields out as null when they may be null.
+        return None if spec.nullable.lo <= spec.nullable.hi else b""
+    raise ValueError(f"unknown field type {kind!r} for {spec.name}")
+
+
+def _parse_field(raw: dict, structs: dict[str, list]) -> FieldSpec:
+    type_str = raw["type"]
+    members = raw.get("fields")
+    element = type_str[2:] if type_str.startswith("[]") else type_str
+    if members is None and element not in PRIMITIVE_TYPES:
+        if element not in structs:
+            raise ValueError(f"struct type {element!r} of field {raw['name']!r} is not defined")
+        members = structs[element]
+    flexible_override = raw.get("flexibleVersions")
+    tag = raw.get("tag")
+    return FieldSpec(
+        name=raw["name"],
+        key=snake_name(raw["name"]),
+        type=type_str,
+        versions=parse_versions(raw.get("versions")),
+        nullable=parse_versions(raw.get("nullableVersions")),
+        tagged=parse_versions(raw.get("taggedVersions")),
+        tag=int(tag) if tag is not None else None,
+        flexible_override=parse_versions(flexible_override) if flexible_override is not None else None,
+        raw_default=raw.get("default"),
+        fields=tuple(_parse_field(m, structs) for m in members or ()),
+    )
+
+
+def _collect_named_structs(fields: list, structs: dict[str, list]) -> None:
+    """Remember every struct declared inline, so later references by type name resolve."""
+    for raw in fields:
+        if "fields" in raw:
+            element = raw["type"][2:] if raw["type"].startswith("[]") else raw["type"]
+            structs.setdefault(element, raw["fields"])
+            _collect_named_structs(raw["fields"], structs)
+
+
+def parse_schema_text(text: str) -> MessageSchema:
+    """Parse one schema file's text (with // comments) into a MessageSchema."""
+    data = json.loads(_COMMENT_LINES.sub("", text))
+    structs: dict[str, list] = {s["name"]: s["fields"] for s in data.get("commonStructs", ())}
+    for common in data.get("commonStructs", ()):
+        _collect_named_structs(common["fields"], structs)
+    _collect_named_structs(data.get("fields", ()), structs)
+    api_key = data.get("apiKey")
+    return MessageSchema(
+        name=data["name"],
+        kind=data["type"],
+        api_key=int(api_key) if api_key is not None else None,
+        valid_versions=parse_versions(data.get("validVersions")),
+        flexible_versions=parse_versions(data.get("flexibleVersions")),
+        fields=tuple(_parse_field(f, structs) for f in data.get("fields", ())),
+    )
+
+
+def _schema_files():
+    """Every schema file: kafka-python's set first, then ours (ours win on a clash)."""
+    for package in (KAFKA_SCHEMA_PACKAGE, OWN_SCHEMA_PACKAGE):
+        for entry in sorted(importlib.resources.files(package).iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".json"):
+                yield entry
+
+
+class SchemaRegistry:
+    """All message schemas, indexed by (api key, "request"|"response"); loaded on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_key: dict[tuple[int, str], MessageSchema] | None = None
+        self._headers: dict[str, MessageSchema] = {}
+
+    def _load(self) -> dict[tuple[int, str], MessageSchema]:
+        with self._lock:
+            if self._by_key is None:
+                by_key: dict[tuple[int, str], MessageSchema] = {}
+                for entry in _schema_files():
+                    schema = parse_schema_text(entry.read_text(encoding="utf-8"))
+                    if schema.kind in ("request", "response") and schema.api_key is not None:
+                        by_key[(schema.api_key, schema.kind)] = schema
+                    elif schema.kind == "header":
+                        self._headers[schema.name] = schema
+                self._by_key = by_key
+            return self._by_key
+
+    def get(self, api_key: int, kind: str) -> MessageSchema:
+        """The schema of one API's request or response; KeyError for an unknown api key."""
+        return self._load()[(api_key, kind)]
+
+    def api_keys(self) -> list[int]:
+        return sorted({key for key, kind in self._load() if kind == "request"})
+
+    def header(self, name: str) -> MessageSchema:
+        self._load()
+        return self._headers[name]
+
+
+REGISTRY = SchemaRegistry()
