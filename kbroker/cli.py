@@ -1,5 +1,130 @@
-"""Command line entry point (placeholder until the config module lands)."""
+"""The `kbroker` command (and `python -m kbroker`), shaped like kafka-server-start.sh:
+
+    kbroker [server.properties] [--override key=value ...] [--log-level LEVEL]
+
+It reads the settings (kbroker.config), reports unknown keys in one warning line, and stops with
+exit code 2 and one error line on a bad value or an unreadable file, before anything listens.
+Then it sets up logging (`[time] LEVEL logger: message`) and hands over to kbroker.server.
+
+Must not touch: sockets, the data directory or any service; kbroker.server is imported only once
+the settings are known to be good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+import kbroker
+from kbroker.config import DATA_DIR_DEFAULT, ConfigError, KafkaConfig
+
+LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
+LOG_LEVEL_ENV = "KBROKER_LOG_LEVEL"
+
+log = logging.getLogger("kbroker.cli")
+
+
+def _argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbroker",
+        description="Run a Kafka broker. Settings use Kafka's names; precedence, lowest first: Kafka's "
+        "defaults, kbroker's single-node defaults (without zookeeper.connect), the properties file, "
+        "KBROKER_<NAME> environment variables (KBROKER_ADVERTISED_LISTENERS), then --override.",
+    )
+    parser.add_argument(
+        "properties",
+        nargs="?",
+        metavar="server.properties",
+        help="a Java properties file with broker settings",
+    )
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="set one broker setting; may be repeated",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        default=None,
+        help=f"DEBUG, INFO, WARN or ERROR (default: ${LOG_LEVEL_ENV} or INFO)",
+    )
+    parser.add_argument("--version", action="version", version=f"kbroker {kbroker.__version__}")
+    return parser
+
+
+def _parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    return _argument_parser().parse_args(argv)
+
+
+def _load_config(args: argparse.Namespace) -> KafkaConfig:
+    """The settings from the command line; on a bad one, one error line and SystemExit(2)."""
+    try:
+        config = KafkaConfig.load(args.properties, overrides=args.override, env=os.environ)
+    except ConfigError as exc:
+        print(f"kbroker: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if config.unknown_keys:
+        print(
+            f"kbroker: warning: ignoring unknown settings: {', '.join(config.unknown_keys)}", file=sys.stderr
+        )
+    return config
+
+
+def parse_args(argv: list[str] | None = None) -> KafkaConfig:
+    """Command line to checked settings; SystemExit(2) with one stderr line on any error."""
+    return _load_config(_parse_command_line(argv))
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    name = (args.log_level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
+    # Kafka's log4j names: WARN for WARNING, and TRACE (finer than DEBUG, which Python lacks).
+    name = {"WARN": "WARNING", "TRACE": "DEBUG"}.get(name, name)
+    level = logging.getLevelName(name)
+    if not isinstance(level, int):
+        print(
+            f"kbroker: error: {LOG_LEVEL_ENV}={name!r} is not one of DEBUG, INFO, WARN, ERROR",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return level
+
+
+def _setup_logging(level: int) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _log_startup(config: KafkaConfig) -> None:
+    if config.single_node:
+        log.info("single-node mode: no zookeeper.connect, metadata kept under the data directory")
+    else:
+        log.info("cluster mode: ZooKeeper at %s", config.get("zookeeper.connect"))
+    dirs = ", ".join(config.log_dirs)
+    if config.is_default("log.dirs") and config.is_default("log.dir"):
+        log.info("data directory: %s (log.dirs not set; kbroker's default is %s)", dirs, DATA_DIR_DEFAULT)
+    else:
+        log.info("data directory: %s", dirs)
 
 
 def main(argv: list[str] | None = None) -> int:
-    raise SystemExit("kbroker: not yet runnable")
+    args = _parse_command_line(argv)
+    level = _log_level(args)
+    config = _load_config(args)
+    _setup_logging(level)
+    _log_startup(config)
+    from kbroker.server import run_broker  # late: nothing starts before the settings are good
+
+    try:
+        return run_broker(config)
+    except KeyboardInterrupt:
+        return 130
