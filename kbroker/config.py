@@ -997,18 +997,20 @@ class KafkaConfig:
     def _topic_default(self, key: TopicConfigKey) -> Any:
         if key.name == "retention.ms":
             return self.log_retention_ms  # Kafka turns any negative retention into -1
-        for synonym in key.synonyms:
+        value = self._first_set(key.synonyms)
+        return key.default if value is None else value
+
+    def _first_set(self, synonyms: Iterable[Synonym]) -> Any:
+        """The first of these broker settings that has a value, converted (hours -> ms)."""
+        for synonym in synonyms:
             value = self.get(synonym.broker_name)
             if value is not None:
-                return value * synonym.multiplier if synonym.multiplier != 1 else value
-        return key.default
-
-    def _first_set(self, *synonyms: tuple[str, int]) -> Any:
-        for name, multiplier in synonyms:
-            value = self.get(name)
-            if value is not None:
-                return value * multiplier
+                # Only numbers have multipliers; a list or boolean must not be multiplied.
+                return value if synonym.multiplier == 1 else value * synonym.multiplier
         return None
+
+    def _topic_synonym_value(self, topic_name: str) -> Any:
+        return self._first_set(TOPIC_CONFIG_BY_NAME[topic_name].synonyms)
 
     # -- derived values -------------------------------------------------------------------
     @property
@@ -1027,22 +1029,22 @@ class KafkaConfig:
     @property
     def log_retention_ms(self) -> int:
         """log.retention.ms, else .minutes, else .hours, in ms; any negative value means -1 (forever)."""
-        millis = self._first_set(
-            ("log.retention.ms", 1), ("log.retention.minutes", MINUTE_MS), ("log.retention.hours", HOUR_MS)
-        )
+        millis = self._topic_synonym_value("retention.ms")
         return -1 if millis < 0 else millis
 
     @property
     def log_roll_ms(self) -> int:
-        return self._first_set(("log.roll.ms", 1), ("log.roll.hours", HOUR_MS))
+        """log.roll.ms, else log.roll.hours, in ms."""
+        return self._topic_synonym_value("segment.ms")
 
     @property
     def log_roll_jitter_ms(self) -> int:
-        return self._first_set(("log.roll.jitter.ms", 1), ("log.roll.jitter.hours", HOUR_MS))
+        return self._topic_synonym_value("segment.jitter.ms")
 
     @property
     def log_flush_interval_ms(self) -> int:
-        return self._first_set(("log.flush.interval.ms", 1), ("log.flush.scheduler.interval.ms", 1))
+        """log.flush.interval.ms, else log.flush.scheduler.interval.ms."""
+        return self._topic_synonym_value("flush.ms")
 
     @property
     def log_message_timestamp_before_max_ms(self) -> int:
@@ -1059,7 +1061,9 @@ class KafkaConfig:
 
     @property
     def zookeeper_connection_timeout_ms(self) -> int:
-        return self._first_set(("zookeeper.connection.timeout.ms", 1), ("zookeeper.session.timeout.ms", 1))
+        return self._first_set(
+            (Synonym("zookeeper.connection.timeout.ms"), Synonym("zookeeper.session.timeout.ms"))
+        )
 
     @property
     def listener_security_protocol_map(self) -> dict[str, str]:
