@@ -1,0 +1,114 @@
+"""Topic-level log settings (Kafka's LogConfig) under Kafka's topic config names, with Kafka's defaults.
+
+`LogConfig.from_topic_config` turns a topic's `{name: string value}` overrides (as stored in
+/config/topics/<t>) into a LogConfig over a base (the broker's log.* defaults, built elsewhere).
+Plain data: no broker config parsing (kbroker/config.py owns that), no files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from kbroker.log.compression import CODEC_BY_TOPIC_COMPRESSION, PRODUCER_COMPRESSION
+
+LONG_MAX = 2**63 - 1
+CREATE_TIME_NAME = "CreateTime"
+LOG_APPEND_TIME_NAME = "LogAppendTime"
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    segment_bytes: int = 1024 * 1024 * 1024
+    segment_ms: int = 7 * 24 * 3600 * 1000
+    segment_jitter_ms: int = 0
+    segment_index_bytes: int = 10 * 1024 * 1024
+    index_interval_bytes: int = 4096
+    retention_ms: int = 7 * 24 * 3600 * 1000
+    retention_bytes: int = -1
+    max_message_bytes: int = 1048588
+    message_timestamp_type: str = CREATE_TIME_NAME
+    message_timestamp_before_max_ms: int = LONG_MAX
+    message_timestamp_after_max_ms: int = LONG_MAX
+    cleanup_policy: str = "delete"
+    compression_type: str = PRODUCER_COMPRESSION
+    min_insync_replicas: int = 1
+    flush_messages: int = LONG_MAX
+    flush_ms: int = LONG_MAX
+    file_delete_delay_ms: int = 60000
+    delete_retention_ms: int = 24 * 3600 * 1000
+    min_cleanable_dirty_ratio: float = 0.5
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = LONG_MAX
+    preallocate: bool = False
+    unclean_leader_election_enable: bool = False
+
+    @property
+    def compact(self) -> bool:
+        return "compact" in self._policies()
+
+    @property
+    def delete(self) -> bool:
+        return "delete" in self._policies()
+
+    @property
+    def log_append_time(self) -> bool:
+        return self.message_timestamp_type == LOG_APPEND_TIME_NAME
+
+    @property
+    def target_codec(self) -> int | None:
+        """Codec batches must end up in, or None to keep the producer's."""
+        if self.compression_type == PRODUCER_COMPRESSION:
+            return None
+        return CODEC_BY_TOPIC_COMPRESSION[self.compression_type]
+
+    def _policies(self) -> set[str]:
+        return {policy.strip() for policy in self.cleanup_policy.split(",")}
+
+    @classmethod
+    def from_topic_config(cls, overrides: dict[str, str], base: LogConfig | None = None) -> LogConfig:
+        """Apply topic overrides (Kafka names, string values) over `base` (default: Kafka's defaults).
+
+        Names this class does not model are ignored; a bad value raises ValueError naming the key.
+        """
+        base = base if base is not None else cls()
+        changes: dict[str, object] = {}
+        for name, raw in overrides.items():
+            field = _FIELD_BY_TOPIC_NAME.get(name)
+            if field is None:
+                continue
+            try:
+                changes[field] = _parse_value(field, raw)
+            except ValueError as err:
+                raise ValueError(f"invalid value {raw!r} for topic config {name}: {err}") from err
+        return dataclasses.replace(base, **changes)
+
+
+# Topic config name -> field; every field's Kafka name is its name with dots.
+_FIELD_BY_TOPIC_NAME = {field.name.replace("_", "."): field.name for field in dataclasses.fields(LogConfig)}
+
+_VALID_CHOICES = {
+    "message_timestamp_type": {CREATE_TIME_NAME, LOG_APPEND_TIME_NAME},
+    "compression_type": {PRODUCER_COMPRESSION, *CODEC_BY_TOPIC_COMPRESSION},
+}
+
+
+def _parse_value(field: str, raw: str) -> object:
+    default = getattr(LogConfig(), field)
+    text = raw.strip()
+    if isinstance(default, bool):
+        if text.lower() not in ("true", "false"):
+            raise ValueError("expected true or false")
+        return text.lower() == "true"
+    if isinstance(default, int):
+        return int(text)
+    if isinstance(default, float):
+        return float(text)
+    if field == "cleanup_policy":
+        policies = [policy.strip() for policy in text.split(",")]
+        if not set(policies) <= {"delete", "compact"}:
+            raise ValueError("expected delete, compact or both")
+        return ",".join(dict.fromkeys(policies))
+    if field in _VALID_CHOICES and text not in _VALID_CHOICES[field]:
+        raise ValueError(f"expected one of {sorted(_VALID_CHOICES[field])}")
+    return text

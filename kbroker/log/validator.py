@@ -1,0 +1,341 @@
+"""Validation of batches appended as leader, and offset assignment (Kafka's LogValidator and
+UnifiedLog.analyzeAndValidateRecords).
+
+Checks, in Kafka's order: client baseOffset 0, batch size vs max.message.bytes (MESSAGE_TOO_LARGE),
+size and CRC-32C (CORRUPT_MESSAGE); then per batch: offset range vs count, count > 0, no client
+control batches, producer id with a sequence (INVALID_RECORD); then record-level rules only when
+a rule needs the records (keys on compacted topics, finite message.timestamp.before/after.max.ms)
+and the timestamp-type rules readable from the header (INVALID_TIMESTAMP).
+
+Offsets and the partition leader epoch are patched into the batch headers; LogAppendTime topics
+also get the timestamp bit and maxTimestamp, with the CRC recomputed. A writable buffer (bytearray
+or writable memoryview) is patched in place, so the caller hands it over; read-only input is copied
+once. A topic whose compression.type names a codec different from the producer's gets its records
+rebuilt into one batch in that codec.
+
+Known gap (deliberate, for speed): Kafka walks the records of every batch (decompressing compressed
+ones) and so notices a record count that disagrees with the records; here records are walked only
+when a rule above needs them. The CRC still protects against damage in transit.
+
+No files, no producer state, no partition leadership here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from kbroker.api.protocol.errors import Errors
+from kbroker.log.compression import CODEC_NONE, CODEC_ZSTD
+from kbroker.log.config import LONG_MAX, LogConfig
+from kbroker.log.errors import LogError
+from kbroker.log.records import (
+    CREATE_TIME,
+    LOG_APPEND_TIME,
+    MAGIC_V2,
+    NO_TIMESTAMP,
+    BatchHeader,
+    Buffer,
+    CorruptRecordError,
+    SimpleRecord,
+    batch_crc_is_valid,
+    build_batch,
+    iter_batches,
+    iter_records,
+    parse_header,
+    set_max_timestamp,
+    set_offsets_and_epoch,
+)
+
+
+class AppendOrigin(enum.Enum):
+    """Who is appending: client-only rules apply to CLIENT (Kafka's AppendOrigin)."""
+
+    CLIENT = "client"
+    COORDINATOR = "coordinator"
+    REPLICATION = "replication"
+
+
+@dataclass(slots=True)
+class ValidationResult:
+    """Batches ready to write, with offsets assigned (Kafka's ValidationResult)."""
+
+    records: Buffer
+    batches: list[BatchHeader]
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    shallow_offset_of_max_timestamp: int
+    log_append_time: int
+    record_count: int
+    size_maybe_changed: bool
+
+
+def validate_produce_partition_records(api_version: int, records: Buffer | None) -> Errors:
+    """ProduceRequest.validateRecords: v3+ carries exactly one magic-2 batch; zstd needs v7+."""
+    if api_version < 3:
+        return Errors.NONE
+    if records is None:
+        return Errors.INVALID_RECORD
+    try:
+        batches = iter_batches(records)
+        first = next(batches, None)
+        if first is None or first.magic != MAGIC_V2:
+            return Errors.INVALID_RECORD
+        if api_version < 7 and first.compression_codec == CODEC_ZSTD:
+            return Errors.UNSUPPORTED_COMPRESSION_TYPE
+        if next(batches, None) is not None:
+            return Errors.INVALID_RECORD
+    except CorruptRecordError:
+        return Errors.CORRUPT_MESSAGE
+    return Errors.NONE
+
+
+def analyze_and_validate_records(
+    records: Buffer,
+    origin: AppendOrigin,
+    max_message_bytes: int,
+    ignore_record_size: bool = False,
+) -> tuple[memoryview, list[BatchHeader]]:
+    """Header-level checks of every batch; returns the valid prefix and the batches' headers.
+
+    Trailing bytes of a partial batch are dropped, as Kafka does.
+    """
+    view = memoryview(records)
+    headers: list[BatchHeader] = []
+    try:
+        for header in iter_batches(view):
+            if header.magic != MAGIC_V2:
+                raise LogError(
+                    Errors.UNSUPPORTED_FOR_MESSAGE_FORMAT,
+                    f"message format v{header.magic} is not supported; only record batch v2",
+                )
+            if origin is AppendOrigin.CLIENT and header.base_offset != 0:
+                raise LogError(
+                    Errors.INVALID_RECORD,
+                    f"the baseOffset of the record batch in the append should be 0, but it is {header.base_offset}",
+                )
+            if not ignore_record_size and header.size > max_message_bytes:
+                raise LogError(
+                    Errors.MESSAGE_TOO_LARGE,
+                    f"the record batch size {header.size} exceeds max.message.bytes {max_message_bytes}",
+                )
+            if not batch_crc_is_valid(view, header):
+                raise LogError(
+                    Errors.CORRUPT_MESSAGE, f"record batch at position {header.position} fails its CRC"
+                )
+            headers.append(header)
+    except CorruptRecordError as err:
+        raise LogError(Errors.CORRUPT_MESSAGE, str(err)) from err
+    valid_bytes = headers[-1].end if headers else 0
+    return view[:valid_bytes], headers
+
+
+def validate_and_assign_offsets(
+    records: memoryview,
+    headers: list[BatchHeader],
+    *,
+    first_offset: int,
+    leader_epoch: int,
+    now_ms: int,
+    config: LogConfig,
+    origin: AppendOrigin,
+) -> ValidationResult:
+    """LogValidator.validateMessagesAndAssignOffsets for v2 batches (headers from
+    analyze_and_validate_records)."""
+    for header in headers:
+        _validate_batch(header, origin)
+        _validate_records_of_batch(records, header, now_ms, config)
+    if _needs_recompression(headers, config):
+        return _rebuild_in_target_codec(records, headers, first_offset, leader_epoch, now_ms, config)
+    return _assign_offsets_in_place(records, headers, first_offset, leader_epoch, now_ms, config)
+
+
+def _validate_batch(header: BatchHeader, origin: AppendOrigin) -> None:
+    if origin is not AppendOrigin.CLIENT:
+        return
+    count_from_offsets = header.last_offset_delta + 1
+    if count_from_offsets <= 0:
+        raise LogError(
+            Errors.INVALID_RECORD,
+            f"batch has an invalid offset range: lastOffsetDelta {header.last_offset_delta}",
+        )
+    if header.record_count <= 0:
+        raise LogError(
+            Errors.INVALID_RECORD, f"invalid reported count for record batch: {header.record_count}"
+        )
+    if count_from_offsets != header.record_count:
+        raise LogError(
+            Errors.INVALID_RECORD,
+            f"inconsistent batch offset range (lastOffsetDelta {header.last_offset_delta}) "
+            f"and count of records {header.record_count}",
+        )
+    if header.is_control:
+        raise LogError(Errors.INVALID_RECORD, "clients are not allowed to write control records")
+    if header.has_producer_id and header.base_sequence < 0:
+        raise LogError(
+            Errors.INVALID_RECORD,
+            f"invalid sequence number {header.base_sequence} in record batch with producerId {header.producer_id}",
+        )
+
+
+def _validate_records_of_batch(
+    records: memoryview, header: BatchHeader, now_ms: int, config: LogConfig
+) -> None:
+    """Record-level rules (keys, timestamps); decodes records only when a rule needs them."""
+    errors: list[tuple[int, str]] = []
+    timestamp_errors = False
+    bounded = (
+        config.message_timestamp_before_max_ms < LONG_MAX or config.message_timestamp_after_max_ms < LONG_MAX
+    )
+    check_each_timestamp = not config.log_append_time and bounded and header.timestamp_type == CREATE_TIME
+    if config.compact or check_each_timestamp:
+        for index, record in enumerate(_records_or_invalid(records, header)):
+            if config.compact and record.key is None:
+                errors.append((index, "compacted topic cannot accept message without key"))
+            elif check_each_timestamp and _timestamp_out_of_bounds(record.timestamp, now_ms, config):
+                errors.append((index, f"timestamp {record.timestamp} of message is out of range"))
+                timestamp_errors = True
+    timestamp_message = _batch_timestamp_problem(header, now_ms, config)
+    if timestamp_message is not None and not errors:
+        errors = [(index, timestamp_message) for index in range(max(header.record_count, 1))]
+        timestamp_errors = True
+    if errors:
+        code = Errors.INVALID_TIMESTAMP if timestamp_errors else Errors.INVALID_RECORD
+        shown = "; ".join(f"record {index}: {message}" for index, message in errors[:3])
+        raise LogError(code, f"{len(errors)} record error(s), first ones: {shown}", errors)
+
+
+def _records_or_invalid(records: memoryview, header: BatchHeader):
+    try:
+        yield from iter_records(records, header)
+    except CorruptRecordError as err:
+        raise LogError(Errors.INVALID_RECORD, f"found invalid record structure: {err}") from err
+
+
+def _timestamp_out_of_bounds(timestamp: int, now_ms: int, config: LogConfig) -> bool:
+    if timestamp == NO_TIMESTAMP:
+        return False
+    difference = now_ms - timestamp
+    return (
+        difference > config.message_timestamp_before_max_ms
+        or -difference > config.message_timestamp_after_max_ms
+    )
+
+
+def _batch_timestamp_problem(header: BatchHeader, now_ms: int, config: LogConfig) -> str | None:
+    """Timestamp rules decidable from the header: records of a LogAppendTime batch carry its
+    maxTimestamp, which a client may not choose except as a plain CreateTime value."""
+    if header.timestamp_type != LOG_APPEND_TIME:
+        return None
+    if config.log_append_time or header.max_timestamp == NO_TIMESTAMP:
+        return "producer should not set timestamp type to LogAppendTime"
+    if _timestamp_out_of_bounds(header.max_timestamp, now_ms, config):
+        return f"timestamp {header.max_timestamp} of message is out of range"
+    return None
+
+
+def _needs_recompression(headers: list[BatchHeader], config: LogConfig) -> bool:
+    target = config.target_codec
+    if target is None:
+        return False
+    source = CODEC_NONE
+    for header in headers:
+        if header.compression_codec != CODEC_NONE:
+            source = header.compression_codec
+    if source == target:
+        return False
+    # Uncompressed control batches are never compressed by the broker.
+    return not (source == CODEC_NONE and all(header.is_control for header in headers))
+
+
+def _writable(records: memoryview) -> memoryview:
+    return records if not records.readonly else memoryview(bytearray(records))
+
+
+def _assign_offsets_in_place(
+    records: memoryview,
+    headers: list[BatchHeader],
+    first_offset: int,
+    leader_epoch: int,
+    now_ms: int,
+    config: LogConfig,
+) -> ValidationResult:
+    buf = _writable(records)
+    next_offset = first_offset
+    max_timestamp = NO_TIMESTAMP
+    offset_of_max_timestamp = -1
+    record_count = 0
+    patched: list[BatchHeader] = []
+    for header in headers:
+        set_offsets_and_epoch(buf, header, next_offset, leader_epoch)
+        if config.log_append_time:
+            set_max_timestamp(buf, header, LOG_APPEND_TIME, now_ms)
+        elif header.timestamp_type == LOG_APPEND_TIME:
+            set_max_timestamp(buf, header, CREATE_TIME, header.max_timestamp)
+        batch = parse_header(buf, header.position)
+        patched.append(batch)
+        next_offset = batch.next_offset
+        record_count += batch.record_count
+        if batch.max_timestamp > max_timestamp:
+            max_timestamp = batch.max_timestamp
+            offset_of_max_timestamp = batch.last_offset
+    log_append_time = NO_TIMESTAMP
+    if config.log_append_time:
+        log_append_time = now_ms
+        max_timestamp = now_ms
+        offset_of_max_timestamp = next_offset - 1
+    return ValidationResult(
+        records=buf,
+        batches=patched,
+        first_offset=first_offset,
+        last_offset=next_offset - 1,
+        max_timestamp=max_timestamp,
+        shallow_offset_of_max_timestamp=offset_of_max_timestamp,
+        log_append_time=log_append_time,
+        record_count=record_count,
+        size_maybe_changed=False,
+    )
+
+
+def _rebuild_in_target_codec(
+    records: memoryview,
+    headers: list[BatchHeader],
+    first_offset: int,
+    leader_epoch: int,
+    now_ms: int,
+    config: LogConfig,
+) -> ValidationResult:
+    """Kafka's buildRecordsAndAssignOffsets: all records into one batch in the topic's codec."""
+    simple_records = [
+        SimpleRecord(record.key, record.value, record.headers, record.timestamp)
+        for header in headers
+        for record in _records_or_invalid(records, header)
+    ]
+    first = headers[0]
+    rebuilt = build_batch(
+        simple_records,
+        base_offset=first_offset,
+        compression=config.target_codec or CODEC_NONE,
+        timestamp_type=LOG_APPEND_TIME if config.log_append_time else CREATE_TIME,
+        log_append_time=now_ms,
+        producer_id=first.producer_id,
+        producer_epoch=first.producer_epoch,
+        base_sequence=first.base_sequence,
+        is_transactional=first.is_transactional,
+        partition_leader_epoch=leader_epoch,
+        now_ms=now_ms,
+    )
+    batch = parse_header(rebuilt, 0)
+    log_append_time = now_ms if config.log_append_time else NO_TIMESTAMP
+    return ValidationResult(
+        records=memoryview(rebuilt),
+        batches=[batch],
+        first_offset=first_offset,
+        last_offset=batch.last_offset,
+        max_timestamp=batch.max_timestamp,
+        shallow_offset_of_max_timestamp=batch.last_offset,
+        log_append_time=log_append_time,
+        record_count=batch.record_count,
+        size_maybe_changed=True,
+    )

@@ -1,0 +1,51 @@
+"""Helpers shared by the log tests: kafka-python as an independent writer and reader of batches.
+
+kafka-python's DefaultRecordBatchBuilder compresses the way producers do; its MemoryRecords /
+DefaultRecordBatch reader checks what we store. No tests here.
+"""
+
+from __future__ import annotations
+
+from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.memory_records import MemoryRecords
+
+COMPRESSIBLE = b"kbroker-" * 64
+
+
+def producer_batch(
+    values: list[bytes | None],
+    *,
+    codec: int = 0,
+    keys: list[bytes | None] | None = None,
+    timestamp: int = 1_700_000_000_000,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    transactional: bool = False,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> bytearray:
+    """A batch as a producer sends it (baseOffset 0), written by kafka-python."""
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=codec,
+        is_transactional=transactional,
+        producer_id=producer_id,
+        producer_epoch=producer_epoch,
+        base_sequence=base_sequence,
+        batch_size=1 << 30,
+    )
+    keys = keys if keys is not None else [None] * len(values)
+    for offset, (key, value) in enumerate(zip(keys, values, strict=True)):
+        builder.append(offset, timestamp + offset, key, value, headers or [])
+    return bytearray(builder.build())
+
+
+def read_batches(data: bytes) -> list[tuple[object, list[object]]]:
+    """[(kafka-python batch, its records)] for every batch in `data`, CRCs checked."""
+    records = MemoryRecords(bytes(data))
+    result = []
+    while records.has_next():
+        batch = records.next_batch()
+        assert batch.validate_crc(), f"bad CRC at offset {batch.base_offset}"
+        result.append((batch, list(batch)))
+    return result

@@ -1,0 +1,307 @@
+"""Record batch format (kbroker.log.records, compression) checked against kafka-python's reader
+and writer, and leader-append validation (kbroker.log.validator) error codes."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.record.default_records import ControlRecord
+from test_log_support import COMPRESSIBLE, producer_batch, read_batches
+
+from kbroker.api.protocol.errors import Errors
+from kbroker.log import compression
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import LogError
+from kbroker.log.records import (
+    HEADER_STRUCT,
+    LOG_APPEND_TIME,
+    ControlRecordType,
+    CorruptRecordError,
+    SimpleRecord,
+    build_batch,
+    build_control_batch,
+    compute_batch_crc,
+    encode_varint,
+    iter_batches,
+    iter_records,
+    parse_control_record,
+    parse_header,
+    read_varint,
+)
+from kbroker.log.validator import (
+    AppendOrigin,
+    analyze_and_validate_records,
+    validate_and_assign_offsets,
+    validate_produce_partition_records,
+)
+
+CODECS = [
+    compression.CODEC_NONE,
+    compression.CODEC_GZIP,
+    compression.CODEC_SNAPPY,
+    compression.CODEC_LZ4,
+    compression.CODEC_ZSTD,
+]
+NOW = 1_700_000_100_000
+DEFAULT_CONFIG = LogConfig()
+
+
+def patch_header(batch: bytes | bytearray, **fields: int) -> bytearray:
+    """Rewrite header fields of a single batch and fix its CRC, to craft invalid-but-intact batches."""
+    buf = bytearray(batch)
+    names = list(parse_header(buf)._fields)[1:]
+    values = dict(zip(names, HEADER_STRUCT.unpack_from(buf), strict=True))
+    values.update(fields)
+    HEADER_STRUCT.pack_into(buf, 0, *(values[name] for name in names))
+    struct.pack_into(">I", buf, 17, compute_batch_crc(buf, 0, len(buf)))
+    return buf
+
+
+def validate(batch, config=DEFAULT_CONFIG, origin=AppendOrigin.CLIENT, first_offset=0, leader_epoch=0):
+    view, headers = analyze_and_validate_records(batch, origin, config.max_message_bytes)
+    return validate_and_assign_offsets(
+        view,
+        headers,
+        first_offset=first_offset,
+        leader_epoch=leader_epoch,
+        now_ms=NOW,
+        config=config,
+        origin=origin,
+    )
+
+
+def error_of(batch, **kwargs) -> LogError:
+    with pytest.raises(LogError) as caught:
+        validate(batch, **kwargs)
+    return caught.value
+
+
+# --- format ---------------------------------------------------------------------------------
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_varint_round_trip(value):
+    encoded = encode_varint(value)
+    assert read_varint(encoded + b"\xff", 0) == (value, len(encoded))
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_built_batch_reads_back_with_kafka_python(codec):
+    records = [
+        SimpleRecord(b"k%d" % i, COMPRESSIBLE + b"%d" % i, [("h", b"v%d" % i)], 1_700_000_000_000 + i)
+        for i in range(20)
+    ]
+    records.append(SimpleRecord(None, None, (), 1_700_000_000_050))
+    data = build_batch(
+        records, base_offset=100, compression=codec, producer_id=7, producer_epoch=2, base_sequence=40
+    )
+    [(batch, read)] = read_batches(data)
+    assert batch.compression_type == codec
+    assert (batch.base_offset, batch.producer_id, batch.producer_epoch, batch.base_sequence) == (
+        100,
+        7,
+        2,
+        40,
+    )
+    assert batch.max_timestamp == 1_700_000_000_050
+    assert [(r.offset, r.key, r.value, r.timestamp) for r in read] == [
+        (100 + i, r.key, r.value, r.timestamp) for i, r in enumerate(records)
+    ]
+    assert [r.headers for r in read[:20]] == [[("h", b"v%d" % i)] for i in range(20)]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_producer_batches_decode_with_iter_records(codec):
+    values = [COMPRESSIBLE + b"%d" % i for i in range(50)]
+    data = producer_batch(values, codec=codec, keys=[b"key%d" % i for i in range(50)], headers=[("a", b"b")])
+    [header] = list(iter_batches(data))
+    assert header.compression_codec == codec
+    decoded = list(iter_records(data, header))
+    assert [r.value for r in decoded] == values
+    assert [r.key for r in decoded] == [b"key%d" % i for i in range(50)]
+    assert [r.offset for r in decoded] == list(range(50))
+    assert [r.timestamp for r in decoded] == [1_700_000_000_000 + i for i in range(50)]
+    assert decoded[3].headers == (("a", b"b"),)
+
+
+def test_snappy_reads_raw_blocks_without_xerial_framing():
+    import snappy
+
+    payload = COMPRESSIBLE * 10
+    assert compression.decompress(compression.CODEC_SNAPPY, snappy.compress(payload)) == payload
+    assert compression.compress(compression.CODEC_SNAPPY, payload).startswith(b"\x82SNAPPY\x00")
+
+
+def test_iter_batches_stops_at_a_partial_batch_and_rejects_bad_lengths():
+    first = build_batch([SimpleRecord(b"a", b"1")])
+    second = build_batch([SimpleRecord(b"b", b"2")], base_offset=1)
+    data = first + second[:-3]
+    headers = list(iter_batches(data))
+    assert [h.base_offset for h in headers] == [0]
+    assert headers[0].end == len(first)
+    bad_length = bytearray(first)
+    struct.pack_into(">i", bad_length, 8, 1)
+    with pytest.raises(CorruptRecordError):
+        list(iter_batches(bad_length))
+
+
+def test_control_batch_round_trip():
+    data = build_control_batch(ControlRecordType.COMMIT, 42, 3, 9, base_offset=5, timestamp=NOW)
+    [(batch, [record])] = read_batches(data)
+    assert batch.is_control_batch and batch.is_transactional and batch.producer_id == 42
+    assert isinstance(record, ControlRecord) and record.commit
+    [header] = list(iter_batches(data))
+    [ours] = list(iter_records(data, header))
+    assert parse_control_record(ours) == (ControlRecordType.COMMIT, 9)
+
+
+def test_truncated_compressed_records_are_corrupt():
+    data = producer_batch([COMPRESSIBLE] * 5, codec=compression.CODEC_GZIP)
+    header = parse_header(data)
+    lying = patch_header(data, record_count=6, last_offset_delta=5)
+    with pytest.raises(CorruptRecordError):
+        list(iter_records(lying, parse_header(lying)))
+    assert len(list(iter_records(data, header))) == 5
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def test_assigns_offsets_and_leader_epoch_in_place():
+    data = producer_batch([b"a", b"b", b"c"])
+    result = validate(data, first_offset=1000, leader_epoch=7)
+    assert (result.first_offset, result.last_offset, result.record_count) == (1000, 1002, 3)
+    assert result.log_append_time == -1
+    assert result.max_timestamp == 1_700_000_000_002 and result.shallow_offset_of_max_timestamp == 1002
+    [(batch, records)] = read_batches(data)  # patched in the caller's bytearray
+    assert batch.base_offset == 1000 and batch.leader_epoch == 7
+    assert [r.offset for r in records] == [1000, 1001, 1002]
+
+
+def test_read_only_input_is_copied_not_patched():
+    data = bytes(producer_batch([b"a"]))
+    result = validate(data, first_offset=55)
+    assert parse_header(data).base_offset == 0
+    assert parse_header(result.records).base_offset == 55
+
+
+@pytest.mark.parametrize("codec", [compression.CODEC_NONE, compression.CODEC_LZ4])
+def test_log_append_time_rewrites_timestamp_and_crc(codec):
+    data = producer_batch([COMPRESSIBLE] * 4, codec=codec)
+    result = validate(data, config=LogConfig(message_timestamp_type="LogAppendTime"), first_offset=10)
+    assert result.log_append_time == NOW and result.max_timestamp == NOW
+    assert result.shallow_offset_of_max_timestamp == 13
+    [(batch, records)] = read_batches(result.records)
+    assert batch.timestamp_type == LOG_APPEND_TIME and batch.max_timestamp == NOW
+    assert {r.timestamp for r in records} == {NOW}
+
+
+def test_trailing_partial_batch_is_dropped():
+    data = producer_batch([b"a"])
+    view, headers = analyze_and_validate_records(data + data[:30], AppendOrigin.CLIENT, 1 << 20)
+    assert len(view) == len(data) and len(headers) == 1
+    # A length field below the smallest message is corruption, not a partial batch (as in Kafka).
+    assert error_of(data + b"\x00" * 20).code == Errors.CORRUPT_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("mutate", "code"),
+    [
+        (lambda b: patch_header(b, base_offset=5), Errors.INVALID_RECORD),
+        (lambda b: patch_header(b, last_offset_delta=5), Errors.INVALID_RECORD),
+        (lambda b: patch_header(b, last_offset_delta=-1), Errors.INVALID_RECORD),
+        (lambda b: patch_header(b, record_count=0, last_offset_delta=-1), Errors.INVALID_RECORD),
+        (lambda b: patch_header(b, attributes=0x30, producer_id=1, producer_epoch=0), Errors.INVALID_RECORD),
+        (lambda b: patch_header(b, producer_id=9, producer_epoch=0, base_sequence=-1), Errors.INVALID_RECORD),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), Errors.CORRUPT_MESSAGE),
+        (lambda b: patch_header(b, magic=1), Errors.UNSUPPORTED_FOR_MESSAGE_FORMAT),
+    ],
+)
+def test_invalid_batches_get_kafka_error_codes(mutate, code):
+    data = mutate(producer_batch([b"a", b"b"]))
+    assert error_of(data).code == code
+
+
+def test_batch_shorter_than_its_header_is_corrupt():
+    data = producer_batch([b"a"])
+    short = bytearray(data[:40])
+    struct.pack_into(">i", short, 8, 28)
+    assert error_of(short).code == Errors.CORRUPT_MESSAGE
+
+
+def test_message_too_large():
+    data = producer_batch([b"x" * 2000])
+    assert error_of(data, config=LogConfig(max_message_bytes=1000)).code == Errors.MESSAGE_TOO_LARGE
+    assert validate(data, config=LogConfig(max_message_bytes=len(data))).record_count == 1
+
+
+def test_control_batches_only_from_the_coordinator():
+    marker = build_control_batch(ControlRecordType.ABORT, 5, 0, 1)
+    assert error_of(marker).code == Errors.INVALID_RECORD
+    assert validate(marker, origin=AppendOrigin.COORDINATOR, first_offset=3).first_offset == 3
+
+
+@pytest.mark.parametrize("codec", [compression.CODEC_NONE, compression.CODEC_ZSTD])
+def test_compacted_topic_rejects_keyless_records(codec):
+    compacted = LogConfig(cleanup_policy="compact")
+    data = producer_batch([COMPRESSIBLE] * 3, keys=[b"k", None, b"k"], codec=codec)
+    err = error_of(data, config=compacted)
+    assert err.code == Errors.INVALID_RECORD and [index for index, _ in err.record_errors] == [1]
+    keyed = producer_batch([COMPRESSIBLE] * 3, keys=[b"k"] * 3, codec=codec)
+    assert validate(keyed, config=compacted).record_count == 3
+
+
+def test_timestamp_bounds():
+    bounded = LogConfig(message_timestamp_before_max_ms=60_000, message_timestamp_after_max_ms=1_000)
+    old = producer_batch([b"a", b"b"], timestamp=NOW - 60_001)
+    err = error_of(old, config=bounded)
+    assert err.code == Errors.INVALID_TIMESTAMP and [i for i, _ in err.record_errors] == [0]
+    future = producer_batch([b"a"], timestamp=NOW + 1_001)
+    assert error_of(future, config=bounded).code == Errors.INVALID_TIMESTAMP
+    assert validate(producer_batch([b"a"], timestamp=NOW - 59_000), config=bounded).record_count == 1
+    # Unbounded (the default) never looks at timestamps.
+    assert validate(old).record_count == 2
+
+
+def test_client_log_append_time_batches():
+    data = patch_header(producer_batch([b"a"]), attributes=0x08)
+    err = error_of(data, config=LogConfig(message_timestamp_type="LogAppendTime"))
+    assert err.code == Errors.INVALID_TIMESTAMP
+    no_timestamp = patch_header(producer_batch([b"a"]), attributes=0x08, max_timestamp=-1)
+    assert error_of(no_timestamp).code == Errors.INVALID_TIMESTAMP
+    # On a CreateTime topic a LogAppendTime batch with a real maxTimestamp becomes CreateTime.
+    result = validate(patch_header(producer_batch([b"a"]), attributes=0x08))
+    [(batch, _)] = read_batches(result.records)
+    assert batch.timestamp_type == 0
+
+
+def test_topic_codec_recompresses_producer_batches():
+    data = producer_batch(
+        [COMPRESSIBLE] * 10,
+        codec=compression.CODEC_SNAPPY,
+        keys=[b"k"] * 10,
+        producer_id=3,
+        producer_epoch=1,
+        base_sequence=20,
+    )
+    result = validate(data, config=LogConfig(compression_type="gzip"), first_offset=70)
+    assert result.size_maybe_changed
+    [(batch, records)] = read_batches(result.records)
+    assert batch.compression_type == compression.CODEC_GZIP
+    assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (3, 1, 20)
+    assert [r.offset for r in records] == list(range(70, 80))
+    assert all(r.value == COMPRESSIBLE for r in records)
+
+
+def test_produce_request_records_rule():
+    one = producer_batch([b"a"])
+    assert validate_produce_partition_records(9, one) == Errors.NONE
+    assert validate_produce_partition_records(9, one + one) == Errors.INVALID_RECORD
+    assert validate_produce_partition_records(9, b"") == Errors.INVALID_RECORD
+    assert validate_produce_partition_records(9, None) == Errors.INVALID_RECORD
+    zstd = producer_batch([COMPRESSIBLE] * 3, codec=compression.CODEC_ZSTD)
+    assert validate_produce_partition_records(6, zstd) == Errors.UNSUPPORTED_COMPRESSION_TYPE
+    assert validate_produce_partition_records(7, zstd) == Errors.NONE
