@@ -3,18 +3,29 @@
 Advertises exactly the APIs that have a handler module, with the versions each serves.
 Versions newer than ours are answered by kafka_apis.py in v0 format with UNSUPPORTED_VERSION
 and our own range (KIP-511); a v3+ body that does not parse gets INVALID_REQUEST there too.
+From v3 the client software name and version must match Kafka's pattern (letters, digits, '-'
+and '.', starting and ending with a letter or digit), else INVALID_REQUEST.
 Known gaps: no feature flags (SupportedFeatures/FinalizedFeatures are empty, as a ZooKeeper-mode
-broker without metadata.version sends them); no client software name/version validation.
+broker without metadata.version sends them).
 """
 
 from __future__ import annotations
 
+import re
+
 from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 
 API_KEY = ApiKey.API_VERSIONS
 VERSIONS = (0, 4)
 
 
+_SOFTWARE_PATTERN = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
+
+
 async def handle(ctx: RequestContext, request: dict) -> dict:
+    if ctx.api_version >= 3 and not (_SOFTWARE_PATTERN.fullmatch(request["client_software_name"])
+                                     and _SOFTWARE_PATTERN.fullmatch(request["client_software_version"])):
+        return {"error_code": Errors.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
     return {"error_code": 0, "api_keys": ctx.broker.api_versions_body, "throttle_time_ms": 0}
