@@ -126,6 +126,11 @@ class KafkaServer:
             loop.add_signal_handler(sig, self._stopped.set)
         await self.startup()
         await self._stopped.wait()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # A second signal while we shut down (or tear down the interpreter) must not kill us
+            # half-way: the first one already asked for a clean stop.
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)
         await self.shutdown()
 
 
