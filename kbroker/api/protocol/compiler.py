@@ -130,10 +130,12 @@ class _Source:
         return self._struct_names[fmt]
 
     def compile(self, function_name: str, filename: str):
-        code = compile("\n".join(self.lines) + "\n", filename, "exec")
+        text = "\n".join(self.lines) + "\n"
         namespace = dict(self.names)
-        exec(code, namespace)  # noqa: S102 - source generated from schema files, no user input
-        return namespace[function_name]
+        exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - generated from schema files
+        function = namespace[function_name]
+        function.source = text  # kept for debugging: print(codec.decode.source)
+        return function
 
 
 def _kind(spec: FieldSpec) -> str:
