@@ -608,7 +608,12 @@ def compile_encoder(schema: MessageSchema, version: int):
     src.emit(2, "w = _bytearray()")
     src.emit(2, "flushed = 0")
     builder.struct(schema.fields, "msg", 2, "w")
-    src.emit(2, "out.append(_bytes(w))")
+    if has_records(schema.fields, version):
+        # Records fields are handed over as pieces of their own; skip an empty tail.
+        src.emit(2, "if w:")
+        src.emit(3, "out.append(_bytes(w))")
+    else:
+        src.emit(2, "out.append(_bytes(w))")
     src.emit(2, "return flushed + _len(w)")
     src.emit(1, "except _CodecError:")
     src.emit(2, "raise")
