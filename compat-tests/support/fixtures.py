@@ -21,6 +21,7 @@ __all__ = [
     "broker",
     "broker_factory",
     "module_broker_factory",
+    "pytest_configure",
     "pytest_runtest_makereport",
     "zookeeper",
     "zookeeper_process",
@@ -72,6 +73,13 @@ def zookeeper_process(tmp_path_factory) -> Iterator[ZooKeeperProcess]:
 def zookeeper(zookeeper_process) -> str:
     """A running ZooKeeper's connect string, "127.0.0.1:<port>"."""
     return zookeeper_process.connect_string
+
+
+def pytest_configure(config) -> None:
+    # kafka-python 3.0 loads its schemas with importlib.resources calls deprecated in 3.11:
+    # one warning per schema file, which would bury every other warning.
+    for message in ("read_text is deprecated", "open_text is deprecated"):
+        config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
 
 
 @pytest.hookimpl(wrapper=True)

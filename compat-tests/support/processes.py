@@ -146,6 +146,16 @@ class BrokerProcess:
     def send_signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
+    def wait(self, timeout: float = 10.0) -> int:
+        """Wait for the broker to exit on its own; return the exit code. Kills it on timeout."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise BrokerFailed(
+                f"kbroker still running after {timeout}s; killed it:\n{tail(self.output_path)}"
+            ) from None
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Send `sig` and wait for the exit; return the exit code (negative = killed by a signal).
 
