@@ -379,6 +379,18 @@ def test_requests_in_flight_at_sigterm_are_answered_or_cleanly_cut(broker):
     assert broker.wait(timeout=5) == 0  # one SIGTERM only: a second one would be a different test
 
 
+@pytest.mark.parametrize("crash", [False, True], ids=["sigterm", "kill-9"])
+def test_restart_keeps_the_cluster_id(broker, crash):
+    cluster_id = metadata(broker.port, 12).cluster_id
+    if crash:
+        broker.kill()
+    broker.restart()
+
+    after = metadata(broker.port, 12)
+    assert after.cluster_id == cluster_id
+    assert [(b.node_id, b.port) for b in after.brokers] == [(0, broker.port)]
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "kbroker", *args], capture_output=True, text=True, timeout=30
