@@ -42,7 +42,7 @@ class KafkaApis:
 
     def supported_versions(self) -> list[tuple[int, int, int]]:
         """(api_key, min, max) for every API served: what ApiVersions advertises."""
-        return sorted((h.api_key, h.min_version, h.max_version) for h in self.handlers.values())
+        return sorted((h.api_key, h.advertised_min, h.advertised_max) for h in self.handlers.values())
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         try:
@@ -92,7 +92,7 @@ class KafkaApis:
     def _unsupported_api_versions(self, correlation_id: int, handler: Handler) -> list:
         body = {
             "error_code": Errors.UNSUPPORTED_VERSION,
-            "api_keys": [{"api_key": handler.api_key, "min_version": handler.min_version,
-                          "max_version": handler.max_version}],
+            "api_keys": [{"api_key": handler.api_key, "min_version": handler.advertised_min,
+                          "max_version": handler.advertised_max}],
         }
         return self._encode(correlation_id, ApiKey.API_VERSIONS, 0, body)

@@ -34,6 +34,10 @@ class ConnectionInfo(Protocol):
     listener_name: str
 
 
+# Response chunks are bytes-like, or file regions (records of a fetch) that know how to read
+# themselves once: `read_bytes()`.
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
 # processor(connection, frame) -> list of response chunks (None: no response, e.g. acks=0)
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
 
@@ -118,7 +122,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.close()
                 return
             if end - pos - 4 >= size:
-                self._frames.append(memoryview(bytes(view[pos + 4 : pos + 4 + size])))
+                # A bytearray, so the log validator can patch offsets into a produce in place.
+                self._frames.append(memoryview(bytearray(view[pos + 4 : pos + 4 + size])))
                 pos += 4 + size
                 continue
             if size > RECEIVE_BUFFER_BYTES // 2:
@@ -169,7 +174,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             finally:
                 self.server.in_flight -= 1
             if chunks and not self._closing:
-                self.transport.writelines(chunks)
+                self.transport.writelines([c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks])
                 if not self._can_write.is_set():
                     await self._can_write.wait()
 

@@ -4,6 +4,7 @@ A handler module looks like this (see api_versions.py):
 
     API_KEY = ApiKey.METADATA        # the API it serves
     VERSIONS = (0, 13)               # the versions it serves, advertised as-is in ApiVersions
+    ADVERTISED_VERSIONS = (0, 13)    # optional: a wider range to advertise (Produce, see produce.py)
     async def handle(ctx: RequestContext, request: dict) -> dict | None
 
 `handle` returns the response body as a dict (missing fields take the schema defaults), or
@@ -32,6 +33,8 @@ class Handler:
     max_version: int
     handle: Callable[[Any, dict], Awaitable[dict | None]]
     name: str
+    advertised_min: int
+    advertised_max: int
 
 
 def load_handlers() -> dict[int, Handler]:
@@ -39,5 +42,7 @@ def load_handlers() -> dict[int, Handler]:
     for module_name in HANDLER_MODULES:
         module = importlib.import_module(f"{__name__}.{module_name}")
         low, high = module.VERSIONS
-        handlers[int(module.API_KEY)] = Handler(int(module.API_KEY), low, high, module.handle, module_name)
+        ad_low, ad_high = getattr(module, "ADVERTISED_VERSIONS", module.VERSIONS)
+        handlers[int(module.API_KEY)] = Handler(int(module.API_KEY), low, high, module.handle, module_name,
+                                                ad_low, ad_high)
     return handlers

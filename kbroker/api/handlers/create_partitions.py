@@ -1,0 +1,30 @@
+"""CreatePartitions (37), v0-3.
+
+Grows a topic to `count` partitions, with Kafka's assignment for the new ones or the explicit
+assignments given; the controller brings them online and the answer waits up to timeout_ms.
+Errors as Kafka: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (fewer or the same count),
+INVALID_REPLICA_ASSIGNMENT (wrong number of assignments, unknown brokers, duplicates),
+INVALID_REQUEST for a topic named twice. validate_only checks without changing anything.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.CREATE_PARTITIONS
+VERSIONS = (0, 3)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    names = [t["name"] for t in request["topics"]]
+    duplicates = {n for n in names if names.count(n) > 1}
+    changes = [(t["name"], t["count"], None if t["assignments"] is None else [a["broker_ids"] for a in t["assignments"]])
+               for t in request["topics"] if t["name"] not in duplicates]
+    results = await ctx.broker.admin_manager.create_partitions(changes, request["timeout_ms"],
+                                                               request["validate_only"])
+    out = [{"name": n, "error_code": e, "error_message": m} for n, (e, m) in results.items()]
+    out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
+             "error_message": "Duplicate topic in request."} for n in sorted(duplicates)]
+    return {"throttle_time_ms": 0, "results": out}

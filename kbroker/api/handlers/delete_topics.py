@@ -1,0 +1,41 @@
+"""DeleteTopics (20), v0-6.
+
+Topics by name (v0-5 TopicNames, v6 Topics with a name) or by id (v6, name null). Each is marked
+under /admin/delete_topics; the controller stops its replicas, deletes its logs and removes its
+znodes; the answer waits until this broker's metadata no longer has it (REQUEST_TIMED_OUT after
+timeout_ms). Unknown names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID;
+delete.topic.enable=false: TOPIC_DELETION_DISABLED. Error messages from v5.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+from kbroker.metadata.metadata_cache import ZERO_UUID
+
+API_KEY = ApiKey.DELETE_TOPICS
+VERSIONS = (0, 6)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    cache = ctx.broker.metadata_cache
+    if ctx.api_version >= 6:
+        wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]
+    else:
+        wanted = [(name, ZERO_UUID) for name in request["topic_names"]]
+    responses, names = [], []
+    for name, topic_id in wanted:
+        if name is None:
+            topic = cache.topic_by_id(topic_id)
+            if topic is None:
+                responses.append({"name": None, "topic_id": topic_id, "error_code": Errors.UNKNOWN_TOPIC_ID,
+                                  "error_message": "Topic id not found"})
+                continue
+            name = topic.name
+        names.append((name, topic_id))
+    results = await ctx.broker.admin_manager.delete_topics([n for n, _ in names], request["timeout_ms"])
+    for name, topic_id in names:
+        error, message = results[name]
+        responses.append({"name": name, "topic_id": topic_id, "error_code": error, "error_message": message})
+    return {"throttle_time_ms": 0, "responses": responses}

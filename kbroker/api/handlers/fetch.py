@@ -1,0 +1,80 @@
+"""Fetch (1), v4-18.
+
+Consumers (replica id -1) read up to the high watermark, or the last stable offset with
+read_committed; partitions are read in request order with the response limit max_bytes and each
+partition's limit, the first batch found always whole even when larger (KIP-74). When less than
+min_bytes is found the fetch waits, woken by appends, up to max_wait_ms (DelayedFetch in
+kbroker/replica). OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
+UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13 (UNKNOWN_TOPIC_ID).
+Records go out as file regions of the segments, never decoded.
+Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0, so
+clients keep sending full fetches; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
+Known gaps: follower fetches (replica id >= 0) are served like consumer fetches up to the log
+end, without follower bookkeeping, until replication lands; no preferred read replica.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH_TXN_COMMITTED
+from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
+
+API_KEY = ApiKey.FETCH
+VERSIONS = (4, 18)
+
+INVALID_SESSION_ID = 0
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    version = ctx.api_version
+    if request["session_id"] != INVALID_SESSION_ID:
+        return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,
+                "responses": []}
+    cache = ctx.broker.metadata_cache
+    replica_id = request["replica_id"] if version < 15 else request["replica_state"]["replica_id"]
+    if replica_id >= 0:
+        isolation = FETCH_LOG_END
+    else:
+        isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
+    wanted: list[FetchRequestPartition] = []
+    layout: list[tuple[dict, list[tuple[int, int | Errors]]]] = []  # topic entry -> partitions (index or error)
+    for topic in request["topics"]:
+        name = topic["topic"]
+        if version >= 13:
+            meta = cache.topic_by_id(topic["topic_id"])
+            name = meta.name if meta is not None else None
+        slots: list[tuple[int, int | Errors]] = []
+        for p in topic["partitions"]:
+            if name is None:
+                slots.append((p["partition"], Errors.UNKNOWN_TOPIC_ID))
+                continue
+            slots.append((p["partition"], len(wanted)))
+            wanted.append(FetchRequestPartition(name, p["partition"], p["fetch_offset"], p["partition_max_bytes"],
+                                                p["current_leader_epoch"], p["last_fetched_epoch"],
+                                                p["log_start_offset"]))
+        layout.append((topic, slots))
+    results = await ctx.broker.replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
+                                                     request["min_bytes"], request["max_bytes"])
+    responses = []
+    for topic, slots in layout:
+        partitions = []
+        for index, slot in slots:
+            result = FetchResult(slot) if isinstance(slot, Errors) else results[slot]
+            partitions.append(_partition_data(index, result))
+        responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
+    return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
+
+
+def _partition_data(index: int, result: FetchResult) -> dict:
+    return {
+        "partition_index": index,
+        "error_code": result.error,
+        "high_watermark": result.high_watermark,
+        "last_stable_offset": result.last_stable_offset,
+        "log_start_offset": result.log_start_offset,
+        "aborted_transactions": result.aborted_transactions,
+        "preferred_read_replica": -1,
+        "records": result.records if result.records is not None else b"",
+    }
