@@ -58,6 +58,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frames: collections.deque[memoryview] = collections.deque()
         self._worker: asyncio.Task | None = None
         self._closing = False
+        self._close_when_idle = False  # a bad frame was seen: answer what came before it, then close
         self._paused_reading = False
         self._can_write = asyncio.Event()
         self._can_write.set()
@@ -119,7 +120,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if size < 0 or size > max_bytes:
                 log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
                             self.peer, size, max_bytes)
-                self.close()
+                # Kafka reads one request at a time, so the ones before this frame are answered first.
+                self._close_when_idle = True
+                self._filled = 0
+                self.transport.pause_reading()
+                self._wake_worker()
                 return
             if end - pos - 4 >= size:
                 # A bytearray, so the log validator can patch offsets into a produce in place.
@@ -143,6 +148,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._wake_worker()
 
     def _wake_worker(self) -> None:
+        if self._close_when_idle and not self._frames and (self._worker is None or self._worker.done()):
+            self.close()
+            return
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._process_frames())
         # Back-pressure: stop reading while a lot of requests queue up behind a slow one.
@@ -155,7 +163,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         frames = self._frames
         while frames and not self._closing:
             frame = frames.popleft()
-            if self._paused_reading and len(frames) <= self.server.max_queued_requests // 2:
+            if self._paused_reading and not self._close_when_idle \
+                    and len(frames) <= self.server.max_queued_requests // 2:
                 self._paused_reading = False
                 self.transport.resume_reading()
             self.server.in_flight += 1
@@ -177,6 +186,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.transport.writelines([c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks])
                 if not self._can_write.is_set():
                     await self._can_write.wait()
+        if self._close_when_idle:
+            self.close()
 
     def close(self) -> None:
         if not self._closing:
