@@ -49,3 +49,27 @@ def read_batches(data: bytes) -> list[tuple[object, list[object]]]:
         assert batch.validate_crc(), f"bad CRC at offset {batch.base_offset}"
         result.append((batch, list(batch)))
     return result
+
+
+def batches_with_positions(path: str) -> list[tuple[int, object, list[object]]]:
+    """[(file position, kafka-python batch, records)] for a whole .log file."""
+    with open(path, "rb") as file:
+        data = file.read()
+    result = []
+    position = 0
+    for batch, records in read_batches(data):
+        result.append((position, batch, records))
+        position += batch.size_in_bytes
+    assert position == len(data), f"{path}: {len(data) - position} bytes after the last batch"
+    return result
+
+
+def index_entries(path: str, entry_format: str) -> list[tuple[int, ...]]:
+    """Entries of an .index (">ii") or .timeindex (">qi") file, parsed with struct alone."""
+    import struct
+
+    with open(path, "rb") as file:
+        data = file.read()
+    size = struct.calcsize(entry_format)
+    assert len(data) % size == 0, f"{path} is not a whole number of entries"
+    return [struct.unpack_from(entry_format, data, at) for at in range(0, len(data), size)]

@@ -1,0 +1,318 @@
+"""LogManager: every partition log of this broker, across the directories of `log.dirs`.
+
+Per log dir: `.lock` (flock, one broker per dir), `meta.properties` (refuses another cluster's or
+broker's dir), `.kafka_cleanshutdown` (written by `close`, removed once loaded; when present the
+logs open without rescanning), `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`
+and `replication-offset-checkpoint` (high watermarks, as ReplicaManager writes them).
+
+The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically and
+`close` at shutdown. Synchronous plain code; nothing here knows leadership or the network.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+
+from kbroker.api.protocol.errors import Errors
+from kbroker.log.checkpoint import (
+    LOG_START_OFFSET_CHECKPOINT_FILE,
+    META_PROPERTIES_FILE,
+    RECOVERY_POINT_CHECKPOINT_FILE,
+    REPLICATION_OFFSET_CHECKPOINT_FILE,
+    MalformedCheckpointError,
+    read_offset_checkpoint,
+    read_properties,
+    write_offset_checkpoint,
+    write_properties,
+)
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, LogError
+from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
+from kbroker.log.segment import now_ms
+from kbroker.log.unified_log import UnifiedLog, log_dir_name, parse_topic_partition
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = ".lock"
+CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
+DELETE_DIR_SUFFIX = "-delete"
+FUTURE_DIR_SUFFIX = "-future"
+STRAY_DIR_SUFFIX = "-stray"
+
+TopicPartition = tuple[str, int]
+
+
+def read_meta_properties(log_dirs: list[str]) -> dict[str, str] | None:
+    """meta.properties of the first log dir that has one (to learn broker.id / cluster.id early)."""
+    for log_dir in log_dirs:
+        properties = read_properties(os.path.join(log_dir, META_PROPERTIES_FILE))
+        if properties is not None:
+            return properties
+    return None
+
+
+class LogManager:
+    """Owns the UnifiedLogs of all partitions stored on this broker."""
+
+    def __init__(
+        self,
+        log_dirs: list[str],
+        *,
+        cluster_id: str,
+        broker_id: int,
+        default_config: LogConfig | None = None,
+        topic_config: Callable[[str], LogConfig] | None = None,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        broker_epoch: int = -1,
+    ):
+        if not log_dirs:
+            raise ValueError("log.dirs is empty")
+        self.log_dirs = [os.path.abspath(d) for d in log_dirs]
+        self.cluster_id = cluster_id
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.default_config = default_config or LogConfig()
+        self._topic_config = topic_config
+        self.producer_id_expiration_ms = producer_id_expiration_ms
+        self.logs: dict[TopicPartition, UnifiedLog] = {}
+        self._log_dir_of: dict[TopicPartition, str] = {}
+        self._logs_to_delete: list[tuple[int, UnifiedLog]] = []
+        self._lock_fds: dict[str, int] = {}
+        self.had_clean_shutdown: dict[str, bool] = {}
+        self._closed = False
+        try:
+            for log_dir in self.log_dirs:
+                self._open_log_dir(log_dir)
+            for log_dir in self.log_dirs:
+                self._load_logs(log_dir)
+        except BaseException:
+            self._release_locks()
+            raise
+
+    # ------------------------------------------------------------------ startup
+
+    def _open_log_dir(self, log_dir: str) -> None:
+        os.makedirs(log_dir, exist_ok=True)
+        self._lock(log_dir)
+        self._check_meta_properties(log_dir)
+
+    def _lock(self, log_dir: str) -> None:
+        fd = os.open(os.path.join(log_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            os.close(fd)
+            raise LogDirLockedError(
+                f"{log_dir} is locked by another process (another broker on this dir?)"
+            ) from err
+        self._lock_fds[log_dir] = fd
+
+    def _release_locks(self) -> None:
+        for fd in self._lock_fds.values():
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self._lock_fds.clear()
+
+    def _check_meta_properties(self, log_dir: str) -> None:
+        path = os.path.join(log_dir, META_PROPERTIES_FILE)
+        properties = read_properties(path)
+        if properties is None:
+            write_properties(
+                path, {"cluster.id": self.cluster_id, "version": "0", "broker.id": str(self.broker_id)}
+            )
+            return
+        if properties.get("cluster.id") not in (None, self.cluster_id):
+            raise InconsistentClusterIdError(
+                f"the cluster id {self.cluster_id} does not match the cluster id {properties['cluster.id']} "
+                f"stored in {path}; this log dir belongs to another cluster"
+            )
+        if properties.get("broker.id") not in (None, str(self.broker_id)):
+            raise InconsistentClusterIdError(
+                f"the broker id {self.broker_id} does not match the broker id {properties['broker.id']} in {path}"
+            )
+        if "cluster.id" not in properties or "broker.id" not in properties:
+            properties.update(
+                {"cluster.id": self.cluster_id, "version": "0", "broker.id": str(self.broker_id)}
+            )
+            write_properties(path, properties)
+
+    def _load_logs(self, log_dir: str) -> None:
+        clean_marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
+        had_clean_shutdown = os.path.exists(clean_marker)
+        self.had_clean_shutdown[log_dir] = had_clean_shutdown
+        recovery_points = self._read_checkpoint_or_empty(log_dir, RECOVERY_POINT_CHECKPOINT_FILE)
+        log_starts = self._read_checkpoint_or_empty(log_dir, LOG_START_OFFSET_CHECKPOINT_FILE)
+        high_watermarks = self._read_checkpoint_or_empty(log_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
+        for name in sorted(os.listdir(log_dir)):
+            path = os.path.join(log_dir, name)
+            if not os.path.isdir(path):
+                continue
+            if name.endswith(DELETE_DIR_SUFFIX):
+                log.info("removing %s left by an earlier topic deletion", path)
+                shutil.rmtree(path, ignore_errors=True)
+                continue
+            if name.endswith((FUTURE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):
+                continue
+            try:
+                topic_partition = parse_topic_partition(name)
+            except ValueError:
+                log.warning("skipping %s: not a partition directory", path)
+                continue
+            if topic_partition in self.logs:
+                raise RuntimeError(
+                    f"duplicate log directories for {name}: {self._log_dir_of[topic_partition]} and {log_dir}"
+                )
+            unified_log = UnifiedLog(
+                path,
+                self.config_for(topic_partition[0]),
+                recovery_point=recovery_points.get(topic_partition, 0),
+                log_start_offset=log_starts.get(topic_partition, 0),
+                had_clean_shutdown=had_clean_shutdown,
+                producer_id_expiration_ms=self.producer_id_expiration_ms,
+            )
+            if topic_partition in high_watermarks:
+                unified_log.update_high_watermark(high_watermarks[topic_partition])
+            self.logs[topic_partition] = unified_log
+            self._log_dir_of[topic_partition] = log_dir
+        if had_clean_shutdown:
+            os.remove(clean_marker)
+
+    @staticmethod
+    def _read_checkpoint_or_empty(log_dir: str, name: str) -> dict[TopicPartition, int]:
+        try:
+            return read_offset_checkpoint(os.path.join(log_dir, name))
+        except MalformedCheckpointError as err:
+            log.warning("ignoring %s: %s", name, err)
+            return {}
+
+    # ------------------------------------------------------------------ logs
+
+    def config_for(self, topic: str) -> LogConfig:
+        return self._topic_config(topic) if self._topic_config is not None else self.default_config
+
+    def get_log(self, topic: str, partition: int) -> UnifiedLog | None:
+        return self.logs.get((topic, partition))
+
+    def all_logs(self) -> list[UnifiedLog]:
+        return list(self.logs.values())
+
+    def log_dir_of(self, topic: str, partition: int) -> str | None:
+        return self._log_dir_of.get((topic, partition))
+
+    def get_or_create_log(
+        self, topic: str, partition: int, topic_id: str | None = None, config: LogConfig | None = None
+    ) -> UnifiedLog:
+        """The partition's log, created (empty) in the log dir holding the fewest partitions."""
+        key = (topic, partition)
+        existing = self.logs.get(key)
+        if existing is not None:
+            if topic_id is not None:
+                if existing.topic_id not in (None, topic_id):
+                    raise LogError(
+                        Errors.INCONSISTENT_TOPIC_ID,
+                        f"{topic}-{partition} has topic id {existing.topic_id}, not {topic_id}",
+                    )
+                if existing.topic_id is None:
+                    existing.assign_topic_id(topic_id)
+            return existing
+        log_dir = min(self.log_dirs, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
+        unified_log = UnifiedLog(
+            os.path.join(log_dir, log_dir_name(topic, partition)),
+            config or self.config_for(topic),
+            topic_id=topic_id,
+            had_clean_shutdown=True,
+            producer_id_expiration_ms=self.producer_id_expiration_ms,
+        )
+        self.logs[key] = unified_log
+        self._log_dir_of[key] = log_dir
+        return unified_log
+
+    def update_topic_config(self, topic: str, config: LogConfig) -> None:
+        """Apply changed topic configs to the topic's open logs (new segments follow them)."""
+        for (log_topic, _partition), unified_log in self.logs.items():
+            if log_topic == topic:
+                unified_log.config = config
+
+    def delete_log(self, topic: str, partition: int, now: int | None = None) -> bool:
+        """Rename to `<topic>-<p>.<uuid>-delete` now; remove after file.delete.delay.ms."""
+        key = (topic, partition)
+        unified_log = self.logs.pop(key, None)
+        if unified_log is None:
+            return False
+        log_dir = self._log_dir_of.pop(key)
+        unified_log.rename_dir(f"{log_dir_name(topic, partition)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+        due = (now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
+        self._logs_to_delete.append((due, unified_log))
+        self._write_checkpoints(log_dir)
+        return True
+
+    # ------------------------------------------------------------------ periodic tasks
+
+    def run_retention(self, now: int | None = None) -> int:
+        """Delete old segments of every log, expire producer ids, remove deleted files that are due.
+        Returns the number of segments deleted."""
+        now = now_ms() if now is None else now
+        deleted = 0
+        for unified_log in self.logs.values():
+            deleted += unified_log.delete_old_segments(now)
+            unified_log.delete_pending_files(now)
+            unified_log.remove_expired_producers(now)
+        for entry in [e for e in self._logs_to_delete if e[0] <= now]:
+            self._logs_to_delete.remove(entry)
+            entry[1].delete()
+        return deleted
+
+    def checkpoint(self) -> None:
+        """Write the recovery point, log start offset and high watermark checkpoints of every dir."""
+        for log_dir in self.log_dirs:
+            self._write_checkpoints(log_dir)
+
+    def _write_checkpoints(self, log_dir: str) -> None:
+        held = {key: self.logs[key] for key, d in self._log_dir_of.items() if d == log_dir}
+        write_offset_checkpoint(
+            os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT_FILE),
+            {key: unified_log.recovery_point for key, unified_log in held.items()},
+        )
+        write_offset_checkpoint(
+            os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT_FILE),
+            {
+                key: unified_log.log_start_offset
+                for key, unified_log in held.items()
+                if unified_log.log_start_offset > unified_log.log_segments()[0].base_offset
+            },
+        )
+        write_offset_checkpoint(
+            os.path.join(log_dir, REPLICATION_OFFSET_CHECKPOINT_FILE),
+            {key: unified_log.high_watermark for key, unified_log in held.items()},
+        )
+
+    def flush_if_due(self, now: int | None = None) -> int:
+        """Apply flush.ms to every log and flush rolled segments; returns how many logs fsynced."""
+        now = now_ms() if now is None else now
+        return sum(1 for unified_log in self.logs.values() if unified_log.flush_if_due(now))
+
+    def close(self) -> None:
+        """Flush and close every log, write checkpoints and the clean-shutdown marker, unlock."""
+        if self._closed:
+            return
+        for unified_log in self.logs.values():
+            unified_log.flush()
+            unified_log.close()
+        for _due, unified_log in self._logs_to_delete:
+            unified_log.delete()
+        self._logs_to_delete.clear()
+        for log_dir in self.log_dirs:
+            self._write_checkpoints(log_dir)
+            marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
+            with open(marker, "w", encoding="utf-8") as file:
+                file.write(json.dumps({"version": 0, "brokerEpoch": self.broker_epoch}))
+                file.flush()
+                os.fsync(file.fileno())
+        self._release_locks()
+        self._closed = True

@@ -1,0 +1,552 @@
+"""LogSegment: one `<20-digit base offset>.log` file of record batches with its indexes.
+
+Appends are one pwrite of already-validated batches (page cache; fsync only from `flush`).
+Reads return file regions (file, position, length) so the network layer can sendfile them.
+Offsets are translated to positions through the sparse offset index and then by scanning batch
+headers (61 bytes each, read in 64 KiB blocks). `recover` re-reads every batch, checks sizes and
+CRCs, rebuilds the indexes and truncates at the first bad byte.
+
+Knows files and batch headers only: no partition state beyond the optional leader epoch cache and
+producer state handed to `recover`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from kbroker.log.index import (
+    INDEX_FILE_SUFFIX,
+    TIME_INDEX_FILE_SUFFIX,
+    TXN_INDEX_FILE_SUFFIX,
+    OffsetIndex,
+    TimeIndex,
+    TimestampOffset,
+    TransactionIndex,
+)
+from kbroker.log.records import (
+    HEADER_SIZE_UP_TO_MAGIC,
+    HEADER_STRUCT,
+    LENGTH_OFFSET,
+    LOG_OVERHEAD,
+    MAGIC_OFFSET,
+    MAGIC_V2,
+    RECORD_BATCH_OVERHEAD,
+    BatchHeader,
+    CorruptRecordError,
+    batch_crc_is_valid,
+    iter_records,
+)
+
+LOG_FILE_SUFFIX = ".log"
+DELETED_FILE_SUFFIX = ".deleted"
+CLEANED_FILE_SUFFIX = ".cleaned"
+SWAP_FILE_SUFFIX = ".swap"
+
+_HEADER_READ_AHEAD = 64 * 1024
+_RECOVERY_READ_CHUNK = 8 * 1024 * 1024
+_INT32_MAX = 2**31 - 1
+
+
+def filename_prefix_from_offset(offset: int) -> str:
+    """Kafka's 20-digit zero-padded segment name."""
+    return f"{offset:020d}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class LogOffsetMetadata(NamedTuple):
+    """An offset and where its batch starts (Kafka's LogOffsetMetadata)."""
+
+    message_offset: int
+    segment_base_offset: int = -1
+    relative_position: int = -1
+
+    @property
+    def message_offset_only(self) -> bool:
+        return self.segment_base_offset < 0
+
+
+class LogOffsetPosition(NamedTuple):
+    """A batch found by offset: its last offset, position and size (searchForOffsetWithSize)."""
+
+    offset: int
+    position: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileRegion:
+    """`length` bytes at `position` of an open segment file, ready for os.sendfile.
+
+    `file` stays open (and readable) until the segment is deleted, which happens
+    file.delete.delay.ms after retention or truncation removed it from the log.
+    """
+
+    file: io.FileIO
+    position: int
+    length: int
+
+    def fileno(self) -> int:
+        return self.file.fileno()
+
+    def read_bytes(self) -> bytes:
+        return _pread_exactly(self.file.fileno(), self.length, self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRead:
+    """What LogSegment.read found: where the fetch starts and the bytes to send."""
+
+    offset_metadata: LogOffsetMetadata
+    region: FileRegion | None
+    first_entry_incomplete: bool = False
+
+
+class TimestampAndOffset(NamedTuple):
+    timestamp: int
+    offset: int
+    leader_epoch: int | None
+
+
+def _pread_exactly(fd: int, length: int, position: int) -> bytes:
+    data = os.pread(fd, length, position)
+    if len(data) == length or not data:
+        return data
+    parts = [data]
+    read = len(data)
+    while read < length:
+        chunk = os.pread(fd, length - read, position + read)
+        if not chunk:
+            break
+        parts.append(chunk)
+        read += len(chunk)
+    return b"".join(parts)
+
+
+class LogSegment:
+    """A .log file plus its .index, .timeindex and .txnindex, named by `base_offset`."""
+
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        max_index_size: int,
+        file_suffix: str = "",
+        writable_indexes: bool = True,
+    ):
+        self.directory = directory
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        prefix = os.path.join(directory, filename_prefix_from_offset(base_offset))
+        self.log_path = prefix + LOG_FILE_SUFFIX + file_suffix
+        self.file = _open_log_file(self.log_path)
+        self.max_index_size = max_index_size
+        self._size = os.fstat(self.file.fileno()).st_size
+        self.offset_index = OffsetIndex(
+            prefix + INDEX_FILE_SUFFIX + file_suffix, base_offset, max_index_size, writable_indexes
+        )
+        self.time_index = TimeIndex(
+            prefix + TIME_INDEX_FILE_SUFFIX + file_suffix, base_offset, max_index_size, writable_indexes
+        )
+        self.txn_index = TransactionIndex(prefix + TXN_INDEX_FILE_SUFFIX + file_suffix, base_offset)
+        self.bytes_since_last_index_entry = 0
+        self.created_ms = now_ms()
+        self.rolling_based_timestamp: int | None = None
+        self._max_timestamp_and_offset: TimestampOffset | None = None
+
+    # -- basic properties
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def fd(self) -> int:
+        return self.file.fileno()
+
+    def __repr__(self) -> str:
+        return f"LogSegment(base_offset={self.base_offset}, size={self._size})"
+
+    @property
+    def max_timestamp_so_far(self) -> int:
+        return self._max_timestamp_and_offset_so_far().timestamp
+
+    @property
+    def offset_of_max_timestamp_so_far(self) -> int:
+        return self._max_timestamp_and_offset_so_far().offset
+
+    def _max_timestamp_and_offset_so_far(self) -> TimestampOffset:
+        if self._max_timestamp_and_offset is None:
+            self._max_timestamp_and_offset = self._load_largest_timestamp()
+        return self._max_timestamp_and_offset
+
+    def _load_largest_timestamp(self) -> TimestampOffset:
+        """The last time index entry, then every batch after the offset index entry covering it."""
+        best = self.time_index.last_entry()
+        start = self.offset_index.lookup(best.offset).position
+        for header in self.iter_batch_headers(start):
+            if header.max_timestamp > best.timestamp:
+                best = TimestampOffset(header.max_timestamp, header.last_offset)
+        return best
+
+    @property
+    def largest_timestamp(self) -> int:
+        """Max timestamp of the segment's batches, or the file's mtime if none has one (retention)."""
+        max_timestamp = self.max_timestamp_so_far
+        if max_timestamp >= 0:
+            return max_timestamp
+        return self.last_modified_ms
+
+    @property
+    def last_modified_ms(self) -> int:
+        return int(os.fstat(self.fd).st_mtime * 1000)
+
+    def set_last_modified_ms(self, timestamp_ms: int) -> None:
+        seconds = timestamp_ms / 1000
+        os.utime(self.log_path, (seconds, seconds))
+
+    # -- appending
+
+    def can_convert_to_relative_offset(self, offset: int) -> bool:
+        return 0 <= offset - self.base_offset <= _INT32_MAX
+
+    def append(
+        self,
+        largest_offset: int,
+        largest_timestamp: int,
+        offset_of_max_timestamp: int,
+        records: memoryview | bytes,
+    ) -> None:
+        """Write validated batches at the end of the file and add index entries when due."""
+        length = len(records)
+        if length == 0:
+            return
+        if not self.can_convert_to_relative_offset(largest_offset):
+            raise ValueError(f"offset {largest_offset} does not fit segment {self.base_offset}")
+        physical_position = self._size
+        if physical_position == 0:
+            self.rolling_based_timestamp = largest_timestamp
+        self._write_at(records, physical_position)
+        self._size += length
+        if largest_timestamp > self.max_timestamp_so_far:
+            self._max_timestamp_and_offset = TimestampOffset(largest_timestamp, offset_of_max_timestamp)
+        if self.bytes_since_last_index_entry > self.index_interval_bytes:
+            self.offset_index.append(largest_offset, physical_position)
+            self.time_index.maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)
+            self.bytes_since_last_index_entry = 0
+        self.bytes_since_last_index_entry += length
+
+    def _write_at(self, records: memoryview | bytes, position: int) -> None:
+        view = memoryview(records)
+        written = os.pwrite(self.fd, view, position)
+        while written < len(view):  # regular files only write short on ENOSPC-like trouble
+            more = os.pwrite(self.fd, view[written:], position + written)
+            if more <= 0:
+                raise OSError(f"short write to {self.log_path}")
+            written += more
+
+    # -- reading
+
+    def read_bytes(self, position: int, length: int) -> bytes:
+        return _pread_exactly(self.fd, length, position)
+
+    def iter_batch_headers(
+        self, start_position: int = 0, end_position: int | None = None
+    ) -> Iterator[BatchHeader]:
+        """Headers of the complete batches in [start, end); positions are file positions."""
+        end = self._size if end_position is None else min(end_position, self._size)
+        position = start_position
+        block = b""
+        block_start = position
+        while end - position >= RECORD_BATCH_OVERHEAD:
+            relative = position - block_start
+            if relative + RECORD_BATCH_OVERHEAD > len(block):
+                block = os.pread(self.fd, min(_HEADER_READ_AHEAD, end - position), position)
+                block_start, relative = position, 0
+                if len(block) < RECORD_BATCH_OVERHEAD:
+                    return
+            fields = HEADER_STRUCT.unpack_from(block, relative)
+            size = fields[1] + LOG_OVERHEAD
+            if size < RECORD_BATCH_OVERHEAD or fields[3] != MAGIC_V2:
+                raise CorruptRecordError(f"{self.log_path}: bad batch header at position {position}")
+            if position + size > end:
+                return
+            yield BatchHeader(position, *fields)
+            position += size
+
+    def iter_full_batches(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader, bytes]]:
+        """(file position, header relative to `data`, data) for each complete batch, read in large
+        chunks; stops at a torn tail, raises CorruptRecordError at an impossible header."""
+        end = self._size
+        position = start_position
+        data = b""
+        data_start = position
+        while end - position >= HEADER_SIZE_UP_TO_MAGIC:
+            relative = position - data_start
+            if relative + RECORD_BATCH_OVERHEAD > len(data):
+                data = _pread_exactly(self.fd, min(_RECOVERY_READ_CHUNK, end - position), position)
+                data_start, relative = position, 0
+            if len(data) - relative < HEADER_SIZE_UP_TO_MAGIC:
+                return
+            size = int.from_bytes(
+                data[relative + LENGTH_OFFSET : relative + LENGTH_OFFSET + 4], "big", signed=True
+            )
+            size += LOG_OVERHEAD
+            if size < RECORD_BATCH_OVERHEAD or data[relative + MAGIC_OFFSET] != MAGIC_V2:
+                raise CorruptRecordError(f"{self.log_path}: bad batch header at position {position}")
+            if position + size > end:
+                return
+            if relative + size > len(data):
+                data = _pread_exactly(self.fd, max(size, min(_RECOVERY_READ_CHUNK, end - position)), position)
+                data_start, relative = position, 0
+                if len(data) < size:
+                    return
+            yield position, BatchHeader(relative, *HEADER_STRUCT.unpack_from(data, relative)), data
+            position += size
+
+    def translate_offset(self, offset: int, starting_position: int = 0) -> LogOffsetPosition | None:
+        """The first batch whose last offset is >= `offset`, searching from the index entry."""
+        mapping = self.offset_index.lookup(offset)
+        for header in self.iter_batch_headers(max(mapping.position, starting_position)):
+            if header.last_offset >= offset:
+                return LogOffsetPosition(header.last_offset, header.position, header.size)
+        return None
+
+    def read(
+        self, start_offset: int, max_size: int, max_position: int | None = None, min_one_message: bool = False
+    ) -> SegmentRead | None:
+        """Bytes from the batch holding `start_offset`, at most `max_size` (or the first whole batch
+        with min_one_message, KIP-74) and never past `max_position`. None if the offset is past
+        this segment's end."""
+        if max_size < 0:
+            raise ValueError(f"invalid max size {max_size}")
+        found = self.translate_offset(start_offset)
+        if found is None:
+            return None
+        metadata = LogOffsetMetadata(start_offset, self.base_offset, found.position)
+        adjusted_max = max(max_size, found.size) if min_one_message else max_size
+        limit = self._size if max_position is None else max_position
+        if adjusted_max == 0 or limit <= found.position:
+            return SegmentRead(metadata, None)
+        length = min(limit - found.position, adjusted_max)
+        return SegmentRead(metadata, FileRegion(self.file, found.position, length), adjusted_max < found.size)
+
+    def read_next_offset(self) -> int:
+        """Offset after the last batch: scan from the last index entry to the end."""
+        start = self.offset_index.lookup(self.offset_index.last_offset).position
+        next_offset = self.base_offset
+        for header in self.iter_batch_headers(start):
+            next_offset = header.next_offset
+        return next_offset
+
+    def find_offset_by_timestamp(self, timestamp: int, starting_offset: int) -> TimestampAndOffset | None:
+        """First record with timestamp >= `timestamp` and offset >= `starting_offset`."""
+        entry = self.time_index.lookup(timestamp)
+        position = self.offset_index.lookup(max(entry.offset, starting_offset)).position
+        for header in self.iter_batch_headers(position):
+            if header.max_timestamp >= timestamp and header.last_offset >= starting_offset:
+                data = self.read_bytes(header.position, header.size)
+                for record in iter_records(data, header._replace(position=0)):
+                    if record.timestamp >= timestamp and record.offset >= starting_offset:
+                        return TimestampAndOffset(record.timestamp, record.offset, _epoch_or_none(header))
+        return None
+
+    def record_with_timestamp(self, batch_last_offset: int, timestamp: int) -> TimestampAndOffset | None:
+        """The first record carrying `timestamp` in the batch ending at `batch_last_offset`."""
+        found = self.translate_offset(batch_last_offset)
+        if found is None:
+            return None
+        data = self.read_bytes(found.position, found.size)
+        header = BatchHeader(0, *HEADER_STRUCT.unpack_from(data, 0))
+        for record in iter_records(data, header):
+            if record.timestamp == timestamp:
+                return TimestampAndOffset(record.timestamp, record.offset, _epoch_or_none(header))
+        return TimestampAndOffset(timestamp, header.last_offset, _epoch_or_none(header))
+
+    # -- recovery and truncation
+
+    def recover(self, on_batch: Callable[[BatchHeader, bytes], None] | None = None) -> int:
+        """Rebuild the indexes from the log, checking every batch; truncate after the last valid
+        one. `on_batch(header, data)` sees each valid batch (header positions relative to data)
+        so the caller can rebuild its epoch cache and producer state. Returns bytes truncated."""
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.txn_index.reset()
+        valid_bytes = 0
+        last_index_entry = 0
+        expected_offset = self.base_offset
+        max_timestamp = TimestampOffset(-1, self.base_offset)
+        try:
+            for position, header, data in self.iter_full_batches():
+                if not batch_crc_is_valid(data, header) or header.base_offset < expected_offset:
+                    break
+                if (
+                    not self.can_convert_to_relative_offset(header.last_offset)
+                    or header.last_offset_delta < 0
+                ):
+                    break
+                if header.max_timestamp > max_timestamp.timestamp:
+                    max_timestamp = TimestampOffset(header.max_timestamp, header.last_offset)
+                if valid_bytes - last_index_entry > self.index_interval_bytes:
+                    self.offset_index.append(header.last_offset, position)
+                    self.time_index.maybe_append(*max_timestamp)
+                    last_index_entry = valid_bytes
+                valid_bytes += header.size
+                expected_offset = header.next_offset
+                if on_batch is not None:
+                    on_batch(header, data)
+        except CorruptRecordError:
+            pass
+        truncated = self._size - valid_bytes
+        if truncated > 0:
+            os.ftruncate(self.fd, valid_bytes)
+            self._size = valid_bytes
+        self._max_timestamp_and_offset = max_timestamp
+        self.time_index.maybe_append(*max_timestamp, skip_full_check=True)
+        self.bytes_since_last_index_entry = valid_bytes - last_index_entry
+        if valid_bytes == 0:
+            self.rolling_based_timestamp = None
+        return truncated
+
+    def truncate_to(self, offset: int) -> int:
+        """Drop every batch from the one holding `offset` on; returns bytes removed."""
+        found = self.translate_offset(offset)
+        self.offset_index.truncate_to(offset)
+        self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
+        self.offset_index.resize(self.max_index_size)
+        self.time_index.resize(self.max_index_size)
+        truncated = 0
+        if found is not None:
+            truncated = self._size - found.position
+            os.ftruncate(self.fd, found.position)
+            self._size = found.position
+        if self._size == 0:
+            self.created_ms = now_ms()
+            self.rolling_based_timestamp = None
+        self.bytes_since_last_index_entry = 0
+        self._max_timestamp_and_offset = None
+        return truncated
+
+    def sanity_check(self) -> None:
+        """Raise CorruptIndexError if an index cannot belong to this log file."""
+        self.offset_index.sanity_check(self._size)
+        self.time_index.sanity_check(
+            self.offset_index.last_offset + 1 if self._size else self.base_offset + 1
+        )
+
+    # -- rolling
+
+    def time_waited_for_roll(self, now: int, max_timestamp_in_messages: int) -> int:
+        if self.rolling_based_timestamp is None and self._size > 0:
+            first = next(self.iter_batch_headers(0), None)
+            if first is not None:
+                self.rolling_based_timestamp = first.max_timestamp
+        if self.rolling_based_timestamp is not None and self.rolling_based_timestamp >= 0:
+            return max_timestamp_in_messages - self.rolling_based_timestamp
+        return now - self.created_ms
+
+    def should_roll(
+        self,
+        *,
+        max_segment_bytes: int,
+        max_segment_ms: int,
+        rolled_jitter_ms: int,
+        messages_size: int,
+        max_timestamp_in_messages: int,
+        max_offset_in_messages: int,
+        now: int,
+    ) -> bool:
+        """Kafka's LogSegment.shouldRoll."""
+        reached_roll_ms = (
+            self.time_waited_for_roll(now, max_timestamp_in_messages) > max_segment_ms - rolled_jitter_ms
+        )
+        return (
+            self._size > max_segment_bytes - messages_size
+            or (self._size > 0 and reached_roll_ms)
+            or self.offset_index.is_full()
+            or self.time_index.is_full()
+            or not self.can_convert_to_relative_offset(max_offset_in_messages)
+        )
+
+    def on_become_inactive_segment(self) -> None:
+        """Record the final max timestamp and trim the indexes to their entries (on roll)."""
+        max_timestamp = self._max_timestamp_and_offset_so_far()
+        if max_timestamp.timestamp >= 0:
+            self.time_index.maybe_append(*max_timestamp, skip_full_check=True)
+        self.offset_index.trim_to_valid_size()
+        self.time_index.trim_to_valid_size()
+
+    # -- files
+
+    def flush(self) -> None:
+        os.fsync(self.fd)
+        self.offset_index.flush()
+        self.time_index.flush()
+        self.txn_index.flush()
+
+    def close(self) -> None:
+        """Trim indexes (recording the final max timestamp) and close the files."""
+        if not self.file.closed:
+            if self._max_timestamp_and_offset is not None and self._max_timestamp_and_offset.timestamp >= 0:
+                self.time_index.maybe_append(*self._max_timestamp_and_offset, skip_full_check=True)
+            self.file.close()
+        self.offset_index.close()
+        self.time_index.close()
+
+    def close_handlers(self) -> None:
+        """Close files without touching them (after a failure)."""
+        if not self.file.closed:
+            self.file.close()
+        self.offset_index.close()
+        self.time_index.close()
+
+    def change_file_suffixes(self, old_suffix: str, new_suffix: str) -> None:
+        """Rename the .log and index files, e.g. to `.deleted` before asynchronous removal."""
+
+        def renamed(path: str) -> str:
+            base = path[: -len(old_suffix)] if old_suffix and path.endswith(old_suffix) else path
+            return base + new_suffix
+
+        new_log_path = renamed(self.log_path)
+        os.replace(self.log_path, new_log_path)
+        self.log_path = new_log_path
+        self.offset_index.rename_to(renamed(self.offset_index.path))
+        self.time_index.rename_to(renamed(self.time_index.path))
+        self.txn_index.rename_to(renamed(self.txn_index.path))
+
+    def move_to_directory(self, directory: str) -> None:
+        """Follow a rename of the partition directory (open files stay valid)."""
+        self.directory = directory
+        self.log_path = os.path.join(directory, os.path.basename(self.log_path))
+        for index in (self.offset_index, self.time_index, self.txn_index):
+            index.path = os.path.join(directory, os.path.basename(index.path))
+
+    def delete(self) -> None:
+        """Close and remove every file of the segment."""
+        self.close_handlers()
+        for path in (self.log_path, self.offset_index.path, self.time_index.path):
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+        self.txn_index.delete()
+
+
+def _open_log_file(path: str) -> io.FileIO:
+    """Open (creating if needed) for pread/pwrite; never truncates an existing file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    return io.FileIO(fd, "r+", closefd=True)
+
+
+def _epoch_or_none(header: BatchHeader) -> int | None:
+    return header.partition_leader_epoch if header.partition_leader_epoch >= 0 else None

@@ -1,0 +1,954 @@
+"""UnifiedLog: one partition's log directory `<topic>-<partition>` (Kafka's UnifiedLog, LocalLog and
+LogLoader in one class).
+
+Owns the segments, the log start / end offsets, the leader epoch cache (leader-epoch-checkpoint),
+producer state (snapshots), partition.metadata, rolling, retention, truncation, recovery and the
+read path. The high watermark is stored here but decided by the replica layer, which sets it.
+
+Appends: `append_as_leader` validates (validator.py), assigns offsets, checks producer state and
+writes with one pwrite; `append_as_follower` takes batches that already carry offsets.
+Reads return file regions (FetchDataInfo) for sendfile.
+
+Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are set
+or a rolled segment is flushed (`flush_if_due`), as Kafka does. Knows nothing of partitions'
+leadership or the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from bisect import bisect_right
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kbroker.api.protocol.errors import Errors
+from kbroker.log.checkpoint import read_partition_metadata, write_partition_metadata
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import LogError
+from kbroker.log.index import (
+    INDEX_FILE_SUFFIX,
+    TIME_INDEX_FILE_SUFFIX,
+    TXN_INDEX_FILE_SUFFIX,
+    AbortedTxn,
+    CorruptIndexError,
+)
+from kbroker.log.leader_epoch import LeaderEpochFileCache
+from kbroker.log.producer_state import (
+    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    SNAPSHOT_FILE_SUFFIX,
+    CompletedTxn,
+    ProducerAppendInfo,
+    ProducerStateManager,
+)
+from kbroker.log.records import (
+    NO_TIMESTAMP,
+    BatchHeader,
+    Buffer,
+    ControlRecordType,
+    CorruptRecordError,
+    iter_records,
+    parse_control_record,
+)
+from kbroker.log.segment import (
+    CLEANED_FILE_SUFFIX,
+    DELETED_FILE_SUFFIX,
+    LOG_FILE_SUFFIX,
+    SWAP_FILE_SUFFIX,
+    FileRegion,
+    LogOffsetMetadata,
+    LogSegment,
+    TimestampAndOffset,
+    now_ms,
+)
+from kbroker.log.validator import (
+    AppendOrigin,
+    ValidationResult,
+    analyze_and_validate_records,
+    validate_and_assign_offsets,
+)
+
+log = logging.getLogger(__name__)
+
+# ListOffsets special timestamps (ListOffsetsRequest).
+LATEST_TIMESTAMP = -1
+EARLIEST_TIMESTAMP = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL_TIMESTAMP = -4
+LATEST_TIERED_TIMESTAMP = -5
+
+_OFFSET_POSITION_CACHE_SIZE = 1024
+
+
+@dataclass(slots=True)
+class LogAppendInfo:
+    """Result of an append (Kafka's LogAppendInfo): what the produce response needs."""
+
+    base_offset: int
+    last_offset: int
+    log_append_time: int
+    log_start_offset: int
+    max_timestamp: int = NO_TIMESTAMP
+    record_count: int = 0
+    valid_bytes: int = 0
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class FetchDataInfo:
+    """What a read found: a file region to send (or nothing) plus the offsets a fetch response
+    carries. `high_watermark` and `last_stable_offset` are the log's values at read time."""
+
+    fetch_offset_metadata: LogOffsetMetadata
+    records: FileRegion | None
+    first_entry_incomplete: bool
+    log_end_offset: int
+    log_start_offset: int
+    high_watermark: int
+    last_stable_offset: int
+    aborted_transactions: list[AbortedTxn] | None = None
+
+    @property
+    def size(self) -> int:
+        return self.records.length if self.records is not None else 0
+
+    def read_bytes(self) -> bytes:
+        return self.records.read_bytes() if self.records is not None else b""
+
+
+def parse_topic_partition(dir_name: str) -> tuple[str, int]:
+    """`<topic>-<partition>` (topic names may contain '-')."""
+    topic, separator, partition = dir_name.rpartition("-")
+    if not separator or not topic or not partition.isdigit():
+        raise ValueError(f"{dir_name!r} is not a <topic>-<partition> directory name")
+    return topic, int(partition)
+
+
+def log_dir_name(topic: str, partition: int) -> str:
+    return f"{topic}-{partition}"
+
+
+class UnifiedLog:
+    """A partition's log. Open with `UnifiedLog.load(...)`; a missing directory is created."""
+
+    def __init__(
+        self,
+        directory: str,
+        config: LogConfig,
+        *,
+        topic_id: str | None = None,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        had_clean_shutdown: bool = False,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        now: int | None = None,
+    ):
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self.topic, self.partition = parse_topic_partition(os.path.basename(directory.rstrip("/")))
+        self.config = config
+        self.topic_id = topic_id
+        self.segments: dict[int, LogSegment] = {}
+        self._base_offsets: list[int] = []
+        self.leader_epoch_cache = LeaderEpochFileCache(directory)
+        self.producer_state_manager = ProducerStateManager(directory, producer_id_expiration_ms)
+        self.log_start_offset = log_start_offset
+        self.recovery_point = recovery_point
+        self.high_watermark = 0
+        self._log_end = LogOffsetMetadata(0, 0, 0)
+        self._positions: OrderedDict[int, LogOffsetMetadata] = OrderedDict()
+        self._pending_deletes: list[tuple[int, LogSegment]] = []
+        self._unflushed_messages = 0
+        self.last_flush_ms = now_ms() if now is None else now
+        self._load(had_clean_shutdown, now_ms() if now is None else now)
+        self._init_topic_id(topic_id)
+
+    # ------------------------------------------------------------------ loading
+
+    def _load(self, had_clean_shutdown: bool, now: int) -> None:
+        self._remove_temporary_files()
+        self._open_segments()
+        if not self._base_offsets:
+            self._add_segment(self._new_segment(self.log_start_offset))
+        needs_recovery = self._segments_needing_recovery(had_clean_shutdown)
+        for segment in needs_recovery:
+            if segment.base_offset not in self.segments:
+                continue  # deleted after an earlier segment was truncated
+            self._recover_segment(segment)
+        active = self.active_segment
+        active.offset_index.resize(self.config.segment_index_bytes)
+        active.time_index.resize(self.config.segment_index_bytes)
+        next_offset = active.read_next_offset()
+        self._log_end = LogOffsetMetadata(next_offset, active.base_offset, active.size)
+        self.log_start_offset = min(max(self.log_start_offset, self._base_offsets[0]), next_offset)
+        self.recovery_point = (
+            next_offset
+            if had_clean_shutdown and not needs_recovery
+            else min(self.recovery_point, next_offset)
+        )
+        self.high_watermark = self.log_start_offset
+        self.leader_epoch_cache.truncate_from_end(next_offset)
+        self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
+        self._rebuild_producer_state(next_offset, now)
+
+    def _remove_temporary_files(self) -> None:
+        """Finish or drop what an interrupted delete, clean or swap left behind (LogLoader)."""
+        for name in os.listdir(self.directory):
+            path = os.path.join(self.directory, name)
+            if name.endswith((DELETED_FILE_SUFFIX, CLEANED_FILE_SUFFIX)):
+                os.remove(path)
+            elif name.endswith(SWAP_FILE_SUFFIX):
+                os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
+        log_bases = {name[:20] for name in os.listdir(self.directory) if name.endswith(LOG_FILE_SUFFIX)}
+        for name in os.listdir(self.directory):
+            if name.endswith((INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)):
+                if name[:20] not in log_bases:
+                    os.remove(os.path.join(self.directory, name))
+
+    def _open_segments(self) -> None:
+        bases = sorted(
+            int(name[:20])
+            for name in os.listdir(self.directory)
+            if name.endswith(LOG_FILE_SUFFIX)
+            and len(name) == 20 + len(LOG_FILE_SUFFIX)
+            and name[:20].isdigit()
+        )
+        for base in bases:
+            self._add_segment(self._new_segment(base, writable_indexes=base == bases[-1]))
+
+    def _new_segment(self, base_offset: int, writable_indexes: bool = True) -> LogSegment:
+        return LogSegment(
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_size=self.config.segment_index_bytes,
+            writable_indexes=writable_indexes,
+        )
+
+    def _segments_needing_recovery(self, had_clean_shutdown: bool) -> list[LogSegment]:
+        """After an unclean shutdown, segments from the recovery point on; always, any segment
+        whose index is missing or does not fit its log."""
+        result = []
+        for index, base in enumerate(self._base_offsets):
+            segment = self.segments[base]
+            next_base = self._base_offsets[index + 1] if index + 1 < len(self._base_offsets) else None
+            unflushed = next_base is None or next_base > self.recovery_point
+            if not had_clean_shutdown and unflushed:
+                result.append(segment)
+            elif not self._indexes_look_sane(segment, next_base, is_active=next_base is None):
+                log.warning("rebuilding the indexes of %s in %s", segment, self.directory)
+                result.append(segment)
+        return result
+
+    @staticmethod
+    def _indexes_look_sane(segment: LogSegment, next_base: int | None, is_active: bool) -> bool:
+        if segment.size > 0 and not os.path.exists(segment.offset_index.path):
+            return False
+        try:
+            if is_active:
+                segment.sanity_check()
+            else:
+                segment.offset_index.quick_check(segment.size, next_base)
+                segment.time_index.quick_check(next_base)
+        except CorruptIndexError as err:
+            log.warning("%s", err)
+            return False
+        return True
+
+    def _recover_segment(self, segment: LogSegment) -> None:
+        def on_batch(header: BatchHeader, _data: bytes) -> None:
+            epoch = header.partition_leader_epoch
+            latest = self.leader_epoch_cache.latest_epoch()
+            if epoch >= 0 and (latest is None or epoch > latest):
+                self.leader_epoch_cache.assign(epoch, header.base_offset)
+
+        truncated = segment.recover(on_batch)
+        if truncated > 0:
+            log.warning(
+                "truncated %d invalid bytes at the end of %s in %s", truncated, segment, self.directory
+            )
+            for base in [b for b in self._base_offsets if b > segment.base_offset]:
+                log.warning("deleting segment %d after the truncation point in %s", base, self.directory)
+                self._remove_segment(self.segments[base]).delete()
+
+    def _rebuild_producer_state(self, last_offset: int, now: int) -> None:
+        """Latest snapshot, then the batches after it (headers only; markers need their record)."""
+        psm = self.producer_state_manager
+        psm.truncate_and_reload(self.log_start_offset, last_offset, now)
+        start = max(psm.map_end_offset, self.log_start_offset)
+        if start >= last_offset:
+            psm.update_map_end_offset(last_offset)
+            return
+        replayed = False
+        for segment, header in self._iter_headers_from(start):
+            if header.base_offset >= last_offset:
+                break
+            if header.last_offset < start:
+                continue
+            completed = psm.apply_batch(
+                header, self._control_marker_from_file(segment, header), AppendOrigin.REPLICATION
+            )
+            if completed is not None:
+                self._complete_txn(segment, completed, only_if_missing=True)
+            replayed = True
+        psm.update_map_end_offset(last_offset)
+        if replayed:
+            psm.take_snapshot()
+
+    def _iter_headers_from(self, offset: int) -> Iterator[tuple[LogSegment, BatchHeader]]:
+        for base in self._base_offsets[max(self._floor_index(offset), 0) :]:
+            segment = self.segments[base]
+            start = segment.offset_index.lookup(offset).position if offset > base else 0
+            for header in segment.iter_batch_headers(start):
+                yield segment, header
+
+    @staticmethod
+    def _control_marker_from_file(
+        segment: LogSegment, header: BatchHeader
+    ) -> tuple[ControlRecordType, int] | None:
+        if not (header.is_control and header.has_producer_id):
+            return None
+        data = segment.read_bytes(header.position, header.size)
+        return _first_control_marker(data, header._replace(position=0))
+
+    def _init_topic_id(self, topic_id: str | None) -> None:
+        stored = read_partition_metadata(self.directory)
+        if topic_id is None:
+            self.topic_id = stored
+        elif stored is None:
+            write_partition_metadata(self.directory, topic_id)
+        elif stored != topic_id:
+            raise LogError(
+                Errors.INCONSISTENT_TOPIC_ID,
+                f"{self.directory} belongs to topic id {stored}, not {topic_id}",
+            )
+
+    def assign_topic_id(self, topic_id: str) -> None:
+        """Record the topic id in partition.metadata (first time, or confirm it matches)."""
+        self._init_topic_id(topic_id)
+        self.topic_id = topic_id
+
+    # ------------------------------------------------------------------ segments
+
+    def _add_segment(self, segment: LogSegment) -> None:
+        self.segments[segment.base_offset] = segment
+        self._base_offsets.append(segment.base_offset)
+        self._base_offsets.sort()
+
+    def _remove_segment(self, segment: LogSegment) -> LogSegment:
+        del self.segments[segment.base_offset]
+        self._base_offsets.remove(segment.base_offset)
+        return segment
+
+    def _floor_index(self, offset: int) -> int:
+        """Index in _base_offsets of the segment that may hold `offset` (-1 if before all)."""
+        return bisect_right(self._base_offsets, offset) - 1
+
+    def floor_segment(self, offset: int) -> LogSegment | None:
+        index = self._floor_index(offset)
+        return self.segments[self._base_offsets[index]] if index >= 0 else None
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self.segments[self._base_offsets[-1]]
+
+    def log_segments(self) -> list[LogSegment]:
+        return [self.segments[base] for base in self._base_offsets]
+
+    @property
+    def number_of_segments(self) -> int:
+        return len(self._base_offsets)
+
+    @property
+    def size(self) -> int:
+        """Bytes in all segments."""
+        return sum(segment.size for segment in self.segments.values())
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._log_end.message_offset
+
+    @property
+    def log_end_offset_metadata(self) -> LogOffsetMetadata:
+        return self._log_end
+
+    # ------------------------------------------------------------------ appends
+
+    def append_as_leader(
+        self,
+        records: Buffer,
+        leader_epoch: int,
+        origin: AppendOrigin = AppendOrigin.CLIENT,
+        now: int | None = None,
+    ) -> LogAppendInfo:
+        """Validate, assign offsets from the log end offset, check producer state, write.
+
+        A writable buffer is patched in place (the caller gives it up). Raises LogError with
+        Kafka's error code; a retried idempotent batch returns its original offsets.
+        """
+        now = now_ms() if now is None else now
+        view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
+        if not headers:
+            return LogAppendInfo(-1, -1, NO_TIMESTAMP, self.log_start_offset)
+        result = validate_and_assign_offsets(
+            view,
+            headers,
+            first_offset=self.log_end_offset,
+            leader_epoch=leader_epoch,
+            now_ms=now,
+            config=self.config,
+            origin=origin,
+        )
+        if result.size_maybe_changed:
+            for batch in result.batches:
+                if batch.size > self.config.max_message_bytes:
+                    raise LogError(
+                        Errors.MESSAGE_TOO_LARGE,
+                        f"recompressed batch of {batch.size} bytes exceeds max.message.bytes {self.config.max_message_bytes}",
+                    )
+        return self._append(result, origin, now)
+
+    def append_as_follower(self, records: Buffer, now: int | None = None) -> LogAppendInfo:
+        """Append batches fetched from the leader, offsets and epochs as they are."""
+        now = now_ms() if now is None else now
+        view, headers = analyze_and_validate_records(
+            records, AppendOrigin.REPLICATION, self.config.max_message_bytes, ignore_record_size=True
+        )
+        if not headers:
+            return LogAppendInfo(-1, -1, NO_TIMESTAMP, self.log_start_offset)
+        previous_last = -1
+        for header in headers:
+            if header.base_offset <= previous_last or header.last_offset_delta < 0:
+                raise LogError(
+                    Errors.UNKNOWN_SERVER_ERROR,
+                    f"out of order offsets in follower append to {self.directory}",
+                )
+            previous_last = header.last_offset
+        if headers[0].base_offset < self.log_end_offset:
+            raise LogError(
+                Errors.UNKNOWN_SERVER_ERROR,
+                f"unexpected append offset {headers[0].base_offset}, log end offset is {self.log_end_offset}",
+            )
+        max_timestamp, offset_of_max = NO_TIMESTAMP, -1
+        for header in headers:
+            if header.max_timestamp > max_timestamp:
+                max_timestamp, offset_of_max = header.max_timestamp, header.last_offset
+        result = ValidationResult(
+            records=view,
+            batches=headers,
+            first_offset=headers[0].base_offset,
+            last_offset=headers[-1].last_offset,
+            max_timestamp=max_timestamp,
+            shallow_offset_of_max_timestamp=offset_of_max,
+            log_append_time=NO_TIMESTAMP,
+            record_count=sum(header.record_count for header in headers),
+            size_maybe_changed=False,
+        )
+        return self._append(result, AppendOrigin.REPLICATION, now)
+
+    def _append(self, result: ValidationResult, origin: AppendOrigin, now: int) -> LogAppendInfo:
+        size = len(result.records)
+        if size > self.config.segment_bytes:
+            raise LogError(
+                Errors.RECORD_LIST_TOO_LARGE,
+                f"message batch size is {size} bytes which exceeds the maximum configured segment size of "
+                f"{self.config.segment_bytes}",
+            )
+        segment = self._maybe_roll(size, result, now)
+        producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin)
+        if duplicate is not None:
+            return LogAppendInfo(
+                base_offset=duplicate.first_offset,
+                last_offset=duplicate.last_offset,
+                log_append_time=duplicate.timestamp,
+                log_start_offset=self.log_start_offset,
+                max_timestamp=duplicate.timestamp,
+                duplicate=True,
+            )
+        segment.append(
+            result.last_offset, result.max_timestamp, result.shallow_offset_of_max_timestamp, result.records
+        )
+        self._set_log_end(LogOffsetMetadata(result.last_offset + 1, segment.base_offset, segment.size))
+        for batch in result.batches:
+            if batch.partition_leader_epoch >= 0:
+                self.leader_epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
+        psm = self.producer_state_manager
+        for info in producer_infos:
+            psm.update(info)
+        for completed in completed_txns:
+            self._complete_txn(segment, completed)
+        psm.update_map_end_offset(result.last_offset + 1)
+        self._unflushed_messages += result.record_count
+        if self._unflushed_messages >= self.config.flush_messages:
+            self.flush()
+        return LogAppendInfo(
+            base_offset=result.first_offset,
+            last_offset=result.last_offset,
+            log_append_time=result.log_append_time,
+            log_start_offset=self.log_start_offset,
+            max_timestamp=result.max_timestamp,
+            record_count=result.record_count,
+            valid_bytes=size,
+        )
+
+    def _analyze_producer_state(self, result: ValidationResult, origin: AppendOrigin):
+        """Duplicate detection and sequence/epoch checks before anything is written."""
+        psm = self.producer_state_manager
+        infos: dict[int, ProducerAppendInfo] = {}
+        completed: list[CompletedTxn] = []
+        for batch in result.batches:
+            if not batch.has_producer_id:
+                continue
+            if origin is AppendOrigin.CLIENT:
+                entry = psm.last_entry(batch.producer_id)
+                duplicate = entry.find_duplicate_batch(batch) if entry is not None else None
+                if duplicate is not None:
+                    return [], [], duplicate
+            info = infos.get(batch.producer_id)
+            if info is None:
+                info = infos[batch.producer_id] = psm.prepare_update(batch.producer_id, origin)
+            marker = _first_control_marker(result.records, batch) if batch.is_control else None
+            txn = info.append(batch, marker)
+            if txn is not None:
+                completed.append(txn)
+        return list(infos.values()), completed, None
+
+    def _complete_txn(
+        self, segment: LogSegment, completed: CompletedTxn, only_if_missing: bool = False
+    ) -> None:
+        psm = self.producer_state_manager
+        last_stable_offset = psm.last_stable_offset(completed)
+        if completed.is_aborted:
+            txn = AbortedTxn(
+                completed.producer_id, completed.first_offset, completed.last_offset, last_stable_offset
+            )
+            if not (only_if_missing and txn in segment.txn_index.all_aborted()):
+                segment.txn_index.append(txn)
+        psm.complete_txn(completed)
+        psm.on_high_watermark_updated(self.high_watermark)
+
+    def _set_log_end(self, metadata: LogOffsetMetadata) -> None:
+        self._log_end = metadata
+        self._positions[metadata.message_offset] = metadata
+        if len(self._positions) > _OFFSET_POSITION_CACHE_SIZE:
+            self._positions.popitem(last=False)
+
+    # ------------------------------------------------------------------ rolling
+
+    def _maybe_roll(self, messages_size: int, result: ValidationResult, now: int) -> LogSegment:
+        segment = self.active_segment
+        if segment.should_roll(
+            max_segment_bytes=self.config.segment_bytes,
+            max_segment_ms=self.config.segment_ms,
+            rolled_jitter_ms=self.config.segment_jitter_ms,
+            messages_size=messages_size,
+            max_timestamp_in_messages=result.max_timestamp,
+            max_offset_in_messages=result.last_offset,
+            now=now,
+        ):
+            return self.roll(result.first_offset)
+        return segment
+
+    def roll(self, expected_next_offset: int | None = None) -> LogSegment:
+        """Start a new active segment at max(expected_next_offset, log end offset)."""
+        new_offset = max(expected_next_offset or 0, self.log_end_offset)
+        active = self.active_segment
+        if active.base_offset == new_offset:
+            if active.size == 0:
+                return active
+            raise ValueError(f"segment {new_offset} already exists in {self.directory}")
+        active.on_become_inactive_segment()
+        psm = self.producer_state_manager
+        psm.update_map_end_offset(new_offset)
+        psm.take_snapshot()
+        segment = self._new_segment(new_offset)
+        self._add_segment(segment)
+        self._set_log_end(LogOffsetMetadata(self.log_end_offset, segment.base_offset, 0))
+        return segment
+
+    # ------------------------------------------------------------------ reads
+
+    def read(
+        self,
+        fetch_offset: int,
+        max_bytes: int,
+        max_offset: int | None = None,
+        min_one_message: bool = True,
+        include_aborted_transactions: bool = False,
+    ) -> FetchDataInfo:
+        """Read from `fetch_offset`, at most `max_bytes` (or one whole batch, KIP-74), never past
+        `max_offset` (consumers: the high watermark or last stable offset; followers: None = log end).
+
+        Raises LogError(OFFSET_OUT_OF_RANGE) outside [log start, log end].
+        """
+        log_end = self._log_end
+        if fetch_offset < self.log_start_offset or fetch_offset > log_end.message_offset:
+            raise LogError(
+                Errors.OFFSET_OUT_OF_RANGE,
+                f"offset {fetch_offset} is out of range for {self.topic}-{self.partition}: "
+                f"[{self.log_start_offset}, {log_end.message_offset}]",
+            )
+        upper = (
+            log_end
+            if max_offset is None
+            else self.convert_to_offset_metadata(min(max_offset, log_end.message_offset))
+        )
+        if fetch_offset >= upper.message_offset:
+            return self._fetch_info(
+                LogOffsetMetadata(fetch_offset), None, False, include_aborted_transactions
+            )
+        for base in self._base_offsets[max(self._floor_index(fetch_offset), 0) :]:
+            segment = self.segments[base]
+            if base < upper.segment_base_offset:
+                max_position = segment.size
+            elif base == upper.segment_base_offset:
+                max_position = upper.relative_position
+            else:
+                break
+            found = segment.read(fetch_offset, max_bytes, max_position, min_one_message)
+            if found is not None:
+                aborted = None
+                if include_aborted_transactions:
+                    aborted = self.collect_aborted_transactions(fetch_offset, upper.message_offset)
+                return self._fetch_info(
+                    found.offset_metadata, found.region, found.first_entry_incomplete, aborted
+                )
+        return self._fetch_info(log_end, None, False, include_aborted_transactions)
+
+    def _fetch_info(
+        self,
+        metadata: LogOffsetMetadata,
+        region: FileRegion | None,
+        first_entry_incomplete: bool,
+        aborted: list[AbortedTxn] | bool | None,
+    ) -> FetchDataInfo:
+        if aborted is True:
+            aborted = []
+        elif aborted is False:
+            aborted = None
+        return FetchDataInfo(
+            fetch_offset_metadata=metadata,
+            records=region,
+            first_entry_incomplete=first_entry_incomplete,
+            log_end_offset=self.log_end_offset,
+            log_start_offset=self.log_start_offset,
+            high_watermark=self.high_watermark,
+            last_stable_offset=self.last_stable_offset,
+            aborted_transactions=aborted,
+        )
+
+    def convert_to_offset_metadata(self, offset: int) -> LogOffsetMetadata:
+        """Where the batch starting at `offset` lies (the log end if offset == log end offset)."""
+        if offset == self._log_end.message_offset:
+            return self._log_end
+        cached = self._positions.get(offset)
+        if cached is not None and cached.segment_base_offset in self.segments:
+            return cached
+        segment = self.floor_segment(offset)
+        if segment is None:
+            return LogOffsetMetadata(offset, self._base_offsets[0], 0)
+        found = segment.translate_offset(offset)
+        if found is None:
+            next_index = self._floor_index(offset) + 1
+            if next_index < len(self._base_offsets):
+                return LogOffsetMetadata(offset, self._base_offsets[next_index], 0)
+            return self._log_end
+        return LogOffsetMetadata(offset, segment.base_offset, found.position)
+
+    def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed."""
+        result: list[AbortedTxn] = []
+        for base in self._base_offsets[max(self._floor_index(start_offset), 0) :]:
+            result.extend(self.segments[base].txn_index.collect_aborted(start_offset, upper_bound_offset))
+        return result
+
+    # ------------------------------------------------------------------ offsets
+
+    @property
+    def last_stable_offset(self) -> int:
+        first_unstable = self.producer_state_manager.first_unstable_offset()
+        if first_unstable is None:
+            return self.high_watermark
+        return min(first_unstable, self.high_watermark)
+
+    def update_high_watermark(self, offset: int) -> int:
+        """Set the high watermark, kept within [log start, log end]; returns the value set."""
+        self.high_watermark = min(max(offset, self.log_start_offset), self.log_end_offset)
+        self.producer_state_manager.on_high_watermark_updated(self.high_watermark)
+        return self.high_watermark
+
+    def maybe_increment_high_watermark(self, offset: int) -> bool:
+        """Move the high watermark forward only; True if it moved."""
+        previous = self.high_watermark
+        if offset <= previous:
+            return False
+        return self.update_high_watermark(offset) > previous
+
+    def maybe_increment_log_start_offset(self, new_log_start_offset: int) -> bool:
+        """DeleteRecords: move the log start forward (never past the high watermark)."""
+        if new_log_start_offset > self.high_watermark:
+            raise LogError(
+                Errors.OFFSET_OUT_OF_RANGE,
+                f"cannot increment the log start offset to {new_log_start_offset} of {self.topic}-{self.partition} "
+                f"since it is larger than the high watermark {self.high_watermark}",
+            )
+        if new_log_start_offset <= self.log_start_offset:
+            return False
+        self.log_start_offset = new_log_start_offset
+        self.leader_epoch_cache.truncate_from_start(new_log_start_offset)
+        return True
+
+    def fetch_offset_by_timestamp(self, target_timestamp: int) -> TimestampAndOffset | None:
+        """ListOffsets on this log: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
+        -4 earliest local, -5 latest tiered) or the first record with timestamp >= target."""
+        cache = self.leader_epoch_cache
+        if target_timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
+            earliest = cache.earliest_entry()
+            epoch = (
+                earliest.epoch
+                if earliest is not None and earliest.start_offset <= self.log_start_offset
+                else None
+            )
+            return TimestampAndOffset(NO_TIMESTAMP, self.log_start_offset, epoch)
+        if target_timestamp == LATEST_TIMESTAMP:
+            return TimestampAndOffset(NO_TIMESTAMP, self.log_end_offset, cache.latest_epoch())
+        if target_timestamp == LATEST_TIERED_TIMESTAMP:
+            return TimestampAndOffset(NO_TIMESTAMP, -1, None)
+        if target_timestamp == MAX_TIMESTAMP:
+            return self._max_timestamp_and_offset()
+        for segment in self.log_segments():
+            if segment.largest_timestamp >= target_timestamp:
+                return segment.find_offset_by_timestamp(target_timestamp, self.log_start_offset)
+        return None
+
+    def _max_timestamp_and_offset(self) -> TimestampAndOffset | None:
+        best = max(self.log_segments(), key=lambda segment: segment.max_timestamp_so_far)
+        if best.max_timestamp_so_far < 0:
+            return TimestampAndOffset(NO_TIMESTAMP, -1, None)
+        found = best.record_with_timestamp(best.offset_of_max_timestamp_so_far, best.max_timestamp_so_far)
+        if found is None:
+            return None
+        return found._replace(leader_epoch=self.leader_epoch_cache.epoch_for_offset(found.offset))
+
+    def end_offset_for_epoch(self, leader_epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch: (epoch, end offset), (-1, -1) if unknown."""
+        return self.leader_epoch_cache.end_offset_for(leader_epoch, self.log_end_offset)
+
+    # ------------------------------------------------------------------ truncation
+
+    def truncate_to(self, target_offset: int) -> bool:
+        """Remove everything from `target_offset` on (a follower diverging from its leader)."""
+        if target_offset < 0:
+            raise ValueError(f"cannot truncate to a negative offset {target_offset}")
+        if target_offset >= self.log_end_offset:
+            return False
+        if target_offset <= self._base_offsets[0]:
+            self.truncate_fully_and_start_at(target_offset)
+            return True
+        for base in [b for b in self._base_offsets if b > target_offset]:
+            self._delete_segment_async(self.segments[base])
+        active = self.active_segment
+        active.truncate_to(target_offset)
+        next_offset = active.read_next_offset()
+        self._positions.clear()
+        self._log_end = LogOffsetMetadata(next_offset, active.base_offset, active.size)
+        self.leader_epoch_cache.truncate_from_end(next_offset)
+        self.log_start_offset = min(self.log_start_offset, next_offset)
+        self.recovery_point = min(self.recovery_point, next_offset)
+        self._rebuild_producer_state(next_offset, now_ms())
+        self.high_watermark = min(self.high_watermark, next_offset)
+        return True
+
+    def truncate_fully_and_start_at(self, new_offset: int) -> None:
+        """Drop every segment and start empty at `new_offset`."""
+        for segment in self.log_segments():
+            self._delete_segment_async(segment)
+        self._add_segment(self._new_segment(new_offset))
+        self._positions.clear()
+        self._log_end = LogOffsetMetadata(new_offset, new_offset, 0)
+        self.leader_epoch_cache.clear()
+        self.producer_state_manager.truncate_fully_and_start_at(new_offset)
+        self.log_start_offset = new_offset
+        self.recovery_point = new_offset
+        self.high_watermark = new_offset
+
+    # ------------------------------------------------------------------ retention
+
+    def delete_old_segments(self, now: int | None = None) -> int:
+        """Retention: whole segments below the log start offset, then (cleanup.policy delete) beyond
+        retention.bytes and retention.ms. Segments at or past the high watermark are kept."""
+        now = now_ms() if now is None else now
+        deleted = self._delete_segments_while(self._below_log_start)
+        if self.config.delete:
+            deleted += self._delete_retention_size_breached()
+            deleted += self._delete_segments_while(
+                lambda segment, _next: (
+                    self.config.retention_ms >= 0
+                    and now - segment.largest_timestamp > self.config.retention_ms
+                )
+            )
+        return deleted
+
+    def _below_log_start(self, _segment: LogSegment, next_segment: LogSegment | None) -> bool:
+        return next_segment is not None and next_segment.base_offset <= self.log_start_offset
+
+    def _delete_retention_size_breached(self) -> int:
+        retention_bytes = self.config.retention_bytes
+        if retention_bytes < 0:
+            return 0
+        excess = self.size - retention_bytes
+        if excess <= 0:
+            return 0
+
+        def over_limit(segment: LogSegment, _next: LogSegment | None) -> bool:
+            nonlocal excess
+            if excess - segment.size >= 0:
+                excess -= segment.size
+                return True
+            return False
+
+        return self._delete_segments_while(over_limit)
+
+    def _delete_segments_while(self, predicate) -> int:
+        """Delete the longest prefix of segments matching `predicate(segment, next_segment)`; the
+        active segment goes too if everything matches (a fresh one is rolled first)."""
+        deletable: list[LogSegment] = []
+        segments = self.log_segments()
+        for index, segment in enumerate(segments):
+            next_segment = segments[index + 1] if index + 1 < len(segments) else None
+            upper_bound = next_segment.base_offset if next_segment is not None else self.log_end_offset
+            is_last_and_empty = next_segment is None and segment.size == 0
+            if (
+                self.high_watermark >= upper_bound
+                and not is_last_and_empty
+                and predicate(segment, next_segment)
+            ):
+                deletable.append(segment)
+            else:
+                break
+        if not deletable:
+            return 0
+        if len(deletable) == len(segments):
+            self.roll()
+        for segment in deletable:
+            if segment is not self.active_segment:
+                self._delete_segment_async(segment)
+                self.producer_state_manager.remove_and_delete_snapshot(segment.base_offset)
+        first_base = self._base_offsets[0]
+        if first_base > self.log_start_offset:
+            self.log_start_offset = first_base
+            self.leader_epoch_cache.truncate_from_start(first_base)
+        return len(deletable)
+
+    def _delete_segment_async(self, segment: LogSegment) -> None:
+        """Unlink from the log now, rename to .deleted, remove after file.delete.delay.ms (readers
+        may still be sending from it)."""
+        self._remove_segment(segment)
+        segment.change_file_suffixes("", DELETED_FILE_SUFFIX)
+        self._pending_deletes.append((now_ms() + self.config.file_delete_delay_ms, segment))
+
+    def delete_pending_files(self, now: int | None = None, force: bool = False) -> int:
+        """Remove `.deleted` segments whose delay has passed; returns how many were removed."""
+        now = now_ms() if now is None else now
+        due = [(when, segment) for when, segment in self._pending_deletes if force or when <= now]
+        for entry in due:
+            self._pending_deletes.remove(entry)
+            entry[1].delete()
+        return len(due)
+
+    def remove_expired_producers(self, now: int | None = None) -> None:
+        self.producer_state_manager.remove_expired_producers(now_ms() if now is None else now)
+
+    # ------------------------------------------------------------------ flushing and closing
+
+    @property
+    def unflushed_messages(self) -> int:
+        return self._unflushed_messages
+
+    def flush(self, up_to_offset: int | None = None) -> None:
+        """fsync segments holding offsets in [recovery point, up_to_offset) and advance the
+        recovery point (default: everything)."""
+        target = self.log_end_offset if up_to_offset is None else min(up_to_offset, self.log_end_offset)
+        if target <= self.recovery_point and up_to_offset is not None:
+            return
+        for segment in self.log_segments():
+            next_base = self._next_base(segment.base_offset)
+            if segment.base_offset < target and (next_base is None or next_base > self.recovery_point):
+                segment.flush()
+        self.recovery_point = max(self.recovery_point, target)
+        if target == self.log_end_offset:
+            self._unflushed_messages = 0
+        self.last_flush_ms = now_ms()
+
+    def _next_base(self, base: int) -> int | None:
+        index = self._base_offsets.index(base)
+        return self._base_offsets[index + 1] if index + 1 < len(self._base_offsets) else None
+
+    def flush_if_due(self, now: int | None = None) -> bool:
+        """fsync when flush.ms has passed with unflushed data, and flush rolled segments (Kafka
+        flushes a segment once it is rolled, which lets the recovery point advance)."""
+        now = now_ms() if now is None else now
+        if self._unflushed_messages > 0 and now - self.last_flush_ms >= self.config.flush_ms:
+            self.flush()
+            return True
+        active_base = self.active_segment.base_offset
+        if self.recovery_point < active_base:
+            self.flush(active_base)
+            return True
+        return False
+
+    def close(self, sync: bool = True) -> None:
+        """Snapshot producer state at the log end and close every segment (trimming indexes)."""
+        psm = self.producer_state_manager
+        psm.update_map_end_offset(self.log_end_offset)
+        psm.take_snapshot(sync=sync)
+        for segment in self.log_segments():
+            segment.close()
+        self.delete_pending_files(force=True)
+
+    def close_handlers(self) -> None:
+        for segment in self.log_segments():
+            segment.close_handlers()
+
+    def rename_dir(self, new_name: str) -> None:
+        """Move the partition directory (e.g. to `<topic>-<p>.<uuid>-delete`); open files follow."""
+        parent = os.path.dirname(self.directory.rstrip("/"))
+        new_directory = os.path.join(parent, new_name)
+        os.rename(self.directory, new_directory)
+        for segment in self.log_segments() + [segment for _when, segment in self._pending_deletes]:
+            segment.move_to_directory(new_directory)
+        self.directory = new_directory
+        self.leader_epoch_cache.path = os.path.join(
+            new_directory, os.path.basename(self.leader_epoch_cache.path)
+        )
+        self.producer_state_manager.directory = new_directory
+
+    def delete(self) -> None:
+        """Close everything and remove the directory."""
+        self.close_handlers()
+        for _when, segment in self._pending_deletes:
+            segment.close_handlers()
+        self._pending_deletes.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def snapshot_files(self) -> list[str]:
+        return sorted(name for name in os.listdir(self.directory) if name.endswith(SNAPSHOT_FILE_SUFFIX))
+
+    def __repr__(self) -> str:
+        return (
+            f"UnifiedLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
+            f"end={self.log_end_offset}, hw={self.high_watermark}, segments={len(self._base_offsets)})"
+        )
+
+
+def _first_control_marker(buf: Buffer, header: BatchHeader) -> tuple[ControlRecordType, int] | None:
+    try:
+        for record in iter_records(buf, header):
+            return parse_control_record(record)
+    except CorruptRecordError as err:
+        raise LogError(
+            Errors.CORRUPT_MESSAGE, f"invalid control batch at offset {header.base_offset}: {err}"
+        ) from err
+    return None

@@ -1,0 +1,263 @@
+"""Segments and indexes on disk: what kbroker writes is read back with independent parsers
+(kafka-python for .log files, struct for .index/.timeindex), rolls happen on each condition,
+reads return the right file regions."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from test_log_support import COMPRESSIBLE, batches_with_positions, index_entries, producer_batch, read_batches
+
+from kbroker.api.protocol.errors import Errors
+from kbroker.log.config import LogConfig
+from kbroker.log.errors import LogError
+from kbroker.log.records import SimpleRecord, build_batch
+from kbroker.log.unified_log import UnifiedLog
+
+T0 = 1_700_000_000_000
+
+
+def open_log(tmp_path, **config) -> UnifiedLog:
+    return UnifiedLog(str(tmp_path / "topic-0"), LogConfig(**config), had_clean_shutdown=True, now=T0)
+
+
+def append_batches(
+    log: UnifiedLog, count: int, *, size: int = 300, records: int = 3, timestamp=None, epoch=0
+):
+    infos = []
+    for n in range(count):
+        ts = T0 + n * 10 if timestamp is None else timestamp(n)
+        infos.append(
+            log.append_as_leader(producer_batch([b"v" * size] * records, timestamp=ts), epoch, now=T0)
+        )
+    return infos
+
+
+def segment_files(log: UnifiedLog, suffix: str) -> list[str]:
+    return sorted(os.path.join(log.directory, n) for n in os.listdir(log.directory) if n.endswith(suffix))
+
+
+def test_log_file_is_kafkas_format_with_offsets_and_epoch(tmp_path):
+    log = open_log(tmp_path)
+    infos = append_batches(log, 10, epoch=4)
+    assert [(i.base_offset, i.last_offset) for i in infos] == [(3 * n, 3 * n + 2) for n in range(10)]
+    [path] = segment_files(log, ".log")
+    assert os.path.basename(path) == "00000000000000000000.log"
+    batches = batches_with_positions(path)
+    assert [b.base_offset for _, b, _ in batches] == [3 * n for n in range(10)]
+    assert {b.leader_epoch for _, b, _ in batches} == {4}
+    assert [r.offset for _, _, records in batches for r in records] == list(range(30))
+    assert log.log_end_offset == 30
+
+
+@pytest.mark.parametrize("codec", [1, 2, 3, 4])
+def test_every_codec_round_trips_through_the_log(tmp_path, codec):
+    log = open_log(tmp_path)
+    values = [COMPRESSIBLE + b"%d" % i for i in range(40)]
+    log.append_as_leader(producer_batch([b"first"]), 0)
+    log.append_as_leader(producer_batch(values, codec=codec, keys=[b"k%d" % i for i in range(40)]), 0)
+    log.update_high_watermark(log.log_end_offset)
+    fetched = log.read(1, 1 << 20).read_bytes()
+    [(batch, records)] = read_batches(fetched)
+    assert batch.compression_type == codec and batch.base_offset == 1
+    assert [r.value for r in records] == values
+    assert [r.offset for r in records] == list(range(1, 41))
+
+
+def expected_index_entries(
+    batch_sizes: list[int], last_offsets: list[int], interval: int
+) -> list[tuple[int, int]]:
+    """Kafka's rule, simulated: an entry (last offset, position) is added before an append once
+    more than `interval` bytes were written since the previous entry."""
+    entries, since_last, position = [], 0, 0
+    for size, last_offset in zip(batch_sizes, last_offsets, strict=True):
+        if since_last > interval:
+            entries.append((last_offset, position))
+            since_last = 0
+        since_last += size
+        position += size
+    return entries
+
+
+def test_offset_and_time_index_entries_match_the_batches(tmp_path):
+    log = open_log(tmp_path, index_interval_bytes=1000)
+    # Timestamps go up and down so that "max timestamp so far" matters.
+    append_batches(log, 40, timestamp=lambda n: T0 + (n * 37) % 23 * 1000)
+    log.close()
+    [log_path] = segment_files(log, ".log")
+    batches = batches_with_positions(log_path)
+    offsets = index_entries(log_path[:-4] + ".index", ">ii")
+    expected = expected_index_entries(
+        [b.size_in_bytes for _, b, _ in batches], [b.last_offset for _, b, _ in batches], 1000
+    )
+    assert [(relative, position) for relative, position in offsets] == expected
+    assert len(offsets) > 5
+    by_last_offset = {b.last_offset: b for _, b, _ in batches}
+    times = index_entries(log_path[:-4] + ".timeindex", ">qi")
+    assert times == sorted(times) and len({t for t, _ in times}) == len(times)
+    for timestamp, relative in times:
+        batch = by_last_offset[relative]
+        assert batch.max_timestamp == timestamp
+        assert all(b.max_timestamp <= timestamp for b in by_last_offset.values() if b.last_offset <= relative)
+    # The final entry (written on close) holds the segment's max timestamp.
+    assert times[-1][0] == max(b.max_timestamp for _, b, _ in batches)
+
+
+def test_index_lookup_and_translate_offset(tmp_path):
+    log = open_log(tmp_path, index_interval_bytes=500)
+    append_batches(log, 30)
+    segment = log.active_segment
+    positions = {b.last_offset: p for p, b, _ in batches_with_positions(segment.log_path)}
+    for target in range(0, 90, 7):
+        entry = segment.offset_index.lookup(target)
+        assert entry.offset <= target and entry.position <= positions[target - target % 3 + 2]
+        found = segment.translate_offset(target)
+        assert found.position == positions[target - target % 3 + 2]
+        assert found.offset == target - target % 3 + 2
+    assert segment.translate_offset(90) is None
+
+
+def test_active_index_is_preallocated_and_trimmed_on_roll_and_close(tmp_path):
+    log = open_log(tmp_path, segment_bytes=4000, index_interval_bytes=400, segment_index_bytes=4096)
+    append_batches(log, 30)
+    assert log.number_of_segments > 2
+    indexes = segment_files(log, ".index")
+    for path in indexes[:-1]:
+        assert os.path.getsize(path) == len(index_entries(path, ">ii")) * 8
+        assert os.path.getsize(path[:-6] + ".timeindex") % 12 == 0
+    assert os.path.getsize(indexes[-1]) == 4096
+    assert os.path.getsize(indexes[-1][:-6] + ".timeindex") == 4096 - 4096 % 12
+    log.close()
+    assert os.path.getsize(indexes[-1]) == log.active_segment.offset_index.entries * 8
+    assert os.path.getsize(indexes[-1]) < 4096
+
+
+def test_roll_on_segment_bytes(tmp_path):
+    log = open_log(tmp_path, segment_bytes=3000)
+    append_batches(log, 20)
+    sizes = [os.path.getsize(p) for p in segment_files(log, ".log")]
+    assert len(sizes) > 3 and all(s <= 3000 for s in sizes)
+    names = [os.path.basename(p)[:20] for p in segment_files(log, ".log")]
+    assert names == [f"{s.base_offset:020d}" for s in log.log_segments()]
+    # Every segment starts where the previous one ended.
+    for previous, following in zip(log.log_segments(), log.log_segments()[1:], strict=False):
+        assert previous.read_next_offset() == following.base_offset
+    assert len(log.snapshot_files()) == log.number_of_segments - 1
+
+
+def test_roll_on_segment_ms_by_message_timestamps(tmp_path):
+    log = open_log(tmp_path, segment_ms=60_000)
+    append_batches(log, 3, timestamp=lambda n: T0 + n * 1000)
+    assert log.number_of_segments == 1
+    append_batches(log, 1, timestamp=lambda n: T0 + 61_000)
+    assert log.number_of_segments == 2 and log.active_segment.base_offset == 9
+
+
+def test_roll_on_segment_ms_by_wall_clock_without_timestamps(tmp_path):
+    log = open_log(tmp_path, segment_ms=60_000)
+    no_timestamp = build_batch([SimpleRecord(b"k", b"v", (), -1)])
+    log.append_as_leader(no_timestamp, 0, now=T0)
+    log.active_segment.created_ms = T0
+    log.append_as_leader(no_timestamp, 0, now=T0 + 30_000)
+    assert log.number_of_segments == 1
+    log.append_as_leader(no_timestamp, 0, now=T0 + 61_000)
+    assert log.number_of_segments == 2
+
+
+def test_roll_when_the_offset_index_is_full(tmp_path):
+    log = open_log(tmp_path, segment_index_bytes=24, index_interval_bytes=1)
+    append_batches(log, 12)
+    assert log.number_of_segments >= 3
+    for path in segment_files(log, ".index")[:-1]:
+        assert len(index_entries(path, ">ii")) <= 3
+
+
+def test_roll_when_offsets_do_not_fit_relative(tmp_path):
+    log = open_log(tmp_path)
+    log.append_as_follower(build_batch([SimpleRecord(b"k", b"v")], base_offset=0, partition_leader_epoch=0))
+    far = 2**31 + 10
+    log.truncate_to(1)  # no-op, keeps the segment
+    info = log.append_as_follower(
+        build_batch([SimpleRecord(b"k", b"v")], base_offset=far, partition_leader_epoch=0)
+    )
+    assert info.base_offset == far
+    assert [s.base_offset for s in log.log_segments()] == [0, far]
+
+
+def test_batch_larger_than_a_segment_is_rejected(tmp_path):
+    log = open_log(tmp_path, segment_bytes=1000, max_message_bytes=100_000)
+    with pytest.raises(LogError) as caught:
+        log.append_as_leader(producer_batch([b"x" * 2000]), 0)
+    assert caught.value.code == Errors.RECORD_LIST_TOO_LARGE
+    assert log.log_end_offset == 0
+
+
+def test_read_respects_max_bytes_min_one_message_and_high_watermark(tmp_path):
+    log = open_log(tmp_path)
+    append_batches(log, 10, size=1000)
+    batch_size = os.path.getsize(log.active_segment.log_path) // 10
+    log.update_high_watermark(15)
+    # KIP-74: the first batch comes whole even when larger than max_bytes.
+    small = log.read(0, 100)
+    assert small.size == batch_size and small.first_entry_incomplete is False
+    assert log.read(0, 100, min_one_message=False).size == 100
+    assert log.read(0, 100, min_one_message=False).first_entry_incomplete
+    # max_offset stops at the high watermark (a batch boundary).
+    consumer = log.read(0, 1 << 20, max_offset=log.high_watermark)
+    assert [b.base_offset for b, _ in read_batches(consumer.read_bytes())] == [0, 3, 6, 9, 12]
+    assert consumer.high_watermark == 15 and consumer.log_end_offset == 30
+    assert log.read(15, 1 << 20, max_offset=15).size == 0
+    # A fetch offset inside a batch starts at that batch.
+    inside = log.read(4, 1 << 20)
+    assert read_batches(inside.read_bytes())[0][0].base_offset == 3
+    # Followers read to the log end.
+    assert len(read_batches(log.read(0, 1 << 20).read_bytes())) == 10
+    assert log.read(30, 1 << 20).size == 0
+    for bad in (-1, 31):
+        with pytest.raises(LogError) as caught:
+            log.read(bad, 100)
+        assert caught.value.code == Errors.OFFSET_OUT_OF_RANGE
+
+
+def test_read_continues_in_the_next_segment(tmp_path):
+    log = open_log(tmp_path, segment_bytes=2500)
+    append_batches(log, 10)
+    first, second = log.log_segments()[:2]
+    fetched = log.read(second.base_offset - 1, 1 << 20)
+    assert fetched.fetch_offset_metadata.segment_base_offset == first.base_offset
+    after = log.read(second.base_offset, 1 << 20)
+    assert after.fetch_offset_metadata.segment_base_offset == second.base_offset
+    assert read_batches(after.read_bytes())[0][0].base_offset == second.base_offset
+
+
+def test_file_region_can_be_sent_with_sendfile(tmp_path):
+    log = open_log(tmp_path)
+    append_batches(log, 5)
+    region = log.read(3, 1 << 20).records
+    left, right = socket.socketpair()
+    with left, right:
+        sent = os.sendfile(left.fileno(), region.fileno(), region.position, region.length)
+        received = b""
+        while len(received) < sent:
+            received += right.recv(1 << 16)
+    assert sent == region.length and received == region.read_bytes()
+    assert [b.base_offset for b, _ in read_batches(received)] == [3, 6, 9, 12]
+
+
+def test_list_offsets(tmp_path):
+    log = open_log(tmp_path, segment_bytes=2000)
+    # Batch n holds 3 records with timestamps T0 + 100 n + (0, 1, 2); batch 5 carries the maximum.
+    for n in range(10):
+        ts = T0 + 100 * n + (5000 if n == 5 else 0)
+        log.append_as_leader(producer_batch([b"x" * 100] * 3, timestamp=ts), leader_epoch=n // 4)
+    assert log.fetch_offset_by_timestamp(-2) == (-1, 0, 0)
+    assert log.fetch_offset_by_timestamp(-1) == (-1, 30, 2)
+    assert log.fetch_offset_by_timestamp(-3) == (T0 + 5502, 17, 1)
+    assert log.fetch_offset_by_timestamp(T0 + 301) == (T0 + 301, 10, 0)
+    # The first record in offset order with a timestamp >= target, not the closest timestamp.
+    assert log.fetch_offset_by_timestamp(T0 + 899) == (T0 + 5500, 15, 1)
+    assert log.fetch_offset_by_timestamp(T0 + 5501) == (T0 + 5501, 16, 1)
+    assert log.fetch_offset_by_timestamp(T0) == (T0, 0, 0)
+    assert log.fetch_offset_by_timestamp(T0 + 99_999) is None
