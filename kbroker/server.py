@@ -21,7 +21,12 @@ from kbroker.api.kafka_apis import KafkaApis
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
 from kbroker.controller.kafka_controller import KafkaController
+from kbroker.controller.producer_id_manager import ZkProducerIdManager
+from kbroker.log.config import LogConfig
+from kbroker.log.log_manager import LogManager
 from kbroker.metadata import zk_data
+from kbroker.metadata.admin_manager import AdminManager
+from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.metadata_cache import (
     BrokerEndpoint,
@@ -32,6 +37,7 @@ from kbroker.metadata.metadata_cache import (
 )
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
+from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
@@ -56,6 +62,14 @@ class KafkaServer:
         self.zk_client: KafkaZkClient | None = None
         self.controller: KafkaController | None = None
         self.broker_epoch = -1
+        self.log_manager: LogManager | None = None
+        self.replica_manager: ReplicaManager | None = None
+        self.admin_manager: AdminManager | None = None
+        self.producer_id_manager: ZkProducerIdManager | None = None
+        self.base_log_config = LogConfig.from_topic_config(config.topic_defaults())
+        self._config_changes_seen: set[str] = set()
+        self._background: list[asyncio.Task] = []
+        self._due_times: dict[str, float] = {}
         self._stopped = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -67,6 +81,16 @@ class KafkaServer:
         self.zk_client.create_top_level_paths()
         self.metadata_cache.cluster_id = self.zk_client.get_or_create_cluster_id(
             uuid_to_base64(random_kafka_uuid()))
+        self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
+                                      broker_id=self.broker_id, default_config=self.base_log_config,
+                                      topic_config=self.log_config_for,
+                                      producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
+        self.replica_manager = ReplicaManager(self.broker_id, self.log_manager, self.metadata_cache,
+                                              self.zk_client.get_topic_config, self.base_log_config)
+        self.admin_manager = AdminManager(self.config, AdminZkClient(self.zk_client), self.metadata_cache)
+        self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
+        self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
+        store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         for endpoint in self.config.listeners:
             server = SocketServer(endpoint.host, endpoint.port, self.apis.process,
                                   listener_name=endpoint.listener_name,
@@ -80,6 +104,7 @@ class KafkaServer:
             me.rack))
         self.controller = KafkaController(self.broker_id, self.zk_client, self, lambda: self.broker_epoch)
         self.controller.elect()
+        self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
@@ -99,8 +124,16 @@ class KafkaServer:
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
         for server in self.socket_servers:
             server.stop_accepting()
+        if self.replica_manager is not None:
+            self.replica_manager.wake_all()  # parked fetches answer now with what they have
         for server in self.socket_servers:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
+        for task in self._background:
+            task.cancel()
+        if self.log_manager is not None:
+            self.log_manager.close()
+        if self.zk_client is not None:
+            self.zk_client.store.close()
         log.info("shut down cleanly")
 
     # -- requests from the controller (delivered locally; over the network in cluster mode) ---
@@ -111,14 +144,59 @@ class KafkaServer:
             return
         self.handle_controller_request(api_key, request)
 
-    def handle_controller_request(self, api_key: int, request: dict) -> None:
+    def handle_controller_request(self, api_key: int, request: dict) -> dict | None:
         if api_key == ApiKey.UPDATE_METADATA:
             self.metadata_cache.update_metadata(request)
+            return {"error_code": 0}
+        if api_key == ApiKey.LEADER_AND_ISR:
+            return self.replica_manager.become_leader_or_follower(request)
+        if api_key == ApiKey.STOP_REPLICA:
+            return self.replica_manager.stop_replicas(request)
+        return None
+
+    def log_config_for(self, topic: str) -> LogConfig:
+        return LogConfig.from_topic_config(self.zk_client.get_topic_config(topic), self.base_log_config)
+
+    def _on_config_changes(self) -> None:
+        """A /config/changes notification: re-read the named topics' configs into their logs."""
+        store = self.zk_client.store
+        for child in store.get_children(zk_data.CONFIG_CHANGES):
+            if child in self._config_changes_seen:
+                continue
+            self._config_changes_seen.add(child)
+            try:
+                entity = zk_data.decode_config_change(store.get(f"{zk_data.CONFIG_CHANGES}/{child}")[0])
+            except Exception:  # a notification we cannot read names nothing we can apply
+                log.warning("ignoring unreadable config change notification %s", child)
+                continue
+            kind, _, name = entity.partition("/")
+            if kind == "topics":
+                self.replica_manager.update_topic_config(name)
+
+    # -- background work ---------------------------------------------------------------------
+    async def _periodic(self, work, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                work()
+            except Exception:
+                log.exception("background task %s failed", work.__name__)
+
+    def _log_maintenance(self) -> None:
+        """Retention, checkpoints and flushes when each is due (Kafka's LogManager scheduler)."""
+        now = time.monotonic()
+        due = self._due_times
+        if now >= due.get("retention", 0):
+            self.log_manager.run_retention()
+            due["retention"] = now + self.config.get("log.retention.check.interval.ms") / 1000
+        if now >= due.get("checkpoint", 0):
+            self.log_manager.checkpoint()
+            due["checkpoint"] = now + self.config.get("log.flush.offset.checkpoint.interval.ms") / 1000
+        self.log_manager.flush_if_due()
 
     # -- services the handlers call -------------------------------------------------------
     async def auto_create_topic(self, name: str) -> Errors:
-        """Metadata's auto-creation; topics arrive with the log (issue: data path)."""
-        return Errors.UNKNOWN_TOPIC_OR_PARTITION
+        return await self.admin_manager.auto_create_topic(name)
 
     async def run_until_stopped(self) -> None:
         loop = asyncio.get_running_loop()

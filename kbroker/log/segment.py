@@ -93,6 +93,9 @@ class FileRegion:
     position: int
     length: int
 
+    def __len__(self) -> int:  # the codec sizes a records field with len()
+        return self.length
+
     def fileno(self) -> int:
         return self.file.fileno()
 
@@ -507,8 +510,8 @@ class LogSegment:
         """Close files without touching them (after a failure)."""
         if not self.file.closed:
             self.file.close()
-        self.offset_index.close()
-        self.time_index.close()
+        self.offset_index.close(trim=False)
+        self.time_index.close(trim=False)
 
     def change_file_suffixes(self, old_suffix: str, new_suffix: str) -> None:
         """Rename the .log and index files, e.g. to `.deleted` before asynchronous removal."""

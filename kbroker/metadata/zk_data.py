@@ -188,6 +188,10 @@ def encode_config_change(entity_path: str) -> bytes:
     return _dump({"version": 2, "entity_path": entity_path})
 
 
+def decode_config_change(data: bytes) -> str:
+    return json.loads(data)["entity_path"]
+
+
 # -- /latest_producer_id_block -----------------------------------------------------------------
 def encode_producer_id_block(broker_id: int, start: int, end: int) -> bytes:
     return _dump({"version": 1, "broker": broker_id, "block_start": str(start), "block_end": str(end)})

@@ -73,7 +73,7 @@ class Partition:
         now = _now_ms()
         self.remote_replicas = {r: self.remote_replicas.get(r, ReplicaState(r, last_caught_up_time_ms=now))
                                 for r in self.replicas if r != self.broker_id}
-        log.assign_epoch_start_offset(self.leader_epoch, log.log_end_offset)
+        log.leader_epoch_cache.assign(self.leader_epoch, log.log_end_offset)
         self.maybe_increment_high_watermark()
         return not was_leader
 

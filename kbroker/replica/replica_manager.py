@@ -20,12 +20,21 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.api.protocol.errors import Errors
 from kbroker.log.config import LogConfig
-from kbroker.replica.partition import FETCH_LOG_END, Partition, PartitionError
+from kbroker.log.errors import LogError
+from kbroker.metadata.metadata_cache import uuid_to_base64
+from kbroker.replica.partition import (
+    FETCH_HIGH_WATERMARK,
+    FETCH_LOG_END,
+    FETCH_TXN_COMMITTED,
+    Partition,
+    PartitionError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.log.log_manager import LogManager
+    from kbroker.metadata.metadata_cache import MetadataCache
 
 log = logging.getLogger("kbroker.replica")
 
@@ -66,14 +75,16 @@ class FetchRequestPartition:
 
 
 class ReplicaManager:
-    def __init__(self, broker_id: int, log_manager: LogManager,
+    def __init__(self, broker_id: int, log_manager: LogManager, metadata_cache: MetadataCache,
                  topic_config: Callable[[str], dict[str, str]], base_log_config: LogConfig) -> None:
         self.broker_id = broker_id
         self.log_manager = log_manager
+        self.metadata_cache = metadata_cache
         self.topic_config = topic_config
         self.base_log_config = base_log_config
         self.partitions: dict[TopicPartition, Partition] = {}
         self.controller_epoch = 0
+        self.stopping = False  # set on shutdown: parked fetches answer with what they have
         self._appended: dict[TopicPartition, list[asyncio.Future]] = {}
 
     # -- controller requests ------------------------------------------------------------------
@@ -111,7 +122,8 @@ class ReplicaManager:
         if partition is None:
             partition = self.partitions[tp] = Partition(topic, tp[1], self.broker_id)
         partition.topic_id = topic_id
-        unified_log = self.log_manager.get_or_create_log(topic, tp[1], topic_id, self.log_config_for(topic))
+        unified_log = self.log_manager.get_or_create_log(topic, tp[1], uuid_to_base64(topic_id) if topic_id else None,
+                                                         self.log_config_for(topic))
         if state["leader"] == self.broker_id:
             partition.make_leader(state, unified_log)
             log.info("leader of %s-%d at epoch %d, ISR %s", topic, tp[1], state["leader_epoch"], state["isr"])
@@ -137,28 +149,30 @@ class ReplicaManager:
 
     def update_topic_config(self, topic: str) -> None:
         """A topic's config changed: the logs of its partitions take the new LogConfig."""
-        config = self.log_config_for(topic)
-        for (t, _), partition in self.partitions.items():
-            if t == topic and partition.log is not None:
-                partition.log.update_config(config)
+        self.log_manager.update_topic_config(topic, self.log_config_for(topic))
 
     # -- produce ------------------------------------------------------------------------------
     def get_partition(self, topic: str, partition: int) -> Partition | None:
         return self.partitions.get((topic, partition))
 
+    def missing_partition_error(self, topic: str) -> Errors:
+        """Why we have no such partition: the topic is unknown, or another broker leads it."""
+        if self.metadata_cache.topic(topic) is None:
+            return Errors.UNKNOWN_TOPIC_OR_PARTITION
+        return Errors.NOT_LEADER_OR_FOLLOWER
+
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
                             request_version: int) -> ProduceResult:
         p = self.partitions.get((topic, partition))
         if p is None:
-            return ProduceResult(Errors.UNKNOWN_TOPIC_OR_PARTITION if not self.log_manager.has_topic(topic)
-                                 else Errors.NOT_LEADER_OR_FOLLOWER)
+            return ProduceResult(self.missing_partition_error(topic))
         try:
             info = p.append_records_to_leader(records, required_acks, request_version)
         except PartitionError as exc:
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1)
         self._wake((topic, partition))
-        return ProduceResult(Errors.NONE, info.first_offset, info.log_append_time, info.log_start_offset,
+        return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)
 
     async def wait_for_acks(self, results: dict[TopicPartition, ProduceResult], timeout_ms: int) -> None:
@@ -196,23 +210,21 @@ class ReplicaManager:
     def read_partition(self, req: FetchRequestPartition, isolation: int, min_one_message: bool) -> FetchResult:
         p = self.partitions.get((req.topic, req.partition))
         if p is None:
-            error = (Errors.UNKNOWN_TOPIC_OR_PARTITION if not self.log_manager.has_topic(req.topic)
-                     else Errors.NOT_LEADER_OR_FOLLOWER)
-            return FetchResult(error)
+            return FetchResult(self.missing_partition_error(req.topic))
         try:
             unified_log = p.check_leader(req.current_leader_epoch)
         except PartitionError as exc:
             return FetchResult(exc.code)
         hw = unified_log.high_watermark
         lso = unified_log.last_stable_offset
-        max_offset = unified_log.log_end_offset if isolation == FETCH_LOG_END else (hw if isolation == 1 else lso)
-        if req.fetch_offset < unified_log.log_start_offset or req.fetch_offset > unified_log.log_end_offset:
-            return FetchResult(Errors.OFFSET_OUT_OF_RANGE, hw, lso, unified_log.log_start_offset)
-        data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message)
-        region = data.region
-        return FetchResult(Errors.NONE, hw, lso, unified_log.log_start_offset, region,
-                           region.length if region is not None else 0,
-                           data.aborted_transactions if isolation == 2 else None)
+        max_offset = None if isolation == FETCH_LOG_END else (hw if isolation == FETCH_HIGH_WATERMARK else lso)
+        try:
+            data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
+                                    include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
+        except LogError as exc:
+            return FetchResult(exc.code, hw, lso, unified_log.log_start_offset)
+        return FetchResult(Errors.NONE, hw, lso, unified_log.log_start_offset, data.records, data.size,
+                           data.aborted_transactions)
 
     async def fetch(self, requests: list[FetchRequestPartition], isolation: int, max_wait_ms: int,
                     min_bytes: int, max_bytes: int) -> list[FetchResult]:
@@ -222,7 +234,7 @@ class ReplicaManager:
             results = self._read_all(requests, isolation, max_bytes)
             total = sum(r.size for r in results)
             if (max_wait_ms <= 0 or total >= min_bytes or any(r.error != Errors.NONE for r in results)
-                    or not requests):
+                    or not requests or self.stopping):
                 return results
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -269,5 +281,6 @@ class ReplicaManager:
                 fut.set_result(None)
 
     def wake_all(self) -> None:
+        self.stopping = True
         for tp in list(self._appended):
             self._wake(tp)

@@ -20,8 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 HANDLER_MODULES = (
-    "api_versions",
+    "produce",
+    "fetch",
+    "list_offsets",
     "metadata",
+    "api_versions",
+    "delete_topics",
+    "init_producer_id",
+    "create_partitions",
     "describe_cluster",
 )
 

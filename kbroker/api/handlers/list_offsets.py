@@ -19,7 +19,7 @@ from kbroker.replica.partition import PartitionError
 API_KEY = ApiKey.LIST_OFFSETS
 VERSIONS = (0, 11)
 
-LATEST, EARLIEST, MAX_TIMESTAMP, EARLIEST_LOCAL, EARLIEST_PENDING_UPLOAD = -1, -2, -3, -4, -5
+LATEST, MAX_TIMESTAMP = -1, -3
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
@@ -50,32 +50,22 @@ def _lookup(replica_manager, tp: tuple[str, int], p: dict, request: dict, versio
     index = p["partition_index"]
     partition = replica_manager.get_partition(*tp)
     if partition is None:
-        has_topic = replica_manager.log_manager.has_topic(tp[0])
-        return _error(index, Errors.NOT_LEADER_OR_FOLLOWER if has_topic else Errors.UNKNOWN_TOPIC_OR_PARTITION)
+        return _error(index, replica_manager.missing_partition_error(tp[0]))
     try:
         log = partition.check_leader(p["current_leader_epoch"])
     except PartitionError as exc:
         return _error(index, exc.code)
     timestamp = p["timestamp"]
-    found_timestamp, offset, epoch = -1, -1, -1
-    if timestamp in (EARLIEST, EARLIEST_LOCAL):
-        offset = log.log_start_offset
-        epoch = _epoch_at(log, offset)
-    elif timestamp == LATEST:
-        if request["replica_id"] >= 0:
-            offset = log.log_end_offset
-        elif request["isolation_level"] == 1:
-            offset = log.last_stable_offset
-        else:
-            offset = log.high_watermark
-        epoch = _epoch_at(log, offset - 1) if offset > log.log_start_offset else partition.leader_epoch
-    elif timestamp == EARLIEST_PENDING_UPLOAD:
-        pass
-    elif timestamp == MAX_TIMESTAMP and version < 7:
+    if timestamp == MAX_TIMESTAMP and version < 7:
         return _error(index, Errors.UNSUPPORTED_VERSION)
+    found_timestamp, offset, epoch = -1, -1, -1
+    if timestamp == LATEST and request["replica_id"] < 0:
+        # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
+        offset = log.last_stable_offset if request["isolation_level"] == 1 else log.high_watermark
+        epoch = _epoch_at(log, offset - 1) if offset > log.log_start_offset else partition.leader_epoch
     else:
         hit = log.fetch_offset_by_timestamp(timestamp)
-        if hit is not None and hit.offset < log.high_watermark:
+        if hit is not None and (timestamp < 0 or hit.offset < log.high_watermark):
             found_timestamp, offset = hit.timestamp, hit.offset
             epoch = hit.leader_epoch if hit.leader_epoch is not None else -1
     if version == 0:
@@ -85,5 +75,5 @@ def _lookup(replica_manager, tp: tuple[str, int], p: dict, request: dict, versio
 
 
 def _epoch_at(log, offset: int) -> int:
-    epoch = log.epoch_for_offset(offset)
+    epoch = log.leader_epoch_cache.epoch_for_offset(offset)
     return -1 if epoch is None else epoch
