@@ -175,6 +175,24 @@ class ReplicaManager:
         return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)
 
+    def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
+        """DeleteRecords on one partition: (error, low watermark)."""
+        p = self.partitions.get((topic, partition))
+        if p is None:
+            return self.missing_partition_error(topic), -1
+        try:
+            unified_log = p.check_leader()
+        except PartitionError as exc:
+            return exc.code, -1
+        if unified_log.config.compact:
+            return Errors.POLICY_VIOLATION, -1
+        target = unified_log.high_watermark if offset == -1 else offset
+        try:
+            unified_log.maybe_increment_log_start_offset(target)
+        except LogError as exc:
+            return exc.code, -1
+        return Errors.NONE, unified_log.log_start_offset
+
     async def wait_for_acks(self, results: dict[TopicPartition, ProduceResult], timeout_ms: int) -> None:
         """DelayedProduce for acks=-1: until every appended partition's HW passes its last offset."""
         deadline = time.monotonic() + timeout_ms / 1000

@@ -26,6 +26,7 @@ HANDLER_MODULES = (
     "metadata",
     "api_versions",
     "delete_topics",
+    "delete_records",
     "init_producer_id",
     "create_partitions",
     "describe_cluster",

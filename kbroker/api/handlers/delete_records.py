@@ -1,0 +1,29 @@
+"""DeleteRecords (21), v0-2.
+
+Moves each partition's log start offset forward to the offset given (-1: the high watermark);
+whole segments below it are deleted by retention, and reads below it get OFFSET_OUT_OF_RANGE.
+Offsets past the high watermark: OFFSET_OUT_OF_RANGE; compacted topics: POLICY_VIOLATION;
+partitions we do not lead: NOT_LEADER_OR_FOLLOWER. The low watermark answered is the new log
+start offset (with followers, Kafka answers once they have moved theirs too).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.DELETE_RECORDS
+VERSIONS = (0, 2)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    replica_manager = ctx.broker.replica_manager
+    topics = []
+    for topic in request["topics"]:
+        partitions = []
+        for p in topic["partitions"]:
+            error, low_watermark = replica_manager.delete_records(topic["name"], p["partition_index"], p["offset"])
+            partitions.append({"partition_index": p["partition_index"], "low_watermark": low_watermark,
+                               "error_code": error})
+        topics.append({"name": topic["name"], "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}
