@@ -1,0 +1,68 @@
+"""AlterConfigs (33), v0-2 (flexible from v2). Deprecated by Kafka in favour of IncrementalAlterConfigs.
+
+Each resource's configs replace its current overrides wholesale (settings not named go back to
+their defaults), as Kafka's ZkAdminManager.alterConfigs does:
+- TOPIC: UNKNOWN_TOPIC_OR_PARTITION if missing; unknown names INVALID_CONFIG; bad values
+  INVALID_REQUEST ("Invalid config value for resource ..."); then /config/topics/<t> is written
+  with a change notification, unless validate_only.
+- BROKER ("" or this broker's id): an empty change is accepted; any setting is refused with
+  INVALID_REQUEST "Cannot update these configs dynamically", since kbroker has no dynamic broker
+  configs. Another id gets INVALID_REQUEST.
+- Any other type (BROKER_LOGGER included): INVALID_REQUEST, as in Kafka.
+A resource named twice, a config named twice or a null value: INVALID_REQUEST for that resource.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.config_helper import (
+    DUPLICATE_RESOURCE_MESSAGE,
+    ConfigApiError,
+    ResourceType,
+    alter_topic_config,
+    check_broker_resource,
+    duplicate_config_names,
+    duplicate_resources,
+    refuse_broker_changes,
+    resource_description,
+)
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.ALTER_CONFIGS
+VERSIONS = (0, 2)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    resources = request["resources"]
+    repeated = duplicate_resources(resources)
+    responses = []
+    for resource in resources:
+        error = Errors.NONE, None
+        try:
+            if (resource["resource_type"], resource["resource_name"]) in repeated:
+                raise ConfigApiError(Errors.INVALID_REQUEST, DUPLICATE_RESOURCE_MESSAGE)
+            _alter(ctx, resource, request["validate_only"])
+        except ConfigApiError as exc:
+            error = exc.code, exc.message
+        responses.append({"error_code": error[0], "error_message": error[1],
+                          "resource_type": resource["resource_type"], "resource_name": resource["resource_name"]})
+    return {"throttle_time_ms": 0, "responses": responses}
+
+
+def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
+    type_id, name, configs = resource["resource_type"], resource["resource_name"], resource["configs"]
+    duplicate_config_names(configs)
+    nulls = [c["name"] for c in configs if c["value"] is None]
+    if nulls:
+        raise ConfigApiError(Errors.INVALID_REQUEST, f"Null value not supported for : {','.join(nulls)}")
+    kind = ResourceType.of(type_id)
+    if kind == ResourceType.TOPIC:
+        new_config = {c["name"]: c["value"] for c in configs}
+        alter_topic_config(ctx.broker, type_id, name, new_config, validate_only)
+    elif kind == ResourceType.BROKER:
+        check_broker_resource(name, ctx.broker.broker_id)
+        refuse_broker_changes(resource_description(type_id, name), [c["name"] for c in configs])
+    else:
+        raise ConfigApiError(Errors.INVALID_REQUEST,
+                             f"AlterConfigs is only supported for topics and brokers, but resource type is {kind.name}")
