@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.protocol.errors import Errors
 from kbroker.log.errors import LogError
+from kbroker.log.validator import AppendOrigin
 
 if TYPE_CHECKING:
     import uuid
@@ -104,7 +105,8 @@ class Partition:
             raise PartitionError(Errors.NOT_LEADER_OR_FOLLOWER)
         return self.log
 
-    def append_records_to_leader(self, records: memoryview, required_acks: int, request_version: int):
+    def append_records_to_leader(self, records: memoryview, required_acks: int,
+                                 origin: AppendOrigin = AppendOrigin.CLIENT):
         log = self.check_leader()
         min_isr = log.config.min_insync_replicas
         if required_acks == -1 and len(self.isr) < min_isr:
@@ -112,7 +114,7 @@ class Partition:
                                  f"The size of the current ISR {self.isr} is insufficient to satisfy the "
                                  f"min.isr requirement of {min_isr} for partition {self.topic}-{self.partition}")
         try:
-            info = log.append_as_leader(records, self.leader_epoch)
+            info = log.append_as_leader(records, self.leader_epoch, origin)
         except LogError as exc:
             raise PartitionError(exc.code, str(exc)) from None
         self.maybe_increment_high_watermark()

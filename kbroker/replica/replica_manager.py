@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from kbroker.api.protocol.errors import Errors
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
+from kbroker.log.validator import AppendOrigin
 from kbroker.metadata.metadata_cache import uuid_to_base64
 from kbroker.replica.partition import (
     FETCH_HIGH_WATERMARK,
@@ -85,6 +86,8 @@ class ReplicaManager:
         self.partitions: dict[TopicPartition, Partition] = {}
         self.controller_epoch = 0
         self.stopping = False  # set on shutdown: parked fetches answer with what they have
+        # Called as listener(topic, partition, is_leader, leader_epoch) after each leadership change.
+        self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
         self._appended: dict[TopicPartition, list[asyncio.Future]] = {}
 
     # -- controller requests ------------------------------------------------------------------
@@ -130,7 +133,16 @@ class ReplicaManager:
         else:
             partition.make_follower(state, unified_log)
         self._wake(tp)
+        self._notify_leadership(topic, tp[1], partition.is_leader, partition.leader_epoch)
         return Errors.NONE
+
+    def _notify_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        """Kafka's onLeadershipChange: the group coordinator loads or unloads its partitions."""
+        for listener in self.leadership_listeners:
+            try:
+                listener(topic, partition, is_leader, leader_epoch)
+            except Exception:
+                log.exception("leadership listener failed for %s-%d", topic, partition)
 
     def stop_replicas(self, request: dict) -> dict:
         if request["controller_epoch"] < self.controller_epoch:
@@ -140,7 +152,8 @@ class ReplicaManager:
             topic = topic_state["topic_name"]
             for state in topic_state["partition_states"]:
                 tp = (topic, state["partition_index"])
-                self.partitions.pop(tp, None)
+                if self.partitions.pop(tp, None) is not None:
+                    self._notify_leadership(topic, tp[1], False, state["leader_epoch"])
                 if state["delete_partition"]:
                     self.log_manager.delete_log(topic, tp[1])
                 self._wake(tp)
@@ -162,12 +175,14 @@ class ReplicaManager:
         return Errors.NOT_LEADER_OR_FOLLOWER
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
-                            request_version: int) -> ProduceResult:
+                            request_version: int, origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
+        """Appends one partition's batches as leader (clients; the coordinators use origin
+        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
         p = self.partitions.get((topic, partition))
         if p is None:
             return ProduceResult(self.missing_partition_error(topic))
         try:
-            info = p.append_records_to_leader(records, required_acks, request_version)
+            info = p.append_records_to_leader(records, required_acks, origin)
         except PartitionError as exc:
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1)

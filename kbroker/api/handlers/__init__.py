@@ -25,11 +25,15 @@ HANDLER_MODULES = (
     "list_offsets",
     "metadata",
     "api_versions",
+    "create_topics",
     "delete_topics",
     "delete_records",
     "init_producer_id",
     "create_partitions",
     "describe_cluster",
+    "describe_configs",
+    "alter_configs",
+    "incremental_alter_configs",
 )
 
 
