@@ -164,9 +164,10 @@ class _SortedIndexFile:
         if self._fd is not None:
             os.fsync(self._fd)
 
-    def close(self) -> None:
+    def close(self, trim: bool = True) -> None:
+        """Close the file, trimming a preallocated one to its entries unless `trim` is False."""
         if self._fd is not None:
-            if self._loaded and self.writable:
+            if trim and self._loaded and self.writable:
                 os.ftruncate(self._fd, len(self._keys) * self.entry.size)
             os.close(self._fd)
             self._fd = None
