@@ -25,7 +25,6 @@ HANDLER_MODULES = (
     "list_offsets",
     "metadata",
     "api_versions",
-    "create_topics",
     "delete_topics",
     "delete_records",
     "init_producer_id",
