@@ -25,6 +25,7 @@ HANDLER_MODULES = (
     "list_offsets",
     "metadata",
     "api_versions",
+    "create_topics",
     "delete_topics",
     "delete_records",
     "init_producer_id",
