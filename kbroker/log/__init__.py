@@ -1,0 +1,17 @@
+"""kbroker's native log, stored exactly as Kafka stores it (KAFKA-FACTS §4, §5, §8).
+
+records.py      record batch v2: parse headers, iterate/decode records, build batches and markers
+compression.py  gzip / snappy (xerial) / lz4 / zstd
+validator.py    LogValidator: leader-append checks with Kafka's error codes, offset assignment
+index.py        OffsetIndex, TimeIndex, TransactionIndex
+segment.py      LogSegment: one .log file with its indexes; file regions for sendfile
+leader_epoch.py LeaderEpochFileCache (leader-epoch-checkpoint)
+producer_state.py ProducerStateManager (idempotence, transactions, .snapshot files)
+checkpoint.py   checkpoint files, partition.metadata, meta.properties
+unified_log.py  UnifiedLog: one partition directory
+log_manager.py  LogManager: all partitions across log.dirs
+config.py       LogConfig: topic-level settings
+errors.py       LogError (carries a Kafka error code)
+
+Knows nothing of partition leadership, requests or sockets.
+"""

@@ -47,6 +47,7 @@ DELETED_FILE_SUFFIX = ".deleted"
 CLEANED_FILE_SUFFIX = ".cleaned"
 SWAP_FILE_SUFFIX = ".swap"
 
+_HEADER_FIRST_READ = 4096
 _HEADER_READ_AHEAD = 64 * 1024
 _RECOVERY_READ_CHUNK = 8 * 1024 * 1024
 _INT32_MAX = 2**31 - 1
@@ -270,11 +271,14 @@ class LogSegment:
         position = start_position
         block = b""
         block_start = position
+        # Start small (large batches need one header per block) and grow for runs of small batches.
+        read_ahead = _HEADER_FIRST_READ
         while end - position >= RECORD_BATCH_OVERHEAD:
             relative = position - block_start
             if relative + RECORD_BATCH_OVERHEAD > len(block):
-                block = os.pread(self.fd, min(_HEADER_READ_AHEAD, end - position), position)
+                block = os.pread(self.fd, min(read_ahead, end - position), position)
                 block_start, relative = position, 0
+                read_ahead = min(read_ahead * 4, _HEADER_READ_AHEAD)
                 if len(block) < RECORD_BATCH_OVERHEAD:
                     return
             fields = HEADER_STRUCT.unpack_from(block, relative)
