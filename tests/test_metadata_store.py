@@ -1,0 +1,132 @@
+"""The embedded znode store, Kafka's znode shapes and the replica assignment algorithm."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from kbroker.api.protocol.errors import Errors
+from kbroker.metadata import zk_data as zk
+from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
+from kbroker.metadata.kafka_zk_client import KafkaZkClient
+from kbroker.metadata.znode_store import (
+    BadVersionError,
+    EmbeddedZNodeStore,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    Op,
+)
+
+
+def test_versions_and_conditional_writes(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path))
+    store.create("/a", b"1")
+    assert store.get("/a") == (b"1", store.exists("/a"))
+    assert store.set("/a", b"2", version=0).version == 1
+    with pytest.raises(BadVersionError):
+        store.set("/a", b"3", version=0)
+    with pytest.raises(NodeExistsError):
+        store.create("/a")
+    with pytest.raises(NoNodeError):
+        store.create("/missing/child")
+    store.create("/a/b", b"")
+    with pytest.raises(NotEmptyError):
+        store.delete("/a")
+    store.delete("/a", recursive=True)
+    assert store.exists("/a") is None
+
+
+def test_multi_is_all_or_nothing(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path))
+    store.create("/epoch", b"0")
+    with pytest.raises(BadVersionError):
+        store.multi([Op("create", "/controller", b"x", ephemeral=True), Op("set", "/epoch", b"1", version=7)])
+    assert store.exists("/controller") is None
+    assert store.get("/epoch")[0] == b"0"
+
+
+def test_sequential_nodes_and_persistence_without_ephemerals(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path))
+    store.ensure_path("/config/changes")
+    first = store.create("/config/changes/config_change_", b"a", sequence=True)
+    second = store.create("/config/changes/config_change_", b"b", sequence=True)
+    assert (first, second) == ("/config/changes/config_change_0000000000", "/config/changes/config_change_0000000001")
+    store.create("/brokers", b"")
+    store.create("/brokers/0", b"me", ephemeral=True)
+    reopened = EmbeddedZNodeStore(str(tmp_path))
+    assert reopened.get(second)[0] == b"b"
+    assert reopened.exists("/brokers/0") is None  # ephemeral: gone with the session
+    assert reopened.create("/config/changes/config_change_", sequence=True).endswith("0000000002")
+
+
+def test_watches_fire_through_notify(tmp_path):
+    fired: list[str] = []
+    queued: list = []
+    store = EmbeddedZNodeStore(str(tmp_path), notify=queued.append)
+    store.create("/topics")
+    store.watch_children("/topics", lambda: fired.append("children"))
+    store.create("/topics/t")
+    assert fired == []  # never inside the store's call
+    for fn in queued:
+        fn()
+    assert fired == ["children"]
+
+
+def test_controller_election_is_fenced_by_the_epoch(tmp_path):
+    client = KafkaZkClient(EmbeddedZNodeStore(str(tmp_path)))
+    client.create_top_level_paths()
+    assert client.try_elect_controller(1) == (1, 1)
+    assert client.try_elect_controller(2) is None  # /controller exists
+    assert json.loads(client.store.get(zk.CONTROLLER)[0])["brokerid"] == 1
+    assert client.store.get(zk.CONTROLLER_EPOCH)[0] == b"1"
+
+
+def test_znode_json_shapes_are_kafkas():
+    assignment = zk.TopicAssignment("AAAAAAAAAAAAAAAAAAAAAQ", {0: [1, 2], 1: [2, 1]}, {}, {})
+    assert json.loads(assignment.encode()) == {
+        "version": 3, "partitions": {"0": [1, 2], "1": [2, 1]}, "adding_replicas": {}, "removing_replicas": {},
+        "topic_id": "AAAAAAAAAAAAAAAAAAAAAQ"}
+    state = zk.LeaderIsrAndControllerEpoch(1, 0, [1, 2], 3)
+    assert json.loads(state.encode()) == {"version": 1, "leader": 1, "leader_epoch": 0, "controller_epoch": 3,
+                                          "isr": [1, 2]}
+    broker = json.loads(zk.BrokerRegistration(1, [("PLAINTEXT", "h", 9092, "PLAINTEXT")]).encode())
+    assert broker["version"] == 5 and broker["host"] == "h" and broker["port"] == 9092
+    assert broker["endpoints"] == ["PLAINTEXT://h:9092"] and "rack" not in broker
+    assert json.loads(zk.encode_cluster_id("abc")) == {"version": "1", "id": "abc"}
+
+
+def test_replica_assignment_matches_kafkas_algorithm():
+    # AdminUtils with startIndex 0 and shift 0 on brokers 0..4, 10 partitions, RF 3 (Kafka's own
+    # example in AdminUtils' documentation).
+    got = assign_replicas_to_brokers(10, 3, [0, 1, 2, 3, 4], start_index=0, first_shift=0)
+    assert got[0] == [0, 1, 2] and got[1] == [1, 2, 3] and got[4] == [4, 0, 1]
+    assert got[5] == [0, 2, 3] and got[9] == [4, 1, 2]
+    leaders = [r[0] for r in got.values()]
+    assert sorted(leaders) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]  # leadership spread evenly
+    assert all(len(set(r)) == 3 for r in got.values())
+
+
+def test_replica_assignment_errors():
+    with pytest.raises(AdminError) as exc:
+        assign_replicas_to_brokers(1, 3, [0])
+    assert exc.value.code == Errors.INVALID_REPLICATION_FACTOR
+    with pytest.raises(AdminError) as exc:
+        assign_replicas_to_brokers(0, 1, [0])
+    assert exc.value.code == Errors.INVALID_PARTITIONS
+
+
+def test_topic_name_collision_and_duplicates(tmp_path):
+    client = KafkaZkClient(EmbeddedZNodeStore(str(tmp_path)))
+    client.create_top_level_paths()
+    admin = AdminZkClient(client)
+    admin.create_topic("a.b", {0: [0]}, {})
+    for name, code in (("a_b", Errors.INVALID_TOPIC_EXCEPTION), ("a.b", Errors.TOPIC_ALREADY_EXISTS),
+                       ("bad/name", Errors.INVALID_TOPIC_EXCEPTION)):
+        with pytest.raises(AdminError) as exc:
+            admin.create_topic(name, {0: [0]}, {})
+        assert exc.value.code == code
+    with pytest.raises(AdminError) as exc:
+        admin.create_topic("gaps", {0: [0], 2: [0]}, {})
+    assert exc.value.code == Errors.INVALID_REPLICA_ASSIGNMENT
