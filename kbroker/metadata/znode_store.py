@@ -54,6 +54,16 @@ class Op:
     sequence: bool = False
 
 
+def _versioned_node(nodes: dict[str, _Node], op: Op) -> _Node:
+    """The node an op names, checked against the version it expects (-1: any)."""
+    node = nodes.get(op.path)
+    if node is None:
+        raise NoNodeError(op.path)
+    if op.version != -1 and node.version != op.version:
+        raise BadVersionError(op.path)
+    return node
+
+
 def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] or "/"
 
@@ -150,11 +160,7 @@ class EmbeddedZNodeStore:
         persistent_change = False
         for op in ops:
             if op.kind == "check":
-                node = staged.get(op.path)
-                if node is None:
-                    raise NoNodeError(op.path)
-                if op.version != -1 and node.version != op.version:
-                    raise BadVersionError(op.path)
+                _versioned_node(staged, op)
                 results.append(True)
             elif op.kind == "create":
                 parent_path = _parent(op.path)
@@ -178,11 +184,7 @@ class EmbeddedZNodeStore:
                 persistent_change |= not op.ephemeral
                 results.append(path)
             elif op.kind == "set":
-                node = staged.get(op.path)
-                if node is None:
-                    raise NoNodeError(op.path)
-                if op.version != -1 and node.version != op.version:
-                    raise BadVersionError(op.path)
+                node = _versioned_node(staged, op)
                 zxid += 1
                 staged[op.path] = _Node(op.data, node.czxid, node.version + 1, node.ephemeral,
                                         node.children, node.sequence)
@@ -190,11 +192,7 @@ class EmbeddedZNodeStore:
                 persistent_change |= not node.ephemeral
                 results.append(ZnodeStat(node.czxid, node.version + 1))
             elif op.kind == "delete":
-                node = staged.get(op.path)
-                if node is None:
-                    raise NoNodeError(op.path)
-                if op.version != -1 and node.version != op.version:
-                    raise BadVersionError(op.path)
+                node = _versioned_node(staged, op)
                 if node.children:
                     raise NotEmptyError(op.path)
                 parent_path = _parent(op.path)
