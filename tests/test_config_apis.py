@@ -10,10 +10,13 @@ messages. The first few tests check the ConfigHelper functions in-process on Kaf
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.admin._configs import ConfigResource, ConfigResourceType
+from kafka.errors import MessageSizeTooLargeError
 from kafka.protocol.admin import (
     AlterConfigsResponse,
     DescribeConfigsResponse,
@@ -373,3 +376,22 @@ def test_overrides_survive_a_restart(broker_factory):
         client.close()
     broker.restart()
     assert overrides(broker.port, "kept") == {"retention.ms": "4321"}
+
+
+def test_altered_config_reaches_the_live_log(shared_broker, admin, topic):
+    """The write goes through the change notification to the partition's log: a lowered
+    max.message.bytes makes the next produce fail with MESSAGE_TOO_LARGE. (The topic is compacted,
+    so records carry a key.)"""
+    producer = KafkaProducer(bootstrap_servers=shared_broker.bootstrap, retries=0)
+    try:
+        producer.send(topic, b"x" * 1000, key=b"k").get(10)
+        result = admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                     {"max.message.bytes": "200"})])
+        assert result == {"topic": {topic: "OK"}}
+        deadline = time.monotonic() + 5
+        with pytest.raises(MessageSizeTooLargeError):
+            while time.monotonic() < deadline:  # the broker applies the change on its notification
+                producer.send(topic, b"x" * 1000, key=b"k").get(10)
+                time.sleep(0.05)
+    finally:
+        producer.close()
