@@ -1,8 +1,11 @@
-"""The embedded znode store, Kafka's znode shapes and the replica assignment algorithm."""
+"""The znode stores (embedded, and a real ZooKeeper through kazoo), Kafka's znode shapes and the
+replica assignment algorithm. The same semantic tests run against both stores."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 
 import pytest
 
@@ -10,6 +13,7 @@ from kbroker.api.protocol.errors import Errors
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
+from kbroker.metadata.kazoo_store import KazooZNodeStore, split_chroot
 from kbroker.metadata.znode_store import (
     BadVersionError,
     EmbeddedZNodeStore,
@@ -19,9 +23,36 @@ from kbroker.metadata.znode_store import (
     Op,
 )
 
+_chroots = itertools.count()
 
-def test_versions_and_conditional_writes(tmp_path):
-    store = EmbeddedZNodeStore(str(tmp_path))
+
+@pytest.fixture(params=["embedded", "zookeeper"])
+def make_store(request, tmp_path):
+    """Builds stores of one kind; each test gets a fresh tree (a new chroot on ZooKeeper)."""
+    opened = []
+    if request.param == "embedded":
+        def make(notify=None):
+            return EmbeddedZNodeStore(str(tmp_path), notify=notify)
+    else:
+        connect = f"{request.getfixturevalue('zookeeper')}/kbroker-test-{next(_chroots)}"
+
+        def make(notify=None):
+            store = KazooZNodeStore(connect, 6000, 5000, notify=notify or (lambda fn: fn()))
+            opened.append(store)
+            return store
+    yield make
+    for store in opened:
+        store.close()
+
+
+def test_split_chroot():
+    assert split_chroot("h1:2181,h2:2181/kafka/x/") == ("h1:2181,h2:2181", "/kafka/x")
+    assert split_chroot("h:2181") == ("h:2181", "")
+    assert split_chroot("h:2181/") == ("h:2181", "")
+
+
+def test_versions_and_conditional_writes(make_store):
+    store = make_store()
     store.create("/a", b"1")
     assert store.get("/a") == (b"1", store.exists("/a"))
     assert store.set("/a", b"2", version=0).version == 1
@@ -38,8 +69,8 @@ def test_versions_and_conditional_writes(tmp_path):
     assert store.exists("/a") is None
 
 
-def test_multi_is_all_or_nothing(tmp_path):
-    store = EmbeddedZNodeStore(str(tmp_path))
+def test_multi_is_all_or_nothing(make_store):
+    store = make_store()
     store.create("/epoch", b"0")
     with pytest.raises(BadVersionError):
         store.multi([Op("create", "/controller", b"x", ephemeral=True), Op("set", "/epoch", b"1", version=7)])
@@ -61,21 +92,24 @@ def test_sequential_nodes_and_persistence_without_ephemerals(tmp_path):
     assert reopened.create("/config/changes/config_change_", sequence=True).endswith("0000000002")
 
 
-def test_watches_fire_through_notify(tmp_path):
+def test_watches_fire_through_notify(make_store):
     fired: list[str] = []
     queued: list = []
-    store = EmbeddedZNodeStore(str(tmp_path), notify=queued.append)
+    store = make_store(notify=queued.append)
     store.create("/topics")
     store.watch_children("/topics", lambda: fired.append("children"))
     store.create("/topics/t")
-    assert fired == []  # never inside the store's call
-    for fn in queued:
+    deadline = time.monotonic() + 5
+    while not queued and time.monotonic() < deadline:  # ZooKeeper notifies asynchronously
+        time.sleep(0.01)
+    assert fired == []  # never inside the store's call or on the store's thread
+    for fn in list(queued):
         fn()
     assert fired == ["children"]
 
 
-def test_controller_election_is_fenced_by_the_epoch(tmp_path):
-    client = KafkaZkClient(EmbeddedZNodeStore(str(tmp_path)))
+def test_controller_election_is_fenced_by_the_epoch(make_store):
+    client = KafkaZkClient(make_store())
     client.create_top_level_paths()
     assert client.try_elect_controller(1) == (1, 1)
     assert client.try_elect_controller(2) is None  # /controller exists
