@@ -289,3 +289,16 @@ def test_untrimmed_active_index_after_a_crash_is_rebuilt(tmp_path):
     assert reopened.active_segment.offset_index.entries == entries
     assert reopened.read(9, 1 << 20).size > 0
     assert read_batches(reopened.read(9, 1 << 20).read_bytes())[0][0].base_offset == 8
+
+
+def test_a_torn_tail_is_repaired_even_when_the_shutdown_looked_clean(tmp_path):
+    log = open_log(tmp_path)
+    fill(log, 5)
+    log.close()
+    path = log.active_segment.log_path
+    with open(path, "ab") as file:
+        file.write(producer_batch([b"half"])[:40])
+    reopened = open_log(tmp_path, clean=True)
+    assert reopened.log_end_offset == 10
+    reopened.append_as_leader(producer_batch([b"whole"]), 0)
+    assert all_offsets(reopened) == list(range(11))

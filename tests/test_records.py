@@ -305,3 +305,31 @@ def test_produce_request_records_rule():
     zstd = producer_batch([COMPRESSIBLE] * 3, codec=compression.CODEC_ZSTD)
     assert validate_produce_partition_records(6, zstd) == Errors.UNSUPPORTED_COMPRESSION_TYPE
     assert validate_produce_partition_records(7, zstd) == Errors.NONE
+
+
+def test_log_config_from_topic_overrides():
+    config = LogConfig.from_topic_config(
+        {
+            "segment.bytes": "1048576",
+            "cleanup.policy": "compact,delete",
+            "message.timestamp.type": "LogAppendTime",
+            "compression.type": "zstd",
+            "unclean.leader.election.enable": "true",
+            "min.cleanable.dirty.ratio": "0.1",
+            "not.a.topic.config": "ignored",
+        },
+        base=LogConfig(retention_ms=1000),
+    )
+    assert (config.segment_bytes, config.retention_ms, config.min_cleanable_dirty_ratio) == (
+        1048576,
+        1000,
+        0.1,
+    )
+    assert config.compact and config.delete and config.log_append_time
+    assert config.target_codec == compression.CODEC_ZSTD and config.unclean_leader_election_enable
+    assert LogConfig().target_codec is None and LogConfig().max_message_bytes == 1048588
+    deprecated = LogConfig.from_topic_config({"message.timestamp.difference.max.ms": "5000"})
+    assert deprecated.message_timestamp_before_max_ms == deprecated.message_timestamp_after_max_ms == 5000
+    for bad in ({"segment.bytes": "lots"}, {"cleanup.policy": "shred"}, {"compression.type": "brotli"}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            LogConfig.from_topic_config(bad)

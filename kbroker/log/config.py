@@ -81,6 +81,12 @@ class LogConfig:
                 changes[field] = _parse_value(field, raw)
             except ValueError as err:
                 raise ValueError(f"invalid value {raw!r} for topic config {name}: {err}") from err
+        difference = overrides.get("message.timestamp.difference.max.ms")
+        if difference is not None:
+            # Deprecated since 3.6; it still bounds both sides unless the new settings are given.
+            for field in ("message_timestamp_before_max_ms", "message_timestamp_after_max_ms"):
+                if changes.get(field, getattr(base, field)) == LONG_MAX:
+                    changes[field] = int(difference)
         return dataclasses.replace(base, **changes)
 
 

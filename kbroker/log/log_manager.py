@@ -208,10 +208,13 @@ class LogManager:
     def get_or_create_log(
         self, topic: str, partition: int, topic_id: str | None = None, config: LogConfig | None = None
     ) -> UnifiedLog:
-        """The partition's log, created (empty) in the log dir holding the fewest partitions."""
+        """The partition's log, created (empty) in the log dir holding the fewest partitions.
+        A given `config` replaces the existing log's; a different topic id is INCONSISTENT_TOPIC_ID."""
         key = (topic, partition)
         existing = self.logs.get(key)
         if existing is not None:
+            if config is not None:
+                existing.config = config
             if topic_id is not None:
                 if existing.topic_id not in (None, topic_id):
                     raise LogError(

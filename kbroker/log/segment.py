@@ -349,11 +349,16 @@ class LogSegment:
 
     def read_next_offset(self) -> int:
         """Offset after the last batch: scan from the last index entry to the end."""
+        return self.scan_tail()[0]
+
+    def scan_tail(self) -> tuple[int, int]:
+        """(offset after the last batch, file position after it); the position is short of
+        `size` when the file ends in a partial batch."""
         start = self.offset_index.lookup(self.offset_index.last_offset).position
-        next_offset = self.base_offset
+        next_offset, end = self.base_offset, start
         for header in self.iter_batch_headers(start):
-            next_offset = header.next_offset
-        return next_offset
+            next_offset, end = header.next_offset, header.end
+        return next_offset, end
 
     def find_offset_by_timestamp(self, timestamp: int, starting_offset: int) -> TimestampAndOffset | None:
         """First record with timestamp >= `timestamp` and offset >= `starting_offset`."""

@@ -79,7 +79,8 @@ MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
 
-_OFFSET_POSITION_CACHE_SIZE = 1024
+# Positions of the last appends' ends: high watermarks and fetch offsets are usually among them.
+_OFFSET_POSITION_CACHE_SIZE = 32
 
 
 @dataclass(slots=True)
@@ -180,7 +181,14 @@ class UnifiedLog:
         active = self.active_segment
         active.offset_index.resize(self.config.segment_index_bytes)
         active.time_index.resize(self.config.segment_index_bytes)
-        next_offset = active.read_next_offset()
+        try:
+            next_offset, end = active.scan_tail()
+            if end != active.size:
+                raise CorruptRecordError(f"{active.size - end} bytes after the last complete batch")
+        except CorruptRecordError as err:  # a "clean" log whose tail is damaged anyway
+            log.warning("recovering %s in %s: %s", active, self.directory, err)
+            self._recover_segment(active)
+            next_offset = active.read_next_offset()
         self._log_end = LogOffsetMetadata(next_offset, active.base_offset, active.size)
         self.log_start_offset = min(max(self.log_start_offset, self._base_offsets[0]), next_offset)
         self.recovery_point = (
@@ -252,7 +260,7 @@ class UnifiedLog:
             else:
                 segment.offset_index.quick_check(segment.size, next_base)
                 segment.time_index.quick_check(next_base)
-        except CorruptIndexError as err:
+        except (CorruptIndexError, CorruptRecordError) as err:
             log.warning("%s", err)
             return False
         return True
