@@ -21,7 +21,7 @@ AdminZkClient.change_topic_config (the broker applies them to live logs on the n
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -329,6 +329,25 @@ def refuse_broker_changes(description: str, names: list[str]) -> None:
                              f"Invalid config value for resource {description}: Cannot update these configs "
                              f"dynamically: Set({', '.join(names)}) (kbroker reads broker settings only at "
                              "start-up)")
+
+
+def alter_each_resource(ctx, request: dict, alter: Callable[[object, dict, bool], None]) -> dict:
+    """AlterConfigs and IncrementalAlterConfigs alike: each resource altered on its own, its error
+    (a ConfigApiError) answered for it alone; a resource named twice is INVALID_REQUEST."""
+    resources = request["resources"]
+    repeated = duplicate_resources(resources)
+    responses = []
+    for resource in resources:
+        error = Errors.NONE, None
+        try:
+            if (resource["resource_type"], resource["resource_name"]) in repeated:
+                raise ConfigApiError(Errors.INVALID_REQUEST, DUPLICATE_RESOURCE_MESSAGE)
+            alter(ctx, resource, request["validate_only"])
+        except ConfigApiError as exc:
+            error = exc.code, exc.message
+        responses.append({"error_code": error[0], "error_message": error[1],
+                          "resource_type": resource["resource_type"], "resource_name": resource["resource_name"]})
+    return {"throttle_time_ms": 0, "responses": responses}
 
 
 def duplicate_resources(resources: list[dict]) -> set[tuple[int, str]]:

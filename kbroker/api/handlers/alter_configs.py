@@ -15,13 +15,12 @@ A resource named twice, a config named twice or a null value: INVALID_REQUEST fo
 from __future__ import annotations
 
 from kbroker.api.config_helper import (
-    DUPLICATE_RESOURCE_MESSAGE,
     ConfigApiError,
     ResourceType,
+    alter_each_resource,
     alter_topic_config,
     check_broker_resource,
     duplicate_config_names,
-    duplicate_resources,
     refuse_broker_changes,
     resource_description,
 )
@@ -34,20 +33,7 @@ VERSIONS = (0, 2)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    resources = request["resources"]
-    repeated = duplicate_resources(resources)
-    responses = []
-    for resource in resources:
-        error = Errors.NONE, None
-        try:
-            if (resource["resource_type"], resource["resource_name"]) in repeated:
-                raise ConfigApiError(Errors.INVALID_REQUEST, DUPLICATE_RESOURCE_MESSAGE)
-            _alter(ctx, resource, request["validate_only"])
-        except ConfigApiError as exc:
-            error = exc.code, exc.message
-        responses.append({"error_code": error[0], "error_message": error[1],
-                          "resource_type": resource["resource_type"], "resource_name": resource["resource_name"]})
-    return {"throttle_time_ms": 0, "responses": responses}
+    return alter_each_resource(ctx, request, _alter)
 
 
 def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
