@@ -302,3 +302,15 @@ def test_a_torn_tail_is_repaired_even_when_the_shutdown_looked_clean(tmp_path):
     assert reopened.log_end_offset == 10
     reopened.append_as_leader(producer_batch([b"whole"]), 0)
     assert all_offsets(reopened) == list(range(11))
+
+
+def test_a_malformed_leader_epoch_checkpoint_is_rebuilt_from_the_batches(tmp_path):
+    log = open_log(tmp_path)
+    fill(log, 2, epoch=1)
+    fill(log, 2, epoch=4)
+    log.close()
+    with open(os.path.join(log.directory, "leader-epoch-checkpoint"), "w") as file:
+        file.write("0\n7\nnonsense\n")
+    reopened = open_log(tmp_path)
+    assert reopened.leader_epoch_cache.entries == [(1, 0), (4, 4)]
+    assert LeaderEpochFileCache(reopened.directory).entries == [(1, 0), (4, 4)]

@@ -8,10 +8,18 @@ log when it is truncated at either end. Only this one file; the log calls it.
 from __future__ import annotations
 
 import bisect
+import logging
 import os
 from typing import NamedTuple
 
-from kbroker.log.checkpoint import LEADER_EPOCH_CHECKPOINT_FILE, read_checkpoint, write_checkpoint
+from kbroker.log.checkpoint import (
+    LEADER_EPOCH_CHECKPOINT_FILE,
+    MalformedCheckpointError,
+    read_checkpoint,
+    write_checkpoint,
+)
+
+log = logging.getLogger(__name__)
 
 UNDEFINED_EPOCH = -1
 UNDEFINED_EPOCH_OFFSET = -1
@@ -28,10 +36,17 @@ class LeaderEpochFileCache:
     def __init__(self, directory: str):
         self.path = os.path.join(directory, LEADER_EPOCH_CHECKPOINT_FILE)
         self._entries: list[EpochEntry] = []
-        for entry in read_checkpoint(self.path) or []:
-            if len(entry) != 2:
-                raise ValueError(f"{self.path}: malformed line {' '.join(entry)!r}")
-            self._entries.append(EpochEntry(int(entry[0]), int(entry[1])))
+        self.was_malformed = False
+        try:
+            for entry in read_checkpoint(self.path) or []:
+                if len(entry) != 2:
+                    raise MalformedCheckpointError(f"{self.path}: malformed line {' '.join(entry)!r}")
+                self._entries.append(EpochEntry(int(entry[0]), int(entry[1])))
+        except (MalformedCheckpointError, ValueError) as err:
+            # The owner rebuilds the history from the batches' partitionLeaderEpoch fields.
+            log.warning("ignoring %s: %s", self.path, err)
+            self._entries = []
+            self.was_malformed = True
 
     @property
     def entries(self) -> list[EpochEntry]:

@@ -132,7 +132,8 @@ def log_dir_name(topic: str, partition: int) -> str:
 
 
 class UnifiedLog:
-    """A partition's log. Open with `UnifiedLog.load(...)`; a missing directory is created."""
+    """A partition's log. Constructing one loads its directory (creating it if missing), recovering
+    segments after an unclean shutdown (`had_clean_shutdown=False`) from `recovery_point` on."""
 
     def __init__(
         self,
@@ -197,15 +198,27 @@ class UnifiedLog:
             else min(self.recovery_point, next_offset)
         )
         self.high_watermark = self.log_start_offset
+        if self.leader_epoch_cache.was_malformed:
+            self._rebuild_leader_epoch_cache()
         self.leader_epoch_cache.truncate_from_end(next_offset)
         self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
         self._rebuild_producer_state(next_offset, now)
+
+    def _rebuild_leader_epoch_cache(self) -> None:
+        cache = self.leader_epoch_cache
+        for _segment, header in self._iter_headers_from(self.log_start_offset):
+            latest = cache.latest_epoch()
+            if header.partition_leader_epoch >= 0 and (
+                latest is None or header.partition_leader_epoch > latest
+            ):
+                cache.assign(header.partition_leader_epoch, header.base_offset)
+        cache.was_malformed = False
 
     def _remove_temporary_files(self) -> None:
         """Finish or drop what an interrupted delete, clean or swap left behind (LogLoader)."""
         for name in os.listdir(self.directory):
             path = os.path.join(self.directory, name)
-            if name.endswith((DELETED_FILE_SUFFIX, CLEANED_FILE_SUFFIX)):
+            if name.endswith((DELETED_FILE_SUFFIX, CLEANED_FILE_SUFFIX, ".tmp")):
                 os.remove(path)
             elif name.endswith(SWAP_FILE_SUFFIX):
                 os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
@@ -603,10 +616,10 @@ class UnifiedLog:
             if max_offset is None
             else self.convert_to_offset_metadata(min(max_offset, log_end.message_offset))
         )
+        # read_committed fetches carry a (possibly empty) list of aborted transactions.
+        no_aborted = [] if include_aborted_transactions else None
         if fetch_offset >= upper.message_offset:
-            return self._fetch_info(
-                LogOffsetMetadata(fetch_offset), None, False, include_aborted_transactions
-            )
+            return self._fetch_info(LogOffsetMetadata(fetch_offset), None, False, no_aborted)
         for base in self._base_offsets[max(self._floor_index(fetch_offset), 0) :]:
             segment = self.segments[base]
             if base < upper.segment_base_offset:
@@ -617,25 +630,21 @@ class UnifiedLog:
                 break
             found = segment.read(fetch_offset, max_bytes, max_position, min_one_message)
             if found is not None:
-                aborted = None
+                aborted = no_aborted
                 if include_aborted_transactions:
                     aborted = self.collect_aborted_transactions(fetch_offset, upper.message_offset)
                 return self._fetch_info(
                     found.offset_metadata, found.region, found.first_entry_incomplete, aborted
                 )
-        return self._fetch_info(log_end, None, False, include_aborted_transactions)
+        return self._fetch_info(log_end, None, False, no_aborted)
 
     def _fetch_info(
         self,
         metadata: LogOffsetMetadata,
         region: FileRegion | None,
         first_entry_incomplete: bool,
-        aborted: list[AbortedTxn] | bool | None,
+        aborted: list[AbortedTxn] | None,
     ) -> FetchDataInfo:
-        if aborted is True:
-            aborted = []
-        elif aborted is False:
-            aborted = None
         return FetchDataInfo(
             fetch_offset_metadata=metadata,
             records=region,
