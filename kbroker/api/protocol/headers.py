@@ -100,3 +100,32 @@ def encode_response_header(correlation_id: int, api_key: int, api_version: int) 
     if response_header_is_flexible(api_key, api_version):
         return header + b"\x00"
     return header
+
+
+# -- the client side (broker-to-broker requests) ----------------------------------------------
+def encode_request_header(api_key: int, api_version: int, correlation_id: int, client_id: str | None) -> bytes:
+    """Request header v1 (v2 with an empty tagged-fields section for flexible versions)."""
+    if api_key == ApiKey.CONTROLLED_SHUTDOWN and api_version == 0:
+        return _REQUEST_HEADER_V0.pack(api_key, api_version, correlation_id)
+    if client_id is None:
+        header = _REQUEST_HEADER_FIXED.pack(api_key, api_version, correlation_id, -1)
+    else:
+        raw = client_id.encode()
+        header = _REQUEST_HEADER_FIXED.pack(api_key, api_version, correlation_id, len(raw)) + raw
+    return header + b"\x00" if _request_is_flexible(api_key, api_version) else header
+
+
+def decode_response_header(buf: memoryview, api_key: int, api_version: int) -> tuple[int, int]:
+    """(correlation id, body offset) of a response to a request of this api key and version."""
+    try:
+        correlation_id = _CORRELATION_ID.unpack_from(buf, 0)[0]
+        pos = 4
+        if response_header_is_flexible(api_key, api_version):
+            pos = _skip_tagged_fields(buf, pos)
+            if pos > len(buf):
+                raise CodecError("response header truncated in its tagged fields")
+        return correlation_id, pos
+    except CodecError:
+        raise
+    except (struct.error, IndexError) as exc:
+        raise CodecError(f"cannot decode response header: {exc}") from None
