@@ -83,11 +83,15 @@ class _SortedIndexFile:
 
     # -- lifecycle
 
+    def _open(self) -> int:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        return self._fd
+
     def _ensure_loaded(self) -> None:
         if self._loaded:
             return
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        data = _read_all(self._fd)
+        data = _read_all(self._open())
         self._keys, self._values = self._decode_entries(data[: len(data) - len(data) % self.entry.size])
         self._loaded = True
         if self.writable:
@@ -137,11 +141,11 @@ class _SortedIndexFile:
         del self._values[count:]
 
     def reset(self) -> None:
-        """Drop every entry (before a rebuild)."""
-        self._ensure_loaded()
-        os.ftruncate(self._fd, 0)
-        del self._keys[:]
-        del self._values[:]
+        """Drop every entry (before a rebuild); the old content is never parsed."""
+        os.ftruncate(self._open(), 0)
+        self._keys = array(self.key_type)
+        self._values = array(self.value_type)
+        self._loaded = True
         if self.writable:
             os.ftruncate(self._fd, self.max_index_size)
 
