@@ -1,0 +1,353 @@
+#!/usr/bin/env python3
+"""scripts/bench: issue 6's benchmark, run against kbroker (and optionally other brokers).
+
+Starts kbroker on a fresh temporary data directory (or uses --bootstrap), runs the scenarios of
+bench_scenarios.py --runs times with confluent-kafka as the load client in separate processes
+(bench_client.py), alternating between brokers when --against is given, and prints a table and
+JSON lines (medians). Each run also measures the loopback TCP bandwidth, so every throughput is
+reported as a fraction of it. Every measurement is verified (record counts, offsets, first and
+last payloads); a failed one is reported and makes the exit code 1. Touches only its own
+temporary directory and the processes it starts; never kbroker's code or other data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(SCRIPTS))
+
+from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker  # noqa: E402
+from bench_report import (  # noqa: E402
+    detail_table,
+    json_lines,
+    loopback_summary,
+    memory_summary,
+    ratio_table,
+    ratios,
+    summarize,
+)
+from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, Scenario  # noqa: E402
+from bench_scenarios import select as select_scenarios  # noqa: E402
+
+CLIENT = SCRIPTS / "bench_client.py"
+LOOPBACK_BYTES = 2_000_000_000
+MIN_LOOPBACK_BYTES = 64 * 1024 * 1024
+LOOPBACK_CHUNK = 4 * 1024 * 1024
+IDLE_SETTLE_S = 1.0  # after the first Metadata answer, before reading idle RSS
+CLIENT_SLACK_S = 60.0  # a client process gets its own timeout plus this before it is killed
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------ client processes
+
+
+def client_command(spec: dict) -> list[str]:
+    return [sys.executable, str(CLIENT), json.dumps(spec)]
+
+
+def parse_client_output(stdout: str, stderr: str, returncode: int) -> dict:
+    """The client's last stdout line is its JSON result; anything else is a failure to report."""
+    lines = stdout.strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = " | ".join(stderr.strip().splitlines()[-5:])
+        return {"error": f"client exited with code {returncode} and no result: {tail}"}
+
+
+def run_client(spec: dict) -> dict:
+    try:
+        done = subprocess.run(
+            client_command(spec), capture_output=True, text=True, timeout=spec["timeout_s"] + CLIENT_SLACK_S
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"client {spec['mode']} did not finish within {spec['timeout_s'] + CLIENT_SLACK_S:.0f} s"}
+    return parse_client_output(done.stdout, done.stderr, done.returncode)
+
+
+def throughput_timeout_s(scenario: Scenario) -> float:
+    """Generous: the scenario at 1 MB/s plus a minute, so only a stuck broker times out."""
+    return 60.0 + scenario.value_bytes / 1e6
+
+
+def base_spec(mode: str, scenario: Scenario, broker: RunningBroker, topic: str) -> dict:
+    return {
+        "mode": mode,
+        "bootstrap": broker.bootstrap,
+        "topic": topic,
+        "count": scenario.count,
+        "size": scenario.size,
+        "producer_config": scenario.producer_config,
+        "consumer_config": scenario.consumer_config,
+        "broker_pids": broker.pids(),
+        "timeout_s": throughput_timeout_s(scenario),
+    }
+
+
+def run_e2e(scenario: Scenario, broker: RunningBroker, topic: str) -> dict:
+    """Consumer process first (it prints "ready" once fetching), then the paced producer."""
+    spec = base_spec("e2e-consume", scenario, broker, topic)
+    spec["interval_ms"] = E2E_INTERVAL_MS
+    spec["timeout_s"] = 60.0 + scenario.count * E2E_INTERVAL_MS / 1000
+    with tempfile.TemporaryFile("w+") as consumer_err:
+        consumer = subprocess.Popen(client_command(spec), stdout=subprocess.PIPE, stderr=consumer_err, text=True)
+        try:
+            ready, _, _ = select.select([consumer.stdout], [], [], spec["timeout_s"])
+            line = consumer.stdout.readline().strip() if ready else ""
+            if line != "ready":
+                consumer.kill()
+                consumer.wait()
+                consumer_err.seek(0)
+                return parse_client_output(line, consumer_err.read(), consumer.returncode)
+            produced = run_client({**spec, "mode": "e2e-produce"})
+            rest = consumer.stdout.read()  # the consumer stops by itself: all records or its deadline
+            consumer.wait(CLIENT_SLACK_S)
+        finally:
+            if consumer.poll() is None:
+                consumer.kill()
+                consumer.wait()
+        consumer_err.seek(0)
+        consumed = parse_client_output(rest, consumer_err.read(), consumer.returncode)
+    if "error" in produced or "error" in consumed:
+        return {"error": "; ".join(part["error"] for part in (produced, consumed) if "error" in part)}
+    return {
+        **{key: value for key, value in consumed.items() if key.startswith(("p", "max"))},
+        "seconds": produced["seconds"],
+        "broker_cpu_s": produced["broker_cpu_s"],
+        "client_cpu_s": produced["client_cpu_s"] + consumed["client_cpu_s"],
+    }
+
+
+# ------------------------------------------------------------------------------ one run of a scenario
+
+
+class Datasets:
+    """Topics already filled in this run, per broker, so consume reads what produce wrote."""
+
+    def __init__(self) -> None:
+        self.topics: dict[tuple[str, str], str] = {}
+
+    def remember(self, broker: str, scenario: str, topic: str) -> None:
+        self.topics[(broker, scenario)] = topic
+
+    def topic_for(self, broker: str, scenario: str) -> str | None:
+        return self.topics.get((broker, scenario))
+
+
+def run_scenario(
+    scenario: Scenario, broker: RunningBroker, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
+) -> dict:
+    topic = f"{topic_prefix}-{scenario.key}"
+    if scenario.kind == "produce":
+        sample = run_client(base_spec("produce", scenario, broker, topic))
+        if "error" not in sample:
+            datasets.remember(broker.name, scenario.key, topic)
+    elif scenario.kind == "consume":
+        sample = run_consume(scenario, broker, topic_prefix, datasets, by_key)
+    else:
+        sample = run_e2e(scenario, broker, topic)
+    if "error" in sample and broker.process is not None and broker.process.poll() is not None:
+        sample["error"] += f" (broker exited with code {broker.process.returncode}: {broker.log_tail(5)})"
+    return sample
+
+
+def run_consume(
+    scenario: Scenario, broker: RunningBroker, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
+) -> dict:
+    """Reads the records its produce scenario wrote in this run, filling a topic (untimed) if needed."""
+    topic = datasets.topic_for(broker.name, scenario.dataset)
+    if topic is None:
+        source = by_key[scenario.dataset]
+        source = Scenario(source.key, source.title, "produce", scenario.count, source.size, source.producer_config)
+        topic = f"{topic_prefix}-fill-{scenario.dataset}"
+        filled = run_client(base_spec("produce", source, broker, topic))
+        if "error" in filled:
+            return {"error": f"filling {topic} failed: {filled['error']}"}
+        datasets.remember(broker.name, scenario.dataset, topic)
+    return run_client(base_spec("consume", scenario, broker, topic))
+
+
+def measure_start(spec: BrokerSpec, work_dir: str) -> dict:
+    """A throwaway broker on a fresh data directory, timed to its first Metadata answer."""
+    try:
+        broker = start_broker(spec, work_dir)
+    except Exception as exc:
+        return {"error": f"did not start: {exc}"}
+    stop_broker(broker)
+    return {"start_ms": broker.start_ms}
+
+
+def measure_loopback(total_bytes: int) -> float:
+    """MB/s of one TCP stream on 127.0.0.1 from a sender process to this one."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(30)
+        spec = {"mode": "loopback-send", "port": server.getsockname()[1], "bytes": total_bytes}
+        sender = subprocess.Popen(client_command(spec), stdout=subprocess.DEVNULL)
+        try:
+            conn, _ = server.accept()
+            with conn:
+                buffer = memoryview(bytearray(LOOPBACK_CHUNK))
+                first = conn.recv_into(buffer)  # timing starts once bytes flow, so sender start-up is excluded
+                started = time.perf_counter()
+                received = 0
+                while chunk := conn.recv_into(buffer):
+                    received += chunk
+                seconds = time.perf_counter() - started
+        finally:
+            sender.wait(30)
+    if first + received != total_bytes:
+        raise RuntimeError(f"loopback received {first + received} bytes of {total_bytes}")
+    return received / seconds / 1e6
+
+
+# ------------------------------------------------------------------------------ the whole benchmark
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench",
+        description="Benchmark kbroker (issue 6's scenarios) with confluent-kafka as the load client.",
+    )
+    parser.add_argument("--bootstrap", help="use a broker already running at HOST:PORT instead of starting kbroker")
+    parser.add_argument("--broker-pid", type=int, action="append", default=[], help="with --bootstrap: its pid, for RSS and CPU")
+    parser.add_argument(
+        "--against",
+        action="append",
+        default=[],
+        metavar="COMMAND",
+        help="another broker to run the same scenarios against, alternating; {port} and {dir} are substituted "
+        "(e.g. 'tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port}')",
+    )
+    parser.add_argument(
+        "--scenarios", default=",".join(SCENARIO_KEYS), help=f"comma-separated subset of: {', '.join(SCENARIO_KEYS)}"
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (e.g. 0.05 for a quick run)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario; figures are medians (default 3)")
+    parser.add_argument("--loopback-bytes", type=int, help=f"bytes per loopback sample (default {LOOPBACK_BYTES:,} x scale)")
+    parser.add_argument("--json-only", action="store_true", help="print only the JSON lines on stdout")
+    parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directories")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.scale <= 0:
+        parser.error("--runs must be at least 1 and --scale positive")
+    try:
+        args.selected = select_scenarios([key.strip() for key in args.scenarios.split(",") if key.strip()], args.scale)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.loopback_bytes is None:
+        args.loopback_bytes = max(MIN_LOOPBACK_BYTES, round(LOOPBACK_BYTES * args.scale))
+    return args
+
+
+def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
+    first = (
+        BrokerSpec(args.bootstrap, bootstrap=args.bootstrap, pids=args.broker_pid)
+        if args.bootstrap
+        else BrokerSpec("kbroker")
+    )
+    specs = [first]
+    for command in args.against:
+        name = Path(command.split()[0]).name if command.split() else "other"
+        while any(spec.name == name for spec in specs):
+            name += "'"
+        specs.append(BrokerSpec(name, command=command))
+    return specs
+
+
+def describe(scenario: Scenario, sample: dict) -> str:
+    if "error" in sample:
+        return f"FAILED: {sample['error']}"
+    if "start_ms" in sample:
+        return f"{sample['start_ms']:.1f} ms"
+    if "p50_ms" in sample:
+        return f"p50 {sample['p50_ms']:.2f} ms, p99 {sample['p99_ms']:.2f} ms"
+    seconds = sample["seconds"]
+    return f"{scenario.count / seconds:,.0f} records/s, {scenario.value_bytes / seconds / 1e6:,.1f} MB/s"
+
+
+def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: str) -> dict:
+    """Everything measured: samples per (target, scenario), loopback samples, RSS."""
+    brokers: dict[str, RunningBroker] = {}
+    samples: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    loopback: list[float] = []
+    by_key = {scenario.key: scenario for scenario in args.selected}
+    scenarios = [s for s in args.selected if not (s.kind == "start" and args.bootstrap)]
+    try:
+        for spec in specs:
+            brokers[spec.name] = broker = start_broker(spec, work_dir)
+            log(f"{spec.name} answers Metadata at {broker.bootstrap}" + (f" after {broker.start_ms:.1f} ms" if broker.start_ms else ""))
+            if broker.start_ms is not None:
+                samples[(spec.name, "start")].append({"start_ms": broker.start_ms})
+        time.sleep(IDLE_SETTLE_S)
+        idle = {name: broker.rss_mib() for name, broker in brokers.items()}
+        token = secrets.token_hex(3)
+        for run in range(args.runs):
+            loopback.append(measure_loopback(args.loopback_bytes))
+            log(f"run {run + 1}/{args.runs}: loopback {loopback[-1]:,.0f} MB/s")
+            datasets = Datasets()
+            order = specs if run % 2 == 0 else specs[::-1]  # alternate who goes first
+            for scenario in scenarios:
+                for spec in order:
+                    if scenario.kind == "start":
+                        if run == 0:
+                            continue  # the first sample is the start of the broker under load
+                        sample = measure_start(spec, work_dir)
+                    else:
+                        topic_prefix = f"bench-{token}-r{run + 1}"
+                        sample = run_scenario(scenario, brokers[spec.name], topic_prefix, datasets, by_key)
+                    samples[(spec.name, scenario.key)].append(sample)
+                    log(f"run {run + 1}/{args.runs} {scenario.key} on {spec.name}: {describe(scenario, sample)}")
+        after = {name: broker.rss_mib() for name, broker in brokers.items()}
+    finally:
+        for broker in brokers.values():
+            stop_broker(broker)
+    return {"samples": samples, "loopback": loopback, "idle": idle, "after": after, "scenarios": scenarios}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    specs = broker_specs(args)
+    work_dir = tempfile.mkdtemp(prefix="kbroker-bench-")
+    try:
+        measured = run_benchmark(args, specs, work_dir)
+    except Exception as exc:
+        log(f"benchmark aborted: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        if args.keep_data:
+            log(f"data kept in {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    loopback = loopback_summary(measured["loopback"], args.loopback_bytes)
+    results = [
+        summarize(scenario, spec.name, measured["samples"][(spec.name, scenario.key)], loopback["mb_per_s"])
+        for scenario in measured["scenarios"]
+        for spec in specs
+    ]
+    memory = [memory_summary(spec.name, measured["idle"][spec.name], measured["after"][spec.name]) for spec in specs]
+    ratio_lines = ratios(results + memory, specs[0].name, [spec.name for spec in specs[1:]])
+    if not args.json_only:
+        print(detail_table(results, memory, loopback, args.runs))
+        if ratio_lines:
+            print(ratio_table(ratio_lines))
+        print()
+    print(json_lines([loopback, *results, *memory, *ratio_lines]), flush=True)
+    return 0 if all(summary["verified"] for summary in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

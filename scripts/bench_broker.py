@@ -1,0 +1,223 @@
+"""Broker processes for scripts/bench: start one on a fresh data directory, time it to its first
+Metadata answer, read its RSS and CPU seconds from /proc, stop it.
+
+A broker is kbroker (`python -m kbroker` with listeners and log.dirs overridden) or any command
+given to --against, with {port} and {dir} substituted. Commands run in their own session, so
+wrappers (a shell, a Python launcher) are measured together with the broker they start: RSS and
+CPU are summed over the whole process tree. Stops only the process groups it started. Knows
+nothing of kbroker's internals: it speaks Kafka (one raw Metadata v1 request) and reads /proc.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+METADATA_API_KEY = 3
+METADATA_VERSION = 1  # served by every broker from Kafka 0.10 to 4.x
+START_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class BrokerSpec:
+    """How to get a broker: a command template to start, or an address already serving."""
+
+    name: str
+    command: str | None = None  # with {port} and {dir}; None for kbroker or a --bootstrap address
+    bootstrap: str | None = None
+    pids: list[int] = field(default_factory=list)  # for --bootstrap: the broker's pid, if known
+
+    def argv(self, port: int, data_dir: str) -> list[str]:
+        if self.command is None:
+            return [
+                sys.executable, "-m", "kbroker",
+                "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
+                "--override", f"log.dirs={data_dir}",
+            ]  # fmt: skip
+        # exec: the shell becomes the broker, so its pid and signals are the broker's.
+        text = self.command.replace("{port}", str(port)).replace("{dir}", data_dir)
+        return ["/bin/sh", "-c", "exec " + text]
+
+
+@dataclass
+class RunningBroker:
+    name: str
+    bootstrap: str
+    process: subprocess.Popen | None
+    data_dir: str | None
+    log_path: Path | None
+    start_ms: float | None
+    fixed_pids: list[int] = field(default_factory=list)
+
+    def pids(self) -> list[int]:
+        """The broker's process tree now (or the pids given for an external broker)."""
+        if self.process is None:
+            return list(self.fixed_pids)
+        return process_tree(self.process.pid)
+
+    def rss_mib(self) -> float | None:
+        return rss_mib_of(self.pids())
+
+    def log_tail(self, lines: int = 20) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
+    """A fresh data directory and port; returns once the broker answered Metadata."""
+    if spec.bootstrap is not None:
+        return RunningBroker(spec.name, spec.bootstrap, None, None, None, None, list(spec.pids))
+    data_dir = tempfile.mkdtemp(prefix=f"{spec.name}-data-", dir=work_dir)
+    log_path = Path(data_dir + ".log")
+    port = free_port()
+    with open(log_path, "wb") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            spec.argv(port, data_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    broker = RunningBroker(spec.name, f"127.0.0.1:{port}", process, data_dir, log_path, None)
+    try:
+        wait_for_metadata("127.0.0.1", port, process)
+    except Exception:
+        stop_broker(broker)
+        raise
+    broker.start_ms = (time.perf_counter() - started) * 1000
+    return broker
+
+
+def stop_broker(broker: RunningBroker) -> None:
+    """SIGTERM to the broker's process group, SIGKILL if it lingers."""
+    process = broker.process
+    if process is None or process.poll() is not None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class BrokerFailedToStart(Exception):
+    pass
+
+
+def metadata_request(correlation_id: int) -> bytes:
+    """Metadata v1 asking for no topics: the cheapest answer a broker can give."""
+    client_id = b"kbroker-bench"
+    body = struct.pack(">hhih", METADATA_API_KEY, METADATA_VERSION, correlation_id, len(client_id)) + client_id
+    body += struct.pack(">i", 0)  # topics: empty array (null would mean all topics)
+    return struct.pack(">i", len(body)) + body
+
+
+def read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            raise ConnectionResetError("connection closed before the full answer")
+        data += chunk
+    return bytes(data)
+
+
+def ask_metadata(host: str, port: int, timeout_s: float) -> None:
+    with socket.create_connection((host, port), timeout=timeout_s) as sock:
+        sock.sendall(metadata_request(correlation_id=1))
+        (size,) = struct.unpack(">i", read_exactly(sock, 4))
+        answer = read_exactly(sock, size)
+    (correlation_id,) = struct.unpack_from(">i", answer)
+    if correlation_id != 1:
+        raise ConnectionError(f"Metadata answer carries correlation id {correlation_id}, expected 1")
+
+
+def wait_for_metadata(host: str, port: int, process: subprocess.Popen) -> None:
+    """Polls every millisecond or so until a Metadata request gets its answer."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BrokerFailedToStart(f"exited with code {process.returncode} before answering Metadata")
+        try:
+            ask_metadata(host, port, timeout_s=5.0)
+            return
+        except OSError as exc:  # refused while it starts, reset if it closes early
+            last_error = exc
+            time.sleep(0.001)
+    raise BrokerFailedToStart(f"no Metadata answer within {START_TIMEOUT_S:.0f} s (last: {last_error})")
+
+
+# ------------------------------------------------------------------------------ /proc
+
+
+def parent_pids() -> dict[int, int]:
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                parents[int(entry)] = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return parents
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants alive now."""
+    parents = parent_pids()
+    tree, frontier = [], [root] if root in parents else []
+    while frontier:
+        pid = frontier.pop()
+        tree.append(pid)
+        frontier.extend(child for child, parent in parents.items() if parent == pid)
+    return tree
+
+
+def rss_mib_of(pids: list[int]) -> float | None:
+    """Sum of VmRSS over `pids` in MiB; None when there is nothing to read."""
+    total_kib, seen = 0, False
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total_kib += int(line.split()[1])
+                        seen = True
+                        break
+        except OSError:
+            continue
+    return total_kib / 1024 if seen else None
+
+
+def cpu_seconds_of(pids: list[int]) -> float | None:
+    ticks, seen = 0, False
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+        seen = True
+    return ticks / CLOCK_TICKS if seen else None

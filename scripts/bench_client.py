@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""The load client of scripts/bench: one measurement per process, run apart from the broker.
+
+`bench_client.py '<json spec>'` does what spec["mode"] names and prints one JSON line with the
+result on stdout (or {"error": ...} and exit code 1):
+- "produce": create the topic, then time producing `count` records of `size` bytes from the
+  first produce() to the end of flush(); afterwards check the high watermark and the first and
+  last payloads read back;
+- "consume": time reading `count` records from offset 0 of an existing topic (assign, no group
+  join), checking offsets, count and first/last payloads;
+- "e2e-consume" / "e2e-produce": the two halves of the end-to-end latency scenario, in two
+  processes; the producer stamps CLOCK_MONOTONIC (system-wide on Linux) into each record and
+  the consumer reports latency percentiles;
+- "loopback-send": stream `bytes` bytes to 127.0.0.1:`port` with large writes.
+Each timed window also records this process's CPU seconds (all librdkafka threads included)
+and the broker's, from /proc/<pid>/stat of `broker_pids`. Touches no broker files: it speaks
+only the Kafka protocol through confluent-kafka.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+
+from bench_broker import cpu_seconds_of  # scripts/ is sys.path[0] when run as a script
+
+# Records of the produce scenarios: a marker at both ends, a constant payload in between, so the
+# loop does no per-record work beyond produce() and the ends can still be checked.
+FIRST_MARK = b"kbroker-bench first "
+LAST_MARK = b"kbroker-bench last "
+E2E_HEADER = struct.Struct(">qq")  # sequence number, send time in CLOCK_MONOTONIC ns
+LOOPBACK_CHUNK = 4 * 1024 * 1024
+METADATA_TIMEOUT_S = 30.0
+
+
+def edge_payload(mark: bytes, size: int) -> bytes:
+    """The first or last record's value: the mark padded (or cut) to `size` bytes."""
+    return (mark + b"." * size)[:size]
+
+
+def filler_payload(size: int) -> bytes:
+    return b"x" * size
+
+
+class Window:
+    """Wall time, own CPU and broker CPU between start() and stop()."""
+
+    def __init__(self, broker_pids: list[int]) -> None:
+        self.broker_pids = broker_pids
+
+    def start(self) -> None:
+        self.broker_cpu0 = cpu_seconds_of(self.broker_pids)
+        self.cpu0 = time.process_time()
+        self.t0 = time.perf_counter()
+
+    def stop(self) -> dict:
+        seconds = time.perf_counter() - self.t0
+        client_cpu = time.process_time() - self.cpu0
+        broker_cpu1 = cpu_seconds_of(self.broker_pids)
+        broker_cpu = None if self.broker_cpu0 is None or broker_cpu1 is None else broker_cpu1 - self.broker_cpu0
+        return {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": broker_cpu}
+
+
+class CheckFailed(Exception):
+    """What the benchmark measured was not what happened (lost, extra or wrong records)."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+# ------------------------------------------------------------------------------ topics
+
+
+def create_topic(bootstrap: str, topic: str) -> None:
+    """One partition, replication factor 1; falls back on auto-creation if CreateTopics fails."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    future = admin.create_topics([NewTopic(topic, 1, 1)], request_timeout=METADATA_TIMEOUT_S)[topic]
+    try:
+        future.result()
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            print(f"bench_client: CreateTopics failed ({exc}); relying on auto-creation", file=sys.stderr)
+
+
+def wait_for_leader(client, topic: str) -> None:
+    """Until Metadata shows partition 0 of `topic` with a leader (asking also auto-creates it)."""
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        meta = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
+        if meta is not None and meta.error is None and 0 in meta.partitions:
+            partition = meta.partitions[0]
+            if partition.error is None and partition.leader >= 0:
+                return
+        last = str(meta.error if meta is not None else "topic missing")
+        time.sleep(0.05)
+    raise CheckFailed(f"topic {topic} has no leader for partition 0 after {METADATA_TIMEOUT_S:.0f} s: {last}")
+
+
+# ------------------------------------------------------------------------------ produce
+
+
+def produce(spec: dict) -> dict:
+    from confluent_kafka import Producer
+
+    bootstrap, topic, count, size = spec["bootstrap"], spec["topic"], spec["count"], spec["size"]
+    check(count >= 2, "a produce run needs at least 2 records")
+    create_topic(bootstrap, topic)
+    errors: list[str] = []
+    client_errors: list[str] = []  # transient (a reconnect): reported, not a failure
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            **spec["producer_config"],
+            # Only failures call back into Python, so the loop measures the broker, not callbacks;
+            # success is checked afterwards through the high watermark.
+            "delivery.report.only.error": True,
+            "queue.buffering.max.messages": max(count, 100_000),
+            "queue.buffering.max.kbytes": 2_000_000,
+            "error_cb": lambda err: client_errors.append(str(err)),
+            "on_delivery": lambda err, msg: errors.append(f"delivery failed: {err}"),
+        }
+    )
+    wait_for_leader(producer, topic)
+    first, last, filler = edge_payload(FIRST_MARK, size), edge_payload(LAST_MARK, size), filler_payload(size)
+    window = Window(spec["broker_pids"])
+    window.start()
+    send = producer.produce
+    send(topic, first, partition=0)
+    for _ in range(count - 2):
+        try:
+            send(topic, filler, partition=0)
+        except BufferError:  # local queue full: let librdkafka drain it, then retry once
+            producer.poll(0.01)
+            send(topic, filler, partition=0)
+    send(topic, last, partition=0)
+    remaining = producer.flush(spec["timeout_s"])
+    result = window.stop()
+    check(remaining == 0, f"{remaining} records still undelivered after {spec['timeout_s']} s")
+    check(not errors, f"{len(errors)} errors, first: {errors[:1]}")
+    verify_log(bootstrap, topic, count, first, last)
+    result["client_errors"] = client_errors[:5]
+    return result
+
+
+def verify_log(bootstrap: str, topic: str, count: int, first: bytes, last: bytes) -> None:
+    """The partition holds exactly `count` records from offset 0, with the expected ends."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(consumer_config(bootstrap, {}))
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=METADATA_TIMEOUT_S)
+        check((low, high) == (0, count), f"log of {topic} spans offsets [{low}, {high}), expected [0, {count})")
+        check(read_one(consumer, topic, 0) == first, f"record 0 of {topic} is not the first payload produced")
+        check(read_one(consumer, topic, count - 1) == last, f"record {count - 1} of {topic} is not the last payload")
+    finally:
+        consumer.close()
+
+
+def read_one(consumer, topic: str, offset: int) -> bytes:
+    from confluent_kafka import TopicPartition
+
+    consumer.assign([TopicPartition(topic, 0, offset)])
+    deadline = time.monotonic() + METADATA_TIMEOUT_S
+    while time.monotonic() < deadline:
+        msg = consumer.poll(1.0)
+        if msg is None:
+            continue
+        check(msg.error() is None, f"fetching offset {offset} of {topic}: {msg.error()}")
+        check(msg.offset() == offset, f"asked for offset {offset} of {topic}, got {msg.offset()}")
+        return msg.value()
+    raise CheckFailed(f"offset {offset} of {topic} not fetched within {METADATA_TIMEOUT_S:.0f} s")
+
+
+# ------------------------------------------------------------------------------ consume
+
+
+def consumer_config(bootstrap: str, extra: dict) -> dict:
+    return {
+        "bootstrap.servers": bootstrap,
+        "group.id": "kbroker-bench",  # required by the client; assign() never joins the group
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+        **extra,
+    }
+
+
+def consume(spec: dict) -> dict:
+    from confluent_kafka import Consumer, TopicPartition
+
+    bootstrap, topic, count, size = spec["bootstrap"], spec["topic"], spec["count"], spec["size"]
+    consumer = Consumer(consumer_config(bootstrap, spec["consumer_config"]))
+    try:
+        wait_for_leader(consumer, topic)
+        window = Window(spec["broker_pids"])
+        deadline = time.monotonic() + spec["timeout_s"]
+        window.start()
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        first_msg, last_msg, received = None, None, 0
+        # No per-record work: the batch's last offset and the total count together prove the
+        # records came contiguously from 0 (an error event or a gap would break one or the other).
+        while received < count and time.monotonic() < deadline:
+            # Never ask for more than is left: consume() waits out its timeout for a short batch.
+            batch = consumer.consume(min(10_000, count - received), 1.0)
+            if not batch:
+                continue
+            if first_msg is None:
+                first_msg = batch[0]
+            received += len(batch)
+            last_msg = batch[-1]
+        result = window.stop()
+    finally:
+        consumer.close()
+    check(received == count, f"received {received} records of {count} within {spec['timeout_s']} s")
+    for msg, offset, mark in ((first_msg, 0, FIRST_MARK), (last_msg, count - 1, LAST_MARK)):
+        check(msg.error() is None, f"error at the edge of the fetch: {msg.error()}")
+        check(msg.offset() == offset, f"record expected at offset {offset}, got {msg.offset()}")
+        check(msg.value() == edge_payload(mark, size), f"payload at offset {offset} is not the one produced")
+    return result
+
+
+# ------------------------------------------------------------------------------ end-to-end latency
+
+
+def e2e_consume(spec: dict) -> dict:
+    """Prints "ready" once fetching, then reads `count` stamped records and reports latencies."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    bootstrap, topic, count = spec["bootstrap"], spec["topic"], spec["count"]
+    create_topic(bootstrap, topic)
+    consumer = Consumer(consumer_config(bootstrap, spec["consumer_config"]))
+    latencies_ns: list[int] = []
+    try:
+        wait_for_leader(consumer, topic)
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        consumer.poll(0.5)  # connected to the leader and fetching before the producer starts
+        print("ready", flush=True)
+        window = Window(spec["broker_pids"])
+        window.start()
+        deadline = time.monotonic() + spec["timeout_s"]
+        expected_seq = 0
+        while expected_seq < count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            now = time.monotonic_ns()
+            check(msg.error() is None, f"consumer error: {msg.error()}")
+            seq, sent_ns = E2E_HEADER.unpack_from(msg.value())
+            check(seq == expected_seq and msg.offset() == seq, f"record {seq} at offset {msg.offset()}, expected {expected_seq}")
+            latencies_ns.append(now - sent_ns)
+            expected_seq += 1
+        result = window.stop()
+    finally:
+        consumer.close()
+    check(len(latencies_ns) == count, f"received {len(latencies_ns)} of {count} records")
+    latencies_ns.sort()
+    result.update({f"p{label}_ms": percentile(latencies_ns, q) / 1e6 for label, q in PERCENTILES})
+    result["max_ms"] = latencies_ns[-1] / 1e6
+    return result
+
+
+PERCENTILES = (("50", 0.50), ("99", 0.99), ("999", 0.999))
+
+
+def percentile(sorted_values: list[int], q: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = min(len(sorted_values), max(1, math.ceil(q * len(sorted_values))))
+    return sorted_values[rank - 1]
+
+
+def e2e_produce(spec: dict) -> dict:
+    """Sends `count` stamped records, one every `interval_ms`, each on its own (linger.ms=0)."""
+    from confluent_kafka import Producer
+
+    bootstrap, topic, count, size = spec["bootstrap"], spec["topic"], spec["count"], spec["size"]
+    failures: list[str] = []
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            **spec["producer_config"],
+            "on_delivery": lambda err, msg: err and failures.append(str(err)),
+        }
+    )
+    wait_for_leader(producer, topic)
+    padding = b"." * max(0, size - E2E_HEADER.size)
+    interval_s = spec["interval_ms"] / 1000
+    window = Window(spec["broker_pids"])
+    window.start()
+    start = time.monotonic()
+    for seq in range(count):
+        pause = start + seq * interval_s - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        producer.produce(topic, E2E_HEADER.pack(seq, time.monotonic_ns()) + padding, partition=0)
+        producer.poll(0)
+    remaining = producer.flush(spec["timeout_s"])
+    result = window.stop()
+    check(remaining == 0 and not failures, f"{remaining} undelivered, {len(failures)} failed: {failures[:1]}")
+    return result
+
+
+# ------------------------------------------------------------------------------ loopback
+
+
+def loopback_send(spec: dict) -> dict:
+    chunk = memoryview(bytearray(LOOPBACK_CHUNK))
+    left = spec["bytes"]
+    with socket.create_connection(("127.0.0.1", spec["port"])) as sock:
+        while left > 0:
+            part = chunk[: min(left, LOOPBACK_CHUNK)]
+            sock.sendall(part)
+            left -= len(part)
+    return {"sent": spec["bytes"]}
+
+
+MODES: dict[str, Callable[[dict], dict]] = {
+    "produce": produce,
+    "consume": consume,
+    "e2e-consume": e2e_consume,
+    "e2e-produce": e2e_produce,
+    "loopback-send": loopback_send,
+}
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    try:
+        result = MODES[spec["mode"]](spec)
+    except CheckFailed as exc:
+        print(json.dumps({"error": f"verification failed: {exc}"}), flush=True)
+        return 1
+    except Exception as exc:  # reported to the orchestrator as this run's failure
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
+        return 1
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Turns scripts/bench's per-run samples into summaries (medians), JSON lines and text tables.
+
+Plain functions over dicts; touches no process, socket or file. MB is 10^6 bytes of record
+values (keys, headers and framing not counted); every throughput is also given as a fraction of
+the loopback bandwidth measured in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+from bench_scenarios import Scenario
+
+LATENCY_KEYS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
+
+
+def median_of(samples: list[dict], key: str) -> float | None:
+    values = [sample[key] for sample in samples if sample.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s: float | None) -> dict:
+    """One JSON-ready summary of a scenario on a target: medians over its successful runs."""
+    good = [sample for sample in samples if "error" not in sample]
+    summary: dict = {
+        "kind": "result",
+        "target": target,
+        "scenario": scenario.key,
+        "type": scenario.kind,
+        "title": scenario.title,
+        "runs": len(good),
+        "verified": len(good) == len(samples) and bool(samples),
+        "errors": [sample["error"] for sample in samples if "error" in sample],
+    }
+    if scenario.kind == "start":
+        summary["start_ms"] = median_of(good, "start_ms")
+        summary["all_start_ms"] = [sample["start_ms"] for sample in good]
+        return summary
+    seconds = median_of(good, "seconds")
+    summary.update(
+        records=scenario.count,
+        record_bytes=scenario.size,
+        seconds=seconds,
+        all_seconds=[sample["seconds"] for sample in good],
+        broker_cpu_s=median_of(good, "broker_cpu_s"),
+        client_cpu_s=median_of(good, "client_cpu_s"),
+    )
+    if scenario.kind == "e2e":
+        summary.update({key: median_of(good, key) for key in LATENCY_KEYS})
+        return summary
+    mb_per_s = scenario.value_bytes / seconds / 1e6 if seconds else None
+    summary.update(
+        records_per_s=scenario.count / seconds if seconds else None,
+        mb_per_s=mb_per_s,
+        loopback_fraction=mb_per_s / loopback_mb_s if mb_per_s and loopback_mb_s else None,
+    )
+    return summary
+
+
+def memory_summary(target: str, idle_mib: float | None, after_mib: float | None) -> dict:
+    return {"kind": "memory", "target": target, "rss_idle_mib": idle_mib, "rss_after_mib": after_mib}
+
+
+def loopback_summary(samples_mb_s: list[float], sample_bytes: int) -> dict:
+    return {
+        "kind": "loopback",
+        "mb_per_s": statistics.median(samples_mb_s) if samples_mb_s else None,
+        "all_mb_per_s": samples_mb_s,
+        "bytes": sample_bytes,
+    }
+
+
+# Per scenario type: the figures compared between brokers, and whether higher is better.
+HEADLINES = {
+    "start": [("start_ms", False)],
+    "produce": [("mb_per_s", True)],
+    "consume": [("mb_per_s", True)],
+    "e2e": [("p50_ms", False), ("p99_ms", False)],
+    "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
+}
+
+
+def headline_metrics(summary: dict) -> list[tuple[str, bool]]:
+    return HEADLINES[summary.get("type", summary["kind"])]
+
+
+def ratios(summaries: list[dict], first: str, others: list[str]) -> list[dict]:
+    """first's figure divided by each other target's, for every headline metric both have."""
+    by_key = {(s["target"], s.get("scenario", "memory")): s for s in summaries if s["kind"] in ("result", "memory")}
+    lines = []
+    for (target, scenario), mine in by_key.items():
+        if target != first:
+            continue
+        for other in others:
+            theirs = by_key.get((other, scenario))
+            if theirs is None:
+                continue
+            for metric, higher_is_better in headline_metrics(mine):
+                a, b = mine.get(metric), theirs.get(metric)
+                lines.append(
+                    {
+                        "kind": "ratio",
+                        "scenario": scenario,
+                        "metric": metric,
+                        "higher_is_better": higher_is_better,
+                        "numerator": first,
+                        "denominator": other,
+                        "ratio": a / b if a is not None and b else None,
+                    }
+                )
+    return lines
+
+
+def json_lines(records: list[dict]) -> str:
+    return "\n".join(json.dumps(record, sort_keys=False) for record in records)
+
+
+# ------------------------------------------------------------------------------ text tables
+
+
+def fmt(value: float | None, spec: str = ",.1f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+DETAIL_COLUMNS = (
+    ("target", 12, lambda s: s["target"]),
+    ("records/s", 11, lambda s: fmt(s.get("records_per_s"), ",.0f")),
+    ("MB/s", 8, lambda s: fmt(s.get("mb_per_s"))),
+    ("loopback", 9, lambda s: fmt(s.get("loopback_fraction"), ".2%")),
+    ("p50 ms", 8, lambda s: fmt(s.get("p50_ms"), ",.2f")),
+    ("p99 ms", 8, lambda s: fmt(s.get("p99_ms"), ",.2f")),
+    ("start ms", 9, lambda s: fmt(s.get("start_ms"), ",.1f")),
+    ("broker CPU s", 13, lambda s: fmt(s.get("broker_cpu_s"), ",.2f")),
+    ("client CPU s", 13, lambda s: fmt(s.get("client_cpu_s"), ",.2f")),
+    ("runs", 5, lambda s: f"{s['runs']}" + ("" if s["verified"] else " FAILED")),
+)
+
+
+def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: int) -> str:
+    """Every scenario with each target beneath it, then memory and the loopback figure."""
+    header = "  ".join(f"{name:>{width}}" for name, width, _ in DETAIL_COLUMNS)
+    lines = [f"median of {runs} run(s); MB = 10^6 bytes of record values", ""]
+    title = None
+    for summary in results:
+        if summary["title"] != title:
+            title = summary["title"]
+            lines += ["", title, header]
+        lines.append("  ".join(f"{cell(summary):>{width}}" for _, width, cell in DETAIL_COLUMNS))
+        lines += [f"{'':14}error: {error}" for error in summary["errors"]]
+    lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]
+    for entry in memory:
+        lines.append(f"{entry['target']:>12}  {fmt(entry['rss_idle_mib']):>13}  {fmt(entry['rss_after_mib']):>23}")
+    lines += ["", f"loopback TCP bandwidth (127.0.0.1, {loopback['bytes'] / 1e9:.2f} GB per sample): "
+              f"{fmt(loopback['mb_per_s'], ',.0f')} MB/s (samples: {', '.join(fmt(v, ',.0f') for v in loopback['all_mb_per_s'])})"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def ratio_table(ratio_lines: list[dict]) -> str:
+    """kbroker's figure / the other broker's, with which direction is better."""
+    lines = ["", "ratios (first target / other; 'higher better' or 'lower better' says which way wins)"]
+    for line in ratio_lines:
+        better = "higher better" if line["higher_is_better"] else "lower better"
+        lines.append(
+            f"  {line['scenario']:<24} {line['metric']:<14} {line['numerator']}/{line['denominator']}: "
+            f"{fmt(line['ratio'], ',.2f', 'x'):>9}  ({better})"
+        )
+    return "\n".join(lines)

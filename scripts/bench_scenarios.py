@@ -1,0 +1,91 @@
+"""The scenarios of scripts/bench (issue 6's table) as plain data, and their counts at a --scale.
+
+Touches nothing: definitions only. The load client settings follow the issue: acks=1,
+linger.ms=5, batch.size=1000000 for throughput; acks=all with idempotence; large fetches to
+consume; linger.ms=0 and a short fetch.wait.max.ms for end-to-end latency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+THROUGHPUT_PRODUCER = {"acks": 1, "linger.ms": 5, "batch.size": 1_000_000}
+IDEMPOTENT_PRODUCER = {"acks": "all", "enable.idempotence": True, "linger.ms": 5, "batch.size": 1_000_000}
+THROUGHPUT_CONSUMER = {
+    "fetch.max.bytes": 52_428_800,
+    "max.partition.fetch.bytes": 16_777_216,
+    "queued.max.messages.kbytes": 262_144,  # let the client fetch well ahead of the Python loop
+}
+LATENCY_PRODUCER = {"acks": 1, "linger.ms": 0}
+LATENCY_CONSUMER = {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1}
+E2E_INTERVAL_MS = 2.0
+
+MIN_THROUGHPUT_RECORDS = 10
+MIN_LATENCY_RECORDS = 20
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    kind: str  # "start", "produce", "consume" or "e2e"
+    count: int = 0
+    size: int = 0
+    producer_config: dict = field(default_factory=dict)
+    consumer_config: dict = field(default_factory=dict)
+    dataset: str | None = None  # consume: the produce scenario whose records it reads
+
+    def scaled(self, scale: float) -> Scenario:
+        if self.kind == "start":
+            return self
+        minimum = MIN_LATENCY_RECORDS if self.kind == "e2e" else MIN_THROUGHPUT_RECORDS
+        return replace(self, count=max(minimum, round(self.count * scale)))
+
+    @property
+    def value_bytes(self) -> int:
+        return self.count * self.size
+
+
+SCENARIOS = (
+    Scenario("start", "start to first Metadata answer", "start"),
+    Scenario(
+        "produce-100b",
+        "produce 1,000,000 x 100 B, acks=1, linger.ms=5, batch.size=1000000",
+        "produce", 1_000_000, 100, THROUGHPUT_PRODUCER,
+    ),
+    Scenario(
+        "produce-1k",
+        "produce 300,000 x 1 KiB, acks=1, linger.ms=5, batch.size=1000000",
+        "produce", 300_000, 1024, THROUGHPUT_PRODUCER,
+    ),
+    Scenario(
+        "produce-1k-idempotent",
+        "produce 300,000 x 1 KiB, acks=all, enable.idempotence=true",
+        "produce", 300_000, 1024, IDEMPOTENT_PRODUCER,
+    ),
+    Scenario(
+        "consume-100b",
+        "consume the 1,000,000 x 100 B records (assign, from offset 0)",
+        "consume", 1_000_000, 100, THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER, dataset="produce-100b",
+    ),
+    Scenario(
+        "consume-1k",
+        "consume the 300,000 x 1 KiB records (assign, from offset 0)",
+        "consume", 300_000, 1024, THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER, dataset="produce-1k",
+    ),
+    Scenario(
+        "e2e-latency",
+        "end-to-end latency, 100 B every 2 ms for 10 s (linger.ms=0, fetch.wait.max.ms=5)",
+        "e2e", 5_000, 100, LATENCY_PRODUCER, LATENCY_CONSUMER,
+    ),
+)  # fmt: skip
+
+SCENARIO_KEYS = tuple(scenario.key for scenario in SCENARIOS)
+
+
+def select(keys: list[str], scale: float) -> list[Scenario]:
+    """The named scenarios in the table's order, scaled; unknown names raise ValueError."""
+    unknown = sorted(set(keys) - set(SCENARIO_KEYS))
+    if unknown:
+        raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIO_KEYS)}")
+    return [scenario.scaled(scale) for scenario in SCENARIOS if scenario.key in keys]

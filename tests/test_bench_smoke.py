@@ -1,0 +1,90 @@
+"""Smoke runs of scripts/bench with tiny counts: it starts real brokers, verifies what it measures
+and prints JSON lines with the documented keys. No timing is asserted: speed is the benchmark's
+business, not the tests'."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from bench_broker import BrokerSpec, start_broker, stop_broker  # noqa: E402
+
+TINY = ["--scale", "0.0005", "--runs", "1", "--loopback-bytes", str(8 * 1024 * 1024), "--json-only"]
+THROUGHPUT_KEYS = {"records", "record_bytes", "seconds", "records_per_s", "mb_per_s", "loopback_fraction", "broker_cpu_s", "client_cpu_s"}  # fmt: skip
+
+
+def run_bench(*args: str, timeout: float = 90) -> tuple[int, list[dict], str]:
+    done = subprocess.run(
+        [str(SCRIPTS / "bench"), *TINY, *args], capture_output=True, text=True, timeout=timeout
+    )
+    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+
+def by_scenario(lines: list[dict], target: str) -> dict[str, dict]:
+    return {line["scenario"]: line for line in lines if line["kind"] == "result" and line["target"] == target}
+
+
+def test_full_scenario_set_verified_with_expected_keys():
+    code, lines, stderr = run_bench()
+    assert code == 0, stderr
+    results = by_scenario(lines, "kbroker")
+    assert set(results) == {"start", "produce-100b", "produce-1k", "produce-1k-idempotent", "consume-100b", "consume-1k", "e2e-latency"}  # fmt: skip
+    assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
+    for key in ("produce-100b", "produce-1k", "produce-1k-idempotent", "consume-100b", "consume-1k"):
+        result = results[key]
+        assert THROUGHPUT_KEYS <= result.keys()
+        assert result["records"] == (500 if result["record_bytes"] == 100 else 150)
+        assert result["mb_per_s"] == pytest.approx(result["records_per_s"] * result["record_bytes"] / 1e6)
+        assert 0 < result["loopback_fraction"]
+        assert result["client_cpu_s"] > 0 and result["broker_cpu_s"] is not None
+    latency = results["e2e-latency"]
+    assert latency["records"] == 20 and 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
+    assert results["start"]["start_ms"] > 0
+    (loopback,) = [line for line in lines if line["kind"] == "loopback"]
+    assert loopback["mb_per_s"] > 0 and loopback["bytes"] == 8 * 1024 * 1024
+    (memory,) = [line for line in lines if line["kind"] == "memory"]
+    assert memory["rss_idle_mib"] > 5 and memory["rss_after_mib"] > 5
+
+
+def test_against_runs_the_same_scenarios_and_prints_ratios():
+    other = f"{sys.executable} -m kbroker --override listeners=PLAINTEXT://127.0.0.1:{{port}} --override log.dirs={{dir}}"
+    code, lines, stderr = run_bench("--scenarios", "start,produce-1k,e2e-latency", "--against", other)
+    assert code == 0, stderr
+    other_name = Path(sys.executable).name
+    assert set(by_scenario(lines, other_name)) == {"start", "produce-1k", "e2e-latency"}
+    ratios = {(line["scenario"], line["metric"]) for line in lines if line["kind"] == "ratio"}
+    assert ratios == {
+        ("start", "start_ms"), ("produce-1k", "mb_per_s"), ("e2e-latency", "p50_ms"), ("e2e-latency", "p99_ms"),
+        ("memory", "rss_idle_mib"), ("memory", "rss_after_mib"),
+    }  # fmt: skip
+
+
+def run_client(spec: dict) -> dict:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_client.py"), json.dumps(spec)], capture_output=True, text=True, timeout=60
+    )
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_client_reports_missing_records(tmp_path):
+    broker = start_broker(BrokerSpec("kbroker"), str(tmp_path))
+    try:
+        spec = {
+            "bootstrap": broker.bootstrap, "topic": "smoke", "size": 100, "broker_pids": broker.pids(),
+            "producer_config": {"acks": 1}, "consumer_config": {}, "timeout_s": 3.0,
+        }  # fmt: skip
+        assert "error" not in run_client({**spec, "mode": "produce", "count": 20})
+        assert "error" not in run_client({**spec, "mode": "consume", "count": 20})
+        short = run_client({**spec, "mode": "consume", "count": 25})
+        assert short["error"] == "verification failed: received 20 records of 25 within 3.0 s"
+        again = run_client({**spec, "mode": "produce", "count": 20})  # the log now spans [0, 40)
+        assert again["error"] == "verification failed: log of smoke spans offsets [0, 40), expected [0, 20)"
+    finally:
+        stop_broker(broker)
