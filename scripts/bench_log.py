@@ -147,6 +147,8 @@ def main() -> None:
                 )
             log.close(sync=False)
             shutil.rmtree(directory, ignore_errors=True)
+            # Let writeback finish so the next scenario is not throttled by this one's dirty pages.
+            os.sync()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
