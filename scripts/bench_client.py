@@ -36,6 +36,7 @@ LAST_MARK = b"kbroker-bench last "
 E2E_HEADER = struct.Struct(">qq")  # sequence number, send time in CLOCK_MONOTONIC ns
 LOOPBACK_CHUNK = 4 * 1024 * 1024
 METADATA_TIMEOUT_S = 30.0
+THROUGHPUT_READ = {"max.partition.fetch.bytes": 16_777_216}  # for reading a log back to verify it
 
 
 def edge_payload(mark: bytes, size: int) -> bytes:
@@ -148,37 +149,44 @@ def produce(spec: dict) -> dict:
     result = window.stop()
     check(remaining == 0, f"{remaining} records still undelivered after {spec['timeout_s']} s")
     check(not errors, f"{len(errors)} errors, first: {errors[:1]}")
-    verify_log(bootstrap, topic, count, first, last)
-    result["client_errors"] = client_errors[:5]
+    result["warnings"] = verify_log(bootstrap, topic, count, size) + [f"client: {e}" for e in client_errors[:3]]
     return result
 
 
-def verify_log(bootstrap: str, topic: str, count: int, first: bytes, last: bytes) -> None:
-    """The partition holds exactly `count` records from offset 0, with the expected ends."""
+def verify_log(bootstrap: str, topic: str, count: int, size: int) -> list[str]:
+    """The partition holds exactly `count` records from offset 0, with the expected ends.
+
+    The high watermark (ListOffsets) and the two end records settle it cheaply. If the
+    watermark disagrees, the whole partition is read back before judging: some brokers report
+    a wrong watermark yet hold every record; that is returned as a warning, not a failure.
+    """
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(consumer_config(bootstrap, {}))
+    consumer = Consumer(consumer_config(bootstrap, THROUGHPUT_READ))
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=METADATA_TIMEOUT_S)
-        check((low, high) == (0, count), f"log of {topic} spans offsets [{low}, {high}), expected [0, {count})")
-        check(read_one(consumer, topic, 0) == first, f"record 0 of {topic} is not the first payload produced")
-        check(read_one(consumer, topic, count - 1) == last, f"record {count - 1} of {topic} is not the last payload")
+        if (low, high) == (0, count):
+            check_edge(read_one(consumer, topic, 0), 0, FIRST_MARK, size)
+            check_edge(read_one(consumer, topic, count - 1), count - 1, LAST_MARK, size)
+            return []
+        received, first, last = read_from_start(consumer, topic, count, time.monotonic() + METADATA_TIMEOUT_S)
+        check_read(received, first, last, count, size)
+        extra = consumer.poll(1.0)
+        check(extra is None, f"a record beyond the {count} produced, at offset {extra and extra.offset()}")
     finally:
         consumer.close()
+    return [f"ListOffsets reports offsets [{low}, {high}) for {topic}, but all {count} records were read back"]
 
 
-def read_one(consumer, topic: str, offset: int) -> bytes:
+def read_one(consumer, topic: str, offset: int):
     from confluent_kafka import TopicPartition
 
     consumer.assign([TopicPartition(topic, 0, offset)])
     deadline = time.monotonic() + METADATA_TIMEOUT_S
     while time.monotonic() < deadline:
         msg = consumer.poll(1.0)
-        if msg is None:
-            continue
-        check(msg.error() is None, f"fetching offset {offset} of {topic}: {msg.error()}")
-        check(msg.offset() == offset, f"asked for offset {offset} of {topic}, got {msg.offset()}")
-        return msg.value()
+        if msg is not None:
+            return msg
     raise CheckFailed(f"offset {offset} of {topic} not fetched within {METADATA_TIMEOUT_S:.0f} s")
 
 
@@ -196,37 +204,55 @@ def consumer_config(bootstrap: str, extra: dict) -> dict:
     }
 
 
-def consume(spec: dict) -> dict:
-    from confluent_kafka import Consumer, TopicPartition
+def read_from_start(consumer, topic: str, count: int, deadline: float) -> tuple[int, object, object]:
+    """Reads up to `count` records from offset 0: (how many, the first, the last).
 
-    bootstrap, topic, count, size = spec["bootstrap"], spec["topic"], spec["count"], spec["size"]
-    consumer = Consumer(consumer_config(bootstrap, spec["consumer_config"]))
+    No per-record work: the count and the last record's offset together prove the records came
+    contiguously from 0 (an error event or a gap would break one or the other).
+    """
+    from confluent_kafka import TopicPartition
+
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    first, last, received = None, None, 0
+    while received < count and time.monotonic() < deadline:
+        # Never ask for more than is left: consume() waits out its timeout for a short batch.
+        batch = consumer.consume(min(10_000, count - received), 1.0)
+        if not batch:
+            continue
+        if first is None:
+            first = batch[0]
+        received += len(batch)
+        last = batch[-1]
+    return received, first, last
+
+
+def check_read(received: int, first, last, count: int, size: int) -> None:
+    check(received == count, f"received {received} records of {count}")
+    check_edge(first, 0, FIRST_MARK, size)
+    check_edge(last, count - 1, LAST_MARK, size)
+
+
+def check_edge(msg, offset: int, mark: bytes, size: int) -> None:
+    check(msg.error() is None, f"error instead of the record at offset {offset}: {msg.error()}")
+    check(msg.offset() == offset, f"record expected at offset {offset}, got {msg.offset()}")
+    check(msg.value() == edge_payload(mark, size), f"payload at offset {offset} is not the one produced")
+
+
+def consume(spec: dict) -> dict:
+    from confluent_kafka import Consumer
+
+    topic, count = spec["topic"], spec["count"]
+    consumer = Consumer(consumer_config(spec["bootstrap"], spec["consumer_config"]))
     try:
         wait_for_leader(consumer, topic)
         window = Window(spec["broker_pids"])
-        deadline = time.monotonic() + spec["timeout_s"]
         window.start()
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        first_msg, last_msg, received = None, None, 0
-        # No per-record work: the batch's last offset and the total count together prove the
-        # records came contiguously from 0 (an error event or a gap would break one or the other).
-        while received < count and time.monotonic() < deadline:
-            # Never ask for more than is left: consume() waits out its timeout for a short batch.
-            batch = consumer.consume(min(10_000, count - received), 1.0)
-            if not batch:
-                continue
-            if first_msg is None:
-                first_msg = batch[0]
-            received += len(batch)
-            last_msg = batch[-1]
+        received, first, last = read_from_start(consumer, topic, count, time.monotonic() + spec["timeout_s"])
         result = window.stop()
     finally:
         consumer.close()
     check(received == count, f"received {received} records of {count} within {spec['timeout_s']} s")
-    for msg, offset, mark in ((first_msg, 0, FIRST_MARK), (last_msg, count - 1, LAST_MARK)):
-        check(msg.error() is None, f"error at the edge of the fetch: {msg.error()}")
-        check(msg.offset() == offset, f"record expected at offset {offset}, got {msg.offset()}")
-        check(msg.value() == edge_payload(mark, size), f"payload at offset {offset} is not the one produced")
+    check_read(received, first, last, count, spec["size"])
     return result
 
 

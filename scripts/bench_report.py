@@ -32,6 +32,7 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         "runs": len(good),
         "verified": len(good) == len(samples) and bool(samples),
         "errors": [sample["error"] for sample in samples if "error" in sample],
+        "warnings": sorted({warning for sample in good for warning in sample.get("warnings", [])}),
     }
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
@@ -148,6 +149,7 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             lines += ["", title, header]
         lines.append("  ".join(f"{cell(summary):>{width}}" for _, width, cell in DETAIL_COLUMNS))
         lines += [f"{'':14}error: {error}" for error in summary["errors"]]
+        lines += [f"{'':14}note: {warning}" for warning in summary["warnings"]]
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]
     for entry in memory:
         lines.append(f"{entry['target']:>12}  {fmt(entry['rss_idle_mib']):>13}  {fmt(entry['rss_after_mib']):>23}")
