@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import random
 import struct
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,9 @@ from kbroker.api.protocol.messages import is_flexible, request_codec, response_c
 
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 CODEC_NAMES = {value: name for name, value in CODEC_IDS.items()}
-BASE_TIMESTAMP_MS = 1_700_000_000_000
+# Timestamps start an hour ago: older ones would fall to the default retention.ms (7 days), which
+# Kafka applies to the records' own timestamps, and newer ones could be in the future.
+TIMESTAMP_LEAD_MS = 3600 * 1000
 TIMESTAMP_STEP_MS = 10
 SEGMENT_NAME_DIGITS = 20
 SEGMENT_SUFFIXES = (".log", ".index", ".timeindex")
@@ -52,6 +55,10 @@ class SampleRecord:
         return (*base, self.timestamp) if with_timestamp else base
 
 
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def _payload(rng: random.Random, index: int, text: bool) -> bytes:
     """Values of varied sizes; text mode keeps to printable ASCII without separators (kcat)."""
     size = rng.choice((0, 1, 8, 60, 300, 2000)) if not text else rng.choice((1, 8, 60, 300))
@@ -69,7 +76,7 @@ def sample_records(
     text: bool = False,
     headers: bool = True,
     null_values: bool = True,
-    base_timestamp: int = BASE_TIMESTAMP_MS,
+    base_timestamp: int | None = None,
 ) -> list[SampleRecord]:
     """`count` records; record i goes to partition i % partitions with timestamp base + i*step.
 
@@ -77,9 +84,15 @@ def sample_records(
     carry 0-2 headers (a repeated header name included) when `headers` is on.
     """
     rng = random.Random(seed)
+    if base_timestamp is None:
+        base_timestamp = now_ms() - TIMESTAMP_LEAD_MS
     records = []
     for i in range(count):
-        key = None if i % 7 == 3 else (f"key-{i}".encode() if text else b"k" + rng.randbytes(rng.randint(0, 12)))
+        key = (
+            None
+            if i % 7 == 3
+            else (f"key-{i}".encode() if text else b"k" + rng.randbytes(rng.randint(0, 12)))
+        )
         # Never both null: some clients refuse a record with neither key nor value.
         value = None if null_values and i % 11 == 5 and key is not None else _payload(rng, i, text)
         record_headers: tuple[tuple[str, bytes], ...] = ()
@@ -88,7 +101,9 @@ def sample_records(
             if i % 3 == 2:
                 record_headers += (("trace", b""), ("bin", rng.randbytes(4)))
         records.append(
-            SampleRecord(i, i % partitions, key, value, record_headers, base_timestamp + i * TIMESTAMP_STEP_MS)
+            SampleRecord(
+                i, i % partitions, key, value, record_headers, base_timestamp + i * TIMESTAMP_STEP_MS
+            )
         )
     return records
 
@@ -202,7 +217,7 @@ def build_batch(
     )
     keys = keys or [None] * len(values)
     for offset, (key, value) in enumerate(zip(keys, values, strict=True)):
-        timestamp = timestamps[offset] if timestamps else BASE_TIMESTAMP_MS + offset
+        timestamp = timestamps[offset] if timestamps else now_ms()
         builder.append(offset, timestamp=timestamp, key=key, value=value, headers=[])
     batch = bytearray(builder.build())
     if base_offset:
