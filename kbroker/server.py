@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
+from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
 from kbroker.log.config import LogConfig
-from kbroker.log.log_manager import LogManager
+from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
 from kbroker.metadata.admin_manager import AdminManager
 from kbroker.metadata.admin_zk_client import AdminZkClient
@@ -50,9 +51,10 @@ SHUTDOWN_TIMEOUT_S = 4.0
 class KafkaServer:
     def __init__(self, config: KafkaConfig) -> None:
         self.config = config
+        self.cluster_mode = bool(config.get("zookeeper.connect"))
         self.broker_id: int = config.get("broker.id")
-        if self.broker_id < 0:
-            self.broker_id = 0
+        if self.broker_id < 0 and not self.cluster_mode:
+            self.broker_id = 0  # the single-node default, as Kafka's sample server.properties has it
         self.metadata_cache = MetadataCache(self.broker_id)
         self.apis = KafkaApis(self)
         # The ApiVersions answer never changes while we run: build it once.
@@ -61,7 +63,9 @@ class KafkaServer:
         self.socket_servers: list[SocketServer] = []
         self.zk_client: KafkaZkClient | None = None
         self.controller: KafkaController | None = None
+        self.controller_channel: ControllerChannelManager | None = None
         self.broker_epoch = -1
+        self.controller_epoch_seen = 0
         self.log_manager: LogManager | None = None
         self.replica_manager: ReplicaManager | None = None
         self.admin_manager: AdminManager | None = None
@@ -71,14 +75,18 @@ class KafkaServer:
         self._background: list[asyncio.Task] = []
         self._due_times: dict[str, float] = {}
         self._stopped = asyncio.Event()
+        self._session_lost = False
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
-        store = EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)
+        store = self._open_store(loop)
         self.zk_client = KafkaZkClient(store)
         self.zk_client.create_top_level_paths()
+        if self.broker_id < 0:
+            self.broker_id = self._generated_broker_id()
+            self.metadata_cache.broker_id = self.broker_id
         self.metadata_cache.cluster_id = self.zk_client.get_or_create_cluster_id(
             uuid_to_base64(random_kafka_uuid()))
         self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
@@ -98,16 +106,71 @@ class KafkaServer:
                                   max_queued_requests=self.config.get("queued.max.requests"))
             await server.start()
             self.socket_servers.append(server)
-        me = self._this_broker()
-        self.broker_epoch = self.zk_client.register_broker(zk_data.BrokerRegistration(
-            self.broker_id, [(e.listener_name, e.host, e.port, e.security_protocol) for e in me.endpoints.values()],
-            me.rack))
-        self.controller = KafkaController(self.broker_id, self.zk_client, self, lambda: self.broker_epoch)
+        self._register()
+        self.controller_channel = ControllerChannelManager(self.broker_id, self.handle_controller_request,
+                                                           f"broker-{self.broker_id}-controller")
+        self.controller = KafkaController(self.broker_id, self.zk_client, self.controller_channel,
+                                          self.config.inter_broker_listener_name, self.config)
+        store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         self.controller.elect()
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
+
+    def _open_store(self, loop: asyncio.AbstractEventLoop):
+        """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
+        if not self.cluster_mode:
+            return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)
+        from kbroker.metadata.kazoo_store import KazooZNodeStore  # kazoo only when it is needed
+
+        return KazooZNodeStore(self.config.get("zookeeper.connect"), self.config.get("zookeeper.session.timeout.ms"),
+                               self.config.zookeeper_connection_timeout_ms, notify=loop.call_soon_threadsafe,
+                               on_session_event=self._on_zk_session_event)
+
+    def _generated_broker_id(self) -> int:
+        """broker.id -1: the id in meta.properties, else a new one from /brokers/seqid (Kafka's
+        broker.id.generation.enable: the seqid znode's version plus reserved.broker.max.id)."""
+        properties = read_meta_properties(self.config.log_dirs) or {}
+        if "broker.id" in properties:
+            return int(properties["broker.id"])
+        if not self.config.get("broker.id.generation.enable"):
+            raise ValueError("broker.id is not set and broker.id.generation.enable is false")
+        stat = self.zk_client.store.set(zk_data.BROKER_SEQID, b"")
+        return stat.version + self.config.get("reserved.broker.max.id")
+
+    def _register(self) -> None:
+        """The ephemeral /brokers/ids/<id>; its czxid is our broker epoch."""
+        me = self._this_broker()
+        self.broker_epoch = self.zk_client.register_broker(zk_data.BrokerRegistration(
+            self.broker_id, [(e.listener_name, e.host, e.port, e.security_protocol) for e in me.endpoints.values()],
+            me.rack))
+
+    def _on_controller_change(self) -> None:
+        """/controller changed or vanished: if nobody holds it, stand for election."""
+        if self.controller is None or self._stopped.is_set():
+            return
+        current = self.zk_client.get_controller_id()
+        if current != self.broker_id and self.controller.is_active:
+            self.controller.resign()
+        if current is None:
+            self.controller.elect()
+
+    def _on_zk_session_event(self, event: str) -> None:
+        """A lost session took our ephemeral znodes: stop acting as controller, and once a new
+        session is up, register again (a new broker epoch) and stand for election."""
+        log.warning("ZooKeeper session %s", event)
+        if event == "lost" and self.controller is not None:
+            self.controller.resign()
+            self._session_lost = True
+        elif event == "connected" and self._session_lost and not self._stopped.is_set():
+            self._session_lost = False
+            try:
+                self._register()
+            except Exception:  # the old ephemeral may linger a moment; the next event retries
+                log.exception("re-registration after a session loss failed")
+                return
+            self._on_controller_change()
 
     def _this_broker(self) -> BrokerInfo:
         """Our advertised endpoints: advertised.listeners, else the listeners as bound."""
@@ -130,19 +193,24 @@ class KafkaServer:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
             task.cancel()
+        if self.controller_channel is not None:
+            await self.controller_channel.close()
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:
             self.zk_client.store.close()
         log.info("shut down cleanly")
 
-    # -- requests from the controller (delivered locally; over the network in cluster mode) ---
-    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
-        """ControllerChannel for this broker: single-node mode has no other broker to reach."""
-        if broker_id != self.broker_id:
-            log.warning("no channel to broker %d yet: dropping %s", broker_id, ApiKey(api_key).name)
-            return
-        self.handle_controller_request(api_key, request)
+    # -- requests from the controller (delivered locally, or over the network by the handlers) --
+    def check_controller_request(self, request: dict) -> Errors:
+        """Kafka's fencing of controller requests: a stale controller epoch, or a broker epoch
+        meant for an earlier registration of this broker."""
+        if request["controller_epoch"] < self.controller_epoch_seen:
+            return Errors.STALE_CONTROLLER_EPOCH
+        if 0 <= request["broker_epoch"] < self.broker_epoch:
+            return Errors.STALE_BROKER_EPOCH
+        self.controller_epoch_seen = request["controller_epoch"]
+        return Errors.NONE
 
     def handle_controller_request(self, api_key: int, request: dict) -> dict | None:
         if api_key == ApiKey.UPDATE_METADATA:

@@ -347,8 +347,9 @@ def decode_with_kafka_python(response_class: type, payload: bytes, version: int)
     return correlation_id_of(payload), decoded
 
 
-# Kafka's inter-broker APIs of ZooKeeper mode are absent from the 4.x schema set kafka-python ships.
-ZK_MODE_API_RANGES = {4: (0, 7), 5: (0, 4), 6: (0, 8), 7: (0, 3)}
+# Kafka's inter-broker APIs of ZooKeeper mode (and AlterPartition/AllocateProducerIds in their
+# ZooKeeper-era ranges) are absent from the 4.x schema set kafka-python ships.
+ZK_MODE_API_RANGES = {4: (0, 7), 5: (0, 4), 6: (0, 8), 7: (0, 3), 56: (0, 3), 67: (0, 0)}
 
 
 @cache

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.kafka_zk_client import ControllerMovedError, KafkaZkClient
 from kbroker.metadata.metadata_cache import uuid_from_base64
@@ -30,15 +31,19 @@ NO_LEADER = -1
 
 class ControllerChannel(Protocol):
     def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None: ...
+    def add_broker(self, broker_id: int, host: str, port: int) -> None: ...
+    def remove_broker(self, broker_id: int) -> None: ...
 
 
 class KafkaController:
     def __init__(self, broker_id: int, zk_client: KafkaZkClient, channel: ControllerChannel,
-                 broker_epoch: Callable[[], int]) -> None:
+                 inter_broker_listener: str, config=None) -> None:
         self.broker_id = broker_id
         self.zk = zk_client
         self.channel = channel
-        self.broker_epoch = broker_epoch
+        self.inter_broker_listener = inter_broker_listener
+        self.config = config
+        self._watching = False
         self.epoch = 0
         self.epoch_zk_version = -1
         self.is_active = False
@@ -57,18 +62,42 @@ class KafkaController:
         self.on_controller_failover()
         return True
 
+    def resign(self) -> None:
+        """Another broker is controller now (or our session is gone): stop acting as one."""
+        if self.is_active:
+            log.info("broker %d resigns as controller (epoch %d)", self.broker_id, self.epoch)
+        self.is_active = False
+        self.assignments.clear()
+        self.states.clear()
+
     def on_controller_failover(self) -> None:
         store = self.zk.store
-        store.watch_children(zk.TOPICS, self._on_topics_changed)
-        store.watch_children(zk.DELETE_TOPICS, self._on_delete_topics)
-        store.watch_children(zk.BROKER_IDS, self._on_brokers_changed)
+        if not self._watching:  # watches persist: register once per process
+            self._watching = True
+            store.watch_children(zk.TOPICS, self._on_topics_changed)
+            store.watch_children(zk.DELETE_TOPICS, self._on_delete_topics)
+            store.watch_children(zk.BROKER_IDS, self._on_brokers_changed)
         self.live_brokers = {b.broker_id: b for b in self.zk.get_all_brokers()}
+        for broker in self.live_brokers.values():
+            self._connect(broker)
         for topic in self.zk.get_all_topics():
             self._load_topic(topic)
         self._send_update_metadata(list(self.live_brokers), self._all_partitions())
         self._initialize_partitions(self._all_partitions())
+        self._repair_partitions()
         self._send_leader_and_isr(self._all_partitions())
         self._on_delete_topics()
+
+    def _endpoint(self, broker: zk.BrokerRegistration) -> tuple[str, int] | None:
+        """The broker's endpoint on the inter-broker listener (else its first one)."""
+        endpoint = next((e for e in broker.endpoints if e[0] == self.inter_broker_listener), None)
+        endpoint = endpoint or (broker.endpoints[0] if broker.endpoints else None)
+        return None if endpoint is None else (endpoint[1], endpoint[2])
+
+    def _connect(self, broker: zk.BrokerRegistration) -> None:
+        endpoint = self._endpoint(broker)
+        if endpoint is not None:
+            self.channel.add_broker(broker.broker_id, *endpoint)
 
     def _load_topic(self, topic: str) -> None:
         assignment = self.zk.get_topic_assignment(topic)
@@ -120,12 +149,90 @@ class KafkaController:
     def _on_brokers_changed(self) -> None:
         def event() -> None:
             current = {b.broker_id: b for b in self.zk.get_all_brokers()}
-            joined = [b for b in current if b not in self.live_brokers]
+            # A broker that re-registered with a higher epoch bounced: it failed, then joined.
+            bounced = [b for b, reg in current.items()
+                       if b in self.live_brokers and reg.epoch > self.live_brokers[b].epoch]
+            dead = [b for b in self.live_brokers if b not in current or b in bounced]
+            joined = [b for b in current if b not in self.live_brokers or b in bounced]
+            if dead:
+                self._on_broker_failure(dead, current)
             self.live_brokers = current
+            for broker_id in joined:
+                self._connect(current[broker_id])
             if joined:
-                self._send_update_metadata(list(current), self._all_partitions())
-                self._send_leader_and_isr(self._all_partitions(), only_brokers=set(joined))
+                self._on_broker_startup(joined)
         self._guard(event)
+
+    def _on_broker_failure(self, dead: list[int], current: dict[int, zk.BrokerRegistration]) -> None:
+        """Partitions the dead led get new leaders from their ISR; dead followers leave ISRs."""
+        log.info("brokers %s failed", dead)
+        for broker_id in dead:
+            if broker_id not in current:
+                self.channel.remove_broker(broker_id)
+        self.live_brokers = {b: reg for b, reg in self.live_brokers.items() if b not in dead}
+        changed = []
+        for (topic, partition), state in list(self.states.items()):
+            if state.leader in dead or any(r in dead for r in state.isr):
+                if self._change_leadership(topic, partition):
+                    changed.append((topic, partition))
+        self._send_leader_and_isr(changed)
+        self._send_update_metadata(list(self.live_brokers), self._all_partitions())
+
+    def _on_broker_startup(self, joined: list[int]) -> None:
+        """New brokers get the full metadata and their partitions; offline partitions come back."""
+        log.info("brokers %s joined", joined)
+        self._send_update_metadata(list(self.live_brokers), self._all_partitions())
+        self._send_leader_and_isr(self._all_partitions(), only_brokers=set(joined))
+        self._repair_partitions()
+
+    def _repair_partitions(self) -> None:
+        """Offline partitions get leaders, and replicas on dead brokers leave ISRs (Kafka's
+        partition and replica state machines at failover and broker startup)."""
+        changed = [(t, p) for (t, p), s in list(self.states.items())
+                   if s.leader not in self.live_brokers or any(r not in self.live_brokers for r in s.isr)]
+        changed = [tp for tp in changed if self._change_leadership(*tp)]
+        if changed:
+            self._send_leader_and_isr(changed)
+            self._send_update_metadata(list(self.live_brokers), changed)
+
+    def _change_leadership(self, topic: str, partition: int) -> bool:
+        """Kafka's OfflinePartitionLeaderElection plus removal of dead replicas from the ISR:
+        the first live replica in assignment order that is in the ISR leads; with
+        unclean.leader.election.enable any live replica may (ISR = [it], RECOVERING). The ISR
+        is never emptied. Written conditionally; returns True if the state changed."""
+        for _ in range(5):
+            state = self.zk.get_partition_state(topic, partition)
+            if state is None:
+                return False
+            replicas = self.assignments[topic].partitions[partition]
+            live_isr = [r for r in state.isr if r in self.live_brokers]
+            leader = state.leader if state.leader in live_isr else next(
+                (r for r in replicas if r in live_isr), NO_LEADER)
+            isr, recovery = live_isr, state.leader_recovery_state
+            if leader == NO_LEADER and self._unclean_allowed(topic):
+                leader = next((r for r in replicas if r in self.live_brokers), NO_LEADER)
+                if leader != NO_LEADER:
+                    isr, recovery = [leader], 1
+                    log.warning("unclean leader election for %s-%d: %d", topic, partition, leader)
+            if not isr:
+                isr = state.isr[-1:]  # a dead sole leader stays in the ISR, leader -1
+            if leader == state.leader and isr == state.isr:
+                self.states[(topic, partition)] = state
+                return False
+            new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + 1, isr, self.epoch, recovery,
+                                                 state.zk_version)
+            if self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+                self.states[(topic, partition)] = new
+                log.info("%s-%d: leader %d, ISR %s, leader epoch %d", topic, partition, leader, isr,
+                         new.leader_epoch)
+                return True
+        return False
+
+    def _unclean_allowed(self, topic: str) -> bool:
+        value = self.zk.get_topic_config(topic).get("unclean.leader.election.enable")
+        if value is None:
+            return bool(self.config.get("unclean.leader.election.enable")) if self.config else False
+        return value.strip().lower() == "true"
 
     def _on_delete_topics(self) -> None:
         def event() -> None:
@@ -169,6 +276,61 @@ class KafkaController:
         self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         log.info("deleted topic %s", topic)
         self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[topic])
+
+    # -- AlterPartition (ISR changes asked for by partition leaders) ------------------------
+    def on_alter_partition(self, request: dict, version: int) -> dict:
+        """Kafka's checks, in order (KAFKA-FACTS.md §2); accepted changes are written to the
+        state znode and broadcast with UpdateMetadata (not LeaderAndIsr)."""
+        if not self.is_active:
+            return {"error_code": Errors.NOT_CONTROLLER, "topics": []}
+        broker = self.live_brokers.get(request["broker_id"])
+        if broker is None or request["broker_epoch"] not in (-1, broker.epoch):
+            return {"error_code": Errors.STALE_BROKER_EPOCH, "topics": []}
+        topics, changed = [], []
+        names_by_id = {self._topic_id(t): t for t in self.assignments}
+        for topic_entry in request["topics"]:
+            topic = topic_entry["topic_name"] if version < 2 else names_by_id.get(topic_entry["topic_id"])
+            results = []
+            for p in topic_entry["partitions"]:
+                result = self._alter_one(topic, p, version)
+                if result["error_code"] == Errors.NONE and result.pop("changed", False):
+                    changed.append((topic, p["partition_index"]))
+                result.pop("changed", None)
+                results.append(result)
+            topics.append({"topic_name": topic_entry["topic_name"], "topic_id": topic_entry["topic_id"],
+                           "partitions": results})
+        if changed:
+            self._send_update_metadata(list(self.live_brokers), changed)
+        return {"error_code": 0, "topics": topics}
+
+    def _alter_one(self, topic: str | None, p: dict, version: int) -> dict:
+        index = p["partition_index"]
+        error = {"partition_index": index, "leader_id": -1, "leader_epoch": -1, "isr": [], "partition_epoch": -1}
+        state = self.states.get((topic, index)) if topic is not None else None
+        if state is None:
+            return {**error, "error_code": Errors.UNKNOWN_TOPIC_OR_PARTITION}
+        if p["leader_epoch"] > state.leader_epoch or p["partition_epoch"] > state.zk_version:
+            return {**error, "error_code": Errors.NOT_CONTROLLER}
+        if p["leader_epoch"] < state.leader_epoch:
+            return {**error, "error_code": Errors.FENCED_LEADER_EPOCH}
+        new_isr = [e["broker_id"] for e in p["new_isr_with_epochs"]] if version >= 3 else list(p["new_isr"])
+        current = {"partition_index": index, "error_code": 0, "leader_id": state.leader,
+                   "leader_epoch": state.leader_epoch, "isr": list(state.isr),
+                   "leader_recovery_state": state.leader_recovery_state, "partition_epoch": state.zk_version}
+        if new_isr == state.isr and p["leader_recovery_state"] == state.leader_recovery_state:
+            return current
+        if p["partition_epoch"] < state.zk_version:
+            return {**error, "error_code": Errors.INVALID_UPDATE_VERSION}
+        if any(r not in self.live_brokers for r in new_isr) or state.leader not in new_isr:
+            return {**error, "error_code": Errors.INELIGIBLE_REPLICA}
+        new = zk.LeaderIsrAndControllerEpoch(state.leader, state.leader_epoch, new_isr, self.epoch,
+                                             p["leader_recovery_state"], state.zk_version)
+        if not self.zk.update_partition_state(topic, index, new, self.epoch_zk_version):
+            return {**error, "error_code": Errors.INVALID_UPDATE_VERSION}
+        self.states[(topic, index)] = new
+        log.info("%s-%d: ISR %s -> %s (partition epoch %d)", topic, index, state.isr, new_isr, new.zk_version)
+        return {**current, "isr": new_isr, "leader_recovery_state": new.leader_recovery_state,
+                "partition_epoch": new.zk_version, "changed": True}
 
     # -- requests to brokers ------------------------------------------------------------------
     def _partition_state(self, topic: str, partition: int, is_new: bool = False) -> dict | None:
@@ -220,7 +382,7 @@ class KafkaController:
             self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, LEADER_AND_ISR_VERSION, request)
 
     def _live_leader(self, broker_id: int) -> dict:
-        name, host, port, _ = self.live_brokers[broker_id].endpoints[0]
+        host, port = self._endpoint(self.live_brokers[broker_id]) or ("", -1)
         return {"broker_id": broker_id, "host_name": host, "port": port}
 
     def _send_update_metadata(self, broker_ids: list[int], partitions: list[tuple[str, int]],

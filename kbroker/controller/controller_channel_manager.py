@@ -1,0 +1,84 @@
+"""ControllerChannelManager: delivers the controller's requests to each broker, in order.
+
+One queue per broker, drained by one task that sends each request over a NetworkClient to the
+broker's inter-broker endpoint and waits for its answer before the next (Kafka's
+RequestSendThread), retrying on connection failures while the broker stays live. Requests for
+this broker itself are handed over locally, in the same order, without a socket. Responses are
+only logged: the controller learns outcomes from ZooKeeper and AlterPartition, as Kafka's does.
+It knows brokers' endpoints and the NetworkClient, not what requests mean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.network.network_client import NetworkClient
+
+log = logging.getLogger("kbroker.controller.channel")
+
+RETRY_BACKOFF_S = 0.1
+
+
+class _BrokerQueue:
+    def __init__(self, broker_id: int, client: NetworkClient) -> None:
+        self.broker_id = broker_id
+        self.client = client
+        self.queue: asyncio.Queue[tuple[int, int, dict]] = asyncio.Queue()
+        self.task: asyncio.Task | None = None
+
+
+class ControllerChannelManager:
+    def __init__(self, local_broker_id: int, deliver_locally: Callable[[int, dict], object],
+                 client_id: str) -> None:
+        self.local_broker_id = local_broker_id
+        self.deliver_locally = deliver_locally
+        self.client_id = client_id
+        self.brokers: dict[int, _BrokerQueue] = {}
+
+    def add_broker(self, broker_id: int, host: str, port: int) -> None:
+        if broker_id == self.local_broker_id or broker_id in self.brokers:
+            return
+        queue = _BrokerQueue(broker_id, NetworkClient(host, port, self.client_id))
+        queue.task = asyncio.get_running_loop().create_task(self._drain(queue))
+        self.brokers[broker_id] = queue
+
+    def remove_broker(self, broker_id: int) -> None:
+        queue = self.brokers.pop(broker_id, None)
+        if queue is not None:
+            queue.task.cancel()
+            asyncio.get_running_loop().create_task(queue.client.close())
+
+    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
+        if broker_id == self.local_broker_id:
+            self.deliver_locally(api_key, request)
+            return
+        queue = self.brokers.get(broker_id)
+        if queue is None:
+            log.warning("no channel to broker %d: dropping %s", broker_id, ApiKey(api_key).name)
+            return
+        queue.queue.put_nowait((api_key, version, request))
+
+    async def _drain(self, broker: _BrokerQueue) -> None:
+        while True:
+            api_key, version, request = await broker.queue.get()
+            while True:
+                try:
+                    response = await broker.client.send(api_key, version, request)
+                except ConnectionError as exc:
+                    log.info("sending %s to broker %d failed (%s); retrying", ApiKey(api_key).name,
+                             broker.broker_id, exc)
+                    await asyncio.sleep(RETRY_BACKOFF_S)
+                    continue
+                if response.get("error_code"):
+                    log.warning("broker %d answered %s with error %d", broker.broker_id, ApiKey(api_key).name,
+                                response["error_code"])
+                break
+
+    async def close(self) -> None:
+        for broker_id in list(self.brokers):
+            queue = self.brokers.pop(broker_id)
+            queue.task.cancel()
+            await queue.client.close()
