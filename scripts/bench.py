@@ -42,6 +42,7 @@ from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, Scenario  # noqa: E4
 from bench_scenarios import select as select_scenarios  # noqa: E402
 
 CLIENT = SCRIPTS / "bench_client.py"
+CLIENT_ALONE = "client alone"  # the target name of the no-broker baseline
 LOOPBACK_BYTES = 2_000_000_000
 MIN_LOOPBACK_BYTES = 64 * 1024 * 1024
 LOOPBACK_CHUNK = 4 * 1024 * 1024
@@ -182,6 +183,23 @@ def run_consume(
     return run_client(base_spec("consume", scenario, broker, topic))
 
 
+def target_names(scenario: Scenario, specs: list[BrokerSpec]) -> list[str]:
+    return [CLIENT_ALONE] if scenario.kind == "client" else [spec.name for spec in specs]
+
+
+def client_alone_spec(scenario: Scenario) -> dict:
+    """The produce() loop with no broker reachable: the most the client itself can push."""
+    return {
+        "mode": "produce-loop",
+        "topic": "bench-client-alone",
+        "count": scenario.count,
+        "size": scenario.size,
+        "producer_config": scenario.producer_config,
+        "broker_pids": [],
+        "timeout_s": throughput_timeout_s(scenario),
+    }
+
+
 def measure_start(spec: BrokerSpec, work_dir: str) -> dict:
     """A throwaway broker on a fresh data directory, timed to its first Metadata answer."""
     try:
@@ -286,6 +304,7 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
     loopback: list[float] = []
     by_key = {scenario.key: scenario for scenario in args.selected}
     scenarios = [s for s in args.selected if not (s.kind == "start" and args.bootstrap)]
+    specs_by_name = {spec.name: spec for spec in specs}
     try:
         for spec in specs:
             brokers[spec.name] = broker = start_broker(spec, work_dir)
@@ -301,16 +320,18 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
             datasets = Datasets()
             order = specs if run % 2 == 0 else specs[::-1]  # alternate who goes first
             for scenario in scenarios:
-                for spec in order:
-                    if scenario.kind == "start":
+                for name in target_names(scenario, order):
+                    if scenario.kind == "client":
+                        sample = run_client(client_alone_spec(scenario))
+                    elif scenario.kind == "start":
                         if run == 0:
                             continue  # the first sample is the start of the broker under load
-                        sample = measure_start(spec, work_dir)
+                        sample = measure_start(specs_by_name[name], work_dir)
                     else:
                         topic_prefix = f"bench-{token}-r{run + 1}"
-                        sample = run_scenario(scenario, brokers[spec.name], topic_prefix, datasets, by_key)
-                    samples[(spec.name, scenario.key)].append(sample)
-                    log(f"run {run + 1}/{args.runs} {scenario.key} on {spec.name}: {describe(scenario, sample)}")
+                        sample = run_scenario(scenario, brokers[name], topic_prefix, datasets, by_key)
+                    samples[(name, scenario.key)].append(sample)
+                    log(f"run {run + 1}/{args.runs} {scenario.key} on {name}: {describe(scenario, sample)}")
         after = {name: broker.rss_mib() for name, broker in brokers.items()}
     finally:
         for broker in brokers.values():
@@ -334,9 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work_dir, ignore_errors=True)
     loopback = loopback_summary(measured["loopback"], args.loopback_bytes)
     results = [
-        summarize(scenario, spec.name, measured["samples"][(spec.name, scenario.key)], loopback["mb_per_s"])
+        summarize(scenario, name, measured["samples"][(name, scenario.key)], loopback["mb_per_s"])
         for scenario in measured["scenarios"]
-        for spec in specs
+        for name in target_names(scenario, specs)
     ]
     memory = [memory_summary(spec.name, measured["idle"][spec.name], measured["after"][spec.name]) for spec in specs]
     ratio_lines = ratios(results + memory, specs[0].name, [spec.name for spec in specs[1:]])

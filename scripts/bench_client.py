@@ -6,6 +6,7 @@ result on stdout (or {"error": ...} and exit code 1):
 - "produce": create the topic, then time producing `count` records of `size` bytes from the
   first produce() to the end of flush(); afterwards check the high watermark and the first and
   last payloads read back;
+- "produce-loop": time only the produce() calls with no broker reachable (the client alone);
 - "consume": time reading `count` records from offset 0 of an existing topic (assign, no group
   join), checking offsets, count and first/last payloads;
 - "e2e-consume" / "e2e-produce": the two halves of the end-to-end latency scenario, in two
@@ -150,6 +151,35 @@ def produce(spec: dict) -> dict:
     check(remaining == 0, f"{remaining} records still undelivered after {spec['timeout_s']} s")
     check(not errors, f"{len(errors)} errors, first: {errors[:1]}")
     result["warnings"] = verify_log(bootstrap, topic, count, size) + [f"client: {e}" for e in client_errors[:3]]
+    return result
+
+
+def produce_loop(spec: dict) -> dict:
+    """Times only the produce() calls, with no broker to deliver to (bootstrap 127.0.0.1:1)."""
+    from confluent_kafka import Producer
+
+    topic, count, size = spec["topic"], spec["count"], spec["size"]
+    producer = Producer(
+        {
+            "bootstrap.servers": "127.0.0.1:1",
+            **spec["producer_config"],
+            "queue.buffering.max.messages": max(count, 100_000),
+            "queue.buffering.max.kbytes": 2_000_000,
+            "error_cb": lambda err: None,  # connection refused, as intended
+            "log_level": 0,
+        }
+    )
+    payload = filler_payload(size)
+    window = Window([])
+    window.start()
+    send = producer.produce
+    for _ in range(count):
+        send(topic, payload, partition=0)
+    result = window.stop()
+    # len() also counts the client's own pending events (a refused connection), hence >=.
+    check(len(producer) >= count, f"{len(producer)} records queued, expected {count}")
+    producer.purge()
+    producer.flush(0)
     return result
 
 
@@ -352,6 +382,7 @@ def loopback_send(spec: dict) -> dict:
 
 MODES: dict[str, Callable[[dict], dict]] = {
     "produce": produce,
+    "produce-loop": produce_loop,
     "consume": consume,
     "e2e-consume": e2e_consume,
     "e2e-produce": e2e_produce,

@@ -14,7 +14,12 @@ IDEMPOTENT_PRODUCER = {"acks": "all", "enable.idempotence": True, "linger.ms": 5
 THROUGHPUT_CONSUMER = {
     "fetch.max.bytes": 52_428_800,
     "max.partition.fetch.bytes": 16_777_216,
-    "queued.max.messages.kbytes": 262_144,  # let the client fetch well ahead of the Python loop
+    # Let the client fetch well ahead of the Python loop. librdkafka stops fetching once it holds
+    # queued.min.messages (default 100,000: only 10 MB of 100 B records) and then waits
+    # fetch.queue.backoff.ms (default 1 s): with the defaults that wait, not the broker, sets the pace.
+    "queued.max.messages.kbytes": 262_144,
+    "queued.min.messages": 1_000_000,
+    "fetch.queue.backoff.ms": 10,
 }
 LATENCY_PRODUCER = {"acks": 1, "linger.ms": 0}
 LATENCY_CONSUMER = {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1}
@@ -28,7 +33,7 @@ MIN_LATENCY_RECORDS = 20
 class Scenario:
     key: str
     title: str
-    kind: str  # "start", "produce", "consume" or "e2e"
+    kind: str  # "start", "produce", "client" (no broker), "consume" or "e2e"
     count: int = 0
     size: int = 0
     producer_config: dict = field(default_factory=dict)
@@ -54,9 +59,19 @@ SCENARIOS = (
         "produce", 1_000_000, 100, THROUGHPUT_PRODUCER,
     ),
     Scenario(
+        "client-alone-100b",
+        "the client alone: produce() loop of 1,000,000 x 100 B, no broker",
+        "client", 1_000_000, 100, THROUGHPUT_PRODUCER,
+    ),
+    Scenario(
         "produce-1k",
         "produce 300,000 x 1 KiB, acks=1, linger.ms=5, batch.size=1000000",
         "produce", 300_000, 1024, THROUGHPUT_PRODUCER,
+    ),
+    Scenario(
+        "client-alone-1k",
+        "the client alone: produce() loop of 300,000 x 1 KiB, no broker",
+        "client", 300_000, 1024, THROUGHPUT_PRODUCER,
     ),
     Scenario(
         "produce-1k-idempotent",

@@ -44,6 +44,9 @@ def test_full_scenario_set_verified_with_expected_keys():
         assert result["mb_per_s"] == pytest.approx(result["records_per_s"] * result["record_bytes"] / 1e6)
         assert 0 < result["loopback_fraction"]
         assert result["client_cpu_s"] > 0 and result["broker_cpu_s"] is not None
+    baseline = by_scenario(lines, "client alone")
+    assert set(baseline) == {"client-alone-100b", "client-alone-1k"}
+    assert all(result["verified"] and result["records_per_s"] > 0 for result in baseline.values())
     latency = results["e2e-latency"]
     assert latency["records"] == 20 and 0 < latency["p50_ms"] <= latency["p99_ms"] <= latency["max_ms"]
     assert results["start"]["start_ms"] > 0
