@@ -44,4 +44,4 @@ function run(body) {
     });
 }
 
-module.exports = { makeKafka, run };
+module.exports = { makeKafka, run, stderrLogCreator };
