@@ -114,6 +114,9 @@ class KafkaServer:
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         self.controller.elect()
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
+        if self.cluster_mode:
+            self._background.append(loop.create_task(self._periodic(
+                self.controller.rebalance_preferred_leaders, self.config.get("leader.imbalance.check.interval.seconds"))))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
@@ -184,6 +187,8 @@ class KafkaServer:
 
     async def shutdown(self) -> None:
         log.info("shutting down")
+        if self.cluster_mode and self.config.get("controlled.shutdown.enable") and self.controller is not None:
+            await self._controlled_shutdown()
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
         for server in self.socket_servers:
             server.stop_accepting()
@@ -200,6 +205,42 @@ class KafkaServer:
         if self.zk_client is not None:
             self.zk_client.store.close()
         log.info("shut down cleanly")
+
+    async def _controlled_shutdown(self) -> None:
+        """Ask the controller to move our leadership elsewhere before we stop serving (Kafka's
+        controlled shutdown), retrying while partitions remain, up to
+        controlled.shutdown.max.retries times, controlled.shutdown.retry.backoff.ms apart."""
+        from kbroker.network.network_client import NetworkClient
+
+        backoff = self.config.get("controlled.shutdown.retry.backoff.ms") / 1000
+        for attempt in range(1, self.config.get("controlled.shutdown.max.retries") + 1):
+            controller_id = self.zk_client.get_controller_id()
+            try:
+                if controller_id == self.broker_id:
+                    error, remaining = self.controller.on_controlled_shutdown(self.broker_id, self.broker_epoch)
+                else:
+                    broker = self.metadata_cache.brokers.get(controller_id)
+                    endpoint = broker.endpoint(self.config.inter_broker_listener_name) if broker else None
+                    if endpoint is None:
+                        raise ConnectionError(f"no endpoint for controller {controller_id}")
+                    client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-shutdown")
+                    try:
+                        answer = await client.send(ApiKey.CONTROLLED_SHUTDOWN, 3,
+                                                   {"broker_id": self.broker_id, "broker_epoch": self.broker_epoch},
+                                                   timeout_s=self.config.get("controller.socket.timeout.ms") / 1000)
+                    finally:
+                        await client.close()
+                    error, remaining = answer["error_code"], answer["remaining_partitions"]
+            except ConnectionError as exc:
+                error, remaining = Errors.NETWORK_EXCEPTION, [str(exc)]
+            if error == Errors.NONE and not remaining:
+                log.info("controlled shutdown done: no partition led here any more")
+                await asyncio.sleep(0)  # let the LeaderAndIsr that made us a follower land
+                return
+            log.info("controlled shutdown attempt %d: error %d, %d partitions remain", attempt, error,
+                     len(remaining))
+            await asyncio.sleep(backoff)
+        log.warning("controlled shutdown did not complete; proceeding with an unclean shutdown")
 
     # -- requests from the controller (delivered locally, or over the network by the handlers) --
     def check_controller_request(self, request: dict) -> Errors:

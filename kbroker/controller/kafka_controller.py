@@ -44,6 +44,7 @@ class KafkaController:
         self.inter_broker_listener = inter_broker_listener
         self.config = config
         self._watching = False
+        self.shutting_down: set[int] = set()  # brokers in controlled shutdown: never elected
         self.epoch = 0
         self.epoch_zk_version = -1
         self.is_active = False
@@ -153,6 +154,7 @@ class KafkaController:
             bounced = [b for b, reg in current.items()
                        if b in self.live_brokers and reg.epoch > self.live_brokers[b].epoch]
             dead = [b for b in self.live_brokers if b not in current or b in bounced]
+            self.shutting_down.difference_update(dead)
             joined = [b for b in current if b not in self.live_brokers or b in bounced]
             if dead:
                 self._on_broker_failure(dead, current)
@@ -189,7 +191,8 @@ class KafkaController:
         """Offline partitions get leaders, and replicas on dead brokers leave ISRs (Kafka's
         partition and replica state machines at failover and broker startup)."""
         changed = [(t, p) for (t, p), s in list(self.states.items())
-                   if s.leader not in self.live_brokers or any(r not in self.live_brokers for r in s.isr)]
+                   if s.leader not in self.live_brokers or any(r not in self.live_brokers for r in s.isr)
+                   or s.leader in self.shutting_down]
         changed = [tp for tp in changed if self._change_leadership(*tp)]
         if changed:
             self._send_leader_and_isr(changed)
@@ -205,12 +208,13 @@ class KafkaController:
             if state is None:
                 return False
             replicas = self.assignments[topic].partitions[partition]
-            live_isr = [r for r in state.isr if r in self.live_brokers]
+            live_isr = [r for r in state.isr if r in self.live_brokers and r not in self.shutting_down]
             leader = state.leader if state.leader in live_isr else next(
                 (r for r in replicas if r in live_isr), NO_LEADER)
             isr, recovery = live_isr, state.leader_recovery_state
             if leader == NO_LEADER and self._unclean_allowed(topic):
-                leader = next((r for r in replicas if r in self.live_brokers), NO_LEADER)
+                leader = next((r for r in replicas if r in self.live_brokers and r not in self.shutting_down),
+                              NO_LEADER)
                 if leader != NO_LEADER:
                     isr, recovery = [leader], 1
                     log.warning("unclean leader election for %s-%d: %d", topic, partition, leader)
@@ -276,6 +280,105 @@ class KafkaController:
         self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         log.info("deleted topic %s", topic)
         self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[topic])
+
+    # -- ControlledShutdown -------------------------------------------------------------------
+    def on_controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[Errors, list[tuple[str, int]]]:
+        """Moves leadership off a broker that is stopping and takes it out of ISRs (Kafka's
+        doControlledShutdown); returns the partitions it still leads."""
+        if not self.is_active:
+            return Errors.NOT_CONTROLLER, []
+        broker = self.live_brokers.get(broker_id)
+        if broker is None:
+            return Errors.BROKER_NOT_AVAILABLE, []
+        if 0 <= broker_epoch < broker.epoch:
+            return Errors.STALE_BROKER_EPOCH, []
+        self.shutting_down.add(broker_id)
+        led, followed = [], []
+        for (topic, partition), state in list(self.states.items()):
+            replicas = self.assignments[topic].partitions[partition]
+            if broker_id not in replicas or len(replicas) < 2:
+                continue
+            if state.leader == broker_id or broker_id in state.isr:
+                if self._change_leadership(topic, partition):
+                    (led if state.leader == broker_id else followed).append((topic, partition))
+        self._send_leader_and_isr(led + followed)
+        by_topic: dict[str, list[int]] = {}
+        for topic, partition in followed:
+            by_topic.setdefault(topic, []).append(partition)
+        for topic, partitions in by_topic.items():
+            self._send_stop_replica(broker_id, topic, partitions, delete=False)
+        self._send_update_metadata(list(self.live_brokers), led + followed)
+        remaining = [(t, p) for (t, p), st in self.states.items()
+                     if st.leader == broker_id and len(self.assignments[t].partitions[p]) > 1]
+        log.info("controlled shutdown of broker %d: moved %d leaders, %d remain", broker_id, len(led),
+                 len(remaining))
+        return Errors.NONE, remaining
+
+    # -- preferred and unclean elections (ElectLeaders, auto.leader.rebalance.enable) ----------
+    def elect_leaders(self, election_type: int, partitions: list[tuple[str, int]] | None) -> dict:
+        """(topic, partition) -> (error, message) for ElectLeaders; None means every partition."""
+        wanted = partitions if partitions is not None else sorted(self.states)
+        results: dict[tuple[str, int], tuple[Errors, str | None]] = {}
+        changed = []
+        for topic, partition in wanted:
+            state = self.states.get((topic, partition))
+            if state is None:
+                results[(topic, partition)] = (Errors.UNKNOWN_TOPIC_OR_PARTITION, None)
+                continue
+            outcome = (self._elect_preferred(topic, partition, state) if election_type == 0
+                       else self._elect_unclean(topic, partition, state))
+            results[(topic, partition)] = outcome
+            if outcome[0] == Errors.NONE:
+                changed.append((topic, partition))
+        if changed:
+            self._send_leader_and_isr(changed)
+            self._send_update_metadata(list(self.live_brokers), changed)
+        return results
+
+    def _elect_preferred(self, topic: str, partition: int, state) -> tuple[Errors, str | None]:
+        preferred = self.assignments[topic].partitions[partition][0]
+        if state.leader == preferred:
+            return Errors.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
+        if preferred not in self.live_brokers or preferred not in state.isr or preferred in self.shutting_down:
+            return (Errors.PREFERRED_LEADER_NOT_AVAILABLE,
+                    f"Failed to elect leader for partition {topic}-{partition} under strategy "
+                    "PreferredReplicaPartitionLeaderElectionStrategy")
+        return self._write_leader(topic, partition, state, preferred, list(state.isr))
+
+    def _elect_unclean(self, topic: str, partition: int, state) -> tuple[Errors, str | None]:
+        if state.leader in self.live_brokers:
+            return Errors.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
+        replicas = self.assignments[topic].partitions[partition]
+        live_isr = [r for r in replicas if r in state.isr and r in self.live_brokers]
+        leader = live_isr[0] if live_isr else next((r for r in replicas if r in self.live_brokers), NO_LEADER)
+        if leader == NO_LEADER:
+            return Errors.ELIGIBLE_LEADERS_NOT_AVAILABLE, f"No live replica for {topic}-{partition}"
+        return self._write_leader(topic, partition, state, leader, live_isr or [leader])
+
+    def _write_leader(self, topic: str, partition: int, state, leader: int, isr: list[int]):
+        new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + 1, isr, self.epoch,
+                                             0 if leader in state.isr else 1, state.zk_version)
+        if not self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+            return Errors.INVALID_UPDATE_VERSION, "The partition state changed meanwhile; retry"
+        self.states[(topic, partition)] = new
+        log.info("%s-%d: leader %d elected (epoch %d)", topic, partition, leader, new.leader_epoch)
+        return Errors.NONE, None
+
+    def rebalance_preferred_leaders(self) -> None:
+        """auto.leader.rebalance.enable: brokers whose imbalance (partitions they should lead
+        but don't) exceeds leader.imbalance.per.broker.percentage get their leadership back."""
+        if not self.is_active or self.config is None or not self.config.get("auto.leader.rebalance.enable"):
+            return
+        threshold = self.config.get("leader.imbalance.per.broker.percentage") / 100
+        by_preferred: dict[int, list[tuple[str, int]]] = {}
+        for (topic, partition) in self.states:
+            by_preferred.setdefault(self.assignments[topic].partitions[partition][0], []).append((topic, partition))
+        for broker_id, partitions in by_preferred.items():
+            if broker_id not in self.live_brokers or broker_id in self.shutting_down:
+                continue
+            not_led = [tp for tp in partitions if self.states[tp].leader != broker_id]
+            if partitions and len(not_led) / len(partitions) > threshold:
+                self.elect_leaders(0, not_led)
 
     # -- AlterPartition (ISR changes asked for by partition leaders) ------------------------
     def on_alter_partition(self, request: dict, version: int) -> dict:
@@ -403,11 +506,11 @@ class KafkaController:
                        "live_brokers": live}
             self.channel.send(broker_id, ApiKey.UPDATE_METADATA, UPDATE_METADATA_VERSION, request)
 
-    def _send_stop_replica(self, broker_id: int, topic: str, partitions: list[int]) -> None:
+    def _send_stop_replica(self, broker_id: int, topic: str, partitions: list[int], delete: bool = True) -> None:
         request = {"controller_id": self.broker_id, "controller_epoch": self.epoch,
                    "broker_epoch": self.live_brokers[broker_id].epoch,
                    "topic_states": [{"topic_name": topic, "partition_states": [
-                       {"partition_index": p, "leader_epoch": -2, "delete_partition": True}
+                       {"partition_index": p, "leader_epoch": -2, "delete_partition": delete}
                        for p in partitions]}]}
         self.channel.send(broker_id, ApiKey.STOP_REPLICA, STOP_REPLICA_VERSION, request)
 

@@ -35,6 +35,8 @@ HANDLER_MODULES = (
     "update_metadata",
     "stop_replica",
     "alter_partition",
+    "controlled_shutdown",
+    "elect_leaders",
     "describe_configs",
     "alter_configs",
     "incremental_alter_configs",

@@ -1,0 +1,23 @@
+"""ControlledShutdown (7), v0-3: a stopping broker asks the controller to move its leadership.
+
+Served by the active controller (others answer NOT_CONTROLLER). The broker's partitions get
+new leaders from their ISR among brokers not shutting down, it leaves the ISRs of partitions
+it follows (and is told to stop those replicas), and the answer lists the partitions it still
+leads (those with no other eligible replica); the broker retries while any remain, as Kafka's
+does (controlled.shutdown.max.retries). Unknown broker: BROKER_NOT_AVAILABLE; an old broker
+epoch (v2+): STALE_BROKER_EPOCH. v0 uses request header v0 (no client id).
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.CONTROLLED_SHUTDOWN
+VERSIONS = (0, 3)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    error, remaining = ctx.broker.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
+    return {"error_code": error,
+            "remaining_partitions": [{"topic_name": t, "partition_index": p} for t, p in remaining]}

@@ -1,0 +1,35 @@
+"""ElectLeaders (43), v0-2: preferred (type 0) or unclean (type 1) leader elections.
+
+Served by the active controller (others answer NOT_CONTROLLER: admin clients send it to the
+controller). Null topic_partitions means every partition. Preferred: the first replica of the
+assignment leads if it is alive and in the ISR (PREFERRED_LEADER_NOT_AVAILABLE otherwise,
+ELECTION_NOT_NEEDED if it already leads). Unclean: only partitions without a live leader, any
+live replica (ELECTION_NOT_NEEDED when a leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no
+replica is). Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION. v0 has no election type and no
+top-level error code.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.ELECT_LEADERS
+VERSIONS = (0, 2)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    controller = ctx.broker.controller
+    if not controller.is_active:
+        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER, "replica_election_results": []}
+    wanted = request["topic_partitions"]
+    partitions = None if wanted is None else [(t["topic"], p) for t in wanted for p in t["partitions"]]
+    election_type = request["election_type"] if ctx.api_version >= 1 else 0
+    results = controller.elect_leaders(election_type, partitions)
+    by_topic: dict[str, list[dict]] = {}
+    for (topic, partition), (error, message) in results.items():
+        by_topic.setdefault(topic, []).append({"partition_id": partition, "error_code": error,
+                                               "error_message": message})
+    return {"throttle_time_ms": 0, "error_code": 0,
+            "replica_election_results": [{"topic": t, "partition_result": r} for t, r in by_topic.items()]}
