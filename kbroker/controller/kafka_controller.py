@@ -380,6 +380,86 @@ class KafkaController:
             if partitions and len(not_led) / len(partitions) > threshold:
                 self.elect_leaders(0, not_led)
 
+    # -- partition reassignment (KIP-455) -------------------------------------------------
+    def alter_reassignments(self, changes: list[tuple[str, int, list[int] | None]],
+                            allow_rf_change: bool = True) -> dict[tuple[str, int], tuple[Errors, str | None]]:
+        """Starts (or cancels, for None) reassignments: the replica set becomes target + original,
+        the new replicas catch up, and once all targets are in the ISR the originals not in the
+        target are removed (see _maybe_complete_reassignment)."""
+        return {(topic, partition): self._reassign(topic, partition, target, allow_rf_change)
+                for topic, partition, target in changes}
+
+    def _reassign(self, topic: str, partition: int, target: list[int] | None, allow_rf_change: bool):
+        assignment = self.assignments.get(topic)
+        if assignment is None or partition not in assignment.partitions or (topic, partition) not in self.states:
+            return Errors.UNKNOWN_TOPIC_OR_PARTITION, None
+        replicas = assignment.partitions[partition]
+        adding = assignment.adding.get(partition, [])
+        original = [r for r in replicas if r not in adding]
+        if target is None:
+            if not adding and not assignment.removing.get(partition):
+                return Errors.NO_REASSIGNMENT_IN_PROGRESS, "No reassignment in progress"
+            target = original
+        elif not target or len(set(target)) != len(target):
+            return Errors.INVALID_REPLICA_ASSIGNMENT, f"Invalid target replicas {target}"
+        elif any(b not in self.live_brokers for b in target):
+            return Errors.INVALID_REPLICA_ASSIGNMENT, f"Replica assignment has brokers that are not alive: {target}"
+        elif not allow_rf_change and len(target) != len(original):
+            return Errors.INVALID_REPLICATION_FACTOR, "The replication factor of the partition would change"
+        full = target + [r for r in original if r not in target]
+        assignment.partitions[partition] = full
+        assignment.adding[partition] = [r for r in target if r not in original]
+        assignment.removing[partition] = [r for r in original if r not in target]
+        for side in (assignment.adding, assignment.removing):
+            if not side[partition]:
+                del side[partition]
+        self.zk.set_topic_assignment(topic, assignment)
+        log.info("%s-%d: reassigning %s -> %s", topic, partition, original, target)
+        self._send_leader_and_isr([(topic, partition)])
+        for broker_id in (r for r in replicas if r not in full and r in self.live_brokers):
+            # Replicas a cancelled (or replaced) reassignment was adding: stop and delete them.
+            self._send_stop_replica(broker_id, topic, [partition], delete=True)
+        self._maybe_complete_reassignment(topic, partition)
+        return Errors.NONE, None
+
+    def _maybe_complete_reassignment(self, topic: str, partition: int) -> None:
+        assignment = self.assignments[topic]
+        removing = assignment.removing.get(partition, [])
+        if not removing and not assignment.adding.get(partition):
+            return
+        full = assignment.partitions[partition]
+        target = full[:len(full) - len(removing)]
+        state = self.states[(topic, partition)]
+        if not all(r in state.isr for r in target):
+            return  # the new replicas are still catching up
+        isr = [r for r in state.isr if r in target]
+        leader = state.leader if state.leader in target else next(
+            (r for r in target if r in isr and r in self.live_brokers), NO_LEADER)
+        new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + 1, isr, self.epoch,
+                                             state.leader_recovery_state, state.zk_version)
+        if not self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+            return  # retried on the next ISR change
+        self.states[(topic, partition)] = new
+        assignment.partitions[partition] = target
+        assignment.adding.pop(partition, None)
+        assignment.removing.pop(partition, None)
+        self.zk.set_topic_assignment(topic, assignment)
+        log.info("%s-%d: reassignment to %s complete", topic, partition, target)
+        self._send_leader_and_isr([(topic, partition)])
+        for broker_id in removing:
+            if broker_id in self.live_brokers:
+                self._send_stop_replica(broker_id, topic, [partition], delete=True)
+        self._send_update_metadata(list(self.live_brokers), [(topic, partition)])
+
+    def ongoing_reassignments(self) -> dict[tuple[str, int], tuple[list[int], list[int], list[int]]]:
+        """(topic, partition) -> (replicas, adding, removing) of reassignments in progress."""
+        out = {}
+        for topic, assignment in self.assignments.items():
+            for partition in set(assignment.adding) | set(assignment.removing):
+                out[(topic, partition)] = (assignment.partitions[partition], assignment.adding.get(partition, []),
+                                           assignment.removing.get(partition, []))
+        return out
+
     # -- AlterPartition (ISR changes asked for by partition leaders) ------------------------
     def on_alter_partition(self, request: dict, version: int) -> dict:
         """Kafka's checks, in order (KAFKA-FACTS.md §2); accepted changes are written to the
@@ -404,6 +484,8 @@ class KafkaController:
                            "partitions": results})
         if changed:
             self._send_update_metadata(list(self.live_brokers), changed)
+            for topic, partition in changed:
+                self._maybe_complete_reassignment(topic, partition)
         return {"error_code": 0, "topics": topics}
 
     def _alter_one(self, topic: str | None, p: dict, version: int) -> dict:
@@ -445,7 +527,8 @@ class KafkaController:
             "leader": state.leader, "leader_epoch": state.leader_epoch, "isr": list(state.isr),
             "partition_epoch": state.zk_version, "zk_version": state.zk_version,
             "replicas": list(self.assignments[topic].partitions[partition]),
-            "adding_replicas": [], "removing_replicas": [], "is_new": is_new,
+            "adding_replicas": list(self.assignments[topic].adding.get(partition, [])),
+            "removing_replicas": list(self.assignments[topic].removing.get(partition, [])), "is_new": is_new,
             "offline_replicas": [r for r in self.assignments[topic].partitions[partition]
                                  if r not in self.live_brokers],
             "leader_recovery_state": state.leader_recovery_state,

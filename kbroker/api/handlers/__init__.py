@@ -37,6 +37,8 @@ HANDLER_MODULES = (
     "alter_partition",
     "controlled_shutdown",
     "elect_leaders",
+    "alter_partition_reassignments",
+    "list_partition_reassignments",
     "describe_configs",
     "alter_configs",
     "incremental_alter_configs",

@@ -1,0 +1,37 @@
+"""AlterPartitionReassignments (45), v0-1: move partitions to other brokers (KIP-455).
+
+Served by the active controller (NOT_CONTROLLER elsewhere). A target replica list starts a
+reassignment: the new replicas join the replica set and catch up, and once every target is in
+the ISR the controller drops the replicas not in the target (leadership moves if the leader is
+one of them). A null target cancels the reassignment in progress (NO_REASSIGNMENT_IN_PROGRESS
+if none). Targets with duplicates or brokers that are not alive: INVALID_REPLICA_ASSIGNMENT;
+unknown partitions: UNKNOWN_TOPIC_OR_PARTITION; v1's allow_replication_factor_change=false with
+a different replica count: INVALID_REPLICATION_FACTOR.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.ALTER_PARTITION_REASSIGNMENTS
+VERSIONS = (0, 1)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    controller = ctx.broker.controller
+    if not controller.is_active:
+        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
+                "error_message": "This is not the correct controller for this cluster.", "responses": []}
+    changes = [(t["name"], p["partition_index"], p["replicas"]) for t in request["topics"] for p in t["partitions"]]
+    results = controller.alter_reassignments(changes, request["allow_replication_factor_change"])
+    responses = []
+    for topic in request["topics"]:
+        partitions = []
+        for p in topic["partitions"]:
+            error, message = results[(topic["name"], p["partition_index"])]
+            partitions.append({"partition_index": p["partition_index"], "error_code": error, "error_message": message})
+        responses.append({"name": topic["name"], "partitions": partitions})
+    return {"throttle_time_ms": 0, "error_code": 0, "error_message": None, "responses": responses,
+            "allow_replication_factor_change": request["allow_replication_factor_change"]}

@@ -1,0 +1,30 @@
+"""ListPartitionReassignments (46), v0: the reassignments in progress (KIP-455).
+
+Served by the active controller (NOT_CONTROLLER elsewhere): for each partition being moved, its
+current replica set and the replicas being added and removed. A null topic list means all.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.LIST_PARTITION_REASSIGNMENTS
+VERSIONS = (0, 0)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    controller = ctx.broker.controller
+    if not controller.is_active:
+        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
+                "error_message": "This is not the correct controller for this cluster.", "topics": []}
+    wanted = request["topics"]
+    filter_ = None if wanted is None else {(t["name"], p) for t in wanted for p in t["partition_indexes"]}
+    by_topic: dict[str, list[dict]] = {}
+    for (topic, partition), (replicas, adding, removing) in sorted(controller.ongoing_reassignments().items()):
+        if filter_ is None or (topic, partition) in filter_:
+            by_topic.setdefault(topic, []).append({"partition_index": partition, "replicas": replicas,
+                                                   "adding_replicas": adding, "removing_replicas": removing})
+    return {"throttle_time_ms": 0, "error_code": 0, "error_message": None,
+            "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]}
