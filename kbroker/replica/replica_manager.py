@@ -168,9 +168,9 @@ class ReplicaManager:
     def get_partition(self, topic: str, partition: int) -> Partition | None:
         return self.partitions.get((topic, partition))
 
-    def missing_partition_error(self, topic: str) -> Errors:
-        """Why we have no such partition: the topic is unknown, or another broker leads it."""
-        if self.metadata_cache.topic(topic) is None:
+    def missing_partition_error(self, topic: str, partition: int) -> Errors:
+        """Why we have no such partition: it does not exist, or another broker leads it."""
+        if self.metadata_cache.partition(topic, partition) is None:
             return Errors.UNKNOWN_TOPIC_OR_PARTITION
         return Errors.NOT_LEADER_OR_FOLLOWER
 
@@ -180,7 +180,7 @@ class ReplicaManager:
         COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
         p = self.partitions.get((topic, partition))
         if p is None:
-            return ProduceResult(self.missing_partition_error(topic))
+            return ProduceResult(self.missing_partition_error(topic, partition))
         try:
             info = p.append_records_to_leader(records, required_acks, origin)
         except PartitionError as exc:
@@ -194,7 +194,7 @@ class ReplicaManager:
         """DeleteRecords on one partition: (error, low watermark)."""
         p = self.partitions.get((topic, partition))
         if p is None:
-            return self.missing_partition_error(topic), -1
+            return self.missing_partition_error(topic, partition), -1
         try:
             unified_log = p.check_leader()
         except PartitionError as exc:
@@ -243,7 +243,7 @@ class ReplicaManager:
     def read_partition(self, req: FetchRequestPartition, isolation: int, min_one_message: bool) -> FetchResult:
         p = self.partitions.get((req.topic, req.partition))
         if p is None:
-            return FetchResult(self.missing_partition_error(req.topic))
+            return FetchResult(self.missing_partition_error(req.topic, req.partition))
         try:
             unified_log = p.check_leader(req.current_leader_epoch)
         except PartitionError as exc:

@@ -6,7 +6,8 @@ partition's limit, the first batch found always whole even when larger (KIP-74).
 min_bytes is found the fetch waits, woken by appends, up to max_wait_ms (DelayedFetch in
 kbroker/replica). OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
 UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13 (UNKNOWN_TOPIC_ID).
-Records go out as file regions of the segments, never decoded.
+Records go out as file regions of the segments, never decoded. Before v10, partitions of a
+compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers.
 Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0, so
 clients keep sending full fetches; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
 Known gaps: follower fetches (replica id >= 0) are served like consumer fetches up to the log
@@ -50,6 +51,9 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
             if name is None:
                 slots.append((p["partition"], Errors.UNKNOWN_TOPIC_ID))
                 continue
+            if version < 10 and _is_zstd_topic(ctx, name, p["partition"]):
+                slots.append((p["partition"], Errors.UNSUPPORTED_COMPRESSION_TYPE))
+                continue
             slots.append((p["partition"], len(wanted)))
             wanted.append(FetchRequestPartition(name, p["partition"], p["fetch_offset"], p["partition_max_bytes"],
                                                 p["current_leader_epoch"], p["last_fetched_epoch"],
@@ -65,6 +69,12 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
             partitions.append(_partition_data(index, result))
         responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
     return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
+
+
+def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
+    """Kafka refuses Fetch before v10 on compression.type=zstd topics: old clients can't read zstd."""
+    p = ctx.broker.replica_manager.get_partition(topic, partition)
+    return p is not None and p.log is not None and p.log.config.compression_type == "zstd"
 
 
 def _partition_data(index: int, result: FetchResult) -> dict:

@@ -50,7 +50,7 @@ def _lookup(replica_manager, tp: tuple[str, int], p: dict, request: dict, versio
     index = p["partition_index"]
     partition = replica_manager.get_partition(*tp)
     if partition is None:
-        return _error(index, replica_manager.missing_partition_error(tp[0]))
+        return _error(index, replica_manager.missing_partition_error(*tp))
     try:
         log = partition.check_leader(p["current_leader_epoch"])
     except PartitionError as exc:
