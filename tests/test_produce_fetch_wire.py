@@ -245,11 +245,6 @@ def test_one_request_for_several_partitions_answers_each(kbroker):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ReplicaManager.missing_partition_error answers NOT_LEADER_OR_FOLLOWER for a partition "
-    "index the topic does not have; Kafka checks metadataCache.contains(tp) first: UNKNOWN_TOPIC_OR_PARTITION",
-)
 def test_a_partition_the_topic_lacks_is_unknown(kbroker):
     topic = "wire-missing-partition"
     create_topic(kbroker.port, topic, partitions=2)
@@ -475,11 +470,6 @@ def test_fetch_sessions_are_refused_politely(kbroker):
     assert (unknown["error_code"], unknown["session_id"]) == (FETCH_SESSION_ID_NOT_FOUND, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fetch.py serves Fetch v4-9 on a compression.type=zstd topic; Kafka's KafkaApis answers "
-    "UNSUPPORTED_COMPRESSION_TYPE there (old clients cannot read zstd)",
-)
 def test_zstd_topic_refuses_fetch_before_v10(kbroker):
     """Kafka answers UNSUPPORTED_COMPRESSION_TYPE to Fetch v0-9 on a compression.type=zstd topic."""
     topic = "wire-zstd-topic"
