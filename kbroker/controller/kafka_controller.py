@@ -122,7 +122,9 @@ class KafkaController:
             event()
         except ControllerMovedError:
             log.warning("controller moved: resigning")
-            self.is_active = False
+            self.resign()
+        except Exception:  # e.g. ZooKeeper connection loss mid-event: the next event retries
+            log.exception("controller event failed")
 
     def _on_topics_changed(self) -> None:
         def event() -> None:
