@@ -300,6 +300,9 @@ class KafkaController:
             replicas = self.assignments[topic].partitions[partition]
             if broker_id not in replicas or len(replicas) < 2:
                 continue
+            if state.leader == broker_id and not any(
+                    r != broker_id and r in self.live_brokers and r not in self.shutting_down for r in state.isr):
+                continue  # nobody else in sync: it stays led here (reported as remaining)
             if state.leader == broker_id or broker_id in state.isr:
                 if self._change_leadership(topic, partition):
                     (led if state.leader == broker_id else followed).append((topic, partition))

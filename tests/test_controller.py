@@ -1,0 +1,221 @@
+"""KafkaController against the embedded znode store, with a recording channel instead of sockets.
+
+Brokers are registered by writing their znodes as real brokers do; the controller's requests are
+recorded per broker, so each test checks both what it wrote in the znodes and what it told whom.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.controller.kafka_controller import KafkaController
+from kbroker.metadata import zk_data as zk
+from kbroker.metadata.admin_zk_client import AdminZkClient
+from kbroker.metadata.kafka_zk_client import KafkaZkClient
+from kbroker.metadata.znode_store import EmbeddedZNodeStore
+
+
+class RecordingChannel:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, dict]] = []
+        self.brokers: set[int] = set()
+
+    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
+        self.sent.append((broker_id, api_key, request))
+
+    def add_broker(self, broker_id: int, host: str, port: int) -> None:
+        self.brokers.add(broker_id)
+
+    def remove_broker(self, broker_id: int) -> None:
+        self.brokers.discard(broker_id)
+
+    def take(self, api_key: int) -> list[tuple[int, dict]]:
+        found = [(b, r) for b, k, r in self.sent if k == api_key]
+        self.sent = [e for e in self.sent if e[1] != api_key]
+        return found
+
+
+class Cluster:
+    """The znode tree plus a controller; events run when `run_events` is called, like the loop."""
+
+    def __init__(self, tmp_path, brokers=(1, 2, 3)) -> None:
+        self.queue: list = []
+        self.store = EmbeddedZNodeStore(str(tmp_path), notify=self.queue.append)
+        self.zk = KafkaZkClient(self.store)
+        self.zk.create_top_level_paths()
+        for b in brokers:
+            self.register(b)
+        self.channel = RecordingChannel()
+        self.controller = KafkaController(1, self.zk, self.channel, "PLAINTEXT")
+        assert self.controller.elect()
+        self.run_events()
+
+    def register(self, broker_id: int) -> None:
+        self.zk.register_broker(zk.BrokerRegistration(broker_id, [("PLAINTEXT", "127.0.0.1", 9090 + broker_id,
+                                                                    "PLAINTEXT")]))
+
+    def unregister(self, broker_id: int) -> None:
+        self.store.delete(zk.broker_path(broker_id))
+
+    def run_events(self) -> None:
+        while self.queue:
+            self.queue.pop(0)()
+
+    def create_topic(self, name: str, assignment: dict[int, list[int]]) -> None:
+        AdminZkClient(self.zk).create_topic(name, assignment, {})
+        self.run_events()
+
+    def state(self, topic: str, partition: int) -> zk.LeaderIsrAndControllerEpoch:
+        return self.zk.get_partition_state(topic, partition)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    return Cluster(tmp_path)
+
+
+def test_new_topic_gets_leaders_and_every_replica_is_told(cluster):
+    cluster.create_topic("t", {0: [2, 3, 1], 1: [3, 1, 2]})
+    assert cluster.state("t", 0).leader == 2 and cluster.state("t", 0).isr == [2, 3, 1]
+    assert cluster.state("t", 1).leader == 3 and cluster.state("t", 1).leader_epoch == 0
+    told = {b for b, _ in cluster.channel.take(ApiKey.LEADER_AND_ISR)}
+    assert told == {1, 2, 3}
+    updates = cluster.channel.take(ApiKey.UPDATE_METADATA)
+    assert {b for b, _ in updates} == {1, 2, 3}
+    assert {ps["partition_index"] for t in updates[-1][1]["topic_states"] for ps in t["partition_states"]} == {0, 1}
+
+
+def test_broker_failure_moves_leadership_within_the_isr_and_shrinks_it(cluster):
+    cluster.create_topic("t", {0: [2, 3, 1]})
+    cluster.channel.sent.clear()
+    cluster.unregister(2)
+    cluster.run_events()
+    state = cluster.state("t", 0)
+    assert (state.leader, state.isr, state.leader_epoch) == (3, [3, 1], 1)
+    assert 2 not in cluster.channel.brokers
+    assert {b for b, _ in cluster.channel.take(ApiKey.LEADER_AND_ISR)} == {1, 3}
+
+
+def test_sole_replica_failure_leaves_the_partition_offline_until_it_returns(cluster):
+    cluster.create_topic("solo", {0: [2]})
+    cluster.unregister(2)
+    cluster.run_events()
+    assert cluster.state("solo", 0).leader == -1
+    assert cluster.state("solo", 0).isr == [2]  # the ISR is never emptied
+    cluster.register(2)
+    cluster.run_events()
+    assert cluster.state("solo", 0).leader == 2
+
+
+def test_unclean_election_only_when_the_topic_allows_it(cluster):
+    cluster.create_topic("u", {0: [2, 3]})
+    cluster.zk.set_topic_config("u", {"unclean.leader.election.enable": "true"})
+    # Only 2 is in the ISR; when it dies, 3 may lead only because unclean election is on.
+    state = cluster.state("u", 0)
+    cluster.zk.update_partition_state("u", 0, zk.LeaderIsrAndControllerEpoch(2, 1, [2], state.controller_epoch,
+                                                                               0, state.zk_version),
+                                      cluster.controller.epoch_zk_version)
+    cluster.controller.states[("u", 0)] = cluster.state("u", 0)
+    cluster.unregister(2)
+    cluster.run_events()
+    state = cluster.state("u", 0)
+    assert (state.leader, state.isr, state.leader_recovery_state) == (3, [3], 1)
+
+
+def test_controlled_shutdown_moves_leaders_and_removes_the_broker_from_isrs(cluster):
+    cluster.create_topic("t", {0: [2, 3, 1], 1: [3, 2, 1]})
+    cluster.create_topic("pair", {0: [2, 1]})
+    state = cluster.state("pair", 0)  # only 2 in sync: nobody can take over
+    cluster.zk.update_partition_state("pair", 0, zk.LeaderIsrAndControllerEpoch(2, 1, [2], state.controller_epoch,
+                                                                                  0, state.zk_version),
+                                      cluster.controller.epoch_zk_version)
+    cluster.controller.states[("pair", 0)] = cluster.state("pair", 0)
+    cluster.channel.sent.clear()
+    error, remaining = cluster.controller.on_controlled_shutdown(2, -1)
+    assert error == Errors.NONE
+    assert remaining == [("pair", 0)]
+    assert cluster.state("t", 0).leader == 3 and 2 not in cluster.state("t", 0).isr
+    assert cluster.state("t", 1).leader == 3 and 2 not in cluster.state("t", 1).isr
+    stops = cluster.channel.take(ApiKey.STOP_REPLICA)
+    assert [(b, r["topic_states"][0]["partition_states"][0]["delete_partition"]) for b, r in stops] == [(2, False)]
+    assert cluster.controller.on_controlled_shutdown(9, -1)[0] == Errors.BROKER_NOT_AVAILABLE
+
+
+def test_alter_partition_checks_in_kafkas_order(cluster):
+    cluster.create_topic("t", {0: [1, 2, 3]})
+    state = cluster.state("t", 0)
+    broker_epoch = cluster.controller.live_brokers[1].epoch
+
+    def alter(new_isr, leader_epoch=state.leader_epoch, partition_epoch=state.zk_version, epoch=broker_epoch):
+        request = {"broker_id": 1, "broker_epoch": epoch, "topics": [{"topic_name": "t", "topic_id": None, "partitions": [
+            {"partition_index": 0, "leader_epoch": leader_epoch, "new_isr": new_isr, "leader_recovery_state": 0,
+             "partition_epoch": partition_epoch}]}]}
+        answer = cluster.controller.on_alter_partition(request, 1)
+        return answer["error_code"] or answer["topics"][0]["partitions"][0]["error_code"], answer
+
+    assert alter([1, 2], epoch=broker_epoch - 1)[0] == Errors.STALE_BROKER_EPOCH
+    assert alter([1, 2], leader_epoch=5)[0] == Errors.NOT_CONTROLLER
+    assert alter([1, 2, 9])[0] == Errors.INELIGIBLE_REPLICA
+    error, answer = alter([1, 2])
+    assert error == Errors.NONE
+    assert answer["topics"][0]["partitions"][0]["partition_epoch"] == state.zk_version + 1
+    assert cluster.state("t", 0).isr == [1, 2]
+    assert alter([1], partition_epoch=state.zk_version)[0] == Errors.INVALID_UPDATE_VERSION
+    assert {b for b, _ in cluster.channel.take(ApiKey.UPDATE_METADATA)} == {1, 2, 3}
+
+
+def test_preferred_election(cluster):
+    cluster.create_topic("t", {0: [2, 3, 1]})
+    cluster.controller.on_controlled_shutdown(2, -1)
+    cluster.controller.shutting_down.clear()  # broker 2 stayed up after all
+    assert cluster.state("t", 0).leader == 3
+    results = cluster.controller.elect_leaders(0, [("t", 0), ("t", 7)])
+    assert results[("t", 7)][0] == Errors.UNKNOWN_TOPIC_OR_PARTITION
+    assert results[("t", 0)][0] == Errors.PREFERRED_LEADER_NOT_AVAILABLE  # 2 left the ISR
+    state = cluster.state("t", 0)
+    cluster.zk.update_partition_state("t", 0, zk.LeaderIsrAndControllerEpoch(3, state.leader_epoch, [3, 1, 2],
+                                                                               state.controller_epoch, 0,
+                                                                               state.zk_version),
+                                      cluster.controller.epoch_zk_version)
+    cluster.controller.states[("t", 0)] = cluster.state("t", 0)
+    assert cluster.controller.elect_leaders(0, [("t", 0)])[("t", 0)][0] == Errors.NONE
+    assert cluster.state("t", 0).leader == 2
+    assert cluster.controller.elect_leaders(0, None)[("t", 0)][0] == Errors.ELECTION_NOT_NEEDED
+
+
+def test_reassignment_completes_when_the_targets_are_in_sync(cluster):
+    cluster.create_topic("m", {0: [1]})
+    assert cluster.controller.alter_reassignments([("m", 0, [2, 3])])[("m", 0)] == (Errors.NONE, None)
+    assignment = cluster.zk.get_topic_assignment("m")
+    assert (assignment.partitions[0], assignment.adding[0], assignment.removing[0]) == ([2, 3, 1], [2, 3], [1])
+    assert cluster.controller.ongoing_reassignments() == {("m", 0): ([2, 3, 1], [2, 3], [1])}
+    # The leader (1) reports the new replicas caught up:
+    state = cluster.state("m", 0)
+    cluster.controller.on_alter_partition({"broker_id": 1, "broker_epoch": -1, "topics": [
+        {"topic_name": "m", "topic_id": None, "partitions": [
+            {"partition_index": 0, "leader_epoch": state.leader_epoch, "new_isr": [1, 2, 3],
+             "leader_recovery_state": 0, "partition_epoch": state.zk_version}]}]}, 1)
+    assignment = cluster.zk.get_topic_assignment("m")
+    assert assignment.partitions[0] == [2, 3] and not assignment.adding and not assignment.removing
+    assert cluster.state("m", 0).leader == 2 and cluster.state("m", 0).isr == [2, 3]
+    stops = cluster.channel.take(ApiKey.STOP_REPLICA)
+    assert [b for b, r in stops if r["topic_states"][0]["partition_states"][0]["delete_partition"]] == [1]
+    assert cluster.controller.alter_reassignments([("m", 0, None)])[("m", 0)][0] == Errors.NO_REASSIGNMENT_IN_PROGRESS
+
+
+def test_topic_deletion_stops_replicas_and_removes_znodes(cluster):
+    cluster.create_topic("gone", {0: [1, 2]})
+    cluster.channel.sent.clear()
+    AdminZkClient(cluster.zk).delete_topic("gone")
+    cluster.run_events()
+    assert cluster.zk.get_topic_assignment("gone") is None
+    assert cluster.store.exists(zk.delete_topic_path("gone")) is None
+    assert {b for b, _ in cluster.channel.take(ApiKey.STOP_REPLICA)} == {1, 2}
+
+
+def test_a_second_controller_is_fenced(cluster, tmp_path):
+    other = KafkaController(2, cluster.zk, RecordingChannel(), "PLAINTEXT")
+    assert not other.elect()
+    assert cluster.zk.get_controller_id() == 1
