@@ -8,7 +8,9 @@ test_crash_recovery.py, test_topics_admin.py). It holds no tests of its own.
   parsed and CRC-checked with kafka-python's reader (an oracle independent of kbroker);
 - `RawClient`: one socket speaking Kafka requests encoded with kbroker's schema codec, for
   tests that need exact request fields (acks, sequence numbers, session ids) no client exposes;
-- `build_batch`: a v2 record batch written with kafka-python's builder.
+- `build_batch`: a v2 record batch written with kafka-python's builder;
+- `create_topic`, `produce`, `fetch`, `list_offset`, `read_partition`: one-partition requests
+  over a RawClient, for the raw-wire, crash and admin tests.
 
 Must not start or stop brokers (the fixtures do) and must not write to the broker's data dir.
 """
@@ -26,6 +28,17 @@ from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchB
 from support import wire
 
 from kbroker.api.protocol.messages import is_flexible, request_codec, response_codec
+
+PRODUCE = 0
+FETCH = 1
+LIST_OFFSETS = 2
+METADATA = 3
+CREATE_TOPICS = 19
+INIT_PRODUCER_ID = 22
+DEFAULT_PRODUCE_VERSION = 9
+DEFAULT_FETCH_VERSION = 12
+NONE = 0
+MIB = 1024 * 1024
 
 CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 CODEC_NAMES = {value: name for name, value in CODEC_IDS.items()}
@@ -293,3 +306,135 @@ def raw_call(port: int, api_key: int, version: int, body: dict) -> dict:
     """One request on a fresh connection."""
     with RawClient(port) as client:
         return client.call(api_key, version, body)
+
+
+# --- one-partition requests -----------------------------------------------------------------
+
+
+def create_topic(port: int, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
+    answer = raw_call(
+        port,
+        CREATE_TOPICS,
+        7,
+        {
+            "topics": [
+                {
+                    "name": name,
+                    "num_partitions": partitions,
+                    "replication_factor": 1,
+                    "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()],
+                }
+            ],
+            "timeout_ms": 10000,
+        },
+    )
+    [result] = answer["topics"]
+    assert result["error_code"] == NONE, result
+
+
+def topic_id_of(port: int, name: str):
+    answer = raw_call(port, METADATA, 12, {"topics": [{"name": name}], "allow_auto_topic_creation": False})
+    [topic] = answer["topics"]
+    assert topic["error_code"] == NONE, topic
+    return topic["topic_id"]
+
+
+def produce_body(topic: str, partition: int, records: bytes, *, acks: int = 1, topic_id=None) -> dict:
+    entry = {"name": topic, "partition_data": [{"index": partition, "records": records}]}
+    if topic_id is not None:
+        entry = {"name": "", "topic_id": topic_id, "partition_data": entry["partition_data"]}
+    return {"acks": acks, "timeout_ms": 10000, "topic_data": [entry]}
+
+
+def produce(
+    client: RawClient,
+    topic: str,
+    partition: int,
+    records: bytes,
+    *,
+    version: int = DEFAULT_PRODUCE_VERSION,
+    **kw,
+) -> dict:
+    """One partition's Produce answer."""
+    answer = client.call(PRODUCE, version, produce_body(topic, partition, records, **kw))
+    [topic_answer] = answer["responses"]
+    [partition_answer] = topic_answer["partition_responses"]
+    assert partition_answer["index"] == partition
+    return partition_answer
+
+
+def fetch_body(
+    topic: str,
+    partition: int,
+    offset: int,
+    *,
+    partition_max_bytes: int = MIB,
+    max_bytes: int = 50 * MIB,
+    max_wait_ms: int = 0,
+    min_bytes: int = 0,
+    session_id: int = 0,
+    session_epoch: int = -1,
+    topic_id=None,
+) -> dict:
+    partitions = [
+        {"partition": partition, "fetch_offset": offset, "partition_max_bytes": partition_max_bytes}
+    ]
+    entry = {"topic": topic, "partitions": partitions}
+    if topic_id is not None:
+        entry = {"topic": "", "topic_id": topic_id, "partitions": partitions}
+    return {
+        "replica_id": -1,
+        "max_wait_ms": max_wait_ms,
+        "min_bytes": min_bytes,
+        "max_bytes": max_bytes,
+        "session_id": session_id,
+        "session_epoch": session_epoch,
+        "topics": [entry],
+    }
+
+
+def fetch(
+    client: RawClient, topic: str, partition: int, offset: int, *, version: int = DEFAULT_FETCH_VERSION, **kw
+):
+    """(whole answer, the partition's answer) of a one-partition Fetch."""
+    answer = client.call(FETCH, version, fetch_body(topic, partition, offset, **kw))
+    [topic_answer] = answer["responses"]
+    [partition_answer] = topic_answer["partitions"]
+    assert partition_answer["partition_index"] == partition
+    return answer, partition_answer
+
+
+def list_offset(
+    client: RawClient, topic: str, partition: int, timestamp: int, version: int = 7
+) -> tuple[int, int]:
+    """(error code, offset) of ListOffsets for one partition."""
+    answer = client.call(
+        LIST_OFFSETS,
+        version,
+        {
+            "replica_id": -1,
+            "topics": [
+                {"name": topic, "partitions": [{"partition_index": partition, "timestamp": timestamp}]}
+            ],
+        },
+    )
+    [entry] = answer["topics"][0]["partitions"]
+    return entry["error_code"], entry["offset"]
+
+
+def read_partition(
+    port: int, topic: str, partition: int, start: int = 0
+) -> tuple[int, list[tuple[int, bytes | None, bytes | None, int]]]:
+    """(high watermark, every (offset, key, value, timestamp) from `start` up to it), by Fetch."""
+    records: list[tuple[int, bytes | None, bytes | None, int]] = []
+    offset = start
+    with RawClient(port) as client:
+        while True:
+            _, answer = fetch(client, topic, partition, offset)
+            assert answer["error_code"] == NONE, answer
+            fresh = [r for r in batch_values(answer["records"]) if r[0] >= offset]
+            records += fresh
+            if fresh:
+                offset = fresh[-1][0] + 1
+            if offset >= answer["high_watermark"] or not fresh:
+                return answer["high_watermark"], records

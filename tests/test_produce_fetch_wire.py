@@ -14,16 +14,29 @@ import time
 
 import pytest
 from support import wire
-from test_data_path_support import RawClient, batch_values, build_batch, raw_call, stored_records
+from test_data_path_support import (
+    DEFAULT_FETCH_VERSION,
+    DEFAULT_PRODUCE_VERSION,
+    FETCH,
+    INIT_PRODUCER_ID,
+    LIST_OFFSETS,
+    METADATA,
+    NONE,
+    PRODUCE,
+    RawClient,
+    batch_values,
+    build_batch,
+    create_topic,
+    fetch,
+    fetch_body,
+    list_offset,
+    produce,
+    produce_body,
+    raw_call,
+    stored_records,
+    topic_id_of,
+)
 
-PRODUCE = 0
-FETCH = 1
-LIST_OFFSETS = 2
-METADATA = 3
-CREATE_TOPICS = 19
-INIT_PRODUCER_ID = 22
-
-NONE = 0
 OFFSET_OUT_OF_RANGE = 1
 CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
@@ -38,130 +51,13 @@ INVALID_RECORD = 87
 PRODUCE_VERSIONS = range(3, 14)
 FETCH_VERSIONS = range(4, 19)
 FIRST_TOPIC_ID_VERSION = 13  # Produce and Fetch name topics by id from v13
-DEFAULT_PRODUCE_VERSION = 9
-DEFAULT_FETCH_VERSION = 12
 LATEST = -1
 EARLIEST = -2
-MIB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def kbroker(module_broker_factory):
     return module_broker_factory()
-
-
-# --- request helpers --------------------------------------------------------------------------
-
-
-def create_topic(port: int, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
-    answer = raw_call(
-        port,
-        CREATE_TOPICS,
-        7,
-        {
-            "topics": [
-                {
-                    "name": name,
-                    "num_partitions": partitions,
-                    "replication_factor": 1,
-                    "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()],
-                }
-            ],
-            "timeout_ms": 10000,
-        },
-    )
-    [result] = answer["topics"]
-    assert result["error_code"] == NONE, result
-
-
-def topic_id_of(port: int, name: str):
-    answer = raw_call(port, METADATA, 12, {"topics": [{"name": name}], "allow_auto_topic_creation": False})
-    [topic] = answer["topics"]
-    assert topic["error_code"] == NONE, topic
-    return topic["topic_id"]
-
-
-def produce_body(topic: str, partition: int, records: bytes, *, acks: int = 1, topic_id=None) -> dict:
-    entry = {"name": topic, "partition_data": [{"index": partition, "records": records}]}
-    if topic_id is not None:
-        entry = {"name": "", "topic_id": topic_id, "partition_data": entry["partition_data"]}
-    return {"acks": acks, "timeout_ms": 10000, "topic_data": [entry]}
-
-
-def produce(
-    client: RawClient,
-    topic: str,
-    partition: int,
-    records: bytes,
-    *,
-    version: int = DEFAULT_PRODUCE_VERSION,
-    **kw,
-) -> dict:
-    """One partition's Produce answer."""
-    answer = client.call(PRODUCE, version, produce_body(topic, partition, records, **kw))
-    [topic_answer] = answer["responses"]
-    [partition_answer] = topic_answer["partition_responses"]
-    assert partition_answer["index"] == partition
-    return partition_answer
-
-
-def fetch_body(
-    topic: str,
-    partition: int,
-    offset: int,
-    *,
-    partition_max_bytes: int = MIB,
-    max_bytes: int = 50 * MIB,
-    max_wait_ms: int = 0,
-    min_bytes: int = 0,
-    session_id: int = 0,
-    session_epoch: int = -1,
-    topic_id=None,
-) -> dict:
-    partitions = [
-        {"partition": partition, "fetch_offset": offset, "partition_max_bytes": partition_max_bytes}
-    ]
-    entry = {"topic": topic, "partitions": partitions}
-    if topic_id is not None:
-        entry = {"topic": "", "topic_id": topic_id, "partitions": partitions}
-    return {
-        "replica_id": -1,
-        "max_wait_ms": max_wait_ms,
-        "min_bytes": min_bytes,
-        "max_bytes": max_bytes,
-        "session_id": session_id,
-        "session_epoch": session_epoch,
-        "topics": [entry],
-    }
-
-
-def fetch(
-    client: RawClient, topic: str, partition: int, offset: int, *, version: int = DEFAULT_FETCH_VERSION, **kw
-):
-    """(whole answer, the partition's answer) of a one-partition Fetch."""
-    answer = client.call(FETCH, version, fetch_body(topic, partition, offset, **kw))
-    [topic_answer] = answer["responses"]
-    [partition_answer] = topic_answer["partitions"]
-    assert partition_answer["partition_index"] == partition
-    return answer, partition_answer
-
-
-def list_offset(
-    client: RawClient, topic: str, partition: int, timestamp: int, version: int = 7
-) -> tuple[int, int]:
-    """(error code, offset) of ListOffsets for one partition."""
-    answer = client.call(
-        LIST_OFFSETS,
-        version,
-        {
-            "replica_id": -1,
-            "topics": [
-                {"name": topic, "partitions": [{"partition_index": partition, "timestamp": timestamp}]}
-            ],
-        },
-    )
-    [entry] = answer["topics"][0]["partitions"]
-    return entry["error_code"], entry["offset"]
 
 
 def batch_attributes(records) -> int:
