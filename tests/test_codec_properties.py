@@ -27,8 +27,6 @@ from kio.schema.errors import ErrorCode as KioErrorCode
 
 from kbroker.api.protocol.messages import CodecError, known_api_keys, request_codec, response_codec
 from kbroker.api.protocol.schema import (
-    KAFKA_SCHEMA_PACKAGE,
-    OWN_SCHEMA_PACKAGE,
     REGISTRY,
     FieldSpec,
     default_value,
@@ -139,7 +137,8 @@ def kafka_python_struct(api_key: int, kind: str):
     from kafka.protocol.schemas import StructField, load_json
 
     schema = REGISTRY.get(api_key, kind)
-    for package in (OWN_SCHEMA_PACKAGE, KAFKA_SCHEMA_PACKAGE):
+    # kafka-python's loader takes package names: ours, then its own schema package.
+    for package in ("kbroker.api.protocol.schemas", "kafka.protocol.schemas.resources"):
         try:
             return StructField(load_json(schema.name, package=package))
         except FileNotFoundError:

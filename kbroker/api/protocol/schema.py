@@ -11,15 +11,33 @@ It must not touch sockets, the log or any broker state.
 
 from __future__ import annotations
 
-import importlib.resources
+import functools
+import importlib.util
 import json
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
-KAFKA_SCHEMA_PACKAGE = "kafka.protocol.schemas.resources"
-OWN_SCHEMA_PACKAGE = "kbroker.api.protocol.schemas"
+from kbroker.api.protocol.api_keys import ApiKey
+
+OWN_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+
+
+@functools.cache
+def _kafka_schema_dir() -> Path:
+    """kafka-python's schema folder, found without importing kafka (its __init__ loads the
+    whole client: half a second of start-up for files we only read)."""
+    spec = importlib.util.find_spec("kafka")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("kafka-python 3.x (the source of Kafka's message schemas) is not installed")
+    return Path(spec.submodule_search_locations[0]) / "protocol" / "schemas" / "resources"
+
+
+def _schema_dirs() -> tuple[Path, Path]:
+    """Ours first: on a clash, our file wins."""
+    return OWN_SCHEMA_DIR, _kafka_schema_dir()
 
 # Kafka's schema files carry license text and notes as whole-line // comments.
 _COMMENT_LINES = re.compile(r"(?m)^\s*//.*$")
@@ -224,43 +242,63 @@ def parse_schema_text(text: str) -> MessageSchema:
 
 
 def _schema_files():
-    """Every schema file: kafka-python's set first, then ours (ours win on a clash)."""
-    for package in (KAFKA_SCHEMA_PACKAGE, OWN_SCHEMA_PACKAGE):
-        for entry in sorted(importlib.resources.files(package).iterdir(), key=lambda e: e.name):
+    """Every schema file: ours first, then kafka-python's (the first of a clash wins)."""
+    for folder in _schema_dirs():
+        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
             if entry.name.endswith(".json"):
                 yield entry
 
 
 class SchemaRegistry:
-    """All message schemas, indexed by (api key, "request"|"response"); loaded on first use."""
+    """Message schemas by (api key, "request"|"response"). Each API's file is read the first time
+    it is asked for (start-up reads only the few the first requests need); `api_keys` reads all."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_key: dict[tuple[int, str], MessageSchema] | None = None
+        self._by_key: dict[tuple[int, str], MessageSchema] = {}
         self._headers: dict[str, MessageSchema] = {}
+        self._all_loaded = False
 
-    def _load(self) -> dict[tuple[int, str], MessageSchema]:
-        with self._lock:
-            if self._by_key is None:
-                by_key: dict[tuple[int, str], MessageSchema] = {}
-                for entry in _schema_files():
-                    schema = parse_schema_text(entry.read_text(encoding="utf-8"))
-                    if schema.kind in ("request", "response") and schema.api_key is not None:
-                        by_key[(schema.api_key, schema.kind)] = schema
-                    elif schema.kind == "header":
-                        self._headers[schema.name] = schema
-                self._by_key = by_key
-            return self._by_key
+    def _read_one(self, api_key: int, kind: str) -> MessageSchema:
+        try:
+            camel = "".join(word.capitalize() for word in ApiKey(api_key).name.split("_"))
+        except ValueError:
+            raise KeyError((api_key, kind)) from None
+        file_name = f"{camel}{kind.capitalize()}.json"
+        for folder in _schema_dirs():
+            entry = folder / file_name
+            if entry.is_file():
+                return parse_schema_text(entry.read_text(encoding="utf-8"))
+        raise KeyError((api_key, kind))
 
     def get(self, api_key: int, kind: str) -> MessageSchema:
         """The schema of one API's request or response; KeyError for an unknown api key."""
-        return self._load()[(api_key, kind)]
+        schema = self._by_key.get((api_key, kind))
+        if schema is None:
+            with self._lock:
+                schema = self._by_key.get((api_key, kind))
+                if schema is None:
+                    schema = self._by_key[(api_key, kind)] = self._read_one(api_key, kind)
+        return schema
+
+    def _load_all(self) -> None:
+        with self._lock:
+            if self._all_loaded:
+                return
+            for entry in _schema_files():
+                schema = parse_schema_text(entry.read_text(encoding="utf-8"))
+                if schema.kind in ("request", "response") and schema.api_key is not None:
+                    self._by_key.setdefault((schema.api_key, schema.kind), schema)
+                elif schema.kind == "header":
+                    self._headers[schema.name] = schema
+            self._all_loaded = True
 
     def api_keys(self) -> list[int]:
-        return sorted({key for key, kind in self._load() if kind == "request"})
+        self._load_all()
+        return sorted({key for key, kind in self._by_key if kind == "request"})
 
     def header(self, name: str) -> MessageSchema:
-        self._load()
+        self._load_all()
         return self._headers[name]
 
 
