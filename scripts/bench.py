@@ -38,7 +38,7 @@ from bench_report import (  # noqa: E402
     ratios,
     summarize,
 )
-from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, Scenario  # noqa: E402
+from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, SCENARIOS, Scenario  # noqa: E402
 from bench_scenarios import select as select_scenarios  # noqa: E402
 
 CLIENT = SCRIPTS / "bench_client.py"
@@ -302,7 +302,7 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
     brokers: dict[str, RunningBroker] = {}
     samples: dict[tuple[str, str], list[dict]] = defaultdict(list)
     loopback: list[float] = []
-    by_key = {scenario.key: scenario for scenario in args.selected}
+    by_key = {scenario.key: scenario.scaled(args.scale) for scenario in SCENARIOS}  # consume may need any dataset
     scenarios = [s for s in args.selected if not (s.kind == "start" and args.bootstrap)]
     specs_by_name = {spec.name: spec for spec in specs}
     try:
@@ -329,7 +329,10 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
                         sample = measure_start(specs_by_name[name], work_dir)
                     else:
                         topic_prefix = f"bench-{token}-r{run + 1}"
-                        sample = run_scenario(scenario, brokers[name], topic_prefix, datasets, by_key)
+                        try:
+                            sample = run_scenario(scenario, brokers[name], topic_prefix, datasets, by_key)
+                        except Exception as exc:  # a harness bug or a broken broker: report it, go on
+                            sample = {"error": f"{type(exc).__name__}: {exc}"}
                     samples[(name, scenario.key)].append(sample)
                     log(f"run {run + 1}/{args.runs} {scenario.key} on {name}: {describe(scenario, sample)}")
         after = {name: broker.rss_mib() for name, broker in brokers.items()}
