@@ -88,6 +88,6 @@ def test_client_reports_missing_records(tmp_path):
         short = run_client({**spec, "mode": "consume", "count": 25})
         assert short["error"] == "verification failed: received 20 records of 25 within 3.0 s"
         again = run_client({**spec, "mode": "produce", "count": 20})  # the log now spans [0, 40)
-        assert again["error"] == "verification failed: a record beyond the 20 produced, at offset 20"
+        assert again["error"].startswith("verification failed: a record beyond the 20 produced, at offset 20 (unverified timing: ")
     finally:
         stop_broker(broker)
