@@ -23,6 +23,7 @@ from kbroker.api.protocol.errors import Errors
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
+from kbroker.group.group_coordinator import GroupCoordinator
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
@@ -70,6 +71,7 @@ class KafkaServer:
         self.replica_manager: ReplicaManager | None = None
         self.admin_manager: AdminManager | None = None
         self.producer_id_manager: ZkProducerIdManager | None = None
+        self.group_coordinator: GroupCoordinator | None = None
         self.base_log_config = LogConfig.from_topic_config(config.topic_defaults())
         self._config_changes_seen: set[str] = set()
         self._background: list[asyncio.Task] = []
@@ -96,6 +98,11 @@ class KafkaServer:
         self.replica_manager = ReplicaManager(self.broker_id, self.log_manager, self.metadata_cache,
                                               self.zk_client.get_topic_config, self.base_log_config)
         self.admin_manager = AdminManager(self.config, AdminZkClient(self.zk_client), self.metadata_cache)
+        # The group coordinator loads __consumer_offsets partitions as this broker comes to lead them.
+        self.group_coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager,
+                                                  self.metadata_cache)
+        self.replica_manager.leadership_listeners.append(self.group_coordinator.on_leadership_change)
+        self.group_coordinator.startup()
         self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
@@ -194,6 +201,8 @@ class KafkaServer:
             server.stop_accepting()
         if self.replica_manager is not None:
             self.replica_manager.wake_all()  # parked fetches answer now with what they have
+        if self.group_coordinator is not None:
+            self.group_coordinator.shutdown()  # members waiting on a rebalance are answered now
         for server in self.socket_servers:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:

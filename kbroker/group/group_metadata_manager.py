@@ -404,8 +404,8 @@ class GroupMetadataManager:
         self.owned_partitions.add(partition)
         for group in loaded:
             on_group_loaded(group)
-        log.info("loaded %d groups of %s-%d in %d ms", len(loaded), GROUP_METADATA_TOPIC_NAME, partition,
-                 self.time_ms() - started)
+        log.log(logging.INFO if loaded else logging.DEBUG, "loaded %d groups of %s-%d in %d ms", len(loaded),
+                GROUP_METADATA_TOPIC_NAME, partition, self.time_ms() - started)
 
     async def _replay(self, partition: int, token: int) -> _PartitionReplay | None:
         replay = _PartitionReplay()

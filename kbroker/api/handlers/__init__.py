@@ -42,6 +42,18 @@ HANDLER_MODULES = (
     "describe_configs",
     "alter_configs",
     "incremental_alter_configs",
+    # consumer groups (kbroker/group/)
+    "find_coordinator",
+    "join_group",
+    "sync_group",
+    "heartbeat",
+    "leave_group",
+    "offset_commit",
+    "offset_fetch",
+    "describe_groups",
+    "list_groups",
+    "delete_groups",
+    "offset_delete",
 )
 
 

@@ -1,0 +1,20 @@
+"""DeleteGroups (42), v0-2.
+
+Deletes Empty groups with their committed offsets (tombstones in `__consumer_offsets`); a
+group with members gets NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND, one coordinated
+elsewhere NOT_COORDINATOR. One result per distinct group id, in request order.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.DELETE_GROUPS
+VERSIONS = (0, 2)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    group_ids = list(dict.fromkeys(request["groups_names"]))
+    errors = ctx.broker.group_coordinator.delete_groups(group_ids)
+    return {"throttle_time_ms": 0, "results": [{"group_id": g, "error_code": errors[g]} for g in group_ids]}

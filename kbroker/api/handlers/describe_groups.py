@@ -1,0 +1,46 @@
+"""DescribeGroups (15), v0-6.
+
+State, protocol type and, for Stable groups only, the protocol and each member's metadata and
+assignment (members of other states are listed without them), as Kafka's GroupCoordinator
+summarises a group. A group that does not exist is reported Dead with no members; v6 adds
+GROUP_ID_NOT_FOUND and a message for it (KIP-1043). v3+ may ask for the authorized operations
+(everything, as without an authorizer); v4+ show members' group.instance.id.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.authorized_operations import GROUP_OPERATIONS, OMITTED
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.DESCRIBE_GROUPS
+VERSIONS = (0, 6)
+
+DEAD = "Dead"
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    coordinator = ctx.broker.group_coordinator
+    include_operations = request["include_authorized_operations"]
+    groups = []
+    for group_id in request["groups"]:
+        error, summary = coordinator.describe_group(group_id)
+        entry = {"error_code": error, "error_message": None, "group_id": group_id, "group_state": "",
+                 "protocol_type": "", "protocol_data": "", "members": [], "authorized_operations": OMITTED}
+        if error == Errors.NONE and summary is None:
+            entry["group_state"] = DEAD
+            if ctx.api_version >= 6:
+                entry["error_code"] = Errors.GROUP_ID_NOT_FOUND
+                entry["error_message"] = f"Group {group_id} not found."
+        elif error == Errors.NONE:
+            entry.update(group_state=summary.state, protocol_type=summary.protocol_type,
+                         protocol_data=summary.protocol,
+                         members=[{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                                   "client_id": m.client_id, "client_host": m.client_host,
+                                   "member_metadata": m.metadata, "member_assignment": m.assignment}
+                                  for m in summary.members])
+            if include_operations:
+                entry["authorized_operations"] = GROUP_OPERATIONS
+        groups.append(entry)
+    return {"throttle_time_ms": 0, "groups": groups}

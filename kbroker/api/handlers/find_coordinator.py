@@ -1,0 +1,80 @@
+"""FindCoordinator (10), v0-6.
+
+Group keys (key type 0) are answered with the leader of their `__consumer_offsets` partition
+(abs(javaStringHash(groupId)) % partitions). The topic is created on first use with
+offsets.topic.num.partitions, offsets.topic.replication.factor and Kafka's topic configs
+(compact, compression.type=producer, offsets.topic.segment.bytes); that first answer, and any
+while the partition has no live leader, is COORDINATOR_NOT_AVAILABLE, as Kafka answers.
+v0-3 ask for one key (v1+ carry an error message); v4+ batch keys, one answer each.
+Known gaps: transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE: there is no transaction
+coordinator yet. Other key types (share groups) get INVALID_REQUEST.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
+from kbroker.metadata.admin_manager import TopicRequest
+
+API_KEY = ApiKey.FIND_COORDINATOR
+VERSIONS = (0, 6)
+
+GROUP_KEY_TYPE = 0
+TRANSACTION_KEY_TYPE = 1
+NO_NODE = (-1, "", -1)
+# What Kafka's Errors.message() says (v1-3 send it, "NONE" included).
+_MESSAGES = {
+    Errors.NONE: "NONE",
+    Errors.COORDINATOR_NOT_AVAILABLE: "The coordinator is not available.",
+    Errors.INVALID_REQUEST: "This most likely occurs because of a request being malformed by the client library "
+                            "or the message was sent to an incompatible broker. See the broker logs for more details.",
+}
+
+log = logging.getLogger("kbroker.request")
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    key_type = request["key_type"]
+    if ctx.api_version >= 4:
+        coordinators = []
+        for key in request["coordinator_keys"]:
+            error, (node_id, host, port) = _find(ctx, key_type, key)
+            coordinators.append({"key": key, "node_id": node_id, "host": host, "port": port, "error_code": error,
+                                 "error_message": None})
+        return {"throttle_time_ms": 0, "coordinators": coordinators}
+    error, (node_id, host, port) = _find(ctx, key_type, request["key"])
+    return {"throttle_time_ms": 0, "error_code": error, "error_message": _MESSAGES.get(error),
+            "node_id": node_id, "host": host, "port": port}
+
+
+def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[int, str, int]]:
+    if key_type == TRANSACTION_KEY_TYPE:
+        return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
+    if key_type != GROUP_KEY_TYPE:
+        return Errors.INVALID_REQUEST, NO_NODE
+    broker = ctx.broker
+    cache = broker.metadata_cache
+    topic = cache.topic(GROUP_METADATA_TOPIC_NAME)
+    if topic is None:
+        _create_offsets_topic(ctx)
+        return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
+    state = topic.partitions.get(broker.group_coordinator.partition_for(key))
+    leader = cache.brokers.get(state.leader) if state is not None else None
+    endpoint = leader.endpoint(ctx.listener_name) if leader is not None else None
+    if endpoint is None:
+        return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
+    return Errors.NONE, (leader.broker_id, endpoint.host, endpoint.port)
+
+
+def _create_offsets_topic(ctx: RequestContext) -> None:
+    broker = ctx.broker
+    config = broker.group_coordinator.offset_config
+    result = broker.admin_manager.create_topic_now(TopicRequest(
+        GROUP_METADATA_TOPIC_NAME, config.topic_num_partitions, config.topic_replication_factor,
+        configs=broker.group_coordinator.offsets_topic_configs()))
+    if result.error not in (Errors.NONE, Errors.TOPIC_ALREADY_EXISTS):
+        log.warning("cannot create %s: %s (%s)", GROUP_METADATA_TOPIC_NAME, result.error.name, result.message)

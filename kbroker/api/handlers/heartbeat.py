@@ -1,0 +1,21 @@
+"""Heartbeat (12), v0-4.
+
+Keeps a member's session alive (GroupCoordinator): NONE while the group is Stable or completing
+a rebalance, REBALANCE_IN_PROGRESS while it prepares one, UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION
+/ FENCED_INSTANCE_ID (v3+ static members) for stale members; NONE while the group's partition
+is still loading, as Kafka answers.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.HEARTBEAT
+VERSIONS = (0, 4)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    error = ctx.broker.group_coordinator.heartbeat(request["group_id"], request["member_id"],
+                                                   request["group_instance_id"], request["generation_id"])
+    return {"throttle_time_ms": 0, "error_code": error}

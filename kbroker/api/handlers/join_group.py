@@ -1,0 +1,60 @@
+"""JoinGroup (11), v0-9.
+
+Handed to the GroupCoordinator (kbroker/group/group_coordinator.py), which answers once the
+rebalance completes. v0 has no rebalance timeout: the session timeout stands in for it. From v4
+a new member without group.instance.id first gets MEMBER_ID_REQUIRED with its member id (KIP-394);
+v5 adds static membership; v7+ return the protocol type and a null protocol name where older
+versions get ""; v9 tells a rejoining static leader to skip the assignment (SkipAssignment).
+The member's client host is "/<address>", as Kafka records it.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.request_context import RequestContext
+from kbroker.group.group_coordinator import JoinGroupParams
+
+API_KEY = ApiKey.JOIN_GROUP
+VERSIONS = (0, 9)
+
+
+def client_host(ctx: RequestContext) -> str:
+    """Kafka's InetAddress.toString() of the peer: "/127.0.0.1"."""
+    return "/" + ctx.peer.rsplit(":", 1)[0]
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    version = ctx.api_version
+    instance_id = request["group_instance_id"]
+    params = JoinGroupParams(
+        group_id=request["group_id"],
+        member_id=request["member_id"],
+        group_instance_id=instance_id,
+        protocol_type=request["protocol_type"],
+        protocols=[(p["name"], bytes(p["metadata"])) for p in request["protocols"]],
+        session_timeout_ms=request["session_timeout_ms"],
+        rebalance_timeout_ms=request["rebalance_timeout_ms"] if version >= 1 else request["session_timeout_ms"],
+        client_id=ctx.client_id or "",
+        client_host=client_host(ctx),
+        require_known_member_id=version >= 4 and instance_id is None,
+        support_skipping_assignment=version >= 9,
+        reason=request["reason"],
+    )
+    result = await ctx.broker.group_coordinator.join_group(params)
+    protocol_name = result.protocol_name
+    if version < 7:
+        protocol_name = protocol_name or ""
+    elif protocol_name == "":
+        protocol_name = None
+    return {
+        "throttle_time_ms": 0,
+        "error_code": result.error,
+        "generation_id": result.generation_id,
+        "protocol_type": result.protocol_type,
+        "protocol_name": protocol_name,
+        "leader": result.leader_id,
+        "skip_assignment": result.skip_assignment,
+        "member_id": result.member_id,
+        "members": [{"member_id": member_id, "group_instance_id": instance, "metadata": metadata}
+                    for member_id, instance, metadata in result.members],
+    }

@@ -1,0 +1,24 @@
+"""ListGroups (16), v0-5.
+
+Every group this broker coordinates, with its protocol type ("" for offsets-only groups); v4+
+filter by state and report it (KIP-518), v5+ filter by type and report it ("classic": the
+KIP-848 consumer protocol is not served). Filters match case-insensitively; an empty filter
+matches everything. While an offsets partition is loading the error is
+COORDINATOR_LOAD_IN_PROGRESS, with the groups known so far.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.LIST_GROUPS
+VERSIONS = (0, 5)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    error, groups = ctx.broker.group_coordinator.list_groups(request["states_filter"] or [],
+                                                             request["types_filter"] or [])
+    return {"throttle_time_ms": 0, "error_code": error,
+            "groups": [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state,
+                        "group_type": g.group_type} for g in groups]}

@@ -1,0 +1,92 @@
+"""OffsetCommit (8), v0-10.
+
+Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (v10, topics by id: UNKNOWN_TOPIC_ID);
+the rest go to the GroupCoordinator, which checks the member and generation (v1+; -1 and no
+member id for offsets-only groups) and writes the commits to `__consumer_offsets` with acks=-1.
+The commit time is now (v1 may give its own); v2-4 may ask for a retention time, which becomes
+an expire timestamp; v6+ carry the leader epoch; metadata longer than offset.metadata.max.bytes
+gets OFFSET_METADATA_TOO_LARGE. v9+ committing to an unknown group with a generation get
+GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before).
+v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+from kbroker.group.coordinator_records import OffsetAndMetadata
+from kbroker.group.zk_consumer_offsets import set_or_create_consumer_offset
+
+API_KEY = ApiKey.OFFSET_COMMIT
+VERSIONS = (0, 10)
+
+DEFAULT_TIMESTAMP = -1
+DEFAULT_RETENTION_TIME = -1
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    version = ctx.api_version
+    cache = ctx.broker.metadata_cache
+    now = int(time.time() * 1000)
+    retention = request["retention_time_ms"] if 2 <= version <= 4 else DEFAULT_RETENTION_TIME
+    expire = None if retention == DEFAULT_RETENTION_TIME else now + retention
+    errors: dict[tuple[str, int], Errors] = {}
+    offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
+    layout = []  # (topic entry, [(partition index, key into errors)]) in request order
+    for topic in request["topics"]:
+        if version >= 10:
+            known = cache.topic_by_id(topic["topic_id"])
+            name = known.name if known is not None else None
+            missing = Errors.UNKNOWN_TOPIC_ID
+        else:
+            name = topic["name"]
+            known = cache.topic(name)
+            missing = Errors.UNKNOWN_TOPIC_OR_PARTITION
+        entries = []
+        for p in topic["partitions"]:
+            index = p["partition_index"]
+            key = (name if name is not None else f"\0id:{topic['topic_id']}", index)
+            entries.append((index, key))
+            if known is None:
+                errors[key] = missing
+            elif index not in known.partitions:
+                errors[key] = Errors.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                commit_time = p["commit_timestamp"] if version == 1 else DEFAULT_TIMESTAMP
+                offsets[key] = OffsetAndMetadata(
+                    p["committed_offset"], p["committed_leader_epoch"], p["committed_metadata"] or "",
+                    now if commit_time == DEFAULT_TIMESTAMP else commit_time, expire)
+        layout.append((topic, entries))
+    if offsets:
+        errors.update(await _commit(ctx, request, offsets))
+    topics = []
+    for topic, entries in layout:
+        topics.append({"name": topic["name"], "topic_id": topic["topic_id"],
+                       "partitions": [{"partition_index": index, "error_code": errors[key]} for index, key in entries]})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+async def _commit(ctx: RequestContext, request: dict,
+                  offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
+    coordinator = ctx.broker.group_coordinator
+    if ctx.api_version == 0:
+        return _commit_to_zookeeper(ctx, request["group_id"], offsets)
+    return await coordinator.commit_offsets(request["group_id"], request["member_id"], request["group_instance_id"],
+                                            request["generation_id_or_member_epoch"], offsets, ctx.api_version)
+
+
+def _commit_to_zookeeper(ctx: RequestContext, group_id: str,
+                         offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
+    store = ctx.broker.zk_client.store
+    max_metadata = ctx.broker.group_coordinator.offset_config.max_metadata_size
+    errors = {}
+    for (topic, partition), om in offsets.items():
+        if len(om.metadata) > max_metadata:
+            errors[(topic, partition)] = Errors.OFFSET_METADATA_TOO_LARGE
+            continue
+        set_or_create_consumer_offset(store, group_id, topic, partition, om.offset)
+        errors[(topic, partition)] = Errors.NONE
+    return errors

@@ -1,0 +1,39 @@
+"""OffsetDelete (47), v0.
+
+Deletes a group's committed offsets for some partitions (KIP-496): any of an Empty group's; of
+a consumer group with members, only those of topics it does not subscribe to
+(GROUP_SUBSCRIBED_TO_TOPIC for the others); a group with members of another protocol type
+gets NON_EMPTY_GROUP. Partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION. A group
+error leaves the topic list empty.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.OFFSET_DELETE
+VERSIONS = (0, 0)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    cache = ctx.broker.metadata_cache
+    errors: dict[tuple[str, int], Errors] = {}
+    existing = []
+    for topic in request["topics"]:
+        for p in topic["partitions"]:
+            tp = (topic["name"], p["partition_index"])
+            if cache.partition(*tp) is None:
+                errors[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                existing.append(tp)
+    group_error, deleted = ctx.broker.group_coordinator.delete_offsets(request["group_id"], existing)
+    if group_error != Errors.NONE:
+        return {"error_code": group_error, "throttle_time_ms": 0, "topics": []}
+    errors.update(deleted)
+    by_topic: dict[str, list[dict]] = {}
+    for (topic, partition), error in errors.items():
+        by_topic.setdefault(topic, []).append({"partition_index": partition, "error_code": error})
+    return {"error_code": Errors.NONE, "throttle_time_ms": 0,
+            "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]}

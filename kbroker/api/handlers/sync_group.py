@@ -1,0 +1,28 @@
+"""SyncGroup (14), v0-5.
+
+The leader sends every member's assignment, the others wait for theirs (GroupCoordinator). From
+v5 the client names the protocol type and name and both must be present and match the group's
+(INCONSISTENT_GROUP_PROTOCOL otherwise), and the answer carries them (KIP-559). While the
+group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the member rejoins.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+
+API_KEY = ApiKey.SYNC_GROUP
+VERSIONS = (0, 5)
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    protocol_type, protocol_name = request["protocol_type"], request["protocol_name"]
+    if ctx.api_version >= 5 and (protocol_type is None or protocol_name is None):
+        return {"throttle_time_ms": 0, "error_code": Errors.INCONSISTENT_GROUP_PROTOCOL, "assignment": b""}
+    assignments = {a["member_id"]: bytes(a["assignment"]) for a in request["assignments"]}
+    result = await ctx.broker.group_coordinator.sync_group(
+        request["group_id"], request["generation_id"], request["member_id"], protocol_type, protocol_name,
+        request["group_instance_id"], assignments)
+    return {"throttle_time_ms": 0, "error_code": result.error, "protocol_type": result.protocol_type,
+            "protocol_name": result.protocol_name, "assignment": result.assignment}
