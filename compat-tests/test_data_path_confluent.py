@@ -25,6 +25,7 @@ from confluent_kafka.admin import (
 from test_data_path_support import (
     CODEC_IDS,
     assert_codec_used,
+    expect_librdkafka_lz4_fallback,
     expected_lists,
     first_offset_at_or_after,
     sample_records,
@@ -33,15 +34,6 @@ from test_data_path_support import (
 PARTITIONS = 3
 RECORDS_PER_CODEC = 2000
 TIMEOUT_S = 15
-
-# librdkafka enables LZ4 only when the broker advertises FindCoordinator (its feature table ties
-# "LZ4" to that API); until kbroker serves it, compression.type=lz4 is silently sent uncompressed.
-LZ4_NEEDS_FIND_COORDINATOR = pytest.mark.xfail(
-    strict=True, reason="librdkafka sends lz4 uncompressed: FindCoordinator (10) is not advertised"
-)
-LIBRDKAFKA_CODECS = [
-    pytest.param(codec, marks=LZ4_NEEDS_FIND_COORDINATOR) if codec == "lz4" else codec for codec in CODEC_IDS
-]
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +103,9 @@ def consume_all(kbroker, topic: str, counts: dict[int, int]) -> dict[int, list]:
         consumer.close()
 
 
-@pytest.mark.parametrize("codec", LIBRDKAFKA_CODECS)
-def test_produce_and_read_back_every_record(kbroker, codec):
+@pytest.mark.parametrize("codec", list(CODEC_IDS))
+def test_produce_and_read_back_every_record(request, kbroker, codec):
+    expect_librdkafka_lz4_fallback(request, kbroker.port, codec)
     topic = f"ck-roundtrip-{codec}"
     records = sample_records(RECORDS_PER_CODEC, PARTITIONS, seed=10 + CODEC_IDS[codec])
     expected = expected_lists(records)

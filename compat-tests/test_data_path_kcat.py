@@ -13,26 +13,18 @@ import time
 
 import pytest
 from support.tools import run_kcat
-from test_data_path_support import CODEC_IDS, assert_codec_used, by_partition, sample_records
+from test_data_path_support import (
+    CODEC_IDS,
+    assert_codec_used,
+    by_partition,
+    expect_librdkafka_lz4_fallback,
+    sample_records,
+)
 
 PARTITIONS = 3
 RECORDS_PER_CODEC = 2000
 RUN_HEADERS = (("run", b"kcat"), ("codec", b""))
 TIMEOUT_S = 15
-
-# librdkafka enables LZ4 only when the broker advertises FindCoordinator; until kbroker serves it,
-# `-z lz4` is silently sent uncompressed.
-LIBRDKAFKA_CODECS = [
-    pytest.param(
-        codec,
-        marks=pytest.mark.xfail(
-            strict=True, reason="librdkafka sends lz4 uncompressed: FindCoordinator (10) is not advertised"
-        ),
-    )
-    if codec == "lz4"
-    else codec
-    for codec in CODEC_IDS
-]
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +81,9 @@ def as_kcat_json(record) -> tuple:
     return key, value, headers
 
 
-@pytest.mark.parametrize("codec", LIBRDKAFKA_CODECS)
-def test_produce_and_read_back_every_record(kbroker, codec):
+@pytest.mark.parametrize("codec", list(CODEC_IDS))
+def test_produce_and_read_back_every_record(request, kbroker, codec):
+    expect_librdkafka_lz4_fallback(request, kbroker.port, codec)
     topic = f"kcat-roundtrip-{codec}"
     records = sample_records(
         RECORDS_PER_CODEC, PARTITIONS, seed=30 + CODEC_IDS[codec], text=True, headers=False
