@@ -39,6 +39,8 @@ from kbroker.metadata.metadata_cache import (
 )
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
+from kbroker.replica.alter_partition_manager import AlterPartitionManager
+from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ class KafkaServer:
                                       producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
         self.replica_manager = ReplicaManager(self.broker_id, self.log_manager, self.metadata_cache,
                                               self.zk_client.get_topic_config, self.base_log_config)
+        self._create_replication_managers()
         self.admin_manager = AdminManager(self.config, AdminZkClient(self.zk_client), self.metadata_cache)
         # The group coordinator loads __consumer_offsets partitions as this broker comes to lead them.
         self.group_coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager,
@@ -124,6 +127,8 @@ class KafkaServer:
         if self.cluster_mode:
             self._background.append(loop.create_task(self._periodic(
                 self.controller.rebalance_preferred_leaders, self.config.get("leader.imbalance.check.interval.seconds"))))
+        self._background.append(loop.create_task(self._periodic(  # Kafka's isr-expiration task
+            self.replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
@@ -207,6 +212,7 @@ class KafkaServer:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
             task.cancel()
+        await self._stop_replication_managers()
         if self.controller_channel is not None:
             await self.controller_channel.close()
         if self.log_manager is not None:
@@ -250,6 +256,24 @@ class KafkaServer:
                      len(remaining))
             await asyncio.sleep(backoff)
         log.warning("controlled shutdown did not complete; proceeding with an unclean shutdown")
+
+    # -- replication (kbroker/replica): follower fetchers and the AlterPartition channel ------
+    def _create_replication_managers(self) -> None:
+        rm = self.replica_manager
+        rm.replica_lag_time_max_ms = self.config.get("replica.lag.time.max.ms")
+        rm.inter_broker_listener = self.config.inter_broker_listener_name
+        rm.replica_fetcher_manager = ReplicaFetcherManager(
+            FetcherConfig.from_kafka_config(self.broker_id, self.config), rm, lambda: self.broker_epoch)
+        rm.alter_partition_manager = AlterPartitionManager(
+            self.broker_id, lambda: self.broker_epoch, self.metadata_cache, self.config.inter_broker_listener_name)
+
+    async def _stop_replication_managers(self) -> None:
+        """Before the logs close: no fetcher may append any more."""
+        rm = self.replica_manager
+        if rm is not None and rm.replica_fetcher_manager is not None:
+            await rm.replica_fetcher_manager.close()
+        if rm is not None and rm.alter_partition_manager is not None:
+            await rm.alter_partition_manager.close()
 
     # -- requests from the controller (delivered locally, or over the network by the handlers) --
     def check_controller_request(self, request: dict) -> Errors:

@@ -1,15 +1,25 @@
 """Partition: one topic-partition on this broker, as leader or follower (Kafka's Partition).
 
 Holds the leadership state the controller gave it (leader, leader epoch, ISR, replicas, partition
-epoch), the local log, and the high watermark. As leader it appends client batches and advances
-the high watermark to the smallest log end offset in the ISR (this broker alone in single-node
-mode); reads are bounded by the high watermark for consumers and by the log end for followers.
-It knows its UnifiedLog and nothing of requests or sockets.
+epoch), the local log, and the high watermark.
+- As leader it appends client batches, tracks each follower's fetch position (Kafka's Replica:
+  log end offset, lastCaughtUpTimeMs), answers followers' divergence checks from the leader epoch
+  cache, proposes ISR expansions and shrinks (one in flight at a time, Kafka's "pending ISR"
+  states; the high watermark honours the larger of the committed and proposed ISRs while one is
+  in flight), and advances the high watermark to the smallest log end offset among them. From
+  Kafka 3.7 the high watermark stands still while the ISR is smaller than
+  min(min.insync.replicas, replica count).
+- As follower it only keeps the state; the replica fetcher moves its log.
+Reads are bounded by the high watermark for consumers and by the log end for followers.
+It knows its UnifiedLog and nothing of requests, sockets or the controller: ISR changes are
+returned to the caller (ReplicaManager), which sends them and hands the answer back.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,10 +32,23 @@ if TYPE_CHECKING:
 
     from kbroker.log.unified_log import UnifiedLog
 
+log = logging.getLogger("kbroker.replica.partition")
+
 # Fetch isolation levels (FetchIsolation): what a reader may see.
 FETCH_LOG_END = 0        # followers
 FETCH_HIGH_WATERMARK = 1  # consumers, read_uncommitted
 FETCH_TXN_COMMITTED = 2   # consumers, read_committed
+
+DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30000
+UNKNOWN_OFFSET = -1
+
+# AlterPartition answers after which the leader drops its proposal and keeps the committed ISR:
+# the controller says the request was not applied and the partition epoch is right.
+_ALTER_PARTITION_REJECTED = frozenset({Errors.OPERATION_NOT_ATTEMPTED, Errors.INELIGIBLE_REPLICA})
+# Answers after which the proposal stays pending until a LeaderAndIsr replaces the state.
+_ALTER_PARTITION_AWAIT_METADATA = frozenset({
+    Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.UNKNOWN_TOPIC_ID, Errors.FENCED_LEADER_EPOCH,
+    Errors.INVALID_UPDATE_VERSION, Errors.INVALID_REQUEST, Errors.NEW_LEADER_ELECTED})
 
 
 class PartitionError(Exception):
@@ -36,26 +59,92 @@ class PartitionError(Exception):
 
 @dataclass(slots=True)
 class ReplicaState:
-    """What the leader knows of a follower (Kafka's Replica)."""
+    """What the leader knows of a follower (Kafka's Replica and ReplicaState)."""
     broker_id: int
-    log_end_offset: int = -1
+    log_end_offset: int = UNKNOWN_OFFSET
     last_caught_up_time_ms: int = 0
-    last_fetch_leader_log_end_offset: int = -1
+    last_fetch_leader_log_end_offset: int = UNKNOWN_OFFSET
     last_fetch_time_ms: int = 0
+    log_start_offset: int = UNKNOWN_OFFSET
+    broker_epoch: int = -1
+
+    def is_caught_up(self, leader_end_offset: int, now_ms: int, max_lag_ms: int) -> bool:
+        return leader_end_offset == self.log_end_offset or now_ms - self.last_caught_up_time_ms <= max_lag_ms
+
+    def update_fetch_state(self, fetch_offset: int, log_start_offset: int, fetch_time_ms: int,
+                           leader_end_offset: int, broker_epoch: int) -> None:
+        """A fetch at `fetch_offset` arrived when the leader's log ended at `leader_end_offset`.
+        lastCaughtUpTimeMs is the latest time at which the follower had everything the leader
+        had: now if it fetches from the leader's end, else the previous fetch's time if it has
+        reached what the leader had then."""
+        if fetch_offset >= leader_end_offset:
+            self.last_caught_up_time_ms = max(self.last_caught_up_time_ms, fetch_time_ms)
+        elif fetch_offset >= self.last_fetch_leader_log_end_offset:
+            self.last_caught_up_time_ms = max(self.last_caught_up_time_ms, self.last_fetch_time_ms)
+        self.log_start_offset = log_start_offset
+        self.log_end_offset = fetch_offset
+        self.last_fetch_leader_log_end_offset = leader_end_offset
+        self.last_fetch_time_ms = fetch_time_ms
+        self.broker_epoch = broker_epoch
+
+    def reset(self, now_ms: int, leader_end_offset: int, is_new_leader: bool, in_sync: bool) -> None:
+        """A new leader epoch (Kafka's resetReplicaState): ISR members count as caught up now,
+        the others as never, so they neither hold back the high watermark nor rejoin before
+        they fetch. A broker that just became leader knows nothing of the follower's log."""
+        self.last_caught_up_time_ms = now_ms if in_sync else 0
+        if is_new_leader:
+            self.log_start_offset = UNKNOWN_OFFSET
+            self.log_end_offset = UNKNOWN_OFFSET
+            self.last_fetch_leader_log_end_offset = UNKNOWN_OFFSET
+            self.last_fetch_time_ms = 0
+            self.broker_epoch = -1
+        else:
+            self.last_fetch_leader_log_end_offset = leader_end_offset
+            self.last_fetch_time_ms = now_ms if in_sync else 0
+
+
+@dataclass(slots=True)
+class PendingIsrChange:
+    """An ISR change sent to the controller and not answered yet (Kafka's PendingExpandIsr /
+    PendingShrinkIsr). `maximal_isr` is what the high watermark must wait for meanwhile: the
+    committed ISR plus any replica being added."""
+    new_isr: list[int]
+    last_committed_isr: list[int]
+    leader_epoch: int
+    partition_epoch: int
+    leader_recovery_state: int = 0
+
+    @property
+    def maximal_isr(self) -> list[int]:
+        return self.last_committed_isr + [r for r in self.new_isr if r not in self.last_committed_isr]
+
+    @property
+    def is_expand(self) -> bool:
+        return len(self.new_isr) > len(self.last_committed_isr)
 
 
 class Partition:
-    def __init__(self, topic: str, partition: int, broker_id: int) -> None:
+    def __init__(self, topic: str, partition: int, broker_id: int, *,
+                 replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+                 is_replica_eligible: Callable[[int], bool] | None = None,
+                 time_ms: Callable[[], int] | None = None) -> None:
         self.topic = topic
         self.partition = partition
         self.broker_id = broker_id
+        self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        # Kafka's isReplicaIsrEligible: in ZooKeeper mode, "the broker is alive".
+        self.is_replica_eligible = is_replica_eligible or (lambda _broker_id: True)
+        self.time_ms = time_ms or _now_ms
         self.topic_id: uuid.UUID | None = None
         self.log: UnifiedLog | None = None
         self.leader_id = -1
         self.leader_epoch = -1
+        self.leader_epoch_start_offset: int | None = None
         self.partition_epoch = -1
         self.controller_epoch = -1
-        self.isr: list[int] = []
+        self.leader_recovery_state = 0
+        self.isr: list[int] = []  # the committed ISR
+        self.pending_isr_change: PendingIsrChange | None = None
         self.replicas: list[int] = []
         self.remote_replicas: dict[int, ReplicaState] = {}
 
@@ -66,23 +155,48 @@ class Partition:
     def is_leader(self) -> bool:
         return self.leader_id == self.broker_id
 
+    @property
+    def maximal_isr(self) -> list[int]:
+        pending = self.pending_isr_change
+        return pending.maximal_isr if pending is not None else self.isr
+
     # -- leadership (from LeaderAndIsr) ----------------------------------------------------
-    def make_leader(self, state: dict, log: UnifiedLog) -> bool:
-        """Becomes leader at the state's epoch; returns False if it was already leader at it."""
-        was_leader = self.is_leader and self.leader_epoch == state["leader_epoch"]
+    def make_leader(self, state: dict, log: UnifiedLog, now_ms: int | None = None) -> bool:
+        """Becomes (or stays) leader with the state's ISR; returns True if the leader epoch is
+        new. A new epoch starts at the log end offset (recorded in the leader epoch cache, so
+        followers with entries of later epochs can find where to truncate) and resets what we
+        know of followers. A state older than ours (partition epoch) is ignored."""
+        if state["partition_epoch"] < self.partition_epoch:
+            log_skip(self, state)
+            return False
+        now = self.time_ms() if now_ms is None else now_ms
+        is_new_leader = not self.is_leader
+        is_new_epoch = state["leader_epoch"] > self.leader_epoch
         self._take_state(state, log)
-        now = _now_ms()
-        self.remote_replicas = {r: self.remote_replicas.get(r, ReplicaState(r, last_caught_up_time_ms=now))
+        self.remote_replicas = {r: self.remote_replicas.get(r) or ReplicaState(r)
                                 for r in self.replicas if r != self.broker_id}
-        log.leader_epoch_cache.assign(self.leader_epoch, log.log_end_offset)
-        self.maybe_increment_high_watermark()
-        return not was_leader
+        if is_new_epoch or is_new_leader:
+            start = log.log_end_offset
+            log.leader_epoch_cache.assign(state["leader_epoch"], start)
+            for replica in self.remote_replicas.values():
+                replica.reset(now, start, is_new_leader, replica.broker_id in self.isr)
+            self.leader_epoch_start_offset = start
+        self.leader_id = self.broker_id
+        self.maybe_increment_high_watermark(now)
+        return is_new_epoch
 
     def make_follower(self, state: dict, log: UnifiedLog) -> bool:
-        changed = self.leader_id != state["leader"] or self.leader_epoch != state["leader_epoch"]
+        """Follows the state's leader; returns True if the fetcher must (re)start, i.e. the
+        leader epoch is new (the leader may be the same broker). The log is not truncated here:
+        the first fetch's divergence check (leader epochs) decides that."""
+        if state["partition_epoch"] < self.partition_epoch:
+            log_skip(self, state)
+            return False
+        is_new_epoch = state["leader_epoch"] > self.leader_epoch or state["leader"] != self.leader_id
         self._take_state(state, log)
+        self.leader_epoch_start_offset = None
         self.remote_replicas = {}
-        return changed
+        return is_new_epoch
 
     def _take_state(self, state: dict, log: UnifiedLog) -> None:
         self.log = log
@@ -90,7 +204,9 @@ class Partition:
         self.leader_epoch = state["leader_epoch"]
         self.partition_epoch = state["partition_epoch"]
         self.controller_epoch = state["controller_epoch"]
+        self.leader_recovery_state = state.get("leader_recovery_state", 0)
         self.isr = list(state["isr"])
+        self.pending_isr_change = None
         self.replicas = list(state["replicas"])
 
     # -- the leader's data path -----------------------------------------------------------
@@ -108,7 +224,7 @@ class Partition:
     def append_records_to_leader(self, records: memoryview, required_acks: int,
                                  origin: AppendOrigin = AppendOrigin.CLIENT):
         log = self.check_leader()
-        min_isr = log.config.min_insync_replicas
+        min_isr = self.effective_min_isr
         if required_acks == -1 and len(self.isr) < min_isr:
             raise PartitionError(Errors.NOT_ENOUGH_REPLICAS,
                                  f"The size of the current ISR {self.isr} is insufficient to satisfy the "
@@ -120,24 +236,165 @@ class Partition:
         self.maybe_increment_high_watermark()
         return info
 
-    def maybe_increment_high_watermark(self) -> bool:
-        """HW = the smallest log end offset among the ISR (only ever moves forward)."""
+    @property
+    def effective_min_isr(self) -> int:
+        """min(min.insync.replicas, replica count) (Kafka 3.7), so a topic with fewer replicas
+        than min.insync.replicas is not stuck."""
+        return min(self.log.config.min_insync_replicas, len(self.remote_replicas) + 1) if self.log else 1
+
+    @property
+    def is_under_min_isr(self) -> bool:
+        return self.log is not None and self.is_leader and len(self.isr) < self.effective_min_isr
+
+    @property
+    def has_enough_replicas_after_append(self) -> bool:
+        """DelayedProduce's last check (checkEnoughReplicasReachOffset): once the high watermark
+        covers an acks=-1 append, the (maximal) ISR must still hold the effective minimum."""
+        return len(self.maximal_isr) >= self.effective_min_isr
+
+    def maybe_increment_high_watermark(self, now_ms: int | None = None) -> bool:
+        """HW = the smallest log end offset among the (maximal) ISR and the followers that are
+        caught up and eligible to join it; only ever moves forward. True if it moved."""
         log = self.log
-        if log is None or not self.is_leader:
+        if log is None or not self.is_leader or self.is_under_min_isr:
             return False
-        new_hw = log.log_end_offset
-        for replica_id in self.isr:
-            if replica_id != self.broker_id:
-                state = self.remote_replicas.get(replica_id)
-                new_hw = min(new_hw, state.log_end_offset if state else -1)
-        if new_hw > log.high_watermark:
-            log.update_high_watermark(new_hw)
-            return True
-        return False
+        now = self.time_ms() if now_ms is None else now_ms
+        leader_end = log.log_end_offset
+        new_hw = leader_end
+        maximal_isr = self.maximal_isr
+        for replica in self.remote_replicas.values():
+            if replica.log_end_offset >= new_hw:
+                continue
+            if replica.broker_id in maximal_isr or (
+                    replica.is_caught_up(leader_end, now, self.replica_lag_time_max_ms)
+                    and self.is_replica_eligible(replica.broker_id)):
+                new_hw = replica.log_end_offset
+        return log.maybe_increment_high_watermark(new_hw)
 
     @property
     def high_watermark(self) -> int:
         return self.log.high_watermark if self.log is not None else -1
+
+    # -- followers' fetches (leader side) -----------------------------------------------------
+    def follower_replica(self, replica_id: int, current_leader_epoch: int) -> ReplicaState:
+        """The follower's state, or Kafka's error for a replica outside the assignment."""
+        replica = self.remote_replicas.get(replica_id)
+        if replica is None:
+            # With an epoch the pair (replica, epoch) is merely not known yet: the follower retries.
+            raise PartitionError(Errors.UNKNOWN_LEADER_EPOCH if current_leader_epoch >= 0
+                                 else Errors.NOT_LEADER_OR_FOLLOWER)
+        return replica
+
+    def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
+        """Fetch v12+'s divergence check: (epoch, end offset) where the follower's log leaves
+        ours, or None when its last fetched epoch ends at or after its fetch offset here.
+        OFFSET_OUT_OF_RANGE if we cannot place the epoch or the offset is below our log start."""
+        log = self.log
+        epoch, end_offset = log.end_offset_for_epoch(last_fetched_epoch)
+        if epoch < 0 or end_offset < 0:
+            raise PartitionError(Errors.OFFSET_OUT_OF_RANGE,
+                                 f"could not determine the end offset of the last fetched epoch {last_fetched_epoch}")
+        if fetch_offset < log.log_start_offset:
+            raise PartitionError(Errors.OFFSET_OUT_OF_RANGE,
+                                 f"offset {fetch_offset} is below the log start offset {log.log_start_offset}")
+        if epoch < last_fetched_epoch or end_offset < fetch_offset:
+            return epoch, end_offset
+        return None
+
+    def update_follower_fetch_state(self, replica: ReplicaState, fetch_offset: int, follower_log_start_offset: int,
+                                    fetch_time_ms: int, leader_end_offset: int,
+                                    broker_epoch: int = -1) -> tuple[bool, PendingIsrChange | None]:
+        """Records a follower's fetch (Kafka's updateFollowerFetchState). Returns whether the
+        high watermark moved and the ISR expansion to send, if the follower has caught up."""
+        previous_end = replica.log_end_offset
+        replica.update_fetch_state(fetch_offset, follower_log_start_offset, fetch_time_ms, leader_end_offset,
+                                   broker_epoch)
+        expansion = self.maybe_expand_isr(replica)
+        hw_moved = replica.log_end_offset != previous_end and self.maybe_increment_high_watermark(fetch_time_ms)
+        return hw_moved, expansion
+
+    # -- ISR changes ---------------------------------------------------------------------------
+    def maybe_expand_isr(self, replica: ReplicaState) -> PendingIsrChange | None:
+        """A follower outside the ISR that reached the high watermark and the start of the
+        current leader epoch joins it (proposed to the controller; one change at a time)."""
+        log = self.log
+        if (log is None or not self.is_leader or self.pending_isr_change is not None
+                or replica.broker_id in self.isr or not self.is_replica_eligible(replica.broker_id)):
+            return None
+        start = self.leader_epoch_start_offset
+        if replica.log_end_offset < log.high_watermark or start is None or replica.log_end_offset < start:
+            return None
+        return self._propose_isr(self.isr + [replica.broker_id])
+
+    def out_of_sync_replicas(self, now_ms: int) -> list[int]:
+        """ISR followers that have not been caught up for replica.lag.time.max.ms."""
+        if self.log is None or not self.is_leader or self.pending_isr_change is not None:
+            return []
+        leader_end = self.log.log_end_offset
+        out = []
+        for broker_id in self.isr:
+            if broker_id == self.broker_id:
+                continue
+            replica = self.remote_replicas.get(broker_id)
+            if replica is None or not replica.is_caught_up(leader_end, now_ms, self.replica_lag_time_max_ms):
+                out.append(broker_id)
+        return out
+
+    def maybe_shrink_isr(self, now_ms: int | None = None) -> PendingIsrChange | None:
+        """Proposes the ISR without the followers that fell behind (Kafka's maybeShrinkIsr)."""
+        now = self.time_ms() if now_ms is None else now_ms
+        out_of_sync = self.out_of_sync_replicas(now)
+        if not out_of_sync:
+            return None
+        log.info("shrinking ISR of %s-%d from %s: out of sync %s (high watermark %d, log end %d)", self.topic,
+                 self.partition, self.isr, out_of_sync, self.log.high_watermark, self.log.log_end_offset)
+        return self._propose_isr([r for r in self.isr if r not in out_of_sync])
+
+    def _propose_isr(self, new_isr: list[int]) -> PendingIsrChange:
+        self.pending_isr_change = PendingIsrChange(new_isr, list(self.isr), self.leader_epoch, self.partition_epoch,
+                                                   self.leader_recovery_state)
+        return self.pending_isr_change
+
+    def on_alter_partition_response(self, change: PendingIsrChange, error: Errors,
+                                    response: dict | None = None) -> tuple[bool, bool]:
+        """The controller's answer to `change` (its partition entry when error is NONE).
+        Returns (high watermark moved, send the change again)."""
+        if self.pending_isr_change is not change:
+            return False, False  # a LeaderAndIsr replaced the state meanwhile: the answer is stale
+        if error == Errors.NONE:
+            return self._commit_isr(response), False
+        if error in _ALTER_PARTITION_REJECTED:
+            log.info("ISR change of %s-%d to %s rejected (%s): keeping %s", self.topic, self.partition,
+                     change.new_isr, error.name, self.isr)
+            self.pending_isr_change = None
+            return False, False
+        if error in _ALTER_PARTITION_AWAIT_METADATA:
+            log.info("ISR change of %s-%d to %s failed (%s): waiting for new partition state", self.topic,
+                     self.partition, change.new_isr, error.name)
+            return False, False
+        log.warning("ISR change of %s-%d to %s failed (%s): retrying", self.topic, self.partition, change.new_isr,
+                    error.name)
+        return False, True
+
+    def _commit_isr(self, response: dict) -> bool:
+        if response["leader_epoch"] != self.leader_epoch or response["partition_epoch"] < self.partition_epoch:
+            log.info("ignoring ISR %s of %s-%d at leader epoch %d, partition epoch %d (ours: %d, %d)",
+                     response["isr"], self.topic, self.partition, response["leader_epoch"],
+                     response["partition_epoch"], self.leader_epoch, self.partition_epoch)
+            return False
+        self.isr = list(response["isr"])
+        self.partition_epoch = response["partition_epoch"]
+        self.leader_recovery_state = response.get("leader_recovery_state", self.leader_recovery_state)
+        self.pending_isr_change = None
+        log.info("ISR of %s-%d is now %s (partition epoch %d)%s", self.topic, self.partition, self.isr,
+                 self.partition_epoch, " (under min ISR)" if self.is_under_min_isr else "")
+        return self.maybe_increment_high_watermark()
+
+
+def log_skip(partition: Partition, state: dict) -> None:
+    log.info("skipping the state change of %s-%d to leader %d: partition epoch %d is older than ours (%d)",
+             partition.topic, partition.partition, state["leader"], state["partition_epoch"],
+             partition.partition_epoch)
 
 
 def _now_ms() -> int:

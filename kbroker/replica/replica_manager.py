@@ -1,12 +1,18 @@
 """ReplicaManager: this broker's partitions, and the produce and fetch paths through them.
 
 - LeaderAndIsr makes partitions leaders or followers (creating their logs through LogManager);
-  StopReplica stops and, when asked, deletes them. Stale controller epochs are refused.
+  a follower is handed to the ReplicaFetcherManager (fetching from its leader's inter-broker
+  endpoint), a leader taken from it; StopReplica stops and, when asked, deletes them. Stale
+  controller epochs are refused.
 - Appends go to each partition leader; acks=-1 waits as a DelayedProduce until the high
-  watermark passes the appended offsets (at once when this broker is the whole ISR) or
-  timeout_ms passes (REQUEST_TIMED_OUT).
-- Fetches read up to the high watermark (consumers) or the log end (followers); a fetch that
-  found less than min_bytes waits as a DelayedFetch, woken by appends, until max_wait_ms.
+  watermark passes the appended offsets or timeout_ms passes (REQUEST_TIMED_OUT); an ISR that
+  shrank below min.insync.replicas meanwhile gives NOT_ENOUGH_REPLICAS_AFTER_APPEND.
+- Fetches read up to the high watermark (consumers) or the log end (followers, replica id >= 0).
+  A follower's fetch is checked for divergence (DivergingEpoch), records its position, may
+  move the high watermark (waking DelayedProduce) and grow the ISR. A fetch that found less
+  than min_bytes waits as a DelayedFetch, woken by appends and high watermark moves.
+- ISR changes (expansions from follower fetches, shrinks from `maybe_shrink_isr`, run every
+  replica.lag.time.max.ms / 2) go to the controller through the AlterPartitionManager.
 It knows partitions and logs; request and response shapes stay in the handlers.
 """
 
@@ -24,11 +30,13 @@ from kbroker.log.errors import LogError
 from kbroker.log.validator import AppendOrigin
 from kbroker.metadata.metadata_cache import uuid_to_base64
 from kbroker.replica.partition import (
+    DEFAULT_REPLICA_LAG_TIME_MAX_MS,
     FETCH_HIGH_WATERMARK,
     FETCH_LOG_END,
     FETCH_TXN_COMMITTED,
     Partition,
     PartitionError,
+    PendingIsrChange,
 )
 
 if TYPE_CHECKING:
@@ -36,10 +44,15 @@ if TYPE_CHECKING:
 
     from kbroker.log.log_manager import LogManager
     from kbroker.metadata.metadata_cache import MetadataCache
+    from kbroker.replica.alter_partition_manager import AlterPartitionManager
+    from kbroker.replica.replica_fetcher import BrokerEndPoint, ReplicaFetcherManager
 
 log = logging.getLogger("kbroker.replica")
 
 TopicPartition = tuple[str, int]
+
+CONSUMER_REPLICA_ID = -1
+ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
 
 
 @dataclass(slots=True)
@@ -77,7 +90,9 @@ class FetchRequestPartition:
 
 class ReplicaManager:
     def __init__(self, broker_id: int, log_manager: LogManager, metadata_cache: MetadataCache,
-                 topic_config: Callable[[str], dict[str, str]], base_log_config: LogConfig) -> None:
+                 topic_config: Callable[[str], dict[str, str]], base_log_config: LogConfig, *,
+                 replica_lag_time_max_ms: int = DEFAULT_REPLICA_LAG_TIME_MAX_MS,
+                 inter_broker_listener: str = "PLAINTEXT") -> None:
         self.broker_id = broker_id
         self.log_manager = log_manager
         self.metadata_cache = metadata_cache
@@ -89,6 +104,11 @@ class ReplicaManager:
         # Called as listener(topic, partition, is_leader, leader_epoch) after each leadership change.
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
         self._appended: dict[TopicPartition, list[asyncio.Future]] = {}
+        self.replica_lag_time_max_ms = replica_lag_time_max_ms
+        self.inter_broker_listener = inter_broker_listener
+        # Set by the server in cluster mode; without them followers do not fetch and ISRs stay put.
+        self.replica_fetcher_manager: ReplicaFetcherManager | None = None
+        self.alter_partition_manager: AlterPartitionManager | None = None
 
     # -- controller requests ------------------------------------------------------------------
     def log_config_for(self, topic: str) -> LogConfig:
@@ -105,12 +125,15 @@ class ReplicaManager:
             topic = topic_state["topic_name"]
             errors = []
             for state in topic_state["partition_states"]:
-                errors.append({"topic_name": topic, "partition_index": state["partition_index"],
-                               "error_code": self._apply_partition_state(topic, topic_state["topic_id"], state)})
+                error = self._apply_partition_state(topic, topic_state["topic_id"], state,
+                                                    request.get("live_leaders") or [])
+                errors.append({"topic_name": topic, "partition_index": state["partition_index"], "error_code": error})
             topics.append({"topic_id": topic_state["topic_id"], "partition_errors": errors})
+        if self.replica_fetcher_manager is not None:
+            self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
         return {"error_code": 0, "topics": topics}
 
-    def _apply_partition_state(self, topic: str, topic_id, state: dict) -> Errors:
+    def _apply_partition_state(self, topic: str, topic_id, state: dict, live_leaders: list[dict]) -> Errors:
         tp = (topic, state["partition_index"])
         if self.broker_id not in state["replicas"]:
             return Errors.NONE
@@ -119,22 +142,62 @@ class ReplicaManager:
             return Errors.STALE_CONTROLLER_EPOCH
         if partition is not None and state["leader_epoch"] == partition.leader_epoch \
                 and partition.leader_id == state["leader"]:
-            partition.isr = list(state["isr"])
-            partition.partition_epoch = state["partition_epoch"]
+            # Kafka ignores an equal leader epoch; a leader still takes a newer committed ISR
+            # (partition epoch), which also drops an ISR change in flight.
+            if partition.is_leader and state["partition_epoch"] > partition.partition_epoch:
+                partition.make_leader(state, partition.log)
+                self._wake(tp)
             return Errors.NONE
         if partition is None:
-            partition = self.partitions[tp] = Partition(topic, tp[1], self.broker_id)
+            partition = self.partitions[tp] = Partition(
+                topic, tp[1], self.broker_id, replica_lag_time_max_ms=self.replica_lag_time_max_ms,
+                is_replica_eligible=self.metadata_cache.is_alive)
         partition.topic_id = topic_id
         unified_log = self.log_manager.get_or_create_log(topic, tp[1], uuid_to_base64(topic_id) if topic_id else None,
                                                          self.log_config_for(topic))
         if state["leader"] == self.broker_id:
+            if self.replica_fetcher_manager is not None:
+                self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
             partition.make_leader(state, unified_log)
             log.info("leader of %s-%d at epoch %d, ISR %s", topic, tp[1], state["leader_epoch"], state["isr"])
-        else:
-            partition.make_follower(state, unified_log)
+        elif partition.make_follower(state, unified_log):
+            self._start_following(partition, live_leaders)
         self._wake(tp)
         self._notify_leadership(topic, tp[1], partition.is_leader, partition.leader_epoch)
         return Errors.NONE
+
+    def _start_following(self, partition: Partition, live_leaders: list[dict]) -> None:
+        """(Re)starts fetching from the partition's leader (Kafka's makeFollowers): from the log
+        end when the log has leader epochs (the first fetch's divergence check truncates what
+        the leader lacks), else from the high watermark."""
+        manager = self.replica_fetcher_manager
+        if manager is None:
+            return
+        tp = (partition.topic, partition.partition)
+        manager.remove_fetcher_for_partitions([tp])
+        leader = self._leader_endpoint(partition.leader_id, live_leaders)
+        if leader is None:
+            log.warning("%s-%d: leader %d is not alive; not fetching until the next LeaderAndIsr", tp[0], tp[1],
+                        partition.leader_id)
+            return
+        unified_log = partition.log
+        latest_epoch = unified_log.leader_epoch_cache.latest_epoch()
+        init_offset = unified_log.log_end_offset if latest_epoch is not None else unified_log.high_watermark
+        log.info("%s-%d follows broker %d at leader epoch %d from offset %d (high watermark %d)", tp[0], tp[1],
+                 leader.broker_id, partition.leader_epoch, init_offset, unified_log.high_watermark)
+        manager.add_fetcher_for_partitions({tp: manager.initial_fetch_state(
+            partition.topic_id, leader, partition.leader_epoch, init_offset, latest_epoch)})
+
+    def _leader_endpoint(self, leader_id: int, live_leaders: list[dict]) -> BrokerEndPoint | None:
+        """The leader's inter-broker endpoint: from the request's live leaders, else the cache."""
+        from kbroker.replica.replica_fetcher import BrokerEndPoint
+
+        for entry in live_leaders:
+            if entry["broker_id"] == leader_id and entry["port"] > 0:
+                return BrokerEndPoint(leader_id, entry["host_name"], entry["port"])
+        broker = self.metadata_cache.brokers.get(leader_id)
+        endpoint = broker.endpoint(self.inter_broker_listener) if broker is not None else None
+        return BrokerEndPoint(leader_id, endpoint.host, endpoint.port) if endpoint is not None else None
 
     def _notify_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         """Kafka's onLeadershipChange: the group coordinator loads or unloads its partitions."""
@@ -152,12 +215,16 @@ class ReplicaManager:
             topic = topic_state["topic_name"]
             for state in topic_state["partition_states"]:
                 tp = (topic, state["partition_index"])
+                if self.replica_fetcher_manager is not None:
+                    self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
                 if self.partitions.pop(tp, None) is not None:
                     self._notify_leadership(topic, tp[1], False, state["leader_epoch"])
                 if state["delete_partition"]:
                     self.log_manager.delete_log(topic, tp[1])
                 self._wake(tp)
                 errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": 0})
+        if self.replica_fetcher_manager is not None:
+            self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
         return {"error_code": 0, "partition_errors": errors}
 
     def update_topic_config(self, topic: str) -> None:
@@ -167,6 +234,10 @@ class ReplicaManager:
     # -- produce ------------------------------------------------------------------------------
     def get_partition(self, topic: str, partition: int) -> Partition | None:
         return self.partitions.get((topic, partition))
+
+    def topic_name_for_id(self, topic_id) -> str | None:
+        """The name of a topic we hold partitions of, by topic id (None if we hold none)."""
+        return next((p.topic for p in self.partitions.values() if p.topic_id == topic_id), None)
 
     def missing_partition_error(self, topic: str, partition: int) -> Errors:
         """Why we have no such partition: it does not exist, or another broker leads it."""
@@ -235,58 +306,121 @@ class ReplicaManager:
             waiting = pending()
         for tp, r in results.items():
             p = self.partitions.get(tp)
-            if r.error == Errors.NONE and p is not None and p.log is not None \
-                    and len(p.isr) < p.log.config.min_insync_replicas:
+            if r.error == Errors.NONE and p is not None and not p.has_enough_replicas_after_append:
                 r.error = Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND
 
     # -- fetch ---------------------------------------------------------------------------------
-    def read_partition(self, req: FetchRequestPartition, isolation: int, min_one_message: bool) -> FetchResult:
+    def read_partition(self, req: FetchRequestPartition, isolation: int, min_one_message: bool,
+                       replica_id: int = CONSUMER_REPLICA_ID, replica_epoch: int = -1,
+                       update_fetch_state: bool = False) -> FetchResult:
+        """One partition of a fetch. A follower's (replica_id >= 0) is first checked for
+        divergence, and with `update_fetch_state` (the first read of a fetch, not the re-reads
+        of a DelayedFetch) records the follower's position."""
         p = self.partitions.get((req.topic, req.partition))
         if p is None:
             return FetchResult(self.missing_partition_error(req.topic, req.partition))
         try:
             unified_log = p.check_leader(req.current_leader_epoch)
+            replica = p.follower_replica(replica_id, req.current_leader_epoch) if replica_id >= 0 else None
         except PartitionError as exc:
             return FetchResult(exc.code)
+        # Values from before the read: appends after it must not keep a follower out of sync.
         hw = unified_log.high_watermark
         lso = unified_log.last_stable_offset
+        log_start = unified_log.log_start_offset
+        log_end = unified_log.log_end_offset
+        if replica is not None and req.last_fetched_epoch >= 0:
+            try:
+                diverging = p.diverging_epoch(req.last_fetched_epoch, req.fetch_offset)
+            except PartitionError as exc:
+                return FetchResult(exc.code, hw, lso, log_start)
+            if diverging is not None:
+                return FetchResult(Errors.NONE, hw, lso, log_start, diverging_epoch=diverging)
         max_offset = None if isolation == FETCH_LOG_END else (hw if isolation == FETCH_HIGH_WATERMARK else lso)
         try:
             data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
                                     include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
         except LogError as exc:
-            return FetchResult(exc.code, hw, lso, unified_log.log_start_offset)
-        return FetchResult(Errors.NONE, hw, lso, unified_log.log_start_offset, data.records, data.size,
-                           data.aborted_transactions)
+            return FetchResult(exc.code, hw, lso, log_start)
+        if replica is not None and update_fetch_state:
+            hw_moved, expansion = p.update_follower_fetch_state(replica, req.fetch_offset, req.log_start_offset,
+                                                                _now_ms(), log_end, replica_epoch)
+            if expansion is not None:
+                self._submit_isr_change(p, expansion)
+            if hw_moved:
+                self._wake((req.topic, req.partition))
+        return FetchResult(Errors.NONE, hw, lso, log_start, data.records, data.size, data.aborted_transactions)
 
     async def fetch(self, requests: list[FetchRequestPartition], isolation: int, max_wait_ms: int,
-                    min_bytes: int, max_bytes: int) -> list[FetchResult]:
-        """Reads now; if fewer than min_bytes were found and nothing failed, waits (DelayedFetch)."""
+                    min_bytes: int, max_bytes: int, replica_id: int = CONSUMER_REPLICA_ID,
+                    replica_epoch: int = -1) -> list[FetchResult]:
+        """Reads now; if fewer than min_bytes were found and nothing failed or diverged, waits
+        (DelayedFetch), re-reading when the partitions' logs or high watermarks move."""
         deadline = time.monotonic() + max(0, max_wait_ms) / 1000
+        first_read = True
         while True:
-            results = self._read_all(requests, isolation, max_bytes)
+            results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, first_read)
+            first_read = False
             total = sum(r.size for r in results)
-            if (max_wait_ms <= 0 or total >= min_bytes or any(r.error != Errors.NONE for r in results)
-                    or not requests or self.stopping):
+            if (max_wait_ms <= 0 or total >= min_bytes or not requests or self.stopping
+                    or any(r.error != Errors.NONE or r.diverging_epoch is not None for r in results)):
                 return results
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return results
             await self.wait_for_any([(r.topic, r.partition) for r in requests], remaining)
 
-    def _read_all(self, requests: list[FetchRequestPartition], isolation: int, max_bytes: int) -> list[FetchResult]:
+    def _read_all(self, requests: list[FetchRequestPartition], isolation: int, max_bytes: int,
+                  replica_id: int, replica_epoch: int, update_fetch_state: bool) -> list[FetchResult]:
         results = []
         budget = max_bytes
         min_one_message = True  # KIP-74: the first partition with data may exceed the limits by one batch
         for req in requests:
             limited = FetchRequestPartition(req.topic, req.partition, req.fetch_offset,
-                                            max(0, min(req.max_bytes, budget)), req.current_leader_epoch)
-            result = self.read_partition(limited, isolation, min_one_message)
+                                            max(0, min(req.max_bytes, budget)), req.current_leader_epoch,
+                                            req.last_fetched_epoch, req.log_start_offset)
+            result = self.read_partition(limited, isolation, min_one_message, replica_id, replica_epoch,
+                                         update_fetch_state)
             if result.size:
                 min_one_message = False
                 budget -= result.size
             results.append(result)
         return results
+
+    # -- ISR changes (AlterPartition) -----------------------------------------------------------
+    def maybe_shrink_isr(self, now_ms: int | None = None) -> int:
+        """Kafka's isr-expiration task: every partition we lead drops followers that have not
+        caught up for replica.lag.time.max.ms. Returns how many shrinks were proposed."""
+        now = _now_ms() if now_ms is None else now_ms
+        proposed = 0
+        for partition in list(self.partitions.values()):
+            change = partition.maybe_shrink_isr(now) if partition.is_leader else None
+            if change is not None:
+                self._submit_isr_change(partition, change)
+                proposed += 1
+        return proposed
+
+    def _submit_isr_change(self, partition: Partition, change: PendingIsrChange) -> None:
+        manager = self.alter_partition_manager
+        if manager is None:  # no controller channel (tests of the data path): nothing to ask
+            partition.on_alter_partition_response(change, Errors.OPERATION_NOT_ATTEMPTED)
+            return
+        manager.submit((partition.topic, partition.partition), partition.topic_id, change,
+                       lambda error, answer: self._on_isr_change_answer(partition, change, error, answer))
+
+    def _on_isr_change_answer(self, partition: Partition, change: PendingIsrChange, error: Errors,
+                              answer: dict | None) -> None:
+        tp = (partition.topic, partition.partition)
+        if self.partitions.get(tp) is not partition:
+            return
+        hw_moved, retry = partition.on_alter_partition_response(change, error, answer)
+        if hw_moved:
+            self._wake(tp)
+        if retry:
+            def resubmit() -> None:
+                if partition.pending_isr_change is change and self.partitions.get(tp) is partition:
+                    self._submit_isr_change(partition, change)
+            asyncio.get_running_loop().call_later(ALTER_PARTITION_RETRY_BACKOFF_S, resubmit)
 
     # -- waiting for appends ----------------------------------------------------------------
     async def wait_for_any(self, partitions: list[TopicPartition], timeout: float) -> None:
@@ -317,3 +451,7 @@ class ReplicaManager:
         self.stopping = True
         for tp in list(self._appended):
             self._wake(tp)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

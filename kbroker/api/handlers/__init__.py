@@ -35,6 +35,7 @@ HANDLER_MODULES = (
     "update_metadata",
     "stop_replica",
     "alter_partition",
+    "offset_for_leader_epoch",
     "controlled_shutdown",
     "elect_leaders",
     "alter_partition_reassignments",

@@ -10,8 +10,12 @@ Records go out as file regions of the segments, never decoded. Before v10, parti
 compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers.
 Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0, so
 clients keep sending full fetches; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
-Known gaps: follower fetches (replica id >= 0) are served like consumer fetches up to the log
-end, without follower bookkeeping, until replication lands; no preferred read replica.
+Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the log
+end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
+DivergingEpoch answer, sent at once, without records), records their position, moves the high
+watermark and the ISR (kbroker/replica). A replica outside the assignment gets
+UNKNOWN_LEADER_EPOCH (with a current leader epoch) or NOT_LEADER_OR_FOLLOWER.
+Known gap: no preferred read replica.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
         return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,
                 "responses": []}
     cache = ctx.broker.metadata_cache
+    replica_manager = ctx.broker.replica_manager
     replica_id = request["replica_id"] if version < 15 else request["replica_state"]["replica_id"]
     if replica_id >= 0:
         isolation = FETCH_LOG_END
@@ -45,7 +50,9 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
         name = topic["topic"]
         if version >= 13:
             meta = cache.topic_by_id(topic["topic_id"])
-            name = meta.name if meta is not None else None
+            # A follower may ask before UpdateMetadata has told us of a new topic: the
+            # partitions LeaderAndIsr gave us know their topic ids too.
+            name = meta.name if meta is not None else replica_manager.topic_name_for_id(topic["topic_id"])
         slots: list[tuple[int, int | Errors]] = []
         for p in topic["partitions"]:
             if name is None:
@@ -59,8 +66,9 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
                                                 p["current_leader_epoch"], p["last_fetched_epoch"],
                                                 p["log_start_offset"]))
         layout.append((topic, slots))
-    results = await ctx.broker.replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
-                                                     request["min_bytes"], request["max_bytes"])
+    replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
+    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"], request["min_bytes"],
+                                          request["max_bytes"], replica_id, replica_epoch)
     responses = []
     for topic, slots in layout:
         partitions = []
@@ -78,7 +86,7 @@ def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
 
 
 def _partition_data(index: int, result: FetchResult) -> dict:
-    return {
+    data = {
         "partition_index": index,
         "error_code": result.error,
         "high_watermark": result.high_watermark,
@@ -88,3 +96,6 @@ def _partition_data(index: int, result: FetchResult) -> dict:
         "preferred_read_replica": -1,
         "records": result.records if result.records is not None else b"",
     }
+    if result.diverging_epoch is not None:
+        data["diverging_epoch"] = {"epoch": result.diverging_epoch[0], "end_offset": result.diverging_epoch[1]}
+    return data

@@ -1,0 +1,54 @@
+"""OffsetForLeaderEpoch (23), v0-4: the end offset of a leader epoch in the leader's log.
+
+Followers without truncation on fetch (IBP < 2.7) and consumers validating their position after
+a leader change ask it. Per partition, answered by the leader only: the latest epoch ends at
+the log end offset; an older one ends where the next higher epoch starts, paired with the
+largest epoch <= the one asked; an epoch newer than all gets leader epoch -1 and end offset
+-1 (the leader epoch cache, storage's LeaderEpochFileCache). Errors as Fetch:
+NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, and from current_leader_epoch (v2+)
+FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH. ReplicaId (v3+) is accepted from followers (>= 0),
+consumers (-1) and debugging tools (-2) alike. v0 answers without the leader epoch field.
+"""
+
+from __future__ import annotations
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.api.request_context import RequestContext
+from kbroker.replica.partition import PartitionError
+
+API_KEY = ApiKey.OFFSET_FOR_LEADER_EPOCH
+VERSIONS = (0, 4)
+
+UNDEFINED_EPOCH = -1
+UNDEFINED_EPOCH_OFFSET = -1
+
+
+async def handle(ctx: RequestContext, request: dict) -> dict:
+    replica_manager = ctx.broker.replica_manager
+    topics = []
+    for topic in request["topics"]:
+        name = topic["topic"]
+        partitions = [_end_offset(replica_manager, name, p) for p in topic["partitions"]]
+        topics.append({"topic": name, "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}
+
+
+def _end_offset(replica_manager, topic: str, p: dict) -> dict:
+    index = p["partition"]
+    partition = replica_manager.get_partition(topic, index)
+    if partition is None:
+        return _answer(index, replica_manager.missing_partition_error(topic, index))
+    try:
+        log = partition.check_leader(p["current_leader_epoch"])
+    except PartitionError as exc:
+        return _answer(index, exc.code)
+    epoch, end_offset = log.end_offset_for_epoch(p["leader_epoch"])
+    if end_offset == UNDEFINED_EPOCH_OFFSET:
+        epoch = UNDEFINED_EPOCH
+    return _answer(index, Errors.NONE, epoch, end_offset)
+
+
+def _answer(index: int, error: Errors, leader_epoch: int = UNDEFINED_EPOCH,
+            end_offset: int = UNDEFINED_EPOCH_OFFSET) -> dict:
+    return {"error_code": error, "partition": index, "leader_epoch": leader_epoch, "end_offset": end_offset}

@@ -1,0 +1,249 @@
+"""Replication between brokers in one process (tests/test_replication_support.py): followers
+fetch from leaders over real sockets, the real KafkaController answers AlterPartition, and
+each scenario checks the logs byte for byte, the znode state and what the producers saw.
+
+Covered: acks=all completing once the ISR has the records; a stuck follower leaving the ISR
+(AlterPartition, same leader epoch) and rejoining after it catches up; a former leader with
+records the new leader never had truncating to the new leader's epoch, through DivergingEpoch
+(Fetch v15) and through OffsetForLeaderEpoch (IBP 2.6, Fetch v11); a follower behind the
+leader's log start starting over there; the leader's answers to replicas outside the
+assignment; OffsetForLeaderEpoch v0-4 on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from test_replication_support import InProcessCluster, Node, settle, wait_until
+
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.network.network_client import NetworkClient
+from kbroker.replica.replica_fetcher import InitialFetchState
+
+T = "t"
+TP = (T, 0)
+
+
+def run(scenario):
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+async def started(tmp_path, **options) -> InProcessCluster:
+    return await InProcessCluster(tmp_path, **options).start()
+
+
+def in_sync(cluster: InProcessCluster, *brokers: int) -> bool:
+    """Every named broker's log equals the first one's, byte for byte, and is not empty."""
+    first = cluster.nodes[brokers[0]].log_bytes(T)
+    return bool(first) and all(cluster.nodes[b].log_bytes(T) == first for b in brokers[1:])
+
+
+def pause_fetching(node: Node) -> InitialFetchState:
+    """The follower stops fetching (a stuck fetcher); returns what resumes it."""
+    manager = node.replica_manager.replica_fetcher_manager
+    state = manager.remove_fetcher_for_partitions([TP])[TP]
+    leader = next(f.leader for f in manager.fetchers.values())
+    manager.shutdown_idle_fetcher_threads()
+    return InitialFetchState(state.topic_id, leader, state.current_leader_epoch, state.fetch_offset,
+                             state.last_fetched_epoch)
+
+
+def resume_fetching(node: Node, initial: InitialFetchState) -> None:
+    node.replica_manager.replica_fetcher_manager.add_fetcher_for_partitions({TP: initial})
+
+
+async def shrink_until(cluster: InProcessCluster, leader: Node, isr: list[int]) -> None:
+    """Runs the leader's ISR-expiration task until the znode shows `isr`."""
+    async def shrunk() -> bool:
+        leader.replica_manager.maybe_shrink_isr()
+        await asyncio.sleep(0.05)
+        return cluster.state(T).isr == isr
+    for _ in range(100):
+        if await shrunk():
+            return
+    raise AssertionError(f"the ISR never became {isr}: {cluster.state(T).isr}")
+
+
+def test_acks_all_returns_once_the_follower_has_the_records(tmp_path):
+    async def scenario():
+        cluster = await started(tmp_path)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            leader, follower = cluster.nodes[1], cluster.nodes[2]
+            for _ in range(5):
+                result = await leader.produce(T, 20)
+                assert result.error == Errors.NONE
+                # The leader's high watermark passed the batch only after the follower fetched it.
+                assert follower.log(T).log_end_offset >= result.last_offset + 1
+            assert leader.log(T).high_watermark == 100
+            await wait_until(lambda: follower.log(T).high_watermark == 100, what="the follower's high watermark")
+            assert in_sync(cluster, 1, 2)
+            assert follower.log(T).leader_epoch_cache.entries == leader.log(T).leader_epoch_cache.entries
+            assert cluster.state(T).isr == [1, 2]
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
+def test_a_stuck_follower_leaves_the_isr_and_rejoins_after_catching_up(tmp_path):
+    async def scenario():
+        cluster = await started(tmp_path, lag_ms=300)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            leader, follower = cluster.nodes[1], cluster.nodes[2]
+            assert (await leader.produce(T, 5)).error == Errors.NONE
+            before = cluster.state(T)
+            resume = pause_fetching(follower)
+            waiting = asyncio.ensure_future(leader.produce(T, 5, timeout_ms=10_000))
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # acks=all waits for the stuck follower...
+            await shrink_until(cluster, leader, [1])
+            result = await waiting  # ...until it leaves the ISR
+            assert result.error == Errors.NONE and leader.log(T).high_watermark == 10
+            shrunk = cluster.state(T)
+            assert (shrunk.leader, shrunk.leader_epoch) == (before.leader, before.leader_epoch)  # AlterPartition
+            assert shrunk.zk_version == before.zk_version + 1
+            assert leader.partition(T).isr == [1] and leader.partition(T).partition_epoch == shrunk.zk_version
+            resume_fetching(follower, resume)
+            await wait_until(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
+            assert in_sync(cluster, 1, 2)
+            assert leader.partition(T).isr == [1, 2]
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
+@pytest.mark.parametrize("truncate_on_fetch", [True, False], ids=["DivergingEpoch", "OffsetForLeaderEpoch"])
+def test_a_former_leader_truncates_what_the_new_leader_never_had(tmp_path, truncate_on_fetch):
+    async def scenario():
+        cluster = await started(tmp_path, truncate_on_fetch=truncate_on_fetch)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            old, new = cluster.nodes[1], cluster.nodes[2]
+            assert (await old.produce(T, 5)).error == Errors.NONE
+            pause_fetching(new)
+            assert (await old.produce(T, 3, acks=1)).error == Errors.NONE  # offsets 5-7 only on broker 1
+            await cluster.fail(1)
+            assert (cluster.state(T).leader, cluster.state(T).leader_epoch) == (2, 1)
+            assert (await new.produce(T, 2, acks=1)).error == Errors.NONE  # offsets 5-6 in epoch 1
+            assert old.log(T).log_end_offset == 8
+            await cluster.restore(1)
+            await wait_until(lambda: in_sync(cluster, 1, 2), what="the logs to converge")
+            assert old.log(T).log_end_offset == 7
+            assert old.log(T).leader_epoch_cache.entries == [(0, 0), (1, 5)]
+            await wait_until(lambda: cluster.state(T).isr == [2, 1], what="the old leader rejoining the ISR")
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
+def test_a_follower_behind_the_leaders_log_start_starts_over_there(tmp_path):
+    async def scenario():
+        cluster = await started(tmp_path, lag_ms=200)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            leader, follower = cluster.nodes[1], cluster.nodes[2]
+            resume = pause_fetching(follower)
+            assert (await leader.produce(T, 5, acks=1)).error == Errors.NONE
+            await shrink_until(cluster, leader, [1])
+            assert (await leader.produce(T, 5)).error == Errors.NONE
+            assert leader.replica_manager.delete_records(T, 0, 5) == (Errors.NONE, 5)
+            resume_fetching(follower, resume)  # at offset 0, below the leader's log start
+            await wait_until(lambda: follower.log(T).log_end_offset == 10, what="the follower to catch up")
+            assert follower.log(T).log_start_offset == 5
+            assert [s.base_offset for s in follower.log(T).log_segments()] == [5]
+            assert leader.log_bytes(T).endswith(follower.log_bytes(T))
+            await wait_until(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
+# -- the leader's side on the wire --------------------------------------------------------------------
+
+async def send(node: Node, api_key: int, version: int, request: dict) -> dict:
+    client = NetworkClient("127.0.0.1", node.port, "replication-test")
+    try:
+        return await client.send(api_key, version, request)
+    finally:
+        await client.close()
+
+
+def fetch_request(replica_id: int, topic_id, current_leader_epoch: int, fetch_offset: int = 0,
+                  last_fetched_epoch: int = -1) -> dict:
+    return {"replica_id": replica_id, "replica_state": {"replica_id": replica_id, "replica_epoch": -1},
+            "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0, "session_id": 0,
+            "session_epoch": -1, "topics": [{"topic": T, "topic_id": topic_id, "partitions": [
+                {"partition": 0, "current_leader_epoch": current_leader_epoch, "fetch_offset": fetch_offset,
+                 "last_fetched_epoch": last_fetched_epoch, "log_start_offset": 0, "partition_max_bytes": 1 << 20}]}],
+            "forgotten_topics_data": [], "rack_id": ""}
+
+
+def test_the_leader_answers_replicas_outside_the_assignment_and_diverged_ones(tmp_path):
+    async def scenario():
+        cluster = await started(tmp_path)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            leader = cluster.nodes[1]
+            assert (await leader.produce(T, 4)).error == Errors.NONE
+            topic_id = leader.partition(T).topic_id
+            for version in (12, 15):
+                for epoch, code in ((0, Errors.UNKNOWN_LEADER_EPOCH), (-1, Errors.NOT_LEADER_OR_FOLLOWER)):
+                    answer = await send(leader, ApiKey.FETCH, version, fetch_request(3, topic_id, epoch))
+                    assert answer["responses"][0]["partitions"][0]["error_code"] == code
+            # Broker 2 claims epoch 0 ran to offset 9: the leader's epoch 0 ends at 4.
+            answer = await send(leader, ApiKey.FETCH, 15, fetch_request(2, topic_id, 0, 9, last_fetched_epoch=0))
+            data = answer["responses"][0]["partitions"][0]
+            assert data["error_code"] == 0 and data["diverging_epoch"] == {"epoch": 0, "end_offset": 4}
+            assert len(data["records"]) == 0
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4])
+def test_offset_for_leader_epoch_on_the_wire(tmp_path, version):
+    async def scenario():
+        cluster = await started(tmp_path)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            old, new = cluster.nodes[1], cluster.nodes[2]
+            assert (await old.produce(T, 3)).error == Errors.NONE
+            await cluster.fail(1)  # broker 2 leads epoch 1 from offset 3
+            assert (await new.produce(T, 2, acks=1)).error == Errors.NONE
+
+            async def ask(node, epoch, current=-1):
+                answer = await send(node, ApiKey.OFFSET_FOR_LEADER_EPOCH, version, {
+                    "replica_id": 1, "topics": [{"topic": T, "partitions": [
+                        {"partition": 0, "current_leader_epoch": current, "leader_epoch": epoch}]}]})
+                data = answer["topics"][0]["partitions"][0]
+                return data["error_code"], data.get("leader_epoch", -1) if version >= 1 else None, data["end_offset"]
+
+            no_epoch = None if version == 0 else -1
+            assert await ask(new, 0) == (0, 0 if version >= 1 else None, 3)
+            assert await ask(new, 1) == (0, 1 if version >= 1 else None, 5)
+            assert await ask(new, 7) == (0, no_epoch, -1)
+            if version >= 2:
+                assert (await ask(new, 1, current=0))[0] == Errors.FENCED_LEADER_EPOCH
+                assert (await ask(new, 1, current=2))[0] == Errors.UNKNOWN_LEADER_EPOCH
+            assert (await ask(cluster.nodes[3], 0))[0] == Errors.NOT_LEADER_OR_FOLLOWER  # not a replica
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
+def test_settle_is_enough_for_local_deliveries(tmp_path):
+    """The harness itself: a new topic's LeaderAndIsr reaches its brokers within `settle`."""
+    async def scenario():
+        cluster = await started(tmp_path)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            await settle()
+            assert cluster.nodes[1].partition(T).is_leader
+            assert not cluster.nodes[2].partition(T).is_leader
+            assert cluster.nodes[3].partition(T) is None
+        finally:
+            await cluster.close()
+    run(scenario)

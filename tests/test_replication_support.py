@@ -1,0 +1,186 @@
+"""An in-process cluster for the replication tests: several brokers' replication parts in one
+event loop, talking over real 127.0.0.1 sockets, under the real KafkaController on the
+embedded znode store. No tests here.
+
+Each `Node` has a LogManager, ReplicaManager, ReplicaFetcherManager, AlterPartitionManager and a
+SocketServer serving the real handlers (Fetch, ListOffsets, OffsetForLeaderEpoch, AlterPartition
+when it hosts the controller). The controller's requests reach nodes through `InProcessCluster`,
+which stands in for the ControllerChannelManager and delivers them on the loop, in order;
+a node marked down gets nothing, as a dead broker would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+
+from test_log_support import producer_batch
+
+from kbroker.api.kafka_apis import KafkaApis
+from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.api.protocol.errors import Errors
+from kbroker.controller.kafka_controller import KafkaController
+from kbroker.log.config import LogConfig
+from kbroker.log.log_manager import LogManager
+from kbroker.metadata import zk_data as zk
+from kbroker.metadata.admin_zk_client import AdminZkClient
+from kbroker.metadata.kafka_zk_client import KafkaZkClient
+from kbroker.metadata.metadata_cache import MetadataCache
+from kbroker.metadata.znode_store import EmbeddedZNodeStore
+from kbroker.network.socket_server import SocketServer
+from kbroker.replica.alter_partition_manager import AlterPartitionManager
+from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
+from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
+
+LAG_MS = 10_000
+
+
+class Node:
+    """One broker's replication parts; the handlers see it as `ctx.broker`."""
+
+    def __init__(self, broker_id: int, root, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
+                 topic_configs: dict[str, dict[str, str]] | None = None) -> None:
+        self.broker_id = broker_id
+        self.metadata_cache = MetadataCache(broker_id)
+        self.controller: KafkaController | None = None
+        base = LogConfig()
+        log_dir = os.path.join(str(root), f"broker{broker_id}")
+        self.log_manager = LogManager([log_dir], cluster_id="replication-tests", broker_id=broker_id,
+                                      default_config=base)
+        configs = topic_configs if topic_configs is not None else {}
+        self.replica_manager = ReplicaManager(broker_id, self.log_manager, self.metadata_cache,
+                                              lambda topic: configs.get(topic, {}), base,
+                                              replica_lag_time_max_ms=lag_ms)
+        fetcher_config = FetcherConfig(broker_id, fetch_wait_max_ms=100, fetch_backoff_ms=50,
+                                       truncate_on_fetch=truncate_on_fetch)
+        self.replica_manager.replica_fetcher_manager = ReplicaFetcherManager(fetcher_config, self.replica_manager,
+                                                                             lambda: -1)
+        self.replica_manager.alter_partition_manager = AlterPartitionManager(broker_id, lambda: -1,
+                                                                             self.metadata_cache, "PLAINTEXT")
+        self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)
+        self.down = False
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def partition(self, topic: str, index: int = 0):
+        return self.replica_manager.get_partition(topic, index)
+
+    def log(self, topic: str, index: int = 0):
+        return self.log_manager.get_log(topic, index)
+
+    def log_bytes(self, topic: str, index: int = 0) -> bytes:
+        """Every segment's bytes, in order."""
+        return b"".join(s.read_bytes(0, s.size) for s in self.log(topic, index).log_segments())
+
+    async def produce(self, topic: str, count: int, acks: int = -1, timeout_ms: int = 5000,
+                      index: int = 0) -> ProduceResult:
+        records = producer_batch([b"%s-%d-%d" % (topic.encode(), self.broker_id, i) for i in range(count)])
+        result = self.replica_manager.append_to_partition(topic, index, memoryview(records), acks, 9)
+        if acks == -1 and result.error == Errors.NONE:
+            await self.replica_manager.wait_for_acks({(topic, index): result}, timeout_ms)
+        return result
+
+    async def close(self) -> None:
+        rm = self.replica_manager
+        await rm.replica_fetcher_manager.close()
+        await rm.alter_partition_manager.close()
+        await self.server.shutdown(0.5)
+        self.log_manager.close()
+
+
+class InProcessCluster:
+    """Nodes plus a KafkaController on an embedded znode store; also the controller's channel."""
+
+    def __init__(self, root, broker_ids=(1, 2, 3), controller_id: int = 3, **node_options) -> None:
+        self.root = root
+        self.nodes = {b: Node(b, root, **node_options) for b in broker_ids}
+        self.controller_id = controller_id
+        self.zk: KafkaZkClient | None = None
+        self.controller: KafkaController | None = None
+
+    async def start(self) -> InProcessCluster:
+        loop = asyncio.get_running_loop()
+        for node in self.nodes.values():
+            await node.server.start()
+        store = EmbeddedZNodeStore(os.path.join(str(self.root), "zk"), notify=loop.call_soon)
+        self.zk = KafkaZkClient(store)
+        self.zk.create_top_level_paths()
+        for broker_id in self.nodes:
+            self.register(broker_id)
+        self.controller = KafkaController(self.controller_id, self.zk, self, "PLAINTEXT")
+        self.nodes[self.controller_id].controller = self.controller
+        assert self.controller.elect()
+        await settle()
+        return self
+
+    async def close(self) -> None:
+        for node in self.nodes.values():
+            await node.close()
+
+    # -- the controller's channel -----------------------------------------------------------------
+    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
+        asyncio.get_running_loop().call_soon(self._deliver, broker_id, api_key, request)
+
+    def add_broker(self, broker_id: int, host: str, port: int) -> None:
+        pass
+
+    def remove_broker(self, broker_id: int) -> None:
+        pass
+
+    def _deliver(self, broker_id: int, api_key: int, request: dict) -> None:
+        node = self.nodes.get(broker_id)
+        if node is None or node.down:
+            return
+        if api_key == ApiKey.LEADER_AND_ISR:
+            node.replica_manager.become_leader_or_follower(request)
+        elif api_key == ApiKey.UPDATE_METADATA:
+            node.metadata_cache.update_metadata(request)
+        elif api_key == ApiKey.STOP_REPLICA:
+            node.replica_manager.stop_replicas(request)
+
+    # -- membership --------------------------------------------------------------------------------
+    def register(self, broker_id: int) -> None:
+        port = self.nodes[broker_id].port
+        self.zk.register_broker(zk.BrokerRegistration(broker_id, [("PLAINTEXT", "127.0.0.1", port, "PLAINTEXT")]))
+
+    async def fail(self, broker_id: int) -> None:
+        """The broker dies as far as the cluster can tell: its registration goes, it hears
+        nothing more and its fetchers stop (its files stay, as after kill -9)."""
+        node = self.nodes[broker_id]
+        node.down = True
+        fetchers = node.replica_manager.replica_fetcher_manager
+        fetchers.remove_fetcher_for_partitions(list(node.replica_manager.partitions))
+        fetchers.shutdown_idle_fetcher_threads()
+        self.zk.store.delete(zk.broker_path(broker_id))
+        await settle()
+
+    async def restore(self, broker_id: int) -> None:
+        self.nodes[broker_id].down = False
+        self.register(broker_id)
+        await settle()
+
+    # -- topics and state ----------------------------------------------------------------------------
+    async def create_topic(self, name: str, assignment: dict[int, list[int]]) -> None:
+        AdminZkClient(self.zk).create_topic(name, assignment, {})
+        await settle()
+
+    def state(self, topic: str, index: int = 0) -> zk.LeaderIsrAndControllerEpoch:
+        return self.zk.get_partition_state(topic, index)
+
+
+async def settle(rounds: int = 20) -> None:
+    """Let callbacks scheduled on the loop (watches, deliveries) run."""
+    for _ in range(rounds):
+        await asyncio.sleep(0)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
