@@ -48,8 +48,6 @@ CODEC_NAMES = {value: name for name, value in CODEC_IDS.items()}
 # Kafka applies to the records' own timestamps, and newer ones could be in the future.
 TIMESTAMP_LEAD_MS = 3600 * 1000
 TIMESTAMP_STEP_MS = 10
-SEGMENT_NAME_DIGITS = 20
-SEGMENT_SUFFIXES = (".log", ".index", ".timeindex")
 
 
 # --- the data set ----------------------------------------------------------------------------
@@ -168,7 +166,7 @@ def stored_batches(log_dir: Path, topic: str, partition: int) -> list[DefaultRec
         position = 0
         while position + 12 <= len(data):
             base_offset, length = struct.unpack_from(">qi", data, position)
-            if length == 0:  # preallocated tail of an active segment
+            if length == 0:  # zero-filled tail of a preallocated segment (preallocate=true)
                 break
             end = position + 12 + length
             assert end <= len(data), f"{path.name}: batch at {position} runs past the end of the file"
@@ -436,6 +434,17 @@ def list_offset(
     )
     [entry] = answer["topics"][0]["partitions"]
     return entry["error_code"], entry["offset"]
+
+
+def init_producer_id(client: RawClient) -> tuple[int, int]:
+    """A new idempotent producer id and epoch (no transactional id)."""
+    answer = client.call(
+        INIT_PRODUCER_ID,
+        4,
+        {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1},
+    )
+    assert answer["error_code"] == NONE, answer
+    return answer["producer_id"], answer["producer_epoch"]
 
 
 def read_partition(

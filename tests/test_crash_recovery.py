@@ -24,6 +24,7 @@ from test_data_path_support import (
     build_batch,
     create_topic,
     fetch,
+    init_producer_id,
     list_offset,
     partition_dir,
     produce,
@@ -36,6 +37,7 @@ from test_data_path_support import (
 
 DELETE_RECORDS = 21
 OFFSET_OUT_OF_RANGE = 1
+OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 EARLIEST = -2
 LATEST = -1
 PARTITIONS = 3
@@ -175,17 +177,7 @@ def test_idempotent_producer_state_survives_a_crash(broker_factory):
     topic = "crash-idempotent"
     create_topic(kbroker.port, topic)
     with RawClient(kbroker.port) as client:
-        answer = client.call(
-            22,
-            4,
-            {
-                "transactional_id": None,
-                "transaction_timeout_ms": 60000,
-                "producer_id": -1,
-                "producer_epoch": -1,
-            },
-        )
-        pid = answer["producer_id"]
+        pid, _ = init_producer_id(client)
         batches = [
             build_batch(
                 [f"s{seq}-{i}".encode() for i in range(3)],
@@ -208,7 +200,7 @@ def test_idempotent_producer_state_survives_a_crash(broker_factory):
         _, fetched = fetch(client, topic, 0, 0)
 
     assert (retried["error_code"], retried["base_offset"]) == (NONE, 6)
-    assert gap["error_code"] == 45  # OUT_OF_ORDER_SEQUENCE_NUMBER: the sequence was remembered
+    assert gap["error_code"] == OUT_OF_ORDER_SEQUENCE_NUMBER  # the last sequence was remembered
     assert fetched["high_watermark"] == 9
 
 

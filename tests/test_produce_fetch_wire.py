@@ -18,7 +18,6 @@ from test_data_path_support import (
     DEFAULT_FETCH_VERSION,
     DEFAULT_PRODUCE_VERSION,
     FETCH,
-    INIT_PRODUCER_ID,
     LIST_OFFSETS,
     METADATA,
     NONE,
@@ -29,6 +28,7 @@ from test_data_path_support import (
     create_topic,
     fetch,
     fetch_body,
+    init_producer_id,
     list_offset,
     produce,
     produce_body,
@@ -451,16 +451,6 @@ def test_list_offsets_by_time_earliest_latest_and_max_timestamp(kbroker):
 
 
 # --- idempotent producer ----------------------------------------------------------------------
-
-
-def init_producer_id(client: RawClient) -> tuple[int, int]:
-    answer = client.call(
-        INIT_PRODUCER_ID,
-        4,
-        {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1},
-    )
-    assert answer["error_code"] == NONE, answer
-    return answer["producer_id"], answer["producer_epoch"]
 
 
 def idempotent_batch(pid: int, epoch: int, sequence: int, count: int = 3) -> bytes:
