@@ -1,0 +1,157 @@
+"""One consumer-group member, as a process of its own, for the group compat tests (no tests here).
+
+    python compat-tests/test_groups_member.py <client> <bootstrap> <topic> <group> <client id> <strategy>
+
+<client> is kafka-python, confluent-kafka or aiokafka (KafkaJS members are js/group_member.js,
+speaking the same lines). The member subscribes with a 6 s session timeout and 1 s heartbeats,
+never auto-commits, and reports on stdout, one JSON object per line:
+  {"event": "assigned", "partitions": [..]}          after every (re)assignment
+  {"event": "records", "records": [[p, offset, value], ..]}   each batch, before committing it
+  {"event": "committed", "offsets": {"p": next offset}}       after a synchronous commit
+  {"event": "commit_failed", "error": "..."}                  when a rebalance got in the way
+  {"event": "closed"}                                          after a clean close (LeaveGroup)
+It closes cleanly on a "close" line (or end of file) on stdin; the tests kill it with SIGKILL
+to play a member that dies without leaving. Uses nothing of kbroker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import threading
+
+SESSION_TIMEOUT_MS = 6000
+HEARTBEAT_INTERVAL_MS = 1000
+POLL_MS = 200
+
+
+def emit(event: str, **fields) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+def close_requested() -> threading.Event:
+    """Set when stdin says "close" or ends (the test process went away)."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        for line in sys.stdin:
+            if line.strip() == "close":
+                break
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return stop
+
+
+def run_kafka_python(bootstrap: str, topic: str, group: str, client_id: str, strategy: str) -> None:
+    from kafka import ConsumerRebalanceListener, KafkaConsumer
+    from kafka.coordinator.assignors.range import RangePartitionAssignor
+    from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            pass
+
+        def on_partitions_assigned(self, assigned):
+            emit("assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    assignor = RangePartitionAssignor if strategy == "range" else RoundRobinPartitionAssignor
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+                             partition_assignment_strategy=[assignor])
+    consumer.subscribe([topic], listener=Listener())
+    stop = close_requested()
+    while not stop.is_set():
+        batches = consumer.poll(POLL_MS)
+        records = [[r.partition, r.offset, r.value.decode()] for rs in batches.values() for r in rs]
+        if not records:
+            continue
+        emit("records", records=records)
+        try:
+            consumer.commit()
+        except Exception as exc:  # CommitFailedError while the group rebalances
+            emit("commit_failed", error=repr(exc))
+            continue
+        emit("committed", offsets={str(tp.partition): consumer.position(tp) for tp in batches})
+    consumer.close()
+    emit("closed")
+
+
+def run_confluent(bootstrap: str, topic: str, group: str, client_id: str, strategy: str) -> None:
+    from confluent_kafka import Consumer, KafkaException
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                         "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+                         "partition.assignment.strategy": strategy})
+
+    def on_assign(consumer, partitions):
+        emit("assigned", partitions=sorted(p.partition for p in partitions))
+
+    consumer.subscribe([topic], on_assign=on_assign)
+    stop = close_requested()
+    while not stop.is_set():
+        messages = [m for m in consumer.consume(num_messages=500, timeout=POLL_MS / 1000) if m.error() is None]
+        if not messages:
+            continue
+        emit("records", records=[[m.partition(), m.offset(), m.value().decode()] for m in messages])
+        try:
+            committed = consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            emit("commit_failed", error=str(exc))
+            continue
+        emit("committed", offsets={str(tp.partition): tp.offset for tp in committed})
+    consumer.close()
+    emit("closed")
+
+
+async def _run_aiokafka(bootstrap: str, topic: str, group: str, client_id: str, strategy: str) -> None:
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.abc import ConsumerRebalanceListener
+    from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+    from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from aiokafka.errors import CommitFailedError, KafkaError
+
+    class Listener(ConsumerRebalanceListener):
+        async def on_partitions_revoked(self, revoked):
+            pass
+
+        async def on_partitions_assigned(self, assigned):
+            emit("assigned", partitions=sorted(tp.partition for tp in assigned))
+
+    assignor = RangePartitionAssignor if strategy == "range" else RoundRobinPartitionAssignor
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+                                partition_assignment_strategy=(assignor,))
+    consumer.subscribe([topic], listener=Listener())
+    await consumer.start()
+    stop = close_requested()
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=POLL_MS)
+        records = [[r.partition, r.offset, r.value.decode()] for rs in batches.values() for r in rs]
+        if not records:
+            continue
+        emit("records", records=records)
+        offsets = {tp: rs[-1].offset + 1 for tp, rs in batches.items()}
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, KafkaError) as exc:
+            emit("commit_failed", error=repr(exc))
+            continue
+        emit("committed", offsets={str(tp.partition): offset for tp, offset in offsets.items()})
+    await consumer.stop()
+    emit("closed")
+
+
+def run_aiokafka(*args: str) -> None:
+    asyncio.run(_run_aiokafka(*args))
+
+
+MEMBERS = {"kafka-python": run_kafka_python, "confluent-kafka": run_confluent, "aiokafka": run_aiokafka}
+
+if __name__ == "__main__":
+    client, *member_args = sys.argv[1:]
+    MEMBERS[client](*member_args)
