@@ -237,7 +237,13 @@ def _kio_shape_differences(cls, specs: tuple[FieldSpec, ...], version: int, path
     return problems
 
 
+# kio converts durations and timestamps through float microseconds: beyond 2**53 µs it rounds.
+_KIO_EXACT_MS = 2**53 // 1000
+
+
 def _kio_scalar(kafka_type: str, value):
+    if kafka_type in ("timedelta_i32", "timedelta_i64", "datetime_i64") and abs(value) > _KIO_EXACT_MS:
+        raise KioCannotRepresent(f"{kafka_type} {value}: kio would round it")
     try:
         if kafka_type == "error_code":
             return KioErrorCode(value)
