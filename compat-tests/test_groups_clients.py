@@ -45,7 +45,8 @@ STRATEGIES = {"kafka-python": "range", "confluent-kafka": "range", "aiokafka": "
 class Member:
     """A member process; its stdout lines are collected by a reader thread."""
 
-    def __init__(self, client: str, bootstrap: str, topic: str, group: str, name: str, log_dir: Path) -> None:
+    def __init__(self, client: str, bootstrap: str, topic: str, group: str, name: str, log_dir: Path,
+                 instance_id: str | None = None) -> None:
         self.name = name
         self.client_id = f"{group}-{name}"
         if client == "kafkajs":
@@ -56,9 +57,11 @@ class Member:
         self.stderr_path = log_dir / f"member-{name}.err"
         with self.stderr_path.open("w") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,
-                                         env=dict(os.environ, BOOTSTRAP=bootstrap, PYTHONUNBUFFERED="1"),
+                                         env=dict(os.environ, BOOTSTRAP=bootstrap, PYTHONUNBUFFERED="1",
+                                                  GROUP_INSTANCE_ID=instance_id or ""),
                                          start_new_session=True)
         self.assignment: list[int] | None = None
+        self.assignments_seen = 0
         self.records: list[tuple[int, int, str]] = []
         self.committed: dict[int, int] = {}
         self.closed = False
@@ -79,6 +82,7 @@ class Member:
             kind = event["event"]
             if kind == "assigned":
                 self.assignment = event["partitions"]
+                self.assignments_seen += 1
             elif kind == "records":
                 self.records.extend(tuple(r) for r in event["records"])
             elif kind == "committed":
@@ -237,6 +241,37 @@ def test_group_balances_survives_leave_and_kill_and_resumes_after_restart(client
     d.close()
     if client in DELETE_GROUP:  # aiokafka's admin client cannot delete groups
         assert DELETE_GROUP[client](broker.bootstrap, group, topic) == {"deleted": True, "listed": False}
+
+
+def test_confluent_static_member_comes_back_without_a_rebalance(broker_factory, spawned, tmp_path):
+    """KIP-345: a static member that restarts within its session timeout rejoins under a new
+    member id with its old assignment, and the other member sees no rebalance."""
+    broker = broker_factory()
+    topic, group = "static-orders", "static-workers"
+    create_topic(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, 0, 12)
+
+    def start(name: str, instance: str) -> Member:
+        member = Member("confluent-kafka", broker.bootstrap, topic, group, name, tmp_path, instance)
+        spawned.append(member)
+        return member
+
+    one, two = start("one", "instance-1"), start("two", "instance-2")
+    wait_for(lambda: balanced([one, two], 3) and len(values([one, two])) == 12, "two static members", [one, two])
+    seen_by_one = one.assignments_seen
+    two.kill()
+    again = start("two-again", "instance-2")
+    wait_for(lambda: again.assignment is not None, "the restarted static member's assignment", [again])
+    assert again.assignment == two.assignment
+    time.sleep(1.5)  # a rebalance would reach `one` through its 1 s heartbeat
+    one.update()
+    assert one.assignments_seen == seen_by_one
+    # It resumes at its commits: none of its partitions' records come again.
+    produce(broker.bootstrap, topic, 12, 12)
+    new = {f"r{i}" for i in range(12, 24)}
+    wait_for(lambda: new <= values([one, again]), "the new records", [one, again])
+    assert sorted(v for _, _, v in again.records) == sorted(f"r{i}" for i in range(12, 24)
+                                                            if i % PARTITIONS in two.assignment)
 
 
 # ---------------------------------------------------------------------------------------------

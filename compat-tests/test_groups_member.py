@@ -11,13 +11,15 @@ never auto-commits, and reports on stdout, one JSON object per line:
   {"event": "commit_failed", "error": "..."}                  when a rebalance got in the way
   {"event": "closed"}                                          after a clean close (LeaveGroup)
 It closes cleanly on a "close" line (or end of file) on stdin; the tests kill it with SIGKILL
-to play a member that dies without leaving. Uses nothing of kbroker.
+to play a member that dies without leaving. GROUP_INSTANCE_ID in the environment makes a
+confluent-kafka member static. Uses nothing of kbroker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import threading
 
@@ -82,10 +84,13 @@ def run_kafka_python(bootstrap: str, topic: str, group: str, client_id: str, str
 def run_confluent(bootstrap: str, topic: str, group: str, client_id: str, strategy: str) -> None:
     from confluent_kafka import Consumer, KafkaException
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
-                         "partition.assignment.strategy": strategy})
+    config = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
+              "auto.offset.reset": "earliest", "enable.auto.commit": False,
+              "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+              "partition.assignment.strategy": strategy}
+    if os.environ.get("GROUP_INSTANCE_ID"):
+        config["group.instance.id"] = os.environ["GROUP_INSTANCE_ID"]  # a static member (KIP-345)
+    consumer = Consumer(config)
 
     def on_assign(consumer, partitions):
         emit("assigned", partitions=sorted(p.partition for p in partitions))
