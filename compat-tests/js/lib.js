@@ -35,12 +35,11 @@ function run(body) {
   Promise.resolve()
     .then(() => body(makeKafka()))
     .then((result) => {
-      process.stdout.write(JSON.stringify(result) + '\n');
-      process.exit(0);
+      // Exit only once the answer is written: a pipe takes 64 KiB at a time.
+      process.stdout.write(JSON.stringify(result) + '\n', () => process.exit(0));
     })
     .catch((err) => {
-      process.stderr.write(`error: ${err && err.stack ? err.stack : err}\n`);
-      process.exit(1);
+      process.stderr.write(`error: ${err && err.stack ? err.stack : err}\n`, () => process.exit(1));
     });
 }
 

@@ -24,18 +24,21 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
         wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]
     else:
         wanted = [(name, ZERO_UUID) for name in request["topic_names"]]
-    responses, names = [], []
+    # Resolve ids to names first; answers keep the request's order.
+    resolved: list[tuple[str | None, object]] = []
     for name, topic_id in wanted:
         if name is None:
             topic = cache.topic_by_id(topic_id)
-            if topic is None:
-                responses.append({"name": None, "topic_id": topic_id, "error_code": Errors.UNKNOWN_TOPIC_ID,
-                                  "error_message": "Topic id not found"})
-                continue
-            name = topic.name
-        names.append((name, topic_id))
-    results = await ctx.broker.admin_manager.delete_topics([n for n, _ in names], request["timeout_ms"])
-    for name, topic_id in names:
+            name = topic.name if topic is not None else None
+        resolved.append((name, topic_id))
+    results = await ctx.broker.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
+                                                           request["timeout_ms"])
+    responses = []
+    for name, topic_id in resolved:
+        if name is None:
+            responses.append({"name": None, "topic_id": topic_id, "error_code": Errors.UNKNOWN_TOPIC_ID,
+                              "error_message": "Topic id not found"})
+            continue
         error, message = results[name]
         responses.append({"name": name, "topic_id": topic_id, "error_code": error, "error_message": message})
     return {"throttle_time_ms": 0, "responses": responses}
