@@ -305,6 +305,25 @@ async def test_offsets_of_empty_groups_expire_after_retention(tmp_path):
         h.close()
 
 
+@async_test
+async def test_offsets_of_deleted_topics_are_removed(tmp_path):
+    clock = FakeClock()
+    h = await Harness(tmp_path, clock).start()
+    c = h.coordinator
+    (a,), generation = await stable_group(h, 1, protocols=[("range", subscription("gone", "kept"))])
+    await c.commit_offsets("g", a, None, generation, {("gone", 0): om(1), ("gone", 1): om(2), ("kept", 0): om(3)})
+    await c.commit_offsets("simple", "", None, -1, {("gone", 0): om(4)})
+    assert c.on_topics_deleted(["gone"]) == 3
+    assert set(c.fetch_offsets("g", False, None)[1]) == {("kept", 0)}
+    assert c.manager.get_group("simple") is None  # nothing left: Dead, as Kafka's cleanup does
+    h = await restart(h, tmp_path)
+    try:
+        assert set(h.coordinator.fetch_offsets("g", False, None)[1]) == {("kept", 0)}
+        assert h.coordinator.manager.get_group("simple") is None
+    finally:
+        h.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Describe and list
 

@@ -912,6 +912,16 @@ class GroupCoordinator:
                 partition_errors[tp] = Errors.NONE
         return Errors.NONE, partition_errors
 
+    def on_topics_deleted(self, topics: list[str]) -> int:
+        """Kafka's onPartitionsDeleted (fed by UpdateMetadata): every group forgets the offsets of
+        deleted topics, with tombstones. Returns how many offsets went."""
+        deleted = set(topics)
+        removed = self.manager.cleanup_group_metadata(
+            self.manager.current_groups(), lambda g: g.remove_offsets([tp for tp in g.offsets if tp[0] in deleted]))
+        if removed:
+            log.info("removed %d offsets of deleted topics %s", removed, sorted(deleted))
+        return removed
+
     # -- expiry ---------------------------------------------------------------------------------
     def _schedule_offsets_expiry(self) -> None:
         self._expiry_timer = self._call_later(self.offset_config.retention_check_interval_ms,

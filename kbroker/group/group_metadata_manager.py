@@ -316,7 +316,12 @@ class GroupMetadataManager:
                                 timestamp=now)
                    for (topic, partition), om in fitting.items()]
         group.prepare_offset_commit(fitting)
-        error, base_offset = await self._append(group.group_id, records, self.config.commit_required_acks)
+        try:
+            error, base_offset = await self._append(group.group_id, records, self.config.commit_required_acks)
+        except BaseException:
+            for tp, om in fitting.items():  # never leave a commit pending: require_stable would wait forever
+                group.fail_pending_offset_write(tp, om)
+            raise
         alive = not group.is_state(GroupState.DEAD)
         for tp, om in fitting.items():
             if not alive:
