@@ -170,6 +170,7 @@ class ReplicaFetcherThread:
         self.client = NetworkClient(leader.host, leader.port, f"broker-{config.broker_id}-fetcher-{fetcher_id}",
                                     request_timeout_s=config.socket_timeout_ms / 1000)
         self._changed = asyncio.Event()
+        self._unreachable = False  # the leader failed the last attempt (log the first failure only)
         self._task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
@@ -221,9 +222,12 @@ class ReplicaFetcherThread:
         try:
             response = await self.client.send(ApiKey.FETCH, version, request)
         except ConnectionError as exc:
-            log.info("%s: fetch failed (%s); backing off %d ms", self.name, exc, self.config.fetch_backoff_ms)
+            log.log(logging.DEBUG if self._unreachable else logging.INFO, "%s: fetch failed (%s); retrying every %d ms",
+                    self.name, exc, self.config.fetch_backoff_ms)
+            self._unreachable = True
             self._delay(sent)
             return
+        self._unreachable = False
         if response["error_code"]:
             log.warning("%s: fetch answered with error %s", self.name, Errors(response["error_code"]).name)
             self._delay(sent)

@@ -1,0 +1,137 @@
+"""A cluster of kbroker processes against the `zookeeper` fixture, for the cluster compat tests.
+
+`KafkaCluster` starts brokers 1..N on 127.0.0.1 through a BrokerLauncher (so the fixtures' log
+capture and teardown apply), each with `broker.id`, `zookeeper.connect` in its own chroot and
+the overrides given. It reads partition state straight from the znodes with kazoo, kills,
+pauses (SIGSTOP) and resumes brokers, and at `stop()` resumes any paused broker and stops
+them all at once (SIGTERM to all, then SIGKILL for any still running after the timeout).
+It only reads znodes and signals the processes it started; the repository is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from kazoo.client import KazooClient
+
+from support.processes import BrokerLauncher, BrokerProcess
+
+STOP_TIMEOUT_S = 10.0
+
+
+class KafkaCluster:
+    def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = ()):
+        self.launcher = launcher
+        self.chroot = f"/kbroker-cluster-{uuid.uuid4().hex[:8]}"
+        self.zookeeper_connect = f"{zookeeper}{self.chroot}"
+        self.size = size
+        self.overrides = overrides
+        self.brokers: dict[int, BrokerProcess] = {}
+        self.paused: set[int] = set()
+        self.zk = KazooClient(hosts=zookeeper + self.chroot, timeout=10)
+
+    def start(self) -> KafkaCluster:
+        for broker_id in range(1, self.size + 1):
+            self.brokers[broker_id] = self.launcher.start(
+                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides)
+        self.zk.start(timeout=10)
+        self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
+        return self
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers.values())
+
+    # -- znodes ---------------------------------------------------------------------------------------
+    def live_broker_ids(self) -> set[int]:
+        return {int(child) for child in self.zk.get_children("/brokers/ids")} if self.zk.exists("/brokers/ids") \
+            else set()
+
+    def controller_id(self) -> int | None:
+        if not self.zk.exists("/controller"):
+            return None
+        return json.loads(self.zk.get("/controller")[0])["brokerid"]
+
+    def partition_state(self, topic: str, partition: int = 0) -> dict | None:
+        """The state znode as JSON plus its zkVersion (the partition epoch), or None."""
+        path = f"/brokers/topics/{topic}/partitions/{partition}/state"
+        if not self.zk.exists(path):
+            return None
+        data, stat = self.zk.get(path)
+        return {**json.loads(data), "partition_epoch": stat.version}
+
+    def leader(self, topic: str, partition: int = 0) -> int:
+        state = self.partition_state(topic, partition)
+        return -1 if state is None else state["leader"]
+
+    def isr(self, topic: str, partition: int = 0) -> list[int]:
+        state = self.partition_state(topic, partition)
+        return [] if state is None else state["isr"]
+
+    def replicas(self, topic: str, partition: int = 0) -> list[int]:
+        data, _ = self.zk.get(f"/brokers/topics/{topic}")
+        return json.loads(data)["partitions"][str(partition)]
+
+    # -- the logs on disk ----------------------------------------------------------------------------
+    def log_bytes(self, broker_id: int, topic: str, partition: int = 0) -> bytes:
+        """The partition's .log segments on that broker, concatenated in offset order."""
+        directory = Path(self.brokers[broker_id].log_dir) / f"{topic}-{partition}"
+        return b"".join(path.read_bytes() for path in sorted(directory.glob("*.log")))
+
+    def logs_identical(self, topic: str, partition: int = 0) -> bool:
+        contents = {self.log_bytes(b, topic, partition) for b in self.replicas(topic, partition)}
+        return len(contents) == 1 and b"" not in contents
+
+    # -- processes ---------------------------------------------------------------------------------------
+    def kill(self, broker_id: int) -> None:
+        self.brokers[broker_id].kill()
+
+    def restart(self, broker_id: int) -> None:
+        self.brokers[broker_id].start()
+
+    def pause(self, broker_id: int) -> None:
+        self.paused.add(broker_id)
+        self.brokers[broker_id].send_signal(signal.SIGSTOP)
+
+    def resume(self, broker_id: int) -> None:
+        self.brokers[broker_id].send_signal(signal.SIGCONT)
+        self.paused.discard(broker_id)
+
+    def stop(self) -> None:
+        """SIGCONT what is paused, SIGTERM everything, SIGKILL what outlives the timeout."""
+        for broker_id in list(self.paused):
+            if self.brokers[broker_id].alive():
+                self.resume(broker_id)
+        running = [b for b in self.brokers.values() if b.alive()]
+        for broker in running:
+            broker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for broker in running:
+            try:
+                broker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                broker.kill()
+        try:
+            self.zk.stop()
+            self.zk.close()
+        except Exception:
+            pass
+
+    # -- waiting ------------------------------------------------------------------------------------------
+    @staticmethod
+    def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
+                 interval: float = 0.1) -> float:
+        """Polls until `condition()` holds; returns the seconds it took."""
+        started = time.monotonic()
+        while True:
+            if condition():
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            time.sleep(interval)
