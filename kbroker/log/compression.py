@@ -4,18 +4,18 @@ Codec ids are those of the batch attributes' low three bits. Only maintained lib
 zlib/gzip (stdlib), python-snappy, lz4.frame, zstandard. Snappy data is written with the xerial
 framing Kafka's Java client uses and read with or without it (librdkafka writes raw snappy).
 
-Pure functions over bytes: nothing here knows batches, files or topics.
+Pure functions over bytes: nothing here knows batches, files or topics. The codec libraries
+are imported on first use: most brokers never look inside a batch, and start-up should not pay
+for them.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import struct
 import zlib
-
-import lz4.frame
-import snappy
-import zstandard
+from types import SimpleNamespace
 
 CODEC_NONE = 0
 CODEC_GZIP = 1
@@ -48,8 +48,17 @@ _XERIAL_HEADER = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)
 _XERIAL_BLOCK_SIZE = 32 * 1024
 _I32 = struct.Struct(">i")
 
-_ZSTD_COMPRESSOR = zstandard.ZstdCompressor()
-_ZSTD_DECOMPRESSOR = zstandard.ZstdDecompressor()
+
+
+@functools.cache
+def _libs() -> SimpleNamespace:
+    import lz4.frame
+    import snappy
+    import zstandard
+
+    return SimpleNamespace(lz4=lz4.frame, snappy=snappy, zstd=zstandard,
+                           zstd_compressor=zstandard.ZstdCompressor(),
+                           zstd_decompressor=zstandard.ZstdDecompressor())
 
 
 class UnsupportedCodecError(ValueError):
@@ -66,14 +75,15 @@ def compress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
         return _xerial_snappy_compress(data)
     if codec == CODEC_LZ4:
         # Kafka's LZ4 reader wants independent blocks and no content size in the frame header.
-        return lz4.frame.compress(
+        lz4 = _libs().lz4
+        return lz4.compress(
             bytes(data),
-            block_size=lz4.frame.BLOCKSIZE_MAX64KB,
+            block_size=lz4.BLOCKSIZE_MAX64KB,
             block_linked=False,
             store_size=False,
         )
     if codec == CODEC_ZSTD:
-        return _ZSTD_COMPRESSOR.compress(bytes(data))
+        return _libs().zstd_compressor.compress(bytes(data))
     raise UnsupportedCodecError(f"unknown compression codec id {codec}")
 
 
@@ -81,17 +91,18 @@ def decompress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     """Inverse of `compress`; raises ValueError-derived errors on damaged input."""
     if codec == CODEC_NONE:
         return bytes(data)
+    libs = _libs()
     try:
         if codec == CODEC_GZIP:
             return gzip.decompress(data)
         if codec == CODEC_SNAPPY:
             return _snappy_decompress(bytes(data))
         if codec == CODEC_LZ4:
-            return lz4.frame.decompress(bytes(data))
+            return libs.lz4.decompress(bytes(data))
         if codec == CODEC_ZSTD:
             # A decompressobj copes with frames that do not record their content size.
-            return _ZSTD_DECOMPRESSOR.decompressobj(read_across_frames=True).decompress(bytes(data))
-    except (OSError, EOFError, RuntimeError, zlib.error, zstandard.ZstdError, snappy.UncompressError) as err:
+            return libs.zstd_decompressor.decompressobj(read_across_frames=True).decompress(bytes(data))
+    except (OSError, EOFError, RuntimeError, zlib.error, libs.zstd.ZstdError, libs.snappy.UncompressError) as err:
         raise ValueError(f"cannot decompress {CODEC_NAMES[codec]} data: {err}") from err
     raise UnsupportedCodecError(f"unknown compression codec id {codec}")
 
@@ -106,7 +117,7 @@ def _xerial_snappy_compress(data: bytes | bytearray | memoryview) -> bytes:
     view = memoryview(data)
     parts = [_XERIAL_HEADER]
     for start in range(0, len(view), _XERIAL_BLOCK_SIZE):
-        block = snappy.compress(view[start : start + _XERIAL_BLOCK_SIZE].tobytes())
+        block = _libs().snappy.compress(view[start : start + _XERIAL_BLOCK_SIZE].tobytes())
         parts.append(_I32.pack(len(block)))
         parts.append(block)
     return b"".join(parts)
@@ -114,7 +125,7 @@ def _xerial_snappy_compress(data: bytes | bytearray | memoryview) -> bytes:
 
 def _snappy_decompress(data: bytes) -> bytes:
     if not data.startswith(_XERIAL_MAGIC) or len(data) < len(_XERIAL_HEADER):
-        return snappy.uncompress(data)
+        return _libs().snappy.uncompress(data)
     view = memoryview(data)
     position = len(_XERIAL_HEADER)
     parts = []
@@ -125,6 +136,6 @@ def _snappy_decompress(data: bytes) -> bytes:
         position += 4
         if block_length < 0 or position + block_length > len(view):
             raise ValueError("xerial snappy block runs past the end of the data")
-        parts.append(snappy.uncompress(view[position : position + block_length].tobytes()))
+        parts.append(_libs().snappy.uncompress(view[position : position + block_length].tobytes()))
         position += block_length
     return b"".join(parts)

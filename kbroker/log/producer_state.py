@@ -20,9 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import crc32c
-
 from kbroker.api.protocol.errors import Errors
+from kbroker.log.crc import crc32c
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
     INT32_MAX,
@@ -440,7 +439,7 @@ def write_snapshot(path: str, entries: Iterable[ProducerStateEntry], sync: bool 
         )
         count += 1
     _SNAPSHOT_HEADER.pack_into(body, 0, _SNAPSHOT_VERSION, 0, count)
-    crc = crc32c.crc32c(memoryview(body)[_CRC_START:])
+    crc = crc32c(memoryview(body)[_CRC_START:])
     struct.pack_into(">I", body, 2, crc)
     tmp_path = path + ".tmp"
     with open(tmp_path, "wb") as file:
@@ -459,7 +458,7 @@ def read_snapshot(path: str) -> list[ProducerStateEntry]:
     version, crc, count = _SNAPSHOT_HEADER.unpack_from(data, 0)
     if version != _SNAPSHOT_VERSION:
         raise ValueError(f"unsupported snapshot version {version}")
-    if crc32c.crc32c(memoryview(data)[_CRC_START:]) != crc:
+    if crc32c(memoryview(data)[_CRC_START:]) != crc:
         raise ValueError("snapshot CRC mismatch")
     if len(data) != _SNAPSHOT_HEADER.size + count * _SNAPSHOT_ENTRY.size:
         raise ValueError("snapshot size does not match its entry count")

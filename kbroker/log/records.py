@@ -19,9 +19,8 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import NamedTuple
 
-import crc32c
-
 from kbroker.log.compression import CODEC_NONE, compress, decompress
+from kbroker.log.crc import crc32c
 
 # Header layout (KAFKA-FACTS §5), big-endian.
 HEADER_STRUCT = struct.Struct(">qiibIhiqqqhii")
@@ -185,11 +184,11 @@ def _legacy_header(buf: Buffer, position: int, batch_length: int) -> BatchHeader
 def batch_crc_is_valid(buf: Buffer, header: BatchHeader) -> bool:
     """CRC-32C over attributes..end matches the stored CRC."""
     view = memoryview(buf)[header.position + ATTRIBUTES_OFFSET : header.end]
-    return crc32c.crc32c(view) == header.crc
+    return crc32c(view) == header.crc
 
 
 def compute_batch_crc(buf: Buffer, position: int, end: int) -> int:
-    return crc32c.crc32c(memoryview(buf)[position + ATTRIBUTES_OFFSET : end])
+    return crc32c(memoryview(buf)[position + ATTRIBUTES_OFFSET : end])
 
 
 def set_offsets_and_epoch(
