@@ -288,7 +288,9 @@ class KafkaServer:
 
     def handle_controller_request(self, api_key: int, request: dict) -> dict | None:
         if api_key == ApiKey.UPDATE_METADATA:
-            self.metadata_cache.update_metadata(request)
+            deleted = self.metadata_cache.update_metadata(request)
+            if deleted and self.group_coordinator is not None:
+                self.group_coordinator.on_topics_deleted(deleted)  # Kafka's onPartitionsDeleted
             return {"error_code": 0}
         if api_key == ApiKey.LEADER_AND_ISR:
             return self.replica_manager.become_leader_or_follower(request)
