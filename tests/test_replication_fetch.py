@@ -20,7 +20,7 @@ from test_replication_support import InProcessCluster, Node, settle, wait_until
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
 from kbroker.network.network_client import NetworkClient
-from kbroker.replica.replica_fetcher import InitialFetchState
+from kbroker.replica.replica_fetcher import BrokerEndPoint, InitialFetchState
 
 T = "t"
 TP = (T, 0)
@@ -139,6 +139,33 @@ def test_a_former_leader_truncates_what_the_new_leader_never_had(tmp_path, trunc
     run(scenario)
 
 
+def test_a_broker_that_led_an_epoch_without_appending_follows_again(tmp_path):
+    """Broker 2 leads epoch 1 but appends nothing; broker 1 then leads epoch 2. Broker 2's
+    epoch cache ends with (1, 5), which the leader has never heard of: the divergence answer
+    (epoch 0 ends at 5) truncates nothing, and the dangling epoch must go (Kafka's truncateTo
+    does so) or the follower would ask about it forever."""
+    async def scenario():
+        cluster = await started(tmp_path)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            one, two = cluster.nodes[1], cluster.nodes[2]
+            assert (await one.produce(T, 5)).error == Errors.NONE
+            await cluster.fail(1)
+            assert two.partition(T).is_leader and two.log(T).leader_epoch_cache.entries == [(0, 0), (1, 5)]
+            await cluster.restore(1)
+            await wait_until(lambda: cluster.state(T).isr == [2, 1], what="broker 1 rejoining the ISR")
+            await cluster.fail(2)
+            assert one.partition(T).is_leader and one.log(T).leader_epoch_cache.entries == [(0, 0), (2, 5)]
+            await cluster.restore(2)
+            assert (await one.produce(T, 3, timeout_ms=5000)).error == Errors.NONE
+            await wait_until(lambda: in_sync(cluster, 1, 2), what="broker 2 to catch up")
+            assert two.log(T).leader_epoch_cache.entries == [(0, 0), (2, 5)]
+            await wait_until(lambda: cluster.state(T).isr == [1, 2], what="broker 2 rejoining the ISR")
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
 def test_a_follower_behind_the_leaders_log_start_starts_over_there(tmp_path):
     async def scenario():
         cluster = await started(tmp_path, lag_ms=200)
@@ -246,4 +273,27 @@ def test_settle_is_enough_for_local_deliveries(tmp_path):
             assert cluster.nodes[3].partition(T) is None
         finally:
             await cluster.close()
+    run(scenario)
+
+
+def test_a_leader_back_at_another_address_takes_its_partitions_along(tmp_path):
+    """ReplicaFetcherManager: one fetcher per (leader, fetcher id); a new endpoint for the
+    same leader replaces the fetcher, and partitions already followed move to the new one."""
+    async def scenario():
+        node = Node(2, tmp_path)
+        manager = node.replica_manager.replica_fetcher_manager
+        try:
+            old, new = BrokerEndPoint(1, "127.0.0.1", 1), BrokerEndPoint(1, "127.0.0.1", 2)
+            manager.add_fetcher_for_partitions({("a", 0): InitialFetchState(None, old, 3, 10, 2)})
+            manager.add_fetcher_for_partitions({("b", 0): InitialFetchState(None, new, 4, 0, None)})
+            assert list(manager.fetchers) == [(1, 0)]
+            fetcher = manager.fetchers[(1, 0)]
+            assert fetcher.leader == new and set(fetcher.partitions) == {("a", 0), ("b", 0)}
+            assert manager.fetch_state(("a", 0)).fetch_offset == 10
+            assert manager.fetch_state(("b", 0)).truncating  # no epoch yet: reconcile to the high watermark
+            assert manager.remove_fetcher_for_partitions([("a", 0), ("b", 0)]).keys() == {("a", 0), ("b", 0)}
+            manager.shutdown_idle_fetcher_threads()
+            assert manager.fetchers == {}
+        finally:
+            await node.close()
     run(scenario)

@@ -399,14 +399,25 @@ class ReplicaFetcherThread:
                 log.warning("%s: truncating %s-%d below its high watermark %d", self.name, tp[0], tp[1],
                             follower_log.high_watermark)
             follower_log.truncate_to(offset)
+        else:
+            # As Kafka's truncateTo does even when no record goes: drop epochs that start at the
+            # log end. We may have led such an epoch without appending to it, and asking about
+            # it again would get the same divergence answer forever.
+            follower_log.leader_epoch_cache.truncate_from_end(follower_log.log_end_offset)
         state.fetch_offset = follower_log.log_end_offset
         state.last_fetched_epoch = follower_log.leader_epoch_cache.latest_epoch()
         return done
 
     def _truncate_on_divergence(self, tp: TopicPartition, state: PartitionFetchState, epoch: int,
                                 end_offset: int) -> None:
+        before = (state.fetch_offset, state.last_fetched_epoch)
         self._truncate(tp, state, epoch, end_offset)
         state.truncating = False  # with truncation on fetch the next fetch re-checks
+        if (state.fetch_offset, state.last_fetched_epoch) == before:
+            # Nothing changed, so the leader would answer the same: do not spin on it.
+            log.warning("%s: %s-%d diverges at epoch %d / offset %d but there is nothing to truncate; backing off",
+                        self.name, tp[0], tp[1], epoch, end_offset)
+            self._delay([tp])
 
     async def _maybe_truncate(self) -> None:
         """Partitions that must reconcile before fetching: to the high watermark without epochs,
@@ -532,12 +543,15 @@ class ReplicaFetcherManager:
         for key, states in by_fetcher.items():
             leader = next(iter(states.values())).leader
             fetcher = self.fetchers.get(key)
+            carried: dict[TopicPartition, PartitionFetchState] = {}
             if fetcher is not None and fetcher.leader != leader:  # the leader came back elsewhere
+                carried, fetcher.partitions = fetcher.partitions, {}
                 self._close_fetcher(self.fetchers.pop(key))
                 fetcher = None
             if fetcher is None:
                 fetcher = self.fetchers[key] = ReplicaFetcherThread(key[1], leader, self.config, self.replica_manager,
                                                                     self.broker_epoch, self.failed_partitions.add)
+                fetcher.partitions.update(carried)  # the old endpoint's other partitions move along
                 fetcher.start()
             fetcher.add_partitions(states)
             self.failed_partitions.difference_update(states)
