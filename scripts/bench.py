@@ -4,8 +4,10 @@
 Starts kbroker on a fresh temporary data directory (or uses --bootstrap), runs the scenarios of
 bench_scenarios.py --runs times with confluent-kafka as the load client in separate processes
 (bench_client.py), alternating between brokers when --against is given, and prints a table and
-JSON lines (medians). Each run also measures the loopback TCP bandwidth, so every throughput is
-reported as a fraction of it. Every measurement is verified (record counts, offsets, first and
+JSON lines (medians). The cluster scenarios then run --runs times against three kbroker processes
+and a ZooKeeper (bench_cluster.py) when Debian's ZooKeeper is installed, and are reported as
+skipped, with the reason, when it is not. Each run also measures the loopback TCP bandwidth, so
+every throughput is reported as a fraction of it. Every measurement is verified (record counts, offsets, first and
 last payloads); a failed one is reported and makes the exit code 1. Touches only its own
 temporary directory and the processes it starts; never kbroker's code or other data.
 """
@@ -23,12 +25,20 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
 
 from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker  # noqa: E402
+from bench_cluster import (  # noqa: E402
+    CLUSTER_SIZE,
+    RunningCluster,
+    start_cluster,
+    stop_cluster,
+    zookeeper_unavailable_reason,
+)
 from bench_report import (  # noqa: E402
     detail_table,
     json_lines,
@@ -36,6 +46,7 @@ from bench_report import (  # noqa: E402
     memory_summary,
     ratio_table,
     ratios,
+    skipped_summary,
     summarize,
 )
 from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, SCENARIOS, Scenario  # noqa: E402
@@ -43,6 +54,8 @@ from bench_scenarios import select as select_scenarios  # noqa: E402
 
 CLIENT = SCRIPTS / "bench_client.py"
 CLIENT_ALONE = "client alone"  # the target name of the no-broker baseline
+CLUSTER = f"kbroker x{CLUSTER_SIZE}"  # the target name of the cluster scenarios
+NOT_AGAINST = "--against does not apply: the other brokers have no ZooKeeper mode; this runs on kbroker only"
 LOOPBACK_BYTES = 2_000_000_000
 MIN_LOOPBACK_BYTES = 64 * 1024 * 1024
 LOOPBACK_CHUNK = 4 * 1024 * 1024
@@ -86,7 +99,7 @@ def throughput_timeout_s(scenario: Scenario) -> float:
     return 60.0 + scenario.value_bytes / 1e6
 
 
-def base_spec(mode: str, scenario: Scenario, broker: RunningBroker, topic: str) -> dict:
+def base_spec(mode: str, scenario: Scenario, broker: RunningBroker | RunningCluster, topic: str) -> dict:
     return {
         "mode": mode,
         "bootstrap": broker.bootstrap,
@@ -95,6 +108,8 @@ def base_spec(mode: str, scenario: Scenario, broker: RunningBroker, topic: str) 
         "size": scenario.size,
         "producer_config": scenario.producer_config,
         "consumer_config": scenario.consumer_config,
+        "replication_factor": scenario.replication_factor,
+        "topic_config": scenario.topic_config,
         "broker_pids": broker.pids(),
         "timeout_s": throughput_timeout_s(scenario),
     }
@@ -150,8 +165,18 @@ class Datasets:
         return self.topics.get((broker, scenario))
 
 
+def measure(
+    scenario: Scenario, broker: RunningBroker | RunningCluster, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
+) -> dict:
+    """One sample; a harness bug or a broken broker becomes this sample's error, not the end of the run."""
+    try:
+        return run_scenario(scenario, broker, topic_prefix, datasets, by_key)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def run_scenario(
-    scenario: Scenario, broker: RunningBroker, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
+    scenario: Scenario, broker: RunningBroker | RunningCluster, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
 ) -> dict:
     topic = f"{topic_prefix}-{scenario.key}"
     if scenario.kind == "produce":
@@ -162,19 +187,18 @@ def run_scenario(
         sample = run_consume(scenario, broker, topic_prefix, datasets, by_key)
     else:
         sample = run_e2e(scenario, broker, topic)
-    if "error" in sample and broker.process is not None and broker.process.poll() is not None:
-        sample["error"] += f" (broker exited with code {broker.process.returncode}: {broker.log_tail(5)})"
+    if "error" in sample and (note := broker.exit_note()):
+        sample["error"] += f" ({note})"
     return sample
 
 
 def run_consume(
-    scenario: Scenario, broker: RunningBroker, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
+    scenario: Scenario, broker: RunningBroker | RunningCluster, topic_prefix: str, datasets: Datasets, by_key: dict[str, Scenario]
 ) -> dict:
     """Reads the records its produce scenario wrote in this run, filling a topic (untimed) if needed."""
     topic = datasets.topic_for(broker.name, scenario.dataset)
     if topic is None:
-        source = by_key[scenario.dataset]
-        source = Scenario(source.key, source.title, "produce", scenario.count, source.size, source.producer_config)
+        source = replace(by_key[scenario.dataset], count=scenario.count)
         topic = f"{topic_prefix}-fill-{scenario.dataset}"
         filled = run_client(base_spec("produce", source, broker, topic))
         if "error" in filled:
@@ -184,7 +208,11 @@ def run_consume(
 
 
 def target_names(scenario: Scenario, specs: list[BrokerSpec]) -> list[str]:
-    return [CLIENT_ALONE] if scenario.kind == "client" else [spec.name for spec in specs]
+    if scenario.kind == "client":
+        return [CLIENT_ALONE]
+    if scenario.brokers > 1:
+        return [CLUSTER]
+    return [spec.name for spec in specs]
 
 
 def client_alone_spec(scenario: Scenario) -> dict:
@@ -248,7 +276,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="COMMAND",
-        help="another broker to run the same scenarios against, alternating; {port} and {dir} are substituted "
+        help="another broker to run the same single-broker scenarios against, alternating (the cluster scenarios "
+        "run on kbroker only); {port} and {dir} are substituted "
         "(e.g. 'tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port}')",
     )
     parser.add_argument(
@@ -298,12 +327,32 @@ def describe(scenario: Scenario, sample: dict) -> str:
 
 
 def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: str) -> dict:
-    """Everything measured: samples per (target, scenario), loopback samples, RSS."""
+    """Everything measured: samples per (target, scenario), loopback samples, RSS, skipped scenarios.
+
+    The single-broker scenarios first, with their brokers; then, with those stopped, the cluster
+    scenarios, so neither phase shares the two cores with the other's idle processes.
+    """
+    by_key = {scenario.key: scenario.scaled(args.scale) for scenario in SCENARIOS}  # consume may need any dataset
+    scenarios = [s for s in args.selected if not (s.kind == "start" and args.bootstrap)]
+    token = secrets.token_hex(3)
+    measured = run_single_broker_scenarios(args, specs, work_dir, [s for s in scenarios if s.brokers == 1], by_key, token)
+    clustered = [s for s in scenarios if s.brokers > 1]
+    skip_reason = cluster_skip_reason(args) if clustered else None
+    if skip_reason:
+        log(f"cluster scenarios skipped: {skip_reason}")
+    elif clustered:
+        measured["samples"].update(run_cluster_scenarios(args, work_dir, clustered, by_key, token))
+    measured["skipped"] = {scenario.key: skip_reason for scenario in clustered if skip_reason}
+    measured["scenarios"] = scenarios
+    return measured
+
+
+def run_single_broker_scenarios(
+    args: argparse.Namespace, specs: list[BrokerSpec], work_dir: str, scenarios: list[Scenario], by_key: dict[str, Scenario], token: str
+) -> dict:
     brokers: dict[str, RunningBroker] = {}
     samples: dict[tuple[str, str], list[dict]] = defaultdict(list)
     loopback: list[float] = []
-    by_key = {scenario.key: scenario.scaled(args.scale) for scenario in SCENARIOS}  # consume may need any dataset
-    scenarios = [s for s in args.selected if not (s.kind == "start" and args.bootstrap)]
     specs_by_name = {spec.name: spec for spec in specs}
     try:
         for spec in specs:
@@ -313,7 +362,6 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
                 samples[(spec.name, "start")].append({"start_ms": broker.start_ms})
         time.sleep(IDLE_SETTLE_S)
         idle = {name: broker.rss_mib() for name, broker in brokers.items()}
-        token = secrets.token_hex(3)
         for run in range(args.runs):
             loopback.append(measure_loopback(args.loopback_bytes))
             log(f"run {run + 1}/{args.runs}: loopback {loopback[-1]:,.0f} MB/s")
@@ -328,18 +376,56 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
                             continue  # the first sample is the start of the broker under load
                         sample = measure_start(specs_by_name[name], work_dir)
                     else:
-                        topic_prefix = f"bench-{token}-r{run + 1}"
-                        try:
-                            sample = run_scenario(scenario, brokers[name], topic_prefix, datasets, by_key)
-                        except Exception as exc:  # a harness bug or a broken broker: report it, go on
-                            sample = {"error": f"{type(exc).__name__}: {exc}"}
+                        sample = measure(scenario, brokers[name], f"bench-{token}-r{run + 1}", datasets, by_key)
                     samples[(name, scenario.key)].append(sample)
                     log(f"run {run + 1}/{args.runs} {scenario.key} on {name}: {describe(scenario, sample)}")
         after = {name: broker.rss_mib() for name, broker in brokers.items()}
     finally:
         for broker in brokers.values():
             stop_broker(broker)
-    return {"samples": samples, "loopback": loopback, "idle": idle, "after": after, "scenarios": scenarios}
+    return {"samples": samples, "loopback": loopback, "idle": idle, "after": after}
+
+
+def cluster_skip_reason(args: argparse.Namespace) -> str | None:
+    if args.bootstrap:
+        return "--bootstrap names one broker, and the cluster scenarios start a kbroker cluster of their own"
+    reason = zookeeper_unavailable_reason()
+    return f"no ZooKeeper to run a cluster with: {reason}" if reason else None
+
+
+def run_cluster_scenarios(
+    args: argparse.Namespace, work_dir: str, scenarios: list[Scenario], by_key: dict[str, Scenario], token: str
+) -> dict[tuple[str, str], list[dict]]:
+    """--runs runs of the cluster scenarios on one cluster, started for them and stopped after."""
+    samples: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    try:
+        cluster = start_cluster(CLUSTER, work_dir)
+    except Exception as exc:
+        log(f"{CLUSTER} did not start: {type(exc).__name__}: {exc}")
+        for scenario in scenarios:
+            samples[(CLUSTER, scenario.key)].append({"error": f"the cluster did not start: {type(exc).__name__}: {exc}"})
+        return samples
+    log(f"{CLUSTER} (ZooKeeper at {cluster.zookeeper.connect_string}) sees all brokers at {cluster.bootstrap} after {cluster.start_ms:,.0f} ms")
+    try:
+        for run in range(args.runs):
+            datasets = Datasets()
+            for scenario in scenarios:
+                sample = measure(scenario, cluster, f"bench-{token}-c{run + 1}", datasets, by_key)
+                samples[(CLUSTER, scenario.key)].append(sample)
+                log(f"run {run + 1}/{args.runs} {scenario.key} on {CLUSTER}: {describe(scenario, sample)}")
+    finally:
+        stop_cluster(cluster)
+    return samples
+
+
+def summary_of(scenario: Scenario, target: str, measured: dict, loopback_mb_s: float | None, against: bool) -> dict:
+    if scenario.key in measured["skipped"]:
+        summary = skipped_summary(scenario, target, measured["skipped"][scenario.key])
+    else:
+        summary = summarize(scenario, target, measured["samples"][(target, scenario.key)], loopback_mb_s)
+    if against and scenario.brokers > 1:
+        summary["notes"] = [NOT_AGAINST]
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work_dir, ignore_errors=True)
     loopback = loopback_summary(measured["loopback"], args.loopback_bytes)
     results = [
-        summarize(scenario, name, measured["samples"][(name, scenario.key)], loopback["mb_per_s"])
+        summary_of(scenario, name, measured, loopback["mb_per_s"], against=bool(args.against))
         for scenario in measured["scenarios"]
         for name in target_names(scenario, specs)
     ]
@@ -370,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
             print(ratio_table(ratio_lines))
         print()
     print(json_lines([loopback, *results, *memory, *ratio_lines]), flush=True)
-    return 0 if all(summary["verified"] for summary in results) else 1
+    return 0 if all(summary["verified"] for summary in results if "skipped" not in summary) else 1
 
 
 if __name__ == "__main__":

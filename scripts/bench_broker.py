@@ -1,8 +1,9 @@
 """Broker processes for scripts/bench: start one on a fresh data directory, time it to its first
 Metadata answer, read its RSS and CPU seconds from /proc, stop it.
 
-A broker is kbroker (`python -m kbroker` with listeners and log.dirs overridden) or any command
-given to --against, with {port} and {dir} substituted. Commands run in their own session, so
+A broker is kbroker (`python -m kbroker` with listeners and log.dirs overridden, plus any further
+overrides, such as a cluster member's broker.id and zookeeper.connect) or any command given to
+--against, with {port} and {dir} substituted. Commands run in their own session, so
 wrappers (a shell, a Python launcher) are measured together with the broker they start: RSS and
 CPU are summed over the whole process tree. Stops only the process groups it started. Knows
 nothing of kbroker's internals: it speaks Kafka (one raw Metadata v1 request) and reads /proc.
@@ -36,14 +37,13 @@ class BrokerSpec:
     command: str | None = None  # with {port} and {dir}; None for kbroker or a --bootstrap address
     bootstrap: str | None = None
     pids: list[int] = field(default_factory=list)  # for --bootstrap: the broker's pid, if known
+    overrides: tuple[str, ...] = ()  # kbroker only: further `key=value` settings
+
 
     def argv(self, port: int, data_dir: str) -> list[str]:
         if self.command is None:
-            return [
-                sys.executable, "-m", "kbroker",
-                "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
-                "--override", f"log.dirs={data_dir}",
-            ]  # fmt: skip
+            settings = (f"listeners=PLAINTEXT://127.0.0.1:{port}", f"log.dirs={data_dir}", *self.overrides)
+            return [sys.executable, "-m", "kbroker", *(arg for setting in settings for arg in ("--override", setting))]
         # exec: the shell becomes the broker, so its pid and signals are the broker's.
         text = self.command.replace("{port}", str(port)).replace("{dir}", data_dir)
         return ["/bin/sh", "-c", "exec " + text]
@@ -73,6 +73,12 @@ class RunningBroker:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
+    def exit_note(self) -> str:
+        """Why a failed measurement may have failed: the broker is gone ("" while it runs)."""
+        if self.process is None or self.process.poll() is None:
+            return ""
+        return f"{self.name} exited with code {self.process.returncode}: {self.log_tail(5)}"
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -95,28 +101,39 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
     broker = RunningBroker(spec.name, f"127.0.0.1:{port}", process, data_dir, log_path, None)
     try:
         wait_for_metadata("127.0.0.1", port, process)
-    except Exception:
+    except Exception as exc:
         stop_broker(broker)
-        raise
+        raise BrokerFailedToStart(f"{spec.name}: {exc}; its output ends: {broker.log_tail(3)}") from exc
     broker.start_ms = (time.perf_counter() - started) * 1000
     return broker
 
 
 def stop_broker(broker: RunningBroker) -> None:
-    """SIGTERM to the broker's process group, SIGKILL if it lingers."""
-    process = broker.process
-    if process is None or process.poll() is not None:
-        return
-    for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
+    stop_brokers([broker])
+
+
+def stop_brokers(brokers: list[RunningBroker]) -> None:
+    """SIGTERM to every broker's process group at once, SIGKILL to those that linger.
+
+    All at once, so the members of a cluster shut down together rather than each waiting for
+    the controller to move leadership onto brokers about to stop too.
+    """
+    running = [broker.process for broker in brokers if broker.process is not None and broker.process.poll() is None]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for process in running:
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        running = [process for process in running if process.poll() is None]
+        if not running:
             return
-        try:
-            process.wait(wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 class BrokerFailedToStart(Exception):
@@ -141,7 +158,8 @@ def read_exactly(sock: socket.socket, size: int) -> bytes:
     return bytes(data)
 
 
-def ask_metadata(host: str, port: int, timeout_s: float) -> None:
+def ask_metadata(host: str, port: int, timeout_s: float) -> bytes:
+    """The Metadata v1 answer, response header included."""
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.sendall(metadata_request(correlation_id=1))
         (size,) = struct.unpack(">i", read_exactly(sock, 4))
@@ -149,6 +167,27 @@ def ask_metadata(host: str, port: int, timeout_s: float) -> None:
     (correlation_id,) = struct.unpack_from(">i", answer)
     if correlation_id != 1:
         raise ConnectionError(f"Metadata answer carries correlation id {correlation_id}, expected 1")
+    return answer
+
+
+def cluster_view(answer: bytes) -> tuple[set[int], int]:
+    """(the broker ids, the controller id) of a Metadata v1 answer.
+
+    After the correlation id: brokers [node_id i32, host string, port i32, rack nullable
+    string], then controller_id i32 (-1 while there is none).
+    """
+    offset = 4
+    (count,) = struct.unpack_from(">i", answer, offset)
+    offset += 4
+    broker_ids = set()
+    for _ in range(count):
+        node_id, host_length = struct.unpack_from(">ih", answer, offset)
+        offset += 6 + host_length + 4  # node id, host, port
+        (rack_length,) = struct.unpack_from(">h", answer, offset)
+        offset += 2 + max(rack_length, 0)
+        broker_ids.add(node_id)
+    (controller_id,) = struct.unpack_from(">i", answer, offset)
+    return broker_ids, controller_id
 
 
 def wait_for_metadata(host: str, port: int, process: subprocess.Popen) -> None:

@@ -3,9 +3,11 @@
 
 `bench_client.py '<json spec>'` does what spec["mode"] names and prints one JSON line with the
 result on stdout (or {"error": ...} and exit code 1):
-- "produce": create the topic, then time producing `count` records of `size` bytes from the
-  first produce() to the end of flush(); afterwards check the high watermark and the first and
-  last payloads read back;
+- "produce": create the topic (`replication_factor` and `topic_config` when given), then time
+  producing `count` records of `size` bytes from the first produce() to the end of flush();
+  afterwards check the high watermark and the first and last payloads read back, and for a
+  replicated topic that every replica is in the ISR (with HW = min LEO over the ISR, the
+  followers then hold all `count` records too);
 - "produce-loop": time only the produce() calls with no broker reachable (the client alone);
 - "consume": time reading `count` records from offset 0 of an existing topic (assign, no group
   join), checking offsets, count and first/last payloads;
@@ -37,6 +39,7 @@ LAST_MARK = b"kbroker-bench last "
 E2E_HEADER = struct.Struct(">qq")  # sequence number, send time in CLOCK_MONOTONIC ns
 LOOPBACK_CHUNK = 4 * 1024 * 1024
 METADATA_TIMEOUT_S = 30.0
+ISR_PATIENCE_S = 5.0
 THROUGHPUT_READ = {"max.partition.fetch.bytes": 16_777_216}  # for reading a log back to verify it
 
 
@@ -80,18 +83,23 @@ def check(condition: bool, message: str) -> None:
 # ------------------------------------------------------------------------------ topics
 
 
-def create_topic(bootstrap: str, topic: str) -> None:
-    """One partition, replication factor 1; falls back on auto-creation if CreateTopics fails."""
+def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config: dict | None = None) -> None:
+    """One partition. An unreplicated topic falls back on auto-creation if CreateTopics fails;
+    a replicated one cannot (auto-creation would not replicate it), so that failure is raised."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    future = admin.create_topics([NewTopic(topic, 1, 1)], request_timeout=METADATA_TIMEOUT_S)[topic]
+    new_topic = NewTopic(topic, 1, replication_factor, config=config or {})
+    future = admin.create_topics([new_topic], request_timeout=METADATA_TIMEOUT_S)[topic]
     try:
         future.result()
     except KafkaException as exc:
-        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-            print(f"bench_client: CreateTopics failed ({exc}); relying on auto-creation", file=sys.stderr)
+        if exc.args[0].name() == "TOPIC_ALREADY_EXISTS":
+            return
+        if replication_factor > 1:
+            raise
+        print(f"bench_client: CreateTopics failed ({exc}); relying on auto-creation", file=sys.stderr)
 
 
 def wait_for_leader(client, topic: str) -> None:
@@ -116,8 +124,9 @@ def produce(spec: dict) -> dict:
     from confluent_kafka import Producer
 
     bootstrap, topic, count, size = spec["bootstrap"], spec["topic"], spec["count"], spec["size"]
+    replication_factor = spec.get("replication_factor", 1)
     check(count >= 2, "a produce run needs at least 2 records")
-    create_topic(bootstrap, topic)
+    create_topic(bootstrap, topic, replication_factor, spec.get("topic_config"))
     errors: list[str] = []
     client_errors: list[str] = []  # transient (a reconnect): reported, not a failure
     producer = Producer(
@@ -152,6 +161,8 @@ def produce(spec: dict) -> dict:
     check(not errors, f"{len(errors)} errors, first: {errors[:1]}")
     try:
         warnings = verify_log(bootstrap, topic, count, size)
+        if replication_factor > 1:
+            result["replicas"], result["isr"] = verify_replicated(producer, topic, replication_factor)
     except CheckFailed as exc:
         raise CheckFailed(f"{exc} (unverified timing: {count / result['seconds']:,.0f} records/s)") from None
     result["warnings"] = warnings + [f"client: {e}" for e in client_errors[:3]]
@@ -210,6 +221,27 @@ def verify_log(bootstrap: str, topic: str, count: int, size: int) -> list[str]:
     finally:
         consumer.close()
     return [f"ListOffsets reports offsets [{low}, {high}) for {topic}, but all {count} records were read back"]
+
+
+def verify_replicated(client, topic: str, replication_factor: int) -> tuple[list[int], list[int]]:
+    """Partition 0 has `replication_factor` replicas, all in the ISR: (replicas, ISR).
+
+    Asked after verify_log found the leader's high watermark at `count`: the HW is the lowest
+    log end offset in the ISR, so a full ISR means every follower's log holds every record.
+    The Metadata answer comes from a broker's cache, which the controller updates shortly after
+    an ISR change, hence a few seconds of patience before judging.
+    """
+    deadline = time.monotonic() + ISR_PATIENCE_S
+    while True:
+        partition = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics[topic].partitions[0]
+        replicas, isr = sorted(partition.replicas), sorted(partition.isrs)
+        if len(replicas) == replication_factor and isr == replicas:
+            return replicas, isr
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    check(len(replicas) == replication_factor, f"{topic} has replicas {replicas}, expected {replication_factor}")
+    raise CheckFailed(f"ISR {isr} of {topic} lacks replicas of {replicas} {ISR_PATIENCE_S:.0f} s after the run")
 
 
 def read_one(consumer, topic: str, offset: int):

@@ -34,6 +34,9 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         "errors": [sample["error"] for sample in samples if "error" in sample],
         "warnings": sorted({warning for sample in good for warning in sample.get("warnings", [])}),
     }
+    summary.update(cluster_fields(scenario))
+    if scenario.brokers > 1 and scenario.kind == "produce":  # each run's final ISR, verified to be all replicas
+        summary["isr"] = [sample.get("isr") for sample in good]
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
         summary["all_start_ms"] = [sample["start_ms"] for sample in good]
@@ -57,6 +60,29 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         loopback_fraction=mb_per_s / loopback_mb_s if mb_per_s and loopback_mb_s else None,
     )
     return summary
+
+
+def cluster_fields(scenario: Scenario) -> dict:
+    if scenario.brokers == 1:
+        return {}
+    return {"brokers": scenario.brokers, "replication_factor": scenario.replication_factor}
+
+
+def skipped_summary(scenario: Scenario, target: str, reason: str) -> dict:
+    """A scenario that could not run here: neither verified nor failed."""
+    return {
+        "kind": "result",
+        "target": target,
+        "scenario": scenario.key,
+        "type": scenario.kind,
+        "title": scenario.title,
+        "runs": 0,
+        "verified": False,
+        "skipped": reason,
+        "errors": [],
+        "warnings": [],
+        **cluster_fields(scenario),
+    }
 
 
 def memory_summary(target: str, idle_mib: float | None, after_mib: float | None) -> dict:
@@ -134,8 +160,14 @@ DETAIL_COLUMNS = (
     ("start ms", 9, lambda s: fmt(s.get("start_ms"), ",.1f")),
     ("broker CPU s", 13, lambda s: fmt(s.get("broker_cpu_s"), ",.2f")),
     ("client CPU s", 13, lambda s: fmt(s.get("client_cpu_s"), ",.2f")),
-    ("runs", 5, lambda s: f"{s['runs']}" + ("" if s["verified"] else " FAILED")),
+    ("runs", 5, lambda s: runs_cell(s)),
 )
+
+
+def runs_cell(summary: dict) -> str:
+    if "skipped" in summary:
+        return "skipped"
+    return f"{summary['runs']}" + ("" if summary["verified"] else " FAILED")
 
 
 def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: int) -> str:
@@ -149,7 +181,9 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             lines += ["", title, header]
         lines.append("  ".join(f"{cell(summary):>{width}}" for _, width, cell in DETAIL_COLUMNS))
         lines += [f"{'':14}error: {error}" for error in summary["errors"]]
-        lines += [f"{'':14}note: {warning}" for warning in summary["warnings"]]
+        lines += [f"{'':14}note: {warning}" for warning in summary["warnings"] + summary.get("notes", [])]
+        if "skipped" in summary:
+            lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]
     for entry in memory:
         lines.append(f"{entry['target']:>12}  {fmt(entry['rss_idle_mib']):>13}  {fmt(entry['rss_after_mib']):>23}")

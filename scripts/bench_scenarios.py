@@ -2,7 +2,9 @@
 
 Touches nothing: definitions only. The load client settings follow the issue: acks=1,
 linger.ms=5, batch.size=1000000 for throughput; acks=all with idempotence; large fetches to
-consume; linger.ms=0 and a short fetch.wait.max.ms for end-to-end latency.
+consume; linger.ms=0 and a short fetch.wait.max.ms for end-to-end latency. The cluster scenarios
+(brokers=3) run against three kbroker processes and a ZooKeeper, on a topic with replication
+factor 3 and min.insync.replicas=2.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ LATENCY_PRODUCER = {"acks": 1, "linger.ms": 0}
 LATENCY_CONSUMER = {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1}
 E2E_INTERVAL_MS = 2.0
 
+CLUSTER_TOPIC_CONFIG = {"min.insync.replicas": "2"}
+
 MIN_THROUGHPUT_RECORDS = 10
 MIN_LATENCY_RECORDS = 20
 
@@ -39,6 +43,9 @@ class Scenario:
     producer_config: dict = field(default_factory=dict)
     consumer_config: dict = field(default_factory=dict)
     dataset: str | None = None  # consume: the produce scenario whose records it reads
+    brokers: int = 1  # how many brokers it runs against: 1, or a cluster of 3 (kbroker only)
+    replication_factor: int = 1  # of the topic a produce scenario creates
+    topic_config: dict = field(default_factory=dict)  # of that topic, Kafka's names, string values
 
     def scaled(self, scale: float) -> Scenario:
         if self.kind == "start":
@@ -92,6 +99,18 @@ SCENARIOS = (
         "e2e-latency",
         "end-to-end latency, 100 B every 2 ms for 10 s (linger.ms=0, fetch.wait.max.ms=5)",
         "e2e", 5_000, 100, LATENCY_PRODUCER, LATENCY_CONSUMER,
+    ),
+    Scenario(
+        "cluster-produce-1k-acks-all",
+        "3 brokers: produce 300,000 x 1 KiB to RF=3, min.insync.replicas=2, acks=all, idempotent",
+        "produce", 300_000, 1024, IDEMPOTENT_PRODUCER,
+        brokers=3, replication_factor=3, topic_config=CLUSTER_TOPIC_CONFIG,
+    ),
+    Scenario(
+        "cluster-consume-1k",
+        "3 brokers: consume those 300,000 x 1 KiB records from the leader (assign, from offset 0)",
+        "consume", 300_000, 1024, IDEMPOTENT_PRODUCER, THROUGHPUT_CONSUMER, dataset="cluster-produce-1k-acks-all",
+        brokers=3, replication_factor=3, topic_config=CLUSTER_TOPIC_CONFIG,
     ),
 )  # fmt: skip
 

@@ -1,6 +1,7 @@
-"""Smoke runs of scripts/bench with tiny counts: it starts real brokers, verifies what it measures
-and prints JSON lines with the documented keys. No timing is asserted: speed is the benchmark's
-business, not the tests'."""
+"""Smoke runs of scripts/bench with tiny counts: it starts real brokers (and, where Debian's
+ZooKeeper is installed, a real three-broker cluster), verifies what it measures and prints JSON
+lines with the documented keys. No timing is asserted: speed is the benchmark's business, not the
+tests'."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 from bench_broker import BrokerSpec, start_broker, stop_broker  # noqa: E402
+from bench_cluster import zookeeper_unavailable_reason  # noqa: E402
 
 TINY = ["--scale", "0.0005", "--runs", "1", "--loopback-bytes", str(8 * 1024 * 1024), "--json-only"]
 THROUGHPUT_KEYS = {"records", "record_bytes", "seconds", "records_per_s", "mb_per_s", "loopback_fraction", "broker_cpu_s", "client_cpu_s"}  # fmt: skip
@@ -31,9 +33,28 @@ def by_scenario(lines: list[dict], target: str) -> dict[str, dict]:
     return {line["scenario"]: line for line in lines if line["kind"] == "result" and line["target"] == target}
 
 
+CLUSTER_SCENARIOS = {"cluster-produce-1k-acks-all", "cluster-consume-1k"}
+
+
+def assert_cluster_results(results: dict[str, dict]) -> None:
+    """Verified on three brokers, every replica in the ISR, or skipped for want of ZooKeeper."""
+    assert set(results) == CLUSTER_SCENARIOS
+    reason = zookeeper_unavailable_reason()
+    for result in results.values():
+        assert (result["brokers"], result["replication_factor"]) == (3, 3)
+        if reason is not None:
+            assert result["skipped"] == f"no ZooKeeper to run a cluster with: {reason}" and not result["verified"]
+            continue
+        assert result["verified"] and result["runs"] == 1 and not result["errors"], result
+        assert THROUGHPUT_KEYS <= result.keys() and result["records"] == 150 and result["broker_cpu_s"] is not None
+    if reason is None:
+        assert results["cluster-produce-1k-acks-all"]["isr"] == [[1, 2, 3]]
+
+
 def test_full_scenario_set_verified_with_expected_keys():
     code, lines, stderr = run_bench()
     assert code == 0, stderr
+    assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
     assert set(results) == {"start", "produce-100b", "produce-1k", "produce-1k-idempotent", "consume-100b", "consume-1k", "e2e-latency"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
@@ -67,6 +88,27 @@ def test_against_runs_the_same_scenarios_and_prints_ratios():
         ("start", "start_ms"), ("produce-1k", "mb_per_s"), ("e2e-latency", "p50_ms"), ("e2e-latency", "p99_ms"),
         ("memory", "rss_idle_mib"), ("memory", "rss_after_mib"),
     }  # fmt: skip
+
+
+def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(tmp_path):
+    """A skipped scenario is reported with its reason and does not fail the run; --against
+    brokers get the single-broker scenarios only, and the cluster's result says so."""
+    broker = start_broker(BrokerSpec("kbroker"), str(tmp_path))
+    other = f"{sys.executable} -m kbroker --override listeners=PLAINTEXT://127.0.0.1:{{port}} --override log.dirs={{dir}}"
+    try:
+        code, lines, stderr = run_bench(
+            "--bootstrap", broker.bootstrap, "--broker-pid", str(broker.process.pid), "--against", other,
+            "--scenarios", "produce-1k,cluster-produce-1k-acks-all",
+        )  # fmt: skip
+    finally:
+        stop_broker(broker)
+    assert code == 0, stderr
+    assert by_scenario(lines, broker.bootstrap)["produce-1k"]["verified"]
+    assert set(by_scenario(lines, Path(sys.executable).name)) == {"produce-1k"}
+    (skipped,) = by_scenario(lines, "kbroker x3").values()
+    assert skipped["skipped"].startswith("--bootstrap names one broker") and skipped["runs"] == 0
+    assert skipped["notes"] == ["--against does not apply: the other brokers have no ZooKeeper mode; this runs on kbroker only"]
+    assert "cluster scenarios skipped: --bootstrap names one broker" in stderr
 
 
 def run_client(spec: dict) -> dict:

@@ -1,0 +1,123 @@
+"""A three-broker kbroker cluster for scripts/bench's cluster scenarios: a throwaway ZooKeeper and
+kbroker processes that register in it, each on a free port and a fresh data directory.
+
+ZooKeeper is Debian's, started through scripts/zookeeper by the compat tests' ZooKeeperProcess
+(one way of starting and awaiting it in the project, not two). The brokers are started by
+bench_broker.start_broker, the same code as the single-broker scenarios, with broker.id and
+zookeeper.connect (in a chroot of its own) as extra overrides. A cluster is ready once every
+broker's Metadata answer lists all of them and names a controller. Stops only what it started,
+and everything it started, also when the start fails half-way. Knows nothing of kbroker's
+internals: it reads Metadata answers and /proc.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench_broker import (
+    START_TIMEOUT_S,
+    BrokerSpec,
+    RunningBroker,
+    ask_metadata,
+    cluster_view,
+    rss_mib_of,
+    start_broker,
+    stop_brokers,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "compat-tests"))
+
+from support.processes import ZooKeeperProcess, zookeeper_unavailable_reason  # noqa: E402
+
+CLUSTER_SIZE = 3
+CHROOT = "/kbroker-bench"
+# Kafka's defaults otherwise, so replication is measured as configured out of the box; only the
+# wait between controlled-shutdown attempts is cut, because all members stop at the same time.
+CLUSTER_OVERRIDES = ("controlled.shutdown.retry.backoff.ms=200",)
+
+__all__ = ["CLUSTER_SIZE", "RunningCluster", "start_cluster", "stop_cluster", "zookeeper_unavailable_reason"]
+
+
+@dataclass
+class RunningCluster:
+    """Looks like a RunningBroker to the scenarios: a name, a bootstrap list, pids, exit notes."""
+
+    name: str
+    zookeeper: ZooKeeperProcess
+    brokers: list[RunningBroker]
+    start_ms: float
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(broker.bootstrap for broker in self.brokers)
+
+    def pids(self) -> list[int]:
+        """Every member's process tree: CPU and RSS are those of the whole cluster."""
+        return [pid for broker in self.brokers for pid in broker.pids()]
+
+    def rss_mib(self) -> float | None:
+        return rss_mib_of(self.pids())
+
+    def exit_note(self) -> str:
+        notes = [broker.exit_note() for broker in self.brokers]
+        if self.zookeeper.proc is not None and self.zookeeper.proc.poll() is not None:
+            notes.append(f"ZooKeeper exited with code {self.zookeeper.proc.returncode}")
+        return "; ".join(note for note in notes if note)
+
+
+def member_spec(broker_id: int, zookeeper_connect: str) -> BrokerSpec:
+    overrides = (f"broker.id={broker_id}", f"zookeeper.connect={zookeeper_connect}{CHROOT}", *CLUSTER_OVERRIDES)
+    return BrokerSpec(f"kbroker-{broker_id}", overrides=overrides)
+
+
+def start_cluster(name: str, work_dir: str, size: int = CLUSTER_SIZE) -> RunningCluster:
+    """ZooKeeper, then brokers 1..size; returns once every broker sees the whole cluster."""
+    started = time.perf_counter()
+    zookeeper = ZooKeeperProcess(Path(tempfile.mkdtemp(prefix="zookeeper-", dir=work_dir)))
+    brokers: list[RunningBroker] = []
+    try:
+        zookeeper.start()
+        for broker_id in range(1, size + 1):
+            brokers.append(start_broker(member_spec(broker_id, zookeeper.connect_string), work_dir))
+        wait_for_cluster(brokers, set(range(1, size + 1)))
+    except BaseException:
+        stop_brokers(brokers)
+        zookeeper.stop()
+        raise
+    return RunningCluster(name, zookeeper, brokers, (time.perf_counter() - started) * 1000)
+
+
+def wait_for_cluster(brokers: list[RunningBroker], broker_ids: set[int]) -> None:
+    """Until each broker's Metadata lists every id in `broker_ids` and a controller."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    waiting = list(brokers)
+    last_view: tuple[set[int], int] | None = None
+    while waiting and time.monotonic() < deadline:
+        broker = waiting[0]
+        if note := broker.exit_note():
+            raise RuntimeError(note)
+        host, port = broker.bootstrap.rsplit(":", 1)
+        last_view = cluster_view(ask_metadata(host, int(port), timeout_s=5.0))
+        if last_view[0] == broker_ids and last_view[1] in broker_ids:
+            waiting.pop(0)
+        else:
+            time.sleep(0.02)
+    if waiting:
+        raise RuntimeError(
+            f"{waiting[0].name} did not see brokers {sorted(broker_ids)} and a controller within "
+            f"{START_TIMEOUT_S:.0f} s (last Metadata: brokers {sorted(last_view[0]) if last_view else '?'}, "
+            f"controller {last_view[1] if last_view else '?'})"
+        )
+
+
+def stop_cluster(cluster: RunningCluster) -> None:
+    """The brokers together (SIGTERM, then SIGKILL), then ZooKeeper."""
+    try:
+        stop_brokers(cluster.brokers)
+    finally:
+        cluster.zookeeper.stop()
