@@ -167,7 +167,7 @@ class Partition:
         followers with entries of later epochs can find where to truncate) and resets what we
         know of followers. A state older than ours (partition epoch) is ignored."""
         if state["partition_epoch"] < self.partition_epoch:
-            log_skip(self, state)
+            _log_skipped_state(self, state)
             return False
         now = self.time_ms() if now_ms is None else now_ms
         is_new_leader = not self.is_leader
@@ -190,7 +190,7 @@ class Partition:
         leader epoch is new (the leader may be the same broker). The log is not truncated here:
         the first fetch's divergence check (leader epochs) decides that."""
         if state["partition_epoch"] < self.partition_epoch:
-            log_skip(self, state)
+            _log_skipped_state(self, state)
             return False
         is_new_epoch = state["leader_epoch"] > self.leader_epoch or state["leader"] != self.leader_id
         self._take_state(state, log)
@@ -391,7 +391,7 @@ class Partition:
         return self.maybe_increment_high_watermark()
 
 
-def log_skip(partition: Partition, state: dict) -> None:
+def _log_skipped_state(partition: Partition, state: dict) -> None:
     log.info("skipping the state change of %s-%d to leader %d: partition epoch %d is older than ours (%d)",
              partition.topic, partition.partition, state["leader"], state["partition_epoch"],
              partition.partition_epoch)
