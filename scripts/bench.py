@@ -111,6 +111,7 @@ def base_spec(mode: str, scenario: Scenario, broker: RunningBroker | RunningClus
         "replication_factor": scenario.replication_factor,
         "topic_config": scenario.topic_config,
         "broker_pids": broker.pids(),
+        "broker_pid_groups": broker.pid_groups(),
         "timeout_s": throughput_timeout_s(scenario),
     }
 

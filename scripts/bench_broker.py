@@ -65,6 +65,10 @@ class RunningBroker:
             return list(self.fixed_pids)
         return process_tree(self.process.pid)
 
+    def pid_groups(self) -> list[list[int]]:
+        """One pid list per broker (a cluster has several)."""
+        return [self.pids()]
+
     def rss_mib(self) -> float | None:
         return rss_mib_of(self.pids())
 

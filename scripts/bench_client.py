@@ -53,22 +53,35 @@ def filler_payload(size: int) -> bytes:
 
 
 class Window:
-    """Wall time, own CPU and broker CPU between start() and stop()."""
+    """Wall time, own CPU and broker CPU between start() and stop(); with several brokers (a
+    cluster: `broker_pid_groups`, one pid list per broker) also each broker's CPU."""
 
-    def __init__(self, broker_pids: list[int]) -> None:
+    def __init__(self, broker_pids: list[int], broker_pid_groups: list[list[int]] | None = None) -> None:
         self.broker_pids = broker_pids
+        self.groups = broker_pid_groups if broker_pid_groups and len(broker_pid_groups) > 1 else []
+
+    @classmethod
+    def for_spec(cls, spec: dict) -> Window:
+        return cls(spec["broker_pids"], spec.get("broker_pid_groups"))
 
     def start(self) -> None:
         self.broker_cpu0 = cpu_seconds_of(self.broker_pids)
+        self.group_cpu0 = [cpu_seconds_of(group) for group in self.groups]
         self.cpu0 = time.process_time()
         self.t0 = time.perf_counter()
 
     def stop(self) -> dict:
         seconds = time.perf_counter() - self.t0
         client_cpu = time.process_time() - self.cpu0
-        broker_cpu1 = cpu_seconds_of(self.broker_pids)
-        broker_cpu = None if self.broker_cpu0 is None or broker_cpu1 is None else broker_cpu1 - self.broker_cpu0
-        return {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": broker_cpu}
+        result = {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": cpu_since(self.broker_cpu0, self.broker_pids)}
+        if self.groups:
+            result["broker_cpu_s_each"] = [cpu_since(cpu0, group) for cpu0, group in zip(self.group_cpu0, self.groups, strict=True)]
+        return result
+
+
+def cpu_since(cpu0: float | None, pids: list[int]) -> float | None:
+    cpu1 = cpu_seconds_of(pids)
+    return None if cpu0 is None or cpu1 is None else cpu1 - cpu0
 
 
 class CheckFailed(Exception):
@@ -144,7 +157,7 @@ def produce(spec: dict) -> dict:
     )
     wait_for_leader(producer, topic)
     first, last, filler = edge_payload(FIRST_MARK, size), edge_payload(LAST_MARK, size), filler_payload(size)
-    window = Window(spec["broker_pids"])
+    window = Window.for_spec(spec)
     window.start()
     send = producer.produce
     send(topic, first, partition=0)
@@ -162,7 +175,7 @@ def produce(spec: dict) -> dict:
     try:
         warnings = verify_log(bootstrap, topic, count, size)
         if replication_factor > 1:
-            result["replicas"], result["isr"] = verify_replicated(producer, topic, replication_factor)
+            result["leader"], result["replicas"], result["isr"] = verify_replicated(producer, topic, replication_factor)
     except CheckFailed as exc:
         raise CheckFailed(f"{exc} (unverified timing: {count / result['seconds']:,.0f} records/s)") from None
     result["warnings"] = warnings + [f"client: {e}" for e in client_errors[:3]]
@@ -223,8 +236,8 @@ def verify_log(bootstrap: str, topic: str, count: int, size: int) -> list[str]:
     return [f"ListOffsets reports offsets [{low}, {high}) for {topic}, but all {count} records were read back"]
 
 
-def verify_replicated(client, topic: str, replication_factor: int) -> tuple[list[int], list[int]]:
-    """Partition 0 has `replication_factor` replicas, all in the ISR: (replicas, ISR).
+def verify_replicated(client, topic: str, replication_factor: int) -> tuple[int, list[int], list[int]]:
+    """Partition 0 has `replication_factor` replicas, all in the ISR: (leader, replicas, ISR).
 
     Asked after verify_log found the leader's high watermark at `count`: the HW is the lowest
     log end offset in the ISR, so a full ISR means every follower's log holds every record.
@@ -236,7 +249,7 @@ def verify_replicated(client, topic: str, replication_factor: int) -> tuple[list
         partition = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics[topic].partitions[0]
         replicas, isr = sorted(partition.replicas), sorted(partition.isrs)
         if len(replicas) == replication_factor and isr == replicas:
-            return replicas, isr
+            return partition.leader, replicas, isr
         if time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -319,7 +332,7 @@ def consume(spec: dict) -> dict:
     consumer = Consumer(consumer_config(spec["bootstrap"], spec["consumer_config"]))
     try:
         wait_for_leader(consumer, topic)
-        window = Window(spec["broker_pids"])
+        window = Window.for_spec(spec)
         window.start()
         received, first, last = read_from_start(consumer, topic, count, time.monotonic() + spec["timeout_s"])
         result = window.stop()
@@ -346,7 +359,7 @@ def e2e_consume(spec: dict) -> dict:
         consumer.assign([TopicPartition(topic, 0, 0)])
         consumer.poll(0.5)  # connected to the leader and fetching before the producer starts
         print("ready", flush=True)
-        window = Window(spec["broker_pids"])
+        window = Window.for_spec(spec)
         window.start()
         deadline = time.monotonic() + spec["timeout_s"]
         expected_seq = 0
@@ -395,7 +408,7 @@ def e2e_produce(spec: dict) -> dict:
     wait_for_leader(producer, topic)
     padding = b"." * max(0, size - E2E_HEADER.size)
     interval_s = spec["interval_ms"] / 1000
-    window = Window(spec["broker_pids"])
+    window = Window.for_spec(spec)
     window.start()
     start = time.monotonic()
     for seq in range(count):

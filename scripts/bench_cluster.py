@@ -60,6 +60,10 @@ class RunningCluster:
         """Every member's process tree: CPU and RSS are those of the whole cluster."""
         return [pid for broker in self.brokers for pid in broker.pids()]
 
+    def pid_groups(self) -> list[list[int]]:
+        """Per member, in broker.id order, for each broker's CPU seconds."""
+        return [broker.pids() for broker in self.brokers]
+
     def rss_mib(self) -> float | None:
         return rss_mib_of(self.pids())
 

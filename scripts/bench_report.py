@@ -20,6 +20,12 @@ def median_of(samples: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
+def medians_per_broker(samples: list[dict], brokers: int) -> list[float | None]:
+    """Per broker (broker.id order), the median of its CPU seconds over the samples."""
+    each = [sample["broker_cpu_s_each"] for sample in samples if len(sample.get("broker_cpu_s_each") or []) == brokers]
+    return [median_of([{"cpu": cpu[i]} for cpu in each], "cpu") for i in range(brokers)]
+
+
 def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s: float | None) -> dict:
     """One JSON-ready summary of a scenario on a target: medians over its successful runs."""
     good = [sample for sample in samples if "error" not in sample]
@@ -35,8 +41,9 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         "warnings": sorted({warning for sample in good for warning in sample.get("warnings", [])}),
     }
     summary.update(cluster_fields(scenario))
-    if scenario.brokers > 1 and scenario.kind == "produce":  # each run's final ISR, verified to be all replicas
+    if scenario.brokers > 1 and scenario.kind == "produce":  # per run: the ISR (verified to be all replicas), the leader
         summary["isr"] = [sample.get("isr") for sample in good]
+        summary["leader"] = [sample.get("leader") for sample in good]
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
         summary["all_start_ms"] = [sample["start_ms"] for sample in good]
@@ -50,6 +57,8 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         broker_cpu_s=median_of(good, "broker_cpu_s"),
         client_cpu_s=median_of(good, "client_cpu_s"),
     )
+    if scenario.brokers > 1:
+        summary["broker_cpu_s_each"] = medians_per_broker(good, scenario.brokers)
     if scenario.kind == "e2e":
         summary.update({key: median_of(good, key) for key in LATENCY_KEYS})
         return summary
@@ -182,6 +191,11 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
         lines.append("  ".join(f"{cell(summary):>{width}}" for _, width, cell in DETAIL_COLUMNS))
         lines += [f"{'':14}error: {error}" for error in summary["errors"]]
         lines += [f"{'':14}note: {warning}" for warning in summary["warnings"] + summary.get("notes", [])]
+        if summary.get("broker_cpu_s_each"):
+            ids = " / ".join(str(broker_id) for broker_id in range(1, len(summary["broker_cpu_s_each"]) + 1))
+            each = " / ".join(fmt(cpu, ",.2f") for cpu in summary["broker_cpu_s_each"])
+            leaders = f" (partition leader per run: {', '.join(map(str, summary['leader']))})" if summary.get("leader") else ""
+            lines.append(f"{'':14}broker CPU s of brokers {ids}: {each}{leaders}")
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]

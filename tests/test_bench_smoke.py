@@ -48,7 +48,10 @@ def assert_cluster_results(results: dict[str, dict]) -> None:
         assert result["verified"] and result["runs"] == 1 and not result["errors"], result
         assert THROUGHPUT_KEYS <= result.keys() and result["records"] == 150 and result["broker_cpu_s"] is not None
     if reason is None:
-        assert results["cluster-produce-1k-acks-all"]["isr"] == [[1, 2, 3]]
+        produced = results["cluster-produce-1k-acks-all"]
+        assert produced["isr"] == [[1, 2, 3]] and produced["leader"][0] in (1, 2, 3)
+        assert len(produced["broker_cpu_s_each"]) == 3
+        assert sum(produced["broker_cpu_s_each"]) == pytest.approx(produced["broker_cpu_s"], abs=0.05)
 
 
 def test_full_scenario_set_verified_with_expected_keys():
