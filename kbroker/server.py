@@ -25,6 +25,7 @@ from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
 from kbroker.group.group_coordinator import GroupCoordinator
 from kbroker.log.config import LogConfig
+from kbroker.log.log_cleaner import CleanerConfig
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
 from kbroker.metadata.admin_manager import AdminManager
@@ -327,7 +328,9 @@ class KafkaServer:
                 log.exception("background task %s failed", work.__name__)
 
     def _log_maintenance(self) -> None:
-        """Retention, checkpoints and flushes when each is due (Kafka's LogManager scheduler)."""
+        """Retention, checkpoints and flushes when each is due (Kafka's LogManager scheduler); keeps
+        the log cleaner's task running (log.cleaner.enable)."""
+        self.log_manager.start_cleaner(CleanerConfig.from_settings(self.config.get))
         now = time.monotonic()
         due = self._due_times
         if now >= due.get("retention", 0):

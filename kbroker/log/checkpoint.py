@@ -3,7 +3,7 @@
 Checkpoint files (CheckpointFile.java): line 1 the version (0), line 2 the entry count, then one
 entry per line; written to `<name>.tmp`, fsynced, then atomically renamed over the old file.
   - per log dir, `topic partition offset` lines: recovery-point-offset-checkpoint,
-    log-start-offset-checkpoint, replication-offset-checkpoint;
+    log-start-offset-checkpoint, replication-offset-checkpoint, cleaner-offset-checkpoint;
   - per partition, `epoch startOffset` lines: leader-epoch-checkpoint.
 partition.metadata: `version: 0` / `topic_id: <base64 uuid>`.
 meta.properties: Java Properties with a `#` date comment.
@@ -20,6 +20,7 @@ CHECKPOINT_VERSION = 0
 RECOVERY_POINT_CHECKPOINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT_FILE = "log-start-offset-checkpoint"
 REPLICATION_OFFSET_CHECKPOINT_FILE = "replication-offset-checkpoint"
+CLEANER_OFFSET_CHECKPOINT_FILE = "cleaner-offset-checkpoint"
 LEADER_EPOCH_CHECKPOINT_FILE = "leader-epoch-checkpoint"
 PARTITION_METADATA_FILE = "partition.metadata"
 META_PROPERTIES_FILE = "meta.properties"

@@ -5,8 +5,10 @@ broker's dir), `.kafka_cleanshutdown` (written by `close`, removed once loaded; 
 logs open without rescanning), `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`
 and `replication-offset-checkpoint` (high watermarks, as ReplicaManager writes them).
 
-The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically and
-`close` at shutdown. Synchronous plain code; nothing here knows leadership or the network.
+The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically,
+`start_cleaner` to keep the log cleaner's task running (log_cleaner.py, compaction with its
+`cleaner-offset-checkpoint`), and `close` at shutdown. Plain code; nothing here knows leadership
+or the network.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from kbroker.log.checkpoint import (
 )
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, LogError
+from kbroker.log.log_cleaner import CleanerConfig, LogCleaner
 from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.segment import now_ms
 from kbroker.log.unified_log import UnifiedLog, log_dir_name, parse_topic_partition
@@ -94,6 +97,7 @@ class LogManager:
         except BaseException:
             self._release_locks()
             raise
+        self.cleaner = LogCleaner(self)
 
     # ------------------------------------------------------------------ startup
 
@@ -249,6 +253,7 @@ class LogManager:
         if unified_log is None:
             return False
         log_dir = self._log_dir_of.pop(key)
+        self.cleaner.forget_log(key, log_dir)
         unified_log.rename_dir(f"{log_dir_name(topic, partition)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
         due = (now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
         self._logs_to_delete.append((due, unified_log))
@@ -270,6 +275,11 @@ class LogManager:
             self._logs_to_delete.remove(entry)
             entry[1].delete()
         return deleted
+
+    def start_cleaner(self, config: CleanerConfig) -> None:
+        """Keep the log cleaner's task running on the current event loop (a no-op when it runs, or
+        when log.cleaner.enable is false or log.cleaner.threads is 0)."""
+        self.cleaner.start(config)
 
     def checkpoint(self) -> None:
         """Write the recovery point, log start offset and high watermark checkpoints of every dir."""
@@ -304,6 +314,7 @@ class LogManager:
         """Flush and close every log, write checkpoints and the clean-shutdown marker, unlock."""
         if self._closed:
             return
+        self.cleaner.shutdown()
         for unified_log in self.logs.values():
             unified_log.flush()
             unified_log.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -249,6 +249,27 @@ class LogSegment:
             self.bytes_since_last_index_entry = 0
         self.bytes_since_last_index_entry += length
 
+    def append_batches(self, data: bytes | bytearray, headers: Sequence[BatchHeader]) -> None:
+        """Write whole batches (`headers` positioned in `data`) with one pwrite, adding index entries
+        batch by batch as they fall due (the log cleaner's writes: many small batches at once)."""
+        if not headers:
+            return
+        if not self.can_convert_to_relative_offset(headers[-1].last_offset):
+            raise ValueError(f"offset {headers[-1].last_offset} does not fit segment {self.base_offset}")
+        start = self._size
+        if start == 0:
+            self.rolling_based_timestamp = headers[0].max_timestamp
+        self._write_at(data, start)
+        self._size += len(data)
+        for header in headers:
+            if header.max_timestamp > self.max_timestamp_so_far:
+                self._max_timestamp_and_offset = TimestampOffset(header.max_timestamp, header.last_offset)
+            if self.bytes_since_last_index_entry > self.index_interval_bytes:
+                self.offset_index.append(header.last_offset, start + header.position)
+                self.time_index.maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)
+                self.bytes_since_last_index_entry = 0
+            self.bytes_since_last_index_entry += header.size
+
     def _write_at(self, records: memoryview | bytes, position: int) -> None:
         view = memoryview(records)
         written = os.pwrite(self.fd, view, position)
@@ -290,9 +311,12 @@ class LogSegment:
             yield BatchHeader(position, *fields)
             position += size
 
-    def iter_full_batches(self, start_position: int = 0) -> Iterator[tuple[int, BatchHeader, bytes]]:
-        """(file position, header relative to `data`, data) for each complete batch, read in large
-        chunks; stops at a torn tail, raises CorruptRecordError at an impossible header."""
+    def iter_full_batches(
+        self, start_position: int = 0, read_chunk: int = _RECOVERY_READ_CHUNK
+    ) -> Iterator[tuple[int, BatchHeader, bytes]]:
+        """(file position, header relative to `data`, data) for each complete batch, read in chunks
+        of `read_chunk` bytes (more for a larger batch); stops at a torn tail, raises
+        CorruptRecordError at an impossible header."""
         end = self._size
         position = start_position
         data = b""
@@ -300,7 +324,7 @@ class LogSegment:
         while end - position >= HEADER_SIZE_UP_TO_MAGIC:
             relative = position - data_start
             if relative + RECORD_BATCH_OVERHEAD > len(data):
-                data = _pread_exactly(self.fd, min(_RECOVERY_READ_CHUNK, end - position), position)
+                data = _pread_exactly(self.fd, min(read_chunk, end - position), position)
                 data_start, relative = position, 0
             if len(data) - relative < HEADER_SIZE_UP_TO_MAGIC:
                 return
@@ -313,7 +337,7 @@ class LogSegment:
             if position + size > end:
                 return
             if relative + size > len(data):
-                data = _pread_exactly(self.fd, max(size, min(_RECOVERY_READ_CHUNK, end - position)), position)
+                data = _pread_exactly(self.fd, max(size, min(read_chunk, end - position)), position)
                 data_start, relative = position, 0
                 if len(data) < size:
                     return
@@ -522,19 +546,26 @@ class LogSegment:
         self.offset_index.close(trim=False)
         self.time_index.close(trim=False)
 
-    def change_file_suffixes(self, old_suffix: str, new_suffix: str) -> None:
-        """Rename the .log and index files, e.g. to `.deleted` before asynchronous removal."""
+    def change_file_suffixes(self, old_suffix: str, new_suffix: str, log_file_last: bool = False) -> None:
+        """Rename the .log and index files, e.g. to `.deleted` before asynchronous removal.
+        The .log goes first unless `log_file_last` (the cleaner's `.cleaned` -> `.swap`, where a
+        `.log.swap` must mean that its indexes are complete too)."""
 
         def renamed(path: str) -> str:
             base = path[: -len(old_suffix)] if old_suffix and path.endswith(old_suffix) else path
             return base + new_suffix
 
-        new_log_path = renamed(self.log_path)
-        os.replace(self.log_path, new_log_path)
-        self.log_path = new_log_path
+        if not log_file_last:
+            self._rename_log_file(renamed(self.log_path))
         self.offset_index.rename_to(renamed(self.offset_index.path))
         self.time_index.rename_to(renamed(self.time_index.path))
         self.txn_index.rename_to(renamed(self.txn_index.path))
+        if log_file_last:
+            self._rename_log_file(renamed(self.log_path))
+
+    def _rename_log_file(self, new_log_path: str) -> None:
+        os.replace(self.log_path, new_log_path)
+        self.log_path = new_log_path
 
     def move_to_directory(self, directory: str) -> None:
         """Follow a rename of the partition directory (open files stay valid)."""

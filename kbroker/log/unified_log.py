@@ -16,6 +16,7 @@ leadership or the network.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -61,6 +62,7 @@ from kbroker.log.segment import (
     LogOffsetMetadata,
     LogSegment,
     TimestampAndOffset,
+    filename_prefix_from_offset,
     now_ms,
 )
 from kbroker.log.validator import (
@@ -164,6 +166,9 @@ class UnifiedLog:
         self._pending_deletes: list[tuple[int, LogSegment]] = []
         self._unflushed_messages = 0
         self.last_flush_ms = now_ms() if now is None else now
+        # Lowest offset truncated to since the log cleaner last looked (None: no truncation);
+        # the cleaner lowers its cleaner-offset-checkpoint to it and resets it.
+        self.min_truncated_offset: int | None = None
         self._load(had_clean_shutdown, now_ms() if now is None else now)
         self._init_topic_id(topic_id)
 
@@ -215,18 +220,63 @@ class UnifiedLog:
         cache.was_malformed = False
 
     def _remove_temporary_files(self) -> None:
-        """Finish or drop what an interrupted delete, clean or swap left behind (LogLoader)."""
-        for name in os.listdir(self.directory):
+        """Finish or drop what an interrupted delete, clean or swap left behind (LogLoader).
+
+        A `.log.swap` is a cleaned segment whose files were all complete (indexes are renamed to
+        `.swap` before the log): it replaces every segment whose base offset lies in its offset
+        range, then loses its suffix. An index `.swap` without its `.log.swap` belongs to a swap
+        that had already moved its log into place (finish it), or to one that never got that far
+        (its `.log.cleaned` is still there: drop it). Then `.cleaned`, `.deleted` and `.tmp` go."""
+        names = os.listdir(self.directory)
+        swap_log_suffix = LOG_FILE_SUFFIX + SWAP_FILE_SUFFIX
+        for name in sorted(n for n in names if n.endswith(swap_log_suffix)):
+            self._complete_swap(int(name[:20]), os.path.join(self.directory, name))
+        names = os.listdir(self.directory)
+        for name in names:
             path = os.path.join(self.directory, name)
+            if name.endswith(SWAP_FILE_SUFFIX):
+                final = path[: -len(SWAP_FILE_SUFFIX)]
+                cleaned_log = os.path.join(self.directory, name[:20] + LOG_FILE_SUFFIX + CLEANED_FILE_SUFFIX)
+                if os.path.exists(cleaned_log) or os.path.exists(final):
+                    os.remove(path)
+                else:
+                    os.replace(path, final)
+        for name in os.listdir(self.directory):
             if name.endswith((DELETED_FILE_SUFFIX, CLEANED_FILE_SUFFIX, ".tmp")):
-                os.remove(path)
-            elif name.endswith(SWAP_FILE_SUFFIX):
-                os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
+                os.remove(os.path.join(self.directory, name))
         log_bases = {name[:20] for name in os.listdir(self.directory) if name.endswith(LOG_FILE_SUFFIX)}
         for name in os.listdir(self.directory):
             if name.endswith((INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)):
                 if name[:20] not in log_bases:
                     os.remove(os.path.join(self.directory, name))
+
+    def _complete_swap(self, base_offset: int, swap_log_path: str) -> None:
+        """Delete the segments a swap segment replaces ([base, its next offset)), then rename it."""
+        swapped = LogSegment(
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_size=self.config.segment_index_bytes,
+            file_suffix=SWAP_FILE_SUFFIX,
+            writable_indexes=False,
+        )
+        try:
+            next_offset = max(swapped.read_next_offset(), base_offset + 1)
+        except CorruptRecordError:
+            next_offset = base_offset + 1  # cannot be: the swap was fsynced; replace its namesake only
+        finally:
+            swapped.close_handlers()
+        segment_suffixes = (LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)
+        for name in os.listdir(self.directory):
+            in_range = name[:20].isdigit() and base_offset <= int(name[:20]) < next_offset
+            if name.endswith(segment_suffixes) and in_range:
+                log.info("deleting %s in %s: replaced by a cleaned segment", name, self.directory)
+                os.remove(os.path.join(self.directory, name))
+        prefix = filename_prefix_from_offset(base_offset)
+        for suffix in segment_suffixes:
+            path = os.path.join(self.directory, prefix + suffix + SWAP_FILE_SUFFIX)
+            if os.path.exists(path):
+                os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
 
     def _open_segments(self) -> None:
         bases = sorted(
@@ -306,7 +356,7 @@ class UnifiedLog:
         for segment, header in self._iter_headers_from(start):
             if header.base_offset >= last_offset:
                 break
-            if header.last_offset < start:
+            if header.last_offset < start or _is_cleaned_away_marker(header):
                 continue
             completed = psm.apply_batch(
                 header, self._control_marker_from_file(segment, header), AppendOrigin.REPLICATION
@@ -377,6 +427,12 @@ class UnifiedLog:
 
     def log_segments(self) -> list[LogSegment]:
         return [self.segments[base] for base in self._base_offsets]
+
+    def log_segments_between(self, from_offset: int, to_offset: int) -> list[LogSegment]:
+        """Segments that may hold offsets in [from_offset, to_offset) (Kafka's logSegments(from, to)):
+        the one holding `from_offset` and every later one starting below `to_offset`."""
+        first = max(self._floor_index(from_offset), 0)
+        return [self.segments[base] for base in self._base_offsets[first:] if base < to_offset]
 
     @property
     def number_of_segments(self) -> int:
@@ -520,7 +576,7 @@ class UnifiedLog:
         infos: dict[int, ProducerAppendInfo] = {}
         completed: list[CompletedTxn] = []
         for batch in result.batches:
-            if not batch.has_producer_id:
+            if not batch.has_producer_id or _is_cleaned_away_marker(batch):
                 continue
             if origin is AppendOrigin.CLIENT:
                 entry = psm.last_entry(batch.producer_id)
@@ -549,6 +605,17 @@ class UnifiedLog:
                 segment.txn_index.append(txn)
         psm.complete_txn(completed)
         psm.on_high_watermark_updated(self.high_watermark)
+
+    def last_records_of_active_producers(self) -> dict[int, tuple[int | None, int]]:
+        """Producer id -> (last offset of its last data batch or None, producer epoch): the batches
+        the cleaner must keep (even emptied) so sequence and epoch checks survive compaction."""
+        return {
+            producer_id: (
+                entry.last_data_offset if entry.last_data_offset >= 0 else None,
+                entry.producer_epoch,
+            )
+            for producer_id, entry in self.producer_state_manager.producers.items()
+        }
 
     def _set_log_end(self, metadata: LogOffsetMetadata) -> None:
         self._log_end = metadata
@@ -764,6 +831,7 @@ class UnifiedLog:
         if target_offset <= self._base_offsets[0]:
             self.truncate_fully_and_start_at(target_offset)
             return True
+        self._note_truncation(target_offset)
         for base in [b for b in self._base_offsets if b > target_offset]:
             self._delete_segment_async(self.segments[base])
         active = self.active_segment
@@ -780,6 +848,7 @@ class UnifiedLog:
 
     def truncate_fully_and_start_at(self, new_offset: int) -> None:
         """Drop every segment and start empty at `new_offset`."""
+        self._note_truncation(new_offset)
         for segment in self.log_segments():
             self._delete_segment_async(segment)
         self._add_segment(self._new_segment(new_offset))
@@ -790,6 +859,10 @@ class UnifiedLog:
         self.log_start_offset = new_offset
         self.recovery_point = new_offset
         self.high_watermark = new_offset
+
+    def _note_truncation(self, offset: int) -> None:
+        if self.min_truncated_offset is None or offset < self.min_truncated_offset:
+            self.min_truncated_offset = offset
 
     # ------------------------------------------------------------------ retention
 
@@ -858,6 +931,36 @@ class UnifiedLog:
             self.log_start_offset = first_base
             self.leader_epoch_cache.truncate_from_start(first_base)
         return len(deletable)
+
+    # ------------------------------------------------------------------ compaction
+
+    def create_cleaned_segment(self, base_offset: int) -> LogSegment:
+        """An empty `.cleaned` segment for the log cleaner to fill (leftovers of an earlier attempt
+        at the same base offset are removed first)."""
+        prefix = os.path.join(self.directory, filename_prefix_from_offset(base_offset))
+        for suffix in (LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(prefix + suffix + CLEANED_FILE_SUFFIX)
+        return LogSegment(
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_size=self.config.segment_index_bytes,
+            file_suffix=CLEANED_FILE_SUFFIX,
+        )
+
+    def replace_segments(self, cleaned: LogSegment, old_segments: list[LogSegment]) -> None:
+        """Swap a fully written, flushed `.cleaned` segment in for `old_segments` (LocalLog's
+        replaceSegments). A crash at any point leaves files `_remove_temporary_files` resolves:
+        `.cleaned` (dropped), `.swap` (completed), old segments as `.deleted` (dropped)."""
+        cleaned.change_file_suffixes(CLEANED_FILE_SUFFIX, SWAP_FILE_SUFFIX, log_file_last=True)
+        for segment in old_segments:
+            if self.segments.get(segment.base_offset) is segment:
+                self._delete_segment_async(segment)
+        self._add_segment(cleaned)
+        cleaned.change_file_suffixes(SWAP_FILE_SUFFIX, "")
+        # Cached positions may point into the replaced files.
+        self._positions.clear()
 
     def _delete_segment_async(self, segment: LogSegment) -> None:
         """Unlink from the log now, rename to .deleted, remove after file.delete.delay.ms (readers
@@ -958,6 +1061,12 @@ class UnifiedLog:
             f"UnifiedLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
             f"end={self.log_end_offset}, hw={self.high_watermark}, segments={len(self._base_offsets)})"
         )
+
+
+def _is_cleaned_away_marker(header: BatchHeader) -> bool:
+    """A control batch the log cleaner emptied: its transaction is gone from the log, so producer
+    state ignores it (as Kafka's ProducerAppendInfo does)."""
+    return header.is_control and header.record_count == 0
 
 
 def _first_control_marker(buf: Buffer, header: BatchHeader) -> tuple[ControlRecordType, int] | None:
