@@ -81,6 +81,7 @@ class KafkaServer:
         self._due_times: dict[str, float] = {}
         self._stopped = asyncio.Event()
         self._session_lost = False
+        self._session_state = "connected"  # the embedded store's session never ends
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -176,6 +177,7 @@ class KafkaServer:
         """A lost session took our ephemeral znodes: stop acting as controller, and once a new
         session is up, register again (a new broker epoch) and stand for election."""
         log.warning("ZooKeeper session %s", event)
+        self._session_state = event
         if event == "lost" and self.controller is not None:
             self.controller.resign()
             self._session_lost = True
@@ -201,7 +203,10 @@ class KafkaServer:
     async def shutdown(self) -> None:
         log.info("shutting down")
         if self.cluster_mode and self.config.get("controlled.shutdown.enable") and self.controller is not None:
-            await self._controlled_shutdown()
+            if self._session_state == "connected":
+                await self._controlled_shutdown()
+            else:  # every step would block on ZooKeeper: Kafka too gives up and stops uncleanly
+                log.warning("no ZooKeeper session (%s): skipping controlled shutdown", self._session_state)
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
         for server in self.socket_servers:
             server.stop_accepting()
@@ -214,6 +219,8 @@ class KafkaServer:
         for task in self._background:
             task.cancel()
         await self._stop_replication_managers()
+        if self.controller is not None:
+            self.controller.resign()  # no controller event may run against a closed store
         if self.controller_channel is not None:
             await self.controller_channel.close()
         if self.log_manager is not None:
@@ -230,7 +237,7 @@ class KafkaServer:
 
         backoff = self.config.get("controlled.shutdown.retry.backoff.ms") / 1000
         for attempt in range(1, self.config.get("controlled.shutdown.max.retries") + 1):
-            controller_id = self.zk_client.get_controller_id()
+            controller_id = self.metadata_cache.controller_id  # no ZooKeeper call: it may be gone
             try:
                 if controller_id == self.broker_id:
                     error, remaining = self.controller.on_controlled_shutdown(self.broker_id, self.broker_epoch)
@@ -338,7 +345,9 @@ class KafkaServer:
             due["retention"] = now + self.config.get("log.retention.check.interval.ms") / 1000
         if now >= due.get("checkpoint", 0):
             self.log_manager.checkpoint()
-            due["checkpoint"] = now + self.config.get("log.flush.offset.checkpoint.interval.ms") / 1000
+            # One pass writes every checkpoint file; the high watermark's is the most frequent.
+            due["checkpoint"] = now + min(self.config.get("log.flush.offset.checkpoint.interval.ms"),
+                                          self.config.get("replica.high.watermark.checkpoint.interval.ms")) / 1000
         self.log_manager.flush_if_due()
 
     # -- services the handlers call -------------------------------------------------------

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 
 from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
 
 log = logging.getLogger("kbroker.controller.channel")
@@ -80,5 +81,5 @@ class ControllerChannelManager:
     async def close(self) -> None:
         for broker_id in list(self.brokers):
             queue = self.brokers.pop(broker_id)
-            queue.task.cancel()
+            await stop_task(queue.task)
             await queue.client.close()

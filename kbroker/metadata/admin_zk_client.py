@@ -19,6 +19,7 @@ from kbroker.metadata import zk_data as zk
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.metadata_cache import random_kafka_uuid, uuid_to_base64
 from kbroker.metadata.topic_names import collision_key, topic_name_error
+from kbroker.metadata.znode_store import NodeExistsError
 
 
 @dataclass(slots=True)
@@ -102,7 +103,10 @@ class AdminZkClient:
         self.validate_assignment(assignment)
         topic_id = uuid_to_base64(random_kafka_uuid())
         if not validate_only:
-            self.zk.create_topic(topic, zk.TopicAssignment(topic_id, assignment, {}, {}), config)
+            try:
+                self.zk.create_topic(topic, zk.TopicAssignment(topic_id, assignment, {}, {}), config)
+            except NodeExistsError:  # another broker created it between our check and our write
+                raise AdminError(Errors.TOPIC_ALREADY_EXISTS, f"Topic '{topic}' already exists.") from None
         return topic_id
 
     @staticmethod

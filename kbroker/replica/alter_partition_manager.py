@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
+from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
-from kbroker.replica.background import stop_task
 
 if TYPE_CHECKING:
     import uuid

@@ -6,7 +6,9 @@ read_committed; the log end for a replica id >= 0), -3 the batch holding the lar
 (v7+), -5 earliest pending upload (v9+: -1, nothing is tiered), otherwise the first offset whose
 timestamp is >= the one asked, found through the time index (-1/-1 when none is).
 v0 answers in old_style_offsets. A partition named twice gets INVALID_REQUEST; leadership and
-leader epoch checks as Fetch (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+leader epoch checks as Fetch (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH);
+consumers asking a new leader whose high watermark is below its epoch's start offset get
+OFFSET_NOT_AVAILABLE, as Kafka answers.
 """
 
 from __future__ import annotations
@@ -58,6 +60,10 @@ def _lookup(replica_manager, tp: tuple[str, int], p: dict, request: dict, versio
     timestamp = p["timestamp"]
     if timestamp == MAX_TIMESTAMP and version < 7:
         return _error(index, Errors.UNSUPPORTED_VERSION)
+    epoch_start = partition.leader_epoch_start_offset
+    if request["replica_id"] < 0 and epoch_start is not None and log.high_watermark < epoch_start:
+        # A new leader whose high watermark has not reached its epoch's start yet (Kafka's rule).
+        return _error(index, Errors.OFFSET_NOT_AVAILABLE)
     found_timestamp, offset, epoch = -1, -1, -1
     if timestamp == LATEST and request["replica_id"] < 0:
         # Consumers see the high watermark (read_committed: the last stable offset), not the log end.

@@ -1,4 +1,4 @@
-"""Stopping the replica layer's asyncio tasks (fetchers, the AlterPartition sender).
+"""Stopping the broker's asyncio tasks (replica fetchers, the AlterPartition sender, controller channels).
 
 `stop_task` cancels a task and waits until it has finished, cancelling again when needed:
 on Python 3.11 `asyncio.wait_for` may swallow a cancellation that races with its inner
