@@ -593,9 +593,9 @@ class GroupCoordinator:
                             assignments, _resolver(future))
         return await future
 
-    def _validate_sync_group(self, group: GroupMetadata, generation_id: int, member_id: str,
-                             protocol_type: str | None, protocol_name: str | None,
-                             group_instance_id: str | None) -> Errors | None:
+    def _validate_member_generation(self, group: GroupMetadata, member_id: str, group_instance_id: str | None,
+                                    generation_id: int) -> Errors | None:
+        """SyncGroup's and Heartbeat's shared checks: a live group, a known member, its generation."""
         if group.is_state(GroupState.DEAD):
             return Errors.COORDINATOR_NOT_AVAILABLE
         error = self._validate_current_member(group, member_id, group_instance_id)
@@ -603,6 +603,14 @@ class GroupCoordinator:
             return error
         if generation_id != group.generation_id:
             return Errors.ILLEGAL_GENERATION
+        return None
+
+    def _validate_sync_group(self, group: GroupMetadata, generation_id: int, member_id: str,
+                             protocol_type: str | None, protocol_name: str | None,
+                             group_instance_id: str | None) -> Errors | None:
+        error = self._validate_member_generation(group, member_id, group_instance_id, generation_id)
+        if error is not None:
+            return error
         if protocol_type is not None and group.protocol_type != protocol_type:
             return Errors.INCONSISTENT_GROUP_PROTOCOL
         if protocol_name is not None and group.protocol_name != protocol_name:
@@ -680,13 +688,9 @@ class GroupCoordinator:
         group = self.manager.get_group(group_id)
         if group is None:
             return Errors.UNKNOWN_MEMBER_ID
-        if group.is_state(GroupState.DEAD):
-            return Errors.COORDINATOR_NOT_AVAILABLE
-        error = self._validate_current_member(group, member_id, group_instance_id)
+        error = self._validate_member_generation(group, member_id, group_instance_id, generation_id)
         if error is not None:
             return error
-        if generation_id != group.generation_id:
-            return Errors.ILLEGAL_GENERATION
         if group.is_state(GroupState.EMPTY):
             return Errors.UNKNOWN_MEMBER_ID
         self._complete_and_schedule_next_heartbeat_expiration(group, group.get(member_id))
