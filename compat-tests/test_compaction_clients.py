@@ -2,7 +2,8 @@
 repeated keys and deletions; once the broker's cleaner has run, a consumer reading from offset 0
 gets exactly the latest value of every key at increasing offsets (gaps allowed), and once
 delete.retention.ms has passed and the log was cleaned again, deleted keys are gone altogether.
-kafka-python reads the same cleaned log.
+kafka-python reads the same cleaned log. The group coordinator's own compacted topic,
+__consumer_offsets, is cleaned too, and a group's commits survive a restart that replays it.
 
 The topic has small segments (segment.bytes, segment.ms) so records leave the active segment
 quickly, min.cleanable.dirty.ratio=0.01 so any new segment makes it dirty enough, and the broker
@@ -18,6 +19,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaPythonTopicPartition
+from kafka.record.memory_records import MemoryRecords
 
 TIMEOUT_S = 20
 SEGMENT_MS = 300
@@ -151,3 +153,40 @@ def test_latest_value_per_key_after_cleaning_and_deletions_after_delete_retentio
     consumer.close()
     assert seen == records
     assert "will not be cleaned again" not in kbroker.output()
+
+
+def records_in_log_dir(directory) -> int:
+    total = 0
+    for path in sorted(directory.glob("*.log")):
+        records = MemoryRecords(path.read_bytes())
+        while records.has_next():
+            total += len(list(records.next_batch()))
+    return total
+
+
+def test_consumer_offsets_is_compacted_and_commits_survive_a_restart(broker_factory):
+    broker = broker_factory(
+        "log.cleaner.backoff.ms=100", "offsets.topic.num.partitions=1", "offsets.topic.segment.bytes=2048"
+    )
+    topic = "compaction.committed"
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)], operation_timeout=TIMEOUT_S)[topic].result(timeout=TIMEOUT_S)
+    settings = {"bootstrap.servers": broker.bootstrap, "group.id": "compacting-group", "enable.auto.commit": False}
+    consumer = Consumer(settings)
+    commits = 200
+    for offset in range(1, commits + 1):
+        consumer.commit(offsets=[TopicPartition(topic, 0, offset)], asynchronous=False)
+    consumer.close()
+
+    offsets_log = broker.log_dir / "__consumer_offsets-0"
+    checkpoint = broker.log_dir / "cleaner-offset-checkpoint"
+    wait_for(lambda: checkpoint.exists() and "__consumer_offsets 0 " in checkpoint.read_text(), "a cleaned __consumer_offsets")
+    assert records_in_log_dir(offsets_log) < commits / 2  # older commits of the same key are gone
+
+    broker.stop()
+    broker.start()
+    consumer = Consumer(settings)
+    committed = consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)
+    consumer.close()
+    assert committed[0].offset == commits
+    assert "will not be cleaned again" not in broker.output()

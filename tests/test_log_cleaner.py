@@ -338,6 +338,26 @@ def test_the_background_task_gives_a_round_up_when_the_log_is_truncated_under_it
     assert (TOPIC, 0) not in manager.cleaner.uncleanable
 
 
+def test_cleaner_settings_by_their_kafka_names_and_disabled_cleaners_do_not_run(tmp_path):
+    from kbroker.config import KafkaConfig
+
+    broker = KafkaConfig.load(
+        overrides=[f"log.dirs={tmp_path}", "log.cleaner.backoff.ms=250", "log.cleaner.threads=2"]
+    )
+    config = CleanerConfig.from_settings(broker.get)
+    assert (config.enable, config.threads, config.backoff_ms) == (True, 2, 250)
+    assert config.map_memory == 64 * 1024 * 1024  # Kafka splits the dedupe buffer over threads
+    manager = open_manager(tmp_path / "data")
+
+    async def start_disabled() -> bool:
+        manager.start_cleaner(CleanerConfig(enable=False))
+        manager.start_cleaner(CleanerConfig(threads=0))
+        return manager.cleaner.is_running
+
+    assert asyncio.run(start_disabled()) is False
+    manager.close()
+
+
 # --- crashes ------------------------------------------------------------------------------
 
 # Where the child process dies (os._exit: no cleanup at all) while cleaning.
