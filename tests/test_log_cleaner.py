@@ -151,12 +151,13 @@ def test_keyless_records_are_dropped_and_untouched_batches_are_copied_byte_for_b
     manager.close()
 
 
-def test_tombstones_stay_until_delete_retention_after_their_first_cleaning(tmp_path):
+@pytest.mark.parametrize("codec", [0, CODEC_ZSTD])
+def test_tombstones_stay_until_delete_retention_after_their_first_cleaning(tmp_path, codec):
     manager = open_manager(tmp_path, delete_retention_ms=10_000)
     log = manager.get_or_create_log(TOPIC, 0)
-    write(log, [(b"gone", b"old"), (b"kept", b"1")], timestamp=T0 - 5)
+    write(log, [(b"gone", b"old"), (b"kept", b"1")], timestamp=T0 - 5, codec=codec)
     log.roll()
-    tombstone_offset = write(log, [(b"gone", None), (b"kept", b"2")], timestamp=T0 - 3)
+    tombstone_offset = write(log, [(b"gone", None), (b"kept", b"2")], timestamp=T0 - 3, codec=codec)
     log.roll()
     write(log, [(b"other", b"active")])
 
