@@ -5,12 +5,17 @@ capture and teardown apply), each with `broker.id`, `zookeeper.connect` in its o
 the overrides given. It reads partition state straight from the znodes with kazoo, kills,
 pauses (SIGSTOP) and resumes brokers, and at `stop()` resumes any paused broker and stops
 them all at once (SIGTERM to all, then SIGKILL for any still running after the timeout).
+`add_broker()` starts one more broker without a broker.id (ZooKeeper generates one), and
+`metadata(broker_id)` asks that one broker for Metadata v12 over a raw socket, decoded by
+kafka-python, when a test must know which broker answered.
 It only reads znodes and signals the processes it started; the repository is never touched.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import signal
 import subprocess
 import time
@@ -18,11 +23,15 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from kafka.protocol.metadata import MetadataResponse
 from kazoo.client import KazooClient
 
+from support import wire
 from support.processes import BrokerLauncher, BrokerProcess
 
 STOP_TIMEOUT_S = 10.0
+METADATA_VERSION = 12
+_correlation_ids = itertools.count(1)
 
 
 class KafkaCluster:
@@ -44,6 +53,15 @@ class KafkaCluster:
         self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
         return self
 
+    def add_broker(self, *overrides: str) -> int:
+        """Starts one more broker with no broker.id; returns the id it registered under."""
+        before = self.live_broker_ids()
+        broker = self.launcher.start(f"zookeeper.connect={self.zookeeper_connect}", *self.overrides, *overrides)
+        self.wait_for(lambda: self.live_broker_ids() - before, what="the new broker to register")
+        (broker_id,) = self.live_broker_ids() - before
+        self.brokers[broker_id] = broker
+        return broker_id
+
     @property
     def bootstrap(self) -> str:
         return ",".join(b.bootstrap for b in self.brokers.values())
@@ -52,6 +70,11 @@ class KafkaCluster:
     def live_broker_ids(self) -> set[int]:
         return {int(child) for child in self.zk.get_children("/brokers/ids")} if self.zk.exists("/brokers/ids") \
             else set()
+
+    def broker_epoch(self, broker_id: int) -> int | None:
+        """The czxid of the broker's registration znode (its broker epoch), or None if absent."""
+        stat = self.zk.exists(f"/brokers/ids/{broker_id}")
+        return None if stat is None else stat.czxid
 
     def controller_id(self) -> int | None:
         if not self.zk.exists("/controller"):
@@ -87,6 +110,28 @@ class KafkaCluster:
     def logs_identical(self, topic: str, partition: int = 0) -> bool:
         contents = {self.log_bytes(b, topic, partition) for b in self.replicas(topic, partition)}
         return len(contents) == 1 and b"" not in contents
+
+    def partition_dirs(self, broker_id: int, topic: str) -> set[str]:
+        """The topic's directories in the broker's log dir: `<topic>-<p>` for live logs and
+        `<topic>-<p>.<uuid>-delete` for deleted ones not yet removed."""
+        pattern = re.compile(rf"{re.escape(topic)}-\d+(\.[0-9a-f]{{32}}-delete)?")
+        log_dir = Path(self.brokers[broker_id].log_dir)
+        return {p.name for p in log_dir.iterdir() if p.is_dir() and pattern.fullmatch(p.name)}
+
+    # -- asking one broker --------------------------------------------------------------------------
+    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0):
+        """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it."""
+        request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
+        payload = wire.roundtrip(self.brokers[broker_id].port, request, timeout)
+        return wire.decode_with_kafka_python(MetadataResponse, payload, METADATA_VERSION)[1]
+
+    def metadata_leader(self, broker_id: int, topic: str, partition: int = 0) -> int:
+        """The leader that broker's metadata names for the partition (-1 if none or unknown)."""
+        for entry in self.metadata(broker_id, [topic]).topics:
+            for p in entry.partitions:
+                if p.partition_index == partition and p.error_code == 0:
+                    return p.leader_id
+        return -1
 
     # -- processes ---------------------------------------------------------------------------------------
     def kill(self, broker_id: int) -> None:
