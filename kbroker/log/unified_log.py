@@ -7,7 +7,8 @@ read path. The high watermark is stored here but decided by the replica layer, w
 
 Appends: `append_as_leader` validates (validator.py), assigns offsets, checks producer state and
 writes with one pwrite; `append_as_follower` takes batches that already carry offsets.
-Reads return file regions (FetchDataInfo) for sendfile.
+Reads return file regions (FetchDataInfo) for sendfile. Compaction (log_cleaner.py) writes
+`.cleaned` segments that `replace_segments` swaps in; loading finishes or drops a swap a crash cut.
 
 Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are set
 or a rolled segment is flushed (`flush_if_due`), as Kafka does. Knows nothing of partitions'
