@@ -373,7 +373,7 @@ def test_reassignment_moves_a_partition_and_its_data_to_another_broker(cluster):
 
         tp = KafkaPythonTopicPartition(topic, 0)
         assert admin.alter_partition_reassignments({tp: [target]}) == {tp: None}
-        cluster.wait_for(lambda: cluster.replicas(topic) == [target], timeout=15, what="the reassignment to complete")
+        cluster.wait_for(lambda: cluster.replicas(topic) == [target], timeout=10, what="the reassignment to complete")
         assert admin.list_partition_reassignments() == {}
     finally:
         admin.close()
