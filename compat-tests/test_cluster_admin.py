@@ -246,10 +246,6 @@ def test_deleting_a_topic_renames_every_replica_directory_and_removes_its_znodes
     cluster.wait_for(lambda: topic_znodes(cluster, topic) == [], what="the topic's znodes to go")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KafkaController._send_update_metadata gives a deleted topic \"topic_id\": None, which the UpdateMetadata "
-    "v8 codec cannot encode (CodecError); ControllerChannelManager._drain catches only ConnectionError, so the "
-    "queue's task dies and that broker gets no controller request again"))
 def test_every_broker_forgets_a_deleted_topic_and_still_hears_from_the_controller(fresh_cluster):
     cluster = fresh_cluster
     create_replicated(cluster, "forgotten")
@@ -262,9 +258,6 @@ def test_every_broker_forgets_a_deleted_topic_and_still_hears_from_the_controlle
                      timeout=10, what="every broker to learn the next topic's leader")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kbroker removes `*-delete` directories only in run_retention (every log.retention.check.interval.ms, "
-    "default 5 min); Kafka's LogManager schedules their removal log.segment.delete.delay.ms after the rename"))
 def test_deleted_directories_are_removed_after_the_delete_delay(fresh_cluster):
     cluster = fresh_cluster
     create_replicated(cluster, "short-lived")
@@ -273,10 +266,6 @@ def test_deleted_directories_are_removed_after_the_delete_delay(fresh_cluster):
                      timeout=DELETE_DELAY_MS / 1000 + 5, what="the renamed directories to be removed")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "KafkaController._delete_topic removes the znodes at once, skipping replicas on dead brokers; Kafka's "
-    "TopicDeletionManager keeps /admin/delete_topics/<t> and the topic znodes until every replica has "
-    "deleted its log, resuming when the broker starts again"))
 def test_deleting_a_topic_with_a_replica_down_finishes_when_it_returns(fresh_cluster):
     cluster, topic = fresh_cluster, "doomed-later"
     create_replicated(cluster, topic)
@@ -356,11 +345,6 @@ def test_a_broker_without_an_id_gets_a_generated_one_and_keeps_it(cluster):
 
 
 # Last in the module: while the reassignment below fails, it leaves one stuck behind.
-@pytest.mark.xfail(strict=True, reason=(
-    "KafkaController._reassign sends LeaderAndIsr with the new replica set at the same leader epoch; the "
-    "leader ignores an equal epoch (ReplicaManager._apply_partition_state), never learns the adding replica "
-    "and answers its fetches UNKNOWN_LEADER_EPOCH. Kafka bumps the leader epoch first "
-    "(updateLeaderEpochAndSendRequest)"))
 def test_reassignment_moves_a_partition_and_its_data_to_another_broker(cluster):
     topic, source, target = "moving", 1, 3
     values = [b"m%05d" % i for i in range(2000)]

@@ -338,6 +338,7 @@ class KafkaServer:
         """Retention, checkpoints and flushes when each is due (Kafka's LogManager scheduler); keeps
         the log cleaner's task running (log.cleaner.enable)."""
         self.log_manager.start_cleaner(CleanerConfig.from_settings(self.config.get))
+        self.log_manager.delete_due_logs()
         now = time.monotonic()
         due = self._due_times
         if now >= due.get("retention", 0):

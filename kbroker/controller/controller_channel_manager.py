@@ -27,7 +27,7 @@ class _BrokerQueue:
     def __init__(self, broker_id: int, client: NetworkClient) -> None:
         self.broker_id = broker_id
         self.client = client
-        self.queue: asyncio.Queue[tuple[int, int, dict]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, int, dict, Callable[[dict], None] | None]] = asyncio.Queue()
         self.task: asyncio.Task | None = None
 
 
@@ -52,19 +52,23 @@ class ControllerChannelManager:
             queue.task.cancel()
             asyncio.get_running_loop().create_task(queue.client.close())
 
-    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
+    def send(self, broker_id: int, api_key: int, version: int, request: dict,
+             on_response: Callable[[dict], None] | None = None) -> None:
+        """Queues a request; `on_response` (if given) gets the broker's answer, on the loop."""
         if broker_id == self.local_broker_id:
-            self.deliver_locally(api_key, request)
+            response = self.deliver_locally(api_key, request)
+            if on_response is not None:
+                on_response(response or {"error_code": 0})
             return
         queue = self.brokers.get(broker_id)
         if queue is None:
             log.warning("no channel to broker %d: dropping %s", broker_id, ApiKey(api_key).name)
             return
-        queue.queue.put_nowait((api_key, version, request))
+        queue.queue.put_nowait((api_key, version, request, on_response))
 
     async def _drain(self, broker: _BrokerQueue) -> None:
         while True:
-            api_key, version, request = await broker.queue.get()
+            api_key, version, request, on_response = await broker.queue.get()
             while True:
                 try:
                     response = await broker.client.send(api_key, version, request)
@@ -73,9 +77,14 @@ class ControllerChannelManager:
                              broker.broker_id, exc)
                     await asyncio.sleep(RETRY_BACKOFF_S)
                     continue
+                except Exception:  # e.g. a request the codec refuses: drop it, keep the channel alive
+                    log.exception("cannot send %s to broker %d: dropped", ApiKey(api_key).name, broker.broker_id)
+                    break
                 if response.get("error_code"):
                     log.warning("broker %d answered %s with error %d", broker.broker_id, ApiKey(api_key).name,
                                 response["error_code"])
+                if on_response is not None:
+                    on_response(response)
                 break
 
     async def close(self) -> None:

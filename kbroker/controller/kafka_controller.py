@@ -19,7 +19,7 @@ from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.kafka_zk_client import ControllerMovedError, KafkaZkClient
-from kbroker.metadata.metadata_cache import uuid_from_base64
+from kbroker.metadata.metadata_cache import ZERO_UUID, uuid_from_base64
 
 log = logging.getLogger("kbroker.controller")
 
@@ -30,7 +30,8 @@ NO_LEADER = -1
 
 
 class ControllerChannel(Protocol):
-    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None: ...
+    def send(self, broker_id: int, api_key: int, version: int, request: dict,
+             on_response: Callable[[dict], None] | None = None) -> None: ...
     def add_broker(self, broker_id: int, host: str, port: int) -> None: ...
     def remove_broker(self, broker_id: int) -> None: ...
 
@@ -183,11 +184,16 @@ class KafkaController:
         self._send_update_metadata(list(self.live_brokers), self._all_partitions())
 
     def _on_broker_startup(self, joined: list[int]) -> None:
-        """New brokers get the full metadata and their partitions; offline partitions come back."""
+        """New brokers get the full metadata and their partitions; offline partitions come back;
+        deletions that waited for these brokers resume."""
         log.info("brokers %s joined", joined)
         self._send_update_metadata(list(self.live_brokers), self._all_partitions())
-        self._send_leader_and_isr(self._all_partitions(), only_brokers=set(joined))
+        pending_deletion = set(self.zk.topics_to_delete())
+        live_topics = [(t, p) for t, p in self._all_partitions() if t not in pending_deletion]
+        self._send_leader_and_isr(live_topics, only_brokers=set(joined))
         self._repair_partitions()
+        for topic in pending_deletion:
+            self._delete_topic(topic)
 
     def _repair_partitions(self) -> None:
         """Offline partitions get leaders, and replicas on dead brokers leave ISRs (Kafka's
@@ -272,16 +278,47 @@ class KafkaController:
             self.states[(topic, partition)] = state
 
     def _delete_topic(self, topic: str) -> None:
-        assignment = self.assignments.pop(topic, None) or self.zk.get_topic_assignment(topic)
-        if assignment is not None:
-            for broker_id in sorted({r for rs in assignment.partitions.values() for r in rs}):
-                if broker_id in self.live_brokers:
-                    self._send_stop_replica(broker_id, topic, sorted(assignment.partitions))
-            for partition in assignment.partitions:
-                self.states.pop((topic, partition), None)
+        """Kafka's TopicDeletionManager: every replica is told to stop and delete its log, and the
+        znodes go once every replica has answered. While a replica's broker is down the deletion
+        waits (marker and znodes stay) and resumes when it comes back (_on_broker_startup)."""
+        assignment = self.assignments.get(topic) or self.zk.get_topic_assignment(topic)
+        if assignment is None:
+            self.zk.delete_topic_znodes(topic, self.epoch_zk_version)  # only a marker was left
+            return
+        replicas = sorted({r for rs in assignment.partitions.values() for r in rs})
+        waiting = set(replicas)
+        if any(r not in self.live_brokers for r in replicas):
+            log.info("deletion of topic %s waits for replicas %s", topic,
+                     [r for r in replicas if r not in self.live_brokers])
+            waiting = set()  # answers from the live ones must not complete it
+
+        def answered(broker_id: int) -> Callable[[dict], None]:
+            def on_response(response: dict) -> None:
+                waiting.discard(broker_id)
+                if not waiting and replicas and all(r in self.live_brokers for r in replicas):
+                    replicas.clear()  # complete once
+                    self._guard(lambda: self._complete_deletion(topic, assignment))
+            return on_response
+
+        for broker_id in list(replicas):
+            if broker_id in self.live_brokers:
+                self._send_stop_replica(broker_id, topic, sorted(assignment.partitions),
+                                        on_response=answered(broker_id) if waiting else None)
+
+    def _complete_deletion(self, topic: str, assignment: zk.TopicAssignment) -> None:
+        if self.zk.get_topic_assignment(topic) is None and topic not in self.assignments:
+            return
+        self.assignments.pop(topic, None)
+        for partition in assignment.partitions:
+            self.states.pop((topic, partition), None)
         self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         log.info("deleted topic %s", topic)
-        self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[topic])
+        self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[(topic, self._topic_id_of(assignment))])
+
+    @staticmethod
+    def _topic_id_of(assignment: zk.TopicAssignment | None):
+        text = assignment.topic_id if assignment is not None else None
+        return uuid_from_base64(text) if text else ZERO_UUID
 
     # -- ControlledShutdown -------------------------------------------------------------------
     def on_controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[Errors, list[tuple[str, int]]]:
@@ -420,12 +457,21 @@ class KafkaController:
                 del side[partition]
         self.zk.set_topic_assignment(topic, assignment)
         log.info("%s-%d: reassigning %s -> %s", topic, partition, original, target)
+        self._bump_leader_epoch(topic, partition)  # brokers ignore a LeaderAndIsr at an epoch they have
         self._send_leader_and_isr([(topic, partition)])
         for broker_id in (r for r in replicas if r not in full and r in self.live_brokers):
             # Replicas a cancelled (or replaced) reassignment was adding: stop and delete them.
             self._send_stop_replica(broker_id, topic, [partition], delete=True)
         self._maybe_complete_reassignment(topic, partition)
         return Errors.NONE, None
+
+    def _bump_leader_epoch(self, topic: str, partition: int) -> None:
+        """Kafka's updateLeaderEpochAndSendRequest: same leader and ISR, a new leader epoch."""
+        state = self.states[(topic, partition)]
+        new = zk.LeaderIsrAndControllerEpoch(state.leader, state.leader_epoch + 1, list(state.isr), self.epoch,
+                                             state.leader_recovery_state, state.zk_version)
+        if self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+            self.states[(topic, partition)] = new
 
     def _maybe_complete_reassignment(self, topic: str, partition: int) -> None:
         assignment = self.assignments[topic]
@@ -577,11 +623,12 @@ class KafkaController:
         return {"broker_id": broker_id, "host_name": host, "port": port}
 
     def _send_update_metadata(self, broker_ids: list[int], partitions: list[tuple[str, int]],
-                              deleted_topics: list[str] = ()) -> None:
+                              deleted_topics: list = ()) -> None:
+        """deleted_topics: (name, topic id) pairs."""
         topic_states = self._group_by_topic(partitions)
-        for topic in deleted_topics:
+        for topic, topic_id in deleted_topics:
             # A deleted topic travels as partitions whose leader is LeaderDuringDelete (-2).
-            topic_states.append({"topic_name": topic, "topic_id": None, "partition_states": [
+            topic_states.append({"topic_name": topic, "topic_id": topic_id, "partition_states": [
                 {"topic_name": topic, "partition_index": -1, "leader": -2, "leader_epoch": 0, "isr": [],
                  "replicas": [], "offline_replicas": [], "controller_epoch": self.epoch, "zk_version": 0}]})
         live = [{"id": b.broker_id, "rack": b.rack,
@@ -594,13 +641,14 @@ class KafkaController:
                        "live_brokers": live}
             self.channel.send(broker_id, ApiKey.UPDATE_METADATA, UPDATE_METADATA_VERSION, request)
 
-    def _send_stop_replica(self, broker_id: int, topic: str, partitions: list[int], delete: bool = True) -> None:
+    def _send_stop_replica(self, broker_id: int, topic: str, partitions: list[int], delete: bool = True,
+                           on_response: Callable[[dict], None] | None = None) -> None:
         request = {"controller_id": self.broker_id, "controller_epoch": self.epoch,
                    "broker_epoch": self.live_brokers[broker_id].epoch,
                    "topic_states": [{"topic_name": topic, "partition_states": [
                        {"partition_index": p, "leader_epoch": -2, "delete_partition": delete}
                        for p in partitions]}]}
-        self.channel.send(broker_id, ApiKey.STOP_REPLICA, STOP_REPLICA_VERSION, request)
+        self.channel.send(broker_id, ApiKey.STOP_REPLICA, STOP_REPLICA_VERSION, request, on_response)
 
 
 _SECURITY_PROTOCOLS = {"PLAINTEXT": 0, "SSL": 1, "SASL_PLAINTEXT": 2, "SASL_SSL": 3}

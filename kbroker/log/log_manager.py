@@ -271,10 +271,18 @@ class LogManager:
             deleted += unified_log.delete_old_segments(now)
             unified_log.delete_pending_files(now)
             unified_log.remove_expired_producers(now)
-        for entry in [e for e in self._logs_to_delete if e[0] <= now]:
+        self.delete_due_logs(now)
+        return deleted
+
+    def delete_due_logs(self, now: int | None = None) -> int:
+        """Remove `-delete` directories whose file.delete.delay.ms has passed (Kafka runs this on
+        its own schedule, not with retention); returns how many were removed."""
+        now = now_ms() if now is None else now
+        due = [e for e in self._logs_to_delete if e[0] <= now]
+        for entry in due:
             self._logs_to_delete.remove(entry)
             entry[1].delete()
-        return deleted
+        return len(due)
 
     def start_cleaner(self, config: CleanerConfig) -> None:
         """Keep the log cleaner's task running on the current event loop (a no-op when it runs, or
