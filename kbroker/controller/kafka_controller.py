@@ -231,14 +231,23 @@ class KafkaController:
             if leader == state.leader and isr == state.isr:
                 self.states[(topic, partition)] = state
                 return False
-            new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + 1, isr, self.epoch, recovery,
-                                                 state.zk_version)
-            if self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
-                self.states[(topic, partition)] = new
+            new = self._write_state(topic, partition, state, leader, isr, recovery)
+            if new is not None:
                 log.info("%s-%d: leader %d, ISR %s, leader epoch %d", topic, partition, leader, isr,
                          new.leader_epoch)
                 return True
         return False
+
+    def _write_state(self, topic: str, partition: int, state: zk.LeaderIsrAndControllerEpoch, leader: int,
+                     isr: list[int], recovery: int, bump_epoch: bool = True) -> zk.LeaderIsrAndControllerEpoch | None:
+        """The partition's next state, written to its znode fenced by the controller epoch and
+        remembered; None if the znode moved meanwhile (the caller retries or reports it)."""
+        new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + (1 if bump_epoch else 0), list(isr),
+                                             self.epoch, recovery, state.zk_version)
+        if not self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+            return None
+        self.states[(topic, partition)] = new
+        return new
 
     def _unclean_allowed(self, topic: str) -> bool:
         value = self.zk.get_topic_config(topic).get("unclean.leader.election.enable")
@@ -398,11 +407,9 @@ class KafkaController:
         return self._write_leader(topic, partition, state, leader, live_isr or [leader])
 
     def _write_leader(self, topic: str, partition: int, state, leader: int, isr: list[int]):
-        new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + 1, isr, self.epoch,
-                                             0 if leader in state.isr else 1, state.zk_version)
-        if not self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+        new = self._write_state(topic, partition, state, leader, isr, 0 if leader in state.isr else 1)
+        if new is None:
             return Errors.INVALID_UPDATE_VERSION, "The partition state changed meanwhile; retry"
-        self.states[(topic, partition)] = new
         log.info("%s-%d: leader %d elected (epoch %d)", topic, partition, leader, new.leader_epoch)
         return Errors.NONE, None
 
@@ -468,10 +475,7 @@ class KafkaController:
     def _bump_leader_epoch(self, topic: str, partition: int) -> None:
         """Kafka's updateLeaderEpochAndSendRequest: same leader and ISR, a new leader epoch."""
         state = self.states[(topic, partition)]
-        new = zk.LeaderIsrAndControllerEpoch(state.leader, state.leader_epoch + 1, list(state.isr), self.epoch,
-                                             state.leader_recovery_state, state.zk_version)
-        if self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
-            self.states[(topic, partition)] = new
+        self._write_state(topic, partition, state, state.leader, state.isr, state.leader_recovery_state)
 
     def _maybe_complete_reassignment(self, topic: str, partition: int) -> None:
         assignment = self.assignments[topic]
@@ -486,11 +490,8 @@ class KafkaController:
         isr = [r for r in state.isr if r in target]
         leader = state.leader if state.leader in target else next(
             (r for r in target if r in isr and r in self.live_brokers), NO_LEADER)
-        new = zk.LeaderIsrAndControllerEpoch(leader, state.leader_epoch + 1, isr, self.epoch,
-                                             state.leader_recovery_state, state.zk_version)
-        if not self.zk.update_partition_state(topic, partition, new, self.epoch_zk_version):
+        if self._write_state(topic, partition, state, leader, isr, state.leader_recovery_state) is None:
             return  # retried on the next ISR change
-        self.states[(topic, partition)] = new
         assignment.partitions[partition] = target
         assignment.adding.pop(partition, None)
         assignment.removing.pop(partition, None)
@@ -559,11 +560,11 @@ class KafkaController:
             return {**error, "error_code": Errors.INVALID_UPDATE_VERSION}
         if any(r not in self.live_brokers for r in new_isr) or state.leader not in new_isr:
             return {**error, "error_code": Errors.INELIGIBLE_REPLICA}
-        new = zk.LeaderIsrAndControllerEpoch(state.leader, state.leader_epoch, new_isr, self.epoch,
-                                             p["leader_recovery_state"], state.zk_version)
-        if not self.zk.update_partition_state(topic, index, new, self.epoch_zk_version):
+        # An ISR change keeps the leader epoch: only the partition epoch (zk version) moves.
+        new = self._write_state(topic, index, state, state.leader, new_isr, p["leader_recovery_state"],
+                                bump_epoch=False)
+        if new is None:
             return {**error, "error_code": Errors.INVALID_UPDATE_VERSION}
-        self.states[(topic, index)] = new
         log.info("%s-%d: ISR %s -> %s (partition epoch %d)", topic, index, state.isr, new_isr, new.zk_version)
         return {**current, "isr": new_isr, "leader_recovery_state": new.leader_recovery_state,
                 "partition_epoch": new.zk_version, "changed": True}
