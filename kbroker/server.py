@@ -242,8 +242,7 @@ class KafkaServer:
                 if controller_id == self.broker_id:
                     error, remaining = self.controller.on_controlled_shutdown(self.broker_id, self.broker_epoch)
                 else:
-                    broker = self.metadata_cache.brokers.get(controller_id)
-                    endpoint = broker.endpoint(self.config.inter_broker_listener_name) if broker else None
+                    endpoint = self.metadata_cache.endpoint_of(controller_id, self.config.inter_broker_listener_name)
                     if endpoint is None:
                         raise ConnectionError(f"no endpoint for controller {controller_id}")
                     client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-shutdown")

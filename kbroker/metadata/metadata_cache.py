@@ -160,6 +160,16 @@ class MetadataCache:
     def alive_brokers(self) -> list[BrokerInfo]:
         return sorted(self.brokers.values(), key=lambda b: b.broker_id)
 
+    def endpoint_of(self, broker_id: int, listener_name: str) -> BrokerEndpoint | None:
+        """A live broker's endpoint on one listener; None if it is not alive or has no such listener."""
+        broker = self.brokers.get(broker_id)
+        return broker.endpoint(listener_name) if broker is not None else None
+
+    def alive_endpoints(self, listener_name: str) -> list[tuple[BrokerInfo, BrokerEndpoint]]:
+        """Live brokers with their endpoint on one listener (clients are told that listener's)."""
+        found = ((b, b.endpoint(listener_name)) for b in self.alive_brokers())
+        return [(b, e) for b, e in found if e is not None]
+
     def is_alive(self, broker_id: int) -> bool:
         return broker_id in self.brokers
 

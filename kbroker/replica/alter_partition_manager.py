@@ -150,8 +150,7 @@ class AlterPartitionManager:
 
     def _controller_client(self) -> NetworkClient | None:
         controller_id = self.metadata_cache.controller_id
-        broker = self.metadata_cache.brokers.get(controller_id)
-        endpoint = broker.endpoint(self.listener_name) if broker is not None else None
+        endpoint = self.metadata_cache.endpoint_of(controller_id, self.listener_name)
         if endpoint is None:
             return None
         target = (controller_id, endpoint.host, endpoint.port)

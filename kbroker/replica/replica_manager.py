@@ -195,8 +195,7 @@ class ReplicaManager:
         for entry in live_leaders:
             if entry["broker_id"] == leader_id and entry["port"] > 0:
                 return BrokerEndPoint(leader_id, entry["host_name"], entry["port"])
-        broker = self.metadata_cache.brokers.get(leader_id)
-        endpoint = broker.endpoint(self.inter_broker_listener) if broker is not None else None
+        endpoint = self.metadata_cache.endpoint_of(leader_id, self.inter_broker_listener)
         return BrokerEndPoint(leader_id, endpoint.host, endpoint.port) if endpoint is not None else None
 
     def _notify_leadership(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:

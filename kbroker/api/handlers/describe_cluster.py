@@ -27,12 +27,8 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
                 "error_message": "The request was sent to an endpoint of type BROKER, "
                                  f"but we wanted an endpoint of type {request['endpoint_type']}",
                 "endpoint_type": request["endpoint_type"], "cluster_id": cache.cluster_id or ""}
-    brokers = []
-    for broker in cache.alive_brokers():
-        endpoint = broker.endpoint(ctx.listener_name)
-        if endpoint is not None:
-            brokers.append({"broker_id": broker.broker_id, "host": endpoint.host, "port": endpoint.port,
-                            "rack": broker.rack})
+    brokers = [{"broker_id": b.broker_id, "host": e.host, "port": e.port, "rack": b.rack}
+               for b, e in cache.alive_endpoints(ctx.listener_name)]
     return {
         "error_code": 0,
         "endpoint_type": BROKERS_ENDPOINT_TYPE,

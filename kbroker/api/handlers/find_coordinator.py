@@ -63,11 +63,10 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[i
         _create_offsets_topic(ctx)
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
     state = topic.partitions.get(broker.group_coordinator.partition_for(key))
-    leader = cache.brokers.get(state.leader) if state is not None else None
-    endpoint = leader.endpoint(ctx.listener_name) if leader is not None else None
+    endpoint = cache.endpoint_of(state.leader, ctx.listener_name) if state is not None else None
     if endpoint is None:
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
-    return Errors.NONE, (leader.broker_id, endpoint.host, endpoint.port)
+    return Errors.NONE, (state.leader, endpoint.host, endpoint.port)
 
 
 def _create_offsets_topic(ctx: RequestContext) -> None:

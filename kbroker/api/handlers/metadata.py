@@ -50,13 +50,8 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
 
 
 def _brokers(cache: MetadataCache, listener_name: str) -> list[dict]:
-    out = []
-    for broker in cache.alive_brokers():
-        endpoint = broker.endpoint(listener_name)
-        if endpoint is not None:
-            out.append({"node_id": broker.broker_id, "host": endpoint.host, "port": endpoint.port,
-                        "rack": broker.rack})
-    return out
+    return [{"node_id": b.broker_id, "host": e.host, "port": e.port, "rack": b.rack}
+            for b, e in cache.alive_endpoints(listener_name)]
 
 
 async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: dict, version: int,
