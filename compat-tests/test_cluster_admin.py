@@ -51,11 +51,8 @@ TOPIC_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 @pytest.fixture(scope="module")
 def cluster(zookeeper, module_broker_factory):
-    cluster = KafkaCluster(module_broker_factory, zookeeper, overrides=ADMIN_OVERRIDES)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with KafkaCluster(module_broker_factory, zookeeper, overrides=ADMIN_OVERRIDES) as cluster:
+        yield cluster
 
 
 def admin_client(cluster: KafkaCluster) -> AdminClient:
@@ -173,11 +170,8 @@ def test_a_topic_config_change_rewrites_its_config_and_announces_it(cluster):
 
 @pytest.fixture
 def fresh_cluster(zookeeper, broker_factory):
-    cluster = KafkaCluster(broker_factory, zookeeper, overrides=ADMIN_OVERRIDES)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with KafkaCluster(broker_factory, zookeeper, overrides=ADMIN_OVERRIDES) as cluster:
+        yield cluster
 
 
 def delete_topic(cluster: KafkaCluster, topic: str) -> None:

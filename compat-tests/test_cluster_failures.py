@@ -42,11 +42,8 @@ NOT_CONTROLLER = 41
 
 @pytest.fixture
 def cluster(zookeeper, broker_factory):
-    cluster = KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
+        yield cluster
 
 
 def log_end_offset(cluster: KafkaCluster, broker_id: int, topic: str) -> int:

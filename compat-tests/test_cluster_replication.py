@@ -36,11 +36,8 @@ CLUSTER_OVERRIDES = (
 
 @pytest.fixture(scope="module")
 def cluster(zookeeper, module_broker_factory):
-    cluster = KafkaCluster(module_broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with KafkaCluster(module_broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
+        yield cluster
 
 
 def create_topic(cluster: KafkaCluster, name: str, min_isr: int = 2) -> None:
@@ -210,10 +207,8 @@ def test_killing_the_leader_then_the_controller_loses_and_duplicates_nothing(clu
 def test_a_paused_follower_leaves_the_isr_and_rejoins_after_sigcont(zookeeper, broker_factory):
     # Sessions outlast the pause: the follower must leave the ISR through the leader's lag check
     # (replica.lag.time.max.ms), not because ZooKeeper declared it dead.
-    cluster = KafkaCluster(broker_factory, zookeeper, overrides=(
-        *CLUSTER_OVERRIDES, "zookeeper.session.timeout.ms=20000", "replica.lag.time.max.ms=2000"))
-    try:
-        cluster.start()
+    with KafkaCluster(broker_factory, zookeeper, overrides=(
+            *CLUSTER_OVERRIDES, "zookeeper.session.timeout.ms=20000", "replica.lag.time.max.ms=2000")) as cluster:
         topic = "paused"
         create_topic(cluster, topic)
         produce_and_flush(cluster, topic, [b"p%03d" % i for i in range(50)])
@@ -236,5 +231,3 @@ def test_a_paused_follower_leaves_the_isr_and_rejoins_after_sigcont(zookeeper, b
         cluster.wait_for(lambda: cluster.logs_identical(topic), what="identical logs after the pause")
         assert len(read_all(cluster, topic)) == 70
         print(f"acks=all waited {waited_s:.1f}s for the shrink; rejoined {rejoin_s:.1f}s after SIGCONT")
-    finally:
-        cluster.stop()

@@ -49,11 +49,8 @@ def coordinator_of(cluster: KafkaCluster, broker_id: int, group: str) -> int:
 
 @pytest.fixture
 def cluster(zookeeper, broker_factory):
-    cluster = KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES)
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
+    with KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
+        yield cluster
 
 
 def test_group_survives_the_loss_of_its_coordinator(cluster, tmp_path):

@@ -45,6 +45,17 @@ class KafkaCluster:
         self.paused: set[int] = set()
         self.zk = KazooClient(hosts=zookeeper + self.chroot, timeout=10)
 
+    def __enter__(self) -> KafkaCluster:
+        """Starts the cluster; leaving the block stops every process, also after a failure."""
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
     def start(self) -> KafkaCluster:
         for broker_id in range(1, self.size + 1):
             self.brokers[broker_id] = self.launcher.start(
