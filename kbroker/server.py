@@ -6,6 +6,12 @@ its partitions and the cluster's metadata through the same requests in both mode
 Stop (SIGTERM/SIGINT): stop accepting, let in-flight requests finish, then flush and
 checkpoint the services, and exit 0 within `SHUTDOWN_TIMEOUT_S`.
 This is the only module that knows every service; the services must not import it.
+
+Start-up imports only what answering the first requests needs. The group coordinator is built
+when a group first needs it (a group API, or this broker coming to lead a `__consumer_offsets`
+partition), and the follower fetchers and the AlterPartition channel only in cluster mode,
+where a broker can be a follower: a broker that never sees a group starts faster and idles in
+less memory (scripts/bench measures both).
 """
 
 from __future__ import annotations
@@ -23,9 +29,7 @@ from kbroker.api.protocol.errors import Errors
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
-from kbroker.group.group_coordinator import GroupCoordinator
 from kbroker.log.config import LogConfig
-from kbroker.log.log_cleaner import CleanerConfig
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
 from kbroker.metadata.admin_manager import AdminManager
@@ -38,14 +42,14 @@ from kbroker.metadata.metadata_cache import (
     random_kafka_uuid,
     uuid_to_base64,
 )
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
-from kbroker.replica.alter_partition_manager import AlterPartitionManager
-from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
+    from kbroker.group.group_coordinator import GroupCoordinator
 
 log = logging.getLogger("kbroker.server")
 
@@ -74,7 +78,7 @@ class KafkaServer:
         self.replica_manager: ReplicaManager | None = None
         self.admin_manager: AdminManager | None = None
         self.producer_id_manager: ZkProducerIdManager | None = None
-        self.group_coordinator: GroupCoordinator | None = None
+        self._group_coordinator: GroupCoordinator | None = None  # see the group_coordinator property
         self.base_log_config = LogConfig.from_topic_config(config.topic_defaults())
         self._config_changes_seen: set[str] = set()
         self._background: list[asyncio.Task] = []
@@ -101,13 +105,10 @@ class KafkaServer:
                                       producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
         self.replica_manager = ReplicaManager(self.broker_id, self.log_manager, self.metadata_cache,
                                               self.zk_client.get_topic_config, self.base_log_config)
-        self._create_replication_managers()
+        if self.cluster_mode:
+            self._create_replication_managers()
         self.admin_manager = AdminManager(self.config, AdminZkClient(self.zk_client), self.metadata_cache)
-        # The group coordinator loads __consumer_offsets partitions as this broker comes to lead them.
-        self.group_coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager,
-                                                  self.metadata_cache)
-        self.replica_manager.leadership_listeners.append(self.group_coordinator.on_leadership_change)
-        self.group_coordinator.startup()
+        self.replica_manager.leadership_listeners.append(self._on_leadership_change)
         self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
@@ -212,8 +213,8 @@ class KafkaServer:
             server.stop_accepting()
         if self.replica_manager is not None:
             self.replica_manager.wake_all()  # parked fetches answer now with what they have
-        if self.group_coordinator is not None:
-            self.group_coordinator.shutdown()  # members waiting on a rebalance are answered now
+        if self._group_coordinator is not None:
+            self._group_coordinator.shutdown()  # members waiting on a rebalance are answered now
         for server in self.socket_servers:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
@@ -266,6 +267,9 @@ class KafkaServer:
 
     # -- replication (kbroker/replica): follower fetchers and the AlterPartition channel ------
     def _create_replication_managers(self) -> None:
+        from kbroker.replica.alter_partition_manager import AlterPartitionManager
+        from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
+
         rm = self.replica_manager
         rm.replica_lag_time_max_ms = self.config.get("replica.lag.time.max.ms")
         rm.inter_broker_listener = self.config.inter_broker_listener_name
@@ -282,6 +286,24 @@ class KafkaServer:
         if rm is not None and rm.alter_partition_manager is not None:
             await rm.alter_partition_manager.close()
 
+    # -- the group coordinator (kbroker/group), built on first use ----------------------------
+    @property
+    def group_coordinator(self) -> GroupCoordinator:
+        """The group coordinator, built and started the first time anything needs it."""
+        if self._group_coordinator is None:
+            from kbroker.group.group_coordinator import GroupCoordinator
+
+            coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager, self.metadata_cache)
+            coordinator.startup()
+            self._group_coordinator = coordinator
+        return self._group_coordinator
+
+    def _on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
+        """ReplicaManager leadership listener: the coordinator loads the __consumer_offsets
+        partitions this broker comes to lead (building it the first time) and unloads the rest."""
+        if topic == GROUP_METADATA_TOPIC_NAME and (is_leader or self._group_coordinator is not None):
+            self.group_coordinator.on_leadership_change(topic, partition, is_leader, leader_epoch)
+
     # -- requests from the controller (delivered locally, or over the network by the handlers) --
     def check_controller_request(self, request: dict) -> Errors:
         """Kafka's fencing of controller requests: a stale controller epoch, or a broker epoch
@@ -296,8 +318,8 @@ class KafkaServer:
     def handle_controller_request(self, api_key: int, request: dict) -> dict | None:
         if api_key == ApiKey.UPDATE_METADATA:
             deleted = self.metadata_cache.update_metadata(request)
-            if deleted and self.group_coordinator is not None:
-                self.group_coordinator.on_topics_deleted(deleted)  # Kafka's onPartitionsDeleted
+            if deleted and self._group_coordinator is not None:  # without one, no group has offsets
+                self._group_coordinator.on_topics_deleted(deleted)  # Kafka's onPartitionsDeleted
             return {"error_code": 0}
         if api_key == ApiKey.LEADER_AND_ISR:
             return self.replica_manager.become_leader_or_follower(request)
@@ -336,7 +358,7 @@ class KafkaServer:
     def _log_maintenance(self) -> None:
         """Retention, checkpoints and flushes when each is due (Kafka's LogManager scheduler); keeps
         the log cleaner's task running (log.cleaner.enable)."""
-        self.log_manager.start_cleaner(CleanerConfig.from_settings(self.config.get))
+        self.log_manager.start_cleaner(self.config.get)
         self.log_manager.delete_due_logs()
         now = time.monotonic()
         due = self._due_times

@@ -15,9 +15,9 @@ from test_group_coordinator import async_test, harness, join, join_new_member, s
 from test_group_support import T0, FakeClock, Harness, join_params, settle, subscription
 
 from kbroker.api.protocol.errors import Errors
-from kbroker.group.coordinator_records import OffsetAndMetadata
 from kbroker.group.group_metadata import GroupState
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
+from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.log.records import (
     ControlRecordType,
     SimpleRecord,

@@ -315,7 +315,7 @@ def test_the_background_task_gives_a_round_up_when_the_log_is_truncated_under_it
     cut = log.log_segments()[2].base_offset + 50  # a batch boundary
 
     async def scenario() -> None:
-        manager.start_cleaner(CleanerConfig(backoff_ms=10))
+        manager.start_cleaner(kafka_settings(tmp_path, "log.cleaner.backoff.ms=10"))
         assert manager.cleaner.is_running
         while not any(name.endswith(".cleaned") for name in os.listdir(log.directory)):
             await asyncio.sleep(0)
@@ -339,23 +339,44 @@ def test_the_background_task_gives_a_round_up_when_the_log_is_truncated_under_it
     assert (TOPIC, 0) not in manager.cleaner.uncleanable
 
 
-def test_cleaner_settings_by_their_kafka_names_and_disabled_cleaners_do_not_run(tmp_path):
+def kafka_settings(tmp_path, *overrides: str):
+    """A broker config's `get`, which reads settings by their Kafka names."""
     from kbroker.config import KafkaConfig
 
-    broker = KafkaConfig.load(
-        overrides=[f"log.dirs={tmp_path}", "log.cleaner.backoff.ms=250", "log.cleaner.threads=2"]
-    )
-    config = CleanerConfig.from_settings(broker.get)
+    return KafkaConfig.load(overrides=[f"log.dirs={tmp_path / 'broker'}", *overrides]).get
+
+
+def test_cleaner_settings_by_their_kafka_names_and_disabled_cleaners_do_not_run(tmp_path):
+    config = CleanerConfig.from_settings(kafka_settings(tmp_path, "log.cleaner.backoff.ms=250", "log.cleaner.threads=2"))
     assert (config.enable, config.threads, config.backoff_ms) == (True, 2, 250)
     assert config.map_memory == 64 * 1024 * 1024  # Kafka splits the dedupe buffer over threads
     manager = open_manager(tmp_path / "data")
+    manager.get_or_create_log(TOPIC, 0)  # compacted: the cleaner would run if enabled
 
     async def start_disabled() -> bool:
-        manager.start_cleaner(CleanerConfig(enable=False))
-        manager.start_cleaner(CleanerConfig(threads=0))
+        manager.start_cleaner(kafka_settings(tmp_path, "log.cleaner.enable=false"))
+        manager.start_cleaner(kafka_settings(tmp_path, "log.cleaner.threads=0"))
         return manager.cleaner.is_running
 
     assert asyncio.run(start_disabled()) is False
+    manager.close()
+
+
+def test_the_cleaner_starts_once_a_log_is_compacted(tmp_path):
+    """No compacted log, nothing to clean: the cleaner is not even built (it is imported on first
+    use, which keeps it out of the broker's start-up)."""
+    manager = open_manager(tmp_path / "data", cleanup_policy="delete")
+    manager.get_or_create_log("plain", 0)
+    settings = kafka_settings(tmp_path)
+
+    async def start_then_compact() -> tuple[bool, bool]:
+        manager.start_cleaner(settings)
+        built_before = manager._cleaner is not None
+        manager.get_or_create_log(TOPIC, 0, config=LogConfig(cleanup_policy="compact"))
+        manager.start_cleaner(settings)
+        return built_before, manager.cleaner.is_running
+
+    assert asyncio.run(start_then_compact()) == (False, True)
     manager.close()
 
 

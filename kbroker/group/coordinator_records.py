@@ -17,6 +17,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, NO_TIMESTAMP, OffsetAndMetadata
+
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
 OFFSET_COMMIT_VALUE_VERSION = 3
@@ -24,8 +26,6 @@ OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY = 1
 GROUP_METADATA_VALUE_VERSION = 3
 FIRST_FLEXIBLE_VALUE_VERSION = 4
 
-NO_TIMESTAMP = -1
-NO_LEADER_EPOCH = -1
 INT32_MIN = -(2**31)
 
 _I16 = struct.Struct(">h")
@@ -70,18 +70,6 @@ class OffsetCommitKey:
 @dataclass(frozen=True, slots=True)
 class GroupMetadataKey:
     group: str
-
-
-@dataclass(frozen=True, slots=True)
-class OffsetAndMetadata:
-    """A committed offset (Kafka's OffsetAndMetadata); expire_timestamp is None unless an old
-    client asked for its own retention time."""
-
-    offset: int
-    leader_epoch: int = NO_LEADER_EPOCH
-    metadata: str = ""
-    commit_timestamp: int = NO_TIMESTAMP
-    expire_timestamp: int | None = None
 
 
 @dataclass(slots=True)

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
-from kbroker.group.coordinator_records import OffsetAndMetadata
 from kbroker.group.group_metadata import (
     UNKNOWN_MEMBER_ID,
     GroupMetadata,
@@ -48,6 +47,7 @@ from kbroker.group.group_metadata import (
     TopicPartition,
 )
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME, GroupMetadataManager, OffsetConfig
+from kbroker.group.offset_and_metadata import OffsetAndMetadata
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig

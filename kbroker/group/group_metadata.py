@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kbroker.api.protocol.errors import Errors
-from kbroker.group.coordinator_records import OffsetAndMetadata, read_subscribed_topics
+from kbroker.group.coordinator_records import read_subscribed_topics
+from kbroker.group.offset_and_metadata import OffsetAndMetadata
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 UNKNOWN_MEMBER_ID = ""

@@ -61,6 +61,7 @@ from kbroker.log.records import (
     parse_control_record,
 )
 from kbroker.log.validator import AppendOrigin
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
@@ -69,7 +70,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kbroker.group")
 
-GROUP_METADATA_TOPIC_NAME = "__consumer_offsets"
 PRODUCE_REQUEST_VERSION = 9  # what our appends stand for (the log only needs magic v2 rules)
 
 

@@ -6,8 +6,8 @@ logs open without rescanning), `recovery-point-offset-checkpoint`, `log-start-of
 and `replication-offset-checkpoint` (high watermarks, as ReplicaManager writes them).
 
 The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically,
-`start_cleaner` to keep the log cleaner's task running (log_cleaner.py, compaction with its
-`cleaner-offset-checkpoint`), and `close` at shutdown. Plain code; nothing here knows leadership
+`start_cleaner` to keep the log cleaner's task running once a log is compacted (log_cleaner.py,
+compaction with its `cleaner-offset-checkpoint`), and `close` at shutdown. Plain code; nothing here knows leadership
 or the network.
 """
 
@@ -20,6 +20,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api.protocol.errors import Errors
 from kbroker.log.checkpoint import (
@@ -35,10 +36,12 @@ from kbroker.log.checkpoint import (
 )
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, LogError
-from kbroker.log.log_cleaner import CleanerConfig, LogCleaner
 from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.segment import now_ms
 from kbroker.log.unified_log import UnifiedLog, log_dir_name, parse_topic_partition
+
+if TYPE_CHECKING:
+    from kbroker.log.log_cleaner import LogCleaner
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +100,7 @@ class LogManager:
         except BaseException:
             self._release_locks()
             raise
-        self.cleaner = LogCleaner(self)
+        self._cleaner: LogCleaner | None = None  # see `cleaner`
 
     # ------------------------------------------------------------------ startup
 
@@ -284,10 +287,25 @@ class LogManager:
             entry[1].delete()
         return len(due)
 
-    def start_cleaner(self, config: CleanerConfig) -> None:
-        """Keep the log cleaner's task running on the current event loop (a no-op when it runs, or
-        when log.cleaner.enable is false or log.cleaner.threads is 0)."""
-        self.cleaner.start(config)
+    @property
+    def cleaner(self) -> LogCleaner:
+        """The log cleaner, imported and built when first needed: a broker without compacted logs
+        (most start that way) would only keep it idle."""
+        if self._cleaner is None:
+            from kbroker.log.log_cleaner import LogCleaner
+
+            self._cleaner = LogCleaner(self)
+        return self._cleaner
+
+    def start_cleaner(self, settings: Callable[[str], Any]) -> None:
+        """Keep the log cleaner's task running on the current event loop once any log is compacted
+        (a no-op while it runs, or when log.cleaner.enable is false or log.cleaner.threads is 0).
+        `settings` reads the log.cleaner.* settings by their Kafka names (KafkaConfig.get)."""
+        if self._cleaner is None and not any(unified_log.config.compact for unified_log in self.logs.values()):
+            return
+        from kbroker.log.log_cleaner import CleanerConfig
+
+        self.cleaner.start(CleanerConfig.from_settings(settings))
 
     def checkpoint(self) -> None:
         """Write the recovery point, log start offset and high watermark checkpoints of every dir."""
@@ -322,7 +340,8 @@ class LogManager:
         """Flush and close every log, write checkpoints and the clean-shutdown marker, unlock."""
         if self._closed:
             return
-        self.cleaner.shutdown()
+        if self._cleaner is not None:
+            self._cleaner.shutdown()
         for unified_log in self.logs.values():
             unified_log.flush()
             unified_log.close()

@@ -16,6 +16,12 @@ from kbroker.metadata.znode_store import BadVersionError, NodeExistsError, NoNod
 log = logging.getLogger("kbroker.zk")
 
 
+def _path_and_parents(path: str) -> list[str]:
+    """"/admin/delete_topics" -> ["/admin", "/admin/delete_topics"]."""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1)]
+
+
 class ControllerMovedError(Exception):
     """A controller write was fenced: another controller has taken over."""
 
@@ -25,8 +31,20 @@ class KafkaZkClient:
         self.store = store
 
     def create_top_level_paths(self) -> None:
+        """Kafka's persistent paths, parents first. One multi creates all that are missing: one
+        write of the embedded store's file on a fresh data directory (not twenty, which showed
+        in the start-up time), one round trip to ZooKeeper. Should another broker create one of
+        them meanwhile, the multi fails whole and they are created one by one."""
+        missing: list[str] = []
         for path in zk.PERSISTENT_PATHS:
             if self.store.exists(path) is None:
+                missing += [p for p in _path_and_parents(path) if p not in missing and self.store.exists(p) is None]
+        if not missing:
+            return
+        try:
+            self.store.multi([Op("create", path) for path in missing])
+        except NodeExistsError:
+            for path in missing:
                 try:
                     self.store.create(path, b"", makepath=True)
                 except NodeExistsError:

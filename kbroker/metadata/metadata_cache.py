@@ -13,13 +13,15 @@ import base64
 import uuid
 from dataclasses import dataclass, field
 
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
+
 ZERO_UUID = uuid.UUID(int=0)
 
 LEADER_DURING_DELETE = -2
 _PROTOCOL_NAMES = {0: "PLAINTEXT", 1: "SSL", 2: "SASL_PLAINTEXT", 3: "SASL_SSL"}
 
 # Kafka's internal topics: reported with is_internal in Metadata.
-INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+INTERNAL_TOPICS = frozenset({GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME})
 
 
 def uuid_to_base64(value: uuid.UUID) -> str:

@@ -1,10 +1,13 @@
-"""Kafka's topic name rules (Topic.java): legal characters, length, and '.'/'_' collisions."""
+"""Kafka's topic name rules (Topic.java): legal characters, length, '.'/'_' collisions, and the
+internal topics' names. Plain code with no imports of ours, so anything may use it cheaply."""
 
 from __future__ import annotations
 
 import re
 
 MAX_NAME_LENGTH = 249
+GROUP_METADATA_TOPIC_NAME = "__consumer_offsets"
+TRANSACTION_STATE_TOPIC_NAME = "__transaction_state"
 _LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
 
 

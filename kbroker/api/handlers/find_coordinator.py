@@ -17,8 +17,8 @@ import logging
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
-from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
 from kbroker.metadata.admin_manager import TopicRequest
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 
 API_KEY = ApiKey.FIND_COORDINATOR
 VERSIONS = (0, 6)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
-from kbroker.group.group_coordinator import JoinGroupParams
 
 API_KEY = ApiKey.JOIN_GROUP
 VERSIONS = (0, 9)
@@ -24,6 +23,10 @@ def client_host(ctx: RequestContext) -> str:
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
+    # Imported here, not at the top: every handler loads at start-up, the group coordinator only
+    # when a group first needs it (see KafkaServer.group_coordinator).
+    from kbroker.group.group_coordinator import JoinGroupParams
+
     version = ctx.api_version
     instance_id = request["group_instance_id"]
     params = JoinGroupParams(

@@ -17,7 +17,7 @@ import uuid
 from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
-from kbroker.group.coordinator_records import NO_LEADER_EPOCH, OffsetAndMetadata
+from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, OffsetAndMetadata
 from kbroker.group.zk_consumer_offsets import get_consumer_offset
 
 API_KEY = ApiKey.OFFSET_FETCH
