@@ -12,7 +12,6 @@ for them.
 from __future__ import annotations
 
 import functools
-import gzip
 import struct
 import zlib
 from types import SimpleNamespace
@@ -52,11 +51,13 @@ _I32 = struct.Struct(">i")
 
 @functools.cache
 def _libs() -> SimpleNamespace:
+    import gzip
+
     import lz4.frame
     import snappy
     import zstandard
 
-    return SimpleNamespace(lz4=lz4.frame, snappy=snappy, zstd=zstandard,
+    return SimpleNamespace(gzip=gzip, lz4=lz4.frame, snappy=snappy, zstd=zstandard,
                            zstd_compressor=zstandard.ZstdCompressor(),
                            zstd_decompressor=zstandard.ZstdDecompressor())
 
@@ -94,7 +95,7 @@ def decompress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     libs = _libs()
     try:
         if codec == CODEC_GZIP:
-            return gzip.decompress(data)
+            return libs.gzip.decompress(data)
         if codec == CODEC_SNAPPY:
             return _snappy_decompress(bytes(data))
         if codec == CODEC_LZ4:

@@ -9,14 +9,18 @@ the package is imported normally only if that fails (a different layout in some 
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
-from pathlib import Path
 
 
 def _load_extension() -> Callable[..., int]:
     spec = importlib.util.find_spec("crc32c")  # a top-level find_spec does not run __init__
     if spec is not None and spec.submodule_search_locations:
-        for path in Path(spec.submodule_search_locations[0]).glob("_crc32c*.so"):
+        folder = spec.submodule_search_locations[0]
+        for name in sorted(os.listdir(folder)):
+            if not (name.startswith("_crc32c") and name.endswith(".so")):
+                continue
+            path = os.path.join(folder, name)
             ext_spec = importlib.util.spec_from_file_location("crc32c._crc32c", path)
             module = importlib.util.module_from_spec(ext_spec)
             ext_spec.loader.exec_module(module)

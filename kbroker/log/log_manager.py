@@ -17,7 +17,6 @@ import fcntl
 import json
 import logging
 import os
-import shutil
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -162,6 +161,8 @@ class LogManager:
                 continue
             if name.endswith(DELETE_DIR_SUFFIX):
                 log.info("removing %s left by an earlier topic deletion", path)
+                import shutil  # here: with its codec modules, a few ms of every start-up otherwise
+
                 shutil.rmtree(path, ignore_errors=True)
                 continue
             if name.endswith((FUTURE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -1052,6 +1051,8 @@ class UnifiedLog:
         for _when, segment in self._pending_deletes:
             segment.close_handlers()
         self._pending_deletes.clear()
+        import shutil  # here: with its codec modules, a few ms of every start-up otherwise
+
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def snapshot_files(self) -> list[str]:

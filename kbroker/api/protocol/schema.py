@@ -14,28 +14,29 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import os
 import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from kbroker.api.protocol.api_keys import ApiKey
 
-OWN_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+# Plain os.path, not pathlib: pathlib would be imported for these few joins at every start-up.
+OWN_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
 
 
 @functools.cache
-def _kafka_schema_dir() -> Path:
+def _kafka_schema_dir() -> str:
     """kafka-python's schema folder, found without importing kafka (its __init__ loads the
     whole client: half a second of start-up for files we only read)."""
     spec = importlib.util.find_spec("kafka")
     if spec is None or not spec.submodule_search_locations:
         raise ImportError("kafka-python 3.x (the source of Kafka's message schemas) is not installed")
-    return Path(spec.submodule_search_locations[0]) / "protocol" / "schemas" / "resources"
+    return os.path.join(spec.submodule_search_locations[0], "protocol", "schemas", "resources")
 
 
-def _schema_dirs() -> tuple[Path, Path]:
+def _schema_dirs() -> tuple[str, str]:
     """Ours first: on a clash, our file wins."""
     return OWN_SCHEMA_DIR, _kafka_schema_dir()
 
@@ -244,9 +245,14 @@ def parse_schema_text(text: str) -> MessageSchema:
 def _schema_files():
     """Every schema file: ours first, then kafka-python's (the first of a clash wins)."""
     for folder in _schema_dirs():
-        for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-            if entry.name.endswith(".json"):
-                yield entry
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".json"):
+                yield os.path.join(folder, name)
+
+
+def _read_schema(path: str) -> MessageSchema:
+    with open(path, encoding="utf-8") as file:
+        return parse_schema_text(file.read())
 
 
 class SchemaRegistry:
@@ -266,9 +272,9 @@ class SchemaRegistry:
             raise KeyError((api_key, kind)) from None
         file_name = f"{camel}{kind.capitalize()}.json"
         for folder in _schema_dirs():
-            entry = folder / file_name
-            if entry.is_file():
-                return parse_schema_text(entry.read_text(encoding="utf-8"))
+            path = os.path.join(folder, file_name)
+            if os.path.isfile(path):
+                return _read_schema(path)
         raise KeyError((api_key, kind))
 
     def get(self, api_key: int, kind: str) -> MessageSchema:
@@ -285,8 +291,8 @@ class SchemaRegistry:
         with self._lock:
             if self._all_loaded:
                 return
-            for entry in _schema_files():
-                schema = parse_schema_text(entry.read_text(encoding="utf-8"))
+            for path in _schema_files():
+                schema = _read_schema(path)
                 if schema.kind in ("request", "response") and schema.api_key is not None:
                     self._by_key.setdefault((schema.api_key, schema.kind), schema)
                 elif schema.kind == "header":
