@@ -17,10 +17,12 @@ less memory (scripts/bench measures both).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kbroker.api.kafka_apis import KafkaApis
@@ -376,11 +378,13 @@ class KafkaServer:
     async def auto_create_topic(self, name: str) -> Errors:
         return await self.admin_manager.auto_create_topic(name)
 
-    async def run_until_stopped(self) -> None:
+    async def run_until_stopped(self, on_started: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopped.set)
         await self.startup()
+        if on_started is not None:
+            on_started()
         await self._stopped.wait()
         for sig in (signal.SIGTERM, signal.SIGINT):
             # A second signal while we shut down (or tear down the interpreter) must not kill us
@@ -390,16 +394,24 @@ class KafkaServer:
         await self.shutdown()
 
 
+def _resume_garbage_collection() -> None:
+    gc.freeze()
+    gc.enable()
+
+
 def run_broker(config: KafkaConfig) -> int:
-    """Run the broker until SIGTERM/SIGINT; returns the process exit code."""
+    """Run the broker until SIGTERM/SIGINT; returns the process exit code. If the cyclic garbage
+    collector is off (kbroker/__main__.py turns it off for the start-up), it comes back on once
+    the broker has started, with what start-up made frozen: later collections skip it."""
     try:
         import uvloop
     except ImportError:
         runner = asyncio.run
     else:
         runner = uvloop.run
+    on_started = None if gc.isenabled() else _resume_garbage_collection
     try:
-        runner(KafkaServer(config).run_until_stopped())
+        runner(KafkaServer(config).run_until_stopped(on_started))
     except OSError as exc:  # e.g. the port is taken
         log.error("cannot start: %s", exc)
         return 1

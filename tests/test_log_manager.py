@@ -3,12 +3,14 @@ files, topic deletion, loading after clean and unclean shutdowns, and a kill -9 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 from test_log_support import batches_with_positions, producer_batch, read_batches
@@ -147,6 +149,78 @@ def test_flush_if_due_follows_flush_ms_and_rolled_segments(tmp_path):
     assert unified_log.number_of_segments > 1
     lm.flush_if_due(now=unified_log.last_flush_ms)
     assert unified_log.recovery_point == unified_log.active_segment.base_offset
+    lm.close()
+
+
+def rolled_log(tmp_path, name: str):
+    lm = manager([tmp_path / name], default_config=LogConfig(segment_bytes=1000))
+    unified_log = lm.get_or_create_log(name, 0)
+    for _ in range(10):
+        unified_log.append_as_leader(producer_batch([b"g" * 200]), 0)
+    assert unified_log.number_of_segments > 1 and unified_log.recovery_point == 0
+    return lm, unified_log
+
+
+def held_fsyncs(monkeypatch) -> threading.Event:
+    """os.fsync waits (in the worker thread) until the returned event is set."""
+    release = threading.Event()
+    real_fsync = os.fsync
+
+    def fsync_when_released(fd: int) -> None:
+        assert threading.current_thread() is not threading.main_thread(), "fsync on the event loop's thread"
+        assert release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_when_released)
+    return release
+
+
+async def settle(unified_log, wanted: int) -> None:
+    for _ in range(500):
+        if unified_log.recovery_point == wanted:
+            return
+        await asyncio.sleep(0.01)
+
+
+def test_rolled_segments_are_fsynced_in_a_worker_thread_while_appends_go_on(tmp_path, monkeypatch):
+    lm, unified_log = rolled_log(tmp_path, "r")
+    rolled_up_to = unified_log.active_segment.base_offset
+
+    async def scenario() -> tuple[int, int]:
+        release = held_fsyncs(monkeypatch)
+        assert lm.flush_if_due() == 1
+        end_before = unified_log.log_end_offset
+        unified_log.append_as_leader(producer_batch([b"h" * 200]), 0)  # the fsync is still running
+        assert unified_log.log_end_offset == end_before + 1
+        during = unified_log.recovery_point
+        release.set()
+        await settle(unified_log, rolled_up_to)
+        return during, unified_log.recovery_point
+
+    assert asyncio.run(scenario()) == (0, rolled_up_to)
+    monkeypatch.undo()
+    lm.close()
+
+
+def test_a_truncation_during_the_rolled_flush_keeps_the_recovery_point(tmp_path, monkeypatch):
+    """Offsets the flush covered may hold new, unflushed records after a truncation."""
+    lm, unified_log = rolled_log(tmp_path, "t")
+
+    async def scenario() -> int:
+        release = held_fsyncs(monkeypatch)
+        assert lm.flush_if_due() == 1
+        unified_log.truncate_to(2)
+        for _ in range(3):
+            unified_log.append_as_leader(producer_batch([b"n" * 200]), 0)
+        release.set()
+        for _ in range(50):  # the completion runs on this loop
+            await asyncio.sleep(0.01)
+        return unified_log.recovery_point
+
+    assert asyncio.run(scenario()) == 0
+    monkeypatch.undo()
+    lm.flush_if_due()  # no loop: here and now
+    assert unified_log.recovery_point == unified_log.active_segment.base_offset > 0
     lm.close()
 
 

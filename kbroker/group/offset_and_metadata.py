@@ -5,14 +5,13 @@ imported when a group first needs it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 NO_TIMESTAMP = -1
 NO_LEADER_EPOCH = -1
 
 
-@dataclass(frozen=True, slots=True)
-class OffsetAndMetadata:
+class OffsetAndMetadata(NamedTuple):
     """A committed offset; expire_timestamp is None unless an old client asked for its own
     retention time."""
 

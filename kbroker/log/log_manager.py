@@ -13,6 +13,7 @@ or the network.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import logging
@@ -60,6 +61,32 @@ def read_meta_properties(log_dirs: list[str]) -> dict[str, str] | None:
         if properties is not None:
             return properties
     return None
+
+
+def _run_in_worker_thread(call: Callable[[], None], done: Callable[[bool], None]) -> None:
+    """Run the blocking `call` in the event loop's default executor, then `done(succeeded)` on the
+    loop; both here and now when no loop runs."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None:
+        try:
+            call()
+        except OSError:
+            log.exception("fsync of rolled segments failed")
+            done(False)
+            raise
+        done(True)
+        return
+
+    def finished(future: asyncio.Future) -> None:
+        failed = future.cancelled() or future.exception() is not None
+        if failed and not future.cancelled():
+            log.error("fsync of rolled segments failed: %r", future.exception())
+        done(not failed)
+
+    loop.run_in_executor(None, call).add_done_callback(finished)
 
 
 class LogManager:
@@ -333,9 +360,18 @@ class LogManager:
         )
 
     def flush_if_due(self, now: int | None = None) -> int:
-        """Apply flush.ms to every log and flush rolled segments; returns how many logs fsynced."""
+        """Apply flush.ms to every log, and fsync rolled segments in a worker thread while the loop
+        goes on (here and now when no event loop runs: tools and tests). Returns how many logs
+        flushed or started to."""
         now = now_ms() if now is None else now
-        return sum(1 for unified_log in self.logs.values() if unified_log.flush_if_due(now))
+        count = 0
+        for unified_log in list(self.logs.values()):
+            flushed = unified_log.flush_if_due(now)
+            rolled = unified_log.flush_rolled_segments_elsewhere()
+            if rolled is not None:
+                _run_in_worker_thread(*rolled)
+            count += flushed or rolled is not None
+        return count
 
     def close(self) -> None:
         """Flush and close every log, write checkpoints and the clean-shutdown marker, unlock."""

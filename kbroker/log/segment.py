@@ -12,6 +12,7 @@ producer state handed to `recover`.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import time
@@ -104,8 +105,7 @@ class FileRegion:
         return _pread_exactly(self.file.fileno(), self.length, self.position)
 
 
-@dataclass(frozen=True, slots=True)
-class SegmentRead:
+class SegmentRead(NamedTuple):
     """What LogSegment.read found: where the fetch starts and the bytes to send."""
 
     offset_metadata: LogOffsetMetadata
@@ -529,6 +529,25 @@ class LogSegment:
         self.offset_index.flush()
         self.time_index.flush()
         self.txn_index.flush()
+
+    def flush_elsewhere(self) -> Callable[[], None]:
+        """`flush` as a blocking call for a worker thread. It fsyncs duplicated descriptors, so the
+        segment may be closed, renamed or deleted while it runs."""
+        fds = [os.dup(self.fd)] + [fd for fd in (self.offset_index.duplicate_fd(), self.time_index.duplicate_fd())
+                                   if fd is not None]
+        txn_index = self.txn_index
+
+        def fsync_files() -> None:
+            try:
+                for fd in fds:
+                    os.fsync(fd)
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: nothing to keep
+                    txn_index.flush()
+            finally:
+                for fd in fds:
+                    os.close(fd)
+
+        return fsync_files
 
     def close(self) -> None:
         """Trim indexes (recording the final max timestamp) and close the files."""

@@ -10,8 +10,9 @@ writes with one pwrite; `append_as_follower` takes batches that already carry of
 Reads return file regions (FetchDataInfo) for sendfile. Compaction (log_cleaner.py) writes
 `.cleaned` segments that `replace_segments` swaps in; loading finishes or drops a swap a crash cut.
 
-Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are set
-or a rolled segment is flushed (`flush_if_due`), as Kafka does. Knows nothing of partitions'
+Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are set,
+as Kafka does; rolled segments are fsynced by a call it hands out for a worker thread
+(`flush_rolled_segments_elsewhere`). Knows nothing of partitions'
 leadership or the network.
 """
 
@@ -22,7 +23,7 @@ import logging
 import os
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from kbroker.api.protocol.errors import Errors
@@ -169,6 +170,8 @@ class UnifiedLog:
         # Lowest offset truncated to since the log cleaner last looked (None: no truncation);
         # the cleaner lowers its cleaner-offset-checkpoint to it and resets it.
         self.min_truncated_offset: int | None = None
+        self._truncations = 0  # a rolled-segment flush may not vouch for what a truncation replaced
+        self._rolled_flush_running = False
         self._load(had_clean_shutdown, now_ms() if now is None else now)
         self._init_topic_id(topic_id)
 
@@ -861,6 +864,7 @@ class UnifiedLog:
         self.high_watermark = new_offset
 
     def _note_truncation(self, offset: int) -> None:
+        self._truncations += 1
         if self.min_truncated_offset is None or offset < self.min_truncated_offset:
             self.min_truncated_offset = offset
 
@@ -993,31 +997,57 @@ class UnifiedLog:
         target = self.log_end_offset if up_to_offset is None else min(up_to_offset, self.log_end_offset)
         if target <= self.recovery_point and up_to_offset is not None:
             return
-        for segment in self.log_segments():
-            next_base = self._next_base(segment.base_offset)
-            if segment.base_offset < target and (next_base is None or next_base > self.recovery_point):
-                segment.flush()
+        for segment in self._unflushed_segments(target):
+            segment.flush()
         self.recovery_point = max(self.recovery_point, target)
         if target == self.log_end_offset:
             self._unflushed_messages = 0
         self.last_flush_ms = now_ms()
+
+    def _unflushed_segments(self, up_to_offset: int) -> list[LogSegment]:
+        """The segments holding offsets in [recovery point, up_to_offset)."""
+        unflushed = []
+        for segment in self.log_segments():
+            next_base = self._next_base(segment.base_offset)
+            if segment.base_offset < up_to_offset and (next_base is None or next_base > self.recovery_point):
+                unflushed.append(segment)
+        return unflushed
 
     def _next_base(self, base: int) -> int | None:
         index = self._base_offsets.index(base)
         return self._base_offsets[index + 1] if index + 1 < len(self._base_offsets) else None
 
     def flush_if_due(self, now: int | None = None) -> bool:
-        """fsync when flush.ms has passed with unflushed data, and flush rolled segments (Kafka
-        flushes a segment once it is rolled, which lets the recovery point advance)."""
+        """fsync when flush.ms has passed with unflushed data (here and now: the user asked for it)."""
         now = now_ms() if now is None else now
         if self._unflushed_messages > 0 and now - self.last_flush_ms >= self.config.flush_ms:
             self.flush()
             return True
-        active_base = self.active_segment.base_offset
-        if self.recovery_point < active_base:
-            self.flush(active_base)
-            return True
         return False
+
+    def flush_rolled_segments_elsewhere(self) -> tuple[Callable[[], None], Callable[[bool], None]] | None:
+        """Kafka flushes a segment once it is rolled, off the append path (its flush-log task),
+        which lets the recovery point advance. When segments rolled since the last flush, returns
+        (a blocking call that fsyncs them, for a worker thread; what to call here with its
+        success), else None. One at a time per log. Appends never wait for it: fsyncing a 1 GiB
+        segment on the event loop stalled every partition for most of a second."""
+        target = self.active_segment.base_offset
+        if self._rolled_flush_running or self.recovery_point >= target:
+            return None
+        fsyncs = [segment.flush_elsewhere() for segment in self._unflushed_segments(target)]
+        truncations = self._truncations
+        self._rolled_flush_running = True
+
+        def fsync_segments() -> None:
+            for fsync_segment in fsyncs:
+                fsync_segment()
+
+        def done(succeeded: bool) -> None:
+            self._rolled_flush_running = False
+            if succeeded and truncations == self._truncations:  # else those offsets may hold newer data
+                self.recovery_point = max(self.recovery_point, min(target, self.log_end_offset))
+
+        return fsync_segments, done
 
     def close(self, sync: bool = True) -> None:
         """Snapshot producer state at the log end and close every segment (trimming indexes)."""

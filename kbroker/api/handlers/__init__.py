@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 HANDLER_MODULES = (
     "produce",
@@ -58,8 +57,7 @@ HANDLER_MODULES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Handler:
+class Handler(NamedTuple):
     api_key: int
     min_version: int
     max_version: int

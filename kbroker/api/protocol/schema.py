@@ -19,6 +19,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kbroker.api.protocol.api_keys import ApiKey
 
@@ -61,8 +62,7 @@ INTEGER_TYPES = frozenset({"int8", "int16", "uint16", "int32", "uint32", "int64"
 ZERO_UUID = uuid.UUID(int=0)
 
 
-@dataclass(frozen=True, slots=True)
-class VersionRange:
+class VersionRange(NamedTuple):
     """Inclusive range of versions; an empty range (lo > hi) stands for "none"."""
 
     lo: int
