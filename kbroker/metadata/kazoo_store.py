@@ -9,15 +9,42 @@ state is only touched on the loop. It knows nothing of Kafka's JSON shapes or re
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
+from kazoo import exceptions as kazoo_errors
 from kazoo.client import KazooClient, KazooState
-from kazoo.exceptions import NodeExistsError, RolledBackError
 
+from kbroker.metadata import znode_store
 from kbroker.metadata.znode_store import Op, ZnodeStat
 
 log = logging.getLogger("kbroker.zk")
+
+
+# kazoo's refusals as the store interface's own (znode_store.py), which callers catch.
+_OUR_ERRORS = {
+    kazoo_errors.NoNodeError: znode_store.NoNodeError,
+    kazoo_errors.NodeExistsError: znode_store.NodeExistsError,
+    kazoo_errors.BadVersionError: znode_store.BadVersionError,
+    kazoo_errors.NotEmptyError: znode_store.NotEmptyError,
+}
+
+
+def _ours(error: Exception) -> Exception:
+    our_type = next((ours for theirs, ours in _OUR_ERRORS.items() if isinstance(error, theirs)), None)
+    return error if our_type is None else our_type(*error.args)
+
+
+def _translating_errors(call: Callable) -> Callable:
+    @functools.wraps(call)
+    def translated(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except tuple(_OUR_ERRORS) as error:
+            raise _ours(error) from error
+
+    return translated
 
 
 def split_chroot(connect: str) -> tuple[str, str]:
@@ -59,29 +86,36 @@ class KazooZNodeStore:
         return session[0] if session else 0
 
     # -- reads --------------------------------------------------------------------------------
+    @_translating_errors
     def exists(self, path: str) -> ZnodeStat | None:
         stat = self.client.exists(path)
         return None if stat is None else ZnodeStat(stat.czxid, stat.version)
 
+    @_translating_errors
     def get(self, path: str) -> tuple[bytes, ZnodeStat]:
         data, stat = self.client.get(path)
         return data or b"", ZnodeStat(stat.czxid, stat.version)
 
+    @_translating_errors
     def get_children(self, path: str) -> list[str]:
         return sorted(self.client.get_children(path))
 
     # -- writes -------------------------------------------------------------------------------
+    @_translating_errors
     def create(self, path: str, value: bytes = b"", ephemeral: bool = False, sequence: bool = False,
                makepath: bool = False) -> str:
         return self.client.create(path, value, ephemeral=ephemeral, sequence=sequence, makepath=makepath)
 
+    @_translating_errors
     def ensure_path(self, path: str) -> None:
         self.client.ensure_path(path)
 
+    @_translating_errors
     def set(self, path: str, value: bytes, version: int = -1) -> ZnodeStat:
         stat = self.client.set(path, value, version=version)
         return ZnodeStat(stat.czxid, stat.version)
 
+    @_translating_errors
     def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
         self.client.delete(path, version=version, recursive=recursive)
 
@@ -100,9 +134,9 @@ class KazooZNodeStore:
             else:
                 raise ValueError(f"unknown op {op.kind}")
         results = txn.commit()
-        failures = [r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)]
+        failures = [r for r in results if isinstance(r, Exception) and not isinstance(r, kazoo_errors.RolledBackError)]
         if failures:
-            raise failures[0]
+            raise _ours(failures[0])
         return [ZnodeStat(r.czxid, r.version) if hasattr(r, "czxid") else r for r in results]
 
     # -- watches: persistent, re-registered by kazoo's recipes --------------------------------
@@ -139,4 +173,4 @@ class KazooZNodeStore:
             log.debug("error closing the ZooKeeper session", exc_info=True)
 
 
-__all__ = ["KazooZNodeStore", "split_chroot", "NodeExistsError"]
+__all__ = ["KazooZNodeStore", "split_chroot"]

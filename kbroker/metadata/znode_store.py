@@ -1,7 +1,8 @@
 """ZNodeStore: the znode tree the controller and brokers share, behind one small interface.
 
-Two implementations of the same calls (a subset of kazoo's client API, with kazoo's exception
-types so callers handle both alike):
+Two implementations of the same calls (a subset of kazoo's client API) raising the same
+exceptions, defined here, so callers handle both alike (kazoo_store.py translates kazoo's; this
+module does not import kazoo, which a single-node broker never needs):
 - `EmbeddedZNodeStore`: single-node mode. An in-process tree with ZooKeeper's semantics that
   matter to Kafka (versions, czxid, ephemeral and sequential nodes, multi-ops that all succeed or
   none, persistent watches), its persistent part saved to one JSON file in the log dir.
@@ -19,12 +20,30 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kazoo.exceptions import BadVersionError, NodeExistsError, NoNodeError, NotEmptyError
-
-__all__ = ["BadVersionError", "NoNodeError", "NodeExistsError", "NotEmptyError", "ZnodeStat",
+__all__ = ["BadVersionError", "NoNodeError", "NodeExistsError", "NotEmptyError", "ZNodeError", "ZnodeStat",
            "EmbeddedZNodeStore", "Op"]
 
 STORE_FILE = "kbroker-metadata.json"
+
+
+class ZNodeError(Exception):
+    """A ZooKeeper call refused for the reason the subclass names (kazoo's error of that name)."""
+
+
+class NoNodeError(ZNodeError):
+    pass
+
+
+class NodeExistsError(ZNodeError):
+    pass
+
+
+class BadVersionError(ZNodeError):
+    pass
+
+
+class NotEmptyError(ZNodeError):
+    pass
 
 
 @dataclass(slots=True)
