@@ -2,9 +2,11 @@
 uncompressed; KafkaJS ships no other codec), its Fetch decoding reads them back, its admin client
 looks offsets up by time and administers topics.
 
-KafkaJS consumes only through a consumer group, which kbroker does not serve yet, so the records
-are read with KafkaJS's Cluster and Broker.fetch (js/partition_reader.js). Keys, values and
-header values travel base64-encoded between Python and the scripts.
+KafkaJS consumes only through a consumer group, which would decide the partitions and starting
+offsets itself; to read every partition whole, from offset 0, the records are read with KafkaJS's
+Cluster and Broker.fetch (js/partition_reader.js). Its group consumer is tested in
+test_groups_clients.py. Keys, values and header values travel base64-encoded between Python and
+the scripts.
 """
 
 from __future__ import annotations

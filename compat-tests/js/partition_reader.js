@@ -1,8 +1,9 @@
 // Reads whole partitions with KafkaJS's own Fetch request and record decoding, without a group.
 //
-// KafkaJS only consumes through a consumer group, and kbroker has no group coordinator yet, so
-// this goes one level down: KafkaJS's Cluster (metadata, leaders, connections) and Broker.fetch,
-// the same calls its consumer makes once it owns a partition. Records come back as KafkaJS
+// KafkaJS only consumes through a consumer group, which picks partitions and starting offsets
+// itself; to read whole partitions from offset 0 this goes one level down: KafkaJS's Cluster
+// (metadata, leaders, connections) and Broker.fetch, the same calls its consumer makes once it
+// owns a partition. Records come back as KafkaJS
 // decodes them (decompressed, headers as an object), turned into JSON-friendly plain data.
 'use strict';
 
