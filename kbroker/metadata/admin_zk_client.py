@@ -11,7 +11,6 @@ Validation returns Kafka's error codes; nothing here touches logs or requests.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 from kbroker.api.protocol.errors import Errors
@@ -45,6 +44,8 @@ def assign_replicas_to_brokers(num_partitions: int, replication_factor: int, bro
     if racks and all(racks.get(b) for b in brokers):
         brokers = _rack_alternated(brokers, racks)
     n = len(brokers)
+    import random  # here, not at the top: a broker that creates no topic never needs it (~2 ms of start-up)
+
     start = random.randrange(n) if start_index is None else start_index
     shift = random.randrange(n) if first_shift is None else first_shift
     current = start_partition
