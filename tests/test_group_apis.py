@@ -147,6 +147,22 @@ def topic_id(port: int, name: str) -> uuid.UUID:
 # ---------------------------------------------------------------------------------------------
 
 
+def test_the_group_coordinator_starts_when_a_group_first_needs_it(broker_factory):
+    """A broker that sees no group never builds the coordinator (start-up time and memory);
+    the first FindCoordinator builds it, and it loads the offsets topic it then creates."""
+    fresh = broker_factory()
+    assert call(fresh.port, METADATA, 12, {"topics": None, "allow_auto_topic_creation": False,
+                                           "include_cluster_authorized_operations": False,
+                                           "include_topic_authorized_operations": False},
+                MetadataResponse).topics == []
+    assert "group coordinator started" not in fresh.output()
+    deadline = time.monotonic() + 10
+    while find_coordinator(fresh.port, 0).error_code != NONE:
+        assert time.monotonic() < deadline, "the coordinator never became available"
+        time.sleep(0.05)
+    assert fresh.output().count("group coordinator started") == 1
+
+
 def test_offsets_topic_is_created_on_first_use(port):
     body = {"topics": [{"name": "__consumer_offsets", "topic_id": uuid.UUID(int=0)}],
             "allow_auto_topic_creation": False, "include_cluster_authorized_operations": False,
