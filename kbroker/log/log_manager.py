@@ -7,8 +7,8 @@ and `replication-offset-checkpoint` (high watermarks, as ReplicaManager writes t
 
 The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically,
 `start_cleaner` to keep the log cleaner's task running once a log is compacted (log_cleaner.py,
-compaction with its `cleaner-offset-checkpoint`), and `close` at shutdown. Plain code; nothing here knows leadership
-or the network.
+compaction with its `cleaner-offset-checkpoint`), and `close` at shutdown. Plain code, apart from
+handing rolled-segment fsyncs to a worker thread; nothing here knows leadership or the network.
 """
 
 from __future__ import annotations
@@ -74,7 +74,6 @@ def _run_in_worker_thread(call: Callable[[], None], done: Callable[[bool], None]
         try:
             call()
         except OSError:
-            log.exception("fsync of rolled segments failed")
             done(False)
             raise
         done(True)
@@ -370,7 +369,8 @@ class LogManager:
             rolled = unified_log.flush_rolled_segments_elsewhere()
             if rolled is not None:
                 _run_in_worker_thread(*rolled)
-            count += flushed or rolled is not None
+            if flushed or rolled is not None:
+                count += 1
         return count
 
     def close(self) -> None:

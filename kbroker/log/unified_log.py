@@ -10,10 +10,9 @@ writes with one pwrite; `append_as_follower` takes batches that already carry of
 Reads return file regions (FetchDataInfo) for sendfile. Compaction (log_cleaner.py) writes
 `.cleaned` segments that `replace_segments` swaps in; loading finishes or drops a swap a crash cut.
 
-Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are set,
-as Kafka does; rolled segments are fsynced by a call it hands out for a worker thread
-(`flush_rolled_segments_elsewhere`). Knows nothing of partitions'
-leadership or the network.
+Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are
+set, as Kafka does; rolled segments are fsynced by a call it hands out for a worker thread
+(`flush_rolled_segments_elsewhere`). Knows nothing of partitions' leadership or the network.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ _OUR_ERRORS = {
     kazoo_errors.BadVersionError: znode_store.BadVersionError,
     kazoo_errors.NotEmptyError: znode_store.NotEmptyError,
 }
+_KAZOO_REFUSALS = tuple(_OUR_ERRORS)
 
 
 def _ours(error: Exception) -> Exception:
@@ -41,7 +42,7 @@ def _translating_errors(call: Callable) -> Callable:
     def translated(*args, **kwargs):
         try:
             return call(*args, **kwargs)
-        except tuple(_OUR_ERRORS) as error:
+        except _KAZOO_REFUSALS as error:
             raise _ours(error) from error
 
     return translated
