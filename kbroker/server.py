@@ -322,6 +322,7 @@ class KafkaServer:
             deleted = self.metadata_cache.update_metadata(request)
             if deleted and self._group_coordinator is not None:  # without one, no group has offsets
                 self._group_coordinator.on_topics_deleted(deleted)  # Kafka's onPartitionsDeleted
+            self.replica_manager.on_live_brokers_changed()
             return {"error_code": 0}
         if api_key == ApiKey.LEADER_AND_ISR:
             return self.replica_manager.become_leader_or_follower(request)

@@ -13,9 +13,12 @@ from test_log_support import producer_batch
 
 from kbroker.api.protocol.errors import Errors
 from kbroker.log.config import LogConfig
+from kbroker.log.log_manager import LogManager
 from kbroker.log.unified_log import UnifiedLog
+from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.replica.partition import Partition, PartitionError, ReplicaState
 from kbroker.replica.replica_fetcher import fetcher_id_for, ibp_at_least, java_string_hash, truncation_offset
+from kbroker.replica.replica_manager import ReplicaManager
 
 LAG_MS = 10_000
 NOW = 1_800_000_000_000
@@ -278,6 +281,47 @@ def test_failed_changes_follow_kafkas_rules(make_leader, error, pending, retry):
     assert partition.on_alter_partition_response(change, error) == (False, retry)
     assert (partition.pending_isr_change is change) == pending
     assert partition.isr == [1]
+
+
+def test_a_rejected_expansion_lets_the_high_watermark_move_at_once(make_leader):
+    """Found by the controlled-shutdown cluster test: the stopping broker fetched once from the new
+    leader, its addition was rejected, and acks=all waited for it until it came back."""
+    partition = make_leader(state=leader_state(isr=(1, 2)))
+    append(partition, 5)
+    fetch(partition, 2, 5)  # the follower in the ISR reaches the log end: high watermark 5
+    _, change = fetch(partition, 3, 5)  # broker 3 reaches the high watermark: it may join
+    assert change.new_isr == [1, 2, 3] and partition.high_watermark == 5
+    append(partition, 5)
+    fetch(partition, 2, 10)
+    assert partition.high_watermark == 5  # held for broker 3, in the maximal ISR
+    make_leader.alive.discard(3)  # why the controller refuses it: the broker is shutting down
+    assert partition.on_alter_partition_response(change, Errors.INELIGIBLE_REPLICA) == (True, False)
+    assert partition.isr == [1, 2] and partition.high_watermark == 10
+
+
+def test_a_broker_leaving_lets_the_high_watermark_pass_it(tmp_path):
+    """A caught-up follower outside the ISR holds the high watermark while it may join; its
+    broker's leaving (UpdateMetadata) must release it at once, not at the next fetch or append."""
+    cache = MetadataCache(1)
+    live = {b: BrokerInfo(b, {}) for b in (1, 2, 3)}
+    cache.set_brokers(list(live.values()))
+    logs = LogManager([str(tmp_path)], cluster_id="hw", broker_id=1, default_config=LogConfig())
+    manager = ReplicaManager(1, logs, cache, lambda topic: {}, LogConfig(), replica_lag_time_max_ms=LAG_MS)
+    state = {**leader_state(isr=(1, 2)), "partition_index": 0}
+    manager.become_leader_or_follower({"controller_id": 1, "controller_epoch": 1, "topic_states": [
+        {"topic_name": "t", "topic_id": None, "partition_states": [state]}]})
+    partition = manager.get_partition("t", 0)
+    append(partition, 5)
+    fetch(partition, 2, 5)
+    cache.set_brokers([live[1], live[2]])  # no expansion is proposed for a broker that is not alive...
+    fetch(partition, 3, 5)
+    cache.set_brokers(list(live.values()))  # ...but it is caught up, and alive again
+    append(partition, 5)
+    fetch(partition, 2, 10)
+    assert partition.high_watermark == 5 and manager.on_live_brokers_changed() == 0
+    cache.set_brokers([live[1], live[2]])
+    assert manager.on_live_brokers_changed() == 1 and partition.high_watermark == 10
+    logs.close()
 
 
 def test_an_answer_after_a_new_leader_and_isr_is_stale(make_leader):

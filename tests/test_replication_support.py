@@ -137,8 +137,9 @@ class InProcessCluster:
             return
         if api_key == ApiKey.LEADER_AND_ISR:
             node.replica_manager.become_leader_or_follower(request)
-        elif api_key == ApiKey.UPDATE_METADATA:
+        elif api_key == ApiKey.UPDATE_METADATA:  # as KafkaServer.handle_controller_request does
             node.metadata_cache.update_metadata(request)
+            node.replica_manager.on_live_brokers_changed()
         elif api_key == ApiKey.STOP_REPLICA:
             node.replica_manager.stop_replicas(request)
 

@@ -367,7 +367,10 @@ class Partition:
             log.info("ISR change of %s-%d to %s rejected (%s): keeping %s", self.topic, self.partition,
                      change.new_isr, error.name, self.isr)
             self.pending_isr_change = None
-            return False, False
+            # The high watermark waited for the maximal ISR, rejected members included; it may
+            # move now, and no follower fetch would look again once every follower is caught up
+            # (acks=all producers then wait until the rejected broker comes back).
+            return self.maybe_increment_high_watermark(), False
         if error in _ALTER_PARTITION_AWAIT_METADATA:
             log.info("ISR change of %s-%d to %s failed (%s): waiting for new partition state", self.topic,
                      self.partition, change.new_isr, error.name)

@@ -399,6 +399,17 @@ class ReplicaManager:
                 proposed += 1
         return proposed
 
+    def on_live_brokers_changed(self) -> int:
+        """After UpdateMetadata: a broker that left is no longer eligible to join an ISR, so the
+        high watermark of the partitions we lead stops waiting for it (nothing else would make
+        it look again while every follower is caught up). Returns how many moved."""
+        moved = 0
+        for tp, partition in list(self.partitions.items()):
+            if partition.is_leader and partition.maybe_increment_high_watermark():
+                self._wake(tp)
+                moved += 1
+        return moved
+
     def _submit_isr_change(self, partition: Partition, change: PendingIsrChange) -> None:
         manager = self.alter_partition_manager
         if manager is None:  # no controller channel (tests of the data path): nothing to ask
