@@ -15,7 +15,6 @@ from kbroker.group.coordinator_records import (
     GroupMetadataKey,
     GroupMetadataRecord,
     MemberRecord,
-    OffsetAndMetadata,
     OffsetCommitKey,
     group_metadata_key,
     group_metadata_value,
@@ -28,6 +27,7 @@ from kbroker.group.coordinator_records import (
     read_offset_commit_value,
     read_subscribed_topics,
 )
+from kbroker.group.offset_and_metadata import OffsetAndMetadata
 
 # (text, String.hashCode(), Utils.abs(hash) % 50) from `javac` + `java` on OpenJDK 17.
 JAVA_HASHES = [

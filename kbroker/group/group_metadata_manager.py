@@ -30,7 +30,6 @@ from kbroker.group.coordinator_records import (
     GroupMetadataKey,
     GroupMetadataRecord,
     MemberRecord,
-    OffsetAndMetadata,
     OffsetCommitKey,
     group_metadata_key,
     group_metadata_value,
@@ -48,6 +47,7 @@ from kbroker.group.group_metadata import (
     MemberMetadata,
     TopicPartition,
 )
+from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
     MAGIC_V2,
