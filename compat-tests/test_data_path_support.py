@@ -28,7 +28,7 @@ import pytest
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
 from support import wire
 
-from kbroker.api.protocol.messages import is_flexible, request_codec, response_codec
+from kbroker.protocol.messages import is_flexible, request_codec, response_codec
 
 PRODUCE = 0
 FETCH = 1

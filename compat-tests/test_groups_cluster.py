@@ -23,7 +23,7 @@ from support import wire
 from support.cluster import KafkaCluster
 from test_groups_clients import PARTITIONS, Member, balanced, produce, values, wait_for
 
-from kbroker.api.protocol.messages import request_codec
+from kbroker.protocol.messages import request_codec
 
 TIMEOUT_S = 30
 CLUSTER_OVERRIDES = (

@@ -26,8 +26,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kbroker.api.kafka_apis import KafkaApis
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
@@ -47,6 +45,8 @@ from kbroker.metadata.metadata_cache import (
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:

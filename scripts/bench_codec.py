@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kbroker.api.protocol.api_keys import ApiKey  # noqa: E402
-from kbroker.api.protocol.messages import request_codec, response_codec  # noqa: E402
+from kbroker.protocol.api_keys import ApiKey  # noqa: E402
+from kbroker.protocol.messages import request_codec, response_codec  # noqa: E402
+from kbroker.protocol.uuids import ZERO_UUID  # noqa: E402
 
-ZERO_UUID = uuid.UUID(int=0)
 INT32 = struct.Struct(">i")
 INT16_INT32 = struct.Struct(">hi")
 

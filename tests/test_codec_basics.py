@@ -1,12 +1,11 @@
 """Hand-checked codec behaviour: defaults, records as memoryviews, tagged fields, errors."""
 
 import struct
-import uuid
 
 import pytest
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.messages import (
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.messages import (
     CodecError,
     UnsupportedVersionError,
     is_flexible,
@@ -14,6 +13,7 @@ from kbroker.api.protocol.messages import (
     response_codec,
     schema_versions,
 )
+from kbroker.protocol.uuids import ZERO_UUID
 
 
 def _produce_v9(records) -> dict:
@@ -65,7 +65,7 @@ def test_encode_chunks_hands_records_over_untouched():
 def test_decoded_message_has_every_field_of_every_version():
     codec = request_codec(ApiKey.FETCH, 4)
     msg, _ = codec.decode(codec.encode({"topics": [{"topic": "a", "partitions": [{"partition": 1}]}]}))
-    assert msg["topics"][0]["topic_id"] == uuid.UUID(int=0)  # v13+ field, default
+    assert msg["topics"][0]["topic_id"] == ZERO_UUID  # v13+ field, default
     assert msg["topics"][0]["partitions"][0]["current_leader_epoch"] == -1  # v9+ default
     assert msg["session_epoch"] == -1 and msg["rack_id"] == "" and msg["cluster_id"] is None
     assert msg["replica_state"] == {"replica_id": -1, "replica_epoch": -1}

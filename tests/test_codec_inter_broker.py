@@ -7,8 +7,8 @@ AlterPartition and AllocateProducerIds are also checked against kio there.
 import struct
 import uuid
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.messages import request_codec, response_codec, schema_versions
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.messages import request_codec, response_codec, schema_versions
 
 
 def compact_string(text: str) -> bytes:

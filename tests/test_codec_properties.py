@@ -15,7 +15,6 @@ import dataclasses
 import datetime
 import functools
 import io
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,12 +24,13 @@ from hypothesis import strategies as st
 # drawn from that set: every generated message can then be written by kio too.
 from kio.schema.errors import ErrorCode as KioErrorCode
 
-from kbroker.api.protocol.messages import CodecError, known_api_keys, request_codec, response_codec
-from kbroker.api.protocol.schema import (
+from kbroker.protocol.messages import CodecError, known_api_keys, request_codec, response_codec
+from kbroker.protocol.schema import (
     REGISTRY,
     FieldSpec,
     default_value,
 )
+from kbroker.protocol.uuids import ZERO_UUID
 
 KIO_ERROR_CODES = sorted(code.value for code in KioErrorCode)
 
@@ -86,7 +86,7 @@ def _scalar_strategy(type_name: str, key: str) -> st.SearchStrategy:
         "string": st.text(max_size=6),
         "bytes": st.binary(max_size=8),
         "records": st.binary(max_size=24),
-        "uuid": st.uuids() | st.just(uuid.UUID(int=0)),
+        "uuid": st.uuids() | st.just(ZERO_UUID),
     }[type_name]
 
 
@@ -138,7 +138,7 @@ def kafka_python_struct(api_key: int, kind: str):
 
     schema = REGISTRY.get(api_key, kind)
     # kafka-python's loader takes package names: ours, then its own schema package.
-    for package in ("kbroker.api.protocol.schemas", "kafka.protocol.schemas.resources"):
+    for package in ("kbroker.protocol.schemas", "kafka.protocol.schemas.resources"):
         try:
             return StructField(load_json(schema.name, package=package))
         except FileNotFoundError:

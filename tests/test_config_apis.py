@@ -25,8 +25,8 @@ from kafka.protocol.admin import (
 from support import wire
 
 from kbroker.api.config_helper import broker_config_entries, topic_config_entries
-from kbroker.api.protocol.messages import request_codec
 from kbroker.config import TOPIC_CONFIGS, KafkaConfig
+from kbroker.protocol.messages import request_codec
 
 DESCRIBE_CONFIGS, ALTER_CONFIGS, INCREMENTAL_ALTER_CONFIGS = 32, 33, 44
 TOPIC, BROKER, BROKER_LOGGER, CLIENT_METRICS = 2, 4, 8, 16

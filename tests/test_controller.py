@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 
 class RecordingChannel:

@@ -31,7 +31,8 @@ from kafka.protocol.metadata.metadata import MetadataResponse
 from kafka.record.memory_records import MemoryRecords
 from support import wire
 
-from kbroker.api.protocol.messages import request_codec
+from kbroker.protocol.messages import request_codec
+from kbroker.protocol.uuids import ZERO_UUID
 
 FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
 OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
@@ -83,7 +84,7 @@ def join_stable(port: int, group: str, version: int = 5) -> tuple[str, int]:
 
 def commit(port: int, version: int, group: str, offsets: dict, generation: int = -1, member_id: str = "",
            topic_id: uuid.UUID | None = None):
-    topics = [{"name": topic, "topic_id": topic_id or uuid.UUID(int=0),
+    topics = [{"name": topic, "topic_id": topic_id or ZERO_UUID,
                "partitions": [{"partition_index": p, "committed_offset": o, "committed_leader_epoch": 3,
                                "committed_metadata": "meta"} for p, o in parts.items()]}
               for topic, parts in offsets.items()]
@@ -96,7 +97,7 @@ def commit(port: int, version: int, group: str, offsets: dict, generation: int =
 
 def fetch(port: int, version: int, group: str, partitions: dict | None, topic_ids: dict | None = None):
     topics = None if partitions is None else [
-        {"name": t, "topic_id": (topic_ids or {}).get(t, uuid.UUID(int=0)), "partition_indexes": ps}
+        {"name": t, "topic_id": (topic_ids or {}).get(t, ZERO_UUID), "partition_indexes": ps}
         for t, ps in partitions.items()]
     body = {"group_id": group, "topics": topics, "require_stable": True,
             "groups": [{"group_id": group, "member_id": None, "member_epoch": -1, "topics": topics}]}
@@ -139,7 +140,7 @@ def port(broker) -> int:
 
 
 def topic_id(port: int, name: str) -> uuid.UUID:
-    body = {"topics": [{"name": name, "topic_id": uuid.UUID(int=0)}], "allow_auto_topic_creation": False,
+    body = {"topics": [{"name": name, "topic_id": ZERO_UUID}], "allow_auto_topic_creation": False,
             "include_cluster_authorized_operations": False, "include_topic_authorized_operations": False}
     return call(port, METADATA, 12, body, MetadataResponse).topics[0].topic_id
 
@@ -164,7 +165,7 @@ def test_the_group_coordinator_starts_when_a_group_first_needs_it(broker_factory
 
 
 def test_offsets_topic_is_created_on_first_use(port):
-    body = {"topics": [{"name": "__consumer_offsets", "topic_id": uuid.UUID(int=0)}],
+    body = {"topics": [{"name": "__consumer_offsets", "topic_id": ZERO_UUID}],
             "allow_auto_topic_creation": False, "include_cluster_authorized_operations": False,
             "include_topic_authorized_operations": False}
     (topic,) = call(port, METADATA, 12, body, MetadataResponse).topics

@@ -13,8 +13,8 @@ import functools
 
 from test_group_support import FakeClock, Harness, join_params, settle
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.group.group_metadata import GroupState
+from kbroker.protocol.errors import Errors
 
 
 def async_test(fn):

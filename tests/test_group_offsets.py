@@ -14,7 +14,6 @@ import struct
 from test_group_coordinator import async_test, harness, join, join_new_member, stable_group
 from test_group_support import T0, FakeClock, Harness, join_params, settle, subscription
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.group.group_metadata import GroupState
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
@@ -27,6 +26,7 @@ from kbroker.log.records import (
     iter_records,
 )
 from kbroker.log.validator import AppendOrigin
+from kbroker.protocol.errors import Errors
 
 
 def om(offset: int, metadata: str = "", leader_epoch: int = -1, now: int = T0) -> OffsetAndMetadata:

@@ -4,9 +4,9 @@ import struct
 
 import pytest
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.headers import RequestHeader, decode_request_header, encode_response_header
-from kbroker.api.protocol.messages import CodecError
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.headers import RequestHeader, decode_request_header, encode_response_header
+from kbroker.protocol.messages import CodecError
 
 
 def _classic_header(api_key: int, version: int, correlation_id: int, client_id: bytes | None) -> bytes:

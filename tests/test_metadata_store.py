@@ -9,7 +9,6 @@ import time
 
 import pytest
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
@@ -22,6 +21,7 @@ from kbroker.metadata.znode_store import (
     NotEmptyError,
     Op,
 )
+from kbroker.protocol.errors import Errors
 
 _chroots = itertools.count()
 

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from kafka.record.default_records import ControlRecord
 from test_log_support import COMPRESSIBLE, producer_batch, read_batches
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log import compression
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
@@ -37,6 +36,7 @@ from kbroker.log.validator import (
     validate_and_assign_offsets,
     validate_produce_partition_records,
 )
+from kbroker.protocol.errors import Errors
 
 CODECS = [
     compression.CODEC_NONE,

@@ -17,9 +17,9 @@ import asyncio
 import pytest
 from test_replication_support import InProcessCluster, Node, settle, wait_until
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.network.network_client import NetworkClient
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_fetcher import BrokerEndPoint, InitialFetchState
 
 T = "t"

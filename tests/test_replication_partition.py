@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 from test_log_support import producer_batch
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
+from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import Partition, PartitionError, ReplicaState
 from kbroker.replica.replica_fetcher import fetcher_id_for, ibp_at_least, java_string_hash, truncation_offset
 from kbroker.replica.replica_manager import ReplicaManager

@@ -19,8 +19,6 @@ from collections.abc import Callable
 from test_log_support import producer_batch
 
 from kbroker.api.kafka_apis import KafkaApis
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
@@ -30,6 +28,8 @@ from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.metadata_cache import MetadataCache
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
 from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager

@@ -25,6 +25,8 @@ from test_data_path_support import (
     topic_id_of,
 )
 
+from kbroker.protocol.uuids import ZERO_UUID
+
 DELETE_TOPICS = 20
 DESCRIBE_CONFIGS = 32
 ALTER_CONFIGS = 33
@@ -141,7 +143,7 @@ def test_create_topics_at_every_version(kbroker, version):
         assert (answer["num_partitions"], answer["replication_factor"]) == (3, 1)
         assert {c["name"] for c in answer["configs"]} >= {"retention.ms", "cleanup.policy"}
     if version >= 7:
-        assert answer["topic_id"] == metadata["topic_id"] != uuid.UUID(int=0)
+        assert answer["topic_id"] == metadata["topic_id"] != ZERO_UUID
 
 
 def test_create_with_configs_and_defaults(kbroker):

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.config import (
     BOOLEAN,
     BROKER_CONFIG_BY_NAME,
@@ -48,6 +47,7 @@ from kbroker.config import (
     validate_topic_config,
 )
 from kbroker.metadata.admin_zk_client import AdminError
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.server import KafkaServer

@@ -14,12 +14,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from kbroker.api.handlers import Handler, load_handlers
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
-from kbroker.api.protocol.headers import decode_request_header, encode_response_header
-from kbroker.api.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.api.request_context import RequestContext
 from kbroker.network.socket_server import CloseConnection
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.headers import decode_request_header, encode_response_header
+from kbroker.protocol.messages import CodecError, request_codec, response_codec
 
 if TYPE_CHECKING:
     from kbroker.network.socket_server import KafkaConnection

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.protocol.headers import RequestHeader
+from kbroker.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
     from kbroker.server import KafkaServer

@@ -14,9 +14,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
+from kbroker.protocol.api_keys import ApiKey
 
 log = logging.getLogger("kbroker.controller.channel")
 

@@ -15,11 +15,11 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.kafka_zk_client import ControllerMovedError, KafkaZkClient
-from kbroker.metadata.metadata_cache import ZERO_UUID, uuid_from_base64
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import ZERO_UUID, uuid_from_base64
 
 log = logging.getLogger("kbroker.controller")
 

@@ -35,8 +35,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.group.group_metadata import (
     UNKNOWN_MEMBER_ID,
     GroupMetadata,
@@ -48,6 +46,8 @@ from kbroker.group.group_metadata import (
 )
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME, GroupMetadataManager, OffsetConfig
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig

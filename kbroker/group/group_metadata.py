@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.group.coordinator_records import read_subscribed_topics
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
+from kbroker.protocol.errors import Errors
 
 CONSUMER_PROTOCOL_TYPE = "consumer"
 UNKNOWN_MEMBER_ID = ""

@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.group.coordinator_records import (
     CoordinatorRecordError,
     GroupMetadataKey,
@@ -62,6 +61,7 @@ from kbroker.log.records import (
 )
 from kbroker.log.validator import AppendOrigin
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig

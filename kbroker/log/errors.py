@@ -6,7 +6,7 @@ Plain data: no I/O.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.errors import Errors
+from kbroker.protocol.errors import Errors
 
 
 class LogError(Exception):

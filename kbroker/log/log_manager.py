@@ -22,7 +22,6 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.checkpoint import (
     LOG_START_OFFSET_CHECKPOINT_FILE,
     META_PROPERTIES_FILE,
@@ -39,6 +38,7 @@ from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, Lo
 from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.segment import now_ms
 from kbroker.log.unified_log import UnifiedLog, log_dir_name, parse_topic_partition
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.log.log_cleaner import LogCleaner

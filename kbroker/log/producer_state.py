@@ -20,7 +20,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.crc import crc32c
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
@@ -31,6 +30,7 @@ from kbroker.log.records import (
     ControlRecordType,
 )
 from kbroker.log.validator import AppendOrigin
+from kbroker.protocol.errors import Errors
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.checkpoint import read_partition_metadata, write_partition_metadata
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
@@ -71,6 +70,7 @@ from kbroker.log.validator import (
     analyze_and_validate_records,
     validate_and_assign_offsets,
 )
+from kbroker.protocol.errors import Errors
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.compression import CODEC_NONE, CODEC_ZSTD
 from kbroker.log.config import LONG_MAX, LogConfig
 from kbroker.log.errors import LogError
@@ -46,6 +45,7 @@ from kbroker.log.records import (
     set_max_timestamp,
     set_offsets_and_epoch,
 )
+from kbroker.protocol.errors import Errors
 
 
 class AppendOrigin(enum.Enum):

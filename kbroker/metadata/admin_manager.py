@@ -13,10 +13,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.config import KafkaConfig, validate_topic_config
 from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
-from kbroker.metadata.metadata_cache import MetadataCache, uuid_from_base64
+from kbroker.metadata.metadata_cache import MetadataCache
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import uuid_from_base64
 
 log = logging.getLogger("kbroker.admin")
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
-from kbroker.metadata.metadata_cache import random_kafka_uuid, uuid_to_base64
 from kbroker.metadata.topic_names import collision_key, topic_name_error
 from kbroker.metadata.znode_store import NodeExistsError
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 
 
 @dataclass(slots=True)

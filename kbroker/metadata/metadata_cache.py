@@ -9,36 +9,17 @@ handlers read it, and may wait for the next change. It knows nothing of ZooKeepe
 from __future__ import annotations
 
 import asyncio
-import base64
 import uuid
 from dataclasses import dataclass, field
 
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
-
-ZERO_UUID = uuid.UUID(int=0)
+from kbroker.protocol.uuids import ZERO_UUID
 
 LEADER_DURING_DELETE = -2
 _PROTOCOL_NAMES = {0: "PLAINTEXT", 1: "SSL", 2: "SASL_PLAINTEXT", 3: "SASL_SSL"}
 
 # Kafka's internal topics: reported with is_internal in Metadata.
 INTERNAL_TOPICS = frozenset({GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME})
-
-
-def uuid_to_base64(value: uuid.UUID) -> str:
-    """Kafka's string form of a Uuid: url-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(value.bytes).rstrip(b"=").decode()
-
-
-def uuid_from_base64(text: str) -> uuid.UUID:
-    return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-
-
-def random_kafka_uuid() -> uuid.UUID:
-    """A random Uuid that Kafka would accept: not zero and whose string does not start with '-'."""
-    while True:
-        value = uuid.uuid4()
-        if value != ZERO_UUID and not uuid_to_base64(value).startswith("-"):
-            return value
 
 
 @dataclass(slots=True)

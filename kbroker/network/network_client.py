@@ -14,8 +14,8 @@ import itertools
 import logging
 import struct
 
-from kbroker.api.protocol.headers import decode_response_header, encode_request_header
-from kbroker.api.protocol.messages import request_codec, response_codec
+from kbroker.protocol.headers import decode_response_header, encode_request_header
+from kbroker.protocol.messages import request_codec, response_codec
 
 log = logging.getLogger("kbroker.network.client")
 

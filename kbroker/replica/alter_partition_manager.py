@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     import uuid

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.errors import LogError
 from kbroker.log.validator import AppendOrigin
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     import uuid

@@ -28,11 +28,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.background import stop_task
 from kbroker.log.errors import LogError
 from kbroker.network.network_client import NetworkClient
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     import uuid

@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kbroker.api.protocol.errors import Errors
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.validator import AppendOrigin
-from kbroker.metadata.metadata_cache import uuid_to_base64
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import uuid_to_base64
 from kbroker.replica.partition import (
     DEFAULT_REPLICA_LAG_TIME_MAX_MS,
     FETCH_HIGH_WATERMARK,

@@ -24,9 +24,9 @@ from kbroker.api.config_helper import (
     refuse_broker_changes,
     resource_description,
 )
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.ALTER_CONFIGS
 VERSIONS = (0, 2)

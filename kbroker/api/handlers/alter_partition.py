@@ -10,8 +10,8 @@ Topics by name (v0-1) or id (v2+); v3 names ISR members with their broker epochs
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.ALTER_PARTITION
 VERSIONS = (0, 3)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import re
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.API_VERSIONS
 VERSIONS = (0, 4)

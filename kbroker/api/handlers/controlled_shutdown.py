@@ -10,8 +10,8 @@ epoch (v2+): STALE_BROKER_EPOCH. v0 uses request header v0 (no client id).
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.CONTROLLED_SHUTDOWN
 VERSIONS = (0, 3)

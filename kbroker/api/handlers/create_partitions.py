@@ -9,9 +9,9 @@ INVALID_REQUEST for a topic named twice. validate_only checks without changing a
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.CREATE_PARTITIONS
 VERSIONS = (0, 3)

@@ -12,10 +12,10 @@ count, replication factor and the topic's configs; v7 the topic id.
 from __future__ import annotations
 
 from kbroker.api.config_helper import topic_config_entries
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest, TopicResult
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.CREATE_TOPICS
 VERSIONS = (0, 7)

@@ -7,8 +7,8 @@ elsewhere NOT_COORDINATOR. One result per distinct group id, in request order.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.DELETE_GROUPS
 VERSIONS = (0, 2)

@@ -9,8 +9,8 @@ start offset (with followers, Kafka answers once they have moved theirs too).
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.DELETE_RECORDS
 VERSIONS = (0, 2)

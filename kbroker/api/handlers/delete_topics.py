@@ -9,10 +9,10 @@ delete.topic.enable=false: TOPIC_DELETION_DISABLED. Error messages from v5.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
-from kbroker.metadata.metadata_cache import ZERO_UUID
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import ZERO_UUID
 
 API_KEY = ApiKey.DELETE_TOPICS
 VERSIONS = (0, 6)

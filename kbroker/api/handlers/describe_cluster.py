@@ -10,9 +10,9 @@ broker does. v2's IsFenced is always false: a ZooKeeper-mode cluster fences no b
 from __future__ import annotations
 
 from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.DESCRIBE_CLUSTER
 VERSIONS = (0, 2)

@@ -24,10 +24,10 @@ from kbroker.api.config_helper import (
     logger_entries,
     topic_config_entries,
 )
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.topic_names import topic_name_error
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.DESCRIBE_CONFIGS
 VERSIONS = (0, 4)

@@ -10,9 +10,9 @@ GROUP_ID_NOT_FOUND and a message for it (KIP-1043). v3+ may ask for the authoriz
 from __future__ import annotations
 
 from kbroker.api.authorized_operations import GROUP_OPERATIONS, OMITTED
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.DESCRIBE_GROUPS
 VERSIONS = (0, 6)

@@ -11,9 +11,9 @@ top-level error code.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import logging
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.FIND_COORDINATOR
 VERSIONS = (0, 6)

@@ -8,8 +8,8 @@ is still loading, as Kafka answers.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.HEARTBEAT
 VERSIONS = (0, 4)

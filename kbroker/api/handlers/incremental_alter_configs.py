@@ -37,10 +37,10 @@ from kbroker.api.config_helper import (
     set_logger_level,
     unset_logger_level,
 )
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 from kbroker.config import BROKER_CONFIG_BY_NAME, LIST, TOPIC_CONFIG_BY_NAME, split_list
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.INCREMENTAL_ALTER_CONFIGS
 VERSIONS = (0, 1)

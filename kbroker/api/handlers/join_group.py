@@ -10,8 +10,8 @@ The member's client host is "/<address>", as Kafka records it.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.JOIN_GROUP
 VERSIONS = (0, 9)

@@ -9,8 +9,8 @@ v2, where partition states come grouped by topic, which is what kbroker's contro
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.LEADER_AND_ISR
 VERSIONS = (2, 7)

@@ -7,9 +7,9 @@ group.instance.id alone (KIP-345), with an error per member; v5 adds a reason pe
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.LEAVE_GROUP
 VERSIONS = (0, 5)

@@ -9,8 +9,8 @@ COORDINATOR_LOAD_IN_PROGRESS, with the groups known so far.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.LIST_GROUPS
 VERSIONS = (0, 5)

@@ -13,9 +13,9 @@ OFFSET_NOT_AVAILABLE, as Kafka answers.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import PartitionError
 
 API_KEY = ApiKey.LIST_OFFSETS

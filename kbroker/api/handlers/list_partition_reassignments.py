@@ -6,9 +6,9 @@ current replica set and the replicas being added and removed. A null topic list 
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.LIST_PARTITION_REASSIGNMENTS
 VERSIONS = (0, 0)

@@ -14,11 +14,12 @@ field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set
 from __future__ import annotations
 
 from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED, TOPIC_OPERATIONS
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
-from kbroker.metadata.metadata_cache import ZERO_UUID, MetadataCache, PartitionState, TopicMetadata
+from kbroker.metadata.metadata_cache import MetadataCache, PartitionState, TopicMetadata
 from kbroker.metadata.topic_names import topic_name_error
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import ZERO_UUID
 
 API_KEY = ApiKey.METADATA
 VERSIONS = (0, 13)

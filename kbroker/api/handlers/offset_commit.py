@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import time
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.group.zk_consumer_offsets import set_or_create_consumer_offset
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.OFFSET_COMMIT
 VERSIONS = (0, 10)

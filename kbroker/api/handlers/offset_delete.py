@@ -9,9 +9,9 @@ error leaves the topic list empty.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.OFFSET_DELETE
 VERSIONS = (0, 0)

@@ -12,9 +12,9 @@ consumers (-1) and debugging tools (-2) alike. v0 answers without the leader epo
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import PartitionError
 
 API_KEY = ApiKey.OFFSET_FOR_LEADER_EPOCH

@@ -16,12 +16,12 @@ accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refu
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
 from kbroker.log.validator import validate_produce_partition_records
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
 from kbroker.network.socket_server import CloseConnection
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
 
 API_KEY = ApiKey.PRODUCE

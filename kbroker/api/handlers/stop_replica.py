@@ -7,8 +7,8 @@ partition stops being led or followed here; with delete_partition its log direct
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.STOP_REPLICA
 VERSIONS = (3, 4)

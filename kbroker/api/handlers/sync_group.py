@@ -8,9 +8,9 @@ group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the m
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.errors import Errors
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.SYNC_GROUP
 VERSIONS = (0, 5)

@@ -8,8 +8,8 @@ Served from v5, where partition states come grouped by topic.
 
 from __future__ import annotations
 
-from kbroker.api.protocol.api_keys import ApiKey
 from kbroker.api.request_context import RequestContext
+from kbroker.protocol.api_keys import ApiKey
 
 API_KEY = ApiKey.UPDATE_METADATA
 VERSIONS = (5, 8)

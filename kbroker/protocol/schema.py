@@ -1,18 +1,15 @@
 """Kafka's JSON message schemas, loaded into plain data (MessageSchema, FieldSpec).
 
-Reads the schema files shipped as package data by kafka-python 3.x
-(``kafka.protocol.schemas.resources``) plus kbroker's own files under
-``kbroker/api/protocol/schemas/`` (the ZooKeeper-mode inter-broker APIs that
-Kafka 4 dropped). It strips the whole-line ``//`` comments, resolves
-``commonStructs`` and named struct references, and turns version strings into
-ranges. It knows nothing of encoding: compiler.py turns these specs into code.
+Reads Kafka's schema files vendored under ``kbroker/protocol/schemas/kafka/`` (Apache
+License 2.0, see the NOTICE there) plus kbroker's own files under ``kbroker/protocol/schemas/``
+(the ZooKeeper-mode inter-broker APIs that Kafka 4 dropped). It strips the whole-line ``//``
+comments, resolves ``commonStructs`` and named struct references, and turns version strings
+into ranges. It knows nothing of encoding: compiler.py turns these specs into code.
 It must not touch sockets, the log or any broker state.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 import os
 import re
@@ -21,25 +18,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from kbroker.api.protocol.api_keys import ApiKey
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.uuids import ZERO_UUID
 
 # Plain os.path, not pathlib: pathlib would be imported for these few joins at every start-up.
 OWN_SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
-
-
-@functools.cache
-def _kafka_schema_dir() -> str:
-    """kafka-python's schema folder, found without importing kafka (its __init__ loads the
-    whole client: half a second of start-up for files we only read)."""
-    spec = importlib.util.find_spec("kafka")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("kafka-python 3.x (the source of Kafka's message schemas) is not installed")
-    return os.path.join(spec.submodule_search_locations[0], "protocol", "schemas", "resources")
+KAFKA_SCHEMA_DIR = os.path.join(OWN_SCHEMA_DIR, "kafka")
 
 
 def _schema_dirs() -> tuple[str, str]:
     """Ours first: on a clash, our file wins."""
-    return OWN_SCHEMA_DIR, _kafka_schema_dir()
+    return OWN_SCHEMA_DIR, KAFKA_SCHEMA_DIR
 
 # Kafka's schema files carry license text and notes as whole-line // comments.
 _COMMENT_LINES = re.compile(r"(?m)^\s*//.*$")
@@ -59,7 +48,6 @@ FIXED_WIDTH_TYPES = {
 VARIABLE_TYPES = frozenset({"string", "bytes", "records"})
 PRIMITIVE_TYPES = frozenset(FIXED_WIDTH_TYPES) | VARIABLE_TYPES
 INTEGER_TYPES = frozenset({"int8", "int16", "uint16", "int32", "uint32", "int64"})
-ZERO_UUID = uuid.UUID(int=0)
 
 
 class VersionRange(NamedTuple):

@@ -20,14 +20,14 @@ from __future__ import annotations
 import struct
 import uuid
 
-from kbroker.api.protocol.schema import (
+from kbroker.protocol.schema import (
     FIXED_WIDTH_TYPES,
     NO_VERSIONS,
-    ZERO_UUID,
     FieldSpec,
     MessageSchema,
     default_value,
 )
+from kbroker.protocol.uuids import ZERO_UUID
 
 
 class CodecError(ValueError):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import threading
 
-from kbroker.api.protocol.compiler import CodecError, compile_decoder, compile_encoder, has_records
-from kbroker.api.protocol.schema import REGISTRY, MessageSchema
+from kbroker.protocol.compiler import CodecError, compile_decoder, compile_encoder, has_records
+from kbroker.protocol.schema import REGISTRY, MessageSchema
 
 __all__ = [
     "Codec",

@@ -17,9 +17,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from kbroker.api.protocol.api_keys import ApiKey
-from kbroker.api.protocol.compiler import CodecError, read_uvarint_tail
-from kbroker.api.protocol.schema import REGISTRY
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.compiler import CodecError, read_uvarint_tail
+from kbroker.protocol.schema import REGISTRY
 
 _REQUEST_HEADER_FIXED = struct.Struct(">hhih")  # key, version, correlation id, client id length
 _REQUEST_HEADER_V0 = struct.Struct(">hhi")
