@@ -39,14 +39,13 @@ from kbroker.metadata.metadata_cache import (
     BrokerEndpoint,
     BrokerInfo,
     MetadataCache,
-    random_kafka_uuid,
-    uuid_to_base64,
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
