@@ -56,9 +56,9 @@ import math
 import os
 import struct
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kbroker.log.checkpoint import (
     CLEANER_OFFSET_CHECKPOINT_FILE,
@@ -94,12 +94,23 @@ from kbroker.log.records import (
 from kbroker.log.segment import LogSegment, now_ms
 from kbroker.log.unified_log import UnifiedLog
 
-if TYPE_CHECKING:
-    from kbroker.log.log_manager import LogManager
-
 log = logging.getLogger(__name__)
 
 TopicPartition = tuple[str, int]
+
+
+class CleanableLogs(Protocol):
+    """What the cleaner reads of the LogManager that owns it: its logs and which dir holds each.
+    A Protocol, so this module does not import log_manager.py (which imports this one)."""
+
+    @property
+    def log_dirs(self) -> list[str]: ...
+
+    @property
+    def logs(self) -> Mapping[TopicPartition, UnifiedLog]: ...
+
+    def log_dir_of(self, topic: str, partition: int) -> str | None: ...
+
 ScannedRecord = tuple[int, int, int, int, bytes | None, bool]
 # Cleaning steps yield the bytes they processed, or a blocking call (an fsync) for the driver to run
 # (the background task runs it in a worker thread); they are sent True when the loop ran other
@@ -765,7 +776,7 @@ class LogCleaner:
     rounds forever as an asyncio task on the running loop, sleeping log.cleaner.backoff.ms when
     no log needs cleaning; `shutdown()` stops it and removes a half-written cleaned segment."""
 
-    def __init__(self, log_manager: LogManager, config: CleanerConfig | None = None):
+    def __init__(self, log_manager: CleanableLogs, config: CleanerConfig | None = None):
         self.log_manager = log_manager
         self.config = config or CleanerConfig()
         self.checkpoints: dict[TopicPartition, int] = {}
