@@ -1,0 +1,367 @@
+"""KafkaConfig: the broker's typed settings, loaded in layers: built-in default < `defaults` <
+properties file < `KBROKER_*` env < `--override`. Values from the first two layers report the
+source DEFAULT_CONFIG, the others STATIC_BROKER_CONFIG (Kafka's DescribeConfigs names). Checks
+the relations between settings (broker id, listeners, inter-broker listener, replica fetch sizes).
+
+Must not touch: sockets, files other than the properties file it is asked to read, or any other
+kbroker package. It never creates the data directory; it only names it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from kbroker.config.endpoints import Endpoint, parse_endpoints, parse_security_protocol_map, require_unique
+from kbroker.config.properties import read_properties_file, settings_from_env, settings_from_overrides
+from kbroker.config.settings import (
+    BROKER_CONFIG_BY_NAME,
+    BROKER_CONFIGS,
+    DATA_DIR_DEFAULT,
+    MIB,
+    SINGLE_NODE_DEFAULTS,
+    TOPIC_CONFIG_BY_NAME,
+    TOPIC_CONFIGS,
+    Synonym,
+    TopicConfigKey,
+)
+from kbroker.config.validators import check_setting
+from kbroker.config.value_types import ConfigError, render_value, split_list
+
+DEFAULT_CONFIG = "DEFAULT_CONFIG"
+STATIC_BROKER_CONFIG = "STATIC_BROKER_CONFIG"
+
+# `config.num_partitions` reads "num.partitions"; derived properties below take precedence.
+_ATTRIBUTE_TO_KEY = {key.name.replace(".", "_"): key.name for key in BROKER_CONFIGS}
+# Per-listener settings (listener.name.internal.ssl.keystore.location) are Kafka's, not unknown.
+_LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\..+")
+
+
+# ----------------------------------------------------------------------------------------------
+# KafkaConfig
+
+
+class _Setting(NamedTuple):
+    value: Any
+    source: str  # DEFAULT_CONFIG or STATIC_BROKER_CONFIG
+    origin: str  # "default", "defaults", "file", "env" or "override": which layer gave it
+
+
+class _Layers:
+    """Raw text per layer, lowest precedence first."""
+
+    def __init__(self, file: dict[str, str], env: dict[str, str], override: dict[str, str]) -> None:
+        self.defaults: dict[str, str] = {}
+        self.file = file
+        self.env = env
+        self.override = override
+
+    def static(self) -> dict[str, tuple[str, str]]:
+        """The user's settings (file < env < override) as key -> (text, layer)."""
+        merged: dict[str, tuple[str, str]] = {}
+        for origin in ("file", "env", "override"):
+            merged.update({key: (text, origin) for key, text in getattr(self, origin).items()})
+        return merged
+
+
+class KafkaConfig:
+    """Typed broker settings. Read them with `config.get("num.partitions")`, `config["num.partitions"]`
+    or `config.num_partitions`; derived values (`log_dirs`, `listeners`, `log_retention_ms`...) follow
+    Kafka's precedence between alternate settings."""
+
+    def __init__(self, layers: _Layers) -> None:
+        self._settings: dict[str, _Setting] = {}
+        self.unknown_keys: list[str] = []
+        self.listener_settings: dict[str, str] = {}  # listener.name.<name>.<setting> as given
+        problems = self._parse_layers(layers)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        self._validate_relations()
+
+    @classmethod
+    def load(
+        cls,
+        properties_path: str | None = None,
+        overrides: Mapping[str, str] | Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+        defaults: Mapping[str, str] | None = None,
+    ) -> KafkaConfig:
+        """Read the layers and check every value. `env` is read only when given (pass os.environ).
+        `defaults=None` picks kbroker's: the data dir, plus SINGLE_NODE_DEFAULTS without ZooKeeper."""
+        layers = _Layers(
+            file=read_properties_file(properties_path) if properties_path else {},
+            env=settings_from_env(env) if env is not None else {},
+            override=settings_from_overrides(overrides),
+        )
+        if defaults is None:
+            zookeeper = layers.static().get("zookeeper.connect", ("", ""))[0].strip()
+            defaults = {"log.dir": DATA_DIR_DEFAULT, **({} if zookeeper else SINGLE_NODE_DEFAULTS)}
+        layers.defaults = dict(defaults)
+        return cls(layers)
+
+    def _parse_layers(self, layers: _Layers) -> list[str]:
+        problems = []
+        static = layers.static()
+        for key in BROKER_CONFIGS:
+            if key.name in static:
+                text, origin = static[key.name]
+                source = STATIC_BROKER_CONFIG
+            elif key.name in layers.defaults:
+                text, origin, source = layers.defaults[key.name], "defaults", DEFAULT_CONFIG
+            else:
+                self._settings[key.name] = _Setting(key.default, DEFAULT_CONFIG, "default")
+                continue
+            try:
+                self._settings[key.name] = _Setting(
+                    check_setting(key.name, key.type, key.validator, text), source, origin
+                )
+            except ConfigError as exc:
+                problems.append(str(exc))
+        for name, (text, _origin) in static.items():
+            if name in BROKER_CONFIG_BY_NAME:
+                continue
+            if _LISTENER_PREFIXED.fullmatch(name):
+                self.listener_settings[name] = text
+            else:
+                self.unknown_keys.append(name)
+        self.unknown_keys.sort()
+        return problems
+
+    # -- reading ----------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        """The typed value of a broker setting by its Kafka name (None when unset without default)."""
+        return self._setting(name).value
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._settings
+
+    def __getattr__(self, attribute: str) -> Any:
+        key = _ATTRIBUTE_TO_KEY.get(attribute)
+        settings = self.__dict__.get("_settings")
+        if key is None or settings is None:
+            raise AttributeError(attribute)
+        return settings[key].value
+
+    def _setting(self, name: str) -> _Setting:
+        try:
+            return self._settings[name]
+        except KeyError:
+            raise KeyError(f"Unknown broker configuration: {name}") from None
+
+    def source(self, name: str) -> str:
+        """DEFAULT_CONFIG or STATIC_BROKER_CONFIG, Kafka's DescribeConfigs source names."""
+        return self._setting(name).source
+
+    def origin(self, name: str) -> str:
+        """Which layer gave the value: default, defaults, file, env or override."""
+        return self._setting(name).origin
+
+    def is_default(self, name: str) -> bool:
+        return self.source(name) == DEFAULT_CONFIG
+
+    def value_string(self, name: str) -> str | None:
+        """The value as DescribeConfigs shows it; None for unset values and for secrets."""
+        key = BROKER_CONFIG_BY_NAME[name]
+        return None if key.sensitive else render_value(key.type, self.get(name))
+
+    def topic_defaults(self) -> dict[str, str | None]:
+        """Topic-level name -> this broker's default for it, as text (for DescribeConfigs and LogConfig)."""
+        return {key.name: render_value(key.type, self._topic_default(key)) for key in TOPIC_CONFIGS}
+
+    def _topic_default(self, key: TopicConfigKey) -> Any:
+        if key.name == "retention.ms":
+            return self.log_retention_ms  # Kafka turns any negative retention into -1
+        value = self._first_set(key.synonyms)
+        return key.default if value is None else value
+
+    def _first_set(self, synonyms: Iterable[Synonym]) -> Any:
+        """The first of these broker settings that has a value, converted (hours -> ms)."""
+        for synonym in synonyms:
+            value = self.get(synonym.broker_name)
+            if value is not None:
+                # Only numbers have multipliers; a list or boolean must not be multiplied.
+                return value if synonym.multiplier == 1 else value * synonym.multiplier
+        return None
+
+    def _topic_synonym_value(self, topic_name: str) -> Any:
+        return self._first_set(TOPIC_CONFIG_BY_NAME[topic_name].synonyms)
+
+    # -- derived values -------------------------------------------------------------------
+    @property
+    def single_node(self) -> bool:
+        """No zookeeper.connect: the embedded single-node metadata store."""
+        return not (self.get("zookeeper.connect") or "").strip()
+
+    @property
+    def log_dirs(self) -> list[str]:
+        """log.dirs, else log.dir, as a list of paths."""
+        text = self.get("log.dirs")
+        if text is None:
+            text = self.get("log.dir")
+        return [path for path in split_list(text) if path]
+
+    @property
+    def log_retention_ms(self) -> int:
+        """log.retention.ms, else .minutes, else .hours, in ms; any negative value means -1 (forever)."""
+        millis = self._topic_synonym_value("retention.ms")
+        return -1 if millis < 0 else millis
+
+    @property
+    def log_roll_ms(self) -> int:
+        """log.roll.ms, else log.roll.hours, in ms."""
+        return self._topic_synonym_value("segment.ms")
+
+    @property
+    def log_roll_jitter_ms(self) -> int:
+        return self._topic_synonym_value("segment.jitter.ms")
+
+    @property
+    def log_flush_interval_ms(self) -> int:
+        """log.flush.interval.ms, else log.flush.scheduler.interval.ms."""
+        return self._topic_synonym_value("flush.ms")
+
+    @property
+    def log_message_timestamp_before_max_ms(self) -> int:
+        """The before bound, falling back on the deprecated difference setting while it is unset."""
+        if self.is_default("log.message.timestamp.before.max.ms"):
+            return self.get("log.message.timestamp.difference.max.ms")
+        return self.get("log.message.timestamp.before.max.ms")
+
+    @property
+    def log_message_timestamp_after_max_ms(self) -> int:
+        if self.is_default("log.message.timestamp.after.max.ms"):
+            return self.get("log.message.timestamp.difference.max.ms")
+        return self.get("log.message.timestamp.after.max.ms")
+
+    @property
+    def zookeeper_connection_timeout_ms(self) -> int:
+        return self._first_set(
+            (Synonym("zookeeper.connection.timeout.ms"), Synonym("zookeeper.session.timeout.ms"))
+        )
+
+    @property
+    def listener_security_protocol_map(self) -> dict[str, str]:
+        return parse_security_protocol_map(self.get("listener.security.protocol.map"))
+
+    @property
+    def listeners(self) -> list[Endpoint]:
+        return parse_endpoints("listeners", self.get("listeners"), self.listener_security_protocol_map)
+
+    @property
+    def advertised_listeners(self) -> list[Endpoint]:
+        """advertised.listeners, else the listeners as configured. A listener's wildcard host ("",
+        0.0.0.0) is kept: whoever registers the broker puts a real host name in its place."""
+        text = (self.get("advertised.listeners") or "").strip()
+        if not text:
+            return self.listeners
+        return parse_endpoints("advertised.listeners", text, self.listener_security_protocol_map)
+
+    @property
+    def inter_broker_listener_name(self) -> str:
+        name = self.get("inter.broker.listener.name")
+        return name.upper() if name else self.get("security.inter.broker.protocol")
+
+    @property
+    def inter_broker_security_protocol(self) -> str:
+        return self.listener_security_protocol_map[self.inter_broker_listener_name]
+
+    # -- checks across settings (KafkaConfig.validateValues, ZooKeeper mode) ----------------
+    def _validate_relations(self) -> None:
+        if self.get("process.roles"):
+            raise ConfigError(
+                f"Invalid value {self.value_string('process.roles')!r} for configuration "
+                "process.roles: KRaft mode is not supported, leave it unset (kbroker runs in ZooKeeper mode)"
+            )
+        self._validate_broker_id()
+        self._validate_listeners()
+        self._validate_replica_fetch()
+        acks, factor = self.get("offsets.commit.required.acks"), self.get("offsets.topic.replication.factor")
+        if not -1 <= acks <= factor:
+            raise ConfigError(
+                f"Invalid value '{acks}' for configuration offsets.commit.required.acks: "
+                f"must be between -1 and offsets.topic.replication.factor ({factor})"
+            )
+        threads = self.get("log.cleaner.threads")
+        if threads > 0 and self.get("log.cleaner.dedupe.buffer.size") / threads <= MIB:
+            raise ConfigError(
+                f"Invalid value '{self.get('log.cleaner.dedupe.buffer.size')}' for configuration "
+                "log.cleaner.dedupe.buffer.size: must be more than 1 MiB per cleaner thread"
+            )
+
+    def _validate_broker_id(self) -> None:
+        broker_id, reserved = self.get("broker.id"), self.get("reserved.broker.max.id")
+        if self.get("broker.id.generation.enable"):
+            if not -1 <= broker_id <= reserved:
+                raise ConfigError(
+                    f"Invalid value '{broker_id}' for configuration broker.id: must be between -1 "
+                    f"and reserved.broker.max.id ({reserved})"
+                )
+        elif broker_id < 0:
+            raise ConfigError(
+                f"Invalid value '{broker_id}' for configuration broker.id: must be at least 0 "
+                "when broker.id.generation.enable is false"
+            )
+
+    def _validate_listeners(self) -> None:
+        listeners, advertised = self.listeners, self.advertised_listeners
+        text = self.get("listeners")
+        if not listeners:
+            raise ConfigError(
+                f"Invalid value {text!r} for configuration listeners: at least one listener is needed"
+            )
+        require_unique("listeners", text, [e.listener_name for e in listeners], "name")
+        require_unique("listeners", text, [e.port for e in listeners if e.port != 0], "port")
+        explicit = (self.get("advertised.listeners") or "").strip()
+        advertised_text = explicit or text
+        require_unique("advertised.listeners", advertised_text, [e.listener_name for e in advertised], "name")
+        if explicit and any(e.host == "0.0.0.0" for e in advertised):
+            raise ConfigError(
+                f"Invalid value {advertised_text!r} for configuration advertised.listeners: "
+                "0.0.0.0 cannot be advertised, give a host name or address clients can reach"
+            )
+        names = {e.listener_name for e in listeners}
+        extra = sorted({e.listener_name for e in advertised} - names)
+        if extra:
+            raise ConfigError(
+                f"Invalid value {advertised_text!r} for configuration advertised.listeners: "
+                f"listener names {', '.join(extra)} are not in listeners"
+            )
+        self._validate_inter_broker_listener({e.listener_name for e in advertised})
+        control = self.get("control.plane.listener.name")
+        if control and control.upper() not in names:
+            raise ConfigError(
+                f"Invalid value {control!r} for configuration control.plane.listener.name: "
+                "must name one of the listeners"
+            )
+
+    def _validate_inter_broker_listener(self, advertised_names: set[str]) -> None:
+        name = self.get("inter.broker.listener.name")
+        if name and not self.is_default("security.inter.broker.protocol"):
+            raise ConfigError(
+                "Only one of inter.broker.listener.name and security.inter.broker.protocol may be set"
+            )
+        if self.inter_broker_listener_name not in advertised_names:
+            which = "inter.broker.listener.name" if name else "security.inter.broker.protocol"
+            raise ConfigError(
+                f"Invalid value {self.inter_broker_listener_name!r} for configuration {which}: "
+                "must be a listener name in advertised.listeners (or listeners); "
+                "set inter.broker.listener.name to one of "
+                f"{', '.join(sorted(advertised_names))}"
+            )
+
+    def _validate_replica_fetch(self) -> None:
+        wait = self.get("replica.fetch.wait.max.ms")
+        if wait > self.get("replica.socket.timeout.ms"):
+            raise ConfigError(
+                f"Invalid value '{self.get('replica.socket.timeout.ms')}' for configuration "
+                f"replica.socket.timeout.ms: must be at least replica.fetch.wait.max.ms ({wait})"
+            )
+        if wait > self.get("replica.lag.time.max.ms"):
+            raise ConfigError(
+                f"Invalid value '{wait}' for configuration replica.fetch.wait.max.ms: "
+                f"must be at most replica.lag.time.max.ms ({self.get('replica.lag.time.max.ms')})"
+            )
