@@ -1,14 +1,19 @@
-"""UnifiedLog: one partition's log directory `<topic>-<partition>` (Kafka's UnifiedLog, LocalLog and
-LogLoader in one class).
+"""UnifiedLog: one partition's log directory `<topic>-<partition>` (Kafka's UnifiedLog with its
+LocalLog). It composes the segment list (log_segments.py, Kafka's LogSegments) and what the
+loader (log_loader.py, Kafka's LogLoader) found at start-up: segments, recovery point and log
+start offset, leader epoch cache, producer state.
 
-Owns the segments, the log start / end offsets, the leader epoch cache (leader-epoch-checkpoint),
-producer state (snapshots), partition.metadata, rolling, retention, truncation, recovery and the
-read path. The high watermark is stored here but decided by the replica layer, which sets it.
+Owns the log start / end offsets, the leader epoch cache (leader-epoch-checkpoint), producer state
+(snapshots), partition.metadata, appends, reads, rolling, retention, truncation and flushing. The
+high watermark is stored here but decided by the replica layer, which sets it.
 
 Appends: `append_as_leader` validates (validator.py), assigns offsets, checks producer state and
 writes with one pwrite; `append_as_follower` takes batches that already carry offsets.
-Reads return file regions (FetchDataInfo) for sendfile. Compaction (log_cleaner.py) writes
-`.cleaned` segments that `replace_segments` swaps in; loading finishes or drops a swap a crash cut.
+Reads return file regions (FetchDataInfo.records: an open segment file, position and length),
+not bytes; the network layer reads each region with one pread when it writes the response
+(socket_server.py: `read_bytes()`, then the transport's writelines), so fetches are not zero-copy.
+Compaction (log_cleaner.py) writes `.cleaned` segments that `replace_segments` swaps in; loading
+finishes or drops a swap a crash cut.
 
 Synchronous plain code for the broker's event loop: no fsync unless flush.messages/flush.ms are
 set, as Kafka does; rolled segments are fsynced by a call it hands out for a worker thread
@@ -20,22 +25,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kbroker.log.checkpoint import read_partition_metadata, write_partition_metadata
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.index import (
-    INDEX_FILE_SUFFIX,
-    TIME_INDEX_FILE_SUFFIX,
-    TXN_INDEX_FILE_SUFFIX,
     AbortedTxn,
-    CorruptIndexError,
 )
 from kbroker.log.leader_epoch import LeaderEpochFileCache
+from kbroker.log.log_loader import (
+    SEGMENT_FILE_SUFFIXES,
+    LogLoader,
+    complete_txn,
+    first_control_marker,
+    is_cleaned_away_marker,
+    rebuild_producer_state,
+)
+from kbroker.log.log_segments import LogSegments, open_segment
 from kbroker.log.producer_state import (
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     SNAPSHOT_FILE_SUFFIX,
@@ -45,17 +54,11 @@ from kbroker.log.producer_state import (
 )
 from kbroker.log.records import (
     NO_TIMESTAMP,
-    BatchHeader,
     Buffer,
-    ControlRecordType,
-    CorruptRecordError,
-    iter_records,
-    parse_control_record,
 )
 from kbroker.log.segment import (
     CLEANED_FILE_SUFFIX,
     DELETED_FILE_SUFFIX,
-    LOG_FILE_SUFFIX,
     SWAP_FILE_SUFFIX,
     FileRegion,
     LogOffsetMetadata,
@@ -154,14 +157,9 @@ class UnifiedLog:
         self.topic, self.partition = parse_topic_partition(os.path.basename(directory.rstrip("/")))
         self.config = config
         self.topic_id = topic_id
-        self.segments: dict[int, LogSegment] = {}
-        self._base_offsets: list[int] = []
+        self.segments = LogSegments()
         self.leader_epoch_cache = LeaderEpochFileCache(directory)
         self.producer_state_manager = ProducerStateManager(directory, producer_id_expiration_ms)
-        self.log_start_offset = log_start_offset
-        self.recovery_point = recovery_point
-        self.high_watermark = 0
-        self._log_end = LogOffsetMetadata(0, 0, 0)
         self._positions: OrderedDict[int, LogOffsetMetadata] = OrderedDict()
         self._pending_deletes: list[tuple[int, LogSegment]] = []
         self._unflushed_messages = 0
@@ -171,220 +169,21 @@ class UnifiedLog:
         self.min_truncated_offset: int | None = None
         self._truncations = 0  # a rolled-segment flush may not vouch for what a truncation replaced
         self._rolled_flush_running = False
-        self._load(had_clean_shutdown, now_ms() if now is None else now)
+        loaded = LogLoader(
+            directory,
+            config,
+            self.segments,
+            self.leader_epoch_cache,
+            self.producer_state_manager,
+            log_start_offset=log_start_offset,
+            recovery_point=recovery_point,
+            had_clean_shutdown=had_clean_shutdown,
+        ).load(now_ms() if now is None else now)
+        self.log_start_offset = loaded.log_start_offset
+        self.recovery_point = loaded.recovery_point
+        self.high_watermark = loaded.log_start_offset
+        self._log_end = loaded.next_offset_metadata
         self._init_topic_id(topic_id)
-
-    # ------------------------------------------------------------------ loading
-
-    def _load(self, had_clean_shutdown: bool, now: int) -> None:
-        self._remove_temporary_files()
-        self._open_segments()
-        if not self._base_offsets:
-            self._add_segment(self._new_segment(self.log_start_offset))
-        needs_recovery = self._segments_needing_recovery(had_clean_shutdown)
-        for segment in needs_recovery:
-            if segment.base_offset not in self.segments:
-                continue  # deleted after an earlier segment was truncated
-            self._recover_segment(segment)
-        active = self.active_segment
-        active.offset_index.resize(self.config.segment_index_bytes)
-        active.time_index.resize(self.config.segment_index_bytes)
-        try:
-            next_offset, end = active.scan_tail()
-            if end != active.size:
-                raise CorruptRecordError(f"{active.size - end} bytes after the last complete batch")
-        except CorruptRecordError as err:  # a "clean" log whose tail is damaged anyway
-            log.warning("recovering %s in %s: %s", active, self.directory, err)
-            self._recover_segment(active)
-            next_offset = active.read_next_offset()
-        self._log_end = LogOffsetMetadata(next_offset, active.base_offset, active.size)
-        self.log_start_offset = min(max(self.log_start_offset, self._base_offsets[0]), next_offset)
-        self.recovery_point = (
-            next_offset
-            if had_clean_shutdown and not needs_recovery
-            else min(self.recovery_point, next_offset)
-        )
-        self.high_watermark = self.log_start_offset
-        if self.leader_epoch_cache.was_malformed:
-            self._rebuild_leader_epoch_cache()
-        self.leader_epoch_cache.truncate_from_end(next_offset)
-        self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
-        self._rebuild_producer_state(next_offset, now)
-
-    def _rebuild_leader_epoch_cache(self) -> None:
-        cache = self.leader_epoch_cache
-        for _segment, header in self._iter_headers_from(self.log_start_offset):
-            latest = cache.latest_epoch()
-            if header.partition_leader_epoch >= 0 and (
-                latest is None or header.partition_leader_epoch > latest
-            ):
-                cache.assign(header.partition_leader_epoch, header.base_offset)
-        cache.was_malformed = False
-
-    def _remove_temporary_files(self) -> None:
-        """Finish or drop what an interrupted delete, clean or swap left behind (LogLoader).
-
-        A `.log.swap` is a cleaned segment whose files were all complete (indexes are renamed to
-        `.swap` before the log): it replaces every segment whose base offset lies in its offset
-        range, then loses its suffix. An index `.swap` without its `.log.swap` belongs to a swap
-        that had already moved its log into place (finish it), or to one that never got that far
-        (its `.log.cleaned` is still there: drop it). Then `.cleaned`, `.deleted` and `.tmp` go."""
-        names = os.listdir(self.directory)
-        swap_log_suffix = LOG_FILE_SUFFIX + SWAP_FILE_SUFFIX
-        for name in sorted(n for n in names if n.endswith(swap_log_suffix)):
-            self._complete_swap(int(name[:20]), os.path.join(self.directory, name))
-        names = os.listdir(self.directory)
-        for name in names:
-            path = os.path.join(self.directory, name)
-            if name.endswith(SWAP_FILE_SUFFIX):
-                final = path[: -len(SWAP_FILE_SUFFIX)]
-                cleaned_log = os.path.join(self.directory, name[:20] + LOG_FILE_SUFFIX + CLEANED_FILE_SUFFIX)
-                if os.path.exists(cleaned_log) or os.path.exists(final):
-                    os.remove(path)
-                else:
-                    os.replace(path, final)
-        for name in os.listdir(self.directory):
-            if name.endswith((DELETED_FILE_SUFFIX, CLEANED_FILE_SUFFIX, ".tmp")):
-                os.remove(os.path.join(self.directory, name))
-        log_bases = {name[:20] for name in os.listdir(self.directory) if name.endswith(LOG_FILE_SUFFIX)}
-        for name in os.listdir(self.directory):
-            if name.endswith((INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)):
-                if name[:20] not in log_bases:
-                    os.remove(os.path.join(self.directory, name))
-
-    def _complete_swap(self, base_offset: int, swap_log_path: str) -> None:
-        """Delete the segments a swap segment replaces ([base, its next offset)), then rename it."""
-        swapped = LogSegment(
-            self.directory,
-            base_offset,
-            index_interval_bytes=self.config.index_interval_bytes,
-            max_index_size=self.config.segment_index_bytes,
-            file_suffix=SWAP_FILE_SUFFIX,
-            writable_indexes=False,
-        )
-        try:
-            next_offset = max(swapped.read_next_offset(), base_offset + 1)
-        except CorruptRecordError:
-            next_offset = base_offset + 1  # cannot be: the swap was fsynced; replace its namesake only
-        finally:
-            swapped.close_handlers()
-        segment_suffixes = (LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)
-        for name in os.listdir(self.directory):
-            in_range = name[:20].isdigit() and base_offset <= int(name[:20]) < next_offset
-            if name.endswith(segment_suffixes) and in_range:
-                log.info("deleting %s in %s: replaced by a cleaned segment", name, self.directory)
-                os.remove(os.path.join(self.directory, name))
-        prefix = filename_prefix_from_offset(base_offset)
-        for suffix in segment_suffixes:
-            path = os.path.join(self.directory, prefix + suffix + SWAP_FILE_SUFFIX)
-            if os.path.exists(path):
-                os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
-
-    def _open_segments(self) -> None:
-        bases = sorted(
-            int(name[:20])
-            for name in os.listdir(self.directory)
-            if name.endswith(LOG_FILE_SUFFIX)
-            and len(name) == 20 + len(LOG_FILE_SUFFIX)
-            and name[:20].isdigit()
-        )
-        for base in bases:
-            self._add_segment(self._new_segment(base, writable_indexes=base == bases[-1]))
-
-    def _new_segment(self, base_offset: int, writable_indexes: bool = True) -> LogSegment:
-        return LogSegment(
-            self.directory,
-            base_offset,
-            index_interval_bytes=self.config.index_interval_bytes,
-            max_index_size=self.config.segment_index_bytes,
-            writable_indexes=writable_indexes,
-        )
-
-    def _segments_needing_recovery(self, had_clean_shutdown: bool) -> list[LogSegment]:
-        """After an unclean shutdown, segments from the recovery point on; always, any segment
-        whose index is missing or does not fit its log."""
-        result = []
-        for index, base in enumerate(self._base_offsets):
-            segment = self.segments[base]
-            next_base = self._base_offsets[index + 1] if index + 1 < len(self._base_offsets) else None
-            unflushed = next_base is None or next_base > self.recovery_point
-            if not had_clean_shutdown and unflushed:
-                result.append(segment)
-            elif not self._indexes_look_sane(segment, next_base, is_active=next_base is None):
-                log.warning("rebuilding the indexes of %s in %s", segment, self.directory)
-                result.append(segment)
-        return result
-
-    @staticmethod
-    def _indexes_look_sane(segment: LogSegment, next_base: int | None, is_active: bool) -> bool:
-        if segment.size > 0 and not os.path.exists(segment.offset_index.path):
-            return False
-        try:
-            if is_active:
-                segment.sanity_check()
-            else:
-                segment.offset_index.quick_check(segment.size, next_base)
-                segment.time_index.quick_check(next_base)
-        except (CorruptIndexError, CorruptRecordError) as err:
-            log.warning("%s", err)
-            return False
-        return True
-
-    def _recover_segment(self, segment: LogSegment) -> None:
-        def on_batch(header: BatchHeader, _data: bytes) -> None:
-            epoch = header.partition_leader_epoch
-            latest = self.leader_epoch_cache.latest_epoch()
-            if epoch >= 0 and (latest is None or epoch > latest):
-                self.leader_epoch_cache.assign(epoch, header.base_offset)
-
-        truncated = segment.recover(on_batch)
-        if truncated > 0:
-            log.warning(
-                "truncated %d invalid bytes at the end of %s in %s", truncated, segment, self.directory
-            )
-            for base in [b for b in self._base_offsets if b > segment.base_offset]:
-                log.warning("deleting segment %d after the truncation point in %s", base, self.directory)
-                self._remove_segment(self.segments[base]).delete()
-
-    def _rebuild_producer_state(self, last_offset: int, now: int) -> None:
-        """Latest snapshot, then the batches after it (headers only; markers need their record)."""
-        psm = self.producer_state_manager
-        psm.truncate_and_reload(self.log_start_offset, last_offset, now)
-        start = max(psm.map_end_offset, self.log_start_offset)
-        if start >= last_offset:
-            psm.update_map_end_offset(last_offset)
-            return
-        replayed = False
-        for segment, header in self._iter_headers_from(start):
-            if header.base_offset >= last_offset:
-                break
-            if header.last_offset < start or _is_cleaned_away_marker(header):
-                continue
-            completed = psm.apply_batch(
-                header, self._control_marker_from_file(segment, header), AppendOrigin.REPLICATION
-            )
-            if completed is not None:
-                self._complete_txn(segment, completed, only_if_missing=True)
-            replayed = True
-        psm.update_map_end_offset(last_offset)
-        if replayed:
-            psm.take_snapshot()
-
-    def _iter_headers_from(self, offset: int) -> Iterator[tuple[LogSegment, BatchHeader]]:
-        for base in self._base_offsets[max(self._floor_index(offset), 0) :]:
-            segment = self.segments[base]
-            start = segment.offset_index.lookup(offset).position if offset > base else 0
-            for header in segment.iter_batch_headers(start):
-                yield segment, header
-
-    @staticmethod
-    def _control_marker_from_file(
-        segment: LogSegment, header: BatchHeader
-    ) -> tuple[ControlRecordType, int] | None:
-        if not (header.is_control and header.has_producer_id):
-            return None
-        data = segment.read_bytes(header.position, header.size)
-        return _first_control_marker(data, header._replace(position=0))
 
     def _init_topic_id(self, topic_id: str | None) -> None:
         stored = read_partition_metadata(self.directory)
@@ -405,45 +204,28 @@ class UnifiedLog:
 
     # ------------------------------------------------------------------ segments
 
-    def _add_segment(self, segment: LogSegment) -> None:
-        self.segments[segment.base_offset] = segment
-        self._base_offsets.append(segment.base_offset)
-        self._base_offsets.sort()
-
-    def _remove_segment(self, segment: LogSegment) -> LogSegment:
-        del self.segments[segment.base_offset]
-        self._base_offsets.remove(segment.base_offset)
-        return segment
-
-    def _floor_index(self, offset: int) -> int:
-        """Index in _base_offsets of the segment that may hold `offset` (-1 if before all)."""
-        return bisect_right(self._base_offsets, offset) - 1
-
     def floor_segment(self, offset: int) -> LogSegment | None:
-        index = self._floor_index(offset)
-        return self.segments[self._base_offsets[index]] if index >= 0 else None
+        return self.segments.floor_segment(offset)
 
     @property
     def active_segment(self) -> LogSegment:
-        return self.segments[self._base_offsets[-1]]
+        return self.segments.active_segment
 
     def log_segments(self) -> list[LogSegment]:
-        return [self.segments[base] for base in self._base_offsets]
+        return self.segments.values()
 
     def log_segments_between(self, from_offset: int, to_offset: int) -> list[LogSegment]:
-        """Segments that may hold offsets in [from_offset, to_offset) (Kafka's logSegments(from, to)):
-        the one holding `from_offset` and every later one starting below `to_offset`."""
-        first = max(self._floor_index(from_offset), 0)
-        return [self.segments[base] for base in self._base_offsets[first:] if base < to_offset]
+        """Segments that may hold offsets in [from_offset, to_offset) (Kafka's logSegments(from, to))."""
+        return self.segments.values_between(from_offset, to_offset)
 
     @property
     def number_of_segments(self) -> int:
-        return len(self._base_offsets)
+        return len(self.segments)
 
     @property
     def size(self) -> int:
         """Bytes in all segments."""
-        return sum(segment.size for segment in self.segments.values())
+        return self.segments.size_in_bytes
 
     @property
     def log_end_offset(self) -> int:
@@ -557,7 +339,7 @@ class UnifiedLog:
         for info in producer_infos:
             psm.update(info)
         for completed in completed_txns:
-            self._complete_txn(segment, completed)
+            complete_txn(psm, segment, completed, self.high_watermark)
         psm.update_map_end_offset(result.last_offset + 1)
         self._unflushed_messages += result.record_count
         if self._unflushed_messages >= self.config.flush_messages:
@@ -578,7 +360,7 @@ class UnifiedLog:
         infos: dict[int, ProducerAppendInfo] = {}
         completed: list[CompletedTxn] = []
         for batch in result.batches:
-            if not batch.has_producer_id or _is_cleaned_away_marker(batch):
+            if not batch.has_producer_id or is_cleaned_away_marker(batch):
                 continue
             if origin is AppendOrigin.CLIENT:
                 entry = psm.last_entry(batch.producer_id)
@@ -588,25 +370,11 @@ class UnifiedLog:
             info = infos.get(batch.producer_id)
             if info is None:
                 info = infos[batch.producer_id] = psm.prepare_update(batch.producer_id, origin)
-            marker = _first_control_marker(result.records, batch) if batch.is_control else None
+            marker = first_control_marker(result.records, batch) if batch.is_control else None
             txn = info.append(batch, marker)
             if txn is not None:
                 completed.append(txn)
         return list(infos.values()), completed, None
-
-    def _complete_txn(
-        self, segment: LogSegment, completed: CompletedTxn, only_if_missing: bool = False
-    ) -> None:
-        psm = self.producer_state_manager
-        last_stable_offset = psm.last_stable_offset(completed)
-        if completed.is_aborted:
-            txn = AbortedTxn(
-                completed.producer_id, completed.first_offset, completed.last_offset, last_stable_offset
-            )
-            if not (only_if_missing and txn in segment.txn_index.all_aborted()):
-                segment.txn_index.append(txn)
-        psm.complete_txn(completed)
-        psm.on_high_watermark_updated(self.high_watermark)
 
     def last_records_of_active_producers(self) -> dict[int, tuple[int | None, int]]:
         """Producer id -> (last offset of its last data batch or None, producer epoch): the batches
@@ -628,7 +396,7 @@ class UnifiedLog:
     # ------------------------------------------------------------------ rolling
 
     def _maybe_roll(self, messages_size: int, result: ValidationResult, now: int) -> LogSegment:
-        segment = self.active_segment
+        segment = self.segments.active_segment
         if segment.should_roll(
             max_segment_bytes=self.config.segment_bytes,
             max_segment_ms=self.config.segment_ms,
@@ -644,7 +412,7 @@ class UnifiedLog:
     def roll(self, expected_next_offset: int | None = None) -> LogSegment:
         """Start a new active segment at max(expected_next_offset, log end offset)."""
         new_offset = max(expected_next_offset or 0, self.log_end_offset)
-        active = self.active_segment
+        active = self.segments.active_segment
         if active.base_offset == new_offset:
             if active.size == 0:
                 return active
@@ -653,8 +421,8 @@ class UnifiedLog:
         psm = self.producer_state_manager
         psm.update_map_end_offset(new_offset)
         psm.take_snapshot()
-        segment = self._new_segment(new_offset)
-        self._add_segment(segment)
+        segment = open_segment(self.directory, self.config, new_offset)
+        self.segments.add(segment)
         self._set_log_end(LogOffsetMetadata(self.log_end_offset, segment.base_offset, 0))
         return segment
 
@@ -689,8 +457,8 @@ class UnifiedLog:
         no_aborted = [] if include_aborted_transactions else None
         if fetch_offset >= upper.message_offset:
             return self._fetch_info(LogOffsetMetadata(fetch_offset), None, False, no_aborted)
-        for base in self._base_offsets[max(self._floor_index(fetch_offset), 0) :]:
-            segment = self.segments[base]
+        for segment in self.segments.segments_from(fetch_offset):
+            base = segment.base_offset
             if base < upper.segment_base_offset:
                 max_position = segment.size
             elif base == upper.segment_base_offset:
@@ -732,22 +500,22 @@ class UnifiedLog:
         cached = self._positions.get(offset)
         if cached is not None and cached.segment_base_offset in self.segments:
             return cached
-        segment = self.floor_segment(offset)
+        segment = self.segments.floor_segment(offset)
         if segment is None:
-            return LogOffsetMetadata(offset, self._base_offsets[0], 0)
+            return LogOffsetMetadata(offset, self.segments.first_segment.base_offset, 0)
         found = segment.translate_offset(offset)
         if found is None:
-            next_index = self._floor_index(offset) + 1
-            if next_index < len(self._base_offsets):
-                return LogOffsetMetadata(offset, self._base_offsets[next_index], 0)
+            following = self.segments.higher_segment(segment.base_offset)
+            if following is not None:
+                return LogOffsetMetadata(offset, following.base_offset, 0)
             return self._log_end
         return LogOffsetMetadata(offset, segment.base_offset, found.position)
 
     def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
         """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed."""
         result: list[AbortedTxn] = []
-        for base in self._base_offsets[max(self._floor_index(start_offset), 0) :]:
-            result.extend(self.segments[base].txn_index.collect_aborted(start_offset, upper_bound_offset))
+        for segment in self.segments.segments_from(start_offset):
+            result.extend(segment.txn_index.collect_aborted(start_offset, upper_bound_offset))
         return result
 
     # ------------------------------------------------------------------ offsets
@@ -830,13 +598,13 @@ class UnifiedLog:
             raise ValueError(f"cannot truncate to a negative offset {target_offset}")
         if target_offset >= self.log_end_offset:
             return False
-        if target_offset <= self._base_offsets[0]:
+        if target_offset <= self.segments.first_segment.base_offset:
             self.truncate_fully_and_start_at(target_offset)
             return True
         self._note_truncation(target_offset)
-        for base in [b for b in self._base_offsets if b > target_offset]:
-            self._delete_segment_async(self.segments[base])
-        active = self.active_segment
+        for segment in self.segments.higher_segments(target_offset):
+            self._delete_segment_async(segment)
+        active = self.segments.active_segment
         active.truncate_to(target_offset)
         next_offset = active.read_next_offset()
         self._positions.clear()
@@ -844,7 +612,14 @@ class UnifiedLog:
         self.leader_epoch_cache.truncate_from_end(next_offset)
         self.log_start_offset = min(self.log_start_offset, next_offset)
         self.recovery_point = min(self.recovery_point, next_offset)
-        self._rebuild_producer_state(next_offset, now_ms())
+        rebuild_producer_state(
+            self.segments,
+            self.producer_state_manager,
+            self.log_start_offset,
+            next_offset,
+            self.high_watermark,
+            now_ms(),
+        )
         self.high_watermark = min(self.high_watermark, next_offset)
         return True
 
@@ -853,7 +628,7 @@ class UnifiedLog:
         self._note_truncation(new_offset)
         for segment in self.log_segments():
             self._delete_segment_async(segment)
-        self._add_segment(self._new_segment(new_offset))
+        self.segments.add(open_segment(self.directory, self.config, new_offset))
         self._positions.clear()
         self._log_end = LogOffsetMetadata(new_offset, new_offset, 0)
         self.leader_epoch_cache.clear()
@@ -929,7 +704,7 @@ class UnifiedLog:
             if segment is not self.active_segment:
                 self._delete_segment_async(segment)
                 self.producer_state_manager.remove_and_delete_snapshot(segment.base_offset)
-        first_base = self._base_offsets[0]
+        first_base = self.segments.first_segment.base_offset
         if first_base > self.log_start_offset:
             self.log_start_offset = first_base
             self.leader_epoch_cache.truncate_from_start(first_base)
@@ -941,16 +716,10 @@ class UnifiedLog:
         """An empty `.cleaned` segment for the log cleaner to fill (leftovers of an earlier attempt
         at the same base offset are removed first)."""
         prefix = os.path.join(self.directory, filename_prefix_from_offset(base_offset))
-        for suffix in (LOG_FILE_SUFFIX, INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX):
+        for suffix in SEGMENT_FILE_SUFFIXES:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(prefix + suffix + CLEANED_FILE_SUFFIX)
-        return LogSegment(
-            self.directory,
-            base_offset,
-            index_interval_bytes=self.config.index_interval_bytes,
-            max_index_size=self.config.segment_index_bytes,
-            file_suffix=CLEANED_FILE_SUFFIX,
-        )
+        return open_segment(self.directory, self.config, base_offset, file_suffix=CLEANED_FILE_SUFFIX)
 
     def replace_segments(self, cleaned: LogSegment, old_segments: list[LogSegment]) -> None:
         """Swap a fully written, flushed `.cleaned` segment in for `old_segments` (LocalLog's
@@ -960,7 +729,7 @@ class UnifiedLog:
         for segment in old_segments:
             if self.segments.get(segment.base_offset) is segment:
                 self._delete_segment_async(segment)
-        self._add_segment(cleaned)
+        self.segments.add(cleaned)
         cleaned.change_file_suffixes(SWAP_FILE_SUFFIX, "")
         # Cached positions may point into the replaced files.
         self._positions.clear()
@@ -968,7 +737,7 @@ class UnifiedLog:
     def _delete_segment_async(self, segment: LogSegment) -> None:
         """Unlink from the log now, rename to .deleted, remove after file.delete.delay.ms (readers
         may still be sending from it)."""
-        self._remove_segment(segment)
+        self.segments.remove(segment.base_offset)
         segment.change_file_suffixes("", DELETED_FILE_SUFFIX)
         self._pending_deletes.append((now_ms() + self.config.file_delete_delay_ms, segment))
 
@@ -1006,15 +775,13 @@ class UnifiedLog:
     def _unflushed_segments(self, up_to_offset: int) -> list[LogSegment]:
         """The segments holding offsets in [recovery point, up_to_offset)."""
         unflushed = []
-        for segment in self.log_segments():
-            next_base = self._next_base(segment.base_offset)
-            if segment.base_offset < up_to_offset and (next_base is None or next_base > self.recovery_point):
+        for segment in self.segments:
+            following = self.segments.higher_segment(segment.base_offset)
+            if segment.base_offset < up_to_offset and (
+                following is None or following.base_offset > self.recovery_point
+            ):
                 unflushed.append(segment)
         return unflushed
-
-    def _next_base(self, base: int) -> int | None:
-        index = self._base_offsets.index(base)
-        return self._base_offsets[index + 1] if index + 1 < len(self._base_offsets) else None
 
     def flush_if_due(self, now: int | None = None) -> bool:
         """fsync when flush.ms has passed with unflushed data (here and now: the user asked for it)."""
@@ -1090,22 +857,5 @@ class UnifiedLog:
     def __repr__(self) -> str:
         return (
             f"UnifiedLog({self.topic}-{self.partition}, start={self.log_start_offset}, "
-            f"end={self.log_end_offset}, hw={self.high_watermark}, segments={len(self._base_offsets)})"
+            f"end={self.log_end_offset}, hw={self.high_watermark}, segments={len(self.segments)})"
         )
-
-
-def _is_cleaned_away_marker(header: BatchHeader) -> bool:
-    """A control batch the log cleaner emptied: its transaction is gone from the log, so producer
-    state ignores it (as Kafka's ProducerAppendInfo does)."""
-    return header.is_control and header.record_count == 0
-
-
-def _first_control_marker(buf: Buffer, header: BatchHeader) -> tuple[ControlRecordType, int] | None:
-    try:
-        for record in iter_records(buf, header):
-            return parse_control_record(record)
-    except CorruptRecordError as err:
-        raise LogError(
-            Errors.CORRUPT_MESSAGE, f"invalid control batch at offset {header.base_offset}: {err}"
-        ) from err
-    return None
