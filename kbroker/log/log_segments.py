@@ -97,13 +97,9 @@ class LogSegments:
         """The last segment, the one appends go to."""
         return self._segments[-1]
 
-    def _floor_index(self, offset: int) -> int:
-        """Index of the segment that may hold `offset` (-1 if it lies before all)."""
-        return bisect_right(self._base_offsets, offset) - 1
-
     def floor_segment(self, offset: int) -> LogSegment | None:
         """The segment with the largest base offset <= `offset`: the one that may hold it."""
-        index = self._floor_index(offset)
+        index = bisect_right(self._base_offsets, offset) - 1
         return self._segments[index] if index >= 0 else None
 
     def higher_segment(self, base_offset: int) -> LogSegment | None:
@@ -118,7 +114,8 @@ class LogSegments:
     def segments_from(self, offset: int) -> list[LogSegment]:
         """The segment that may hold `offset` and every later one (all of them if it lies before
         the first): where a read or a scan from `offset` looks."""
-        return self._segments[max(self._floor_index(offset), 0) :]
+        # On every read: bisect inline rather than through floor_segment.
+        return self._segments[max(bisect_right(self._base_offsets, offset) - 1, 0) :]
 
     def values_between(self, from_offset: int, to_offset: int) -> list[LogSegment]:
         """Segments that may hold offsets in [from_offset, to_offset) (Kafka's values(from, to)):
