@@ -15,8 +15,7 @@ The package, in the order its modules build on each other:
 Everything is imported from here (`from kbroker.config import KafkaConfig`), as before the split.
 Topic-level settings as the log reads them are kbroker/log/config.py's LogConfig.
 
-Must not touch: sockets, files other than the properties file it is asked to read, or any other
-kbroker package. It never creates the data directory; it only names it.
+Must not touch: any other kbroker package; each module says what else it leaves alone.
 """
 
 from kbroker.config.endpoints import (
