@@ -317,10 +317,12 @@ class KafkaController:
     def _complete_deletion(self, topic: str, assignment: zk.TopicAssignment) -> None:
         if self.zk.get_topic_assignment(topic) is None and topic not in self.assignments:
             return
+        # Fenced: a controller that lost its epoch gets ControllerMovedError here and resigns
+        # (_guard), leaving the topic for the current controller to delete.
+        self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         self.assignments.pop(topic, None)
         for partition in assignment.partitions:
             self.states.pop((topic, partition), None)
-        self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         log.info("deleted topic %s", topic)
         self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[(topic, self._topic_id_of(assignment))])
 
