@@ -302,7 +302,10 @@ class KafkaController:
             waiting = set()  # answers from the live ones must not complete it
 
         def answered(broker_id: int) -> Callable[[dict], None]:
-            def on_response(response: dict) -> None:
+            # The channel's callback takes the answer, which is not read: whatever a broker says,
+            # it has stopped the replicas it could. Its one refusal, STALE_CONTROLLER_EPOCH, means
+            # this controller is stale, and the fenced znode deletion finds that out and resigns.
+            def on_response(_response: dict) -> None:
                 waiting.discard(broker_id)
                 if not waiting and replicas and all(r in self.live_brokers for r in replicas):
                     replicas.clear()  # complete once

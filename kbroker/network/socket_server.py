@@ -78,7 +78,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 pass
         self.server.connections.add(self)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, _exc: Exception | None) -> None:  # asyncio's Protocol signature
         self._closing = True
         self.server.connections.discard(self)
         self._can_write.set()
@@ -91,7 +91,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def get_buffer(self, _sizehint: int) -> memoryview:  # asyncio's BufferedProtocol signature
         if self._big is not None:
             return memoryview(self._big)[self._big_filled :]
         if self._filled == len(self._recv):  # only possible transiently; grow to be safe
