@@ -217,6 +217,27 @@ def test_topic_deletion_stops_replicas_and_removes_znodes(cluster):
     assert {b for b, _ in cluster.channel.take(ApiKey.STOP_REPLICA)} == {1, 2}
 
 
+def test_a_controller_that_lost_its_epoch_cannot_delete_a_topic_and_resigns(cluster):
+    cluster.create_topic("kept", {0: [1, 2], 1: [2, 3]})
+    cluster.store.delete(zk.CONTROLLER)  # controller 1 lost /controller, but has not noticed yet
+    assert cluster.zk.try_elect_controller(2) is not None
+    cluster.channel.sent.clear()
+    AdminZkClient(cluster.zk).delete_topic("kept")
+    cluster.run_events()
+    assert not cluster.controller.is_active
+    assert cluster.zk.get_topic_assignment("kept") is not None
+    assert cluster.state("kept", 0) is not None and cluster.state("kept", 1) is not None
+    assert cluster.zk.topics_to_delete() == ["kept"]
+    assert cluster.channel.take(ApiKey.UPDATE_METADATA) == []  # nobody was told the topic is gone
+
+    cluster.store.delete(zk.CONTROLLER)
+    successor = KafkaController(2, cluster.zk, RecordingChannel(), "PLAINTEXT")
+    assert successor.elect()
+    cluster.run_events()
+    assert cluster.zk.get_topic_assignment("kept") is None
+    assert cluster.zk.topics_to_delete() == [] and cluster.zk.get_topic_config("kept") == {}
+
+
 def test_a_second_controller_is_fenced(cluster, tmp_path):
     other = KafkaController(2, cluster.zk, RecordingChannel(), "PLAINTEXT")
     assert not other.elect()

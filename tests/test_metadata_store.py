@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from kbroker.metadata import kafka_zk_client
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
-from kbroker.metadata.kafka_zk_client import KafkaZkClient
+from kbroker.metadata.kafka_zk_client import ControllerMovedError, KafkaZkClient
 from kbroker.metadata.kazoo_store import KazooZNodeStore, split_chroot
 from kbroker.metadata.znode_store import (
     BadVersionError,
@@ -115,6 +116,39 @@ def test_controller_election_is_fenced_by_the_epoch(make_store):
     assert client.try_elect_controller(2) is None  # /controller exists
     assert json.loads(client.store.get(zk.CONTROLLER)[0])["brokerid"] == 1
     assert client.store.get(zk.CONTROLLER_EPOCH)[0] == b"1"
+
+
+def _topic_znodes(topic: str, partitions: int) -> list[str]:
+    return [zk.topic_path(topic), zk.partitions_path(topic), zk.topic_config_path(topic),
+            zk.delete_topic_path(topic)] + [zk.partition_state_path(topic, p) for p in range(partitions)]
+
+
+def _topic_marked_for_deletion(client: KafkaZkClient, topic: str, partitions: int, epoch_zk_version: int) -> None:
+    AdminZkClient(client).create_topic(topic, {p: [1] for p in range(partitions)}, {"cleanup.policy": "compact"})
+    for p in range(partitions):
+        client.create_partition_state(topic, p, zk.LeaderIsrAndControllerEpoch(1, 0, [1], 1), epoch_zk_version)
+    client.mark_topic_for_deletion(topic)
+
+
+@pytest.mark.parametrize("deletes_per_multi", [1000, 2])
+def test_topic_deletion_is_fenced_by_the_controller_epoch(make_store, monkeypatch, deletes_per_multi):
+    # 2 deletes per multi takes the path of a topic too large for one multi: the fence must hold
+    # in every multi, and the children-first order across them.
+    monkeypatch.setattr(kafka_zk_client, "_MAX_DELETES_PER_MULTI", deletes_per_multi)
+    client = KafkaZkClient(make_store())
+    client.create_top_level_paths()
+    _, old_version = client.try_elect_controller(1)
+    _topic_marked_for_deletion(client, "t", 3, old_version)
+    client.store.delete(zk.CONTROLLER)  # controller 1 lost its session, but has not noticed yet
+    _, new_version = client.try_elect_controller(2)
+
+    with pytest.raises(ControllerMovedError):
+        client.delete_topic_znodes("t", old_version)
+    assert [path for path in _topic_znodes("t", 3) if client.store.exists(path) is None] == []
+
+    client.delete_topic_znodes("t", new_version)
+    assert [path for path in _topic_znodes("t", 3) if client.store.exists(path) is not None] == []
+    assert client.topics_to_delete() == [] and client.get_all_topics() == []
 
 
 def test_znode_json_shapes_are_kafkas():

@@ -302,7 +302,10 @@ class KafkaController:
             waiting = set()  # answers from the live ones must not complete it
 
         def answered(broker_id: int) -> Callable[[dict], None]:
-            def on_response(response: dict) -> None:
+            # The channel's callback takes the answer, which is not read: whatever a broker says,
+            # it has stopped the replicas it could. Its one refusal, STALE_CONTROLLER_EPOCH, means
+            # this controller is stale, and the fenced znode deletion finds that out and resigns.
+            def on_response(_response: dict) -> None:
                 waiting.discard(broker_id)
                 if not waiting and replicas and all(r in self.live_brokers for r in replicas):
                     replicas.clear()  # complete once
@@ -317,10 +320,12 @@ class KafkaController:
     def _complete_deletion(self, topic: str, assignment: zk.TopicAssignment) -> None:
         if self.zk.get_topic_assignment(topic) is None and topic not in self.assignments:
             return
+        # Fenced: a controller that lost its epoch gets ControllerMovedError here and resigns
+        # (_guard), leaving the topic for the current controller to delete.
+        self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         self.assignments.pop(topic, None)
         for partition in assignment.partitions:
             self.states.pop((topic, partition), None)
-        self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
         log.info("deleted topic %s", topic)
         self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[(topic, self._topic_id_of(assignment))])
 

@@ -4,7 +4,7 @@ records.py      record batch v2: parse headers, iterate/decode records, build ba
 compression.py  gzip / snappy (xerial) / lz4 / zstd
 validator.py    LogValidator: leader-append checks with Kafka's error codes, offset assignment
 index.py        OffsetIndex, TimeIndex, TransactionIndex
-segment.py      LogSegment: one .log file with its indexes; file regions for sendfile
+segment.py      LogSegment: one .log file with its indexes; reads return file regions
 leader_epoch.py LeaderEpochFileCache (leader-epoch-checkpoint)
 producer_state.py ProducerStateManager (idempotence, transactions, .snapshot files)
 checkpoint.py   checkpoint files, partition.metadata, meta.properties

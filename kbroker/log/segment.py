@@ -1,7 +1,8 @@
 """LogSegment: one `<20-digit base offset>.log` file of record batches with its indexes.
 
 Appends are one pwrite of already-validated batches (page cache; fsync only from `flush`).
-Reads return file regions (file, position, length) so the network layer can sendfile them.
+Reads return file regions (file, position, length), not bytes: the network layer reads each one
+with one pread when it writes the response, without decoding them (no sendfile).
 Offsets are translated to positions through the sparse offset index and then by scanning batch
 headers (61 bytes each, read in 64 KiB blocks). `recover` re-reads every batch, checks sizes and
 CRCs, rebuilds the indexes and truncates at the first bad byte.
@@ -85,7 +86,8 @@ class LogOffsetPosition(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class FileRegion:
-    """`length` bytes at `position` of an open segment file, ready for os.sendfile.
+    """`length` bytes at `position` of an open segment file, read (`read_bytes`) only when the
+    response carrying them is written.
 
     `file` stays open (and readable) until the segment is deleted, which happens
     file.delete.delay.ms after retention or truncation removed it from the log.

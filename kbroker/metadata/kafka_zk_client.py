@@ -22,6 +22,11 @@ def _path_and_parents(path: str) -> list[str]:
     return ["/" + "/".join(parts[:n]) for n in range(1, len(parts) + 1)]
 
 
+# Deletes per multi: even with 249-character topic names (~300 bytes an op) a multi stays well
+# under ZooKeeper's default jute.maxbuffer of 1 MiB.
+_MAX_DELETES_PER_MULTI = 1000
+
+
 class ControllerMovedError(Exception):
     """A controller write was fenced: another controller has taken over."""
 
@@ -154,12 +159,38 @@ class KafkaZkClient:
         return self.store.get_children(zk.DELETE_TOPICS)
 
     def delete_topic_znodes(self, topic: str, epoch_zk_version: int) -> None:
-        """Removes the topic, its config and its deletion marker (a controller write)."""
-        for path in (zk.topic_path(topic), zk.topic_config_path(topic)):
-            if self.store.exists(path) is not None:
-                self.store.delete(path, recursive=True)
-        if self.store.exists(zk.delete_topic_path(topic)) is not None:
-            self.store.delete(zk.delete_topic_path(topic))
+        """Removes the topic's znode tree, its config and its deletion marker, a controller write
+        fenced as Kafka fences them: each multi starts with a check of /controller_epoch's version,
+        so a controller that has lost its epoch deletes nothing (ControllerMovedError).
+        A multi cannot delete recursively, so the tree is listed and deleted children first.
+        A topic of up to ~500 partitions goes in one multi, all or nothing; a larger one in
+        several, each fenced, so no request outgrows ZooKeeper's jute.maxbuffer. The marker is
+        deleted last: while anything of the topic is left, the marker stays and the deletion is
+        finished by the next attempt, of this controller or the next."""
+        doomed = self._subtree_children_first(zk.topic_path(topic))
+        doomed += [path for path in (zk.topic_config_path(topic), zk.delete_topic_path(topic))
+                   if self.store.exists(path) is not None]
+        for start in range(0, len(doomed), _MAX_DELETES_PER_MULTI):
+            chunk = doomed[start:start + _MAX_DELETES_PER_MULTI]
+            self._fenced_multi([Op("delete", path) for path in chunk], epoch_zk_version)
+
+    def _subtree_children_first(self, path: str) -> list[str]:
+        """`path` and every znode below it, each child before its parent; [] if it is gone."""
+        try:
+            children = self.store.get_children(path)
+        except NoNodeError:
+            return []
+        below = [p for child in children for p in self._subtree_children_first(f"{path}/{child}")]
+        return below + [path]
+
+    def _fenced_multi(self, ops: list[Op], epoch_zk_version: int) -> list:
+        """One multi conditioned on the controller epoch's version (Kafka's CheckOp on
+        /controller_epoch), for ops that expect no version of their own: a BadVersionError can
+        only be the epoch's then, and means another controller has taken over."""
+        try:
+            return self.store.multi([Op("check", zk.CONTROLLER_EPOCH, version=epoch_zk_version), *ops])
+        except BadVersionError:
+            raise ControllerMovedError from None
 
     # -- partition states ---------------------------------------------------------------------
     def get_partition_state(self, topic: str, partition: int) -> zk.LeaderIsrAndControllerEpoch | None:
@@ -172,15 +203,12 @@ class KafkaZkClient:
     def create_partition_state(self, topic: str, partition: int, state: zk.LeaderIsrAndControllerEpoch,
                                epoch_zk_version: int) -> None:
         """Creates .../partitions/<p>/state, fenced by the controller epoch's zk version."""
-        ops = [Op("check", zk.CONTROLLER_EPOCH, version=epoch_zk_version)]
+        ops = []
         if self.store.exists(zk.partitions_path(topic)) is None:
             ops.append(Op("create", zk.partitions_path(topic)))
         ops.append(Op("create", zk.partition_path(topic, partition)))
         ops.append(Op("create", zk.partition_state_path(topic, partition), state.encode()))
-        try:
-            self.store.multi(ops)
-        except BadVersionError:
-            raise ControllerMovedError from None
+        self._fenced_multi(ops, epoch_zk_version)
         state.zk_version = 0
 
     def update_partition_state(self, topic: str, partition: int, state: zk.LeaderIsrAndControllerEpoch,

@@ -5,8 +5,9 @@ receive buffer, hands them one at a time, in order, to the request processor (li
 connection is "muted" while its request is in flight, so responses keep request order), and
 writes the response chunks it gets back. A frame too large or negative closes the connection.
 
-This module knows nothing of what a request means: the processor (kbroker/api/dispatch.py)
-decodes and answers. It must not import handlers or services.
+This module knows nothing of what a request means: the processor callable it is given
+(KafkaApis.process of kbroker/api/kafka_apis.py, wired in kbroker/server.py) decodes and answers.
+It must not import handlers or services.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class ConnectionInfo(Protocol):
 
 
 # Response chunks are bytes-like, or file regions (records of a fetch) that know how to read
-# themselves once: `read_bytes()`.
+# themselves once: `read_bytes()`, one pread when the response is written. There is no sendfile:
+# the records are copied into the process and written like any other bytes, never decoded.
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 # processor(connection, frame) -> list of response chunks (None: no response, e.g. acks=0)
@@ -76,7 +78,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 pass
         self.server.connections.add(self)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, _exc: Exception | None) -> None:  # asyncio's Protocol signature
         self._closing = True
         self.server.connections.discard(self)
         self._can_write.set()
@@ -89,7 +91,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def resume_writing(self) -> None:
         self._can_write.set()
 
-    def get_buffer(self, sizehint: int) -> memoryview:
+    def get_buffer(self, _sizehint: int) -> memoryview:  # asyncio's BufferedProtocol signature
         if self._big is not None:
             return memoryview(self._big)[self._big_filled :]
         if self._filled == len(self._recv):  # only possible transiently; grow to be safe
