@@ -8,8 +8,11 @@ segment.py      LogSegment: one .log file with its indexes; reads return file re
 leader_epoch.py LeaderEpochFileCache (leader-epoch-checkpoint)
 producer_state.py ProducerStateManager (idempotence, transactions, .snapshot files)
 checkpoint.py   checkpoint files, partition.metadata, meta.properties
-unified_log.py  UnifiedLog: one partition directory
+log_segments.py LogSegments: a partition's segments sorted by base offset
+log_loader.py   LogLoader: start-up load, recovery, compaction swaps, producer-state rebuild
+unified_log.py  UnifiedLog: one partition directory (append, read, roll, retention, truncation)
 log_manager.py  LogManager: all partitions across log.dirs
+log_cleaner.py  LogCleaner: compaction of cleanup.policy=compact topics
 config.py       LogConfig: topic-level settings
 errors.py       LogError (carries a Kafka error code)
 
