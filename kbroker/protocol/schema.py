@@ -56,7 +56,8 @@ class VersionRange(NamedTuple):
     lo: int
     hi: int
 
-    def __contains__(self, version: int) -> bool:
+    # `in` asks about the range, not about the tuple's two bounds: hence the narrower argument.
+    def __contains__(self, version: int) -> bool:  # type: ignore[override]
         return self.lo <= version <= self.hi
 
 
@@ -95,7 +96,7 @@ class FieldSpec:
     tagged: VersionRange
     tag: int | None
     flexible_override: VersionRange | None  # the field's own "flexibleVersions", if any
-    raw_default: object  # the schema's "default" (a string, a number, or None when absent)
+    raw_default: str | int | float | bool | None  # the schema's "default" (None when absent)
     fields: tuple[FieldSpec, ...] = ()  # members of a struct or of a struct array's elements
 
     @property
