@@ -9,7 +9,7 @@ import pytest
 
 from kbroker.protocol import message_types, typegen
 from kbroker.protocol.messages import known_api_keys, request_codec, response_codec
-from kbroker.protocol.schema import REGISTRY, parse_schema_text
+from kbroker.protocol.schema import REGISTRY, FieldSpec, parse_schema_text
 
 
 def test_the_checked_in_module_is_what_the_schemas_generate():
@@ -101,6 +101,22 @@ def _sample(hint: object) -> object:
     return _SAMPLES[choice]
 
 
+def _null_sample(fields: tuple[FieldSpec, ...], version: int) -> dict:
+    """Null in every field that may be null at this version (from the schema, not the types),
+    with one element in every array of structs; every other field left to its default."""
+    sample: dict = {}
+    for spec in fields:
+        if version not in spec.versions:
+            continue
+        if version in spec.nullable:
+            sample[spec.key] = None
+        elif spec.is_struct_array:
+            sample[spec.key] = [_null_sample(spec.fields, version)]
+        elif spec.is_struct:
+            sample[spec.key] = _null_sample(spec.fields, version)
+    return sample
+
+
 def _mismatches(value: object, hint: object, path: str) -> list[str]:
     """Where a decoded value is not of the hinted type; [] when it is."""
     for choice in _choices(hint):
@@ -139,7 +155,9 @@ def _sample_versions() -> list[tuple[int, int]]:
 def test_decoded_messages_have_exactly_the_declared_keys_and_types(codec_of, api_key, version):
     codec = codec_of(api_key, version)
     typed_dict = getattr(message_types, codec.name)
-    for message in ({}, _sample(typed_dict)):  # every default, then a value in every field
+    schema = REGISTRY.get(api_key, codec.kind)
+    # Every default; then a value in every field; then null wherever the schema allows it.
+    for message in ({}, _sample(typed_dict), _null_sample(schema.fields, version)):
         decoded, _ = codec.decode(codec.encode(message))
         assert _dict_mismatches(decoded, typed_dict, codec.name) == []
 
