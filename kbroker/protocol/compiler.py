@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple
 
 from kbroker.protocol.schema import (
@@ -46,7 +46,7 @@ _set_attribute = object.__setattr__
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
-def uuid_from_bytes(raw) -> uuid.UUID:
+def uuid_from_bytes(raw: bytes | memoryview) -> uuid.UUID:
     """Build a UUID from 16 big-endian bytes without uuid.UUID.__init__'s argument checks."""
     if raw == _ZERO_UUID_BYTES:
         return ZERO_UUID
@@ -56,7 +56,7 @@ def uuid_from_bytes(raw) -> uuid.UUID:
     return value
 
 
-def read_uvarint_tail(data, pos: int, first: int) -> tuple[int, int]:
+def read_uvarint_tail(data: bytes | bytearray | memoryview, pos: int, first: int) -> tuple[int, int]:
     """Finish an unsigned varint whose first byte (>= 0x80) was already consumed."""
     value = first & 0x7F
     shift = 7
@@ -422,7 +422,7 @@ def _element_spec(spec: FieldSpec) -> FieldSpec:
     )
 
 
-def compile_decoder(schema: MessageSchema, version: int):
+def compile_decoder(schema: MessageSchema, version: int) -> Callable[..., tuple[dict[str, Any], int]]:
     """Generate and compile ``decode(buf, offset=0) -> (dict, end)`` for one version."""
     src = _Source()
     builder = _DecoderBuilder(src, version, schema.is_flexible(version))
@@ -618,7 +618,7 @@ class _EncoderBuilder:
             src.emit(depth + 2, f"{w} += {sub}")
 
 
-def compile_encoder(schema: MessageSchema, version: int):
+def compile_encoder(schema: MessageSchema, version: int) -> Callable[[Mapping[str, Any], list[Any]], int]:
     """Generate and compile ``encode_chunks(msg, out) -> total length`` for one version."""
     src = _Source()
     builder = _EncoderBuilder(src, version, schema.is_flexible(version))

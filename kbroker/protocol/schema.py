@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -231,7 +232,7 @@ def parse_schema_text(text: str) -> MessageSchema:
     )
 
 
-def _schema_files():
+def _schema_files() -> Iterator[str]:
     """Every schema file: ours first, then kafka-python's (the first of a clash wins)."""
     for folder in _schema_dirs():
         for name in sorted(os.listdir(folder)):
