@@ -58,7 +58,7 @@ def test_names_keys_nullability_and_totality_of_a_schema():
     assert typegen.message_dicts(request)[-1].render().startswith("class ExampleRequest(TypedDict):\n")
 
 
-def test_requests_require_every_key_and_responses_none():
+def test_requests_require_every_key_and_responses_none_of_theirs():
     for api_key in known_api_keys():
         request = getattr(message_types, REGISTRY.get(api_key, "request").name)
         response = getattr(message_types, REGISTRY.get(api_key, "response").name)

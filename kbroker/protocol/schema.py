@@ -233,7 +233,7 @@ def parse_schema_text(text: str) -> MessageSchema:
 
 
 def _schema_files() -> Iterator[str]:
-    """Every schema file: ours first, then kafka-python's (the first of a clash wins)."""
+    """Every schema file: ours first, then Kafka's vendored ones (the first of a clash wins)."""
     for folder in _schema_dirs():
         for name in sorted(os.listdir(folder)):
             if name.endswith(".json"):
