@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import struct
 import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, NamedTuple
 
 from kbroker.protocol.schema import (
     FIXED_WIDTH_TYPES,
@@ -44,7 +46,7 @@ _set_attribute = object.__setattr__
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 
 
-def uuid_from_bytes(raw) -> uuid.UUID:
+def uuid_from_bytes(raw: bytes | memoryview) -> uuid.UUID:
     """Build a UUID from 16 big-endian bytes without uuid.UUID.__init__'s argument checks."""
     if raw == _ZERO_UUID_BYTES:
         return ZERO_UUID
@@ -54,7 +56,7 @@ def uuid_from_bytes(raw) -> uuid.UUID:
     return value
 
 
-def read_uvarint_tail(data, pos: int, first: int) -> tuple[int, int]:
+def read_uvarint_tail(data: bytes | bytearray | memoryview, pos: int, first: int) -> tuple[int, int]:
     """Finish an unsigned varint whose first byte (>= 0x80) was already consumed."""
     value = first & 0x7F
     shift = 7
@@ -129,11 +131,11 @@ class _Source:
             self._struct_names[fmt] = self.constant(struct.Struct(">" + fmt), "_S")
         return self._struct_names[fmt]
 
-    def compile(self, function_name: str, filename: str):
+    def compile(self, function_name: str, filename: str) -> Any:
         text = "\n".join(self.lines) + "\n"
         namespace = dict(self.names)
         exec(compile(text, filename, "exec"), namespace)  # noqa: S102 - generated from schema files
-        function = namespace[function_name]
+        function: Any = namespace[function_name]
         function.source = text  # kept for debugging: print(codec.decode.source)
         return function
 
@@ -176,13 +178,29 @@ class _Layout:
         present = [f for f in fields if version in f.versions]
         self.untagged = [f for f in present if not (flexible and f.is_tagged_in(version))]
         self.tagged = sorted(
-            (f for f in present if flexible and f.is_tagged_in(version)), key=lambda f: f.tag
+            (f for f in present if flexible and f.is_tagged_in(version)), key=_tag_number
         )
 
 
-def _segments(fields: list[FieldSpec], version: int, flexible: bool):
-    """Split untagged fields into (fixed run, field with a classic prefix or None) pairs and
-    ([], other field) singles, so that one struct call covers each run and the prefix after it."""
+def _tag_number(spec: FieldSpec) -> int:
+    """The tag of a field known to be tagged."""
+    if spec.tag is None:
+        raise ValueError(f"field {spec.name} has no tag")
+    return spec.tag
+
+
+class _Batch(NamedTuple):
+    """Fixed-width fields read or written with one struct call, together with the classic
+    length prefix of the variable field after them (`tail`, whose prefix format is `tail_format`)."""
+
+    run: list[FieldSpec]
+    tail: FieldSpec | None
+    tail_format: str  # "" when there is no tail
+
+
+def _segments(fields: list[FieldSpec], version: int, flexible: bool) -> Iterator[_Batch | FieldSpec]:
+    """Split untagged fields into batches (a fixed run and the classic prefix after it) and
+    single fields that no struct call can cover."""
     i = 0
     while i < len(fields):
         run = []
@@ -190,13 +208,14 @@ def _segments(fields: list[FieldSpec], version: int, flexible: bool):
             run.append(fields[i])
             i += 1
         tail = None
-        if i < len(fields) and _classic_prefix(fields[i], version, flexible):
+        tail_format = _classic_prefix(fields[i], version, flexible) if i < len(fields) else None
+        if tail_format:
             tail = fields[i]
             i += 1
         if run or tail:
-            yield run, tail, True
+            yield _Batch(run, tail, tail_format or "")
         elif i < len(fields):
-            yield [], fields[i], False
+            yield fields[i]
             i += 1
 
 
@@ -230,19 +249,19 @@ class _DecoderBuilder:
         src = self.src
         layout = _Layout(fields, self.version, self.flexible)
         values: dict[str, str] = {}
-        for run, tail, batched in _segments(layout.untagged, self.version, self.flexible):
-            if not batched:
+        for segment in _segments(layout.untagged, self.version, self.flexible):
+            if isinstance(segment, FieldSpec):
                 var = src.local("v")
-                self.field(tail, var, depth)
-                values[tail.key] = var
+                self.field(segment, var, depth)
+                values[segment.key] = var
                 continue
+            run, tail = segment.run, segment.tail
             names = [src.local("v") for _ in run]
-            fmt = _run_format(run)
-            length_var = None
+            fmt = _run_format(run) + segment.tail_format
+            length_var = ""
             if tail is not None:
                 length_var = src.local("n")
                 names.append(length_var)
-                fmt += _classic_prefix(tail, self.version, self.flexible)
             packer = src.packer(fmt)
             target = ", ".join(names) + ("," if len(names) == 1 else "")
             src.emit(depth, f"{target} = {packer}.unpack_from(data, pos)")
@@ -403,7 +422,7 @@ def _element_spec(spec: FieldSpec) -> FieldSpec:
     )
 
 
-def compile_decoder(schema: MessageSchema, version: int):
+def compile_decoder(schema: MessageSchema, version: int) -> Callable[..., tuple[dict[str, Any], int]]:
     """Generate and compile ``decode(buf, offset=0) -> (dict, end)`` for one version."""
     src = _Source()
     builder = _DecoderBuilder(src, version, schema.is_flexible(version))
@@ -440,20 +459,20 @@ class _EncoderBuilder:
         """Emit code writing the dict in `item` to the bytearray named `w`."""
         src = self.src
         layout = _Layout(fields, self.version, self.flexible)
-        for run, tail, batched in _segments(layout.untagged, self.version, self.flexible):
-            if not batched:
+        for segment in _segments(layout.untagged, self.version, self.flexible):
+            if isinstance(segment, FieldSpec):
                 var = src.local("v")
-                src.emit(depth, f"{var} = {self.get(item, tail)}")
-                self.field(tail, var, depth, w)
+                src.emit(depth, f"{var} = {self.get(item, segment)}")
+                self.field(segment, var, depth, w)
                 continue
+            run, tail = segment.run, segment.tail
             args = [self.fixed_argument(item, spec) for spec in run]
-            fmt = _run_format(run)
+            fmt = _run_format(run) + segment.tail_format
             if tail is not None:
                 var = src.local("v")
                 src.emit(depth, f"{var} = {self.get(item, tail)}")
                 length_var = self.prepare(tail, var, depth)
                 args.append(length_var)
-                fmt += _classic_prefix(tail, self.version, self.flexible)
             src.emit(depth, f"{w} += {src.packer(fmt)}.pack({', '.join(args)})")
             if tail is not None:
                 self.payload(tail, var, length_var, depth, w)
@@ -599,7 +618,7 @@ class _EncoderBuilder:
             src.emit(depth + 2, f"{w} += {sub}")
 
 
-def compile_encoder(schema: MessageSchema, version: int):
+def compile_encoder(schema: MessageSchema, version: int) -> Callable[[Mapping[str, Any], list[Any]], int]:
     """Generate and compile ``encode_chunks(msg, out) -> total length`` for one version."""
     src = _Source()
     builder = _EncoderBuilder(src, version, schema.is_flexible(version))

@@ -43,7 +43,7 @@ def _request_is_flexible(api_key: int, api_version: int) -> bool:
     return 0 <= api_version <= schema.valid_versions.hi and schema.is_flexible(api_version)
 
 
-def _skip_tagged_fields(buf, pos: int) -> int:
+def _skip_tagged_fields(buf: bytes | bytearray | memoryview, pos: int) -> int:
     count, pos = _read_uvarint(buf, pos)
     for _ in range(count):
         _tag, pos = _read_uvarint(buf, pos)
@@ -52,7 +52,7 @@ def _skip_tagged_fields(buf, pos: int) -> int:
     return pos
 
 
-def _read_uvarint(buf, pos: int) -> tuple[int, int]:
+def _read_uvarint(buf: bytes | bytearray | memoryview, pos: int) -> tuple[int, int]:
     first = buf[pos]
     if first < 0x80:
         return first, pos + 1

@@ -15,6 +15,8 @@ UnsupportedVersionError. It must not touch sockets, the log or broker state.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kbroker.protocol.compiler import CodecError, compile_decoder, compile_encoder, has_records
 from kbroker.protocol.schema import REGISTRY, MessageSchema
@@ -54,7 +56,8 @@ class Codec:
         self.flexible = schema.is_flexible(version)
         self._schema = schema
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
+        function: Callable[..., Any]
         if name == "decode":
             function = compile_decoder(self._schema, self.version)
         elif name == "encode_chunks":
@@ -70,18 +73,20 @@ class Codec:
         return f"<Codec {self.name} v{self.version}>"
 
 
-def _joining_encoder(encode_chunks, records: bool):
+def _joining_encoder(
+    encode_chunks: Callable[[Mapping[str, Any], list[Any]], int], records: bool
+) -> Callable[[Mapping[str, Any]], bytes]:
     """encode(msg) -> bytes on top of encode_chunks."""
     if not records:
 
-        def encode(msg: dict) -> bytes:
+        def encode(msg: Mapping[str, Any]) -> bytes:
             out: list = []
             encode_chunks(msg, out)
             return out[0]
 
         return encode
 
-    def encode_with_records(msg: dict) -> bytes:
+    def encode_with_records(msg: Mapping[str, Any]) -> bytes:
         out: list = []
         encode_chunks(msg, out)
         try:

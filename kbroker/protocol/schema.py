@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -56,7 +57,8 @@ class VersionRange(NamedTuple):
     lo: int
     hi: int
 
-    def __contains__(self, version: int) -> bool:
+    # `in` asks about the range, not about the tuple's two bounds: hence the narrower argument.
+    def __contains__(self, version: int) -> bool:  # type: ignore[override]
         return self.lo <= version <= self.hi
 
 
@@ -95,7 +97,7 @@ class FieldSpec:
     tagged: VersionRange
     tag: int | None
     flexible_override: VersionRange | None  # the field's own "flexibleVersions", if any
-    raw_default: object  # the schema's "default" (a string, a number, or None when absent)
+    raw_default: str | int | float | bool | None  # the schema's "default" (None when absent)
     fields: tuple[FieldSpec, ...] = ()  # members of a struct or of a struct array's elements
 
     @property
@@ -230,8 +232,8 @@ def parse_schema_text(text: str) -> MessageSchema:
     )
 
 
-def _schema_files():
-    """Every schema file: ours first, then kafka-python's (the first of a clash wins)."""
+def _schema_files() -> Iterator[str]:
+    """Every schema file: ours first, then Kafka's vendored ones (the first of a clash wins)."""
     for folder in _schema_dirs():
         for name in sorted(os.listdir(folder)):
             if name.endswith(".json"):

@@ -14,6 +14,8 @@ A resource named twice, a config named twice or a null value: INVALID_REQUEST fo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.config_helper import (
     ConfigApiError,
     ResourceType,
@@ -28,11 +30,14 @@ from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import AlterConfigsRequest, AlterConfigsResponse
+
 API_KEY = ApiKey.ALTER_CONFIGS
 VERSIONS = (0, 2)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
     return alter_each_resource(ctx, request, _alter)
 
 

@@ -10,12 +10,17 @@ Topics by name (v0-1) or id (v2+); v3 names ISR members with their broker epochs
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import AlterPartitionRequest, AlterPartitionResponse
 
 API_KEY = ApiKey.ALTER_PARTITION
 VERSIONS = (0, 3)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: AlterPartitionRequest) -> AlterPartitionResponse:
     return ctx.broker.controller.on_alter_partition(request, ctx.api_version)

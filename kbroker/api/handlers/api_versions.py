@@ -12,10 +12,14 @@ broker without metadata.version sends them).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import ApiVersionsRequest, ApiVersionsResponse
 
 API_KEY = ApiKey.API_VERSIONS
 VERSIONS = (0, 4)
@@ -24,7 +28,7 @@ VERSIONS = (0, 4)
 _SOFTWARE_PATTERN = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9\-.]*[a-zA-Z0-9])?")
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersionsResponse:
     if ctx.api_version >= 3 and not (_SOFTWARE_PATTERN.fullmatch(request["client_software_name"])
                                      and _SOFTWARE_PATTERN.fullmatch(request["client_software_version"])):
         return {"error_code": Errors.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}

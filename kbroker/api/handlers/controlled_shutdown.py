@@ -10,14 +10,19 @@ epoch (v2+): STALE_BROKER_EPOCH. v0 uses request header v0 (no client id).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import ControlledShutdownRequest, ControlledShutdownResponse
 
 API_KEY = ApiKey.CONTROLLED_SHUTDOWN
 VERSIONS = (0, 3)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: ControlledShutdownRequest) -> ControlledShutdownResponse:
     error, remaining = ctx.broker.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
     return {"error_code": error,
             "remaining_partitions": [{"topic_name": t, "partition_index": p} for t, p in remaining]}

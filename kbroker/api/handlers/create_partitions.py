@@ -9,15 +9,20 @@ INVALID_REQUEST for a topic named twice. validate_only checks without changing a
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import CreatePartitionsRequest, CreatePartitionsResponse
 
 API_KEY = ApiKey.CREATE_PARTITIONS
 VERSIONS = (0, 3)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     names = [t["name"] for t in request["topics"]]
     duplicates = {n for n in names if names.count(n) > 1}
     changes = [(t["name"], t["count"], None if t["assignments"] is None else [a["broker_ids"] for a in t["assignments"]])

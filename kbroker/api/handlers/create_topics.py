@@ -11,17 +11,22 @@ count, replication factor and the topic's configs; v7 the topic id.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.config_helper import topic_config_entries
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest, TopicResult
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import CreateTopicsRequest, CreateTopicsResponse
+
 API_KEY = ApiKey.CREATE_TOPICS
 VERSIONS = (0, 7)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     names = [t["name"] for t in request["topics"]]
     duplicates = {n for n in names if names.count(n) > 1}
     wanted = [TopicRequest(t["name"], t["num_partitions"], t["replication_factor"],

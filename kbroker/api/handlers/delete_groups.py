@@ -7,14 +7,19 @@ elsewhere NOT_COORDINATOR. One result per distinct group id, in request order.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import DeleteGroupsRequest, DeleteGroupsResponse
 
 API_KEY = ApiKey.DELETE_GROUPS
 VERSIONS = (0, 2)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
     group_ids = list(dict.fromkeys(request["groups_names"]))
     errors = ctx.broker.group_coordinator.delete_groups(group_ids)
     return {"throttle_time_ms": 0, "results": [{"group_id": g, "error_code": errors[g]} for g in group_ids]}

@@ -9,14 +9,19 @@ start offset (with followers, Kafka answers once they have moved theirs too).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import DeleteRecordsRequest, DeleteRecordsResponse
 
 API_KEY = ApiKey.DELETE_RECORDS
 VERSIONS = (0, 2)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     replica_manager = ctx.broker.replica_manager
     topics = []
     for topic in request["topics"]:

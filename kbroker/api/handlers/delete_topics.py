@@ -9,16 +9,21 @@ delete.topic.enable=false: TOPIC_DELETION_DISABLED. Error messages from v5.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import DeleteTopicsRequest, DeleteTopicsResponse
+
 API_KEY = ApiKey.DELETE_TOPICS
 VERSIONS = (0, 6)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     cache = ctx.broker.metadata_cache
     if ctx.api_version >= 6:
         wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]

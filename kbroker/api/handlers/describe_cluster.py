@@ -9,10 +9,15 @@ broker does. v2's IsFenced is always false: a ZooKeeper-mode cluster fences no b
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import DescribeClusterRequest, DescribeClusterResponse
 
 API_KEY = ApiKey.DESCRIBE_CLUSTER
 VERSIONS = (0, 2)
@@ -20,7 +25,7 @@ VERSIONS = (0, 2)
 BROKERS_ENDPOINT_TYPE = 1
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
     cache = ctx.broker.metadata_cache
     if request["endpoint_type"] != BROKERS_ENDPOINT_TYPE:
         return {"error_code": Errors.UNSUPPORTED_ENDPOINT_TYPE,

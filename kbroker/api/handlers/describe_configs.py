@@ -15,6 +15,8 @@ config types from v3; v0 reports is_default instead of the source.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.config_helper import (
     ConfigApiError,
     ConfigEntry,
@@ -29,6 +31,9 @@ from kbroker.metadata.topic_names import topic_name_error
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import DescribeConfigsRequest, DescribeConfigsResponse
+
 API_KEY = ApiKey.DESCRIBE_CONFIGS
 VERSIONS = (0, 4)
 
@@ -37,7 +42,7 @@ _KNOWN_TYPES = (ResourceType.TOPIC, ResourceType.BROKER, ResourceType.BROKER_LOG
                 ResourceType.CLIENT_METRICS, ResourceType.GROUP)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
     resources = request["resources"]
     unexpected = next((r for r in resources if ResourceType.of(r["resource_type"]) not in _KNOWN_TYPES), None)
     if unexpected is not None:

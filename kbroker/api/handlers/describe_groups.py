@@ -9,10 +9,15 @@ GROUP_ID_NOT_FOUND and a message for it (KIP-1043). v3+ may ask for the authoriz
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.authorized_operations import GROUP_OPERATIONS, OMITTED
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import DescribeGroupsRequest, DescribeGroupsResponse
 
 API_KEY = ApiKey.DESCRIBE_GROUPS
 VERSIONS = (0, 6)
@@ -20,7 +25,7 @@ VERSIONS = (0, 6)
 DEAD = "Dead"
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.broker.group_coordinator
     include_operations = request["include_authorized_operations"]
     groups = []

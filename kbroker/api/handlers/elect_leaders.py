@@ -11,15 +11,20 @@ top-level error code.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import ElectLeadersRequest, ElectLeadersResponse
 
 API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
     controller = ctx.broker.controller
     if not controller.is_active:
         return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER, "replica_election_results": []}

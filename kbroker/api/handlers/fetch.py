@@ -20,11 +20,16 @@ Known gap: no preferred read replica.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH_TXN_COMMITTED
 from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import FetchRequest, FetchResponse
 
 API_KEY = ApiKey.FETCH
 VERSIONS = (4, 18)
@@ -32,7 +37,7 @@ VERSIONS = (4, 18)
 INVALID_SESSION_ID = 0
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     version = ctx.api_version
     if request["session_id"] != INVALID_SESSION_ID:
         return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,

@@ -13,12 +13,16 @@ coordinator yet. Other key types (share groups) get INVALID_REQUEST.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import FindCoordinatorRequest, FindCoordinatorResponse
 
 API_KEY = ApiKey.FIND_COORDINATOR
 VERSIONS = (0, 6)
@@ -37,7 +41,7 @@ _MESSAGES = {
 log = logging.getLogger("kbroker.request")
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     key_type = request["key_type"]
     if ctx.api_version >= 4:
         coordinators = []

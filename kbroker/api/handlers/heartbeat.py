@@ -8,14 +8,19 @@ is still loading, as Kafka answers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import HeartbeatRequest, HeartbeatResponse
 
 API_KEY = ApiKey.HEARTBEAT
 VERSIONS = (0, 4)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
     error = ctx.broker.group_coordinator.heartbeat(request["group_id"], request["member_id"],
                                                    request["group_instance_id"], request["generation_id"])
     return {"throttle_time_ms": 0, "error_code": error}

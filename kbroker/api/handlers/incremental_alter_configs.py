@@ -20,6 +20,7 @@ INVALID_REQUEST for that resource.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 from kbroker.api.config_helper import (
     LOG_LEVELS,
@@ -42,6 +43,9 @@ from kbroker.config import BROKER_CONFIG_BY_NAME, LIST, TOPIC_CONFIG_BY_NAME, sp
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
+
 API_KEY = ApiKey.INCREMENTAL_ALTER_CONFIGS
 VERSIONS = (0, 1)
 
@@ -55,7 +59,7 @@ class OpType(IntEnum):
     SUBTRACT = 3
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
     return alter_each_resource(ctx, request, _alter)
 
 

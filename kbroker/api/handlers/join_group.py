@@ -10,8 +10,13 @@ The member's client host is "/<address>", as Kafka records it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import JoinGroupRequest, JoinGroupResponse
 
 API_KEY = ApiKey.JOIN_GROUP
 VERSIONS = (0, 9)
@@ -22,7 +27,7 @@ def client_host(ctx: RequestContext) -> str:
     return "/" + ctx.peer.rsplit(":", 1)[0]
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     # Imported here, not at the top: every handler loads at start-up, the group coordinator only
     # when a group first needs it (see KafkaServer.group_coordinator).
     from kbroker.group.group_coordinator import JoinGroupParams

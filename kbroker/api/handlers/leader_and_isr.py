@@ -9,14 +9,19 @@ v2, where partition states come grouped by topic, which is what kbroker's contro
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import LeaderAndIsrRequest, LeaderAndIsrResponse
 
 API_KEY = ApiKey.LEADER_AND_ISR
 VERSIONS = (2, 7)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
     error = ctx.broker.check_controller_request(request)
     if error:
         return {"error_code": error}

@@ -7,15 +7,20 @@ group.instance.id alone (KIP-345), with an error per member; v5 adds a reason pe
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import LeaveGroupRequest, LeaveGroupResponse
 
 API_KEY = ApiKey.LEAVE_GROUP
 VERSIONS = (0, 5)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
     coordinator = ctx.broker.group_coordinator
     if ctx.api_version <= 2:
         error, member_errors = coordinator.leave_group(request["group_id"], [(request["member_id"], None, None)])

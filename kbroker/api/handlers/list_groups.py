@@ -9,14 +9,19 @@ COORDINATOR_LOAD_IN_PROGRESS, with the groups known so far.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import ListGroupsRequest, ListGroupsResponse
 
 API_KEY = ApiKey.LIST_GROUPS
 VERSIONS = (0, 5)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
     error, groups = ctx.broker.group_coordinator.list_groups(request["states_filter"] or [],
                                                              request["types_filter"] or [])
     return {"throttle_time_ms": 0, "error_code": error,

@@ -13,10 +13,15 @@ OFFSET_NOT_AVAILABLE, as Kafka answers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import PartitionError
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import ListOffsetsRequest, ListOffsetsResponse
 
 API_KEY = ApiKey.LIST_OFFSETS
 VERSIONS = (0, 11)
@@ -24,7 +29,7 @@ VERSIONS = (0, 11)
 LATEST, MAX_TIMESTAMP = -1, -3
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
     version = ctx.api_version
     replica_manager = ctx.broker.replica_manager
     seen: set[tuple[str, int]] = set()

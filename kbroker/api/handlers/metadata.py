@@ -13,6 +13,8 @@ field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED, TOPIC_OPERATIONS
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.metadata_cache import MetadataCache, PartitionState, TopicMetadata
@@ -21,11 +23,14 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import MetadataRequest, MetadataResponse
+
 API_KEY = ApiKey.METADATA
 VERSIONS = (0, 13)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
     version = ctx.api_version
     broker = ctx.broker
     cache = broker.metadata_cache

@@ -13,12 +13,16 @@ v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.group.zk_consumer_offsets import set_or_create_consumer_offset
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import OffsetCommitRequest, OffsetCommitResponse
 
 API_KEY = ApiKey.OFFSET_COMMIT
 VERSIONS = (0, 10)
@@ -27,7 +31,7 @@ DEFAULT_TIMESTAMP = -1
 DEFAULT_RETENTION_TIME = -1
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
     version = ctx.api_version
     cache = ctx.broker.metadata_cache
     now = int(time.time() * 1000)

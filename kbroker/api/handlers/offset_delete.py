@@ -9,15 +9,20 @@ error leaves the topic list empty.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import OffsetDeleteRequest, OffsetDeleteResponse
 
 API_KEY = ApiKey.OFFSET_DELETE
 VERSIONS = (0, 0)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
     cache = ctx.broker.metadata_cache
     errors: dict[tuple[str, int], Errors] = {}
     existing = []

@@ -13,12 +13,16 @@ v8+ ask for several groups at once, each with its own error; v10 names topics by
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, OffsetAndMetadata
 from kbroker.group.zk_consumer_offsets import get_consumer_offset
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import OffsetFetchRequest, OffsetFetchResponse
 
 API_KEY = ApiKey.OFFSET_FETCH
 VERSIONS = (0, 10)
@@ -38,7 +42,7 @@ def _partition(index: int, answer: PartitionAnswer) -> dict:
             "metadata": offset.metadata, "error_code": error}
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version >= 8:
         groups = [_fetch_group(ctx, g["group_id"], g["topics"], request["require_stable"])

@@ -12,10 +12,15 @@ consumers (-1) and debugging tools (-2) alike. v0 answers without the leader epo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import PartitionError
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
 
 API_KEY = ApiKey.OFFSET_FOR_LEADER_EPOCH
 VERSIONS = (0, 4)
@@ -24,7 +29,7 @@ UNDEFINED_EPOCH = -1
 UNDEFINED_EPOCH_OFFSET = -1
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     replica_manager = ctx.broker.replica_manager
     topics = []
     for topic in request["topics"]:

@@ -16,6 +16,8 @@ accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.log.validator import validate_produce_partition_records
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
@@ -24,12 +26,15 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
 
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import ProduceRequest, ProduceResponse
+
 API_KEY = ApiKey.PRODUCE
 VERSIONS = (3, 13)
 ADVERTISED_VERSIONS = (0, 13)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict | None:
+async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
     version = ctx.api_version
     acks = request["acks"]
     broker = ctx.broker

@@ -7,14 +7,19 @@ partition stops being led or followed here; with delete_partition its log direct
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import StopReplicaRequest, StopReplicaResponse
 
 API_KEY = ApiKey.STOP_REPLICA
 VERSIONS = (3, 4)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: StopReplicaRequest) -> StopReplicaResponse:
     error = ctx.broker.check_controller_request(request)
     if error:
         return {"error_code": error, "partition_errors": []}

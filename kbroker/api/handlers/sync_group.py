@@ -8,15 +8,20 @@ group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the m
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import SyncGroupRequest, SyncGroupResponse
 
 API_KEY = ApiKey.SYNC_GROUP
 VERSIONS = (0, 5)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
     protocol_type, protocol_name = request["protocol_type"], request["protocol_name"]
     if ctx.api_version >= 5 and (protocol_type is None or protocol_name is None):
         return {"throttle_time_ms": 0, "error_code": Errors.INCONSISTENT_GROUP_PROTOCOL, "assignment": b""}

@@ -8,14 +8,19 @@ Served from v5, where partition states come grouped by topic.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import UpdateMetadataRequest, UpdateMetadataResponse
 
 API_KEY = ApiKey.UPDATE_METADATA
 VERSIONS = (5, 8)
 
 
-async def handle(ctx: RequestContext, request: dict) -> dict:
+async def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
     error = ctx.broker.check_controller_request(request)
     if error:
         return {"error_code": error}
