@@ -30,9 +30,11 @@ from kafka import TopicPartition as KafkaPythonTopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.admin import NewTopic as KafkaPythonNewTopic
 from kazoo.client import KazooClient
-from support.cluster import KafkaCluster
 from test_cluster_replication import CLUSTER_OVERRIDES, produce_and_flush, read_all
-from test_data_path_support import RawClient, stored_records
+
+from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.raw_client import RawClient
+from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
 DELETE_DELAY_MS = 3000

@@ -23,15 +23,17 @@ from contextlib import contextmanager
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
-from support import wire
-from support.cluster import KafkaCluster
 from test_cluster_replication import (
     CLUSTER_OVERRIDES,
     BackgroundProducer,
     assert_exactly_once_in_order,
     create_topic,
 )
-from test_data_path_support import raw_call, stored_records
+
+from kbroker.testing import wire
+from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.raw_client import raw_call
+from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
 SESSION_TIMEOUT_S = 6  # zookeeper.session.timeout.ms in CLUSTER_OVERRIDES

@@ -20,8 +20,9 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from support.cluster import KafkaCluster
-from test_data_path_support import stored_records
+
+from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
 # Short ZooKeeper sessions keep failover quick; fast fetch backoff and controlled-shutdown

@@ -22,10 +22,11 @@ from confluent_kafka.admin import (
     OffsetSpec,
     ResourceType,
 )
-from test_data_path_support import (
+
+from kbroker.testing.raw_client import expect_librdkafka_lz4_fallback
+from kbroker.testing.records import (
     CODEC_IDS,
     assert_codec_used,
-    expect_librdkafka_lz4_fallback,
     expected_lists,
     first_offset_at_or_after,
     sample_records,

@@ -20,7 +20,8 @@ from kafka.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from test_data_path_support import (
+
+from kbroker.testing.records import (
     CODEC_IDS,
     assert_codec_used,
     expected_lists,

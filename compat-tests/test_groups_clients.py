@@ -33,7 +33,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
 from kafka.record.memory_records import MemoryRecords
-from support.tools import JS_DIR, kafkajs_unavailable_reason, run_kafkajs
+
+from kbroker.testing.tools import JS_DIR, kafkajs_unavailable_reason, run_kafkajs
 
 MEMBER_SCRIPT = Path(__file__).with_name("test_groups_member.py")
 PARTITIONS = 6

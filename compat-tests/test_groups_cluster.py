@@ -19,11 +19,11 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.protocol.consumer.group import HeartbeatResponse
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorResponse
-from support import wire
-from support.cluster import KafkaCluster
 from test_groups_clients import PARTITIONS, Member, balanced, produce, values, wait_for
 
 from kbroker.protocol.messages import request_codec
+from kbroker.testing import wire
+from kbroker.testing.cluster import KafkaCluster
 
 TIMEOUT_S = 30
 CLUSTER_OVERRIDES = (

@@ -22,6 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kbroker.testing.processes import free_port
+from kbroker.testing.waiting import eventually
+
 METADATA_API_KEY = 3
 METADATA_VERSION = 1  # served by every broker from Kafka 0.10 to 4.x
 START_TIMEOUT_S = 60.0
@@ -82,12 +85,6 @@ class RunningBroker:
         if self.process is None or self.process.poll() is None:
             return ""
         return f"{self.name} exited with code {self.process.returncode}: {self.log_tail(5)}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
@@ -195,19 +192,27 @@ def cluster_view(answer: bytes) -> tuple[set[int], int]:
 
 
 def wait_for_metadata(host: str, port: int, process: subprocess.Popen) -> None:
-    """Polls every millisecond or so until a Metadata request gets its answer."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    """Polls every millisecond or so (the start time is measured) until a Metadata request gets its answer."""
+    last_error: list[Exception] = []
+
+    def answered_or_exited() -> bool:
         if process.poll() is not None:
-            raise BrokerFailedToStart(f"exited with code {process.returncode} before answering Metadata")
+            return True
         try:
             ask_metadata(host, port, timeout_s=5.0)
-            return
+            return True
         except OSError as exc:  # refused while it starts, reset if it closes early
-            last_error = exc
-            time.sleep(0.001)
-    raise BrokerFailedToStart(f"no Metadata answer within {START_TIMEOUT_S:.0f} s (last: {last_error})")
+            last_error[:] = [exc]
+            return False
+
+    try:
+        eventually(answered_or_exited, what="a Metadata answer", timeout=START_TIMEOUT_S, interval=0.001)
+    except AssertionError:
+        raise BrokerFailedToStart(
+            f"no Metadata answer within {START_TIMEOUT_S:.0f} s (last: {last_error[0] if last_error else None})"
+        ) from None
+    if process.poll() is not None:
+        raise BrokerFailedToStart(f"exited with code {process.returncode} before answering Metadata")
 
 
 # ------------------------------------------------------------------------------ /proc

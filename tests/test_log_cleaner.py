@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import pytest
-from test_log_support import batches_with_positions, producer_batch, read_batches
 
 from kbroker.log.checkpoint import CLEANER_OFFSET_CHECKPOINT_FILE, read_offset_checkpoint
 from kbroker.log.config import LogConfig
@@ -29,6 +28,7 @@ from kbroker.log.records import (
 )
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.log.validator import AppendOrigin
+from kbroker.testing.batches import batches_with_positions, producer_batch, read_batches
 
 T0 = 1_700_000_000_000
 TOPIC = "prices"

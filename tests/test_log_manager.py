@@ -13,11 +13,11 @@ import textwrap
 import threading
 
 import pytest
-from test_log_support import batches_with_positions, producer_batch, read_batches
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
 from kbroker.log.log_manager import LogManager, read_meta_properties
+from kbroker.testing.batches import batches_with_positions, producer_batch, read_batches
 
 CLUSTER = "kbroker-test-cluster-1"
 T0 = 1_700_000_000_000
@@ -226,11 +226,9 @@ def test_a_truncation_during_the_rolled_flush_keeps_the_recovery_point(tmp_path,
 
 CHILD = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, {tests!r})
-    from test_log_support import producer_batch
     from kbroker.log.config import LogConfig
     from kbroker.log.log_manager import LogManager
+    from kbroker.testing.batches import producer_batch
 
     lm = LogManager([{log_dir!r}], cluster_id="crash", broker_id=0,
                     default_config=LogConfig(segment_bytes=200_000, index_interval_bytes=1024))
@@ -250,9 +248,8 @@ CHILD = textwrap.dedent(
 
 def test_kill_9_loses_no_acknowledged_batch(tmp_path):
     log_dir = str(tmp_path / "data")
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(tests=tests_dir, log_dir=log_dir)],
+        [sys.executable, "-c", CHILD.format(log_dir=log_dir)],
         stdout=subprocess.PIPE,
         text=True,
     )

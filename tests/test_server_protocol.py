@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kafka.protocol.admin import DescribeClusterResponse
 from kafka.protocol.metadata import MetadataResponse
-from support import wire
+
+from kbroker.testing import wire
 
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42

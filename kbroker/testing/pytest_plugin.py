@@ -1,4 +1,7 @@
-"""pytest fixtures and hooks shared by tests/conftest.py and compat-tests/conftest.py.
+"""pytest fixtures and hooks for tests that run real kbroker and ZooKeeper processes.
+
+Register it from a conftest.py with `pytest_plugins = ["kbroker.testing.pytest_plugin"]`
+(tests/ and compat-tests/ do).
 
 Fixtures:
 - `broker_factory(*overrides)` starts a kbroker subprocess per call (function scope);
@@ -6,7 +9,7 @@ Fixtures:
 - `broker`: one broker with default settings (function scope);
 - `zookeeper`: a real ZooKeeper for the session, as its "127.0.0.1:port" connect string.
 Every process is stopped at teardown, passed or failed. When a test fails, the tail of each of
-its brokers' output is attached to the report. Import them all with `from support.fixtures import *`.
+its brokers' output is attached to the report.
 """
 
 from __future__ import annotations
@@ -15,17 +18,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.processes import BrokerLauncher, BrokerProcess, ZooKeeperProcess, zookeeper_unavailable_reason
-
-__all__ = [
-    "broker",
-    "broker_factory",
-    "module_broker_factory",
-    "pytest_configure",
-    "pytest_runtest_makereport",
-    "zookeeper",
-    "zookeeper_process",
-]
+from kbroker.testing.processes import BrokerLauncher, BrokerProcess
+from kbroker.testing.zookeeper import ZooKeeperProcess, zookeeper_unavailable_reason
 
 # Launchers whose brokers are (or were) running while the current test ran.
 _active_launchers: list[BrokerLauncher] = []

@@ -1,6 +1,6 @@
 """An in-process cluster for the replication tests: several brokers' replication parts in one
 event loop, talking over real 127.0.0.1 sockets, under the real KafkaController on the
-embedded znode store. No tests here.
+embedded znode store.
 
 Each `Node` has a LogManager, ReplicaManager, ReplicaFetcherManager, AlterPartitionManager and a
 SocketServer serving the real handlers (Fetch, ListOffsets, OffsetForLeaderEpoch, AlterPartition
@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable
-
-from test_log_support import producer_batch
 
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.controller.kafka_controller import KafkaController
@@ -33,6 +29,8 @@ from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
 from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
+from kbroker.testing import waiting
+from kbroker.testing.batches import producer_batch
 
 LAG_MS = 10_000
 
@@ -174,14 +172,7 @@ class InProcessCluster:
 
 
 async def settle(rounds: int = 20) -> None:
-    """Let callbacks scheduled on the loop (watches, deliveries) run."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
+    """Let callbacks scheduled on the loop (watches, deliveries) run: more rounds than a lone
+    coordinator needs, since a delivery schedules the next hop."""
+    await waiting.settle(rounds)
 
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)

@@ -1,4 +1,4 @@
-"""Support for the group coordinator tests (no tests here): a fake clock and a coordinator over a
+"""A group coordinator harness for the group tests: a fake clock and a coordinator over a
 real LogManager and ReplicaManager in a tmp dir, leading the `__consumer_offsets` partitions.
 
 The fake clock is both the coordinator's `time_ms` and its `scheduler` (`call_later`), so a test
@@ -9,7 +9,6 @@ segments, and a second Harness on the same directory replays them.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 import struct
@@ -23,6 +22,7 @@ from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
 from kbroker.metadata.metadata_cache import MetadataCache
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.testing.waiting import settle
 
 T0 = 1_700_000_000_000
 OFFSETS_PARTITIONS = 3
@@ -68,12 +68,6 @@ class FakeClock:
 
     def pending(self) -> int:
         return sum(1 for t in self._timers if not t.cancelled)
-
-
-async def settle(rounds: int = 5) -> None:
-    """Lets spawned tasks (log writes, loads) run to their next wait."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
 
 
 def subscription(*topics: str, version: int = 0, user_data: bytes | None = None) -> bytes:

@@ -26,8 +26,9 @@ from pathlib import Path
 from kafka.protocol.metadata import MetadataResponse
 from kazoo.client import KazooClient
 
-from support import wire
-from support.processes import BrokerLauncher, BrokerProcess
+from kbroker.testing import wire
+from kbroker.testing.processes import BrokerLauncher, BrokerProcess
+from kbroker.testing.waiting import eventually
 
 STOP_TIMEOUT_S = 10.0
 METADATA_VERSION = 12
@@ -181,13 +182,9 @@ class KafkaCluster:
 
     # -- waiting ------------------------------------------------------------------------------------------
     @staticmethod
-    def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
+    def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition",
                  interval: float = 0.1) -> float:
-        """Polls until `condition()` holds; returns the seconds it took."""
+        """Polls until `condition()` holds (see `eventually`); returns the seconds it took, for reports."""
         started = time.monotonic()
-        while True:
-            if condition():
-                return time.monotonic() - started
-            if time.monotonic() - started > timeout:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(interval)
+        eventually(condition, what=what, timeout=timeout, interval=interval)
+        return time.monotonic() - started
