@@ -57,14 +57,12 @@ def resume_fetching(node: Node, initial: InitialFetchState) -> None:
 
 async def shrink_until(cluster: InProcessCluster, leader: Node, isr: list[int]) -> None:
     """Runs the leader's ISR-expiration task until the znode shows `isr`."""
-    async def shrunk() -> bool:
+    def shrunk() -> bool:
+        if cluster.state(T).isr == isr:
+            return True
         leader.replica_manager.maybe_shrink_isr()
-        await asyncio.sleep(0.05)
-        return cluster.state(T).isr == isr
-    for _ in range(100):
-        if await shrunk():
-            return
-    raise AssertionError(f"the ISR never became {isr}: {cluster.state(T).isr}")
+        return False
+    await eventually_async(shrunk, what=f"the ISR to become {isr}", timeout=10, interval=0.05)
 
 
 def test_acks_all_returns_once_the_follower_has_the_records(tmp_path):
@@ -110,7 +108,8 @@ def test_a_stuck_follower_leaves_the_isr_and_rejoins_after_catching_up(tmp_path)
             resume_fetching(follower, resume)
             await eventually_async(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
             assert in_sync(cluster, 1, 2)
-            assert leader.partition(T).isr == [1, 2]
+            # The znode changes first; the leader learns it from the AlterPartition answer just after.
+            await eventually_async(lambda: leader.partition(T).isr == [1, 2], what="the leader's ISR to expand")
         finally:
             await cluster.close()
     run(scenario)
