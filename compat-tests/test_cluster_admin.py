@@ -1,5 +1,5 @@
 """The cluster's ZooKeeper data and admin operations, checked the way Kafka's tools see them: three
-kbroker processes on 127.0.0.1 with a real ZooKeeper (support/cluster.py), znodes read with
+kbroker processes on 127.0.0.1 with a real ZooKeeper (kbroker/testing/cluster.py), znodes read with
 kazoo, admin calls through confluent-kafka and kafka-python, log directories read from disk.
 
 - Every znode a ZooKeeper-mode Kafka 3.x writes has Kafka's JSON shape, under the chroot of

@@ -1,5 +1,5 @@
 """Brokers stopping and losing their ZooKeeper session in a three-broker cluster (real ZooKeeper,
-support/cluster.py) while an idempotent acks=all confluent-kafka producer writes to an RF=3,
+kbroker/testing/cluster.py) while an idempotent acks=all confluent-kafka producer writes to an RF=3,
 min.insync.replicas=2 topic (test_cluster_replication.BackgroundProducer).
 
 - SIGTERM of the partition leader runs a controlled shutdown: another broker's Metadata names a

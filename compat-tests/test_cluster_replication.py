@@ -1,6 +1,6 @@
 """Replication in a real cluster: three kbroker processes on 127.0.0.1, a real ZooKeeper (the
 `zookeeper` fixture), confluent-kafka (librdkafka) as producer and consumer, the znodes read
-with kazoo and the segment files read from disk (support/cluster.py).
+with kazoo and the segment files read from disk (kbroker/testing/cluster.py).
 
 - An RF=3 topic has ISR [1, 2, 3] once records flow, and every broker's log holds the same bytes.
 - acks=all with min.insync.replicas=2 returns only once the followers' logs hold the records.

@@ -2,7 +2,7 @@
 list offsets by time, and topic administration through AIOKafkaAdminClient, whose calls return
 the raw responses, so the error codes Kafka defines are checked directly.
 
-Records go to explicit partitions with explicit timestamps (test_data_path_support), so every
+Records go to explicit partitions with explicit timestamps (kbroker/testing/records.py), so every
 offset is known in advance; what is read back must equal what was sent, in order, byte for byte.
 """
 

@@ -2,7 +2,7 @@
 with every codec, list offsets by time (consumer and admin), and topic administration through
 AdminClient, including the errors Kafka gives.
 
-Records go to explicit partitions with explicit timestamps (test_data_path_support), so every
+Records go to explicit partitions with explicit timestamps (kbroker/testing/records.py), so every
 offset is known in advance; what is read back must equal what was sent, in order, byte for byte.
 """
 

@@ -1,4 +1,4 @@
-"""Replication between brokers in one process (tests/test_replication_support.py): followers
+"""Replication between brokers in one process (kbroker/testing/replication_cluster.py): followers
 fetch from leaders over real sockets, the real KafkaController answers AlterPartition, and
 each scenario checks the logs byte for byte, the znode state and what the producers saw.
 
