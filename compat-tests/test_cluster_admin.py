@@ -37,6 +37,8 @@ from kbroker.testing.raw_client import RawClient
 from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 DELETE_DELAY_MS = 3000
 ADMIN_OVERRIDES = (
     *CLUSTER_OVERRIDES,

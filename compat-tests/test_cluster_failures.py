@@ -36,6 +36,8 @@ from kbroker.testing.raw_client import raw_call
 from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 SESSION_TIMEOUT_S = 6  # zookeeper.session.timeout.ms in CLUSTER_OVERRIDES
 PAUSE_S = 9  # comfortably past the session timeout
 LIST_PARTITION_REASSIGNMENTS = 46

@@ -25,6 +25,8 @@ from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 # Short ZooKeeper sessions keep failover quick; fast fetch backoff and controlled-shutdown
 # retries keep leader changes and teardown short.
 CLUSTER_OVERRIDES = (

@@ -25,6 +25,8 @@ from kbroker.testing import wire
 from kbroker.testing.cluster import KafkaCluster
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 CLUSTER_OVERRIDES = (
     "zookeeper.session.timeout.ms=6000",
     "replica.fetch.backoff.ms=200",

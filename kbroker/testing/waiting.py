@@ -28,11 +28,13 @@ class _Deadline:
         self.what = what
         self.ends = time.monotonic() + timeout
 
-    def passed(self) -> bool:
-        return time.monotonic() > self.ends
-
-    def failure(self, last: object) -> AssertionError:
-        return AssertionError(f"timed out after {self.timeout}s waiting for {self.what} (last seen: {last!r})")
+    def reached(self, value: object) -> bool:
+        """Whether the awaited value has come (it is truthy); raises once the deadline has passed."""
+        if value:
+            return True
+        if time.monotonic() > self.ends:
+            raise AssertionError(f"timed out after {self.timeout}s waiting for {self.what} (last seen: {value!r})")
+        return False
 
 
 def eventually(
@@ -49,13 +51,9 @@ def eventually(
     machine that wakes up late still sees a condition that has become true.
     """
     deadline = _Deadline(timeout, what)
-    while True:
-        value = condition()
-        if value:
-            return value
-        if deadline.passed():
-            raise deadline.failure(value)
+    while not deadline.reached(value := condition()):
         time.sleep(interval)
+    return value
 
 
 async def eventually_async(
@@ -67,13 +65,9 @@ async def eventually_async(
 ) -> T:
     """`eventually` for a test running on the event loop: polls without blocking the loop."""
     deadline = _Deadline(timeout, what)
-    while True:
-        value = condition()
-        if value:
-            return value
-        if deadline.passed():
-            raise deadline.failure(value)
+    while not deadline.reached(value := condition()):
         await asyncio.sleep(interval)
+    return value
 
 
 async def settle(rounds: int = 5) -> None:
