@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kafka.protocol.metadata import MetadataResponse
 from kazoo.client import KazooClient
@@ -131,7 +132,7 @@ class KafkaCluster:
         return {p.name for p in log_dir.iterdir() if p.is_dir() and pattern.fullmatch(p.name)}
 
     # -- asking one broker --------------------------------------------------------------------------
-    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0):
+    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0) -> Any:
         """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it."""
         request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
         payload = wire.roundtrip(self.brokers[broker_id].port, request, timeout)

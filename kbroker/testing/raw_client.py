@@ -11,6 +11,9 @@ Must not start or stop brokers and must not write to a broker's data dir.
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 
 from kbroker.protocol.messages import is_flexible, request_codec, response_codec
@@ -78,7 +81,7 @@ def advertised_api_keys(port: int) -> dict[int, tuple[int, int]]:
     return wire.parse_api_versions(wire.roundtrip(port, wire.api_versions_request(1)), 0).api_keys
 
 
-def expect_librdkafka_lz4_fallback(request, port: int, codec: str) -> None:
+def expect_librdkafka_lz4_fallback(request: pytest.FixtureRequest, port: int, codec: str) -> None:
     """librdkafka enables LZ4 only when the broker advertises FindCoordinator (its feature table
     ties "LZ4" to that API) and otherwise sends lz4 batches uncompressed: while kbroker does not
     serve FindCoordinator, an lz4 round trip is expected to fail its codec check."""
@@ -117,14 +120,15 @@ def create_topic(port: int, name: str, partitions: int = 1, configs: dict[str, s
     assert result["error_code"] == NONE, result
 
 
-def topic_id_of(port: int, name: str):
+def topic_id_of(port: int, name: str) -> uuid.UUID:
     answer = raw_call(port, METADATA, 12, {"topics": [{"name": name}], "allow_auto_topic_creation": False})
     [topic] = answer["topics"]
     assert topic["error_code"] == NONE, topic
     return topic["topic_id"]
 
 
-def produce_body(topic: str, partition: int, records: bytes, *, acks: int = 1, topic_id=None) -> dict:
+def produce_body(topic: str, partition: int, records: bytes, *, acks: int = 1,
+                 topic_id: uuid.UUID | None = None) -> dict:
     entry = {"name": topic, "partition_data": [{"index": partition, "records": records}]}
     if topic_id is not None:
         entry = {"name": "", "topic_id": topic_id, "partition_data": entry["partition_data"]}
@@ -159,7 +163,7 @@ def fetch_body(
     min_bytes: int = 0,
     session_id: int = 0,
     session_epoch: int = -1,
-    topic_id=None,
+    topic_id: uuid.UUID | None = None,
 ) -> dict:
     partitions = [
         {"partition": partition, "fetch_offset": offset, "partition_max_bytes": partition_max_bytes}
@@ -179,8 +183,8 @@ def fetch_body(
 
 
 def fetch(
-    client: RawClient, topic: str, partition: int, offset: int, *, version: int = DEFAULT_FETCH_VERSION, **kw
-):
+    client: RawClient, topic: str, partition: int, offset: int, *, version: int = DEFAULT_FETCH_VERSION, **kw: Any
+) -> tuple[dict, dict]:
     """(whole answer, the partition's answer) of a one-partition Fetch."""
     answer = client.call(FETCH, version, fetch_body(topic, partition, offset, **kw))
     [topic_answer] = answer["responses"]

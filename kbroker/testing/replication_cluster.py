@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
+from typing import Any
 
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
+from kbroker.log.unified_log import UnifiedLog
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
@@ -27,6 +30,7 @@ from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
+from kbroker.replica.partition import Partition
 from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
 from kbroker.testing import waiting
@@ -38,7 +42,7 @@ LAG_MS = 10_000
 class Node:
     """One broker's replication parts; the handlers see it as `ctx.broker`."""
 
-    def __init__(self, broker_id: int, root, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
+    def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
                  topic_configs: dict[str, dict[str, str]] | None = None) -> None:
         self.broker_id = broker_id
         self.metadata_cache = MetadataCache(broker_id)
@@ -64,10 +68,10 @@ class Node:
     def port(self) -> int:
         return self.server.port
 
-    def partition(self, topic: str, index: int = 0):
+    def partition(self, topic: str, index: int = 0) -> Partition | None:
         return self.replica_manager.get_partition(topic, index)
 
-    def log(self, topic: str, index: int = 0):
+    def log(self, topic: str, index: int = 0) -> UnifiedLog | None:
         return self.log_manager.get_log(topic, index)
 
     def log_bytes(self, topic: str, index: int = 0) -> bytes:
@@ -93,7 +97,8 @@ class Node:
 class InProcessCluster:
     """Nodes plus a KafkaController on an embedded znode store; also the controller's channel."""
 
-    def __init__(self, root, broker_ids=(1, 2, 3), controller_id: int = 3, **node_options) -> None:
+    def __init__(self, root: str | os.PathLike, broker_ids: Iterable[int] = (1, 2, 3), controller_id: int = 3,
+                 **node_options: Any) -> None:
         self.root = root
         self.nodes = {b: Node(b, root, **node_options) for b in broker_ids}
         self.controller_id = controller_id
