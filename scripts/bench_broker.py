@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kbroker.testing import wire
 from kbroker.testing.processes import free_port
 from kbroker.testing.waiting import eventually
 
@@ -149,22 +150,11 @@ def metadata_request(correlation_id: int) -> bytes:
     return struct.pack(">i", len(body)) + body
 
 
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionResetError("connection closed before the full answer")
-        data += chunk
-    return bytes(data)
-
-
 def ask_metadata(host: str, port: int, timeout_s: float) -> bytes:
     """The Metadata v1 answer, response header included."""
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.sendall(metadata_request(correlation_id=1))
-        (size,) = struct.unpack(">i", read_exactly(sock, 4))
-        answer = read_exactly(sock, size)
+        answer = wire.read_frame(sock)
     (correlation_id,) = struct.unpack_from(">i", answer)
     if correlation_id != 1:
         raise ConnectionError(f"Metadata answer carries correlation id {correlation_id}, expected 1")
@@ -201,7 +191,7 @@ def wait_for_metadata(host: str, port: int, process: subprocess.Popen) -> None:
         try:
             ask_metadata(host, port, timeout_s=5.0)
             return True
-        except OSError as exc:  # refused while it starts, reset if it closes early
+        except (OSError, wire.ConnectionClosed) as exc:  # refused while it starts, closed if it stops early
             last_error[:] = [exc]
             return False
 
