@@ -1,3 +1,3 @@
-"""Fixtures for the compat tests: real clients against real kbroker processes (see support/fixtures.py)."""
+"""Fixtures for the compat tests: real clients against real kbroker processes (kbroker.testing.pytest_plugin)."""
 
-from support.fixtures import *  # noqa: F403
+pytest_plugins = ["kbroker.testing.pytest_plugin"]

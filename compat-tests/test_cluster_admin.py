@@ -1,5 +1,5 @@
 """The cluster's ZooKeeper data and admin operations, checked the way Kafka's tools see them: three
-kbroker processes on 127.0.0.1 with a real ZooKeeper (support/cluster.py), znodes read with
+kbroker processes on 127.0.0.1 with a real ZooKeeper (kbroker/testing/cluster.py), znodes read with
 kazoo, admin calls through confluent-kafka and kafka-python, log directories read from disk.
 
 - Every znode a ZooKeeper-mode Kafka 3.x writes has Kafka's JSON shape, under the chroot of
@@ -30,11 +30,15 @@ from kafka import TopicPartition as KafkaPythonTopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.admin import NewTopic as KafkaPythonNewTopic
 from kazoo.client import KazooClient
-from support.cluster import KafkaCluster
 from test_cluster_replication import CLUSTER_OVERRIDES, produce_and_flush, read_all
-from test_data_path_support import RawClient, stored_records
+
+from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.raw_client import RawClient
+from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 DELETE_DELAY_MS = 3000
 ADMIN_OVERRIDES = (
     *CLUSTER_OVERRIDES,

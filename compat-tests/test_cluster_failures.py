@@ -1,5 +1,5 @@
 """Brokers stopping and losing their ZooKeeper session in a three-broker cluster (real ZooKeeper,
-support/cluster.py) while an idempotent acks=all confluent-kafka producer writes to an RF=3,
+kbroker/testing/cluster.py) while an idempotent acks=all confluent-kafka producer writes to an RF=3,
 min.insync.replicas=2 topic (test_cluster_replication.BackgroundProducer).
 
 - SIGTERM of the partition leader runs a controlled shutdown: another broker's Metadata names a
@@ -23,17 +23,21 @@ from contextlib import contextmanager
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
-from support import wire
-from support.cluster import KafkaCluster
 from test_cluster_replication import (
     CLUSTER_OVERRIDES,
     BackgroundProducer,
     assert_exactly_once_in_order,
     create_topic,
 )
-from test_data_path_support import raw_call, stored_records
+
+from kbroker.testing import wire
+from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.raw_client import raw_call
+from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 SESSION_TIMEOUT_S = 6  # zookeeper.session.timeout.ms in CLUSTER_OVERRIDES
 PAUSE_S = 9  # comfortably past the session timeout
 LIST_PARTITION_REASSIGNMENTS = 46

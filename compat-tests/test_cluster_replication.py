@@ -1,6 +1,6 @@
 """Replication in a real cluster: three kbroker processes on 127.0.0.1, a real ZooKeeper (the
 `zookeeper` fixture), confluent-kafka (librdkafka) as producer and consumer, the znodes read
-with kazoo and the segment files read from disk (support/cluster.py).
+with kazoo and the segment files read from disk (kbroker/testing/cluster.py).
 
 - An RF=3 topic has ISR [1, 2, 3] once records flow, and every broker's log holds the same bytes.
 - acks=all with min.insync.replicas=2 returns only once the followers' logs hold the records.
@@ -20,10 +20,13 @@ import time
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from support.cluster import KafkaCluster
-from test_data_path_support import stored_records
+
+from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
+# Three brokers, ZooKeeper, kills and session expiries: more than pyproject's default per test.
+pytestmark = pytest.mark.timeout(300)
 # Short ZooKeeper sessions keep failover quick; fast fetch backoff and controlled-shutdown
 # retries keep leader changes and teardown short.
 CLUSTER_OVERRIDES = (

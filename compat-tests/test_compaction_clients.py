@@ -21,6 +21,8 @@ from kafka import KafkaConsumer
 from kafka import TopicPartition as KafkaPythonTopicPartition
 from kafka.record.memory_records import MemoryRecords
 
+from kbroker.testing.waiting import eventually
+
 TIMEOUT_S = 20
 SEGMENT_MS = 300
 DELETE_RETENTION_MS = 500
@@ -91,14 +93,8 @@ def read_from_start(kbroker, topic: str) -> list[tuple[int, bytes, bytes | None]
 
 
 def wait_for(condition, what: str):
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not seen within {TIMEOUT_S} s")
-        time.sleep(0.3)
+    """Polls (the cleaner runs on its own schedule) until `condition()` returns something truthy."""
+    return eventually(condition, what=what, timeout=TIMEOUT_S, interval=0.3)
 
 
 def test_latest_value_per_key_after_cleaning_and_deletions_after_delete_retention(kbroker):

@@ -22,7 +22,8 @@ from confluent_kafka.admin import (
     NewTopic,
     ResourceType,
 )
-from support.tools import JS_DIR, run_kafkajs
+
+from kbroker.testing.tools import JS_DIR, run_kafkajs
 
 BROKER_ID = 1
 TIMEOUT_S = 15

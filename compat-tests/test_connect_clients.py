@@ -13,8 +13,9 @@ from aiokafka.admin import AIOKafkaAdminClient
 from confluent_kafka.admin import AdminClient
 from kafka.admin import KafkaAdminClient
 from kafka.protocol.metadata import MetadataResponse
-from support import wire
-from support.tools import kcat_metadata, run_kafkajs
+
+from kbroker.testing import wire
+from kbroker.testing.tools import kcat_metadata, run_kafkajs
 
 BROKER_ID = 1
 TIMEOUT_S = 15

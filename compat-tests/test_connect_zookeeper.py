@@ -5,7 +5,8 @@ cluster mode) can write and read znodes, and the four-letter words the helper en
 from __future__ import annotations
 
 from kazoo.client import KazooClient
-from support.processes import four_letter_word
+
+from kbroker.testing.zookeeper import four_letter_word
 
 
 def test_zookeeper_answers_four_letter_words(zookeeper_process):

@@ -2,7 +2,7 @@
 list offsets by time, and topic administration through AIOKafkaAdminClient, whose calls return
 the raw responses, so the error codes Kafka defines are checked directly.
 
-Records go to explicit partitions with explicit timestamps (test_data_path_support), so every
+Records go to explicit partitions with explicit timestamps (kbroker/testing/records.py), so every
 offset is known in advance; what is read back must equal what was sent, in order, byte for byte.
 """
 
@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import InvalidPartitionsError
-from test_data_path_support import (
+
+from kbroker.testing.records import (
     CODEC_IDS,
     assert_codec_used,
     expected_lists,

@@ -2,7 +2,7 @@
 with every codec, list offsets by time (consumer and admin), and topic administration through
 AdminClient, including the errors Kafka gives.
 
-Records go to explicit partitions with explicit timestamps (test_data_path_support), so every
+Records go to explicit partitions with explicit timestamps (kbroker/testing/records.py), so every
 offset is known in advance; what is read back must equal what was sent, in order, byte for byte.
 """
 
@@ -22,10 +22,11 @@ from confluent_kafka.admin import (
     OffsetSpec,
     ResourceType,
 )
-from test_data_path_support import (
+
+from kbroker.testing.raw_client import expect_librdkafka_lz4_fallback
+from kbroker.testing.records import (
     CODEC_IDS,
     assert_codec_used,
-    expect_librdkafka_lz4_fallback,
     expected_lists,
     first_offset_at_or_after,
     sample_records,

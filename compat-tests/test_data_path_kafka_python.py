@@ -1,7 +1,7 @@
 """kafka-python against a real kbroker: produce and read back thousands of records with every
 codec, list offsets by time, and topic administration through KafkaAdminClient.
 
-Records are produced to explicit partitions with explicit timestamps (test_data_path_support), so
+Records are produced to explicit partitions with explicit timestamps (kbroker/testing/records.py), so
 the offset of each record and the offset a timestamp maps to are known in advance; what is read
 back must equal what was sent, in order, byte for byte, and the batches on disk must carry the
 codec the producer was asked for.
@@ -20,7 +20,8 @@ from kafka.errors import (
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from test_data_path_support import (
+
+from kbroker.testing.records import (
     CODEC_IDS,
     assert_codec_used,
     expected_lists,

@@ -15,14 +15,15 @@ import base64
 import json
 
 import pytest
-from support.tools import run_kafkajs
-from test_data_path_support import (
+
+from kbroker.testing.records import (
     CODEC_IDS,
     assert_codec_used,
     by_partition,
     first_offset_at_or_after,
     sample_records,
 )
+from kbroker.testing.tools import run_kafkajs
 
 PARTITIONS = 3
 RECORDS_PER_CODEC = 2000

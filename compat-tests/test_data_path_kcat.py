@@ -12,14 +12,10 @@ import json
 import time
 
 import pytest
-from support.tools import run_kcat
-from test_data_path_support import (
-    CODEC_IDS,
-    assert_codec_used,
-    by_partition,
-    expect_librdkafka_lz4_fallback,
-    sample_records,
-)
+
+from kbroker.testing.raw_client import expect_librdkafka_lz4_fallback
+from kbroker.testing.records import CODEC_IDS, assert_codec_used, by_partition, sample_records
+from kbroker.testing.tools import run_kcat
 
 PARTITIONS = 3
 RECORDS_PER_CODEC = 2000

@@ -28,18 +28,15 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS))
-
-from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker  # noqa: E402
-from bench_cluster import (  # noqa: E402
+from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker
+from bench_cluster import (
     CLUSTER_SIZE,
     RunningCluster,
     start_cluster,
     stop_cluster,
     zookeeper_unavailable_reason,
 )
-from bench_report import (  # noqa: E402
+from bench_report import (
     detail_table,
     json_lines,
     loopback_summary,
@@ -49,9 +46,10 @@ from bench_report import (  # noqa: E402
     skipped_summary,
     summarize,
 )
-from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, SCENARIOS, Scenario  # noqa: E402
-from bench_scenarios import select as select_scenarios  # noqa: E402
+from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, SCENARIOS, Scenario
+from bench_scenarios import select as select_scenarios
 
+SCRIPTS = Path(__file__).resolve().parent
 CLIENT = SCRIPTS / "bench_client.py"
 CLIENT_ALONE = "client alone"  # the target name of the no-broker baseline
 CLUSTER = f"kbroker x{CLUSTER_SIZE}"  # the target name of the cluster scenarios

@@ -22,6 +22,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kbroker.testing import wire
+from kbroker.testing.processes import free_port
+from kbroker.testing.waiting import eventually
+
 METADATA_API_KEY = 3
 METADATA_VERSION = 1  # served by every broker from Kafka 0.10 to 4.x
 START_TIMEOUT_S = 60.0
@@ -82,12 +86,6 @@ class RunningBroker:
         if self.process is None or self.process.poll() is None:
             return ""
         return f"{self.name} exited with code {self.process.returncode}: {self.log_tail(5)}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
@@ -152,22 +150,11 @@ def metadata_request(correlation_id: int) -> bytes:
     return struct.pack(">i", len(body)) + body
 
 
-def read_exactly(sock: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise ConnectionResetError("connection closed before the full answer")
-        data += chunk
-    return bytes(data)
-
-
 def ask_metadata(host: str, port: int, timeout_s: float) -> bytes:
     """The Metadata v1 answer, response header included."""
     with socket.create_connection((host, port), timeout=timeout_s) as sock:
         sock.sendall(metadata_request(correlation_id=1))
-        (size,) = struct.unpack(">i", read_exactly(sock, 4))
-        answer = read_exactly(sock, size)
+        answer = wire.read_frame(sock)
     (correlation_id,) = struct.unpack_from(">i", answer)
     if correlation_id != 1:
         raise ConnectionError(f"Metadata answer carries correlation id {correlation_id}, expected 1")
@@ -195,19 +182,27 @@ def cluster_view(answer: bytes) -> tuple[set[int], int]:
 
 
 def wait_for_metadata(host: str, port: int, process: subprocess.Popen) -> None:
-    """Polls every millisecond or so until a Metadata request gets its answer."""
-    deadline = time.monotonic() + START_TIMEOUT_S
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
+    """Polls every millisecond or so (the start time is measured) until a Metadata request gets its answer."""
+    last_error: list[Exception] = []
+
+    def answered_or_exited() -> bool:
         if process.poll() is not None:
-            raise BrokerFailedToStart(f"exited with code {process.returncode} before answering Metadata")
+            return True
         try:
             ask_metadata(host, port, timeout_s=5.0)
-            return
-        except OSError as exc:  # refused while it starts, reset if it closes early
-            last_error = exc
-            time.sleep(0.001)
-    raise BrokerFailedToStart(f"no Metadata answer within {START_TIMEOUT_S:.0f} s (last: {last_error})")
+            return True
+        except (OSError, wire.ConnectionClosed) as exc:  # refused while it starts, closed if it stops early
+            last_error[:] = [exc]
+            return False
+
+    try:
+        eventually(answered_or_exited, what="a Metadata answer", timeout=START_TIMEOUT_S, interval=0.001)
+    except AssertionError:
+        raise BrokerFailedToStart(
+            f"no Metadata answer within {START_TIMEOUT_S:.0f} s (last: {last_error[0] if last_error else None})"
+        ) from None
+    if process.poll() is not None:
+        raise BrokerFailedToStart(f"exited with code {process.returncode} before answering Metadata")
 
 
 # ------------------------------------------------------------------------------ /proc

@@ -32,6 +32,8 @@ from collections.abc import Callable
 
 from bench_broker import cpu_seconds_of  # scripts/ is sys.path[0] when run as a script
 
+from kbroker.testing.waiting import eventually
+
 # Records of the produce scenarios: a marker at both ends, a constant payload in between, so the
 # loop does no per-record work beyond produce() and the ends can still be checked.
 FIRST_MARK = b"kbroker-bench first "
@@ -117,17 +119,23 @@ def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config
 
 def wait_for_leader(client, topic: str) -> None:
     """Until Metadata shows partition 0 of `topic` with a leader (asking also auto-creates it)."""
-    deadline = time.monotonic() + METADATA_TIMEOUT_S
-    last = "no answer"
-    while time.monotonic() < deadline:
+    last = ["no answer"]
+
+    def has_leader() -> bool:
         meta = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
         if meta is not None and meta.error is None and 0 in meta.partitions:
             partition = meta.partitions[0]
             if partition.error is None and partition.leader >= 0:
-                return
-        last = str(meta.error if meta is not None else "topic missing")
-        time.sleep(0.05)
-    raise CheckFailed(f"topic {topic} has no leader for partition 0 after {METADATA_TIMEOUT_S:.0f} s: {last}")
+                return True
+        last[0] = str(meta.error if meta is not None else "topic missing")
+        return False
+
+    try:
+        eventually(has_leader, what=f"a leader of {topic}", timeout=METADATA_TIMEOUT_S)
+    except AssertionError:
+        raise CheckFailed(
+            f"topic {topic} has no leader for partition 0 after {METADATA_TIMEOUT_S:.0f} s: {last[0]}"
+        ) from None
 
 
 # ------------------------------------------------------------------------------ produce
@@ -244,15 +252,18 @@ def verify_replicated(client, topic: str, replication_factor: int) -> tuple[int,
     The Metadata answer comes from a broker's cache, which the controller updates shortly after
     an ISR change, hence a few seconds of patience before judging.
     """
-    deadline = time.monotonic() + ISR_PATIENCE_S
-    while True:
+    seen: dict = {}
+
+    def fully_replicated() -> bool:
         partition = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics[topic].partitions[0]
-        replicas, isr = sorted(partition.replicas), sorted(partition.isrs)
-        if len(replicas) == replication_factor and isr == replicas:
-            return partition.leader, replicas, isr
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        seen.update(leader=partition.leader, replicas=sorted(partition.replicas), isr=sorted(partition.isrs))
+        return len(seen["replicas"]) == replication_factor and seen["isr"] == seen["replicas"]
+
+    try:
+        eventually(fully_replicated, what=f"a full ISR of {topic}", timeout=ISR_PATIENCE_S, interval=0.1)
+        return seen["leader"], seen["replicas"], seen["isr"]
+    except AssertionError:
+        replicas, isr = seen["replicas"], seen["isr"]
     check(len(replicas) == replication_factor, f"{topic} has replicas {replicas}, expected {replication_factor}")
     raise CheckFailed(f"ISR {isr} of {topic} lacks replicas of {replicas} {ISR_PATIENCE_S:.0f} s after the run")
 

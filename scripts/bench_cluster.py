@@ -1,7 +1,7 @@
 """A three-broker kbroker cluster for scripts/bench's cluster scenarios: a throwaway ZooKeeper and
 kbroker processes that register in it, each on a free port and a fresh data directory.
 
-ZooKeeper is Debian's, started through scripts/zookeeper by the compat tests' ZooKeeperProcess
+ZooKeeper is Debian's, started by kbroker.testing's ZooKeeperProcess
 (one way of starting and awaiting it in the project, not two). The brokers are started by
 bench_broker.start_broker, the same code as the single-broker scenarios, with broker.id and
 zookeeper.connect (in a chroot of its own) as extra overrides. A cluster is ready once every
@@ -12,7 +12,6 @@ internals: it reads Metadata answers and /proc.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,10 +28,8 @@ from bench_broker import (
     stop_brokers,
 )
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "compat-tests"))
-
-from support.processes import ZooKeeperProcess, zookeeper_unavailable_reason  # noqa: E402
+from kbroker.testing.waiting import eventually
+from kbroker.testing.zookeeper import ZooKeeperProcess, zookeeper_unavailable_reason
 
 CLUSTER_SIZE = 3
 CHROOT = "/kbroker-bench"
@@ -97,26 +94,24 @@ def start_cluster(name: str, work_dir: str, size: int = CLUSTER_SIZE) -> Running
 
 
 def wait_for_cluster(brokers: list[RunningBroker], broker_ids: set[int]) -> None:
-    """Until each broker's Metadata lists every id in `broker_ids` and a controller."""
+    """Until each broker's Metadata lists every id in `broker_ids` and a controller (one deadline for all)."""
     deadline = time.monotonic() + START_TIMEOUT_S
-    waiting = list(brokers)
-    last_view: tuple[set[int], int] | None = None
-    while waiting and time.monotonic() < deadline:
-        broker = waiting[0]
-        if note := broker.exit_note():
-            raise RuntimeError(note)
-        host, port = broker.bootstrap.rsplit(":", 1)
-        last_view = cluster_view(ask_metadata(host, int(port), timeout_s=5.0))
-        if last_view[0] == broker_ids and last_view[1] in broker_ids:
-            waiting.pop(0)
-        else:
-            time.sleep(0.02)
-    if waiting:
-        raise RuntimeError(
-            f"{waiting[0].name} did not see brokers {sorted(broker_ids)} and a controller within "
-            f"{START_TIMEOUT_S:.0f} s (last Metadata: brokers {sorted(last_view[0]) if last_view else '?'}, "
-            f"controller {last_view[1] if last_view else '?'})"
+    for broker in brokers:
+        eventually(
+            lambda broker=broker: sees_cluster(broker, broker_ids),
+            what=f"{broker.name} to see brokers {sorted(broker_ids)} and a controller",
+            timeout=max(0.0, deadline - time.monotonic()),
+            interval=0.02,
         )
+
+
+def sees_cluster(broker: RunningBroker, broker_ids: set[int]) -> bool:
+    """Whether the broker's Metadata lists exactly `broker_ids` and a controller among them."""
+    if note := broker.exit_note():
+        raise RuntimeError(note)
+    host, port = broker.bootstrap.rsplit(":", 1)
+    seen_ids, controller_id = cluster_view(ask_metadata(host, int(port), timeout_s=5.0))
+    return seen_ids == broker_ids and controller_id in broker_ids
 
 
 def stop_cluster(cluster: RunningCluster) -> None:

@@ -16,13 +16,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from kbroker.protocol.api_keys import ApiKey  # noqa: E402
-from kbroker.protocol.messages import request_codec, response_codec  # noqa: E402
-from kbroker.protocol.uuids import ZERO_UUID  # noqa: E402
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.messages import request_codec, response_codec
+from kbroker.protocol.uuids import ZERO_UUID
 
 INT32 = struct.Struct(">i")
 INT16_INT32 = struct.Struct(">hi")

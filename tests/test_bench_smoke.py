@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
-sys.path.insert(0, str(SCRIPTS))
+from kbroker.testing.zookeeper import zookeeper_unavailable_reason
 
-from bench_broker import BrokerSpec, start_broker, stop_broker  # noqa: E402
-from bench_cluster import zookeeper_unavailable_reason  # noqa: E402
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+# Each run starts brokers (and a cluster) and waits up to 90 s for scripts/bench.
+pytestmark = pytest.mark.timeout(300)
 
 TINY = ["--scale", "0.0005", "--runs", "1", "--loopback-bytes", str(8 * 1024 * 1024), "--json-only"]
 THROUGHPUT_KEYS = {"records", "record_bytes", "seconds", "records_per_s", "mb_per_s", "loopback_fraction", "broker_cpu_s", "client_cpu_s"}  # fmt: skip
@@ -93,18 +93,14 @@ def test_against_runs_the_same_scenarios_and_prints_ratios():
     }  # fmt: skip
 
 
-def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(tmp_path):
+def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(broker):
     """A skipped scenario is reported with its reason and does not fail the run; --against
     brokers get the single-broker scenarios only, and the cluster's result says so."""
-    broker = start_broker(BrokerSpec("kbroker"), str(tmp_path))
     other = f"{sys.executable} -m kbroker --override listeners=PLAINTEXT://127.0.0.1:{{port}} --override log.dirs={{dir}}"
-    try:
-        code, lines, stderr = run_bench(
-            "--bootstrap", broker.bootstrap, "--broker-pid", str(broker.process.pid), "--against", other,
-            "--scenarios", "produce-1k,cluster-produce-1k-acks-all",
-        )  # fmt: skip
-    finally:
-        stop_broker(broker)
+    code, lines, stderr = run_bench(
+        "--bootstrap", broker.bootstrap, "--broker-pid", str(broker.proc.pid), "--against", other,
+        "--scenarios", "produce-1k,cluster-produce-1k-acks-all",
+    )  # fmt: skip
     assert code == 0, stderr
     assert by_scenario(lines, broker.bootstrap)["produce-1k"]["verified"]
     assert set(by_scenario(lines, Path(sys.executable).name)) == {"produce-1k"}
@@ -121,18 +117,14 @@ def run_client(spec: dict) -> dict:
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_client_reports_missing_records(tmp_path):
-    broker = start_broker(BrokerSpec("kbroker"), str(tmp_path))
-    try:
-        spec = {
-            "bootstrap": broker.bootstrap, "topic": "smoke", "size": 100, "broker_pids": broker.pids(),
-            "producer_config": {"acks": 1}, "consumer_config": {}, "timeout_s": 3.0,
-        }  # fmt: skip
-        assert "error" not in run_client({**spec, "mode": "produce", "count": 20})
-        assert "error" not in run_client({**spec, "mode": "consume", "count": 20})
-        short = run_client({**spec, "mode": "consume", "count": 25})
-        assert short["error"] == "verification failed: received 20 records of 25 within 3.0 s"
-        again = run_client({**spec, "mode": "produce", "count": 20})  # the log now spans [0, 40)
-        assert again["error"].startswith("verification failed: a record beyond the 20 produced, at offset 20 (unverified timing: ")
-    finally:
-        stop_broker(broker)
+def test_client_reports_missing_records(broker):
+    spec = {
+        "bootstrap": broker.bootstrap, "topic": "smoke", "size": 100, "broker_pids": [broker.proc.pid],
+        "producer_config": {"acks": 1}, "consumer_config": {}, "timeout_s": 3.0,
+    }  # fmt: skip
+    assert "error" not in run_client({**spec, "mode": "produce", "count": 20})
+    assert "error" not in run_client({**spec, "mode": "consume", "count": 20})
+    short = run_client({**spec, "mode": "consume", "count": 25})
+    assert short["error"] == "verification failed: received 20 records of 25 within 3.0 s"
+    again = run_client({**spec, "mode": "produce", "count": 20})  # the log now spans [0, 40)
+    assert again["error"].startswith("verification failed: a record beyond the 20 produced, at offset 20 (unverified timing: ")

@@ -17,23 +17,21 @@ import time
 from pathlib import Path
 
 import pytest
-from test_data_path_support import (
+
+from kbroker.testing.raw_client import (
     LIST_OFFSETS,
     NONE,
     RawClient,
-    build_batch,
     create_topic,
     fetch,
     init_producer_id,
     list_offset,
-    partition_dir,
     produce,
     raw_call,
     read_partition,
-    segment_files,
-    stored_batches,
-    stored_records,
 )
+from kbroker.testing.records import build_batch, partition_dir, segment_files, stored_batches, stored_records
+from kbroker.testing.waiting import eventually
 
 DELETE_RECORDS = 21
 OFFSET_OUT_OF_RANGE = 1
@@ -80,13 +78,6 @@ def read_acks(path: Path) -> list[tuple[int, int, bytes]]:
     return acks
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.05)
-
-
 def assert_kafka_layout(log_dir: Path, topic: str, partitions: int) -> None:
     """The files Kafka keeps in a log dir and in each partition dir, named as Kafka names them.
 
@@ -94,7 +85,7 @@ def assert_kafka_layout(log_dir: Path, topic: str, partitions: int) -> None:
     (Kafka creates it empty at startup), hence the wait.
     """
     checkpoint = log_dir / "recovery-point-offset-checkpoint"
-    wait_for(checkpoint.is_file, 5, f"{checkpoint.name} in {sorted(p.name for p in log_dir.iterdir())}")
+    eventually(checkpoint.is_file, timeout=5, what=f"{checkpoint.name} in {sorted(p.name for p in log_dir.iterdir())}")
     lines = checkpoint.read_text().splitlines()
     assert lines[0] == "0" and int(lines[1]) == len(lines) - 2, lines
     assert (log_dir / "meta.properties").is_file()
@@ -125,7 +116,7 @@ def test_kill_9_during_acks_1_production_loses_no_acknowledged_record(broker_fac
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_for(lambda: ack_path.exists() and len(read_acks(ack_path)) >= ACKS_BEFORE_KILL, 30, "acks")
+        eventually(lambda: ack_path.exists() and len(read_acks(ack_path)) >= ACKS_BEFORE_KILL, timeout=30, what="acks")
         kbroker.kill()
         time.sleep(0.2)  # acknowledgements already on their way still land in the file
     finally:
@@ -252,7 +243,7 @@ def test_retention_bytes_deletes_old_segments(broker_factory):
             assert error == NONE
             return offset
 
-        wait_for(lambda: earliest() > 0, 10, "retention to delete a segment")
+        eventually(lambda: earliest() > 0, timeout=10, what="retention to delete a segment")
         start = earliest()
         _, below = fetch(client, topic, 0, 0)
         _, latest = list_offset(client, topic, 0, LATEST)
@@ -261,7 +252,7 @@ def test_retention_bytes_deletes_old_segments(broker_factory):
     assert latest == 30
     assert 0 < start < 30
     assert stored_records(kbroker.log_dir, topic, 0)[0][0] == start
-    wait_for(lambda: not list(partition_dir(kbroker.log_dir, topic, 0).glob("*.deleted")), 5, "deleted files")
+    eventually(lambda: not list(partition_dir(kbroker.log_dir, topic, 0).glob("*.deleted")), timeout=5, what="deleted files")
 
 
 def test_retention_ms_deletes_every_expired_segment(broker_factory):
@@ -275,7 +266,7 @@ def test_retention_ms_deletes_every_expired_segment(broker_factory):
         for n in range(10):
             produce(client, topic, 0, build_batch([b"old" * 100], timestamps=[an_hour_ago + n]))
 
-        wait_for(lambda: list_offset(client, topic, 0, EARLIEST) == (NONE, 10), 10, "retention.ms")
+        eventually(lambda: list_offset(client, topic, 0, EARLIEST) == (NONE, 10), timeout=10, what="retention.ms")
         after = produce(client, topic, 0, build_batch([b"fresh"]))
         _, fetched = fetch(client, topic, 0, 10)
 

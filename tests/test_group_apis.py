@@ -29,10 +29,11 @@ from kafka.protocol.consumer.group import (
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorResponse
 from kafka.protocol.metadata.metadata import MetadataResponse
 from kafka.record.memory_records import MemoryRecords
-from support import wire
 
 from kbroker.protocol.messages import request_codec
 from kbroker.protocol.uuids import ZERO_UUID
+from kbroker.testing import wire
+from kbroker.testing.waiting import eventually
 
 FIND_COORDINATOR, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 10, 11, 12, 13, 14
 OFFSET_COMMIT, OFFSET_FETCH, DESCRIBE_GROUPS, LIST_GROUPS, DELETE_GROUPS, OFFSET_DELETE = 8, 9, 15, 16, 42, 47
@@ -43,6 +44,8 @@ INVALID_SESSION_TIMEOUT, REBALANCE_IN_PROGRESS, INVALID_REQUEST = 26, 27, 42
 NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND, MEMBER_ID_REQUIRED, UNKNOWN_TOPIC_ID = 68, 69, 79, 100
 TOPIC = "group-api-topic"
 SUBSCRIPTION = struct.pack(">hih", 0, 1, len(TOPIC)) + TOPIC.encode() + struct.pack(">i", -1)
+# Creating and loading __consumer_offsets takes a moment; generous for a loaded machine.
+COORDINATOR_WAIT_S = 30.0
 
 _correlation_ids = itertools.count(1)
 
@@ -57,6 +60,12 @@ def call(port: int, api_key: int, version: int, body: dict, response_class):
 def find_coordinator(port: int, version: int, key: str = "g", key_type: int = 0):
     body = {"key": key, "key_type": key_type, "coordinator_keys": [key]}
     return call(port, FIND_COORDINATOR, version, body, FindCoordinatorResponse)
+
+
+def await_coordinator(port: int, version: int = 0, key: str = "g") -> None:
+    """Until FindCoordinator for `key` answers NONE (the offsets topic is created and loaded)."""
+    eventually(lambda: find_coordinator(port, version, key).error_code == NONE, what="the coordinator",
+               timeout=COORDINATOR_WAIT_S)
 
 
 def join(port: int, version: int, group: str, member_id: str = "", session_ms: int = 10000,
@@ -132,10 +141,7 @@ def port(broker) -> int:
     first = find_coordinator(broker.port, 1)
     assert (first.error_code, first.node_id, first.host, first.port) == (COORDINATOR_NOT_AVAILABLE, -1, "", -1)
     assert first.error_message == "The coordinator is not available."
-    deadline = time.monotonic() + 10
-    while find_coordinator(broker.port, 0).error_code != NONE:
-        assert time.monotonic() < deadline, "the coordinator never became available"
-        time.sleep(0.05)
+    await_coordinator(broker.port)
     return broker.port
 
 
@@ -157,10 +163,7 @@ def test_the_group_coordinator_starts_when_a_group_first_needs_it(broker_factory
                                            "include_topic_authorized_operations": False},
                 MetadataResponse).topics == []
     assert "group coordinator started" not in fresh.output()
-    deadline = time.monotonic() + 10
-    while find_coordinator(fresh.port, 0).error_code != NONE:
-        assert time.monotonic() < deadline, "the coordinator never became available"
-        time.sleep(0.05)
+    await_coordinator(fresh.port)
     assert fresh.output().count("group coordinator started") == 1
 
 
@@ -392,8 +395,7 @@ def s16(text: str) -> bytes:
 
 def test_commits_and_group_metadata_are_in_the_offsets_segments(broker_factory):
     broker = broker_factory()
-    while find_coordinator(broker.port, 3, "on-disk").error_code != NONE:
-        time.sleep(0.05)
+    await_coordinator(broker.port, 3, "on-disk")
     call(broker.port, CREATE_TOPICS, 5, {"topics": [{"name": TOPIC, "num_partitions": 2, "replication_factor": 1}],
                                          "timeout_ms": 10000}, CreateTopicsResponse)
     member_id, generation = join_stable(broker.port, "on-disk")
@@ -416,15 +418,13 @@ def test_commits_and_group_metadata_are_in_the_offsets_segments(broker_factory):
     assert member_id.encode() in latest and SUBSCRIPTION in latest and b"mine" in latest
 
     broker.start()
-    while find_coordinator(broker.port, 3, "on-disk").error_code != NONE:
-        time.sleep(0.05)
-    deadline = time.monotonic() + 10
-    while True:
+    await_coordinator(broker.port, 3, "on-disk")
+
+    def loaded_offsets():
         error, offsets = fetched(fetch(broker.port, 8, "on-disk", {TOPIC: [1]}), 8)
-        if error == NONE:
-            break
-        assert time.monotonic() < deadline, error
-        time.sleep(0.05)
+        return offsets if error == NONE else None
+
+    offsets = eventually(loaded_offsets, what="the group's offsets to load", timeout=COORDINATOR_WAIT_S)
     assert offsets[(TOPIC, 1)] == (4242, 3, "meta", NONE)
     beat = {"group_id": "on-disk", "generation_id": generation, "member_id": member_id}
     assert call(broker.port, HEARTBEAT, 4, beat, HeartbeatResponse).error_code == NONE  # the member carries on

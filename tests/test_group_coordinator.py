@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import functools
 
-from test_group_support import FakeClock, Harness, join_params, settle
-
 from kbroker.group.group_metadata import GroupState
 from kbroker.protocol.errors import Errors
+from kbroker.testing.group_harness import FakeClock, Harness, join_params
+from kbroker.testing.waiting import settle
 
 
 def async_test(fn):

@@ -12,7 +12,6 @@ import asyncio
 import struct
 
 from test_group_coordinator import async_test, harness, join, join_new_member, stable_group
-from test_group_support import T0, FakeClock, Harness, join_params, settle, subscription
 
 from kbroker.group.group_metadata import GroupState
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
@@ -27,6 +26,8 @@ from kbroker.log.records import (
 )
 from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
+from kbroker.testing.group_harness import T0, FakeClock, Harness, join_params, subscription
+from kbroker.testing.waiting import settle
 
 
 def om(offset: int, metadata: str = "", leader_epoch: int = -1, now: int = T0) -> OffsetAndMetadata:

@@ -15,7 +15,6 @@ import subprocess
 import sys
 
 import pytest
-from test_log_support import batches_with_positions, producer_batch, read_batches
 
 from kbroker.log.checkpoint import CLEANER_OFFSET_CHECKPOINT_FILE, read_offset_checkpoint
 from kbroker.log.config import LogConfig
@@ -29,6 +28,8 @@ from kbroker.log.records import (
 )
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.log.validator import AppendOrigin
+from kbroker.testing.batches import batches_with_positions, producer_batch, read_batches
+from kbroker.testing.waiting import eventually_async
 
 T0 = 1_700_000_000_000
 TOPIC = "prices"
@@ -317,14 +318,13 @@ def test_the_background_task_gives_a_round_up_when_the_log_is_truncated_under_it
     async def scenario() -> None:
         manager.start_cleaner(kafka_settings(tmp_path, "log.cleaner.backoff.ms=10"))
         assert manager.cleaner.is_running
-        while not any(name.endswith(".cleaned") for name in os.listdir(log.directory)):
-            await asyncio.sleep(0)
+        # Polled without pause: the .cleaned file exists only while the cleaner writes it.
+        await eventually_async(lambda: any(name.endswith(".cleaned") for name in os.listdir(log.directory)),
+                               what="the cleaner to start writing", interval=0)
         log.truncate_to(cut)  # a follower diverging from its new leader, mid-clean
         log.update_high_watermark(log.log_end_offset)
-        for _ in range(500):
-            await asyncio.sleep(0.01)
-            if manager.cleaner.checkpoints.get((TOPIC, 0)) == log.active_segment.base_offset:
-                break
+        await eventually_async(lambda: manager.cleaner.checkpoints.get((TOPIC, 0)) == log.active_segment.base_offset,
+                               what="the cleaner's checkpoint to reach the active segment")
         manager.close()
 
     with caplog.at_level("INFO", logger="kbroker.log.log_cleaner"):

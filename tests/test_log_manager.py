@@ -13,11 +13,12 @@ import textwrap
 import threading
 
 import pytest
-from test_log_support import batches_with_positions, producer_batch, read_batches
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
 from kbroker.log.log_manager import LogManager, read_meta_properties
+from kbroker.testing.batches import batches_with_positions, producer_batch, read_batches
+from kbroker.testing.waiting import eventually_async
 
 CLUSTER = "kbroker-test-cluster-1"
 T0 = 1_700_000_000_000
@@ -175,13 +176,6 @@ def held_fsyncs(monkeypatch) -> threading.Event:
     return release
 
 
-async def settle(unified_log, wanted: int) -> None:
-    for _ in range(500):
-        if unified_log.recovery_point == wanted:
-            return
-        await asyncio.sleep(0.01)
-
-
 def test_rolled_segments_are_fsynced_in_a_worker_thread_while_appends_go_on(tmp_path, monkeypatch):
     lm, unified_log = rolled_log(tmp_path, "r")
     rolled_up_to = unified_log.active_segment.base_offset
@@ -194,7 +188,7 @@ def test_rolled_segments_are_fsynced_in_a_worker_thread_while_appends_go_on(tmp_
         assert unified_log.log_end_offset == end_before + 1
         during = unified_log.recovery_point
         release.set()
-        await settle(unified_log, rolled_up_to)
+        await eventually_async(lambda: unified_log.recovery_point == rolled_up_to, what="the recovery point to move")
         return during, unified_log.recovery_point
 
     assert asyncio.run(scenario()) == (0, rolled_up_to)
@@ -213,8 +207,8 @@ def test_a_truncation_during_the_rolled_flush_keeps_the_recovery_point(tmp_path,
         for _ in range(3):
             unified_log.append_as_leader(producer_batch([b"n" * 200]), 0)
         release.set()
-        for _ in range(50):  # the completion runs on this loop
-            await asyncio.sleep(0.01)
+        # The completion runs on this loop once the worker thread's fsyncs are done.
+        await eventually_async(lambda: not unified_log._rolled_flush_running, what="the rolled flush to complete")
         return unified_log.recovery_point
 
     assert asyncio.run(scenario()) == 0
@@ -226,11 +220,9 @@ def test_a_truncation_during_the_rolled_flush_keeps_the_recovery_point(tmp_path,
 
 CHILD = textwrap.dedent(
     """
-    import sys
-    sys.path.insert(0, {tests!r})
-    from test_log_support import producer_batch
     from kbroker.log.config import LogConfig
     from kbroker.log.log_manager import LogManager
+    from kbroker.testing.batches import producer_batch
 
     lm = LogManager([{log_dir!r}], cluster_id="crash", broker_id=0,
                     default_config=LogConfig(segment_bytes=200_000, index_interval_bytes=1024))
@@ -250,9 +242,8 @@ CHILD = textwrap.dedent(
 
 def test_kill_9_loses_no_acknowledged_batch(tmp_path):
     log_dir = str(tmp_path / "data")
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(tests=tests_dir, log_dir=log_dir)],
+        [sys.executable, "-c", CHILD.format(log_dir=log_dir)],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -10,10 +10,10 @@ import tempfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_log_support import producer_batch, read_batches
 
 from kbroker.log.config import LogConfig
 from kbroker.log.unified_log import UnifiedLog
+from kbroker.testing.batches import producer_batch, read_batches
 
 T0 = 1_700_000_000_000
 CONFIG = LogConfig(

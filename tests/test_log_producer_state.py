@@ -9,7 +9,6 @@ import struct
 
 import crc32c
 import pytest
-from test_log_support import index_entries, producer_batch
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
@@ -18,6 +17,7 @@ from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
+from kbroker.testing.batches import index_entries, producer_batch
 
 T0 = 1_700_000_000_000
 PID = 4000

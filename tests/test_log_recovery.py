@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 
 import pytest
-from test_log_support import batches_with_positions, index_entries, producer_batch, read_batches
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
@@ -14,6 +13,7 @@ from kbroker.log.leader_epoch import LeaderEpochFileCache
 from kbroker.log.records import SimpleRecord, build_batch
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.protocol.errors import Errors
+from kbroker.testing.batches import batches_with_positions, index_entries, producer_batch, read_batches
 
 T0 = 1_700_000_000_000
 DAY = 24 * 3600 * 1000

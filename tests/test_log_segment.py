@@ -8,13 +8,19 @@ import os
 import socket
 
 import pytest
-from test_log_support import COMPRESSIBLE, batches_with_positions, index_entries, producer_batch, read_batches
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.records import SimpleRecord, build_batch
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.protocol.errors import Errors
+from kbroker.testing.batches import (
+    COMPRESSIBLE,
+    batches_with_positions,
+    index_entries,
+    producer_batch,
+    read_batches,
+)
 
 T0 = 1_700_000_000_000
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
 
 import pytest
 
@@ -23,6 +22,7 @@ from kbroker.metadata.znode_store import (
     Op,
 )
 from kbroker.protocol.errors import Errors
+from kbroker.testing.waiting import eventually
 
 _chroots = itertools.count()
 
@@ -100,9 +100,7 @@ def test_watches_fire_through_notify(make_store):
     store.create("/topics")
     store.watch_children("/topics", lambda: fired.append("children"))
     store.create("/topics/t")
-    deadline = time.monotonic() + 5
-    while not queued and time.monotonic() < deadline:  # ZooKeeper notifies asynchronously
-        time.sleep(0.01)
+    eventually(lambda: queued, what="the watch's notification", timeout=10, interval=0.01)  # ZooKeeper's is asynchronous
     assert fired == []  # never inside the store's call or on the store's thread
     for fn in list(queued):
         fn()

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka.record.default_records import ControlRecord
-from test_log_support import COMPRESSIBLE, producer_batch, read_batches
 
 from kbroker.log import compression
 from kbroker.log.config import LogConfig
@@ -37,6 +36,7 @@ from kbroker.log.validator import (
     validate_produce_partition_records,
 )
 from kbroker.protocol.errors import Errors
+from kbroker.testing.batches import COMPRESSIBLE, producer_batch, read_batches
 
 CODECS = [
     compression.CODEC_NONE,

@@ -1,4 +1,4 @@
-"""Replication between brokers in one process (tests/test_replication_support.py): followers
+"""Replication between brokers in one process (kbroker/testing/replication_cluster.py): followers
 fetch from leaders over real sockets, the real KafkaController answers AlterPartition, and
 each scenario checks the logs byte for byte, the znode state and what the producers saw.
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_replication_support import InProcessCluster, Node, settle, wait_until
 
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_fetcher import BrokerEndPoint, InitialFetchState
+from kbroker.testing.replication_cluster import InProcessCluster, Node, settle
+from kbroker.testing.waiting import eventually_async
 
 T = "t"
 TP = (T, 0)
@@ -56,14 +57,12 @@ def resume_fetching(node: Node, initial: InitialFetchState) -> None:
 
 async def shrink_until(cluster: InProcessCluster, leader: Node, isr: list[int]) -> None:
     """Runs the leader's ISR-expiration task until the znode shows `isr`."""
-    async def shrunk() -> bool:
+    def shrunk() -> bool:
+        if cluster.state(T).isr == isr:
+            return True
         leader.replica_manager.maybe_shrink_isr()
-        await asyncio.sleep(0.05)
-        return cluster.state(T).isr == isr
-    for _ in range(100):
-        if await shrunk():
-            return
-    raise AssertionError(f"the ISR never became {isr}: {cluster.state(T).isr}")
+        return False
+    await eventually_async(shrunk, what=f"the ISR to become {isr}", timeout=10, interval=0.05)
 
 
 def test_acks_all_returns_once_the_follower_has_the_records(tmp_path):
@@ -78,7 +77,7 @@ def test_acks_all_returns_once_the_follower_has_the_records(tmp_path):
                 # The leader's high watermark passed the batch only after the follower fetched it.
                 assert follower.log(T).log_end_offset >= result.last_offset + 1
             assert leader.log(T).high_watermark == 100
-            await wait_until(lambda: follower.log(T).high_watermark == 100, what="the follower's high watermark")
+            await eventually_async(lambda: follower.log(T).high_watermark == 100, what="the follower's high watermark")
             assert in_sync(cluster, 1, 2)
             assert follower.log(T).leader_epoch_cache.entries == leader.log(T).leader_epoch_cache.entries
             assert cluster.state(T).isr == [1, 2]
@@ -107,9 +106,10 @@ def test_a_stuck_follower_leaves_the_isr_and_rejoins_after_catching_up(tmp_path)
             assert shrunk.zk_version == before.zk_version + 1
             assert leader.partition(T).isr == [1] and leader.partition(T).partition_epoch == shrunk.zk_version
             resume_fetching(follower, resume)
-            await wait_until(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
+            await eventually_async(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
             assert in_sync(cluster, 1, 2)
-            assert leader.partition(T).isr == [1, 2]
+            # The znode changes first; the leader learns it from the AlterPartition answer just after.
+            await eventually_async(lambda: leader.partition(T).isr == [1, 2], what="the leader's ISR to expand")
         finally:
             await cluster.close()
     run(scenario)
@@ -130,10 +130,10 @@ def test_a_former_leader_truncates_what_the_new_leader_never_had(tmp_path, trunc
             assert (await new.produce(T, 2, acks=1)).error == Errors.NONE  # offsets 5-6 in epoch 1
             assert old.log(T).log_end_offset == 8
             await cluster.restore(1)
-            await wait_until(lambda: in_sync(cluster, 1, 2), what="the logs to converge")
+            await eventually_async(lambda: in_sync(cluster, 1, 2), what="the logs to converge")
             assert old.log(T).log_end_offset == 7
             assert old.log(T).leader_epoch_cache.entries == [(0, 0), (1, 5)]
-            await wait_until(lambda: cluster.state(T).isr == [2, 1], what="the old leader rejoining the ISR")
+            await eventually_async(lambda: cluster.state(T).isr == [2, 1], what="the old leader rejoining the ISR")
         finally:
             await cluster.close()
     run(scenario)
@@ -153,14 +153,14 @@ def test_a_broker_that_led_an_epoch_without_appending_follows_again(tmp_path):
             await cluster.fail(1)
             assert two.partition(T).is_leader and two.log(T).leader_epoch_cache.entries == [(0, 0), (1, 5)]
             await cluster.restore(1)
-            await wait_until(lambda: cluster.state(T).isr == [2, 1], what="broker 1 rejoining the ISR")
+            await eventually_async(lambda: cluster.state(T).isr == [2, 1], what="broker 1 rejoining the ISR")
             await cluster.fail(2)
             assert one.partition(T).is_leader and one.log(T).leader_epoch_cache.entries == [(0, 0), (2, 5)]
             await cluster.restore(2)
             assert (await one.produce(T, 3, timeout_ms=5000)).error == Errors.NONE
-            await wait_until(lambda: in_sync(cluster, 1, 2), what="broker 2 to catch up")
+            await eventually_async(lambda: in_sync(cluster, 1, 2), what="broker 2 to catch up")
             assert two.log(T).leader_epoch_cache.entries == [(0, 0), (2, 5)]
-            await wait_until(lambda: cluster.state(T).isr == [1, 2], what="broker 2 rejoining the ISR")
+            await eventually_async(lambda: cluster.state(T).isr == [1, 2], what="broker 2 rejoining the ISR")
         finally:
             await cluster.close()
     run(scenario)
@@ -178,11 +178,11 @@ def test_a_follower_behind_the_leaders_log_start_starts_over_there(tmp_path):
             assert (await leader.produce(T, 5)).error == Errors.NONE
             assert leader.replica_manager.delete_records(T, 0, 5) == (Errors.NONE, 5)
             resume_fetching(follower, resume)  # at offset 0, below the leader's log start
-            await wait_until(lambda: follower.log(T).log_end_offset == 10, what="the follower to catch up")
+            await eventually_async(lambda: follower.log(T).log_end_offset == 10, what="the follower to catch up")
             assert follower.log(T).log_start_offset == 5
             assert [s.base_offset for s in follower.log(T).log_segments()] == [5]
             assert leader.log_bytes(T).endswith(follower.log_bytes(T))
-            await wait_until(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
+            await eventually_async(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
         finally:
             await cluster.close()
     run(scenario)

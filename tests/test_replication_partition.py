@@ -9,7 +9,6 @@ Kafka's Partition.scala / Replica.scala / AbstractFetcherThread.scala (KAFKA-FAC
 from __future__ import annotations
 
 import pytest
-from test_log_support import producer_batch
 
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
@@ -19,6 +18,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import Partition, PartitionError, ReplicaState
 from kbroker.replica.replica_fetcher import fetcher_id_for, ibp_at_least, java_string_hash, truncation_offset
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.testing.batches import producer_batch
 
 LAG_MS = 10_000
 NOW = 1_800_000_000_000

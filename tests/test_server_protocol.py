@@ -1,7 +1,7 @@
 """The protocol foundation over raw sockets: framing, ApiVersions, Metadata, DescribeCluster,
 bad input and shutdown, against a `python -m kbroker` subprocess.
 
-Requests are built with struct (support/wire.py); larger responses are decoded with kafka-python's
+Requests are built with struct (kbroker/testing/wire.py); larger responses are decoded with kafka-python's
 schema classes and must re-encode byte for byte, so a misplaced or extra field fails the test.
 Expected behaviour is Apache Kafka's (KAFKA-FACTS.md §9 and §11).
 """
@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kafka.protocol.admin import DescribeClusterResponse
 from kafka.protocol.metadata import MetadataResponse
-from support import wire
+
+from kbroker.testing import wire
 
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42

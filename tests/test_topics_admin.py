@@ -7,25 +7,24 @@ max.message.bytes refuses a batch, a deleted topic is gone from disk and can be 
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from test_data_path_support import (
+
+from kbroker.protocol.uuids import ZERO_UUID
+from kbroker.testing.raw_client import (
     CREATE_TOPICS,
     METADATA,
     NONE,
     RawClient,
-    build_batch,
     create_topic,
-    partition_dir,
     produce,
     raw_call,
     read_partition,
     topic_id_of,
 )
-
-from kbroker.protocol.uuids import ZERO_UUID
+from kbroker.testing.records import build_batch, partition_dir
+from kbroker.testing.waiting import eventually
 
 DELETE_TOPICS = 20
 DESCRIBE_CONFIGS = 32
@@ -244,12 +243,15 @@ def test_validate_only_creates_nothing(kbroker):
     assert not topic_exists(kbroker.port, "admin-dry-run")
 
 
+def online_topic(port: int, name: str) -> dict | None:
+    """The topic's Metadata entry once it answers NONE (its partitions have leaders), else None."""
+    answer = metadata_topic(port, name)
+    return answer if answer["error_code"] == NONE else None
+
+
 def test_metadata_auto_creates_with_num_partitions(kbroker):
     first = metadata_topic(kbroker.port, "admin-auto", auto_create=True)
-    deadline = time.monotonic() + 10
-    while (answer := metadata_topic(kbroker.port, "admin-auto"))["error_code"] != NONE:
-        assert time.monotonic() < deadline, answer
-        time.sleep(0.05)
+    answer = eventually(lambda: online_topic(kbroker.port, "admin-auto"), what="admin-auto online", timeout=10)
 
     assert first["error_code"] in (NONE, 5)  # LEADER_NOT_AVAILABLE until the partitions are online
     assert len(answer["partitions"]) == NUM_PARTITIONS
@@ -298,10 +300,8 @@ def test_deleted_topic_leaves_the_disk_and_can_be_made_again(kbroker):
         produce(client, name, 0, build_batch([b"old"] * 5))
 
     assert delete_topics(kbroker.port, [name]) == {name: NONE}
-    deadline = time.monotonic() + 10
-    while partition_dir(kbroker.log_dir, name, 0).exists():
-        assert time.monotonic() < deadline, "the partition directory is still there"
-        time.sleep(0.05)
+    eventually(lambda: not partition_dir(kbroker.log_dir, name, 0).exists(), what="the partition directory removed",
+               timeout=10)
     create_topic(kbroker.port, name)
     with RawClient(kbroker.port) as client:
         fresh = produce(client, name, 0, build_batch([b"new"]))

@@ -1,10 +1,12 @@
-"""Helpers shared by the log tests: kafka-python as an independent writer and reader of batches.
+"""Record batches written and read by kafka-python, an independent oracle for kbroker's log.
 
 kafka-python's DefaultRecordBatchBuilder compresses the way producers do; its MemoryRecords /
-DefaultRecordBatch reader checks what we store. No tests here.
+DefaultRecordBatch reader checks what we store; `.index`/`.timeindex` entries are read with struct.
 """
 
 from __future__ import annotations
+
+import struct
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
@@ -23,8 +25,12 @@ def producer_batch(
     base_sequence: int = -1,
     transactional: bool = False,
     headers: list[tuple[str, bytes]] | None = None,
+    timestamps: list[int] | None = None,
 ) -> bytearray:
-    """A batch as a producer sends it (baseOffset 0), written by kafka-python."""
+    """A batch as a producer sends it (baseOffset 0), written by kafka-python.
+
+    Record i is timestamped `timestamps[i]` when given, else `timestamp + i`.
+    """
     builder = DefaultRecordBatchBuilder(
         magic=2,
         compression_type=codec,
@@ -36,7 +42,8 @@ def producer_batch(
     )
     keys = keys if keys is not None else [None] * len(values)
     for offset, (key, value) in enumerate(zip(keys, values, strict=True)):
-        builder.append(offset, timestamp + offset, key, value, headers or [])
+        record_timestamp = timestamps[offset] if timestamps else timestamp + offset
+        builder.append(offset, record_timestamp, key, value, headers or [])
     return bytearray(builder.build())
 
 
@@ -66,8 +73,6 @@ def batches_with_positions(path: str) -> list[tuple[int, object, list[object]]]:
 
 def index_entries(path: str, entry_format: str) -> list[tuple[int, ...]]:
     """Entries of an .index (">ii") or .timeindex (">qi") file, parsed with struct alone."""
-    import struct
-
     with open(path, "rb") as file:
         data = file.read()
     size = struct.calcsize(entry_format)

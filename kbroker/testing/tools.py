@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-JS_DIR = Path(__file__).resolve().parents[1] / "js"
+# The KafkaJS scripts and their node_modules live in the repository's compat-tests/js.
+JS_DIR = Path(__file__).resolve().parents[2] / "compat-tests" / "js"
 
 
 def _run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

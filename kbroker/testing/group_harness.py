@@ -1,4 +1,4 @@
-"""Support for the group coordinator tests (no tests here): a fake clock and a coordinator over a
+"""A group coordinator harness for the group tests: a fake clock and a coordinator over a
 real LogManager and ReplicaManager in a tmp dir, leading the `__consumer_offsets` partitions.
 
 The fake clock is both the coordinator's `time_ms` and its `scheduler` (`call_later`), so a test
@@ -9,11 +9,12 @@ segments, and a second Harness on the same directory replays them.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
+import os
 import struct
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kbroker.config import KafkaConfig
@@ -21,8 +22,10 @@ from kbroker.group.group_coordinator import GroupCoordinator, JoinGroupParams
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
+from kbroker.log.unified_log import UnifiedLog
 from kbroker.metadata.metadata_cache import MetadataCache
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.testing.waiting import settle
 
 T0 = 1_700_000_000_000
 OFFSETS_PARTITIONS = 3
@@ -50,7 +53,7 @@ class FakeClock:
     def time_ms(self) -> int:
         return self.now_ms
 
-    def call_later(self, delay_s: float, callback, *args) -> FakeTimer:
+    def call_later(self, delay_s: float, callback: Callable[..., object], *args: object) -> FakeTimer:
         timer = FakeTimer(self.now_ms + round(delay_s * 1000), next(self._seq), callback, args)
         heapq.heappush(self._timers, timer)
         return timer
@@ -70,12 +73,6 @@ class FakeClock:
         return sum(1 for t in self._timers if not t.cancelled)
 
 
-async def settle(rounds: int = 5) -> None:
-    """Lets spawned tasks (log writes, loads) run to their next wait."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
-
-
 def subscription(*topics: str, version: int = 0, user_data: bytes | None = None) -> bytes:
     """ConsumerProtocolSubscription bytes as Java clients write them (v0 layout, later versions
     only append fields)."""
@@ -91,7 +88,7 @@ class Harness:
     """A GroupCoordinator wired like the broker's, but with a fake clock. Build it inside a
     running event loop (loads run as tasks)."""
 
-    def __init__(self, log_dir, clock: FakeClock, *overrides: str) -> None:
+    def __init__(self, log_dir: str | os.PathLike, clock: FakeClock, *overrides: str) -> None:
         self.clock = clock
         self.config = KafkaConfig.load(overrides=[
             f"log.dirs={log_dir}", f"offsets.topic.num.partitions={OFFSETS_PARTITIONS}",
@@ -107,7 +104,7 @@ class Harness:
         self.coordinator.startup()
         self.leader_epoch = 0
 
-    def lead(self, partitions=range(OFFSETS_PARTITIONS), leader: int = 0) -> None:
+    def lead(self, partitions: Iterable[int] = range(OFFSETS_PARTITIONS), leader: int = 0) -> None:
         """A LeaderAndIsr for __consumer_offsets partitions, led by `leader` (0 is us)."""
         self.leader_epoch += 1
         states = [{"partition_index": p, "leader": leader, "leader_epoch": self.leader_epoch, "isr": [leader],
@@ -129,13 +126,13 @@ class Harness:
         self.coordinator.shutdown()
         self.log_manager.close()
 
-    def offsets_log(self, group_id: str):
+    def offsets_log(self, group_id: str) -> UnifiedLog:
         partition = self.coordinator.partition_for(group_id)
         return self.replica_manager.get_partition(GROUP_METADATA_TOPIC_NAME, partition).log
 
 
 def join_params(group_id: str = "g", member_id: str = "", *, instance: str | None = None,
-                protocols=(("range", b"r"),), protocol_type: str = "consumer", session_ms: int = 10000,
+                protocols: Iterable[tuple[str, bytes]] = (("range", b"r"),), protocol_type: str = "consumer", session_ms: int = 10000,
                 rebalance_ms: int = 20000, client_id: str = "client", require_known: bool = False,
                 skip_assignment: bool = False) -> JoinGroupParams:
     return JoinGroupParams(group_id, member_id, instance, protocol_type, list(protocols), session_ms, rebalance_ms,

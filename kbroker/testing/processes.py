@@ -1,29 +1,30 @@
-"""Start and stop the processes tests run against: kbroker subprocesses and a throwaway ZooKeeper.
+"""Start and stop kbroker processes on 127.0.0.1, for tests and benchmarks.
 
 A `BrokerProcess` is `python -m kbroker` on a free 127.0.0.1 port with its own log dir, its
 output in a file beside that dir; it counts as ready once it answers a raw ApiVersions v0
 request. A `BrokerLauncher` owns every broker it started and stops them all in one call, which
 the fixtures run at teardown whether the test passed or not. Each child gets its own session
-(process group) so a stuck one can be killed with everything it spawned.
-Must not touch the repository's files: everything a process writes goes under the given tmp dir.
+(process group) so a stuck one can be killed, by its pid, with everything it spawned.
+
+    launcher = BrokerLauncher(tmp_path)
+    broker = launcher.start("num.partitions=3")   # returns once the broker answers
+    ...                                           # connect to broker.bootstrap
+    launcher.stop_all()                           # SIGTERM, then SIGKILL if it lingers
+
+Must not touch the repository's files: everything a process writes goes under the given dir.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from support import wire
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ZOOKEEPER_SCRIPT = REPO_ROOT / "scripts" / "zookeeper"
-ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
+from kbroker.testing import wire
+from kbroker.testing.waiting import eventually
 
 BROKER_READY_TIMEOUT = 15.0
 LOG_TAIL_LINES = 200
@@ -37,6 +38,7 @@ def free_port() -> int:
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last `lines` lines of a process's output file, for failure messages."""
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
@@ -44,7 +46,8 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _start_session_process(argv: list[str], output: Path, cwd: Path) -> subprocess.Popen:
+def start_session_process(argv: list[str], output: Path, cwd: Path) -> subprocess.Popen:
+    """Start `argv` in its own session (process group), stdout and stderr appended to `output`."""
     env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1")
     with output.open("ab") as out:
         return subprocess.Popen(
@@ -58,7 +61,7 @@ def _start_session_process(argv: list[str], output: Path, cwd: Path) -> subproce
         )
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process and its group; harmless when they are already gone."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -112,26 +115,26 @@ class BrokerProcess:
         assert self.proc is None or self.proc.poll() is not None, "broker already running"
         with self.output_path.open("a") as out:
             out.write(f"=== starting: {' '.join(self.argv())}\n")
-        self.proc = _start_session_process(self.argv(), self.output_path, self.workdir)
+        self.proc = start_session_process(self.argv(), self.output_path, self.workdir)
         self.wait_ready(timeout)
         return self
 
     def wait_ready(self, timeout: float = BROKER_READY_TIMEOUT) -> None:
-        """Wait until an ApiVersions v0 request over a socket is answered."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise BrokerFailed(
-                    f"kbroker exited with {self.proc.returncode} before serving:\n{tail(self.output_path)}"
-                )
-            if self._answers_api_versions():
-                return
-            if time.monotonic() > deadline:
-                self.kill()
-                raise BrokerFailed(
-                    f"kbroker did not answer ApiVersions within {timeout}s:\n{tail(self.output_path)}"
-                )
-            time.sleep(0.05)
+        """Wait until an ApiVersions v0 request over a socket is answered; kill it if it never is."""
+        try:
+            eventually(self._exited_or_serving, what="kbroker to answer ApiVersions", timeout=timeout)
+        except AssertionError:
+            self.kill()
+            raise BrokerFailed(
+                f"kbroker did not answer ApiVersions within {timeout}s:\n{tail(self.output_path)}"
+            ) from None
+        if self.proc.poll() is not None:
+            raise BrokerFailed(
+                f"kbroker exited with {self.proc.returncode} before serving:\n{tail(self.output_path)}"
+            )
+
+    def _exited_or_serving(self) -> bool:
+        return self.proc.poll() is not None or self._answers_api_versions()
 
     def _answers_api_versions(self) -> bool:
         try:
@@ -178,7 +181,7 @@ class BrokerProcess:
     def kill(self) -> None:
         """SIGKILL the broker (and its process group), as a crash would."""
         if self.proc is not None:
-            _kill_group(self.proc)
+            kill_group(self.proc)
 
     def restart(self, timeout: float = BROKER_READY_TIMEOUT) -> BrokerProcess:
         """Stop (SIGTERM) if running, then start again on the same port and log dir."""
@@ -225,76 +228,3 @@ class BrokerLauncher:
             (f"kbroker {b.bootstrap} output (last {LOG_TAIL_LINES} lines)", tail(b.output_path))
             for b in self.brokers
         ]
-
-
-# --- ZooKeeper --------------------------------------------------------------------------------
-
-
-def zookeeper_unavailable_reason() -> str | None:
-    if shutil.which("java") is None:
-        return "java is not installed (apt-get install zookeeper pulls in a JRE)"
-    if not ZOOKEEPER_JAR.exists():
-        return f"{ZOOKEEPER_JAR} is missing (apt-get install zookeeper)"
-    return None
-
-
-def four_letter_word(port: int, word: str, timeout: float = 2.0) -> bytes:
-    """Send a ZooKeeper four-letter command (ruok, srvr, ...) and return the whole answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(word.encode())
-        answer = bytearray()
-        while chunk := sock.recv(4096):
-            answer += chunk
-        return bytes(answer)
-
-
-class ZooKeeperProcess:
-    """Debian's ZooKeeper through scripts/zookeeper, on a free 127.0.0.1 port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.port = free_port()
-        self.output_path = workdir / "zookeeper.out"
-        self.proc: subprocess.Popen | None = None
-        workdir.mkdir(parents=True, exist_ok=True)
-
-    @property
-    def connect_string(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> ZooKeeperProcess:
-        argv = [str(ZOOKEEPER_SCRIPT), str(self.port), str(self.workdir / "data")]
-        self.proc = _start_session_process(argv, self.output_path, self.workdir)
-        deadline = time.monotonic() + timeout
-        while not self._is_ok():
-            if self.proc.poll() is not None:
-                raise AssertionError(
-                    f"ZooKeeper exited with {self.proc.returncode}:\n{tail(self.output_path)}"
-                )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise AssertionError(
-                    f"ZooKeeper did not answer ruok within {timeout}s:\n{tail(self.output_path)}"
-                )
-            time.sleep(0.05)
-        return self
-
-    def _is_ok(self) -> bool:
-        # "imok" comes before the server accepts sessions; `srvr` reports a Mode only once it does.
-        try:
-            return four_letter_word(self.port, "ruok") == b"imok" and b"Mode:" in four_letter_word(
-                self.port, "srvr"
-            )
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        _kill_group(self.proc)

@@ -1,4 +1,7 @@
-"""pytest fixtures and hooks shared by tests/conftest.py and compat-tests/conftest.py.
+"""pytest fixtures and hooks for tests that run real kbroker and ZooKeeper processes.
+
+Register it from a conftest.py with `pytest_plugins = ["kbroker.testing.pytest_plugin"]`
+(tests/ and compat-tests/ do).
 
 Fixtures:
 - `broker_factory(*overrides)` starts a kbroker subprocess per call (function scope);
@@ -6,32 +9,24 @@ Fixtures:
 - `broker`: one broker with default settings (function scope);
 - `zookeeper`: a real ZooKeeper for the session, as its "127.0.0.1:port" connect string.
 Every process is stopped at teardown, passed or failed. When a test fails, the tail of each of
-its brokers' output is attached to the report. Import them all with `from support.fixtures import *`.
+its brokers' output is attached to the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from pathlib import Path
 
 import pytest
 
-from support.processes import BrokerLauncher, BrokerProcess, ZooKeeperProcess, zookeeper_unavailable_reason
-
-__all__ = [
-    "broker",
-    "broker_factory",
-    "module_broker_factory",
-    "pytest_configure",
-    "pytest_runtest_makereport",
-    "zookeeper",
-    "zookeeper_process",
-]
+from kbroker.testing.processes import BrokerLauncher, BrokerProcess
+from kbroker.testing.zookeeper import ZooKeeperProcess, zookeeper_unavailable_reason
 
 # Launchers whose brokers are (or were) running while the current test ran.
 _active_launchers: list[BrokerLauncher] = []
 
 
-def _launcher(root) -> Iterator[BrokerLauncher]:
+def _launcher(root: Path) -> Iterator[BrokerLauncher]:
     launcher = BrokerLauncher(root)
     _active_launchers.append(launcher)
     try:
@@ -42,23 +37,23 @@ def _launcher(root) -> Iterator[BrokerLauncher]:
 
 
 @pytest.fixture
-def broker_factory(tmp_path) -> Iterator[BrokerLauncher]:
+def broker_factory(tmp_path: Path) -> Iterator[BrokerLauncher]:
     """Call it with `key=value` overrides to start a broker: `broker_factory("broker.id=1")`."""
     yield from _launcher(tmp_path)
 
 
 @pytest.fixture(scope="module")
-def module_broker_factory(tmp_path_factory) -> Iterator[BrokerLauncher]:
+def module_broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerLauncher]:
     yield from _launcher(tmp_path_factory.mktemp("brokers"))
 
 
 @pytest.fixture
-def broker(broker_factory) -> BrokerProcess:
+def broker(broker_factory: BrokerLauncher) -> BrokerProcess:
     return broker_factory()
 
 
 @pytest.fixture(scope="session")
-def zookeeper_process(tmp_path_factory) -> Iterator[ZooKeeperProcess]:
+def zookeeper_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooKeeperProcess]:
     reason = zookeeper_unavailable_reason()
     if reason:
         pytest.skip(reason)
@@ -70,12 +65,12 @@ def zookeeper_process(tmp_path_factory) -> Iterator[ZooKeeperProcess]:
 
 
 @pytest.fixture(scope="session")
-def zookeeper(zookeeper_process) -> str:
+def zookeeper(zookeeper_process: ZooKeeperProcess) -> str:
     """A running ZooKeeper's connect string, "127.0.0.1:<port>"."""
     return zookeeper_process.connect_string
 
 
-def pytest_configure(config) -> None:
+def pytest_configure(config: pytest.Config) -> None:
     # kafka-python 3.0 loads its schemas with importlib.resources calls deprecated in 3.11:
     # one warning per schema file, which would bury every other warning.
     for message in ("read_text is deprecated", "open_text is deprecated"):
@@ -83,7 +78,7 @@ def pytest_configure(config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item, call):
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.failed:
         for launcher in _active_launchers:

@@ -1,6 +1,6 @@
 """An in-process cluster for the replication tests: several brokers' replication parts in one
 event loop, talking over real 127.0.0.1 sockets, under the real KafkaController on the
-embedded znode store. No tests here.
+embedded znode store.
 
 Each `Node` has a LogManager, ReplicaManager, ReplicaFetcherManager, AlterPartitionManager and a
 SocketServer serving the real handlers (Fetch, ListOffsets, OffsetForLeaderEpoch, AlterPartition
@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable
-
-from test_log_support import producer_batch
+from collections.abc import Iterable
+from typing import Any
 
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
+from kbroker.log.unified_log import UnifiedLog
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
@@ -31,8 +30,11 @@ from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
+from kbroker.replica.partition import Partition
 from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
+from kbroker.testing import waiting
+from kbroker.testing.batches import producer_batch
 
 LAG_MS = 10_000
 
@@ -40,7 +42,7 @@ LAG_MS = 10_000
 class Node:
     """One broker's replication parts; the handlers see it as `ctx.broker`."""
 
-    def __init__(self, broker_id: int, root, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
+    def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
                  topic_configs: dict[str, dict[str, str]] | None = None) -> None:
         self.broker_id = broker_id
         self.metadata_cache = MetadataCache(broker_id)
@@ -66,10 +68,10 @@ class Node:
     def port(self) -> int:
         return self.server.port
 
-    def partition(self, topic: str, index: int = 0):
+    def partition(self, topic: str, index: int = 0) -> Partition | None:
         return self.replica_manager.get_partition(topic, index)
 
-    def log(self, topic: str, index: int = 0):
+    def log(self, topic: str, index: int = 0) -> UnifiedLog | None:
         return self.log_manager.get_log(topic, index)
 
     def log_bytes(self, topic: str, index: int = 0) -> bytes:
@@ -95,7 +97,8 @@ class Node:
 class InProcessCluster:
     """Nodes plus a KafkaController on an embedded znode store; also the controller's channel."""
 
-    def __init__(self, root, broker_ids=(1, 2, 3), controller_id: int = 3, **node_options) -> None:
+    def __init__(self, root: str | os.PathLike, broker_ids: Iterable[int] = (1, 2, 3), controller_id: int = 3,
+                 **node_options: Any) -> None:
         self.root = root
         self.nodes = {b: Node(b, root, **node_options) for b in broker_ids}
         self.controller_id = controller_id
@@ -174,14 +177,7 @@ class InProcessCluster:
 
 
 async def settle(rounds: int = 20) -> None:
-    """Let callbacks scheduled on the loop (watches, deliveries) run."""
-    for _ in range(rounds):
-        await asyncio.sleep(0)
+    """Let callbacks scheduled on the loop (watches, deliveries) run: more rounds than a lone
+    coordinator needs, since a delivery schedules the next hop."""
+    await waiting.settle(rounds)
 
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)

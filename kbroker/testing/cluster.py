@@ -22,12 +22,14 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kafka.protocol.metadata import MetadataResponse
 from kazoo.client import KazooClient
 
-from support import wire
-from support.processes import BrokerLauncher, BrokerProcess
+from kbroker.testing import wire
+from kbroker.testing.processes import BrokerLauncher, BrokerProcess
+from kbroker.testing.waiting import eventually
 
 STOP_TIMEOUT_S = 10.0
 METADATA_VERSION = 12
@@ -130,7 +132,7 @@ class KafkaCluster:
         return {p.name for p in log_dir.iterdir() if p.is_dir() and pattern.fullmatch(p.name)}
 
     # -- asking one broker --------------------------------------------------------------------------
-    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0):
+    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0) -> Any:
         """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it."""
         request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
         payload = wire.roundtrip(self.brokers[broker_id].port, request, timeout)
@@ -181,13 +183,9 @@ class KafkaCluster:
 
     # -- waiting ------------------------------------------------------------------------------------------
     @staticmethod
-    def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
+    def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition",
                  interval: float = 0.1) -> float:
-        """Polls until `condition()` holds; returns the seconds it took."""
+        """Polls until `condition()` holds (see `eventually`); returns the seconds it took, for reports."""
         started = time.monotonic()
-        while True:
-            if condition():
-                return time.monotonic() - started
-            if time.monotonic() - started > timeout:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(interval)
+        eventually(condition, what=what, timeout=timeout, interval=interval)
+        return time.monotonic() - started

@@ -1,0 +1,25 @@
+"""Test support for kbroker, shared by tests/, compat-tests/ and scripts/: import what you need.
+
+Start real processes on 127.0.0.1 and stop them by pid:
+- `processes`: `free_port()`, `BrokerProcess` (one `python -m kbroker` subprocess with its own
+  log dir, ready once it answers ApiVersions) and `BrokerLauncher` (starts brokers, stops them all);
+- `zookeeper`: `ZooKeeperProcess`, a throwaway ZooKeeper (Debian's `zookeeper` package);
+- `cluster`: `KafkaCluster`, brokers 1..N registered in that ZooKeeper, with znode readers;
+- `pytest_plugin`: the `broker`, `broker_factory`, `module_broker_factory` and `zookeeper`
+  fixtures (register it with `pytest_plugins = ["kbroker.testing.pytest_plugin"]`).
+
+Wait and talk to a broker:
+- `waiting`: `eventually(condition, what=...)`, the one polling helper, with a deadline;
+- `wire`: request frames built with struct and responses read off a plain socket;
+- `raw_client`: `RawClient`, requests encoded with kbroker's codec, and one-partition requests;
+- `tools`: kcat and the KafkaJS scripts under compat-tests/js.
+
+Data and in-process harnesses:
+- `batches`: record batches written and read by kafka-python, an oracle independent of kbroker;
+- `records`: a deterministic sample data set and the batches a broker stored on disk;
+- `group_harness`: a GroupCoordinator over real storage with a fake clock;
+- `replication_cluster`: several brokers' replication parts in one event loop.
+
+Importing this package imports none of its modules: the heavy client libraries (kafka-python,
+confluent-kafka, aiokafka) load only with the modules that use them.
+"""

@@ -1,0 +1,61 @@
+"""kbroker.testing itself: `eventually` waits with a deadline and names what it awaited, `free_port`
+gives a port one can bind, and importing the package and its process helpers loads no Kafka client
+library (they are for users' tests too, which may not have those installed)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from kbroker.testing.processes import free_port
+from kbroker.testing.waiting import eventually, eventually_async
+
+CLIENT_LIBRARIES = ("kafka", "confluent_kafka", "aiokafka")
+LIGHT_MODULES = ("kbroker.testing", "kbroker.testing.waiting", "kbroker.testing.processes",
+                 "kbroker.testing.zookeeper", "kbroker.testing.wire", "kbroker.testing.pytest_plugin")
+
+
+def test_eventually_returns_the_first_truthy_value():
+    calls = itertools.count(1)
+    assert eventually(lambda: next(calls) >= 3 and "ready", what="the third call", interval=0) == "ready"
+    assert next(calls) == 4  # called exactly three times
+
+
+def test_eventually_names_what_it_awaited_once_the_deadline_passes():
+    with pytest.raises(AssertionError, match=r"timed out after 0s waiting for the impossible \(last seen: \[\]\)"):
+        eventually(lambda: [], what="the impossible", timeout=0, interval=0)
+
+
+def test_eventually_async_polls_without_blocking_the_loop():
+    async def scenario() -> str:
+        flag: list[str] = []
+        asyncio.get_running_loop().call_soon(flag.append, "set by the loop")
+        return (await eventually_async(lambda: flag, what="the loop's callback", interval=0))[0]
+
+    assert asyncio.run(scenario()) == "set by the loop"
+
+
+def test_eventually_async_names_what_it_awaited():
+    with pytest.raises(AssertionError, match="waiting for nothing at all"):
+        asyncio.run(eventually_async(lambda: None, what="nothing at all", timeout=0, interval=0))
+
+
+def test_free_port_can_be_bound_on_loopback():
+    port = free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))
+        assert sock.getsockname() == ("127.0.0.1", port)
+
+
+def test_the_package_and_its_process_helpers_import_no_client_library():
+    """Checked in a fresh interpreter: this one has the clients loaded by other tests."""
+    script = (f"import importlib, json, sys\nfor name in {LIGHT_MODULES!r}: importlib.import_module(name)\n"
+              f"print(json.dumps([m for m in {CLIENT_LIBRARIES!r} if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == []
