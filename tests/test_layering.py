@@ -31,8 +31,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "security": frozenset({"protocol", "config", "metadata"}),
     "controller": frozenset({"protocol", "config", "background", "metadata", "network"}),
     "api": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
-                      "txn", "security", "controller",
-                      "server"}),  # until handlers get a narrow services object instead of KafkaServer
+                      "txn", "security", "controller"}),
 }
 WIRING = frozenset({"server", "cli", "__main__", "__init__", "healthcheck"})
 

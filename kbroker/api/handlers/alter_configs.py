@@ -45,9 +45,9 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
     kind = ResourceType.of(type_id)
     if kind == ResourceType.TOPIC:
         new_config = {c["name"]: c["value"] for c in configs}
-        alter_topic_config(ctx.broker, type_id, name, new_config, validate_only)
+        alter_topic_config(ctx.services, type_id, name, new_config, validate_only)
     elif kind == ResourceType.BROKER:
-        check_broker_resource(name, ctx.broker.broker_id)
+        check_broker_resource(name, ctx.services.broker_id)
         refuse_broker_changes(resource_description(type_id, name), [c["name"] for c in configs])
     else:
         raise ConfigApiError(Errors.INVALID_REQUEST,

@@ -11,19 +11,17 @@ a different replica count: INVALID_REPLICATION_FACTOR.
 
 from __future__ import annotations
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.ALTER_PARTITION_REASSIGNMENTS
 VERSIONS = (0, 1)
 
 
+@controller_only(responses=[])
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    controller = ctx.broker.controller
-    if not controller.is_active:
-        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
-                "error_message": "This is not the correct controller for this cluster.", "responses": []}
+    controller = ctx.services.controller
     changes = [(t["name"], p["partition_index"], p["replicas"]) for t in request["topics"] for p in t["partitions"]]
     results = controller.alter_reassignments(changes, request["allow_replication_factor_change"])
     responses = []

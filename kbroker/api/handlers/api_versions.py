@@ -11,8 +11,10 @@ broker without metadata.version sends them).
 
 from __future__ import annotations
 
+import functools
 import re
 
+from kbroker.api.handlers import load_handlers
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -28,4 +30,11 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
     if ctx.api_version >= 3 and not (_SOFTWARE_PATTERN.fullmatch(request["client_software_name"])
                                      and _SOFTWARE_PATTERN.fullmatch(request["client_software_version"])):
         return {"error_code": Errors.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
-    return {"error_code": 0, "api_keys": ctx.broker.api_versions_body, "throttle_time_ms": 0}
+    return {"error_code": 0, "api_keys": _advertised_api_keys(), "throttle_time_ms": 0}
+
+
+@functools.cache
+def _advertised_api_keys() -> list[dict]:
+    """Built once: the handlers served never change while we run."""
+    return [{"api_key": h.api_key, "min_version": h.advertised_min, "max_version": h.advertised_max}
+            for h in sorted(load_handlers().values())]

@@ -10,6 +10,7 @@ epoch (v2+): STALE_BROKER_EPOCH. v0 uses request header v0 (no client id).
 
 from __future__ import annotations
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
@@ -17,7 +18,8 @@ API_KEY = ApiKey.CONTROLLED_SHUTDOWN
 VERSIONS = (0, 3)
 
 
+@controller_only(remaining_partitions=[])
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    error, remaining = ctx.broker.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
+    error, remaining = ctx.services.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
     return {"error_code": error,
             "remaining_partitions": [{"topic_name": t, "partition_index": p} for t, p in remaining]}

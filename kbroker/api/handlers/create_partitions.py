@@ -22,7 +22,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
     duplicates = {n for n in names if names.count(n) > 1}
     changes = [(t["name"], t["count"], None if t["assignments"] is None else [a["broker_ids"] for a in t["assignments"]])
                for t in request["topics"] if t["name"] not in duplicates]
-    results = await ctx.broker.admin_manager.create_partitions(changes, request["timeout_ms"],
+    results = await ctx.services.admin_manager.create_partitions(changes, request["timeout_ms"],
                                                                request["validate_only"])
     out = [{"name": n, "error_code": e, "error_message": m} for n, (e, m) in results.items()]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,

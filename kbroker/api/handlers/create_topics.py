@@ -28,7 +28,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
                            {a["partition_index"]: a["broker_ids"] for a in t["assignments"]},
                            {c["name"]: c["value"] for c in t["configs"]})
               for t in request["topics"] if t["name"] not in duplicates]
-    results = await ctx.broker.admin_manager.create_topics(wanted, request["timeout_ms"],
+    results = await ctx.services.admin_manager.create_topics(wanted, request["timeout_ms"],
                                                            request["validate_only"])
     out = [_result(ctx, r) for r in results]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
@@ -43,7 +43,7 @@ def _result(ctx: RequestContext, result: TopicResult) -> dict:
                 "num_partitions": -1, "replication_factor": -1, "configs": None}
     configs = [{"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
                 "is_sensitive": e.is_sensitive}
-               for e in topic_config_entries(ctx.broker.config, result.configs)]
+               for e in topic_config_entries(ctx.services.config, result.configs)]
     return {"name": result.name, "topic_id": result.topic_id, "error_code": 0, "error_message": None,
             "num_partitions": result.num_partitions, "replication_factor": result.replication_factor,
             "configs": configs}

@@ -16,5 +16,5 @@ VERSIONS = (0, 2)
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
     group_ids = list(dict.fromkeys(request["groups_names"]))
-    errors = ctx.broker.group_coordinator.delete_groups(group_ids)
+    errors = ctx.services.group_coordinator.delete_groups(group_ids)
     return {"throttle_time_ms": 0, "results": [{"group_id": g, "error_code": errors[g]} for g in group_ids]}

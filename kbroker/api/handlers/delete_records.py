@@ -17,7 +17,7 @@ VERSIONS = (0, 2)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    replica_manager = ctx.broker.replica_manager
+    replica_manager = ctx.services.replica_manager
     topics = []
     for topic in request["topics"]:
         partitions = []

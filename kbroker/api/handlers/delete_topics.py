@@ -19,7 +19,7 @@ VERSIONS = (0, 6)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     if ctx.api_version >= 6:
         wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]
     else:
@@ -31,7 +31,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
             topic = cache.topic_by_id(topic_id)
             name = topic.name if topic is not None else None
         resolved.append((name, topic_id))
-    results = await ctx.broker.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
+    results = await ctx.services.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
                                                            request["timeout_ms"])
     responses = []
     for name, topic_id in resolved:

@@ -21,7 +21,7 @@ BROKERS_ENDPOINT_TYPE = 1
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     if request["endpoint_type"] != BROKERS_ENDPOINT_TYPE:
         return {"error_code": Errors.UNSUPPORTED_ENDPOINT_TYPE,
                 "error_message": "The request was sent to an endpoint of type BROKER, "

@@ -21,7 +21,7 @@ DEAD = "Dead"
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    coordinator = ctx.broker.group_coordinator
+    coordinator = ctx.services.group_coordinator
     include_operations = request["include_authorized_operations"]
     groups = []
     for group_id in request["groups"]:

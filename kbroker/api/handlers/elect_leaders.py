@@ -11,18 +11,17 @@ top-level error code.
 
 from __future__ import annotations
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)
 
 
+@controller_only(replica_election_results=[])
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    controller = ctx.broker.controller
-    if not controller.is_active:
-        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER, "replica_election_results": []}
+    controller = ctx.services.controller
     wanted = request["topic_partitions"]
     partitions = None if wanted is None else [(t["topic"], p) for t in wanted for p in t["partitions"]]
     election_type = request["election_type"] if ctx.api_version >= 1 else 0

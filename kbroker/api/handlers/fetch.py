@@ -37,8 +37,8 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
     if request["session_id"] != INVALID_SESSION_ID:
         return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,
                 "responses": []}
-    cache = ctx.broker.metadata_cache
-    replica_manager = ctx.broker.replica_manager
+    cache = ctx.services.metadata_cache
+    replica_manager = ctx.services.replica_manager
     replica_id = request["replica_id"] if version < 15 else request["replica_state"]["replica_id"]
     if replica_id >= 0:
         isolation = FETCH_LOG_END
@@ -81,7 +81,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
 
 def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
     """Kafka refuses Fetch before v10 on compression.type=zstd topics: old clients can't read zstd."""
-    p = ctx.broker.replica_manager.get_partition(topic, partition)
+    p = ctx.services.replica_manager.get_partition(topic, partition)
     return p is not None and p.log is not None and p.log.config.compression_type == "zstd"
 
 

@@ -16,6 +16,6 @@ VERSIONS = (0, 4)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    error = ctx.broker.group_coordinator.heartbeat(request["group_id"], request["member_id"],
+    error = ctx.services.group_coordinator.heartbeat(request["group_id"], request["member_id"],
                                                    request["group_instance_id"], request["generation_id"])
     return {"throttle_time_ms": 0, "error_code": error}

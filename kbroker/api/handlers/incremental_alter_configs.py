@@ -64,12 +64,12 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
     ops = _operations(resource["configs"])
     kind = ResourceType.of(type_id)
     if kind == ResourceType.TOPIC:
-        current = dict(ctx.broker.zk_client.get_topic_config(name))
+        current = dict(ctx.services.admin_manager.topic_config(name))
         for op, config_name, value in ops:
             _apply_to_topic(current, op, config_name, value)
-        alter_topic_config(ctx.broker, type_id, name, current, validate_only)
+        alter_topic_config(ctx.services, type_id, name, current, validate_only)
     elif kind == ResourceType.BROKER:
-        check_broker_resource(name, ctx.broker.broker_id)
+        check_broker_resource(name, ctx.services.broker_id)
         for op, config_name, _ in ops:
             if op in (OpType.APPEND, OpType.SUBTRACT):
                 key = BROKER_CONFIG_BY_NAME.get(config_name)
@@ -77,7 +77,7 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
         refuse_broker_changes(resource_description(type_id, name),
                               [config_name for op, config_name, _ in ops if op != OpType.DELETE])
     elif kind == ResourceType.BROKER_LOGGER:
-        check_broker_resource(name, ctx.broker.broker_id)
+        check_broker_resource(name, ctx.services.broker_id)
         description = resource_description(type_id, name)
         for op, logger, level in ops:
             _check_logger_op(description, op, logger, level)

@@ -22,5 +22,5 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
     if request["transactional_id"] is not None:
         return {"throttle_time_ms": 0, "error_code": Errors.COORDINATOR_NOT_AVAILABLE, "producer_id": -1,
                 "producer_epoch": -1}
-    producer_id = ctx.broker.producer_id_manager.generate_producer_id()
+    producer_id = ctx.services.producer_id_manager.generate_producer_id()
     return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id, "producer_epoch": 0}

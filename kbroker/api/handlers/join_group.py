@@ -43,7 +43,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
         support_skipping_assignment=version >= 9,
         reason=request["reason"],
     )
-    result = await ctx.broker.group_coordinator.join_group(params)
+    result = await ctx.services.group_coordinator.join_group(params)
     protocol_name = result.protocol_name
     if version < 7:
         protocol_name = protocol_name or ""

@@ -16,7 +16,7 @@ VERSIONS = (0, 5)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    coordinator = ctx.broker.group_coordinator
+    coordinator = ctx.services.group_coordinator
     if ctx.api_version <= 2:
         error, member_errors = coordinator.leave_group(request["group_id"], [(request["member_id"], None, None)])
         first_member_error = next((e for e in member_errors if e != Errors.NONE), Errors.NONE)

@@ -17,7 +17,7 @@ VERSIONS = (0, 5)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    error, groups = ctx.broker.group_coordinator.list_groups(request["states_filter"] or [],
+    error, groups = ctx.services.group_coordinator.list_groups(request["states_filter"] or [],
                                                              request["types_filter"] or [])
     return {"throttle_time_ms": 0, "error_code": error,
             "groups": [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state,

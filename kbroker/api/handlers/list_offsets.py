@@ -16,17 +16,22 @@ from __future__ import annotations
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.replica.partition import PartitionError
+from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_TXN_COMMITTED, PartitionError
+from kbroker.replica.replica_manager import ReplicaManager
 
 API_KEY = ApiKey.LIST_OFFSETS
 VERSIONS = (0, 11)
 
-LATEST, MAX_TIMESTAMP = -1, -3
+MAX_TIMESTAMP = -3
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
     version = ctx.api_version
-    replica_manager = ctx.broker.replica_manager
+    replica_manager = ctx.services.replica_manager
+    if request["replica_id"] >= 0:
+        isolation = None  # a replica sees the log end
+    else:
+        isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
     seen: set[tuple[str, int]] = set()
     duplicates = {(t["name"], p["partition_index"]) for t in request["topics"] for p in t["partitions"]
                   if (t["name"], p["partition_index"]) in seen or seen.add((t["name"], p["partition_index"]))}
@@ -38,7 +43,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
             if tp in duplicates:
                 entry = _error(p["partition_index"], Errors.INVALID_REQUEST)
             else:
-                entry = _lookup(replica_manager, tp, p, request, version)
+                entry = _offset(replica_manager, tp, p, isolation, version)
             partitions.append(entry)
         topics.append({"name": topic["name"], "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}
@@ -48,38 +53,20 @@ def _error(index: int, code: Errors) -> dict:
     return {"partition_index": index, "error_code": code, "timestamp": -1, "offset": -1, "old_style_offsets": []}
 
 
-def _lookup(replica_manager, tp: tuple[str, int], p: dict, request: dict, version: int) -> dict:
+def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: dict, isolation: int | None,
+            version: int) -> dict:
     index = p["partition_index"]
     partition = replica_manager.get_partition(*tp)
     if partition is None:
         return _error(index, replica_manager.missing_partition_error(*tp))
+    if p["timestamp"] == MAX_TIMESTAMP and version < 7:
+        return _error(index, Errors.UNSUPPORTED_VERSION)
     try:
-        log = partition.check_leader(p["current_leader_epoch"])
+        found = partition.fetch_offset_for_timestamp(p["timestamp"], isolation, p["current_leader_epoch"])
     except PartitionError as exc:
         return _error(index, exc.code)
-    timestamp = p["timestamp"]
-    if timestamp == MAX_TIMESTAMP and version < 7:
-        return _error(index, Errors.UNSUPPORTED_VERSION)
-    epoch_start = partition.leader_epoch_start_offset
-    if request["replica_id"] < 0 and epoch_start is not None and log.high_watermark < epoch_start:
-        # A new leader whose high watermark has not reached its epoch's start yet (Kafka's rule).
-        return _error(index, Errors.OFFSET_NOT_AVAILABLE)
-    found_timestamp, offset, epoch = -1, -1, -1
-    if timestamp == LATEST and request["replica_id"] < 0:
-        # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
-        offset = log.last_stable_offset if request["isolation_level"] == 1 else log.high_watermark
-        epoch = _epoch_at(log, offset - 1) if offset > log.log_start_offset else partition.leader_epoch
-    else:
-        hit = log.fetch_offset_by_timestamp(timestamp)
-        if hit is not None and (timestamp < 0 or hit.offset < log.high_watermark):
-            found_timestamp, offset = hit.timestamp, hit.offset
-            epoch = hit.leader_epoch if hit.leader_epoch is not None else -1
+    timestamp, offset, epoch = found if found is not None else (-1, -1, -1)
     if version == 0:
         return {"partition_index": index, "error_code": 0, "old_style_offsets": [offset] if offset >= 0 else []}
-    return {"partition_index": index, "error_code": 0, "timestamp": found_timestamp, "offset": offset,
-            "leader_epoch": epoch}
-
-
-def _epoch_at(log, offset: int) -> int:
-    epoch = log.leader_epoch_cache.epoch_for_offset(offset)
-    return -1 if epoch is None else epoch
+    return {"partition_index": index, "error_code": 0, "timestamp": timestamp, "offset": offset,
+            "leader_epoch": -1 if epoch is None else epoch}

@@ -6,19 +6,17 @@ current replica set and the replicas being added and removed. A null topic list 
 
 from __future__ import annotations
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.errors import Errors
 
 API_KEY = ApiKey.LIST_PARTITION_REASSIGNMENTS
 VERSIONS = (0, 0)
 
 
+@controller_only(topics=[])
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    controller = ctx.broker.controller
-    if not controller.is_active:
-        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
-                "error_message": "This is not the correct controller for this cluster.", "topics": []}
+    controller = ctx.services.controller
     wanted = request["topics"]
     filter_ = None if wanted is None else {(t["name"], p) for t in wanted for p in t["partition_indexes"]}
     by_topic: dict[str, list[dict]] = {}

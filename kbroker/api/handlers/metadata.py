@@ -27,8 +27,8 @@ VERSIONS = (0, 13)
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
     version = ctx.api_version
-    broker = ctx.broker
-    cache = broker.metadata_cache
+    services = ctx.services
+    cache = services.metadata_cache
     requested = request["topics"]
     all_topics = requested is None or (version == 0 and not requested)
     if all_topics:
@@ -69,8 +69,8 @@ async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: di
     if topic_name_error(name) is not None:
         return {"error_code": Errors.INVALID_TOPIC_EXCEPTION, "name": name, "is_internal": False}
     error = Errors.UNKNOWN_TOPIC_OR_PARTITION
-    if allow_create and ctx.broker.config.get("auto.create.topics.enable"):
-        error = await ctx.broker.auto_create_topic(name)
+    if allow_create and ctx.services.config.get("auto.create.topics.enable"):
+        error = await ctx.services.admin_manager.auto_create_topic(name)
     return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": False}
 
 

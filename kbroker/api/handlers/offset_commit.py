@@ -16,7 +16,6 @@ import time
 
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
-from kbroker.group.zk_consumer_offsets import set_or_create_consumer_offset
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
@@ -29,7 +28,7 @@ DEFAULT_RETENTION_TIME = -1
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
     version = ctx.api_version
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     now = int(time.time() * 1000)
     retention = request["retention_time_ms"] if 2 <= version <= 4 else DEFAULT_RETENTION_TIME
     expire = None if retention == DEFAULT_RETENTION_TIME else now + retention
@@ -71,22 +70,8 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
 
 async def _commit(ctx: RequestContext, request: dict,
                   offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
-    coordinator = ctx.broker.group_coordinator
     if ctx.api_version == 0:
-        return _commit_to_zookeeper(ctx, request["group_id"], offsets)
-    return await coordinator.commit_offsets(request["group_id"], request["member_id"], request["group_instance_id"],
-                                            request["generation_id_or_member_epoch"], offsets, ctx.api_version)
-
-
-def _commit_to_zookeeper(ctx: RequestContext, group_id: str,
-                         offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
-    store = ctx.broker.zk_client.store
-    max_metadata = ctx.broker.group_coordinator.offset_config.max_metadata_size
-    errors = {}
-    for (topic, partition), om in offsets.items():
-        if len(om.metadata) > max_metadata:
-            errors[(topic, partition)] = Errors.OFFSET_METADATA_TOO_LARGE
-            continue
-        set_or_create_consumer_offset(store, group_id, topic, partition, om.offset)
-        errors[(topic, partition)] = Errors.NONE
-    return errors
+        return ctx.services.zk_consumer_offsets.commit_offsets(request["group_id"], offsets)
+    return await ctx.services.group_coordinator.commit_offsets(
+        request["group_id"], request["member_id"], request["group_instance_id"],
+        request["generation_id_or_member_epoch"], offsets, ctx.api_version)

@@ -18,7 +18,7 @@ VERSIONS = (0, 0)
 
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     errors: dict[tuple[str, int], Errors] = {}
     existing = []
     for topic in request["topics"]:
@@ -28,7 +28,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
                 errors[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 existing.append(tp)
-    group_error, deleted = ctx.broker.group_coordinator.delete_offsets(request["group_id"], existing)
+    group_error, deleted = ctx.services.group_coordinator.delete_offsets(request["group_id"], existing)
     if group_error != Errors.NONE:
         return {"error_code": group_error, "throttle_time_ms": 0, "topics": []}
     errors.update(deleted)

@@ -16,7 +16,6 @@ import uuid
 
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, OffsetAndMetadata
-from kbroker.group.zk_consumer_offsets import get_consumer_offset
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
@@ -57,7 +56,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
 
 def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, require_stable: bool) -> dict:
     """One group's answer in the v8+ shape (topics carry name and topic_id; older versions ignore the id)."""
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     by_id = ctx.api_version >= 10
     requested: list[tuple[str | None, uuid.UUID | None, list[int]]] = []
     if topics is not None:
@@ -68,7 +67,7 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, 
             else:
                 requested.append((t["name"], None, t["partition_indexes"]))
     wanted = None if topics is None else [(n, i) for n, _, indexes in requested if n is not None for i in indexes]
-    error, answers = ctx.broker.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
+    error, answers = ctx.services.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
     if error != Errors.NONE:
         return {"group_id": group_id, "topics": [], "error_code": error}
     if topics is None:
@@ -90,7 +89,7 @@ def _all_topics(ctx: RequestContext, answers: dict[tuple[str, int], PartitionAns
     out = []
     for topic, partitions in by_topic.items():
         if ctx.api_version >= 10:
-            known = ctx.broker.metadata_cache.topic(topic)
+            known = ctx.services.metadata_cache.topic(topic)
             if known is None:
                 continue  # topic ids only: offsets of deleted topics cannot be named
             out.append({"name": topic, "topic_id": known.topic_id, "partitions": partitions})
@@ -100,15 +99,15 @@ def _all_topics(ctx: RequestContext, answers: dict[tuple[str, int], PartitionAns
 
 
 def _fetch_from_zookeeper(ctx: RequestContext, request: dict) -> list[dict]:
-    store = ctx.broker.zk_client.store
-    cache = ctx.broker.metadata_cache
+    zk_offsets = ctx.services.zk_consumer_offsets
+    cache = ctx.services.metadata_cache
     out = []
     for t in request["topics"] or []:
         partitions = []
         for index in t["partition_indexes"]:
             offset = None
             if cache.partition(t["name"], index) is not None:
-                offset = get_consumer_offset(store, request["group_id"], t["name"], index)
+                offset = zk_offsets.fetch_offset(request["group_id"], t["name"], index)
             if offset is None:
                 partitions.append(_partition(index, (None, Errors.UNKNOWN_TOPIC_OR_PARTITION)))
             else:

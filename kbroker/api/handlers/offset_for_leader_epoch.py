@@ -15,17 +15,15 @@ from __future__ import annotations
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.replica.partition import PartitionError
+from kbroker.replica.partition import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, PartitionError
+from kbroker.replica.replica_manager import ReplicaManager
 
 API_KEY = ApiKey.OFFSET_FOR_LEADER_EPOCH
 VERSIONS = (0, 4)
 
-UNDEFINED_EPOCH = -1
-UNDEFINED_EPOCH_OFFSET = -1
-
 
 async def handle(ctx: RequestContext, request: dict) -> dict:
-    replica_manager = ctx.broker.replica_manager
+    replica_manager = ctx.services.replica_manager
     topics = []
     for topic in request["topics"]:
         name = topic["topic"]
@@ -34,18 +32,15 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-def _end_offset(replica_manager, topic: str, p: dict) -> dict:
+def _end_offset(replica_manager: ReplicaManager, topic: str, p: dict) -> dict:
     index = p["partition"]
     partition = replica_manager.get_partition(topic, index)
     if partition is None:
         return _answer(index, replica_manager.missing_partition_error(topic, index))
     try:
-        log = partition.check_leader(p["current_leader_epoch"])
+        epoch, end_offset = partition.last_offset_for_leader_epoch(p["current_leader_epoch"], p["leader_epoch"])
     except PartitionError as exc:
         return _answer(index, exc.code)
-    epoch, end_offset = log.end_offset_for_epoch(p["leader_epoch"])
-    if end_offset == UNDEFINED_EPOCH_OFFSET:
-        epoch = UNDEFINED_EPOCH
     return _answer(index, Errors.NONE, epoch, end_offset)
 
 

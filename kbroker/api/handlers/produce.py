@@ -16,10 +16,10 @@ accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refu
 
 from __future__ import annotations
 
+from kbroker.api.handlers import CloseConnection
 from kbroker.api.request_context import RequestContext
 from kbroker.log.validator import validate_produce_partition_records
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
-from kbroker.network.socket_server import CloseConnection
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
@@ -32,9 +32,9 @@ ADVERTISED_VERSIONS = (0, 13)
 async def handle(ctx: RequestContext, request: dict) -> dict | None:
     version = ctx.api_version
     acks = request["acks"]
-    broker = ctx.broker
-    replica_manager = broker.replica_manager
-    cache = broker.metadata_cache
+    services = ctx.services
+    replica_manager = services.replica_manager
+    cache = services.metadata_cache
     results: dict[tuple[str, int], ProduceResult] = {}
     topics: list[tuple[dict, list[tuple[int, tuple[str, int] | None, ProduceResult | None]]]] = []
     for topic_data in request["topic_data"]:

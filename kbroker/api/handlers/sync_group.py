@@ -21,7 +21,7 @@ async def handle(ctx: RequestContext, request: dict) -> dict:
     if ctx.api_version >= 5 and (protocol_type is None or protocol_name is None):
         return {"throttle_time_ms": 0, "error_code": Errors.INCONSISTENT_GROUP_PROTOCOL, "assignment": b""}
     assignments = {a["member_id"]: bytes(a["assignment"]) for a in request["assignments"]}
-    result = await ctx.broker.group_coordinator.sync_group(
+    result = await ctx.services.group_coordinator.sync_group(
         request["group_id"], request["generation_id"], request["member_id"], protocol_type, protocol_name,
         request["group_instance_id"], assignments)
     return {"throttle_time_ms": 0, "error_code": result.error, "protocol_type": result.protocol_type,
