@@ -1,15 +1,19 @@
-"""AlterConfigs (33), v0-2 (flexible from v2). Deprecated by Kafka in favour of IncrementalAlterConfigs.
+"""AlterConfigs (33): replaces a resource's config overrides wholesale.
 
-Each resource's configs replace its current overrides wholesale (settings not named go back to
-their defaults), as Kafka's ZkAdminManager.alterConfigs does:
-- TOPIC: UNKNOWN_TOPIC_OR_PARTITION if missing; unknown names INVALID_CONFIG; bad values
-  INVALID_REQUEST ("Invalid config value for resource ..."); then /config/topics/<t> is written
-  with a change notification, unless validate_only.
-- BROKER ("" or this broker's id): an empty change is accepted; any setting is refused with
-  INVALID_REQUEST "Cannot update these configs dynamically", since kbroker has no dynamic broker
-  configs. Another id gets INVALID_REQUEST.
-- Any other type (BROKER_LOGGER included): INVALID_REQUEST, as in Kafka.
-A resource named twice, a config named twice or a null value: INVALID_REQUEST for that resource.
+- Versions: 0-2 served and advertised (flexible from v2). Deprecated by Kafka in favour of
+  IncrementalAlterConfigs.
+- Behaviour: settings not named go back to their defaults, as Kafka's
+  ZkAdminManager.alterConfigs does.
+  - TOPIC: UNKNOWN_TOPIC_OR_PARTITION if missing; unknown names INVALID_CONFIG; bad values
+    INVALID_REQUEST ("Invalid config value for resource ..."); then /config/topics/<t> is
+    written with a change notification (AdminManager), unless validate_only.
+  - BROKER ("" or this broker's id): an empty change is accepted; any setting is refused with
+    INVALID_REQUEST "Cannot update these configs dynamically", since kbroker has no dynamic
+    broker configs. Another id gets INVALID_REQUEST.
+  - Any other type (BROKER_LOGGER included): INVALID_REQUEST, as in Kafka.
+  - A resource named twice, a config named twice or a null value: INVALID_REQUEST for that
+    resource.
+- Gaps: no dynamic broker configs (see BROKER above).
 """
 
 from __future__ import annotations

@@ -1,12 +1,16 @@
-"""AlterPartitionReassignments (45), v0-1: move partitions to other brokers (KIP-455).
+"""AlterPartitionReassignments (45): moves partitions to other brokers (KIP-455).
 
-Served by the active controller (NOT_CONTROLLER elsewhere). A target replica list starts a
-reassignment: the new replicas join the replica set and catch up, and once every target is in
-the ISR the controller drops the replicas not in the target (leadership moves if the leader is
-one of them). A null target cancels the reassignment in progress (NO_REASSIGNMENT_IN_PROGRESS
-if none). Targets with duplicates or brokers that are not alive: INVALID_REPLICA_ASSIGNMENT;
-unknown partitions: UNKNOWN_TOPIC_OR_PARTITION; v1's allow_replication_factor_change=false with
-a different replica count: INVALID_REPLICATION_FACTOR.
+- Versions: 0-1 served and advertised.
+- Behaviour:
+  - Served by the active controller (NOT_CONTROLLER elsewhere).
+  - A target replica list starts a reassignment: the new replicas join the replica set and
+    catch up, and once every target is in the ISR the controller drops the replicas not in the
+    target (leadership moves if the leader is one of them).
+  - A null target cancels the reassignment in progress (NO_REASSIGNMENT_IN_PROGRESS if none).
+  - Targets with duplicates or brokers that are not alive: INVALID_REPLICA_ASSIGNMENT; unknown
+    partitions: UNKNOWN_TOPIC_OR_PARTITION; v1's allow_replication_factor_change=false with a
+    different replica count: INVALID_REPLICATION_FACTOR.
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,12 +1,15 @@
-"""ApiVersions (18), v0-4.
+"""ApiVersions (18): the APIs and versions this broker serves.
 
-Advertises exactly the APIs that have a handler module, with the versions each serves.
-Versions newer than ours are answered by kafka_apis.py in v0 format with UNSUPPORTED_VERSION
-and our own range (KIP-511); a v3+ body that does not parse gets INVALID_REQUEST there too.
-From v3 the client software name and version must match Kafka's pattern (letters, digits, '-'
-and '.', starting and ending with a letter or digit), else INVALID_REQUEST.
-Known gaps: no feature flags (SupportedFeatures/FinalizedFeatures are empty, as a ZooKeeper-mode
-broker without metadata.version sends them).
+- Versions: 0-4 served and advertised.
+- Behaviour:
+  - Advertises exactly the APIs that have a handler module, with the versions each serves.
+  - Versions newer than ours are answered by kafka_apis.py in v0 format with
+    UNSUPPORTED_VERSION and our own range (KIP-511); a v3+ body that does not parse gets
+    INVALID_REQUEST there too.
+  - From v3 the client software name and version must match Kafka's pattern (letters, digits,
+    '-' and '.', starting and ending with a letter or digit), else INVALID_REQUEST.
+- Gaps: no feature flags (SupportedFeatures/FinalizedFeatures are empty, as a ZooKeeper-mode
+  broker without metadata.version sends them).
 """
 
 from __future__ import annotations

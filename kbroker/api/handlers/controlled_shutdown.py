@@ -1,11 +1,14 @@
-"""ControlledShutdown (7), v0-3: a stopping broker asks the controller to move its leadership.
+"""ControlledShutdown (7): a stopping broker asks the controller to move its leadership.
 
-Served by the active controller (others answer NOT_CONTROLLER). The broker's partitions get
-new leaders from their ISR among brokers not shutting down, it leaves the ISRs of partitions
-it follows (and is told to stop those replicas), and the answer lists the partitions it still
-leads (those with no other eligible replica); the broker retries while any remain, as Kafka's
-does (controlled.shutdown.max.retries). Unknown broker: BROKER_NOT_AVAILABLE; an old broker
-epoch (v2+): STALE_BROKER_EPOCH. v0 uses request header v0 (no client id).
+- Versions: 0-3 served and advertised; v0 uses request header v0 (no client id).
+- Behaviour:
+  - Served by the active controller (others answer NOT_CONTROLLER).
+  - The broker's partitions get new leaders from their ISR among brokers not shutting down; it
+    leaves the ISRs of partitions it follows (and is told to stop those replicas).
+  - The answer lists the partitions it still leads (those with no other eligible replica); the
+    broker retries while any remain, as Kafka's does (controlled.shutdown.max.retries).
+  - Unknown broker: BROKER_NOT_AVAILABLE; an old broker epoch (v2+): STALE_BROKER_EPOCH.
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,12 +1,17 @@
-"""CreateTopics (19), v0-7.
+"""CreateTopics (19): creates topics and waits until their partitions are online.
 
-Each topic is validated (legal name, no '.'/'_' collision, partitions and replication factor or an
-explicit assignment but not both, replication factor <= live brokers, known topic configs with
-valid values), then written for the controller, which brings its partitions online; the answer
-waits for that up to timeout_ms (REQUEST_TIMED_OUT after). -1 for partitions or replication
-factor takes num.partitions / default.replication.factor (v4+). validate_only (v1+) checks
-without creating. A name given twice gets INVALID_REQUEST. v5+ answers carry the partition
-count, replication factor and the topic's configs; v7 the topic id.
+- Versions: 0-7 served and advertised.
+- Behaviour:
+  - Each topic is validated (legal name, no '.'/'_' collision, partitions and replication
+    factor or an explicit assignment but not both, replication factor <= live brokers, known
+    topic configs with valid values), then written for the controller, which brings its
+    partitions online; the answer waits for that up to timeout_ms (REQUEST_TIMED_OUT after).
+  - -1 for partitions or replication factor takes num.partitions / default.replication.factor
+    (v4+). validate_only (v1+) checks without creating.
+  - A name given twice gets INVALID_REQUEST.
+  - v5+ answers carry the partition count, replication factor and the topic's configs; v7 the
+    topic id.
+- Gaps: none known.
 """
 
 from __future__ import annotations

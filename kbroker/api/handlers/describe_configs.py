@@ -1,16 +1,18 @@
-"""DescribeConfigs (32), v0-4 (flexible from v4).
+"""DescribeConfigs (32): settings per resource, as Kafka's ConfigHelper answers.
 
-Per resource, as Kafka's ConfigHelper answers:
-- TOPIC: every topic setting with its override (DYNAMIC_TOPIC_CONFIG) or broker default; an
-  illegal name gets INVALID_TOPIC_EXCEPTION, a missing topic UNKNOWN_TOPIC_OR_PARTITION.
-- BROKER: this broker's id gives all its settings (all read-only: kbroker has no dynamic broker
-  configs); "" asks for the cluster-wide dynamic defaults, of which there are none, so the list is
-  empty; another id or a non-number gets INVALID_REQUEST.
-- BROKER_LOGGER: this broker's id gives the root logger and every logger with its level.
-- CLIENT_METRICS, GROUP: INVALID_REQUEST per resource (not served). Any other type fails the whole
-  request with INVALID_REQUEST, as Kafka's authorization step does.
-configuration_keys filters (null or empty: all), synonyms from v1 when asked, documentation and
-config types from v3; v0 reports is_default instead of the source.
+- Versions: 0-4 served and advertised (flexible from v4).
+- Behaviour:
+  - TOPIC: every topic setting with its override (DYNAMIC_TOPIC_CONFIG) or broker default; an
+    illegal name gets INVALID_TOPIC_EXCEPTION, a missing topic UNKNOWN_TOPIC_OR_PARTITION.
+  - BROKER: this broker's id gives all its settings (all read-only: kbroker has no dynamic
+    broker configs); "" asks for the cluster-wide dynamic defaults, of which there are none, so
+    the list is empty; another id or a non-number gets INVALID_REQUEST.
+  - BROKER_LOGGER: this broker's id gives the root logger and every logger with its level.
+  - CLIENT_METRICS, GROUP: INVALID_REQUEST per resource (not served). Any other type fails the
+    whole request with INVALID_REQUEST, as Kafka's authorization step does.
+  - configuration_keys filters (null or empty: all); synonyms from v1 when asked;
+    documentation and config types from v3; v0 reports is_default instead of the source.
+- Gaps: CLIENT_METRICS and GROUP resources are not served; no dynamic broker configs.
 """
 
 from __future__ import annotations

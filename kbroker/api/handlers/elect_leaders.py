@@ -1,12 +1,16 @@
-"""ElectLeaders (43), v0-2: preferred (type 0) or unclean (type 1) leader elections.
+"""ElectLeaders (43): preferred (type 0) or unclean (type 1) leader elections.
 
-Served by the active controller (others answer NOT_CONTROLLER: admin clients send it to the
-controller). Null topic_partitions means every partition. Preferred: the first replica of the
-assignment leads if it is alive and in the ISR (PREFERRED_LEADER_NOT_AVAILABLE otherwise,
-ELECTION_NOT_NEEDED if it already leads). Unclean: only partitions without a live leader, any
-live replica (ELECTION_NOT_NEEDED when a leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no
-replica is). Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION. v0 has no election type and no
-top-level error code.
+- Versions: 0-2 served and advertised; v0 has no election type and no top-level error code.
+- Behaviour:
+  - Served by the active controller (others answer NOT_CONTROLLER: admin clients send it to
+    the controller).
+  - Null topic_partitions means every partition.
+  - Preferred: the first replica of the assignment leads if it is alive and in the ISR
+    (PREFERRED_LEADER_NOT_AVAILABLE otherwise, ELECTION_NOT_NEEDED if it already leads).
+  - Unclean: only partitions without a live leader, any live replica (ELECTION_NOT_NEEDED when a
+    leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is).
+  - Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION.
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,13 +1,17 @@
-"""FindCoordinator (10), v0-6.
+"""FindCoordinator (10): the broker that coordinates a group.
 
-Group keys (key type 0) are answered with the leader of their `__consumer_offsets` partition
-(abs(javaStringHash(groupId)) % partitions). The topic is created on first use with
-offsets.topic.num.partitions, offsets.topic.replication.factor and Kafka's topic configs
-(compact, compression.type=producer, offsets.topic.segment.bytes); that first answer, and any
-while the partition has no live leader, is COORDINATOR_NOT_AVAILABLE, as Kafka answers.
-v0-3 ask for one key (v1+ carry an error message); v4+ batch keys, one answer each.
-Known gaps: transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE: there is no transaction
-coordinator yet. Other key types (share groups) get INVALID_REQUEST.
+- Versions: 0-6 served and advertised. v0-3 ask for one key (v1+ carry an error message); v4+
+  batch keys, one answer each.
+- Behaviour:
+  - Group keys (key type 0) are answered with the leader of their `__consumer_offsets`
+    partition (abs(javaStringHash(groupId)) % partitions).
+  - The topic is created on first use with offsets.topic.num.partitions,
+    offsets.topic.replication.factor and Kafka's topic configs (compact,
+    compression.type=producer, offsets.topic.segment.bytes); that first answer, and any while
+    the partition has no live leader, is COORDINATOR_NOT_AVAILABLE, as Kafka answers.
+  - Other key types (share groups) get INVALID_REQUEST.
+- Gaps: transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE: there is no transaction
+  coordinator yet.
 """
 
 from __future__ import annotations

@@ -1,20 +1,23 @@
-"""IncrementalAlterConfigs (44), v0-1 (flexible from v1).
+"""IncrementalAlterConfigs (44): operations on single settings of a resource.
 
-Each resource carries operations on single settings: SET (0), DELETE (1), APPEND (2) and
-SUBTRACT (3); APPEND/SUBTRACT work on list settings only (cleanup.policy, the throttled replica
-lists), starting from the override or else the built-in default, and APPEND skips items already
-there. As in Kafka (ZkAdminManager.incrementalAlterConfigs):
-- TOPIC: the operations apply to the stored overrides, and the result is checked and written as
-  AlterConfigs does (UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG for unknown names, INVALID_REQUEST
-  for bad values or APPEND/SUBTRACT on a non-list setting), unless validate_only.
-- BROKER ("" or this broker's id): DELETE of a dynamic setting is a no-op (there are none); SET,
-  APPEND and SUBTRACT are refused with "Cannot update these configs dynamically".
-- BROKER_LOGGER (KIP-412): SET a logger's level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF) or
-  DELETE it so it follows its parent again; unknown loggers and levels are INVALID_REQUEST, the
-  root logger cannot be deleted. Levels are not persisted, as in Kafka.
-- Other types: INVALID_REQUEST.
-A resource named twice, a config named twice, a null value outside DELETE or an unknown operation:
-INVALID_REQUEST for that resource.
+- Versions: 0-1 served and advertised (flexible from v1).
+- Behaviour: as in Kafka (ZkAdminManager.incrementalAlterConfigs).
+  - Operations: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3); APPEND/SUBTRACT work on list
+    settings only (cleanup.policy, the throttled replica lists), starting from the override or
+    else the built-in default, and APPEND skips items already there.
+  - TOPIC: the operations apply to the stored overrides, and the result is checked and written
+    as AlterConfigs does (UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG for unknown names,
+    INVALID_REQUEST for bad values or APPEND/SUBTRACT on a non-list setting), unless
+    validate_only.
+  - BROKER ("" or this broker's id): DELETE of a dynamic setting is a no-op (there are none);
+    SET, APPEND and SUBTRACT are refused with "Cannot update these configs dynamically".
+  - BROKER_LOGGER (KIP-412): SET a logger's level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF)
+    or DELETE it so it follows its parent again; unknown loggers and levels are
+    INVALID_REQUEST, the root logger cannot be deleted. Levels are not persisted, as in Kafka.
+  - Other types: INVALID_REQUEST.
+  - A resource named twice, a config named twice, a null value outside DELETE or an unknown
+    operation: INVALID_REQUEST for that resource.
+- Gaps: no dynamic broker configs (see BROKER above).
 """
 
 from __future__ import annotations

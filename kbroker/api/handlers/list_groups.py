@@ -1,10 +1,13 @@
-"""ListGroups (16), v0-5.
+"""ListGroups (16): every group this broker coordinates.
 
-Every group this broker coordinates, with its protocol type ("" for offsets-only groups); v4+
-filter by state and report it (KIP-518), v5+ filter by type and report it ("classic": the
-KIP-848 consumer protocol is not served). Filters match case-insensitively; an empty filter
-matches everything. While an offsets partition is loading the error is
-COORDINATOR_LOAD_IN_PROGRESS, with the groups known so far.
+- Versions: 0-5 served and advertised.
+- Behaviour:
+  - Each group with its protocol type ("" for offsets-only groups).
+  - v4+ filter by state and report it (KIP-518); v5+ filter by type and report it ("classic").
+    Filters match case-insensitively; an empty filter matches everything.
+  - While an offsets partition is loading the error is COORDINATOR_LOAD_IN_PROGRESS, with the
+    groups known so far.
+- Gaps: the KIP-848 consumer protocol is not served, so every group is "classic".
 """
 
 from __future__ import annotations

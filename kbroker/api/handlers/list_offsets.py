@@ -1,14 +1,19 @@
-"""ListOffsets (2), v0-11.
+"""ListOffsets (2): offsets of partitions by timestamp.
 
-Per partition, by timestamp: -2 earliest (the log start offset), -4 earliest local (the same:
-no tiered storage), -1 latest (the high watermark, or the last stable offset with
-read_committed; the log end for a replica id >= 0), -3 the batch holding the largest timestamp
-(v7+), -5 earliest pending upload (v9+: -1, nothing is tiered), otherwise the first offset whose
-timestamp is >= the one asked, found through the time index (-1/-1 when none is).
-v0 answers in old_style_offsets. A partition named twice gets INVALID_REQUEST; leadership and
-leader epoch checks as Fetch (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH);
-consumers asking a new leader whose high watermark is below its epoch's start offset get
-OFFSET_NOT_AVAILABLE, as Kafka answers.
+- Versions: 0-11 served and advertised; v0 answers in old_style_offsets.
+- Behaviour: per partition, by timestamp (Partition.fetch_offset_for_timestamp):
+  - -2 earliest (the log start offset); -4 earliest local (the same: no tiered storage).
+  - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
+    for a replica id >= 0.
+  - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
+  - -5 earliest pending upload (v9+): -1, nothing is tiered.
+  - Otherwise the first offset whose timestamp is >= the one asked, found through the time
+    index (-1/-1 when none is).
+  - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
+    (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+  - Consumers asking a new leader whose high watermark is below its epoch's start offset get
+    OFFSET_NOT_AVAILABLE, as Kafka answers.
+- Gaps: no tiered storage (see -4 and -5).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
-"""ListPartitionReassignments (46), v0: the reassignments in progress (KIP-455).
+"""ListPartitionReassignments (46): the reassignments in progress (KIP-455).
 
-Served by the active controller (NOT_CONTROLLER elsewhere): for each partition being moved, its
-current replica set and the replicas being added and removed. A null topic list means all.
+- Versions: 0 served and advertised.
+- Behaviour:
+  - Served by the active controller (NOT_CONTROLLER elsewhere).
+  - For each partition being moved: its current replica set and the replicas being added and
+    removed. A null topic list means all.
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,13 +1,20 @@
-"""OffsetCommit (8), v0-10.
+"""OffsetCommit (8): commits a group's consumed offsets.
 
-Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (v10, topics by id: UNKNOWN_TOPIC_ID);
-the rest go to the GroupCoordinator, which checks the member and generation (v1+; -1 and no
-member id for offsets-only groups) and writes the commits to `__consumer_offsets` with acks=-1.
-The commit time is now (v1 may give its own); v2-4 may ask for a retention time, which becomes
-an expire timestamp; v6+ carry the leader epoch; metadata longer than offset.metadata.max.bytes
-gets OFFSET_METADATA_TOO_LARGE. v9+ committing to an unknown group with a generation get
-GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before).
-v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them.
+- Versions: 0-10 served and advertised.
+- Behaviour:
+  - Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (v10, topics by id:
+    UNKNOWN_TOPIC_ID).
+  - The rest go to the GroupCoordinator, which checks the member and generation (v1+; -1 and no
+    member id for offsets-only groups) and writes the commits to `__consumer_offsets` with
+    acks=-1.
+  - The commit time is now (v1 may give its own); v2-4 may ask for a retention time, which
+    becomes an expire timestamp; v6+ carry the leader epoch.
+  - Metadata longer than offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE.
+  - v9+ committing to an unknown group with a generation get GROUP_ID_NOT_FOUND
+    (ILLEGAL_GENERATION before).
+  - v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them
+    (kbroker/group/zk_consumer_offsets.py).
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""OffsetDelete (47), v0.
+"""OffsetDelete (47): deletes a group's committed offsets for some partitions (KIP-496).
 
-Deletes a group's committed offsets for some partitions (KIP-496): any of an Empty group's; of
-a consumer group with members, only those of topics it does not subscribe to
-(GROUP_SUBSCRIBED_TO_TOPIC for the others); a group with members of another protocol type
-gets NON_EMPTY_GROUP. Partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION. A group
-error leaves the topic list empty.
+- Versions: 0 served and advertised.
+- Behaviour:
+  - Any of an Empty group's offsets; of a consumer group with members, only those of topics it
+    does not subscribe to (GROUP_SUBSCRIBED_TO_TOPIC for the others).
+  - A group with members of another protocol type gets NON_EMPTY_GROUP.
+  - Partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION.
+  - A group error leaves the topic list empty.
+- Gaps: none known.
 """
 
 from __future__ import annotations

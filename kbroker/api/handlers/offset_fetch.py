@@ -1,13 +1,18 @@
-"""OffsetFetch (9), v0-10.
+"""OffsetFetch (9): a group's committed offsets.
 
-Committed offsets per partition from the GroupCoordinator (-1 and "" where nothing is committed),
-whatever the group's state: offsets-only users have no members. v2+ accept a null topic list
-for every committed offset of the group and carry a group-level error; for v0-1, which have no
-such field, a group error is put on each requested partition (as Kafka 2.x did). v5+ return the
-leader epoch; v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a commit is being written);
-v8+ ask for several groups at once, each with its own error; v10 names topics by id
-(UNKNOWN_TOPIC_ID for unknown ones). v0 reads what OffsetCommit v0 wrote to ZooKeeper, as Kafka
-3.x does (UNKNOWN_TOPIC_OR_PARTITION where there is nothing).
+- Versions: 0-10 served and advertised.
+- Behaviour:
+  - Committed offsets per partition from the GroupCoordinator (-1 and "" where nothing is
+    committed), whatever the group's state: offsets-only users have no members.
+  - v2+ accept a null topic list for every committed offset of the group and carry a
+    group-level error; for v0-1, which have no such field, a group error is put on each
+    requested partition (as Kafka 2.x did).
+  - v5+ return the leader epoch; v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a commit
+    is being written); v8+ ask for several groups at once, each with its own error; v10 names
+    topics by id (UNKNOWN_TOPIC_ID for unknown ones).
+  - v0 reads what OffsetCommit v0 wrote to ZooKeeper, as Kafka 3.x does
+    (UNKNOWN_TOPIC_OR_PARTITION where there is nothing).
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,13 +1,18 @@
-"""OffsetForLeaderEpoch (23), v0-4: the end offset of a leader epoch in the leader's log.
+"""OffsetForLeaderEpoch (23): the end offset of a leader epoch in the leader's log.
 
-Followers without truncation on fetch (IBP < 2.7) and consumers validating their position after
-a leader change ask it. Per partition, answered by the leader only: the latest epoch ends at
-the log end offset; an older one ends where the next higher epoch starts, paired with the
-largest epoch <= the one asked; an epoch newer than all gets leader epoch -1 and end offset
--1 (the leader epoch cache, storage's LeaderEpochFileCache). Errors as Fetch:
-NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, and from current_leader_epoch (v2+)
-FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH. ReplicaId (v3+) is accepted from followers (>= 0),
-consumers (-1) and debugging tools (-2) alike. v0 answers without the leader epoch field.
+- Versions: 0-4 served and advertised; v0 answers without the leader epoch field.
+- Behaviour:
+  - Asked by followers without truncation on fetch (IBP < 2.7) and by consumers validating
+    their position after a leader change.
+  - Per partition, answered by the leader only (Partition.last_offset_for_leader_epoch): the
+    latest epoch ends at the log end offset; an older one ends where the next higher epoch
+    starts, paired with the largest epoch <= the one asked; an epoch newer than all gets leader
+    epoch -1 and end offset -1 (the leader epoch cache, storage's LeaderEpochFileCache).
+  - Errors as Fetch: NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, and from
+    current_leader_epoch (v2+) FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+  - ReplicaId (v3+) is accepted from followers (>= 0), consumers (-1) and debugging tools (-2)
+    alike.
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""SyncGroup (14), v0-5.
+"""SyncGroup (14): the leader hands out the assignment; every member gets its own.
 
-The leader sends every member's assignment, the others wait for theirs (GroupCoordinator). From
-v5 the client names the protocol type and name and both must be present and match the group's
-(INCONSISTENT_GROUP_PROTOCOL otherwise), and the answer carries them (KIP-559). While the
-group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the member rejoins.
+- Versions: 0-5 served and advertised.
+- Behaviour:
+  - The leader sends every member's assignment, the others wait for theirs (GroupCoordinator).
+  - From v5 the client names the protocol type and name and both must be present and match the
+    group's (INCONSISTENT_GROUP_PROTOCOL otherwise), and the answer carries them (KIP-559).
+  - While the group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the
+    member rejoins.
+- Gaps: none known.
 """
 
 from __future__ import annotations
