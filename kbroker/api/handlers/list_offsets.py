@@ -21,7 +21,7 @@ from __future__ import annotations
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_TXN_COMMITTED, PartitionError
+from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_TXN_COMMITTED, Partition, PartitionError
 from kbroker.replica.replica_manager import ReplicaManager
 
 API_KEY = ApiKey.LIST_OFFSETS
@@ -65,7 +65,7 @@ def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: dict, isola
     if partition is None:
         return _error(index, replica_manager.missing_partition_error(*tp))
     if p["timestamp"] == MAX_TIMESTAMP and version < 7:
-        return _error(index, Errors.UNSUPPORTED_VERSION)
+        return _error(index, _leadership_error(partition, p["current_leader_epoch"]) or Errors.UNSUPPORTED_VERSION)
     try:
         found = partition.fetch_offset_for_timestamp(p["timestamp"], isolation, p["current_leader_epoch"])
     except PartitionError as exc:
@@ -75,3 +75,12 @@ def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: dict, isola
         return {"partition_index": index, "error_code": 0, "old_style_offsets": [offset] if offset >= 0 else []}
     return {"partition_index": index, "error_code": 0, "timestamp": timestamp, "offset": offset,
             "leader_epoch": -1 if epoch is None else epoch}
+
+
+def _leadership_error(partition: Partition, current_leader_epoch: int) -> Errors:
+    """A partition we do not lead (at that epoch) answers that before anything else."""
+    try:
+        partition.check_leader(current_leader_epoch)
+    except PartitionError as exc:
+        return exc.code
+    return Errors.NONE
