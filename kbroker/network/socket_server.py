@@ -5,9 +5,8 @@ receive buffer, hands them one at a time, in order, to the request processor (li
 connection is "muted" while its request is in flight, so responses keep request order), and
 writes the response chunks it gets back. A frame too large or negative closes the connection.
 
-This module knows nothing of what a request means: the processor it is given (the api layer's
-KafkaApis.process) decodes and answers, and raises CloseConnection where the connection must be
-closed instead. It must not import the api layer, handlers or services.
+This module knows nothing of what a request means: the processor (kbroker/api/dispatch.py)
+decodes and answers. It must not import handlers or services.
 """
 
 from __future__ import annotations
