@@ -5,7 +5,8 @@ registration under /brokers/ids, then the controller election; the controller te
 its partitions and the cluster's metadata through the same requests in both modes.
 Stop (SIGTERM/SIGINT): stop accepting, let in-flight requests finish, then flush and
 checkpoint the services, and exit 0 within `SHUTDOWN_TIMEOUT_S`.
-This is the only module that knows every service; the services must not import it.
+This is the only module that knows every service; the services must not import it. Handlers
+see the services through the BrokerServices built here once, at start-up, never this object.
 
 Start-up imports only what answering the first requests needs. The group coordinator is built
 when a group first needs it (a group API, or this broker coming to lead a `__consumer_offsets`
@@ -25,10 +26,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kbroker.api.broker_services import BrokerServices, ControllerFence
+from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
+from kbroker.group.zk_consumer_offsets import ZkConsumerOffsets
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
@@ -65,21 +69,16 @@ class KafkaServer:
         if self.broker_id < 0 and not self.cluster_mode:
             self.broker_id = 0  # the single-node default, as Kafka's sample server.properties has it
         self.metadata_cache = MetadataCache(self.broker_id)
-        self.apis = KafkaApis(self)
-        # The ApiVersions answer never changes while we run: build it once.
-        self.api_versions_body = [{"api_key": k, "min_version": lo, "max_version": hi}
-                                  for k, lo, hi in self.apis.supported_versions()]
+        self.services: BrokerServices | None = None  # built once in startup(), when every service exists
         self.socket_servers: list[SocketServer] = []
         self.zk_client: KafkaZkClient | None = None
         self.controller: KafkaController | None = None
         self.controller_channel: ControllerChannelManager | None = None
         self.broker_epoch = -1
-        self.controller_epoch_seen = 0
         self.log_manager: LogManager | None = None
         self.replica_manager: ReplicaManager | None = None
         self.admin_manager: AdminManager | None = None
         self.producer_id_manager: ZkProducerIdManager | None = None
-        self._group_coordinator: GroupCoordinator | None = None  # see the group_coordinator property
         self.base_log_config = LogConfig.from_topic_config(config.topic_defaults())
         self._config_changes_seen: set[str] = set()
         self._background: list[asyncio.Task] = []
@@ -113,18 +112,22 @@ class KafkaServer:
         self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
+        # The controller only stands for election once we are registered (below); it exists
+        # before the listeners so that the first request finds every service in place.
+        self.controller_channel = ControllerChannelManager(self.broker_id, self._deliver_locally,
+                                                           f"broker-{self.broker_id}-controller")
+        self.controller = KafkaController(self.broker_id, self.zk_client, self.controller_channel,
+                                          self.config.inter_broker_listener_name, self.config)
+        self.services = self._build_services(store)
+        processor = KafkaApis(self.services).process
         for endpoint in self.config.listeners:
-            server = SocketServer(endpoint.host, endpoint.port, self.apis.process,
+            server = SocketServer(endpoint.host, endpoint.port, processor,
                                   listener_name=endpoint.listener_name,
                                   max_request_bytes=self.config.get("socket.request.max.bytes"),
                                   max_queued_requests=self.config.get("queued.max.requests"))
             await server.start()
             self.socket_servers.append(server)
         self._register()
-        self.controller_channel = ControllerChannelManager(self.broker_id, self.handle_controller_request,
-                                                           f"broker-{self.broker_id}-controller")
-        self.controller = KafkaController(self.broker_id, self.zk_client, self.controller_channel,
-                                          self.config.inter_broker_listener_name, self.config)
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         self.controller.elect()
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
@@ -136,6 +139,15 @@ class KafkaServer:
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
+
+    def _build_services(self, store) -> BrokerServices:
+        return BrokerServices(
+            broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
+            replica_manager=self.replica_manager, admin_manager=self.admin_manager, controller=self.controller,
+            producer_id_manager=self.producer_id_manager,
+            zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
+            controller_fence=ControllerFence(lambda: self.broker_epoch),
+            build_group_coordinator=self._build_group_coordinator)
 
     def _open_store(self, loop: asyncio.AbstractEventLoop):
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -214,8 +226,9 @@ class KafkaServer:
             server.stop_accepting()
         if self.replica_manager is not None:
             self.replica_manager.wake_all()  # parked fetches answer now with what they have
-        if self._group_coordinator is not None:
-            self._group_coordinator.shutdown()  # members waiting on a rebalance are answered now
+        coordinator = self.services.started_group_coordinator if self.services is not None else None
+        if coordinator is not None:
+            coordinator.shutdown()  # members waiting on a rebalance are answered now
         for server in self.socket_servers:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
@@ -288,46 +301,25 @@ class KafkaServer:
             await rm.alter_partition_manager.close()
 
     # -- the group coordinator (kbroker/group), built on first use ----------------------------
-    @property
-    def group_coordinator(self) -> GroupCoordinator:
-        """The group coordinator, built and started the first time anything needs it."""
-        if self._group_coordinator is None:
-            from kbroker.group.group_coordinator import GroupCoordinator
+    def _build_group_coordinator(self) -> GroupCoordinator:
+        """BrokerServices builds the group coordinator through this the first time anything needs it."""
+        from kbroker.group.group_coordinator import GroupCoordinator
 
-            coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager, self.metadata_cache)
-            coordinator.startup()
-            self._group_coordinator = coordinator
-        return self._group_coordinator
+        coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager, self.metadata_cache)
+        coordinator.startup()
+        return coordinator
 
     def _on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         """ReplicaManager leadership listener: the coordinator loads the __consumer_offsets
         partitions this broker comes to lead (building it the first time) and unloads the rest."""
-        if topic == GROUP_METADATA_TOPIC_NAME and (is_leader or self._group_coordinator is not None):
-            self.group_coordinator.on_leadership_change(topic, partition, is_leader, leader_epoch)
+        services = self.services
+        if topic == GROUP_METADATA_TOPIC_NAME and (is_leader or services.started_group_coordinator is not None):
+            services.group_coordinator.on_leadership_change(topic, partition, is_leader, leader_epoch)
 
-    # -- requests from the controller (delivered locally, or over the network by the handlers) --
-    def check_controller_request(self, request: dict) -> Errors:
-        """Kafka's fencing of controller requests: a stale controller epoch, or a broker epoch
-        meant for an earlier registration of this broker."""
-        if request["controller_epoch"] < self.controller_epoch_seen:
-            return Errors.STALE_CONTROLLER_EPOCH
-        if 0 <= request["broker_epoch"] < self.broker_epoch:
-            return Errors.STALE_BROKER_EPOCH
-        self.controller_epoch_seen = request["controller_epoch"]
-        return Errors.NONE
-
-    def handle_controller_request(self, api_key: int, request: dict) -> dict | None:
-        if api_key == ApiKey.UPDATE_METADATA:
-            deleted = self.metadata_cache.update_metadata(request)
-            if deleted and self._group_coordinator is not None:  # without one, no group has offsets
-                self._group_coordinator.on_topics_deleted(deleted)  # Kafka's onPartitionsDeleted
-            self.replica_manager.on_live_brokers_changed()
-            return {"error_code": 0}
-        if api_key == ApiKey.LEADER_AND_ISR:
-            return self.replica_manager.become_leader_or_follower(request)
-        if api_key == ApiKey.STOP_REPLICA:
-            return self.replica_manager.stop_replicas(request)
-        return None
+    # -- requests from our own controller, delivered without a socket ----------------------------
+    def _deliver_locally(self, api_key: int, request: dict) -> dict | None:
+        """The controller channel's path to this broker; the same calls as the inter-broker handlers'."""
+        return deliver_locally(self.services, api_key, request)
 
     def log_config_for(self, topic: str) -> LogConfig:
         return LogConfig.from_topic_config(self.zk_client.get_topic_config(topic), self.base_log_config)
@@ -373,10 +365,6 @@ class KafkaServer:
             due["checkpoint"] = now + min(self.config.get("log.flush.offset.checkpoint.interval.ms"),
                                           self.config.get("replica.high.watermark.checkpoint.interval.ms")) / 1000
         self.log_manager.flush_if_due()
-
-    # -- services the handlers call -------------------------------------------------------
-    async def auto_create_topic(self, name: str) -> Errors:
-        return await self.admin_manager.auto_create_topic(name)
 
     async def run_until_stopped(self, on_started: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()

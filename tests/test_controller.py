@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.controller.kafka_controller import KafkaController
+from kbroker.controller.kafka_controller import IsrChange, KafkaController, LeaderAndIsr
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
@@ -151,18 +151,16 @@ def test_alter_partition_checks_in_kafkas_order(cluster):
     broker_epoch = cluster.controller.live_brokers[1].epoch
 
     def alter(new_isr, leader_epoch=state.leader_epoch, partition_epoch=state.zk_version, epoch=broker_epoch):
-        request = {"broker_id": 1, "broker_epoch": epoch, "topics": [{"topic_name": "t", "topic_id": None, "partitions": [
-            {"partition_index": 0, "leader_epoch": leader_epoch, "new_isr": new_isr, "leader_recovery_state": 0,
-             "partition_epoch": partition_epoch}]}]}
-        answer = cluster.controller.on_alter_partition(request, 1)
-        return answer["error_code"] or answer["topics"][0]["partitions"][0]["error_code"], answer
+        change = IsrChange("t", None, 0, LeaderAndIsr(1, leader_epoch, new_isr, 0, partition_epoch))
+        error, results = cluster.controller.on_alter_partition(1, epoch, [change])
+        return (error, None) if error else results[0]
 
     assert alter([1, 2], epoch=broker_epoch - 1)[0] == Errors.STALE_BROKER_EPOCH
     assert alter([1, 2], leader_epoch=5)[0] == Errors.NOT_CONTROLLER
     assert alter([1, 2, 9])[0] == Errors.INELIGIBLE_REPLICA
     error, answer = alter([1, 2])
     assert error == Errors.NONE
-    assert answer["topics"][0]["partitions"][0]["partition_epoch"] == state.zk_version + 1
+    assert answer.partition_epoch == state.zk_version + 1
     assert cluster.state("t", 0).isr == [1, 2]
     assert alter([1], partition_epoch=state.zk_version)[0] == Errors.INVALID_UPDATE_VERSION
     assert {b for b, _ in cluster.channel.take(ApiKey.UPDATE_METADATA)} == {1, 2, 3}
@@ -195,10 +193,8 @@ def test_reassignment_completes_when_the_targets_are_in_sync(cluster):
     assert cluster.controller.ongoing_reassignments() == {("m", 0): ([2, 3, 1], [2, 3], [1])}
     # The leader (1) reports the new replicas caught up:
     state = cluster.state("m", 0)
-    cluster.controller.on_alter_partition({"broker_id": 1, "broker_epoch": -1, "topics": [
-        {"topic_name": "m", "topic_id": None, "partitions": [
-            {"partition_index": 0, "leader_epoch": state.leader_epoch, "new_isr": [1, 2, 3],
-             "leader_recovery_state": 0, "partition_epoch": state.zk_version}]}]}, 1)
+    cluster.controller.on_alter_partition(1, -1, [IsrChange("m", None, 0, LeaderAndIsr(
+        1, state.leader_epoch, [1, 2, 3], 0, state.zk_version))])
     assignment = cluster.zk.get_topic_assignment("m")
     assert assignment.partitions[0] == [2, 3] and not assignment.adding and not assignment.removing
     assert cluster.state("m", 0).leader == 2 and cluster.state("m", 0).isr == [2, 3]

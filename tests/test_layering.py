@@ -31,8 +31,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "security": frozenset({"protocol", "config", "metadata"}),
     "controller": frozenset({"protocol", "config", "background", "metadata", "network"}),
     "api": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
-                      "txn", "security", "controller",
-                      "server"}),  # until handlers get a narrow services object instead of KafkaServer
+                      "txn", "security", "controller"}),
     # Test support sits on top: it may wire up any part (the in-process harnesses do), and since no
     # package lists it, nothing of the broker may import it.
     "testing": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",

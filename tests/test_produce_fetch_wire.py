@@ -42,9 +42,11 @@ CORRUPT_MESSAGE = 2
 UNKNOWN_TOPIC_OR_PARTITION = 3
 MESSAGE_TOO_LARGE = 10
 INVALID_REQUIRED_ACKS = 21
+UNSUPPORTED_VERSION = 35
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 FETCH_SESSION_ID_NOT_FOUND = 70
+UNKNOWN_LEADER_EPOCH = 75
 UNSUPPORTED_COMPRESSION_TYPE = 76
 INVALID_RECORD = 87
 
@@ -457,6 +459,21 @@ def test_list_offsets_by_time_earliest_latest_and_max_timestamp(kbroker):
         -3: (NONE, 4),  # MAX_TIMESTAMP: the record holding the largest timestamp
     }
     assert v0["topics"][0]["partitions"][0]["old_style_offsets"] == [6]
+
+
+def test_list_offsets_max_timestamp_before_v7_answers_leadership_errors_first(kbroker):
+    topic = "wire-list-offsets-v6"
+    create_topic(kbroker.port, topic)
+
+    def max_timestamp_v6(client: RawClient, current_leader_epoch: int) -> int:
+        partition = {"partition_index": 0, "current_leader_epoch": current_leader_epoch, "timestamp": -3}
+        answer = client.call(LIST_OFFSETS, 6, {"replica_id": -1, "isolation_level": 0,
+                                               "topics": [{"name": topic, "partitions": [partition]}]})
+        return answer["topics"][0]["partitions"][0]["error_code"]
+
+    with RawClient(kbroker.port) as client:
+        assert max_timestamp_v6(client, 99) == UNKNOWN_LEADER_EPOCH
+        assert max_timestamp_v6(client, -1) == UNSUPPORTED_VERSION
 
 
 # --- idempotent producer ----------------------------------------------------------------------

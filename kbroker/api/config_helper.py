@@ -14,8 +14,8 @@ IncrementalAlterConfigs share:
   answers AlterConfigs and IncrementalAlterConfigs with.
 kbroker has no dynamic broker configs: every broker setting is read-only here, and a change to one
 is refused rather than pretended.
-Must not touch the network or the log; its only write is a topic's overrides, through
-AdminZkClient.change_topic_config (the broker applies them to live logs on the notification).
+Must not touch the network, the log or the metadata store: a topic's new overrides are written
+by AdminManager.alter_topic_config (the broker applies them to live logs on the notification).
 """
 
 from __future__ import annotations
@@ -50,9 +50,8 @@ from kbroker.metadata.admin_zk_client import AdminError
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.server import KafkaServer
+    from kbroker.api.broker_services import BrokerServices
 
-log = logging.getLogger("kbroker.admin")
 
 Synonym = tuple[str, str | None, int]  # (name, value, source)
 
@@ -300,19 +299,18 @@ def check_topic_config(description: str, new_config: Mapping[str, str], config: 
                                                     "Topic cannot be configured with remote log storage.")
 
 
-def alter_topic_config(broker: KafkaServer, resource_type: int, topic: str, new_config: dict[str, str],
+def alter_topic_config(services: BrokerServices, resource_type: int, topic: str, new_config: dict[str, str],
                        validate_only: bool) -> None:
     """Replace a topic's overrides with `new_config` after Kafka's checks (ZkAdminManager.alterTopicConfigs)."""
-    if broker.metadata_cache.topic(topic) is None:
+    if services.metadata_cache.topic(topic) is None:
         raise ConfigApiError(Errors.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{topic}' does not exist.")
-    check_topic_config(resource_description(resource_type, topic), new_config, broker.config)
+    check_topic_config(resource_description(resource_type, topic), new_config, services.config)
     if validate_only:
         return
     try:
-        broker.admin_manager.admin_zk.change_topic_config(topic, new_config)
+        services.admin_manager.alter_topic_config(topic, new_config)
     except AdminError as exc:  # deleted since the check above
         raise ConfigApiError(exc.code, exc.message) from None
-    log.info("updated topic %s with new configuration: %s", topic, new_config)
 
 
 def check_broker_resource(name: str, broker_id: int) -> None:

@@ -5,7 +5,10 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 - unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
   ApiVersions' own range (KIP-511); any other API closes the connection;
 - unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
-Each case logs one line. This module knows the codec and the handler registry, not sockets.
+Each case logs one line. A handler that wants the connection closed raises the api layer's
+CloseConnection (kbroker/api/handlers); `process` turns it into the network layer's signal, as
+it does for the cases above. This module knows the codec, the handler registry and the services
+handlers get (BrokerServices), not sockets: the server hands `process` to the network.
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from kbroker.api.handlers import Handler, load_handlers
+from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
-from kbroker.network.socket_server import CloseConnection
+from kbroker.network import socket_server
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 
 if TYPE_CHECKING:
+    from kbroker.api.broker_services import BrokerServices
     from kbroker.network.socket_server import KafkaConnection
-    from kbroker.server import KafkaServer
 
 log = logging.getLogger("kbroker.request")
 
@@ -36,26 +39,23 @@ def _api_name(api_key: int) -> str:
 
 
 class KafkaApis:
-    def __init__(self, broker: KafkaServer) -> None:
-        self.broker = broker
+    def __init__(self, services: BrokerServices) -> None:
+        self.services = services
         self.handlers: dict[int, Handler] = load_handlers()
 
-    def supported_versions(self) -> list[tuple[int, int, int]]:
-        """(api_key, min, max) for every API served: what ApiVersions advertises."""
-        return sorted((h.api_key, h.advertised_min, h.advertised_max) for h in self.handlers.values())
-
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
+        """The network's request processor: the response chunks, or None where Kafka sends none."""
         try:
             header, body_offset = decode_request_header(frame)
         except CodecError as exc:
             log.warning("closing connection from %s: unreadable request header (%s)", conn.peer, exc)
-            raise CloseConnection from None
+            raise socket_server.CloseConnection from None
         api_key, version = header.api_key, header.api_version
         handler = self.handlers.get(api_key)
         if handler is None:
             log.warning("closing connection from %s: unknown or unsupported API key %d (client %r)",
                         conn.peer, api_key, header.client_id)
-            raise CloseConnection
+            raise socket_server.CloseConnection
         if not handler.min_version <= version <= handler.max_version:
             if api_key == ApiKey.API_VERSIONS:
                 log.info("ApiVersions v%d from %s (client %r) is newer than ours: answering in v0",
@@ -64,7 +64,7 @@ class KafkaApis:
             log.warning("closing connection from %s: %s v%d is not supported (we serve v%d-%d; client %r)",
                         conn.peer, _api_name(api_key), version, handler.min_version, handler.max_version,
                         header.client_id)
-            raise CloseConnection
+            raise socket_server.CloseConnection
         try:
             request, _ = request_codec(api_key, version).decode(frame, body_offset)
         except CodecError as exc:
@@ -74,9 +74,12 @@ class KafkaApis:
                                     {"error_code": Errors.INVALID_REQUEST})
             log.warning("closing connection from %s: unparsable %s v%d request (%s)",
                         conn.peer, _api_name(api_key), version, exc)
-            raise CloseConnection from None
-        ctx = RequestContext(header, self.broker, conn.peer, conn.listener_name)
-        response = await handler.handle(ctx, request)
+            raise socket_server.CloseConnection from None
+        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name)
+        try:
+            response = await handler.handle(ctx, request)
+        except CloseConnection:  # the handler's own signal, in the network's terms
+            raise socket_server.CloseConnection from None
         if response is None:
             return None
         return self._encode(header.correlation_id, api_key, version, response)

@@ -1,8 +1,9 @@
 """RequestContext: what a handler knows about the request besides its body.
 
 Plain data handed to every handler: the decoded request header, the connection it came on
-(peer address, listener name) and the broker's services. Handlers must not reach the socket
-through it: they return a response dict and the network layer writes it.
+(peer address, listener name) and the broker's services (BrokerServices, built once at
+start-up: never the server). Handlers must not reach the socket through it: they return a
+response dict and the network layer writes it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from kbroker.protocol.headers import RequestHeader
 
 if TYPE_CHECKING:
-    from kbroker.server import KafkaServer
+    from kbroker.api.broker_services import BrokerServices
 
 
 @dataclass(slots=True)
 class RequestContext:
     header: RequestHeader
-    broker: KafkaServer
+    services: BrokerServices
     peer: str
     listener_name: str
 

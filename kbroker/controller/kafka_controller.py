@@ -12,8 +12,9 @@ It must not touch logs or sockets directly: brokers act on the requests it sends
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.kafka_zk_client import ControllerMovedError, KafkaZkClient
@@ -27,6 +28,27 @@ LEADER_AND_ISR_VERSION = 7
 UPDATE_METADATA_VERSION = 8
 STOP_REPLICA_VERSION = 4
 NO_LEADER = -1
+
+
+class LeaderAndIsr(NamedTuple):
+    """A partition's leadership as AlterPartition proposes and answers it (Kafka's LeaderAndIsr);
+    the partition epoch is the state znode's version."""
+
+    leader: int
+    leader_epoch: int
+    isr: list[int]
+    leader_recovery_state: int
+    partition_epoch: int
+
+
+class IsrChange(NamedTuple):
+    """One partition's change in an AlterPartition request, decoded by its handler: the topic by
+    name (v0-1) or, when topic_id is set, by id (v2+)."""
+
+    topic: str | None
+    topic_id: uuid.UUID | None
+    partition: int
+    proposed: LeaderAndIsr
 
 
 class ControllerChannel(Protocol):
@@ -518,61 +540,56 @@ class KafkaController:
         return out
 
     # -- AlterPartition (ISR changes asked for by partition leaders) ------------------------
-    def on_alter_partition(self, request: dict, version: int) -> dict:
-        """Kafka's checks, in order (KAFKA-FACTS.md §2); accepted changes are written to the
-        state znode and broadcast with UpdateMetadata (not LeaderAndIsr)."""
+    def on_alter_partition(self, broker_id: int, broker_epoch: int,
+                           changes: list[IsrChange]) -> tuple[Errors, list[tuple[Errors, LeaderAndIsr | None]]]:
+        """Kafka's checks, in order (KAFKA-FACTS.md §2): a top-level error, else each change's
+        error or the partition's state after it, in the order given. Accepted changes are
+        written to the state znode and broadcast with UpdateMetadata (not LeaderAndIsr)."""
         if not self.is_active:
-            return {"error_code": Errors.NOT_CONTROLLER, "topics": []}
-        broker = self.live_brokers.get(request["broker_id"])
-        if broker is None or request["broker_epoch"] not in (-1, broker.epoch):
-            return {"error_code": Errors.STALE_BROKER_EPOCH, "topics": []}
-        topics, changed = [], []
+            return Errors.NOT_CONTROLLER, []
+        broker = self.live_brokers.get(broker_id)
+        if broker is None or broker_epoch not in (-1, broker.epoch):
+            return Errors.STALE_BROKER_EPOCH, []
+        results, changed = [], []
         names_by_id = {self._topic_id(t): t for t in self.assignments}
-        for topic_entry in request["topics"]:
-            topic = topic_entry["topic_name"] if version < 2 else names_by_id.get(topic_entry["topic_id"])
-            results = []
-            for p in topic_entry["partitions"]:
-                result = self._alter_one(topic, p, version)
-                if result["error_code"] == Errors.NONE and result.pop("changed", False):
-                    changed.append((topic, p["partition_index"]))
-                result.pop("changed", None)
-                results.append(result)
-            topics.append({"topic_name": topic_entry["topic_name"], "topic_id": topic_entry["topic_id"],
-                           "partitions": results})
+        for change in changes:
+            topic = change.topic if change.topic_id is None else names_by_id.get(change.topic_id)
+            error, state, is_changed = self._alter_one(topic, change.partition, change.proposed)
+            if is_changed:
+                changed.append((topic, change.partition))
+            results.append((error, state))
         if changed:
             self._send_update_metadata(list(self.live_brokers), changed)
             for topic, partition in changed:
                 self._maybe_complete_reassignment(topic, partition)
-        return {"error_code": 0, "topics": topics}
+        return Errors.NONE, results
 
-    def _alter_one(self, topic: str | None, p: dict, version: int) -> dict:
-        index = p["partition_index"]
-        error = {"partition_index": index, "leader_id": -1, "leader_epoch": -1, "isr": [], "partition_epoch": -1}
+    def _alter_one(self, topic: str | None, index: int,
+                   proposed: LeaderAndIsr) -> tuple[Errors, LeaderAndIsr | None, bool]:
+        """(error, the state answered, whether it changed)."""
         state = self.states.get((topic, index)) if topic is not None else None
         if state is None:
-            return {**error, "error_code": Errors.UNKNOWN_TOPIC_OR_PARTITION}
-        if p["leader_epoch"] > state.leader_epoch or p["partition_epoch"] > state.zk_version:
-            return {**error, "error_code": Errors.NOT_CONTROLLER}
-        if p["leader_epoch"] < state.leader_epoch:
-            return {**error, "error_code": Errors.FENCED_LEADER_EPOCH}
-        new_isr = [e["broker_id"] for e in p["new_isr_with_epochs"]] if version >= 3 else list(p["new_isr"])
-        current = {"partition_index": index, "error_code": 0, "leader_id": state.leader,
-                   "leader_epoch": state.leader_epoch, "isr": list(state.isr),
-                   "leader_recovery_state": state.leader_recovery_state, "partition_epoch": state.zk_version}
-        if new_isr == state.isr and p["leader_recovery_state"] == state.leader_recovery_state:
-            return current
-        if p["partition_epoch"] < state.zk_version:
-            return {**error, "error_code": Errors.INVALID_UPDATE_VERSION}
-        if any(r not in self.live_brokers for r in new_isr) or state.leader not in new_isr:
-            return {**error, "error_code": Errors.INELIGIBLE_REPLICA}
+            return Errors.UNKNOWN_TOPIC_OR_PARTITION, None, False
+        if proposed.leader_epoch > state.leader_epoch or proposed.partition_epoch > state.zk_version:
+            return Errors.NOT_CONTROLLER, None, False
+        if proposed.leader_epoch < state.leader_epoch:
+            return Errors.FENCED_LEADER_EPOCH, None, False
+        current = LeaderAndIsr(state.leader, state.leader_epoch, list(state.isr), state.leader_recovery_state,
+                               state.zk_version)
+        if proposed.isr == state.isr and proposed.leader_recovery_state == state.leader_recovery_state:
+            return Errors.NONE, current, False
+        if proposed.partition_epoch < state.zk_version:
+            return Errors.INVALID_UPDATE_VERSION, None, False
+        if any(r not in self.live_brokers for r in proposed.isr) or state.leader not in proposed.isr:
+            return Errors.INELIGIBLE_REPLICA, None, False
         # An ISR change keeps the leader epoch: only the partition epoch (zk version) moves.
-        new = self._write_state(topic, index, state, state.leader, new_isr, p["leader_recovery_state"],
+        new = self._write_state(topic, index, state, state.leader, proposed.isr, proposed.leader_recovery_state,
                                 bump_epoch=False)
         if new is None:
-            return {**error, "error_code": Errors.INVALID_UPDATE_VERSION}
-        log.info("%s-%d: ISR %s -> %s (partition epoch %d)", topic, index, state.isr, new_isr, new.zk_version)
-        return {**current, "isr": new_isr, "leader_recovery_state": new.leader_recovery_state,
-                "partition_epoch": new.zk_version, "changed": True}
+            return Errors.INVALID_UPDATE_VERSION, None, False
+        log.info("%s-%d: ISR %s -> %s (partition epoch %d)", topic, index, state.isr, proposed.isr, new.zk_version)
+        return Errors.NONE, LeaderAndIsr(state.leader, state.leader_epoch, list(proposed.isr),
+                                         new.leader_recovery_state, new.zk_version), True
 
     # -- requests to brokers ------------------------------------------------------------------
     def _partition_state(self, topic: str, partition: int, is_new: bool = False) -> dict | None:

@@ -1,9 +1,11 @@
-"""AdminManager: topic creation, deletion and partition changes on behalf of requests.
+"""AdminManager: topic creation, deletion, partition and config changes on behalf of requests.
 
 Kafka's ZkAdminManager plus AutoTopicCreationManager: fills in defaults (num.partitions,
 default.replication.factor), validates names, counts, assignments and configs with Kafka's error
 codes, writes through AdminZkClient, then waits (up to the request's timeout) until the
-controller has brought the change into this broker's metadata cache. Results are plain tuples
+controller has brought the change into this broker's metadata cache. A topic's config overrides
+are read and replaced here too (AlterConfigs and IncrementalAlterConfigs check them first, in
+kbroker/api/config_helper.py). Results are plain tuples
 for the handlers to shape; nothing here knows the wire format.
 """
 
@@ -174,3 +176,13 @@ class AdminManager:
             await self.wait_until(lambda: all(self._online(n, c) for n, c in grown.items()), timeout_ms)
         return results
 
+
+    # -- topic configs ----------------------------------------------------------------------
+    def topic_config(self, topic: str) -> dict[str, str]:
+        """The topic's overrides as stored under /config/topics (empty when it has none)."""
+        return self.admin_zk.zk.get_topic_config(topic)
+
+    def alter_topic_config(self, topic: str, config: dict[str, str]) -> None:
+        """Replaces the topic's overrides and notifies every broker (AdminError if the topic is gone)."""
+        self.admin_zk.change_topic_config(topic, config)
+        log.info("updated topic %s with new configuration: %s", topic, config)

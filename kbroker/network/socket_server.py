@@ -27,7 +27,8 @@ RECEIVE_BUFFER_BYTES = 256 * 1024
 
 
 class CloseConnection(Exception):
-    """Raised by a request processor when Kafka would close the connection instead of answering."""
+    """Raised by the request processor when Kafka would close the connection instead of answering
+    (the api layer turns its handlers' own signal into this one)."""
 
 
 class ConnectionInfo(Protocol):

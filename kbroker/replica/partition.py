@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kbroker.log.errors import LogError
+from kbroker.log.records import NO_TIMESTAMP
+from kbroker.log.segment import TimestampAndOffset
+from kbroker.log.unified_log import LATEST_TIMESTAMP
 from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
@@ -392,6 +395,44 @@ class Partition:
         log.info("ISR of %s-%d is now %s (partition epoch %d)%s", self.topic, self.partition, self.isr,
                  self.partition_epoch, " (under min ISR)" if self.is_under_min_isr else "")
         return self.maybe_increment_high_watermark()
+
+    # -- offsets by timestamp and by leader epoch (ListOffsets, OffsetForLeaderEpoch) ----------
+    def fetch_offset_for_timestamp(self, timestamp: int, isolation: int | None,
+                                   current_leader_epoch: int = -1) -> TimestampAndOffset | None:
+        """ListOffsets on the leader (Kafka's fetchOffsetForTimestamp). `isolation` is None for a
+        replica, which sees the log end, else the consumer's FETCH_HIGH_WATERMARK or
+        FETCH_TXN_COMMITTED. Returns None when no record qualifies. Raises PartitionError: the
+        leadership errors of check_leader, and OFFSET_NOT_AVAILABLE for a consumer while this
+        new leader's high watermark is below its epoch's start offset (Kafka's rule)."""
+        log = self.check_leader(current_leader_epoch)
+        epoch_start = self.leader_epoch_start_offset
+        if isolation is not None and epoch_start is not None and log.high_watermark < epoch_start:
+            raise PartitionError(Errors.OFFSET_NOT_AVAILABLE)
+        if timestamp == LATEST_TIMESTAMP and isolation is not None:
+            # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
+            offset = log.last_stable_offset if isolation == FETCH_TXN_COMMITTED else log.high_watermark
+            epoch = (log.leader_epoch_cache.epoch_for_offset(offset - 1) if offset > log.log_start_offset
+                     else self.leader_epoch)
+            return TimestampAndOffset(NO_TIMESTAMP, offset, epoch)
+        found = log.fetch_offset_by_timestamp(timestamp)
+        if found is None or (timestamp >= 0 and found.offset >= log.high_watermark):
+            return None  # a record not yet committed is not found by its timestamp
+        return found
+
+    def last_offset_for_leader_epoch(self, current_leader_epoch: int, leader_epoch: int) -> tuple[int, int]:
+        """OffsetForLeaderEpoch on the leader: (the largest epoch <= leader_epoch, where it ends),
+        the end being the log end for the latest epoch; (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)
+        for an epoch newer than all. Raises the PartitionError of check_leader."""
+        log = self.check_leader(current_leader_epoch)
+        epoch, end_offset = log.end_offset_for_epoch(leader_epoch)
+        if end_offset == UNDEFINED_EPOCH_OFFSET:
+            return UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET
+        return epoch, end_offset
+
+
+# OffsetForLeaderEpoch's answer for an epoch the leader epoch cache cannot place.
+UNDEFINED_EPOCH = -1
+UNDEFINED_EPOCH_OFFSET = -1
 
 
 def _log_skipped_state(partition: Partition, state: dict) -> None:

@@ -40,7 +40,7 @@ LAG_MS = 10_000
 
 
 class Node:
-    """One broker's replication parts; the handlers see it as `ctx.broker`."""
+    """One broker's replication parts; the handlers see it as `ctx.services`."""
 
     def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
                  topic_configs: dict[str, dict[str, str]] | None = None) -> None:
@@ -140,7 +140,7 @@ class InProcessCluster:
             return
         if api_key == ApiKey.LEADER_AND_ISR:
             node.replica_manager.become_leader_or_follower(request)
-        elif api_key == ApiKey.UPDATE_METADATA:  # as KafkaServer.handle_controller_request does
+        elif api_key == ApiKey.UPDATE_METADATA:  # as the UpdateMetadata handler's apply does
             node.metadata_cache.update_metadata(request)
             node.replica_manager.on_live_brokers_changed()
         elif api_key == ApiKey.STOP_REPLICA:

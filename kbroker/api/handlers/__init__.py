@@ -1,15 +1,25 @@
 """The handler registry: one module per API, each declaring API_KEY, VERSIONS and `handle`.
 
-A handler module looks like this (see api_versions.py):
+A handler module opens with a docstring in bullets, so that it can be scanned like franz-go's
+kfake files: a first line "Produce (0): appends record batches to partition leaders." (the
+API, its key, what it does), then
+
+    - Versions: the range served, and the range advertised when it differs
+    - Behaviour: what it does and which error codes it answers with (short bullets)
+    - Gaps: what Kafka does that we don't, or "none known"
+
+and then declares (see api_versions.py):
 
     API_KEY = ApiKey.METADATA        # the API it serves
     VERSIONS = (0, 13)               # the versions it serves, advertised as-is in ApiVersions
     ADVERTISED_VERSIONS = (0, 13)    # optional: a wider range to advertise (Produce, see produce.py)
     async def handle(ctx: RequestContext, request: dict) -> dict | None
 
-`handle` returns the response body as a dict (missing fields take the schema defaults), or
-None where Kafka sends no response (Produce with acks=0). Adding an API is adding its module
-to HANDLER_MODULES: ApiVersions then advertises it, and nothing else advertises anything.
+`handle` reaches the broker through `ctx.services` (kbroker/api/broker_services.py) and
+returns the response body as a dict (missing fields take the schema defaults), or None where
+Kafka sends no response (Produce with acks=0); it raises CloseConnection where Kafka closes the
+connection instead of answering. Adding an API is adding its module to HANDLER_MODULES:
+ApiVersions then advertises it, and nothing else advertises anything.
 """
 
 from __future__ import annotations
@@ -55,6 +65,11 @@ HANDLER_MODULES = (
     "delete_groups",
     "offset_delete",
 )
+
+
+class CloseConnection(Exception):
+    """Raised by a handler where Kafka closes the connection instead of answering (e.g. a failed
+    acks=0 produce); kafka_apis.py passes it on to the network layer."""
 
 
 class Handler(NamedTuple):

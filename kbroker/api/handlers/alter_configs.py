@@ -1,15 +1,19 @@
-"""AlterConfigs (33), v0-2 (flexible from v2). Deprecated by Kafka in favour of IncrementalAlterConfigs.
+"""AlterConfigs (33): replaces a resource's config overrides wholesale.
 
-Each resource's configs replace its current overrides wholesale (settings not named go back to
-their defaults), as Kafka's ZkAdminManager.alterConfigs does:
-- TOPIC: UNKNOWN_TOPIC_OR_PARTITION if missing; unknown names INVALID_CONFIG; bad values
-  INVALID_REQUEST ("Invalid config value for resource ..."); then /config/topics/<t> is written
-  with a change notification, unless validate_only.
-- BROKER ("" or this broker's id): an empty change is accepted; any setting is refused with
-  INVALID_REQUEST "Cannot update these configs dynamically", since kbroker has no dynamic broker
-  configs. Another id gets INVALID_REQUEST.
-- Any other type (BROKER_LOGGER included): INVALID_REQUEST, as in Kafka.
-A resource named twice, a config named twice or a null value: INVALID_REQUEST for that resource.
+- Versions: 0-2 served and advertised (flexible from v2). Deprecated by Kafka in favour of
+  IncrementalAlterConfigs.
+- Behaviour: settings not named go back to their defaults, as Kafka's
+  ZkAdminManager.alterConfigs does.
+  - TOPIC: UNKNOWN_TOPIC_OR_PARTITION if missing; unknown names INVALID_CONFIG; bad values
+    INVALID_REQUEST ("Invalid config value for resource ..."); then /config/topics/<t> is
+    written with a change notification (AdminManager), unless validate_only.
+  - BROKER ("" or this broker's id): an empty change is accepted; any setting is refused with
+    INVALID_REQUEST "Cannot update these configs dynamically", since kbroker has no dynamic
+    broker configs. Another id gets INVALID_REQUEST.
+  - Any other type (BROKER_LOGGER included): INVALID_REQUEST, as in Kafka.
+  - A resource named twice, a config named twice or a null value: INVALID_REQUEST for that
+    resource.
+- Gaps: no dynamic broker configs (see BROKER above).
 """
 
 from __future__ import annotations
@@ -50,9 +54,9 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
     kind = ResourceType.of(type_id)
     if kind == ResourceType.TOPIC:
         new_config = {c["name"]: c["value"] for c in configs}
-        alter_topic_config(ctx.broker, type_id, name, new_config, validate_only)
+        alter_topic_config(ctx.services, type_id, name, new_config, validate_only)
     elif kind == ResourceType.BROKER:
-        check_broker_resource(name, ctx.broker.broker_id)
+        check_broker_resource(name, ctx.services.broker_id)
         refuse_broker_changes(resource_description(type_id, name), [c["name"] for c in configs])
     else:
         raise ConfigApiError(Errors.INVALID_REQUEST,

@@ -1,19 +1,24 @@
-"""ApiVersions (18), v0-4.
+"""ApiVersions (18): the APIs and versions this broker serves.
 
-Advertises exactly the APIs that have a handler module, with the versions each serves.
-Versions newer than ours are answered by kafka_apis.py in v0 format with UNSUPPORTED_VERSION
-and our own range (KIP-511); a v3+ body that does not parse gets INVALID_REQUEST there too.
-From v3 the client software name and version must match Kafka's pattern (letters, digits, '-'
-and '.', starting and ending with a letter or digit), else INVALID_REQUEST.
-Known gaps: no feature flags (SupportedFeatures/FinalizedFeatures are empty, as a ZooKeeper-mode
-broker without metadata.version sends them).
+- Versions: 0-4 served and advertised.
+- Behaviour:
+  - Advertises exactly the APIs that have a handler module, with the versions each serves.
+  - Versions newer than ours are answered by kafka_apis.py in v0 format with
+    UNSUPPORTED_VERSION and our own range (KIP-511); a v3+ body that does not parse gets
+    INVALID_REQUEST there too.
+  - From v3 the client software name and version must match Kafka's pattern (letters, digits,
+    '-' and '.', starting and ending with a letter or digit), else INVALID_REQUEST.
+- Gaps: no feature flags (SupportedFeatures/FinalizedFeatures are empty, as a ZooKeeper-mode
+  broker without metadata.version sends them).
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING
 
+from kbroker.api.handlers import load_handlers
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -32,4 +37,11 @@ async def handle(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersion
     if ctx.api_version >= 3 and not (_SOFTWARE_PATTERN.fullmatch(request["client_software_name"])
                                      and _SOFTWARE_PATTERN.fullmatch(request["client_software_version"])):
         return {"error_code": Errors.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
-    return {"error_code": 0, "api_keys": ctx.broker.api_versions_body, "throttle_time_ms": 0}
+    return {"error_code": 0, "api_keys": _advertised_api_keys(), "throttle_time_ms": 0}
+
+
+@functools.cache
+def _advertised_api_keys() -> list[dict]:
+    """Built once: the handlers served never change while we run."""
+    return [{"api_key": h.api_key, "min_version": h.advertised_min, "max_version": h.advertised_max}
+            for h in sorted(load_handlers().values())]

@@ -1,17 +1,21 @@
-"""ControlledShutdown (7), v0-3: a stopping broker asks the controller to move its leadership.
+"""ControlledShutdown (7): a stopping broker asks the controller to move its leadership.
 
-Served by the active controller (others answer NOT_CONTROLLER). The broker's partitions get
-new leaders from their ISR among brokers not shutting down, it leaves the ISRs of partitions
-it follows (and is told to stop those replicas), and the answer lists the partitions it still
-leads (those with no other eligible replica); the broker retries while any remain, as Kafka's
-does (controlled.shutdown.max.retries). Unknown broker: BROKER_NOT_AVAILABLE; an old broker
-epoch (v2+): STALE_BROKER_EPOCH. v0 uses request header v0 (no client id).
+- Versions: 0-3 served and advertised; v0 uses request header v0 (no client id).
+- Behaviour:
+  - Served by the active controller (others answer NOT_CONTROLLER).
+  - The broker's partitions get new leaders from their ISR among brokers not shutting down; it
+    leaves the ISRs of partitions it follows (and is told to stop those replicas).
+  - The answer lists the partitions it still leads (those with no other eligible replica); the
+    broker retries while any remain, as Kafka's does (controlled.shutdown.max.retries).
+  - Unknown broker: BROKER_NOT_AVAILABLE; an old broker epoch (v2+): STALE_BROKER_EPOCH.
+- Gaps: none known.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
@@ -22,7 +26,8 @@ API_KEY = ApiKey.CONTROLLED_SHUTDOWN
 VERSIONS = (0, 3)
 
 
+@controller_only(remaining_partitions=[])
 async def handle(ctx: RequestContext, request: ControlledShutdownRequest) -> ControlledShutdownResponse:
-    error, remaining = ctx.broker.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
+    error, remaining = ctx.services.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
     return {"error_code": error,
             "remaining_partitions": [{"topic_name": t, "partition_index": p} for t, p in remaining]}

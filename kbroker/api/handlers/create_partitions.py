@@ -1,10 +1,14 @@
-"""CreatePartitions (37), v0-3.
+"""CreatePartitions (37): grows a topic to `count` partitions.
 
-Grows a topic to `count` partitions, with Kafka's assignment for the new ones or the explicit
-assignments given; the controller brings them online and the answer waits up to timeout_ms.
-Errors as Kafka: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (fewer or the same count),
-INVALID_REPLICA_ASSIGNMENT (wrong number of assignments, unknown brokers, duplicates),
-INVALID_REQUEST for a topic named twice. validate_only checks without changing anything.
+- Versions: 0-3 served and advertised.
+- Behaviour:
+  - The new partitions get Kafka's assignment, or the explicit assignments given; the
+    controller brings them online and the answer waits up to timeout_ms.
+  - Errors as Kafka: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (fewer or the same count),
+    INVALID_REPLICA_ASSIGNMENT (wrong number of assignments, unknown brokers, duplicates),
+    INVALID_REQUEST for a topic named twice.
+  - validate_only checks without changing anything.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> Creat
     duplicates = {n for n in names if names.count(n) > 1}
     changes = [(t["name"], t["count"], None if t["assignments"] is None else [a["broker_ids"] for a in t["assignments"]])
                for t in request["topics"] if t["name"] not in duplicates]
-    results = await ctx.broker.admin_manager.create_partitions(changes, request["timeout_ms"],
+    results = await ctx.services.admin_manager.create_partitions(changes, request["timeout_ms"],
                                                                request["validate_only"])
     out = [{"name": n, "error_code": e, "error_message": m} for n, (e, m) in results.items()]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,

@@ -1,12 +1,17 @@
-"""CreateTopics (19), v0-7.
+"""CreateTopics (19): creates topics and waits until their partitions are online.
 
-Each topic is validated (legal name, no '.'/'_' collision, partitions and replication factor or an
-explicit assignment but not both, replication factor <= live brokers, known topic configs with
-valid values), then written for the controller, which brings its partitions online; the answer
-waits for that up to timeout_ms (REQUEST_TIMED_OUT after). -1 for partitions or replication
-factor takes num.partitions / default.replication.factor (v4+). validate_only (v1+) checks
-without creating. A name given twice gets INVALID_REQUEST. v5+ answers carry the partition
-count, replication factor and the topic's configs; v7 the topic id.
+- Versions: 0-7 served and advertised.
+- Behaviour:
+  - Each topic is validated (legal name, no '.'/'_' collision, partitions and replication
+    factor or an explicit assignment but not both, replication factor <= live brokers, known
+    topic configs with valid values), then written for the controller, which brings its
+    partitions online; the answer waits for that up to timeout_ms (REQUEST_TIMED_OUT after).
+  - -1 for partitions or replication factor takes num.partitions / default.replication.factor
+    (v4+). validate_only (v1+) checks without creating.
+  - A name given twice gets INVALID_REQUEST.
+  - v5+ answers carry the partition count, replication factor and the topic's configs; v7 the
+    topic id.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
                            {a["partition_index"]: a["broker_ids"] for a in t["assignments"]},
                            {c["name"]: c["value"] for c in t["configs"]})
               for t in request["topics"] if t["name"] not in duplicates]
-    results = await ctx.broker.admin_manager.create_topics(wanted, request["timeout_ms"],
+    results = await ctx.services.admin_manager.create_topics(wanted, request["timeout_ms"],
                                                            request["validate_only"])
     out = [_result(ctx, r) for r in results]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
@@ -48,7 +53,7 @@ def _result(ctx: RequestContext, result: TopicResult) -> dict:
                 "num_partitions": -1, "replication_factor": -1, "configs": None}
     configs = [{"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
                 "is_sensitive": e.is_sensitive}
-               for e in topic_config_entries(ctx.broker.config, result.configs)]
+               for e in topic_config_entries(ctx.services.config, result.configs)]
     return {"name": result.name, "topic_id": result.topic_id, "error_code": 0, "error_message": None,
             "num_partitions": result.num_partitions, "replication_factor": result.replication_factor,
             "configs": configs}

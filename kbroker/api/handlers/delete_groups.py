@@ -1,8 +1,12 @@
-"""DeleteGroups (42), v0-2.
+"""DeleteGroups (42): deletes Empty groups with their committed offsets.
 
-Deletes Empty groups with their committed offsets (tombstones in `__consumer_offsets`); a
-group with members gets NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND, one coordinated
-elsewhere NOT_COORDINATOR. One result per distinct group id, in request order.
+- Versions: 0-2 served and advertised.
+- Behaviour:
+  - The offsets are deleted with tombstones in `__consumer_offsets`.
+  - A group with members gets NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND, one
+    coordinated elsewhere NOT_COORDINATOR.
+  - One result per distinct group id, in request order.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -21,5 +25,5 @@ VERSIONS = (0, 2)
 
 async def handle(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
     group_ids = list(dict.fromkeys(request["groups_names"]))
-    errors = ctx.broker.group_coordinator.delete_groups(group_ids)
+    errors = ctx.services.group_coordinator.delete_groups(group_ids)
     return {"throttle_time_ms": 0, "results": [{"group_id": g, "error_code": errors[g]} for g in group_ids]}

@@ -1,10 +1,14 @@
-"""DeleteRecords (21), v0-2.
+"""DeleteRecords (21): moves partitions' log start offsets forward.
 
-Moves each partition's log start offset forward to the offset given (-1: the high watermark);
-whole segments below it are deleted by retention, and reads below it get OFFSET_OUT_OF_RANGE.
-Offsets past the high watermark: OFFSET_OUT_OF_RANGE; compacted topics: POLICY_VIOLATION;
-partitions we do not lead: NOT_LEADER_OR_FOLLOWER. The low watermark answered is the new log
-start offset (with followers, Kafka answers once they have moved theirs too).
+- Versions: 0-2 served and advertised.
+- Behaviour:
+  - Each partition's log start offset moves to the offset given (-1: the high watermark);
+    whole segments below it are deleted by retention, and reads below it get
+    OFFSET_OUT_OF_RANGE.
+  - Offsets past the high watermark: OFFSET_OUT_OF_RANGE; compacted topics: POLICY_VIOLATION;
+    partitions we do not lead: NOT_LEADER_OR_FOLLOWER.
+  - The low watermark answered is the new log start offset.
+- Gaps: with followers, Kafka answers once they have moved their log start too; we answer at once.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ VERSIONS = (0, 2)
 
 
 async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
-    replica_manager = ctx.broker.replica_manager
+    replica_manager = ctx.services.replica_manager
     topics = []
     for topic in request["topics"]:
         partitions = []

@@ -1,10 +1,15 @@
-"""DeleteTopics (20), v0-6.
+"""DeleteTopics (20): deletes topics and waits until this broker's metadata no longer has them.
 
-Topics by name (v0-5 TopicNames, v6 Topics with a name) or by id (v6, name null). Each is marked
-under /admin/delete_topics; the controller stops its replicas, deletes its logs and removes its
-znodes; the answer waits until this broker's metadata no longer has it (REQUEST_TIMED_OUT after
-timeout_ms). Unknown names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID;
-delete.topic.enable=false: TOPIC_DELETION_DISABLED. Error messages from v5.
+- Versions: 0-6 served and advertised. Topics by name (v0-5 TopicNames, v6 Topics with a name)
+  or by id (v6, name null); error messages from v5.
+- Behaviour:
+  - Each topic is marked under /admin/delete_topics; the controller stops its replicas,
+    deletes its logs and removes its znodes.
+  - The answer waits until this broker's metadata no longer has it (REQUEST_TIMED_OUT after
+    timeout_ms).
+  - Unknown names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID;
+    delete.topic.enable=false: TOPIC_DELETION_DISABLED.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ VERSIONS = (0, 6)
 
 
 async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     if ctx.api_version >= 6:
         wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]
     else:
@@ -36,7 +41,7 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
             topic = cache.topic_by_id(topic_id)
             name = topic.name if topic is not None else None
         resolved.append((name, topic_id))
-    results = await ctx.broker.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
+    results = await ctx.services.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
                                                            request["timeout_ms"])
     responses = []
     for name, topic_id in resolved:

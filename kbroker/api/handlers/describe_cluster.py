@@ -1,10 +1,15 @@
-"""DescribeCluster (60), v0-2.
+"""DescribeCluster (60): the live brokers, the cluster id and the controller.
 
-Brokers alive with their endpoint on the listener the request came in on, the cluster id, the
-controller id and cluster authorized operations when asked (all operations: no authorizer).
-v1's endpoint type 2 (controllers) is answered with UNSUPPORTED_ENDPOINT_TYPE as a ZooKeeper-mode
-broker does. v2's IsFenced is always false: a ZooKeeper-mode cluster fences no broker
-(IncludeFencedBrokers changes nothing).
+- Versions: 0-2 served and advertised.
+- Behaviour:
+  - Brokers alive with their endpoint on the listener the request came in on, the cluster id,
+    the controller id and cluster authorized operations when asked (all operations: no
+    authorizer).
+  - v1's endpoint type 2 (controllers) is answered with UNSUPPORTED_ENDPOINT_TYPE, as a
+    ZooKeeper-mode broker does.
+  - v2's IsFenced is always false: a ZooKeeper-mode cluster fences no broker
+    (IncludeFencedBrokers changes nothing).
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ BROKERS_ENDPOINT_TYPE = 1
 
 
 async def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     if request["endpoint_type"] != BROKERS_ENDPOINT_TYPE:
         return {"error_code": Errors.UNSUPPORTED_ENDPOINT_TYPE,
                 "error_message": "The request was sent to an endpoint of type BROKER, "

@@ -1,16 +1,18 @@
-"""DescribeConfigs (32), v0-4 (flexible from v4).
+"""DescribeConfigs (32): settings per resource, as Kafka's ConfigHelper answers.
 
-Per resource, as Kafka's ConfigHelper answers:
-- TOPIC: every topic setting with its override (DYNAMIC_TOPIC_CONFIG) or broker default; an
-  illegal name gets INVALID_TOPIC_EXCEPTION, a missing topic UNKNOWN_TOPIC_OR_PARTITION.
-- BROKER: this broker's id gives all its settings (all read-only: kbroker has no dynamic broker
-  configs); "" asks for the cluster-wide dynamic defaults, of which there are none, so the list is
-  empty; another id or a non-number gets INVALID_REQUEST.
-- BROKER_LOGGER: this broker's id gives the root logger and every logger with its level.
-- CLIENT_METRICS, GROUP: INVALID_REQUEST per resource (not served). Any other type fails the whole
-  request with INVALID_REQUEST, as Kafka's authorization step does.
-configuration_keys filters (null or empty: all), synonyms from v1 when asked, documentation and
-config types from v3; v0 reports is_default instead of the source.
+- Versions: 0-4 served and advertised (flexible from v4).
+- Behaviour:
+  - TOPIC: every topic setting with its override (DYNAMIC_TOPIC_CONFIG) or broker default; an
+    illegal name gets INVALID_TOPIC_EXCEPTION, a missing topic UNKNOWN_TOPIC_OR_PARTITION.
+  - BROKER: this broker's id gives all its settings (all read-only: kbroker has no dynamic
+    broker configs); "" asks for the cluster-wide dynamic defaults, of which there are none, so
+    the list is empty; another id or a non-number gets INVALID_REQUEST.
+  - BROKER_LOGGER: this broker's id gives the root logger and every logger with its level.
+  - CLIENT_METRICS, GROUP: INVALID_REQUEST per resource (not served). Any other type fails the
+    whole request with INVALID_REQUEST, as Kafka's authorization step does.
+  - configuration_keys filters (null or empty: all); synonyms from v1 when asked;
+    documentation and config types from v3; v0 reports is_default instead of the source.
+- Gaps: CLIENT_METRICS and GROUP resources are not served; no dynamic broker configs.
 """
 
 from __future__ import annotations
@@ -66,28 +68,28 @@ def _entries(ctx: RequestContext, resource: dict, request: dict) -> list[ConfigE
     kind, name = ResourceType.of(resource["resource_type"]), resource["resource_name"]
     keys = resource["configuration_keys"]
     synonyms, documentation = request["include_synonyms"], request["include_documentation"]
-    broker = ctx.broker
+    services = ctx.services
     if kind == ResourceType.TOPIC:
         error = topic_name_error(name)
         if error is not None:
             raise ConfigApiError(Errors.INVALID_TOPIC_EXCEPTION, error)
-        if broker.metadata_cache.topic(name) is None:
+        if services.metadata_cache.topic(name) is None:
             raise ConfigApiError(Errors.UNKNOWN_TOPIC_OR_PARTITION, None)
-        overrides = broker.zk_client.get_topic_config(name)
-        return topic_config_entries(broker.config, overrides, keys, synonyms, documentation)
+        overrides = services.admin_manager.topic_config(name)
+        return topic_config_entries(services.config, overrides, keys, synonyms, documentation)
     if kind == ResourceType.BROKER:
         if not name:
             return []  # cluster-wide dynamic defaults: kbroker has none
-        if broker_id_of(name) != broker.broker_id:
-            raise ConfigApiError(Errors.INVALID_REQUEST, f"Unexpected broker id, expected {broker.broker_id} "
+        if broker_id_of(name) != services.broker_id:
+            raise ConfigApiError(Errors.INVALID_REQUEST, f"Unexpected broker id, expected {services.broker_id} "
                                                          f"or empty string, but received {name}")
-        return broker_config_entries(broker.config, keys, synonyms, documentation)
+        return broker_config_entries(services.config, keys, synonyms, documentation)
     if kind == ResourceType.BROKER_LOGGER:
         if not name:
             raise ConfigApiError(Errors.INVALID_REQUEST, "Broker id must not be empty")
-        if broker_id_of(name) != broker.broker_id:
+        if broker_id_of(name) != services.broker_id:
             raise ConfigApiError(Errors.INVALID_REQUEST,
-                                 f"Unexpected broker id, expected {broker.broker_id} but received {name}")
+                                 f"Unexpected broker id, expected {services.broker_id} but received {name}")
         return logger_entries(keys)
     raise ConfigApiError(Errors.INVALID_REQUEST, f"Unsupported resource type: {kind.name}")
 

@@ -1,10 +1,14 @@
-"""DescribeGroups (15), v0-6.
+"""DescribeGroups (15): groups' state and members, as Kafka's GroupCoordinator summarises them.
 
-State, protocol type and, for Stable groups only, the protocol and each member's metadata and
-assignment (members of other states are listed without them), as Kafka's GroupCoordinator
-summarises a group. A group that does not exist is reported Dead with no members; v6 adds
-GROUP_ID_NOT_FOUND and a message for it (KIP-1043). v3+ may ask for the authorized operations
-(everything, as without an authorizer); v4+ show members' group.instance.id.
+- Versions: 0-6 served and advertised.
+- Behaviour:
+  - State and protocol type and, for Stable groups only, the protocol and each member's
+    metadata and assignment (members of other states are listed without them).
+  - A group that does not exist is reported Dead with no members; v6 adds GROUP_ID_NOT_FOUND
+    and a message for it (KIP-1043).
+  - v3+ may ask for the authorized operations (everything, as without an authorizer); v4+ show
+    members' group.instance.id.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ DEAD = "Dead"
 
 
 async def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
-    coordinator = ctx.broker.group_coordinator
+    coordinator = ctx.services.group_coordinator
     include_operations = request["include_authorized_operations"]
     groups = []
     for group_id in request["groups"]:

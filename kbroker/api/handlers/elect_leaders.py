@@ -1,21 +1,25 @@
-"""ElectLeaders (43), v0-2: preferred (type 0) or unclean (type 1) leader elections.
+"""ElectLeaders (43): preferred (type 0) or unclean (type 1) leader elections.
 
-Served by the active controller (others answer NOT_CONTROLLER: admin clients send it to the
-controller). Null topic_partitions means every partition. Preferred: the first replica of the
-assignment leads if it is alive and in the ISR (PREFERRED_LEADER_NOT_AVAILABLE otherwise,
-ELECTION_NOT_NEEDED if it already leads). Unclean: only partitions without a live leader, any
-live replica (ELECTION_NOT_NEEDED when a leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no
-replica is). Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION. v0 has no election type and no
-top-level error code.
+- Versions: 0-2 served and advertised; v0 has no election type and no top-level error code.
+- Behaviour:
+  - Served by the active controller (others answer NOT_CONTROLLER: admin clients send it to
+    the controller).
+  - Null topic_partitions means every partition.
+  - Preferred: the first replica of the assignment leads if it is alive and in the ISR
+    (PREFERRED_LEADER_NOT_AVAILABLE otherwise, ELECTION_NOT_NEEDED if it already leads).
+  - Unclean: only partitions without a live leader, any live replica (ELECTION_NOT_NEEDED when a
+    leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is).
+  - Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION.
+- Gaps: none known.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import ElectLeadersRequest, ElectLeadersResponse
@@ -24,10 +28,9 @@ API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)
 
 
+@controller_only(replica_election_results=[])
 async def handle(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
-    controller = ctx.broker.controller
-    if not controller.is_active:
-        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER, "replica_election_results": []}
+    controller = ctx.services.controller
     wanted = request["topic_partitions"]
     partitions = None if wanted is None else [(t["topic"], p) for t in wanted for p in t["partitions"]]
     election_type = request["election_type"] if ctx.api_version >= 1 else 0

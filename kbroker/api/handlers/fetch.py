@@ -1,21 +1,29 @@
-"""Fetch (1), v4-18.
+"""Fetch (1): reads record batches from partition leaders, for consumers and followers.
 
-Consumers (replica id -1) read up to the high watermark, or the last stable offset with
-read_committed; partitions are read in request order with the response limit max_bytes and each
-partition's limit, the first batch found always whole even when larger (KIP-74). When less than
-min_bytes is found the fetch waits, woken by appends, up to max_wait_ms (DelayedFetch in
-kbroker/replica). OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
-UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13 (UNKNOWN_TOPIC_ID).
-Records go out as file regions of the segments, never decoded. Before v10, partitions of a
-compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE, as Kafka answers.
-Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0, so
-clients keep sending full fetches; a request naming a session gets FETCH_SESSION_ID_NOT_FOUND.
-Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the log
-end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
-DivergingEpoch answer, sent at once, without records), records their position, moves the high
-watermark and the ISR (kbroker/replica). A replica outside the assignment gets
-UNKNOWN_LEADER_EPOCH (with a current leader epoch) or NOT_LEADER_OR_FOLLOWER.
-Known gap: no preferred read replica.
+- Versions: 4-18 served and advertised.
+- Behaviour:
+  - Consumers (replica id -1) read up to the high watermark, or the last stable offset with
+    read_committed.
+  - Partitions are read in request order with the response limit max_bytes and each
+    partition's limit, the first batch found always whole even when larger (KIP-74).
+  - When less than min_bytes is found the fetch waits, woken by appends, up to max_wait_ms
+    (DelayedFetch in kbroker/replica).
+  - OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
+    UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13
+    (UNKNOWN_TOPIC_ID).
+  - Records go out as file regions of the segments, never decoded.
+  - Before v10, partitions of a compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE,
+    as Kafka answers.
+  - Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0,
+    so clients keep sending full fetches; a request naming a session gets
+    FETCH_SESSION_ID_NOT_FOUND.
+  - Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the
+    log end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
+    DivergingEpoch answer, sent at once, without records), records their position, moves the
+    high watermark and the ISR (kbroker/replica).
+  - A replica outside the assignment gets UNKNOWN_LEADER_EPOCH (with a current leader epoch) or
+    NOT_LEADER_OR_FOLLOWER.
+- Gaps: no preferred read replica; no fetch sessions (see above).
 """
 
 from __future__ import annotations
@@ -42,8 +50,8 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     if request["session_id"] != INVALID_SESSION_ID:
         return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,
                 "responses": []}
-    cache = ctx.broker.metadata_cache
-    replica_manager = ctx.broker.replica_manager
+    cache = ctx.services.metadata_cache
+    replica_manager = ctx.services.replica_manager
     replica_id = request["replica_id"] if version < 15 else request["replica_state"]["replica_id"]
     if replica_id >= 0:
         isolation = FETCH_LOG_END
@@ -86,7 +94,7 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
 
 def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
     """Kafka refuses Fetch before v10 on compression.type=zstd topics: old clients can't read zstd."""
-    p = ctx.broker.replica_manager.get_partition(topic, partition)
+    p = ctx.services.replica_manager.get_partition(topic, partition)
     return p is not None and p.log is not None and p.log.config.compression_type == "zstd"
 
 

@@ -1,13 +1,17 @@
-"""FindCoordinator (10), v0-6.
+"""FindCoordinator (10): the broker that coordinates a group.
 
-Group keys (key type 0) are answered with the leader of their `__consumer_offsets` partition
-(abs(javaStringHash(groupId)) % partitions). The topic is created on first use with
-offsets.topic.num.partitions, offsets.topic.replication.factor and Kafka's topic configs
-(compact, compression.type=producer, offsets.topic.segment.bytes); that first answer, and any
-while the partition has no live leader, is COORDINATOR_NOT_AVAILABLE, as Kafka answers.
-v0-3 ask for one key (v1+ carry an error message); v4+ batch keys, one answer each.
-Known gaps: transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE: there is no transaction
-coordinator yet. Other key types (share groups) get INVALID_REQUEST.
+- Versions: 0-6 served and advertised. v0-3 ask for one key (v1+ carry an error message); v4+
+  batch keys, one answer each.
+- Behaviour:
+  - Group keys (key type 0) are answered with the leader of their `__consumer_offsets`
+    partition (abs(javaStringHash(groupId)) % partitions).
+  - The topic is created on first use with offsets.topic.num.partitions,
+    offsets.topic.replication.factor and Kafka's topic configs (compact,
+    compression.type=producer, offsets.topic.segment.bytes); that first answer, and any while
+    the partition has no live leader, is COORDINATOR_NOT_AVAILABLE, as Kafka answers.
+  - Other key types (share groups) get INVALID_REQUEST.
+- Gaps: transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE: there is no transaction
+  coordinator yet.
 """
 
 from __future__ import annotations
@@ -60,13 +64,13 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[i
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
     if key_type != GROUP_KEY_TYPE:
         return Errors.INVALID_REQUEST, NO_NODE
-    broker = ctx.broker
-    cache = broker.metadata_cache
+    services = ctx.services
+    cache = services.metadata_cache
     topic = cache.topic(GROUP_METADATA_TOPIC_NAME)
     if topic is None:
         _create_offsets_topic(ctx)
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
-    state = topic.partitions.get(broker.group_coordinator.partition_for(key))
+    state = topic.partitions.get(services.group_coordinator.partition_for(key))
     endpoint = cache.endpoint_of(state.leader, ctx.listener_name) if state is not None else None
     if endpoint is None:
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
@@ -74,10 +78,10 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[i
 
 
 def _create_offsets_topic(ctx: RequestContext) -> None:
-    broker = ctx.broker
-    config = broker.group_coordinator.offset_config
-    result = broker.admin_manager.create_topic_now(TopicRequest(
+    services = ctx.services
+    config = services.group_coordinator.offset_config
+    result = services.admin_manager.create_topic_now(TopicRequest(
         GROUP_METADATA_TOPIC_NAME, config.topic_num_partitions, config.topic_replication_factor,
-        configs=broker.group_coordinator.offsets_topic_configs()))
+        configs=services.group_coordinator.offsets_topic_configs()))
     if result.error not in (Errors.NONE, Errors.TOPIC_ALREADY_EXISTS):
         log.warning("cannot create %s: %s (%s)", GROUP_METADATA_TOPIC_NAME, result.error.name, result.message)

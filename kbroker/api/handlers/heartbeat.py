@@ -1,9 +1,13 @@
-"""Heartbeat (12), v0-4.
+"""Heartbeat (12): keeps a member's session alive (GroupCoordinator).
 
-Keeps a member's session alive (GroupCoordinator): NONE while the group is Stable or completing
-a rebalance, REBALANCE_IN_PROGRESS while it prepares one, UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION
-/ FENCED_INSTANCE_ID (v3+ static members) for stale members; NONE while the group's partition
-is still loading, as Kafka answers.
+- Versions: 0-4 served and advertised.
+- Behaviour:
+  - NONE while the group is Stable or completing a rebalance, REBALANCE_IN_PROGRESS while it
+    prepares one.
+  - UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID (v3+ static members) for stale
+    members.
+  - NONE while the group's partition is still loading, as Kafka answers.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -21,6 +25,6 @@ VERSIONS = (0, 4)
 
 
 async def handle(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
-    error = ctx.broker.group_coordinator.heartbeat(request["group_id"], request["member_id"],
+    error = ctx.services.group_coordinator.heartbeat(request["group_id"], request["member_id"],
                                                    request["group_instance_id"], request["generation_id"])
     return {"throttle_time_ms": 0, "error_code": error}

@@ -1,20 +1,23 @@
-"""IncrementalAlterConfigs (44), v0-1 (flexible from v1).
+"""IncrementalAlterConfigs (44): operations on single settings of a resource.
 
-Each resource carries operations on single settings: SET (0), DELETE (1), APPEND (2) and
-SUBTRACT (3); APPEND/SUBTRACT work on list settings only (cleanup.policy, the throttled replica
-lists), starting from the override or else the built-in default, and APPEND skips items already
-there. As in Kafka (ZkAdminManager.incrementalAlterConfigs):
-- TOPIC: the operations apply to the stored overrides, and the result is checked and written as
-  AlterConfigs does (UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG for unknown names, INVALID_REQUEST
-  for bad values or APPEND/SUBTRACT on a non-list setting), unless validate_only.
-- BROKER ("" or this broker's id): DELETE of a dynamic setting is a no-op (there are none); SET,
-  APPEND and SUBTRACT are refused with "Cannot update these configs dynamically".
-- BROKER_LOGGER (KIP-412): SET a logger's level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF) or
-  DELETE it so it follows its parent again; unknown loggers and levels are INVALID_REQUEST, the
-  root logger cannot be deleted. Levels are not persisted, as in Kafka.
-- Other types: INVALID_REQUEST.
-A resource named twice, a config named twice, a null value outside DELETE or an unknown operation:
-INVALID_REQUEST for that resource.
+- Versions: 0-1 served and advertised (flexible from v1).
+- Behaviour: as in Kafka (ZkAdminManager.incrementalAlterConfigs).
+  - Operations: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3); APPEND/SUBTRACT work on list
+    settings only (cleanup.policy, the throttled replica lists), starting from the override or
+    else the built-in default, and APPEND skips items already there.
+  - TOPIC: the operations apply to the stored overrides, and the result is checked and written
+    as AlterConfigs does (UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG for unknown names,
+    INVALID_REQUEST for bad values or APPEND/SUBTRACT on a non-list setting), unless
+    validate_only.
+  - BROKER ("" or this broker's id): DELETE of a dynamic setting is a no-op (there are none);
+    SET, APPEND and SUBTRACT are refused with "Cannot update these configs dynamically".
+  - BROKER_LOGGER (KIP-412): SET a logger's level (TRACE, DEBUG, INFO, WARN, ERROR, FATAL, OFF)
+    or DELETE it so it follows its parent again; unknown loggers and levels are
+    INVALID_REQUEST, the root logger cannot be deleted. Levels are not persisted, as in Kafka.
+  - Other types: INVALID_REQUEST.
+  - A resource named twice, a config named twice, a null value outside DELETE or an unknown
+    operation: INVALID_REQUEST for that resource.
+- Gaps: no dynamic broker configs (see BROKER above).
 """
 
 from __future__ import annotations
@@ -68,12 +71,12 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
     ops = _operations(resource["configs"])
     kind = ResourceType.of(type_id)
     if kind == ResourceType.TOPIC:
-        current = dict(ctx.broker.zk_client.get_topic_config(name))
+        current = dict(ctx.services.admin_manager.topic_config(name))
         for op, config_name, value in ops:
             _apply_to_topic(current, op, config_name, value)
-        alter_topic_config(ctx.broker, type_id, name, current, validate_only)
+        alter_topic_config(ctx.services, type_id, name, current, validate_only)
     elif kind == ResourceType.BROKER:
-        check_broker_resource(name, ctx.broker.broker_id)
+        check_broker_resource(name, ctx.services.broker_id)
         for op, config_name, _ in ops:
             if op in (OpType.APPEND, OpType.SUBTRACT):
                 key = BROKER_CONFIG_BY_NAME.get(config_name)
@@ -81,7 +84,7 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
         refuse_broker_changes(resource_description(type_id, name),
                               [config_name for op, config_name, _ in ops if op != OpType.DELETE])
     elif kind == ResourceType.BROKER_LOGGER:
-        check_broker_resource(name, ctx.broker.broker_id)
+        check_broker_resource(name, ctx.services.broker_id)
         description = resource_description(type_id, name)
         for op, logger, level in ops:
             _check_logger_op(description, op, logger, level)

@@ -1,11 +1,16 @@
-"""JoinGroup (11), v0-9.
+"""JoinGroup (11): a member joins a group's rebalance.
 
-Handed to the GroupCoordinator (kbroker/group/group_coordinator.py), which answers once the
-rebalance completes. v0 has no rebalance timeout: the session timeout stands in for it. From v4
-a new member without group.instance.id first gets MEMBER_ID_REQUIRED with its member id (KIP-394);
-v5 adds static membership; v7+ return the protocol type and a null protocol name where older
-versions get ""; v9 tells a rejoining static leader to skip the assignment (SkipAssignment).
-The member's client host is "/<address>", as Kafka records it.
+- Versions: 0-9 served and advertised.
+- Behaviour:
+  - Handed to the GroupCoordinator (kbroker/group/group_coordinator.py), which answers once the
+    rebalance completes.
+  - v0 has no rebalance timeout: the session timeout stands in for it.
+  - From v4 a new member without group.instance.id first gets MEMBER_ID_REQUIRED with its
+    member id (KIP-394); v5 adds static membership.
+  - v7+ return the protocol type and a null protocol name where older versions get ""; v9 tells
+    a rejoining static leader to skip the assignment (SkipAssignment).
+  - The member's client host is "/<address>", as Kafka records it.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ async def handle(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupRes
         support_skipping_assignment=version >= 9,
         reason=request["reason"],
     )
-    result = await ctx.broker.group_coordinator.join_group(params)
+    result = await ctx.services.group_coordinator.join_group(params)
     protocol_name = result.protocol_name
     if version < 7:
         protocol_name = protocol_name or ""

@@ -1,8 +1,12 @@
-"""LeaveGroup (13), v0-5.
+"""LeaveGroup (13): members leave a group.
 
-v0-2 remove one member by id; the answer's error is the group's or else the member's, as Kafka
-folds it. v3+ remove a batch of members, each by member id or, administratively, by
-group.instance.id alone (KIP-345), with an error per member; v5 adds a reason per member.
+- Versions: 0-5 served and advertised.
+- Behaviour:
+  - v0-2 remove one member by id; the answer's error is the group's or else the member's, as
+    Kafka folds it.
+  - v3+ remove a batch of members, each by member id or, administratively, by
+    group.instance.id alone (KIP-345), with an error per member; v5 adds a reason per member.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ VERSIONS = (0, 5)
 
 
 async def handle(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
-    coordinator = ctx.broker.group_coordinator
+    coordinator = ctx.services.group_coordinator
     if ctx.api_version <= 2:
         error, member_errors = coordinator.leave_group(request["group_id"], [(request["member_id"], None, None)])
         first_member_error = next((e for e in member_errors if e != Errors.NONE), Errors.NONE)

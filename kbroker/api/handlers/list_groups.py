@@ -1,10 +1,13 @@
-"""ListGroups (16), v0-5.
+"""ListGroups (16): every group this broker coordinates.
 
-Every group this broker coordinates, with its protocol type ("" for offsets-only groups); v4+
-filter by state and report it (KIP-518), v5+ filter by type and report it ("classic": the
-KIP-848 consumer protocol is not served). Filters match case-insensitively; an empty filter
-matches everything. While an offsets partition is loading the error is
-COORDINATOR_LOAD_IN_PROGRESS, with the groups known so far.
+- Versions: 0-5 served and advertised.
+- Behaviour:
+  - Each group with its protocol type ("" for offsets-only groups).
+  - v4+ filter by state and report it (KIP-518); v5+ filter by type and report it ("classic").
+    Filters match case-insensitively; an empty filter matches everything.
+  - While an offsets partition is loading the error is COORDINATOR_LOAD_IN_PROGRESS, with the
+    groups known so far.
+- Gaps: the KIP-848 consumer protocol is not served, so every group is "classic".
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ VERSIONS = (0, 5)
 
 
 async def handle(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
-    error, groups = ctx.broker.group_coordinator.list_groups(request["states_filter"] or [],
+    error, groups = ctx.services.group_coordinator.list_groups(request["states_filter"] or [],
                                                              request["types_filter"] or [])
     return {"throttle_time_ms": 0, "error_code": error,
             "groups": [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state,

@@ -1,14 +1,19 @@
-"""ListOffsets (2), v0-11.
+"""ListOffsets (2): offsets of partitions by timestamp.
 
-Per partition, by timestamp: -2 earliest (the log start offset), -4 earliest local (the same:
-no tiered storage), -1 latest (the high watermark, or the last stable offset with
-read_committed; the log end for a replica id >= 0), -3 the batch holding the largest timestamp
-(v7+), -5 earliest pending upload (v9+: -1, nothing is tiered), otherwise the first offset whose
-timestamp is >= the one asked, found through the time index (-1/-1 when none is).
-v0 answers in old_style_offsets. A partition named twice gets INVALID_REQUEST; leadership and
-leader epoch checks as Fetch (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH);
-consumers asking a new leader whose high watermark is below its epoch's start offset get
-OFFSET_NOT_AVAILABLE, as Kafka answers.
+- Versions: 0-11 served and advertised; v0 answers in old_style_offsets.
+- Behaviour: per partition, by timestamp (Partition.fetch_offset_for_timestamp):
+  - -2 earliest (the log start offset); -4 earliest local (the same: no tiered storage).
+  - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
+    for a replica id >= 0.
+  - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
+  - -5 earliest pending upload (v9+): -1, nothing is tiered.
+  - Otherwise the first offset whose timestamp is >= the one asked, found through the time
+    index (-1/-1 when none is).
+  - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
+    (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+  - Consumers asking a new leader whose high watermark is below its epoch's start offset get
+    OFFSET_NOT_AVAILABLE, as Kafka answers.
+- Gaps: no tiered storage (see -4 and -5).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import TYPE_CHECKING
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.replica.partition import PartitionError
+from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_TXN_COMMITTED, Partition, PartitionError
+from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import ListOffsetsRequest, ListOffsetsResponse
@@ -26,12 +32,16 @@ if TYPE_CHECKING:
 API_KEY = ApiKey.LIST_OFFSETS
 VERSIONS = (0, 11)
 
-LATEST, MAX_TIMESTAMP = -1, -3
+MAX_TIMESTAMP = -3
 
 
 async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
     version = ctx.api_version
-    replica_manager = ctx.broker.replica_manager
+    replica_manager = ctx.services.replica_manager
+    if request["replica_id"] >= 0:
+        isolation = None  # a replica sees the log end
+    else:
+        isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
     seen: set[tuple[str, int]] = set()
     duplicates = {(t["name"], p["partition_index"]) for t in request["topics"] for p in t["partitions"]
                   if (t["name"], p["partition_index"]) in seen or seen.add((t["name"], p["partition_index"]))}
@@ -43,7 +53,7 @@ async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffset
             if tp in duplicates:
                 entry = _error(p["partition_index"], Errors.INVALID_REQUEST)
             else:
-                entry = _lookup(replica_manager, tp, p, request, version)
+                entry = _offset(replica_manager, tp, p, isolation, version)
             partitions.append(entry)
         topics.append({"name": topic["name"], "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}
@@ -53,38 +63,29 @@ def _error(index: int, code: Errors) -> dict:
     return {"partition_index": index, "error_code": code, "timestamp": -1, "offset": -1, "old_style_offsets": []}
 
 
-def _lookup(replica_manager, tp: tuple[str, int], p: dict, request: dict, version: int) -> dict:
+def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: dict, isolation: int | None,
+            version: int) -> dict:
     index = p["partition_index"]
     partition = replica_manager.get_partition(*tp)
     if partition is None:
         return _error(index, replica_manager.missing_partition_error(*tp))
+    if p["timestamp"] == MAX_TIMESTAMP and version < 7:
+        return _error(index, _leadership_error(partition, p["current_leader_epoch"]) or Errors.UNSUPPORTED_VERSION)
     try:
-        log = partition.check_leader(p["current_leader_epoch"])
+        found = partition.fetch_offset_for_timestamp(p["timestamp"], isolation, p["current_leader_epoch"])
     except PartitionError as exc:
         return _error(index, exc.code)
-    timestamp = p["timestamp"]
-    if timestamp == MAX_TIMESTAMP and version < 7:
-        return _error(index, Errors.UNSUPPORTED_VERSION)
-    epoch_start = partition.leader_epoch_start_offset
-    if request["replica_id"] < 0 and epoch_start is not None and log.high_watermark < epoch_start:
-        # A new leader whose high watermark has not reached its epoch's start yet (Kafka's rule).
-        return _error(index, Errors.OFFSET_NOT_AVAILABLE)
-    found_timestamp, offset, epoch = -1, -1, -1
-    if timestamp == LATEST and request["replica_id"] < 0:
-        # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
-        offset = log.last_stable_offset if request["isolation_level"] == 1 else log.high_watermark
-        epoch = _epoch_at(log, offset - 1) if offset > log.log_start_offset else partition.leader_epoch
-    else:
-        hit = log.fetch_offset_by_timestamp(timestamp)
-        if hit is not None and (timestamp < 0 or hit.offset < log.high_watermark):
-            found_timestamp, offset = hit.timestamp, hit.offset
-            epoch = hit.leader_epoch if hit.leader_epoch is not None else -1
+    timestamp, offset, epoch = found if found is not None else (-1, -1, -1)
     if version == 0:
         return {"partition_index": index, "error_code": 0, "old_style_offsets": [offset] if offset >= 0 else []}
-    return {"partition_index": index, "error_code": 0, "timestamp": found_timestamp, "offset": offset,
-            "leader_epoch": epoch}
+    return {"partition_index": index, "error_code": 0, "timestamp": timestamp, "offset": offset,
+            "leader_epoch": -1 if epoch is None else epoch}
 
 
-def _epoch_at(log, offset: int) -> int:
-    epoch = log.leader_epoch_cache.epoch_for_offset(offset)
-    return -1 if epoch is None else epoch
+def _leadership_error(partition: Partition, current_leader_epoch: int) -> Errors:
+    """A partition we do not lead (at that epoch) answers that before anything else."""
+    try:
+        partition.check_leader(current_leader_epoch)
+    except PartitionError as exc:
+        return exc.code
+    return Errors.NONE

@@ -1,16 +1,20 @@
-"""ListPartitionReassignments (46), v0: the reassignments in progress (KIP-455).
+"""ListPartitionReassignments (46): the reassignments in progress (KIP-455).
 
-Served by the active controller (NOT_CONTROLLER elsewhere): for each partition being moved, its
-current replica set and the replicas being added and removed. A null topic list means all.
+- Versions: 0 served and advertised.
+- Behaviour:
+  - Served by the active controller (NOT_CONTROLLER elsewhere).
+  - For each partition being moved: its current replica set and the replicas being added and
+    removed. A null topic list means all.
+- Gaps: none known.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
@@ -22,11 +26,9 @@ API_KEY = ApiKey.LIST_PARTITION_REASSIGNMENTS
 VERSIONS = (0, 0)
 
 
+@controller_only(topics=[])
 async def handle(ctx: RequestContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
-    controller = ctx.broker.controller
-    if not controller.is_active:
-        return {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
-                "error_message": "This is not the correct controller for this cluster.", "topics": []}
+    controller = ctx.services.controller
     wanted = request["topics"]
     filter_ = None if wanted is None else {(t["name"], p) for t in wanted for p in t["partition_indexes"]}
     by_topic: dict[str, list[dict]] = {}

@@ -1,14 +1,19 @@
-"""Metadata (3), v0-13.
+"""Metadata (3): the brokers, the controller and the topics' partitions and leaders.
 
-Brokers alive (their endpoint on the listener the request came in on), cluster id (v2+),
-controller id (v1+), and the requested topics: all of them for a null list (v1+) or an empty
-one (v0), none for an empty list from v1. Topics may be asked for by id from v10 (unknown id:
-UNKNOWN_TOPIC_ID). A missing topic is created when the request allows it (v4+, always before)
-and auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
-until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION. Authorized
-operations (v8+) report everything, as a broker without an authorizer does.
-Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE; before v5 (no offline replicas
-field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set, as Kafka does.
+- Versions: 0-13 served and advertised.
+- Behaviour:
+  - Brokers alive (their endpoint on the listener the request came in on), cluster id (v2+),
+    controller id (v1+).
+  - The requested topics: all of them for a null list (v1+) or an empty one (v0), none for an
+    empty list from v1. Topics may be asked for by id from v10 (unknown id: UNKNOWN_TOPIC_ID).
+  - A missing topic is created when the request allows it (v4+, always before) and
+    auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
+    until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION.
+  - Authorized operations (v8+) report everything, as a broker without an authorizer does.
+  - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE; before v5 (no offline
+    replicas field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set,
+    as Kafka does.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ VERSIONS = (0, 13)
 
 async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
     version = ctx.api_version
-    broker = ctx.broker
-    cache = broker.metadata_cache
+    services = ctx.services
+    cache = services.metadata_cache
     requested = request["topics"]
     all_topics = requested is None or (version == 0 and not requested)
     if all_topics:
@@ -74,8 +79,8 @@ async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: di
     if topic_name_error(name) is not None:
         return {"error_code": Errors.INVALID_TOPIC_EXCEPTION, "name": name, "is_internal": False}
     error = Errors.UNKNOWN_TOPIC_OR_PARTITION
-    if allow_create and ctx.broker.config.get("auto.create.topics.enable"):
-        error = await ctx.broker.auto_create_topic(name)
+    if allow_create and ctx.services.config.get("auto.create.topics.enable"):
+        error = await ctx.services.admin_manager.auto_create_topic(name)
     return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": False}
 
 

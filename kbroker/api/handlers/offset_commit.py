@@ -1,13 +1,20 @@
-"""OffsetCommit (8), v0-10.
+"""OffsetCommit (8): commits a group's consumed offsets.
 
-Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (v10, topics by id: UNKNOWN_TOPIC_ID);
-the rest go to the GroupCoordinator, which checks the member and generation (v1+; -1 and no
-member id for offsets-only groups) and writes the commits to `__consumer_offsets` with acks=-1.
-The commit time is now (v1 may give its own); v2-4 may ask for a retention time, which becomes
-an expire timestamp; v6+ carry the leader epoch; metadata longer than offset.metadata.max.bytes
-gets OFFSET_METADATA_TOO_LARGE. v9+ committing to an unknown group with a generation get
-GROUP_ID_NOT_FOUND (ILLEGAL_GENERATION before).
-v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them.
+- Versions: 0-10 served and advertised.
+- Behaviour:
+  - Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION (v10, topics by id:
+    UNKNOWN_TOPIC_ID).
+  - The rest go to the GroupCoordinator, which checks the member and generation (v1+; -1 and no
+    member id for offsets-only groups) and writes the commits to `__consumer_offsets` with
+    acks=-1.
+  - The commit time is now (v1 may give its own); v2-4 may ask for a retention time, which
+    becomes an expire timestamp; v6+ carry the leader epoch.
+  - Metadata longer than offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE.
+  - v9+ committing to an unknown group with a generation get GROUP_ID_NOT_FOUND
+    (ILLEGAL_GENERATION before).
+  - v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them
+    (kbroker/group/zk_consumer_offsets.py).
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
-from kbroker.group.zk_consumer_offsets import set_or_create_consumer_offset
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
@@ -33,7 +39,7 @@ DEFAULT_RETENTION_TIME = -1
 
 async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
     version = ctx.api_version
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     now = int(time.time() * 1000)
     retention = request["retention_time_ms"] if 2 <= version <= 4 else DEFAULT_RETENTION_TIME
     expire = None if retention == DEFAULT_RETENTION_TIME else now + retention
@@ -75,22 +81,8 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
 
 async def _commit(ctx: RequestContext, request: dict,
                   offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
-    coordinator = ctx.broker.group_coordinator
     if ctx.api_version == 0:
-        return _commit_to_zookeeper(ctx, request["group_id"], offsets)
-    return await coordinator.commit_offsets(request["group_id"], request["member_id"], request["group_instance_id"],
-                                            request["generation_id_or_member_epoch"], offsets, ctx.api_version)
-
-
-def _commit_to_zookeeper(ctx: RequestContext, group_id: str,
-                         offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
-    store = ctx.broker.zk_client.store
-    max_metadata = ctx.broker.group_coordinator.offset_config.max_metadata_size
-    errors = {}
-    for (topic, partition), om in offsets.items():
-        if len(om.metadata) > max_metadata:
-            errors[(topic, partition)] = Errors.OFFSET_METADATA_TOO_LARGE
-            continue
-        set_or_create_consumer_offset(store, group_id, topic, partition, om.offset)
-        errors[(topic, partition)] = Errors.NONE
-    return errors
+        return ctx.services.zk_consumer_offsets.commit_offsets(request["group_id"], offsets)
+    return await ctx.services.group_coordinator.commit_offsets(
+        request["group_id"], request["member_id"], request["group_instance_id"],
+        request["generation_id_or_member_epoch"], offsets, ctx.api_version)

@@ -1,10 +1,13 @@
-"""OffsetDelete (47), v0.
+"""OffsetDelete (47): deletes a group's committed offsets for some partitions (KIP-496).
 
-Deletes a group's committed offsets for some partitions (KIP-496): any of an Empty group's; of
-a consumer group with members, only those of topics it does not subscribe to
-(GROUP_SUBSCRIBED_TO_TOPIC for the others); a group with members of another protocol type
-gets NON_EMPTY_GROUP. Partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION. A group
-error leaves the topic list empty.
+- Versions: 0 served and advertised.
+- Behaviour:
+  - Any of an Empty group's offsets; of a consumer group with members, only those of topics it
+    does not subscribe to (GROUP_SUBSCRIBED_TO_TOPIC for the others).
+  - A group with members of another protocol type gets NON_EMPTY_GROUP.
+  - Partitions that do not exist get UNKNOWN_TOPIC_OR_PARTITION.
+  - A group error leaves the topic list empty.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ VERSIONS = (0, 0)
 
 
 async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     errors: dict[tuple[str, int], Errors] = {}
     existing = []
     for topic in request["topics"]:
@@ -33,7 +36,7 @@ async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDel
                 errors[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 existing.append(tp)
-    group_error, deleted = ctx.broker.group_coordinator.delete_offsets(request["group_id"], existing)
+    group_error, deleted = ctx.services.group_coordinator.delete_offsets(request["group_id"], existing)
     if group_error != Errors.NONE:
         return {"error_code": group_error, "throttle_time_ms": 0, "topics": []}
     errors.update(deleted)

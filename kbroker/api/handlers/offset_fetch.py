@@ -1,13 +1,18 @@
-"""OffsetFetch (9), v0-10.
+"""OffsetFetch (9): a group's committed offsets.
 
-Committed offsets per partition from the GroupCoordinator (-1 and "" where nothing is committed),
-whatever the group's state: offsets-only users have no members. v2+ accept a null topic list
-for every committed offset of the group and carry a group-level error; for v0-1, which have no
-such field, a group error is put on each requested partition (as Kafka 2.x did). v5+ return the
-leader epoch; v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a commit is being written);
-v8+ ask for several groups at once, each with its own error; v10 names topics by id
-(UNKNOWN_TOPIC_ID for unknown ones). v0 reads what OffsetCommit v0 wrote to ZooKeeper, as Kafka
-3.x does (UNKNOWN_TOPIC_OR_PARTITION where there is nothing).
+- Versions: 0-10 served and advertised.
+- Behaviour:
+  - Committed offsets per partition from the GroupCoordinator (-1 and "" where nothing is
+    committed), whatever the group's state: offsets-only users have no members.
+  - v2+ accept a null topic list for every committed offset of the group and carry a
+    group-level error; for v0-1, which have no such field, a group error is put on each
+    requested partition (as Kafka 2.x did).
+  - v5+ return the leader epoch; v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a commit
+    is being written); v8+ ask for several groups at once, each with its own error; v10 names
+    topics by id (UNKNOWN_TOPIC_ID for unknown ones).
+  - v0 reads what OffsetCommit v0 wrote to ZooKeeper, as Kafka 3.x does
+    (UNKNOWN_TOPIC_OR_PARTITION where there is nothing).
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, OffsetAndMetadata
-from kbroker.group.zk_consumer_offsets import get_consumer_offset
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
@@ -61,7 +65,7 @@ async def handle(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetc
 
 def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, require_stable: bool) -> dict:
     """One group's answer in the v8+ shape (topics carry name and topic_id; older versions ignore the id)."""
-    cache = ctx.broker.metadata_cache
+    cache = ctx.services.metadata_cache
     by_id = ctx.api_version >= 10
     requested: list[tuple[str | None, uuid.UUID | None, list[int]]] = []
     if topics is not None:
@@ -72,7 +76,7 @@ def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, 
             else:
                 requested.append((t["name"], None, t["partition_indexes"]))
     wanted = None if topics is None else [(n, i) for n, _, indexes in requested if n is not None for i in indexes]
-    error, answers = ctx.broker.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
+    error, answers = ctx.services.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
     if error != Errors.NONE:
         return {"group_id": group_id, "topics": [], "error_code": error}
     if topics is None:
@@ -94,7 +98,7 @@ def _all_topics(ctx: RequestContext, answers: dict[tuple[str, int], PartitionAns
     out = []
     for topic, partitions in by_topic.items():
         if ctx.api_version >= 10:
-            known = ctx.broker.metadata_cache.topic(topic)
+            known = ctx.services.metadata_cache.topic(topic)
             if known is None:
                 continue  # topic ids only: offsets of deleted topics cannot be named
             out.append({"name": topic, "topic_id": known.topic_id, "partitions": partitions})
@@ -104,15 +108,15 @@ def _all_topics(ctx: RequestContext, answers: dict[tuple[str, int], PartitionAns
 
 
 def _fetch_from_zookeeper(ctx: RequestContext, request: dict) -> list[dict]:
-    store = ctx.broker.zk_client.store
-    cache = ctx.broker.metadata_cache
+    zk_offsets = ctx.services.zk_consumer_offsets
+    cache = ctx.services.metadata_cache
     out = []
     for t in request["topics"] or []:
         partitions = []
         for index in t["partition_indexes"]:
             offset = None
             if cache.partition(t["name"], index) is not None:
-                offset = get_consumer_offset(store, request["group_id"], t["name"], index)
+                offset = zk_offsets.fetch_offset(request["group_id"], t["name"], index)
             if offset is None:
                 partitions.append(_partition(index, (None, Errors.UNKNOWN_TOPIC_OR_PARTITION)))
             else:

@@ -1,13 +1,18 @@
-"""OffsetForLeaderEpoch (23), v0-4: the end offset of a leader epoch in the leader's log.
+"""OffsetForLeaderEpoch (23): the end offset of a leader epoch in the leader's log.
 
-Followers without truncation on fetch (IBP < 2.7) and consumers validating their position after
-a leader change ask it. Per partition, answered by the leader only: the latest epoch ends at
-the log end offset; an older one ends where the next higher epoch starts, paired with the
-largest epoch <= the one asked; an epoch newer than all gets leader epoch -1 and end offset
--1 (the leader epoch cache, storage's LeaderEpochFileCache). Errors as Fetch:
-NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, and from current_leader_epoch (v2+)
-FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH. ReplicaId (v3+) is accepted from followers (>= 0),
-consumers (-1) and debugging tools (-2) alike. v0 answers without the leader epoch field.
+- Versions: 0-4 served and advertised; v0 answers without the leader epoch field.
+- Behaviour:
+  - Asked by followers without truncation on fetch (IBP < 2.7) and by consumers validating
+    their position after a leader change.
+  - Per partition, answered by the leader only (Partition.last_offset_for_leader_epoch): the
+    latest epoch ends at the log end offset; an older one ends where the next higher epoch
+    starts, paired with the largest epoch <= the one asked; an epoch newer than all gets leader
+    epoch -1 and end offset -1 (the leader epoch cache, storage's LeaderEpochFileCache).
+  - Errors as Fetch: NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, and from
+    current_leader_epoch (v2+) FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+  - ReplicaId (v3+) is accepted from followers (>= 0), consumers (-1) and debugging tools (-2)
+    alike.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from typing import TYPE_CHECKING
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.replica.partition import PartitionError
+from kbroker.replica.partition import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, PartitionError
+from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
@@ -25,12 +31,9 @@ if TYPE_CHECKING:
 API_KEY = ApiKey.OFFSET_FOR_LEADER_EPOCH
 VERSIONS = (0, 4)
 
-UNDEFINED_EPOCH = -1
-UNDEFINED_EPOCH_OFFSET = -1
-
 
 async def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
-    replica_manager = ctx.broker.replica_manager
+    replica_manager = ctx.services.replica_manager
     topics = []
     for topic in request["topics"]:
         name = topic["topic"]
@@ -39,18 +42,15 @@ async def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> O
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-def _end_offset(replica_manager, topic: str, p: dict) -> dict:
+def _end_offset(replica_manager: ReplicaManager, topic: str, p: dict) -> dict:
     index = p["partition"]
     partition = replica_manager.get_partition(topic, index)
     if partition is None:
         return _answer(index, replica_manager.missing_partition_error(topic, index))
     try:
-        log = partition.check_leader(p["current_leader_epoch"])
+        epoch, end_offset = partition.last_offset_for_leader_epoch(p["current_leader_epoch"], p["leader_epoch"])
     except PartitionError as exc:
         return _answer(index, exc.code)
-    epoch, end_offset = log.end_offset_for_epoch(p["leader_epoch"])
-    if end_offset == UNDEFINED_EPOCH_OFFSET:
-        epoch = UNDEFINED_EPOCH
     return _answer(index, Errors.NONE, epoch, end_offset)
 
 

@@ -1,27 +1,31 @@
-"""Produce (0), v3-13 served; v0-13 advertised.
+"""Produce (0): appends record batches to partition leaders.
 
-Kafka 4 advertises v0-2 but closes the connection on them (KAFKA-18659): librdkafka keeps
-compression off unless v0 is advertised (KAFKA-FACTS.md §10), so we do the same (kafka_apis.py
-closes the connection for versions outside VERSIONS).
-Each partition's records must be exactly one magic-2 batch (INVALID_RECORD; zstd before v7:
-UNSUPPORTED_COMPRESSION_TYPE); the log validates and appends it without decoding records unless
-a rule needs them (kbroker/log/validator.py). acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS);
-acks=-1 honours min.insync.replicas and waits until the high watermark covers the append, up to
-timeout_ms. acks=0 gets no response, and the connection is closed instead if any partition
-failed, as Kafka does. Topics by name, or by id from v13 (UNKNOWN_TOPIC_ID). Client writes to
-internal topics get INVALID_TOPIC_EXCEPTION.
-Known gaps: transactional produce (no transaction coordinator yet: transactional ids are not
-accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them).
+- Versions: 3-13 served; 0-13 advertised. Kafka 4 advertises v0-2 but closes the connection on
+  them (KAFKA-18659): librdkafka keeps compression off unless v0 is advertised
+  (KAFKA-FACTS.md §10), so we do the same (kafka_apis.py closes the connection for versions
+  outside VERSIONS).
+- Behaviour:
+  - Each partition's records must be exactly one magic-2 batch (INVALID_RECORD; zstd before v7:
+    UNSUPPORTED_COMPRESSION_TYPE); the log validates and appends it without decoding records
+    unless a rule needs them (kbroker/log/validator.py).
+  - acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS); acks=-1 honours min.insync.replicas and
+    waits until the high watermark covers the append, up to timeout_ms.
+  - acks=0 gets no response, and the connection is closed instead if any partition failed, as
+    Kafka does.
+  - Topics by name, or by id from v13 (UNKNOWN_TOPIC_ID).
+  - Client writes to internal topics get INVALID_TOPIC_EXCEPTION.
+- Gaps: transactional produce (no transaction coordinator yet: transactional ids are not
+  accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.handlers import CloseConnection
 from kbroker.api.request_context import RequestContext
 from kbroker.log.validator import validate_produce_partition_records
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
-from kbroker.network.socket_server import CloseConnection
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
@@ -37,9 +41,9 @@ ADVERTISED_VERSIONS = (0, 13)
 async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
     version = ctx.api_version
     acks = request["acks"]
-    broker = ctx.broker
-    replica_manager = broker.replica_manager
-    cache = broker.metadata_cache
+    services = ctx.services
+    replica_manager = services.replica_manager
+    cache = services.metadata_cache
     results: dict[tuple[str, int], ProduceResult] = {}
     topics: list[tuple[dict, list[tuple[int, tuple[str, int] | None, ProduceResult | None]]]] = []
     for topic_data in request["topic_data"]:

@@ -1,9 +1,13 @@
-"""SyncGroup (14), v0-5.
+"""SyncGroup (14): the leader hands out the assignment; every member gets its own.
 
-The leader sends every member's assignment, the others wait for theirs (GroupCoordinator). From
-v5 the client names the protocol type and name and both must be present and match the group's
-(INCONSISTENT_GROUP_PROTOCOL otherwise), and the answer carries them (KIP-559). While the
-group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the member rejoins.
+- Versions: 0-5 served and advertised.
+- Behaviour:
+  - The leader sends every member's assignment, the others wait for theirs (GroupCoordinator).
+  - From v5 the client names the protocol type and name and both must be present and match the
+    group's (INCONSISTENT_GROUP_PROTOCOL otherwise), and the answer carries them (KIP-559).
+  - While the group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the
+    member rejoins.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ async def handle(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupRes
     if ctx.api_version >= 5 and (protocol_type is None or protocol_name is None):
         return {"throttle_time_ms": 0, "error_code": Errors.INCONSISTENT_GROUP_PROTOCOL, "assignment": b""}
     assignments = {a["member_id"]: bytes(a["assignment"]) for a in request["assignments"]}
-    result = await ctx.broker.group_coordinator.sync_group(
+    result = await ctx.services.group_coordinator.sync_group(
         request["group_id"], request["generation_id"], request["member_id"], protocol_type, protocol_name,
         request["group_instance_id"], assignments)
     return {"throttle_time_ms": 0, "error_code": result.error, "protocol_type": result.protocol_type,

@@ -1,15 +1,22 @@
-"""UpdateMetadata (6), v5-8: the controller's view of live brokers and partition states.
+"""UpdateMetadata (6): the controller's view of live brokers and partition states.
 
-Inter-broker only (ZooKeeper mode; absent from Kafka 4). Fenced like LeaderAndIsr
-(STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH); otherwise applied to the metadata cache that
-Metadata and DescribeCluster answer from. Deleted topics come as partitions whose leader is -2.
-Served from v5, where partition states come grouped by topic.
+- Versions: 5-8 served and advertised (from v5 partition states come grouped by topic).
+- Behaviour:
+  - Inter-broker only (ZooKeeper mode; absent from Kafka 4). Fenced like LeaderAndIsr
+    (STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH).
+  - Otherwise applied to the metadata cache that Metadata and DescribeCluster answer from.
+    Deleted topics come as partitions whose leader is -2; their committed offsets are dropped
+    (Kafka's onPartitionsDeleted).
+  - `apply` is also how the controller's own broker gets its requests, without a socket
+    (kbroker/api/controller_requests.py).
+- Gaps: none known.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.broker_services import BrokerServices
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
@@ -21,7 +28,16 @@ VERSIONS = (5, 8)
 
 
 async def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
-    error = ctx.broker.check_controller_request(request)
+    error = ctx.services.controller_fence.check(request)
     if error:
         return {"error_code": error}
-    return ctx.broker.handle_controller_request(API_KEY, request)
+    return apply(ctx.services, request)
+
+
+def apply(services: BrokerServices, request: dict) -> dict:
+    deleted = services.metadata_cache.update_metadata(request)
+    coordinator = services.started_group_coordinator  # without one, no group has offsets
+    if deleted and coordinator is not None:
+        coordinator.on_topics_deleted(deleted)
+    services.replica_manager.on_live_brokers_changed()
+    return {"error_code": 0}

@@ -1,0 +1,74 @@
+"""BrokerServices: the services a request handler may use, built once by the server at start-up.
+
+Handlers reach the broker through `ctx.services` only, never through KafkaServer: the replica
+manager, the metadata cache, the admin manager, the controller, the producer id manager, the v0
+consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus the fence
+that refuses stale controller requests. The group coordinator is built the first time
+something needs it (a broker that never sees a group starts faster and idles in less memory),
+behind the non-optional `group_coordinator` accessor.
+It holds no sockets and not the server: nothing here may reach past the services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:  # the group coordinator is imported only when it is first built
+    from kbroker.config import KafkaConfig
+    from kbroker.controller.kafka_controller import KafkaController
+    from kbroker.controller.producer_id_manager import ZkProducerIdManager
+    from kbroker.group.group_coordinator import GroupCoordinator
+    from kbroker.group.zk_consumer_offsets import ZkConsumerOffsets
+    from kbroker.metadata.admin_manager import AdminManager
+    from kbroker.metadata.metadata_cache import MetadataCache
+    from kbroker.replica.replica_manager import ReplicaManager
+
+
+class ControllerFence:
+    """Kafka's fencing of the controller's requests (LeaderAndIsr, UpdateMetadata, StopReplica):
+    a controller epoch older than the newest seen, or a broker epoch meant for an earlier
+    registration of this broker, is refused."""
+
+    def __init__(self, broker_epoch: Callable[[], int]) -> None:
+        self.broker_epoch = broker_epoch  # changes when the broker registers again after a session loss
+        self.controller_epoch_seen = 0
+
+    def check(self, request: dict) -> Errors:
+        if request["controller_epoch"] < self.controller_epoch_seen:
+            return Errors.STALE_CONTROLLER_EPOCH
+        if 0 <= request["broker_epoch"] < self.broker_epoch():
+            return Errors.STALE_BROKER_EPOCH
+        self.controller_epoch_seen = request["controller_epoch"]
+        return Errors.NONE
+
+
+@dataclass(slots=True, eq=False)
+class BrokerServices:
+    broker_id: int
+    config: KafkaConfig
+    metadata_cache: MetadataCache
+    replica_manager: ReplicaManager
+    admin_manager: AdminManager
+    controller: KafkaController
+    producer_id_manager: ZkProducerIdManager
+    zk_consumer_offsets: ZkConsumerOffsets
+    controller_fence: ControllerFence
+    build_group_coordinator: Callable[[], GroupCoordinator]
+    _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
+
+    @property
+    def group_coordinator(self) -> GroupCoordinator:
+        """The group coordinator, built and started the first time anything needs it."""
+        coordinator = self._group_coordinator
+        if coordinator is None:
+            coordinator = self._group_coordinator = self.build_group_coordinator()
+        return coordinator
+
+    @property
+    def started_group_coordinator(self) -> GroupCoordinator | None:
+        """The group coordinator if it was built: without one, no group has state to update."""
+        return self._group_coordinator
