@@ -86,7 +86,8 @@ def test_an_operation_expires_through_its_timer():
     async def scenario():
         purgatory = DelayedOperationPurgatory("test")
         gate = Gate(delay_ms=10)
-        await purgatory.wait(gate, ["a"])  # nothing opens the gate: only the timer can end this
+        assert not purgatory.try_complete_else_watch(gate, ["a"])
+        await purgatory.wait(gate)  # nothing opens the gate: only the timer can end this
         assert (gate.completions, gate.expirations) == (1, 1)
         assert (purgatory.watched("a"), purgatory.num_delayed) == (0, 0)
     run(scenario)
@@ -117,7 +118,8 @@ def test_a_cancelled_waiter_takes_its_operation_out_of_the_purgatory():
     async def scenario():
         purgatory = DelayedOperationPurgatory("test")
         gate = Gate()
-        waiter = asyncio.ensure_future(purgatory.wait(gate, ["a", "b"]))
+        purgatory.try_complete_else_watch(gate, ["a", "b"])
+        waiter = asyncio.ensure_future(purgatory.wait(gate))
         await asyncio.sleep(0)
         assert purgatory.num_delayed == 1
         waiter.cancel()

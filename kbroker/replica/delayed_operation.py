@@ -10,8 +10,11 @@
   key with one asyncio timer for its expiry (no polling); `check_and_complete(key)` is called by
   whoever changed what the key stands for (an append, a high watermark move, a leadership
   change) and gives each operation watching that key a chance to finish. An operation that
-  completes leaves every key's watch list at once. `await wait(op, keys)` does both for a
-  coroutine and returns when the operation is complete.
+  completes leaves every key's watch list at once. A coroutine that parked an operation awaits
+  `wait(op)`, which returns when the operation is complete:
+      if not purgatory.try_complete_else_watch(op, keys):
+          await purgatory.wait(op)
+  (two steps, so that the common case, completing at once, costs no coroutine).
 
 A new kind of delayed operation (transactions' delayed markers, quotas' throttled responses)
 plugs in by subclassing `DelayedOperation` with `try_complete` / `on_complete` (and, if it
@@ -29,13 +32,16 @@ from collections.abc import Hashable, Iterable
 class DelayedOperation:
     """One request waiting in a purgatory (Kafka's DelayedOperation)."""
 
+    # Set only once the operation is parked: most operations complete at once (acks=-1 on one
+    # replica, a fetch finding data), and the produce path should not pay for them.
+    _keys: tuple[Hashable, ...] = ()
+    _purgatory: DelayedOperationPurgatory | None = None
+    _timer: asyncio.TimerHandle | None = None
+    _done: asyncio.Future[None] | None = None
+
     def __init__(self, delay_ms: int) -> None:
         self.delay_ms = delay_ms
         self.is_completed = False
-        self._keys: tuple[Hashable, ...] = ()
-        self._purgatory: DelayedOperationPurgatory | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._done: asyncio.Future[None] | None = None
 
     def try_complete(self) -> bool:
         """Completes the operation (through `force_complete`) if it can finish now; True if it did."""
@@ -54,9 +60,11 @@ class DelayedOperation:
         if self.is_completed:
             return False
         self._leave_purgatory()
-        self.on_complete()
-        if self._done is not None and not self._done.done():
-            self._done.set_result(None)
+        try:
+            self.on_complete()
+        finally:  # even a failing on_complete must not leave its waiter parked forever
+            if self._done is not None and not self._done.done():
+                self._done.set_result(None)
         return True
 
     def cancel(self) -> None:
@@ -70,12 +78,12 @@ class DelayedOperation:
 
     def _leave_purgatory(self) -> None:
         self.is_completed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         if self._purgatory is not None:
             self._purgatory._unwatch(self)
             self._purgatory = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class DelayedOperationPurgatory:
@@ -115,10 +123,10 @@ class DelayedOperationPurgatory:
                                                                  operation._expire)
         return False
 
-    async def wait(self, operation: DelayedOperation, keys: Iterable[Hashable]) -> None:
-        """Returns once the operation is complete (at once, by a key's change, or by expiry).
-        A waiter cancelled meanwhile takes its operation out of the purgatory."""
-        if self.try_complete_else_watch(operation, keys):
+    async def wait(self, operation: DelayedOperation) -> None:
+        """Returns once a parked operation is complete (by a key's change or by expiry). A
+        waiter cancelled meanwhile takes its operation out of the purgatory."""
+        if operation.is_completed:
             return
         operation._done = asyncio.get_running_loop().create_future()
         try:

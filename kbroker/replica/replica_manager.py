@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import TYPE_CHECKING
 
 from kbroker.log.config import LogConfig
@@ -262,7 +263,8 @@ class ReplicaManager:
         """acks=-1: waits as a DelayedProduce until every appended partition's high watermark
         passes its last offset or timeout_ms passes; the answers are written into `results`."""
         delayed = DelayedProduce(timeout_ms, results, self.get_partition)
-        await self.delayed_produce_purgatory.wait(delayed, delayed.acks_pending)
+        if not self.delayed_produce_purgatory.try_complete_else_watch(delayed, delayed.acks_pending):
+            await self.delayed_produce_purgatory.wait(delayed)
 
     # -- fetch ---------------------------------------------------------------------------------
     def read_partition(self, req: FetchRequestPartition, isolation: int, min_one_message: bool,
@@ -318,9 +320,11 @@ class ReplicaManager:
             return results
         statuses = [FetchPartitionStatus(req, self._start_offset_metadata(req, result))
                     for req, result in zip(requests, results, strict=True)]
-        delayed = DelayedFetch(max_wait_ms, min_bytes, isolation, statuses, self.get_partition,
-                               lambda: self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, False))
-        await self.delayed_fetch_purgatory.wait(delayed, [(req.topic, req.partition) for req in requests])
+        read_again = partial(self._read_all, requests, isolation, max_bytes, replica_id, replica_epoch, False)
+        delayed = DelayedFetch(max_wait_ms, min_bytes, isolation, statuses, self.get_partition, read_again)
+        keys = [(req.topic, req.partition) for req in requests]
+        if not self.delayed_fetch_purgatory.try_complete_else_watch(delayed, keys):
+            await self.delayed_fetch_purgatory.wait(delayed)
         return delayed.results
 
     def _start_offset_metadata(self, req: FetchRequestPartition, result: FetchResult) -> LogOffsetMetadata:
