@@ -23,7 +23,7 @@ from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.protocol.errors import Errors
 from kbroker.replica.delayed_operation import DelayedOperation, DelayedOperationPurgatory
 from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END
-from kbroker.replica.replica_manager import FetchRequestPartition, ReplicaManager
+from kbroker.replica.replica_manager import FetchRequestPartition, ProduceResult, ReplicaManager
 
 T = "t"
 TP = (T, 0)
@@ -171,6 +171,14 @@ class Leader:
         assert self.manager.delayed_fetch_purgatory.watched(TP) == 1
         return waiter
 
+    async def parked_produce(self, value: bytes) -> tuple[ProduceResult, asyncio.Future]:
+        """An acks=-1 append and its DelayedProduce, parked (the follower has not fetched it)."""
+        result = self.append(value, acks=-1)
+        waiter = asyncio.ensure_future(self.manager.wait_for_acks({TP: result}, LONG_WAIT_MS))
+        await asyncio.sleep(0)  # the wait runs until it parks
+        assert self.manager.delayed_produce_purgatory.watched(TP) == 1
+        return result, waiter
+
     async def follower_fetch(self, offset: int):
         """Broker 2 fetches at `offset` without waiting: the leader records its position."""
         [result] = await self.fetch(offset, isolation=FETCH_LOG_END, max_wait_ms=0, replica_id=2)
@@ -241,10 +249,7 @@ def test_a_consumer_fetch_waits_for_the_high_watermark_while_a_follower_sees_the
 def test_acks_all_waits_for_the_high_watermark(leader):
     async def scenario():
         broker = leader(replicas=(1, 2))
-        result = broker.append(b"replicate me", acks=-1)
-        waiter = asyncio.ensure_future(broker.manager.wait_for_acks({TP: result}, LONG_WAIT_MS))
-        await asyncio.sleep(0)
-        assert broker.manager.delayed_produce_purgatory.watched(TP) == 1
+        result, waiter = await broker.parked_produce(b"replicate me")
         await broker.follower_fetch(0)
         assert not waiter.done()
         await broker.follower_fetch(1)
@@ -278,8 +283,7 @@ def test_acks_all_after_the_isr_shrank_below_min_isr_is_not_enough_replicas_afte
 def test_a_leadership_change_answers_waiting_produces_and_fetches(leader):
     async def scenario():
         broker = leader(replicas=(1, 2))
-        result = broker.append(b"x", acks=-1)
-        producing = asyncio.ensure_future(broker.manager.wait_for_acks({TP: result}, LONG_WAIT_MS))
+        result, producing = await broker.parked_produce(b"x")
         fetching = await broker.parked_fetch(1)
         broker.set_leader(2, leader_epoch=2)
         await producing
