@@ -3,9 +3,9 @@ it, DelayedProduce and DelayedFetch, driven through a real ReplicaManager over r
 
 Covered: completion by key (and leaving every other key), expiry by the timer, a completion
 racing the expiry completing once, a cancelled waiter leaving the purgatory; a fetch completed
-by the bytes counted beyond its offset reaching min_bytes (not by the first append); a consumer
-fetch that appends alone do not wake, woken by the high watermark a follower's fetch moves,
-while a follower's fetch sees up to the log end; acks=all answered by the high watermark, by
+by the bytes counted beyond its offset reaching min_bytes (not by the first append), or at once
+when its data lands in a newer segment; a consumer fetch that appends alone do not wake, woken
+by the high watermark a follower's fetch moves, while a follower's fetch sees up to the log end; acks=all answered by the high watermark, by
 the timeout (REQUEST_TIMED_OUT) and by a leadership change (NOT_LEADER_OR_FOLLOWER, which also
 answers parked fetches); shutdown answering parked fetches at once.
 """
@@ -213,9 +213,9 @@ def test_a_fetch_completes_when_the_counted_bytes_reach_min_bytes(leader):
         await asyncio.sleep(0)
         assert not waiter.done()  # two batches are fewer bytes than min_bytes
         broker.append(b"0123456789")
+        assert broker.manager.delayed_fetch_purgatory.num_delayed == 0  # answered by the append itself
         [result] = await waiter
         assert (result.error, result.size, result.high_watermark) == (Errors.NONE, 3 * BATCH_SIZE, 3)
-        assert broker.manager.delayed_fetch_purgatory.num_delayed == 0
     run(scenario)
 
 
@@ -225,8 +225,24 @@ def test_the_bytes_a_fetch_found_first_count_towards_min_bytes(leader):
         broker.append(b"0123456789")
         waiter = await broker.parked_fetch(0, min_bytes=2 * BATCH_SIZE)
         broker.append(b"0123456789")
+        assert broker.manager.delayed_fetch_purgatory.num_delayed == 0  # answered by the append itself
         [result] = await waiter
         assert (result.size, result.high_watermark) == (2 * BATCH_SIZE, 2)
+    run(scenario)
+
+
+def test_a_fetch_whose_data_lands_in_a_newer_segment_completes_without_counting(leader):
+    async def scenario():
+        broker = leader()
+        broker.append(b"0123456789")
+        waiter = await broker.parked_fetch(1, min_bytes=1 << 20)
+        broker.log.roll()
+        broker.manager.delayed_fetch_purgatory.check_and_complete(TP)
+        assert broker.manager.delayed_fetch_purgatory.num_delayed == 1  # a new, empty segment is no data
+        broker.append(b"0123456789")  # positions in two segment files cannot be subtracted
+        assert broker.manager.delayed_fetch_purgatory.num_delayed == 0  # answered by the append itself
+        [result] = await waiter
+        assert (result.error, result.size) == (Errors.NONE, BATCH_SIZE)
     run(scenario)
 
 
@@ -241,6 +257,7 @@ def test_a_consumer_fetch_waits_for_the_high_watermark_while_a_follower_sees_the
         assert seen_by_follower.size == len(producer_batch([b"not committed yet"]))
         assert not waiter.done()  # the follower fetched from 0: it does not have the batch yet
         await broker.follower_fetch(1)  # now it does: the high watermark moves to 1
+        assert broker.manager.delayed_fetch_purgatory.num_delayed == 0
         [result] = await waiter
         assert (result.error, result.high_watermark, result.size) == (Errors.NONE, 1, seen_by_follower.size)
     run(scenario)
@@ -253,6 +270,7 @@ def test_acks_all_waits_for_the_high_watermark(leader):
         await broker.follower_fetch(0)
         assert not waiter.done()
         await broker.follower_fetch(1)
+        assert broker.manager.delayed_produce_purgatory.num_delayed == 0
         await waiter
         assert result.error == Errors.NONE
     run(scenario)
