@@ -19,8 +19,11 @@
 A new kind of delayed operation (transactions' delayed markers, quotas' throttled responses)
 plugs in by subclassing `DelayedOperation` with `try_complete` / `on_complete` (and, if it
 cares, `on_expiration`), owning a `DelayedOperationPurgatory` keyed by whatever wakes it, and
-calling `check_and_complete(key)` where that thing changes. The purgatory itself knows nothing
-of partitions, logs or requests: it must not import them.
+calling `check_and_complete(key)` where that thing changes. An operation that only waits for
+time (a throttled response) is watched under no keys and completes by expiry. Operations are
+told apart by identity (they are dict keys): a subclass must not define `__eq__` (so no
+`@dataclass` with eq). The purgatory itself knows nothing of partitions, logs or requests: it
+must not import them.
 """
 
 from __future__ import annotations
