@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_log_support import producer_batch
 
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
+from kbroker.log.records import SimpleRecord, build_batch
 from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.protocol.errors import Errors
 from kbroker.replica.delayed_operation import DelayedOperation, DelayedOperationPurgatory
@@ -28,6 +28,12 @@ from kbroker.replica.replica_manager import FetchRequestPartition, ProduceResult
 T = "t"
 TP = (T, 0)
 LONG_WAIT_MS = 60_000  # longer than any test: only a key's change can answer first
+TIMESTAMP = 1_700_000_000_000
+
+
+def producer_batch(*values: bytes) -> bytearray:
+    """One batch as a producer sends it; a fixed timestamp, so equal values make equal sizes."""
+    return bytearray(build_batch([SimpleRecord(None, value, timestamp=TIMESTAMP) for value in values]))
 
 
 class Gate(DelayedOperation):
@@ -156,7 +162,7 @@ class Leader:
         return self.manager.get_partition(T, 0).log
 
     def append(self, *values: bytes, acks: int = 1):
-        result = self.manager.append_to_partition(T, 0, memoryview(producer_batch(list(values))), acks, 9)
+        result = self.manager.append_to_partition(T, 0, memoryview(producer_batch(*values)), acks, 9)
         assert result.error == Errors.NONE
         return result
 
@@ -201,7 +207,7 @@ def leader(tmp_path):
         built.close()
 
 
-BATCH_SIZE = len(producer_batch([b"0123456789"]))
+BATCH_SIZE = len(producer_batch(b"0123456789"))
 
 
 def test_a_fetch_completes_when_the_counted_bytes_reach_min_bytes(leader):
@@ -254,7 +260,7 @@ def test_a_consumer_fetch_waits_for_the_high_watermark_while_a_follower_sees_the
         await asyncio.sleep(0)
         assert not waiter.done() and broker.log.high_watermark == 0  # an append alone is not enough
         seen_by_follower = await broker.follower_fetch(0)
-        assert seen_by_follower.size == len(producer_batch([b"not committed yet"]))
+        assert seen_by_follower.size == len(producer_batch(b"not committed yet"))
         assert not waiter.done()  # the follower fetched from 0: it does not have the batch yet
         await broker.follower_fetch(1)  # now it does: the high watermark moves to 1
         assert broker.manager.delayed_fetch_purgatory.num_delayed == 0
