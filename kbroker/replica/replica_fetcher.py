@@ -16,7 +16,8 @@ AbstractFetcherThread and ReplicaFetcherThread, as asyncio tasks).
   the leader's log start when ours is before it (ListOffsets). NOT_LEADER_OR_FOLLOWER,
   UNKNOWN_LEADER_EPOCH and connection failures back off replica.fetch.backoff.ms;
   FENCED_LEADER_EPOCH at our epoch parks the partition until a newer LeaderAndIsr.
-It knows the ReplicaManager's partitions, their logs and the NetworkClient; never the
+It knows this broker's partitions (through `LocalPartitions`: the ReplicaManager, which
+creates the fetchers, is never imported here), their logs and the NetworkClient; never the
 controller, and never the leader side of fetches.
 """
 
@@ -26,7 +27,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from kbroker.background import stop_task
 from kbroker.log.errors import LogError
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.replica.partition import Partition
-    from kbroker.replica.replica_manager import ReplicaManager
 
 log = logging.getLogger("kbroker.replica.fetcher")
 
@@ -53,6 +53,12 @@ LIST_OFFSETS_VERSION = 7
 OFFSET_FOR_LEADER_EPOCH_VERSION = 3
 INVALID_SESSION_ID = 0
 FINAL_EPOCH = -1  # a fetch outside any fetch session
+
+
+class LocalPartitions(Protocol):
+    """What a fetcher needs of the ReplicaManager: this broker's partition, if it has it."""
+
+    def get_partition(self, topic: str, partition: int) -> Partition | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +163,12 @@ class ReplicaFetcherThread:
     """Fetches one leader's partitions for this broker (an asyncio task, not a thread)."""
 
     def __init__(self, fetcher_id: int, leader: BrokerEndPoint, config: FetcherConfig,
-                 replica_manager: ReplicaManager, broker_epoch: Callable[[], int],
+                 local_partitions: LocalPartitions, broker_epoch: Callable[[], int],
                  on_partition_failed: Callable[[TopicPartition], None]) -> None:
         self.fetcher_id = fetcher_id
         self.leader = leader
         self.config = config
-        self.replica_manager = replica_manager
+        self.local_partitions = local_partitions
         self.broker_epoch = broker_epoch
         self.on_partition_failed = on_partition_failed
         self.name = f"ReplicaFetcherThread-{fetcher_id}-{leader.broker_id}"
@@ -258,7 +264,7 @@ class ReplicaFetcherThread:
         self.on_partition_failed(tp)
 
     def _follower(self, tp: TopicPartition) -> Partition | None:
-        partition = self.replica_manager.get_partition(*tp)
+        partition = self.local_partitions.get_partition(*tp)
         if partition is None or partition.is_leader or partition.log is None:
             return None
         return partition
@@ -525,7 +531,7 @@ def _first_batch_offset(records) -> int | None:
 class ReplicaFetcherManager:
     """The fetchers of this broker, one per (leader, fetcher id) (Kafka's AbstractFetcherManager)."""
     config: FetcherConfig
-    replica_manager: ReplicaManager
+    local_partitions: LocalPartitions
     broker_epoch: Callable[[], int]
     fetchers: dict[tuple[int, int], ReplicaFetcherThread] = field(default_factory=dict)
     failed_partitions: set[TopicPartition] = field(default_factory=set)
@@ -549,7 +555,7 @@ class ReplicaFetcherManager:
                 self._close_fetcher(self.fetchers.pop(key))
                 fetcher = None
             if fetcher is None:
-                fetcher = self.fetchers[key] = ReplicaFetcherThread(key[1], leader, self.config, self.replica_manager,
+                fetcher = self.fetchers[key] = ReplicaFetcherThread(key[1], leader, self.config, self.local_partitions,
                                                                     self.broker_epoch, self.failed_partitions.add)
                 fetcher.partitions.update(carried)  # the old endpoint's other partitions move along
                 fetcher.start()

@@ -10,7 +10,12 @@
 - Fetches read up to the high watermark (consumers) or the log end (followers, replica id >= 0).
   A follower's fetch is checked for divergence (DivergingEpoch), records its position, may
   move the high watermark (waking DelayedProduce) and grow the ISR. A fetch that found less
-  than min_bytes waits as a DelayedFetch, woken by appends and high watermark moves.
+  than min_bytes waits as a DelayedFetch, which counts the bytes appends and high watermark
+  moves make available.
+- Both wait in Kafka's purgatories (kbroker/replica/delayed_operation.py) keyed by
+  topic-partition: every append, high watermark move and leadership change of a partition
+  calls `_complete_delayed_requests` for it; a partition no longer led here completes its
+  waiters (NOT_LEADER_OR_FOLLOWER). On shutdown `wake_all` answers the parked fetches.
 - ISR changes (expansions from follower fetches, shrinks from `maybe_shrink_isr`, run every
   replica.lag.time.max.ms / 2) go to the controller through the AlterPartitionManager.
 It knows partitions and logs; request and response shapes stay in the handlers.
@@ -21,14 +26,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_to_base64
+from kbroker.replica.delayed_fetch import (
+    DelayedFetch,
+    FetchPartitionStatus,
+    FetchRequestPartition,
+    FetchResult,
+)
+from kbroker.replica.delayed_operation import DelayedOperationPurgatory
+from kbroker.replica.delayed_produce import DelayedProduce, ProduceResult
 from kbroker.replica.partition import (
     DEFAULT_REPLICA_LAG_TIME_MAX_MS,
     FETCH_HIGH_WATERMARK,
@@ -38,14 +51,15 @@ from kbroker.replica.partition import (
     PartitionError,
     PendingIsrChange,
 )
+from kbroker.replica.replica_fetcher import BrokerEndPoint, ReplicaFetcherManager
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.log.log_manager import LogManager
+    from kbroker.log.segment import LogOffsetMetadata
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.alter_partition_manager import AlterPartitionManager
-    from kbroker.replica.replica_fetcher import BrokerEndPoint, ReplicaFetcherManager
 
 log = logging.getLogger("kbroker.replica")
 
@@ -53,39 +67,6 @@ TopicPartition = tuple[str, int]
 
 CONSUMER_REPLICA_ID = -1
 ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
-
-
-@dataclass(slots=True)
-class ProduceResult:
-    error: Errors = Errors.NONE
-    base_offset: int = -1
-    log_append_time: int = -1
-    log_start_offset: int = -1
-    message: str | None = None
-    last_offset: int = -1
-
-
-@dataclass(slots=True)
-class FetchResult:
-    error: Errors = Errors.NONE
-    high_watermark: int = -1
-    last_stable_offset: int = -1
-    log_start_offset: int = -1
-    records: Any = None  # a FileRegion (or None): the bytes to send
-    size: int = 0
-    aborted_transactions: list | None = None
-    diverging_epoch: tuple[int, int] | None = None
-
-
-@dataclass(slots=True)
-class FetchRequestPartition:
-    topic: str
-    partition: int
-    fetch_offset: int
-    max_bytes: int
-    current_leader_epoch: int = -1
-    last_fetched_epoch: int = -1
-    log_start_offset: int = -1
 
 
 class ReplicaManager:
@@ -103,7 +84,9 @@ class ReplicaManager:
         self.stopping = False  # set on shutdown: parked fetches answer with what they have
         # Called as listener(topic, partition, is_leader, leader_epoch) after each leadership change.
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
-        self._appended: dict[TopicPartition, list[asyncio.Future]] = {}
+        # Kafka's purgatories, keyed by topic-partition: woken by `_complete_delayed_requests`.
+        self.delayed_produce_purgatory = DelayedOperationPurgatory("Produce")
+        self.delayed_fetch_purgatory = DelayedOperationPurgatory("Fetch")
         self.replica_lag_time_max_ms = replica_lag_time_max_ms
         self.inter_broker_listener = inter_broker_listener
         # Set by the server in cluster mode; without them followers do not fetch and ISRs stay put.
@@ -146,7 +129,7 @@ class ReplicaManager:
             # (partition epoch), which also drops an ISR change in flight.
             if partition.is_leader and state["partition_epoch"] > partition.partition_epoch:
                 partition.make_leader(state, partition.log)
-                self._wake(tp)
+                self._complete_delayed_requests(tp)
             return Errors.NONE
         if partition is None:
             partition = self.partitions[tp] = Partition(
@@ -162,7 +145,7 @@ class ReplicaManager:
             log.info("leader of %s-%d at epoch %d, ISR %s", topic, tp[1], state["leader_epoch"], state["isr"])
         elif partition.make_follower(state, unified_log):
             self._start_following(partition, live_leaders)
-        self._wake(tp)
+        self._complete_delayed_requests(tp)
         self._notify_leadership(topic, tp[1], partition.is_leader, partition.leader_epoch)
         return Errors.NONE
 
@@ -190,8 +173,6 @@ class ReplicaManager:
 
     def _leader_endpoint(self, leader_id: int, live_leaders: list[dict]) -> BrokerEndPoint | None:
         """The leader's inter-broker endpoint: from the request's live leaders, else the cache."""
-        from kbroker.replica.replica_fetcher import BrokerEndPoint
-
         for entry in live_leaders:
             if entry["broker_id"] == leader_id and entry["port"] > 0:
                 return BrokerEndPoint(leader_id, entry["host_name"], entry["port"])
@@ -220,7 +201,7 @@ class ReplicaManager:
                     self._notify_leadership(topic, tp[1], False, state["leader_epoch"])
                 if state["delete_partition"]:
                     self.log_manager.delete_log(topic, tp[1])
-                self._wake(tp)
+                self._complete_delayed_requests(tp)
                 errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": 0})
         if self.replica_fetcher_manager is not None:
             self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
@@ -256,7 +237,7 @@ class ReplicaManager:
         except PartitionError as exc:
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1)
-        self._wake((topic, partition))
+        self._complete_delayed_requests((topic, partition))
         return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)
 
@@ -279,34 +260,11 @@ class ReplicaManager:
         return Errors.NONE, unified_log.log_start_offset
 
     async def wait_for_acks(self, results: dict[TopicPartition, ProduceResult], timeout_ms: int) -> None:
-        """DelayedProduce for acks=-1: until every appended partition's HW passes its last offset."""
-        deadline = time.monotonic() + timeout_ms / 1000
-
-        def pending() -> list[TopicPartition]:
-            out = []
-            for tp, r in results.items():
-                if r.error != Errors.NONE:
-                    continue
-                p = self.partitions.get(tp)
-                if p is None or not p.is_leader:
-                    r.error = Errors.NOT_LEADER_OR_FOLLOWER
-                elif p.high_watermark <= r.last_offset:
-                    out.append(tp)
-            return out
-
-        waiting = pending()
-        while waiting:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                for tp in waiting:
-                    results[tp].error = Errors.REQUEST_TIMED_OUT
-                return
-            await self.wait_for_any(waiting, remaining)
-            waiting = pending()
-        for tp, r in results.items():
-            p = self.partitions.get(tp)
-            if r.error == Errors.NONE and p is not None and not p.has_enough_replicas_after_append:
-                r.error = Errors.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        """acks=-1: waits as a DelayedProduce until every appended partition's high watermark
+        passes its last offset or timeout_ms passes; the answers are written into `results`."""
+        delayed = DelayedProduce(timeout_ms, results, self.get_partition)
+        if not self.delayed_produce_purgatory.try_complete_else_watch(delayed, delayed.acks_pending):
+            await self.delayed_produce_purgatory.wait(delayed)
 
     # -- fetch ---------------------------------------------------------------------------------
     def read_partition(self, req: FetchRequestPartition, isolation: int, min_one_message: bool,
@@ -347,27 +305,35 @@ class ReplicaManager:
             if expansion is not None:
                 self._submit_isr_change(p, expansion)
             if hw_moved:
-                self._wake((req.topic, req.partition))
-        return FetchResult(Errors.NONE, hw, lso, log_start, data.records, data.size, data.aborted_transactions)
+                self._complete_delayed_requests((req.topic, req.partition))
+        return FetchResult(Errors.NONE, hw, lso, log_start, data.records, data.size, data.aborted_transactions,
+                           fetch_offset_metadata=data.fetch_offset_metadata)
 
     async def fetch(self, requests: list[FetchRequestPartition], isolation: int, max_wait_ms: int,
                     min_bytes: int, max_bytes: int, replica_id: int = CONSUMER_REPLICA_ID,
                     replica_epoch: int = -1) -> list[FetchResult]:
         """Reads now; if fewer than min_bytes were found and nothing failed or diverged, waits
-        (DelayedFetch), re-reading when the partitions' logs or high watermarks move."""
-        deadline = time.monotonic() + max(0, max_wait_ms) / 1000
-        first_read = True
-        while True:
-            results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, first_read)
-            first_read = False
-            total = sum(r.size for r in results)
-            if (max_wait_ms <= 0 or total >= min_bytes or not requests or self.stopping
-                    or any(r.error != Errors.NONE or r.diverging_epoch is not None for r in results)):
-                return results
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return results
-            await self.wait_for_any([(r.topic, r.partition) for r in requests], remaining)
+        as a DelayedFetch (counting the bytes that become available) and reads again."""
+        results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, True)
+        if (max_wait_ms <= 0 or not requests or self.stopping or sum(r.size for r in results) >= min_bytes
+                or any(r.error != Errors.NONE or r.diverging_epoch is not None for r in results)):
+            return results
+        statuses = [FetchPartitionStatus(req, self._start_offset_metadata(req, result))
+                    for req, result in zip(requests, results, strict=True)]
+        read_again = partial(self._read_all, requests, isolation, max_bytes, replica_id, replica_epoch, False)
+        delayed = DelayedFetch(max_wait_ms, min_bytes, isolation, statuses, self.get_partition, read_again)
+        keys = [(req.topic, req.partition) for req in requests]
+        if not self.delayed_fetch_purgatory.try_complete_else_watch(delayed, keys):
+            await self.delayed_fetch_purgatory.wait(delayed)
+        return delayed.results
+
+    def _start_offset_metadata(self, req: FetchRequestPartition, result: FetchResult) -> LogOffsetMetadata:
+        """Where the partition's read started, with its position in the log (a read that found
+        nothing knows only the offset: look its position up once, not at each wake-up)."""
+        metadata = result.fetch_offset_metadata
+        if metadata is not None and not metadata.message_offset_only:
+            return metadata
+        return self.partitions[(req.topic, req.partition)].log.convert_to_offset_metadata(req.fetch_offset)
 
     def _read_all(self, requests: list[FetchRequestPartition], isolation: int, max_bytes: int,
                   replica_id: int, replica_epoch: int, update_fetch_state: bool) -> list[FetchResult]:
@@ -406,7 +372,7 @@ class ReplicaManager:
         moved = 0
         for tp, partition in list(self.partitions.items()):
             if partition.is_leader and partition.maybe_increment_high_watermark():
-                self._wake(tp)
+                self._complete_delayed_requests(tp)
                 moved += 1
         return moved
 
@@ -425,42 +391,25 @@ class ReplicaManager:
             return
         hw_moved, retry = partition.on_alter_partition_response(change, error, answer)
         if hw_moved:
-            self._wake(tp)
+            self._complete_delayed_requests(tp)
         if retry:
             def resubmit() -> None:
                 if partition.pending_isr_change is change and self.partitions.get(tp) is partition:
                     self._submit_isr_change(partition, change)
             asyncio.get_running_loop().call_later(ALTER_PARTITION_RETRY_BACKOFF_S, resubmit)
 
-    # -- waiting for appends ----------------------------------------------------------------
-    async def wait_for_any(self, partitions: list[TopicPartition], timeout: float) -> None:
-        fut = asyncio.get_running_loop().create_future()
-        for tp in partitions:
-            self._appended.setdefault(tp, []).append(fut)
-        try:
-            await asyncio.wait_for(fut, timeout)
-        except TimeoutError:
-            pass
-        finally:
-            for tp in partitions:
-                waiters = self._appended.get(tp)
-                if waiters is not None:
-                    try:
-                        waiters.remove(fut)
-                    except ValueError:
-                        pass
-                    if not waiters:
-                        del self._appended[tp]
-
-    def _wake(self, tp: TopicPartition) -> None:
-        for fut in self._appended.pop(tp, ()):
-            if not fut.done():
-                fut.set_result(None)
+    # -- the purgatories ---------------------------------------------------------------------
+    def _complete_delayed_requests(self, tp: TopicPartition) -> None:
+        """The partition's log, high watermark or leadership changed: delayed produces and
+        fetches watching it may finish now (Kafka's tryCompleteDelayedRequests)."""
+        self.delayed_produce_purgatory.check_and_complete(tp)
+        self.delayed_fetch_purgatory.check_and_complete(tp)
 
     def wake_all(self) -> None:
+        """Broker shutdown: parked fetches answer now with what they have, and new ones do not
+        wait. Delayed produces keep waiting for their acknowledgements or their timeout."""
         self.stopping = True
-        for tp in list(self._appended):
-            self._wake(tp)
+        self.delayed_fetch_purgatory.complete_all()
 
 
 def _now_ms() -> int:
