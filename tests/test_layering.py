@@ -61,6 +61,59 @@ def _kbroker_imports(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(KBROKER.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_imports(path: Path, modules: set[str]) -> set[str]:
+    """The kbroker modules a file imports (`from a.b import c` counts a.b, and a.b.c when c is a module)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found.update(name for name in names if name in modules)
+    return found
+
+
+def _import_cycles() -> list[list[str]]:
+    """Strongly connected components of more than one module in kbroker's import graph."""
+    paths = {_module_name(path): path for path in _sources()}
+    graph = {name: _module_imports(path, set(paths)) - {name} for name, path in paths.items()}
+    order: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's algorithm; the graph is ~150 modules deep at most
+        order[module] = low[module] = len(order)
+        stack.append(module)
+        for target in graph[module]:
+            if target not in order:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], order[target])
+        if low[module] == order[module]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in graph:
+        if module not in order:
+            visit(module)
+    return cycles
+
+
 def _sources() -> list[Path]:
     return sorted(KBROKER.rglob("*.py"))
 
@@ -89,3 +142,10 @@ def test_relative_imports_are_not_used():
         if isinstance(node, ast.ImportFrom) and node.level > 0
     ]
     assert not relative
+
+
+def test_no_module_imports_itself_through_others():
+    """No import circle between kbroker's modules, type-only imports included: each one was a
+    sign that two modules were one concern split badly (server and api, the log manager and its
+    cleaner, the replica manager and its fetchers were the last three)."""
+    assert _import_cycles() == []

@@ -6,8 +6,10 @@
     read_committed.
   - Partitions are read in request order with the response limit max_bytes and each
     partition's limit, the first batch found always whole even when larger (KIP-74).
-  - When less than min_bytes is found the fetch waits, woken by appends, up to max_wait_ms
-    (DelayedFetch in kbroker/replica).
+  - When less than min_bytes is found the fetch waits as a DelayedFetch in the replica
+    manager's purgatory, up to max_wait_ms: it completes once the bytes it may read reach
+    min_bytes (a follower reads to the log end, a consumer to the high watermark or, with
+    read_committed, the last stable offset, so their moves wake it).
   - OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
     UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13
     (UNKNOWN_TOPIC_ID).
