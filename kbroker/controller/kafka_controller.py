@@ -12,6 +12,7 @@ It must not touch logs or sockets directly: brokers act on the requests it sends
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Protocol
 
@@ -279,11 +280,10 @@ class KafkaController:
             if not live:
                 log.warning("partition %s-%d has no live replica: it stays offline", topic, partition)
                 continue
-            state = zk.LeaderIsrAndControllerEpoch(live[0], 0, live, self.epoch)
-            if self.zk.get_partition_state(topic, partition) is None:
+            state = self.zk.get_partition_state(topic, partition)
+            if state is None:
+                state = zk.LeaderIsrAndControllerEpoch(live[0], 0, live, self.epoch)
                 self.zk.create_partition_state(topic, partition, state, self.epoch_zk_version)
-            else:
-                state = self.zk.get_partition_state(topic, partition)
             self.states[(topic, partition)] = state
 
     def _delete_topic(self, topic: str) -> None:
@@ -330,7 +330,7 @@ class KafkaController:
         self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[(topic, self._topic_id_of(assignment))])
 
     @staticmethod
-    def _topic_id_of(assignment: zk.TopicAssignment | None):
+    def _topic_id_of(assignment: zk.TopicAssignment | None) -> uuid.UUID:
         text = assignment.topic_id if assignment is not None else None
         return uuid_from_base64(text) if text else ZERO_UUID
 
@@ -346,7 +346,8 @@ class KafkaController:
         if 0 <= broker_epoch < broker.epoch:
             return Errors.STALE_BROKER_EPOCH, []
         self.shutting_down.add(broker_id)
-        led, followed = [], []
+        led: list[tuple[str, int]] = []
+        followed: list[tuple[str, int]] = []
         for (topic, partition), state in list(self.states.items()):
             replicas = self.assignments[topic].partitions[partition]
             if broker_id not in replicas or len(replicas) < 2:
@@ -591,7 +592,7 @@ class KafkaController:
             "leader_recovery_state": state.leader_recovery_state,
         }
 
-    def _topic_id(self, topic: str):
+    def _topic_id(self, topic: str) -> uuid.UUID | None:
         text = self.assignments[topic].topic_id
         return uuid_from_base64(text) if text else None
 
@@ -629,10 +630,10 @@ class KafkaController:
         return {"broker_id": broker_id, "host_name": host, "port": port}
 
     def _send_update_metadata(self, broker_ids: list[int], partitions: list[tuple[str, int]],
-                              deleted_topics: list = ()) -> None:
+                              deleted_topics: list[tuple[str, uuid.UUID]] | None = None) -> None:
         """deleted_topics: (name, topic id) pairs."""
         topic_states = self._group_by_topic(partitions)
-        for topic, topic_id in deleted_topics:
+        for topic, topic_id in deleted_topics or ():
             # A deleted topic travels as partitions whose leader is LeaderDuringDelete (-2).
             topic_states.append({"topic_name": topic, "topic_id": topic_id, "partition_states": [
                 {"topic_name": topic, "partition_index": -1, "leader": -2, "leader_epoch": 0, "isr": [],

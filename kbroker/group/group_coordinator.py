@@ -323,7 +323,8 @@ class GroupCoordinator:
             if old_member_id is not None:
                 log.info("static member %s of group %s rejoins: %s replaces %s", p.group_instance_id,
                          group.group_id, new_member_id, old_member_id)
-                self._update_static_member_and_rebalance(group, old_member_id, new_member_id, p, respond)
+                self._update_static_member_and_rebalance(group, p.group_instance_id, old_member_id, new_member_id,
+                                                         p, respond)
             else:
                 self._add_member_and_rebalance(group, new_member_id, p, respond)
         elif p.require_known_member_id:
@@ -405,10 +406,11 @@ class GroupCoordinator:
         group.update_member(member, protocols, respond)
         self._maybe_prepare_rebalance(group, f"{reason} ({member.member_id})")
 
-    def _update_static_member_and_rebalance(self, group: GroupMetadata, old_member_id: str, new_member_id: str,
-                                            p: JoinGroupParams, respond: Callable[[JoinGroupResult], None]) -> None:
+    def _update_static_member_and_rebalance(self, group: GroupMetadata, group_instance_id: str, old_member_id: str,
+                                            new_member_id: str, p: JoinGroupParams,
+                                            respond: Callable[[JoinGroupResult], None]) -> None:
         current_leader = group.leader_id
-        member = group.replace_static_member(p.group_instance_id, old_member_id, new_member_id)
+        member = group.replace_static_member(group_instance_id, old_member_id, new_member_id)
         self._complete_and_schedule_next_heartbeat_expiration(group, member)
         old_protocols = list(member.supported_protocols)
         group.update_member(member, p.protocols, respond)
@@ -417,16 +419,16 @@ class GroupCoordinator:
             if group.protocol_name == group.select_protocol():
                 # Same protocol: persist the new member id and skip the rebalance.
                 assignment = {m.member_id: m.assignment for m in group.members.values()}
-                self._spawn(self._persist_static_member(group, member, p, old_member_id, old_protocols,
-                                                        current_leader, assignment, respond))
+                self._spawn(self._persist_static_member(group, member, p, group_instance_id, old_member_id,
+                                                        old_protocols, current_leader, assignment, respond))
             else:
-                self._maybe_prepare_rebalance(group, f"static member {p.group_instance_id} changed the protocol")
+                self._maybe_prepare_rebalance(group, f"static member {group_instance_id} changed the protocol")
         elif state is GroupState.COMPLETING_REBALANCE:
             # The leader may be assigning to the old member id: start over.
-            self._prepare_rebalance(group, f"static member {p.group_instance_id} rejoined while completing")
+            self._prepare_rebalance(group, f"static member {group_instance_id} rejoined while completing")
 
     async def _persist_static_member(self, group: GroupMetadata, member: MemberMetadata, p: JoinGroupParams,
-                                     old_member_id: str, old_protocols: list[tuple[str, bytes]],
+                                     group_instance_id: str, old_member_id: str, old_protocols: list[tuple[str, bytes]],
                                      current_leader: str | None, assignment: dict[str, bytes],
                                      respond: Callable[[JoinGroupResult], None]) -> None:
         new_member_id = member.member_id
@@ -434,7 +436,7 @@ class GroupCoordinator:
         if error != Errors.NONE:
             # Put the old member id back: the new one was never stored.
             group.update_member(member, old_protocols, None)
-            old_member = group.replace_static_member(p.group_instance_id, new_member_id, old_member_id)
+            old_member = group.replace_static_member(group_instance_id, new_member_id, old_member_id)
             self._complete_and_schedule_next_heartbeat_expiration(group, old_member)
             result = self._generation_result(group, UNKNOWN_MEMBER_ID, False, current_leader)
             result.error = error
