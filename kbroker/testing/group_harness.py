@@ -36,7 +36,7 @@ OFFSETS_TOPIC_ID = uuid.UUID(int=0x50FF5E7)
 class FakeTimer:
     due_ms: int
     seq: int
-    callback: object = field(compare=False)
+    callback: Callable[..., object] = field(compare=False)
     args: tuple = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
 
@@ -128,7 +128,9 @@ class Harness:
 
     def offsets_log(self, group_id: str) -> UnifiedLog:
         partition = self.coordinator.partition_for(group_id)
-        return self.replica_manager.get_partition(GROUP_METADATA_TOPIC_NAME, partition).log
+        hosted = self.replica_manager.get_partition(GROUP_METADATA_TOPIC_NAME, partition)
+        assert hosted is not None and hosted.log is not None, f"{GROUP_METADATA_TOPIC_NAME}-{partition} is not here"
+        return hosted.log
 
 
 def join_params(group_id: str = "g", member_id: str = "", *, instance: str | None = None,
