@@ -144,6 +144,9 @@ class GroupCoordinator:
         self.is_active = False
         self._expiry_timer: Any = None
         self._tasks: set[asyncio.Task] = set()
+        # Kafka's epochForPartitionId: the leader epoch of the last election or resignation acted
+        # on per offsets partition, so a late one for an older epoch is ignored.
+        self._epoch_for_partition: dict[int, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def startup(self) -> None:
@@ -196,17 +199,43 @@ class GroupCoordinator:
                 "segment.bytes": str(self.offset_config.topic_segment_bytes)}
 
     def on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
-        """ReplicaManager leadership listener: load on election, unload on resignation."""
+        """ReplicaManager leadership listener: load on election, unload on resignation. A negative
+        epoch (StopReplica's "no epoch" or "during delete") resigns whatever the epoch."""
         if topic != GROUP_METADATA_TOPIC_NAME:
             return
-        if not is_leader:
-            count = self.manager.unload_partition(partition, self._on_group_unloaded)
-            if count:
-                log.info("unloaded %d groups of %s-%d", count, topic, partition)
+        if is_leader:
+            self.on_election(partition, leader_epoch)
+        else:
+            self.on_resignation(partition, leader_epoch if leader_epoch >= 0 else None)
+
+    def on_election(self, partition: int, leader_epoch: int) -> None:
+        """Kafka's onElection: load the partition's groups, unless this epoch is not newer than
+        the last election or resignation acted on."""
+        current = self._epoch_for_partition.get(partition)
+        if current is not None and leader_epoch <= current:
+            log.info("ignored election as group coordinator for %s-%d in epoch %d: current epoch is %d",
+                     GROUP_METADATA_TOPIC_NAME, partition, leader_epoch, current)
             return
+        self._epoch_for_partition[partition] = leader_epoch
         token = self.manager.begin_load(partition)
         if token is not None:
             self._spawn(self.manager.load_partition(partition, token, self._on_group_loaded))
+
+    def on_resignation(self, partition: int, leader_epoch: int | None) -> None:
+        """Kafka's onResignation: unload the partition's groups, unless a newer epoch was acted on
+        already (a late resignation must not unload state loaded for a newer election)."""
+        current = self._epoch_for_partition.get(partition)
+        if current is not None and leader_epoch is not None and leader_epoch < current:
+            log.info("ignored resignation as group coordinator for %s-%d in epoch %d: current epoch is %d",
+                     GROUP_METADATA_TOPIC_NAME, partition, leader_epoch, current)
+            return
+        if leader_epoch is None:
+            self._epoch_for_partition.pop(partition, None)
+        else:
+            self._epoch_for_partition[partition] = leader_epoch
+        count = self.manager.unload_partition(partition, self._on_group_unloaded)
+        if count:
+            log.info("unloaded %d groups of %s-%d", count, GROUP_METADATA_TOPIC_NAME, partition)
 
     def _on_group_loaded(self, group: GroupMetadata) -> None:
         log.info("loaded group %s with generation %d (%s, %d members)", group.group_id, group.generation_id,
