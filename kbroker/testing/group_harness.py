@@ -96,8 +96,9 @@ class Harness:
         self.cache = MetadataCache(0)
         base = LogConfig.from_topic_config(self.config.topic_defaults())
         self.log_manager = LogManager([str(log_dir)], cluster_id="group-tests", broker_id=0, default_config=base)
+        # The topic-config callback is asked per topic; the only topic here is the offsets topic.
         self.replica_manager = ReplicaManager(0, self.log_manager, self.cache,
-                                              lambda topic: {"cleanup.policy": "compact"}, base)
+                                              lambda _topic: {"cleanup.policy": "compact"}, base)
         self.coordinator = GroupCoordinator(0, self.config, self.replica_manager, self.cache,
                                             scheduler=clock, time_ms=clock.time_ms)
         self.replica_manager.leadership_listeners.append(self.coordinator.on_leadership_change)
