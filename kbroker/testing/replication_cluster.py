@@ -143,7 +143,7 @@ class InProcessCluster:
         response: dict = {"error_code": 0}
         if api_key == ApiKey.LEADER_AND_ISR:
             response = node.replica_manager.become_leader_or_follower(request)
-        elif api_key == ApiKey.UPDATE_METADATA:  # as KafkaServer.handle_controller_request does
+        elif api_key == ApiKey.UPDATE_METADATA:  # as the UpdateMetadata handler's apply does
             node.metadata_cache.update_metadata(request)
             node.replica_manager.on_live_brokers_changed()
         elif api_key == ApiKey.STOP_REPLICA:
