@@ -61,8 +61,8 @@ class Node:
         self.alter_partition = AlterPartitionManager(broker_id, lambda: -1, self.metadata_cache, "PLAINTEXT")
         self.replica_manager.replica_fetcher_manager = self.fetchers
         self.replica_manager.alter_partition_manager = self.alter_partition
-        # A Node stands in for the KafkaServer the handlers are typed against: they use only the
-        # replication parts it has. The api rework's narrow services object replaces this.
+        # A Node stands in for the broker the handlers are typed against: it has only the
+        # replication parts the handlers served here use, so it is not that type.
         self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
         self.down = False
 
