@@ -187,7 +187,7 @@ def create_topic(bootstrap: str, topic: str) -> None:
 
 
 @pytest.fixture
-def spawned(tmp_path):
+def spawned():
     members: list[Member] = []
     yield members
     for m in members:
@@ -358,7 +358,8 @@ def check_kafkajs_admin(bootstrap: str, group: str, topic: str, client_id: str) 
         (p, "20") for p in range(PARTITIONS)]
 
 
-def delete_with_kafka_python(bootstrap: str, group: str, topic: str) -> dict:
+# DELETE_GROUP's deleters share one signature; only KafkaJS's script needs the topic.
+def delete_with_kafka_python(bootstrap: str, group: str, _topic: str) -> dict:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         deleted = admin.delete_groups([group]) == {group: "OK"}
@@ -367,7 +368,7 @@ def delete_with_kafka_python(bootstrap: str, group: str, topic: str) -> dict:
         admin.close()
 
 
-def delete_with_confluent(bootstrap: str, group: str, topic: str) -> dict:
+def delete_with_confluent(bootstrap: str, group: str, _topic: str) -> dict:
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap})

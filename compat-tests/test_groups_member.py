@@ -92,7 +92,7 @@ def run_confluent(bootstrap: str, topic: str, group: str, client_id: str, strate
         config["group.instance.id"] = os.environ["GROUP_INSTANCE_ID"]  # a static member (KIP-345)
     consumer = Consumer(config)
 
-    def on_assign(consumer, partitions):
+    def on_assign(_consumer, partitions):  # confluent-kafka calls on_assign(consumer, partitions)
         emit("assigned", partitions=sorted(p.partition for p in partitions))
 
     consumer.subscribe([topic], on_assign=on_assign)

@@ -160,7 +160,8 @@ def produce(spec: dict) -> dict:
             "queue.buffering.max.messages": max(count, 100_000),
             "queue.buffering.max.kbytes": 2_000_000,
             "error_cb": lambda err: client_errors.append(str(err)),
-            "on_delivery": lambda err, msg: errors.append(f"delivery failed: {err}"),
+            # confluent-kafka calls on_delivery(err, msg) and error_cb(err) with fixed arguments.
+            "on_delivery": lambda err, _msg: errors.append(f"delivery failed: {err}"),
         }
     )
     wait_for_leader(producer, topic)
@@ -201,7 +202,7 @@ def produce_loop(spec: dict) -> dict:
             **spec["producer_config"],
             "queue.buffering.max.messages": max(count, 100_000),
             "queue.buffering.max.kbytes": 2_000_000,
-            "error_cb": lambda err: None,  # connection refused, as intended
+            "error_cb": lambda _err: None,  # connection refused, as intended
             "log_level": 0,
         }
     )
@@ -413,7 +414,7 @@ def e2e_produce(spec: dict) -> dict:
         {
             "bootstrap.servers": bootstrap,
             **spec["producer_config"],
-            "on_delivery": lambda err, msg: err and failures.append(str(err)),
+            "on_delivery": lambda err, _msg: err and failures.append(str(err)),  # confluent-kafka's (err, msg)
         }
     )
     wait_for_leader(producer, topic)

@@ -363,7 +363,7 @@ def test_every_bad_value_is_reported_at_once():
     assert "num.partitions" in str(info.value) and "num.io.threads" in str(info.value)
 
 
-def test_password_never_shows(tmp_path):
+def test_password_never_shows():
     config = KafkaConfig.load(overrides=["ssl.keystore.password=s3cret"])
     secret = config.get("ssl.keystore.password")
     assert isinstance(secret, Password) and secret.value == "s3cret"

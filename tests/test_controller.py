@@ -22,12 +22,13 @@ class RecordingChannel:
         self.sent: list[tuple[int, int, dict]] = []
         self.brokers: set[int] = set()
 
-    def send(self, broker_id: int, api_key: int, version: int, request: dict, on_response=None) -> None:
+    # ControllerChannel's signatures: the version and the endpoint do not matter to a recording.
+    def send(self, broker_id: int, api_key: int, _version: int, request: dict, on_response=None) -> None:
         self.sent.append((broker_id, api_key, request))
         if on_response is not None:  # every broker answers at once, without error
             on_response({"error_code": 0})
 
-    def add_broker(self, broker_id: int, host: str, port: int) -> None:
+    def add_broker(self, broker_id: int, _host: str, _port: int) -> None:
         self.brokers.add(broker_id)
 
     def remove_broker(self, broker_id: int) -> None:
@@ -234,7 +235,7 @@ def test_a_controller_that_lost_its_epoch_cannot_delete_a_topic_and_resigns(clus
     assert cluster.zk.topics_to_delete() == [] and cluster.zk.get_topic_config("kept") == {}
 
 
-def test_a_second_controller_is_fenced(cluster, tmp_path):
+def test_a_second_controller_is_fenced(cluster):
     other = KafkaController(2, cluster.zk, RecordingChannel(), "PLAINTEXT")
     assert not other.elect()
     assert cluster.zk.get_controller_id() == 1

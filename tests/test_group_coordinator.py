@@ -12,6 +12,7 @@ import contextlib
 import functools
 
 from kbroker.group.group_metadata import GroupState
+from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
 from kbroker.protocol.errors import Errors
 from kbroker.testing.group_harness import FakeClock, Harness, join_params
 from kbroker.testing.waiting import settle
@@ -409,6 +410,36 @@ async def test_leaving_pending_member_lets_the_join_complete(tmp_path):
         b_result = await b_task
         await settle()
         assert (await a_task).generation_id == b_result.generation_id == generation + 1
+
+
+@async_test
+async def test_a_late_resignation_or_election_for_an_older_leader_epoch_is_ignored(tmp_path):
+    """Kafka's epochForPartitionId fence: a resignation for an older epoch than the last election
+    must not unload groups loaded for the newer one, nor an old election reload them."""
+    async with harness(tmp_path) as h:
+        (a,), generation = await stable_group(h, 1)
+        partition = h.coordinator.partition_for("g")
+        newer = h.leader_epoch
+        h.coordinator.on_leadership_change(GROUP_METADATA_TOPIC_NAME, partition, False, newer - 1)
+        assert h.coordinator.heartbeat("g", a, None, generation) == Errors.NONE
+        h.coordinator.on_leadership_change(GROUP_METADATA_TOPIC_NAME, partition, False, newer + 1)
+        assert h.coordinator.manager.get_group("g") is None
+        h.coordinator.on_leadership_change(GROUP_METADATA_TOPIC_NAME, partition, True, newer)
+        await settle()
+        assert h.coordinator.heartbeat("g", a, None, generation) == Errors.NOT_COORDINATOR
+        h.coordinator.on_leadership_change(GROUP_METADATA_TOPIC_NAME, partition, True, newer + 2)
+        await settle()
+        assert h.coordinator.manager.get_group("g") is not None  # reloaded from the log
+
+
+@async_test
+async def test_a_resignation_without_an_epoch_always_unloads(tmp_path):
+    """StopReplica of a deleted partition carries no epoch (negative): it resigns regardless."""
+    async with harness(tmp_path) as h:
+        await stable_group(h, 1)
+        partition = h.coordinator.partition_for("g")
+        h.coordinator.on_leadership_change(GROUP_METADATA_TOPIC_NAME, partition, False, -2)
+        assert h.coordinator.manager.get_group("g") is None
 
 
 @async_test

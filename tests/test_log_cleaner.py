@@ -426,7 +426,7 @@ def crash_at(point: str) -> None:
 
     calls = {"n": 0}
 
-    def dying(cls, name, when=lambda *args: True, after=False):
+    def dying(cls, name, when=lambda *_args: True, after=False):  # `when` gets the method's arguments
         original = getattr(cls, name)
 
         def wrapper(self, *args):

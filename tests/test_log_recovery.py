@@ -70,7 +70,7 @@ def test_retention_by_time_deletes_old_segments_and_moves_the_log_start(tmp_path
 
 def test_retention_never_passes_the_high_watermark(tmp_path):
     log = open_log(tmp_path, segment_bytes=2000, retention_ms=DAY)
-    fill(log, 12, timestamp=lambda n: T0 - 3 * DAY)
+    fill(log, 12, timestamp=lambda _n: T0 - 3 * DAY)  # fill asks per record n; all are old
     log.update_high_watermark(0)
     assert log.delete_old_segments(now=T0) == 0
     log.update_high_watermark(log.log_segments()[2].base_offset)
@@ -79,7 +79,7 @@ def test_retention_never_passes_the_high_watermark(tmp_path):
 
 def test_retention_of_everything_rolls_a_fresh_segment(tmp_path):
     log = open_log(tmp_path, retention_ms=DAY)
-    fill(log, 3, timestamp=lambda n: T0 - 3 * DAY)
+    fill(log, 3, timestamp=lambda _n: T0 - 3 * DAY)  # fill asks per record n; all are old
     log.update_high_watermark(log.log_end_offset)
     assert log.delete_old_segments(now=T0) == 1
     assert [s.base_offset for s in log.log_segments()] == [6]

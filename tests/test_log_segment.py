@@ -157,7 +157,7 @@ def test_roll_on_segment_ms_by_message_timestamps(tmp_path):
     log = open_log(tmp_path, segment_ms=60_000)
     append_batches(log, 3, timestamp=lambda n: T0 + n * 1000)
     assert log.number_of_segments == 1
-    append_batches(log, 1, timestamp=lambda n: T0 + 61_000)
+    append_batches(log, 1, timestamp=lambda _n: T0 + 61_000)  # asked per batch n; one batch here
     assert log.number_of_segments == 2 and log.active_segment.base_offset == 9
 
 

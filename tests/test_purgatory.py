@@ -147,7 +147,7 @@ class Leader:
         cache.set_brokers([BrokerInfo(b, {}) for b in (1, 2)])
         self.logs = LogManager([str(root)], cluster_id="purgatory", broker_id=1, default_config=LogConfig())
         config = {"min.insync.replicas": str(min_insync_replicas)}
-        self.manager = ReplicaManager(1, self.logs, cache, lambda topic: config, LogConfig())
+        self.manager = ReplicaManager(1, self.logs, cache, lambda _topic: config, LogConfig())
         self.replicas = list(replicas)
         self.set_leader(1, leader_epoch=1)
 

@@ -16,6 +16,7 @@ import asyncio
 
 import pytest
 
+from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -296,4 +297,21 @@ def test_a_leader_back_at_another_address_takes_its_partitions_along(tmp_path):
             assert manager.fetchers == {}
         finally:
             await node.close()
+    run(scenario)
+
+
+def test_a_topic_deletion_completes_once_every_replica_answered_stop_replica(tmp_path):
+    """The in-process channel hands the brokers' answers back to the controller, which finishes
+    a deletion only on the StopReplica answers of every replica."""
+    async def scenario():
+        cluster = await started(tmp_path)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            assert (await cluster.nodes[1].produce(T, 5)).error == Errors.NONE
+            AdminZkClient(cluster.zk).delete_topic(T)
+            await settle()
+            assert cluster.zk.get_topic_assignment(T) is None and cluster.zk.topics_to_delete() == []
+            assert all(node.log(T) is None for node in cluster.nodes.values())
+        finally:
+            await cluster.close()
     run(scenario)

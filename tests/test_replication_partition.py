@@ -145,7 +145,7 @@ def test_high_watermark_stands_still_under_min_isr(make_leader):
     assert partition.high_watermark == 0
 
 
-def test_min_isr_above_the_replica_count_is_capped(make_leader, tmp_path):
+def test_min_isr_above_the_replica_count_is_capped(make_leader):
     partition = make_leader(min_isr=3, state=leader_state(isr=(1, 2), replicas=(1, 2)))
     append(partition, 5)
     fetch(partition, 2, 5)
@@ -306,7 +306,8 @@ def test_a_broker_leaving_lets_the_high_watermark_pass_it(tmp_path):
     live = {b: BrokerInfo(b, {}) for b in (1, 2, 3)}
     cache.set_brokers(list(live.values()))
     logs = LogManager([str(tmp_path)], cluster_id="hw", broker_id=1, default_config=LogConfig())
-    manager = ReplicaManager(1, logs, cache, lambda topic: {}, LogConfig(), replica_lag_time_max_ms=LAG_MS)
+    # The topic-config callback is asked per topic: no topic has overrides here.
+    manager = ReplicaManager(1, logs, cache, lambda _topic: {}, LogConfig(), replica_lag_time_max_ms=LAG_MS)
     state = {**leader_state(isr=(1, 2)), "partition_index": 0}
     manager.become_leader_or_follower({"controller_id": 1, "controller_epoch": 1, "topic_states": [
         {"topic_name": "t", "topic_id": None, "partition_states": [state]}]})
@@ -342,7 +343,7 @@ def test_divergence_is_where_the_followers_epoch_ends_here(make_leader):
     assert partition.diverging_epoch(0, 7) == (0, 5)  # the follower wrote epoch 0 past 5
 
 
-def test_an_epoch_unknown_here_answers_with_the_largest_older_one(make_leader, tmp_path):
+def test_an_epoch_unknown_here_answers_with_the_largest_older_one(make_leader):
     partition = make_leader(records=2, state=leader_state(leader_epoch=3))  # epochs 0@0, 3@2
     assert partition.diverging_epoch(2, 4) == (0, 2)
 

@@ -65,6 +65,8 @@ def java_double_string(value: float) -> str:
     from decimal import Decimal  # only here: importing it costs a few ms of every start-up
 
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
+    # NaN and the infinities returned above, so the exponent is a number, not 'n'/'N'/'F'.
+    assert isinstance(exponent, int)
     text = "".join(map(str, digits))
     mantissa = text[0] + "." + (text[1:] or "0")
     return ("-" if sign else "") + f"{mantissa}E{len(text) - 1 + exponent}"

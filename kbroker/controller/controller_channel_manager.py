@@ -32,7 +32,7 @@ class _BrokerQueue:
 
 
 class ControllerChannelManager:
-    def __init__(self, local_broker_id: int, deliver_locally: Callable[[int, dict], object],
+    def __init__(self, local_broker_id: int, deliver_locally: Callable[[int, dict], dict | None],
                  client_id: str) -> None:
         self.local_broker_id = local_broker_id
         self.deliver_locally = deliver_locally
@@ -48,7 +48,7 @@ class ControllerChannelManager:
 
     def remove_broker(self, broker_id: int) -> None:
         queue = self.brokers.pop(broker_id, None)
-        if queue is not None:
+        if queue is not None and queue.task is not None:
             queue.task.cancel()
             asyncio.get_running_loop().create_task(queue.client.close())
 

@@ -301,11 +301,10 @@ class KafkaController:
             if not live:
                 log.warning("partition %s-%d has no live replica: it stays offline", topic, partition)
                 continue
-            state = zk.LeaderIsrAndControllerEpoch(live[0], 0, live, self.epoch)
-            if self.zk.get_partition_state(topic, partition) is None:
+            state = self.zk.get_partition_state(topic, partition)
+            if state is None:
+                state = zk.LeaderIsrAndControllerEpoch(live[0], 0, live, self.epoch)
                 self.zk.create_partition_state(topic, partition, state, self.epoch_zk_version)
-            else:
-                state = self.zk.get_partition_state(topic, partition)
             self.states[(topic, partition)] = state
 
     def _delete_topic(self, topic: str) -> None:
@@ -352,7 +351,7 @@ class KafkaController:
         self._send_update_metadata(list(self.live_brokers), [], deleted_topics=[(topic, self._topic_id_of(assignment))])
 
     @staticmethod
-    def _topic_id_of(assignment: zk.TopicAssignment | None):
+    def _topic_id_of(assignment: zk.TopicAssignment | None) -> uuid.UUID:
         text = assignment.topic_id if assignment is not None else None
         return uuid_from_base64(text) if text else ZERO_UUID
 
@@ -368,7 +367,8 @@ class KafkaController:
         if 0 <= broker_epoch < broker.epoch:
             return Errors.STALE_BROKER_EPOCH, []
         self.shutting_down.add(broker_id)
-        led, followed = [], []
+        led: list[tuple[str, int]] = []
+        followed: list[tuple[str, int]] = []
         for (topic, partition), state in list(self.states.items()):
             replicas = self.assignments[topic].partitions[partition]
             if broker_id not in replicas or len(replicas) < 2:
@@ -550,10 +550,14 @@ class KafkaController:
         broker = self.live_brokers.get(broker_id)
         if broker is None or broker_epoch not in (-1, broker.epoch):
             return Errors.STALE_BROKER_EPOCH, []
-        results, changed = [], []
+        results: list[tuple[Errors, LeaderAndIsr | None]] = []
+        changed: list[tuple[str, int]] = []
         names_by_id = {self._topic_id(t): t for t in self.assignments}
         for change in changes:
             topic = change.topic if change.topic_id is None else names_by_id.get(change.topic_id)
+            if topic is None:  # an id this controller does not know
+                results.append((Errors.UNKNOWN_TOPIC_OR_PARTITION, None))
+                continue
             error, state, is_changed = self._alter_one(topic, change.partition, change.proposed)
             if is_changed:
                 changed.append((topic, change.partition))
@@ -564,10 +568,10 @@ class KafkaController:
                 self._maybe_complete_reassignment(topic, partition)
         return Errors.NONE, results
 
-    def _alter_one(self, topic: str | None, index: int,
+    def _alter_one(self, topic: str, index: int,
                    proposed: LeaderAndIsr) -> tuple[Errors, LeaderAndIsr | None, bool]:
         """(error, the state answered, whether it changed)."""
-        state = self.states.get((topic, index)) if topic is not None else None
+        state = self.states.get((topic, index))
         if state is None:
             return Errors.UNKNOWN_TOPIC_OR_PARTITION, None, False
         if proposed.leader_epoch > state.leader_epoch or proposed.partition_epoch > state.zk_version:
@@ -608,7 +612,7 @@ class KafkaController:
             "leader_recovery_state": state.leader_recovery_state,
         }
 
-    def _topic_id(self, topic: str):
+    def _topic_id(self, topic: str) -> uuid.UUID | None:
         text = self.assignments[topic].topic_id
         return uuid_from_base64(text) if text else None
 
@@ -646,10 +650,10 @@ class KafkaController:
         return {"broker_id": broker_id, "host_name": host, "port": port}
 
     def _send_update_metadata(self, broker_ids: list[int], partitions: list[tuple[str, int]],
-                              deleted_topics: list = ()) -> None:
+                              deleted_topics: list[tuple[str, uuid.UUID]] | None = None) -> None:
         """deleted_topics: (name, topic id) pairs."""
         topic_states = self._group_by_topic(partitions)
-        for topic, topic_id in deleted_topics:
+        for topic, topic_id in deleted_topics or ():
             # A deleted topic travels as partitions whose leader is LeaderDuringDelete (-2).
             topic_states.append({"topic_name": topic, "topic_id": topic_id, "partition_states": [
                 {"topic_name": topic, "partition_index": -1, "leader": -2, "leader_epoch": 0, "isr": [],

@@ -144,6 +144,9 @@ class GroupCoordinator:
         self.is_active = False
         self._expiry_timer: Any = None
         self._tasks: set[asyncio.Task] = set()
+        # Kafka's epochForPartitionId: the leader epoch of the last election or resignation acted
+        # on per offsets partition, so a late one for an older epoch is ignored.
+        self._epoch_for_partition: dict[int, int] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
     def startup(self) -> None:
@@ -196,17 +199,43 @@ class GroupCoordinator:
                 "segment.bytes": str(self.offset_config.topic_segment_bytes)}
 
     def on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
-        """ReplicaManager leadership listener: load on election, unload on resignation."""
+        """ReplicaManager leadership listener: load on election, unload on resignation. A negative
+        epoch (StopReplica's "no epoch" or "during delete") resigns whatever the epoch."""
         if topic != GROUP_METADATA_TOPIC_NAME:
             return
-        if not is_leader:
-            count = self.manager.unload_partition(partition, self._on_group_unloaded)
-            if count:
-                log.info("unloaded %d groups of %s-%d", count, topic, partition)
+        if is_leader:
+            self.on_election(partition, leader_epoch)
+        else:
+            self.on_resignation(partition, leader_epoch if leader_epoch >= 0 else None)
+
+    def on_election(self, partition: int, leader_epoch: int) -> None:
+        """Kafka's onElection: load the partition's groups, unless this epoch is not newer than
+        the last election or resignation acted on."""
+        current = self._epoch_for_partition.get(partition)
+        if current is not None and leader_epoch <= current:
+            log.info("ignored election as group coordinator for %s-%d in epoch %d: current epoch is %d",
+                     GROUP_METADATA_TOPIC_NAME, partition, leader_epoch, current)
             return
+        self._epoch_for_partition[partition] = leader_epoch
         token = self.manager.begin_load(partition)
         if token is not None:
             self._spawn(self.manager.load_partition(partition, token, self._on_group_loaded))
+
+    def on_resignation(self, partition: int, leader_epoch: int | None) -> None:
+        """Kafka's onResignation: unload the partition's groups, unless a newer epoch was acted on
+        already (a late resignation must not unload state loaded for a newer election)."""
+        current = self._epoch_for_partition.get(partition)
+        if current is not None and leader_epoch is not None and leader_epoch < current:
+            log.info("ignored resignation as group coordinator for %s-%d in epoch %d: current epoch is %d",
+                     GROUP_METADATA_TOPIC_NAME, partition, leader_epoch, current)
+            return
+        if leader_epoch is None:
+            self._epoch_for_partition.pop(partition, None)
+        else:
+            self._epoch_for_partition[partition] = leader_epoch
+        count = self.manager.unload_partition(partition, self._on_group_unloaded)
+        if count:
+            log.info("unloaded %d groups of %s-%d", count, GROUP_METADATA_TOPIC_NAME, partition)
 
     def _on_group_loaded(self, group: GroupMetadata) -> None:
         log.info("loaded group %s with generation %d (%s, %d members)", group.group_id, group.generation_id,
@@ -323,7 +352,8 @@ class GroupCoordinator:
             if old_member_id is not None:
                 log.info("static member %s of group %s rejoins: %s replaces %s", p.group_instance_id,
                          group.group_id, new_member_id, old_member_id)
-                self._update_static_member_and_rebalance(group, old_member_id, new_member_id, p, respond)
+                self._update_static_member_and_rebalance(group, p.group_instance_id, old_member_id, new_member_id,
+                                                         p, respond)
             else:
                 self._add_member_and_rebalance(group, new_member_id, p, respond)
         elif p.require_known_member_id:
@@ -405,10 +435,11 @@ class GroupCoordinator:
         group.update_member(member, protocols, respond)
         self._maybe_prepare_rebalance(group, f"{reason} ({member.member_id})")
 
-    def _update_static_member_and_rebalance(self, group: GroupMetadata, old_member_id: str, new_member_id: str,
-                                            p: JoinGroupParams, respond: Callable[[JoinGroupResult], None]) -> None:
+    def _update_static_member_and_rebalance(self, group: GroupMetadata, group_instance_id: str, old_member_id: str,
+                                            new_member_id: str, p: JoinGroupParams,
+                                            respond: Callable[[JoinGroupResult], None]) -> None:
         current_leader = group.leader_id
-        member = group.replace_static_member(p.group_instance_id, old_member_id, new_member_id)
+        member = group.replace_static_member(group_instance_id, old_member_id, new_member_id)
         self._complete_and_schedule_next_heartbeat_expiration(group, member)
         old_protocols = list(member.supported_protocols)
         group.update_member(member, p.protocols, respond)
@@ -417,16 +448,16 @@ class GroupCoordinator:
             if group.protocol_name == group.select_protocol():
                 # Same protocol: persist the new member id and skip the rebalance.
                 assignment = {m.member_id: m.assignment for m in group.members.values()}
-                self._spawn(self._persist_static_member(group, member, p, old_member_id, old_protocols,
-                                                        current_leader, assignment, respond))
+                self._spawn(self._persist_static_member(group, member, p, group_instance_id, old_member_id,
+                                                        old_protocols, current_leader, assignment, respond))
             else:
-                self._maybe_prepare_rebalance(group, f"static member {p.group_instance_id} changed the protocol")
+                self._maybe_prepare_rebalance(group, f"static member {group_instance_id} changed the protocol")
         elif state is GroupState.COMPLETING_REBALANCE:
             # The leader may be assigning to the old member id: start over.
-            self._prepare_rebalance(group, f"static member {p.group_instance_id} rejoined while completing")
+            self._prepare_rebalance(group, f"static member {group_instance_id} rejoined while completing")
 
     async def _persist_static_member(self, group: GroupMetadata, member: MemberMetadata, p: JoinGroupParams,
-                                     old_member_id: str, old_protocols: list[tuple[str, bytes]],
+                                     group_instance_id: str, old_member_id: str, old_protocols: list[tuple[str, bytes]],
                                      current_leader: str | None, assignment: dict[str, bytes],
                                      respond: Callable[[JoinGroupResult], None]) -> None:
         new_member_id = member.member_id
@@ -434,7 +465,7 @@ class GroupCoordinator:
         if error != Errors.NONE:
             # Put the old member id back: the new one was never stored.
             group.update_member(member, old_protocols, None)
-            old_member = group.replace_static_member(p.group_instance_id, new_member_id, old_member_id)
+            old_member = group.replace_static_member(group_instance_id, new_member_id, old_member_id)
             self._complete_and_schedule_next_heartbeat_expiration(group, old_member)
             result = self._generation_result(group, UNKNOWN_MEMBER_ID, False, current_leader)
             result.error = error

@@ -287,9 +287,12 @@ class GroupMetadataManager:
 
     async def store_group(self, group: GroupMetadata, assignment: dict[str, bytes]) -> Errors:
         """Writes the group's metadata with these assignments (snapshotted before any await)."""
-        members = [MemberRecord(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
-                                m.session_timeout_ms, m.metadata(group.protocol_name), assignment[m.member_id])
-                   for m in group.members.values()]
+        protocol_name = group.protocol_name
+        # Only an Empty group has no protocol, and it has no members to store either.
+        members = [] if protocol_name is None else [
+            MemberRecord(m.member_id, m.group_instance_id, m.client_id, m.client_host, m.rebalance_timeout_ms,
+                         m.session_timeout_ms, m.metadata(protocol_name), assignment[m.member_id])
+            for m in group.members.values()]
         record = GroupMetadataRecord(group.protocol_type or "", group.generation_id, group.protocol_name,
                                      group.leader_id,
                                      -1 if group.current_state_timestamp is None else group.current_state_timestamp,
@@ -342,7 +345,7 @@ class GroupMetadataManager:
         if group is None or group.is_state(GroupState.DEAD):
             return {tp: (None, Errors.NONE) for tp in partitions or ()}
         wanted = list(group.offsets) if partitions is None else partitions
-        out = {}
+        out: dict[TopicPartition, tuple[OffsetAndMetadata | None, Errors]] = {}
         for tp in wanted:
             if require_stable and group.has_pending_offset_commits_for(tp):
                 out[tp] = (None, Errors.UNSTABLE_OFFSET_COMMIT)

@@ -7,7 +7,8 @@ Plain data: no broker config parsing (kbroker/config.py owns that), no files.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from kbroker.log.compression import CODEC_BY_TOPIC_COMPRESSION, PRODUCER_COMPRESSION
 
@@ -67,16 +68,17 @@ class LogConfig(NamedTuple):
         return {policy.strip() for policy in self.cleanup_policy.split(",")}
 
     @classmethod
-    def from_topic_config(cls, overrides: dict[str, str], base: LogConfig | None = None) -> LogConfig:
+    def from_topic_config(cls, overrides: Mapping[str, str | None], base: LogConfig | None = None) -> LogConfig:
         """Apply topic overrides (Kafka names, string values) over `base` (default: Kafka's defaults).
 
-        Names this class does not model are ignored; a bad value raises ValueError naming the key.
+        Names this class does not model, and settings without a value (None), are ignored; a bad
+        value raises ValueError naming the key.
         """
         base = base if base is not None else cls()
-        changes: dict[str, object] = {}
+        changes: dict[str, Any] = {}  # each field's own type, parsed by _parse_value
         for name, raw in overrides.items():
             field = _FIELD_BY_TOPIC_NAME.get(name)
-            if field is None:
+            if field is None or raw is None:
                 continue
             try:
                 changes[field] = _parse_value(field, raw)

@@ -22,6 +22,8 @@ def _load_extension() -> Callable[..., int]:
                 continue
             path = os.path.join(folder, name)
             ext_spec = importlib.util.spec_from_file_location("crc32c._crc32c", path)
+            if ext_spec is None or ext_spec.loader is None:
+                continue
             module = importlib.util.module_from_spec(ext_spec)
             ext_spec.loader.exec_module(module)
             return module.crc32c

@@ -95,7 +95,7 @@ class _SortedIndexFile:
         self._keys, self._values = self._decode_entries(data[: len(data) - len(data) % self.entry.size])
         self._loaded = True
         if self.writable:
-            os.ftruncate(self._fd, max(self.max_index_size, len(self._keys) * self.entry.size))
+            os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
 
     def _decode_entries(self, data: bytes) -> tuple[array, array]:
         keys, values = array(self.key_type), array(self.value_type)
@@ -126,7 +126,7 @@ class _SortedIndexFile:
         self._ensure_loaded()
         if len(self._keys) >= self.max_entries:
             raise ValueError(f"index {self.path} is full ({self.max_entries} entries)")
-        os.pwrite(self._fd, self.entry.pack(key, value), len(self._keys) * self.entry.size)
+        os.pwrite(self._open(), self.entry.pack(key, value), len(self._keys) * self.entry.size)
         self._keys.append(key)
         self._values.append(value)
 
@@ -136,7 +136,7 @@ class _SortedIndexFile:
         dropped = len(self._keys) - count
         if dropped <= 0:
             return
-        os.pwrite(self._fd, bytes(dropped * self.entry.size), count * self.entry.size)
+        os.pwrite(self._open(), bytes(dropped * self.entry.size), count * self.entry.size)
         del self._keys[count:]
         del self._values[count:]
 
@@ -147,20 +147,20 @@ class _SortedIndexFile:
         self._values = array(self.value_type)
         self._loaded = True
         if self.writable:
-            os.ftruncate(self._fd, self.max_index_size)
+            os.ftruncate(self._open(), self.max_index_size)
 
     def resize(self, max_index_size: int) -> None:
         """Make the file writable up to `max_index_size` again (an active segment's index)."""
         self._ensure_loaded()
         self.max_index_size = max_index_size - max_index_size % self.entry.size
         self.writable = True
-        os.ftruncate(self._fd, max(self.max_index_size, len(self._keys) * self.entry.size))
+        os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
 
     def trim_to_valid_size(self) -> None:
         """Cut the preallocated file to its entries; the index is read-only afterwards."""
         if not self._loaded:
             return
-        os.ftruncate(self._fd, len(self._keys) * self.entry.size)
+        os.ftruncate(self._open(), len(self._keys) * self.entry.size)
         self.writable = False
         self.max_index_size = max(len(self._keys), 1) * self.entry.size
 

@@ -234,7 +234,7 @@ def scan_records(data: bytes, start: int, end: int, count: int) -> list[ScannedR
     """(start, end, offset delta, timestamp delta, key, is tombstone) of each of the `count`
     records in data[start:end] (a batch's records section, decompressed). Reads only what the
     cleaner needs; headers are skipped by length. Raises CorruptRecordError on bad structure."""
-    result = []
+    result: list[ScannedRecord] = []
     append = result.append
     position = start
     try:
@@ -820,9 +820,10 @@ class LogCleaner:
             if truncated_to is None:
                 continue
             unified_log.min_truncated_offset = None
-            if self.checkpoints.get(key, 0) > truncated_to:
+            log_dir = self.log_manager.log_dir_of(*key)  # never None for a log in `logs`
+            if log_dir is not None and self.checkpoints.get(key, 0) > truncated_to:
                 self.checkpoints[key] = truncated_to
-                self._write_checkpoint(self.log_manager.log_dir_of(*key))
+                self._write_checkpoint(log_dir)
 
     # -- choosing
 

@@ -161,7 +161,7 @@ class LogLoader:
         names = os.listdir(self.directory)
         swap_log_suffix = LOG_FILE_SUFFIX + SWAP_FILE_SUFFIX
         for name in sorted(n for n in names if n.endswith(swap_log_suffix)):
-            self._complete_swap(int(name[:20]), os.path.join(self.directory, name))
+            self._complete_swap(int(name[:20]))
         names = os.listdir(self.directory)
         for name in names:
             path = os.path.join(self.directory, name)
@@ -181,8 +181,9 @@ class LogLoader:
                 if name[:20] not in log_bases:
                     os.remove(os.path.join(self.directory, name))
 
-    def _complete_swap(self, base_offset: int, swap_log_path: str) -> None:
-        """Delete the segments a swap segment replaces ([base, its next offset)), then rename it."""
+    def _complete_swap(self, base_offset: int) -> None:
+        """Delete the segments a swap segment replaces ([base, its next offset)), then rename it.
+        Its files are found by base offset and the swap suffix, as Kafka's LogLoader does."""
         swapped = open_segment(
             self.directory, self.config, base_offset, file_suffix=SWAP_FILE_SUFFIX, writable_indexes=False
         )

@@ -230,7 +230,7 @@ class LogSegment:
         largest_offset: int,
         largest_timestamp: int,
         offset_of_max_timestamp: int,
-        records: memoryview | bytes,
+        records: bytes | bytearray | memoryview,
     ) -> None:
         """Write validated batches at the end of the file and add index entries when due."""
         length = len(records)
@@ -272,7 +272,7 @@ class LogSegment:
                 self.bytes_since_last_index_entry = 0
             self.bytes_since_last_index_entry += header.size
 
-    def _write_at(self, records: memoryview | bytes, position: int) -> None:
+    def _write_at(self, records: bytes | bytearray | memoryview, position: int) -> None:
         view = memoryview(records)
         written = os.pwrite(self.fd, view, position)
         while written < len(view):  # regular files only write short on ENOSPC-like trouble

@@ -454,7 +454,7 @@ class UnifiedLog:
             else self.convert_to_offset_metadata(min(max_offset, log_end.message_offset))
         )
         # read_committed fetches carry a (possibly empty) list of aborted transactions.
-        no_aborted = [] if include_aborted_transactions else None
+        no_aborted: list[AbortedTxn] | None = [] if include_aborted_transactions else None
         if fetch_offset >= upper.message_offset:
             return self._fetch_info(LogOffsetMetadata(fetch_offset), None, False, no_aborted)
         for segment in self.segments.segments_from(fetch_offset):

@@ -76,10 +76,11 @@ class KazooZNodeStore:
 
     def _state_changed(self, state: str) -> None:
         # Runs on a kazoo thread: only hand the event over.
-        if self.on_session_event is not None:
+        on_session_event = self.on_session_event
+        if on_session_event is not None:
             name = {KazooState.LOST: "lost", KazooState.SUSPENDED: "suspended",
                     KazooState.CONNECTED: "connected"}.get(state, str(state))
-            self.notify(lambda: self.on_session_event(name))
+            self.notify(lambda: on_session_event(name))
 
     @property
     def session_id(self) -> int:

@@ -31,7 +31,6 @@ class NetworkClient:
         self.connect_timeout_s = connect_timeout_s
         self.request_timeout_s = request_timeout_s
         self.max_response_bytes = max_response_bytes
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, tuple[asyncio.Future, int, int]] = {}
         self._correlation = itertools.count(1)
@@ -42,24 +41,29 @@ class NetworkClient:
     def __repr__(self) -> str:
         return f"NetworkClient({self.host}:{self.port})"
 
-    async def _ensure_connected(self) -> None:
-        if self._writer is not None and not self._writer.is_closing():
-            return
+    async def _ensure_connected(self) -> asyncio.StreamWriter:
+        """The open connection's writer, connecting first when there is none."""
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            return writer
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
-            if self._writer is not None and not self._writer.is_closing():
-                return
-            self._reader, self._writer = await asyncio.wait_for(
+            writer = self._writer
+            if writer is not None and not writer.is_closing():
+                return writer
+            reader, connected = await asyncio.wait_for(
                 asyncio.open_connection(self.host, self.port), self.connect_timeout_s)
-            self._read_task = asyncio.get_running_loop().create_task(self._read_responses(self._reader))
+            self._writer = connected
+            self._read_task = asyncio.get_running_loop().create_task(self._read_responses(reader))
+            return connected
 
     async def send(self, api_key: int, version: int, request: dict, timeout_s: float | None = None) -> dict:
         """Sends one request and returns its decoded response (ConnectionError on failure)."""
         if self.closed:
             raise ConnectionError(f"{self} is closed")
         try:
-            await self._ensure_connected()
+            writer = await self._ensure_connected()
         except (OSError, TimeoutError) as exc:
             raise ConnectionError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
         correlation_id = next(self._correlation)
@@ -69,7 +73,7 @@ class NetworkClient:
         chunks[0] = _SIZE.pack(len(header) + body_len)
         future = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = (future, api_key, version)
-        self._writer.writelines(chunks)
+        writer.writelines(chunks)
         try:
             return await asyncio.wait_for(future, timeout_s or self.request_timeout_s)
         except TimeoutError:

@@ -48,10 +48,13 @@ RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | N
 class KafkaConnection(asyncio.BufferedProtocol):
     """One client connection: frames in, processed strictly in order, responses out."""
 
+    # Set by connection_made, which asyncio calls before any other method of a protocol runs,
+    # so the framing and writing paths never see a connection without one.
+    transport: asyncio.Transport
+
     def __init__(self, server: SocketServer) -> None:
         self.server = server
         self.listener_name = server.listener_name
-        self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self._recv = bytearray(RECEIVE_BUFFER_BYTES)
         self._recv_view = memoryview(self._recv)
@@ -195,8 +198,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def close(self) -> None:
         if not self._closing:
             self._closing = True
-            if self.transport is not None:
-                self.transport.close()
+            self.transport.close()
 
     async def drain_in_flight(self) -> None:
         """Wait until this connection has answered what it already read."""

@@ -7,6 +7,8 @@ DefaultRecordBatch reader checks what we store; `.index`/`.timeindex` entries ar
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
+from typing import Any
 
 from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
@@ -15,10 +17,10 @@ COMPRESSIBLE = b"kbroker-" * 64
 
 
 def producer_batch(
-    values: list[bytes | None],
+    values: Sequence[bytes | None],
     *,
     codec: int = 0,
-    keys: list[bytes | None] | None = None,
+    keys: Sequence[bytes | None] | None = None,
     timestamp: int = 1_700_000_000_000,
     producer_id: int = -1,
     producer_epoch: int = -1,
@@ -47,7 +49,7 @@ def producer_batch(
     return bytearray(builder.build())
 
 
-def read_batches(data: bytes) -> list[tuple[object, list[object]]]:
+def read_batches(data: bytes) -> list[tuple[Any, list[Any]]]:
     """[(kafka-python batch, its records)] for every batch in `data`, CRCs checked."""
     records = MemoryRecords(bytes(data))
     result = []
@@ -58,7 +60,7 @@ def read_batches(data: bytes) -> list[tuple[object, list[object]]]:
     return result
 
 
-def batches_with_positions(path: str) -> list[tuple[int, object, list[object]]]:
+def batches_with_positions(path: str) -> list[tuple[int, Any, list[Any]]]:
     """[(file position, kafka-python batch, records)] for a whole .log file."""
     with open(path, "rb") as file:
         data = file.read()

@@ -172,7 +172,7 @@ class KafkaCluster:
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for broker in running:
             try:
-                broker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                broker.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 broker.kill()
         try:

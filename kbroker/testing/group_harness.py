@@ -36,7 +36,7 @@ OFFSETS_TOPIC_ID = uuid.UUID(int=0x50FF5E7)
 class FakeTimer:
     due_ms: int
     seq: int
-    callback: object = field(compare=False)
+    callback: Callable[..., object] = field(compare=False)
     args: tuple = field(compare=False)
     cancelled: bool = field(default=False, compare=False)
 
@@ -96,8 +96,9 @@ class Harness:
         self.cache = MetadataCache(0)
         base = LogConfig.from_topic_config(self.config.topic_defaults())
         self.log_manager = LogManager([str(log_dir)], cluster_id="group-tests", broker_id=0, default_config=base)
+        # The topic-config callback is asked per topic; the only topic here is the offsets topic.
         self.replica_manager = ReplicaManager(0, self.log_manager, self.cache,
-                                              lambda topic: {"cleanup.policy": "compact"}, base)
+                                              lambda _topic: {"cleanup.policy": "compact"}, base)
         self.coordinator = GroupCoordinator(0, self.config, self.replica_manager, self.cache,
                                             scheduler=clock, time_ms=clock.time_ms)
         self.replica_manager.leadership_listeners.append(self.coordinator.on_leadership_change)
@@ -128,7 +129,9 @@ class Harness:
 
     def offsets_log(self, group_id: str) -> UnifiedLog:
         partition = self.coordinator.partition_for(group_id)
-        return self.replica_manager.get_partition(GROUP_METADATA_TOPIC_NAME, partition).log
+        hosted = self.replica_manager.get_partition(GROUP_METADATA_TOPIC_NAME, partition)
+        assert hosted is not None and hosted.log is not None, f"{GROUP_METADATA_TOPIC_NAME}-{partition} is not here"
+        return hosted.log
 
 
 def join_params(group_id: str = "g", member_id: str = "", *, instance: str | None = None,

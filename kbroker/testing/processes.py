@@ -61,6 +61,13 @@ def start_session_process(argv: list[str], output: Path, cwd: Path) -> subproces
         )
 
 
+def started(proc: subprocess.Popen | None, what: str) -> subprocess.Popen:
+    """`proc` once its start() has run; asking for it earlier is a test's own mistake."""
+    if proc is None:
+        raise AssertionError(f"{what} was never started")
+    return proc
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the process and its group; harmless when they are already gone."""
     try:
@@ -88,6 +95,11 @@ class BrokerProcess:
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
         self.log_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def process(self) -> subprocess.Popen:
+        """The broker's process (running or exited) once start() has run."""
+        return started(self.proc, "kbroker")
 
     @property
     def bootstrap(self) -> str:
@@ -128,13 +140,13 @@ class BrokerProcess:
             raise BrokerFailed(
                 f"kbroker did not answer ApiVersions within {timeout}s:\n{tail(self.output_path)}"
             ) from None
-        if self.proc.poll() is not None:
+        if self.process.poll() is not None:
             raise BrokerFailed(
-                f"kbroker exited with {self.proc.returncode} before serving:\n{tail(self.output_path)}"
+                f"kbroker exited with {self.process.returncode} before serving:\n{tail(self.output_path)}"
             )
 
     def _exited_or_serving(self) -> bool:
-        return self.proc.poll() is not None or self._answers_api_versions()
+        return self.process.poll() is not None or self._answers_api_versions()
 
     def _answers_api_versions(self) -> bool:
         try:
@@ -147,12 +159,12 @@ class BrokerProcess:
         return self.proc is not None and self.proc.poll() is None
 
     def send_signal(self, sig: int) -> None:
-        self.proc.send_signal(sig)
+        self.process.send_signal(sig)
 
     def wait(self, timeout: float = 10.0) -> int:
         """Wait for the broker to exit on its own; return the exit code. Kills it on timeout."""
         try:
-            return self.proc.wait(timeout=timeout)
+            return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             raise BrokerFailed(
@@ -164,19 +176,18 @@ class BrokerProcess:
 
         If the broker is still running after `timeout` seconds it is killed and BrokerFailed raised.
         """
-        if self.proc is None:
-            raise BrokerFailed("broker was never started")
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        process = self.process
+        if process.poll() is None:
+            process.send_signal(sig)
             try:
-                self.proc.wait(timeout=timeout)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
                 raise BrokerFailed(
                     f"kbroker still running {timeout}s after signal {signal.Signals(sig).name}; killed it:\n"
                     f"{tail(self.output_path)}"
                 ) from None
-        return self.proc.returncode
+        return process.returncode
 
     def kill(self) -> None:
         """SIGKILL the broker (and its process group), as a crash would."""

@@ -78,7 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+def pytest_runtest_makereport() -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # pytest passes hook arguments by name, so the unused `item` and `call` are simply not asked for.
     report = yield
     if report.failed:
         for launcher in _active_launchers:

@@ -129,7 +129,7 @@ def topic_id_of(port: int, name: str) -> uuid.UUID:
 
 def produce_body(topic: str, partition: int, records: bytes, *, acks: int = 1,
                  topic_id: uuid.UUID | None = None) -> dict:
-    entry = {"name": topic, "partition_data": [{"index": partition, "records": records}]}
+    entry: dict[str, Any] = {"name": topic, "partition_data": [{"index": partition, "records": records}]}
     if topic_id is not None:
         entry = {"name": "", "topic_id": topic_id, "partition_data": entry["partition_data"]}
     return {"acks": acks, "timeout_ms": 10000, "topic_data": [entry]}
@@ -168,7 +168,7 @@ def fetch_body(
     partitions = [
         {"partition": partition, "fetch_offset": offset, "partition_max_bytes": partition_max_bytes}
     ]
-    entry = {"topic": topic, "partitions": partitions}
+    entry: dict[str, Any] = {"topic": topic, "partitions": partitions}
     if topic_id is not None:
         entry = {"topic": "", "topic_id": topic_id, "partitions": partitions}
     return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kbroker.api.kafka_apis import KafkaApis
@@ -57,11 +57,13 @@ class Node:
                                               replica_lag_time_max_ms=lag_ms)
         fetcher_config = FetcherConfig(broker_id, fetch_wait_max_ms=100, fetch_backoff_ms=50,
                                        truncate_on_fetch=truncate_on_fetch)
-        self.replica_manager.replica_fetcher_manager = ReplicaFetcherManager(fetcher_config, self.replica_manager,
-                                                                             lambda: -1)
-        self.replica_manager.alter_partition_manager = AlterPartitionManager(broker_id, lambda: -1,
-                                                                             self.metadata_cache, "PLAINTEXT")
-        self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)
+        self.fetchers = ReplicaFetcherManager(fetcher_config, self.replica_manager, lambda: -1)
+        self.alter_partition = AlterPartitionManager(broker_id, lambda: -1, self.metadata_cache, "PLAINTEXT")
+        self.replica_manager.replica_fetcher_manager = self.fetchers
+        self.replica_manager.alter_partition_manager = self.alter_partition
+        # A Node stands in for the broker the handlers are typed against: it has only the
+        # replication parts the handlers served here use, so it is not that type.
+        self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
         self.down = False
 
     @property
@@ -76,7 +78,9 @@ class Node:
 
     def log_bytes(self, topic: str, index: int = 0) -> bytes:
         """Every segment's bytes, in order."""
-        return b"".join(s.read_bytes(0, s.size) for s in self.log(topic, index).log_segments())
+        unified_log = self.log(topic, index)
+        assert unified_log is not None, f"broker {self.broker_id} has no log of {topic}-{index}"
+        return b"".join(s.read_bytes(0, s.size) for s in unified_log.log_segments())
 
     async def produce(self, topic: str, count: int, acks: int = -1, timeout_ms: int = 5000,
                       index: int = 0) -> ProduceResult:
@@ -87,9 +91,8 @@ class Node:
         return result
 
     async def close(self) -> None:
-        rm = self.replica_manager
-        await rm.replica_fetcher_manager.close()
-        await rm.alter_partition_manager.close()
+        await self.fetchers.close()
+        await self.alter_partition.close()
         await self.server.shutdown(0.5)
         self.log_manager.close()
 
@@ -102,19 +105,15 @@ class InProcessCluster:
         self.root = root
         self.nodes = {b: Node(b, root, **node_options) for b in broker_ids}
         self.controller_id = controller_id
-        self.zk: KafkaZkClient | None = None
-        self.controller: KafkaController | None = None
+        self.zk = KafkaZkClient(EmbeddedZNodeStore(os.path.join(str(root), "zk"), notify=_call_soon))
+        self.controller = KafkaController(controller_id, self.zk, self, "PLAINTEXT")
 
     async def start(self) -> InProcessCluster:
-        loop = asyncio.get_running_loop()
         for node in self.nodes.values():
             await node.server.start()
-        store = EmbeddedZNodeStore(os.path.join(str(self.root), "zk"), notify=loop.call_soon)
-        self.zk = KafkaZkClient(store)
         self.zk.create_top_level_paths()
         for broker_id in self.nodes:
             self.register(broker_id)
-        self.controller = KafkaController(self.controller_id, self.zk, self, "PLAINTEXT")
         self.nodes[self.controller_id].controller = self.controller
         assert self.controller.elect()
         await settle()
@@ -125,8 +124,10 @@ class InProcessCluster:
             await node.close()
 
     # -- the controller's channel -----------------------------------------------------------------
-    def send(self, broker_id: int, api_key: int, version: int, request: dict) -> None:
-        asyncio.get_running_loop().call_soon(self._deliver, broker_id, api_key, request)
+    # ControllerChannel.send: `_version` says how to encode the request; delivered in-process, it is not.
+    def send(self, broker_id: int, api_key: int, _version: int, request: dict,
+             on_response: Callable[[dict], None] | None = None) -> None:
+        asyncio.get_running_loop().call_soon(self._deliver, broker_id, api_key, request, on_response)
 
     def add_broker(self, broker_id: int, host: str, port: int) -> None:
         pass
@@ -134,17 +135,21 @@ class InProcessCluster:
     def remove_broker(self, broker_id: int) -> None:
         pass
 
-    def _deliver(self, broker_id: int, api_key: int, request: dict) -> None:
+    def _deliver(self, broker_id: int, api_key: int, request: dict,
+                 on_response: Callable[[dict], None] | None) -> None:
         node = self.nodes.get(broker_id)
         if node is None or node.down:
-            return
+            return  # a dead broker never answers
+        response: dict = {"error_code": 0}
         if api_key == ApiKey.LEADER_AND_ISR:
-            node.replica_manager.become_leader_or_follower(request)
+            response = node.replica_manager.become_leader_or_follower(request)
         elif api_key == ApiKey.UPDATE_METADATA:  # as the UpdateMetadata handler's apply does
             node.metadata_cache.update_metadata(request)
             node.replica_manager.on_live_brokers_changed()
         elif api_key == ApiKey.STOP_REPLICA:
-            node.replica_manager.stop_replicas(request)
+            response = node.replica_manager.stop_replicas(request)
+        if on_response is not None:  # the controller waits for StopReplica answers to finish a deletion
+            on_response(response)
 
     # -- membership --------------------------------------------------------------------------------
     def register(self, broker_id: int) -> None:
@@ -156,7 +161,7 @@ class InProcessCluster:
         nothing more and its fetchers stop (its files stay, as after kill -9)."""
         node = self.nodes[broker_id]
         node.down = True
-        fetchers = node.replica_manager.replica_fetcher_manager
+        fetchers = node.fetchers
         fetchers.remove_fetcher_for_partitions(list(node.replica_manager.partitions))
         fetchers.shutdown_idle_fetcher_threads()
         self.zk.store.delete(zk.broker_path(broker_id))
@@ -173,7 +178,14 @@ class InProcessCluster:
         await settle()
 
     def state(self, topic: str, index: int = 0) -> zk.LeaderIsrAndControllerEpoch:
-        return self.zk.get_partition_state(topic, index)
+        state = self.zk.get_partition_state(topic, index)
+        assert state is not None, f"{topic}-{index} has no state znode"
+        return state
+
+
+def _call_soon(callback: Callable[[], None]) -> None:
+    """The znode store's `notify`: watches run on the loop, as the broker's kazoo store hands them over."""
+    asyncio.get_running_loop().call_soon(callback)
 
 
 async def settle(rounds: int = 20) -> None:

@@ -18,13 +18,23 @@ import pytest
 JS_DIR = Path(__file__).resolve().parents[2] / "compat-tests" / "js"
 
 
+def _timed_out(program: str, exc: subprocess.TimeoutExpired) -> AssertionError:
+    """The failure for a tool that outran its timeout, with what it printed so far."""
+    return AssertionError(
+        f"{program} timed out after {exc.timeout}s\nstdout:\n{_text(exc.stdout)}\nstderr:\n{_text(exc.stderr)}"
+    )
+
+
+def _text(output: bytes | str | None) -> str:
+    # TimeoutExpired carries the raw bytes read so far, even when the run asked for text.
+    return output.decode(errors="replace") if isinstance(output, bytes) else output or ""
+
+
 def _run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(
-            f"{argv[0]} timed out after {timeout}s\nstdout:\n{exc.stdout}\nstderr:\n{exc.stderr}"
-        ) from None
+        raise _timed_out(argv[0], exc) from None
 
 
 def _require(completed: subprocess.CompletedProcess, argv: list[str]) -> None:
@@ -51,9 +61,7 @@ def run_kcat(
             argv, capture_output=True, text=True, timeout=timeout, input=input_text, check=False
         )
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(
-            f"kcat timed out after {timeout}s\nstdout:\n{exc.stdout}\nstderr:\n{exc.stderr}"
-        ) from None
+        raise _timed_out("kcat", exc) from None
     if check:
         _require(completed, argv)
     return completed

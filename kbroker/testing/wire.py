@@ -324,7 +324,7 @@ def correlation_id_of(payload: bytes) -> int:
     return struct.unpack_from(">i", payload)[0]
 
 
-def decode_with_kafka_python(response_class: type, payload: bytes, version: int) -> tuple[int, Any]:
+def decode_with_kafka_python(response_class: type[Any], payload: bytes, version: int) -> tuple[int, Any]:
     """Decode a response payload (header included) with kafka-python's schema classes.
 
     Returns (header, body). Also re-encodes the body and asserts it is byte-identical, which

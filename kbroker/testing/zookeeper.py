@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kbroker.testing.processes import free_port, kill_group, start_session_process, tail
+from kbroker.testing.processes import free_port, kill_group, start_session_process, started, tail
 from kbroker.testing.waiting import eventually
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
@@ -100,7 +100,7 @@ class ZooKeeperProcess:
         return self
 
     def _exited_or_ok(self) -> bool:
-        return self.proc.poll() is not None or self._is_ok()
+        return started(self.proc, "ZooKeeper").poll() is not None or self._is_ok()
 
     def _is_ok(self) -> bool:
         # "imok" comes before the server accepts sessions; `srvr` reports a Mode only once it does.
