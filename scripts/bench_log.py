@@ -14,7 +14,6 @@ Only measures; touches nothing outside its temporary directory.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import shutil
 import struct
@@ -137,7 +136,7 @@ def main() -> None:
             directory = os.path.join(base, str(n))
             scenario_config = config
             if options.pop("log_append_time", False):
-                scenario_config = dataclasses.replace(config, message_timestamp_type="LogAppendTime")
+                scenario_config = config._replace(message_timestamp_type="LogAppendTime")
             rate, log = bench_append(directory, batch, total, config=scenario_config, **options)
             print(f"  {name:38s} {rate:8.0f} MB/s  ({len(batch)} byte batches)")
             if n in (0, 2):

@@ -128,3 +128,13 @@ def test_client_reports_missing_records(broker):
     assert short["error"] == "verification failed: received 20 records of 25 within 3.0 s"
     again = run_client({**spec, "mode": "produce", "count": 20})  # the log now spans [0, 40)
     assert again["error"].startswith("verification failed: a record beyond the 20 produced, at offset 20 (unverified timing: ")
+
+
+def test_log_benchmark_runs_every_scenario(tmp_path):
+    """scripts/bench_log.py once crashed at its LogAppendTime scenario unnoticed: run it small."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_log.py"), "--total-mb", "2", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rates = [line for line in done.stdout.splitlines() if line.rstrip().endswith("batches)")]
+    assert len(rates) == 7 and "LogAppendTime" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # it removes what it wrote
