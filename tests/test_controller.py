@@ -239,3 +239,30 @@ def test_a_second_controller_is_fenced(cluster):
     other = KafkaController(2, cluster.zk, RecordingChannel(), "PLAINTEXT")
     assert not other.elect()
     assert cluster.zk.get_controller_id() == 1
+
+
+class OvertakenAfterElection(KafkaZkClient):
+    """A rival controller wins the next epoch right after this broker's election succeeds, the
+    race Kafka's elect() handles by resigning when the failover's first fenced write fails."""
+
+    def try_elect_controller(self, broker_id: int):
+        won = super().try_elect_controller(broker_id)
+        if won is not None:
+            self.store.delete(zk.CONTROLLER)
+            assert super().try_elect_controller(broker_id + 1) is not None
+        return won
+
+
+def test_a_controller_overtaken_during_its_failover_resigns_without_writing(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path), notify=lambda _event: None)
+    client = OvertakenAfterElection(store)
+    client.create_top_level_paths()
+    for b in (1, 2):
+        client.register_broker(zk.BrokerRegistration(b, [("PLAINTEXT", "127.0.0.1", 9090 + b, "PLAINTEXT")]))
+    AdminZkClient(client).create_topic("waiting", {0: [1, 2]}, {})  # no controller yet: no partition state
+
+    controller = KafkaController(1, client, RecordingChannel(), "PLAINTEXT")
+    assert not controller.elect()
+    assert not controller.is_active
+    assert client.get_partition_state("waiting", 0) is None  # the stale epoch wrote nothing
+    assert client.get_controller_id() == 2

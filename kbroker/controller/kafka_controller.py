@@ -83,7 +83,14 @@ class KafkaController:
         self.epoch, self.epoch_zk_version = won
         self.is_active = True
         log.info("broker %d is the controller (epoch %d)", self.broker_id, self.epoch)
-        self.on_controller_failover()
+        try:
+            self.on_controller_failover()
+        except ControllerMovedError:
+            # A rival won the next epoch before the failover's first fenced write: resign, as
+            # Kafka's elect() does, rather than raise out of the election.
+            log.warning("controller moved during failover: resigning")
+            self.resign()
+            return False
         return True
 
     def resign(self) -> None:
