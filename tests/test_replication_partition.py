@@ -338,20 +338,20 @@ def test_an_answer_after_a_new_leader_and_isr_is_stale(make_leader):
 def test_divergence_is_where_the_followers_epoch_ends_here(make_leader):
     partition = make_leader(records=5)  # epoch 0: [0, 5); epoch 1 starts at 5
     append(partition, 3)
-    assert partition.diverging_epoch(1, 8) is None
-    assert partition.diverging_epoch(0, 5) is None
-    assert partition.diverging_epoch(0, 7) == (0, 5)  # the follower wrote epoch 0 past 5
+    assert partition.diverging_epoch(partition.check_leader(), 1, 8) is None
+    assert partition.diverging_epoch(partition.check_leader(), 0, 5) is None
+    assert partition.diverging_epoch(partition.check_leader(), 0, 7) == (0, 5)  # the follower wrote epoch 0 past 5
 
 
 def test_an_epoch_unknown_here_answers_with_the_largest_older_one(make_leader):
     partition = make_leader(records=2, state=leader_state(leader_epoch=3))  # epochs 0@0, 3@2
-    assert partition.diverging_epoch(2, 4) == (0, 2)
+    assert partition.diverging_epoch(partition.check_leader(), 2, 4) == (0, 2)
 
 
 def test_an_epoch_newer_than_ours_is_out_of_range(make_leader):
     partition = make_leader(records=2)
     with pytest.raises(PartitionError) as raised:
-        partition.diverging_epoch(9, 2)
+        partition.diverging_epoch(partition.check_leader(), 9, 2)
     assert raised.value.code == Errors.OFFSET_OUT_OF_RANGE
 
 

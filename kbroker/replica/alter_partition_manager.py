@@ -23,17 +23,25 @@ from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import ZERO_UUID
+from kbroker.replica.error_codes import error_for_code
 
 if TYPE_CHECKING:
     import uuid
 
     from kbroker.metadata.metadata_cache import MetadataCache
+    from kbroker.protocol.message_types import (
+        AlterPartitionRequest,
+        AlterPartitionRequestTopicData,
+        AlterPartitionResponse,
+        AlterPartitionResponsePartitionData,
+    )
     from kbroker.replica.partition import PendingIsrChange
 
 log = logging.getLogger("kbroker.replica.alter_partition")
 
 TopicPartition = tuple[str, int]
-AnswerCallback = Callable[[Errors, "dict | None"], None]
+AnswerCallback = Callable[[Errors, "AlterPartitionResponsePartitionData | None"], None]
 
 RETRY_BACKOFF_S = 0.05
 REQUEST_TIMEOUT_S = 30.0
@@ -64,7 +72,8 @@ class AlterPartitionManager:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
 
-    def submit(self, tp: TopicPartition, topic_id, change: PendingIsrChange, callback: AnswerCallback) -> bool:
+    def submit(self, tp: TopicPartition, topic_id: uuid.UUID | None, change: PendingIsrChange,
+               callback: AnswerCallback) -> bool:
         """Queues one partition's ISR change; False (and OPERATION_NOT_ATTEMPTED to the callback,
         soon) if that partition already has one queued or in flight."""
         loop = asyncio.get_running_loop()
@@ -105,11 +114,12 @@ class AlterPartitionManager:
         request = self._build_request(items, version)
         self.requests_sent += 1
         try:
-            response = await client.send(ApiKey.ALTER_PARTITION, version, request, timeout_s=self.request_timeout_s)
+            response: AlterPartitionResponse = await client.send(ApiKey.ALTER_PARTITION, version, request,
+                                                                 timeout_s=self.request_timeout_s)
         except ConnectionError as exc:
             log.info("AlterPartition to controller %s failed (%s); retrying", self._client_target, exc)
             return False
-        error = Errors(response["error_code"])
+        error = error_for_code(response["error_code"])
         if error != Errors.NONE:
             log.info("controller %s answered AlterPartition with %s; retrying", self._client_target, error.name)
             if error == Errors.NOT_CONTROLLER:
@@ -118,11 +128,13 @@ class AlterPartitionManager:
         self._dispatch(items, response, version)
         return True
 
-    def _build_request(self, items: list[AlterPartitionItem], version: int) -> dict:
-        topics: dict[object, dict] = {}
+    def _build_request(self, items: list[AlterPartitionItem], version: int) -> AlterPartitionRequest:
+        topics: dict[object, AlterPartitionRequestTopicData] = {}
         for item in items:
             key = item.topic_id if version >= 2 else item.tp[0]
-            entry = topics.setdefault(key, {"topic_name": item.tp[0], "topic_id": item.topic_id, "partitions": []})
+            # A request by name (v1) carries no topic id: the encoder leaves it out.
+            entry = topics.setdefault(key, {"topic_name": item.tp[0], "topic_id": item.topic_id or ZERO_UUID,
+                                            "partitions": []})
             change = item.change
             entry["partitions"].append({
                 "partition_index": item.tp[1], "leader_epoch": change.leader_epoch, "new_isr": list(change.new_isr),
@@ -131,7 +143,7 @@ class AlterPartitionManager:
                 "leader_recovery_state": change.leader_recovery_state, "partition_epoch": change.partition_epoch})
         return {"broker_id": self.broker_id, "broker_epoch": self.broker_epoch(), "topics": list(topics.values())}
 
-    def _dispatch(self, items: list[AlterPartitionItem], response: dict, version: int) -> None:
+    def _dispatch(self, items: list[AlterPartitionItem], response: AlterPartitionResponse, version: int) -> None:
         """Hands each partition's answer to its callback; partitions left unanswered stay queued."""
         by_key = {((item.topic_id if version >= 2 else item.tp[0]), item.tp[1]): item for item in items}
         for topic_entry in response["topics"]:
@@ -142,7 +154,7 @@ class AlterPartitionManager:
                     continue
                 if self.unsent.get(item.tp) is item:
                     del self.unsent[item.tp]
-                error = Errors(data["error_code"])
+                error = error_for_code(data["error_code"])
                 try:
                     item.callback(error, data if error == Errors.NONE else None)
                 except Exception:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import uuid
 
     from kbroker.log.unified_log import UnifiedLog
+    from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
 
 log = logging.getLogger("kbroker.replica.partition")
 
@@ -288,11 +289,12 @@ class Partition:
                                  else Errors.NOT_LEADER_OR_FOLLOWER)
         return replica
 
-    def diverging_epoch(self, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
-        """Fetch v12+'s divergence check: (epoch, end offset) where the follower's log leaves
-        ours, or None when its last fetched epoch ends at or after its fetch offset here.
-        OFFSET_OUT_OF_RANGE if we cannot place the epoch or the offset is below our log start."""
-        log = self.log
+    @staticmethod
+    def diverging_epoch(log: UnifiedLog, last_fetched_epoch: int, fetch_offset: int) -> tuple[int, int] | None:
+        """Fetch v12+'s divergence check on the leader's `log` (check_leader's): (epoch, end
+        offset) where the follower's log leaves ours, or None when its last fetched epoch ends at
+        or after its fetch offset here. OFFSET_OUT_OF_RANGE if we cannot place the epoch or the
+        offset is below our log start."""
         epoch, end_offset = log.end_offset_for_epoch(last_fetched_epoch)
         if epoch < 0 or end_offset < 0:
             raise PartitionError(Errors.OFFSET_OUT_OF_RANGE,
@@ -347,10 +349,11 @@ class Partition:
         """Proposes the ISR without the followers that fell behind (Kafka's maybeShrinkIsr)."""
         now = self.time_ms() if now_ms is None else now_ms
         out_of_sync = self.out_of_sync_replicas(now)
-        if not out_of_sync:
+        unified_log = self.log
+        if not out_of_sync or unified_log is None:  # out_of_sync_replicas finds none without a log
             return None
         log.info("shrinking ISR of %s-%d from %s: out of sync %s (high watermark %d, log end %d)", self.topic,
-                 self.partition, self.isr, out_of_sync, self.log.high_watermark, self.log.log_end_offset)
+                 self.partition, self.isr, out_of_sync, unified_log.high_watermark, unified_log.log_end_offset)
         return self._propose_isr([r for r in self.isr if r not in out_of_sync])
 
     def _propose_isr(self, new_isr: list[int]) -> PendingIsrChange:
@@ -359,12 +362,12 @@ class Partition:
         return self.pending_isr_change
 
     def on_alter_partition_response(self, change: PendingIsrChange, error: Errors,
-                                    response: dict | None = None) -> tuple[bool, bool]:
-        """The controller's answer to `change` (its partition entry when error is NONE).
-        Returns (high watermark moved, send the change again)."""
+                                    response: AlterPartitionResponsePartitionData | None = None) -> tuple[bool, bool]:
+        """The controller's answer to `change` (its partition entry, which comes with every
+        NONE). Returns (high watermark moved, send the change again)."""
         if self.pending_isr_change is not change:
             return False, False  # a LeaderAndIsr replaced the state meanwhile: the answer is stale
-        if error == Errors.NONE:
+        if error == Errors.NONE and response is not None:
             return self._commit_isr(response), False
         if error in _ALTER_PARTITION_REJECTED:
             log.info("ISR change of %s-%d to %s rejected (%s): keeping %s", self.topic, self.partition,
@@ -382,7 +385,7 @@ class Partition:
                     error.name)
         return False, True
 
-    def _commit_isr(self, response: dict) -> bool:
+    def _commit_isr(self, response: AlterPartitionResponsePartitionData) -> bool:
         if response["leader_epoch"] != self.leader_epoch or response["partition_epoch"] < self.partition_epoch:
             log.info("ignoring ISR %s of %s-%d at leader epoch %d, partition epoch %d (ours: %d, %d)",
                      response["isr"], self.topic, self.partition, response["leader_epoch"],

@@ -34,11 +34,26 @@ from kbroker.log.errors import LogError
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.protocol.uuids import ZERO_UUID
+from kbroker.replica.error_codes import error_for_code
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Callable
+    from collections.abc import Callable, Collection, Iterable
 
+    from kbroker.log.records import Buffer
+    from kbroker.log.unified_log import UnifiedLog
+    from kbroker.protocol.message_types import (
+        FetchRequest,
+        FetchRequestFetchTopic,
+        FetchResponse,
+        FetchResponsePartitionData,
+        ListOffsetsRequest,
+        ListOffsetsResponse,
+        OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochRequestOffsetForLeaderTopic,
+        OffsetForLeaderEpochResponse,
+    )
     from kbroker.replica.partition import Partition
 
 log = logging.getLogger("kbroker.replica.fetcher")
@@ -53,6 +68,7 @@ LIST_OFFSETS_VERSION = 7
 OFFSET_FOR_LEADER_EPOCH_VERSION = 3
 INVALID_SESSION_ID = 0
 FINAL_EPOCH = -1  # a fetch outside any fetch session
+NO_HIGH_WATERMARK = (1 << 63) - 1  # Fetch v18's "the follower does not send its high watermark"
 
 
 class LocalPartitions(Protocol):
@@ -195,7 +211,7 @@ class ReplicaFetcherThread:
                                                       state.last_fetched_epoch, truncating)
         self._changed.set()
 
-    def remove_partitions(self, tps) -> dict[TopicPartition, PartitionFetchState]:
+    def remove_partitions(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionFetchState]:
         return {tp: state for tp in tps if (state := self.partitions.pop(tp, None)) is not None}
 
     def start(self) -> None:
@@ -220,13 +236,13 @@ class ReplicaFetcherThread:
     async def do_work(self) -> None:
         """One round: reconcile truncating partitions, then one fetch (or wait for work)."""
         await self._maybe_truncate()
-        request, sent = self._build_fetch()
-        if not sent:
+        fetch = self._build_fetch()
+        if fetch is None:
             await self._wait_for_work()
             return
-        version = request.pop("_version")
+        version, request, sent = fetch
         try:
-            response = await self.client.send(ApiKey.FETCH, version, request)
+            response: FetchResponse = await self.client.send(ApiKey.FETCH, version, request)
         except ConnectionError as exc:
             log.log(logging.DEBUG if self._unreachable else logging.INFO, "%s: fetch failed (%s); retrying every %d ms",
                     self.name, exc, self.config.fetch_backoff_ms)
@@ -235,7 +251,7 @@ class ReplicaFetcherThread:
             return
         self._unreachable = False
         if response["error_code"]:
-            log.warning("%s: fetch answered with error %s", self.name, Errors(response["error_code"]).name)
+            log.warning("%s: fetch answered with error %s", self.name, error_for_code(response["error_code"]).name)
             self._delay(sent)
             return
         await self._process_fetch_response(sent, response, version)
@@ -251,7 +267,7 @@ class ReplicaFetcherThread:
         except TimeoutError:
             pass
 
-    def _delay(self, tps) -> None:
+    def _delay(self, tps: Iterable[TopicPartition]) -> None:
         until = time.monotonic() + self.config.fetch_backoff_ms / 1000
         for tp in tps:
             state = self.partitions.get(tp)
@@ -263,48 +279,57 @@ class ReplicaFetcherThread:
         self.partitions.pop(tp, None)
         self.on_partition_failed(tp)
 
-    def _follower(self, tp: TopicPartition) -> Partition | None:
+    def _follower_log(self, tp: TopicPartition) -> UnifiedLog | None:
+        """The partition's log while this broker follows it, else None."""
         partition = self.local_partitions.get_partition(*tp)
-        if partition is None or partition.is_leader or partition.log is None:
+        if partition is None or partition.is_leader:
             return None
-        return partition
+        return partition.log
 
     # -- fetch requests --------------------------------------------------------------------------
-    def _build_fetch(self) -> tuple[dict, dict[TopicPartition, PartitionFetchState]]:
+    def _build_fetch(self) -> tuple[int, FetchRequest, dict[TopicPartition, PartitionFetchState]] | None:
+        """(version, request, what it asks of each partition), or None when no partition is ready."""
         now = time.monotonic()
-        ready = {tp: s for tp, s in self.partitions.items() if s.is_ready_for_fetch(now) and self._follower(tp)}
+        ready = [(tp, state, follower_log) for tp, state in self.partitions.items()
+                 if state.is_ready_for_fetch(now) and (follower_log := self._follower_log(tp)) is not None]
         if not ready:
-            return {}, {}
-        with_ids = all(s.topic_id is not None for s in ready.values())
+            return None
+        with_ids = all(state.topic_id is not None for _, state, _ in ready)
         version = (15 if with_ids else 12) if self.config.truncate_on_fetch else 11
-        topics: dict[str, dict] = {}
+        topics: dict[str, FetchRequestFetchTopic] = {}
         sent = {}
-        for (topic, index), state in ready.items():
-            entry = topics.setdefault(topic, {"topic": topic, "topic_id": state.topic_id, "partitions": []})
+        for (topic, index), state, follower_log in ready:
+            # A fetch by name (v12 and below) carries no topic id: the encoder leaves it out.
+            entry = topics.setdefault(topic, {"topic": topic, "topic_id": state.topic_id or ZERO_UUID,
+                                              "partitions": []})
             entry["partitions"].append({
                 "partition": index, "current_leader_epoch": state.current_leader_epoch,
                 "fetch_offset": state.fetch_offset,
                 "last_fetched_epoch": UNDEFINED_EPOCH if state.last_fetched_epoch is None else state.last_fetched_epoch,
-                "log_start_offset": self._follower((topic, index)).log.log_start_offset,
-                "partition_max_bytes": self.config.fetch_max_bytes})
+                "log_start_offset": follower_log.log_start_offset,
+                "partition_max_bytes": self.config.fetch_max_bytes,
+                # Fields of versions above the v15 we send, at their defaults.
+                "replica_directory_id": ZERO_UUID, "high_watermark": NO_HIGH_WATERMARK})
             # What was asked, to recognise answers that a LeaderAndIsr made stale meanwhile.
             sent[(topic, index)] = PartitionFetchState(state.topic_id, state.fetch_offset,
                                                        state.current_leader_epoch, state.last_fetched_epoch)
-        request = {
-            "_version": version, "replica_id": self.config.broker_id,
+        request: FetchRequest = {
+            "cluster_id": None, "replica_id": self.config.broker_id,
             "replica_state": {"replica_id": self.config.broker_id, "replica_epoch": self.broker_epoch()},
             "max_wait_ms": self.config.fetch_wait_max_ms, "min_bytes": self.config.fetch_min_bytes,
             "max_bytes": self.config.fetch_response_max_bytes, "isolation_level": 0,
             "session_id": INVALID_SESSION_ID, "session_epoch": FINAL_EPOCH,
             "topics": list(topics.values()), "forgotten_topics_data": [], "rack_id": ""}
-        return request, sent
+        return version, request, sent
 
-    async def _process_fetch_response(self, sent: dict[TopicPartition, PartitionFetchState], response: dict,
-                                      version: int) -> None:
+    async def _process_fetch_response(self, sent: dict[TopicPartition, PartitionFetchState],
+                                      response: FetchResponse, version: int) -> None:
         names_by_id = {s.topic_id: tp[0] for tp, s in sent.items()}
         out_of_range: list[TopicPartition] = []
         for topic_entry in response["responses"]:
             topic = topic_entry["topic"] if version < 13 else names_by_id.get(topic_entry["topic_id"])
+            if topic is None:
+                continue  # a topic id we did not ask about
             for data in topic_entry["partitions"]:
                 tp = (topic, data["partition_index"])
                 asked = sent.get(tp)
@@ -312,20 +337,21 @@ class ReplicaFetcherThread:
                 if (asked is None or state is None or state.truncating or state.fetch_offset != asked.fetch_offset
                         or state.current_leader_epoch != asked.current_leader_epoch):
                     continue  # the partition moved on while the fetch was out
-                error = Errors(data["error_code"])
-                if error == Errors.NONE:
+                error_code = data["error_code"]  # compared as an int: no Errors lookup per partition
+                if error_code == Errors.NONE:
                     diverging = data.get("diverging_epoch")
                     if version >= 12 and diverging and (diverging["epoch"] >= 0 or diverging["end_offset"] >= 0):
                         self._truncate_on_divergence(tp, state, diverging["epoch"], diverging["end_offset"])
                     else:
                         self._process_partition_data(tp, state, data)
-                elif error == Errors.OFFSET_OUT_OF_RANGE:
+                elif error_code == Errors.OFFSET_OUT_OF_RANGE:
                     out_of_range.append(tp)
-                elif error == Errors.FENCED_LEADER_EPOCH:
+                elif error_code == Errors.FENCED_LEADER_EPOCH:
                     log.info("%s: %s-%d is fenced at leader epoch %d: waiting for a newer LeaderAndIsr", self.name,
                              tp[0], tp[1], asked.current_leader_epoch)
                     self._mark_failed(tp)
                 else:
+                    error = error_for_code(error_code)
                     log.log(logging.INFO if error in (Errors.NOT_LEADER_OR_FOLLOWER, Errors.UNKNOWN_LEADER_EPOCH)
                             else logging.WARNING, "%s: fetching %s-%d failed with %s; backing off", self.name,
                             tp[0], tp[1], error.name)
@@ -333,22 +359,24 @@ class ReplicaFetcherThread:
         for tp in out_of_range:
             await self._handle_out_of_range(tp)
 
-    def _process_partition_data(self, tp: TopicPartition, state: PartitionFetchState, data: dict) -> None:
+    def _process_partition_data(self, tp: TopicPartition, state: PartitionFetchState,
+                                data: FetchResponsePartitionData) -> None:
         """Kafka's processPartitionData: append, then follow the leader's HW and log start."""
-        partition = self._follower(tp)
-        if partition is None:
+        follower_log = self._follower_log(tp)
+        if follower_log is None:
             return
-        follower_log = partition.log
         if state.fetch_offset != follower_log.log_end_offset:
             log.warning("%s: %s-%d fetched at %d but the log ends at %d; resuming from the log end", self.name,
                         tp[0], tp[1], state.fetch_offset, follower_log.log_end_offset)
-            self._resume_at_log_end(state, partition)
+            self._resume_at_log_end(state, follower_log)
             return
         records = data["records"]
         appended = False
         if records is not None and len(records):
             try:
-                appended = self._append(partition, records)
+                # A decoded response holds a memoryview (or bytes); RecordsRegion, the other type
+                # the generated FetchResponse allows, is what a leader's handler sends from its log.
+                appended = self._append(follower_log, records)  # type: ignore[arg-type]
             except LogError as exc:
                 log.error("%s: appending to %s-%d at offset %d failed: %s", self.name, tp[0], tp[1],
                           state.fetch_offset, exc)
@@ -365,8 +393,7 @@ class ReplicaFetcherThread:
             self.partitions[tp] = self.partitions.pop(tp)
 
     @staticmethod
-    def _append(partition: Partition, records) -> bool:
-        follower_log = partition.log
+    def _append(follower_log: UnifiedLog, records: Buffer) -> bool:
         try:
             info = follower_log.append_as_follower(records)
         except LogError:
@@ -380,9 +407,9 @@ class ReplicaFetcherThread:
             info = follower_log.append_as_follower(records)
         return info.valid_bytes > 0
 
-    def _resume_at_log_end(self, state: PartitionFetchState, partition: Partition) -> None:
-        state.fetch_offset = partition.log.log_end_offset
-        state.last_fetched_epoch = partition.log.leader_epoch_cache.latest_epoch()
+    def _resume_at_log_end(self, state: PartitionFetchState, follower_log: UnifiedLog) -> None:
+        state.fetch_offset = follower_log.log_end_offset
+        state.last_fetched_epoch = follower_log.leader_epoch_cache.latest_epoch()
         if state.last_fetched_epoch is None or not self.config.truncate_on_fetch:
             state.truncating = True
 
@@ -391,10 +418,9 @@ class ReplicaFetcherThread:
                   leader_end_offset: int) -> bool:
         """Truncates to where the leader's (epoch, end offset) says the logs part; True when
         reconciled (else the next OffsetForLeaderEpoch asks about an older epoch)."""
-        partition = self._follower(tp)
-        if partition is None:
+        follower_log = self._follower_log(tp)
+        if follower_log is None:
             return True
-        follower_log = partition.log
         offset, done = truncation_offset(leader_epoch, leader_end_offset, follower_log.end_offset_for_epoch(leader_epoch),
                                          follower_log.log_end_offset, state.fetch_offset)
         if offset < follower_log.log_end_offset:
@@ -432,10 +458,10 @@ class ReplicaFetcherThread:
         pending = {tp: s for tp, s in self.partitions.items() if s.truncating and s.delayed_until <= now}
         with_epochs = {}
         for tp, state in pending.items():
-            partition = self._follower(tp)
-            if partition is None:
+            follower_log = self._follower_log(tp)
+            if follower_log is None:
                 continue
-            latest = partition.log.leader_epoch_cache.latest_epoch()
+            latest = follower_log.leader_epoch_cache.latest_epoch()
             if latest is None:
                 self._truncate(tp, state, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)  # to the initial offset
                 state.truncating = False
@@ -445,14 +471,14 @@ class ReplicaFetcherThread:
             await self._truncate_with_offsets_for_leader_epoch(with_epochs)
 
     async def _truncate_with_offsets_for_leader_epoch(self, asked: dict[TopicPartition, tuple[int, int]]) -> None:
-        topics: dict[str, list[dict]] = {}
+        topics: dict[str, OffsetForLeaderEpochRequestOffsetForLeaderTopic] = {}
         for (topic, index), (current_epoch, epoch) in asked.items():
-            topics.setdefault(topic, []).append({"partition": index, "current_leader_epoch": current_epoch,
-                                                 "leader_epoch": epoch})
-        request = {"replica_id": self.config.broker_id,
-                   "topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()]}
+            topics.setdefault(topic, {"topic": topic, "partitions": []})["partitions"].append(
+                {"partition": index, "current_leader_epoch": current_epoch, "leader_epoch": epoch})
+        request: OffsetForLeaderEpochRequest = {"replica_id": self.config.broker_id, "topics": list(topics.values())}
         try:
-            response = await self.client.send(ApiKey.OFFSET_FOR_LEADER_EPOCH, OFFSET_FOR_LEADER_EPOCH_VERSION, request)
+            response: OffsetForLeaderEpochResponse = await self.client.send(
+                ApiKey.OFFSET_FOR_LEADER_EPOCH, OFFSET_FOR_LEADER_EPOCH_VERSION, request)
         except ConnectionError as exc:
             log.info("%s: OffsetForLeaderEpoch failed (%s); backing off", self.name, exc)
             self._delay(asked)
@@ -464,7 +490,7 @@ class ReplicaFetcherThread:
                 if state is None or not state.truncating or tp not in asked \
                         or state.current_leader_epoch != asked[tp][0]:
                     continue
-                error = Errors(data["error_code"])
+                error = error_for_code(data["error_code"])
                 if error == Errors.NONE:
                     state.truncating = not self._truncate(tp, state, data["leader_epoch"], data["end_offset"])
                 elif error == Errors.FENCED_LEADER_EPOCH:
@@ -488,10 +514,9 @@ class ReplicaFetcherThread:
             log.info("%s: cannot find the leader's offsets for %s-%d (%s); backing off", self.name, tp[0], tp[1], exc)
             self._delay([tp])
             return
-        partition = self._follower(tp)
-        if partition is None or self.partitions.get(tp) is not state or state.current_leader_epoch != epoch:
+        follower_log = self._follower_log(tp)
+        if follower_log is None or self.partitions.get(tp) is not state or state.current_leader_epoch != epoch:
             return
-        follower_log = partition.log
         end = follower_log.log_end_offset
         if leader_end < end:
             log.warning("%s: %s-%d: our log end %d is past the leader's %d: truncating", self.name, tp[0], tp[1],
@@ -506,13 +531,14 @@ class ReplicaFetcherThread:
         state.truncating = False
 
     async def _list_offset(self, tp: TopicPartition, current_leader_epoch: int, timestamp: int) -> int:
-        request = {"replica_id": self.config.broker_id, "isolation_level": 0, "topics": [
+        request: ListOffsetsRequest = {"replica_id": self.config.broker_id, "isolation_level": 0, "topics": [
             {"name": tp[0], "partitions": [{"partition_index": tp[1], "current_leader_epoch": current_leader_epoch,
-                                            "timestamp": timestamp}]}]}
-        response = await self.client.send(ApiKey.LIST_OFFSETS, LIST_OFFSETS_VERSION, request)
+                                            "timestamp": timestamp, "max_num_offsets": 1}]}],
+            "timeout_ms": 0}  # max_num_offsets (v0) and timeout_ms (v10+): not in the v7 we send
+        response: ListOffsetsResponse = await self.client.send(ApiKey.LIST_OFFSETS, LIST_OFFSETS_VERSION, request)
         data = response["topics"][0]["partitions"][0]
         if data["error_code"]:
-            raise _ListOffsetsError(Errors(data["error_code"]).name)
+            raise _ListOffsetsError(error_for_code(data["error_code"]).name)
         return data["offset"]
 
 
@@ -520,7 +546,7 @@ class _ListOffsetsError(Exception):
     pass
 
 
-def _first_batch_offset(records) -> int | None:
+def _first_batch_offset(records: Buffer) -> int | None:
     view = memoryview(records)
     if len(view) < 8:
         return None
@@ -537,8 +563,8 @@ class ReplicaFetcherManager:
     failed_partitions: set[TopicPartition] = field(default_factory=set)
 
     @staticmethod
-    def initial_fetch_state(topic_id, leader: BrokerEndPoint, current_leader_epoch: int, init_offset: int,
-                            last_fetched_epoch: int | None) -> InitialFetchState:
+    def initial_fetch_state(topic_id: uuid.UUID | None, leader: BrokerEndPoint, current_leader_epoch: int,
+                            init_offset: int, last_fetched_epoch: int | None) -> InitialFetchState:
         return InitialFetchState(topic_id, leader, current_leader_epoch, init_offset, last_fetched_epoch)
 
     def add_fetcher_for_partitions(self, partitions: dict[TopicPartition, InitialFetchState]) -> None:
@@ -562,7 +588,8 @@ class ReplicaFetcherManager:
             fetcher.add_partitions(states)
             self.failed_partitions.difference_update(states)
 
-    def remove_fetcher_for_partitions(self, tps) -> dict[TopicPartition, PartitionFetchState]:
+    def remove_fetcher_for_partitions(self, tps: Collection[TopicPartition]
+                                      ) -> dict[TopicPartition, PartitionFetchState]:
         removed: dict[TopicPartition, PartitionFetchState] = {}
         for fetcher in self.fetchers.values():
             removed.update(fetcher.remove_partitions(tps))

@@ -58,7 +58,9 @@ if TYPE_CHECKING:
 
     from kbroker.log.log_manager import LogManager
     from kbroker.log.segment import LogOffsetMetadata
+    from kbroker.log.unified_log import UnifiedLog
     from kbroker.metadata.metadata_cache import MetadataCache
+    from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
     from kbroker.replica.alter_partition_manager import AlterPartitionManager
 
 log = logging.getLogger("kbroker.replica")
@@ -127,8 +129,9 @@ class ReplicaManager:
                 and partition.leader_id == state["leader"]:
             # Kafka ignores an equal leader epoch; a leader still takes a newer committed ISR
             # (partition epoch), which also drops an ISR change in flight.
-            if partition.is_leader and state["partition_epoch"] > partition.partition_epoch:
-                partition.make_leader(state, partition.log)
+            leader_log = partition.log if partition.is_leader else None
+            if leader_log is not None and state["partition_epoch"] > partition.partition_epoch:
+                partition.make_leader(state, leader_log)
                 self._complete_delayed_requests(tp)
             return Errors.NONE
         if partition is None:
@@ -144,12 +147,12 @@ class ReplicaManager:
             partition.make_leader(state, unified_log)
             log.info("leader of %s-%d at epoch %d, ISR %s", topic, tp[1], state["leader_epoch"], state["isr"])
         elif partition.make_follower(state, unified_log):
-            self._start_following(partition, live_leaders)
+            self._start_following(partition, unified_log, live_leaders)
         self._complete_delayed_requests(tp)
         self._notify_leadership(topic, tp[1], partition.is_leader, partition.leader_epoch)
         return Errors.NONE
 
-    def _start_following(self, partition: Partition, live_leaders: list[dict]) -> None:
+    def _start_following(self, partition: Partition, unified_log: UnifiedLog, live_leaders: list[dict]) -> None:
         """(Re)starts fetching from the partition's leader (Kafka's makeFollowers): from the log
         end when the log has leader epochs (the first fetch's divergence check truncates what
         the leader lacks), else from the high watermark."""
@@ -163,7 +166,6 @@ class ReplicaManager:
             log.warning("%s-%d: leader %d is not alive; not fetching until the next LeaderAndIsr", tp[0], tp[1],
                         partition.leader_id)
             return
-        unified_log = partition.log
         latest_epoch = unified_log.leader_epoch_cache.latest_epoch()
         init_offset = unified_log.log_end_offset if latest_epoch is not None else unified_log.high_watermark
         log.info("%s-%d follows broker %d at leader epoch %d from offset %d (high watermark %d)", tp[0], tp[1],
@@ -288,7 +290,7 @@ class ReplicaManager:
         log_end = unified_log.log_end_offset
         if replica is not None and req.last_fetched_epoch >= 0:
             try:
-                diverging = p.diverging_epoch(req.last_fetched_epoch, req.fetch_offset)
+                diverging = p.diverging_epoch(unified_log, req.last_fetched_epoch, req.fetch_offset)
             except PartitionError as exc:
                 return FetchResult(exc.code, hw, lso, log_start)
             if diverging is not None:
@@ -333,7 +335,9 @@ class ReplicaManager:
         metadata = result.fetch_offset_metadata
         if metadata is not None and not metadata.message_offset_only:
             return metadata
-        return self.partitions[(req.topic, req.partition)].log.convert_to_offset_metadata(req.fetch_offset)
+        # The read just succeeded in this same step, so the partition still leads with its log.
+        leader_log = self.partitions[(req.topic, req.partition)].check_leader()
+        return leader_log.convert_to_offset_metadata(req.fetch_offset)
 
     def _read_all(self, requests: list[FetchRequestPartition], isolation: int, max_bytes: int,
                   replica_id: int, replica_epoch: int, update_fetch_state: bool) -> list[FetchResult]:
@@ -385,7 +389,7 @@ class ReplicaManager:
                        lambda error, answer: self._on_isr_change_answer(partition, change, error, answer))
 
     def _on_isr_change_answer(self, partition: Partition, change: PendingIsrChange, error: Errors,
-                              answer: dict | None) -> None:
+                              answer: AlterPartitionResponsePartitionData | None) -> None:
         tp = (partition.topic, partition.partition)
         if self.partitions.get(tp) is not partition:
             return
