@@ -13,6 +13,8 @@ import asyncio
 import itertools
 import logging
 import struct
+from collections.abc import Mapping
+from typing import Any
 
 from kbroker.protocol.headers import decode_response_header, encode_request_header
 from kbroker.protocol.messages import request_codec, response_codec
@@ -58,7 +60,7 @@ class NetworkClient:
             self._read_task = asyncio.get_running_loop().create_task(self._read_responses(reader))
             return connected
 
-    async def send(self, api_key: int, version: int, request: dict, timeout_s: float | None = None) -> dict:
+    async def send(self, api_key: int, version: int, request: Mapping[str, Any], timeout_s: float | None = None) -> Any:
         """Sends one request and returns its decoded response (ConnectionError on failure)."""
         if self.closed:
             raise ConnectionError(f"{self} is closed")

@@ -18,7 +18,7 @@ class Errors(enum.IntEnum):
 
     message: str | None
 
-    def __new__(cls, code: int, message: str | None) -> Errors:
+    def __new__(cls, code: int, message: str | None = None) -> Errors:
         member = int.__new__(cls, code)
         member._value_ = code
         member.message = message

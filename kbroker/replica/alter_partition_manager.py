@@ -24,7 +24,6 @@ from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
-from kbroker.replica.error_codes import error_for_code
 
 if TYPE_CHECKING:
     import uuid
@@ -119,7 +118,7 @@ class AlterPartitionManager:
         except ConnectionError as exc:
             log.info("AlterPartition to controller %s failed (%s); retrying", self._client_target, exc)
             return False
-        error = error_for_code(response["error_code"])
+        error = Errors(response["error_code"])
         if error != Errors.NONE:
             log.info("controller %s answered AlterPartition with %s; retrying", self._client_target, error.name)
             if error == Errors.NOT_CONTROLLER:
@@ -154,7 +153,7 @@ class AlterPartitionManager:
                     continue
                 if self.unsent.get(item.tp) is item:
                     del self.unsent[item.tp]
-                error = error_for_code(data["error_code"])
+                error = Errors(data["error_code"])
                 try:
                     item.callback(error, data if error == Errors.NONE else None)
                 except Exception:

@@ -35,7 +35,6 @@ from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
-from kbroker.replica.error_codes import error_for_code
 
 if TYPE_CHECKING:
     import uuid
@@ -251,7 +250,7 @@ class ReplicaFetcherThread:
             return
         self._unreachable = False
         if response["error_code"]:
-            log.warning("%s: fetch answered with error %s", self.name, error_for_code(response["error_code"]).name)
+            log.warning("%s: fetch answered with error %s", self.name, Errors(response["error_code"]).name)
             self._delay(sent)
             return
         await self._process_fetch_response(sent, response, version)
@@ -351,7 +350,7 @@ class ReplicaFetcherThread:
                              tp[0], tp[1], asked.current_leader_epoch)
                     self._mark_failed(tp)
                 else:
-                    error = error_for_code(error_code)
+                    error = Errors(error_code)
                     log.log(logging.INFO if error in (Errors.NOT_LEADER_OR_FOLLOWER, Errors.UNKNOWN_LEADER_EPOCH)
                             else logging.WARNING, "%s: fetching %s-%d failed with %s; backing off", self.name,
                             tp[0], tp[1], error.name)
@@ -490,7 +489,7 @@ class ReplicaFetcherThread:
                 if state is None or not state.truncating or tp not in asked \
                         or state.current_leader_epoch != asked[tp][0]:
                     continue
-                error = error_for_code(data["error_code"])
+                error = Errors(data["error_code"])
                 if error == Errors.NONE:
                     state.truncating = not self._truncate(tp, state, data["leader_epoch"], data["end_offset"])
                 elif error == Errors.FENCED_LEADER_EPOCH:
@@ -538,7 +537,7 @@ class ReplicaFetcherThread:
         response: ListOffsetsResponse = await self.client.send(ApiKey.LIST_OFFSETS, LIST_OFFSETS_VERSION, request)
         data = response["topics"][0]["partitions"][0]
         if data["error_code"]:
-            raise _ListOffsetsError(error_for_code(data["error_code"]).name)
+            raise _ListOffsetsError(Errors(data["error_code"]).name)
         return data["offset"]
 
 
