@@ -55,6 +55,7 @@ from kbroker.replica.replica_manager import ReplicaManager
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.group.group_coordinator import GroupCoordinator
+    from kbroker.metadata.kazoo_store import KazooZNodeStore
 
 log = logging.getLogger("kbroker.server")
 
@@ -158,7 +159,7 @@ class KafkaServer:
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
 
-    def _open_store(self, loop: asyncio.AbstractEventLoop):
+    def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
         # The stores' `notify` is typed to return None; the loop's schedulers return a Handle,
         # which the stores ignore. (kbroker/metadata could type it Callable[..., object].)
@@ -353,7 +354,7 @@ class KafkaServer:
                 _started(self.replica_manager).update_topic_config(name)
 
     # -- background work ---------------------------------------------------------------------
-    async def _periodic(self, work, interval_s: float) -> None:
+    async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:

@@ -132,7 +132,7 @@ def broker_id_of(name: str) -> int:
         raise ConfigApiError(Errors.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}") from None
 
 
-def _wanted(keys: Iterable[str] | None):
+def _wanted(keys: Iterable[str] | None) -> Callable[[str], bool]:
     """DescribeConfigs' key filter: null or empty lists every setting."""
     chosen = set(keys or ())
     return (lambda name: name in chosen) if chosen else (lambda name: True)
