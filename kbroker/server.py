@@ -318,7 +318,8 @@ class KafkaServer:
         """BrokerServices builds the group coordinator through this the first time anything needs it."""
         from kbroker.group.group_coordinator import GroupCoordinator
 
-        coordinator = GroupCoordinator(self.broker_id, self.config, _started(self.replica_manager), self.metadata_cache)
+        coordinator = GroupCoordinator(self.broker_id, self.config, _started(self.replica_manager),
+                                       self.metadata_cache)
         coordinator.startup()
         return coordinator
 

@@ -94,7 +94,9 @@ class ConfigSource(IntEnum):
 
 
 # DescribeConfigs v3+ ConfigType ids; 0 (UNKNOWN) for settings whose type is not known.
-CONFIG_TYPE_IDS: dict[str | None, int] = {BOOLEAN: 1, STRING: 2, INT: 3, SHORT: 4, LONG: 5, DOUBLE: 6, LIST: 7, CLASS: 8, PASSWORD: 9}
+CONFIG_TYPE_IDS: dict[str | None, int] = {
+    BOOLEAN: 1, STRING: 2, INT: 3, SHORT: 4, LONG: 5, DOUBLE: 6, LIST: 7, CLASS: 8, PASSWORD: 9,
+}  # fmt: skip
 UNKNOWN_TYPE = 0
 
 

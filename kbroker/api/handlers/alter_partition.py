@@ -42,9 +42,10 @@ async def handle(ctx: RequestContext, request: AlterPartitionRequest) -> AlterPa
     if error != Errors.NONE:
         return {"error_code": error, "topics": []}
     answers = iter(results)
-    topics: list[AlterPartitionResponseTopicData] = [{"topic_name": t["topic_name"], "topic_id": t["topic_id"],
-               "partitions": [_partition(p["partition_index"], *next(answers)) for p in t["partitions"]]}
-              for t in request["topics"]]
+    topics: list[AlterPartitionResponseTopicData] = [
+        {"topic_name": t["topic_name"], "topic_id": t["topic_id"],
+         "partitions": [_partition(p["partition_index"], *next(answers)) for p in t["partitions"]]}
+        for t in request["topics"]]
     return {"error_code": Errors.NONE, "topics": topics}
 
 

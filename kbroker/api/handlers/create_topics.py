@@ -59,7 +59,8 @@ def _topic_request(ctx: RequestContext, topic: CreateTopicsRequestCreatableTopic
     name = topic["name"]
     configs, nulls = split_null_values(topic["configs"])
     if nulls and ctx.services.metadata_cache.topic(name) is None:
-        return TopicResult(name, Errors.INVALID_CONFIG, f"Null value not supported for topic configs: {','.join(nulls)}")
+        return TopicResult(name, Errors.INVALID_CONFIG,
+                           f"Null value not supported for topic configs: {','.join(nulls)}")
     return TopicRequest(name, topic["num_partitions"], topic["replication_factor"],
                         {a["partition_index"]: a["broker_ids"] for a in topic["assignments"]}, configs)
 

@@ -72,7 +72,8 @@ async def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -
             "responses": alter_each_resource(ctx, request["resources"], request["validate_only"], _alter)}
 
 
-def _alter(ctx: RequestContext, resource: IncrementalAlterConfigsRequestAlterConfigsResource, validate_only: bool) -> None:
+def _alter(ctx: RequestContext, resource: IncrementalAlterConfigsRequestAlterConfigsResource,
+           validate_only: bool) -> None:
     type_id, name = resource["resource_type"], resource["resource_name"]
     ops = _operations(resource["configs"])
     kind = ResourceType.of(type_id)

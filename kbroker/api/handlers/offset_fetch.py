@@ -122,8 +122,8 @@ def _fetch_group(ctx: RequestContext, group_id: str, requested: list[RequestedTo
     return {"group_id": group_id, "topics": out, "error_code": Errors.NONE}
 
 
-def _all_topics(ctx: RequestContext,
-                answers: Mapping[tuple[str, int], PartitionAnswer]) -> list[OffsetFetchResponseOffsetFetchResponseTopics]:
+def _all_topics(ctx: RequestContext, answers: Mapping[tuple[str, int], PartitionAnswer],
+                ) -> list[OffsetFetchResponseOffsetFetchResponseTopics]:
     by_topic: dict[str, list[OffsetFetchResponseOffsetFetchResponsePartitions]] = {}
     for (topic, index), answer in sorted(answers.items()):
         by_topic.setdefault(topic, []).append(_partition(index, answer))
