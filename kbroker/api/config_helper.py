@@ -425,7 +425,8 @@ def logger_exists(name: str) -> bool:
 
 
 def _python_logger(name: str) -> logging.Logger:
-    """The Python logger of an existing log4j name (logger_exists): getLogger would create others."""
+    """The Python logger of a log4j name that logger_exists() accepted (getLogger would create
+    a logger for any other name)."""
     return logging.getLogger() if name == ROOT_LOGGER else logging.getLogger(name)
 
 
