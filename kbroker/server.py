@@ -23,8 +23,8 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from kbroker.api.broker_services import BrokerServices, ControllerFence
 from kbroker.api.controller_requests import deliver_locally
@@ -55,10 +55,21 @@ from kbroker.replica.replica_manager import ReplicaManager
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.group.group_coordinator import GroupCoordinator
+    from kbroker.metadata.kazoo_store import KazooZNodeStore
 
 log = logging.getLogger("kbroker.server")
 
 SHUTDOWN_TIMEOUT_S = 4.0
+
+Service = TypeVar("Service")
+
+
+def _started(service: Service | None) -> Service:
+    """A service startup() builds, for the code that runs only once it has (watches, timers,
+    callbacks): a clear error rather than an AttributeError on None if that ever changes."""
+    if service is None:
+        raise RuntimeError("KafkaServer used before startup() built its services")
+    return service
 
 
 class KafkaServer:
@@ -79,7 +90,9 @@ class KafkaServer:
         self.replica_manager: ReplicaManager | None = None
         self.admin_manager: AdminManager | None = None
         self.producer_id_manager: ZkProducerIdManager | None = None
-        self.base_log_config = LogConfig.from_topic_config(config.topic_defaults())
+        # A topic setting without a broker default (none today) leaves LogConfig's own default.
+        self.base_log_config = LogConfig.from_topic_config(
+            {name: value for name, value in config.topic_defaults().items() if value is not None})
         self._config_changes_seen: set[str] = set()
         self._background: list[asyncio.Task] = []
         self._due_times: dict[str, float] = {}
@@ -92,33 +105,39 @@ class KafkaServer:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         store = self._open_store(loop)
-        self.zk_client = KafkaZkClient(store)
-        self.zk_client.create_top_level_paths()
+        zk_client = self.zk_client = KafkaZkClient(store)
+        zk_client.create_top_level_paths()
         if self.broker_id < 0:
-            self.broker_id = self._generated_broker_id()
+            self.broker_id = self._generated_broker_id(zk_client)
             self.metadata_cache.broker_id = self.broker_id
-        self.metadata_cache.cluster_id = self.zk_client.get_or_create_cluster_id(
+        self.metadata_cache.cluster_id = zk_client.get_or_create_cluster_id(
             uuid_to_base64(random_kafka_uuid()))
         self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
                                       broker_id=self.broker_id, default_config=self.base_log_config,
                                       topic_config=self.log_config_for,
                                       producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
-        self.replica_manager = ReplicaManager(self.broker_id, self.log_manager, self.metadata_cache,
-                                              self.zk_client.get_topic_config, self.base_log_config)
+        replica_manager = self.replica_manager = ReplicaManager(
+            self.broker_id, self.log_manager, self.metadata_cache, zk_client.get_topic_config, self.base_log_config)
         if self.cluster_mode:
-            self._create_replication_managers()
-        self.admin_manager = AdminManager(self.config, AdminZkClient(self.zk_client), self.metadata_cache)
-        self.replica_manager.leadership_listeners.append(self._on_leadership_change)
-        self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
+            self._create_replication_managers(replica_manager)
+        admin_manager = self.admin_manager = AdminManager(self.config, AdminZkClient(zk_client), self.metadata_cache)
+        replica_manager.leadership_listeners.append(self._on_leadership_change)
+        producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
         self.controller_channel = ControllerChannelManager(self.broker_id, self._deliver_locally,
                                                            f"broker-{self.broker_id}-controller")
-        self.controller = KafkaController(self.broker_id, self.zk_client, self.controller_channel,
-                                          self.config.inter_broker_listener_name, self.config)
-        self.services = self._build_services(store)
+        controller = self.controller = KafkaController(self.broker_id, zk_client, self.controller_channel,
+                                                       self.config.inter_broker_listener_name, self.config)
+        self.services = BrokerServices(
+            broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
+            replica_manager=replica_manager, admin_manager=admin_manager, controller=controller,
+            producer_id_manager=producer_id_manager,
+            zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
+            controller_fence=ControllerFence(lambda: self.broker_epoch),
+            build_group_coordinator=self._build_group_coordinator)
         processor = KafkaApis(self.services).process
         for endpoint in self.config.listeners:
             server = SocketServer(endpoint.host, endpoint.port, processor,
@@ -129,37 +148,31 @@ class KafkaServer:
             self.socket_servers.append(server)
         self._register()
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
-        self.controller.elect()
+        controller.elect()
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
         if self.cluster_mode:
             self._background.append(loop.create_task(self._periodic(
-                self.controller.rebalance_preferred_leaders, self.config.get("leader.imbalance.check.interval.seconds"))))
+                controller.rebalance_preferred_leaders, self.config.get("leader.imbalance.check.interval.seconds"))))
         self._background.append(loop.create_task(self._periodic(  # Kafka's isr-expiration task
-            self.replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
+            replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
 
-    def _build_services(self, store) -> BrokerServices:
-        return BrokerServices(
-            broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
-            replica_manager=self.replica_manager, admin_manager=self.admin_manager, controller=self.controller,
-            producer_id_manager=self.producer_id_manager,
-            zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
-            controller_fence=ControllerFence(lambda: self.broker_epoch),
-            build_group_coordinator=self._build_group_coordinator)
-
-    def _open_store(self, loop: asyncio.AbstractEventLoop):
+    def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
+        # The stores' `notify` is typed to return None; the loop's schedulers return a Handle,
+        # which the stores ignore. (kbroker/metadata could type it Callable[..., object].)
         if not self.cluster_mode:
-            return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)
+            return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
         from kbroker.metadata.kazoo_store import KazooZNodeStore  # kazoo only when it is needed
 
         return KazooZNodeStore(self.config.get("zookeeper.connect"), self.config.get("zookeeper.session.timeout.ms"),
-                               self.config.zookeeper_connection_timeout_ms, notify=loop.call_soon_threadsafe,
+                               self.config.zookeeper_connection_timeout_ms,
+                               notify=loop.call_soon_threadsafe,  # type: ignore[arg-type]
                                on_session_event=self._on_zk_session_event)
 
-    def _generated_broker_id(self) -> int:
+    def _generated_broker_id(self, zk_client: KafkaZkClient) -> int:
         """broker.id -1: the id in meta.properties, else a new one from /brokers/seqid (Kafka's
         broker.id.generation.enable: the seqid znode's version plus reserved.broker.max.id)."""
         properties = read_meta_properties(self.config.log_dirs) or {}
@@ -167,13 +180,13 @@ class KafkaServer:
             return int(properties["broker.id"])
         if not self.config.get("broker.id.generation.enable"):
             raise ValueError("broker.id is not set and broker.id.generation.enable is false")
-        stat = self.zk_client.store.set(zk_data.BROKER_SEQID, b"")
+        stat = zk_client.store.set(zk_data.BROKER_SEQID, b"")
         return stat.version + self.config.get("reserved.broker.max.id")
 
     def _register(self) -> None:
         """The ephemeral /brokers/ids/<id>; its czxid is our broker epoch."""
         me = self._this_broker()
-        self.broker_epoch = self.zk_client.register_broker(zk_data.BrokerRegistration(
+        self.broker_epoch = _started(self.zk_client).register_broker(zk_data.BrokerRegistration(
             self.broker_id, [(e.listener_name, e.host, e.port, e.security_protocol) for e in me.endpoints.values()],
             me.rack))
 
@@ -181,7 +194,7 @@ class KafkaServer:
         """/controller changed or vanished: if nobody holds it, stand for election."""
         if self.controller is None or self._stopped.is_set():
             return
-        current = self.zk_client.get_controller_id()
+        current = _started(self.zk_client).get_controller_id()
         if current != self.broker_id and self.controller.is_active:
             self.controller.resign()
         if current is None:
@@ -218,7 +231,7 @@ class KafkaServer:
         log.info("shutting down")
         if self.cluster_mode and self.config.get("controlled.shutdown.enable") and self.controller is not None:
             if self._session_state == "connected":
-                await self._controlled_shutdown()
+                await self._controlled_shutdown(self.controller)
             else:  # every step would block on ZooKeeper: Kafka too gives up and stops uncleanly
                 log.warning("no ZooKeeper session (%s): skipping controlled shutdown", self._session_state)
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
@@ -244,7 +257,7 @@ class KafkaServer:
             self.zk_client.store.close()
         log.info("shut down cleanly")
 
-    async def _controlled_shutdown(self) -> None:
+    async def _controlled_shutdown(self, controller: KafkaController) -> None:
         """Ask the controller to move our leadership elsewhere before we stop serving (Kafka's
         controlled shutdown), retrying while partitions remain, up to
         controlled.shutdown.max.retries times, controlled.shutdown.retry.backoff.ms apart."""
@@ -253,9 +266,10 @@ class KafkaServer:
         backoff = self.config.get("controlled.shutdown.retry.backoff.ms") / 1000
         for attempt in range(1, self.config.get("controlled.shutdown.max.retries") + 1):
             controller_id = self.metadata_cache.controller_id  # no ZooKeeper call: it may be gone
+            remaining: Sequence[object]  # the partitions still led here, only counted
             try:
                 if controller_id == self.broker_id:
-                    error, remaining = self.controller.on_controlled_shutdown(self.broker_id, self.broker_epoch)
+                    error, remaining = controller.on_controlled_shutdown(self.broker_id, self.broker_epoch)
                 else:
                     endpoint = self.metadata_cache.endpoint_of(controller_id, self.config.inter_broker_listener_name)
                     if endpoint is None:
@@ -280,11 +294,10 @@ class KafkaServer:
         log.warning("controlled shutdown did not complete; proceeding with an unclean shutdown")
 
     # -- replication (kbroker/replica): follower fetchers and the AlterPartition channel ------
-    def _create_replication_managers(self) -> None:
+    def _create_replication_managers(self, rm: ReplicaManager) -> None:
         from kbroker.replica.alter_partition_manager import AlterPartitionManager
         from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
 
-        rm = self.replica_manager
         rm.replica_lag_time_max_ms = self.config.get("replica.lag.time.max.ms")
         rm.inter_broker_listener = self.config.inter_broker_listener_name
         rm.replica_fetcher_manager = ReplicaFetcherManager(
@@ -305,28 +318,29 @@ class KafkaServer:
         """BrokerServices builds the group coordinator through this the first time anything needs it."""
         from kbroker.group.group_coordinator import GroupCoordinator
 
-        coordinator = GroupCoordinator(self.broker_id, self.config, self.replica_manager, self.metadata_cache)
+        coordinator = GroupCoordinator(self.broker_id, self.config, _started(self.replica_manager),
+                                       self.metadata_cache)
         coordinator.startup()
         return coordinator
 
     def _on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
         """ReplicaManager leadership listener: the coordinator loads the __consumer_offsets
         partitions this broker comes to lead (building it the first time) and unloads the rest."""
-        services = self.services
+        services = _started(self.services)
         if topic == GROUP_METADATA_TOPIC_NAME and (is_leader or services.started_group_coordinator is not None):
             services.group_coordinator.on_leadership_change(topic, partition, is_leader, leader_epoch)
 
     # -- requests from our own controller, delivered without a socket ----------------------------
     def _deliver_locally(self, api_key: int, request: dict) -> dict | None:
         """The controller channel's path to this broker; the same calls as the inter-broker handlers'."""
-        return deliver_locally(self.services, api_key, request)
+        return deliver_locally(_started(self.services), api_key, request)
 
     def log_config_for(self, topic: str) -> LogConfig:
-        return LogConfig.from_topic_config(self.zk_client.get_topic_config(topic), self.base_log_config)
+        return LogConfig.from_topic_config(_started(self.zk_client).get_topic_config(topic), self.base_log_config)
 
     def _on_config_changes(self) -> None:
         """A /config/changes notification: re-read the named topics' configs into their logs."""
-        store = self.zk_client.store
+        store = _started(self.zk_client).store
         for child in store.get_children(zk_data.CONFIG_CHANGES):
             if child in self._config_changes_seen:
                 continue
@@ -338,10 +352,10 @@ class KafkaServer:
                 continue
             kind, _, name = entity.partition("/")
             if kind == "topics":
-                self.replica_manager.update_topic_config(name)
+                _started(self.replica_manager).update_topic_config(name)
 
     # -- background work ---------------------------------------------------------------------
-    async def _periodic(self, work, interval_s: float) -> None:
+    async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
         while True:
             await asyncio.sleep(interval_s)
             try:
@@ -352,19 +366,20 @@ class KafkaServer:
     def _log_maintenance(self) -> None:
         """Retention, checkpoints and flushes when each is due (Kafka's LogManager scheduler); keeps
         the log cleaner's task running (log.cleaner.enable)."""
-        self.log_manager.start_cleaner(self.config.get)
-        self.log_manager.delete_due_logs()
+        log_manager = _started(self.log_manager)
+        log_manager.start_cleaner(self.config.get)
+        log_manager.delete_due_logs()
         now = time.monotonic()
         due = self._due_times
         if now >= due.get("retention", 0):
-            self.log_manager.run_retention()
+            log_manager.run_retention()
             due["retention"] = now + self.config.get("log.retention.check.interval.ms") / 1000
         if now >= due.get("checkpoint", 0):
-            self.log_manager.checkpoint()
+            log_manager.checkpoint()
             # One pass writes every checkpoint file; the high watermark's is the most frequent.
             due["checkpoint"] = now + min(self.config.get("log.flush.offset.checkpoint.interval.ms"),
                                           self.config.get("replica.high.watermark.checkpoint.interval.ms")) / 1000
-        self.log_manager.flush_if_due()
+        log_manager.flush_if_due()
 
     async def run_until_stopped(self, on_started: Callable[[], None] | None = None) -> None:
         loop = asyncio.get_running_loop()

@@ -207,6 +207,18 @@ def test_two_batches_in_one_partition_are_an_invalid_record(kbroker):
     assert fetched["high_watermark"] == 0
 
 
+def test_null_records_are_an_invalid_record(kbroker):
+    # Kafka's ProduceRequest.validateRecords: from v3 a partition carries exactly one batch.
+    topic = "wire-null-records"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client:
+        answer = produce(client, topic, 0, None)
+        _, fetched = fetch(client, topic, 0, 0)
+
+    assert answer["error_code"] == INVALID_RECORD
+    assert fetched["high_watermark"] == 0
+
+
 def test_a_client_base_offset_other_than_zero_is_an_invalid_record(kbroker):
     topic = "wire-base-offset"
     create_topic(kbroker.port, topic)

@@ -170,6 +170,30 @@ def test_create_with_configs_and_defaults(kbroker):
     assert configs["cleanup.policy"] == ("delete", DEFAULT_CONFIG)
 
 
+def test_create_with_a_null_config_value_is_invalid_config(kbroker):
+    # Kafka's ZkAdminManager refuses null values (naming them all) right after the topic's
+    # existence check, before the partition count or any other setting is looked at.
+    nulls = [
+        {"name": "retention.ms", "value": None},
+        {"name": "cleanup.policy", "value": "delete"},
+        {"name": "segment.ms", "value": None},
+    ]
+    answer = create_topics(kbroker.port, [creatable("admin-null-config", configs=nulls)])["admin-null-config"]
+    no_partitions = create_topics(kbroker.port, [creatable("admin-null-config-p0", partitions=0, configs=nulls)])[
+        "admin-null-config-p0"
+    ]
+    create_topic(kbroker.port, "admin-null-config-exists")
+    existing = create_topics(kbroker.port, [creatable("admin-null-config-exists", configs=nulls)])[
+        "admin-null-config-exists"
+    ]
+
+    refused = (INVALID_CONFIG, "Null value not supported for topic configs: retention.ms,segment.ms")
+    assert (answer["error_code"], answer["error_message"]) == refused
+    assert (no_partitions["error_code"], no_partitions["error_message"]) == refused
+    assert not topic_exists(kbroker.port, "admin-null-config")
+    assert existing["error_code"] == TOPIC_ALREADY_EXISTS
+
+
 def test_create_with_an_explicit_assignment(kbroker):
     name = "admin-assigned"
     assignments = [{"partition_index": 0, "broker_ids": [0]}, {"partition_index": 1, "broker_ids": [0]}]

@@ -37,12 +37,13 @@ class ControllerFence:
         self.broker_epoch = broker_epoch  # changes when the broker registers again after a session loss
         self.controller_epoch_seen = 0
 
-    def check(self, request: dict) -> Errors:
-        if request["controller_epoch"] < self.controller_epoch_seen:
+    def check(self, controller_epoch: int, broker_epoch: int) -> Errors:
+        """The error for a controller request carrying these epochs, or NONE."""
+        if controller_epoch < self.controller_epoch_seen:
             return Errors.STALE_CONTROLLER_EPOCH
-        if 0 <= request["broker_epoch"] < self.broker_epoch():
+        if 0 <= broker_epoch < self.broker_epoch():
             return Errors.STALE_BROKER_EPOCH
-        self.controller_epoch_seen = request["controller_epoch"]
+        self.controller_epoch_seen = controller_epoch
         return Errors.NONE
 
 

@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from kbroker.config import (
     BOOLEAN,
@@ -51,6 +51,12 @@ from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
+    from kbroker.api.request_context import RequestContext
+    from kbroker.protocol.message_types import (
+        AlterConfigsRequestAlterConfigsResource,
+        AlterConfigsResponseAlterConfigsResourceResponse,
+        IncrementalAlterConfigsRequestAlterConfigsResource,
+    )
 
 
 Synonym = tuple[str, str | None, int]  # (name, value, source)
@@ -88,7 +94,9 @@ class ConfigSource(IntEnum):
 
 
 # DescribeConfigs v3+ ConfigType ids; 0 (UNKNOWN) for settings whose type is not known.
-CONFIG_TYPE_IDS = {BOOLEAN: 1, STRING: 2, INT: 3, SHORT: 4, LONG: 5, DOUBLE: 6, LIST: 7, CLASS: 8, PASSWORD: 9}
+CONFIG_TYPE_IDS: dict[str | None, int] = {
+    BOOLEAN: 1, STRING: 2, INT: 3, SHORT: 4, LONG: 5, DOUBLE: 6, LIST: 7, CLASS: 8, PASSWORD: 9,
+}  # fmt: skip
 UNKNOWN_TYPE = 0
 
 
@@ -126,7 +134,7 @@ def broker_id_of(name: str) -> int:
         raise ConfigApiError(Errors.INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}") from None
 
 
-def _wanted(keys: Iterable[str] | None):
+def _wanted(keys: Iterable[str] | None) -> Callable[[str], bool]:
     """DescribeConfigs' key filter: null or empty lists every setting."""
     chosen = set(keys or ())
     return (lambda name: name in chosen) if chosen else (lambda name: True)
@@ -192,7 +200,7 @@ def _entry(name: str, value: str | None, synonyms: list[Synonym], type_: str | N
 # Topic settings
 
 
-def _override_text(name: str, raw: str) -> str:
+def _override_text(name: str, raw: str) -> str | None:
     """A stored override as Kafka shows it: parsed and rendered back ("compact , delete" ->
     "compact,delete"); text that no longer parses is shown as stored."""
     try:
@@ -216,6 +224,7 @@ def topic_config_entries(config: KafkaConfig, overrides: Mapping[str, str], keys
             primary = key.synonyms[0].broker_name
             synonyms = _from_own_name(
                 _layer_synonyms(config, _broker_synonym_names(primary), sensitive), primary)
+        value: str | None
         if key.name in overrides:
             value = _override_text(key.name, overrides[key.name])
             synonyms.insert(0, (key.name, value, ConfigSource.DYNAMIC_TOPIC_CONFIG))
@@ -287,8 +296,9 @@ def check_topic_config(description: str, new_config: Mapping[str, str], config: 
             raise ConfigApiError(Errors.INVALID_REQUEST, f"Invalid config value for resource {description}: {reason}")
     defaults = config.topic_defaults()
 
-    def effective(name: str):
-        return parse_topic_config(name, new_config.get(name, defaults[name]))
+    def effective(name: str) -> Any:
+        text = new_config.get(name, defaults[name])
+        return None if text is None else parse_topic_config(name, text)  # None: no default either
 
     low, high = effective("min.compaction.lag.ms"), effective("max.compaction.lag.ms")
     if low > high:
@@ -329,26 +339,33 @@ def refuse_broker_changes(description: str, names: list[str]) -> None:
                              "start-up)")
 
 
-def alter_each_resource(ctx, request: dict, alter: Callable[[object, dict, bool], None]) -> dict:
+# A resource to alter, of AlterConfigs or of IncrementalAlterConfigs.
+Resource = TypeVar("Resource", "AlterConfigsRequestAlterConfigsResource",
+                   "IncrementalAlterConfigsRequestAlterConfigsResource")
+
+
+def alter_each_resource(ctx: RequestContext, resources: list[Resource], validate_only: bool,
+                        alter: Callable[[RequestContext, Resource, bool], None],
+                        ) -> list[AlterConfigsResponseAlterConfigsResourceResponse]:
     """AlterConfigs and IncrementalAlterConfigs alike: each resource altered on its own, its error
-    (a ConfigApiError) answered for it alone; a resource named twice is INVALID_REQUEST."""
-    resources = request["resources"]
+    (a ConfigApiError) answered for it alone; a resource named twice is INVALID_REQUEST. The
+    results fit both responses, whose per-resource entries have the same fields."""
     repeated = duplicate_resources(resources)
-    responses = []
+    responses: list[AlterConfigsResponseAlterConfigsResourceResponse] = []
     for resource in resources:
-        error = Errors.NONE, None
+        error: tuple[Errors, str | None] = Errors.NONE, None
         try:
             if (resource["resource_type"], resource["resource_name"]) in repeated:
                 raise ConfigApiError(Errors.INVALID_REQUEST, DUPLICATE_RESOURCE_MESSAGE)
-            alter(ctx, resource, request["validate_only"])
+            alter(ctx, resource, validate_only)
         except ConfigApiError as exc:
             error = exc.code, exc.message
         responses.append({"error_code": error[0], "error_message": error[1],
                           "resource_type": resource["resource_type"], "resource_name": resource["resource_name"]})
-    return {"throttle_time_ms": 0, "responses": responses}
+    return responses
 
 
-def duplicate_resources(resources: list[dict]) -> set[tuple[int, str]]:
+def duplicate_resources(resources: list[Resource]) -> set[tuple[int, str]]:
     """(type, name) pairs given more than once: Kafka answers each of them INVALID_REQUEST."""
     keys = [(r["resource_type"], r["resource_name"]) for r in resources]
     return {key for key in keys if keys.count(key) > 1}
@@ -357,7 +374,27 @@ def duplicate_resources(resources: list[dict]) -> set[tuple[int, str]]:
 DUPLICATE_RESOURCE_MESSAGE = "Each resource must appear at most once."
 
 
-def duplicate_config_names(configs: list[dict]) -> None:
+class ConfigNameValue(TypedDict):
+    """What every request's config entry has (AlterConfigs, IncrementalAlterConfigs, CreateTopics)."""
+
+    name: str
+    value: str | None
+
+
+def split_null_values(configs: Iterable[ConfigNameValue]) -> tuple[dict[str, str], list[str]]:
+    """The settings given a value, and the names of those given null (which Kafka refuses)."""
+    values: dict[str, str] = {}
+    nulls: list[str] = []
+    for config in configs:
+        value = config["value"]
+        if value is None:
+            nulls.append(config["name"])
+        else:
+            values[config["name"]] = value
+    return values, nulls
+
+
+def duplicate_config_names(configs: Iterable[ConfigNameValue]) -> None:
     names = [c["name"] for c in configs]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -382,15 +419,15 @@ LOG_LEVELS: dict[str, int] = {
 }  # fmt: skip
 
 
-def _python_logger(name: str) -> logging.Logger | None:
-    if name == ROOT_LOGGER:
-        return logging.getLogger()
-    existing = logging.Logger.manager.loggerDict.get(name)
-    return existing if isinstance(existing, logging.Logger) else None
-
-
 def logger_exists(name: str) -> bool:
-    return _python_logger(name) is not None
+    """Whether the log4j name stands for the root logger or a Python logger created so far."""
+    return name == ROOT_LOGGER or isinstance(logging.Logger.manager.loggerDict.get(name), logging.Logger)
+
+
+def _python_logger(name: str) -> logging.Logger:
+    """The Python logger of a log4j name that logger_exists() accepted (getLogger would create
+    a logger for any other name)."""
+    return logging.getLogger() if name == ROOT_LOGGER else logging.getLogger(name)
 
 
 def level_name(level: int) -> str:

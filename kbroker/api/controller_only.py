@@ -10,25 +10,33 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.protocol.errors import Errors
+
+if TYPE_CHECKING:
+    from kbroker.api.request_context import RequestContext
 
 # What Kafka's Errors.NOT_CONTROLLER says; responses without an error message field ignore it.
 NOT_CONTROLLER_MESSAGE = "This is not the correct controller for this cluster."
 
-HandleFunction = Callable[[Any, dict], Awaitable[dict]]
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+HandleFunction = Callable[["RequestContext", Request], Awaitable[Response]]
 
 
-def controller_only(**empty_fields: Any) -> Callable[[HandleFunction], HandleFunction]:
+def controller_only(**empty_fields: Any) -> Callable[[HandleFunction[Request, Response]],
+                                                      HandleFunction[Request, Response]]:
     """Decorates a handler's `handle`: away from the active controller it answers NOT_CONTROLLER,
     with `empty_fields` (the response's lists, empty) instead of calling it."""
-    refused = {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER, "error_message": NOT_CONTROLLER_MESSAGE,
-               **empty_fields}
+    # Any: this one dict is a valid answer of every API decorated (their responses all have
+    # these fields, and missing ones take the schema defaults), whichever Response it stands for.
+    refused: Any = {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
+                    "error_message": NOT_CONTROLLER_MESSAGE, **empty_fields}
 
-    def decorate(handle: HandleFunction) -> HandleFunction:
+    def decorate(handle: HandleFunction[Request, Response]) -> HandleFunction[Request, Response]:
         @functools.wraps(handle)
-        async def handle_on_the_controller(ctx: Any, request: dict) -> dict:
+        async def handle_on_the_controller(ctx: RequestContext, request: Request) -> Response:
             if not ctx.services.controller.is_active:
                 return refused  # the codec only reads it: one dict serves every refusal
             return await handle(ctx, request)

@@ -11,11 +11,13 @@ It knows the handler modules and the services, not the network.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from kbroker.api.broker_services import BrokerServices
 from kbroker.api.handlers import leader_and_isr, stop_replica, update_metadata
 
-_APPLY: dict[int, Callable[[BrokerServices, dict], dict]] = {
+# Any: each function takes its own API's request type; the channel hands over whichever it sends.
+_APPLY: dict[int, Callable[[BrokerServices, Any], Any]] = {
     int(module.API_KEY): module.apply for module in (leader_and_isr, update_metadata, stop_replica)
 }
 

@@ -13,12 +13,13 @@ and then declares (see api_versions.py):
     API_KEY = ApiKey.METADATA        # the API it serves
     VERSIONS = (0, 13)               # the versions it serves, advertised as-is in ApiVersions
     ADVERTISED_VERSIONS = (0, 13)    # optional: a wider range to advertise (Produce, see produce.py)
-    async def handle(ctx: RequestContext, request: dict) -> dict | None
+    async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse
 
-`handle` reaches the broker through `ctx.services` (kbroker/api/broker_services.py) and
-returns the response body as a dict (missing fields take the schema defaults), or None where
-Kafka sends no response (Produce with acks=0); it raises CloseConnection where Kafka closes the
-connection instead of answering. Adding an API is adding its module to HANDLER_MODULES:
+`handle` takes and returns the API's TypedDicts from kbroker/protocol/message_types.py (imported
+under TYPE_CHECKING; helpers that build response parts return the nested ones). It reaches the
+broker through `ctx.services` (kbroker/api/broker_services.py) and returns the response body
+(missing fields take the schema defaults), or None where Kafka sends no response (Produce with
+acks=0); it raises CloseConnection where Kafka closes the connection instead of answering. Adding an API is adding its module to HANDLER_MODULES:
 ApiVersions then advertises it, and nothing else advertises anything.
 """
 

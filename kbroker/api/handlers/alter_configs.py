@@ -29,31 +29,36 @@ from kbroker.api.config_helper import (
     duplicate_config_names,
     refuse_broker_changes,
     resource_description,
+    split_null_values,
 )
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import AlterConfigsRequest, AlterConfigsResponse
+    from kbroker.protocol.message_types import (
+        AlterConfigsRequest,
+        AlterConfigsRequestAlterConfigsResource,
+        AlterConfigsResponse,
+    )
 
 API_KEY = ApiKey.ALTER_CONFIGS
 VERSIONS = (0, 2)
 
 
 async def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
-    return alter_each_resource(ctx, request, _alter)
+    return {"throttle_time_ms": 0,
+            "responses": alter_each_resource(ctx, request["resources"], request["validate_only"], _alter)}
 
 
-def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
+def _alter(ctx: RequestContext, resource: AlterConfigsRequestAlterConfigsResource, validate_only: bool) -> None:
     type_id, name, configs = resource["resource_type"], resource["resource_name"], resource["configs"]
     duplicate_config_names(configs)
-    nulls = [c["name"] for c in configs if c["value"] is None]
+    new_config, nulls = split_null_values(configs)
     if nulls:
         raise ConfigApiError(Errors.INVALID_REQUEST, f"Null value not supported for : {','.join(nulls)}")
     kind = ResourceType.of(type_id)
     if kind == ResourceType.TOPIC:
-        new_config = {c["name"]: c["value"] for c in configs}
         alter_topic_config(ctx.services, type_id, name, new_config, validate_only)
     elif kind == ResourceType.BROKER:
         check_broker_resource(name, ctx.services.broker_id)

@@ -23,7 +23,12 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import AlterPartitionRequest, AlterPartitionResponse
+    from kbroker.protocol.message_types import (
+        AlterPartitionRequest,
+        AlterPartitionResponse,
+        AlterPartitionResponsePartitionData,
+        AlterPartitionResponseTopicData,
+    )
 
 API_KEY = ApiKey.ALTER_PARTITION
 VERSIONS = (0, 3)
@@ -37,13 +42,14 @@ async def handle(ctx: RequestContext, request: AlterPartitionRequest) -> AlterPa
     if error != Errors.NONE:
         return {"error_code": error, "topics": []}
     answers = iter(results)
-    topics = [{"topic_name": t["topic_name"], "topic_id": t["topic_id"],
-               "partitions": [_partition(p["partition_index"], *next(answers)) for p in t["partitions"]]}
-              for t in request["topics"]]
+    topics: list[AlterPartitionResponseTopicData] = [
+        {"topic_name": t["topic_name"], "topic_id": t["topic_id"],
+         "partitions": [_partition(p["partition_index"], *next(answers)) for p in t["partitions"]]}
+        for t in request["topics"]]
     return {"error_code": Errors.NONE, "topics": topics}
 
 
-def _isr_changes(request: dict, version: int) -> list[IsrChange]:
+def _isr_changes(request: AlterPartitionRequest, version: int) -> list[IsrChange]:
     """The request's partitions, in order, as the controller takes them."""
     changes = []
     for topic in request["topics"]:
@@ -56,7 +62,7 @@ def _isr_changes(request: dict, version: int) -> list[IsrChange]:
     return changes
 
 
-def _partition(index: int, error: Errors, state: LeaderAndIsr | None) -> dict:
+def _partition(index: int, error: Errors, state: LeaderAndIsr | None) -> AlterPartitionResponsePartitionData:
     if state is None:
         return {"partition_index": index, "error_code": error, "leader_id": -1, "leader_epoch": -1, "isr": [],
                 "partition_epoch": -1}

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
         AlterPartitionReassignmentsRequest,
         AlterPartitionReassignmentsResponse,
+        AlterPartitionReassignmentsResponseReassignablePartitionResponse,
+        AlterPartitionReassignmentsResponseReassignableTopicResponse,
     )
 
 API_KEY = ApiKey.ALTER_PARTITION_REASSIGNMENTS
@@ -36,9 +38,9 @@ async def handle(ctx: RequestContext, request: AlterPartitionReassignmentsReques
     controller = ctx.services.controller
     changes = [(t["name"], p["partition_index"], p["replicas"]) for t in request["topics"] for p in t["partitions"]]
     results = controller.alter_reassignments(changes, request["allow_replication_factor_change"])
-    responses = []
+    responses: list[AlterPartitionReassignmentsResponseReassignableTopicResponse] = []
     for topic in request["topics"]:
-        partitions = []
+        partitions: list[AlterPartitionReassignmentsResponseReassignablePartitionResponse] = []
         for p in topic["partitions"]:
             error, message = results[(topic["name"], p["partition_index"])]
             partitions.append({"partition_index": p["partition_index"], "error_code": error, "error_message": message})

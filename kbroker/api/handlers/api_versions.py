@@ -24,7 +24,11 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import ApiVersionsRequest, ApiVersionsResponse
+    from kbroker.protocol.message_types import (
+        ApiVersionsRequest,
+        ApiVersionsResponse,
+        ApiVersionsResponseApiVersion,
+    )
 
 API_KEY = ApiKey.API_VERSIONS
 VERSIONS = (0, 4)
@@ -41,7 +45,7 @@ async def handle(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersion
 
 
 @functools.cache
-def _advertised_api_keys() -> list[dict]:
+def _advertised_api_keys() -> list[ApiVersionsResponseApiVersion]:
     """Built once: the handlers served never change while we run."""
     return [{"api_key": h.api_key, "min_version": h.advertised_min, "max_version": h.advertised_max}
             for h in sorted(load_handlers().values())]

@@ -20,7 +20,11 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import CreatePartitionsRequest, CreatePartitionsResponse
+    from kbroker.protocol.message_types import (
+        CreatePartitionsRequest,
+        CreatePartitionsResponse,
+        CreatePartitionsResponseCreatePartitionsTopicResult,
+    )
 
 API_KEY = ApiKey.CREATE_PARTITIONS
 VERSIONS = (0, 3)
@@ -33,7 +37,8 @@ async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> Creat
                for t in request["topics"] if t["name"] not in duplicates]
     results = await ctx.services.admin_manager.create_partitions(changes, request["timeout_ms"],
                                                                request["validate_only"])
-    out = [{"name": n, "error_code": e, "error_message": m} for n, (e, m) in results.items()]
+    out: list[CreatePartitionsResponseCreatePartitionsTopicResult] = [
+        {"name": n, "error_code": e, "error_message": m} for n, (e, m) in results.items()]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
              "error_message": "Duplicate topic in request."} for n in sorted(duplicates)]
     return {"throttle_time_ms": 0, "results": out}

@@ -18,14 +18,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api.config_helper import topic_config_entries
+from kbroker.api.config_helper import split_null_values, topic_config_entries
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest, TopicResult
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import CreateTopicsRequest, CreateTopicsResponse
+    from kbroker.protocol.message_types import (
+        CreateTopicsRequest,
+        CreateTopicsRequestCreatableTopic,
+        CreateTopicsResponse,
+        CreateTopicsResponseCreatableTopicConfigs,
+        CreateTopicsResponseCreatableTopicResult,
+    )
 
 API_KEY = ApiKey.CREATE_TOPICS
 VERSIONS = (0, 7)
@@ -34,26 +40,41 @@ VERSIONS = (0, 7)
 async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     names = [t["name"] for t in request["topics"]]
     duplicates = {n for n in names if names.count(n) > 1}
-    wanted = [TopicRequest(t["name"], t["num_partitions"], t["replication_factor"],
-                           {a["partition_index"]: a["broker_ids"] for a in t["assignments"]},
-                           {c["name"]: c["value"] for c in t["configs"]})
-              for t in request["topics"] if t["name"] not in duplicates]
-    results = await ctx.services.admin_manager.create_topics(wanted, request["timeout_ms"],
-                                                           request["validate_only"])
-    out = [_result(ctx, r) for r in results]
+    unique = [t for t in request["topics"] if t["name"] not in duplicates]
+    checked = [_topic_request(ctx, t) for t in unique]
+    wanted = [c for c in checked if isinstance(c, TopicRequest)]
+    created = iter(await ctx.services.admin_manager.create_topics(wanted, request["timeout_ms"],
+                                                                request["validate_only"]))
+    # In request order: the admin manager answers its topics in the order it was given them.
+    out = [_result(ctx, c if isinstance(c, TopicResult) else next(created)) for c in checked]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
              "error_message": f"Create topics request from client `{ctx.client_id}` contains multiple "
                               f"entries for the following topics: {n}"} for n in sorted(duplicates)]
     return {"throttle_time_ms": 0, "topics": out}
 
 
-def _result(ctx: RequestContext, result: TopicResult) -> dict:
+def _topic_request(ctx: RequestContext, topic: CreateTopicsRequestCreatableTopic) -> TopicRequest | TopicResult:
+    """What to ask the admin manager to create, or Kafka's answer to null config values: INVALID_CONFIG
+    naming them all, checked right after the topic's existence, as ZkAdminManager.createTopics does."""
+    name = topic["name"]
+    configs, nulls = split_null_values(topic["configs"])
+    if nulls and ctx.services.metadata_cache.topic(name) is None:
+        return TopicResult(name, Errors.INVALID_CONFIG,
+                           f"Null value not supported for topic configs: {','.join(nulls)}")
+    return TopicRequest(name, topic["num_partitions"], topic["replication_factor"],
+                        {a["partition_index"]: a["broker_ids"] for a in topic["assignments"]}, configs)
+
+
+def _result(ctx: RequestContext, result: TopicResult) -> CreateTopicsResponseCreatableTopicResult:
     if result.error != Errors.NONE:
         return {"name": result.name, "error_code": result.error, "error_message": result.message,
                 "num_partitions": -1, "replication_factor": -1, "configs": None}
-    configs = [{"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
-                "is_sensitive": e.is_sensitive}
-               for e in topic_config_entries(ctx.services.config, result.configs)]
-    return {"name": result.name, "topic_id": result.topic_id, "error_code": 0, "error_message": None,
+    configs: list[CreateTopicsResponseCreatableTopicConfigs] = [
+        {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
+         "is_sensitive": e.is_sensitive}
+        for e in topic_config_entries(ctx.services.config, result.configs)]
+    # TopicResult.topic_id (kbroker/metadata) is typed object: a created topic's is its UUID.
+    return {"name": result.name, "topic_id": result.topic_id,  # type: ignore[typeddict-item]
+            "error_code": 0, "error_message": None,
             "num_partitions": result.num_partitions, "replication_factor": result.replication_factor,
             "configs": configs}

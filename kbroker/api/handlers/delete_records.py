@@ -19,7 +19,12 @@ from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import DeleteRecordsRequest, DeleteRecordsResponse
+    from kbroker.protocol.message_types import (
+        DeleteRecordsRequest,
+        DeleteRecordsResponse,
+        DeleteRecordsResponseDeleteRecordsPartitionResult,
+        DeleteRecordsResponseDeleteRecordsTopicResult,
+    )
 
 API_KEY = ApiKey.DELETE_RECORDS
 VERSIONS = (0, 2)
@@ -27,9 +32,9 @@ VERSIONS = (0, 2)
 
 async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     replica_manager = ctx.services.replica_manager
-    topics = []
+    topics: list[DeleteRecordsResponseDeleteRecordsTopicResult] = []
     for topic in request["topics"]:
-        partitions = []
+        partitions: list[DeleteRecordsResponseDeleteRecordsPartitionResult] = []
         for p in topic["partitions"]:
             error, low_watermark = replica_manager.delete_records(topic["name"], p["partition_index"], p["offset"])
             partitions.append({"partition_index": p["partition_index"], "low_watermark": low_watermark,

@@ -22,7 +22,13 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import DeleteTopicsRequest, DeleteTopicsResponse
+    from uuid import UUID
+
+    from kbroker.protocol.message_types import (
+        DeleteTopicsRequest,
+        DeleteTopicsResponse,
+        DeleteTopicsResponseDeletableTopicResult,
+    )
 
 API_KEY = ApiKey.DELETE_TOPICS
 VERSIONS = (0, 6)
@@ -35,7 +41,7 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
     else:
         wanted = [(name, ZERO_UUID) for name in request["topic_names"]]
     # Resolve ids to names first; answers keep the request's order.
-    resolved: list[tuple[str | None, object]] = []
+    resolved: list[tuple[str | None, UUID]] = []
     for name, topic_id in wanted:
         if name is None:
             topic = cache.topic_by_id(topic_id)
@@ -43,7 +49,7 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
         resolved.append((name, topic_id))
     results = await ctx.services.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
                                                            request["timeout_ms"])
-    responses = []
+    responses: list[DeleteTopicsResponseDeletableTopicResult] = []
     for name, topic_id in resolved:
         if name is None:
             responses.append({"name": None, "topic_id": topic_id, "error_code": Errors.UNKNOWN_TOPIC_ID,

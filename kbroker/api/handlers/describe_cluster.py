@@ -22,7 +22,11 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import DescribeClusterRequest, DescribeClusterResponse
+    from kbroker.protocol.message_types import (
+        DescribeClusterRequest,
+        DescribeClusterResponse,
+        DescribeClusterResponseDescribeClusterBroker,
+    )
 
 API_KEY = ApiKey.DESCRIBE_CLUSTER
 VERSIONS = (0, 2)
@@ -37,8 +41,9 @@ async def handle(ctx: RequestContext, request: DescribeClusterRequest) -> Descri
                 "error_message": "The request was sent to an endpoint of type BROKER, "
                                  f"but we wanted an endpoint of type {request['endpoint_type']}",
                 "endpoint_type": request["endpoint_type"], "cluster_id": cache.cluster_id or ""}
-    brokers = [{"broker_id": b.broker_id, "host": e.host, "port": e.port, "rack": b.rack}
-               for b, e in cache.alive_endpoints(ctx.listener_name)]
+    brokers: list[DescribeClusterResponseDescribeClusterBroker] = [
+        {"broker_id": b.broker_id, "host": e.host, "port": e.port, "rack": b.rack}
+        for b, e in cache.alive_endpoints(ctx.listener_name)]
     return {
         "error_code": 0,
         "endpoint_type": BROKERS_ENDPOINT_TYPE,

@@ -34,7 +34,13 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import DescribeConfigsRequest, DescribeConfigsResponse
+    from kbroker.protocol.message_types import (
+        DescribeConfigsRequest,
+        DescribeConfigsRequestDescribeConfigsResource,
+        DescribeConfigsResponse,
+        DescribeConfigsResponseDescribeConfigsResourceResult,
+        DescribeConfigsResponseDescribeConfigsResult,
+    )
 
 API_KEY = ApiKey.DESCRIBE_CONFIGS
 VERSIONS = (0, 4)
@@ -55,7 +61,8 @@ async def handle(ctx: RequestContext, request: DescribeConfigsRequest) -> Descri
     return {"throttle_time_ms": 0, "results": [_describe(ctx, r, request) for r in resources]}
 
 
-def _describe(ctx: RequestContext, resource: dict, request: dict) -> dict:
+def _describe(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfigsResource,
+              request: DescribeConfigsRequest) -> DescribeConfigsResponseDescribeConfigsResult:
     try:
         entries = _entries(ctx, resource, request)
     except ConfigApiError as exc:
@@ -64,7 +71,8 @@ def _describe(ctx: RequestContext, resource: dict, request: dict) -> dict:
             "resource_name": resource["resource_name"], "configs": [_config(e) for e in entries]}
 
 
-def _entries(ctx: RequestContext, resource: dict, request: dict) -> list[ConfigEntry]:
+def _entries(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfigsResource,
+             request: DescribeConfigsRequest) -> list[ConfigEntry]:
     kind, name = ResourceType.of(resource["resource_type"]), resource["resource_name"]
     keys = resource["configuration_keys"]
     synonyms, documentation = request["include_synonyms"], request["include_documentation"]
@@ -94,12 +102,13 @@ def _entries(ctx: RequestContext, resource: dict, request: dict) -> list[ConfigE
     raise ConfigApiError(Errors.INVALID_REQUEST, f"Unsupported resource type: {kind.name}")
 
 
-def _failed(resource: dict, error: ConfigApiError) -> dict:
+def _failed(resource: DescribeConfigsRequestDescribeConfigsResource,
+            error: ConfigApiError) -> DescribeConfigsResponseDescribeConfigsResult:
     return {"error_code": error.code, "error_message": error.message, "resource_type": resource["resource_type"],
             "resource_name": resource["resource_name"], "configs": []}
 
 
-def _config(entry: ConfigEntry) -> dict:
+def _config(entry: ConfigEntry) -> DescribeConfigsResponseDescribeConfigsResourceResult:
     return {
         "name": entry.name,
         "value": entry.value,

@@ -21,7 +21,12 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import DescribeGroupsRequest, DescribeGroupsResponse
+    from kbroker.group.group_coordinator import GroupSummary
+    from kbroker.protocol.message_types import (
+        DescribeGroupsRequest,
+        DescribeGroupsResponse,
+        DescribeGroupsResponseDescribedGroup,
+    )
 
 API_KEY = ApiKey.DESCRIBE_GROUPS
 VERSIONS = (0, 6)
@@ -32,24 +37,30 @@ DEAD = "Dead"
 async def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     coordinator = ctx.services.group_coordinator
     include_operations = request["include_authorized_operations"]
-    groups = []
+    groups: list[DescribeGroupsResponseDescribedGroup] = []
     for group_id in request["groups"]:
         error, summary = coordinator.describe_group(group_id)
-        entry = {"error_code": error, "error_message": None, "group_id": group_id, "group_state": "",
-                 "protocol_type": "", "protocol_data": "", "members": [], "authorized_operations": OMITTED}
-        if error == Errors.NONE and summary is None:
+        entry: DescribeGroupsResponseDescribedGroup = {
+            "error_code": error, "error_message": None, "group_id": group_id, "group_state": "",
+            "protocol_type": "", "protocol_data": "", "members": [], "authorized_operations": OMITTED}
+        if error == Errors.NONE and summary is None:  # no such group
             entry["group_state"] = DEAD
             if ctx.api_version >= 6:
                 entry["error_code"] = Errors.GROUP_ID_NOT_FOUND
                 entry["error_message"] = f"Group {group_id} not found."
-        elif error == Errors.NONE:
-            entry.update(group_state=summary.state, protocol_type=summary.protocol_type,
-                         protocol_data=summary.protocol,
-                         members=[{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
-                                   "client_id": m.client_id, "client_host": m.client_host,
-                                   "member_metadata": m.metadata, "member_assignment": m.assignment}
-                                  for m in summary.members])
+        elif error == Errors.NONE and summary is not None:
+            _describe(entry, summary)
             if include_operations:
                 entry["authorized_operations"] = GROUP_OPERATIONS
         groups.append(entry)
     return {"throttle_time_ms": 0, "groups": groups}
+
+
+def _describe(entry: DescribeGroupsResponseDescribedGroup, summary: GroupSummary) -> None:
+    entry["group_state"] = summary.state
+    entry["protocol_type"] = summary.protocol_type
+    entry["protocol_data"] = summary.protocol
+    entry["members"] = [{"member_id": m.member_id, "group_instance_id": m.group_instance_id,
+                         "client_id": m.client_id, "client_host": m.client_host,
+                         "member_metadata": m.metadata, "member_assignment": m.assignment}
+                        for m in summary.members]

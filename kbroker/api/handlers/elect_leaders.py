@@ -22,7 +22,11 @@ from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import ElectLeadersRequest, ElectLeadersResponse
+    from kbroker.protocol.message_types import (
+        ElectLeadersRequest,
+        ElectLeadersResponse,
+        ElectLeadersResponsePartitionResult,
+    )
 
 API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)
@@ -35,7 +39,7 @@ async def handle(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLead
     partitions = None if wanted is None else [(t["topic"], p) for t in wanted for p in t["partitions"]]
     election_type = request["election_type"] if ctx.api_version >= 1 else 0
     results = controller.elect_leaders(election_type, partitions)
-    by_topic: dict[str, list[dict]] = {}
+    by_topic: dict[str, list[ElectLeadersResponsePartitionResult]] = {}
     for (topic, partition), (error, message) in results.items():
         by_topic.setdefault(topic, []).append({"partition_id": partition, "error_code": error,
                                                "error_message": message})

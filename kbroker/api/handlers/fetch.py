@@ -39,7 +39,13 @@ from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH
 from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import FetchRequest, FetchResponse
+    from kbroker.protocol.message_types import (
+        FetchRequest,
+        FetchRequestFetchTopic,
+        FetchResponse,
+        FetchResponseFetchableTopicResponse,
+        FetchResponsePartitionData,
+    )
 
 API_KEY = ApiKey.FETCH
 VERSIONS = (4, 18)
@@ -60,9 +66,10 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     else:
         isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
     wanted: list[FetchRequestPartition] = []
-    layout: list[tuple[dict, list[tuple[int, int | Errors]]]] = []  # topic entry -> partitions (index or error)
+    # topic entry -> its partitions: (partition, index into `wanted` or the error answered)
+    layout: list[tuple[FetchRequestFetchTopic, list[tuple[int, int | Errors]]]] = []
     for topic in request["topics"]:
-        name = topic["topic"]
+        name: str | None = topic["topic"]
         if version >= 13:
             meta = cache.topic_by_id(topic["topic_id"])
             # A follower may ask before UpdateMetadata has told us of a new topic: the
@@ -84,9 +91,9 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
     results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"], request["min_bytes"],
                                           request["max_bytes"], replica_id, replica_epoch)
-    responses = []
+    responses: list[FetchResponseFetchableTopicResponse] = []
     for topic, slots in layout:
-        partitions = []
+        partitions: list[FetchResponsePartitionData] = []
         for index, slot in slots:
             result = FetchResult(slot) if isinstance(slot, Errors) else results[slot]
             partitions.append(_partition_data(index, result))
@@ -100,8 +107,8 @@ def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
     return p is not None and p.log is not None and p.log.config.compression_type == "zstd"
 
 
-def _partition_data(index: int, result: FetchResult) -> dict:
-    data = {
+def _partition_data(index: int, result: FetchResult) -> FetchResponsePartitionData:
+    data: FetchResponsePartitionData = {
         "partition_index": index,
         "error_code": result.error,
         "high_watermark": result.high_watermark,

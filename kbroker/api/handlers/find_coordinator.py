@@ -26,7 +26,11 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import FindCoordinatorRequest, FindCoordinatorResponse
+    from kbroker.protocol.message_types import (
+        FindCoordinatorRequest,
+        FindCoordinatorResponse,
+        FindCoordinatorResponseCoordinator,
+    )
 
 API_KEY = ApiKey.FIND_COORDINATOR
 VERSIONS = (0, 6)
@@ -48,7 +52,7 @@ log = logging.getLogger("kbroker.request")
 async def handle(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     key_type = request["key_type"]
     if ctx.api_version >= 4:
-        coordinators = []
+        coordinators: list[FindCoordinatorResponseCoordinator] = []
         for key in request["coordinator_keys"]:
             error, (node_id, host, port) = _find(ctx, key_type, key)
             coordinators.append({"key": key, "node_id": node_id, "host": host, "port": port, "error_code": error,
@@ -72,7 +76,7 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[i
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
     state = topic.partitions.get(services.group_coordinator.partition_for(key))
     endpoint = cache.endpoint_of(state.leader, ctx.listener_name) if state is not None else None
-    if endpoint is None:
+    if state is None or endpoint is None:
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
     return Errors.NONE, (state.leader, endpoint.host, endpoint.port)
 

@@ -47,7 +47,12 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse
+    from kbroker.protocol.message_types import (
+        IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsRequestAlterableConfig,
+        IncrementalAlterConfigsRequestAlterConfigsResource,
+        IncrementalAlterConfigsResponse,
+    )
 
 API_KEY = ApiKey.INCREMENTAL_ALTER_CONFIGS
 VERSIONS = (0, 1)
@@ -63,10 +68,12 @@ class OpType(IntEnum):
 
 
 async def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
-    return alter_each_resource(ctx, request, _alter)
+    return {"throttle_time_ms": 0,
+            "responses": alter_each_resource(ctx, request["resources"], request["validate_only"], _alter)}
 
 
-def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
+def _alter(ctx: RequestContext, resource: IncrementalAlterConfigsRequestAlterConfigsResource,
+           validate_only: bool) -> None:
     type_id, name = resource["resource_type"], resource["resource_name"]
     ops = _operations(resource["configs"])
     kind = ResourceType.of(type_id)
@@ -99,18 +106,24 @@ def _alter(ctx: RequestContext, resource: dict, validate_only: bool) -> None:
                              f"AlterConfigs is only supported for topics and brokers, but resource type is {kind.name}")
 
 
-def _operations(configs: list[dict]) -> list[tuple[OpType, str, str | None]]:
-    """The resource's operations after the checks every resource type shares."""
+def _operations(configs: list[IncrementalAlterConfigsRequestAlterableConfig]) -> list[tuple[OpType, str, str]]:
+    """The resource's operations after the checks every resource type shares. DELETE ignores its
+    value, as Kafka does: a null one becomes "", so every value is text."""
     duplicate_config_names(configs)
-    ops = []
+    ops: list[tuple[OpType, str, str]] = []
+    nulls: list[str] = []
     for config in configs:
         try:
             op = OpType(config["config_operation"])
         except ValueError:
             raise ConfigApiError(Errors.INVALID_REQUEST,
                                  f"Unknown operations type {config['config_operation']}") from None
-        ops.append((op, config["name"], config["value"]))
-    nulls = [f"{op.name}:{name}" for op, name, value in ops if value is None and op != OpType.DELETE]
+        value = config["value"]
+        if value is None:
+            if op != OpType.DELETE:
+                nulls.append(f"{op.name}:{config['name']}")
+            value = ""
+        ops.append((op, config["name"], value))
     if nulls:
         raise ConfigApiError(Errors.INVALID_REQUEST, f"Null value not supported for : {','.join(nulls)}")
     return ops
@@ -122,7 +135,7 @@ def _require_list(op: OpType, name: str, is_list: bool) -> None:
         raise ConfigApiError(Errors.INVALID_REQUEST, f"Config value {verb} is not allowed for config key: {name}")
 
 
-def _apply_to_topic(current: dict[str, str], op: OpType, name: str, value: str | None) -> None:
+def _apply_to_topic(current: dict[str, str], op: OpType, name: str, value: str) -> None:
     if op == OpType.SET:
         current[name] = value
     elif op == OpType.DELETE:
@@ -141,7 +154,7 @@ def _apply_to_topic(current: dict[str, str], op: OpType, name: str, value: str |
         current[name] = ",".join(new)
 
 
-def _check_logger_op(description: str, op: OpType, logger: str, level: str | None) -> None:
+def _check_logger_op(description: str, op: OpType, logger: str, level: str) -> None:
     if op in (OpType.APPEND, OpType.SUBTRACT):
         raise ConfigApiError(Errors.INVALID_REQUEST,
                              f"{op.name} operation is not allowed for the BROKER_LOGGER resource")

@@ -30,11 +30,12 @@ VERSIONS = (2, 7)
 
 
 async def handle(ctx: RequestContext, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
-    error = ctx.services.controller_fence.check(request)
+    error = ctx.services.controller_fence.check(request["controller_epoch"], request["broker_epoch"])
     if error:
         return {"error_code": error}
     return apply(ctx.services, request)
 
 
-def apply(services: BrokerServices, request: dict) -> dict:
-    return services.replica_manager.become_leader_or_follower(request)
+def apply(services: BrokerServices, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
+    # ReplicaManager (kbroker/replica, not typed yet) takes and returns plain dicts.
+    return services.replica_manager.become_leader_or_follower(request)  # type: ignore[arg-type, return-value]

@@ -18,7 +18,11 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import LeaveGroupRequest, LeaveGroupResponse
+    from kbroker.protocol.message_types import (
+        LeaveGroupRequest,
+        LeaveGroupResponse,
+        LeaveGroupResponseMemberResponse,
+    )
 
 API_KEY = ApiKey.LEAVE_GROUP
 VERSIONS = (0, 5)
@@ -32,6 +36,7 @@ async def handle(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupR
         return {"throttle_time_ms": 0, "error_code": error if error != Errors.NONE else first_member_error}
     leaving = [(m["member_id"], m["group_instance_id"], m["reason"]) for m in request["members"]]
     error, member_errors = coordinator.leave_group(request["group_id"], leaving)
-    members = [{"member_id": m["member_id"], "group_instance_id": m["group_instance_id"], "error_code": e}
-               for m, e in zip(request["members"], member_errors, strict=False)]
+    members: list[LeaveGroupResponseMemberResponse] = [
+        {"member_id": m["member_id"], "group_instance_id": m["group_instance_id"], "error_code": e}
+        for m, e in zip(request["members"], member_errors, strict=False)]
     return {"throttle_time_ms": 0, "error_code": error, "members": members}

@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
@@ -27,7 +28,13 @@ from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_TXN_COMMITTED,
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import ListOffsetsRequest, ListOffsetsResponse
+    from kbroker.protocol.message_types import (
+        ListOffsetsRequest,
+        ListOffsetsRequestListOffsetsPartition,
+        ListOffsetsResponse,
+        ListOffsetsResponseListOffsetsPartitionResponse,
+        ListOffsetsResponseListOffsetsTopicResponse,
+    )
 
 API_KEY = ApiKey.LIST_OFFSETS
 VERSIONS = (0, 11)
@@ -42,12 +49,11 @@ async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffset
         isolation = None  # a replica sees the log end
     else:
         isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
-    seen: set[tuple[str, int]] = set()
-    duplicates = {(t["name"], p["partition_index"]) for t in request["topics"] for p in t["partitions"]
-                  if (t["name"], p["partition_index"]) in seen or seen.add((t["name"], p["partition_index"]))}
-    topics = []
+    asked = Counter((t["name"], p["partition_index"]) for t in request["topics"] for p in t["partitions"])
+    duplicates = {tp for tp, times in asked.items() if times > 1}
+    topics: list[ListOffsetsResponseListOffsetsTopicResponse] = []
     for topic in request["topics"]:
-        partitions = []
+        partitions: list[ListOffsetsResponseListOffsetsPartitionResponse] = []
         for p in topic["partitions"]:
             tp = (topic["name"], p["partition_index"])
             if tp in duplicates:
@@ -59,12 +65,12 @@ async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffset
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-def _error(index: int, code: Errors) -> dict:
+def _error(index: int, code: Errors) -> ListOffsetsResponseListOffsetsPartitionResponse:
     return {"partition_index": index, "error_code": code, "timestamp": -1, "offset": -1, "old_style_offsets": []}
 
 
-def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: dict, isolation: int | None,
-            version: int) -> dict:
+def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: ListOffsetsRequestListOffsetsPartition,
+            isolation: int | None, version: int) -> ListOffsetsResponseListOffsetsPartitionResponse:
     index = p["partition_index"]
     partition = replica_manager.get_partition(*tp)
     if partition is None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
         ListPartitionReassignmentsRequest,
         ListPartitionReassignmentsResponse,
+        ListPartitionReassignmentsResponseOngoingPartitionReassignment,
     )
 
 API_KEY = ApiKey.LIST_PARTITION_REASSIGNMENTS
@@ -31,7 +32,7 @@ async def handle(ctx: RequestContext, request: ListPartitionReassignmentsRequest
     controller = ctx.services.controller
     wanted = request["topics"]
     filter_ = None if wanted is None else {(t["name"], p) for t in wanted for p in t["partition_indexes"]}
-    by_topic: dict[str, list[dict]] = {}
+    by_topic: dict[str, list[ListPartitionReassignmentsResponseOngoingPartitionReassignment]] = {}
     for (topic, partition), (replicas, adding, removing) in sorted(controller.ongoing_reassignments().items()):
         if filter_ is None or (topic, partition) in filter_:
             by_topic.setdefault(topic, []).append({"partition_index": partition, "replicas": replicas,

@@ -29,7 +29,14 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import MetadataRequest, MetadataResponse
+    from kbroker.protocol.message_types import (
+        MetadataRequest,
+        MetadataRequestMetadataRequestTopic,
+        MetadataResponse,
+        MetadataResponseMetadataResponseBroker,
+        MetadataResponseMetadataResponsePartition,
+        MetadataResponseMetadataResponseTopic,
+    )
 
 API_KEY = ApiKey.METADATA
 VERSIONS = (0, 13)
@@ -40,14 +47,14 @@ async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataRespo
     services = ctx.services
     cache = services.metadata_cache
     requested = request["topics"]
-    all_topics = requested is None or (version == 0 and not requested)
-    if all_topics:
+    topics: list[MetadataResponseMetadataResponseTopic]
+    if requested is None or (version == 0 and not requested):  # all topics
         topics = [_topic_entry(t, version, request, cache) for t in cache.topics.values()]
     else:
         allow_create = request["allow_auto_topic_creation"] if version >= 4 else True
         topics = [await _requested_topic(ctx, cache, wanted, version, request, allow_create)
                   for wanted in requested]
-    response = {
+    response: MetadataResponse = {
         "throttle_time_ms": 0,
         "brokers": _brokers(cache, ctx.listener_name),
         "cluster_id": cache.cluster_id,
@@ -60,13 +67,14 @@ async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataRespo
     return response
 
 
-def _brokers(cache: MetadataCache, listener_name: str) -> list[dict]:
+def _brokers(cache: MetadataCache, listener_name: str) -> list[MetadataResponseMetadataResponseBroker]:
     return [{"node_id": b.broker_id, "host": e.host, "port": e.port, "rack": b.rack}
             for b, e in cache.alive_endpoints(listener_name)]
 
 
-async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: dict, version: int,
-                           request: dict, allow_create: bool) -> dict:
+async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: MetadataRequestMetadataRequestTopic,
+                           version: int, request: MetadataRequest,
+                           allow_create: bool) -> MetadataResponseMetadataResponseTopic:
     name = wanted["name"]
     if name is None:  # v10+: by topic id
         topic = cache.topic_by_id(wanted["topic_id"])
@@ -84,7 +92,8 @@ async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: di
     return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": False}
 
 
-def _topic_entry(topic: TopicMetadata, version: int, request: dict, cache: MetadataCache) -> dict:
+def _topic_entry(topic: TopicMetadata, version: int, request: MetadataRequest,
+                 cache: MetadataCache) -> MetadataResponseMetadataResponseTopic:
     partitions = [_partition_entry(state, version, cache)
                   for _, state in sorted(topic.partitions.items())]
     return {
@@ -98,7 +107,8 @@ def _topic_entry(topic: TopicMetadata, version: int, request: dict, cache: Metad
     }
 
 
-def _partition_entry(state: PartitionState, version: int, cache: MetadataCache) -> dict:
+def _partition_entry(state: PartitionState, version: int,
+                     cache: MetadataCache) -> MetadataResponseMetadataResponsePartition:
     error = 0
     leader = state.leader
     if leader < 0 or not cache.is_alive(leader):

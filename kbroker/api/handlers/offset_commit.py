@@ -28,7 +28,12 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import OffsetCommitRequest, OffsetCommitResponse
+    from kbroker.protocol.message_types import (
+        OffsetCommitRequest,
+        OffsetCommitRequestOffsetCommitRequestTopic,
+        OffsetCommitResponse,
+        OffsetCommitResponseOffsetCommitResponseTopic,
+    )
 
 API_KEY = ApiKey.OFFSET_COMMIT
 VERSIONS = (0, 10)
@@ -45,7 +50,8 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     expire = None if retention == DEFAULT_RETENTION_TIME else now + retention
     errors: dict[tuple[str, int], Errors] = {}
     offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
-    layout = []  # (topic entry, [(partition index, key into errors)]) in request order
+    # (topic entry, [(partition index, key into errors)]) in request order
+    layout: list[tuple[OffsetCommitRequestOffsetCommitRequestTopic, list[tuple[int, tuple[str, int]]]]] = []
     for topic in request["topics"]:
         if version >= 10:
             known = cache.topic_by_id(topic["topic_id"])
@@ -72,14 +78,14 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
         layout.append((topic, entries))
     if offsets:
         errors.update(await _commit(ctx, request, offsets))
-    topics = []
+    topics: list[OffsetCommitResponseOffsetCommitResponseTopic] = []
     for topic, entries in layout:
         topics.append({"name": topic["name"], "topic_id": topic["topic_id"],
                        "partitions": [{"partition_index": index, "error_code": errors[key]} for index, key in entries]})
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-async def _commit(ctx: RequestContext, request: dict,
+async def _commit(ctx: RequestContext, request: OffsetCommitRequest,
                   offsets: dict[tuple[str, int], OffsetAndMetadata]) -> dict[tuple[str, int], Errors]:
     if ctx.api_version == 0:
         return ctx.services.zk_consumer_offsets.commit_offsets(request["group_id"], offsets)

@@ -19,7 +19,11 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import OffsetDeleteRequest, OffsetDeleteResponse
+    from kbroker.protocol.message_types import (
+        OffsetDeleteRequest,
+        OffsetDeleteResponse,
+        OffsetDeleteResponseOffsetDeleteResponsePartition,
+    )
 
 API_KEY = ApiKey.OFFSET_DELETE
 VERSIONS = (0, 0)
@@ -40,8 +44,8 @@ async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDel
     if group_error != Errors.NONE:
         return {"error_code": group_error, "throttle_time_ms": 0, "topics": []}
     errors.update(deleted)
-    by_topic: dict[str, list[dict]] = {}
-    for (topic, partition), error in errors.items():
-        by_topic.setdefault(topic, []).append({"partition_index": partition, "error_code": error})
+    by_topic: dict[str, list[OffsetDeleteResponseOffsetDeleteResponsePartition]] = {}
+    for (name, partition), error in errors.items():
+        by_topic.setdefault(name, []).append({"partition_index": partition, "error_code": error})
     return {"error_code": Errors.NONE, "throttle_time_ms": 0,
             "topics": [{"name": t, "partitions": ps} for t, ps in by_topic.items()]}

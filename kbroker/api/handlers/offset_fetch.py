@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
@@ -26,7 +27,16 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import OffsetFetchRequest, OffsetFetchResponse
+    from kbroker.protocol.message_types import (
+        OffsetFetchRequest,
+        OffsetFetchRequestOffsetFetchRequestTopic,
+        OffsetFetchRequestOffsetFetchRequestTopics,
+        OffsetFetchResponse,
+        OffsetFetchResponseOffsetFetchResponseGroup,
+        OffsetFetchResponseOffsetFetchResponsePartitions,
+        OffsetFetchResponseOffsetFetchResponseTopic,
+        OffsetFetchResponseOffsetFetchResponseTopics,
+    )
 
 API_KEY = ApiKey.OFFSET_FETCH
 VERSIONS = (0, 10)
@@ -34,10 +44,12 @@ VERSIONS = (0, 10)
 INVALID_OFFSET = -1
 NO_METADATA = ""
 
-PartitionAnswer = tuple[OffsetAndMetadata | None, Errors]
+PartitionAnswer = tuple[OffsetAndMetadata | None, int]  # the offset, and the error code
+# A requested topic: its name (None for an unknown topic id), its id (v10+) and partitions.
+RequestedTopic = tuple[str | None, uuid.UUID | None, list[int]]
 
 
-def _partition(index: int, answer: PartitionAnswer) -> dict:
+def _partition(index: int, answer: PartitionAnswer) -> OffsetFetchResponseOffsetFetchResponsePartitions:
     offset, error = answer
     if offset is None:
         return {"partition_index": index, "committed_offset": INVALID_OFFSET, "committed_leader_epoch": NO_LEADER_EPOCH,
@@ -49,53 +61,73 @@ def _partition(index: int, answer: PartitionAnswer) -> dict:
 async def handle(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version >= 8:
-        groups = [_fetch_group(ctx, g["group_id"], g["topics"], request["require_stable"])
+        groups = [_fetch_group(ctx, g["group_id"], _requested(ctx, g["topics"]), request["require_stable"])
                   for g in request["groups"]]
         return {"throttle_time_ms": 0, "groups": groups}
     if version == 0:
         return {"throttle_time_ms": 0, "topics": _fetch_from_zookeeper(ctx, request)}
-    group = _fetch_group(ctx, request["group_id"], request["topics"], request["require_stable"])
+    named = request["topics"]
+    group = _fetch_group(ctx, request["group_id"], None if named is None else _by_name(named),
+                         request["require_stable"])
     error = group["error_code"]
     topics = group["topics"]
     if version < 2 and error != Errors.NONE:
         topics = [{"name": t["name"], "partitions": [_partition(i, (None, error)) for i in t["partition_indexes"]]}
-                  for t in request["topics"]]
-    return {"throttle_time_ms": 0, "error_code": error, "topics": topics}
+                  for t in request["topics"] or ()]
+    # The v8+ topic entries serve v1-7 as they are: v1-7 do not encode their topic_id.
+    return {"throttle_time_ms": 0, "error_code": error, "topics": topics}  # type: ignore[typeddict-item]
 
 
-def _fetch_group(ctx: RequestContext, group_id: str, topics: list[dict] | None, require_stable: bool) -> dict:
-    """One group's answer in the v8+ shape (topics carry name and topic_id; older versions ignore the id)."""
+def _requested(ctx: RequestContext,
+               topics: list[OffsetFetchRequestOffsetFetchRequestTopics] | None) -> list[RequestedTopic] | None:
+    """A v8+ group's topics (None: all the group has), by name, or by topic id from v10."""
+    if topics is None:
+        return None
+    if ctx.api_version < 10:
+        return _by_name(topics)
     cache = ctx.services.metadata_cache
-    by_id = ctx.api_version >= 10
-    requested: list[tuple[str | None, uuid.UUID | None, list[int]]] = []
-    if topics is not None:
-        for t in topics:
-            if by_id:
-                known = cache.topic_by_id(t["topic_id"])
-                requested.append((known.name if known else None, t["topic_id"], t["partition_indexes"]))
-            else:
-                requested.append((t["name"], None, t["partition_indexes"]))
-    wanted = None if topics is None else [(n, i) for n, _, indexes in requested if n is not None for i in indexes]
+    requested: list[RequestedTopic] = []
+    for t in topics:
+        known = cache.topic_by_id(t["topic_id"])
+        requested.append((known.name if known else None, t["topic_id"], t["partition_indexes"]))
+    return requested
+
+
+def _by_name(topics: list[OffsetFetchRequestOffsetFetchRequestTopics]
+             | list[OffsetFetchRequestOffsetFetchRequestTopic]) -> list[RequestedTopic]:
+    return [(t["name"], None, t["partition_indexes"]) for t in topics]
+
+
+def _fetch_group(ctx: RequestContext, group_id: str, requested: list[RequestedTopic] | None,
+                 require_stable: bool) -> OffsetFetchResponseOffsetFetchResponseGroup:
+    """One group's answer in the v8+ shape (topics carry name and topic_id; older versions ignore the id)."""
+    wanted = None if requested is None else [(n, i) for n, _, indexes in requested if n is not None for i in indexes]
     error, answers = ctx.services.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
     if error != Errors.NONE:
         return {"group_id": group_id, "topics": [], "error_code": error}
-    if topics is None:
+    if requested is None:
         return {"group_id": group_id, "topics": _all_topics(ctx, answers), "error_code": Errors.NONE}
-    out = []
+    out: list[OffsetFetchResponseOffsetFetchResponseTopics] = []
     for name, topic_id, indexes in requested:
         if name is None:
             partitions = [_partition(i, (None, Errors.UNKNOWN_TOPIC_ID)) for i in indexes]
         else:
             partitions = [_partition(i, answers.get((name, i), (None, Errors.NONE))) for i in indexes]
-        out.append({"name": name, "topic_id": topic_id, "partitions": partitions})
+        entry: OffsetFetchResponseOffsetFetchResponseTopics = {"partitions": partitions}
+        if name is not None:  # an unknown id has no name, and v10+ sends none
+            entry["name"] = name
+        if topic_id is not None:  # before v10 a topic is named, not identified
+            entry["topic_id"] = topic_id
+        out.append(entry)
     return {"group_id": group_id, "topics": out, "error_code": Errors.NONE}
 
 
-def _all_topics(ctx: RequestContext, answers: dict[tuple[str, int], PartitionAnswer]) -> list[dict]:
-    by_topic: dict[str, list[dict]] = {}
+def _all_topics(ctx: RequestContext, answers: Mapping[tuple[str, int], PartitionAnswer],
+                ) -> list[OffsetFetchResponseOffsetFetchResponseTopics]:
+    by_topic: dict[str, list[OffsetFetchResponseOffsetFetchResponsePartitions]] = {}
     for (topic, index), answer in sorted(answers.items()):
         by_topic.setdefault(topic, []).append(_partition(index, answer))
-    out = []
+    out: list[OffsetFetchResponseOffsetFetchResponseTopics] = []
     for topic, partitions in by_topic.items():
         if ctx.api_version >= 10:
             known = ctx.services.metadata_cache.topic(topic)
@@ -107,10 +139,11 @@ def _all_topics(ctx: RequestContext, answers: dict[tuple[str, int], PartitionAns
     return out
 
 
-def _fetch_from_zookeeper(ctx: RequestContext, request: dict) -> list[dict]:
+def _fetch_from_zookeeper(ctx: RequestContext,
+                          request: OffsetFetchRequest) -> list[OffsetFetchResponseOffsetFetchResponseTopic]:
     zk_offsets = ctx.services.zk_consumer_offsets
     cache = ctx.services.metadata_cache
-    out = []
+    out: list[OffsetFetchResponseOffsetFetchResponseTopic] = []
     for t in request["topics"] or []:
         partitions = []
         for index in t["partition_indexes"]:

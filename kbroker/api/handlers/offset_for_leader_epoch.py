@@ -26,7 +26,13 @@ from kbroker.replica.partition import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, P
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
-    from kbroker.protocol.message_types import OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse
+    from kbroker.protocol.message_types import (
+        OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochRequestOffsetForLeaderPartition,
+        OffsetForLeaderEpochResponse,
+        OffsetForLeaderEpochResponseEpochEndOffset,
+        OffsetForLeaderEpochResponseOffsetForLeaderTopicResult,
+    )
 
 API_KEY = ApiKey.OFFSET_FOR_LEADER_EPOCH
 VERSIONS = (0, 4)
@@ -34,7 +40,7 @@ VERSIONS = (0, 4)
 
 async def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     replica_manager = ctx.services.replica_manager
-    topics = []
+    topics: list[OffsetForLeaderEpochResponseOffsetForLeaderTopicResult] = []
     for topic in request["topics"]:
         name = topic["topic"]
         partitions = [_end_offset(replica_manager, name, p) for p in topic["partitions"]]
@@ -42,7 +48,8 @@ async def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> O
     return {"throttle_time_ms": 0, "topics": topics}
 
 
-def _end_offset(replica_manager: ReplicaManager, topic: str, p: dict) -> dict:
+def _end_offset(replica_manager: ReplicaManager, topic: str,
+                p: OffsetForLeaderEpochRequestOffsetForLeaderPartition) -> OffsetForLeaderEpochResponseEpochEndOffset:
     index = p["partition"]
     partition = replica_manager.get_partition(topic, index)
     if partition is None:
@@ -55,5 +62,5 @@ def _end_offset(replica_manager: ReplicaManager, topic: str, p: dict) -> dict:
 
 
 def _answer(index: int, error: Errors, leader_epoch: int = UNDEFINED_EPOCH,
-            end_offset: int = UNDEFINED_EPOCH_OFFSET) -> dict:
+            end_offset: int = UNDEFINED_EPOCH_OFFSET) -> OffsetForLeaderEpochResponseEpochEndOffset:
     return {"error_code": error, "partition": index, "leader_epoch": leader_epoch, "end_offset": end_offset}

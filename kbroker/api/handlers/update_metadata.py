@@ -28,14 +28,15 @@ VERSIONS = (5, 8)
 
 
 async def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
-    error = ctx.services.controller_fence.check(request)
+    error = ctx.services.controller_fence.check(request["controller_epoch"], request["broker_epoch"])
     if error:
         return {"error_code": error}
     return apply(ctx.services, request)
 
 
-def apply(services: BrokerServices, request: dict) -> dict:
-    deleted = services.metadata_cache.update_metadata(request)
+def apply(services: BrokerServices, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
+    # MetadataCache (kbroker/metadata, not typed yet) takes a plain dict.
+    deleted = services.metadata_cache.update_metadata(request)  # type: ignore[arg-type]
     coordinator = services.started_group_coordinator  # without one, no group has offsets
     if deleted and coordinator is not None:
         coordinator.on_topics_deleted(deleted)
