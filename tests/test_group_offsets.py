@@ -198,12 +198,12 @@ async def test_replay_applies_transactional_commits_only_once_committed(tmp_path
         value = b"\x00\x03" + struct.pack(">qi", offset, -1) + s16("") + struct.pack(">q", 1)
         batch = build_batch([SimpleRecord(key, value)], producer_id=producer_id, producer_epoch=0, base_sequence=0,
                             is_transactional=True)
-        assert rm.append_to_partition(GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), -1, 9,
+        assert rm.append_to_partition(GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), -1,
                                       AppendOrigin.COORDINATOR).error == Errors.NONE
 
     def marker(producer_id: int, kind: ControlRecordType) -> None:
         batch = build_control_batch(kind, producer_id, 0, 0)
-        assert rm.append_to_partition(GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), -1, 9,
+        assert rm.append_to_partition(GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), -1,
                                       AppendOrigin.COORDINATOR).error == Errors.NONE
 
     txn_commit(1000, 50)

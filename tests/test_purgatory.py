@@ -162,7 +162,7 @@ class Leader:
         return self.manager.get_partition(T, 0).log
 
     def append(self, *values: bytes, acks: int = 1):
-        result = self.manager.append_to_partition(T, 0, memoryview(producer_batch(*values)), acks, 9)
+        result = self.manager.append_to_partition(T, 0, memoryview(producer_batch(*values)), acks)
         assert result.error == Errors.NONE
         return result
 

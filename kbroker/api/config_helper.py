@@ -137,7 +137,7 @@ def broker_id_of(name: str) -> int:
 def _wanted(keys: Iterable[str] | None) -> Callable[[str], bool]:
     """DescribeConfigs' key filter: null or empty lists every setting."""
     chosen = set(keys or ())
-    return (lambda name: name in chosen) if chosen else (lambda name: True)
+    return chosen.__contains__ if chosen else (lambda _name: True)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -70,7 +70,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kbroker.group")
 
-PRODUCE_REQUEST_VERSION = 9  # what our appends stand for (the log only needs magic v2 rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +277,7 @@ class GroupMetadataManager:
         partition = self.partition_for(group_id)
         batch = build_batch(records, compression=self.config.topic_compression_codec, now_ms=self.time_ms())
         result = self.replica_manager.append_to_partition(
-            GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), required_acks, PRODUCE_REQUEST_VERSION,
+            GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), required_acks,
             origin=AppendOrigin.COORDINATOR)
         if result.error == Errors.NONE and required_acks == -1:
             tp = (GROUP_METADATA_TOPIC_NAME, partition)
@@ -380,7 +379,7 @@ class GroupMetadataManager:
                 continue
             batch = build_batch(tombstones, compression=self.config.topic_compression_codec, now_ms=now)
             result = self.replica_manager.append_to_partition(
-                GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), 0, PRODUCE_REQUEST_VERSION,
+                GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), 0,
                 origin=AppendOrigin.COORDINATOR)
             if result.error != Errors.NONE:
                 log.warning("writing tombstones of group %s failed: %s", group.group_id, result.error.name)

@@ -228,7 +228,7 @@ class ReplicaManager:
         return Errors.NOT_LEADER_OR_FOLLOWER
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
-                            request_version: int, origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
+                            origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
         COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
         p = self.partitions.get((topic, partition))

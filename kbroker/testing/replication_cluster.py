@@ -85,7 +85,7 @@ class Node:
     async def produce(self, topic: str, count: int, acks: int = -1, timeout_ms: int = 5000,
                       index: int = 0) -> ProduceResult:
         records = producer_batch([b"%s-%d-%d" % (topic.encode(), self.broker_id, i) for i in range(count)])
-        result = self.replica_manager.append_to_partition(topic, index, memoryview(records), acks, 9)
+        result = self.replica_manager.append_to_partition(topic, index, memoryview(records), acks)
         if acks == -1 and result.error == Errors.NONE:
             await self.replica_manager.wait_for_acks({(topic, index): result}, timeout_ms)
         return result

@@ -74,7 +74,7 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
                     partitions.append((index, records))
                     continue
                 tp = (target, index)
-                results[tp] = replica_manager.append_to_partition(target, index, records, acks, version)
+                results[tp] = replica_manager.append_to_partition(target, index, records, acks)
                 partitions.append((index, tp))
         topics.append((topic_data, partitions))
     if acks == 0:
