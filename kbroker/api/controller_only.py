@@ -17,9 +17,6 @@ from kbroker.protocol.errors import Errors
 if TYPE_CHECKING:
     from kbroker.api.request_context import RequestContext
 
-# What Kafka's Errors.NOT_CONTROLLER says; responses without an error message field ignore it.
-NOT_CONTROLLER_MESSAGE = "This is not the correct controller for this cluster."
-
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 HandleFunction = Callable[["RequestContext", Request], Awaitable[Response]]
@@ -32,7 +29,8 @@ def controller_only(**empty_fields: Any) -> Callable[[HandleFunction[Request, Re
     # Any: this one dict is a valid answer of every API decorated (their responses all have
     # these fields, and missing ones take the schema defaults), whichever Response it stands for.
     refused: Any = {"throttle_time_ms": 0, "error_code": Errors.NOT_CONTROLLER,
-                    "error_message": NOT_CONTROLLER_MESSAGE, **empty_fields}
+                    "error_message": Errors.NOT_CONTROLLER.message,  # ignored by versions without it
+                    **empty_fields}
 
     def decorate(handle: HandleFunction[Request, Response]) -> HandleFunction[Request, Response]:
         @functools.wraps(handle)
