@@ -18,7 +18,6 @@ import fcntl
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +36,13 @@ from kbroker.log.config import LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, LogError
 from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.segment import now_ms
-from kbroker.log.unified_log import UnifiedLog, log_dir_name, parse_topic_partition
+from kbroker.log.unified_log import (
+    DELETE_DIR_SUFFIX,
+    UnifiedLog,
+    log_delete_dir_name,
+    log_dir_name,
+    parse_topic_partition,
+)
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
@@ -47,7 +52,6 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
-DELETE_DIR_SUFFIX = "-delete"
 FUTURE_DIR_SUFFIX = "-future"
 STRAY_DIR_SUFFIX = "-stray"
 
@@ -277,14 +281,15 @@ class LogManager:
                 unified_log.config = config
 
     def delete_log(self, topic: str, partition: int, now: int | None = None) -> bool:
-        """Rename to `<topic>-<p>.<uuid>-delete` now; remove after file.delete.delay.ms."""
+        """Rename to `<topic>-<p>.<uuid>-delete` (the topic shortened to fit 255 bytes) now;
+        remove after file.delete.delay.ms."""
         key = (topic, partition)
         unified_log = self.logs.pop(key, None)
         if unified_log is None:
             return False
         log_dir = self._log_dir_of.pop(key)
         self.cleaner.forget_log(key, log_dir)
-        unified_log.rename_dir(f"{log_dir_name(topic, partition)}.{uuid.uuid4().hex}{DELETE_DIR_SUFFIX}")
+        unified_log.rename_dir(log_delete_dir_name(topic, partition))
         due = (now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
         self._logs_to_delete.append((due, unified_log))
         self._write_checkpoints(log_dir)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -134,6 +135,25 @@ def parse_topic_partition(dir_name: str) -> tuple[str, int]:
 
 def log_dir_name(topic: str, partition: int) -> str:
     return f"{topic}-{partition}"
+
+
+DELETE_DIR_SUFFIX = "-delete"
+# Linux (and most file systems) refuse longer names; topic names are ASCII, so characters are bytes.
+MAX_FILE_NAME_LENGTH = 255
+
+
+def log_delete_dir_name(topic: str, partition: int) -> str:
+    """The name a deleted log's directory takes until it is removed (Kafka's logDeleteDirName).
+
+    `<topic>-<partition>.<uuid>-delete`, with the topic cut short so that the whole fits 255
+    bytes: a legal topic name has up to 249 characters, and `-0.<32 hex digits>-delete` alone
+    takes 42. The directory is only ever removed, so the cut topic never needs to be read back."""
+    return _log_dir_name_with_suffix_capped_length(topic, partition, DELETE_DIR_SUFFIX)
+
+
+def _log_dir_name_with_suffix_capped_length(topic: str, partition: int, suffix: str) -> str:
+    full_suffix = f"-{partition}.{uuid.uuid4().hex}{suffix}"
+    return topic[: MAX_FILE_NAME_LENGTH - len(full_suffix)] + full_suffix
 
 
 class UnifiedLog:
