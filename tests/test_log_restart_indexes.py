@@ -1,6 +1,6 @@
-"""Restarts of a LogManager on real files: after a clean shutdown the loader must trust the
-indexes it wrote (no warning, no rebuild, restart after restart), while an index that truly does
-not fit its segment is still found and rebuilt (issue 16, bug 9)."""
+"""Restarts of a LogManager on real files and of a real broker: after a clean shutdown the loader
+must trust the indexes it wrote (no warning, no rebuild, restart after restart), while an index
+that truly does not fit its segment is still found and rebuilt (issue 16, bug 9)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.testing.batches import producer_batch
+from kbroker.testing.raw_client import NONE, RawClient, create_topic, produce, read_partition
+from kbroker.testing.records import build_batch, partition_dir
 
 CLUSTER = "kbroker-test-cluster-1"
 T0 = 1_700_000_000_000
@@ -99,3 +101,24 @@ def test_a_corrupt_active_time_index_is_still_rebuilt(tmp_path, caplog, describe
     assert any("time index" in message for message in warnings), describe
     assert index_files(partition_dir)[time_index] == written[time_index], describe
     assert restart(log_dir, caplog) == []
+
+
+def test_a_broker_restarted_twice_after_produce_and_consume_rebuilds_no_index(broker_factory):
+    kbroker = broker_factory("log.segment.bytes=8000", "log.index.interval.bytes=2000")
+    create_topic(kbroker.port, "restarted")
+    with RawClient(kbroker.port) as client:
+        for n in range(60):
+            batch = build_batch([b"v" * 100] * 2, timestamps=[T0 + n, T0 + n])
+            assert produce(client, "restarted", 0, batch)["error_code"] == NONE
+    assert len(read_partition(kbroker.port, "restarted", 0)[1]) == 120
+    kbroker.stop()
+    written = index_files(partition_dir(kbroker.log_dir, "restarted", 0))
+    for attempt in (1, 2):
+        runs_before = kbroker.output().count("=== starting")
+        kbroker.start()
+        assert len(read_partition(kbroker.port, "restarted", 0)[1]) == 120
+        assert kbroker.stop() == 0
+        this_run = kbroker.output().split("=== starting")[runs_before + 1 :]
+        warnings = [line for line in "".join(this_run).splitlines() if " WARNING " in line]
+        assert warnings == [], f"restart {attempt} warned"
+        assert index_files(partition_dir(kbroker.log_dir, "restarted", 0)) == written, attempt
