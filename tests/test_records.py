@@ -70,6 +70,8 @@ def validate(batch, config=DEFAULT_CONFIG, origin=AppendOrigin.CLIENT, first_off
         now_ms=NOW,
         config=config,
         origin=origin,
+        topic="t",
+        partition=0,
     )
 
 
@@ -270,6 +272,12 @@ def test_client_log_append_time_batches():
     data = patch_header(producer_batch([b"a"]), attributes=0x08)
     err = error_of(data, config=LogConfig(message_timestamp_type="LogAppendTime"))
     assert err.code == Errors.INVALID_TIMESTAMP
+    # Kafka's LogValidator names each record as DefaultRecord.toString does.
+    [(index, message)] = err.record_errors
+    stamped = read_batches(data)[0][0].max_timestamp
+    assert (index, message) == (0, f"Invalid timestamp type in message DefaultRecord(offset=0, timestamp={stamped}, "
+                                   "key=0 bytes, value=1 bytes). Producer should not set timestamp type to LogAppendTime.")
+    assert err.message == "One or more records have been rejected due to invalid timestamp"
     no_timestamp = patch_header(producer_batch([b"a"]), attributes=0x08, max_timestamp=-1)
     assert error_of(no_timestamp).code == Errors.INVALID_TIMESTAMP
     # On a CreateTime topic a LogAppendTime batch with a real maxTimestamp becomes CreateTime.

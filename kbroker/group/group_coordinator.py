@@ -448,8 +448,9 @@ class GroupCoordinator:
             if group.protocol_name == group.select_protocol():
                 # Same protocol: persist the new member id and skip the rebalance.
                 assignment = {m.member_id: m.assignment for m in group.members.values()}
+                record = self.manager.group_record(group, assignment)
                 self._spawn(self._persist_static_member(group, member, p, group_instance_id, old_member_id,
-                                                        old_protocols, current_leader, assignment, respond))
+                                                        old_protocols, current_leader, record, respond))
             else:
                 self._maybe_prepare_rebalance(group, f"static member {group_instance_id} changed the protocol")
         elif state is GroupState.COMPLETING_REBALANCE:
@@ -458,10 +459,10 @@ class GroupCoordinator:
 
     async def _persist_static_member(self, group: GroupMetadata, member: MemberMetadata, p: JoinGroupParams,
                                      group_instance_id: str, old_member_id: str, old_protocols: list[tuple[str, bytes]],
-                                     current_leader: str | None, assignment: dict[str, bytes],
+                                     current_leader: str | None, record: bytes,
                                      respond: Callable[[JoinGroupResult], None]) -> None:
         new_member_id = member.member_id
-        error = await self.manager.store_group(group, assignment)
+        error = await self.manager.store_group(group.group_id, record)
         if error != Errors.NONE:
             # Put the old member id back: the new one was never stored.
             group.update_member(member, old_protocols, None)
@@ -546,7 +547,7 @@ class GroupCoordinator:
         group.init_next_generation(self.time_ms())
         if group.is_state(GroupState.EMPTY):
             log.info("group %s with generation %d is now empty", group.group_id, group.generation_id)
-            self._spawn(self._store_empty_group(group))
+            self._spawn(self._store_empty_group(group.group_id, self.manager.group_record(group, {})))
             return
         log.info("stabilized group %s generation %d (%s-%d) with %d members", group.group_id, group.generation_id,
                  GROUP_METADATA_TOPIC_NAME, self.partition_for(group.group_id), group.size)
@@ -572,11 +573,11 @@ class GroupCoordinator:
                 return True
         return False
 
-    async def _store_empty_group(self, group: GroupMetadata) -> None:
-        error = await self.manager.store_group(group, {})
+    async def _store_empty_group(self, group_id: str, record: bytes) -> None:
+        error = await self.manager.store_group(group_id, record)
         if error != Errors.NONE:
             # A restart before the next rebalance replays the previous generation, whose members time out.
-            log.warning("failed to write empty metadata for group %s: %s", group.group_id, error.name)
+            log.warning("failed to write empty metadata for group %s: %s", group_id, error.name)
 
     def _schedule_pending_sync(self, group: GroupMetadata) -> None:
         self._cancel_sync_timer(group)
@@ -670,7 +671,9 @@ class GroupCoordinator:
                 assignment = dict(assignments)
                 for missing in group.members.keys() - assignment.keys():
                     assignment[missing] = b""
-                self._spawn(self._store_assignment(group, generation_id, member_id, assignment))
+                # Stored as the group is now: members joining before the task runs are not in it.
+                record = self.manager.group_record(group, assignment)
+                self._spawn(self._store_assignment(group, generation_id, member_id, assignment, record))
         elif state is GroupState.STABLE:
             self._remove_pending_sync_member(group, member_id)
             member = group.get(member_id)
@@ -678,8 +681,8 @@ class GroupCoordinator:
             self._complete_and_schedule_next_heartbeat_expiration(group, member)
 
     async def _store_assignment(self, group: GroupMetadata, generation_id: int, leader_id: str,
-                                assignment: dict[str, bytes]) -> None:
-        error = await self.manager.store_group(group, assignment)
+                                assignment: dict[str, bytes], record: bytes) -> None:
+        error = await self.manager.store_group(group.group_id, record)
         # Another member may have joined meanwhile: only the same generation, still completing, proceeds.
         if not group.is_state(GroupState.COMPLETING_REBALANCE) or group.generation_id != generation_id:
             return

@@ -9,7 +9,8 @@ As Kafka's GroupMetadataManager (KAFKA-FACTS §6):
   COMMIT marker is read; `unload_partition` drops the partition's groups;
 - `store_group` and `store_offsets` append Kafka's key/value records (coordinator_records.py)
   with offsets.commit.required.acks (-1) and wait up to offsets.commit.timeout.ms, mapping log
-  errors to the coordinator's error codes as Kafka does;
+  errors to the coordinator's error codes as Kafka does; a group's record is built by
+  `group_record` when the change is accepted, and stored by `store_group` afterwards;
 - `cleanup_group_metadata` writes tombstones for removed offsets and dead groups (expiry,
   DeleteGroups, OffsetDelete).
 It reads and appends through the ReplicaManager only; the group protocol (joins, rebalances,
@@ -284,8 +285,13 @@ class GroupMetadataManager:
             await self.replica_manager.wait_for_acks({tp: result}, self.config.commit_timeout_ms)
         return result.error, result.base_offset
 
-    async def store_group(self, group: GroupMetadata, assignment: dict[str, bytes]) -> Errors:
-        """Writes the group's metadata with these assignments (snapshotted before any await)."""
+    @staticmethod
+    def group_record(group: GroupMetadata, assignment: dict[str, bytes]) -> bytes:
+        """The group's metadata value with these assignments, as the group stands now.
+
+        Build it when the change is accepted and store it later: Kafka builds the record in
+        storeGroup under the group lock, so members who join before the append runs (on a later
+        loop turn here) are not in it, and are not in `assignment` either."""
         protocol_name = group.protocol_name
         # Only an Empty group has no protocol, and it has no members to store either.
         members = [] if protocol_name is None else [
@@ -296,12 +302,15 @@ class GroupMetadataManager:
                                      group.leader_id,
                                      -1 if group.current_state_timestamp is None else group.current_state_timestamp,
                                      members)
-        value = group_metadata_value(record)
-        error, _ = await self._append(group.group_id, [SimpleRecord(group_metadata_key(group.group_id), value,
-                                                                   timestamp=self.time_ms())],
+        return group_metadata_value(record)
+
+    async def store_group(self, group_id: str, record: bytes) -> Errors:
+        """Writes a group's metadata value built by `group_record`."""
+        error, _ = await self._append(group_id, [SimpleRecord(group_metadata_key(group_id), record,
+                                                             timestamp=self.time_ms())],
                                       self.config.commit_required_acks)
         if error != Errors.NONE:
-            log.warning("writing metadata of group %s failed: %s", group.group_id, error.name)
+            log.warning("writing metadata of group %s failed: %s", group_id, error.name)
         return Errors.NONE if error == Errors.NONE else store_group_error(error)
 
     def _metadata_fits(self, metadata: str) -> bool:

@@ -281,6 +281,8 @@ class UnifiedLog:
             now_ms=now,
             config=self.config,
             origin=origin,
+            topic=self.topic,
+            partition=self.partition,
         )
         if result.size_maybe_changed:
             for batch in result.batches:

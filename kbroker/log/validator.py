@@ -5,7 +5,9 @@ Checks, in Kafka's order: client baseOffset 0, batch size vs max.message.bytes (
 size and CRC-32C (CORRUPT_MESSAGE); then per batch: offset range vs count, count > 0, no client
 control batches, producer id with a sequence (INVALID_RECORD); then record-level rules only when
 a rule needs the records (keys on compacted topics, finite message.timestamp.before/after.max.ms)
-and the timestamp-type rules readable from the header (INVALID_TIMESTAMP).
+and the timestamp-type rules readable from the header (INVALID_TIMESTAMP). A batch refused by a
+record-level rule names each offending record (its index in the batch and Kafka's message) in
+LogError.record_errors, with Kafka's RecordValidationException message, for Produce v8+.
 
 Offsets and the partition leader epoch are patched into the batch headers; LogAppendTime topics
 also get the timestamp bit and maxTimestamp, with the CRC recomputed. A writable buffer (bytearray
@@ -36,6 +38,7 @@ from kbroker.log.records import (
     BatchHeader,
     Buffer,
     CorruptRecordError,
+    Record,
     SimpleRecord,
     batch_crc_is_valid,
     build_batch,
@@ -140,12 +143,14 @@ def validate_and_assign_offsets(
     now_ms: int,
     config: LogConfig,
     origin: AppendOrigin,
+    topic: str,
+    partition: int,
 ) -> ValidationResult:
     """LogValidator.validateMessagesAndAssignOffsets for v2 batches (headers from
-    analyze_and_validate_records)."""
+    analyze_and_validate_records); the topic partition is named in record errors."""
     for header in headers:
         _validate_batch(header, origin)
-        _validate_records_of_batch(records, header, now_ms, config)
+        _validate_records_of_batch(records, header, now_ms, config, topic, partition)
     if _needs_recompression(headers, config):
         return _rebuild_in_target_codec(records, headers, first_offset, leader_epoch, now_ms, config)
     return _assign_offsets_in_place(records, headers, first_offset, leader_epoch, now_ms, config)
@@ -180,9 +185,13 @@ def _validate_batch(header: BatchHeader, origin: AppendOrigin) -> None:
 
 
 def _validate_records_of_batch(
-    records: memoryview, header: BatchHeader, now_ms: int, config: LogConfig
+    records: memoryview, header: BatchHeader, now_ms: int, config: LogConfig, topic: str, partition: int
 ) -> None:
-    """Record-level rules (keys, timestamps); decodes records only when a rule needs them."""
+    """Record-level rules (keys, timestamps); decodes records only when a rule needs them.
+
+    As Kafka's LogValidator, every offending record is named (its index in the batch and
+    Kafka's message) and the batch is refused as a whole with RecordValidationException's
+    message; Produce v8+ hands both to the client."""
     errors: list[tuple[int, str]] = []
     timestamp_errors = False
     bounded = (
@@ -192,18 +201,31 @@ def _validate_records_of_batch(
     if config.compact or check_each_timestamp:
         for index, record in enumerate(_records_or_invalid(records, header)):
             if config.compact and record.key is None:
-                errors.append((index, "compacted topic cannot accept message without key"))
+                errors.append((index, f"Compacted topic cannot accept message without key in topic partition "
+                                      f"{topic}-{partition}"))
             elif check_each_timestamp and _timestamp_out_of_bounds(record.timestamp, now_ms, config):
-                errors.append((index, f"timestamp {record.timestamp} of message is out of range"))
+                errors.append((index, _out_of_range_message(record, now_ms, config)))
                 timestamp_errors = True
-    timestamp_message = _batch_timestamp_problem(header, now_ms, config)
-    if timestamp_message is not None and not errors:
-        errors = [(index, timestamp_message) for index in range(max(header.record_count, 1))]
-        timestamp_errors = True
+    if not errors:
+        errors = _batch_timestamp_errors(records, header, now_ms, config)
+        timestamp_errors = bool(errors)
     if errors:
-        code = Errors.INVALID_TIMESTAMP if timestamp_errors else Errors.INVALID_RECORD
-        shown = "; ".join(f"record {index}: {message}" for index, message in errors[:3])
-        raise LogError(code, f"{len(errors)} record error(s), first ones: {shown}", errors)
+        raise _record_validation_error(errors, timestamp_errors)
+
+
+def _record_validation_error(errors: list[tuple[int, str]], timestamp_errors: bool) -> LogError:
+    """Kafka's processRecordErrors: INVALID_TIMESTAMP if any timestamp is wrong, else
+    INVALID_RECORD with the count and the first three RecordErrors in Java's list form."""
+    if timestamp_errors:
+        return LogError(Errors.INVALID_TIMESTAMP, "One or more records have been rejected due to invalid timestamp",
+                        errors)
+    shown = ", ".join(f"RecordError(batchIndex={index}, message='{message}')" for index, message in errors[:3])
+    return LogError(
+        Errors.INVALID_RECORD,
+        f"One or more records have been rejected due to {len(errors)} record errors in total, "
+        f"and only showing the first three errors at most: [{shown}]",
+        errors,
+    )
 
 
 def _records_or_invalid(records: memoryview, header: BatchHeader):
@@ -223,16 +245,43 @@ def _timestamp_out_of_bounds(timestamp: int, now_ms: int, config: LogConfig) -> 
     )
 
 
-def _batch_timestamp_problem(header: BatchHeader, now_ms: int, config: LogConfig) -> str | None:
+def _java_long(value: int) -> int:
+    """`value` wrapped to a signed 64-bit integer, as Java's long arithmetic leaves it."""
+    return (value + 2**63) % 2**64 - 2**63
+
+
+def _out_of_range_message(record: Record, now_ms: int, config: LogConfig) -> str:
+    # Kafka computes the bounds in longs: the default after.max.ms (Long.MAX_VALUE) wraps around.
+    low = _java_long(now_ms - config.message_timestamp_before_max_ms)
+    high = _java_long(now_ms + config.message_timestamp_after_max_ms)
+    return (f"Timestamp {record.timestamp} of message with offset {record.offset} is out of range. "
+            f"The timestamp should be within [{low}, {high}]")
+
+
+def _batch_timestamp_errors(
+    records: memoryview, header: BatchHeader, now_ms: int, config: LogConfig
+) -> list[tuple[int, str]]:
     """Timestamp rules decidable from the header: records of a LogAppendTime batch carry its
-    maxTimestamp, which a client may not choose except as a plain CreateTime value."""
+    maxTimestamp, which a client may not choose except as a plain CreateTime value. The header
+    decides; the records are decoded only to name each of them, as Kafka does."""
     if header.timestamp_type != LOG_APPEND_TIME:
-        return None
+        return []
     if config.log_append_time or header.max_timestamp == NO_TIMESTAMP:
-        return "producer should not set timestamp type to LogAppendTime"
+        return [(index, f"Invalid timestamp type in message {_describe(record)}. Producer should not set "
+                        f"timestamp type to LogAppendTime.")
+                for index, record in enumerate(_records_or_invalid(records, header))]
     if _timestamp_out_of_bounds(header.max_timestamp, now_ms, config):
-        return f"timestamp {header.max_timestamp} of message is out of range"
-    return None
+        return [(index, _out_of_range_message(record, now_ms, config))
+                for index, record in enumerate(_records_or_invalid(records, header))]
+    return []
+
+
+def _describe(record: Record) -> str:
+    """Kafka's DefaultRecord.toString."""
+    key_size = 0 if record.key is None else len(record.key)
+    value_size = 0 if record.value is None else len(record.value)
+    return (f"DefaultRecord(offset={record.offset}, timestamp={record.timestamp}, key={key_size} bytes, "
+            f"value={value_size} bytes)")
 
 
 def _needs_recompression(headers: list[BatchHeader], config: LogConfig) -> bool:

@@ -12,7 +12,7 @@ It reads partitions through a lookup callable and never touches the ReplicaManag
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -33,6 +33,8 @@ class ProduceResult:
     log_start_offset: int = -1
     message: str | None = None
     last_offset: int = -1
+    # (index in the batch, message) of each record that made the log refuse the batch (Produce v8+).
+    record_errors: Sequence[tuple[int, str]] = ()
 
 
 class DelayedProduce(DelayedOperation):

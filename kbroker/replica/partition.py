@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -56,9 +56,13 @@ _ALTER_PARTITION_AWAIT_METADATA = frozenset({
 
 
 class PartitionError(Exception):
-    def __init__(self, code: Errors, message: str = "") -> None:
+    """A refused partition operation as Kafka's error; `record_errors` name the records the log
+    refused, as (index in the batch, message)."""
+
+    def __init__(self, code: Errors, message: str = "", record_errors: Sequence[tuple[int, str]] = ()) -> None:
         super().__init__(message or code.name)
         self.code = code
+        self.record_errors = record_errors
 
 
 @dataclass(slots=True)
@@ -236,7 +240,7 @@ class Partition:
         try:
             info = log.append_as_leader(records, self.leader_epoch, origin)
         except LogError as exc:
-            raise PartitionError(exc.code, str(exc)) from None
+            raise PartitionError(exc.code, str(exc), exc.record_errors) from None
         self.maybe_increment_high_watermark()
         return info
 

@@ -238,7 +238,8 @@ class ReplicaManager:
             info = p.append_records_to_leader(records, required_acks, origin)
         except PartitionError as exc:
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
-                                 log_start_offset=p.log.log_start_offset if p.log else -1)
+                                 log_start_offset=p.log.log_start_offset if p.log else -1,
+                                 record_errors=exc.record_errors)
         self._complete_delayed_requests((topic, partition))
         return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)

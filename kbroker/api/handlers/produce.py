@@ -14,6 +14,9 @@
     Kafka does.
   - Topics by name, or by id from v13 (UNKNOWN_TOPIC_ID).
   - Client writes to internal topics get INVALID_TOPIC_EXCEPTION.
+  - A batch refused for its records (a keyless record on a compacted topic, a timestamp out of
+    bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
+    offending record's batch index and message) and Kafka's `error_message`.
 - Gaps: transactional produce (no transaction coordinator yet: transactional ids are not
   accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them).
 """
@@ -89,10 +92,15 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         entries: list[ProduceResponsePartitionProduceResponse] = []
         for index, slot in partitions:  # inline, not a helper: one call less per partition
             result = slot if isinstance(slot, ProduceResult) else results[slot]
-            entries.append({"index": index, "error_code": result.error,
-                            "base_offset": result.base_offset if result.error == Errors.NONE else -1,
-                            "log_append_time_ms": result.log_append_time,
-                            "log_start_offset": result.log_start_offset, "error_message": result.message})
+            entry: ProduceResponsePartitionProduceResponse = {
+                "index": index, "error_code": result.error,
+                "base_offset": result.base_offset if result.error == Errors.NONE else -1,
+                "log_append_time_ms": result.log_append_time,
+                "log_start_offset": result.log_start_offset, "error_message": result.message}
+            if result.record_errors:  # the records the log refused, named for v8+ (KIP-467)
+                entry["record_errors"] = [{"batch_index": i, "batch_index_error_message": message}
+                                          for i, message in result.record_errors]
+            entries.append(entry)
         responses.append({"name": topic_data["name"], "topic_id": topic_data["topic_id"],
                           "partition_responses": entries})
     return {"responses": responses, "throttle_time_ms": 0}
