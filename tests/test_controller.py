@@ -90,6 +90,27 @@ def test_new_topic_gets_leaders_and_every_replica_is_told(cluster):
     assert {ps["partition_index"] for t in updates[-1][1]["topic_states"] for ps in t["partition_states"]} == {0, 1}
 
 
+def test_a_wide_new_topic_writes_its_partition_states_in_a_few_multis(cluster):
+    """One multi per new partition made the embedded store copy and save its whole tree once per
+    partition: quadratic, 31 s with the event loop blocked for a 2,000-partition CreateTopics. The
+    states now go in batches (a few hundred partitions per multi, under ZooKeeper's 1 MiB)."""
+    multis: list[int] = []
+    store_multi = cluster.store.multi
+
+    def counted_multi(ops):
+        multis.append(len(ops))
+        return store_multi(ops)
+
+    cluster.store.multi = counted_multi
+    cluster.create_topic("wide", {p: [1 + p % 3] for p in range(1200)})
+
+    assert len(multis) <= 5, f"{len(multis)} multis"
+    assert all(cluster.state("wide", p).leader == 1 + p % 3 for p in range(1200))
+    led = {ps["partition_index"] for _, r in cluster.channel.take(ApiKey.LEADER_AND_ISR)
+           for t in r["topic_states"] for ps in t["partition_states"]}
+    assert led == set(range(1200))
+
+
 def test_broker_failure_moves_leadership_within_the_isr_and_shrinks_it(cluster):
     cluster.create_topic("t", {0: [2, 3, 1]})
     cluster.channel.sent.clear()

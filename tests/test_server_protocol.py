@@ -70,6 +70,8 @@ def test_api_versions_answers_every_supported_version(shared_broker, version):
     assert answer.api_keys[wire.API_VERSIONS] == (0, 4)
     assert answer.api_keys[wire.METADATA] == (0, 13)
     assert answer.api_keys[wire.DESCRIBE_CLUSTER][0] == 0
+    # DescribeAcls, CreateAcls, DeleteAcls: clients refuse ACL calls to a broker that lacks them.
+    assert [answer.api_keys.get(key) for key in (29, 30, 31)] == [(0, 3)] * 3
     if version >= 1:
         assert answer.throttle_time_ms == 0
 

@@ -299,7 +299,10 @@ class KafkaController:
         self._send_update_metadata(list(self.live_brokers), partitions)
 
     def _initialize_partitions(self, partitions: list[tuple[str, int]]) -> None:
-        """NewPartition -> OnlinePartition: leader = first live replica, ISR = live replicas."""
+        """NewPartition -> OnlinePartition: leader = first live replica, ISR = live replicas. The new
+        state znodes are written in batches (KafkaZkClient.create_partition_states), not one
+        multi each: a topic may bring thousands at once."""
+        created: list[tuple[str, int, zk.LeaderIsrAndControllerEpoch]] = []
         for topic, partition in partitions:
             if (topic, partition) in self.states:
                 continue
@@ -311,8 +314,11 @@ class KafkaController:
             state = self.zk.get_partition_state(topic, partition)
             if state is None:
                 state = zk.LeaderIsrAndControllerEpoch(live[0], 0, live, self.epoch)
-                self.zk.create_partition_state(topic, partition, state, self.epoch_zk_version)
-            self.states[(topic, partition)] = state
+                created.append((topic, partition, state))
+            else:
+                self.states[(topic, partition)] = state
+        self.zk.create_partition_states(created, self.epoch_zk_version)
+        self.states.update({(topic, partition): state for topic, partition, state in created})
 
     def _delete_topic(self, topic: str) -> None:
         """Kafka's TopicDeletionManager: every replica is told to stop and delete its log, and the

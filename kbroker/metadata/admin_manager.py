@@ -16,7 +16,13 @@ import time
 from dataclasses import dataclass, field
 
 from kbroker.config import KafkaConfig, validate_topic_config
-from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
+from kbroker.metadata.admin_zk_client import (
+    MAX_PARTITIONS_PER_REQUEST,
+    AdminError,
+    AdminZkClient,
+    assign_replicas_to_brokers,
+    excessive_partitions,
+)
 from kbroker.metadata.metadata_cache import MetadataCache
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_from_base64
@@ -53,6 +59,21 @@ class AdminManager:
         self.cache = cache
 
     # -- create -----------------------------------------------------------------------------
+    def check_partitions_requested(self, requests: list[TopicRequest]) -> AdminError | None:
+        """POLICY_VIOLATION when the topics of one CreateTopics request add up to more than
+        MAX_PARTITIONS_PER_REQUEST partitions, checked before anything else, as Kafka 4's
+        ReplicationControlManager.validateTotalNumberOfPartitions does (its answer goes to every
+        topic of the request). Counts that are invalid anyway (0, below -1) count as none."""
+        total = sum(self._partitions_requested(r) for r in requests)
+        return excessive_partitions() if total > MAX_PARTITIONS_PER_REQUEST else None
+
+    def _partitions_requested(self, req: TopicRequest) -> int:
+        if req.assignments:
+            return len(req.assignments)
+        if req.num_partitions == -1:
+            return int(self.config.get("num.partitions"))
+        return max(req.num_partitions, 0)
+
     def _prepare(self, req: TopicRequest) -> tuple[dict[int, list[int]], int, int]:
         if req.assignments:
             if req.num_partitions != -1 or req.replication_factor != -1:
@@ -159,6 +180,18 @@ class AdminManager:
         return results
 
     # -- partitions ---------------------------------------------------------------------------
+    def check_partitions_added(self, counts: list[tuple[str, int]]) -> AdminError | None:
+        """POLICY_VIOLATION when one CreatePartitions request would add more than
+        MAX_PARTITIONS_PER_REQUEST partitions over all its topics: the bound Kafka 4 puts on
+        CreateTopics, applied to what CreatePartitions adds (Kafka's controller bounds every
+        operation at that many records). Unknown topics and counts that are no increase add none."""
+        added = 0
+        for name, count in counts:
+            topic = self.cache.topic(name)
+            if topic is not None:
+                added += max(count - len(topic.partitions), 0)
+        return excessive_partitions() if added > MAX_PARTITIONS_PER_REQUEST else None
+
     async def create_partitions(self, changes: list[tuple[str, int, list[list[int]] | None]], timeout_ms: int,
                                 validate_only: bool) -> dict[str, tuple[Errors, str | None]]:
         results: dict[str, tuple[Errors, str | None]] = {}

@@ -6,7 +6,9 @@ partitions online); adding partitions rewrites the assignment; deleting writes t
 Replica assignment is Kafka's rack-unaware algorithm (AdminUtils.assignReplicasToBrokers): a
 random start, round robin for the first replica, a shifting offset for the others; with
 broker.rack set on every broker, the rack-aware variant alternates racks.
-Validation returns Kafka's error codes; nothing here touches logs or requests.
+Validation returns Kafka's error codes; nothing here touches logs or requests. No request may
+ask for more than MAX_PARTITIONS_PER_REQUEST new partitions: placing replicas is a loop on the
+event loop, and a count of 2,147,483,647 would run it until memory ran out.
 """
 
 from __future__ import annotations
@@ -20,11 +22,22 @@ from kbroker.metadata.znode_store import NodeExistsError
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 
+# Kafka 4's controller refuses a CreateTopics request adding up to more partitions than this
+# (ReplicationControlManager.MAX_PARTITIONS_PER_BATCH; 3.9's controller bounds every operation at
+# the same number of records), before it places any replica.
+MAX_PARTITIONS_PER_REQUEST = 10_000
+EXCESSIVE_PARTITIONS = "Excessively large number of partitions per request."
+
 
 @dataclass(slots=True)
 class AdminError(Exception):
     code: Errors
     message: str
+
+
+def excessive_partitions() -> AdminError:
+    """Kafka's answer to a request over MAX_PARTITIONS_PER_REQUEST (a PolicyViolationException)."""
+    return AdminError(Errors.POLICY_VIOLATION, EXCESSIVE_PARTITIONS)
 
 
 def assign_replicas_to_brokers(num_partitions: int, replication_factor: int, brokers: list[int],
@@ -40,6 +53,8 @@ def assign_replicas_to_brokers(num_partitions: int, replication_factor: int, bro
         raise AdminError(Errors.INVALID_REPLICATION_FACTOR,
                          f"Replication factor: {replication_factor} larger than available brokers: "
                          f"{len(brokers)}.")
+    if num_partitions > MAX_PARTITIONS_PER_REQUEST:  # the callers check first; this keeps the loop bounded
+        raise excessive_partitions()
     brokers = sorted(brokers)
     if racks and all(racks.get(b) for b in brokers):
         brokers = _rack_alternated(brokers, racks)
@@ -141,6 +156,8 @@ class AdminZkClient:
             raise AdminError(Errors.INVALID_PARTITIONS, f"Topic already has {existing} partitions.")
         rf = len(current.partitions[0])
         added = new_total - existing
+        if added > MAX_PARTITIONS_PER_REQUEST:
+            raise excessive_partitions()
         if explicit is not None:
             if len(explicit) != added:
                 raise AdminError(Errors.INVALID_REPLICA_ASSIGNMENT,

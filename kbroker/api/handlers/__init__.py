@@ -53,6 +53,10 @@ HANDLER_MODULES = (
     "describe_configs",
     "alter_configs",
     "incremental_alter_configs",
+    # ACLs: SECURITY_DISABLED until kbroker has an authorizer
+    "describe_acls",
+    "create_acls",
+    "delete_acls",
     # consumer groups (kbroker/group/)
     "find_coordinator",
     "join_group",

@@ -7,6 +7,10 @@
   - Errors as Kafka: UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (fewer or the same count),
     INVALID_REPLICA_ASSIGNMENT (wrong number of assignments, unknown brokers, duplicates),
     INVALID_REQUEST for a topic named twice.
+  - A request that would add more than 10,000 partitions over all its topics is refused before
+    anything is placed: every topic answers POLICY_VIOLATION "Excessively large number of
+    partitions per request." (Kafka 4's CreateTopics bound; its controller bounds every
+    operation at 10,000 records).
   - validate_only checks without changing anything.
 - Gaps: none known.
 """
@@ -31,6 +35,10 @@ VERSIONS = (0, 3)
 
 
 async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
+    too_many = ctx.services.admin_manager.check_partitions_added([(t["name"], t["count"]) for t in request["topics"]])
+    if too_many is not None:
+        return {"throttle_time_ms": 0, "results": [{"name": t["name"], "error_code": too_many.code,
+                                                    "error_message": too_many.message} for t in request["topics"]]}
     names = [t["name"] for t in request["topics"]]
     duplicates = {n for n in names if names.count(n) > 1}
     changes = [(t["name"], t["count"], None if t["assignments"] is None else [a["broker_ids"] for a in t["assignments"]])
