@@ -51,7 +51,6 @@ from kbroker.replica.partition import (
     PartitionError,
     PendingIsrChange,
 )
-from kbroker.replica.replica_fetcher import BrokerEndPoint, ReplicaFetcherManager
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -62,6 +61,7 @@ if TYPE_CHECKING:
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
     from kbroker.replica.alter_partition_manager import AlterPartitionManager
+    from kbroker.replica.replica_fetcher import BrokerEndPoint, ReplicaFetcherManager
 
 log = logging.getLogger("kbroker.replica")
 
@@ -175,6 +175,9 @@ class ReplicaManager:
 
     def _leader_endpoint(self, leader_id: int, live_leaders: list[dict]) -> BrokerEndPoint | None:
         """The leader's inter-broker endpoint: from the request's live leaders, else the cache."""
+        # Followers exist only in cluster mode: a single-node broker never imports the fetcher.
+        from kbroker.replica.replica_fetcher import BrokerEndPoint
+
         for entry in live_leaders:
             if entry["broker_id"] == leader_id and entry["port"] > 0:
                 return BrokerEndPoint(leader_id, entry["host_name"], entry["port"])
