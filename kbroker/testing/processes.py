@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from kbroker.testing import wire
@@ -66,6 +67,22 @@ def started(proc: subprocess.Popen | None, what: str) -> subprocess.Popen:
     if proc is None:
         raise AssertionError(f"{what} was never started")
     return proc
+
+
+def start_failure(proc: subprocess.Popen, is_serving: Callable[[], bool], name: str, answer: str,
+                  timeout: float, output_path: Path, stop: Callable[[], None]) -> str | None:
+    """Waits until a just-started process serves (`is_serving`) or exits. None once it serves;
+    otherwise why it does not, with the tail of its output (a process that never answers is
+    stopped with `stop` first)."""
+    try:
+        eventually(lambda: proc.poll() is not None or is_serving(), what=f"{name} to answer {answer}",
+                   timeout=timeout)
+    except AssertionError:
+        stop()
+        return f"{name} did not answer {answer} within {timeout}s:\n{tail(output_path)}"
+    if proc.poll() is not None:
+        return f"{name} exited with {proc.returncode} before serving:\n{tail(output_path)}"
+    return None
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -133,20 +150,10 @@ class BrokerProcess:
 
     def wait_ready(self, timeout: float = BROKER_READY_TIMEOUT) -> None:
         """Wait until an ApiVersions v0 request over a socket is answered; kill it if it never is."""
-        try:
-            eventually(self._exited_or_serving, what="kbroker to answer ApiVersions", timeout=timeout)
-        except AssertionError:
-            self.kill()
-            raise BrokerFailed(
-                f"kbroker did not answer ApiVersions within {timeout}s:\n{tail(self.output_path)}"
-            ) from None
-        if self.process.poll() is not None:
-            raise BrokerFailed(
-                f"kbroker exited with {self.process.returncode} before serving:\n{tail(self.output_path)}"
-            )
-
-    def _exited_or_serving(self) -> bool:
-        return self.process.poll() is not None or self._answers_api_versions()
+        failure = start_failure(self.process, self._answers_api_versions, "kbroker", "ApiVersions", timeout,
+                                self.output_path, self.kill)
+        if failure is not None:
+            raise BrokerFailed(failure)
 
     def _answers_api_versions(self) -> bool:
         try:

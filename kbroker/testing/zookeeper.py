@@ -20,8 +20,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kbroker.testing.processes import free_port, kill_group, start_session_process, started, tail
-from kbroker.testing.waiting import eventually
+from kbroker.testing.processes import (
+    free_port,
+    kill_group,
+    start_failure,
+    start_session_process,
+)
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 # zookeeper.jar's manifest Class-Path names the rest (jute, netty, slf4j-api, ...);
@@ -88,19 +92,11 @@ class ZooKeeperProcess:
         """Start it and wait until it accepts sessions; raises AssertionError (with its output) if it does not."""
         argv = zookeeper_argv(self.port, self.workdir / "data")
         self.proc = start_session_process(argv, self.output_path, self.workdir)
-        try:
-            eventually(self._exited_or_ok, what="ZooKeeper to answer ruok and srvr", timeout=timeout)
-        except AssertionError:
-            self.stop()
-            raise AssertionError(
-                f"ZooKeeper did not answer ruok within {timeout}s:\n{tail(self.output_path)}"
-            ) from None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"ZooKeeper exited with {self.proc.returncode}:\n{tail(self.output_path)}")
+        failure = start_failure(self.proc, self._is_ok, "ZooKeeper", "ruok and srvr", timeout, self.output_path,
+                                self.stop)
+        if failure is not None:
+            raise AssertionError(failure)
         return self
-
-    def _exited_or_ok(self) -> bool:
-        return started(self.proc, "ZooKeeper").poll() is not None or self._is_ok()
 
     def _is_ok(self) -> bool:
         # "imok" comes before the server accepts sessions; `srvr` reports a Mode only once it does.
