@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
@@ -27,7 +28,6 @@ from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.metadata_cache import MetadataCache
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
-from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
 from kbroker.replica.partition import Partition
@@ -65,6 +65,8 @@ class Node:
         # replication parts the handlers served here use, so it is not that type.
         self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
         self.down = False
+        # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
+        self.started_group_coordinator = None
 
     @property
     def port(self) -> int:
@@ -140,14 +142,9 @@ class InProcessCluster:
         node = self.nodes.get(broker_id)
         if node is None or node.down:
             return  # a dead broker never answers
-        response: dict = {"error_code": 0}
-        if api_key == ApiKey.LEADER_AND_ISR:
-            response = node.replica_manager.become_leader_or_follower(request)
-        elif api_key == ApiKey.UPDATE_METADATA:  # as the UpdateMetadata handler's apply does
-            node.metadata_cache.update_metadata(request)
-            node.replica_manager.on_live_brokers_changed()
-        elif api_key == ApiKey.STOP_REPLICA:
-            response = node.replica_manager.stop_replicas(request)
+        # The same apply functions a broker runs for its own controller; the Node stands in for
+        # the services, as it does for the handlers.
+        response = deliver_locally(node, api_key, request) or {"error_code": 0}  # type: ignore[arg-type]
         if on_response is not None:  # the controller waits for StopReplica answers to finish a deletion
             on_response(response)
 
