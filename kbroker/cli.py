@@ -19,6 +19,8 @@ import sys
 
 import kbroker
 from kbroker.config import DATA_DIR_DEFAULT, ConfigError, KafkaConfig
+from kbroker.config.properties import did_you_mean, unknown_env_variables
+from kbroker.config.support import ignored_message, ignored_settings, refusal_message, refused_settings
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
@@ -70,10 +72,14 @@ def _load_config(args: argparse.Namespace) -> KafkaConfig:
     except ConfigError as exc:
         print(f"kbroker: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if config.unknown_keys:
-        print(
-            f"kbroker: warning: ignoring unknown settings: {', '.join(config.unknown_keys)}", file=sys.stderr
-        )
+    refused = refused_settings(config)
+    if refused:  # fail closed: running without them would serve less than the operator asked for
+        print(f"kbroker: error: {refusal_message(refused)}", file=sys.stderr)
+        raise SystemExit(2)
+    unknown = config.unknown_keys + unknown_env_variables(os.environ)
+    if unknown:
+        named = ", ".join(name + did_you_mean(name) for name in unknown)
+        print(f"kbroker: warning: ignoring unknown settings: {named}", file=sys.stderr)
     return config
 
 
@@ -105,6 +111,9 @@ def _setup_logging(level: int) -> None:
 
 
 def _log_startup(config: KafkaConfig) -> None:
+    ignored = ignored_settings(config)
+    if ignored:
+        log.info(ignored_message(ignored))
     if config.single_node:
         log.info("single-node mode: no zookeeper.connect, metadata kept under the data directory")
     else:

@@ -143,7 +143,10 @@ class KafkaServer:
             server = SocketServer(endpoint.host, endpoint.port, processor,
                                   listener_name=endpoint.listener_name,
                                   max_request_bytes=self.config.get("socket.request.max.bytes"),
-                                  max_queued_requests=self.config.get("queued.max.requests"))
+                                  max_queued_requests=self.config.get("queued.max.requests"),
+                                  backlog=self.config.get("socket.listen.backlog.size"),
+                                  send_buffer_bytes=self.config.get("socket.send.buffer.bytes"),
+                                  receive_buffer_bytes=self.config.get("socket.receive.buffer.bytes"))
             await server.start()
             self.socket_servers.append(server)
         self._register()
@@ -376,8 +379,9 @@ class KafkaServer:
             due["retention"] = now + self.config.get("log.retention.check.interval.ms") / 1000
         if now >= due.get("checkpoint", 0):
             log_manager.checkpoint()
-            # One pass writes every checkpoint file; the high watermark's is the most frequent.
+            # One pass writes every checkpoint file, as often as the most frequent of them asks.
             due["checkpoint"] = now + min(self.config.get("log.flush.offset.checkpoint.interval.ms"),
+                                          self.config.get("log.flush.start.offset.checkpoint.interval.ms"),
                                           self.config.get("replica.high.watermark.checkpoint.interval.ms")) / 1000
         log_manager.flush_if_due()
 

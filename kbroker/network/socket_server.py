@@ -78,6 +78,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # socket.send/receive.buffer.bytes; -1 keeps the OS default, as in Kafka
+                for option, size in ((socket.SO_SNDBUF, self.server.send_buffer_bytes),
+                                     (socket.SO_RCVBUF, self.server.receive_buffer_bytes)):
+                    if size != -1:
+                        sock.setsockopt(socket.SOL_SOCKET, option, size)
             except OSError:
                 pass
         self.server.connections.add(self)
@@ -215,7 +220,7 @@ class SocketServer:
 
     def __init__(self, host: str, port: int, processor: RequestProcessor, *, listener_name: str = "PLAINTEXT",
                  max_request_bytes: int = 104857600, max_queued_requests: int = 500,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, send_buffer_bytes: int = -1, receive_buffer_bytes: int = -1) -> None:
         self.host = host
         self.port = port
         self.processor = processor
@@ -223,6 +228,8 @@ class SocketServer:
         self.max_request_bytes = max_request_bytes
         self.max_queued_requests = max_queued_requests
         self.backlog = backlog
+        self.send_buffer_bytes = send_buffer_bytes
+        self.receive_buffer_bytes = receive_buffer_bytes
         self.connections: set[KafkaConnection] = set()
         self.in_flight = 0
         self._server: asyncio.base_events.Server | None = None
