@@ -19,7 +19,12 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from kbroker.network.log_limiter import RateLimitedLog, source_of
+
 log = logging.getLogger("kbroker.network")
+# Bad frames are logged once per client host and kind per interval: a client must not be able to
+# flood the log (issue 16, bug 6).
+bad_input_log = RateLimitedLog(log)
 
 # Frames up to this size are cut out of the shared receive buffer; larger ones are read
 # straight into a buffer of their own so that a 1 MiB produce is not copied on the way in.
@@ -129,8 +134,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         while end - pos >= 4:
             size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
             if size < 0 or size > max_bytes:
-                log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
-                            self.peer, size, max_bytes)
+                bad_input_log.warning(source_of(self.peer), "frame size",
+                                      "closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
+                                      self.peer, size, max_bytes)
                 # Kafka reads one request at a time, so the ones before this frame are answered first.
                 self._close_when_idle = True
                 self._filled = 0
@@ -187,8 +193,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("closing connection from %s: unexpected error while processing a request",
-                              self.peer)
+                bad_input_log.log(logging.ERROR, source_of(self.peer), "unexpected error",
+                                  "closing connection from %s: unexpected error while processing a request",
+                                  self.peer, exc_info=True)
                 self.close()
                 return
             finally:
