@@ -88,6 +88,7 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["delegation.token.secret.key=k"],
     ["ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/"],
     ["quota.window.num=20"],
+    ["quota.producer.default=1048576"],
     ["listener.name.internal.ssl.keystore.location=/k"],
     ["listener.name.sasl.plain.sasl.jaas.config=x"],
 ])

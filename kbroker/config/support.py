@@ -5,9 +5,10 @@ No accepted setting is silently ignored (issue 16, bug 1):
   delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
   default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
   plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
-  default they ask for nothing kbroker lacks. Unknown names under `ssl.`/`sasl.`, the
-  authorizer's own settings (`super.users`, `allow.everyone.if.no.acl.found`, which Kafka hands
-  to the authorizer rather than declaring) and per-listener copies of any of these
+  default they ask for nothing kbroker lacks. Unknown names under `ssl.`, `sasl.` and the like,
+  the authorizer's own settings (`super.users`, `allow.everyone.if.no.acl.found`, which Kafka
+  hands to the authorizer rather than declaring), the static quotas Kafka 3.0 removed
+  (`quota.producer.default`) and per-listener copies of any of these
   (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.plain.sasl.jaas.config`) are
   refused the same way.
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
@@ -26,11 +27,13 @@ import re
 from kbroker.config.kafka_config import STATIC_BROKER_CONFIG, KafkaConfig
 from kbroker.config.settings import BROKER_CONFIG_BY_NAME
 
-# Unknown names under these prefixes are settings of TLS or SASL, which kbroker lacks.
-UNSUPPORTED_PREFIXES = ("ssl.", "sasl.")
+# Unknown names under these prefixes belong to features kbroker lacks (TLS, SASL, tokens, ACLs).
+UNSUPPORTED_PREFIXES = ("ssl.", "sasl.", "zookeeper.ssl.", "delegation.token.", "authorizer.")
 
-# Kafka's authorizer reads these from the broker's properties without KafkaConfig declaring them.
-AUTHORIZER_SETTINGS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
+# Not declared by KafkaConfig: the authorizer reads the first two from the broker's properties;
+# the static default quotas went in Kafka 3.0, and a broker ignoring them would run unlimited.
+UNDECLARED_UNSUPPORTED = frozenset({"super.users", "allow.everyone.if.no.acl.found",
+                                    "quota.producer.default", "quota.consumer.default"})
 
 _SSL_SASL = re.compile(r"(ssl|sasl)\..+")
 # listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
@@ -112,7 +115,7 @@ def _unsupported_name(name: str) -> bool:
     if prefixed:
         setting = prefixed["setting"]
         return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
-    return name in AUTHORIZER_SETTINGS or name.startswith(UNSUPPORTED_PREFIXES)
+    return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)
 
 
 def refused_settings(config: KafkaConfig) -> list[str]:
