@@ -2,9 +2,11 @@
 read by the broker, refused at start while unsupported, or named at start as having no effect;
 a misspelled setting or KBROKER_* variable gets a "did you mean"."""
 
+import asyncio
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +18,10 @@ from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
 from kbroker.config.support import NO_EFFECT, UNSUPPORTED, ignored_settings, refused_settings
 from kbroker.log.config import LogConfig
+from kbroker.network.socket_server import SocketServer
+from kbroker.testing.batches import producer_batch, read_batches
+from kbroker.testing.raw_client import RawClient, create_topic, fetch, produce
+from kbroker.testing.waiting import eventually_async
 
 KBROKER = Path(__file__).resolve().parents[1] / "kbroker"
 
@@ -182,3 +188,40 @@ def test_cli_warns_about_misspelled_keys_and_variables(monkeypatch, capsys):
     assert capsys.readouterr().err.splitlines() == [
         "kbroker: warning: ignoring unknown settings: num.partiton (did you mean num.partitions?), "
         "KBROKER_ADVERTISED_LISTENER (did you mean KBROKER_ADVERTISED_LISTENERS?)"]
+
+
+# -- settings that used to be ignored and now act ------------------------------------------
+
+
+def test_fetch_max_bytes_caps_what_one_fetch_returns(broker_factory):
+    broker = broker_factory.start("fetch.max.bytes=1024")
+    create_topic(broker.port, "capped")
+    with RawClient(broker.port) as client:
+        for _ in range(3):
+            assert produce(client, "capped", 0, producer_batch([b"v" * 700]))["error_code"] == 0
+        _, partition = fetch(client, "capped", 0, 0, max_bytes=50 * 1024 * 1024)
+    # The first batch always comes whole (KIP-74); the broker's cap stops the next ones.
+    assert partition["error_code"] == 0
+    assert [batch.base_offset for batch, _ in read_batches(bytes(partition["records"]))] == [0]
+
+
+def test_socket_buffer_sizes_apply_to_accepted_connections():
+    async def no_answer(_connection, _frame):
+        return None
+
+    async def accepted_buffer_sizes() -> tuple[int, int]:
+        server = SocketServer("127.0.0.1", 0, no_answer, send_buffer_bytes=64 * 1024, receive_buffer_bytes=48 * 1024)
+        await server.start()
+        try:
+            _reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            await eventually_async(lambda: server.connections, what="the connection to be accepted")
+            [connection] = server.connections
+            sock = connection.transport.get_extra_info("socket")
+            writer.close()
+            return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF), sock.getsockopt(
+                socket.SOL_SOCKET, socket.SO_RCVBUF)
+        finally:
+            await server.shutdown(1.0)
+
+    # Linux doubles what it is given, for its own bookkeeping.
+    assert asyncio.run(accepted_buffer_sizes()) == (2 * 64 * 1024, 2 * 48 * 1024)
