@@ -48,7 +48,7 @@ from kbroker.metadata.metadata_cache import (
     MetadataCache,
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
-from kbroker.metadata.znode_store import EmbeddedZNodeStore
+from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
 from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -138,8 +138,7 @@ class KafkaServer:
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
-        with _naming_log_dirs():
-            store = self._open_store(loop)
+        store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
         zk_client.create_top_level_paths()
         if self.broker_id < 0:
@@ -186,7 +185,11 @@ class KafkaServer:
             await server.start()
             self.socket_servers.append(server)
         await self._wait_for_earlier_registration()
-        self._register()
+        try:
+            self._register()
+        except NodeExistsError:  # registered by someone else since the wait looked
+            raise CannotStart(f"broker.id {self.broker_id} is registered in ZooKeeper by another session: "
+                              f"is another broker running with broker.id {self.broker_id}?") from None
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         controller.elect()
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
@@ -208,7 +211,8 @@ class KafkaServer:
         # The stores' `notify` is typed to return None; the loop's schedulers return a Handle,
         # which the stores ignore. (kbroker/metadata could type it Callable[..., object].)
         if not self.cluster_mode:
-            return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
+            with _naming_log_dirs():
+                return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
         from kbroker.metadata.kazoo_store import KazooZNodeStore  # kazoo only when it is needed
 
         return KazooZNodeStore(self.config.get("zookeeper.connect"), self.config.get("zookeeper.session.timeout.ms"),

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from kbroker.server import process_age_s
-from kbroker.testing.processes import BrokerFailed
+from kbroker.testing.processes import BrokerFailed, free_port
 
 IMPORTED_AT = time.monotonic()
 
@@ -60,3 +60,16 @@ def test_process_age_counts_from_the_process_start_not_from_a_later_point():
     since_import = time.monotonic() - IMPORTED_AT
     assert age is not None
     assert age >= since_import - 0.02  # /proc's start time is in 10 ms ticks
+
+
+def test_an_unreachable_zookeeper_is_one_line_naming_the_address(broker_factory):
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    broker = broker_factory.start("broker.id=1", f"zookeeper.connect={address}/kbroker",
+                                  "zookeeper.connection.timeout.ms=1000", start=False)
+    with pytest.raises(BrokerFailed):
+        broker.start()
+    output = broker.output()
+    assert "Traceback" not in output
+    assert [line.split(" ERROR ")[1] for line in error_lines(output)] == [
+        f"kbroker.server: cannot start: no ZooKeeper answered at {address} within 1000 ms "
+        "(zookeeper.connect, zookeeper.connection.timeout.ms)"]
