@@ -2,8 +2,10 @@
 
     kbroker [server.properties] [--override key=value ...] [--log-level LEVEL]
 
-It reads the settings (kbroker.config), reports unknown keys in one warning line, and stops with
-exit code 2 and one error line on a bad value or an unreadable file, before anything listens.
+It reads the settings (kbroker.config), reports unknown keys and KBROKER_* variables in one
+warning line (with a "did you mean"), and stops with exit code 2 and one error line on a bad
+value, an unreadable file or a setting kbroker does not support yet (kbroker/config/support.py),
+before anything listens; settings without effect here are named in one INFO line.
 Then it sets up logging (`[time] LEVEL logger: message`) and hands over to kbroker.server.
 
 Must not touch: sockets, the data directory or any service; kbroker.server is imported only once

@@ -45,9 +45,10 @@ PENDING_ELSEWHERE = {
 
 
 def _broker_sources() -> str:
-    """Every module of kbroker except the config package, which declares settings but acts on none."""
+    """Every module of the broker: not the config package, which declares settings but acts on
+    none, nor the test support, which only sets them."""
     return "\n".join(path.read_text() for path in KBROKER.rglob("*.py")
-                     if path.relative_to(KBROKER).parts[0] != "config")
+                     if path.relative_to(KBROKER).parts[0] not in ("config", "testing"))
 
 
 SOURCES = _broker_sources()
