@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 from kbroker.api.broker_services import BrokerServices, ControllerFence
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.config.value_types import ConfigError
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
@@ -46,7 +47,9 @@ from kbroker.metadata.metadata_cache import (
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
-from kbroker.network.socket_server import SocketServer
+from kbroker.network.connection_quotas import ConnectionQuotas
+from kbroker.network.memory_pool import MemoryPool
+from kbroker.network.socket_server import RequestProcessor, SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
@@ -138,14 +141,7 @@ class KafkaServer:
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
             controller_fence=ControllerFence(lambda: self.broker_epoch),
             build_group_coordinator=self._build_group_coordinator)
-        processor = KafkaApis(self.services).process
-        for endpoint in self.config.listeners:
-            server = SocketServer(endpoint.host, endpoint.port, processor,
-                                  listener_name=endpoint.listener_name,
-                                  max_request_bytes=self.config.get("socket.request.max.bytes"),
-                                  max_queued_requests=self.config.get("queued.max.requests"))
-            await server.start()
-            self.socket_servers.append(server)
+        await self._start_socket_servers(KafkaApis(self.services).process)
         self._register()
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         controller.elect()
@@ -158,6 +154,27 @@ class KafkaServer:
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
                  (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
+
+    async def _start_socket_servers(self, processor: RequestProcessor) -> None:
+        """One SocketServer per listener; like Kafka's, they share one ConnectionQuotas and one
+        MemoryPool (queued.max.request.bytes; -1, the default, is no pool at all)."""
+        config = self.config
+        queued_bytes = config.get("queued.max.request.bytes")
+        pool = MemoryPool(queued_bytes) if queued_bytes > 0 else None
+        quotas = ConnectionQuotas(max_connections=config.get("max.connections"),
+                                  max_connections_per_ip=config.get("max.connections.per.ip"),
+                                  per_ip_overrides=config.max_connections_per_ip_overrides,
+                                  inter_broker_listener=config.inter_broker_listener_name)
+        for endpoint in config.listeners:
+            server = SocketServer(endpoint.host, endpoint.port, processor,
+                                  listener_name=endpoint.listener_name,
+                                  max_request_bytes=config.get("socket.request.max.bytes"),
+                                  max_queued_requests=config.get("queued.max.requests"),
+                                  memory_pool=pool, quotas=quotas,
+                                  max_connections=config.listener_max_connections(endpoint.listener_name),
+                                  connections_max_idle_ms=config.get("connections.max.idle.ms"))
+            await server.start()
+            self.socket_servers.append(server)
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -415,7 +432,7 @@ def run_broker(config: KafkaConfig) -> int:
     on_started = None if gc.isenabled() else _resume_garbage_collection
     try:
         runner(KafkaServer(config).run_until_stopped(on_started))
-    except OSError as exc:  # e.g. the port is taken
+    except (OSError, ConfigError) as exc:  # e.g. the port is taken, an override host does not resolve
         log.error("cannot start: %s", exc)
         return 1
     return 0
