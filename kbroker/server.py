@@ -414,6 +414,19 @@ class KafkaServer:
         await self.shutdown()
 
 
+def _raise_open_file_limit() -> None:
+    """Every connection is a file: lift the soft RLIMIT_NOFILE to the hard one, as the JVM does for
+    Kafka (HotSpot's MaxFDLimit), so max.connections, not a 1,024 default, is what limits clients."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.info("open file limit stays %d: %s", soft, exc)
+
+
 def _resume_garbage_collection() -> None:
     gc.freeze()
     gc.enable()
@@ -430,6 +443,7 @@ def run_broker(config: KafkaConfig) -> int:
     else:
         runner = uvloop.run
     on_started = None if gc.isenabled() else _resume_garbage_collection
+    _raise_open_file_limit()
     try:
         runner(KafkaServer(config).run_until_stopped(on_started))
     except (OSError, ConfigError) as exc:  # e.g. the port is taken, an override host does not resolve
