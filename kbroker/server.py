@@ -170,6 +170,7 @@ class KafkaServer:
                                   listener_name=endpoint.listener_name,
                                   max_request_bytes=config.get("socket.request.max.bytes"),
                                   max_queued_requests=config.get("queued.max.requests"),
+                                  backlog=config.get("socket.listen.backlog.size"),
                                   memory_pool=pool, quotas=quotas,
                                   max_connections=config.listener_max_connections(endpoint.listener_name),
                                   connections_max_idle_ms=config.get("connections.max.idle.ms"))

@@ -29,6 +29,9 @@ from kbroker.config.value_types import ConfigError
 class _Connection(Protocol):
     last_active: float
 
+    @property
+    def closing(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -136,7 +139,8 @@ class ConnectionQuotas:
         if not self._protected(listener) or self.total <= self.max_connections:
             return
         others: Iterable[_Connection] = (
-            conn for name, (server, _) in self._listeners.items() if name != listener for conn in server.connections
+            conn for name, (server, _) in self._listeners.items() if name != listener
+            for conn in server.connections if not conn.closing
         )
         victim = min(others, key=lambda conn: conn.last_active, default=None)
         if victim is not None:

@@ -157,6 +157,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         return memoryview(frame)[filled:]
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._close_when_idle:
+            return  # past a bad frame nothing is framed (reading is paused; a read may still land)
         self.last_active = time.monotonic()
         frame = self._frame
         if frame is None:
