@@ -77,7 +77,6 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
 
 
-
 class KafkaConnection(asyncio.BufferedProtocol):
     """One client connection: frames in, processed strictly in order, responses out."""
 
@@ -116,12 +115,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self.server.connections.add(self)
         self._update_reading()  # the memory pool may be exhausted already
 
@@ -386,6 +379,7 @@ class SocketServer:
                 sock.close()
                 continue
             try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock)
             except (OSError, RuntimeError) as exc:  # the peer went away in between, or the loop is closing
                 log.debug("connection from %s lost while being set up: %s", address, exc)
@@ -442,15 +436,26 @@ class SocketServer:
 
 
 def _listen_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Bound, listening, non-blocking sockets: every interface (both IP versions where the system
-    has dual-stack sockets) for "", 0.0.0.0 and ::, else the host's first address."""
-    if host in ("", "0.0.0.0", "::"):
-        if socket.has_dualstack_ipv6():
-            sock = socket.create_server(("", port), family=socket.AF_INET6, backlog=backlog, dualstack_ipv6=True)
-        else:
-            sock = socket.create_server(("", port), backlog=backlog)
-    else:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, backlog=backlog)
-    sock.setblocking(False)
-    return [sock]
+    """Bound, listening, non-blocking sockets for every address of `host` ("", 0.0.0.0 and :: mean
+    every interface), as asyncio's create_server binds them: IPv6 ones IPv6-only, so an IPv4 peer
+    is seen as IPv4. With port 0 the later sockets take the port the first one got."""
+    bind_host = None if host in ("", "0.0.0.0", "::") else host
+    infos = socket.getaddrinfo(bind_host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, type_, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, type_, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
