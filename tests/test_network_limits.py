@@ -61,9 +61,11 @@ def count_in_output(broker: BrokerProcess, text: str) -> int:
 # ------------------------------------------------------------------------------ framing
 
 
-def test_frames_cut_anywhere_arrive_whole_and_in_order():
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_frames_cut_anywhere_arrive_whole_and_in_order(loop):
     """Pipelined small frames and large ones, sent in random pieces (a size split inside its 4 bytes,
-    a frame larger than the first buffer a partial frame gets), reach the processor byte for byte."""
+    a frame larger than the first buffer a partial frame gets), reach the processor byte for byte,
+    on both event loops the broker runs on (uvloop's transports ask for buffers differently)."""
     rng = random.Random(16)
     payloads = [rng.randbytes(rng.choice([0, 1, 7, 100, 5000, FIRST_FRAME_BYTES + 3, 300_000])) for _ in range(60)]
     stream = b"".join(struct.pack(">i", len(p)) + p for p in payloads)
@@ -94,7 +96,8 @@ def test_frames_cut_anywhere_arrive_whole_and_in_order():
             await server.shutdown(1.0)
         return seen
 
-    assert asyncio.run(scenario()) == payloads
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    assert run(scenario()) == payloads
 
 
 # ------------------------------------------------------------------------------ claimed sizes
@@ -154,36 +157,41 @@ def test_frame_of_the_limit_arriving_slowly_is_served(small_frames_broker):
 # ------------------------------------------------------------------------------ queued.max.request.bytes
 
 
-def parked_fetch(topic: str, correlation_id: int, padding: int, max_wait_ms: int) -> bytes:
-    """A Fetch v12 that waits max_wait_ms on an empty partition, padded by its client id to `padding` bytes."""
+def parked_fetch(topic: str, correlation_id: int, max_wait_ms: int) -> bytes:
+    """A Fetch v12 that waits max_wait_ms on an empty partition."""
     body = request_codec(raw_client.FETCH, 12).encode(
         raw_client.fetch_body(topic, 0, 0, max_wait_ms=max_wait_ms, min_bytes=1))
-    return wire.frame(wire.request_header(raw_client.FETCH, 12, correlation_id, "p" * padding, True) + body)
+    return wire.frame(wire.request_header(raw_client.FETCH, 12, correlation_id, "parked", True) + body)
+
+
+def padded_api_versions(correlation_id: int, size: int) -> bytes:
+    """An ApiVersions v0 frame of `size` bytes, padded by its client id."""
+    return wire.frame(wire.request_header(wire.API_VERSIONS, 0, correlation_id, "p" * (size - 14), False))
 
 
 def test_reading_stops_while_queued_request_bytes_are_held(broker_factory):
-    """queued.max.request.bytes=4096: one parked Fetch of ~2,500 bytes leaves room, and others are
-    read and answered; a second one exhausts the pool, and nothing more is read from any socket
-    until a Fetch is answered and gives its bytes back."""
+    """queued.max.request.bytes=4096: requests queued behind a parked Fetch hold their bytes until
+    they are taken up. With 1,500 bytes queued others are still read and answered; with 4,500
+    nothing more is read from any socket until the Fetch is answered and the queue moves."""
     broker = broker_factory("socket.request.max.bytes=4096", "queued.max.request.bytes=4096")
     raw_client.create_topic(broker.port, "parked")
-    first, second, early, late = (wire.connect(broker.port) for _ in range(4))
+    queued, early, late = (wire.connect(broker.port) for _ in range(3))
     try:
-        for i, sock in enumerate((first, second, early, late)):
+        for i, sock in enumerate((queued, early, late)):
             api_versions(sock, 100 + i)
-        first.sendall(parked_fetch("parked", 1, 2500, max_wait_ms=5000))
-        api_versions(early, 2)  # read and answered while the first Fetch is parked
-        assert not readable(first), "the first Fetch was answered before its wait"
-        second.sendall(parked_fetch("parked", 3, 2500, max_wait_ms=5000))
-        late.sendall(wire.api_versions_request(4))
-        # `late` is read only once a Fetch has been answered: its answer cannot come first.
+        queued.sendall(parked_fetch("parked", 1, max_wait_ms=5000) + padded_api_versions(2, 1500))
+        api_versions(early, 3)  # read and answered: 1,500 bytes held of 4,096
+        assert not readable(queued), "the Fetch was answered before its wait"
+        queued.sendall(padded_api_versions(4, 1500) + padded_api_versions(5, 1500))
+        late.sendall(wire.api_versions_request(6))
+        # `late` is read only once the queue behind the Fetch moved: its answer cannot come first.
         select.select([late], [], [], 30)
         assert readable(late), "no answer at all"
-        assert readable(first) or readable(second), "answered while both Fetches held the pool"
-        assert wire.correlation_id_of(wire.read_frame(late)) == 4
-        assert {wire.correlation_id_of(wire.read_frame(s)) for s in (first, second)} == {1, 3}
+        assert readable(queued), "answered while 4,500 queued bytes were held"
+        assert wire.correlation_id_of(wire.read_frame(late)) == 6
+        assert [wire.correlation_id_of(wire.read_frame(queued)) for _ in range(4)] == [1, 2, 4, 5]
     finally:
-        for sock in (first, second, early, late):
+        for sock in (queued, early, late):
             sock.close()
 
 

@@ -1,14 +1,18 @@
-"""MemoryPool: queued.max.request.bytes, the bytes of requests read and not yet answered.
+"""MemoryPool: queued.max.request.bytes, the bytes of requests read and not yet being processed.
 
 Kafka's SocketServer shares one non-strict SimpleMemoryPool between all listeners: a request
 buffer is handed out while any memory is left (so one request larger than what is left still
 goes through and the pool dips below zero), and while none is left the network layer stops
-reading from every socket, resuming once answered requests give their bytes back.
+reading from every socket, resuming once handled requests give their bytes back. Kafka gives a
+buffer back when its handler returns, which for a request parked in the purgatory is before it
+is answered.
 
 Here the bytes are counted as the connections buffer them (partial frames by the capacity of their
-buffer, whole frames by their size) and given back when the request's processing ends or its
-connection closes. The pool itself only counts and tells its watchers when it runs out or
-recovers; the socket servers pause and resume their connections' reading.
+buffer, whole frames by their size) and given back when the request's processing starts (one
+event loop: nothing else is read while a handler runs, only while it waits, and a waiting
+request is what Kafka too has stopped counting) or its connection closes. The pool itself only
+counts and tells its watchers when it runs out or recovers; the socket servers pause and resume
+their connections' reading.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ straight into it, so a 1 MiB produce is copied once or twice, never byte by byte
 connection holds no buffer at all.
 
 Limits, with Kafka's names (wired in kbroker/server.py): socket.request.max.bytes;
-queued.max.request.bytes (MemoryPool: every listener stops reading while requests read and not
-yet answered hold that much); max.connections, listener.name.X.max.connections,
+queued.max.request.bytes (MemoryPool: every listener stops reading while the bytes read and not yet
+taken up for processing reach that much); max.connections, listener.name.X.max.connections,
 max.connections.per.ip and its overrides (ConnectionQuotas: the accept loop waits for a slot, or
 closes a connection from an address at its maximum); connections.max.idle.ms (a connection with
 no bytes in or out for that long, and no request being processed, is closed).
@@ -252,8 +252,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         frames = self._frames
         while frames and not self._closing:
             frame = frames.popleft()
-            size = len(frame)
-            self._charged -= size  # from here the bytes are the request's, given back when it is done
+            # Queued bytes end where processing starts: a request parked in the purgatory must not
+            # hold back the reads that complete it (a follower's fetch for an acks=all produce).
+            self._charged -= len(frame)
+            self._release(len(frame))
             if self._queue_full and len(frames) <= self.server.max_queued_requests // 2:
                 self._queue_full = False
                 self._update_reading()
@@ -274,8 +276,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
             finally:
                 self._processing = False
                 self.server.in_flight -= 1
-                del frame
-                self._release(size)
             if chunks and not self._closing:
                 self.transport.writelines([c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks])
                 self.last_active = time.monotonic()
