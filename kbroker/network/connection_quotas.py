@@ -18,7 +18,6 @@ hosts are resolved once, at start, to every address they name.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Iterable, Mapping
 from typing import Protocol
@@ -40,14 +39,12 @@ class _Listener(Protocol):
 
 
 def address_key(host: str) -> str:
-    """One spelling per address: IPv4-mapped IPv6 peers (a dual-stack listener's) count as IPv4."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
+    """One spelling per address. The kernel and getaddrinfo already give canonical text; an
+    IPv4-mapped IPv6 peer (a dual-stack socket's) counts as its IPv4 address."""
+    host = host.split("%", 1)[0]
+    if host.startswith("::ffff:") and "." in host:
+        return host[len("::ffff:"):]
+    return host
 
 
 def resolve_overrides(overrides: Mapping[str, int]) -> dict[str, int]:
