@@ -266,7 +266,10 @@ class KafkaServer:
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:
-            self.zk_client.store.close()
+            try:
+                self.zk_client.store.close()
+            except OSError as exc:  # the embedded store's file is in the first log dir, which may have failed
+                log.error("could not save the metadata store on shutdown: %s", exc)
         log.info("shut down cleanly")
 
     async def _controlled_shutdown(self, controller: KafkaController) -> None:
