@@ -14,10 +14,12 @@ import os
 import pytest
 
 from kbroker.log.config import LogConfig
-from kbroker.log.errors import KafkaStorageException
+from kbroker.log.errors import KafkaStorageException, LogDirsOfflineError
 from kbroker.log.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
 from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.protocol.errors import Errors
+from kbroker.replica.delayed_fetch import FetchRequestPartition
+from kbroker.replica.partition import FETCH_HIGH_WATERMARK
 from kbroker.replica.replica_manager import ReplicaManager
 from kbroker.testing.batches import producer_batch, read_batches
 from kbroker.testing.disk_faults import FailingDisk
@@ -119,6 +121,30 @@ def test_a_failed_delete_rename_keeps_the_log_and_fails_the_dir(tmp_path):
     lm.close()
 
 
+def test_a_dir_that_fails_at_start_is_offline_and_the_broker_starts_with_the_others(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    lm = manager([a, b])
+    lm.get_or_create_log("in-a", 0).append_as_leader(batch(b"a"), leader_epoch=0)
+    lm.get_or_create_log("in-b", 0).append_as_leader(batch(b"b"), leader_epoch=0)
+    lm.close()
+    with FailingDisk(b, errno.EIO, operations=frozenset({"create"})):  # opening b's segments fails
+        started = manager([a, b])
+    try:
+        assert started.live_log_dirs == [str(a)]
+        assert started.get_log("in-b", 0) is None and stored_values(started.get_log("in-a", 0)) == [b"a"]
+        with pytest.raises(KafkaStorageException):  # it may be in b: not created empty elsewhere
+            started.get_or_create_log("in-b", 0, is_new=False)
+        assert started.get_or_create_log("brand-new", 0, is_new=True).parent_dir == str(a)
+    finally:
+        started.close()
+    recovered = manager([a, b])
+    assert stored_values(recovered.get_log("in-b", 0)) == [b"b"]
+    recovered.close()
+    (tmp_path / "not-a-dir").write_text("a file where a log dir should be")
+    with pytest.raises(LogDirsOfflineError, match="none of the specified log dirs"):
+        manager([tmp_path / "not-a-dir"])
+
+
 class Broker:
     """A ReplicaManager leading `in-a-0` (log dir a) and `in-b-0` (log dir b), with its
     LogDirFailureHandler running as the server runs it."""
@@ -160,6 +186,10 @@ async def test_the_request_in_flight_and_later_ones_get_kafka_storage_error(tmp_
     manager = broker.manager
     assert manager.get_partition("in-b", 0) is None and ("in-b", 0) in manager.offline_partitions
     assert broker.produce("in-b", b"later") == Errors.KAFKA_STORAGE_ERROR
+    # Fetch, DeleteRecords, ListOffsets and OffsetForLeaderEpoch (missing_partition_error) alike.
+    fetched = manager.read_partition(FetchRequestPartition("in-b", 0, 0, 1 << 20), FETCH_HIGH_WATERMARK, True)
+    assert fetched.error == Errors.KAFKA_STORAGE_ERROR
+    assert manager.delete_records("in-b", 0, -1) == (Errors.KAFKA_STORAGE_ERROR, -1)
     assert manager.missing_partition_error("in-b", 0) == Errors.KAFKA_STORAGE_ERROR
     answer = broker.make_leader("in-b", 2)  # the controller learns the replica is offline
     assert answer["topics"][0]["partition_errors"][0]["error_code"] == Errors.KAFKA_STORAGE_ERROR
@@ -198,8 +228,9 @@ async def test_the_broker_halts_once_every_log_dir_failed(tmp_path):
 async def test_a_failed_dir_on_the_leader_moves_leadership_in_a_cluster(tmp_path):
     cluster = await InProcessCluster(tmp_path, log_dir_count=2).start()
     node = cluster.nodes[1]
+    halted: list[str] = []
     handler = asyncio.get_running_loop().create_task(node.replica_manager.run_log_dir_failure_handler(
-        lambda: cluster.zk.propagate_log_dir_event(1), lambda message: None))
+        lambda: cluster.zk.propagate_log_dir_event(1), halted.append))
     try:
         await cluster.create_topic("t", {0: [1, 2, 3]})
         assert cluster.state("t").leader == 1
@@ -217,6 +248,7 @@ async def test_a_failed_dir_on_the_leader_moves_leadership_in_a_cluster(tmp_path
         assert cluster.zk.get_all_log_dir_event_notifications() == []  # the controller consumed it
         values = [v for v in stored_values(new_leader.log("t")) if v is not None]
         assert values[:3] == [b"t-1-0", b"t-1-1", b"t-1-2"]  # nothing acknowledged was lost
+        assert halted == []  # node 1's other log dir is still online
     finally:
         handler.cancel()
         await cluster.close()

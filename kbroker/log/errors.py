@@ -36,3 +36,7 @@ class KafkaStorageException(LogError):
 
     def __init__(self, message: str):
         super().__init__(Errors.KAFKA_STORAGE_ERROR, message)
+
+
+class LogDirsOfflineError(OSError):
+    """No log dir of log.dirs could be created, validated or loaded: the broker cannot start."""

@@ -34,7 +34,13 @@ from kbroker.log.checkpoint import (
     write_properties,
 )
 from kbroker.log.config import LogConfig
-from kbroker.log.errors import InconsistentClusterIdError, KafkaStorageException, LogDirLockedError, LogError
+from kbroker.log.errors import (
+    InconsistentClusterIdError,
+    KafkaStorageException,
+    LogDirLockedError,
+    LogDirsOfflineError,
+    LogError,
+)
 from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.segment import now_ms
@@ -127,15 +133,29 @@ class LogManager:
         self._closed = False
         try:
             for log_dir in self.log_dirs:
-                self._open_log_dir(log_dir)
-            for log_dir in self.log_dirs:
-                self._load_logs(log_dir)
+                self._startup_step(log_dir, self._open_log_dir, "Failed to create or validate data directory")
+            for log_dir in self.live_log_dirs:
+                self._startup_step(log_dir, self._load_logs, "Error while loading log dir")
+            if not self.live_log_dirs:
+                raise LogDirsOfflineError(
+                    f"Shutdown broker because none of the specified log dirs from {', '.join(self.log_dirs)} "
+                    "can be created or validated"
+                )
         except BaseException:
             self._release_locks()
             raise
         self._cleaner: LogCleaner | None = None  # see `cleaner`
 
     # ------------------------------------------------------------------ startup
+
+    def _startup_step(self, log_dir: str, step: Callable[[str], None], message: str) -> None:
+        """Kafka's start with failed disks: a dir whose creation, validation or loading hits an
+        I/O error is offline (its logs unloaded); the broker starts with the others."""
+        try:
+            step(log_dir)
+        except OSError as error:
+            self._dir_failed(log_dir, message, error)
+            self.handle_log_dir_failure(log_dir)
 
     def _open_log_dir(self, log_dir: str) -> None:
         os.makedirs(log_dir, exist_ok=True)
@@ -257,10 +277,17 @@ class LogManager:
         return self.log_dir_failure_channel.has_offline_log_dir(log_dir)
 
     def get_or_create_log(
-        self, topic: str, partition: int, topic_id: str | None = None, config: LogConfig | None = None
+        self,
+        topic: str,
+        partition: int,
+        topic_id: str | None = None,
+        config: LogConfig | None = None,
+        is_new: bool = True,
     ) -> UnifiedLog:
-        """The partition's log, created (empty) in the log dir holding the fewest partitions.
-        A given `config` replaces the existing log's; a different topic id is INCONSISTENT_TOPIC_ID."""
+        """The partition's log, created (empty) in the live log dir holding the fewest partitions.
+        A given `config` replaces the existing log's; a different topic id is INCONSISTENT_TOPIC_ID.
+        A log missing here for a partition that is not new may be in an offline dir: then it is
+        not created elsewhere (KafkaStorageException), as Kafka's getOrCreateLog refuses."""
         key = (topic, partition)
         existing = self.logs.get(key)
         if existing is not None and self.is_offline(existing.parent_dir):
@@ -278,8 +305,11 @@ class LogManager:
                     existing.assign_topic_id(topic_id)
             return existing
         live = self.live_log_dirs
-        if not live:
-            raise KafkaStorageException(f"cannot create a log for {topic}-{partition}: no log directory is online")
+        if not live or (not is_new and len(live) < len(self.log_dirs)):
+            offline = ", ".join(d for d in self.log_dirs if d not in live)
+            raise KafkaStorageException(
+                f"Can not create log for {topic}-{partition} because log directories {offline} are offline"
+            )
         log_dir = min(live, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
         try:
             unified_log = UnifiedLog(

@@ -627,6 +627,7 @@ class UnifiedLog:
         self.leader_epoch_cache.truncate_from_start(new_log_start_offset)
         return True
 
+    @maybe_handle_io_exception("Error while fetching offset by timestamp for {}")
     def fetch_offset_by_timestamp(self, target_timestamp: int) -> TimestampAndOffset | None:
         """ListOffsets on this log: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
         -4 earliest local, -5 latest tiered) or the first record with timestamp >= target."""

@@ -149,7 +149,8 @@ class ReplicaManager:
         partition.topic_id = topic_id
         try:
             unified_log = self.log_manager.get_or_create_log(
-                topic, tp[1], uuid_to_base64(topic_id) if topic_id else None, self.log_config_for(topic))
+                topic, tp[1], uuid_to_base64(topic_id) if topic_id else None, self.log_config_for(topic),
+                is_new=state.get("is_new", False))
         except LogError as exc:
             if exc.code != Errors.KAFKA_STORAGE_ERROR:
                 raise
