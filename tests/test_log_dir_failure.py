@@ -252,3 +252,21 @@ async def test_a_failed_dir_on_the_leader_moves_leadership_in_a_cluster(tmp_path
     finally:
         handler.cancel()
         await cluster.close()
+
+
+@on_loop
+async def test_delete_topics_completes_when_a_replicas_rename_fails(tmp_path):
+    cluster = await InProcessCluster(tmp_path, log_dir_count=2).start()
+    try:
+        await cluster.create_topic("doomed", {0: [1, 2, 3]})
+        node = cluster.nodes[1]
+        failing_dir = node.log_manager.log_dir_of("doomed", 0)
+        assert failing_dir is not None
+        with FailingDisk(failing_dir, errno.EIO, operations=frozenset({"rename"})):
+            cluster.zk.mark_topic_for_deletion("doomed")
+            await eventually_async(lambda: cluster.zk.get_topic_assignment("doomed") is None,
+                                   what="the deletion to complete")
+        assert node.log_manager.is_offline(failing_dir)
+        assert all(cluster.nodes[b].log("doomed") is None for b in (2, 3))
+    finally:
+        await cluster.close()
