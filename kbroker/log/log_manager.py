@@ -33,7 +33,7 @@ from kbroker.log.checkpoint import (
     write_offset_checkpoint,
     write_properties,
 )
-from kbroker.log.config import LogConfig
+from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS, LogConfig
 from kbroker.log.errors import (
     InconsistentClusterIdError,
     KafkaStorageException,
@@ -42,19 +42,13 @@ from kbroker.log.errors import (
     LogError,
 )
 from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
-from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
-from kbroker.log.segment import now_ms
-from kbroker.log.unified_log import (
-    DELETE_DIR_SUFFIX,
-    UnifiedLog,
-    log_delete_dir_name,
-    log_dir_name,
-    parse_topic_partition,
-)
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from kbroker.log.log_cleaner import LogCleaner
+    from kbroker.log.unified_log import UnifiedLog
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +58,18 @@ FUTURE_DIR_SUFFIX = "-future"
 STRAY_DIR_SUFFIX = "-stray"
 
 TopicPartition = tuple[str, int]
+
+
+def _log_module() -> ModuleType:
+    """kbroker.log.unified_log, imported with the first log: a broker starting on an empty data
+    directory answers its first requests without loading the segment and record code."""
+    from kbroker.log import unified_log
+
+    return unified_log
+
+
+def _now_ms() -> int:
+    return _log_module().now_ms()
 
 
 def read_meta_properties(log_dirs: list[str]) -> dict[str, str] | None:
@@ -213,7 +219,8 @@ class LogManager:
             path = os.path.join(log_dir, name)
             if not os.path.isdir(path):
                 continue
-            if name.endswith(DELETE_DIR_SUFFIX):
+            logs = _log_module()
+            if name.endswith(logs.DELETE_DIR_SUFFIX):
                 log.info("removing %s left by an earlier topic deletion", path)
                 import shutil  # here: with its codec modules, a few ms of every start-up otherwise
 
@@ -222,7 +229,7 @@ class LogManager:
             if name.endswith((FUTURE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):
                 continue
             try:
-                topic_partition = parse_topic_partition(name)
+                topic_partition = logs.parse_topic_partition(name)
             except ValueError:
                 log.warning("skipping %s: not a partition directory", path)
                 continue
@@ -230,7 +237,7 @@ class LogManager:
                 raise RuntimeError(
                     f"duplicate log directories for {name}: {self._log_dir_of[topic_partition]} and {log_dir}"
                 )
-            unified_log = UnifiedLog(
+            unified_log = logs.UnifiedLog(
                 path,
                 self.config_for(topic_partition[0]),
                 recovery_point=recovery_points.get(topic_partition, 0),
@@ -312,8 +319,9 @@ class LogManager:
             )
         log_dir = min(live, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
         try:
-            unified_log = UnifiedLog(
-                os.path.join(log_dir, log_dir_name(topic, partition)),
+            logs = _log_module()
+            unified_log = logs.UnifiedLog(
+                os.path.join(log_dir, logs.log_dir_name(topic, partition)),
                 config or self.config_for(topic),
                 topic_id=topic_id,
                 had_clean_shutdown=True,
@@ -341,14 +349,14 @@ class LogManager:
         unified_log = self.logs.get(key)
         if unified_log is None:
             return False
-        unified_log.rename_dir(log_delete_dir_name(topic, partition))
+        unified_log.rename_dir(_log_module().log_delete_dir_name(topic, partition))
         del self.logs[key]
         log_dir = self._log_dir_of.pop(key)
         try:
             self.cleaner.forget_log(key, log_dir)
         except OSError as error:  # the renamed log is gone all the same; its dir is not healthy
             self._dir_failed(log_dir, "Disk error while writing the cleaner checkpoint", error)
-        due = (now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
+        due = (_now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
         self._logs_to_delete.append((due, unified_log))
         self._checkpoint_dir(log_dir)
         return True
@@ -358,7 +366,7 @@ class LogManager:
     def run_retention(self, now: int | None = None) -> int:
         """Delete old segments of every log, expire producer ids, remove deleted files that are due.
         Returns the number of segments deleted."""
-        now = now_ms() if now is None else now
+        now = _now_ms() if now is None else now
         deleted = 0
         for unified_log in list(self.logs.values()):
             with contextlib.suppress(KafkaStorageException):  # its directory went offline, logged once
@@ -371,7 +379,7 @@ class LogManager:
     def delete_due_logs(self, now: int | None = None) -> int:
         """Remove `-delete` directories whose file.delete.delay.ms has passed (Kafka runs this on
         its own schedule, not with retention); returns how many were removed."""
-        now = now_ms() if now is None else now
+        now = _now_ms() if now is None else now
         due = [e for e in self._logs_to_delete if e[0] <= now]
         for entry in due:
             self._logs_to_delete.remove(entry)
@@ -436,7 +444,7 @@ class LogManager:
         """Apply flush.ms to every log, and fsync rolled segments in a worker thread while the loop
         goes on (here and now when no event loop runs: tools and tests). Returns how many logs
         flushed or started to."""
-        now = now_ms() if now is None else now
+        now = _now_ms() if now is None else now
         count = 0
         for unified_log in list(self.logs.values()):
             try:

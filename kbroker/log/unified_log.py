@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
 from kbroker.log import io_faults
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.checkpoint import read_partition_metadata, write_partition_metadata
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import KafkaStorageException, LogError
@@ -73,7 +74,6 @@ from kbroker.log.segment import (
     now_ms,
 )
 from kbroker.log.validator import (
-    AppendOrigin,
     ValidationResult,
     analyze_and_validate_records,
     validate_and_assign_offsets,
