@@ -10,6 +10,9 @@ reason when mounting is not permitted) and a real confluent-kafka producer (issu
 - A log dir made read-only under the running broker (`chattr +i`: root ignores chmod, and the
   kernel refuses `mount -o remount,ro` while segments are open for writing, shown here): its
   next checkpoint fails, the dir goes offline, producing answers KAFKA_STORAGE_ERROR.
+- Deleting a topic whose log dir was made read-only: the `-delete` rename fails, the dir goes
+  offline, DeleteTopics answers REQUEST_TIMED_OUT (no hang) and the deletion waits, as Kafka's
+  does, until the broker restarts with the dir back; then it completes.
 - Three brokers with ZooKeeper: the leader's log dir fills up; it writes a log dir event
   notification, the controller moves leadership to another replica, an idempotent acks=all
   producer carries on without an error, Metadata lists the failed replica as offline.
@@ -25,7 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from kafka.admin import KafkaAdminClient, NewTopic
 from test_cluster_replication import CLUSTER_OVERRIDES, BackgroundProducer, assert_acked_exactly_once_in_order
 
@@ -201,6 +205,28 @@ def test_a_log_dir_made_read_only_under_the_broker_goes_offline(broker_factory, 
     subprocess.run(["chattr", "-i", str(tmpfs.mount_point)], check=True)
     broker.start()
     assert_acked_present(broker.bootstrap, "ro", sender.acked)
+    assert broker.stop() == 0
+
+
+def test_deleting_a_topic_in_a_failed_dir_waits_for_the_restart(broker_factory, tmpfs, tmp_path):
+    broker = broker_on(broker_factory, tmp_path / "big", tmpfs.mount_point)
+    create_topic(broker.bootstrap, "other")
+    create_topic(broker.bootstrap, "doomed")
+    assert (tmpfs.mount_point / "doomed-0").is_dir()
+    subprocess.run(["chattr", "+i", str(tmpfs.mount_point)], check=True)  # the rename is refused (EPERM)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    with pytest.raises(KafkaException) as raised:
+        admin.delete_topics(["doomed"], operation_timeout=3)["doomed"].result(TIMEOUT_S)
+    assert raised.value.args[0].code() == KafkaError.REQUEST_TIMED_OUT
+    assert "deletion of topic doomed waits for broker 0 to restart" in broker.output()
+    assert "Logs for partitions doomed-0 are offline" in broker.output()
+    assert broker.stop() == 0
+    assert_no_traceback(broker)
+    subprocess.run(["chattr", "-i", str(tmpfs.mount_point)], check=True)
+    broker.start()
+    eventually(lambda: "doomed" not in admin.list_topics(timeout=TIMEOUT_S).topics, what="the deletion to complete")
+    assert not (tmpfs.mount_point / "doomed-0").exists()
+    assert "other" in admin.list_topics(timeout=TIMEOUT_S).topics
     assert broker.stop() == 0
 
 

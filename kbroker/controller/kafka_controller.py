@@ -248,10 +248,13 @@ class KafkaController:
         def on_response(response: dict) -> None:
             if not self.is_active or response.get("error_code"):
                 return
+            failed = [(topic, error) for topic in response.get("topics") or [] for error in topic["partition_errors"]
+                      if error["error_code"] == Errors.KAFKA_STORAGE_ERROR]
+            if not failed:  # the usual answer (replicas leave the set only when their broker restarts)
+                return
             names_by_id = {self._topic_id(t): t for t in self.assignments}
             answered = {(error.get("topic_name") or names_by_id.get(topic.get("topic_id")), error["partition_index"])
-                        for topic in response.get("topics") or []
-                        for error in topic["partition_errors"] if error["error_code"] == Errors.KAFKA_STORAGE_ERROR}
+                        for topic, error in failed}
             offline: set[tuple[str, int]] = {(t, p) for t, p in answered if t is not None and t in self.assignments}
             known = self.replicas_on_offline_dirs.setdefault(broker_id, set())
             new = sorted(offline - known)
@@ -383,8 +386,10 @@ class KafkaController:
 
     def _delete_topic(self, topic: str) -> None:
         """Kafka's TopicDeletionManager: every replica is told to stop and delete its log, and the
-        znodes go once every replica has answered. While a replica's broker is down the deletion
-        waits (marker and znodes stay) and resumes when it comes back (_on_broker_startup)."""
+        znodes go once every replica has answered. While a replica's broker is down, or answers
+        KAFKA_STORAGE_ERROR (its log is in a failed log dir: Kafka's ReplicaDeletionIneligible),
+        the deletion waits (marker and znodes stay) and resumes when it comes back
+        (_on_broker_startup)."""
         assignment = self.assignments.get(topic) or self.zk.get_topic_assignment(topic)
         if assignment is None:
             self.zk.delete_topic_znodes(topic, self.epoch_zk_version)  # only a marker was left
@@ -397,10 +402,14 @@ class KafkaController:
             waiting = set()  # answers from the live ones must not complete it
 
         def answered(broker_id: int) -> Callable[[dict], None]:
-            # The channel's callback takes the answer, which is not read: whatever a broker says,
-            # it has stopped the replicas it could. Its one refusal, STALE_CONTROLLER_EPOCH, means
-            # this controller is stale, and the fenced znode deletion finds that out and resigns.
-            def on_response(_response: dict) -> None:
+            # Apart from KAFKA_STORAGE_ERROR, whatever a broker says, it has stopped the replicas
+            # it could. Its one refusal, STALE_CONTROLLER_EPOCH, means this controller is stale,
+            # and the fenced znode deletion finds that out and resigns.
+            def on_response(response: dict) -> None:
+                if any(e["error_code"] == Errors.KAFKA_STORAGE_ERROR for e in response.get("partition_errors") or ()):
+                    log.warning("deletion of topic %s waits for broker %d to restart: its log is in a failed "
+                                "log directory", topic, broker_id)
+                    return
                 waiting.discard(broker_id)
                 if not waiting and replicas and all(r in self.live_brokers for r in replicas):
                     replicas.clear()  # complete once

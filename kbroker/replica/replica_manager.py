@@ -220,12 +220,13 @@ class ReplicaManager:
                     self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
                 if self.partitions.pop(tp, None) is not None:
                     self._notify_leadership(topic, tp[1], False, state["leader_epoch"])
-                error = Errors.NONE
-                if state["delete_partition"]:
+                # Kafka's HostedPartition.Offline: its log cannot be deleted until the dir is back.
+                error = Errors.KAFKA_STORAGE_ERROR if tp in self.offline_partitions else Errors.NONE
+                if state["delete_partition"] and not error:
                     try:
                         self.log_manager.delete_log(topic, tp[1])
-                    except LogError as exc:  # a failed rename took the log dir offline
-                        log.error("deleting the log of %s-%d failed: %s", topic, tp[1], exc.message)
+                    except LogError as exc:  # a failed rename took the log dir offline (logged there)
+                        log.warning("StopReplica of %s-%d: the log was not deleted (%s)", topic, tp[1], exc.code.name)
                         error = exc.code
                 self._complete_delayed_requests(tp)
                 errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": error})
