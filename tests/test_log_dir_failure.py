@@ -102,8 +102,9 @@ def test_rolling_snapshots_and_flushes_fail_the_dir_like_appends(tmp_path, opera
 def test_a_checkpoint_that_cannot_be_written_takes_its_dir_offline(tmp_path):
     lm = manager([tmp_path / "a", tmp_path / "b"])
     lm.get_or_create_log("t", 0).append_as_leader(batch(b"x"), leader_epoch=0)
-    with FailingDisk(tmp_path / "a", errno.ENOSPC):
+    with FailingDisk(tmp_path / "a", errno.ENOSPC, nth=2) as disk:  # the second checkpoint file
         lm.checkpoint()  # does not raise: the failure is the channel's
+    assert disk.seen == 2 and len(disk.failed) == 1
     assert lm.live_log_dirs == [str(tmp_path / "b")]
     assert lm.log_dir_failure_channel.offline_log_dirs == {str(tmp_path / "a")}
     lm.close()
