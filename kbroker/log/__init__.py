@@ -14,7 +14,9 @@ unified_log.py  UnifiedLog: one partition directory (append, read, roll, retenti
 log_manager.py  LogManager: all partitions across log.dirs
 log_cleaner.py  LogCleaner: compaction of cleanup.policy=compact topics
 config.py       LogConfig: topic-level settings
-errors.py       LogError (carries a Kafka error code)
+errors.py       LogError (carries a Kafka error code), KafkaStorageException (KAFKA_STORAGE_ERROR)
+log_dir_failure_channel.py LogDirFailureChannel: log dirs taken offline by I/O errors
+io_faults.py    the seam through which tests inject disk faults (ENOSPC, EIO, EROFS)
 
 Knows nothing of partition leadership, requests or sockets.
 """

@@ -423,7 +423,10 @@ class Partition:
             epoch = (log.leader_epoch_cache.epoch_for_offset(offset - 1) if offset > log.log_start_offset
                      else self.leader_epoch)
             return TimestampAndOffset(NO_TIMESTAMP, offset, epoch)
-        found = log.fetch_offset_by_timestamp(timestamp)
+        try:
+            found = log.fetch_offset_by_timestamp(timestamp)
+        except LogError as exc:  # KAFKA_STORAGE_ERROR: the log's directory failed
+            raise PartitionError(exc.code, str(exc)) from None
         if found is None or (timestamp >= 0 and found.offset >= log.high_watermark):
             return None  # a record not yet committed is not found by its timestamp
         return found

@@ -43,13 +43,13 @@ class Node:
     """One broker's replication parts; the handlers see it as `ctx.services`."""
 
     def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
-                 topic_configs: dict[str, dict[str, str]] | None = None) -> None:
+                 topic_configs: dict[str, dict[str, str]] | None = None, log_dir_count: int = 1) -> None:
         self.broker_id = broker_id
         self.metadata_cache = MetadataCache(broker_id)
         self.controller: KafkaController | None = None
         base = LogConfig()
-        log_dir = os.path.join(str(root), f"broker{broker_id}")
-        self.log_manager = LogManager([log_dir], cluster_id="replication-tests", broker_id=broker_id,
+        log_dirs = [os.path.join(str(root), f"broker{broker_id}" + (f"-{n}" if n else "")) for n in range(log_dir_count)]
+        self.log_manager = LogManager(log_dirs, cluster_id="replication-tests", broker_id=broker_id,
                                       default_config=base)
         configs = topic_configs if topic_configs is not None else {}
         self.replica_manager = ReplicaManager(broker_id, self.log_manager, self.metadata_cache,
