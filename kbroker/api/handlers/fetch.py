@@ -31,7 +31,8 @@
     high watermark and the ISR (kbroker/replica).
   - A replica outside the assignment gets UNKNOWN_LEADER_EPOCH (with a current leader epoch) or
     NOT_LEADER_OR_FOLLOWER.
-- Gaps: no preferred read replica; no fetch sessions (see above).
+- Gaps: no preferred read replica; no fetch sessions (see above); v0-3's down-conversion runs
+  on the event loop, a partition at a time (Kafka converts lazily, in chunks, while sending).
 """
 
 from __future__ import annotations

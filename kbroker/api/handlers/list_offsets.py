@@ -6,18 +6,18 @@
     offsets, newest first: the base offsets of segments last modified at or before the
     timestamp and the log end (-1: from the log end, -2: the log start); a consumer sees the
     high watermark instead of anything above it (Partition.legacy_fetch_offsets_for_timestamp).
-- v1+ per partition, by timestamp (Partition.fetch_offset_for_timestamp):
-  - -2 earliest (the log start offset); -4 earliest local (the same: no tiered storage).
-  - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
-    for a replica id >= 0.
-  - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
-  - -5 earliest pending upload (v9+): -1, nothing is tiered.
-  - Otherwise the first offset whose timestamp is >= the one asked, found through the time
-    index (-1/-1 when none is).
-  - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
-    (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
-  - Consumers asking a new leader whose high watermark is below its epoch's start offset get
-    OFFSET_NOT_AVAILABLE, as Kafka answers.
+  - v1+ per partition, by timestamp (Partition.fetch_offset_for_timestamp):
+    - -2 earliest (the log start offset); -4 earliest local (the same: no tiered storage).
+    - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
+      for a replica id >= 0.
+    - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
+    - -5 earliest pending upload (v9+): -1, nothing is tiered.
+    - Otherwise the first offset whose timestamp is >= the one asked, found through the time
+      index (-1/-1 when none is).
+    - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
+      (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+    - Consumers asking a new leader whose high watermark is below its epoch's start offset get
+      OFFSET_NOT_AVAILABLE, as Kafka answers.
 - Gaps: no tiered storage (see -4 and -5).
 """
 
