@@ -133,3 +133,33 @@ def test_modern_producer_records_read_by_an_old_consumer(kbroker, version, codec
     magic = OLD_CLIENTS[version]
     assert got == [(offset, key, value, timestamp if magic >= 1 else None)
                    for offset, (key, value, timestamp) in enumerate(records)]
+
+
+@pytest.mark.parametrize("version", [(0, 9), (0, 10), (0, 10, 1)], ids=["0.9", "0.10", "0.10.1"])
+def test_old_group_consumer_reads_and_commits(kbroker, version):
+    """An old consumer in a group (JoinGroup/SyncGroup v0, OffsetCommit v2, OffsetFetch v1) reads a
+    modern producer's records and its committed offset is what a modern client then sees."""
+    topic = topic_name("old-group", version, "none")
+    records = sample(topic)
+    modern_produce(kbroker, topic, records, "gzip")
+    group = f"group-{topic}"
+    consumer = KafkaConsumer(topic, bootstrap_servers=kbroker.bootstrap, api_version=version, group_id=group,
+                             auto_offset_reset="earliest", enable_auto_commit=False,
+                             consumer_timeout_ms=TIMEOUT_S * 1000)
+    try:
+        got = []
+        for message in consumer:
+            got.append((message.key, message.value))
+            if len(got) == RECORDS:
+                break
+        consumer.commit()
+    finally:
+        consumer.close()
+    assert got == [(key, value) for key, value, _ in records]
+
+    modern = Consumer({"bootstrap.servers": kbroker.bootstrap, "group.id": group})
+    try:
+        [committed] = modern.committed([TopicPartition(topic, 0)], timeout=TIMEOUT_S)
+    finally:
+        modern.close()
+    assert committed.offset == RECORDS
