@@ -6,8 +6,11 @@ RecordsUtil.downConvert."""
 from __future__ import annotations
 
 import struct
+import zlib
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 from kafka.record.memory_records import MemoryRecords
 
@@ -289,3 +292,71 @@ def test_magic_0_lz4_with_kafka_08_header_checksum_is_read():
     wrapper = encode_message(0, 0, CODEC_LZ4, NO_TIMESTAMP, None, bytes(broken))
     _, _, records = converted(wrapper)
     assert [(r.key, r.value) for r in records] == [(b"k", b"v")]
+
+
+def test_magic_0_lz4_is_written_with_kafka_08_header_checksum():
+    records = [Record(5, NO_TIMESTAMP, b"k", b"v", ())]
+    out = build_message_set(records, 0, CODEC_LZ4)
+    value = out[12 + 4 + 2 + 4 + 4:]  # offset, size, crc, magic+attributes, null key, value length
+    descriptor_end = 6
+    assert value[descriptor_end] == (_xxh32_short(value[:descriptor_end]) >> 8) & 0xFF
+    # read back by the path old producers take (which mends the checksum first)
+    assert [(r.offset, r.key, r.value) for r in converted(out)[2]] == [(0, b"k", b"v")]
+
+
+def test_corrupt_log_bytes_down_convert_to_corrupt_message():
+    data = bytearray(stored(RECORDS, 0, CODEC_GZIP))
+    data[70:80] = b"\xff" * 10  # inside the compressed records
+    with pytest.raises(LogError) as raised:
+        down_convert(bytes(data), 1, 0)
+    assert raised.value.code == Errors.CORRUPT_MESSAGE
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_message_sets_only_ever_raise_log_errors(data):
+    """Whatever a client sends in Produce v0-2, the log answers with a Kafka error code."""
+    magic = data.draw(st.sampled_from([0, 1]))
+    codec = data.draw(st.sampled_from([CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY]))
+    original = bytearray(kafka_python_message_set(magic, codec, ENTRIES))
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(original) - 1))
+        original[position] = data.draw(st.integers(0, 255))
+    cut = data.draw(st.integers(0, len(original)))
+    try:
+        up_convert(bytes(original[:cut]), 1 << 20)
+    except LogError as err:
+        assert err.code in (Errors.CORRUPT_MESSAGE, Errors.INVALID_RECORD, Errors.MESSAGE_TOO_LARGE)
+
+
+def with_fixed_crcs(data: bytearray) -> bytes:
+    """Each complete message's CRC recomputed, so mutations reach the checks behind the CRC."""
+    position = 0
+    while position + 17 <= len(data):
+        (size,) = struct.unpack_from(">i", data, position + 8)
+        end = position + 12 + size
+        if size < 5 or end > len(data):
+            break
+        struct.pack_into(">I", data, position + 12, zlib.crc32(data[position + 16:end]))
+        position = end
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_messages_behind_valid_crcs_only_ever_raise_log_errors(data):
+    magic = data.draw(st.sampled_from([0, 1]))
+    inner = bytearray(kafka_python_message_set(magic, CODEC_NONE, ENTRIES))
+    for _ in range(data.draw(st.integers(1, 4))):
+        inner[data.draw(st.integers(0, len(inner) - 1))] = data.draw(st.integers(0, 255))
+    inner_bytes = with_fixed_crcs(inner) if data.draw(st.booleans()) else bytes(inner)
+    codec = data.draw(st.sampled_from([CODEC_NONE, CODEC_GZIP, CODEC_SNAPPY, CODEC_LZ4, 5]))
+    if codec == CODEC_NONE:
+        message_set = inner_bytes
+    else:
+        payload = compress(codec, inner_bytes) if codec != 5 else inner_bytes
+        message_set = encode_message(0, magic, codec, NOW, None, payload)
+    try:
+        up_convert(message_set, 1 << 20)
+    except LogError as err:
+        assert err.code in (Errors.CORRUPT_MESSAGE, Errors.INVALID_RECORD)

@@ -38,6 +38,7 @@ from kbroker.log.records import (
     MAGIC_OFFSET,
     MAGIC_V2,
     NO_TIMESTAMP,
+    BatchHeader,
     Buffer,
     CorruptRecordError,
     Record,
@@ -216,17 +217,19 @@ def _shallow_messages(records: Buffer, max_message_bytes: int) -> list[LegacyMes
 def _inner_messages(wrapper: LegacyMessage) -> list[LegacyMessage]:
     """The wrapper's inner messages, checked as LogValidator checks deep entries; v1 inner
     records of a LogAppendTime wrapper take its timestamp."""
+    inner: list[LegacyMessage] = []
     try:
         data = _decompress(wrapper.codec, wrapper.magic, wrapper.value)
-        inner = [read_message(data, position, end) for position, end in iter_message_frames(data)]
+        for position, end in iter_message_frames(data):
+            if data[position + MAGIC_OFFSET] != wrapper.magic:
+                raise LogError(Errors.INVALID_RECORD, f"Record {len(inner)}'s magic does not match outer "
+                                                      f"magic {wrapper.magic}")
+            inner.append(read_message(data, position, end))
     except CorruptRecordError as err:
         raise LogError(Errors.CORRUPT_MESSAGE, f"invalid compressed message set: {err}") from err
     if not inner:
         raise LogError(Errors.INVALID_RECORD, "compressed message set without messages")
     for index, message in enumerate(inner):
-        if message.magic != wrapper.magic:
-            raise LogError(Errors.INVALID_RECORD, f"Record {index}'s magic does not match outer magic "
-                                                  f"{wrapper.magic}")
         if message.codec != CODEC_NONE:
             raise LogError(Errors.INVALID_RECORD, "Compressed outer record should not have an inner record "
                                                   "with a compression attribute set")
@@ -255,33 +258,36 @@ def down_convert(data: Buffer, to_magic: int, first_offset: int) -> bytes:
     down-conversion sends it: as many bytes as were read, or the first converted batch whole.
 
     Raises LogError(UNSUPPORTED_COMPRESSION_TYPE) for a zstd batch (no old client reads zstd)."""
-    parts: list[bytes] = []
-    for header in iter_batches(data):
-        if header.magic <= to_magic:  # never in a v2 log, but a batch at or below the target stays
-            parts.append(bytes(memoryview(data)[header.position : header.end]))
-            continue
-        if header.is_control:
-            continue
-        codec = header.compression_codec
-        if codec == CODEC_ZSTD:
-            raise LogError(Errors.UNSUPPORTED_COMPRESSION_TYPE,
-                           "Down-conversion of zstandard-compressed batches is not supported")
-        try:
-            records = list(iter_records(data, header))
-        except CorruptRecordError as err:
-            raise LogError(Errors.CORRUPT_MESSAGE, str(err)) from err
-        if codec == CODEC_NONE:
-            # A compressed batch goes whole (the client skips to its offset); an uncompressed one
-            # loses the records before the fetch offset, as RecordsUtil.downConvert does.
-            records = [record for record in records if record.offset >= first_offset]
-        if not records:
-            continue
-        log_append_time = header.max_timestamp if header.timestamp_type == LOG_APPEND_TIME else None
-        parts.append(build_message_set(records, to_magic, codec, log_append_time))
+    try:
+        parts = [part for header in iter_batches(data)
+                 if (part := _down_convert_batch(data, header, to_magic, first_offset))]
+    except CorruptRecordError as err:  # damaged bytes in the log: the client is told, not dropped
+        raise LogError(Errors.CORRUPT_MESSAGE, str(err)) from err
     if not parts:
         return b""
     converted = b"".join(parts)
     return converted[: max(len(data), len(parts[0]))]
+
+
+def _down_convert_batch(data: Buffer, header: BatchHeader, to_magic: int, first_offset: int) -> bytes:
+    """One batch's share of down_convert (empty when nothing of it goes to the client)."""
+    if header.magic <= to_magic:  # never in a v2 log, but a batch at or below the target stays
+        return bytes(memoryview(data)[header.position : header.end])
+    if header.is_control:
+        return b""
+    codec = header.compression_codec
+    if codec == CODEC_ZSTD:
+        raise LogError(Errors.UNSUPPORTED_COMPRESSION_TYPE,
+                       "Down-conversion of zstandard-compressed batches is not supported")
+    records = list(iter_records(data, header))
+    if codec == CODEC_NONE:
+        # A compressed batch goes whole (the client skips to its offset); an uncompressed one
+        # loses the records before the fetch offset, as RecordsUtil.downConvert does.
+        records = [record for record in records if record.offset >= first_offset]
+    if not records:
+        return b""
+    log_append_time = header.max_timestamp if header.timestamp_type == LOG_APPEND_TIME else None
+    return build_message_set(records, to_magic, codec, log_append_time)
 
 
 def build_message_set(records: Iterable[Record], magic: int, codec: int = CODEC_NONE,
@@ -304,8 +310,10 @@ def build_message_set(records: Iterable[Record], magic: int, codec: int = CODEC_
         wrapper_timestamp = log_append_time
     else:
         wrapper_timestamp = max(record.timestamp for record in records)
-    return encode_message(records[-1].offset, magic, codec | timestamp_bit, wrapper_timestamp, None,
-                          compress(codec, inner))
+    value = compress(codec, inner)
+    if codec == CODEC_LZ4 and magic == MAGIC_V0:
+        value = _kafka_08_lz4_header_checksum(value)
+    return encode_message(records[-1].offset, magic, codec | timestamp_bit, wrapper_timestamp, None, value)
 
 
 def encode_message(offset: int, magic: int, attributes: int, timestamp: int, key: bytes | None,
@@ -342,7 +350,10 @@ def _rotl32(value: int, bits: int) -> int:
 
 
 def _xxh32_short(data: bytes) -> int:
-    """xxHash32 with seed 0 of fewer than 16 bytes (an LZ4 frame descriptor is 2 to 14)."""
+    """xxHash32 with seed 0 of fewer than 16 bytes: an LZ4 frame descriptor is 2 to 14 bytes,
+    Kafka 0.8's checksum input 4 more, and only kbroker's own frames (2-byte descriptors) get it."""
+    if len(data) >= 16:
+        raise ValueError("xxHash32 of 16 bytes or more is not needed here")
     h = (_PRIME5 + len(data)) & _MASK32
     position = 0
     while position + 4 <= len(data):
@@ -358,12 +369,29 @@ def _xxh32_short(data: bytes) -> int:
     return h ^ (h >> 16)
 
 
-def _mend_lz4_header_checksum(data: bytes) -> bytes:
+def _lz4_descriptor_end(data: bytes) -> int | None:
+    """Where an LZ4 frame's header checksum byte is, or None if `data` is no frame."""
     if len(data) < 7 or data[:4] != _LZ4_MAGIC:
-        return data
+        return None
     flags = data[4]
-    descriptor_end = 6 + (8 if flags & 0x08 else 0) + (4 if flags & 0x01 else 0)
-    if len(data) <= descriptor_end:
+    end = 6 + (8 if flags & 0x08 else 0) + (4 if flags & 0x01 else 0)
+    return end if len(data) > end else None
+
+
+def _with_header_checksum(data: bytes, hashed_from: int) -> bytes:
+    end = _lz4_descriptor_end(data)
+    if end is None:
         return data
-    checksum = (_xxh32_short(data[4:descriptor_end]) >> 8) & 0xFF
-    return data[:descriptor_end] + bytes([checksum]) + data[descriptor_end + 1 :]
+    checksum = (_xxh32_short(data[hashed_from:end]) >> 8) & 0xFF
+    return data[:end] + bytes([checksum]) + data[end + 1 :]
+
+
+def _mend_lz4_header_checksum(data: bytes) -> bytes:
+    """The frame with the checksum LZ4 defines (over the descriptor)."""
+    return _with_header_checksum(data, 4)
+
+
+def _kafka_08_lz4_header_checksum(data: bytes) -> bytes:
+    """The frame with the checksum Kafka writes for magic 0 (over the magic bytes too), which
+    0.8/0.9 clients check and newer ones mend (KafkaLZ4BlockOutputStream)."""
+    return _with_header_checksum(data, 0)
