@@ -24,6 +24,7 @@ from kbroker.testing.raw_client import (
     create_topic,
     fetch,
     produce,
+    raw_call,
 )
 from kbroker.testing.records import batch_values, build_batch
 
@@ -261,3 +262,25 @@ def test_every_advertised_version_of_every_client_api_answers(kbroker):
                     client.close()
                     client = RawClient(kbroker.port)
     assert unanswered == []
+
+
+# --- message format versions ----------------------------------------------------------------
+
+INVALID_CONFIG = 40
+
+
+def test_topic_message_format_before_v2_is_refused_below_ibp_3_0(broker_factory):
+    """Below inter.broker.protocol.version 3.0 Kafka would store magic 0/1 for such a topic;
+    kbroker stores v2 only, so it refuses rather than ignores the setting. From 3.0 Kafka ignores it."""
+    old_ibp = broker_factory("inter.broker.protocol.version=2.8")
+    new_ibp = broker_factory()
+    for broker, expected in ((old_ibp, INVALID_CONFIG), (new_ibp, NONE)):
+        answer = raw_call(broker.port, 19, 7, {"topics": [{
+            "name": "old-format", "num_partitions": 1, "replication_factor": 1,
+            "configs": [{"name": "message.format.version", "value": "0.10.2"}]}], "timeout_ms": 10000})
+        assert answer["topics"][0]["error_code"] == expected, answer
+    create_topic(old_ibp.port, "new-format")
+    answer = raw_call(old_ibp.port, 33, 1, {"resources": [{
+        "resource_type": 2, "resource_name": "new-format",
+        "configs": [{"name": "message.format.version", "value": "0.9.0"}]}], "validate_only": False})
+    assert answer["responses"][0]["error_code"] == INVALID_CONFIG, answer

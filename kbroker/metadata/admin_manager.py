@@ -103,6 +103,8 @@ class AdminManager:
             if value is None:
                 raise AdminError(Errors.INVALID_CONFIG, f"Null value not supported for topic configs: {name}")
             reason = validate_topic_config(name, value)
+            if reason is None and name == "message.format.version":
+                reason = self.config.unwritable_message_format(value)
             if reason is not None:
                 raise AdminError(Errors.INVALID_CONFIG, reason)
 
