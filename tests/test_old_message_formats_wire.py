@@ -198,6 +198,19 @@ def test_down_conversion_disabled_answers_unsupported_version(kbroker):
     assert new["error_code"] == NONE and len(batch_values(new["records"])) == 1
 
 
+def test_broker_wide_down_conversion_off_yields_to_a_topic_override(broker_factory):
+    broker = broker_factory("log.message.downconversion.enable=false")
+    create_topic(broker.port, "off")
+    create_topic(broker.port, "on", configs={"message.downconversion.enable": "true"})
+    with RawClient(broker.port) as client:
+        for topic in ("off", "on"):
+            fill(client, topic, 1, 10)
+        _, off = fetch(client, "off", 0, 0, version=1)
+        _, on = fetch(client, "on", 0, 0, version=1)
+    assert off["error_code"] == UNSUPPORTED_VERSION
+    assert on["error_code"] == NONE and len(read_messages(on["records"])) == 1
+
+
 def test_fetch_from_the_middle_of_an_uncompressed_batch_skips_earlier_records(kbroker):
     topic = "old-formats-middle"
     create_topic(kbroker.port, topic)

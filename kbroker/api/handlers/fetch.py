@@ -113,7 +113,7 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
             elif to_magic is None:
                 result = results[slot]
             else:
-                result = _down_converted(ctx, wanted[slot], results[slot], to_magic)
+                result = _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0)
             partitions.append(_partition_data(index, result))
         responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
     return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
@@ -131,13 +131,13 @@ def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
 
 
 def _down_converted(ctx: RequestContext, req: FetchRequestPartition, result: FetchResult,
-                    to_magic: int) -> FetchResult:
+                    to_magic: int, from_follower: bool) -> FetchResult:
     """Kafka's maybeConvertFetchedData: a v0-3 fetcher gets the partition's records as magic
-    `to_magic` messages, unless the topic turned down-conversion off."""
+    `to_magic` messages, unless the topic turned down-conversion off for clients."""
     if result.error != Errors.NONE:
         return result
     config = _log_config(ctx, req.topic, req.partition)
-    if config is not None and not config.message_downconversion_enable:
+    if not from_follower and config is not None and not config.message_downconversion_enable:
         return FetchResult(Errors.UNSUPPORTED_VERSION)
     if result.records is None:
         return result
