@@ -29,9 +29,9 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_to_base64
 from kbroker.replica.delayed_fetch import (

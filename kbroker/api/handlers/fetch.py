@@ -10,8 +10,9 @@
     sent (the old client reports it too large). v4+ send the stored bytes untouched.
   - Consumers (replica id -1) read up to the high watermark, or the last stable offset with
     read_committed.
-  - Partitions are read in request order with the response limit max_bytes and each
-    partition's limit, the first batch found always whole even when larger (KIP-74).
+  - Partitions are read in request order with the response limit max_bytes (capped by the
+    broker's fetch.max.bytes) and each partition's limit, the first batch found always whole
+    even when larger (KIP-74).
   - When less than min_bytes is found the fetch waits as a DelayedFetch in the replica
     manager's purgatory, up to max_wait_ms: it completes once the bytes it may read reach
     min_bytes (a follower reads to the log end, a consumer to the high watermark or, with
@@ -41,15 +42,14 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
-from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
-from kbroker.log.legacy_records import down_convert, fetch_magic
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH_TXN_COMMITTED
 from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
 
 if TYPE_CHECKING:
+    from kbroker.log.config import LogConfig
     from kbroker.protocol.message_types import (
         FetchRequest,
         FetchRequestFetchTopic,
@@ -62,6 +62,7 @@ API_KEY = ApiKey.FETCH
 VERSIONS = (0, 18)
 
 INVALID_SESSION_ID = 0
+FIRST_RECORD_BATCH_VERSION = 4  # Fetch v0-3 read message formats 0/1 (down-converted)
 
 
 async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
@@ -100,10 +101,16 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
                                                 p["log_start_offset"]))
         layout.append((topic, slots))
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
-    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"], request["min_bytes"],
-                                          request["max_bytes"], replica_id, replica_epoch,
+    # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
+    max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
+    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
+                                          min(request["min_bytes"], max_bytes), max_bytes, replica_id, replica_epoch,
                                           hard_max_bytes_limit=version <= 2)
-    to_magic = fetch_magic(version)
+    to_magic = None
+    if version < FIRST_RECORD_BATCH_VERSION:  # loaded with the first old fetcher, not at start-up
+        from kbroker.log.legacy_records import fetch_magic
+
+        to_magic = fetch_magic(version)
     responses: list[FetchResponseFetchableTopicResponse] = []
     for topic, slots in layout:
         partitions: list[FetchResponsePartitionData] = []
@@ -141,6 +148,8 @@ def _down_converted(ctx: RequestContext, req: FetchRequestPartition, result: Fet
         return FetchResult(Errors.UNSUPPORTED_VERSION)
     if result.records is None:
         return result
+    from kbroker.log.legacy_records import down_convert  # imported by the handler already
+
     try:
         records = down_convert(result.records.read_bytes(), to_magic, req.fetch_offset)
     except LogError as exc:
