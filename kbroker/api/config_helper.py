@@ -294,7 +294,7 @@ def check_topic_config(description: str, new_config: Mapping[str, str], config: 
         reason = validate_topic_config(name, value)
         if reason is not None:
             raise ConfigApiError(Errors.INVALID_REQUEST, f"Invalid config value for resource {description}: {reason}")
-    format_problem = config.unwritable_message_format(new_config.get("message.format.version", "3.0"))
+    format_problem = config.unwritable_topic_message_format(new_config)
     if format_problem:
         raise ConfigApiError(Errors.INVALID_CONFIG, f"Invalid config value for resource {description}: "
                                                     f"{format_problem}")

@@ -314,6 +314,11 @@ class KafkaConfig:
                 f"write; with inter.broker.protocol.version {ibp} use 0.11.0 or later (or set "
                 "inter.broker.protocol.version to 3.0 or later, where Kafka ignores the message format version)")
 
+    def unwritable_topic_message_format(self, topic_configs: Mapping[str, str | None]) -> str | None:
+        """unwritable_message_format for a topic's message.format.version, if it sets one."""
+        version = topic_configs.get("message.format.version")
+        return None if version is None else self.unwritable_message_format(version)
+
     def _validate_broker_id(self) -> None:
         broker_id, reserved = self.get("broker.id"), self.get("reserved.broker.max.id")
         if self.get("broker.id.generation.enable"):

@@ -103,10 +103,11 @@ class AdminManager:
             if value is None:
                 raise AdminError(Errors.INVALID_CONFIG, f"Null value not supported for topic configs: {name}")
             reason = validate_topic_config(name, value)
-            if reason is None and name == "message.format.version":
-                reason = self.config.unwritable_message_format(value)
             if reason is not None:
                 raise AdminError(Errors.INVALID_CONFIG, reason)
+        reason = self.config.unwritable_topic_message_format(configs)
+        if reason is not None:
+            raise AdminError(Errors.INVALID_CONFIG, reason)
 
     def create_topic_now(self, req: TopicRequest, validate_only: bool = False) -> TopicResult:
         """Validates and (unless validate_only) writes one topic; errors come back in the result."""
