@@ -54,9 +54,7 @@ MAGIC_V1 = 1
 
 # offset, size, crc, magic, attributes: what every v0/v1 message starts with.
 _MESSAGE_HEAD = struct.Struct(">qiIbb")
-_CRC_POSITION = 12
-_ATTRIBUTES_POSITION = 17
-_TIMESTAMP_POSITION = 18
+_TIMESTAMP_POSITION = 18  # v1's timestamp, or v0's key length
 # Bytes after the size field without key and value: crc, magic, attributes, (timestamp), 2 lengths.
 RECORD_OVERHEAD = {MAGIC_V0: 14, MAGIC_V1: 22}
 _TIMESTAMP_TYPE_BIT = 0x08
