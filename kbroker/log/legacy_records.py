@@ -61,6 +61,10 @@ _TIMESTAMP_TYPE_BIT = 0x08
 _CODEC_MASK = 0x07
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
+_V0_HEAD = struct.Struct(">bb")  # magic, attributes
+_V1_HEAD = struct.Struct(">bbq")  # magic, attributes, timestamp
+_OFFSET_SIZE_CRC = struct.Struct(">qiI")
+_NULL_LENGTH = _I32.pack(-1)
 
 
 class LegacyMessage(NamedTuple):
@@ -317,17 +321,10 @@ def build_message_set(records: Iterable[Record], magic: int, codec: int = CODEC_
 def encode_message(offset: int, magic: int, attributes: int, timestamp: int, key: bytes | None,
                    value: bytes | None) -> bytes:
     """One v0/v1 message with its offset and size fields; v0 has no timestamp."""
-    parts = [struct.pack(">bb", magic, attributes)]
-    if magic > MAGIC_V0:
-        parts.append(_I64.pack(timestamp))
-    for field in (key, value):
-        if field is None:
-            parts.append(_I32.pack(-1))
-        else:
-            parts.append(_I32.pack(len(field)))
-            parts.append(bytes(field))
-    body = b"".join(parts)
-    return struct.pack(">qiI", offset, len(body) + 4, zlib.crc32(body)) + body
+    head = _V1_HEAD.pack(magic, attributes, timestamp) if magic > MAGIC_V0 else _V0_HEAD.pack(magic, attributes)
+    body = b"".join((head, _NULL_LENGTH if key is None else _I32.pack(len(key)) + key,
+                     _NULL_LENGTH if value is None else _I32.pack(len(value)) + value))
+    return _OFFSET_SIZE_CRC.pack(offset, len(body) + 4, zlib.crc32(body)) + body
 
 
 def is_legacy(records: Buffer) -> bool:

@@ -32,12 +32,14 @@
     high watermark and the ISR (kbroker/replica).
   - A replica outside the assignment gets UNKNOWN_LEADER_EPOCH (with a current leader epoch) or
     NOT_LEADER_OR_FOLLOWER.
-- Gaps: no preferred read replica; no fetch sessions (see above); v0-3's down-conversion runs
-  on the event loop, a partition at a time (Kafka converts lazily, in chunks, while sending).
+- Gaps: no preferred read replica; no fetch sessions (see above); v0-3's down-conversion is done
+  a partition at a time in a worker thread before the answer is sent (Kafka converts lazily, in
+  chunks, while sending).
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -120,7 +122,7 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
             elif to_magic is None:
                 result = results[slot]
             else:
-                result = _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0)
+                result = await _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0)
             partitions.append(_partition_data(index, result))
         responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
     return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
@@ -137,10 +139,12 @@ def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
     return config is not None and config.compression_type == "zstd"
 
 
-def _down_converted(ctx: RequestContext, req: FetchRequestPartition, result: FetchResult,
-                    to_magic: int, from_follower: bool) -> FetchResult:
+async def _down_converted(ctx: RequestContext, req: FetchRequestPartition, result: FetchResult,
+                          to_magic: int, from_follower: bool) -> FetchResult:
     """Kafka's maybeConvertFetchedData: a v0-3 fetcher gets the partition's records as magic
-    `to_magic` messages, unless the topic turned down-conversion off for clients."""
+    `to_magic` messages, unless the topic turned down-conversion off for clients. The conversion
+    (decoding, re-encoding, recompressing every record) runs in a worker thread, so the event
+    loop keeps serving other clients between its turns at the GIL."""
     if result.error != Errors.NONE:
         return result
     config = _log_config(ctx, req.topic, req.partition)
@@ -150,8 +154,10 @@ def _down_converted(ctx: RequestContext, req: FetchRequestPartition, result: Fet
         return result
     from kbroker.log.legacy_records import down_convert  # imported by the handler already
 
+    region = result.records
     try:
-        records = down_convert(result.records.read_bytes(), to_magic, req.fetch_offset)
+        records = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: down_convert(region.read_bytes(), to_magic, req.fetch_offset))
     except LogError as exc:
         return FetchResult(exc.code)
     return replace(result, records=records, size=len(records))

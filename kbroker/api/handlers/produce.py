@@ -20,7 +20,8 @@
     bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
     offending record's batch index and message) and Kafka's `error_message`.
 - Gaps: transactional produce (no transaction coordinator yet: transactional ids are not
-  accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them).
+  accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them);
+  v0-2's message sets are converted on the event loop, within the append (about 10 us a message).
 """
 
 from __future__ import annotations
