@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka import KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
+from kafka.errors import UnsupportedCompressionTypeError
 
 from kbroker.testing.records import CODEC_IDS, stored_batches
 
@@ -162,3 +163,35 @@ def test_old_group_consumer_reads_and_commits(kbroker, version):
     finally:
         modern.close()
     assert committed.offset == RECORDS
+
+
+def test_old_and_modern_clients_interleaved_on_one_topic(kbroker):
+    """Appends in turn from old producers (message formats 0 and 1) and confluent-kafka on one
+    partition; every consumer, old or modern, reads all of them in order."""
+    topic = "old-and-new-interleaved"
+    rounds = [((0, 9), "gzip"), (None, "lz4"), ((0, 10), "snappy"), (None, "gzip"), ((0, 8, 2), "none"),
+              ((0, 10, 1), "lz4")]
+    expected: list[tuple] = []  # (key, value, timestamp; -1 where the format had none)
+    for round_number, (version, codec) in enumerate(rounds):
+        records = sample(f"{topic}-{round_number}")[:20]
+        if version is None:
+            modern_produce(kbroker, topic, records, codec)
+        else:
+            old_produce(kbroker, version, topic, records, codec)
+        keeps_time = version is None or OLD_CLIENTS[version] >= 1
+        expected += [(key, value, timestamp if keeps_time else -1) for key, value, timestamp in records]
+    modern = modern_consume(kbroker, topic, len(expected))
+    assert modern == [(offset, *record) for offset, record in enumerate(expected)]
+    for version in ((0, 10, 1), (0, 9)):
+        old = old_consume(kbroker, version, topic, len(expected))
+        reads_time = OLD_CLIENTS[version] >= 1  # magic 0 readers see no timestamps at all
+        assert old == [(offset, key, value, timestamp if reads_time else None)
+                       for offset, (key, value, timestamp) in enumerate(expected)], f"{version}"
+
+
+def test_old_consumer_gets_unsupported_compression_type_for_zstd(kbroker):
+    """zstd batches cannot be down-converted: Kafka answers UNSUPPORTED_COMPRESSION_TYPE (76)."""
+    topic = "zstd-for-old-consumers"
+    modern_produce(kbroker, topic, sample(topic)[:5], "zstd")
+    with pytest.raises(UnsupportedCompressionTypeError):
+        old_consume(kbroker, (0, 10), topic, 5)
