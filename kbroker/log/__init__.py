@@ -1,6 +1,7 @@
 """kbroker's native log, stored exactly as Kafka stores it (KAFKA-FACTS §4, §5, §8).
 
 records.py      record batch v2: parse headers, iterate/decode records, build batches and markers
+legacy_records.py message formats v0/v1: Produce v0-2 up-conversion, Fetch v0-3 down-conversion
 compression.py  gzip / snappy (xerial) / lz4 / zstd
 validator.py    LogValidator: leader-append checks with Kafka's error codes, offset assignment
 index.py        OffsetIndex, TimeIndex, TransactionIndex

@@ -651,6 +651,27 @@ class UnifiedLog:
                 return segment.find_offset_by_timestamp(target_timestamp, self.log_start_offset)
         return None
 
+    def legacy_fetch_offsets_before(self, timestamp: int, max_num_offsets: int, now: int | None = None) -> list[int]:
+        """ListOffsets v0 (Kafka's legacyFetchOffsetsBefore): up to `max_num_offsets` segment
+        base offsets (and the log end, stamped now, when the active segment has data) whose
+        segment was last modified at or before `timestamp`, newest first; -1 starts from the
+        log end, -2 from the log start."""
+        segments = self.log_segments()
+        points = [(max(segment.base_offset, self.log_start_offset), segment.last_modified_ms)
+                  for segment in segments]
+        if segments[-1].size > 0:
+            points.append((self.log_end_offset, now_ms() if now is None else now))
+        if timestamp == LATEST_TIMESTAMP:
+            start = len(points) - 1
+        elif timestamp == EARLIEST_TIMESTAMP:
+            start = 0
+        else:
+            start = len(points) - 1
+            while start >= 0 and points[start][1] > timestamp:
+                start -= 1
+        count = max(0, min(max_num_offsets, start + 1))
+        return sorted((points[start - j][0] for j in range(count)), reverse=True)
+
     def _max_timestamp_and_offset(self) -> TimestampAndOffset | None:
         best = max(self.log_segments(), key=lambda segment: segment.max_timestamp_so_far)
         if best.max_timestamp_so_far < 0:

@@ -431,6 +431,18 @@ class Partition:
             return None  # a record not yet committed is not found by its timestamp
         return found
 
+    def legacy_fetch_offsets_for_timestamp(self, timestamp: int, max_num_offsets: int,
+                                           from_consumer: bool) -> list[int]:
+        """ListOffsets v0 on the leader (Kafka's legacyFetchOffsetsForTimestamp): the log's
+        offsets before `timestamp`; a consumer sees none above the high watermark, which
+        stands first instead. Raises the PartitionError of check_leader."""
+        log = self.check_leader()
+        offsets = log.legacy_fetch_offsets_before(timestamp, max_num_offsets)
+        high_watermark = log.high_watermark
+        if not from_consumer or all(offset <= high_watermark for offset in offsets):
+            return offsets
+        return [high_watermark] + [offset for offset in offsets if offset <= high_watermark]
+
     def last_offset_for_leader_epoch(self, current_leader_epoch: int, leader_epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch on the leader: (the largest epoch <= leader_epoch, where it ends),
         the end being the log end for the latest epoch; (UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)

@@ -342,16 +342,21 @@ class ReplicaManager:
 
     async def fetch(self, requests: list[FetchRequestPartition], isolation: int, max_wait_ms: int,
                     min_bytes: int, max_bytes: int, replica_id: int = CONSUMER_REPLICA_ID,
-                    replica_epoch: int = -1) -> list[FetchResult]:
+                    replica_epoch: int = -1, hard_max_bytes_limit: bool = False) -> list[FetchResult]:
         """Reads now; if fewer than min_bytes were found and nothing failed or diverged, waits
-        as a DelayedFetch (counting the bytes that become available) and reads again."""
-        results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, True)
+        as a DelayedFetch (counting the bytes that become available) and reads again.
+
+        `hard_max_bytes_limit` (Fetch v0-2, before KIP-74) never lets a batch exceed the limits:
+        a partition gets the bytes that fit, which may end in a partial batch."""
+        results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, True,
+                                 hard_max_bytes_limit)
         if (max_wait_ms <= 0 or not requests or self.stopping or sum(r.size for r in results) >= min_bytes
                 or any(r.error != Errors.NONE or r.diverging_epoch is not None for r in results)):
             return results
         statuses = [FetchPartitionStatus(req, self._start_offset_metadata(req, result))
                     for req, result in zip(requests, results, strict=True)]
-        read_again = partial(self._read_all, requests, isolation, max_bytes, replica_id, replica_epoch, False)
+        read_again = partial(self._read_all, requests, isolation, max_bytes, replica_id, replica_epoch, False,
+                             hard_max_bytes_limit)
         delayed = DelayedFetch(max_wait_ms, min_bytes, isolation, statuses, self.get_partition, read_again)
         keys = [(req.topic, req.partition) for req in requests]
         if not self.delayed_fetch_purgatory.try_complete_else_watch(delayed, keys):
@@ -369,10 +374,12 @@ class ReplicaManager:
         return leader_log.convert_to_offset_metadata(req.fetch_offset)
 
     def _read_all(self, requests: list[FetchRequestPartition], isolation: int, max_bytes: int,
-                  replica_id: int, replica_epoch: int, update_fetch_state: bool) -> list[FetchResult]:
+                  replica_id: int, replica_epoch: int, update_fetch_state: bool,
+                  hard_max_bytes_limit: bool = False) -> list[FetchResult]:
         results = []
         budget = max_bytes
-        min_one_message = True  # KIP-74: the first partition with data may exceed the limits by one batch
+        # KIP-74: the first partition with data may exceed the limits by one batch
+        min_one_message = not hard_max_bytes_limit
         for req in requests:
             limited = FetchRequestPartition(req.topic, req.partition, req.fetch_offset,
                                             max(0, min(req.max_bytes, budget)), req.current_leader_epoch,

@@ -18,6 +18,7 @@ from typing import Any
 
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.config import KafkaConfig
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
@@ -45,6 +46,8 @@ class Node:
     def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
                  topic_configs: dict[str, dict[str, str]] | None = None, log_dir_count: int = 1) -> None:
         self.broker_id = broker_id
+        # The broker settings handlers read (Fetch: fetch.max.bytes), at Kafka's defaults.
+        self.config = KafkaConfig.load(overrides={"broker.id": str(broker_id)}, defaults={})
         self.metadata_cache = MetadataCache(broker_id)
         self.controller: KafkaController | None = None
         base = LogConfig()
