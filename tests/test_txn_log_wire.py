@@ -14,28 +14,30 @@ import struct
 
 import pytest
 
-from kbroker.testing.batches import producer_batch, read_batches
+from kbroker.testing.batches import read_batches
 from kbroker.testing.raw_client import (
-    FETCH,
-    LIST_OFFSETS,
     NONE,
     RawClient,
+    advertised_api_keys,
     create_topic,
-    fetch_body,
     init_producer_id,
     produce,
 )
-from kbroker.testing.records import batch_values, now_ms
+from kbroker.testing.records import batch_values
+from kbroker.testing.txn_log import (
+    READ_COMMITTED,
+    READ_UNCOMMITTED,
+    WRITE_TXN_MARKERS,
+    fetch_isolated,
+    latest_offset,
+    txn_batch,
+)
+from kbroker.testing.txn_log import write_txn_markers as write_markers
 
-WRITE_TXN_MARKERS = 27
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 TRANSACTION_COORDINATOR_FENCED = 52
-READ_UNCOMMITTED, READ_COMMITTED = 0, 1
-LATEST = -1
-CONTROL_ATTRIBUTE = 0x20
-TRANSACTIONAL_ATTRIBUTE = 0x10
 
 
 @pytest.fixture(scope="module")
@@ -43,53 +45,11 @@ def kbroker(module_broker_factory):
     return module_broker_factory()
 
 
-def txn_batch(values: list[bytes], producer_id: int, epoch: int, sequence: int,
-              transactional: bool = True) -> bytes:
-    # Timestamped now: an old timestamp would roll a segment (segment.ms) before the marker.
-    return bytes(producer_batch(values, producer_id=producer_id, producer_epoch=epoch, base_sequence=sequence,
-                                transactional=transactional, timestamp=now_ms()))
-
-
 def produce_txn(client: RawClient, topic: str, partition: int, records: bytes) -> dict:
-    answer = produce(client, topic, partition, records, acks=-1)
-    return answer
-
-
-def write_markers(client: RawClient, producer_id: int, epoch: int, committed: bool,
-                  partitions: list[tuple[str, int]], *, coordinator_epoch: int = 0, version: int = 1) -> dict:
-    """{(topic, partition): error code} of a one-marker WriteTxnMarkers request."""
-    topics: dict[str, list[int]] = {}
-    for topic, index in partitions:
-        topics.setdefault(topic, []).append(index)
-    answer = client.call(WRITE_TXN_MARKERS, version, {"markers": [{
-        "producer_id": producer_id, "producer_epoch": epoch, "transaction_result": committed,
-        "coordinator_epoch": coordinator_epoch,
-        "topics": [{"name": name, "partition_indexes": indexes} for name, indexes in topics.items()]}]})
-    [marker] = answer["markers"]
-    assert marker["producer_id"] == producer_id
-    return {(t["name"], p["partition_index"]): p["error_code"] for t in marker["topics"] for p in t["partitions"]}
-
-
-def fetch_isolated(client: RawClient, topic: str, partition: int, offset: int, isolation: int) -> dict:
-    body = fetch_body(topic, partition, offset)
-    body["isolation_level"] = isolation
-    answer = client.call(FETCH, 12, body)
-    [partition_answer] = answer["responses"][0]["partitions"]
-    assert partition_answer["error_code"] == NONE, partition_answer
-    return partition_answer
-
-
-def latest_offset(client: RawClient, topic: str, partition: int, isolation: int) -> int:
-    answer = client.call(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": isolation, "topics": [
-        {"name": topic, "partitions": [{"partition_index": partition, "timestamp": LATEST}]}]})
-    [entry] = answer["topics"][0]["partitions"]
-    assert entry["error_code"] == NONE, entry
-    return entry["offset"]
+    return produce(client, topic, partition, records, acks=-1)
 
 
 def test_write_txn_markers_is_advertised(kbroker):
-    from kbroker.testing.raw_client import advertised_api_keys
-
     assert advertised_api_keys(kbroker.port)[WRITE_TXN_MARKERS] == (0, 1)
 
 

@@ -425,7 +425,7 @@ class Partition:
                      if last_fetchable > log.log_start_offset else self.leader_epoch)
             return TimestampAndOffset(NO_TIMESTAMP, last_fetchable, epoch)
         found = log.fetch_offset_by_timestamp(timestamp)
-        if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP)
+        if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP, LATEST_TIMESTAMP)
                              and found.offset >= last_fetchable):
             return None  # a record a consumer may not read yet is not found by its timestamp (nor -3's max)
         return found
