@@ -2,13 +2,24 @@
 transactional batches built by kafka-python, WriteTxnMarkers (27) as a coordinator sends it, and
 Fetch / ListOffsets under an isolation level.
 
+`write_mixed_transactions` writes one partition's worth of committed, aborted, plain and open
+transactions and says what each isolation level must see.
+
 Must not start or stop brokers and must not write to a broker's data dir.
 """
 
 from __future__ import annotations
 
 from kbroker.testing.batches import producer_batch
-from kbroker.testing.raw_client import FETCH, LIST_OFFSETS, NONE, RawClient, fetch_body
+from kbroker.testing.raw_client import (
+    FETCH,
+    LIST_OFFSETS,
+    NONE,
+    RawClient,
+    fetch_body,
+    init_producer_id,
+    produce,
+)
 from kbroker.testing.records import now_ms
 
 WRITE_TXN_MARKERS = 27
@@ -57,3 +68,53 @@ def latest_offset(client: RawClient, topic: str, partition: int, isolation: int)
     [entry] = answer["topics"][0]["partitions"]
     assert entry["error_code"] == NONE, entry
     return entry["offset"]
+
+
+class Producers:
+    """Three idempotent producer ids acting as transactional producers, and their sequences."""
+
+    def __init__(self, client: RawClient) -> None:
+        self.client = client
+        self.ids = {name: init_producer_id(client) for name in ("A", "B", "C")}
+        self.sequences = dict.fromkeys(self.ids, 0)
+
+    def send(self, topic: str, name: str, values: list[bytes], keys: list[bytes | None] | None = None) -> int:
+        pid, epoch = self.ids[name]
+        batch = txn_batch(values, pid, epoch, self.sequences[name], keys=keys)
+        answer = produce(self.client, topic, 0, batch, acks=-1)
+        assert answer["error_code"] == NONE, answer
+        self.sequences[name] += len(values)
+        return answer["base_offset"]
+
+    def end(self, topic: str, name: str, committed: bool) -> int:
+        pid, epoch = self.ids[name]
+        assert write_txn_markers(self.client, pid, epoch, committed, [(topic, 0)]) == {(topic, 0): NONE}
+        return fetch_isolated(self.client, topic, 0, 0, READ_UNCOMMITTED)["high_watermark"] - 1
+
+
+def plain(client: RawClient, topic: str, values: list[bytes], keys: list[bytes | None] | None = None) -> None:
+    """A non-transactional, non-idempotent batch to partition 0."""
+    batch = bytes(producer_batch(values, keys=keys, timestamp=now_ms()))
+    assert produce(client, topic, 0, batch)["error_code"] == NONE
+
+
+def write_mixed_transactions(client: RawClient, topic: str) -> tuple[Producers, dict]:
+    """Into partition 0: A commits, A aborts while B is open, a plain record, B commits, C stays
+    open. Returns the producers and what is expected: (offset, value) under read_committed
+    ("committed") and read_uncommitted ("uncommitted"), the LSO and Fetch's aborted_transactions."""
+    producers = Producers(client)
+    producers.send(topic, "A", [b"a1", b"a2"])  # 0-1
+    producers.end(topic, "A", True)  # 2
+    producers.send(topic, "B", [b"b1"])  # 3
+    aborted_at = producers.send(topic, "A", [b"a3"])  # 4
+    producers.end(topic, "A", False)  # 5
+    plain(client, topic, [b"p1"])  # 6
+    producers.end(topic, "B", True)  # 7
+    open_at = producers.send(topic, "C", [b"c1"])  # 8, open
+    expected = {
+        "committed": [(0, b"a1"), (1, b"a2"), (3, b"b1"), (6, b"p1")],
+        "uncommitted": [(0, b"a1"), (1, b"a2"), (3, b"b1"), (4, b"a3"), (6, b"p1"), (8, b"c1")],
+        "lso": open_at,
+        "aborted": [{"producer_id": producers.ids["A"][0], "first_offset": aborted_at}],
+    }
+    return producers, expected
