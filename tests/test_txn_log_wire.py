@@ -16,10 +16,12 @@ import pytest
 
 from kbroker.testing.batches import read_batches
 from kbroker.testing.raw_client import (
+    FETCH,
     NONE,
     RawClient,
     advertised_api_keys,
     create_topic,
+    fetch_body,
     init_producer_id,
     produce,
 )
@@ -138,3 +140,23 @@ def test_write_txn_markers_v0(kbroker):
         assert produce_txn(client, topic, 0, txn_batch([b"v0"], pid, epoch, 0))["error_code"] == NONE
         assert write_markers(client, pid, epoch, True, [(topic, 0)], version=0) == {(topic, 0): NONE}
         assert fetch_isolated(client, topic, 0, 0, READ_COMMITTED)["last_stable_offset"] == 2
+
+
+def test_a_parked_read_committed_fetch_wakes_when_the_marker_moves_the_lso(kbroker):
+    topic = "txn-long-poll"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client, RawClient(kbroker.port, timeout=20) as poller:
+        pid, epoch = init_producer_id(client)
+        assert produce_txn(client, topic, 0, txn_batch([b"late"], pid, epoch, 0))["error_code"] == NONE
+        # Nothing is readable below the LSO (0): the fetch waits up to a minute, far longer than
+        # the poller's socket timeout, so only the marker's wake-up can answer it in time.
+        body = fetch_body(topic, 0, 0, max_wait_ms=60_000, min_bytes=1)
+        body["isolation_level"] = READ_COMMITTED
+        poller.send(FETCH, 12, body)
+        assert write_markers(client, pid, epoch, True, [(topic, 0)]) == {(topic, 0): NONE}
+        _correlation, answer = poller.receive(FETCH, 12)
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["last_stable_offset"] == 2
+    batches = read_batches(bytes(partition["records"]))
+    assert [([r.value for r in records], b.is_control_batch) for b, records in batches] == [
+        ([b"late"], False), ([b"\x00\x00\x00\x00\x00\x00"], True)]  # the data, then the marker
