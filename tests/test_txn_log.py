@@ -15,11 +15,11 @@ import struct
 
 import crc32c
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.index import AbortedTxn
 from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.unified_log import UnifiedLog
-from kbroker.log.validator import AppendOrigin
 from kbroker.testing.batches import producer_batch
 
 T0 = 1_700_000_000_000

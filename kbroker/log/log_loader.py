@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.index import (
@@ -50,7 +51,6 @@ from kbroker.log.segment import (
     LogSegment,
     filename_prefix_from_offset,
 )
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,9 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
-from kbroker.log.records import ControlRecordType, build_control_batch
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_to_base64
 from kbroker.replica.delayed_fetch import (
@@ -289,6 +288,8 @@ class ReplicaManager:
         return answers
 
     def _append_txn_marker(self, marker: TxnMarkerEntry) -> dict[TopicPartition, ProduceResult]:
+        from kbroker.log.records import ControlRecordType, build_control_batch  # loaded with the first log
+
         control_type = ControlRecordType.COMMIT if marker.committed else ControlRecordType.ABORT
         batch = build_control_batch(control_type, marker.producer_id, marker.producer_epoch,
                                     marker.coordinator_epoch, timestamp=_now_ms())
