@@ -541,7 +541,12 @@ class UnifiedLog:
             if found is not None:
                 aborted = no_aborted
                 if include_aborted_transactions:
-                    aborted = self.collect_aborted_transactions(fetch_offset, upper.message_offset)
+                    # A read stays within one segment: aborts starting past it do not concern it
+                    # (Kafka bounds them the same way, or closer with the offset index).
+                    following = self.segments.higher_segment(base)
+                    bound = upper.message_offset if following is None else min(upper.message_offset,
+                                                                               following.base_offset)
+                    aborted = self.collect_aborted_transactions(fetch_offset, bound)
                 return self._fetch_info(
                     found.offset_metadata, found.region, found.first_entry_incomplete, aborted
                 )
@@ -584,10 +589,13 @@ class UnifiedLog:
         return LogOffsetMetadata(offset, segment.base_offset, found.position)
 
     def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
-        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed."""
+        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed.
+        Markers come after their data, so later segments may list them; the search stops where a
+        segment's index says no later abort can overlap."""
         result: list[AbortedTxn] = []
         for segment in self.segments.segments_from(start_offset):
-            result.extend(segment.txn_index.collect_aborted(start_offset, upper_bound_offset))
+            if segment.txn_index.collect_aborted(start_offset, upper_bound_offset, result):
+                break
         return result
 
     # ------------------------------------------------------------------ offsets
