@@ -129,14 +129,16 @@ class KafkaServer:
         # before the listeners so that the first request finds every service in place.
         self.controller_channel = ControllerChannelManager(self.broker_id, self._deliver_locally,
                                                            f"broker-{self.broker_id}-controller")
-        controller = self.controller = KafkaController(self.broker_id, zk_client, self.controller_channel,
-                                                       self.config.inter_broker_listener_name, self.config)
+        controller = self.controller = KafkaController(
+            self.broker_id, zk_client, self.controller_channel, self.config.inter_broker_listener_name, self.config,
+            control_plane_listener=self.config.control_plane_listener_name)
         self.services = BrokerServices(
             broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
             replica_manager=replica_manager, admin_manager=admin_manager, controller=controller,
             producer_id_manager=producer_id_manager,
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
-            controller_fence=ControllerFence(lambda: self.broker_epoch),
+            controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
+                                             zk_client.get_controller_and_epoch),
             build_group_coordinator=self._build_group_coordinator)
         processor = KafkaApis(self.services).process
         for endpoint in self.config.listeners:

@@ -76,6 +76,11 @@ class KafkaZkClient:
         self.store.create(path, registration.encode(), ephemeral=True)
         return self.store.exists(path).czxid
 
+    def get_broker_epoch(self, broker_id: int) -> int | None:
+        """The czxid of the broker's registration (its broker epoch); None if it is not registered."""
+        stat = self.store.exists(zk.broker_path(broker_id))
+        return None if stat is None else stat.czxid
+
     def get_all_brokers(self) -> list[zk.BrokerRegistration]:
         brokers = []
         for child in self.store.get_children(zk.BROKER_IDS):
@@ -92,6 +97,18 @@ class KafkaZkClient:
             return zk.decode_controller(self.store.get(zk.CONTROLLER)[0])
         except NoNodeError:
             return None
+
+    def get_controller_and_epoch(self) -> tuple[int, int]:
+        """(/controller_epoch, the broker id in /controller), each read after a sync so that a
+        lagging ZooKeeper server cannot hide an election: (0, -1) and (epoch, -1) when absent.
+        The election writes both in one multi, so a live controller's pair is always consistent."""
+        self.store.sync(zk.CONTROLLER_EPOCH)
+        try:
+            epoch = int(self.store.get(zk.CONTROLLER_EPOCH)[0])
+        except NoNodeError:
+            epoch = 0
+        controller_id = self.get_controller_id()
+        return epoch, -1 if controller_id is None else controller_id
 
     def try_elect_controller(self, broker_id: int) -> tuple[int, int] | None:
         """One multi: create the ephemeral /controller and bump /controller_epoch, conditioned on
