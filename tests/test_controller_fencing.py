@@ -1,0 +1,197 @@
+"""Controller requests from anyone but the controller are refused (issue 16, bug 12).
+
+Kafka fences LeaderAndIsr, UpdateMetadata and StopReplica by the controller epoch (older than
+the newest seen: STALE_CONTROLLER_EPOCH) and the broker epoch (older than the broker's
+registration: STALE_BROKER_EPOCH, -1 meaning unknown). kbroker also refuses what a forger
+would send: a future controller epoch, a controller id that is not ZooKeeper's, this broker's
+own id (its controller never uses a socket), and a broker epoch that is not exactly ours.
+
+- ControllerFence's rules, one by one, against a fake ZooKeeper view;
+- a real single-node broker gets forged requests over a raw socket with every small epoch
+  (its real ones among them): all are refused, and its metadata, partition and log are intact;
+- ReplicaManager.stop_replicas refuses an older leader epoch (FENCED_LEADER_EPOCH) and lets
+  -2 (deletion) through, as Kafka's does.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from kbroker.api.broker_services import ControllerFence
+from kbroker.log.config import LogConfig
+from kbroker.log.log_manager import LogManager
+from kbroker.metadata.metadata_cache import MetadataCache
+from kbroker.metadata.znode_store import STORE_FILE
+from kbroker.protocol.errors import Errors
+from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.testing.forged_requests import send_forged
+from kbroker.testing.raw_client import METADATA, RawClient, create_topic, produce, read_partition
+from kbroker.testing.records import build_batch
+
+BROKER_ID = 1
+OUR_EPOCH = 4242  # this broker's registration czxid
+CONTROLLER = 2
+CONTROLLER_EPOCH = 5
+TOPIC_ID = uuid.UUID(int=7)
+STALE = (Errors.STALE_CONTROLLER_EPOCH, Errors.STALE_BROKER_EPOCH)
+
+
+class FakeZooKeeper:
+    def __init__(self) -> None:
+        self.controller = (CONTROLLER_EPOCH, CONTROLLER)
+        self.reads = 0
+
+    def current(self) -> tuple[int, int]:
+        self.reads += 1
+        return self.controller
+
+
+@pytest.fixture
+def fence() -> tuple[ControllerFence, FakeZooKeeper]:
+    zookeeper = FakeZooKeeper()
+    return ControllerFence(BROKER_ID, lambda: OUR_EPOCH, zookeeper.current), zookeeper
+
+
+def test_the_current_controller_with_our_epoch_passes_and_is_remembered(fence):
+    check, zookeeper = fence
+    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert zookeeper.reads == 1  # ZooKeeper is asked only when the controller or epoch changes
+
+
+@pytest.mark.parametrize(("controller_id", "controller_epoch", "error"), [
+    (CONTROLLER, CONTROLLER_EPOCH + 1, Errors.STALE_CONTROLLER_EPOCH),  # an epoch nobody was given
+    (CONTROLLER, 10_000, Errors.STALE_CONTROLLER_EPOCH),
+    (CONTROLLER, CONTROLLER_EPOCH - 1, Errors.STALE_CONTROLLER_EPOCH),  # a deposed controller
+    (3, CONTROLLER_EPOCH, Errors.STALE_CONTROLLER_EPOCH),  # not the broker holding /controller
+    (BROKER_ID, CONTROLLER_EPOCH, Errors.STALE_CONTROLLER_EPOCH),  # our own controller needs no socket
+])
+def test_a_controller_zookeeper_does_not_name_is_refused(fence, controller_id, controller_epoch, error):
+    check, _ = fence
+    assert check.check(controller_id, controller_epoch, OUR_EPOCH) == error
+    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE  # the refusal changed nothing
+
+
+def test_our_own_id_is_refused_even_when_zookeeper_names_us(fence):
+    check, zookeeper = fence
+    zookeeper.controller = (CONTROLLER_EPOCH, BROKER_ID)
+    assert check.check(BROKER_ID, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
+
+
+@pytest.mark.parametrize("broker_epoch", [OUR_EPOCH - 1, OUR_EPOCH + 1, -1, 0])
+def test_a_broker_epoch_other_than_ours_is_refused(fence, broker_epoch):
+    check, _ = fence
+    assert check.check(CONTROLLER, CONTROLLER_EPOCH, broker_epoch) == Errors.STALE_BROKER_EPOCH
+
+
+def test_an_older_epoch_is_refused_once_a_newer_one_was_seen(fence):
+    check, zookeeper = fence
+    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    zookeeper.controller = (CONTROLLER_EPOCH + 1, 3)  # a new election
+    assert check.check(3, CONTROLLER_EPOCH + 1, OUR_EPOCH) == Errors.NONE
+    reads = zookeeper.reads
+    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
+    assert zookeeper.reads == reads  # Kafka's rule, without asking ZooKeeper
+
+
+# -- a real broker, forged requests over a raw socket ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kbroker(module_broker_factory):
+    return module_broker_factory()
+
+
+def metadata_view(port: int, topic: str) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """(broker ids, [(partition, leader, error)]) from Metadata v12."""
+    with RawClient(port) as client:
+        answer = client.call(METADATA, 12, {"topics": [{"name": topic}],
+                                            "allow_auto_topic_creation": False,
+                                            "include_topic_authorized_operations": False})
+    [entry] = answer["topics"]
+    partitions = [(p["partition_index"], p["leader_id"], p["error_code"]) for p in entry["partitions"]]
+    return sorted(b["node_id"] for b in answer["brokers"]), partitions
+
+
+def test_forged_controller_requests_leave_a_single_node_broker_intact(kbroker):
+    topic = f"kept-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client:
+        assert produce(client, topic, 0, build_batch([b"a", b"b", b"c"]))["error_code"] == 0
+    before = metadata_view(kbroker.port, topic)
+    assert before == ([0], [(0, 0, 0)])
+    # Its real controller epoch is in the embedded store; its broker epoch is a small czxid:
+    # every combination around them is tried, the real pair included.
+    store = json.loads((Path(kbroker.log_dir) / STORE_FILE).read_text())
+    real_epoch = int(base64.b64decode(store["nodes"]["/controller_epoch"][0]))
+    refused = 0
+    with RawClient(kbroker.port) as client:
+        for controller_id in (0, 1):
+            for controller_epoch in (0, real_epoch - 1, real_epoch, real_epoch + 1, 2**31 - 1):
+                for broker_epoch in (-1, *range(0, store["zxid"] + 20), 2**62):
+                    answers = send_forged(client, controller_id, controller_epoch, broker_epoch, topic, [0])
+                    for name, answer in answers.items():
+                        assert answer["error_code"] in STALE, (name, controller_id, controller_epoch, broker_epoch)
+                    refused += 1
+    assert refused > 100
+    assert metadata_view(kbroker.port, topic) == before
+    high_watermark, records = read_partition(kbroker.port, topic, 0)
+    assert high_watermark == 3 and [r[2] for r in records] == [b"a", b"b", b"c"]
+    assert (Path(kbroker.log_dir) / f"{topic}-0").is_dir()
+
+
+def test_refusals_name_every_partition_as_kafkas_error_responses_do(kbroker):
+    topic = f"named-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client:
+        answers = send_forged(client, 0, 10_000, -1, topic, [0])
+    assert answers["UpdateMetadata"] == {"error_code": Errors.STALE_CONTROLLER_EPOCH}
+    [topic_errors] = answers["LeaderAndIsr"]["topics"]
+    assert [p["error_code"] for p in topic_errors["partition_errors"]] == [Errors.STALE_CONTROLLER_EPOCH]
+    assert answers["StopReplica"]["partition_errors"] == [
+        {"topic_name": topic, "partition_index": 0, "error_code": Errors.STALE_CONTROLLER_EPOCH}]
+
+
+# -- StopReplica's leader epoch -----------------------------------------------------------------------
+
+
+def leader_and_isr(topic: str, leader_epoch: int) -> dict:
+    return {"controller_id": 0, "controller_epoch": 1, "broker_epoch": 1, "type": 0, "live_leaders": [],
+            "topic_states": [{"topic_name": topic, "topic_id": TOPIC_ID, "partition_states": [
+                {"partition_index": 0, "controller_epoch": 1, "leader": 0, "leader_epoch": leader_epoch,
+                 "isr": [0], "partition_epoch": 0, "replicas": [0], "adding_replicas": [],
+                 "removing_replicas": [], "is_new": True, "leader_recovery_state": 0}]}]}
+
+
+def stop_replica(topic: str, leader_epoch: int) -> dict:
+    return {"controller_id": 0, "controller_epoch": 1, "broker_epoch": 1, "topic_states": [
+        {"topic_name": topic, "partition_states": [
+            {"partition_index": 0, "leader_epoch": leader_epoch, "delete_partition": True}]}]}
+
+
+def test_stop_replica_with_an_older_leader_epoch_is_fenced(tmp_path):
+    log_manager = LogManager([str(tmp_path)], cluster_id="fencing", broker_id=0, default_config=LogConfig())
+    replica_manager = ReplicaManager(0, log_manager, MetadataCache(0), lambda _topic: {}, LogConfig())
+    try:
+        assert replica_manager.become_leader_or_follower(leader_and_isr("t", 5))["error_code"] == 0
+        answer = replica_manager.stop_replicas(stop_replica("t", 4))
+        assert answer == {"error_code": 0, "partition_errors": [
+            {"topic_name": "t", "partition_index": 0, "error_code": Errors.FENCED_LEADER_EPOCH}]}
+        assert replica_manager.get_partition("t", 0) is not None and (tmp_path / "t-0").is_dir()
+        for epoch in (5, 6):  # the same or a newer epoch stops it (not deleting: a fresh leader each time)
+            assert replica_manager.stop_replicas(
+                {**stop_replica("t", epoch), "topic_states": [{"topic_name": "t", "partition_states": [
+                    {"partition_index": 0, "leader_epoch": epoch, "delete_partition": False}]}]}
+            )["partition_errors"][0]["error_code"] == 0
+            assert replica_manager.get_partition("t", 0) is None
+            replica_manager.become_leader_or_follower(leader_and_isr("t", epoch + 1))
+        # -2: the topic is being deleted, whatever the partition's epoch
+        assert replica_manager.stop_replicas(stop_replica("t", -2))["partition_errors"][0]["error_code"] == 0
+        assert replica_manager.get_partition("t", 0) is None
+    finally:
+        log_manager.close()
