@@ -7,7 +7,8 @@ pauses (SIGSTOP) and resumes brokers, and at `stop()` resumes any paused broker 
 them all at once (SIGTERM to all, then SIGKILL for any still running after the timeout).
 `add_broker()` starts one more broker without a broker.id (ZooKeeper generates one), and
 `metadata(broker_id)` asks that one broker for Metadata v12 over a raw socket, decoded by
-kafka-python, when a test must know which broker answered.
+kafka-python, when a test must know which broker answered. `per_broker` gives each broker its
+own port and overrides (several listeners, each broker its own ports).
 It only reads znodes and signals the processes it started; the repository is never touched.
 """
 
@@ -37,8 +38,12 @@ _correlation_ids = itertools.count(1)
 
 
 class KafkaCluster:
-    def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = ()):
+    def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = (),
+                 per_broker: Callable[[int], tuple[int, tuple[str, ...]]] | None = None):
+        """`per_broker(broker_id)` gives one broker its own (port, overrides), e.g. its listeners;
+        that port is where the tests and `bootstrap` reach it."""
         self.launcher = launcher
+        self.per_broker = per_broker
         self.chroot = f"/kbroker-cluster-{uuid.uuid4().hex[:8]}"
         self.zookeeper_connect = f"{zookeeper}{self.chroot}"
         self.size = size
@@ -60,8 +65,10 @@ class KafkaCluster:
 
     def start(self) -> KafkaCluster:
         for broker_id in range(1, self.size + 1):
+            port, own = self.per_broker(broker_id) if self.per_broker is not None else (None, ())
             self.brokers[broker_id] = self.launcher.start(
-                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides)
+                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides, *own,
+                port=port)
         self.zk.start(timeout=10)
         self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
         return self
@@ -132,10 +139,12 @@ class KafkaCluster:
         return {p.name for p in log_dir.iterdir() if p.is_dir() and pattern.fullmatch(p.name)}
 
     # -- asking one broker --------------------------------------------------------------------------
-    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0) -> Any:
-        """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it."""
+    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0,
+                 port: int | None = None) -> Any:
+        """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it;
+        `port` picks another of its listeners."""
         request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
-        payload = wire.roundtrip(self.brokers[broker_id].port, request, timeout)
+        payload = wire.roundtrip(port or self.brokers[broker_id].port, request, timeout)
         return wire.decode_with_kafka_python(MetadataResponse, payload, METADATA_VERSION)[1]
 
     def metadata_leader(self, broker_id: int, topic: str, partition: int = 0) -> int:
