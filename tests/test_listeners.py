@@ -12,7 +12,14 @@ from __future__ import annotations
 import pytest
 
 from kbroker.testing.processes import free_port
-from kbroker.testing.raw_client import FIND_COORDINATOR, METADATA, RawClient, create_topic, produce, read_partition
+from kbroker.testing.raw_client import (
+    FIND_COORDINATOR,
+    METADATA,
+    RawClient,
+    create_topic,
+    produce,
+    read_partition,
+)
 from kbroker.testing.records import build_batch
 from kbroker.testing.waiting import eventually
 
