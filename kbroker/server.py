@@ -26,7 +26,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from kbroker.api.broker_services import BrokerServices, ControllerFence
+from kbroker.api.broker_services import BrokerServices
+from kbroker.api.controller_fence import ControllerFence
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
@@ -253,6 +254,8 @@ class KafkaServer:
             self.controller.resign()  # no controller event may run against a closed store
         if self.controller_channel is not None:
             await self.controller_channel.close()
+        if self.services is not None:
+            self.services.controller_fence.close()
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:

@@ -15,14 +15,19 @@ own id (its controller never uses a socket), and a broker epoch that is not exac
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from kbroker.api.broker_services import ControllerFence
+from kbroker.api import controller_fence
+from kbroker.api.controller_fence import ControllerFence
+from kbroker.api.handlers import CloseConnection
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
 from kbroker.metadata.metadata_cache import MetadataCache
@@ -52,15 +57,21 @@ class FakeZooKeeper:
 
 
 @pytest.fixture
-def fence() -> tuple[ControllerFence, FakeZooKeeper]:
+def fence():
     zookeeper = FakeZooKeeper()
-    return ControllerFence(BROKER_ID, lambda: OUR_EPOCH, zookeeper.current), zookeeper
+    fence = ControllerFence(BROKER_ID, lambda: OUR_EPOCH, zookeeper.current)
+    yield fence, zookeeper
+    fence.close()
+
+
+def verdict(fence: ControllerFence, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
+    return asyncio.run(fence.check(controller_id, controller_epoch, broker_epoch))
 
 
 def test_the_current_controller_with_our_epoch_passes_and_is_remembered(fence):
     check, zookeeper = fence
-    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
-    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
     assert zookeeper.reads == 1  # ZooKeeper is asked only when the controller or epoch changes
 
 
@@ -73,30 +84,71 @@ def test_the_current_controller_with_our_epoch_passes_and_is_remembered(fence):
 ])
 def test_a_controller_zookeeper_does_not_name_is_refused(fence, controller_id, controller_epoch, error):
     check, _ = fence
-    assert check.check(controller_id, controller_epoch, OUR_EPOCH) == error
-    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE  # the refusal changed nothing
+    assert verdict(check, controller_id, controller_epoch, OUR_EPOCH) == error
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE  # the refusal changed nothing
 
 
 def test_our_own_id_is_refused_even_when_zookeeper_names_us(fence):
     check, zookeeper = fence
     zookeeper.controller = (CONTROLLER_EPOCH, BROKER_ID)
-    assert check.check(BROKER_ID, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
+    assert verdict(check, BROKER_ID, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
 
 
 @pytest.mark.parametrize("broker_epoch", [OUR_EPOCH - 1, OUR_EPOCH + 1, -1, 0])
 def test_a_broker_epoch_other_than_ours_is_refused(fence, broker_epoch):
     check, _ = fence
-    assert check.check(CONTROLLER, CONTROLLER_EPOCH, broker_epoch) == Errors.STALE_BROKER_EPOCH
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, broker_epoch) == Errors.STALE_BROKER_EPOCH
 
 
 def test_an_older_epoch_is_refused_once_a_newer_one_was_seen(fence):
     check, zookeeper = fence
-    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
     zookeeper.controller = (CONTROLLER_EPOCH + 1, 3)  # a new election
-    assert check.check(3, CONTROLLER_EPOCH + 1, OUR_EPOCH) == Errors.NONE
+    assert verdict(check, 3, CONTROLLER_EPOCH + 1, OUR_EPOCH) == Errors.NONE
     reads = zookeeper.reads
-    assert check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
     assert zookeeper.reads == reads  # Kafka's rule, without asking ZooKeeper
+
+
+def test_zookeeper_is_read_off_the_event_loop(fence):
+    check, zookeeper = fence
+    reading = threading.Event()
+
+    def slow_current() -> tuple[int, int]:
+        reading.set()
+        time.sleep(0.3)
+        return zookeeper.controller
+
+    check.current_controller = slow_current
+
+    async def scenario() -> tuple[Errors, int]:
+        ticks = 0
+        task = asyncio.ensure_future(check.check(CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH))
+        while not task.done():
+            await asyncio.sleep(0.01)
+            ticks += reading.is_set()
+        return task.result(), ticks
+
+    error, ticks = asyncio.run(scenario())
+    assert error == Errors.NONE and ticks >= 10  # the loop kept running while ZooKeeper was read
+
+
+@pytest.mark.parametrize("failure", ["raises", "hangs"])
+def test_an_unreadable_zookeeper_closes_the_connection_for_the_controller_to_retry(fence, monkeypatch, failure):
+    check, _ = fence
+    release = threading.Event()
+    monkeypatch.setattr(controller_fence, "READ_TIMEOUT_S", 0.2)
+
+    def broken() -> tuple[int, int]:
+        if failure == "raises":
+            raise ConnectionError("connection loss")
+        release.wait(5)
+        return (CONTROLLER_EPOCH, CONTROLLER)
+
+    check.current_controller = broken
+    with pytest.raises(CloseConnection):
+        verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH)
+    release.set()
 
 
 # -- a real broker, forged requests over a raw socket ----------------------------------------------

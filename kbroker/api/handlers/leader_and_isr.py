@@ -4,7 +4,7 @@
   what kbroker's controller sends).
 - Behaviour:
   - Inter-broker only (ZooKeeper mode; absent from Kafka 4).
-  - Fenced by `ctx.services.controller_fence` (api/broker_services.py): a controller epoch
+  - Fenced by `ctx.services.controller_fence` (api/controller_fence.py): a controller epoch
     older than the newest seen, or one that is not ZooKeeper's current controller and epoch
     (a forged or future one), gets STALE_CONTROLLER_EPOCH; a broker epoch other than this
     broker's registration gets STALE_BROKER_EPOCH (Kafka refuses only older ones; see the
@@ -34,8 +34,8 @@ VERSIONS = (2, 7)
 
 
 async def handle(ctx: RequestContext, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
-    error = ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
-                                               request["broker_epoch"])
+    error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
+                                                     request["broker_epoch"])
     if error:
         # Kafka's getErrorResponse: the error for the request and for each of its partitions.
         return {"error_code": error, "topics": [

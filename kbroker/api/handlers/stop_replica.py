@@ -29,8 +29,8 @@ VERSIONS = (3, 4)
 
 
 async def handle(ctx: RequestContext, request: StopReplicaRequest) -> StopReplicaResponse:
-    error = ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
-                                               request["broker_epoch"])
+    error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
+                                                     request["broker_epoch"])
     if error:
         # Kafka's getErrorResponse: the error for the request and for each of its partitions.
         return {"error_code": error, "partition_errors": [

@@ -29,8 +29,8 @@ VERSIONS = (5, 8)
 
 
 async def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
-    error = ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
-                                               request["broker_epoch"])
+    error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
+                                                     request["broker_epoch"])
     if error:
         return {"error_code": error}
     return apply(ctx.services, request)

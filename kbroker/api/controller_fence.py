@@ -1,0 +1,80 @@
+"""ControllerFence: who may send this broker LeaderAndIsr, UpdateMetadata and StopReplica.
+
+Kafka's fencing (KafkaApis, ReplicaManager, ZkBrokerEpochManager), made strict enough that a
+request a client forges cannot pass for the controller's (issue 16, bug 12):
+
+- a controller epoch older than the newest seen is STALE_CONTROLLER_EPOCH, as in Kafka;
+- a newer epoch, or another controller id, is accepted only if it is the pair ZooKeeper holds
+  (/controller_epoch and /controller, read after a sync, and only when they change): no
+  controller can hold an epoch ZooKeeper never gave out, so a future epoch is refused as stale
+  too (Kafka would adopt it, then refuse the real controller's requests);
+- this broker's own controller delivers its requests without a socket
+  (api/controller_requests.py), so one arriving over the network in its name (always the
+  case in single-node mode) is refused the same way;
+- the broker epoch must be this broker's registration's (its czxid): an older one is
+  STALE_BROKER_EPOCH as in Kafka, and so are a newer one and -1 ("unknown", which Kafka accepts
+  for requests older than KIP-380). Every version served here carries the field, and the
+  controller learns a broker's epoch from the znode this broker created before serving any
+  request, so a live controller never sends anything else.
+
+ZooKeeper is read on a thread of its own, one read at a time and each begun after its request
+arrived (so a legitimate request never sees a view older than its controller's election), never
+on the event loop: a ZooKeeper that does not answer delays controller requests, not the broker.
+When the read fails or takes longer than READ_TIMEOUT_S the connection is closed (Kafka's
+controller, like kbroker's channel, reconnects and sends the request again).
+Only an authorizer (CLUSTER_ACTION, issue 12) can refuse a request that knows the real epochs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from kbroker.api.handlers import CloseConnection
+from kbroker.protocol.errors import Errors
+
+log = logging.getLogger("kbroker.api.controller_fence")
+
+READ_TIMEOUT_S = 5.0
+
+
+class ControllerFence:
+    def __init__(self, broker_id: int, broker_epoch: Callable[[], int],
+                 current_controller: Callable[[], tuple[int, int]]) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch  # changes when the broker registers again after a session loss
+        self.current_controller = current_controller  # (epoch, controller id), blocking: run on _reader
+        self.controller_epoch_seen = 0
+        self.controller_id_seen = -1
+        self._reader: ThreadPoolExecutor | None = None
+
+    async def check(self, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
+        """The error for a controller request carrying these ids and epochs, or NONE."""
+        if controller_epoch < self.controller_epoch_seen:
+            return Errors.STALE_CONTROLLER_EPOCH
+        if (controller_epoch, controller_id) != (self.controller_epoch_seen, self.controller_id_seen):
+            if controller_id == self.broker_id or (controller_epoch, controller_id) != await self._read_current():
+                return Errors.STALE_CONTROLLER_EPOCH
+            if controller_epoch < self.controller_epoch_seen:  # a newer controller spoke meanwhile
+                return Errors.STALE_CONTROLLER_EPOCH
+        if broker_epoch != self.broker_epoch():
+            return Errors.STALE_BROKER_EPOCH
+        self.controller_epoch_seen, self.controller_id_seen = controller_epoch, controller_id
+        return Errors.NONE
+
+    async def _read_current(self) -> tuple[int, int]:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller-fence")
+        read = asyncio.get_running_loop().run_in_executor(self._reader, self.current_controller)
+        try:
+            return await asyncio.wait_for(read, READ_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("closing a controller request's connection: cannot read the controller from ZooKeeper "
+                        "(%s)", exc.__class__.__name__)
+            raise CloseConnection from None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=False, cancel_futures=True)
