@@ -49,9 +49,18 @@ class ControllerFence:
         self.controller_epoch_seen = 0
         self.controller_id_seen = -1
         self._reader: ThreadPoolExecutor | None = None
+        self._last_refused: tuple[Errors, int, int] | None = None
 
     async def check(self, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
         """The error for a controller request carrying these ids and epochs, or NONE."""
+        error = await self._verdict(controller_id, controller_epoch, broker_epoch)
+        if error:
+            self._log_refusal(error, controller_id, controller_epoch, broker_epoch)
+        else:
+            self.controller_epoch_seen, self.controller_id_seen = controller_epoch, controller_id
+        return error
+
+    async def _verdict(self, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
         if controller_epoch < self.controller_epoch_seen:
             return Errors.STALE_CONTROLLER_EPOCH
         if (controller_epoch, controller_id) != (self.controller_epoch_seen, self.controller_id_seen):
@@ -61,8 +70,19 @@ class ControllerFence:
                 return Errors.STALE_CONTROLLER_EPOCH
         if broker_epoch != self.broker_epoch():
             return Errors.STALE_BROKER_EPOCH
-        self.controller_epoch_seen, self.controller_id_seen = controller_epoch, controller_id
         return Errors.NONE
+
+    def _log_refusal(self, error: Errors, controller_id: int, controller_epoch: int, broker_epoch: int) -> None:
+        """One line per claimed controller, as Kafka logs its refusals; a flood of forgeries in one
+        name does not grow the log."""
+        claim = (error, controller_id, controller_epoch)
+        if claim == self._last_refused:
+            return
+        self._last_refused = claim
+        log.warning("refused a controller request (%s) claiming controller %d, epoch %d and broker epoch %d: "
+                    "we know controller %d at epoch %d and broker epoch %d", error.name, controller_id,
+                    controller_epoch, broker_epoch, self.controller_id_seen, self.controller_epoch_seen,
+                    self.broker_epoch())
 
     async def _read_current(self) -> tuple[int, int]:
         if self._reader is None:
