@@ -139,7 +139,7 @@ class KafkaServer:
             producer_id_manager=producer_id_manager,
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
-                                             zk_client.get_controller_and_epoch),
+                                             lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator)
         processor = KafkaApis(self.services).process
         for endpoint in self.config.listeners:
@@ -151,7 +151,8 @@ class KafkaServer:
             self.socket_servers.append(server)
         self._register()
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
-        controller.elect()
+        if not controller.elect():
+            self.services.controller_fence.learn(*zk_client.get_controller_and_epoch())
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
         if self.cluster_mode:
             self._background.append(loop.create_task(self._periodic(
@@ -197,11 +198,13 @@ class KafkaServer:
         """/controller changed or vanished: if nobody holds it, stand for election."""
         if self.controller is None or self._stopped.is_set():
             return
-        current = _started(self.zk_client).get_controller_id()
+        epoch, current = _started(self.zk_client).get_controller_and_epoch()
         if current != self.broker_id and self.controller.is_active:
             self.controller.resign()
-        if current is None:
+        if current < 0:
             self.controller.elect()
+        else:
+            _started(self.services).controller_fence.learn(epoch, current)
 
     def _on_zk_session_event(self, event: str) -> None:
         """A lost session took our ephemeral znodes: stop acting as controller, and once a new

@@ -47,13 +47,16 @@ STALE = (Errors.STALE_CONTROLLER_EPOCH, Errors.STALE_BROKER_EPOCH)
 
 
 class FakeZooKeeper:
+    """The controller pair; `lagging` is what a server behind the leader shows until a sync."""
+
     def __init__(self) -> None:
         self.controller = (CONTROLLER_EPOCH, CONTROLLER)
-        self.reads = 0
+        self.lagging: tuple[int, int] | None = None
+        self.reads: list[bool] = []  # the sync flag of each read
 
-    def current(self) -> tuple[int, int]:
-        self.reads += 1
-        return self.controller
+    def current(self, sync: bool) -> tuple[int, int]:
+        self.reads.append(sync)
+        return self.controller if sync or self.lagging is None else self.lagging
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ def test_the_current_controller_with_our_epoch_passes_and_is_remembered(fence):
     check, zookeeper = fence
     assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
     assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
-    assert zookeeper.reads == 1  # ZooKeeper is asked only when the controller or epoch changes
+    assert zookeeper.reads == [False]  # asked once, without a sync, as the plain read agreed
 
 
 @pytest.mark.parametrize(("controller_id", "controller_epoch", "error"), [
@@ -105,16 +108,36 @@ def test_an_older_epoch_is_refused_once_a_newer_one_was_seen(fence):
     assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
     zookeeper.controller = (CONTROLLER_EPOCH + 1, 3)  # a new election
     assert verdict(check, 3, CONTROLLER_EPOCH + 1, OUR_EPOCH) == Errors.NONE
-    reads = zookeeper.reads
+    reads = len(zookeeper.reads)
     assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
-    assert zookeeper.reads == reads  # Kafka's rule, without asking ZooKeeper
+    assert len(zookeeper.reads) == reads  # Kafka's rule, without asking ZooKeeper
+
+
+def test_a_lagging_zookeeper_server_is_synced_before_a_new_controller_is_refused(fence):
+    check, zookeeper = fence
+    zookeeper.lagging = (CONTROLLER_EPOCH - 1, 3)  # our server has not seen the election yet
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert zookeeper.reads == [False, True]
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH + 1, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
+    assert zookeeper.reads[-2:] == [False, True]  # a forged epoch costs the sync too, then is refused
+
+
+def test_what_the_broker_read_from_zookeeper_lets_the_first_requests_through_without_a_read(fence):
+    check, zookeeper = fence
+    check.learn(CONTROLLER_EPOCH, CONTROLLER)
+    assert verdict(check, CONTROLLER, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.NONE
+    assert zookeeper.reads == []
+    check.learn(CONTROLLER_EPOCH - 1, 3)  # an older view changes nothing
+    assert (check.controller_epoch_seen, check.controller_id_seen) == (CONTROLLER_EPOCH, CONTROLLER)
+    check.learn(CONTROLLER_EPOCH, BROKER_ID)  # even as the controller, our own id never passes
+    assert verdict(check, BROKER_ID, CONTROLLER_EPOCH, OUR_EPOCH) == Errors.STALE_CONTROLLER_EPOCH
 
 
 def test_zookeeper_is_read_off_the_event_loop(fence):
     check, zookeeper = fence
     reading = threading.Event()
 
-    def slow_current() -> tuple[int, int]:
+    def slow_current(_sync: bool) -> tuple[int, int]:
         reading.set()
         time.sleep(0.3)
         return zookeeper.controller
@@ -139,7 +162,7 @@ def test_an_unreadable_zookeeper_closes_the_connection_for_the_controller_to_ret
     release = threading.Event()
     monkeypatch.setattr(controller_fence, "READ_TIMEOUT_S", 0.2)
 
-    def broken() -> tuple[int, int]:
+    def broken(_sync: bool) -> tuple[int, int]:
         if failure == "raises":
             raise ConnectionError("connection loss")
         release.wait(5)

@@ -5,9 +5,10 @@ request a client forges cannot pass for the controller's (issue 16, bug 12):
 
 - a controller epoch older than the newest seen is STALE_CONTROLLER_EPOCH, as in Kafka;
 - a newer epoch, or another controller id, is accepted only if it is the pair ZooKeeper holds
-  (/controller_epoch and /controller, read after a sync, and only when they change): no
-  controller can hold an epoch ZooKeeper never gave out, so a future epoch is refused as stale
-  too (Kafka would adopt it, then refuse the real controller's requests);
+  (/controller_epoch and /controller, read when the pair changes, after a sync if a plain read
+  disagrees; the broker also tells the fence what it reads at start-up and on each /controller
+  change): no controller can hold an epoch ZooKeeper never gave out, so a future epoch is
+  refused as stale too (Kafka would adopt it, then refuse the real controller's requests);
 - this broker's own controller delivers its requests without a socket
   (api/controller_requests.py), so one arriving over the network in its name (always the
   case in single-node mode) is refused the same way;
@@ -42,10 +43,11 @@ READ_TIMEOUT_S = 5.0
 
 class ControllerFence:
     def __init__(self, broker_id: int, broker_epoch: Callable[[], int],
-                 current_controller: Callable[[], tuple[int, int]]) -> None:
+                 current_controller: Callable[[bool], tuple[int, int]]) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch  # changes when the broker registers again after a session loss
-        self.current_controller = current_controller  # (epoch, controller id), blocking: run on _reader
+        # current_controller(sync) -> (epoch, controller id) as ZooKeeper holds them; blocking: run on _reader
+        self.current_controller = current_controller
         self.controller_epoch_seen = 0
         self.controller_id_seen = -1
         self._reader: ThreadPoolExecutor | None = None
@@ -60,11 +62,20 @@ class ControllerFence:
             self.controller_epoch_seen, self.controller_id_seen = controller_epoch, controller_id
         return error
 
+    def learn(self, controller_epoch: int, controller_id: int) -> None:
+        """The controller and epoch just read from ZooKeeper (at start-up, and when /controller
+        changes): the first requests of that controller then pass without a read of their own."""
+        if controller_epoch >= self.controller_epoch_seen and controller_id >= 0:
+            self.controller_epoch_seen, self.controller_id_seen = controller_epoch, controller_id
+
     async def _verdict(self, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
-        if controller_epoch < self.controller_epoch_seen:
+        if controller_id == self.broker_id or controller_epoch < self.controller_epoch_seen:
             return Errors.STALE_CONTROLLER_EPOCH
-        if (controller_epoch, controller_id) != (self.controller_epoch_seen, self.controller_id_seen):
-            if controller_id == self.broker_id or (controller_epoch, controller_id) != await self._read_current():
+        claim = (controller_epoch, controller_id)
+        if claim != (self.controller_epoch_seen, self.controller_id_seen):
+            # A plain read that shows the claim proves it (ZooKeeper never goes back); only a
+            # mismatch needs the sync, in case our server lags behind a new election.
+            if claim != await self._read_current(sync=False) and claim != await self._read_current(sync=True):
                 return Errors.STALE_CONTROLLER_EPOCH
             if controller_epoch < self.controller_epoch_seen:  # a newer controller spoke meanwhile
                 return Errors.STALE_CONTROLLER_EPOCH
@@ -84,10 +95,10 @@ class ControllerFence:
                     controller_epoch, broker_epoch, self.controller_id_seen, self.controller_epoch_seen,
                     self.broker_epoch())
 
-    async def _read_current(self) -> tuple[int, int]:
+    async def _read_current(self, sync: bool) -> tuple[int, int]:
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller-fence")
-        read = asyncio.get_running_loop().run_in_executor(self._reader, self.current_controller)
+        read = asyncio.get_running_loop().run_in_executor(self._reader, self.current_controller, sync)
         try:
             return await asyncio.wait_for(read, READ_TIMEOUT_S)
         except Exception as exc:

@@ -98,11 +98,13 @@ class KafkaZkClient:
         except NoNodeError:
             return None
 
-    def get_controller_and_epoch(self) -> tuple[int, int]:
-        """(/controller_epoch, the broker id in /controller), each read after a sync so that a
-        lagging ZooKeeper server cannot hide an election: (0, -1) and (epoch, -1) when absent.
-        The election writes both in one multi, so a live controller's pair is always consistent."""
-        self.store.sync(zk.CONTROLLER_EPOCH)
+    def get_controller_and_epoch(self, sync: bool = False) -> tuple[int, int]:
+        """(/controller_epoch, the broker id in /controller): (0, -1) and (epoch, -1) when absent.
+        The election writes both in one multi, so a live controller's pair is always consistent.
+        `sync` first lets the ZooKeeper server we read from catch up, so that a lagging server
+        cannot hide an election."""
+        if sync:
+            self.store.sync(zk.CONTROLLER_EPOCH)
         try:
             epoch = int(self.store.get(zk.CONTROLLER_EPOCH)[0])
         except NoNodeError:
