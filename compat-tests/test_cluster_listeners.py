@@ -53,14 +53,16 @@ CLUSTER_OVERRIDES = (
 class Ports:
     """Each broker's port per listener (broker 3 has no EXTRA)."""
 
-    def __init__(self) -> None:
-        self.by_broker: dict[int, dict[str, int]] = {}
+    def __init__(self, broker_ids: range) -> None:
+        self.by_broker = {b: {name: free_port() for name in (LISTENERS if b != 3 else LISTENERS[:3])}
+                          for b in broker_ids}
 
-    def setup(self, broker_id: int) -> tuple[int, tuple[str, ...]]:
-        names = LISTENERS if broker_id != 3 else LISTENERS[:3]
-        ports = self.by_broker[broker_id] = {name: free_port() for name in names}
-        listeners = ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items())
-        return ports["EXTERNAL"], (f"listeners={listeners}", f"advertised.listeners={listeners}")
+    def overrides(self) -> dict[int, tuple[str, ...]]:
+        """listeners and advertised.listeners of each broker."""
+        def listeners(ports: dict[str, int]) -> str:
+            return ",".join(f"{name}://127.0.0.1:{port}" for name, port in ports.items())
+        return {b: (f"listeners={listeners(p)}", f"advertised.listeners={listeners(p)}")
+                for b, p in self.by_broker.items()}
 
     def bootstrap(self, listener: str) -> str:
         return ",".join(f"127.0.0.1:{p[listener]}" for p in self.by_broker.values() if listener in p)
@@ -71,13 +73,15 @@ class Ports:
 
 @pytest.fixture(scope="module")
 def ports() -> Ports:
-    return Ports()
+    return Ports(range(1, 4))
 
 
 @pytest.fixture(scope="module")
 def cluster(zookeeper, module_broker_factory, ports):
-    with KafkaCluster(module_broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES, per_broker=ports.setup) as c:
-        yield c
+    with KafkaCluster(module_broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES,
+                      broker_overrides=ports.overrides(),
+                      broker_ports={b: p["EXTERNAL"] for b, p in ports.by_broker.items()}) as cluster:
+        yield cluster
 
 
 def create_topic(cluster: KafkaCluster, ports: Ports, name: str, leader: int | None = None) -> None:

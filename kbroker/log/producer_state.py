@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from kbroker.log import io_faults
+from kbroker.log.append_origin import AppendOrigin
+from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.crc import crc32c
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
@@ -29,14 +32,12 @@ from kbroker.log.records import (
     BatchHeader,
     ControlRecordType,
 )
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE_SUFFIX = ".snapshot"
 NUM_BATCHES_TO_RETAIN = 5
-DEFAULT_PRODUCER_ID_EXPIRATION_MS = 24 * 3600 * 1000
 
 _SNAPSHOT_VERSION = 1
 _SNAPSHOT_HEADER = struct.Struct(">hIi")  # version, crc, entry count
@@ -442,6 +443,7 @@ def write_snapshot(path: str, entries: Iterable[ProducerStateEntry], sync: bool 
     crc = crc32c(memoryview(body)[_CRC_START:])
     struct.pack_into(">I", body, 2, crc)
     tmp_path = path + ".tmp"
+    io_faults.check("write", tmp_path)
     with open(tmp_path, "wb") as file:
         file.write(body)
         if sync:

@@ -7,8 +7,8 @@ pauses (SIGSTOP) and resumes brokers, and at `stop()` resumes any paused broker 
 them all at once (SIGTERM to all, then SIGKILL for any still running after the timeout).
 `add_broker()` starts one more broker without a broker.id (ZooKeeper generates one), and
 `metadata(broker_id)` asks that one broker for Metadata v12 over a raw socket, decoded by
-kafka-python, when a test must know which broker answered. `per_broker` gives each broker its
-own port and overrides (several listeners, each broker its own ports).
+kafka-python, when a test must know which broker answered (on another of its listeners with
+`port`).
 It only reads znodes and signals the processes it started; the repository is never touched.
 """
 
@@ -39,15 +39,17 @@ _correlation_ids = itertools.count(1)
 
 class KafkaCluster:
     def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = (),
-                 per_broker: Callable[[int], tuple[int, tuple[str, ...]]] | None = None):
-        """`per_broker(broker_id)` gives one broker its own (port, overrides), e.g. its listeners;
-        that port is where the tests and `bootstrap` reach it."""
+                 broker_overrides: dict[int, tuple[str, ...]] | None = None,
+                 broker_ports: dict[int, int] | None = None):
+        """`broker_overrides` and `broker_ports` give one broker more overrides (its log.dirs, its
+        listeners) and the port where the tests and `bootstrap` reach it."""
         self.launcher = launcher
-        self.per_broker = per_broker
         self.chroot = f"/kbroker-cluster-{uuid.uuid4().hex[:8]}"
         self.zookeeper_connect = f"{zookeeper}{self.chroot}"
         self.size = size
         self.overrides = overrides
+        self.broker_overrides = broker_overrides or {}  # more overrides for one broker id (its log.dirs)
+        self.broker_ports = broker_ports or {}
         self.brokers: dict[int, BrokerProcess] = {}
         self.paused: set[int] = set()
         self.zk = KazooClient(hosts=zookeeper + self.chroot, timeout=10)
@@ -65,10 +67,9 @@ class KafkaCluster:
 
     def start(self) -> KafkaCluster:
         for broker_id in range(1, self.size + 1):
-            port, own = self.per_broker(broker_id) if self.per_broker is not None else (None, ())
             self.brokers[broker_id] = self.launcher.start(
-                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides, *own,
-                port=port)
+                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides,
+                *self.broker_overrides.get(broker_id, ()), port=self.broker_ports.get(broker_id))
         self.zk.start(timeout=10)
         self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
         return self

@@ -12,9 +12,10 @@
   - Authorized operations (v8+) report everything, as a broker without an authorizer does.
   - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE, those whose leader has no
     endpoint on the request's listener LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before),
-    both with leader -1, as Kafka's ZkMetadataCache answers; before v5 (no offline
-    replicas field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set,
-    as Kafka does.
+    both with leader -1, as Kafka's ZkMetadataCache answers. `offline_replicas` lists
+    replicas on dead brokers and those in a failed log dir (from the controller's
+    UpdateMetadata). Before v5 (no offline replicas field) offline replicas are left out and
+    REPLICA_NOT_AVAILABLE is set, as Kafka does.
 - Gaps: none known.
 """
 
@@ -120,10 +121,11 @@ def _partition_entry(state: PartitionState, version: int, cache: MetadataCache,
         error = Errors.LISTENER_NOT_FOUND if version >= 6 else Errors.LEADER_NOT_AVAILABLE
         leader = -1
     replicas, isr = state.replicas, state.isr
-    offline = [r for r in replicas if not cache.is_alive(r)]
+    # Replicas on dead brokers, and those the controller knows are in a failed log dir.
+    offline = [r for r in replicas if not cache.is_alive(r) or r in state.offline_replicas]
     if offline and version < 5:
-        replicas = [r for r in replicas if cache.is_alive(r)]
-        isr = [r for r in isr if cache.is_alive(r)]
+        replicas = [r for r in replicas if r not in offline]
+        isr = [r for r in isr if r not in offline]
         error = error or Errors.REPLICA_NOT_AVAILABLE
     return {
         "error_code": error,
