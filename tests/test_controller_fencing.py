@@ -43,6 +43,7 @@ OUR_EPOCH = 4242  # this broker's registration czxid
 CONTROLLER = 2
 CONTROLLER_EPOCH = 5
 TOPIC_ID = uuid.UUID(int=7)
+CONTROLLED_SHUTDOWN = 7
 STALE = (Errors.STALE_CONTROLLER_EPOCH, Errors.STALE_BROKER_EPOCH)
 
 
@@ -230,6 +231,17 @@ def test_refusals_name_every_partition_as_kafkas_error_responses_do(kbroker):
     assert [p["error_code"] for p in topic_errors["partition_errors"]] == [Errors.STALE_CONTROLLER_EPOCH]
     assert answers["StopReplica"]["partition_errors"] == [
         {"topic_name": topic, "partition_index": 0, "error_code": Errors.STALE_CONTROLLER_EPOCH}]
+
+
+def test_a_made_up_controlled_shutdown_is_refused(kbroker):
+    """v2+ carries the stopping broker's epoch: -1 or one that is not its registration's is stale."""
+    with RawClient(kbroker.port) as client:
+        for broker_epoch in (-1, 2**40):
+            answer = client.call(CONTROLLED_SHUTDOWN, 3, {"broker_id": 0, "broker_epoch": broker_epoch})
+            assert answer == {"error_code": Errors.STALE_BROKER_EPOCH, "remaining_partitions": []}
+    topic = f"after-{uuid.uuid4().hex[:8]}"
+    create_topic(kbroker.port, topic)  # broker 0 was not marked as shutting down: it still leads
+    assert metadata_view(kbroker.port, topic) == ([0], [(0, 0, 0)])
 
 
 # -- StopReplica's leader epoch -----------------------------------------------------------------------
