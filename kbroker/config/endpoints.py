@@ -5,7 +5,6 @@ Must not touch: sockets (it parses addresses, never binds them) or any other kbr
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -103,6 +102,8 @@ def check_distinct(text: str, endpoints: list[Endpoint], *, ports: bool) -> None
 
 def _ip_version(host: str) -> int:
     """4 or 6 for an IP address literal, 0 for a host name or the wildcard."""
+    import ipaddress  # only when two listeners share a port: start-up imports stay light
+
     try:
         return ipaddress.ip_address(host).version
     except ValueError:
