@@ -34,9 +34,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from kbroker.api.handlers import CloseConnection
+from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.errors import Errors
 
 log = logging.getLogger("kbroker.api.controller_fence")
+refusal_log = RateLimitedLog(log)
 
 READ_TIMEOUT_S = 5.0
 
@@ -51,13 +53,20 @@ class ControllerFence:
         self.controller_epoch_seen = 0
         self.controller_id_seen = -1
         self._reader: ThreadPoolExecutor | None = None
-        self._last_refused: tuple[Errors, int, int] | None = None
 
-    async def check(self, controller_id: int, controller_epoch: int, broker_epoch: int) -> Errors:
-        """The error for a controller request carrying these ids and epochs, or NONE."""
+    async def check(self, controller_id: int, controller_epoch: int, broker_epoch: int, peer: str = "?") -> Errors:
+        """The error for a controller request carrying these ids and epochs, or NONE; `peer` is
+        the connection's address, for the log line of a refusal."""
         error = await self._verdict(controller_id, controller_epoch, broker_epoch)
         if error:
-            self._log_refusal(error, controller_id, controller_epoch, broker_epoch)
+            # Kafka logs each refusal; one line per sender and interval here, as a forger could
+            # otherwise grow the log without bound (issue 16, bug 6).
+            refusal_log.warning(
+                source_of(peer), "controller request",
+                "refused a controller request from %s (%s) claiming controller %d, epoch %d and broker epoch %d: "
+                "we know controller %d at epoch %d and broker epoch %d", peer, error.name, controller_id,
+                controller_epoch, broker_epoch, self.controller_id_seen, self.controller_epoch_seen,
+                self.broker_epoch())
         else:
             self.controller_epoch_seen, self.controller_id_seen = controller_epoch, controller_id
         return error
@@ -82,18 +91,6 @@ class ControllerFence:
         if broker_epoch != self.broker_epoch():
             return Errors.STALE_BROKER_EPOCH
         return Errors.NONE
-
-    def _log_refusal(self, error: Errors, controller_id: int, controller_epoch: int, broker_epoch: int) -> None:
-        """One line per claimed controller, as Kafka logs its refusals; a flood of forgeries in one
-        name does not grow the log."""
-        claim = (error, controller_id, controller_epoch)
-        if claim == self._last_refused:
-            return
-        self._last_refused = claim
-        log.warning("refused a controller request (%s) claiming controller %d, epoch %d and broker epoch %d: "
-                    "we know controller %d at epoch %d and broker epoch %d", error.name, controller_id,
-                    controller_epoch, broker_epoch, self.controller_id_seen, self.controller_epoch_seen,
-                    self.broker_epoch())
 
     async def _read_current(self, sync: bool) -> tuple[int, int]:
         if self._reader is None:

@@ -35,7 +35,7 @@ VERSIONS = (2, 7)
 
 async def handle(ctx: RequestContext, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
     error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
-                                                     request["broker_epoch"])
+                                                     request["broker_epoch"], ctx.peer)
     if error:
         # Kafka's getErrorResponse: the error for the request and for each of its partitions.
         return {"error_code": error, "topics": [

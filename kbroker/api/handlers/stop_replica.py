@@ -30,7 +30,7 @@ VERSIONS = (3, 4)
 
 async def handle(ctx: RequestContext, request: StopReplicaRequest) -> StopReplicaResponse:
     error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
-                                                     request["broker_epoch"])
+                                                     request["broker_epoch"], ctx.peer)
     if error:
         # Kafka's getErrorResponse: the error for the request and for each of its partitions.
         return {"error_code": error, "partition_errors": [

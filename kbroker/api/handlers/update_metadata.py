@@ -30,7 +30,7 @@ VERSIONS = (5, 8)
 
 async def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
     error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
-                                                     request["broker_epoch"])
+                                                     request["broker_epoch"], ctx.peer)
     if error:
         return {"error_code": error}
     return apply(ctx.services, request)
