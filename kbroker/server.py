@@ -518,7 +518,7 @@ class KafkaServer:
         await self.shutdown()
 
 
-def _raise_open_file_limit() -> None:
+def raise_open_file_limit() -> None:
     """Every connection is a file: lift the soft RLIMIT_NOFILE to the hard one, as the JVM does for
     Kafka (HotSpot's MaxFDLimit), so max.connections, not a 1,024 default, is what limits clients."""
     import resource
@@ -547,7 +547,7 @@ def run_broker(config: KafkaConfig) -> int:
     else:
         runner = uvloop.run
     on_started = None if gc.isenabled() else _resume_garbage_collection
-    _raise_open_file_limit()
+    raise_open_file_limit()
     server = KafkaServer(config)
     try:
         runner(server.run_until_stopped(on_started))
