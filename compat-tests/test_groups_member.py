@@ -12,7 +12,8 @@ never auto-commits, and reports on stdout, one JSON object per line:
   {"event": "closed"}                                          after a clean close (LeaveGroup)
 It closes cleanly on a "close" line (or end of file) on stdin; the tests kill it with SIGKILL
 to play a member that dies without leaving. GROUP_INSTANCE_ID in the environment makes a
-confluent-kafka member static. Uses nothing of kbroker.
+confluent-kafka member static. A kafka-python member sends its first JoinGroup only once its
+metadata holds the topic's partitions (wait_for_partitions says why). Uses nothing of kbroker.
 """
 
 from __future__ import annotations
