@@ -72,7 +72,18 @@ class KafkaCluster:
                 *self.broker_overrides.get(broker_id, ()), port=self.broker_ports.get(broker_id))
         self.zk.start(timeout=10)
         self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
+        self.wait_for(self.every_broker_knows_the_cluster, what="every broker's Metadata to name the controller and all brokers")
         return self
+
+    def every_broker_knows_the_cluster(self) -> bool:
+        """Each broker has had the controller's UpdateMetadata: its Metadata names the controller
+        and every broker. Before that a broker answers controller -1, and an admin client that
+        asked it first (librdkafka) waits for its next metadata refresh before it sends anything."""
+        for broker_id in self.brokers:
+            answer = self.metadata(broker_id, topics=[])
+            if answer.controller_id < 0 or {b[0] for b in answer.brokers} != set(self.brokers):
+                return False
+        return True
 
     def add_broker(self, *overrides: str) -> int:
         """Starts one more broker with no broker.id; returns the id it registered under."""
