@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import threading
 import time
 import uuid
@@ -31,7 +30,7 @@ from kbroker.api.handlers import CloseConnection
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
 from kbroker.metadata.metadata_cache import MetadataCache
-from kbroker.metadata.znode_store import STORE_FILE
+from kbroker.metadata.znode_store import STORE_FILE, read_saved_tree
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ReplicaManager
 from kbroker.testing.forged_requests import send_forged
@@ -203,13 +202,13 @@ def test_forged_controller_requests_leave_a_single_node_broker_intact(kbroker):
     assert before == ([0], [(0, 0, 0)])
     # Its real controller epoch is in the embedded store; its broker epoch is a small czxid:
     # every combination around them is tried, the real pair included.
-    store = json.loads((Path(kbroker.log_dir) / STORE_FILE).read_text())
-    real_epoch = int(base64.b64decode(store["nodes"]["/controller_epoch"][0]))
+    zxid, nodes, _ = read_saved_tree(str(Path(kbroker.log_dir) / STORE_FILE))
+    real_epoch = int(base64.b64decode(nodes["/controller_epoch"][0]))
     refused = 0
     with RawClient(kbroker.port) as client:
         for controller_id in (0, 1):
             for controller_epoch in (0, real_epoch - 1, real_epoch, real_epoch + 1, 2**31 - 1):
-                for broker_epoch in (-1, *range(0, store["zxid"] + 20), 2**62):
+                for broker_epoch in (-1, *range(0, zxid + 20), 2**62):
                     answers = send_forged(client, controller_id, controller_epoch, broker_epoch, topic, [0])
                     for name, answer in answers.items():
                         assert answer["error_code"] in STALE, (name, controller_id, controller_epoch, broker_epoch)

@@ -8,12 +8,14 @@ import json
 
 import pytest
 
-from kbroker.metadata import kafka_zk_client
+from kbroker.metadata import kafka_zk_client, znode_store
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminError, AdminZkClient, assign_replicas_to_brokers
 from kbroker.metadata.kafka_zk_client import ControllerMovedError, KafkaZkClient
 from kbroker.metadata.kazoo_store import KazooZNodeStore, split_chroot
 from kbroker.metadata.znode_store import (
+    JOURNAL_SUFFIX,
+    STORE_FILE,
     BadVersionError,
     EmbeddedZNodeStore,
     NodeExistsError,
@@ -91,6 +93,66 @@ def test_sequential_nodes_and_persistence_without_ephemerals(tmp_path):
     assert reopened.get(second)[0] == b"b"
     assert reopened.exists("/brokers/0") is None  # ephemeral: gone with the session
     assert reopened.create("/config/changes/config_change_", sequence=True).endswith("0000000002")
+
+
+def _tree(store: EmbeddedZNodeStore) -> dict:
+    return {path: (node.data, node.czxid, node.version, node.sequence, sorted(node.children))
+            for path, node in store.nodes.items() if not node.ephemeral}
+
+
+def test_a_write_appends_to_the_journal_instead_of_rewriting_the_tree(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path))
+    store.ensure_path("/brokers/topics")
+    for i in range(200):
+        store.create(f"/brokers/topics/t{i}", b"x" * 100)
+    snapshot = tmp_path / STORE_FILE
+    before = snapshot.stat().st_mtime_ns, snapshot.stat().st_size
+    for i in range(50):
+        store.set(f"/brokers/topics/t{i}", b"changed")
+    assert (snapshot.stat().st_mtime_ns, snapshot.stat().st_size) == before  # the tree was not rewritten
+    lines = (tmp_path / (STORE_FILE + JOURNAL_SUFFIX)).read_text().splitlines()
+    written = [json.loads(line)["set"] for line in lines[-50:]]  # one line per write, naming what it changed
+    assert [list(entry) for entry in written] == [[f"/brokers/topics/t{i}"] for i in range(50)]
+    assert {(data, version) for entry in written for data, _czxid, version, _seq in entry.values()} == {
+        ("Y2hhbmdlZA==", 1)}  # base64 of b"changed", version 1
+
+
+def test_a_store_reopened_after_a_crash_has_every_write_and_ignores_a_torn_last_line(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path))  # never closed: as after kill -9
+    store.ensure_path("/config/topics")
+    store.create("/config/topics/a", b"1")
+    store.set("/config/topics/a", b"2")
+    store.create("/config/topics/b", b"3")
+    store.delete("/config/topics/b")
+    store.create("/config/changes", b"")
+    store.create("/config/changes/c_", b"", sequence=True)
+    expected = _tree(store)
+    journal = tmp_path / (STORE_FILE + JOURNAL_SUFFIX)
+    with open(journal, "a", encoding="utf-8") as f:
+        f.write('{"zxid": 999, "set": {"/config/topics/torn"')  # a write cut short by the crash
+    reopened = EmbeddedZNodeStore(str(tmp_path))
+    assert _tree(reopened) == expected
+    assert reopened.get("/config/topics/a")[0] == b"2" and reopened.exists("/config/topics/b") is None
+    assert journal.read_text() == ""  # replayed, folded into a new snapshot
+    assert reopened.create("/config/changes/c_", sequence=True).endswith("0000000001")
+
+
+def test_the_journal_is_folded_into_a_snapshot_and_a_crash_while_folding_loses_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(znode_store, "MIN_JOURNAL_BYTES_TO_FOLD", 2000)
+    store = EmbeddedZNodeStore(str(tmp_path))
+    store.ensure_path("/t")
+    for i in range(100):
+        store.set("/t", b"%d" % i)
+    journal = tmp_path / (STORE_FILE + JOURNAL_SUFFIX)
+    assert journal.stat().st_size <= 2000  # folded on the way
+    assert EmbeddedZNodeStore(str(tmp_path)).get("/t")[0] == b"99"
+    # A crash after a fold wrote the snapshot but before it emptied the journal: the journal's
+    # lines are older than the snapshot and must not be applied again.
+    stale = journal.read_text()
+    store.set("/t", b"final")
+    store._save()
+    journal.write_text(stale)
+    assert _tree(EmbeddedZNodeStore(str(tmp_path))) == _tree(store)
 
 
 def test_watches_fire_through_notify(make_store):
