@@ -51,6 +51,9 @@ from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
     MAGIC_V2,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
     BatchHeader,
     ControlRecordType,
     CorruptRecordError,
@@ -273,10 +276,15 @@ class GroupMetadataManager:
         return self.is_group_local(group_id) and (group is None or group.is_state(GroupState.DEAD))
 
     # -- writes -------------------------------------------------------------------------------
-    async def _append(self, group_id: str, records: list[SimpleRecord], required_acks: int) -> tuple[Errors, int]:
-        """Appends one batch to the group's partition as its leader; (error, base offset)."""
+    async def _append(self, group_id: str, records: list[SimpleRecord], required_acks: int,
+                      producer: tuple[int, int] | None = None) -> tuple[Errors, int]:
+        """Appends one batch to the group's partition as its leader; (error, base offset). With
+        `producer` (id, epoch) the batch is transactional, as TxnOffsetCommit writes it."""
         partition = self.partition_for(group_id)
-        batch = build_batch(records, compression=self.config.topic_compression_codec, now_ms=self.time_ms())
+        producer_id, producer_epoch = (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) if producer is None else producer
+        batch = build_batch(records, compression=self.config.topic_compression_codec, now_ms=self.time_ms(),
+                            producer_id=producer_id, producer_epoch=producer_epoch,
+                            base_sequence=NO_SEQUENCE if producer is None else 0, is_transactional=producer is not None)
         result = self.replica_manager.append_to_partition(
             GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), required_acks,
             origin=AppendOrigin.COORDINATOR)
@@ -317,8 +325,10 @@ class GroupMetadataManager:
         # Kafka compares String.length(): UTF-16 code units.
         return len(metadata.encode("utf-16-le")) // 2 <= self.config.max_metadata_size
 
-    async def store_offsets(self, group: GroupMetadata,
-                            offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, Errors]:
+    async def store_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                            producer: tuple[int, int] | None = None) -> dict[TopicPartition, Errors]:
+        """OffsetCommit's write, or TxnOffsetCommit's with `producer` (id, epoch): then the
+        offsets stay pending in the group until the transaction's marker is written."""
         fitting = {tp: om for tp, om in offsets.items() if self._metadata_fits(om.metadata)}
         if not fitting:
             return dict.fromkeys(offsets, Errors.OFFSET_METADATA_TOO_LARGE)
@@ -326,25 +336,47 @@ class GroupMetadataManager:
         records = [SimpleRecord(offset_commit_key(group.group_id, topic, partition), offset_commit_value(om),
                                 timestamp=now)
                    for (topic, partition), om in fitting.items()]
-        group.prepare_offset_commit(fitting)
+        if producer is None:
+            group.prepare_offset_commit(fitting)
+        else:
+            group.prepare_txn_offset_commit(producer[0], fitting)
         try:
-            error, base_offset = await self._append(group.group_id, records, self.config.commit_required_acks)
+            error, base_offset = await self._append(group.group_id, records, self.config.commit_required_acks,
+                                                    producer)
         except BaseException:
             for tp, om in fitting.items():  # never leave a commit pending: require_stable would wait forever
-                group.fail_pending_offset_write(tp, om)
+                self._fail_pending(group, tp, om, producer)
             raise
         alive = not group.is_state(GroupState.DEAD)
         for tp, om in fitting.items():
             if not alive:
                 continue
-            if error == Errors.NONE:
+            if error != Errors.NONE:
+                self._fail_pending(group, tp, om, producer)
+            elif producer is None:
                 group.on_offset_commit_append(tp, CommitRecordMetadataAndOffset(base_offset, om))
             else:
-                group.fail_pending_offset_write(tp, om)
+                group.on_txn_offset_commit_append(producer[0], tp, CommitRecordMetadataAndOffset(base_offset, om))
         if error != Errors.NONE:
             log.warning("committing offsets of group %s failed: %s", group.group_id, error.name)
         commit_error = Errors.NONE if error == Errors.NONE else store_offsets_error(error)
         return {tp: commit_error if tp in fitting else Errors.OFFSET_METADATA_TOO_LARGE for tp in offsets}
+
+    @staticmethod
+    def _fail_pending(group: GroupMetadata, tp: TopicPartition, offset: OffsetAndMetadata,
+                      producer: tuple[int, int] | None) -> None:
+        if producer is None:
+            group.fail_pending_offset_write(tp, offset)
+        else:
+            group.fail_pending_txn_offset_commit(producer[0], tp)
+
+    def handle_txn_completion(self, producer_id: int, partitions: set[int], is_commit: bool) -> None:
+        """Kafka's handleTxnCompletion: a marker was written on these offsets partitions, so the
+        producer's pending offsets in their groups are committed or dropped."""
+        for group in list(self.groups.values()):
+            if producer_id in group.pending_transactional_offset_commits and \
+                    self.partition_for(group.group_id) in partitions:
+                group.complete_pending_txn_offset_commit(producer_id, is_commit)
 
     def get_offsets(self, group_id: str, require_stable: bool, partitions: list[TopicPartition] | None
                     ) -> dict[TopicPartition, tuple[OffsetAndMetadata | None, Errors]]:
