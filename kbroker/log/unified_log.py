@@ -534,10 +534,13 @@ class UnifiedLog:
         return LogOffsetMetadata(offset, segment.base_offset, found.position)
 
     def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
-        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed."""
+        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed.
+        Markers come after their data, so later segments may list them; the search stops where a
+        segment's index says no later abort can overlap."""
         result: list[AbortedTxn] = []
         for segment in self.segments.segments_from(start_offset):
-            result.extend(segment.txn_index.collect_aborted(start_offset, upper_bound_offset))
+            if segment.txn_index.collect_aborted(start_offset, upper_bound_offset, result):
+                break
         return result
 
     # ------------------------------------------------------------------ offsets

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from kbroker.log.errors import LogError
 from kbroker.log.records import NO_TIMESTAMP
 from kbroker.log.segment import TimestampAndOffset
-from kbroker.log.unified_log import LATEST_TIMESTAMP
+from kbroker.log.unified_log import EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
@@ -415,15 +415,19 @@ class Partition:
         epoch_start = self.leader_epoch_start_offset
         if isolation is not None and epoch_start is not None and log.high_watermark < epoch_start:
             raise PartitionError(Errors.OFFSET_NOT_AVAILABLE)
+        # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
+        if isolation is None:
+            last_fetchable = log.log_end_offset
+        else:
+            last_fetchable = log.last_stable_offset if isolation == FETCH_TXN_COMMITTED else log.high_watermark
         if timestamp == LATEST_TIMESTAMP and isolation is not None:
-            # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
-            offset = log.last_stable_offset if isolation == FETCH_TXN_COMMITTED else log.high_watermark
-            epoch = (log.leader_epoch_cache.epoch_for_offset(offset - 1) if offset > log.log_start_offset
-                     else self.leader_epoch)
-            return TimestampAndOffset(NO_TIMESTAMP, offset, epoch)
+            epoch = (log.leader_epoch_cache.epoch_for_offset(last_fetchable - 1)
+                     if last_fetchable > log.log_start_offset else self.leader_epoch)
+            return TimestampAndOffset(NO_TIMESTAMP, last_fetchable, epoch)
         found = log.fetch_offset_by_timestamp(timestamp)
-        if found is None or (timestamp >= 0 and found.offset >= log.high_watermark):
-            return None  # a record not yet committed is not found by its timestamp
+        if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP)
+                             and found.offset >= last_fetchable):
+            return None  # a record a consumer may not read yet is not found by its timestamp (nor -3's max)
         return found
 
     def last_offset_for_leader_epoch(self, current_leader_epoch: int, leader_epoch: int) -> tuple[int, int]:

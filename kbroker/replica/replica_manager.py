@@ -26,11 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
+from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_to_base64
@@ -71,6 +73,17 @@ CONSUMER_REPLICA_ID = -1
 ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
 
 
+class TxnMarkerEntry(NamedTuple):
+    """One transaction's end marker for some partitions (Kafka's TxnMarkerEntry, as
+    WriteTxnMarkers carries it): COMMIT if `committed`, else ABORT."""
+
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    committed: bool
+    partitions: Sequence[TopicPartition]
+
+
 class ReplicaManager:
     def __init__(self, broker_id: int, log_manager: LogManager, metadata_cache: MetadataCache,
                  topic_config: Callable[[str], dict[str, str]], base_log_config: LogConfig, *,
@@ -86,6 +99,10 @@ class ReplicaManager:
         self.stopping = False  # set on shutdown: parked fetches answer with what they have
         # Called as listener(topic, partition, is_leader, leader_epoch) after each leadership change.
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
+        # Called as listener(producer_id, partitions, committed) once transaction markers were
+        # written and replicated (Kafka's onTransactionCompleted: transactional offset commits
+        # become visible or are dropped).
+        self.txn_marker_listeners: list[Callable[[int, list[TopicPartition], bool], None]] = []
         # Kafka's purgatories, keyed by topic-partition: woken by `_complete_delayed_requests`.
         self.delayed_produce_purgatory = DelayedOperationPurgatory("Produce")
         self.delayed_fetch_purgatory = DelayedOperationPurgatory("Fetch")
@@ -246,6 +263,46 @@ class ReplicaManager:
         self._complete_delayed_requests((topic, partition))
         return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)
+
+    async def append_txn_markers(self, markers: Sequence[TxnMarkerEntry],
+                                 timeout_ms: int) -> list[dict[TopicPartition, Errors]]:
+        """Writes each marker's control batch (EndTransactionMarker) to those of its partitions
+        this broker leads, as Kafka's WriteTxnMarkers does: appendRecords with acks=-1 and
+        origin COORDINATOR, so producer state completes the transaction (an abort enters the
+        .txnindex) and the last stable offset moves once the marker is replicated. Answers, per
+        marker, each partition's error: UNKNOWN_TOPIC_OR_PARTITION for a partition not hosted
+        here, NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (an epoch older than the
+        producer's), TRANSACTION_COORDINATOR_FENCED (an older coordinator epoch),
+        NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT... A refused marker appends nothing."""
+        pending = [self._append_txn_marker(marker) for marker in markers]
+        await asyncio.gather(*(self.wait_for_acks(results, timeout_ms) for results in pending))
+        answers = []
+        for marker, results in zip(markers, pending, strict=True):
+            written = [tp for tp, result in results.items() if result.error == Errors.NONE]
+            if written:
+                self._notify_txn_markers(marker, written)
+            answers.append({tp: result.error for tp, result in results.items()})
+        return answers
+
+    def _append_txn_marker(self, marker: TxnMarkerEntry) -> dict[TopicPartition, ProduceResult]:
+        control_type = ControlRecordType.COMMIT if marker.committed else ControlRecordType.ABORT
+        batch = build_control_batch(control_type, marker.producer_id, marker.producer_epoch,
+                                    marker.coordinator_epoch, timestamp=_now_ms())
+        results: dict[TopicPartition, ProduceResult] = {}
+        for tp in marker.partitions:
+            if tp not in self.partitions:  # Kafka's getMagic finds no local log
+                results[tp] = ProduceResult(Errors.UNKNOWN_TOPIC_OR_PARTITION)
+            else:  # a fresh copy each: the log patches offsets and epoch into the buffer
+                results[tp] = self.append_to_partition(tp[0], tp[1], memoryview(bytearray(batch)), -1,
+                                                       AppendOrigin.COORDINATOR)
+        return results
+
+    def _notify_txn_markers(self, marker: TxnMarkerEntry, partitions: list[TopicPartition]) -> None:
+        for listener in self.txn_marker_listeners:
+            try:
+                listener(marker.producer_id, partitions, marker.committed)
+            except Exception:
+                log.exception("transaction marker listener failed for producer %d", marker.producer_id)
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
         """DeleteRecords on one partition: (error, low watermark)."""

@@ -69,6 +69,8 @@ HANDLER_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
+    # transactions: the log side (kbroker/log/, kbroker/replica/)
+    "write_txn_markers",
 )
 
 

@@ -3,7 +3,8 @@
 - Versions: 4-18 served and advertised.
 - Behaviour:
   - Consumers (replica id -1) read up to the high watermark, or the last stable offset with
-    read_committed.
+    read_committed, which also answers the aborted transactions (producer id, first offset,
+    from the segments' .txnindex) overlapping what it read.
   - Partitions are read in request order with the response limit max_bytes and each
     partition's limit, the first batch found always whole even when larger (KIP-74).
   - When less than min_bytes is found the fetch waits as a DelayedFetch in the replica
@@ -114,7 +115,9 @@ def _partition_data(index: int, result: FetchResult) -> FetchResponsePartitionDa
         "high_watermark": result.high_watermark,
         "last_stable_offset": result.last_stable_offset,
         "log_start_offset": result.log_start_offset,
-        "aborted_transactions": result.aborted_transactions,
+        # read_committed only (None otherwise): the transactions the client must drop.
+        "aborted_transactions": None if result.aborted_transactions is None else [
+            {"producer_id": txn.producer_id, "first_offset": txn.first_offset} for txn in result.aborted_transactions],
         "preferred_read_replica": -1,
         "records": result.records if result.records is not None else b"",
     }
