@@ -37,11 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.metadata.topic_names import TRANSACTION_STATE_TOPIC_NAME
 from kbroker.protocol.errors import Errors
-from kbroker.txn.transaction_marker_channel_manager import (
-    DeliverLocally,
-    TransactionMarkerChannelManager,
-    TxnMarkerEntry,
-)
+from kbroker.txn.transaction_marker_channel_manager import PendingTxnMarkers, TransactionMarkerChannelManager
 from kbroker.txn.transaction_metadata import (
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
@@ -102,15 +98,14 @@ def _wall_clock_ms() -> int:
 
 class TransactionCoordinator:
     def __init__(self, broker_id: int, config: KafkaConfig, replica_manager: ReplicaManager,
-                 metadata_cache: MetadataCache, generate_producer_id: Callable[[], int],
-                 deliver_markers_locally: DeliverLocally, *, time_ms: Callable[[], int] | None = None) -> None:
+                 metadata_cache: MetadataCache, generate_producer_id: Callable[[], int], *, time_ms: Callable[[], int] | None = None) -> None:
         self.broker_id = broker_id
         self.config = TransactionConfig.from_kafka_config(config)
         self.time_ms = time_ms or _wall_clock_ms
         self.generate_producer_id = generate_producer_id
         self.state_manager = TransactionStateManager(self.config, replica_manager, metadata_cache, self.time_ms)
         self.marker_channel_manager = TransactionMarkerChannelManager(
-            broker_id, metadata_cache, deliver_markers_locally, config.inter_broker_listener_name,
+            broker_id, metadata_cache, replica_manager, config.inter_broker_listener_name,
             self.config.request_timeout_ms)
         self.is_active = False
         self._tasks: set[asyncio.Task] = set()
@@ -385,7 +380,7 @@ class TransactionCoordinator:
         """Writes the markers of a prepared transaction (its Complete state is pending), then the
         Complete state."""
         transactional_id = metadata.transactional_id
-        entry = TxnMarkerEntry(transactional_id, self.partition_for(transactional_id), coordinator_epoch,
+        entry = PendingTxnMarkers(transactional_id, self.partition_for(transactional_id), coordinator_epoch,
                                metadata.producer_id, metadata.producer_epoch, commit, set(metadata.topic_partitions))
 
         def still_valid() -> bool:

@@ -3,8 +3,9 @@ partition it touched (Kafka's TransactionMarkerChannelManager and its completion
 
 For each prepared transaction one task groups the remaining partitions by their leader (the
 metadata cache) and sends each leader a WriteTxnMarkers request: over a NetworkClient to the
-leader's inter-broker endpoint, or through `deliver_locally` (the same handler code, no socket)
-when this broker leads the partition, as the controller's channel does. Per partition, as in
+leader's inter-broker endpoint, or, when this broker leads the partition, straight to
+ReplicaManager.append_txn_markers (what the WriteTxnMarkers handler calls: no socket), as the
+controller's channel delivers locally. Per partition, as in
 Kafka:
 - NONE (or UNSUPPORTED_FOR_MESSAGE_FORMAT / UNSUPPORTED_VERSION) marks it done;
 - a partition of a deleted topic is dropped;
@@ -31,11 +32,13 @@ from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.replica.replica_manager import TxnMarkerEntry
 from kbroker.txn.transaction_log import group_by_topic
 from kbroker.txn.transaction_metadata import TopicPartition
 
 if TYPE_CHECKING:
     from kbroker.metadata.metadata_cache import MetadataCache
+    from kbroker.replica.replica_manager import ReplicaManager
 
 log = logging.getLogger("kbroker.txn.markers")
 
@@ -45,12 +48,8 @@ RETRY_BACKOFF_S = 0.05
 _DONE = frozenset({Errors.NONE, Errors.UNSUPPORTED_FOR_MESSAGE_FORMAT, Errors.UNSUPPORTED_VERSION})
 _ABANDON = frozenset({Errors.INVALID_PRODUCER_EPOCH, Errors.TRANSACTION_COORDINATOR_FENCED})
 
-# deliver_locally(request) -> response: WriteTxnMarkers applied by this broker without a socket.
-DeliverLocally = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
 @dataclass(slots=True)
-class TxnMarkerEntry:
+class PendingTxnMarkers:
     """One transaction's markers still to be written."""
 
     transactional_id: str
@@ -61,6 +60,10 @@ class TxnMarkerEntry:
     commit: bool
     partitions: set[TopicPartition]
 
+    def marker(self, partitions: set[TopicPartition]) -> TxnMarkerEntry:
+        return TxnMarkerEntry(self.producer_id, self.producer_epoch, self.coordinator_epoch, self.commit,
+                              sorted(partitions))
+
     def request(self, partitions: set[TopicPartition]) -> dict[str, Any]:
         return {"markers": [{
             "producer_id": self.producer_id, "producer_epoch": self.producer_epoch,
@@ -70,17 +73,17 @@ class TxnMarkerEntry:
 
 
 class TransactionMarkerChannelManager:
-    def __init__(self, broker_id: int, metadata_cache: MetadataCache, deliver_locally: DeliverLocally,
+    def __init__(self, broker_id: int, metadata_cache: MetadataCache, replica_manager: ReplicaManager,
                  inter_broker_listener: str, request_timeout_ms: int = 30000) -> None:
         self.broker_id = broker_id
         self.metadata_cache = metadata_cache
-        self.deliver_locally = deliver_locally
+        self.replica_manager = replica_manager
+        self.request_timeout_ms = request_timeout_ms
         self.inter_broker_listener = inter_broker_listener
-        self.request_timeout_s = request_timeout_ms / 1000
         self.clients: dict[int, NetworkClient] = {}
-        self._tasks: dict[asyncio.Task, TxnMarkerEntry] = {}
+        self._tasks: dict[asyncio.Task, PendingTxnMarkers] = {}
 
-    def add_txn_markers_to_send(self, entry: TxnMarkerEntry, still_valid: Callable[[], bool],
+    def add_txn_markers_to_send(self, entry: PendingTxnMarkers, still_valid: Callable[[], bool],
                                 on_complete: Callable[[], Awaitable[None]]) -> None:
         """Starts writing the entry's markers; `on_complete` runs once all are written."""
         task = asyncio.get_running_loop().create_task(self._run(entry, still_valid, on_complete))
@@ -101,7 +104,7 @@ class TransactionMarkerChannelManager:
             if entry.txn_topic_partition == partition:
                 task.cancel()
 
-    async def _run(self, entry: TxnMarkerEntry, still_valid: Callable[[], bool],
+    async def _run(self, entry: PendingTxnMarkers, still_valid: Callable[[], bool],
                    on_complete: Callable[[], Awaitable[None]]) -> None:
         remaining = set(entry.partitions)
         while remaining:
@@ -136,18 +139,18 @@ class TransactionMarkerChannelManager:
             by_leader.setdefault(leader, set()).add(tp)
         return by_leader
 
-    async def _send(self, leader: int, entry: TxnMarkerEntry, partitions: set[TopicPartition]
+    async def _send(self, leader: int, entry: PendingTxnMarkers, partitions: set[TopicPartition]
                     ) -> dict[TopicPartition, Errors]:
-        request = entry.request(partitions)
+        if leader == self.broker_id:
+            [local] = await self.replica_manager.append_txn_markers([entry.marker(partitions)],
+                                                                    self.request_timeout_ms)
+            return local
+        client = self._client(leader)
+        if client is None:
+            return dict.fromkeys(partitions, Errors.NOT_LEADER_OR_FOLLOWER)
         try:
-            if leader == self.broker_id:
-                response = await self.deliver_locally(request)
-            else:
-                client = self._client(leader)
-                if client is None:
-                    return dict.fromkeys(partitions, Errors.NOT_LEADER_OR_FOLLOWER)
-                response = await client.send(ApiKey.WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION, request,
-                                             timeout_s=self.request_timeout_s)
+            response = await client.send(ApiKey.WRITE_TXN_MARKERS, WRITE_TXN_MARKERS_VERSION,
+                                          entry.request(partitions), timeout_s=self.request_timeout_ms / 1000)
         except ConnectionError as exc:
             log.info("sending markers of %s to broker %d failed (%s); retrying", entry.transactional_id, leader, exc)
             return dict.fromkeys(partitions, Errors.NETWORK_EXCEPTION)
