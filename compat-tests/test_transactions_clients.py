@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -26,6 +27,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.testing.raw_client import RawClient
 from kbroker.testing.tools import kafkajs_unavailable_reason, run_kafkajs
+from kbroker.testing.transaction_log_reader import read_transaction_log
 from kbroker.testing.waiting import eventually
 
 PARTITIONS = 3
@@ -201,6 +203,35 @@ def test_confluent_transaction_timeout_aborts(kbroker):
         producer.commit_transaction(TIMEOUT_S)
     assert consume_all(kbroker, topic, "read_committed", 0) == {}
     assert consume_all(kbroker, topic, "read_uncommitted", 1) == {0: [b"too-late"]}
+
+
+def test_transaction_state_segments_decode_as_kafka_writes_them(kbroker):
+    """The records in the __transaction_state segment files, read by an independent decoder
+    following Kafka's TransactionLogKey/Value schemas, tell the transactions' story."""
+    topic = create_topic(kbroker, "txn-state-log")
+    producer = transactional_producer(kbroker, "state-log-reader", **{"transaction.timeout.ms": 45000})
+    for commit in (True, False):
+        producer.begin_transaction()
+        producer.produce(topic, value=b"x", partition=1)
+        producer.produce(topic, value=b"y", partition=2)
+        producer.flush(TIMEOUT_S)
+        producer.commit_transaction(TIMEOUT_S) if commit else producer.abort_transaction(TIMEOUT_S)
+
+    def story() -> list | None:
+        records = [r for r in read_transaction_log(kbroker.log_dir) if r.transactional_id == "state-log-reader"]
+        return records if records and records[-1].value and records[-1].value["state"] == "CompleteAbort" else None
+
+    records = eventually(story, what="the CompleteAbort record in the segment files", timeout=TIMEOUT_S)
+    values = [r.value for r in records]
+    assert [v["state"] for v in values] == ["Empty", "Ongoing", "PrepareCommit", "CompleteCommit", "Ongoing",
+                                            "PrepareAbort", "CompleteAbort"]
+    assert {(v["producer_id"], v["producer_epoch"], v["timeout_ms"]) for v in values} == {
+        (values[0]["producer_id"], 0, 45000)}
+    assert values[0]["partitions"] is None  # Empty: a null array, as Kafka writes it
+    for v in values[1:3] + values[4:6]:
+        assert v["partitions"] == [(topic, 1), (topic, 2)]
+    assert values[3]["partitions"] == [] and values[3]["start_ms"] == values[1]["start_ms"]
+    assert all(later["last_update_ms"] >= earlier["last_update_ms"] for earlier, later in itertools.pairwise(values))
 
 
 # -- kafka-python, aiokafka, KafkaJS ---------------------------------------------------------------
