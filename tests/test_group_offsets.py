@@ -16,6 +16,7 @@ from test_group_coordinator import async_test, harness, join, join_new_member, s
 from kbroker.group.group_metadata import GroupState
 from kbroker.group.group_metadata_manager import GROUP_METADATA_TOPIC_NAME
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.records import (
     ControlRecordType,
     SimpleRecord,
@@ -24,7 +25,6 @@ from kbroker.log.records import (
     iter_batches,
     iter_records,
 )
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.testing.group_harness import T0, FakeClock, Harness, join_params, subscription
 from kbroker.testing.waiting import settle

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.checkpoint import CLEANER_OFFSET_CHECKPOINT_FILE, read_offset_checkpoint
 from kbroker.log.config import LogConfig
 from kbroker.log.log_cleaner import CleanerConfig, log_to_clean
@@ -27,7 +28,6 @@ from kbroker.log.records import (
     iter_batches,
 )
 from kbroker.log.unified_log import UnifiedLog
-from kbroker.log.validator import AppendOrigin
 from kbroker.testing.batches import batches_with_positions, producer_batch, read_batches
 from kbroker.testing.waiting import eventually_async
 

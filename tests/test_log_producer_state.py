@@ -10,12 +10,12 @@ import struct
 import crc32c
 import pytest
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.index import AbortedTxn
 from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.unified_log import UnifiedLog
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.testing.batches import index_entries, producer_batch
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from kafka.record.default_records import ControlRecord
 
 from kbroker.log import compression
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
@@ -30,7 +31,6 @@ from kbroker.log.records import (
     read_varint,
 )
 from kbroker.log.validator import (
-    AppendOrigin,
     analyze_and_validate_records,
     validate_and_assign_offsets,
     validate_produce_partition_records,

@@ -15,11 +15,11 @@ import struct
 
 import crc32c
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.index import AbortedTxn
 from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.unified_log import UnifiedLog
-from kbroker.log.validator import AppendOrigin
 from kbroker.testing.batches import producer_batch
 
 T0 = 1_700_000_000_000
@@ -138,3 +138,30 @@ def test_aborts_indexed_in_later_segments_reach_fetches_of_earlier_data(tmp_path
     assert [t.first_offset for t in everything] == [start, later]
     assert log.collect_aborted_transactions(later + 3, log.log_end_offset) == []
     assert isinstance(everything[0], AbortedTxn)
+
+
+def test_the_index_goes_with_its_segment_on_retention_and_truncation(tmp_path):
+    log = open_log(tmp_path, segment_bytes=300, retention_ms=1000)
+    txn_data(log, PID, 0)
+    end_txn(log, PID, ControlRecordType.ABORT)  # indexed in segment 0
+    while log.number_of_segments < 2:
+        plain(log, 2)
+    later = txn_data(log, PID + 1, 0)
+    abort = end_txn(log, PID + 1, ControlRecordType.ABORT)
+    last_base = log.active_segment.base_offset
+    assert list(txn_index_files(log)) == ["00000000000000000000.txnindex", f"{last_base:020d}.txnindex"]
+
+    # A follower truncating below the second abort's marker forgets that abort (and its open state).
+    log.truncate_to(abort)
+    assert [t.producer_id for t in log.collect_aborted_transactions(0, log.log_end_offset)] == [PID]
+    assert log.producer_state_manager.first_unstable_offset() == later
+    assert list(txn_index_files(log)) == ["00000000000000000000.txnindex"]
+
+    # Retention removes segment 0 with its index: renamed .deleted first, then removed.
+    end_txn(log, PID + 1, ControlRecordType.COMMIT)
+    log.roll()
+    assert log.delete_old_segments(now=T0 + 10_000) >= 1
+    assert "00000000000000000000.txnindex.deleted" in os.listdir(log.directory)
+    log.delete_pending_files(force=True)
+    assert not any(name.startswith("00000000000000000000.") for name in os.listdir(log.directory))
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == []

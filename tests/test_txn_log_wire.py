@@ -14,28 +14,32 @@ import struct
 
 import pytest
 
-from kbroker.testing.batches import producer_batch, read_batches
+from kbroker.testing.batches import read_batches
 from kbroker.testing.raw_client import (
     FETCH,
-    LIST_OFFSETS,
     NONE,
     RawClient,
+    advertised_api_keys,
     create_topic,
     fetch_body,
     init_producer_id,
     produce,
 )
-from kbroker.testing.records import batch_values, now_ms
+from kbroker.testing.records import batch_values
+from kbroker.testing.txn_log import (
+    READ_COMMITTED,
+    READ_UNCOMMITTED,
+    WRITE_TXN_MARKERS,
+    fetch_isolated,
+    latest_offset,
+    txn_batch,
+)
+from kbroker.testing.txn_log import write_txn_markers as write_markers
 
-WRITE_TXN_MARKERS = 27
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
 TRANSACTION_COORDINATOR_FENCED = 52
-READ_UNCOMMITTED, READ_COMMITTED = 0, 1
-LATEST = -1
-CONTROL_ATTRIBUTE = 0x20
-TRANSACTIONAL_ATTRIBUTE = 0x10
 
 
 @pytest.fixture(scope="module")
@@ -43,53 +47,11 @@ def kbroker(module_broker_factory):
     return module_broker_factory()
 
 
-def txn_batch(values: list[bytes], producer_id: int, epoch: int, sequence: int,
-              transactional: bool = True) -> bytes:
-    # Timestamped now: an old timestamp would roll a segment (segment.ms) before the marker.
-    return bytes(producer_batch(values, producer_id=producer_id, producer_epoch=epoch, base_sequence=sequence,
-                                transactional=transactional, timestamp=now_ms()))
-
-
 def produce_txn(client: RawClient, topic: str, partition: int, records: bytes) -> dict:
-    answer = produce(client, topic, partition, records, acks=-1)
-    return answer
-
-
-def write_markers(client: RawClient, producer_id: int, epoch: int, committed: bool,
-                  partitions: list[tuple[str, int]], *, coordinator_epoch: int = 0, version: int = 1) -> dict:
-    """{(topic, partition): error code} of a one-marker WriteTxnMarkers request."""
-    topics: dict[str, list[int]] = {}
-    for topic, index in partitions:
-        topics.setdefault(topic, []).append(index)
-    answer = client.call(WRITE_TXN_MARKERS, version, {"markers": [{
-        "producer_id": producer_id, "producer_epoch": epoch, "transaction_result": committed,
-        "coordinator_epoch": coordinator_epoch,
-        "topics": [{"name": name, "partition_indexes": indexes} for name, indexes in topics.items()]}]})
-    [marker] = answer["markers"]
-    assert marker["producer_id"] == producer_id
-    return {(t["name"], p["partition_index"]): p["error_code"] for t in marker["topics"] for p in t["partitions"]}
-
-
-def fetch_isolated(client: RawClient, topic: str, partition: int, offset: int, isolation: int) -> dict:
-    body = fetch_body(topic, partition, offset)
-    body["isolation_level"] = isolation
-    answer = client.call(FETCH, 12, body)
-    [partition_answer] = answer["responses"][0]["partitions"]
-    assert partition_answer["error_code"] == NONE, partition_answer
-    return partition_answer
-
-
-def latest_offset(client: RawClient, topic: str, partition: int, isolation: int) -> int:
-    answer = client.call(LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": isolation, "topics": [
-        {"name": topic, "partitions": [{"partition_index": partition, "timestamp": LATEST}]}]})
-    [entry] = answer["topics"][0]["partitions"]
-    assert entry["error_code"] == NONE, entry
-    return entry["offset"]
+    return produce(client, topic, partition, records, acks=-1)
 
 
 def test_write_txn_markers_is_advertised(kbroker):
-    from kbroker.testing.raw_client import advertised_api_keys
-
     assert advertised_api_keys(kbroker.port)[WRITE_TXN_MARKERS] == (0, 1)
 
 
@@ -178,3 +140,23 @@ def test_write_txn_markers_v0(kbroker):
         assert produce_txn(client, topic, 0, txn_batch([b"v0"], pid, epoch, 0))["error_code"] == NONE
         assert write_markers(client, pid, epoch, True, [(topic, 0)], version=0) == {(topic, 0): NONE}
         assert fetch_isolated(client, topic, 0, 0, READ_COMMITTED)["last_stable_offset"] == 2
+
+
+def test_a_parked_read_committed_fetch_wakes_when_the_marker_moves_the_lso(kbroker):
+    topic = "txn-long-poll"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client, RawClient(kbroker.port, timeout=20) as poller:
+        pid, epoch = init_producer_id(client)
+        assert produce_txn(client, topic, 0, txn_batch([b"late"], pid, epoch, 0))["error_code"] == NONE
+        # Nothing is readable below the LSO (0): the fetch waits up to a minute, far longer than
+        # the poller's socket timeout, so only the marker's wake-up can answer it in time.
+        body = fetch_body(topic, 0, 0, max_wait_ms=60_000, min_bytes=1)
+        body["isolation_level"] = READ_COMMITTED
+        poller.send(FETCH, 12, body)
+        assert write_markers(client, pid, epoch, True, [(topic, 0)]) == {(topic, 0): NONE}
+        _correlation, answer = poller.receive(FETCH, 12)
+    [partition] = answer["responses"][0]["partitions"]
+    assert partition["last_stable_offset"] == 2
+    batches = read_batches(bytes(partition["records"]))
+    assert [([r.value for r in records], b.is_control_batch) for b, records in batches] == [
+        ([b"late"], False), ([b"\x00\x00\x00\x00\x00\x00"], True)]  # the data, then the marker

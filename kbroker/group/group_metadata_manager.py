@@ -48,6 +48,7 @@ from kbroker.group.group_metadata import (
     TopicPartition,
 )
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
     MAGIC_V2,
@@ -63,7 +64,6 @@ from kbroker.log.records import (
     iter_records,
     parse_control_record,
 )
-from kbroker.log.validator import AppendOrigin
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
 from kbroker.protocol.errors import Errors
 

@@ -15,6 +15,7 @@ from kbroker.log.compression import CODEC_BY_TOPIC_COMPRESSION, PRODUCER_COMPRES
 LONG_MAX = 2**63 - 1
 CREATE_TIME_NAME = "CreateTime"
 LOG_APPEND_TIME_NAME = "LogAppendTime"
+DEFAULT_PRODUCER_ID_EXPIRATION_MS = 24 * 3600 * 1000  # producer.id.expiration.ms, a broker setting
 
 
 class LogConfig(NamedTuple):

@@ -2,8 +2,9 @@
 
 It finishes or drops what a crash cut short (a compaction swap: `.cleaned`, `.swap`, `.deleted`
 files; `.tmp` files; indexes without their log), opens the segments, recovers those an unclean
-shutdown may have torn (from the recovery point on) and any whose indexes do not fit, and rebuilds
-the leader epoch cache and producer state, giving back the offsets the log starts with.
+shutdown may have torn (from the recovery point on) and any whose indexes do not fit (their
+`.txnindex` too, replaying the segment into a producer state of its own), and rebuilds the leader
+epoch cache and producer state, giving back the offsets the log starts with.
 
 `rebuild_producer_state` (Kafka's UnifiedLog.rebuildProducerState) and the producer-state
 helpers it shares with appends (`complete_txn`, `first_control_marker`, `is_cleaned_away_marker`)
@@ -20,6 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.index import (
@@ -49,7 +51,6 @@ from kbroker.log.segment import (
     LogSegment,
     filename_prefix_from_offset,
 )
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
 log = logging.getLogger(__name__)

@@ -32,21 +32,15 @@ from kbroker.log.checkpoint import (
     write_offset_checkpoint,
     write_properties,
 )
-from kbroker.log.config import LogConfig
+from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS, LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, LogError
-from kbroker.log.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
-from kbroker.log.segment import now_ms
-from kbroker.log.unified_log import (
-    DELETE_DIR_SUFFIX,
-    UnifiedLog,
-    log_delete_dir_name,
-    log_dir_name,
-    parse_topic_partition,
-)
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from kbroker.log.log_cleaner import LogCleaner
+    from kbroker.log.unified_log import UnifiedLog
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +50,18 @@ FUTURE_DIR_SUFFIX = "-future"
 STRAY_DIR_SUFFIX = "-stray"
 
 TopicPartition = tuple[str, int]
+
+
+def _log_module() -> ModuleType:
+    """kbroker.log.unified_log, imported with the first log: a broker starting on an empty data
+    directory answers its first requests without loading the segment and record code."""
+    from kbroker.log import unified_log
+
+    return unified_log
+
+
+def _now_ms() -> int:
+    return _log_module().now_ms()
 
 
 def read_meta_properties(log_dirs: list[str]) -> dict[str, str] | None:
@@ -189,7 +195,8 @@ class LogManager:
             path = os.path.join(log_dir, name)
             if not os.path.isdir(path):
                 continue
-            if name.endswith(DELETE_DIR_SUFFIX):
+            logs = _log_module()
+            if name.endswith(logs.DELETE_DIR_SUFFIX):
                 log.info("removing %s left by an earlier topic deletion", path)
                 import shutil  # here: with its codec modules, a few ms of every start-up otherwise
 
@@ -198,7 +205,7 @@ class LogManager:
             if name.endswith((FUTURE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):
                 continue
             try:
-                topic_partition = parse_topic_partition(name)
+                topic_partition = logs.parse_topic_partition(name)
             except ValueError:
                 log.warning("skipping %s: not a partition directory", path)
                 continue
@@ -206,7 +213,7 @@ class LogManager:
                 raise RuntimeError(
                     f"duplicate log directories for {name}: {self._log_dir_of[topic_partition]} and {log_dir}"
                 )
-            unified_log = UnifiedLog(
+            unified_log = logs.UnifiedLog(
                 path,
                 self.config_for(topic_partition[0]),
                 recovery_point=recovery_points.get(topic_partition, 0),
@@ -263,8 +270,9 @@ class LogManager:
                     existing.assign_topic_id(topic_id)
             return existing
         log_dir = min(self.log_dirs, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
-        unified_log = UnifiedLog(
-            os.path.join(log_dir, log_dir_name(topic, partition)),
+        logs = _log_module()
+        unified_log = logs.UnifiedLog(
+            os.path.join(log_dir, logs.log_dir_name(topic, partition)),
             config or self.config_for(topic),
             topic_id=topic_id,
             had_clean_shutdown=True,
@@ -289,8 +297,8 @@ class LogManager:
             return False
         log_dir = self._log_dir_of.pop(key)
         self.cleaner.forget_log(key, log_dir)
-        unified_log.rename_dir(log_delete_dir_name(topic, partition))
-        due = (now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
+        unified_log.rename_dir(_log_module().log_delete_dir_name(topic, partition))
+        due = (_now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
         self._logs_to_delete.append((due, unified_log))
         self._write_checkpoints(log_dir)
         return True
@@ -300,7 +308,7 @@ class LogManager:
     def run_retention(self, now: int | None = None) -> int:
         """Delete old segments of every log, expire producer ids, remove deleted files that are due.
         Returns the number of segments deleted."""
-        now = now_ms() if now is None else now
+        now = _now_ms() if now is None else now
         deleted = 0
         for unified_log in self.logs.values():
             deleted += unified_log.delete_old_segments(now)
@@ -312,7 +320,7 @@ class LogManager:
     def delete_due_logs(self, now: int | None = None) -> int:
         """Remove `-delete` directories whose file.delete.delay.ms has passed (Kafka runs this on
         its own schedule, not with retention); returns how many were removed."""
-        now = now_ms() if now is None else now
+        now = _now_ms() if now is None else now
         due = [e for e in self._logs_to_delete if e[0] <= now]
         for entry in due:
             self._logs_to_delete.remove(entry)
@@ -367,7 +375,7 @@ class LogManager:
         """Apply flush.ms to every log, and fsync rolled segments in a worker thread while the loop
         goes on (here and now when no event loop runs: tools and tests). Returns how many logs
         flushed or started to."""
-        now = now_ms() if now is None else now
+        now = _now_ms() if now is None else now
         count = 0
         for unified_log in list(self.logs.values()):
             flushed = unified_log.flush_if_due(now)

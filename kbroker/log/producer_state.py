@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from kbroker.log.append_origin import AppendOrigin
+from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.crc import crc32c
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
@@ -29,14 +31,12 @@ from kbroker.log.records import (
     BatchHeader,
     ControlRecordType,
 )
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FILE_SUFFIX = ".snapshot"
 NUM_BATCHES_TO_RETAIN = 5
-DEFAULT_PRODUCER_ID_EXPIRATION_MS = 24 * 3600 * 1000
 
 _SNAPSHOT_VERSION = 1
 _SNAPSHOT_HEADER = struct.Struct(">hIi")  # version, crc, entry count

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.checkpoint import read_partition_metadata, write_partition_metadata
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
@@ -69,7 +70,6 @@ from kbroker.log.segment import (
     now_ms,
 )
 from kbroker.log.validator import (
-    AppendOrigin,
     ValidationResult,
     analyze_and_validate_records,
     validate_and_assign_offsets,

@@ -24,9 +24,9 @@ No files, no producer state, no partition leadership here.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.compression import CODEC_NONE, CODEC_ZSTD
 from kbroker.log.config import LONG_MAX, LogConfig
 from kbroker.log.errors import LogError
@@ -49,14 +49,6 @@ from kbroker.log.records import (
     set_offsets_and_epoch,
 )
 from kbroker.protocol.errors import Errors
-
-
-class AppendOrigin(enum.Enum):
-    """Who is appending: client-only rules apply to CLIENT (Kafka's AppendOrigin)."""
-
-    CLIENT = "client"
-    COORDINATOR = "coordinator"
-    REPLICATION = "replication"
 
 
 @dataclass(slots=True)

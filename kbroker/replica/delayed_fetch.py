@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from kbroker.log.segment import LogOffsetMetadata
 from kbroker.protocol.errors import Errors
 from kbroker.replica.delayed_operation import DelayedOperation
 from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, PartitionError
 
 if TYPE_CHECKING:
+    from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.replica.partition import Partition
 

@@ -23,16 +23,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.errors import LogError
-from kbroker.log.records import NO_TIMESTAMP
-from kbroker.log.segment import TimestampAndOffset
-from kbroker.log.unified_log import EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     import uuid
 
+    from kbroker.log.segment import TimestampAndOffset
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
 
@@ -411,6 +409,10 @@ class Partition:
         FETCH_TXN_COMMITTED. Returns None when no record qualifies. Raises PartitionError: the
         leadership errors of check_leader, and OFFSET_NOT_AVAILABLE for a consumer while this
         new leader's high watermark is below its epoch's start offset (Kafka's rule)."""
+        from kbroker.log.records import NO_TIMESTAMP  # the log modules are loaded with the first log
+        from kbroker.log.segment import TimestampAndOffset
+        from kbroker.log.unified_log import EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
+
         log = self.check_leader(current_leader_epoch)
         epoch_start = self.leader_epoch_start_offset
         if isolation is not None and epoch_start is not None and log.high_watermark < epoch_start:
@@ -425,7 +427,7 @@ class Partition:
                      if last_fetchable > log.log_start_offset else self.leader_epoch)
             return TimestampAndOffset(NO_TIMESTAMP, last_fetchable, epoch)
         found = log.fetch_offset_by_timestamp(timestamp)
-        if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP)
+        if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP, LATEST_TIMESTAMP)
                              and found.offset >= last_fetchable):
             return None  # a record a consumer may not read yet is not found by its timestamp (nor -3's max)
         return found

@@ -7,7 +7,11 @@
 - Appends go to each partition leader; acks=-1 waits as a DelayedProduce until the high
   watermark passes the appended offsets or timeout_ms passes (REQUEST_TIMED_OUT); an ISR that
   shrank below min.insync.replicas meanwhile gives NOT_ENOUGH_REPLICAS_AFTER_APPEND.
-- Fetches read up to the high watermark (consumers) or the log end (followers, replica id >= 0).
+- Transaction markers (`append_txn_markers`, for WriteTxnMarkers and the local transaction
+  coordinator) are control batches appended with acks=-1 and origin COORDINATOR; once
+  replicated, `txn_marker_listeners` hear of them (transactional offset commits).
+- Fetches read up to the high watermark (consumers; read_committed: the last stable offset) or
+  the log end (followers, replica id >= 0).
   A follower's fetch is checked for divergence (DivergingEpoch), records its position, may
   move the high watermark (waking DelayedProduce) and grow the ISR. A fetch that found less
   than min_bytes waits as a DelayedFetch, which counts the bytes appends and high watermark
@@ -30,10 +34,9 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
-from kbroker.log.records import ControlRecordType, build_control_batch
-from kbroker.log.validator import AppendOrigin
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_to_base64
 from kbroker.replica.delayed_fetch import (
@@ -285,6 +288,8 @@ class ReplicaManager:
         return answers
 
     def _append_txn_marker(self, marker: TxnMarkerEntry) -> dict[TopicPartition, ProduceResult]:
+        from kbroker.log.records import ControlRecordType, build_control_batch  # loaded with the first log
+
         control_type = ControlRecordType.COMMIT if marker.committed else ControlRecordType.ABORT
         batch = build_control_batch(control_type, marker.producer_id, marker.producer_epoch,
                                     marker.coordinator_epoch, timestamp=_now_ms())

@@ -31,7 +31,7 @@ from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
 from kbroker.replica.partition import Partition
-from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
+from kbroker.replica.replica_fetcher import FetcherConfig, InitialFetchState, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
 from kbroker.testing import waiting
 from kbroker.testing.batches import producer_batch
@@ -83,6 +83,18 @@ class Node:
         unified_log = self.log(topic, index)
         assert unified_log is not None, f"broker {self.broker_id} has no log of {topic}-{index}"
         return b"".join(s.read_bytes(0, s.size) for s in unified_log.log_segments())
+
+    def pause_fetching(self, tp: tuple[str, int]) -> InitialFetchState:
+        """The follower stops fetching `tp` (a stuck fetcher); returns what resumes it."""
+        manager = self.fetchers
+        state = manager.remove_fetcher_for_partitions([tp])[tp]
+        leader = next(f.leader for f in manager.fetchers.values())
+        manager.shutdown_idle_fetcher_threads()
+        return InitialFetchState(state.topic_id, leader, state.current_leader_epoch, state.fetch_offset,
+                                 state.last_fetched_epoch)
+
+    def resume_fetching(self, tp: tuple[str, int], initial: InitialFetchState) -> None:
+        self.fetchers.add_fetcher_for_partitions({tp: initial})
 
     async def produce(self, topic: str, count: int, acks: int = -1, timeout_ms: int = 5000,
                       index: int = 0) -> ProduceResult:

@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.handlers import CloseConnection
 from kbroker.api.request_context import RequestContext
-from kbroker.log.validator import validate_produce_partition_records
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -119,6 +118,8 @@ def _target_topic(acks: int, name: str | None) -> str | ProduceResult:
 
 def _checked_records(version: int, records: memoryview | None) -> memoryview | ProduceResult:
     """The partition's records to append, or its answer when Kafka's validateRecords refuses them."""
+    from kbroker.log.validator import validate_produce_partition_records  # loaded with the first produce
+
     if records is None:  # a null records field: served versions (3+) need exactly one batch
         return ProduceResult(Errors.INVALID_RECORD)
     error = validate_produce_partition_records(version, records)

@@ -1,0 +1,43 @@
+"""What a broker imports before it answers: not the record, segment and log code.
+
+A broker starting on an empty data directory needs the server, the handlers and the metadata
+code to answer its first requests; the log stack (UnifiedLog, segments, indexes, records, the
+validator) is imported with the first log. That keeps start-up to first Metadata short (issue 15
+measures it with scripts/bench's `start` scenario); this test catches an eager import creeping
+back in, which no timing would show reliably.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+LOADED_WITH_THE_FIRST_LOG = {
+    "kbroker.log.unified_log",
+    "kbroker.log.segment",
+    "kbroker.log.log_segments",
+    "kbroker.log.log_loader",
+    "kbroker.log.index",
+    "kbroker.log.records",
+    "kbroker.log.validator",
+    "kbroker.log.producer_state",
+    "kbroker.log.leader_epoch",
+    "kbroker.log.crc",
+    "kbroker.log.log_cleaner",
+}
+
+_LIST_MODULES = """
+import json, sys
+import kbroker.cli, kbroker.server
+from kbroker.api.handlers import load_handlers
+load_handlers()
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("kbroker"))))
+"""
+
+
+def test_start_up_imports_no_log_code() -> None:
+    out = subprocess.run([sys.executable, "-c", _LIST_MODULES], capture_output=True, text=True, check=True).stdout
+    loaded = set(json.loads(out))
+    assert "kbroker.server" in loaded and "kbroker.api.handlers.produce" in loaded
+    assert loaded & LOADED_WITH_THE_FIRST_LOG == set()
