@@ -10,6 +10,7 @@ see the services through the BrokerServices built here once, at start-up, never 
 
 Start-up imports only what answering the first requests needs. The group coordinator is built
 when a group first needs it (a group API, or this broker coming to lead a `__consumer_offsets`
+partition), the transaction coordinator likewise (a transaction API or a `__transaction_state`
 partition), and the follower fetchers and the AlterPartition channel only in cluster mode,
 where a broker can be a follower: a broker that never sees a group starts faster and idles in
 less memory (scripts/bench measures both).
