@@ -33,7 +33,7 @@ from kbroker.testing.waiting import eventually
 PARTITIONS = 3
 TIMEOUT_S = 30
 FIND_COORDINATOR, INIT_PRODUCER_ID, END_TXN, ADD_PARTITIONS_TO_TXN = 10, 22, 26, 24
-DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 65, 66
+DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 61, 65, 66
 NONE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING = 0, 47, 48, 49
 INVALID_TRANSACTION_TIMEOUT, CONCURRENT_TRANSACTIONS, PRODUCER_FENCED = 50, 51, 90
 TRANSACTIONAL_ID_NOT_FOUND, UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED = 105, 3, 55
@@ -232,6 +232,28 @@ def test_transaction_state_segments_decode_as_kafka_writes_them(kbroker):
         assert v["partitions"] == [(topic, 1), (topic, 2)]
     assert values[3]["partitions"] == [] and values[3]["start_ms"] == values[1]["start_ms"]
     assert all(later["last_update_ms"] >= earlier["last_update_ms"] for earlier, later in itertools.pairwise(values))
+
+
+def test_describe_producers_shows_the_open_transaction(kbroker):
+    topic = create_topic(kbroker, "txn-producers")
+    producer = transactional_producer(kbroker, "described")
+    producer.begin_transaction()
+    producer.produce(topic, value=b"open", partition=0)
+    producer.flush(TIMEOUT_S)
+
+    def producers(client: RawClient, partition: int = 0) -> tuple[int, list[dict]]:
+        answer = client.call(DESCRIBE_PRODUCERS, 0, {"topics": [{"name": topic, "partition_indexes": [partition]}]})
+        [entry] = answer["topics"][0]["partitions"]
+        return entry["error_code"], entry["active_producers"]
+
+    with RawClient(kbroker.port) as client:
+        pid = describe(client, "described")["producer_id"]
+        error, active = producers(client)
+        assert error == NONE and [(p["producer_id"], p["current_txn_start_offset"]) for p in active] == [(pid, 0)]
+        producer.commit_transaction(TIMEOUT_S)
+        error, active = producers(client)
+        assert [(p["producer_id"], p["current_txn_start_offset"]) for p in active] == [(pid, -1)]
+        assert producers(client, partition=99)[0] == UNKNOWN_TOPIC_OR_PARTITION
 
 
 # -- kafka-python, aiokafka, KafkaJS ---------------------------------------------------------------

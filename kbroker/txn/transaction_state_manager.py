@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.errors import LogError
 from kbroker.log.records import CorruptRecordError, SimpleRecord, build_batch, iter_batches, iter_records
-from kbroker.log.append_origin import AppendOrigin
 from kbroker.metadata.topic_names import TRANSACTION_STATE_TOPIC_NAME, coordinator_partition_for
 from kbroker.protocol.errors import Errors
 from kbroker.txn.transaction_log import (

@@ -78,6 +78,7 @@ HANDLER_MODULES = (
     "txn_offset_commit",
     "describe_transactions",
     "list_transactions",
+    "describe_producers",
 )
 
 
