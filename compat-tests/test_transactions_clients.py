@@ -25,18 +25,20 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kbroker.testing.raw_client import RawClient
+from kbroker.testing.batches import producer_batch
+from kbroker.testing.raw_client import RawClient, produce_body
 from kbroker.testing.tools import kafkajs_unavailable_reason, run_kafkajs
 from kbroker.testing.transaction_log_reader import read_transaction_log
 from kbroker.testing.waiting import eventually
 
 PARTITIONS = 3
 TIMEOUT_S = 30
-FIND_COORDINATOR, INIT_PRODUCER_ID, END_TXN, ADD_PARTITIONS_TO_TXN = 10, 22, 26, 24
+PRODUCE, LIST_OFFSETS, FIND_COORDINATOR, INIT_PRODUCER_ID, END_TXN, ADD_PARTITIONS_TO_TXN = 0, 2, 10, 22, 26, 24
 DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 61, 65, 66
 NONE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING = 0, 47, 48, 49
 INVALID_TRANSACTION_TIMEOUT, CONCURRENT_TRANSACTIONS, PRODUCER_FENCED = 50, 51, 90
 TRANSACTIONAL_ID_NOT_FOUND, UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED = 105, 3, 55
+TRANSACTION_ABORTABLE = 120
 
 
 @pytest.fixture(scope="module")
@@ -338,6 +340,38 @@ def add_partitions(client: RawClient, transactional_id: str, producer_id: int, e
         "v3_and_below_topics": [{"name": t, "partitions": ps} for t, ps in partitions.items()]})
     return {(t["name"], p["partition_index"]): p["partition_error_code"]
             for t in answer["results_by_topic_v3_and_below"] for p in t["results_by_partition"]}
+
+
+def test_transactional_produce_without_add_partitions_is_refused(kbroker):
+    """KIP-890 part 1: the leader checks with the coordinator before a transactional batch opens
+    a transaction on a partition; nothing is appended for a partition not in the transaction."""
+    topic = create_topic(kbroker, "txn-verification")
+    with RawClient(kbroker.port) as client:
+        eventually(lambda: client.call(FIND_COORDINATOR, 3, {"key": "verified", "key_type": 1})["error_code"] == NONE,
+                   what="the transaction coordinator", timeout=TIMEOUT_S)
+        first = init(client, "verified")
+        pid, epoch = first["producer_id"], first["producer_epoch"]
+
+        def send(partition: int, sequence: int, version: int) -> int:
+            batch = producer_batch([b"v"], producer_id=pid, producer_epoch=epoch, base_sequence=sequence,
+                                   transactional=True, timestamp=int(time.time() * 1000))
+            body = produce_body(topic, partition, bytes(batch), acks=-1)
+            body["transactional_id"] = "verified"
+            [answer] = client.call(PRODUCE, version, body)["responses"][0]["partition_responses"]
+            return answer["error_code"]
+
+        assert send(0, 0, version=11) == TRANSACTION_ABORTABLE
+        assert send(0, 0, version=9) == INVALID_TXN_STATE
+        assert add_partitions(client, "verified", pid, epoch, {topic: [0]}) == {(topic, 0): NONE}
+        assert send(0, 0, version=11) == NONE
+        assert send(1, 0, version=11) == TRANSACTION_ABORTABLE  # partition 1 was never added
+        assert end_txn(client, "verified", pid, epoch, True) == NONE
+        ends = client.call(LIST_OFFSETS, 5, {"replica_id": -1, "isolation_level": 0, "topics": [
+            {"name": topic, "partitions": [{"partition_index": p, "timestamp": -1, "current_leader_epoch": -1}
+                                           for p in (0, 1)]}]})
+        offsets = {p["partition_index"]: p["offset"] for p in ends["topics"][0]["partitions"]}
+        assert offsets[1] == 0  # nothing appended where the coordinator said no
+        assert offsets[0] >= 1
 
 
 def test_bad_transaction_requests_get_kafka_codes(kbroker):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.metadata.topic_names import TRANSACTION_STATE_TOPIC_NAME
 from kbroker.protocol.errors import Errors
+from kbroker.txn.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kbroker.txn.transaction_marker_channel_manager import PendingTxnMarkers, TransactionMarkerChannelManager
 from kbroker.txn.transaction_metadata import (
     NO_PRODUCER_EPOCH,
@@ -107,6 +108,9 @@ class TransactionCoordinator:
         self.marker_channel_manager = TransactionMarkerChannelManager(
             broker_id, metadata_cache, replica_manager, config.inter_broker_listener_name,
             self.config.request_timeout_ms)
+        self.add_partitions_to_txn_manager = AddPartitionsToTxnManager(
+            broker_id, metadata_cache, self.partition_for, self.handle_verify_partitions_in_transaction,
+            config.inter_broker_listener_name, self.config.request_timeout_ms)
         self.is_active = False
         self._tasks: set[asyncio.Task] = set()
         self._timers: list[asyncio.Task] = []
@@ -131,6 +135,7 @@ class TransactionCoordinator:
         for task in [*self._timers, *self._tasks]:
             task.cancel()
         await self.marker_channel_manager.close()
+        await self.add_partitions_to_txn_manager.close()
         log.info("transaction coordinator stopped")
 
     async def _every(self, interval_ms: int, work: Callable[[], Coroutine[Any, Any, object]]) -> None:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.background import stop_task
-from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import TxnMarkerEntry
+from kbroker.txn.inter_broker_clients import InterBrokerClients
 from kbroker.txn.transaction_log import group_by_topic
 from kbroker.txn.transaction_metadata import TopicPartition
 
@@ -79,8 +79,7 @@ class TransactionMarkerChannelManager:
         self.metadata_cache = metadata_cache
         self.replica_manager = replica_manager
         self.request_timeout_ms = request_timeout_ms
-        self.inter_broker_listener = inter_broker_listener
-        self.clients: dict[int, NetworkClient] = {}
+        self.clients = InterBrokerClients(broker_id, metadata_cache, inter_broker_listener, "txn-markers")
         self._tasks: dict[asyncio.Task, PendingTxnMarkers] = {}
 
     def add_txn_markers_to_send(self, entry: PendingTxnMarkers, still_valid: Callable[[], bool],
@@ -145,7 +144,7 @@ class TransactionMarkerChannelManager:
             [local] = await self.replica_manager.append_txn_markers([entry.marker(partitions)],
                                                                     self.request_timeout_ms)
             return local
-        client = self._client(leader)
+        client = self.clients.get(leader)
         if client is None:
             return dict.fromkeys(partitions, Errors.NOT_LEADER_OR_FOLLOWER)
         try:
@@ -161,22 +160,7 @@ class TransactionMarkerChannelManager:
                     errors[(topic["name"], p["partition_index"])] = Errors(p["error_code"])
         return errors
 
-    def _client(self, broker_id: int) -> NetworkClient | None:
-        endpoint = self.metadata_cache.endpoint_of(broker_id, self.inter_broker_listener)
-        if endpoint is None:
-            return None
-        client = self.clients.get(broker_id)
-        if client is not None and (client.host, client.port) != (endpoint.host, endpoint.port):
-            asyncio.get_running_loop().create_task(client.close())
-            client = None
-        if client is None:
-            client = self.clients[broker_id] = NetworkClient(endpoint.host, endpoint.port,
-                                                             f"broker-{self.broker_id}-txn-markers")
-        return client
-
     async def close(self) -> None:
         for task in list(self._tasks):
             await stop_task(task)
-        for client in self.clients.values():
-            await client.close()
-        self.clients.clear()
+        await self.clients.close()
