@@ -126,8 +126,13 @@ async def test_commit_writes_markers_then_complete_state_read_back_by_an_indepen
             (DATA, 0): Errors.NONE, ("other", 0): Errors.TRANSACTION_ABORTABLE}
         n.now += 5
         assert await n.coordinator.handle_end_transaction("t1", pid, 0, True) == Errors.NONE
-        # While the markers are written, InitProducerId and AddPartitionsToTxn must wait.
-        assert n.state("t1").pending_state in (TransactionState.COMPLETE_COMMIT, None)
+        # While the markers are written (a task that has not run yet), everyone else must wait.
+        assert n.state("t1").pending_state == TransactionState.COMPLETE_COMMIT
+        assert (await n.coordinator.handle_init_producer_id("t1", 60000, None)).error == \
+            Errors.CONCURRENT_TRANSACTIONS
+        assert await n.coordinator.handle_add_partitions_to_transaction("t1", pid, 0, {(DATA, 0)}) == \
+            Errors.CONCURRENT_TRANSACTIONS
+        assert await n.coordinator.handle_end_transaction("t1", pid, 0, True) == Errors.CONCURRENT_TRANSACTIONS
         await completed(n, "t1", TransactionState.COMPLETE_COMMIT)
         assert n.markers(0) == [(pid, ControlRecordType.COMMIT, 0)]
         assert n.markers(1) == [(pid, ControlRecordType.COMMIT, 0)]

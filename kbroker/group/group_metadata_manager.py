@@ -6,7 +6,11 @@ As Kafka's GroupMetadataManager (KAFKA-FACTS §6):
 - `load_partition` replays a partition from its log start to its log end (in reads of
   offsets.load.buffer.size), yielding to the event loop between reads: the latest group metadata
   and offsets per key win, tombstones remove, transactional offset commits count once their
-  COMMIT marker is read; `unload_partition` drops the partition's groups;
+  COMMIT marker is read (those still without a marker stay pending in their group, for the
+  marker to come); `unload_partition` drops the partition's groups;
+- `store_offsets` with a producer (TxnOffsetCommit) writes a transactional batch and keeps the
+  offsets pending in the group until `handle_txn_completion` (a marker on that partition)
+  commits or drops them;
 - `store_group` and `store_offsets` append Kafka's key/value records (coordinator_records.py)
   with offsets.commit.required.acks (-1) and wait up to offsets.commit.timeout.ms, mapping log
   errors to the coordinator's error codes as Kafka does; a group's record is built by
@@ -212,6 +216,14 @@ class _PartitionReplay:
             current = self.offsets.get(group_tp)
             if current is None or current.older_than(record):
                 self.offsets[group_tp] = record
+
+    def pending_by_group(self) -> dict[str, dict[int, dict[TopicPartition, CommitRecordMetadataAndOffset]]]:
+        """Offsets of transactions without a marker yet, per group and producer id."""
+        out: dict[str, dict[int, dict[TopicPartition, CommitRecordMetadataAndOffset]]] = {}
+        for producer_id, records in self.pending_txn.items():
+            for (group_id, tp), record in records.items():
+                out.setdefault(group_id, {}).setdefault(producer_id, {})[tp] = record
+        return out
 
     def offsets_by_group(self) -> dict[str, dict[TopicPartition, CommitRecordMetadataAndOffset]]:
         out: dict[str, dict[TopicPartition, CommitRecordMetadataAndOffset]] = {}
@@ -478,22 +490,22 @@ class GroupMetadataManager:
                 break
             offset = next_offset
             await asyncio.sleep(0)  # let requests for other partitions through between reads
-        if replay.pending_txn:
-            log.info("%s-%d: dropping transactional offset commits of producers %s without a marker",
-                     GROUP_METADATA_TOPIC_NAME, partition, sorted(replay.pending_txn))
         return replay
 
     def _install(self, replay: _PartitionReplay) -> list[GroupMetadata]:
         now = self.time_ms()
         offsets = replay.offsets_by_group()
+        pending = replay.pending_by_group()
         loaded = []
         for group_id, record in replay.groups.items():
             loaded.append(group_from_record(group_id, record, now))
-        for group_id in offsets.keys() - replay.groups.keys():
+        for group_id in (offsets.keys() | pending.keys()) - replay.groups.keys():
             loaded.append(GroupMetadata(group_id, GroupState.EMPTY, now))  # an offsets-only group
         installed = []
         for group in loaded:
             group.offsets = offsets.get(group.group_id, {})
+            # Transactions still open: their offsets wait for the marker, as in Kafka's loadGroup.
+            group.pending_transactional_offset_commits = pending.get(group.group_id, {})
             current = self.add_group(group)
             if current is group:
                 installed.append(group)
