@@ -258,6 +258,48 @@ def test_describe_producers_shows_the_open_transaction(kbroker):
         assert producers(client, partition=99)[0] == UNKNOWN_TOPIC_OR_PARTITION
 
 
+def test_open_transaction_survives_a_broker_crash_and_is_fenced_after_restart(broker_factory):
+    """kill -9 with a transaction open: the restarted coordinator loads it from
+    __transaction_state (Ongoing, same producer id and epoch); a new producer with the id aborts
+    it with a bumped epoch; read_committed sees the committed transactions only."""
+    kbroker = broker_factory(f"num.partitions={PARTITIONS}", "transaction.state.log.num.partitions=3",
+                             "offsets.topic.num.partitions=3")
+    topic = create_topic(kbroker, "txn-crash")
+    old = transactional_producer(kbroker, "crash-survivor")
+    old.begin_transaction()
+    for i in range(5):
+        old.produce(topic, value=b"before-%d" % i, partition=i % PARTITIONS)
+    old.commit_transaction(TIMEOUT_S)
+    old.begin_transaction()
+    for i in range(5):
+        old.produce(topic, value=b"in-flight-%d" % i, partition=i % PARTITIONS)
+    old.flush(TIMEOUT_S)
+    with RawClient(kbroker.port) as client:
+        before = describe(client, "crash-survivor")
+    kbroker.kill()
+    old.purge()
+    kbroker.start()
+    with RawClient(kbroker.port) as client:
+        loaded = eventually(lambda: (d := describe(client, "crash-survivor"))["error_code"] == NONE and d,
+                            what="the transaction loaded after the restart", timeout=TIMEOUT_S)
+    assert (loaded["transaction_state"], loaded["producer_id"], loaded["producer_epoch"]) == (
+        "Ongoing", before["producer_id"], before["producer_epoch"])
+    assert sorted(tuple(t["partitions"]) for t in loaded["topics"]) == [(0, 1, 2)]
+    new = transactional_producer(kbroker, "crash-survivor")  # fences: the in-flight transaction is aborted
+    new.begin_transaction()
+    for i in range(5):
+        new.produce(topic, value=b"after-%d" % i, partition=i % PARTITIONS)
+    new.commit_transaction(TIMEOUT_S)
+    with RawClient(kbroker.port) as client:  # EndTxn is answered once PrepareCommit is written
+        after = eventually(lambda: (d := describe(client, "crash-survivor"))["transaction_state"] == "CompleteCommit"
+                           and d, what="the commit completed", timeout=TIMEOUT_S)
+    assert after["producer_id"] == before["producer_id"]
+    assert after["producer_epoch"] >= before["producer_epoch"] + 2  # the fence, then the new producer's bump
+    expected = sorted([b"before-%d" % i for i in range(5)] + [b"after-%d" % i for i in range(5)])
+    assert flat(consume_all(kbroker, topic, "read_committed", 10)) == expected
+    assert len(flat(consume_all(kbroker, topic, "read_uncommitted", 15))) == 15
+
+
 # -- kafka-python, aiokafka, KafkaJS ---------------------------------------------------------------
 
 def test_kafka_python_transactions(kbroker):
