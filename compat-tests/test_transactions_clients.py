@@ -38,7 +38,7 @@ DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 61, 65, 66
 NONE, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING = 0, 47, 48, 49
 INVALID_TRANSACTION_TIMEOUT, CONCURRENT_TRANSACTIONS, PRODUCER_FENCED = 50, 51, 90
 TRANSACTIONAL_ID_NOT_FOUND, UNKNOWN_TOPIC_OR_PARTITION, OPERATION_NOT_ATTEMPTED = 105, 3, 55
-TRANSACTION_ABORTABLE = 120
+TRANSACTION_ABORTABLE, INVALID_REQUEST = 120, 42
 
 
 @pytest.fixture(scope="module")
@@ -450,6 +450,7 @@ def test_bad_transaction_requests_get_kafka_codes(kbroker):
         state = describe(client, "bad-input")
         assert (state["error_code"], state["transaction_state"], state["producer_epoch"]) == (
             NONE, "Empty", bumped["producer_epoch"])
+        assert init(client, "bad-input", expected=(pid, -1))["error_code"] == INVALID_REQUEST  # an id without an epoch
         assert describe(client, "nobody")["error_code"] == TRANSACTIONAL_ID_NOT_FOUND
         listed = client.call(LIST_TRANSACTIONS, 1, {"state_filters": ["Empty", "Bogus"], "producer_id_filters": [],
                                                     "duration_filter": -1})

@@ -23,6 +23,9 @@ TransactionCoordinator.scala runs it (transaction.version 0/1), for the transact
 - Leadership of `__transaction_state` partitions comes through `on_leadership_change` (a
   ReplicaManager leadership listener): load (and finish prepared transactions) on election,
   unload on resignation, with the partition's leader epoch as the coordinator epoch.
+- DescribeTransactions and ListTransactions read the cache; the AddPartitionsToTxnManager
+  (KIP-890 verification for this broker's produce path) lives here too, so both are built on
+  first use together.
 Storage is the TransactionStateManager's; the wire format is the handlers'.
 """
 
@@ -40,6 +43,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.txn.add_partitions_to_txn_manager import AddPartitionsToTxnManager
 from kbroker.txn.transaction_marker_channel_manager import PendingTxnMarkers, TransactionMarkerChannelManager
 from kbroker.txn.transaction_metadata import (
+    INT16_MAX,
     NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID,
     TopicPartition,
@@ -423,8 +427,8 @@ class TransactionCoordinator:
         """Fences and aborts every Ongoing transaction past its timeout; returns how many were started."""
         started = 0
         for metadata in self.state_manager.timed_out_transactions():
-            if metadata.pending_state is not None or metadata.producer_epoch >= 32767:
-                continue
+            if metadata.pending_state is not None or metadata.producer_epoch >= INT16_MAX:
+                continue  # no epoch left to fence with
             fence = metadata.prepare_fence_producer_epoch()
             log.info("aborting transactional id %s (producer id %d): its transaction timed out after %d ms",
                      metadata.transactional_id, metadata.producer_id, metadata.txn_timeout_ms)

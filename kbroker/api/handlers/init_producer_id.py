@@ -2,6 +2,7 @@
 
 - Versions: 0-5 served and advertised.
 - Behaviour:
+  - v3+: a producer id without an epoch, or an epoch without an id, is INVALID_REQUEST.
   - Without a transactional id (the idempotent producer) any broker answers with a new
     producer id and epoch 0, taken from a block claimed in /latest_producer_id_block; ids are
     never reused across restarts or brokers. v3+ producers that already hold an id (KIP-360
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from kbroker.api import transaction_errors
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import InitProducerIdRequest, InitProducerIdResponse
@@ -34,6 +36,9 @@ NO_PRODUCER_ID = -1
 
 async def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
     transactional_id = request["transactional_id"]
+    if ctx.api_version >= 3 and (request["producer_id"] == NO_PRODUCER_ID) != (request["producer_epoch"] == -1):
+        return {"throttle_time_ms": 0, "error_code": Errors.INVALID_REQUEST, "producer_id": NO_PRODUCER_ID,
+                "producer_epoch": -1}  # an id without an epoch, or an epoch without an id
     if transactional_id is None:
         producer_id = ctx.services.producer_id_manager.generate_producer_id()
         return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id, "producer_epoch": 0}
