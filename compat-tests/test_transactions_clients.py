@@ -10,7 +10,8 @@
   and its open transaction is aborted (none of its records is visible to read_committed).
 - A transaction left open past its transaction.timeout.ms is aborted by the coordinator, with
   the producer epoch bumped: the producer cannot commit it.
-- kafka-python, aiokafka and KafkaJS commit and abort transactions too.
+- kafka-python, aiokafka and KafkaJS commit and abort transactions too, with offsets sent to the
+  transaction (older AddOffsetsToTxn/TxnOffsetCommit versions): only the committed ones count.
 - Bad input over a raw socket gets Kafka's codes: EndTxn for an unknown id, an epoch from the
   past, a timeout above transaction.max.timeout.ms, an EndTxn that does not match the state.
 """
@@ -302,27 +303,42 @@ def test_open_transaction_survives_a_broker_crash_and_is_fenced_after_restart(br
 
 # -- kafka-python, aiokafka, KafkaJS ---------------------------------------------------------------
 
+def committed_offsets(kbroker, group: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": kbroker.bootstrap, "group.id": group})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in range(PARTITIONS)], TIMEOUT_S)
+    finally:
+        consumer.close()
+    return {tp.partition: tp.offset for tp in found if tp.offset >= 0}
+
+
 def test_kafka_python_transactions(kbroker):
     from kafka import KafkaProducer
+    from kafka.structs import OffsetAndMetadata
+    from kafka.structs import TopicPartition as KafkaTopicPartition
     topic = create_topic(kbroker, "txn-kafka-python")
     producer = KafkaProducer(bootstrap_servers=kbroker.bootstrap, transactional_id="kafka-python-txn")
     producer.init_transactions()
     producer.begin_transaction()
     for i in range(20):
         producer.send(topic, value=b"kp-commit-%d" % i, partition=i % PARTITIONS)
+    producer.send_offsets_to_transaction({KafkaTopicPartition(topic, 0): OffsetAndMetadata(7, "", -1)}, "kp-group")
     producer.commit_transaction()
     producer.begin_transaction()
     for i in range(20):
         producer.send(topic, value=b"kp-abort-%d" % i, partition=i % PARTITIONS)
+    producer.send_offsets_to_transaction({KafkaTopicPartition(topic, 0): OffsetAndMetadata(99, "", -1)}, "kp-group")
     producer.flush()
     producer.abort_transaction()
     producer.close()
     assert flat(consume_all(kbroker, topic, "read_committed", 20)) == sorted(b"kp-commit-%d" % i for i in range(20))
     assert len(flat(consume_all(kbroker, topic, "read_uncommitted", 40))) == 40
+    assert committed_offsets(kbroker, "kp-group", topic) == {0: 7}  # the aborted 99 was dropped
 
 
 def test_aiokafka_transactions(kbroker):
     from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioTopicPartition
     topic = create_topic(kbroker, "txn-aiokafka")
 
     async def run() -> None:
@@ -332,6 +348,7 @@ def test_aiokafka_transactions(kbroker):
             async with producer.transaction():
                 for i in range(20):
                     await producer.send(topic, value=b"aio-commit-%d" % i, partition=i % PARTITIONS)
+                await producer.send_offsets_to_transaction({AioTopicPartition(topic, 2): 13}, "aio-group")
             await producer.begin_transaction()
             for i in range(20):
                 await producer.send_and_wait(topic, value=b"aio-abort-%d" % i, partition=i % PARTITIONS)
@@ -341,6 +358,7 @@ def test_aiokafka_transactions(kbroker):
 
     asyncio.run(run())
     assert flat(consume_all(kbroker, topic, "read_committed", 20)) == sorted(b"aio-commit-%d" % i for i in range(20))
+    assert committed_offsets(kbroker, "aio-group", topic) == {2: 13}
 
 
 def test_kafkajs_transactions(kbroker):
@@ -351,6 +369,7 @@ def test_kafkajs_transactions(kbroker):
     run_kafkajs("transactions.js", kbroker.bootstrap, topic)
     assert flat(consume_all(kbroker, topic, "read_committed", 20)) == sorted(b"js-commit-%d" % i for i in range(20))
     assert len(flat(consume_all(kbroker, topic, "read_uncommitted", 40))) == 40
+    assert committed_offsets(kbroker, "js-group", topic) == {1: 11}  # sendOffsets of the committed one only
 
 
 # -- bad input -------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// A KafkaJS transactional producer: commits 20 records, then aborts 20 more.
+// A KafkaJS transactional producer: commits 20 records with the offset 11 of partition 1 for
+// group js-group (sendOffsets), then aborts 20 more with the offset 99.
 //
 // Usage: node transactions.js <topic>. Prints {"committed": 20, "aborted": 20}.
 'use strict';
@@ -18,9 +19,11 @@ run(async (kafka) => {
   try {
     const committing = await producer.transaction();
     await committing.send({ topic, messages: records('js-commit') });
+    await committing.sendOffsets({ consumerGroupId: 'js-group', topics: [{ topic, partitions: [{ partition: 1, offset: '11' }] }] });
     await committing.commit();
     const aborting = await producer.transaction();
     await aborting.send({ topic, messages: records('js-abort') });
+    await aborting.sendOffsets({ consumerGroupId: 'js-group', topics: [{ topic, partitions: [{ partition: 1, offset: '99' }] }] });
     await aborting.abort();
   } finally {
     await producer.disconnect();
