@@ -12,6 +12,12 @@
   the producer epoch bumped: the producer cannot commit it.
 - kafka-python, aiokafka and KafkaJS commit and abort transactions too, with offsets sent to the
   transaction (older AddOffsetsToTxn/TxnOffsetCommit versions): only the committed ones count.
+- The `__transaction_state` segment files, read by an independent decoder, hold Kafka's
+  TransactionLogKey/Value records of each transition.
+- kill -9 with a transaction open: after the restart the coordinator has it loaded (Ongoing) and
+  a new producer with the same id aborts it.
+- DescribeProducers shows an open transaction's first offset; KIP-890 verification refuses a
+  transactional produce to a partition not added to the transaction (nothing appended).
 - Bad input over a raw socket gets Kafka's codes: EndTxn for an unknown id, an epoch from the
   past, a timeout above transaction.max.timeout.ms, an EndTxn that does not match the state.
 """
