@@ -21,6 +21,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.raw_client import RawClient
+from kbroker.testing.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
 TIMEOUT_S = 60
@@ -151,3 +152,12 @@ def test_transactions_survive_a_broker_kill(cluster, victim):
     if victim == "coordinator":
         cluster.wait_for(lambda: len(agreed()) == 1 and -1 not in agreed() and coordinator not in agreed(),
                          timeout=TIMEOUT_S, what="a new coordinator")
+    (current,) = agreed()
+
+    def settled() -> dict | None:  # nothing left prepared: markers written, Complete state written
+        with RawClient(cluster.brokers[current].port, timeout=5) as client:
+            [state] = client.call(65, 0, {"transactional_ids": [TXN_ID]})["transaction_states"]
+        return state if state["transaction_state"] in ("CompleteCommit", "CompleteAbort") else None
+
+    final = eventually(settled, timeout=TIMEOUT_S, what="the last transaction completed")
+    assert final["topics"] == []
