@@ -19,12 +19,14 @@ less memory (scripts/bench measures both).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from kbroker.api.broker_services import BrokerServices, ControllerFence
@@ -35,6 +37,7 @@ from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
 from kbroker.group.zk_consumer_offsets import ZkConsumerOffsets
 from kbroker.log.config import LogConfig
+from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
 from kbroker.metadata.admin_manager import AdminManager
@@ -46,7 +49,7 @@ from kbroker.metadata.metadata_cache import (
     MetadataCache,
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
-from kbroker.metadata.znode_store import EmbeddedZNodeStore
+from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
 from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -63,6 +66,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.server")
 
 SHUTDOWN_TIMEOUT_S = 4.0
+REGISTRATION_POLL_S = 0.2  # how often a restart looks whether its previous run's registration has gone
 
 Service = TypeVar("Service")
 
@@ -73,6 +77,36 @@ def _started(service: Service | None) -> Service:
     if service is None:
         raise RuntimeError("KafkaServer used before startup() built its services")
     return service
+
+
+class CannotStart(Exception):
+    """A start-up problem the operator must fix, told in one line without a traceback."""
+
+
+@contextlib.contextmanager
+def _naming_log_dirs() -> Iterator[None]:
+    """Problems with the data directories, reported as what they are: log.dirs."""
+    try:
+        yield
+    except (LogDirLockedError, InconsistentClusterIdError) as exc:
+        raise CannotStart(f"log.dirs: {exc}") from None
+    except FileExistsError as exc:  # makedirs of a path that is a file
+        raise CannotStart(f"log.dirs: cannot use {exc.filename}: it is not a directory") from None
+    except OSError as exc:
+        raise CannotStart(f"log.dirs: cannot use {exc.filename or 'a data directory'}: "
+                          f"{exc.strerror or exc}") from None
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started, from /proc/self/stat (its start in clock ticks after
+    boot, field 22) and CLOCK_BOOTTIME; None where /proc is not there. Ticks are 10 ms."""
+    try:
+        with open("/proc/self/stat", "rb") as file:
+            fields = file.read().rpartition(b")")[2].split()  # the command name may hold spaces
+        start_ticks = int(fields[19])  # fields[0] is field 3, the state
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 class KafkaServer:
@@ -115,10 +149,11 @@ class KafkaServer:
             self.metadata_cache.broker_id = self.broker_id
         self.metadata_cache.cluster_id = zk_client.get_or_create_cluster_id(
             uuid_to_base64(random_kafka_uuid()))
-        self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
-                                      broker_id=self.broker_id, default_config=self.base_log_config,
-                                      topic_config=self.log_config_for,
-                                      producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
+        with _naming_log_dirs():
+            self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
+                                          broker_id=self.broker_id, default_config=self.base_log_config,
+                                          topic_config=self.log_config_for,
+                                          producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
         replica_manager = self.replica_manager = ReplicaManager(
             self.broker_id, self.log_manager, self.metadata_cache, zk_client.get_topic_config, self.base_log_config)
         if self.cluster_mode:
@@ -148,10 +183,18 @@ class KafkaServer:
             server = SocketServer(endpoint.host, endpoint.port, processor,
                                   listener_name=endpoint.listener_name,
                                   max_request_bytes=self.config.get("socket.request.max.bytes"),
-                                  max_queued_requests=self.config.get("queued.max.requests"))
+                                  max_queued_requests=self.config.get("queued.max.requests"),
+                                  backlog=self.config.get("socket.listen.backlog.size"),
+                                  send_buffer_bytes=self.config.get("socket.send.buffer.bytes"),
+                                  receive_buffer_bytes=self.config.get("socket.receive.buffer.bytes"))
             await server.start()
             self.socket_servers.append(server)
-        self._register()
+        await self._wait_for_earlier_registration()
+        try:
+            self._register()
+        except NodeExistsError:  # registered by someone else since the wait looked
+            raise CannotStart(f"broker.id {self.broker_id} is registered in ZooKeeper by another session: "
+                              f"is another broker running with broker.id {self.broker_id}?") from None
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         controller.elect()
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
@@ -161,15 +204,20 @@ class KafkaServer:
         self._background.append(loop.create_task(self._periodic(  # Kafka's isr-expiration task
             replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
-        log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
-                 (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
+        advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
+        since_process_start = process_age_s()  # what a client waiting for the port sees
+        log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",
+                 self.broker_id, (since_process_start or time.monotonic() - started) * 1000,
+                 "since the process started" if since_process_start else "since start-up began",
+                 self.metadata_cache.cluster_id, bound, advertised)
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
         # The stores' `notify` is typed to return None; the loop's schedulers return a Handle,
         # which the stores ignore. (kbroker/metadata could type it Callable[..., object].)
         if not self.cluster_mode:
-            return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
+            with _naming_log_dirs():
+                return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
         from kbroker.metadata.kazoo_store import KazooZNodeStore  # kazoo only when it is needed
 
         return KazooZNodeStore(self.config.get("zookeeper.connect"), self.config.get("zookeeper.session.timeout.ms"),
@@ -187,6 +235,32 @@ class KafkaServer:
             raise ValueError("broker.id is not set and broker.id.generation.enable is false")
         stat = zk_client.store.set(zk_data.BROKER_SEQID, b"")
         return stat.version + self.config.get("reserved.broker.max.id")
+
+    async def _wait_for_earlier_registration(self) -> None:
+        """A broker killed (kill -9) and restarted within its ZooKeeper session finds its old
+        ephemeral /brokers/ids/<id> still there until ZooKeeper expires that session. Wait for it
+        to go, saying so once, rather than fail (Kafka fails with NodeExistsException); a
+        registration that outlives the session timeout belongs to a live broker with our id."""
+        zk_client = _started(self.zk_client)
+        owner = zk_client.broker_registration_owner(self.broker_id)
+        if owner is None or owner == zk_client.store.session_id:
+            return
+        timeout_ms = self.config.get("zookeeper.session.timeout.ms")
+        # ZooKeeper expires sessions on its tick, so allow a margin past the timeout.
+        wait_s = timeout_ms * 1.5 / 1000 + 2
+        log.info("broker %d is still registered in ZooKeeper by an earlier session (0x%x), most likely "
+                 "this broker's previous run that did not stop cleanly: waiting up to %.0f s for ZooKeeper "
+                 "to expire it (zookeeper.session.timeout.ms=%d)", self.broker_id, owner, wait_s, timeout_ms)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline:
+            await asyncio.sleep(REGISTRATION_POLL_S)
+            owner = zk_client.broker_registration_owner(self.broker_id)
+            if owner is None or owner == zk_client.store.session_id:
+                return
+        raise CannotStart(f"broker.id {self.broker_id} is registered in ZooKeeper by another session (0x{owner:x}) "
+                          f"that did not expire in {wait_s:.0f} s: is another broker running with broker.id "
+                          f"{self.broker_id}?")
 
     def _register(self) -> None:
         """The ephemeral /brokers/ids/<id>; its czxid is our broker epoch."""
@@ -208,7 +282,13 @@ class KafkaServer:
     def _on_zk_session_event(self, event: str) -> None:
         """A lost session took our ephemeral znodes: stop acting as controller, and once a new
         session is up, register again (a new broker epoch) and stand for election."""
-        log.warning("ZooKeeper session %s", event)
+        if self._stopped.is_set():  # our own close at shutdown ends the session: nothing to act on
+            log.info("ZooKeeper session %s at shutdown", "closed" if event == "lost" else event)
+            return
+        # A normal start connects once: INFO. Suspended or lost is a real problem: WARNING.
+        level = logging.INFO if event == "connected" else logging.WARNING
+        again = event == "connected" and self._session_state != "connected"
+        log.log(level, "ZooKeeper session %s", "reconnected" if again else event)
         self._session_state = event
         if event == "lost" and self.controller is not None:
             self.controller.resign()
@@ -406,8 +486,9 @@ class KafkaServer:
             due["retention"] = now + self.config.get("log.retention.check.interval.ms") / 1000
         if now >= due.get("checkpoint", 0):
             log_manager.checkpoint()
-            # One pass writes every checkpoint file; the high watermark's is the most frequent.
+            # One pass writes every checkpoint file, as often as the most frequent of them asks.
             due["checkpoint"] = now + min(self.config.get("log.flush.offset.checkpoint.interval.ms"),
+                                          self.config.get("log.flush.start.offset.checkpoint.interval.ms"),
                                           self.config.get("replica.high.watermark.checkpoint.interval.ms")) / 1000
         log_manager.flush_if_due()
 
@@ -445,7 +526,7 @@ def run_broker(config: KafkaConfig) -> int:
     on_started = None if gc.isenabled() else _resume_garbage_collection
     try:
         runner(KafkaServer(config).run_until_stopped(on_started))
-    except OSError as exc:  # e.g. the port is taken
+    except (OSError, CannotStart) as exc:  # e.g. the port is taken, a data directory is locked
         log.error("cannot start: %s", exc)
         return 1
     return 0

@@ -403,7 +403,7 @@ def test_settings_checked_against_each_other(settings, message):
 def test_listeners_with_names_map_and_hosts():
     config = KafkaConfig.load(
         overrides=[
-            "listeners=internal://:9093, external://[::1]:9094,PLAINTEXT://0.0.0.0:9092",
+            "listeners=internal://:9093, external://[::1]:9094,PLAINTEXT://[::]:9092",
             "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:sasl_ssl,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name=internal",
         ]
@@ -411,7 +411,7 @@ def test_listeners_with_names_map_and_hosts():
     assert config.listeners == [
         Endpoint("INTERNAL", "", 9093, "PLAINTEXT"),
         Endpoint("EXTERNAL", "::1", 9094, "SASL_SSL"),
-        Endpoint("PLAINTEXT", "0.0.0.0", 9092, "PLAINTEXT"),
+        Endpoint("PLAINTEXT", "::", 9092, "PLAINTEXT"),
     ]
     assert [e.binds_all_interfaces for e in config.listeners] == [True, False, True]
     assert config.listeners[1].connection_string == "EXTERNAL://[::1]:9094"
@@ -442,7 +442,8 @@ def test_advertised_listeners_are_their_own_when_set():
         (["listeners=PLAINTEXT://host"], "is not NAME://host:port"),
         (["listeners=PLAINTEXT://:70000"], "port 70000"),
         (["listeners="], "at least one listener"),
-        (["advertised.listeners=PLAINTEXT://0.0.0.0:9092"], "0.0.0.0 cannot be advertised"),
+        (["advertised.listeners=PLAINTEXT://0.0.0.0:9092"], "cannot use the nonroutable meta-address 0.0.0.0"),
+        (["listeners=PLAINTEXT://0.0.0.0:9092"], "(taken from listeners, as advertised.listeners is unset)"),
         (["advertised.listeners=SSL://h:9093"], "SSL are not in listeners"),
         (["listener.security.protocol.map=PLAINTEXT:TLS"], "'TLS' is not one of"),
         (["listener.security.protocol.map=PLAINTEXT"], "is not NAME:PROTOCOL"),

@@ -253,8 +253,8 @@ class KafkaConfig:
 
     @property
     def advertised_listeners(self) -> list[Endpoint]:
-        """advertised.listeners, else the listeners as configured. A listener's wildcard host ("",
-        0.0.0.0) is kept: whoever registers the broker puts a real host name in its place."""
+        """advertised.listeners, else the listeners as configured. A listener's empty host is kept:
+        whoever registers the broker puts this host's name in its place (0.0.0.0 is refused)."""
         text = (self.get("advertised.listeners") or "").strip()
         if not text:
             return self.listeners
@@ -318,10 +318,13 @@ class KafkaConfig:
         explicit = (self.get("advertised.listeners") or "").strip()
         advertised_text = explicit or text
         require_unique("advertised.listeners", advertised_text, [e.listener_name for e in advertised], "name")
-        if explicit and any(e.host == "0.0.0.0" for e in advertised):
+        if any(e.host == "0.0.0.0" for e in advertised):  # Kafka's check, also on listeners taken as advertised
+            taken = "" if explicit else " (taken from listeners, as advertised.listeners is unset)"
             raise ConfigError(
-                f"Invalid value {advertised_text!r} for configuration advertised.listeners: "
-                "0.0.0.0 cannot be advertised, give a host name or address clients can reach"
+                f"Invalid value {advertised_text!r} for configuration advertised.listeners{taken}: "
+                "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0; give a host name or "
+                "address clients can reach, or leave the listener's host empty (PLAINTEXT://:9092) to bind "
+                "every interface and advertise this host's name"
             )
         names = {e.listener_name for e in listeners}
         extra = sorted({e.listener_name for e in advertised} - names)

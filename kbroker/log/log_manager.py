@@ -98,6 +98,22 @@ def _run_in_worker_thread(call: Callable[[], None], done: Callable[[bool], None]
     loop.run_in_executor(None, call).add_done_callback(finished)
 
 
+def _flock_holder(fd: int) -> int | None:
+    """The pid holding an flock on the open file `fd`, from /proc/locks (Linux); None if unknown.
+    A line reads `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`: pid, then major:minor:inode."""
+    stat = os.fstat(fd)
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    try:
+        with open("/proc/locks") as locks:
+            for line in locks:
+                fields = line.split()
+                if "FLOCK" in fields and len(fields) > 5 and fields[5] == device:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class LogManager:
     """Owns the UnifiedLogs of all partitions stored on this broker."""
 
@@ -149,9 +165,11 @@ class LogManager:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
+            holder = _flock_holder(fd)
             os.close(fd)
+            who = "another process" if holder is None else f"another process (pid {holder})"
             raise LogDirLockedError(
-                f"{log_dir} is locked by another process (another broker on this dir?)"
+                f"{log_dir} is locked by {who}: is another broker using this directory?"
             ) from err
         self._lock_fds[log_dir] = fd
 

@@ -71,10 +71,24 @@ class KafkaZkClient:
             return zk.decode_cluster_id(self.store.get(zk.CLUSTER_ID)[0])
 
     def register_broker(self, registration: zk.BrokerRegistration) -> int:
-        """Creates the ephemeral /brokers/ids/<id>; returns the broker epoch (its czxid)."""
+        """Creates the ephemeral /brokers/ids/<id>; returns the broker epoch (its czxid). As Kafka's
+        checkedEphemeralCreate, a znode our own session already created counts as created (a
+        retried create after a connection loss); one of another session raises NodeExistsError."""
         path = zk.broker_path(registration.broker_id)
-        self.store.create(path, registration.encode(), ephemeral=True)
-        return self.store.exists(path).czxid
+        try:
+            self.store.create(path, registration.encode(), ephemeral=True)
+        except NodeExistsError:
+            if self.broker_registration_owner(registration.broker_id) != self.store.session_id:
+                raise
+        stat = self.store.exists(path)
+        if stat is None:
+            raise NoNodeError(path)  # our session ended between the create and this read
+        return stat.czxid
+
+    def broker_registration_owner(self, broker_id: int) -> int | None:
+        """The ZooKeeper session holding /brokers/ids/<id>, or None when nobody is registered."""
+        stat = self.store.exists(zk.broker_path(broker_id))
+        return None if stat is None else stat.owner
 
     def get_all_brokers(self) -> list[zk.BrokerRegistration]:
         brokers = []

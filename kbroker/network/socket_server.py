@@ -19,7 +19,12 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from kbroker.network.log_limiter import RateLimitedLog, source_of
+
 log = logging.getLogger("kbroker.network")
+# Bad frames are logged once per client host and kind per interval: a client must not be able to
+# flood the log (issue 16, bug 6).
+bad_input_log = RateLimitedLog(log)
 
 # Frames up to this size are cut out of the shared receive buffer; larger ones are read
 # straight into a buffer of their own so that a 1 MiB produce is not copied on the way in.
@@ -78,6 +83,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if sock is not None:
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # socket.send/receive.buffer.bytes; -1 keeps the OS default, as in Kafka
+                for option, size in ((socket.SO_SNDBUF, self.server.send_buffer_bytes),
+                                     (socket.SO_RCVBUF, self.server.receive_buffer_bytes)):
+                    if size != -1:
+                        sock.setsockopt(socket.SOL_SOCKET, option, size)
             except OSError:
                 pass
         self.server.connections.add(self)
@@ -124,8 +134,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         while end - pos >= 4:
             size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
             if size < 0 or size > max_bytes:
-                log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
-                            self.peer, size, max_bytes)
+                bad_input_log.warning(source_of(self.peer), "frame size",
+                                      "closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
+                                      self.peer, size, max_bytes)
                 # Kafka reads one request at a time, so the ones before this frame are answered first.
                 self._close_when_idle = True
                 self._filled = 0
@@ -182,8 +193,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("closing connection from %s: unexpected error while processing a request",
-                              self.peer)
+                bad_input_log.log(logging.ERROR, source_of(self.peer), "unexpected error",
+                                  "closing connection from %s: unexpected error while processing a request",
+                                  self.peer, exc_info=True)
                 self.close()
                 return
             finally:
@@ -215,7 +227,7 @@ class SocketServer:
 
     def __init__(self, host: str, port: int, processor: RequestProcessor, *, listener_name: str = "PLAINTEXT",
                  max_request_bytes: int = 104857600, max_queued_requests: int = 500,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, send_buffer_bytes: int = -1, receive_buffer_bytes: int = -1) -> None:
         self.host = host
         self.port = port
         self.processor = processor
@@ -223,6 +235,8 @@ class SocketServer:
         self.max_request_bytes = max_request_bytes
         self.max_queued_requests = max_queued_requests
         self.backlog = backlog
+        self.send_buffer_bytes = send_buffer_bytes
+        self.receive_buffer_bytes = receive_buffer_bytes
         self.connections: set[KafkaConnection] = set()
         self.in_flight = 0
         self._server: asyncio.base_events.Server | None = None

@@ -18,6 +18,7 @@ from typing import Any
 
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.config import KafkaConfig
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
@@ -65,6 +66,8 @@ class Node:
         # replication parts the handlers served here use, so it is not that type.
         self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
         self.down = False
+        # The broker settings handlers read (Fetch: fetch.max.bytes), at Kafka's defaults.
+        self.config = KafkaConfig.load(overrides={"broker.id": str(broker_id), "log.dirs": log_dir}, defaults={})
         # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
         self.started_group_coordinator = None
 

@@ -5,8 +5,9 @@
   - Consumers (replica id -1) read up to the high watermark, or the last stable offset with
     read_committed, which also answers the aborted transactions (producer id, first offset,
     from the segments' .txnindex) overlapping what it read.
-  - Partitions are read in request order with the response limit max_bytes and each
-    partition's limit, the first batch found always whole even when larger (KIP-74).
+  - Partitions are read in request order with the response limit max_bytes (capped by the
+    broker's fetch.max.bytes) and each partition's limit, the first batch found always whole
+    even when larger (KIP-74).
   - When less than min_bytes is found the fetch waits as a DelayedFetch in the replica
     manager's purgatory, up to max_wait_ms: it completes once the bytes it may read reach
     min_bytes (a follower reads to the log end, a consumer to the high watermark or, with
@@ -90,8 +91,10 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
                                                 p["log_start_offset"]))
         layout.append((topic, slots))
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
-    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"], request["min_bytes"],
-                                          request["max_bytes"], replica_id, replica_epoch)
+    # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
+    max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
+    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
+                                          min(request["min_bytes"], max_bytes), max_bytes, replica_id, replica_epoch)
     responses: list[FetchResponseFetchableTopicResponse] = []
     for topic, slots in layout:
         partitions: list[FetchResponsePartitionData] = []
