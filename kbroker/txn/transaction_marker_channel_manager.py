@@ -13,7 +13,9 @@ Kafka:
   REQUEST_TIMED_OUT, KAFKA_STORAGE_ERROR, a lost connection or an unknown leader are retried
   after a backoff, with the leader looked up again;
 - INVALID_PRODUCER_EPOCH or TRANSACTION_COORDINATOR_FENCED abandon the transaction: a newer
-  producer or coordinator owns it now.
+  producer or coordinator owns it now;
+- any other answer is retried too (Kafka stops on the "fatal" ones, CORRUPT_MESSAGE and the
+  like, which a marker written by us cannot cause).
 Once every partition has its marker, `on_complete` runs (the coordinator writes the Complete
 state). Tasks stop when `still_valid` says we no longer coordinate the transaction in that
 epoch, and when the `__transaction_state` partition is unloaded.
@@ -140,6 +142,16 @@ class TransactionMarkerChannelManager:
 
     async def _send(self, leader: int, entry: PendingTxnMarkers, partitions: set[TopicPartition]
                     ) -> dict[TopicPartition, Errors]:
+        """Each partition's answer; a failure of our own (a bug, a refused encoding) is retried
+        like a lost connection rather than leaving the transaction prepared for good."""
+        try:
+            return await self._send_to_leader(leader, entry, partitions)
+        except Exception:
+            log.exception("writing markers of %s on broker %d failed; retrying", entry.transactional_id, leader)
+            return dict.fromkeys(partitions, Errors.UNKNOWN_SERVER_ERROR)
+
+    async def _send_to_leader(self, leader: int, entry: PendingTxnMarkers, partitions: set[TopicPartition]
+                              ) -> dict[TopicPartition, Errors]:
         if leader == self.broker_id:
             [local] = await self.replica_manager.append_txn_markers([entry.marker(partitions)],
                                                                     self.request_timeout_ms)
