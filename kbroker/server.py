@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 from kbroker.api.broker_services import BrokerServices, ControllerFence
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.config.value_types import ConfigError
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
@@ -50,7 +51,9 @@ from kbroker.metadata.metadata_cache import (
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
-from kbroker.network.socket_server import SocketServer
+from kbroker.network.connection_quotas import ConnectionQuotas
+from kbroker.network.memory_pool import MemoryPool
+from kbroker.network.socket_server import RequestProcessor, SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
@@ -178,17 +181,7 @@ class KafkaServer:
             controller_fence=ControllerFence(lambda: self.broker_epoch),
             build_group_coordinator=self._build_group_coordinator,
             build_transaction_coordinator=self._build_transaction_coordinator)
-        processor = KafkaApis(self.services).process
-        for endpoint in self.config.listeners:
-            server = SocketServer(endpoint.host, endpoint.port, processor,
-                                  listener_name=endpoint.listener_name,
-                                  max_request_bytes=self.config.get("socket.request.max.bytes"),
-                                  max_queued_requests=self.config.get("queued.max.requests"),
-                                  backlog=self.config.get("socket.listen.backlog.size"),
-                                  send_buffer_bytes=self.config.get("socket.send.buffer.bytes"),
-                                  receive_buffer_bytes=self.config.get("socket.receive.buffer.bytes"))
-            await server.start()
-            self.socket_servers.append(server)
+        await self._start_socket_servers(KafkaApis(self.services).process)
         await self._wait_for_earlier_registration()
         try:
             self._register()
@@ -210,6 +203,30 @@ class KafkaServer:
                  self.broker_id, (since_process_start or time.monotonic() - started) * 1000,
                  "since the process started" if since_process_start else "since start-up began",
                  self.metadata_cache.cluster_id, bound, advertised)
+
+    async def _start_socket_servers(self, processor: RequestProcessor) -> None:
+        """One SocketServer per listener; like Kafka's, they share one ConnectionQuotas and one
+        MemoryPool (queued.max.request.bytes; -1, the default, is no pool at all)."""
+        config = self.config
+        queued_bytes = config.get("queued.max.request.bytes")
+        pool = MemoryPool(queued_bytes) if queued_bytes > 0 else None
+        quotas = ConnectionQuotas(max_connections=config.get("max.connections"),
+                                  max_connections_per_ip=config.get("max.connections.per.ip"),
+                                  per_ip_overrides=config.max_connections_per_ip_overrides,
+                                  inter_broker_listener=config.inter_broker_listener_name)
+        for endpoint in config.listeners:
+            server = SocketServer(endpoint.host, endpoint.port, processor,
+                                  listener_name=endpoint.listener_name,
+                                  max_request_bytes=config.get("socket.request.max.bytes"),
+                                  max_queued_requests=config.get("queued.max.requests"),
+                                  backlog=config.get("socket.listen.backlog.size"),
+                                  send_buffer_bytes=config.get("socket.send.buffer.bytes"),
+                                  receive_buffer_bytes=config.get("socket.receive.buffer.bytes"),
+                                  memory_pool=pool, quotas=quotas,
+                                  max_connections=config.listener_max_connections(endpoint.listener_name),
+                                  connections_max_idle_ms=config.get("connections.max.idle.ms"))
+            await server.start()
+            self.socket_servers.append(server)
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -508,6 +525,19 @@ class KafkaServer:
         await self.shutdown()
 
 
+def _raise_open_file_limit() -> None:
+    """Every connection is a file: lift the soft RLIMIT_NOFILE to the hard one, as the JVM does for
+    Kafka (HotSpot's MaxFDLimit), so max.connections, not a 1,024 default, is what limits clients."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.info("open file limit stays %d: %s", soft, exc)
+
+
 def _resume_garbage_collection() -> None:
     gc.freeze()
     gc.enable()
@@ -524,9 +554,10 @@ def run_broker(config: KafkaConfig) -> int:
     else:
         runner = uvloop.run
     on_started = None if gc.isenabled() else _resume_garbage_collection
+    _raise_open_file_limit()
     try:
         runner(KafkaServer(config).run_until_stopped(on_started))
-    except (OSError, CannotStart) as exc:  # e.g. the port is taken, a data directory is locked
+    except (OSError, CannotStart, ConfigError) as exc:  # a port taken, a locked data dir, a host that does not resolve
         log.error("cannot start: %s", exc)
         return 1
     return 0

@@ -279,6 +279,7 @@ class KafkaConfig:
         self._validate_broker_id()
         self._validate_listeners()
         self._validate_replica_fetch()
+        self._validate_socket_server()
         acks, factor = self.get("offsets.commit.required.acks"), self.get("offsets.topic.replication.factor")
         if not -1 <= acks <= factor:
             raise ConfigError(
@@ -354,6 +355,55 @@ class KafkaConfig:
                 "must be a listener name in advertised.listeners (or listeners); "
                 "set inter.broker.listener.name to one of "
                 f"{', '.join(sorted(advertised_names))}"
+            )
+
+    # -- socket server limits (KafkaConfig.validateValues) ----------------------------------
+    @property
+    def max_connections_per_ip_overrides(self) -> dict[str, int]:
+        """max.connections.per.ip.overrides, "host:count,host:count", as {host: count}."""
+        overrides: dict[str, int] = {}
+        for entry in split_list(self.get("max.connections.per.ip.overrides") or ""):
+            host, sep, count = entry.rpartition(":")
+            if not sep or not host.strip() or not count.strip().isdigit():
+                raise ConfigError(
+                    f"Invalid value {entry!r} for configuration max.connections.per.ip.overrides: "
+                    "expected host:count entries separated by commas (like hostName:100,127.0.0.1:200)"
+                )
+            overrides[host.strip().strip("[]")] = int(count)
+        return overrides
+
+    def listener_max_connections(self, listener_name: str) -> int | None:
+        """listener.name.<listener>.max.connections, if set."""
+        text = self.listener_settings.get(f"listener.name.{listener_name.lower()}.max.connections")
+        if text is None:
+            return None
+        if not text.strip().isdigit():
+            raise ConfigError(
+                f"Invalid value {text!r} for configuration listener.name.{listener_name.lower()}.max.connections: "
+                "must be an integer of at least 0"
+            )
+        return int(text)
+
+    def _validate_socket_server(self) -> None:
+        queued, request_max = self.get("queued.max.request.bytes"), self.get("socket.request.max.bytes")
+        if 0 < queued < request_max:
+            raise ConfigError(
+                f"Invalid value '{queued}' for configuration queued.max.request.bytes: must be -1 (no limit) "
+                f"or larger or equal to socket.request.max.bytes ({request_max})"
+            )
+        overrides = self.max_connections_per_ip_overrides
+        if self.get("max.connections.per.ip") == 0 and not overrides:
+            raise ConfigError(
+                "Invalid value '0' for configuration max.connections.per.ip: it can be set to zero only if "
+                "max.connections.per.ip.overrides is set"
+            )
+        for endpoint in self.listeners:
+            self.listener_max_connections(endpoint.listener_name)
+        idle, delay = self.get("connections.max.idle.ms"), self.get("connection.failed.authentication.delay.ms")
+        if idle >= 0 and delay >= idle:
+            raise ConfigError(
+                f"Invalid value '{delay}' for configuration connection.failed.authentication.delay.ms: must be "
+                f"less than connections.max.idle.ms ({idle}) so that failed authentication responses do not time out"
             )
 
     def _validate_replica_fetch(self) -> None:
