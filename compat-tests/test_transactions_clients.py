@@ -148,12 +148,8 @@ def test_confluent_consume_transform_produce_10000(kbroker):
     assert values == sorted(b"out-v%d" % i for i in range(total))
     for partition, records in output.items():  # each output partition keeps its input partition's order
         assert records == [b"out-v%d" % i for i in range(partition, total, PARTITIONS)]
-    check = Consumer({"bootstrap.servers": kbroker.bootstrap, "group.id": group})
-    try:
-        offsets = check.committed([TopicPartition(source, p) for p in range(PARTITIONS)], TIMEOUT_S)
-    finally:
-        check.close()
-    assert sum(tp.offset for tp in offsets) == total
+    eventually(lambda: sum(committed_offsets(kbroker, group, source).values()) == total,
+               what="the group's offsets at the input's end", timeout=TIMEOUT_S)
 
 
 def _transform(consumer: Consumer, producer: Producer, sink: str, done: int, total: int, aborted_once: bool,
@@ -259,9 +255,9 @@ def test_describe_producers_shows_the_open_transaction(kbroker):
         pid = describe(client, "described")["producer_id"]
         error, active = producers(client)
         assert error == NONE and [(p["producer_id"], p["current_txn_start_offset"]) for p in active] == [(pid, 0)]
-        producer.commit_transaction(TIMEOUT_S)
-        error, active = producers(client)
-        assert [(p["producer_id"], p["current_txn_start_offset"]) for p in active] == [(pid, -1)]
+        producer.commit_transaction(TIMEOUT_S)  # answered once PrepareCommit is written; the marker follows
+        eventually(lambda: [(p["producer_id"], p["current_txn_start_offset"]) for p in producers(client)[1]] == [
+            (pid, -1)], what="the commit marker on the partition", timeout=TIMEOUT_S)
         assert producers(client, partition=99)[0] == UNKNOWN_TOPIC_OR_PARTITION
 
 
@@ -339,7 +335,8 @@ def test_kafka_python_transactions(kbroker):
     producer.close()
     assert flat(consume_all(kbroker, topic, "read_committed", 20)) == sorted(b"kp-commit-%d" % i for i in range(20))
     assert len(flat(consume_all(kbroker, topic, "read_uncommitted", 40))) == 40
-    assert committed_offsets(kbroker, "kp-group", topic) == {0: 7}  # the aborted 99 was dropped
+    eventually(lambda: committed_offsets(kbroker, "kp-group", topic) == {0: 7},  # the aborted 99 was dropped
+               what="the committed transaction's offsets", timeout=TIMEOUT_S)
 
 
 def test_aiokafka_transactions(kbroker):
@@ -364,7 +361,8 @@ def test_aiokafka_transactions(kbroker):
 
     asyncio.run(run())
     assert flat(consume_all(kbroker, topic, "read_committed", 20)) == sorted(b"aio-commit-%d" % i for i in range(20))
-    assert committed_offsets(kbroker, "aio-group", topic) == {2: 13}
+    eventually(lambda: committed_offsets(kbroker, "aio-group", topic) == {2: 13},
+               what="the committed transaction's offsets", timeout=TIMEOUT_S)
 
 
 def test_kafkajs_transactions(kbroker):
@@ -375,7 +373,8 @@ def test_kafkajs_transactions(kbroker):
     run_kafkajs("transactions.js", kbroker.bootstrap, topic)
     assert flat(consume_all(kbroker, topic, "read_committed", 20)) == sorted(b"js-commit-%d" % i for i in range(20))
     assert len(flat(consume_all(kbroker, topic, "read_uncommitted", 40))) == 40
-    assert committed_offsets(kbroker, "js-group", topic) == {1: 11}  # sendOffsets of the committed one only
+    eventually(lambda: committed_offsets(kbroker, "js-group", topic) == {1: 11},  # the committed one's only
+               what="the committed transaction's offsets", timeout=TIMEOUT_S)
 
 
 # -- bad input -------------------------------------------------------------------------------------
