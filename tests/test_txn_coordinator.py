@@ -26,7 +26,7 @@ from kbroker.testing.transaction_log_reader import read_transaction_log
 from kbroker.testing.waiting import eventually_async
 from kbroker.txn.transaction_coordinator import TransactionCoordinator
 from kbroker.txn.transaction_log import key_to_bytes, read_key, read_value, value_to_bytes
-from kbroker.txn.transaction_metadata import TransactionState, TxnTransitMetadata
+from kbroker.txn.transaction_metadata import TransactionMetadata, TransactionState, TxnTransitMetadata
 
 T0 = 1_700_000_000_000
 DATA = "data"
@@ -174,6 +174,11 @@ async def test_init_producer_id_fences_an_open_transaction_with_a_bumped_epoch(t
         assert (retry.error, retry.producer_epoch) == (Errors.NONE, 3)
         assert (await n.coordinator.handle_init_producer_id("t", 900001, None)).error == \
             Errors.INVALID_TRANSACTION_TIMEOUT
+        # An id created by an InitProducerId whose write failed has no epoch: a guessed (id, -1) maps to nothing.
+        n.coordinator.state_manager.get_transaction_state("half", TransactionMetadata(
+            "half", 4242, -1, -1, -1, 60000, TransactionState.EMPTY))
+        assert await n.coordinator.handle_add_partitions_to_transaction("half", 4242, -1, {(DATA, 0)}) == \
+            Errors.INVALID_PRODUCER_ID_MAPPING
     finally:
         await n.close()
 

@@ -277,7 +277,8 @@ class TransactionCoordinator:
         error, found = self.state_manager.get_transaction_state(transactional_id)
         if error != Errors.NONE:
             return error, -1, None
-        if found is None or found.metadata.producer_id != producer_id:
+        # An id whose first InitProducerId was never written has no epoch yet: nothing maps to it.
+        if found is None or found.metadata.producer_id != producer_id or found.metadata.producer_epoch < 0:
             return Errors.INVALID_PRODUCER_ID_MAPPING, -1, None
         if found.metadata.producer_epoch != producer_epoch:
             return Errors.PRODUCER_FENCED, -1, None
