@@ -141,7 +141,8 @@ def test_transactions_survive_a_broker_kill(cluster, victim):
         if victim == "coordinator":
             target = coordinator
         else:  # a data partition's leader that is not the coordinator
-            target = next(cluster.leader(topic, p) for p in range(PARTITIONS) if cluster.leader(topic, p) != coordinator)
+            leaders = [cluster.leader(topic, p) for p in range(PARTITIONS)]
+            target = next(leader for leader in leaders if leader != coordinator)
         killed.add(target)
         cluster.kill(target)
 

@@ -193,6 +193,8 @@ async def test_timed_out_transaction_is_aborted_with_a_bumped_epoch(tmp_path):
         assert await n.coordinator.abort_timed_out_transactions() == 0  # not past its timeout yet
         n.now += 1
         assert await n.coordinator.abort_timed_out_transactions() == 1
+        # The abort runs as a task: a client's EndTxn arriving first must wait, not break it.
+        assert await n.coordinator.handle_end_transaction("slow", pid, 0, True) == Errors.CONCURRENT_TRANSACTIONS
         await completed(n, "slow", TransactionState.COMPLETE_ABORT)
         assert n.state("slow").producer_epoch == 1
         assert n.markers(0) == [(pid, ControlRecordType.ABORT, 1)]

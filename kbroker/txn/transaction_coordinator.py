@@ -103,7 +103,8 @@ def _wall_clock_ms() -> int:
 
 class TransactionCoordinator:
     def __init__(self, broker_id: int, config: KafkaConfig, replica_manager: ReplicaManager,
-                 metadata_cache: MetadataCache, generate_producer_id: Callable[[], int], *, time_ms: Callable[[], int] | None = None) -> None:
+                 metadata_cache: MetadataCache, generate_producer_id: Callable[[], int], *,
+                 time_ms: Callable[[], int] | None = None) -> None:
         self.broker_id = broker_id
         self.config = TransactionConfig.from_kafka_config(config)
         self.time_ms = time_ms or _wall_clock_ms
@@ -337,14 +338,17 @@ class TransactionCoordinator:
             return error
         return self._after_prepare(transactional_id, coordinator_epoch, producer_id, producer_epoch, commit)
 
-    def _prepare_end_transaction(self, metadata: TransactionMetadata, producer_id: int, producer_epoch: int, commit: bool,
-                                 from_client: bool) -> Errors | tuple[TxnTransitMetadata, bool]:
+    def _prepare_end_transaction(self, metadata: TransactionMetadata, producer_id: int, producer_epoch: int,
+                                 commit: bool, from_client: bool) -> Errors | tuple[TxnTransitMetadata, bool]:
         if metadata.producer_id != producer_id:
             return Errors.INVALID_PRODUCER_ID_MAPPING
         # Clients must match the epoch exactly; the coordinator's own aborts come with a bumped one.
         if (from_client and producer_epoch != metadata.producer_epoch) or producer_epoch < metadata.producer_epoch:
             return Errors.PRODUCER_FENCED
-        if metadata.pending_state is not None and metadata.pending_state != TransactionState.PREPARE_EPOCH_FENCE:
+        # Only the coordinator's own abort may take over a pending epoch fence (a timed-out
+        # transaction's abort runs as a task: a client's EndTxn may come first).
+        if metadata.pending_state is not None and (
+                from_client or metadata.pending_state != TransactionState.PREPARE_EPOCH_FENCE):
             return Errors.CONCURRENT_TRANSACTIONS
         state = metadata.state
         if state == TransactionState.ONGOING:
@@ -356,9 +360,11 @@ class TransactionCoordinator:
                 metadata.last_producer_epoch = NO_PRODUCER_EPOCH
             next_state = TransactionState.PREPARE_COMMIT if commit else TransactionState.PREPARE_ABORT
             return metadata.prepare_abort_or_commit(next_state, self.time_ms()), is_epoch_fence
-        if state == TransactionState.COMPLETE_COMMIT and commit or state == TransactionState.COMPLETE_ABORT and not commit:
+        completed, prepared = ((TransactionState.COMPLETE_COMMIT, TransactionState.PREPARE_COMMIT) if commit
+                               else (TransactionState.COMPLETE_ABORT, TransactionState.PREPARE_ABORT))
+        if state == completed:
             return Errors.NONE  # a retry of an EndTxn that succeeded
-        if state == TransactionState.PREPARE_COMMIT and commit or state == TransactionState.PREPARE_ABORT and not commit:
+        if state == prepared:
             return Errors.CONCURRENT_TRANSACTIONS
         log.info("transactional id %s: cannot %s in state %s", metadata.transactional_id,
                  "commit" if commit else "abort", state.display_name)

@@ -97,6 +97,9 @@ _APPEND_ERRORS = {
 RETRIABLE_APPEND_ERRORS = frozenset({Errors.COORDINATOR_NOT_AVAILABLE})
 
 
+_COMPLETED = (TransactionState.EMPTY, TransactionState.COMPLETE_COMMIT, TransactionState.COMPLETE_ABORT)
+
+
 def append_error(error: Errors) -> Errors:
     return _APPEND_ERRORS.get(error, Errors.UNKNOWN_SERVER_ERROR)
 
@@ -223,8 +226,7 @@ class TransactionStateManager:
         removed = 0
         for partition, entry in list(self.transaction_metadata_cache.items()):
             expired = [m for m in entry.metadata_per_transactional_id.values()
-                       if m.pending_state is None and m.state in (TransactionState.EMPTY, TransactionState.COMPLETE_COMMIT,
-                                                                  TransactionState.COMPLETE_ABORT)
+                       if m.pending_state is None and m.state in _COMPLETED
                        and m.txn_last_update_timestamp + self.config.transactional_id_expiration_ms <= now]
             for metadata in expired:
                 transit = metadata.prepare_dead()
