@@ -491,7 +491,12 @@ class UnifiedLog:
             if found is not None:
                 aborted = no_aborted
                 if include_aborted_transactions:
-                    aborted = self.collect_aborted_transactions(fetch_offset, upper.message_offset)
+                    # A read stays within one segment: aborts starting past it do not concern it
+                    # (Kafka bounds them the same way, or closer with the offset index).
+                    following = self.segments.higher_segment(base)
+                    bound = upper.message_offset if following is None else min(upper.message_offset,
+                                                                               following.base_offset)
+                    aborted = self.collect_aborted_transactions(fetch_offset, bound)
                 return self._fetch_info(
                     found.offset_metadata, found.region, found.first_entry_incomplete, aborted
                 )
