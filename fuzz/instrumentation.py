@@ -8,14 +8,17 @@ stored. Used by the fuzz targets only; it changes no behaviour of the codec.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
 def instrument_generated_codecs() -> None:
-    try:
-        import atheris
-    except ImportError:  # replaying inputs without the fuzzer (tests): nothing to instrument
+    """Only under KBROKER_FUZZ_CODEC_COVERAGE=1, which scripts/fuzz sets unless told not to:
+    instrumenting every codec as the seeds first compile it costs most of a minute, which a long
+    run earns back and a replay of the corpus (tests) does not."""
+    if os.environ.get("KBROKER_FUZZ_CODEC_COVERAGE") != "1":
         return
+    import atheris
     from kbroker.protocol.messages import Codec
 
     compile_on_first_use = Codec.__getattr__

@@ -61,7 +61,7 @@ class _Appender:
             return
         self.appends += 1
         check_readable(self.log)
-        if self.log.number_of_segments() > 8:  # start over now and then: keeps every input fast
+        if self.log.number_of_segments > 8:  # start over now and then: keeps every input fast
             self.log.delete()
             self.__init__()  # type: ignore[misc]
 

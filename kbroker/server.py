@@ -39,6 +39,7 @@ from kbroker.controller.producer_id_manager import ZkProducerIdManager
 from kbroker.group.zk_consumer_offsets import ZkConsumerOffsets
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
+from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
 from kbroker.metadata.admin_manager import AdminManager
@@ -137,6 +138,7 @@ class KafkaServer:
         self._background: list[asyncio.Task] = []
         self._due_times: dict[str, float] = {}
         self._stopped = asyncio.Event()
+        self.exit_code = 0  # 1 once every log dir failed (Kafka halts the broker then)
         self._session_lost = False
         self._session_state = "connected"  # the embedded store's session never ends
 
@@ -156,7 +158,8 @@ class KafkaServer:
             self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
                                           broker_id=self.broker_id, default_config=self.base_log_config,
                                           topic_config=self.log_config_for,
-                                          producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
+                                          producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"),
+                                          log_dir_failure_channel=LogDirFailureChannel())
         replica_manager = self.replica_manager = ReplicaManager(
             self.broker_id, self.log_manager, self.metadata_cache, zk_client.get_topic_config, self.base_log_config)
         if self.cluster_mode:
@@ -190,7 +193,9 @@ class KafkaServer:
                               f"is another broker running with broker.id {self.broker_id}?") from None
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         controller.elect()
-        self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
+        self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0)),
+                            loop.create_task(replica_manager.run_log_dir_failure_handler(
+                                lambda: zk_client.propagate_log_dir_event(self.broker_id), self._halt))]
         if self.cluster_mode:
             self._background.append(loop.create_task(self._periodic(
                 controller.rebalance_preferred_leaders, self.config.get("leader.imbalance.check.interval.seconds"))))
@@ -319,6 +324,13 @@ class KafkaServer:
                 return
             self._on_controller_change()
 
+    def _halt(self, message: str) -> None:
+        """Every log dir failed: stop with exit code 1 and Kafka's one line (Kafka halts the JVM;
+        we stop the same way as on SIGTERM, writing nothing to the failed dirs)."""
+        log.error(message)
+        self.exit_code = 1
+        self._stopped.set()
+
     def _this_broker(self) -> BrokerInfo:
         """Our advertised endpoints: advertised.listeners, else the listeners as bound."""
         bound_ports = {s.listener_name: s.port for s in self.socket_servers}
@@ -359,7 +371,10 @@ class KafkaServer:
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:
-            self.zk_client.store.close()
+            try:
+                self.zk_client.store.close()
+            except OSError as exc:  # the embedded store's file is in the first log dir, which may have failed
+                log.error("could not save the metadata store on shutdown: %s", exc)
         log.info("shut down cleanly")
 
     async def _controlled_shutdown(self, controller: KafkaController) -> None:
@@ -555,9 +570,10 @@ def run_broker(config: KafkaConfig) -> int:
         runner = uvloop.run
     on_started = None if gc.isenabled() else _resume_garbage_collection
     _raise_open_file_limit()
+    server = KafkaServer(config)
     try:
-        runner(KafkaServer(config).run_until_stopped(on_started))
+        runner(server.run_until_stopped(on_started))
     except (OSError, CannotStart, ConfigError) as exc:  # a port taken, a locked data dir, a host that does not resolve
         log.error("cannot start: %s", exc)
         return 1
-    return 0
+    return server.exit_code

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -80,8 +81,12 @@ def main() -> int:
     limit.add_argument("--runs", type=int, help="inputs to try per target (after the corpus)")
     limit.add_argument("--time", type=int, default=60, help="seconds per target (default 60)")
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer's random seed (default 1: repeatable)")
+    parser.add_argument("--no-codec-coverage", action="store_true",
+                        help="do not instrument the codec's generated functions (a short run starts in seconds, "
+                             "but the fuzzer is blind inside them)")
     args = parser.parse_args(argv)
     args.extra = extra
+    os.environ["KBROKER_FUZZ_CODEC_COVERAGE"] = "0" if args.no_codec_coverage else "1"
     results = [run_target(target, args) for target in (args.targets or list(TARGETS))]
     for result in results:
         print(f"{result['target']:10s} {result['executions'] or 0:>10,} executions  {result['seconds']:7.1f} s  "

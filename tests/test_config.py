@@ -523,3 +523,17 @@ def test_java_double_text():
     assert java_double_string(0.0001) == "1.0E-4"
     assert java_double_string(DOUBLE_MAX) == "1.7976931348623157E308"
     assert java_double_string(-2.5e-5) == "-2.5E-5"
+
+
+def test_message_formats_before_v2_are_refused_below_ibp_3_0():
+    """kbroker stores record batches v2 only (old clients are served by conversion): Kafka does
+    the same from inter.broker.protocol.version 3.0, where the message format version is ignored;
+    below it, a format before 0.11.0 would mean magic 0/1 on disk, so it is refused, not ignored."""
+    old = {"inter.broker.protocol.version": "2.8", "log.message.format.version": "0.10.2"}
+    with pytest.raises(ConfigError, match="log.message.format.version"):
+        KafkaConfig.load(overrides=old)
+    assert KafkaConfig.load(overrides={**old, "log.message.format.version": "0.11.0-IV2"})
+    assert KafkaConfig.load(overrides={**old, "inter.broker.protocol.version": "3.0"})
+    config = KafkaConfig.load(overrides={"inter.broker.protocol.version": "2.8"})
+    assert "0.10.2" in config.unwritable_message_format("0.10.2")
+    assert config.unwritable_message_format("2.8-IV1") is None

@@ -26,7 +26,12 @@ from kbroker.config.settings import (
     Synonym,
     TopicConfigKey,
 )
-from kbroker.config.validators import check_setting
+from kbroker.config.validators import (
+    IGNORE_MESSAGE_FORMAT_IBP,
+    RECORD_BATCH_V2_RELEASE,
+    check_setting,
+    metadata_version_release,
+)
 from kbroker.config.value_types import ConfigError, render_value, split_list
 
 DEFAULT_CONFIG = "DEFAULT_CONFIG"
@@ -280,6 +285,9 @@ class KafkaConfig:
         self._validate_listeners()
         self._validate_replica_fetch()
         self._validate_socket_server()
+        problem = self.unwritable_message_format(self.get("log.message.format.version"))
+        if problem:
+            raise ConfigError(f"Invalid value for configuration log.message.format.version: {problem}")
         acks, factor = self.get("offsets.commit.required.acks"), self.get("offsets.topic.replication.factor")
         if not -1 <= acks <= factor:
             raise ConfigError(
@@ -292,6 +300,25 @@ class KafkaConfig:
                 f"Invalid value '{self.get('log.cleaner.dedupe.buffer.size')}' for configuration "
                 "log.cleaner.dedupe.buffer.size: must be more than 1 MiB per cleaner thread"
             )
+
+    def unwritable_message_format(self, version: str) -> str | None:
+        """Why a message format version (log.message.format.version, a topic's
+        message.format.version) cannot be honoured, or None. From inter.broker.protocol.version
+        3.0 Kafka ignores it and writes record batches v2, as kbroker always does; below 3.0 a
+        version before 0.11.0 would mean message format v0/v1 on disk, which kbroker never writes
+        (old clients are served by conversion instead)."""
+        ibp = self.get("inter.broker.protocol.version")
+        if (metadata_version_release(ibp) >= IGNORE_MESSAGE_FORMAT_IBP
+                or metadata_version_release(version) >= RECORD_BATCH_V2_RELEASE):
+            return None
+        return (f"message format version {version} would store message format v0/v1, which kbroker does not "
+                f"write; with inter.broker.protocol.version {ibp} use 0.11.0 or later (or set "
+                "inter.broker.protocol.version to 3.0 or later, where Kafka ignores the message format version)")
+
+    def unwritable_topic_message_format(self, topic_configs: Mapping[str, str | None]) -> str | None:
+        """unwritable_message_format for a topic's message.format.version, if it sets one."""
+        version = topic_configs.get("message.format.version")
+        return None if version is None else self.unwritable_message_format(version)
 
     def _validate_broker_id(self) -> None:
         broker_id, reserved = self.get("broker.id"), self.get("reserved.broker.max.id")

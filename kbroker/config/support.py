@@ -82,8 +82,8 @@ NO_EFFECT: dict[str, str] = {
     "max.request.partition.size.limit": "DescribeTopicPartitions is not served",
     "telemetry.max.bytes": "client telemetry is not served",
     "log.dir.failure.timeout.ms": "KRaft only, as in Kafka",
-    "log.message.format.version": "ignored at inter.broker.protocol.version 3.0 and later, as in Kafka",
-    "log.message.downconversion.enable": "Fetch v4+ only: nothing to down-convert",
+    "log.message.format.version": "ignored at inter.broker.protocol.version 3.0 and later, as in Kafka "
+                                  "(below 3.0 a version before 0.11.0 is refused)",
     "log.local.retention.ms": "no tiered storage", "log.local.retention.bytes": "no tiered storage",
     "fetch.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "producer.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",

@@ -283,7 +283,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._processing = False
                 self.server.in_flight -= 1
             if chunks and not self._closing:
-                self.transport.writelines([c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks])
+                try:
+                    data = [c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks]
+                except (OSError, ValueError) as exc:  # a segment closed meanwhile: its log dir failed
+                    log.warning("closing connection from %s: reading the records of a response failed: %r",
+                                self.peer, exc)
+                    self.close()
+                    return
+                self.transport.writelines(data)
                 self.last_active = time.monotonic()
                 if self._write_paused:
                     await self._writable()

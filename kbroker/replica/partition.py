@@ -426,11 +426,26 @@ class Partition:
             epoch = (log.leader_epoch_cache.epoch_for_offset(last_fetchable - 1)
                      if last_fetchable > log.log_start_offset else self.leader_epoch)
             return TimestampAndOffset(NO_TIMESTAMP, last_fetchable, epoch)
-        found = log.fetch_offset_by_timestamp(timestamp)
+        try:
+            found = log.fetch_offset_by_timestamp(timestamp)
+        except LogError as exc:  # KAFKA_STORAGE_ERROR: the log's directory failed
+            raise PartitionError(exc.code, str(exc)) from None
         if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP, LATEST_TIMESTAMP)
                              and found.offset >= last_fetchable):
             return None  # a record a consumer may not read yet is not found by its timestamp (nor -3's max)
         return found
+
+    def legacy_fetch_offsets_for_timestamp(self, timestamp: int, max_num_offsets: int,
+                                           from_consumer: bool) -> list[int]:
+        """ListOffsets v0 on the leader (Kafka's legacyFetchOffsetsForTimestamp): the log's
+        offsets before `timestamp`; a consumer sees none above the high watermark, which
+        stands first instead. Raises the PartitionError of check_leader."""
+        log = self.check_leader()
+        offsets = log.legacy_fetch_offsets_before(timestamp, max_num_offsets)
+        high_watermark = log.high_watermark
+        if not from_consumer or all(offset <= high_watermark for offset in offsets):
+            return offsets
+        return [high_watermark] + [offset for offset in offsets if offset <= high_watermark]
 
     def last_offset_for_leader_epoch(self, current_leader_epoch: int, leader_epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch on the leader: (the largest epoch <= leader_epoch, where it ends),

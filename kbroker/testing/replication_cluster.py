@@ -44,13 +44,16 @@ class Node:
     """One broker's replication parts; the handlers see it as `ctx.services`."""
 
     def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
-                 topic_configs: dict[str, dict[str, str]] | None = None) -> None:
+                 topic_configs: dict[str, dict[str, str]] | None = None, log_dir_count: int = 1) -> None:
         self.broker_id = broker_id
         self.metadata_cache = MetadataCache(broker_id)
         self.controller: KafkaController | None = None
         base = LogConfig()
-        log_dir = os.path.join(str(root), f"broker{broker_id}")
-        self.log_manager = LogManager([log_dir], cluster_id="replication-tests", broker_id=broker_id,
+        log_dirs = [os.path.join(str(root), f"broker{broker_id}" + (f"-{n}" if n else "")) for n in range(log_dir_count)]
+        # The broker settings handlers read (Fetch: fetch.max.bytes), at Kafka's defaults.
+        self.config = KafkaConfig.load(overrides={"broker.id": str(broker_id), "log.dirs": ",".join(log_dirs)},
+                                       defaults={})
+        self.log_manager = LogManager(log_dirs, cluster_id="replication-tests", broker_id=broker_id,
                                       default_config=base)
         configs = topic_configs if topic_configs is not None else {}
         self.replica_manager = ReplicaManager(broker_id, self.log_manager, self.metadata_cache,
@@ -66,8 +69,6 @@ class Node:
         # replication parts the handlers served here use, so it is not that type.
         self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
         self.down = False
-        # The broker settings handlers read (Fetch: fetch.max.bytes), at Kafka's defaults.
-        self.config = KafkaConfig.load(overrides={"broker.id": str(broker_id), "log.dirs": log_dir}, defaults={})
         # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
         self.started_group_coordinator = None
 
