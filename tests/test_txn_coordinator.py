@@ -174,6 +174,11 @@ async def test_init_producer_id_fences_an_open_transaction_with_a_bumped_epoch(t
         assert (retry.error, retry.producer_epoch) == (Errors.NONE, 3)
         assert (await n.coordinator.handle_init_producer_id("t", 900001, None)).error == \
             Errors.INVALID_TRANSACTION_TIMEOUT
+        # An exhausted epoch: the next InitProducerId rotates to a new producer id, epoch 0.
+        n.state("t").producer_epoch = 32766
+        rotated = await n.coordinator.handle_init_producer_id("t", 60000, (pid, 32766))
+        assert (rotated.error, rotated.producer_epoch) == (Errors.NONE, 0) and rotated.producer_id != pid
+        assert (await n.coordinator.handle_init_producer_id("t", 60000, (pid, 3))).error == Errors.PRODUCER_FENCED
         # An id created by an InitProducerId whose write failed has no epoch: a guessed (id, -1) maps to nothing.
         n.coordinator.state_manager.get_transaction_state("half", TransactionMetadata(
             "half", 4242, -1, -1, -1, 60000, TransactionState.EMPTY))

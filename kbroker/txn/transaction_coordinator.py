@@ -250,7 +250,9 @@ class TransactionCoordinator:
                       metadata.transactional_id, state.display_name)
             return Errors.UNKNOWN_SERVER_ERROR
         now = self.time_ms()
-        if metadata.is_producer_epoch_exhausted and (expected is None or expected[1] == metadata.producer_epoch):
+        if metadata.is_producer_epoch_exhausted:
+            if expected is not None and expected[1] != metadata.producer_epoch:
+                return Errors.PRODUCER_FENCED  # Kafka would fail to bump an exhausted epoch: the caller is stale
             return metadata.prepare_producer_id_rotation(self.generate_producer_id(), timeout_ms, now,
                                                          expected is not None)
         transit = metadata.prepare_increment_producer_epoch(timeout_ms, None if expected is None else expected[1],
