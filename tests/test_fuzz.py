@@ -36,7 +36,7 @@ def test_every_corpus_input_replays_without_a_crash(target: str) -> None:
         TARGETS[target](path.read_bytes())  # raises on a crash, naming nothing: the path is in the traceback
 
 
-def test_a_short_coverage_guided_run_finds_no_crash(tmp_path: Path) -> None:
+def test_a_short_coverage_guided_run_finds_no_crash() -> None:
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "fuzz.py"), "--runs", "2500", "--no-codec-coverage"],
                           capture_output=True, text=True, cwd=ROOT, timeout=280)
     results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
