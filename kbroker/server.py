@@ -10,6 +10,7 @@ see the services through the BrokerServices built here once, at start-up, never 
 
 Start-up imports only what answering the first requests needs. The group coordinator is built
 when a group first needs it (a group API, or this broker coming to lead a `__consumer_offsets`
+partition), the transaction coordinator likewise (a transaction API or a `__transaction_state`
 partition), and the follower fetchers and the AlterPartition channel only in cluster mode,
 where a broker can be a follower: a broker that never sees a group starts faster and idles in
 less memory (scripts/bench measures both).
@@ -50,7 +51,7 @@ from kbroker.metadata.metadata_cache import (
     BrokerInfo,
     MetadataCache,
 )
-from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
 from kbroker.network.connection_quotas import ConnectionQuotas
 from kbroker.network.memory_pool import MemoryPool
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.metadata.kazoo_store import KazooZNodeStore
+    from kbroker.replica.replica_manager import TopicPartition
+    from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 log = logging.getLogger("kbroker.server")
 
@@ -164,6 +167,7 @@ class KafkaServer:
             self._create_replication_managers(replica_manager)
         admin_manager = self.admin_manager = AdminManager(self.config, AdminZkClient(zk_client), self.metadata_cache)
         replica_manager.leadership_listeners.append(self._on_leadership_change)
+        replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
@@ -181,7 +185,8 @@ class KafkaServer:
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
-            build_group_coordinator=self._build_group_coordinator)
+            build_group_coordinator=self._build_group_coordinator,
+            build_transaction_coordinator=self._build_transaction_coordinator)
         await self._start_socket_servers(KafkaApis(self.services).process)
         await self._wait_for_earlier_registration()
         try:
@@ -357,6 +362,9 @@ class KafkaServer:
         coordinator = self.services.started_group_coordinator if self.services is not None else None
         if coordinator is not None:
             coordinator.shutdown()  # members waiting on a rebalance are answered now
+        txn_coordinator = self.services.started_transaction_coordinator if self.services is not None else None
+        if txn_coordinator is not None:
+            await txn_coordinator.shutdown()  # no marker is sent once the logs close
         for server in self.socket_servers:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
@@ -444,11 +452,33 @@ class KafkaServer:
         return coordinator
 
     def _on_leadership_change(self, topic: str, partition: int, is_leader: bool, leader_epoch: int) -> None:
-        """ReplicaManager leadership listener: the coordinator loads the __consumer_offsets
-        partitions this broker comes to lead (building it the first time) and unloads the rest."""
+        """ReplicaManager leadership listener: the coordinators load the __consumer_offsets and
+        __transaction_state partitions this broker comes to lead (building them the first time)
+        and unload the rest."""
         services = _started(self.services)
         if topic == GROUP_METADATA_TOPIC_NAME and (is_leader or services.started_group_coordinator is not None):
             services.group_coordinator.on_leadership_change(topic, partition, is_leader, leader_epoch)
+        if topic == TRANSACTION_STATE_TOPIC_NAME and (
+                is_leader or services.started_transaction_coordinator is not None):
+            services.transaction_coordinator.on_leadership_change(topic, partition, is_leader, leader_epoch)
+
+    def _on_txn_markers_written(self, producer_id: int, partitions: list[TopicPartition], committed: bool) -> None:
+        """ReplicaManager marker listener (Kafka's onTransactionCompleted): a producer's
+        transactional offset commits become visible, or are dropped, once its marker is written
+        on their __consumer_offsets partition."""
+        offsets_partitions = {p for topic, p in partitions if topic == GROUP_METADATA_TOPIC_NAME}
+        coordinator = _started(self.services).started_group_coordinator
+        if offsets_partitions and coordinator is not None:
+            coordinator.on_transaction_completed(producer_id, offsets_partitions, committed)
+
+    # -- the transaction coordinator (kbroker/txn), built on first use ----------------------------
+    def _build_transaction_coordinator(self) -> TransactionCoordinator:
+        from kbroker.txn.transaction_coordinator import TransactionCoordinator
+
+        coordinator = TransactionCoordinator(self.broker_id, self.config, _started(self.replica_manager),
+                                             self.metadata_cache, _started(self.producer_id_manager).generate_producer_id)
+        coordinator.startup()
+        return coordinator
 
     # -- requests from our own controller, delivered without a socket ----------------------------
     def _deliver_locally(self, api_key: int, request: dict) -> dict | None:

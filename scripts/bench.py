@@ -108,6 +108,7 @@ def base_spec(mode: str, scenario: Scenario, broker: RunningBroker | RunningClus
         "consumer_config": scenario.consumer_config,
         "replication_factor": scenario.replication_factor,
         "topic_config": scenario.topic_config,
+        "transaction_records": scenario.transaction_records,
         "broker_pids": broker.pids(),
         "broker_pid_groups": broker.pid_groups(),
         "timeout_s": throughput_timeout_s(scenario),

@@ -4,7 +4,9 @@
 `bench_client.py '<json spec>'` does what spec["mode"] names and prints one JSON line with the
 result on stdout (or {"error": ...} and exit code 1):
 - "produce": create the topic (`replication_factor` and `topic_config` when given), then time
-  producing `count` records of `size` bytes from the first produce() to the end of flush();
+  producing `count` records of `size` bytes from the first produce() to the end of flush()
+  (with `transaction_records`, as a transactional producer committing every that many records:
+  each commit adds a marker, so record i sits at offset i + i // transaction_records);
   afterwards check the high watermark and the first and last payloads read back, and for a
   replicated topic that every replica is in the ISR (with HW = min LEO over the ISR, the
   followers then hold all `count` records too);
@@ -158,10 +160,12 @@ def produce(spec: dict) -> dict:
     create_topic(bootstrap, topic, replication_factor, spec.get("topic_config"))
     errors: list[str] = []
     client_errors: list[str] = []  # transient (a reconnect): reported, not a failure
+    per_txn = spec.get("transaction_records", 0)
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
             **spec["producer_config"],
+            **({"transactional.id": f"bench-{topic}"} if per_txn else {}),
             # Only failures call back into Python, so the loop measures the broker, not callbacks;
             # success is checked afterwards through the high watermark.
             "delivery.report.only.error": True,
@@ -174,29 +178,62 @@ def produce(spec: dict) -> dict:
     )
     wait_for_leader(producer, topic)
     first, last, filler = edge_payload(FIRST_MARK, size), edge_payload(LAST_MARK, size), filler_payload(size)
+    if per_txn:
+        producer.init_transactions(spec["timeout_s"])  # set-up, not timed: as the idempotent producer's id
     window = Window.for_spec(spec)
     window.start()
-    send = producer.produce
-    send(topic, first, partition=0)
-    for _ in range(count - 2):
-        try:
-            send(topic, filler, partition=0)
-        except BufferError:  # local queue full: let librdkafka drain it, then retry once
-            producer.poll(0.01)
-            send(topic, filler, partition=0)
-    send(topic, last, partition=0)
+    if per_txn:
+        produce_transactions(producer, topic, count, per_txn, (first, filler, last), spec["timeout_s"])
+    else:
+        send = producer.produce
+        send(topic, first, partition=0)
+        for _ in range(count - 2):
+            try:
+                send(topic, filler, partition=0)
+            except BufferError:  # local queue full: let librdkafka drain it, then retry once
+                producer.poll(0.01)
+                send(topic, filler, partition=0)
+        send(topic, last, partition=0)
     remaining = producer.flush(spec["timeout_s"])
     result = window.stop()
     check(remaining == 0, f"{remaining} records still undelivered after {spec['timeout_s']} s")
     check(not errors, f"{len(errors)} errors, first: {errors[:1]}")
     try:
-        warnings = verify_log(bootstrap, topic, count, size)
+        warnings = verify_log(bootstrap, topic, count, size, per_txn)
         if replication_factor > 1:
             result["leader"], result["replicas"], result["isr"] = verify_replicated(producer, topic, replication_factor)
     except CheckFailed as exc:
         raise CheckFailed(f"{exc} (unverified timing: {count / result['seconds']:,.0f} records/s)") from None
     result["warnings"] = warnings + [f"client: {e}" for e in client_errors[:3]]
     return result
+
+
+def produce_transactions(producer, topic: str, count: int, per_txn: int, payloads: tuple[bytes, bytes, bytes],
+                         timeout_s: float) -> None:
+    """`count` records in transactions of `per_txn`, each committed (commit_transaction flushes)."""
+    first, filler, last = payloads
+    send = producer.produce
+    producer.begin_transaction()
+    for i in range(count):
+        payload = first if i == 0 else last if i == count - 1 else filler
+        try:
+            send(topic, payload, partition=0)
+        except BufferError:
+            producer.poll(0.01)
+            send(topic, payload, partition=0)
+        if (i + 1) % per_txn == 0 or i == count - 1:
+            producer.commit_transaction(timeout_s)
+            if i < count - 1:
+                producer.begin_transaction()
+
+
+def record_offset(index: int, per_txn: int) -> int:
+    """The offset of the index-th record: each committed transaction before it left a marker."""
+    return index + index // per_txn if per_txn else index
+
+
+def log_end(count: int, per_txn: int) -> int:
+    return count + (math.ceil(count / per_txn) if per_txn else 0)
 
 
 def produce_loop(spec: dict) -> dict:
@@ -228,8 +265,9 @@ def produce_loop(spec: dict) -> dict:
     return result
 
 
-def verify_log(bootstrap: str, topic: str, count: int, size: int) -> list[str]:
-    """The partition holds exactly `count` records from offset 0, with the expected ends.
+def verify_log(bootstrap: str, topic: str, count: int, size: int, per_txn: int = 0) -> list[str]:
+    """The partition holds exactly `count` records from offset 0, with the expected ends (and,
+    with `per_txn`, the commit markers between the transactions).
 
     The high watermark (ListOffsets) and the two end records settle it cheaply. If the
     watermark disagrees, the whole partition is read back before judging: some brokers report
@@ -240,12 +278,13 @@ def verify_log(bootstrap: str, topic: str, count: int, size: int) -> list[str]:
     consumer = Consumer(consumer_config(bootstrap, THROUGHPUT_READ))
     try:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=METADATA_TIMEOUT_S)
-        if (low, high) == (0, count):
+        last_offset = record_offset(count - 1, per_txn)
+        if (low, high) == (0, log_end(count, per_txn)):
             check_edge(read_one(consumer, topic, 0), 0, FIRST_MARK, size)
-            check_edge(read_one(consumer, topic, count - 1), count - 1, LAST_MARK, size)
+            check_edge(read_one(consumer, topic, last_offset), last_offset, LAST_MARK, size)
             return []
         received, first, last = read_from_start(consumer, topic, count, time.monotonic() + METADATA_TIMEOUT_S)
-        check_read(received, first, last, count, size)
+        check_read(received, first, last, count, size, per_txn)
         extra = consumer.poll(1.0)
         check(extra is None, f"a record beyond the {count} produced, at offset {extra and extra.offset()}")
     finally:
@@ -333,10 +372,10 @@ def read_from_start(consumer, topic: str, count: int, deadline: float) -> tuple[
     return received, first, last
 
 
-def check_read(received: int, first, last, count: int, size: int) -> None:
+def check_read(received: int, first, last, count: int, size: int, per_txn: int = 0) -> None:
     check(received == count, f"received {received} records of {count}")
     check_edge(first, 0, FIRST_MARK, size)
-    check_edge(last, count - 1, LAST_MARK, size)
+    check_edge(last, record_offset(count - 1, per_txn), LAST_MARK, size)
 
 
 def check_edge(msg, offset: int, mark: bytes, size: int) -> None:
@@ -359,7 +398,7 @@ def consume(spec: dict) -> dict:
     finally:
         consumer.close()
     check(received == count, f"received {received} records of {count} within {spec['timeout_s']} s")
-    check_read(received, first, last, count, spec["size"])
+    check_read(received, first, last, count, spec["size"], spec.get("transaction_records", 0))
     return result
 
 

@@ -1,8 +1,8 @@
 """The scenarios of scripts/bench (issue 6's table) as plain data, and their counts at a --scale.
 
 Touches nothing: definitions only. The load client settings follow the issue: acks=1,
-linger.ms=5, batch.size=1000000 for throughput; acks=all with idempotence; large fetches to
-consume; linger.ms=0 and a short fetch.wait.max.ms for end-to-end latency. The cluster scenarios
+linger.ms=5, batch.size=1000000 for throughput; acks=all with idempotence (and transactions
+of 1,000 records, read back with read_committed: issue 11); large fetches to consume; linger.ms=0 and a short fetch.wait.max.ms for end-to-end latency. The cluster scenarios
 (brokers=3) run against three kbroker processes and a ZooKeeper, on a topic with replication
 factor 3 and min.insync.replicas=2. The idle-connections scenario holds connections open, each
 after one ApiVersions, and reports how much the broker's RSS grew (issue 16's target: 2,000 of
@@ -25,6 +25,8 @@ THROUGHPUT_CONSUMER = {
     "queued.min.messages": 1_000_000,
     "fetch.queue.backoff.ms": 10,
 }
+READ_COMMITTED_CONSUMER = {**THROUGHPUT_CONSUMER, "isolation.level": "read_committed"}
+RECORDS_PER_TRANSACTION = 1000
 LATENCY_PRODUCER = {"acks": 1, "linger.ms": 0}
 LATENCY_CONSUMER = {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1}
 E2E_INTERVAL_MS = 2.0
@@ -50,6 +52,9 @@ class Scenario:
     brokers: int = 1  # how many brokers it runs against: 1, or a cluster of 3 (kbroker only)
     replication_factor: int = 1  # of the topic a produce scenario creates
     topic_config: dict = field(default_factory=dict)  # of that topic, Kafka's names, string values
+    # A transactional producer commits every this many records (0: no transactions); a consume
+    # scenario of its dataset names the same number, to know where the markers sit.
+    transaction_records: int = 0
 
     def scaled(self, scale: float) -> Scenario:
         if self.kind == "start":
@@ -101,6 +106,11 @@ SCENARIOS = (
         "produce", 300_000, 1024, IDEMPOTENT_PRODUCER,
     ),
     Scenario(
+        "produce-1k-transactional",
+        "produce 300,000 x 1 KiB, acks=all, idempotent, transactional: a commit every 1,000 records",
+        "produce", 300_000, 1024, IDEMPOTENT_PRODUCER, transaction_records=RECORDS_PER_TRANSACTION,
+    ),
+    Scenario(
         "consume-100b",
         "consume the 1,000,000 x 100 B records (assign, from offset 0)",
         "consume", 1_000_000, 100, THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER, dataset="produce-100b",
@@ -109,6 +119,12 @@ SCENARIOS = (
         "consume-1k",
         "consume the 300,000 x 1 KiB records (assign, from offset 0)",
         "consume", 300_000, 1024, THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER, dataset="produce-1k",
+    ),
+    Scenario(
+        "consume-1k-read-committed",
+        "consume those 300,000 x 1 KiB transactional records, isolation.level=read_committed",
+        "consume", 300_000, 1024, IDEMPOTENT_PRODUCER, READ_COMMITTED_CONSUMER, dataset="produce-1k-transactional",
+        transaction_records=RECORDS_PER_TRANSACTION,
     ),
     Scenario(
         "e2e-latency",

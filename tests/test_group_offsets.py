@@ -26,7 +26,15 @@ from kbroker.log.records import (
     iter_records,
 )
 from kbroker.protocol.errors import Errors
-from kbroker.testing.group_harness import T0, FakeClock, Harness, join_params, subscription
+from kbroker.replica.replica_manager import TxnMarkerEntry
+from kbroker.testing.group_harness import (
+    OFFSETS_PARTITIONS,
+    T0,
+    FakeClock,
+    Harness,
+    join_params,
+    subscription,
+)
 from kbroker.testing.waiting import settle
 
 
@@ -214,6 +222,58 @@ async def test_replay_applies_transactional_commits_only_once_committed(tmp_path
     h = await restart(h, tmp_path)
     try:
         assert h.coordinator.fetch_offsets("tx", False, [("t", 0)])[1][("t", 0)][0].offset == 50
+    finally:
+        h.close()
+
+
+@async_test
+async def test_txn_offset_commits_wait_for_their_marker(tmp_path):
+    """TxnOffsetCommit: pending (UNSTABLE_OFFSET_COMMIT under require_stable) until a marker on
+    the offsets partition commits them, or drops them on abort; an open transaction's offsets
+    stay pending across a restart, for its marker to complete them."""
+    tp = ("t", 0)
+
+    async def start() -> Harness:
+        h = await Harness(tmp_path, FakeClock()).start()
+        # As the server wires it: markers written on __consumer_offsets reach the coordinator.
+        h.replica_manager.txn_marker_listeners.append(lambda pid, parts, committed: h.coordinator.on_transaction_completed(
+            pid, {p for topic, p in parts if topic == GROUP_METADATA_TOPIC_NAME}, committed))
+        return h
+
+    async def end(h: Harness, producer_id: int, committed: bool, partition: int) -> None:
+        [errors] = await h.replica_manager.append_txn_markers(
+            [TxnMarkerEntry(producer_id, 0, 0, committed, [(GROUP_METADATA_TOPIC_NAME, partition)])], 5000)
+        assert set(errors.values()) == {Errors.NONE}
+
+    h = await start()
+    partition = h.coordinator.partition_for("txg")
+
+    def fetch(require_stable: bool = False):
+        return h.coordinator.fetch_offsets("txg", require_stable, [tp])[1][tp]
+
+    assert await h.coordinator.commit_offsets("txg", "", None, -1, {tp: om(5)}) == {tp: Errors.NONE}
+    assert await h.coordinator.handle_txn_commit_offsets("txg", 2000, 0, "", None, -1, {tp: om(10)}) == {
+        tp: Errors.NONE}
+    assert fetch()[0].offset == 5 and fetch(True) == (None, Errors.UNSTABLE_OFFSET_COMMIT)
+    await end(h, 2000, True, (partition + 1) % OFFSETS_PARTITIONS)  # another partition's marker
+    assert fetch()[0].offset == 5
+    await end(h, 2000, True, partition)
+    assert fetch(True)[0].offset == 10
+    assert await h.coordinator.handle_txn_commit_offsets("txg", 2001, 0, "", None, -1, {tp: om(20)}) == {
+        tp: Errors.NONE}
+    await end(h, 2001, False, partition)
+    assert fetch(True)[0].offset == 10  # aborted: dropped
+    assert await h.coordinator.handle_txn_commit_offsets("txg", 2002, 0, "", None, -1, {tp: om(30)}) == {
+        tp: Errors.NONE}
+    # A member of a generation the coordinator never saw is refused, as for OffsetCommit.
+    assert await h.coordinator.handle_txn_commit_offsets("txg", 2002, 0, "ghost", None, 3, {tp: om(31)}) == {
+        tp: Errors.UNKNOWN_MEMBER_ID}
+    h.close()
+    h = await start()
+    try:
+        assert fetch()[0].offset == 10 and fetch(True) == (None, Errors.UNSTABLE_OFFSET_COMMIT)
+        await end(h, 2002, True, partition)
+        assert fetch(True)[0].offset == 30
     finally:
         h.close()
 

@@ -3,9 +3,10 @@
 Handlers reach the broker through `ctx.services` only, never through KafkaServer: the replica
 manager, the metadata cache, the admin manager, the controller, the producer id manager, the v0
 consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus the fence
-that refuses stale controller requests (api/controller_fence.py). The group coordinator is
-built the first time something needs it (a broker that never sees a group starts faster and
-idles in less memory), behind the non-optional `group_coordinator` accessor.
+that refuses stale controller requests (api/controller_fence.py). The group and transaction
+coordinators are built the first time something needs them (a broker that never sees a group
+or a transaction starts faster and idles in less memory), behind the non-optional
+`group_coordinator` and `transaction_coordinator` accessors.
 It holds no sockets and not the server: nothing here may reach past the services.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
     from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
+    from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 
 @dataclass(slots=True, eq=False)
@@ -39,7 +41,9 @@ class BrokerServices:
     zk_consumer_offsets: ZkConsumerOffsets
     controller_fence: ControllerFence
     build_group_coordinator: Callable[[], GroupCoordinator]
+    build_transaction_coordinator: Callable[[], TransactionCoordinator]
     _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
+    _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)
 
     @property
     def group_coordinator(self) -> GroupCoordinator:
@@ -53,3 +57,16 @@ class BrokerServices:
     def started_group_coordinator(self) -> GroupCoordinator | None:
         """The group coordinator if it was built: without one, no group has state to update."""
         return self._group_coordinator
+
+    @property
+    def transaction_coordinator(self) -> TransactionCoordinator:
+        """The transaction coordinator, built and started the first time anything needs it."""
+        coordinator = self._transaction_coordinator
+        if coordinator is None:
+            coordinator = self._transaction_coordinator = self.build_transaction_coordinator()
+        return coordinator
+
+    @property
+    def started_transaction_coordinator(self) -> TransactionCoordinator | None:
+        """The transaction coordinator if it was built."""
+        return self._transaction_coordinator

@@ -12,7 +12,7 @@ No accepted setting is silently ignored (issue 16, bug 1):
   (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.plain.sasl.jaas.config`) are
   refused the same way.
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
-  broker, JMX metrics, the transaction coordinator that is not served yet): accepted, and named
+  broker, JMX metrics, KIP-848 consumer groups that are not served yet): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
 Every other setting is read by the broker; tests/test_config_support.py checks that each key of
 the table is read somewhere or listed here.
@@ -68,7 +68,6 @@ UNSUPPORTED: frozenset[str] = frozenset({
 })  # fmt: skip
 
 _THREADS = "one event loop, no thread pools"
-_TRANSACTIONS = "transactions are not served yet"
 _KIP_848 = "KIP-848 consumer groups are not served yet"
 _METRICS = "no JMX metrics"
 NO_EFFECT: dict[str, str] = {
@@ -91,13 +90,6 @@ NO_EFFECT: dict[str, str] = {
     "delete.records.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
-    "transactional.id.expiration.ms": _TRANSACTIONS, "transaction.max.timeout.ms": _TRANSACTIONS,
-    "transaction.state.log.min.isr": _TRANSACTIONS, "transaction.state.log.load.buffer.size": _TRANSACTIONS,
-    "transaction.state.log.replication.factor": _TRANSACTIONS,
-    "transaction.state.log.num.partitions": _TRANSACTIONS, "transaction.state.log.segment.bytes": _TRANSACTIONS,
-    "transaction.abort.timed.out.transaction.cleanup.interval.ms": _TRANSACTIONS,
-    "transaction.remove.expired.transaction.cleanup.interval.ms": _TRANSACTIONS,
-    "transaction.partition.verification.enable": _TRANSACTIONS,
     **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME if name.startswith("group.consumer.")},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
     "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,

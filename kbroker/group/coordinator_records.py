@@ -18,6 +18,8 @@ import struct
 from dataclasses import dataclass, field
 
 from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, NO_TIMESTAMP, OffsetAndMetadata
+from kbroker.metadata.topic_names import coordinator_partition_for
+from kbroker.metadata.topic_names import java_string_hash as java_string_hash  # re-exported for the tests
 
 OFFSET_COMMIT_KEY_VERSION = 1
 GROUP_METADATA_KEY_VERSION = 2
@@ -26,7 +28,6 @@ OFFSET_COMMIT_VALUE_VERSION_WITH_EXPIRY = 1
 GROUP_METADATA_VALUE_VERSION = 3
 FIRST_FLEXIBLE_VALUE_VERSION = 4
 
-INT32_MIN = -(2**31)
 
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -41,19 +42,9 @@ class CoordinatorRecordError(ValueError):
 # The group's partition
 
 
-def java_string_hash(text: str) -> int:
-    """Java's String.hashCode: 31*h + c over UTF-16 code units, with int32 wraparound."""
-    units = text.encode("utf-16-be")
-    h = 0
-    for (unit,) in struct.iter_unpack(">H", units):
-        h = (31 * h + unit) & 0xFFFFFFFF
-    return h - 0x100000000 if h & 0x80000000 else h
-
-
 def partition_for(group_id: str, partition_count: int) -> int:
-    """Kafka's `Utils.abs(groupId.hashCode) % partitions`, where Utils.abs(MIN_VALUE) is 0."""
-    h = java_string_hash(group_id)
-    return (0 if h == INT32_MIN else abs(h)) % partition_count
+    """The `__consumer_offsets` partition of a group (Kafka's partitionFor)."""
+    return coordinator_partition_for(group_id, partition_count)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -841,8 +841,28 @@ class GroupCoordinator:
             self._complete_and_schedule_next_heartbeat_expiration(group, group.get(member_id))
         return await self.manager.store_offsets(group, offsets)
 
+    async def handle_txn_commit_offsets(self, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
+                                        group_instance_id: str | None, generation_id: int,
+                                        offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, Errors]:
+        """TxnOffsetCommit: the offsets are written in the producer's transaction and become the
+        group's only when its commit marker is written (`on_transaction_completed`)."""
+        error = self._validate_group_status(group_id, ApiKey.TXN_OFFSET_COMMIT)
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        group = self.manager.get_group(group_id)
+        if group is None:
+            group = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
+        error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, transactional=True)
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        return await self.manager.store_offsets(group, offsets, (producer_id, producer_epoch))
+
+    def on_transaction_completed(self, producer_id: int, partitions: set[int], is_commit: bool) -> None:
+        """A commit or abort marker of the producer was written on these `__consumer_offsets` partitions."""
+        self.manager.handle_txn_completion(producer_id, partitions, is_commit)
+
     def _validate_offset_commit(self, group: GroupMetadata, generation_id: int, member_id: str,
-                                group_instance_id: str | None) -> Errors | None:
+                                group_instance_id: str | None, transactional: bool = False) -> Errors | None:
         if group.is_state(GroupState.DEAD):
             return Errors.COORDINATOR_NOT_AVAILABLE
         if generation_id >= 0 or member_id != UNKNOWN_MEMBER_ID or group_instance_id is not None:
@@ -850,7 +870,7 @@ class GroupCoordinator:
             if error is not None:
                 return error
             return Errors.ILLEGAL_GENERATION if generation_id != group.generation_id else None
-        if not group.is_state(GroupState.EMPTY):
+        if not transactional and not group.is_state(GroupState.EMPTY):
             return Errors.UNKNOWN_MEMBER_ID  # only members commit to a group that has members
         return None
 

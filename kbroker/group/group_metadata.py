@@ -154,6 +154,8 @@ class GroupMetadata:
         self.subscribed_topics: set[str] | None = None
         self.offsets: dict[TopicPartition, CommitRecordMetadataAndOffset] = {}
         self.pending_offset_commits: dict[TopicPartition, OffsetAndMetadata] = {}
+        # TxnOffsetCommit's offsets per producer id, invisible until its transaction commits.
+        self.pending_transactional_offset_commits: dict[int, dict[TopicPartition, CommitRecordMetadataAndOffset]] = {}
         # The coordinator's timers for this group (see group_coordinator.py).
         self.delayed_join: Any = None
         self.sync_timer: Any = None
@@ -357,10 +359,50 @@ class GroupMetadata:
 
     @property
     def has_offsets(self) -> bool:
-        return bool(self.offsets) or bool(self.pending_offset_commits)
+        return bool(self.offsets) or bool(self.pending_offset_commits) or self.has_pending_transactional_offsets
+
+    @property
+    def has_pending_transactional_offsets(self) -> bool:
+        return any(self.pending_transactional_offset_commits.values())
 
     def has_pending_offset_commits_for(self, tp: TopicPartition) -> bool:
-        return tp in self.pending_offset_commits
+        return tp in self.pending_offset_commits or any(
+            tp in pending for pending in self.pending_transactional_offset_commits.values())
+
+    # Transactional offsets (Kafka's prepareTxnOffsetCommit, onTxnOffsetCommitAppend,
+    # failPendingTxnOffsetCommit, completePendingTxnOffsetCommit).
+    def prepare_txn_offset_commit(self, producer_id: int, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        pending = self.pending_transactional_offset_commits.setdefault(producer_id, {})
+        for tp, offset in offsets.items():
+            pending[tp] = CommitRecordMetadataAndOffset(None, offset)
+
+    def on_txn_offset_commit_append(self, producer_id: int, tp: TopicPartition,
+                                    record: CommitRecordMetadataAndOffset) -> None:
+        pending = self.pending_transactional_offset_commits.get(producer_id)
+        current = None if pending is None else pending.get(tp)
+        # A newer commit of the same partition in the same transaction may have replaced it meanwhile.
+        if current is not None and current.appended_batch_offset is None and \
+                current.offset_and_metadata == record.offset_and_metadata:
+            pending[tp] = record  # type: ignore[index]
+
+    def fail_pending_txn_offset_commit(self, producer_id: int, tp: TopicPartition) -> None:
+        pending = self.pending_transactional_offset_commits.get(producer_id)
+        if pending is not None:
+            pending.pop(tp, None)
+            if not pending:
+                del self.pending_transactional_offset_commits[producer_id]
+
+    def complete_pending_txn_offset_commit(self, producer_id: int, is_commit: bool) -> None:
+        """The transaction's marker is written: its offsets become the group's, or are dropped."""
+        pending = self.pending_transactional_offset_commits.pop(producer_id, None)
+        if not is_commit or pending is None:
+            return
+        for tp, record in pending.items():
+            if record.appended_batch_offset is None:
+                continue  # its write never succeeded
+            current = self.offsets.get(tp)
+            if current is None or current.older_than(record):
+                self.offsets[tp] = record
 
     def prepare_offset_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         self.pending_offset_commits.update(offsets)
@@ -381,6 +423,8 @@ class GroupMetadata:
         removed = {}
         for tp in tps:
             self.pending_offset_commits.pop(tp, None)
+            for pending in self.pending_transactional_offset_commits.values():
+                pending.pop(tp, None)
             record = self.offsets.pop(tp, None)
             if record is not None:
                 removed[tp] = record.offset_and_metadata

@@ -6,7 +6,11 @@ As Kafka's GroupMetadataManager (KAFKA-FACTS §6):
 - `load_partition` replays a partition from its log start to its log end (in reads of
   offsets.load.buffer.size), yielding to the event loop between reads: the latest group metadata
   and offsets per key win, tombstones remove, transactional offset commits count once their
-  COMMIT marker is read; `unload_partition` drops the partition's groups;
+  COMMIT marker is read (those still without a marker stay pending in their group, for the
+  marker to come); `unload_partition` drops the partition's groups;
+- `store_offsets` with a producer (TxnOffsetCommit) writes a transactional batch and keeps the
+  offsets pending in the group until `handle_txn_completion` (a marker on that partition)
+  commits or drops them;
 - `store_group` and `store_offsets` append Kafka's key/value records (coordinator_records.py)
   with offsets.commit.required.acks (-1) and wait up to offsets.commit.timeout.ms, mapping log
   errors to the coordinator's error codes as Kafka does; a group's record is built by
@@ -52,6 +56,9 @@ from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.errors import LogError
 from kbroker.log.records import (
     MAGIC_V2,
+    NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID,
+    NO_SEQUENCE,
     BatchHeader,
     ControlRecordType,
     CorruptRecordError,
@@ -210,6 +217,14 @@ class _PartitionReplay:
             if current is None or current.older_than(record):
                 self.offsets[group_tp] = record
 
+    def pending_by_group(self) -> dict[str, dict[int, dict[TopicPartition, CommitRecordMetadataAndOffset]]]:
+        """Offsets of transactions without a marker yet, per group and producer id."""
+        out: dict[str, dict[int, dict[TopicPartition, CommitRecordMetadataAndOffset]]] = {}
+        for producer_id, records in self.pending_txn.items():
+            for (group_id, tp), record in records.items():
+                out.setdefault(group_id, {}).setdefault(producer_id, {})[tp] = record
+        return out
+
     def offsets_by_group(self) -> dict[str, dict[TopicPartition, CommitRecordMetadataAndOffset]]:
         out: dict[str, dict[TopicPartition, CommitRecordMetadataAndOffset]] = {}
         for (group_id, tp), record in self.offsets.items():
@@ -273,10 +288,15 @@ class GroupMetadataManager:
         return self.is_group_local(group_id) and (group is None or group.is_state(GroupState.DEAD))
 
     # -- writes -------------------------------------------------------------------------------
-    async def _append(self, group_id: str, records: list[SimpleRecord], required_acks: int) -> tuple[Errors, int]:
-        """Appends one batch to the group's partition as its leader; (error, base offset)."""
+    async def _append(self, group_id: str, records: list[SimpleRecord], required_acks: int,
+                      producer: tuple[int, int] | None = None) -> tuple[Errors, int]:
+        """Appends one batch to the group's partition as its leader; (error, base offset). With
+        `producer` (id, epoch) the batch is transactional, as TxnOffsetCommit writes it."""
         partition = self.partition_for(group_id)
-        batch = build_batch(records, compression=self.config.topic_compression_codec, now_ms=self.time_ms())
+        producer_id, producer_epoch = (NO_PRODUCER_ID, NO_PRODUCER_EPOCH) if producer is None else producer
+        batch = build_batch(records, compression=self.config.topic_compression_codec, now_ms=self.time_ms(),
+                            producer_id=producer_id, producer_epoch=producer_epoch,
+                            base_sequence=NO_SEQUENCE if producer is None else 0, is_transactional=producer is not None)
         result = self.replica_manager.append_to_partition(
             GROUP_METADATA_TOPIC_NAME, partition, memoryview(batch), required_acks,
             origin=AppendOrigin.COORDINATOR)
@@ -317,8 +337,10 @@ class GroupMetadataManager:
         # Kafka compares String.length(): UTF-16 code units.
         return len(metadata.encode("utf-16-le")) // 2 <= self.config.max_metadata_size
 
-    async def store_offsets(self, group: GroupMetadata,
-                            offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, Errors]:
+    async def store_offsets(self, group: GroupMetadata, offsets: dict[TopicPartition, OffsetAndMetadata],
+                            producer: tuple[int, int] | None = None) -> dict[TopicPartition, Errors]:
+        """OffsetCommit's write, or TxnOffsetCommit's with `producer` (id, epoch): then the
+        offsets stay pending in the group until the transaction's marker is written."""
         fitting = {tp: om for tp, om in offsets.items() if self._metadata_fits(om.metadata)}
         if not fitting:
             return dict.fromkeys(offsets, Errors.OFFSET_METADATA_TOO_LARGE)
@@ -326,25 +348,47 @@ class GroupMetadataManager:
         records = [SimpleRecord(offset_commit_key(group.group_id, topic, partition), offset_commit_value(om),
                                 timestamp=now)
                    for (topic, partition), om in fitting.items()]
-        group.prepare_offset_commit(fitting)
+        if producer is None:
+            group.prepare_offset_commit(fitting)
+        else:
+            group.prepare_txn_offset_commit(producer[0], fitting)
         try:
-            error, base_offset = await self._append(group.group_id, records, self.config.commit_required_acks)
+            error, base_offset = await self._append(group.group_id, records, self.config.commit_required_acks,
+                                                    producer)
         except BaseException:
             for tp, om in fitting.items():  # never leave a commit pending: require_stable would wait forever
-                group.fail_pending_offset_write(tp, om)
+                self._fail_pending(group, tp, om, producer)
             raise
         alive = not group.is_state(GroupState.DEAD)
         for tp, om in fitting.items():
             if not alive:
                 continue
-            if error == Errors.NONE:
+            if error != Errors.NONE:
+                self._fail_pending(group, tp, om, producer)
+            elif producer is None:
                 group.on_offset_commit_append(tp, CommitRecordMetadataAndOffset(base_offset, om))
             else:
-                group.fail_pending_offset_write(tp, om)
+                group.on_txn_offset_commit_append(producer[0], tp, CommitRecordMetadataAndOffset(base_offset, om))
         if error != Errors.NONE:
             log.warning("committing offsets of group %s failed: %s", group.group_id, error.name)
         commit_error = Errors.NONE if error == Errors.NONE else store_offsets_error(error)
         return {tp: commit_error if tp in fitting else Errors.OFFSET_METADATA_TOO_LARGE for tp in offsets}
+
+    @staticmethod
+    def _fail_pending(group: GroupMetadata, tp: TopicPartition, offset: OffsetAndMetadata,
+                      producer: tuple[int, int] | None) -> None:
+        if producer is None:
+            group.fail_pending_offset_write(tp, offset)
+        else:
+            group.fail_pending_txn_offset_commit(producer[0], tp)
+
+    def handle_txn_completion(self, producer_id: int, partitions: set[int], is_commit: bool) -> None:
+        """Kafka's handleTxnCompletion: a marker was written on these offsets partitions, so the
+        producer's pending offsets in their groups are committed or dropped."""
+        for group in list(self.groups.values()):
+            if producer_id in group.pending_transactional_offset_commits and \
+                    self.partition_for(group.group_id) in partitions:
+                group.complete_pending_txn_offset_commit(producer_id, is_commit)
 
     def get_offsets(self, group_id: str, require_stable: bool, partitions: list[TopicPartition] | None
                     ) -> dict[TopicPartition, tuple[OffsetAndMetadata | None, Errors]]:
@@ -446,22 +490,22 @@ class GroupMetadataManager:
                 break
             offset = next_offset
             await asyncio.sleep(0)  # let requests for other partitions through between reads
-        if replay.pending_txn:
-            log.info("%s-%d: dropping transactional offset commits of producers %s without a marker",
-                     GROUP_METADATA_TOPIC_NAME, partition, sorted(replay.pending_txn))
         return replay
 
     def _install(self, replay: _PartitionReplay) -> list[GroupMetadata]:
         now = self.time_ms()
         offsets = replay.offsets_by_group()
+        pending = replay.pending_by_group()
         loaded = []
         for group_id, record in replay.groups.items():
             loaded.append(group_from_record(group_id, record, now))
-        for group_id in offsets.keys() - replay.groups.keys():
+        for group_id in (offsets.keys() | pending.keys()) - replay.groups.keys():
             loaded.append(GroupMetadata(group_id, GroupState.EMPTY, now))  # an offsets-only group
         installed = []
         for group in loaded:
             group.offsets = offsets.get(group.group_id, {})
+            # Transactions still open: their offsets wait for the marker, as in Kafka's loadGroup.
+            group.pending_transactional_offset_commits = pending.get(group.group_id, {})
             current = self.add_group(group)
             if current is group:
                 installed.append(group)

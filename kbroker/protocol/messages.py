@@ -25,6 +25,7 @@ __all__ = [
     "Codec",
     "CodecError",
     "UnsupportedVersionError",
+    "data_codec",
     "is_flexible",
     "request_codec",
     "response_codec",
@@ -126,6 +127,24 @@ def request_codec(api_key: int, version: int) -> Codec:
 def response_codec(api_key: int, version: int) -> Codec:
     """The codec of an API's response at a version; KeyError for an unknown api key."""
     return _codec(api_key, version, "response")
+
+
+_data_cache: dict[tuple[str, int], Codec] = {}
+
+
+def data_codec(name: str, version: int) -> Codec:
+    """The codec of a record format that is no request or response (Kafka's "data" and
+    "coordinator-value" schemas, such as TransactionLogKey/TransactionLogValue), without the
+    int16 version prefix that its users write before it; KeyError for an unknown name."""
+    key = (name, version)
+    codec = _data_cache.get(key)
+    if codec is None:
+        schema = REGISTRY.data(name)
+        if not 0 <= version <= schema.valid_versions.hi:
+            raise UnsupportedVersionError(f"{name} version {version} is not supported")
+        with _cache_lock:
+            codec = _data_cache.setdefault(key, Codec(schema, version))
+    return codec
 
 
 def schema_versions(api_key: int) -> tuple[int, int]:

@@ -253,6 +253,7 @@ class SchemaRegistry:
         self._lock = threading.Lock()
         self._by_key: dict[tuple[int, str], MessageSchema] = {}
         self._headers: dict[str, MessageSchema] = {}
+        self._data: dict[str, MessageSchema] = {}
         self._all_loaded = False
 
     def _read_one(self, api_key: int, kind: str) -> MessageSchema:
@@ -296,6 +297,21 @@ class SchemaRegistry:
     def header(self, name: str) -> MessageSchema:
         self._load_all()
         return self._headers[name]
+
+    def data(self, name: str) -> MessageSchema:
+        """A schema that is no request or response (a record format such as TransactionLogValue),
+        by its file name; KeyError if no schema folder has it."""
+        schema = self._data.get(name)
+        if schema is None:
+            for folder in _schema_dirs():
+                path = os.path.join(folder, f"{name}.json")
+                if os.path.isfile(path):
+                    with self._lock:
+                        schema = self._data[name] = _read_schema(path)
+                    break
+            else:
+                raise KeyError(name)
+        return schema
 
 
 REGISTRY = SchemaRegistry()

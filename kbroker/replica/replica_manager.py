@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.log.log_manager import LogManager
+    from kbroker.log.producer_state import ProducerStateEntry
     from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.metadata.metadata_cache import MetadataCache
@@ -353,6 +354,27 @@ class ReplicaManager:
                 listener(marker.producer_id, partitions, marker.committed)
             except Exception:
                 log.exception("transaction marker listener failed for producer %d", marker.producer_id)
+
+    def active_producers(self, topic: str, partition: int) -> tuple[Errors, list[ProducerStateEntry]]:
+        """DescribeProducers: the producers a partition we lead keeps state for (Kafka's
+        activeProducerState), or why it cannot answer."""
+        p = self.partitions.get((topic, partition))
+        if p is None:
+            return self.missing_partition_error(topic, partition), []
+        try:
+            unified_log = p.check_leader()
+        except PartitionError as exc:
+            return exc.code, []
+        return Errors.NONE, list(unified_log.producer_state_manager.producers.values())
+
+    def has_ongoing_transaction(self, topic: str, partition: int, producer_id: int) -> bool:
+        """Whether the producer has an open transaction on a partition here (KIP-890: its later
+        transactional batches need no verification with the coordinator)."""
+        p = self.partitions.get((topic, partition))
+        if p is None or p.log is None:
+            return False
+        entry = p.log.producer_state_manager.last_entry(producer_id)
+        return entry is not None and entry.current_txn_first_offset is not None
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
         """DeleteRecords on one partition: (error, low watermark)."""

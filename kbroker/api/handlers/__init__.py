@@ -71,6 +71,14 @@ HANDLER_MODULES = (
     "offset_delete",
     # transactions: the log side (kbroker/log/, kbroker/replica/)
     "write_txn_markers",
+    # transactions: the coordinator (kbroker/txn/)
+    "add_partitions_to_txn",
+    "add_offsets_to_txn",
+    "end_txn",
+    "txn_offset_commit",
+    "describe_transactions",
+    "list_transactions",
+    "describe_producers",
 )
 
 

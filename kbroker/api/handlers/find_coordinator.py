@@ -1,4 +1,4 @@
-"""FindCoordinator (10): the broker that coordinates a group.
+"""FindCoordinator (10): the broker that coordinates a group or a transactional id.
 
 - Versions: 0-6 served and advertised. v0-3 ask for one key (v1+ carry an error message); v4+
   batch keys, one answer each.
@@ -9,19 +9,24 @@
     offsets.topic.replication.factor and Kafka's topic configs (compact,
     compression.type=producer, offsets.topic.segment.bytes); that first answer, and any while
     the partition has no live leader, is COORDINATOR_NOT_AVAILABLE, as Kafka answers.
+  - Transaction keys (key type 1) are answered with the leader of their `__transaction_state`
+    partition (same hash, transaction.state.log.num.partitions), the topic created the same
+    way on first use with transaction.state.log.replication.factor and Kafka's configs
+    (compact, uncompressed, min.insync.replicas = transaction.state.log.min.isr,
+    transaction.state.log.segment.bytes, unclean leader election off).
   - Other key types (share groups) get INVALID_REQUEST.
-- Gaps: transaction keys (type 1) get COORDINATOR_NOT_AVAILABLE: there is no transaction
-  coordinator yet.
+- Gaps: none known.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest
-from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 
@@ -64,28 +69,41 @@ async def handle(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCo
 
 
 def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[int, str, int]]:
-    if key_type == TRANSACTION_KEY_TYPE:
-        return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
-    if key_type != GROUP_KEY_TYPE:
+    if key_type == GROUP_KEY_TYPE:
+        topic_request = _offsets_topic
+    elif key_type == TRANSACTION_KEY_TYPE:
+        topic_request = _transaction_state_topic
+    else:
         return Errors.INVALID_REQUEST, NO_NODE
-    services = ctx.services
-    cache = services.metadata_cache
-    topic = cache.topic(GROUP_METADATA_TOPIC_NAME)
+    cache = ctx.services.metadata_cache
+    request, partition_for = topic_request(ctx)
+    topic = cache.topic(request.name)
     if topic is None:
-        _create_offsets_topic(ctx)
+        _create_internal_topic(ctx, request)
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
-    state = topic.partitions.get(services.group_coordinator.partition_for(key))
+    state = topic.partitions.get(partition_for(key))
     endpoint = cache.endpoint_of(state.leader, ctx.listener_name) if state is not None else None
     if state is None or endpoint is None:
         return Errors.COORDINATOR_NOT_AVAILABLE, NO_NODE
     return Errors.NONE, (state.leader, endpoint.host, endpoint.port)
 
 
-def _create_offsets_topic(ctx: RequestContext) -> None:
-    services = ctx.services
-    config = services.group_coordinator.offset_config
-    result = services.admin_manager.create_topic_now(TopicRequest(
-        GROUP_METADATA_TOPIC_NAME, config.topic_num_partitions, config.topic_replication_factor,
-        configs=services.group_coordinator.offsets_topic_configs()))
+def _offsets_topic(ctx: RequestContext) -> tuple[TopicRequest, Callable[[str], int]]:
+    coordinator = ctx.services.group_coordinator
+    config = coordinator.offset_config
+    return (TopicRequest(GROUP_METADATA_TOPIC_NAME, config.topic_num_partitions, config.topic_replication_factor,
+                         configs=coordinator.offsets_topic_configs()), coordinator.partition_for)
+
+
+def _transaction_state_topic(ctx: RequestContext) -> tuple[TopicRequest, Callable[[str], int]]:
+    coordinator = ctx.services.transaction_coordinator
+    config = coordinator.config
+    return (TopicRequest(TRANSACTION_STATE_TOPIC_NAME, config.topic_num_partitions, config.topic_replication_factor,
+                         configs=coordinator.transaction_topic_configs()), coordinator.partition_for)
+
+
+def _create_internal_topic(ctx: RequestContext, request: TopicRequest) -> None:
+    """The coordinator's topic on first use (Kafka's AutoTopicCreationManager for internal topics)."""
+    result = ctx.services.admin_manager.create_topic_now(request)
     if result.error not in (Errors.NONE, Errors.TOPIC_ALREADY_EXISTS):
-        log.warning("cannot create %s: %s (%s)", GROUP_METADATA_TOPIC_NAME, result.error.name, result.message)
+        log.warning("cannot create %s: %s (%s)", request.name, result.error.name, result.message)

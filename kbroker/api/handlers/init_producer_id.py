@@ -1,20 +1,27 @@
-"""InitProducerId (22): a new producer id for an idempotent producer.
+"""InitProducerId (22): a producer id and epoch for an idempotent or transactional producer.
 
 - Versions: 0-5 served and advertised.
 - Behaviour:
+  - v3+: a producer id without an epoch, or an epoch without an id, is INVALID_REQUEST.
   - Without a transactional id (the idempotent producer) any broker answers with a new
     producer id and epoch 0, taken from a block claimed in /latest_producer_id_block; ids are
-    never reused across restarts or brokers.
-  - v3+ producers that already hold an id (KIP-360 epoch bump) get a fresh id too, which is
-    what Kafka does for non-transactional producers.
-- Gaps: transactional ids need the transaction coordinator, which does not exist yet; they are
-  answered with COORDINATOR_NOT_AVAILABLE.
+    never reused across restarts or brokers. v3+ producers that already hold an id (KIP-360
+    epoch bump) get a fresh id too, which is what Kafka does for non-transactional producers.
+  - With a transactional id the TransactionCoordinator answers (kbroker/txn/): a new id or an
+    epoch bump that fences the previous producer; an ongoing transaction is aborted first and
+    the caller gets CONCURRENT_TRANSACTIONS (also while markers are being written); a v3+
+    producer's expected id and epoch that are not current get PRODUCER_FENCED
+    (INVALID_PRODUCER_EPOCH before v4); an empty transactional id INVALID_REQUEST; a timeout
+    above transaction.max.timeout.ms INVALID_TRANSACTION_TIMEOUT; NOT_COORDINATOR /
+    COORDINATOR_LOAD_IN_PROGRESS for ids this broker does not (yet) coordinate.
+- Gaps: v6 (KIP-939 two-phase commit) is not served.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import transaction_errors
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -24,11 +31,21 @@ if TYPE_CHECKING:
 
 API_KEY = ApiKey.INIT_PRODUCER_ID
 VERSIONS = (0, 5)
+NO_PRODUCER_ID = -1
 
 
 async def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
-    if request["transactional_id"] is not None:
-        return {"throttle_time_ms": 0, "error_code": Errors.COORDINATOR_NOT_AVAILABLE, "producer_id": -1,
-                "producer_epoch": -1}
-    producer_id = ctx.services.producer_id_manager.generate_producer_id()
-    return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id, "producer_epoch": 0}
+    transactional_id = request["transactional_id"]
+    if ctx.api_version >= 3 and (request["producer_id"] == NO_PRODUCER_ID) != (request["producer_epoch"] == -1):
+        return {"throttle_time_ms": 0, "error_code": Errors.INVALID_REQUEST, "producer_id": NO_PRODUCER_ID,
+                "producer_epoch": -1}  # an id without an epoch, or an epoch without an id
+    if transactional_id is None:
+        producer_id = ctx.services.producer_id_manager.generate_producer_id()
+        return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id, "producer_epoch": 0}
+    expected = None
+    if ctx.api_version >= 3 and request["producer_id"] != NO_PRODUCER_ID:
+        expected = (request["producer_id"], request["producer_epoch"])
+    result = await ctx.services.transaction_coordinator.handle_init_producer_id(
+        transactional_id, request["transaction_timeout_ms"], expected)
+    return {"throttle_time_ms": 0, "error_code": transaction_errors.for_version(result.error, ctx.api_version, 4),
+            "producer_id": result.producer_id, "producer_epoch": result.producer_epoch}

@@ -19,13 +19,22 @@
   - A batch refused for its records (a keyless record on a compacted topic, a timestamp out of
     bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
     offending record's batch index and message) and Kafka's `error_message`.
-- Gaps: transactional produce (no transaction coordinator yet: transactional ids are not
-  accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them);
-  v0-2's message sets are converted on the event loop, within the append (about 10 us a message).
+  - KIP-890 part 1 (transaction.partition.verification.enable): a request with a
+    transactional id whose transactional batch would open a transaction on a partition asks
+    the coordinator first (AddPartitionsToTxn verify-only, kbroker/txn/); a partition not added
+    to the transaction gets TRANSACTION_ABORTABLE (v11+; INVALID_TXN_STATE before) and nothing
+    is appended; a fenced epoch INVALID_PRODUCER_EPOCH; a coordinator that cannot answer
+    NOT_ENOUGH_REPLICAS (retriable); batches of two producer ids INVALID_PRODUCER_ID_MAPPING.
+- Gaps: transactional batches without a transactional id are appended unverified (Kafka answers
+  TRANSACTIONAL_ID_AUTHORIZATION_FAILED); no VerificationGuard: a marker written between the
+  verification and the append is not detected; one verification request per produce request
+  (Kafka batches them per coordinator); v0-2's message sets are converted on the event loop,
+  within the append (about 10 us a message).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import TYPE_CHECKING
 
 from kbroker.api.handlers import CloseConnection
@@ -51,6 +60,16 @@ VERSIONS = (0, 13)
 # to (its result is in `results`) or the answer it got without an append.
 PartitionSlot = tuple[int, "tuple[str, int] | ProduceResult"]
 
+# A v2 batch header's attributes and producer id/epoch, read only for transactional requests.
+_ATTRIBUTES = struct.Struct(">h")
+_ATTRIBUTES_AT = 21
+_PRODUCER = struct.Struct(">qh")
+_PRODUCER_AT = 43
+_TRANSACTIONAL = 0x10
+_RETRY_VERIFICATION = frozenset({Errors.CONCURRENT_TRANSACTIONS, Errors.NETWORK_EXCEPTION,
+                                 Errors.COORDINATOR_LOAD_IN_PROGRESS, Errors.COORDINATOR_NOT_AVAILABLE,
+                                 Errors.NOT_COORDINATOR})
+
 
 async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
     version = ctx.api_version
@@ -59,6 +78,7 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     replica_manager = services.replica_manager
     cache = services.metadata_cache
     results: dict[tuple[str, int], ProduceResult] = {}
+    appends: list[tuple[tuple[str, int], memoryview]] = []
     topics: list[tuple[ProduceRequestTopicProduceData, list[PartitionSlot]]] = []
     for topic_data in request["topic_data"]:
         name: str | None = topic_data["name"]
@@ -78,9 +98,16 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
                     partitions.append((index, records))
                     continue
                 tp = (target, index)
-                results[tp] = replica_manager.append_to_partition(target, index, records, acks)
+                appends.append((tp, records))
                 partitions.append((index, tp))
         topics.append((topic_data, partitions))
+    refused: dict[tuple[str, int], Errors] = {}
+    if request["transactional_id"] is not None and services.config["transaction.partition.verification.enable"]:
+        refused = await _verify_transaction(ctx, request["transactional_id"], appends)
+    for tp, records in appends:
+        error = refused.get(tp)
+        results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(tp[0], tp[1], records,
+                                                                                              acks)
     if acks == 0:
         if any(r.error != Errors.NONE for r in results.values()) or any(
                 isinstance(slot, ProduceResult) for _, parts in topics for _, slot in parts):
@@ -105,6 +132,36 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         responses.append({"name": topic_data["name"], "topic_id": topic_data["topic_id"],
                           "partition_responses": entries})
     return {"responses": responses, "throttle_time_ms": 0}
+
+
+async def _verify_transaction(ctx: RequestContext, transactional_id: str,
+                              appends: list[tuple[tuple[str, int], memoryview]]) -> dict[tuple[str, int], Errors]:
+    """KIP-890: the partitions whose transactional batch would start a transaction there are
+    checked with the coordinator; returns the refused ones with the error for this version."""
+    replica_manager = ctx.services.replica_manager
+    to_verify: dict[tuple[int, int], set[tuple[str, int]]] = {}
+    for tp, records in appends:
+        if not _ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL:
+            continue
+        producer_id, epoch = _PRODUCER.unpack_from(records, _PRODUCER_AT)
+        if not replica_manager.has_ongoing_transaction(tp[0], tp[1], producer_id):
+            to_verify.setdefault((producer_id, epoch), set()).add(tp)
+    if not to_verify:
+        return {}
+    if len(to_verify) > 1:  # Kafka: "Transactional records contained more than one producer ID"
+        return {tp: Errors.INVALID_PRODUCER_ID_MAPPING for tps in to_verify.values() for tp in tps}
+    [((producer_id, epoch), partitions)] = to_verify.items()
+    errors = await ctx.services.transaction_coordinator.add_partitions_to_txn_manager.verify_transaction(
+        transactional_id, producer_id, epoch, partitions)
+    refused: dict[tuple[str, int], Errors] = {}
+    for tp, error in errors.items():
+        if error == Errors.TRANSACTION_ABORTABLE and ctx.api_version <= 10:
+            error = Errors.INVALID_TXN_STATE  # older clients do not know TRANSACTION_ABORTABLE
+        elif error in _RETRY_VERIFICATION:
+            error = Errors.NOT_ENOUGH_REPLICAS  # retriable for every client, without a metadata refresh
+        if error != Errors.NONE:
+            refused[tp] = error
+    return refused
 
 
 def _target_topic(acks: int, name: str | None) -> str | ProduceResult:

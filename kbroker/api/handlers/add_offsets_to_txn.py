@@ -1,0 +1,34 @@
+"""AddOffsetsToTxn (25): adds a group's `__consumer_offsets` partition to a transaction.
+
+- Versions: 0-4 served and advertised.
+- Behaviour:
+  - The group's offsets partition (abs(javaStringHash(groupId)) % its partition count) is added
+    to the transaction as AddPartitionsToTxn adds partitions, so the transaction's markers also
+    land there and TxnOffsetCommit's offsets become visible (or are dropped) with them.
+  - Errors as AddPartitionsToTxn's: INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED
+    (INVALID_PRODUCER_EPOCH before v2), CONCURRENT_TRANSACTIONS, NOT_COORDINATOR.
+- Gaps: no GROUP_AUTHORIZATION_FAILED / TRANSACTIONAL_ID_AUTHORIZATION_FAILED (no authorizer).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kbroker.api import transaction_errors
+from kbroker.api.request_context import RequestContext
+from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
+from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    from kbroker.protocol.message_types import AddOffsetsToTxnRequest, AddOffsetsToTxnResponse
+
+API_KEY = ApiKey.ADD_OFFSETS_TO_TXN
+VERSIONS = (0, 4)
+
+
+async def handle(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+    services = ctx.services
+    partition = (GROUP_METADATA_TOPIC_NAME, services.group_coordinator.partition_for(request["group_id"]))
+    error = await services.transaction_coordinator.handle_add_partitions_to_transaction(
+        request["transactional_id"], request["producer_id"], request["producer_epoch"], {partition})
+    return {"throttle_time_ms": 0, "error_code": transaction_errors.for_version(error, ctx.api_version, 2)}
