@@ -8,6 +8,7 @@ Expected behaviour is Apache Kafka's (KAFKA-FACTS.md §9 and §11).
 
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import random
 import signal
@@ -217,6 +218,17 @@ def test_bad_request_closes_only_that_connection(shared_broker, bad_request):
         assert wire.parse_api_versions(wire.read_frame(sock), 0).correlation_id == 1
         assert wire.wait_closed(sock) == b""
 
+    assert_still_serving(shared_broker)
+
+
+def test_metadata_v11_asking_by_topic_id_is_an_invalid_request(shared_broker):
+    """Found by scripts/fuzz (requests): v10-11 carry a topic id field, but an answer of those
+    versions cannot name a topic without its name; Kafka refuses such a request as invalid."""
+    frame = base64.b64decode("AAMACwAAAAcABGZ1enoAAgAAAARmdXp6AAIAAAAAAAAAAAAAAAAAAAA=")
+    with wire.connect(shared_broker.port) as sock:
+        sock.sendall(wire.frame(frame))
+        assert wire.wait_closed(sock) == b""
+    assert "unexpected error" not in shared_broker.output()
     assert_still_serving(shared_broker)
 
 

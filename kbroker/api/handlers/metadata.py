@@ -5,7 +5,9 @@
   - Brokers alive with their endpoint on the listener the request came in on (brokers without
     that listener are left out), cluster id (v2+), controller id (v1+).
   - The requested topics: all of them for a null list (v1+) or an empty one (v0), none for an
-    empty list from v1. Topics may be asked for by id from v10 (unknown id: UNKNOWN_TOPIC_ID).
+    empty list from v1. Topics may be asked for by id from v12 (unknown id: UNKNOWN_TOPIC_ID);
+    v10-11 carry the field but, as in Kafka, a topic id or a null name there is an invalid
+    request, and the connection is closed (no v10-11 answer can carry a topic without a name).
   - A missing topic is created when the request allows it (v4+, always before) and
     auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
     until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION.
@@ -24,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED, TOPIC_OPERATIONS
+from kbroker.api.handlers import CloseConnection
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.metadata_cache import MetadataCache, PartitionState, TopicMetadata
 from kbroker.metadata.topic_names import topic_name_error
@@ -54,6 +57,8 @@ async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataRespo
     if requested is None or (version == 0 and not requested):  # all topics
         topics = [_topic_entry(t, version, request, cache, ctx.listener_name) for t in cache.topics.values()]
     else:
+        if version < 12 and any(t["name"] is None or t.get("topic_id", ZERO_UUID) != ZERO_UUID for t in requested):
+            raise CloseConnection  # Kafka: InvalidRequestException("Topic IDs are not supported ... for version")
         allow_create = request["allow_auto_topic_creation"] if version >= 4 else True
         topics = [await _requested_topic(ctx, cache, wanted, version, request, allow_create)
                   for wanted in requested]
