@@ -17,6 +17,7 @@ Must not touch the repository's files: everything a process writes goes under th
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -31,11 +32,24 @@ BROKER_READY_TIMEOUT = 15.0
 LOG_TAIL_LINES = 200
 
 
+# Listening ports for the processes tests start are drawn below the kernel's ephemeral range
+# (32768-60999 on Linux): a port the kernel picked for us could be handed out again as the
+# local port of any outgoing connection before the broker binds it ("Address already in use").
+_LISTEN_PORTS = range(20000, 32000)
+_port_choice = random.Random()  # its own: a test that seeds `random` must not make ports repeat
+
+
 def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port that was free on 127.0.0.1 a moment ago, outside the ephemeral range."""
+    for _ in range(200):
+        port = _port_choice.choice(_LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {_LISTEN_PORTS}")
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
