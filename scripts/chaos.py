@@ -123,6 +123,8 @@ class Run:
             self._heal(cluster, "end of the faults")
             self._finish(cluster)
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
+                signal.signal(sig, signal.SIG_IGN)
             for worker in [*self.producers, *self.consumers]:
                 worker.stop()
             cluster.close()
@@ -329,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     seed = args.seed if args.seed is not None else (CI_SEED if args.mode == "ci" else random.randrange(2**31))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix=f"kbroker-chaos-{seed}-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM cleans up as Ctrl-C does
+    for sig in (signal.SIGINT, signal.SIGTERM):  # both clean up (SIGINT too when started in the background)
+        signal.signal(sig, _interrupt)
     run = Run(args, seed, workdir)
     run.say(f"chaos --mode {args.mode} --seed {seed}"
             + (f" --duration {args.duration}" if args.mode == "soak" else "") + f"; work dir {workdir}")

@@ -9,7 +9,8 @@ counts and violations. Nothing here talks to a broker.
   the group consumed, every record below it was consumed by some member, and every record a
   member consumed is the record the final log holds at that offset.
 - `replica_divergence`: the record batches of every replica, byte for byte, below the high
-  watermark.
+  watermark (of the workload's topic; __consumer_offsets is compacted by each replica on its
+  own schedule, so its files may differ legitimately).
 - `unavailability`: per fault, the time from the fault to the first acknowledgement after it
   (any partition), until every partition had one, and the longest time any one partition went
   without an acknowledgement from the fault until AFTER_HEAL_S after it was healed.

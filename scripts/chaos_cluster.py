@@ -25,6 +25,7 @@ from kbroker.testing.zookeeper import ZooKeeperProcess
 BROKER_IDS = (1, 2, 3)
 SESSION_TIMEOUT_MS = 6000
 REPLICA_LAG_MS = 5000
+OFFSETS_PARTITIONS = 6  # fewer than Kafka's 50: every leader election after a kill is quicker
 OVERRIDES = (
     f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
     f"replica.lag.time.max.ms={REPLICA_LAG_MS}",
@@ -33,7 +34,7 @@ OVERRIDES = (
     "auto.create.topics.enable=false",
     "min.insync.replicas=2",
     "offsets.topic.replication.factor=3",
-    "offsets.topic.num.partitions=6",
+    f"offsets.topic.num.partitions={OFFSETS_PARTITIONS}",
     "group.initial.rebalance.delay.ms=0",
     "unclean.leader.election.enable=false",
 )
@@ -113,7 +114,7 @@ class ChaosCluster:
             return f"registered brokers {sorted(self.live())}"
         if self.controller() is None:
             return "no controller"
-        for topic, count in ((self.topic, self.partitions), (OFFSETS_TOPIC, 6)):
+        for topic, count in ((self.topic, self.partitions), (OFFSETS_TOPIC, OFFSETS_PARTITIONS)):
             for partition in range(count):
                 state = quiet(lambda t=topic, p=partition: self.kafka.partition_state(t, p), None)
                 if topic == OFFSETS_TOPIC and state is None:
