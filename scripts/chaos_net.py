@@ -9,7 +9,9 @@ fail, and deleting the routes heals it. (`tc netem` and nftables are not availab
 machine; routes are.) Nodes listen on their namespace address only, never on a host interface.
 
 Without namespaces, `LoopbackNetwork` puts every node on 127.0.0.1 and says why the network
-nemeses cannot run. Everything this creates is deleted by `close()`, also after a failure.
+nemeses cannot run. Everything this creates is deleted by `close()`, also after a failure; only a
+runner killed with SIGKILL leaves its `kbc<pid>-*` namespaces and `kbc<pid>br` bridge behind
+(`ip netns del`, `ip link del` remove them).
 """
 
 from __future__ import annotations
@@ -42,6 +44,16 @@ def ip(*args: str) -> None:
         raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip() or done.returncode}")
 
 
+def free_subnet(first: int) -> str:
+    """A 10.213.x /24 that no interface of the host uses yet, trying x = first, first+1, ..."""
+    done = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True)
+    for step in range(250):
+        subnet = f"10.213.{(first + step) % 250}"
+        if f" {subnet}." not in done.stdout:
+            return subnet
+    raise RuntimeError("every 10.213.x.0/24 is in use")
+
+
 class LoopbackNetwork:
     """Every node on 127.0.0.1 with a free port; partitions are not possible."""
 
@@ -71,7 +83,7 @@ class NamespaceNetwork:
         # Names and the /24 are derived from the pid so that two runs on one machine do not meet;
         # interface names must stay within 15 characters.
         self.tag = f"kbc{os.getpid() % 100000}"
-        self.subnet = f"10.213.{os.getpid() % 250}"
+        self.subnet = free_subnet(os.getpid() % 250)
         self.bridge = f"{self.tag}br"
         self.namespaces: list[str] = []
         self.cut: set[tuple[str, str]] = set()
