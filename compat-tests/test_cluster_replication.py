@@ -153,6 +153,12 @@ class BackgroundProducer:
 
 
 def assert_exactly_once_in_order(cluster: KafkaCluster, topic: str, producer_: BackgroundProducer) -> None:
+    assert_acked_exactly_once_in_order(cluster, topic, producer_)
+    cluster.wait_for(lambda: cluster.logs_identical(topic), what="identical logs on every broker")
+
+
+def assert_acked_exactly_once_in_order(cluster: KafkaCluster, topic: str, producer_: BackgroundProducer) -> None:
+    """No producer error; every acknowledged record read back once, in order."""
     assert producer_.errors == []
     records = read_all(cluster, topic)
     values = [v for _, v in records]
@@ -165,7 +171,6 @@ def assert_exactly_once_in_order(cluster: KafkaCluster, topic: str, producer_: B
     present = set(values)
     missing = [(o, v) for o, v in producer_.acked if (by_offset.get(o) != v if o is not None else v not in present)]
     assert missing == [], f"{len(missing)} acknowledged records are not where they were acknowledged"
-    cluster.wait_for(lambda: cluster.logs_identical(topic), what="identical logs on every broker")
 
 
 def test_killing_the_leader_during_an_idempotent_produce_loses_and_duplicates_nothing(cluster):

@@ -2,8 +2,10 @@
 
     kbroker [server.properties] [--override key=value ...] [--log-level LEVEL]
 
-It reads the settings (kbroker.config), reports unknown keys in one warning line, and stops with
-exit code 2 and one error line on a bad value or an unreadable file, before anything listens.
+It reads the settings (kbroker.config), reports unknown keys and KBROKER_* variables in one
+warning line (with a "did you mean"), and stops with exit code 2 and one error line on a bad
+value, an unreadable file or a setting kbroker does not support yet (kbroker/config/support.py),
+before anything listens; settings without effect here are named in one INFO line.
 Then it sets up logging (`[time] LEVEL logger: message`) and hands over to kbroker.server.
 
 Must not touch: sockets, the data directory or any service; kbroker.server is imported only once
@@ -19,6 +21,8 @@ import sys
 
 import kbroker
 from kbroker.config import DATA_DIR_DEFAULT, ConfigError, KafkaConfig
+from kbroker.config.properties import did_you_mean, unknown_env_variables
+from kbroker.config.support import ignored_message, ignored_settings, refusal_message, refused_settings
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
@@ -70,10 +74,14 @@ def _load_config(args: argparse.Namespace) -> KafkaConfig:
     except ConfigError as exc:
         print(f"kbroker: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    if config.unknown_keys:
-        print(
-            f"kbroker: warning: ignoring unknown settings: {', '.join(config.unknown_keys)}", file=sys.stderr
-        )
+    refused = refused_settings(config)
+    if refused:  # fail closed: running without them would serve less than the operator asked for
+        print(f"kbroker: error: {refusal_message(refused)}", file=sys.stderr)
+        raise SystemExit(2)
+    unknown = config.unknown_keys + unknown_env_variables(os.environ)
+    if unknown:
+        named = ", ".join(name + did_you_mean(name) for name in unknown)
+        print(f"kbroker: warning: ignoring unknown settings: {named}", file=sys.stderr)
     return config
 
 
@@ -105,6 +113,9 @@ def _setup_logging(level: int) -> None:
 
 
 def _log_startup(config: KafkaConfig) -> None:
+    ignored = ignored_settings(config)
+    if ignored:
+        log.info(ignored_message(ignored))
     if config.single_node:
         log.info("single-node mode: no zookeeper.connect, metadata kept under the data directory")
     else:

@@ -18,22 +18,27 @@ less memory (scripts/bench measures both).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from kbroker.api.broker_services import BrokerServices, ControllerFence
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.config.value_types import ConfigError
 from kbroker.controller.controller_channel_manager import ControllerChannelManager
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.controller.producer_id_manager import ZkProducerIdManager
 from kbroker.group.zk_consumer_offsets import ZkConsumerOffsets
 from kbroker.log.config import LogConfig
+from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
+from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
 from kbroker.metadata.admin_manager import AdminManager
@@ -45,8 +50,10 @@ from kbroker.metadata.metadata_cache import (
     MetadataCache,
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME
-from kbroker.metadata.znode_store import EmbeddedZNodeStore
-from kbroker.network.socket_server import SocketServer
+from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
+from kbroker.network.connection_quotas import ConnectionQuotas
+from kbroker.network.memory_pool import MemoryPool
+from kbroker.network.socket_server import RequestProcessor, SocketServer
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
@@ -60,6 +67,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kbroker.server")
 
 SHUTDOWN_TIMEOUT_S = 4.0
+REGISTRATION_POLL_S = 0.2  # how often a restart looks whether its previous run's registration has gone
 
 Service = TypeVar("Service")
 
@@ -70,6 +78,36 @@ def _started(service: Service | None) -> Service:
     if service is None:
         raise RuntimeError("KafkaServer used before startup() built its services")
     return service
+
+
+class CannotStart(Exception):
+    """A start-up problem the operator must fix, told in one line without a traceback."""
+
+
+@contextlib.contextmanager
+def _naming_log_dirs() -> Iterator[None]:
+    """Problems with the data directories, reported as what they are: log.dirs."""
+    try:
+        yield
+    except (LogDirLockedError, InconsistentClusterIdError) as exc:
+        raise CannotStart(f"log.dirs: {exc}") from None
+    except FileExistsError as exc:  # makedirs of a path that is a file
+        raise CannotStart(f"log.dirs: cannot use {exc.filename}: it is not a directory") from None
+    except OSError as exc:
+        raise CannotStart(f"log.dirs: cannot use {exc.filename or 'a data directory'}: "
+                          f"{exc.strerror or exc}") from None
+
+
+def process_age_s() -> float | None:
+    """Seconds since this process started, from /proc/self/stat (its start in clock ticks after
+    boot, field 22) and CLOCK_BOOTTIME; None where /proc is not there. Ticks are 10 ms."""
+    try:
+        with open("/proc/self/stat", "rb") as file:
+            fields = file.read().rpartition(b")")[2].split()  # the command name may hold spaces
+        start_ticks = int(fields[19])  # fields[0] is field 3, the state
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 class KafkaServer:
@@ -97,6 +135,7 @@ class KafkaServer:
         self._background: list[asyncio.Task] = []
         self._due_times: dict[str, float] = {}
         self._stopped = asyncio.Event()
+        self.exit_code = 0  # 1 once every log dir failed (Kafka halts the broker then)
         self._session_lost = False
         self._session_state = "connected"  # the embedded store's session never ends
 
@@ -112,10 +151,12 @@ class KafkaServer:
             self.metadata_cache.broker_id = self.broker_id
         self.metadata_cache.cluster_id = zk_client.get_or_create_cluster_id(
             uuid_to_base64(random_kafka_uuid()))
-        self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
-                                      broker_id=self.broker_id, default_config=self.base_log_config,
-                                      topic_config=self.log_config_for,
-                                      producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"))
+        with _naming_log_dirs():
+            self.log_manager = LogManager(self.config.log_dirs, cluster_id=self.metadata_cache.cluster_id,
+                                          broker_id=self.broker_id, default_config=self.base_log_config,
+                                          topic_config=self.log_config_for,
+                                          producer_id_expiration_ms=self.config.get("producer.id.expiration.ms"),
+                                          log_dir_failure_channel=LogDirFailureChannel())
         replica_manager = self.replica_manager = ReplicaManager(
             self.broker_id, self.log_manager, self.metadata_cache, zk_client.get_topic_config, self.base_log_config)
         if self.cluster_mode:
@@ -138,33 +179,62 @@ class KafkaServer:
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
             controller_fence=ControllerFence(lambda: self.broker_epoch),
             build_group_coordinator=self._build_group_coordinator)
-        processor = KafkaApis(self.services).process
-        for endpoint in self.config.listeners:
-            server = SocketServer(endpoint.host, endpoint.port, processor,
-                                  listener_name=endpoint.listener_name,
-                                  max_request_bytes=self.config.get("socket.request.max.bytes"),
-                                  max_queued_requests=self.config.get("queued.max.requests"))
-            await server.start()
-            self.socket_servers.append(server)
-        self._register()
+        await self._start_socket_servers(KafkaApis(self.services).process)
+        await self._wait_for_earlier_registration()
+        try:
+            self._register()
+        except NodeExistsError:  # registered by someone else since the wait looked
+            raise CannotStart(f"broker.id {self.broker_id} is registered in ZooKeeper by another session: "
+                              f"is another broker running with broker.id {self.broker_id}?") from None
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         controller.elect()
-        self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0))]
+        self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0)),
+                            loop.create_task(replica_manager.run_log_dir_failure_handler(
+                                lambda: zk_client.propagate_log_dir_event(self.broker_id), self._halt))]
         if self.cluster_mode:
             self._background.append(loop.create_task(self._periodic(
                 controller.rebalance_preferred_leaders, self.config.get("leader.imbalance.check.interval.seconds"))))
         self._background.append(loop.create_task(self._periodic(  # Kafka's isr-expiration task
             replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
-        log.info("kbroker %d started in %.0f ms (cluster id %s), listening on %s", self.broker_id,
-                 (time.monotonic() - started) * 1000, self.metadata_cache.cluster_id, bound)
+        advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
+        since_process_start = process_age_s()  # what a client waiting for the port sees
+        log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",
+                 self.broker_id, (since_process_start or time.monotonic() - started) * 1000,
+                 "since the process started" if since_process_start else "since start-up began",
+                 self.metadata_cache.cluster_id, bound, advertised)
+
+    async def _start_socket_servers(self, processor: RequestProcessor) -> None:
+        """One SocketServer per listener; like Kafka's, they share one ConnectionQuotas and one
+        MemoryPool (queued.max.request.bytes; -1, the default, is no pool at all)."""
+        config = self.config
+        queued_bytes = config.get("queued.max.request.bytes")
+        pool = MemoryPool(queued_bytes) if queued_bytes > 0 else None
+        quotas = ConnectionQuotas(max_connections=config.get("max.connections"),
+                                  max_connections_per_ip=config.get("max.connections.per.ip"),
+                                  per_ip_overrides=config.max_connections_per_ip_overrides,
+                                  inter_broker_listener=config.inter_broker_listener_name)
+        for endpoint in config.listeners:
+            server = SocketServer(endpoint.host, endpoint.port, processor,
+                                  listener_name=endpoint.listener_name,
+                                  max_request_bytes=config.get("socket.request.max.bytes"),
+                                  max_queued_requests=config.get("queued.max.requests"),
+                                  backlog=config.get("socket.listen.backlog.size"),
+                                  send_buffer_bytes=config.get("socket.send.buffer.bytes"),
+                                  receive_buffer_bytes=config.get("socket.receive.buffer.bytes"),
+                                  memory_pool=pool, quotas=quotas,
+                                  max_connections=config.listener_max_connections(endpoint.listener_name),
+                                  connections_max_idle_ms=config.get("connections.max.idle.ms"))
+            await server.start()
+            self.socket_servers.append(server)
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
         # The stores' `notify` is typed to return None; the loop's schedulers return a Handle,
         # which the stores ignore. (kbroker/metadata could type it Callable[..., object].)
         if not self.cluster_mode:
-            return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
+            with _naming_log_dirs():
+                return EmbeddedZNodeStore(self.config.log_dirs[0], notify=loop.call_soon)  # type: ignore[arg-type]
         from kbroker.metadata.kazoo_store import KazooZNodeStore  # kazoo only when it is needed
 
         return KazooZNodeStore(self.config.get("zookeeper.connect"), self.config.get("zookeeper.session.timeout.ms"),
@@ -182,6 +252,32 @@ class KafkaServer:
             raise ValueError("broker.id is not set and broker.id.generation.enable is false")
         stat = zk_client.store.set(zk_data.BROKER_SEQID, b"")
         return stat.version + self.config.get("reserved.broker.max.id")
+
+    async def _wait_for_earlier_registration(self) -> None:
+        """A broker killed (kill -9) and restarted within its ZooKeeper session finds its old
+        ephemeral /brokers/ids/<id> still there until ZooKeeper expires that session. Wait for it
+        to go, saying so once, rather than fail (Kafka fails with NodeExistsException); a
+        registration that outlives the session timeout belongs to a live broker with our id."""
+        zk_client = _started(self.zk_client)
+        owner = zk_client.broker_registration_owner(self.broker_id)
+        if owner is None or owner == zk_client.store.session_id:
+            return
+        timeout_ms = self.config.get("zookeeper.session.timeout.ms")
+        # ZooKeeper expires sessions on its tick, so allow a margin past the timeout.
+        wait_s = timeout_ms * 1.5 / 1000 + 2
+        log.info("broker %d is still registered in ZooKeeper by an earlier session (0x%x), most likely "
+                 "this broker's previous run that did not stop cleanly: waiting up to %.0f s for ZooKeeper "
+                 "to expire it (zookeeper.session.timeout.ms=%d)", self.broker_id, owner, wait_s, timeout_ms)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline:
+            await asyncio.sleep(REGISTRATION_POLL_S)
+            owner = zk_client.broker_registration_owner(self.broker_id)
+            if owner is None or owner == zk_client.store.session_id:
+                return
+        raise CannotStart(f"broker.id {self.broker_id} is registered in ZooKeeper by another session (0x{owner:x}) "
+                          f"that did not expire in {wait_s:.0f} s: is another broker running with broker.id "
+                          f"{self.broker_id}?")
 
     def _register(self) -> None:
         """The ephemeral /brokers/ids/<id>; its czxid is our broker epoch."""
@@ -203,7 +299,13 @@ class KafkaServer:
     def _on_zk_session_event(self, event: str) -> None:
         """A lost session took our ephemeral znodes: stop acting as controller, and once a new
         session is up, register again (a new broker epoch) and stand for election."""
-        log.warning("ZooKeeper session %s", event)
+        if self._stopped.is_set():  # our own close at shutdown ends the session: nothing to act on
+            log.info("ZooKeeper session %s at shutdown", "closed" if event == "lost" else event)
+            return
+        # A normal start connects once: INFO. Suspended or lost is a real problem: WARNING.
+        level = logging.INFO if event == "connected" else logging.WARNING
+        again = event == "connected" and self._session_state != "connected"
+        log.log(level, "ZooKeeper session %s", "reconnected" if again else event)
         self._session_state = event
         if event == "lost" and self.controller is not None:
             self.controller.resign()
@@ -216,6 +318,13 @@ class KafkaServer:
                 log.exception("re-registration after a session loss failed")
                 return
             self._on_controller_change()
+
+    def _halt(self, message: str) -> None:
+        """Every log dir failed: stop with exit code 1 and Kafka's one line (Kafka halts the JVM;
+        we stop the same way as on SIGTERM, writing nothing to the failed dirs)."""
+        log.error(message)
+        self.exit_code = 1
+        self._stopped.set()
 
     def _this_broker(self) -> BrokerInfo:
         """Our advertised endpoints: advertised.listeners, else the listeners as bound."""
@@ -254,7 +363,10 @@ class KafkaServer:
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:
-            self.zk_client.store.close()
+            try:
+                self.zk_client.store.close()
+            except OSError as exc:  # the embedded store's file is in the first log dir, which may have failed
+                log.error("could not save the metadata store on shutdown: %s", exc)
         log.info("shut down cleanly")
 
     async def _controlled_shutdown(self, controller: KafkaController) -> None:
@@ -376,8 +488,9 @@ class KafkaServer:
             due["retention"] = now + self.config.get("log.retention.check.interval.ms") / 1000
         if now >= due.get("checkpoint", 0):
             log_manager.checkpoint()
-            # One pass writes every checkpoint file; the high watermark's is the most frequent.
+            # One pass writes every checkpoint file, as often as the most frequent of them asks.
             due["checkpoint"] = now + min(self.config.get("log.flush.offset.checkpoint.interval.ms"),
+                                          self.config.get("log.flush.start.offset.checkpoint.interval.ms"),
                                           self.config.get("replica.high.watermark.checkpoint.interval.ms")) / 1000
         log_manager.flush_if_due()
 
@@ -397,6 +510,19 @@ class KafkaServer:
         await self.shutdown()
 
 
+def _raise_open_file_limit() -> None:
+    """Every connection is a file: lift the soft RLIMIT_NOFILE to the hard one, as the JVM does for
+    Kafka (HotSpot's MaxFDLimit), so max.connections, not a 1,024 default, is what limits clients."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.info("open file limit stays %d: %s", soft, exc)
+
+
 def _resume_garbage_collection() -> None:
     gc.freeze()
     gc.enable()
@@ -413,9 +539,11 @@ def run_broker(config: KafkaConfig) -> int:
     else:
         runner = uvloop.run
     on_started = None if gc.isenabled() else _resume_garbage_collection
+    _raise_open_file_limit()
+    server = KafkaServer(config)
     try:
-        runner(KafkaServer(config).run_until_stopped(on_started))
-    except OSError as exc:  # e.g. the port is taken
+        runner(server.run_until_stopped(on_started))
+    except (OSError, CannotStart, ConfigError) as exc:  # a port taken, a locked data dir, a host that does not resolve
         log.error("cannot start: %s", exc)
         return 1
-    return 0
+    return server.exit_code

@@ -184,6 +184,8 @@ def run_scenario(
             datasets.remember(broker.name, scenario.key, topic)
     elif scenario.kind == "consume":
         sample = run_consume(scenario, broker, topic_prefix, datasets, by_key)
+    elif scenario.kind == "idle":
+        sample = run_client(base_spec("idle-connections", scenario, broker, topic))
     else:
         sample = run_e2e(scenario, broker, topic)
     if "error" in sample and (note := broker.exit_note()):
@@ -319,6 +321,8 @@ def describe(scenario: Scenario, sample: dict) -> str:
         return f"FAILED: {sample['error']}"
     if "start_ms" in sample:
         return f"{sample['start_ms']:.1f} ms"
+    if "rss_growth_mib" in sample:
+        return f"broker RSS +{sample['rss_growth_mib']:,.1f} MiB for {scenario.count:,} idle connections"
     if "p50_ms" in sample:
         return f"p50 {sample['p50_ms']:.2f} ms, p99 {sample['p99_ms']:.2f} ms"
     seconds = sample["seconds"]

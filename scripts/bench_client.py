@@ -14,7 +14,10 @@ result on stdout (or {"error": ...} and exit code 1):
 - "e2e-consume" / "e2e-produce": the two halves of the end-to-end latency scenario, in two
   processes; the producer stamps CLOCK_MONOTONIC (system-wide on Linux) into each record and
   the consumer reports latency percentiles;
-- "loopback-send": stream `bytes` bytes to 127.0.0.1:`port` with large writes.
+- "loopback-send": stream `bytes` bytes to 127.0.0.1:`port` with large writes;
+- "idle-connections": open `count` connections, one ApiVersions answered on each, read the
+  broker's RSS before and after (from /proc/<pid>/status of `broker_pids`), then check that
+  every connection still answers. Raises its own open-file limit as far as the hard limit allows.
 Each timed window also records this process's CPU seconds (all librdkafka threads included)
 and the broker's, from /proc/<pid>/stat of `broker_pids`. Touches no broker files: it speaks
 only the Kafka protocol through confluent-kafka.
@@ -24,14 +27,16 @@ from __future__ import annotations
 
 import json
 import math
+import resource
 import socket
 import struct
 import sys
 import time
 from collections.abc import Callable
 
-from bench_broker import cpu_seconds_of  # scripts/ is sys.path[0] when run as a script
+from bench_broker import cpu_seconds_of, rss_mib_of  # scripts/ is sys.path[0] when run as a script
 
+from kbroker.testing import wire
 from kbroker.testing.waiting import eventually
 
 # Records of the produce scenarios: a marker at both ends, a constant payload in between, so the
@@ -43,6 +48,9 @@ LOOPBACK_CHUNK = 4 * 1024 * 1024
 METADATA_TIMEOUT_S = 30.0
 ISR_PATIENCE_S = 5.0
 THROUGHPUT_READ = {"max.partition.fetch.bytes": 16_777_216}  # for reading a log back to verify it
+IDLE_SETTLE_S = 1.0  # after the last connection, before reading the broker's RSS
+IDLE_API_VERSIONS = 3  # what today's clients send first
+SPARE_FILES = 64  # open files besides the connections
 
 
 def edge_payload(mark: bytes, size: int) -> bytes:
@@ -449,6 +457,48 @@ def loopback_send(spec: dict) -> dict:
     return {"sent": spec["bytes"]}
 
 
+# ------------------------------------------------------------------------------ idle connections
+
+
+def raise_open_file_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        new_soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
+
+
+def api_versions_roundtrip(sock: socket.socket, correlation_id: int) -> None:
+    sock.sendall(wire.api_versions_request(correlation_id, IDLE_API_VERSIONS))
+    answer = wire.parse_api_versions(wire.read_frame(sock), IDLE_API_VERSIONS)
+    check(answer.correlation_id == correlation_id and answer.error_code == 0,
+          f"ApiVersions {correlation_id} answered {answer.correlation_id} with error {answer.error_code}")
+
+
+def idle_connections(spec: dict) -> dict:
+    count = spec["count"]
+    raise_open_file_limit(count + SPARE_FILES)
+    host, port = spec["bootstrap"].rsplit(":", 1)
+    before = rss_mib_of(spec["broker_pids"])
+    window = Window.for_spec(spec)
+    window.start()
+    sockets: list[socket.socket] = []
+    try:
+        for i in range(count):
+            sockets.append(socket.create_connection((host, int(port)), timeout=spec["timeout_s"]))
+            api_versions_roundtrip(sockets[-1], i)
+        time.sleep(IDLE_SETTLE_S)
+        after = rss_mib_of(spec["broker_pids"])
+        for i, sock in enumerate(sockets):  # all still served: none was dropped to save memory
+            api_versions_roundtrip(sock, count + i)
+    finally:
+        for sock in sockets:
+            sock.close()
+    result = window.stop()
+    check(before is not None and after is not None, f"no RSS readable for broker pids {spec['broker_pids']}")
+    return {**result, "connections": count, "rss_before_mib": before, "rss_after_mib": after,
+            "rss_growth_mib": after - before}
+
+
 MODES: dict[str, Callable[[dict], dict]] = {
     "produce": produce,
     "produce-loop": produce_loop,
@@ -456,6 +506,7 @@ MODES: dict[str, Callable[[dict], dict]] = {
     "e2e-consume": e2e_consume,
     "e2e-produce": e2e_produce,
     "loopback-send": loopback_send,
+    "idle-connections": idle_connections,
 }
 
 

@@ -44,6 +44,8 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
     if scenario.brokers > 1 and scenario.kind == "produce":  # per run: the ISR (verified to be all replicas), the leader
         summary["isr"] = [sample.get("isr") for sample in good]
         summary["leader"] = [sample.get("leader") for sample in good]
+    if scenario.kind == "idle":
+        return {**summary, **idle_fields(scenario, good)}
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
         summary["all_start_ms"] = [sample["start_ms"] for sample in good]
@@ -69,6 +71,25 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         loopback_fraction=mb_per_s / loopback_mb_s if mb_per_s and loopback_mb_s else None,
     )
     return summary
+
+
+def idle_fields(scenario: Scenario, good: list[dict]) -> dict:
+    """The broker's RSS before and after opening the connections (medians), and per connection."""
+    growth = median_of(good, "rss_growth_mib")
+    fields = {
+        "connections": scenario.count,
+        "rss_before_mib": median_of(good, "rss_before_mib"),
+        "rss_after_mib": median_of(good, "rss_after_mib"),
+        "rss_growth_mib": growth,
+        "all_rss_growth_mib": [sample["rss_growth_mib"] for sample in good],
+        "kib_per_connection": growth * 1024 / scenario.count if growth is not None else None,
+        "target_rss_growth_mib": scenario.rss_target_mib,
+        "within_target": growth is not None and growth <= scenario.rss_target_mib,
+        "seconds": median_of(good, "seconds"),
+        "broker_cpu_s": median_of(good, "broker_cpu_s"),
+        "client_cpu_s": median_of(good, "client_cpu_s"),
+    }
+    return fields
 
 
 def cluster_fields(scenario: Scenario) -> dict:
@@ -113,6 +134,7 @@ HEADLINES = {
     "produce": [("mb_per_s", True)],
     "consume": [("mb_per_s", True)],
     "e2e": [("p50_ms", False), ("p99_ms", False)],
+    "idle": [("rss_growth_mib", False)],
     "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
 }
 
@@ -196,6 +218,13 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             each = " / ".join(fmt(cpu, ",.2f") for cpu in summary["broker_cpu_s_each"])
             leaders = f" (partition leader per run: {', '.join(map(str, summary['leader']))})" if summary.get("leader") else ""
             lines.append(f"{'':14}broker CPU s of brokers {ids}: {each}{leaders}")
+        if summary.get("type") == "idle" and summary["runs"]:
+            lines.append(
+                f"{'':14}{summary['connections']:,} connections: broker RSS {fmt(summary['rss_before_mib'])} -> "
+                f"{fmt(summary['rss_after_mib'])} MiB, +{fmt(summary['rss_growth_mib'])} MiB "
+                f"({fmt(summary['kib_per_connection'])} KiB each; target <= {summary['target_rss_growth_mib']:,.1f} MiB: "
+                f"{'met' if summary['within_target'] else 'MISSED'})"
+            )
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]

@@ -4,7 +4,9 @@ Touches nothing: definitions only. The load client settings follow the issue: ac
 linger.ms=5, batch.size=1000000 for throughput; acks=all with idempotence; large fetches to
 consume; linger.ms=0 and a short fetch.wait.max.ms for end-to-end latency. The cluster scenarios
 (brokers=3) run against three kbroker processes and a ZooKeeper, on a topic with replication
-factor 3 and min.insync.replicas=2.
+factor 3 and min.insync.replicas=2. The idle-connections scenario holds connections open, each
+after one ApiVersions, and reports how much the broker's RSS grew (issue 16's target: 2,000 of
+them for 20 MiB or less).
 """
 
 from __future__ import annotations
@@ -31,13 +33,15 @@ CLUSTER_TOPIC_CONFIG = {"min.insync.replicas": "2"}
 
 MIN_THROUGHPUT_RECORDS = 10
 MIN_LATENCY_RECORDS = 20
+MIN_IDLE_CONNECTIONS = 10
+IDLE_CONNECTIONS_TARGET_MIB = 20.0  # for 2,000 connections; scaled with the count
 
 
 @dataclass(frozen=True)
 class Scenario:
     key: str
     title: str
-    kind: str  # "start", "produce", "client" (no broker), "consume" or "e2e"
+    kind: str  # "start", "produce", "client" (no broker), "consume", "e2e" or "idle" (connections)
     count: int = 0
     size: int = 0
     producer_config: dict = field(default_factory=dict)
@@ -50,16 +54,27 @@ class Scenario:
     def scaled(self, scale: float) -> Scenario:
         if self.kind == "start":
             return self
-        minimum = MIN_LATENCY_RECORDS if self.kind == "e2e" else MIN_THROUGHPUT_RECORDS
+        minimum = {"e2e": MIN_LATENCY_RECORDS, "idle": MIN_IDLE_CONNECTIONS}.get(self.kind, MIN_THROUGHPUT_RECORDS)
         return replace(self, count=max(minimum, round(self.count * scale)))
 
     @property
     def value_bytes(self) -> int:
         return self.count * self.size
 
+    @property
+    def rss_target_mib(self) -> float:
+        """idle: the RSS growth the issue allows for this many connections."""
+        return IDLE_CONNECTIONS_TARGET_MIB * self.count / 2000
+
 
 SCENARIOS = (
     Scenario("start", "start to first Metadata answer", "start"),
+    # Early in the table: it runs on a broker that has not yet freed memory it could reuse.
+    Scenario(
+        "idle-connections-2k",
+        "2,000 idle connections, one ApiVersions each: the broker's RSS growth (target <= 20 MiB)",
+        "idle", 2000,
+    ),
     Scenario(
         "produce-100b",
         "produce 1,000,000 x 100 B, acks=1, linger.ms=5, batch.size=1000000",

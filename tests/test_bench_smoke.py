@@ -59,8 +59,9 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "produce-100b", "produce-1k", "produce-1k-idempotent", "consume-100b", "consume-1k", "e2e-latency"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-idempotent", "consume-100b", "consume-1k", "e2e-latency"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
+    assert_idle_result(results["idle-connections-2k"])
     for key in ("produce-100b", "produce-1k", "produce-1k-idempotent", "consume-100b", "consume-1k"):
         result = results[key]
         assert THROUGHPUT_KEYS <= result.keys()
@@ -78,6 +79,24 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert loopback["mb_per_s"] > 0 and loopback["bytes"] == 8 * 1024 * 1024
     (memory,) = [line for line in lines if line["kind"] == "memory"]
     assert memory["rss_idle_mib"] > 5 and memory["rss_after_mib"] > 5
+
+
+IDLE_KEYS = {"connections", "rss_before_mib", "rss_after_mib", "rss_growth_mib", "kib_per_connection", "target_rss_growth_mib", "within_target"}  # fmt: skip
+
+
+def assert_idle_result(result: dict) -> None:
+    """The tiny scale still opens the minimum of 10 connections, and the target scales with them."""
+    assert IDLE_KEYS <= result.keys() and result["connections"] == 10
+    assert result["rss_before_mib"] > 5 and result["rss_growth_mib"] == result["all_rss_growth_mib"][0]
+    assert result["target_rss_growth_mib"] == pytest.approx(0.1)
+
+
+def test_idle_connections_scenario_alone():
+    code, lines, stderr = run_bench("--scenarios", "idle-connections-2k")
+    assert code == 0, stderr
+    result = by_scenario(lines, "kbroker")["idle-connections-2k"]
+    assert result["verified"] and result["runs"] == 1 and not result["errors"]
+    assert_idle_result(result)
 
 
 def test_against_runs_the_same_scenarios_and_prints_ratios():

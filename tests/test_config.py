@@ -403,7 +403,7 @@ def test_settings_checked_against_each_other(settings, message):
 def test_listeners_with_names_map_and_hosts():
     config = KafkaConfig.load(
         overrides=[
-            "listeners=internal://:9093, external://[::1]:9094,PLAINTEXT://0.0.0.0:9092",
+            "listeners=internal://:9093, external://[::1]:9094,PLAINTEXT://[::]:9092",
             "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:sasl_ssl,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name=internal",
         ]
@@ -411,7 +411,7 @@ def test_listeners_with_names_map_and_hosts():
     assert config.listeners == [
         Endpoint("INTERNAL", "", 9093, "PLAINTEXT"),
         Endpoint("EXTERNAL", "::1", 9094, "SASL_SSL"),
-        Endpoint("PLAINTEXT", "0.0.0.0", 9092, "PLAINTEXT"),
+        Endpoint("PLAINTEXT", "::", 9092, "PLAINTEXT"),
     ]
     assert [e.binds_all_interfaces for e in config.listeners] == [True, False, True]
     assert config.listeners[1].connection_string == "EXTERNAL://[::1]:9094"
@@ -442,7 +442,8 @@ def test_advertised_listeners_are_their_own_when_set():
         (["listeners=PLAINTEXT://host"], "is not NAME://host:port"),
         (["listeners=PLAINTEXT://:70000"], "port 70000"),
         (["listeners="], "at least one listener"),
-        (["advertised.listeners=PLAINTEXT://0.0.0.0:9092"], "0.0.0.0 cannot be advertised"),
+        (["advertised.listeners=PLAINTEXT://0.0.0.0:9092"], "cannot use the nonroutable meta-address 0.0.0.0"),
+        (["listeners=PLAINTEXT://0.0.0.0:9092"], "(taken from listeners, as advertised.listeners is unset)"),
         (["advertised.listeners=SSL://h:9093"], "SSL are not in listeners"),
         (["listener.security.protocol.map=PLAINTEXT:TLS"], "'TLS' is not one of"),
         (["listener.security.protocol.map=PLAINTEXT"], "is not NAME:PROTOCOL"),
@@ -522,3 +523,17 @@ def test_java_double_text():
     assert java_double_string(0.0001) == "1.0E-4"
     assert java_double_string(DOUBLE_MAX) == "1.7976931348623157E308"
     assert java_double_string(-2.5e-5) == "-2.5E-5"
+
+
+def test_message_formats_before_v2_are_refused_below_ibp_3_0():
+    """kbroker stores record batches v2 only (old clients are served by conversion): Kafka does
+    the same from inter.broker.protocol.version 3.0, where the message format version is ignored;
+    below it, a format before 0.11.0 would mean magic 0/1 on disk, so it is refused, not ignored."""
+    old = {"inter.broker.protocol.version": "2.8", "log.message.format.version": "0.10.2"}
+    with pytest.raises(ConfigError, match="log.message.format.version"):
+        KafkaConfig.load(overrides=old)
+    assert KafkaConfig.load(overrides={**old, "log.message.format.version": "0.11.0-IV2"})
+    assert KafkaConfig.load(overrides={**old, "inter.broker.protocol.version": "3.0"})
+    config = KafkaConfig.load(overrides={"inter.broker.protocol.version": "2.8"})
+    assert "0.10.2" in config.unwritable_message_format("0.10.2")
+    assert config.unwritable_message_format("2.8-IV1") is None

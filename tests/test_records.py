@@ -219,12 +219,18 @@ def test_trailing_partial_batch_is_dropped():
         (lambda b: patch_header(b, attributes=0x30, producer_id=1, producer_epoch=0), Errors.INVALID_RECORD),
         (lambda b: patch_header(b, producer_id=9, producer_epoch=0, base_sequence=-1), Errors.INVALID_RECORD),
         (lambda b: b[:-1] + bytes([b[-1] ^ 1]), Errors.CORRUPT_MESSAGE),
-        (lambda b: patch_header(b, magic=1), Errors.UNSUPPORTED_FOR_MESSAGE_FORMAT),
+        # A client's magic 1 is a v1 message set (Produce v0-2): these bytes fail its CRC-32.
+        (lambda b: patch_header(b, magic=1), Errors.CORRUPT_MESSAGE),
     ],
 )
 def test_invalid_batches_get_kafka_error_codes(mutate, code):
     data = mutate(producer_batch([b"a", b"b"]))
     assert error_of(data).code == code
+
+
+def test_replicas_never_append_old_message_formats():
+    data = patch_header(producer_batch([b"a"]), magic=1)
+    assert error_of(data, origin=AppendOrigin.REPLICATION).code == Errors.UNSUPPORTED_FOR_MESSAGE_FORMAT
 
 
 def test_batch_shorter_than_its_header_is_corrupt():

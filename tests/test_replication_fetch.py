@@ -42,20 +42,6 @@ def in_sync(cluster: InProcessCluster, *brokers: int) -> bool:
     return bool(first) and all(cluster.nodes[b].log_bytes(T) == first for b in brokers[1:])
 
 
-def pause_fetching(node: Node) -> InitialFetchState:
-    """The follower stops fetching (a stuck fetcher); returns what resumes it."""
-    manager = node.replica_manager.replica_fetcher_manager
-    state = manager.remove_fetcher_for_partitions([TP])[TP]
-    leader = next(f.leader for f in manager.fetchers.values())
-    manager.shutdown_idle_fetcher_threads()
-    return InitialFetchState(state.topic_id, leader, state.current_leader_epoch, state.fetch_offset,
-                             state.last_fetched_epoch)
-
-
-def resume_fetching(node: Node, initial: InitialFetchState) -> None:
-    node.replica_manager.replica_fetcher_manager.add_fetcher_for_partitions({TP: initial})
-
-
 async def shrink_until(cluster: InProcessCluster, leader: Node, isr: list[int]) -> None:
     """Runs the leader's ISR-expiration task until the znode shows `isr`."""
     def shrunk() -> bool:
@@ -95,7 +81,7 @@ def test_a_stuck_follower_leaves_the_isr_and_rejoins_after_catching_up(tmp_path)
             leader, follower = cluster.nodes[1], cluster.nodes[2]
             assert (await leader.produce(T, 5)).error == Errors.NONE
             before = cluster.state(T)
-            resume = pause_fetching(follower)
+            resume = follower.pause_fetching(TP)
             waiting = asyncio.ensure_future(leader.produce(T, 5, timeout_ms=10_000))
             await asyncio.sleep(0.2)
             assert not waiting.done()  # acks=all waits for the stuck follower...
@@ -106,7 +92,7 @@ def test_a_stuck_follower_leaves_the_isr_and_rejoins_after_catching_up(tmp_path)
             assert (shrunk.leader, shrunk.leader_epoch) == (before.leader, before.leader_epoch)  # AlterPartition
             assert shrunk.zk_version == before.zk_version + 1
             assert leader.partition(T).isr == [1] and leader.partition(T).partition_epoch == shrunk.zk_version
-            resume_fetching(follower, resume)
+            follower.resume_fetching(TP, resume)
             await eventually_async(lambda: cluster.state(T).isr == [1, 2], what="the follower rejoining the ISR")
             assert in_sync(cluster, 1, 2)
             # The znode changes first; the leader learns it from the AlterPartition answer just after.
@@ -124,7 +110,7 @@ def test_a_former_leader_truncates_what_the_new_leader_never_had(tmp_path, trunc
             await cluster.create_topic(T, {0: [1, 2]})
             old, new = cluster.nodes[1], cluster.nodes[2]
             assert (await old.produce(T, 5)).error == Errors.NONE
-            pause_fetching(new)
+            new.pause_fetching(TP)
             assert (await old.produce(T, 3, acks=1)).error == Errors.NONE  # offsets 5-7 only on broker 1
             await cluster.fail(1)
             assert (cluster.state(T).leader, cluster.state(T).leader_epoch) == (2, 1)
@@ -173,12 +159,12 @@ def test_a_follower_behind_the_leaders_log_start_starts_over_there(tmp_path):
         try:
             await cluster.create_topic(T, {0: [1, 2]})
             leader, follower = cluster.nodes[1], cluster.nodes[2]
-            resume = pause_fetching(follower)
+            resume = follower.pause_fetching(TP)
             assert (await leader.produce(T, 5, acks=1)).error == Errors.NONE
             await shrink_until(cluster, leader, [1])
             assert (await leader.produce(T, 5)).error == Errors.NONE
             assert leader.replica_manager.delete_records(T, 0, 5) == (Errors.NONE, 5)
-            resume_fetching(follower, resume)  # at offset 0, below the leader's log start
+            follower.resume_fetching(TP, resume)  # at offset 0, below the leader's log start
             await eventually_async(lambda: follower.log(T).log_end_offset == 10, what="the follower to catch up")
             assert follower.log(T).log_start_offset == 5
             assert [s.base_offset for s in follower.log(T).log_segments()] == [5]

@@ -20,6 +20,7 @@ LOADED_WITH_THE_FIRST_LOG = {
     "kbroker.log.log_loader",
     "kbroker.log.index",
     "kbroker.log.records",
+    "kbroker.log.legacy_records",
     "kbroker.log.validator",
     "kbroker.log.producer_state",
     "kbroker.log.leader_epoch",

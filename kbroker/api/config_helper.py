@@ -294,6 +294,10 @@ def check_topic_config(description: str, new_config: Mapping[str, str], config: 
         reason = validate_topic_config(name, value)
         if reason is not None:
             raise ConfigApiError(Errors.INVALID_REQUEST, f"Invalid config value for resource {description}: {reason}")
+    format_problem = config.unwritable_topic_message_format(new_config)
+    if format_problem:
+        raise ConfigApiError(Errors.INVALID_CONFIG, f"Invalid config value for resource {description}: "
+                                                    f"{format_problem}")
     defaults = config.topic_defaults()
 
     def effective(name: str) -> Any:

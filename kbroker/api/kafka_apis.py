@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
 from kbroker.network import socket_server
+from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from kbroker.network.socket_server import KafkaConnection
 
 log = logging.getLogger("kbroker.request")
+# Malformed requests are logged once per client host and kind per interval (issue 16, bug 6).
+bad_input_log = RateLimitedLog(log)
 
 
 def _api_name(api_key: int) -> str:
@@ -48,32 +51,38 @@ class KafkaApis:
         try:
             header, body_offset = decode_request_header(frame)
         except CodecError as exc:
-            log.warning("closing connection from %s: unreadable request header (%s)", conn.peer, exc)
+            bad_input_log.warning(source_of(conn.peer), "header",
+                                  "closing connection from %s: unreadable request header (%s)", conn.peer, exc)
             raise socket_server.CloseConnection from None
         api_key, version = header.api_key, header.api_version
         handler = self.handlers.get(api_key)
         if handler is None:
-            log.warning("closing connection from %s: unknown or unsupported API key %d (client %r)",
-                        conn.peer, api_key, header.client_id)
+            bad_input_log.warning(source_of(conn.peer), "api key",
+                                  "closing connection from %s: unknown or unsupported API key %d (client %r)",
+                                  conn.peer, api_key, header.client_id)
             raise socket_server.CloseConnection
         if not handler.min_version <= version <= handler.max_version:
             if api_key == ApiKey.API_VERSIONS:
-                log.info("ApiVersions v%d from %s (client %r) is newer than ours: answering in v0",
-                         version, conn.peer, header.client_id)
+                bad_input_log.log(logging.INFO, source_of(conn.peer), "newer api versions",
+                                  "ApiVersions v%d from %s (client %r) is newer than ours: answering in v0",
+                                  version, conn.peer, header.client_id)
                 return self._unsupported_api_versions(header.correlation_id, handler)
-            log.warning("closing connection from %s: %s v%d is not supported (we serve v%d-%d; client %r)",
-                        conn.peer, _api_name(api_key), version, handler.min_version, handler.max_version,
-                        header.client_id)
+            bad_input_log.warning(source_of(conn.peer), "version",
+                                  "closing connection from %s: %s v%d is not supported (we serve v%d-%d; client %r)",
+                                  conn.peer, _api_name(api_key), version, handler.min_version,
+                                  handler.max_version, header.client_id)
             raise socket_server.CloseConnection
         try:
             request, _ = request_codec(api_key, version).decode(frame, body_offset)
         except CodecError as exc:
             if api_key == ApiKey.API_VERSIONS and version >= 3:
-                log.warning("invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
+                bad_input_log.warning(source_of(conn.peer), "api versions",
+                                      "invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
                 return self._encode(header.correlation_id, api_key, version,
                                     {"error_code": Errors.INVALID_REQUEST})
-            log.warning("closing connection from %s: unparsable %s v%d request (%s)",
-                        conn.peer, _api_name(api_key), version, exc)
+            bad_input_log.warning(source_of(conn.peer), "unparsable",
+                                  "closing connection from %s: unparsable %s v%d request (%s)",
+                                  conn.peer, _api_name(api_key), version, exc)
             raise socket_server.CloseConnection from None
         ctx = RequestContext(header, self.services, conn.peer, conn.listener_name)
         try:

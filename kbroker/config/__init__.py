@@ -10,7 +10,9 @@ The package, in the order its modules build on each other:
 - `properties.py`: Java Properties text, server.properties files, `KBROKER_*` env, `--override`;
 - `endpoints.py`: listeners (`NAME://host:port`) and listener.security.protocol.map;
 - `kafka_config.py`: `KafkaConfig.load()`, built-in default < `defaults` < properties file <
-  `KBROKER_*` env < `--override`.
+  `KBROKER_*` env < `--override`;
+- `support.py`: the settings refused at start while kbroker lacks their feature, and those that
+  have no effect here (imported from there, by the cli).
 
 Everything is imported from here (`from kbroker.config import KafkaConfig`), as before the split.
 Topic-level settings as the log reads them are kbroker/log/config.py's LogConfig.

@@ -26,7 +26,12 @@ from kbroker.config.settings import (
     Synonym,
     TopicConfigKey,
 )
-from kbroker.config.validators import check_setting
+from kbroker.config.validators import (
+    IGNORE_MESSAGE_FORMAT_IBP,
+    RECORD_BATCH_V2_RELEASE,
+    check_setting,
+    metadata_version_release,
+)
 from kbroker.config.value_types import ConfigError, render_value, split_list
 
 DEFAULT_CONFIG = "DEFAULT_CONFIG"
@@ -253,8 +258,8 @@ class KafkaConfig:
 
     @property
     def advertised_listeners(self) -> list[Endpoint]:
-        """advertised.listeners, else the listeners as configured. A listener's wildcard host ("",
-        0.0.0.0) is kept: whoever registers the broker puts a real host name in its place."""
+        """advertised.listeners, else the listeners as configured. A listener's empty host is kept:
+        whoever registers the broker puts this host's name in its place (0.0.0.0 is refused)."""
         text = (self.get("advertised.listeners") or "").strip()
         if not text:
             return self.listeners
@@ -279,6 +284,10 @@ class KafkaConfig:
         self._validate_broker_id()
         self._validate_listeners()
         self._validate_replica_fetch()
+        self._validate_socket_server()
+        problem = self.unwritable_message_format(self.get("log.message.format.version"))
+        if problem:
+            raise ConfigError(f"Invalid value for configuration log.message.format.version: {problem}")
         acks, factor = self.get("offsets.commit.required.acks"), self.get("offsets.topic.replication.factor")
         if not -1 <= acks <= factor:
             raise ConfigError(
@@ -291,6 +300,25 @@ class KafkaConfig:
                 f"Invalid value '{self.get('log.cleaner.dedupe.buffer.size')}' for configuration "
                 "log.cleaner.dedupe.buffer.size: must be more than 1 MiB per cleaner thread"
             )
+
+    def unwritable_message_format(self, version: str) -> str | None:
+        """Why a message format version (log.message.format.version, a topic's
+        message.format.version) cannot be honoured, or None. From inter.broker.protocol.version
+        3.0 Kafka ignores it and writes record batches v2, as kbroker always does; below 3.0 a
+        version before 0.11.0 would mean message format v0/v1 on disk, which kbroker never writes
+        (old clients are served by conversion instead)."""
+        ibp = self.get("inter.broker.protocol.version")
+        if (metadata_version_release(ibp) >= IGNORE_MESSAGE_FORMAT_IBP
+                or metadata_version_release(version) >= RECORD_BATCH_V2_RELEASE):
+            return None
+        return (f"message format version {version} would store message format v0/v1, which kbroker does not "
+                f"write; with inter.broker.protocol.version {ibp} use 0.11.0 or later (or set "
+                "inter.broker.protocol.version to 3.0 or later, where Kafka ignores the message format version)")
+
+    def unwritable_topic_message_format(self, topic_configs: Mapping[str, str | None]) -> str | None:
+        """unwritable_message_format for a topic's message.format.version, if it sets one."""
+        version = topic_configs.get("message.format.version")
+        return None if version is None else self.unwritable_message_format(version)
 
     def _validate_broker_id(self) -> None:
         broker_id, reserved = self.get("broker.id"), self.get("reserved.broker.max.id")
@@ -318,10 +346,13 @@ class KafkaConfig:
         explicit = (self.get("advertised.listeners") or "").strip()
         advertised_text = explicit or text
         require_unique("advertised.listeners", advertised_text, [e.listener_name for e in advertised], "name")
-        if explicit and any(e.host == "0.0.0.0" for e in advertised):
+        if any(e.host == "0.0.0.0" for e in advertised):  # Kafka's check, also on listeners taken as advertised
+            taken = "" if explicit else " (taken from listeners, as advertised.listeners is unset)"
             raise ConfigError(
-                f"Invalid value {advertised_text!r} for configuration advertised.listeners: "
-                "0.0.0.0 cannot be advertised, give a host name or address clients can reach"
+                f"Invalid value {advertised_text!r} for configuration advertised.listeners{taken}: "
+                "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0; give a host name or "
+                "address clients can reach, or leave the listener's host empty (PLAINTEXT://:9092) to bind "
+                "every interface and advertise this host's name"
             )
         names = {e.listener_name for e in listeners}
         extra = sorted({e.listener_name for e in advertised} - names)
@@ -351,6 +382,55 @@ class KafkaConfig:
                 "must be a listener name in advertised.listeners (or listeners); "
                 "set inter.broker.listener.name to one of "
                 f"{', '.join(sorted(advertised_names))}"
+            )
+
+    # -- socket server limits (KafkaConfig.validateValues) ----------------------------------
+    @property
+    def max_connections_per_ip_overrides(self) -> dict[str, int]:
+        """max.connections.per.ip.overrides, "host:count,host:count", as {host: count}."""
+        overrides: dict[str, int] = {}
+        for entry in split_list(self.get("max.connections.per.ip.overrides") or ""):
+            host, sep, count = entry.rpartition(":")
+            if not sep or not host.strip() or not count.strip().isdigit():
+                raise ConfigError(
+                    f"Invalid value {entry!r} for configuration max.connections.per.ip.overrides: "
+                    "expected host:count entries separated by commas (like hostName:100,127.0.0.1:200)"
+                )
+            overrides[host.strip().strip("[]")] = int(count)
+        return overrides
+
+    def listener_max_connections(self, listener_name: str) -> int | None:
+        """listener.name.<listener>.max.connections, if set."""
+        text = self.listener_settings.get(f"listener.name.{listener_name.lower()}.max.connections")
+        if text is None:
+            return None
+        if not text.strip().isdigit():
+            raise ConfigError(
+                f"Invalid value {text!r} for configuration listener.name.{listener_name.lower()}.max.connections: "
+                "must be an integer of at least 0"
+            )
+        return int(text)
+
+    def _validate_socket_server(self) -> None:
+        queued, request_max = self.get("queued.max.request.bytes"), self.get("socket.request.max.bytes")
+        if 0 < queued < request_max:
+            raise ConfigError(
+                f"Invalid value '{queued}' for configuration queued.max.request.bytes: must be -1 (no limit) "
+                f"or larger or equal to socket.request.max.bytes ({request_max})"
+            )
+        overrides = self.max_connections_per_ip_overrides
+        if self.get("max.connections.per.ip") == 0 and not overrides:
+            raise ConfigError(
+                "Invalid value '0' for configuration max.connections.per.ip: it can be set to zero only if "
+                "max.connections.per.ip.overrides is set"
+            )
+        for endpoint in self.listeners:
+            self.listener_max_connections(endpoint.listener_name)
+        idle, delay = self.get("connections.max.idle.ms"), self.get("connection.failed.authentication.delay.ms")
+        if idle >= 0 and delay >= idle:
+            raise ConfigError(
+                f"Invalid value '{delay}' for configuration connection.failed.authentication.delay.ms: must be "
+                f"less than connections.max.idle.ms ({idle}) so that failed authentication responses do not time out"
             )
 
     def _validate_replica_fetch(self) -> None:

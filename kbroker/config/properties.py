@@ -8,6 +8,7 @@ kbroker package.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -15,6 +16,8 @@ from kbroker.config.settings import BROKER_CONFIGS
 from kbroker.config.value_types import ConfigError
 
 ENV_PREFIX = "KBROKER_"
+# KBROKER_* variables that are not settings (the cli reads them itself).
+ENV_NOT_SETTINGS = frozenset({"KBROKER_LOG_LEVEL"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,6 +124,22 @@ def settings_from_env(env: Mapping[str, str]) -> dict[str, str]:
     settings. An empty variable counts as unset, so `KBROKER_X=${X:-}` in a compose file is harmless."""
     found = {key.name: env.get(env_name(key.name), "") for key in BROKER_CONFIGS}
     return {name: text for name, text in found.items() if text.strip()}
+
+
+def unknown_env_variables(env: Mapping[str, str]) -> list[str]:
+    """KBROKER_* variables that name no setting (a misspelling is otherwise silently ignored)."""
+    known = {env_name(key.name) for key in BROKER_CONFIGS} | ENV_NOT_SETTINGS
+    return sorted(name for name in env if name.startswith(ENV_PREFIX) and name not in known)
+
+
+def did_you_mean(name: str) -> str:
+    """' (did you mean X?)' for the closest setting, or its KBROKER_ variable; '' if none is close."""
+    if name.startswith(ENV_PREFIX):
+        candidates = [env_name(key.name) for key in BROKER_CONFIGS] + sorted(ENV_NOT_SETTINGS)
+    else:
+        candidates = [key.name for key in BROKER_CONFIGS]
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def settings_from_overrides(overrides: Mapping[str, str] | Sequence[str]) -> dict[str, str]:

@@ -153,8 +153,10 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("advertised.listeners", STRING, None, None, HIGH, "Addresses given to clients; unset means the listeners"),
     _K("listener.security.protocol.map", STRING, "PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL", None, LOW, "Listener name to security protocol"),
     _K("control.plane.listener.name", STRING, None, None, HIGH, "Listener reserved for controller-to-broker traffic"),
-    _K("socket.send.buffer.bytes", INT, 100 * 1024, None, HIGH, "SO_SNDBUF of accepted sockets; -1 keeps the OS default"),
-    _K("socket.receive.buffer.bytes", INT, 100 * 1024, None, HIGH, "SO_RCVBUF of accepted sockets; -1 keeps the OS default"),
+    # Kafka's default is 100 KiB each; kbroker's is -1 (the OS's own sizes with their autotuning),
+    # which keeps a large produce from being read 100 KiB at a time by the one event loop.
+    _K("socket.send.buffer.bytes", INT, -1, None, HIGH, "SO_SNDBUF of accepted sockets; -1 keeps the OS default"),
+    _K("socket.receive.buffer.bytes", INT, -1, None, HIGH, "SO_RCVBUF of accepted sockets; -1 keeps the OS default"),
     _K("socket.request.max.bytes", INT, 100 * MIB, AtLeast(1), HIGH, "Largest request frame accepted"),
     _K("socket.listen.backlog.size", INT, 50, AtLeast(1), MEDIUM, "Pending connection backlog of each listening socket"),
     _K("max.connections.per.ip", INT, INT_MAX, AtLeast(0), MEDIUM, "Connections allowed from one address"),

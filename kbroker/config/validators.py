@@ -114,6 +114,22 @@ def is_metadata_version(text: str) -> bool:
     return highest is not None and int(match["iv"]) <= highest
 
 
+def metadata_version_release(text: str) -> tuple[int, ...]:
+    """The release a valid inter.broker.protocol.version / message format version names, as
+    numbers ("0.10.2-IV0" -> (0, 10, 2), "3.7.1" -> (3, 7))."""
+    match = _VERSION_TEXT.fullmatch(text)
+    if not match:
+        raise ValueError(f"not a Kafka version: {text!r}")
+    parts = match["release"].split(".")
+    return tuple(int(part) for part in parts[: 3 if parts[0] == "0" else 2])
+
+
+# The first release of record batch v2 (magic 2); earlier message format versions are magic 0/1.
+RECORD_BATCH_V2_RELEASE = (0, 11, 0)
+# From this inter.broker.protocol.version Kafka ignores message format versions (always v2).
+IGNORE_MESSAGE_FORMAT_IBP = (3, 0)
+
+
 def _is_throttled_replica_list(items: list[str]) -> bool:
     if items == ["*"]:
         return True

@@ -4,7 +4,11 @@ Like Kafka's controller (KAFKA-FACTS.md §2), every change arrives as an event (
 that runs to completion on the event loop: new topics and partitions get their leader and ISR
 written to their state znodes (fenced by the controller epoch), and brokers are told through
 LeaderAndIsr, UpdateMetadata and StopReplica requests (plain dicts in the codec's field names)
-handed to the ControllerChannelManager. Deleted topics are stopped and removed. In single-node
+handed to the ControllerChannelManager. Deleted topics are stopped and removed. A broker whose
+log directory failed writes a /log_dir_event_notification znode: the controller then sends it
+LeaderAndIsr for all its replicas, learns from the KAFKA_STORAGE_ERROR answers which replicas
+are offline (any LeaderAndIsr answer counts) and moves leadership and ISR membership off them
+until that broker registers again (Kafka's replicasOnOfflineDirs). In single-node
 mode the same code runs against the embedded store and a channel that delivers locally.
 It must not touch logs or sockets directly: brokers act on the requests it sends.
 """
@@ -74,6 +78,8 @@ class KafkaController:
         self.live_brokers: dict[int, zk.BrokerRegistration] = {}
         self.assignments: dict[str, zk.TopicAssignment] = {}
         self.states: dict[tuple[str, int], zk.LeaderIsrAndControllerEpoch] = {}
+        # Replicas a broker reported in a failed log dir (KAFKA_STORAGE_ERROR), until it re-registers.
+        self.replicas_on_offline_dirs: dict[int, set[tuple[str, int]]] = {}
 
     # -- election and failover ------------------------------------------------------------------
     def elect(self) -> bool:
@@ -100,6 +106,7 @@ class KafkaController:
         self.is_active = False
         self.assignments.clear()
         self.states.clear()
+        self.replicas_on_offline_dirs.clear()
 
     def on_controller_failover(self) -> None:
         store = self.zk.store
@@ -108,6 +115,7 @@ class KafkaController:
             store.watch_children(zk.TOPICS, self._on_topics_changed)
             store.watch_children(zk.DELETE_TOPICS, self._on_delete_topics)
             store.watch_children(zk.BROKER_IDS, self._on_brokers_changed)
+            store.watch_children(zk.LOG_DIR_EVENT_NOTIFICATION, self._on_log_dir_events)
         self.live_brokers = {b.broker_id: b for b in self.zk.get_all_brokers()}
         for broker in self.live_brokers.values():
             self._connect(broker)
@@ -118,6 +126,7 @@ class KafkaController:
         self._repair_partitions()
         self._send_leader_and_isr(self._all_partitions())
         self._on_delete_topics()
+        self._on_log_dir_events()
 
     def _endpoint(self, broker: zk.BrokerRegistration) -> tuple[str, int] | None:
         """The broker's endpoint on the inter-broker listener (else its first one)."""
@@ -188,6 +197,8 @@ class KafkaController:
             dead = [b for b in self.live_brokers if b not in current or b in bounced]
             self.shutting_down.difference_update(dead)
             joined = [b for b in current if b not in self.live_brokers or b in bounced]
+            for broker_id in dead + joined:  # a new registration has its log dirs back (a restart)
+                self.replicas_on_offline_dirs.pop(broker_id, None)
             if dead:
                 self._on_broker_failure(dead, current)
             self.live_brokers = current
@@ -212,6 +223,57 @@ class KafkaController:
         self._send_leader_and_isr(changed)
         self._send_update_metadata(list(self.live_brokers), self._all_partitions())
 
+    def _on_log_dir_events(self) -> None:
+        """Kafka's LogDirEventNotification: the brokers named get LeaderAndIsr for every replica
+        they hold, and answer KAFKA_STORAGE_ERROR for those in failed dirs
+        (`_on_leader_and_isr_response`); the notifications are deleted."""
+        def event() -> None:
+            notifications = self.zk.get_all_log_dir_event_notifications()
+            if not notifications:
+                return
+            try:
+                broker_ids = [b for b in self.zk.get_broker_ids_from_log_dir_events(notifications)
+                              if b in self.live_brokers]
+                log.info("log directory failure on brokers %s: asking them for their offline replicas", broker_ids)
+                partitions = [(t, p) for t, p in self._all_partitions()
+                              if any(r in broker_ids for r in self.assignments[t].partitions[p])]
+                self._send_leader_and_isr(partitions, only_brokers=set(broker_ids))
+            finally:
+                self.zk.delete_log_dir_event_notifications(notifications, self.epoch_zk_version)
+        self._guard(event)
+
+    def _on_leader_and_isr_response(self, broker_id: int) -> Callable[[dict], None]:
+        """Kafka's LeaderAndIsrResponseReceived: replicas answered KAFKA_STORAGE_ERROR are in a
+        failed log dir; new ones lose their leadership and ISR membership."""
+        def on_response(response: dict) -> None:
+            if not self.is_active or response.get("error_code"):
+                return
+            failed = [(topic, error) for topic in response.get("topics") or [] for error in topic["partition_errors"]
+                      if error["error_code"] == Errors.KAFKA_STORAGE_ERROR]
+            if not failed:  # the usual answer (replicas leave the set only when their broker restarts)
+                return
+            names_by_id = {self._topic_id(t): t for t in self.assignments}
+            answered = {(error.get("topic_name") or names_by_id.get(topic.get("topic_id")), error["partition_index"])
+                        for topic, error in failed}
+            offline: set[tuple[str, int]] = {(t, p) for t, p in answered if t is not None and t in self.assignments}
+            known = self.replicas_on_offline_dirs.setdefault(broker_id, set())
+            new = sorted(offline - known)
+            known.update(offline)
+            if new:
+                self._guard(lambda: self._on_replicas_become_offline(broker_id, new))
+        return on_response
+
+    def _on_replicas_become_offline(self, broker_id: int, partitions: list[tuple[str, int]]) -> None:
+        log.info("replicas of %s on broker %d are offline (failed log directory)", partitions, broker_id)
+        changed = [tp for tp in partitions if tp in self.states and self._change_leadership(*tp)]
+        self._send_leader_and_isr(changed)
+        self._send_update_metadata(list(self.live_brokers), partitions)
+
+    def _replica_online(self, broker_id: int, topic: str, partition: int) -> bool:
+        """Alive, and not in a log dir that broker reported failed (Kafka's isReplicaOnline)."""
+        return broker_id in self.live_brokers and (topic, partition) not in self.replicas_on_offline_dirs.get(
+            broker_id, ())
+
     def _on_broker_startup(self, joined: list[int]) -> None:
         """New brokers get the full metadata and their partitions; offline partitions come back;
         deletions that waited for these brokers resume."""
@@ -228,7 +290,7 @@ class KafkaController:
         """Offline partitions get leaders, and replicas on dead brokers leave ISRs (Kafka's
         partition and replica state machines at failover and broker startup)."""
         changed = [(t, p) for (t, p), s in list(self.states.items())
-                   if s.leader not in self.live_brokers or any(r not in self.live_brokers for r in s.isr)
+                   if not self._replica_online(s.leader, t, p) or any(not self._replica_online(r, t, p) for r in s.isr)
                    or s.leader in self.shutting_down]
         changed = [tp for tp in changed if self._change_leadership(*tp)]
         if changed:
@@ -245,12 +307,14 @@ class KafkaController:
             if state is None:
                 return False
             replicas = self.assignments[topic].partitions[partition]
-            live_isr = [r for r in state.isr if r in self.live_brokers and r not in self.shutting_down]
+            live_isr = [r for r in state.isr
+                        if self._replica_online(r, topic, partition) and r not in self.shutting_down]
             leader = state.leader if state.leader in live_isr else next(
                 (r for r in replicas if r in live_isr), NO_LEADER)
             isr, recovery = live_isr, state.leader_recovery_state
             if leader == NO_LEADER and self._unclean_allowed(topic):
-                leader = next((r for r in replicas if r in self.live_brokers and r not in self.shutting_down),
+                leader = next((r for r in replicas
+                               if self._replica_online(r, topic, partition) and r not in self.shutting_down),
                               NO_LEADER)
                 if leader != NO_LEADER:
                     isr, recovery = [leader], 1
@@ -322,8 +386,10 @@ class KafkaController:
 
     def _delete_topic(self, topic: str) -> None:
         """Kafka's TopicDeletionManager: every replica is told to stop and delete its log, and the
-        znodes go once every replica has answered. While a replica's broker is down the deletion
-        waits (marker and znodes stay) and resumes when it comes back (_on_broker_startup)."""
+        znodes go once every replica has answered. While a replica's broker is down, or answers
+        KAFKA_STORAGE_ERROR (its log is in a failed log dir: Kafka's ReplicaDeletionIneligible),
+        the deletion waits (marker and znodes stay) and resumes when it comes back
+        (_on_broker_startup)."""
         assignment = self.assignments.get(topic) or self.zk.get_topic_assignment(topic)
         if assignment is None:
             self.zk.delete_topic_znodes(topic, self.epoch_zk_version)  # only a marker was left
@@ -336,10 +402,14 @@ class KafkaController:
             waiting = set()  # answers from the live ones must not complete it
 
         def answered(broker_id: int) -> Callable[[dict], None]:
-            # The channel's callback takes the answer, which is not read: whatever a broker says,
-            # it has stopped the replicas it could. Its one refusal, STALE_CONTROLLER_EPOCH, means
-            # this controller is stale, and the fenced znode deletion finds that out and resigns.
-            def on_response(_response: dict) -> None:
+            # Apart from KAFKA_STORAGE_ERROR, whatever a broker says, it has stopped the replicas
+            # it could. Its one refusal, STALE_CONTROLLER_EPOCH, means this controller is stale,
+            # and the fenced znode deletion finds that out and resigns.
+            def on_response(response: dict) -> None:
+                if any(e["error_code"] == Errors.KAFKA_STORAGE_ERROR for e in response.get("partition_errors") or ()):
+                    log.warning("deletion of topic %s waits for broker %d to restart: its log is in a failed "
+                                "log directory", topic, broker_id)
+                    return
                 waiting.discard(broker_id)
                 if not waiting and replicas and all(r in self.live_brokers for r in replicas):
                     replicas.clear()  # complete once
@@ -597,7 +667,7 @@ class KafkaController:
             return Errors.NONE, current, False
         if proposed.partition_epoch < state.zk_version:
             return Errors.INVALID_UPDATE_VERSION, None, False
-        if any(r not in self.live_brokers for r in proposed.isr) or state.leader not in proposed.isr:
+        if any(not self._replica_online(r, topic, index) for r in proposed.isr) or state.leader not in proposed.isr:
             return Errors.INELIGIBLE_REPLICA, None, False
         # An ISR change keeps the leader epoch: only the partition epoch (zk version) moves.
         new = self._write_state(topic, index, state, state.leader, proposed.isr, proposed.leader_recovery_state,
@@ -621,7 +691,7 @@ class KafkaController:
             "adding_replicas": list(self.assignments[topic].adding.get(partition, [])),
             "removing_replicas": list(self.assignments[topic].removing.get(partition, [])), "is_new": is_new,
             "offline_replicas": [r for r in self.assignments[topic].partitions[partition]
-                                 if r not in self.live_brokers],
+                                 if not self._replica_online(r, topic, partition)],
             "leader_recovery_state": state.leader_recovery_state,
         }
 
@@ -656,7 +726,8 @@ class KafkaController:
                 "topic_states": topic_states,
                 "live_leaders": [self._live_leader(b) for b in sorted(leaders) if b in self.live_brokers],
             }
-            self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, LEADER_AND_ISR_VERSION, request)
+            self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, LEADER_AND_ISR_VERSION, request,
+                              self._on_leader_and_isr_response(broker_id))
 
     def _live_leader(self, broker_id: int) -> dict:
         host, port = self._endpoint(self.live_brokers[broker_id]) or ("", -1)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import time
 
+from kbroker.log import io_faults
+
 CHECKPOINT_VERSION = 0
 RECOVERY_POINT_CHECKPOINT_FILE = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT_FILE = "log-start-offset-checkpoint"
@@ -33,6 +35,7 @@ class MalformedCheckpointError(ValueError):
 def write_atomically(path: str, text: str) -> None:
     """Write via `<path>.tmp`, fsync, rename; then fsync the directory so the rename sticks."""
     tmp_path = path + ".tmp"
+    io_faults.check("write", tmp_path)
     with open(tmp_path, "w", encoding="utf-8") as file:
         file.write(text)
         file.flush()

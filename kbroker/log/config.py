@@ -45,6 +45,7 @@ class LogConfig(NamedTuple):
     max_compaction_lag_ms: int = LONG_MAX
     preallocate: bool = False
     unclean_leader_election_enable: bool = False
+    message_downconversion_enable: bool = True
 
     @property
     def compact(self) -> bool:

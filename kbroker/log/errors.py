@@ -28,3 +28,15 @@ class InconsistentClusterIdError(RuntimeError):
 
 class LogDirLockedError(RuntimeError):
     """Another process holds a log dir's .lock."""
+
+
+class KafkaStorageException(LogError):
+    """An I/O error on a log directory (Kafka's KafkaStorageException): the directory is offline
+    and the request answers KAFKA_STORAGE_ERROR."""
+
+    def __init__(self, message: str):
+        super().__init__(Errors.KAFKA_STORAGE_ERROR, message)
+
+
+class LogDirsOfflineError(OSError):
+    """No log dir of log.dirs could be created, validated or loaded: the broker cannot start."""

@@ -21,7 +21,6 @@ import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
 from typing import NamedTuple
 
 INDEX_FILE_SUFFIX = ".index"
@@ -395,14 +394,25 @@ class TransactionIndex:
             file.write(_ABORTED_TXN.pack(0, *txn))
         entries.append(txn)
 
+    def covers(self, last_offset: int) -> bool:
+        """Whether an abort ending at `last_offset` is already indexed: entries are appended in
+        marker order, so one ending there or later means it is (a replay finds it so)."""
+        entries = self._load()
+        return bool(entries) and entries[-1].last_offset >= last_offset
+
     def all_aborted(self) -> list[AbortedTxn]:
         return list(self._load())
 
-    def collect_aborted(self, fetch_offset: int, upper_bound_offset: int) -> Iterator[AbortedTxn]:
-        """Aborted transactions overlapping [fetch_offset, upper_bound_offset)."""
+    def collect_aborted(self, fetch_offset: int, upper_bound_offset: int, into: list[AbortedTxn]) -> bool:
+        """Adds the aborted transactions overlapping [fetch_offset, upper_bound_offset) to `into`;
+        True once an entry's last stable offset reaches the bound (Kafka's
+        TxnIndexSearchResult.isComplete): every later abort began at or past it."""
         for txn in self._load():
             if txn.last_offset >= fetch_offset and txn.first_offset < upper_bound_offset:
-                yield txn
+                into.append(txn)
+            if txn.last_stable_offset >= upper_bound_offset:
+                return True
+        return False
 
     def truncate_to(self, offset: int) -> None:
         entries = self._load()

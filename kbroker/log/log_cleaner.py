@@ -68,6 +68,7 @@ from kbroker.log.checkpoint import (
 )
 from kbroker.log.compression import CODEC_NONE, compress
 from kbroker.log.config import LONG_MAX
+from kbroker.log.errors import KafkaStorageException
 from kbroker.log.index import AbortedTxn, TransactionIndex
 from kbroker.log.records import (
     CONTROL_FLAG_MASK,
@@ -914,6 +915,10 @@ class LogCleaner:
         cleaner.abort()
         key = cleaner.to_clean.topic_partition
         if isinstance(err, CleaningAbortedError):
+            log.info("cleaning of %s-%d given up: %s", *key, err)
+        elif isinstance(err, OSError):  # the log directory goes offline, with one line of its own
+            cleaner.to_clean.log.io_failed(f"Failed to clean up log for {key[0]}-{key[1]}", err)
+        elif isinstance(err, KafkaStorageException):
             log.info("cleaning of %s-%d given up: %s", *key, err)
         else:
             # Kafka marks the partition uncleanable until it is deleted or moved (or we restart).

@@ -2,8 +2,9 @@
 
 It finishes or drops what a crash cut short (a compaction swap: `.cleaned`, `.swap`, `.deleted`
 files; `.tmp` files; indexes without their log), opens the segments, recovers those an unclean
-shutdown may have torn (from the recovery point on) and any whose indexes do not fit, and rebuilds
-the leader epoch cache and producer state, giving back the offsets the log starts with.
+shutdown may have torn (from the recovery point on) and any whose indexes do not fit (their
+`.txnindex` too, replaying the segment into a producer state of its own), and rebuilds the leader
+epoch cache and producer state, giving back the offsets the log starts with.
 
 `rebuild_producer_state` (Kafka's UnifiedLog.rebuildProducerState) and the producer-state
 helpers it shares with appends (`complete_txn`, `first_control_marker`, `is_cleaned_away_marker`)
@@ -100,8 +101,8 @@ class LogLoader:
         for segment in needs_recovery:
             if segment.base_offset not in self.segments:
                 continue  # deleted after an earlier segment was truncated
-            self._recover_segment(segment)
-        next_offset = self._recover_active_tail()
+            self._recover_segment(segment, now)
+        next_offset = self._recover_active_tail(now)
         active = self.segments.active_segment
         log_start_offset = min(
             max(self.log_start_offset, self.segments.first_segment.base_offset), next_offset
@@ -124,7 +125,7 @@ class LogLoader:
             log_start_offset, recovery_point, LogOffsetMetadata(next_offset, active.base_offset, active.size)
         )
 
-    def _recover_active_tail(self) -> int:
+    def _recover_active_tail(self, now: int) -> int:
         """The next offset after the active segment, recovering it if its tail is damaged anyway
         (a "clean" log whose last batch is torn)."""
         active = self.segments.active_segment
@@ -136,7 +137,7 @@ class LogLoader:
                 raise CorruptRecordError(f"{active.size - end} bytes after the last complete batch")
         except CorruptRecordError as err:
             log.warning("recovering %s in %s: %s", active, self.directory, err)
-            self._recover_segment(active)
+            self._recover_segment(active, now)
             next_offset = active.read_next_offset()
         return next_offset
 
@@ -232,14 +233,33 @@ class LogLoader:
                 result.append(segment)
         return result
 
-    def _recover_segment(self, segment: LogSegment) -> None:
-        def on_batch(header: BatchHeader, _data: bytes) -> None:
+    def _recover_segment(self, segment: LogSegment, now: int) -> None:
+        """Rebuild the segment's indexes, its .txnindex included, as Kafka's recoverSegment: a
+        producer state of its own, rebuilt up to the segment (dropping the snapshots past it,
+        which may not vouch for what follows), sees each batch, so the aborts whose markers lie
+        here are indexed again. A rolled segment's snapshot at its end (where rolling wrote one)
+        saves replaying it twice; the active segment's batches are replayed again by the final
+        rebuild, which keeps their metadata (a snapshot keeps only each producer's last batch)."""
+        psm = ProducerStateManager(self.directory, self.producer_state_manager.producer_id_expiration_ms)
+        rebuild_producer_state(self.segments, psm, self.log_start_offset, segment.base_offset,
+                               self.log_start_offset, now)
+
+        def on_batch(header: BatchHeader, data: bytes) -> None:
             epoch = header.partition_leader_epoch
             latest = self.leader_epoch_cache.latest_epoch()
             if epoch >= 0 and (latest is None or epoch > latest):
                 self.leader_epoch_cache.assign(epoch, header.base_offset)
+            if header.has_producer_id and not is_cleaned_away_marker(header):
+                marker = first_control_marker(data, header) if header.is_control else None
+                completed = psm.apply_batch(header, marker, AppendOrigin.REPLICATION)
+                if completed is not None:
+                    complete_txn(psm, segment, completed, self.log_start_offset)
 
         truncated = segment.recover(on_batch)
+        following = self.segments.higher_segment(segment.base_offset)
+        if truncated == 0 and following is not None:
+            psm.update_map_end_offset(following.base_offset)
+            psm.take_snapshot()
         if truncated > 0:
             log.warning(
                 "truncated %d invalid bytes at the end of %s in %s", truncated, segment, self.directory
@@ -326,7 +346,7 @@ def complete_txn(
         txn = AbortedTxn(
             completed.producer_id, completed.first_offset, completed.last_offset, last_stable_offset
         )
-        if not (only_if_missing and txn in segment.txn_index.all_aborted()):
+        if not (only_if_missing and segment.txn_index.covers(txn.last_offset)):
             segment.txn_index.append(txn)
     psm.complete_txn(completed)
     psm.on_high_watermark_updated(high_watermark)

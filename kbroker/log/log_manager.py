@@ -14,6 +14,7 @@ handing rolled-segment fsyncs to a worker thread; nothing here knows leadership 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import logging
@@ -33,7 +34,14 @@ from kbroker.log.checkpoint import (
     write_properties,
 )
 from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS, LogConfig
-from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError, LogError
+from kbroker.log.errors import (
+    InconsistentClusterIdError,
+    KafkaStorageException,
+    LogDirLockedError,
+    LogDirsOfflineError,
+    LogError,
+)
+from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
@@ -73,9 +81,9 @@ def read_meta_properties(log_dirs: list[str]) -> dict[str, str] | None:
     return None
 
 
-def _run_in_worker_thread(call: Callable[[], None], done: Callable[[bool], None]) -> None:
-    """Run the blocking `call` in the event loop's default executor, then `done(succeeded)` on the
-    loop; both here and now when no loop runs."""
+def _run_in_worker_thread(call: Callable[[], None], done: Callable[[BaseException | None], None]) -> None:
+    """Run the blocking `call` in the event loop's default executor, then `done(its error or None)`
+    on the loop; both here and now when no loop runs."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -83,19 +91,35 @@ def _run_in_worker_thread(call: Callable[[], None], done: Callable[[bool], None]
     if loop is None:
         try:
             call()
-        except OSError:
-            done(False)
-            raise
-        done(True)
+        except OSError as error:
+            done(error)
+            return
+        done(None)
         return
 
     def finished(future: asyncio.Future) -> None:
-        failed = future.cancelled() or future.exception() is not None
-        if failed and not future.cancelled():
-            log.error("fsync of rolled segments failed: %r", future.exception())
-        done(not failed)
+        if future.cancelled():
+            done(asyncio.CancelledError())
+            return
+        done(future.exception())
 
     loop.run_in_executor(None, call).add_done_callback(finished)
+
+
+def _flock_holder(fd: int) -> int | None:
+    """The pid holding an flock on the open file `fd`, from /proc/locks (Linux); None if unknown.
+    A line reads `1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF`: pid, then major:minor:inode."""
+    stat = os.fstat(fd)
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    try:
+        with open("/proc/locks") as locks:
+            for line in locks:
+                fields = line.split()
+                if "FLOCK" in fields and len(fields) > 5 and fields[5] == device:
+                    return int(fields[4])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 class LogManager:
@@ -111,6 +135,7 @@ class LogManager:
         topic_config: Callable[[str], LogConfig] | None = None,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         broker_epoch: int = -1,
+        log_dir_failure_channel: LogDirFailureChannel | None = None,
     ):
         if not log_dirs:
             raise ValueError("log.dirs is empty")
@@ -121,6 +146,7 @@ class LogManager:
         self.default_config = default_config or LogConfig()
         self._topic_config = topic_config
         self.producer_id_expiration_ms = producer_id_expiration_ms
+        self.log_dir_failure_channel = log_dir_failure_channel or LogDirFailureChannel()
         self.logs: dict[TopicPartition, UnifiedLog] = {}
         self._log_dir_of: dict[TopicPartition, str] = {}
         self._logs_to_delete: list[tuple[int, UnifiedLog]] = []
@@ -129,15 +155,29 @@ class LogManager:
         self._closed = False
         try:
             for log_dir in self.log_dirs:
-                self._open_log_dir(log_dir)
-            for log_dir in self.log_dirs:
-                self._load_logs(log_dir)
+                self._startup_step(log_dir, self._open_log_dir, "Failed to create or validate data directory")
+            for log_dir in self.live_log_dirs:
+                self._startup_step(log_dir, self._load_logs, "Error while loading log dir")
+            if not self.live_log_dirs:
+                raise LogDirsOfflineError(
+                    f"Shutdown broker because none of the specified log dirs from {', '.join(self.log_dirs)} "
+                    "can be created or validated"
+                )
         except BaseException:
             self._release_locks()
             raise
         self._cleaner: LogCleaner | None = None  # see `cleaner`
 
     # ------------------------------------------------------------------ startup
+
+    def _startup_step(self, log_dir: str, step: Callable[[str], None], message: str) -> None:
+        """Kafka's start with failed disks: a dir whose creation, validation or loading hits an
+        I/O error is offline (its logs unloaded); the broker starts with the others."""
+        try:
+            step(log_dir)
+        except OSError as error:
+            self._dir_failed(log_dir, message, error)
+            self.handle_log_dir_failure(log_dir)
 
     def _open_log_dir(self, log_dir: str) -> None:
         os.makedirs(log_dir, exist_ok=True)
@@ -149,9 +189,11 @@ class LogManager:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as err:
+            holder = _flock_holder(fd)
             os.close(fd)
+            who = "another process" if holder is None else f"another process (pid {holder})"
             raise LogDirLockedError(
-                f"{log_dir} is locked by another process (another broker on this dir?)"
+                f"{log_dir} is locked by {who}: is another broker using this directory?"
             ) from err
         self._lock_fds[log_dir] = fd
 
@@ -220,6 +262,7 @@ class LogManager:
                 log_start_offset=log_starts.get(topic_partition, 0),
                 had_clean_shutdown=had_clean_shutdown,
                 producer_id_expiration_ms=self.producer_id_expiration_ms,
+                log_dir_failure_channel=self.log_dir_failure_channel,
             )
             if topic_partition in high_watermarks:
                 unified_log.update_high_watermark(high_watermarks[topic_partition])
@@ -250,13 +293,30 @@ class LogManager:
     def log_dir_of(self, topic: str, partition: int) -> str | None:
         return self._log_dir_of.get((topic, partition))
 
+    @property
+    def live_log_dirs(self) -> list[str]:
+        """The log dirs not taken offline by an I/O error (Kafka's liveLogDirs)."""
+        return [d for d in self.log_dirs if not self.log_dir_failure_channel.has_offline_log_dir(d)]
+
+    def is_offline(self, log_dir: str) -> bool:
+        return self.log_dir_failure_channel.has_offline_log_dir(log_dir)
+
     def get_or_create_log(
-        self, topic: str, partition: int, topic_id: str | None = None, config: LogConfig | None = None
+        self,
+        topic: str,
+        partition: int,
+        topic_id: str | None = None,
+        config: LogConfig | None = None,
+        is_new: bool = True,
     ) -> UnifiedLog:
-        """The partition's log, created (empty) in the log dir holding the fewest partitions.
-        A given `config` replaces the existing log's; a different topic id is INCONSISTENT_TOPIC_ID."""
+        """The partition's log, created (empty) in the live log dir holding the fewest partitions.
+        A given `config` replaces the existing log's; a different topic id is INCONSISTENT_TOPIC_ID.
+        A log missing here for a partition that is not new may be in an offline dir: then it is
+        not created elsewhere (KafkaStorageException), as Kafka's getOrCreateLog refuses."""
         key = (topic, partition)
         existing = self.logs.get(key)
+        if existing is not None and self.is_offline(existing.parent_dir):
+            raise KafkaStorageException(f"the log directory {existing.parent_dir} of {topic}-{partition} is offline")
         if existing is not None:
             if config is not None:
                 existing.config = config
@@ -269,15 +329,26 @@ class LogManager:
                 if existing.topic_id is None:
                     existing.assign_topic_id(topic_id)
             return existing
-        log_dir = min(self.log_dirs, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
-        logs = _log_module()
-        unified_log = logs.UnifiedLog(
-            os.path.join(log_dir, logs.log_dir_name(topic, partition)),
-            config or self.config_for(topic),
-            topic_id=topic_id,
-            had_clean_shutdown=True,
-            producer_id_expiration_ms=self.producer_id_expiration_ms,
-        )
+        live = self.live_log_dirs
+        if not live or (not is_new and len(live) < len(self.log_dirs)):
+            offline = ", ".join(d for d in self.log_dirs if d not in live)
+            raise KafkaStorageException(
+                f"Can not create log for {topic}-{partition} because log directories {offline} are offline"
+            )
+        log_dir = min(live, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
+        try:
+            logs = _log_module()
+            unified_log = logs.UnifiedLog(
+                os.path.join(log_dir, logs.log_dir_name(topic, partition)),
+                config or self.config_for(topic),
+                topic_id=topic_id,
+                had_clean_shutdown=True,
+                producer_id_expiration_ms=self.producer_id_expiration_ms,
+                log_dir_failure_channel=self.log_dir_failure_channel,
+            )
+        except OSError as error:
+            self._dir_failed(log_dir, f"Error while creating log for {topic}-{partition}", error)
+            raise KafkaStorageException(f"cannot create a log for {topic}-{partition} in {log_dir}: {error}") from error
         self.logs[key] = unified_log
         self._log_dir_of[key] = log_dir
         return unified_log
@@ -290,17 +361,22 @@ class LogManager:
 
     def delete_log(self, topic: str, partition: int, now: int | None = None) -> bool:
         """Rename to `<topic>-<p>.<uuid>-delete` (the topic shortened to fit 255 bytes) now;
-        remove after file.delete.delay.ms."""
+        remove after file.delete.delay.ms. The log leaves this manager only once renamed: a rename
+        that fails (EIO) takes its directory offline and raises KafkaStorageException."""
         key = (topic, partition)
-        unified_log = self.logs.pop(key, None)
+        unified_log = self.logs.get(key)
         if unified_log is None:
             return False
-        log_dir = self._log_dir_of.pop(key)
-        self.cleaner.forget_log(key, log_dir)
         unified_log.rename_dir(_log_module().log_delete_dir_name(topic, partition))
+        del self.logs[key]
+        log_dir = self._log_dir_of.pop(key)
+        try:
+            self.cleaner.forget_log(key, log_dir)
+        except OSError as error:  # the renamed log is gone all the same; its dir is not healthy
+            self._dir_failed(log_dir, "Disk error while writing the cleaner checkpoint", error)
         due = (_now_ms() if now is None else now) + unified_log.config.file_delete_delay_ms
         self._logs_to_delete.append((due, unified_log))
-        self._write_checkpoints(log_dir)
+        self._checkpoint_dir(log_dir)
         return True
 
     # ------------------------------------------------------------------ periodic tasks
@@ -310,10 +386,11 @@ class LogManager:
         Returns the number of segments deleted."""
         now = _now_ms() if now is None else now
         deleted = 0
-        for unified_log in self.logs.values():
-            deleted += unified_log.delete_old_segments(now)
-            unified_log.delete_pending_files(now)
-            unified_log.remove_expired_producers(now)
+        for unified_log in list(self.logs.values()):
+            with contextlib.suppress(KafkaStorageException):  # its directory went offline, logged once
+                deleted += unified_log.delete_old_segments(now)
+                unified_log.delete_pending_files(now)
+                unified_log.remove_expired_producers(now)
         self.delete_due_logs(now)
         return deleted
 
@@ -348,9 +425,19 @@ class LogManager:
         self.cleaner.start(CleanerConfig.from_settings(settings))
 
     def checkpoint(self) -> None:
-        """Write the recovery point, log start offset and high watermark checkpoints of every dir."""
-        for log_dir in self.log_dirs:
+        """Write the recovery point, log start offset and high watermark checkpoints of every live
+        dir; one that cannot be written takes its dir offline."""
+        for log_dir in self.live_log_dirs:
+            self._checkpoint_dir(log_dir)
+
+    def _checkpoint_dir(self, log_dir: str) -> None:
+        try:
             self._write_checkpoints(log_dir)
+        except OSError as error:
+            self._dir_failed(log_dir, "Disk error while writing checkpoints", error)
+
+    def _dir_failed(self, log_dir: str, message: str, error: BaseException) -> None:
+        self.log_dir_failure_channel.maybe_add_offline_log_dir(log_dir, f"{message} in directory {log_dir}", error)
 
     def _write_checkpoints(self, log_dir: str) -> None:
         held = {key: self.logs[key] for key, d in self._log_dir_of.items() if d == log_dir}
@@ -378,7 +465,10 @@ class LogManager:
         now = _now_ms() if now is None else now
         count = 0
         for unified_log in list(self.logs.values()):
-            flushed = unified_log.flush_if_due(now)
+            try:
+                flushed = unified_log.flush_if_due(now)
+            except KafkaStorageException:  # its directory went offline, logged once
+                continue
             rolled = unified_log.flush_rolled_segments_elsewhere()
             if rolled is not None:
                 _run_in_worker_thread(*rolled)
@@ -386,24 +476,56 @@ class LogManager:
                 count += 1
         return count
 
+    def handle_log_dir_failure(self, log_dir: str) -> list[TopicPartition]:
+        """Kafka's LogManager.handleLogDirFailure: forget the logs of an offline dir (closing their
+        files, no flush: the next start recovers them), stop deleting there, release its lock.
+        Returns the partitions that went offline with it. Halting the broker when no dir is
+        left is the caller's (kbroker/server.py)."""
+        offline = sorted(key for key, held in self._log_dir_of.items() if held == log_dir)
+        for key in offline:
+            unified_log = self.logs.pop(key)
+            del self._log_dir_of[key]
+            with contextlib.suppress(OSError):
+                unified_log.close_handlers()
+        self._logs_to_delete = [(due, gone) for due, gone in self._logs_to_delete if gone.parent_dir != log_dir]
+        fd = self._lock_fds.pop(log_dir, None)
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # closing the descriptor drops its flock
+        log.warning(
+            "Logs for partitions %s are offline due to failure on log directory %s",
+            ",".join(f"{topic}-{partition}" for topic, partition in offline) or "(none)",
+            log_dir,
+        )
+        return offline
+
     def close(self) -> None:
-        """Flush and close every log, write checkpoints and the clean-shutdown marker, unlock."""
+        """Flush and close every log, write checkpoints and the clean-shutdown marker of each live
+        dir, unlock. A dir failing now is left without its marker, so the next start recovers it."""
         if self._closed:
             return
         if self._cleaner is not None:
             self._cleaner.shutdown()
-        for unified_log in self.logs.values():
-            unified_log.flush()
-            unified_log.close()
         for _due, unified_log in self._logs_to_delete:
             unified_log.delete()
         self._logs_to_delete.clear()
-        for log_dir in self.log_dirs:
-            self._write_checkpoints(log_dir)
-            marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
-            with open(marker, "w", encoding="utf-8") as file:
-                file.write(json.dumps({"version": 0, "brokerEpoch": self.broker_epoch}))
-                file.flush()
-                os.fsync(file.fileno())
+        for log_dir in self.live_log_dirs:
+            try:
+                self._close_log_dir(log_dir)
+            except (OSError, KafkaStorageException) as error:
+                self._dir_failed(log_dir, "Disk error while closing the logs", error)
         self._release_locks()
         self._closed = True
+
+    def _close_log_dir(self, log_dir: str) -> None:
+        for key, held in self._log_dir_of.items():
+            if held == log_dir:
+                unified_log = self.logs[key]
+                unified_log.flush()
+                unified_log.close()
+        self._write_checkpoints(log_dir)
+        marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
+        with open(marker, "w", encoding="utf-8") as file:
+            file.write(json.dumps({"version": 0, "brokerEpoch": self.broker_epoch}))
+            file.flush()
+            os.fsync(file.fileno())

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from kbroker.log import io_faults
 from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.crc import crc32c
@@ -442,6 +443,7 @@ def write_snapshot(path: str, entries: Iterable[ProducerStateEntry], sync: bool 
     crc = crc32c(memoryview(body)[_CRC_START:])
     struct.pack_into(">I", body, 2, crc)
     tmp_path = path + ".tmp"
+    io_faults.check("write", tmp_path)
     with open(tmp_path, "wb") as file:
         file.write(body)
         if sync:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from kbroker.log import io_faults
 from kbroker.log.index import (
     INDEX_FILE_SUFFIX,
     TIME_INDEX_FILE_SUFFIX,
@@ -273,6 +274,7 @@ class LogSegment:
             self.bytes_since_last_index_entry += header.size
 
     def _write_at(self, records: bytes | bytearray | memoryview, position: int) -> None:
+        io_faults.check("write", self.log_path)
         view = memoryview(records)
         written = os.pwrite(self.fd, view, position)
         while written < len(view):  # regular files only write short on ENOSPC-like trouble
@@ -529,6 +531,7 @@ class LogSegment:
     # -- files
 
     def flush(self) -> None:
+        io_faults.check("flush", self.log_path)
         os.fsync(self.fd)
         self.offset_index.flush()
         self.time_index.flush()
@@ -610,6 +613,7 @@ class LogSegment:
 
 def _open_log_file(path: str) -> io.FileIO:
     """Open (creating if needed) for pread/pwrite; never truncates an existing file."""
+    io_faults.check("create", path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     return io.FileIO(fd, "r+", closefd=True)
 

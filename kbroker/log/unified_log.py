@@ -23,21 +23,25 @@ set, as Kafka does; rolled segments are fsynced by a call it hands out for a wor
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
 
+from kbroker.log import io_faults
 from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.checkpoint import read_partition_metadata, write_partition_metadata
 from kbroker.log.config import LogConfig
-from kbroker.log.errors import LogError
+from kbroker.log.errors import KafkaStorageException, LogError
 from kbroker.log.index import (
     AbortedTxn,
 )
 from kbroker.log.leader_epoch import LeaderEpochFileCache
+from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.log.log_loader import (
     SEGMENT_FILE_SUFFIXES,
     LogLoader,
@@ -151,6 +155,34 @@ def log_delete_dir_name(topic: str, partition: int) -> str:
     return _log_dir_name_with_suffix_capped_length(topic, partition, DELETE_DIR_SUFFIX)
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def maybe_handle_io_exception(
+    message: str,
+) -> Callable[[Callable[Concatenate[UnifiedLog, _P], _R]], Callable[Concatenate[UnifiedLog, _P], _R]]:
+    """Kafka's maybeHandleIOException around a UnifiedLog method: an OSError marks the log's
+    directory offline in its LogDirFailureChannel and reaches the caller as KafkaStorageException
+    (KAFKA_STORAGE_ERROR); once the directory is offline, the method is refused the same way
+    without touching the disk. `message` names the operation, `{}` the partition."""
+
+    def decorate(method: Callable[Concatenate[UnifiedLog, _P], _R]) -> Callable[Concatenate[UnifiedLog, _P], _R]:
+        @functools.wraps(method)
+        def guarded(self: UnifiedLog, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+            channel = self.log_dir_failure_channel
+            if channel is not None and channel.offline_log_dirs and self.parent_dir in channel.offline_log_dirs:
+                raise KafkaStorageException(f"the log directory {self.parent_dir} of {self.name} is offline")
+            try:
+                return method(self, *args, **kwargs)
+            except OSError as error:
+                raise self.io_failed(message.format(self.name), error) from error
+
+        return guarded
+
+    return decorate
+
+
 def _log_dir_name_with_suffix_capped_length(topic: str, partition: int, suffix: str) -> str:
     full_suffix = f"-{partition}.{uuid.uuid4().hex}{suffix}"
     return topic[: MAX_FILE_NAME_LENGTH - len(full_suffix)] + full_suffix
@@ -171,10 +203,15 @@ class UnifiedLog:
         had_clean_shutdown: bool = False,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
         now: int | None = None,
+        log_dir_failure_channel: LogDirFailureChannel | None = None,
     ):
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.topic, self.partition = parse_topic_partition(os.path.basename(directory.rstrip("/")))
+        self.name = f"{self.topic}-{self.partition}"
+        # The log directory (of log.dirs) holding this partition's, and where its I/O errors go.
+        self.parent_dir = os.path.dirname(os.path.abspath(directory))
+        self.log_dir_failure_channel = log_dir_failure_channel
         self.config = config
         self.topic_id = topic_id
         self.segments = LogSegments()
@@ -217,6 +254,15 @@ class UnifiedLog:
                 f"{self.directory} belongs to topic id {stored}, not {topic_id}",
             )
 
+    def io_failed(self, message: str, error: OSError) -> KafkaStorageException:
+        """Report an I/O error of this log: its directory goes offline; the error for the caller."""
+        if self.log_dir_failure_channel is not None:
+            self.log_dir_failure_channel.maybe_add_offline_log_dir(
+                self.parent_dir, f"{message} in dir {self.parent_dir}", error
+            )
+        return KafkaStorageException(f"{message} in dir {self.parent_dir}: {error}")
+
+    @maybe_handle_io_exception("Error while assigning the topic id of {}")
     def assign_topic_id(self, topic_id: str) -> None:
         """Record the topic id in partition.metadata (first time, or confirm it matches)."""
         self._init_topic_id(topic_id)
@@ -257,6 +303,7 @@ class UnifiedLog:
 
     # ------------------------------------------------------------------ appends
 
+    @maybe_handle_io_exception("Error while appending records to {}")
     def append_as_leader(
         self,
         records: Buffer,
@@ -293,6 +340,7 @@ class UnifiedLog:
                     )
         return self._append(result, origin, now)
 
+    @maybe_handle_io_exception("Error while appending records to {}")
     def append_as_follower(self, records: Buffer, now: int | None = None) -> LogAppendInfo:
         """Append batches fetched from the leader, offsets and epochs as they are."""
         now = now_ms() if now is None else now
@@ -431,6 +479,7 @@ class UnifiedLog:
             return self.roll(result.first_offset)
         return segment
 
+    @maybe_handle_io_exception("Error while rolling log segment for {}")
     def roll(self, expected_next_offset: int | None = None) -> LogSegment:
         """Start a new active segment at max(expected_next_offset, log end offset)."""
         new_offset = max(expected_next_offset or 0, self.log_end_offset)
@@ -450,6 +499,7 @@ class UnifiedLog:
 
     # ------------------------------------------------------------------ reads
 
+    @maybe_handle_io_exception("Error while reading from {}")
     def read(
         self,
         fetch_offset: int,
@@ -491,7 +541,12 @@ class UnifiedLog:
             if found is not None:
                 aborted = no_aborted
                 if include_aborted_transactions:
-                    aborted = self.collect_aborted_transactions(fetch_offset, upper.message_offset)
+                    # A read stays within one segment: aborts starting past it do not concern it
+                    # (Kafka bounds them the same way, or closer with the offset index).
+                    following = self.segments.higher_segment(base)
+                    bound = upper.message_offset if following is None else min(upper.message_offset,
+                                                                               following.base_offset)
+                    aborted = self.collect_aborted_transactions(fetch_offset, bound)
                 return self._fetch_info(
                     found.offset_metadata, found.region, found.first_entry_incomplete, aborted
                 )
@@ -534,10 +589,13 @@ class UnifiedLog:
         return LogOffsetMetadata(offset, segment.base_offset, found.position)
 
     def collect_aborted_transactions(self, start_offset: int, upper_bound_offset: int) -> list[AbortedTxn]:
-        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed."""
+        """Aborted transactions overlapping [start_offset, upper_bound_offset), for read_committed.
+        Markers come after their data, so later segments may list them; the search stops where a
+        segment's index says no later abort can overlap."""
         result: list[AbortedTxn] = []
         for segment in self.segments.segments_from(start_offset):
-            result.extend(segment.txn_index.collect_aborted(start_offset, upper_bound_offset))
+            if segment.txn_index.collect_aborted(start_offset, upper_bound_offset, result):
+                break
         return result
 
     # ------------------------------------------------------------------ offsets
@@ -562,6 +620,7 @@ class UnifiedLog:
             return False
         return self.update_high_watermark(offset) > previous
 
+    @maybe_handle_io_exception("Error while incrementing the log start offset of {}")
     def maybe_increment_log_start_offset(self, new_log_start_offset: int) -> bool:
         """DeleteRecords: move the log start forward (never past the high watermark)."""
         if new_log_start_offset > self.high_watermark:
@@ -576,6 +635,7 @@ class UnifiedLog:
         self.leader_epoch_cache.truncate_from_start(new_log_start_offset)
         return True
 
+    @maybe_handle_io_exception("Error while fetching offset by timestamp for {}")
     def fetch_offset_by_timestamp(self, target_timestamp: int) -> TimestampAndOffset | None:
         """ListOffsets on this log: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
         -4 earliest local, -5 latest tiered) or the first record with timestamp >= target."""
@@ -599,6 +659,27 @@ class UnifiedLog:
                 return segment.find_offset_by_timestamp(target_timestamp, self.log_start_offset)
         return None
 
+    def legacy_fetch_offsets_before(self, timestamp: int, max_num_offsets: int, now: int | None = None) -> list[int]:
+        """ListOffsets v0 (Kafka's legacyFetchOffsetsBefore): up to `max_num_offsets` segment
+        base offsets (and the log end, stamped now, when the active segment has data) whose
+        segment was last modified at or before `timestamp`, newest first; -1 starts from the
+        log end, -2 from the log start."""
+        segments = self.log_segments()
+        points = [(max(segment.base_offset, self.log_start_offset), segment.last_modified_ms)
+                  for segment in segments]
+        if segments[-1].size > 0:
+            points.append((self.log_end_offset, now_ms() if now is None else now))
+        if timestamp == LATEST_TIMESTAMP:
+            start = len(points) - 1
+        elif timestamp == EARLIEST_TIMESTAMP:
+            start = 0
+        else:
+            start = len(points) - 1
+            while start >= 0 and points[start][1] > timestamp:
+                start -= 1
+        count = max(0, min(max_num_offsets, start + 1))
+        return sorted((points[start - j][0] for j in range(count)), reverse=True)
+
     def _max_timestamp_and_offset(self) -> TimestampAndOffset | None:
         best = max(self.log_segments(), key=lambda segment: segment.max_timestamp_so_far)
         if best.max_timestamp_so_far < 0:
@@ -614,6 +695,7 @@ class UnifiedLog:
 
     # ------------------------------------------------------------------ truncation
 
+    @maybe_handle_io_exception("Error while truncating {}")
     def truncate_to(self, target_offset: int) -> bool:
         """Remove everything from `target_offset` on (a follower diverging from its leader)."""
         if target_offset < 0:
@@ -645,6 +727,7 @@ class UnifiedLog:
         self.high_watermark = min(self.high_watermark, next_offset)
         return True
 
+    @maybe_handle_io_exception("Error while truncating the entire log of {}")
     def truncate_fully_and_start_at(self, new_offset: int) -> None:
         """Drop every segment and start empty at `new_offset`."""
         self._note_truncation(new_offset)
@@ -666,6 +749,7 @@ class UnifiedLog:
 
     # ------------------------------------------------------------------ retention
 
+    @maybe_handle_io_exception("Error while deleting segments of {}")
     def delete_old_segments(self, now: int | None = None) -> int:
         """Retention: whole segments below the log start offset, then (cleanup.policy delete) beyond
         retention.bytes and retention.ms. Segments at or past the high watermark are kept."""
@@ -743,6 +827,7 @@ class UnifiedLog:
                 os.remove(prefix + suffix + CLEANED_FILE_SUFFIX)
         return open_segment(self.directory, self.config, base_offset, file_suffix=CLEANED_FILE_SUFFIX)
 
+    @maybe_handle_io_exception("Error while replacing segments of {}")
     def replace_segments(self, cleaned: LogSegment, old_segments: list[LogSegment]) -> None:
         """Swap a fully written, flushed `.cleaned` segment in for `old_segments` (LocalLog's
         replaceSegments). A crash at any point leaves files `_remove_temporary_files` resolves:
@@ -763,6 +848,7 @@ class UnifiedLog:
         segment.change_file_suffixes("", DELETED_FILE_SUFFIX)
         self._pending_deletes.append((now_ms() + self.config.file_delete_delay_ms, segment))
 
+    @maybe_handle_io_exception("Error while deleting old segment files of {}")
     def delete_pending_files(self, now: int | None = None, force: bool = False) -> int:
         """Remove `.deleted` segments whose delay has passed; returns how many were removed."""
         now = now_ms() if now is None else now
@@ -781,6 +867,7 @@ class UnifiedLog:
     def unflushed_messages(self) -> int:
         return self._unflushed_messages
 
+    @maybe_handle_io_exception("Error while flushing log for {}")
     def flush(self, up_to_offset: int | None = None) -> None:
         """fsync segments holding offsets in [recovery point, up_to_offset) and advance the
         recovery point (default: everything)."""
@@ -813,11 +900,13 @@ class UnifiedLog:
             return True
         return False
 
-    def flush_rolled_segments_elsewhere(self) -> tuple[Callable[[], None], Callable[[bool], None]] | None:
+    def flush_rolled_segments_elsewhere(
+        self,
+    ) -> tuple[Callable[[], None], Callable[[BaseException | None], None]] | None:
         """Kafka flushes a segment once it is rolled, off the append path (its flush-log task),
         which lets the recovery point advance. When segments rolled since the last flush, returns
         (a blocking call that fsyncs them, for a worker thread; what to call here with its
-        success), else None. One at a time per log. Appends never wait for it: fsyncing a 1 GiB
+        error, None on success: an OSError takes the log directory offline), else None. One at a time per log. Appends never wait for it: fsyncing a 1 GiB
         segment on the event loop stalled every partition for most of a second."""
         target = self.active_segment.base_offset
         if self._rolled_flush_running or self.recovery_point >= target:
@@ -830,13 +919,16 @@ class UnifiedLog:
             for fsync_segment in fsyncs:
                 fsync_segment()
 
-        def done(succeeded: bool) -> None:
+        def done(error: BaseException | None) -> None:
             self._rolled_flush_running = False
-            if succeeded and truncations == self._truncations:  # else those offsets may hold newer data
+            if isinstance(error, OSError):
+                self.io_failed(f"Error while flushing rolled segments of {self.name}", error)
+            if error is None and truncations == self._truncations:  # else those offsets may hold newer data
                 self.recovery_point = max(self.recovery_point, min(target, self.log_end_offset))
 
         return fsync_segments, done
 
+    @maybe_handle_io_exception("Error while closing {}")
     def close(self, sync: bool = True) -> None:
         """Snapshot producer state at the log end and close every segment (trimming indexes)."""
         psm = self.producer_state_manager
@@ -850,10 +942,12 @@ class UnifiedLog:
         for segment in self.log_segments():
             segment.close_handlers()
 
+    @maybe_handle_io_exception("Error while renaming dir for {}")
     def rename_dir(self, new_name: str) -> None:
         """Move the partition directory (e.g. to `<topic>-<p>.<uuid>-delete`); open files follow."""
         parent = os.path.dirname(self.directory.rstrip("/"))
         new_directory = os.path.join(parent, new_name)
+        io_faults.check("rename", self.directory)
         os.rename(self.directory, new_directory)
         for segment in self.log_segments() + [segment for _when, segment in self._pending_deletes]:
             segment.move_to_directory(new_directory)

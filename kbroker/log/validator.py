@@ -30,6 +30,7 @@ from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.compression import CODEC_NONE, CODEC_ZSTD
 from kbroker.log.config import LONG_MAX, LogConfig
 from kbroker.log.errors import LogError
+from kbroker.log.legacy_records import is_legacy, up_convert
 from kbroker.log.records import (
     CREATE_TIME,
     LOG_APPEND_TIME,
@@ -94,9 +95,12 @@ def analyze_and_validate_records(
 ) -> tuple[memoryview, list[BatchHeader]]:
     """Header-level checks of every batch; returns the valid prefix and the batches' headers.
 
-    Trailing bytes of a partial batch are dropped, as Kafka does.
+    Trailing bytes of a partial batch are dropped, as Kafka does. A client's v0/v1 message set
+    (Produce v0-2) is checked and converted to one v2 batch first (legacy_records.up_convert).
     """
     view = memoryview(records)
+    if origin is AppendOrigin.CLIENT and is_legacy(view):
+        view = memoryview(up_convert(view, max_message_bytes))
     headers: list[BatchHeader] = []
     try:
         for header in iter_batches(view):

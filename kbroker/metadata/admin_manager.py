@@ -105,6 +105,9 @@ class AdminManager:
             reason = validate_topic_config(name, value)
             if reason is not None:
                 raise AdminError(Errors.INVALID_CONFIG, reason)
+        reason = self.config.unwritable_topic_message_format(configs)
+        if reason is not None:
+            raise AdminError(Errors.INVALID_CONFIG, reason)
 
     def create_topic_now(self, req: TopicRequest, validate_only: bool = False) -> TopicResult:
         """Validates and (unless validate_only) writes one topic; errors come back in the result."""

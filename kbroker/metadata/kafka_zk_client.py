@@ -71,10 +71,24 @@ class KafkaZkClient:
             return zk.decode_cluster_id(self.store.get(zk.CLUSTER_ID)[0])
 
     def register_broker(self, registration: zk.BrokerRegistration) -> int:
-        """Creates the ephemeral /brokers/ids/<id>; returns the broker epoch (its czxid)."""
+        """Creates the ephemeral /brokers/ids/<id>; returns the broker epoch (its czxid). As Kafka's
+        checkedEphemeralCreate, a znode our own session already created counts as created (a
+        retried create after a connection loss); one of another session raises NodeExistsError."""
         path = zk.broker_path(registration.broker_id)
-        self.store.create(path, registration.encode(), ephemeral=True)
-        return self.store.exists(path).czxid
+        try:
+            self.store.create(path, registration.encode(), ephemeral=True)
+        except NodeExistsError:
+            if self.broker_registration_owner(registration.broker_id) != self.store.session_id:
+                raise
+        stat = self.store.exists(path)
+        if stat is None:
+            raise NoNodeError(path)  # our session ended between the create and this read
+        return stat.czxid
+
+    def broker_registration_owner(self, broker_id: int) -> int | None:
+        """The ZooKeeper session holding /brokers/ids/<id>, or None when nobody is registered."""
+        stat = self.store.exists(zk.broker_path(broker_id))
+        return None if stat is None else stat.owner
 
     def get_all_brokers(self) -> list[zk.BrokerRegistration]:
         brokers = []
@@ -194,6 +208,39 @@ class KafkaZkClient:
             return self.store.multi([Op("check", zk.CONTROLLER_EPOCH, version=epoch_zk_version), *ops])
         except BadVersionError:
             raise ControllerMovedError from None
+
+    # -- log dir failures (Kafka's propagateLogDirEvent and the controller's side) ---------------
+    def propagate_log_dir_event(self, broker_id: int) -> str:
+        """A broker tells the controller one of its log dirs failed: a sequential znode."""
+        prefix = f"{zk.LOG_DIR_EVENT_NOTIFICATION}/{zk.LOG_DIR_EVENT_PREFIX}"
+        return self.store.create(prefix, zk.encode_log_dir_event(broker_id), sequence=True, makepath=True)
+
+    def get_all_log_dir_event_notifications(self) -> list[str]:
+        try:
+            children = self.store.get_children(zk.LOG_DIR_EVENT_NOTIFICATION)
+        except NoNodeError:
+            return []
+        return sorted(c for c in children if c.startswith(zk.LOG_DIR_EVENT_PREFIX))
+
+    def get_broker_ids_from_log_dir_events(self, notifications: list[str]) -> list[int]:
+        broker_ids: set[int] = set()
+        for child in notifications:
+            try:
+                data, _stat = self.store.get(f"{zk.LOG_DIR_EVENT_NOTIFICATION}/{child}")
+            except NoNodeError:
+                continue
+            broker_id = zk.decode_log_dir_event(data)
+            if broker_id is not None:
+                broker_ids.add(broker_id)
+        return sorted(broker_ids)
+
+    def delete_log_dir_event_notifications(self, notifications: list[str], epoch_zk_version: int) -> None:
+        """Fenced by the controller epoch, as Kafka's deleteLogDirEventNotifications."""
+        existing = [f"{zk.LOG_DIR_EVENT_NOTIFICATION}/{c}" for c in notifications
+                    if self.store.exists(f"{zk.LOG_DIR_EVENT_NOTIFICATION}/{c}") is not None]
+        for start in range(0, len(existing), _MAX_DELETES_PER_MULTI):
+            chunk = existing[start:start + _MAX_DELETES_PER_MULTI]
+            self._fenced_multi([Op("delete", path) for path in chunk], epoch_zk_version)
 
     # -- partition states ---------------------------------------------------------------------
     def get_partition_state(self, topic: str, partition: int) -> zk.LeaderIsrAndControllerEpoch | None:

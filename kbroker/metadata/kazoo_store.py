@@ -54,6 +54,15 @@ def split_chroot(connect: str) -> tuple[str, str]:
     return hosts, ("/" + chroot.rstrip("/")) if slash and chroot.strip("/") else ""
 
 
+def _start(client: KazooClient, hosts: str, timeout_s: float) -> None:
+    """Connect, or raise ConnectionError saying where and how long (kazoo stopped the client)."""
+    try:
+        client.start(timeout=timeout_s)
+    except client.handler.timeout_exception:
+        raise ConnectionError(f"no ZooKeeper answered at {hosts} within {timeout_s * 1000:.0f} ms "
+                              "(zookeeper.connect, zookeeper.connection.timeout.ms)") from None
+
+
 class KazooZNodeStore:
     def __init__(self, connect: str, session_timeout_ms: int, connection_timeout_ms: int,
                  notify: Callable[[Callable[[], None]], None],
@@ -62,7 +71,7 @@ class KazooZNodeStore:
         timeout = connection_timeout_ms / 1000
         if chroot:
             bootstrap = KazooClient(hosts=hosts, timeout=timeout)
-            bootstrap.start(timeout=timeout)
+            _start(bootstrap, hosts, timeout)
             try:
                 bootstrap.ensure_path(chroot)
             finally:
@@ -72,7 +81,7 @@ class KazooZNodeStore:
         self.on_session_event = on_session_event
         self.client = KazooClient(hosts=hosts + chroot, timeout=session_timeout_ms / 1000)
         self.client.add_listener(self._state_changed)
-        self.client.start(timeout=timeout)
+        _start(self.client, hosts, timeout)
 
     def _state_changed(self, state: str) -> None:
         # Runs on a kazoo thread: only hand the event over.
@@ -91,12 +100,12 @@ class KazooZNodeStore:
     @_translating_errors
     def exists(self, path: str) -> ZnodeStat | None:
         stat = self.client.exists(path)
-        return None if stat is None else ZnodeStat(stat.czxid, stat.version)
+        return None if stat is None else ZnodeStat(stat.czxid, stat.version, stat.ephemeralOwner)
 
     @_translating_errors
     def get(self, path: str) -> tuple[bytes, ZnodeStat]:
         data, stat = self.client.get(path)
-        return data or b"", ZnodeStat(stat.czxid, stat.version)
+        return data or b"", ZnodeStat(stat.czxid, stat.version, stat.ephemeralOwner)
 
     @_translating_errors
     def get_children(self, path: str) -> list[str]:

@@ -21,6 +21,9 @@ CONFIG_CHANGES = "/config/changes"
 DELETE_TOPICS = "/admin/delete_topics"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 ISR_CHANGE_NOTIFICATION = "/isr_change_notification"
+LOG_DIR_EVENT_NOTIFICATION = "/log_dir_event_notification"
+LOG_DIR_EVENT_PREFIX = "log_dir_event_"  # sequential children: log_dir_event_0000000000, ...
+LOG_DIR_FAILURE_EVENT = 1  # LogDirEventNotificationHandler.LogDirFailureEvent
 
 # The persistent paths a Kafka broker creates at start (KafkaZkClient.createTopLevelPaths).
 PERSISTENT_PATHS = (
@@ -200,3 +203,17 @@ def encode_producer_id_block(broker_id: int, start: int, end: int) -> bytes:
 def decode_producer_id_block(data: bytes) -> tuple[int, int]:
     obj = json.loads(data)
     return int(obj["block_start"]), int(obj["block_end"])
+
+
+# -- /log_dir_event_notification (LogDirEventNotificationSequenceZNode) -------------------------
+def encode_log_dir_event(broker_id: int) -> bytes:
+    return _dump({"version": 1, "broker": broker_id, "event": LOG_DIR_FAILURE_EVENT})
+
+
+def decode_log_dir_event(data: bytes) -> int | None:
+    """The broker id of a log dir failure notification (None for another or unreadable event)."""
+    try:
+        obj = json.loads(data)
+        return int(obj["broker"]) if obj.get("event", LOG_DIR_FAILURE_EVENT) == LOG_DIR_FAILURE_EVENT else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -50,6 +50,7 @@ class NotEmptyError(ZNodeError):
 class ZnodeStat:
     czxid: int
     version: int
+    owner: int = 0  # ZooKeeper's ephemeralOwner: the session that created an ephemeral node, else 0
 
 
 @dataclass(slots=True)
@@ -124,13 +125,16 @@ class EmbeddedZNodeStore:
         os.replace(tmp, self.path)
 
     # -- reads --------------------------------------------------------------------------------
+    def _stat(self, node: _Node) -> ZnodeStat:
+        return ZnodeStat(node.czxid, node.version, self.session_id if node.ephemeral else 0)
+
     def exists(self, path: str) -> ZnodeStat | None:
         node = self.nodes.get(path)
-        return None if node is None else ZnodeStat(node.czxid, node.version)
+        return None if node is None else self._stat(node)
 
     def get(self, path: str) -> tuple[bytes, ZnodeStat]:
         node = self._node(path)
-        return node.data, ZnodeStat(node.czxid, node.version)
+        return node.data, self._stat(node)
 
     def get_children(self, path: str) -> list[str]:
         return sorted(self._node(path).children)

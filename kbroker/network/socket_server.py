@@ -1,9 +1,22 @@
 """SocketServer: accepts connections and turns bytes into framed requests and back.
 
-Each connection reads size-prefixed frames (bounded by socket.request.max.bytes) into a
-receive buffer, hands them one at a time, in order, to the request processor (like Kafka, a
-connection is "muted" while its request is in flight, so responses keep request order), and
-writes the response chunks it gets back. A frame too large or negative closes the connection.
+Each connection reads size-prefixed frames (bounded by socket.request.max.bytes), hands them one
+at a time, in order, to the request processor (like Kafka, a connection is "muted" while its
+request is in flight, so responses keep request order), and writes the response chunks it gets
+back. A frame too large or negative closes the connection.
+
+Memory follows the bytes that arrived, not what a client claims: reads land in one scratch buffer
+per listener; whole frames are copied out of it, and a frame that is still arriving gets a buffer
+of its own that starts at FIRST_FRAME_BYTES at most and doubles as it fills (reads then go
+straight into it, so a 1 MiB produce is copied once or twice, never byte by byte). An idle
+connection holds no buffer at all.
+
+Limits, with Kafka's names (wired in kbroker/server.py): socket.request.max.bytes;
+queued.max.request.bytes (MemoryPool: every listener stops reading while the bytes read and not yet
+taken up for processing reach that much); max.connections, listener.name.X.max.connections,
+max.connections.per.ip and its overrides (ConnectionQuotas: the accept loop waits for a slot, or
+closes a connection from an address at its maximum); connections.max.idle.ms (a connection with
+no bytes in or out for that long, and no request being processed, is closed).
 
 This module knows nothing of what a request means: the processor callable it is given
 (KafkaApis.process of kbroker/api/kafka_apis.py, wired in kbroker/server.py) decodes and answers.
@@ -14,16 +27,39 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import errno
+import functools
 import logging
 import socket
+import struct
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-log = logging.getLogger("kbroker.network")
+from kbroker.network.connection_quotas import ConnectionQuotas, address_key
+from kbroker.network.log_limiter import RateLimitedLog, source_of
+from kbroker.network.memory_pool import MemoryPool
 
-# Frames up to this size are cut out of the shared receive buffer; larger ones are read
-# straight into a buffer of their own so that a 1 MiB produce is not copied on the way in.
-RECEIVE_BUFFER_BYTES = 256 * 1024
+log = logging.getLogger("kbroker.network")
+# Bad frames are logged once per client host and kind per interval: a client must not be able to
+# flood the log (issue 16, bug 6).
+bad_input_log = RateLimitedLog(log)
+
+# One per listener, shared by its connections: asyncio asks a protocol for a buffer, reads into
+# it and reports the bytes before any other callback runs, so no two reads overlap in it.
+SCRATCH_BUFFER_BYTES = 256 * 1024
+# A frame not complete in one read starts with a buffer this large at most, then doubles as it
+# fills: a client claiming 100 MiB and sending nothing costs this much, not 100 MiB.
+FIRST_FRAME_BYTES = 64 * 1024
+# Out of file descriptors or memory while accepting: wait this long before accepting again
+# (asyncio's own accept loop waits the same second).
+ACCEPT_RETRY_DELAY_S = 1.0
+_ACCEPT_RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+# Idle connections are looked for this many times per connections.max.idle.ms (at most every 10 s).
+IDLE_CHECKS_PER_PERIOD = 10
+MAX_IDLE_CHECK_INTERVAL_S = 10.0
+
+_frame_size = struct.Struct(">i").unpack_from
 
 
 class CloseConnection(Exception):
@@ -48,110 +84,161 @@ RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | N
 class KafkaConnection(asyncio.BufferedProtocol):
     """One client connection: frames in, processed strictly in order, responses out."""
 
+    # Slots: an idle connection is this object, its transport and socket, nothing else.
+    __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
+                 "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
+                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter")
+
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
     transport: asyncio.Transport
 
-    def __init__(self, server: SocketServer) -> None:
+    def __init__(self, server: SocketServer, address: str = "") -> None:
         self.server = server
         self.listener_name = server.listener_name
+        self.address = address  # the peer's address as ConnectionQuotas counts it ("" if uncounted)
         self.peer = "?"
-        self._recv = bytearray(RECEIVE_BUFFER_BYTES)
-        self._recv_view = memoryview(self._recv)
-        self._filled = 0  # bytes of _recv holding data not yet framed
-        self._big: bytearray | None = None  # a large frame being read directly
-        self._big_filled = 0
+        self.last_active = time.monotonic()  # of the last bytes read or written: connections.max.idle.ms
+        self._head = b""  # the first bytes (fewer than 4) of a frame's size
+        self._frame: bytearray | None = None  # a frame still arriving, in its own growing buffer
+        self._frame_size = 0
+        self._frame_filled = 0
+        self._charged = 0  # bytes of partial and queued frames counted in the memory pool
         self._frames: collections.deque[memoryview] = collections.deque()
         self._worker: asyncio.Task | None = None
+        self._processing = False  # a request is with the processor
         self._closing = False
         self._close_when_idle = False  # a bad frame was seen: answer what came before it, then close
-        self._paused_reading = False
-        self._can_write = asyncio.Event()
-        self._can_write.set()
+        self._queue_full = False  # queued.max.requests frames wait: stop reading until half are done
+        self._reading = True
+        self._write_paused = False
+        self._write_waiter: asyncio.Future | None = None
 
     # -- asyncio protocol callbacks ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
         self.server.connections.add(self)
+        self._update_reading()  # the memory pool may be exhausted already
 
     def connection_lost(self, _exc: Exception | None) -> None:  # asyncio's Protocol signature
         self._closing = True
-        self.server.connections.discard(self)
-        self._can_write.set()
+        self.server.connection_closed(self)
+        self._frames.clear()
+        self._frame = None
+        self._release(self._charged)
+        self._charged = 0
+        self._wake_writer()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
 
     def pause_writing(self) -> None:
-        self._can_write.clear()
+        self._write_paused = True
 
     def resume_writing(self) -> None:
-        self._can_write.set()
+        self._write_paused = False
+        self._wake_writer()
 
     def get_buffer(self, _sizehint: int) -> memoryview:  # asyncio's BufferedProtocol signature
-        if self._big is not None:
-            return memoryview(self._big)[self._big_filled :]
-        if self._filled == len(self._recv):  # only possible transiently; grow to be safe
-            self._recv.extend(bytes(len(self._recv)))
-            self._recv_view = memoryview(self._recv)
-        return self._recv_view[self._filled :]
+        frame = self._frame
+        if frame is None:
+            return self.server.scratch
+        filled = self._frame_filled
+        if filled == len(frame):
+            # Grow here, not in buffer_updated: the transport may still hold the view it read
+            # into while it reports the bytes, and a bytearray with a live view cannot resize.
+            extra = min(self._frame_size, 2 * filled) - filled
+            frame.extend(bytes(extra))
+            self._charge(extra)
+        return memoryview(frame)[filled:]
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._big is not None:
-            self._big_filled += nbytes
-            if self._big_filled == len(self._big):
-                self._frames.append(memoryview(self._big))
-                self._big = None
-                self._wake_worker()
+        if self._close_when_idle:
+            return  # past a bad frame nothing is framed (reading is paused; a read may still land)
+        self.last_active = time.monotonic()
+        frame = self._frame
+        if frame is None:
+            self._cut_frames(self.server.scratch[:nbytes])
             return
-        self._filled += nbytes
-        self._cut_frames()
+        self._frame_filled += nbytes
+        if self._frame_filled == self._frame_size:
+            self._frame = None
+            self._frames.append(memoryview(frame))
+            self._wake_worker()
 
     def eof_received(self) -> bool:
         return False  # close our side too
 
     # -- framing --------------------------------------------------------------------------
-    def _cut_frames(self) -> None:
-        buf, view, pos, end = self._recv, self._recv_view, 0, self._filled
-        max_bytes = self.server.max_request_bytes
-        while end - pos >= 4:
-            size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
-            if size < 0 or size > max_bytes:
-                log.warning("closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
-                            self.peer, size, max_bytes)
-                # Kafka reads one request at a time, so the ones before this frame are answered first.
-                self._close_when_idle = True
-                self._filled = 0
-                self.transport.pause_reading()
-                self._wake_worker()
+    def _cut_frames(self, data: memoryview) -> None:
+        """Frames out of one read: whole ones are queued, the last may begin a frame still arriving."""
+        pos, end = 0, len(data)
+        if self._head:  # a size split across reads
+            pos = 4 - len(self._head)
+            self._head += bytes(data[:pos])
+            if len(self._head) < 4:
                 return
-            if end - pos - 4 >= size:
-                # A bytearray, so the log validator can patch offsets into a produce in place.
-                self._frames.append(memoryview(bytearray(view[pos + 4 : pos + 4 + size])))
-                pos += 4 + size
-                continue
-            if size > RECEIVE_BUFFER_BYTES // 2:
-                # Large frame: move what we have of it into its own buffer, read the rest into it.
-                have = end - pos - 4
-                self._big = bytearray(size)
-                self._big[:have] = view[pos + 4 : end]
-                self._big_filled = have
-                pos = end
-            break
-        if pos:
-            remaining = end - pos
-            if remaining:
-                buf[:remaining] = view[pos:end]
-            self._filled = remaining
+            pos = self._take_frame(int.from_bytes(self._head, "big", signed=True), data, pos)
+            self._head = b""
+        while 0 <= pos <= end - 4:
+            pos = self._take_frame(_frame_size(data, pos)[0], data, pos + 4)
+        if 0 <= pos < end:
+            self._head = bytes(data[pos:end])
         if self._frames:
             self._wake_worker()
+
+    def _take_frame(self, size: int, data: memoryview, pos: int) -> int:
+        """The frame of `size` bytes whose bytes start at data[pos]: queued when all are there,
+        else begun in a buffer of its own. Returns where the next frame starts (-1: stop)."""
+        if size < 0 or size > self.server.max_request_bytes:
+            bad_input_log.warning(source_of(self.peer), "frame size",
+                                  "closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
+                                  self.peer, size, self.server.max_request_bytes)
+            # Kafka reads one request at a time, so the ones before this frame are answered first.
+            self._close_when_idle = True
+            self._update_reading()
+            self._wake_worker()
+            return -1
+        end = len(data)
+        have = end - pos
+        if have >= size:
+            # A bytearray, so the log validator can patch offsets into a produce in place.
+            self._frames.append(memoryview(bytearray(data[pos : pos + size])))
+            self._charge(size)
+            return pos + size
+        capacity = min(size, max(FIRST_FRAME_BYTES, 2 * have))
+        frame = self._frame = bytearray(capacity)
+        frame[:have] = data[pos:end]
+        self._frame_size = size
+        self._frame_filled = have
+        self._charge(capacity)
+        return end
+
+    def _charge(self, nbytes: int) -> None:
+        self._charged += nbytes
+        pool = self.server.memory_pool
+        if pool is not None:
+            pool.allocate(nbytes)
+
+    def _release(self, nbytes: int) -> None:
+        pool = self.server.memory_pool
+        if pool is not None and nbytes:
+            pool.release(nbytes)
+
+    # -- reading on and off ---------------------------------------------------------------
+    def _update_reading(self) -> None:
+        """Read while nothing says stop: a bad frame, a full request queue, an exhausted memory pool."""
+        if self._closing:
+            return
+        pool = self.server.memory_pool
+        want = not (self._close_when_idle or self._queue_full or (pool is not None and pool.is_out_of_memory))
+        if want != self._reading:
+            self._reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
 
     def _wake_worker(self) -> None:
         if self._close_when_idle and not self._frames and (self._worker is None or self._worker.done()):
@@ -160,19 +247,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._worker is None or self._worker.done():
             self._worker = asyncio.get_running_loop().create_task(self._process_frames())
         # Back-pressure: stop reading while a lot of requests queue up behind a slow one.
-        if len(self._frames) > self.server.max_queued_requests and not self._paused_reading:
-            self._paused_reading = True
-            self.transport.pause_reading()
+        if len(self._frames) > self.server.max_queued_requests and not self._queue_full:
+            self._queue_full = True
+            self._update_reading()
 
+    # -- processing -----------------------------------------------------------------------
     async def _process_frames(self) -> None:
         processor = self.server.processor
         frames = self._frames
         while frames and not self._closing:
             frame = frames.popleft()
-            if self._paused_reading and not self._close_when_idle \
-                    and len(frames) <= self.server.max_queued_requests // 2:
-                self._paused_reading = False
-                self.transport.resume_reading()
+            # Queued bytes end where processing starts: a request parked in the purgatory must not
+            # hold back the reads that complete it (a follower's fetch for an acks=all produce).
+            self._charged -= len(frame)
+            self._release(len(frame))
+            if self._queue_full and len(frames) <= self.server.max_queued_requests // 2:
+                self._queue_full = False
+                self._update_reading()
+            self._processing = True
             self.server.in_flight += 1
             try:
                 chunks = await processor(self, frame)
@@ -182,18 +274,48 @@ class KafkaConnection(asyncio.BufferedProtocol):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("closing connection from %s: unexpected error while processing a request",
-                              self.peer)
+                bad_input_log.log(logging.ERROR, source_of(self.peer), "unexpected error",
+                                  "closing connection from %s: unexpected error while processing a request",
+                                  self.peer, exc_info=True)
                 self.close()
                 return
             finally:
+                self._processing = False
                 self.server.in_flight -= 1
             if chunks and not self._closing:
-                self.transport.writelines([c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks])
-                if not self._can_write.is_set():
-                    await self._can_write.wait()
+                try:
+                    data = [c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks]
+                except (OSError, ValueError) as exc:  # a segment closed meanwhile: its log dir failed
+                    log.warning("closing connection from %s: reading the records of a response failed: %r",
+                                self.peer, exc)
+                    self.close()
+                    return
+                self.transport.writelines(data)
+                self.last_active = time.monotonic()
+                if self._write_paused:
+                    await self._writable()
         if self._close_when_idle:
             self.close()
+
+    async def _writable(self) -> None:
+        """Wait until the transport's buffer drains below its low-water mark (or the connection is lost)."""
+        while self._write_paused and not self._closing:
+            waiter = self._write_waiter = asyncio.get_running_loop().create_future()
+            await waiter
+
+    def _wake_writer(self) -> None:
+        waiter, self._write_waiter = self._write_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    @property
+    def processing(self) -> bool:
+        """A request of this connection is with the processor (the idle check leaves it alone)."""
+        return self._processing
 
     def close(self) -> None:
         if not self._closing:
@@ -215,7 +337,10 @@ class SocketServer:
 
     def __init__(self, host: str, port: int, processor: RequestProcessor, *, listener_name: str = "PLAINTEXT",
                  max_request_bytes: int = 104857600, max_queued_requests: int = 500,
-                 backlog: int = 1024) -> None:
+                 backlog: int = 1024, send_buffer_bytes: int = -1, receive_buffer_bytes: int = -1,
+                 memory_pool: MemoryPool | None = None,
+                 quotas: ConnectionQuotas | None = None, max_connections: int | None = None,
+                 connections_max_idle_ms: int = 600000) -> None:
         self.host = host
         self.port = port
         self.processor = processor
@@ -223,21 +348,103 @@ class SocketServer:
         self.max_request_bytes = max_request_bytes
         self.max_queued_requests = max_queued_requests
         self.backlog = backlog
+        self.memory_pool = memory_pool
+        self.connections_max_idle_ms = connections_max_idle_ms
+        self.send_buffer_bytes = send_buffer_bytes
+        self.receive_buffer_bytes = receive_buffer_bytes
         self.connections: set[KafkaConnection] = set()
         self.in_flight = 0
-        self._server: asyncio.base_events.Server | None = None
+        self.scratch = memoryview(bytearray(SCRATCH_BUFFER_BYTES))
+        self.quotas = quotas if quotas is not None else ConnectionQuotas(
+            max_connections=2**31 - 1, max_connections_per_ip=2**31 - 1)
+        self.quotas.add_listener(listener_name, self, max_connections)
+        if memory_pool is not None:
+            memory_pool.watch(self._on_memory_pool_change)
+        self._sockets: list[socket.socket] = []
+        self._accepting: list[asyncio.Task] = []
+        self._idle_check: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        bind_host = None if self.host in ("", "0.0.0.0", "::") else self.host
-        self._server = await loop.create_server(lambda: KafkaConnection(self), bind_host, self.port,
-                                                backlog=self.backlog, reuse_address=True)
+        self._sockets = _listen_sockets(self.host, self.port, self.backlog)
         if self.port == 0:
-            self.port = self._server.sockets[0].getsockname()[1]
+            self.port = self._sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._accepting = [loop.create_task(self._accept_loop(sock)) for sock in self._sockets]
+        if self.connections_max_idle_ms >= 0:
+            self._schedule_idle_check(loop)
 
+    # -- accepting ------------------------------------------------------------------------
+    async def _accept_loop(self, listen_sock: socket.socket) -> None:
+        """Kafka's Acceptor: wait for a connection slot, accept, check the address's count, serve."""
+        loop = asyncio.get_running_loop()
+        quotas = self.quotas
+        while True:
+            await quotas.wait_for_connection_slot(self.listener_name)
+            try:
+                sock, peer = await loop.sock_accept(listen_sock)
+            except OSError as exc:
+                if exc.errno in _ACCEPT_RESOURCE_ERRORS:
+                    log.error("cannot accept connections on %s for now: %s", self.listener_name, exc)
+                    await asyncio.sleep(ACCEPT_RETRY_DELAY_S)
+                continue
+            address = address_key(str(peer[0])) if isinstance(peer, tuple) else ""
+            limit = quotas.inc(self.listener_name, address)
+            if limit is not None:
+                log.info("Rejected connection from %s, address already has the configured maximum of %d connections.",
+                         address, limit)
+                sock.close()
+                continue
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # socket.send/receive.buffer.bytes; -1 keeps the OS default (and its autotuning)
+                for option, size in ((socket.SO_SNDBUF, self.send_buffer_bytes),
+                                     (socket.SO_RCVBUF, self.receive_buffer_bytes)):
+                    if size != -1:
+                        sock.setsockopt(socket.SOL_SOCKET, option, size)
+                await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock)
+            except (OSError, RuntimeError) as exc:  # the peer went away in between, or the loop is closing
+                log.debug("connection from %s lost while being set up: %s", address, exc)
+                quotas.dec(self.listener_name, address)
+                sock.close()
+                continue
+            quotas.close_excess_connection(self.listener_name)
+
+    def connection_closed(self, conn: KafkaConnection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.quotas.dec(self.listener_name, conn.address)
+
+    # -- memory pool and idle connections -------------------------------------------------
+    def _on_memory_pool_change(self) -> None:
+        for conn in list(self.connections):
+            conn._update_reading()
+
+    def _schedule_idle_check(self, loop: asyncio.AbstractEventLoop) -> None:
+        interval = min(MAX_IDLE_CHECK_INTERVAL_S, self.connections_max_idle_ms / 1000 / IDLE_CHECKS_PER_PERIOD)
+        self._idle_check = loop.call_later(max(interval, 0.01), self._close_idle_connections, loop)
+
+    def _close_idle_connections(self, loop: asyncio.AbstractEventLoop) -> None:
+        """connections.max.idle.ms: Kafka's Selector closes connections with no reads or writes for
+        that long; one whose request is still being processed is left to answer it."""
+        expired = time.monotonic() - self.connections_max_idle_ms / 1000
+        for conn in [c for c in self.connections if c.last_active < expired and not c.processing]:
+            log.debug("closing connection from %s: idle for more than connections.max.idle.ms=%d",
+                      conn.peer, self.connections_max_idle_ms)
+            conn.close()
+        self._schedule_idle_check(loop)
+
+    # -- stopping -------------------------------------------------------------------------
     def stop_accepting(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        for task in self._accepting:
+            task.cancel()
+        self._accepting = []
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+        if self._idle_check is not None:
+            self._idle_check.cancel()
+            self._idle_check = None
+        self.quotas.remove_listener(self.listener_name)
 
     async def shutdown(self, timeout: float) -> None:
         """Stop accepting, let in-flight requests finish (up to timeout), close connections."""
@@ -247,3 +454,29 @@ class SocketServer:
             await asyncio.wait([asyncio.ensure_future(p) for p in pending], timeout=timeout)
         for conn in list(self.connections):
             conn.close()
+
+
+def _listen_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
+    """Bound, listening, non-blocking sockets for every address of `host` ("", 0.0.0.0 and :: mean
+    every interface), as asyncio's create_server binds them: IPv6 ones IPv6-only, so an IPv4 peer
+    is seen as IPv4. With port 0 the later sockets take the port the first one got."""
+    bind_host = None if host in ("", "0.0.0.0", "::") else host
+    infos = socket.getaddrinfo(bind_host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, type_, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, type_, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(sockets) > 1:
+                address = (address[0], sockets[0].getsockname()[1], *address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

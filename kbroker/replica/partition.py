@@ -411,22 +411,41 @@ class Partition:
         new leader's high watermark is below its epoch's start offset (Kafka's rule)."""
         from kbroker.log.records import NO_TIMESTAMP  # the log modules are loaded with the first log
         from kbroker.log.segment import TimestampAndOffset
-        from kbroker.log.unified_log import LATEST_TIMESTAMP
+        from kbroker.log.unified_log import EARLIEST_LOCAL_TIMESTAMP, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP
 
         log = self.check_leader(current_leader_epoch)
         epoch_start = self.leader_epoch_start_offset
         if isolation is not None and epoch_start is not None and log.high_watermark < epoch_start:
             raise PartitionError(Errors.OFFSET_NOT_AVAILABLE)
+        # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
+        if isolation is None:
+            last_fetchable = log.log_end_offset
+        else:
+            last_fetchable = log.last_stable_offset if isolation == FETCH_TXN_COMMITTED else log.high_watermark
         if timestamp == LATEST_TIMESTAMP and isolation is not None:
-            # Consumers see the high watermark (read_committed: the last stable offset), not the log end.
-            offset = log.last_stable_offset if isolation == FETCH_TXN_COMMITTED else log.high_watermark
-            epoch = (log.leader_epoch_cache.epoch_for_offset(offset - 1) if offset > log.log_start_offset
-                     else self.leader_epoch)
-            return TimestampAndOffset(NO_TIMESTAMP, offset, epoch)
-        found = log.fetch_offset_by_timestamp(timestamp)
-        if found is None or (timestamp >= 0 and found.offset >= log.high_watermark):
-            return None  # a record not yet committed is not found by its timestamp
+            epoch = (log.leader_epoch_cache.epoch_for_offset(last_fetchable - 1)
+                     if last_fetchable > log.log_start_offset else self.leader_epoch)
+            return TimestampAndOffset(NO_TIMESTAMP, last_fetchable, epoch)
+        try:
+            found = log.fetch_offset_by_timestamp(timestamp)
+        except LogError as exc:  # KAFKA_STORAGE_ERROR: the log's directory failed
+            raise PartitionError(exc.code, str(exc)) from None
+        if found is None or (timestamp not in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP, LATEST_TIMESTAMP)
+                             and found.offset >= last_fetchable):
+            return None  # a record a consumer may not read yet is not found by its timestamp (nor -3's max)
         return found
+
+    def legacy_fetch_offsets_for_timestamp(self, timestamp: int, max_num_offsets: int,
+                                           from_consumer: bool) -> list[int]:
+        """ListOffsets v0 on the leader (Kafka's legacyFetchOffsetsForTimestamp): the log's
+        offsets before `timestamp`; a consumer sees none above the high watermark, which
+        stands first instead. Raises the PartitionError of check_leader."""
+        log = self.check_leader()
+        offsets = log.legacy_fetch_offsets_before(timestamp, max_num_offsets)
+        high_watermark = log.high_watermark
+        if not from_consumer or all(offset <= high_watermark for offset in offsets):
+            return offsets
+        return [high_watermark] + [offset for offset in offsets if offset <= high_watermark]
 
     def last_offset_for_leader_epoch(self, current_leader_epoch: int, leader_epoch: int) -> tuple[int, int]:
         """OffsetForLeaderEpoch on the leader: (the largest epoch <= leader_epoch, where it ends),

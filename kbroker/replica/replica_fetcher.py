@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from kbroker.background import stop_task
-from kbroker.log.errors import LogError
+from kbroker.log.errors import KafkaStorageException, LogError
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -395,6 +395,8 @@ class ReplicaFetcherThread:
     def _append(follower_log: UnifiedLog, records: Buffer) -> bool:
         try:
             info = follower_log.append_as_follower(records)
+        except KafkaStorageException:
+            raise  # the log directory is offline: nothing to retry here
         except LogError:
             # The leader's log start may fall inside its first batch (DeleteRecords): an empty
             # follower log then starts at that batch instead.

@@ -7,7 +7,11 @@
 - Appends go to each partition leader; acks=-1 waits as a DelayedProduce until the high
   watermark passes the appended offsets or timeout_ms passes (REQUEST_TIMED_OUT); an ISR that
   shrank below min.insync.replicas meanwhile gives NOT_ENOUGH_REPLICAS_AFTER_APPEND.
-- Fetches read up to the high watermark (consumers) or the log end (followers, replica id >= 0).
+- Transaction markers (`append_txn_markers`, for WriteTxnMarkers and the local transaction
+  coordinator) are control batches appended with acks=-1 and origin COORDINATOR; once
+  replicated, `txn_marker_listeners` hear of them (transactional offset commits).
+- Fetches read up to the high watermark (consumers; read_committed: the last stable offset) or
+  the log end (followers, replica id >= 0).
   A follower's fetch is checked for divergence (DivergingEpoch), records its position, may
   move the high watermark (waking DelayedProduce) and grow the ISR. A fetch that found less
   than min_bytes waits as a DelayedFetch, which counts the bytes appends and high watermark
@@ -16,6 +20,10 @@
   topic-partition: every append, high watermark move and leadership change of a partition
   calls `_complete_delayed_requests` for it; a partition no longer led here completes its
   waiters (NOT_LEADER_OR_FOLLOWER). On shutdown `wake_all` answers the parked fetches.
+- A log directory that failed (kbroker/log's LogDirFailureChannel) takes its partitions offline
+  here (`handle_log_dir_failure`, Kafka's HostedPartition.Offline): their fetchers stop, waiters
+  are answered, and every later request for them, LeaderAndIsr included, gets
+  KAFKA_STORAGE_ERROR until the broker restarts.
 - ISR changes (expansions from follower fetches, shrinks from `maybe_shrink_isr`, run every
   replica.lag.time.max.ms / 2) go to the controller through the AlterPartitionManager.
 It knows partitions and logs; request and response shapes stay in the handlers.
@@ -26,8 +34,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
@@ -71,6 +80,17 @@ CONSUMER_REPLICA_ID = -1
 ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
 
 
+class TxnMarkerEntry(NamedTuple):
+    """One transaction's end marker for some partitions (Kafka's TxnMarkerEntry, as
+    WriteTxnMarkers carries it): COMMIT if `committed`, else ABORT."""
+
+    producer_id: int
+    producer_epoch: int
+    coordinator_epoch: int
+    committed: bool
+    partitions: Sequence[TopicPartition]
+
+
 class ReplicaManager:
     def __init__(self, broker_id: int, log_manager: LogManager, metadata_cache: MetadataCache,
                  topic_config: Callable[[str], dict[str, str]], base_log_config: LogConfig, *,
@@ -82,10 +102,16 @@ class ReplicaManager:
         self.topic_config = topic_config
         self.base_log_config = base_log_config
         self.partitions: dict[TopicPartition, Partition] = {}
+        # Partitions whose log directory failed (Kafka's HostedPartition.Offline): KAFKA_STORAGE_ERROR.
+        self.offline_partitions: set[TopicPartition] = set()
         self.controller_epoch = 0
         self.stopping = False  # set on shutdown: parked fetches answer with what they have
         # Called as listener(topic, partition, is_leader, leader_epoch) after each leadership change.
         self.leadership_listeners: list[Callable[[str, int, bool, int], None]] = []
+        # Called as listener(producer_id, partitions, committed) once transaction markers were
+        # written and replicated (Kafka's onTransactionCompleted: transactional offset commits
+        # become visible or are dropped).
+        self.txn_marker_listeners: list[Callable[[int, list[TopicPartition], bool], None]] = []
         # Kafka's purgatories, keyed by topic-partition: woken by `_complete_delayed_requests`.
         self.delayed_produce_purgatory = DelayedOperationPurgatory("Produce")
         self.delayed_fetch_purgatory = DelayedOperationPurgatory("Fetch")
@@ -122,6 +148,8 @@ class ReplicaManager:
         tp = (topic, state["partition_index"])
         if self.broker_id not in state["replicas"]:
             return Errors.NONE
+        if tp in self.offline_partitions:
+            return Errors.KAFKA_STORAGE_ERROR
         partition = self.partitions.get(tp)
         if partition is not None and state["leader_epoch"] < partition.leader_epoch:
             return Errors.STALE_CONTROLLER_EPOCH
@@ -139,8 +167,16 @@ class ReplicaManager:
                 topic, tp[1], self.broker_id, replica_lag_time_max_ms=self.replica_lag_time_max_ms,
                 is_replica_eligible=self.metadata_cache.is_alive)
         partition.topic_id = topic_id
-        unified_log = self.log_manager.get_or_create_log(topic, tp[1], uuid_to_base64(topic_id) if topic_id else None,
-                                                         self.log_config_for(topic))
+        try:
+            unified_log = self.log_manager.get_or_create_log(
+                topic, tp[1], uuid_to_base64(topic_id) if topic_id else None, self.log_config_for(topic),
+                is_new=state.get("is_new", False))
+        except LogError as exc:
+            if exc.code != Errors.KAFKA_STORAGE_ERROR:
+                raise
+            log.error("%s-%d cannot be made a replica here: %s", topic, tp[1], exc.message)
+            self._mark_partitions_offline([tp])
+            return Errors.KAFKA_STORAGE_ERROR
         if state["leader"] == self.broker_id:
             if self.replica_fetcher_manager is not None:
                 self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
@@ -204,10 +240,16 @@ class ReplicaManager:
                     self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
                 if self.partitions.pop(tp, None) is not None:
                     self._notify_leadership(topic, tp[1], False, state["leader_epoch"])
-                if state["delete_partition"]:
-                    self.log_manager.delete_log(topic, tp[1])
+                # Kafka's HostedPartition.Offline: its log cannot be deleted until the dir is back.
+                error = Errors.KAFKA_STORAGE_ERROR if tp in self.offline_partitions else Errors.NONE
+                if state["delete_partition"] and not error:
+                    try:
+                        self.log_manager.delete_log(topic, tp[1])
+                    except LogError as exc:  # a failed rename took the log dir offline (logged there)
+                        log.warning("StopReplica of %s-%d: the log was not deleted (%s)", topic, tp[1], exc.code.name)
+                        error = exc.code
                 self._complete_delayed_requests(tp)
-                errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": 0})
+                errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": error})
         if self.replica_fetcher_manager is not None:
             self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
         return {"error_code": 0, "partition_errors": errors}
@@ -225,7 +267,10 @@ class ReplicaManager:
         return next((p.topic for p in self.partitions.values() if p.topic_id == topic_id), None)
 
     def missing_partition_error(self, topic: str, partition: int) -> Errors:
-        """Why we have no such partition: it does not exist, or another broker leads it."""
+        """Why we have no such partition: its log directory failed, it does not exist, or another
+        broker leads it."""
+        if (topic, partition) in self.offline_partitions:
+            return Errors.KAFKA_STORAGE_ERROR
         if self.metadata_cache.partition(topic, partition) is None:
             return Errors.UNKNOWN_TOPIC_OR_PARTITION
         return Errors.NOT_LEADER_OR_FOLLOWER
@@ -246,6 +291,48 @@ class ReplicaManager:
         self._complete_delayed_requests((topic, partition))
         return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)
+
+    async def append_txn_markers(self, markers: Sequence[TxnMarkerEntry],
+                                 timeout_ms: int) -> list[dict[TopicPartition, Errors]]:
+        """Writes each marker's control batch (EndTransactionMarker) to those of its partitions
+        this broker leads, as Kafka's WriteTxnMarkers does: appendRecords with acks=-1 and
+        origin COORDINATOR, so producer state completes the transaction (an abort enters the
+        .txnindex) and the last stable offset moves once the marker is replicated. Answers, per
+        marker, each partition's error: UNKNOWN_TOPIC_OR_PARTITION for a partition not hosted
+        here, NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (an epoch older than the
+        producer's), TRANSACTION_COORDINATOR_FENCED (an older coordinator epoch),
+        NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT... A refused marker appends nothing."""
+        pending = [self._append_txn_marker(marker) for marker in markers]
+        await asyncio.gather(*(self.wait_for_acks(results, timeout_ms) for results in pending))
+        answers = []
+        for marker, results in zip(markers, pending, strict=True):
+            written = [tp for tp, result in results.items() if result.error == Errors.NONE]
+            if written:
+                self._notify_txn_markers(marker, written)
+            answers.append({tp: result.error for tp, result in results.items()})
+        return answers
+
+    def _append_txn_marker(self, marker: TxnMarkerEntry) -> dict[TopicPartition, ProduceResult]:
+        from kbroker.log.records import ControlRecordType, build_control_batch  # loaded with the first log
+
+        control_type = ControlRecordType.COMMIT if marker.committed else ControlRecordType.ABORT
+        batch = build_control_batch(control_type, marker.producer_id, marker.producer_epoch,
+                                    marker.coordinator_epoch, timestamp=_now_ms())
+        results: dict[TopicPartition, ProduceResult] = {}
+        for tp in marker.partitions:
+            if tp not in self.partitions:  # Kafka's getMagic finds no local log
+                results[tp] = ProduceResult(Errors.UNKNOWN_TOPIC_OR_PARTITION)
+            else:  # a fresh copy each: the log patches offsets and epoch into the buffer
+                results[tp] = self.append_to_partition(tp[0], tp[1], memoryview(bytearray(batch)), -1,
+                                                       AppendOrigin.COORDINATOR)
+        return results
+
+    def _notify_txn_markers(self, marker: TxnMarkerEntry, partitions: list[TopicPartition]) -> None:
+        for listener in self.txn_marker_listeners:
+            try:
+                listener(marker.producer_id, partitions, marker.committed)
+            except Exception:
+                log.exception("transaction marker listener failed for producer %d", marker.producer_id)
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
         """DeleteRecords on one partition: (error, low watermark)."""
@@ -317,16 +404,21 @@ class ReplicaManager:
 
     async def fetch(self, requests: list[FetchRequestPartition], isolation: int, max_wait_ms: int,
                     min_bytes: int, max_bytes: int, replica_id: int = CONSUMER_REPLICA_ID,
-                    replica_epoch: int = -1) -> list[FetchResult]:
+                    replica_epoch: int = -1, hard_max_bytes_limit: bool = False) -> list[FetchResult]:
         """Reads now; if fewer than min_bytes were found and nothing failed or diverged, waits
-        as a DelayedFetch (counting the bytes that become available) and reads again."""
-        results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, True)
+        as a DelayedFetch (counting the bytes that become available) and reads again.
+
+        `hard_max_bytes_limit` (Fetch v0-2, before KIP-74) never lets a batch exceed the limits:
+        a partition gets the bytes that fit, which may end in a partial batch."""
+        results = self._read_all(requests, isolation, max_bytes, replica_id, replica_epoch, True,
+                                 hard_max_bytes_limit)
         if (max_wait_ms <= 0 or not requests or self.stopping or sum(r.size for r in results) >= min_bytes
                 or any(r.error != Errors.NONE or r.diverging_epoch is not None for r in results)):
             return results
         statuses = [FetchPartitionStatus(req, self._start_offset_metadata(req, result))
                     for req, result in zip(requests, results, strict=True)]
-        read_again = partial(self._read_all, requests, isolation, max_bytes, replica_id, replica_epoch, False)
+        read_again = partial(self._read_all, requests, isolation, max_bytes, replica_id, replica_epoch, False,
+                             hard_max_bytes_limit)
         delayed = DelayedFetch(max_wait_ms, min_bytes, isolation, statuses, self.get_partition, read_again)
         keys = [(req.topic, req.partition) for req in requests]
         if not self.delayed_fetch_purgatory.try_complete_else_watch(delayed, keys):
@@ -344,10 +436,12 @@ class ReplicaManager:
         return leader_log.convert_to_offset_metadata(req.fetch_offset)
 
     def _read_all(self, requests: list[FetchRequestPartition], isolation: int, max_bytes: int,
-                  replica_id: int, replica_epoch: int, update_fetch_state: bool) -> list[FetchResult]:
+                  replica_id: int, replica_epoch: int, update_fetch_state: bool,
+                  hard_max_bytes_limit: bool = False) -> list[FetchResult]:
         results = []
         budget = max_bytes
-        min_one_message = True  # KIP-74: the first partition with data may exceed the limits by one batch
+        # KIP-74: the first partition with data may exceed the limits by one batch
+        min_one_message = not hard_max_bytes_limit
         for req in requests:
             limited = FetchRequestPartition(req.topic, req.partition, req.fetch_offset,
                                             max(0, min(req.max_bytes, budget)), req.current_leader_epoch,
@@ -359,6 +453,46 @@ class ReplicaManager:
                 budget -= result.size
             results.append(result)
         return results
+
+    # -- log directory failures ---------------------------------------------------------------
+    async def run_log_dir_failure_handler(self, notify_controller: Callable[[], object],
+                                          halt: Callable[[str], None]) -> None:
+        """Kafka's LogDirFailureHandler: each directory the LogDirFailureChannel reports goes
+        offline here, then the controller is told (`notify_controller`, which writes the
+        /log_dir_event_notification znode); with no directory left, `halt` gets Kafka's line."""
+        log_manager = self.log_manager
+        while True:
+            log_dir = await log_manager.log_dir_failure_channel.take_next_offline_log_dir()
+            self.handle_log_dir_failure(log_dir)
+            if not log_manager.live_log_dirs:
+                halt(f"Shutdown broker because all log dirs in {', '.join(log_manager.log_dirs)} have failed")
+                return
+            try:
+                notify_controller()
+            except Exception as exc:  # e.g. ZooKeeper unreachable: the next LeaderAndIsr still learns it
+                log.warning("could not tell the controller that log directory %s failed: %r", log_dir, exc)
+
+    def handle_log_dir_failure(self, log_dir: str) -> list[TopicPartition]:
+        """Kafka's ReplicaManager.handleLogDirFailure: the partitions stored in `log_dir` go offline
+        (fetchers stopped, leadership given up here, waiters answered) and the LogManager forgets
+        the directory. Returns those partitions. Telling the controller is the server's."""
+        in_dir = [tp for tp in self.partitions if self.log_manager.log_dir_of(*tp) == log_dir]
+        self._mark_partitions_offline(in_dir)
+        offline = self.log_manager.handle_log_dir_failure(log_dir)
+        self.offline_partitions.update(offline)
+        log.warning("Broker %d stopped fetcher for partitions %s because they are in the failed log directory %s.",
+                    self.broker_id, ",".join(f"{t}-{p}" for t, p in in_dir) or "(none)", log_dir)
+        return sorted(set(in_dir) | set(offline))
+
+    def _mark_partitions_offline(self, tps: list[TopicPartition]) -> None:
+        if self.replica_fetcher_manager is not None and tps:
+            self.replica_fetcher_manager.remove_fetcher_for_partitions(tps)
+        for tp in tps:
+            self.offline_partitions.add(tp)
+            partition = self.partitions.pop(tp, None)
+            if partition is not None and partition.is_leader:
+                self._notify_leadership(tp[0], tp[1], False, partition.leader_epoch)
+            self._complete_delayed_requests(tp)
 
     # -- ISR changes (AlterPartition) -----------------------------------------------------------
     def maybe_shrink_isr(self, now_ms: int | None = None) -> int:

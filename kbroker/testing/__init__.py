@@ -13,7 +13,9 @@ Wait and talk to a broker:
 - `waiting`: `eventually(condition, what=...)`, the one polling helper, with a deadline;
 - `wire`: request frames built with struct and responses read off a plain socket;
 - `raw_client`: `RawClient`, requests encoded with kbroker's codec, and one-partition requests;
-- `tools`: kcat and the KafkaJS scripts under compat-tests/js.
+- `tools`: kcat and the KafkaJS scripts under compat-tests/js;
+- `txn_log`: transactional batches, WriteTxnMarkers as a coordinator sends it, and Fetch /
+  ListOffsets under an isolation level.
 
 Data and in-process harnesses:
 - `batches`: record batches written and read by kafka-python, an oracle independent of kbroker;

@@ -37,12 +37,14 @@ _correlation_ids = itertools.count(1)
 
 
 class KafkaCluster:
-    def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = ()):
+    def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = (),
+                 broker_overrides: dict[int, tuple[str, ...]] | None = None):
         self.launcher = launcher
         self.chroot = f"/kbroker-cluster-{uuid.uuid4().hex[:8]}"
         self.zookeeper_connect = f"{zookeeper}{self.chroot}"
         self.size = size
         self.overrides = overrides
+        self.broker_overrides = broker_overrides or {}  # more overrides for one broker id (its log.dirs)
         self.brokers: dict[int, BrokerProcess] = {}
         self.paused: set[int] = set()
         self.zk = KazooClient(hosts=zookeeper + self.chroot, timeout=10)
@@ -61,7 +63,8 @@ class KafkaCluster:
     def start(self) -> KafkaCluster:
         for broker_id in range(1, self.size + 1):
             self.brokers[broker_id] = self.launcher.start(
-                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides)
+                f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides,
+                *self.broker_overrides.get(broker_id, ()))
         self.zk.start(timeout=10)
         self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
         return self

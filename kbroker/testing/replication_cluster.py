@@ -18,6 +18,7 @@ from typing import Any
 
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
+from kbroker.config import KafkaConfig
 from kbroker.controller.kafka_controller import KafkaController
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import LogManager
@@ -31,7 +32,7 @@ from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
 from kbroker.replica.partition import Partition
-from kbroker.replica.replica_fetcher import FetcherConfig, ReplicaFetcherManager
+from kbroker.replica.replica_fetcher import FetcherConfig, InitialFetchState, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
 from kbroker.testing import waiting
 from kbroker.testing.batches import producer_batch
@@ -43,13 +44,16 @@ class Node:
     """One broker's replication parts; the handlers see it as `ctx.services`."""
 
     def __init__(self, broker_id: int, root: str | os.PathLike, *, truncate_on_fetch: bool = True, lag_ms: int = LAG_MS,
-                 topic_configs: dict[str, dict[str, str]] | None = None) -> None:
+                 topic_configs: dict[str, dict[str, str]] | None = None, log_dir_count: int = 1) -> None:
         self.broker_id = broker_id
         self.metadata_cache = MetadataCache(broker_id)
         self.controller: KafkaController | None = None
         base = LogConfig()
-        log_dir = os.path.join(str(root), f"broker{broker_id}")
-        self.log_manager = LogManager([log_dir], cluster_id="replication-tests", broker_id=broker_id,
+        log_dirs = [os.path.join(str(root), f"broker{broker_id}" + (f"-{n}" if n else "")) for n in range(log_dir_count)]
+        # The broker settings handlers read (Fetch: fetch.max.bytes), at Kafka's defaults.
+        self.config = KafkaConfig.load(overrides={"broker.id": str(broker_id), "log.dirs": ",".join(log_dirs)},
+                                       defaults={})
+        self.log_manager = LogManager(log_dirs, cluster_id="replication-tests", broker_id=broker_id,
                                       default_config=base)
         configs = topic_configs if topic_configs is not None else {}
         self.replica_manager = ReplicaManager(broker_id, self.log_manager, self.metadata_cache,
@@ -83,6 +87,18 @@ class Node:
         unified_log = self.log(topic, index)
         assert unified_log is not None, f"broker {self.broker_id} has no log of {topic}-{index}"
         return b"".join(s.read_bytes(0, s.size) for s in unified_log.log_segments())
+
+    def pause_fetching(self, tp: tuple[str, int]) -> InitialFetchState:
+        """The follower stops fetching `tp` (a stuck fetcher); returns what resumes it."""
+        manager = self.fetchers
+        state = manager.remove_fetcher_for_partitions([tp])[tp]
+        leader = next(f.leader for f in manager.fetchers.values())
+        manager.shutdown_idle_fetcher_threads()
+        return InitialFetchState(state.topic_id, leader, state.current_leader_epoch, state.fetch_offset,
+                                 state.last_fetched_epoch)
+
+    def resume_fetching(self, tp: tuple[str, int], initial: InitialFetchState) -> None:
+        self.fetchers.add_fetcher_for_partitions({tp: initial})
 
     async def produce(self, topic: str, count: int, acks: int = -1, timeout_ms: int = 5000,
                       index: int = 0) -> ProduceResult:

@@ -12,7 +12,7 @@ and then declares (see api_versions.py):
 
     API_KEY = ApiKey.METADATA        # the API it serves
     VERSIONS = (0, 13)               # the versions it serves, advertised as-is in ApiVersions
-    ADVERTISED_VERSIONS = (0, 13)    # optional: a wider range to advertise (Produce, see produce.py)
+    ADVERTISED_VERSIONS = (0, 13)    # optional: a wider range to advertise (no handler needs it today)
     async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse
 
 `handle` takes and returns the API's TypedDicts from kbroker/protocol/message_types.py (imported
@@ -69,6 +69,8 @@ HANDLER_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
+    # transactions: the log side (kbroker/log/, kbroker/replica/)
+    "write_txn_markers",
 )
 
 

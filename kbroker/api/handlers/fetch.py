@@ -1,11 +1,19 @@
 """Fetch (1): reads record batches from partition leaders, for consumers and followers.
 
-- Versions: 4-18 served and advertised.
+- Versions: 0-18 served and advertised (Kafka 3.9's range).
 - Behaviour:
+  - v0-3 read message formats 0 (v0-1) and 1 (v2-3): each partition's batches are down-converted
+    as Kafka 3.x does (kbroker/log/legacy_records.py: control batches dropped, compressed batches
+    re-compressed with their codec, the bytes cut at what was read or the first converted batch);
+    message.downconversion.enable=false answers UNSUPPORTED_VERSION, a zstd batch
+    UNSUPPORTED_COMPRESSION_TYPE. v0-2 have no KIP-74: a batch larger than the limits is not
+    sent (the old client reports it too large). v4+ send the stored bytes untouched.
   - Consumers (replica id -1) read up to the high watermark, or the last stable offset with
-    read_committed.
-  - Partitions are read in request order with the response limit max_bytes and each
-    partition's limit, the first batch found always whole even when larger (KIP-74).
+    read_committed, which also answers the aborted transactions (producer id, first offset,
+    from the segments' .txnindex) overlapping what it read.
+  - Partitions are read in request order with the response limit max_bytes (capped by the
+    broker's fetch.max.bytes) and each partition's limit, the first batch found always whole
+    even when larger (KIP-74).
   - When less than min_bytes is found the fetch waits as a DelayedFetch in the replica
     manager's purgatory, up to max_wait_ms: it completes once the bytes it may read reach
     min_bytes (a follower reads to the log end, a consumer to the high watermark or, with
@@ -13,7 +21,7 @@
   - OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
     UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13
     (UNKNOWN_TOPIC_ID).
-  - Records go out as file regions of the segments, never decoded.
+  - Records go out (v4+) as file regions of the segments, never decoded.
   - Before v10, partitions of a compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE,
     as Kafka answers.
   - Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0,
@@ -25,20 +33,26 @@
     high watermark and the ISR (kbroker/replica).
   - A replica outside the assignment gets UNKNOWN_LEADER_EPOCH (with a current leader epoch) or
     NOT_LEADER_OR_FOLLOWER.
-- Gaps: no preferred read replica; no fetch sessions (see above).
+- Gaps: no preferred read replica; no fetch sessions (see above); v0-3's down-conversion is done
+  a partition at a time in a worker thread before the answer is sent (Kafka converts lazily, in
+  chunks, while sending).
 """
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
+from kbroker.log.errors import LogError
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH_TXN_COMMITTED
 from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
 
 if TYPE_CHECKING:
+    from kbroker.log.config import LogConfig
     from kbroker.protocol.message_types import (
         FetchRequest,
         FetchRequestFetchTopic,
@@ -48,9 +62,10 @@ if TYPE_CHECKING:
     )
 
 API_KEY = ApiKey.FETCH
-VERSIONS = (4, 18)
+VERSIONS = (0, 18)
 
 INVALID_SESSION_ID = 0
+FIRST_RECORD_BATCH_VERSION = 4  # Fetch v0-3 read message formats 0/1 (down-converted)
 
 
 async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
@@ -89,22 +104,64 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
                                                 p["log_start_offset"]))
         layout.append((topic, slots))
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
-    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"], request["min_bytes"],
-                                          request["max_bytes"], replica_id, replica_epoch)
+    # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
+    max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
+    results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
+                                          min(request["min_bytes"], max_bytes), max_bytes, replica_id, replica_epoch,
+                                          hard_max_bytes_limit=version <= 2)
+    to_magic = None
+    if version < FIRST_RECORD_BATCH_VERSION:  # loaded with the first old fetcher, not at start-up
+        from kbroker.log.legacy_records import fetch_magic
+
+        to_magic = fetch_magic(version)
     responses: list[FetchResponseFetchableTopicResponse] = []
     for topic, slots in layout:
         partitions: list[FetchResponsePartitionData] = []
         for index, slot in slots:
-            result = FetchResult(slot) if isinstance(slot, Errors) else results[slot]
+            if isinstance(slot, Errors):
+                result = FetchResult(slot)
+            elif to_magic is None:
+                result = results[slot]
+            else:
+                result = await _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0)
             partitions.append(_partition_data(index, result))
         responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
     return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
 
 
+def _log_config(ctx: RequestContext, topic: str, partition: int) -> LogConfig | None:
+    p = ctx.services.replica_manager.get_partition(topic, partition)
+    return p.log.config if p is not None and p.log is not None else None
+
+
 def _is_zstd_topic(ctx: RequestContext, topic: str, partition: int) -> bool:
     """Kafka refuses Fetch before v10 on compression.type=zstd topics: old clients can't read zstd."""
-    p = ctx.services.replica_manager.get_partition(topic, partition)
-    return p is not None and p.log is not None and p.log.config.compression_type == "zstd"
+    config = _log_config(ctx, topic, partition)
+    return config is not None and config.compression_type == "zstd"
+
+
+async def _down_converted(ctx: RequestContext, req: FetchRequestPartition, result: FetchResult,
+                          to_magic: int, from_follower: bool) -> FetchResult:
+    """Kafka's maybeConvertFetchedData: a v0-3 fetcher gets the partition's records as magic
+    `to_magic` messages, unless the topic turned down-conversion off for clients. The conversion
+    (decoding, re-encoding, recompressing every record) runs in a worker thread, so the event
+    loop keeps serving other clients between its turns at the GIL."""
+    if result.error != Errors.NONE:
+        return result
+    config = _log_config(ctx, req.topic, req.partition)
+    if not from_follower and config is not None and not config.message_downconversion_enable:
+        return FetchResult(Errors.UNSUPPORTED_VERSION)
+    if result.records is None:
+        return result
+    from kbroker.log.legacy_records import down_convert  # imported by the handler already
+
+    region = result.records
+    try:
+        records = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: down_convert(region.read_bytes(), to_magic, req.fetch_offset))
+    except LogError as exc:
+        return FetchResult(exc.code)
+    return replace(result, records=records, size=len(records))
 
 
 def _partition_data(index: int, result: FetchResult) -> FetchResponsePartitionData:
@@ -114,7 +171,9 @@ def _partition_data(index: int, result: FetchResult) -> FetchResponsePartitionDa
         "high_watermark": result.high_watermark,
         "last_stable_offset": result.last_stable_offset,
         "log_start_offset": result.log_start_offset,
-        "aborted_transactions": result.aborted_transactions,
+        # read_committed only (None otherwise): the transactions the client must drop.
+        "aborted_transactions": None if result.aborted_transactions is None else [
+            {"producer_id": txn.producer_id, "first_offset": txn.first_offset} for txn in result.aborted_transactions],
         "preferred_read_replica": -1,
         "records": result.records if result.records is not None else b"",
     }

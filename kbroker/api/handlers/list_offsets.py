@@ -1,18 +1,23 @@
 """ListOffsets (2): offsets of partitions by timestamp.
 
-- Versions: 0-11 served and advertised; v0 answers in old_style_offsets.
-- Behaviour: per partition, by timestamp (Partition.fetch_offset_for_timestamp):
-  - -2 earliest (the log start offset); -4 earliest local (the same: no tiered storage).
-  - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
-    for a replica id >= 0.
-  - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
-  - -5 earliest pending upload (v9+): -1, nothing is tiered.
-  - Otherwise the first offset whose timestamp is >= the one asked, found through the time
-    index (-1/-1 when none is).
-  - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
-    (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
-  - Consumers asking a new leader whose high watermark is below its epoch's start offset get
-    OFFSET_NOT_AVAILABLE, as Kafka answers.
+- Versions: 0-11 served and advertised.
+- Behaviour:
+  - v0 (Kafka's handleListOffsetRequestV0): old_style_offsets lists up to max_num_offsets
+    offsets, newest first: the base offsets of segments last modified at or before the
+    timestamp and the log end (-1: from the log end, -2: the log start); a consumer sees the
+    high watermark instead of anything above it (Partition.legacy_fetch_offsets_for_timestamp).
+  - v1+ per partition, by timestamp (Partition.fetch_offset_for_timestamp):
+    - -2 earliest (the log start offset); -4 earliest local (the same: no tiered storage).
+    - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
+      for a replica id >= 0.
+    - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
+    - -5 earliest pending upload (v9+): -1, nothing is tiered.
+    - Otherwise the first offset whose timestamp is >= the one asked, found through the time
+      index (-1/-1 when none is).
+    - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
+      (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
+    - Consumers asking a new leader whose high watermark is below its epoch's start offset get
+      OFFSET_NOT_AVAILABLE, as Kafka answers.
 - Gaps: no tiered storage (see -4 and -5).
 """
 
@@ -50,7 +55,7 @@ async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffset
     else:
         isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
     asked = Counter((t["name"], p["partition_index"]) for t in request["topics"] for p in t["partitions"])
-    duplicates = {tp for tp, times in asked.items() if times > 1}
+    duplicates = {tp for tp, times in asked.items() if times > 1} if version >= 1 else set()
     topics: list[ListOffsetsResponseListOffsetsTopicResponse] = []
     for topic in request["topics"]:
         partitions: list[ListOffsetsResponseListOffsetsPartitionResponse] = []
@@ -75,6 +80,8 @@ def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: ListOffsets
     partition = replica_manager.get_partition(*tp)
     if partition is None:
         return _error(index, replica_manager.missing_partition_error(*tp))
+    if version == 0:
+        return _old_style_offsets(partition, p, from_consumer=isolation is not None)
     if p["timestamp"] == MAX_TIMESTAMP and version < 7:
         return _error(index, _leadership_error(partition, p["current_leader_epoch"]) or Errors.UNSUPPORTED_VERSION)
     try:
@@ -82,10 +89,17 @@ def _offset(replica_manager: ReplicaManager, tp: tuple[str, int], p: ListOffsets
     except PartitionError as exc:
         return _error(index, exc.code)
     timestamp, offset, epoch = found if found is not None else (-1, -1, -1)
-    if version == 0:
-        return {"partition_index": index, "error_code": 0, "old_style_offsets": [offset] if offset >= 0 else []}
     return {"partition_index": index, "error_code": 0, "timestamp": timestamp, "offset": offset,
             "leader_epoch": -1 if epoch is None else epoch}
+
+
+def _old_style_offsets(partition: Partition, p: ListOffsetsRequestListOffsetsPartition,
+                       from_consumer: bool) -> ListOffsetsResponseListOffsetsPartitionResponse:
+    try:
+        offsets = partition.legacy_fetch_offsets_for_timestamp(p["timestamp"], p["max_num_offsets"], from_consumer)
+    except PartitionError as exc:
+        return _error(p["partition_index"], exc.code)
+    return {"partition_index": p["partition_index"], "error_code": 0, "old_style_offsets": offsets}
 
 
 def _leadership_error(partition: Partition, current_leader_epoch: int) -> Errors:

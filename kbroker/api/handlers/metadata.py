@@ -10,9 +10,10 @@
     auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
     until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION.
   - Authorized operations (v8+) report everything, as a broker without an authorizer does.
-  - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE; before v5 (no offline
-    replicas field) replicas that are not alive are left out and REPLICA_NOT_AVAILABLE is set,
-    as Kafka does.
+  - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE; `offline_replicas` lists
+    replicas on dead brokers and those in a failed log dir (from the controller's
+    UpdateMetadata). Before v5 (no offline replicas field) offline replicas are left out and
+    REPLICA_NOT_AVAILABLE is set, as Kafka does.
 - Gaps: none known.
 """
 
@@ -114,10 +115,11 @@ def _partition_entry(state: PartitionState, version: int,
     if leader < 0 or not cache.is_alive(leader):
         error, leader = Errors.LEADER_NOT_AVAILABLE, -1
     replicas, isr = state.replicas, state.isr
-    offline = [r for r in replicas if not cache.is_alive(r)]
+    # Replicas on dead brokers, and those the controller knows are in a failed log dir.
+    offline = [r for r in replicas if not cache.is_alive(r) or r in state.offline_replicas]
     if offline and version < 5:
-        replicas = [r for r in replicas if cache.is_alive(r)]
-        isr = [r for r in isr if cache.is_alive(r)]
+        replicas = [r for r in replicas if r not in offline]
+        isr = [r for r in isr if r not in offline]
         error = error or Errors.REPLICA_NOT_AVAILABLE
     return {
         "error_code": error,

@@ -1,13 +1,15 @@
 """Produce (0): appends record batches to partition leaders.
 
-- Versions: 3-13 served; 0-13 advertised. Kafka 4 advertises v0-2 but closes the connection on
-  them (KAFKA-18659): librdkafka keeps compression off unless v0 is advertised
-  (KAFKA-FACTS.md §10), so we do the same (kafka_apis.py closes the connection for versions
-  outside VERSIONS).
+- Versions: 0-13 served and advertised (Kafka 3.9's range; librdkafka keeps compression off
+  unless v0 is advertised, KAFKA-FACTS.md §10).
 - Behaviour:
-  - Each partition's records must be exactly one magic-2 batch (INVALID_RECORD; zstd before v7:
-    UNSUPPORTED_COMPRESSION_TYPE); the log validates and appends it without decoding records
+  - v3+: each partition's records must be exactly one magic-2 batch (INVALID_RECORD; zstd before
+    v7: UNSUPPORTED_COMPRESSION_TYPE); the log validates and appends it without decoding records
     unless a rule needs them (kbroker/log/validator.py).
+  - v0-2 carry message sets of magic 0/1: the log checks their sizes and CRCs (MESSAGE_TOO_LARGE,
+    CORRUPT_MESSAGE; INVALID_RECORD for mixed magics or nested compression) and converts them to
+    one v2 batch, as Kafka 3.x does whatever log.message.format.version says
+    (kbroker/log/legacy_records.py); v2 answers with log_append_time.
   - acks must be 0, 1 or -1 (INVALID_REQUIRED_ACKS); acks=-1 honours min.insync.replicas and
     waits until the high watermark covers the append, up to timeout_ms.
   - acks=0 gets no response, and the connection is closed instead if any partition failed, as
@@ -18,7 +20,8 @@
     bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
     offending record's batch index and message) and Kafka's `error_message`.
 - Gaps: transactional produce (no transaction coordinator yet: transactional ids are not
-  accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them).
+  accepted, TRANSACTIONAL_ID_AUTHORIZATION_FAILED is not used; InitProducerId refuses them);
+  v0-2's message sets are converted on the event loop, within the append (about 10 us a message).
 """
 
 from __future__ import annotations
@@ -42,8 +45,7 @@ if TYPE_CHECKING:
     )
 
 API_KEY = ApiKey.PRODUCE
-VERSIONS = (3, 13)
-ADVERTISED_VERSIONS = (0, 13)
+VERSIONS = (0, 13)
 
 # A partition of the request: its index, and where its answer comes from: the partition appended
 # to (its result is in `results`) or the answer it got without an append.
@@ -120,7 +122,7 @@ def _checked_records(version: int, records: memoryview | None) -> memoryview | P
     """The partition's records to append, or its answer when Kafka's validateRecords refuses them."""
     from kbroker.log.validator import validate_produce_partition_records  # loaded with the first produce
 
-    if records is None:  # a null records field: served versions (3+) need exactly one batch
+    if records is None:  # a null records field: nothing to append
         return ProduceResult(Errors.INVALID_RECORD)
     error = validate_produce_partition_records(version, records)
     if error != Errors.NONE:

@@ -1,0 +1,144 @@
+"""Which of Kafka's settings kbroker does not act on, and what it does when one is given.
+
+No accepted setting is silently ignored (issue 16, bug 1):
+- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (TLS, SASL, authorization,
+  delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
+  default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
+  plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
+  default they ask for nothing kbroker lacks. Unknown names under `ssl.`, `sasl.` and the like,
+  the authorizer's own settings (`super.users`, `allow.everyone.if.no.acl.found`, which Kafka
+  hands to the authorizer rather than declaring), the static quotas Kafka 3.0 removed
+  (`quota.producer.default`) and per-listener copies of any of these
+  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.plain.sasl.jaas.config`) are
+  refused the same way.
+- `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
+  broker, JMX metrics, the transaction coordinator that is not served yet): accepted, and named
+  in one INFO line at start (`ignored_settings`) when the user gives them.
+Every other setting is read by the broker; tests/test_config_support.py checks that each key of
+the table is read somewhere or listed here.
+
+Must not touch: files, sockets or any other kbroker package.
+"""
+
+from __future__ import annotations
+
+import re
+
+from kbroker.config.kafka_config import STATIC_BROKER_CONFIG, KafkaConfig
+from kbroker.config.settings import BROKER_CONFIG_BY_NAME
+
+# Unknown names under these prefixes belong to features kbroker lacks (TLS, SASL, tokens, ACLs).
+UNSUPPORTED_PREFIXES = ("ssl.", "sasl.", "zookeeper.ssl.", "delegation.token.", "authorizer.")
+
+# Not declared by KafkaConfig: the authorizer reads the first two from the broker's properties;
+# the static default quotas went in Kafka 3.0, and a broker ignoring them would run unlimited.
+UNDECLARED_UNSUPPORTED = frozenset({"super.users", "allow.everyone.if.no.acl.found",
+                                    "quota.producer.default", "quota.consumer.default"})
+
+_SSL_SASL = re.compile(r"(ssl|sasl)\..+")
+# listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
+_LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\.(?P<setting>.+)")
+
+UNSUPPORTED: frozenset[str] = frozenset({
+    # Authorization, authentication, TLS
+    "authorizer.class.name", "principal.builder.class", "security.providers",
+    "connections.max.reauth.ms", "connection.failed.authentication.delay.ms",
+    "sasl.server.max.receive.size", "security.inter.broker.protocol",
+    *(name for name in BROKER_CONFIG_BY_NAME if _SSL_SASL.fullmatch(name)),
+    # ZooKeeper security and migration
+    "zookeeper.set.acl", "zookeeper.metadata.migration.enable", "zookeeper.clientCnxnSocket",
+    *(name for name in BROKER_CONFIG_BY_NAME if name.startswith("zookeeper.ssl.")),
+    # Delegation tokens and encoded dynamic passwords
+    "delegation.token.master.key", "delegation.token.secret.key", "delegation.token.max.lifetime.ms",
+    "delegation.token.expiry.time.ms", "delegation.token.expiry.check.interval.ms",
+    "password.encoder.secret", "password.encoder.old.secret", "password.encoder.keyfactory.algorithm",
+    "password.encoder.cipher.algorithm", "password.encoder.key.length", "password.encoder.iterations",
+    # Quotas
+    "client.quota.callback.class", "quota.window.num", "quota.window.size.seconds",
+    "replication.quota.window.num", "replication.quota.window.size.seconds",
+    "alter.log.dirs.replication.quota.window.num", "alter.log.dirs.replication.quota.window.size.seconds",
+    "controller.quota.window.num", "controller.quota.window.size.seconds", "max.connection.creation.rate",
+    # Java classes kbroker cannot load
+    "create.topic.policy.class.name", "alter.config.policy.class.name", "replica.selector.class",
+    "metric.reporters", "kafka.metrics.reporters",
+    # Features not there yet
+    "process.roles", "remote.log.storage.system.enable", "group.coordinator.rebalance.protocols",
+    "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
+    "request.timeout.ms", "replica.socket.receive.buffer.bytes",
+})  # fmt: skip
+
+_THREADS = "one event loop, no thread pools"
+_TRANSACTIONS = "transactions are not served yet"
+_KIP_848 = "KIP-848 consumer groups are not served yet"
+_METRICS = "no JMX metrics"
+NO_EFFECT: dict[str, str] = {
+    "num.network.threads": _THREADS, "num.io.threads": _THREADS, "background.threads": _THREADS,
+    "num.replica.alter.log.dirs.threads": _THREADS, "num.recovery.threads.per.data.dir": _THREADS,
+    "group.coordinator.threads": _THREADS,
+    "zookeeper.sync.time.ms": "unused since Kafka 3, as in Kafka",
+    "zookeeper.max.in.flight.requests": "the ZooKeeper client (kazoo) has no such limit",
+    "socket.connection.setup.timeout.ms": "the broker's own connections use controller.socket.timeout.ms",
+    "socket.connection.setup.timeout.max.ms": "the broker's own connections use controller.socket.timeout.ms",
+    "early.start.listeners": "no authorizer: every listener starts at once",
+    "max.request.partition.size.limit": "DescribeTopicPartitions is not served",
+    "telemetry.max.bytes": "client telemetry is not served",
+    "log.dir.failure.timeout.ms": "KRaft only, as in Kafka",
+    "log.message.format.version": "ignored at inter.broker.protocol.version 3.0 and later, as in Kafka "
+                                  "(below 3.0 a version before 0.11.0 is refused)",
+    "log.local.retention.ms": "no tiered storage", "log.local.retention.bytes": "no tiered storage",
+    "fetch.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
+    "producer.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
+    "delete.records.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
+    "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
+    "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
+    "transactional.id.expiration.ms": _TRANSACTIONS, "transaction.max.timeout.ms": _TRANSACTIONS,
+    "transaction.state.log.min.isr": _TRANSACTIONS, "transaction.state.log.load.buffer.size": _TRANSACTIONS,
+    "transaction.state.log.replication.factor": _TRANSACTIONS,
+    "transaction.state.log.num.partitions": _TRANSACTIONS, "transaction.state.log.segment.bytes": _TRANSACTIONS,
+    "transaction.abort.timed.out.transaction.cleanup.interval.ms": _TRANSACTIONS,
+    "transaction.remove.expired.transaction.cleanup.interval.ms": _TRANSACTIONS,
+    "transaction.partition.verification.enable": _TRANSACTIONS,
+    **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME if name.startswith("group.consumer.")},
+    "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
+    "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,
+}  # fmt: skip
+
+
+def _given(config: KafkaConfig, name: str) -> bool:
+    """Set by the user (file, env or --override) to something other than Kafka's default."""
+    return config.source(name) == STATIC_BROKER_CONFIG and config.get(name) != BROKER_CONFIG_BY_NAME[name].default
+
+
+def _unsupported_name(name: str) -> bool:
+    """An undeclared name that belongs to a feature kbroker lacks (see the module docstring)."""
+    prefixed = _LISTENER_PREFIXED.fullmatch(name)
+    if prefixed:
+        setting = prefixed["setting"]
+        return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
+    return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)
+
+
+def refused_settings(config: KafkaConfig) -> list[str]:
+    """The settings given that ask for something kbroker does not do yet, sorted."""
+    refused = {name for name in UNSUPPORTED if _given(config, name)}
+    refused.update(name for name in (*config.unknown_keys, *config.listener_settings) if _unsupported_name(name))
+    return sorted(refused)
+
+
+def ignored_settings(config: KafkaConfig) -> dict[str, list[str]]:
+    """The settings given that have no effect in kbroker, grouped by why."""
+    ignored: dict[str, list[str]] = {}
+    for name, reason in NO_EFFECT.items():
+        if config.source(name) == STATIC_BROKER_CONFIG:
+            ignored.setdefault(reason, []).append(name)
+    return {reason: sorted(names) for reason, names in ignored.items()}
+
+
+def refusal_message(refused: list[str]) -> str:
+    return (f"not supported by kbroker yet: {', '.join(refused)} (kbroker would run without them; "
+            "remove them, or leave them at Kafka's default)")
+
+
+def ignored_message(ignored: dict[str, list[str]]) -> str:
+    return "settings with no effect in kbroker: " + "; ".join(
+        f"{', '.join(names)} ({reason})" for reason, names in ignored.items())

@@ -1,0 +1,60 @@
+"""A broker restarted at once after kill -9 finds its previous run's ephemeral /brokers/ids/<id>
+still in ZooKeeper until the old session expires (issue 16, bug 7): it waits for it, says so in
+one line and registers, with no traceback. A registration held by a session that never expires
+(another live broker with the same id) stops the start with one line. Real ZooKeeper, real
+broker processes."""
+
+from __future__ import annotations
+
+import uuid
+
+from kazoo.client import KazooClient
+
+from kbroker.testing.cluster import KafkaCluster
+
+SESSION_TIMEOUT_MS = 4000  # the fixture's ZooKeeper (tickTime 2000) allows no less
+OVERRIDES = (f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",)
+WAITING_LINE = "is still registered in ZooKeeper by an earlier session"
+
+
+def test_restart_right_after_kill_9_waits_for_the_old_registration_and_comes_up(zookeeper, broker_factory):
+    with KafkaCluster(broker_factory, zookeeper, size=1, overrides=OVERRIDES) as cluster:
+        broker = cluster.brokers[1]
+        first_epoch = cluster.broker_epoch(1)
+        assert first_epoch is not None
+
+        cluster.kill(1)
+        assert cluster.broker_epoch(1) == first_epoch  # the session outlives the process
+        cluster.restart(1)
+        cluster.wait_for(lambda: cluster.broker_epoch(1) not in (None, first_epoch),
+                         timeout=SESSION_TIMEOUT_MS / 1000 * 4, what="the restarted broker to register anew")
+        assert broker.alive()
+        cluster.wait_for(lambda: len(cluster.metadata(1).brokers) == 1, what="the broker to serve metadata again")
+
+    output = broker.output()
+    last_run = output.rsplit("=== starting:", 1)[1]
+    assert last_run.count(WAITING_LINE) == 1
+    assert "Traceback" not in output and "NodeExists" not in output
+    # A normal start logs the ZooKeeper session at INFO; WARNING is for a real loss.
+    assert "INFO kbroker.server: ZooKeeper session connected" in last_run
+    assert "WARNING kbroker.server: ZooKeeper session" not in output
+
+
+def test_an_id_held_by_a_live_session_stops_the_start_with_one_line(zookeeper, broker_factory):
+    chroot = f"/kbroker-registration-{uuid.uuid4().hex[:8]}"
+    other = KazooClient(hosts=zookeeper, timeout=10)  # a live session that will not expire
+    other.start(timeout=10)
+    try:
+        other.create(f"{chroot}/brokers/ids/7", b'{"version":5,"host":"elsewhere","port":9092,"endpoints":[]}',
+                     ephemeral=True, makepath=True)
+        # It listens (and so counts as started) before it registers; then it waits, and gives up.
+        broker = broker_factory.start("broker.id=7", f"zookeeper.connect={zookeeper}{chroot}", *OVERRIDES)
+        assert broker.wait(timeout=SESSION_TIMEOUT_MS / 1000 * 3) == 1
+    finally:
+        other.stop()
+        other.close()
+    output = broker.output()
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if " ERROR " in line]
+    assert errors == [errors[0]] and "cannot start: broker.id 7 is registered in ZooKeeper by another session" \
+        in errors[0]
