@@ -2,9 +2,12 @@
 ZooKeeperProcess and KafkaCluster), each placed on its node of the chaos network, plus what the
 nemeses and the checker ask of it: is it healthy, heal everything, the replicas' log files.
 
+Broker DISK_BROKER has two log dirs, one of them a small tmpfs (kbroker.testing.disk_faults)
+that the disk-full nemesis fills, when this runs as root; otherwise that nemesis is skipped.
+
 Every process is started through kbroker.testing, which keeps its Popen and stops it by pid;
-`ChaosCluster.close()` stops them all (also after a failure or Ctrl-C) and then removes the
-network.
+`ChaosCluster.close()` stops them all (also after a failure or Ctrl-C), unmounts the tmpfs and
+then removes the network.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from chaos_net import Network, Node
 from kazoo.exceptions import KazooException
 
 from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.disk_faults import Tmpfs
 from kbroker.testing.processes import BrokerLauncher, BrokerProcess, kill_group
 from kbroker.testing.waiting import eventually
 from kbroker.testing.zookeeper import ZooKeeperProcess
@@ -39,6 +43,9 @@ OVERRIDES = (
     "unclean.leader.election.enable=false",
 )
 OFFSETS_TOPIC = "__consumer_offsets"
+DISK_BROKER = 3
+DISK_SIZE = "32m"  # far more than a run writes to it; the nemesis fills what is left
+FILLER = "chaos-filler"
 
 
 class PlacedLauncher(BrokerLauncher):
@@ -72,22 +79,30 @@ class ChaosCluster:
         self.zookeeper = ZooKeeperProcess(workdir / "zookeeper", host=zk.host, port=zk.port,
                                           argv_prefix=zk.argv_prefix)
         self.launcher = PlacedLauncher(workdir, network.nodes)
-        self.kafka = KafkaCluster(self.launcher, self.zookeeper.connect_string, len(BROKER_IDS), OVERRIDES)
+        self.disk = Tmpfs(workdir / f"broker{DISK_BROKER}-tmpfs", DISK_SIZE)
+        self.disk_unavailable: str | None = None
+        self.disk_log_dirs = [self.disk.mount_point, workdir / f"broker{DISK_BROKER}-disk"]
+        self.kafka = KafkaCluster(self.launcher, self.zookeeper.connect_string, len(BROKER_IDS), OVERRIDES,
+                                  broker_overrides={DISK_BROKER: (f"log.dirs={','.join(map(str, self.disk_log_dirs))}",)})
 
     @property
     def bootstrap(self) -> str:
         return self.kafka.bootstrap
 
     def start(self) -> None:
+        self.disk_unavailable = self.disk.mount()
+        if self.disk_unavailable is not None:
+            self.kafka.broker_overrides = {}  # one ordinary log dir
         self.zookeeper.start()
         self.kafka.start()
 
     def close(self) -> None:
-        """Stop every process this run started, by pid, then remove the network."""
+        """Stop every process this run started, by pid, unmount the tmpfs, remove the network."""
         try:
             self.kafka.stop()
             self.launcher.stop_all()
             self.zookeeper.stop()
+            self.disk.unmount()
         finally:
             self.network.close()
 
@@ -135,8 +150,10 @@ class ChaosCluster:
 
     # -- healing ---------------------------------------------------------------------------------------
     def heal_everything(self) -> None:
-        """Undo whatever a nemesis left behind: routes, paused brokers, ZooKeeper, dead brokers."""
+        """Undo whatever a nemesis left behind: routes, paused brokers, ZooKeeper, a full disk, dead
+        brokers."""
         self.network.heal_all()
+        self.free_disk()
         for broker_id in list(self.kafka.paused):
             self.kafka.resume(broker_id)
         if self.zookeeper.proc is None or self.zookeeper.proc.poll() is not None:
@@ -152,11 +169,24 @@ class ChaosCluster:
         self.kafka.restart(broker_id)
         self.wait(lambda: broker_id in self.live(), f"broker {broker_id} to register again")
 
+    def free_disk(self) -> None:
+        (self.disk.mount_point / FILLER).unlink(missing_ok=True)
+
     def kill_zookeeper(self) -> None:
         if self.zookeeper.proc is not None:
             kill_group(self.zookeeper.proc)
 
     # -- the replicas' files ---------------------------------------------------------------------------
+    def log_dirs(self, broker_id: int) -> list[Path]:
+        if broker_id == DISK_BROKER and self.disk.mounted:
+            return self.disk_log_dirs
+        return [self.kafka.brokers[broker_id].log_dir]
+
     def replica_logs(self, partition: int) -> dict[int, bytes]:
+        """Each replica's segments of the partition, concatenated in offset order."""
         replicas = quiet(lambda: self.kafka.replicas(self.topic, partition), list(BROKER_IDS))
-        return {b: self.kafka.log_bytes(b, self.topic, partition) for b in replicas}
+        logs = {}
+        for broker_id in replicas:
+            segments = [p for d in self.log_dirs(broker_id) for p in (d / f"{self.topic}-{partition}").glob("*.log")]
+            logs[broker_id] = b"".join(p.read_bytes() for p in sorted(segments, key=lambda p: p.name))
+        return logs

@@ -10,7 +10,10 @@ run's seeded random.Random, so a seed replays the same schedule.
 - partition-brokers: one broker cut off from the other two (not from ZooKeeper) for longer than
   replica.lag.time.max.ms.
 - partition-zookeeper: one broker cut off from ZooKeeper past its session timeout.
-- disk-full: not run here (needs the log-dir failure handling of branch `diskfaults`).
+- disk-full: the tmpfs log dir of broker DISK_BROKER filled up: its log dir goes offline (Kafka's
+  LogDirFailureChannel), leadership of its partitions there moves; healed by freeing the space
+  and restarting the broker (SIGTERM, which must exit 0), as Kafka needs a restart to bring a
+  failed log dir back.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chaos_checker import Fault
-from chaos_cluster import BROKER_IDS, REPLICA_LAG_MS, SESSION_TIMEOUT_MS, ChaosCluster
+from chaos_cluster import BROKER_IDS, DISK_BROKER, FILLER, REPLICA_LAG_MS, SESSION_TIMEOUT_MS, ChaosCluster
+
+from kbroker.testing.disk_faults import fill
 
 SESSION_S = SESSION_TIMEOUT_MS / 1000
 EXPIRY_TIMEOUT_S = SESSION_S + 20
@@ -32,7 +37,7 @@ class Nemesis:
     name: str
     run: Callable[[ChaosCluster, random.Random], Fault]
     needs_network: bool = False
-    unavailable: str | None = None  # why it never runs here
+    needs_disk: bool = False
 
 
 def _kill_and_restart(cluster: ChaosCluster, broker_id: int, name: str, rng: random.Random) -> Fault:
@@ -128,8 +133,20 @@ def partition_zookeeper(cluster: ChaosCluster, rng: random.Random) -> Fault:
     return Fault("partition-zookeeper", f"broker {broker_id} | zookeeper", started, healed)
 
 
-def _not_run(_cluster: ChaosCluster, _rng: random.Random) -> Fault:
-    raise RuntimeError("this nemesis is not run")
+def disk_full(cluster: ChaosCluster, rng: random.Random) -> Fault:
+    broker = cluster.kafka.brokers[DISK_BROKER]
+    started = time.monotonic()
+    try:
+        fill(cluster.disk.mount_point, FILLER)
+        time.sleep(rng.uniform(4, 8))  # followers' and producers' writes hit the full dir meanwhile
+    finally:
+        cluster.free_disk()
+    code = broker.stop(timeout=60)
+    if code != 0:
+        raise AssertionError(f"broker {DISK_BROKER} exited {code} on SIGTERM after its log dir filled up")
+    broker.start()
+    cluster.wait(lambda: DISK_BROKER in cluster.live(), f"broker {DISK_BROKER} to register again")
+    return Fault("disk-full", f"broker {DISK_BROKER} (tmpfs log dir)", started, time.monotonic())
 
 
 NEMESES = (
@@ -140,8 +157,7 @@ NEMESES = (
     Nemesis("kill-zookeeper", kill_zookeeper),
     Nemesis("partition-brokers", partition_brokers, needs_network=True),
     Nemesis("partition-zookeeper", partition_zookeeper, needs_network=True),
-    Nemesis("disk-full", _not_run, unavailable="needs log-dir failure handling (branch diskfaults, not merged "
-                                                "here) and a tmpfs log dir: not implemented in this runner"),
+    Nemesis("disk-full", disk_full, needs_disk=True),
 )
 
 
@@ -149,8 +165,8 @@ def skipped(cluster: ChaosCluster) -> dict[str, str]:
     """Nemeses that cannot run in this setting, with the reason."""
     reasons = {}
     for nemesis in NEMESES:
-        if nemesis.unavailable:
-            reasons[nemesis.name] = nemesis.unavailable
-        elif nemesis.needs_network and cluster.network.partition_unavailable:
+        if nemesis.needs_network and cluster.network.partition_unavailable:
             reasons[nemesis.name] = cluster.network.partition_unavailable
+        elif nemesis.needs_disk and cluster.disk_unavailable:
+            reasons[nemesis.name] = f"no tmpfs log dir: {cluster.disk_unavailable}"
     return reasons
