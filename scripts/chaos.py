@@ -108,7 +108,11 @@ class Run:
     # -- the run ---------------------------------------------------------------------------------------
     def execute(self) -> Outcome:
         network = make_network(["zk", *(f"b{b}" for b in BROKER_IDS)], not self.args.no_netns)
-        cluster = ChaosCluster(self.workdir, network, TOPIC, PARTITIONS)
+        try:
+            cluster = ChaosCluster(self.workdir, network, TOPIC, PARTITIONS)
+        except BaseException:
+            network.close()
+            raise
         where = ", ".join(f"{n.name} {n.host}:{n.port}" for n in network.nodes.values())
         self.say(f"network: {type(network).__name__} ({where})")
         try:
@@ -220,6 +224,8 @@ class Run:
             "faults": len(self.outcome.faults),
         })
         self.outcome.violations += record_violations + group_violations + diverged
+        self.outcome.violations += [f"worker_crashed: {w.name}: {w.crashed}" for w in [*self.producers, *self.consumers]
+                                    if w.crashed]
         self._notes()
         if record_counts["acked"] == 0:
             self.outcome.violations.append("no_acks: not one record was acknowledged")

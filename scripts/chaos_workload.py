@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -89,12 +90,34 @@ class ProducerStats:
     fatal: list[str] = field(default_factory=list)
 
 
-class ProducerWorker(threading.Thread):
+class Worker(threading.Thread):
+    """A client thread whose unexpected exception is kept (`crashed`) for the report rather
+    than lost on stderr."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+        self.crashed: str | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except Exception:
+            self.crashed = traceback.format_exc(limit=5)
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+class ProducerWorker(Worker):
     """Produces `rate` records per second until stopped, then flushes."""
 
     def __init__(self, index: int, bootstrap: str, topic: str, partitions: int, rate: float,
                  flush_timeout_s: float = 90.0) -> None:
-        super().__init__(name=f"chaos-producer-{index}", daemon=True)
+        super().__init__(f"chaos-producer-{index}")
         self.index = index
         self.bootstrap = bootstrap
         self.topic = topic
@@ -102,13 +125,9 @@ class ProducerWorker(threading.Thread):
         self.rate = rate
         self.flush_timeout_s = flush_timeout_s
         self.stats = ProducerStats()
-        self.stopping = threading.Event()
         self.unflushed = 0
         self.generation = 0
         self.fatal = threading.Event()
-
-    def stop(self) -> None:
-        self.stopping.set()
 
     def client_name(self) -> str:
         return f"p{self.index}.{self.generation}"
@@ -130,7 +149,7 @@ class ProducerWorker(threading.Thread):
             self.stats.fatal.append(f"{self.client_name()}: {err.name()} {err.str()}")
             self.fatal.set()
 
-    def run(self) -> None:
+    def work(self) -> None:
         while not self.stopping.is_set():
             self._run_one_producer()
             self.generation += 1
@@ -159,11 +178,11 @@ class ProducerWorker(threading.Thread):
             self.unflushed += producer.flush(self.flush_timeout_s)
 
 
-class ConsumerWorker(threading.Thread):
+class ConsumerWorker(Worker):
     """One group member: subscribe, consume, commit synchronously after every batch."""
 
     def __init__(self, index: int, bootstrap: str, topic: str, group: str) -> None:
-        super().__init__(name=f"chaos-consumer-{index}", daemon=True)
+        super().__init__(f"chaos-consumer-{index}")
         self.bootstrap = bootstrap
         self.topic = topic
         self.group = group
@@ -171,12 +190,8 @@ class ConsumerWorker(threading.Thread):
         self.consumed: list[Consumed] = []
         self.commits: list[Commit] = []
         self.commit_errors: dict[str, int] = {}
-        self.stopping = threading.Event()
 
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def run(self) -> None:
+    def work(self) -> None:
         consumer = Consumer({
             "bootstrap.servers": self.bootstrap,
             "log_level": CLIENT_LOG_LEVEL,
