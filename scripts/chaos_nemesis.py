@@ -4,12 +4,16 @@ for the cluster to be whole again before the next one. Targets and hold times co
 run's seeded random.Random, so a seed replays the same schedule.
 
 - kill-broker / kill-controller / kill-leader: kill -9 of a random broker, of the controller,
-  of the leader of a random partition; restarted once ZooKeeper has dropped its session.
+  of the leader of a random partition; restarted at once (within its ZooKeeper session: it must
+  wait for its old registration to go) or once ZooKeeper has dropped the session, at random.
 - pause-broker: SIGSTOP past zookeeper.session.timeout.ms, then SIGCONT.
 - kill-zookeeper: ZooKeeper itself killed -9 and restarted on the same data.
 - partition-brokers: one broker cut off from the other two (not from ZooKeeper) for longer than
   replica.lag.time.max.ms.
 - partition-zookeeper: one broker cut off from ZooKeeper past its session timeout.
+- isolate-broker: one broker (often a leader) cut off from the other brokers and ZooKeeper past
+  its session, while the clients on the host still reach it: a deposed leader that must not
+  acknowledge an acks=all write it cannot replicate.
 - disk-full: the tmpfs log dir of broker DISK_BROKER filled up: its log dir goes offline (Kafka's
   LogDirFailureChannel), leadership of its partitions there moves; healed by freeing the space
   and restarting the broker (SIGTERM, which must exit 0), as Kafka needs a restart to bring a
@@ -40,12 +44,20 @@ class Nemesis:
     needs_disk: bool = False
 
 
-def _kill_and_restart(cluster: ChaosCluster, broker_id: int, name: str, rng: random.Random) -> Fault:
+def _kill_and_restart(cluster: ChaosCluster, broker_id: int, name: str, rng: random.Random, role: str = "") -> Fault:
+    at_once = rng.random() < 0.5
+    epoch = cluster.epoch(broker_id)
     started = time.monotonic()
     cluster.kafka.kill(broker_id)
     time.sleep(rng.uniform(0, 2))
-    cluster.restart_after_expiry(broker_id)
-    return Fault(name, f"broker {broker_id}", started, time.monotonic())
+    if at_once:
+        cluster.kafka.restart(broker_id)
+        cluster.wait(lambda: cluster.epoch(broker_id) > epoch, f"broker {broker_id} to register with a new epoch",
+                     timeout=EXPIRY_TIMEOUT_S)
+    else:
+        cluster.restart_after_expiry(broker_id)
+    when = "at once" if at_once else "after its session"
+    return Fault(name, f"broker {broker_id} ({role}restarted {when})", started, time.monotonic())
 
 
 def kill_broker(cluster: ChaosCluster, rng: random.Random) -> Fault:
@@ -66,8 +78,7 @@ def _leader_of_random_partition(cluster: ChaosCluster, rng: random.Random) -> tu
 
 def kill_leader(cluster: ChaosCluster, rng: random.Random) -> Fault:
     partition, leader = _leader_of_random_partition(cluster, rng)
-    fault = _kill_and_restart(cluster, leader, "kill-leader", rng)
-    return Fault(fault.nemesis, f"broker {leader} (leader of {cluster.topic}-{partition})", fault.started, fault.healed)
+    return _kill_and_restart(cluster, leader, "kill-leader", rng, role=f"leader of {cluster.topic}-{partition}, ")
 
 
 def pause_broker(cluster: ChaosCluster, rng: random.Random) -> Fault:
@@ -115,22 +126,37 @@ def partition_brokers(cluster: ChaosCluster, rng: random.Random) -> Fault:
     return Fault("partition-brokers", f"broker {broker_id} ({kind}) | brokers {others}", started, time.monotonic())
 
 
-def partition_zookeeper(cluster: ChaosCluster, rng: random.Random) -> Fault:
-    """Cut one broker off from ZooKeeper until its session has expired, then heal."""
-    broker_id = rng.choice(BROKER_IDS)
+def _cut_past_session(cluster: ChaosCluster, rng: random.Random, broker_id: int, peers: list[str],
+                      name: str, target: str) -> Fault:
+    """Cut `broker_id` off from `peers` until ZooKeeper has expired its session, then heal and
+    wait for it to register again."""
     epoch = cluster.epoch(broker_id)
     started = time.monotonic()
     try:
-        cluster.network.partition(f"b{broker_id}", "zk")
+        for peer in peers:
+            cluster.network.partition(f"b{broker_id}", peer)
         cluster.wait(lambda: broker_id not in cluster.live(), f"broker {broker_id}'s session to expire",
                      timeout=EXPIRY_TIMEOUT_S)
         time.sleep(rng.uniform(1, 4))
     finally:
-        cluster.network.heal(f"b{broker_id}", "zk")
+        for peer in peers:
+            cluster.network.heal(f"b{broker_id}", peer)
     healed = time.monotonic()
     cluster.wait(lambda: cluster.epoch(broker_id) > epoch, f"broker {broker_id} to register with a new epoch",
                  timeout=EXPIRY_TIMEOUT_S + 10)
-    return Fault("partition-zookeeper", f"broker {broker_id} | zookeeper", started, healed)
+    return Fault(name, target, started, healed)
+
+
+def partition_zookeeper(cluster: ChaosCluster, rng: random.Random) -> Fault:
+    broker_id = rng.choice(BROKER_IDS)
+    return _cut_past_session(cluster, rng, broker_id, ["zk"], "partition-zookeeper", f"broker {broker_id} | zookeeper")
+
+
+def isolate_broker(cluster: ChaosCluster, rng: random.Random) -> Fault:
+    partition, broker_id = _leader_of_random_partition(cluster, rng)
+    peers = ["zk", *(f"b{b}" for b in BROKER_IDS if b != broker_id)]
+    return _cut_past_session(cluster, rng, broker_id, peers, "isolate-broker",
+                             f"broker {broker_id} (leader of {cluster.topic}-{partition}) | all")
 
 
 def disk_full(cluster: ChaosCluster, rng: random.Random) -> Fault:
@@ -157,6 +183,7 @@ NEMESES = (
     Nemesis("kill-zookeeper", kill_zookeeper),
     Nemesis("partition-brokers", partition_brokers, needs_network=True),
     Nemesis("partition-zookeeper", partition_zookeeper, needs_network=True),
+    Nemesis("isolate-broker", isolate_broker, needs_network=True),
     Nemesis("disk-full", disk_full, needs_disk=True),
 )
 
