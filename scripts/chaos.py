@@ -9,7 +9,7 @@ ZooKeeper (issue 16), with a checker at the end.
 The cluster (chaos_cluster.py) runs in network namespaces made for the run (chaos_net.py) when
 it can, else on 127.0.0.1 without the network nemeses (the reason is printed). While idempotent
 acks=all producers and a consumer group committing offsets run (chaos_workload.py), nemeses
-(chaos_nemesis.py) kill, pause, partition and restart; each is healed and the cluster whole again
+(chaos_nemesis.py) kill, pause, partition, fill a disk and restart; each is healed and the cluster whole again
 (full ISRs) before the next. At the end everything is healed, the producers flushed, the group
 caught up, every partition read back, and the checker (chaos_checker.py) counts lost,
 misplaced, duplicated and reordered records, lost or impossible commits, replicas that diverge

@@ -11,7 +11,7 @@ run's seeded random.Random, so a seed replays the same schedule.
 - partition-brokers: one broker cut off from the other two (not from ZooKeeper) for longer than
   replica.lag.time.max.ms.
 - partition-zookeeper: one broker cut off from ZooKeeper past its session timeout.
-- isolate-broker: one broker (often a leader) cut off from the other brokers and ZooKeeper past
+- isolate-broker: the leader of a random partition cut off from the other brokers and ZooKeeper past
   its session, while the clients on the host still reach it: a deposed leader that must not
   acknowledge an acks=all write it cannot replicate.
 - disk-full: the tmpfs log dir of broker DISK_BROKER filled up: its log dir goes offline (Kafka's
