@@ -32,6 +32,7 @@ import tempfile
 import time
 import traceback
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -266,20 +267,24 @@ class Run:
     def _notes(self) -> None:
         for note in workload_notes():
             self.outcome.notes["workload"] = note
-        failed: dict[str, int] = defaultdict(int)
         for producer in self.producers:
-            for name, count in producer.stats.failed.items():
-                failed[name] += count
             for fatal in producer.stats.fatal:
                 self.outcome.notes[f"producer fatal {fatal.split(':')[0]}"] = fatal
-        if failed:
-            self.outcome.notes["producer failures (indeterminate, not checked)"] = json.dumps(dict(failed))
-        commit_errors: dict[str, int] = defaultdict(int)
-        for member in self.consumers:
-            for name, count in member.commit_errors.items():
-                commit_errors[name] += count
-        if commit_errors:
-            self.outcome.notes["commit errors (retried)"] = json.dumps(dict(commit_errors))
+        errors = {
+            "producer failures (indeterminate, not checked)": _summed(p.stats.failed for p in self.producers),
+            "produce() calls refused by the client (retried)": _summed(p.stats.refused for p in self.producers),
+            "commit errors (retried)": _summed(m.commit_errors for m in self.consumers),
+        }
+        self.outcome.notes.update({key: json.dumps(counts) for key, counts in errors.items() if counts})
+
+
+def _summed(counters: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Error name -> count, added up over the workers."""
+    total: dict[str, int] = defaultdict(int)
+    for counter in counters:
+        for name, count in counter.items():
+            total[name] += count
+    return dict(total)
 
 
 # -- the report ------------------------------------------------------------------------------------------

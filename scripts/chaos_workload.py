@@ -25,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 POLL_S = 0.2
 QUEUE_FULL_BACKOFF_S = 0.05
+REFUSED_BACKOFF_S = 0.5
 # librdkafka logs every refused connection during a fault at level 3; errors reach the workers
 # through callbacks, so only its critical lines go to stderr.
 CLIENT_LOG_LEVEL = 2
@@ -86,6 +87,7 @@ def producer_settings(bootstrap: str) -> dict:
 class ProducerStats:
     acks: list[Ack] = field(default_factory=list)
     failed: dict[str, int] = field(default_factory=dict)  # error name -> records
+    refused: dict[str, int] = field(default_factory=dict)  # error name -> produce() calls that raised
     sent: int = 0
     fatal: list[str] = field(default_factory=list)
 
@@ -170,6 +172,11 @@ class ProducerWorker(Worker):
                                          partition=seq % self.partitions, on_delivery=deliver)
                     except BufferError:
                         producer.poll(QUEUE_FULL_BACKOFF_S)
+                        continue
+                    except KafkaException as refusal:  # e.g. _UNKNOWN_TOPIC: a broker said it has no such topic
+                        name_of = refusal.args[0].name() if refusal.args else "KafkaException"
+                        self.stats.refused[name_of] = self.stats.refused.get(name_of, 0) + 1
+                        producer.poll(REFUSED_BACKOFF_S)
                         continue
                     seq += 1
                     self.stats.sent += 1
