@@ -316,7 +316,7 @@ def test_preferred_leader_election_puts_the_first_replica_back(cluster):
     [error] = election_results(cluster, topic).values()
     assert error is not None and error.code() == ELECTION_NOT_NEEDED  # a KafkaError
     produce_and_flush(cluster, topic, [b"r%03d" % i for i in range(100)])
-    values = [v for _, v in read_all(cluster, topic)]
+    values = [v for _, v in read_all(cluster.bootstrap, topic)]
     assert values == [b"%s%03d" % (c, i) for c in (b"p", b"q", b"r") for i in range(100)]
 
 
@@ -371,4 +371,4 @@ def test_reassignment_moves_a_partition_and_its_data_to_another_broker(cluster):
     assert [v for _, _, v in moved] == values
     cluster.wait_for(lambda: all(cluster.metadata_leader(b, topic) == target for b in cluster.brokers),
                      what="every broker's metadata to name the new leader")
-    assert [v for _, v in read_all(cluster, topic)] == values
+    assert [v for _, v in read_all(cluster.bootstrap, topic)] == values

@@ -69,9 +69,9 @@ def produce_and_flush(cluster: KafkaCluster, topic: str, values: list[bytes]) ->
     return offsets
 
 
-def read_all(cluster: KafkaCluster, topic: str) -> list[tuple[int, bytes]]:
-    """(offset, value) of every record up to the high watermark, read from the leader."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": f"read-{topic}-{time.time()}",
+def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
+    """(offset, value) of every record of partition 0 up to the high watermark, read from the leader."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest"})
     try:
         _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
@@ -108,7 +108,7 @@ def test_acks_all_returns_once_the_followers_hold_the_records(cluster):
             # Read from the follower's files at the moment the producer was answered.
             stored = stored_records(cluster.brokers[follower].log_dir, "acked", 0)
             assert stored and stored[-1][0] >= offsets[-1], f"broker {follower} lacks acknowledged records"
-    assert [v for _, v in read_all(cluster, "acked")] == [b"a%d-%03d" % (r, i) for r in range(4) for i in range(100)]
+    assert [v for _, v in read_all(cluster.bootstrap, "acked")] == [b"a%d-%03d" % (r, i) for r in range(4) for i in range(100)]
 
 
 class BackgroundProducer:
@@ -160,7 +160,7 @@ def assert_exactly_once_in_order(cluster: KafkaCluster, topic: str, producer_: B
 def assert_acked_exactly_once_in_order(cluster: KafkaCluster, topic: str, producer_: BackgroundProducer) -> None:
     """No producer error; every acknowledged record read back once, in order."""
     assert producer_.errors == []
-    records = read_all(cluster, topic)
+    records = read_all(cluster.bootstrap, topic)
     values = [v for _, v in records]
     assert len(set(values)) == len(values), "a record was written twice"
     assert values == sorted(values), "records are out of order"
@@ -237,5 +237,5 @@ def test_a_paused_follower_leaves_the_isr_and_rejoins_after_sigcont(zookeeper, b
         cluster.resume(follower)
         rejoin_s = cluster.wait_for(lambda: follower in cluster.isr(topic), what="the follower to rejoin")
         cluster.wait_for(lambda: cluster.logs_identical(topic), what="identical logs after the pause")
-        assert len(read_all(cluster, topic)) == 70
+        assert len(read_all(cluster.bootstrap, topic)) == 70
         print(f"acks=all waited {waited_s:.1f}s for the shrink; rejoined {rejoin_s:.1f}s after SIGCONT")

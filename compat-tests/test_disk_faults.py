@@ -23,15 +23,19 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from kafka.admin import KafkaAdminClient, NewTopic
-from test_cluster_replication import CLUSTER_OVERRIDES, BackgroundProducer, assert_acked_exactly_once_in_order
+from test_cluster_replication import (
+    CLUSTER_OVERRIDES,
+    BackgroundProducer,
+    assert_acked_exactly_once_in_order,
+    read_all,
+)
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.disk_faults import Tmpfs, fill
@@ -95,23 +99,6 @@ class Sender:
         assert self.errors, f"{sent} records all accepted"
         assert {e.code() for e in self.errors} == {KafkaError.KAFKA_STORAGE_ERROR}, self.errors
         return self.errors[0]
-
-
-def read_all(bootstrap: str, topic: str) -> list[tuple[int, bytes]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{topic}-{time.time()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
-    try:
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=TIMEOUT_S)
-        consumer.assign([TopicPartition(topic, 0, 0)])
-        records: list[tuple[int, bytes]] = []
-        deadline = time.monotonic() + TIMEOUT_S
-        while (not records or records[-1][0] < high - 1) and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                records.append((message.offset(), message.value()))
-        return records
-    finally:
-        consumer.close()
 
 
 def assert_acked_present(bootstrap: str, topic: str, acked: list[tuple[int, bytes]]) -> None:
