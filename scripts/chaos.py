@@ -301,9 +301,9 @@ def report(run: Run, seconds: float) -> None:
     windows = unavailability(outcome.faults, [a for p in run.producers for a in p.stats.acks], PARTITIONS, run.t0)
     if windows:
         columns = ["at_s", "held_s", "first_ack_s", "all_partitions_s", "longest_gap_s"]
-        print(f"\n  {'nemesis':20} {'target':52}" + "".join(f" {c:>16}" for c in columns))
+        print(f"\n  {'nemesis':20} {'target':60}" + "".join(f" {c:>16}" for c in columns))
         for w in windows:
-            print(f"  {w['nemesis']:20} {w['target']:52}" + "".join(f" {str(w[c]):>16}" for c in columns))
+            print(f"  {w['nemesis']:20} {w['target']:60}" + "".join(f" {str(w[c]):>16}" for c in columns))
     for key, note in outcome.notes.items():
         print(f"  note: {key}: {note}")
     for violation in outcome.violations:
