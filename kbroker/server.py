@@ -187,8 +187,11 @@ class KafkaServer:
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
             build_transaction_coordinator=self._build_transaction_coordinator)
-        await self._start_socket_servers(KafkaApis(self.services).process)
+        # Wait before listening: until it has registered, this broker's metadata cache is empty,
+        # and a client asking it then would be told that its topics do not exist (librdkafka
+        # fails the records with "Unknown topic"). Kafka too serves requests only once started.
         await self._wait_for_earlier_registration()
+        await self._start_socket_servers(KafkaApis(self.services).process)
         try:
             self._register()
         except NodeExistsError:  # registered by someone else since the wait looked

@@ -4,6 +4,7 @@ Start real processes on 127.0.0.1 and stop them by pid:
 - `processes`: `free_port()`, `BrokerProcess` (one `python -m kbroker` subprocess with its own
   log dir, ready once it answers ApiVersions) and `BrokerLauncher` (starts brokers, stops them all);
 - `zookeeper`: `ZooKeeperProcess`, a throwaway ZooKeeper (Debian's `zookeeper` package);
+- both take another `host` and an `argv_prefix` (scripts/chaos runs them in network namespaces);
 - `cluster`: `KafkaCluster`, brokers 1..N registered in that ZooKeeper, with znode readers;
 - `pytest_plugin`: the `broker`, `broker_factory`, `module_broker_factory` and `zookeeper`
   fixtures (register it with `pytest_plugins = ["kbroker.testing.pytest_plugin"]`).

@@ -156,7 +156,8 @@ class KafkaCluster:
         """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it;
         `port` picks another of its listeners."""
         request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
-        payload = wire.roundtrip(port or self.brokers[broker_id].port, request, timeout)
+        broker = self.brokers[broker_id]
+        payload = wire.roundtrip(port or broker.port, request, timeout, host=broker.host)
         return wire.decode_with_kafka_python(MetadataResponse, payload, METADATA_VERSION)[1]
 
     def metadata_leader(self, broker_id: int, topic: str, partition: int = 0) -> int:

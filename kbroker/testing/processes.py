@@ -116,10 +116,15 @@ class BrokerFailed(AssertionError):
 
 
 class BrokerProcess:
-    """One `python -m kbroker` subprocess on 127.0.0.1."""
+    """One `python -m kbroker` subprocess on 127.0.0.1, or on `host` when a caller (scripts/chaos)
+    puts it in a network namespace by an `argv_prefix` such as `ip netns exec NS` (which execs,
+    so the pid stays the broker's)."""
 
-    def __init__(self, workdir: Path, overrides: list[str], port: int | None = None) -> None:
+    def __init__(self, workdir: Path, overrides: list[str], port: int | None = None, *, host: str = "127.0.0.1",
+                 argv_prefix: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
+        self.host = host
+        self.argv_prefix = argv_prefix
         self.log_dir = workdir / "data"
         self.output_path = workdir / "broker.out"
         self.overrides = list(overrides)
@@ -134,15 +139,16 @@ class BrokerProcess:
 
     @property
     def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def argv(self) -> list[str]:
         argv = [
+            *self.argv_prefix,
             sys.executable,
             "-m",
             "kbroker",
             "--override",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"listeners=PLAINTEXT://{self.host}:{self.port}",
             "--override",
             f"log.dirs={self.log_dir}",
         ]
@@ -171,7 +177,8 @@ class BrokerProcess:
 
     def _answers_api_versions(self) -> bool:
         try:
-            payload = wire.roundtrip(self.port, wire.api_versions_request(correlation_id=7), timeout=2.0)
+            payload = wire.roundtrip(self.port, wire.api_versions_request(correlation_id=7), timeout=2.0,
+                                     host=self.host)
         except (OSError, wire.ConnectionClosed):
             return False
         return wire.correlation_id_of(payload) == 7
@@ -232,7 +239,7 @@ class BrokerLauncher:
     def start(self, *overrides: str, port: int | None = None, start: bool = True) -> BrokerProcess:
         """Start a broker with extra `key=value` overrides, retrying when its port was taken."""
         for attempt in range(3):
-            broker = BrokerProcess(self.root / f"broker{len(self.brokers)}", list(overrides), port)
+            broker = self.make_broker(self.root / f"broker{len(self.brokers)}", list(overrides), port)
             self.brokers.append(broker)
             if not start:
                 return broker
@@ -245,6 +252,10 @@ class BrokerLauncher:
         raise AssertionError("unreachable")
 
     __call__ = start
+
+    def make_broker(self, workdir: Path, overrides: list[str], port: int | None) -> BrokerProcess:
+        """The next broker (not started); scripts/chaos overrides it to place brokers in namespaces."""
+        return BrokerProcess(workdir, overrides, port)
 
     def stop_all(self) -> None:
         for broker in self.brokers:

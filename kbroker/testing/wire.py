@@ -221,15 +221,15 @@ def wait_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
         received += chunk
 
 
-def connect(port: int, timeout: float = 10.0) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+def connect(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
-def roundtrip(port: int, request: bytes, timeout: float = 10.0) -> bytes:
+def roundtrip(port: int, request: bytes, timeout: float = 10.0, host: str = "127.0.0.1") -> bytes:
     """Send one request frame on a new connection and return the response payload."""
-    with connect(port, timeout) as sock:
+    with connect(port, timeout, host) as sock:
         sock.sendall(request)
         return read_frame(sock)
 

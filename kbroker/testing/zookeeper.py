@@ -33,20 +33,20 @@ ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 CLASSPATH = f"{ZOOKEEPER_JAR}:/usr/share/java/slf4j-simple.jar"
 
 
-def zookeeper_config(port: int, data_dir: Path) -> str:
-    """zoo.cfg for a ZooKeeper on 127.0.0.1:port that answers ruok/srvr/stat/mntr."""
+def zookeeper_config(port: int, data_dir: Path, host: str = "127.0.0.1") -> str:
+    """zoo.cfg for a ZooKeeper on host:port that answers ruok/srvr/stat/mntr."""
     return (
-        f"tickTime=2000\ndataDir={data_dir}\nclientPort={port}\nclientPortAddress=127.0.0.1\n"
+        f"tickTime=2000\ndataDir={data_dir}\nclientPort={port}\nclientPortAddress={host}\n"
         "admin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat,mntr\n"
     )
 
 
-def zookeeper_argv(port: int, data_dir: Path) -> list[str]:
+def zookeeper_argv(port: int, data_dir: Path, host: str = "127.0.0.1") -> list[str]:
     """Write zoo.cfg into `data_dir` (created if needed); the java command that serves it,
     logging warnings only."""
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "zoo.cfg").write_text(zookeeper_config(port, data_dir))
+    (data_dir / "zoo.cfg").write_text(zookeeper_config(port, data_dir, host))
     return [
         "java", "-Xmx256m", "-cp", CLASSPATH,
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
@@ -64,9 +64,9 @@ def zookeeper_unavailable_reason() -> str | None:
     return None
 
 
-def four_letter_word(port: int, word: str, timeout: float = 2.0) -> bytes:
+def four_letter_word(port: int, word: str, timeout: float = 2.0, host: str = "127.0.0.1") -> bytes:
     """Send a ZooKeeper four-letter command (ruok, srvr, ...) and return the whole answer."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+    with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(word.encode())
         answer = bytearray()
         while chunk := sock.recv(4096):
@@ -75,22 +75,26 @@ def four_letter_word(port: int, word: str, timeout: float = 2.0) -> bytes:
 
 
 class ZooKeeperProcess:
-    """Debian's ZooKeeper on a free 127.0.0.1 port, in its own process group."""
+    """Debian's ZooKeeper on a free 127.0.0.1 port, in its own process group; or on `host`:`port`
+    inside a network namespace entered by `argv_prefix` (scripts/chaos)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, host: str = "127.0.0.1", port: int | None = None,
+                 argv_prefix: tuple[str, ...] = ()) -> None:
         self.workdir = workdir
-        self.port = free_port()
+        self.host = host
+        self.argv_prefix = argv_prefix
+        self.port = port or free_port()
         self.output_path = workdir / "zookeeper.out"
         self.proc: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     @property
     def connect_string(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ZooKeeperProcess:
         """Start it and wait until it accepts sessions; raises AssertionError (with its output) if it does not."""
-        argv = zookeeper_argv(self.port, self.workdir / "data")
+        argv = [*self.argv_prefix, *zookeeper_argv(self.port, self.workdir / "data", self.host)]
         self.proc = start_session_process(argv, self.output_path, self.workdir)
         failure = start_failure(self.proc, self._is_ok, "ZooKeeper", "ruok and srvr", timeout, self.output_path,
                                 self.stop)
@@ -101,8 +105,8 @@ class ZooKeeperProcess:
     def _is_ok(self) -> bool:
         # "imok" comes before the server accepts sessions; `srvr` reports a Mode only once it does.
         try:
-            return four_letter_word(self.port, "ruok") == b"imok" and b"Mode:" in four_letter_word(
-                self.port, "srvr"
+            return four_letter_word(self.port, "ruok", host=self.host) == b"imok" and b"Mode:" in four_letter_word(
+                self.port, "srvr", host=self.host
             )
         except OSError:
             return False

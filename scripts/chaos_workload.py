@@ -1,0 +1,298 @@
+"""scripts/chaos's workloads: what the clients did, recorded as plain data for the checker.
+
+- `ProducerWorker`: an idempotent acks=all confluent-kafka producer in its own thread, writing
+  `<producer>/<seq>` values at a steady rate, partition `seq % partitions`, so that every record
+  has a unique id and every producer a sequence per partition whose order the checker verifies.
+  Each acknowledgement is kept (seq, partition, offset, monotonic time); a producer that hits a
+  fatal error is replaced by a new one under a new name, and the error counted.
+- `ConsumerWorker`: one member of a consumer group, committing its positions synchronously
+  after every poll; it keeps every record it consumed and every commit the coordinator acked.
+- `TransactionalProducerWorker` is the hook for transactional producers (issue 16): it is not
+  run yet; once transactions are served (branch `txncoord`), it writes in transactions, aborts
+  some, and the checker adds read_committed isolation (no aborted record visible, committed ones
+  all there). `workload_notes()` says so in the report.
+- `read_partitions`: the final read of every partition from offset 0 up to its high watermark.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+POLL_S = 0.2
+QUEUE_FULL_BACKOFF_S = 0.05
+REFUSED_BACKOFF_S = 0.5
+# librdkafka logs every refused connection during a fault at level 3; errors reach the workers
+# through callbacks, so only its critical lines go to stderr.
+CLIENT_LOG_LEVEL = 2
+
+
+@dataclass(frozen=True)
+class Ack:
+    producer: str
+    seq: int
+    partition: int
+    # None when librdkafka reports success without an offset: an idempotent producer whose
+    # request timed out learns from a later batch's ack that the earlier one was written.
+    offset: int | None
+    at: float  # time.monotonic() when the delivery report arrived
+
+
+@dataclass(frozen=True)
+class Consumed:
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Commit:
+    partition: int
+    offset: int
+    at: float
+
+
+def record_value(producer: str, seq: int) -> bytes:
+    return f"{producer}/{seq}".encode()
+
+
+def parse_value(value: bytes | None) -> tuple[str, int] | None:
+    """(producer, seq) of a value this workload wrote, None for anything else."""
+    if not value:
+        return None
+    producer, _, seq = value.decode(errors="replace").rpartition("/")
+    return (producer, int(seq)) if producer and seq.isdigit() else None
+
+
+def producer_settings(bootstrap: str) -> dict:
+    return {
+        "bootstrap.servers": bootstrap,
+        "log_level": CLIENT_LOG_LEVEL,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        # A record not acknowledged within this is reported failed: indeterminate, not lost.
+        "message.timeout.ms": 60000,
+        "request.timeout.ms": 10000,
+        "retry.backoff.ms": 100,
+        "topic.metadata.refresh.interval.ms": 2000,
+    }
+
+
+@dataclass
+class ProducerStats:
+    acks: list[Ack] = field(default_factory=list)
+    failed: dict[str, int] = field(default_factory=dict)  # error name -> records
+    refused: dict[str, int] = field(default_factory=dict)  # error name -> produce() calls that raised
+    sent: int = 0
+    fatal: list[str] = field(default_factory=list)
+
+
+class Worker(threading.Thread):
+    """A client thread whose unexpected exception is kept (`crashed`) for the report rather
+    than lost on stderr."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+        self.crashed: str | None = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except Exception:
+            self.crashed = traceback.format_exc(limit=5)
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+
+class ProducerWorker(Worker):
+    """Produces `rate` records per second until stopped, then flushes."""
+
+    def __init__(self, index: int, bootstrap: str, topic: str, partitions: int, rate: float,
+                 flush_timeout_s: float = 90.0) -> None:
+        super().__init__(f"chaos-producer-{index}")
+        self.index = index
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = partitions
+        self.rate = rate
+        self.flush_timeout_s = flush_timeout_s
+        self.stats = ProducerStats()
+        self.unflushed = 0
+        self.generation = 0
+        self.fatal = threading.Event()
+
+    def client_name(self) -> str:
+        return f"p{self.index}.{self.generation}"
+
+    def _on_delivery(self, name: str):
+        stats = self.stats
+
+        def deliver(err: KafkaError | None, msg) -> None:
+            if err is None:
+                stats.acks.append(Ack(name, int(msg.key()), msg.partition(), msg.offset(), time.monotonic()))
+                return
+            stats.failed[err.name()] = stats.failed.get(err.name(), 0) + 1
+            if err.fatal():
+                self.fatal.set()
+        return deliver
+
+    def _error(self, err: KafkaError) -> None:
+        if err.fatal():
+            self.stats.fatal.append(f"{self.client_name()}: {err.name()} {err.str()}")
+            self.fatal.set()
+
+    def work(self) -> None:
+        while not self.stopping.is_set():
+            self._run_one_producer()
+            self.generation += 1
+
+    def _run_one_producer(self) -> None:
+        name = self.client_name()
+        producer = Producer({**producer_settings(self.bootstrap), "error_cb": self._error,
+                             "client.id": f"chaos-{name}"})
+        deliver = self._on_delivery(name)
+        self.fatal.clear()
+        seq, started = 0, time.monotonic()
+        try:
+            while not self.stopping.is_set() and not self.fatal.is_set():
+                due = int((time.monotonic() - started) * self.rate)
+                while seq < due and not self.fatal.is_set():
+                    try:
+                        producer.produce(self.topic, record_value(name, seq), key=str(seq).encode(),
+                                         partition=seq % self.partitions, on_delivery=deliver)
+                    except BufferError:
+                        producer.poll(QUEUE_FULL_BACKOFF_S)
+                        continue
+                    except KafkaException as refusal:  # e.g. _UNKNOWN_TOPIC: a broker said it has no such topic
+                        name_of = refusal.args[0].name() if refusal.args else "KafkaException"
+                        self.stats.refused[name_of] = self.stats.refused.get(name_of, 0) + 1
+                        producer.poll(REFUSED_BACKOFF_S)
+                        continue
+                    seq += 1
+                    self.stats.sent += 1
+                producer.poll(POLL_S / 4)
+        finally:
+            self.unflushed += producer.flush(self.flush_timeout_s)
+
+
+class ConsumerWorker(Worker):
+    """One group member: subscribe, consume, commit synchronously after every batch."""
+
+    def __init__(self, index: int, bootstrap: str, topic: str, group: str) -> None:
+        super().__init__(f"chaos-consumer-{index}")
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group = group
+        self.index = index
+        self.consumed: list[Consumed] = []
+        self.commits: list[Commit] = []
+        self.commit_errors: dict[str, int] = {}
+
+    def work(self) -> None:
+        consumer = Consumer({
+            "bootstrap.servers": self.bootstrap,
+            "log_level": CLIENT_LOG_LEVEL,
+            "group.id": self.group,
+            "client.id": f"chaos-c{self.index}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 1000,
+            "topic.metadata.refresh.interval.ms": 2000,
+        })
+        consumer.subscribe([self.topic])
+        try:
+            while not self.stopping.is_set():
+                self._poll_once(consumer)
+            self._commit(consumer)
+        finally:
+            consumer.close()
+
+    def _poll_once(self, consumer: Consumer) -> None:
+        messages = consumer.consume(num_messages=500, timeout=POLL_S)
+        fresh = False
+        for message in messages:
+            if message.error() is None:
+                self.consumed.append(Consumed(message.partition(), message.offset(), message.value()))
+                fresh = True
+        if fresh:
+            self._commit(consumer)
+
+    def _commit(self, consumer: Consumer) -> None:
+        try:
+            committed = consumer.commit(asynchronous=False)
+        except KafkaException as failure:
+            name = failure.args[0].name() if failure.args else "KafkaException"
+            self.commit_errors[name] = self.commit_errors.get(name, 0) + 1
+            return
+        now = time.monotonic()
+        for tp in committed or []:
+            if tp.error is None and tp.offset >= 0:
+                self.commits.append(Commit(tp.partition, tp.offset, now))
+            elif tp.error is not None:
+                self.commit_errors[tp.error.name()] = self.commit_errors.get(tp.error.name(), 0) + 1
+
+
+class TransactionalProducerWorker:
+    """The hook for transactional producers: not run until transactions are served (branch
+    `txncoord`). It will write `<producer>/<seq>` in transactions of a few records, abort about
+    one in five, and report committed and aborted ids so the checker can add read_committed
+    isolation (no aborted id visible to a read_committed consumer, every committed id there)."""
+
+    enabled = False
+    reason = "transactional producers: hook only, waiting for transactions (branch txncoord)"
+
+
+def workload_notes() -> list[str]:
+    return [] if TransactionalProducerWorker.enabled else [TransactionalProducerWorker.reason]
+
+
+def group_committed(bootstrap: str, topic: str, group: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition as the coordinator answers now (-1001: none)."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "log_level": CLIENT_LOG_LEVEL, "group.id": group, "enable.auto.commit": False})
+    try:
+        answer = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+        return {tp.partition: tp.offset for tp in answer}
+    finally:
+        consumer.close()
+
+
+def high_watermarks(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "log_level": CLIENT_LOG_LEVEL, "group.id": "chaos-checker", "enable.auto.commit": False})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def read_partitions(bootstrap: str, topic: str, ends: dict[int, int], timeout_s: float = 120.0) -> dict[int, list[Consumed]]:
+    """Every record of every partition below `ends` (its high watermark), read from offset 0."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "log_level": CLIENT_LOG_LEVEL, "group.id": "chaos-checker", "enable.auto.commit": False,
+                         "enable.partition.eof": False, "fetch.max.bytes": 8 * 1024 * 1024})
+    records: dict[int, list[Consumed]] = {p: [] for p in ends}
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, end in ends.items() if end > 0])
+    remaining = {p for p, end in ends.items() if end > 0}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while remaining and time.monotonic() < deadline:
+            for message in consumer.consume(num_messages=1000, timeout=0.5):
+                if message.error() is not None or message.partition() not in remaining:
+                    continue
+                records[message.partition()].append(Consumed(message.partition(), message.offset(), message.value()))
+                if message.offset() + 1 >= ends[message.partition()]:
+                    remaining.discard(message.partition())
+    finally:
+        consumer.close()
+    if remaining:
+        raise RuntimeError(f"final read did not reach the high watermark of partitions {sorted(remaining)}")
+    return records
