@@ -1,0 +1,271 @@
+"""The `kbroker` subcommands (kbroker/tools/) run as a user runs them: `python -m kbroker topics ...`
+in a subprocess against a real broker, their output read back and checked line by line.
+
+The records and groups they show are made with confluent-kafka's own Producer and Consumer, so a
+tool is checked against what another client did, not only against itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from kbroker.cli import TOOL_COMMANDS
+from kbroker.testing.waiting import eventually
+from kbroker.tools import command_names
+from kbroker.tools.configs import split_config_list
+
+RECORDS = 10
+
+
+@pytest.fixture(scope="module")
+def bootstrap(module_broker_factory) -> str:
+    return module_broker_factory().bootstrap
+
+
+def kbroker(*argv: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "kbroker", *argv], input=stdin, capture_output=True, text=True,
+                          timeout=90)
+    if check:
+        assert proc.returncode == 0, f"{argv} exited {proc.returncode}: {proc.stderr}"
+    return proc
+
+
+def tool(command: str, bootstrap: str, *argv: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return kbroker(command, "--bootstrap-server", bootstrap, *argv, **kwargs)
+
+
+def new_topic(bootstrap: str, partitions: int = 1) -> str:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    assert tool("topics", bootstrap, "--create", "--topic", name, "--partitions", str(partitions)).stdout \
+        == f"Created topic {name}.\n"
+    return name
+
+
+def produce(bootstrap: str, topic: str, count: int = RECORDS) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(count):
+        producer.produce(topic, f"value-{i}".encode(), f"key-{i}".encode(), headers=[("h", f"{i}".encode())])
+    assert producer.flush(30) == 0
+
+
+def describe_rows(bootstrap: str, group: str) -> list[list[str]]:
+    out = tool("consumer-groups", bootstrap, "--describe", "--group", group).stdout
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    header = lines.index(["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
+                          "CONSUMER-ID", "HOST", "CLIENT-ID"])
+    return lines[header + 1:]
+
+
+def test_the_broker_knows_every_subcommand_by_name() -> None:
+    # kbroker.cli dispatches on this list without importing the tools (test_start_imports checks that).
+    assert sorted(TOOL_COMMANDS) == command_names()
+
+
+def test_add_config_keeps_commas_inside_brackets() -> None:
+    assert split_config_list("retention.ms=1000,cleanup.policy=[compact,delete]") == {
+        "retention.ms": "1000", "cleanup.policy": "compact,delete"}
+
+
+def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    out = tool("topics", bootstrap, "--create", "--topic", name, "--partitions", "2", "--replication-factor", "1",
+               "--config", "retention.ms=123456", "--config", "cleanup.policy=compact").stdout
+    assert out == f"Created topic {name}.\n"
+    assert name in tool("topics", bootstrap, "--list").stdout.splitlines()
+
+    lines = tool("topics", bootstrap, "--describe", "--topic", name).stdout.splitlines()
+    assert re.fullmatch(rf"Topic: {name}\tTopicId: [A-Za-z0-9_-]{{22}}\tPartitionCount: 2\tReplicationFactor: 1"
+                        r"\tConfigs: cleanup.policy=compact,retention.ms=123456", lines[0]), lines[0]
+    assert lines[1:] == [f"\tTopic: {name}\tPartition: {p}\tLeader: 0\tReplicas: 0\tIsr: 0" for p in (0, 1)]
+
+    tool("topics", bootstrap, "--alter", "--topic", name, "--partitions", "3")
+    [described] = json.loads(tool("topics", bootstrap, "--describe", "--topic", name, "--output", "json").stdout)
+    assert described["partition_count"] == 3
+    assert [p["partition"] for p in described["partitions"]] == [0, 1, 2]
+    assert described["configs"] == {"cleanup.policy": "compact", "retention.ms": "123456"}
+
+    again = tool("topics", bootstrap, "--create", "--topic", name, check=False)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "TOPIC_ALREADY_EXISTS" in again.stderr
+    assert tool("topics", bootstrap, "--create", "--topic", name, "--if-not-exists").stdout == ""
+
+    tool("topics", bootstrap, "--delete", "--topic", name)
+    eventually(lambda: name not in tool("topics", bootstrap, "--list").stdout.splitlines(), what="topic deleted")
+    gone = tool("topics", bootstrap, "--describe", "--topic", name, check=False)
+    assert gone.returncode == 1 and f"Topic '{name}' does not exist" in gone.stderr
+
+
+def test_console_producer_then_console_consumer(bootstrap: str) -> None:
+    topic = new_topic(bootstrap)
+    lines = [f"key-{i}:value {i}" for i in range(50)]
+    tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.key=true",
+         "--property", "key.separator=:", "--producer-property", "acks=all", stdin="\n".join(lines) + "\n")
+
+    consumed = tool("console-consumer", bootstrap, "--topic", topic, "--from-beginning", "--max-messages", "50",
+                    "--property", "print.key=true", "--property", "key.separator=:", "--timeout-ms", "20000")
+    assert consumed.stdout.splitlines() == lines
+    assert "Processed a total of 50 messages" in consumed.stderr
+
+    values = tool("console-consumer", bootstrap, "--topic", topic, "--from-beginning", "--max-messages", "2",
+                  "--timeout-ms", "20000").stdout
+    assert values == "value 0\nvalue 1\n"
+
+
+def test_console_consumer_prints_headers_offsets_and_stops_when_idle(bootstrap: str) -> None:
+    topic = new_topic(bootstrap)
+    produce(bootstrap, topic, 3)
+    out = tool("console-consumer", bootstrap, "--topic", topic, "--from-beginning", "--timeout-ms", "3000",
+               "--property", "print.headers=true", "--property", "print.key=true",
+               "--property", "print.offset=true", "--property", "key.separator=|").stdout
+    assert out.splitlines() == [f"Offset:{i}|h:{i}|key-{i}|value-{i}" for i in range(3)]
+
+    missing = tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.key=true",
+                   stdin="no separator here\n", check=False)
+    assert missing.returncode == 1
+    assert "No key separator found on line number 1" in missing.stderr
+
+
+def test_group_lag_members_and_reset_offsets(bootstrap: str) -> None:
+    topic, group = new_topic(bootstrap), f"cli-group-{uuid.uuid4().hex[:8]}"
+    produce(bootstrap, topic)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "client.id": "lag-checker",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    try:
+        consumer.subscribe([topic])
+        eventually(lambda: consumer.poll(0.5) is not None, what="a first record", timeout=30)
+        consumer.commit(offsets=[TopicPartition(topic, 0, 4)], asynchronous=False)
+
+        [row] = describe_rows(bootstrap, group)
+        assert row[:6] == [group, topic, "0", "4", str(RECORDS), str(RECORDS - 4)]
+        assert row[6] != "-" and row[8] == "lag-checker"
+        members = tool("consumer-groups", bootstrap, "--describe", "--group", group, "--members").stdout.split()
+        assert members[:5] == ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
+        assert members[5] == group and members[8:] == ["lag-checker", "1"]
+        assert group in tool("consumer-groups", bootstrap, "--list").stdout.splitlines()
+
+        active = tool("consumer-groups", bootstrap, "--reset-offsets", "--group", group, "--topic", topic,
+                      "--to-earliest", "--execute", check=False)
+        assert active.returncode == 1
+        assert f"Assignments can only be reset if the group '{group}' is inactive" in active.stderr
+    finally:
+        consumer.close()
+
+    [row] = describe_rows(bootstrap, group)
+    assert row == [group, topic, "0", "4", str(RECORDS), str(RECORDS - 4), "-", "-", "-"]
+
+    def reset(*how: str) -> list[str]:
+        out = tool("consumer-groups", bootstrap, "--reset-offsets", "--group", group, "--topic", topic, *how).stdout
+        return out.split()
+
+    assert reset("--to-earliest", "--dry-run") == ["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET", group, topic, "0", "0"]
+    assert describe_rows(bootstrap, group)[0][3] == "4"  # a dry run changes nothing
+    assert reset("--to-earliest", "--execute")[-1] == "0"
+    assert describe_rows(bootstrap, group)[0][3:6] == ["0", str(RECORDS), str(RECORDS)]
+    assert reset("--shift-by", "3", "--execute")[-1] == "3"
+    assert reset("--to-offset", "1000", "--execute")[-1] == str(RECORDS)  # kept within the log
+    assert reset("--to-datetime", "2000-01-01T00:00:00.000", "--execute")[-1] == "0"
+    assert reset("--to-latest", "--execute")[-1] == str(RECORDS)
+    described = json.loads(tool("consumer-groups", bootstrap, "--describe", "--group", group,
+                                "--output", "json").stdout)
+    assert described["partitions"][0]["lag"] == 0
+
+    out = tool("consumer-groups", bootstrap, "--delete-offsets", "--group", group, "--topic", topic).stdout
+    assert out.splitlines()[0] == f"Request succeed for deleting offsets with topic {topic} group {group}"
+    assert out.split()[-3:] == [topic, "0", "Successful"]
+    gone = tool("consumer-groups", bootstrap, "--describe", "--group", group, check=False)
+    assert gone.returncode == 1 and f"Consumer group '{group}' does not exist." in gone.stderr
+
+
+def test_delete_a_group(bootstrap: str) -> None:
+    topic, group = new_topic(bootstrap), f"cli-group-{uuid.uuid4().hex[:8]}"
+    produce(bootstrap, topic, 1)
+    tool("console-consumer", bootstrap, "--topic", topic, "--group", group, "--from-beginning",
+         "--max-messages", "1", "--timeout-ms", "20000")
+    assert describe_rows(bootstrap, group)[0][3] == "1"  # the console consumer committed in its group
+    out = tool("consumer-groups", bootstrap, "--delete", "--group", group).stdout
+    assert out == f"Deletion of requested consumer groups ('{group}') was successful.\n"
+    assert group not in tool("consumer-groups", bootstrap, "--list").stdout.splitlines()
+
+
+def test_configs_alter_then_describe(bootstrap: str) -> None:
+    topic = new_topic(bootstrap)
+    entity = ("--entity-type", "topics", "--entity-name", topic)
+    out = tool("configs", bootstrap, *entity, "--alter", "--add-config",
+               "retention.ms=7200000,cleanup.policy=[compact,delete]").stdout
+    assert out == f"Completed updating config for topic {topic}.\n"
+    lines = tool("configs", bootstrap, *entity, "--describe").stdout.splitlines()
+    assert lines[0] == f"Dynamic configs for topic {topic} are:"
+    assert lines[1].startswith("  cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:")
+    assert lines[2].startswith("  retention.ms=7200000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:")
+    assert len(lines) == 3
+
+    tool("configs", bootstrap, *entity, "--alter", "--delete-config", "retention.ms")
+    described = json.loads(tool("configs", bootstrap, *entity, "--describe", "--output", "json").stdout)
+    assert [(c["name"], c["value"]) for c in described] == [("cleanup.policy", "compact,delete")]
+
+    every = tool("configs", bootstrap, "--entity-type", "brokers", "--entity-name", "0", "--describe", "--all")
+    assert every.stdout.splitlines()[0] == "All configs for broker 0 are:"
+    assert any(line.startswith("  num.partitions=1 ") for line in every.stdout.splitlines())
+
+
+def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
+    topic = new_topic(bootstrap, partitions=2)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(5):
+        producer.produce(topic, b"v", partition=0)
+    producer.produce(topic, b"v", partition=1)
+    assert producer.flush(30) == 0
+    assert tool("get-offsets", bootstrap, "--topic", topic).stdout == f"{topic}:0:5\n{topic}:1:1\n"
+
+    offsets = tmp_path / "offsets.json"
+    offsets.write_text(json.dumps({"partitions": [{"topic": topic, "partition": 0, "offset": 3}], "version": 1}))
+    out = tool("delete-records", bootstrap, "--offset-json-file", str(offsets)).stdout
+    assert out.splitlines() == ["Executing records delete operation", "Records delete operation completed:",
+                                f"partition: {topic}-0\tlow_watermark: 3"]
+    assert tool("get-offsets", bootstrap, "--topic", topic, "--time", "-2").stdout == f"{topic}:0:3\n{topic}:1:0\n"
+    rows = json.loads(tool("get-offsets", bootstrap, "--topic", topic, "--partitions", "0", "--output", "json").stdout)
+    assert rows == [{"topic": topic, "partition": 0, "offset": 5}]
+
+
+@pytest.mark.parametrize("argv", [
+    ["topics"],
+    ["topics", "--bootstrap-server", "B"],
+    ["topics", "--bootstrap-server", "B", "--create"],
+    ["topics", "--bootstrap-server", "B", "--alter", "--topic", "t"],
+    ["topics", "--bootstrap-server", "B", "--list", "--partitions", "x"],
+    ["consumer-groups", "--bootstrap-server", "B", "--describe"],
+    ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--topic", "t"],
+    ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--to-earliest"],
+    ["consumer-groups", "--bootstrap-server", "B", "--list", "--to-latest", "--to-earliest"],
+    ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--entity-name", "u", "--describe"],
+    ["configs", "--bootstrap-server", "B", "--entity-type", "topics", "--entity-name", "t", "--alter"],
+    ["console-producer", "--bootstrap-server", "B"],
+    ["console-consumer", "--bootstrap-server", "B", "--topic", "t", "--max-messages", "many"],
+    ["get-offsets", "--bootstrap-server", "B", "--time", "yesterday"],
+    ["delete-records", "--bootstrap-server", "B"],
+])
+def test_a_missing_or_wrong_argument_prints_usage_and_exits_2(argv: list[str]) -> None:
+    proc = kbroker(*argv, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("usage: kbroker ") and f"kbroker {argv[0]}: error: " in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_an_unreadable_command_config_is_one_error_line(bootstrap: str, tmp_path: Path) -> None:
+    proc = tool("get-offsets", bootstrap, "--command-config", str(tmp_path / "absent"), check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (f"kbroker get-offsets: error: --command-config: Cannot read properties file "
+                           f"{tmp_path / 'absent'}: No such file or directory\n")
+
+    settings = tmp_path / "client.properties"
+    settings.write_text("no.such.client.setting=1\n")
+    proc = tool("get-offsets", bootstrap, "--command-config", str(settings), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("kbroker get-offsets: error: ") and "no.such.client.setting" in proc.stderr

@@ -1,0 +1,54 @@
+"""The `kbroker` subcommands: Kafka's command-line tools against any Kafka-compatible broker.
+
+`kbroker topics|consumer-groups|configs|console-producer|console-consumer|get-offsets|
+delete-records ...` take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
+clients of the protocol, built on confluent-kafka's AdminClient, Producer and Consumer (the
+`tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete).
+kbroker.cli hands over here when the first argument names a subcommand (TOOL_COMMANDS), so a
+starting broker never imports this package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import sys
+
+from kbroker.tools import configs, console, consumer_groups, offsets, topics
+from kbroker.tools.common import ToolError
+
+MODULES = (topics, consumer_groups, configs, console, offsets)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    return _parser_and_commands()[0]
+
+
+def command_names() -> list[str]:
+    """The subcommands' names (kbroker.cli.TOOL_COMMANDS must list the same)."""
+    return sorted(_parser_and_commands()[1])
+
+
+def _parser_and_commands() -> tuple[argparse.ArgumentParser, list[str]]:
+    parser = argparse.ArgumentParser(prog="kbroker", description="Kafka's command-line tools, for any Kafka broker.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in MODULES:
+        module.add_parser(subparsers)
+    return parser, list(subparsers.choices)
+
+
+def main(argv: list[str]) -> int:
+    """Run one subcommand; exit code 0, 1 with one `kbroker <command>: error:` line, or 2 on usage."""
+    gc.enable()  # kbroker/__main__.py turns it off for a broker's start-up only
+    args = argument_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ToolError as exc:
+        print(f"kbroker {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `kbroker ... | head`: the reader left; say nothing more, as `cat` would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

@@ -1,0 +1,108 @@
+"""What every subcommand shares: the connection flags, the clients, errors and output.
+
+Flags keep Kafka's spellings (`--bootstrap-server`, `--command-config` with client properties in
+a Java properties file). Errors are one line on stderr and exit code 1 (ToolError); a wrong or
+missing argument is argparse's usage message and exit code 2 (`usage_error`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
+from typing import Any, NoReturn
+
+from kbroker.config import ConfigError
+from kbroker.config.properties import read_properties_file
+
+# Seconds to wait for one admin answer: a broker that does not answer is an error, not a hang.
+ADMIN_TIMEOUT = 30.0
+
+
+class ToolError(Exception):
+    """A failure to report as one line on stderr with a non-zero exit."""
+
+
+def add_connection_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT",
+                        help="the server(s) to connect to, comma-separated")
+    parser.add_argument("--command-config", metavar="FILE",
+                        help="a properties file with client settings (security.protocol, sasl.*, ssl.*)")
+
+
+def add_output_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", choices=("text", "json"), default="text",
+                        help="text (Kafka's tool layout) or json for scripts")
+
+
+def usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    parser.error(message)  # usage and exit code 2, as for any argparse error
+
+
+def client_config(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[str, Any]:
+    """librdkafka settings: the bootstrap servers, the --command-config file, then `k=v` extras."""
+    config: dict[str, Any] = {}
+    if args.command_config:
+        try:
+            config.update(read_properties_file(args.command_config))
+        except ConfigError as exc:
+            raise ToolError(f"--command-config: {exc}") from None
+    config.update(parse_assignments(extra, "property"))
+    config["bootstrap.servers"] = args.bootstrap_server
+    # librdkafka's notices (a purged queue at exit, ...) are noise in a tool's output; warnings stay.
+    config.setdefault("log_level", 4)
+    return config
+
+
+def parse_assignments(items: Iterable[str], what: str) -> dict[str, str]:
+    """`k=v` strings to a dict; a string without `=` is a ToolError naming `what`."""
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ToolError(f"invalid {what} {item!r}: expected key=value")
+        parsed[key.strip()] = value
+    return parsed
+
+
+def admin_client(args: argparse.Namespace) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        return AdminClient(client_config(args))
+    except Exception as exc:  # librdkafka refuses an unknown or bad setting with KafkaException
+        raise ToolError(str(exc)) from None
+
+
+def result(future: Future[Any]) -> Any:
+    """The value of an admin future, or ToolError with the broker's error text."""
+    try:
+        return future.result(timeout=ADMIN_TIMEOUT)
+    except TimeoutError:
+        raise ToolError(f"no answer within {ADMIN_TIMEOUT:.0f} s") from None
+    except Exception as exc:
+        raise ToolError(error_text(exc)) from None
+
+
+def error_text(exc: BaseException) -> str:
+    """KafkaException's KafkaError as Kafka names it (`UNKNOWN_TOPIC_OR_PART: ...`), else str()."""
+    error: Any = exc.args[0] if exc.args else None
+    if hasattr(error, "name") and hasattr(error, "str"):
+        return f"{error.name()}: {error.str()}"
+    return str(exc) or type(exc).__name__
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Columns padded to their widest cell, as Kafka's consumer-groups tool pads them (last unpadded)."""
+    cells = [list(header)] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        padded = [cell.ljust(width) for cell, width in zip(row[:-1], widths[:-1], strict=True)]
+        print(" ".join([*padded, row[-1]]).rstrip())
