@@ -8,6 +8,8 @@ tool is checked against what another client did, not only against itself.
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import subprocess
 import sys
@@ -18,6 +20,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kbroker.cli import TOOL_COMMANDS
+from kbroker.testing.processes import BrokerProcess
 from kbroker.testing.waiting import eventually
 from kbroker.tools import command_names
 from kbroker.tools.configs import split_config_list
@@ -26,8 +29,13 @@ RECORDS = 10
 
 
 @pytest.fixture(scope="module")
-def bootstrap(module_broker_factory) -> str:
-    return module_broker_factory().bootstrap
+def broker(module_broker_factory) -> BrokerProcess:
+    return module_broker_factory()
+
+
+@pytest.fixture(scope="module")
+def bootstrap(broker: BrokerProcess) -> str:
+    return broker.bootstrap
 
 
 def kbroker(*argv: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -105,8 +113,10 @@ def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
 def test_console_producer_then_console_consumer(bootstrap: str) -> None:
     topic = new_topic(bootstrap)
     lines = [f"key-{i}:value {i}" for i in range(50)]
-    tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.key=true",
-         "--property", "key.separator=:", "--producer-property", "acks=all", stdin="\n".join(lines) + "\n")
+    produced = tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.key=true",
+                    "--property", "key.separator=:", "--producer-property", "acks=all",
+                    stdin="\n".join(lines) + "\n")
+    assert produced.stdout == produced.stderr == ""  # piped: no progress bar
 
     consumed = tool("console-consumer", bootstrap, "--topic", topic, "--from-beginning", "--max-messages", "50",
                     "--property", "print.key=true", "--property", "key.separator=:", "--timeout-ms", "20000")
@@ -218,7 +228,7 @@ def test_configs_alter_then_describe(bootstrap: str) -> None:
 def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(bootstrap, partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap})
-    for i in range(5):
+    for _ in range(5):
         producer.produce(topic, b"v", partition=0)
     producer.produce(topic, b"v", partition=1)
     assert producer.flush(30) == 0
@@ -232,6 +242,60 @@ def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
     assert tool("get-offsets", bootstrap, "--topic", topic, "--time", "-2").stdout == f"{topic}:0:3\n{topic}:1:0\n"
     rows = json.loads(tool("get-offsets", bootstrap, "--topic", topic, "--partitions", "0", "--output", "json").stdout)
     assert rows == [{"topic": topic, "partition": 0, "offset": 5}]
+
+
+def test_console_producer_shows_progress_on_a_terminal(bootstrap: str, tmp_path: Path) -> None:
+    topic = new_topic(bootstrap)
+    lines = tmp_path / "lines.txt"
+    lines.write_text("".join(f"line {i}\n" for i in range(2000)))
+    controller, terminal = pty.openpty()
+    try:
+        with lines.open("rb") as stdin:
+            proc = subprocess.Popen([sys.executable, "-m", "kbroker", "console-producer", "--bootstrap-server",
+                                     bootstrap, "--topic", topic], stdin=stdin, stdout=terminal, stderr=terminal)
+        os.close(terminal)
+        shown = b""
+        while chunk := _read_terminal(controller):
+            shown += chunk
+        assert proc.wait(60) == 0
+    finally:
+        os.close(controller)
+    assert b"producing" in shown  # rich's bar, drawn on the terminal
+    assert tool("get-offsets", bootstrap, "--topic", topic).stdout == f"{topic}:0:2000\n"
+
+
+def _read_terminal(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: the child closed the terminal
+        return b""
+
+
+def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str) -> None:
+    topic = f"cli-{uuid.uuid4().hex[:8]}"
+    # An index entry per batch, so the .index and .timeindex have something to show.
+    tool("topics", bootstrap, "--create", "--topic", topic, "--config", "index.interval.bytes=1")
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
+    for i in range(3):
+        producer.produce(topic, f"value-{i}".encode(), f"key-{i}".encode(), headers=[("h", b"x")], timestamp=1000 + i)
+        producer.flush(30)
+    segment = broker.log_dir / f"{topic}-0" / f"{0:020d}"
+    out = kbroker("dump-log", "--print-data-log", "--files", f"{segment}.log", f"{segment}.index",
+                  f"{segment}.timeindex").stdout.splitlines()
+
+    assert out[:2] == [f"Dumping {segment}.log", "Log starting offset: 0"]
+    batches = [line for line in out if line.startswith("baseOffset:")]
+    assert len(batches) == 3
+    assert re.fullmatch(r"baseOffset: 0 lastOffset: 0 count: 1 .* position: 0 CreateTime: 1000 size: \d+ magic: 2 "
+                        r"compresscodec: none crc: \d+ isvalid: true", batches[0]), batches[0]
+    records = [line for line in out if line.startswith("| ")]
+    assert records == [f"| offset: {i} CreateTime: {1000 + i} keySize: 5 valueSize: 7 sequence: -1 "
+                       f"headerKeys: [h] key: key-{i} payload: value-{i}" for i in range(3)]
+    index = out[out.index(f"Dumping {segment}.index") + 1:out.index(f"Dumping {segment}.timeindex")]
+    positions = {line.split()[1]: line.split(" position: ")[1].split()[0] for line in batches}
+    assert index == [f"offset: {o} position: {positions[o]}" for o in ("1", "2")]  # batch 0 is at position 0
+    timeindex = out[out.index(f"Dumping {segment}.timeindex") + 1:]
+    assert timeindex == ["timestamp: 1001 offset: 1", "timestamp: 1002 offset: 2"]
 
 
 @pytest.mark.parametrize("argv", [
@@ -250,6 +314,7 @@ def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
     ["console-consumer", "--bootstrap-server", "B", "--topic", "t", "--max-messages", "many"],
     ["get-offsets", "--bootstrap-server", "B", "--time", "yesterday"],
     ["delete-records", "--bootstrap-server", "B"],
+    ["dump-log"],
 ])
 def test_a_missing_or_wrong_argument_prints_usage_and_exits_2(argv: list[str]) -> None:
     proc = kbroker(*argv, check=False)

@@ -33,8 +33,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "api": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
                       "txn", "security", "controller"}),
     # The command-line tools are clients of the protocol: they speak it (through confluent-kafka,
-    # and kbroker's codec where that has no API) and read client properties files, nothing more.
-    "tools": frozenset({"protocol", "config"}),
+    # and kbroker's codec where that has no API) and read client properties files. The log is
+    # here for dump-log alone, which reads segment files offline; no broker service is.
+    "tools": frozenset({"protocol", "config", "log"}),
     # Test support sits on top: it may wire up any part (the in-process harnesses do), and since no
     # package lists it, nothing of the broker may import it.
     "testing": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
