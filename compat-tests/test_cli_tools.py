@@ -20,12 +20,14 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kbroker.cli import TOOL_COMMANDS
+from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import BrokerProcess
 from kbroker.testing.waiting import eventually
 from kbroker.tools import command_names
 from kbroker.tools.configs import split_config_list
 
 RECORDS = 10
+CLUSTER_OVERRIDES = ("zookeeper.session.timeout.ms=6000", "auto.create.topics.enable=false")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +110,28 @@ def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
     eventually(lambda: name not in tool("topics", bootstrap, "--list").stdout.splitlines(), what="topic deleted")
     gone = tool("topics", bootstrap, "--describe", "--topic", name, check=False)
     assert gone.returncode == 1 and f"Topic '{name}' does not exist" in gone.stderr
+
+
+@pytest.mark.timeout(300)  # ZooKeeper and three brokers
+def test_describe_shows_leaders_replicas_and_isr_of_a_cluster(zookeeper, broker_factory) -> None:
+    with KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
+        kbroker("topics", "--bootstrap-server", cluster.bootstrap, "--create", "--topic", "spread",
+                "--partitions", "3", "--replication-factor", "3")
+
+        def described() -> list[str] | None:
+            lines = tool("topics", cluster.bootstrap, "--describe", "--topic", "spread").stdout.splitlines()
+            return lines if all(not line.endswith("\tIsr: ") and "Leader: none" not in line for line in lines) else None
+
+        lines = eventually(described, what="leaders and ISRs of spread", timeout=30)
+    assert "\tPartitionCount: 3\tReplicationFactor: 3\tConfigs: " in lines[0]
+    for partition, line in enumerate(lines[1:]):
+        match = re.fullmatch(rf"\tTopic: spread\tPartition: {partition}\tLeader: (\d)\tReplicas: (\d,\d,\d)"
+                             r"\tIsr: (\d,\d,\d)", line)
+        assert match, line
+        replicas = match[2].split(",")
+        assert sorted(replicas) == ["1", "2", "3"] and sorted(match[3].split(",")) == ["1", "2", "3"]
+        assert match[1] == replicas[0]  # the preferred leader leads a new topic
+    assert len({line.split("Replicas: ")[1][0] for line in lines[1:]}) == 3  # leaders spread over the brokers
 
 
 def test_console_producer_then_console_consumer(bootstrap: str) -> None:

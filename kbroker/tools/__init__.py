@@ -47,6 +47,12 @@ def main(argv: list[str]) -> int:
     except ToolError as exc:
         print(f"kbroker {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except ModuleNotFoundError as exc:
+        if exc.name != "confluent_kafka":  # the progress bar does without rich
+            raise
+        print(f"kbroker {args.command}: error: the tools need {exc.name}: pip install 'kbroker[tools]'",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `kbroker ... | head`: the reader left; say nothing more, as `cat` would

@@ -86,6 +86,24 @@ def result(future: Future[Any]) -> Any:
         raise ToolError(error_text(exc)) from None
 
 
+def cluster_metadata(admin: Any, topic: str | None = None) -> Any:
+    """Metadata (all topics, or one) as confluent-kafka's ClusterMetadata; ToolError when none comes."""
+    try:
+        return admin.list_topics(topic, timeout=ADMIN_TIMEOUT)
+    except Exception as exc:
+        raise ToolError(f"cannot read metadata: {error_text(exc)}") from None
+
+
+def list_offsets(admin: Any, partitions: list[tuple[str, int]], spec: Any) -> dict[tuple[str, int], int]:
+    """ListOffsets for each partition with one OffsetSpec (earliest, latest or a timestamp)."""
+    from confluent_kafka import TopicPartition
+
+    if not partitions:
+        return {}
+    futures = admin.list_offsets({TopicPartition(topic, partition): spec for topic, partition in partitions})
+    return {(tp.topic, tp.partition): result(future).offset for tp, future in futures.items()}
+
+
 def error_text(exc: BaseException) -> str:
     """KafkaException's KafkaError as Kafka names it (`UNKNOWN_TOPIC_OR_PART: ...`), else str()."""
     error: Any = exc.args[0] if exc.args else None

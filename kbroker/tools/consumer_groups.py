@@ -18,6 +18,8 @@ from kbroker.tools.common import (
     add_connection_args,
     add_output_arg,
     admin_client,
+    cluster_metadata,
+    list_offsets,
     print_json,
     print_table,
     result,
@@ -63,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         groups = sorted(g.group_id for g in result(admin.list_consumer_groups()).valid)
         if args.output == "json":
             print_json(groups)
-        else:
-            print("\n".join(groups)) if groups else None
+        elif groups:
+            print("\n".join(groups))
         return 0
     if args.describe:
         return _describe(admin, args)
@@ -105,16 +107,6 @@ def _committed(admin: Any, group: str) -> dict[tuple[str, int], int]:
     return {(tp.topic, tp.partition): tp.offset for tp in answer.topic_partitions if tp.offset >= 0}
 
 
-def list_offsets(admin: Any, partitions: list[tuple[str, int]], spec: Any) -> dict[tuple[str, int], int]:
-    """ListOffsets for each partition with one OffsetSpec (earliest, latest or a timestamp)."""
-    from confluent_kafka import TopicPartition
-
-    if not partitions:
-        return {}
-    futures = admin.list_offsets({TopicPartition(topic, partition): spec for topic, partition in partitions})
-    return {(tp.topic, tp.partition): result(future).offset for tp, future in futures.items()}
-
-
 def _describe(admin: Any, args: argparse.Namespace) -> int:
     from confluent_kafka.admin import OffsetSpec
 
@@ -129,9 +121,10 @@ def _describe(admin: Any, args: argparse.Namespace) -> int:
                     "partitions": len(m.assignment.topic_partitions)} for m in description.members]
         if args.output == "json":
             print_json(members)
-        else:
-            _no_active_members(args.group, state, bool(members))
-            print_table(MEMBER_COLUMNS, [list(m.values()) for m in members]) if members else None
+            return 0
+        _no_active_members(args.group, state, bool(members))
+        if members:
+            print_table(MEMBER_COLUMNS, [list(m.values()) for m in members])
         return 0
     committed = _committed(admin, args.group)
     partitions = sorted(set(committed) | set(owners))
@@ -155,15 +148,13 @@ def _describe(admin: Any, args: argparse.Namespace) -> int:
 def _no_active_members(group: str, state: str, has_members: bool) -> None:
     if not has_members:
         print(f"\nConsumer group '{group}' has no active members.\n")
-    elif state == "PREPARINGREBALANCE" or state == "COMPLETINGREBALANCE":
+    elif state in ("PREPARINGREBALANCE", "COMPLETINGREBALANCE"):
         print(f"\nWarning: Consumer group '{group}' is rebalancing.\n")
 
 
 def _requested_partitions(admin: Any, args: argparse.Namespace, committed: dict[tuple[str, int], int]
                           ) -> list[tuple[str, int]]:
     """--topic T (all its partitions), --topic T:0,2, or --all-topics (those with committed offsets)."""
-    from kbroker.tools.common import ADMIN_TIMEOUT
-
     if args.all_topics:
         return sorted(committed)
     topic, _, numbers = args.topic.partition(":")
@@ -172,7 +163,7 @@ def _requested_partitions(admin: Any, args: argparse.Namespace, committed: dict[
             return [(topic, int(n)) for n in numbers.split(",")]
         except ValueError:
             usage_error(args.parser, f"invalid --topic {args.topic!r}: expected topic:0,1,...")
-    metadata = admin.list_topics(topic, timeout=ADMIN_TIMEOUT).topics.get(topic)
+    metadata = cluster_metadata(admin, topic).topics.get(topic)
     if metadata is None or metadata.error is not None:
         raise ToolError(f"Topic '{topic}' does not exist")
     return [(topic, p) for p in sorted(metadata.partitions)]

@@ -19,10 +19,11 @@ from kbroker.tools.common import (
     add_connection_args,
     add_output_arg,
     admin_client,
+    cluster_metadata,
     error_text,
+    list_offsets,
     print_json,
 )
-from kbroker.tools.consumer_groups import list_offsets
 
 TIME_NAMES = {"latest": -1, "earliest": -2, "max-timestamp": -3}
 
@@ -70,10 +71,7 @@ def run_get_offsets(args: argparse.Namespace) -> int:
     except (re.error, ValueError) as exc:
         args.parser.error(f"invalid --topic or --partitions: {exc}")
     admin = admin_client(args)
-    try:
-        metadata = admin.list_topics(timeout=ADMIN_TIMEOUT)
-    except Exception as exc:
-        raise ToolError(error_text(exc)) from None
+    metadata = cluster_metadata(admin)
     partitions = sorted((name, p) for name, topic in metadata.topics.items() if pattern.fullmatch(name)
                         and not (args.exclude_internal_topics and name.startswith("__"))
                         for p in topic.partitions if wanted is None or p in wanted)

@@ -14,11 +14,11 @@ from typing import Any
 
 from kbroker.protocol.uuids import uuid_to_base64
 from kbroker.tools.common import (
-    ADMIN_TIMEOUT,
     ToolError,
     add_connection_args,
     add_output_arg,
     admin_client,
+    cluster_metadata,
     parse_assignments,
     print_json,
     result,
@@ -73,8 +73,8 @@ def _create(admin: Any, args: argparse.Namespace) -> int:
                      config=parse_assignments(args.config, "--config"))
     try:
         result(admin.create_topics([topic])[args.topic])
-    except Exception as exc:
-        if args.if_not_exists and "TOPIC_ALREADY_EXISTS" in str(exc):
+    except ToolError as exc:
+        if args.if_not_exists and str(exc).startswith("TOPIC_ALREADY_EXISTS"):
             return 0
         raise
     print(f"Created topic {args.topic}.")
@@ -98,10 +98,7 @@ def _delete(admin: Any, args: argparse.Namespace) -> int:
 
 
 def _topic_names(admin: Any, only: str | None, exclude_internal: bool) -> list[str]:
-    try:
-        metadata = admin.list_topics(timeout=ADMIN_TIMEOUT)
-    except Exception as exc:
-        raise ToolError(f"cannot list topics: {exc}") from None
+    metadata = cluster_metadata(admin)
     names = sorted(metadata.topics)
     if only is not None:
         names = [name for name in names if name == only]
