@@ -160,6 +160,12 @@ def test_console_consumer_prints_headers_offsets_and_stops_when_idle(bootstrap: 
                "--property", "print.offset=true", "--property", "key.separator=|").stdout
     assert out.splitlines() == [f"Offset:{i}|h:{i}|key-{i}|value-{i}" for i in range(3)]
 
+    compacted = f"cli-{uuid.uuid4().hex[:8]}"
+    tool("topics", bootstrap, "--create", "--topic", compacted, "--config", "cleanup.policy=compact")
+    keyless = tool("console-producer", bootstrap, "--topic", compacted, stdin="no key\n", check=False)
+    assert keyless.returncode == 1
+    assert keyless.stderr.startswith("kbroker console-producer: error: INVALID_RECORD: ")
+
     missing = tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.key=true",
                    stdin="no separator here\n", check=False)
     assert missing.returncode == 1
@@ -183,6 +189,10 @@ def test_group_lag_members_and_reset_offsets(bootstrap: str) -> None:
         assert members[:5] == ["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]
         assert members[5] == group and members[8:] == ["lag-checker", "1"]
         assert group in tool("consumer-groups", bootstrap, "--list").stdout.splitlines()
+        assert [group, "Stable"] in [line.split() for line in
+                                     tool("consumer-groups", bootstrap, "--list", "--state").stdout.splitlines()]
+        state = tool("consumer-groups", bootstrap, "--describe", "--group", group, "--state").stdout
+        assert re.search(rf"^{group} +127\.0\.0\.1:\d+ \(0\) +range +Stable +1$", state, re.M), state
 
         active = tool("consumer-groups", bootstrap, "--reset-offsets", "--group", group, "--topic", topic,
                       "--to-earliest", "--execute", check=False)
@@ -223,6 +233,10 @@ def test_delete_a_group(bootstrap: str) -> None:
     tool("console-consumer", bootstrap, "--topic", topic, "--group", group, "--from-beginning",
          "--max-messages", "1", "--timeout-ms", "20000")
     assert describe_rows(bootstrap, group)[0][3] == "1"  # the console consumer committed in its group
+    described = json.loads(tool("consumer-groups", bootstrap, "--describe", "--all-groups", "--output", "json").stdout)
+    assert {"group": group, "state": "Empty", "partitions": [
+        {"group": group, "topic": topic, "partition": 0, "current_offset": 1, "log_end_offset": 1, "lag": 0,
+         "consumer_id": None, "host": None, "client_id": None}]} in described
     out = tool("consumer-groups", bootstrap, "--delete", "--group", group).stdout
     assert out == f"Deletion of requested consumer groups ('{group}') was successful.\n"
     assert group not in tool("consumer-groups", bootstrap, "--list").stdout.splitlines()
@@ -332,6 +346,7 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--topic", "t"],
     ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--to-earliest"],
     ["consumer-groups", "--bootstrap-server", "B", "--list", "--to-latest", "--to-earliest"],
+    ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--all-groups", "--topic", "t", "--to-latest"],
     ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--entity-name", "u", "--describe"],
     ["configs", "--bootstrap-server", "B", "--entity-type", "topics", "--entity-name", "t", "--alter"],
     ["console-producer", "--bootstrap-server", "B"],

@@ -63,7 +63,7 @@ def run_producer(args: argparse.Namespace) -> int:
 
     def delivered(error: Any, _message: Any) -> None:
         if error is not None:
-            failures.append(error.str())
+            failures.append(f"{error.name()}: {error.str()}")
 
     for number, line in enumerate(_input_lines(sys.stdin.buffer), start=1):
         key = None

@@ -31,8 +31,12 @@ RESETS = ("to_earliest", "to_latest", "to_datetime", "shift_by", "to_offset")
 DESCRIBE_COLUMNS = ("GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
                     "CONSUMER-ID", "HOST", "CLIENT-ID")
 MEMBER_COLUMNS = ("GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS")
+STATE_COLUMNS = ("GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS")
+# confluent-kafka's ConsumerGroupState names to Kafka's (ConsumerGroupState.toString()).
+KAFKA_STATE_NAMES = {"STABLE": "Stable", "EMPTY": "Empty", "DEAD": "Dead", "UNKNOWN": "Unknown",
+                     "PREPARING_REBALANCING": "PreparingRebalance", "COMPLETING_REBALANCING": "CompletingRebalance"}
 # States in which a group's offsets may be reset or deleted (no member would overwrite them).
-INACTIVE_STATES = ("EMPTY", "DEAD", "UNKNOWN")
+INACTIVE_STATES = ("Empty", "Dead", "Unknown")
 
 
 def add_parser(subparsers: Any) -> None:
@@ -44,7 +48,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--group", help="the group id")
     parser.add_argument("--topic", help="a topic, or topic:0,1 for some partitions (reset/delete offsets)")
     parser.add_argument("--all-topics", action="store_true", help="--reset-offsets: every topic the group has")
+    parser.add_argument("--all-groups", action="store_true", help="--describe or --delete every group")
     parser.add_argument("--members", action="store_true", help="--describe: the members instead of offsets")
+    parser.add_argument("--state", action="store_true",
+                        help="--describe: coordinator, strategy, state and member count; --list: with states")
     reset = parser.add_mutually_exclusive_group()
     reset.add_argument("--to-earliest", action="store_true")
     reset.add_argument("--to-latest", action="store_true")
@@ -62,26 +69,43 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     admin = admin_client(args)
     if args.list:
-        groups = sorted(g.group_id for g in result(admin.list_consumer_groups()).valid)
-        if args.output == "json":
-            print_json(groups)
-        elif groups:
-            print("\n".join(groups))
-        return 0
+        return _list(admin, args)
     if args.describe:
         return _describe(admin, args)
     if args.reset_offsets:
         return _reset(admin, args)
     if args.delete:
-        result(admin.delete_consumer_groups([args.group])[args.group])
-        print(f"Deletion of requested consumer groups ('{args.group}') was successful.")
+        groups = _all_groups(admin) if args.all_groups else [args.group]
+        for future in admin.delete_consumer_groups(groups).values() if groups else ():
+            result(future)
+        named = ", ".join(f"'{group}'" for group in groups)
+        print(f"Deletion of requested consumer groups ({named}) was successful.")
         return 0
     return _delete_offsets(admin, args)
 
 
+def _list(admin: Any, args: argparse.Namespace) -> int:
+    listed = sorted(result(admin.list_consumer_groups()).valid, key=lambda g: g.group_id)
+    groups = [{"group": g.group_id, "state": _state(g)} for g in listed]
+    if args.output == "json":
+        print_json(groups if args.state else [g["group"] for g in groups])
+    elif args.state:
+        print_table(("GROUP", "STATE"), [list(g.values()) for g in groups])
+    elif groups:
+        print("\n".join(g["group"] for g in groups))
+    return 0
+
+
+def _all_groups(admin: Any) -> list[str]:
+    return sorted(g.group_id for g in result(admin.list_consumer_groups()).valid)
+
+
 def _check_args(args: argparse.Namespace) -> None:
-    if not args.list and not args.group:
-        usage_error(args.parser, "--group is required with --describe, --reset-offsets, --delete, --delete-offsets")
+    if args.all_groups and not (args.describe or args.delete):
+        usage_error(args.parser, "--all-groups goes with --describe or --delete")
+    if not args.list and not args.all_groups and not args.group:
+        usage_error(args.parser, "--group (or --all-groups) is required with --describe, --reset-offsets, "
+                    "--delete, --delete-offsets")
     if args.reset_offsets:
         if not any(getattr(args, name) not in (None, False) for name in RESETS):
             usage_error(args.parser, "--reset-offsets needs one of --to-earliest, --to-latest, --to-datetime, "
@@ -97,7 +121,9 @@ def _group(admin: Any, group: str) -> Any:
 
 
 def _state(description: Any) -> str:
-    return str(getattr(description.state, "name", description.state)).upper()
+    """The group's state as Kafka's tools spell it (Stable, PreparingRebalance, ...)."""
+    name = str(getattr(description.state, "name", description.state)).upper()
+    return KAFKA_STATE_NAMES.get(name, name.title())
 
 
 def _committed(admin: Any, group: str) -> dict[tuple[str, int], int]:
@@ -108,47 +134,68 @@ def _committed(admin: Any, group: str) -> dict[tuple[str, int], int]:
 
 
 def _describe(admin: Any, args: argparse.Namespace) -> int:
+    groups = _all_groups(admin) if args.all_groups else [args.group]
+    described = [_describe_group(admin, args, group) for group in groups]
+    if args.output == "json":
+        print_json(described if args.all_groups else described[0])
+    return 0
+
+
+def _describe_group(admin: Any, args: argparse.Namespace, group: str) -> Any:
+    """Prints one group's --describe table (text output) and returns it as plain data."""
+    description = _group(admin, group)
+    state = _state(description)
+    if state == "Dead":
+        raise ToolError(f"Consumer group '{group}' does not exist.")
+    text = args.output == "text"
+    if args.state:
+        coordinator = description.coordinator
+        summary = {"group": group, "coordinator": f"{coordinator.host}:{coordinator.port} ({coordinator.id})",
+                   "assignment_strategy": description.partition_assignor, "state": state,
+                   "members": len(description.members)}
+        if text:
+            print()
+            print_table(STATE_COLUMNS, [list(summary.values())])
+        return summary
+    if args.members:
+        members = [{"group": group, "consumer_id": m.member_id, "host": m.host, "client_id": m.client_id,
+                    "partitions": len(m.assignment.topic_partitions)} for m in description.members]
+        if text:
+            _no_active_members(group, state, bool(members))
+            if members:
+                print_table(MEMBER_COLUMNS, [list(m.values()) for m in members])
+        return members
+    rows = _offset_rows(admin, group, description)
+    if text:
+        _no_active_members(group, state, bool(description.members))
+        print_table(DESCRIBE_COLUMNS, [["-" if v is None else v for v in row.values()] for row in rows])
+    return {"group": group, "state": state, "partitions": rows}
+
+
+def _offset_rows(admin: Any, group: str, description: Any) -> list[dict[str, Any]]:
+    """Per partition the group has an offset for or is assigned: offsets, lag and its owner."""
     from confluent_kafka.admin import OffsetSpec
 
-    description = _group(admin, args.group)
-    state = _state(description)
-    if state == "DEAD":
-        raise ToolError(f"Consumer group '{args.group}' does not exist.")
     owners = {(tp.topic, tp.partition): member for member in description.members
               for tp in member.assignment.topic_partitions}
-    if args.members:
-        members = [{"group": args.group, "consumer_id": m.member_id, "host": m.host, "client_id": m.client_id,
-                    "partitions": len(m.assignment.topic_partitions)} for m in description.members]
-        if args.output == "json":
-            print_json(members)
-            return 0
-        _no_active_members(args.group, state, bool(members))
-        if members:
-            print_table(MEMBER_COLUMNS, [list(m.values()) for m in members])
-        return 0
-    committed = _committed(admin, args.group)
+    committed = _committed(admin, group)
     partitions = sorted(set(committed) | set(owners))
     log_end = list_offsets(admin, partitions, OffsetSpec.latest())
     rows = []
     for key in partitions:
         member = owners.get(key)
         current, end = committed.get(key), log_end.get(key)
-        rows.append({"group": args.group, "topic": key[0], "partition": key[1], "current_offset": current,
+        rows.append({"group": group, "topic": key[0], "partition": key[1], "current_offset": current,
                      "log_end_offset": end, "lag": None if current is None or end is None else max(end - current, 0),
                      "consumer_id": member.member_id if member else None, "host": member.host if member else None,
                      "client_id": member.client_id if member else None})
-    if args.output == "json":
-        print_json({"group": args.group, "state": state, "partitions": rows})
-        return 0
-    _no_active_members(args.group, state, bool(description.members))
-    print_table(DESCRIBE_COLUMNS, [["-" if v is None else v for v in row.values()] for row in rows])
-    return 0
+    return rows
 
 
 def _no_active_members(group: str, state: str, has_members: bool) -> None:
     if not has_members:
         print(f"\nConsumer group '{group}' has no active members.\n")
-    elif state in ("PREPARINGREBALANCE", "COMPLETINGREBALANCE"):
+    elif state in ("PreparingRebalance", "CompletingRebalance"):
         print(f"\nWarning: Consumer group '{group}' is rebalancing.\n")
 
 
@@ -173,7 +220,7 @@ def _reset(admin: Any, args: argparse.Namespace) -> int:
     state = _state(_group(admin, args.group))
     if args.execute and state not in INACTIVE_STATES:
         raise ToolError(f"Assignments can only be reset if the group '{args.group}' is inactive, "
-                        f"but the current state is {state.title()}.")
+                        f"but the current state is {state}.")
     committed = _committed(admin, args.group)
     partitions = _requested_partitions(admin, args, committed)
     targets = _reset_targets(admin, args, partitions, committed)
@@ -226,7 +273,7 @@ def _delete_offsets(admin: Any, args: argparse.Namespace) -> int:
     from kbroker.tools.wire import delete_offsets
 
     description = _group(admin, args.group)
-    if _state(description) == "DEAD":
+    if _state(description) == "Dead":
         raise ToolError(f"Consumer group '{args.group}' does not exist.")
     partitions = _requested_partitions(admin, args, {})
     coordinator = description.coordinator
