@@ -66,6 +66,26 @@ def produce(bootstrap: str, topic: str, count: int = RECORDS) -> None:
     assert producer.flush(30) == 0
 
 
+def consume(bootstrap: str, topic: str, count: int) -> list:
+    """The first `count` records of a topic, read by confluent-kafka's Consumer."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"check-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest"})
+    received = []
+
+    def more() -> bool:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            received.append(message)
+        return len(received) >= count
+
+    try:
+        consumer.subscribe([topic])
+        eventually(more, what=f"{count} records of {topic}", timeout=30)
+    finally:
+        consumer.close()
+    return received
+
+
 def describe_rows(bootstrap: str, group: str) -> list[list[str]]:
     out = tool("consumer-groups", bootstrap, "--describe", "--group", group).stdout
     lines = [line.split() for line in out.splitlines() if line.strip()]
@@ -105,6 +125,9 @@ def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
     again = tool("topics", bootstrap, "--create", "--topic", name, check=False)
     assert again.returncode == 1 and again.stderr.count("\n") == 1 and "TOPIC_ALREADY_EXISTS" in again.stderr
     assert tool("topics", bootstrap, "--create", "--topic", name, "--if-not-exists").stdout == ""
+
+    regex = tool("topics", bootstrap, "--describe", "--topic", f"{name[:-1]}.", "--output", "json").stdout
+    assert [topic["topic"] for topic in json.loads(regex)] == [name]  # --topic is a regular expression too
 
     tool("topics", bootstrap, "--delete", "--topic", name)
     eventually(lambda: name not in tool("topics", bootstrap, "--list").stdout.splitlines(), what="topic deleted")
@@ -170,6 +193,34 @@ def test_console_consumer_prints_headers_offsets_and_stops_when_idle(bootstrap: 
                    stdin="no separator here\n", check=False)
     assert missing.returncode == 1
     assert "No key separator found on line number 1" in missing.stderr
+
+
+def test_console_producer_parses_headers_and_null_markers(bootstrap: str) -> None:
+    topic = new_topic(bootstrap)
+    tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.headers=true",
+         "--property", "parse.key=true", "--property", "null.marker=NULL",
+         stdin="a:1,b:NULL\tk1\tv1\n\tNULL\tv2\n")
+    received = consume(bootstrap, topic, 2)
+    assert [(m.headers(), m.key(), m.value()) for m in received] == [
+        ([("a", b"1"), ("b", None)], b"k1", b"v1"), (None, None, b"v2")]
+
+    bad = tool("console-producer", bootstrap, "--topic", topic, "--property", "parse.headers=true",
+               stdin="nokeysep\tvalue\n", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr == ("kbroker console-producer: error: No header key separator found in pair 'nokeysep' "
+                          "on line number 1\n")
+
+
+def test_console_consumer_reads_one_partition_from_an_offset(bootstrap: str) -> None:
+    topic = new_topic(bootstrap, partitions=2)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i in range(4):
+        producer.produce(topic, f"p1-{i}".encode(), partition=1)
+    producer.produce(topic, b"p0", partition=0)
+    assert producer.flush(30) == 0
+    out = tool("console-consumer", bootstrap, "--topic", topic, "--partition", "1", "--offset", "2",
+               "--timeout-ms", "3000", "--property", "print.partition=true", "--property", "print.offset=true").stdout
+    assert out == "Partition:1\tOffset:2\tp1-2\nPartition:1\tOffset:3\tp1-3\n"
 
 
 def test_group_lag_members_and_reset_offsets(bootstrap: str) -> None:
@@ -351,6 +402,8 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["configs", "--bootstrap-server", "B", "--entity-type", "topics", "--entity-name", "t", "--alter"],
     ["console-producer", "--bootstrap-server", "B"],
     ["console-consumer", "--bootstrap-server", "B", "--topic", "t", "--max-messages", "many"],
+    ["console-consumer", "--bootstrap-server", "B", "--topic", "t", "--offset", "3"],
+    ["console-consumer", "--bootstrap-server", "B", "--topic", "t", "--partition", "0", "--offset", "-5"],
     ["get-offsets", "--bootstrap-server", "B", "--time", "yesterday"],
     ["delete-records", "--bootstrap-server", "B"],
     ["dump-log"],

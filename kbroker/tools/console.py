@@ -1,7 +1,7 @@
 """`kbroker console-producer` and `kbroker console-consumer`, as Kafka's console tools.
 
-The producer sends one record per stdin line (`--property parse.key=true` splits a key off at
-`key.separator`, a tab by default), with a progress bar (rich) only when stderr is a terminal
+The producer sends one record per stdin line (LineReader: `--property parse.key=true` splits a
+key off at `key.separator`, a tab by default; parse.headers=true reads `k:v,k2:v2` first), with a progress bar (rich) only when stderr is a terminal
 and stdin is not. The consumer prints each record with DefaultMessageFormatter's properties
 (print.timestamp, print.partition, print.offset, print.headers, print.key, print.value,
 key.separator, line.separator, headers.separator, headers.key.separator, null.literal) and
@@ -38,6 +38,9 @@ def add_parser(subparsers: Any) -> None:
     consumer.add_argument("--group", help="consume in this group (committing offsets)")
     consumer.add_argument("--from-beginning", action="store_true",
                           help="start at the earliest offset when the group has none")
+    consumer.add_argument("--partition", type=int, help="read only this partition (no group subscription)")
+    consumer.add_argument("--offset", default=None, metavar="earliest|latest|N",
+                          help="--partition: where to start (default: latest, or earliest with --from-beginning)")
     consumer.add_argument("--max-messages", type=int, help="exit after this many records")
     consumer.add_argument("--timeout-ms", type=int, help="exit when no record arrives for this long")
     consumer.add_argument("--property", action="append", default=[], metavar="k=v",
@@ -53,8 +56,7 @@ def _flag(properties: dict[str, str], name: str, default: bool = False) -> bool:
 def run_producer(args: argparse.Namespace) -> int:
     from confluent_kafka import Producer
 
-    properties = parse_assignments(args.property, "--property")
-    parse_key, separator = _flag(properties, "parse.key"), properties.get("key.separator", "\t")
+    reader = LineReader(parse_assignments(args.property, "--property"))
     try:
         producer = Producer(client_config(args, args.producer_property))
     except Exception as exc:
@@ -66,12 +68,8 @@ def run_producer(args: argparse.Namespace) -> int:
             failures.append(f"{error.name()}: {error.str()}")
 
     for number, line in enumerate(_input_lines(sys.stdin.buffer), start=1):
-        key = None
-        if parse_key:
-            key, found, line = line.partition(separator.encode())
-            if not found:
-                raise ToolError(f"No key separator found on line number {number}: '{key.decode(errors='replace')}'")
-        _produce(producer, args.topic, key, line, delivered)
+        headers, key, value = reader.parse(line, number)
+        _produce(producer, args.topic, headers, key, value, delivered)
         if failures:
             break
     remaining = producer.flush(60)
@@ -80,10 +78,56 @@ def run_producer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _produce(producer: Any, topic: str, key: bytes | None, value: bytes, delivered: Any) -> None:
+class LineReader:
+    """Kafka's LineMessageReader: `[headers<headers.delimiter>][key<key.separator>]value` per line.
+
+    parse.key and parse.headers switch the parts on; headers are `k:v` pairs joined by
+    headers.separator (`,`) with headers.key.separator (`:`); a part equal to null.marker is null.
+    """
+
+    def __init__(self, properties: dict[str, str]) -> None:
+        self.parse_key = _flag(properties, "parse.key")
+        self.parse_headers = _flag(properties, "parse.headers")
+        self.key_separator = properties.get("key.separator", "\t").encode()
+        self.headers_delimiter = properties.get("headers.delimiter", "\t").encode()
+        self.headers_separator = properties.get("headers.separator", ",").encode()
+        self.header_key_separator = properties.get("headers.key.separator", ":").encode()
+        marker = properties.get("null.marker")
+        self.null_marker = None if marker is None else marker.encode()
+
+    def parse(self, line: bytes, number: int) -> tuple[list[tuple[str, bytes | None]], bytes | None, bytes | None]:
+        rest, headers = line, []
+        if self.parse_headers:
+            text, found, rest = rest.partition(self.headers_delimiter)
+            if not found:
+                raise ToolError(f"No headers delimiter found on line number {number}: '{_show(line)}'")
+            headers = [self._header(pair, number) for pair in text.split(self.headers_separator) if pair]
+        key = None
+        if self.parse_key:
+            key, found, rest = rest.partition(self.key_separator)
+            if not found:
+                raise ToolError(f"No key separator found on line number {number}: '{_show(line)}'")
+        return headers, self._nullable(key), self._nullable(rest)
+
+    def _header(self, pair: bytes, number: int) -> tuple[str, bytes | None]:
+        name, found, value = pair.partition(self.header_key_separator)
+        if not found:
+            raise ToolError(f"No header key separator found in pair '{_show(pair)}' on line number {number}")
+        return name.decode("utf-8", "replace"), self._nullable(value)
+
+    def _nullable(self, part: bytes | None) -> bytes | None:
+        return None if part is None or part == self.null_marker else part
+
+
+def _show(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _produce(producer: Any, topic: str, headers: list[tuple[str, bytes | None]], key: bytes | None,
+             value: bytes | None, delivered: Any) -> None:
     while True:
         try:
-            producer.produce(topic, value, key, on_delivery=delivered)
+            producer.produce(topic, value, key, headers=headers or None, on_delivery=delivered)
             break
         except BufferError:  # the local queue is full: wait for deliveries, then try again
             producer.poll(0.5)
@@ -110,9 +154,30 @@ def _input_lines(stream: IO[bytes]) -> Iterator[bytes]:
             progress.advance(task, len(line) + 1)
 
 
-def run_consumer(args: argparse.Namespace) -> int:
-    from confluent_kafka import Consumer
+def _start_offset(args: argparse.Namespace) -> int:
+    """--offset as a confluent-kafka start offset; usage errors as kafka-console-consumer.sh has them."""
+    from confluent_kafka import OFFSET_BEGINNING, OFFSET_END
 
+    if args.offset is not None and args.partition is None:
+        args.parser.error("the partition is required when offset is specified")
+    if args.offset is not None and args.from_beginning:
+        args.parser.error("options --from-beginning and --offset cannot be specified together")
+    text = (args.offset or ("earliest" if args.from_beginning else "latest")).strip().lower()
+    if text in ("earliest", "latest"):
+        return OFFSET_BEGINNING if text == "earliest" else OFFSET_END
+    try:
+        offset = int(text)
+    except ValueError:
+        offset = -1
+    if offset < 0:
+        args.parser.error(f"invalid --offset {args.offset!r}: expected earliest, latest or an offset >= 0")
+    return offset
+
+
+def run_consumer(args: argparse.Namespace) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    start = _start_offset(args)
     properties = parse_assignments(args.property, "--property")
     config = client_config(args, args.consumer_property)
     config.setdefault("group.id", args.group or f"console-consumer-{random.randrange(100000)}")
@@ -124,7 +189,10 @@ def run_consumer(args: argparse.Namespace) -> int:
         raise ToolError(error_text(exc)) from None
     count = 0
     try:
-        consumer.subscribe([args.topic])
+        if args.partition is None:
+            consumer.subscribe([args.topic])
+        else:
+            consumer.assign([TopicPartition(args.topic, args.partition, start)])
         count = _consume(consumer, args, properties)
     finally:
         consumer.close()

@@ -9,6 +9,7 @@ and Isr. --delete and --alter print nothing on success, as Kafka's tool does.
 from __future__ import annotations
 
 import argparse
+import re
 import uuid
 from typing import Any
 
@@ -34,7 +35,7 @@ def add_parser(subparsers: Any) -> None:
     action = parser.add_mutually_exclusive_group(required=True)
     for name in ACTIONS:
         action.add_argument(f"--{name}", action="store_true", help=f"{name} topics")
-    parser.add_argument("--topic", help="the topic's name")
+    parser.add_argument("--topic", help="the topic's name (--describe: or a regular expression)")
     parser.add_argument("--partitions", type=int, help="partitions of a new topic, or its new count (--alter)")
     parser.add_argument("--replication-factor", type=int, help="replicas per partition of a new topic")
     parser.add_argument("--config", action="append", default=[], metavar="k=v", help="a topic setting (--create)")
@@ -100,8 +101,13 @@ def _delete(admin: Any, args: argparse.Namespace) -> int:
 def _topic_names(admin: Any, only: str | None, exclude_internal: bool) -> list[str]:
     metadata = cluster_metadata(admin)
     names = sorted(metadata.topics)
-    if only is not None:
-        names = [name for name in names if name == only]
+    if only is not None and only not in names:  # as in Kafka, --topic may be a regular expression
+        try:
+            names = [name for name in names if re.fullmatch(only, name)]
+        except re.error:
+            names = []
+    elif only is not None:
+        names = [only]
     if exclude_internal:
         names = [name for name in names if not name.startswith("__")]
     return names
