@@ -27,7 +27,9 @@ from kbroker.tools import command_names
 from kbroker.tools.configs import split_config_list
 
 RECORDS = 10
-CLUSTER_OVERRIDES = ("zookeeper.session.timeout.ms=6000", "auto.create.topics.enable=false")
+# Only the test's leader-election may move leaders back to their preferred replica.
+CLUSTER_OVERRIDES = ("zookeeper.session.timeout.ms=6000", "auto.create.topics.enable=false",
+                     "auto.leader.rebalance.enable=false", "controlled.shutdown.retry.backoff.ms=200")
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +137,8 @@ def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
     assert gone.returncode == 1 and f"Topic '{name}' does not exist" in gone.stderr
 
 
-@pytest.mark.timeout(300)  # ZooKeeper and three brokers
-def test_describe_shows_leaders_replicas_and_isr_of_a_cluster(zookeeper, broker_factory) -> None:
+@pytest.mark.timeout(300)  # ZooKeeper and three brokers, one restarted
+def test_describe_and_leader_election_on_a_cluster(zookeeper, broker_factory) -> None:
     with KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
         kbroker("topics", "--bootstrap-server", cluster.bootstrap, "--create", "--topic", "spread",
                 "--partitions", "3", "--replication-factor", "3")
@@ -146,15 +148,26 @@ def test_describe_shows_leaders_replicas_and_isr_of_a_cluster(zookeeper, broker_
             return lines if all(not line.endswith("\tIsr: ") and "Leader: none" not in line for line in lines) else None
 
         lines = eventually(described, what="leaders and ISRs of spread", timeout=30)
-    assert "\tPartitionCount: 3\tReplicationFactor: 3\tConfigs: " in lines[0]
-    for partition, line in enumerate(lines[1:]):
-        match = re.fullmatch(rf"\tTopic: spread\tPartition: {partition}\tLeader: (\d)\tReplicas: (\d,\d,\d)"
-                             r"\tIsr: (\d,\d,\d)", line)
-        assert match, line
-        replicas = match[2].split(",")
-        assert sorted(replicas) == ["1", "2", "3"] and sorted(match[3].split(",")) == ["1", "2", "3"]
-        assert match[1] == replicas[0]  # the preferred leader leads a new topic
-    assert len({line.split("Replicas: ")[1][0] for line in lines[1:]}) == 3  # leaders spread over the brokers
+        assert "\tPartitionCount: 3\tReplicationFactor: 3\tConfigs: " in lines[0]
+        for partition, line in enumerate(lines[1:]):
+            match = re.fullmatch(rf"\tTopic: spread\tPartition: {partition}\tLeader: (\d)\tReplicas: (\d,\d,\d)"
+                                 r"\tIsr: (\d,\d,\d)", line)
+            assert match, line
+            replicas = match[2].split(",")
+            assert sorted(replicas) == ["1", "2", "3"] and sorted(match[3].split(",")) == ["1", "2", "3"]
+            assert match[1] == replicas[0]  # the preferred leader leads a new topic
+        assert len({line.split("Replicas: ")[1][0] for line in lines[1:]}) == 3  # leaders spread over the brokers
+
+        preferred = cluster.replicas("spread", 0)[0]
+        cluster.brokers[preferred].stop()  # a controlled shutdown moves its leadership away
+        cluster.wait_for(lambda: cluster.leader("spread", 0) not in (-1, preferred), what="a new leader")
+        cluster.restart(preferred)
+        cluster.wait_for(lambda: preferred in cluster.isr("spread", 0), what="the restarted broker in the ISR")
+        elect = ("leader-election", cluster.bootstrap, "--election-type", "preferred", "--topic", "spread",
+                 "--partition", "0")
+        assert tool(*elect).stdout == "Successfully completed leader election (PREFERRED) for partitions spread-0\n"
+        cluster.wait_for(lambda: cluster.leader("spread", 0) == preferred, what="the preferred leader back")
+        assert tool(*elect).stdout == "Valid replica already elected for partitions spread-0\n"
 
 
 def test_console_producer_then_console_consumer(bootstrap: str) -> None:
@@ -314,6 +327,18 @@ def test_configs_alter_then_describe(bootstrap: str) -> None:
     assert any(line.startswith("  num.partitions=1 ") for line in every.stdout.splitlines())
 
 
+def test_leader_election_where_nothing_is_to_elect(bootstrap: str) -> None:
+    topic = new_topic(bootstrap, partitions=2)
+    out = tool("leader-election", bootstrap, "--election-type", "PREFERRED", "--all-topic-partitions").stdout
+    assert f"{topic}-0, {topic}-1" in out and out.startswith("Valid replica already elected for partitions ")
+    unknown = tool("leader-election", bootstrap, "--election-type", "preferred", "--topic", "no-such-topic",
+                   "--partition", "0", check=False)
+    assert unknown.returncode == 1
+    assert unknown.stdout.startswith("Error completing leader election (PREFERRED) for partition: no-such-topic-0: "
+                                     "UNKNOWN_TOPIC_OR_PART")
+    assert unknown.stderr == "kbroker leader-election: error: 1 replica(s) could not be elected\n"
+
+
 def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(bootstrap, partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap})
@@ -407,6 +432,9 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["get-offsets", "--bootstrap-server", "B", "--time", "yesterday"],
     ["delete-records", "--bootstrap-server", "B"],
     ["dump-log"],
+    ["leader-election", "--bootstrap-server", "B", "--election-type", "preferred"],
+    ["leader-election", "--bootstrap-server", "B", "--election-type", "fair", "--all-topic-partitions"],
+    ["leader-election", "--bootstrap-server", "B", "--election-type", "unclean", "--topic", "t"],
 ])
 def test_a_missing_or_wrong_argument_prints_usage_and_exits_2(argv: list[str]) -> None:
     proc = kbroker(*argv, check=False)

@@ -1,7 +1,7 @@
 """The `kbroker` subcommands: Kafka's command-line tools against any Kafka-compatible broker.
 
 `kbroker topics|consumer-groups|configs|console-producer|console-consumer|get-offsets|
-delete-records|dump-log ...` take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
+delete-records|leader-election|dump-log ...` take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
 clients of the protocol, built on confluent-kafka's AdminClient, Producer and Consumer (the
 `tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete).
 kbroker.cli hands over here when the first argument names a subcommand (TOOL_COMMANDS), so a
@@ -15,10 +15,10 @@ import gc
 import os
 import sys
 
-from kbroker.tools import configs, console, consumer_groups, dump_log, offsets, topics
+from kbroker.tools import configs, console, consumer_groups, dump_log, leader_election, offsets, topics
 from kbroker.tools.common import ToolError
 
-MODULES = (topics, consumer_groups, configs, console, offsets, dump_log)
+MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, dump_log)
 
 
 def argument_parser() -> argparse.ArgumentParser:

@@ -104,9 +104,11 @@ def list_offsets(admin: Any, partitions: list[tuple[str, int]], spec: Any) -> di
     return {(tp.topic, tp.partition): result(future).offset for tp, future in futures.items()}
 
 
-def error_text(exc: BaseException) -> str:
-    """KafkaException's KafkaError as Kafka names it (`UNKNOWN_TOPIC_OR_PART: ...`), else str()."""
-    error: Any = exc.args[0] if exc.args else None
+def error_text(exc: object) -> str:
+    """A KafkaError (bare or in a KafkaException) as Kafka names it (`UNKNOWN_TOPIC_OR_PART: ...`)."""
+    error: Any = exc
+    if not hasattr(error, "name") and isinstance(exc, BaseException) and exc.args:
+        error = exc.args[0]
     if hasattr(error, "name") and hasattr(error, "str"):
         return f"{error.name()}: {error.str()}"
     return str(exc) or type(exc).__name__
