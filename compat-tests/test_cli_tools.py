@@ -138,7 +138,7 @@ def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
 
 
 @pytest.mark.timeout(300)  # ZooKeeper and three brokers, one restarted
-def test_describe_and_leader_election_on_a_cluster(zookeeper, broker_factory) -> None:
+def test_describe_leader_election_and_reassignment_on_a_cluster(zookeeper, broker_factory, tmp_path: Path) -> None:
     with KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
         kbroker("topics", "--bootstrap-server", cluster.bootstrap, "--create", "--topic", "spread",
                 "--partitions", "3", "--replication-factor", "3")
@@ -168,6 +168,25 @@ def test_describe_and_leader_election_on_a_cluster(zookeeper, broker_factory) ->
         assert tool(*elect).stdout == "Successfully completed leader election (PREFERRED) for partitions spread-0\n"
         cluster.wait_for(lambda: cluster.leader("spread", 0) == preferred, what="the preferred leader back")
         assert tool(*elect).stdout == "Valid replica already elected for partitions spread-0\n"
+
+        tool("topics", cluster.bootstrap, "--create", "--topic", "moving", "--replica-assignment", "1:2")
+        produce(cluster.bootstrap, "moving")
+        plan = tmp_path / "plan.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [{"topic": "moving", "partition": 0,
+                                                                  "replicas": [3, 2]}]}))
+        reassign = ("reassign-partitions", cluster.bootstrap, "--reassignment-json-file", str(plan))
+        out = tool(*reassign, "--execute").stdout.splitlines()
+        assert out[:3] == ["Current partition replica assignment", "",
+                           '{"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[1,2],'
+                           '"log_dirs":["any","any"]}]}']
+        assert out[-1] == "Successfully started partition reassignments for moving-0"
+        eventually(lambda: tool(*reassign, "--verify").stdout.splitlines() == [
+            "Status of partition reassignment:", "Reassignment of partition moving-0 is completed."],
+            what="the reassignment to finish", timeout=60)
+        assert tool("reassign-partitions", cluster.bootstrap, "--list").stdout == "No partition reassignments found.\n"
+        described = tool("topics", cluster.bootstrap, "--describe", "--topic", "moving").stdout.splitlines()
+        assert "\tReplicas: 3,2\tIsr: " in described[1]
+        assert cluster.logs_identical("moving")
 
 
 def test_console_producer_then_console_consumer(bootstrap: str) -> None:
@@ -432,6 +451,8 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["get-offsets", "--bootstrap-server", "B", "--time", "yesterday"],
     ["delete-records", "--bootstrap-server", "B"],
     ["dump-log"],
+    ["reassign-partitions", "--bootstrap-server", "B", "--execute"],
+    ["topics", "--bootstrap-server", "B", "--create", "--topic", "t", "--replica-assignment", "1:x"],
     ["leader-election", "--bootstrap-server", "B", "--election-type", "preferred"],
     ["leader-election", "--bootstrap-server", "B", "--election-type", "fair", "--all-topic-partitions"],
     ["leader-election", "--bootstrap-server", "B", "--election-type", "unclean", "--topic", "t"],

@@ -1,9 +1,10 @@
 """The `kbroker` subcommands: Kafka's command-line tools against any Kafka-compatible broker.
 
 `kbroker topics|consumer-groups|configs|console-producer|console-consumer|get-offsets|
-delete-records|leader-election|dump-log ...` take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
+delete-records|leader-election|reassign-partitions|dump-log ...` take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
 clients of the protocol, built on confluent-kafka's AdminClient, Producer and Consumer (the
-`tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete).
+`tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete,
+AlterPartitionReassignments, ListPartitionReassignments).
 kbroker.cli hands over here when the first argument names a subcommand (TOOL_COMMANDS), so a
 starting broker never imports this package.
 """
@@ -15,10 +16,19 @@ import gc
 import os
 import sys
 
-from kbroker.tools import configs, console, consumer_groups, dump_log, leader_election, offsets, topics
+from kbroker.tools import (
+    configs,
+    console,
+    consumer_groups,
+    dump_log,
+    leader_election,
+    offsets,
+    reassign_partitions,
+    topics,
+)
 from kbroker.tools.common import ToolError
 
-MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, dump_log)
+MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, reassign_partitions, dump_log)
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -38,6 +48,14 @@ def _parser_and_commands() -> tuple[argparse.ArgumentParser, list[str]]:
     return parser, list(subparsers.choices)
 
 
+def _raised_in(exc: BaseException) -> str:
+    """The module whose code raised `exc` (the last frame of its traceback)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return "" if tb is None else str(tb.tb_frame.f_globals.get("__name__", ""))
+
+
 def main(argv: list[str]) -> int:
     """Run one subcommand; exit code 0, 1 with one `kbroker <command>: error:` line, or 2 on usage."""
     gc.enable()  # kbroker/__main__.py turns it off for a broker's start-up only
@@ -45,6 +63,11 @@ def main(argv: list[str]) -> int:
     try:
         return int(args.run(args))
     except ToolError as exc:
+        print(f"kbroker {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, TypeError) as exc:  # confluent-kafka refusing an argument before it sends anything
+        if not _raised_in(exc).startswith("confluent_kafka"):
+            raise
         print(f"kbroker {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except ModuleNotFoundError as exc:

@@ -38,6 +38,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--topic", help="the topic's name (--describe: or a regular expression)")
     parser.add_argument("--partitions", type=int, help="partitions of a new topic, or its new count (--alter)")
     parser.add_argument("--replication-factor", type=int, help="replicas per partition of a new topic")
+    parser.add_argument("--replica-assignment", metavar="1:2,2:3",
+                        help="--create: each partition's replicas (colon-separated), partitions comma-separated")
     parser.add_argument("--config", action="append", default=[], metavar="k=v", help="a topic setting (--create)")
     parser.add_argument("--if-not-exists", action="store_true", help="--create: no error if the topic exists")
     parser.add_argument("--if-exists", action="store_true", help="--alter/--delete/--describe: no error if absent")
@@ -69,9 +71,14 @@ def run(args: argparse.Namespace) -> int:
 def _create(admin: Any, args: argparse.Namespace) -> int:
     from confluent_kafka.admin import NewTopic
 
-    topic = NewTopic(args.topic, num_partitions=args.partitions or -1,
-                     replication_factor=args.replication_factor or -1,
-                     config=parse_assignments(args.config, "--config"))
+    config = parse_assignments(args.config, "--config")
+    if args.replica_assignment:
+        assignment = _replica_assignment(args)
+        # confluent-kafka wants the partition count with an assignment (and no replication factor).
+        topic = NewTopic(args.topic, num_partitions=len(assignment), replica_assignment=assignment, config=config)
+    else:
+        topic = NewTopic(args.topic, num_partitions=args.partitions or -1,
+                         replication_factor=args.replication_factor or -1, config=config)
     try:
         result(admin.create_topics([topic])[args.topic])
     except ToolError as exc:
@@ -80,6 +87,15 @@ def _create(admin: Any, args: argparse.Namespace) -> int:
         raise
     print(f"Created topic {args.topic}.")
     return 0
+
+
+def _replica_assignment(args: argparse.Namespace) -> list[list[int]]:
+    if args.partitions is not None or args.replication_factor is not None:
+        usage_error(args.parser, "--replica-assignment goes without --partitions and --replication-factor")
+    try:
+        return [[int(broker) for broker in partition.split(":")] for partition in args.replica_assignment.split(",")]
+    except ValueError:
+        usage_error(args.parser, f"invalid --replica-assignment {args.replica_assignment!r}: expected 1:2,2:3")
 
 
 def _alter(admin: Any, args: argparse.Namespace) -> int:

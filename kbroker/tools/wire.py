@@ -1,7 +1,8 @@
-"""The one request confluent-kafka has no API for, sent with kbroker's codec over a plain socket.
+"""The requests confluent-kafka has no API for, sent with kbroker's codec over a plain socket.
 
-OffsetDelete (KIP-496) goes to the group's coordinator (AdminClient's describe names it). Plain
-TCP only: a cluster that needs TLS or SASL would need those here too (not done yet).
+OffsetDelete (KIP-496) goes to the group's coordinator, AlterPartitionReassignments and
+ListPartitionReassignments (KIP-455) to the controller (AdminClient's describe calls name both).
+Plain TCP only: a cluster that needs TLS or SASL would need those here too (not done yet).
 """
 
 from __future__ import annotations
@@ -55,12 +56,12 @@ def delete_offsets(coordinator: str, group: str, partitions: list[tuple[str, int
     request = {"group_id": group, "topics": [{"name": name, "partitions": parts} for name, parts in topics.items()]}
     response = send_request(coordinator, ApiKey.OFFSET_DELETE, 0, request)
     if response["error_code"]:
-        raise ToolError(_error_name(response["error_code"]))
-    return {(topic["name"], p["partition_index"]): _error_name(p["error_code"]) if p["error_code"] else None
+        raise ToolError(error_name(response["error_code"]))
+    return {(topic["name"], p["partition_index"]): error_name(p["error_code"]) if p["error_code"] else None
             for topic in response["topics"] for p in topic["partitions"]}
 
 
-def _error_name(code: int) -> str:
+def error_name(code: int) -> str:
     try:
         error = Errors(code)
     except ValueError:
