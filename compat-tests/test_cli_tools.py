@@ -18,12 +18,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
 
 from kbroker.cli import TOOL_COMMANDS
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import BrokerProcess
 from kbroker.testing.waiting import eventually
 from kbroker.tools import command_names
+from kbroker.tools.acls import print_bindings
 from kbroker.tools.configs import split_config_list
 
 RECORDS = 10
@@ -358,6 +360,24 @@ def test_leader_election_where_nothing_is_to_elect(bootstrap: str) -> None:
     assert unknown.stderr == "kbroker leader-election: error: 1 replica(s) could not be elected\n"
 
 
+def test_acls_against_a_broker_without_an_authorizer(bootstrap: str) -> None:
+    # kbroker has no authorizer yet: Kafka's answer then is SECURITY_DISABLED, and the list is empty.
+    assert tool("acls", bootstrap, "--list").stdout == ""
+    added = tool("acls", bootstrap, "--add", "--allow-principal", "User:alice", "--operation", "Read",
+                 "--topic", "t", check=False)
+    assert added.returncode == 1
+    assert added.stderr == "kbroker acls: error: SECURITY_DISABLED: No Authorizer is configured.\n"
+
+
+def test_acls_print_kafka_acl_command_layout(capsys) -> None:
+    binding = AclBinding(ResourceType.TOPIC, "t", ResourcePatternType.LITERAL, "User:alice", "*", AclOperation.READ,
+                         AclPermissionType.ALLOW)
+    print_bindings("Adding ACLs for resource", [binding])
+    assert capsys.readouterr().out == (
+        "Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=t, patternType=LITERAL)`: \n"
+        " \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW) \n\n")
+
+
 def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(bootstrap, partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap})
@@ -451,6 +471,9 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["get-offsets", "--bootstrap-server", "B", "--time", "yesterday"],
     ["delete-records", "--bootstrap-server", "B"],
     ["dump-log"],
+    ["acls", "--bootstrap-server", "B", "--add", "--topic", "t", "--operation", "Read"],
+    ["acls", "--bootstrap-server", "B", "--add", "--allow-principal", "User:a", "--operation", "Peek", "--topic", "t"],
+    ["acls", "--bootstrap-server", "B", "--remove", "--force"],
     ["reassign-partitions", "--bootstrap-server", "B", "--execute"],
     ["topics", "--bootstrap-server", "B", "--create", "--topic", "t", "--replica-assignment", "1:x"],
     ["leader-election", "--bootstrap-server", "B", "--election-type", "preferred"],

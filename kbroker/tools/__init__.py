@@ -1,7 +1,8 @@
 """The `kbroker` subcommands: Kafka's command-line tools against any Kafka-compatible broker.
 
 `kbroker topics|consumer-groups|configs|console-producer|console-consumer|get-offsets|
-delete-records|leader-election|reassign-partitions|dump-log ...` take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
+delete-records|leader-election|reassign-partitions|acls|dump-log ...`
+take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
 clients of the protocol, built on confluent-kafka's AdminClient, Producer and Consumer (the
 `tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete,
 AlterPartitionReassignments, ListPartitionReassignments).
@@ -17,6 +18,7 @@ import os
 import sys
 
 from kbroker.tools import (
+    acls,
     configs,
     console,
     consumer_groups,
@@ -28,7 +30,8 @@ from kbroker.tools import (
 )
 from kbroker.tools.common import ToolError
 
-MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, reassign_partitions, dump_log)
+MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, reassign_partitions, acls,
+           dump_log)
 
 
 def argument_parser() -> argparse.ArgumentParser:
