@@ -54,9 +54,10 @@ def run(args: argparse.Namespace) -> int:
         usage_error(args.parser, "--topic is required with --create, --alter and --delete")
     if args.alter and args.partitions is None:
         usage_error(args.parser, "--alter needs --partitions (the new partition count)")
+    assignment = _replica_assignment(args) if args.create and args.replica_assignment else None
     admin = admin_client(args)
     if args.create:
-        return _create(admin, args)
+        return _create(admin, args, assignment)
     if args.list:
         for name in _topic_names(admin, None, args.exclude_internal):
             print(name)
@@ -68,12 +69,11 @@ def run(args: argparse.Namespace) -> int:
     return _delete(admin, args)
 
 
-def _create(admin: Any, args: argparse.Namespace) -> int:
+def _create(admin: Any, args: argparse.Namespace, assignment: list[list[int]] | None) -> int:
     from confluent_kafka.admin import NewTopic
 
     config = parse_assignments(args.config, "--config")
-    if args.replica_assignment:
-        assignment = _replica_assignment(args)
+    if assignment:
         # confluent-kafka wants the partition count with an assignment (and no replication factor).
         topic = NewTopic(args.topic, num_partitions=len(assignment), replica_assignment=assignment, config=config)
     else:
