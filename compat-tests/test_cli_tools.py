@@ -467,6 +467,9 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--topic", "t"],
     ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--to-earliest"],
     ["consumer-groups", "--bootstrap-server", "B", "--list", "--to-latest", "--to-earliest"],
+    ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--group", "g", "--topic", "t",
+     "--to-datetime", "yesterday"],
+    ["consumer-groups", "--bootstrap-server", "B", "--delete-offsets", "--group", "g", "--topic", "t:x"],
     ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--all-groups", "--topic", "t", "--to-latest"],
     ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--entity-name", "u", "--describe"],
     ["configs", "--bootstrap-server", "B", "--entity-type", "topics", "--entity-name", "t", "--alter"],
@@ -490,6 +493,7 @@ def test_a_missing_or_wrong_argument_prints_usage_and_exits_2(argv: list[str]) -
     proc = kbroker(*argv, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("usage: kbroker ") and f"kbroker {argv[0]}: error: " in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"kbroker {argv[0]}: error: ")  # no client noise
     assert proc.stdout == ""
 
 

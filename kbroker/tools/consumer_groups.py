@@ -114,6 +114,20 @@ def _check_args(args: argparse.Namespace) -> None:
             usage_error(args.parser, "--reset-offsets needs --topic or --all-topics")
     if args.delete_offsets and not args.topic:
         usage_error(args.parser, "--delete-offsets needs --topic")
+    # Parsed here, before any connection, so that a typo is a usage error and nothing else.
+    args.timestamp_ms = _timestamp_ms(args) if args.to_datetime else None
+    args.partition_numbers = _partition_numbers(args) if args.topic else None
+
+
+def _partition_numbers(args: argparse.Namespace) -> list[int] | None:
+    """The partitions of --topic T:0,2 (None for a plain --topic T: all of them)."""
+    numbers = args.topic.partition(":")[2]
+    if not numbers:
+        return None
+    try:
+        return [int(n) for n in numbers.split(",")]
+    except ValueError:
+        usage_error(args.parser, f"invalid --topic {args.topic!r}: expected topic:0,1,...")
 
 
 def _group(admin: Any, group: str) -> Any:
@@ -204,12 +218,9 @@ def _requested_partitions(admin: Any, args: argparse.Namespace, committed: dict[
     """--topic T (all its partitions), --topic T:0,2, or --all-topics (those with committed offsets)."""
     if args.all_topics:
         return sorted(committed)
-    topic, _, numbers = args.topic.partition(":")
-    if numbers:
-        try:
-            return [(topic, int(n)) for n in numbers.split(",")]
-        except ValueError:
-            usage_error(args.parser, f"invalid --topic {args.topic!r}: expected topic:0,1,...")
+    topic = args.topic.partition(":")[0]
+    if args.partition_numbers is not None:
+        return [(topic, n) for n in args.partition_numbers]
     metadata = cluster_metadata(admin, topic).topics.get(topic)
     if metadata is None or metadata.error is not None:
         raise ToolError(f"Topic '{topic}' does not exist")
@@ -252,7 +263,7 @@ def _reset_targets(admin: Any, args: argparse.Namespace, partitions: list[tuple[
     if args.to_latest:
         return latest
     if args.to_datetime:
-        found = list_offsets(admin, partitions, OffsetSpec.for_timestamp(_timestamp_ms(args)))
+        found = list_offsets(admin, partitions, OffsetSpec.for_timestamp(args.timestamp_ms))
         return {key: latest[key] if offset < 0 else offset for key, offset in found.items()}
     if args.shift_by is not None:
         wanted = {key: committed.get(key, latest[key]) + args.shift_by for key in partitions}
