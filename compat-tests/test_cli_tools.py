@@ -32,6 +32,7 @@ from kbroker.testing.processes import BrokerProcess
 from kbroker.testing.waiting import eventually
 from kbroker.tools import command_names
 from kbroker.tools.acls import print_bindings
+from kbroker.tools.common import translate_java_properties
 from kbroker.tools.configs import split_config_list
 
 RECORDS = 10
@@ -502,6 +503,16 @@ def test_an_unreadable_command_config_is_one_error_line(bootstrap: str, tmp_path
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr == (f"kbroker get-offsets: error: --command-config: Cannot read properties file "
                            f"{tmp_path / 'absent'}: No such file or directory\n")
+
+    # A Java client's file: its sasl.jaas.config becomes librdkafka's sasl.username/sasl.password.
+    java = tmp_path / "java-client.properties"
+    java.write_text("security.protocol=PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config="
+                    "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                    'username="alice" password="s\\"cret";\n')
+    topic = new_topic(bootstrap)
+    assert tool("get-offsets", bootstrap, "--topic", topic, "--command-config", str(java)).stdout == f"{topic}:0:0\n"
+    assert translate_java_properties({"sasl.jaas.config": java.read_text().split("sasl.jaas.config=")[1]}) == {
+        "sasl.username": "alice", "sasl.password": 's"cret'}
 
     settings = tmp_path / "client.properties"
     settings.write_text("no.such.client.setting=1\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
@@ -29,7 +30,8 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bootstrap-server", required=True, metavar="HOST:PORT",
                         help="the server(s) to connect to, comma-separated")
     parser.add_argument("--command-config", metavar="FILE",
-                        help="a properties file with client settings (security.protocol, sasl.*, ssl.*)")
+                        help="client settings (security.protocol, sasl.*, ssl.*: librdkafka's names, and "
+                        "sasl.jaas.config with a PLAIN or SCRAM login module)")
 
 
 def add_output_arg(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +51,29 @@ def client_config(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[s
             config.update(read_properties_file(args.command_config))
         except ConfigError as exc:
             raise ToolError(f"--command-config: {exc}") from None
+    config = translate_java_properties(config)
     config.update(parse_assignments(extra, "property"))
     config["bootstrap.servers"] = args.bootstrap_server
     # librdkafka's notices (a purged queue at exit, ...) are noise in a tool's output; warnings stay.
     config.setdefault("log_level", 4)
+    return config
+
+
+# sasl.jaas.config's login modules whose username and password librdkafka takes as settings.
+_JAAS_CREDENTIALS = re.compile(r'(username|password)\s*=\s*"((?:[^"\\]|\\.)*)"')
+
+
+def translate_java_properties(config: dict[str, Any]) -> dict[str, Any]:
+    """A Java client's properties as librdkafka's: sasl.jaas.config (PLAIN or SCRAM login module)
+    becomes sasl.username and sasl.password, so that Kafka's client.properties files work here."""
+    jaas = config.pop("sasl.jaas.config", None)
+    if jaas is None:
+        return config
+    if "PlainLoginModule" not in jaas and "ScramLoginModule" not in jaas:
+        raise ToolError("sasl.jaas.config: only PlainLoginModule and ScramLoginModule can be translated; "
+                        "use librdkafka's sasl.* settings instead")
+    for name, value in _JAAS_CREDENTIALS.findall(jaas):
+        config.setdefault(f"sasl.{name}", re.sub(r"\\(.)", r"\1", value))
     return config
 
 
