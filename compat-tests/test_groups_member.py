@@ -12,7 +12,8 @@ never auto-commits, and reports on stdout, one JSON object per line:
   {"event": "closed"}                                          after a clean close (LeaveGroup)
 It closes cleanly on a "close" line (or end of file) on stdin; the tests kill it with SIGKILL
 to play a member that dies without leaving. GROUP_INSTANCE_ID in the environment makes a
-confluent-kafka member static. Uses nothing of kbroker.
+confluent-kafka member static. A kafka-python member sends its first JoinGroup only once its
+metadata holds the topic's partitions (wait_for_partitions says why). Uses nothing of kbroker.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import sys
 import threading
+import time
 
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
@@ -46,6 +48,28 @@ def close_requested() -> threading.Event:
     return stop
 
 
+def wait_for_partitions(consumer, topic: str) -> None:
+    """Returns once the kafka-python consumer's metadata holds the topic's partitions, so that
+    its first JoinGroup (sent by the first poll) is made knowing them.
+
+    Why: kafka-python 3.0.12 can wedge a group leader for good. subscribe() only asks for the
+    topic's metadata, and that request waits out retry_backoff_ms after the bootstrap's, so with
+    group.initial.rebalance.delay.ms=0 the first join can complete before it is even sent: the
+    leader assigns no partitions, then sees the metadata change and rejoins. That rejoin is
+    driven by its metadata snapshot alone (rejoin_needed stays False), and need_rejoin() turns
+    False as soon as the leader has computed the new assignment. If poll()'s timer runs out
+    while that JoinGroup/SyncGroup is in flight (likely on a loaded machine), the next poll()
+    sees no rejoin needed and never awaits the join again: the coordinator's SyncGroup answer
+    is dropped, the member stays REBALANCING with heartbeats disabled, its session expires
+    and it never notices (assignment [], no records). Java's consumer keeps rejoining while a
+    join is pending (rejoinNeededOrPending() is rejoinNeeded || joinFuture != null). With the
+    partitions known before the first join, the first assignment is complete and that rejoin
+    never happens; the topic's partition count does not change in these tests.
+    """
+    while not consumer.partitions_for_topic(topic):  # a metadata round trip while unknown
+        time.sleep(0.1)
+
+
 def run_kafka_python(bootstrap: str, topic: str, group: str, client_id: str, strategy: str) -> None:
     from kafka import ConsumerRebalanceListener, KafkaConsumer
     from kafka.coordinator.assignors.range import RangePartitionAssignor
@@ -64,6 +88,7 @@ def run_kafka_python(bootstrap: str, topic: str, group: str, client_id: str, str
                              session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
                              partition_assignment_strategy=[assignor])
     consumer.subscribe([topic], listener=Listener())
+    wait_for_partitions(consumer, topic)
     stop = close_requested()
     while not stop.is_set():
         batches = consumer.poll(POLL_MS)

@@ -19,6 +19,7 @@ def instrument_generated_codecs() -> None:
     if os.environ.get("KBROKER_FUZZ_CODEC_COVERAGE") != "1":
         return
     import atheris
+
     from kbroker.protocol.messages import Codec
 
     compile_on_first_use = Codec.__getattr__

@@ -24,7 +24,7 @@ from fuzz.instrumentation import instrument_generated_codecs
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.config import KafkaConfig
 from kbroker.network.socket_server import CloseConnection
-from kbroker.server import KafkaServer
+from kbroker.server import KafkaServer, raise_open_file_limit
 
 if TYPE_CHECKING:
     from kbroker.network.socket_server import KafkaConnection
@@ -45,6 +45,7 @@ class InProcessBroker:
         self.data_dir = tempfile.mkdtemp(prefix="kbroker-fuzz-")
         atexit.register(shutil.rmtree, self.data_dir, True)
         logging.disable(logging.WARNING)  # refused requests log a line each; a fuzzer sends millions
+        raise_open_file_limit()  # as run_broker does: the fuzzer creates topics by the thousand
         config = KafkaConfig.load(overrides=[f"log.dirs={self.data_dir}", "listeners=PLAINTEXT://127.0.0.1:0"])
         self.loop = asyncio.new_event_loop()
         self.server = KafkaServer(config)

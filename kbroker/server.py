@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from kbroker.api.broker_services import BrokerServices, ControllerFence
+from kbroker.api.broker_services import BrokerServices
+from kbroker.api.controller_fence import ControllerFence
 from kbroker.api.controller_requests import deliver_locally
 from kbroker.api.kafka_apis import KafkaApis
 from kbroker.config.value_types import ConfigError
@@ -170,14 +171,16 @@ class KafkaServer:
         # before the listeners so that the first request finds every service in place.
         self.controller_channel = ControllerChannelManager(self.broker_id, self._deliver_locally,
                                                            f"broker-{self.broker_id}-controller")
-        controller = self.controller = KafkaController(self.broker_id, zk_client, self.controller_channel,
-                                                       self.config.inter_broker_listener_name, self.config)
+        controller = self.controller = KafkaController(
+            self.broker_id, zk_client, self.controller_channel, self.config.inter_broker_listener_name, self.config,
+            control_plane_listener=self.config.control_plane_listener_name)
         self.services = BrokerServices(
             broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
             replica_manager=replica_manager, admin_manager=admin_manager, controller=controller,
             producer_id_manager=producer_id_manager,
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
-            controller_fence=ControllerFence(lambda: self.broker_epoch),
+            controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
+                                             lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator)
         await self._start_socket_servers(KafkaApis(self.services).process)
         await self._wait_for_earlier_registration()
@@ -187,7 +190,8 @@ class KafkaServer:
             raise CannotStart(f"broker.id {self.broker_id} is registered in ZooKeeper by another session: "
                               f"is another broker running with broker.id {self.broker_id}?") from None
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
-        controller.elect()
+        if not controller.elect():
+            self.services.controller_fence.learn(*zk_client.get_controller_and_epoch())
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0)),
                             loop.create_task(replica_manager.run_log_dir_failure_handler(
                                 lambda: zk_client.propagate_log_dir_event(self.broker_id), self._halt))]
@@ -290,11 +294,13 @@ class KafkaServer:
         """/controller changed or vanished: if nobody holds it, stand for election."""
         if self.controller is None or self._stopped.is_set():
             return
-        current = _started(self.zk_client).get_controller_id()
+        epoch, current = _started(self.zk_client).get_controller_and_epoch()
         if current != self.broker_id and self.controller.is_active:
             self.controller.resign()
-        if current is None:
+        if current < 0:
             self.controller.elect()
+        else:
+            _started(self.services).controller_fence.learn(epoch, current)
 
     def _on_zk_session_event(self, event: str) -> None:
         """A lost session took our ephemeral znodes: stop acting as controller, and once a new
@@ -360,6 +366,8 @@ class KafkaServer:
             self.controller.resign()  # no controller event may run against a closed store
         if self.controller_channel is not None:
             await self.controller_channel.close()
+        if self.services is not None:
+            self.services.controller_fence.close()
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:
@@ -510,7 +518,7 @@ class KafkaServer:
         await self.shutdown()
 
 
-def _raise_open_file_limit() -> None:
+def raise_open_file_limit() -> None:
     """Every connection is a file: lift the soft RLIMIT_NOFILE to the hard one, as the JVM does for
     Kafka (HotSpot's MaxFDLimit), so max.connections, not a 1,024 default, is what limits clients."""
     import resource
@@ -539,7 +547,7 @@ def run_broker(config: KafkaConfig) -> int:
     else:
         runner = uvloop.run
     on_started = None if gc.isenabled() else _resume_garbage_collection
-    _raise_open_file_limit()
+    raise_open_file_limit()
     server = KafkaServer(config)
     try:
         runner(server.run_until_stopped(on_started))

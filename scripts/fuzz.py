@@ -45,7 +45,7 @@ def run_child(target: str, libfuzzer_args: list[str]) -> None:
 
 
 def libfuzzer_args(target: str, args: argparse.Namespace) -> list[str]:
-    work, seeds, crashes = FUZZ / "work" / target, FUZZ / "corpus" / target, FUZZ / "crashes"
+    work, seeds, crashes = args.work_dir / target, FUZZ / "corpus" / target, FUZZ / "crashes"
     for directory in (work, seeds, crashes):
         directory.mkdir(parents=True, exist_ok=True)
     limit = f"-runs={args.runs}" if args.runs is not None else f"-max_total_time={args.time}"
@@ -81,6 +81,9 @@ def main() -> int:
     limit.add_argument("--runs", type=int, help="inputs to try per target (after the corpus)")
     limit.add_argument("--time", type=int, default=60, help="seconds per target (default 60)")
     parser.add_argument("--seed", type=int, default=1, help="libFuzzer's random seed (default 1: repeatable)")
+    parser.add_argument("--work-dir", type=Path, default=FUZZ / "work",
+                        help="where new inputs go, one folder per target (default fuzz/work; an empty one makes a "
+                             "run repeatable, as CI's is)")
     parser.add_argument("--no-codec-coverage", action="store_true",
                         help="do not instrument the codec's generated functions (a short run starts in seconds, "
                              "but the fuzzer is blind inside them)")

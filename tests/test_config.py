@@ -404,13 +404,13 @@ def test_listeners_with_names_map_and_hosts():
     config = KafkaConfig.load(
         overrides=[
             "listeners=internal://:9093, external://[::1]:9094,PLAINTEXT://[::]:9092",
-            "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:sasl_ssl,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:plaintext,PLAINTEXT:PLAINTEXT",
             "inter.broker.listener.name=internal",
         ]
     )
     assert config.listeners == [
         Endpoint("INTERNAL", "", 9093, "PLAINTEXT"),
-        Endpoint("EXTERNAL", "::1", 9094, "SASL_SSL"),
+        Endpoint("EXTERNAL", "::1", 9094, "PLAINTEXT"),
         Endpoint("PLAINTEXT", "::", 9092, "PLAINTEXT"),
     ]
     assert [e.binds_all_interfaces for e in config.listeners] == [True, False, True]
@@ -433,22 +433,62 @@ def test_advertised_listeners_are_their_own_when_set():
     assert config.advertised_listeners == [Endpoint("PLAINTEXT", "broker1.example", 19092, "PLAINTEXT")]
 
 
+def test_custom_listener_names_with_a_control_plane_listener():
+    config = KafkaConfig.load(
+        overrides=[
+            "listeners=EXTERNAL://127.0.0.1:9092,INTERNAL://127.0.0.1:9093,CONTROL://127.0.0.1:9094",
+            "advertised.listeners=EXTERNAL://ext.example:19092,INTERNAL://127.0.0.1:9093,CONTROL://127.0.0.1:9094",
+            "listener.security.protocol.map=EXTERNAL:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROL:PLAINTEXT",
+            "inter.broker.listener.name=internal",
+            "control.plane.listener.name=control",
+        ]
+    )
+    assert [e.listener_name for e in config.listeners] == ["EXTERNAL", "INTERNAL", "CONTROL"]
+    assert config.advertised_listeners[0] == Endpoint("EXTERNAL", "ext.example", 19092, "PLAINTEXT")
+    assert (config.inter_broker_listener_name, config.control_plane_listener_name) == ("INTERNAL", "CONTROL")
+    assert config.controller_to_broker_listener_name == "CONTROL"
+    without = KafkaConfig.load(overrides=["listeners=PLAINTEXT://:9092"])
+    assert without.control_plane_listener_name is None
+    assert without.controller_to_broker_listener_name == "PLAINTEXT"
+
+
+def test_an_ipv4_and_an_ipv6_listener_may_share_a_port():
+    config = KafkaConfig.load(
+        overrides=["listeners=PLAINTEXT://127.0.0.1:9092,V6://[::1]:9092",
+                   "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,V6:PLAINTEXT"])
+    assert [e.port for e in config.listeners] == [9092, 9092]
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (["listeners=CLIENT://:9092"], "no security protocol for listener CLIENT"),
-        (["listeners=PLAINTEXT://:9092,SSL://:9092"], "repeated: 9092"),
-        (["listeners=PLAINTEXT://:9092,plaintext://:9093"], "repeated: PLAINTEXT"),
-        (["listeners=PLAINTEXT://host"], "is not NAME://host:port"),
-        (["listeners=PLAINTEXT://:70000"], "port 70000"),
+        (["listeners=CLIENT://:9092"], "No security protocol defined for listener CLIENT"),
+        (["listeners=PLAINTEXT://:9092,SSL://:9092"], "Each listener must have a different port, listeners: "),
+        (["listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.2:9092"], "one needs to be IPv4 and the other IPv6"),
+        (["listeners=PLAINTEXT://:9092,plaintext://:9093"], "Each listener must have a different name"),
+        (["advertised.listeners=PLAINTEXT://a:1,PLAINTEXT://b:2"], "Each listener must have a different name"),
+        (["listeners=PLAINTEXT://host"], "Unable to parse PLAINTEXT://host to a broker endpoint"),
+        (["listeners=PLAINTEXT://:70000"], "Unable to parse PLAINTEXT://:70000"),
         (["listeners="], "at least one listener"),
         (["advertised.listeners=PLAINTEXT://0.0.0.0:9092"], "cannot use the nonroutable meta-address 0.0.0.0"),
         (["listeners=PLAINTEXT://0.0.0.0:9092"], "(taken from listeners, as advertised.listeners is unset)"),
-        (["advertised.listeners=SSL://h:9093"], "SSL are not in listeners"),
-        (["listener.security.protocol.map=PLAINTEXT:TLS"], "'TLS' is not one of"),
-        (["listener.security.protocol.map=PLAINTEXT"], "is not NAME:PROTOCOL"),
-        (["listeners=SSL://:9093"], "must be a listener name in advertised.listeners"),
-        (["inter.broker.listener.name=PLAINTEXT", "security.inter.broker.protocol=PLAINTEXT"], "Only one of"),
+        (["advertised.listeners=PLAINTEXT://h:9092,SSL://h:9093"],
+         "advertised.listeners listener names must be equal to or a subset of the ones defined in listeners. "
+         "Found PLAINTEXT,SSL. The valid options based on the current configuration are PLAINTEXT"),
+        (["listener.security.protocol.map=PLAINTEXT:TLS"], "Invalid security protocol `TLS` defined in"),
+        (["listener.security.protocol.map=PLAINTEXT"], "Error parsing configuration property"),
+        (["listeners=SSL://:9093"], "inter.broker.listener.name must be a listener name defined in advertised"),
+        (["inter.broker.listener.name=PLAINTEXT", "security.inter.broker.protocol=PLAINTEXT"],
+         "Only one of inter.broker.listener.name and security.inter.broker.protocol should be set."),
+        (["inter.broker.listener.name=REPLICATION"],
+         "Listener with name REPLICATION defined in inter.broker.listener.name not found in"),
+        (["control.plane.listener.name=CONTROL"], "Listener with CONTROL defined in control.plane.listener.name"),
+        (["control.plane.listener.name=SSL"], "control.plane.listener.name must be a listener name defined in"),
+        (["control.plane.listener.name=plaintext"], "should have a different value from the inter broker listener"),
+        # Until TLS and SASL exist, a listener asking for them is refused, never served as plaintext.
+        (["listeners=PLAINTEXT://:9092,SSL://:9093"], r"listener SSL \(SSL\) needs TLS or SASL"),
+        (["listeners=PLAINTEXT://:9092,CLIENT://:9093", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,"
+          "CLIENT:SASL_SSL"], r"listener CLIENT \(SASL_SSL\) needs TLS or SASL"),
     ],
 )
 def test_bad_listeners(settings, message):

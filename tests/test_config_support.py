@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kbroker import cli
-from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, KafkaConfig
+from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, ConfigError, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
 from kbroker.config.support import NO_EFFECT, UNSUPPORTED, ignored_settings, refused_settings
 from kbroker.log.config import LogConfig
@@ -27,6 +27,7 @@ KBROKER = Path(__file__).resolve().parents[1] / "kbroker"
 
 # Settings read through one of KafkaConfig's derived properties: the property must be read.
 READ_THROUGH = {
+    "control.plane.listener.name": "control_plane_listener_name",
     "max.connections.per.ip.overrides": "max_connections_per_ip_overrides",
     "listeners": "listeners",
     "listener.security.protocol.map": "listeners",
@@ -39,7 +40,7 @@ READ_THROUGH = {
 }
 # Implemented on other branches of issue 16 (connection limits, listeners) in flight at the same
 # time; each is read by the broker once they are merged, and must then leave this set.
-PENDING_ELSEWHERE = {"control.plane.listener.name"}
+PENDING_ELSEWHERE: set[str] = set()
 
 
 def _broker_sources() -> str:
@@ -88,7 +89,6 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
     ["allow.everyone.if.no.acl.found=false"],
     ["super.users=User:admin"],
-    ["security.inter.broker.protocol=SSL", "inter.broker.listener.name=", "listeners=SSL://:9093,PLAINTEXT://:9092"],
     ["principal.builder.class=com.example.Builder"],
     ["delegation.token.secret.key=k"],
     ["ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/"],
@@ -101,6 +101,13 @@ def test_unsupported_settings_are_refused(given):
     config = KafkaConfig.load(overrides=given)
     names = {item.partition("=")[0] for item in given}
     assert set(refused_settings(config)) & names
+
+
+def test_an_ssl_inter_broker_protocol_is_refused_with_its_listener():
+    # Its listener must exist, and a listener whose protocol is SSL or SASL is refused as the
+    # configuration loads (kafka_config.py), before refused_settings is asked.
+    with pytest.raises(ConfigError, match=r"listener SSL \(SSL\) needs TLS or SASL"):
+        KafkaConfig.load(overrides=["security.inter.broker.protocol=SSL", "listeners=SSL://:9093,PLAINTEXT://:9092"])
 
 
 def test_unsupported_settings_left_at_kafkas_default_are_accepted():

@@ -21,15 +21,17 @@ class RecordingChannel:
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, dict]] = []
         self.brokers: set[int] = set()
+        self.endpoints: dict[int, tuple[str, int]] = {}
 
-    # ControllerChannel's signatures: the version and the endpoint do not matter to a recording.
+    # ControllerChannel's signatures: the version does not matter to a recording.
     def send(self, broker_id: int, api_key: int, _version: int, request: dict, on_response=None) -> None:
         self.sent.append((broker_id, api_key, request))
         if on_response is not None:  # every broker answers at once, without error
             on_response({"error_code": 0})
 
-    def add_broker(self, broker_id: int, _host: str, _port: int) -> None:
+    def add_broker(self, broker_id: int, host: str, port: int) -> None:
         self.brokers.add(broker_id)
+        self.endpoints[broker_id] = (host, port)
 
     def remove_broker(self, broker_id: int) -> None:
         self.brokers.discard(broker_id)
@@ -165,6 +167,39 @@ def test_controlled_shutdown_moves_leaders_and_removes_the_broker_from_isrs(clus
     stops = cluster.channel.take(ApiKey.STOP_REPLICA)
     assert [(b, r["topic_states"][0]["partition_states"][0]["delete_partition"]) for b, r in stops] == [(2, False)]
     assert cluster.controller.on_controlled_shutdown(9, -1)[0] == Errors.BROKER_NOT_AVAILABLE
+
+
+def test_controlled_shutdown_refuses_broker_epochs_that_are_not_the_brokers_registration(cluster):
+    cluster.create_topic("t", {0: [2, 3, 1]})
+    epoch = cluster.controller.live_brokers[2].epoch
+    assert cluster.controller.on_controlled_shutdown(2, epoch - 1)[0] == Errors.STALE_BROKER_EPOCH  # Kafka's rule
+    assert cluster.controller.on_controlled_shutdown(2, epoch + 1000)[0] == Errors.STALE_BROKER_EPOCH  # made up
+    assert cluster.state("t", 0).leader == 2  # nothing moved
+    # Broker 2 registers again; the controller has not run the watch yet, ZooKeeper has the epoch.
+    cluster.unregister(2)
+    cluster.register(2)
+    new_epoch = cluster.zk.get_broker_epoch(2)
+    assert new_epoch > epoch and cluster.controller.live_brokers[2].epoch == epoch
+    assert cluster.controller.on_controlled_shutdown(2, new_epoch)[0] == Errors.NONE
+    assert cluster.state("t", 0).leader == 3
+
+
+def test_the_channel_uses_the_control_plane_listener_and_leaders_the_inter_broker_one(tmp_path):
+    store = EmbeddedZNodeStore(str(tmp_path), notify=lambda fn: fn())
+    client = KafkaZkClient(store)
+    client.create_top_level_paths()
+    for b in (1, 2, 3):
+        endpoints = [("EXTERNAL", "ext", 9000 + b, "PLAINTEXT"), ("INTERNAL", "int", 9100 + b, "PLAINTEXT")]
+        if b != 3:  # broker 3 lacks the control-plane listener: the controller cannot reach it
+            endpoints.append(("CONTROL", "ctl", 9200 + b, "PLAINTEXT"))
+        client.register_broker(zk.BrokerRegistration(b, endpoints))
+    channel = RecordingChannel()
+    controller = KafkaController(1, client, channel, "INTERNAL", control_plane_listener="CONTROL")
+    assert controller.elect()
+    assert channel.endpoints == {1: ("ctl", 9201), 2: ("ctl", 9202)}
+    AdminZkClient(client).create_topic("t", {0: [2, 1, 3]}, {})
+    [request] = [r for b, r in channel.take(ApiKey.LEADER_AND_ISR) if b == 1]
+    assert request["live_leaders"] == [{"broker_id": 2, "host_name": "int", "port": 9102}]
 
 
 def test_alter_partition_checks_in_kafkas_order(cluster):

@@ -163,6 +163,25 @@ def test_znode_json_shapes_are_kafkas():
     assert json.loads(zk.encode_cluster_id("abc")) == {"version": "1", "id": "abc"}
 
 
+def test_broker_registration_with_several_listeners_is_kafkas_version_5():
+    """BrokerIdZNode.encode: every advertised endpoint, the map of their protocols only, host and
+    port from the first PLAINTEXT endpoint (null/-1 without one), IPv6 in brackets, no features
+    in ZooKeeper mode."""
+    registration = zk.BrokerRegistration(3, [("EXTERNAL", "ext.example", 19092, "PLAINTEXT"),
+                                             ("INTERNAL", "::1", 9093, "PLAINTEXT")], rack="r1")
+    broker = json.loads(registration.encode())
+    assert set(broker) == {"version", "host", "port", "endpoints", "jmx_port", "timestamp",
+                           "listener_security_protocol_map", "features", "rack"}
+    assert (broker["version"], broker["host"], broker["port"], broker["jmx_port"]) == (5, "ext.example", 19092, -1)
+    assert broker["endpoints"] == ["EXTERNAL://ext.example:19092", "INTERNAL://[::1]:9093"]
+    assert broker["listener_security_protocol_map"] == {"EXTERNAL": "PLAINTEXT", "INTERNAL": "PLAINTEXT"}
+    assert broker["features"] == {} and broker["rack"] == "r1" and broker["timestamp"].isdigit()
+    decoded = zk.BrokerRegistration.decode(3, registration.encode(), czxid=42)
+    assert decoded.endpoints == registration.endpoints and decoded.epoch == 42
+    no_plaintext = json.loads(zk.BrokerRegistration(1, [("SECURE", "h", 9094, "SSL")]).encode())
+    assert (no_plaintext["host"], no_plaintext["port"]) == (None, -1)
+
+
 def test_replica_assignment_matches_kafkas_algorithm():
     # AdminUtils with startIndex 0 and shift 0 on brokers 0..4, 10 partitions, RF 3 (Kafka's own
     # example in AdminUtils' documentation).

@@ -3,9 +3,9 @@
 Handlers reach the broker through `ctx.services` only, never through KafkaServer: the replica
 manager, the metadata cache, the admin manager, the controller, the producer id manager, the v0
 consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus the fence
-that refuses stale controller requests. The group coordinator is built the first time
-something needs it (a broker that never sees a group starts faster and idles in less memory),
-behind the non-optional `group_coordinator` accessor.
+that refuses stale controller requests (api/controller_fence.py). The group coordinator is
+built the first time something needs it (a broker that never sees a group starts faster and
+idles in less memory), behind the non-optional `group_coordinator` accessor.
 It holds no sockets and not the server: nothing here may reach past the services.
 """
 
@@ -15,9 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kbroker.protocol.errors import Errors
-
 if TYPE_CHECKING:  # the group coordinator is imported only when it is first built
+    from kbroker.api.controller_fence import ControllerFence
     from kbroker.config import KafkaConfig
     from kbroker.controller.kafka_controller import KafkaController
     from kbroker.controller.producer_id_manager import ZkProducerIdManager
@@ -26,25 +25,6 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
     from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
-
-
-class ControllerFence:
-    """Kafka's fencing of the controller's requests (LeaderAndIsr, UpdateMetadata, StopReplica):
-    a controller epoch older than the newest seen, or a broker epoch meant for an earlier
-    registration of this broker, is refused."""
-
-    def __init__(self, broker_epoch: Callable[[], int]) -> None:
-        self.broker_epoch = broker_epoch  # changes when the broker registers again after a session loss
-        self.controller_epoch_seen = 0
-
-    def check(self, controller_epoch: int, broker_epoch: int) -> Errors:
-        """The error for a controller request carrying these epochs, or NONE."""
-        if controller_epoch < self.controller_epoch_seen:
-            return Errors.STALE_CONTROLLER_EPOCH
-        if 0 <= broker_epoch < self.broker_epoch():
-            return Errors.STALE_BROKER_EPOCH
-        self.controller_epoch_seen = controller_epoch
-        return Errors.NONE
 
 
 @dataclass(slots=True, eq=False)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from kbroker.config.endpoints import Endpoint, parse_endpoints, parse_security_protocol_map, require_unique
+from kbroker.config.endpoints import Endpoint, check_distinct, parse_endpoints, parse_security_protocol_map
 from kbroker.config.properties import read_properties_file, settings_from_env, settings_from_overrides
 from kbroker.config.settings import (
     BROKER_CONFIG_BY_NAME,
@@ -254,7 +254,7 @@ class KafkaConfig:
 
     @property
     def listeners(self) -> list[Endpoint]:
-        return parse_endpoints("listeners", self.get("listeners"), self.listener_security_protocol_map)
+        return parse_endpoints(self.get("listeners"), self.listener_security_protocol_map)
 
     @property
     def advertised_listeners(self) -> list[Endpoint]:
@@ -263,16 +263,29 @@ class KafkaConfig:
         text = (self.get("advertised.listeners") or "").strip()
         if not text:
             return self.listeners
-        return parse_endpoints("advertised.listeners", text, self.listener_security_protocol_map)
+        return parse_endpoints(text, self.listener_security_protocol_map)
 
     @property
     def inter_broker_listener_name(self) -> str:
         name = self.get("inter.broker.listener.name")
-        return name.upper() if name else self.get("security.inter.broker.protocol")
+        return name.strip().upper() if name else self.get("security.inter.broker.protocol")
 
     @property
     def inter_broker_security_protocol(self) -> str:
         return self.listener_security_protocol_map[self.inter_broker_listener_name]
+
+    @property
+    def control_plane_listener_name(self) -> str | None:
+        """control.plane.listener.name, normalised; None when the controller's requests share
+        the inter-broker listener."""
+        name = (self.get("control.plane.listener.name") or "").strip()
+        return name.upper() or None
+
+    @property
+    def controller_to_broker_listener_name(self) -> str:
+        """Where the controller sends LeaderAndIsr, UpdateMetadata and StopReplica (Kafka's
+        ControllerChannelManager): the control-plane listener, else the inter-broker one."""
+        return self.control_plane_listener_name or self.inter_broker_listener_name
 
     # -- checks across settings (KafkaConfig.validateValues, ZooKeeper mode) ----------------
     def _validate_relations(self) -> None:
@@ -335,54 +348,63 @@ class KafkaConfig:
             )
 
     def _validate_listeners(self) -> None:
-        listeners, advertised = self.listeners, self.advertised_listeners
+        """KafkaConfig.validateValues' listener checks, in Kafka's order and with its messages."""
+        protocols = self.listener_security_protocol_map
+        self._validate_inter_broker_listener(protocols)
         text = self.get("listeners")
+        listeners = self.listeners
         if not listeners:
-            raise ConfigError(
-                f"Invalid value {text!r} for configuration listeners: at least one listener is needed"
-            )
-        require_unique("listeners", text, [e.listener_name for e in listeners], "name")
-        require_unique("listeners", text, [e.port for e in listeners if e.port != 0], "port")
+            raise ConfigError(f"Invalid value {text!r} for configuration listeners: at least one listener is needed")
+        check_distinct(text, listeners, ports=True)
         explicit = (self.get("advertised.listeners") or "").strip()
-        advertised_text = explicit or text
-        require_unique("advertised.listeners", advertised_text, [e.listener_name for e in advertised], "name")
+        advertised = self.advertised_listeners
+        check_distinct(explicit or text, advertised, ports=False)
+        advertised_names = [e.listener_name for e in advertised]
+        listener_names = [e.listener_name for e in listeners]
+        if self.inter_broker_listener_name not in advertised_names:
+            raise ConfigError(
+                "inter.broker.listener.name must be a listener name defined in advertised.listeners. "
+                f"The valid options based on currently configured listeners are {','.join(advertised_names)}")
+        if not set(advertised_names) <= set(listener_names):
+            raise ConfigError(
+                "advertised.listeners listener names must be equal to or a subset of the ones defined in "
+                f"listeners. Found {','.join(advertised_names)}. The valid options based on the current "
+                f"configuration are {','.join(listener_names)}")
         if any(e.host == "0.0.0.0" for e in advertised):  # Kafka's check, also on listeners taken as advertised
             taken = "" if explicit else " (taken from listeners, as advertised.listeners is unset)"
             raise ConfigError(
-                f"Invalid value {advertised_text!r} for configuration advertised.listeners{taken}: "
+                f"Invalid value {explicit or text!r} for configuration advertised.listeners{taken}: "
                 "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0; give a host name or "
                 "address clients can reach, or leave the listener's host empty (PLAINTEXT://:9092) to bind "
                 "every interface and advertise this host's name"
             )
-        names = {e.listener_name for e in listeners}
-        extra = sorted({e.listener_name for e in advertised} - names)
-        if extra:
-            raise ConfigError(
-                f"Invalid value {advertised_text!r} for configuration advertised.listeners: "
-                f"listener names {', '.join(extra)} are not in listeners"
-            )
-        self._validate_inter_broker_listener({e.listener_name for e in advertised})
-        control = self.get("control.plane.listener.name")
-        if control and control.upper() not in names:
-            raise ConfigError(
-                f"Invalid value {control!r} for configuration control.plane.listener.name: "
-                "must name one of the listeners"
-            )
+        self._validate_control_plane_listener(protocols, advertised_names)
+        _refuse_secured_listeners(text, listeners)
 
-    def _validate_inter_broker_listener(self, advertised_names: set[str]) -> None:
+    def _validate_inter_broker_listener(self, protocols: Mapping[str, str]) -> None:
         name = self.get("inter.broker.listener.name")
         if name and not self.is_default("security.inter.broker.protocol"):
+            raise ConfigError("Only one of inter.broker.listener.name and security.inter.broker.protocol "
+                              "should be set.")
+        if name and self.inter_broker_listener_name not in protocols:
+            raise ConfigError(f"Listener with name {self.inter_broker_listener_name} defined in "
+                              "inter.broker.listener.name not found in listener.security.protocol.map.")
+
+    def _validate_control_plane_listener(self, protocols: Mapping[str, str], advertised_names: list[str]) -> None:
+        control = self.control_plane_listener_name
+        if control is None:
+            return
+        if control not in protocols:
+            raise ConfigError(f"Listener with {control} defined in control.plane.listener.name not found in "
+                              "listener.security.protocol.map.")
+        if control not in advertised_names:
             raise ConfigError(
-                "Only one of inter.broker.listener.name and security.inter.broker.protocol may be set"
-            )
-        if self.inter_broker_listener_name not in advertised_names:
-            which = "inter.broker.listener.name" if name else "security.inter.broker.protocol"
+                "control.plane.listener.name must be a listener name defined in advertised.listeners. "
+                f"The valid options based on currently configured listeners are {','.join(advertised_names)}")
+        if control == self.inter_broker_listener_name:
             raise ConfigError(
-                f"Invalid value {self.inter_broker_listener_name!r} for configuration {which}: "
-                "must be a listener name in advertised.listeners (or listeners); "
-                "set inter.broker.listener.name to one of "
-                f"{', '.join(sorted(advertised_names))}"
-            )
+                "control.plane.listener.name, when defined, should have a different value from the inter "
+                f"broker listener name. Currently they both have the value {control}")
 
     # -- socket server limits (KafkaConfig.validateValues) ----------------------------------
     @property
@@ -445,3 +467,14 @@ class KafkaConfig:
                 f"Invalid value '{wait}' for configuration replica.fetch.wait.max.ms: "
                 f"must be at most replica.lag.time.max.ms ({self.get('replica.lag.time.max.ms')})"
             )
+
+
+def _refuse_secured_listeners(text: str, listeners: list[Endpoint]) -> None:
+    """TLS and SASL are not implemented yet: a listener that asks for them is refused rather than
+    served as plaintext under a name that promises security (fail closed)."""
+    secured = [e for e in listeners if e.security_protocol != "PLAINTEXT"]
+    if secured:
+        described = ", ".join(f"{e.listener_name} ({e.security_protocol})" for e in secured)
+        raise ConfigError(
+            f"Invalid value {text!r} for configuration listeners: listener {described} needs TLS or SASL, "
+            "which kbroker does not implement yet; only PLAINTEXT listeners can be served")

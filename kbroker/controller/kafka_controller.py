@@ -64,11 +64,15 @@ class ControllerChannel(Protocol):
 
 class KafkaController:
     def __init__(self, broker_id: int, zk_client: KafkaZkClient, channel: ControllerChannel,
-                 inter_broker_listener: str, config=None) -> None:
+                 inter_broker_listener: str, config=None, *, control_plane_listener: str | None = None) -> None:
         self.broker_id = broker_id
         self.zk = zk_client
         self.channel = channel
+        # LiveLeaders name the leaders' inter-broker endpoints (followers fetch there); the
+        # channel reaches brokers on the control-plane listener when there is one (Kafka's
+        # ControllerChannelManager.addNewBroker).
         self.inter_broker_listener = inter_broker_listener
+        self.channel_listener = control_plane_listener or inter_broker_listener
         self.config = config
         self._watching = False
         self.shutting_down: set[int] = set()  # brokers in controlled shutdown: never elected
@@ -128,14 +132,20 @@ class KafkaController:
         self._on_delete_topics()
         self._on_log_dir_events()
 
-    def _endpoint(self, broker: zk.BrokerRegistration) -> tuple[str, int] | None:
-        """The broker's endpoint on the inter-broker listener (else its first one)."""
-        endpoint = next((e for e in broker.endpoints if e[0] == self.inter_broker_listener), None)
-        endpoint = endpoint or (broker.endpoints[0] if broker.endpoints else None)
-        return None if endpoint is None else (endpoint[1], endpoint[2])
+    @staticmethod
+    def _endpoint(broker: zk.BrokerRegistration, listener: str) -> tuple[str, int] | None:
+        """The broker's endpoint on that listener; None (with one error line) if it registered
+        none there: a misconfigured cluster, which Kafka reports with
+        BrokerEndPointNotAvailableException."""
+        endpoint = next((e for e in broker.endpoints if e[0] == listener), None)
+        if endpoint is None:
+            log.error("broker %d has no endpoint for listener %s (it registered %s)", broker.broker_id, listener,
+                      ", ".join(e[0] for e in broker.endpoints) or "none")
+            return None
+        return endpoint[1], endpoint[2]
 
     def _connect(self, broker: zk.BrokerRegistration) -> None:
-        endpoint = self._endpoint(broker)
+        endpoint = self._endpoint(broker, self.channel_listener)
         if endpoint is not None:
             self.channel.add_broker(broker.broker_id, *endpoint)
 
@@ -439,6 +449,17 @@ class KafkaController:
         return uuid_from_base64(text) if text else ZERO_UUID
 
     # -- ControlledShutdown -------------------------------------------------------------------
+    def _stale_broker_epoch(self, broker: zk.BrokerRegistration, broker_epoch: int) -> bool:
+        """Kafka's check of a ControlledShutdown's broker epoch: -1 is "unknown" (v0-1) and
+        passes, an older epoch is stale. A newer one passes in Kafka (the broker may have
+        registered again before our watch ran); here ZooKeeper decides: it must be the epoch
+        of the broker's current registration, so a made-up one does not pass."""
+        if broker_epoch in (-1, broker.epoch):
+            return False
+        if broker_epoch < broker.epoch:
+            return True
+        return broker_epoch != self.zk.get_broker_epoch(broker.broker_id)
+
     def on_controlled_shutdown(self, broker_id: int, broker_epoch: int) -> tuple[Errors, list[tuple[str, int]]]:
         """Moves leadership off a broker that is stopping and takes it out of ISRs (Kafka's
         doControlledShutdown); returns the partitions it still leads."""
@@ -447,7 +468,7 @@ class KafkaController:
         broker = self.live_brokers.get(broker_id)
         if broker is None:
             return Errors.BROKER_NOT_AVAILABLE, []
-        if 0 <= broker_epoch < broker.epoch:
+        if self._stale_broker_epoch(broker, broker_epoch):
             return Errors.STALE_BROKER_EPOCH, []
         self.shutting_down.add(broker_id)
         led: list[tuple[str, int]] = []
@@ -724,14 +745,20 @@ class KafkaController:
                 "controller_id": self.broker_id, "controller_epoch": self.epoch,
                 "broker_epoch": self.live_brokers[broker_id].epoch, "type": 0,
                 "topic_states": topic_states,
-                "live_leaders": [self._live_leader(b) for b in sorted(leaders) if b in self.live_brokers],
+                "live_leaders": self._live_leaders(leaders),
             }
             self.channel.send(broker_id, ApiKey.LEADER_AND_ISR, LEADER_AND_ISR_VERSION, request,
                               self._on_leader_and_isr_response(broker_id))
 
-    def _live_leader(self, broker_id: int) -> dict:
-        host, port = self._endpoint(self.live_brokers[broker_id]) or ("", -1)
-        return {"broker_id": broker_id, "host_name": host, "port": port}
+    def _live_leaders(self, leaders: set[int]) -> list[dict]:
+        """LeaderAndIsr's LiveLeaders: each live leader's inter-broker endpoint, where its
+        followers fetch (a leader without one is left out: its followers wait)."""
+        found = []
+        for broker_id in sorted(b for b in leaders if b in self.live_brokers):
+            endpoint = self._endpoint(self.live_brokers[broker_id], self.inter_broker_listener)
+            if endpoint is not None:
+                found.append({"broker_id": broker_id, "host_name": endpoint[0], "port": endpoint[1]})
+        return found
 
     def _send_update_metadata(self, broker_ids: list[int], partitions: list[tuple[str, int]],
                               deleted_topics: list[tuple[str, uuid.UUID]] | None = None) -> None:

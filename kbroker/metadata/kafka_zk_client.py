@@ -90,6 +90,11 @@ class KafkaZkClient:
         stat = self.store.exists(zk.broker_path(broker_id))
         return None if stat is None else stat.owner
 
+    def get_broker_epoch(self, broker_id: int) -> int | None:
+        """The czxid of the broker's registration (its broker epoch); None if it is not registered."""
+        stat = self.store.exists(zk.broker_path(broker_id))
+        return None if stat is None else stat.czxid
+
     def get_all_brokers(self) -> list[zk.BrokerRegistration]:
         brokers = []
         for child in self.store.get_children(zk.BROKER_IDS):
@@ -106,6 +111,20 @@ class KafkaZkClient:
             return zk.decode_controller(self.store.get(zk.CONTROLLER)[0])
         except NoNodeError:
             return None
+
+    def get_controller_and_epoch(self, sync: bool = False) -> tuple[int, int]:
+        """(/controller_epoch, the broker id in /controller): (0, -1) and (epoch, -1) when absent.
+        The election writes both in one multi, so a live controller's pair is always consistent.
+        `sync` first lets the ZooKeeper server we read from catch up, so that a lagging server
+        cannot hide an election."""
+        if sync:
+            self.store.sync(zk.CONTROLLER_EPOCH)
+        try:
+            epoch = int(self.store.get(zk.CONTROLLER_EPOCH)[0])
+        except NoNodeError:
+            epoch = 0
+        controller_id = self.get_controller_id()
+        return epoch, -1 if controller_id is None else controller_id
 
     def try_elect_controller(self, broker_id: int) -> tuple[int, int] | None:
         """One multi: create the ephemeral /controller and bump /controller_epoch, conditioned on

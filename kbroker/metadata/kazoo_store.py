@@ -111,6 +111,12 @@ class KazooZNodeStore:
     def get_children(self, path: str) -> list[str]:
         return sorted(self.client.get_children(path))
 
+    @_translating_errors
+    def sync(self, path: str) -> None:
+        """Let the ZooKeeper server we read from catch up with the leader, so that the next read
+        sees every write committed before this call (ZooKeeper reads may lag otherwise)."""
+        self.client.sync(path)
+
     # -- writes -------------------------------------------------------------------------------
     @_translating_errors
     def create(self, path: str, value: bytes = b"", ephemeral: bool = False, sequence: bool = False,

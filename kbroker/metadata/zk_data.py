@@ -92,7 +92,9 @@ class BrokerRegistration:
         obj: dict = {
             "features": {},
             "listener_security_protocol_map": {name: proto for name, _, _, proto in self.endpoints},
-            "endpoints": [f"{name}://{host}:{port}" for name, host, port, _ in self.endpoints],
+            # Kafka's EndPoint.connectionString: an IPv6 host in brackets (Utils.formatAddress).
+            "endpoints": [f"{name}://[{host}]:{port}" if ":" in host else f"{name}://{host}:{port}"
+                          for name, host, port, _ in self.endpoints],
             "jmx_port": -1,
             "port": plaintext[2] if plaintext else -1,
             "host": plaintext[1] if plaintext else None,

@@ -136,6 +136,9 @@ class EmbeddedZNodeStore:
         node = self._node(path)
         return node.data, self._stat(node)
 
+    def sync(self, path: str) -> None:
+        """ZooKeeper's sync: nothing to catch up with in a single in-process store."""
+
     def get_children(self, path: str) -> list[str]:
         return sorted(self._node(path).children)
 

@@ -3,7 +3,8 @@
 - LeaderAndIsr makes partitions leaders or followers (creating their logs through LogManager);
   a follower is handed to the ReplicaFetcherManager (fetching from its leader's inter-broker
   endpoint), a leader taken from it; StopReplica stops and, when asked, deletes them. Stale
-  controller epochs are refused.
+  controller epochs are refused, and so is a StopReplica whose leader epoch is older than the
+  partition's (FENCED_LEADER_EPOCH for that partition).
 - Appends go to each partition leader; acks=-1 waits as a DelayedProduce until the high
   watermark passes the appended offsets or timeout_ms passes (REQUEST_TIMED_OUT); an ISR that
   shrank below min.insync.replicas meanwhile gives NOT_ENOUGH_REPLICAS_AFTER_APPEND.
@@ -77,6 +78,9 @@ log = logging.getLogger("kbroker.replica")
 TopicPartition = tuple[str, int]
 
 CONSUMER_REPLICA_ID = -1
+# StopReplica's leader epoch sentinels (Kafka's LeaderAndIsr.EpochDuringDelete and NoEpoch).
+LEADER_EPOCH_DURING_DELETE = -2
+NO_LEADER_EPOCH = -1
 ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
 
 
@@ -236,6 +240,10 @@ class ReplicaManager:
             topic = topic_state["topic_name"]
             for state in topic_state["partition_states"]:
                 tp = (topic, state["partition_index"])
+                if self._stop_replica_fenced(tp, state["leader_epoch"]):
+                    errors.append({"topic_name": topic, "partition_index": tp[1],
+                                   "error_code": Errors.FENCED_LEADER_EPOCH})
+                    continue
                 if self.replica_fetcher_manager is not None:
                     self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
                 if self.partitions.pop(tp, None) is not None:
@@ -253,6 +261,18 @@ class ReplicaManager:
         if self.replica_fetcher_manager is not None:
             self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
         return {"error_code": 0, "partition_errors": errors}
+
+    def _stop_replica_fenced(self, tp: tuple[str, int], leader_epoch: int) -> bool:
+        """Kafka's stopReplicas: a leader epoch older than the partition's is refused; -2 (the
+        topic is being deleted, epochs are not bumped) and -1 (no epoch) always pass."""
+        partition = self.partitions.get(tp)
+        if partition is None or leader_epoch in (LEADER_EPOCH_DURING_DELETE, NO_LEADER_EPOCH):
+            return False
+        if leader_epoch >= partition.leader_epoch:
+            return False
+        log.warning("ignoring StopReplica for %s-%d: its leader epoch %d is older than ours (%d)", tp[0], tp[1],
+                    leader_epoch, partition.leader_epoch)
+        return True
 
     def update_topic_config(self, topic: str) -> None:
         """A topic's config changed: the logs of its partitions take the new LogConfig."""

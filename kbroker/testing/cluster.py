@@ -7,7 +7,8 @@ pauses (SIGSTOP) and resumes brokers, and at `stop()` resumes any paused broker 
 them all at once (SIGTERM to all, then SIGKILL for any still running after the timeout).
 `add_broker()` starts one more broker without a broker.id (ZooKeeper generates one), and
 `metadata(broker_id)` asks that one broker for Metadata v12 over a raw socket, decoded by
-kafka-python, when a test must know which broker answered.
+kafka-python, when a test must know which broker answered (on another of its listeners with
+`port`).
 It only reads znodes and signals the processes it started; the repository is never touched.
 """
 
@@ -38,13 +39,17 @@ _correlation_ids = itertools.count(1)
 
 class KafkaCluster:
     def __init__(self, launcher: BrokerLauncher, zookeeper: str, size: int = 3, overrides: tuple[str, ...] = (),
-                 broker_overrides: dict[int, tuple[str, ...]] | None = None):
+                 broker_overrides: dict[int, tuple[str, ...]] | None = None,
+                 broker_ports: dict[int, int] | None = None):
+        """`broker_overrides` and `broker_ports` give one broker more overrides (its log.dirs, its
+        listeners) and the port where the tests and `bootstrap` reach it."""
         self.launcher = launcher
         self.chroot = f"/kbroker-cluster-{uuid.uuid4().hex[:8]}"
         self.zookeeper_connect = f"{zookeeper}{self.chroot}"
         self.size = size
         self.overrides = overrides
         self.broker_overrides = broker_overrides or {}  # more overrides for one broker id (its log.dirs)
+        self.broker_ports = broker_ports or {}
         self.brokers: dict[int, BrokerProcess] = {}
         self.paused: set[int] = set()
         self.zk = KazooClient(hosts=zookeeper + self.chroot, timeout=10)
@@ -64,10 +69,21 @@ class KafkaCluster:
         for broker_id in range(1, self.size + 1):
             self.brokers[broker_id] = self.launcher.start(
                 f"broker.id={broker_id}", f"zookeeper.connect={self.zookeeper_connect}", *self.overrides,
-                *self.broker_overrides.get(broker_id, ()))
+                *self.broker_overrides.get(broker_id, ()), port=self.broker_ports.get(broker_id))
         self.zk.start(timeout=10)
         self.wait_for(lambda: self.live_broker_ids() == set(self.brokers), what="every broker to register")
+        self.wait_for(self.every_broker_knows_the_cluster, what="every broker's Metadata to name the controller and all brokers")
         return self
+
+    def every_broker_knows_the_cluster(self) -> bool:
+        """Each broker has had the controller's UpdateMetadata: its Metadata names the controller
+        and every broker. Before that a broker answers controller -1, and an admin client that
+        asked it first (librdkafka) waits for its next metadata refresh before it sends anything."""
+        for broker_id in self.brokers:
+            answer = self.metadata(broker_id, topics=[])
+            if answer.controller_id < 0 or {b[0] for b in answer.brokers} != set(self.brokers):
+                return False
+        return True
 
     def add_broker(self, *overrides: str) -> int:
         """Starts one more broker with no broker.id; returns the id it registered under."""
@@ -135,10 +151,12 @@ class KafkaCluster:
         return {p.name for p in log_dir.iterdir() if p.is_dir() and pattern.fullmatch(p.name)}
 
     # -- asking one broker --------------------------------------------------------------------------
-    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0) -> Any:
-        """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it."""
+    def metadata(self, broker_id: int, topics: list[str] | None = None, timeout: float = 5.0,
+                 port: int | None = None) -> Any:
+        """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it;
+        `port` picks another of its listeners."""
         request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
-        payload = wire.roundtrip(self.brokers[broker_id].port, request, timeout)
+        payload = wire.roundtrip(port or self.brokers[broker_id].port, request, timeout)
         return wire.decode_with_kafka_python(MetadataResponse, payload, METADATA_VERSION)[1]
 
     def metadata_leader(self, broker_id: int, topic: str, partition: int = 0) -> int:

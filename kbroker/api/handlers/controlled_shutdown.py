@@ -7,8 +7,11 @@
     leaves the ISRs of partitions it follows (and is told to stop those replicas).
   - The answer lists the partitions it still leads (those with no other eligible replica); the
     broker retries while any remain, as Kafka's does (controlled.shutdown.max.retries).
-  - Unknown broker: BROKER_NOT_AVAILABLE; an old broker epoch (v2+): STALE_BROKER_EPOCH.
-- Gaps: none known.
+  - Unknown broker: BROKER_NOT_AVAILABLE. Broker epoch (v2+): an older one is STALE_BROKER_EPOCH
+    as in Kafka; so are -1 and a newer one that is not the broker's current registration in
+    ZooKeeper (Kafka lets both through), so a client cannot make up a broker's shutdown.
+- Gaps: v0-1 carry no broker epoch and are accepted as Kafka accepts them; only an authorizer
+  (CLUSTER_ACTION, not built yet) could refuse a forged one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import ControlledShutdownRequest, ControlledShutdownResponse
@@ -28,6 +32,9 @@ VERSIONS = (0, 3)
 
 @controller_only(remaining_partitions=[])
 async def handle(ctx: RequestContext, request: ControlledShutdownRequest) -> ControlledShutdownResponse:
+    if ctx.api_version >= 2 and request["broker_epoch"] < 0:
+        # v2+ always carries the stopping broker's epoch: -1 there is not "unknown" but made up.
+        return {"error_code": Errors.STALE_BROKER_EPOCH, "remaining_partitions": []}
     error, remaining = ctx.services.controller.on_controlled_shutdown(request["broker_id"], request["broker_epoch"])
     return {"error_code": error,
             "remaining_partitions": [{"topic_name": t, "partition_index": p} for t, p in remaining]}

@@ -4,9 +4,13 @@
   what kbroker's controller sends).
 - Behaviour:
   - Inter-broker only (ZooKeeper mode; absent from Kafka 4).
-  - A controller epoch older than the newest seen gets STALE_CONTROLLER_EPOCH, a broker epoch
-    older than ours STALE_BROKER_EPOCH (a request meant for a previous incarnation of this
-    broker).
+  - Fenced by `ctx.services.controller_fence` (api/controller_fence.py): a controller epoch
+    older than the newest seen, or one that is not ZooKeeper's current controller and epoch
+    (a forged or future one), gets STALE_CONTROLLER_EPOCH; a broker epoch other than this
+    broker's registration gets STALE_BROKER_EPOCH (Kafka refuses only older ones; see the
+    fence). The error is repeated for every partition, as Kafka's getErrorResponse does.
+  - Accepted on any listener, as Kafka accepts it (control.plane.listener.name only decides
+    where the controller sends it).
   - Per partition, an older leader epoch is refused (STALE_CONTROLLER_EPOCH) and an equal one
     only refreshes the ISR.
   - `apply` is also how the controller's own broker gets its requests, without a socket
@@ -30,9 +34,15 @@ VERSIONS = (2, 7)
 
 
 async def handle(ctx: RequestContext, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
-    error = ctx.services.controller_fence.check(request["controller_epoch"], request["broker_epoch"])
+    error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
+                                                     request["broker_epoch"], ctx.peer)
     if error:
-        return {"error_code": error}
+        # Kafka's getErrorResponse: the error for the request and for each of its partitions.
+        return {"error_code": error, "topics": [
+            {"topic_id": t["topic_id"], "partition_errors": [
+                {"topic_name": t["topic_name"], "partition_index": p["partition_index"], "error_code": error}
+                for p in t["partition_states"]]}
+            for t in request["topic_states"]]}
     return apply(ctx.services, request)
 
 

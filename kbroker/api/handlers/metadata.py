@@ -2,15 +2,17 @@
 
 - Versions: 0-13 served and advertised.
 - Behaviour:
-  - Brokers alive (their endpoint on the listener the request came in on), cluster id (v2+),
-    controller id (v1+).
+  - Brokers alive with their endpoint on the listener the request came in on (brokers without
+    that listener are left out), cluster id (v2+), controller id (v1+).
   - The requested topics: all of them for a null list (v1+) or an empty one (v0), none for an
     empty list from v1. Topics may be asked for by id from v10 (unknown id: UNKNOWN_TOPIC_ID).
   - A missing topic is created when the request allows it (v4+, always before) and
     auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
     until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION.
   - Authorized operations (v8+) report everything, as a broker without an authorizer does.
-  - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE; `offline_replicas` lists
+  - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE, those whose leader has no
+    endpoint on the request's listener LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before),
+    both with leader -1, as Kafka's ZkMetadataCache answers. `offline_replicas` lists
     replicas on dead brokers and those in a failed log dir (from the controller's
     UpdateMetadata). Before v5 (no offline replicas field) offline replicas are left out and
     REPLICA_NOT_AVAILABLE is set, as Kafka does.
@@ -50,7 +52,7 @@ async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataRespo
     requested = request["topics"]
     topics: list[MetadataResponseMetadataResponseTopic]
     if requested is None or (version == 0 and not requested):  # all topics
-        topics = [_topic_entry(t, version, request, cache) for t in cache.topics.values()]
+        topics = [_topic_entry(t, version, request, cache, ctx.listener_name) for t in cache.topics.values()]
     else:
         allow_create = request["allow_auto_topic_creation"] if version >= 4 else True
         topics = [await _requested_topic(ctx, cache, wanted, version, request, allow_create)
@@ -81,10 +83,10 @@ async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: Me
         topic = cache.topic_by_id(wanted["topic_id"])
         if topic is None:
             return {"error_code": Errors.UNKNOWN_TOPIC_ID, "name": None, "topic_id": wanted["topic_id"]}
-        return _topic_entry(topic, version, request, cache)
+        return _topic_entry(topic, version, request, cache, ctx.listener_name)
     topic = cache.topic(name)
     if topic is not None:
-        return _topic_entry(topic, version, request, cache)
+        return _topic_entry(topic, version, request, cache, ctx.listener_name)
     if topic_name_error(name) is not None:
         return {"error_code": Errors.INVALID_TOPIC_EXCEPTION, "name": name, "is_internal": False}
     error = Errors.UNKNOWN_TOPIC_OR_PARTITION
@@ -94,8 +96,8 @@ async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: Me
 
 
 def _topic_entry(topic: TopicMetadata, version: int, request: MetadataRequest,
-                 cache: MetadataCache) -> MetadataResponseMetadataResponseTopic:
-    partitions = [_partition_entry(state, version, cache)
+                 cache: MetadataCache, listener_name: str) -> MetadataResponseMetadataResponseTopic:
+    partitions = [_partition_entry(state, version, cache, listener_name)
                   for _, state in sorted(topic.partitions.items())]
     return {
         "error_code": 0,
@@ -108,12 +110,16 @@ def _topic_entry(topic: TopicMetadata, version: int, request: MetadataRequest,
     }
 
 
-def _partition_entry(state: PartitionState, version: int,
-                     cache: MetadataCache) -> MetadataResponseMetadataResponsePartition:
+def _partition_entry(state: PartitionState, version: int, cache: MetadataCache,
+                     listener_name: str) -> MetadataResponseMetadataResponsePartition:
     error = 0
     leader = state.leader
     if leader < 0 or not cache.is_alive(leader):
         error, leader = Errors.LEADER_NOT_AVAILABLE, -1
+    elif cache.endpoint_of(leader, listener_name) is None:
+        # Alive, but not reachable on the client's listener (Kafka's ZkMetadataCache).
+        error = Errors.LISTENER_NOT_FOUND if version >= 6 else Errors.LEADER_NOT_AVAILABLE
+        leader = -1
     replicas, isr = state.replicas, state.isr
     # Replicas on dead brokers, and those the controller knows are in a failed log dir.
     offline = [r for r in replicas if not cache.is_alive(r) or r in state.offline_replicas]

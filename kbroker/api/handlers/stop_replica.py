@@ -3,9 +3,11 @@
 - Versions: 3-4 served and advertised (from v3: per-partition delete flags and leader epochs).
 - Behaviour:
   - Inter-broker only (ZooKeeper mode; absent from Kafka 4). Fenced like LeaderAndIsr
-    (STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH).
+    (STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH, for the request and each partition).
   - Each partition stops being led or followed here; with delete_partition its log directory
-    is renamed `-delete` and removed later.
+    is renamed `-delete` and removed later. A partition whose leader epoch in the request is
+    older than ours is left alone with FENCED_LEADER_EPOCH (-2, "being deleted", and -1
+    always pass), as Kafka's ReplicaManager.stopReplicas does.
   - `apply` is also how the controller's own broker gets its requests, without a socket
     (kbroker/api/controller_requests.py).
 - Gaps: none known.
@@ -27,9 +29,13 @@ VERSIONS = (3, 4)
 
 
 async def handle(ctx: RequestContext, request: StopReplicaRequest) -> StopReplicaResponse:
-    error = ctx.services.controller_fence.check(request["controller_epoch"], request["broker_epoch"])
+    error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
+                                                     request["broker_epoch"], ctx.peer)
     if error:
-        return {"error_code": error, "partition_errors": []}
+        # Kafka's getErrorResponse: the error for the request and for each of its partitions.
+        return {"error_code": error, "partition_errors": [
+            {"topic_name": t["topic_name"], "partition_index": p["partition_index"], "error_code": error}
+            for t in request["topic_states"] for p in t["partition_states"]]}
     return apply(ctx.services, request)
 
 

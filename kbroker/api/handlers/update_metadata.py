@@ -3,7 +3,8 @@
 - Versions: 5-8 served and advertised (from v5 partition states come grouped by topic).
 - Behaviour:
   - Inter-broker only (ZooKeeper mode; absent from Kafka 4). Fenced like LeaderAndIsr
-    (STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH).
+    (STALE_CONTROLLER_EPOCH, STALE_BROKER_EPOCH): a refused request leaves the metadata cache
+    as it was, so a client forging one cannot empty it.
   - Otherwise applied to the metadata cache that Metadata and DescribeCluster answer from.
     Deleted topics come as partitions whose leader is -2; their committed offsets are dropped
     (Kafka's onPartitionsDeleted).
@@ -28,7 +29,8 @@ VERSIONS = (5, 8)
 
 
 async def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
-    error = ctx.services.controller_fence.check(request["controller_epoch"], request["broker_epoch"])
+    error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
+                                                     request["broker_epoch"], ctx.peer)
     if error:
         return {"error_code": error}
     return apply(ctx.services, request)
