@@ -170,8 +170,15 @@ def test_describe_leader_election_and_reassignment_on_a_cluster(zookeeper, broke
         preferred = cluster.replicas("spread", 0)[0]
         cluster.brokers[preferred].stop()  # a controlled shutdown moves its leadership away
         cluster.wait_for(lambda: cluster.leader("spread", 0) not in (-1, preferred), what="a new leader")
+        under = ("topics", cluster.bootstrap, "--describe", "--under-replicated-partitions")
+        lagging = eventually(lambda: tool(*under).stdout.splitlines(), what="under-replicated partitions")
+        assert all(line.startswith("\tTopic: spread\tPartition: ") and str(preferred) not in line.split("Isr: ")[1]
+                   for line in lagging), lagging
+        assert len(lagging) == 3  # the stopped broker holds a replica of each partition
+        assert tool("topics", cluster.bootstrap, "--describe", "--unavailable-partitions").stdout == ""
         cluster.restart(preferred)
         cluster.wait_for(lambda: preferred in cluster.isr("spread", 0), what="the restarted broker in the ISR")
+        eventually(lambda: tool(*under).stdout == "", what="no under-replicated partition left")
         elect = ("leader-election", cluster.bootstrap, "--election-type", "preferred", "--topic", "spread",
                  "--partition", "0")
         assert tool(*elect).stdout == "Successfully completed leader election (PREFERRED) for partitions spread-0\n"

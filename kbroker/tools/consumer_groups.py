@@ -50,6 +50,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--all-topics", action="store_true", help="--reset-offsets: every topic the group has")
     parser.add_argument("--all-groups", action="store_true", help="--describe or --delete every group")
     parser.add_argument("--members", action="store_true", help="--describe: the members instead of offsets")
+    parser.add_argument("--offsets", action="store_true", help="--describe: offsets and lag (the default)")
     parser.add_argument("--state", action="store_true",
                         help="--describe: coordinator, strategy, state and member count; --list: with states")
     reset = parser.add_mutually_exclusive_group()

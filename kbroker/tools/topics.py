@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kbroker.protocol.uuids import uuid_to_base64
@@ -27,6 +28,11 @@ from kbroker.tools.common import (
 )
 
 ACTIONS = ("create", "list", "describe", "alter", "delete")
+# --describe's partition filters: the flag's attribute name and which partitions it keeps.
+PARTITION_FILTERS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "under_replicated_partitions": lambda p: len(p["isr"]) < len(p["replicas"]),
+    "unavailable_partitions": lambda p: p["leader"] is None,
+}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -43,6 +49,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--config", action="append", default=[], metavar="k=v", help="a topic setting (--create)")
     parser.add_argument("--if-not-exists", action="store_true", help="--create: no error if the topic exists")
     parser.add_argument("--if-exists", action="store_true", help="--alter/--delete/--describe: no error if absent")
+    parser.add_argument("--under-replicated-partitions", action="store_true",
+                        help="--describe: only partitions whose ISR is smaller than their replica set")
+    parser.add_argument("--unavailable-partitions", action="store_true",
+                        help="--describe: only partitions without a leader")
     parser.add_argument("--exclude-internal", action="store_true", help="--list/--describe: leave out __ topics")
     add_output_arg(parser)
     parser.set_defaults(run=run, parser=parser)
@@ -136,11 +146,17 @@ def _describe(admin: Any, args: argparse.Namespace) -> int:
             return 0
         raise ToolError(f"Topic '{args.topic}' does not exist as expected")
     described = [describe_topic(admin, name) for name in names]
+    wanted = [check for flag, check in PARTITION_FILTERS.items() if getattr(args, flag)]
+    if wanted:  # only the partitions asked for, without the topic lines (as TopicCommand does)
+        for topic in described:
+            topic["partitions"] = [p for p in topic["partitions"] if any(check(p) for check in wanted)]
     if args.output == "json":
         print_json(described)
-    else:
-        for topic in described:
-            print(format_topic(topic))
+        return 0
+    for topic in described:
+        text = format_topic(topic, header=not wanted)
+        if text:
+            print(text)
     return 0
 
 
@@ -171,10 +187,10 @@ def _kafka_uuid(value: Any) -> str:
     return uuid_to_base64(uuid.UUID(int=bits))
 
 
-def format_topic(topic: dict[str, Any]) -> str:
+def format_topic(topic: dict[str, Any], header: bool = True) -> str:
     configs = ",".join(f"{key}={value}" for key, value in topic["configs"].items())
     lines = [f"Topic: {topic['topic']}\tTopicId: {topic['topic_id']}\tPartitionCount: {topic['partition_count']}"
-             f"\tReplicationFactor: {topic['replication_factor']}\tConfigs: {configs}"]
+             f"\tReplicationFactor: {topic['replication_factor']}\tConfigs: {configs}"] if header else []
     for p in topic["partitions"]:
         leader = "none" if p["leader"] is None else p["leader"]
         lines.append(f"\tTopic: {topic['topic']}\tPartition: {p['partition']}\tLeader: {leader}"
