@@ -28,7 +28,7 @@ from confluent_kafka.admin import (
 
 from kbroker.cli import TOOL_COMMANDS
 from kbroker.testing.cluster import KafkaCluster
-from kbroker.testing.processes import BrokerProcess
+from kbroker.testing.processes import BrokerProcess, free_port
 from kbroker.testing.waiting import eventually
 from kbroker.tools import command_names
 from kbroker.tools.acls import print_bindings
@@ -503,6 +503,18 @@ def test_a_missing_or_wrong_argument_prints_usage_and_exits_2(argv: list[str]) -
     assert proc.stderr.startswith("usage: kbroker ") and f"kbroker {argv[0]}: error: " in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(f"kbroker {argv[0]}: error: ")  # no client noise
     assert proc.stdout == ""
+
+
+def test_an_unreachable_broker_is_one_error_line_naming_the_cause(tmp_path: Path) -> None:
+    settings = tmp_path / "client.properties"
+    settings.write_text("default.api.timeout.ms=2000\n")  # a Java client's setting, honoured by the tools
+    address = f"127.0.0.1:{free_port()}"
+    for argv in (["topics", "--list"], ["configs", "--entity-type", "topics", "--entity-name", "t", "--describe"]):
+        proc = kbroker(argv[0], "--bootstrap-server", address, "--command-config", str(settings), *argv[1:],
+                       check=False)
+        assert proc.returncode == 1 and proc.stdout == ""
+        assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"kbroker {argv[0]}: error: ")
+        assert "Connection refused" in proc.stderr
 
 
 def test_an_unreadable_command_config_is_one_error_line(bootstrap: str, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterable, Sequence
@@ -18,12 +19,45 @@ from typing import Any, NoReturn
 from kbroker.config import ConfigError
 from kbroker.config.properties import read_properties_file
 
-# Seconds to wait for one admin answer: a broker that does not answer is an error, not a hang.
-ADMIN_TIMEOUT = 30.0
+
+class _Session:
+    """What one tool run shares: how long it waits for an answer (a broker that does not answer is
+    an error, not a hang; Kafka's default.api.timeout.ms in --command-config sets it) and its
+    admin clients, polled for their log when an answer does not come."""
+
+    def __init__(self) -> None:
+        self.timeout_s = 30.0
+        self.clients: list[Any] = []
+
+    def explain_failure(self) -> None:
+        for client in self.clients:
+            client.poll(0)  # hands librdkafka's queued log lines over to CLIENT_LOG
+
+
+SESSION = _Session()
 
 
 class ToolError(Exception):
     """A failure to report as one line on stderr with a non-zero exit."""
+
+
+class _LastClientError(logging.Handler):
+    """librdkafka's log, kept off stderr: only its last error is remembered, to explain a failure
+    that the client reports in general terms (`_TRANSPORT: Broker transport failure`)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.message: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # "FAIL [rdkafka#producer-1] [thrd:...]: host:port/bootstrap: Connect to ... failed: ..."
+        self.message = record.getMessage().split("]: ", 1)[-1]
+
+
+CLIENT_LOG = _LastClientError()
+_client_logger = logging.getLogger("kbroker.tools.librdkafka")
+_client_logger.addHandler(CLIENT_LOG)
+_client_logger.propagate = False
 
 
 def add_connection_args(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +87,14 @@ def client_config(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[s
             raise ToolError(f"--command-config: {exc}") from None
     config = translate_java_properties(config)
     config.update(parse_assignments(extra, "property"))
+    timeout_ms = config.pop("default.api.timeout.ms", None)  # a Java client setting librdkafka lacks
+    if timeout_ms is not None:
+        if not str(timeout_ms).isdigit() or int(timeout_ms) == 0:
+            raise ToolError(f"default.api.timeout.ms={timeout_ms!r} is not a positive number of ms")
+        SESSION.timeout_s = int(timeout_ms) / 1000
     config["bootstrap.servers"] = args.bootstrap_server
-    # librdkafka's notices (a purged queue at exit, ...) are noise in a tool's output; warnings stay.
+    # librdkafka's notices (a purged queue at exit, ...) are noise; a console producer or consumer
+    # still shows its warnings and errors as they come, as Kafka's console tools do.
     config.setdefault("log_level", 4)
     return config
 
@@ -91,27 +131,35 @@ def parse_assignments(items: Iterable[str], what: str) -> dict[str, str]:
 def admin_client(args: argparse.Namespace) -> Any:
     from confluent_kafka.admin import AdminClient
 
+    config = client_config(args)
+    config.setdefault("logger", _client_logger)  # an admin command's failure is one line, its cause included
     try:
-        return AdminClient(client_config(args))
+        client = AdminClient(config)
     except Exception as exc:  # librdkafka refuses an unknown or bad setting with KafkaException
         raise ToolError(str(exc)) from None
+    SESSION.clients.append(client)
+    return client
 
 
 def result(future: Future[Any]) -> Any:
     """The value of an admin future, or ToolError with the broker's error text."""
     try:
-        return future.result(timeout=ADMIN_TIMEOUT)
+        return future.result(timeout=SESSION.timeout_s)
     except TimeoutError:
-        raise ToolError(f"no answer within {ADMIN_TIMEOUT:.0f} s") from None
+        SESSION.explain_failure()
+        cause = f" ({CLIENT_LOG.message})" if CLIENT_LOG.message else ""
+        raise ToolError(f"no answer within {SESSION.timeout_s:g} s{cause}") from None
     except Exception as exc:
+        SESSION.explain_failure()
         raise ToolError(error_text(exc)) from None
 
 
 def cluster_metadata(admin: Any, topic: str | None = None) -> Any:
     """Metadata (all topics, or one) as confluent-kafka's ClusterMetadata; ToolError when none comes."""
     try:
-        return admin.list_topics(topic, timeout=ADMIN_TIMEOUT)
+        return admin.list_topics(topic, timeout=SESSION.timeout_s)
     except Exception as exc:
+        SESSION.explain_failure()
         raise ToolError(f"cannot read metadata: {error_text(exc)}") from None
 
 
@@ -126,13 +174,17 @@ def list_offsets(admin: Any, partitions: list[tuple[str, int]], spec: Any) -> di
 
 
 def error_text(exc: object) -> str:
-    """A KafkaError (bare or in a KafkaException) as Kafka names it (`UNKNOWN_TOPIC_OR_PART: ...`)."""
+    """A KafkaError (bare or in a KafkaException) as Kafka names it (`UNKNOWN_TOPIC_OR_PART: ...`);
+    a client-side one (`_TRANSPORT`, `_TIMED_OUT`) with the client's last logged error as its cause."""
     error: Any = exc
     if not hasattr(error, "name") and isinstance(exc, BaseException) and exc.args:
         error = exc.args[0]
-    if hasattr(error, "name") and hasattr(error, "str"):
-        return f"{error.name()}: {error.str()}"
-    return str(exc) or type(exc).__name__
+    if not (hasattr(error, "name") and hasattr(error, "str")):
+        return str(exc) or type(exc).__name__
+    text = f"{error.name()}: {error.str()}"
+    if error.name().startswith("_") and CLIENT_LOG.message:
+        text += f" ({CLIENT_LOG.message})"
+    return text
 
 
 def print_json(value: Any) -> None:

@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from kbroker.tools.common import (
-    ADMIN_TIMEOUT,
+    SESSION,
     ToolError,
     add_connection_args,
     add_output_arg,
@@ -110,7 +110,7 @@ def run_delete_records(args: argparse.Namespace) -> int:
     failed = False
     for tp, future in sorted(futures.items(), key=lambda item: (item[0].topic, item[0].partition)):
         try:
-            line = f"low_watermark: {future.result(timeout=ADMIN_TIMEOUT).low_watermark}"
+            line = f"low_watermark: {future.result(timeout=SESSION.timeout_s).low_watermark}"
         except Exception as exc:
             failed, line = True, f"error: {error_text(exc)}"
         print(f"partition: {tp.topic}-{tp.partition}\t{line}")

@@ -14,7 +14,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_response_header, encode_request_header
 from kbroker.protocol.messages import request_codec, response_codec
-from kbroker.tools.common import ADMIN_TIMEOUT, ToolError
+from kbroker.tools.common import SESSION, ToolError
 
 CLIENT_ID = "kbroker-tools"
 _LENGTH = struct.Struct(">i")
@@ -25,7 +25,7 @@ def send_request(address: str, api_key: int, version: int, request: dict) -> dic
     host, _, port = address.rpartition(":")
     payload = encode_request_header(api_key, version, 1, CLIENT_ID) + request_codec(api_key, version).encode(request)
     try:
-        with socket.create_connection((host, int(port)), timeout=ADMIN_TIMEOUT) as sock:
+        with socket.create_connection((host, int(port)), timeout=SESSION.timeout_s) as sock:
             sock.sendall(_LENGTH.pack(len(payload)) + payload)
             (size,) = _LENGTH.unpack(_read_exactly(sock, 4))
             frame = memoryview(_read_exactly(sock, size))
