@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
 )
 
 from kbroker.cli import TOOL_COMMANDS
+from kbroker.group.coordinator_records import partition_for
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import BrokerProcess, free_port
 from kbroker.testing.waiting import eventually
@@ -326,7 +327,7 @@ def test_group_lag_members_and_reset_offsets(bootstrap: str) -> None:
     assert gone.returncode == 1 and f"Consumer group '{group}' does not exist." in gone.stderr
 
 
-def test_delete_a_group(bootstrap: str) -> None:
+def test_delete_a_group_and_dump_its_offsets_records(broker: BrokerProcess, bootstrap: str) -> None:
     topic, group = new_topic(bootstrap), f"cli-group-{uuid.uuid4().hex[:8]}"
     produce(bootstrap, topic, 1)
     tool("console-consumer", bootstrap, "--topic", topic, "--group", group, "--from-beginning",
@@ -339,6 +340,17 @@ def test_delete_a_group(bootstrap: str) -> None:
     out = tool("consumer-groups", bootstrap, "--delete", "--group", group).stdout
     assert out == f"Deletion of requested consumer groups ('{group}') was successful.\n"
     assert group not in tool("consumer-groups", bootstrap, "--list").stdout.splitlines()
+
+    segment = broker.log_dir / f"__consumer_offsets-{partition_for(group, 50)}" / f"{0:020d}.log"
+    records = [line for line in kbroker("dump-log", "--offsets-decoder", "--files", str(segment)).stdout.splitlines()
+               if line.startswith("| ")]
+    commit_key = json.dumps({"type": "1", "data": {"group": group, "topic": topic, "partition": 0}},
+                            separators=(",", ":"))
+    commits = [line.split(" payload: ")[1] for line in records if f" key: {commit_key} " in line]
+    assert json.loads(commits[0])["data"]["offset"] == 1 and commits[-1] == "<DELETE>"
+    group_key = f' key: {{"type":"2","data":{{"group":"{group}"}}}} payload: '
+    states = [line.split(" payload: ")[1] for line in records if group_key in line]
+    assert json.loads(states[0])["data"]["protocolType"] == "consumer" and states[-1] == "<DELETE>"
 
 
 def test_configs_alter_then_describe(bootstrap: str) -> None:

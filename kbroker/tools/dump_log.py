@@ -5,17 +5,29 @@ network) and prints DumpLogSegments' lines: `Dumping F`, then per batch `baseOff
 lastOffset: ... count: ... position: ... CreateTime: ... size: ... magic: ... compresscodec:
 ... crc: ... isvalid: ...`, per record (--deep-iteration or --print-data-log) `| offset: ...`
 with `key: ... payload: ...` under --print-data-log; `offset: O position: P` for an .index and
-`timestamp: T offset: O` for a .timeindex. The only tool that imports kbroker.log (files, not
-the protocol, are its input).
+`timestamp: T offset: O` for a .timeindex. --offsets-decoder shows `__consumer_offsets` keys and
+values as Kafka's decoder does (JSON). The only tool that imports kbroker.log and the group
+coordinator's record codec (files, not the protocol, are its input).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from kbroker.group.coordinator_records import (
+    CoordinatorRecordError,
+    GroupMetadataKey,
+    GroupMetadataRecord,
+    OffsetCommitKey,
+    read_group_metadata_value,
+    read_key,
+    read_offset_commit_value,
+)
 from kbroker.log.compression import CODEC_NAMES
 from kbroker.log.index import INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, OffsetIndex, TimeIndex
 from kbroker.log.records import (
@@ -35,6 +47,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--files", required=True, nargs="+", metavar="FILE")
     parser.add_argument("--print-data-log", action="store_true", help="print each record's key and value")
     parser.add_argument("--deep-iteration", action="store_true", help="print each record, not only batches")
+    parser.add_argument("--offsets-decoder", action="store_true",
+                        help="decode __consumer_offsets keys and values (implies --print-data-log)")
     parser.set_defaults(run=run, parser=parser)
 
 
@@ -42,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for path in args.files:
         print(f"Dumping {path}")
         try:
-            lines = _dump(path, deep=args.deep_iteration or args.print_data_log, data=args.print_data_log)
+            data = _offsets_text if args.offsets_decoder else _plain_text if args.print_data_log else None
+            lines = _dump(path, deep=args.deep_iteration or data is not None, data=data)
             for line in lines:
                 print(line)
         except OSError as exc:
@@ -57,7 +72,11 @@ def _base_offset(path: str) -> int:
         raise ToolError(f"{path} is not named by its base offset (00000000000000000000.log)") from None
 
 
-def _dump(path: str, deep: bool, data: bool) -> Iterator[str]:
+# How --print-data-log shows a record: its key and value as text, or None to leave them out.
+DataFormat = Callable[[bytes | None, bytes | None], tuple[str, str]] | None
+
+
+def _dump(path: str, deep: bool, data: DataFormat) -> Iterator[str]:
     if not os.path.isfile(path):
         raise ToolError(f"cannot read {path}: no such file")
     base_offset = _base_offset(path)
@@ -82,7 +101,7 @@ def _dump(path: str, deep: bool, data: bool) -> Iterator[str]:
         raise ToolError(f"{path}: not a .log, .index or .timeindex file")
 
 
-def dump_segment(path: str, deep: bool, data: bool) -> Iterator[str]:
+def dump_segment(path: str, deep: bool, data: DataFormat) -> Iterator[str]:
     """DumpLogSegments' lines for one .log file; a corrupt batch ends the dump with a line saying so."""
     with open(path, "rb") as file:
         buf = file.read()  # a segment is at most log.segment.bytes (1 GiB by default): a tool may hold it
@@ -119,14 +138,15 @@ def _batch_line(buf: bytes, header: BatchHeader) -> str:
             f"crc: {header.crc & 0xFFFFFFFF} isvalid: {str(batch_crc_is_valid(buf, header)).lower()}")
 
 
-def _record_lines(buf: bytes, header: BatchHeader, data: bool) -> Iterator[str]:
+def _record_lines(buf: bytes, header: BatchHeader, data: DataFormat) -> Iterator[str]:
     for record in iter_records(buf, header):
         sequence = header.base_sequence + record.offset - header.base_offset if header.base_sequence >= 0 else -1
         line = (f"| offset: {record.offset} {_timestamp_type(header)}: {record.timestamp} "
                 f"keySize: {_size(record.key)} valueSize: {_size(record.value)} sequence: {sequence} "
                 f"headerKeys: [{','.join(key for key, _ in record.headers)}]")
-        if data:
-            line += f" key: {_text(record.key)} payload: {_text(record.value)}"
+        if data is not None and not header.is_control:
+            key, payload = data(record.key, record.value)
+            line += f" key: {key} payload: {payload}"
         yield line
 
 
@@ -136,3 +156,55 @@ def _size(value: bytes | None) -> int:
 
 def _text(value: bytes | None) -> str:
     return "null" if value is None else bytes(value).decode("utf-8", "replace")
+
+
+def _plain_text(key: bytes | None, value: bytes | None) -> tuple[str, str]:
+    return _text(key), _text(value)
+
+
+def _offsets_text(key: bytes | None, value: bytes | None) -> tuple[str, str]:
+    """A __consumer_offsets record as Kafka's offsets decoder prints it: key and value as JSON
+    `{"type"|"version": "<n>", "data": {...}}`, a tombstone's value as `<DELETE>`."""
+    if key is None:
+        return "null", _text(value)
+    try:
+        decoded = read_key(bytes(key))
+        key_json = {"type": str(_version(key)), "data": _key_data(decoded)}
+        if value is None:
+            return _json(key_json), "<DELETE>"
+        if isinstance(decoded, OffsetCommitKey):
+            om = read_offset_commit_value(bytes(value))
+            data: dict[str, Any] = {"offset": om.offset, "leaderEpoch": om.leader_epoch, "metadata": om.metadata,
+                                    "commitTimestamp": om.commit_timestamp}
+            if om.expire_timestamp is not None:
+                data["expireTimestamp"] = om.expire_timestamp
+        elif isinstance(decoded, GroupMetadataKey):
+            data = _group_data(read_group_metadata_value(bytes(value)))
+        else:
+            return _json(key_json), f"unknown record version: {_text(value)}"
+        return _json(key_json), _json({"version": str(_version(value)), "data": data})
+    except CoordinatorRecordError as exc:
+        return _text(key), f"undecodable ({exc})"
+
+
+def _version(raw: bytes) -> int:
+    return int.from_bytes(raw[:2], "big", signed=True)
+
+
+def _key_data(key: OffsetCommitKey | GroupMetadataKey | None) -> dict[str, Any]:
+    if isinstance(key, OffsetCommitKey):
+        return {"group": key.group, "topic": key.topic, "partition": key.partition}
+    return {"group": key.group} if key is not None else {}
+
+
+def _group_data(record: GroupMetadataRecord) -> dict[str, Any]:
+    members = [{"memberId": m.member_id, "groupInstanceId": m.group_instance_id, "clientId": m.client_id,
+                "clientHost": m.client_host, "rebalanceTimeout": m.rebalance_timeout_ms,
+                "sessionTimeout": m.session_timeout_ms, "subscription": base64.b64encode(m.subscription).decode(),
+                "assignment": base64.b64encode(m.assignment).decode()} for m in record.members]
+    return {"protocolType": record.protocol_type, "generation": record.generation, "protocol": record.protocol,
+            "leader": record.leader, "currentStateTimestamp": record.current_state_timestamp, "members": members}
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
