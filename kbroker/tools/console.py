@@ -15,6 +15,7 @@ import os
 import random
 import stat
 import sys
+import time
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -201,8 +202,6 @@ def run_consumer(args: argparse.Namespace) -> int:
 
 
 def _consume(consumer: Any, args: argparse.Namespace, properties: dict[str, str]) -> int:
-    import time
-
     count = 0
     out = sys.stdout.buffer
     idle_deadline = None if args.timeout_ms is None else time.monotonic() + args.timeout_ms / 1000
@@ -212,10 +211,10 @@ def _consume(consumer: Any, args: argparse.Namespace, properties: dict[str, str]
             if idle_deadline is not None and time.monotonic() >= idle_deadline:
                 break
             continue
-        if message.error() is not None:
-            if message.error().fatal() or not message.error().retriable():
-                if message.error().name() != "_PARTITION_EOF":
-                    raise ToolError(f"{message.error().name()}: {message.error().str()}")
+        error = message.error()
+        if error is not None:  # a missing topic ends the run; a retriable hiccup does not
+            if error.name() != "_PARTITION_EOF" and (error.fatal() or not error.retriable()):
+                raise ToolError(f"{error.name()}: {error.str()}")
             continue
         out.write(format_record(message, properties))
         out.flush()
