@@ -2,6 +2,9 @@
 
     kbroker [server.properties] [--override key=value ...] [--log-level LEVEL]
 
+or, when the first argument names one (TOOL_COMMANDS), runs a Kafka-style tool of kbroker.tools:
+`kbroker topics --bootstrap-server HOST:PORT --list`.
+
 It reads the settings (kbroker.config), reports unknown keys and KBROKER_* variables in one
 warning line (with a "did you mean"), and stops with exit code 2 and one error line on a bad
 value, an unreadable file or a setting kbroker does not support yet (kbroker/config/support.py),
@@ -30,6 +33,13 @@ LOG_LEVEL_ENV = "KBROKER_LOG_LEVEL"
 
 log = logging.getLogger("kbroker.cli")
 
+# The subcommands of kbroker.tools (a test keeps this list equal to theirs). Named here so that
+# starting a broker does not import the tools or their client library.
+TOOL_COMMANDS = frozenset({
+    "topics", "consumer-groups", "configs", "console-producer", "console-consumer", "get-offsets",
+    "delete-records", "leader-election", "reassign-partitions", "acls", "dump-log",
+})
+
 
 def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -37,6 +47,8 @@ def _argument_parser() -> argparse.ArgumentParser:
         description="Run a Kafka broker. Settings use Kafka's names; precedence, lowest first: Kafka's "
         "defaults, kbroker's single-node defaults (without zookeeper.connect), the properties file, "
         "KBROKER_<NAME> environment variables (KBROKER_ADVERTISED_LISTENERS), then --override.",
+        epilog="Kafka's tools, for any Kafka broker: kbroker {" + ",".join(sorted(TOOL_COMMANDS))
+        + "} --help",
     )
     parser.add_argument(
         "properties",
@@ -128,6 +140,11 @@ def _log_startup(config: KafkaConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments and arguments[0] in TOOL_COMMANDS:
+        from kbroker.tools import main as run_tool  # late: a broker's start-up never loads the tools
+
+        return run_tool(arguments)
     args = _parse_command_line(argv)
     level = _log_level(args)
     config = _load_config(args)

@@ -32,6 +32,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "controller": frozenset({"protocol", "config", "background", "metadata", "network"}),
     "api": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
                       "txn", "security", "controller"}),
+    # The command-line tools are clients of the protocol: they speak it (through confluent-kafka,
+    # and kbroker's codec where that has no API) and read client properties files. The log and
+    # the group are here for dump-log alone, which reads segment files and __consumer_offsets
+    # records offline (group.coordinator_records, a pure codec); no broker service runs in a tool.
+    "tools": frozenset({"protocol", "config", "log", "group"}),
     # Test support sits on top: it may wire up any part (the in-process harnesses do), and since no
     # package lists it, nothing of the broker may import it.
     "testing": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",

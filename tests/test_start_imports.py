@@ -42,3 +42,8 @@ def test_start_up_imports_no_log_code() -> None:
     loaded = set(json.loads(out))
     assert "kbroker.server" in loaded and "kbroker.api.handlers.produce" in loaded
     assert loaded & LOADED_WITH_THE_FIRST_LOG == set()
+    # The subcommands (kbroker topics, ...) and their client library load only when one is run.
+    assert not {m for m in loaded if m.startswith("kbroker.tools")}
+    assert "confluent_kafka" not in json.loads(subprocess.run(
+        [sys.executable, "-c", "import json, sys, kbroker.cli; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout)
