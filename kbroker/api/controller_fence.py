@@ -28,10 +28,14 @@ Only an authorizer (CLUSTER_ACTION, issue 12) can refuse a request that knows th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
 import asyncio
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 from kbroker.api.handlers import CloseConnection
 from kbroker.network.log_limiter import RateLimitedLog, source_of
@@ -94,6 +98,8 @@ class ControllerFence:
 
     async def _read_current(self, sync: bool) -> tuple[int, int]:
         if self._reader is None:
+            from concurrent.futures import ThreadPoolExecutor  # a broker that is never asked needs no thread
+
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="controller-fence")
         read = asyncio.get_running_loop().run_in_executor(self._reader, self.current_controller, sync)
         try:

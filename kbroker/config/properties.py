@@ -8,7 +8,6 @@ kbroker package.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -138,6 +137,8 @@ def did_you_mean(name: str) -> str:
         candidates = [env_name(key.name) for key in BROKER_CONFIGS] + sorted(ENV_NOT_SETTINGS)
     else:
         candidates = [key.name for key in BROKER_CONFIGS]
+    import difflib  # here: only a misspelled name needs it, and it is a few ms of every start
+
     close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.8)
     return f" (did you mean {close[0]}?)" if close else ""
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.txn.transaction_log import group_by_topic
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
@@ -29,6 +28,8 @@ VERSIONS = (0, 0)
 
 
 async def handle(ctx: RequestContext, request: DescribeTransactionsRequest) -> DescribeTransactionsResponse:
+    from kbroker.txn.transaction_log import group_by_topic  # with the coordinator, not at start-up
+
     coordinator = ctx.services.transaction_coordinator
     states: list[DescribeTransactionsResponseTransactionState] = []
     for transactional_id in request["transactional_ids"]:
