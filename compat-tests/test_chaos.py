@@ -22,13 +22,11 @@ pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 60)
 MIN_ACKED = 5000  # ~2 producers x 150 records/s for the minutes the faults take
 
 
-# Known open bugs the harness finds (issue 16, noted 2026-12-04): under load, an idempotent
-# producer's record was written twice (CI run, seed 16, 1 duplicate in 35,786); in a 30-minute
-# soak (seed 646228055) a broker was left out of the ISR for good after a partition from the other
-# brokers healed, and 2 records were duplicated in 1,199,271. Until those are fixed the run is
-# expected to fail now and then; it still runs here, and an XPASS shows it passed.
-@pytest.mark.xfail(strict=False, reason="open bugs found by scripts/chaos: a rare duplicate under idempotent "
-                                        "produce, a follower not rejoining the ISR after a broker partition")
+# A known open bug the harness finds (issue 16, noted 2026-12-04): now and then an idempotent
+# producer's record is written twice (a fresh-clone CI run under load, seed 16: 1 duplicate in
+# 35,786; a 30-minute soak, seed 646228055: 2 in 1,199,271). Until it is fixed the run may fail;
+# it still runs here, and an XPASS shows it passed.
+@pytest.mark.xfail(strict=False, reason="open bug found by scripts/chaos: a rare duplicate under idempotent produce")
 def test_ci_mode_finds_no_violation(tmp_path):
     reason = zookeeper_unavailable_reason()
     if reason:
