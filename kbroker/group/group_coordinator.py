@@ -31,10 +31,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kbroker.background import BackgroundTasks
 from kbroker.group.group_metadata import (
     UNKNOWN_MEMBER_ID,
     GroupMetadata,
@@ -143,7 +144,7 @@ class GroupCoordinator:
         self.manager = GroupMetadataManager(self.offset_config, replica_manager, metadata_cache, self.time_ms)
         self.is_active = False
         self._expiry_timer: Any = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = BackgroundTasks(log, "group coordinator task")
         # Kafka's epochForPartitionId: the leader epoch of the last election or resignation acted
         # on per offsets partition, so a late one for an older epoch is ignored.
         self._epoch_for_partition: dict[int, int] = {}
@@ -159,8 +160,7 @@ class GroupCoordinator:
         self.is_active = False
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel_all()
         for partition in sorted(self.manager.owned_partitions | self.manager.loading_partitions):
             self.manager.unload_partition(partition, self._on_group_unloaded)
         log.info("group coordinator stopped")
@@ -178,16 +178,6 @@ class GroupCoordinator:
             callback(*args)
         except Exception:
             log.exception("group coordinator timer %s failed", callback.__name__)
-
-    def _spawn(self, coro: Coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("group coordinator task failed", exc_info=task.exception())
 
     # -- the offsets topic ----------------------------------------------------------------------
     def partition_for(self, group_id: str) -> int:
@@ -219,7 +209,7 @@ class GroupCoordinator:
         self._epoch_for_partition[partition] = leader_epoch
         token = self.manager.begin_load(partition)
         if token is not None:
-            self._spawn(self.manager.load_partition(partition, token, self._on_group_loaded))
+            self._tasks.spawn(self.manager.load_partition(partition, token, self._on_group_loaded))
 
     def on_resignation(self, partition: int, leader_epoch: int | None) -> None:
         """Kafka's onResignation: unload the partition's groups, unless a newer epoch was acted on
@@ -449,7 +439,7 @@ class GroupCoordinator:
                 # Same protocol: persist the new member id and skip the rebalance.
                 assignment = {m.member_id: m.assignment for m in group.members.values()}
                 record = self.manager.group_record(group, assignment)
-                self._spawn(self._persist_static_member(group, member, p, group_instance_id, old_member_id,
+                self._tasks.spawn(self._persist_static_member(group, member, p, group_instance_id, old_member_id,
                                                         old_protocols, current_leader, record, respond))
             else:
                 self._maybe_prepare_rebalance(group, f"static member {group_instance_id} changed the protocol")
@@ -547,7 +537,7 @@ class GroupCoordinator:
         group.init_next_generation(self.time_ms())
         if group.is_state(GroupState.EMPTY):
             log.info("group %s with generation %d is now empty", group.group_id, group.generation_id)
-            self._spawn(self._store_empty_group(group.group_id, self.manager.group_record(group, {})))
+            self._tasks.spawn(self._store_empty_group(group.group_id, self.manager.group_record(group, {})))
             return
         log.info("stabilized group %s generation %d (%s-%d) with %d members", group.group_id, group.generation_id,
                  GROUP_METADATA_TOPIC_NAME, self.partition_for(group.group_id), group.size)
@@ -673,7 +663,7 @@ class GroupCoordinator:
                     assignment[missing] = b""
                 # Stored as the group is now: members joining before the task runs are not in it.
                 record = self.manager.group_record(group, assignment)
-                self._spawn(self._store_assignment(group, generation_id, member_id, assignment, record))
+                self._tasks.spawn(self._store_assignment(group, generation_id, member_id, assignment, record))
         elif state is GroupState.STABLE:
             self._remove_pending_sync_member(group, member_id)
             member = group.get(member_id)

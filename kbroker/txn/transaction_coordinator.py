@@ -38,6 +38,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kbroker.background import BackgroundTasks
 from kbroker.metadata.topic_names import TRANSACTION_STATE_TOPIC_NAME
 from kbroker.protocol.errors import Errors
 from kbroker.txn.add_partitions_to_txn_manager import AddPartitionsToTxnManager
@@ -117,7 +118,7 @@ class TransactionCoordinator:
             broker_id, metadata_cache, self.partition_for, self.handle_verify_partitions_in_transaction,
             config.inter_broker_listener_name, self.config.request_timeout_ms)
         self.is_active = False
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = BackgroundTasks(log, "transaction coordinator task")
         self._timers: list[asyncio.Task] = []
         # The leader epoch of the last election or resignation acted on per partition.
         self._epoch_for_partition: dict[int, int] = {}
@@ -137,8 +138,9 @@ class TransactionCoordinator:
     async def shutdown(self) -> None:
         self.is_active = False
         self.state_manager.shutting_down = True
-        for task in [*self._timers, *self._tasks]:
+        for task in self._timers:
             task.cancel()
+        self._tasks.cancel_all()
         await self.marker_channel_manager.close()
         await self.add_partitions_to_txn_manager.close()
         log.info("transaction coordinator stopped")
@@ -150,16 +152,6 @@ class TransactionCoordinator:
                 await work()
             except Exception:
                 log.exception("transaction coordinator timer %s failed", getattr(work, "__name__", work))
-
-    def _spawn(self, coro: Coroutine) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("transaction coordinator task failed", exc_info=task.exception())
 
     # -- the transaction state topic --------------------------------------------------------------
     def partition_for(self, transactional_id: str) -> int:
@@ -187,7 +179,7 @@ class TransactionCoordinator:
         self._epoch_for_partition[partition] = coordinator_epoch
         self.marker_channel_manager.remove_markers_for_txn_topic_partition(partition)
         self.state_manager.begin_load(partition, coordinator_epoch)
-        self._spawn(self.state_manager.load_partition(partition, coordinator_epoch, self._send_markers))
+        self._tasks.spawn(self.state_manager.load_partition(partition, coordinator_epoch, self._send_markers))
 
     def on_resignation(self, partition: int, coordinator_epoch: int | None) -> None:
         current = self._epoch_for_partition.get(partition)
@@ -441,7 +433,7 @@ class TransactionCoordinator:
             fence = metadata.prepare_fence_producer_epoch()
             log.info("aborting transactional id %s (producer id %d): its transaction timed out after %d ms",
                      metadata.transactional_id, metadata.producer_id, metadata.txn_timeout_ms)
-            self._spawn(self._end_transaction(metadata.transactional_id, fence.producer_id, fence.producer_epoch,
+            self._tasks.spawn(self._end_transaction(metadata.transactional_id, fence.producer_id, fence.producer_epoch,
                                               commit=False, from_client=False))
             started += 1
         return started
