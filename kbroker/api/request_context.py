@@ -1,7 +1,8 @@
 """RequestContext: what a handler knows about the request besides its body.
 
 Plain data handed to every handler: the decoded request header, the connection it came on
-(peer address, listener name) and the broker's services (BrokerServices, built once at
+(peer address, listener name), the principal it is authorized as (ANONYMOUS until TLS or SASL
+establish another) and the broker's services (BrokerServices, built once at
 start-up: never the server). Handlers must not reach the socket through it: they return a
 response dict and the network layer writes it.
 """
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.protocol.headers import RequestHeader
+from kbroker.security.principal import ANONYMOUS, KafkaPrincipal
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
@@ -23,6 +25,7 @@ class RequestContext:
     services: BrokerServices
     peer: str
     listener_name: str
+    principal: KafkaPrincipal = ANONYMOUS
 
     @property
     def api_version(self) -> int:

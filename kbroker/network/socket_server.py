@@ -34,7 +34,7 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from kbroker.network.connection_quotas import ConnectionQuotas, address_key
 from kbroker.network.log_limiter import RateLimitedLog, source_of
@@ -87,7 +87,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # Slots: an idle connection is this object, its transport and socket, nothing else.
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
-                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter")
+                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -113,6 +113,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._reading = True
         self._write_paused = False
         self._write_waiter: asyncio.Future | None = None
+        # The api layer's per-connection security state (who authenticated, SASL progress): the
+        # network layer carries it for the connection's lifetime and never reads it.
+        self.session: Any = None
 
     # -- asyncio protocol callbacks ------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
