@@ -34,10 +34,12 @@ instrument_generated_codecs()
 
 
 class _Peer:
-    """What KafkaApis.process reads of a connection: who it is and which listener it came in on."""
+    """What KafkaApis.process reads of a connection: who it is, which listener it came in on and
+    what it has authenticated as (nothing: ANONYMOUS)."""
 
     peer = "127.0.0.1:1"
     listener_name = "PLAINTEXT"
+    session = None
 
 
 class InProcessBroker:

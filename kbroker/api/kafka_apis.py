@@ -24,6 +24,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
+from kbroker.security.principal import ANONYMOUS
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
@@ -84,7 +85,9 @@ class KafkaApis:
                                   "closing connection from %s: unparsable %s v%d request (%s)",
                                   conn.peer, _api_name(api_key), version, exc)
             raise socket_server.CloseConnection from None
-        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name)
+        session = conn.session
+        principal = ANONYMOUS if session is None else session.principal
+        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal)
         try:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms

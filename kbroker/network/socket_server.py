@@ -70,6 +70,7 @@ class CloseConnection(Exception):
 class ConnectionInfo(Protocol):
     peer: str
     listener_name: str
+    session: Any
 
 
 # Response chunks are bytes-like, or file regions (records of a fetch) that know how to read
