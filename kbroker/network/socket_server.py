@@ -7,9 +7,10 @@ back. A frame too large or negative closes the connection.
 
 Memory follows the bytes that arrived, not what a client claims: reads land in one scratch buffer
 per listener; whole frames are copied out of it, and a frame that is still arriving gets a buffer
-of its own that starts at FIRST_FRAME_BYTES at most and doubles as it fills (reads then go
-straight into it, so a 1 MiB produce is copied once or twice, never byte by byte). An idle
-connection holds no buffer at all.
+of its own that reads then go straight into, at most FRAME_GROWTH times the bytes that arrived
+(and FIRST_FRAME_BYTES before any): a real client's 1 MiB produce, whose first read brings a
+good part of it, gets its whole buffer at once, while a client claiming 100 MiB must send
+12.5 MiB before it holds that much. An idle connection holds no buffer at all.
 
 Limits, with Kafka's names (wired in kbroker/server.py): socket.request.max.bytes;
 queued.max.request.bytes (MemoryPool: every listener stops reading while the bytes read and not yet
@@ -48,9 +49,13 @@ bad_input_log = RateLimitedLog(log)
 # One per listener, shared by its connections: asyncio asks a protocol for a buffer, reads into
 # it and reports the bytes before any other callback runs, so no two reads overlap in it.
 SCRATCH_BUFFER_BYTES = 256 * 1024
-# A frame not complete in one read starts with a buffer this large at most, then doubles as it
-# fills: a client claiming 100 MiB and sending nothing costs this much, not 100 MiB.
+# A frame not complete in one read gets a buffer of FRAME_GROWTH times the bytes that arrived, at
+# least FIRST_FRAME_BYTES, replaced by a larger one when full: a client claiming 100 MiB and
+# sending nothing costs 64 KiB, not 100 MiB. Growth is by a large factor because each step
+# allocates and copies, and fresh memory costs page faults (about 1 ms per MiB on a VM): with 8,
+# a 1 MiB produce grows at most once, usually never.
 FIRST_FRAME_BYTES = 64 * 1024
+FRAME_GROWTH = 8
 # Out of file descriptors or memory while accepting: wait this long before accepting again
 # (asyncio's own accept loop waits the same second).
 ACCEPT_RETRY_DELAY_S = 1.0
@@ -150,11 +155,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return self.server.scratch
         filled = self._frame_filled
         if filled == len(frame):
-            # Grow here, not in buffer_updated: the transport may still hold the view it read
-            # into while it reports the bytes, and a bytearray with a live view cannot resize.
-            extra = min(self._frame_size, 2 * filled) - filled
-            frame.extend(bytes(extra))
-            self._charge(extra)
+            # A new buffer, not frame.extend(): the transport may still hold the view it read
+            # into (a bytearray with a live view cannot resize), and extending by a zeroed
+            # temporary would cost a second allocation and copy.
+            larger = self._frame = bytearray(self._frame_capacity(self._frame_size, filled))
+            larger[:filled] = frame
+            self._charge(len(larger) - filled)
+            frame = larger
         return memoryview(frame)[filled:]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -211,13 +218,17 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._frames.append(memoryview(bytearray(data[pos : pos + size])))
             self._charge(size)
             return pos + size
-        capacity = min(size, max(FIRST_FRAME_BYTES, 2 * have))
+        capacity = self._frame_capacity(size, have)
         frame = self._frame = bytearray(capacity)
         frame[:have] = data[pos:end]
         self._frame_size = size
         self._frame_filled = have
         self._charge(capacity)
         return end
+
+    @staticmethod
+    def _frame_capacity(size: int, arrived: int) -> int:
+        return min(size, max(FIRST_FRAME_BYTES, FRAME_GROWTH * arrived))
 
     def _charge(self, nbytes: int) -> None:
         self._charged += nbytes
