@@ -4,6 +4,10 @@ the raw responses, so the error codes Kafka defines are checked directly.
 
 Records go to explicit partitions with explicit timestamps (kbroker/testing/records.py), so every
 offset is known in advance; what is read back must equal what was sent, in order, byte for byte.
+
+The data-path tests run on the session's broker and a topic of their own, through the fixtures
+kbroker's pytest plugin gives every user (`kafka_broker`, `kafka_topic`: kbroker/testing/plugin.py);
+the administration tests start a broker of their own with num.partitions set.
 """
 
 from __future__ import annotations
@@ -43,9 +47,9 @@ def kbroker(module_broker_factory):
     return module_broker_factory(f"num.partitions={PARTITIONS}")
 
 
-async def produce(kbroker, topic: str, records, compression: str | None) -> list[tuple[int, int]]:
+async def produce(bootstrap: str, topic: str, records, compression: str | None) -> list[tuple[int, int]]:
     producer = AIOKafkaProducer(
-        bootstrap_servers=kbroker.bootstrap,
+        bootstrap_servers=bootstrap,
         compression_type=compression,
         enable_idempotence=True,
         linger_ms=5,
@@ -70,12 +74,12 @@ async def produce(kbroker, topic: str, records, compression: str | None) -> list
         await producer.stop()
 
 
-def new_consumer(kbroker) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(bootstrap_servers=kbroker.bootstrap, group_id=None, enable_auto_commit=False)
+def new_consumer(bootstrap: str) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
 
 
-async def consume_all(kbroker, topic: str, counts: dict[int, int]) -> dict[int, list]:
-    consumer = new_consumer(kbroker)
+async def consume_all(bootstrap: str, topic: str, counts: dict[int, int]) -> dict[int, list]:
+    consumer = new_consumer(bootstrap)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in counts]
@@ -92,32 +96,34 @@ async def consume_all(kbroker, topic: str, counts: dict[int, int]) -> dict[int, 
         await consumer.stop()
 
 
+@pytest.mark.kafka_topic(partitions=PARTITIONS)
 @pytest.mark.parametrize("codec", list(CODEC_IDS))
-def test_produce_and_read_back_every_record(kbroker, codec):
-    topic = f"aio-roundtrip-{codec}"
+def test_produce_and_read_back_every_record(kafka_broker, kafka_topic, codec):
+    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic
     records = sample_records(RECORDS_PER_CODEC, PARTITIONS, seed=20 + CODEC_IDS[codec])
     expected = expected_lists(records)
 
-    acks = asyncio.run(produce(kbroker, topic, records, None if codec == "none" else codec))
-    got = asyncio.run(consume_all(kbroker, topic, {p: len(rs) for p, rs in expected.items()}))
+    acks = asyncio.run(produce(bootstrap, topic, records, None if codec == "none" else codec))
+    got = asyncio.run(consume_all(bootstrap, topic, {p: len(rs) for p, rs in expected.items()}))
 
     for partition, want in expected.items():
         assert [o for p, o in acks if p == partition] == list(range(len(want)))
         messages = got[partition]
         assert [m.offset for m in messages] == list(range(len(want)))
         assert [(m.key, m.value, tuple(m.headers), m.timestamp) for m in messages] == want
-    assert_codec_used(kbroker.log_dir, topic, PARTITIONS, codec)
+    assert_codec_used(kafka_broker.processes[0].log_dir, topic, PARTITIONS, codec)
 
 
-def test_offsets_for_times_earliest_and_latest(kbroker):
-    topic = "aio-times"
+@pytest.mark.kafka_topic(partitions=PARTITIONS)
+def test_offsets_for_times_earliest_and_latest(kafka_broker, kafka_topic):
+    bootstrap, topic = kafka_broker.bootstrap_servers, kafka_topic
     records = sample_records(1200, PARTITIONS, seed=95)
     middle = records[len(records) // 2].timestamp + 1
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
 
     async def scenario():
-        await produce(kbroker, topic, records, "snappy")
-        consumer = new_consumer(kbroker)
+        await produce(bootstrap, topic, records, "snappy")
+        consumer = new_consumer(bootstrap)
         await consumer.start()
         try:
             return (
@@ -247,9 +253,9 @@ def test_delete_records_moves_the_earliest_offset(kbroker):
     records = sample_records(200, 1, seed=94)
 
     async def scenario():
-        await produce(kbroker, topic, records, None)
+        await produce(kbroker.bootstrap, topic, records, None)
         low = await with_admin_async(kbroker, lambda admin: admin.delete_records({tp: RecordsToDelete(150)}))
-        consumer = new_consumer(kbroker)
+        consumer = new_consumer(kbroker.bootstrap)
         await consumer.start()
         try:
             return low, await consumer.beginning_offsets([tp]), await consumer.end_offsets([tp])

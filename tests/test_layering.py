@@ -37,6 +37,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # the group are here for dump-log alone, which reads segment files and __consumer_offsets
     # records offline (group.coordinator_records, a pure codec); no broker service runs in a tool.
     "tools": frozenset({"protocol", "config", "log", "group"}),
+    # The testcontainers module wraps the Docker image: it imports nothing of the broker.
+    "testcontainers": frozenset(),
     # Test support sits on top: it may wire up any part (the in-process harnesses do), and since no
     # package lists it, nothing of the broker may import it.
     "testing": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
@@ -71,10 +73,23 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _lazy_attribute_imports(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside a package's module-level `__getattr__` (PEP 562): what it imports is
+    imported when an attribute is first asked for, after the package and its modules have loaded,
+    so it cannot close an import circle (kbroker.testing's `KafkaBroker` is one)."""
+    return {id(node) for top in tree.body
+            if isinstance(top, ast.FunctionDef) and top.name == "__getattr__"
+            for node in ast.walk(top)}
+
+
 def _module_imports(path: Path, modules: set[str]) -> set[str]:
     """The kbroker modules a file imports (`from a.b import c` counts a.b, and a.b.c when c is a module)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    lazy = _lazy_attribute_imports(tree) if path.name == "__init__.py" else set()
+    for node in ast.walk(tree):
+        if id(node) in lazy:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:

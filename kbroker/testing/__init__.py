@@ -1,5 +1,15 @@
 """Test support for kbroker, shared by tests/, compat-tests/ and scripts/: import what you need.
 
+For your own application's tests (the public part):
+- `KafkaBroker` (`from kbroker.testing import KafkaBroker`): `with KafkaBroker() as broker:` a real
+  broker subprocess, `broker.bootstrap_servers`; also `async with`, and `KafkaBroker(brokers=3)`
+  for a cluster with ZooKeeper (module `broker`);
+- `plugin`: the pytest plugin kbroker registers by entry point: `kafka_broker` (session) and
+  `kafka_topic` (function) fixtures;
+- `admin`: `create_topic` over a plain socket, no client library needed.
+
+For kbroker's own suites:
+
 Start real processes on 127.0.0.1 and stop them by pid:
 - `processes`: `free_port()`, `BrokerProcess` (one `python -m kbroker` subprocess with its own
   log dir, ready once it answers ApiVersions) and `BrokerLauncher` (starts brokers, stops them all);
@@ -26,3 +36,17 @@ Data and in-process harnesses:
 Importing this package imports none of its modules: the heavy client libraries (kafka-python,
 confluent-kafka, aiokafka) load only with the modules that use them.
 """
+
+from typing import Any
+
+__all__ = ["KafkaBroker"]
+
+
+def __getattr__(name: str) -> Any:
+    # `from kbroker.testing import KafkaBroker` without importing it with the package (and with no
+    # import of it here: the package's own modules import the package).
+    if name == "KafkaBroker":
+        from kbroker.testing.broker import KafkaBroker
+
+        return KafkaBroker
+    raise AttributeError(f"module 'kbroker.testing' has no attribute {name!r}")

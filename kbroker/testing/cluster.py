@@ -25,15 +25,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafka.protocol.metadata import MetadataResponse
 from kazoo.client import KazooClient
 
-from kbroker.testing import wire
+from kbroker.testing import admin, wire
 from kbroker.testing.processes import BrokerLauncher, BrokerProcess
 from kbroker.testing.waiting import eventually
 
 STOP_TIMEOUT_S = 10.0
 METADATA_VERSION = 12
+METADATA_API_KEY = 3
 _correlation_ids = itertools.count(1)
 
 
@@ -78,10 +78,13 @@ class KafkaCluster:
     def every_broker_knows_the_cluster(self) -> bool:
         """Each broker has had the controller's UpdateMetadata: its Metadata names the controller
         and every broker. Before that a broker answers controller -1, and an admin client that
-        asked it first (librdkafka) waits for its next metadata refresh before it sends anything."""
-        for broker_id in self.brokers:
-            answer = self.metadata(broker_id, topics=[])
-            if answer.controller_id < 0 or {b[0] for b in answer.brokers} != set(self.brokers):
+        asked it first (librdkafka) waits for its next metadata refresh before it sends anything.
+        Asked with kbroker's codec (admin.call), so a cluster starts with only kbroker installed."""
+        for broker in self.brokers.values():
+            answer = admin.call(broker.port, METADATA_API_KEY, METADATA_VERSION,
+                                {"topics": [], "allow_auto_topic_creation": False,
+                                 "include_topic_authorized_operations": False}, host=broker.host, timeout=5.0)
+            if answer["controller_id"] < 0 or {b["node_id"] for b in answer["brokers"]} != set(self.brokers):
                 return False
         return True
 
@@ -155,6 +158,8 @@ class KafkaCluster:
                  port: int | None = None) -> Any:
         """Metadata v12 from that broker alone (a client would pick any), as kafka-python decodes it;
         `port` picks another of its listeners."""
+        from kafka.protocol.metadata import MetadataResponse  # a test dependency: the suites' oracle
+
         request = wire.metadata_request(next(_correlation_ids), METADATA_VERSION, topics)
         broker = self.brokers[broker_id]
         payload = wire.roundtrip(port or broker.port, request, timeout, host=broker.host)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from kbroker.protocol.messages import is_flexible, request_codec, response_codec
-from kbroker.testing import wire
+from kbroker.testing import admin, wire
 from kbroker.testing.records import batch_values
 
 PRODUCE = 0
@@ -100,24 +100,7 @@ def raw_call(port: int, api_key: int, version: int, body: dict) -> dict:
 
 
 def create_topic(port: int, name: str, partitions: int = 1, configs: dict[str, str] | None = None) -> None:
-    answer = raw_call(
-        port,
-        CREATE_TOPICS,
-        7,
-        {
-            "topics": [
-                {
-                    "name": name,
-                    "num_partitions": partitions,
-                    "replication_factor": 1,
-                    "configs": [{"name": k, "value": v} for k, v in (configs or {}).items()],
-                }
-            ],
-            "timeout_ms": 10000,
-        },
-    )
-    [result] = answer["topics"]
-    assert result["error_code"] == NONE, result
+    admin.create_topic(port, name, partitions, 1, configs)
 
 
 def topic_id_of(port: int, name: str) -> uuid.UUID:
