@@ -469,9 +469,9 @@ class SocketServer:
                                                    ssl_handshake_timeout=self.ssl_handshake_timeout_s)
         except (OSError, RuntimeError) as exc:  # the peer went away in between, the loop is closing, TLS failed
             if self.ssl_context is not None:
-                bad_input_log.warning(source_of(peer), "tls handshake",
-                                      "closing connection from %s on %s: TLS handshake failed (%s)",
-                                      peer, self.listener_name, _handshake_failure(exc))
+                kind, reason = _handshake_failure(exc)
+                bad_input_log.warning(source_of(peer), kind, "closing connection from %s on %s: TLS handshake failed (%s)",
+                                      peer, self.listener_name, reason)
             else:
                 log.debug("connection from %s lost while being set up: %s", address, exc)
             quotas.dec(self.listener_name, address)
@@ -532,16 +532,17 @@ def _peer_text(peer: Any) -> str:
     return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
 
 
-def _handshake_failure(exc: BaseException) -> str:
-    """What went wrong in a handshake, in a few words (no traceback: the peer caused it)."""
+def _handshake_failure(exc: BaseException) -> tuple[str, str]:
+    """The kind of a handshake's failure (each is logged once per client host and minute) and
+    what went wrong, in a few words (no traceback: the peer caused it)."""
     reason = getattr(exc, "reason", None)  # ssl.SSLError's OpenSSL reason, as WRONG_VERSION_NUMBER
     if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"):
-        return f"{reason}: not TLS, a plaintext client?"
+        return "plaintext on tls", f"{reason}: not TLS, a plaintext client?"
     if reason:
-        return str(reason)
-    if isinstance(exc, (TimeoutError, ConnectionAbortedError)):
-        return f"no handshake within {exc}" if not str(exc) else str(exc)
-    return str(exc) or type(exc).__name__
+        return "tls handshake", str(reason)
+    if isinstance(exc, ConnectionAbortedError):  # asyncio's ssl_handshake_timeout
+        return "tls handshake timeout", str(exc) or "not completed in time"
+    return "tls handshake", str(exc) or type(exc).__name__
 
 
 def _listen_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:

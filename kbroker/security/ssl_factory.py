@@ -26,6 +26,7 @@ Problems are ConfigErrors with Kafka's messages: the broker refuses to start.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import ssl
 import tempfile
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 PEM_TYPE = "PEM"
 _JKS_MAGIC = b"\xfe\xed\xfe\xed"
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
     "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3,
@@ -287,24 +289,21 @@ def _pem_key_and_chain(key_text: str, chain_text: str, key_password: str | None,
         raise ConfigError(f"Failed to load PEM SSL keystore {where}: expected one private key, found {len(key_pem)}")
     try:
         key = load_pem_private_key(key_pem[0].encode(), None if key_password is None else key_password.encode())
-        chain = x509.load_pem_x509_certificates(chain_text.encode())
+        chain = x509.load_pem_x509_certificates("".join(_pem_blocks(chain_text, "CERTIFICATE")).encode())
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"Failed to load PEM SSL keystore {where}: {exc}") from None
     return key, chain
 
 
 def _pem_blocks(text: str, kind: str) -> list[str]:
-    """The PEM blocks whose label ends with `kind` (PRIVATE KEY matches ENCRYPTED/RSA/EC PRIVATE KEY)."""
-    blocks, block = [], None
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("-----BEGIN ") and line.endswith(f"{kind}-----"):
-            block = [line]
-        elif block is not None:
-            block.append(line)
-            if line.startswith("-----END "):
-                blocks.append("\n".join(block) + "\n")
-                block = None
+    """The PEM blocks whose label ends with `kind` (PRIVATE KEY matches ENCRYPTED/RSA/EC PRIVATE KEY),
+    re-wrapped: a properties file's continued lines give Kafka one line with spaces for newlines."""
+    blocks = []
+    for match in _PEM_BLOCK.finditer(text):
+        label, body = match.group(1), "".join(match.group(2).split())
+        if label.endswith(kind):
+            lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+            blocks.append("\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----"]) + "\n")
     return blocks
 
 
