@@ -269,3 +269,21 @@ def test_network_client_checks_host_names_unless_told_not_to(ca, loop):
         return outcomes
 
     assert run(loop, scenario()) == ["refused: IP address mismatch", "answered"]
+
+
+def test_inter_broker_client_contexts_follow_the_listener_they_connect_to(ca):
+    """inter.broker.listener.name naming a custom SSL listener: its listener.name.<l>.ssl.* apply
+    (here: no host name check); a PLAINTEXT controller listener gets no context at all."""
+    broker = ca.issue("broker")
+    config = KafkaConfig.load(overrides=[
+        "listeners=PLAINTEXT://:0,INTERNAL://:0,CONTROL://:0",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROL:PLAINTEXT",
+        "inter.broker.listener.name=INTERNAL", "control.plane.listener.name=CONTROL",
+        f"ssl.keystore.location={broker.pkcs12}", f"ssl.keystore.password={STORE_PASSWORD}",
+        "ssl.truststore.type=PEM", f"ssl.truststore.location={ca.cert_pem}",
+        "listener.name.internal.ssl.endpoint.identification.algorithm="])
+    internal = ssl_factory.inter_broker_client_context(config, config.inter_broker_listener_name)
+    assert internal is not None and not internal.check_hostname and internal.verify_mode == ssl.CERT_REQUIRED
+    assert ssl_factory.inter_broker_client_context(config, config.controller_to_broker_listener_name) is None
+    checked = ssl_factory.client_context(ssl_factory.ssl_settings(config, "OTHER"))
+    assert checked.check_hostname  # https, Kafka's default
