@@ -1,9 +1,10 @@
 """Brokers talking to each other over TLS (issue 12): three kbroker processes, a real ZooKeeper,
 `security.inter.broker.protocol=SSL`.
 
-Each broker listens on PLAINTEXT (the clients and the test harness) and SSL (PKCS12 key store,
-PEM trust store, `ssl.client.auth=required`, host names checked: the default
-`ssl.endpoint.identification.algorithm=https`). Replica fetchers, AlterPartition, the
+Each broker listens on PLAINTEXT (the clients and the test harness) and SSL (JKS key and trust
+stores written by the JDK's keytool, under Kafka's default store types; PKCS12 ones where no JDK
+is installed, which the JKS type reads too; `ssl.client.auth=required`, host names checked: the
+default `ssl.endpoint.identification.algorithm=https`). Replica fetchers, AlterPartition, the
 controller's requests and controlled shutdown can only reach the other brokers through their
 SSL listeners, presenting their own certificates. An RF=3 topic replicates, and a kill -9 of its
 leader while an idempotent acks=all producer runs loses and duplicates nothing
@@ -19,7 +20,13 @@ from test_cluster_replication import BackgroundProducer, assert_exactly_once_in_
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import free_port
-from kbroker.testing.tls import STORE_PASSWORD, CertificateAuthority
+from kbroker.testing.tls import (
+    STORE_PASSWORD,
+    CertificateAuthority,
+    jks_truststore,
+    keytool_unavailable_reason,
+    to_jks,
+)
 
 pytestmark = pytest.mark.timeout(300)
 BROKERS = range(1, 4)
@@ -27,21 +34,26 @@ BROKERS = range(1, 4)
 
 @pytest.fixture(scope="module")
 def tls_cluster(zookeeper, module_broker_factory, tmp_path_factory):
-    ca = CertificateAuthority(tmp_path_factory.mktemp("cluster-pki"))
+    directory = tmp_path_factory.mktemp("cluster-pki")
+    ca = CertificateAuthority(directory)
+    jks = keytool_unavailable_reason() is None
+    trust_store = jks_truststore(ca.cert_pem, directory / "trust.jks", STORE_PASSWORD) if jks else ca.truststore_pkcs12
     ports = {b: (free_port(), free_port()) for b in BROKERS}
     common = (
         "zookeeper.session.timeout.ms=6000", "replica.fetch.backoff.ms=200",
         "controlled.shutdown.retry.backoff.ms=200", "auto.create.topics.enable=false",
         "security.inter.broker.protocol=SSL", "ssl.client.auth=required",
-        "ssl.truststore.type=PEM", f"ssl.truststore.location={ca.cert_pem}",
-        "ssl.keystore.type=PKCS12", f"ssl.keystore.password={STORE_PASSWORD}",
+        f"ssl.truststore.location={trust_store}", f"ssl.truststore.password={STORE_PASSWORD}",
+        f"ssl.keystore.password={STORE_PASSWORD}",
     )
     per_broker = {}
     for broker_id, (plain, tls) in ports.items():
         listeners = f"PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{tls}"
         identity = ca.issue(f"broker{broker_id}")
+        key_store = to_jks(identity.pkcs12, directory / f"broker{broker_id}.jks", STORE_PASSWORD) if jks \
+            else identity.pkcs12
         per_broker[broker_id] = (f"listeners={listeners}", f"advertised.listeners={listeners}",
-                                 f"ssl.keystore.location={identity.pkcs12}")
+                                 f"ssl.keystore.location={key_store}")
     with KafkaCluster(module_broker_factory, zookeeper, overrides=common, broker_overrides=per_broker,
                       broker_ports={b: p for b, (p, _) in ports.items()}) as cluster:
         cluster.tls_ports = {b: tls for b, (_, tls) in ports.items()}

@@ -22,7 +22,14 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.security import ssl_factory
 from kbroker.security.principal import ANONYMOUS, KafkaPrincipal
 from kbroker.security.ssl_principal import NoMatchingRule, SslPrincipalMapper, rfc2253_name
-from kbroker.testing.tls import KEY_PASSWORD, STORE_PASSWORD, CertificateAuthority
+from kbroker.testing.tls import (
+    KEY_PASSWORD,
+    STORE_PASSWORD,
+    CertificateAuthority,
+    jks_truststore,
+    keytool_unavailable_reason,
+    to_jks,
+)
 
 LOOPS = ["asyncio", "uvloop"]
 
@@ -153,11 +160,28 @@ def test_bad_settings_stop_the_start_with_kafkas_message(given, message):
         ssl_factory.server_context(settings(**given))
 
 
-def test_a_real_jks_file_is_refused_with_how_to_convert_it(tmp_path):
-    path = tmp_path / "k.jks"
-    path.write_bytes(b"\xfe\xed\xfe\xed" + bytes(60))
-    with pytest.raises(ConfigError, match="not JKS ones; convert it with keytool"):
-        ssl_factory.server_context(settings(ssl_keystore_location=str(path), ssl_keystore_password="x"))
+def test_jks_stores_written_by_keytool_are_read(ca, tmp_path):
+    """Kafka's default store type, as the JDK's keytool writes it (a key password of its own)."""
+    reason = keytool_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    broker = ca.issue("broker")
+    key_store = to_jks(broker.pkcs12, tmp_path / "broker.jks", "jks-secret", "key-secret")
+    trust_store = jks_truststore(ca.cert_pem, tmp_path / "trust.jks", "trust-secret")
+    given = {"ssl_keystore_location": str(key_store), "ssl_keystore_password": "jks-secret",
+             "ssl_key_password": "key-secret", "ssl_truststore_location": str(trust_store),
+             "ssl_truststore_password": "trust-secret", "ssl_client_auth": "required"}
+    context = ssl_factory.server_context(settings(**given))
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert [c["subject"] for c in context.get_ca_certs()] == [((("commonName", "kbroker-test-ca"),),)]
+    with pytest.raises(ConfigError, match="Keystore was tampered with, or password was incorrect"):
+        ssl_factory.server_context(settings(**{**given, "ssl_keystore_password": "wrong"}))
+    with pytest.raises(ConfigError, match="Cannot recover key"):
+        ssl_factory.server_context(settings(**{**given, "ssl_key_password": "wrong"}))
+    damaged = tmp_path / "damaged.jks"
+    damaged.write_bytes(key_store.read_bytes()[:200])
+    with pytest.raises(ConfigError, match=f"Failed to load SSL keystore {damaged} of type JKS"):
+        ssl_factory.server_context(settings(**{**given, "ssl_keystore_location": str(damaged)}))
 
 
 def test_cipher_suites_by_kafkas_names_and_protocol_bounds(ca):

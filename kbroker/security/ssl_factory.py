@@ -3,10 +3,10 @@ SASL_SSL listeners and for this broker's own connections to other brokers.
 
 Each listener reads `listener.name.<listener>.ssl.<setting>` over `ssl.<setting>`, as Kafka does;
 the inter-broker client reads those of the listener it connects to. Key stores: PKCS12 (read
-with `cryptography`; a `JKS`-typed file that is really PKCS12, as keytool has written since Java
-9, is read too; a real JKS file is refused with how to convert it) and PEM (a file with the key
-and its chain, or inline `ssl.keystore.key` and `ssl.keystore.certificate.chain`, the key
-optionally encrypted under `ssl.key.password`). Trust stores likewise (`ssl.truststore.*`);
+with `cryptography`), JKS (Kafka's default type, read by jks.py; either type reads either
+format, as Java's keystore.type.compat does: keytool has written PKCS12 where the type says JKS
+since Java 9) and PEM (a file with the key and its chain, or inline `ssl.keystore.key` and
+`ssl.keystore.certificate.chain`, the key optionally encrypted under `ssl.key.password`). Trust stores likewise (`ssl.truststore.*`);
 without one the system's CAs are trusted, as the JVM's cacerts are.
 
 `ssl.client.auth` none/requested/required (on a SASL_SSL listener only its listener-prefixed
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.config import BROKER_CONFIG_BY_NAME, ConfigError, Password
 from kbroker.config.validators import check_setting
+from kbroker.security.jks import is_jks, load_jks
 from kbroker.security.session import Session
 from kbroker.security.ssl_principal import SslPrincipalMapper
 
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 PEM_TYPE = "PEM"
-_JKS_MAGIC = b"\xfe\xed\xfe\xed"
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 _VERSIONS = {
     "TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
@@ -243,7 +243,7 @@ def _key_store(settings: Mapping[str, Any]) -> tuple[Any, list] | None:
         raise ConfigError("SSL key store is specified, but key store password is not specified.")
     if path is None:
         return None
-    key, chain_certs = _pkcs12(path, store_type, password, key_password)
+    key, chain_certs, _ = _store_file(path, store_type, password, key_password, "SSL keystore")
     if key is None or not chain_certs:
         raise ConfigError(f"Failed to load SSL keystore {path} of type {store_type}: no private key with its "
                           "certificate in it")
@@ -258,16 +258,28 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"Failed to load {what} {path}: {exc.strerror or exc}") from None
 
 
-def _pkcs12(path: str, store_type: str, password: str | None, key_password: str | None) -> tuple[Any, list]:
-    from cryptography.hazmat.primitives.serialization import pkcs12
+def _store_file(path: str, store_type: str, password: str | None, key_password: str | None,
+                what: str) -> tuple[Any, list, list]:
+    """(private key or None, its chain, other certificates) of a JKS or PKCS12 file. Like Java's
+    keystore.type.compat, either type reads either format: keytool writes PKCS12 where the type
+    says JKS since Java 9, and Kafka's default type is JKS."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_der_private_key, pkcs12
 
-    data = _read(path, "SSL keystore")
+    data = _read(path, what)
+    failed = f"Failed to load {what} {path} of type {store_type}"
     if store_type not in ("PKCS12", "JKS"):
-        raise ConfigError(f"Failed to load SSL keystore {path} of type {store_type}: kbroker reads PKCS12 and "
-                          "PEM stores")
-    if data.startswith(_JKS_MAGIC):
-        raise ConfigError(f"Failed to load SSL keystore {path} of type {store_type}: kbroker reads PKCS12 and "
-                          "PEM stores, not JKS ones; convert it with keytool -importkeystore -deststoretype PKCS12")
+        raise ConfigError(f"{failed}: kbroker reads JKS, PKCS12 and PEM stores")
+    if is_jks(data):
+        try:
+            store = load_jks(data, password, key_password)
+            keys = [(load_der_private_key(key, None), [x509.load_der_x509_certificate(c) for c in chain])
+                    for key, chain in store.private_keys]
+            others = [x509.load_der_x509_certificate(c) for c in store.certificates]
+        except ValueError as exc:
+            raise ConfigError(f"{failed}: {exc}") from None
+        key, chain = keys[0] if keys else (None, [])
+        return key, chain, others + [c for _, more in keys[1:] for c in more]
     last_error: Exception | None = None
     for candidate in dict.fromkeys((password, key_password)):  # Java lets the key have its own password
         try:
@@ -276,8 +288,9 @@ def _pkcs12(path: str, store_type: str, password: str | None, key_password: str 
         except ValueError as exc:
             last_error = exc
             continue
-        return key, [c for c in (cert, *more) if c is not None]
-    raise ConfigError(f"Failed to load SSL keystore {path} of type {store_type}: {last_error}")
+        certificates = [c for c in (cert, *more) if c is not None]
+        return (key, certificates, []) if key is not None else (None, [], certificates)
+    raise ConfigError(f"{failed}: {last_error}")
 
 
 def _pem_key_and_chain(key_text: str, chain_text: str, key_password: str | None, where: str) -> tuple[Any, list]:
@@ -348,7 +361,7 @@ def _load_trust_store(context: ssl.SSLContext, settings: Mapping[str, Any], purp
     elif path is None and password is not None:
         raise ConfigError("SSL trust store is not specified, but trust store password is specified.")
     elif path is not None:
-        _trust_pkcs12(context, path, store_type, password)
+        _trust_store_file(context, path, store_type, password)
     else:
         context.load_default_certs(purpose)
 
@@ -363,18 +376,10 @@ def _trust_pem(context: ssl.SSLContext, text: str, where: str) -> None:
         raise ConfigError(f"Failed to load PEM SSL truststore {where}: {exc}") from None
 
 
-def _trust_pkcs12(context: ssl.SSLContext, path: str, store_type: str, password: str | None) -> None:
-    from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+def _trust_store_file(context: ssl.SSLContext, path: str, store_type: str, password: str | None) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
 
-    data = _read(path, "SSL truststore")
-    if store_type not in ("PKCS12", "JKS") or data.startswith(_JKS_MAGIC):
-        raise ConfigError(f"Failed to load SSL truststore {path} of type {store_type}: kbroker reads PKCS12 "
-                          "and PEM stores; convert it with keytool -importkeystore -deststoretype PKCS12")
-    try:
-        _, cert, more = pkcs12.load_key_and_certificates(data, None if password is None else password.encode())
-    except ValueError as exc:
-        raise ConfigError(f"Failed to load SSL truststore {path} of type {store_type}: {exc}") from None
-    certs = [c for c in (cert, *more) if c is not None]
-    if not certs:
+    _, chain, others = _store_file(path, store_type, password, None, "SSL truststore")
+    if not chain and not others:
         raise ConfigError(f"Failed to load SSL truststore {path} of type {store_type}: no certificate in it")
-    context.load_verify_locations(cadata=b"".join(c.public_bytes(Encoding.DER) for c in certs))
+    context.load_verify_locations(cadata=b"".join(c.public_bytes(Encoding.DER) for c in (*chain, *others)))

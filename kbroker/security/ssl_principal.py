@@ -19,6 +19,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kbroker.security.der import children, read_tlv
 from kbroker.security.principal import ANONYMOUS, USER_TYPE, KafkaPrincipal
 
 DEFAULT_RULES = "DEFAULT"
@@ -40,31 +41,6 @@ class NoMatchingRule(ValueError):
 
 
 # -- the distinguished name ------------------------------------------------------------------
-def _read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of the value, end of the value) of the DER element at `pos`."""
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    end = pos + length
-    if end > len(data):
-        raise ValueError("truncated DER")
-    return tag, pos, end
-
-
-def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int, int]]:
-    """(tag, element start, value start, value end) of each element in data[start:end]."""
-    found = []
-    while start < end:
-        tag, value_start, value_end = _read_tlv(data, start)
-        found.append((tag, start, value_start, value_end))
-        start = value_end
-    return found
-
-
 def _oid(encoded: bytes) -> str:
     first, rest = encoded[0], encoded[1:]
     parts = [min(first // 40, 2), first - 40 * min(first // 40, 2)]
@@ -87,7 +63,7 @@ def _escape(text: str) -> str:
 
 
 def _attribute(data: bytes, start: int, end: int) -> str:
-    (oid_tag, _, oid_start, oid_end), (tag, element, value_start, value_end) = _children(data, start, end)[:2]
+    (oid_tag, _, oid_start, oid_end), (tag, element, value_start, value_end) = children(data, start, end)[:2]
     if oid_tag != _OID:
         raise ValueError("attribute without an OID")
     oid = _oid(data[oid_start:oid_end])
@@ -100,15 +76,15 @@ def _attribute(data: bytes, start: int, end: int) -> str:
 
 def rfc2253_name(name_der: bytes) -> str:
     """The DER of an X.509 Name as Java's X500Principal.getName() spells it."""
-    tag, start, end = _read_tlv(name_der, 0)
+    tag, start, end = read_tlv(name_der, 0)
     if tag != _SEQUENCE:
         raise ValueError("a Name is a SEQUENCE")
     rdns = []
-    for rdn_tag, _, rdn_start, rdn_end in _children(name_der, start, end):
+    for rdn_tag, _, rdn_start, rdn_end in children(name_der, start, end):
         if rdn_tag != _SET:
             raise ValueError("an RDN is a SET")
         rdns.append("+".join(_attribute(name_der, a_start, a_end)
-                             for _, _, a_start, a_end in _children(name_der, rdn_start, rdn_end)))
+                             for _, _, a_start, a_end in children(name_der, rdn_start, rdn_end)))
     return ",".join(reversed(rdns))
 
 

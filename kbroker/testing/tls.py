@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +104,25 @@ class CertificateAuthority:
             name.encode(), key, cert, [self.cert], serialization.BestAvailableEncryption(STORE_PASSWORD.encode())))
         return Identity(name, subject.rfc4514_string(), paths["key.pem"], paths["enc-key.pem"], paths["cert.pem"],
                         paths["keystore.pem"], paths["p12"])
+
+
+def keytool_unavailable_reason() -> str | None:
+    return None if shutil.which("keytool") else "keytool (a JDK) is not installed"
+
+
+def to_jks(source_pkcs12: Path, target: Path, store_password: str, key_password: str | None = None) -> Path:
+    """A JKS key store written by the JDK's own keytool from a PKCS12 one (STORE_PASSWORD)."""
+    subprocess.run(["keytool", "-importkeystore", "-noprompt", "-srckeystore", str(source_pkcs12),
+                    "-srcstoretype", "PKCS12", "-srcstorepass", STORE_PASSWORD, "-destkeystore", str(target),
+                    "-deststoretype", "JKS", "-deststorepass", store_password,
+                    "-destkeypass", key_password or store_password],
+                   check=True, capture_output=True, timeout=60)
+    return target
+
+
+def jks_truststore(ca_pem: Path, target: Path, store_password: str) -> Path:
+    """A JKS trust store holding the CA's certificate, written by keytool."""
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "ca", "-file", str(ca_pem),
+                    "-keystore", str(target), "-storetype", "JKS", "-storepass", store_password],
+                   check=True, capture_output=True, timeout=60)
+    return target
