@@ -17,6 +17,7 @@ handshake never finished (bounded by connections.max.idle.ms here).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import time
@@ -300,3 +301,16 @@ def test_a_handshake_never_finished_is_closed_after_the_timeout(tls_broker, pki)
     eventually(lambda: lines(tls_broker, "TLS handshake failed") and
                any("SSL handshake is taking longer" in line
                    for line in lines(tls_broker, "TLS handshake failed")), what="the broker's timeout line")
+
+
+def test_a_garbage_tls_record_after_the_handshake_closes_that_connection(tls_broker, pki):
+    port = tls_broker.tls_ports["SSL"]
+    with tls_connect(port, mutual_context(pki)) as sock:
+        sock.sendall(wire.api_versions_request(correlation_id=41))
+        assert wire.correlation_id_of(wire.read_frame(sock)) == 41
+        # Application data with a MAC that cannot check out, under the TLS layer.
+        os.write(sock.fileno(), b"\x17\x03\x03\x00\x40" + os.urandom(64))
+        assert closed_by_broker(sock)
+    eventually(lambda: lines(tls_broker, "on SSL: TLS error (DECRYPTION_FAILED_OR_BAD_RECORD_MAC)"),
+               what="the broker's line")
+    assert api_versions_over_tls(port, mutual_context(pki)) == 41

@@ -161,7 +161,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return False
         return True
 
-    def connection_lost(self, _exc: Exception | None) -> None:  # asyncio's Protocol signature
+    def connection_lost(self, exc: Exception | None) -> None:  # asyncio's Protocol signature
+        if exc is not None and getattr(exc, "reason", None):  # ssl.SSLError: a bad TLS record, say
+            bad_input_log.warning(source_of(self.peer), "tls record", "closing connection from %s on %s: TLS error (%s)",
+                                  self.peer, self.listener_name, getattr(exc, "reason", None))
         self._closing = True
         self.server.connection_closed(self)
         self._frames.clear()
