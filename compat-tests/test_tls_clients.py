@@ -10,8 +10,8 @@ One broker, certificates made by the test (kbroker.testing.tls), four listeners:
 - PEMFILE: ssl.keystore.type=PEM with a file holding the encrypted key and its chain (under
   ssl.key.password), ssl.client.auth=requested.
 Bad input, each answered by closing that one connection with one log line while the others go on:
-a plaintext client on a TLS port, a TLS client on the plaintext port, a failed handshake and a
-handshake never finished (bounded by connections.max.idle.ms here).
+a plaintext client on a TLS port, a TLS client on the plaintext port, a failed handshake, a
+handshake never finished (bounded by connections.max.idle.ms here) and a garbage TLS record.
 """
 
 from __future__ import annotations
