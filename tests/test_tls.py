@@ -311,3 +311,18 @@ def test_inter_broker_client_contexts_follow_the_listener_they_connect_to(ca):
     assert ssl_factory.inter_broker_client_context(config, config.controller_to_broker_listener_name) is None
     checked = ssl_factory.client_context(ssl_factory.ssl_settings(config, "OTHER"))
     assert checked.check_hostname  # https, Kafka's default
+
+
+def test_sasl_ssl_listeners_ask_for_certificates_only_with_their_own_setting(ca):
+    """KIP-684: ssl.client.auth applies to SASL_SSL listeners only in its listener-prefixed form
+    (SASL authenticates their clients). The listener itself stays refused until SASL is built."""
+    from kbroker.config import Endpoint
+
+    broker = ca.issue("broker")
+    overrides = [f"ssl.keystore.location={broker.pkcs12}", f"ssl.keystore.password={STORE_PASSWORD}",
+                 "ssl.client.auth=required", "ssl.truststore.type=PEM", f"ssl.truststore.location={ca.cert_pem}"]
+    sasl_ssl = Endpoint("SASL_SSL", "", 0, "SASL_SSL")
+    unprefixed = KafkaConfig.load(overrides=overrides)
+    assert ssl_factory.listener_server_context(unprefixed, sasl_ssl).verify_mode == ssl.CERT_NONE
+    prefixed = KafkaConfig.load(overrides=[*overrides, "listener.name.sasl_ssl.ssl.client.auth=requested"])
+    assert ssl_factory.listener_server_context(prefixed, sasl_ssl).verify_mode == ssl.CERT_OPTIONAL
