@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -62,15 +63,21 @@ from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
 
 if TYPE_CHECKING:
+    import ssl
+
     from kbroker.config import KafkaConfig
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.metadata.kazoo_store import KazooZNodeStore
+    from kbroker.network.socket_server import SessionFactory
     from kbroker.replica.replica_manager import TopicPartition
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 log = logging.getLogger("kbroker.server")
 
 SHUTDOWN_TIMEOUT_S = 4.0
+# A TLS handshake must finish within this (or connections.max.idle.ms if shorter): a client
+# that connects and says nothing holds a connection slot no longer.
+SSL_HANDSHAKE_TIMEOUT_S = 10.0
 REGISTRATION_POLL_S = 0.2  # how often a restart looks whether its previous run's registration has gone
 
 Service = TypeVar("Service")
@@ -142,11 +149,18 @@ class KafkaServer:
         self.exit_code = 0  # 1 once every log dir failed (Kafka halts the broker then)
         self._session_lost = False
         self._session_state = "connected"  # the embedded store's session never ends
+        # TLS (built in startup() when a listener is SSL or SASL_SSL): each TLS listener's server
+        # context and session factory, and the client contexts for other brokers' listeners.
+        self.listener_ssl: dict[str, ssl.SSLContext] = {}
+        self.listener_sessions: dict[str, SessionFactory] = {}
+        self.inter_broker_ssl: ssl.SSLContext | None = None
+        self.controller_ssl: ssl.SSLContext | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
+        self._build_tls()  # a bad key store stops the start before anything is opened
         store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
         zk_client.create_top_level_paths()
@@ -174,7 +188,7 @@ class KafkaServer:
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
         self.controller_channel = ControllerChannelManager(self.broker_id, self._deliver_locally,
-                                                           f"broker-{self.broker_id}-controller")
+                                                           f"broker-{self.broker_id}-controller", self.controller_ssl)
         controller = self.controller = KafkaController(
             self.broker_id, zk_client, self.controller_channel, self.config.inter_broker_listener_name, self.config,
             control_plane_listener=self.config.control_plane_listener_name)
@@ -236,9 +250,35 @@ class KafkaServer:
                                   receive_buffer_bytes=config.get("socket.receive.buffer.bytes"),
                                   memory_pool=pool, quotas=quotas,
                                   max_connections=config.listener_max_connections(endpoint.listener_name),
-                                  connections_max_idle_ms=config.get("connections.max.idle.ms"))
+                                  connections_max_idle_ms=config.get("connections.max.idle.ms"),
+                                  ssl_context=self.listener_ssl.get(endpoint.listener_name),
+                                  ssl_handshake_timeout_s=self._ssl_handshake_timeout_s(),
+                                  session_factory=self.listener_sessions.get(endpoint.listener_name))
             await server.start()
             self.socket_servers.append(server)
+
+    def _build_tls(self) -> None:
+        """The TLS contexts: each SSL/SASL_SSL listener's, and the client ones for the inter-broker
+        and controller listeners when those are TLS. ssl_factory (and `cryptography`) are
+        imported only when some listener is TLS; a problem is a ConfigError: the start stops."""
+        config = self.config
+        tls_listeners = [e for e in config.listeners if e.security_protocol in ("SSL", "SASL_SSL")]
+        if not tls_listeners:
+            return
+        from kbroker.security import ssl_factory
+
+        for endpoint in tls_listeners:
+            self.listener_ssl[endpoint.listener_name] = ssl_factory.listener_server_context(config, endpoint)
+            if endpoint.security_protocol == "SSL":  # on SASL_SSL the SASL exchange sets the principal
+                self.listener_sessions[endpoint.listener_name] = ssl_factory.session_factory(
+                    config, endpoint.listener_name)
+        self.inter_broker_ssl = ssl_factory.inter_broker_client_context(config, config.inter_broker_listener_name)
+        self.controller_ssl = ssl_factory.inter_broker_client_context(
+            config, config.controller_to_broker_listener_name)
+
+    def _ssl_handshake_timeout_s(self) -> float:
+        idle_ms = self.config.get("connections.max.idle.ms")
+        return SSL_HANDSHAKE_TIMEOUT_S if idle_ms < 0 else max(0.1, min(SSL_HANDSHAKE_TIMEOUT_S, idle_ms / 1000))
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -405,7 +445,8 @@ class KafkaServer:
                     endpoint = self.metadata_cache.endpoint_of(controller_id, self.config.inter_broker_listener_name)
                     if endpoint is None:
                         raise ConnectionError(f"no endpoint for controller {controller_id}")
-                    client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-shutdown")
+                    client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-shutdown",
+                                           ssl_context=self.inter_broker_ssl)
                     try:
                         answer = await client.send(ApiKey.CONTROLLED_SHUTDOWN, 3,
                                                    {"broker_id": self.broker_id, "broker_epoch": self.broker_epoch},
@@ -431,10 +472,12 @@ class KafkaServer:
 
         rm.replica_lag_time_max_ms = self.config.get("replica.lag.time.max.ms")
         rm.inter_broker_listener = self.config.inter_broker_listener_name
-        rm.replica_fetcher_manager = ReplicaFetcherManager(
-            FetcherConfig.from_kafka_config(self.broker_id, self.config), rm, lambda: self.broker_epoch)
+        fetcher_config = dataclasses.replace(FetcherConfig.from_kafka_config(self.broker_id, self.config),
+                                             ssl_context=self.inter_broker_ssl)
+        rm.replica_fetcher_manager = ReplicaFetcherManager(fetcher_config, rm, lambda: self.broker_epoch)
         rm.alter_partition_manager = AlterPartitionManager(
-            self.broker_id, lambda: self.broker_epoch, self.metadata_cache, self.config.inter_broker_listener_name)
+            self.broker_id, lambda: self.broker_epoch, self.metadata_cache, self.config.inter_broker_listener_name,
+            ssl_context=self.inter_broker_ssl)
 
     async def _stop_replication_managers(self) -> None:
         """Before the logs close: no fetcher may append any more."""
@@ -479,7 +522,8 @@ class KafkaServer:
         from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
         coordinator = TransactionCoordinator(self.broker_id, self.config, _started(self.replica_manager),
-                                             self.metadata_cache, _started(self.producer_id_manager).generate_producer_id)
+                                             self.metadata_cache, _started(self.producer_id_manager).generate_producer_id,
+                                             inter_broker_ssl=self.inter_broker_ssl)
         coordinator.startup()
         return coordinator
 

@@ -82,8 +82,9 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
 
 
 @pytest.mark.parametrize("given", [
-    ["ssl.keystore.location=/etc/k.jks"],
-    ["ssl.client.auth=required"],
+    ["ssl.provider=SunJSSE"],
+    ["ssl.engine.factory.class=com.example.Factory"],
+    ["ssl.no.such.setting=1"],  # not in the table: refused by its prefix
     ["sasl.enabled.mechanisms=PLAIN"],
     ["sasl.mechanism.controller.protocol=PLAIN"],  # not in the table: refused by its prefix
     ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
@@ -91,10 +92,9 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["super.users=User:admin"],
     ["principal.builder.class=com.example.Builder"],
     ["delegation.token.secret.key=k"],
-    ["ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/"],
     ["quota.window.num=20"],
     ["quota.producer.default=1048576"],
-    ["listener.name.internal.ssl.keystore.location=/k"],
+    ["listener.name.internal.ssl.keymanager.algorithm=PKIX"],
     ["listener.name.sasl.plain.sasl.jaas.config=x"],
 ])
 def test_unsupported_settings_are_refused(given):
@@ -103,11 +103,22 @@ def test_unsupported_settings_are_refused(given):
     assert set(refused_settings(config)) & names
 
 
-def test_an_ssl_inter_broker_protocol_is_refused_with_its_listener():
-    # Its listener must exist, and a listener whose protocol is SSL or SASL is refused as the
+def test_a_sasl_inter_broker_protocol_is_refused_with_its_listener():
+    # Its listener must exist, and a listener whose protocol is SASL is refused as the
     # configuration loads (kafka_config.py), before refused_settings is asked.
-    with pytest.raises(ConfigError, match=r"listener SSL \(SSL\) needs TLS or SASL"):
-        KafkaConfig.load(overrides=["security.inter.broker.protocol=SSL", "listeners=SSL://:9093,PLAINTEXT://:9092"])
+    with pytest.raises(ConfigError, match=r"listener SASL_SSL \(SASL_SSL\) needs SASL"):
+        KafkaConfig.load(overrides=["security.inter.broker.protocol=SASL_SSL",
+                                    "listeners=SASL_SSL://:9093,PLAINTEXT://:9092"])
+
+
+def test_tls_settings_are_accepted_also_per_listener():
+    config = KafkaConfig.load(overrides=[
+        "security.inter.broker.protocol=SSL", "listeners=SSL://:9093,PLAINTEXT://:9092",
+        "ssl.keystore.location=/k.p12", "ssl.keystore.type=PKCS12", "ssl.client.auth=required",
+        "ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/", "ssl.cipher.suites=TLS_AES_128_GCM_SHA256",
+        "listener.name.ssl.ssl.keystore.location=/k", "listener.name.ssl.ssl.client.auth=requested"])
+    assert refused_settings(config) == []
+    assert config.inter_broker_listener_name == "SSL"
 
 
 def test_unsupported_settings_left_at_kafkas_default_are_accepted():
@@ -155,11 +166,11 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def test_broker_refuses_to_start_with_one_line_naming_them(tmp_path):
-    result = run_module("--override", f"log.dirs={tmp_path}", "--override", "ssl.keystore.location=/k.jks",
+    result = run_module("--override", f"log.dirs={tmp_path}", "--override", "ssl.provider=SunJSSE",
                         "--override", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "kbroker: error: not supported by kbroker yet: authorizer.class.name, ssl.keystore.location "
+        "kbroker: error: not supported by kbroker yet: authorizer.class.name, ssl.provider "
         "(kbroker would run without them; remove them, or leave them at Kafka's default)"]
     assert list(tmp_path.iterdir()) == []  # refused before anything was created
 

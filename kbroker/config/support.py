@@ -1,7 +1,7 @@
 """Which of Kafka's settings kbroker does not act on, and what it does when one is given.
 
 No accepted setting is silently ignored (issue 16, bug 1):
-- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (TLS, SASL, authorization,
+- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (SASL, authorization,
   delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
   default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
   plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
@@ -36,6 +36,17 @@ UNDECLARED_UNSUPPORTED = frozenset({"super.users", "allow.everyone.if.no.acl.fou
                                     "quota.producer.default", "quota.consumer.default"})
 
 _SSL_SASL = re.compile(r"(ssl|sasl)\..+")
+# The TLS settings kbroker acts on (kbroker/security/ssl_factory.py), also per listener as
+# listener.name.<listener>.<setting>.
+SSL_IMPLEMENTED = frozenset({
+    "ssl.protocol", "ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth",
+    "ssl.endpoint.identification.algorithm", "ssl.principal.mapping.rules",
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.key", "ssl.keystore.certificate.chain",
+    "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates",
+})  # fmt: skip
+# Kafka re-reads key stores on a dynamic update (with these checks); kbroker reads them at start only.
+_SSL_NO_EFFECT = ("ssl.allow.dn.changes", "ssl.allow.san.changes")
 # listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
 _LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\.(?P<setting>.+)")
 
@@ -43,8 +54,9 @@ UNSUPPORTED: frozenset[str] = frozenset({
     # Authorization, authentication, TLS
     "authorizer.class.name", "principal.builder.class", "security.providers",
     "connections.max.reauth.ms", "connection.failed.authentication.delay.ms",
-    "sasl.server.max.receive.size", "security.inter.broker.protocol",
-    *(name for name in BROKER_CONFIG_BY_NAME if _SSL_SASL.fullmatch(name)),
+    "sasl.server.max.receive.size",
+    *(name for name in BROKER_CONFIG_BY_NAME
+      if _SSL_SASL.fullmatch(name) and name not in SSL_IMPLEMENTED and name not in _SSL_NO_EFFECT),
     # ZooKeeper security and migration
     "zookeeper.set.acl", "zookeeper.metadata.migration.enable", "zookeeper.clientCnxnSocket",
     *(name for name in BROKER_CONFIG_BY_NAME if name.startswith("zookeeper.ssl.")),
@@ -91,6 +103,7 @@ NO_EFFECT: dict[str, str] = {
     "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
     **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME if name.startswith("group.consumer.")},
+    **{name: "key stores are read once, at start" for name in _SSL_NO_EFFECT},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
     "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,
 }  # fmt: skip
@@ -106,6 +119,8 @@ def _unsupported_name(name: str) -> bool:
     prefixed = _LISTENER_PREFIXED.fullmatch(name)
     if prefixed:
         setting = prefixed["setting"]
+        if setting in SSL_IMPLEMENTED:
+            return False
         return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
     return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)
 

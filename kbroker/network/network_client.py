@@ -3,7 +3,7 @@
 The controller's channel to brokers, the replica fetchers and the broker-to-controller channel
 (AlterPartition, AllocateProducerIds, ControlledShutdown) all send requests through it. It
 connects lazily, pipelines requests and matches responses by correlation id, decodes them with
-the codec, and turns any connection failure into a `ConnectionError` for every request in
+the codec, and turns any connection failure (a failed TLS handshake included) into a `ConnectionError` for every request in
 flight so callers retry or fail over. It knows framing and the codec, not what requests mean.
 """
 
@@ -14,10 +14,13 @@ import itertools
 import logging
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kbroker.protocol.headers import decode_response_header, encode_request_header
 from kbroker.protocol.messages import request_codec, response_codec
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("kbroker.network.client")
 
@@ -26,13 +29,17 @@ _SIZE = struct.Struct(">i")
 
 class NetworkClient:
     def __init__(self, host: str, port: int, client_id: str, *, connect_timeout_s: float = 5.0,
-                 request_timeout_s: float = 30.0, max_response_bytes: int = 200 * 1024 * 1024) -> None:
+                 request_timeout_s: float = 30.0, max_response_bytes: int = 200 * 1024 * 1024,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context`: connect over TLS (the peer's listener is SSL or SASL_SSL), with the host
+        name checked when the context says so (ssl.endpoint.identification.algorithm)."""
         self.host = host
         self.port = port
         self.client_id = client_id
         self.connect_timeout_s = connect_timeout_s
         self.request_timeout_s = request_timeout_s
         self.max_response_bytes = max_response_bytes
+        self.ssl_context = ssl_context
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, tuple[asyncio.Future, int, int]] = {}
         self._correlation = itertools.count(1)
@@ -54,8 +61,9 @@ class NetworkClient:
             writer = self._writer
             if writer is not None and not writer.is_closing():
                 return writer
+            # The handshake counts towards the connect timeout: a peer that never answers it fails the same way.
             reader, connected = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout_s)
+                asyncio.open_connection(self.host, self.port, ssl=self.ssl_context), self.connect_timeout_s)
             self._writer = connected
             self._read_task = asyncio.get_running_loop().create_task(self._read_responses(reader))
             return connected
