@@ -84,7 +84,7 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
 @pytest.mark.parametrize("given", [
     ["ssl.keystore.location=/etc/k.jks"],
     ["ssl.client.auth=required"],
-    ["sasl.enabled.mechanisms=PLAIN"],
+    ["sasl.kerberos.service.name=kafka"],
     ["sasl.mechanism.controller.protocol=PLAIN"],  # not in the table: refused by its prefix
     ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
     ["allow.everyone.if.no.acl.found=false"],
@@ -95,7 +95,8 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["quota.window.num=20"],
     ["quota.producer.default=1048576"],
     ["listener.name.internal.ssl.keystore.location=/k"],
-    ["listener.name.sasl.plain.sasl.jaas.config=x"],
+    ["listener.name.sasl.gssapi.sasl.jaas.config=x"],
+    ["listener.name.sasl.oauthbearer.sasl.server.callback.handler.class=x"],
 ])
 def test_unsupported_settings_are_refused(given):
     config = KafkaConfig.load(overrides=given)
@@ -104,9 +105,9 @@ def test_unsupported_settings_are_refused(given):
 
 
 def test_an_ssl_inter_broker_protocol_is_refused_with_its_listener():
-    # Its listener must exist, and a listener whose protocol is SSL or SASL is refused as the
+    # Its listener must exist, and a listener whose protocol is SSL or SASL_SSL is refused as the
     # configuration loads (kafka_config.py), before refused_settings is asked.
-    with pytest.raises(ConfigError, match=r"listener SSL \(SSL\) needs TLS or SASL"):
+    with pytest.raises(ConfigError, match=r"listener SSL \(SSL\) needs TLS"):
         KafkaConfig.load(overrides=["security.inter.broker.protocol=SSL", "listeners=SSL://:9093,PLAINTEXT://:9092"])
 
 

@@ -469,12 +469,16 @@ class KafkaConfig:
             )
 
 
+# SASL_PLAINTEXT is served (kbroker/security); TLS is not yet.
+_UNSERVED_PROTOCOLS = ("SSL", "SASL_SSL")
+
+
 def _refuse_secured_listeners(text: str, listeners: list[Endpoint]) -> None:
-    """TLS and SASL are not implemented yet: a listener that asks for them is refused rather than
-    served as plaintext under a name that promises security (fail closed)."""
-    secured = [e for e in listeners if e.security_protocol != "PLAINTEXT"]
+    """TLS is not implemented yet: a listener that asks for it is refused rather than served as
+    plaintext under a name that promises security (fail closed)."""
+    secured = [e for e in listeners if e.security_protocol in _UNSERVED_PROTOCOLS]
     if secured:
         described = ", ".join(f"{e.listener_name} ({e.security_protocol})" for e in secured)
         raise ConfigError(
-            f"Invalid value {text!r} for configuration listeners: listener {described} needs TLS or SASL, "
-            "which kbroker does not implement yet; only PLAINTEXT listeners can be served")
+            f"Invalid value {text!r} for configuration listeners: listener {described} needs TLS, "
+            "which kbroker does not implement yet; only PLAINTEXT and SASL_PLAINTEXT listeners can be served")

@@ -36,15 +36,18 @@ UNDECLARED_UNSUPPORTED = frozenset({"super.users", "allow.everyone.if.no.acl.fou
                                     "quota.producer.default", "quota.consumer.default"})
 
 _SSL_SASL = re.compile(r"(ssl|sasl)\..+")
+# The SASL settings kbroker implements (kbroker/security/sasl_config.py), also per listener and
+# per listener and mechanism (listener.name.<l>.scram-sha-256.sasl.jaas.config).
+SASL_IMPLEMENTED = frozenset({"sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.jaas.config",
+                              "sasl.server.max.receive.size", "connections.max.reauth.ms"})
+_SASL_MECHANISM_PREFIXED = re.compile(r"(plain|scram-sha-256|scram-sha-512)\.(sasl\.jaas\.config|connections\.max\.reauth\.ms)")
 # listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
 _LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\.(?P<setting>.+)")
 
 UNSUPPORTED: frozenset[str] = frozenset({
     # Authorization, authentication, TLS
     "authorizer.class.name", "principal.builder.class", "security.providers",
-    "connections.max.reauth.ms", "connection.failed.authentication.delay.ms",
-    "sasl.server.max.receive.size", "security.inter.broker.protocol",
-    *(name for name in BROKER_CONFIG_BY_NAME if _SSL_SASL.fullmatch(name)),
+    *(name for name in BROKER_CONFIG_BY_NAME if _SSL_SASL.fullmatch(name) and name not in SASL_IMPLEMENTED),
     # ZooKeeper security and migration
     "zookeeper.set.acl", "zookeeper.metadata.migration.enable", "zookeeper.clientCnxnSocket",
     *(name for name in BROKER_CONFIG_BY_NAME if name.startswith("zookeeper.ssl.")),
@@ -106,6 +109,8 @@ def _unsupported_name(name: str) -> bool:
     prefixed = _LISTENER_PREFIXED.fullmatch(name)
     if prefixed:
         setting = prefixed["setting"]
+        if setting in SASL_IMPLEMENTED or _SASL_MECHANISM_PREFIXED.fullmatch(setting):
+            return False
         return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
     return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)
 
