@@ -13,6 +13,7 @@ Plain logic: the api layer decodes the requests, asks this object and answers; i
 from __future__ import annotations
 
 import enum
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -23,6 +24,8 @@ from kbroker.security.principal import USER_TYPE, KafkaPrincipal
 from kbroker.security.sasl import PlainServer, SaslAuthenticationError, SaslError
 from kbroker.security.sasl_config import PLAIN, ListenerSaslConfig
 from kbroker.security.scram import SCRAM_MECHANISMS, ScramCredential, ScramServer
+
+log = logging.getLogger("kbroker.security")
 
 # Kafka's KafkaChannel refuses to start re-authentication more than once a second.
 MIN_REAUTH_INTERVAL_S = 1.0
@@ -101,10 +104,11 @@ class SaslServerAuthenticator:
             self.state = SaslState.HANDSHAKE
 
     def begin_reauthentication(self, now: float | None = None) -> bool:
-        """A SaslHandshake on an authenticated connection: Kafka re-authenticates only a client that
-        spoke SaslAuthenticate v1+, and not twice within a second; False leaves the state alone."""
+        """A SaslHandshake on an authenticated connection: Kafka (KafkaChannel) re-authenticates only
+        a session that expires, and not twice within a second; False leaves the state alone (the
+        handshake is then answered ILLEGAL_SASL_STATE)."""
         now = now or time.monotonic()
-        if not (self.authenticated and self.client_supports_reauth and self.mechanism):
+        if not (self.authenticated and self.expires_at is not None and self.mechanism):
             return False
         if self._reauth_started and now - self._reauth_started < MIN_REAUTH_INTERVAL_S:
             return False
@@ -157,7 +161,8 @@ class SaslServerAuthenticator:
                         f"{previous.name}: {principal.principal_type}.{principal.name}")
         except SaslAuthenticationError as exc:
             return self._failed(str(exc))
-        except SaslError:
+        except SaslError as exc:  # its reason stays here: Kafka tells the client nothing of it
+            log.debug("SASL %s %s failed: %s", mechanism, doing, exc)
             return self._failed(f"Authentication failed during {doing} due to invalid credentials with SASL "
                                 f"mechanism {mechanism}")
         if not server.complete:

@@ -84,8 +84,18 @@ def credential_from_password(mechanism: ScramMechanism, password: str, iteration
                                            iterations)
 
 
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 def _nonce() -> str:
-    return base64.b64encode(os.urandom(NONCE_BYTES)).decode().rstrip("=").replace("+", "-").replace("/", "_")
+    """Letters and digits only, as Kafka's ScramFormatter.secureRandomString (130 random bits in
+    base 36): librdkafka 2.0 mangles a server nonce holding '-' or '_'."""
+    value = int.from_bytes(os.urandom(NONCE_BYTES), "big")
+    digits = []
+    while value:
+        value, digit = divmod(value, 36)
+        digits.append(_BASE36[digit])
+    return "".join(digits) or "0"
 
 
 def _decode_saslname(name: str) -> str:
@@ -170,7 +180,9 @@ class ScramServer:
         if not sep:
             raise SaslError("Invalid SCRAM client final message")
         attrs = _attributes(without_proof)
-        if attrs.get("r") != self._nonce:
+        # Kafka 3.9 accepts a nonce that ends with ours (3.8.1's fix for CVE-2024-56128 allowed
+        # for librdkafka before 2.6.1, which repeats the client's part); Kafka 4 wants it equal.
+        if not attrs.get("r", "").endswith(self._nonce):
             raise SaslError("Invalid client nonce in the final client message.")
         credential = self._credential
         assert credential is not None  # set by the client-first step
