@@ -104,7 +104,7 @@ def test_scram_refuses_a_wrong_password_a_wrong_nonce_and_messages_out_of_order(
         server.evaluate(final)
     server, _, final = _scram_first_step()
     with pytest.raises(SaslError, match="Invalid client nonce"):
-        server.evaluate(final.replace(b"r=", b"r=x", 1))
+        server.evaluate(final.replace(b",p=", b"x,p=", 1))  # another nonce
     server = ScramServer(SCRAM_SHA_512, lambda _user: None)
     with pytest.raises(SaslError, match="Invalid SCRAM client first message"):
         server.evaluate(b"c=biws,r=abc,p=AAAA")  # a final message first
@@ -191,6 +191,10 @@ def test_listener_settings_are_read_per_listener_and_mechanism():
     (["security.inter.broker.protocol=SASL_PLAINTEXT"],
      "sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms"),
     ([f"listener.name.sasl_plaintext.plain.sasl.jaas.config={jaas('SCRAM-SHA-256')}"], "needs .*PlainLoginModule"),
+    (["listeners=PLAINTEXT://:9092,SASL_PLAINTEXT://:9093,CONTROL://:9094", "control.plane.listener.name=CONTROL",
+      "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROL:PLAINTEXT",
+      "security.inter.broker.protocol=SASL_PLAINTEXT", "sasl.mechanism.inter.broker.protocol=PLAIN"],
+     "must both use SASL or neither"),
 ])
 def test_sasl_settings_kafka_would_refuse_stop_the_start(extra, message):
     config = KafkaConfig.load(overrides=[*sasl_listener_overrides(9092, 9093), *extra])

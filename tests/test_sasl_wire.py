@@ -121,7 +121,7 @@ def test_malformed_and_out_of_order_scram_tokens_fail_the_login(sasl_broker, cas
         else:
             final = login.evaluate(bytes(_authenticate(client, first)["auth_bytes"]))
             if case == "wrong nonce":
-                final = final.replace(b"r=", b"r=X", 1)
+                final = final.replace(b",p=", b"X,p=", 1)  # a nonce other than the one the broker sent
             answer = _authenticate(client, final)
             if case == "twice":
                 assert answer["error_code"] == 0

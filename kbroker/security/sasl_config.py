@@ -131,7 +131,13 @@ def inter_broker_login(config: KafkaConfig) -> SaslClientLogin | None:
     """The broker's own SASL login when the inter-broker listener uses SASL, else None; ConfigError
     with Kafka's message when its mechanism is not enabled there."""
     listener = config.inter_broker_listener_name
-    if config.listener_security_protocol_map.get(listener) not in SASL_PROTOCOLS:
+    protocols = config.listener_security_protocol_map
+    control = config.control_plane_listener_name
+    if control is not None and (protocols.get(control) in SASL_PROTOCOLS) != (protocols.get(listener) in SASL_PROTOCOLS):
+        raise ConfigError(f"control.plane.listener.name {control} ({protocols.get(control)}) and the inter-broker "
+                          f"listener {listener} ({protocols.get(listener)}) must both use SASL or neither: kbroker's "
+                          "own connections log in one way")
+    if protocols.get(listener) not in SASL_PROTOCOLS:
         return None
     mechanism = config.get("sasl.mechanism.inter.broker.protocol")
     if mechanism not in enabled_mechanisms(config, listener):
