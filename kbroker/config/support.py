@@ -1,7 +1,7 @@
 """Which of Kafka's settings kbroker does not act on, and what it does when one is given.
 
 No accepted setting is silently ignored (issue 16, bug 1):
-- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (TLS, SASL, authorization,
+- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (TLS, GSSAPI and OAUTHBEARER, authorization,
   delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
   default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
   plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
@@ -9,8 +9,9 @@ No accepted setting is silently ignored (issue 16, bug 1):
   the authorizer's own settings (`super.users`, `allow.everyone.if.no.acl.found`, which Kafka
   hands to the authorizer rather than declaring), the static quotas Kafka 3.0 removed
   (`quota.producer.default`) and per-listener copies of any of these
-  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.plain.sasl.jaas.config`) are
-  refused the same way.
+  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.gssapi.sasl.jaas.config`) are
+  refused the same way. SASL with PLAIN and SCRAM is implemented (SASL_IMPLEMENTED, also per
+  listener and mechanism: `listener.name.<l>.scram-sha-512.sasl.jaas.config`).
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
   broker, JMX metrics, KIP-848 consumer groups that are not served yet): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
