@@ -16,8 +16,10 @@ import struct
 
 import pytest
 
+from kbroker.network.network_client import ClientSasl, NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.security.sasl import PlainClient
 from kbroker.security.scram import SCRAM_MECHANISMS
 from kbroker.testing import wire
 from kbroker.testing.processes import free_port
@@ -242,3 +244,33 @@ def test_a_thousand_failed_logins_close_each_connection_log_one_line_and_stall_n
 def _good_login(port: int) -> bool:
     with RawClient(port, timeout=5) as client:
         return sasl_login(client, "SCRAM-SHA-512", *SCRAM_USER)["error_code"] == 0 and bool(metadata(client)["brokers"])
+
+
+def _network_client(port: int, password: str) -> NetworkClient:
+    return NetworkClient("127.0.0.1", port, "broker-9-test",
+                         sasl=ClientSasl("PLAIN", lambda: PlainClient("alice", password)))
+
+
+METADATA_BODY = {"topics": [], "allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
+
+
+def test_the_brokers_own_client_logs_in_and_replaces_its_connection_before_the_session_ends(sasl_broker):
+    """NetworkClient (replica fetchers, controller channel) over SASL: a login refused is a
+    ConnectionError naming Kafka's message; a session is not let run out: past 85% of its
+    lifetime the idle connection is replaced by a freshly authenticated one."""
+    async def run() -> None:
+        refused = _network_client(sasl_broker.sasl_port, "wrong")
+        with pytest.raises(ConnectionError, match="Invalid username or password"):
+            await refused.send(ApiKey.METADATA, METADATA_V, METADATA_BODY)
+        await refused.close()
+        client = _network_client(sasl_broker.sasl_port, "alice-secret")
+        try:
+            assert (await client.send(ApiKey.METADATA, METADATA_V, METADATA_BODY))["brokers"]
+            first_connection = client._writer
+            await asyncio.sleep(REAUTH_MS / 1000 + 0.2)  # past the session: the broker would close it now
+            assert (await client.send(ApiKey.METADATA, METADATA_V, METADATA_BODY))["brokers"]
+            assert client._writer is not first_connection
+        finally:
+            await client.close()
+
+    asyncio.run(run())

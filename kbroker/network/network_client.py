@@ -25,12 +25,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kbroker.network.log_limiter import RateLimitedLog
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.headers import decode_response_header, encode_request_header
 from kbroker.protocol.messages import request_codec, response_codec
 
 log = logging.getLogger("kbroker.network.client")
 
+# A refused login is retried by every fetcher and channel at its backoff: one line a minute per peer.
+_auth_failure_log = RateLimitedLog(log)
 _SIZE = struct.Struct(">i")
 REAUTH_SHARE = 0.85  # of the session lifetime, after which an idle connection is replaced
 
@@ -165,7 +168,7 @@ class NetworkClient:
         try:
             writer = await self._ensure_connected()
         except SaslAuthenticationFailed as exc:
-            log.warning("%s", exc)
+            _auth_failure_log.warning(f"{self.host}:{self.port}", "sasl", "%s", exc)
             raise
         except Exception as exc:  # refused, timed out, or an unreadable answer during the SASL exchange
             raise ConnectionError(f"cannot connect to {self.host}:{self.port}: {exc!r}") from None
