@@ -84,6 +84,14 @@ def test_each_mechanism_logs_in_and_is_served(sasl_broker, mechanism):
         assert metadata(client)["brokers"]
 
 
+def test_another_request_during_the_exchange_is_answered_illegal_sasl_state_then_closed(sasl_broker):
+    with RawClient(sasl_broker.sasl_port) as client:
+        assert client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})["error_code"] == 0
+        answer = client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        assert answer["error_code"] == Errors.ILLEGAL_SASL_STATE
+        assert closed(client)
+
+
 def test_an_unsupported_mechanism_is_answered_with_the_enabled_ones_then_closed(sasl_broker):
     with RawClient(sasl_broker.sasl_port) as client:
         answer = client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "GSSAPI"})

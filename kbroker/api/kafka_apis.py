@@ -8,8 +8,9 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 Each case logs one line.
 On a SASL listener a connection carries a SaslServerAuthenticator (kbroker/security) in its
 Session, and `process` enforces what Kafka's SaslServerAuthenticator does before the handlers
-see anything: only ApiVersions (once) and SaslHandshake before a mechanism is chosen, only
-SaslAuthenticate during the exchange (any other request closes the connection), raw tokens
+see anything: only ApiVersions (once) and SaslHandshake before a mechanism is chosen (anything
+else closes the connection), only SaslAuthenticate during the exchange (anything else is answered
+ILLEGAL_SASL_STATE in its top-level error fields, then closed), raw tokens
 after a v0 handshake, frames no larger than sasl.server.max.receive.size until authenticated, a
 failed exchange answered and then closed after connection.failed.authentication.delay.ms, and a
 session past connections.max.reauth.ms closed on its next request other than SaslHandshake.
@@ -111,7 +112,7 @@ class KafkaApis:
                                   conn.peer, _api_name(api_key), version, exc)
             raise socket_server.CloseConnection from None
         if authenticator is not None:
-            self._check_sasl_state(conn, authenticator, api_key)
+            await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
         principal = ANONYMOUS if session is None else session.principal
         ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
         try:
@@ -128,9 +129,11 @@ class KafkaApis:
                 await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
         return chunks
 
-    @staticmethod
-    def _check_sasl_state(conn: KafkaConnection, authenticator: SaslServerAuthenticator, api_key: int) -> None:
-        """Closes the connection where Kafka's authenticator would (see the module docstring)."""
+    async def _check_sasl_state(self, conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                                correlation_id: int, api_key: int, version: int) -> None:
+        """Closes the connection where Kafka's authenticator would (see the module docstring).
+        During a v1 exchange Kafka first answers the stray request with ILLEGAL_SASL_STATE (the
+        request's own response, its error fields set) after the failed-authentication delay."""
         if authenticator.authenticated:
             if api_key != ApiKey.SASL_HANDSHAKE and authenticator.expired(time.monotonic()):
                 log.info("closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
@@ -138,6 +141,11 @@ class KafkaApis:
                 raise socket_server.CloseConnection
             return
         refusal = authenticator.refusal(api_key)
+        if refusal is not None and authenticator.state == SaslState.AUTHENTICATE:
+            authenticator.fail()
+            answer = self._encode(correlation_id, api_key, version,
+                                  {"error_code": Errors.ILLEGAL_SASL_STATE, "error_message": refusal})
+            await self._close_failed_authentication(conn, authenticator, refusal, answer)
         if refusal is not None:
             bad_input_log.warning(source_of(conn.peer), "sasl state", "closing connection from %s: %s",
                                   conn.peer, refusal)

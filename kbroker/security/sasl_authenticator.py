@@ -169,9 +169,13 @@ class SaslServerAuthenticator:
             return AuthenticateResult(Errors.NONE, None, answer)
         return AuthenticateResult(Errors.NONE, None, answer, self._complete(principal))
 
-    def _failed(self, message: str) -> AuthenticateResult:
+    def fail(self) -> None:
+        """The exchange is over: the connection closes (a stray request during it, as in Kafka)."""
         self.state = SaslState.FAILED
         self._server = None
+
+    def _failed(self, message: str) -> AuthenticateResult:
+        self.fail()
         return AuthenticateResult(Errors.SASL_AUTHENTICATION_FAILED, message)
 
     def _complete(self, principal: KafkaPrincipal) -> int:
