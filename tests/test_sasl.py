@@ -185,6 +185,16 @@ def test_listener_settings_are_read_per_listener_and_mechanism():
     assert login is not None and (login.mechanism, login.username) == ("SCRAM-SHA-512", "admin")
 
 
+def test_the_top_level_jaas_setting_may_hold_one_entry_per_login_module():
+    both = f"{jaas('PLAIN')} {jaas('SCRAM-SHA-256', 'broker', 'broker-pw')}"
+    config = KafkaConfig.load(overrides=["listeners=SASL_PLAINTEXT://:9093", "security.inter.broker.protocol=SASL_PLAINTEXT",
+                                         "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256", f"sasl.jaas.config={both}",
+                                         "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-256"])
+    assert listener_sasl_configs(config)["SASL_PLAINTEXT"].plain_users["alice"] == "alice-secret"
+    login = inter_broker_login(config)
+    assert login is not None and (login.username, login.password) == ("broker", "broker-pw")
+
+
 @pytest.mark.parametrize(("extra", "message"), [
     (["sasl.enabled.mechanisms=GSSAPI"], "kbroker does not serve GSSAPI"),
     (["listener.name.sasl_plaintext.plain.sasl.jaas.config="], "Could not find a 'KafkaServer'"),

@@ -82,13 +82,16 @@ def jaas_entry(config: KafkaConfig, listener: str, mechanism: str) -> LoginModul
         entries = parse_jaas_config(str(text))
     except JaasConfigError as exc:
         raise ConfigError(f"Invalid value for configuration {key}: {exc}") from None
+    module = _LOGIN_MODULES[mechanism]
+    if key == "sasl.jaas.config":  # like the JAAS file's KafkaServer section: one entry per login module
+        entries = [e for e in entries if e.login_module == module] or entries
     if len(entries) != 1:
         raise ConfigError(f"Invalid value for configuration {key}: JAAS config property contains "
                           f"{len(entries)} login modules, should be 1 module")
     entry = entries[0]
-    if entry.login_module != _LOGIN_MODULES[mechanism]:
+    if entry.login_module != module:
         raise ConfigError(f"Invalid value for configuration {key}: SASL mechanism {mechanism} needs "
-                          f"{_LOGIN_MODULES[mechanism]}, not {entry.login_module}")
+                          f"{module}, not {entry.login_module}")
     return entry
 
 
