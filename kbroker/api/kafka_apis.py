@@ -111,7 +111,8 @@ class KafkaApis:
                                   "closing connection from %s: unparsable %s v%d request (%s)",
                                   conn.peer, _api_name(api_key), version, exc)
             raise socket_server.CloseConnection from None
-        if authenticator is not None:
+        # An authenticated session without an end (the common case) costs nothing more per request.
+        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
             await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
         principal = ANONYMOUS if session is None else session.principal
         ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
