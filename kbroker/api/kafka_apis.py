@@ -62,17 +62,10 @@ class KafkaApis:
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         """The network's request processor: the response chunks, or None where Kafka sends none."""
-        session = conn.session
-        if session is None and conn.listener_name in self.services.sasl_listeners:
-            session = conn.session = Session(sasl=SaslServerAuthenticator(
-                self.services.sasl_listeners[conn.listener_name], self.services.credential_cache.get))
+        session = self._session_of(conn)
         authenticator = session.sasl if session is not None else None
         if authenticator is not None and not authenticator.authenticated:
-            if len(frame) > authenticator.config.max_receive_size:
-                bad_input_log.warning(source_of(conn.peer), "sasl size",
-                                      "closing connection from %s: Failing SASL authentication due to invalid "
-                                      "receive size (%d bytes)", conn.peer, len(frame))
-                raise socket_server.CloseConnection
+            self._check_sasl_frame_size(conn, authenticator, frame)
             if authenticator.raw_tokens and authenticator.state == SaslState.AUTHENTICATE:
                 return await self._raw_sasl_token(conn, authenticator, frame)
         try:
@@ -129,6 +122,24 @@ class KafkaApis:
             elif authenticator.state == SaslState.FAILED:
                 await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
         return chunks
+
+    def _session_of(self, conn: KafkaConnection) -> Session | None:
+        """The connection's Session; on a SASL listener one is made with the first request."""
+        session = conn.session
+        if session is None and conn.listener_name in self.services.sasl_listeners:
+            session = conn.session = Session(sasl=SaslServerAuthenticator(
+                self.services.sasl_listeners[conn.listener_name], self.services.credential_cache.get))
+        return session
+
+    @staticmethod
+    def _check_sasl_frame_size(conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                               frame: memoryview) -> None:
+        """Before authentication a frame may not exceed sasl.server.max.receive.size."""
+        if len(frame) > authenticator.config.max_receive_size:
+            bad_input_log.warning(source_of(conn.peer), "sasl size",
+                                  "closing connection from %s: Failing SASL authentication due to invalid "
+                                  "receive size (%d bytes)", conn.peer, len(frame))
+            raise socket_server.CloseConnection
 
     async def _check_sasl_state(self, conn: KafkaConnection, authenticator: SaslServerAuthenticator,
                                 correlation_id: int, api_key: int, version: int) -> None:
