@@ -1,7 +1,7 @@
 """Real clients over SASL_PLAINTEXT (issue 12, SASL): confluent-kafka, kafka-python, aiokafka,
 KafkaJS and kcat each log in with PLAIN (a JAAS user) and with SCRAM-SHA-256 and SCRAM-SHA-512
 (a user created through confluent-kafka's AlterUserScramCredentials), write and read back; the
-admin client creates, describes and deletes SCRAM users; a wrong password is refused as Kafka
+admin clients of confluent-kafka and kafka-python create, describe and delete SCRAM users; a wrong password is refused as Kafka
 refuses it; librdkafka re-authenticates (KIP-368) when connections.max.reauth.ms says so.
 """
 
@@ -220,3 +220,32 @@ def test_librdkafka_reauthenticates_past_connections_max_reauth_ms(sasl_broker, 
     assert producer.flush(30) == 0
     assert len(delivered) == sent and not any(delivered)
     assert sasl_broker.output().count("its SASL session expired") == expired_before  # none had to be closed
+
+
+def test_kafka_python_admin_manages_scram_users(sasl_broker):
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient
+    from kafka.admin import ScramMechanism as KpScram
+    from kafka.admin import UserScramCredentialDeletion as KpDeletion
+    from kafka.admin import UserScramCredentialUpsertion as KpUpsertion
+
+    user = f"kp-{uuid.uuid4().hex[:6]}"
+    settings = {"bootstrap_servers": sasl_broker.sasl_bootstrap, "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": "PLAIN", "sasl_plain_username": ADMIN[0], "sasl_plain_password": ADMIN[1]}
+    client = KafkaAdminClient(**settings)
+    try:
+        assert client.alter_user_scram_credentials(
+            [KpUpsertion(user, KpScram.SCRAM_SHA_512, "kp-pw", iterations=4096)]) == {user: None}
+        described = client.describe_user_scram_credentials()  # every user
+        assert described[user]["error"] is None
+        assert [(i["mechanism"], i["iterations"]) for i in described[user]["credential_infos"]] == [
+            (KpScram.SCRAM_SHA_512, 4096)]
+        producer = KafkaProducer(**{**settings, "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": user,
+                                    "sasl_plain_password": "kp-pw"})
+        producer.send(f"kp-{user}", b"x").get(timeout=30)
+        producer.close()
+        assert client.alter_user_scram_credentials([KpDeletion(user, KpScram.SCRAM_SHA_512)]) == {user: None}
+        refused = client.alter_user_scram_credentials([KpDeletion(user, KpScram.SCRAM_SHA_512)])[user]
+        assert "Attempt to delete a user credential that does not exist" in refused
+    finally:
+        client.close()
