@@ -282,3 +282,12 @@ def test_the_brokers_own_client_logs_in_and_replaces_its_connection_before_the_s
             await client.close()
 
     asyncio.run(run())
+
+
+def test_scram_credentials_outlive_a_restart_of_the_single_node_broker(sasl_broker):
+    """Last in this module: the embedded metadata store keeps /config/users across restarts."""
+    sasl_broker.restart()
+    with RawClient(sasl_broker.sasl_port) as client:
+        assert sasl_login(client, "SCRAM-SHA-512", *SCRAM_USER)["error_code"] == 0
+    described = raw_call(sasl_broker.port, ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, {"users": None})
+    assert [(r["user"], len(r["credential_infos"])) for r in described["results"]] == [(SCRAM_USER[0], 2)]
