@@ -231,3 +231,14 @@ def test_socket_buffer_sizes_apply_to_accepted_connections():
 
     # Linux doubles what it is given, for its own bookkeeping.
     assert asyncio.run(accepted_buffer_sizes()) == (2 * 64 * 1024, 2 * 48 * 1024)
+
+
+def test_the_sasl_settings_of_plain_and_scram_are_accepted_also_per_listener():
+    config = KafkaConfig.load(overrides=[
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512", "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "connections.max.reauth.ms=60000", "sasl.server.max.receive.size=1000", "sasl.jaas.config=x",
+        "connection.failed.authentication.delay.ms=50",
+        "listener.name.client.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.client.plain.sasl.jaas.config=x", "listener.name.client.scram-sha-512.sasl.jaas.config=x",
+        "listener.name.client.scram-sha-256.connections.max.reauth.ms=1000"])
+    assert refused_settings(config) == []
