@@ -61,6 +61,8 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
+from kbroker.security.sasl_config import inter_broker_login, listener_sasl_configs
 
 if TYPE_CHECKING:
     import ssl
@@ -155,12 +157,15 @@ class KafkaServer:
         self.listener_sessions: dict[str, SessionFactory] = {}
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
+        self.credential_cache = CredentialCache()
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         self._build_tls()  # a bad key store stops the start before anything is opened
+        sasl_listeners = listener_sasl_configs(self.config)  # a SASL setting Kafka would refuse stops us here
+        _set_inter_broker_sasl(self.config)
         store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
         zk_client.create_top_level_paths()
@@ -184,6 +189,7 @@ class KafkaServer:
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
+        self.credential_cache.load(zk_client)  # credentials written before any broker ran count too
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
@@ -200,7 +206,10 @@ class KafkaServer:
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
-            build_transaction_coordinator=self._build_transaction_coordinator)
+            build_transaction_coordinator=self._build_transaction_coordinator,
+            credential_cache=self.credential_cache,
+            scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
+            sasl_listeners=sasl_listeners)
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.
@@ -550,6 +559,8 @@ class KafkaServer:
             kind, _, name = entity.partition("/")
             if kind == "topics":
                 _started(self.replica_manager).update_topic_config(name)
+            elif kind == "users":
+                self.credential_cache.refresh(_started(self.zk_client), name)
 
     # -- background work ---------------------------------------------------------------------
     async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
@@ -593,6 +604,25 @@ class KafkaServer:
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)
         await self.shutdown()
+
+
+def _set_inter_broker_sasl(config: KafkaConfig) -> None:
+    """The broker's own connections log in as the inter-broker listener's JAAS entry says, when
+    that listener is SASL (NetworkClient takes the mechanism client; kbroker/network cannot
+    import kbroker/security)."""
+    from kbroker.network.network_client import ClientSasl, set_inter_broker_sasl
+    from kbroker.security.sasl import PlainClient
+    from kbroker.security.scram import SCRAM_MECHANISMS, ScramClient
+
+    login = inter_broker_login(config)
+    if login is None:
+        set_inter_broker_sasl(None)
+        return
+    if login.mechanism in SCRAM_MECHANISMS:
+        scram = SCRAM_MECHANISMS[login.mechanism]
+        set_inter_broker_sasl(ClientSasl(login.mechanism, lambda: ScramClient(scram, login.username, login.password)))
+    else:
+        set_inter_broker_sasl(ClientSasl(login.mechanism, lambda: PlainClient(login.username, login.password)))
 
 
 def raise_open_file_limit() -> None:

@@ -485,10 +485,7 @@ def test_an_ipv4_and_an_ipv6_listener_may_share_a_port():
         (["control.plane.listener.name=CONTROL"], "Listener with CONTROL defined in control.plane.listener.name"),
         (["control.plane.listener.name=SSL"], "control.plane.listener.name must be a listener name defined in"),
         (["control.plane.listener.name=plaintext"], "should have a different value from the inter broker listener"),
-        # Until SASL exists, a listener asking for it is refused, never served unauthenticated.
-        (["listeners=PLAINTEXT://:9092,SASL_PLAINTEXT://:9093"], r"listener SASL_PLAINTEXT \(SASL_PLAINTEXT\) needs SASL"),
-        (["listeners=PLAINTEXT://:9092,CLIENT://:9093", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,"
-          "CLIENT:SASL_SSL"], r"listener CLIENT \(SASL_SSL\) needs SASL"),
+        # Every security protocol is served: a SASL_SSL listener loads (TLS and SASL together).
     ],
 )
 def test_bad_listeners(settings, message):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kbroker import cli
-from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, ConfigError, KafkaConfig
+from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
 from kbroker.config.support import NO_EFFECT, UNSUPPORTED, ignored_settings, refused_settings
 from kbroker.log.config import LogConfig
@@ -85,7 +85,7 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["ssl.provider=SunJSSE"],
     ["ssl.engine.factory.class=com.example.Factory"],
     ["ssl.no.such.setting=1"],  # not in the table: refused by its prefix
-    ["sasl.enabled.mechanisms=PLAIN"],
+    ["sasl.kerberos.service.name=kafka"],
     ["sasl.mechanism.controller.protocol=PLAIN"],  # not in the table: refused by its prefix
     ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
     ["allow.everyone.if.no.acl.found=false"],
@@ -95,7 +95,8 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["quota.window.num=20"],
     ["quota.producer.default=1048576"],
     ["listener.name.internal.ssl.keymanager.algorithm=PKIX"],
-    ["listener.name.sasl.plain.sasl.jaas.config=x"],
+    ["listener.name.sasl.gssapi.sasl.jaas.config=x"],
+    ["listener.name.sasl.oauthbearer.sasl.server.callback.handler.class=x"],
 ])
 def test_unsupported_settings_are_refused(given):
     config = KafkaConfig.load(overrides=given)
@@ -103,12 +104,14 @@ def test_unsupported_settings_are_refused(given):
     assert set(refused_settings(config)) & names
 
 
-def test_a_sasl_inter_broker_protocol_is_refused_with_its_listener():
-    # Its listener must exist, and a listener whose protocol is SASL is refused as the
-    # configuration loads (kafka_config.py), before refused_settings is asked.
-    with pytest.raises(ConfigError, match=r"listener SASL_SSL \(SASL_SSL\) needs SASL"):
-        KafkaConfig.load(overrides=["security.inter.broker.protocol=SASL_SSL",
-                                    "listeners=SASL_SSL://:9093,PLAINTEXT://:9092"])
+def test_a_sasl_ssl_listener_with_tls_and_sasl_settings_loads():
+    config = KafkaConfig.load(overrides=[
+        "security.inter.broker.protocol=SASL_SSL", "listeners=SASL_SSL://:9093,PLAINTEXT://:9092",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512", "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "ssl.keystore.location=/k.p12", "ssl.keystore.type=PKCS12",
+        "listener.name.sasl_ssl.ssl.client.auth=requested"])
+    assert refused_settings(config) == []
+    assert config.inter_broker_listener_name == "SASL_SSL"
 
 
 def test_tls_settings_are_accepted_also_per_listener():
@@ -241,3 +244,14 @@ def test_socket_buffer_sizes_apply_to_accepted_connections():
 
     # Linux doubles what it is given, for its own bookkeeping.
     assert asyncio.run(accepted_buffer_sizes()) == (2 * 64 * 1024, 2 * 48 * 1024)
+
+
+def test_the_sasl_settings_of_plain_and_scram_are_accepted_also_per_listener():
+    config = KafkaConfig.load(overrides=[
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512", "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "connections.max.reauth.ms=60000", "sasl.server.max.receive.size=1000", "sasl.jaas.config=x",
+        "connection.failed.authentication.delay.ms=50",
+        "listener.name.client.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.client.plain.sasl.jaas.config=x", "listener.name.client.scram-sha-512.sasl.jaas.config=x",
+        "listener.name.client.scram-sha-256.connections.max.reauth.ms=1000"])
+    assert refused_settings(config) == []

@@ -5,7 +5,16 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 - unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
   ApiVersions' own range (KIP-511); any other API closes the connection;
 - unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
-Each case logs one line. A handler that wants the connection closed raises the api layer's
+Each case logs one line.
+On a SASL listener a connection carries a SaslServerAuthenticator (kbroker/security) in its
+Session, and `process` enforces what Kafka's SaslServerAuthenticator does before the handlers
+see anything: only ApiVersions (once) and SaslHandshake before a mechanism is chosen (anything
+else closes the connection), only SaslAuthenticate during the exchange (anything else is answered
+ILLEGAL_SASL_STATE in its top-level error fields, then closed), raw tokens
+after a v0 handshake, frames no larger than sasl.server.max.receive.size until authenticated, a
+failed exchange answered and then closed after connection.failed.authentication.delay.ms, and a
+session past connections.max.reauth.ms closed on its next request other than SaslHandshake.
+A handler that wants the connection closed raises the api layer's
 CloseConnection (kbroker/api/handlers); `process` turns it into the network layer's signal, as
 it does for the cases above. This module knows the codec, the handler registry and the services
 handlers get (BrokerServices), not sockets: the server hands `process` to the network.
@@ -13,7 +22,9 @@ handlers get (BrokerServices), not sockets: the server hands `process` to the ne
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
@@ -25,6 +36,8 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.security.principal import ANONYMOUS
+from kbroker.security.sasl_authenticator import SaslServerAuthenticator, SaslState
+from kbroker.security.session import Session
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
@@ -49,6 +62,12 @@ class KafkaApis:
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         """The network's request processor: the response chunks, or None where Kafka sends none."""
+        session = self._session_of(conn)
+        authenticator = session.sasl if session is not None else None
+        if authenticator is not None and not authenticator.authenticated:
+            self._check_sasl_frame_size(conn, authenticator, frame)
+            if authenticator.raw_tokens and authenticator.state == SaslState.AUTHENTICATE:
+                return await self._raw_sasl_token(conn, authenticator, frame)
         try:
             header, body_offset = decode_request_header(frame)
         except CodecError as exc:
@@ -85,16 +104,87 @@ class KafkaApis:
                                   "closing connection from %s: unparsable %s v%d request (%s)",
                                   conn.peer, _api_name(api_key), version, exc)
             raise socket_server.CloseConnection from None
-        session = conn.session
+        # An authenticated session without an end (the common case) costs nothing more per request.
+        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
+            await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
         principal = ANONYMOUS if session is None else session.principal
-        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal)
+        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
         try:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms
             raise socket_server.CloseConnection from None
         if response is None:
             return None
-        return self._encode(header.correlation_id, api_key, version, response)
+        chunks = self._encode(header.correlation_id, api_key, version, response)
+        if authenticator is not None:
+            if api_key == ApiKey.API_VERSIONS:
+                authenticator.versions_answered()
+            elif authenticator.state == SaslState.FAILED:
+                await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
+        return chunks
+
+    def _session_of(self, conn: KafkaConnection) -> Session | None:
+        """The connection's Session; on a SASL listener one is made with the first request."""
+        session = conn.session
+        if session is None and conn.listener_name in self.services.sasl_listeners:
+            session = conn.session = Session(sasl=SaslServerAuthenticator(
+                self.services.sasl_listeners[conn.listener_name], self.services.credential_cache.get))
+        return session
+
+    @staticmethod
+    def _check_sasl_frame_size(conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                               frame: memoryview) -> None:
+        """Before authentication a frame may not exceed sasl.server.max.receive.size."""
+        if len(frame) > authenticator.config.max_receive_size:
+            bad_input_log.warning(source_of(conn.peer), "sasl size",
+                                  "closing connection from %s: Failing SASL authentication due to invalid "
+                                  "receive size (%d bytes)", conn.peer, len(frame))
+            raise socket_server.CloseConnection
+
+    async def _check_sasl_state(self, conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                                correlation_id: int, api_key: int, version: int) -> None:
+        """Closes the connection where Kafka's authenticator would (see the module docstring).
+        During a v1 exchange Kafka first answers the stray request with ILLEGAL_SASL_STATE (the
+        request's own response, its error fields set) after the failed-authentication delay."""
+        if authenticator.authenticated:
+            if api_key != ApiKey.SASL_HANDSHAKE and authenticator.expired(time.monotonic()):
+                log.info("closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
+                         conn.peer)
+                raise socket_server.CloseConnection
+            return
+        refusal = authenticator.refusal(api_key)
+        if refusal is not None and authenticator.state == SaslState.AUTHENTICATE:
+            authenticator.fail()
+            answer = self._encode(correlation_id, api_key, version,
+                                  {"error_code": Errors.ILLEGAL_SASL_STATE, "error_message": refusal})
+            await self._close_failed_authentication(conn, authenticator, refusal, answer)
+        if refusal is not None:
+            bad_input_log.warning(source_of(conn.peer), "sasl state", "closing connection from %s: %s",
+                                  conn.peer, refusal)
+            raise socket_server.CloseConnection
+
+    @staticmethod
+    async def _close_failed_authentication(conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                                           reason: object, last_response: list | None) -> None:
+        """Kafka answers a failed authentication, waits connection.failed.authentication.delay.ms
+        (only this connection waits), then closes it."""
+        bad_input_log.log(logging.INFO, source_of(conn.peer), "failed authentication",
+                          "Failed authentication with %s (%s)", conn.peer,
+                          reason or f"SASL mechanism {authenticator.mechanism} refused")
+        await asyncio.sleep(authenticator.config.failed_authentication_delay_ms / 1000)
+        raise socket_server.CloseConnection(last_response)
+
+    async def _raw_sasl_token(self, conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                              frame: memoryview) -> list:
+        """After SaslHandshake v0 a frame is a bare SASL token, answered size-prefixed without a
+        response header; a failure closes the connection without an answer, as Kafka does."""
+        result = authenticator.authenticate(bytes(frame), 0)
+        if result.error_code:
+            await self._close_failed_authentication(conn, authenticator, result.error_message, None)
+        session = conn.session
+        if authenticator.authenticated and authenticator.principal is not None and session is not None:
+            session.principal = authenticator.principal
+        return [len(result.token).to_bytes(4, "big"), result.token]
 
     @staticmethod
     def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:

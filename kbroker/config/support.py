@@ -1,7 +1,7 @@
 """Which of Kafka's settings kbroker does not act on, and what it does when one is given.
 
 No accepted setting is silently ignored (issue 16, bug 1):
-- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (SASL, authorization,
+- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (GSSAPI and OAUTHBEARER, authorization,
   delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
   default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
   plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
@@ -9,8 +9,9 @@ No accepted setting is silently ignored (issue 16, bug 1):
   the authorizer's own settings (`super.users`, `allow.everyone.if.no.acl.found`, which Kafka
   hands to the authorizer rather than declaring), the static quotas Kafka 3.0 removed
   (`quota.producer.default`) and per-listener copies of any of these
-  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.plain.sasl.jaas.config`) are
-  refused the same way.
+  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.gssapi.sasl.jaas.config`) are
+  refused the same way. SASL with PLAIN and SCRAM is implemented (SASL_IMPLEMENTED, also per
+  listener and mechanism: `listener.name.<l>.scram-sha-512.sasl.jaas.config`).
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
   broker, JMX metrics, KIP-848 consumer groups that are not served yet): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
@@ -47,16 +48,20 @@ SSL_IMPLEMENTED = frozenset({
 })  # fmt: skip
 # Kafka re-reads key stores on a dynamic update (with these checks); kbroker reads them at start only.
 _SSL_NO_EFFECT = ("ssl.allow.dn.changes", "ssl.allow.san.changes")
+# The SASL settings kbroker implements (kbroker/security/sasl_config.py), also per listener and
+# per listener and mechanism (listener.name.<l>.scram-sha-256.sasl.jaas.config).
+SASL_IMPLEMENTED = frozenset({"sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.jaas.config",
+                              "sasl.server.max.receive.size", "connections.max.reauth.ms"})
+_SASL_MECHANISM_PREFIXED = re.compile(r"(plain|scram-sha-256|scram-sha-512)\.(sasl\.jaas\.config|connections\.max\.reauth\.ms)")
 # listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
 _LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\.(?P<setting>.+)")
 
 UNSUPPORTED: frozenset[str] = frozenset({
     # Authorization, authentication, TLS
     "authorizer.class.name", "principal.builder.class", "security.providers",
-    "connections.max.reauth.ms", "connection.failed.authentication.delay.ms",
-    "sasl.server.max.receive.size",
     *(name for name in BROKER_CONFIG_BY_NAME
-      if _SSL_SASL.fullmatch(name) and name not in SSL_IMPLEMENTED and name not in _SSL_NO_EFFECT),
+      if _SSL_SASL.fullmatch(name) and name not in SSL_IMPLEMENTED and name not in _SSL_NO_EFFECT
+      and name not in SASL_IMPLEMENTED),
     # ZooKeeper security and migration
     "zookeeper.set.acl", "zookeeper.metadata.migration.enable", "zookeeper.clientCnxnSocket",
     *(name for name in BROKER_CONFIG_BY_NAME if name.startswith("zookeeper.ssl.")),
@@ -119,7 +124,7 @@ def _unsupported_name(name: str) -> bool:
     prefixed = _LISTENER_PREFIXED.fullmatch(name)
     if prefixed:
         setting = prefixed["setting"]
-        if setting in SSL_IMPLEMENTED:
+        if setting in SSL_IMPLEMENTED or setting in SASL_IMPLEMENTED or _SASL_MECHANISM_PREFIXED.fullmatch(setting):
             return False
         return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
     return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)

@@ -87,7 +87,12 @@ SessionFactory = Callable[[bytes | None], Any]
 
 class CloseConnection(Exception):
     """Raised by the request processor when Kafka would close the connection instead of answering
-    (the api layer turns its handlers' own signal into this one)."""
+    (the api layer turns its handlers' own signal into this one). `last_response`, when given, is
+    written before the close (a failed SASL authentication is answered, then closed, as in Kafka)."""
+
+    def __init__(self, last_response: list | None = None) -> None:
+        super().__init__()
+        self.last_response = last_response
 
 
 class ConnectionInfo(Protocol):
@@ -326,7 +331,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.server.in_flight += 1
             try:
                 chunks = await processor(self, frame)
-            except CloseConnection:
+            except CloseConnection as exc:
+                if exc.last_response and not self._closing:
+                    self.transport.writelines(exc.last_response)  # close() flushes it first
                 self.close()
                 return
             except asyncio.CancelledError:

@@ -71,6 +71,7 @@ class Node:
         self.down = False
         # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
         self.started_group_coordinator = None
+        self.sasl_listeners: dict = {}  # BrokerServices': no SASL listener here
 
     @property
     def port(self) -> int:
