@@ -16,17 +16,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import threading
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 from prometheus_client.core import Metric
-from prometheus_client.exposition import start_http_server
+from prometheus_client.exposition import ThreadingWSGIServer, make_wsgi_app
 from prometheus_client.registry import Collector, CollectorRegistry
 
 if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
     from kbroker.metrics.stats import Family
 
 log = logging.getLogger("kbroker.metrics")
@@ -91,6 +91,25 @@ class _LoopSnapshotCollector(Collector):
             yield to_metric(family)
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """No access log line per scrape on stderr (wsgiref's default)."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (wsgiref's signature)
+        pass
+
+
+def _only_metrics_path(app: Callable) -> Callable:
+    """The WSGI app at /metrics only (prometheus_client's answers every path); 404 elsewhere."""
+
+    def serve(environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "/") in ("/metrics", "/metrics/"):
+            return app(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"Not found: the metrics are at /metrics\n"]
+
+    return serve
+
+
 class MetricsEndpoint:
     """The HTTP server of metrics.listener; `close()` stops it (from the loop, off the loop thread)."""
 
@@ -98,12 +117,19 @@ class MetricsEndpoint:
         self.host = host
         self.port = port
         self.snapshot = snapshot
-        self._server: WSGIServer | None = None
+        self._server: ThreadingWSGIServer | None = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Binds (an OSError if it cannot) and serves from a daemon thread."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(_LoopSnapshotCollector(loop, self.snapshot))
-        server, _thread = start_http_server(self.port, addr=self.host or "0.0.0.0", registry=registry)
+
+        class Server(ThreadingWSGIServer):  # a class per endpoint: the address family is a class attribute
+            address_family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+
+        server = make_server(self.host or "0.0.0.0", self.port, _only_metrics_path(make_wsgi_app(registry)),
+                             Server, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics-endpoint", daemon=True).start()
         self._server = server
         self.port = server.server_port
 
