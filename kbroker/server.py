@@ -260,7 +260,11 @@ class KafkaServer:
             return
         from kbroker.broker_metrics import broker_snapshot
         from kbroker.config.validators import parse_http_listener
-        from kbroker.metrics.exporter import MetricsEndpoint
+
+        try:
+            from kbroker.metrics.exporter import MetricsEndpoint
+        except ImportError as exc:
+            raise CannotStart(f"metrics.listener needs prometheus_client ({exc}): pip install 'kbroker[metrics]'") from None
 
         address = parse_http_listener(listener)
         assert address is not None  # the setting's validator accepted it

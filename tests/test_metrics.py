@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -38,6 +39,18 @@ from kbroker.testing.waiting import eventually
 from kbroker.testing.wire import API_VERSIONS, METADATA
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+DASHBOARD = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"
+
+
+def dashboard_metric_names() -> set[str]:
+    """The metric names the shipped Grafana dashboard's queries use."""
+    exprs = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"]
+             for target in panel.get("targets", ())]
+    return {name for expr in exprs for name in re.findall(r"\b(kafka_[a-z_]+)", expr)}
+
+
+def exported_names(samples: Samples) -> set[str]:
+    return {name for name, _ in samples}
 
 
 def scrape(port: int, timeout: float = 10.0) -> Samples:
@@ -180,6 +193,9 @@ def test_produce_consume_and_requests_move_the_counters_by_what_was_done(broker_
     for operation in ("Produce", "Fetch"):
         assert ("kafka_server_delayedoperationpurgatory_purgatorysize",
                 frozenset({("delayedOperation", operation)})) in consumed
+    # The dashboard in docs/ asks for what the broker exports (ZooKeeper's only in cluster mode).
+    single_node = {n for n in dashboard_metric_names() if not n.startswith("kafka_server_sessionexpirelistener")}
+    assert single_node - exported_names(consumed) == set()
 
 
 def test_without_metrics_listener_only_the_kafka_port_listens(broker_factory):
@@ -291,6 +307,8 @@ def test_cluster_reports_one_controller_and_under_replicated_partitions_after_a_
 
         every = {1, 2, 3}
         assert summed("kafka_controller_kafkacontroller_activecontrollercount", every) == 1
+        assert {n for n in dashboard_metric_names() if "sessionexpirelistener" in n} <= \
+            exported_names(scrape(metric_ports[1]))
         for broker_id in every:
             assert value(scrape(metric_ports[broker_id]), "kafka_server_sessionexpirelistener_sessionstate",
                          state="CONNECTED") == 1
