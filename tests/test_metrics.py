@@ -197,6 +197,12 @@ def test_produce_consume_and_requests_move_the_counters_by_what_was_done(broker_
     single_node = {n for n in dashboard_metric_names() if not n.startswith("kafka_server_sessionexpirelistener")}
     assert single_node - exported_names(consumed) == set()
 
+    # A deleted topic's metrics go with it, as in Kafka.
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics(["beta"])["beta"].result(30)
+    eventually(lambda: not any(("topic", "beta") in labels for _, labels in scrape(port)),
+               what="beta's metrics to go with the topic")
+
 
 def test_without_metrics_listener_only_the_kafka_port_listens(broker_factory):
     broker = broker_factory.start()

@@ -71,6 +71,7 @@ class ConnectionInfo(Protocol):
     peer: str
     listener_name: str
     session: Any
+    request_arrival: float  # when the frame being processed was read whole (time.monotonic())
 
 
 # Response chunks are bytes-like, or file regions (records of a fetch) that know how to read

@@ -265,9 +265,18 @@ class ReplicaManager:
                         error = exc.code
                 self._complete_delayed_requests(tp)
                 errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": error})
+            if self.topic_stats is not None and all(state["delete_partition"]
+                                                    for state in topic_state["partition_states"]):
+                self._maybe_remove_topic_stats(topic)
         if self.replica_fetcher_manager is not None:
             self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
         return {"error_code": 0, "partition_errors": errors}
+
+    def _maybe_remove_topic_stats(self, topic: str) -> None:
+        """A deleted topic's BrokerTopicMetrics go once none of its partitions is hosted here
+        (Kafka's stopReplicas: brokerTopicStats.removeMetrics)."""
+        if self.topic_stats is not None and not any(t == topic for t, _ in self.partitions):
+            self.topic_stats.remove_topic(topic)
 
     def _stop_replica_fenced(self, tp: tuple[str, int], leader_epoch: int) -> bool:
         """Kafka's stopReplicas: a leader epoch older than the partition's is refused; -2 (the
