@@ -64,9 +64,21 @@ def replica_manager_families(rm: ReplicaManager) -> list[Family]:
                at_min_isr),
         _gauge(prefix + "offlinereplicacount", "Partitions here offline after a log directory failure",
                len(rm.offline_partitions)),
+        _gauge("kafka_server_replicafetchermanager_maxlag", "Most messages a partition followed here lags its leader",
+               _max_follower_lag(rm), {"clientId": "Replica"}),
         Family(prefix + "isrshrinks", "counter", "ISR shrinks committed by the controller", [({}, rm.isr_shrinks)]),
         Family(prefix + "isrexpands", "counter", "ISR expansions committed by the controller", [({}, rm.isr_expands)]),
     ]
+
+
+def _max_follower_lag(rm: ReplicaManager) -> int:
+    """Kafka's ReplicaFetcherManager MaxLag: the largest lag (leader's high watermark minus our
+    fetch offset) of the partitions this broker follows, as of their last fetch."""
+    manager = rm.replica_fetcher_manager
+    if manager is None:
+        return 0
+    return max((state.lag for fetcher in list(manager.fetchers.values())
+                for state in list(fetcher.partitions.values()) if state.lag is not None), default=0)
 
 
 def log_families(rm: ReplicaManager) -> list[Family]:

@@ -309,7 +309,8 @@ def test_cluster_reports_one_controller_and_under_replicated_partitions_after_a_
     per_broker = {b: (f"metrics.listener=http://127.0.0.1:{p}",) for b, p in metric_ports.items()}
     with KafkaCluster(broker_factory, zookeeper, broker_overrides=per_broker) as cluster:
         def summed(name: str, brokers: set[int]) -> float:
-            return sum(total(scrape(metric_ports[b]), name) for b in brokers)
+            """The label-less sample (a broker's total) summed over the brokers."""
+            return sum(value(scrape(metric_ports[b]), name) for b in brokers)
 
         every = {1, 2, 3}
         assert summed("kafka_controller_kafkacontroller_activecontrollercount", every) == 1
@@ -325,6 +326,14 @@ def test_cluster_reports_one_controller_and_under_replicated_partitions_after_a_
         cluster.wait_for(lambda: summed("kafka_server_replicamanager_partitioncount", every) == 9,
                          what="nine replicas hosted")
         assert summed("kafka_server_replicamanager_underreplicatedpartitions", every) == 0
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        for i in range(30):
+            producer.produce("replicated", value=b"r" * 100, partition=i % 3)
+        assert producer.flush(30) == 0
+        # acks=all: the followers had every record before the answers, so the leaders sent them.
+        assert summed("kafka_server_brokertopicmetrics_messagesin_total", every) >= 30
+        assert summed("kafka_server_brokertopicmetrics_replicationbytesout_total", every) >= 2 * 30 * 100
+        assert "kafka_server_replicafetchermanager_maxlag" in exported_names(scrape(metric_ports[1]))
 
         victim = next(b for b in every if b != cluster.controller_id())
         cluster.kill(victim)

@@ -124,13 +124,14 @@ class RequestMetrics:
 class TopicStats:
     """kafka.server:type=BrokerTopicMetrics for one topic."""
 
-    __slots__ = ("messages_in", "bytes_in", "bytes_out", "bytes_rejected", "total_produce_requests",
-                 "total_fetch_requests", "failed_produce_requests", "failed_fetch_requests")
+    __slots__ = ("messages_in", "bytes_in", "bytes_out", "replication_bytes_out", "bytes_rejected",
+                 "total_produce_requests", "total_fetch_requests", "failed_produce_requests", "failed_fetch_requests")
 
     def __init__(self) -> None:
         self.messages_in = 0
         self.bytes_in = 0
         self.bytes_out = 0
+        self.replication_bytes_out = 0
         self.bytes_rejected = 0
         self.total_produce_requests = 0
         self.total_fetch_requests = 0
@@ -143,6 +144,7 @@ _TOPIC_METRICS = (
     ("messages_in", "messagesin", "Records appended by this broker as leader"),
     ("bytes_in", "bytesin", "Bytes of record batches appended by this broker as leader"),
     ("bytes_out", "bytesout", "Bytes of records sent to consumers (not followers)"),
+    ("replication_bytes_out", "replicationbytesout", "Bytes of records sent to followers"),
     ("bytes_rejected", "bytesrejected", "Bytes of produced batches the log refused"),
     ("total_produce_requests", "totalproducerequests", "Partition appends asked of this broker"),
     ("total_fetch_requests", "totalfetchrequests", "Partition reads asked of this broker"),

@@ -509,6 +509,8 @@ class ReplicaManager:
                 stats.failed_fetch_requests += 1
             elif replica_id < 0:
                 stats.bytes_out += result.size
+            else:
+                stats.replication_bytes_out += result.size
 
     def _start_offset_metadata(self, req: FetchRequestPartition, result: FetchResult) -> LogOffsetMetadata:
         """Where the partition's read started, with its position in the log (a read that found
