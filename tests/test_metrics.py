@@ -336,15 +336,23 @@ def test_cluster_reports_one_controller_and_under_replicated_partitions_after_a_
         assert "kafka_server_replicafetchermanager_maxlag" in exported_names(scrape(metric_ports[1]))
 
         victim = next(b for b in every if b != cluster.controller_id())
+        # A partition whose only replica is on the victim goes offline with it.
+        lonely = NewTopic("lonely", 1, replica_assignment=[[victim]])  # librdkafka wants the count too
+        admin.create_topics([lonely])["lonely"].result(30)
+        cluster.wait_for(lambda: value(scrape(metric_ports[victim]), "kafka_log_log_size", topic="lonely",
+                                       partition="0") == 0, what="the lonely partition's log on the victim")
         cluster.kill(victim)
         survivors = every - {victim}
         cluster.wait_for(lambda: summed("kafka_server_replicamanager_underreplicatedpartitions", survivors) == 3,
                          what="every partition under-replicated without the killed broker")
-        assert summed("kafka_controller_kafkacontroller_offlinepartitionscount", survivors) == 0
+        cluster.wait_for(lambda: summed("kafka_controller_kafkacontroller_offlinepartitionscount", survivors) == 1,
+                         what="the controller to count the lonely partition offline")
         assert summed("kafka_controller_kafkacontroller_activecontrollercount", survivors) == 1
 
         cluster.restart(victim)
         cluster.wait_for(lambda: summed("kafka_server_replicamanager_underreplicatedpartitions", every) == 0,
                          timeout=60, what="the restarted broker back in every ISR")
+        cluster.wait_for(lambda: summed("kafka_controller_kafkacontroller_offlinepartitionscount", every) == 0,
+                         what="the lonely partition back online")
         assert summed("kafka_server_replicamanager_isrexpands_total", every) >= 1
         assert summed("kafka_controller_kafkacontroller_activecontrollercount", every) == 1
