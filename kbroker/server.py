@@ -196,12 +196,12 @@ class KafkaServer:
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
             build_transaction_coordinator=self._build_transaction_coordinator)
+        self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.
         await self._wait_for_earlier_registration()
         await self._start_socket_servers(KafkaApis(self.services, self.request_metrics).process)
-        self._start_metrics_endpoint(loop)
         try:
             self._register()
         except NodeExistsError:  # registered by someone else since the wait looked
@@ -220,7 +220,7 @@ class KafkaServer:
             replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         if self.metrics_endpoint is not None:
-            bound += f" (metrics at http://{self.metrics_endpoint.host}:{self.metrics_endpoint.port}/metrics)"
+            bound += f" (metrics at http://{self.metrics_endpoint.host or '0.0.0.0'}:{self.metrics_endpoint.port}/metrics)"
         advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
         since_process_start = process_age_s()  # what a client waiting for the port sees
         log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",

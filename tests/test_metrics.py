@@ -19,6 +19,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -212,9 +213,19 @@ def test_without_metrics_listener_only_the_kafka_port_listens(broker_factory):
 
 def test_metrics_listener_must_be_an_http_listener(broker_factory):
     broker = broker_factory.start("metrics.listener=127.0.0.1:9404", start=False)
-    proc = __import__("subprocess").run(broker.argv(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(broker.argv(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "metrics.listener" in proc.stderr and "http://HOST:PORT" in proc.stderr
+
+
+def test_metrics_port_taken_stops_the_start_before_kafka_listens(broker_factory):
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        broker = broker_factory.start(f"metrics.listener=http://127.0.0.1:{port}", start=False)
+        proc = subprocess.run(broker.argv(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"cannot start: metrics.listener: cannot listen on http://127.0.0.1:{port}" in proc.stderr
+    assert "Traceback" not in proc.stderr and "started in" not in proc.stderr
 
 
 def test_endpoint_answers_under_load_and_with_a_stuck_scraper(broker_factory, producer_of):
