@@ -117,7 +117,8 @@ def test_produce_consume_and_requests_move_the_counters_by_what_was_done(broker_
     producer = producer_of(broker.bootstrap)
     for i in range(50):
         producer.produce("alpha", value=b"a" * 100, key=str(i).encode())
-    for _ in range(20):
+    assert producer.flush(10) == 0
+    for _ in range(20):  # after the flush: each produce request holds one partition
         producer.produce("beta", value=b"b" * 10)
     assert producer.flush(10) == 0
 
