@@ -102,7 +102,7 @@ def test_image_requirements_pin_every_runtime_dependency():
             pins[requirement.name.lower()] = spec.version
     project = PYPROJECT["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["fast"],
-              *project["optional-dependencies"]["tools"]]
+              *project["optional-dependencies"]["tools"], *project["optional-dependencies"]["metrics"]]
 
     for text in wanted:
         requirement = Requirement(text)

@@ -54,6 +54,7 @@ from kbroker.metadata.metadata_cache import (
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
+from kbroker.metrics.stats import BrokerTopicStats, RequestMetrics
 from kbroker.network.connection_quotas import ConnectionQuotas
 from kbroker.network.memory_pool import MemoryPool
 from kbroker.network.socket_server import RequestProcessor, SocketServer
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.metadata.kazoo_store import KazooZNodeStore
+    from kbroker.metrics.exporter import MetricsEndpoint
     from kbroker.network.socket_server import SessionFactory
     from kbroker.replica.replica_manager import TopicPartition
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
@@ -158,6 +160,10 @@ class KafkaServer:
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
         self.credential_cache = CredentialCache()
+        self._session_events: dict[str, int] = {}  # kazoo's events counted (SessionExpireListener)
+        # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
+        self.request_metrics: RequestMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -184,6 +190,9 @@ class KafkaServer:
             self.broker_id, self.log_manager, self.metadata_cache, zk_client.get_topic_config, self.base_log_config)
         if self.cluster_mode:
             self._create_replication_managers(replica_manager)
+        if self.config.get("metrics.listener"):  # counting costs nothing while metrics are off
+            self.request_metrics = RequestMetrics()
+            replica_manager.topic_stats = BrokerTopicStats()
         admin_manager = self.admin_manager = AdminManager(self.config, AdminZkClient(zk_client), self.metadata_cache)
         replica_manager.leadership_listeners.append(self._on_leadership_change)
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
@@ -210,11 +219,12 @@ class KafkaServer:
             credential_cache=self.credential_cache,
             scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
             sasl_listeners=sasl_listeners)
+        self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.
         await self._wait_for_earlier_registration()
-        await self._start_socket_servers(KafkaApis(self.services).process)
+        await self._start_socket_servers(KafkaApis(self.services, self.request_metrics).process)
         try:
             self._register()
         except NodeExistsError:  # registered by someone else since the wait looked
@@ -232,6 +242,8 @@ class KafkaServer:
         self._background.append(loop.create_task(self._periodic(  # Kafka's isr-expiration task
             replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
+        if self.metrics_endpoint is not None:
+            bound += f" (metrics at http://{self.metrics_endpoint.host or '0.0.0.0'}:{self.metrics_endpoint.port}/metrics)"
         advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
         since_process_start = process_age_s()  # what a client waiting for the port sees
         log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",
@@ -288,6 +300,37 @@ class KafkaServer:
     def _ssl_handshake_timeout_s(self) -> float:
         idle_ms = self.config.get("connections.max.idle.ms")
         return SSL_HANDSHAKE_TIMEOUT_S if idle_ms < 0 else max(0.1, min(SSL_HANDSHAKE_TIMEOUT_S, idle_ms / 1000))
+
+    def _start_metrics_endpoint(self, loop: asyncio.AbstractEventLoop) -> None:
+        """metrics.listener: the Prometheus endpoint in its own thread, reading snapshots taken
+        on this loop (prometheus_client is imported only here)."""
+        listener = self.config.get("metrics.listener")
+        if not listener:
+            return
+        from kbroker.broker_metrics import broker_snapshot
+        from kbroker.config.validators import parse_http_listener
+
+        try:
+            from kbroker.metrics.exporter import MetricsEndpoint
+        except ImportError as exc:
+            raise CannotStart(f"metrics.listener needs prometheus_client ({exc}): pip install 'kbroker[metrics]'") from None
+
+        address = parse_http_listener(listener)
+        assert address is not None  # the setting's validator accepted it
+        rm, controller = _started(self.replica_manager), _started(self.controller)
+        services = _started(self.services)
+
+        def snapshot() -> list:
+            zookeeper = (self._session_state, self._session_events) if self.cluster_mode else None
+            return broker_snapshot(self.request_metrics, rm, controller, self.socket_servers,
+                                   lambda: services.started_group_coordinator, zookeeper)
+
+        endpoint = MetricsEndpoint(address[0], address[1], snapshot)
+        try:
+            endpoint.start(loop)
+        except OSError as exc:
+            raise CannotStart(f"metrics.listener: cannot listen on {listener}: {exc.strerror or exc}") from None
+        self.metrics_endpoint = endpoint
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -366,6 +409,7 @@ class KafkaServer:
             log.info("ZooKeeper session %s at shutdown", "closed" if event == "lost" else event)
             return
         # A normal start connects once: INFO. Suspended or lost is a real problem: WARNING.
+        self._session_events[event] = self._session_events.get(event, 0) + 1
         level = logging.INFO if event == "connected" else logging.WARNING
         again = event == "connected" and self._session_state != "connected"
         log.log(level, "ZooKeeper session %s", "reconnected" if again else event)
@@ -421,6 +465,8 @@ class KafkaServer:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
             task.cancel()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.close()
         await self._stop_replication_managers()
         if self.controller is not None:
             self.controller.resign()  # no controller event may run against a closed store

@@ -18,6 +18,14 @@ A handler that wants the connection closed raises the api layer's
 CloseConnection (kbroker/api/handlers); `process` turns it into the network layer's signal, as
 it does for the cases above. This module knows the codec, the handler registry and the services
 handlers get (BrokerServices), not sockets: the server hands `process` to the network.
+
+Measured requests: with metrics on (`metrics.listener`, a RequestMetrics given) or the logger
+`kafka.request.logger` at DEBUG, each answered request's time is split as Kafka splits it
+(request queue: from the frame's arrival to its handler; remote: parked in a purgatory, counted
+by the purgatory in `metrics.stats.remote_time_s`; local: the rest) and counted per API and
+version, with the error codes of its response (Produce and Fetch per partition, other APIs their
+top-level code); the request logger gets one line per request, like Kafka's. Otherwise none of
+that runs: no clock is read.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
+from kbroker.metrics.stats import remote_time_s
 from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.api_keys import ApiKey
@@ -41,11 +50,20 @@ from kbroker.security.session import Session
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
+    from kbroker.metrics.stats import RequestMetrics
     from kbroker.network.socket_server import KafkaConnection
 
 log = logging.getLogger("kbroker.request")
 # Malformed requests are logged once per client host and kind per interval (issue 16, bug 6).
 bad_input_log = RateLimitedLog(log)
+# Kafka's request log: one DEBUG line per completed request (log4j's kafka.request.logger).
+request_log = logging.getLogger("kafka.request.logger")
+
+# Kafka's names of the APIs in its request metrics and logs (ApiKeys' names): PRODUCE is
+# "Produce", LEADER_AND_ISR "LeaderAndIsr".
+REQUEST_NAMES: dict[int, str] = {
+    key.value: "".join(part.capitalize() for part in key.name.split("_")) for key in ApiKey}
+_ERROR_NAMES: dict[int, str] = {error.value: error.name for error in Errors}
 
 
 def _api_name(api_key: int) -> str:
@@ -56,9 +74,10 @@ def _api_name(api_key: int) -> str:
 
 
 class KafkaApis:
-    def __init__(self, services: BrokerServices) -> None:
+    def __init__(self, services: BrokerServices, request_metrics: RequestMetrics | None = None) -> None:
         self.services = services
         self.handlers: dict[int, Handler] = load_handlers()
+        self.request_metrics = request_metrics
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         """The network's request processor: the response chunks, or None where Kafka sends none."""
@@ -109,10 +128,17 @@ class KafkaApis:
             await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
         principal = ANONYMOUS if session is None else session.principal
         ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
+        measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
+        started = 0.0
+        if measured:
+            started = time.monotonic()
+            remote_time_s.set(0.0)
         try:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms
             raise socket_server.CloseConnection from None
+        if measured:
+            self._completed(conn, ctx, request, response, started)
         if response is None:
             return None
         chunks = self._encode(header.correlation_id, api_key, version, response)
@@ -186,6 +212,38 @@ class KafkaApis:
             session.principal = authenticator.principal
         return [len(result.token).to_bytes(4, "big"), result.token]
 
+    def _completed(self, conn: KafkaConnection, ctx: RequestContext, request: Any, response: dict | None,
+                   started: float) -> None:
+        """Kafka's RequestChannel.updateRequestMetrics and request log for one answered request."""
+        now = time.monotonic()
+        arrival = conn.request_arrival or started
+        header = ctx.header
+        api_key = header.api_key
+        name = REQUEST_NAMES[api_key]
+        queue_ms = (started - arrival) * 1000
+        total_ms = (now - arrival) * 1000
+        remote_ms = remote_time_s.get() * 1000
+        local_ms = max(0.0, total_ms - queue_ms - remote_ms)
+        metrics = self.request_metrics
+        if metrics is not None:
+            metrics.record(name, header.api_version, queue_ms, local_ms, remote_ms, total_ms)
+            if api_key == ApiKey.FETCH:  # Kafka also times fetches as FetchConsumer or FetchFollower
+                replica_id = request["replica_state"]["replica_id"] if header.api_version >= 15 else request["replica_id"]
+                metrics.record_times_as("FetchFollower" if replica_id >= 0 else "FetchConsumer",
+                                        queue_ms, local_ms, remote_ms, total_ms)
+            if response is not None:
+                metrics.count_errors(name, error_counts(api_key, response))
+        if request_log.isEnabledFor(logging.DEBUG):
+            request_log.debug(
+                "Completed request:%s v%d (correlation id %d, client id %s) from connection %s;totalTime:%.3f,"
+                "requestQueueTime:%.3f,localTime:%.3f,remoteTime:%.3f,listener:%s,principal:%s",
+                name, header.api_version, header.correlation_id, header.client_id, conn.peer, total_ms, queue_ms,
+                local_ms, remote_ms, conn.listener_name, ctx.principal,
+                extra={"api": name, "api_version": header.api_version, "correlation_id": header.correlation_id,
+                       "client_id": header.client_id, "peer": conn.peer, "listener": conn.listener_name,
+                       "total_time_ms": round(total_ms, 3), "request_queue_time_ms": round(queue_ms, 3),
+                       "local_time_ms": round(local_ms, 3), "remote_time_ms": round(remote_ms, 3)})
+
     @staticmethod
     def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:
         header = encode_response_header(correlation_id, api_key, version)
@@ -201,3 +259,22 @@ class KafkaApis:
                           "max_version": handler.advertised_max}],
         }
         return self._encode(correlation_id, ApiKey.API_VERSIONS, 0, body)
+
+
+def error_counts(api_key: int, response: dict) -> dict[str, int]:
+    """The error codes of a response by name, as Kafka's AbstractResponse.errorCounts counts
+    them for Produce (each partition) and Fetch (the top level and each partition); for the
+    other APIs, the top-level error_code (NONE when the response has none)."""
+    counts: dict[str, int] = {}
+    codes: list[int]
+    if api_key == ApiKey.PRODUCE:
+        codes = [p["error_code"] for t in response["responses"] for p in t["partition_responses"]]
+    elif api_key == ApiKey.FETCH:
+        codes = [response.get("error_code", 0), *(p["error_code"] for t in response["responses"]
+                                                   for p in t["partitions"])]
+    else:
+        codes = [response.get("error_code", 0)]
+    for code in codes:
+        error = _ERROR_NAMES.get(code, str(code))
+        counts[error] = counts.get(error, 0) + 1
+    return counts

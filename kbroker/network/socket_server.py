@@ -99,6 +99,7 @@ class ConnectionInfo(Protocol):
     peer: str
     listener_name: str
     session: Any
+    request_arrival: float  # when the frame being processed was read whole (time.monotonic())
 
 
 # Response chunks are bytes-like, or file regions (records of a fetch) that know how to read
@@ -116,7 +117,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # Slots: an idle connection is this object, its transport and socket, nothing else.
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
-                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session")
+                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
+                 "_arrivals", "request_arrival")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -134,6 +136,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_filled = 0
         self._charged = 0  # bytes of partial and queued frames counted in the memory pool
         self._frames: collections.deque[memoryview] = collections.deque()
+        # When each queued frame was read whole (time.monotonic()), and the one being processed's:
+        # the api layer's request queue time (Kafka's requestQueueTimeMs) and request log.
+        self._arrivals: collections.deque[float] = collections.deque()
+        self.request_arrival = 0.0
         self._worker: asyncio.Task | None = None
         self._processing = False  # a request is with the processor
         self._closing = False
@@ -178,6 +184,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._closing = True
         self.server.connection_closed(self)
         self._frames.clear()
+        self._arrivals.clear()
         self._frame = None
         self._release(self._charged)
         self._charged = 0
@@ -219,6 +226,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._frame_filled == self._frame_size:
             self._frame = None
             self._frames.append(memoryview(frame))
+            self._arrivals.append(self.last_active)
             self._wake_worker()
 
     def eof_received(self) -> bool:
@@ -264,6 +272,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if have >= size:
             # A bytearray, so the log validator can patch offsets into a produce in place.
             self._frames.append(memoryview(bytearray(data[pos : pos + size])))
+            self._arrivals.append(self.last_active)  # buffer_updated set it for this read
             self._charge(size)
             return pos + size
         capacity = self._frame_capacity(size, have)
@@ -320,6 +329,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         frames = self._frames
         while frames and not self._closing:
             frame = frames.popleft()
+            self.request_arrival = self._arrivals.popleft()
             # Queued bytes end where processing starts: a request parked in the purgatory must not
             # hold back the reads that complete it (a follower's fetch for an acks=all produce).
             self._charged -= len(frame)
