@@ -60,6 +60,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.security.acl_authorizer import AclAuthorizer
 
 if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
@@ -186,7 +187,8 @@ class KafkaServer:
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
-            build_transaction_coordinator=self._build_transaction_coordinator)
+            build_transaction_coordinator=self._build_transaction_coordinator,
+            authorizer=AclAuthorizer.from_config(self.config, store))
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.

@@ -1,0 +1,76 @@
+"""AuthHelper (Kafka's name): the one place handlers ask the authorizer.
+
+Every question takes the RequestContext, whose principal and peer host are what Kafka's
+authorizer sees. Without an authorizer (`authorizer.class.name` empty) everything is allowed and
+the authorized-operations fields carry every operation the resource type supports, as Kafka
+reports them then. Handlers call these instead of reaching `ctx.services.authorizer` themselves,
+so each check reads the same everywhere:
+- `authorize(ctx, READ, GROUP, group_id)` -> bool;
+- `authorized_names(ctx, WRITE, TOPIC, topics)` -> the set of names allowed (one decision per
+  distinct name, never per record or partition);
+- `cluster_error(ctx, ALTER)` -> Errors.NONE or CLUSTER_AUTHORIZATION_FAILED;
+- `authorized_operations(ctx, TOPIC, name)` -> KIP-430's bit field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kbroker.api.request_context import RequestContext
+from kbroker.network.log_limiter import source_of
+from kbroker.protocol.errors import Errors
+from kbroker.security.acl import CLUSTER_NAME, SUPPORTED_OPERATIONS, AclOperation, ResourceType
+
+__all__ = ["OMITTED", "AclOperation", "ResourceType", "authorize", "authorize_by_resource_type", "authorized_names",
+           "authorized_operations", "cluster_error", "has_authorizer"]
+
+# KIP-430's value of an authorized-operations field the request did not ask for.
+OMITTED = -2147483648
+
+
+def _all_supported(resource_type: ResourceType) -> int:
+    return sum(1 << op for op in SUPPORTED_OPERATIONS[resource_type])
+
+
+def has_authorizer(ctx: RequestContext) -> bool:
+    return ctx.services.authorizer is not None
+
+
+def authorize(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType,
+              name: str = CLUSTER_NAME) -> bool:
+    authorizer = ctx.services.authorizer
+    if authorizer is None:
+        return True
+    return authorizer.authorize(str(ctx.principal), source_of(ctx.peer), operation, resource_type, name)
+
+
+def authorized_names(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType,
+                     names: Iterable[str]) -> set[str]:
+    """The names among `names` the principal may perform `operation` on."""
+    authorizer = ctx.services.authorizer
+    if authorizer is None:
+        return set(names)
+    principal, host = str(ctx.principal), source_of(ctx.peer)
+    return {name for name in set(names) if authorizer.authorize(principal, host, operation, resource_type, name)}
+
+
+def cluster_error(ctx: RequestContext, operation: AclOperation) -> int:
+    """CLUSTER_AUTHORIZATION_FAILED unless the principal may perform `operation` on the cluster."""
+    return Errors.NONE if authorize(ctx, operation, ResourceType.CLUSTER) else Errors.CLUSTER_AUTHORIZATION_FAILED
+
+
+def authorize_by_resource_type(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType) -> bool:
+    """May the principal perform `operation` on some resource of the type (Kafka's
+    authorizeByResourceType)?"""
+    authorizer = ctx.services.authorizer
+    if authorizer is None:
+        return True
+    return authorizer.authorize_by_resource_type(str(ctx.principal), source_of(ctx.peer), operation, resource_type)
+
+
+def authorized_operations(ctx: RequestContext, resource_type: ResourceType, name: str = CLUSTER_NAME) -> int:
+    """KIP-430's bit field for the resource: every supported operation without an authorizer."""
+    authorizer = ctx.services.authorizer
+    if authorizer is None:
+        return _all_supported(resource_type)
+    return authorizer.authorized_operations(str(ctx.principal), source_of(ctx.peer), resource_type, name)
