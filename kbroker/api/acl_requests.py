@@ -8,7 +8,7 @@ connection rather than answer, as any request Kafka cannot build does.
 from __future__ import annotations
 
 from enum import IntEnum
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kbroker.api.handlers import CloseConnection
 from kbroker.security.acl import (
@@ -67,11 +67,11 @@ def binding_filter(f: DescribeAclsRequest | DeleteAclsRequestDeleteAclsFilter) -
                             _known(AclOperation, f["operation"]), _known(AclPermissionType, f["permission_type"]))
 
 
-def pattern_fields(pattern: ResourcePattern) -> dict[str, int | str]:
+def pattern_fields(pattern: ResourcePattern) -> dict[str, Any]:
     return {"resource_type": int(pattern.resource_type), "resource_name": pattern.name,
             "pattern_type": int(pattern.pattern_type)}
 
 
-def entry_fields(entry: AccessControlEntry) -> dict[str, int | str]:
+def entry_fields(entry: AccessControlEntry) -> dict[str, Any]:
     return {"principal": entry.principal, "host": entry.host, "operation": int(entry.operation),
             "permission_type": int(entry.permission_type)}

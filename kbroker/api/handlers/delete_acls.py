@@ -44,6 +44,7 @@ async def handle(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsR
     deleted = authorizer.delete_acls(filters)
     return {"throttle_time_ms": 0, "filter_results": [
         {"error_code": Errors.NONE, "error_message": None,
-         "matching_acls": [{"error_code": Errors.NONE, "error_message": None,  # type: ignore[typeddict-item]
-                            **pattern_fields(b.pattern), **entry_fields(b.entry)} for b in bindings]}
+         "matching_acls": [{"error_code": Errors.NONE, "error_message": None,
+                            **pattern_fields(b.pattern), **entry_fields(b.entry)}  # type: ignore[typeddict-item]
+                           for b in bindings]}
         for bindings in deleted]}
