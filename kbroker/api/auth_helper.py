@@ -8,7 +8,8 @@ so each check reads the same everywhere:
 - `authorize(ctx, READ, GROUP, group_id)` -> bool;
 - `authorized_names(ctx, WRITE, TOPIC, topics)` -> the set of names allowed (one decision per
   distinct name, never per record or partition);
-- `cluster_error(ctx, ALTER)` -> Errors.NONE or CLUSTER_AUTHORIZATION_FAILED;
+- `error_for(ctx, READ, GROUP, group_id)` -> Errors.NONE or the type's *_AUTHORIZATION_FAILED,
+  and `cluster_error(ctx, ALTER)` for the cluster;
 - `authorized_operations(ctx, TOPIC, name)` -> KIP-430's bit field.
 """
 
@@ -22,7 +23,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.security.acl import CLUSTER_NAME, SUPPORTED_OPERATIONS, AclOperation, ResourceType
 
 __all__ = ["OMITTED", "AclOperation", "ResourceType", "authorize", "authorize_by_resource_type", "authorized_names",
-           "authorized_operations", "cluster_error", "has_authorizer"]
+           "authorized_operations", "cluster_error", "error_for", "has_authorizer"]
 
 # KIP-430's value of an authorized-operations field the request did not ask for.
 OMITTED = -2147483648
@@ -54,9 +55,26 @@ def authorized_names(ctx: RequestContext, operation: AclOperation, resource_type
     return {name for name in set(names) if authorizer.authorize(principal, host, operation, resource_type, name)}
 
 
-def cluster_error(ctx: RequestContext, operation: AclOperation) -> int:
+# The error Kafka answers when an operation on a resource of the type is refused.
+AUTHORIZATION_FAILED: dict[ResourceType, Errors] = {
+    ResourceType.TOPIC: Errors.TOPIC_AUTHORIZATION_FAILED,
+    ResourceType.GROUP: Errors.GROUP_AUTHORIZATION_FAILED,
+    ResourceType.CLUSTER: Errors.CLUSTER_AUTHORIZATION_FAILED,
+    ResourceType.TRANSACTIONAL_ID: Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    ResourceType.DELEGATION_TOKEN: Errors.DELEGATION_TOKEN_AUTHORIZATION_FAILED,
+}
+
+
+def error_for(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType,
+              name: str = CLUSTER_NAME) -> Errors:
+    """Errors.NONE if the principal may perform `operation` on the resource, else Kafka's
+    *_AUTHORIZATION_FAILED for its type."""
+    return Errors.NONE if authorize(ctx, operation, resource_type, name) else AUTHORIZATION_FAILED[resource_type]
+
+
+def cluster_error(ctx: RequestContext, operation: AclOperation) -> Errors:
     """CLUSTER_AUTHORIZATION_FAILED unless the principal may perform `operation` on the cluster."""
-    return Errors.NONE if authorize(ctx, operation, ResourceType.CLUSTER) else Errors.CLUSTER_AUTHORIZATION_FAILED
+    return error_for(ctx, operation, ResourceType.CLUSTER)
 
 
 def authorize_by_resource_type(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType) -> bool:
