@@ -10,12 +10,16 @@ so each check reads the same everywhere:
   distinct name, never per record or partition);
 - `error_for(ctx, READ, GROUP, group_id)` -> Errors.NONE or the type's *_AUTHORIZATION_FAILED,
   and `cluster_error(ctx, ALTER)` for the cluster;
-- `authorized_operations(ctx, TOPIC, name)` -> KIP-430's bit field.
+- `authorized_operations(ctx, TOPIC, name)` -> KIP-430's bit field;
+- `@requires_cluster(CLUSTER_ACTION, ...)` on a handler whose whole request needs a cluster
+  operation (the inter-broker and controller APIs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 from kbroker.api.request_context import RequestContext
 from kbroker.network.log_limiter import source_of
@@ -23,7 +27,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.security.acl import CLUSTER_NAME, SUPPORTED_OPERATIONS, AclOperation, ResourceType
 
 __all__ = ["OMITTED", "AclOperation", "ResourceType", "authorize", "authorize_by_resource_type", "authorized_names",
-           "authorized_operations", "cluster_error", "error_for", "has_authorizer"]
+           "authorized_operations", "cluster_error", "error_for", "has_authorizer", "requires_cluster"]
 
 # KIP-430's value of an authorized-operations field the request did not ask for.
 OMITTED = -2147483648
@@ -92,3 +96,30 @@ def authorized_operations(ctx: RequestContext, resource_type: ResourceType, name
     if authorizer is None:
         return _all_supported(resource_type)
     return authorizer.authorized_operations(str(ctx.principal), source_of(ctx.peer), resource_type, name)
+
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+HandleFunction = Callable[[RequestContext, Request], Awaitable[Response]]
+
+
+def requires_cluster(operation: AclOperation, **empty_fields: Any) -> Callable[[HandleFunction[Request, Response]],
+                                                                              HandleFunction[Request, Response]]:
+    """Decorates a handler's `handle` whose whole request needs `operation` on the cluster (Kafka's
+    authorizeClusterOperation): refused, it answers a top-level CLUSTER_AUTHORIZATION_FAILED with
+    `empty_fields` (the response's lists, empty) and does nothing. Put it above @controller_only:
+    Kafka checks authorization first."""
+    # Any: one dict answers every API decorated; missing fields take the schema defaults.
+    refused: Any = {"throttle_time_ms": 0, "error_code": Errors.CLUSTER_AUTHORIZATION_FAILED,
+                    "error_message": None, **empty_fields}
+
+    def decorate(handle: HandleFunction[Request, Response]) -> HandleFunction[Request, Response]:
+        @functools.wraps(handle)
+        async def handle_if_authorized(ctx: RequestContext, request: Request) -> Response:
+            if not authorize(ctx, operation, ResourceType.CLUSTER):
+                return refused
+            return await handle(ctx, request)
+
+        return handle_if_authorized
+
+    return decorate

@@ -10,6 +10,8 @@
   - Unclean: only partitions without a live leader, any live replica (ELECTION_NOT_NEEDED when a
     leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is).
   - Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION.
+  - Needs ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED (api/auth_helper.py), checked
+    first, as Kafka does.
 - Gaps: none known.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
@@ -32,6 +35,7 @@ API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)
 
 
+@requires_cluster(AclOperation.ALTER, replica_election_results=[])
 @controller_only(replica_election_results=[])
 async def handle(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
     controller = ctx.services.controller
