@@ -24,7 +24,7 @@ from kbroker.security.acl import (
 )
 from kbroker.security.acl_authorizer import AclAuthorizer, parse_super_users
 
-O, R, P = AclOperation, ResourceType, PatternType
+Op, R, P = AclOperation, ResourceType, PatternType
 ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
 ALICE, BOB = "User:alice", "User:bob"
 HOST = "10.0.0.1"
@@ -37,7 +37,7 @@ def binding(name: str, operation: AclOperation, principal: str = ALICE, permissi
 
 def any_filter(**fields) -> AclBindingFilter:
     base = {"resource_type": R.ANY, "name": None, "pattern_type": P.ANY, "principal": None, "host": None,
-            "operation": O.ANY, "permission_type": AclPermissionType.ANY}
+            "operation": Op.ANY, "permission_type": AclPermissionType.ANY}
     return AclBindingFilter(**{**base, **fields})
 
 
@@ -53,95 +53,95 @@ def make(store: EmbeddedZNodeStore, super_users: str = "", allow_everyone: bool 
 
 
 def test_no_acl_denies_unless_allow_everyone_if_no_acl_found(store):
-    assert not make(store).authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
-    assert make(store, allow_everyone=True).authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
+    assert not make(store).authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
+    assert make(store, allow_everyone=True).authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
 
 
 def test_an_acl_on_a_resource_ends_allow_everyone_for_it(store):
     authorizer = make(store, allow_everyone=True)
-    authorizer.create_acls([binding("orders", O.READ, principal=BOB)])
-    assert not authorizer.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
-    assert authorizer.authorize(BOB, HOST, O.READ, R.TOPIC, "orders")
-    assert authorizer.authorize(ALICE, HOST, O.READ, R.TOPIC, "payments")
+    authorizer.create_acls([binding("orders", Op.READ, principal=BOB)])
+    assert not authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
+    assert authorizer.authorize(BOB, HOST, Op.READ, R.TOPIC, "orders")
+    assert authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "payments")
 
 
 def test_literal_wildcard_and_prefixed_patterns(store):
     authorizer = make(store)
-    authorizer.create_acls([binding("orders", O.READ), binding("*", O.WRITE, principal=BOB),
-                            binding("pay", O.DELETE, pattern=P.PREFIXED)])
-    assert authorizer.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
-    assert not authorizer.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders2")
-    assert authorizer.authorize(BOB, HOST, O.WRITE, R.TOPIC, "anything")
-    assert not authorizer.authorize(BOB, HOST, O.WRITE, R.GROUP, "anything")  # per resource type
-    assert authorizer.authorize(ALICE, HOST, O.DELETE, R.TOPIC, "payments")
-    assert authorizer.authorize(ALICE, HOST, O.DELETE, R.TOPIC, "pay")
-    assert not authorizer.authorize(ALICE, HOST, O.DELETE, R.TOPIC, "pa")
+    authorizer.create_acls([binding("orders", Op.READ), binding("*", Op.WRITE, principal=BOB),
+                            binding("pay", Op.DELETE, pattern=P.PREFIXED)])
+    assert authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
+    assert not authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders2")
+    assert authorizer.authorize(BOB, HOST, Op.WRITE, R.TOPIC, "anything")
+    assert not authorizer.authorize(BOB, HOST, Op.WRITE, R.GROUP, "anything")  # per resource type
+    assert authorizer.authorize(ALICE, HOST, Op.DELETE, R.TOPIC, "payments")
+    assert authorizer.authorize(ALICE, HOST, Op.DELETE, R.TOPIC, "pay")
+    assert not authorizer.authorize(ALICE, HOST, Op.DELETE, R.TOPIC, "pa")
 
 
-@pytest.mark.parametrize("granted", [O.READ, O.WRITE, O.DELETE, O.ALTER, O.DESCRIBE])
+@pytest.mark.parametrize("granted", [Op.READ, Op.WRITE, Op.DELETE, Op.ALTER, Op.DESCRIBE])
 def test_describe_is_implied_by_read_write_delete_and_alter(store, granted):
     authorizer = make(store)
     authorizer.create_acls([binding("orders", granted)])
-    assert authorizer.authorize(ALICE, HOST, O.DESCRIBE, R.TOPIC, "orders")
+    assert authorizer.authorize(ALICE, HOST, Op.DESCRIBE, R.TOPIC, "orders")
 
 
 def test_implications_go_one_way_and_all_grants_everything(store):
     authorizer = make(store)
-    authorizer.create_acls([binding("orders", O.DESCRIBE), binding("conf", O.ALTER_CONFIGS), binding("all", O.ALL)])
-    assert not authorizer.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
-    assert authorizer.authorize(ALICE, HOST, O.DESCRIBE_CONFIGS, R.TOPIC, "conf")
-    assert not authorizer.authorize(ALICE, HOST, O.DESCRIBE, R.TOPIC, "conf")
-    assert all(authorizer.authorize(ALICE, HOST, op, R.TOPIC, "all") for op in (O.READ, O.WRITE, O.ALTER_CONFIGS))
+    authorizer.create_acls([binding("orders", Op.DESCRIBE), binding("conf", Op.ALTER_CONFIGS), binding("all", Op.ALL)])
+    assert not authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
+    assert authorizer.authorize(ALICE, HOST, Op.DESCRIBE_CONFIGS, R.TOPIC, "conf")
+    assert not authorizer.authorize(ALICE, HOST, Op.DESCRIBE, R.TOPIC, "conf")
+    assert all(authorizer.authorize(ALICE, HOST, op, R.TOPIC, "all") for op in (Op.READ, Op.WRITE, Op.ALTER_CONFIGS))
 
 
 def test_deny_beats_allow_and_is_not_implied(store):
     authorizer = make(store)
-    authorizer.create_acls([binding("orders", O.ALL), binding("orders", O.WRITE, permission=DENY),
-                            binding("or", O.READ, pattern=P.PREFIXED, principal="User:*", permission=DENY)])
-    assert not authorizer.authorize(ALICE, HOST, O.WRITE, R.TOPIC, "orders")
-    assert not authorizer.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")  # User:* prefixed deny
-    assert authorizer.authorize(ALICE, HOST, O.DESCRIBE, R.TOPIC, "orders")  # DENY WRITE does not deny DESCRIBE
+    authorizer.create_acls([binding("orders", Op.ALL), binding("orders", Op.WRITE, permission=DENY),
+                            binding("or", Op.READ, pattern=P.PREFIXED, principal="User:*", permission=DENY)])
+    assert not authorizer.authorize(ALICE, HOST, Op.WRITE, R.TOPIC, "orders")
+    assert not authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")  # User:* prefixed deny
+    assert authorizer.authorize(ALICE, HOST, Op.DESCRIBE, R.TOPIC, "orders")  # DENY WRITE does not deny DESCRIBE
 
 
 def test_host_filters(store):
     authorizer = make(store)
-    authorizer.create_acls([binding("orders", O.READ, host="10.0.0.1"),
-                            binding("orders", O.READ, host="10.0.0.9", permission=DENY)])
-    assert authorizer.authorize(ALICE, "10.0.0.1", O.READ, R.TOPIC, "orders")
-    assert not authorizer.authorize(ALICE, "10.0.0.2", O.READ, R.TOPIC, "orders")
-    assert not authorizer.authorize(ALICE, "10.0.0.9", O.READ, R.TOPIC, "orders")
+    authorizer.create_acls([binding("orders", Op.READ, host="10.0.0.1"),
+                            binding("orders", Op.READ, host="10.0.0.9", permission=DENY)])
+    assert authorizer.authorize(ALICE, "10.0.0.1", Op.READ, R.TOPIC, "orders")
+    assert not authorizer.authorize(ALICE, "10.0.0.2", Op.READ, R.TOPIC, "orders")
+    assert not authorizer.authorize(ALICE, "10.0.0.9", Op.READ, R.TOPIC, "orders")
 
 
 def test_super_users_bypass_even_deny(store):
     authorizer = make(store, super_users=" User:admin ; User:root")
-    authorizer.create_acls([binding("orders", O.ALL, principal="User:*", permission=DENY)])
-    assert authorizer.authorize("User:admin", HOST, O.WRITE, R.TOPIC, "orders")
-    assert authorizer.authorize("User:root", HOST, O.CLUSTER_ACTION, R.CLUSTER, "kafka-cluster")
-    assert not authorizer.authorize(ALICE, HOST, O.WRITE, R.TOPIC, "orders")
+    authorizer.create_acls([binding("orders", Op.ALL, principal="User:*", permission=DENY)])
+    assert authorizer.authorize("User:admin", HOST, Op.WRITE, R.TOPIC, "orders")
+    assert authorizer.authorize("User:root", HOST, Op.CLUSTER_ACTION, R.CLUSTER, "kafka-cluster")
+    assert not authorizer.authorize(ALICE, HOST, Op.WRITE, R.TOPIC, "orders")
 
 
 def test_authorized_operations_bits(store):
     authorizer = make(store)
-    authorizer.create_acls([binding("orders", O.READ), binding("g", O.READ, resource=R.GROUP)])
-    assert authorizer.authorized_operations(ALICE, HOST, R.TOPIC, "orders") == (1 << O.READ) | (1 << O.DESCRIBE)
-    assert authorizer.authorized_operations(ALICE, HOST, R.GROUP, "g") == (1 << O.READ) | (1 << O.DESCRIBE)
+    authorizer.create_acls([binding("orders", Op.READ), binding("g", Op.READ, resource=R.GROUP)])
+    assert authorizer.authorized_operations(ALICE, HOST, R.TOPIC, "orders") == (1 << Op.READ) | (1 << Op.DESCRIBE)
+    assert authorizer.authorized_operations(ALICE, HOST, R.GROUP, "g") == (1 << Op.READ) | (1 << Op.DESCRIBE)
     assert authorizer.authorized_operations(BOB, HOST, R.TOPIC, "orders") == 0
 
 
 def test_authorize_by_resource_type(store):
     authorizer = make(store)
-    assert not authorizer.authorize_by_resource_type(ALICE, HOST, O.WRITE, R.TOPIC)
-    authorizer.create_acls([binding("orders", O.WRITE)])
-    assert authorizer.authorize_by_resource_type(ALICE, HOST, O.WRITE, R.TOPIC)
-    authorizer.create_acls([binding("ord", O.WRITE, pattern=P.PREFIXED, permission=DENY)])
-    assert not authorizer.authorize_by_resource_type(ALICE, HOST, O.WRITE, R.TOPIC)
+    assert not authorizer.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)
+    authorizer.create_acls([binding("orders", Op.WRITE)])
+    assert authorizer.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)
+    authorizer.create_acls([binding("ord", Op.WRITE, pattern=P.PREFIXED, permission=DENY)])
+    assert not authorizer.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)
 
 
 def test_acls_are_stored_in_kafkas_znodes_and_format(store):
     authorizer = make(store)
-    authorizer.create_acls([binding("orders", O.READ), binding("pay", O.WRITE, pattern=P.PREFIXED, permission=DENY),
-                            binding("kafka-cluster", O.CLUSTER_ACTION, resource=R.CLUSTER),
-                            binding("tx", O.WRITE, resource=R.TRANSACTIONAL_ID)])
+    authorizer.create_acls([binding("orders", Op.READ), binding("pay", Op.WRITE, pattern=P.PREFIXED, permission=DENY),
+                            binding("kafka-cluster", Op.CLUSTER_ACTION, resource=R.CLUSTER),
+                            binding("tx", Op.WRITE, resource=R.TRANSACTIONAL_ID)])
     assert json.loads(store.get("/kafka-acl/Topic/orders")[0]) == {"version": 1, "acls": [
         {"principal": ALICE, "permissionType": "Allow", "operation": "Read", "host": "*"}]}
     assert json.loads(store.get("/kafka-acl-extended/prefixed/Topic/pay")[0])["acls"] == [
@@ -158,10 +158,10 @@ def test_acls_are_stored_in_kafkas_znodes_and_format(store):
 
 def test_another_brokers_authorizer_follows_the_change_notifications(store):
     writer, reader = make(store), make(store)
-    writer.create_acls([binding("orders", O.READ)])
-    assert reader.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
+    writer.create_acls([binding("orders", Op.READ)])
+    assert reader.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
     writer.delete_acls([any_filter(name="orders")])
-    assert not reader.authorize(ALICE, HOST, O.READ, R.TOPIC, "orders")
+    assert not reader.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")
 
 
 def test_acls_written_by_kafkas_tooling_are_enforced(store):
@@ -171,14 +171,14 @@ def test_acls_written_by_kafkas_tooling_are_enforced(store):
         {"principal": "User:carol", "permissionType": "Allow", "operation": "Read", "host": "*"}]}).encode(),
         makepath=True)
     store.create("/kafka-acl-changes/acl_changes_", b"Group:readers", sequence=True)
-    assert authorizer.authorize("User:carol", HOST, O.READ, R.GROUP, "readers")
-    assert make(store).authorize("User:carol", HOST, O.DESCRIBE, R.GROUP, "readers")  # loaded at start too
+    assert authorizer.authorize("User:carol", HOST, Op.READ, R.GROUP, "readers")
+    assert make(store).authorize("User:carol", HOST, Op.DESCRIBE, R.GROUP, "readers")  # loaded at start too
 
 
 def test_describe_filters_any_match_and_literal(store):
     authorizer = make(store)
-    bindings = [binding("orders", O.READ), binding("*", O.READ), binding("ord", O.READ, pattern=P.PREFIXED),
-                binding("other", O.WRITE, principal=BOB)]
+    bindings = [binding("orders", Op.READ), binding("*", Op.READ), binding("ord", Op.READ, pattern=P.PREFIXED),
+                binding("other", Op.WRITE, principal=BOB)]
     authorizer.create_acls(bindings)
     assert set(authorizer.describe(any_filter())) == set(bindings)
     assert set(authorizer.describe(any_filter(name="orders", pattern_type=P.MATCH))) == set(bindings[:3])
@@ -190,9 +190,9 @@ def test_describe_filters_any_match_and_literal(store):
 
 def test_delete_reports_what_each_filter_removed(store):
     authorizer = make(store)
-    bindings = [binding("orders", O.READ), binding("orders", O.WRITE), binding("pay", O.READ, pattern=P.PREFIXED)]
+    bindings = [binding("orders", Op.READ), binding("orders", Op.WRITE), binding("pay", Op.READ, pattern=P.PREFIXED)]
     authorizer.create_acls(bindings)
-    removed = authorizer.delete_acls([any_filter(operation=O.READ), any_filter(name="orders", pattern_type=P.LITERAL)])
+    removed = authorizer.delete_acls([any_filter(operation=Op.READ), any_filter(name="orders", pattern_type=P.LITERAL)])
     assert set(removed[0]) == {bindings[0], bindings[2]}
     assert set(removed[1]) == {bindings[0], bindings[1]}
     assert authorizer.describe(any_filter()) == []
@@ -200,11 +200,11 @@ def test_delete_reports_what_each_filter_removed(store):
 
 
 @pytest.mark.parametrize(("bad", "reason"), [
-    (binding("x", O.READ, resource=R.CLUSTER), "The only valid name for the CLUSTER resource is kafka-cluster"),
-    (binding("", O.READ), "Invalid empty resource name"),
-    (binding("x", O.READ, pattern=P.MATCH), "Invalid pattern type MATCH"),
-    (binding("x", O.ANY), "Invalid operation ANY"),
-    (binding("x", O.READ, principal="alice"), "Could not parse principal"),
+    (binding("x", Op.READ, resource=R.CLUSTER), "The only valid name for the CLUSTER resource is kafka-cluster"),
+    (binding("", Op.READ), "Invalid empty resource name"),
+    (binding("x", Op.READ, pattern=P.MATCH), "Invalid pattern type MATCH"),
+    (binding("x", Op.ANY), "Invalid operation ANY"),
+    (binding("x", Op.READ, principal="alice"), "Could not parse principal"),
 ])
 def test_invalid_bindings(bad, reason):
     assert reason in binding_invalid_reason(bad)
@@ -221,9 +221,9 @@ def test_from_config_reads_kafkas_settings(store):
 
 def test_a_thousand_acls_keep_decisions_cached_and_indexed(store):
     authorizer = make(store)
-    authorizer.create_acls([binding(f"topic-{i}", O.WRITE) for i in range(1000)])
-    assert authorizer.authorize(ALICE, HOST, O.WRITE, R.TOPIC, "topic-999")
-    assert authorizer.authorize(ALICE, HOST, O.WRITE, R.TOPIC, "topic-999")  # the cached decision
+    authorizer.create_acls([binding(f"topic-{i}", Op.WRITE) for i in range(1000)])
+    assert authorizer.authorize(ALICE, HOST, Op.WRITE, R.TOPIC, "topic-999")
+    assert authorizer.authorize(ALICE, HOST, Op.WRITE, R.TOPIC, "topic-999")  # the cached decision
     assert len(authorizer._cache) == 1
     authorizer.delete_acls([any_filter(name="topic-999")])  # a change drops the cache
-    assert not authorizer.authorize(ALICE, HOST, O.WRITE, R.TOPIC, "topic-999")
+    assert not authorizer.authorize(ALICE, HOST, Op.WRITE, R.TOPIC, "topic-999")
