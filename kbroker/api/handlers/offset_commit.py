@@ -57,8 +57,6 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     # (topic entry, [(partition index, key into errors)]) in request order
     layout: list[tuple[OffsetCommitRequestOffsetCommitRequestTopic, list[tuple[int, tuple[str, int]]]]] = []
     group_error = auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"])
-    readable = auth_helper.authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC,
-                                            [t["name"] for t in request["topics"] if t["name"]])
     for topic in request["topics"]:
         if version >= 10:
             known = cache.topic_by_id(topic["topic_id"])
@@ -69,13 +67,14 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
             known = cache.topic(name)
             missing = Errors.UNKNOWN_TOPIC_OR_PARTITION
         entries = []
+        readable = name is not None and auth_helper.authorize(ctx, AclOperation.READ, ResourceType.TOPIC, name)
         for p in topic["partitions"]:
             index = p["partition_index"]
             key = (name if name is not None else f"\0id:{topic['topic_id']}", index)
             entries.append((index, key))
             if group_error:
                 errors[key] = group_error
-            elif version < 10 and name not in readable:
+            elif name is not None and not readable:
                 errors[key] = Errors.TOPIC_AUTHORIZATION_FAILED
             elif known is None:
                 errors[key] = missing
