@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
+from kbroker.testing.batches import producer_batch
 from kbroker.testing.raw_client import RawClient
 
 TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED, CLUSTER_AUTHORIZATION_FAILED = 29, 30, 31
@@ -86,6 +87,13 @@ def test_init_producer_id_and_transactional_produce(kbroker):
         TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     answer = call(kbroker, 0, 9, {"transactional_id": "tx", "acks": 1, "timeout_ms": 1000, "topic_data": [
         {"name": "auto-x", "partition_data": [{"index": 0, "records": None}]}]})
+    assert answer["responses"][0]["partition_responses"][0]["error_code"] == TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_transactional_batches_without_a_transactional_id_are_refused(kbroker):
+    batch = producer_batch([b"v"], producer_id=7, producer_epoch=0, base_sequence=0, transactional=True)
+    answer = call(kbroker, 0, 9, {"transactional_id": None, "acks": 1, "timeout_ms": 1000, "topic_data": [
+        {"name": "auto-x", "partition_data": [{"index": 0, "records": bytes(batch)}]}]})
     assert answer["responses"][0]["partition_responses"][0]["error_code"] == TRANSACTIONAL_ID_AUTHORIZATION_FAILED
 
 

@@ -17,7 +17,8 @@
   - Topics by name, or by id from v13 (UNKNOWN_TOPIC_ID).
   - With an authorizer (api/auth_helper.py), as Kafka's KafkaApis: a request with a
     transactional id needs WRITE on it, else every partition gets
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its partitions get
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED (so do transactional batches without a transactional
+    id: one header read per partition); each topic needs WRITE, else its partitions get
     TOPIC_AUTHORIZATION_FAILED (before any other check of the topic). One decision per topic,
     cached by the authorizer: nothing per record. Idempotence needs no more (KIP-679).
   - Client writes to internal topics get INVALID_TOPIC_EXCEPTION.
@@ -30,9 +31,8 @@
     to the transaction gets TRANSACTION_ABORTABLE (v11+; INVALID_TXN_STATE before) and nothing
     is appended; a fenced epoch INVALID_PRODUCER_EPOCH; a coordinator that cannot answer
     NOT_ENOUGH_REPLICAS (retriable); batches of two producer ids INVALID_PRODUCER_ID_MAPPING.
-- Gaps: transactional batches without a transactional id are appended unverified (Kafka answers
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED; the authorizer is asked only about a transactional id
-  the request names); no VerificationGuard: a marker written between the
+- Gaps: without an authorizer, transactional batches without a transactional id are appended
+  unverified; no VerificationGuard: a marker written between the
   verification and the append is not detected; one verification request per produce request
   (Kafka batches them per coordinator); v0-2's message sets are converted on the event loop,
   within the append (about 10 us a message).
@@ -179,14 +179,24 @@ def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set
     if not auth_helper.has_authorizer(ctx):
         return None
     transactional_id = request["transactional_id"]
-    if transactional_id is not None and not auth_helper.authorize(
-            ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+    if transactional_id is None:
+        if ctx.api_version >= 3 and _has_transactional_records(request):
+            return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)  # Kafka: a null id is refused
+    elif not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
         return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     names = {t["name"] for t in request["topic_data"]}
     if ctx.api_version >= 13:
         cache = ctx.services.metadata_cache
         names = {topic.name for t in request["topic_data"] if (topic := cache.topic_by_id(t["topic_id"]))}
     return names - auth_helper.authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, names)
+
+
+def _has_transactional_records(request: ProduceRequest) -> bool:
+    """Kafka's hasTransactionalRecords: the first batch of some partition is transactional (one
+    header read per partition, never per record)."""
+    return any(records is not None and len(records) > _ATTRIBUTES_AT + 1
+               and _ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL
+               for t in request["topic_data"] for pd in t["partition_data"] if (records := pd["records"]) is not None)
 
 
 def _target_topic(acks: int, name: str | None, denied: ProduceResult | set[str] | None) -> str | ProduceResult:
