@@ -107,3 +107,11 @@ def test_create_topics_and_describe_configs(kbroker):
                                                   "configuration_keys": None}],
                                    "include_synonyms": False, "include_documentation": False})
     assert [r["error_code"] for r in answer["results"]] == [CLUSTER_AUTHORIZATION_FAILED, TOPIC_AUTHORIZATION_FAILED]
+
+
+def test_elect_leaders_names_each_partition_refused(kbroker):
+    answer = call(kbroker, 43, 2, {"election_type": 0, "topic_partitions": [{"topic": "t", "partitions": [0, 1]}],
+                                   "timeout_ms": 1000})
+    assert answer["error_code"] == CLUSTER_AUTHORIZATION_FAILED
+    [result] = answer["replica_election_results"]
+    assert [p["error_code"] for p in result["partition_result"]] == [CLUSTER_AUTHORIZATION_FAILED] * 2

@@ -103,12 +103,14 @@ Response = TypeVar("Response")
 HandleFunction = Callable[[RequestContext, Request], Awaitable[Response]]
 
 
-def requires_cluster(operation: AclOperation, **empty_fields: Any) -> Callable[[HandleFunction[Request, Response]],
-                                                                              HandleFunction[Request, Response]]:
+def requires_cluster(operation: AclOperation, refusal: Callable[[Any], Any] | None = None,
+                     **empty_fields: Any) -> Callable[[HandleFunction[Request, Response]],
+                                                      HandleFunction[Request, Response]]:
     """Decorates a handler's `handle` whose whole request needs `operation` on the cluster (Kafka's
     authorizeClusterOperation): refused, it answers a top-level CLUSTER_AUTHORIZATION_FAILED with
-    `empty_fields` (the response's lists, empty) and does nothing. Put it above @controller_only:
-    Kafka checks authorization first."""
+    `empty_fields` (the response's lists, empty), or `refusal(request)`'s fields where Kafka's
+    answer names the request's parts too, and does nothing. Put it above @controller_only: Kafka
+    checks authorization first."""
     # Any: one dict answers every API decorated; missing fields take the schema defaults.
     refused: Any = {"throttle_time_ms": 0, "error_code": Errors.CLUSTER_AUTHORIZATION_FAILED,
                     "error_message": None, **empty_fields}
@@ -117,7 +119,8 @@ def requires_cluster(operation: AclOperation, **empty_fields: Any) -> Callable[[
         @functools.wraps(handle)
         async def handle_if_authorized(ctx: RequestContext, request: Request) -> Response:
             if not authorize(ctx, operation, ResourceType.CLUSTER):
-                return refused
+                answer: Any = refused if refusal is None else {**refused, **refusal(request)}
+                return answer
             return await handle(ctx, request)
 
         return handle_if_authorized
