@@ -21,6 +21,7 @@ from kbroker.security.acl import (
     ResourcePattern,
     ResourceType,
     binding_invalid_reason,
+    filter_only_reason,
 )
 from kbroker.security.acl_authorizer import AclAuthorizer, parse_super_users
 
@@ -202,12 +203,21 @@ def test_delete_reports_what_each_filter_removed(store):
 @pytest.mark.parametrize(("bad", "reason"), [
     (binding("x", Op.READ, resource=R.CLUSTER), "The only valid name for the CLUSTER resource is kafka-cluster"),
     (binding("", Op.READ), "Invalid empty resource name"),
-    (binding("x", Op.READ, pattern=P.MATCH), "Invalid pattern type MATCH"),
-    (binding("x", Op.ANY), "Invalid operation ANY"),
+    (binding("a/b", Op.READ), "Failed to create ACL"),
     (binding("x", Op.READ, principal="alice"), "Could not parse principal"),
 ])
 def test_invalid_bindings(bad, reason):
     assert reason in binding_invalid_reason(bad)
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    (binding("x", Op.READ, pattern=P.MATCH), "patternType must not be MATCH"),
+    (binding("x", Op.ANY), "operation must not be ANY"),
+    (binding("x", Op.READ, resource=R.ANY), "resourceType must not be ANY"),
+    (binding("x", Op.READ, permission=AclPermissionType.ANY), "permissionType must not be ANY"),
+])
+def test_filter_values_cannot_be_bindings(bad, reason):
+    assert filter_only_reason(bad) == reason
 
 
 def test_from_config_reads_kafkas_settings(store):
@@ -227,3 +237,14 @@ def test_a_thousand_acls_keep_decisions_cached_and_indexed(store):
     assert len(authorizer._cache) == 1
     authorizer.delete_acls([any_filter(name="topic-999")])  # a change drops the cache
     assert not authorizer.authorize(ALICE, HOST, Op.WRITE, R.TOPIC, "topic-999")
+
+
+def test_authorize_by_resource_type_follows_kafkas_dominance_rules(store):
+    authorizer = make(store, allow_everyone=True)
+    assert authorizer.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)  # allow.everyone...
+    authorizer.create_acls([binding("*", Op.ALL, permission=DENY)])
+    assert not authorizer.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)  # ...but not past DENY *
+    strict = make(EmbeddedZNodeStore(None))
+    strict.create_acls([binding("*", Op.WRITE), binding("x", Op.WRITE, pattern=P.PREFIXED, permission=DENY)])
+    assert strict.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)  # an ALLOW on * always counts
+    assert not strict.authorize_by_resource_type(ALICE, HOST, Op.READ, R.TOPIC)

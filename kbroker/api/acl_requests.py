@@ -20,6 +20,7 @@ from kbroker.security.acl import (
     PatternType,
     ResourcePattern,
     ResourceType,
+    filter_only_reason,
 )
 
 if TYPE_CHECKING:
@@ -54,11 +55,16 @@ def _known(enum: type[_E], code: int) -> _E:
 
 
 def creation_binding(creation: CreateAclsRequestAclCreation) -> AclBinding:
+    """The binding to create; a value only filters may hold (ANY, MATCH) closes the connection, as
+    Kafka's ResourcePattern/AccessControlEntry constructors fail the request's parsing."""
     pattern = ResourcePattern(_known(ResourceType, creation["resource_type"]), creation["resource_name"],
                               _known(PatternType, creation["resource_pattern_type"]))
     entry = AccessControlEntry(creation["principal"], creation["host"], _known(AclOperation, creation["operation"]),
                                _known(AclPermissionType, creation["permission_type"]))
-    return AclBinding(pattern, entry)
+    binding = AclBinding(pattern, entry)
+    if filter_only_reason(binding) is not None:
+        raise CloseConnection
+    return binding
 
 
 def binding_filter(f: DescribeAclsRequest | DeleteAclsRequestDeleteAclsFilter) -> AclBindingFilter:

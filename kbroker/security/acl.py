@@ -171,21 +171,32 @@ class AclBindingFilter:
         return None
 
 
-def binding_invalid_reason(binding: AclBinding) -> str | None:
-    """Why Kafka's AclApis refuses to create this binding, in its words; None when it is fine."""
+def filter_only_reason(binding: AclBinding) -> str | None:
+    """What Kafka's ResourcePattern and AccessControlEntry constructors refuse (ANY as a resource
+    type, MATCH or ANY as a pattern type, ANY as an operation or permission: values only filters
+    may hold), in their words; None when the binding can exist."""
     pattern, entry = binding.pattern, binding.entry
-    if pattern.pattern_type not in (PatternType.LITERAL, PatternType.PREFIXED):
-        return f"Invalid pattern type {pattern.pattern_type.name}"
-    if pattern.resource_type in (ResourceType.ANY, ResourceType.UNKNOWN):
-        return f"Invalid resource type {pattern.resource_type.name}"
-    if entry.operation in (AclOperation.ANY, AclOperation.UNKNOWN):
-        return f"Invalid operation {entry.operation.name}"
-    if entry.permission_type in (AclPermissionType.ANY, AclPermissionType.UNKNOWN):
-        return f"Invalid permission type {entry.permission_type.name}"
+    if pattern.resource_type == ResourceType.ANY:
+        return "resourceType must not be ANY"
+    if pattern.pattern_type in (PatternType.MATCH, PatternType.ANY):
+        return f"patternType must not be {pattern.pattern_type.name}"
+    if entry.operation == AclOperation.ANY:
+        return "operation must not be ANY"
+    if entry.permission_type == AclPermissionType.ANY:
+        return "permissionType must not be ANY"
+    return None
+
+
+def binding_invalid_reason(binding: AclBinding) -> str | None:
+    """Why Kafka refuses to create this (well-formed) binding, in its words (AclApis, then
+    AclAuthorizer's validateAclBinding and AclEntry's principal parsing); None when it is fine."""
+    pattern, entry = binding.pattern, binding.entry
     if pattern.resource_type == ResourceType.CLUSTER and pattern.name != CLUSTER_NAME:
         return f"The only valid name for the CLUSTER resource is {CLUSTER_NAME}"
     if not pattern.name:
         return "Invalid empty resource name"
+    if "/" in pattern.name:  # it would name a znode below the resource's (Kafka: validateAclBinding)
+        return "Failed to create ACL"
     principal_type, sep, _ = entry.principal.partition(":")
     if not sep or not principal_type:
         return f"Could not parse principal from `{entry.principal}` (no colon is present separating the " \

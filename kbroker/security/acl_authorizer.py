@@ -221,26 +221,31 @@ class AclAuthorizer:
                                    resource_type: ResourceType) -> bool:
         """Kafka's authorizeByResourceType: may the principal perform the operation on some
         resource of the type (InitProducerId without a transactional id asks it of topics)? A
-        DENY on the literal `*` refuses all; an ALLOW on a pattern no DENY covers grants it."""
+        DENY on the literal `*` refuses; then allow.everyone.if.no.acl.found allows; else an ALLOW
+        (of the operation or ALL, no implied operations) whose pattern no DENY dominates."""
         if principal in self.super_users:
             return True
-        patterns = [(p, e) for p, e in self._acls.items() if p.resource_type == resource_type]
-        denied = {p for p, e in patterns if _denies(e, principal, host, operation)}
-        if any(p.name == WILDCARD_RESOURCE and p.pattern_type == PatternType.LITERAL for p in denied):
+        allowed: dict[PatternType, set[str]] = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
+        denied: dict[PatternType, set[str]] = {PatternType.LITERAL: set(), PatternType.PREFIXED: set()}
+        for pattern, entries in self._acls.items():
+            if pattern.resource_type != resource_type:
+                continue
+            for entry in entries:
+                if (entry.principal in (principal, WILDCARD_PRINCIPAL) and entry.host in (host, WILDCARD_HOST)
+                        and entry.operation in (operation, AclOperation.ALL)):
+                    (allowed if entry.permission_type == _ALLOW else denied)[pattern.pattern_type].add(pattern.name)
+        if WILDCARD_RESOURCE in denied[PatternType.LITERAL]:
             return False
-        if not patterns and self.allow_everyone_if_no_acl_found:
+        if self.allow_everyone_if_no_acl_found:
             return True
-        return any(_allows(e, principal, host, operation) and not self._covered(p, denied) for p, e in patterns)
+        deny_prefixes = denied[PatternType.PREFIXED]
 
-    @staticmethod
-    def _covered(pattern: ResourcePattern, denied: set[ResourcePattern]) -> bool:
-        """Is every resource `pattern` names also under one of the denied patterns?"""
-        for d in denied:
-            if d.pattern_type == PatternType.LITERAL and d.name == pattern.name:
-                return True
-            if d.pattern_type == PatternType.PREFIXED and pattern.name.startswith(d.name):
-                return True
-        return False
+        def dominated(name: str) -> bool:  # a DENY on a prefix of it (or itself)
+            return any(name[:i] in deny_prefixes for i in range(len(name) + 1))
+
+        return (any(not dominated(prefix) for prefix in allowed[PatternType.PREFIXED])
+                or any(name == WILDCARD_RESOURCE or (name not in denied[PatternType.LITERAL] and not dominated(name))
+                       for name in allowed[PatternType.LITERAL]))
 
     # -- the ACL APIs ------------------------------------------------------------------------
     def describe(self, acl_filter: AclBindingFilter) -> list[AclBinding]:

@@ -6,12 +6,13 @@
     AclApis answers.
   - With an authorizer (`authorizer.class.name`): each creation is validated as Kafka does and
     refused alone with INVALID_REQUEST and Kafka's message (a CLUSTER resource not named
-    kafka-cluster, an empty name, a pattern type other than LITERAL/PREFIXED, ANY as a type,
-    operation or permission, a principal without its `Type:`); the others are written to the
-    metadata store (Kafka's znodes, with a change notification every broker follows).
+    kafka-cluster, an empty name, a `/` in the name, a principal without its `Type:`); the
+    others are written to the metadata store (Kafka's znodes, with a change notification every
+    broker follows).
   - Without one, as Kafka: each result SECURITY_DISABLED "No Authorizer is configured.".
   - A creation with an UNKNOWN (0) or unknown resource type, pattern type, operation or
-    permission type closes the connection, as Kafka does when it cannot build the request.
+    permission type, or a value only filters may hold (ANY, MATCH), closes the connection, as
+    Kafka does when it cannot build the request.
 - Gaps: none known.
 """
 
