@@ -248,3 +248,12 @@ def test_authorize_by_resource_type_follows_kafkas_dominance_rules(store):
     strict.create_acls([binding("*", Op.WRITE), binding("x", Op.WRITE, pattern=P.PREFIXED, permission=DENY)])
     assert strict.authorize_by_resource_type(ALICE, HOST, Op.WRITE, R.TOPIC)  # an ALLOW on * always counts
     assert not strict.authorize_by_resource_type(ALICE, HOST, Op.READ, R.TOPIC)
+
+
+def test_delete_by_exact_name_reaches_acls_not_yet_notified(store):
+    authorizer = make(store)
+    store.create("/kafka-acl/Topic/quiet", json.dumps({"version": 1, "acls": [
+        {"principal": ALICE, "permissionType": "Allow", "operation": "Read", "host": "*"}]}).encode(), makepath=True)
+    [removed] = authorizer.delete_acls([any_filter(resource_type=R.TOPIC, name="quiet")])
+    assert removed == [binding("quiet", Op.READ)]
+    assert store.exists("/kafka-acl/Topic/quiet") is None

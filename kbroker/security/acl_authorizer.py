@@ -88,6 +88,16 @@ def _allows(entries: Iterable[AccessControlEntry], principal: str, host: str, op
                for e in entries)
 
 
+def _named_patterns(acl_filter: AclBindingFilter) -> list[ResourcePattern]:
+    """The patterns a filter matches at most (Kafka's filterToResources): a concrete resource type
+    and name with LITERAL, PREFIXED or ANY (both)."""
+    if acl_filter.name is None or acl_filter.resource_type in (ResourceType.ANY, ResourceType.UNKNOWN):
+        return []
+    types = {PatternType.LITERAL: (PatternType.LITERAL,), PatternType.PREFIXED: (PatternType.PREFIXED,),
+             PatternType.ANY: (PatternType.LITERAL, PatternType.PREFIXED)}.get(acl_filter.pattern_type, ())
+    return [ResourcePattern(acl_filter.resource_type, acl_filter.name, t) for t in types]
+
+
 class AclAuthorizer:
     def __init__(self, zk: AclZkClient, super_users: frozenset[str] = frozenset(),
                  allow_everyone_if_no_acl_found: bool = False) -> None:
@@ -263,7 +273,10 @@ class AclAuthorizer:
     def delete_acls(self, filters: list[AclBindingFilter]) -> list[list[AclBinding]]:
         """Remove what the filters match; per filter, the bindings it removed."""
         deleted: list[list[AclBinding]] = [[] for _ in filters]
-        for pattern in [p for p in self._acls if any(f.matches_pattern(p) for f in filters)]:
+        # As Kafka: the patterns known here, and those a filter names exactly (read from the store
+        # even if their notification has not arrived yet).
+        candidates = dict.fromkeys([*self._acls, *(p for f in filters for p in _named_patterns(f))])
+        for pattern in [p for p in candidates if any(f.matches_pattern(p) for f in filters)]:
             removed_here: dict[AccessControlEntry, list[int]] = {}
 
             def without_matches(current: Entries, pattern: ResourcePattern = pattern,
