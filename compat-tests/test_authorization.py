@@ -125,6 +125,25 @@ def test_a_consumer_without_read_on_its_group_then_its_topic_is_refused(kbroker,
     assert consume_error(kbroker.bootstrap, topic, group) is None
 
 
+def test_a_transactional_producer_needs_write_on_its_transactional_id(kbroker, admin):
+    topic, transactional_id = unique("txn"), unique("tx")
+    create_topic(admin, topic)
+    add(admin, acl(ResourceType.TOPIC, topic, AclOperation.WRITE))
+
+    def commit_one() -> None:
+        producer = Producer({"bootstrap.servers": kbroker.bootstrap, "transactional.id": transactional_id})
+        producer.init_transactions(TIMEOUT_S)
+        producer.begin_transaction()
+        producer.produce(topic, b"v")
+        producer.commit_transaction(TIMEOUT_S)
+
+    with pytest.raises(KafkaException) as raised:
+        commit_one()
+    assert raised.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    add(admin, acl(ResourceType.TRANSACTIONAL_ID, transactional_id, AclOperation.WRITE))
+    commit_one()
+
+
 def test_deny_beats_allow(kbroker, admin):
     topic = unique("ledger")
     create_topic(admin, topic)

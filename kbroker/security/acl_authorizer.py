@@ -18,7 +18,7 @@ change: a produce costs one dict lookup per topic, whatever the number of ACLs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from kbroker.config import KafkaConfig
 from kbroker.config.support import ACL_AUTHORIZER_CLASSES
@@ -268,7 +268,7 @@ class AclAuthorizer:
         for binding in bindings:
             by_pattern.setdefault(binding.pattern, set()).add(binding.entry)
         for pattern, added in by_pattern.items():
-            self._update(pattern, lambda current, added=added: current | added)
+            self._update(pattern, frozenset(added).union)
 
     def delete_acls(self, filters: list[AclBindingFilter]) -> list[list[AclBinding]]:
         """Remove what the filters match; per filter, the bindings it removed."""
@@ -294,7 +294,7 @@ class AclAuthorizer:
                     deleted[i].append(AclBinding(pattern, entry))
         return deleted
 
-    def _update(self, pattern: ResourcePattern, change) -> None:  # noqa: ANN001 (Entries -> Entries)
+    def _update(self, pattern: ResourcePattern, change: Callable[[Entries], Entries]) -> None:
         """Read, change and write one resource's entries until no other writer interleaves;
         then notify every broker (ourselves included) and apply it here at once."""
         stored = _stored(pattern)
