@@ -5,6 +5,7 @@ change notifications followed by a second broker's authorizer on the same store.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -23,7 +24,7 @@ from kbroker.security.acl import (
     binding_invalid_reason,
     filter_only_reason,
 )
-from kbroker.security.acl_authorizer import AclAuthorizer, parse_super_users
+from kbroker.security.acl_authorizer import CHANGE_EXPIRATION_MS, AclAuthorizer, parse_super_users
 
 Op, R, P = AclOperation, ResourceType, PatternType
 ALLOW, DENY = AclPermissionType.ALLOW, AclPermissionType.DENY
@@ -257,3 +258,16 @@ def test_delete_by_exact_name_reaches_acls_not_yet_notified(store):
     [removed] = authorizer.delete_acls([any_filter(resource_type=R.TOPIC, name="quiet")])
     assert removed == [binding("quiet", Op.READ)]
     assert store.exists("/kafka-acl/Topic/quiet") is None
+
+
+def test_change_notifications_older_than_15_minutes_are_purged(store):
+    authorizer = make(store)
+    authorizer.create_acls([binding("orders", Op.READ)])
+    zk = AclZkClient(store)
+    present = zk.change_notifications()
+    assert len(present) == 1
+    zk.purge_changes(present, CHANGE_EXPIRATION_MS, int(time.time() * 1000) + 60_000)  # a minute on: kept
+    assert zk.change_notifications() == present
+    zk.purge_changes(present, CHANGE_EXPIRATION_MS, int(time.time() * 1000) + CHANGE_EXPIRATION_MS + 1000)
+    assert zk.change_notifications() == []
+    assert authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")  # the ACL itself stays

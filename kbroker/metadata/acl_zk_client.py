@@ -154,6 +154,19 @@ class AclZkClient:
             log.warning("ignoring unreadable ACL change notification %s/%s", changes_path, child)
             return None
 
+    def purge_changes(self, notifications: list[tuple[str, str]], max_age_ms: int, now_ms: int) -> None:
+        """Delete the notifications created more than `max_age_ms` ago (Kafka's
+        ZkNodeChangeNotificationListener purges them after 15 minutes: every broker has long read
+        them by then)."""
+        for changes_path, child in notifications:
+            path = f"{changes_path}/{child}"
+            stat = self.store.exists(path)
+            if stat is not None and stat.ctime_ms and now_ms - stat.ctime_ms > max_age_ms:
+                try:
+                    self.store.delete(path)
+                except NoNodeError:  # another broker purged it first
+                    pass
+
     def watch_changes(self, fn: Callable[[], None]) -> None:
         for path in (LITERAL_CHANGES_PATH, EXTENDED_CHANGES_PATH):
             self.store.watch_children(path, fn)

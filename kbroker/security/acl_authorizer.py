@@ -10,7 +10,8 @@ Semantics as Kafka's:
   DESCRIBE_CONFIGS by ALTER_CONFIGS) or of ALL grants it.
 ACLs live in the metadata store (kbroker/metadata/acl_zk_client.py, Kafka's znodes); every
 broker keeps all of them in memory, indexed by resource type and name, and follows Kafka's change
-notifications, so an ACL written through any broker or by Kafka's tools applies everywhere.
+notifications, so an ACL written through any broker or by Kafka's tools applies everywhere
+(notifications older than 15 minutes are deleted, as Kafka does).
 Decisions are cached per (principal, host, operation, resource) and the cache is dropped on any
 change: a produce costs one dict lookup per topic, whatever the number of ACLs.
 """
@@ -18,6 +19,7 @@ change: a produce costs one dict lookup per topic, whatever the number of ACLs.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 
 from kbroker.config import KafkaConfig
@@ -43,6 +45,8 @@ log = logging.getLogger("kbroker.authorizer")
 
 SUPER_USERS = "super.users"
 ALLOW_EVERYONE_IF_NO_ACL_FOUND = "allow.everyone.if.no.acl.found"
+# Change notifications older than this are deleted (Kafka's changeExpirationMs, 15 minutes).
+CHANGE_EXPIRATION_MS = 15 * 60 * 1000
 # Decisions remembered before the cache starts over: bounds memory against a client that names
 # a new topic in every request.
 MAX_CACHED_DECISIONS = 100_000
@@ -68,6 +72,10 @@ def _stored(pattern: ResourcePattern) -> StoredResource:
 def _pattern(stored: StoredResource) -> ResourcePattern:
     return ResourcePattern(ResourceType.parse(stored.resource_type), stored.name,
                            PatternType.parse(stored.pattern_type))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def parse_super_users(text: str | None) -> frozenset[str]:
@@ -125,7 +133,9 @@ class AclAuthorizer:
         """Create Kafka's ACL paths, load every ACL and follow the change notifications. The
         notifications present now are already reflected in what is loaded."""
         self.zk.create_paths()
-        self._seen_changes = set(self.zk.change_notifications())
+        present = self.zk.change_notifications()
+        self._seen_changes = set(present)
+        self.zk.purge_changes(present, CHANGE_EXPIRATION_MS, _now_ms())
         for stored in self.zk.all_resources():
             self._reload(stored)
         self.zk.watch_changes(self._on_change_notifications)
@@ -186,6 +196,10 @@ class AclAuthorizer:
                 continue
             self._reload(stored)
         self._seen_changes.intersection_update(current)  # forget notifications deleted since
+        try:
+            self.zk.purge_changes(current, CHANGE_EXPIRATION_MS, _now_ms())
+        except Exception:  # a ZooKeeper hiccup: the next notification purges them
+            log.warning("cannot purge old ACL change notifications", exc_info=True)
 
     def _matching_entries(self, resource_type: ResourceType, name: str) -> list[Entries]:
         found = [entries for key in ((resource_type, name), (resource_type, WILDCARD_RESOURCE))
