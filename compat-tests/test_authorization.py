@@ -34,6 +34,7 @@ from confluent_kafka.admin import (
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.raw_client import RawClient
+from kbroker.testing.tools import kcat_metadata, run_kcat
 from kbroker.testing.waiting import eventually
 
 TIMEOUT_S = 15
@@ -180,6 +181,17 @@ def test_metadata_leaves_out_topics_the_principal_may_not_describe(kbroker, admi
     [entry] = answer["topics"]
     assert entry["topic_authorized_operations"] == (1 << 3) | (1 << 8)  # READ, and DESCRIBE it implies
     assert answer["cluster_authorized_operations"] == sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12))
+
+
+def test_kcat_sees_only_describable_topics_and_is_refused_a_write(kbroker, admin):
+    hidden, shown = unique("kcat-hidden"), unique("kcat-shown")
+    create_topic(admin, hidden)
+    create_topic(admin, shown)
+    add(admin, acl(ResourceType.TOPIC, shown, AclOperation.DESCRIBE))
+    names = {t["topic"] for t in kcat_metadata(kbroker.bootstrap)["topics"]}
+    assert shown in names and hidden not in names
+    produced = run_kcat(kbroker.bootstrap, "-P", "-t", shown, input_text="v\n", check=False)
+    assert produced.returncode != 0 and "Topic authorization failed" in produced.stderr
 
 
 def test_confluent_admin_manages_acls_of_every_pattern_type(admin):
