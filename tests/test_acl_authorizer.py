@@ -271,3 +271,19 @@ def test_change_notifications_older_than_15_minutes_are_purged(store):
     zk.purge_changes(present, CHANGE_EXPIRATION_MS, int(time.time() * 1000) + CHANGE_EXPIRATION_MS + 1000)
     assert zk.change_notifications() == []
     assert authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "orders")  # the ACL itself stays
+
+
+def test_a_store_failure_fails_that_resource_alone(store, monkeypatch):
+    authorizer = make(store)
+    create = store.create
+
+    def failing_create(path: str, *args, **kwargs):  # ZooKeeper gone for one resource's write
+        if path.endswith("/broken"):
+            raise ConnectionError("ZooKeeper unreachable")
+        return create(path, *args, **kwargs)
+
+    monkeypatch.setattr(store, "create", failing_create)
+    failed = authorizer.create_acls([binding("broken", Op.READ), binding("fine", Op.READ)])
+    assert list(failed) == [binding("broken", Op.READ).pattern]
+    assert authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "fine")
+    assert not authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "broken")

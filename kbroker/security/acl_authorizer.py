@@ -276,13 +276,20 @@ class AclAuthorizer:
         return [AclBinding(pattern, entry) for pattern, entries in self._acls.items()
                 if acl_filter.matches_pattern(pattern) for entry in entries if acl_filter.matches_entry(entry)]
 
-    def create_acls(self, bindings: list[AclBinding]) -> None:
-        """Add the bindings, one conditional write per resource (Kafka's updateResourceAcls)."""
+    def create_acls(self, bindings: list[AclBinding]) -> dict[ResourcePattern, str]:
+        """Add the bindings, one conditional write per resource (Kafka's updateResourceAcls);
+        returns the resources whose write failed (the store unreachable), with why."""
         by_pattern: dict[ResourcePattern, set[AccessControlEntry]] = {}
         for binding in bindings:
             by_pattern.setdefault(binding.pattern, set()).add(binding.entry)
+        failed: dict[ResourcePattern, str] = {}
         for pattern, added in by_pattern.items():
-            self._update(pattern, frozenset(added).union)
+            try:
+                self._update(pattern, frozenset(added).union)
+            except Exception as exc:  # Kafka answers each of its bindings with the error
+                log.warning("cannot add ACLs to %s: %s", pattern, exc)
+                failed[pattern] = f"Failed to update ACLs: {exc}"
+        return failed
 
     def delete_acls(self, filters: list[AclBindingFilter]) -> list[list[AclBinding]]:
         """Remove what the filters match; per filter, the bindings it removed."""
@@ -302,7 +309,11 @@ class AclAuthorizer:
                         removed_here[entry] = hits
                 return frozenset(e for e in current if e not in removed_here)
 
-            self._update(pattern, without_matches)
+            try:
+                self._update(pattern, without_matches)
+            except Exception as exc:  # the store unreachable: this resource keeps its ACLs
+                log.warning("cannot remove ACLs of %s: %s", pattern, exc)
+                continue
             for entry, hits in removed_here.items():
                 for i in hits:
                     deleted[i].append(AclBinding(pattern, entry))

@@ -8,7 +8,7 @@
     refused alone with INVALID_REQUEST and Kafka's message (a CLUSTER resource not named
     kafka-cluster, an empty name, a `/` in the name, a principal without its `Type:`); the
     others are written to the metadata store (Kafka's znodes, with a change notification every
-    broker follows).
+    broker follows); a write the store refuses answers its bindings UNKNOWN_SERVER_ERROR.
   - Without one, as Kafka: each result SECURITY_DISABLED "No Authorizer is configured.".
   - A creation with an UNKNOWN (0) or unknown resource type, pattern type, operation or
     permission type, or a value only filters may hold (ANY, MATCH), closes the connection, as
@@ -47,15 +47,14 @@ async def handle(ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsR
         return {"throttle_time_ms": 0,
                 "results": [{"error_code": error or Errors.SECURITY_DISABLED, "error_message": message}
                             for _ in bindings]}
+    reasons = [binding_invalid_reason(binding) for binding in bindings]
+    failed = authorizer.create_acls([b for b, reason in zip(bindings, reasons, strict=True) if reason is None])
     results: list[CreateAclsResponseAclCreationResult] = []
-    valid = []
-    for binding in bindings:
-        reason = binding_invalid_reason(binding)
-        if reason is None:
-            valid.append(binding)
-            results.append({"error_code": Errors.NONE, "error_message": None})
-        else:
+    for binding, reason in zip(bindings, reasons, strict=True):
+        if reason is not None:
             results.append({"error_code": Errors.INVALID_REQUEST, "error_message": reason})
-    if valid:
-        authorizer.create_acls(valid)
+        elif binding.pattern in failed:
+            results.append({"error_code": Errors.UNKNOWN_SERVER_ERROR, "error_message": failed[binding.pattern]})
+        else:
+            results.append({"error_code": Errors.NONE, "error_message": None})
     return {"throttle_time_ms": 0, "results": results}
