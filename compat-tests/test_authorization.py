@@ -3,7 +3,9 @@ clients: confluent-kafka and kafka-python manage ACLs of every pattern type; a p
 rights gets Kafka's authorization errors from the producer, the consumer and the admin client, and
 no more once an ACL grants them; DENY beats ALLOW; super.users bypass; `kbroker acls` works
 against it; ACLs written straight into ZooKeeper in Kafka's format are enforced by every broker
-of a 3-broker cluster within a second.
+of a 3-broker cluster within a second; a strict cluster replicates once its brokers hold
+CLUSTER_ACTION; kcat sees only describable topics; a transactional producer needs WRITE on its
+transactional id.
 
 On PLAINTEXT every client is User:ANONYMOUS. The single broker runs with
 allow.everyone.if.no.acl.found=false; its store is seeded before it starts, as
@@ -30,6 +32,7 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from kazoo.client import KazooClient
 
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.testing.cluster import KafkaCluster
@@ -81,10 +84,10 @@ def add(admin: AdminClient, *bindings: AclBinding) -> None:
         future.result(timeout=TIMEOUT_S)
 
 
-def produce_error(bootstrap: str, topic: str) -> int | None:
+def produce_error(bootstrap: str, topic: str, **config: str) -> int | None:
     """One record through a fresh producer: None when delivered, else the error code."""
     outcome: list[KafkaError | None] = []
-    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000})
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 5000, **config})
     producer.produce(topic, b"v", on_delivery=lambda err, _msg: outcome.append(err))
     producer.flush(TIMEOUT_S)
     assert outcome, "no delivery report"
@@ -305,6 +308,31 @@ def test_acls_written_into_zookeeper_are_enforced_by_every_broker(broker_factory
                        for b in cluster.brokers.values())
 
         eventually(every_broker_refuses, timeout=1.5)
+
+
+def test_a_strict_cluster_replicates_with_cluster_action_for_its_brokers(broker_factory, zookeeper):
+    # allow.everyone.if.no.acl.found=false: the brokers (ANONYMOUS on PLAINTEXT) reach each other
+    # only through the CLUSTER ACL written before they start, as kafka-acls.sh would.
+    cluster = KafkaCluster(broker_factory, zookeeper, overrides=(AUTHORIZER, "allow.everyone.if.no.acl.found=false"))
+    seeding = KazooClient(hosts=zookeeper, timeout=10)
+    seeding.start(timeout=10)
+    try:
+        seeding.create(f"{cluster.chroot}/kafka-acl/Cluster/kafka-cluster", json.dumps(CLUSTER_ALL).encode(),
+                       makepath=True)
+    finally:
+        seeding.stop()
+        seeding.close()
+    with cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        granted, refused = unique("granted"), unique("refused")
+        for future in admin.create_topics([NewTopic(granted, 2, 3), NewTopic(refused, 1, 3)],
+                                          request_timeout=TIMEOUT_S).values():
+            future.result(timeout=TIMEOUT_S)
+        add(admin, acl(ResourceType.TOPIC, granted, AclOperation.WRITE))
+
+        # acks=all: answered once replicated to the ISR, so the followers fetched with CLUSTER_ACTION.
+        eventually(lambda: produce_error(cluster.bootstrap, granted, acks="all") is None, timeout=15)
+        assert produce_error(cluster.bootstrap, refused, acks="all") == KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
 def _raw_produce_error(port: int, topic: str) -> int:
