@@ -148,6 +148,29 @@ def test_a_transactional_producer_needs_write_on_its_transactional_id(kbroker, a
     commit_one()
 
 
+def test_aiokafka_producer_is_refused_until_an_acl_grants_it(kbroker, admin):
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    topic = unique("aio")
+    create_topic(admin, topic)
+
+    async def send() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kbroker.bootstrap, request_timeout_ms=5000)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"v")
+        finally:
+            await producer.stop()
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(send())
+    add(admin, acl(ResourceType.TOPIC, topic, AclOperation.WRITE))
+    asyncio.run(send())
+
+
 def test_deny_beats_allow(kbroker, admin):
     topic = unique("ledger")
     create_topic(admin, topic)
