@@ -37,7 +37,7 @@ from kazoo.client import KazooClient
 from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.raw_client import RawClient
-from kbroker.testing.tools import kcat_metadata, run_kcat
+from kbroker.testing.tools import kcat_metadata, run_kafkajs, run_kcat
 from kbroker.testing.waiting import eventually
 
 TIMEOUT_S = 15
@@ -285,6 +285,31 @@ def test_kafka_python_admin_manages_acls(kbroker):
         assert error.errno == 0 and len(deleted) == 2
     finally:
         client.close()
+
+
+def test_kafkajs_admin_manages_acls_and_is_refused_a_topic_deletion(kbroker, admin, tmp_path):
+    name, topic = unique("kjs"), unique("kjs-kept")
+    create_topic(admin, topic)
+    entry = {"principal": "User:kjs", "host": "*", "operation": 3, "permissionType": 3}  # READ, ALLOW
+    any_filter = {"resourceType": 2, "resourceName": name, "resourcePatternType": 1, "principal": "User:kjs",
+                  "host": "*", "operation": 1, "permissionType": 1}
+    steps = [
+        ["createAcls", {"acl": [{"resourceType": 2, "resourceName": name, "resourcePatternType": 3, **entry},
+                                {"resourceType": 2, "resourceName": name, "resourcePatternType": 4, **entry}]}],
+        ["describeAcls", any_filter],
+        ["deleteAcls", {"filters": [any_filter]}],
+        ["describeAcls", any_filter],
+        ["deleteTopics", {"topics": [topic]}],
+    ]
+    steps_file = tmp_path / "steps.json"
+    steps_file.write_text(json.dumps(steps))
+    created, described, deleted, after, refused = run_kafkajs("admin_steps.js", kbroker.bootstrap,
+                                                              str(steps_file))["steps"]
+    assert "error" not in created
+    assert sorted(r["resourcePatternType"] for r in described["result"]["resources"]) == [3, 4]
+    assert len(deleted["result"]["filterResponses"][0]["matchingAcls"]) == 2
+    assert after["result"]["resources"] == []
+    assert refused["error"]["type"] == "TOPIC_AUTHORIZATION_FAILED"
 
 
 def test_kbroker_acls_cli_against_the_authorizer(kbroker):
