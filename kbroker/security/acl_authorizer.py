@@ -130,15 +130,16 @@ class AclAuthorizer:
         return authorizer
 
     def start(self) -> None:
-        """Create Kafka's ACL paths, load every ACL and follow the change notifications. The
-        notifications present now are already reflected in what is loaded."""
+        """Create Kafka's ACL paths, follow the change notifications, then load every ACL (in
+        Kafka's order: no change can fall between the load and the watch). The notifications
+        present before the load are reflected in it."""
         self.zk.create_paths()
+        self.zk.watch_changes(self._on_change_notifications)
         present = self.zk.change_notifications()
         self._seen_changes = set(present)
         self.zk.purge_changes(present, CHANGE_EXPIRATION_MS, _now_ms())
         for stored in self.zk.all_resources():
             self._reload(stored)
-        self.zk.watch_changes(self._on_change_notifications)
         log.info("AclAuthorizer loaded %d ACLs on %d resources (super.users: %s, %s=%s)",
                  sum(len(e) for e in self._acls.values()), len(self._acls),
                  ", ".join(sorted(self.super_users)) or "none", ALLOW_EVERYONE_IF_NO_ACL_FOUND,
@@ -194,7 +195,11 @@ class AclAuthorizer:
             except ValueError:
                 log.warning("ignoring ACL change notification for %s %s %s", pattern_type, resource_type, name)
                 continue
-            self._reload(stored)
+            try:
+                self._reload(stored)
+            except Exception:  # the store unreachable: the next notification retries this one
+                log.warning("cannot reload the ACLs of %s", stored, exc_info=True)
+                self._seen_changes.discard((changes_path, child))
         self._seen_changes.intersection_update(current)  # forget notifications deleted since
         try:
             self.zk.purge_changes(current, CHANGE_EXPIRATION_MS, _now_ms())
