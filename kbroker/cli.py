@@ -31,7 +31,13 @@ from typing import Any
 import kbroker
 from kbroker.config import DATA_DIR_DEFAULT, ConfigError, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
-from kbroker.config.support import ignored_message, ignored_settings, refusal_message, refused_settings
+from kbroker.config.support import (
+    ignored_message,
+    ignored_settings,
+    refusal_message,
+    refused_settings,
+    unknown_settings,
+)
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
@@ -106,7 +112,7 @@ def _load_config(args: argparse.Namespace) -> KafkaConfig:
     if refused:  # fail closed: running without them would serve less than the operator asked for
         print(f"kbroker: error: {refusal_message(refused)}", file=sys.stderr)
         raise SystemExit(2)
-    unknown = config.unknown_keys + unknown_env_variables(os.environ)
+    unknown = unknown_settings(config) + unknown_env_variables(os.environ)
     if unknown:
         named = ", ".join(name + did_you_mean(name) for name in unknown)
         print(f"kbroker: warning: ignoring unknown settings: {named}", file=sys.stderr)

@@ -62,6 +62,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.security.acl_authorizer import AclAuthorizer
 from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
 from kbroker.security.sasl_config import inter_broker_login, listener_sasl_configs
 
@@ -218,7 +219,8 @@ class KafkaServer:
             build_transaction_coordinator=self._build_transaction_coordinator,
             credential_cache=self.credential_cache,
             scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
-            sasl_listeners=sasl_listeners)
+            sasl_listeners=sasl_listeners,
+            authorizer=AclAuthorizer.from_config(self.config, store))
         self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka

@@ -286,6 +286,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(e.g. 'tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port}')",
     )
     parser.add_argument(
+        "--authorizer-acls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the single-broker scenarios against a kbroker with the ACL authorizer "
+        "(allow.everyone.if.no.acl.found=true) holding N ACLs (issue 12: produce-1k should stay >= 0.95x)",
+    )
+    parser.add_argument(
         "--variant",
         action="append",
         default=[],
@@ -331,6 +339,9 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
         else BrokerSpec("kbroker")
     )
     specs = [first]
+    if args.authorizer_acls > 0:
+        specs.append(BrokerSpec(f"kbroker+{args.authorizer_acls}acls", acls=args.authorizer_acls, overrides=(
+            "authorizer.class.name=kafka.security.authorizer.AclAuthorizer", "allow.everyone.if.no.acl.found=true")))
     for command in args.against:
         name = Path(command.split()[0]).name if command.split() else "other"
         while any(spec.name == name for spec in specs):

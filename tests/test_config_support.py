@@ -16,7 +16,13 @@ import pytest
 from kbroker import cli
 from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
-from kbroker.config.support import NO_EFFECT, UNSUPPORTED, ignored_settings, refused_settings
+from kbroker.config.support import (
+    NO_EFFECT,
+    UNSUPPORTED,
+    ignored_settings,
+    refused_settings,
+    unknown_settings,
+)
 from kbroker.log.config import LogConfig
 from kbroker.network.socket_server import SocketServer
 from kbroker.testing.batches import producer_batch, read_batches
@@ -87,9 +93,8 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["ssl.no.such.setting=1"],  # not in the table: refused by its prefix
     ["sasl.kerberos.service.name=kafka"],
     ["sasl.mechanism.controller.protocol=PLAIN"],  # not in the table: refused by its prefix
-    ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
-    ["allow.everyone.if.no.acl.found=false"],
-    ["super.users=User:admin"],
+    ["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],  # KRaft's
+    ["authorizer.class.name=com.example.MyAuthorizer"],
     ["principal.builder.class=com.example.Builder"],
     ["delegation.token.secret.key=k"],
     ["quota.window.num=20"],
@@ -122,6 +127,21 @@ def test_tls_settings_are_accepted_also_per_listener():
         "listener.name.ssl.ssl.keystore.location=/k", "listener.name.ssl.ssl.client.auth=requested"])
     assert refused_settings(config) == []
     assert config.inter_broker_listener_name == "SSL"
+
+
+@pytest.mark.parametrize("authorizer", ["kafka.security.authorizer.AclAuthorizer",
+                                        "kafka.security.auth.SimpleAclAuthorizer"])
+def test_the_acl_authorizer_and_its_settings_are_accepted_and_read(authorizer):
+    config = KafkaConfig.load(overrides=[f"authorizer.class.name={authorizer}", "super.users=User:admin;User:bob",
+                                         "allow.everyone.if.no.acl.found=true"])
+    assert refused_settings(config) == []
+    assert unknown_settings(config) == []  # read by the authorizer, so no "unknown settings" warning
+    assert config.unknown_settings["super.users"] == "User:admin;User:bob"
+
+
+def test_the_authorizer_settings_without_an_authorizer_are_unknown_as_in_kafka():
+    config = KafkaConfig.load(overrides=["super.users=User:admin"])
+    assert unknown_settings(config) == ["super.users"]
 
 
 def test_unsupported_settings_left_at_kafkas_default_are_accepted():
@@ -170,7 +190,7 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 def test_broker_refuses_to_start_with_one_line_naming_them(tmp_path):
     result = run_module("--override", f"log.dirs={tmp_path}", "--override", "ssl.provider=SunJSSE",
-                        "--override", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer")
+                        "--override", "authorizer.class.name=com.example.MyAuthorizer")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "kbroker: error: not supported by kbroker yet: authorizer.class.name, ssl.provider "

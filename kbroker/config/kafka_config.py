@@ -78,6 +78,9 @@ class KafkaConfig:
     def __init__(self, layers: _Layers) -> None:
         self._settings: dict[str, _Setting] = {}
         self.unknown_keys: list[str] = []
+        # Undeclared settings' text: Kafka hands its authorizer `super.users` and
+        # `allow.everyone.if.no.acl.found` this way rather than declaring them.
+        self.unknown_settings: dict[str, str] = {}
         self.listener_settings: dict[str, str] = {}  # listener.name.<name>.<setting> as given
         problems = self._parse_layers(layers)
         if problems:
@@ -130,6 +133,7 @@ class KafkaConfig:
                 self.listener_settings[name] = text
             else:
                 self.unknown_keys.append(name)
+                self.unknown_settings[name] = text
         self.unknown_keys.sort()
         return problems
 

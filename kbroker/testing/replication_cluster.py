@@ -72,6 +72,7 @@ class Node:
         # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
         self.started_group_coordinator = None
         self.sasl_listeners: dict = {}  # BrokerServices': no SASL listener here
+        self.authorizer = None  # no authorizer.class.name: the handlers allow everything
 
     @property
     def port(self) -> int:
