@@ -45,13 +45,13 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.security.principal import ANONYMOUS
-from kbroker.security.sasl_authenticator import SaslServerAuthenticator, SaslState
-from kbroker.security.session import Session
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
     from kbroker.metrics.stats import RequestMetrics
     from kbroker.network.socket_server import KafkaConnection
+    from kbroker.security.sasl_authenticator import SaslServerAuthenticator
+    from kbroker.security.session import Session
 
 log = logging.getLogger("kbroker.request")
 # Malformed requests are logged once per client host and kind per interval (issue 16, bug 6).
@@ -85,7 +85,7 @@ class KafkaApis:
         authenticator = session.sasl if session is not None else None
         if authenticator is not None and not authenticator.authenticated:
             self._check_sasl_frame_size(conn, authenticator, frame)
-            if authenticator.raw_tokens and authenticator.state == SaslState.AUTHENTICATE:
+            if authenticator.raw_tokens and authenticator.exchanging:
                 return await self._raw_sasl_token(conn, authenticator, frame)
         try:
             header, body_offset = decode_request_header(frame)
@@ -145,7 +145,7 @@ class KafkaApis:
         if authenticator is not None:
             if api_key == ApiKey.API_VERSIONS:
                 authenticator.versions_answered()
-            elif authenticator.state == SaslState.FAILED:
+            elif authenticator.failed:
                 await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
         return chunks
 
@@ -153,6 +153,10 @@ class KafkaApis:
         """The connection's Session; on a SASL listener one is made with the first request."""
         session = conn.session
         if session is None and conn.listener_name in self.services.sasl_listeners:
+            # Imported here: only SASL listeners need the SASL stack (start-up stays lean).
+            from kbroker.security.sasl_authenticator import SaslServerAuthenticator
+            from kbroker.security.session import Session
+
             session = conn.session = Session(sasl=SaslServerAuthenticator(
                 self.services.sasl_listeners[conn.listener_name], self.services.credential_cache.get))
         return session
@@ -179,7 +183,7 @@ class KafkaApis:
                 raise socket_server.CloseConnection
             return
         refusal = authenticator.refusal(api_key)
-        if refusal is not None and authenticator.state == SaslState.AUTHENTICATE:
+        if refusal is not None and authenticator.exchanging:
             authenticator.fail()
             answer = self._encode(correlation_id, api_key, version,
                                   {"error_code": Errors.ILLEGAL_SASL_STATE, "error_message": refusal})
