@@ -66,7 +66,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.log.log_manager import LogManager
-    from kbroker.log.producer_state import ProducerStateEntry
+    from kbroker.log.producer_state import ProducerStateEntry, VerificationGuard
     from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.metadata.metadata_cache import MetadataCache
@@ -297,14 +297,17 @@ class ReplicaManager:
         return Errors.NOT_LEADER_OR_FOLLOWER
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
-                            origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
+                            origin: AppendOrigin = AppendOrigin.CLIENT,
+                            verification_guard: VerificationGuard | None = None) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
-        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
+        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks.
+        `verification_guard`: None where KIP-890 verification is off, else what
+        maybe_start_transaction_verification gave (SENTINEL for a partition not verified)."""
         p = self.partitions.get((topic, partition))
         if p is None:
             return ProduceResult(self.missing_partition_error(topic, partition))
         try:
-            info = p.append_records_to_leader(records, required_acks, origin)
+            info = p.append_records_to_leader(records, required_acks, origin, verification_guard)
         except PartitionError as exc:
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1,
@@ -367,14 +370,19 @@ class ReplicaManager:
             return exc.code, []
         return Errors.NONE, list(unified_log.producer_state_manager.producers.values())
 
-    def has_ongoing_transaction(self, topic: str, partition: int, producer_id: int) -> bool:
-        """Whether the producer has an open transaction on a partition here (KIP-890: its later
-        transactional batches need no verification with the coordinator)."""
+    def maybe_start_transaction_verification(self, topic: str, partition: int, producer_id: int,
+                                             epoch: int) -> VerificationGuard | None:
+        """KIP-890 on a partition we lead: the guard a transactional batch that opens a transaction
+        here must bring once the coordinator verified it, SENTINEL if the producer has one open
+        already (nothing to verify), None if we do not lead it (the append answers why)."""
         p = self.partitions.get((topic, partition))
-        if p is None or p.log is None:
-            return False
-        entry = p.log.producer_state_manager.last_entry(producer_id)
-        return entry is not None and entry.current_txn_first_offset is not None
+        if p is None:
+            return None
+        try:
+            unified_log = p.check_leader()
+        except PartitionError:
+            return None
+        return unified_log.maybe_start_transaction_verification(producer_id, epoch)
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
         """DeleteRecords on one partition: (error, low watermark)."""
