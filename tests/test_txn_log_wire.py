@@ -52,7 +52,7 @@ def kbroker(module_broker_factory):
 
 
 def test_write_txn_markers_is_advertised(kbroker):
-    assert advertised_api_keys(kbroker.port)[WRITE_TXN_MARKERS] == (0, 1)
+    assert advertised_api_keys(kbroker.port)[WRITE_TXN_MARKERS] == (0, 2)
 
 
 def test_commit_marker_moves_the_last_stable_offset_past_the_transaction(kbroker):
@@ -160,6 +160,26 @@ def test_write_txn_markers_v0(kbroker):
         assert produce_txn(client, topic, 0, txn_batch([b"v0"], pid, epoch, 0))["error_code"] == NONE
         assert write_markers(client, pid, epoch, True, [(topic, 0)], version=0) == {(topic, 0): NONE}
         assert fetch_isolated(client, topic, 0, 0, READ_COMMITTED)["last_stable_offset"] == 2
+
+
+def test_write_txn_markers_v2_transaction_version_2_needs_a_bumped_epoch(kbroker):
+    """KIP-1228: a transaction.version 2 coordinator bumps the epoch for its marker, so a TV2
+    marker at the producer's own epoch is refused (nothing appended); TV0/1 accept it."""
+    topic = "txn-v2-markers"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client:
+        pid, epoch = init_producer_id(client)
+        assert produce_txn(client, topic, 0, txn_batch([b"a"], pid, epoch, 0))["error_code"] == NONE
+        assert write_markers(client, pid, epoch, True, [(topic, 0)], version=2, transaction_version=2) == {
+            (topic, 0): INVALID_PRODUCER_EPOCH}
+        assert latest_offset(client, topic, 0, READ_UNCOMMITTED) == 1  # the refused marker is not there
+        assert write_markers(client, pid, epoch + 1, True, [(topic, 0)], version=2, transaction_version=2) == {
+            (topic, 0): NONE}
+        assert latest_offset(client, topic, 0, READ_COMMITTED) == 2
+        assert produce_txn(client, topic, 0, txn_batch([b"b"], pid, epoch + 1, 0))["error_code"] == NONE
+        assert write_markers(client, pid, epoch + 1, False, [(topic, 0)], version=2, transaction_version=1) == {
+            (topic, 0): NONE}
+        assert latest_offset(client, topic, 0, READ_COMMITTED) == 4
 
 
 def test_a_parked_read_committed_fetch_wakes_when_the_marker_moves_the_lso(kbroker):

@@ -94,6 +94,9 @@ class TxnMarkerEntry(NamedTuple):
     coordinator_epoch: int
     committed: bool
     partitions: Sequence[TopicPartition]
+    # The coordinator's transaction.version (WriteTxnMarkers v2, KIP-1228): from 2 on, the
+    # coordinator bumped the epoch for the marker, so it must exceed the producer's epoch.
+    transaction_version: int = 0
 
 
 class ReplicaManager:
@@ -346,10 +349,19 @@ class ReplicaManager:
         for tp in marker.partitions:
             if tp not in self.partitions:  # Kafka's getMagic finds no local log
                 results[tp] = ProduceResult(Errors.UNKNOWN_TOPIC_OR_PARTITION)
+            elif marker.transaction_version >= 2 and not self._marker_bumps_epoch(tp, marker):
+                results[tp] = ProduceResult(Errors.INVALID_PRODUCER_EPOCH)
             else:  # a fresh copy each: the log patches offsets and epoch into the buffer
                 results[tp] = self.append_to_partition(tp[0], tp[1], memoryview(bytearray(batch)), -1,
                                                        AppendOrigin.COORDINATOR)
         return results
+
+    def _marker_bumps_epoch(self, tp: TopicPartition, marker: TxnMarkerEntry) -> bool:
+        """KIP-1228: a transaction.version 2 marker carries an epoch above the producer's last
+        one here (ProducerAppendInfo's check in Kafka; nothing awaits between it and the append)."""
+        unified_log = self.partitions[tp].log
+        entry = unified_log.producer_state_manager.last_entry(marker.producer_id) if unified_log else None
+        return entry is None or marker.producer_epoch > entry.producer_epoch
 
     def _notify_txn_markers(self, marker: TxnMarkerEntry, partitions: list[TopicPartition]) -> None:
         for listener in self.txn_marker_listeners:

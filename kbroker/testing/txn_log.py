@@ -42,14 +42,15 @@ def txn_batch(values: list[bytes], producer_id: int, epoch: int, sequence: int, 
 
 def write_txn_markers(client: RawClient, producer_id: int, epoch: int, committed: bool,
                       partitions: list[tuple[str, int]], *, coordinator_epoch: int = 0,
-                      version: int = 1) -> dict[tuple[str, int], int]:
-    """{(topic, partition): error code} of a one-marker WriteTxnMarkers request."""
+                      version: int = 1, transaction_version: int = 0) -> dict[tuple[str, int], int]:
+    """{(topic, partition): error code} of a one-marker WriteTxnMarkers request (v2 carries the
+    coordinator's transaction.version)."""
     topics: dict[str, list[int]] = {}
     for topic, index in partitions:
         topics.setdefault(topic, []).append(index)
     answer = client.call(WRITE_TXN_MARKERS, version, {"markers": [{
         "producer_id": producer_id, "producer_epoch": epoch, "transaction_result": committed,
-        "coordinator_epoch": coordinator_epoch,
+        "coordinator_epoch": coordinator_epoch, "transaction_version": transaction_version,
         "topics": [{"name": name, "partition_indexes": indexes} for name, indexes in topics.items()]}]})
     [marker] = answer["markers"]
     assert marker["producer_id"] == producer_id, marker

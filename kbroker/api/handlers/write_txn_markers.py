@@ -1,6 +1,6 @@
 """WriteTxnMarkers (27): writes transactions' COMMIT/ABORT markers to the partitions led here.
 
-- Versions: 0-1 served and advertised (Kafka 3.9's range; 4.x dropped v0).
+- Versions: 0-2 served and advertised (Kafka 3.9's minimum to 4.x's maximum; 4.x dropped v0).
 - Behaviour:
   - Sent by a transaction coordinator (another broker's, or ours through
     ReplicaManager.append_txn_markers without a socket). Each marker becomes one control batch
@@ -14,9 +14,12 @@
     NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (an epoch older than the producer's),
     TRANSACTION_COORDINATOR_FENCED (a coordinator epoch older than the last marker's),
     NOT_ENOUGH_REPLICAS.
-- Gaps: v2 (Kafka 4.x, KIP-890 part 2's TransactionVersion) is not served; no CLUSTER_ACTION
-  authorization (kbroker has no authorizer); no UNSUPPORTED_FOR_MESSAGE_FORMAT (every log is
-  magic 2).
+  - v2's TransactionVersion (KIP-1228): a marker of transaction.version 2 or above must carry an
+    epoch above the producer's last on the partition (the coordinator bumped it for the marker),
+    else INVALID_PRODUCER_EPOCH; 0 and 1 (and v0-1 requests) keep the >= check. kbroker's own
+    coordinator writes transaction.version 0/1 markers.
+- Gaps: no CLUSTER_ACTION authorization (kbroker has no authorizer); no
+  UNSUPPORTED_FOR_MESSAGE_FORMAT (every log is magic 2).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     )
 
 API_KEY = ApiKey.WRITE_TXN_MARKERS
-VERSIONS = (0, 1)
+VERSIONS = (0, 2)
 
 
 async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
@@ -43,7 +46,8 @@ async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteT
     entries = [
         TxnMarkerEntry(marker["producer_id"], marker["producer_epoch"], marker["coordinator_epoch"],
                        marker["transaction_result"],
-                       [(topic["name"], index) for topic in marker["topics"] for index in topic["partition_indexes"]])
+                       [(topic["name"], index) for topic in marker["topics"] for index in topic["partition_indexes"]],
+                       marker["transaction_version"])
         for marker in request["markers"]
     ]
     answers = await services.replica_manager.append_txn_markers(entries, services.config["request.timeout.ms"])
