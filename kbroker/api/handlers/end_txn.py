@@ -11,7 +11,9 @@
     transition is in flight, INVALID_TXN_STATE for an end that does not match the state
     (commit after abort, nothing to end), NONE for a retry of a completed end,
     NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS.
-- Gaps: transaction.version 2 (epoch bump per transaction) is not implemented.
+- Gaps: transaction.version 2 (KIP-890 part 2: an epoch bump per transaction, partitions added
+  by Produce v12) is not implemented; the feature is not advertised in ApiVersions, so clients
+  (Kafka 4.x's included) stay on the transaction.version 0/1 protocol.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@
     (INVALID_PRODUCER_EPOCH before v4); an empty transactional id INVALID_REQUEST; a timeout
     above transaction.max.timeout.ms INVALID_TRANSACTION_TIMEOUT; NOT_COORDINATOR /
     COORDINATOR_LOAD_IN_PROGRESS for ids this broker does not (yet) coordinate.
-- Gaps: v6 (KIP-939 two-phase commit) is not served.
+- Gaps: v6 (KIP-939 two-phase commit) is not served: Kafka 4.x's schema marks it
+  latestVersionUnstable, so Kafka advertises 0-5 too (unless unstable.api.versions.enable).
 """
 
 from __future__ import annotations
