@@ -327,8 +327,11 @@ class ProducerStateManager:
 
     def first_unstable_offset(self) -> int | None:
         """First offset of the oldest transaction not both completed and replicated."""
-        candidates = list(self.ongoing_txns) + list(self.unreplicated_txns)
-        return min(candidates) if candidates else None
+        ongoing, unreplicated = self.ongoing_txns, self.unreplicated_txns
+        if not unreplicated:  # every fetch asks: without transactions in flight, no work
+            return min(ongoing) if ongoing else None
+        first = min(unreplicated)
+        return min(first, min(ongoing)) if ongoing else first
 
     def last_stable_offset(self, completed: CompletedTxn) -> int:
         """LSO right after `completed`: the first offset of another open transaction, if any."""
