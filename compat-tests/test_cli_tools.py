@@ -446,7 +446,7 @@ def test_transactions_list_describe_find_hanging_and_abort(broker_factory) -> No
     assert (found["Topic"], found["Partition"], found["ProducerId"], found["StartOffset"]) == (
         topic, "1", str(ghost), "0")
     assert transactions(bootstrap, "find-hanging", "--broker-id", listed["Coordinator"],
-                        "--max-transaction-timeout", "0") == [found | {"Duration(min)": found["Duration(min)"]}]
+                        "--max-transaction-timeout", "0") == [found]  # the broker's partitions: the same one
 
     missing = tool("transactions", bootstrap, "abort", "--topic", topic, "--partition", "1", "--start-offset", "5",
                    check=False)
