@@ -30,6 +30,7 @@ from kbroker.protocol.errors import Errors
 if TYPE_CHECKING:
     import uuid
 
+    from kbroker.log.producer_state import VerificationGuard
     from kbroker.log.segment import TimestampAndOffset
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
@@ -228,7 +229,8 @@ class Partition:
         return self.log
 
     def append_records_to_leader(self, records: memoryview, required_acks: int,
-                                 origin: AppendOrigin = AppendOrigin.CLIENT):
+                                 origin: AppendOrigin = AppendOrigin.CLIENT,
+                                 verification_guard: VerificationGuard | None = None):
         log = self.check_leader()
         min_isr = self.effective_min_isr
         if required_acks == -1 and len(self.isr) < min_isr:
@@ -236,7 +238,7 @@ class Partition:
                                  f"The size of the current ISR {self.isr} is insufficient to satisfy the "
                                  f"min.isr requirement of {min_isr} for partition {self.topic}-{self.partition}")
         try:
-            info = log.append_as_leader(records, self.leader_epoch, origin)
+            info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard)
         except LogError as exc:
             raise PartitionError(exc.code, str(exc), exc.record_errors) from None
         self.maybe_increment_high_watermark()

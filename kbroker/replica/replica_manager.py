@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.log.log_manager import LogManager
-    from kbroker.log.producer_state import ProducerStateEntry
+    from kbroker.log.producer_state import ProducerStateEntry, VerificationGuard
     from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.metadata.metadata_cache import MetadataCache
@@ -95,6 +95,9 @@ class TxnMarkerEntry(NamedTuple):
     coordinator_epoch: int
     committed: bool
     partitions: Sequence[TopicPartition]
+    # The coordinator's transaction.version (WriteTxnMarkers v2, KIP-1228): from 2 on, the
+    # coordinator bumped the epoch for the marker, so it must exceed the producer's epoch.
+    transaction_version: int = 0
 
 
 class ReplicaManager:
@@ -312,9 +315,12 @@ class ReplicaManager:
         return Errors.NOT_LEADER_OR_FOLLOWER
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
-                            origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
+                            origin: AppendOrigin = AppendOrigin.CLIENT,
+                            verification_guard: VerificationGuard | None = None) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
-        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
+        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks.
+        `verification_guard`: None where KIP-890 verification is off, else what
+        maybe_start_transaction_verification gave (SENTINEL for a partition not verified)."""
         stats = self.topic_stats.topic(topic) if self.topic_stats is not None else None
         if stats is not None:
             stats.total_produce_requests += 1
@@ -324,7 +330,7 @@ class ReplicaManager:
                 stats.failed_produce_requests += 1
             return ProduceResult(self.missing_partition_error(topic, partition))
         try:
-            info = p.append_records_to_leader(records, required_acks, origin)
+            info = p.append_records_to_leader(records, required_acks, origin, verification_guard)
         except PartitionError as exc:
             if stats is not None:
                 stats.failed_produce_requests += 1
@@ -369,10 +375,19 @@ class ReplicaManager:
         for tp in marker.partitions:
             if tp not in self.partitions:  # Kafka's getMagic finds no local log
                 results[tp] = ProduceResult(Errors.UNKNOWN_TOPIC_OR_PARTITION)
+            elif marker.transaction_version >= 2 and not self._marker_bumps_epoch(tp, marker):
+                results[tp] = ProduceResult(Errors.INVALID_PRODUCER_EPOCH)
             else:  # a fresh copy each: the log patches offsets and epoch into the buffer
                 results[tp] = self.append_to_partition(tp[0], tp[1], memoryview(bytearray(batch)), -1,
                                                        AppendOrigin.COORDINATOR)
         return results
+
+    def _marker_bumps_epoch(self, tp: TopicPartition, marker: TxnMarkerEntry) -> bool:
+        """KIP-1228: a transaction.version 2 marker carries an epoch above the producer's last
+        one here (ProducerAppendInfo's check in Kafka; nothing awaits between it and the append)."""
+        unified_log = self.partitions[tp].log
+        entry = unified_log.producer_state_manager.last_entry(marker.producer_id) if unified_log else None
+        return entry is None or marker.producer_epoch > entry.producer_epoch
 
     def _notify_txn_markers(self, marker: TxnMarkerEntry, partitions: list[TopicPartition]) -> None:
         for listener in self.txn_marker_listeners:
@@ -393,14 +408,19 @@ class ReplicaManager:
             return exc.code, []
         return Errors.NONE, list(unified_log.producer_state_manager.producers.values())
 
-    def has_ongoing_transaction(self, topic: str, partition: int, producer_id: int) -> bool:
-        """Whether the producer has an open transaction on a partition here (KIP-890: its later
-        transactional batches need no verification with the coordinator)."""
+    def maybe_start_transaction_verification(self, topic: str, partition: int, producer_id: int,
+                                             epoch: int) -> VerificationGuard | None:
+        """KIP-890 on a partition we lead: the guard a transactional batch that opens a transaction
+        here must bring once the coordinator verified it, SENTINEL if the producer has one open
+        already (nothing to verify), None if we do not lead it (the append answers why)."""
         p = self.partitions.get((topic, partition))
-        if p is None or p.log is None:
-            return False
-        entry = p.log.producer_state_manager.last_entry(producer_id)
-        return entry is not None and entry.current_txn_first_offset is not None
+        if p is None:
+            return None
+        try:
+            unified_log = p.check_leader()
+        except PartitionError:
+            return None
+        return unified_log.maybe_start_transaction_verification(producer_id, epoch)
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
         """DeleteRecords on one partition: (error, low watermark)."""
