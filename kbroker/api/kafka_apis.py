@@ -5,7 +5,8 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 - unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
   ApiVersions' own range (KIP-511); any other API closes the connection;
 - unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
-Each case logs one line. A handler that wants the connection closed raises the api layer's
+Each case logs one line, as does a ZooKeeper session lost under a handler (ZooKeeperUnavailableError,
+the connection closed). A handler that wants the connection closed raises the api layer's
 CloseConnection (kbroker/api/handlers); `process` turns it into the network layer's signal, as
 it does for the cases above. This module knows the codec, the handler registry and the services
 handlers get (BrokerServices), not sockets: the server hands `process` to the network.
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
+from kbroker.metadata.znode_store import ZooKeeperUnavailableError
 from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.api_keys import ApiKey
@@ -91,6 +93,13 @@ class KafkaApis:
         try:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms
+            raise socket_server.CloseConnection from None
+        except ZooKeeperUnavailableError as lost:
+            # A ZooKeeper write or read outside the controller-only APIs (which answer
+            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
+            # on a new connection once the session is back. One line, not a traceback.
+            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
+                        _api_name(api_key), version, lost)
             raise socket_server.CloseConnection from None
         if response is None:
             return None
