@@ -42,5 +42,5 @@ def test_ci_mode_finds_no_violation(tmp_path):
     faults = {line["nemesis"] for line in lines if line["kind"] == "fault"}
     assert {"kill-broker", "kill-controller", "kill-leader", "pause-broker", "kill-zookeeper"} <= faults
     skipped = {line["key"].removeprefix("skipped ") for line in lines if line["kind"] == "note"}
-    for root_nemesis in ("partition-brokers", "partition-zookeeper", "isolate-broker", "disk-full"):  # run, or skipped with the reason
+    for root_nemesis in ("partition-brokers", "partition-zookeeper", "isolate-broker", "packet-loss", "disk-full"):  # run, or skipped with the reason
         assert (root_nemesis in faults) != (root_nemesis in skipped), (root_nemesis, lines)

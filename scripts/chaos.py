@@ -274,8 +274,12 @@ class Run:
             "producer failures (indeterminate, not checked)": _summed(p.stats.failed for p in self.producers),
             "produce() calls refused by the client (retried)": _summed(p.stats.refused for p in self.producers),
             "commit errors (retried)": _summed(m.commit_errors for m in self.consumers),
+            "idempotent producers' recoveries (librdkafka debug eos)": _summed(p.stats.eos_events for p in self.producers),
         }
         self.outcome.notes.update({key: json.dumps(counts) for key, counts in errors.items() if counts})
+        for producer in self.producers:  # the recoveries themselves: which partition and sequence
+            if producer.stats.eos_lines:
+                self.outcome.notes[f"librdkafka eos lines of {producer.name}"] = " | ".join(producer.stats.eos_lines)
 
 
 def _summed(counters: Iterable[dict[str, int]]) -> dict[str, int]:

@@ -64,11 +64,25 @@ def check_records(acks: list[Ack], log: dict[int, list[Consumed]]) -> tuple[dict
         violations.append(f"misplaced: {len(misplaced)} acknowledged records are not at their acked offset, e.g. "
                           f"{[(a.producer, a.seq, a.partition, a.offset) for a in misplaced[:EXAMPLES]]}")
     if duplicated:
-        violations.append(f"duplicated: {len(duplicated)} ids appear more than once, e.g. {list(duplicated)[:EXAMPLES]}")
+        violations.append(f"duplicated: {len(duplicated)} ids appear more than once, e.g. (producer, seq, partition, "
+                          f"offsets) {_where(list(duplicated)[:EXAMPLES], log)}")
     if reordered:
         violations.append(f"reordered: {len(reordered)} records out of their producer's order, e.g. "
                           f"{reordered[:EXAMPLES]}")
     return counts, violations
+
+
+def _where(ids: list[tuple[str, int]], log: dict[int, list[Consumed]]) -> list[tuple[str, int, int, list[int]]]:
+    """Each id with the partition and offsets it was found at (the copies of a duplicate)."""
+    found: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
+    wanted = set(ids)
+    for partition, records in log.items():
+        for record in records:
+            parsed = parse_value(record.value)
+            if parsed in wanted:
+                found[parsed].append((partition, record.offset))
+    return [(producer, seq, found[(producer, seq)][0][0], [o for _, o in found[(producer, seq)]])
+            for producer, seq in ids]
 
 
 def _reordered(log: dict[int, list[Consumed]]) -> list[tuple[int, int, str, int, int]]:

@@ -14,6 +14,10 @@ run's seeded random.Random, so a seed replays the same schedule.
 - isolate-broker: the leader of a random partition cut off from the other brokers and ZooKeeper past
   its session, while the clients on the host still reach it: a deposed leader that must not
   acknowledge an acks=all write it cannot replicate.
+- packet-loss: 30-50 % of the packets between the leader of a random partition and the other
+  brokers dropped at random (iptables' statistic match) for longer than replica.lag.time.max.ms:
+  fetches and acks=all writes retried, ISR shrinking and growing again. Delay is not injected:
+  it needs `tc netem`, which this kernel lacks.
 - disk-full: the tmpfs log dir of broker DISK_BROKER filled up: its log dir goes offline (Kafka's
   LogDirFailureChannel), leadership of its partitions there moves; healed by freeing the space
   and restarting the broker (SIGTERM, which must exit 0), as Kafka needs a restart to bring a
@@ -42,6 +46,7 @@ class Nemesis:
     run: Callable[[ChaosCluster, random.Random], Fault]
     needs_network: bool = False
     needs_disk: bool = False
+    needs_loss: bool = False
 
 
 def _kill_and_restart(cluster: ChaosCluster, broker_id: int, name: str, rng: random.Random, role: str = "") -> Fault:
@@ -159,6 +164,22 @@ def isolate_broker(cluster: ChaosCluster, rng: random.Random) -> Fault:
                              f"broker {broker_id} (leader of {cluster.topic}-{partition}) | all")
 
 
+def packet_loss(cluster: ChaosCluster, rng: random.Random) -> Fault:
+    partition, broker_id = _leader_of_random_partition(cluster, rng)
+    percent = rng.randint(30, 50)
+    peers = [f"b{b}" for b in BROKER_IDS if b != broker_id]
+    started = time.monotonic()
+    try:
+        for peer in peers:
+            cluster.network.lose(f"b{broker_id}", peer, percent)
+        time.sleep(REPLICA_LAG_MS / 1000 + rng.uniform(2, 6))
+    finally:
+        for peer in peers:
+            cluster.network.stop_losing(f"b{broker_id}", peer)
+    return Fault("packet-loss", f"broker {broker_id} (leader of {cluster.topic}-{partition}) | brokers, {percent}%",
+                 started, time.monotonic())
+
+
 def disk_full(cluster: ChaosCluster, rng: random.Random) -> Fault:
     broker = cluster.kafka.brokers[DISK_BROKER]
     started = time.monotonic()
@@ -184,6 +205,7 @@ NEMESES = (
     Nemesis("partition-brokers", partition_brokers, needs_network=True),
     Nemesis("partition-zookeeper", partition_zookeeper, needs_network=True),
     Nemesis("isolate-broker", isolate_broker, needs_network=True),
+    Nemesis("packet-loss", packet_loss, needs_network=True, needs_loss=True),
     Nemesis("disk-full", disk_full, needs_disk=True),
 )
 
@@ -194,6 +216,8 @@ def skipped(cluster: ChaosCluster) -> dict[str, str]:
     for nemesis in NEMESES:
         if nemesis.needs_network and cluster.network.partition_unavailable:
             reasons[nemesis.name] = cluster.network.partition_unavailable
+        elif nemesis.needs_loss and cluster.network.loss_unavailable:
+            reasons[nemesis.name] = cluster.network.loss_unavailable
         elif nemesis.needs_disk and cluster.disk_unavailable:
             reasons[nemesis.name] = f"no tmpfs log dir: {cluster.disk_unavailable}"
     return reasons

@@ -16,9 +16,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
+from collections import deque
 from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -29,6 +31,40 @@ REFUSED_BACKOFF_S = 0.5
 # librdkafka logs every refused connection during a fault at level 3; errors reach the workers
 # through callbacks, so only its critical lines go to stderr.
 CLIENT_LOG_LEVEL = 2
+
+
+# librdkafka's idempotence recoveries (debug "eos"): an epoch bump re-sequences messages, so a
+# duplicate in the log is explained by these lines (ERRSEQ: OUT_OF_ORDER_SEQUENCE_NUMBER on a
+# later in-flight request, retried under a bumped epoch; DUPSEQ, UNKPID, ERRPID; IDEMPSTATE
+# lines naming Drain: the bump or PID reset itself).
+EOS_FACILITIES = frozenset({"ERRSEQ", "DUPSEQ", "UNKPID", "ERRPID"})
+EOS_LINES_KEPT = 20
+
+
+class EosEvents(logging.Handler):
+    """Counts a producer's idempotence recoveries from librdkafka's log, keeping the last lines."""
+
+    def __init__(self, client: str, counts: dict[str, int], lines: deque[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.client, self.counts, self.lines = client, counts, lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        facility, message = (record.args[0], record.args[2]) if isinstance(record.args, tuple) and len(record.args) == 3 \
+            else ("", record.getMessage())
+        if facility == "IDEMPSTATE" and "-> Drain" in str(message):
+            facility = "DRAIN"
+        elif facility not in EOS_FACILITIES:
+            return
+        self.counts[facility] = self.counts.get(facility, 0) + 1
+        self.lines.append(f"{self.client} {facility} {message}")
+
+
+def eos_logger(client: str, counts: dict[str, int], lines: deque[str]) -> logging.Logger:
+    logger = logging.getLogger(f"chaos.librdkafka.{client}")
+    logger.handlers[:] = [EosEvents(client, counts, lines)]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # its connection errors during faults stay off stderr
+    return logger
 
 
 @dataclass(frozen=True)
@@ -90,6 +126,8 @@ class ProducerStats:
     refused: dict[str, int] = field(default_factory=dict)  # error name -> produce() calls that raised
     sent: int = 0
     fatal: list[str] = field(default_factory=list)
+    eos_events: dict[str, int] = field(default_factory=dict)  # librdkafka facility -> count (EosEvents)
+    eos_lines: deque[str] = field(default_factory=lambda: deque(maxlen=EOS_LINES_KEPT))
 
 
 class Worker(threading.Thread):
@@ -158,8 +196,10 @@ class ProducerWorker(Worker):
 
     def _run_one_producer(self) -> None:
         name = self.client_name()
+        # debug "eos" at log level 7 goes to EosEvents only (a few lines per recovery).
         producer = Producer({**producer_settings(self.bootstrap), "error_cb": self._error,
-                             "client.id": f"chaos-{name}"})
+                             "client.id": f"chaos-{name}", "debug": "eos", "log_level": 7},
+                            logger=eos_logger(name, self.stats.eos_events, self.stats.eos_lines))
         deliver = self._on_delivery(name)
         self.fatal.clear()
         seq, started = 0, time.monotonic()

@@ -52,6 +52,8 @@ def test_lost_misplaced_duplicated_and_reordered_are_counted():
     assert counts["misplaced"] == 2  # a/2 acked at 1, a/4 acked at 2
     assert counts["duplicated"] == 1 and counts["reordered"] == 1  # 2 after 4
     assert {v.split(":")[0] for v in violations} == {"lost", "misplaced", "duplicated", "reordered"}
+    (duplicate,) = [v for v in violations if v.startswith("duplicated")]
+    assert "('a', 4, 0, [1, 3])" in duplicate  # producer, seq, partition, the offsets of its copies
 
 
 def test_an_ack_without_an_offset_is_checked_for_presence_only():
