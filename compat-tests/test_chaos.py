@@ -1,7 +1,9 @@
 """scripts/chaos --mode ci (issue 16's fault-injection harness) against three kbroker processes
 and a real ZooKeeper: every nemesis once (kills of a broker, the controller and a leader, a
 SIGSTOP past the session, ZooKeeper killed, and, as root, network partitions between brokers
-and between a broker and ZooKeeper and a full tmpfs log dir), then the checker. The run must find no violation (exit 0:
+and between a broker and ZooKeeper, packet loss between brokers, a full tmpfs log dir and a FUSE
+log dir failing with EIO), then the checker, transactional producers' read_committed isolation
+included. The run must find no violation (exit 0:
 nothing acknowledged lost, duplicated or reordered, no lost commit, replicas identical below
 the high watermark) with thousands of records acknowledged through the faults.
 tests/test_chaos_checker.py checks that the checker finds each violation it looks for."""
@@ -42,5 +44,6 @@ def test_ci_mode_finds_no_violation(tmp_path):
     faults = {line["nemesis"] for line in lines if line["kind"] == "fault"}
     assert {"kill-broker", "kill-controller", "kill-leader", "pause-broker", "kill-zookeeper"} <= faults
     skipped = {line["key"].removeprefix("skipped ") for line in lines if line["kind"] == "note"}
-    for root_nemesis in ("partition-brokers", "partition-zookeeper", "isolate-broker", "packet-loss", "disk-full"):  # run, or skipped with the reason
+    for root_nemesis in ("partition-brokers", "partition-zookeeper", "isolate-broker", "packet-loss", "disk-full",
+                         "io-error"):  # run, or skipped with the reason
         assert (root_nemesis in faults) != (root_nemesis in skipped), (root_nemesis, lines)
