@@ -176,7 +176,7 @@ class Run:
         self.outcome.notes.update({f"skipped {name}": reason for name, reason in reasons.items()})
         for name, reason in reasons.items():
             self.say(f"nemesis {name} skipped: {reason}")
-        runnable = [n for n in NEMESES if n.name not in reasons]
+        runnable = [n for n in NEMESES if n.name not in reasons and (not self.args.nemesis or n.name in self.args.nemesis)]
         for nemesis in self._schedule(runnable):
             time.sleep(self.rng.uniform(*self.mode.gap_s))
             self._one_fault(cluster, nemesis)
@@ -369,6 +369,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="where logs and data go (default: a new temporary dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory after a passing run")
     parser.add_argument("--no-netns", action="store_true", help="run on 127.0.0.1 without network nemeses")
+    parser.add_argument("--nemesis", action="append", choices=[n.name for n in NEMESES],
+                        help="only this nemesis (repeatable; default: all), e.g. to soak one fault")
     return parser.parse_args(argv)
 
 

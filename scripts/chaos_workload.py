@@ -40,7 +40,7 @@ CLIENT_LOG_LEVEL = 2
 # duplicate in the log is explained by these lines (ERRSEQ: OUT_OF_ORDER_SEQUENCE_NUMBER on a
 # later in-flight request, retried under a bumped epoch; DUPSEQ, UNKPID, ERRPID; IDEMPSTATE
 # lines naming Drain: the bump or PID reset itself).
-EOS_FACILITIES = frozenset({"ERRSEQ", "DUPSEQ", "UNKPID", "ERRPID"})
+EOS_FACILITIES = frozenset({"ERRSEQ", "DUPSEQ", "UNKPID", "ERRPID", "DRAIN"})
 EOS_LINES_KEPT = 20
 
 
