@@ -431,6 +431,7 @@ def test_a_batch_behind_one_refused_for_the_min_isr_is_refused_alike_not_out_of_
     shrink_to_leader_alone(partition, make_leader.clock)
     assert partition.isr == [1]
     assert refused_code(lambda: idempotent(partition, 1)) == Errors.NOT_ENOUGH_REPLICAS
+    assert refused_code(lambda: idempotent(partition, 0)) == Errors.NOT_ENOUGH_REPLICAS  # a retry leaves no gap
     _, change = fetch(partition, 2, partition.log.log_end_offset, make_leader.clock[0])
     partition.on_alter_partition_response(change, Errors.NONE, committed([1, 2], partition_epoch=2))
     assert partition.isr == [1, 2]

@@ -247,7 +247,7 @@ class Partition:
         log = self.check_leader()
         min_isr = self.effective_min_isr
         if required_acks == -1 and len(self.isr) < min_isr:
-            self._note_refused_for_min_isr(records)
+            self._note_refused_for_min_isr(records, log)
             raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr))
         try:
             info = log.append_as_leader(records, self.leader_epoch, origin)
@@ -282,11 +282,14 @@ class Partition:
         fields = _PRODUCER_FIELDS.unpack_from(records, _PRODUCER_FIELDS_AT)
         return fields if fields[0] != _NO_PRODUCER_ID else None
 
-    def _note_refused_for_min_isr(self, records: memoryview) -> None:
+    def _note_refused_for_min_isr(self, records: memoryview, log: UnifiedLog) -> None:
         fields = self._producer_fields(records)
         if fields is None:
             return
         producer_id, epoch, base_sequence = fields
+        entry = log.producer_state_manager.last_entry(producer_id)
+        if entry is not None and entry.producer_epoch == epoch and base_sequence <= entry.last_seq:
+            return  # the retry of a batch already written: it leaves no gap
         earlier = self.refused_for_min_isr.get(producer_id)
         if earlier is not None and earlier[0] == epoch and earlier[1] <= base_sequence:
             return  # the gap starts at the earlier refusal
