@@ -36,11 +36,11 @@ REFUSED_BACKOFF_S = 0.5
 CLIENT_LOG_LEVEL = 2
 
 
-# librdkafka's idempotence recoveries (debug "eos"): an epoch bump re-sequences messages, so a
-# duplicate in the log is explained by these lines (ERRSEQ: OUT_OF_ORDER_SEQUENCE_NUMBER on a
-# later in-flight request, retried under a bumped epoch; DUPSEQ, UNKPID, ERRPID; IDEMPSTATE
-# lines naming Drain: the bump or PID reset itself).
-EOS_FACILITIES = frozenset({"ERRSEQ", "DUPSEQ", "UNKPID", "ERRPID", "DRAIN"})
+# librdkafka's idempotence recoveries (debug "eos"): an epoch bump renumbers every unacknowledged
+# message, so a duplicate in the log is explained by these lines (ERRSEQ: OUT_OF_ORDER_SEQUENCE_NUMBER
+# on a later in-flight request, retried under a bumped epoch; DUPSEQ, UNKPID, ERRPID; EPOCH_BUMP:
+# the bump or PID reset itself). Plain "drain before retrying" lines are ordinary retries.
+EOS_FACILITIES = frozenset({"ERRSEQ", "DUPSEQ", "UNKPID", "ERRPID"})
 EOS_LINES_KEPT = 20
 
 
@@ -54,8 +54,8 @@ class EosEvents(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         facility, message = (record.args[0], record.args[2]) if isinstance(record.args, tuple) and len(record.args) == 3 \
             else ("", record.getMessage())
-        if facility == "IDEMPSTATE" and "-> Drain" in str(message):
-            facility = "DRAIN"
+        if facility in ("IDEMPSTATE", "DRAIN") and ("-> Drain" in str(message) or "bumped epoch" in str(message)):
+            facility = "EPOCH_BUMP"
         elif facility not in EOS_FACILITIES:
             return
         self.counts[facility] = self.counts.get(facility, 0) + 1

@@ -8,7 +8,11 @@ epoch), the local log, and the high watermark.
   states; the high watermark honours the larger of the committed and proposed ISRs while one is
   in flight), and advances the high watermark to the smallest log end offset among them. From
   Kafka 3.7 the high watermark stands still while the ISR is smaller than
-  min(min.insync.replicas, replica count).
+  min(min.insync.replicas, replica count). acks=all appends under that minimum are refused
+  with NOT_ENOUGH_REPLICAS, and (unlike Kafka, which answers OUT_OF_ORDER_SEQUENCE_NUMBER) so is
+  an idempotent producer's later batch whose only fault is the gap such a refusal left: that
+  answer makes librdkafka bump its epoch and write again a batch that was written but never
+  acknowledged (`refused_for_min_isr`).
 - As follower it only keeps the state; the replica fetcher moves its log.
 Reads are bounded by the high watermark for consumers and by the log end for followers.
 It knows its UnifiedLog and nothing of requests, sockets or the controller: ISR changes are
