@@ -370,3 +370,23 @@ def test_a_controller_overtaken_during_its_failover_resigns_without_writing(tmp_
     assert not controller.is_active
     assert client.get_partition_state("waiting", 0) is None  # the stale epoch wrote nothing
     assert client.get_controller_id() == 2
+
+
+def test_a_zookeeper_loss_under_any_other_handler_closes_the_connection_in_one_line(caplog):
+    """Outside the controller-only APIs (which answer NOT_CONTROLLER) a request whose ZooKeeper call
+    lost its session has no answer Kafka would give: the connection is closed with one WARNING line,
+    not the network layer's traceback."""
+    from kbroker.api.kafka_apis import KafkaApis
+    from kbroker.network.socket_server import CloseConnection
+    from kbroker.testing.wire import metadata_request
+
+    async def lost(_ctx, _request):
+        raise ZooKeeperUnavailableError("ZooKeeper unavailable: SessionExpiredError")
+
+    apis = KafkaApis(SimpleNamespace())
+    apis.handlers[ApiKey.METADATA] = apis.handlers[ApiKey.METADATA]._replace(handle=lost)
+    conn = SimpleNamespace(peer="10.0.0.9:4242", listener_name="PLAINTEXT", session=None)
+    with pytest.raises(CloseConnection):
+        asyncio.run(apis.process(conn, memoryview(metadata_request(7, version=1))[4:]))
+    (line,) = [r for r in caplog.records if r.name == "kbroker.request"]
+    assert "METADATA v1 could not complete" in line.getMessage() and line.exc_info is None
