@@ -43,6 +43,7 @@ from chaos_checker import (
     check_group,
     check_records,
     check_transactions,
+    check_txn_offsets,
     replica_divergence,
     unavailability,
 )
@@ -263,6 +264,13 @@ class Run:
                                                 [r for s in stats for r in s.indeterminate], log)
         if counts["txn_committed"] == 0:
             violations.append("no_commits: not one transaction was committed")
+        counts.update(txn_offset_commits=0, txn_offsets_wrong=0)
+        for worker in self.txn_producers:
+            final = group_committed(cluster.bootstrap, TXN_TOPIC, worker.group, PARTITIONS)[worker.offsets_partition.partition]
+            offset_counts, offset_violations = check_txn_offsets(worker.stats.marks, final)
+            for key, value in offset_counts.items():
+                counts[key] += value
+            violations += offset_violations
         return counts, violations
 
     def _drain_group(self, ends: dict[int, int]) -> None:
@@ -336,7 +344,8 @@ def report(run: Run, seconds: float) -> None:
                         ("group", ["consumed", "commits_acked", "commit_lost", "committed_beyond_consumed",
                                    "skipped_below_commit", "consumed_not_in_log"]),
                         ("txn", ["txn_committed", "txn_aborted", "txn_indeterminate", "txn_in_log", "txn_missing",
-                                 "txn_aborted_visible", "txn_duplicated", "txn_reordered"]),
+                                 "txn_aborted_visible", "txn_duplicated", "txn_reordered", "txn_offset_commits",
+                                 "txn_offsets_wrong"]),
                         ("replicas", ["diverged_partitions"])):
         print(f"  {title:9}" + "  ".join(f"{k} {counts.get(k, '-')}" for k in keys))
     windows = unavailability(outcome.faults, [a for p in run.producers for a in p.stats.acks], PARTITIONS, run.t0)

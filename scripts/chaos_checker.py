@@ -7,7 +7,9 @@ counts and violations. Nothing here talks to a broker.
 - `check_transactions`: the transactional topic read with read_committed: every record of a
   committed transaction there exactly once, no record of an aborted one visible, each
   producer's records in order within a partition (an indeterminate commit may go either way,
-  but never twice).
+  but never twice); `check_txn_offsets`: the offset each transactional producer's group ends
+  with (send_offsets_to_transaction, one per transaction, its number) is the last committed
+  transaction's (or a later one whose outcome the client never learned), never an aborted one's.
 - `check_group`: the group's final committed offset of each partition is at least the last
   commit the coordinator acknowledged (else an acked commit was lost), at most the end of what
   the group consumed, every record below it was consumed by some member, and every record a
@@ -100,6 +102,22 @@ def check_transactions(committed: list[TxnRecord], aborted: list[TxnRecord], ind
     if reordered:
         violations.append(f"txn_reordered: {len(reordered)} records out of their producer's order, e.g. "
                           f"{reordered[:EXAMPLES]}")
+    return counts, violations
+
+
+def check_txn_offsets(marks: dict[str, list[int]], final: int) -> tuple[dict[str, int], list[str]]:
+    """One transactional producer's group offset against its transactions' outcomes (see the module doc)."""
+    committed, aborted, indeterminate = marks["committed"], marks["aborted"], marks["indeterminate"]
+    counts = {"txn_offset_commits": len(committed), "txn_offsets_wrong": 0}
+    violations = []
+    if final in aborted:
+        violations.append(f"txn_offsets_aborted_visible: the group's offset {final} is an aborted transaction's")
+    elif committed and final < max(committed):
+        violations.append(f"txn_offsets_lost: the group's offset {final} is below the last committed transaction's "
+                          f"{max(committed)}")
+    elif (committed or indeterminate) and final not in committed and final not in indeterminate and final >= 0:
+        violations.append(f"txn_offsets_unknown: the group's offset {final} is no transaction's")
+    counts["txn_offsets_wrong"] = len(violations)
     return counts, violations
 
 

@@ -305,6 +305,10 @@ class TxnStats:
     committed: list[TxnRecord] = field(default_factory=list)
     aborted: list[TxnRecord] = field(default_factory=list)
     indeterminate: list[TxnRecord] = field(default_factory=list)  # a commit whose outcome is unknown
+    # The offset each transaction committed for its group with send_offsets_to_transaction (the
+    # transaction's number), by outcome: the group's final offset must be the last committed one
+    # (or a later indeterminate one), never an aborted one.
+    marks: dict[str, list[int]] = field(default_factory=lambda: {"committed": [], "aborted": [], "indeterminate": []})
     errors: dict[str, int] = field(default_factory=dict)
     fatal: list[str] = field(default_factory=list)
     transactions: int = 0
@@ -335,36 +339,58 @@ class TransactionalProducerWorker(Worker):
     def _count(self, error: KafkaError) -> None:
         self.stats.errors[error.name()] = self.stats.errors.get(error.name(), 0) + 1
 
+    @property
+    def group(self) -> str:
+        return f"chaos-txn-group-{self.index}"
+
+    @property
+    def offsets_partition(self) -> TopicPartition:
+        """Where this worker's transactions commit their group offset (the transaction's number)."""
+        return TopicPartition(self.topic, self.index % self.partitions)
+
     def _run_one_producer(self, name: str) -> None:
         producer = Producer({**producer_settings(self.bootstrap), "client.id": f"chaos-{name}",
                              "transactional.id": f"chaos-txn-{self.index}",
                              "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS})
+        # A group without members: its metadata (generation -1) is what send_offsets_to_transaction needs.
+        group = Consumer({"bootstrap.servers": self.bootstrap, "log_level": CLIENT_LOG_LEVEL, "group.id": self.group,
+                          "enable.auto.commit": False})
         try:
             producer.init_transactions(TXN_TIMEOUT_S)
+            metadata = group.consumer_group_metadata()
         except KafkaException as failure:
             self._count(failure.args[0])
             time.sleep(REFUSED_BACKOFF_S)
             return
+        finally:
+            group.close()
         seq = 0
         while not self.stopping.is_set():
             records = [TxnRecord(name, seq + i, (seq + i) % self.partitions) for i in range(TXN_RECORDS)]
-            abort = self.stats.transactions % ABORT_EVERY == ABORT_EVERY - 1
-            if not self._one_transaction(producer, records, abort):
+            self.stats.transactions += 1
+            abort = self.stats.transactions % ABORT_EVERY == 0
+            if not self._one_transaction(producer, metadata, records, abort):
                 return  # fatal: a new producer fences this one
             seq += TXN_RECORDS
-            self.stats.transactions += 1
             time.sleep(self.pause_s)
 
-    def _one_transaction(self, producer: Producer, records: list[TxnRecord], abort: bool) -> bool:
+    def _settle(self, outcome: str, records: list[TxnRecord]) -> None:
+        getattr(self.stats, outcome).extend(records)
+        self.stats.marks[outcome].append(self.stats.transactions)
+
+    def _one_transaction(self, producer: Producer, metadata, records: list[TxnRecord], abort: bool) -> bool:
         """One transaction; False when the producer is unusable (its records are indeterminate)."""
         try:
             producer.begin_transaction()
             for r in records:
                 producer.produce(self.topic, record_value(r.producer, r.seq), key=str(r.seq).encode(),
                                  partition=r.partition)
+            mark = self.offsets_partition
+            mark.offset = self.stats.transactions
+            producer.send_offsets_to_transaction([mark], metadata, TXN_TIMEOUT_S)
             if abort:
                 producer.abort_transaction(TXN_TIMEOUT_S)
-                self.stats.aborted += records
+                self._settle("aborted", records)
                 return True
             return self._commit(producer, records)
         except KafkaException as failure:
@@ -372,7 +398,7 @@ class TransactionalProducerWorker(Worker):
             self._count(error)
             if error.txn_requires_abort():
                 return self._abort(producer, records)
-            self.stats.indeterminate += records
+            self._settle("indeterminate", records)
             self.stats.fatal.append(f"{records[0].producer}: {error.name()} {error.str()}")
             return False
 
@@ -389,9 +415,9 @@ class TransactionalProducerWorker(Worker):
                     return self._abort(producer, records)
                 break
             else:
-                self.stats.committed += records
+                self._settle("committed", records)
                 return True
-        self.stats.indeterminate += records
+        self._settle("indeterminate", records)
         return False
 
     def _abort(self, producer: Producer, records: list[TxnRecord]) -> bool:
@@ -399,9 +425,9 @@ class TransactionalProducerWorker(Worker):
             producer.abort_transaction(TXN_TIMEOUT_S)
         except KafkaException as failure:
             self._count(failure.args[0])
-            self.stats.indeterminate += records
+            self._settle("indeterminate", records)
             return False
-        self.stats.aborted += records
+        self._settle("aborted", records)
         return True
 
 

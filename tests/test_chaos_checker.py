@@ -14,6 +14,7 @@ from chaos_checker import (  # noqa: E402
     check_group,
     check_records,
     check_transactions,
+    check_txn_offsets,
     replica_divergence,
     unavailability,
 )
@@ -123,3 +124,12 @@ def test_read_committed_isolation_is_checked():
             counts["txn_reordered"]) == (1, 1, 1, 2)
     assert {v.split(":")[0] for v in violations} == {"txn_missing", "txn_aborted_visible", "txn_duplicated",
                                                      "txn_reordered"}
+
+
+def test_a_transactional_groups_offset_is_its_last_committed_transactions():
+    marks = {"committed": [1, 2, 4], "aborted": [5], "indeterminate": []}
+    assert check_txn_offsets(marks, 4) == ({"txn_offset_commits": 3, "txn_offsets_wrong": 0}, [])
+    assert check_txn_offsets(marks, 5)[1][0].startswith("txn_offsets_aborted_visible")
+    assert check_txn_offsets(marks, 2)[1][0].startswith("txn_offsets_lost")
+    assert check_txn_offsets({**marks, "indeterminate": [6]}, 6)[1] == []  # its commit may have landed
+    assert check_txn_offsets({**marks, "indeterminate": [6]}, 7)[1][0].startswith("txn_offsets_unknown")
