@@ -5,7 +5,8 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 - unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
   ApiVersions' own range (KIP-511); any other API closes the connection;
 - unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
-Each case logs one line.
+Each case logs one line, as does a ZooKeeper session lost under a handler (ZooKeeperUnavailableError,
+the connection closed).
 On a SASL listener a connection carries a SaslServerAuthenticator (kbroker/security) in its
 Session, and `process` enforces what Kafka's SaslServerAuthenticator does before the handlers
 see anything: only ApiVersions (once) and SaslHandshake before a mechanism is chosen (anything
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
+from kbroker.metadata.znode_store import ZooKeeperUnavailableError
 from kbroker.metrics.stats import remote_time_s
 from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
@@ -136,6 +138,13 @@ class KafkaApis:
         try:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms
+            raise socket_server.CloseConnection from None
+        except ZooKeeperUnavailableError as lost:
+            # A ZooKeeper write or read outside the controller-only APIs (which answer
+            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
+            # on a new connection once the session is back. One line, not a traceback.
+            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
+                        _api_name(api_key), version, lost)
             raise socket_server.CloseConnection from None
         if measured:
             self._completed(conn, ctx, request, response, started)
