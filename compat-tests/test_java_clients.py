@@ -1,0 +1,214 @@
+"""The Java client (kafka-clients 4.4.0 and 4.0.1) producing and consuming against kbroker.
+
+One Driver JVM per client version for the whole module (java_driver.py), one broker.
+
+- Producer: acks 0, 1 and all; idempotent (offsets without gaps, DescribeProducers shows its
+  sequence); gzip, snappy, lz4 and zstd; headers; a record near message.max.bytes is stored and
+  read back whole, one above it gets RecordTooLargeException.
+- Consumer: assign with seek, seekToBeginning/End, offsetsForTimes, pause/resume, commitSync and
+  commitAsync with committed(); subscribe with the classic group protocol: two members share the
+  partitions, and the survivor takes them all when the other leaves.
+- Transactions: a transactional producer's committed records are what a read_committed consumer
+  sees, its aborted ones are not; the Admin client lists and describes the transactional id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, jars_missing_reason
+
+PARTITIONS = 3
+MESSAGE_MAX_BYTES = 1048588
+
+
+@pytest.fixture(scope="module")
+def kbroker(module_broker_factory):
+    return module_broker_factory(f"num.partitions={PARTITIONS}", "offsets.topic.num.partitions=3",
+                                 "transaction.state.log.num.partitions=3")
+
+
+@pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
+def java(request, kbroker, tmp_path_factory) -> Iterator[JavaDriver]:
+    reason = jars_missing_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    driver = JavaDriver(request.param, kbroker.bootstrap, tmp_path_factory.mktemp("java") / "driver.log")
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+def new_topic(java: JavaDriver, name: str, partitions: int = PARTITIONS, **configs: str) -> str:
+    """A topic of its own for each client version (they share the module's broker)."""
+    topic = f"{name}-{java.version.replace('.', '_')}"
+    settings = ";".join(f"{k.replace('_', '.')}:{v}" for k, v in configs.items())
+    java.call("create_topic", name=topic, partitions=partitions, **({"configs": settings} if settings else {}))
+    return topic
+
+
+def read_all(java: JavaDriver, topic: str, expected: int, partitions: int = PARTITIONS, **settings: str) -> list[dict]:
+    """Every record of `topic` from the beginning, through an assigned consumer."""
+    name = f"reader-{topic}-{time.monotonic_ns()}"
+    java.call("consumer", name, **{"auto.offset.reset": "earliest", "enable.auto.commit": "false", **settings})
+    tps = [f"{topic}:{p}" for p in range(partitions)]
+    java.call("assign", name, tps=tps)
+    java.call("seek_to_beginning", name, tps=tps)
+    records = java.call("poll", name, max=expected, timeout_ms=20000)
+    java.call("close_consumer", name)
+    return records
+
+
+@pytest.mark.parametrize("acks", ["0", "1", "all"])
+def test_producer_acks(java, acks):
+    topic = new_topic(java, f"acks-{acks}")
+    name = f"acks-{acks}"
+    java.call("producer", name, acks=acks, **{"linger.ms": "5"})
+    sent = java.call("send", name, topic=topic, count=30)
+    java.call("close_producer", name)
+    if acks == "0":
+        assert all(offset == -1 for _, offset, _ in sent)  # acks=0 gets no offsets back
+    else:
+        per_partition: dict[int, list[int]] = {}
+        for partition, offset, _ in sent:
+            per_partition.setdefault(partition, []).append(offset)
+        assert all(offsets == list(range(len(offsets))) for offsets in per_partition.values())
+    records = read_all(java, topic, 30)
+    assert sorted(r["value"] for r in records) == sorted(f"value-{i}" for i in range(30))
+
+
+def test_idempotent_producer(java):
+    topic = new_topic(java, "idempotent", partitions=1)
+    java.call("producer", "idem", acks="all", **{"enable.idempotence": "true", "max.in.flight.requests.per.connection": "5"})
+    sent = java.call("send", "idem", topic=topic, count=200)
+    assert [offset for _, offset, _ in sent] == list(range(200))
+    producers = java.call("describe_producers", tps=[f"{topic}:0"])
+    java.call("close_producer", "idem")
+    assert len(producers) == 1
+    assert producers[0]["last_sequence"] == 199
+    assert producers[0]["txn_start_offset"] == -1
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compression(java, codec):
+    topic = new_topic(java, f"codec-{codec}")
+    java.call("producer", codec, **{"compression.type": codec, "linger.ms": "20", "batch.size": "65536"})
+    java.call("send", codec, topic=topic, count=500, prefix="compressible-value-compressible-value-")
+    java.call("close_producer", codec)
+    records = read_all(java, topic, 500)
+    assert sorted(r["value"] for r in records) == sorted(f"compressible-value-compressible-value-{i}" for i in range(500))
+
+
+def test_headers_keys_and_timestamps(java):
+    topic = new_topic(java, "headers", partitions=1)
+    java.call("producer", "headers")
+    java.call("send", "headers", topic=topic, count=3, key="k1", headers="trace:abc;origin:java", timestamp=1_600_000_000_000)
+    java.call("close_producer", "headers")
+    records = read_all(java, topic, 3, partitions=1)
+    assert [(r["key"], r["headers"], r["timestamp"]) for r in records] == \
+        [("k1", {"trace": "abc", "origin": "java"}, 1_600_000_000_000)] * 3
+
+
+def test_large_records(java):
+    topic = new_topic(java, "large", partitions=1)
+    java.call("producer", "large", **{"max.request.size": str(4 * MESSAGE_MAX_BYTES), "compression.type": "none"})
+    # a batch of one record just under message.max.bytes (the batch and record overheads fit)
+    size = MESSAGE_MAX_BYTES - 200
+    java.call("send", "large", topic=topic, size=size)
+    with pytest.raises(JavaError) as too_large:
+        java.call("send", "large", topic=topic, size=MESSAGE_MAX_BYTES + 1000)
+    java.call("close_producer", "large")
+    assert too_large.value.kind == "RecordTooLargeException"
+    records = read_all(java, topic, 1, partitions=1)
+    assert [r["value_len"] for r in records] == [size]
+
+
+def test_consumer_assign_seek_times_pause(java):
+    topic = new_topic(java, "positions", partitions=2)
+    java.call("producer", "pos")
+    for partition in (0, 1):
+        # timestamps 1000, 2000, ... so offsetsForTimes has something to find
+        for i in range(10):
+            java.call("send", "pos", topic=topic, partition=partition, timestamp=1000 * (i + 1), value=f"p{partition}-{i}")
+    java.call("close_producer", "pos")
+    tps = [f"{topic}:0", f"{topic}:1"]
+    java.call("consumer", "pos", **{"enable.auto.commit": "false", "group.id": f"g-{topic}"})
+    java.call("assign", "pos", tps=tps)
+    assert java.call("offsets_for_times", "pos", tps=tps, ts=4500) == {f"{topic}:0": [4, 5000], f"{topic}:1": [4, 5000]}
+    assert java.call("offsets_for_times", "pos", tps=[f"{topic}:0"], ts=99_000) == {f"{topic}:0": None}
+    assert java.call("end_offsets", "pos", tps=tps) == {f"{topic}:0": 10, f"{topic}:1": 10}
+    java.call("seek", "pos", tp=f"{topic}:0", offset=7)
+    java.call("seek", "pos", tp=f"{topic}:1", offset=9)
+    java.call("pause", "pos", tps=[f"{topic}:1"])
+    records = java.call("poll", "pos", max=3, timeout_ms=10000)
+    assert [r["value"] for r in records] == ["p0-7", "p0-8", "p0-9"]
+    assert java.call("poll", "pos", max=1, timeout_ms=600) == []  # paused: nothing from partition 1
+    java.call("resume", "pos", tps=[f"{topic}:1"])
+    assert [r["value"] for r in java.call("poll", "pos", max=1, timeout_ms=10000)] == ["p1-9"]
+    assert java.call("commit_sync", "pos") == "committed"
+    assert java.call("committed", "pos", tps=tps) == {f"{topic}:0": [10, ""], f"{topic}:1": [10, ""]}
+    java.call("seek_to_beginning", "pos", tps=tps)
+    java.call("poll", "pos", max=20, timeout_ms=10000)
+    java.call("commit_sync", "pos", tp=f"{topic}:0", offset=3, metadata="by-hand")
+    assert java.call("committed", "pos", tps=[f"{topic}:0"]) == {f"{topic}:0": [3, "by-hand"]}
+    assert java.call("commit_async", "pos") == "committed"
+    assert java.call("committed", "pos", tps=tps) == {f"{topic}:0": [10, ""], f"{topic}:1": [10, ""]}
+    java.call("close_consumer", "pos")
+
+
+def test_classic_group_two_members_rebalance(java):
+    topic = new_topic(java, "group", partitions=4)
+    group = f"classic-{topic}"
+    java.call("producer", "grp")
+    java.call("send", "grp", topic=topic, count=40)
+    java.call("close_producer", "grp")
+    settings = {"group.id": group, "auto.offset.reset": "earliest", "group.protocol": "classic",
+                "session.timeout.ms": "10000", "heartbeat.interval.ms": "500"}
+    java.call("consumer", "m1", **settings)
+    java.call("subscribe", "m1", topics=topic)
+    assert java.call("poll_group", names="m1", partitions=4) == {"m1": [f"{topic}:{p}" for p in range(4)]}
+    java.call("consumer", "m2", **settings)
+    java.call("subscribe", "m2", topics=topic)
+    shared = java.call("poll_group", names="m1,m2", partitions=4)
+    assert sorted(shared["m1"] + shared["m2"]) == [f"{topic}:{p}" for p in range(4)]
+    assert len(shared["m1"]) == len(shared["m2"]) == 2
+    described = java.call("describe_groups", ids=group)[group]
+    assert described["state"] == "Stable"
+    assert described["type"] == "Classic"
+    assert described["assignor"] == "range"  # the first of the 4.x default strategies both support
+    assert sorted(p for m in described["members"] for p in m["assignment"]) == shared["m1"] + shared["m2"] or \
+        sorted(p for m in described["members"] for p in m["assignment"]) == sorted(shared["m1"] + shared["m2"])
+    java.call("commit_sync", "m1")
+    java.call("close_consumer", "m2")  # LeaveGroup: m1 takes every partition at the next rebalance
+    assert java.call("poll_group", names="m1", partitions=4) == {"m1": [f"{topic}:{p}" for p in range(4)]}
+    java.call("close_consumer", "m1")
+    assert group in java.call("list_groups")
+
+
+def test_transactions_read_committed(java):
+    topic = new_topic(java, "txn", partitions=2)
+    txn_id = f"txn-{topic}"
+    java.call("producer", "txn", **{"transactional.id": txn_id})
+    java.call("init_txn", "txn")
+    java.call("begin_txn", "txn")
+    java.call("send", "txn", topic=topic, count=10, prefix="committed-")
+    java.call("commit_txn", "txn")
+    java.call("begin_txn", "txn")
+    java.call("send", "txn", topic=topic, count=10, prefix="aborted-")
+    described = java.call("describe_transactions", ids=txn_id)[txn_id]
+    assert described["state"] == "Ongoing"
+    assert described["partitions"]  # the partitions the open transaction wrote to
+    java.call("abort_txn", "txn")
+    java.call("begin_txn", "txn")
+    java.call("send", "txn", topic=topic, count=5, prefix="later-")
+    java.call("commit_txn", "txn")
+    listed = {t["id"]: t for t in java.call("list_transactions")}
+    assert listed[txn_id]["state"] == "CompleteCommit"
+    java.call("close_producer", "txn")
+    committed = read_all(java, topic, 15, partitions=2, **{"isolation.level": "read_committed"})
+    assert sorted(r["value"] for r in committed) == sorted([f"committed-{i}" for i in range(10)] + [f"later-{i}" for i in range(5)])
+    everything = read_all(java, topic, 25, partitions=2)
+    assert len(everything) == 25  # read_uncommitted sees the aborted ones too (markers skipped)
