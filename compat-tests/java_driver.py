@@ -101,7 +101,12 @@ class JavaDriver:
         assert self._proc.stdin is not None
         self._proc.stdin.write((" ".join(words) + "\n").encode())
         self._proc.stdin.flush()
-        return self._read_answer()
+        started = time.monotonic()
+        try:
+            return self._read_answer()
+        finally:
+            if os.environ.get("KBROKER_JAVA_TIMING"):
+                print(f"java {verb} {names} took {time.monotonic() - started:.2f}s", file=sys.stderr)
 
     def _read_answer(self) -> Any:
         deadline = time.monotonic() + ANSWER_TIMEOUT_S

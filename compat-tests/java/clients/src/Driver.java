@@ -371,7 +371,11 @@ public final class Driver {
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, a.getOrDefault("guarantee", "exactly_once_v2"));
         props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, "1");
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "200");
+        props.put("statestore.cache.max.bytes", "0");  // every count is sent: the test checks each one
         props.put("consumer.auto.offset.reset", "earliest");
+        // Streams leaves no group on close: the restarted instance waits out the old member's session
+        props.put("consumer.session.timeout.ms", "6000");
+        props.put("consumer.heartbeat.interval.ms", "1000");
         KafkaStreams app = new KafkaStreams(builder.build(), props);
         CompletableFuture<KafkaStreams.State> running = new CompletableFuture<>();
         app.setStateListener((now, before) -> {
