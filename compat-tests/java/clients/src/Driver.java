@@ -84,17 +84,21 @@ import org.apache.kafka.streams.kstream.Produced;
 public final class Driver {
     private static final long TIMEOUT_S = 30;
     private final String bootstrap;
-    private final Admin admin;
+    private Admin admin;
     private final Map<String, KafkaProducer<String, String>> producers = new HashMap<>();
     private final Map<String, KafkaConsumer<String, String>> consumers = new HashMap<>();
     private final Map<String, KafkaStreams> streams = new HashMap<>();
 
     private Driver(String bootstrap) {
         this.bootstrap = bootstrap;
+        this.admin = newAdmin();
+    }
+
+    private Admin newAdmin() {
         Properties props = new Properties();
         props.put("bootstrap.servers", bootstrap);
         props.put("default.api.timeout.ms", "30000");
-        this.admin = Admin.create(props);
+        return Admin.create(props);
     }
 
     public static void main(String[] argv) throws Exception {
@@ -181,6 +185,13 @@ public final class Driver {
         Map<String, String> a = args(w, name == null ? 1 : 2);
         switch (verb) {
             case "exit": return "bye";
+            case "admin_reset": {
+                // a new Admin reads the cluster's metadata afresh: electLeaders does not look for
+                // the controller again after NOT_CONTROLLER, with Kafka as with kbroker
+                admin.close(Duration.ofSeconds(5));
+                admin = newAdmin();
+                return "reset";
+            }
             case "producer": {
                 a.putIfAbsent("key.serializer", "org.apache.kafka.common.serialization.StringSerializer");
                 a.putIfAbsent("value.serializer", "org.apache.kafka.common.serialization.StringSerializer");
