@@ -1,7 +1,7 @@
 """AlterReplicaLogDirs (34): moves replicas between the log directories of this broker.
 
 - Versions: 1-2 served and advertised (v0 is not in the 4.x schema set).
-- Behaviour (Kafka's ReplicaManager.alterReplicaLogDirs, checked in this order per partition):
+- Behaviour: Kafka's ReplicaManager.alterReplicaLogDirs checks, in this order per partition:
   - a path that is not one of log.dirs: LOG_DIR_NOT_FOUND; an offline one, or an offline
     partition: KAFKA_STORAGE_ERROR;
   - a partition this broker holds no replica of: REPLICA_NOT_AVAILABLE;

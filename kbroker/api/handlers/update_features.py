@@ -1,8 +1,8 @@
 """UpdateFeatures (57): changes the cluster's finalized feature levels, on the controller.
 
 - Versions: 0-2 served and advertised.
-- Behaviour (a ZooKeeper-mode Kafka's KafkaApis.handleUpdateFeatures and the checks of its
-  KafkaController.validateFeatureUpdate, with their messages):
+- Behaviour: a ZooKeeper-mode Kafka's KafkaApis.handleUpdateFeatures and the checks of its
+  KafkaController.validateFeatureUpdate, with their messages:
   - away from the active controller: NOT_CONTROLLER (`@controller_only`);
   - no updates: INVALID_REQUEST "No feature updates were provided in the request.";
   - per feature, in Kafka's order: an empty name, an unknown upgrade type (v1+), a deletion
