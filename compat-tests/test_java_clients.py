@@ -6,8 +6,10 @@ One Driver JVM per client version for the whole module (java_driver.py), one bro
   sequence); gzip, snappy, lz4 and zstd; headers; a record near message.max.bytes is stored and
   read back whole, one above it gets RecordTooLargeException.
 - Consumer: assign with seek, seekToBeginning/End, offsetsForTimes, pause/resume, commitSync and
-  commitAsync with committed(); subscribe with the classic group protocol: two members share the
-  partitions, and the survivor takes them all when the other leaves.
+  commitAsync with committed(); subscribe with the classic group protocol and the range and
+  cooperative-sticky assignors: two members share the partitions, and the survivor takes them
+  all when the other leaves. group.protocol=consumer (KIP-848, not served) is refused by the
+  client with its UnsupportedVersionException.
 - Transactions: a transactional producer's committed records are what a read_committed consumer
   sees, its aborted ones are not; the Admin client lists and describes the transactional id.
 """
@@ -159,33 +161,51 @@ def test_consumer_assign_seek_times_pause(java):
     java.call("close_consumer", "pos")
 
 
-def test_classic_group_two_members_rebalance(java):
-    topic = new_topic(java, "group", partitions=4)
+ASSIGNORS = {"range": "org.apache.kafka.clients.consumer.RangeAssignor",
+             "cooperative-sticky": "org.apache.kafka.clients.consumer.CooperativeStickyAssignor"}
+
+
+@pytest.mark.parametrize("assignor", ASSIGNORS)
+def test_classic_group_two_members_rebalance(java, assignor):
+    topic = new_topic(java, f"group-{assignor}", partitions=4)
     group = f"classic-{topic}"
+    every = [f"{topic}:{p}" for p in range(4)]
     java.call("producer", "grp")
     java.call("send", "grp", topic=topic, count=40)
     java.call("close_producer", "grp")
     settings = {"group.id": group, "auto.offset.reset": "earliest", "group.protocol": "classic",
-                "session.timeout.ms": "10000", "heartbeat.interval.ms": "500"}
+                "session.timeout.ms": "10000", "heartbeat.interval.ms": "500",
+                "partition.assignment.strategy": ASSIGNORS[assignor]}
     java.call("consumer", "m1", **settings)
     java.call("subscribe", "m1", topics=topic)
-    assert java.call("poll_group", names="m1", partitions=4) == {"m1": [f"{topic}:{p}" for p in range(4)]}
+    assert java.call("poll_group", names="m1", partitions=4) == {"m1": every}
     java.call("consumer", "m2", **settings)
     java.call("subscribe", "m2", topics=topic)
+    # cooperative-sticky needs two rebalances (revoke, then assign): poll_group polls through both
     shared = java.call("poll_group", names="m1,m2", partitions=4)
-    assert sorted(shared["m1"] + shared["m2"]) == [f"{topic}:{p}" for p in range(4)]
+    assert sorted(shared["m1"] + shared["m2"]) == every
     assert len(shared["m1"]) == len(shared["m2"]) == 2
     described = java.call("describe_groups", ids=group)[group]
-    assert described["state"] == "Stable"
-    assert described["type"] == "Classic"
-    assert described["assignor"] == "range"  # the first of the 4.x default strategies both support
-    assert sorted(p for m in described["members"] for p in m["assignment"]) == shared["m1"] + shared["m2"] or \
-        sorted(p for m in described["members"] for p in m["assignment"]) == sorted(shared["m1"] + shared["m2"])
+    assert (described["state"], described["type"], described["assignor"]) == ("Stable", "Classic", assignor)
+    assert sorted(p for m in described["members"] for p in m["assignment"]) == every
     java.call("commit_sync", "m1")
     java.call("close_consumer", "m2")  # LeaveGroup: m1 takes every partition at the next rebalance
-    assert java.call("poll_group", names="m1", partitions=4) == {"m1": [f"{topic}:{p}" for p in range(4)]}
+    assert java.call("poll_group", names="m1", partitions=4) == {"m1": every}
     java.call("close_consumer", "m1")
     assert group in java.call("list_groups")
+
+
+def test_consumer_group_protocol_is_not_offered(java):
+    """KIP-848's protocol is not served (ConsumerGroupHeartbeat is not advertised), so a consumer
+    that asks for it gets the Java client's own refusal, as from a ZooKeeper-mode Kafka."""
+    topic = new_topic(java, "kip848", partitions=1)
+    java.call("consumer", "new-protocol", **{"group.id": f"g-{topic}", "group.protocol": "consumer"})
+    java.call("subscribe", "new-protocol", topics=topic)
+    with pytest.raises(JavaError) as refused:
+        java.call("poll", "new-protocol", max=1, timeout_ms=10000)
+    java.call("close_consumer", "new-protocol")
+    assert refused.value.kind == "UnsupportedVersionException"
+    assert "group.protocol=classic" in refused.value.message
 
 
 def test_transactions_read_committed(java):
