@@ -5,7 +5,8 @@
   does not serve it, so the client falls back to Metadata), createPartitions, deleteTopics.
 - Configs: describeConfigs of a topic and a broker, incrementalAlterConfigs SET and DELETE (the
   4.x Admin has no legacy alterConfigs any more), InvalidRequestException for a value that does not parse (as ZooKeeper-mode Kafka).
-- Records and offsets: deleteRecords, listOffsets earliest/latest/max-timestamp/by time.
+- Records and offsets: deleteRecords, listOffsets earliest/latest/max-timestamp/by time and
+  earliestLocal/latestTiered/earliestPendingUpload (-1 without tiered storage, as Kafka).
 - Consumer groups: list, describe, listConsumerGroupOffsets, alterConsumerGroupOffsets,
   deleteConsumerGroupOffsets, removeMembersFromConsumerGroup, deleteConsumerGroups.
 - Cluster: describeCluster, describeFeatures (none finalized, as a ZooKeeper-mode broker),
@@ -103,6 +104,11 @@ def test_records_and_offsets(java):
     assert java.call("list_offsets", tps=tp, spec="latest") == {tp: [10, -1]}
     assert java.call("list_offsets", tps=tp, spec="max_timestamp") == {tp: [9, 10000]}
     assert java.call("list_offsets", tps=tp, spec="3500") == {tp: [3, 4000]}
+    # no tiered storage: the earliest local offset is the log start, nothing tiered or pending
+    assert java.call("list_offsets", tps=tp, spec="earliest_local") == {tp: [0, -1]}
+    assert java.call("list_offsets", tps=tp, spec="latest_tiered") == {tp: [-1, -1]}
+    if java.version >= "4.2":  # earliestPendingUpload (KIP-1023, ListOffsets v11) came with 4.2
+        assert java.call("list_offsets", tps=tp, spec="earliest_pending_upload") == {tp: [-1, -1]}
     assert java.call("delete_records", tp=tp, before=4) == 4
     assert java.call("list_offsets", tps=tp, spec="earliest") == {tp: [4, -1]}
     with pytest.raises(JavaError) as beyond:

@@ -560,6 +560,10 @@ public final class Driver {
         OffsetSpec offsetSpec = spec.equals("earliest") ? OffsetSpec.earliest()
                 : spec.equals("latest") ? OffsetSpec.latest()
                 : spec.equals("max_timestamp") ? OffsetSpec.maxTimestamp()
+                : spec.equals("earliest_local") ? OffsetSpec.earliestLocal()
+                : spec.equals("latest_tiered") ? OffsetSpec.latestTiered()
+                // 4.2+ only (KIP-1023): by reflection, since the driver compiles against 4.0.x
+                : spec.equals("earliest_pending_upload") ? (OffsetSpec) OffsetSpec.class.getMethod("earliestPendingUpload").invoke(null)
                 : OffsetSpec.forTimestamp(Long.parseLong(spec));
         Map<String, Object> out = new TreeMap<>();
         Map<TopicPartition, OffsetSpec> query = new HashMap<>();
