@@ -12,6 +12,10 @@ One Driver JVM per client version for the whole module (java_driver.py), one bro
   client with its UnsupportedVersionException.
 - Transactions: a transactional producer's committed records are what a read_committed consumer
   sees, its aborted ones are not; the Admin client lists and describes the transactional id.
+  Admin.fenceProducers fences a producer with an open transaction (its commit fails, its
+  records are aborted); Admin.abortTransaction (kafka-transactions.sh abort: WriteTxnMarkers
+  from a client to the partition leader) ends a transaction at the partition, so the last stable
+  offset moves past it.
 """
 
 from __future__ import annotations
@@ -52,14 +56,17 @@ def new_topic(java: JavaDriver, name: str, partitions: int = PARTITIONS, **confi
     return topic
 
 
-def read_all(java: JavaDriver, topic: str, expected: int, partitions: int = PARTITIONS, **settings: str) -> list[dict]:
-    """Every record of `topic` from the beginning, through an assigned consumer."""
+def read_all(java: JavaDriver, topic: str, expected: int, partitions: int = PARTITIONS,
+             until_offset: int | None = None, **settings: str) -> list[dict]:
+    """Every record of `topic` from the beginning, through an assigned consumer: `expected`
+    records, or those up to the one at `until_offset` (then `expected` is only a bound)."""
     name = f"reader-{topic}-{time.monotonic_ns()}"
     java.call("consumer", name, **{"auto.offset.reset": "earliest", "enable.auto.commit": "false", **settings})
     tps = [f"{topic}:{p}" for p in range(partitions)]
     java.call("assign", name, tps=tps)
     java.call("seek_to_beginning", name, tps=tps)
-    records = java.call("poll", name, max=expected, timeout_ms=20000)
+    until = {} if until_offset is None else {"until_offset": until_offset}
+    records = java.call("poll", name, max=expected, timeout_ms=20000, **until)
     java.call("close_consumer", name)
     return records
 
@@ -232,3 +239,47 @@ def test_transactions_read_committed(java):
     assert sorted(r["value"] for r in committed) == sorted([f"committed-{i}" for i in range(10)] + [f"later-{i}" for i in range(5)])
     everything = read_all(java, topic, 25, partitions=2)
     assert len(everything) == 25  # read_uncommitted sees the aborted ones too (markers skipped)
+
+
+def test_admin_fences_producers_and_aborts_a_transaction(java):
+    topic = new_topic(java, "fenced", partitions=1)
+    tp = f"{topic}:0"
+    txn_id = f"fence-{topic}"
+    java.call("producer", "victim", **{"transactional.id": txn_id})
+    java.call("init_txn", "victim")
+    java.call("begin_txn", "victim")
+    java.call("send", "victim", topic=topic, count=5, prefix="fenced-")
+    assert java.call("fence_producers", ids=txn_id) == "fenced"
+    with pytest.raises(JavaError) as fenced:
+        java.call("commit_txn", "victim")
+    assert fenced.value.kind in ("ProducerFencedException", "InvalidProducerEpochException")
+    java.call("close_producer", "victim")
+    assert committed_values_up_to_a_sentinel(java, topic) == ["sentinel"]
+
+    # a transaction left open, ended at the partition by the Admin client instead of its producer
+    java.call("producer", "hanging", **{"transactional.id": f"hanging-{topic}", "transaction.timeout.ms": "60000"})
+    java.call("init_txn", "hanging")
+    java.call("begin_txn", "hanging")
+    java.call("send", "hanging", topic=topic, count=3, prefix="hanging-")
+    [open_txn] = [p for p in java.call("describe_producers", tps=tp) if p["txn_start_offset"] >= 0]
+    java.call("consumer", "lso", **{"isolation.level": "read_committed"})
+    stable_before = java.call("end_offsets", "lso", tps=tp)[tp]
+    assert stable_before == open_txn["txn_start_offset"]  # the open transaction holds the LSO
+    assert java.call("abort_transaction", tp=tp, producer_id=open_txn["producer_id"], epoch=open_txn["epoch"],
+                     coordinator_epoch=max(open_txn["coordinator_epoch"], 0)) == "aborted"
+    latest = java.call("list_offsets", tps=tp, spec="latest")[tp][0]
+    assert java.call("end_offsets", "lso", tps=tp)[tp] == latest > stable_before  # past the aborted records
+    java.call("close_consumer", "lso")
+    java.call("close_producer", "hanging")
+    assert committed_values_up_to_a_sentinel(java, topic) == ["sentinel", "sentinel"]
+
+
+def committed_values_up_to_a_sentinel(java: JavaDriver, topic: str) -> list[str]:
+    """What read_committed sees of partition 0 up to a record written now, outside any
+    transaction: waiting for it (not for a time) shows that nothing aborted is delivered."""
+    java.call("producer", "sentinel")
+    [[_, sentinel_offset, _]] = java.call("send", "sentinel", topic=topic, partition=0, value="sentinel")
+    java.call("close_producer", "sentinel")
+    records = read_all(java, topic, 100, partitions=1, until_offset=sentinel_offset,
+                       **{"isolation.level": "read_committed"})
+    return [r["value"] for r in records]

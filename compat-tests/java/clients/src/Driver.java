@@ -28,6 +28,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
 
+import org.apache.kafka.clients.admin.AbortTransactionSpec;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
@@ -278,16 +279,21 @@ public final class Driver {
         return out;
     }
 
-    // Polls until `max` records arrived or `timeout_ms` passed (a deadline, not a decision:
-    // the test asserts on what arrived).
+    // Polls until `max` records arrived, or the one at `until_offset`, or `timeout_ms` passed (a
+    // deadline, not a decision: the test asserts on what arrived).
     private static Object poll(KafkaConsumer<String, String> consumer, Map<String, String> a) {
         int max = Integer.parseInt(a.getOrDefault("max", "1"));
+        long until = Long.parseLong(a.getOrDefault("until_offset", "-1"));
         long deadline = System.currentTimeMillis() + Long.parseLong(a.getOrDefault("timeout_ms", "20000"));
         List<Object> out = new ArrayList<>();
+        boolean reached = false;
         do {
             ConsumerRecords<String, String> records = consumer.poll(Duration.ofMillis(200));
-            for (ConsumerRecord<String, String> r : records) out.add(record(r));
-        } while (out.size() < max && System.currentTimeMillis() < deadline);
+            for (ConsumerRecord<String, String> r : records) {
+                out.add(record(r));
+                reached |= r.offset() == until;
+            }
+        } while (!reached && out.size() < max && System.currentTimeMillis() < deadline);
         return out;
     }
 
@@ -497,11 +503,21 @@ public final class Driver {
                 return out;
             }
             case "describe_transactions": return describeTransactions(list(a.get("ids")));
+            case "fence_producers": get(admin.fenceProducers(list(a.get("ids"))).all()); return "fenced";
+            case "abort_transaction": {
+                // what kafka-transactions.sh abort sends for a hanging transaction: WriteTxnMarkers
+                // straight to the partition's leader, with the producer's id and epoch
+                AbortTransactionSpec spec = new AbortTransactionSpec(tp(a.get("tp")), Long.parseLong(a.get("producer_id")),
+                        Short.parseShort(a.get("epoch")), Integer.parseInt(a.get("coordinator_epoch")));
+                get(admin.abortTransaction(spec).all());
+                return "aborted";
+            }
             case "describe_producers": {
                 List<Object> out = new ArrayList<>();
                 for (ProducerState p : get(admin.describeProducers(tps(a.get("tps"))).partitionResult(tp(a.get("tps")))).activeProducers())
                     out.add(Map.of("producer_id", p.producerId(), "epoch", p.producerEpoch(), "last_sequence", p.lastSequence(),
-                            "txn_start_offset", p.currentTransactionStartOffset().orElse(-1L)));
+                            "txn_start_offset", p.currentTransactionStartOffset().orElse(-1L),
+                            "coordinator_epoch", p.coordinatorEpoch().orElse(-1)));
                 return out;
             }
             default: throw new IllegalArgumentException("unknown command " + verb);
