@@ -8,7 +8,9 @@
 - Records and offsets: deleteRecords, listOffsets earliest/latest/max-timestamp/by time and
   earliestLocal/latestTiered/earliestPendingUpload (-1 without tiered storage, as Kafka).
 - Consumer groups: list, describe, listConsumerGroupOffsets, alterConsumerGroupOffsets,
-  deleteConsumerGroupOffsets, removeMembersFromConsumerGroup, deleteConsumerGroups.
+  deleteConsumerGroupOffsets, removeMembersFromConsumerGroup, deleteConsumerGroups; their
+  errors: GroupIdNotFoundException, GroupNotEmptyException, UnknownMemberIdException (offsets of
+  an active group), GroupSubscribedToTopicException.
 - Cluster: describeCluster, describeFeatures (none finalized, as a ZooKeeper-mode broker),
   updateFeatures refused for an unsupported feature, describeLogDirs with sizes that grow with
   the data, describeReplicaLogDirs, alterReplicaLogDirs to the current dir and to a dir that is
@@ -182,3 +184,28 @@ def test_cluster_features_and_log_dirs(java):
     with pytest.raises(JavaError) as not_found:
         java.call("alter_replica_log_dirs", tp=tp, broker=0, dir="/no/such/dir")
     assert not_found.value.kind == "LogDirNotFoundException"
+
+
+def test_consumer_group_errors(java):
+    topic = name(java, "admin-group-errors")
+    group = name(java, "busy-group")
+    java.call("create_topic", name=topic)
+    missing = name(java, "no-such-group")
+    with pytest.raises(JavaError) as unknown:
+        java.call("describe_groups", ids=missing)
+    assert unknown.value.kind == "GroupIdNotFoundException"
+    assert java.call("list_group_offsets", id=missing) == {}
+    java.call("consumer", "busy", **{"group.id": group, "auto.offset.reset": "earliest"})
+    java.call("subscribe", "busy", topics=topic)
+    java.call("poll_group", names="busy", partitions=1)
+    java.call("commit_sync", "busy", tp=f"{topic}:0", offset=0)
+    with pytest.raises(JavaError) as not_empty:
+        java.call("delete_groups", ids=group)
+    assert not_empty.value.kind == "GroupNotEmptyException"
+    with pytest.raises(JavaError) as active:
+        java.call("alter_group_offsets", id=group, tp=f"{topic}:0", offset=0)
+    assert active.value.kind == "UnknownMemberIdException"  # offsets of an active group are its members'
+    with pytest.raises(JavaError) as subscribed:
+        java.call("delete_group_offsets", id=group, tps=f"{topic}:0")
+    assert subscribed.value.kind == "GroupSubscribedToTopicException"
+    java.call("close_consumer", "busy")
