@@ -5,7 +5,8 @@ a kbroker with two log dirs, and kafka-python's describe_log_dirs.
   DescribeTopicPartitions (75): a ZooKeeper-mode Kafka serves neither.
 - DescribeLogDirs lists both dirs (absolute paths) with their volume sizes; each partition in
   the dir holding it, with its size growing with the data and an offset lag of 0; a topics
-  filter keeps the asked partitions only; v1 has no volume sizes.
+  filter keeps the asked partitions only; v1 has no volume sizes; a dir taken offline answers
+  KAFKA_STORAGE_ERROR alone (in-process, through the LogDirFailureChannel).
 - AlterReplicaLogDirs: the current dir NONE, the other dir KAFKA_STORAGE_ERROR (moves are not
   built) with the replica left in place, a path not in log.dirs LOG_DIR_NOT_FOUND, a partition
   not hosted REPLICA_NOT_AVAILABLE.
@@ -151,3 +152,26 @@ def test_kafka_python_describe_log_dirs(kbroker, log_dirs):
     text = repr(response)
     assert all(d in text for d in log_dirs)
     assert "logdirs-kp" in text
+
+
+def test_an_offline_log_dir_is_described_as_a_storage_error(tmp_path):
+    """In-process: a dir the LogDirFailureChannel took offline answers KAFKA_STORAGE_ERROR and
+    nothing else, the other dir its partitions (Kafka's describeLogDirs)."""
+    from kbroker.api.handlers.describe_log_dirs import _describe_dir
+    from kbroker.log.config import LogConfig
+    from kbroker.log.log_manager import LogManager
+
+    dirs = [str(tmp_path / "a"), str(tmp_path / "b")]
+    manager = LogManager(dirs, cluster_id="describe-log-dirs", broker_id=1, default_config=LogConfig())
+    try:
+        for partition in range(4):
+            manager.get_or_create_log("spread", partition)
+        manager.log_dir_failure_channel.maybe_add_offline_log_dir(dirs[0], "test: a failed disk", OSError(5, "EIO"))
+        offline, online = (_describe_dir(manager, d, None) for d in dirs)
+        assert (offline["error_code"], offline["topics"]) == (KAFKA_STORAGE_ERROR, [])
+        assert "total_bytes" not in offline  # the schema default (-1) goes out
+        assert online["error_code"] == NONE
+        assert [(t["name"], [p["partition_index"] for p in t["partitions"]]) for t in online["topics"]] == \
+            [("spread", [p for p in range(4) if manager.log_dir_of("spread", p) == dirs[1]])]
+    finally:
+        manager.close()
