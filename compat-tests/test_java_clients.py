@@ -10,6 +10,10 @@ One Driver JVM per client version for the whole module (java_driver.py), one bro
   cooperative-sticky assignors: two members share the partitions, and the survivor takes them
   all when the other leaves. group.protocol=consumer (KIP-848, not served) is refused by the
   client with its UnsupportedVersionException.
+- Fetch edges: a position past the log end is OffsetOutOfRangeException with
+  auto.offset.reset=none and resets with earliest; fetch limits of one byte still deliver a
+  batch at a time. A topic with compression.type=zstd and LogAppendTime recompresses an lz4
+  producer's batches and stamps them: RecordMetadata and the consumer see the broker's time.
 - Transactions: a transactional producer's committed records are what a read_committed consumer
   sees, its aborted ones are not; the Admin client lists and describes the transactional id.
   Admin.fenceProducers fences a producer with an open transaction (its commit fails, its
@@ -25,6 +29,8 @@ from collections.abc import Iterator
 
 import pytest
 from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, jars_missing_reason
+
+from kbroker.testing.records import stored_codecs
 
 PARTITIONS = 3
 MESSAGE_MAX_BYTES = 1048588
@@ -102,13 +108,14 @@ def test_idempotent_producer(java):
 
 
 @pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
-def test_compression(java, codec):
+def test_compression(java, kbroker, codec):
     topic = new_topic(java, f"codec-{codec}")
     java.call("producer", codec, **{"compression.type": codec, "linger.ms": "20", "batch.size": "65536"})
     java.call("send", codec, topic=topic, count=500, prefix="compressible-value-compressible-value-")
     java.call("close_producer", codec)
     records = read_all(java, topic, 500)
     assert sorted(r["value"] for r in records) == sorted(f"compressible-value-compressible-value-{i}" for i in range(500))
+    assert stored_codecs(kbroker.log_dir, topic, PARTITIONS) == {codec}  # stored as the producer sent it
 
 
 def test_headers_keys_and_timestamps(java):
@@ -283,3 +290,44 @@ def committed_values_up_to_a_sentinel(java: JavaDriver, topic: str) -> list[str]
     records = read_all(java, topic, 100, partitions=1, until_offset=sentinel_offset,
                        **{"isolation.level": "read_committed"})
     return [r["value"] for r in records]
+
+
+def test_fetch_out_of_range_and_tiny_fetch_sizes(java):
+    topic = new_topic(java, "fetch-edges", partitions=1)
+    tp = f"{topic}:0"
+    java.call("producer", "edges", **{"linger.ms": "0"})
+    for i in range(5):  # five batches
+        java.call("send", "edges", topic=topic, partition=0, value=f"e{i}-" + "x" * 500)
+    java.call("close_producer", "edges")
+    java.call("consumer", "strict", **{"auto.offset.reset": "none"})
+    java.call("assign", "strict", tps=tp)
+    java.call("seek", "strict", tp=tp, offset=1000)
+    with pytest.raises(JavaError) as out_of_range:
+        java.call("poll", "strict", max=1, timeout_ms=10000)
+    assert out_of_range.value.kind == "OffsetOutOfRangeException"  # the broker's OFFSET_OUT_OF_RANGE
+    java.call("close_consumer", "strict")
+    java.call("consumer", "resetting", **{"auto.offset.reset": "earliest"})
+    java.call("assign", "resetting", tps=tp)
+    java.call("seek", "resetting", tp=tp, offset=1000)
+    assert [r["offset"] for r in java.call("poll", "resetting", max=5, timeout_ms=10000)] == [0, 1, 2, 3, 4]
+    java.call("close_consumer", "resetting")
+    # limits far below one batch: the first batch is still returned each time (KIP-74)
+    tiny = read_all(java, topic, 5, partitions=1, **{"fetch.max.bytes": "1", "max.partition.fetch.bytes": "1"})
+    assert [r["offset"] for r in tiny] == [0, 1, 2, 3, 4]
+
+
+def test_topic_compression_and_log_append_time(java, kbroker):
+    topic = new_topic(java, "recompressed", partitions=1, compression_type="zstd",
+                      message_timestamp_type="LogAppendTime")
+    java.call("producer", "recompress", **{"compression.type": "lz4", "linger.ms": "10"})
+    before = int(time.time() * 1000)
+    sent = java.call("send", "recompress", topic=topic, count=20, timestamp=1000)
+    after = int(time.time() * 1000)
+    java.call("close_producer", "recompress")
+    # RecordMetadata carries the broker's log append time, not the producer's timestamp
+    assert all(before - 1000 <= ts <= after + 1000 for _, _, ts in sent)
+    records = read_all(java, topic, 20, partitions=1)
+    assert [r["value"] for r in records] == [f"value-{i}" for i in range(20)]
+    assert {r["timestamp"] for r in records} == {ts for _, _, ts in sent}
+    assert stored_codecs(kbroker.log_dir, topic, 1) == {"zstd"}
+
