@@ -1,5 +1,6 @@
 """DescribeLogDirs (35), AlterReplicaLogDirs (34) and UpdateFeatures (57) over raw sockets against
-a kbroker with two log dirs, and kafka-python's describe_log_dirs.
+a kbroker with two log dirs, and kafka-python's describe_log_dirs, alter_replica_log_dirs,
+describe_features, update_features, describe_metadata_quorum and describe_topic_partitions.
 
 - ApiVersions advertises 34 v1-2, 35 v1-5 and 57 v0-2, and neither DescribeQuorum (55) nor
   DescribeTopicPartitions (75): a ZooKeeper-mode Kafka serves neither.
@@ -175,3 +176,34 @@ def test_an_offline_log_dir_is_described_as_a_storage_error(tmp_path):
             [("spread", [p for p in range(4) if manager.log_dir_of("spread", p) == dirs[1]])]
     finally:
         manager.close()
+
+
+def test_kafka_python_log_dirs_features_and_what_is_not_served(kbroker, log_dirs):
+    from kafka import TopicPartitionReplica
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import (
+        IncompatibleBrokerVersion,
+        InvalidRequestError,
+        KafkaStorageError,
+        LogDirNotFoundError,
+        NoError,
+    )
+
+    create_topic(kbroker.port, "kp-alterdirs", partitions=1)
+    [current] = [d for d, held in partitions_by_dir(describe(kbroker.port)).items() if ("kp-alterdirs", 0) in held]
+    [other] = [d for d in log_dirs if d != current]
+    replica = TopicPartitionReplica("kp-alterdirs", 0, 0)
+    admin = KafkaAdminClient(bootstrap_servers=kbroker.bootstrap)
+    try:
+        assert list(admin.alter_replica_log_dirs({replica: current}).values()) == [NoError]
+        assert list(admin.alter_replica_log_dirs({replica: other}).values()) == [KafkaStorageError]
+        assert list(admin.alter_replica_log_dirs({replica: "/nowhere"}).values()) == [LogDirNotFoundError]
+        assert admin.describe_features() == {}  # no feature supported nor finalized
+        with pytest.raises(InvalidRequestError, match="the provided feature is not supported"):
+            admin.update_features({"group.version": 1})  # v2: the refusal is the top-level error
+        # neither is served by a ZooKeeper-mode broker, so neither is advertised
+        for unserved in (admin.describe_metadata_quorum, lambda: admin.describe_topic_partitions(["kp-alterdirs"])):
+            with pytest.raises(IncompatibleBrokerVersion):
+                unserved()
+    finally:
+        admin.close()
