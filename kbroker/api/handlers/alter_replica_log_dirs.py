@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
@@ -46,11 +45,11 @@ async def handle(ctx: RequestContext, request: AlterReplicaLogDirsRequest) -> Al
 
 def _alter(replica_manager: ReplicaManager, topic: str, partition: int, destination: str) -> Errors:
     log_manager = replica_manager.log_manager
-    if destination not in log_manager.log_dirs:  # Kafka compares absolute paths too
+    if destination not in log_manager.log_dirs:  # Kafka compares the absolute paths as strings too
         return Errors.LOG_DIR_NOT_FOUND
     if log_manager.is_offline(destination) or (topic, partition) in replica_manager.offline_partitions:
         return Errors.KAFKA_STORAGE_ERROR
     current = log_manager.log_dir_of(topic, partition)
     if replica_manager.get_partition(topic, partition) is None or current is None:
         return Errors.REPLICA_NOT_AVAILABLE
-    return Errors.NONE if os.path.samefile(current, destination) else Errors.KAFKA_STORAGE_ERROR
+    return Errors.NONE if current == destination else Errors.KAFKA_STORAGE_ERROR
