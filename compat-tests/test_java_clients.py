@@ -3,12 +3,13 @@
 One Driver JVM per client version for the whole module (java_driver.py), one broker.
 
 - Producer: acks 0, 1 and all; idempotent (offsets without gaps, DescribeProducers shows its
-  sequence); gzip, snappy, lz4 and zstd; headers; a record near message.max.bytes is stored and
+  sequence), also across a broker restart; gzip, snappy, lz4 and zstd; headers; a record near message.max.bytes is stored and
   read back whole, one above it gets RecordTooLargeException.
 - Consumer: assign with seek, seekToBeginning/End, offsetsForTimes, pause/resume, commitSync and
   commitAsync with committed(); subscribe with the classic group protocol and the range and
   cooperative-sticky assignors: two members share the partitions, and the survivor takes them
-  all when the other leaves. group.protocol=consumer (KIP-848, not served) is refused by the
+  all when the other leaves; a static member (group.instance.id) comes back to its partitions
+  without a rebalance. group.protocol=consumer (KIP-848, not served) is refused by the
   client with its UnsupportedVersionException.
 - Fetch edges: a position past the log end is OffsetOutOfRangeException with
   auto.offset.reset=none and resets with earliest; fetch limits of one byte still deliver a
@@ -331,3 +332,45 @@ def test_topic_compression_and_log_append_time(java, kbroker):
     assert {r["timestamp"] for r in records} == {ts for _, _, ts in sent}
     assert stored_codecs(kbroker.log_dir, topic, 1) == {"zstd"}
 
+
+
+def test_idempotent_producer_across_a_broker_restart(java, kbroker):
+    """The producer state survives a restart (snapshot and log): the same idempotent producer
+    goes on with its sequence numbers, nothing duplicated or refused (OutOfOrderSequence)."""
+    topic = new_topic(java, "idempotent-restart", partitions=1)
+    java.call("producer", "steady", acks="all", **{"enable.idempotence": "true", "retries": "2147483647",
+                                                     "delivery.timeout.ms": "60000"})
+    first = java.call("send", "steady", topic=topic, count=50, prefix="before-")
+    kbroker.restart()
+    second = java.call("send", "steady", topic=topic, count=50, prefix="after-")
+    producers = java.call("describe_producers", tps=[f"{topic}:0"])
+    java.call("close_producer", "steady")
+    assert [offset for _, offset, _ in first + second] == list(range(100))
+    assert [p["last_sequence"] for p in producers] == [99]
+    records = read_all(java, topic, 100, partitions=1)
+    assert [r["value"] for r in records] == [f"before-{i}" for i in range(50)] + [f"after-{i}" for i in range(50)]
+
+
+def test_static_member_rejoins_without_a_rebalance(java, kbroker):
+    """A static member (group.instance.id) that closes without leaving (KIP-345: the Java
+    client sends no LeaveGroup for it) and comes back within its session gets its partitions
+    again in the same generation: the group never rebalanced."""
+    topic = new_topic(java, "static", partitions=2)
+    group = f"static-{topic}"
+    settings = {"group.id": group, "group.instance.id": "instance-a", "session.timeout.ms": "30000",
+                "auto.offset.reset": "earliest"}
+    java.call("consumer", "static-1", **settings)
+    java.call("subscribe", "static-1", topics=topic)
+    assert java.call("poll_group", names="static-1", partitions=2) == {"static-1": [f"{topic}:0", f"{topic}:1"]}
+    before = java.call("describe_groups", ids=group)[group]
+    java.call("close_consumer", "static-1")
+    java.call("consumer", "static-2", **settings)
+    java.call("subscribe", "static-2", topics=topic)
+    assert java.call("poll_group", names="static-2", partitions=2) == {"static-2": [f"{topic}:0", f"{topic}:1"]}
+    after = java.call("describe_groups", ids=group)[group]
+    assert after["state"] == "Stable"
+    assert [m["instance_id"] for m in after["members"]] == ["instance-a"]
+    assert after["members"][0]["assignment"] == before["members"][0]["assignment"]
+    java.call("close_consumer", "static-2")
+    # the coordinator's log names each rebalance: only the first join made one
+    assert kbroker.output().count(f"preparing to rebalance group {group} ") == 1
