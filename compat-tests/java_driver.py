@@ -7,7 +7,8 @@ test asserts the exception Kafka's client made of the broker's error code. The j
 `./scripts/test` (target/lib-<version>); the driver is compiled with javac into target/classes
 when its sources change (against the oldest version, so it runs with each).
 
-`python compat-tests/java_driver.py` compiles it (scripts/test calls it).
+`python compat-tests/java_driver.py` compiles it (scripts/test calls it). With
+KBROKER_JAVA_TIMING=1 each command's duration goes to stderr (pytest -s shows it).
 """
 
 from __future__ import annotations
