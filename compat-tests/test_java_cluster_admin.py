@@ -11,6 +11,8 @@
 - alterPartitionReassignments moves a partition to another broker (listPartitionReassignments
   empty once done); cancelling when none is in progress is NoReassignmentInProgressException.
 - updateFeatures reaches the controller and is refused as ZooKeeper-mode Kafka refuses it.
+- kill -9 of a leader between two sends of an idempotent producer: it finds the new leader,
+  and a consumer reads every record once, in order.
 """
 
 from __future__ import annotations
@@ -132,3 +134,28 @@ def test_update_features_reaches_the_controller(java):
         java.call("update_features", feature="metadata.version", level=20)
     assert refused.value.kind == "InvalidRequestException"
     assert "not supported" in refused.value.message
+
+
+def test_idempotent_producer_and_consumer_through_a_leader_kill(java, cluster):
+    """kill -9 of the partition's leader between two sends: the Java producer (idempotent,
+    acks=all) finds the new leader by itself, and a consumer reads every record once, in order."""
+    topic = name(java, "failover")
+    java.call("create_topic", name=topic, partitions=1, rf=3, configs="min.insync.replicas:2")
+    cluster.wait_for(lambda: len(cluster.isr(topic)) == 3, what="every replica in the ISR")
+    java.call("producer", "survivor", acks="all", **{"enable.idempotence": "true", "delivery.timeout.ms": "120000"})
+    first = java.call("send", "survivor", topic=topic, partition=0, count=100, prefix="before-")
+    leader = cluster.leader(topic)
+    cluster.kill(leader)
+    try:
+        second = java.call("send", "survivor", topic=topic, partition=0, count=100, prefix="after-")
+        java.call("close_producer", "survivor")
+        assert [offset for _, offset, _ in first + second] == list(range(200))
+        assert cluster.leader(topic) not in (leader, -1)
+        java.call("consumer", "reader", **{"auto.offset.reset": "earliest"})
+        java.call("assign", "reader", tps=f"{topic}:0")
+        values = [r["value"] for r in java.call("poll", "reader", max=200, timeout_ms=30000)]
+        java.call("close_consumer", "reader")
+        assert values == [f"before-{i}" for i in range(100)] + [f"after-{i}" for i in range(100)]
+    finally:
+        cluster.restart(leader)
+        cluster.wait_for(lambda: leader in cluster.isr(topic), what="the killed broker back in the ISR")
