@@ -386,7 +386,7 @@ public final class Driver {
         props.put(StreamsConfig.APPLICATION_ID_CONFIG, a.get("app"));
         props.put(StreamsConfig.STATE_DIR_CONFIG, a.get("state_dir"));
         props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, a.getOrDefault("guarantee", "exactly_once_v2"));
-        props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, "1");
+        props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, a.getOrDefault("rf", "1"));
         props.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "200");
         props.put("statestore.cache.max.bytes", "0");  // every count is sent: the test checks each one
         props.put("consumer.auto.offset.reset", "earliest");

@@ -1,4 +1,4 @@
-"""The Java Admin client (4.4.0 and 4.0.1) against three kbroker processes with a real ZooKeeper.
+"""The Java client (4.4.0 and 4.0.1) against three kbroker processes with a real ZooKeeper.
 
 - describeCluster names the three brokers and ZooKeeper's controller; describeTopics the
   replicas and ISR of a replicated topic; describeLogDirs, asked of every broker, finds each
@@ -11,17 +11,22 @@
 - alterPartitionReassignments moves a partition to another broker (listPartitionReassignments
   empty once done); cancelling when none is in progress is NoReassignmentInProgressException.
 - updateFeatures reaches the controller and is refused as ZooKeeper-mode Kafka refuses it.
+- Kafka Streams' word count with exactly_once_v2 and replicated internal topics: its
+  transactions span the three brokers (coordinator, markers to other leaders); every word is
+  counted once.
 - kill -9 of a leader between two sends of an idempotent producer: it finds the new leader,
   and a consumer reads every record once, in order.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
 from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, jars_missing_reason
 from test_cluster_replication import CLUSTER_OVERRIDES
+from test_java_streams import FIRST, all_counts, send_lines
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.raw_client import raw_call
@@ -159,3 +164,18 @@ def test_idempotent_producer_and_consumer_through_a_leader_kill(java, cluster):
     finally:
         cluster.restart(leader)
         cluster.wait_for(lambda: leader in cluster.isr(topic), what="the killed broker back in the ISR")
+
+
+def test_streams_exactly_once_across_brokers(java, tmp_path):
+    suffix = java.version.replace(".", "_")
+    source, sink = f"cluster-lines-{suffix}", f"cluster-counts-{suffix}"
+    java.call("create_topic", name=source, partitions=2, rf=3)
+    java.call("create_topic", name=sink, partitions=2, rf=3)
+    send_lines(java, source, FIRST)
+    assert java.call("streams_start", "cwc", app=f"cluster-wordcount-{suffix}", input=source, output=sink,
+                     state_dir=tmp_path / "state", guarantee="exactly_once_v2", rf=3) == "RUNNING"
+    expected = Counter(word for line in FIRST for word in line.split())
+    counts = all_counts(java, sink, expected)
+    java.call("streams_stop", "cwc")
+    assert all(seen == list(range(1, expected[word] + 1)) for word, seen in counts.items()), counts
+    assert set(counts) == set(expected)
