@@ -30,6 +30,7 @@ from test_java_streams import FIRST, all_counts, send_lines
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.raw_client import raw_call
+from kbroker.testing.waiting import eventually
 
 ELECT_LEADERS, NOT_CONTROLLER = 43, 41
 
@@ -59,15 +60,25 @@ def name(java: JavaDriver, base: str) -> str:
     return f"{base}-{java.version.replace('.', '_')}"
 
 
+def fully_replicated(java: JavaDriver, topic: str) -> list[dict] | None:
+    """The topic's partitions once the broker the Admin asks knows it (a broker's metadata
+    follows the controller's UpdateMetadata, as in Kafka) and every replica is in sync."""
+    try:
+        partitions = java.call("describe_topics", names=topic)[topic]["partitions"]
+    except JavaError as error:
+        if error.kind != "UnknownTopicOrPartitionException":
+            raise
+        return None
+    return partitions if all(len(p["isr"]) == 3 for p in partitions) else None
+
+
 def test_cluster_topics_and_log_dirs(java, cluster):
     described = java.call("describe_cluster")
     assert described["nodes"] == [1, 2, 3]
     assert described["controller"] == cluster.controller_id()
     topic = name(java, "replicated")
     java.call("create_topic", name=topic, partitions=2, rf=3)
-    cluster.wait_for(lambda: all(len(p["isr"]) == 3 for p in java.call("describe_topics", names=topic)[topic]["partitions"]),
-                     what="every replica in the ISR")
-    partitions = java.call("describe_topics", names=topic)[topic]["partitions"]
+    partitions = eventually(lambda: fully_replicated(java, topic), what="the topic known and in sync")
     assert [sorted(p["replicas"]) for p in partitions] == [[1, 2, 3], [1, 2, 3]]
     assert all(p["leader"] == p["replicas"][0] for p in partitions)
     dirs = java.call("describe_log_dirs", brokers=[1, 2, 3])
@@ -126,8 +137,9 @@ def test_partition_reassignment(java, cluster):
     java.call("alter_reassignments", tp=tp, replicas=[target])
     cluster.wait_for(lambda: cluster.replicas(topic) == [target], what="the reassignment to complete")
     cluster.wait_for(lambda: java.call("list_reassignments") == {}, what="no reassignment listed")
-    [partition] = java.call("describe_topics", names=topic)[topic]["partitions"]
-    assert (partition["leader"], partition["replicas"]) == (target, [target])
+    # the broker the Admin asks learns the move from the controller's UpdateMetadata
+    eventually(lambda: [(p["leader"], p["replicas"]) for p in java.call("describe_topics", names=topic)[topic]["partitions"]]
+               == [(target, [target])], what="describeTopics to show the new replica")
     java.call("consumer", "check", **{"auto.offset.reset": "earliest"})
     java.call("assign", "check", tps=tp)
     assert len(java.call("poll", "check", max=100, timeout_ms=20000)) == 100  # the data moved along
