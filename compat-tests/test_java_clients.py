@@ -32,6 +32,7 @@ import pytest
 from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, jars_missing_reason
 
 from kbroker.testing.records import stored_codecs
+from kbroker.testing.waiting import eventually
 
 PARTITIONS = 3
 MESSAGE_MAX_BYTES = 1048588
@@ -240,8 +241,9 @@ def test_transactions_read_committed(java):
     java.call("begin_txn", "txn")
     java.call("send", "txn", topic=topic, count=5, prefix="later-")
     java.call("commit_txn", "txn")
-    listed = {t["id"]: t for t in java.call("list_transactions")}
-    assert listed[txn_id]["state"] == "CompleteCommit"
+    # EndTxn answers once PrepareCommit is written; the markers and CompleteCommit follow (Kafka's order)
+    eventually(lambda: {t["id"]: t["state"] for t in java.call("list_transactions")}[txn_id] == "CompleteCommit",
+               what="the transaction to complete")
     java.call("close_producer", "txn")
     committed = read_all(java, topic, 15, partitions=2, **{"isolation.level": "read_committed"})
     assert sorted(r["value"] for r in committed) == sorted([f"committed-{i}" for i in range(10)] + [f"later-{i}" for i in range(5)])
