@@ -1,6 +1,6 @@
 """The one answer of the APIs only the active controller serves, on any other broker.
 
-AlterPartition, ControlledShutdown, ElectLeaders and the partition reassignment APIs are sent
+AlterPartition, ControlledShutdown, UpdateFeatures and the partition reassignment APIs are sent
 to the controller; a broker that is not (or no longer) the active controller answers
 NOT_CONTROLLER with Kafka's message, and the client looks the controller up again. So does a
 controller whose ZooKeeper session expires (or whose connection is lost) while it serves the

@@ -90,6 +90,7 @@ EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
+EARLIEST_PENDING_UPLOAD_TIMESTAMP = -6  # KIP-1023 (ListOffsets v11)
 
 # Positions of the last appends' ends: high watermarks and fetch offsets are usually among them.
 _OFFSET_POSITION_CACHE_SIZE = 32
@@ -663,7 +664,8 @@ class UnifiedLog:
     @maybe_handle_io_exception("Error while fetching offset by timestamp for {}")
     def fetch_offset_by_timestamp(self, target_timestamp: int) -> TimestampAndOffset | None:
         """ListOffsets on this log: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
-        -4 earliest local, -5 latest tiered) or the first record with timestamp >= target."""
+        -4 earliest local, -5 latest tiered, -6 earliest pending upload) or the first record with
+        timestamp >= target."""
         cache = self.leader_epoch_cache
         if target_timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             earliest = cache.earliest_entry()
@@ -675,8 +677,8 @@ class UnifiedLog:
             return TimestampAndOffset(NO_TIMESTAMP, self.log_start_offset, epoch)
         if target_timestamp == LATEST_TIMESTAMP:
             return TimestampAndOffset(NO_TIMESTAMP, self.log_end_offset, cache.latest_epoch())
-        if target_timestamp == LATEST_TIERED_TIMESTAMP:
-            return TimestampAndOffset(NO_TIMESTAMP, -1, None)
+        if target_timestamp in (LATEST_TIERED_TIMESTAMP, EARLIEST_PENDING_UPLOAD_TIMESTAMP):
+            return TimestampAndOffset(NO_TIMESTAMP, -1, None)  # Kafka's answer without remote storage
         if target_timestamp == MAX_TIMESTAMP:
             return self._max_timestamp_and_offset()
         for segment in self.log_segments():
