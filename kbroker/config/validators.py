@@ -150,7 +150,8 @@ Validator = AtLeast | Between | OneOf | ListOf | Rule
 
 def check_setting(name: str, type_: str, validator: Validator | None, raw: str) -> Any:
     """Parse and validate one setting's text; ConfigError naming key, value and what is allowed."""
-    shown = "[hidden]" if type_ == PASSWORD else repr(raw)
+    # Kafka's ConfigException shows the value as given, unquoted: "Invalid value abc for configuration x: ..."
+    shown = "[hidden]" if type_ == PASSWORD else raw
     try:
         value = parse_value(type_, raw)
     except ValueError as exc:
