@@ -81,7 +81,7 @@ def _as_topic_request(topic: CreateTopicsRequestCreatableTopic, configs: dict[st
 def _result(ctx: RequestContext, result: TopicResult) -> CreateTopicsResponseCreatableTopicResult:
     if result.error != Errors.NONE:
         return {"name": result.name, "error_code": result.error, "error_message": result.message,
-                "num_partitions": -1, "replication_factor": -1, "configs": None}
+                "num_partitions": -1, "replication_factor": -1, "configs": []}  # Kafka's default: empty
     configs: list[CreateTopicsResponseCreatableTopicConfigs] = [
         {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
          "is_sensitive": e.is_sensitive}

@@ -67,7 +67,7 @@ def _describe(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfi
         entries = _entries(ctx, resource, request)
     except ConfigApiError as exc:
         return _failed(resource, exc)
-    return {"error_code": 0, "error_message": None, "resource_type": resource["resource_type"],
+    return {"error_code": 0, "error_message": "", "resource_type": resource["resource_type"],
             "resource_name": resource["resource_name"], "configs": [_config(e) for e in entries]}
 
 

@@ -66,6 +66,9 @@ VERSIONS = (0, 18)
 
 INVALID_SESSION_ID = 0
 FIRST_RECORD_BATCH_VERSION = 4  # Fetch v0-3 read message formats 0/1 (down-converted)
+# Errors KafkaApis answers before reading (its `erroneous` partitions), never from the log.
+_REFUSED_BEFORE_READING = frozenset({Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.UNKNOWN_TOPIC_ID,
+                                     Errors.TOPIC_AUTHORIZATION_FAILED})
 
 
 async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
@@ -171,8 +174,10 @@ def _partition_data(index: int, result: FetchResult) -> FetchResponsePartitionDa
         "high_watermark": result.high_watermark,
         "last_stable_offset": result.last_stable_offset,
         "log_start_offset": result.log_start_offset,
-        # read_committed only (None otherwise): the transactions the client must drop.
-        "aborted_transactions": None if result.aborted_transactions is None else [
+        # read_committed only (None otherwise): the transactions the client must drop. A partition
+        # refused before any read gets Kafka's FetchResponse.partitionResponse: an empty list.
+        "aborted_transactions": ([] if result.error in _REFUSED_BEFORE_READING else None)
+        if result.aborted_transactions is None else [
             {"producer_id": txn.producer_id, "first_offset": txn.first_offset} for txn in result.aborted_transactions],
         "preferred_read_replica": -1,
         "records": result.records if result.records is not None else b"",
