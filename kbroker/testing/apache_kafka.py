@@ -78,10 +78,10 @@ def java_argv(main_class: str, args: list[str] | tuple[str, ...], *, heap: str =
 
 
 def run_kafka_tool(tool: str, *args: str, input_text: str | None = None, timeout: float = TOOL_TIMEOUT,
-                   quick_start: bool = True) -> subprocess.CompletedProcess:
+                   quick_start: bool = True, heap: str = TOOL_HEAP) -> subprocess.CompletedProcess:
     """Run one of Kafka's tools by its script name (`kafka-topics`), output captured as text.
     The exit code is the caller's to judge: error paths are part of what tests compare."""
-    argv = java_argv(TOOL_CLASSES[tool], args, quick_start=quick_start)
+    argv = java_argv(TOOL_CLASSES[tool], args, heap=heap, quick_start=quick_start)
     try:
         return subprocess.run(argv, capture_output=True, text=True, input=input_text, timeout=timeout,
                               stdin=None if input_text is not None else subprocess.DEVNULL, check=False)
