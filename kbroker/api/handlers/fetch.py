@@ -20,7 +20,9 @@
     read_committed, the last stable offset, so their moves wake it).
   - OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
     UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13
-    (UNKNOWN_TOPIC_ID).
+    (UNKNOWN_TOPIC_ID). A partition in error answers -1 for its high watermark, last stable
+    offset and log start (Kafka's createLogReadResult); one refused before reading (unknown
+    topic or id) an empty aborted_transactions list, as Kafka's partitionResponse.
   - Records go out (v4+) as file regions of the segments, never decoded.
   - Before v10, partitions of a compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE,
     as Kafka answers.
