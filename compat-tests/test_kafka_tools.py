@@ -377,19 +377,25 @@ def test_error_paths_print_what_apache_kafka_prints(broker, apache_kafka, argv):
     assert (ours.returncode, _message(ours)) == (theirs.returncode, _message(theirs))
 
 
-def test_a_bad_config_value_prints_kafkas_reason(broker, apache_kafka):
+@pytest.mark.parametrize(("setting", "reason"), [
+    ("retention.ms=abc", "Invalid value abc for configuration retention.ms: Not a number of type LONG"),
+    ("retention.ms=-5", "Invalid value -5 for configuration retention.ms: Value must be at least -1"),
+    ("cleanup.policy=forever",
+     "Invalid value forever for configuration cleanup.policy: String must be one of: compact, delete"),
+], ids=["not-a-number", "below-range", "not-in-list"])
+def test_a_bad_config_value_prints_kafkas_reason(broker, apache_kafka, setting, reason):
     """The reason is ConfigDef's own. Allowed to differ: the wrapping. A ZooKeeper-mode broker
     (kbroker, as Kafka 3.9's ZkAdminManager) answers INVALID_REQUEST "Invalid config value for
     resource ...: <reason>", a KRaft controller INVALID_CONFIG "<reason>"."""
-    reason = "Invalid value abc for configuration retention.ms: Not a number of type LONG"
     outputs = []
     for target in (broker.bootstrap, apache_kafka.bootstrap):
-        create_topic(target, "bad-config")
+        if "bad-config" not in AdminClient({"bootstrap.servers": target}).list_topics(timeout=TIMEOUT_S).topics:
+            create_topic(target, "bad-config")
         done = tool("kafka-configs", "--bootstrap-server", target, "--entity-type", "topics", "--entity-name",
-                    "bad-config", "--alter", "--add-config", "retention.ms=abc", ok=False)
+                    "bad-config", "--alter", "--add-config", setting, ok=False)
         assert done.returncode == 1
         outputs.append(done.stderr)
     ours, theirs = outputs
-    assert f"Caused by: org.apache.kafka.common.errors.InvalidConfigurationException: {reason}" in theirs
+    assert f"Caused by: org.apache.kafka.common.errors.InvalidConfigurationException: {reason}" in theirs, theirs
     assert ("Caused by: org.apache.kafka.common.errors.InvalidRequestException: Invalid config value for resource "
-            f"ConfigResource(type=TOPIC, name='bad-config'): {reason}") in ours
+            f"ConfigResource(type=TOPIC, name='bad-config'): {reason}") in ours, ours

@@ -332,16 +332,16 @@ def test_unreadable_file_is_a_config_error(tmp_path):
     [
         ("num.partitions=abc", "Not a number of type INT"),
         ("num.partitions=1.5", "Not a number of type INT"),
-        ("num.partitions=0", "at least 1"),
+        ("num.partitions=0", "Value must be at least 1"),
         ("num.partitions=2147483648", "Not a number of type INT"),
         ("offsets.topic.replication.factor=40000", "Not a number of type SHORT"),
         ("log.retention.ms=9223372036854775808", "Not a number of type LONG"),
         ("auto.create.topics.enable=yes", "Expected value to be either true or false"),
-        ("log.cleaner.min.cleanable.ratio=1.5", "between 0 and 1"),
+        ("log.cleaner.min.cleanable.ratio=1.5", "Value must be no more than 1"),
         ("log.cleaner.min.cleanable.ratio=1_0", "Not a number of type DOUBLE"),
         ("log.message.timestamp.type=createtime", "CreateTime, LogAppendTime"),
         ("compression.type=brotli", "uncompressed, zstd, lz4, snappy, gzip, producer"),
-        ("log.cleanup.policy=delete,purge", "compact, delete"),
+        ("log.cleanup.policy=purge", "String must be one of: compact, delete"),
         ("inter.broker.protocol.version=3.7-IV9", "Kafka version"),
         ("inter.broker.protocol.version=banana", "Kafka version"),
         ("security.inter.broker.protocol=TLS", "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
@@ -356,6 +356,13 @@ def test_bad_value_names_key_value_and_what_is_allowed(setting, allowed):
     message = str(info.value)
     # ConfigException's form: the value unquoted, then ConfigDef's own words for what is wrong.
     assert f"Invalid value {value} for configuration {key}: " in message and allowed in message
+
+
+def test_a_bad_list_item_is_named_alone_as_kafkas_valid_list_does():
+    with pytest.raises(ConfigError) as info:
+        KafkaConfig.load(overrides=["log.cleanup.policy=delete,purge"])
+    assert "Invalid value purge for configuration log.cleanup.policy: String must be one of: compact, delete" in str(
+        info.value)
 
 
 def test_every_bad_value_is_reported_at_once():
