@@ -369,6 +369,8 @@ def _message(done: subprocess.CompletedProcess) -> str:
     ("kafka-consumer-groups", "--delete", "--group", "no-such-group"),
     ("kafka-configs", "--entity-type", "topics", "--entity-name", "no-such-topic", "--describe"),
     ("kafka-transactions", "describe", "--transactional-id", "no-such-id"),
+    # No authorizer on either side: kafka-acls says so (SECURITY_DISABLED) the same way.
+    ("kafka-acls", "--list"),
 ], ids=lambda argv: " ".join(argv[:3]))
 def test_error_paths_print_what_apache_kafka_prints(broker, apache_kafka, argv):
     name, *args = argv
