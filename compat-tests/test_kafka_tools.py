@@ -281,6 +281,23 @@ def test_dump_log_reads_kbrokers_segments_and_indexes(broker):
     assert len(re.findall(r"^timestamp: \d+ offset: \d+$", dumped.stdout, re.M)) > 1  # the .timeindex
 
 
+def test_rolled_segments_indexes_pass_kafkas_sanity_check(broker):
+    """The check Kafka runs at start-up on the indexes of segments that are no longer active (an
+    active segment's preallocated .timeindex fails it on Kafka's own brokers too): a rolled
+    segment's indexes must have been trimmed and ordered as Kafka's are."""
+    from confluent_kafka.admin import NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("rolled", 1, 1, config={"segment.bytes": "100000"})])["rolled"].result(TIMEOUT_S)
+    produce(broker.bootstrap, "rolled", [b"r%04d" % i * 50 for i in range(2000)], **{"batch.size": "10000"})
+    segments = sorted((Path(broker.log_dir) / "rolled-0").glob("*.log"))
+    assert len(segments) > 2, segments
+    first = segments[0].with_suffix("")
+    files = [f"{first}.index", f"{first}.timeindex"]
+    sane = tool("kafka-dump-log", "--index-sanity-check", "--files", ",".join(files))
+    assert lines(sane.stdout) == [line for path in files for line in (f"Dumping {path}", f"{path} passed sanity check.")]
+
+
 def _partition_files(log_dir: Path, topic: str) -> list[str]:
     """Every non-empty first segment of `topic`'s partitions in kbroker's data dir."""
     segments = sorted(log_dir.glob(f"{topic}-*/00000000000000000000.log"))
