@@ -81,12 +81,12 @@ def cells(medians: dict[str, float | None]) -> str:
     return f"{rate:>16,.0f}{mb:>9.1f}{avg:>9.1f}{p99:>9.1f}"
 
 
-def report(results: dict[tuple[str, str], list[dict]], names: list[str]) -> list[dict]:
+def report(results: dict[tuple[str, str], list[dict]], names: list[str], cases: list[Case]) -> list[dict]:
     """Prints the table; returns one JSON-able row per case."""
     rows = []
     columns = "".join(f"{name + ' rec/s':>16}{'MB/s':>9}{'avg ms':>9}{'p99 ms':>9}" for name in names)
     print(f"{'case':<16}{columns}{'MB/s ' + names[0] + '/' + names[1]:>22}")
-    for case in CASES:
+    for case in cases:
         row: dict = {"kind": "perf-test", "case": case.key}
         text = f"{case.key:<16}"
         for name in names:
@@ -106,7 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/bench_perf_test.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (0.1 for a quick run)")
     parser.add_argument("--runs", type=int, default=3, help="runs per case and broker; figures are medians")
+    parser.add_argument("--cases", default=",".join(case.key for case in CASES),
+                        help=f"comma-separated subset of: {', '.join(case.key for case in CASES)}")
     args = parser.parse_args(argv)
+    known = {case.key: case for case in CASES}
+    unknown = [key for key in args.cases.split(",") if key not in known]
+    if unknown or args.runs < 1 or args.scale <= 0:
+        parser.error(f"unknown cases {unknown}" if unknown else "--runs must be at least 1 and --scale positive")
+    cases = [known[key] for key in args.cases.split(",")]
     specs = [BrokerSpec("kbroker"), apache_kafka_spec()]
     work_dir = tempfile.mkdtemp(prefix="kbroker-perf-test-")
     brokers: dict[str, RunningBroker] = {}
@@ -118,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{spec.name} answers at {brokers[spec.name].bootstrap}")
         for run in range(args.runs):
             order = specs if run % 2 == 0 else specs[::-1]
-            for case in CASES:
+            for case in cases:
                 records = max(100, round(case.records * args.scale))
                 for spec in order:
                     sample = run_case(case, records, brokers[spec.name], f"perf-{token}-{case.key}-r{run}")
@@ -130,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         for broker in brokers.values():
             stop_broker(broker)
         shutil.rmtree(work_dir, ignore_errors=True)
-    rows = report(results, [spec.name for spec in specs])
+    rows = report(results, [spec.name for spec in specs], cases)
     for row in rows:
         print(json.dumps(row))
     return 0 if all(not row[spec.name]["errors"] for row in rows for spec in specs) else 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kbroker.testing.apache_kafka import apache_kafka_unavailable_reason
 from kbroker.testing.zookeeper import zookeeper_unavailable_reason
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -111,6 +112,28 @@ def test_against_runs_the_same_scenarios_and_prints_ratios():
         ("start", "start_ms"), ("produce-1k", "mb_per_s"), ("e2e-latency", "p50_ms"), ("e2e-latency", "p99_ms"),
         ("memory", "rss_idle_mib"), ("memory", "rss_after_mib"),
     }  # fmt: skip
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_against_kafka_runs_apache_kafka_from_its_jars():
+    code, lines, stderr = run_bench("--scenarios", "produce-1k", "--against", "kafka", timeout=180)
+    assert code == 0, stderr
+    result = by_scenario(lines, "kafka")["produce-1k"]
+    assert result["verified"] and THROUGHPUT_KEYS <= result.keys(), result
+    assert ("produce-1k", "mb_per_s") in {(line["scenario"], line["metric"]) for line in lines if line["kind"] == "ratio"}
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_kafka_producer_perf_test_runs_against_both():
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_perf_test.py"), "--scale", "0.0005", "--runs", "1",
+                           "--cases", "1k-acks-all"], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [row["case"] for row in rows] == ["1k-acks-all"]  # one case: each run is a JVM per broker
+    for row in rows:
+        for broker in ("kbroker", "kafka"):
+            assert row[broker]["errors"] == [] and row[broker]["records_per_s"] > 0, row
+        assert row["ratio_mb_per_s"] > 0
 
 
 def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(broker):
