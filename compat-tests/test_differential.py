@@ -11,6 +11,7 @@ not listed, and on a listed one that no longer occurs (so the list cannot go sta
 from __future__ import annotations
 
 import fnmatch
+import uuid
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ MASKED = "<masked>"
 MASKED_FIELDS = frozenset({
     "throttle_time_ms", "cluster_id", "controller_id", "node_id", "host", "port", "rack", "topic_id",
     "leader_id", "replica_nodes", "isr_nodes", "offline_replicas", "leader_epoch", "log_append_time_ms",
-    "topic_authorized_operations", "cluster_authorized_operations",
+    "topic_authorized_operations", "cluster_authorized_operations", "broker_id",
 })  # fmt: skip
 
 # Differences that must stay, as fnmatch patterns over "<scenario> <path>", with their reasons.
@@ -92,6 +93,13 @@ ALLOWED: dict[str, str] = {
                     "dot_dot_name", "too_long_name")},
     **{f"{scenario} *.configs.{name}": reason for name, reason in TOPIC_CONFIGS_DIFFER.items()
        for scenario in ("create_topics_validate_only", "describe_configs_topic")},
+    "create_partitions_same_count .results[[]0[]].error_message": (
+        KRAFT + ": ZooKeeper-mode Kafka's 'Topic already has 1 partitions.', KRaft's '... 1 partition(s).'"),
+    "create_partitions_unknown_topic .results[[]0[]].error_message": (
+        KRAFT + ": ZooKeeper-mode Kafka's ZkAdminManager says \"The topic 'x' does not exist.\", KRaft nothing"),
+    "delete_topics_unknown .responses[[]0[]].error_message": (
+        "kbroker names the topic (its own `kbroker topics` tool prints that); Kafka 3.9 ZooKeeper mode sends no "
+        "message here, KRaft the error's default text: left as it is, a message only"),
 }  # fmt: skip
 
 
@@ -315,3 +323,60 @@ def test_describe_configs_defaults_of_a_topic(ports):
     body = {"resources": [{"resource_type": 2, "resource_name": "diff-configs", "configuration_keys": None}],
             "include_synonyms": False, "include_documentation": False}
     assert_same("describe_configs_topic", *call_both(ports, DESCRIBE_CONFIGS, 4, body))
+
+
+# -- more requests, each answered the same (or as ALLOWED says) ----------------------------------
+
+ZERO_UUID = uuid.UUID(int=0)
+MORE_REQUESTS = [
+    ("produce_unknown_topic", PRODUCE, 9, produce_body("x-nope", 0, build_batch([b"v"], timestamps=[1]))),
+    ("list_offsets_unknown_topic", LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+        {"name": "x-nope", "partitions": [{"partition_index": 0, "timestamp": -1}]}]}),
+    ("list_offsets_unknown_partition", LIST_OFFSETS, 7, {"replica_id": -1, "isolation_level": 0, "topics": [
+        {"name": "x-topic", "partitions": [{"partition_index": 5, "timestamp": -1}]}]}),
+    ("delete_topics_unknown", 20, 6, {"topics": [{"name": "x-nope", "topic_id": ZERO_UUID}], "timeout_ms": 10000}),
+    ("create_partitions_same_count", 37, 3, {"topics": [{"name": "x-topic", "count": 1, "assignments": None}],
+                                            "timeout_ms": 10000, "validate_only": False}),
+    ("create_partitions_unknown_topic", 37, 3, {"topics": [{"name": "x-nope", "count": 3, "assignments": None}],
+                                               "timeout_ms": 10000, "validate_only": False}),
+    ("delete_records_beyond_high_watermark", 21, 2, {"topics": [{"name": "x-topic", "partitions": [
+        {"partition_index": 0, "offset": 1000}]}], "timeout_ms": 10000}),
+    ("delete_records_unknown_topic", 21, 2, {"topics": [{"name": "x-nope", "partitions": [
+        {"partition_index": 0, "offset": 0}]}], "timeout_ms": 10000}),
+    ("find_coordinator_bad_key_type", FIND_COORDINATOR, 3, {"key": "g", "key_type": 5}),
+    ("describe_groups_unknown", 15, 5, {"groups": ["x-nope-group"], "include_authorized_operations": False}),
+    ("list_groups_unknown_state", 16, 4, {"states_filter": ["NoSuchState"]}),
+    ("delete_groups_unknown", 42, 2, {"groups_names": ["x-nope-group"]}),
+    ("describe_cluster", 60, 1, {"include_cluster_authorized_operations": False, "endpoint_type": 1}),
+    ("offset_for_leader_epoch", 23, 4, {"replica_id": -1, "topics": [{"topic": "x-topic", "partitions": [
+        {"partition": 0, "current_leader_epoch": -1, "leader_epoch": 0}]}]}),
+    ("join_group_unknown_member", 11, 7, {"group_id": "x-join", "session_timeout_ms": 10000,
+                                          "rebalance_timeout_ms": 10000, "member_id": "bogus",
+                                          "group_instance_id": None, "protocol_type": "consumer",
+                                          "protocols": [{"name": "range", "metadata": b""}], "reason": None}),
+    ("heartbeat_unknown_group", 12, 4, {"group_id": "x-heartbeat", "generation_id": 1, "member_id": "m",
+                                        "group_instance_id": None}),
+    ("describe_producers", 61, 0, {"topics": [{"name": "x-topic", "partition_indexes": [0, 9]}]}),
+    ("list_transactions", 66, 1, {"state_filters": [], "producer_id_filters": [], "duration_filter": -1}),
+    ("describe_transactions_unknown", 65, 0, {"transactional_ids": ["x-nope-tx"]}),
+    ("incremental_alter_configs_unknown_topic", 44, 1, {"resources": [{"resource_type": 2, "resource_name": "x-nope",
+        "configs": [{"name": "retention.ms", "config_operation": 0, "value": "1000"}]}], "validate_only": False}),
+    ("describe_configs_unknown_topic", DESCRIBE_CONFIGS, 4, {"resources": [
+        {"resource_type": 2, "resource_name": "x-nope", "configuration_keys": None}],
+        "include_synonyms": False, "include_documentation": False}),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def x_topic(ports) -> None:
+    """The one-partition topic the requests above name (x-nope is never created)."""
+    create_on_both(ports, "x-topic")
+
+
+@pytest.mark.usefixtures("x_topic")
+@pytest.mark.parametrize(("scenario", "api_key", "version", "body"), MORE_REQUESTS, ids=[r[0] for r in MORE_REQUESTS])
+def test_more_requests(ports, scenario, api_key, version, body):
+    if "group_id" in body:  # a group's coordinator must be loaded on both, or both say NOT_COORDINATOR
+        for port in ports.values():
+            eventually(lambda port=port: coordinator_ready(port, body["group_id"]), what="the group's coordinator")
+    assert_same(scenario, *call_both(ports, api_key, version, body))

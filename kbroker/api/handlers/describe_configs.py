@@ -104,7 +104,9 @@ def _entries(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfig
 
 def _failed(resource: DescribeConfigsRequestDescribeConfigsResource,
             error: ConfigApiError) -> DescribeConfigsResponseDescribeConfigsResult:
-    return {"error_code": error.code, "error_message": error.message, "resource_type": resource["resource_type"],
+    # Kafka's unknown-topic result sets no message: the field's default, "" (never null here).
+    message = error.message if error.message is not None else ""
+    return {"error_code": error.code, "error_message": message, "resource_type": resource["resource_type"],
             "resource_name": resource["resource_name"], "configs": []}
 
 

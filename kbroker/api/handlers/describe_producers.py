@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
@@ -38,7 +37,8 @@ async def handle(ctx: RequestContext, request: DescribeProducersRequest) -> Desc
         for index in topic["partition_indexes"]:
             error, producers = replica_manager.active_producers(topic["name"], index)
             partitions.append({"partition_index": index, "error_code": error,
-                               "error_message": None if error == Errors.NONE else error.message,
+                               # Kafka's activeProducerState sets no message with its error.
+                               "error_message": None,
                                "active_producers": [{
                                    "producer_id": e.producer_id, "producer_epoch": e.producer_epoch,
                                    "last_sequence": e.last_seq, "last_timestamp": e.last_timestamp,
