@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from kbroker.testing import wire
 from kbroker.testing.apache_kafka import apache_kafka_unavailable_reason
 from kbroker.testing.processes import BrokerProcess
 from kbroker.testing.raw_client import RawClient, fetch_body, produce_body
@@ -193,6 +194,14 @@ def test_api_versions(ports):
     ours, theirs = call_both(ports, API_VERSIONS, 3, {"client_software_name": "kbroker-diff",
                                                       "client_software_version": "1"})
     assert_same("api_versions", ours, theirs)
+
+
+def test_api_versions_of_an_unsupported_version(ports):
+    """A version the broker does not know gets a v0 answer: UNSUPPORTED_VERSION and ApiVersions' own
+    range only (KIP-511), so the client can retry with one it serves."""
+    answers = [wire.parse_api_versions(wire.roundtrip(port, wire.api_versions_request(9, version=127)), 0)
+               for port in ports.values()]
+    assert [(a.error_code, set(a.api_keys)) for a in answers] == [(35, {API_VERSIONS})] * 2
 
 
 # -- Metadata -------------------------------------------------------------------------------------
