@@ -53,10 +53,11 @@ def cells(text: str) -> list[list[str]]:
     return [[cell.strip() for cell in line.rstrip("\t").split("\t")] for line in lines(text)]
 
 
-def produce(bootstrap: str, topic: str, values: list[bytes], **config: str) -> None:
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 1, **config: str) -> None:
+    """Round robin over `partitions`, so each partition's count is known."""
     producer = Producer({"bootstrap.servers": bootstrap, **config})
-    for value in values:
-        producer.produce(topic, value)
+    for i, value in enumerate(values):
+        producer.produce(topic, value, partition=i % partitions)
     assert producer.flush(TIMEOUT_S) == 0
 
 
@@ -123,11 +124,12 @@ def test_consumer_groups_list_describe_reset_and_delete(broker):
     bs = ["--bootstrap-server", broker.bootstrap]
     topic, group = "grouped", "tools-group"
     create_topic(broker.bootstrap, topic, partitions=2)
-    produce(broker.bootstrap, topic, [b"v%d" % i for i in range(20)], partitioner="murmur2_random")
+    produce(broker.bootstrap, topic, [b"v%d" % i for i in range(20)], partitions=2)
     consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False})
     consumer.commit(offsets=[TopicPartition(topic, 0, 1), TopicPartition(topic, 1, 2)], asynchronous=False)
     consumer.close()
     end = [tp.offset for tp in _end_offsets(broker.bootstrap, topic, 2)]
+    assert end == [10, 10]
 
     assert group in lines(tool("kafka-consumer-groups", *bs, "--list").stdout)
     described = tool("kafka-consumer-groups", *bs, "--describe", "--group", group)
@@ -340,7 +342,8 @@ def cluster(zookeeper, module_broker_factory):
 def test_leader_election_puts_the_preferred_replica_back(cluster):
     bs = ["--bootstrap-server", cluster.bootstrap]
     tool("kafka-topics", *bs, "--create", "--topic", "elected", "--replica-assignment", "1:2")
-    cluster.wait_for(lambda: cluster.leader("elected") == 1 and cluster.isr("elected") == [1, 2], what="1 to lead")
+    cluster.wait_for(lambda: cluster.leader("elected") == 1 and sorted(cluster.isr("elected")) == [1, 2],
+                     what="broker 1 to lead with both in the ISR")
     assert cluster.brokers[1].stop() == 0  # controlled shutdown hands leadership to broker 2
     cluster.wait_for(lambda: cluster.leader("elected") == 2, what="broker 2 to lead")
     cluster.restart(1)
@@ -350,7 +353,8 @@ def test_leader_election_puts_the_preferred_replica_back(cluster):
                    "--partition", "0")
     assert elected.stdout.strip() == "Successfully completed leader election (PREFERRED) for partitions elected-0"
     assert cluster.leader("elected") == 1
-    again = tool("kafka-leader-election", *bs, "--election-type", "preferred", "--all-topic-partitions")
+    again = tool("kafka-leader-election", *bs, "--election-type", "preferred", "--topic", "elected",
+                 "--partition", "0")
     assert again.stdout.strip() == "Valid replica already elected for partitions elected-0"
 
 
