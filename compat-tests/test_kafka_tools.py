@@ -2,9 +2,9 @@
 bin/*.sh scripts run them) against a real kbroker: each tool's output is asserted, and the error
 paths a user hits print what they print against Apache Kafka 4.4 itself.
 
-One JVM per invocation cannot be avoided for CLI tools, so the invocations are counted (about 45, a dozen of them the error paths run against both)
-and start quickly (C1 only, serial GC; kbroker.testing.apache_kafka). Apache Kafka runs once,
-for the error-path comparison only.
+One JVM per invocation cannot be avoided for CLI tools, so the invocations are counted (about
+45, a dozen of them the error paths run against both) and start quickly (C1 only, serial GC;
+kbroker.testing.apache_kafka). Apache Kafka runs once, for the error-path comparison only.
 """
 
 from __future__ import annotations
