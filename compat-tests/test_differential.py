@@ -5,7 +5,8 @@ and to kbroker, the answers compared field by field.
 Masked, because they must differ between any two brokers: ids (node, topic, producer, cluster),
 hosts and ports, throttle times, timestamps the broker assigns. Every other difference is either
 fixed in kbroker or listed in ALLOWED with the reason it must stay: a test fails on a difference
-not listed, and on a listed one that no longer occurs (so the list cannot go stale).
+not listed, and on a listed one that no longer occurs (so the list cannot go stale), except the
+APIs not built yet (UNTIL_BUILT), which other work is adding.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ NOT_BUILT_KEYS = {
     **{key: "share groups (KIP-932) and streams groups (KIP-1071), Kafka 4.x only"
        for key in (76, 77, 78, 79, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94)},
 }  # fmt: skip
+# APIs other branches are building: their entries may stop occurring (or become a version
+# difference) when those land, without failing the check that the list is current.
+UNTIL_BUILT = frozenset(f"api_versions .api_keys.{key}*" for key in NOT_BUILT_KEYS)
 KRAFT_ONLY_KEYS = {55: "DescribeQuorum", 64: "UnregisterBroker", 80: "AddRaftVoter", 81: "RemoveRaftVoter"}
 ZK_ONLY_KEYS = {4: "LeaderAndIsr", 5: "StopReplica", 6: "UpdateMetadata", 7: "ControlledShutdown",
                 56: "AlterPartition (served to ZooKeeper-mode controllers' brokers)"}
@@ -79,7 +83,7 @@ ALLOWED: dict[str, str] = {
     **{f"api_versions .api_keys.{key}.min_version": OLD_VERSIONS for key in (1, 2, 8, 9, 19, 20, 23, 27, 29, 30,
                                                                                31, 32)},
     **{f"api_versions .api_keys.{key}.max_version": NEWER_MAX for key in (18, 27, 28, 42)},
-    **{f"api_versions .api_keys.{key}": f"{name}: {NOT_BUILT}" for key, name in NOT_BUILT_KEYS.items()},
+    **{f"api_versions .api_keys.{key}*": f"{name}: {NOT_BUILT}" for key, name in NOT_BUILT_KEYS.items()},
     **{f"api_versions .api_keys.{key}": f"{name}: {KRAFT}" for key, name in KRAFT_ONLY_KEYS.items()},
     **{f"api_versions .api_keys.{key}": f"{name}: {KRAFT}" for key, name in ZK_ONLY_KEYS.items()},
     "api_versions .supported_features*": KRAFT + ": feature versioning (metadata.version) is KRaft's",
@@ -152,7 +156,7 @@ def assert_same(scenario: str, ours: Any, theirs: Any) -> None:
     unexplained = [d for d in found if not any(fnmatch.fnmatchcase(f"{scenario} {d[0]}", p) for p in ALLOWED)]
     assert not unexplained, "\n".join(f"{scenario} {path}: kbroker {a!r} != kafka {b!r}" for path, a, b in unexplained)
     for pattern in ALLOWED:
-        if pattern.startswith(f"{scenario} "):
+        if pattern.startswith(f"{scenario} ") and pattern not in UNTIL_BUILT:
             assert any(fnmatch.fnmatchcase(f"{scenario} {d[0]}", pattern) for d in found), \
                 f"allowed difference {pattern!r} no longer occurs: drop it from ALLOWED"
 
