@@ -95,8 +95,13 @@ def _text(output: bytes | str | None) -> str:
 
 
 def random_cluster_id() -> str:
-    """A cluster id as `kafka-storage random-uuid` prints it: 16 random bytes, URL-safe base64."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as `kafka-storage random-uuid` prints it: 16 random bytes, URL-safe base64,
+    never starting with '-' (Kafka's Uuid.randomUuid draws again: a command line would read it
+    as an option)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def server_properties(port: int, controller_port: int, log_dir: Path, host: str = "127.0.0.1") -> str:
