@@ -172,14 +172,21 @@ class ApacheKafkaProcess:
 
     def start(self, timeout: float = START_TIMEOUT) -> ApacheKafkaProcess:
         """Format (first time), start, and wait until it answers ApiVersions on its listener, which
-        KRaft opens to requests only once the broker has caught up with its metadata."""
-        argv = prepare_server(self.workdir, self.port)
-        self.proc = start_session_process(argv, self.output_path, self.workdir)
-        failure = start_failure(self.proc, self._answers, "Apache Kafka", "ApiVersions", timeout,
-                                self.output_path, self.stop)
-        if failure is not None:
-            raise AssertionError(failure)
-        return self
+        KRaft opens to requests only once the broker has caught up with its metadata. A port
+        taken between free_port() and the bind is drawn again, on a fresh log dir."""
+        for attempt in range(3):
+            argv = prepare_server(self.workdir, self.port)
+            self.proc = start_session_process(argv, self.output_path, self.workdir)
+            failure = start_failure(self.proc, self._answers, "Apache Kafka", "ApiVersions", timeout,
+                                    self.output_path, self.stop)
+            if failure is None:
+                return self
+            if "Address already in use" not in failure or attempt == 2:
+                raise AssertionError(failure)
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+            (self.workdir / "server.properties").unlink()
+            self.port = free_port()
+        raise AssertionError("unreachable")
 
     def _answers(self) -> bool:
         try:
