@@ -13,12 +13,20 @@ import sys
 
 import pytest
 
+from kbroker.testing.apache_kafka import (
+    KAFKA_LIB,
+    TOOL_CLASSES,
+    apache_kafka_unavailable_reason,
+    random_cluster_id,
+    server_properties,
+)
 from kbroker.testing.processes import free_port
 from kbroker.testing.waiting import eventually, eventually_async
 
 CLIENT_LIBRARIES = ("kafka", "confluent_kafka", "aiokafka")
 LIGHT_MODULES = ("kbroker.testing", "kbroker.testing.waiting", "kbroker.testing.processes",
-                 "kbroker.testing.zookeeper", "kbroker.testing.wire", "kbroker.testing.pytest_plugin")
+                 "kbroker.testing.zookeeper", "kbroker.testing.wire", "kbroker.testing.pytest_plugin",
+                 "kbroker.testing.apache_kafka")
 
 
 def test_eventually_returns_the_first_truthy_value():
@@ -82,3 +90,33 @@ def test_zookeeper_chooses_another_port_when_its_port_was_taken_before_it_bound(
     finally:
         process.stop()
         taken.close()
+
+
+def test_apache_kafka_server_properties_make_one_kraft_node(tmp_path):
+    text = server_properties(9092, 9093, tmp_path)
+    settings = dict(line.split("=", 1) for line in text.splitlines())
+    assert settings["process.roles"] == "broker,controller"
+    assert settings["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
+    assert settings["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert settings["log.dirs"] == str(tmp_path) and settings["offsets.topic.replication.factor"] == "1"
+
+
+def test_a_cluster_id_is_sixteen_bytes_in_url_safe_base64():
+    import base64
+
+    for _ in range(500):  # one in 64 would start with '-', which kafka-storage reads as an option
+        cluster_id = random_cluster_id()
+        assert len(cluster_id) == 22 and len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+        assert not cluster_id.startswith("-")
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_every_tool_main_class_is_in_kafkas_jars():
+    import zipfile
+
+    classes = set()
+    for jar in KAFKA_LIB.glob("*.jar"):
+        with zipfile.ZipFile(jar) as archive:
+            classes.update(name for name in archive.namelist() if name.endswith(".class"))
+    missing = {tool: main for tool, main in TOOL_CLASSES.items() if main.replace(".", "/") + ".class" not in classes}
+    assert not missing

@@ -84,6 +84,12 @@ CONSUMER_REPLICA_ID = -1
 LEADER_EPOCH_DURING_DELETE = -2
 NO_LEADER_EPOCH = -1
 ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
+# The append errors Kafka's appendToLocalLog answers with UNKNOWN_LOG_APPEND_INFO and no custom
+# message: log start offset -1 and a null error_message (the others name the log start offset).
+_PLAIN_APPEND_ERRORS = frozenset({
+    Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.NOT_LEADER_OR_FOLLOWER, Errors.MESSAGE_TOO_LARGE,
+    Errors.RECORD_LIST_TOO_LARGE, Errors.CORRUPT_MESSAGE, Errors.KAFKA_STORAGE_ERROR,
+})
 
 
 class TxnMarkerEntry(NamedTuple):
@@ -335,6 +341,8 @@ class ReplicaManager:
             if stats is not None:
                 stats.failed_produce_requests += 1
                 stats.bytes_rejected += len(records)
+            if exc.code in _PLAIN_APPEND_ERRORS:
+                return ProduceResult(exc.code)
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1,
                                  record_errors=exc.record_errors)
@@ -479,7 +487,8 @@ class ReplicaManager:
             data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
                                     include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
         except LogError as exc:
-            return FetchResult(exc.code, hw, lso, log_start)
+            # Kafka's createLogReadResult(e): an error answers -1 for the offsets, not the log's.
+            return FetchResult(exc.code)
         if replica is not None and update_fetch_state:
             hw_moved, expansion = p.update_follower_fetch_state(replica, req.fetch_offset, req.log_start_offset,
                                                                 _now_ms(), log_end, replica_epoch)

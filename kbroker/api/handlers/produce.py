@@ -21,6 +21,9 @@
     TOPIC_AUTHORIZATION_FAILED (before any other check of the topic). One decision per topic,
     cached by the authorizer: nothing per record. Idempotence needs no more (KIP-679).
   - Client writes to internal topics get INVALID_TOPIC_EXCEPTION.
+  - As Kafka's appendToLocalLog: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
+    MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, CORRUPT_MESSAGE and KAFKA_STORAGE_ERROR answer
+    log_start_offset -1 and no error_message (compat-tests/test_differential.py compares them).
   - A batch refused for its records (a keyless record on a compacted topic, a timestamp out of
     bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
     offending record's batch index and message) and Kafka's `error_message`.
