@@ -1,0 +1,206 @@
+"""The web console's HTTP side: aiohttp serving the page (kbroker/console/static, no CDN) and a
+JSON API over ClusterView, whose blocking client calls run in worker threads.
+
+- `make_app(view)`: the aiohttp application;
+- `parse_listen("http://HOST:PORT")`: where to listen (the `console.listener` setting's form);
+- `ConsoleServer`: the console on a thread of its own with its own event loop, as the broker
+  runs it when `console.listener` is set: the broker's loop never serves a page.
+
+API (JSON): GET /api/cluster, /api/topics, /api/topics/{topic}, /api/topics/{topic}/messages
+(partition, offset | timestamp, limit, search), POST /api/topics/{topic}/messages, GET
+/api/groups, /api/groups/{group}, POST /api/groups/{group}/reset, GET /api/throughput. A topic or
+group that does not exist is a 404 with {"error": ...}; a bad request a 400; a cluster that does
+not answer a 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from kbroker.console.cluster_view import BadRequest, ClusterView, NotFound
+
+log = logging.getLogger("kbroker.console")
+STATIC = resources.files("kbroker.console") / "static"
+VIEW: web.AppKey[ClusterView] = web.AppKey("view", ClusterView)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """`http://HOST:PORT` -> (host, port); ValueError for anything else."""
+    parts = urlsplit(value)
+    if parts.scheme != "http" or not parts.port or parts.path not in ("", "/"):
+        raise ValueError(f"expected http://HOST:PORT, got {value!r}")
+    return parts.hostname or "0.0.0.0", parts.port
+
+
+def _json_error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except NotFound as exc:
+        return _json_error(404, str(exc))
+    except (BadRequest, ValueError) as exc:
+        return _json_error(400, str(exc))
+    except web.HTTPException:
+        raise
+    except Exception as exc:  # the cluster's answer (KafkaException, a timeout): the page says so
+        log.info("console request %s failed: %r", request.path, exc)
+        return _json_error(502, f"the cluster did not answer: {exc}")
+
+
+async def _call(request: web.Request, method: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
+    return web.json_response(await asyncio.to_thread(method, *args, **kwargs))
+
+
+def _int_param(request: web.Request, name: str, default: int | None = None) -> int | None:
+    text = request.query.get(name, "")
+    if text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number, not {text!r}") from None
+
+
+async def _index(_request: web.Request) -> web.StreamResponse:
+    return web.Response(text=(STATIC / "index.html").read_text(), content_type="text/html")
+
+
+async def _static(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    types = {"js": "text/javascript", "css": "text/css"}
+    asset = STATIC / name
+    if "/" in name or name.rpartition(".")[2] not in types or not asset.is_file():
+        raise web.HTTPNotFound()
+    return web.Response(text=asset.read_text(), content_type=types[name.rpartition(".")[2]])
+
+
+async def _cluster(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].cluster)
+
+
+async def _topics(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].topics)
+
+
+async def _topic(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].topic, request.match_info["topic"])
+
+
+async def _messages(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].messages, request.match_info["topic"],
+                       _int_param(request, "partition", 0) or 0, offset=_int_param(request, "offset"),
+                       timestamp_ms=_int_param(request, "timestamp"), limit=_int_param(request, "limit", 50) or 50,
+                       search=request.query.get("search") or None)
+
+
+async def _produce(request: web.Request) -> web.Response:
+    body = await request.json()
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    headers = body.get("headers") or {}
+    if not isinstance(headers, dict):
+        raise BadRequest("headers must be an object of strings")
+    partition = body.get("partition")
+    return await _call(request, request.app[VIEW].produce, request.match_info["topic"], key=body.get("key"),
+                       value=body.get("value"), headers={str(k): str(v) for k, v in headers.items()},
+                       partition=None if partition in (None, "") else int(partition))
+
+
+async def _groups(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].groups)
+
+
+async def _group(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].group, request.match_info["group"])
+
+
+async def _reset(request: web.Request) -> web.Response:
+    body = await request.json()
+    offset = body.get("offset")
+    return await _call(request, request.app[VIEW].reset_group, request.match_info["group"], str(body.get("topic")),
+                       str(body.get("to")), None if offset in (None, "") else int(offset))
+
+
+async def _throughput(request: web.Request) -> web.Response:
+    return await _call(request, request.app[VIEW].throughput)
+
+
+def make_app(view: ClusterView) -> web.Application:
+    app = web.Application(middlewares=[_errors])
+    app[VIEW] = view
+    app.add_routes([
+        web.get("/", _index),
+        web.get("/static/{name}", _static),
+        web.get("/api/cluster", _cluster),
+        web.get("/api/topics", _topics),
+        web.get("/api/topics/{topic}", _topic),
+        web.get("/api/topics/{topic}/messages", _messages),
+        web.post("/api/topics/{topic}/messages", _produce),
+        web.get("/api/groups", _groups),
+        web.get("/api/groups/{group}", _group),
+        web.post("/api/groups/{group}/reset", _reset),
+        web.get("/api/throughput", _throughput),
+    ])
+    return app
+
+
+async def start_site(view: ClusterView, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(make_app(view), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+class ConsoleServer:
+    """The console on its own thread and event loop, for the broker process."""
+
+    def __init__(self, listen: str, client_config: dict[str, Any]) -> None:
+        self.host, self.port = parse_listen(listen)
+        self.client_config = client_config
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="kbroker-console", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Listen, or raise what stopped it from listening (a port in use)."""
+        self._thread.start()
+        self._ready.wait(timeout)
+        if self._failure is not None:
+            raise self._failure
+
+    def _run(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            self._runner = loop.run_until_complete(start_site(ClusterView(self.client_config), self.host, self.port))
+        except BaseException as exc:
+            self._failure = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        loop.run_forever()
+        loop.run_until_complete(self._runner.cleanup())
+        loop.close()
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is not None and self._failure is None and not loop.is_closed():
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(10)
