@@ -17,12 +17,12 @@ RUN groupadd --system kbroker && useradd --system --gid kbroker --home-dir /var/
 
 WORKDIR /opt/kbroker
 # Pinned dependencies first (a layer that survives source changes), then kbroker itself with the
-# command-line tools: `docker run ... kbroker topics --bootstrap-server ...` works in the image.
+# command-line tools (`docker run ... kbroker topics --bootstrap-server ...`) and metrics.listener.
 COPY docker/requirements.txt ./docker/requirements.txt
 RUN pip install -r docker/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY kbroker ./kbroker
-RUN pip install --no-deps '.[fast,tools]'
+RUN pip install --no-deps '.[fast,tools,metrics]'
 
 ENV KBROKER_LISTENERS=PLAINTEXT://0.0.0.0:9092 \
     KBROKER_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \

@@ -40,6 +40,7 @@ class _Peer:
     peer = "127.0.0.1:1"
     listener_name = "PLAINTEXT"
     session = None
+    request_arrival = 0.0  # read only when requests are measured (metrics or the DEBUG request log)
 
 
 class InProcessBroker:

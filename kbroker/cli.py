@@ -1,6 +1,6 @@
 """The `kbroker` command (and `python -m kbroker`), shaped like kafka-server-start.sh:
 
-    kbroker [server.properties] [--override key=value ...] [--log-level LEVEL]
+    kbroker [server.properties] [--override key=value ...] [--log-level LEVEL] [--log-format text|json]
 
 or, when the first argument names one (TOOL_COMMANDS), runs a Kafka-style tool of kbroker.tools:
 `kbroker topics --bootstrap-server HOST:PORT --list`.
@@ -9,7 +9,10 @@ It reads the settings (kbroker.config), reports unknown keys and KBROKER_* varia
 warning line (with a "did you mean"), and stops with exit code 2 and one error line on a bad
 value, an unreadable file or a setting kbroker does not support yet (kbroker/config/support.py),
 before anything listens; settings without effect here are named in one INFO line.
-Then it sets up logging (`[time] LEVEL logger: message`) and hands over to kbroker.server.
+Then it sets up logging (`[time] LEVEL logger: message`, or with `--log-format json` one JSON
+object per line: time, level, logger, message and the record's extras, such as the request log's
+api, client_id and times) and hands over to kbroker.server. At DEBUG the logger
+`kafka.request.logger` writes one line per request (kbroker/api/kafka_apis.py), as Kafka's does.
 
 Must not touch: sockets, the data directory or any service; kbroker.server is imported only once
 the settings are known to be good.
@@ -18,18 +21,29 @@ the settings are known to be good.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+import time
+from typing import Any
 
 import kbroker
 from kbroker.config import DATA_DIR_DEFAULT, ConfigError, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
-from kbroker.config.support import ignored_message, ignored_settings, refusal_message, refused_settings
+from kbroker.config.support import (
+    ignored_message,
+    ignored_settings,
+    refusal_message,
+    refused_settings,
+    unknown_settings,
+)
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
 LOG_LEVEL_ENV = "KBROKER_LOG_LEVEL"
+LOG_FORMATS = ("text", "json")
+LOG_FORMAT_ENV = "KBROKER_LOG_FORMAT"
 
 log = logging.getLogger("kbroker.cli")
 
@@ -71,6 +85,14 @@ def _argument_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"DEBUG, INFO, WARN or ERROR (default: ${LOG_LEVEL_ENV} or INFO)",
     )
+    parser.add_argument(
+        "--log-format",
+        type=str.lower,
+        choices=LOG_FORMATS,
+        metavar="FORMAT",
+        default=None,
+        help=f"text, or json: one JSON object per line (default: ${LOG_FORMAT_ENV} or text)",
+    )
     parser.add_argument("--version", action="version", version=f"kbroker {kbroker.__version__}")
     return parser
 
@@ -90,7 +112,7 @@ def _load_config(args: argparse.Namespace) -> KafkaConfig:
     if refused:  # fail closed: running without them would serve less than the operator asked for
         print(f"kbroker: error: {refusal_message(refused)}", file=sys.stderr)
         raise SystemExit(2)
-    unknown = config.unknown_keys + unknown_env_variables(os.environ)
+    unknown = unknown_settings(config) + unknown_env_variables(os.environ)
     if unknown:
         named = ", ".join(name + did_you_mean(name) for name in unknown)
         print(f"kbroker: warning: ignoring unknown settings: {named}", file=sys.stderr)
@@ -116,9 +138,40 @@ def _log_level(args: argparse.Namespace) -> int:
     return level
 
 
-def _setup_logging(level: int) -> None:
+def _log_format(args: argparse.Namespace) -> str:
+    name = (args.log_format or os.environ.get(LOG_FORMAT_ENV) or "text").lower()
+    if name not in LOG_FORMATS:
+        print(f"kbroker: error: {LOG_FORMAT_ENV}={name!r} is not one of text, json", file=sys.stderr)
+        raise SystemExit(2)
+    return name
+
+
+# What every LogRecord has; anything else on a record came as `extra=` and goes into the JSON.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601 with milliseconds), level, logger,
+    message, the record's extras, and the traceback as `exception` when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _setup_logging(level: int, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -147,8 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         return run_tool(arguments)
     args = _parse_command_line(argv)
     level = _log_level(args)
+    log_format = _log_format(args)
     config = _load_config(args)
-    _setup_logging(level)
+    _setup_logging(level, log_format)
     _log_startup(config)
     from kbroker.server import run_broker  # late: nothing starts before the settings are good
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
@@ -53,6 +54,7 @@ from kbroker.metadata.metadata_cache import (
 )
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
 from kbroker.metadata.znode_store import EmbeddedZNodeStore, NodeExistsError
+from kbroker.metrics.stats import BrokerTopicStats, RequestMetrics
 from kbroker.network.connection_quotas import ConnectionQuotas
 from kbroker.network.memory_pool import MemoryPool
 from kbroker.network.socket_server import RequestProcessor, SocketServer
@@ -60,17 +62,27 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.security.acl_authorizer import AclAuthorizer
+from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
+from kbroker.security.sasl_config import inter_broker_login, listener_sasl_configs
 
 if TYPE_CHECKING:
+    import ssl
+
     from kbroker.config import KafkaConfig
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.metadata.kazoo_store import KazooZNodeStore
+    from kbroker.metrics.exporter import MetricsEndpoint
+    from kbroker.network.socket_server import SessionFactory
     from kbroker.replica.replica_manager import TopicPartition
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 log = logging.getLogger("kbroker.server")
 
 SHUTDOWN_TIMEOUT_S = 4.0
+# A TLS handshake must finish within this (or connections.max.idle.ms if shorter): a client
+# that connects and says nothing holds a connection slot no longer.
+SSL_HANDSHAKE_TIMEOUT_S = 10.0
 REGISTRATION_POLL_S = 0.2  # how often a restart looks whether its previous run's registration has gone
 
 Service = TypeVar("Service")
@@ -142,11 +154,25 @@ class KafkaServer:
         self.exit_code = 0  # 1 once every log dir failed (Kafka halts the broker then)
         self._session_lost = False
         self._session_state = "connected"  # the embedded store's session never ends
+        # TLS (built in startup() when a listener is SSL or SASL_SSL): each TLS listener's server
+        # context and session factory, and the client contexts for other brokers' listeners.
+        self.listener_ssl: dict[str, ssl.SSLContext] = {}
+        self.listener_sessions: dict[str, SessionFactory] = {}
+        self.inter_broker_ssl: ssl.SSLContext | None = None
+        self.controller_ssl: ssl.SSLContext | None = None
+        self.credential_cache = CredentialCache()
+        self._session_events: dict[str, int] = {}  # kazoo's events counted (SessionExpireListener)
+        # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
+        self.request_metrics: RequestMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
+        self._build_tls()  # a bad key store stops the start before anything is opened
+        sasl_listeners = listener_sasl_configs(self.config)  # a SASL setting Kafka would refuse stops us here
+        _set_inter_broker_sasl(self.config)
         store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
         zk_client.create_top_level_paths()
@@ -165,16 +191,20 @@ class KafkaServer:
             self.broker_id, self.log_manager, self.metadata_cache, zk_client.get_topic_config, self.base_log_config)
         if self.cluster_mode:
             self._create_replication_managers(replica_manager)
+        if self.config.get("metrics.listener"):  # counting costs nothing while metrics are off
+            self.request_metrics = RequestMetrics()
+            replica_manager.topic_stats = BrokerTopicStats()
         admin_manager = self.admin_manager = AdminManager(self.config, AdminZkClient(zk_client), self.metadata_cache)
         replica_manager.leadership_listeners.append(self._on_leadership_change)
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
+        self.credential_cache.load(zk_client)  # credentials written before any broker ran count too
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
         self.controller_channel = ControllerChannelManager(self.broker_id, self._deliver_locally,
-                                                           f"broker-{self.broker_id}-controller")
+                                                           f"broker-{self.broker_id}-controller", self.controller_ssl)
         controller = self.controller = KafkaController(
             self.broker_id, zk_client, self.controller_channel, self.config.inter_broker_listener_name, self.config,
             control_plane_listener=self.config.control_plane_listener_name)
@@ -186,12 +216,17 @@ class KafkaServer:
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
-            build_transaction_coordinator=self._build_transaction_coordinator)
+            build_transaction_coordinator=self._build_transaction_coordinator,
+            credential_cache=self.credential_cache,
+            scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
+            sasl_listeners=sasl_listeners,
+            authorizer=AclAuthorizer.from_config(self.config, store))
+        self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.
         await self._wait_for_earlier_registration()
-        await self._start_socket_servers(KafkaApis(self.services).process)
+        await self._start_socket_servers(KafkaApis(self.services, self.request_metrics).process)
         try:
             self._register()
         except NodeExistsError:  # registered by someone else since the wait looked
@@ -209,6 +244,8 @@ class KafkaServer:
         self._background.append(loop.create_task(self._periodic(  # Kafka's isr-expiration task
             replica_manager.maybe_shrink_isr, self.config.get("replica.lag.time.max.ms") / 2000)))
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
+        if self.metrics_endpoint is not None:
+            bound += f" (metrics at http://{self.metrics_endpoint.host or '0.0.0.0'}:{self.metrics_endpoint.port}/metrics)"
         advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
         since_process_start = process_age_s()  # what a client waiting for the port sees
         log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",
@@ -236,9 +273,66 @@ class KafkaServer:
                                   receive_buffer_bytes=config.get("socket.receive.buffer.bytes"),
                                   memory_pool=pool, quotas=quotas,
                                   max_connections=config.listener_max_connections(endpoint.listener_name),
-                                  connections_max_idle_ms=config.get("connections.max.idle.ms"))
+                                  connections_max_idle_ms=config.get("connections.max.idle.ms"),
+                                  ssl_context=self.listener_ssl.get(endpoint.listener_name),
+                                  ssl_handshake_timeout_s=self._ssl_handshake_timeout_s(),
+                                  session_factory=self.listener_sessions.get(endpoint.listener_name))
             await server.start()
             self.socket_servers.append(server)
+
+    def _build_tls(self) -> None:
+        """The TLS contexts: each SSL/SASL_SSL listener's, and the client ones for the inter-broker
+        and controller listeners when those are TLS. ssl_factory (and `cryptography`) are
+        imported only when some listener is TLS; a problem is a ConfigError: the start stops."""
+        config = self.config
+        tls_listeners = [e for e in config.listeners if e.security_protocol in ("SSL", "SASL_SSL")]
+        if not tls_listeners:
+            return
+        from kbroker.security import ssl_factory
+
+        for endpoint in tls_listeners:
+            self.listener_ssl[endpoint.listener_name] = ssl_factory.listener_server_context(config, endpoint)
+            if endpoint.security_protocol == "SSL":  # on SASL_SSL the SASL exchange sets the principal
+                self.listener_sessions[endpoint.listener_name] = ssl_factory.session_factory(
+                    config, endpoint.listener_name)
+        self.inter_broker_ssl = ssl_factory.inter_broker_client_context(config, config.inter_broker_listener_name)
+        self.controller_ssl = ssl_factory.inter_broker_client_context(
+            config, config.controller_to_broker_listener_name)
+
+    def _ssl_handshake_timeout_s(self) -> float:
+        idle_ms = self.config.get("connections.max.idle.ms")
+        return SSL_HANDSHAKE_TIMEOUT_S if idle_ms < 0 else max(0.1, min(SSL_HANDSHAKE_TIMEOUT_S, idle_ms / 1000))
+
+    def _start_metrics_endpoint(self, loop: asyncio.AbstractEventLoop) -> None:
+        """metrics.listener: the Prometheus endpoint in its own thread, reading snapshots taken
+        on this loop (prometheus_client is imported only here)."""
+        listener = self.config.get("metrics.listener")
+        if not listener:
+            return
+        from kbroker.broker_metrics import broker_snapshot
+        from kbroker.config.validators import parse_http_listener
+
+        try:
+            from kbroker.metrics.exporter import MetricsEndpoint
+        except ImportError as exc:
+            raise CannotStart(f"metrics.listener needs prometheus_client ({exc}): pip install 'kbroker[metrics]'") from None
+
+        address = parse_http_listener(listener)
+        assert address is not None  # the setting's validator accepted it
+        rm, controller = _started(self.replica_manager), _started(self.controller)
+        services = _started(self.services)
+
+        def snapshot() -> list:
+            zookeeper = (self._session_state, self._session_events) if self.cluster_mode else None
+            return broker_snapshot(self.request_metrics, rm, controller, self.socket_servers,
+                                   lambda: services.started_group_coordinator, zookeeper)
+
+        endpoint = MetricsEndpoint(address[0], address[1], snapshot)
+        try:
+            endpoint.start(loop)
+        except OSError as exc:
+            raise CannotStart(f"metrics.listener: cannot listen on {listener}: {exc.strerror or exc}") from None
+        self.metrics_endpoint = endpoint
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -317,6 +411,7 @@ class KafkaServer:
             log.info("ZooKeeper session %s at shutdown", "closed" if event == "lost" else event)
             return
         # A normal start connects once: INFO. Suspended or lost is a real problem: WARNING.
+        self._session_events[event] = self._session_events.get(event, 0) + 1
         level = logging.INFO if event == "connected" else logging.WARNING
         again = event == "connected" and self._session_state != "connected"
         log.log(level, "ZooKeeper session %s", "reconnected" if again else event)
@@ -372,6 +467,8 @@ class KafkaServer:
             await server.shutdown(max(0.1, deadline - time.monotonic()))
         for task in self._background:
             task.cancel()
+        if self.metrics_endpoint is not None:
+            await self.metrics_endpoint.close()
         await self._stop_replication_managers()
         if self.controller is not None:
             self.controller.resign()  # no controller event may run against a closed store
@@ -405,7 +502,8 @@ class KafkaServer:
                     endpoint = self.metadata_cache.endpoint_of(controller_id, self.config.inter_broker_listener_name)
                     if endpoint is None:
                         raise ConnectionError(f"no endpoint for controller {controller_id}")
-                    client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-shutdown")
+                    client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-shutdown",
+                                           ssl_context=self.inter_broker_ssl)
                     try:
                         answer = await client.send(ApiKey.CONTROLLED_SHUTDOWN, 3,
                                                    {"broker_id": self.broker_id, "broker_epoch": self.broker_epoch},
@@ -431,10 +529,12 @@ class KafkaServer:
 
         rm.replica_lag_time_max_ms = self.config.get("replica.lag.time.max.ms")
         rm.inter_broker_listener = self.config.inter_broker_listener_name
-        rm.replica_fetcher_manager = ReplicaFetcherManager(
-            FetcherConfig.from_kafka_config(self.broker_id, self.config), rm, lambda: self.broker_epoch)
+        fetcher_config = dataclasses.replace(FetcherConfig.from_kafka_config(self.broker_id, self.config),
+                                             ssl_context=self.inter_broker_ssl)
+        rm.replica_fetcher_manager = ReplicaFetcherManager(fetcher_config, rm, lambda: self.broker_epoch)
         rm.alter_partition_manager = AlterPartitionManager(
-            self.broker_id, lambda: self.broker_epoch, self.metadata_cache, self.config.inter_broker_listener_name)
+            self.broker_id, lambda: self.broker_epoch, self.metadata_cache, self.config.inter_broker_listener_name,
+            ssl_context=self.inter_broker_ssl)
 
     async def _stop_replication_managers(self) -> None:
         """Before the logs close: no fetcher may append any more."""
@@ -479,7 +579,8 @@ class KafkaServer:
         from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
         coordinator = TransactionCoordinator(self.broker_id, self.config, _started(self.replica_manager),
-                                             self.metadata_cache, _started(self.producer_id_manager).generate_producer_id)
+                                             self.metadata_cache, _started(self.producer_id_manager).generate_producer_id,
+                                             inter_broker_ssl=self.inter_broker_ssl)
         coordinator.startup()
         return coordinator
 
@@ -506,6 +607,8 @@ class KafkaServer:
             kind, _, name = entity.partition("/")
             if kind == "topics":
                 _started(self.replica_manager).update_topic_config(name)
+            elif kind == "users":
+                self.credential_cache.refresh(_started(self.zk_client), name)
 
     # -- background work ---------------------------------------------------------------------
     async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
@@ -549,6 +652,25 @@ class KafkaServer:
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)
         await self.shutdown()
+
+
+def _set_inter_broker_sasl(config: KafkaConfig) -> None:
+    """The broker's own connections log in as the inter-broker listener's JAAS entry says, when
+    that listener is SASL (NetworkClient takes the mechanism client; kbroker/network cannot
+    import kbroker/security)."""
+    from kbroker.network.network_client import ClientSasl, set_inter_broker_sasl
+    from kbroker.security.sasl import PlainClient
+    from kbroker.security.scram import SCRAM_MECHANISMS, ScramClient
+
+    login = inter_broker_login(config)
+    if login is None:
+        set_inter_broker_sasl(None)
+        return
+    if login.mechanism in SCRAM_MECHANISMS:
+        scram = SCRAM_MECHANISMS[login.mechanism]
+        set_inter_broker_sasl(ClientSasl(login.mechanism, lambda: ScramClient(scram, login.username, login.password)))
+    else:
+        set_inter_broker_sasl(ClientSasl(login.mechanism, lambda: PlainClient(login.username, login.password)))
 
 
 def raise_open_file_limit() -> None:

@@ -52,7 +52,10 @@ from bench_scenarios import select as select_scenarios
 SCRIPTS = Path(__file__).resolve().parent
 CLIENT = SCRIPTS / "bench_client.py"
 CLIENT_ALONE = "client alone"  # the target name of the no-broker baseline
-CLUSTER = f"kbroker x{CLUSTER_SIZE}"  # the target name of the cluster scenarios
+CLUSTER = f"kbroker x{CLUSTER_SIZE}"
+# --with-metrics: the metrics endpoint on a port of its own (nothing scrapes it during the run;
+# what it costs the hot path is the counting, measured against the same broker without it).
+METRICS_VARIANT = "kbroker+metrics:metrics.listener=http://127.0.0.1:0"  # the target name of the cluster scenarios
 NOT_AGAINST = "--against does not apply: the other brokers have no ZooKeeper mode; this runs on kbroker only"
 LOOPBACK_BYTES = 2_000_000_000
 MIN_LOOPBACK_BYTES = 64 * 1024 * 1024
@@ -283,6 +286,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(e.g. 'tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port}')",
     )
     parser.add_argument(
+        "--authorizer-acls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run the single-broker scenarios against a kbroker with the ACL authorizer "
+        "(allow.everyone.if.no.acl.found=true) holding N ACLs (issue 12: produce-1k should stay >= 0.95x)",
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME:key=value,...",
+        help="kbroker again with more settings, as another target of the single-broker scenarios (alternating, "
+        "with ratios to the first); e.g. 'kbroker+metrics:metrics.listener=http://127.0.0.1:0'",
+    )
+    parser.add_argument(
+        "--with-metrics",
+        action="store_true",
+        help=f"shorthand for --variant '{METRICS_VARIANT}': kbroker with its Prometheus endpoint on, against it off",
+    )
+    parser.add_argument(
         "--scenarios", default=",".join(SCENARIO_KEYS), help=f"comma-separated subset of: {', '.join(SCENARIO_KEYS)}"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (e.g. 0.05 for a quick run)")
@@ -297,6 +321,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.selected = select_scenarios([key.strip() for key in args.scenarios.split(",") if key.strip()], args.scale)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.with_metrics:
+        args.variant.append(METRICS_VARIANT)
+    for variant in args.variant:
+        name, _, settings = variant.partition(":")
+        if not name or not all("=" in setting for setting in settings.split(",")):
+            parser.error(f"--variant {variant!r}: expected NAME:key=value[,key=value...]")
     if args.loopback_bytes is None:
         args.loopback_bytes = max(MIN_LOOPBACK_BYTES, round(LOOPBACK_BYTES * args.scale))
     return args
@@ -309,11 +339,17 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
         else BrokerSpec("kbroker")
     )
     specs = [first]
+    if args.authorizer_acls > 0:
+        specs.append(BrokerSpec(f"kbroker+{args.authorizer_acls}acls", acls=args.authorizer_acls, overrides=(
+            "authorizer.class.name=kafka.security.authorizer.AclAuthorizer", "allow.everyone.if.no.acl.found=true")))
     for command in args.against:
         name = Path(command.split()[0]).name if command.split() else "other"
         while any(spec.name == name for spec in specs):
             name += "'"
         specs.append(BrokerSpec(name, command=command))
+    for variant in args.variant:
+        name, _, settings = variant.partition(":")
+        specs.append(BrokerSpec(name, overrides=tuple(settings.split(","))))
     return specs
 
 

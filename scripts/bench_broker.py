@@ -42,6 +42,7 @@ class BrokerSpec:
     bootstrap: str | None = None
     pids: list[int] = field(default_factory=list)  # for --bootstrap: the broker's pid, if known
     overrides: tuple[str, ...] = ()  # kbroker only: further `key=value` settings
+    acls: int = 0  # kbroker with an authorizer: ACLs created (CreateAcls) once it answers Metadata
 
 
     def argv(self, port: int, data_dir: str) -> list[str]:
@@ -107,7 +108,32 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
         stop_broker(broker)
         raise BrokerFailedToStart(f"{spec.name}: {exc}; its output ends: {broker.log_tail(3)}") from exc
     broker.start_ms = (time.perf_counter() - started) * 1000
+    if spec.acls:
+        create_acls(broker.bootstrap, spec.acls)
     return broker
+
+
+def create_acls(bootstrap: str, count: int) -> None:
+    """`count` ACLs the authorizer indexes and must look past: one ALLOW READ for another user on
+    another topic each, plus the PREFIXED one granting ALL on the benchmark's `bench-` topics."""
+    from confluent_kafka.admin import (  # the load client's library, not needed without ACLs
+        AclBinding,
+        AclOperation,
+        AclPermissionType,
+        AdminClient,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    def binding(name: str, pattern: ResourcePatternType, principal: str, operation: AclOperation) -> AclBinding:
+        return AclBinding(ResourceType.TOPIC, name, pattern, principal, "*", operation, AclPermissionType.ALLOW)
+
+    bindings = [binding("bench-", ResourcePatternType.PREFIXED, "User:ANONYMOUS", AclOperation.ALL)]
+    bindings += [binding(f"acl-topic-{i}", ResourcePatternType.LITERAL, f"User:user-{i}", AclOperation.READ)
+                 for i in range(count - 1)]
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_acls(bindings, request_timeout=60).values():
+        future.result(timeout=60)
 
 
 def stop_broker(broker: RunningBroker) -> None:

@@ -1,5 +1,5 @@
-"""DescribeAcls, CreateAcls and DeleteAcls over raw sockets against a kbroker subprocess: until
-kbroker has an authorizer they answer as Kafka 3.9 does without one (AclApis): SECURITY_DISABLED,
+"""DescribeAcls, CreateAcls and DeleteAcls over raw sockets against a kbroker subprocess without
+`authorizer.class.name`: they answer as Kafka 3.9 does without one (AclApis): SECURITY_DISABLED,
 at the top of a DescribeAcls answer and once per creation or filter in the others, with Kafka's
 messages. They are advertised in ApiVersions from 3.9's minimum (0) to 4.x's maximum (3); v2 and
 v3 are flexible versions.

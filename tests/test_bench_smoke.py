@@ -113,6 +113,16 @@ def test_against_runs_the_same_scenarios_and_prints_ratios():
     }  # fmt: skip
 
 
+def test_with_metrics_runs_kbroker_again_with_its_metrics_endpoint_and_prints_ratios():
+    code, lines, stderr = run_bench("--scenarios", "produce-1k,consume-1k", "--with-metrics")
+    assert code == 0, stderr
+    for target in ("kbroker", "kbroker+metrics"):
+        results = by_scenario(lines, target)
+        assert set(results) == {"produce-1k", "consume-1k"} and all(r["verified"] for r in results.values())
+    ratios = {(line["scenario"], line["denominator"]) for line in lines if line["kind"] == "ratio"}
+    assert {("produce-1k", "kbroker+metrics"), ("consume-1k", "kbroker+metrics")} <= ratios
+
+
 def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(broker):
     """A skipped scenario is reported with its reason and does not fail the run; --against
     brokers get the single-broker scenarios only, and the cluster's result says so."""

@@ -1,5 +1,7 @@
 """kbroker.cli: arguments, the one-line error and warning, exit codes, --version and --help."""
 
+import json
+import logging
 import os
 import subprocess
 import sys
@@ -81,6 +83,35 @@ def test_parse_args_exits_2_on_bad_value(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "log.message.timestamp.type" in err[0] and "CreateTime" in err[0]
+
+
+def test_log_format_from_option_or_environment(monkeypatch, capsys):
+    assert cli._log_format(cli._parse_command_line([])) == "text"
+    assert cli._log_format(cli._parse_command_line(["--log-format", "JSON"])) == "json"
+    monkeypatch.setenv("KBROKER_LOG_FORMAT", "json")
+    assert cli._log_format(cli._parse_command_line([])) == "json"
+    monkeypatch.setenv("KBROKER_LOG_FORMAT", "xml")
+    with pytest.raises(SystemExit) as info:
+        cli.main([])
+    assert info.value.code == 2 and "KBROKER_LOG_FORMAT" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        cli._parse_command_line(["--log-format", "xml"])
+    assert info.value.code == 2
+
+
+def test_json_formatter_writes_one_object_with_the_extras_and_the_traceback():
+    record = logging.makeLogRecord({"name": "kafka.request.logger", "levelno": logging.DEBUG, "levelname": "DEBUG",
+                                    "msg": "Completed request:%s", "args": ("Metadata",), "created": 0.25,
+                                    "msecs": 250.0, "api": "Metadata", "client_id": None})
+    entry = json.loads(cli.JsonFormatter().format(record))
+    assert entry == {"time": "1970-01-01T00:00:00.250Z", "level": "DEBUG", "logger": "kafka.request.logger",
+                     "message": "Completed request:Metadata", "api": "Metadata", "client_id": None}
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed = logging.makeLogRecord({"msg": "failed", "exc_info": sys.exc_info(), "levelname": "ERROR"})
+    line = cli.JsonFormatter().format(failed)
+    assert "\n" not in line and "ValueError: boom" in json.loads(line)["exception"]
 
 
 def test_log_level_from_option_or_environment(monkeypatch, capsys):

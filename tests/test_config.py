@@ -485,10 +485,7 @@ def test_an_ipv4_and_an_ipv6_listener_may_share_a_port():
         (["control.plane.listener.name=CONTROL"], "Listener with CONTROL defined in control.plane.listener.name"),
         (["control.plane.listener.name=SSL"], "control.plane.listener.name must be a listener name defined in"),
         (["control.plane.listener.name=plaintext"], "should have a different value from the inter broker listener"),
-        # Until TLS and SASL exist, a listener asking for them is refused, never served as plaintext.
-        (["listeners=PLAINTEXT://:9092,SSL://:9093"], r"listener SSL \(SSL\) needs TLS or SASL"),
-        (["listeners=PLAINTEXT://:9092,CLIENT://:9093", "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,"
-          "CLIENT:SASL_SSL"], r"listener CLIENT \(SASL_SSL\) needs TLS or SASL"),
+        # Every security protocol is served: a SASL_SSL listener loads (TLS and SASL together).
     ],
 )
 def test_bad_listeners(settings, message):

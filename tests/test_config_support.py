@@ -14,9 +14,15 @@ from pathlib import Path
 import pytest
 
 from kbroker import cli
-from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, ConfigError, KafkaConfig
+from kbroker.config import BROKER_CONFIG_BY_NAME, BROKER_CONFIGS, KafkaConfig
 from kbroker.config.properties import did_you_mean, unknown_env_variables
-from kbroker.config.support import NO_EFFECT, UNSUPPORTED, ignored_settings, refused_settings
+from kbroker.config.support import (
+    NO_EFFECT,
+    UNSUPPORTED,
+    ignored_settings,
+    refused_settings,
+    unknown_settings,
+)
 from kbroker.log.config import LogConfig
 from kbroker.network.socket_server import SocketServer
 from kbroker.testing.batches import producer_batch, read_batches
@@ -82,20 +88,20 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
 
 
 @pytest.mark.parametrize("given", [
-    ["ssl.keystore.location=/etc/k.jks"],
-    ["ssl.client.auth=required"],
-    ["sasl.enabled.mechanisms=PLAIN"],
+    ["ssl.provider=SunJSSE"],
+    ["ssl.engine.factory.class=com.example.Factory"],
+    ["ssl.no.such.setting=1"],  # not in the table: refused by its prefix
+    ["sasl.kerberos.service.name=kafka"],
     ["sasl.mechanism.controller.protocol=PLAIN"],  # not in the table: refused by its prefix
-    ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer"],
-    ["allow.everyone.if.no.acl.found=false"],
-    ["super.users=User:admin"],
+    ["authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"],  # KRaft's
+    ["authorizer.class.name=com.example.MyAuthorizer"],
     ["principal.builder.class=com.example.Builder"],
     ["delegation.token.secret.key=k"],
-    ["ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/"],
     ["quota.window.num=20"],
     ["quota.producer.default=1048576"],
-    ["listener.name.internal.ssl.keystore.location=/k"],
-    ["listener.name.sasl.plain.sasl.jaas.config=x"],
+    ["listener.name.internal.ssl.keymanager.algorithm=PKIX"],
+    ["listener.name.sasl.gssapi.sasl.jaas.config=x"],
+    ["listener.name.sasl.oauthbearer.sasl.server.callback.handler.class=x"],
 ])
 def test_unsupported_settings_are_refused(given):
     config = KafkaConfig.load(overrides=given)
@@ -103,11 +109,39 @@ def test_unsupported_settings_are_refused(given):
     assert set(refused_settings(config)) & names
 
 
-def test_an_ssl_inter_broker_protocol_is_refused_with_its_listener():
-    # Its listener must exist, and a listener whose protocol is SSL or SASL is refused as the
-    # configuration loads (kafka_config.py), before refused_settings is asked.
-    with pytest.raises(ConfigError, match=r"listener SSL \(SSL\) needs TLS or SASL"):
-        KafkaConfig.load(overrides=["security.inter.broker.protocol=SSL", "listeners=SSL://:9093,PLAINTEXT://:9092"])
+def test_a_sasl_ssl_listener_with_tls_and_sasl_settings_loads():
+    config = KafkaConfig.load(overrides=[
+        "security.inter.broker.protocol=SASL_SSL", "listeners=SASL_SSL://:9093,PLAINTEXT://:9092",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512", "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "ssl.keystore.location=/k.p12", "ssl.keystore.type=PKCS12",
+        "listener.name.sasl_ssl.ssl.client.auth=requested"])
+    assert refused_settings(config) == []
+    assert config.inter_broker_listener_name == "SASL_SSL"
+
+
+def test_tls_settings_are_accepted_also_per_listener():
+    config = KafkaConfig.load(overrides=[
+        "security.inter.broker.protocol=SSL", "listeners=SSL://:9093,PLAINTEXT://:9092",
+        "ssl.keystore.location=/k.p12", "ssl.keystore.type=PKCS12", "ssl.client.auth=required",
+        "ssl.principal.mapping.rules=RULE:^CN=(.*)$/$1/", "ssl.cipher.suites=TLS_AES_128_GCM_SHA256",
+        "listener.name.ssl.ssl.keystore.location=/k", "listener.name.ssl.ssl.client.auth=requested"])
+    assert refused_settings(config) == []
+    assert config.inter_broker_listener_name == "SSL"
+
+
+@pytest.mark.parametrize("authorizer", ["kafka.security.authorizer.AclAuthorizer",
+                                        "kafka.security.auth.SimpleAclAuthorizer"])
+def test_the_acl_authorizer_and_its_settings_are_accepted_and_read(authorizer):
+    config = KafkaConfig.load(overrides=[f"authorizer.class.name={authorizer}", "super.users=User:admin;User:bob",
+                                         "allow.everyone.if.no.acl.found=true"])
+    assert refused_settings(config) == []
+    assert unknown_settings(config) == []  # read by the authorizer, so no "unknown settings" warning
+    assert config.unknown_settings["super.users"] == "User:admin;User:bob"
+
+
+def test_the_authorizer_settings_without_an_authorizer_are_unknown_as_in_kafka():
+    config = KafkaConfig.load(overrides=["super.users=User:admin"])
+    assert unknown_settings(config) == ["super.users"]
 
 
 def test_unsupported_settings_left_at_kafkas_default_are_accepted():
@@ -155,11 +189,11 @@ def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 
 
 def test_broker_refuses_to_start_with_one_line_naming_them(tmp_path):
-    result = run_module("--override", f"log.dirs={tmp_path}", "--override", "ssl.keystore.location=/k.jks",
-                        "--override", "authorizer.class.name=kafka.security.authorizer.AclAuthorizer")
+    result = run_module("--override", f"log.dirs={tmp_path}", "--override", "ssl.provider=SunJSSE",
+                        "--override", "authorizer.class.name=com.example.MyAuthorizer")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "kbroker: error: not supported by kbroker yet: authorizer.class.name, ssl.keystore.location "
+        "kbroker: error: not supported by kbroker yet: authorizer.class.name, ssl.provider "
         "(kbroker would run without them; remove them, or leave them at Kafka's default)"]
     assert list(tmp_path.iterdir()) == []  # refused before anything was created
 
@@ -230,3 +264,14 @@ def test_socket_buffer_sizes_apply_to_accepted_connections():
 
     # Linux doubles what it is given, for its own bookkeeping.
     assert asyncio.run(accepted_buffer_sizes()) == (2 * 64 * 1024, 2 * 48 * 1024)
+
+
+def test_the_sasl_settings_of_plain_and_scram_are_accepted_also_per_listener():
+    config = KafkaConfig.load(overrides=[
+        "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512", "sasl.mechanism.inter.broker.protocol=PLAIN",
+        "connections.max.reauth.ms=60000", "sasl.server.max.receive.size=1000", "sasl.jaas.config=x",
+        "connection.failed.authentication.delay.ms=50",
+        "listener.name.client.sasl.enabled.mechanisms=PLAIN",
+        "listener.name.client.plain.sasl.jaas.config=x", "listener.name.client.scram-sha-512.sasl.jaas.config=x",
+        "listener.name.client.scram-sha-256.connections.max.reauth.ms=1000"])
+    assert refused_settings(config) == []

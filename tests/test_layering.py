@@ -21,17 +21,19 @@ KBROKER = Path(__file__).resolve().parents[1] / "kbroker"
 ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset(),
     "background": frozenset(),
+    # The metrics' plain counters and their exporter: counted into by the layers above, knowing none.
+    "metrics": frozenset(),
     "config": frozenset({"protocol"}),
     "log": frozenset({"protocol", "background"}),
     "metadata": frozenset({"protocol", "config", "background"}),
     "network": frozenset({"protocol", "config", "background"}),
-    "replica": frozenset({"protocol", "config", "background", "log", "metadata", "network"}),
+    "replica": frozenset({"protocol", "config", "background", "log", "metadata", "network", "metrics"}),
     "group": frozenset({"protocol", "config", "background", "log", "metadata", "replica"}),
     "txn": frozenset({"protocol", "config", "background", "log", "metadata", "replica", "network"}),
     "security": frozenset({"protocol", "config", "metadata"}),
     "controller": frozenset({"protocol", "config", "background", "metadata", "network"}),
     "api": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
-                      "txn", "security", "controller"}),
+                      "txn", "security", "controller", "metrics"}),
     # The command-line tools are clients of the protocol: they speak it (through confluent-kafka,
     # and kbroker's codec where that has no API) and read client properties files. The log and
     # the group are here for dump-log alone, which reads segment files and __consumer_offsets
@@ -42,9 +44,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Test support sits on top: it may wire up any part (the in-process harnesses do), and since no
     # package lists it, nothing of the broker may import it.
     "testing": frozenset({"protocol", "config", "background", "log", "metadata", "network", "replica", "group",
-                          "txn", "security", "controller", "api"}),
+                          "txn", "security", "controller", "api", "metrics"}),
 }
-WIRING = frozenset({"server", "cli", "__main__", "__init__", "healthcheck"})
+WIRING = frozenset({"server", "cli", "__main__", "__init__", "healthcheck", "broker_metrics"})
 
 
 def _package_of(path: Path) -> str:

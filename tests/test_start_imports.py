@@ -33,6 +33,7 @@ import json, sys
 import kbroker.cli, kbroker.server
 from kbroker.api.handlers import load_handlers
 load_handlers()
+assert "prometheus_client" not in sys.modules
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("kbroker"))))
 """
 
@@ -42,8 +43,13 @@ def test_start_up_imports_no_log_code() -> None:
     loaded = set(json.loads(out))
     assert "kbroker.server" in loaded and "kbroker.api.handlers.produce" in loaded
     assert loaded & LOADED_WITH_THE_FIRST_LOG == set()
+    # TLS contexts and certificate names (and `cryptography`) only with an SSL listener.
+    assert not {m for m in loaded if m.startswith("kbroker.security.ssl")}
     # The subcommands (kbroker topics, ...) and their client library load only when one is run.
     assert not {m for m in loaded if m.startswith("kbroker.tools")}
-    assert "confluent_kafka" not in json.loads(subprocess.run(
+    # The metrics endpoint and prometheus_client load only with metrics.listener set.
+    assert "kbroker.metrics.exporter" not in loaded and "kbroker.broker_metrics" not in loaded
+    started = set(json.loads(subprocess.run(
         [sys.executable, "-c", "import json, sys, kbroker.cli; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True).stdout)
+        capture_output=True, text=True, check=True).stdout))
+    assert "confluent_kafka" not in started and "cryptography" not in started

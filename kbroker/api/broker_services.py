@@ -3,7 +3,9 @@
 Handlers reach the broker through `ctx.services` only, never through KafkaServer: the replica
 manager, the metadata cache, the admin manager, the controller, the producer id manager, the v0
 consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus the fence
-that refuses stale controller requests (api/controller_fence.py). The group and transaction
+that refuses stale controller requests (api/controller_fence.py), the SCRAM credentials
+(cache and Describe/AlterUserScramCredentials), the SASL listeners' settings and the authorizer (None
+without `authorizer.class.name`; handlers ask it through api/auth_helper.py). The group and transaction
 coordinators are built the first time something needs them (a broker that never sees a group
 or a transaction starts faster and idles in less memory), behind the non-optional
 `group_coordinator` and `transaction_coordinator` accessors.
@@ -26,6 +28,9 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
     from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
+    from kbroker.security.acl_authorizer import AclAuthorizer
+    from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
+    from kbroker.security.sasl_config import ListenerSaslConfig
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 
@@ -42,6 +47,11 @@ class BrokerServices:
     controller_fence: ControllerFence
     build_group_coordinator: Callable[[], GroupCoordinator]
     build_transaction_coordinator: Callable[[], TransactionCoordinator]
+    credential_cache: CredentialCache
+    scram_credentials: ScramCredentialManager
+    authorizer: AclAuthorizer | None = None  # `authorizer.class.name`; None: everyone may do anything
+    # The SASL listeners' settings by listener name; a listener missing here is not SASL.
+    sasl_listeners: dict[str, ListenerSaslConfig] = field(default_factory=dict)
     _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
     _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
+from kbroker.api import auth_helper
 from kbroker.config import (
     BOOLEAN,
     BROKER_CONFIG_BY_NAME,
@@ -120,6 +121,21 @@ class ConfigApiError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def check_authorized(ctx: RequestContext, resource_type: int, name: str, operation: auth_helper.AclOperation) -> None:
+    """Kafka's config APIs: a topic needs `operation` (DESCRIBE_CONFIGS or ALTER_CONFIGS) on it
+    (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger on the cluster
+    (CLUSTER_AUTHORIZATION_FAILED). Other types are refused later for what they are."""
+    kind = ResourceType.of(resource_type)
+    if kind == ResourceType.TOPIC:
+        error = auth_helper.error_for(ctx, operation, auth_helper.ResourceType.TOPIC, name)
+    elif kind in (ResourceType.BROKER, ResourceType.BROKER_LOGGER):
+        error = auth_helper.cluster_error(ctx, operation)
+    else:
+        return
+    if error:
+        raise ConfigApiError(error, None)
 
 
 def resource_description(resource_type: int, name: str | None) -> str:
@@ -361,6 +377,8 @@ def alter_each_resource(ctx: RequestContext, resources: list[Resource], validate
         try:
             if (resource["resource_type"], resource["resource_name"]) in repeated:
                 raise ConfigApiError(Errors.INVALID_REQUEST, DUPLICATE_RESOURCE_MESSAGE)
+            check_authorized(ctx, resource["resource_type"], resource["resource_name"],
+                             auth_helper.AclOperation.ALTER_CONFIGS)
             alter(ctx, resource, validate_only)
         except ConfigApiError as exc:
             error = exc.code, exc.message

@@ -5,19 +5,39 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 - unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
   ApiVersions' own range (KIP-511); any other API closes the connection;
 - unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
-Each case logs one line. A handler that wants the connection closed raises the api layer's
+Each case logs one line.
+On a SASL listener a connection carries a SaslServerAuthenticator (kbroker/security) in its
+Session, and `process` enforces what Kafka's SaslServerAuthenticator does before the handlers
+see anything: only ApiVersions (once) and SaslHandshake before a mechanism is chosen (anything
+else closes the connection), only SaslAuthenticate during the exchange (anything else is answered
+ILLEGAL_SASL_STATE in its top-level error fields, then closed), raw tokens
+after a v0 handshake, frames no larger than sasl.server.max.receive.size until authenticated, a
+failed exchange answered and then closed after connection.failed.authentication.delay.ms, and a
+session past connections.max.reauth.ms closed on its next request other than SaslHandshake.
+A handler that wants the connection closed raises the api layer's
 CloseConnection (kbroker/api/handlers); `process` turns it into the network layer's signal, as
 it does for the cases above. This module knows the codec, the handler registry and the services
 handlers get (BrokerServices), not sockets: the server hands `process` to the network.
+
+Measured requests: with metrics on (`metrics.listener`, a RequestMetrics given) or the logger
+`kafka.request.logger` at DEBUG, each answered request's time is split as Kafka splits it
+(request queue: from the frame's arrival to its handler; remote: parked in a purgatory, counted
+by the purgatory in `metrics.stats.remote_time_s`; local: the rest) and counted per API and
+version, with the error codes of its response (Produce and Fetch per partition, other APIs their
+top-level code); the request logger gets one line per request, like Kafka's. Otherwise none of
+that runs: no clock is read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
+from kbroker.metrics.stats import remote_time_s
 from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.api_keys import ApiKey
@@ -25,14 +45,25 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.security.principal import ANONYMOUS
+from kbroker.security.sasl_authenticator import SaslServerAuthenticator, SaslState
+from kbroker.security.session import Session
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
+    from kbroker.metrics.stats import RequestMetrics
     from kbroker.network.socket_server import KafkaConnection
 
 log = logging.getLogger("kbroker.request")
 # Malformed requests are logged once per client host and kind per interval (issue 16, bug 6).
 bad_input_log = RateLimitedLog(log)
+# Kafka's request log: one DEBUG line per completed request (log4j's kafka.request.logger).
+request_log = logging.getLogger("kafka.request.logger")
+
+# Kafka's names of the APIs in its request metrics and logs (ApiKeys' names): PRODUCE is
+# "Produce", LEADER_AND_ISR "LeaderAndIsr".
+REQUEST_NAMES: dict[int, str] = {
+    key.value: "".join(part.capitalize() for part in key.name.split("_")) for key in ApiKey}
+_ERROR_NAMES: dict[int, str] = {error.value: error.name for error in Errors}
 
 
 def _api_name(api_key: int) -> str:
@@ -43,12 +74,19 @@ def _api_name(api_key: int) -> str:
 
 
 class KafkaApis:
-    def __init__(self, services: BrokerServices) -> None:
+    def __init__(self, services: BrokerServices, request_metrics: RequestMetrics | None = None) -> None:
         self.services = services
         self.handlers: dict[int, Handler] = load_handlers()
+        self.request_metrics = request_metrics
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         """The network's request processor: the response chunks, or None where Kafka sends none."""
+        session = self._session_of(conn)
+        authenticator = session.sasl if session is not None else None
+        if authenticator is not None and not authenticator.authenticated:
+            self._check_sasl_frame_size(conn, authenticator, frame)
+            if authenticator.raw_tokens and authenticator.state == SaslState.AUTHENTICATE:
+                return await self._raw_sasl_token(conn, authenticator, frame)
         try:
             header, body_offset = decode_request_header(frame)
         except CodecError as exc:
@@ -85,16 +123,126 @@ class KafkaApis:
                                   "closing connection from %s: unparsable %s v%d request (%s)",
                                   conn.peer, _api_name(api_key), version, exc)
             raise socket_server.CloseConnection from None
-        session = conn.session
+        # An authenticated session without an end (the common case) costs nothing more per request.
+        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
+            await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
         principal = ANONYMOUS if session is None else session.principal
-        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal)
+        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
+        measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
+        started = 0.0
+        if measured:
+            started = time.monotonic()
+            remote_time_s.set(0.0)
         try:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms
             raise socket_server.CloseConnection from None
+        if measured:
+            self._completed(conn, ctx, request, response, started)
         if response is None:
             return None
-        return self._encode(header.correlation_id, api_key, version, response)
+        chunks = self._encode(header.correlation_id, api_key, version, response)
+        if authenticator is not None:
+            if api_key == ApiKey.API_VERSIONS:
+                authenticator.versions_answered()
+            elif authenticator.state == SaslState.FAILED:
+                await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
+        return chunks
+
+    def _session_of(self, conn: KafkaConnection) -> Session | None:
+        """The connection's Session; on a SASL listener one is made with the first request."""
+        session = conn.session
+        if session is None and conn.listener_name in self.services.sasl_listeners:
+            session = conn.session = Session(sasl=SaslServerAuthenticator(
+                self.services.sasl_listeners[conn.listener_name], self.services.credential_cache.get))
+        return session
+
+    @staticmethod
+    def _check_sasl_frame_size(conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                               frame: memoryview) -> None:
+        """Before authentication a frame may not exceed sasl.server.max.receive.size."""
+        if len(frame) > authenticator.config.max_receive_size:
+            bad_input_log.warning(source_of(conn.peer), "sasl size",
+                                  "closing connection from %s: Failing SASL authentication due to invalid "
+                                  "receive size (%d bytes)", conn.peer, len(frame))
+            raise socket_server.CloseConnection
+
+    async def _check_sasl_state(self, conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                                correlation_id: int, api_key: int, version: int) -> None:
+        """Closes the connection where Kafka's authenticator would (see the module docstring).
+        During a v1 exchange Kafka first answers the stray request with ILLEGAL_SASL_STATE (the
+        request's own response, its error fields set) after the failed-authentication delay."""
+        if authenticator.authenticated:
+            if api_key != ApiKey.SASL_HANDSHAKE and authenticator.expired(time.monotonic()):
+                log.info("closing connection from %s: its SASL session expired (connections.max.reauth.ms)",
+                         conn.peer)
+                raise socket_server.CloseConnection
+            return
+        refusal = authenticator.refusal(api_key)
+        if refusal is not None and authenticator.state == SaslState.AUTHENTICATE:
+            authenticator.fail()
+            answer = self._encode(correlation_id, api_key, version,
+                                  {"error_code": Errors.ILLEGAL_SASL_STATE, "error_message": refusal})
+            await self._close_failed_authentication(conn, authenticator, refusal, answer)
+        if refusal is not None:
+            bad_input_log.warning(source_of(conn.peer), "sasl state", "closing connection from %s: %s",
+                                  conn.peer, refusal)
+            raise socket_server.CloseConnection
+
+    @staticmethod
+    async def _close_failed_authentication(conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                                           reason: object, last_response: list | None) -> None:
+        """Kafka answers a failed authentication, waits connection.failed.authentication.delay.ms
+        (only this connection waits), then closes it."""
+        bad_input_log.log(logging.INFO, source_of(conn.peer), "failed authentication",
+                          "Failed authentication with %s (%s)", conn.peer,
+                          reason or f"SASL mechanism {authenticator.mechanism} refused")
+        await asyncio.sleep(authenticator.config.failed_authentication_delay_ms / 1000)
+        raise socket_server.CloseConnection(last_response)
+
+    async def _raw_sasl_token(self, conn: KafkaConnection, authenticator: SaslServerAuthenticator,
+                              frame: memoryview) -> list:
+        """After SaslHandshake v0 a frame is a bare SASL token, answered size-prefixed without a
+        response header; a failure closes the connection without an answer, as Kafka does."""
+        result = authenticator.authenticate(bytes(frame), 0)
+        if result.error_code:
+            await self._close_failed_authentication(conn, authenticator, result.error_message, None)
+        session = conn.session
+        if authenticator.authenticated and authenticator.principal is not None and session is not None:
+            session.principal = authenticator.principal
+        return [len(result.token).to_bytes(4, "big"), result.token]
+
+    def _completed(self, conn: KafkaConnection, ctx: RequestContext, request: Any, response: dict | None,
+                   started: float) -> None:
+        """Kafka's RequestChannel.updateRequestMetrics and request log for one answered request."""
+        now = time.monotonic()
+        arrival = conn.request_arrival or started
+        header = ctx.header
+        api_key = header.api_key
+        name = REQUEST_NAMES[api_key]
+        queue_ms = (started - arrival) * 1000
+        total_ms = (now - arrival) * 1000
+        remote_ms = remote_time_s.get() * 1000
+        local_ms = max(0.0, total_ms - queue_ms - remote_ms)
+        metrics = self.request_metrics
+        if metrics is not None:
+            metrics.record(name, header.api_version, queue_ms, local_ms, remote_ms, total_ms)
+            if api_key == ApiKey.FETCH:  # Kafka also times fetches as FetchConsumer or FetchFollower
+                replica_id = request["replica_state"]["replica_id"] if header.api_version >= 15 else request["replica_id"]
+                metrics.record_times_as("FetchFollower" if replica_id >= 0 else "FetchConsumer",
+                                        queue_ms, local_ms, remote_ms, total_ms)
+            if response is not None:
+                metrics.count_errors(name, error_counts(api_key, response))
+        if request_log.isEnabledFor(logging.DEBUG):
+            request_log.debug(
+                "Completed request:%s v%d (correlation id %d, client id %s) from connection %s;totalTime:%.3f,"
+                "requestQueueTime:%.3f,localTime:%.3f,remoteTime:%.3f,listener:%s,principal:%s",
+                name, header.api_version, header.correlation_id, header.client_id, conn.peer, total_ms, queue_ms,
+                local_ms, remote_ms, conn.listener_name, ctx.principal,
+                extra={"api": name, "api_version": header.api_version, "correlation_id": header.correlation_id,
+                       "client_id": header.client_id, "peer": conn.peer, "listener": conn.listener_name,
+                       "total_time_ms": round(total_ms, 3), "request_queue_time_ms": round(queue_ms, 3),
+                       "local_time_ms": round(local_ms, 3), "remote_time_ms": round(remote_ms, 3)})
 
     @staticmethod
     def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:
@@ -111,3 +259,22 @@ class KafkaApis:
                           "max_version": handler.advertised_max}],
         }
         return self._encode(correlation_id, ApiKey.API_VERSIONS, 0, body)
+
+
+def error_counts(api_key: int, response: dict) -> dict[str, int]:
+    """The error codes of a response by name, as Kafka's AbstractResponse.errorCounts counts
+    them for Produce (each partition) and Fetch (the top level and each partition); for the
+    other APIs, the top-level error_code (NONE when the response has none)."""
+    counts: dict[str, int] = {}
+    codes: list[int]
+    if api_key == ApiKey.PRODUCE:
+        codes = [p["error_code"] for t in response["responses"] for p in t["partition_responses"]]
+    elif api_key == ApiKey.FETCH:
+        codes = [response.get("error_code", 0), *(p["error_code"] for t in response["responses"]
+                                                   for p in t["partitions"])]
+    else:
+        codes = [response.get("error_code", 0)]
+    for code in codes:
+        error = _ERROR_NAMES.get(code, str(code))
+        counts[error] = counts.get(error, 0) + 1
+    return counts

@@ -17,6 +17,7 @@ from kbroker.security.principal import ANONYMOUS, KafkaPrincipal
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
+    from kbroker.security.session import Session
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class RequestContext:
     peer: str
     listener_name: str
     principal: KafkaPrincipal = ANONYMOUS
+    session: Session | None = None  # the connection's security state (SASL handlers use it)
 
     @property
     def api_version(self) -> int:

@@ -16,7 +16,7 @@ from kbroker.config.value_types import ConfigError
 
 ENV_PREFIX = "KBROKER_"
 # KBROKER_* variables that are not settings (the cli reads them itself).
-ENV_NOT_SETTINGS = frozenset({"KBROKER_LOG_LEVEL"})
+ENV_NOT_SETTINGS = frozenset({"KBROKER_LOG_LEVEL", "KBROKER_LOG_FORMAT"})
 
 
 # ----------------------------------------------------------------------------------------------

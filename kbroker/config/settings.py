@@ -18,6 +18,7 @@ from kbroker.config.validators import (
     CLEANUP_POLICIES,
     COMPRESSION,
     GZIP_LEVEL,
+    HTTP_LISTENER,
     LZ4_LEVEL,
     METADATA_VERSION,
     THROTTLED_REPLICAS,
@@ -298,6 +299,8 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("auto.include.jmx.reporter", BOOLEAN, True, None, LOW, "Deprecated: add the JMX reporter"),
     _K("kafka.metrics.reporters", LIST, [], None, LOW, "Yammer metric reporter classes"),
     _K("kafka.metrics.polling.interval.secs", INT, 10, AtLeast(1), LOW, "Polling interval for those reporters"),
+    # kbroker's own (no Kafka name exists): the Prometheus endpoint; unset, nothing listens.
+    _K("metrics.listener", STRING, None, HTTP_LISTENER, LOW, "Serve Prometheus metrics at http://HOST:PORT/metrics"),
     # Quotas
     _K("quota.window.num", INT, 11, AtLeast(1), LOW, "Samples kept for client quotas"),
     _K("replication.quota.window.num", INT, 11, AtLeast(1), LOW, "Samples kept for replication quotas"),

@@ -1,16 +1,18 @@
 """Which of Kafka's settings kbroker does not act on, and what it does when one is given.
 
 No accepted setting is silently ignored (issue 16, bug 1):
-- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (TLS, SASL, authorization,
+- `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (GSSAPI and OAUTHBEARER, authorization,
   delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
   default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
   plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
-  default they ask for nothing kbroker lacks. Unknown names under `ssl.`, `sasl.` and the like,
-  the authorizer's own settings (`super.users`, `allow.everyone.if.no.acl.found`, which Kafka
-  hands to the authorizer rather than declaring), the static quotas Kafka 3.0 removed
+  default they ask for nothing kbroker lacks. `authorizer.class.name` is served for Kafka's
+  AclAuthorizer (and its old name SimpleAclAuthorizer) and refused for any other class; its
+  undeclared companions `super.users` and `allow.everyone.if.no.acl.found` are read by it.
+  Unknown names under `ssl.`, `sasl.` and the like, the static quotas Kafka 3.0 removed
   (`quota.producer.default`) and per-listener copies of any of these
-  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.plain.sasl.jaas.config`) are
-  refused the same way.
+  (`listener.name.<l>.ssl.keystore.location`, `listener.name.<l>.gssapi.sasl.jaas.config`) are
+  refused the same way. SASL with PLAIN and SCRAM is implemented (SASL_IMPLEMENTED, also per
+  listener and mechanism: `listener.name.<l>.scram-sha-512.sasl.jaas.config`).
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
   broker, JMX metrics, KIP-848 consumer groups that are not served yet): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
@@ -30,21 +32,43 @@ from kbroker.config.settings import BROKER_CONFIG_BY_NAME
 # Unknown names under these prefixes belong to features kbroker lacks (TLS, SASL, tokens, ACLs).
 UNSUPPORTED_PREFIXES = ("ssl.", "sasl.", "zookeeper.ssl.", "delegation.token.", "authorizer.")
 
-# Not declared by KafkaConfig: the authorizer reads the first two from the broker's properties;
-# the static default quotas went in Kafka 3.0, and a broker ignoring them would run unlimited.
-UNDECLARED_UNSUPPORTED = frozenset({"super.users", "allow.everyone.if.no.acl.found",
-                                    "quota.producer.default", "quota.consumer.default"})
+# Not declared by KafkaConfig: the static default quotas went in Kafka 3.0, and a broker
+# ignoring them would run unlimited.
+UNDECLARED_UNSUPPORTED = frozenset({"quota.producer.default", "quota.consumer.default"})
+
+# authorizer.class.name values kbroker serves (kbroker/security/acl_authorizer.py): Kafka's
+# ZooKeeper-mode AclAuthorizer under its current and its old name. Any other class is refused.
+ACL_AUTHORIZER_CLASSES = frozenset({"kafka.security.authorizer.AclAuthorizer",
+                                    "kafka.security.auth.SimpleAclAuthorizer"})
+# Not declared by KafkaConfig either: Kafka hands them to the authorizer, which reads them.
+AUTHORIZER_SETTINGS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
 
 _SSL_SASL = re.compile(r"(ssl|sasl)\..+")
+# The TLS settings kbroker acts on (kbroker/security/ssl_factory.py), also per listener as
+# listener.name.<listener>.<setting>.
+SSL_IMPLEMENTED = frozenset({
+    "ssl.protocol", "ssl.enabled.protocols", "ssl.cipher.suites", "ssl.client.auth",
+    "ssl.endpoint.identification.algorithm", "ssl.principal.mapping.rules",
+    "ssl.keystore.type", "ssl.keystore.location", "ssl.keystore.password", "ssl.key.password",
+    "ssl.keystore.key", "ssl.keystore.certificate.chain",
+    "ssl.truststore.type", "ssl.truststore.location", "ssl.truststore.password", "ssl.truststore.certificates",
+})  # fmt: skip
+# Kafka re-reads key stores on a dynamic update (with these checks); kbroker reads them at start only.
+_SSL_NO_EFFECT = ("ssl.allow.dn.changes", "ssl.allow.san.changes")
+# The SASL settings kbroker implements (kbroker/security/sasl_config.py), also per listener and
+# per listener and mechanism (listener.name.<l>.scram-sha-256.sasl.jaas.config).
+SASL_IMPLEMENTED = frozenset({"sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.jaas.config",
+                              "sasl.server.max.receive.size", "connections.max.reauth.ms"})
+_SASL_MECHANISM_PREFIXED = re.compile(r"(plain|scram-sha-256|scram-sha-512)\.(sasl\.jaas\.config|connections\.max\.reauth\.ms)")
 # listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
 _LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\.(?P<setting>.+)")
 
 UNSUPPORTED: frozenset[str] = frozenset({
-    # Authorization, authentication, TLS
-    "authorizer.class.name", "principal.builder.class", "security.providers",
-    "connections.max.reauth.ms", "connection.failed.authentication.delay.ms",
-    "sasl.server.max.receive.size", "security.inter.broker.protocol",
-    *(name for name in BROKER_CONFIG_BY_NAME if _SSL_SASL.fullmatch(name)),
+    # Authentication, TLS
+    "principal.builder.class", "security.providers",
+    *(name for name in BROKER_CONFIG_BY_NAME
+      if _SSL_SASL.fullmatch(name) and name not in SSL_IMPLEMENTED and name not in _SSL_NO_EFFECT
+      and name not in SASL_IMPLEMENTED),
     # ZooKeeper security and migration
     "zookeeper.set.acl", "zookeeper.metadata.migration.enable", "zookeeper.clientCnxnSocket",
     *(name for name in BROKER_CONFIG_BY_NAME if name.startswith("zookeeper.ssl.")),
@@ -78,7 +102,7 @@ NO_EFFECT: dict[str, str] = {
     "zookeeper.max.in.flight.requests": "the ZooKeeper client (kazoo) has no such limit",
     "socket.connection.setup.timeout.ms": "the broker's own connections use controller.socket.timeout.ms",
     "socket.connection.setup.timeout.max.ms": "the broker's own connections use controller.socket.timeout.ms",
-    "early.start.listeners": "no authorizer: every listener starts at once",
+    "early.start.listeners": "the authorizer loads before any listener starts",
     "max.request.partition.size.limit": "DescribeTopicPartitions is not served",
     "telemetry.max.bytes": "client telemetry is not served",
     "log.dir.failure.timeout.ms": "KRaft only, as in Kafka",
@@ -91,6 +115,7 @@ NO_EFFECT: dict[str, str] = {
     "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
     **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME if name.startswith("group.consumer.")},
+    **{name: "key stores are read once, at start" for name in _SSL_NO_EFFECT},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
     "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,
 }  # fmt: skip
@@ -106,6 +131,8 @@ def _unsupported_name(name: str) -> bool:
     prefixed = _LISTENER_PREFIXED.fullmatch(name)
     if prefixed:
         setting = prefixed["setting"]
+        if setting in SSL_IMPLEMENTED or setting in SASL_IMPLEMENTED or _SASL_MECHANISM_PREFIXED.fullmatch(setting):
+            return False
         return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
     return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)
 
@@ -113,8 +140,18 @@ def _unsupported_name(name: str) -> bool:
 def refused_settings(config: KafkaConfig) -> list[str]:
     """The settings given that ask for something kbroker does not do yet, sorted."""
     refused = {name for name in UNSUPPORTED if _given(config, name)}
+    if config.get("authorizer.class.name") not in ("", *ACL_AUTHORIZER_CLASSES):
+        refused.add("authorizer.class.name")
     refused.update(name for name in (*config.unknown_keys, *config.listener_settings) if _unsupported_name(name))
     return sorted(refused)
+
+
+def unknown_settings(config: KafkaConfig) -> list[str]:
+    """The undeclared settings given that nothing reads: the authorizer's own count as read
+    when an authorizer is configured."""
+    if config.get("authorizer.class.name"):
+        return [name for name in config.unknown_keys if name not in AUTHORIZER_SETTINGS]
+    return list(config.unknown_keys)
 
 
 def ignored_settings(config: KafkaConfig) -> dict[str, list[str]]:

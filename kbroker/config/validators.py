@@ -84,6 +84,21 @@ class Rule(NamedTuple):
         return self.description
 
 
+_HTTP_LISTENER = re.compile(r"http://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]]*):(?P<port>[0-9]{1,5})/?")
+
+
+def parse_http_listener(text: str) -> tuple[str, int] | None:
+    """(host, port) of an `http://HOST:PORT` listener (kbroker's metrics.listener; an empty host
+    binds every interface, a port of 0 any free port), or None if the text is not one."""
+    match = _HTTP_LISTENER.fullmatch(text)
+    if match is None or int(match["port"]) > 65535:
+        return None
+    return match["host"].strip("[]"), int(match["port"])
+
+
+HTTP_LISTENER = Rule("an http://HOST:PORT listener", lambda text: parse_http_listener(text) is not None)
+
+
 # Known releases for inter.broker.protocol.version / log.message.format.version, each with its
 # highest "-IVn" sub-version (None: that release has no sub-versions).
 _METADATA_VERSIONS: dict[str, int | None] = {

@@ -13,10 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from kbroker.background import stop_task
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("kbroker.controller.channel")
 
@@ -33,16 +37,18 @@ class _BrokerQueue:
 
 class ControllerChannelManager:
     def __init__(self, local_broker_id: int, deliver_locally: Callable[[int, dict], dict | None],
-                 client_id: str) -> None:
+                 client_id: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        """`ssl_context`: an ssl.SSLContext when the brokers' controller listener is TLS."""
         self.local_broker_id = local_broker_id
         self.deliver_locally = deliver_locally
         self.client_id = client_id
+        self.ssl_context = ssl_context
         self.brokers: dict[int, _BrokerQueue] = {}
 
     def add_broker(self, broker_id: int, host: str, port: int) -> None:
         if broker_id == self.local_broker_id or broker_id in self.brokers:
             return
-        queue = _BrokerQueue(broker_id, NetworkClient(host, port, self.client_id))
+        queue = _BrokerQueue(broker_id, NetworkClient(host, port, self.client_id, ssl_context=self.ssl_context))
         queue.task = asyncio.get_running_loop().create_task(self._drain(queue))
         self.brokers[broker_id] = queue
 

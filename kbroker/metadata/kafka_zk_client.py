@@ -171,18 +171,33 @@ class KafkaZkClient:
         self.store.set(zk.topic_path(topic), assignment.encode())
 
     def get_topic_config(self, topic: str) -> dict[str, str]:
+        return self.get_entity_config("topics", topic)
+
+    def set_topic_config(self, topic: str, config: dict[str, str]) -> None:
+        self.set_entity_config("topics", topic, config)
+
+    def get_entity_config(self, entity_type: str, name: str) -> dict[str, str]:
+        """/config/<entity_type>/<name>'s config ({} when there is none); `name` as stored (sanitized)."""
         try:
-            return zk.decode_entity_config(self.store.get(zk.topic_config_path(topic))[0])
+            return zk.decode_entity_config(self.store.get(zk.entity_config_path(entity_type, name))[0])
         except NoNodeError:
             return {}
 
-    def set_topic_config(self, topic: str, config: dict[str, str]) -> None:
-        path = zk.topic_config_path(topic)
+    def get_entity_names(self, entity_type: str) -> list[str]:
+        try:
+            return self.store.get_children(f"/config/{entity_type}")
+        except NoNodeError:
+            return []
+
+    def set_entity_config(self, entity_type: str, name: str, config: dict[str, str]) -> None:
+        """Writes the config and a /config/changes notification (entity_path `<entity_type>/<name>`),
+        as Kafka's AdminZkClient.changeEntityConfig does, so every broker re-reads it."""
+        path = zk.entity_config_path(entity_type, name)
         if self.store.exists(path) is None:
             self.store.create(path, zk.encode_entity_config(config), makepath=True)
         else:
             self.store.set(path, zk.encode_entity_config(config))
-        self.store.create(f"{zk.CONFIG_CHANGES}/config_change_", zk.encode_config_change(f"topics/{topic}"),
+        self.store.create(f"{zk.CONFIG_CHANGES}/config_change_", zk.encode_config_change(f"{entity_type}/{name}"),
                           sequence=True, makepath=True)
 
     def mark_topic_for_deletion(self, topic: str) -> None:

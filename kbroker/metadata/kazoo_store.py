@@ -100,12 +100,12 @@ class KazooZNodeStore:
     @_translating_errors
     def exists(self, path: str) -> ZnodeStat | None:
         stat = self.client.exists(path)
-        return None if stat is None else ZnodeStat(stat.czxid, stat.version, stat.ephemeralOwner)
+        return None if stat is None else ZnodeStat(stat.czxid, stat.version, stat.ephemeralOwner, stat.ctime)
 
     @_translating_errors
     def get(self, path: str) -> tuple[bytes, ZnodeStat]:
         data, stat = self.client.get(path)
-        return data or b"", ZnodeStat(stat.czxid, stat.version, stat.ephemeralOwner)
+        return data or b"", ZnodeStat(stat.czxid, stat.version, stat.ephemeralOwner, stat.ctime)
 
     @_translating_errors
     def get_children(self, path: str) -> list[str]:

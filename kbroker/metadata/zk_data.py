@@ -18,6 +18,7 @@ BROKER_SEQID = "/brokers/seqid"
 TOPICS = "/brokers/topics"
 CONFIG_TOPICS = "/config/topics"
 CONFIG_CHANGES = "/config/changes"
+CONFIG_USERS = "/config/users"
 DELETE_TOPICS = "/admin/delete_topics"
 PRODUCER_ID_BLOCK = "/latest_producer_id_block"
 ISR_CHANGE_NOTIFICATION = "/isr_change_notification"
@@ -181,6 +182,25 @@ class LeaderIsrAndControllerEpoch:
 
 
 # -- /config/topics/<t>, /config/changes -----------------------------------------------------------
+def entity_config_path(entity_type: str, name: str) -> str:
+    """/config/<entity_type>/<name>: `topics`, or `users` (names sanitized: sanitize_entity_name)."""
+    return f"/config/{entity_type}/{name}"
+
+
+def sanitize_entity_name(name: str) -> str:
+    """Kafka's Sanitizer.sanitize for user and client-id znode names: UTF-8 percent-encoding of
+    everything but letters, digits and `-._~` (`*` becomes %2A, a space %20)."""
+    from urllib.parse import quote  # only when a user's config is read or written
+
+    return quote(name, safe="")
+
+
+def desanitize_entity_name(name: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(name)
+
+
 def encode_entity_config(config: dict[str, str]) -> bytes:
     return _dump({"version": 1, "config": config})
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -59,6 +60,7 @@ class ZnodeStat:
     czxid: int
     version: int
     owner: int = 0  # ZooKeeper's ephemeralOwner: the session that created an ephemeral node, else 0
+    ctime_ms: int = 0  # ZooKeeper's ctime (ms since the epoch; embedded: not saved, the load time)
 
 
 @dataclass(slots=True)
@@ -69,6 +71,7 @@ class _Node:
     ephemeral: bool = False
     children: set[str] = field(default_factory=set)
     sequence: int = 0  # next sequence number for sequential children
+    ctime_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -109,7 +112,8 @@ class _Staged:
             if committed is None:
                 raise NoNodeError(path)
             node = self.changes[path] = _Node(committed.data, committed.czxid, committed.version,
-                                              committed.ephemeral, set(committed.children), committed.sequence)
+                                              committed.ephemeral, set(committed.children), committed.sequence,
+                                              committed.ctime_ms)
         return node
 
 
@@ -121,6 +125,10 @@ def _versioned_node(nodes: _Staged, op: Op) -> _Node:
     if op.version != -1 and node.version != op.version:
         raise BadVersionError(op.path)
     return node
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _parent(path: str) -> str:
@@ -181,8 +189,9 @@ class EmbeddedZNodeStore:
         if self.path is None:
             return
         self.zxid, saved, replayed = read_saved_tree(self.path)
+        loaded_ms = _now_ms()
         for path, (data, czxid, version, sequence) in sorted(saved.items()):
-            node = _Node(base64.b64decode(data), czxid, version, sequence=sequence)
+            node = _Node(base64.b64decode(data), czxid, version, sequence=sequence, ctime_ms=loaded_ms)
             self.nodes[path] = node
             if path != "/":
                 self.nodes[_parent(path)].children.add(path.rsplit("/", 1)[1])
@@ -231,7 +240,7 @@ class EmbeddedZNodeStore:
 
     # -- reads --------------------------------------------------------------------------------
     def _stat(self, node: _Node) -> ZnodeStat:
-        return ZnodeStat(node.czxid, node.version, self.session_id if node.ephemeral else 0)
+        return ZnodeStat(node.czxid, node.version, self.session_id if node.ephemeral else 0, node.ctime_ms)
 
     def exists(self, path: str) -> ZnodeStat | None:
         node = self.nodes.get(path)
@@ -304,7 +313,7 @@ class EmbeddedZNodeStore:
                     raise NodeExistsError(path)
                 zxid += 1
                 parent.children.add(path.rsplit("/", 1)[1])
-                staged.set(path, _Node(op.data, zxid, 0, op.ephemeral))
+                staged.set(path, _Node(op.data, zxid, 0, op.ephemeral, ctime_ms=_now_ms()))
                 touched_children.add(parent_path)
                 touched_data.add(path)
                 persistent_change |= not op.ephemeral
@@ -313,7 +322,7 @@ class EmbeddedZNodeStore:
                 node = _versioned_node(staged, op)
                 zxid += 1
                 staged.set(op.path, _Node(op.data, node.czxid, node.version + 1, node.ephemeral,
-                                          node.children, node.sequence))
+                                          node.children, node.sequence, node.ctime_ms))
                 touched_data.add(op.path)
                 persistent_change |= not node.ephemeral
                 results.append(ZnodeStat(node.czxid, node.version + 1))

@@ -19,6 +19,16 @@ max.connections.per.ip and its overrides (ConnectionQuotas: the accept loop wait
 closes a connection from an address at its maximum); connections.max.idle.ms (a connection with
 no bytes in or out for that long, and no request being processed, is closed).
 
+TLS (SSL and SASL_SSL listeners): the server is given an ssl.SSLContext (built by
+kbroker/security/ssl_factory.py, handed over by kbroker/server.py) and runs each accepted
+connection's handshake in a task of its own, bounded by `ssl_handshake_timeout_s`, so that a
+slow or silent client never holds up the accept loop; asyncio's SSL transport feeds the same
+BufferedProtocol, so framing and the plaintext path are unchanged. A handshake that fails (a
+plaintext client, an untrusted or missing certificate, a timeout) closes that connection with
+one rate-limited line. Once it succeeds, `session_factory` gets the client's certificate (DER,
+or None) and returns the connection's session (the api layer's principal); if it raises, the
+connection is closed. A TLS handshake arriving on a plaintext listener is named as such.
+
 This module knows nothing of what a request means: the processor callable it is given
 (KafkaApis.process of kbroker/api/kafka_apis.py, wired in kbroker/server.py) decodes and answers.
 It must not import handlers or services.
@@ -35,11 +45,14 @@ import socket
 import struct
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.network.connection_quotas import ConnectionQuotas, address_key
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.network.memory_pool import MemoryPool
+
+if TYPE_CHECKING:
+    import ssl
 
 log = logging.getLogger("kbroker.network")
 # Bad frames are logged once per client host and kind per interval: a client must not be able to
@@ -65,17 +78,28 @@ IDLE_CHECKS_PER_PERIOD = 10
 MAX_IDLE_CHECK_INTERVAL_S = 10.0
 
 _frame_size = struct.Struct(">i").unpack_from
+# A TLS record header read as a frame size: handshake (22), version 3.x (SSL 3.0 to TLS 1.3).
+_TLS_HANDSHAKE_PREFIX = 0x1603
+
+# session_factory(peer certificate as DER, or None) -> the api layer's session for a connection
+SessionFactory = Callable[[bytes | None], Any]
 
 
 class CloseConnection(Exception):
     """Raised by the request processor when Kafka would close the connection instead of answering
-    (the api layer turns its handlers' own signal into this one)."""
+    (the api layer turns its handlers' own signal into this one). `last_response`, when given, is
+    written before the close (a failed SASL authentication is answered, then closed, as in Kafka)."""
+
+    def __init__(self, last_response: list | None = None) -> None:
+        super().__init__()
+        self.last_response = last_response
 
 
 class ConnectionInfo(Protocol):
     peer: str
     listener_name: str
     session: Any
+    request_arrival: float  # when the frame being processed was read whole (time.monotonic())
 
 
 # Response chunks are bytes-like, or file regions (records of a fetch) that know how to read
@@ -93,7 +117,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # Slots: an idle connection is this object, its transport and socket, nothing else.
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
-                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session")
+                 "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
+                 "_arrivals", "request_arrival")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -111,6 +136,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_filled = 0
         self._charged = 0  # bytes of partial and queued frames counted in the memory pool
         self._frames: collections.deque[memoryview] = collections.deque()
+        # When each queued frame was read whole (time.monotonic()), and the one being processed's:
+        # the api layer's request queue time (Kafka's requestQueueTimeMs) and request log.
+        self._arrivals: collections.deque[float] = collections.deque()
+        self.request_arrival = 0.0
         self._worker: asyncio.Task | None = None
         self._processing = False  # a request is with the processor
         self._closing = False
@@ -129,12 +158,33 @@ class KafkaConnection(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)
+        factory = self.server.session_factory
+        if factory is not None and not self._establish_session(factory, transport):
+            return
         self._update_reading()  # the memory pool may be exhausted already
 
-    def connection_lost(self, _exc: Exception | None) -> None:  # asyncio's Protocol signature
+    def _establish_session(self, factory: SessionFactory, transport: asyncio.BaseTransport) -> bool:
+        """The session from the TLS client certificate; False (connection closed) if it is refused."""
+        ssl_object = transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        try:
+            self.session = factory(certificate)
+        except Exception as exc:  # a certificate no principal rule maps: Kafka fails the authentication
+            bad_input_log.warning(source_of(self.peer), "tls principal",
+                                  "closing connection from %s on %s: no principal for its certificate: %s",
+                                  self.peer, self.listener_name, exc)
+            self.close()
+            return False
+        return True
+
+    def connection_lost(self, exc: Exception | None) -> None:  # asyncio's Protocol signature
+        if exc is not None and getattr(exc, "reason", None):  # ssl.SSLError: a bad TLS record, say
+            bad_input_log.warning(source_of(self.peer), "tls record", "closing connection from %s on %s: TLS error (%s)",
+                                  self.peer, self.listener_name, getattr(exc, "reason", None))
         self._closing = True
         self.server.connection_closed(self)
         self._frames.clear()
+        self._arrivals.clear()
         self._frame = None
         self._release(self._charged)
         self._charged = 0
@@ -176,6 +226,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._frame_filled == self._frame_size:
             self._frame = None
             self._frames.append(memoryview(frame))
+            self._arrivals.append(self.last_active)
             self._wake_worker()
 
     def eof_received(self) -> bool:
@@ -203,9 +254,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
         """The frame of `size` bytes whose bytes start at data[pos]: queued when all are there,
         else begun in a buffer of its own. Returns where the next frame starts (-1: stop)."""
         if size < 0 or size > self.server.max_request_bytes:
-            bad_input_log.warning(source_of(self.peer), "frame size",
-                                  "closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
-                                  self.peer, size, self.server.max_request_bytes)
+            if size >> 16 == _TLS_HANDSHAKE_PREFIX and self.server.ssl_context is None:
+                bad_input_log.warning(source_of(self.peer), "tls on plaintext",
+                                      "closing connection from %s: a TLS handshake on plaintext listener %s",
+                                      self.peer, self.listener_name)
+            else:
+                bad_input_log.warning(source_of(self.peer), "frame size",
+                                      "closing connection from %s: frame of %d bytes (socket.request.max.bytes=%d)",
+                                      self.peer, size, self.server.max_request_bytes)
             # Kafka reads one request at a time, so the ones before this frame are answered first.
             self._close_when_idle = True
             self._update_reading()
@@ -216,6 +272,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if have >= size:
             # A bytearray, so the log validator can patch offsets into a produce in place.
             self._frames.append(memoryview(bytearray(data[pos : pos + size])))
+            self._arrivals.append(self.last_active)  # buffer_updated set it for this read
             self._charge(size)
             return pos + size
         capacity = self._frame_capacity(size, have)
@@ -272,6 +329,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         frames = self._frames
         while frames and not self._closing:
             frame = frames.popleft()
+            self.request_arrival = self._arrivals.popleft()
             # Queued bytes end where processing starts: a request parked in the purgatory must not
             # hold back the reads that complete it (a follower's fetch for an acks=all produce).
             self._charged -= len(frame)
@@ -283,7 +341,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.server.in_flight += 1
             try:
                 chunks = await processor(self, frame)
-            except CloseConnection:
+            except CloseConnection as exc:
+                if exc.last_response and not self._closing:
+                    self.transport.writelines(exc.last_response)  # close() flushes it first
                 self.close()
                 return
             except asyncio.CancelledError:
@@ -355,7 +415,8 @@ class SocketServer:
                  backlog: int = 1024, send_buffer_bytes: int = -1, receive_buffer_bytes: int = -1,
                  memory_pool: MemoryPool | None = None,
                  quotas: ConnectionQuotas | None = None, max_connections: int | None = None,
-                 connections_max_idle_ms: int = 600000) -> None:
+                 connections_max_idle_ms: int = 600000, ssl_context: ssl.SSLContext | None = None,
+                 ssl_handshake_timeout_s: float = 10.0, session_factory: SessionFactory | None = None) -> None:
         self.host = host
         self.port = port
         self.processor = processor
@@ -365,6 +426,10 @@ class SocketServer:
         self.backlog = backlog
         self.memory_pool = memory_pool
         self.connections_max_idle_ms = connections_max_idle_ms
+        self.ssl_context = ssl_context
+        self.ssl_handshake_timeout_s = ssl_handshake_timeout_s
+        self.session_factory = session_factory
+        self._handshakes: set[asyncio.Task] = set()
         self.send_buffer_bytes = send_buffer_bytes
         self.receive_buffer_bytes = receive_buffer_bytes
         self.connections: set[KafkaConnection] = set()
@@ -409,20 +474,41 @@ class SocketServer:
                          address, limit)
                 sock.close()
                 continue
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                # socket.send/receive.buffer.bytes; -1 keeps the OS default (and its autotuning)
-                for option, size in ((socket.SO_SNDBUF, self.send_buffer_bytes),
-                                     (socket.SO_RCVBUF, self.receive_buffer_bytes)):
-                    if size != -1:
-                        sock.setsockopt(socket.SOL_SOCKET, option, size)
+            if self.ssl_context is None:
+                await self._serve(sock, address, "")
+            else:  # the handshake may take a while: the accept loop goes on meanwhile
+                task = loop.create_task(self._serve(sock, address, _peer_text(peer)))
+                self._handshakes.add(task)
+                task.add_done_callback(self._handshakes.discard)
+
+    async def _serve(self, sock: socket.socket, address: str, peer: str) -> None:
+        """Hands an accepted socket to asyncio (after the TLS handshake on a TLS listener)."""
+        loop = asyncio.get_running_loop()
+        quotas = self.quotas
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # socket.send/receive.buffer.bytes; -1 keeps the OS default (and its autotuning)
+            for option, size in ((socket.SO_SNDBUF, self.send_buffer_bytes),
+                                 (socket.SO_RCVBUF, self.receive_buffer_bytes)):
+                if size != -1:
+                    sock.setsockopt(socket.SOL_SOCKET, option, size)
+            if self.ssl_context is None:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock)
-            except (OSError, RuntimeError) as exc:  # the peer went away in between, or the loop is closing
+            else:
+                await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock,
+                                                   ssl=self.ssl_context,
+                                                   ssl_handshake_timeout=self.ssl_handshake_timeout_s)
+        except (OSError, RuntimeError) as exc:  # the peer went away in between, the loop is closing, TLS failed
+            if self.ssl_context is not None:
+                kind, reason = _handshake_failure(exc)
+                bad_input_log.warning(source_of(peer), kind, "closing connection from %s on %s: TLS handshake failed (%s)",
+                                      peer, self.listener_name, reason)
+            else:
                 log.debug("connection from %s lost while being set up: %s", address, exc)
-                quotas.dec(self.listener_name, address)
-                sock.close()
-                continue
-            quotas.close_excess_connection(self.listener_name)
+            quotas.dec(self.listener_name, address)
+            sock.close()
+            return
+        quotas.close_excess_connection(self.listener_name)
 
     def connection_closed(self, conn: KafkaConnection) -> None:
         if conn in self.connections:
@@ -453,6 +539,8 @@ class SocketServer:
         for task in self._accepting:
             task.cancel()
         self._accepting = []
+        for handshake in list(self._handshakes):
+            handshake.cancel()
         for sock in self._sockets:
             sock.close()
         self._sockets = []
@@ -469,6 +557,23 @@ class SocketServer:
             await asyncio.wait([asyncio.ensure_future(p) for p in pending], timeout=timeout)
         for conn in list(self.connections):
             conn.close()
+
+
+def _peer_text(peer: Any) -> str:
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+
+
+def _handshake_failure(exc: BaseException) -> tuple[str, str]:
+    """The kind of a handshake's failure (each is logged once per client host and minute) and
+    what went wrong, in a few words (no traceback: the peer caused it)."""
+    reason = getattr(exc, "reason", None)  # ssl.SSLError's OpenSSL reason, as WRONG_VERSION_NUMBER
+    if reason in ("WRONG_VERSION_NUMBER", "HTTP_REQUEST", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"):
+        return "plaintext on tls", f"{reason}: not TLS, a plaintext client?"
+    if reason:
+        return "tls handshake", str(reason)
+    if isinstance(exc, ConnectionAbortedError):  # asyncio's ssl_handshake_timeout
+        return "tls handshake timeout", str(exc) or "not completed in time"
+    return "tls handshake", str(exc) or type(exc).__name__
 
 
 def _listen_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:

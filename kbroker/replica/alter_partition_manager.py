@@ -26,6 +26,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
 
 if TYPE_CHECKING:
+    import ssl
     import uuid
 
     from kbroker.metadata.metadata_cache import MetadataCache
@@ -57,11 +58,12 @@ class AlterPartitionItem:
 class AlterPartitionManager:
     def __init__(self, broker_id: int, broker_epoch: Callable[[], int], metadata_cache: MetadataCache,
                  listener_name: str, *, retry_backoff_s: float = RETRY_BACKOFF_S,
-                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+                 request_timeout_s: float = REQUEST_TIMEOUT_S, ssl_context: ssl.SSLContext | None = None) -> None:
         self.broker_id = broker_id
         self.broker_epoch = broker_epoch
         self.metadata_cache = metadata_cache
         self.listener_name = listener_name
+        self.ssl_context = ssl_context  # an ssl.SSLContext when that listener is TLS
         self.retry_backoff_s = retry_backoff_s
         self.request_timeout_s = request_timeout_s
         self.unsent: dict[TopicPartition, AlterPartitionItem] = {}  # queued or in flight, in order
@@ -169,7 +171,7 @@ class AlterPartitionManager:
             if self._client is not None:
                 asyncio.get_running_loop().create_task(self._client.close())
             self._client = NetworkClient(endpoint.host, endpoint.port, f"broker-{self.broker_id}-alter-partition",
-                                         request_timeout_s=self.request_timeout_s)
+                                         request_timeout_s=self.request_timeout_s, ssl_context=self.ssl_context)
             self._client_target = target
         return self._client
 

@@ -31,6 +31,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Hashable, Iterable
 
+from kbroker.metrics.stats import remote_time_s
+
 
 class DelayedOperation:
     """One request waiting in a purgatory (Kafka's DelayedOperation)."""
@@ -131,11 +133,15 @@ class DelayedOperationPurgatory:
         waiter cancelled meanwhile takes its operation out of the purgatory."""
         if operation.is_completed:
             return
-        operation._done = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        operation._done = loop.create_future()
+        parked = loop.time()
         try:
             await operation._done
         finally:
             operation.cancel()
+            # Kafka's remote time of the request (RequestMetrics' RemoteTimeMs, the request log).
+            remote_time_s.set(remote_time_s.get() + loop.time() - parked)
 
     def check_and_complete(self, key: Hashable) -> int:
         """Something `key` stands for changed: each operation watching it may finish now.

@@ -37,6 +37,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
 
 if TYPE_CHECKING:
+    import ssl
     import uuid
     from collections.abc import Callable, Collection, Iterable
 
@@ -95,6 +96,7 @@ class FetcherConfig:
     socket_timeout_ms: int = 30000                # replica.socket.timeout.ms
     num_fetchers: int = 1                         # num.replica.fetchers
     truncate_on_fetch: bool = True                # inter.broker.protocol.version >= 2.7-IV1
+    ssl_context: ssl.SSLContext | None = None     # ssl.SSLContext when the inter-broker listener is TLS
 
     @classmethod
     def from_kafka_config(cls, broker_id: int, config) -> FetcherConfig:
@@ -189,7 +191,7 @@ class ReplicaFetcherThread:
         self.name = f"ReplicaFetcherThread-{fetcher_id}-{leader.broker_id}"
         self.partitions: dict[TopicPartition, PartitionFetchState] = {}
         self.client = NetworkClient(leader.host, leader.port, f"broker-{config.broker_id}-fetcher-{fetcher_id}",
-                                    request_timeout_s=config.socket_timeout_ms / 1000)
+                                    request_timeout_s=config.socket_timeout_ms / 1000, ssl_context=config.ssl_context)
         self._changed = asyncio.Event()
         self._unreachable = False  # the leader failed the last attempt (log the first failure only)
         self._task: asyncio.Task | None = None

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
+from kbroker.metrics.stats import BrokerTopicStats
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import uuid_to_base64
 from kbroker.replica.delayed_fetch import (
@@ -125,6 +126,11 @@ class ReplicaManager:
         # Set by the server in cluster mode; without them followers do not fetch and ISRs stay put.
         self.replica_fetcher_manager: ReplicaFetcherManager | None = None
         self.alter_partition_manager: AlterPartitionManager | None = None
+        # Kafka's BrokerTopicStats, counted per partition of a request only when metrics are on
+        # (the server sets it with metrics.listener), and ReplicaManager's IsrShrinks/IsrExpands.
+        self.topic_stats: BrokerTopicStats | None = None
+        self.isr_shrinks = 0
+        self.isr_expands = 0
 
     # -- controller requests ------------------------------------------------------------------
     def log_config_for(self, topic: str) -> LogConfig:
@@ -259,9 +265,18 @@ class ReplicaManager:
                         error = exc.code
                 self._complete_delayed_requests(tp)
                 errors.append({"topic_name": topic, "partition_index": tp[1], "error_code": error})
+            if self.topic_stats is not None and all(state["delete_partition"]
+                                                    for state in topic_state["partition_states"]):
+                self._maybe_remove_topic_stats(topic)
         if self.replica_fetcher_manager is not None:
             self.replica_fetcher_manager.shutdown_idle_fetcher_threads()
         return {"error_code": 0, "partition_errors": errors}
+
+    def _maybe_remove_topic_stats(self, topic: str) -> None:
+        """A deleted topic's BrokerTopicMetrics go once none of its partitions is hosted here
+        (Kafka's stopReplicas: brokerTopicStats.removeMetrics)."""
+        if self.topic_stats is not None and not any(t == topic for t, _ in self.partitions):
+            self.topic_stats.remove_topic(topic)
 
     def _stop_replica_fenced(self, tp: tuple[str, int], leader_epoch: int) -> bool:
         """Kafka's stopReplicas: a leader epoch older than the partition's is refused; -2 (the
@@ -300,15 +315,26 @@ class ReplicaManager:
                             origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
         COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
+        stats = self.topic_stats.topic(topic) if self.topic_stats is not None else None
+        if stats is not None:
+            stats.total_produce_requests += 1
         p = self.partitions.get((topic, partition))
         if p is None:
+            if stats is not None:
+                stats.failed_produce_requests += 1
             return ProduceResult(self.missing_partition_error(topic, partition))
         try:
             info = p.append_records_to_leader(records, required_acks, origin)
         except PartitionError as exc:
+            if stats is not None:
+                stats.failed_produce_requests += 1
+                stats.bytes_rejected += len(records)
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1,
                                  record_errors=exc.record_errors)
+        if stats is not None:  # per batch: the batch headers' record counts, no record is looked at
+            stats.messages_in += info.record_count
+            stats.bytes_in += len(records)
         self._complete_delayed_requests((topic, partition))
         return ProduceResult(Errors.NONE, info.base_offset, info.log_append_time, info.log_start_offset,
                              None, info.last_offset)
@@ -456,6 +482,8 @@ class ReplicaManager:
                                  hard_max_bytes_limit)
         if (max_wait_ms <= 0 or not requests or self.stopping or sum(r.size for r in results) >= min_bytes
                 or any(r.error != Errors.NONE or r.diverging_epoch is not None for r in results)):
+            if self.topic_stats is not None:
+                self._count_fetch(self.topic_stats, requests, results, replica_id)
             return results
         statuses = [FetchPartitionStatus(req, self._start_offset_metadata(req, result))
                     for req, result in zip(requests, results, strict=True)]
@@ -465,7 +493,24 @@ class ReplicaManager:
         keys = [(req.topic, req.partition) for req in requests]
         if not self.delayed_fetch_purgatory.try_complete_else_watch(delayed, keys):
             await self.delayed_fetch_purgatory.wait(delayed)
+        if self.topic_stats is not None:
+            self._count_fetch(self.topic_stats, requests, delayed.results, replica_id)
         return delayed.results
+
+    @staticmethod
+    def _count_fetch(topic_stats: BrokerTopicStats, requests: list[FetchRequestPartition],
+                     results: list[FetchResult], replica_id: int) -> None:
+        """BrokerTopicStats of a fetch, per partition: requests, failures, and the bytes sent to
+        consumers (Kafka counts a follower's bytes as replication bytes out, not bytes out)."""
+        for req, result in zip(requests, results, strict=True):
+            stats = topic_stats.topic(req.topic)
+            stats.total_fetch_requests += 1
+            if result.error != Errors.NONE:
+                stats.failed_fetch_requests += 1
+            elif replica_id < 0:
+                stats.bytes_out += result.size
+            else:
+                stats.replication_bytes_out += result.size
 
     def _start_offset_metadata(self, req: FetchRequestPartition, result: FetchResult) -> LogOffsetMetadata:
         """Where the partition's read started, with its position in the log (a read that found
@@ -573,7 +618,13 @@ class ReplicaManager:
         tp = (partition.topic, partition.partition)
         if self.partitions.get(tp) is not partition:
             return
+        was_pending = partition.pending_isr_change is change
         hw_moved, retry = partition.on_alter_partition_response(change, error, answer)
+        if was_pending and error == Errors.NONE and answer is not None and partition.pending_isr_change is None:
+            if change.is_expand:  # the change is committed: Kafka's IsrExpandsPerSec / IsrShrinksPerSec
+                self.isr_expands += 1
+            else:
+                self.isr_shrinks += 1
         if hw_moved:
             self._complete_delayed_requests(tp)
         if retry:

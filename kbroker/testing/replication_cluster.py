@@ -71,6 +71,8 @@ class Node:
         self.down = False
         # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
         self.started_group_coordinator = None
+        self.sasl_listeners: dict = {}  # BrokerServices': no SASL listener here
+        self.authorizer = None  # no authorizer.class.name: the handlers allow everything
 
     @property
     def port(self) -> int:

@@ -25,6 +25,8 @@ from kbroker.txn.transaction_log import group_by_topic
 from kbroker.txn.transaction_metadata import TopicPartition
 
 if TYPE_CHECKING:
+    import ssl
+
     from kbroker.metadata.metadata_cache import MetadataCache
 
 log = logging.getLogger("kbroker.txn")
@@ -36,13 +38,15 @@ VerifyLocally = Callable[[str, int, int, set[TopicPartition]], dict[TopicPartiti
 
 class AddPartitionsToTxnManager:
     def __init__(self, broker_id: int, metadata_cache: MetadataCache, partition_for: Callable[[str], int],
-                 verify_locally: VerifyLocally, inter_broker_listener: str, request_timeout_ms: int = 30000) -> None:
+                 verify_locally: VerifyLocally, inter_broker_listener: str, request_timeout_ms: int = 30000,
+                 inter_broker_ssl: ssl.SSLContext | None = None) -> None:
         self.broker_id = broker_id
         self.metadata_cache = metadata_cache
         self.partition_for = partition_for
         self.verify_locally = verify_locally
         self.request_timeout_ms = request_timeout_ms
-        self.clients = InterBrokerClients(broker_id, metadata_cache, inter_broker_listener, "txn-verification")
+        self.clients = InterBrokerClients(broker_id, metadata_cache, inter_broker_listener, "txn-verification",
+                                          inter_broker_ssl)
 
     async def verify_transaction(self, transactional_id: str, producer_id: int, producer_epoch: int,
                                  partitions: set[TopicPartition]) -> dict[TopicPartition, Errors]:

@@ -11,12 +11,16 @@ from typing import TYPE_CHECKING
 from kbroker.network.network_client import NetworkClient
 
 if TYPE_CHECKING:
+    import ssl
+
     from kbroker.metadata.metadata_cache import MetadataCache
 
 
 class InterBrokerClients:
-    def __init__(self, broker_id: int, metadata_cache: MetadataCache, listener_name: str, purpose: str) -> None:
+    def __init__(self, broker_id: int, metadata_cache: MetadataCache, listener_name: str, purpose: str,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.metadata_cache = metadata_cache
+        self.ssl_context = ssl_context  # an ssl.SSLContext when the inter-broker listener is TLS
         self.listener_name = listener_name
         self.client_id = f"broker-{broker_id}-{purpose}"
         self.clients: dict[int, NetworkClient] = {}
@@ -31,7 +35,8 @@ class InterBrokerClients:
             asyncio.get_running_loop().create_task(client.close())
             client = None
         if client is None:
-            client = self.clients[broker_id] = NetworkClient(endpoint.host, endpoint.port, self.client_id)
+            client = self.clients[broker_id] = NetworkClient(endpoint.host, endpoint.port, self.client_id,
+                                                                      ssl_context=self.ssl_context)
         return client
 
     async def close(self) -> None:

@@ -60,6 +60,8 @@ from kbroker.txn.transaction_state_manager import (
 )
 
 if TYPE_CHECKING:
+    import ssl
+
     from kbroker.config import KafkaConfig
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
@@ -105,7 +107,8 @@ def _wall_clock_ms() -> int:
 class TransactionCoordinator:
     def __init__(self, broker_id: int, config: KafkaConfig, replica_manager: ReplicaManager,
                  metadata_cache: MetadataCache, generate_producer_id: Callable[[], int], *,
-                 time_ms: Callable[[], int] | None = None) -> None:
+                 time_ms: Callable[[], int] | None = None, inter_broker_ssl: ssl.SSLContext | None = None) -> None:
+        """`inter_broker_ssl`: the ssl.SSLContext for other brokers' inter-broker listener when it is TLS."""
         self.broker_id = broker_id
         self.config = TransactionConfig.from_kafka_config(config)
         self.time_ms = time_ms or _wall_clock_ms
@@ -113,10 +116,10 @@ class TransactionCoordinator:
         self.state_manager = TransactionStateManager(self.config, replica_manager, metadata_cache, self.time_ms)
         self.marker_channel_manager = TransactionMarkerChannelManager(
             broker_id, metadata_cache, replica_manager, config.inter_broker_listener_name,
-            self.config.request_timeout_ms)
+            self.config.request_timeout_ms, inter_broker_ssl)
         self.add_partitions_to_txn_manager = AddPartitionsToTxnManager(
             broker_id, metadata_cache, self.partition_for, self.handle_verify_partitions_in_transaction,
-            config.inter_broker_listener_name, self.config.request_timeout_ms)
+            config.inter_broker_listener_name, self.config.request_timeout_ms, inter_broker_ssl)
         self.is_active = False
         self._tasks = BackgroundTasks(log, "transaction coordinator task")
         self._timers: list[asyncio.Task] = []

@@ -39,6 +39,8 @@ from kbroker.txn.transaction_log import group_by_topic
 from kbroker.txn.transaction_metadata import TopicPartition
 
 if TYPE_CHECKING:
+    import ssl
+
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
 
@@ -76,12 +78,13 @@ class PendingTxnMarkers:
 
 class TransactionMarkerChannelManager:
     def __init__(self, broker_id: int, metadata_cache: MetadataCache, replica_manager: ReplicaManager,
-                 inter_broker_listener: str, request_timeout_ms: int = 30000) -> None:
+                 inter_broker_listener: str, request_timeout_ms: int = 30000, inter_broker_ssl: ssl.SSLContext | None = None) -> None:
         self.broker_id = broker_id
         self.metadata_cache = metadata_cache
         self.replica_manager = replica_manager
         self.request_timeout_ms = request_timeout_ms
-        self.clients = InterBrokerClients(broker_id, metadata_cache, inter_broker_listener, "txn-markers")
+        self.clients = InterBrokerClients(broker_id, metadata_cache, inter_broker_listener, "txn-markers",
+                                          inter_broker_ssl)
         self._tasks: dict[asyncio.Task, PendingTxnMarkers] = {}
 
     def add_txn_markers_to_send(self, entry: PendingTxnMarkers, still_valid: Callable[[], bool],

@@ -79,6 +79,11 @@ HANDLER_MODULES = (
     "describe_transactions",
     "list_transactions",
     "describe_producers",
+    # SASL (kbroker/security/): the exchange, and the SCRAM credentials in /config/users
+    "sasl_handshake",
+    "sasl_authenticate",
+    "describe_user_scram_credentials",
+    "alter_user_scram_credentials",
 )
 
 

@@ -12,6 +12,9 @@
     flight), NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_REQUEST (empty id).
   - verify_only answers, per partition, NONE if it is in the transaction, else
     TRANSACTION_ABORTABLE, without changing anything.
+  - Needs WRITE on the transactional id (every partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    and on each topic (TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED); v4+
+    (broker-to-broker) CLUSTER_ACTION on the cluster, as Kafka (api/auth_helper.py).
 - Gaps: no CLUSTER_ACTION / TRANSACTIONAL_ID_AUTHORIZATION_FAILED checks (no authorizer).
 """
 
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api import transaction_errors
+from kbroker.api import auth_helper, transaction_errors
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -45,6 +49,9 @@ async def handle(ctx: RequestContext, request: AddPartitionsToTxnRequest) -> Add
                                          request["v3_and_below_producer_id"], request["v3_and_below_producer_epoch"],
                                          False, request["v3_and_below_topics"])
         return {"throttle_time_ms": 0, "results_by_topic_v3_and_below": results}
+    error = auth_helper.cluster_error(ctx, AclOperation.CLUSTER_ACTION)  # v4+ come from brokers only
+    if error:
+        return {"throttle_time_ms": 0, "error_code": error, "results_by_transaction": []}
     answers: list[AddPartitionsToTxnResponseAddPartitionsToTxnResult] = []
     for txn in request["transactions"]:
         results = await _one_transaction(ctx, txn["transactional_id"], txn["producer_id"], txn["producer_epoch"],
@@ -60,7 +67,10 @@ async def _one_transaction(ctx: RequestContext, transactional_id: str, producer_
     cache = ctx.services.metadata_cache
     missing = {tp for tp in partitions if cache.partition(*tp) is None}
     errors: dict[TopicPartition, Errors]
-    if missing:  # one failed partition fails them all: the others are not attempted
+    refused = {} if verify_only else _refused(ctx, transactional_id, partitions)
+    if refused:  # as a missing partition: the others are not attempted
+        errors = {tp: refused.get(tp, Errors.OPERATION_NOT_ATTEMPTED) for tp in partitions}
+    elif missing:  # one failed partition fails them all: the others are not attempted
         errors = {tp: Errors.UNKNOWN_TOPIC_OR_PARTITION if tp in missing else Errors.OPERATION_NOT_ATTEMPTED
                   for tp in partitions}
     elif verify_only:
@@ -73,3 +83,12 @@ async def _one_transaction(ctx: RequestContext, transactional_id: str, producer_
     return [{"name": t["name"], "results_by_partition": [
         {"partition_index": p, "partition_error_code": errors[(t["name"], p)]} for p in t["partitions"]]}
         for t in topics]
+
+
+def _refused(ctx: RequestContext, transactional_id: str, partitions: list[TopicPartition]) -> dict[TopicPartition, Errors]:
+    """The partitions the authorizer refuses, with Kafka's error; empty when all are allowed."""
+    error = auth_helper.error_for(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
+    if error:
+        return dict.fromkeys(partitions, error)
+    writable = auth_helper.authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, [t for t, _ in partitions])
+    return {tp: Errors.TOPIC_AUTHORIZATION_FAILED for tp in partitions if tp[0] not in writable}

@@ -13,6 +13,8 @@
   - Any other type (BROKER_LOGGER included): INVALID_REQUEST, as in Kafka.
   - A resource named twice, a config named twice or a null value: INVALID_REQUEST for that
     resource.
+  - A topic needs ALTER_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger
+    ALTER_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka (api/config_helper.py).
 - Gaps: no dynamic broker configs (see BROKER above).
 """
 

@@ -9,6 +9,8 @@
     nothing changes, INVALID_UPDATE_VERSION for an old partition epoch, INELIGIBLE_REPLICA for
     ISR members that are not alive.
   - Accepted changes are written to the state znode and sent to every broker with UpdateMetadata.
+  - Needs CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED (api/auth_helper.py), checked
+    first, as Kafka does.
 - Gaps: none known.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.controller.kafka_controller import IsrChange, LeaderAndIsr
@@ -34,6 +37,7 @@ API_KEY = ApiKey.ALTER_PARTITION
 VERSIONS = (0, 3)
 
 
+@requires_cluster(AclOperation.CLUSTER_ACTION, topics=[])
 @controller_only(topics=[])
 async def handle(ctx: RequestContext, request: AlterPartitionRequest) -> AlterPartitionResponse:
     changes = _isr_changes(request, ctx.api_version)

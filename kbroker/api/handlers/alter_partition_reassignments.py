@@ -10,6 +10,8 @@
   - Targets with duplicates or brokers that are not alive: INVALID_REPLICA_ASSIGNMENT; unknown
     partitions: UNKNOWN_TOPIC_OR_PARTITION; v1's allow_replication_factor_change=false with a
     different replica count: INVALID_REPLICATION_FACTOR.
+  - Needs ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED (api/auth_helper.py), checked
+    first, as Kafka does.
 - Gaps: none known.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
@@ -33,6 +36,7 @@ API_KEY = ApiKey.ALTER_PARTITION_REASSIGNMENTS
 VERSIONS = (0, 1)
 
 
+@requires_cluster(AclOperation.ALTER, responses=[])
 @controller_only(responses=[])
 async def handle(ctx: RequestContext, request: AlterPartitionReassignmentsRequest) -> AlterPartitionReassignmentsResponse:
     controller = ctx.services.controller

@@ -10,14 +10,17 @@
   - Unknown broker: BROKER_NOT_AVAILABLE. Broker epoch (v2+): an older one is STALE_BROKER_EPOCH
     as in Kafka; so are -1 and a newer one that is not the broker's current registration in
     ZooKeeper (Kafka lets both through), so a client cannot make up a broker's shutdown.
-- Gaps: v0-1 carry no broker epoch and are accepted as Kafka accepts them; only an authorizer
-  (CLUSTER_ACTION, not built yet) could refuse a forged one.
+  - Needs CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED (api/auth_helper.py), checked
+    first, as Kafka does.
+- Gaps: v0-1 carry no broker epoch and are accepted as Kafka accepts them; only the authorizer
+  (CLUSTER_ACTION, above) refuses a forged one.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
@@ -30,6 +33,7 @@ API_KEY = ApiKey.CONTROLLED_SHUTDOWN
 VERSIONS = (0, 3)
 
 
+@requires_cluster(AclOperation.CLUSTER_ACTION, remaining_partitions=[])
 @controller_only(remaining_partitions=[])
 async def handle(ctx: RequestContext, request: ControlledShutdownRequest) -> ControlledShutdownResponse:
     if ctx.api_version >= 2 and request["broker_epoch"] < 0:

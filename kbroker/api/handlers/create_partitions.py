@@ -12,6 +12,7 @@
     partitions per request." (Kafka 4's CreateTopics bound; its controller bounds every
     operation at 10,000 records).
   - validate_only checks without changing anything.
+  - Needs ALTER on each topic, else TOPIC_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -41,12 +44,15 @@ async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> Creat
                                                     "error_message": too_many.message} for t in request["topics"]]}
     names = [t["name"] for t in request["topics"]]
     duplicates = {n for n in names if names.count(n) > 1}
+    alterable = auth_helper.authorized_names(ctx, AclOperation.ALTER, ResourceType.TOPIC, names)
     changes = [(t["name"], t["count"], None if t["assignments"] is None else [a["broker_ids"] for a in t["assignments"]])
-               for t in request["topics"] if t["name"] not in duplicates]
+               for t in request["topics"] if t["name"] not in duplicates and t["name"] in alterable]
     results = await ctx.services.admin_manager.create_partitions(changes, request["timeout_ms"],
                                                                request["validate_only"])
     out: list[CreatePartitionsResponseCreatePartitionsTopicResult] = [
         {"name": n, "error_code": e, "error_message": m} for n, (e, m) in results.items()]
+    out += [{"name": n, "error_code": Errors.TOPIC_AUTHORIZATION_FAILED, "error_message": None}
+            for n in dict.fromkeys(names) if n not in duplicates and n not in alterable]
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
              "error_message": "Duplicate topic in request."} for n in sorted(duplicates)]
     return {"throttle_time_ms": 0, "results": out}

@@ -15,6 +15,9 @@
     number of partitions per request."
   - v5+ answers carry the partition count, replication factor and the topic's configs; v7 the
     topic id.
+  - Needs CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED "Authorization
+    failed."); a created topic's configs (v5+) need DESCRIBE_CONFIGS on it, else
+    topic_config_error_code TOPIC_AUTHORIZATION_FAILED, as Kafka (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.config_helper import split_null_values, topic_config_entries
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest, TopicResult
@@ -50,7 +55,11 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
         return {"throttle_time_ms": 0,
                 "topics": [_result(ctx, TopicResult(t["name"], too_many.code, too_many.message))
                            for t in request["topics"]]}
-    checked = [_topic_request(ctx, t) for t in unique]
+    creatable = (set(names) if auth_helper.authorize(ctx, AclOperation.CREATE, ResourceType.CLUSTER)
+                 else auth_helper.authorized_names(ctx, AclOperation.CREATE, ResourceType.TOPIC, names))
+    checked = [_topic_request(ctx, t) if t["name"] in creatable
+               else TopicResult(t["name"], Errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
+               for t in unique]
     wanted = [c for c in checked if isinstance(c, TopicRequest)]
     created = iter(await ctx.services.admin_manager.create_topics(wanted, request["timeout_ms"],
                                                                 request["validate_only"]))
@@ -82,6 +91,11 @@ def _result(ctx: RequestContext, result: TopicResult) -> CreateTopicsResponseCre
     if result.error != Errors.NONE:
         return {"name": result.name, "error_code": result.error, "error_message": result.message,
                 "num_partitions": -1, "replication_factor": -1, "configs": None}
+    if not auth_helper.authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, result.name):
+        return {"name": result.name, "topic_id": result.topic_id,  # type: ignore[typeddict-item]
+                "error_code": 0, "error_message": None, "topic_config_error_code": Errors.TOPIC_AUTHORIZATION_FAILED,
+                "num_partitions": result.num_partitions, "replication_factor": result.replication_factor,
+                "configs": None}
     configs: list[CreateTopicsResponseCreatableTopicConfigs] = [
         {"name": e.name, "value": e.value, "read_only": e.read_only, "config_source": e.source,
          "is_sensitive": e.is_sensitive}

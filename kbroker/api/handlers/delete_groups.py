@@ -6,6 +6,7 @@
   - A group with members gets NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND, one
     coordinated elsewhere NOT_COORDINATOR.
   - One result per distinct group id, in request order.
+  - A group the principal may not DELETE gets GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import DeleteGroupsRequest, DeleteGroupsResponse
@@ -25,5 +29,7 @@ VERSIONS = (0, 2)
 
 async def handle(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
     group_ids = list(dict.fromkeys(request["groups_names"]))
-    errors = ctx.services.group_coordinator.delete_groups(group_ids)
+    allowed = auth_helper.authorized_names(ctx, AclOperation.DELETE, ResourceType.GROUP, group_ids)
+    errors = ctx.services.group_coordinator.delete_groups([g for g in group_ids if g in allowed])
+    errors.update({g: Errors.GROUP_AUTHORIZATION_FAILED for g in group_ids if g not in allowed})
     return {"throttle_time_ms": 0, "results": [{"group_id": g, "error_code": errors[g]} for g in group_ids]}

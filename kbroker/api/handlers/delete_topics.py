@@ -9,6 +9,7 @@
     timeout_ms).
   - Unknown names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID;
     delete.topic.enable=false: TOPIC_DELETION_DISABLED.
+  - Needs DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -47,8 +50,12 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
             topic = cache.topic_by_id(topic_id)
             name = topic.name if topic is not None else None
         resolved.append((name, topic_id))
-    results = await ctx.services.admin_manager.delete_topics([n for n, _ in resolved if n is not None],
+    deletable = auth_helper.authorized_names(ctx, AclOperation.DELETE, ResourceType.TOPIC,
+                                             [n for n, _ in resolved if n is not None])
+    results = await ctx.services.admin_manager.delete_topics([n for n, _ in resolved if n in deletable],
                                                            request["timeout_ms"])
+    results.update({n: (Errors.TOPIC_AUTHORIZATION_FAILED, None) for n, _ in resolved
+                    if n is not None and n not in deletable})
     responses: list[DeleteTopicsResponseDeletableTopicResult] = []
     for name, topic_id in resolved:
         if name is None:

@@ -3,8 +3,8 @@
 - Versions: 0-2 served and advertised.
 - Behaviour:
   - Brokers alive with their endpoint on the listener the request came in on, the cluster id,
-    the controller id and cluster authorized operations when asked (all operations: no
-    authorizer).
+    the controller id and cluster authorized operations when asked (the principal's, from the
+    authorizer; every cluster operation without one). No authorization check, as in Kafka.
   - v1's endpoint type 2 (controllers) is answered with UNSUPPORTED_ENDPOINT_TYPE, as a
     ZooKeeper-mode broker does.
   - v2's IsFenced is always false: a ZooKeeper-mode cluster fences no broker
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import OMITTED, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -50,6 +51,6 @@ async def handle(ctx: RequestContext, request: DescribeClusterRequest) -> Descri
         "cluster_id": cache.cluster_id or "",
         "controller_id": cache.controller_id,
         "brokers": brokers,
-        "cluster_authorized_operations": (CLUSTER_OPERATIONS if request["include_cluster_authorized_operations"]
-                                          else OMITTED),
+        "cluster_authorized_operations": (auth_helper.authorized_operations(ctx, ResourceType.CLUSTER)
+                                          if request["include_cluster_authorized_operations"] else OMITTED),
     }

@@ -12,6 +12,8 @@
     whole request with INVALID_REQUEST, as Kafka's authorization step does.
   - configuration_keys filters (null or empty: all); synonyms from v1 when asked;
     documentation and config types from v3; v0 reports is_default instead of the source.
+  - A topic needs DESCRIBE_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger
+    DESCRIBE_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka (api/auth_helper.py).
 - Gaps: CLIENT_METRICS and GROUP resources are not served; no dynamic broker configs.
 """
 
@@ -19,12 +21,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation
 from kbroker.api.config_helper import (
     ConfigApiError,
     ConfigEntry,
     ResourceType,
     broker_config_entries,
     broker_id_of,
+    check_authorized,
     logger_entries,
     topic_config_entries,
 )
@@ -64,6 +68,7 @@ async def handle(ctx: RequestContext, request: DescribeConfigsRequest) -> Descri
 def _describe(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfigsResource,
               request: DescribeConfigsRequest) -> DescribeConfigsResponseDescribeConfigsResult:
     try:
+        check_authorized(ctx, resource["resource_type"], resource["resource_name"], AclOperation.DESCRIBE_CONFIGS)
         entries = _entries(ctx, resource, request)
     except ConfigApiError as exc:
         return _failed(resource, exc)

@@ -6,8 +6,9 @@
     metadata and assignment (members of other states are listed without them).
   - A group that does not exist is reported Dead with no members; v6 adds GROUP_ID_NOT_FOUND
     and a message for it (KIP-1043).
-  - v3+ may ask for the authorized operations (everything, as without an authorizer); v4+ show
-    members' group.instance.id.
+  - A group the principal may not DESCRIBE gets GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
+  - v3+ may ask for the authorized operations (the principal's; everything without an
+    authorizer); v4+ show members' group.instance.id.
 - Gaps: none known.
 """
 
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api.authorized_operations import GROUP_OPERATIONS, OMITTED
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import OMITTED, AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -39,7 +41,9 @@ async def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> Describ
     include_operations = request["include_authorized_operations"]
     groups: list[DescribeGroupsResponseDescribedGroup] = []
     for group_id in request["groups"]:
-        error, summary = coordinator.describe_group(group_id)
+        authorized = auth_helper.authorize(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
+        error, summary = coordinator.describe_group(group_id) if authorized else (
+            Errors.GROUP_AUTHORIZATION_FAILED, None)
         entry: DescribeGroupsResponseDescribedGroup = {
             "error_code": error, "error_message": None, "group_id": group_id, "group_state": "",
             "protocol_type": "", "protocol_data": "", "members": [], "authorized_operations": OMITTED}
@@ -51,7 +55,8 @@ async def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> Describ
         elif error == Errors.NONE and summary is not None:
             _describe(entry, summary)
             if include_operations:
-                entry["authorized_operations"] = GROUP_OPERATIONS
+                entry["authorized_operations"] = auth_helper.authorized_operations(ctx, ResourceType.GROUP,
+                                                                                   group_id)
         groups.append(entry)
     return {"throttle_time_ms": 0, "groups": groups}
 

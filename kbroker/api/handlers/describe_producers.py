@@ -7,6 +7,7 @@
     transaction (-1 when none), as Kafka's activeProducerState.
   - UNKNOWN_TOPIC_OR_PARTITION for a partition that does not exist, NOT_LEADER_OR_FOLLOWER
     where another broker leads it.
+  - Needs READ on each topic, else TOPIC_AUTHORIZATION_FAILED, as Kafka (api/auth_helper.py).
 - Gaps: no TOPIC_AUTHORIZATION_FAILED (no authorizer).
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -33,10 +36,13 @@ VERSIONS = (0, 0)
 async def handle(ctx: RequestContext, request: DescribeProducersRequest) -> DescribeProducersResponse:
     replica_manager = ctx.services.replica_manager
     topics: list[DescribeProducersResponseTopicResponse] = []
+    readable = auth_helper.authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC,
+                                            [t["name"] for t in request["topics"]])
     for topic in request["topics"]:
         partitions: list[DescribeProducersResponsePartitionResponse] = []
         for index in topic["partition_indexes"]:
-            error, producers = replica_manager.active_producers(topic["name"], index)
+            error, producers = (replica_manager.active_producers(topic["name"], index) if topic["name"] in readable
+                                else (Errors.TOPIC_AUTHORIZATION_FAILED, []))
             partitions.append({"partition_index": index, "error_code": error,
                                "error_message": None if error == Errors.NONE else error.message,
                                "active_producers": [{

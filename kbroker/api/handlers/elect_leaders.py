@@ -10,6 +10,8 @@
   - Unclean: only partitions without a live leader, any live replica (ELECTION_NOT_NEEDED when a
     leader is alive, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is).
   - Unknown partitions: UNKNOWN_TOPIC_OR_PARTITION.
+  - Needs ALTER on the cluster, else CLUSTER_AUTHORIZATION_FAILED at the top and for each
+    partition asked for (api/auth_helper.py), checked first, as Kafka does.
 - Gaps: none known.
 """
 
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
@@ -32,6 +36,15 @@ API_KEY = ApiKey.ELECT_LEADERS
 VERSIONS = (0, 2)
 
 
+def _refused(request: ElectLeadersRequest) -> dict:
+    """Kafka names each partition asked for with the refusal too."""
+    return {"replica_election_results": [
+        {"topic": t["topic"], "partition_result": [
+            {"partition_id": p, "error_code": Errors.CLUSTER_AUTHORIZATION_FAILED, "error_message": None}
+            for p in t["partitions"]]} for t in request["topic_partitions"] or []]}
+
+
+@requires_cluster(AclOperation.ALTER, _refused, replica_election_results=[])
 @controller_only(replica_election_results=[])
 async def handle(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
     controller = ctx.services.controller

@@ -11,6 +11,8 @@
     transition is in flight, INVALID_TXN_STATE for an end that does not match the state
     (commit after abort, nothing to end), NONE for a retry of a completed end,
     NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS.
+  - Needs WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    (api/auth_helper.py).
 - Gaps: transaction.version 2 (epoch bump per transaction) is not implemented.
 """
 
@@ -18,7 +20,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api import transaction_errors
+from kbroker.api import auth_helper, transaction_errors
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
@@ -30,7 +33,9 @@ VERSIONS = (0, 5)
 
 
 async def handle(ctx: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
-    error = await ctx.services.transaction_coordinator.handle_end_transaction(
-        request["transactional_id"], request["producer_id"], request["producer_epoch"], request["committed"])
+    error = auth_helper.error_for(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request["transactional_id"])
+    if not error:
+        error = await ctx.services.transaction_coordinator.handle_end_transaction(
+            request["transactional_id"], request["producer_id"], request["producer_epoch"], request["committed"])
     return {"throttle_time_ms": 0, "error_code": transaction_errors.for_version(error, ctx.api_version, 2),
             "producer_id": request["producer_id"], "producer_epoch": request["producer_epoch"]}

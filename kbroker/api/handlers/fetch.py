@@ -22,6 +22,10 @@
     UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13
     (UNKNOWN_TOPIC_ID).
   - Records go out (v4+) as file regions of the segments, never decoded.
+  - With an authorizer (api/auth_helper.py), as Kafka's KafkaApis: a follower needs
+    CLUSTER_ACTION on the cluster, else every partition gets TOPIC_AUTHORIZATION_FAILED; a
+    consumer needs READ on each topic, else its partitions get TOPIC_AUTHORIZATION_FAILED. One
+    decision per topic, nothing per record.
   - Before v10, partitions of a compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE,
     as Kafka answers.
   - Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0,
@@ -44,6 +48,8 @@ import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.log.errors import LogError
 from kbroker.protocol.api_keys import ApiKey
@@ -52,7 +58,10 @@ from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH
 from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
 
 if TYPE_CHECKING:
+    from uuid import UUID
+
     from kbroker.log.config import LogConfig
+    from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.protocol.message_types import (
         FetchRequest,
         FetchRequestFetchTopic,
@@ -60,6 +69,7 @@ if TYPE_CHECKING:
         FetchResponseFetchableTopicResponse,
         FetchResponsePartitionData,
     )
+    from kbroker.replica.replica_manager import ReplicaManager
 
 API_KEY = ApiKey.FETCH
 VERSIONS = (0, 18)
@@ -80,20 +90,23 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
         isolation = FETCH_LOG_END
     else:
         isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
+    readable = _readable(ctx, request, replica_id >= 0)
     wanted: list[FetchRequestPartition] = []
     # topic entry -> its partitions: (partition, index into `wanted` or the error answered)
     layout: list[tuple[FetchRequestFetchTopic, list[tuple[int, int | Errors]]]] = []
     for topic in request["topics"]:
         name: str | None = topic["topic"]
         if version >= 13:
-            meta = cache.topic_by_id(topic["topic_id"])
             # A follower may ask before UpdateMetadata has told us of a new topic: the
             # partitions LeaderAndIsr gave us know their topic ids too.
-            name = meta.name if meta is not None else replica_manager.topic_name_for_id(topic["topic_id"])
+            name = _name_of_id(cache, replica_manager, topic["topic_id"])
         slots: list[tuple[int, int | Errors]] = []
         for p in topic["partitions"]:
             if name is None:
                 slots.append((p["partition"], Errors.UNKNOWN_TOPIC_ID))
+                continue
+            if readable is not None and name not in readable:
+                slots.append((p["partition"], Errors.TOPIC_AUTHORIZATION_FAILED))
                 continue
             if version < 10 and _is_zstd_topic(ctx, name, p["partition"]):
                 slots.append((p["partition"], Errors.UNSUPPORTED_COMPRESSION_TYPE))
@@ -127,6 +140,26 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
             partitions.append(_partition_data(index, result))
         responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
     return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
+
+
+def _readable(ctx: RequestContext, request: FetchRequest, from_follower: bool) -> set[str] | None:
+    """The topics the fetch may read; None when it may read any (no authorizer, or a follower
+    with CLUSTER_ACTION)."""
+    if not auth_helper.has_authorizer(ctx):
+        return None
+    if from_follower:
+        return None if auth_helper.authorize(ctx, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER) else set()
+    cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager
+    if ctx.api_version >= 13:
+        names = {n for t in request["topics"] if (n := _name_of_id(cache, replica_manager, t["topic_id"]))}
+    else:
+        names = {t["topic"] for t in request["topics"]}
+    return auth_helper.authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC, names)
+
+
+def _name_of_id(cache: MetadataCache, replica_manager: ReplicaManager, topic_id: UUID) -> str | None:
+    meta = cache.topic_by_id(topic_id)
+    return meta.name if meta is not None else replica_manager.topic_name_for_id(topic_id)
 
 
 def _log_config(ctx: RequestContext, topic: str, partition: int) -> LogConfig | None:

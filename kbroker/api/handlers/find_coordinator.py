@@ -15,6 +15,8 @@
     (compact, uncompressed, min.insync.replicas = transaction.state.log.min.isr,
     transaction.state.log.segment.bytes, unclean leader election off).
   - Other key types (share groups) get INVALID_REQUEST.
+  - Needs DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the transactional id
+    (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), as Kafka (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -24,6 +26,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.admin_manager import TopicRequest
 from kbroker.metadata.topic_names import GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME
@@ -75,6 +79,10 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[Errors, tuple[i
         topic_request = _transaction_state_topic
     else:
         return Errors.INVALID_REQUEST, NO_NODE
+    resource_type = ResourceType.GROUP if key_type == GROUP_KEY_TYPE else ResourceType.TRANSACTIONAL_ID
+    error = auth_helper.error_for(ctx, AclOperation.DESCRIBE, resource_type, key)
+    if error:
+        return error, NO_NODE
     cache = ctx.services.metadata_cache
     request, partition_for = topic_request(ctx)
     topic = cache.topic(request.name)

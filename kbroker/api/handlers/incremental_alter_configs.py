@@ -17,6 +17,8 @@
   - Other types: INVALID_REQUEST.
   - A resource named twice, a config named twice, a null value outside DELETE or an unknown
     operation: INVALID_REQUEST for that resource.
+  - A topic needs ALTER_CONFIGS on it (TOPIC_AUTHORIZATION_FAILED), a broker or broker logger
+    ALTER_CONFIGS on the cluster (CLUSTER_AUTHORIZATION_FAILED), as Kafka (api/config_helper.py).
 - Gaps: no dynamic broker configs (see BROKER above).
 """
 

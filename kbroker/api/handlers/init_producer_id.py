@@ -14,6 +14,9 @@
     (INVALID_PRODUCER_EPOCH before v4); an empty transactional id INVALID_REQUEST; a timeout
     above transaction.max.timeout.ms INVALID_TRANSACTION_TIMEOUT; NOT_COORDINATOR /
     COORDINATOR_LOAD_IN_PROGRESS for ids this broker does not (yet) coordinate.
+  - A transactional id needs WRITE on it (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent
+    producer IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED),
+    as Kafka (api/auth_helper.py).
 - Gaps: v6 (KIP-939 two-phase commit) is not served.
 """
 
@@ -21,7 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api import transaction_errors
+from kbroker.api import auth_helper, transaction_errors
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -39,6 +43,9 @@ async def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitPro
     if ctx.api_version >= 3 and (request["producer_id"] == NO_PRODUCER_ID) != (request["producer_epoch"] == -1):
         return {"throttle_time_ms": 0, "error_code": Errors.INVALID_REQUEST, "producer_id": NO_PRODUCER_ID,
                 "producer_epoch": -1}  # an id without an epoch, or an epoch without an id
+    error = _authorization_error(ctx, transactional_id)
+    if error:
+        return {"throttle_time_ms": 0, "error_code": error, "producer_id": NO_PRODUCER_ID, "producer_epoch": -1}
     if transactional_id is None:
         producer_id = ctx.services.producer_id_manager.generate_producer_id()
         return {"throttle_time_ms": 0, "error_code": 0, "producer_id": producer_id, "producer_epoch": 0}
@@ -49,3 +56,14 @@ async def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitPro
         transactional_id, request["transaction_timeout_ms"], expected)
     return {"throttle_time_ms": 0, "error_code": transaction_errors.for_version(result.error, ctx.api_version, 4),
             "producer_id": result.producer_id, "producer_epoch": result.producer_epoch}
+
+
+def _authorization_error(ctx: RequestContext, transactional_id: str | None) -> Errors:
+    """Kafka's checks: WRITE on the transactional id; without one, IDEMPOTENT_WRITE on the
+    cluster or WRITE on some topic (KIP-679)."""
+    if transactional_id is not None:
+        return auth_helper.error_for(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id)
+    if (auth_helper.authorize(ctx, AclOperation.IDEMPOTENT_WRITE, ResourceType.CLUSTER)
+            or auth_helper.authorize_by_resource_type(ctx, AclOperation.WRITE, ResourceType.TOPIC)):
+        return Errors.NONE
+    return Errors.CLUSTER_AUTHORIZATION_FAILED

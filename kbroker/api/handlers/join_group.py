@@ -10,6 +10,7 @@
   - v7+ return the protocol type and a null protocol name where older versions get ""; v9 tells
     a rejoining static leader to skip the assignment (SkipAssignment).
   - The member's client host is "/<address>", as Kafka records it.
+  - Needs READ on the group, else GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 
@@ -38,6 +41,10 @@ async def handle(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupRes
     from kbroker.group.group_coordinator import JoinGroupParams
 
     version = ctx.api_version
+    error = auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"])
+    if error:
+        return {"throttle_time_ms": 0, "error_code": error, "generation_id": -1, "member_id": request["member_id"],
+                "leader": "", "protocol_name": "" if version < 7 else None, "members": []}
     instance_id = request["group_instance_id"]
     params = JoinGroupParams(
         group_id=request["group_id"],

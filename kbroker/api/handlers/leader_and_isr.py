@@ -15,6 +15,8 @@
     only refreshes the ISR.
   - `apply` is also how the controller's own broker gets its requests, without a socket
     (kbroker/api/controller_requests.py).
+  - Needs CLUSTER_ACTION on the cluster, else CLUSTER_AUTHORIZATION_FAILED (api/auth_helper.py), checked
+    first, as Kafka does.
 - Gaps: none known.
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.broker_services import BrokerServices
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
@@ -33,6 +36,7 @@ API_KEY = ApiKey.LEADER_AND_ISR
 VERSIONS = (2, 7)
 
 
+@requires_cluster(AclOperation.CLUSTER_ACTION, partition_errors=[], topics=[])
 async def handle(ctx: RequestContext, request: LeaderAndIsrRequest) -> LeaderAndIsrResponse:
     error = await ctx.services.controller_fence.check(request["controller_id"], request["controller_epoch"],
                                                      request["broker_epoch"], ctx.peer)

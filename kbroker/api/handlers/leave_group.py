@@ -6,6 +6,7 @@
     Kafka folds it.
   - v3+ remove a batch of members, each by member id or, administratively, by
     group.instance.id alone (KIP-345), with an error per member; v5 adds a reason per member.
+  - Needs READ on the group, else GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -29,6 +32,9 @@ VERSIONS = (0, 5)
 
 
 async def handle(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    error = auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"])
+    if error:
+        return {"throttle_time_ms": 0, "error_code": error, "members": []}
     coordinator = ctx.services.group_coordinator
     if ctx.api_version <= 2:
         error, member_errors = coordinator.leave_group(request["group_id"], [(request["member_id"], None, None)])

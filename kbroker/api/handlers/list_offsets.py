@@ -18,6 +18,8 @@
       (NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH).
     - Consumers asking a new leader whose high watermark is below its epoch's start offset get
       OFFSET_NOT_AVAILABLE, as Kafka answers.
+  - Needs DESCRIBE on each topic, else its partitions get TOPIC_AUTHORIZATION_FAILED
+    (api/auth_helper.py).
 - Gaps: no tiered storage (see -4 and -5).
 """
 
@@ -26,6 +28,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -57,11 +61,15 @@ async def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffset
     asked = Counter((t["name"], p["partition_index"]) for t in request["topics"] for p in t["partitions"])
     duplicates = {tp for tp, times in asked.items() if times > 1} if version >= 1 else set()
     topics: list[ListOffsetsResponseListOffsetsTopicResponse] = []
+    visible = auth_helper.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                           [t["name"] for t in request["topics"]])
     for topic in request["topics"]:
         partitions: list[ListOffsetsResponseListOffsetsPartitionResponse] = []
         for p in topic["partitions"]:
             tp = (topic["name"], p["partition_index"])
-            if tp in duplicates:
+            if tp[0] not in visible:
+                entry = _error(p["partition_index"], Errors.TOPIC_AUTHORIZATION_FAILED)
+            elif tp in duplicates:
                 entry = _error(p["partition_index"], Errors.INVALID_REQUEST)
             else:
                 entry = _offset(replica_manager, tp, p, isolation, version)

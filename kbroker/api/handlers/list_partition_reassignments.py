@@ -5,6 +5,8 @@
   - Served by the active controller (NOT_CONTROLLER elsewhere).
   - For each partition being moved: its current replica set and the replicas being added and
     removed. A null topic list means all.
+  - Needs DESCRIBE on the cluster, else CLUSTER_AUTHORIZATION_FAILED (api/auth_helper.py), checked
+    first, as Kafka does.
 - Gaps: none known.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
@@ -27,6 +30,7 @@ API_KEY = ApiKey.LIST_PARTITION_REASSIGNMENTS
 VERSIONS = (0, 0)
 
 
+@requires_cluster(AclOperation.DESCRIBE, topics=[])
 @controller_only(topics=[])
 async def handle(ctx: RequestContext, request: ListPartitionReassignmentsRequest) -> ListPartitionReassignmentsResponse:
     controller = ctx.services.controller

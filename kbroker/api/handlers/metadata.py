@@ -11,7 +11,12 @@
   - A missing topic is created when the request allows it (v4+, always before) and
     auto.create.topics.enable is on: it is answered with LEADER_NOT_AVAILABLE, as Kafka does,
     until its partitions have leaders. Illegal names get INVALID_TOPIC_EXCEPTION.
-  - Authorized operations (v8+) report everything, as a broker without an authorizer does.
+  - With an authorizer (api/auth_helper.py), as Kafka's KafkaApis: a null/all-topics request
+    leaves out the topics the principal may not DESCRIBE; a topic asked for by name without
+    DESCRIBE gets TOPIC_AUTHORIZATION_FAILED (by id: the id, a null name and that error).
+    Auto-creation needs CREATE on the cluster or on the topic, else TOPIC_AUTHORIZATION_FAILED.
+  - Authorized operations (v8+): the principal's, from the authorizer; every operation the
+    resource supports without one.
   - Partitions whose leader is not alive carry LEADER_NOT_AVAILABLE, those whose leader has no
     endpoint on the request's listener LISTENER_NOT_FOUND (v6+; LEADER_NOT_AVAILABLE before),
     both with leader -1, as Kafka's ZkMetadataCache answers. `offline_replicas` lists
@@ -25,7 +30,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api.authorized_operations import CLUSTER_OPERATIONS, OMITTED, TOPIC_OPERATIONS
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import OMITTED, AclOperation, ResourceType
 from kbroker.api.handlers import CloseConnection
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.metadata_cache import MetadataCache, PartitionState, TopicMetadata
@@ -55,7 +61,8 @@ async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataRespo
     requested = request["topics"]
     topics: list[MetadataResponseMetadataResponseTopic]
     if requested is None or (version == 0 and not requested):  # all topics
-        topics = [_topic_entry(t, version, request, cache, ctx.listener_name) for t in cache.topics.values()]
+        visible = auth_helper.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, cache.topics)
+        topics = [_topic_entry(ctx, t, version, request) for name, t in cache.topics.items() if name in visible]
     else:
         if version < 12 and any(t["name"] is None or t.get("topic_id", ZERO_UUID) != ZERO_UUID for t in requested):
             raise CloseConnection  # Kafka: InvalidRequestException("Topic IDs are not supported ... for version")
@@ -68,7 +75,7 @@ async def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataRespo
         "cluster_id": cache.cluster_id,
         "controller_id": cache.controller_id,
         "topics": topics,
-        "cluster_authorized_operations": (CLUSTER_OPERATIONS
+        "cluster_authorized_operations": (auth_helper.authorized_operations(ctx, ResourceType.CLUSTER)
                                           if request["include_cluster_authorized_operations"] else OMITTED),
         "error_code": 0,
     }
@@ -88,21 +95,31 @@ async def _requested_topic(ctx: RequestContext, cache: MetadataCache, wanted: Me
         topic = cache.topic_by_id(wanted["topic_id"])
         if topic is None:
             return {"error_code": Errors.UNKNOWN_TOPIC_ID, "name": None, "topic_id": wanted["topic_id"]}
-        return _topic_entry(topic, version, request, cache, ctx.listener_name)
+        if not auth_helper.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            return {"error_code": Errors.TOPIC_AUTHORIZATION_FAILED, "name": None, "topic_id": topic.topic_id}
+        return _topic_entry(ctx, topic, version, request)
+    if not auth_helper.authorize(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, name):
+        return {"error_code": Errors.TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
+                "is_internal": False}
     topic = cache.topic(name)
     if topic is not None:
-        return _topic_entry(topic, version, request, cache, ctx.listener_name)
+        return _topic_entry(ctx, topic, version, request)
     if topic_name_error(name) is not None:
         return {"error_code": Errors.INVALID_TOPIC_EXCEPTION, "name": name, "is_internal": False}
     error = Errors.UNKNOWN_TOPIC_OR_PARTITION
     if allow_create and ctx.services.config.get("auto.create.topics.enable"):
+        if not (auth_helper.authorize(ctx, AclOperation.CREATE, ResourceType.CLUSTER)
+                or auth_helper.authorize(ctx, AclOperation.CREATE, ResourceType.TOPIC, name)):
+            return {"error_code": Errors.TOPIC_AUTHORIZATION_FAILED, "name": name, "topic_id": ZERO_UUID,
+                    "is_internal": False}
         error = await ctx.services.admin_manager.auto_create_topic(name)
     return {"error_code": error, "name": name, "topic_id": ZERO_UUID, "is_internal": False}
 
 
-def _topic_entry(topic: TopicMetadata, version: int, request: MetadataRequest,
-                 cache: MetadataCache, listener_name: str) -> MetadataResponseMetadataResponseTopic:
-    partitions = [_partition_entry(state, version, cache, listener_name)
+def _topic_entry(ctx: RequestContext, topic: TopicMetadata, version: int,
+                 request: MetadataRequest) -> MetadataResponseMetadataResponseTopic:
+    cache = ctx.services.metadata_cache
+    partitions = [_partition_entry(state, version, cache, ctx.listener_name)
                   for _, state in sorted(topic.partitions.items())]
     return {
         "error_code": 0,
@@ -110,7 +127,7 @@ def _topic_entry(topic: TopicMetadata, version: int, request: MetadataRequest,
         "topic_id": topic.topic_id,
         "is_internal": topic.is_internal,
         "partitions": partitions,
-        "topic_authorized_operations": (TOPIC_OPERATIONS
+        "topic_authorized_operations": (auth_helper.authorized_operations(ctx, ResourceType.TOPIC, topic.name)
                                         if request["include_topic_authorized_operations"] else OMITTED),
     }
 

@@ -14,6 +14,8 @@
     (ILLEGAL_GENERATION before).
   - v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them
     (kbroker/group/zk_consumer_offsets.py).
+  - Needs READ on the group (else every partition GROUP_AUTHORIZATION_FAILED) and READ on each
+    topic (else its partitions TOPIC_AUTHORIZATION_FAILED), as Kafka (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -22,6 +24,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.protocol.api_keys import ApiKey
@@ -52,6 +56,7 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
     # (topic entry, [(partition index, key into errors)]) in request order
     layout: list[tuple[OffsetCommitRequestOffsetCommitRequestTopic, list[tuple[int, tuple[str, int]]]]] = []
+    group_error = auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"])
     for topic in request["topics"]:
         if version >= 10:
             known = cache.topic_by_id(topic["topic_id"])
@@ -62,11 +67,16 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
             known = cache.topic(name)
             missing = Errors.UNKNOWN_TOPIC_OR_PARTITION
         entries = []
+        readable = name is not None and auth_helper.authorize(ctx, AclOperation.READ, ResourceType.TOPIC, name)
         for p in topic["partitions"]:
             index = p["partition_index"]
             key = (name if name is not None else f"\0id:{topic['topic_id']}", index)
             entries.append((index, key))
-            if known is None:
+            if group_error:
+                errors[key] = group_error
+            elif name is not None and not readable:
+                errors[key] = Errors.TOPIC_AUTHORIZATION_FAILED
+            elif known is None:
                 errors[key] = missing
             elif index not in known.partitions:
                 errors[key] = Errors.UNKNOWN_TOPIC_OR_PARTITION

@@ -12,6 +12,9 @@
     topics by id (UNKNOWN_TOPIC_ID for unknown ones).
   - v0 reads what OffsetCommit v0 wrote to ZooKeeper, as Kafka 3.x does
     (UNKNOWN_TOPIC_OR_PARTITION where there is nothing).
+  - Needs DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic asked for
+    (its partitions TOPIC_AUTHORIZATION_FAILED); a fetch of all the group's offsets leaves out
+    the topics the principal may not DESCRIBE, as Kafka (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -21,6 +24,8 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import NO_LEADER_EPOCH, OffsetAndMetadata
 from kbroker.protocol.api_keys import ApiKey
@@ -101,16 +106,25 @@ def _by_name(topics: list[OffsetFetchRequestOffsetFetchRequestTopics]
 def _fetch_group(ctx: RequestContext, group_id: str, requested: list[RequestedTopic] | None,
                  require_stable: bool) -> OffsetFetchResponseOffsetFetchResponseGroup:
     """One group's answer in the v8+ shape (topics carry name and topic_id; older versions ignore the id)."""
+    group_error = auth_helper.error_for(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
+    if group_error:
+        return {"group_id": group_id, "topics": [], "error_code": group_error}
     wanted = None if requested is None else [(n, i) for n, _, indexes in requested if n is not None for i in indexes]
     error, answers = ctx.services.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
     if error != Errors.NONE:
         return {"group_id": group_id, "topics": [], "error_code": error}
+    visible = auth_helper.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                           {name for name, _ in answers} if requested is None
+                                           else {n for n, _, _ in requested if n is not None})
     if requested is None:
+        answers = {tp: answer for tp, answer in answers.items() if tp[0] in visible}
         return {"group_id": group_id, "topics": _all_topics(ctx, answers), "error_code": Errors.NONE}
     out: list[OffsetFetchResponseOffsetFetchResponseTopics] = []
     for name, topic_id, indexes in requested:
         if name is None:
             partitions = [_partition(i, (None, Errors.UNKNOWN_TOPIC_ID)) for i in indexes]
+        elif name not in visible:
+            partitions = [_partition(i, (None, Errors.TOPIC_AUTHORIZATION_FAILED)) for i in indexes]
         else:
             partitions = [_partition(i, answers.get((name, i), (None, Errors.NONE))) for i in indexes]
         entry: OffsetFetchResponseOffsetFetchResponseTopics = {"partitions": partitions}
@@ -143,11 +157,18 @@ def _fetch_from_zookeeper(ctx: RequestContext,
                           request: OffsetFetchRequest) -> list[OffsetFetchResponseOffsetFetchResponseTopic]:
     zk_offsets = ctx.services.zk_consumer_offsets
     cache = ctx.services.metadata_cache
+    group_error = auth_helper.error_for(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, request["group_id"])
+    visible = auth_helper.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,
+                                           [t["name"] for t in request["topics"] or []])
     out: list[OffsetFetchResponseOffsetFetchResponseTopic] = []
     for t in request["topics"] or []:
         partitions = []
+        refused = group_error or (Errors.NONE if t["name"] in visible else Errors.TOPIC_AUTHORIZATION_FAILED)
         for index in t["partition_indexes"]:
             offset = None
+            if refused:
+                partitions.append(_partition(index, (None, refused)))
+                continue
             if cache.partition(t["name"], index) is not None:
                 offset = zk_offsets.fetch_offset(request["group_id"], t["name"], index)
             if offset is None:

@@ -12,6 +12,8 @@
     current_leader_epoch (v2+) FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
   - ReplicaId (v3+) is accepted from followers (>= 0), consumers (-1) and debugging tools (-2)
     alike.
+  - Needs CLUSTER_ACTION on the cluster (brokers) or DESCRIBE on the topic (consumers, KIP-320),
+    else TOPIC_AUTHORIZATION_FAILED, as Kafka (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -41,8 +45,15 @@ VERSIONS = (0, 4)
 async def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     replica_manager = ctx.services.replica_manager
     topics: list[OffsetForLeaderEpochResponseOffsetForLeaderTopicResult] = []
+    names = [t["topic"] for t in request["topics"]]
+    visible = set(names) if auth_helper.authorize(ctx, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER) else (
+        auth_helper.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, names))
     for topic in request["topics"]:
         name = topic["topic"]
+        if name not in visible:
+            topics.append({"topic": name, "partitions": [_answer(p["partition"], Errors.TOPIC_AUTHORIZATION_FAILED)
+                                                         for p in topic["partitions"]]})
+            continue
         partitions = [_end_offset(replica_manager, name, p) for p in topic["partitions"]]
         topics.append({"topic": name, "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}

@@ -15,6 +15,12 @@
   - acks=0 gets no response, and the connection is closed instead if any partition failed, as
     Kafka does.
   - Topics by name, or by id from v13 (UNKNOWN_TOPIC_ID).
+  - With an authorizer (api/auth_helper.py), as Kafka's KafkaApis: a request with a
+    transactional id needs WRITE on it, else every partition gets
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED (so do transactional batches without a transactional
+    id: one header read per partition); each topic needs WRITE, else its partitions get
+    TOPIC_AUTHORIZATION_FAILED (before any other check of the topic). One decision per topic,
+    cached by the authorizer: nothing per record. Idempotence needs no more (KIP-679).
   - Client writes to internal topics get INVALID_TOPIC_EXCEPTION.
   - A batch refused for its records (a keyless record on a compacted topic, a timestamp out of
     bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
@@ -25,8 +31,8 @@
     to the transaction gets TRANSACTION_ABORTABLE (v11+; INVALID_TXN_STATE before) and nothing
     is appended; a fenced epoch INVALID_PRODUCER_EPOCH; a coordinator that cannot answer
     NOT_ENOUGH_REPLICAS (retriable); batches of two producer ids INVALID_PRODUCER_ID_MAPPING.
-- Gaps: transactional batches without a transactional id are appended unverified (Kafka answers
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED); no VerificationGuard: a marker written between the
+- Gaps: without an authorizer, transactional batches without a transactional id are appended
+  unverified; no VerificationGuard: a marker written between the
   verification and the append is not detected; one verification request per produce request
   (Kafka batches them per coordinator); v0-2's message sets are converted on the event loop,
   within the append (about 10 us a message).
@@ -37,6 +43,8 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.handlers import CloseConnection
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
@@ -80,12 +88,13 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     results: dict[tuple[str, int], ProduceResult] = {}
     appends: list[tuple[tuple[str, int], memoryview]] = []
     topics: list[tuple[ProduceRequestTopicProduceData, list[PartitionSlot]]] = []
+    denied = _denied(ctx, request)
     for topic_data in request["topic_data"]:
         name: str | None = topic_data["name"]
         if version >= 13:
             topic = cache.topic_by_id(topic_data["topic_id"])
             name = topic.name if topic is not None else None
-        target = _target_topic(acks, name)
+        target = _target_topic(acks, name, denied)
         partitions: list[PartitionSlot] = []
         if isinstance(target, ProduceResult):  # the same answer for each of its partitions
             for pd in topic_data["partition_data"]:
@@ -164,12 +173,42 @@ async def _verify_transaction(ctx: RequestContext, transactional_id: str,
     return refused
 
 
-def _target_topic(acks: int, name: str | None) -> str | ProduceResult:
+def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str] | None:
+    """What the authorizer refuses: one answer for the whole request (its transactional id), or
+    the topics it may not WRITE to; None without an authorizer (the hot path asks nothing)."""
+    if not auth_helper.has_authorizer(ctx):
+        return None
+    transactional_id = request["transactional_id"]
+    if transactional_id is None:
+        if ctx.api_version >= 3 and _has_transactional_records(request):
+            return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)  # Kafka: a null id is refused
+    elif not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+        return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    names = {t["name"] for t in request["topic_data"]}
+    if ctx.api_version >= 13:
+        cache = ctx.services.metadata_cache
+        names = {topic.name for t in request["topic_data"] if (topic := cache.topic_by_id(t["topic_id"]))}
+    return names - auth_helper.authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, names)
+
+
+def _has_transactional_records(request: ProduceRequest) -> bool:
+    """Kafka's hasTransactionalRecords: the first batch of some partition is transactional (one
+    header read per partition, never per record)."""
+    return any(records is not None and len(records) > _ATTRIBUTES_AT + 1
+               and _ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL
+               for t in request["topic_data"] for pd in t["partition_data"] if (records := pd["records"]) is not None)
+
+
+def _target_topic(acks: int, name: str | None, denied: ProduceResult | set[str] | None) -> str | ProduceResult:
     """The topic to append to, or the answer every partition of it gets without an append."""
+    if isinstance(denied, ProduceResult):
+        return denied
     if acks not in (0, 1, -1):
         return ProduceResult(Errors.INVALID_REQUIRED_ACKS)
     if name is None:
         return ProduceResult(Errors.UNKNOWN_TOPIC_ID)
+    if denied and name in denied:
+        return ProduceResult(Errors.TOPIC_AUTHORIZATION_FAILED)
     if name in INTERNAL_TOPICS:
         return ProduceResult(Errors.INVALID_TOPIC_EXCEPTION, message=f"Cannot append to internal topic {name}")
     return name

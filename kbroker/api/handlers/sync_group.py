@@ -7,6 +7,7 @@
     group's (INCONSISTENT_GROUP_PROTOCOL otherwise), and the answer carries them (KIP-559).
   - While the group's partition is still loading the answer is REBALANCE_IN_PROGRESS, so the
     member rejoins.
+  - Needs READ on the group, else GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: none known.
 """
 
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -27,6 +30,9 @@ VERSIONS = (0, 5)
 
 async def handle(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
     protocol_type, protocol_name = request["protocol_type"], request["protocol_name"]
+    error = auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"])
+    if error:
+        return {"throttle_time_ms": 0, "error_code": error, "assignment": b""}
     if ctx.api_version >= 5 and (protocol_type is None or protocol_name is None):
         return {"throttle_time_ms": 0, "error_code": Errors.INCONSISTENT_GROUP_PROTOCOL, "assignment": b""}
     assignments = {a["member_id"]: bytes(a["assignment"]) for a in request["assignments"]}

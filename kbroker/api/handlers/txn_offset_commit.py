@@ -11,6 +11,9 @@
     drops them.
   - An old producer epoch gets INVALID_PRODUCER_EPOCH from the log; INVALID_GROUP_ID,
     NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS as for OffsetCommit.
+  - Needs WRITE on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the
+    group (GROUP_AUTHORIZATION_FAILED) and READ on each topic (TOPIC_AUTHORIZATION_FAILED), as
+    Kafka (api/auth_helper.py).
 - Gaps: no check that AddOffsetsToTxn came first (Kafka 3.9 does not check either without
   transaction.version 2).
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.protocol.api_keys import ApiKey
@@ -38,10 +43,18 @@ async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOff
     now = int(time.time() * 1000)
     errors: dict[tuple[str, int], Errors] = {}
     offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
+    refused = (auth_helper.error_for(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, request["transactional_id"])
+               or auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"]))
+    readable = auth_helper.authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC,
+                                            [t["name"] for t in request["topics"]])
     for topic in request["topics"]:
         for p in topic["partitions"]:
             tp = (topic["name"], p["partition_index"])
-            if cache.partition(*tp) is None:
+            if refused:
+                errors[tp] = refused
+            elif tp[0] not in readable:
+                errors[tp] = Errors.TOPIC_AUTHORIZATION_FAILED
+            elif cache.partition(*tp) is None:
                 errors[tp] = Errors.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 offsets[tp] = OffsetAndMetadata(p["committed_offset"], p["committed_leader_epoch"],

@@ -14,15 +14,18 @@
     NOT_LEADER_OR_FOLLOWER, INVALID_PRODUCER_EPOCH (an epoch older than the producer's),
     TRANSACTION_COORDINATOR_FENCED (a coordinator epoch older than the last marker's),
     NOT_ENOUGH_REPLICAS.
-- Gaps: v2 (Kafka 4.x, KIP-890 part 2's TransactionVersion) is not served; no CLUSTER_ACTION
-  authorization (kbroker has no authorizer); no UNSUPPORTED_FOR_MESSAGE_FORMAT (every log is
-  magic 2).
+  - Needs CLUSTER_ACTION on the cluster, else every partition gets CLUSTER_AUTHORIZATION_FAILED
+    and nothing is written, as Kafka answers (api/auth_helper.py).
+- Gaps: v2 (Kafka 4.x, KIP-890 part 2's TransactionVersion) is not served; no
+  UNSUPPORTED_FOR_MESSAGE_FORMAT (every log is magic 2).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from kbroker.api import auth_helper
+from kbroker.api.auth_helper import AclOperation
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.replica.replica_manager import TxnMarkerEntry
@@ -46,7 +49,11 @@ async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteT
                        [(topic["name"], index) for topic in marker["topics"] for index in topic["partition_indexes"]])
         for marker in request["markers"]
     ]
-    answers = await services.replica_manager.append_txn_markers(entries, services.config["request.timeout.ms"])
+    refused = auth_helper.cluster_error(ctx, AclOperation.CLUSTER_ACTION)
+    if refused:
+        answers = [dict.fromkeys(entry.partitions, refused) for entry in entries]
+    else:
+        answers = await services.replica_manager.append_txn_markers(entries, services.config["request.timeout.ms"])
     results: list[WriteTxnMarkersResponseWritableTxnMarkerResult] = []
     for marker, errors in zip(request["markers"], answers, strict=True):
         results.append({"producer_id": marker["producer_id"], "topics": [

@@ -1,0 +1,179 @@
+"""Plain counters for the broker's metrics, bumped on the event loop and read on it.
+
+Counting is per request, per partition of a request or per batch, never per record: a produce of
+1,000 records costs a few dictionary updates. Nothing here takes a lock: every counter is written
+and snapshotted on the event loop (the exporter asks the loop for a snapshot), so a scrape never
+sees a half-updated value and never blocks the loop for longer than the snapshot takes.
+
+The names are the Prometheus JMX exporter's for Kafka's MBeans (its example Kafka rules:
+`kafka.<domain><type=T, name=N, k=v...>` becomes `kafka_<domain>_<t>_<n>` in lower case, `PerSec`
+dropped, Count attributes as counters with `_total`, Value attributes as gauges, the MBean's keys
+as labels). A `Family` is one metric with its samples, plain data for the exporter.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextvars
+from dataclasses import dataclass, field
+
+# Request latency buckets, in milliseconds (Kafka's RequestMetrics histograms are in ms).
+LATENCY_BUCKETS_MS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0,
+                                         1000.0, 2500.0, 5000.0, 10000.0, 30000.0)
+
+# Seconds the current request spent parked in a purgatory (Kafka's remote time: waiting for
+# followers or for fetchable bytes). A context variable, because the request's handler and the
+# purgatory wait run in the connection's task while other connections' requests interleave.
+remote_time_s: contextvars.ContextVar[float] = contextvars.ContextVar("remote_time_s", default=0.0)
+
+HistogramSample = tuple[list[tuple[float, int]], float]  # cumulative (upper bound, count) pairs and the sum
+Sample = tuple[dict[str, str], "float | HistogramSample"]
+
+
+@dataclass(slots=True)
+class Family:
+    """One metric: its full Prometheus name (counters without `_total`, which the exposition
+    adds), kind ("counter", "gauge" or "histogram"), help line and samples."""
+
+    name: str
+    kind: str
+    help: str
+    samples: list[Sample] = field(default_factory=list)
+
+
+class Histogram:
+    """Counts per bucket (not cumulative: one increment per observation), a sum and a count."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS_MS) + 1)  # the last is +Inf
+        self.total = 0.0
+
+    def observe(self, value_ms: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BUCKETS_MS, value_ms)] += 1
+        self.total += value_ms
+
+    def sample(self) -> HistogramSample:
+        cumulative, running = [], 0
+        for bound, count in zip((*LATENCY_BUCKETS_MS, float("inf")), self.counts, strict=True):
+            running += count
+            cumulative.append((bound, running))
+        return cumulative, self.total
+
+
+# Kafka's split of a request's time (RequestChannel.updateRequestMetrics): waiting in the request
+# queue, in the handler, parked in a purgatory; total is from the request's arrival to its answer.
+TIME_METRICS = ("totaltimems", "requestqueuetimems", "localtimems", "remotetimems")
+
+
+class RequestMetrics:
+    """kafka.network:type=RequestMetrics: requests per API and version, errors per API and error
+    code, and the time histograms per API (Fetch also as FetchConsumer or FetchFollower)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, int], int] = {}
+        self.errors: dict[tuple[str, str], int] = {}
+        self.times: dict[str, tuple[Histogram, Histogram, Histogram, Histogram]] = {}
+
+    def record(self, request: str, version: int, queue_ms: float, local_ms: float, remote_ms: float,
+               total_ms: float) -> None:
+        key = (request, version)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        histograms = self.times.get(request)
+        if histograms is None:
+            histograms = self.times[request] = (Histogram(), Histogram(), Histogram(), Histogram())
+        total, queue, local, remote = histograms
+        total.observe(total_ms)
+        queue.observe(queue_ms)
+        local.observe(local_ms)
+        remote.observe(remote_ms)
+
+    def record_times_as(self, request: str, queue_ms: float, local_ms: float, remote_ms: float,
+                        total_ms: float) -> None:
+        """The time histograms alone, under a second name (FetchConsumer/FetchFollower)."""
+        histograms = self.times.get(request)
+        if histograms is None:
+            histograms = self.times[request] = (Histogram(), Histogram(), Histogram(), Histogram())
+        for histogram, value in zip(histograms, (total_ms, queue_ms, local_ms, remote_ms), strict=True):
+            histogram.observe(value)
+
+    def count_errors(self, request: str, counts: dict[str, int]) -> None:
+        errors = self.errors
+        for error, count in counts.items():
+            key = (request, error)
+            errors[key] = errors.get(key, 0) + count
+
+    def families(self) -> list[Family]:
+        requests = Family("kafka_network_requestmetrics_requests", "counter",
+                          "Requests received, per API and version (RequestsPerSec)",
+                          [({"request": r, "version": str(v)}, n) for (r, v), n in self.requests.items()])
+        errors = Family("kafka_network_requestmetrics_errors", "counter",
+                        "Error codes in responses, per API and error, NONE included (ErrorsPerSec)",
+                        [({"request": r, "error": e}, n) for (r, e), n in self.errors.items()])
+        times = [Family(f"kafka_network_requestmetrics_{name}", "histogram",
+                        f"Request {name[:-6]} time in milliseconds, per API ({name})", [])
+                 for name in TIME_METRICS]
+        for request, histograms in self.times.items():
+            for family, histogram in zip(times, histograms, strict=True):
+                family.samples.append(({"request": request}, histogram.sample()))
+        return [requests, errors, *times]
+
+
+class TopicStats:
+    """kafka.server:type=BrokerTopicMetrics for one topic."""
+
+    __slots__ = ("messages_in", "bytes_in", "bytes_out", "replication_bytes_out", "bytes_rejected",
+                 "total_produce_requests", "total_fetch_requests", "failed_produce_requests", "failed_fetch_requests")
+
+    def __init__(self) -> None:
+        self.messages_in = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.replication_bytes_out = 0
+        self.bytes_rejected = 0
+        self.total_produce_requests = 0
+        self.total_fetch_requests = 0
+        self.failed_produce_requests = 0
+        self.failed_fetch_requests = 0
+
+
+# (attribute of TopicStats, the MBean name without PerSec, lower case; help)
+_TOPIC_METRICS = (
+    ("messages_in", "messagesin", "Records appended by this broker as leader"),
+    ("bytes_in", "bytesin", "Bytes of record batches appended by this broker as leader"),
+    ("bytes_out", "bytesout", "Bytes of records sent to consumers (not followers)"),
+    ("replication_bytes_out", "replicationbytesout", "Bytes of records sent to followers"),
+    ("bytes_rejected", "bytesrejected", "Bytes of produced batches the log refused"),
+    ("total_produce_requests", "totalproducerequests", "Partition appends asked of this broker"),
+    ("total_fetch_requests", "totalfetchrequests", "Partition reads asked of this broker"),
+    ("failed_produce_requests", "failedproducerequests", "Partition appends that failed"),
+    ("failed_fetch_requests", "failedfetchrequests", "Partition reads that failed"),
+)
+
+
+class BrokerTopicStats:
+    """Kafka's BrokerTopicStats: per-topic counters; the all-topics MBean (no topic label) is
+    their sum, made when a scrape asks, so the hot path updates one object, not two."""
+
+    def __init__(self) -> None:
+        self.topics: dict[str, TopicStats] = {}
+
+    def topic(self, name: str) -> TopicStats:
+        stats = self.topics.get(name)
+        if stats is None:
+            stats = self.topics[name] = TopicStats()
+        return stats
+
+    def remove_topic(self, name: str) -> None:
+        self.topics.pop(name, None)
+
+    def families(self) -> list[Family]:
+        families = []
+        for attribute, name, help_text in _TOPIC_METRICS:
+            per_topic = [({"topic": topic}, getattr(stats, attribute)) for topic, stats in self.topics.items()]
+            total = sum(value for _, value in per_topic)
+            families.append(Family(f"kafka_server_brokertopicmetrics_{name}", "counter", help_text,
+                                   [({}, total), *per_topic]))
+        return families

@@ -1,0 +1,65 @@
+"""SASL settings and clients for tests: a broker with a PLAINTEXT listener (where the harness
+checks readiness) and a SASL_PLAINTEXT one, PLAIN users from the JAAS setting, and the SCRAM
+mechanisms, plus a raw SASL login over kbroker's codec for the wire tests.
+"""
+
+from __future__ import annotations
+
+from kbroker.protocol.api_keys import ApiKey
+from kbroker.security.sasl import PlainClient
+from kbroker.security.scram import SCRAM_MECHANISMS, ScramClient
+from kbroker.testing.raw_client import RawClient
+
+MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+ADMIN = ("admin", "admin-secret")
+PLAIN_USERS = {"admin": "admin-secret", "alice": "alice-secret"}
+LISTENER = "SASL_PLAINTEXT"
+
+
+def jaas(mechanism: str, username: str = ADMIN[0], password: str = ADMIN[1],
+         users: dict[str, str] | None = None) -> str:
+    """A login module entry as Kafka's listener.name.<l>.<mechanism>.sasl.jaas.config takes it."""
+    if mechanism == "PLAIN":
+        user_options = "".join(f' user_{name}="{pw}"' for name, pw in (users or PLAIN_USERS).items())
+        return (f'org.apache.kafka.common.security.plain.PlainLoginModule required username="{username}" '
+                f'password="{password}"{user_options};')
+    return f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{username}" password="{password}";'
+
+
+def sasl_listener_overrides(plain_port: int, sasl_port: int, mechanisms: tuple[str, ...] = MECHANISMS,
+                            listener: str = LISTENER, host: str = "127.0.0.1") -> list[str]:
+    """listeners PLAINTEXT + a SASL_PLAINTEXT listener named `listener`, with every mechanism's JAAS entry."""
+    overrides = [f"listeners=PLAINTEXT://{host}:{plain_port},{listener}://{host}:{sasl_port}",
+                 f"sasl.enabled.mechanisms={','.join(mechanisms)}"]
+    if listener != LISTENER:
+        overrides.append(f"listener.security.protocol.map=PLAINTEXT:PLAINTEXT,{listener}:SASL_PLAINTEXT")
+    overrides += [f"listener.name.{listener.lower()}.{m.lower()}.sasl.jaas.config={jaas(m)}" for m in mechanisms]
+    return overrides
+
+
+def client_config(bootstrap: str, mechanism: str, username: str, password: str) -> dict[str, str]:
+    """confluent-kafka (librdkafka) settings for a SASL_PLAINTEXT login."""
+    return {"bootstrap.servers": bootstrap, "security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+            "sasl.username": username, "sasl.password": password}
+
+
+def mechanism_client(mechanism: str, username: str, password: str) -> PlainClient | ScramClient:
+    if mechanism == "PLAIN":
+        return PlainClient(username, password)
+    return ScramClient(SCRAM_MECHANISMS[mechanism], username, password)
+
+
+def sasl_login(client: RawClient, mechanism: str, username: str, password: str, version: int = 2) -> dict:
+    """SaslHandshake v1 and SaslAuthenticate `version` until the mechanism completes (or the
+    broker answers an error, which is returned); the last SaslAuthenticate answer."""
+    handshake = client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": mechanism})
+    assert handshake["error_code"] == 0, handshake
+    login = mechanism_client(mechanism, username, password)
+    token = login.initial_response()
+    while True:
+        answer = client.call(ApiKey.SASL_AUTHENTICATE, version, {"auth_bytes": token})
+        if answer["error_code"]:
+            return answer
+        token = login.evaluate(bytes(answer["auth_bytes"]))
+        if login.complete:
+            return answer
