@@ -14,8 +14,16 @@ import time
 import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, OffsetSpec
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, OffsetSpec
 
 TIMEOUT_S = 15.0
 MAX_MESSAGES = 500
@@ -72,17 +80,29 @@ class ClusterView:
         return rows
 
     def topic(self, name: str) -> dict[str, Any]:
-        topic = self.admin.list_topics(name, timeout=TIMEOUT_S).topics.get(name)
-        if topic is None or topic.error is not None or not topic.partitions:
-            raise NotFound(f"topic {name!r} does not exist")
-        keys = [(name, p) for p in sorted(topic.partitions)]
+        partitions = self._describe_partitions(name)
+        keys = [(name, p["partition"]) for p in partitions]
         start = self._offsets(keys, OffsetSpec.earliest())
         end = self._offsets(keys, OffsetSpec.latest())
-        partitions = [{
-            "partition": p.id, "leader": p.leader, "replicas": list(p.replicas), "isr": list(p.isrs),
-            "start_offset": start.get((name, p.id)), "end_offset": end.get((name, p.id)),
-        } for p in (topic.partitions[i] for i in sorted(topic.partitions))]
+        for p in partitions:
+            p["start_offset"] = start.get((name, p["partition"]))
+            p["end_offset"] = end.get((name, p["partition"]))
         return {"name": name, "partitions": partitions, "configs": self._topic_configs(name)}
+
+    def _describe_partitions(self, name: str) -> list[dict[str, Any]]:
+        """Leader, replicas and ISR per partition. DescribeTopics, not a Metadata request naming the
+        topic: that one may auto-create it (auto.create.topics.enable), and a page looking at a
+        deleted topic must not bring it back."""
+        future = self.admin.describe_topics(TopicCollection([name]))[name]
+        try:
+            description = future.result(TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise NotFound(f"topic {name!r} does not exist") from None
+            raise
+        return [{"partition": p.id, "leader": None if p.leader is None else p.leader.id,
+                 "replicas": [r.id for r in p.replicas], "isr": [r.id for r in p.isr]}
+                for p in sorted(description.partitions, key=lambda p: p.id)]
 
     def _topic_configs(self, name: str) -> list[dict[str, Any]]:
         resource = ConfigResource(ConfigResource.Type.TOPIC, name)
@@ -91,7 +111,7 @@ class ClusterView:
         except KafkaException:
             return []
         return [{"name": e.name, "value": None if e.is_sensitive else e.value, "default": e.is_default,
-                 "source": e.source} for e in sorted(entries.values(), key=lambda e: e.name)]
+                 "source": _source_name(e.source)} for e in sorted(entries.values(), key=lambda e: e.name)]
 
     def _offsets(self, keys: list[tuple[str, int]], spec: Any) -> dict[tuple[str, int], int]:
         if not keys:
@@ -108,14 +128,14 @@ class ClusterView:
     # -- messages ----------------------------------------------------------------------------------
     def messages(self, name: str, partition: int, *, offset: int | None = None, timestamp_ms: int | None = None,
                  limit: int = 50, search: str | None = None) -> dict[str, Any]:
-        """Up to `limit` records of one partition from an offset (default: the last `limit`) or the
-        first at or after a timestamp; `search` keeps those whose key, value or a header contains it."""
-        detail = self.topic(name)
-        bounds = next((p for p in detail["partitions"] if p["partition"] == partition), None)
-        if bounds is None:
+        """The window of up to `limit` records of one partition from an offset (default: the last
+        `limit`) or from the first at or after a timestamp; `search` keeps the window's records
+        whose key, value or a header value contains it."""
+        if partition not in {p["partition"] for p in self._describe_partitions(name)}:
             raise NotFound(f"topic {name!r} has no partition {partition}")
         limit = max(1, min(limit, MAX_MESSAGES))
-        start, end = bounds["start_offset"] or 0, bounds["end_offset"] or 0
+        bounds = {"earliest": OffsetSpec.earliest(), "latest": OffsetSpec.latest()}
+        start, end = (self._offsets([(name, partition)], spec).get((name, partition), 0) for spec in bounds.values())
         if timestamp_ms is not None:
             offset = self._offset_for_time(name, partition, timestamp_ms, end)
         elif offset is None:
@@ -140,18 +160,22 @@ class ClusterView:
         consumer = Consumer({**self.client_config, "group.id": f"kbroker-console-{uuid.uuid4().hex[:8]}",
                              "enable.auto.commit": False, "enable.partition.eof": True, "log_level": 3})
         found: list[dict[str, Any]] = []
+        last = min(end, offset + limit) - 1  # the window's last offset
         try:
             consumer.assign([TopicPartition(name, partition, offset)])
             deadline = time.monotonic() + TIMEOUT_S
-            while len(found) < limit and time.monotonic() < deadline:
+            while time.monotonic() < deadline:
                 message = consumer.poll(1.0)
                 if message is None:
                     continue
                 if message.error() is not None:
                     break  # end of the partition (or an error): show what was read
+                at = message.offset()
+                if at is None or at > last:
+                    break
                 if search is None or _matches(message, search):
                     found.append(_message_row(message))
-                if message.offset() + 1 >= end:
+                if at >= last:
                     break
         finally:
             consumer.close()
@@ -209,21 +233,22 @@ class ClusterView:
                 if tp.offset >= 0}
 
     def reset_group(self, group_id: str, topic: str, to: str, offset: int | None = None) -> dict[str, Any]:
-        """Kafka's --reset-offsets for one topic: to earliest, latest or an offset; the group must be empty."""
+        """Kafka's --reset-offsets for one topic: to earliest, latest or an offset (clamped to the
+        partition's range, as Kafka's tool does); the group must be empty, as Kafka requires."""
+        if to not in ("earliest", "latest", "offset") or (to == "offset") != (offset is not None):
+            raise BadRequest("reset to earliest, latest or offset (with an offset)")
+        if offset is not None and offset < 0:
+            raise BadRequest("offset must be 0 or more")
         detail = self.group(group_id)
         if detail["members"]:
-            raise BadRequest(f"group {group_id!r} has active members: stop them before resetting its offsets")
-        partitions = self.topic(topic)["partitions"]
+            raise BadRequest(f"group {group_id!r} has {len(detail['members'])} active member(s): offsets can "
+                             f"be reset only while it is empty (stop its consumers first)")
         targets = {}
-        for p in partitions:
-            if to == "earliest":
-                targets[p["partition"]] = p["start_offset"]
-            elif to == "latest":
-                targets[p["partition"]] = p["end_offset"]
-            elif to == "offset" and offset is not None:
-                targets[p["partition"]] = min(max(offset, p["start_offset"] or 0), p["end_offset"] or 0)
-            else:
-                raise BadRequest("reset to earliest, latest or offset (with an offset)")
+        for p in self.topic(topic)["partitions"]:
+            start, end = p["start_offset"], p["end_offset"]
+            if start is None or end is None:
+                raise BadRequest(f"partition {p['partition']} of {topic!r} has no leader now: try again")
+            targets[p["partition"]] = {"earliest": start, "latest": end}.get(to, min(max(offset or 0, start), end))
         request = ConsumerGroupTopicPartitions(group_id, [TopicPartition(topic, p, o) for p, o in targets.items()])
         self.admin.alter_consumer_group_offsets([request])[group_id].result(TIMEOUT_S)
         return {"group": group_id, "topic": topic, "offsets": targets}
@@ -249,6 +274,14 @@ class ClusterView:
                 if before is not None:
                     rates[name] = rates.get(name, 0.0) + max(end - before, 0) / elapsed
         return {"records_per_s": dict(sorted(rates.items())), "total_records": sum(current.values())}
+
+
+def _source_name(source: Any) -> str:
+    """Kafka's name of a config's source (DEFAULT_CONFIG, DYNAMIC_TOPIC_CONFIG, ...); confluent-kafka gives its number."""
+    try:
+        return ConfigSource(source).name
+    except ValueError:
+        return str(source)
 
 
 def _split_key(key: str) -> tuple[str, int]:

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from kbroker.config.validators import parse_http_listener
 from kbroker.console.cluster_view import BadRequest, ClusterView, NotFound
 
 log = logging.getLogger("kbroker.console")
@@ -33,11 +34,11 @@ VIEW: web.AppKey[ClusterView] = web.AppKey("view", ClusterView)
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """`http://HOST:PORT` -> (host, port); ValueError for anything else."""
-    parts = urlsplit(value)
-    if parts.scheme != "http" or not parts.port or parts.path not in ("", "/"):
+    """`http://HOST:PORT` -> (host, port) (an empty host: every interface); ValueError for anything else."""
+    address = parse_http_listener(value)
+    if address is None:
         raise ValueError(f"expected http://HOST:PORT, got {value!r}")
-    return parts.hostname or "0.0.0.0", parts.port
+    return address[0] or "0.0.0.0", address[1]
 
 
 def _json_error(status: int, message: str) -> web.Response:
@@ -62,7 +63,7 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _json_error(502, f"the cluster did not answer: {exc}")
 
 
-async def _call(request: web.Request, method: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
+async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
     return web.json_response(await asyncio.to_thread(method, *args, **kwargs))
 
 
@@ -90,54 +91,79 @@ async def _static(request: web.Request) -> web.StreamResponse:
 
 
 async def _cluster(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].cluster)
+    return await _call(request.app[VIEW].cluster)
 
 
 async def _topics(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].topics)
+    return await _call(request.app[VIEW].topics)
 
 
 async def _topic(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].topic, request.match_info["topic"])
+    return await _call(request.app[VIEW].topic, request.match_info["topic"])
 
 
 async def _messages(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].messages, request.match_info["topic"],
+    return await _call(request.app[VIEW].messages, request.match_info["topic"],
                        _int_param(request, "partition", 0) or 0, offset=_int_param(request, "offset"),
                        timestamp_ms=_int_param(request, "timestamp"), limit=_int_param(request, "limit", 50) or 50,
                        search=request.query.get("search") or None)
 
 
-async def _produce(request: web.Request) -> web.Response:
-    body = await request.json()
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest("the body must be a JSON object") from None
     if not isinstance(body, dict):
-        raise BadRequest("expected a JSON object")
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).lstrip("-").isdigit():
+        raise BadRequest(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def _optional_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string or null")
+    return value
+
+
+async def _produce(request: web.Request) -> web.Response:
+    body = await _json_object(request)
     headers = body.get("headers") or {}
     if not isinstance(headers, dict):
         raise BadRequest("headers must be an object of strings")
-    partition = body.get("partition")
-    return await _call(request, request.app[VIEW].produce, request.match_info["topic"], key=body.get("key"),
-                       value=body.get("value"), headers={str(k): str(v) for k, v in headers.items()},
-                       partition=None if partition in (None, "") else int(partition))
+    return await _call(request.app[VIEW].produce, request.match_info["topic"], key=_optional_text(body, "key"),
+                       value=_optional_text(body, "value"), headers={str(k): str(v) for k, v in headers.items()},
+                       partition=_optional_int(body, "partition"))
 
 
 async def _groups(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].groups)
+    return await _call(request.app[VIEW].groups)
 
 
 async def _group(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].group, request.match_info["group"])
+    return await _call(request.app[VIEW].group, request.match_info["group"])
 
 
 async def _reset(request: web.Request) -> web.Response:
-    body = await request.json()
-    offset = body.get("offset")
-    return await _call(request, request.app[VIEW].reset_group, request.match_info["group"], str(body.get("topic")),
-                       str(body.get("to")), None if offset in (None, "") else int(offset))
+    body = await _json_object(request)
+    topic = _optional_text(body, "topic")
+    if not topic:
+        raise BadRequest("name the topic whose offsets to reset")
+    return await _call(request.app[VIEW].reset_group, request.match_info["group"], topic,
+                       str(body.get("to")), _optional_int(body, "offset"))
 
 
 async def _throughput(request: web.Request) -> web.Response:
-    return await _call(request, request.app[VIEW].throughput)
+    return await _call(request.app[VIEW].throughput)
 
 
 def make_app(view: ClusterView) -> web.Application:
@@ -166,6 +192,20 @@ async def start_site(view: ClusterView, host: str, port: int) -> web.AppRunner:
     return runner
 
 
+def listen_error(exc: OSError) -> str:
+    """Why binding failed, in the system's words ("Address already in use"): aiohttp's message
+    repeats the address the caller has already named."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def bound_port(runner: web.AppRunner, asked: int) -> int:
+    """The port a started site listens on (the one asked for unless that was 0)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
 class ConsoleServer:
     """The console on its own thread and event loop, for the broker process."""
 
@@ -179,9 +219,11 @@ class ConsoleServer:
         self._thread = threading.Thread(target=self._run, name="kbroker-console", daemon=True)
 
     def start(self, timeout: float = 10.0) -> None:
-        """Listen, or raise what stopped it from listening (a port in use)."""
+        """Listen, or raise what stopped it from listening (a port in use); `port` is then the
+        bound one (a port of 0 asks for any free one)."""
         self._thread.start()
-        self._ready.wait(timeout)
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the web console did not start listening in {timeout:.0f} s")
         if self._failure is not None:
             raise self._failure
 
@@ -189,6 +231,7 @@ class ConsoleServer:
         loop = self._loop = asyncio.new_event_loop()
         try:
             self._runner = loop.run_until_complete(start_site(ClusterView(self.client_config), self.host, self.port))
+            self.port = bound_port(self._runner, self.port)
         except BaseException as exc:
             self._failure = exc
             self._ready.set()
