@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ PER_PARTITION = {0: 4, 1: 7, 2: 2}  # records produced to each partition of TOPI
 GROUP = "billing"
 COMMITTED = {1: 3}  # the offsets GROUP commits: lag 4 on partition 1
 GONE = "gone-topic"
+TICKER = "ticker"  # produced to while the page shows live throughput
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "console"
 
 
@@ -53,7 +55,8 @@ def cluster(module_broker_factory) -> dict:
     broker = module_broker_factory.start(f"console.listener=http://127.0.0.1:{console_port}")
     bootstrap = f"127.0.0.1:{broker.port}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.create_topics([NewTopic(TOPIC, len(PER_PARTITION), 1), NewTopic(GONE, 1, 1)]).values():
+    new_topics = [NewTopic(TOPIC, len(PER_PARTITION), 1), NewTopic(GONE, 1, 1), NewTopic(TICKER, 1, 1)]
+    for future in admin.create_topics(new_topics).values():
         future.result(30)
     producer = Producer({"bootstrap.servers": bootstrap})
     for partition, count in PER_PARTITION.items():
@@ -99,10 +102,30 @@ def get(url: str, body: dict | bytes | None = None) -> tuple[int, dict | list]:
         return error.code, json.loads(error.read())
 
 
+@pytest.fixture
+def ticking(cluster) -> Iterator[None]:
+    """A producer writing to TICKER every 20 ms in a thread until the test ends."""
+    stop = threading.Event()
+
+    def tick() -> None:
+        producer = Producer({"bootstrap.servers": cluster["bootstrap"], "linger.ms": 0})
+        while not stop.wait(0.02):
+            producer.produce(TICKER, value=b"tick")
+            producer.poll(0)
+        producer.flush(10)
+
+    thread = threading.Thread(target=tick, name="ticker", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(15)
+
+
 def by_offset(rows: dict, column: str) -> dict[int, str]:
     return {int(offset): cells[column] for offset, cells in rows.items()}
 
 
+@pytest.mark.usefixtures("ticking")
 def test_page_shows_and_changes_the_cluster(cluster):
     steps = [
         {"do": "brokers"},
@@ -116,7 +139,7 @@ def test_page_shows_and_changes_the_cluster(cluster):
         {"do": "reset", "group": GROUP, "topic": TOPIC, "to": "earliest"},
         {"do": "topic", "topic": GONE},
         {"do": "group", "group": "no-such-group"},
-        {"do": "throughput", "topic": TOPIC},
+        {"do": "throughput", "topic": TICKER},
     ]
     (brokers, topics, topic, browsed, searched, produced, group, reset, gone, no_group, throughput) = \
         run_console_page(cluster["url"], ARTIFACTS / "in-broker", steps)
@@ -151,14 +174,15 @@ def test_page_shows_and_changes_the_cluster(cluster):
     assert group["state"] == "Empty" and group["reset_unavailable"] is None
     assert group["offsets"][f"{TOPIC}-1"] == {"committed": "3", "lag": str(PER_PARTITION[1] - 3)}
     assert group["total_lag"] == str(PER_PARTITION[1] - 3)
-    assert reset["errors"] == []
+    assert reset["errors"] == [] and reset["flash"] == f"Offsets of {TOPIC} reset to earliest."
     assert {tp: cells["committed"] for tp, cells in reset["offsets"].items()} == {
         f"{TOPIC}-{p}": "0" for p in PER_PARTITION}
     assert committed_offsets(cluster["admin"], GROUP) == dict.fromkeys(PER_PARTITION, 0)
 
     assert gone["not_found"] == f'Topic "{GONE}" does not exist.'
     assert no_group["not_found"] == 'Consumer group "no-such-group" does not exist.'
-    assert float(throughput["rates"][TOPIC]["rate"]) >= 0
+    assert float(throughput["rates"][TICKER]["rate"]) > 0
+    assert float(throughput["rates"][TOPIC]["rate"]) == 0  # nothing produced to it in the last poll
 
 
 def test_api_answers_errors_with_status_codes(cluster):
@@ -172,6 +196,12 @@ def test_api_answers_errors_with_status_codes(cluster):
     assert get(f"{url}api/topics/{TOPIC}/messages", b"not json") == (400, {"error": "the body must be a JSON object"})
     assert get(f"{url}api/topics/{TOPIC}/messages", {"value": 5})[0] == 400
     assert get(f"{url}api/topics/{GONE}/messages", {"value": "x"})[0] == 404
+    # JSON only (a cross-site form can post text/plain but not application/json without CORS).
+    form = urllib.request.Request(f"{url}api/groups/{GROUP}/reset", data=b'{"topic": "orders", "to": "latest"}',
+                                  headers={"Content-Type": "text/plain"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(form, timeout=10)
+    assert refused.value.code == 415
     assert get(f"{url}api/groups/{GROUP}/reset", {"topic": TOPIC, "to": "yesterday"})[0] == 400
     assert get(f"{url}api/groups/{GROUP}/reset", {"topic": TOPIC, "to": "offset"})[0] == 400
     assert get(f"{url}api/groups/{GROUP}/reset", {"topic": GONE, "to": "earliest"})[0] == 404
@@ -180,6 +210,16 @@ def test_api_answers_errors_with_status_codes(cluster):
     assert missing.value.code == 404
     # Looking at a deleted topic does not bring it back (auto.create.topics.enable is on).
     assert GONE not in cluster["admin"].list_topics(timeout=10).topics
+
+
+def test_messages_from_a_timestamp(cluster):
+    url = f"{cluster['url']}api/topics/{TOPIC}/messages?partition=0"
+    status, from_start = get(f"{url}&timestamp=0")
+    assert status == 200 and [m["offset"] for m in from_start["messages"]] == list(range(PER_PARTITION[0]))
+    status, future = get(f"{url}&timestamp={2**50}")  # after every record: an empty window at the end
+    assert status == 200 and future["messages"] == [] and future["from_offset"] == PER_PARTITION[0]
+    status, window = get(f"{url}&offset=1&limit=2")
+    assert [m["offset"] for m in window["messages"]] == [1, 2]
 
 
 def test_reset_is_refused_while_the_group_has_members(cluster):

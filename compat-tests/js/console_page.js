@@ -104,13 +104,18 @@ const STEPS = {
     await page.evaluate(() => { document.getElementById("view").dataset.state = "loading"; });
     await page.click(`${form} button[type=submit]`);
     await page.waitForSelector('#view[data-state="ready"], [data-testid="reset-status"] .error', {timeout: WAIT_MS});
-    return {offsets: await rowCells(page, "group-offsets", "tp"),
+    const flash = await page.$('[data-testid="flash"]');
+    return {offsets: await rowCells(page, "group-offsets", "tp"), flash: flash ? await flash.textContent() : null,
             errors: await texts(page, '[data-testid="reset-status"] .error')};
   },
   async throughput(page, step) {
     await open(page, "#/throughput");
-    // The first sample has nothing to compare with; the page polls again every 2 s.
-    await page.waitForSelector(`[data-testid="throughput-table"] tr[data-topic="${step.topic}"]`, {timeout: WAIT_MS});
+    // The first sample has nothing to compare with; the page polls again every 2 s, until the
+    // topic being produced to shows a rate above 0.
+    await page.waitForFunction(topic => {
+      const rate = document.querySelector(`[data-testid="throughput-table"] tr[data-topic="${topic}"] [data-col="rate"]`);
+      return rate !== null && parseFloat(rate.textContent) > 0;
+    }, step.topic, {timeout: WAIT_MS});
     return {rates: await rowCells(page, "throughput-table", "topic")};
   },
 };

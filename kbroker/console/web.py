@@ -41,6 +41,10 @@ def parse_listen(value: str) -> tuple[str, int]:
     return address[0] or "0.0.0.0", address[1]
 
 
+class UnsupportedMediaType(BadRequest):
+    """A POST whose body is not declared JSON (415)."""
+
+
 def _json_error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
@@ -54,6 +58,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except NotFound as exc:
         return _json_error(404, str(exc))
+    except UnsupportedMediaType as exc:
+        return _json_error(415, str(exc))
     except (BadRequest, ValueError) as exc:
         return _json_error(400, str(exc))
     except web.HTTPException:
@@ -110,6 +116,11 @@ async def _messages(request: web.Request) -> web.Response:
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    # Only application/json: a browser sends that cross-site only after a CORS preflight, which
+    # this server never grants, so another site's page cannot make a visitor's browser produce
+    # records or reset offsets here (a form can post text/plain, never application/json).
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("the body must be JSON, sent as Content-Type: application/json")
     try:
         body = await request.json()
     except ValueError:

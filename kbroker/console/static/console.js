@@ -6,6 +6,7 @@
 const view = document.getElementById("view");
 let timer = null; // the throughput view's poll, stopped on leaving it
 let generation = 0; // a route change makes the answers of the previous one stale
+let flash = null; // what the last action did, shown atop the next rendering of the view
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -281,6 +282,7 @@ function resetPanel(id, group) {
     try {
       await api(`/api/groups/${enc(id)}/reset`, {topic: f.topic.value, to: f.to.value,
         offset: f.offset.value === "" ? null : Number(f.offset.value)});
+      flash = `Offsets of ${f.topic.value} reset to ${f.to.value === "offset" ? f.offset.value : f.to.value}.`;
       await route(); // the table shows the new committed offsets
     } catch (error) {
       status.replaceChildren(errorBox(error));
@@ -335,6 +337,10 @@ async function route() {
     content = [errorBox(error)];
   }
   if (mine !== generation) return; // the user went elsewhere meanwhile
+  if (flash !== null) {
+    content.unshift(el("p", {class: "ok", "data-testid": "flash"}, flash));
+    flash = null;
+  }
   view.replaceChildren(...content);
   view.setAttribute("data-state", "ready");
 }
