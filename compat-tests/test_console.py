@@ -37,6 +37,7 @@ GROUP = "billing"
 COMMITTED = {1: 3}  # the offsets GROUP commits: lag 4 on partition 1
 GONE = "gone-topic"
 TICKER = "ticker"  # produced to while the page shows live throughput
+WATCHERS = "watchers"  # a group with a member polling while the page looks at it
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "console"
 
 
@@ -121,11 +122,35 @@ def ticking(cluster) -> Iterator[None]:
     thread.join(15)
 
 
+@pytest.fixture
+def member(cluster) -> Iterator[None]:
+    """A consumer of WATCHERS subscribed to TOPIC, polling in a thread until the test ends."""
+    stop = threading.Event()
+    joined = threading.Event()
+
+    def run() -> None:
+        consumer = Consumer({"bootstrap.servers": cluster["bootstrap"], "group.id": WATCHERS,
+                             "client.id": "page-member", "auto.offset.reset": "earliest"})
+        consumer.subscribe([TOPIC], on_assign=lambda _c, _p: joined.set())
+        while not stop.is_set():
+            consumer.poll(0.1)
+        consumer.close()
+
+    thread = threading.Thread(target=run, name="member", daemon=True)
+    thread.start()
+    eventually(joined.is_set, what=f"the consumer to join {WATCHERS}")
+    eventually(lambda: get(f"{cluster['url']}api/groups/{WATCHERS}")[1].get("state") == "Stable",
+               what=f"{WATCHERS} to be Stable")
+    yield
+    stop.set()
+    thread.join(15)
+
+
 def by_offset(rows: dict, column: str) -> dict[int, str]:
     return {int(offset): cells[column] for offset, cells in rows.items()}
 
 
-@pytest.mark.usefixtures("ticking")
+@pytest.mark.usefixtures("ticking", "member")
 def test_page_shows_and_changes_the_cluster(cluster):
     steps = [
         {"do": "brokers"},
@@ -136,15 +161,17 @@ def test_page_shows_and_changes_the_cluster(cluster):
         {"do": "produce", "topic": TOPIC, "partition": 2, "key": "from-page", "value": "hello from the page",
          "headers": {"via": "console"}},
         {"do": "group", "group": GROUP},
+        {"do": "group", "group": WATCHERS},
         {"do": "reset", "group": GROUP, "topic": TOPIC, "to": "earliest"},
         {"do": "topic", "topic": GONE},
         {"do": "group", "group": "no-such-group"},
         {"do": "throughput", "topic": TICKER},
     ]
-    (brokers, topics, topic, browsed, searched, produced, group, reset, gone, no_group, throughput) = \
-        run_console_page(cluster["url"], ARTIFACTS / "in-broker", steps)
-    for result in (brokers, topics, topic, browsed, searched, produced, group, reset, gone, no_group, throughput):
+    results = run_console_page(cluster["url"], ARTIFACTS / "in-broker", steps)
+    for result in results:
         assert result["page_errors"] == [], result
+    (brokers, topics, topic, browsed, searched, produced, group, watchers, reset, gone, no_group,
+     throughput) = results
 
     assert brokers["brokers"] == ["0"] and brokers["controller"] == "0"
     assert topics["topics"][TOPIC]["partitions"] == str(len(PER_PARTITION))
@@ -174,6 +201,11 @@ def test_page_shows_and_changes_the_cluster(cluster):
     assert group["state"] == "Empty" and group["reset_unavailable"] is None
     assert group["offsets"][f"{TOPIC}-1"] == {"committed": "3", "lag": str(PER_PARTITION[1] - 3)}
     assert group["total_lag"] == str(PER_PARTITION[1] - 3)
+    [[member_id, client_id, _host, assignment]] = watchers["members"]
+    assert watchers["state"] == "Stable" and member_id.startswith("page-member")
+    assert client_id == "page-member"
+    assert assignment == ", ".join(f"{TOPIC}-{p}" for p in sorted(PER_PARTITION))
+    assert "only while the group is empty" in watchers["reset_unavailable"]
     assert reset["errors"] == [] and reset["flash"] == f"Offsets of {TOPIC} reset to earliest."
     assert {tp: cells["committed"] for tp, cells in reset["offsets"].items()} == {
         f"{TOPIC}-{p}": "0" for p in PER_PARTITION}

@@ -92,6 +92,8 @@ const STEPS = {
     if (notFound) return {not_found: await notFound.textContent()};
     const unavailable = await page.$('[data-testid="reset-unavailable"]');
     return {state: await page.textContent('[data-testid="group-state"]'),
+            members: await page.$$eval('[data-testid="members"] tbody tr',
+                                       rows => rows.map(r => [...r.cells].map(c => c.textContent))),
             total_lag: await page.textContent('[data-testid="total-lag"]'),
             offsets: await rowCells(page, "group-offsets", "tp"),
             reset_unavailable: unavailable ? await unavailable.textContent() : null};
