@@ -126,6 +126,8 @@ def run_console_page(url: str, screenshots: Path, steps: list[dict], timeout: fl
         print(f"skipping the browser test: {reason}")
         pytest.skip(reason)
     screenshots.mkdir(parents=True, exist_ok=True)
+    for stale in screenshots.glob("*.png"):  # a previous run's: the folder shows this run only
+        stale.unlink()
     print(f"console screenshots: {screenshots}")
     argv = ["node", str(JS_DIR / "console_page.js"),
             json.dumps({"url": url, "shots": str(screenshots), "steps": steps})]
