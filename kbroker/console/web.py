@@ -9,8 +9,8 @@ JSON API over ClusterView, whose blocking client calls run in worker threads.
 API (JSON): GET /api/cluster, /api/topics, /api/topics/{topic}, /api/topics/{topic}/messages
 (partition, offset | timestamp, limit, search), POST /api/topics/{topic}/messages, GET
 /api/groups, /api/groups/{group}, POST /api/groups/{group}/reset, GET /api/throughput. A topic or
-group that does not exist is a 404 with {"error": ...}; a bad request a 400; a cluster that does
-not answer a 502.
+group that does not exist is a 404 with {"error": ...}; a bad request a 400; a POST whose body is
+not sent as application/json a 415; a cluster that does not answer a 502.
 """
 
 from __future__ import annotations
