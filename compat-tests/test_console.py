@@ -27,6 +27,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import free_port
 from kbroker.testing.tools import run_console_page
 from kbroker.testing.waiting import eventually
@@ -366,3 +367,30 @@ def test_broker_console_needs_a_plaintext_listener(broker_factory):
     proc = subprocess.run(broker.argv(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
     assert "console.listener needs a PLAINTEXT listener" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(300)  # ZooKeeper and three brokers
+def test_in_broker_console_of_a_cluster(zookeeper, broker_factory):
+    console_port = free_port()
+    with KafkaCluster(broker_factory, zookeeper, broker_overrides={
+            2: (f"console.listener=http://127.0.0.1:{console_port}",)}) as kafka:
+        url = f"http://127.0.0.1:{console_port}/api"
+        admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+        admin.create_topics([NewTopic("spread", 2, 3)])["spread"].result(30)
+        controller = admin.describe_cluster().result(30).controller.id
+
+        def cluster_view() -> dict | None:
+            status, body = get(f"{url}/cluster")
+            return body if status == 200 and len(body["brokers"]) == 3 else None
+
+        view = eventually(cluster_view, what="the console to see three brokers")
+        assert [b["id"] for b in view["brokers"]] == [1, 2, 3] and view["controller_id"] == controller
+
+        def replicated() -> dict | None:
+            status, body = get(f"{url}/topics/spread")
+            full = status == 200 and all(sorted(p["isr"]) == [1, 2, 3] for p in body["partitions"])
+            return body if full else None
+
+        topic = eventually(replicated, what="spread's partitions fully replicated in the console")
+        assert [sorted(p["replicas"]) for p in topic["partitions"]] == [[1, 2, 3], [1, 2, 3]]
+        assert all(p["leader"] in (1, 2, 3) and p["end_offset"] == 0 for p in topic["partitions"])
