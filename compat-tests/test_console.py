@@ -29,6 +29,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import free_port
+from kbroker.testing.sasl import sasl_listener_overrides
 from kbroker.testing.tools import run_console_page
 from kbroker.testing.waiting import eventually
 
@@ -394,3 +395,14 @@ def test_in_broker_console_of_a_cluster(zookeeper, broker_factory):
         topic = eventually(replicated, what="spread's partitions fully replicated in the console")
         assert [sorted(p["replicas"]) for p in topic["partitions"]] == [[1, 2, 3], [1, 2, 3]]
         assert all(p["leader"] in (1, 2, 3) and p["end_offset"] == 0 for p in topic["partitions"])
+
+
+def test_broker_console_uses_a_plaintext_listener_when_the_first_is_sasl(broker_factory):
+    plain_port, sasl_port, console_port = free_port(), free_port(), free_port()
+    overrides = sasl_listener_overrides(plain_port, sasl_port, mechanisms=("PLAIN",))
+    overrides[0] = f"listeners=SASL_PLAINTEXT://127.0.0.1:{sasl_port},PLAINTEXT://127.0.0.1:{plain_port}"
+    broker_factory.start(*overrides, f"console.listener=http://127.0.0.1:{console_port}", port=plain_port)
+    status, body = get(f"http://127.0.0.1:{console_port}/api/cluster")
+    # Metadata names the brokers' endpoints of the listener it was asked on: the PLAINTEXT one.
+    assert status == 200 and body["brokers"] == [{"id": 0, "host": "127.0.0.1", "port": plain_port}]
+    assert get(f"http://127.0.0.1:{console_port}/api/topics")[0] == 200
