@@ -55,6 +55,14 @@ class ClusterView:
         self._last_offsets: tuple[float, dict[tuple[str, int], int]] | None = None
         self._throughput_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Hand over what the page's producer still holds (each produce waits for its answer, so
+        this is for a page's request cut short by a stop)."""
+        with self._producer_lock:
+            if self._producer is not None:
+                self._producer.flush(5)
+                self._producer = None
+
     # -- cluster and topics ------------------------------------------------------------------------
     def cluster(self) -> dict[str, Any]:
         metadata = self.admin.list_topics(timeout=TIMEOUT_S)
@@ -213,17 +221,19 @@ class ClusterView:
         state = _state_name(description.state)
         if state == "Dead":
             raise NotFound(f"consumer group {group_id!r} does not exist")
-        members = [{"member_id": m.member_id, "client_id": m.client_id, "host": m.host,
-                    "assignment": sorted(f"{tp.topic}-{tp.partition}" for tp in m.assignment.topic_partitions)}
-                   for m in description.members]
-        owners = {f"{tp.topic}-{tp.partition}": m.client_id for m in description.members
-                  for tp in m.assignment.topic_partitions}
+        owners: dict[tuple[str, int], str] = {}
+        members = []
+        for m in description.members:
+            assigned = sorted((tp.topic, tp.partition) for tp in m.assignment.topic_partitions)
+            owners.update(dict.fromkeys(assigned, m.client_id))
+            members.append({"member_id": m.member_id, "client_id": m.client_id, "host": m.host,
+                            "assignment": [f"{t}-{p}" for t, p in assigned]})
         committed = self._committed(group_id)
-        keys = sorted(set(committed) | {_split_key(k) for k in owners})
+        keys = sorted(set(committed) | set(owners))
         end = self._offsets(keys, OffsetSpec.latest())
         offsets = [{"topic": t, "partition": p, "committed": committed.get((t, p)), "end_offset": end.get((t, p)),
-                    "lag": None if (t, p) not in committed or (t, p) not in end else max(end[(t, p)] - committed[(t, p)], 0),
-                    "owner": owners.get(f"{t}-{p}")} for t, p in keys]
+                    "lag": _lag(committed.get((t, p)), end.get((t, p))), "owner": owners.get((t, p))}
+                   for t, p in keys]
         return {"group": group_id, "state": state, "protocol": description.partition_assignor,
                 "members": members, "offsets": offsets}
 
@@ -284,9 +294,9 @@ def _source_name(source: Any) -> str:
         return str(source)
 
 
-def _split_key(key: str) -> tuple[str, int]:
-    topic, _, partition = key.rpartition("-")
-    return topic, int(partition)
+def _lag(committed: int | None, end: int | None) -> int | None:
+    """Kafka's LAG column: unknown ("-") without a committed offset or an end offset."""
+    return None if committed is None or end is None else max(end - committed, 0)
 
 
 def _state_name(state: Any) -> str:

@@ -241,7 +241,8 @@ class ConsoleServer:
     def _run(self) -> None:
         loop = self._loop = asyncio.new_event_loop()
         try:
-            self._runner = loop.run_until_complete(start_site(ClusterView(self.client_config), self.host, self.port))
+            view = ClusterView(self.client_config)
+            self._runner = loop.run_until_complete(start_site(view, self.host, self.port))
             self.port = bound_port(self._runner, self.port)
         except BaseException as exc:
             self._failure = exc
@@ -252,6 +253,7 @@ class ConsoleServer:
         loop.run_forever()
         loop.run_until_complete(self._runner.cleanup())
         loop.close()
+        view.close()
 
     def stop(self) -> None:
         loop = self._loop

@@ -63,4 +63,5 @@ async def _serve(config: dict[str, Any], host: str, port: int) -> int:
         await asyncio.Event().wait()  # until interrupted (KeyboardInterrupt: exit code 130)
     finally:
         await runner.cleanup()
+        view.close()
     return 0
