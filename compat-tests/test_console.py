@@ -12,6 +12,7 @@ playwright-core the browser tests skip, saying why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -283,28 +284,34 @@ def test_page_and_assets_come_from_the_package(cluster):
         assert "https://" not in text and "http://" not in text, f"{asset} loads something from outside"
 
 
+@contextlib.contextmanager
+def kbroker_console(bootstrap: str, client_properties: str, workdir: Path) -> Iterator[str]:
+    """`kbroker console` with a --command-config file, until the block ends (stopped by pid)."""
+    port = free_port()
+    config = workdir / "client.properties"
+    config.write_text(client_properties)
+    out_path = workdir / "console.out"
+    with out_path.open("w") as output:
+        proc = subprocess.Popen([sys.executable, "-m", "kbroker", "console", "--bootstrap-server", bootstrap,
+                                 "--command-config", str(config), "--listen", f"http://127.0.0.1:{port}"],
+                                stdout=output, stderr=subprocess.STDOUT)
+        try:
+            eventually(lambda: proc.poll() is None and _listening(port), what="kbroker console to listen")
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    assert "kbroker console at http://127.0.0.1:" in out_path.read_text()
+
+
 @pytest.fixture
 def standalone(cluster, tmp_path) -> Iterator[str]:
-    """`kbroker console` against the cluster, with a --command-config file; stopped by pid."""
-    port = free_port()
-    config = tmp_path / "client.properties"
-    config.write_text("client.id=standalone-console\n")
-    output = (tmp_path / "console.out").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "kbroker", "console", "--bootstrap-server", cluster["bootstrap"],
-                             "--command-config", str(config), "--listen", f"http://127.0.0.1:{port}"],
-                            stdout=output, stderr=subprocess.STDOUT)
-    try:
-        eventually(lambda: proc.poll() is None and _listening(port), what="kbroker console to listen")
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        output.close()
-    assert "kbroker console at http://127.0.0.1:" in Path(output.name).read_text()
+    with kbroker_console(cluster["bootstrap"], "client.id=standalone-console\n", tmp_path) as url:
+        yield url
 
 
 def _listening(port: int) -> bool:
@@ -322,6 +329,22 @@ def test_standalone_console_serves_the_same(standalone):
     ends = {int(p): int(cells["end"]) for p, cells in topic["partitions"].items()}
     assert ends[0] == PER_PARTITION[0] and ends[1] == PER_PARTITION[1]
     assert gone["not_found"] == f'Topic "{GONE}" does not exist.'
+
+
+def test_standalone_console_of_a_sasl_listener(broker_factory, tmp_path):
+    plain_port, sasl_port = free_port(), free_port()
+    broker_factory.start(*sasl_listener_overrides(plain_port, sasl_port, mechanisms=("PLAIN",)), port=plain_port)
+    # A Java client's properties, as Kafka's tools take them (the tools translate sasl.jaas.config).
+    properties = ("security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\nsasl.jaas.config="
+                  'org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" '
+                  'password="alice-secret";\n')
+    with kbroker_console(f"127.0.0.1:{sasl_port}", properties, tmp_path) as url:
+        status, body = get(f"{url}api/cluster")
+        assert status == 200 and body["brokers"] == [{"id": 0, "host": "127.0.0.1", "port": sasl_port}]
+    with kbroker_console(f"127.0.0.1:{sasl_port}", properties.replace("alice-secret", "wrong"),
+                         tmp_path) as url:
+        status, body = get(f"{url}api/topics")
+        assert status == 502 and "uthentication" in body["error"], body
 
 
 def test_standalone_console_usage_and_port_taken(cluster):

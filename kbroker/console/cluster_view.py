@@ -9,6 +9,7 @@ broker's event loop never waits for a page.
 from __future__ import annotations
 
 import base64
+import logging
 import threading
 import time
 import uuid
@@ -24,6 +25,8 @@ from confluent_kafka import (
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, OffsetSpec
+
+from kbroker.console.client_log import LastClientError
 
 TIMEOUT_S = 15.0
 MAX_MESSAGES = 500
@@ -49,11 +52,21 @@ def _decoded(text: str | None) -> bytes | None:
 class ClusterView:
     def __init__(self, client_config: dict[str, Any]) -> None:
         self.client_config = dict(client_config)
-        self.admin = AdminClient({**self.client_config, "log_level": 3})
+        self._client_errors = LastClientError()
+        logger = logging.getLogger(f"kbroker.console.librdkafka.{id(self)}")
+        logger.addHandler(self._client_errors)
+        logger.propagate = False
+        admin_config: dict[str, Any] = {**self.client_config, "log_level": 3, "logger": logger}
+        self.admin = AdminClient(admin_config)
         self._producer: Producer | None = None
         self._producer_lock = threading.Lock()
         self._last_offsets: tuple[float, dict[tuple[str, int], int]] | None = None
         self._throughput_lock = threading.Lock()
+
+    def last_client_error(self) -> str | None:
+        """What the admin client last logged as an error (its log is handed over on poll)."""
+        self.admin.poll(0)
+        return self._client_errors.message
 
     def close(self) -> None:
         """Hand over what the page's producer still holds (each produce waits for its answer, so

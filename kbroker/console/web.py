@@ -66,7 +66,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception as exc:  # the cluster's answer (KafkaException, a timeout): the page says so
         log.info("console request %s failed: %r", request.path, exc)
-        return _json_error(502, f"the cluster did not answer: {exc}")
+        cause = await asyncio.to_thread(request.app[VIEW].last_client_error)
+        return _json_error(502, f"the cluster did not answer: {exc}" + (f" ({cause})" if cause else ""))
 
 
 async def _call(method: Callable[..., Any], *args: Any, **kwargs: Any) -> web.Response:
