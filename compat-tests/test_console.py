@@ -159,8 +159,10 @@ def test_page_shows_and_changes_the_cluster(cluster):
         {"do": "brokers"},
         {"do": "topics"},
         {"do": "topic", "topic": TOPIC},
-        {"do": "browse", "topic": TOPIC, "partition": 1, "offset": 0},
-        {"do": "browse", "topic": TOPIC, "partition": 1, "offset": 0, "search": "key-1-5"},
+        {"do": "browse", "topic": TOPIC, "partition": 1, "position": 0},
+        {"do": "browse", "topic": TOPIC, "partition": 1, "position": 0, "search": "key-1-5"},
+        {"do": "browse", "topic": TOPIC, "partition": 0, "from": "timestamp", "position": "2001-09-09T01:46:40Z"},
+        {"do": "browse", "topic": TOPIC, "partition": 0, "from": "last", "position": ""},
         {"do": "produce", "topic": TOPIC, "partition": 2, "key": "from-page", "value": "hello from the page",
          "headers": {"via": "console"}},
         {"do": "group", "group": GROUP},
@@ -173,7 +175,7 @@ def test_page_shows_and_changes_the_cluster(cluster):
     results = run_console_page(cluster["url"], ARTIFACTS / "in-broker", steps)
     for result in results:
         assert result["page_errors"] == [], result
-    (brokers, topics, topic, browsed, searched, produced, group, watchers, reset, gone, no_group,
+    (brokers, topics, topic, browsed, searched, by_time, last, produced, group, watchers, reset, gone, no_group,
      throughput) = results
 
     assert brokers["brokers"] == ["0"] and brokers["controller"] == "0"
@@ -189,6 +191,9 @@ def test_page_shows_and_changes_the_cluster(cluster):
     assert "\n" in by_offset(browsed["json"], "value")[3]  # pretty-printed
     assert by_offset(browsed["text"], "headers")[0] == "source: compat-test"
     assert by_offset(searched["text"], "key") == {5: "key-1-5"}
+    # From a time before every record (10^12 ms), and the last records: partition 0 whole.
+    assert by_offset(by_time["text"], "key") == {i: key_of(0, i).decode() for i in range(PER_PARTITION[0])}
+    assert by_offset(last["text"], "key") == by_offset(by_time["text"], "key")
 
     assert produced["status"] == f"Produced to partition 2 at offset {PER_PARTITION[2]}."
     consumer = Consumer({"bootstrap.servers": cluster["bootstrap"], "group.id": "reader", "enable.auto.commit": False})

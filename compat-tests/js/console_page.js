@@ -39,8 +39,8 @@ async function rowCells(page, table, attribute) {
 async function browse(page, step, format) {
   const form = '[data-testid="browse-form"]';
   await page.selectOption(`${form} select[name=partition]`, String(step.partition));
-  await page.selectOption(`${form} select[name=from]`, "offset");
-  await page.fill(`${form} input[name=position]`, String(step.offset ?? 0));
+  await page.selectOption(`${form} select[name=from]`, step.from || "offset");
+  await page.fill(`${form} input[name=position]`, String(step.position ?? 0));
   await page.fill(`${form} input[name=search]`, step.search || "");
   await page.click(`${form} button[type=submit]`);
   await page.waitForSelector('[data-testid="message-table"], [data-testid="messages"] .error', {timeout: WAIT_MS});
