@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     import ssl
 
     from kbroker.config import KafkaConfig
+    from kbroker.console.web import ConsoleServer
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.metadata.kazoo_store import KazooZNodeStore
     from kbroker.metrics.exporter import MetricsEndpoint
@@ -162,12 +163,15 @@ class KafkaServer:
         # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
         self.request_metrics: RequestMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
+        # console.listener: the web console, on its own thread, a client of our own listener.
+        self.console_server: ConsoleServer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         self._build_tls()  # a bad key store stops the start before anything is opened
+        console_listener = self._console_client_listener()  # refused here, before anything is opened
         sasl_listeners = _sasl_listeners(self.config)  # a SASL setting Kafka would refuse stops us here
         store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
@@ -223,6 +227,8 @@ class KafkaServer:
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.
         await self._wait_for_earlier_registration()
         await self._start_socket_servers(KafkaApis(self.services, self.request_metrics).process)
+        if console_listener is not None:  # after the listeners: a port 0 is known by now
+            self._start_console(console_listener)
         try:
             self._register()
         except NodeExistsError:  # registered by someone else since the wait looked
@@ -242,6 +248,8 @@ class KafkaServer:
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         if self.metrics_endpoint is not None:
             bound += f" (metrics at http://{self.metrics_endpoint.host or '0.0.0.0'}:{self.metrics_endpoint.port}/metrics)"
+        if self.console_server is not None:
+            bound += f" (web console at http://{self.console_server.host}:{self.console_server.port}/)"
         advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
         since_process_start = process_age_s()  # what a client waiting for the port sees
         log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",
@@ -329,6 +337,40 @@ class KafkaServer:
         except OSError as exc:
             raise CannotStart(f"metrics.listener: cannot listen on {listener}: {exc.strerror or exc}") from None
         self.metrics_endpoint = endpoint
+
+    def _console_client_listener(self) -> str | None:
+        """console.listener: the advertised listener the console reads the cluster through, as a
+        plain client: the first advertised one if it is PLAINTEXT, else the first PLAINTEXT one.
+        The console holds no credentials of its own, so without a PLAINTEXT listener the start
+        stops here (`kbroker console --command-config` serves a secured cluster instead)."""
+        if not self.config.get("console.listener"):
+            return None
+        advertised = self.config.advertised_listeners
+        plain = [e for e in advertised if e.security_protocol == "PLAINTEXT"]
+        if not plain:
+            names = ", ".join(f"{e.listener_name} ({e.security_protocol})" for e in advertised)
+            raise CannotStart(f"console.listener needs a PLAINTEXT listener to read the cluster through, and the "
+                              f"advertised listeners are {names}: run `kbroker console --bootstrap-server ... "
+                              f"--command-config client.properties` beside the broker instead")
+        return plain[0].listener_name
+
+    def _start_console(self, listener_name: str) -> None:
+        """The web console on a thread and event loop of its own (aiohttp and confluent-kafka are
+        imported only here): the broker's loop never serves a page nor waits for one."""
+        listener = self.config.get("console.listener")
+        try:
+            from kbroker.console.web import ConsoleServer, listen_error
+        except ImportError as exc:
+            raise CannotStart(f"console.listener needs aiohttp and confluent-kafka ({exc}): "
+                              f"pip install 'kbroker[console]'") from None
+        endpoint = self._this_broker().endpoints[listener_name]
+        console = ConsoleServer(listener, {"bootstrap.servers": f"{endpoint.host}:{endpoint.port}",
+                                           "client.id": f"kbroker-console-{self.broker_id}"})
+        try:
+            console.start()
+        except OSError as exc:
+            raise CannotStart(f"console.listener: cannot listen on {listener}: {listen_error(exc)}") from None
+        self.console_server = console
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -465,6 +507,8 @@ class KafkaServer:
             task.cancel()
         if self.metrics_endpoint is not None:
             await self.metrics_endpoint.close()
+        if self.console_server is not None:
+            await asyncio.to_thread(self.console_server.stop)  # joins its thread: not on this loop
         await self._stop_replication_managers()
         if self.controller is not None:
             self.controller.resign()  # no controller event may run against a closed store

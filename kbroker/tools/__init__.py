@@ -1,7 +1,7 @@
 """The `kbroker` subcommands: Kafka's command-line tools against any Kafka-compatible broker.
 
 `kbroker topics|consumer-groups|configs|console-producer|console-consumer|get-offsets|
-delete-records|leader-election|reassign-partitions|acls|transactions|dump-log ...`
+delete-records|leader-election|reassign-partitions|acls|transactions|dump-log|console ...`
 take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
 clients of the protocol, built on confluent-kafka's AdminClient, Producer and Consumer (the
 `tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete,
@@ -28,11 +28,12 @@ from kbroker.tools import (
     reassign_partitions,
     topics,
     transactions,
+    web_console,
 )
 from kbroker.tools.common import ToolError
 
 MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, reassign_partitions, acls,
-           transactions, dump_log)
+           transactions, dump_log, web_console)
 
 
 def argument_parser() -> argparse.ArgumentParser:
