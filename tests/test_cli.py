@@ -30,7 +30,8 @@ def test_bad_value_exits_2_with_one_clear_line_before_anything_starts():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert "num.partitions" in lines[0] and "'abc'" in lines[0] and "int" in lines[0]
+    # Kafka's own wording (ConfigDef): "Invalid value abc for configuration num.partitions: Not a number of type INT"
+    assert "num.partitions" in lines[0] and "Invalid value abc" in lines[0] and "INT" in lines[0]
     assert result.stdout == ""
 
 
