@@ -82,7 +82,7 @@ TOPIC_CONFIGS_DIFFER = {
 ALLOWED: dict[str, str] = {
     **{f"api_versions .api_keys.{key}.min_version": OLD_VERSIONS for key in (1, 2, 8, 9, 19, 20, 23, 27, 29, 30,
                                                                                31, 32)},
-    **{f"api_versions .api_keys.{key}.max_version": NEWER_MAX for key in (18, 27, 28, 42)},
+    **{f"api_versions .api_keys.{key}.max_version": NEWER_MAX for key in (18, 28, 42)},
     **{f"api_versions .api_keys.{key}*": f"{name}: {NOT_BUILT}" for key, name in NOT_BUILT_KEYS.items()},
     **{f"api_versions .api_keys.{key}": f"{name}: {KRAFT}" for key, name in KRAFT_ONLY_KEYS.items()},
     **{f"api_versions .api_keys.{key}": f"{name}: {KRAFT}" for key, name in ZK_ONLY_KEYS.items()},

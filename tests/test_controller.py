@@ -260,7 +260,8 @@ def test_alter_partition_on_a_controller_whose_session_expired_answers_not_contr
             {"topic_name": "t", "topic_id": None, "partitions": [
                 {"partition_index": 0, "leader_epoch": state.leader_epoch, "new_isr": [1, 2],
                  "leader_recovery_state": 0, "partition_epoch": state.zk_version}]}]}
-        ctx = SimpleNamespace(services=SimpleNamespace(controller=cluster.controller), peer="test", api_version=1)
+        ctx = SimpleNamespace(services=SimpleNamespace(controller=cluster.controller, authorizer=None), peer="test",
+                              api_version=1)
         expire_session(zookeeper + chroot, cluster.store)
         with pytest.raises(ZooKeeperUnavailableError):
             cluster.store.get(zk.partition_state_path("t", 0))  # kazoo's SessionExpiredError, in the store's terms
@@ -383,7 +384,7 @@ def test_a_zookeeper_loss_under_any_other_handler_closes_the_connection_in_one_l
     async def lost(_ctx, _request):
         raise ZooKeeperUnavailableError("ZooKeeper unavailable: SessionExpiredError")
 
-    apis = KafkaApis(SimpleNamespace())
+    apis = KafkaApis(SimpleNamespace(sasl_listeners={}, authorizer=None))
     apis.handlers[ApiKey.METADATA] = apis.handlers[ApiKey.METADATA]._replace(handle=lost)
     conn = SimpleNamespace(peer="10.0.0.9:4242", listener_name="PLAINTEXT", session=None)
     with pytest.raises(CloseConnection):

@@ -97,7 +97,15 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     results: dict[tuple[str, int], ProduceResult] = {}
     appends: list[tuple[tuple[str, int], memoryview]] = []
     topics: list[tuple[ProduceRequestTopicProduceData, list[PartitionSlot]]] = []
-    denied = _denied(ctx, request)
+    if request["transactional_id"] is None and version >= 3 and _has_transactional_records(request):
+        # KafkaApis: transactional records are authorized by their transactional id, so without
+        # one the whole request is refused, before any topic is looked at (acks=0: silently, as
+        # Kafka's NoOpResponse), with or without an authorizer.
+        if acks == 0:
+            return None
+        denied: ProduceResult | set[str] | None = ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    else:
+        denied = _denied(ctx, request)
     for topic_data in request["topic_data"]:
         name: str | None = topic_data["name"]
         if version >= 13:
@@ -122,16 +130,7 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     refused: dict[tuple[str, int], Errors] = {}
     guards: dict[tuple[str, int], VerificationGuard] | None = None  # None: verification is off
     transactional_id = request["transactional_id"]
-    if transactional_id is None:
-        if version >= 3 and any(_is_transactional(records) for _, records in appends):
-            # KafkaApis: transactional records are authorized by their transactional id, so
-            # without one the whole request is refused (acks=0: silently, as Kafka's NoOpResponse).
-            if acks == 0:
-                return None
-            denied = ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-            topics = [(topic_data, [(index, denied) for index, _ in partitions]) for topic_data, partitions in topics]
-            appends = []
-    elif services.config["transaction.partition.verification.enable"]:
+    if transactional_id is not None and services.config["transaction.partition.verification.enable"]:
         refused, guards = await _verify_transaction(ctx, transactional_id, appends)
     for tp, records in appends:
         error = refused.get(tp)
@@ -207,14 +206,21 @@ def _is_transactional(records: memoryview) -> bool:
     return bool(_ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL)
 
 
+def _has_transactional_records(request: ProduceRequest) -> bool:
+    """Kafka's hasTransactionalRecords: the first batch of some partition is transactional (one
+    header read per partition, never per record)."""
+    return any(len(records) > _ATTRIBUTES_AT + 1 and _is_transactional(records)
+               for t in request["topic_data"] for pd in t["partition_data"] if (records := pd["records"]) is not None)
+
+
 def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str] | None:
     """What the authorizer refuses: one answer for the whole request (its transactional id), or
     the topics it may not WRITE to; None without an authorizer (the hot path asks nothing)."""
     if not auth_helper.has_authorizer(ctx):
         return None
     transactional_id = request["transactional_id"]
-    # (Transactional batches without a transactional id are refused with or without an
-    # authorizer, after the topics are read: see handle.)
+    # (Transactional batches without a transactional id are refused before this, with or
+    # without an authorizer: see handle.)
     if transactional_id is not None and not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
         return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     names = {t["name"] for t in request["topic_data"]}
