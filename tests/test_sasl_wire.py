@@ -114,11 +114,36 @@ def test_a_failed_login_is_answered_then_closed(sasl_broker, mechanism, user, me
         assert closed(client)
 
 
+GENERIC_PLAIN = "Authentication failed during authentication due to invalid credentials with SASL mechanism PLAIN"
+
+
+@pytest.mark.parametrize(("token", "message"), [
+    (b"\xff\xfe\x00alice\x00alice-secret", GENERIC_PLAIN),  # not UTF-8
+    (b"alice-secret", GENERIC_PLAIN),  # no NUL separators
+    (b"\x00alice\x00alice-secret\x00more", GENERIC_PLAIN),  # four tokens
+    (b"", GENERIC_PLAIN),
+    (b"\x00\x00alice-secret", "Authentication failed: username not specified"),
+    (b"\x00alice\x00", "Authentication failed: password not specified"),
+    (b"bob\x00alice\x00alice-secret", "Authentication failed: Client requested an authorization id that is "
+                                       "different from username"),
+])
+def test_malformed_plain_tokens_are_answered_then_closed_and_others_are_served(sasl_broker, token, message):
+    with RawClient(sasl_broker.sasl_port) as client, RawClient(sasl_broker.sasl_port) as other:
+        assert sasl_login(other, "PLAIN", "alice", "alice-secret")["error_code"] == 0
+        client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        answer = _authenticate(client, token)
+        assert (answer["error_code"], answer["error_message"]) == (Errors.SASL_AUTHENTICATION_FAILED, message)
+        assert closed(client)
+        assert metadata(other)["brokers"]  # the logged-in connection beside it is still served
+    assert sasl_broker.alive()
+
+
 def _authenticate(client: RawClient, token: bytes) -> dict:
     return client.call(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": token})
 
 
-@pytest.mark.parametrize("case", ["garbage", "final first", "wrong nonce", "twice"])
+@pytest.mark.parametrize("case", ["garbage", "final first", "no nonce", "channel binding", "wrong nonce",
+                                  "wrong proof", "twice"])
 def test_malformed_and_out_of_order_scram_tokens_fail_the_login(sasl_broker, case):
     with RawClient(sasl_broker.sasl_port) as client:
         client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"})
@@ -128,10 +153,16 @@ def test_malformed_and_out_of_order_scram_tokens_fail_the_login(sasl_broker, cas
             answer = _authenticate(client, b"\xff\x00garbage")
         elif case == "final first":
             answer = _authenticate(client, b"c=biws,r=abc,p=AAAA")
+        elif case == "no nonce":
+            answer = _authenticate(client, b"n,,n=carol")
+        elif case == "channel binding":  # Kafka's SCRAM has no channel binding
+            answer = _authenticate(client, first.replace(b"n,,", b"p=tls-unique,,", 1))
         else:
             final = login.evaluate(bytes(_authenticate(client, first)["auth_bytes"]))
             if case == "wrong nonce":
                 final = final.replace(b",p=", b"X,p=", 1)  # a nonce other than the one the broker sent
+            elif case == "wrong proof":
+                final = final[:-8] + (b"AAAAAAA=" if not final.endswith(b"AAAAAAA=") else b"BBBBBBB=")
             answer = _authenticate(client, final)
             if case == "twice":
                 assert answer["error_code"] == 0
