@@ -487,3 +487,16 @@ def test_the_tools_own_connections_report_a_refused_login_or_an_untrusted_broker
         send({key: value for key, value in wrong.items() if key != "ssl.ca.location"})
     with pytest.raises(ToolError, match="security.protocol=SASL_SSL_TYPO is not one of"):
         send({**wrong, "security.protocol": "SASL_SSL_TYPO"})
+
+
+def test_the_healthcheck_speaks_tls_to_a_tls_listener(broker, monkeypatch):
+    from kbroker.healthcheck import main as healthcheck
+
+    port = broker.sasl_ssl.rpartition(":")[2]
+    assert healthcheck([broker.sasl_ssl, "--tls"]) == 0
+    assert healthcheck([broker.sasl_ssl]) == 1  # plaintext bytes on a TLS port: no answer
+    monkeypatch.setenv("KBROKER_LISTENERS", f"SECURE://0.0.0.0:{port},PLAINTEXT://0.0.0.0:{broker.port}")
+    monkeypatch.setenv("KBROKER_LISTENER_SECURITY_PROTOCOL_MAP", "SECURE:SASL_SSL,PLAINTEXT:PLAINTEXT")
+    assert healthcheck([]) == 0
+    monkeypatch.setenv("KBROKER_LISTENER_SECURITY_PROTOCOL_MAP", "SECURE:PLAINTEXT")
+    assert healthcheck([]) == 1
