@@ -356,28 +356,43 @@ def test_bob_may_not_manage_scram_users(broker):
     assert produce_error(librdkafka(broker, "carol", "scram"), broker.granted) is None  # carol's login stays
 
 
-def test_kafka_python_admin_manages_acls_over_sasl_ssl(broker):
+def test_kafka_python_admin_manages_acls_and_scram_users_over_sasl_ssl(broker):
     from kafka.admin import ACL, ACLFilter, ACLOperation, ACLPermissionType, KafkaAdminClient, ResourcePattern
     from kafka.admin import ACLResourcePatternType as PatternType
     from kafka.admin import ResourceType as KpResourceType
+    from kafka.admin import ScramMechanism as KpScram
+    from kafka.admin import UserScramCredentialUpsertion as KpUpsertion
 
-    name, principal = f"kp-{uuid.uuid4().hex[:6]}", f"User:kp{uuid.uuid4().hex[:4]}"
-    client = KafkaAdminClient(bootstrap_servers=broker.sasl_ssl, security_protocol="SASL_SSL",
-                              ssl_context=ssl.create_default_context(cafile=broker.ca_pem), sasl_mechanism="PLAIN",
-                              sasl_plain_username=ADMIN[0], sasl_plain_password=ADMIN[1])
+    name, user = f"kp-{uuid.uuid4().hex[:6]}", f"kp{uuid.uuid4().hex[:4]}"
+    tls = {"bootstrap_servers": broker.sasl_ssl, "security_protocol": "SASL_SSL",
+           "ssl_context": ssl.create_default_context(cafile=broker.ca_pem)}
+    client = KafkaAdminClient(**tls, sasl_mechanism="PLAIN", sasl_plain_username=ADMIN[0],
+                              sasl_plain_password=ADMIN[1])
     try:
-        acl = ACL(principal, "*", ACLOperation.READ, ACLPermissionType.ALLOW,
+        acl = ACL(f"User:{user}", "*", ACLOperation.READ, ACLPermissionType.ALLOW,
                   ResourcePattern(KpResourceType.TOPIC, name, PatternType.LITERAL))
         created = client.create_acls([acl])
         assert created["failed"] == [] and len(created["succeeded"]) == 1
-        every = ACLFilter(principal, None, ACLOperation.ANY, ACLPermissionType.ANY,
+        every = ACLFilter(f"User:{user}", None, ACLOperation.ANY, ACLPermissionType.ANY,
                           ResourcePattern(KpResourceType.TOPIC, name, PatternType.LITERAL))
         found, error = client.describe_acls(every)
         assert error.errno == 0 and len(found) == 1
         [(_, deleted, error)] = client.delete_acls([every])
         assert error.errno == 0 and len(deleted) == 1
+        upsert = KpUpsertion(user, KpScram.SCRAM_SHA_256, "kp-pw", iterations=4096)
+        assert client.alter_user_scram_credentials([upsert]) == {user: None}
+        described = client.describe_user_scram_credentials([user])
+        assert [(i["mechanism"], i["iterations"]) for i in described[user]["credential_infos"]] == [
+            (KpScram.SCRAM_SHA_256, 4096)]
     finally:
         client.close()
+    bob = KafkaAdminClient(**tls, sasl_mechanism="SCRAM-SHA-512", sasl_plain_username="bob",
+                           sasl_plain_password=PASSWORDS["bob"])
+    try:
+        refused = bob.alter_user_scram_credentials([KpUpsertion("bob", KpScram.SCRAM_SHA_256, "pw")])["bob"]
+        assert "Cluster authorization failed" in refused
+    finally:
+        bob.close()
 
 
 def test_kafkajs_admin_manages_acls_over_sasl_ssl(broker, tmp_path):
