@@ -1,7 +1,7 @@
 """Kafka's authorization answers over raw sockets, from a broker whose AclAuthorizer
 (allow.everyone.if.no.acl.found=false) grants User:ANONYMOUS nothing but DESCRIBE on topics named
 auto*: the ACL APIs, the inter-broker APIs, Metadata, FindCoordinator, InitProducerId, Produce,
-CreateTopics and DescribeConfigs each answer with the error KafkaApis gives."""
+CreateTopics, DescribeConfigs and the SCRAM credential APIs each answer with the error KafkaApis gives."""
 
 from __future__ import annotations
 
@@ -49,6 +49,21 @@ def test_acl_apis_need_the_cluster(kbroker):
     assert result["error_code"] == CLUSTER_AUTHORIZATION_FAILED
     [result] = call(kbroker, 31, 3, {"filters": [acl_filter()]})["filter_results"]
     assert result["error_code"] == CLUSTER_AUTHORIZATION_FAILED
+
+
+def test_scram_credential_apis_need_the_cluster(kbroker):
+    described = call(kbroker, 50, 0, {"users": [{"name": "carol"}, {"name": "dave"}]})
+    assert (described["error_code"], described["error_message"]) == (CLUSTER_AUTHORIZATION_FAILED,
+                                                                    "Cluster authorization failed.")
+    assert [(r["user"], r["error_code"]) for r in described["results"]] == [
+        ("carol", CLUSTER_AUTHORIZATION_FAILED), ("dave", CLUSTER_AUTHORIZATION_FAILED)]
+    upsertion = {"name": "dave", "mechanism": 1, "iterations": 4096, "salt": b"s" * 16, "salted_password": b"p" * 32}
+    altered = call(kbroker, 51, 0, {"deletions": [{"name": "carol", "mechanism": 2}, {"name": "dave", "mechanism": 2}],
+                                    "upsertions": [upsertion]})
+    assert [(r["user"], r["error_code"]) for r in altered["results"]] == [  # each user once, sorted, as Kafka
+        ("carol", CLUSTER_AUTHORIZATION_FAILED), ("dave", CLUSTER_AUTHORIZATION_FAILED)]
+    every = call(kbroker, 50, 0, {"users": None})
+    assert every["error_code"] == CLUSTER_AUTHORIZATION_FAILED and every["results"] == []
 
 
 def test_inter_broker_apis_need_cluster_action(kbroker):
