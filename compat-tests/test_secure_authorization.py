@@ -10,9 +10,11 @@ DESCRIBE on the cluster); bob holds none. Each of them is reached both as a SCRA
 SASL_SSL and as a client certificate over MTLS, and through each client library: bob gets
 TOPIC/GROUP/CLUSTER/TRANSACTIONAL_ID_AUTHORIZATION_FAILED where carol does not, and Metadata
 shows carol her topics only. admin, a super user by its SASL principal, bypasses a DENY; it manages
-ACLs and SCRAM users over SASL_SSL with each admin client, and runs kbroker's own tools over
-SASL_SSL and mutual TLS (consumer-groups --delete-offsets and reassign-partitions, whose requests
-kbroker's codec sends).
+ACLs over SASL_SSL with confluent-kafka's, kafka-python's and KafkaJS's admin clients, and SCRAM
+users with confluent-kafka's and kafka-python's (KafkaJS and aiokafka have no SCRAM or ACL admin
+API), and runs kbroker's own tools over SASL_SSL and mutual TLS (consumer-groups --delete-offsets
+and reassign-partitions, whose requests kbroker's codec sends); the healthcheck speaks TLS to a
+TLS listener.
 """
 
 from __future__ import annotations
