@@ -24,7 +24,13 @@ from kbroker.security.scram import SCRAM_MECHANISMS
 from kbroker.testing import wire
 from kbroker.testing.processes import free_port
 from kbroker.testing.raw_client import RawClient, raw_call
-from kbroker.testing.sasl import MECHANISMS, mechanism_client, sasl_listener_overrides, sasl_login
+from kbroker.testing.sasl import (
+    MECHANISMS,
+    failed_plain_login,
+    mechanism_client,
+    sasl_listener_overrides,
+    sasl_login,
+)
 from kbroker.testing.waiting import eventually
 
 REAUTH_MS = 1500
@@ -239,24 +245,6 @@ def test_sasl_requests_on_a_plaintext_listener_are_an_illegal_state(sasl_broker)
     assert answer["error_code"] == Errors.ILLEGAL_SASL_STATE
 
 
-async def _failed_login(port: int) -> bool:
-    """One connection: handshake, a wrong PLAIN password; True when answered 58 and then closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        header = wire.request_header(ApiKey.SASL_HANDSHAKE, 1, 1, "flood", False)
-        writer.write(wire.frame(header + wire.classic_string("PLAIN")))
-        token = b"\0alice\0wrong"
-        header = wire.request_header(ApiKey.SASL_AUTHENTICATE, 1, 2, "flood", False)
-        writer.write(wire.frame(header + struct.pack(">i", len(token)) + token))
-        for _ in range(2):
-            size = struct.unpack(">i", await reader.readexactly(4))[0]
-            payload = await reader.readexactly(size)
-        error_code = struct.unpack_from(">h", payload, 4)[0]
-        return error_code == Errors.SASL_AUTHENTICATION_FAILED and await reader.read() == b""
-    finally:
-        writer.close()
-
-
 def test_a_thousand_failed_logins_close_each_connection_log_one_line_and_stall_nobody(sasl_broker):
     lines_before = sasl_broker.output().count("Failed authentication with")
 
@@ -265,7 +253,7 @@ def test_a_thousand_failed_logins_close_each_connection_log_one_line_and_stall_n
 
         async def one() -> bool:
             async with semaphore:
-                return await _failed_login(sasl_broker.sasl_port)
+                return await failed_plain_login(sasl_broker.sasl_port)
 
         flood = asyncio.gather(*(one() for _ in range(1000)))
         served = []
