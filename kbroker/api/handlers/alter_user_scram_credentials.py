@@ -36,8 +36,8 @@ VERSIONS = (0, 0)
 
 def _refused(request: AlterUserScramCredentialsRequest) -> dict:
     users = sorted({change["name"] for change in [*request["deletions"], *request["upsertions"]]})
-    refused = Errors.CLUSTER_AUTHORIZATION_FAILED
-    return {"results": [{"user": user, "error_code": refused, "error_message": refused.message} for user in users]}
+    refused = Errors.CLUSTER_AUTHORIZATION_FAILED  # no message: ApiError drops an exception's default one
+    return {"results": [{"user": user, "error_code": refused, "error_message": None} for user in users]}
 
 
 @requires_cluster(AclOperation.ALTER, _refused)

@@ -6,9 +6,9 @@
     empty) describes every user that has a SCRAM credential.
   - A user named twice: DUPLICATE_RESOURCE; a user without credentials: RESOURCE_NOT_FOUND,
     "Attempt to describe a user credential that does not exist".
-  - Needs DESCRIBE on the cluster: else CLUSTER_AUTHORIZATION_FAILED at the top and for each
-    user named, as Kafka's getErrorResponse answers (librdkafka aborts on an answer without
-    its users' results).
+  - Needs DESCRIBE on the cluster: else CLUSTER_AUTHORIZATION_FAILED at the top and in one
+    result per user named, as Kafka's getErrorResponse answers: those results carry no user name
+    and, like the top level, no message (ApiError drops an exception's default message).
 - Gaps: none known.
 """
 
@@ -32,10 +32,9 @@ VERSIONS = (0, 0)
 
 
 def _refused(request: DescribeUserScramCredentialsRequest) -> dict:
-    refused = Errors.CLUSTER_AUTHORIZATION_FAILED
-    return {"error_message": refused.message,
-            "results": [{"user": u["name"], "error_code": refused, "error_message": refused.message,
-                         "credential_infos": []} for u in request["users"] or []]}
+    refused = {"user": "", "error_code": Errors.CLUSTER_AUTHORIZATION_FAILED, "error_message": None,
+               "credential_infos": []}
+    return {"results": [refused for _ in request["users"] or []]}
 
 
 @requires_cluster(AclOperation.DESCRIBE, _refused)
