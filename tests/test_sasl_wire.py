@@ -310,3 +310,23 @@ def test_scram_credentials_outlive_a_restart_of_the_single_node_broker(sasl_brok
         assert sasl_login(client, "SCRAM-SHA-512", *SCRAM_USER)["error_code"] == 0
     described = raw_call(sasl_broker.port, ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, {"users": None})
     assert [(r["user"], len(r["credential_infos"])) for r in described["results"]] == [(SCRAM_USER[0], 2)]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_the_tools_own_connections_log_in_over_sasl_plaintext(sasl_broker, mechanism, monkeypatch):
+    from kbroker.tools import wire as tool_wire
+    from kbroker.tools.common import SESSION, ToolError
+
+    user, password = ("alice", "alice-secret") if mechanism == "PLAIN" else SCRAM_USER
+    monkeypatch.setattr(SESSION, "config", {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+                                            "sasl.username": user, "sasl.password": password})
+    address = f"127.0.0.1:{sasl_broker.sasl_port}"
+    listing = {"timeout_ms": 5000, "topics": None}
+    answer = tool_wire.send_request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, listing)
+    assert answer["error_code"] == 0 and answer["topics"] == []
+    monkeypatch.setitem(SESSION.config, "sasl.password", "wrong")
+    with pytest.raises(ToolError, match="^SASL authentication failed: Authentication failed"):
+        tool_wire.send_request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, listing)
+    monkeypatch.setitem(SESSION.config, "security.protocol", "PLAINTEXT")  # no login: the broker closes
+    with pytest.raises(ToolError, match="connection closed by the broker"):
+        tool_wire.send_request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, listing)
