@@ -17,12 +17,13 @@ RUN groupadd --system kbroker && useradd --system --gid kbroker --home-dir /var/
 
 WORKDIR /opt/kbroker
 # Pinned dependencies first (a layer that survives source changes), then kbroker itself with the
-# command-line tools (`docker run ... kbroker topics --bootstrap-server ...`) and metrics.listener.
+# command-line tools (`docker run ... kbroker topics --bootstrap-server ...`), metrics.listener and
+# console.listener (the web console).
 COPY docker/requirements.txt ./docker/requirements.txt
 RUN pip install -r docker/requirements.txt
 COPY pyproject.toml README.md LICENSE ./
 COPY kbroker ./kbroker
-RUN pip install --no-deps '.[fast,tools,metrics]'
+RUN pip install --no-deps '.[fast,tools,metrics,console]'
 
 ENV KBROKER_LISTENERS=PLAINTEXT://0.0.0.0:9092 \
     KBROKER_ADVERTISED_LISTENERS=PLAINTEXT://localhost:9092 \

@@ -1,7 +1,7 @@
 """The package and the image as a user gets them.
 
-- `python -m build --wheel` makes a wheel holding the protocol schemas, the licence and the entry
-  points (the `kbroker` command, the pytest plugin); installed on its own into a fresh directory,
+- `python -m build --wheel` makes a wheel holding the protocol schemas, the web console's assets,
+  the licence and the entry points (the `kbroker` command, the pytest plugin); installed on its own into a fresh directory,
   it starts a broker that clients reach, with no bytecode step and no source checkout.
 - The image's pinned requirements cover every runtime dependency of pyproject.toml.
 - The docker-compose files' kbroker services carry settings kbroker accepts, and the healthcheck
@@ -52,6 +52,8 @@ def test_wheel_holds_schemas_licence_and_entry_points(wheel):
     schemas = [n for n in names if n.startswith("kbroker/protocol/schemas/kafka/") and n.endswith(".json")]
     assert len(schemas) > 100
     assert "kbroker/protocol/schemas/kafka/NOTICE" in names
+    # The web console's page: every asset in the package (no CDN).
+    assert {f"kbroker/console/static/{asset}" for asset in ("index.html", "console.js", "console.css")} <= set(names)
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "kbroker = kbroker.__main__:main" in entry_points
     assert "kbroker = kbroker.testing.plugin" in entry_points
@@ -103,7 +105,8 @@ def test_image_requirements_pin_every_runtime_dependency():
             pins[canonicalize_name(requirement.name)] = spec.version
     project = PYPROJECT["project"]
     wanted = [*project["dependencies"], *project["optional-dependencies"]["fast"],
-              *project["optional-dependencies"]["tools"], *project["optional-dependencies"]["metrics"]]
+              *project["optional-dependencies"]["tools"], *project["optional-dependencies"]["metrics"],
+              *project["optional-dependencies"]["console"]]
 
     for text in wanted:
         requirement = Requirement(text)

@@ -62,19 +62,18 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
-from kbroker.security.acl_authorizer import AclAuthorizer
-from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
-from kbroker.security.sasl_config import inter_broker_login, listener_sasl_configs
 
 if TYPE_CHECKING:
     import ssl
 
     from kbroker.config import KafkaConfig
+    from kbroker.console.web import ConsoleServer
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.metadata.kazoo_store import KazooZNodeStore
     from kbroker.metrics.exporter import MetricsEndpoint
     from kbroker.network.socket_server import SessionFactory
     from kbroker.replica.replica_manager import TopicPartition
+    from kbroker.security.acl_authorizer import AclAuthorizer
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 log = logging.getLogger("kbroker.server")
@@ -160,19 +159,20 @@ class KafkaServer:
         self.listener_sessions: dict[str, SessionFactory] = {}
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
-        self.credential_cache = CredentialCache()
         self._session_events: dict[str, int] = {}  # kazoo's events counted (SessionExpireListener)
         # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
         self.request_metrics: RequestMetrics | None = None
         self.metrics_endpoint: MetricsEndpoint | None = None
+        # console.listener: the web console, on its own thread, a client of our own listener.
+        self.console_server: ConsoleServer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
     async def startup(self) -> None:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         self._build_tls()  # a bad key store stops the start before anything is opened
-        sasl_listeners = listener_sasl_configs(self.config)  # a SASL setting Kafka would refuse stops us here
-        _set_inter_broker_sasl(self.config)
+        console_listener = self._console_client_listener()  # refused here, before anything is opened
+        sasl_listeners = _sasl_listeners(self.config)  # a SASL setting Kafka would refuse stops us here
         store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
         zk_client.create_top_level_paths()
@@ -199,7 +199,6 @@ class KafkaServer:
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
-        self.credential_cache.load(zk_client)  # credentials written before any broker ran count too
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
@@ -217,16 +216,19 @@ class KafkaServer:
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
             build_transaction_coordinator=self._build_transaction_coordinator,
-            credential_cache=self.credential_cache,
-            scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
+            build_scram_credentials=lambda: _scram_credentials(zk_client),
             sasl_listeners=sasl_listeners,
-            authorizer=AclAuthorizer.from_config(self.config, store))
+            authorizer=_authorizer(self.config, store))
+        if sasl_listeners:
+            _ = self.services.credential_cache  # logins are checked from the first connection on
         self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
         # fails the records with "Unknown topic"). Kafka too serves requests only once started.
         await self._wait_for_earlier_registration()
         await self._start_socket_servers(KafkaApis(self.services, self.request_metrics).process)
+        if console_listener is not None:  # after the listeners: a port 0 is known by now
+            self._start_console(console_listener)
         try:
             self._register()
         except NodeExistsError:  # registered by someone else since the wait looked
@@ -246,6 +248,8 @@ class KafkaServer:
         bound = ", ".join(f"{s.listener_name}://{s.host}:{s.port}" for s in self.socket_servers)
         if self.metrics_endpoint is not None:
             bound += f" (metrics at http://{self.metrics_endpoint.host or '0.0.0.0'}:{self.metrics_endpoint.port}/metrics)"
+        if self.console_server is not None:
+            bound += f" (web console at http://{self.console_server.host}:{self.console_server.port}/)"
         advertised = ", ".join(f"{e.listener_name}://{e.host}:{e.port}" for e in self._this_broker().endpoints.values())
         since_process_start = process_age_s()  # what a client waiting for the port sees
         log.info("kbroker %d started in %.0f ms (%s; cluster id %s), listening on %s, advertised as %s",
@@ -333,6 +337,40 @@ class KafkaServer:
         except OSError as exc:
             raise CannotStart(f"metrics.listener: cannot listen on {listener}: {exc.strerror or exc}") from None
         self.metrics_endpoint = endpoint
+
+    def _console_client_listener(self) -> str | None:
+        """console.listener: the advertised listener the console reads the cluster through, as a
+        plain client: the first advertised one if it is PLAINTEXT, else the first PLAINTEXT one.
+        The console holds no credentials of its own, so without a PLAINTEXT listener the start
+        stops here (`kbroker console --command-config` serves a secured cluster instead)."""
+        if not self.config.get("console.listener"):
+            return None
+        advertised = self.config.advertised_listeners
+        plain = [e for e in advertised if e.security_protocol == "PLAINTEXT"]
+        if not plain:
+            names = ", ".join(f"{e.listener_name} ({e.security_protocol})" for e in advertised)
+            raise CannotStart(f"console.listener needs a PLAINTEXT listener to read the cluster through, and the "
+                              f"advertised listeners are {names}: run `kbroker console --bootstrap-server ... "
+                              f"--command-config client.properties` beside the broker instead")
+        return plain[0].listener_name
+
+    def _start_console(self, listener_name: str) -> None:
+        """The web console on a thread and event loop of its own (aiohttp and confluent-kafka are
+        imported only here): the broker's loop never serves a page nor waits for one."""
+        listener = self.config.get("console.listener")
+        try:
+            from kbroker.console.web import ConsoleServer, listen_error
+        except ImportError as exc:
+            raise CannotStart(f"console.listener needs aiohttp and confluent-kafka ({exc}): "
+                              f"pip install 'kbroker[console]'") from None
+        endpoint = self._this_broker().endpoints[listener_name]
+        console = ConsoleServer(listener, {"bootstrap.servers": f"{endpoint.host}:{endpoint.port}",
+                                           "client.id": f"kbroker-console-{self.broker_id}"})
+        try:
+            console.start()
+        except OSError as exc:
+            raise CannotStart(f"console.listener: cannot listen on {listener}: {listen_error(exc)}") from None
+        self.console_server = console
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> EmbeddedZNodeStore | KazooZNodeStore:
         """ZooKeeper with zookeeper.connect, else the embedded store in the first log dir."""
@@ -469,6 +507,8 @@ class KafkaServer:
             task.cancel()
         if self.metrics_endpoint is not None:
             await self.metrics_endpoint.close()
+        if self.console_server is not None:
+            await asyncio.to_thread(self.console_server.stop)  # joins its thread: not on this loop
         await self._stop_replication_managers()
         if self.controller is not None:
             self.controller.resign()  # no controller event may run against a closed store
@@ -608,7 +648,9 @@ class KafkaServer:
             if kind == "topics":
                 _started(self.replica_manager).update_topic_config(name)
             elif kind == "users":
-                self.credential_cache.refresh(_started(self.zk_client), name)
+                cache = _started(self.services).started_credential_cache
+                if cache is not None:  # not built yet: it loads every user when it is
+                    cache.refresh(_started(self.zk_client), name)
 
     # -- background work ---------------------------------------------------------------------
     async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
@@ -654,12 +696,44 @@ class KafkaServer:
         await self.shutdown()
 
 
+def _sasl_listeners(config: KafkaConfig) -> dict:
+    """The SASL listeners' settings by name, and the inter-broker login when that listener is
+    SASL; the SASL stack is imported only when some listener uses it."""
+    if not any(e.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL") for e in config.listeners):
+        return {}
+    from kbroker.security.sasl_config import listener_sasl_configs
+
+    listeners = listener_sasl_configs(config)
+    _set_inter_broker_sasl(config)
+    return listeners
+
+
+def _scram_credentials(zk_client: KafkaZkClient) -> tuple:
+    """The SCRAM credential cache, loaded whole (credentials written before any broker ran count
+    too), and Describe/AlterUserScramCredentials' manager over it."""
+    from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
+
+    cache = CredentialCache()
+    cache.load(zk_client)
+    return cache, ScramCredentialManager(zk_client, cache)
+
+
+def _authorizer(config: KafkaConfig, store: object) -> AclAuthorizer | None:
+    """The ACL authorizer when `authorizer.class.name` names it (imported only then)."""
+    if not config.get("authorizer.class.name"):
+        return None
+    from kbroker.security.acl_authorizer import AclAuthorizer
+
+    return AclAuthorizer.from_config(config, store)
+
+
 def _set_inter_broker_sasl(config: KafkaConfig) -> None:
     """The broker's own connections log in as the inter-broker listener's JAAS entry says, when
     that listener is SASL (NetworkClient takes the mechanism client; kbroker/network cannot
     import kbroker/security)."""
     from kbroker.network.network_client import ClientSasl, set_inter_broker_sasl
     from kbroker.security.sasl import PlainClient
+    from kbroker.security.sasl_config import inter_broker_login
     from kbroker.security.scram import SCRAM_MECHANISMS, ScramClient
 
     login = inter_broker_login(config)

@@ -40,7 +40,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     # records offline (group.coordinator_records, a pure codec); no broker service runs in a tool.
     # Security for the SASL mechanisms' client halves (PlainClient, ScramClient) that wire.py's
     # own connections log in with, as the broker's inter-broker clients do.
-    "tools": frozenset({"protocol", "config", "log", "group", "security"}),
+    "tools": frozenset({"protocol", "config", "log", "group", "console", "security"}),
+    # The web console is a client too (confluent-kafka, aiohttp); `kbroker console` runs it, the
+    # wiring (server.py) starts it for console.listener. It reads the listener's form from config.
+    "console": frozenset({"config"}),
     # The testcontainers module wraps the Docker image: it imports nothing of the broker.
     "testcontainers": frozenset(),
     # Test support sits on top: it may wire up any part (the in-process harnesses do), and since no

@@ -34,6 +34,7 @@ import kbroker.cli, kbroker.server
 from kbroker.api.handlers import load_handlers
 load_handlers()
 assert "prometheus_client" not in sys.modules
+assert "aiohttp" not in sys.modules and "confluent_kafka" not in sys.modules
 print(json.dumps(sorted(m for m in sys.modules if m.startswith("kbroker"))))
 """
 
@@ -49,7 +50,9 @@ def test_start_up_imports_no_log_code() -> None:
     assert not {m for m in loaded if m.startswith("kbroker.tools")}
     # The metrics endpoint and prometheus_client load only with metrics.listener set.
     assert "kbroker.metrics.exporter" not in loaded and "kbroker.broker_metrics" not in loaded
+    # The web console (aiohttp, confluent-kafka) loads only with console.listener set.
+    assert not {m for m in loaded if m.startswith("kbroker.console")}
     started = set(json.loads(subprocess.run(
         [sys.executable, "-c", "import json, sys, kbroker.cli; print(json.dumps(sorted(sys.modules)))"],
         capture_output=True, text=True, check=True).stdout))
-    assert "confluent_kafka" not in started and "cryptography" not in started
+    assert "confluent_kafka" not in started and "cryptography" not in started and "aiohttp" not in started

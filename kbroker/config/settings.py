@@ -301,6 +301,9 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("kafka.metrics.polling.interval.secs", INT, 10, AtLeast(1), LOW, "Polling interval for those reporters"),
     # kbroker's own (no Kafka name exists): the Prometheus endpoint; unset, nothing listens.
     _K("metrics.listener", STRING, None, HTTP_LISTENER, LOW, "Serve Prometheus metrics at http://HOST:PORT/metrics"),
+    # kbroker's own too: the web console (kbroker/console), a client of this broker's first
+    # PLAINTEXT advertised listener; unset, nothing listens and nothing of it is imported.
+    _K("console.listener", STRING, None, HTTP_LISTENER, LOW, "Serve the web console at http://HOST:PORT/"),
     # Quotas
     _K("quota.window.num", INT, 11, AtLeast(1), LOW, "Samples kept for client quotas"),
     _K("replication.quota.window.num", INT, 11, AtLeast(1), LOW, "Samples kept for replication quotas"),

@@ -100,3 +100,38 @@ def run_kafkajs(
         f"{script} printed no JSON line\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
     )
     return json.loads(json_lines[-1])
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def browser_unavailable_reason() -> str | None:
+    """Why the web console's page cannot be driven here, or None: Debian's chromium and npm's
+    playwright-core (installed by scripts/test; playwright never downloads a browser here)."""
+    if shutil.which("node") is None:
+        return "node is not installed"
+    if not CHROMIUM.is_file():
+        return f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; scripts/test does)"
+    if not (JS_DIR / "node_modules" / "playwright-core").is_dir():
+        return f"playwright-core is not installed in {JS_DIR}/node_modules (run scripts/test, which runs npm ci)"
+    return None
+
+
+def run_console_page(url: str, screenshots: Path, steps: list[dict], timeout: float = 180.0) -> list[dict]:
+    """Drive the web console at `url` in headless Chromium (compat-tests/js/console_page.js): one
+    browser runs every step; returns each step's result. Screenshots go to `screenshots`, whose
+    path is printed (pytest shows it with -s, and with the failure's captured output)."""
+    reason = browser_unavailable_reason()
+    if reason:
+        print(f"skipping the browser test: {reason}")
+        pytest.skip(reason)
+    screenshots.mkdir(parents=True, exist_ok=True)
+    for stale in screenshots.glob("*.png"):  # a previous run's: the folder shows this run only
+        stale.unlink()
+    print(f"console screenshots: {screenshots}")
+    argv = ["node", str(JS_DIR / "console_page.js"),
+            json.dumps({"url": url, "shots": str(screenshots), "steps": steps})]
+    completed = _run(argv, timeout)
+    _require(completed, argv)
+    [line] = [line for line in completed.stdout.splitlines() if line.startswith("{")]
+    return json.loads(line)["results"]

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 from kbroker.config import ConfigError
 from kbroker.config.properties import read_properties_file
+from kbroker.console.client_log import LastClientError
 
 
 class _Session:
@@ -43,20 +44,9 @@ class ToolError(Exception):
     """A failure to report as one line on stderr with a non-zero exit."""
 
 
-class _LastClientError(logging.Handler):
-    """librdkafka's log, kept off stderr: only its last error is remembered, to explain a failure
-    that the client reports in general terms (`_TRANSPORT: Broker transport failure`)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.message: str | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # "FAIL [rdkafka#producer-1] [thrd:...]: host:port/bootstrap: Connect to ... failed: ..."
-        self.message = record.getMessage().split("]: ", 1)[-1]
-
-
-CLIENT_LOG = _LastClientError()
+# librdkafka's log, kept off stderr: only its last error is remembered, to explain a failure that
+# the client reports in general terms (`_TRANSPORT: Broker transport failure`).
+CLIENT_LOG = LastClientError()
 _client_logger = logging.getLogger("kbroker.tools.librdkafka")
 _client_logger.addHandler(CLIENT_LOG)
 _client_logger.propagate = False
