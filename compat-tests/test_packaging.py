@@ -24,7 +24,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from kbroker.config import KafkaConfig
-from kbroker.healthcheck import configured_address
+from kbroker.healthcheck import configured_address, configured_protocol
 from kbroker.healthcheck import main as healthcheck
 from kbroker.testing import wire
 from kbroker.testing.processes import free_port
@@ -144,6 +144,9 @@ def test_healthcheck_follows_the_configured_listener():
     assert configured_address("INTERNAL://:19092,EXTERNAL://0.0.0.0:9092") == "127.0.0.1:19092"
     assert configured_address("PLAINTEXT://[::1]:9093") == "::1:9093"
     assert configured_address("PLAINTEXT://broker.example:9094") == "broker.example:9094"
+    assert configured_protocol(None, None) == "PLAINTEXT"
+    assert configured_protocol("SASL_SSL://:9093,PLAINTEXT://:9092", None) == "SASL_SSL"
+    assert configured_protocol("external://:9093", "INTERNAL:PLAINTEXT,EXTERNAL:SSL") == "SSL"
 
 
 def test_healthcheck_reports_a_silent_port():

@@ -2,7 +2,9 @@
 listener (the harness's) and a SASL_PLAINTEXT one, and the brokers talk to each other over SASL
 (security.inter.broker.protocol=SASL_PLAINTEXT, sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512).
 The kill -9 test runs again on a cluster whose brokers talk SASL_SSL (TLS with host names checked
-against the test CA's certificates, then SCRAM) among themselves and to the clients.
+against the test CA's certificates, then SCRAM) among themselves and to the clients, with the ACL
+authorizer on (allow.everyone.if.no.acl.found=false): the brokers' own SCRAM principal is in
+super.users, so replication, the controller's requests and AlterPartition pass only through it.
 
 - The brokers' own SCRAM credential is written straight into ZooKeeper before any broker starts,
   as `kafka-configs --zookeeper` does: replication (fetchers, AlterPartition, the controller's
@@ -21,7 +23,7 @@ import time
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import (
     AdminClient,
     NewTopic,
@@ -47,6 +49,10 @@ CLUSTER_OVERRIDES = (
     "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
     f"connections.max.reauth.ms={REAUTH_MS}",
 )
+
+# The brokers log in to each other as ADMIN's user, the one super user: nothing else is allowed.
+STRICT_AUTHORIZER = ("authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+                     "allow.everyone.if.no.acl.found=false", f"super.users=User:{ADMIN[0]}")
 
 
 def write_credential_before_start(zookeeper: str, chroot: str, user: str, password: str) -> None:
@@ -76,7 +82,10 @@ def start_cluster(zookeeper, launcher, protocol: str, tls_dir=None):
                               if not o.startswith("listener.security.protocol.map="))
                      + tls_listener_overrides(ca, f"broker{b}") for b, p in ports.items()}
         client_tls = {"security.protocol": "SASL_SSL", "ssl.ca.location": str(ca.cert_pem)}
-    cluster = KafkaCluster(launcher, zookeeper, overrides=(*CLUSTER_OVERRIDES, f"security.inter.broker.protocol={protocol}"),
+    common = (*CLUSTER_OVERRIDES, f"security.inter.broker.protocol={protocol}")
+    if protocol == "SASL_SSL":
+        common += STRICT_AUTHORIZER
+    cluster = KafkaCluster(launcher, zookeeper, overrides=common,
                            broker_overrides=overrides, broker_ports={b: p[0] for b, p in ports.items()})
     write_credential_before_start(zookeeper, cluster.chroot, *ADMIN)
     cluster.sasl_ports = {b: p[1] for b, p in ports.items()}
@@ -189,3 +198,15 @@ def test_a_kill_9_loses_no_acknowledged_record_and_the_broker_rejoins_over_sasl(
     consumer.close()
     assert sorted(received) == sorted(acknowledged)
     assert not [b for b, broker in cluster.brokers.items() if "its SASL session expired" in broker.output()]
+    if which == "SASL_SSL":  # the authorizer is on: a user without ACLs is refused what ADMIN did
+        assert produce_error(cluster_client_config(cluster, "PLAIN", "alice", "alice-secret"), topic) == \
+            KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def produce_error(config: dict[str, str], topic: str) -> int | None:
+    outcome: list[KafkaError | None] = []
+    producer = Producer({**config, "message.timeout.ms": 10000})
+    producer.produce(topic, b"v", on_delivery=lambda err, _msg: outcome.append(err))
+    producer.flush(30)
+    assert outcome, "no delivery report"
+    return None if outcome[0] is None else outcome[0].code()

@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
 
 from kbroker.testing import wire
 from kbroker.testing.processes import free_port
-from kbroker.testing.sasl import ADMIN, jaas
+from kbroker.testing.sasl import ADMIN, failed_plain_login, jaas
 from kbroker.testing.tls import STORE_PASSWORD, CertificateAuthority
 from kbroker.testing.tools import run_kcat
 from kbroker.testing.waiting import eventually
@@ -179,3 +179,33 @@ def test_a_client_without_tls_or_without_sasl_gets_nowhere(broker):
         tls.sendall(wire.metadata_request(2, 1))
         with pytest.raises((wire.ConnectionClosed, ConnectionError, ssl.SSLError)):
             wire.read_frame(tls)
+
+
+def test_failed_logins_over_tls_close_each_connection_and_stall_nobody(broker):
+    """300 wrong passwords over SASL_SSL, 50 connections at a time (a TLS handshake each, on the
+    broker's one event loop), while a fresh client keeps logging in with SCRAM and being served."""
+    lines_before = broker.output().count("Failed authentication with")
+    context = ssl.create_default_context(cafile=broker.ca_pem)
+
+    def served() -> bool:
+        admin = AdminClient(librdkafka(broker, "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD))
+        return admin.list_topics(timeout=20).brokers != {}
+
+    async def flood_while_serving() -> tuple[list[bool], list[bool]]:
+        limit = asyncio.Semaphore(50)
+
+        async def one() -> bool:
+            async with limit:
+                return await failed_plain_login(broker.secure_port, context)
+
+        flood = asyncio.gather(*(one() for _ in range(300)))
+        logins = []
+        while not flood.done():
+            logins.append(await asyncio.to_thread(served))
+        return await flood, logins
+
+    results, logins = asyncio.run(flood_while_serving())
+    assert len(results) == 300 and all(results)
+    assert logins and all(logins)
+    assert broker.alive() and "Traceback" not in broker.output()
+    assert broker.output().count("Failed authentication with") - lines_before <= 2

@@ -315,3 +315,41 @@ def test_a_garbage_tls_record_after_the_handshake_closes_that_connection(tls_bro
     eventually(lambda: lines(tls_broker, "on SSL: TLS error (DECRYPTION_FAILED_OR_BAD_RECORD_MAC)"),
                what="the broker's line")
     assert api_versions_over_tls(port, mutual_context(pki)) == 41
+
+
+def test_garbage_tls_records_from_many_connections_stall_no_other_client(tls_broker, pki):
+    """Two hundred connections send a TLS handshake record of random bytes, fifty at a time, while
+    a good client keeps being served over TLS: each bad one is closed, the good one never waits
+    for them, the broker logs at most one more line per kind and stays up."""
+    port = tls_broker.tls_ports["SSL"]
+    logged_before = len(lines(tls_broker, "on SSL: TLS"))
+
+    async def garbage() -> bool:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"\x16\x03\x01\x00\x80" + os.urandom(128))
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), 10) is not None  # EOF (or an alert, then EOF)
+        except ConnectionError:
+            return True
+        finally:
+            writer.close()
+
+    async def flood_while_serving() -> tuple[list[bool], list[int]]:
+        limit = asyncio.Semaphore(50)
+
+        async def one() -> bool:
+            async with limit:
+                return await garbage()
+
+        flood = asyncio.gather(*(one() for _ in range(200)))
+        served = []
+        while not flood.done():
+            served.append(await asyncio.to_thread(api_versions_over_tls, port, mutual_context(pki)))
+        return await flood, served
+
+    closed, served = asyncio.run(flood_while_serving())
+    assert len(closed) == 200 and all(closed)
+    assert served and set(served) == {41}
+    assert tls_broker.alive() and "Traceback" not in tls_broker.output()
+    assert len(lines(tls_broker, "on SSL: TLS")) - logged_before <= 2

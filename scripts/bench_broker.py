@@ -7,6 +7,12 @@ overrides, such as a cluster member's broker.id and zookeeper.connect) or any co
 wrappers (a shell, a Python launcher) are measured together with the broker they start: RSS and
 CPU are summed over the whole process tree. Stops only the process groups it started. Knows
 nothing of kbroker's internals: it speaks Kafka (one raw Metadata v1 request) and reads /proc.
+
+A SASL_SSL kbroker (--sasl-ssl) gets a second listener, SASL_SSL with a PKCS12 key store issued
+by kbroker.testing.tls's test CA in the work directory and SCRAM-SHA-512 enabled; its readiness is
+still read on the PLAINTEXT one, where the bench's SCRAM user is then created
+(AlterUserScramCredentials). The scenarios connect to the SASL_SSL listener with the
+RunningBroker's `client_config` (security.protocol=SASL_SSL, the CA, the SCRAM login).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class BrokerSpec:
     pids: list[int] = field(default_factory=list)  # for --bootstrap: the broker's pid, if known
     overrides: tuple[str, ...] = ()  # kbroker only: further `key=value` settings
     acls: int = 0  # kbroker with an authorizer: ACLs created (CreateAcls) once it answers Metadata
+    sasl_ssl: bool = False  # kbroker whose clients connect over SASL_SSL with SCRAM-SHA-512
 
 
     def argv(self, port: int, data_dir: str) -> list[str]:
@@ -63,6 +70,7 @@ class RunningBroker:
     log_path: Path | None
     start_ms: float | None
     fixed_pids: list[int] = field(default_factory=list)
+    client_config: dict[str, str] = field(default_factory=dict)  # librdkafka's security settings
 
     def pids(self) -> list[int]:
         """The broker's process tree now (or the pids given for an external broker)."""
@@ -96,10 +104,12 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
     data_dir = tempfile.mkdtemp(prefix=f"{spec.name}-data-", dir=work_dir)
     log_path = Path(data_dir + ".log")
     port = free_port()
+    secure = SaslSsl(Path(data_dir + "-pki"), port) if spec.sasl_ssl else None
+    argv = spec.argv(port, data_dir) + (secure.arguments() if secure else [])
     with open(log_path, "wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
-            spec.argv(port, data_dir), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
     broker = RunningBroker(spec.name, f"127.0.0.1:{port}", process, data_dir, log_path, None)
     try:
@@ -110,7 +120,55 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
     broker.start_ms = (time.perf_counter() - started) * 1000
     if spec.acls:
         create_acls(broker.bootstrap, spec.acls)
+    if secure:
+        secure.create_user(broker.bootstrap)
+        broker.bootstrap, broker.client_config = secure.bootstrap, secure.client_config()
     return broker
+
+
+class SaslSsl:
+    """The SASL_SSL listener of a --sasl-ssl kbroker: its certificates, settings and SCRAM user."""
+
+    MECHANISM = "SCRAM-SHA-512"
+    USER, PASSWORD = "bench", "bench-secret"
+
+    def __init__(self, pki_dir: Path, plain_port: int) -> None:
+        from kbroker.testing.tls import STORE_PASSWORD, CertificateAuthority  # cryptography: only when asked
+
+        self.ca = CertificateAuthority(pki_dir)
+        self.keystore = self.ca.issue("broker").pkcs12
+        self.store_password = STORE_PASSWORD
+        self.plain_port = plain_port
+        self.port = free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def arguments(self) -> list[str]:
+        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{self.USER}" '
+                f'password="{self.PASSWORD}";')
+        settings = (f"listeners=PLAINTEXT://127.0.0.1:{self.plain_port},SASL_SSL://{self.bootstrap}",
+                    "inter.broker.listener.name=PLAINTEXT", f"sasl.enabled.mechanisms={self.MECHANISM}",
+                    f"listener.name.sasl_ssl.{self.MECHANISM.lower()}.sasl.jaas.config={jaas}",
+                    "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
+                    f"listener.name.sasl_ssl.ssl.keystore.location={self.keystore}",
+                    f"listener.name.sasl_ssl.ssl.keystore.password={self.store_password}")
+        return [arg for setting in settings for arg in ("--override", setting)]
+
+    def create_user(self, plain_bootstrap: str) -> None:
+        from confluent_kafka.admin import (
+            AdminClient,
+            ScramCredentialInfo,
+            ScramMechanism,
+            UserScramCredentialUpsertion,
+        )
+
+        admin = AdminClient({"bootstrap.servers": plain_bootstrap})
+        upsert = UserScramCredentialUpsertion(self.USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 4096),
+                                              self.PASSWORD.encode())
+        admin.alter_user_scram_credentials([upsert])[self.USER].result(timeout=60)
+
+    def client_config(self) -> dict[str, str]:
+        return {"security.protocol": "SASL_SSL", "ssl.ca.location": str(self.ca.cert_pem),
+                "sasl.mechanism": self.MECHANISM, "sasl.username": self.USER, "sasl.password": self.PASSWORD}
 
 
 def create_acls(bootstrap: str, count: int) -> None:

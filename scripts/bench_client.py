@@ -100,6 +100,16 @@ class CheckFailed(Exception):
     """What the benchmark measured was not what happened (lost, extra or wrong records)."""
 
 
+# The target's security settings (librdkafka's names: security.protocol, ssl.*, sasl.*), from
+# the spec's client_config; one process measures one target, so main() sets them once.
+SECURITY: dict[str, str] = {}
+
+
+def connection(bootstrap: str) -> dict:
+    """librdkafka's settings to reach the target: its bootstrap servers and security."""
+    return {"bootstrap.servers": bootstrap, **SECURITY}
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
@@ -114,7 +124,7 @@ def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(connection(bootstrap))
     new_topic = NewTopic(topic, 1, replication_factor, config=config or {})
     future = admin.create_topics([new_topic], request_timeout=METADATA_TIMEOUT_S)[topic]
     try:
@@ -163,7 +173,7 @@ def produce(spec: dict) -> dict:
     per_txn = spec.get("transaction_records", 0)
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap),
             **spec["producer_config"],
             **({"transactional.id": f"bench-{topic}"} if per_txn else {}),
             # Only failures call back into Python, so the loop measures the broker, not callbacks;
@@ -341,7 +351,7 @@ def read_one(consumer, topic: str, offset: int):
 
 def consumer_config(bootstrap: str, extra: dict) -> dict:
     return {
-        "bootstrap.servers": bootstrap,
+        **connection(bootstrap),
         "group.id": "kbroker-bench",  # required by the client; assign() never joins the group
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
@@ -459,7 +469,7 @@ def e2e_produce(spec: dict) -> dict:
     failures: list[str] = []
     producer = Producer(
         {
-            "bootstrap.servers": bootstrap,
+            **connection(bootstrap),
             **spec["producer_config"],
             "on_delivery": lambda err, _msg: err and failures.append(str(err)),  # confluent-kafka's (err, msg)
         }
@@ -551,6 +561,7 @@ MODES: dict[str, Callable[[dict], dict]] = {
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
+    SECURITY.update(spec.get("client_config") or {})
     try:
         result = MODES[spec["mode"]](spec)
     except CheckFailed as exc:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_broker import (
@@ -48,6 +48,7 @@ class RunningCluster:
     zookeeper: ZooKeeperProcess
     brokers: list[RunningBroker]
     start_ms: float
+    client_config: dict[str, str] = field(default_factory=dict)  # PLAINTEXT: no security settings
 
     @property
     def bootstrap(self) -> str:

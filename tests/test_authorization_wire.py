@@ -1,7 +1,7 @@
 """Kafka's authorization answers over raw sockets, from a broker whose AclAuthorizer
 (allow.everyone.if.no.acl.found=false) grants User:ANONYMOUS nothing but DESCRIBE on topics named
 auto*: the ACL APIs, the inter-broker APIs, Metadata, FindCoordinator, InitProducerId, Produce,
-CreateTopics and DescribeConfigs each answer with the error KafkaApis gives."""
+CreateTopics, DescribeConfigs and the SCRAM credential APIs each answer with the error KafkaApis gives."""
 
 from __future__ import annotations
 
@@ -49,6 +49,20 @@ def test_acl_apis_need_the_cluster(kbroker):
     assert result["error_code"] == CLUSTER_AUTHORIZATION_FAILED
     [result] = call(kbroker, 31, 3, {"filters": [acl_filter()]})["filter_results"]
     assert result["error_code"] == CLUSTER_AUTHORIZATION_FAILED
+
+
+def test_scram_credential_apis_need_the_cluster(kbroker):
+    described = call(kbroker, 50, 0, {"users": [{"name": "carol"}, {"name": "dave"}]})
+    assert (described["error_code"], described["error_message"]) == (CLUSTER_AUTHORIZATION_FAILED, None)
+    # one result per user named, without the name: Kafka's getErrorResponse sets only the code
+    assert [(r["user"], r["error_code"]) for r in described["results"]] == [("", CLUSTER_AUTHORIZATION_FAILED)] * 2
+    upsertion = {"name": "dave", "mechanism": 1, "iterations": 4096, "salt": b"s" * 16, "salted_password": b"p" * 32}
+    altered = call(kbroker, 51, 0, {"deletions": [{"name": "carol", "mechanism": 2}, {"name": "dave", "mechanism": 2}],
+                                    "upsertions": [upsertion]})
+    assert [(r["user"], r["error_code"], r["error_message"]) for r in altered["results"]] == [  # each once, sorted
+        ("carol", CLUSTER_AUTHORIZATION_FAILED, None), ("dave", CLUSTER_AUTHORIZATION_FAILED, None)]
+    every = call(kbroker, 50, 0, {"users": None})
+    assert every["error_code"] == CLUSTER_AUTHORIZATION_FAILED and every["results"] == []
 
 
 def test_inter_broker_apis_need_cluster_action(kbroker):

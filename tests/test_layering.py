@@ -38,7 +38,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     # and kbroker's codec where that has no API) and read client properties files. The log and
     # the group are here for dump-log alone, which reads segment files and __consumer_offsets
     # records offline (group.coordinator_records, a pure codec); no broker service runs in a tool.
-    "tools": frozenset({"protocol", "config", "log", "group", "console"}),
+    # Security for the SASL mechanisms' client halves (PlainClient, ScramClient) that wire.py's
+    # own connections log in with, as the broker's inter-broker clients do.
+    "tools": frozenset({"protocol", "config", "log", "group", "console", "security"}),
     # The web console is a client too (confluent-kafka, aiohttp); `kbroker console` runs it, the
     # wiring (server.py) starts it for console.listener. It reads the listener's form from config.
     "console": frozenset({"config"}),

@@ -24,7 +24,13 @@ from kbroker.security.scram import SCRAM_MECHANISMS
 from kbroker.testing import wire
 from kbroker.testing.processes import free_port
 from kbroker.testing.raw_client import RawClient, raw_call
-from kbroker.testing.sasl import MECHANISMS, mechanism_client, sasl_listener_overrides, sasl_login
+from kbroker.testing.sasl import (
+    MECHANISMS,
+    failed_plain_login,
+    mechanism_client,
+    sasl_listener_overrides,
+    sasl_login,
+)
 from kbroker.testing.waiting import eventually
 
 REAUTH_MS = 1500
@@ -114,11 +120,36 @@ def test_a_failed_login_is_answered_then_closed(sasl_broker, mechanism, user, me
         assert closed(client)
 
 
+GENERIC_PLAIN = "Authentication failed during authentication due to invalid credentials with SASL mechanism PLAIN"
+
+
+@pytest.mark.parametrize(("token", "message"), [
+    (b"\xff\xfe\x00alice\x00alice-secret", GENERIC_PLAIN),  # not UTF-8
+    (b"alice-secret", GENERIC_PLAIN),  # no NUL separators
+    (b"\x00alice\x00alice-secret\x00more", GENERIC_PLAIN),  # four tokens
+    (b"", GENERIC_PLAIN),
+    (b"\x00\x00alice-secret", "Authentication failed: username not specified"),
+    (b"\x00alice\x00", "Authentication failed: password not specified"),
+    (b"bob\x00alice\x00alice-secret", "Authentication failed: Client requested an authorization id that is "
+                                       "different from username"),
+])
+def test_malformed_plain_tokens_are_answered_then_closed_and_others_are_served(sasl_broker, token, message):
+    with RawClient(sasl_broker.sasl_port) as client, RawClient(sasl_broker.sasl_port) as other:
+        assert sasl_login(other, "PLAIN", "alice", "alice-secret")["error_code"] == 0
+        client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        answer = _authenticate(client, token)
+        assert (answer["error_code"], answer["error_message"]) == (Errors.SASL_AUTHENTICATION_FAILED, message)
+        assert closed(client)
+        assert metadata(other)["brokers"]  # the logged-in connection beside it is still served
+    assert sasl_broker.alive()
+
+
 def _authenticate(client: RawClient, token: bytes) -> dict:
     return client.call(ApiKey.SASL_AUTHENTICATE, 1, {"auth_bytes": token})
 
 
-@pytest.mark.parametrize("case", ["garbage", "final first", "wrong nonce", "twice"])
+@pytest.mark.parametrize("case", ["garbage", "final first", "no nonce", "channel binding", "wrong nonce",
+                                  "wrong proof", "twice"])
 def test_malformed_and_out_of_order_scram_tokens_fail_the_login(sasl_broker, case):
     with RawClient(sasl_broker.sasl_port) as client:
         client.call(ApiKey.SASL_HANDSHAKE, 1, {"mechanism": "SCRAM-SHA-256"})
@@ -128,10 +159,16 @@ def test_malformed_and_out_of_order_scram_tokens_fail_the_login(sasl_broker, cas
             answer = _authenticate(client, b"\xff\x00garbage")
         elif case == "final first":
             answer = _authenticate(client, b"c=biws,r=abc,p=AAAA")
+        elif case == "no nonce":
+            answer = _authenticate(client, b"n,,n=carol")
+        elif case == "channel binding":  # Kafka's SCRAM has no channel binding
+            answer = _authenticate(client, first.replace(b"n,,", b"p=tls-unique,,", 1))
         else:
             final = login.evaluate(bytes(_authenticate(client, first)["auth_bytes"]))
             if case == "wrong nonce":
                 final = final.replace(b",p=", b"X,p=", 1)  # a nonce other than the one the broker sent
+            elif case == "wrong proof":
+                final = final[:-8] + (b"AAAAAAA=" if not final.endswith(b"AAAAAAA=") else b"BBBBBBB=")
             answer = _authenticate(client, final)
             if case == "twice":
                 assert answer["error_code"] == 0
@@ -208,24 +245,6 @@ def test_sasl_requests_on_a_plaintext_listener_are_an_illegal_state(sasl_broker)
     assert answer["error_code"] == Errors.ILLEGAL_SASL_STATE
 
 
-async def _failed_login(port: int) -> bool:
-    """One connection: handshake, a wrong PLAIN password; True when answered 58 and then closed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        header = wire.request_header(ApiKey.SASL_HANDSHAKE, 1, 1, "flood", False)
-        writer.write(wire.frame(header + wire.classic_string("PLAIN")))
-        token = b"\0alice\0wrong"
-        header = wire.request_header(ApiKey.SASL_AUTHENTICATE, 1, 2, "flood", False)
-        writer.write(wire.frame(header + struct.pack(">i", len(token)) + token))
-        for _ in range(2):
-            size = struct.unpack(">i", await reader.readexactly(4))[0]
-            payload = await reader.readexactly(size)
-        error_code = struct.unpack_from(">h", payload, 4)[0]
-        return error_code == Errors.SASL_AUTHENTICATION_FAILED and await reader.read() == b""
-    finally:
-        writer.close()
-
-
 def test_a_thousand_failed_logins_close_each_connection_log_one_line_and_stall_nobody(sasl_broker):
     lines_before = sasl_broker.output().count("Failed authentication with")
 
@@ -234,7 +253,7 @@ def test_a_thousand_failed_logins_close_each_connection_log_one_line_and_stall_n
 
         async def one() -> bool:
             async with semaphore:
-                return await _failed_login(sasl_broker.sasl_port)
+                return await failed_plain_login(sasl_broker.sasl_port)
 
         flood = asyncio.gather(*(one() for _ in range(1000)))
         served = []
@@ -291,3 +310,23 @@ def test_scram_credentials_outlive_a_restart_of_the_single_node_broker(sasl_brok
         assert sasl_login(client, "SCRAM-SHA-512", *SCRAM_USER)["error_code"] == 0
     described = raw_call(sasl_broker.port, ApiKey.DESCRIBE_USER_SCRAM_CREDENTIALS, 0, {"users": None})
     assert [(r["user"], len(r["credential_infos"])) for r in described["results"]] == [(SCRAM_USER[0], 2)]
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_the_tools_own_connections_log_in_over_sasl_plaintext(sasl_broker, mechanism, monkeypatch):
+    from kbroker.tools import wire as tool_wire
+    from kbroker.tools.common import SESSION, ToolError
+
+    user, password = ("alice", "alice-secret") if mechanism == "PLAIN" else SCRAM_USER
+    monkeypatch.setattr(SESSION, "config", {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": mechanism,
+                                            "sasl.username": user, "sasl.password": password})
+    address = f"127.0.0.1:{sasl_broker.sasl_port}"
+    listing = {"timeout_ms": 5000, "topics": None}
+    answer = tool_wire.send_request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, listing)
+    assert answer["error_code"] == 0 and answer["topics"] == []
+    monkeypatch.setitem(SESSION.config, "sasl.password", "wrong")
+    with pytest.raises(ToolError, match="^SASL authentication failed: Authentication failed"):
+        tool_wire.send_request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, listing)
+    monkeypatch.setitem(SESSION.config, "security.protocol", "PLAINTEXT")  # no login: the broker closes
+    with pytest.raises(ToolError, match="connection closed by the broker"):
+        tool_wire.send_request(address, ApiKey.LIST_PARTITION_REASSIGNMENTS, 0, listing)

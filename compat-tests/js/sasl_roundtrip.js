@@ -5,17 +5,12 @@
 
 const { makeKafka } = require('./lib');
 
-const sasl = {
-  mechanism: process.env.SASL_MECHANISM,
-  username: process.env.SASL_USERNAME,
-  password: process.env.SASL_PASSWORD,
-};
-
 async function main() {
   // KafkaJS re-authenticates once less than reauthenticationThreshold ms of the session are
   // left (default 10 s): below the broker's connections.max.reauth.ms, or it would try on
   // every request and Kafka refuses more than one re-authentication a second.
-  const kafka = makeKafka({ sasl, reauthenticationThreshold: 1000 });
+  // lib.js's makeKafka takes the login from SASL_MECHANISM, SASL_USERNAME and SASL_PASSWORD.
+  const kafka = makeKafka({ reauthenticationThreshold: 1000 });
   const topic = process.env.TOPIC;
   const values = process.argv.slice(2);
   const producer = kafka.producer({ allowAutoTopicCreation: true });

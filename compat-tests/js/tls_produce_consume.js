@@ -6,20 +6,9 @@
 // consumed, in order).
 'use strict';
 
-const fs = require('fs');
-const { makeKafka, run } = require('./lib');
+const { run } = require('./lib');
 
-function sslOptions() {
-  const ssl = { ca: [fs.readFileSync(process.env.SSL_CA, 'utf8')] };
-  if (process.env.SSL_CERT) {
-    ssl.cert = fs.readFileSync(process.env.SSL_CERT, 'utf8');
-    ssl.key = fs.readFileSync(process.env.SSL_KEY, 'utf8');
-  }
-  return ssl;
-}
-
-run(async () => {
-  const kafka = makeKafka({ ssl: sslOptions() });
+run(async (kafka) => {  // lib.js's makeKafka takes TLS from SSL_CA, SSL_CERT and SSL_KEY
   const [topic, countText] = process.argv.slice(2);
   const count = Number(countText);
   const producer = kafka.producer({ allowAutoTopicCreation: true });

@@ -206,7 +206,7 @@ class ScramServer:
 
 
 class ScramClient:
-    """The client side, for the broker's own connections to other brokers."""
+    """The client side, for the broker's own connections to other brokers and kbroker's tools."""
 
     def __init__(self, mechanism: ScramMechanism, username: str, password: str) -> None:
         self.mechanism = mechanism

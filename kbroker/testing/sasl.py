@@ -5,9 +5,15 @@ mechanisms, plus a raw SASL login over kbroker's codec for the wire tests.
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+import struct
+
 from kbroker.protocol.api_keys import ApiKey
+from kbroker.protocol.errors import Errors
 from kbroker.security.sasl import PlainClient
 from kbroker.security.scram import SCRAM_MECHANISMS, ScramClient
+from kbroker.testing import wire
 from kbroker.testing.raw_client import RawClient
 
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
@@ -63,3 +69,27 @@ def sasl_login(client: RawClient, mechanism: str, username: str, password: str, 
         token = login.evaluate(bytes(answer["auth_bytes"]))
         if login.complete:
             return answer
+
+
+async def failed_plain_login(port: int, ssl_context: ssl.SSLContext | None = None) -> bool:
+    """One connection (over TLS with `ssl_context`): SaslHandshake v1 and a wrong PLAIN password;
+    True when answered SASL_AUTHENTICATION_FAILED and then closed. For floods of failed logins."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl_context,
+                                                   server_hostname="127.0.0.1" if ssl_context else None)
+    try:
+        header = wire.request_header(ApiKey.SASL_HANDSHAKE, 1, 1, "flood", False)
+        writer.write(wire.frame(header + wire.classic_string("PLAIN")))
+        token = b"\0alice\0wrong"
+        header = wire.request_header(ApiKey.SASL_AUTHENTICATE, 1, 2, "flood", False)
+        writer.write(wire.frame(header + struct.pack(">i", len(token)) + token))
+        for _ in range(2):
+            size = struct.unpack(">i", await reader.readexactly(4))[0]
+            payload = await reader.readexactly(size)
+        error_code = struct.unpack_from(">h", payload, 4)[0]
+        try:
+            closed = await reader.read() == b""
+        except (ConnectionError, ssl.SSLError):  # a TLS peer may close without close_notify
+            closed = True
+        return error_code == Errors.SASL_AUTHENTICATION_FAILED and closed
+    finally:
+        writer.close()

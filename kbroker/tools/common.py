@@ -24,11 +24,13 @@ from kbroker.console.client_log import LastClientError
 class _Session:
     """What one tool run shares: how long it waits for an answer (a broker that does not answer is
     an error, not a hang; Kafka's default.api.timeout.ms in --command-config sets it) and its
-    admin clients, polled for their log when an answer does not come."""
+    admin clients, polled for their log when an answer does not come; and its client settings,
+    which wire.py's own connections follow (TLS, SASL) as the clients do."""
 
     def __init__(self) -> None:
         self.timeout_s = 30.0
         self.clients: list[Any] = []
+        self.config: dict[str, Any] = {}
 
     def explain_failure(self) -> None:
         for client in self.clients:
@@ -86,6 +88,7 @@ def client_config(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[s
     # librdkafka's notices (a purged queue at exit, ...) are noise; a console producer or consumer
     # still shows its warnings and errors as they come, as Kafka's console tools do.
     config.setdefault("log_level", 4)
+    SESSION.config = config
     return config
 
 
