@@ -63,6 +63,8 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
 from kbroker.security.acl_authorizer import AclAuthorizer
+from kbroker.security.client_quota_admin import ClientQuotaAdmin
+from kbroker.security.client_quota_manager import CLIENTS, ClientQuotaManagers
 from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
 from kbroker.security.sasl_config import inter_broker_login, listener_sasl_configs
 
@@ -161,6 +163,7 @@ class KafkaServer:
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
         self.credential_cache = CredentialCache()
+        self.client_quotas = ClientQuotaManagers(config.get("quota.window.num"), config.get("quota.window.size.seconds"))
         self._session_events: dict[str, int] = {}  # kazoo's events counted (SessionExpireListener)
         # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
         self.request_metrics: RequestMetrics | None = None
@@ -200,6 +203,7 @@ class KafkaServer:
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
         self.credential_cache.load(zk_client)  # credentials written before any broker ran count too
+        self.client_quotas.load(zk_client)  # so do quotas
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
@@ -219,6 +223,8 @@ class KafkaServer:
             build_transaction_coordinator=self._build_transaction_coordinator,
             credential_cache=self.credential_cache,
             scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
+            client_quotas=self.client_quotas,
+            client_quota_admin=ClientQuotaAdmin(zk_client, self.client_quotas),
             sasl_listeners=sasl_listeners,
             authorizer=AclAuthorizer.from_config(self.config, store))
         self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
@@ -593,7 +599,8 @@ class KafkaServer:
         return LogConfig.from_topic_config(_started(self.zk_client).get_topic_config(topic), self.base_log_config)
 
     def _on_config_changes(self) -> None:
-        """A /config/changes notification: re-read the named topics' configs into their logs."""
+        """A /config/changes notification: re-read the named topics' configs into their logs, users'
+        SCRAM credentials and quotas, client ids' quotas."""
         store = _started(self.zk_client).store
         for child in store.get_children(zk_data.CONFIG_CHANGES):
             if child in self._config_changes_seen:
@@ -609,6 +616,9 @@ class KafkaServer:
                 _started(self.replica_manager).update_topic_config(name)
             elif kind == "users":
                 self.credential_cache.refresh(_started(self.zk_client), name)
+                self.client_quotas.refresh(_started(self.zk_client), kind, name)
+            elif kind == CLIENTS:
+                self.client_quotas.refresh(_started(self.zk_client), kind, name)
 
     # -- background work ---------------------------------------------------------------------
     async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
