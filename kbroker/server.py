@@ -163,7 +163,9 @@ class KafkaServer:
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
         self.credential_cache = CredentialCache()
-        self.client_quotas = ClientQuotaManagers(config.get("quota.window.num"), config.get("quota.window.size.seconds"))
+        self.client_quotas = ClientQuotaManagers(config.get("quota.window.num"), config.get("quota.window.size.seconds"),
+                                                 config.get("controller.quota.window.num"),
+                                                 config.get("controller.quota.window.size.seconds"))
         self._session_events: dict[str, int] = {}  # kazoo's events counted (SessionExpireListener)
         # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
         self.request_metrics: RequestMetrics | None = None

@@ -205,3 +205,15 @@ def test_managers_load_what_the_store_holds(admin):
 
     assert fresh.produce.quotas == {("alice", "app"): 5.0}
     assert fresh.fetch.quotas == {(None, DEFAULT): 6.0}
+
+
+def test_controller_mutations_spend_a_token_bucket():
+    managers = ClientQuotaManagers(controller_num_samples=11, controller_window_s=1)
+    managers.update_entity((None, DEFAULT), {"controller_mutation_rate": "2"})
+    bucket = managers.controller_mutation.bucket("u", "c")
+
+    assert bucket is not None and bucket.burst == 20  # 2/s x (11 - 1) one-second windows
+    bucket.record(25, 0)
+    assert bucket.throttle_time_ms(0) == 2500  # 5 tokens short at 2 tokens a second
+    assert bucket.throttle_time_ms(1000) == 1500  # refilled meanwhile
+    assert bucket.throttle_time_ms(3000) == 0

@@ -22,7 +22,7 @@ INVALID_REQUEST, CLUSTER_AUTHORIZATION_FAILED = 42, 31
 @pytest.fixture(scope="module")
 def kbroker(module_broker_factory):
     # Two one-second samples: a rate is measured over about a second, so tests need little data.
-    return module_broker_factory("quota.window.num=2", "quota.window.size.seconds=1")
+    return module_broker_factory("quota.window.num=2", "quota.window.size.seconds=1", "controller.quota.window.num=2")
 
 
 def alter(port: int, entity: dict[str, str | None], version: int = 1, validate_only: bool = False,
@@ -129,3 +129,26 @@ def test_a_principal_without_cluster_rights_is_refused(broker_factory):
     answer = alter(broker.port, {"user": "x"}, producer_byte_rate=10.0)
     assert answer["entries"][0]["error_code"] == CLUSTER_AUTHORIZATION_FAILED
     assert describe(broker.port, [])["error_code"] == CLUSTER_AUTHORIZATION_FAILED
+
+
+def create_topics(port: int, names: list[str], version: int, partitions: int = 4) -> dict:
+    body = {"topics": [{"name": n, "num_partitions": partitions, "replication_factor": 1, "assignments": [],
+                        "configs": []} for n in names], "timeout_ms": 10000, "validate_only": False}
+    with RawClient(port) as client:
+        return client.call(ApiKey.CREATE_TOPICS, version, body)
+
+
+def test_controller_mutation_rate_refuses_topics_from_v6_and_throttles_before(kbroker):
+    # 1 partition a second with quota.window.num=2: a burst of 1 partition, then 1 a second.
+    alter(kbroker.port, {"client-id": CLIENT_ID}, controller_mutation_rate=1.0)
+    try:
+        answer = create_topics(kbroker.port, ["cm-a", "cm-b"], version=6)
+        errors = [t["error_code"] for t in answer["topics"]]
+        assert errors == [0, 89]  # the first spends 4 tokens (a debt); the second is refused
+        assert answer["topics"][1]["error_message"] == "The throttling quota has been exceeded."
+        assert answer["throttle_time_ms"] > 0
+
+        old = create_topics(kbroker.port, ["cm-c"], version=5)  # permissive: created, then throttled
+        assert old["topics"][0]["error_code"] == 0 and old["throttle_time_ms"] > 0
+    finally:
+        alter(kbroker.port, {"client-id": CLIENT_ID}, controller_mutation_rate=None)

@@ -11,6 +11,11 @@ its client id:
   the SASL exchange, ApiVersions and acks=0 produces records its handler time (the local time:
   time parked in a purgatory is not work) as a percentage of one second against
   request_percentage.
+- CreateTopics, CreatePartitions and DeleteTopics spend controller_mutation_rate tokens per
+  partition created or deleted through a ControllerMutationQuota their handlers ask for: strict
+  from CreateTopics v6, CreatePartitions v3, DeleteTopics v5 (a topic arriving while the bucket
+  is empty answers THROTTLING_QUOTA_EXCEEDED, with the time to wait), permissive before (done,
+  then throttled), as Kafka's Strict/PermissiveControllerMutationQuota.
 The larger throttle time goes into the response's throttle_time_ms; the network then mutes the
 connection for that long once the response is written (KIP-219).
 """
@@ -24,6 +29,10 @@ from kbroker.protocol.api_keys import ApiKey
 
 if TYPE_CHECKING:
     from kbroker.api.request_context import RequestContext
+    from kbroker.security.client_quota_manager import TokenBucket
+
+# The APIs whose handlers throttle for controller mutations (their throttle_time_ms counts).
+CONTROLLER_MUTATION_APIS = frozenset({ApiKey.CREATE_TOPICS, ApiKey.CREATE_PARTITIONS, ApiKey.DELETE_TOPICS})
 
 # Kafka's sendResponseExemptThrottle and the requests no quota applies to.
 EXEMPT_FROM_REQUEST_QUOTA = frozenset({
@@ -56,9 +65,49 @@ def throttle_time_ms(ctx: RequestContext, request: Any, response: dict | None, r
             quotas.fetch.unrecord(user, client_id, size, now_ms)
             response["responses"] = []  # Kafka's getThrottledResponse: no partitions, no records
     throttle = max(bandwidth_ms, request_ms)
+    if api_key in CONTROLLER_MUTATION_APIS and response is not None:
+        throttle = max(throttle, response.get("throttle_time_ms") or 0)
     if throttle and response is not None:
         response["throttle_time_ms"] = throttle
     return throttle
+
+
+class ControllerMutationQuota:
+    """One request's controller mutation quota (Kafka's ControllerMutationQuota): `record` spends
+    a topic's partitions and says whether it may go ahead; `throttle_time_ms` is what the
+    response carries."""
+
+    __slots__ = ("bucket", "strict", "throttle_time_ms")
+
+    def __init__(self, bucket: TokenBucket | None, strict: bool) -> None:
+        self.bucket = bucket
+        self.strict = strict
+        self.throttle_time_ms = 0
+
+    def record(self, partitions: int) -> bool:
+        bucket = self.bucket
+        if bucket is None or partitions <= 0:
+            return True
+        now_ms = time.monotonic() * 1000
+        if self.strict:
+            wait_ms = bucket.throttle_time_ms(now_ms)
+            if wait_ms > 0:  # refused, and told how long to wait
+                self.throttle_time_ms = wait_ms
+                return False
+            bucket.record(partitions, now_ms)
+            return True
+        bucket.record(partitions, now_ms)
+        self.throttle_time_ms = bucket.throttle_time_ms(now_ms)
+        return True
+
+
+def controller_mutation_quota(ctx: RequestContext, strict_since_version: int) -> ControllerMutationQuota:
+    """The request's controller mutation quota (nothing to spend from when none applies)."""
+    quotas = ctx.services.client_quotas
+    bucket = None
+    if quotas.enabled:
+        bucket = quotas.controller_mutation.bucket(ctx.principal.name, ctx.client_id or "")
+    return ControllerMutationQuota(bucket, ctx.api_version >= strict_since_version)
 
 
 def fetch_max_bytes(ctx: RequestContext, max_bytes: int) -> int:

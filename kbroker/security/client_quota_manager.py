@@ -18,7 +18,8 @@ quota is shared by all of that user's client ids, a client-id quota by all users
 Rates are Kafka's sampled Rate: `quota.window.num` samples of `quota.window.size.seconds` each;
 a value is recorded, then the rate over the retained samples is compared with the quota, and the
 throttle time is `(rate - quota) / quota * window` (QuotaUtils.throttleTime), at most one window
-for request_percentage (ClientRequestQuotaManager). With no quota set anywhere `enabled` is False
+for request_percentage (ClientRequestQuotaManager). controller_mutation_rate is a TokenBucket
+(KIP-599) over `controller.quota.window.num` x `controller.quota.window.size.seconds`. With no quota set anywhere `enabled` is False
 and the api layer does no quota work at all.
 """
 
@@ -101,12 +102,45 @@ class Rate:
         return sum(s[1] for s in self.samples) * 1000.0 / window
 
 
+class TokenBucket:
+    """Kafka's TokenBucket (KIP-599, controller mutations): up to quota x (samples - 1) x window
+    tokens, refilled at the quota per second, spent by each mutation; below zero means throttled."""
+
+    __slots__ = ("tokens", "last_ms", "quota", "burst")
+
+    def __init__(self, quota: float, burst: float) -> None:
+        self.quota = quota
+        self.burst = burst
+        self.tokens = burst
+        self.last_ms: float | None = None
+
+    def _refill(self, now_ms: float) -> None:
+        if self.last_ms is not None:
+            self.tokens = min(self.burst, self.tokens + self.quota * (now_ms - self.last_ms) / 1000)
+        self.last_ms = now_ms
+
+    def record(self, value: float, now_ms: float) -> None:
+        self._refill(now_ms)
+        self.tokens = min(self.burst, self.tokens - value)
+
+    def measure(self, now_ms: float) -> float:
+        self._refill(now_ms)
+        return self.tokens
+
+    def throttle_time_ms(self, now_ms: float) -> int:
+        """Kafka's ControllerMutationQuotaManager.throttleTimeMs: how long until tokens are back to 0."""
+        tokens = self.measure(now_ms)
+        return round(-tokens / self.quota * 1000) if tokens < 0 else 0
+
+
 @dataclass(slots=True)
 class QuotaSensor:
-    """The rate one set of metric tags shares, and the quota that applies to it."""
+    """The rate one set of metric tags shares, and the quota that applies to it (a TokenBucket
+    instead of the rate for controller mutations)."""
 
     rate: Rate
     bound: float
+    bucket: TokenBucket | None = None
 
 
 class ClientQuotaManager:
@@ -152,11 +186,14 @@ class ClientQuotaManager:
             tags, bound = found
             sensor = self._sensors.get(tags)
             if sensor is None:
-                sensor = self._sensors[tags] = QuotaSensor(Rate(self.num_samples, self.window_ms), bound)
+                sensor = self._sensors[tags] = self._new_sensor(bound)
         if len(self._resolved) > 100_000:  # client ids made up per request must not grow it forever
             self._resolved.clear()
         self._resolved[pair] = sensor
         return sensor
+
+    def _new_sensor(self, bound: float) -> QuotaSensor:
+        return QuotaSensor(Rate(self.num_samples, self.window_ms), bound)
 
     def record_and_get_throttle_time_ms(self, user: str, client_id: str, value: float, now_ms: float) -> int:
         """Records `value` and returns how long the client must wait for its rate to fall back
@@ -192,14 +229,31 @@ class ClientQuotaManager:
         return max(throttle, 0)
 
 
+class ControllerMutationQuotaManager(ClientQuotaManager):
+    """controller_mutation_rate (KIP-599): partitions created or deleted per second, measured by a
+    token bucket per sensor; the handlers of CreateTopics, CreatePartitions and DeleteTopics spend
+    from it (api/quota_helper.py's ControllerMutationQuota, strict or permissive by version)."""
+
+    def _new_sensor(self, bound: float) -> QuotaSensor:
+        burst = bound * (self.num_samples - 1) * self.window_ms / 1000
+        return QuotaSensor(Rate(self.num_samples, self.window_ms), bound, TokenBucket(bound, burst))
+
+    def bucket(self, user: str, client_id: str) -> TokenBucket | None:
+        sensor = self.sensor(user, client_id)
+        return None if sensor is None else sensor.bucket
+
+
 class ClientQuotaManagers:
     """The four managers (Kafka's QuotaManagers for clients) and the store's entities they follow."""
 
-    def __init__(self, num_samples: int = 11, window_s: int = 1) -> None:
+    def __init__(self, num_samples: int = 11, window_s: int = 1, controller_num_samples: int = 11,
+                 controller_window_s: int = 1) -> None:
         self.produce = ClientQuotaManager(PRODUCER_BYTE_RATE, num_samples, window_s)
         self.fetch = ClientQuotaManager(CONSUMER_BYTE_RATE, num_samples, window_s)
         self.request = ClientQuotaManager(REQUEST_PERCENTAGE, num_samples, window_s, max_throttle_ms=window_s * 1000)
-        self.controller_mutation = ClientQuotaManager(CONTROLLER_MUTATION_RATE, num_samples, window_s)
+        # controller.quota.window.num / controller.quota.window.size.seconds, as Kafka's.
+        self.controller_mutation = ControllerMutationQuotaManager(CONTROLLER_MUTATION_RATE, controller_num_samples,
+                                                                  controller_window_s)
         self.managers = (self.produce, self.fetch, self.request, self.controller_mutation)
         # Read on every request: False while no quota of any type exists.
         self.enabled = False
