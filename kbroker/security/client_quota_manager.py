@@ -187,8 +187,9 @@ class ClientQuotaManager:
             sensor = self._sensors.get(tags)
             if sensor is None:
                 sensor = self._sensors[tags] = self._new_sensor(bound)
-        if len(self._resolved) > 100_000:  # client ids made up per request must not grow it forever
+        if len(self._resolved) > 100_000:  # client ids made up per request must not grow these forever
             self._resolved.clear()
+            self._sensors.clear()
         self._resolved[pair] = sensor
         return sensor
 
