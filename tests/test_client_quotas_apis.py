@@ -124,11 +124,19 @@ def test_request_percentage_throttles_other_apis(kbroker):
         alter(kbroker.port, {"client-id": CLIENT_ID}, request_percentage=None)
 
 
-def test_a_principal_without_cluster_rights_is_refused(broker_factory):
+def test_the_cluster_rights_are_kafkas(broker_factory):
     broker = broker_factory("authorizer.class.name=kafka.security.authorizer.AclAuthorizer")
     answer = alter(broker.port, {"user": "x"}, producer_byte_rate=10.0)
-    assert answer["entries"][0]["error_code"] == CLUSTER_AUTHORIZATION_FAILED
+    assert answer["entries"] == [{"error_code": CLUSTER_AUTHORIZATION_FAILED, "error_message": None,
+                                  "entity": [{"entity_type": "user", "entity_name": "x"}]}]
     assert describe(broker.port, [])["error_code"] == CLUSTER_AUTHORIZATION_FAILED
+
+    # A principal with the rights (here a super user) is served.
+    super_broker = broker_factory("authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+                                  "super.users=User:ANONYMOUS")
+    assert alter(super_broker.port, {"user": "x"}, producer_byte_rate=10.0)["entries"][0]["error_code"] == 0
+    assert describe(super_broker.port, [], strict=False)["entries"] == [{"entity": [{"entity_type": "user", "entity_name": "x"}],
+                                                            "values": [{"key": "producer_byte_rate", "value": 10.0}]}]
 
 
 def create_topics(port: int, names: list[str], version: int, partitions: int = 4) -> dict:
@@ -152,3 +160,14 @@ def test_controller_mutation_rate_refuses_topics_from_v6_and_throttles_before(kb
         assert old["topics"][0]["error_code"] == 0 and old["throttle_time_ms"] > 0
     finally:
         alter(kbroker.port, {"client-id": CLIENT_ID}, controller_mutation_rate=None)
+
+
+def test_a_plaintext_client_is_the_user_anonymous(kbroker):
+    topic = "quota-anonymous"
+    create_topic(kbroker.port, topic)
+    alter(kbroker.port, {"user": "ANONYMOUS"}, producer_byte_rate=100_000.0)
+    try:
+        with RawClient(kbroker.port) as client:
+            assert produce_answer(client, topic, 300_000)["throttle_time_ms"] > 0
+    finally:
+        alter(kbroker.port, {"user": "ANONYMOUS"}, producer_byte_rate=None)
