@@ -4,8 +4,8 @@ Entities come as (entity type, name) pairs: `user` and `client-id`, a null name 
 default (stored as `<default>`). An alteration reads the entity's znode, changes only the quota
 keys it names (a user's znode keeps its SCRAM credentials) and writes it back with a
 /config/changes notification, so every broker's ClientQuotaManagers follow. Errors are Kafka's:
-INVALID_REQUEST for an empty or unknown entity, a name given twice, an empty name, an unknown
-key or a non-integer byte rate; UNSUPPORTED_VERSION for an entity type kbroker does not know
+INVALID_REQUEST for an empty or unknown entity, an empty name, an unknown key or a non-integer
+byte rate; UNSUPPORTED_VERSION for an entity type kbroker does not know
 (`ip` connection-rate quotas are not served).
 """
 
@@ -52,11 +52,9 @@ def _entity_path(entity: list[dict]) -> tuple[str, str]:
         kind, name = part["entity_type"], part["entity_name"]
         if kind not in (USER, CLIENT_ID, IP):
             raise QuotaRequestError(Errors.INVALID_REQUEST, f"Unhandled client quota entity type: {kind}")
-        if kind in names:
-            raise QuotaRequestError(Errors.INVALID_REQUEST, f"Duplicate {kind} entity in the request")
         if name is not None and not name:
             raise QuotaRequestError(Errors.INVALID_REQUEST, f"Empty {kind} not supported")
-        names[kind] = name
+        names[kind] = name  # a type given twice: the last wins, as in Kafka's ClientQuotaEntity map
     if IP in names:
         if len(names) > 1:
             raise QuotaRequestError(Errors.INVALID_REQUEST, "Invalid quota entity combination, "
