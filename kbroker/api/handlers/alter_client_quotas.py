@@ -8,8 +8,10 @@
     /config/clients/<client-id>, `<default>` for defaults) with a /config/changes notification;
     only the named quota keys change (a user's SCRAM credentials stay). Every broker throttles
     by the new quota within a second, this one at once. validate_only checks and writes nothing.
-  - Per entry, Kafka's INVALID_REQUEST: an empty entity, an unknown entity type, an empty name, an unknown key ("Invalid configuration key k"), a byte rate that is not an
-    integer ("Configuration producer_byte_rate must be a LONG value").
+  - Per entry, Kafka's INVALID_REQUEST: an empty entity, an unknown entity type, an empty name,
+    an unknown key ("Invalid configuration key k"), a byte rate that is not an integer
+    ("Configuration producer_byte_rate must be a LONG value"); an entity type given twice, the
+    last wins (Kafka's entity map).
 - Gaps: `ip` entities (connection creation rate quotas) answer UNSUPPORTED_VERSION.
 """
 
