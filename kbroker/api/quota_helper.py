@@ -113,10 +113,7 @@ def controller_mutation_quota(ctx: RequestContext, strict_since_version: int) ->
 def fetch_max_bytes(ctx: RequestContext, max_bytes: int) -> int:
     """A consumer's fetch brings at most what its quota allows in the quota window (Kafka's
     getMaxValueInQuotaWindow), so that one response cannot be throttled for ever."""
-    quotas = ctx.services.client_quotas
-    if not quotas.enabled:
-        return max_bytes
-    cap = quotas.fetch.max_value_in_window(ctx.principal.name, ctx.client_id or "")
+    cap = ctx.services.client_quotas.fetch.max_value_in_window(ctx.principal.name, ctx.client_id or "")
     return max_bytes if cap is None else max(1, min(max_bytes, int(cap)))
 
 

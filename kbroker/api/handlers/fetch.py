@@ -122,7 +122,7 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
     # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
     max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
-    if replica_id < 0:
+    if replica_id < 0 and ctx.services.client_quotas.enabled:
         max_bytes = quota_helper.fetch_max_bytes(ctx, max_bytes)
     results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
                                           min(request["min_bytes"], max_bytes), max_bytes, replica_id, replica_epoch,
