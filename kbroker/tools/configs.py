@@ -178,9 +178,9 @@ def _describe_user_or_client(args: argparse.Namespace) -> int:
             components.append({"entity_type": QUOTA_ENTITY_TYPES[kind], "match_type": 1, "match": None})
         else:
             components.append({"entity_type": QUOTA_ENTITY_TYPES[kind], "match_type": 0, "match": name})
-    from kbroker.tools import wire
+    from kbroker.tools.wire import describe_client_quotas
 
-    quotas = wire.describe_client_quotas(_quota_address(args), components)
+    quotas = describe_client_quotas(_quota_address(args), components)
     scram: dict[str, Any] = {}
     if "clients" not in types and "" not in names:  # as kafka-configs: only for named or all users
         scram = _describe_scram(admin_client(args), names)
@@ -269,7 +269,7 @@ def _alter_user_or_client(args: argparse.Namespace) -> int:
 
 
 def _alter_quotas(args: argparse.Namespace, additions: dict[str, str], deletions: list[str]) -> None:
-    from kbroker.tools import wire
+    from kbroker.tools.wire import alter_client_quotas, describe_client_quotas
 
     address = _quota_address(args)
     entity = {QUOTA_ENTITY_TYPES[t]: (n or None) for t, n in zip(args.entity_type, args.entity_names, strict=True)}
@@ -282,13 +282,13 @@ def _alter_quotas(args: argparse.Namespace, additions: dict[str, str], deletions
         ops.append({"key": key, "value": value, "remove": False})
     if deletions:  # kafka-configs refuses to delete what the entity does not have
         components = [{"entity_type": t, "match_type": 0 if n else 1, "match": n} for t, n in entity.items()]
-        current = wire.describe_client_quotas(address, components)
+        current = describe_client_quotas(address, components)
         held = current[0]["values"] if current else {}
         missing = [k for k in deletions if k not in held]
         if missing:
             raise ToolError(f"Invalid config(s): {','.join(missing)}")
     ops += [{"key": key, "value": 0.0, "remove": True} for key in deletions]
-    wire.alter_client_quotas(address, entity, ops)
+    alter_client_quotas(address, entity, ops)
 
 
 def _alter_scram(admin: Any, user: str, additions: dict[str, str], deletions: list[str]) -> None:
