@@ -422,9 +422,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.transport.close()
 
     async def drain_in_flight(self) -> None:
-        """Wait until this connection has answered what it already read."""
+        """Wait until this connection has answered what it already read (a throttled connection
+        has: what it read since waits for the end of its throttle, which a shutdown does not)."""
         worker = self._worker
-        if worker is not None and not worker.done():
+        if worker is not None and not worker.done() and not self._muted:
             try:
                 await worker
             except (asyncio.CancelledError, Exception):
