@@ -30,6 +30,8 @@ from kbroker.cli import TOOL_COMMANDS
 from kbroker.group.coordinator_records import partition_for
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import BrokerProcess, free_port
+from kbroker.testing.raw_client import RawClient, init_producer_id
+from kbroker.testing.txn_log import NO_VERIFICATION, produce_txn, txn_batch
 from kbroker.testing.waiting import eventually
 from kbroker.tools import command_names
 from kbroker.tools.acls import print_bindings
@@ -436,6 +438,75 @@ def test_acls_print_kafka_acl_command_layout(capsys) -> None:
         " \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW) \n\n")
 
 
+def transactions(bootstrap: str, *argv: str, **kwargs) -> list[dict[str, str]]:
+    """`kbroker transactions` rows as {column: cell}, from its tab-separated table."""
+    out = tool("transactions", bootstrap, *argv, **kwargs).stdout
+    header, *rows = [[cell.strip() for cell in line.split("\t")[:-1]] for line in out.splitlines()]
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def test_transactions_list_describe_find_hanging_and_abort(broker_factory) -> None:
+    """kafka-transactions.sh's commands against a real broker: a confluent-kafka transaction left
+    open is listed, described and shown by describe-producers but is not hanging; a transactional
+    batch no coordinator knows of (written with KIP-890's verification off, as brokers before it
+    let one through) is hanging until `abort --start-offset` writes its ABORT marker."""
+    bootstrap = broker_factory(NO_VERIFICATION).bootstrap
+    topic = new_topic(bootstrap, partitions=2)
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": "cli-txn", "linger.ms": 0})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, b"open", partition=0)
+    assert producer.flush(30) == 0
+
+    [listed] = [row for row in transactions(bootstrap, "list") if row["TransactionalId"] == "cli-txn"]
+    assert listed["TransactionState"] == "Ongoing"
+    [described] = transactions(bootstrap, "describe", "--transactional-id", "cli-txn")
+    assert (described["TransactionState"], described["TopicPartitions"], described["ProducerId"]) == (
+        "Ongoing", f"{topic}-0", listed["ProducerId"])
+    assert described["CoordinatorId"] == listed["Coordinator"] and int(described["TransactionDurationMs"]) >= 0
+    [open_producer] = transactions(bootstrap, "describe-producers", "--topic", topic, "--partition", "0")
+    assert (open_producer["ProducerId"], open_producer["CurrentTransactionStartOffset"]) == (listed["ProducerId"], "0")
+
+    with RawClient(int(bootstrap.rsplit(":", 1)[1])) as client:
+        ghost, epoch = init_producer_id(client)  # an idempotent id: no coordinator lists it
+        assert produce_txn(client, topic, 1, txn_batch([b"ghost"], ghost, epoch, 0))["error_code"] == 0
+
+    def hanging() -> list[dict[str, str]]:
+        return transactions(bootstrap, "find-hanging", "--topic", topic, "--max-transaction-timeout", "0")
+
+    [found] = eventually(hanging, what="the hanging transaction")  # older than 0 minutes: a ms later
+    assert (found["Topic"], found["Partition"], found["ProducerId"], found["StartOffset"]) == (
+        topic, "1", str(ghost), "0")
+    assert transactions(bootstrap, "find-hanging", "--broker-id", listed["Coordinator"],
+                        "--max-transaction-timeout", "0") == [found]  # the broker's partitions: the same one
+
+    missing = tool("transactions", bootstrap, "abort", "--topic", topic, "--partition", "1", "--start-offset", "5",
+                   check=False)
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr == (f"kbroker transactions: error: Could not find any open transactions starting at "
+                              f"offset 5 on partition {topic}-1\n")
+    assert tool("transactions", bootstrap, "abort", "--topic", topic, "--partition", "1", "--start-offset", "0"
+                ).stdout == ""
+    [aborted] = transactions(bootstrap, "describe-producers", "--topic", topic, "--partition", "1")
+    assert (aborted["ProducerId"], aborted["CurrentTransactionStartOffset"]) == (str(ghost), "None")
+    assert hanging() == []
+    as_json = json.loads(tool("transactions", bootstrap, "--output", "json", "describe-producers", "--topic", topic,
+                              "--partition", "1").stdout)
+    assert as_json == [{**aborted, "ProducerId": ghost, "ProducerEpoch": epoch,
+                        "LatestCoordinatorEpoch": int(aborted["LatestCoordinatorEpoch"]),
+                        "LastSequence": 0, "LastTimestamp": int(aborted["LastTimestamp"])}]
+
+    unknown = tool("transactions", bootstrap, "describe", "--transactional-id", "nobody", check=False)
+    assert unknown.returncode == 1 and unknown.stderr.startswith(
+        "kbroker transactions: error: Failed to describe transaction state of transactional-id `nobody`: "
+        "TRANSACTIONAL_ID_NOT_FOUND")
+    unscoped = tool("transactions", bootstrap, "find-hanging", check=False)
+    assert unscoped.returncode == 2 and "requires either --topic or --broker-id" in unscoped.stderr
+    producer.abort_transaction(30)
+    assert [row["TransactionState"] for row in transactions(bootstrap, "list")
+            if row["TransactionalId"] == "cli-txn"] == ["CompleteAbort"]
+
+
 def test_get_offsets_and_delete_records(bootstrap: str, tmp_path: Path) -> None:
     topic = new_topic(bootstrap, partitions=2)
     producer = Producer({"bootstrap.servers": bootstrap})
@@ -542,6 +613,8 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
     ["leader-election", "--bootstrap-server", "B", "--election-type", "preferred"],
     ["leader-election", "--bootstrap-server", "B", "--election-type", "fair", "--all-topic-partitions"],
     ["leader-election", "--bootstrap-server", "B", "--election-type", "unclean", "--topic", "t"],
+    ["transactions", "--bootstrap-server", "B"],
+    ["transactions", "list"],
 ])
 def test_a_missing_or_wrong_argument_prints_usage_and_exits_2(argv: list[str]) -> None:
     proc = kbroker(*argv, check=False)

@@ -8,7 +8,8 @@ Afterwards a read_committed consumer must see every committed transaction exactl
 order per partition, nothing of an aborted one, and each transaction whose outcome the producer
 did not learn either whole or not at all (the new coordinator completes what was prepared).
 `__transaction_state` is created with replication factor 3, every broker names the same
-coordinator, and the coordinator moves to the partition's new leader.
+coordinator, and the coordinator moves to the partition's new leader. A follower refuses
+WriteTxnMarkers for the partition (NOT_LEADER_OR_FOLLOWER) without appending.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.raw_client import RawClient
+from kbroker.testing.txn_log import READ_UNCOMMITTED, latest_offset, write_txn_markers
 from kbroker.testing.waiting import eventually
 
 pytestmark = pytest.mark.timeout(300)
@@ -37,7 +39,7 @@ CLUSTER_OVERRIDES = (
     "transaction.state.log.num.partitions=4",
     "offsets.topic.num.partitions=4",
 )
-NONE = 0
+NONE, NOT_LEADER_OR_FOLLOWER = 0, 6
 
 
 @pytest.fixture
@@ -122,6 +124,17 @@ def check(got: dict[int, list[bytes]], committed: set[int], aborted: set[int], i
         assert values == expected, f"partition {partition} out of order or duplicated"
 
 
+def refuse_markers_on_a_follower(cluster: KafkaCluster, topic: str) -> None:
+    """WriteTxnMarkers sent to a broker that follows the partition: NOT_LEADER_OR_FOLLOWER, and
+    nothing reaches the log (the leader's log end stays 0)."""
+    leader = cluster.leader(topic, 0)
+    follower = next(r for r in cluster.replicas(topic, 0) if r != leader)
+    with RawClient(cluster.brokers[follower].port, timeout=10) as client:
+        assert write_txn_markers(client, 4242, 0, True, [(topic, 0)]) == {(topic, 0): NOT_LEADER_OR_FOLLOWER}
+    with RawClient(cluster.brokers[leader].port, timeout=10) as client:
+        assert latest_offset(client, topic, 0, READ_UNCOMMITTED) == 0
+
+
 @pytest.mark.parametrize("victim", ["coordinator", "partition-leader"])
 def test_transactions_survive_a_broker_kill(cluster, victim):
     topic = f"txn-cluster-{victim}"
@@ -136,6 +149,7 @@ def test_transactions_survive_a_broker_kill(cluster, victim):
                      what="every broker to name the transaction coordinator")
     assert {len(cluster.replicas("__transaction_state", p)) for p in range(4)} == {3}
     (coordinator,) = agreed()
+    refuse_markers_on_a_follower(cluster, topic)
 
     def kill() -> None:
         if victim == "coordinator":

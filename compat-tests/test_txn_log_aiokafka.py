@@ -14,7 +14,7 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kbroker.testing.raw_client import RawClient, create_topic
-from kbroker.testing.txn_log import write_mixed_transactions
+from kbroker.testing.txn_log import NO_VERIFICATION, write_mixed_transactions
 
 TIMEOUT_S = 15
 
@@ -44,7 +44,7 @@ async def consume(bootstrap: str, topic: str, isolation: str, expected: int) -> 
 
 
 def test_aiokafka_reads_committed_records_only_under_read_committed(module_broker_factory):
-    kbroker = module_broker_factory()
+    kbroker = module_broker_factory(NO_VERIFICATION)
     topic = "txn-aiokafka"
     create_topic(kbroker.port, topic)
     with RawClient(kbroker.port) as client:

@@ -51,7 +51,7 @@ log = logging.getLogger("kbroker.cli")
 # starting a broker does not import the tools or their client library.
 TOOL_COMMANDS = frozenset({
     "topics", "consumer-groups", "configs", "console-producer", "console-consumer", "get-offsets",
-    "delete-records", "leader-election", "reassign-partitions", "acls", "dump-log",
+    "delete-records", "leader-election", "reassign-partitions", "acls", "transactions", "dump-log",
 })
 
 

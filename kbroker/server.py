@@ -62,11 +62,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
-from kbroker.security.acl_authorizer import AclAuthorizer
-from kbroker.security.client_quota_admin import ClientQuotaAdmin
 from kbroker.security.client_quota_manager import CLIENTS, ClientQuotaManagers
-from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
-from kbroker.security.sasl_config import inter_broker_login, listener_sasl_configs
 
 if TYPE_CHECKING:
     import ssl
@@ -77,6 +73,8 @@ if TYPE_CHECKING:
     from kbroker.metrics.exporter import MetricsEndpoint
     from kbroker.network.socket_server import SessionFactory
     from kbroker.replica.replica_manager import TopicPartition
+    from kbroker.security.acl_authorizer import AclAuthorizer
+    from kbroker.security.client_quota_admin import ClientQuotaAdmin
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 log = logging.getLogger("kbroker.server")
@@ -162,7 +160,7 @@ class KafkaServer:
         self.listener_sessions: dict[str, SessionFactory] = {}
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
-        self.credential_cache = CredentialCache()
+        # Client quotas are enforced from the first request, so their (small) manager is always built.
         self.client_quotas = ClientQuotaManagers(config.get("quota.window.num"), config.get("quota.window.size.seconds"),
                                                  config.get("controller.quota.window.num"),
                                                  config.get("controller.quota.window.size.seconds"))
@@ -176,8 +174,7 @@ class KafkaServer:
         started = time.monotonic()
         loop = asyncio.get_running_loop()
         self._build_tls()  # a bad key store stops the start before anything is opened
-        sasl_listeners = listener_sasl_configs(self.config)  # a SASL setting Kafka would refuse stops us here
-        _set_inter_broker_sasl(self.config)
+        sasl_listeners = _sasl_listeners(self.config)  # a SASL setting Kafka would refuse stops us here
         store = self._open_store(loop)
         zk_client = self.zk_client = KafkaZkClient(store)
         zk_client.create_top_level_paths()
@@ -204,8 +201,7 @@ class KafkaServer:
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
-        self.credential_cache.load(zk_client)  # credentials written before any broker ran count too
-        self.client_quotas.load(zk_client)  # so do quotas
+        self.client_quotas.load(zk_client)  # quotas written before any broker ran count too
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
@@ -223,12 +219,13 @@ class KafkaServer:
                                              lambda sync: zk_client.get_controller_and_epoch(sync=sync)),
             build_group_coordinator=self._build_group_coordinator,
             build_transaction_coordinator=self._build_transaction_coordinator,
-            credential_cache=self.credential_cache,
-            scram_credentials=ScramCredentialManager(zk_client, self.credential_cache),
+            build_scram_credentials=lambda: _scram_credentials(zk_client),
             client_quotas=self.client_quotas,
-            client_quota_admin=ClientQuotaAdmin(zk_client, self.client_quotas),
+            build_client_quota_admin=lambda: _client_quota_admin(zk_client, self.client_quotas),
             sasl_listeners=sasl_listeners,
-            authorizer=AclAuthorizer.from_config(self.config, store))
+            authorizer=_authorizer(self.config, store))
+        if sasl_listeners:
+            _ = self.services.credential_cache  # logins are checked from the first connection on
         self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
         # Wait before listening: until it has registered, this broker's metadata cache is empty,
         # and a client asking it then would be told that its topics do not exist (librdkafka
@@ -617,7 +614,9 @@ class KafkaServer:
             if kind == "topics":
                 _started(self.replica_manager).update_topic_config(name)
             elif kind == "users":
-                self.credential_cache.refresh(_started(self.zk_client), name)
+                cache = _started(self.services).started_credential_cache
+                if cache is not None:  # not built yet: it loads every user when it is
+                    cache.refresh(_started(self.zk_client), name)
                 self.client_quotas.refresh(_started(self.zk_client), kind, name)
             elif kind == CLIENTS:
                 self.client_quotas.refresh(_started(self.zk_client), kind, name)
@@ -666,12 +665,51 @@ class KafkaServer:
         await self.shutdown()
 
 
+def _sasl_listeners(config: KafkaConfig) -> dict:
+    """The SASL listeners' settings by name, and the inter-broker login when that listener is
+    SASL; the SASL stack is imported only when some listener uses it."""
+    if not any(e.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL") for e in config.listeners):
+        return {}
+    from kbroker.security.sasl_config import listener_sasl_configs
+
+    listeners = listener_sasl_configs(config)
+    _set_inter_broker_sasl(config)
+    return listeners
+
+
+def _scram_credentials(zk_client: KafkaZkClient) -> tuple:
+    """The SCRAM credential cache, loaded whole (credentials written before any broker ran count
+    too), and Describe/AlterUserScramCredentials' manager over it."""
+    from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
+
+    cache = CredentialCache()
+    cache.load(zk_client)
+    return cache, ScramCredentialManager(zk_client, cache)
+
+
+def _client_quota_admin(zk_client: KafkaZkClient, client_quotas: ClientQuotaManagers) -> ClientQuotaAdmin:
+    """Describe/AlterClientQuotas' side, built with the first such request."""
+    from kbroker.security.client_quota_admin import ClientQuotaAdmin
+
+    return ClientQuotaAdmin(zk_client, client_quotas)
+
+
+def _authorizer(config: KafkaConfig, store: object) -> AclAuthorizer | None:
+    """The ACL authorizer when `authorizer.class.name` names it (imported only then)."""
+    if not config.get("authorizer.class.name"):
+        return None
+    from kbroker.security.acl_authorizer import AclAuthorizer
+
+    return AclAuthorizer.from_config(config, store)
+
+
 def _set_inter_broker_sasl(config: KafkaConfig) -> None:
     """The broker's own connections log in as the inter-broker listener's JAAS entry says, when
     that listener is SASL (NetworkClient takes the mechanism client; kbroker/network cannot
     import kbroker/security)."""
     from kbroker.network.network_client import ClientSasl, set_inter_broker_sasl
     from kbroker.security.sasl import PlainClient
+    from kbroker.security.sasl_config import inter_broker_login
     from kbroker.security.scram import SCRAM_MECHANISMS, ScramClient
 
     login = inter_broker_login(config)

@@ -49,9 +49,12 @@ from bench_report import (
 from bench_scenarios import E2E_INTERVAL_MS, SCENARIO_KEYS, SCENARIOS, Scenario
 from bench_scenarios import select as select_scenarios
 
+from kbroker.testing.apache_kafka import KAFKA_VERSION, apache_kafka_unavailable_reason
+
 SCRIPTS = Path(__file__).resolve().parent
 CLIENT = SCRIPTS / "bench_client.py"
 CLIENT_ALONE = "client alone"  # the target name of the no-broker baseline
+AGAINST_KAFKA = "kafka"  # --against kafka: Apache Kafka itself
 CLUSTER = f"kbroker x{CLUSTER_SIZE}"
 # --with-metrics: the metrics endpoint on a port of its own (nothing scrapes it during the run;
 # what it costs the hot path is the counting, measured against the same broker without it).
@@ -283,7 +286,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="COMMAND",
         help="another broker to run the same single-broker scenarios against, alternating (the cluster scenarios "
         "run on kbroker only); {port} and {dir} are substituted "
-        "(e.g. 'tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port}')",
+        "(e.g. 'tansu broker --listener-url tcp://127.0.0.1:{port} --advertised-listener-url tcp://127.0.0.1:{port}'); "
+        f"'{AGAINST_KAFKA}' is Apache Kafka {KAFKA_VERSION} itself, single-node KRaft from the Maven jars",
     )
     parser.add_argument(
         "--authorizer-acls",
@@ -343,6 +347,9 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
         specs.append(BrokerSpec(f"kbroker+{args.authorizer_acls}acls", acls=args.authorizer_acls, overrides=(
             "authorizer.class.name=kafka.security.authorizer.AclAuthorizer", "allow.everyone.if.no.acl.found=true")))
     for command in args.against:
+        if command == AGAINST_KAFKA:
+            specs.append(apache_kafka_spec())
+            continue
         name = Path(command.split()[0]).name if command.split() else "other"
         while any(spec.name == name for spec in specs):
             name += "'"
@@ -351,6 +358,16 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
         name, _, settings = variant.partition(":")
         specs.append(BrokerSpec(name, overrides=tuple(settings.split(","))))
     return specs
+
+
+def apache_kafka_spec() -> BrokerSpec:
+    """Apache Kafka from compat-tests/java/kafka's jars: kbroker.testing.apache_kafka writes its
+    server.properties into {dir}, formats it and execs into the JVM (heap 1 GiB), so the pid the
+    benchmark measures is Kafka's."""
+    reason = apache_kafka_unavailable_reason()
+    if reason:
+        raise SystemExit(f"scripts/bench: --against {AGAINST_KAFKA}: {reason}")
+    return BrokerSpec(AGAINST_KAFKA, command=f"{sys.executable} -m kbroker.testing.apache_kafka {{port}} {{dir}}")
 
 
 def describe(scenario: Scenario, sample: dict) -> str:

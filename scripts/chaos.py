@@ -8,11 +8,13 @@ ZooKeeper (issue 16), with a checker at the end.
 
 The cluster (chaos_cluster.py) runs in network namespaces made for the run (chaos_net.py) when
 it can, else on 127.0.0.1 without the network nemeses (the reason is printed). While idempotent
-acks=all producers and a consumer group committing offsets run (chaos_workload.py), nemeses
-(chaos_nemesis.py) kill, pause, partition, fill a disk and restart; each is healed and the cluster whole again
-(full ISRs) before the next. At the end everything is healed, the producers flushed, the group
-caught up, every partition read back, and the checker (chaos_checker.py) counts lost,
-misplaced, duplicated and reordered records, lost or impossible commits, replicas that diverge
+acks=all producers, a transactional producer (its own topic) and a consumer group committing
+offsets run (chaos_workload.py), nemeses (chaos_nemesis.py) kill, pause, partition, drop
+packets, fill a disk, fail one with EIO (chaos_fuse.py) and restart; each is healed and the
+cluster whole again (full ISRs) before the next. At the end everything is healed, the producers
+flushed, the group caught up, every partition read back, and the checker (chaos_checker.py)
+counts lost, misplaced, duplicated and reordered records, committed transactions missing or
+aborted ones visible to read_committed, lost or impossible commits, replicas that diverge
 below the high watermark, and the unavailability window of each fault. It prints a table, then
 JSON lines, and exits 1 on any violation (2 when the harness itself failed). It touches only its
 work directory (kept on failure or with --keep), the processes it started (stopped by pid) and
@@ -36,13 +38,22 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos_checker import Fault, check_group, check_records, replica_divergence, unavailability
+from chaos_checker import (
+    Fault,
+    check_group,
+    check_records,
+    check_transactions,
+    check_txn_offsets,
+    replica_divergence,
+    unavailability,
+)
 from chaos_cluster import BROKER_IDS, ChaosCluster
 from chaos_nemesis import NEMESES, Nemesis, skipped
 from chaos_net import make_network
 from chaos_workload import (
     ConsumerWorker,
     ProducerWorker,
+    TransactionalProducerWorker,
     group_committed,
     high_watermarks,
     read_partitions,
@@ -53,6 +64,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kbroker.testing.waiting import eventually
 
 TOPIC = "chaos"
+TXN_TOPIC = "chaos-txn"  # the transactional producers' own topic, read back with read_committed
 GROUP = "chaos-group"
 PARTITIONS = 6
 CI_SEED = 16  # CI replays one schedule; a soak draws a fresh seed and prints it
@@ -65,13 +77,15 @@ DIVERGENCE_TIMEOUT_S = 60.0
 class Mode:
     producers: int
     rate: float  # records per second per producer
+    txn_producers: int
+    txn_rate: float  # records per second per transactional producer (in transactions of TXN_RECORDS)
     consumers: int
     gap_s: tuple[float, float]  # quiet time before each fault
 
 
 MODES = {
-    "ci": Mode(producers=2, rate=150, consumers=2, gap_s=(2, 4)),
-    "soak": Mode(producers=3, rate=200, consumers=2, gap_s=(5, 15)),
+    "ci": Mode(producers=2, rate=150, txn_producers=1, txn_rate=40, consumers=2, gap_s=(2, 4)),
+    "soak": Mode(producers=3, rate=200, txn_producers=2, txn_rate=40, consumers=2, gap_s=(5, 15)),
 }
 
 
@@ -102,6 +116,7 @@ class Run:
         self.outcome = Outcome()
         self.producers: list[ProducerWorker] = []
         self.consumers: list[ConsumerWorker] = []
+        self.txn_producers: list[TransactionalProducerWorker] = []
 
     def say(self, line: str) -> None:
         print(f"[{time.monotonic() - self.t0:7.1f}s] {line}", flush=True)
@@ -130,15 +145,17 @@ class Run:
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short
                 signal.signal(sig, signal.SIG_IGN)
-            for worker in [*self.producers, *self.consumers]:
+            for worker in [*self.producers, *self.consumers, *self.txn_producers]:
                 worker.stop()
             cluster.close()
         return self.outcome
 
     def _create_topic(self, cluster: ChaosCluster) -> None:
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
-        topic = NewTopic(TOPIC, PARTITIONS, len(BROKER_IDS), config={"min.insync.replicas": "2"})
-        admin.create_topics([topic], operation_timeout=30)[TOPIC].result(60)
+        topics = [NewTopic(name, PARTITIONS, len(BROKER_IDS), config={"min.insync.replicas": "2"})
+                  for name in (TOPIC, TXN_TOPIC)]
+        for future in admin.create_topics(topics, operation_timeout=30).values():
+            future.result(60)
         cluster.wait(lambda: all(cluster.leader(p) in BROKER_IDS for p in range(PARTITIONS)),
                      f"leaders for {TOPIC}'s partitions")
 
@@ -146,7 +163,9 @@ class Run:
         self.producers = [ProducerWorker(i, cluster.bootstrap, TOPIC, PARTITIONS, self.mode.rate)
                           for i in range(self.mode.producers)]
         self.consumers = [ConsumerWorker(i, cluster.bootstrap, TOPIC, GROUP) for i in range(self.mode.consumers)]
-        for worker in [*self.producers, *self.consumers]:
+        self.txn_producers = [TransactionalProducerWorker(i, cluster.bootstrap, TXN_TOPIC, PARTITIONS, self.mode.txn_rate)
+                              for i in range(self.mode.txn_producers)]
+        for worker in [*self.producers, *self.consumers, *self.txn_producers]:
             worker.start()
 
     def _acked(self) -> int:
@@ -158,7 +177,7 @@ class Run:
         self.outcome.notes.update({f"skipped {name}": reason for name, reason in reasons.items()})
         for name, reason in reasons.items():
             self.say(f"nemesis {name} skipped: {reason}")
-        runnable = [n for n in NEMESES if n.name not in reasons]
+        runnable = [n for n in NEMESES if n.name not in reasons and (not self.args.nemesis or n.name in self.args.nemesis)]
         for nemesis in self._schedule(runnable):
             time.sleep(self.rng.uniform(*self.mode.gap_s))
             self._one_fault(cluster, nemesis)
@@ -199,9 +218,9 @@ class Run:
 
     # -- the end: quiesce, read back, check --------------------------------------------------------------
     def _finish(self, cluster: ChaosCluster) -> None:
-        for producer in self.producers:
+        for producer in [*self.producers, *self.txn_producers]:
             producer.stop()
-        for producer in self.producers:
+        for producer in [*self.producers, *self.txn_producers]:
             producer.join(timeout=DRAIN_TIMEOUT_S + 60)
         ends = high_watermarks(cluster.bootstrap, TOPIC, PARTITIONS)
         self.say(f"producers flushed; high watermarks {ends}")
@@ -214,6 +233,9 @@ class Run:
         commits = [c for member in self.consumers for c in member.commits]
         group_counts, group_violations = check_group(consumed, commits, committed, log)
         diverged = self._divergence(cluster, ends)
+        txn_counts, txn_violations = self._check_transactions(cluster)
+        self.outcome.counts.update(txn_counts)
+        self.outcome.violations += txn_violations
         self.outcome.counts.update(record_counts)
         self.outcome.counts.update(group_counts)
         self.outcome.counts.update({
@@ -225,11 +247,31 @@ class Run:
             "faults": len(self.outcome.faults),
         })
         self.outcome.violations += record_violations + group_violations + diverged
-        self.outcome.violations += [f"worker_crashed: {w.name}: {w.crashed}" for w in [*self.producers, *self.consumers]
-                                    if w.crashed]
+        self.outcome.violations += [f"worker_crashed: {w.name}: {w.crashed}"
+                                    for w in [*self.producers, *self.consumers, *self.txn_producers] if w.crashed]
         self._notes()
         if record_counts["acked"] == 0:
             self.outcome.violations.append("no_acks: not one record was acknowledged")
+
+    def _check_transactions(self, cluster: ChaosCluster) -> tuple[dict[str, int], list[str]]:
+        """read_committed isolation on the transactional topic (nothing when none ran)."""
+        if not self.txn_producers:
+            return {}, []
+        stats = [p.stats for p in self.txn_producers]
+        ends = high_watermarks(cluster.bootstrap, TXN_TOPIC, PARTITIONS)
+        log = read_partitions(cluster.bootstrap, TXN_TOPIC, ends)
+        counts, violations = check_transactions([r for s in stats for r in s.committed], [r for s in stats for r in s.aborted],
+                                                [r for s in stats for r in s.indeterminate], log)
+        if counts["txn_committed"] == 0:
+            violations.append("no_commits: not one transaction was committed")
+        counts.update(txn_offset_commits=0, txn_offsets_wrong=0)
+        for worker in self.txn_producers:
+            final = group_committed(cluster.bootstrap, TXN_TOPIC, worker.group, PARTITIONS)[worker.offsets_partition.partition]
+            offset_counts, offset_violations = check_txn_offsets(worker.stats.marks, final)
+            for key, value in offset_counts.items():
+                counts[key] += value
+            violations += offset_violations
+        return counts, violations
 
     def _drain_group(self, ends: dict[int, int]) -> None:
         def consumed_ends() -> dict[int, int]:
@@ -267,15 +309,20 @@ class Run:
     def _notes(self) -> None:
         for note in workload_notes():
             self.outcome.notes["workload"] = note
-        for producer in self.producers:
+        for producer in [*self.producers, *self.txn_producers]:
             for fatal in producer.stats.fatal:
                 self.outcome.notes[f"producer fatal {fatal.split(':')[0]}"] = fatal
         errors = {
             "producer failures (indeterminate, not checked)": _summed(p.stats.failed for p in self.producers),
             "produce() calls refused by the client (retried)": _summed(p.stats.refused for p in self.producers),
             "commit errors (retried)": _summed(m.commit_errors for m in self.consumers),
+            "transactional producer errors": _summed(p.stats.errors for p in self.txn_producers),
+            "idempotent producers' recoveries (librdkafka debug eos)": _summed(p.stats.eos_events for p in self.producers),
         }
         self.outcome.notes.update({key: json.dumps(counts) for key, counts in errors.items() if counts})
+        for producer in self.producers:  # the recoveries themselves: which partition and sequence
+            if producer.stats.eos_lines:
+                self.outcome.notes[f"librdkafka eos lines of {producer.name}"] = " | ".join(producer.stats.eos_lines)
 
 
 def _summed(counters: Iterable[dict[str, int]]) -> dict[str, int]:
@@ -296,6 +343,9 @@ def report(run: Run, seconds: float) -> None:
                                      "duplicated", "reordered", "producer_fatal"]),
                         ("group", ["consumed", "commits_acked", "commit_lost", "committed_beyond_consumed",
                                    "skipped_below_commit", "consumed_not_in_log"]),
+                        ("txn", ["txn_committed", "txn_aborted", "txn_indeterminate", "txn_in_log", "txn_missing",
+                                 "txn_aborted_visible", "txn_duplicated", "txn_reordered", "txn_offset_commits",
+                                 "txn_offsets_wrong"]),
                         ("replicas", ["diverged_partitions"])):
         print(f"  {title:9}" + "  ".join(f"{k} {counts.get(k, '-')}" for k in keys))
     windows = unavailability(outcome.faults, [a for p in run.producers for a in p.stats.acks], PARTITIONS, run.t0)
@@ -328,6 +378,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, help="where logs and data go (default: a new temporary dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory after a passing run")
     parser.add_argument("--no-netns", action="store_true", help="run on 127.0.0.1 without network nemeses")
+    parser.add_argument("--nemesis", action="append", choices=[n.name for n in NEMESES],
+                        help="only this nemesis (repeatable; default: all), e.g. to soak one fault")
     return parser.parse_args(argv)
 
 

@@ -4,6 +4,12 @@ counts and violations. Nothing here talks to a broker.
 - `check_records`: every acknowledged record is in the final log at the offset it was acked
   with (else lost / misplaced), no id appears twice (duplicated), and each producer's records
   appear in sequence order within each partition (reordered).
+- `check_transactions`: the transactional topic read with read_committed: every record of a
+  committed transaction there exactly once, no record of an aborted one visible, each
+  producer's records in order within a partition (an indeterminate commit may go either way,
+  but never twice); `check_txn_offsets`: the offset each transactional producer's group ends
+  with (send_offsets_to_transaction, one per transaction, its number) is the last committed
+  transaction's (or a later one whose outcome the client never learned), never an aborted one's.
 - `check_group`: the group's final committed offset of each partition is at least the last
   commit the coordinator acknowledged (else an acked commit was lost), at most the end of what
   the group consumed, every record below it was consumed by some member, and every record a
@@ -24,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from chaos_workload import Ack, Commit, Consumed, parse_value
+from chaos_workload import Ack, Commit, Consumed, TxnRecord, parse_value
 
 BATCH_HEADER = struct.Struct(">qi")  # baseOffset, batchLength
 LAST_OFFSET_DELTA = struct.Struct(">i")
@@ -64,11 +70,68 @@ def check_records(acks: list[Ack], log: dict[int, list[Consumed]]) -> tuple[dict
         violations.append(f"misplaced: {len(misplaced)} acknowledged records are not at their acked offset, e.g. "
                           f"{[(a.producer, a.seq, a.partition, a.offset) for a in misplaced[:EXAMPLES]]}")
     if duplicated:
-        violations.append(f"duplicated: {len(duplicated)} ids appear more than once, e.g. {list(duplicated)[:EXAMPLES]}")
+        violations.append(f"duplicated: {len(duplicated)} ids appear more than once, e.g. (producer, seq, partition, "
+                          f"offsets) {_where(list(duplicated)[:EXAMPLES], log)}")
     if reordered:
         violations.append(f"reordered: {len(reordered)} records out of their producer's order, e.g. "
                           f"{reordered[:EXAMPLES]}")
     return counts, violations
+
+
+def check_transactions(committed: list[TxnRecord], aborted: list[TxnRecord], indeterminate: list[TxnRecord],
+                       log: dict[int, list[Consumed]]) -> tuple[dict[str, int], list[str]]:
+    """Counts and violations of read_committed isolation against the transactional topic's log."""
+    in_log = Counter(i for records in log.values() for i in _ids(records) if i is not None)
+    missing = [r for r in committed if (r.producer, r.seq) not in in_log]
+    visible = [r for r in aborted if (r.producer, r.seq) in in_log]
+    duplicated = {i: n for i, n in in_log.items() if n > 1}
+    reordered = _reordered(log)
+    counts = {"txn_committed": len(committed), "txn_aborted": len(aborted), "txn_indeterminate": len(indeterminate),
+              "txn_in_log": sum(in_log.values()), "txn_missing": len(missing), "txn_aborted_visible": len(visible),
+              "txn_duplicated": sum(n - 1 for n in duplicated.values()), "txn_reordered": len(reordered)}
+    violations = []
+    if missing:
+        violations.append(f"txn_missing: {len(missing)} records of committed transactions are not in the log, e.g. "
+                          f"{missing[:EXAMPLES]}")
+    if visible:
+        violations.append(f"txn_aborted_visible: {len(visible)} records of aborted transactions read with "
+                          f"read_committed, e.g. {visible[:EXAMPLES]}")
+    if duplicated:
+        violations.append(f"txn_duplicated: {len(duplicated)} ids appear more than once, e.g. "
+                          f"{_where(list(duplicated)[:EXAMPLES], log)}")
+    if reordered:
+        violations.append(f"txn_reordered: {len(reordered)} records out of their producer's order, e.g. "
+                          f"{reordered[:EXAMPLES]}")
+    return counts, violations
+
+
+def check_txn_offsets(marks: dict[str, list[int]], final: int) -> tuple[dict[str, int], list[str]]:
+    """One transactional producer's group offset against its transactions' outcomes (see the module doc)."""
+    committed, aborted, indeterminate = marks["committed"], marks["aborted"], marks["indeterminate"]
+    counts = {"txn_offset_commits": len(committed), "txn_offsets_wrong": 0}
+    violations = []
+    if final in aborted:
+        violations.append(f"txn_offsets_aborted_visible: the group's offset {final} is an aborted transaction's")
+    elif committed and final < max(committed):
+        violations.append(f"txn_offsets_lost: the group's offset {final} is below the last committed transaction's "
+                          f"{max(committed)}")
+    elif (committed or indeterminate) and final not in committed and final not in indeterminate and final >= 0:
+        violations.append(f"txn_offsets_unknown: the group's offset {final} is no transaction's")
+    counts["txn_offsets_wrong"] = len(violations)
+    return counts, violations
+
+
+def _where(ids: list[tuple[str, int]], log: dict[int, list[Consumed]]) -> list[tuple[str, int, int, list[int]]]:
+    """Each id with the partition and offsets it was found at (the copies of a duplicate)."""
+    found: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
+    wanted = set(ids)
+    for partition, records in log.items():
+        for record in records:
+            parsed = parse_value(record.value)
+            if parsed in wanted:
+                found[parsed].append((partition, record.offset))
+    return [(producer, seq, found[(producer, seq)][0][0], [o for _, o in found[(producer, seq)]])
+            for producer, seq in ids]
 
 
 def _reordered(log: dict[int, list[Consumed]]) -> list[tuple[int, int, str, int, int]]:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chaos_fuse import FailingFs
 from chaos_net import Network, Node
 from kazoo.exceptions import KazooException
 
@@ -39,6 +40,7 @@ OVERRIDES = (
     "min.insync.replicas=2",
     "offsets.topic.replication.factor=3",
     f"offsets.topic.num.partitions={OFFSETS_PARTITIONS}",
+    f"transaction.state.log.num.partitions={OFFSETS_PARTITIONS}",
     "group.initial.rebalance.delay.ms=0",
     "unclean.leader.election.enable=false",
 )
@@ -49,6 +51,7 @@ DISK_BROKER = 3
 # what is left, so the size costs memory only while it is full.
 DISK_SIZE = "512m"
 FILLER = "chaos-filler"
+EIO_BROKER = 2  # its first log dir is the FUSE passthrough that fails with EIO on demand (chaos_fuse.py)
 
 
 class PlacedLauncher(BrokerLauncher):
@@ -85,8 +88,12 @@ class ChaosCluster:
         self.disk = Tmpfs(workdir / f"broker{DISK_BROKER}-tmpfs", DISK_SIZE)
         self.disk_unavailable: str | None = None
         self.disk_log_dirs = [self.disk.mount_point, workdir / f"broker{DISK_BROKER}-disk"]
+        self.failing_fs = FailingFs(workdir / f"broker{EIO_BROKER}-fuse-backing", workdir / f"broker{EIO_BROKER}-fuse")
+        self.failing_fs_unavailable: str | None = None
+        self.eio_log_dirs = [self.failing_fs.mount_point, workdir / f"broker{EIO_BROKER}-disk"]
         self.kafka = KafkaCluster(self.launcher, self.zookeeper.connect_string, len(BROKER_IDS), OVERRIDES,
-                                  broker_overrides={DISK_BROKER: (f"log.dirs={','.join(map(str, self.disk_log_dirs))}",)})
+                                  broker_overrides={DISK_BROKER: (f"log.dirs={','.join(map(str, self.disk_log_dirs))}",),
+                                                    EIO_BROKER: (f"log.dirs={','.join(map(str, self.eio_log_dirs))}",)})
 
     @property
     def bootstrap(self) -> str:
@@ -95,7 +102,10 @@ class ChaosCluster:
     def start(self) -> None:
         self.disk_unavailable = self.disk.mount()
         if self.disk_unavailable is not None:
-            self.kafka.broker_overrides = {}  # one ordinary log dir
+            self.kafka.broker_overrides.pop(DISK_BROKER)  # one ordinary log dir
+        self.failing_fs_unavailable = self.failing_fs.mount()
+        if self.failing_fs_unavailable is not None:
+            self.kafka.broker_overrides.pop(EIO_BROKER)
         self.zookeeper.start()
         self.kafka.start()
 
@@ -106,6 +116,7 @@ class ChaosCluster:
             self.launcher.stop_all()
             self.zookeeper.stop()
             self.disk.unmount()
+            self.failing_fs.unmount()
         finally:
             self.network.close()
 
@@ -157,6 +168,7 @@ class ChaosCluster:
         brokers."""
         self.network.heal_all()
         self.free_disk()
+        self.failing_fs.fail(False)
         for broker_id in list(self.kafka.paused):
             self.kafka.resume(broker_id)
         if self.zookeeper.proc is None or self.zookeeper.proc.poll() is not None:
@@ -183,6 +195,8 @@ class ChaosCluster:
     def log_dirs(self, broker_id: int) -> list[Path]:
         if broker_id == DISK_BROKER and self.disk.mounted:
             return self.disk_log_dirs
+        if broker_id == EIO_BROKER and self.failing_fs.mounted:  # its files read beneath the passthrough
+            return [self.failing_fs.backing, *self.eio_log_dirs[1:]]
         return [self.kafka.brokers[broker_id].log_dir]
 
     def replica_logs(self, partition: int) -> dict[int, bytes]:

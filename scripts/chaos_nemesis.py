@@ -14,6 +14,13 @@ run's seeded random.Random, so a seed replays the same schedule.
 - isolate-broker: the leader of a random partition cut off from the other brokers and ZooKeeper past
   its session, while the clients on the host still reach it: a deposed leader that must not
   acknowledge an acks=all write it cannot replicate.
+- packet-loss: 30-50 % of the packets between the leader of a random partition and the other
+  brokers dropped at random (iptables' statistic match) for longer than replica.lag.time.max.ms:
+  fetches and acks=all writes retried, ISR shrinking and growing again. Delay is not injected:
+  it needs `tc netem`, which this kernel lacks.
+- io-error: the first log dir of broker EIO_BROKER (a FUSE passthrough, chaos_fuse.py) answers
+  EIO to every read and write: the dir goes offline as on a dying disk, leadership of its
+  partitions moves; healed like disk-full, by a clean restart once the disk answers again.
 - disk-full: the tmpfs log dir of broker DISK_BROKER filled up: its log dir goes offline (Kafka's
   LogDirFailureChannel), leadership of its partitions there moves; healed by freeing the space
   and restarting the broker (SIGTERM, which must exit 0), as Kafka needs a restart to bring a
@@ -28,7 +35,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chaos_checker import Fault
-from chaos_cluster import BROKER_IDS, DISK_BROKER, FILLER, REPLICA_LAG_MS, SESSION_TIMEOUT_MS, ChaosCluster
+from chaos_cluster import (
+    BROKER_IDS,
+    DISK_BROKER,
+    EIO_BROKER,
+    FILLER,
+    REPLICA_LAG_MS,
+    SESSION_TIMEOUT_MS,
+    ChaosCluster,
+)
 
 from kbroker.testing.disk_faults import fill
 
@@ -42,6 +57,8 @@ class Nemesis:
     run: Callable[[ChaosCluster, random.Random], Fault]
     needs_network: bool = False
     needs_disk: bool = False
+    needs_loss: bool = False
+    needs_failing_fs: bool = False
 
 
 def _kill_and_restart(cluster: ChaosCluster, broker_id: int, name: str, rng: random.Random, role: str = "") -> Fault:
@@ -159,20 +176,52 @@ def isolate_broker(cluster: ChaosCluster, rng: random.Random) -> Fault:
                              f"broker {broker_id} (leader of {cluster.topic}-{partition}) | all")
 
 
+def packet_loss(cluster: ChaosCluster, rng: random.Random) -> Fault:
+    partition, broker_id = _leader_of_random_partition(cluster, rng)
+    percent = rng.randint(30, 50)
+    peers = [f"b{b}" for b in BROKER_IDS if b != broker_id]
+    started = time.monotonic()
+    try:
+        for peer in peers:
+            cluster.network.lose(f"b{broker_id}", peer, percent)
+        time.sleep(REPLICA_LAG_MS / 1000 + rng.uniform(2, 6))
+    finally:
+        for peer in peers:
+            cluster.network.stop_losing(f"b{broker_id}", peer)
+    return Fault("packet-loss", f"broker {broker_id} (leader of {cluster.topic}-{partition}) | brokers, {percent}%",
+                 started, time.monotonic())
+
+
+def _restart_after_disk_fault(cluster: ChaosCluster, broker_id: int, what: str) -> None:
+    """Kafka brings a failed log dir back with a restart: SIGTERM must exit 0, the start recover it."""
+    broker = cluster.kafka.brokers[broker_id]
+    code = broker.stop(timeout=60)
+    if code != 0:
+        raise AssertionError(f"broker {broker_id} exited {code} on SIGTERM after {what}")
+    broker.start()
+    cluster.wait(lambda: broker_id in cluster.live(), f"broker {broker_id} to register again")
+
+
 def disk_full(cluster: ChaosCluster, rng: random.Random) -> Fault:
-    broker = cluster.kafka.brokers[DISK_BROKER]
     started = time.monotonic()
     try:
         fill(cluster.disk.mount_point, FILLER)
         time.sleep(rng.uniform(4, 8))  # followers' and producers' writes hit the full dir meanwhile
     finally:
         cluster.free_disk()
-    code = broker.stop(timeout=60)
-    if code != 0:
-        raise AssertionError(f"broker {DISK_BROKER} exited {code} on SIGTERM after its log dir filled up")
-    broker.start()
-    cluster.wait(lambda: DISK_BROKER in cluster.live(), f"broker {DISK_BROKER} to register again")
+    _restart_after_disk_fault(cluster, DISK_BROKER, "its log dir filled up")
     return Fault("disk-full", f"broker {DISK_BROKER} (tmpfs log dir)", started, time.monotonic())
+
+
+def io_error(cluster: ChaosCluster, rng: random.Random) -> Fault:
+    started = time.monotonic()
+    try:
+        cluster.failing_fs.fail(True)
+        time.sleep(rng.uniform(4, 8))
+    finally:
+        cluster.failing_fs.fail(False)
+    _restart_after_disk_fault(cluster, EIO_BROKER, "its log dir failed with EIO")
+    return Fault("io-error", f"broker {EIO_BROKER} (FUSE log dir, EIO)", started, time.monotonic())
 
 
 NEMESES = (
@@ -184,7 +233,9 @@ NEMESES = (
     Nemesis("partition-brokers", partition_brokers, needs_network=True),
     Nemesis("partition-zookeeper", partition_zookeeper, needs_network=True),
     Nemesis("isolate-broker", isolate_broker, needs_network=True),
+    Nemesis("packet-loss", packet_loss, needs_network=True, needs_loss=True),
     Nemesis("disk-full", disk_full, needs_disk=True),
+    Nemesis("io-error", io_error, needs_failing_fs=True),
 )
 
 
@@ -194,6 +245,10 @@ def skipped(cluster: ChaosCluster) -> dict[str, str]:
     for nemesis in NEMESES:
         if nemesis.needs_network and cluster.network.partition_unavailable:
             reasons[nemesis.name] = cluster.network.partition_unavailable
+        elif nemesis.needs_loss and cluster.network.loss_unavailable:
+            reasons[nemesis.name] = cluster.network.loss_unavailable
+        elif nemesis.needs_failing_fs and cluster.failing_fs_unavailable:
+            reasons[nemesis.name] = f"no FUSE log dir: {cluster.failing_fs_unavailable}"
         elif nemesis.needs_disk and cluster.disk_unavailable:
             reasons[nemesis.name] = f"no tmpfs log dir: {cluster.disk_unavailable}"
     return reasons

@@ -6,7 +6,12 @@ workload and checker on the host reach every node while the nodes can be partiti
 other. A partition between two nodes is a pair of blackhole routes (`ip -n NS route add
 blackhole PEER/32`) in both namespaces: packets of open connections are dropped, new connections
 fail, and deleting the routes heals it. (`tc netem` and nftables are not available on every
-machine; routes are.) Nodes listen on their namespace address only, never on a host interface.
+machine; routes are.) Packet loss between two nodes (`lose(a, b, percent)`) is a pair of
+iptables rules in a's namespace, `-m statistic --mode random --probability P -j DROP` on what
+goes to and comes from b, when the `iptables` command is installed (Debian's `iptables`; its
+nf_tables or legacy backend alike). Delay is not possible without `tc netem` (sch_netem), which
+this kernel does not have ("Specified qdisc kind is unknown"). Nodes listen on their namespace
+address only, never on a host interface.
 
 Without namespaces, `LoopbackNetwork` puts every node on 127.0.0.1 and says why the network
 nemeses cannot run. Everything this creates is deleted by `close()`, also after a failure; only a
@@ -17,6 +22,7 @@ runner killed with SIGKILL leaves its `kbc<pid>-*` namespaces and `kbc<pid>br` b
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 
@@ -59,10 +65,17 @@ class LoopbackNetwork:
 
     def __init__(self, names: list[str], reason: str) -> None:
         self.partition_unavailable = reason
+        self.loss_unavailable: str | None = reason
         self.nodes = {name: Node(name, "127.0.0.1", free_port()) for name in names}
 
     def partition(self, _a: str, _b: str) -> None:
         raise RuntimeError(self.partition_unavailable)
+
+    def lose(self, _a: str, _b: str, _percent: int) -> None:
+        raise RuntimeError(self.partition_unavailable)
+
+    def stop_losing(self, _a: str, _b: str) -> None:
+        pass
 
     def heal(self, _a: str, _b: str) -> None:
         pass
@@ -87,7 +100,9 @@ class NamespaceNetwork:
         self.bridge = f"{self.tag}br"
         self.namespaces: list[str] = []
         self.cut: set[tuple[str, str]] = set()
+        self.lossy: dict[tuple[str, str], int] = {}  # (a, b) -> percent of packets dropped
         self.nodes: dict[str, Node] = {}
+        self.loss_unavailable = None if shutil.which("iptables") else "iptables is not installed (Debian: iptables)"
         try:
             self._create(names)
         except BaseException:
@@ -132,9 +147,31 @@ class NamespaceNetwork:
             self._routes("del", *pair)
             self.cut.discard(pair)
 
+    def _loss_rules(self, action: str, a: str, b: str, percent: int) -> None:
+        peer = f"{self.nodes[b].host}/32"
+        match = ("-m", "statistic", "--mode", "random", "--probability", f"{percent / 100:.2f}", "-j", "DROP")
+        for chain, direction in (("INPUT", "-s"), ("OUTPUT", "-d")):
+            argv = ["ip", "netns", "exec", self._namespace(a), "iptables", action, chain, direction, peer, *match]
+            done = subprocess.run(argv, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.returncode}")
+
+    def lose(self, a: str, b: str, percent: int) -> None:
+        """Drop `percent` % of the packets between a and b, both ways, at random, until stopped."""
+        if (a, b) not in self.lossy:
+            self._loss_rules("-A", a, b, percent)
+            self.lossy[(a, b)] = percent
+
+    def stop_losing(self, a: str, b: str) -> None:
+        percent = self.lossy.pop((a, b), None)
+        if percent is not None:
+            self._loss_rules("-D", a, b, percent)
+
     def heal_all(self) -> None:
         for pair in list(self.cut):
             self.heal(*pair)
+        for a, b in list(self.lossy):
+            self.stop_losing(a, b)
 
     def close(self) -> None:
         """Delete the namespaces (their veth ends go with them) and the bridge; stop the

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from kbroker.testing.apache_kafka import apache_kafka_unavailable_reason
 from kbroker.testing.zookeeper import zookeeper_unavailable_reason
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -121,6 +122,28 @@ def test_with_metrics_runs_kbroker_again_with_its_metrics_endpoint_and_prints_ra
         assert set(results) == {"produce-1k", "consume-1k"} and all(r["verified"] for r in results.values())
     ratios = {(line["scenario"], line["denominator"]) for line in lines if line["kind"] == "ratio"}
     assert {("produce-1k", "kbroker+metrics"), ("consume-1k", "kbroker+metrics")} <= ratios
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_against_kafka_runs_apache_kafka_from_its_jars():
+    code, lines, stderr = run_bench("--scenarios", "produce-1k", "--against", "kafka", timeout=180)
+    assert code == 0, stderr
+    result = by_scenario(lines, "kafka")["produce-1k"]
+    assert result["verified"] and THROUGHPUT_KEYS <= result.keys(), result
+    assert ("produce-1k", "mb_per_s") in {(line["scenario"], line["metric"]) for line in lines if line["kind"] == "ratio"}
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_kafka_producer_perf_test_runs_against_both():
+    done = subprocess.run([sys.executable, str(SCRIPTS / "bench_perf_test.py"), "--scale", "0.0005", "--runs", "1",
+                           "--cases", "1k-acks-all"], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [row["case"] for row in rows] == ["1k-acks-all"]  # one case: each run is a JVM per broker
+    for row in rows:
+        for broker in ("kbroker", "kafka"):
+            assert row[broker]["errors"] == [] and row[broker]["records_per_s"] > 0, row
+        assert row["ratio_mb_per_s"] > 0
 
 
 def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(broker):

@@ -13,10 +13,12 @@ from chaos_checker import (  # noqa: E402
     batches,
     check_group,
     check_records,
+    check_transactions,
+    check_txn_offsets,
     replica_divergence,
     unavailability,
 )
-from chaos_workload import Ack, Commit, Consumed, parse_value, record_value  # noqa: E402
+from chaos_workload import Ack, Commit, Consumed, TxnRecord, parse_value, record_value  # noqa: E402
 
 from kbroker.testing.batches import producer_batch  # noqa: E402
 
@@ -52,6 +54,8 @@ def test_lost_misplaced_duplicated_and_reordered_are_counted():
     assert counts["misplaced"] == 2  # a/2 acked at 1, a/4 acked at 2
     assert counts["duplicated"] == 1 and counts["reordered"] == 1  # 2 after 4
     assert {v.split(":")[0] for v in violations} == {"lost", "misplaced", "duplicated", "reordered"}
+    (duplicate,) = [v for v in violations if v.startswith("duplicated")]
+    assert "('a', 4, 0, [1, 3])" in duplicate  # producer, seq, partition, the offsets of its copies
 
 
 def test_an_ack_without_an_offset_is_checked_for_presence_only():
@@ -105,3 +109,27 @@ def test_unavailability_windows():
     assert window["first_ack_s"] == 3.0  # the ack at 5.0 on partition 0
     assert window["all_partitions_s"] == 7.0  # partition 1's next ack is at 9.0
     assert window["longest_gap_s"] == 7.0
+
+
+def test_read_committed_isolation_is_checked():
+    committed = [TxnRecord("t", 0, 0), TxnRecord("t", 1, 1), TxnRecord("t", 8, 0)]
+    aborted = [TxnRecord("t", 4, 0), TxnRecord("t", 5, 1)]
+    indeterminate = [TxnRecord("t", 12, 0)]
+    clean = log_of([("t", 0), ("t", 8), ("t", 12)], [("t", 1)])  # the indeterminate one may be there
+    counts, violations = check_transactions(committed, aborted, indeterminate, clean)
+    assert violations == [] and counts["txn_in_log"] == 4 and counts["txn_indeterminate"] == 1
+    broken = log_of([("t", 8), ("t", 0), ("t", 4), ("t", 12), ("t", 12)], [])  # 1 missing, 4 visible
+    counts, violations = check_transactions(committed, aborted, indeterminate, broken)
+    assert (counts["txn_missing"], counts["txn_aborted_visible"], counts["txn_duplicated"],
+            counts["txn_reordered"]) == (1, 1, 1, 2)
+    assert {v.split(":")[0] for v in violations} == {"txn_missing", "txn_aborted_visible", "txn_duplicated",
+                                                     "txn_reordered"}
+
+
+def test_a_transactional_groups_offset_is_its_last_committed_transactions():
+    marks = {"committed": [1, 2, 4], "aborted": [5], "indeterminate": []}
+    assert check_txn_offsets(marks, 4) == ({"txn_offset_commits": 3, "txn_offsets_wrong": 0}, [])
+    assert check_txn_offsets(marks, 5)[1][0].startswith("txn_offsets_aborted_visible")
+    assert check_txn_offsets(marks, 2)[1][0].startswith("txn_offsets_lost")
+    assert check_txn_offsets({**marks, "indeterminate": [6]}, 6)[1] == []  # its commit may have landed
+    assert check_txn_offsets({**marks, "indeterminate": [6]}, 7)[1][0].startswith("txn_offsets_unknown")

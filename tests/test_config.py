@@ -330,18 +330,18 @@ def test_unreadable_file_is_a_config_error(tmp_path):
 @pytest.mark.parametrize(
     ("setting", "allowed"),
     [
-        ("num.partitions=abc", "whole number of type int"),
-        ("num.partitions=1.5", "whole number of type int"),
-        ("num.partitions=0", "at least 1"),
-        ("num.partitions=2147483648", "-2147483648 to 2147483647"),
-        ("offsets.topic.replication.factor=40000", "type short"),
-        ("log.retention.ms=9223372036854775808", "type long"),
-        ("auto.create.topics.enable=yes", "true or false"),
-        ("log.cleaner.min.cleanable.ratio=1.5", "between 0 and 1"),
-        ("log.cleaner.min.cleanable.ratio=1_0", "type double"),
+        ("num.partitions=abc", "Not a number of type INT"),
+        ("num.partitions=1.5", "Not a number of type INT"),
+        ("num.partitions=0", "Value must be at least 1"),
+        ("num.partitions=2147483648", "Not a number of type INT"),
+        ("offsets.topic.replication.factor=40000", "Not a number of type SHORT"),
+        ("log.retention.ms=9223372036854775808", "Not a number of type LONG"),
+        ("auto.create.topics.enable=yes", "Expected value to be either true or false"),
+        ("log.cleaner.min.cleanable.ratio=1.5", "Value must be no more than 1"),
+        ("log.cleaner.min.cleanable.ratio=1_0", "Not a number of type DOUBLE"),
         ("log.message.timestamp.type=createtime", "CreateTime, LogAppendTime"),
         ("compression.type=brotli", "uncompressed, zstd, lz4, snappy, gzip, producer"),
-        ("log.cleanup.policy=delete,purge", "compact, delete"),
+        ("log.cleanup.policy=purge", "String must be one of: compact, delete"),
         ("inter.broker.protocol.version=3.7-IV9", "Kafka version"),
         ("inter.broker.protocol.version=banana", "Kafka version"),
         ("security.inter.broker.protocol=TLS", "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
@@ -354,7 +354,15 @@ def test_bad_value_names_key_value_and_what_is_allowed(setting, allowed):
     with pytest.raises(ConfigError) as info:
         KafkaConfig.load(overrides=[setting])
     message = str(info.value)
-    assert key in message and repr(value) in message and allowed in message
+    # ConfigException's form: the value unquoted, then ConfigDef's own words for what is wrong.
+    assert f"Invalid value {value} for configuration {key}: " in message and allowed in message
+
+
+def test_a_bad_list_item_is_named_alone_as_kafkas_valid_list_does():
+    with pytest.raises(ConfigError) as info:
+        KafkaConfig.load(overrides=["log.cleanup.policy=delete,purge"])
+    assert "Invalid value purge for configuration log.cleanup.policy: String must be one of: compact, delete" in str(
+        info.value)
 
 
 def test_every_bad_value_is_reported_at_once():
@@ -542,7 +550,7 @@ def test_valid_topic_configs(name, value):
         ("cleanup.policy", "forever", "compact, delete"),
         ("segment.bytes", "13", "at least 14"),
         ("segment.ms", "0", "at least 1"),
-        ("min.insync.replicas", "zero", "type int"),
+        ("min.insync.replicas", "zero", "Invalid value zero for configuration min.insync.replicas: Not a number of type INT"),
         ("message.timestamp.type", "Now", "CreateTime"),
         ("leader.replication.throttled.replicas", "0-1", "partition:broker"),
         ("no.such.topic.config", "1", "Unknown topic config name: no.such.topic.config"),

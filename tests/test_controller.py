@@ -6,15 +6,22 @@ recorded per broker, so each test checks both what it wrote in the znodes and wh
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from types import SimpleNamespace
 
+import pytest
+from kazoo.client import KazooClient
+
+from kbroker.api.handlers import alter_partition
 from kbroker.controller.kafka_controller import IsrChange, KafkaController, LeaderAndIsr
 from kbroker.metadata import zk_data as zk
 from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
-from kbroker.metadata.znode_store import EmbeddedZNodeStore
+from kbroker.metadata.kazoo_store import KazooZNodeStore
+from kbroker.metadata.znode_store import EmbeddedZNodeStore, ZooKeeperUnavailableError
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.testing.waiting import eventually
 
 
 class RecordingChannel:
@@ -45,9 +52,9 @@ class RecordingChannel:
 class Cluster:
     """The znode tree plus a controller; events run when `run_events` is called, like the loop."""
 
-    def __init__(self, tmp_path, brokers=(1, 2, 3)) -> None:
+    def __init__(self, tmp_path, brokers=(1, 2, 3), store_factory=EmbeddedZNodeStore) -> None:
         self.queue: list = []
-        self.store = EmbeddedZNodeStore(str(tmp_path), notify=self.queue.append)
+        self.store = store_factory(str(tmp_path), notify=self.queue.append)
         self.zk = KafkaZkClient(self.store)
         self.zk.create_top_level_paths()
         for b in brokers:
@@ -223,6 +230,47 @@ def test_alter_partition_checks_in_kafkas_order(cluster):
     assert {b for b, _ in cluster.channel.take(ApiKey.UPDATE_METADATA)} == {1, 2, 3}
 
 
+def expire_session(connect: str, store: KazooZNodeStore) -> None:
+    """Ends `store`'s ZooKeeper session from the server's side, as a session timeout does: a second
+    client joins the session with its id and password and closes it."""
+    session_id, password = store.client.client_id
+    thief = KazooClient(hosts=connect, client_id=(session_id, password), timeout=10)
+    thief.start(timeout=10)
+    thief.stop()
+    thief.close()
+
+
+def test_alter_partition_on_a_controller_whose_session_expired_answers_not_controller(tmp_path, zookeeper):
+    """The chaos run's traceback (issue 16): the controller's session expired while it served
+    AlterPartition, before the session-lost event reached the loop; kazoo's SessionExpiredError
+    escaped the handler and closed the connection. Now NOT_CONTROLLER, as Kafka answers once its
+    controller's znode writes fail."""
+    chroot = f"/alter-partition-expired-{tmp_path.name}"
+    cluster = Cluster(tmp_path, store_factory=lambda _path, notify: KazooZNodeStore(
+        zookeeper + chroot, 10000, 10000, notify))
+    try:
+        AdminZkClient(cluster.zk).create_topic("t", {0: [1, 2, 3]}, {})
+
+        def topic_online():  # kazoo's watches arrive on its own thread: run them as they come
+            cluster.run_events()
+            return cluster.state("t", 0)
+
+        state = eventually(topic_online, what="the controller to elect t-0's leader")
+        request = {"broker_id": 1, "broker_epoch": cluster.controller.live_brokers[1].epoch, "topics": [
+            {"topic_name": "t", "topic_id": None, "partitions": [
+                {"partition_index": 0, "leader_epoch": state.leader_epoch, "new_isr": [1, 2],
+                 "leader_recovery_state": 0, "partition_epoch": state.zk_version}]}]}
+        ctx = SimpleNamespace(services=SimpleNamespace(controller=cluster.controller), peer="test", api_version=1)
+        expire_session(zookeeper + chroot, cluster.store)
+        with pytest.raises(ZooKeeperUnavailableError):
+            cluster.store.get(zk.partition_state_path("t", 0))  # kazoo's SessionExpiredError, in the store's terms
+        assert cluster.controller.is_active  # the session-lost event has not run yet
+        answer = asyncio.run(alter_partition.handle(ctx, request))
+        assert (answer["error_code"], answer["topics"]) == (Errors.NOT_CONTROLLER, [])
+    finally:
+        cluster.store.close()
+
+
 def test_preferred_election(cluster):
     cluster.create_topic("t", {0: [2, 3, 1]})
     cluster.controller.on_controlled_shutdown(2, -1)
@@ -322,3 +370,23 @@ def test_a_controller_overtaken_during_its_failover_resigns_without_writing(tmp_
     assert not controller.is_active
     assert client.get_partition_state("waiting", 0) is None  # the stale epoch wrote nothing
     assert client.get_controller_id() == 2
+
+
+def test_a_zookeeper_loss_under_any_other_handler_closes_the_connection_in_one_line(caplog):
+    """Outside the controller-only APIs (which answer NOT_CONTROLLER) a request whose ZooKeeper call
+    lost its session has no answer Kafka would give: the connection is closed with one WARNING line,
+    not the network layer's traceback."""
+    from kbroker.api.kafka_apis import KafkaApis
+    from kbroker.network.socket_server import CloseConnection
+    from kbroker.testing.wire import metadata_request
+
+    async def lost(_ctx, _request):
+        raise ZooKeeperUnavailableError("ZooKeeper unavailable: SessionExpiredError")
+
+    apis = KafkaApis(SimpleNamespace())
+    apis.handlers[ApiKey.METADATA] = apis.handlers[ApiKey.METADATA]._replace(handle=lost)
+    conn = SimpleNamespace(peer="10.0.0.9:4242", listener_name="PLAINTEXT", session=None)
+    with pytest.raises(CloseConnection):
+        asyncio.run(apis.process(conn, memoryview(metadata_request(7, version=1))[4:]))
+    (line,) = [r for r in caplog.records if r.name == "kbroker.request"]
+    assert "METADATA v1 could not complete" in line.getMessage() and line.exc_info is None

@@ -208,3 +208,47 @@ def test_open_transactions_survive_a_crash(tmp_path):
     marker(reopened, ControlRecordType.COMMIT)
     reopened.update_high_watermark(reopened.log_end_offset)
     assert reopened.last_stable_offset == reopened.log_end_offset == 8
+
+
+def replicate(leader: UnifiedLog, follower: UnifiedLog, max_bytes: int) -> None:
+    """The follower fetches from the leader as a ReplicaFetcher does, `max_bytes` at a time."""
+    while follower.log_end_offset < leader.log_end_offset:
+        fetched = leader.read(follower.log_end_offset, max_bytes).read_bytes()
+        follower.append_as_follower(fetched, now=T0)
+
+
+@pytest.mark.parametrize("fetch_bytes", [1, 1 << 20], ids=["a-fetch-per-batch", "one-fetch"])
+def test_a_promoted_follower_answers_retries_of_the_last_five_batches_as_duplicates(tmp_path, fetch_bytes):
+    """Issue 16's chaos duplicate, the promoted-follower path: a follower that replicated a
+    producer's batches becomes leader and gets their retries (the old leader died before the
+    acks). Producer state built while replicating must answer each of the last five with its
+    original offsets and append nothing (Kafka's ProducerStateEntry keeps five batches)."""
+    leader = UnifiedLog(str(tmp_path / "leader" / "payments-0"), LogConfig(), had_clean_shutdown=True, now=T0)
+    follower = UnifiedLog(str(tmp_path / "follower" / "payments-0"), LogConfig(), had_clean_shutdown=True, now=T0)
+    idempotent(leader, 0, pid=PID + 1)  # another producer first: offsets differ from sequences
+    originals = [idempotent(leader, seq, count=3) for seq in range(0, 18, 3)]  # six batches
+    replicate(leader, follower, fetch_bytes)
+    end = follower.log_end_offset
+    for original, seq in zip(originals[1:], range(3, 18, 3), strict=True):
+        retry = follower.append_as_leader(producer_batch([b"r%d" % i for i in range(3)], producer_id=PID,
+                                                         producer_epoch=0, base_sequence=seq),
+                                          leader_epoch=1, now=T0)
+        assert retry.duplicate, seq
+        assert (retry.base_offset, retry.last_offset) == (original.base_offset, original.last_offset)
+    assert follower.log_end_offset == end
+    assert idempotent(follower, 18).base_offset == end  # and the next batch is in sequence
+
+
+def test_a_follower_truncated_then_promoted_still_knows_the_last_five_batches(tmp_path):
+    """The truncation path: a follower that truncated away a diverging tail (another producer's
+    batch the old leader wrote last) rebuilds producer state from its log, and as leader answers
+    the retries of the surviving batches as duplicates."""
+    leader = UnifiedLog(str(tmp_path / "leader" / "payments-0"), LogConfig(), had_clean_shutdown=True, now=T0)
+    follower = UnifiedLog(str(tmp_path / "follower" / "payments-0"), LogConfig(), had_clean_shutdown=True, now=T0)
+    originals = [idempotent(leader, seq) for seq in range(0, 10, 2)]
+    idempotent(leader, 0, pid=PID + 1)
+    replicate(leader, follower, 1 << 20)
+    assert follower.truncate_to(originals[-1].last_offset + 1)
+    for original, seq in zip(originals, range(0, 10, 2), strict=True):
+        retry = idempotent(follower, seq)
+        assert retry.duplicate and retry.base_offset == original.base_offset, seq

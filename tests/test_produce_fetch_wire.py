@@ -472,6 +472,19 @@ def test_list_offsets_by_time_earliest_latest_and_max_timestamp(kbroker):
     assert v0["topics"][0]["partitions"][0]["old_style_offsets"] == [6]
 
 
+def test_list_offsets_tiered_storage_timestamps_without_tiered_storage(kbroker):
+    """-4 earliest local is the log start; -5 latest tiered (v9) and -6 earliest pending upload
+    (v11, KIP-1023) are -1, as Kafka's UnifiedLog answers when remote storage is off (a -6 used
+    to be searched as a timestamp, finding the first record)."""
+    topic = "wire-list-offsets-tiered"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client:
+        produce(client, topic, 0, build_batch(values(3)))
+        found = {(ts, version): list_offset(client, topic, 0, ts, version)
+                 for ts, version in ((-4, 8), (-5, 9), (-5, 11), (-6, 11))}
+    assert found == {(-4, 8): (NONE, 0), (-5, 9): (NONE, -1), (-5, 11): (NONE, -1), (-6, 11): (NONE, -1)}
+
+
 def test_list_offsets_max_timestamp_before_v7_answers_leadership_errors_first(kbroker):
     topic = "wire-list-offsets-v6"
     create_topic(kbroker.port, topic)

@@ -395,3 +395,60 @@ def test_fetcher_ids_spread_partitions_like_kafka():
 ])
 def test_truncation_on_fetch_needs_ibp_2_7_iv1(version, expected):
     assert ibp_at_least(version, (2, 7), 1) == expected
+
+
+# -- idempotent producers and the min ISR (issue 16's chaos duplicate) ------------------------------
+
+PRODUCER_ID = 77
+
+
+def idempotent(partition: Partition, seq: int):
+    return partition.append_records_to_leader(
+        producer_batch([b"m%d" % seq], producer_id=PRODUCER_ID, producer_epoch=0, base_sequence=seq), required_acks=-1)
+
+
+def refused_code(call) -> Errors:
+    with pytest.raises(PartitionError) as raised:
+        call()
+    return raised.value.code
+
+
+def shrink_to_leader_alone(partition: Partition, clock: list[int]) -> None:
+    clock[0] = NOW + LAG_MS + 1
+    change = partition.maybe_shrink_isr()
+    partition.on_alter_partition_response(change, Errors.NONE, committed([1], partition_epoch=1))
+
+
+def test_a_batch_behind_one_refused_for_the_min_isr_is_refused_alike_not_out_of_order(make_leader):
+    """The sequence librdkafka's eos log showed before each chaos duplicate: seq 0 written but not
+    acknowledged (the ISR shrank under it: the answer is a timeout), seq 1 refused with
+    NOT_ENOUGH_REPLICAS, the ISR back, seq 2 (in flight behind seq 1) answered
+    OUT_OF_ORDER_SEQUENCE_NUMBER, which makes librdkafka bump its epoch and renumber seq 0 too:
+    written twice. Seq 2 gets NOT_ENOUGH_REPLICAS as well, so the client retries 0, 1, 2 in order
+    under the same epoch: 0 is answered as the duplicate it is, 1 and 2 are written once."""
+    partition = make_leader(min_isr=2)
+    first = idempotent(partition, 0)
+    shrink_to_leader_alone(partition, make_leader.clock)
+    assert partition.isr == [1]
+    assert refused_code(lambda: idempotent(partition, 1)) == Errors.NOT_ENOUGH_REPLICAS
+    assert refused_code(lambda: idempotent(partition, 0)) == Errors.NOT_ENOUGH_REPLICAS  # a retry leaves no gap
+    _, change = fetch(partition, 2, partition.log.log_end_offset, make_leader.clock[0])
+    partition.on_alter_partition_response(change, Errors.NONE, committed([1, 2], partition_epoch=2))
+    assert partition.isr == [1, 2]
+    assert refused_code(lambda: idempotent(partition, 2)) == Errors.NOT_ENOUGH_REPLICAS  # was OUT_OF_ORDER
+    retry = idempotent(partition, 0)
+    assert retry.duplicate and retry.base_offset == first.base_offset
+    assert [idempotent(partition, seq).base_offset for seq in (1, 2)] == [1, 2]
+    assert partition.refused_for_min_isr == {}
+    assert refused_code(lambda: idempotent(partition, 5)) == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER  # a real gap
+
+
+def test_a_gap_not_left_by_a_refusal_stays_out_of_order(make_leader):
+    partition = make_leader(min_isr=2)
+    idempotent(partition, 0)
+    shrink_to_leader_alone(partition, make_leader.clock)
+    assert refused_code(lambda: idempotent(partition, 3)) == Errors.NOT_ENOUGH_REPLICAS  # refused: seq 3
+    _, change = fetch(partition, 2, partition.log.log_end_offset, make_leader.clock[0])
+    partition.on_alter_partition_response(change, Errors.NONE, committed([1, 2], partition_epoch=2))
+    # The gap starts at 1, which nobody refused: Kafka's answer.
+    assert refused_code(lambda: idempotent(partition, 4)) == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER

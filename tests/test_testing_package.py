@@ -13,12 +13,20 @@ import sys
 
 import pytest
 
+from kbroker.testing.apache_kafka import (
+    KAFKA_LIB,
+    TOOL_CLASSES,
+    apache_kafka_unavailable_reason,
+    random_cluster_id,
+    server_properties,
+)
 from kbroker.testing.processes import free_port
 from kbroker.testing.waiting import eventually, eventually_async
 
 CLIENT_LIBRARIES = ("kafka", "confluent_kafka", "aiokafka")
 LIGHT_MODULES = ("kbroker.testing", "kbroker.testing.waiting", "kbroker.testing.processes",
-                 "kbroker.testing.zookeeper", "kbroker.testing.wire", "kbroker.testing.pytest_plugin")
+                 "kbroker.testing.zookeeper", "kbroker.testing.wire", "kbroker.testing.pytest_plugin",
+                 "kbroker.testing.apache_kafka")
 
 
 def test_eventually_returns_the_first_truthy_value():
@@ -59,3 +67,56 @@ def test_the_package_and_its_process_helpers_import_no_client_library():
               f"print(json.dumps([m for m in {CLIENT_LIBRARIES!r} if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(done.stdout) == []
+
+
+def test_zookeeper_chooses_another_port_when_its_port_was_taken_before_it_bound(tmp_path, monkeypatch):
+    """Several test runs share the machine: a port free_port() found free may be taken before the
+    JVM binds it. ZooKeeperProcess then starts again on another port (one it chose: a given port
+    is the caller's)."""
+    from kbroker.testing import zookeeper
+
+    if zookeeper.zookeeper_unavailable_reason():
+        pytest.skip(zookeeper.zookeeper_unavailable_reason())
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = iter([taken.getsockname()[1], free_port()])
+    monkeypatch.setattr(zookeeper, "free_port", lambda: next(ports))
+    process = zookeeper.ZooKeeperProcess(tmp_path)
+    try:
+        process.start()
+        assert process.port != taken.getsockname()[1]
+        assert zookeeper.four_letter_word(process.port, "ruok") == b"imok"
+    finally:
+        process.stop()
+        taken.close()
+
+
+def test_apache_kafka_server_properties_make_one_kraft_node(tmp_path):
+    text = server_properties(9092, 9093, tmp_path)
+    settings = dict(line.split("=", 1) for line in text.splitlines())
+    assert settings["process.roles"] == "broker,controller"
+    assert settings["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
+    assert settings["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert settings["log.dirs"] == str(tmp_path) and settings["offsets.topic.replication.factor"] == "1"
+
+
+def test_a_cluster_id_is_sixteen_bytes_in_url_safe_base64():
+    import base64
+
+    for _ in range(500):  # one in 64 would start with '-', which kafka-storage reads as an option
+        cluster_id = random_cluster_id()
+        assert len(cluster_id) == 22 and len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+        assert not cluster_id.startswith("-")
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_every_tool_main_class_is_in_kafkas_jars():
+    import zipfile
+
+    classes = set()
+    for jar in KAFKA_LIB.glob("*.jar"):
+        with zipfile.ZipFile(jar) as archive:
+            classes.update(name for name in archive.namelist() if name.endswith(".class"))
+    missing = {tool: main for tool, main in TOOL_CLASSES.items() if main.replace(".", "/") + ".class" not in classes}
+    assert not missing

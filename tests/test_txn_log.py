@@ -1,7 +1,8 @@
 """The log side of transactions through UnifiedLog on real files: the aborted-transaction index
 (`.txnindex`, read back with struct as an independent decoder), its recovery after a crash, the
-ongoing transactions carried by producer state snapshots across a clean restart, and aborted
-transactions whose markers lie in a later segment than their data.
+ongoing transactions carried by producer state snapshots across a clean restart, aborted
+transactions whose markers lie in a later segment than their data, and KIP-890's
+VerificationGuard (a verified append is valid only for the verification it was given).
 
 Data batches are written by kafka-python's builder; markers are the control batches the broker
 writes for WriteTxnMarkers (origin COORDINATOR). Expected behaviour is Apache Kafka 3.9's
@@ -14,10 +15,13 @@ import os
 import struct
 
 import crc32c
+import pytest
 
 from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
+from kbroker.log.errors import LogError
 from kbroker.log.index import AbortedTxn
+from kbroker.log.producer_state import SENTINEL, VerificationGuard
 from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.testing.batches import producer_batch
@@ -30,10 +34,11 @@ def open_log(path, clean: bool = True, **config) -> UnifiedLog:
     return UnifiedLog(str(path / "orders-0"), LogConfig(**config), had_clean_shutdown=clean, now=T0)
 
 
-def txn_data(log: UnifiedLog, pid: int, seq: int, count: int = 2, epoch: int = 0) -> int:
+def txn_data(log: UnifiedLog, pid: int, seq: int, count: int = 2, epoch: int = 0,
+             guard: VerificationGuard | None = None) -> int:
     batch = producer_batch([b"v%d" % (seq + i) for i in range(count)], producer_id=pid, producer_epoch=epoch,
                            base_sequence=seq, transactional=True, timestamp=T0)
-    return log.append_as_leader(batch, leader_epoch=0, now=T0).base_offset
+    return log.append_as_leader(batch, leader_epoch=0, now=T0, verification_guard=guard).base_offset
 
 
 def end_txn(log: UnifiedLog, pid: int, control: ControlRecordType, epoch: int = 0) -> int:
@@ -166,3 +171,47 @@ def test_the_index_goes_with_its_segment_on_retention_and_truncation(tmp_path):
     log.delete_pending_files(force=True)
     assert not any(name.startswith("00000000000000000000.") for name in os.listdir(log.directory))
     assert log.collect_aborted_transactions(0, log.log_end_offset) == []
+
+
+def test_a_verified_append_needs_the_guard_of_its_own_verification(tmp_path):
+    log = open_log(tmp_path)
+    with pytest.raises(LogError) as refused:  # verification on, nothing verified
+        txn_data(log, PID, 0, guard=SENTINEL)
+    assert refused.value.code == 48 and "not part of an ongoing transaction" in str(refused.value)
+    guard = log.maybe_start_transaction_verification(PID, 0)
+    assert guard is not SENTINEL and log.maybe_start_transaction_verification(PID, 0) is guard  # one per producer
+    with pytest.raises(LogError):
+        txn_data(log, PID, 0, guard=VerificationGuard())  # another verification's guard
+    assert log.log_end_offset == 0
+    assert txn_data(log, PID, 0, guard=guard) == 0
+    # The transaction is open: nothing to verify, later batches go in with the sentinel.
+    assert log.maybe_start_transaction_verification(PID, 0) is SENTINEL
+    assert txn_data(log, PID, 2, guard=SENTINEL) == 2
+    end_txn(log, PID, ControlRecordType.COMMIT)
+    # The first append cleared the guard: replaying it after the commit opens nothing.
+    with pytest.raises(LogError):
+        txn_data(log, PID, 4, guard=guard)
+    assert log.log_end_offset == 5
+    assert log.last_stable_offset == 5
+
+
+def test_a_marker_between_verification_and_append_voids_the_guard(tmp_path):
+    """The coordinator aborts (timeout) after the leader asked it, before the produce lands: the
+    abort marker clears the verification, so the late batch cannot open a hanging transaction."""
+    log = open_log(tmp_path)
+    guard = log.maybe_start_transaction_verification(PID, 0)
+    end_txn(log, PID, ControlRecordType.ABORT)
+    with pytest.raises(LogError):
+        txn_data(log, PID, 0, guard=guard)
+    assert log.log_end_offset == 1 and log.last_stable_offset == 1
+    # Verification off (None): the log checks nothing, as Kafka with the setting false.
+    assert txn_data(log, PID, 0, guard=None) == 1
+
+
+def test_lingering_verifications_expire_with_producer_ids(tmp_path):
+    log = UnifiedLog(str(tmp_path / "orders-0"), LogConfig(), now=T0, producer_id_expiration_ms=1000)
+    guard = log.maybe_start_transaction_verification(PID, 0, now=T0)
+    log.remove_expired_producers(now=T0 + 500)
+    assert log.producer_state_manager.verification_guard(PID) is guard
+    log.remove_expired_producers(now=T0 + 1000)
+    assert log.producer_state_manager.verification_guard(PID) is SENTINEL

@@ -26,6 +26,7 @@ from kafka import TopicPartition as KafkaPythonTopicPartition
 from kbroker.testing.batches import read_batches
 from kbroker.testing.raw_client import RawClient, create_topic
 from kbroker.testing.txn_log import (
+    NO_VERIFICATION,
     READ_COMMITTED,
     READ_UNCOMMITTED,
     Producers,
@@ -103,7 +104,7 @@ def txn_index_entries(log_dir: Path, topic: str) -> list[tuple[int, ...]]:
 
 
 def test_consumers_see_committed_records_only_under_read_committed(module_broker_factory):
-    kbroker = module_broker_factory()
+    kbroker = module_broker_factory(NO_VERIFICATION)
     topic = "txn-consumers"
     create_topic(kbroker.port, topic)
     with RawClient(kbroker.port) as client:
@@ -118,7 +119,7 @@ def test_consumers_see_committed_records_only_under_read_committed(module_broker
 
 @pytest.mark.parametrize("stop", ["kill", "sigterm"])
 def test_last_stable_offset_and_aborted_index_survive_a_restart(broker_factory, stop):
-    kbroker = broker_factory()
+    kbroker = broker_factory(NO_VERIFICATION)
     topic = f"txn-restart-{stop}"
     create_topic(kbroker.port, topic)
     with RawClient(kbroker.port) as client:
@@ -143,7 +144,7 @@ def test_last_stable_offset_and_aborted_index_survive_a_restart(broker_factory, 
 
 
 def test_compaction_removes_aborted_data_then_the_abort_marker(broker_factory):
-    kbroker = broker_factory("log.cleaner.backoff.ms=100")
+    kbroker = broker_factory(NO_VERIFICATION, "log.cleaner.backoff.ms=100")
     topic = "txn-compacted"
     create_topic(kbroker.port, topic, configs={
         "cleanup.policy": "compact", "segment.bytes": "1024", "min.cleanable.dirty.ratio": "0.01",

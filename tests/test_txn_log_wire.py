@@ -18,20 +18,23 @@ from kbroker.testing.batches import read_batches
 from kbroker.testing.raw_client import (
     FETCH,
     NONE,
+    PRODUCE,
     RawClient,
     advertised_api_keys,
     create_topic,
     fetch_body,
     init_producer_id,
-    produce,
+    produce_body,
 )
 from kbroker.testing.records import batch_values
 from kbroker.testing.txn_log import (
+    NO_VERIFICATION,
     READ_COMMITTED,
     READ_UNCOMMITTED,
     WRITE_TXN_MARKERS,
     fetch_isolated,
     latest_offset,
+    produce_txn,
     txn_batch,
 )
 from kbroker.testing.txn_log import write_txn_markers as write_markers
@@ -39,20 +42,17 @@ from kbroker.testing.txn_log import write_txn_markers as write_markers
 UNKNOWN_TOPIC_OR_PARTITION = 3
 INVALID_PRODUCER_EPOCH = 47
 INVALID_TXN_STATE = 48
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
 TRANSACTION_COORDINATOR_FENCED = 52
 
 
 @pytest.fixture(scope="module")
 def kbroker(module_broker_factory):
-    return module_broker_factory()
-
-
-def produce_txn(client: RawClient, topic: str, partition: int, records: bytes) -> dict:
-    return produce(client, topic, partition, records, acks=-1)
+    return module_broker_factory(NO_VERIFICATION)
 
 
 def test_write_txn_markers_is_advertised(kbroker):
-    assert advertised_api_keys(kbroker.port)[WRITE_TXN_MARKERS] == (0, 1)
+    assert advertised_api_keys(kbroker.port)[WRITE_TXN_MARKERS] == (0, 2)
 
 
 def test_commit_marker_moves_the_last_stable_offset_past_the_transaction(kbroker):
@@ -132,6 +132,26 @@ def test_non_transactional_produce_inside_a_transaction_is_refused(kbroker):
         assert fetch_isolated(client, topic, 0, 0, READ_UNCOMMITTED)["high_watermark"] == 1
 
 
+def test_transactional_batches_without_a_transactional_id_are_refused_whole(kbroker):
+    """KafkaApis.handleProduceRequest: transactional records are authorized through the request's
+    transactional id; without one every partition of the request answers
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED, the plain batch beside it too, and nothing is appended."""
+    topic = "txn-no-id"
+    create_topic(kbroker.port, topic, partitions=2)
+    with RawClient(kbroker.port) as client:
+        pid, epoch = init_producer_id(client)
+        body = produce_body(topic, 0, txn_batch([b"t"], pid, epoch, 0), acks=-1)
+        body["topic_data"][0]["partition_data"].append({"index": 1, "records": txn_batch([b"p"], pid, epoch, 0,
+                                                                                          transactional=False)})
+        for version in (3, 9, 11):
+            answer = client.call(PRODUCE, version, body)["responses"][0]["partition_responses"]
+            assert [(p["index"], p["error_code"], p["base_offset"]) for p in answer] == [
+                (0, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1), (1, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, -1)]
+        assert [fetch_isolated(client, topic, p, 0, READ_UNCOMMITTED)["high_watermark"] for p in (0, 1)] == [0, 0]
+        # The same batch named by a transactional id goes in (this broker verifies nothing).
+        assert produce_txn(client, topic, 0, txn_batch([b"t"], pid, epoch, 0))["error_code"] == NONE
+
+
 def test_write_txn_markers_v0(kbroker):
     topic = "txn-v0"
     create_topic(kbroker.port, topic)
@@ -140,6 +160,26 @@ def test_write_txn_markers_v0(kbroker):
         assert produce_txn(client, topic, 0, txn_batch([b"v0"], pid, epoch, 0))["error_code"] == NONE
         assert write_markers(client, pid, epoch, True, [(topic, 0)], version=0) == {(topic, 0): NONE}
         assert fetch_isolated(client, topic, 0, 0, READ_COMMITTED)["last_stable_offset"] == 2
+
+
+def test_write_txn_markers_v2_transaction_version_2_needs_a_bumped_epoch(kbroker):
+    """KIP-1228: a transaction.version 2 coordinator bumps the epoch for its marker, so a TV2
+    marker at the producer's own epoch is refused (nothing appended); TV0/1 accept it."""
+    topic = "txn-v2-markers"
+    create_topic(kbroker.port, topic)
+    with RawClient(kbroker.port) as client:
+        pid, epoch = init_producer_id(client)
+        assert produce_txn(client, topic, 0, txn_batch([b"a"], pid, epoch, 0))["error_code"] == NONE
+        assert write_markers(client, pid, epoch, True, [(topic, 0)], version=2, transaction_version=2) == {
+            (topic, 0): INVALID_PRODUCER_EPOCH}
+        assert latest_offset(client, topic, 0, READ_UNCOMMITTED) == 1  # the refused marker is not there
+        assert write_markers(client, pid, epoch + 1, True, [(topic, 0)], version=2, transaction_version=2) == {
+            (topic, 0): NONE}
+        assert latest_offset(client, topic, 0, READ_COMMITTED) == 2
+        assert produce_txn(client, topic, 0, txn_batch([b"b"], pid, epoch + 1, 0))["error_code"] == NONE
+        assert write_markers(client, pid, epoch + 1, False, [(topic, 0)], version=2, transaction_version=1) == {
+            (topic, 0): NONE}
+        assert latest_offset(client, topic, 0, READ_COMMITTED) == 4
 
 
 def test_a_parked_read_committed_fetch_wakes_when_the_marker_moves_the_lso(kbroker):

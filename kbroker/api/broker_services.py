@@ -50,15 +50,46 @@ class BrokerServices:
     controller_fence: ControllerFence
     build_group_coordinator: Callable[[], GroupCoordinator]
     build_transaction_coordinator: Callable[[], TransactionCoordinator]
-    credential_cache: CredentialCache
-    scram_credentials: ScramCredentialManager
-    client_quotas: ClientQuotaManagers  # the throttling side (`enabled` False while no quota exists)
-    client_quota_admin: ClientQuotaAdmin  # Describe/AlterClientQuotas
+    # The SCRAM credentials (their cache and Describe/AlterUserScramCredentials), built the first
+    # time a SASL login or a SCRAM request needs them: a broker without SASL never imports them.
+    build_scram_credentials: Callable[[], tuple[CredentialCache, ScramCredentialManager]]
+    # Client quotas: the throttling side, always there (`enabled` False while no quota exists),
+    # and Describe/AlterClientQuotas' side, built with the first such request.
+    client_quotas: ClientQuotaManagers
+    build_client_quota_admin: Callable[[], ClientQuotaAdmin]
     authorizer: AclAuthorizer | None = None  # `authorizer.class.name`; None: everyone may do anything
     # The SASL listeners' settings by listener name; a listener missing here is not SASL.
     sasl_listeners: dict[str, ListenerSaslConfig] = field(default_factory=dict)
     _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
     _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)
+    _scram: tuple[CredentialCache, ScramCredentialManager] | None = field(default=None, init=False, repr=False)
+    _client_quota_admin: ClientQuotaAdmin | None = field(default=None, init=False, repr=False)
+
+    @property
+    def client_quota_admin(self) -> ClientQuotaAdmin:
+        admin = self._client_quota_admin
+        if admin is None:
+            admin = self._client_quota_admin = self.build_client_quota_admin()
+        return admin
+
+    @property
+    def credential_cache(self) -> CredentialCache:
+        return self._scram_parts()[0]
+
+    @property
+    def scram_credentials(self) -> ScramCredentialManager:
+        return self._scram_parts()[1]
+
+    @property
+    def started_credential_cache(self) -> CredentialCache | None:
+        """The credential cache if it was built: without one, no change notification has anything to refresh."""
+        return None if self._scram is None else self._scram[0]
+
+    def _scram_parts(self) -> tuple[CredentialCache, ScramCredentialManager]:
+        parts = self._scram
+        if parts is None:
+            parts = self._scram = self.build_scram_credentials()
+        return parts
 
     @property
     def group_coordinator(self) -> GroupCoordinator:

@@ -1,17 +1,22 @@
 """The one answer of the APIs only the active controller serves, on any other broker.
 
-AlterPartition, ControlledShutdown, ElectLeaders and the partition reassignment APIs are sent
+AlterPartition, ControlledShutdown, UpdateFeatures and the partition reassignment APIs are sent
 to the controller; a broker that is not (or no longer) the active controller answers
-NOT_CONTROLLER with Kafka's message, and the client looks the controller up again. It knows the
-services' controller flag and nothing else.
+NOT_CONTROLLER with Kafka's message, and the client looks the controller up again. So does a
+controller whose ZooKeeper session expires (or whose connection is lost) while it serves the
+request: its write's outcome is unknown and its resignation follows, as in Kafka, where the
+controller's znode writes fail with ControllerMovedException. It knows the services' controller
+flag and the znode store's ZooKeeperUnavailableError, nothing else.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from kbroker.metadata.znode_store import ZooKeeperUnavailableError
 from kbroker.protocol.errors import Errors
 
 if TYPE_CHECKING:
@@ -20,6 +25,8 @@ if TYPE_CHECKING:
 Request = TypeVar("Request")
 Response = TypeVar("Response")
 HandleFunction = Callable[["RequestContext", Request], Awaitable[Response]]
+
+log = logging.getLogger("kbroker.controller")
 
 
 def controller_only(**empty_fields: Any) -> Callable[[HandleFunction[Request, Response]],
@@ -37,7 +44,12 @@ def controller_only(**empty_fields: Any) -> Callable[[HandleFunction[Request, Re
         async def handle_on_the_controller(ctx: RequestContext, request: Request) -> Response:
             if not ctx.services.controller.is_active:
                 return refused  # the codec only reads it: one dict serves every refusal
-            return await handle(ctx, request)
+            try:
+                return await handle(ctx, request)
+            except ZooKeeperUnavailableError as lost:
+                log.info("answering %s from %s with NOT_CONTROLLER: %s", handle.__module__.rpartition(".")[2],
+                         ctx.peer, lost)
+                return refused
 
         return handle_on_the_controller
 

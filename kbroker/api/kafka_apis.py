@@ -5,7 +5,8 @@ The rules for requests it cannot serve follow Kafka (KAFKA-FACTS.md §9):
 - unsupported version: ApiVersions is answered in v0 format with UNSUPPORTED_VERSION and
   ApiVersions' own range (KIP-511); any other API closes the connection;
 - unparsable body: ApiVersions v3+ gets INVALID_REQUEST, anything else closes the connection.
-Each case logs one line.
+Each case logs one line, as does a ZooKeeper session lost under a handler (ZooKeeperUnavailableError,
+the connection closed).
 On a SASL listener a connection carries a SaslServerAuthenticator (kbroker/security) in its
 Session, and `process` enforces what Kafka's SaslServerAuthenticator does before the handlers
 see anything: only ApiVersions (once) and SaslHandshake before a mechanism is chosen (anything
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from kbroker.api import quota_helper
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
+from kbroker.metadata.znode_store import ZooKeeperUnavailableError
 from kbroker.metrics.stats import remote_time_s
 from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
@@ -51,13 +53,13 @@ from kbroker.protocol.errors import Errors
 from kbroker.protocol.headers import decode_request_header, encode_response_header
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.security.principal import ANONYMOUS
-from kbroker.security.sasl_authenticator import SaslServerAuthenticator, SaslState
-from kbroker.security.session import Session
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
     from kbroker.metrics.stats import RequestMetrics
     from kbroker.network.socket_server import KafkaConnection
+    from kbroker.security.sasl_authenticator import SaslServerAuthenticator
+    from kbroker.security.session import Session
 
 log = logging.getLogger("kbroker.request")
 # Malformed requests are logged once per client host and kind per interval (issue 16, bug 6).
@@ -91,7 +93,7 @@ class KafkaApis:
         authenticator = session.sasl if session is not None else None
         if authenticator is not None and not authenticator.authenticated:
             self._check_sasl_frame_size(conn, authenticator, frame)
-            if authenticator.raw_tokens and authenticator.state == SaslState.AUTHENTICATE:
+            if authenticator.raw_tokens and authenticator.exchanging:
                 return await self._raw_sasl_token(conn, authenticator, frame)
         try:
             header, body_offset = decode_request_header(frame)
@@ -144,6 +146,13 @@ class KafkaApis:
             response = await handler.handle(ctx, request)
         except CloseConnection:  # the handler's own signal, in the network's terms
             raise socket_server.CloseConnection from None
+        except ZooKeeperUnavailableError as lost:
+            # A ZooKeeper write or read outside the controller-only APIs (which answer
+            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
+            # on a new connection once the session is back. One line, not a traceback.
+            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
+                        _api_name(api_key), version, lost)
+            raise socket_server.CloseConnection from None
         if quotas_on:
             local_s = max(0.0, time.monotonic() - started - remote_time_s.get())
             throttle_ms = quota_helper.throttle_time_ms(ctx, request, response, len(frame), local_s)
@@ -157,7 +166,7 @@ class KafkaApis:
         if authenticator is not None:
             if api_key == ApiKey.API_VERSIONS:
                 authenticator.versions_answered()
-            elif authenticator.state == SaslState.FAILED:
+            elif authenticator.failed:
                 await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
         return chunks
 
@@ -165,6 +174,10 @@ class KafkaApis:
         """The connection's Session; on a SASL listener one is made with the first request."""
         session = conn.session
         if session is None and conn.listener_name in self.services.sasl_listeners:
+            # Imported here: only SASL listeners need the SASL stack (start-up stays lean).
+            from kbroker.security.sasl_authenticator import SaslServerAuthenticator
+            from kbroker.security.session import Session
+
             session = conn.session = Session(sasl=SaslServerAuthenticator(
                 self.services.sasl_listeners[conn.listener_name], self.services.credential_cache.get))
         return session
@@ -191,7 +204,7 @@ class KafkaApis:
                 raise socket_server.CloseConnection
             return
         refusal = authenticator.refusal(api_key)
-        if refusal is not None and authenticator.state == SaslState.AUTHENTICATE:
+        if refusal is not None and authenticator.exchanging:
             authenticator.fail()
             answer = self._encode(correlation_id, api_key, version,
                                   {"error_code": Errors.ILLEGAL_SASL_STATE, "error_message": refusal})

@@ -27,7 +27,7 @@ class AtLeast(NamedTuple):
     minimum: int | float
 
     def check(self, value: Any) -> str | None:
-        return None if value is None or value >= self.minimum else f"must be at least {self.minimum}"
+        return None if value is None or value >= self.minimum else f"Value must be at least {self.minimum}"
 
     def __str__(self) -> str:
         return f"[{self.minimum},...]"
@@ -40,7 +40,9 @@ class Between(NamedTuple):
     def check(self, value: Any) -> str | None:
         if value is None or self.minimum <= value <= self.maximum:
             return None
-        return f"must be between {self.minimum} and {self.maximum}"
+        if value < self.minimum:
+            return f"Value must be at least {self.minimum}"
+        return f"Value must be no more than {self.maximum}"
 
     def __str__(self) -> str:
         return f"[{self.minimum},...,{self.maximum}]"
@@ -52,7 +54,7 @@ class OneOf(NamedTuple):
     choices: tuple[str, ...]
 
     def check(self, value: Any) -> str | None:
-        return None if value is None or value in self.choices else f"must be one of {', '.join(self.choices)}"
+        return None if value is None or value in self.choices else f"String must be one of: {', '.join(self.choices)}"
 
     def __str__(self) -> str:
         return "[" + ", ".join(self.choices) + "]"
@@ -64,8 +66,11 @@ class ListOf(NamedTuple):
     choices: tuple[str, ...]
 
     def check(self, value: Any) -> str | None:
-        bad = [item for item in value or () if item not in self.choices]
-        return f"each item must be one of {', '.join(self.choices)}" if bad else None
+        return f"String must be one of: {', '.join(self.choices)}" if self.offending(value) is not None else None
+
+    def offending(self, value: Any) -> str | None:
+        """The first item not allowed: Kafka's message names it, not the whole list."""
+        return next((item for item in value or () if item not in self.choices), None)
 
     def __str__(self) -> str:
         return "[" + ", ".join(self.choices) + "]"
@@ -165,12 +170,18 @@ Validator = AtLeast | Between | OneOf | ListOf | Rule
 
 def check_setting(name: str, type_: str, validator: Validator | None, raw: str) -> Any:
     """Parse and validate one setting's text; ConfigError naming key, value and what is allowed."""
-    shown = "[hidden]" if type_ == PASSWORD else repr(raw)
+    # Kafka's ConfigException shows the value as given, unquoted: "Invalid value abc for configuration x: ..."
+    shown = "[hidden]" if type_ == PASSWORD else raw
     try:
         value = parse_value(type_, raw)
     except ValueError as exc:
         raise ConfigError(f"Invalid value {shown} for configuration {name}: {exc}") from None
     reason = validator.check(value) if validator else None
-    if reason:
+    if not reason:
+        return value
+    if isinstance(validator, Rule):  # kbroker's own rules say what they allow
         raise ConfigError(f"Invalid value {shown} for configuration {name}: {reason} (allowed: {validator})")
-    return value
+    if isinstance(validator, ListOf):
+        shown = str(validator.offending(value))
+    # Kafka's Range, ValidString and ValidList words, as kafka-configs prints them.
+    raise ConfigError(f"Invalid value {shown} for configuration {name}: {reason}")

@@ -94,20 +94,21 @@ def split_list(text: str) -> list[str]:
 
 
 def parse_value(type_: str, raw: str) -> Any:
-    """Text to a typed value; ValueError with what was expected when the text does not fit."""
+    """Text to a typed value; ValueError with ConfigDef.parseType's words when the text does not fit
+    (a number out of its type's range is "Not a number" there too: Java's parse fails on it)."""
     trimmed = raw.strip()
     if type_ == BOOLEAN:
         if trimmed.lower() in ("true", "false"):
             return trimmed.lower() == "true"
-        raise ValueError("expected true or false")
+        raise ValueError("Expected value to be either true or false")
     if type_ in _INTEGER_BOUNDS:
         low, high = _INTEGER_BOUNDS[type_]
         if not _INTEGER_TEXT.fullmatch(trimmed) or not low <= int(trimmed) <= high:
-            raise ValueError(f"expected a whole number of type {type_} ({low} to {high})")
+            raise ValueError(f"Not a number of type {type_.upper()}")
         return int(trimmed)
     if type_ == DOUBLE:
         if not _DOUBLE_TEXT.fullmatch(trimmed):
-            raise ValueError("expected a number of type double")
+            raise ValueError("Not a number of type DOUBLE")
         return float(trimmed.rstrip("fFdD").replace("Infinity", "inf"))
     if type_ == LIST:
         return split_list(trimmed)

@@ -12,6 +12,7 @@ Works from batch headers only; reads no log files itself (the log feeds it batch
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import struct
@@ -43,6 +44,41 @@ _SNAPSHOT_VERSION = 1
 _SNAPSHOT_HEADER = struct.Struct(">hIi")  # version, crc, entry count
 _SNAPSHOT_ENTRY = struct.Struct(">qhiqiqiq")
 _CRC_START = 6  # the CRC covers everything after version and crc
+
+
+_guard_ids = itertools.count(1)
+
+
+class VerificationGuard:
+    """KIP-890's token for one verification of a partition with the transaction coordinator
+    (Kafka's VerificationGuard): a transactional batch that opens a transaction here is appended
+    only with the guard the partition handed out before it asked the coordinator, and only while
+    the partition still holds that guard. A marker or the transaction's first batch clears it, so
+    a verification that raced with the end of its transaction can open nothing (no hanging
+    transaction). SENTINEL is "no verification": it verifies nothing."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: int | None = None):
+        self.value = next(_guard_ids) if value is None else value
+
+    def verify(self, presented: VerificationGuard) -> bool:
+        return presented is not SENTINEL and presented is self
+
+    def __repr__(self) -> str:
+        return f"VerificationGuard({self.value})"
+
+
+SENTINEL = VerificationGuard(0)
+
+
+@dataclass
+class VerificationStateEntry:
+    """A producer's pending verification on this partition (Kafka's VerificationStateEntry)."""
+
+    timestamp: int
+    epoch: int
+    guard: VerificationGuard = field(default_factory=VerificationGuard)
 
 
 class BatchMetadata(NamedTuple):
@@ -152,12 +188,15 @@ class ProducerAppendInfo:
         self.origin = origin
         self.updated_entry = current_entry.copy_without_batches()
         self.started_transactions: list[int] = []
+        self.transactional = False  # a transactional batch (data or marker) was appended
 
     def append(
         self, batch: BatchHeader, control_marker: tuple[ControlRecordType, int] | None
     ) -> CompletedTxn | None:
         """Apply one batch (offsets already assigned); `control_marker` is (type, coordinator epoch)
         for a control batch."""
+        if batch.is_transactional:
+            self.transactional = True
         if batch.is_control:
             if control_marker is None:
                 raise ValueError("a control batch needs its marker")
@@ -279,6 +318,7 @@ class ProducerStateManager:
         self.unreplicated_txns: dict[int, tuple[int, int]] = {}  # first offset -> (producer id, last offset)
         self.map_end_offset = 0
         self.last_snap_offset = 0
+        self.verification_states: dict[int, VerificationStateEntry] = {}
 
     # -- lookups
 
@@ -287,13 +327,34 @@ class ProducerStateManager:
 
     def first_unstable_offset(self) -> int | None:
         """First offset of the oldest transaction not both completed and replicated."""
-        candidates = list(self.ongoing_txns) + list(self.unreplicated_txns)
-        return min(candidates) if candidates else None
+        ongoing, unreplicated = self.ongoing_txns, self.unreplicated_txns
+        if not unreplicated:  # every fetch asks: without transactions in flight, no work
+            return min(ongoing) if ongoing else None
+        first = min(unreplicated)
+        return min(first, min(ongoing)) if ongoing else first
 
     def last_stable_offset(self, completed: CompletedTxn) -> int:
         """LSO right after `completed`: the first offset of another open transaction, if any."""
         others = [first for first, pid in self.ongoing_txns.items() if pid != completed.producer_id]
         return min(others) if others else completed.last_offset + 1
+
+    # -- KIP-890 verification
+
+    def maybe_create_verification_state_entry(self, producer_id: int, epoch: int,
+                                              now_ms: int) -> VerificationStateEntry:
+        """The producer's pending verification, created if it has none: one guard serves
+        concurrent requests of the same verification, as in Kafka."""
+        entry = self.verification_states.get(producer_id)
+        if entry is None:
+            entry = self.verification_states[producer_id] = VerificationStateEntry(now_ms, epoch)
+        return entry
+
+    def verification_guard(self, producer_id: int) -> VerificationGuard:
+        entry = self.verification_states.get(producer_id)
+        return SENTINEL if entry is None else entry.guard
+
+    def clear_verification_state_entry(self, producer_id: int) -> None:
+        self.verification_states.pop(producer_id, None)
 
     # -- updates
 
@@ -344,6 +405,11 @@ class ProducerStateManager:
         ]
         for pid in expired:
             del self.producers[pid]
+        # Verifications whose produce never came (Kafka expires them on the same clock).
+        lingering = [pid for pid, entry in self.verification_states.items()
+                     if now_ms - entry.timestamp >= self.producer_id_expiration_ms]
+        for pid in lingering:
+            del self.verification_states[pid]
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
         self._clear()

@@ -53,10 +53,12 @@ from kbroker.log.log_loader import (
 from kbroker.log.log_segments import LogSegments, open_segment
 from kbroker.log.producer_state import (
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    SENTINEL,
     SNAPSHOT_FILE_SUFFIX,
     CompletedTxn,
     ProducerAppendInfo,
     ProducerStateManager,
+    VerificationGuard,
 )
 from kbroker.log.records import (
     NO_TIMESTAMP,
@@ -88,6 +90,7 @@ EARLIEST_TIMESTAMP = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL_TIMESTAMP = -4
 LATEST_TIERED_TIMESTAMP = -5
+EARLIEST_PENDING_UPLOAD_TIMESTAMP = -6  # KIP-1023 (ListOffsets v11)
 
 # Positions of the last appends' ends: high watermarks and fetch offsets are usually among them.
 _OFFSET_POSITION_CACHE_SIZE = 32
@@ -310,11 +313,15 @@ class UnifiedLog:
         leader_epoch: int,
         origin: AppendOrigin = AppendOrigin.CLIENT,
         now: int | None = None,
+        verification_guard: VerificationGuard | None = None,
     ) -> LogAppendInfo:
         """Validate, assign offsets from the log end offset, check producer state, write.
 
         A writable buffer is patched in place (the caller gives it up). Raises LogError with
         Kafka's error code; a retried idempotent batch returns its original offsets.
+        `verification_guard` is None where KIP-890 verification is off; otherwise a
+        transactional batch that would open a transaction here needs the guard this log handed
+        out for it (maybe_start_transaction_verification), else INVALID_TXN_STATE.
         """
         now = now_ms() if now is None else now
         view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
@@ -338,7 +345,7 @@ class UnifiedLog:
                         Errors.MESSAGE_TOO_LARGE,
                         f"recompressed batch of {batch.size} bytes exceeds max.message.bytes {self.config.max_message_bytes}",
                     )
-        return self._append(result, origin, now)
+        return self._append(result, origin, now, verification_guard)
 
     @maybe_handle_io_exception("Error while appending records to {}")
     def append_as_follower(self, records: Buffer, now: int | None = None) -> LogAppendInfo:
@@ -379,7 +386,8 @@ class UnifiedLog:
         )
         return self._append(result, AppendOrigin.REPLICATION, now)
 
-    def _append(self, result: ValidationResult, origin: AppendOrigin, now: int) -> LogAppendInfo:
+    def _append(self, result: ValidationResult, origin: AppendOrigin, now: int,
+                verification_guard: VerificationGuard | None = None) -> LogAppendInfo:
         size = len(result.records)
         if size > self.config.segment_bytes:
             raise LogError(
@@ -388,7 +396,7 @@ class UnifiedLog:
                 f"{self.config.segment_bytes}",
             )
         segment = self._maybe_roll(size, result, now)
-        producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin)
+        producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin, verification_guard)
         if duplicate is not None:
             return LogAppendInfo(
                 base_offset=duplicate.first_offset,
@@ -408,6 +416,8 @@ class UnifiedLog:
         psm = self.producer_state_manager
         for info in producer_infos:
             psm.update(info)
+            if info.transactional:  # a marker ended its transaction, or a first batch opened one
+                psm.clear_verification_state_entry(info.producer_id)
         for completed in completed_txns:
             complete_txn(psm, segment, completed, self.high_watermark)
         psm.update_map_end_offset(result.last_offset + 1)
@@ -424,8 +434,10 @@ class UnifiedLog:
             valid_bytes=size,
         )
 
-    def _analyze_producer_state(self, result: ValidationResult, origin: AppendOrigin):
-        """Duplicate detection and sequence/epoch checks before anything is written."""
+    def _analyze_producer_state(self, result: ValidationResult, origin: AppendOrigin,
+                                verification_guard: VerificationGuard | None = None):
+        """Duplicate detection, KIP-890's verification and sequence/epoch checks before anything
+        is written."""
         psm = self.producer_state_manager
         infos: dict[int, ProducerAppendInfo] = {}
         completed: list[CompletedTxn] = []
@@ -437,6 +449,10 @@ class UnifiedLog:
                 duplicate = entry.find_duplicate_batch(batch) if entry is not None else None
                 if duplicate is not None:
                     return [], [], duplicate
+                if (verification_guard is not None and batch.is_transactional and not batch.is_control
+                        and (entry is None or entry.current_txn_first_offset is None)
+                        and not psm.verification_guard(batch.producer_id).verify(verification_guard)):
+                    raise LogError(Errors.INVALID_TXN_STATE, "Record was not part of an ongoing transaction")
             info = infos.get(batch.producer_id)
             if info is None:
                 info = infos[batch.producer_id] = psm.prepare_update(batch.producer_id, origin)
@@ -445,6 +461,16 @@ class UnifiedLog:
             if txn is not None:
                 completed.append(txn)
         return list(infos.values()), completed, None
+
+    def maybe_start_transaction_verification(self, producer_id: int, epoch: int,
+                                             now: int | None = None) -> VerificationGuard:
+        """KIP-890 (Kafka's maybeStartTransactionVerification): SENTINEL when the producer has a
+        transaction open here (nothing to verify), else the guard its verified append must bring."""
+        psm = self.producer_state_manager
+        entry = psm.last_entry(producer_id)
+        if entry is not None and entry.current_txn_first_offset is not None:
+            return SENTINEL
+        return psm.maybe_create_verification_state_entry(producer_id, epoch, now_ms() if now is None else now).guard
 
     def last_records_of_active_producers(self) -> dict[int, tuple[int | None, int]]:
         """Producer id -> (last offset of its last data batch or None, producer epoch): the batches
@@ -638,7 +664,8 @@ class UnifiedLog:
     @maybe_handle_io_exception("Error while fetching offset by timestamp for {}")
     def fetch_offset_by_timestamp(self, target_timestamp: int) -> TimestampAndOffset | None:
         """ListOffsets on this log: special timestamps (-1 latest, -2 earliest, -3 max timestamp,
-        -4 earliest local, -5 latest tiered) or the first record with timestamp >= target."""
+        -4 earliest local, -5 latest tiered, -6 earliest pending upload) or the first record with
+        timestamp >= target."""
         cache = self.leader_epoch_cache
         if target_timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             earliest = cache.earliest_entry()
@@ -650,8 +677,8 @@ class UnifiedLog:
             return TimestampAndOffset(NO_TIMESTAMP, self.log_start_offset, epoch)
         if target_timestamp == LATEST_TIMESTAMP:
             return TimestampAndOffset(NO_TIMESTAMP, self.log_end_offset, cache.latest_epoch())
-        if target_timestamp == LATEST_TIERED_TIMESTAMP:
-            return TimestampAndOffset(NO_TIMESTAMP, -1, None)
+        if target_timestamp in (LATEST_TIERED_TIMESTAMP, EARLIEST_PENDING_UPLOAD_TIMESTAMP):
+            return TimestampAndOffset(NO_TIMESTAMP, -1, None)  # Kafka's answer without remote storage
         if target_timestamp == MAX_TIMESTAMP:
             return self._max_timestamp_and_offset()
         for segment in self.log_segments():

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from kazoo import exceptions as kazoo_errors
 from kazoo.client import KazooClient, KazooState
+from kazoo.handlers.threading import KazooTimeoutError
 
 from kbroker.metadata import znode_store
 from kbroker.metadata.znode_store import Op, ZnodeStat
@@ -29,10 +30,17 @@ _OUR_ERRORS = {
     kazoo_errors.BadVersionError: znode_store.BadVersionError,
     kazoo_errors.NotEmptyError: znode_store.NotEmptyError,
 }
-_KAZOO_REFUSALS = tuple(_OUR_ERRORS)
+# ZooKeeper did not answer (session gone, connection lost or timed out): one error type for the
+# callers, so a request handler can answer it (NOT_CONTROLLER on the controller's paths) instead
+# of letting kazoo's exception close the client's connection with a traceback.
+_UNAVAILABLE = (kazoo_errors.SessionExpiredError, kazoo_errors.ConnectionLoss, kazoo_errors.ConnectionDropped,
+                kazoo_errors.OperationTimeoutError, kazoo_errors.SessionMovedError, KazooTimeoutError)
+_KAZOO_REFUSALS = (*_OUR_ERRORS, *_UNAVAILABLE)
 
 
 def _ours(error: Exception) -> Exception:
+    if isinstance(error, _UNAVAILABLE):
+        return znode_store.ZooKeeperUnavailableError(f"ZooKeeper unavailable: {type(error).__name__}")
     our_type = next((ours for theirs, ours in _OUR_ERRORS.items() if isinstance(error, theirs)), None)
     return error if our_type is None else our_type(*error.args)
 
@@ -136,6 +144,7 @@ class KazooZNodeStore:
     def delete(self, path: str, version: int = -1, recursive: bool = False) -> None:
         self.client.delete(path, version=version, recursive=recursive)
 
+    @_translating_errors
     def multi(self, ops: list[Op]) -> list:
         """A ZooKeeper multi; raises the first failing op's error, as the embedded store does."""
         txn = self.client.transaction()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 __all__ = ["BadVersionError", "NoNodeError", "NodeExistsError", "NotEmptyError", "ZNodeError", "ZnodeStat",
-           "EmbeddedZNodeStore", "Op"]
+           "ZooKeeperUnavailableError", "EmbeddedZNodeStore", "Op"]
 
 STORE_FILE = "kbroker-metadata.json"
 JOURNAL_SUFFIX = ".journal"
@@ -53,6 +53,12 @@ class BadVersionError(ZNodeError):
 
 class NotEmptyError(ZNodeError):
     pass
+
+
+class ZooKeeperUnavailableError(ZNodeError):
+    """No answer from ZooKeeper: the session expired, or the connection was lost or timed out
+    before the call completed (its outcome is unknown). kazoo's SessionExpiredError,
+    ConnectionLoss, OperationTimeoutError and the like; the embedded store never raises it."""
 
 
 @dataclass(slots=True)

@@ -8,7 +8,11 @@ epoch), the local log, and the high watermark.
   states; the high watermark honours the larger of the committed and proposed ISRs while one is
   in flight), and advances the high watermark to the smallest log end offset among them. From
   Kafka 3.7 the high watermark stands still while the ISR is smaller than
-  min(min.insync.replicas, replica count).
+  min(min.insync.replicas, replica count). acks=all appends under that minimum are refused
+  with NOT_ENOUGH_REPLICAS, and (unlike Kafka, which answers OUT_OF_ORDER_SEQUENCE_NUMBER) so is
+  an idempotent producer's later batch whose only fault is the gap such a refusal left: that
+  answer makes librdkafka bump its epoch and write again a batch that was written but never
+  acknowledged (`refused_for_min_isr`).
 - As follower it only keeps the state; the replica fetcher moves its log.
 Reads are bounded by the high watermark for consumers and by the log end for followers.
 It knows its UnifiedLog and nothing of requests, sockets or the controller: ISR changes are
@@ -18,6 +22,7 @@ returned to the caller (ReplicaManager), which sends them and hands the answer b
 from __future__ import annotations
 
 import logging
+import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ from kbroker.protocol.errors import Errors
 if TYPE_CHECKING:
     import uuid
 
+    from kbroker.log.producer_state import VerificationGuard
     from kbroker.log.segment import TimestampAndOffset
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
@@ -43,6 +49,15 @@ FETCH_TXN_COMMITTED = 2   # consumers, read_committed
 
 DEFAULT_REPLICA_LAG_TIME_MAX_MS = 30000
 UNKNOWN_OFFSET = -1
+
+# A v2 batch's magic, and its producer id, epoch and base sequence (fixed positions in the header).
+_MAGIC_AT = 16
+_PRODUCER_FIELDS = struct.Struct(">qhi")
+_PRODUCER_FIELDS_AT = 43
+_NO_PRODUCER_ID = -1
+# Producers whose batch was refused for the min ISR that this partition keeps in mind (see
+# Partition.refused_for_min_isr); more than this are dropped oldest first.
+MAX_REFUSED_PRODUCERS = 1000
 
 # AlterPartition answers after which the leader drops its proposal and keeps the committed ISR:
 # the controller says the request was not applied and the partition epoch is right.
@@ -153,6 +168,9 @@ class Partition:
         self.pending_isr_change: PendingIsrChange | None = None
         self.replicas: list[int] = []
         self.remote_replicas: dict[int, ReplicaState] = {}
+        # Idempotent producer id -> (epoch, base sequence) of its batch this leader refused with
+        # NOT_ENOUGH_REPLICAS and has not appended since (`_refusal_for_gap`).
+        self.refused_for_min_isr: dict[int, tuple[int, int]] = {}
 
     def __repr__(self) -> str:
         return f"Partition({self.topic}-{self.partition}, leader={self.leader_id}, epoch={self.leader_epoch})"
@@ -205,6 +223,8 @@ class Partition:
         return is_new_epoch
 
     def _take_state(self, state: dict, log: UnifiedLog) -> None:
+        if state["leader_epoch"] != self.leader_epoch or state["leader"] != self.leader_id:
+            self.refused_for_min_isr.clear()  # clients start over with this leader and epoch
         self.log = log
         self.leader_id = state["leader"]
         self.leader_epoch = state["leader_epoch"]
@@ -228,19 +248,79 @@ class Partition:
         return self.log
 
     def append_records_to_leader(self, records: memoryview, required_acks: int,
-                                 origin: AppendOrigin = AppendOrigin.CLIENT):
+                                 origin: AppendOrigin = AppendOrigin.CLIENT,
+                                 verification_guard: VerificationGuard | None = None):
         log = self.check_leader()
         min_isr = self.effective_min_isr
         if required_acks == -1 and len(self.isr) < min_isr:
-            raise PartitionError(Errors.NOT_ENOUGH_REPLICAS,
-                                 f"The size of the current ISR {self.isr} is insufficient to satisfy the "
-                                 f"min.isr requirement of {min_isr} for partition {self.topic}-{self.partition}")
+            self._note_refused_for_min_isr(records, log)
+            raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr))
         try:
-            info = log.append_as_leader(records, self.leader_epoch, origin)
+            info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard)
         except LogError as exc:
+            if exc.code == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER and self._refusal_for_gap(records, log):
+                raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr)) from None
             raise PartitionError(exc.code, str(exc), exc.record_errors) from None
+        if self.refused_for_min_isr:
+            self._forget_refusal(records)
         self.maybe_increment_high_watermark()
         return info
+
+    def _min_isr_message(self, min_isr: int) -> str:
+        return (f"The size of the current ISR {self.isr} is insufficient to satisfy the "
+                f"min.isr requirement of {min_isr} for partition {self.topic}-{self.partition}")
+
+    # -- refusals for the min ISR (idempotent producers) -----------------------------------------
+    # librdkafka takes NOT_ENOUGH_REPLICAS as "not persisted". When a later in-flight batch of the
+    # same producer then arrives after the ISR has grown back, Kafka answers it
+    # OUT_OF_ORDER_SEQUENCE_NUMBER (the refused batch left a gap); librdkafka then bumps its
+    # epoch and renumbers every unacknowledged message, including an earlier batch that WAS
+    # written but whose answer was a timeout (the ISR shrank under it): that batch is written
+    # twice (issue 16's chaos duplicates, traced with librdkafka's eos log: REQUEST_TIMED_OUT for
+    # seq 476, NOT_ENOUGH_REPLICAS for 477, OUT_OF_ORDER for 478, epoch bump, 476 again as seq 0).
+    # So a batch whose only fault is the gap this leader's own refusal left is refused the same
+    # way: the client retries the refused batch and this one in order, with no epoch bump.
+    @staticmethod
+    def _producer_fields(records: memoryview) -> tuple[int, int, int] | None:
+        """(producer id, epoch, base sequence) of an idempotent v2 batch, else None."""
+        if len(records) < _PRODUCER_FIELDS_AT + _PRODUCER_FIELDS.size or records[_MAGIC_AT] != 2:
+            return None
+        fields = _PRODUCER_FIELDS.unpack_from(records, _PRODUCER_FIELDS_AT)
+        return fields if fields[0] != _NO_PRODUCER_ID else None
+
+    def _note_refused_for_min_isr(self, records: memoryview, log: UnifiedLog) -> None:
+        fields = self._producer_fields(records)
+        if fields is None:
+            return
+        producer_id, epoch, base_sequence = fields
+        entry = log.producer_state_manager.last_entry(producer_id)
+        if entry is not None and entry.producer_epoch == epoch and base_sequence <= entry.last_seq:
+            return  # the retry of a batch already written: it leaves no gap
+        earlier = self.refused_for_min_isr.get(producer_id)
+        if earlier is not None and earlier[0] == epoch and earlier[1] <= base_sequence:
+            return  # the gap starts at the earlier refusal
+        self.refused_for_min_isr.pop(producer_id, None)
+        self.refused_for_min_isr[producer_id] = (epoch, base_sequence)
+        if len(self.refused_for_min_isr) > MAX_REFUSED_PRODUCERS:
+            del self.refused_for_min_isr[next(iter(self.refused_for_min_isr))]
+
+    def _refusal_for_gap(self, records: memoryview, log: UnifiedLog) -> bool:
+        """Whether an out-of-order batch's gap begins exactly at a batch we refused for the min ISR."""
+        fields = self._producer_fields(records)
+        if fields is None:
+            return False
+        producer_id, epoch, base_sequence = fields
+        refused = self.refused_for_min_isr.get(producer_id)
+        entry = log.producer_state_manager.last_entry(producer_id)
+        if refused is None or entry is None or refused[0] != epoch or entry.producer_epoch != epoch:
+            return False
+        return entry.last_seq + 1 == refused[1] < base_sequence
+
+    def _forget_refusal(self, records: memoryview) -> None:
+        """An appended batch of the producer fills the gap (or starts a new epoch)."""
+        fields = self._producer_fields(records)
+        if fields is not None:
+            self.refused_for_min_isr.pop(fields[0], None)
 
     @property
     def effective_min_isr(self) -> int:

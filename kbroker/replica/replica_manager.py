@@ -67,7 +67,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kbroker.log.log_manager import LogManager
-    from kbroker.log.producer_state import ProducerStateEntry
+    from kbroker.log.producer_state import ProducerStateEntry, VerificationGuard
     from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
     from kbroker.metadata.metadata_cache import MetadataCache
@@ -84,6 +84,12 @@ CONSUMER_REPLICA_ID = -1
 LEADER_EPOCH_DURING_DELETE = -2
 NO_LEADER_EPOCH = -1
 ALTER_PARTITION_RETRY_BACKOFF_S = 0.05
+# The append errors Kafka's appendToLocalLog answers with UNKNOWN_LOG_APPEND_INFO and no custom
+# message: log start offset -1 and a null error_message (the others name the log start offset).
+_PLAIN_APPEND_ERRORS = frozenset({
+    Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.NOT_LEADER_OR_FOLLOWER, Errors.MESSAGE_TOO_LARGE,
+    Errors.RECORD_LIST_TOO_LARGE, Errors.CORRUPT_MESSAGE, Errors.KAFKA_STORAGE_ERROR,
+})
 
 
 class TxnMarkerEntry(NamedTuple):
@@ -95,6 +101,9 @@ class TxnMarkerEntry(NamedTuple):
     coordinator_epoch: int
     committed: bool
     partitions: Sequence[TopicPartition]
+    # The coordinator's transaction.version (WriteTxnMarkers v2, KIP-1228): from 2 on, the
+    # coordinator bumped the epoch for the marker, so it must exceed the producer's epoch.
+    transaction_version: int = 0
 
 
 class ReplicaManager:
@@ -312,9 +321,12 @@ class ReplicaManager:
         return Errors.NOT_LEADER_OR_FOLLOWER
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
-                            origin: AppendOrigin = AppendOrigin.CLIENT) -> ProduceResult:
+                            origin: AppendOrigin = AppendOrigin.CLIENT,
+                            verification_guard: VerificationGuard | None = None) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
-        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks."""
+        COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks.
+        `verification_guard`: None where KIP-890 verification is off, else what
+        maybe_start_transaction_verification gave (SENTINEL for a partition not verified)."""
         stats = self.topic_stats.topic(topic) if self.topic_stats is not None else None
         if stats is not None:
             stats.total_produce_requests += 1
@@ -324,11 +336,13 @@ class ReplicaManager:
                 stats.failed_produce_requests += 1
             return ProduceResult(self.missing_partition_error(topic, partition))
         try:
-            info = p.append_records_to_leader(records, required_acks, origin)
+            info = p.append_records_to_leader(records, required_acks, origin, verification_guard)
         except PartitionError as exc:
             if stats is not None:
                 stats.failed_produce_requests += 1
                 stats.bytes_rejected += len(records)
+            if exc.code in _PLAIN_APPEND_ERRORS:
+                return ProduceResult(exc.code)
             return ProduceResult(exc.code, message=str(exc) if exc.code != Errors.NOT_LEADER_OR_FOLLOWER else None,
                                  log_start_offset=p.log.log_start_offset if p.log else -1,
                                  record_errors=exc.record_errors)
@@ -369,10 +383,19 @@ class ReplicaManager:
         for tp in marker.partitions:
             if tp not in self.partitions:  # Kafka's getMagic finds no local log
                 results[tp] = ProduceResult(Errors.UNKNOWN_TOPIC_OR_PARTITION)
+            elif marker.transaction_version >= 2 and not self._marker_bumps_epoch(tp, marker):
+                results[tp] = ProduceResult(Errors.INVALID_PRODUCER_EPOCH)
             else:  # a fresh copy each: the log patches offsets and epoch into the buffer
                 results[tp] = self.append_to_partition(tp[0], tp[1], memoryview(bytearray(batch)), -1,
                                                        AppendOrigin.COORDINATOR)
         return results
+
+    def _marker_bumps_epoch(self, tp: TopicPartition, marker: TxnMarkerEntry) -> bool:
+        """KIP-1228: a transaction.version 2 marker carries an epoch above the producer's last
+        one here (ProducerAppendInfo's check in Kafka; nothing awaits between it and the append)."""
+        unified_log = self.partitions[tp].log
+        entry = unified_log.producer_state_manager.last_entry(marker.producer_id) if unified_log else None
+        return entry is None or marker.producer_epoch > entry.producer_epoch
 
     def _notify_txn_markers(self, marker: TxnMarkerEntry, partitions: list[TopicPartition]) -> None:
         for listener in self.txn_marker_listeners:
@@ -393,14 +416,19 @@ class ReplicaManager:
             return exc.code, []
         return Errors.NONE, list(unified_log.producer_state_manager.producers.values())
 
-    def has_ongoing_transaction(self, topic: str, partition: int, producer_id: int) -> bool:
-        """Whether the producer has an open transaction on a partition here (KIP-890: its later
-        transactional batches need no verification with the coordinator)."""
+    def maybe_start_transaction_verification(self, topic: str, partition: int, producer_id: int,
+                                             epoch: int) -> VerificationGuard | None:
+        """KIP-890 on a partition we lead: the guard a transactional batch that opens a transaction
+        here must bring once the coordinator verified it, SENTINEL if the producer has one open
+        already (nothing to verify), None if we do not lead it (the append answers why)."""
         p = self.partitions.get((topic, partition))
-        if p is None or p.log is None:
-            return False
-        entry = p.log.producer_state_manager.last_entry(producer_id)
-        return entry is not None and entry.current_txn_first_offset is not None
+        if p is None:
+            return None
+        try:
+            unified_log = p.check_leader()
+        except PartitionError:
+            return None
+        return unified_log.maybe_start_transaction_verification(producer_id, epoch)
 
     def delete_records(self, topic: str, partition: int, offset: int) -> tuple[Errors, int]:
         """DeleteRecords on one partition: (error, low watermark)."""
@@ -459,7 +487,8 @@ class ReplicaManager:
             data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
                                     include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
         except LogError as exc:
-            return FetchResult(exc.code, hw, lso, log_start)
+            # Kafka's createLogReadResult(e): an error answers -1 for the offsets, not the log's.
+            return FetchResult(exc.code)
         if replica is not None and update_fetch_state:
             hw_moved, expansion = p.update_follower_fetch_state(replica, req.fetch_offset, req.log_start_offset,
                                                                 _now_ms(), log_end, replica_epoch)

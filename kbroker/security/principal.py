@@ -7,13 +7,12 @@ layer hands it to handlers in RequestContext.principal and to the authorizer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 USER_TYPE = "User"
 
 
-@dataclass(frozen=True, slots=True)
-class KafkaPrincipal:
+class KafkaPrincipal(NamedTuple):  # a NamedTuple: frozen and hashable, and cheap to define at start
     principal_type: str
     name: str
 

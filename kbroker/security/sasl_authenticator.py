@@ -77,6 +77,15 @@ class SaslServerAuthenticator:
 
     # -- what may be sent when ------------------------------------------------------------
     @property
+    def exchanging(self) -> bool:
+        """A mechanism was chosen and its tokens are being exchanged."""
+        return self.state is SaslState.AUTHENTICATE
+
+    @property
+    def failed(self) -> bool:
+        return self.state is SaslState.FAILED
+
+    @property
     def authenticated(self) -> bool:
         return self.state == SaslState.COMPLETE
 

@@ -16,8 +16,11 @@ Start real processes on 127.0.0.1 and stop them by pid:
 - `zookeeper`: `ZooKeeperProcess`, a throwaway ZooKeeper (Debian's `zookeeper` package);
 - both take another `host` and an `argv_prefix` (scripts/chaos runs them in network namespaces);
 - `cluster`: `KafkaCluster`, brokers 1..N registered in that ZooKeeper, with znode readers;
+- `apache_kafka`: Apache Kafka 4.4 itself (single-node KRaft from the Maven jars scripts/test
+  copies into compat-tests/java/kafka/target/lib), the reference of the differential tests and
+  `scripts/bench --against kafka`, and `run_kafka_tool` for Kafka's CLI tools by script name;
 - `pytest_plugin`: the `broker`, `broker_factory`, `module_broker_factory` and `zookeeper`
-  fixtures (register it with `pytest_plugins = ["kbroker.testing.pytest_plugin"]`).
+  fixtures, and `apache_kafka` (one per module) (register it with `pytest_plugins = ["kbroker.testing.pytest_plugin"]`).
 
 Wait and talk to a broker:
 - `waiting`: `eventually(condition, what=...)`, the one polling helper, with a deadline;

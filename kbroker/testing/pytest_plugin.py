@@ -7,7 +7,9 @@ Fixtures:
 - `broker_factory(*overrides)` starts a kbroker subprocess per call (function scope);
   `module_broker_factory` is the same for brokers shared by a whole test module;
 - `broker`: one broker with default settings (function scope);
-- `zookeeper`: a real ZooKeeper for the session, as its "127.0.0.1:port" connect string.
+- `zookeeper`: a real ZooKeeper for the session, as its "127.0.0.1:port" connect string;
+- `apache_kafka`: Apache Kafka 4.4 (single-node KRaft, from the Maven jars) for a whole test
+  module, the reference kbroker is compared against; skipped with the reason without java or jars.
 Every process is stopped at teardown, passed or failed. When a test fails, the tail of each of
 its brokers' output is attached to the report.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from kbroker.testing.apache_kafka import ApacheKafkaProcess, apache_kafka_unavailable_reason
 from kbroker.testing.processes import BrokerLauncher, BrokerProcess
 from kbroker.testing.zookeeper import ZooKeeperProcess, zookeeper_unavailable_reason
 
@@ -68,6 +71,19 @@ def zookeeper_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZooK
 def zookeeper(zookeeper_process: ZooKeeperProcess) -> str:
     """A running ZooKeeper's connect string, "127.0.0.1:<port>"."""
     return zookeeper_process.connect_string
+
+
+@pytest.fixture(scope="module")
+def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKafkaProcess]:
+    """Apache Kafka 4.4 started once per module (a JVM takes seconds to start and 1 GiB)."""
+    reason = apache_kafka_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    process = ApacheKafkaProcess(tmp_path_factory.mktemp("apache-kafka")).start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -111,11 +111,11 @@ def topic_id_of(port: int, name: str) -> uuid.UUID:
 
 
 def produce_body(topic: str, partition: int, records: bytes, *, acks: int = 1,
-                 topic_id: uuid.UUID | None = None) -> dict:
+                 topic_id: uuid.UUID | None = None, transactional_id: str | None = None) -> dict:
     entry: dict[str, Any] = {"name": topic, "partition_data": [{"index": partition, "records": records}]}
     if topic_id is not None:
         entry = {"name": "", "topic_id": topic_id, "partition_data": entry["partition_data"]}
-    return {"acks": acks, "timeout_ms": 10000, "topic_data": [entry]}
+    return {"transactional_id": transactional_id, "acks": acks, "timeout_ms": 10000, "topic_data": [entry]}
 
 
 def produce(

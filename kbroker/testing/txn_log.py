@@ -3,7 +3,8 @@ transactional batches built by kafka-python, WriteTxnMarkers (27) as a coordinat
 Fetch / ListOffsets under an isolation level.
 
 `write_mixed_transactions` writes one partition's worth of committed, aborted, plain and open
-transactions and says what each isolation level must see.
+transactions and says what each isolation level must see. Brokers for these tests take
+NO_VERIFICATION: the transactional id of their produces (TXN_LOG_TEST_ID) has no coordinator.
 
 Must not start or stop brokers and must not write to a broker's data dir.
 """
@@ -25,6 +26,10 @@ from kbroker.testing.records import now_ms
 WRITE_TXN_MARKERS = 27
 READ_UNCOMMITTED, READ_COMMITTED = 0, 1
 LATEST_TIMESTAMP = -1
+# These tests play the coordinator themselves, so no coordinator knows their transactional id:
+# their brokers run without KIP-890's verification, which would ask one (as Kafka could be told).
+TXN_LOG_TEST_ID = "kbroker-txn-log-test"
+NO_VERIFICATION = "transaction.partition.verification.enable=false"
 
 
 def txn_batch(values: list[bytes], producer_id: int, epoch: int, sequence: int, *, transactional: bool = True,
@@ -37,14 +42,15 @@ def txn_batch(values: list[bytes], producer_id: int, epoch: int, sequence: int, 
 
 def write_txn_markers(client: RawClient, producer_id: int, epoch: int, committed: bool,
                       partitions: list[tuple[str, int]], *, coordinator_epoch: int = 0,
-                      version: int = 1) -> dict[tuple[str, int], int]:
-    """{(topic, partition): error code} of a one-marker WriteTxnMarkers request."""
+                      version: int = 1, transaction_version: int = 0) -> dict[tuple[str, int], int]:
+    """{(topic, partition): error code} of a one-marker WriteTxnMarkers request (v2 carries the
+    coordinator's transaction.version)."""
     topics: dict[str, list[int]] = {}
     for topic, index in partitions:
         topics.setdefault(topic, []).append(index)
     answer = client.call(WRITE_TXN_MARKERS, version, {"markers": [{
         "producer_id": producer_id, "producer_epoch": epoch, "transaction_result": committed,
-        "coordinator_epoch": coordinator_epoch,
+        "coordinator_epoch": coordinator_epoch, "transaction_version": transaction_version,
         "topics": [{"name": name, "partition_indexes": indexes} for name, indexes in topics.items()]}]})
     [marker] = answer["markers"]
     assert marker["producer_id"] == producer_id, marker
@@ -70,6 +76,12 @@ def latest_offset(client: RawClient, topic: str, partition: int, isolation: int)
     return entry["offset"]
 
 
+def produce_txn(client: RawClient, topic: str, partition: int, records: bytes) -> dict:
+    """One partition's Produce answer (acks=-1) for transactional batches, named by the
+    transactional id Kafka requires with them (TRANSACTIONAL_ID_AUTHORIZATION_FAILED otherwise)."""
+    return produce(client, topic, partition, records, acks=-1, transactional_id=TXN_LOG_TEST_ID)
+
+
 class Producers:
     """Three idempotent producer ids acting as transactional producers, and their sequences."""
 
@@ -81,7 +93,7 @@ class Producers:
     def send(self, topic: str, name: str, values: list[bytes], keys: list[bytes | None] | None = None) -> int:
         pid, epoch = self.ids[name]
         batch = txn_batch(values, pid, epoch, self.sequences[name], keys=keys)
-        answer = produce(self.client, topic, 0, batch, acks=-1)
+        answer = produce_txn(self.client, topic, 0, batch)
         assert answer["error_code"] == NONE, answer
         self.sequences[name] += len(values)
         return answer["base_offset"]

@@ -74,6 +74,9 @@ def four_letter_word(port: int, word: str, timeout: float = 2.0, host: str = "12
         return bytes(answer)
 
 
+BIND_ATTEMPTS = 3
+
+
 class ZooKeeperProcess:
     """Debian's ZooKeeper on a free 127.0.0.1 port, in its own process group; or on `host`:`port`
     inside a network namespace entered by `argv_prefix` (scripts/chaos)."""
@@ -84,6 +87,7 @@ class ZooKeeperProcess:
         self.host = host
         self.argv_prefix = argv_prefix
         self.port = port or free_port()
+        self._port_chosen = port is None  # ours to change if another process takes it first
         self.output_path = workdir / "zookeeper.out"
         self.proc: subprocess.Popen | None = None
         workdir.mkdir(parents=True, exist_ok=True)
@@ -93,14 +97,22 @@ class ZooKeeperProcess:
         return f"{self.host}:{self.port}"
 
     def start(self, timeout: float = 30.0) -> ZooKeeperProcess:
-        """Start it and wait until it accepts sessions; raises AssertionError (with its output) if it does not."""
-        argv = [*self.argv_prefix, *zookeeper_argv(self.port, self.workdir / "data", self.host)]
-        self.proc = start_session_process(argv, self.output_path, self.workdir)
-        failure = start_failure(self.proc, self._is_ok, "ZooKeeper", "ruok and srvr", timeout, self.output_path,
-                                self.stop)
-        if failure is not None:
-            raise AssertionError(failure)
-        return self
+        """Start it and wait until it accepts sessions; raises AssertionError (with its output) if it does not.
+
+        The JVM binds its port seconds after free_port() found it free; on a machine shared by
+        several test runs another process may take it in between ("Address already in use"), so a
+        port we chose is chosen again, up to BIND_ATTEMPTS times."""
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            argv = [*self.argv_prefix, *zookeeper_argv(self.port, self.workdir / "data", self.host)]
+            self.proc = start_session_process(argv, self.output_path, self.workdir)
+            failure = start_failure(self.proc, self._is_ok, "ZooKeeper", "ruok and srvr", timeout, self.output_path,
+                                    self.stop)
+            if failure is None:
+                return self
+            if not (self._port_chosen and "BindException" in failure and attempt < BIND_ATTEMPTS):
+                raise AssertionError(failure)
+            self.port = free_port()
+        raise AssertionError("unreachable")
 
     def _is_ok(self) -> bool:
         # "imok" comes before the server accepts sessions; `srvr` reports a Mode only once it does.

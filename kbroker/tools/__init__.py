@@ -1,11 +1,11 @@
 """The `kbroker` subcommands: Kafka's command-line tools against any Kafka-compatible broker.
 
 `kbroker topics|consumer-groups|configs|console-producer|console-consumer|get-offsets|
-delete-records|leader-election|reassign-partitions|acls|dump-log ...`
+delete-records|leader-election|reassign-partitions|acls|transactions|dump-log ...`
 take the flags of Kafka's own scripts (kafka-topics.sh, ...). They are
 clients of the protocol, built on confluent-kafka's AdminClient, Producer and Consumer (the
 `tools` extra), with kbroker's codec only where confluent-kafka has no API (OffsetDelete,
-AlterPartitionReassignments, ListPartitionReassignments).
+AlterPartitionReassignments, ListPartitionReassignments, the transaction APIs of `transactions`).
 kbroker.cli hands over here when the first argument names a subcommand (TOOL_COMMANDS), so a
 starting broker never imports this package.
 """
@@ -27,11 +27,12 @@ from kbroker.tools import (
     offsets,
     reassign_partitions,
     topics,
+    transactions,
 )
 from kbroker.tools.common import ToolError
 
 MODULES = (topics, consumer_groups, configs, console, offsets, leader_election, reassign_partitions, acls,
-           dump_log)
+           transactions, dump_log)
 
 
 def argument_parser() -> argparse.ArgumentParser:

@@ -81,15 +81,16 @@ class InitProducerIdResult:
 
 @dataclass(slots=True)
 class TransactionDescription:
-    """DescribeTransactions' view of one transactional id."""
+    """DescribeTransactions' view of one transactional id. An error leaves the rest at the
+    message's defaults (zeros), as Kafka's TransactionState answers it."""
 
     error: Errors
     transactional_id: str
     state: str = ""
     timeout_ms: int = 0
-    start_time_ms: int = -1
-    producer_id: int = NO_PRODUCER_ID
-    producer_epoch: int = NO_PRODUCER_EPOCH
+    start_time_ms: int = 0
+    producer_id: int = 0
+    producer_epoch: int = 0
     partitions: list[TopicPartition] = field(default_factory=list)
 
 

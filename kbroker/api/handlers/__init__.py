@@ -53,6 +53,9 @@ HANDLER_MODULES = (
     "describe_configs",
     "alter_configs",
     "incremental_alter_configs",
+    "describe_log_dirs",
+    "alter_replica_log_dirs",
+    "update_features",
     # ACLs: SECURITY_DISABLED until kbroker has an authorizer
     "describe_acls",
     "create_acls",

@@ -109,7 +109,7 @@ def _as_topic_request(topic: CreateTopicsRequestCreatableTopic, configs: dict[st
 def _result(ctx: RequestContext, result: TopicResult) -> CreateTopicsResponseCreatableTopicResult:
     if result.error != Errors.NONE:
         return {"name": result.name, "error_code": result.error, "error_message": result.message,
-                "num_partitions": -1, "replication_factor": -1, "configs": None}
+                "num_partitions": -1, "replication_factor": -1, "configs": []}  # Kafka's default: empty
     if not auth_helper.authorize(ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, result.name):
         return {"name": result.name, "topic_id": result.topic_id,  # type: ignore[typeddict-item]
                 "error_code": 0, "error_message": None, "topic_config_error_code": Errors.TOPIC_AUTHORIZATION_FAILED,

@@ -22,7 +22,6 @@ from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.security.acl import AclOperation
-from kbroker.security.client_quota_admin import QuotaRequestError
 
 if TYPE_CHECKING:
     from kbroker.protocol.message_types import DescribeClientQuotasRequest, DescribeClientQuotasResponse
@@ -33,6 +32,8 @@ VERSIONS = (0, 1)
 
 @auth_helper.requires_cluster(AclOperation.DESCRIBE_CONFIGS, entries=None)
 async def handle(ctx: RequestContext, request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse:
+    from kbroker.security.client_quota_admin import QuotaRequestError  # with the first quota request
+
     try:
         entries = ctx.services.client_quota_admin.describe([dict(c) for c in request["components"]],
                                                            request["strict"])

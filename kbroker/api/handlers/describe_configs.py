@@ -72,7 +72,7 @@ def _describe(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfi
         entries = _entries(ctx, resource, request)
     except ConfigApiError as exc:
         return _failed(resource, exc)
-    return {"error_code": 0, "error_message": None, "resource_type": resource["resource_type"],
+    return {"error_code": 0, "error_message": "", "resource_type": resource["resource_type"],
             "resource_name": resource["resource_name"], "configs": [_config(e) for e in entries]}
 
 
@@ -109,7 +109,9 @@ def _entries(ctx: RequestContext, resource: DescribeConfigsRequestDescribeConfig
 
 def _failed(resource: DescribeConfigsRequestDescribeConfigsResource,
             error: ConfigApiError) -> DescribeConfigsResponseDescribeConfigsResult:
-    return {"error_code": error.code, "error_message": error.message, "resource_type": resource["resource_type"],
+    # Kafka's unknown-topic result sets no message: the field's default, "" (never null here).
+    message = error.message if error.message is not None else ""
+    return {"error_code": error.code, "error_message": message, "resource_type": resource["resource_type"],
             "resource_name": resource["resource_name"], "configs": []}
 
 

@@ -44,7 +44,8 @@ async def handle(ctx: RequestContext, request: DescribeProducersRequest) -> Desc
             error, producers = (replica_manager.active_producers(topic["name"], index) if topic["name"] in readable
                                 else (Errors.TOPIC_AUTHORIZATION_FAILED, []))
             partitions.append({"partition_index": index, "error_code": error,
-                               "error_message": None if error == Errors.NONE else error.message,
+                               # Kafka's activeProducerState sets no message with its error.
+                               "error_message": None,
                                "active_producers": [{
                                    "producer_id": e.producer_id, "producer_epoch": e.producer_epoch,
                                    "last_sequence": e.last_seq, "last_timestamp": e.last_timestamp,

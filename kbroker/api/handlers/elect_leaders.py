@@ -2,8 +2,9 @@
 
 - Versions: 0-2 served and advertised; v0 has no election type and no top-level error code.
 - Behaviour:
-  - Served by the active controller (others answer NOT_CONTROLLER: admin clients send it to
-    the controller).
+  - Served by the active controller; any other broker answers as ZooKeeper-mode Kafka's
+    KafkaController does off the controller: NOT_CONTROLLER (no message) for each partition
+    asked, no partition for a null list, and a top-level NONE (v0 has no top-level code).
   - Null topic_partitions means every partition.
   - Preferred: the first replica of the assignment leads if it is alive and in the ISR
     (PREFERRED_LEADER_NOT_AVAILABLE otherwise, ELECTION_NOT_NEEDED if it already leads).
@@ -20,7 +21,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kbroker.api.auth_helper import AclOperation, requires_cluster
-from kbroker.api.controller_only import controller_only
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -45,13 +45,15 @@ def _refused(request: ElectLeadersRequest) -> dict:
 
 
 @requires_cluster(AclOperation.ALTER, _refused, replica_election_results=[])
-@controller_only(replica_election_results=[])
 async def handle(ctx: RequestContext, request: ElectLeadersRequest) -> ElectLeadersResponse:
     controller = ctx.services.controller
     wanted = request["topic_partitions"]
     partitions = None if wanted is None else [(t["topic"], p) for t in wanted for p in t["partitions"]]
     election_type = request["election_type"] if ctx.api_version >= 1 else 0
-    results = controller.elect_leaders(election_type, partitions)
+    if controller.is_active:
+        results = controller.elect_leaders(election_type, partitions)
+    else:
+        results = {tp: (Errors.NOT_CONTROLLER, None) for tp in partitions or []}
     by_topic: dict[str, list[ElectLeadersResponsePartitionResult]] = {}
     for (topic, partition), (error, message) in results.items():
         by_topic.setdefault(topic, []).append({"partition_id": partition, "error_code": error,

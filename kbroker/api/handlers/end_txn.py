@@ -13,7 +13,9 @@
     NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS.
   - Needs WRITE on the transactional id, else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
     (api/auth_helper.py).
-- Gaps: transaction.version 2 (epoch bump per transaction) is not implemented.
+- Gaps: transaction.version 2 (KIP-890 part 2: an epoch bump per transaction, partitions added
+  by Produce v12) is not implemented; the feature is not advertised in ApiVersions, so clients
+  (Kafka 4.x's included) stay on the transaction.version 0/1 protocol.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@
     read_committed, the last stable offset, so their moves wake it).
   - OFFSET_OUT_OF_RANGE outside [log start, log end]; FENCED_LEADER_EPOCH /
     UNKNOWN_LEADER_EPOCH from current_leader_epoch (v9+); topic ids from v13
-    (UNKNOWN_TOPIC_ID).
+    (UNKNOWN_TOPIC_ID). A partition in error answers -1 for its high watermark, last stable
+    offset and log start (Kafka's createLogReadResult); one refused before reading (unknown
+    topic or id) an empty aborted_transactions list, as Kafka's partitionResponse.
   - Records go out (v4+) as file regions of the segments, never decoded.
   - A consumer with a consumer_byte_rate quota reads at most quota x (quota.window.num - 1) x
     window bytes per fetch (Kafka's getMaxValueInQuotaWindow); KafkaApis throttles it
@@ -79,6 +81,9 @@ VERSIONS = (0, 18)
 
 INVALID_SESSION_ID = 0
 FIRST_RECORD_BATCH_VERSION = 4  # Fetch v0-3 read message formats 0/1 (down-converted)
+# Errors KafkaApis answers before reading (its `erroneous` partitions), never from the log.
+_REFUSED_BEFORE_READING = frozenset({Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.UNKNOWN_TOPIC_ID,
+                                     Errors.TOPIC_AUTHORIZATION_FAILED})
 
 
 async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
@@ -209,8 +214,10 @@ def _partition_data(index: int, result: FetchResult) -> FetchResponsePartitionDa
         "high_watermark": result.high_watermark,
         "last_stable_offset": result.last_stable_offset,
         "log_start_offset": result.log_start_offset,
-        # read_committed only (None otherwise): the transactions the client must drop.
-        "aborted_transactions": None if result.aborted_transactions is None else [
+        # read_committed only (None otherwise): the transactions the client must drop. A partition
+        # refused before any read gets Kafka's FetchResponse.partitionResponse: an empty list.
+        "aborted_transactions": ([] if result.error in _REFUSED_BEFORE_READING else None)
+        if result.aborted_transactions is None else [
             {"producer_id": txn.producer_id, "first_offset": txn.first_offset} for txn in result.aborted_transactions],
         "preferred_read_replica": -1,
         "records": result.records if result.records is not None else b"",

@@ -17,7 +17,8 @@
   - A transactional id needs WRITE on it (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent
     producer IDEMPOTENT_WRITE on the cluster or WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED),
     as Kafka (api/auth_helper.py).
-- Gaps: v6 (KIP-939 two-phase commit) is not served.
+- Gaps: v6 (KIP-939 two-phase commit) is not served: Kafka 4.x's schema marks it
+  latestVersionUnstable, so Kafka advertises 0-5 too (unless unstable.api.versions.enable).
 """
 
 from __future__ import annotations

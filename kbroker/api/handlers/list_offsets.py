@@ -11,7 +11,8 @@
     - -1 latest: the high watermark, or the last stable offset with read_committed; the log end
       for a replica id >= 0.
     - -3 the batch holding the largest timestamp (v7+; UNSUPPORTED_VERSION before).
-    - -5 earliest pending upload (v9+): -1, nothing is tiered.
+    - -5 latest tiered (v9+) and -6 earliest pending upload (v11+): -1, as Kafka's UnifiedLog
+      answers without remote storage (nothing is tiered).
     - Otherwise the first offset whose timestamp is >= the one asked, found through the time
       index (-1/-1 when none is).
     - A partition named twice gets INVALID_REQUEST; leadership and leader epoch checks as Fetch
@@ -20,7 +21,7 @@
       OFFSET_NOT_AVAILABLE, as Kafka answers.
   - Needs DESCRIBE on each topic, else its partitions get TOPIC_AUTHORIZATION_FAILED
     (api/auth_helper.py).
-- Gaps: no tiered storage (see -4 and -5).
+- Gaps: no tiered storage (see -4, -5 and -6).
 """
 
 from __future__ import annotations

@@ -17,11 +17,13 @@
   - Topics by name, or by id from v13 (UNKNOWN_TOPIC_ID).
   - With an authorizer (api/auth_helper.py), as Kafka's KafkaApis: a request with a
     transactional id needs WRITE on it, else every partition gets
-    TRANSACTIONAL_ID_AUTHORIZATION_FAILED (so do transactional batches without a transactional
-    id: one header read per partition); each topic needs WRITE, else its partitions get
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED; each topic needs WRITE, else its partitions get
     TOPIC_AUTHORIZATION_FAILED (before any other check of the topic). One decision per topic,
     cached by the authorizer: nothing per record. Idempotence needs no more (KIP-679).
   - Client writes to internal topics get INVALID_TOPIC_EXCEPTION.
+  - As Kafka's appendToLocalLog: UNKNOWN_TOPIC_OR_PARTITION, NOT_LEADER_OR_FOLLOWER,
+    MESSAGE_TOO_LARGE, RECORD_LIST_TOO_LARGE, CORRUPT_MESSAGE and KAFKA_STORAGE_ERROR answer
+    log_start_offset -1 and no error_message (compat-tests/test_differential.py compares them).
   - A batch refused for its records (a keyless record on a compacted topic, a timestamp out of
     bounds) answers INVALID_RECORD / INVALID_TIMESTAMP with v8+'s `record_errors` (each
     offending record's batch index and message) and Kafka's `error_message`.
@@ -31,11 +33,17 @@
     to the transaction gets TRANSACTION_ABORTABLE (v11+; INVALID_TXN_STATE before) and nothing
     is appended; a fenced epoch INVALID_PRODUCER_EPOCH; a coordinator that cannot answer
     NOT_ENOUGH_REPLICAS (retriable); batches of two producer ids INVALID_PRODUCER_ID_MAPPING.
-- Gaps: without an authorizer, transactional batches without a transactional id are appended
-  unverified; no VerificationGuard: a marker written between the
-  verification and the append is not detected; one verification request per produce request
-  (Kafka batches them per coordinator); v0-2's message sets are converted on the event loop,
-  within the append (about 10 us a message).
+    Each verification is bound to a VerificationGuard the partition's producer state hands
+    out before asking: the append must bring it, and a marker or the transaction's first batch
+    clears it, so a verification that raced with the end of its transaction (or a batch whose
+    transaction ended after it was found open) gets INVALID_TXN_STATE "Record was not part of
+    an ongoing transaction" instead of opening a hanging transaction.
+  - Transactional batches in a request without a transactional id: the whole request answers
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing is appended (KafkaApis; acks=0 gets no
+    answer).
+- Gaps: one verification request per produce request (Kafka batches them per coordinator);
+  v0-2's message sets are converted on the event loop, within the append (about 10 us a
+  message).
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
 
 if TYPE_CHECKING:
+    from kbroker.log.producer_state import VerificationGuard
     from kbroker.protocol.message_types import (
         ProduceRequest,
         ProduceRequestTopicProduceData,
@@ -111,12 +120,23 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
                 partitions.append((index, tp))
         topics.append((topic_data, partitions))
     refused: dict[tuple[str, int], Errors] = {}
-    if request["transactional_id"] is not None and services.config["transaction.partition.verification.enable"]:
-        refused = await _verify_transaction(ctx, request["transactional_id"], appends)
+    guards: dict[tuple[str, int], VerificationGuard] | None = None  # None: verification is off
+    transactional_id = request["transactional_id"]
+    if transactional_id is None:
+        if version >= 3 and any(_is_transactional(records) for _, records in appends):
+            # KafkaApis: transactional records are authorized by their transactional id, so
+            # without one the whole request is refused (acks=0: silently, as Kafka's NoOpResponse).
+            if acks == 0:
+                return None
+            denied = ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+            topics = [(topic_data, [(index, denied) for index, _ in partitions]) for topic_data, partitions in topics]
+            appends = []
+    elif services.config["transaction.partition.verification.enable"]:
+        refused, guards = await _verify_transaction(ctx, transactional_id, appends)
     for tp, records in appends:
         error = refused.get(tp)
-        results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(tp[0], tp[1], records,
-                                                                                              acks)
+        results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(
+            tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp])
     if acks == 0:
         if any(r.error != Errors.NONE for r in results.values()) or any(
                 isinstance(slot, ProduceResult) for _, parts in topics for _, slot in parts):
@@ -143,22 +163,31 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     return {"responses": responses, "throttle_time_ms": 0}
 
 
-async def _verify_transaction(ctx: RequestContext, transactional_id: str,
-                              appends: list[tuple[tuple[str, int], memoryview]]) -> dict[tuple[str, int], Errors]:
+async def _verify_transaction(
+        ctx: RequestContext, transactional_id: str, appends: list[tuple[tuple[str, int], memoryview]],
+) -> tuple[dict[tuple[str, int], Errors], dict[tuple[str, int], VerificationGuard]]:
     """KIP-890: the partitions whose transactional batch would start a transaction there are
-    checked with the coordinator; returns the refused ones with the error for this version."""
+    checked with the coordinator. Returns the refused ones with the error for this version, and
+    each partition's VerificationGuard for its append (SENTINEL where nothing was verified: a
+    transaction the check found open must still be open when the batch is appended)."""
+    from kbroker.log.producer_state import SENTINEL  # loaded with the first log
+
     replica_manager = ctx.services.replica_manager
+    guards: dict[tuple[str, int], VerificationGuard] = {}
     to_verify: dict[tuple[int, int], set[tuple[str, int]]] = {}
     for tp, records in appends:
-        if not _ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL:
+        guards[tp] = SENTINEL
+        if not _is_transactional(records):
             continue
         producer_id, epoch = _PRODUCER.unpack_from(records, _PRODUCER_AT)
-        if not replica_manager.has_ongoing_transaction(tp[0], tp[1], producer_id):
+        guard = replica_manager.maybe_start_transaction_verification(tp[0], tp[1], producer_id, epoch)
+        if guard is not None and guard is not SENTINEL:
+            guards[tp] = guard
             to_verify.setdefault((producer_id, epoch), set()).add(tp)
     if not to_verify:
-        return {}
+        return {}, guards
     if len(to_verify) > 1:  # Kafka: "Transactional records contained more than one producer ID"
-        return {tp: Errors.INVALID_PRODUCER_ID_MAPPING for tps in to_verify.values() for tp in tps}
+        return {tp: Errors.INVALID_PRODUCER_ID_MAPPING for tps in to_verify.values() for tp in tps}, guards
     [((producer_id, epoch), partitions)] = to_verify.items()
     errors = await ctx.services.transaction_coordinator.add_partitions_to_txn_manager.verify_transaction(
         transactional_id, producer_id, epoch, partitions)
@@ -170,7 +199,12 @@ async def _verify_transaction(ctx: RequestContext, transactional_id: str,
             error = Errors.NOT_ENOUGH_REPLICAS  # retriable for every client, without a metadata refresh
         if error != Errors.NONE:
             refused[tp] = error
-    return refused
+    return refused, guards
+
+
+def _is_transactional(records: memoryview) -> bool:
+    """The v2 batch's transactional attribute (Produce v3+: exactly one magic-2 batch)."""
+    return bool(_ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL)
 
 
 def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str] | None:
@@ -179,24 +213,15 @@ def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set
     if not auth_helper.has_authorizer(ctx):
         return None
     transactional_id = request["transactional_id"]
-    if transactional_id is None:
-        if ctx.api_version >= 3 and _has_transactional_records(request):
-            return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)  # Kafka: a null id is refused
-    elif not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
+    # (Transactional batches without a transactional id are refused with or without an
+    # authorizer, after the topics are read: see handle.)
+    if transactional_id is not None and not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
         return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     names = {t["name"] for t in request["topic_data"]}
     if ctx.api_version >= 13:
         cache = ctx.services.metadata_cache
         names = {topic.name for t in request["topic_data"] if (topic := cache.topic_by_id(t["topic_id"]))}
     return names - auth_helper.authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, names)
-
-
-def _has_transactional_records(request: ProduceRequest) -> bool:
-    """Kafka's hasTransactionalRecords: the first batch of some partition is transactional (one
-    header read per partition, never per record)."""
-    return any(records is not None and len(records) > _ATTRIBUTES_AT + 1
-               and _ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL
-               for t in request["topic_data"] for pd in t["partition_data"] if (records := pd["records"]) is not None)
 
 
 def _target_topic(acks: int, name: str | None, denied: ProduceResult | set[str] | None) -> str | ProduceResult:

@@ -1,6 +1,6 @@
 """WriteTxnMarkers (27): writes transactions' COMMIT/ABORT markers to the partitions led here.
 
-- Versions: 0-1 served and advertised (Kafka 3.9's range; 4.x dropped v0).
+- Versions: 0-2 served and advertised (Kafka 3.9's minimum to 4.x's maximum; 4.x dropped v0).
 - Behaviour:
   - Sent by a transaction coordinator (another broker's, or ours through
     ReplicaManager.append_txn_markers without a socket). Each marker becomes one control batch
@@ -16,7 +16,11 @@
     NOT_ENOUGH_REPLICAS.
   - Needs CLUSTER_ACTION on the cluster, else every partition gets CLUSTER_AUTHORIZATION_FAILED
     and nothing is written, as Kafka answers (api/auth_helper.py).
-- Gaps: v2 (Kafka 4.x, KIP-890 part 2's TransactionVersion) is not served; no
+  - v2's TransactionVersion (KIP-1228): a marker of transaction.version 2 or above must carry an
+    epoch above the producer's last on the partition (the coordinator bumped it for the marker),
+    else INVALID_PRODUCER_EPOCH; 0 and 1 (and v0-1 requests) keep the >= check. kbroker's own
+    coordinator writes transaction.version 0/1 markers.
+- Gaps: no
   UNSUPPORTED_FOR_MESSAGE_FORMAT (every log is magic 2).
 """
 
@@ -38,7 +42,7 @@ if TYPE_CHECKING:
     )
 
 API_KEY = ApiKey.WRITE_TXN_MARKERS
-VERSIONS = (0, 1)
+VERSIONS = (0, 2)
 
 
 async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
@@ -46,7 +50,8 @@ async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteT
     entries = [
         TxnMarkerEntry(marker["producer_id"], marker["producer_epoch"], marker["coordinator_epoch"],
                        marker["transaction_result"],
-                       [(topic["name"], index) for topic in marker["topics"] for index in topic["partition_indexes"]])
+                       [(topic["name"], index) for topic in marker["topics"] for index in topic["partition_indexes"]],
+                       marker["transaction_version"])
         for marker in request["markers"]
     ]
     refused = auth_helper.cluster_error(ctx, AclOperation.CLUSTER_ACTION)
