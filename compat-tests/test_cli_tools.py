@@ -376,6 +376,38 @@ def test_configs_alter_then_describe(bootstrap: str) -> None:
     assert any(line.startswith("  num.partitions=1 ") for line in every.stdout.splitlines())
 
 
+def test_configs_users_and_clients_quotas_and_scram(bootstrap: str) -> None:
+    user = f"cli-user-{uuid.uuid4().hex[:6]}"
+    alice = ("--entity-type", "users", "--entity-name", user)
+    assert tool("configs", bootstrap, *alice, "--alter", "--add-config",
+                "producer_byte_rate=1048576,consumer_byte_rate=2048").stdout == \
+        f"Completed updating config for user {user}.\n"
+    tool("configs", bootstrap, *alice, "--alter", "--add-config", "SCRAM-SHA-256=[iterations=8192,password=secret]")
+    tool("configs", bootstrap, *alice, "--entity-type", "clients", "--entity-name", "app", "--alter",
+         "--add-config", "request_percentage=25")
+    assert tool("configs", bootstrap, "--entity-type", "clients", "--entity-default", "--alter", "--add-config",
+                "consumer_byte_rate=100").stdout == "Completed updating default config for clients in the cluster.\n"
+
+    assert tool("configs", bootstrap, *alice, "--describe").stdout.splitlines() == [
+        f"Quota configs for user-principal '{user}' are consumer_byte_rate=2048.0, producer_byte_rate=1048576.0",
+        f"SCRAM credential configs for user-principal '{user}' are SCRAM-SHA-256=iterations=8192"]
+    both = tool("configs", bootstrap, *alice, "--entity-type", "clients", "--entity-name", "app", "--describe")
+    assert both.stdout == f"Quota configs for user-principal '{user}', client-id 'app' are request_percentage=25.0\n"
+    assert "Quota configs for the default client-id are consumer_byte_rate=100.0" in \
+        tool("configs", bootstrap, "--entity-type", "clients", "--describe").stdout.splitlines()
+
+    tool("configs", bootstrap, *alice, "--alter", "--delete-config", "SCRAM-SHA-256")
+    tool("configs", bootstrap, *alice, "--alter", "--delete-config", "producer_byte_rate")
+    described = json.loads(tool("configs", bootstrap, *alice, "--describe", "--output", "json").stdout)
+    assert described == {"quotas": [{"entity": {"user": user}, "values": {"consumer_byte_rate": 2048.0}}],
+                         "scram_credentials": {}}
+    missing = tool("configs", bootstrap, *alice, "--alter", "--delete-config", "producer_byte_rate", check=False)
+    assert missing.returncode == 1 and "Invalid config(s): producer_byte_rate" in missing.stderr
+    mixed = tool("configs", bootstrap, "--entity-type", "clients", "--entity-name", "c", "--alter",
+                 "--add-config", "SCRAM-SHA-256=[password=x]", check=False)
+    assert mixed.returncode == 1 and "Only quota configs" in mixed.stderr
+
+
 def test_leader_election_where_nothing_is_to_elect(bootstrap: str) -> None:
     topic = new_topic(bootstrap, partitions=2)
     out = tool("leader-election", bootstrap, "--election-type", "PREFERRED", "--all-topic-partitions").stdout
@@ -562,7 +594,9 @@ def test_dump_log_decodes_segments_offline(broker: BrokerProcess, bootstrap: str
      "--to-datetime", "yesterday"],
     ["consumer-groups", "--bootstrap-server", "B", "--delete-offsets", "--group", "g", "--topic", "t:x"],
     ["consumer-groups", "--bootstrap-server", "B", "--reset-offsets", "--all-groups", "--topic", "t", "--to-latest"],
-    ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--entity-name", "u", "--describe"],
+    ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--entity-name", "u", "--alter"],
+    ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--alter", "--add-config", "producer_byte_rate=1"],
+    ["configs", "--bootstrap-server", "B", "--entity-type", "users", "--entity-type", "topics", "--describe"],
     ["configs", "--bootstrap-server", "B", "--entity-type", "topics", "--entity-name", "t", "--alter"],
     ["console-producer", "--bootstrap-server", "B"],
     ["console-consumer", "--bootstrap-server", "B", "--topic", "t", "--max-messages", "many"],

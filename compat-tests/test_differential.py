@@ -50,7 +50,7 @@ NOT_BUILT_KEYS = {
     35: "DescribeLogDirs: the javaclients branch adds it",
     36: "SaslAuthenticate: SASL listeners are refused until built",
     38: "CreateDelegationToken", 39: "RenewDelegationToken", 40: "ExpireDelegationToken",
-    41: "DescribeDelegationToken", 48: "DescribeClientQuotas", 49: "AlterClientQuotas",
+    41: "DescribeDelegationToken",
     50: "DescribeUserScramCredentials", 51: "AlterUserScramCredentials",
     57: "UpdateFeatures: the javaclients branch adds it as ZooKeeper-mode Kafka answers it",
     68: "ConsumerGroupHeartbeat (KIP-848): the javaclients branch", 69: "ConsumerGroupDescribe (KIP-848)",

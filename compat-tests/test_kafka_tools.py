@@ -3,7 +3,7 @@ bin/*.sh scripts run them) against a real kbroker: each tool's output is asserte
 paths a user hits print what they print against Apache Kafka 4.4 itself.
 
 One JVM per invocation cannot be avoided for CLI tools, so the invocations are counted (about
-45, a dozen of them the error paths run against both) and start quickly (C1 only, serial GC;
+55, a dozen of them the error paths run against both) and start quickly (C1 only, serial GC;
 kbroker.testing.apache_kafka). Apache Kafka runs once, for the error-path comparison only.
 """
 
@@ -195,6 +195,30 @@ def test_configs_alter_and_describe_a_topic_and_describe_the_broker(broker):
     assert "  log.retention.hours=168 sensitive=false synonyms={DEFAULT_CONFIG:log.retention.hours=168}" in broker_all
     assert any(line.startswith("  num.partitions=1 sensitive=false synonyms={STATIC_BROKER_CONFIG:num.partitions=1")
                for line in broker_all), broker_all
+
+
+def test_configs_quotas_and_scram_credentials_of_users_and_clients(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    alice = ["--entity-type", "users", "--entity-name", "alice"]
+    altered = tool("kafka-configs", *bs, *alice, "--alter", "--add-config",
+                   "producer_byte_rate=1048576,consumer_byte_rate=2048")
+    assert altered.stdout.strip() == "Completed updating config for user alice."
+    tool("kafka-configs", *bs, *alice, "--alter", "--add-config", "SCRAM-SHA-256=[iterations=8192,password=secret]")
+    defaults = tool("kafka-configs", *bs, "--entity-type", "clients", "--entity-default", "--alter",
+                    "--add-config", "request_percentage=50")
+    assert defaults.stdout.strip() == "Completed updating default config for clients in the cluster."
+
+    quotas, scram = lines(tool("kafka-configs", *bs, *alice, "--describe").stdout)
+    prefix = "Quota configs for user-principal 'alice' are "
+    assert quotas.startswith(prefix)
+    assert sorted(quotas[len(prefix):].split(", ")) == ["consumer_byte_rate=2048.0", "producer_byte_rate=1048576.0"]
+    assert scram == "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=8192"
+    clients = lines(tool("kafka-configs", *bs, "--entity-type", "clients", "--describe").stdout)
+    assert clients == ["Quota configs for the default client-id are request_percentage=50.0"]
+
+    tool("kafka-configs", *bs, *alice, "--alter", "--delete-config", "producer_byte_rate,consumer_byte_rate")
+    tool("kafka-configs", *bs, *alice, "--alter", "--delete-config", "SCRAM-SHA-256")
+    assert lines(tool("kafka-configs", *bs, *alice, "--describe").stdout) == []
 
 
 # -- kafka-get-offsets, kafka-delete-records ---------------------------------------------------

@@ -62,6 +62,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.security.client_quota_manager import CLIENTS, ClientQuotaManagers
 
 if TYPE_CHECKING:
     import ssl
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
     from kbroker.network.socket_server import SessionFactory
     from kbroker.replica.replica_manager import TopicPartition
     from kbroker.security.acl_authorizer import AclAuthorizer
+    from kbroker.security.client_quota_admin import ClientQuotaAdmin
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
 
 log = logging.getLogger("kbroker.server")
@@ -159,6 +161,10 @@ class KafkaServer:
         self.listener_sessions: dict[str, SessionFactory] = {}
         self.inter_broker_ssl: ssl.SSLContext | None = None
         self.controller_ssl: ssl.SSLContext | None = None
+        # Client quotas are enforced from the first request, so their (small) manager is always built.
+        self.client_quotas = ClientQuotaManagers(config.get("quota.window.num"), config.get("quota.window.size.seconds"),
+                                                 config.get("controller.quota.window.num"),
+                                                 config.get("controller.quota.window.size.seconds"))
         self._session_events: dict[str, int] = {}  # kazoo's events counted (SessionExpireListener)
         # metrics.listener: the request metrics KafkaApis counts into, and the /metrics endpoint.
         self.request_metrics: RequestMetrics | None = None
@@ -199,6 +205,7 @@ class KafkaServer:
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
         self._config_changes_seen = set(store.get_children(zk_data.CONFIG_CHANGES))
+        self.client_quotas.load(zk_client)  # quotas written before any broker ran count too
         store.watch_children(zk_data.CONFIG_CHANGES, self._on_config_changes)
         # The controller only stands for election once we are registered (below); it exists
         # before the listeners so that the first request finds every service in place.
@@ -217,6 +224,8 @@ class KafkaServer:
             build_group_coordinator=self._build_group_coordinator,
             build_transaction_coordinator=self._build_transaction_coordinator,
             build_scram_credentials=lambda: _scram_credentials(zk_client),
+            client_quotas=self.client_quotas,
+            build_client_quota_admin=lambda: _client_quota_admin(zk_client, self.client_quotas),
             sasl_listeners=sasl_listeners,
             authorizer=_authorizer(self.config, store))
         if sasl_listeners:
@@ -633,7 +642,8 @@ class KafkaServer:
         return LogConfig.from_topic_config(_started(self.zk_client).get_topic_config(topic), self.base_log_config)
 
     def _on_config_changes(self) -> None:
-        """A /config/changes notification: re-read the named topics' configs into their logs."""
+        """A /config/changes notification: re-read the named topics' configs into their logs, users'
+        SCRAM credentials and quotas, client ids' quotas."""
         store = _started(self.zk_client).store
         for child in store.get_children(zk_data.CONFIG_CHANGES):
             if child in self._config_changes_seen:
@@ -651,6 +661,9 @@ class KafkaServer:
                 cache = _started(self.services).started_credential_cache
                 if cache is not None:  # not built yet: it loads every user when it is
                     cache.refresh(_started(self.zk_client), name)
+                self.client_quotas.refresh(_started(self.zk_client), kind, name)
+            elif kind == CLIENTS:
+                self.client_quotas.refresh(_started(self.zk_client), kind, name)
 
     # -- background work ---------------------------------------------------------------------
     async def _periodic(self, work: Callable[[], object], interval_s: float) -> None:
@@ -716,6 +729,13 @@ def _scram_credentials(zk_client: KafkaZkClient) -> tuple:
     cache = CredentialCache()
     cache.load(zk_client)
     return cache, ScramCredentialManager(zk_client, cache)
+
+
+def _client_quota_admin(zk_client: KafkaZkClient, client_quotas: ClientQuotaManagers) -> ClientQuotaAdmin:
+    """Describe/AlterClientQuotas' side, built with the first such request."""
+    from kbroker.security.client_quota_admin import ClientQuotaAdmin
+
+    return ClientQuotaAdmin(zk_client, client_quotas)
 
 
 def _authorizer(config: KafkaConfig, store: object) -> AclAuthorizer | None:

@@ -97,7 +97,7 @@ def test_lists_name_real_settings_and_do_not_contradict_the_code():
     ["authorizer.class.name=com.example.MyAuthorizer"],
     ["principal.builder.class=com.example.Builder"],
     ["delegation.token.secret.key=k"],
-    ["quota.window.num=20"],
+    ["replication.quota.window.num=20"],
     ["quota.producer.default=1048576"],
     ["listener.name.internal.ssl.keymanager.algorithm=PKIX"],
     ["listener.name.sasl.gssapi.sasl.jaas.config=x"],

@@ -4,7 +4,8 @@ Handlers reach the broker through `ctx.services` only, never through KafkaServer
 manager, the metadata cache, the admin manager, the controller, the producer id manager, the v0
 consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus the fence
 that refuses stale controller requests (api/controller_fence.py), the SCRAM credentials
-(cache and Describe/AlterUserScramCredentials), the SASL listeners' settings and the authorizer (None
+(cache and Describe/AlterUserScramCredentials), the client quotas (ClientQuotaManagers and
+Describe/AlterClientQuotas' ClientQuotaAdmin), the SASL listeners' settings and the authorizer (None
 without `authorizer.class.name`; handlers ask it through api/auth_helper.py). The group and transaction
 coordinators are built the first time something needs them (a broker that never sees a group
 or a transaction starts faster and idles in less memory), behind the non-optional
@@ -29,6 +30,8 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
     from kbroker.security.acl_authorizer import AclAuthorizer
+    from kbroker.security.client_quota_admin import ClientQuotaAdmin
+    from kbroker.security.client_quota_manager import ClientQuotaManagers
     from kbroker.security.credential_cache import CredentialCache, ScramCredentialManager
     from kbroker.security.sasl_config import ListenerSaslConfig
     from kbroker.txn.transaction_coordinator import TransactionCoordinator
@@ -50,12 +53,24 @@ class BrokerServices:
     # The SCRAM credentials (their cache and Describe/AlterUserScramCredentials), built the first
     # time a SASL login or a SCRAM request needs them: a broker without SASL never imports them.
     build_scram_credentials: Callable[[], tuple[CredentialCache, ScramCredentialManager]]
+    # Client quotas: the throttling side, always there (`enabled` False while no quota exists),
+    # and Describe/AlterClientQuotas' side, built with the first such request.
+    client_quotas: ClientQuotaManagers
+    build_client_quota_admin: Callable[[], ClientQuotaAdmin]
     authorizer: AclAuthorizer | None = None  # `authorizer.class.name`; None: everyone may do anything
     # The SASL listeners' settings by listener name; a listener missing here is not SASL.
     sasl_listeners: dict[str, ListenerSaslConfig] = field(default_factory=dict)
     _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
     _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)
     _scram: tuple[CredentialCache, ScramCredentialManager] | None = field(default=None, init=False, repr=False)
+    _client_quota_admin: ClientQuotaAdmin | None = field(default=None, init=False, repr=False)
+
+    @property
+    def client_quota_admin(self) -> ClientQuotaAdmin:
+        admin = self._client_quota_admin
+        if admin is None:
+            admin = self._client_quota_admin = self.build_client_quota_admin()
+        return admin
 
     @property
     def credential_cache(self) -> CredentialCache:

@@ -20,6 +20,11 @@ CloseConnection (kbroker/api/handlers); `process` turns it into the network laye
 it does for the cases above. This module knows the codec, the handler registry and the services
 handlers get (BrokerServices), not sockets: the server hands `process` to the network.
 
+Client quotas (kbroker/security/client_quota_manager.py): while any quota exists, each request
+is recorded against the quotas of its principal and client id (api/quota_helper.py); a throttle
+time goes into the response's throttle_time_ms and the connection is muted for it once the
+response is written (KafkaConnection.mute_for, KIP-219). With no quota, none of that runs.
+
 Measured requests: with metrics on (`metrics.listener`, a RequestMetrics given) or the logger
 `kafka.request.logger` at DEBUG, each answered request's time is split as Kafka splits it
 (request queue: from the frame's arrival to its handler; remote: parked in a purgatory, counted
@@ -36,6 +41,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from kbroker.api import quota_helper
 from kbroker.api.handlers import CloseConnection, Handler, load_handlers
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.znode_store import ZooKeeperUnavailableError
@@ -131,8 +137,9 @@ class KafkaApis:
         principal = ANONYMOUS if session is None else session.principal
         ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
         measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
+        quotas_on = self.services.client_quotas.enabled  # no quota anywhere: no quota work at all
         started = 0.0
-        if measured:
+        if measured or quotas_on:
             started = time.monotonic()
             remote_time_s.set(0.0)
         try:
@@ -146,6 +153,11 @@ class KafkaApis:
             log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
                         _api_name(api_key), version, lost)
             raise socket_server.CloseConnection from None
+        if quotas_on:
+            local_s = max(0.0, time.monotonic() - started - remote_time_s.get())
+            throttle_ms = quota_helper.throttle_time_ms(ctx, request, response, len(frame), local_s)
+            if throttle_ms:
+                conn.mute_for(throttle_ms)
         if measured:
             self._completed(conn, ctx, request, response, started)
         if response is None:

@@ -2,7 +2,7 @@
 
 No accepted setting is silently ignored (issue 16, bug 1):
 - `UNSUPPORTED`: Kafka settings whose feature kbroker lacks yet (GSSAPI and OAUTHBEARER, authorization,
-  delegation tokens, quotas, pluggable Java classes...). Given with a value other than Kafka's
+  delegation tokens, replication and connection quotas, pluggable Java classes...). Given with a value other than Kafka's
   default, they make the broker refuse to start (`refused_settings`): ignoring them would serve
   plaintext, unauthenticated or unlimited while the operator believes otherwise. Left at Kafka's
   default they ask for nothing kbroker lacks. `authorizer.class.name` is served for Kafka's
@@ -78,10 +78,10 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "password.encoder.secret", "password.encoder.old.secret", "password.encoder.keyfactory.algorithm",
     "password.encoder.cipher.algorithm", "password.encoder.key.length", "password.encoder.iterations",
     # Quotas
-    "client.quota.callback.class", "quota.window.num", "quota.window.size.seconds",
+    "client.quota.callback.class",
     "replication.quota.window.num", "replication.quota.window.size.seconds",
     "alter.log.dirs.replication.quota.window.num", "alter.log.dirs.replication.quota.window.size.seconds",
-    "controller.quota.window.num", "controller.quota.window.size.seconds", "max.connection.creation.rate",
+    "max.connection.creation.rate",
     # Java classes kbroker cannot load
     "create.topic.policy.class.name", "alter.config.policy.class.name", "replica.selector.class",
     "metric.reporters", "kafka.metrics.reporters",

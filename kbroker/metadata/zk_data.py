@@ -206,6 +206,9 @@ def encode_entity_config(config: dict[str, str]) -> bytes:
 
 
 def decode_entity_config(data: bytes) -> dict[str, str]:
+    """An empty znode (a parent made on the way to /config/users/<u>/clients/<c>) holds nothing."""
+    if not data:
+        return {}
     return dict(json.loads(data).get("config") or {})
 
 

@@ -17,7 +17,10 @@ queued.max.request.bytes (MemoryPool: every listener stops reading while the byt
 taken up for processing reach that much); max.connections, listener.name.X.max.connections,
 max.connections.per.ip and its overrides (ConnectionQuotas: the accept loop waits for a slot, or
 closes a connection from an address at its maximum); connections.max.idle.ms (a connection with
-no bytes in or out for that long, and no request being processed, is closed).
+no bytes in or out for that long, and no request being processed, is closed). Quotas' throttling:
+`KafkaConnection.mute_for(ms)`, asked by the request processor, keeps the connection from reading
+and processing for that long once the current response is written (KIP-219); the network knows
+nothing of why.
 
 TLS (SSL and SASL_SSL listeners): the server is given an ssl.SSLContext (built by
 kbroker/security/ssl_factory.py, handed over by kbroker/server.py) and runs each accepted
@@ -118,7 +121,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
-                 "_arrivals", "request_arrival")
+                 "_arrivals", "request_arrival", "_mute_s", "_muted")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -140,6 +143,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # the api layer's request queue time (Kafka's requestQueueTimeMs) and request log.
         self._arrivals: collections.deque[float] = collections.deque()
         self.request_arrival = 0.0
+        self._mute_s = 0.0  # asked by mute_for: how long to stay muted once the response is out
+        self._muted = False  # muted now: nothing is read or processed
         self._worker: asyncio.Task | None = None
         self._processing = False  # a request is with the processor
         self._closing = False
@@ -304,7 +309,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._closing:
             return
         pool = self.server.memory_pool
-        want = not (self._close_when_idle or self._queue_full or (pool is not None and pool.is_out_of_memory))
+        want = not (self._close_when_idle or self._queue_full or self._muted
+                    or (pool is not None and pool.is_out_of_memory))
         if want != self._reading:
             self._reading = want
             if want:
@@ -369,8 +375,26 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.last_active = time.monotonic()
                 if self._write_paused:
                     await self._writable()
+            if self._mute_s:
+                await self._stay_muted()
         if self._close_when_idle:
             self.close()
+
+    def mute_for(self, ms: int) -> None:
+        """Quota throttling (KIP-219): once the current request's response is written, this
+        connection reads and processes nothing more for `ms` milliseconds. Called by the request
+        processor before it returns."""
+        self._mute_s = max(self._mute_s, ms / 1000)
+
+    async def _stay_muted(self) -> None:
+        delay, self._mute_s = self._mute_s, 0.0
+        self._muted = True
+        self._update_reading()
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._muted = False
+            self._update_reading()
 
     async def _writable(self) -> None:
         """Wait until the transport's buffer drains below its low-water mark (or the connection is lost)."""
@@ -398,9 +422,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.transport.close()
 
     async def drain_in_flight(self) -> None:
-        """Wait until this connection has answered what it already read."""
+        """Wait until this connection has answered what it already read (a throttled connection
+        has: what it read since waits for the end of its throttle, which a shutdown does not)."""
         worker = self._worker
-        if worker is not None and not worker.done():
+        if worker is not None and not worker.done() and not self._muted:
             try:
                 await worker
             except (asyncio.CancelledError, Exception):

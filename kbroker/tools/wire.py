@@ -9,6 +9,8 @@ TLS, `ssl.endpoint.identification.algorithm` https or none, `enable.ssl.certific
 SASL_PLAINTEXT and SASL_SSL log in first (SaslHandshake v1, SaslAuthenticate v2) with
 `sasl.mechanism` PLAIN or SCRAM-SHA-256/512 and `sasl.username`/`sasl.password`, through the
 mechanisms' client halves in kbroker/security.
+DescribeClientQuotas and AlterClientQuotas (KIP-546) go to any broker (`kbroker configs` for
+users and clients).
 """
 
 from __future__ import annotations
@@ -148,3 +150,25 @@ def error_name(code: int) -> str:
     except ValueError:
         return f"error code {code}"
     return f"{error.name}: {error.message}" if error.message else error.name
+
+
+def _checked(code: int, message: str | None) -> None:
+    if code:
+        raise ToolError(f"{error_name(code)}{f' ({message})' if message else ''}")
+
+
+def describe_client_quotas(address: str, components: list[dict], strict: bool = True) -> list[dict]:
+    """DescribeClientQuotas v1 (KIP-546): [{"entity": {type: name or None}, "values": {key: value}}]."""
+    response = send_request(address, ApiKey.DESCRIBE_CLIENT_QUOTAS, 1, {"components": components, "strict": strict})
+    _checked(response["error_code"], response["error_message"])
+    return [{"entity": {e["entity_type"]: e["entity_name"] for e in entry["entity"]},
+             "values": {v["key"]: v["value"] for v in entry["values"]}} for entry in response["entries"] or []]
+
+
+def alter_client_quotas(address: str, entity: dict[str, str | None], ops: list[dict]) -> None:
+    """AlterClientQuotas v1 for one entity; ops are {"key", "value", "remove"}."""
+    request = {"entries": [{"entity": [{"entity_type": t, "entity_name": n} for t, n in entity.items()], "ops": ops}],
+               "validate_only": False}
+    response = send_request(address, ApiKey.ALTER_CLIENT_QUOTAS, 1, request)
+    for entry in response["entries"]:
+        _checked(entry["error_code"], entry["error_message"])

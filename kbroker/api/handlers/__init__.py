@@ -85,6 +85,8 @@ HANDLER_MODULES = (
     # SASL (kbroker/security/): the exchange, and the SCRAM credentials in /config/users
     "sasl_handshake",
     "sasl_authenticate",
+    "describe_client_quotas",
+    "alter_client_quotas",
     "describe_user_scram_credentials",
     "alter_user_scram_credentials",
 )

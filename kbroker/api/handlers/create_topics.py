@@ -18,14 +18,19 @@
   - Needs CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED "Authorization
     failed."); a created topic's configs (v5+) need DESCRIBE_CONFIGS on it, else
     topic_config_error_code TOPIC_AUTHORIZATION_FAILED, as Kafka (api/auth_helper.py).
-- Gaps: none known.
+  - controller_mutation_rate (KIP-599, api/quota_helper.py): each topic to create spends its
+    partitions; from v6 a topic arriving while the quota is exhausted answers
+    THROTTLING_QUOTA_EXCEEDED and is not created, before v6 it is created and the answer
+    throttled; throttle_time_ms says how long to wait.
+- Gaps: a topic refused by validation after the quota was charged (an existing topic, say) still
+  counts against controller_mutation_rate, where Kafka charges only topics that pass validation.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api import auth_helper
+from kbroker.api import auth_helper, quota_helper
 from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.config_helper import split_null_values, topic_config_entries
 from kbroker.api.request_context import RequestContext
@@ -60,6 +65,9 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
     checked = [_topic_request(ctx, t) if t["name"] in creatable
                else TopicResult(t["name"], Errors.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
                for t in unique]
+    quota = quota_helper.controller_mutation_quota(ctx, strict_since_version=6)
+    if not request["validate_only"]:
+        checked = [_charged(ctx, quota, c) if isinstance(c, TopicRequest) else c for c in checked]
     wanted = [c for c in checked if isinstance(c, TopicRequest)]
     created = iter(await ctx.services.admin_manager.create_topics(wanted, request["timeout_ms"],
                                                                 request["validate_only"]))
@@ -68,7 +76,18 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
     out += [{"name": n, "error_code": Errors.INVALID_REQUEST,
              "error_message": f"Create topics request from client `{ctx.client_id}` contains multiple "
                               f"entries for the following topics: {n}"} for n in sorted(duplicates)]
-    return {"throttle_time_ms": 0, "topics": out}
+    return {"throttle_time_ms": quota.throttle_time_ms, "topics": out}
+
+
+def _charged(ctx: RequestContext, quota: quota_helper.ControllerMutationQuota,
+             topic: TopicRequest) -> TopicRequest | TopicResult:
+    """The topic if the controller mutation quota lets it be created, else Kafka's refusal."""
+    partitions = len(topic.assignments) or topic.num_partitions
+    if partitions < 0:
+        partitions = ctx.services.config.get("num.partitions")
+    if quota.record(partitions):
+        return topic
+    return TopicResult(topic.name, Errors.THROTTLING_QUOTA_EXCEEDED, Errors.THROTTLING_QUOTA_EXCEEDED.message)
 
 
 def _topic_request(ctx: RequestContext, topic: CreateTopicsRequestCreatableTopic) -> TopicRequest | TopicResult:

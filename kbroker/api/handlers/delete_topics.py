@@ -10,6 +10,9 @@
   - Unknown names: UNKNOWN_TOPIC_OR_PARTITION; unknown ids: UNKNOWN_TOPIC_ID;
     delete.topic.enable=false: TOPIC_DELETION_DISABLED.
   - Needs DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED (api/auth_helper.py).
+  - controller_mutation_rate (KIP-599, api/quota_helper.py): each topic deleted spends its
+    partitions; from v5 a topic arriving while the quota is exhausted answers
+    THROTTLING_QUOTA_EXCEEDED and stays, before v5 it is deleted and the answer throttled.
 - Gaps: none known.
 """
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kbroker.api import auth_helper
+from kbroker.api import auth_helper, quota_helper
 from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
@@ -52,8 +55,12 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
         resolved.append((name, topic_id))
     deletable = auth_helper.authorized_names(ctx, AclOperation.DELETE, ResourceType.TOPIC,
                                              [n for n, _ in resolved if n is not None])
-    results = await ctx.services.admin_manager.delete_topics([n for n, _ in resolved if n in deletable],
-                                                           request["timeout_ms"])
+    quota = quota_helper.controller_mutation_quota(ctx, strict_since_version=5)
+    throttled = {n for n, _ in resolved if n in deletable and not quota.record(_partitions(ctx, n))}
+    results = await ctx.services.admin_manager.delete_topics(
+        [n for n, _ in resolved if n in deletable and n not in throttled], request["timeout_ms"])
+    results.update({n: (Errors.THROTTLING_QUOTA_EXCEEDED, Errors.THROTTLING_QUOTA_EXCEEDED.message)
+                    for n in throttled})
     results.update({n: (Errors.TOPIC_AUTHORIZATION_FAILED, None) for n, _ in resolved
                     if n is not None and n not in deletable})
     responses: list[DeleteTopicsResponseDeletableTopicResult] = []
@@ -64,4 +71,9 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
             continue
         error, message = results[name]
         responses.append({"name": name, "topic_id": topic_id, "error_code": error, "error_message": message})
-    return {"throttle_time_ms": 0, "responses": responses}
+    return {"throttle_time_ms": quota.throttle_time_ms, "responses": responses}
+
+
+def _partitions(ctx: RequestContext, name: str) -> int:
+    topic = ctx.services.metadata_cache.topic(name)
+    return 0 if topic is None else len(topic.partitions)

@@ -24,6 +24,9 @@
     offset and log start (Kafka's createLogReadResult); one refused before reading (unknown
     topic or id) an empty aborted_transactions list, as Kafka's partitionResponse.
   - Records go out (v4+) as file regions of the segments, never decoded.
+  - A consumer with a consumer_byte_rate quota reads at most quota x (quota.window.num - 1) x
+    window bytes per fetch (Kafka's getMaxValueInQuotaWindow); KafkaApis throttles it
+    (api/quota_helper.py: throttle_time_ms, an empty answer when throttled, the connection muted).
   - With an authorizer (api/auth_helper.py), as Kafka's KafkaApis: a follower needs
     CLUSTER_ACTION on the cluster, else every partition gets TOPIC_AUTHORIZATION_FAILED; a
     consumer needs READ on each topic, else its partitions get TOPIC_AUTHORIZATION_FAILED. One
@@ -50,7 +53,7 @@ import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from kbroker.api import auth_helper
+from kbroker.api import auth_helper, quota_helper
 from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.log.errors import LogError
@@ -124,6 +127,8 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
     # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
     max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
+    if replica_id < 0 and ctx.services.client_quotas.enabled:
+        max_bytes = quota_helper.fetch_max_bytes(ctx, max_bytes)
     results = await replica_manager.fetch(wanted, isolation, request["max_wait_ms"],
                                           min(request["min_bytes"], max_bytes), max_bytes, replica_id, replica_epoch,
                                           hard_max_bytes_limit=version <= 2)

@@ -30,6 +30,7 @@ import java.util.regex.Pattern;
 
 import org.apache.kafka.clients.admin.AbortTransactionSpec;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AlterClientQuotasOptions;
 import org.apache.kafka.clients.admin.AlterConfigOp;
 import org.apache.kafka.clients.admin.Config;
 import org.apache.kafka.clients.admin.ConfigEntry;
@@ -47,6 +48,12 @@ import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.common.Metric;
+import org.apache.kafka.common.MetricName;
+import org.apache.kafka.common.quota.ClientQuotaAlteration;
+import org.apache.kafka.common.quota.ClientQuotaEntity;
+import org.apache.kafka.common.quota.ClientQuotaFilter;
+import org.apache.kafka.common.quota.ClientQuotaFilterComponent;
 import org.apache.kafka.clients.admin.PartitionReassignment;
 import org.apache.kafka.clients.admin.ProducerState;
 import org.apache.kafka.clients.admin.RecordsToDelete;
@@ -205,6 +212,14 @@ public final class Driver {
             case "commit_txn": producers.get(name).commitTransaction(); return name;
             case "abort_txn": producers.get(name).abortTransaction(); return name;
             case "close_producer": producers.remove(name).close(Duration.ofSeconds(TIMEOUT_S)); return name;
+            case "producer_metrics": {  // group=producer-metrics names=produce-throttle-time-max,...
+                Map<String, Object> out = new TreeMap<>();
+                List<String> wanted = list(a.get("names"));
+                for (Map.Entry<MetricName, ? extends Metric> m : producers.get(name).metrics().entrySet())
+                    if (m.getKey().group().equals(a.get("group")) && wanted.contains(m.getKey().name()))
+                        out.put(m.getKey().name(), m.getValue().metricValue());
+                return out;
+            }
             case "consumer": {
                 a.putIfAbsent("key.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
                 a.putIfAbsent("value.deserializer", "org.apache.kafka.common.serialization.StringDeserializer");
@@ -520,8 +535,40 @@ public final class Driver {
                             "coordinator_epoch", p.coordinatorEpoch().orElse(-1)));
                 return out;
             }
+            case "alter_client_quotas": {
+                // entity="user:alice;client-id:app" (<default> for the default), ops="key:value;key:" (empty: remove)
+                List<ClientQuotaAlteration.Op> ops = new ArrayList<>();
+                for (Map.Entry<String, String> op : configs(a.get("ops")).entrySet())
+                    ops.add(new ClientQuotaAlteration.Op(op.getKey(), op.getValue().isEmpty() ? null : Double.valueOf(op.getValue())));
+                get(admin.alterClientQuotas(List.of(new ClientQuotaAlteration(quotaEntity(a.get("entity")), ops)),
+                        new AlterClientQuotasOptions().validateOnly(Boolean.parseBoolean(a.getOrDefault("validate_only", "false")))).all());
+                return "altered";
+            }
+            case "describe_client_quotas": {
+                // components="user:alice;client-id:<default>;user:*" (* any name), strict=true|false
+                List<ClientQuotaFilterComponent> components = new ArrayList<>();
+                for (Map.Entry<String, String> c : configs(a.get("components")).entrySet()) {
+                    String value = c.getValue();
+                    components.add(value.equals("*") ? ClientQuotaFilterComponent.ofEntityType(c.getKey())
+                            : value.equals("<default>") ? ClientQuotaFilterComponent.ofDefaultEntity(c.getKey())
+                            : ClientQuotaFilterComponent.ofEntity(c.getKey(), value));
+                }
+                ClientQuotaFilter filter = Boolean.parseBoolean(a.getOrDefault("strict", "false"))
+                        ? ClientQuotaFilter.containsOnly(components) : ClientQuotaFilter.contains(components);
+                Map<String, Object> out = new TreeMap<>();
+                for (Map.Entry<ClientQuotaEntity, Map<String, Double>> e : get(admin.describeClientQuotas(filter).entities()).entrySet())
+                    out.put(new TreeMap<>(e.getKey().entries()).toString(), new TreeMap<>(e.getValue()));
+                return out;
+            }
             default: throw new IllegalArgumentException("unknown command " + verb);
         }
+    }
+
+    private static ClientQuotaEntity quotaEntity(String value) {
+        Map<String, String> entries = new HashMap<>();
+        for (Map.Entry<String, String> e : configs(value).entrySet())
+            entries.put(e.getKey(), e.getValue().equals("<default>") ? null : e.getValue());
+        return new ClientQuotaEntity(entries);
     }
 
     private static List<MemberToRemove> instances(List<String> ids) {
