@@ -16,6 +16,7 @@ Must not touch the repository's files: everything a process writes goes under th
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import signal
@@ -37,12 +38,19 @@ LOG_TAIL_LINES = 200
 # local port of any outgoing connection before the broker binds it ("Address already in use").
 _LISTEN_PORTS = range(20000, 32000)
 _port_choice = random.Random()  # its own: a test that seeds `random` must not make ports repeat
+# Ports handed out lately by this process: a fixture takes several ports before any process binds
+# them, and a random draw may give the same one twice (two brokers of a cluster on one port).
+_recent_ports: collections.deque[int] = collections.deque(maxlen=2000)
 
 
 def free_port() -> int:
-    """A port that was free on 127.0.0.1 a moment ago, outside the ephemeral range."""
+    """A port that was free on 127.0.0.1 a moment ago, outside the ephemeral range, and not one
+    this process handed out lately."""
     for _ in range(200):
         port = _port_choice.choice(_LISTEN_PORTS)
+        if port in _recent_ports:
+            continue
+        _recent_ports.append(port)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
