@@ -414,7 +414,7 @@ class GroupMetadataManager:
         now = self.time_ms()
         for group in list(groups):
             removed = selector(group)
-            if group.is_state(GroupState.EMPTY) and not group.has_offsets:
+            if group.is_state(GroupState.EMPTY) and not group.has_offsets and not group.has_consumer_members:
                 log.info("group %s transitioned to Dead in generation %d", group.group_id, group.generation_id)
                 group.transition_to(GroupState.DEAD, now)
             tombstones = [SimpleRecord(offset_commit_key(group.group_id, topic, partition), None, timestamp=now)
