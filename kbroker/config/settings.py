@@ -263,7 +263,7 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("group.consumer.min.heartbeat.interval.ms", INT, 5000, AtLeast(1), MEDIUM, "KIP-848 groups: shortest heartbeat interval"),
     _K("group.consumer.max.heartbeat.interval.ms", INT, 15000, AtLeast(1), MEDIUM, "KIP-848 groups: longest heartbeat interval"),
     _K("group.consumer.max.size", INT, INT_MAX, AtLeast(1), MEDIUM, "KIP-848 groups: most members"),
-    _K("group.consumer.assignors", LIST, ["org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor"], None, MEDIUM, "KIP-848 groups: server-side assignors"),
+    _K("group.consumer.assignors", LIST, ["org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor"], ListOf(("uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor")), MEDIUM, "KIP-848 groups: server-side assignors"),
     # Offsets
     _K("offset.metadata.max.bytes", INT, 4096, None, HIGH, "Largest metadata string of a committed offset"),
     _K("offsets.load.buffer.size", INT, 5 * MIB, AtLeast(1), HIGH, "Read size when loading __consumer_offsets"),

@@ -14,7 +14,7 @@ No accepted setting is silently ignored (issue 16, bug 1):
   refused the same way. SASL with PLAIN and SCRAM is implemented (SASL_IMPLEMENTED, also per
   listener and mechanism: `listener.name.<l>.scram-sha-512.sasl.jaas.config`).
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
-  broker, JMX metrics, KIP-848 consumer groups that are not served yet): accepted, and named
+  broker, JMX metrics, the bounds of KIP-848's per-group configurations): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
 Every other setting is read by the broker; tests/test_config_support.py checks that each key of
 the table is read somewhere or listed here.
@@ -86,13 +86,13 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "create.topic.policy.class.name", "alter.config.policy.class.name", "replica.selector.class",
     "metric.reporters", "kafka.metrics.reporters",
     # Features not there yet
-    "process.roles", "remote.log.storage.system.enable", "group.coordinator.rebalance.protocols",
+    "process.roles", "remote.log.storage.system.enable",
     "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
     "request.timeout.ms", "replica.socket.receive.buffer.bytes",
 })  # fmt: skip
 
 _THREADS = "one event loop, no thread pools"
-_KIP_848 = "KIP-848 consumer groups are not served yet"
+_KIP_848 = "bounds of per-group configurations, which are not served (IncrementalAlterConfigs GROUP)"
 _METRICS = "no JMX metrics"
 NO_EFFECT: dict[str, str] = {
     "num.network.threads": _THREADS, "num.io.threads": _THREADS, "background.threads": _THREADS,
@@ -114,7 +114,8 @@ NO_EFFECT: dict[str, str] = {
     "delete.records.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
-    **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME if name.startswith("group.consumer.")},
+    **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME
+       if name.startswith(("group.consumer.min.", "group.consumer.max.")) and name != "group.consumer.max.size"},
     **{name: "key stores are read once, at start" for name in _SSL_NO_EFFECT},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
     "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,
