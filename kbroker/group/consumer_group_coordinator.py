@@ -16,6 +16,7 @@ GroupCoordinator that owns it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -214,12 +215,10 @@ class ConsumerGroupCoordinator:
                     # The static member comes back under a new member id: it takes over the old
                     # one's assignment and epoch, and the group epoch does not move.
                     self._remove_member_timers(group, old.member_id)
+                    old_target = group.target_assignment.get(old.member_id, {})
                     group.remove_member(old.member_id)
-                    old_target = group.target_assignment.pop(old.member_id, {})
-                    member = ConsumerGroupMember(p.member_id or str(uuid.uuid4()), p.instance_id,
-                                                 member_epoch=old.previous_member_epoch,
-                                                 previous_member_epoch=old.previous_member_epoch,
-                                                 assigned=old.assigned)
+                    member = dataclasses.replace(old, member_id=p.member_id or str(uuid.uuid4()),
+                                                 member_epoch=old.previous_member_epoch)
                     group.target_assignment[member.member_id] = old_target
                     changed = False
             if member is None:

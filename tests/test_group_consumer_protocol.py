@@ -1,0 +1,243 @@
+"""KIP-848 consumer groups (ConsumerGroupHeartbeat) on a fake clock, over real logs.
+
+The assignors, joins with member epoch 0, the group epoch and target assignment, reconciliation
+(a partition goes to its new owner only once the old one revoked it), session and rebalance
+timeouts, leaving (-1) and static members (-2), errors as Kafka answers them, the classic/consumer
+conflicts, and OffsetCommit/OffsetFetch's member epoch checks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+from kbroker.group.consumer_group_assignors import MemberSpec, TopicInfo, range_assign, uniform_assign
+from kbroker.group.consumer_group_coordinator import HeartbeatParams
+from kbroker.group.offset_and_metadata import OffsetAndMetadata
+from kbroker.metadata.metadata_cache import TopicMetadata
+from kbroker.protocol.errors import Errors
+from kbroker.testing.group_harness import FakeClock, Harness, join_params
+from kbroker.testing.waiting import settle
+from tests.test_group_coordinator import async_test, join
+
+T1, T2 = uuid.UUID(int=1), uuid.UUID(int=2)
+SESSION_MS = 45000
+
+
+@contextlib.asynccontextmanager
+async def harness(tmp_path, *overrides):
+    h = await Harness(tmp_path, FakeClock(), "group.coordinator.rebalance.protocols=classic,consumer",
+                      *overrides).start()
+    h.cache.put_topic(TopicMetadata("t1", T1, dict.fromkeys(range(4))))  # type: ignore[arg-type]
+    h.cache.put_topic(TopicMetadata("t2", T2, dict.fromkeys(range(2))))  # type: ignore[arg-type]
+    try:
+        yield h
+    finally:
+        h.close()
+
+
+def hb(h: Harness, member_id: str, epoch: int, *, group: str = "g", topics: list[str] | None = None,
+       owned: dict | None = None, version: int = 1, **kwargs):
+    if epoch == 0:
+        topics = topics if topics is not None else ["t1"]
+        owned = {} if owned is None else owned
+        kwargs.setdefault("rebalance_timeout_ms", 30000)
+    return h.coordinator.consumer_group_heartbeat(HeartbeatParams(
+        group, member_id, epoch, subscribed_topic_names=topics, owned=owned, api_version=version, **kwargs))
+
+
+def parts(result, topic_id=T1) -> set[int]:
+    return set(result.assignment.get(topic_id, set()))
+
+
+# -- assignors -------------------------------------------------------------------------------------
+TOPICS = {T1: TopicInfo(T1, "t1", 4), T2: TopicInfo(T2, "t2", 2)}
+
+
+def test_uniform_is_balanced_and_sticky():
+    members = [MemberSpec(m, frozenset({T1, T2}), {}) for m in ("a", "b", "c")]
+    first = uniform_assign(members, TOPICS)
+    counts = sorted(sum(len(p) for p in a.values()) for a in first.values())
+    assert counts == [2, 2, 2]
+    # A fourth member takes partitions from the others; everyone keeps what it can.
+    members = [MemberSpec(m, frozenset({T1, T2}), first.get(m, {})) for m in ("a", "b", "c", "d")]
+    second = uniform_assign(members, TOPICS)
+    assert sorted(sum(len(p) for p in a.values()) for a in second.values()) == [1, 1, 2, 2]
+    for m in ("a", "b", "c"):
+        for t, ps in second[m].items():
+            assert ps <= first[m].get(t, set())  # nothing moved between the old members
+    every = [(t, p) for a in second.values() for t, ps in a.items() for p in ps]
+    assert sorted(every) == sorted({(t, p) for t, info in TOPICS.items() for p in range(info.partitions)})
+
+
+def test_uniform_follows_subscriptions():
+    members = [MemberSpec("a", frozenset({T1}), {}), MemberSpec("b", frozenset({T2}), {})]
+    out = uniform_assign(members, TOPICS)
+    assert out == {"a": {T1: {0, 1, 2, 3}}, "b": {T2: {0, 1}}}
+
+
+def test_range_gives_contiguous_ranges_first_members_one_more():
+    members = [MemberSpec(m, frozenset({T1}), {}) for m in ("b", "a", "c")]
+    out = range_assign(members, {T1: TopicInfo(T1, "t1", 4)})
+    assert out == {"a": {T1: {0, 1}}, "b": {T1: {2}}, "c": {T1: {3}}}
+
+
+# -- joins and reconciliation -----------------------------------------------------------------------
+@async_test
+async def test_join_rebalance_and_revocation_before_assignment(tmp_path):
+    async with harness(tmp_path) as h:
+        a = hb(h, "a", 0)
+        assert (a.error, a.member_id, a.member_epoch, parts(a)) == (Errors.NONE, "a", 1, {0, 1, 2, 3})
+        assert a.heartbeat_interval_ms == 5000
+        b = hb(h, "b", 0)
+        # b is in epoch 2 but its partitions are still a's: it gets nothing yet.
+        assert (b.error, b.member_epoch, parts(b)) == (Errors.NONE, 2, set())
+        a2 = hb(h, "a", 1)
+        assert a2.member_epoch == 1 and len(parts(a2)) == 2  # revoke first, in the old epoch
+        kept = parts(a2)
+        # Still owning the revoked partitions: nothing moves (a heartbeat that reports what it
+        # owns is answered with the assignment, as Kafka does).
+        still = hb(h, "a", 1, owned={T1: {0, 1, 2, 3}})
+        assert (still.member_epoch, parts(still)) == (1, kept)
+        assert hb(h, "a", 1).assignment is None
+        b2 = hb(h, "b", 2)
+        assert b2.assignment is None or parts(b2) == set()
+        a3 = hb(h, "a", 1, owned={T1: kept})
+        assert a3.member_epoch == 2
+        b3 = hb(h, "b", 2)
+        assert parts(b3) == {0, 1, 2, 3} - kept
+        error, _, group = h.coordinator.consumer_group_describe("g")
+        assert error == Errors.NONE and group.state().value == "Stable" and group.group_epoch == 2
+
+
+@async_test
+async def test_v0_generates_the_member_id_and_v1_requires_one(tmp_path):
+    async with harness(tmp_path) as h:
+        r = hb(h, "", 0, version=0)
+        assert r.error == Errors.NONE and len(r.member_id) > 10
+        r = hb(h, "", 0, version=1)
+        assert r.error == Errors.INVALID_REQUEST and r.message == "MemberId can't be empty."
+
+
+@async_test
+async def test_invalid_requests_and_unknown_members(tmp_path):
+    async with harness(tmp_path) as h:
+        assert hb(h, "a", 0, group="").error == Errors.INVALID_REQUEST
+        assert hb(h, "a", 0, rebalance_timeout_ms=-1).error == Errors.INVALID_REQUEST
+        assert hb(h, "a", 0, owned={T1: {0}}).error == Errors.INVALID_REQUEST
+        assert hb(h, "a", -3).error == Errors.INVALID_REQUEST
+        assert hb(h, "a", -2).error == Errors.INVALID_REQUEST  # -2 needs an instance id
+        assert hb(h, "a", 0, server_assignor="sticky").error == Errors.UNSUPPORTED_ASSIGNOR
+        assert hb(h, "a", 0, subscribed_topic_regex="t(").error == Errors.INVALID_REGULAR_EXPRESSION
+        assert hb(h, "a", 5, group="nope").error == Errors.GROUP_ID_NOT_FOUND
+        assert hb(h, "a", 0).error == Errors.NONE
+        assert hb(h, "x", 1).error == Errors.UNKNOWN_MEMBER_ID
+        assert hb(h, "a", 7).error == Errors.FENCED_MEMBER_EPOCH
+        assert hb(h, "x", -1).error == Errors.UNKNOWN_MEMBER_ID
+
+
+@async_test
+async def test_range_assignor_and_regex_subscription(tmp_path):
+    async with harness(tmp_path) as h:
+        a = hb(h, "a", 0, topics=None, subscribed_topic_regex="t.*", server_assignor="range")
+        assert a.error == Errors.NONE and parts(a, T1) == {0, 1, 2, 3} and parts(a, T2) == {0, 1}
+        assert h.coordinator.consumer_groups.manager.get_group("g").consumer.assignor_name == "range"
+
+
+@async_test
+async def test_session_timeout_fences_and_the_other_takes_all(tmp_path):
+    async with harness(tmp_path) as h:
+        hb(h, "a", 0)
+        hb(h, "b", 0)
+        kept = parts(hb(h, "a", 1))
+        assert hb(h, "a", 1, owned={T1: kept}).member_epoch == 2
+        parts(hb(h, "b", 2))
+        epoch, owned = 2, set()
+        for _ in range(11):  # a keeps its session alive, b stops
+            h.clock.advance(SESSION_MS // 10)
+            r = hb(h, "a", epoch)
+            assert r.error == Errors.NONE
+            epoch, owned = r.member_epoch, parts(r) if r.assignment is not None else owned
+        assert hb(h, "b", 2).error == Errors.UNKNOWN_MEMBER_ID
+        assert (epoch, owned) == (3, {0, 1, 2, 3})
+
+
+@async_test
+async def test_leave_moves_partitions_at_once(tmp_path):
+    async with harness(tmp_path) as h:
+        hb(h, "a", 0)
+        hb(h, "b", 0)
+        kept = parts(hb(h, "a", 1))
+        hb(h, "a", 1, owned={T1: kept})
+        hb(h, "b", 2)
+        left = hb(h, "b", -1)
+        assert (left.error, left.member_epoch) == (Errors.NONE, -1)
+        assert parts(hb(h, "a", 2)) == {0, 1, 2, 3}
+
+
+@async_test
+async def test_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeout(tmp_path):
+    async with harness(tmp_path, "group.consumer.session.timeout.ms=600000") as h:
+        hb(h, "a", 0, rebalance_timeout_ms=10000)
+        hb(h, "b", 0)
+        assert len(parts(hb(h, "a", 1))) == 2
+        h.clock.advance(10001)
+        assert hb(h, "a", 1).error == Errors.UNKNOWN_MEMBER_ID
+        assert parts(hb(h, "b", 2)) == {0, 1, 2, 3} or hb(h, "b", 3).error == Errors.NONE
+
+
+@async_test
+async def test_static_member_leaves_for_a_while_and_comes_back_with_its_partitions(tmp_path):
+    async with harness(tmp_path) as h:
+        first = hb(h, "a", 0, instance_id="i1")
+        assert parts(first) == {0, 1, 2, 3}
+        assert hb(h, "z", 0, instance_id="i1").error == Errors.UNRELEASED_INSTANCE_ID
+        assert hb(h, "a", -2, instance_id="i1").member_epoch == -2
+        back = hb(h, "a2", 0, instance_id="i1")
+        assert (back.error, back.member_epoch, parts(back)) == (Errors.NONE, 1, {0, 1, 2, 3})
+        group = h.coordinator.manager.get_group("g").consumer
+        assert group.group_epoch == 1 and set(group.members) == {"a2"}
+        # Its session runs out if it does not come back.
+        hb(h, "a2", -2, instance_id="i1")
+        h.clock.advance(SESSION_MS + 1)
+        assert not group.members
+
+
+# -- classic and consumer groups -------------------------------------------------------------------
+@async_test
+async def test_classic_and_consumer_groups_do_not_mix(tmp_path):
+    async with harness(tmp_path) as h:
+        task = await join(h, join_params("classic", require_known=False))
+        assert (await task).error == Errors.NONE
+        r = hb(h, "a", 0, group="classic")
+        assert r.error == Errors.GROUP_ID_NOT_FOUND and r.message == "Group classic is not a consumer group."
+        hb(h, "a", 0, group="new")
+        task = await join(h, join_params("new", require_known=False))
+        assert (await task).error == Errors.INCONSISTENT_GROUP_PROTOCOL
+        error, overviews = h.coordinator.list_groups([], [])
+        assert {(o.group_id, o.group_type, o.protocol_type) for o in overviews} >= {
+            ("classic", "classic", "consumer"), ("new", "consumer", "consumer")}
+        assert [o.group_id for o in h.coordinator.list_groups([], ["consumer"])[1]] == ["new"]
+        assert h.coordinator.consumer_group_describe("classic")[0] == Errors.GROUP_ID_NOT_FOUND
+        assert h.coordinator.describe_group("new") == (Errors.NONE, None)
+
+
+# -- offsets ---------------------------------------------------------------------------------------
+@async_test
+async def test_offset_commit_and_fetch_check_the_member_epoch(tmp_path):
+    async with harness(tmp_path) as h:
+        hb(h, "a", 0)
+        om = {("t1", 0): OffsetAndMetadata(5, -1, "", h.clock.time_ms())}
+        coordinator = h.coordinator
+        assert await coordinator.commit_offsets("g", "a", None, 0, om, 9) == {("t1", 0): Errors.STALE_MEMBER_EPOCH}
+        assert await coordinator.commit_offsets("g", "x", None, 1, om, 9) == {("t1", 0): Errors.UNKNOWN_MEMBER_ID}
+        assert await coordinator.commit_offsets("g", "a", None, 1, om, 8) == {("t1", 0): Errors.UNSUPPORTED_VERSION}
+        assert await coordinator.commit_offsets("g", "a", None, 1, om, 9) == {("t1", 0): Errors.NONE}
+        assert coordinator.fetch_offsets("g", False, [("t1", 0)], "a", 0)[0] == Errors.STALE_MEMBER_EPOCH
+        error, answers = coordinator.fetch_offsets("g", False, [("t1", 0)], "a", 1)
+        assert error == Errors.NONE and answers[("t1", 0)][0].offset == 5
+        assert coordinator.fetch_offsets("g", False, [("t1", 0)])[0] == Errors.NONE  # an admin's fetch
+        # Once the group is empty, admin tools may commit without a member.
+        hb(h, "a", -1)
+        await settle()
+        assert await coordinator.commit_offsets("g", "", None, -1, om, 9) == {("t1", 0): Errors.NONE}
