@@ -129,7 +129,7 @@ async def test_invalid_requests_and_unknown_members(tmp_path):
         assert hb(h, "a", -2).error == Errors.INVALID_REQUEST  # -2 needs an instance id
         assert hb(h, "a", 0, server_assignor="sticky").error == Errors.UNSUPPORTED_ASSIGNOR
         assert hb(h, "a", 0, subscribed_topic_regex="t(").error == Errors.INVALID_REGULAR_EXPRESSION
-        assert hb(h, "a", 5, group="nope").error == Errors.GROUP_ID_NOT_FOUND
+        assert hb(h, "a", 5, group="nope").error == Errors.UNKNOWN_MEMBER_ID  # rejoin, as Kafka says
         assert hb(h, "a", 0).error == Errors.NONE
         assert hb(h, "x", 1).error == Errors.UNKNOWN_MEMBER_ID
         assert hb(h, "a", 7).error == Errors.FENCED_MEMBER_EPOCH

@@ -158,7 +158,9 @@ class ConsumerGroupCoordinator:
                 return _fail(Errors.GROUP_ID_NOT_FOUND, f"Group {p.group_id} is not a consumer group.")
         if entry is None or entry.is_state(GroupState.DEAD) or entry.consumer is None:
             if p.member_epoch != 0:
-                return _fail(Errors.GROUP_ID_NOT_FOUND, f"Consumer group {p.group_id} not found.")
+                # Kafka answers UNKNOWN_MEMBER_ID here (GROUP_ID_NOT_FOUND is fatal to clients):
+                # the member rejoins with epoch 0.
+                return _fail(Errors.UNKNOWN_MEMBER_ID, f"Consumer group {p.group_id} not found.")
             entry = self._create(p.group_id, entry)
         group = entry.consumer
         assert group is not None
@@ -296,7 +298,7 @@ class ConsumerGroupCoordinator:
         entry = self.manager.get_group(p.group_id)
         group = entry.consumer if entry is not None else None
         if group is None:
-            return _fail(Errors.GROUP_ID_NOT_FOUND, f"Consumer group {p.group_id} not found.")
+            return _fail(Errors.UNKNOWN_MEMBER_ID, f"Consumer group {p.group_id} not found.")
         member = group.members.get(p.member_id)
         if member is None and p.instance_id is not None:
             member = group.static_member(p.instance_id)

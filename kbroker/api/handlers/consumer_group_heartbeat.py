@@ -12,8 +12,9 @@
     and `range` (group.consumer.assignors; UNSUPPORTED_ASSIGNOR for others).
   - Errors as Kafka: INVALID_REQUEST (with Kafka's message) for malformed heartbeats,
     UNKNOWN_MEMBER_ID, FENCED_MEMBER_EPOCH, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID,
-    GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (a classic group with members, or an unknown
-    group with a non-zero epoch), NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS.
+    GROUP_MAX_SIZE_REACHED, GROUP_ID_NOT_FOUND (a classic group with members), UNKNOWN_MEMBER_ID
+    for an unknown group with a non-zero epoch (clients rejoin), NOT_COORDINATOR /
+    COORDINATOR_LOAD_IN_PROGRESS.
   - UNSUPPORTED_VERSION when the broker does not serve the consumer protocol.
   - Needs READ on the group, else GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
 - Gaps: the group's state is not written to `__consumer_offsets` (a coordinator move makes
