@@ -1,6 +1,6 @@
 """ConsumerGroupHeartbeat (68) and ConsumerGroupDescribe (69) over the wire, against a
-`python -m kbroker` subprocess: advertised only with group.coordinator.rebalance.protocols
-listing `consumer`; a join, a heartbeat, a describe; ListGroups v5's type, DescribeGroups'
+`python -m kbroker` subprocess: advertised by default (Kafka 4.0's
+group.coordinator.rebalance.protocols=classic,consumer), not when the setting leaves `consumer` out; a join, a heartbeat, a describe; ListGroups v5's type, DescribeGroups'
 answer for a consumer group and OffsetCommit/OffsetFetch v9's member epoch checks.
 """
 
@@ -26,8 +26,7 @@ def advertised(port: int) -> dict[int, tuple[int, int]]:
 
 @pytest.fixture
 def consumer_broker(broker_factory):
-    return broker_factory.start("group.coordinator.rebalance.protocols=classic,consumer",
-                                "group.consumer.heartbeat.interval.ms=1000")
+    return broker_factory.start("group.consumer.heartbeat.interval.ms=1000")
 
 
 def heartbeat(port: int, member_id: str, epoch: int, version: int = 1, **fields) -> dict:
@@ -38,7 +37,8 @@ def heartbeat(port: int, member_id: str, epoch: int, version: int = 1, **fields)
     return call(port, HEARTBEAT, version, body)
 
 
-def test_not_advertised_unless_the_consumer_protocol_is_enabled(broker):
+def test_not_advertised_unless_the_consumer_protocol_is_enabled(broker_factory):
+    broker = broker_factory.start("group.coordinator.rebalance.protocols=classic")
     keys = advertised(broker.port)
     assert HEARTBEAT not in keys and DESCRIBE not in keys
     answer = heartbeat(broker.port, "m", 0)
