@@ -36,13 +36,13 @@ async def harness(tmp_path, *overrides):
         h.close()
 
 
-def hb(h: Harness, member_id: str, epoch: int, *, group: str = "g", topics: list[str] | None = None,
+async def hb(h: Harness, member_id: str, epoch: int, *, group: str = "g", topics: list[str] | None = None,
        owned: dict | None = None, version: int = 1, **kwargs):
     if epoch == 0:
         topics = topics if topics is not None else ["t1"]
         owned = {} if owned is None else owned
         kwargs.setdefault("rebalance_timeout_ms", 30000)
-    return h.coordinator.consumer_group_heartbeat(HeartbeatParams(
+    return await h.coordinator.consumer_group_heartbeat(HeartbeatParams(
         group, member_id, epoch, subscribed_topic_names=topics, owned=owned, api_version=version, **kwargs))
 
 
@@ -86,25 +86,25 @@ def test_range_gives_contiguous_ranges_first_members_one_more():
 @async_test
 async def test_join_rebalance_and_revocation_before_assignment(tmp_path):
     async with harness(tmp_path) as h:
-        a = hb(h, "a", 0)
+        a = (await hb(h, "a", 0))
         assert (a.error, a.member_id, a.member_epoch, parts(a)) == (Errors.NONE, "a", 1, {0, 1, 2, 3})
         assert a.heartbeat_interval_ms == 5000
-        b = hb(h, "b", 0)
+        b = (await hb(h, "b", 0))
         # b is in epoch 2 but its partitions are still a's: it gets nothing yet.
         assert (b.error, b.member_epoch, parts(b)) == (Errors.NONE, 2, set())
-        a2 = hb(h, "a", 1)
+        a2 = (await hb(h, "a", 1))
         assert a2.member_epoch == 1 and len(parts(a2)) == 2  # revoke first, in the old epoch
         kept = parts(a2)
         # Still owning the revoked partitions: nothing moves (a heartbeat that reports what it
         # owns is answered with the assignment, as Kafka does).
-        still = hb(h, "a", 1, owned={T1: {0, 1, 2, 3}})
+        still = (await hb(h, "a", 1, owned={T1: {0, 1, 2, 3}}))
         assert (still.member_epoch, parts(still)) == (1, kept)
-        assert hb(h, "a", 1).assignment is None
-        b2 = hb(h, "b", 2)
+        assert (await hb(h, "a", 1)).assignment is None
+        b2 = (await hb(h, "b", 2))
         assert b2.assignment is None or parts(b2) == set()
-        a3 = hb(h, "a", 1, owned={T1: kept})
+        a3 = (await hb(h, "a", 1, owned={T1: kept}))
         assert a3.member_epoch == 2
-        b3 = hb(h, "b", 2)
+        b3 = (await hb(h, "b", 2))
         assert parts(b3) == {0, 1, 2, 3} - kept
         error, _, group = h.coordinator.consumer_group_describe("g")
         assert error == Errors.NONE and group.state().value == "Stable" and group.group_epoch == 2
@@ -113,33 +113,33 @@ async def test_join_rebalance_and_revocation_before_assignment(tmp_path):
 @async_test
 async def test_v0_generates_the_member_id_and_v1_requires_one(tmp_path):
     async with harness(tmp_path) as h:
-        r = hb(h, "", 0, version=0)
+        r = (await hb(h, "", 0, version=0))
         assert r.error == Errors.NONE and len(r.member_id) > 10
-        r = hb(h, "", 0, version=1)
+        r = (await hb(h, "", 0, version=1))
         assert r.error == Errors.INVALID_REQUEST and r.message == "MemberId can't be empty."
 
 
 @async_test
 async def test_invalid_requests_and_unknown_members(tmp_path):
     async with harness(tmp_path) as h:
-        assert hb(h, "a", 0, group="").error == Errors.INVALID_REQUEST
-        assert hb(h, "a", 0, rebalance_timeout_ms=-1).error == Errors.INVALID_REQUEST
-        assert hb(h, "a", 0, owned={T1: {0}}).error == Errors.INVALID_REQUEST
-        assert hb(h, "a", -3).error == Errors.INVALID_REQUEST
-        assert hb(h, "a", -2).error == Errors.INVALID_REQUEST  # -2 needs an instance id
-        assert hb(h, "a", 0, server_assignor="sticky").error == Errors.UNSUPPORTED_ASSIGNOR
-        assert hb(h, "a", 0, subscribed_topic_regex="t(").error == Errors.INVALID_REGULAR_EXPRESSION
-        assert hb(h, "a", 5, group="nope").error == Errors.UNKNOWN_MEMBER_ID  # rejoin, as Kafka says
-        assert hb(h, "a", 0).error == Errors.NONE
-        assert hb(h, "x", 1).error == Errors.UNKNOWN_MEMBER_ID
-        assert hb(h, "a", 7).error == Errors.FENCED_MEMBER_EPOCH
-        assert hb(h, "x", -1).error == Errors.UNKNOWN_MEMBER_ID
+        assert (await hb(h, "a", 0, group="")).error == Errors.INVALID_REQUEST
+        assert (await hb(h, "a", 0, rebalance_timeout_ms=-1)).error == Errors.INVALID_REQUEST
+        assert (await hb(h, "a", 0, owned={T1: {0}})).error == Errors.INVALID_REQUEST
+        assert (await hb(h, "a", -3)).error == Errors.INVALID_REQUEST
+        assert (await hb(h, "a", -2)).error == Errors.INVALID_REQUEST  # -2 needs an instance id
+        assert (await hb(h, "a", 0, server_assignor="sticky")).error == Errors.UNSUPPORTED_ASSIGNOR
+        assert (await hb(h, "a", 0, subscribed_topic_regex="t(")).error == Errors.INVALID_REGULAR_EXPRESSION
+        assert (await hb(h, "a", 5, group="nope")).error == Errors.UNKNOWN_MEMBER_ID  # rejoin, as Kafka says
+        assert (await hb(h, "a", 0)).error == Errors.NONE
+        assert (await hb(h, "x", 1)).error == Errors.UNKNOWN_MEMBER_ID
+        assert (await hb(h, "a", 7)).error == Errors.FENCED_MEMBER_EPOCH
+        assert (await hb(h, "x", -1)).error == Errors.UNKNOWN_MEMBER_ID
 
 
 @async_test
 async def test_range_assignor_and_regex_subscription(tmp_path):
     async with harness(tmp_path) as h:
-        a = hb(h, "a", 0, topics=None, subscribed_topic_regex="t.*", server_assignor="range")
+        a = (await hb(h, "a", 0, topics=None, subscribed_topic_regex="t.*", server_assignor="range"))
         assert a.error == Errors.NONE and parts(a, T1) == {0, 1, 2, 3} and parts(a, T2) == {0, 1}
         assert h.coordinator.consumer_groups.manager.get_group("g").consumer.assignor_name == "range"
 
@@ -147,58 +147,58 @@ async def test_range_assignor_and_regex_subscription(tmp_path):
 @async_test
 async def test_session_timeout_fences_and_the_other_takes_all(tmp_path):
     async with harness(tmp_path) as h:
-        hb(h, "a", 0)
-        hb(h, "b", 0)
-        kept = parts(hb(h, "a", 1))
-        assert hb(h, "a", 1, owned={T1: kept}).member_epoch == 2
-        parts(hb(h, "b", 2))
+        (await hb(h, "a", 0))
+        (await hb(h, "b", 0))
+        kept = parts(await hb(h, "a", 1))
+        assert (await hb(h, "a", 1, owned={T1: kept})).member_epoch == 2
+        parts(await hb(h, "b", 2))
         epoch, owned = 2, set()
         for _ in range(11):  # a keeps its session alive, b stops
             h.clock.advance(SESSION_MS // 10)
-            r = hb(h, "a", epoch)
+            r = (await hb(h, "a", epoch))
             assert r.error == Errors.NONE
             epoch, owned = r.member_epoch, parts(r) if r.assignment is not None else owned
-        assert hb(h, "b", 2).error == Errors.UNKNOWN_MEMBER_ID
+        assert (await hb(h, "b", 2)).error == Errors.UNKNOWN_MEMBER_ID
         assert (epoch, owned) == (3, {0, 1, 2, 3})
 
 
 @async_test
 async def test_leave_moves_partitions_at_once(tmp_path):
     async with harness(tmp_path) as h:
-        hb(h, "a", 0)
-        hb(h, "b", 0)
-        kept = parts(hb(h, "a", 1))
-        hb(h, "a", 1, owned={T1: kept})
-        hb(h, "b", 2)
-        left = hb(h, "b", -1)
+        (await hb(h, "a", 0))
+        (await hb(h, "b", 0))
+        kept = parts(await hb(h, "a", 1))
+        (await hb(h, "a", 1, owned={T1: kept}))
+        (await hb(h, "b", 2))
+        left = (await hb(h, "b", -1))
         assert (left.error, left.member_epoch) == (Errors.NONE, -1)
-        assert parts(hb(h, "a", 2)) == {0, 1, 2, 3}
+        assert parts(await hb(h, "a", 2)) == {0, 1, 2, 3}
 
 
 @async_test
 async def test_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeout(tmp_path):
     async with harness(tmp_path, "group.consumer.session.timeout.ms=600000") as h:
-        hb(h, "a", 0, rebalance_timeout_ms=10000)
-        hb(h, "b", 0)
-        assert len(parts(hb(h, "a", 1))) == 2
+        (await hb(h, "a", 0, rebalance_timeout_ms=10000))
+        (await hb(h, "b", 0))
+        assert len(parts(await hb(h, "a", 1))) == 2
         h.clock.advance(10001)
-        assert hb(h, "a", 1).error == Errors.UNKNOWN_MEMBER_ID
-        assert parts(hb(h, "b", 2)) == {0, 1, 2, 3} or hb(h, "b", 3).error == Errors.NONE
+        assert (await hb(h, "a", 1)).error == Errors.UNKNOWN_MEMBER_ID
+        assert parts(await hb(h, "b", 2)) == {0, 1, 2, 3} or (await hb(h, "b", 3)).error == Errors.NONE
 
 
 @async_test
 async def test_static_member_leaves_for_a_while_and_comes_back_with_its_partitions(tmp_path):
     async with harness(tmp_path) as h:
-        first = hb(h, "a", 0, instance_id="i1")
+        first = (await hb(h, "a", 0, instance_id="i1"))
         assert parts(first) == {0, 1, 2, 3}
-        assert hb(h, "z", 0, instance_id="i1").error == Errors.UNRELEASED_INSTANCE_ID
-        assert hb(h, "a", -2, instance_id="i1").member_epoch == -2
-        back = hb(h, "a2", 0, instance_id="i1")
+        assert (await hb(h, "z", 0, instance_id="i1")).error == Errors.UNRELEASED_INSTANCE_ID
+        assert (await hb(h, "a", -2, instance_id="i1")).member_epoch == -2
+        back = (await hb(h, "a2", 0, instance_id="i1"))
         assert (back.error, back.member_epoch, parts(back)) == (Errors.NONE, 1, {0, 1, 2, 3})
         group = h.coordinator.manager.get_group("g").consumer
         assert group.group_epoch == 1 and set(group.members) == {"a2"}
         # Its session runs out if it does not come back.
-        hb(h, "a2", -2, instance_id="i1")
+        (await hb(h, "a2", -2, instance_id="i1"))
         h.clock.advance(SESSION_MS + 1)
         assert not group.members
 
@@ -209,9 +209,9 @@ async def test_classic_and_consumer_groups_do_not_mix(tmp_path):
     async with harness(tmp_path) as h:
         task = await join(h, join_params("classic", require_known=False))
         assert (await task).error == Errors.NONE
-        r = hb(h, "a", 0, group="classic")
+        r = (await hb(h, "a", 0, group="classic"))
         assert r.error == Errors.GROUP_ID_NOT_FOUND and r.message == "Group classic is not a consumer group."
-        hb(h, "a", 0, group="new")
+        (await hb(h, "a", 0, group="new"))
         task = await join(h, join_params("new", require_known=False))
         assert (await task).error == Errors.INCONSISTENT_GROUP_PROTOCOL
         error, overviews = h.coordinator.list_groups([], [])
@@ -226,7 +226,7 @@ async def test_classic_and_consumer_groups_do_not_mix(tmp_path):
 @async_test
 async def test_offset_commit_and_fetch_check_the_member_epoch(tmp_path):
     async with harness(tmp_path) as h:
-        hb(h, "a", 0)
+        (await hb(h, "a", 0))
         om = {("t1", 0): OffsetAndMetadata(5, -1, "", h.clock.time_ms())}
         coordinator = h.coordinator
         assert await coordinator.commit_offsets("g", "a", None, 0, om, 9) == {("t1", 0): Errors.STALE_MEMBER_EPOCH}
@@ -238,6 +238,6 @@ async def test_offset_commit_and_fetch_check_the_member_epoch(tmp_path):
         assert error == Errors.NONE and answers[("t1", 0)][0].offset == 5
         assert coordinator.fetch_offsets("g", False, [("t1", 0)])[0] == Errors.NONE  # an admin's fetch
         # Once the group is empty, admin tools may commit without a member.
-        hb(h, "a", -1)
+        (await hb(h, "a", -1))
         await settle()
         assert await coordinator.commit_offsets("g", "", None, -1, om, 9) == {("t1", 0): Errors.NONE}

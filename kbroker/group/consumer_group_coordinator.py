@@ -9,9 +9,12 @@ GroupCoordinator that owns it.
 - Timers (through the GroupCoordinator's scheduler): a session timer per member
   (group.consumer.session.timeout.ms) that removes it, and a rebalance timer while it revokes
   (its rebalance timeout) that removes it when it does not revoke in time.
-- Gaps: the group's state is kept in memory only (not written to `__consumer_offsets` as
-  Kafka's ConsumerGroup* records): after a coordinator move members get UNKNOWN_MEMBER_ID and
-  rejoin with epoch 0, keeping their committed offsets.
+- Persistence: after each change the group is rendered as Kafka's records
+  (consumer_group_records.py) and what differs from what was written before is appended
+  (`take_records`); a coordinator that loads the partition rebuilds the group from them
+  (`on_group_loaded`), so members carry on with their epochs and assignments.
+- Gaps: a failed write is answered with its error but the change is not rolled back in memory
+  (Kafka's timeline structures revert it); the next write rewrites the whole group.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kbroker.group.consumer_group import (
     compile_regex,
 )
 from kbroker.group.consumer_group_assignors import TopicInfo, assignor_names
+from kbroker.group.consumer_group_records import RecordKey, group_records, record_key
 from kbroker.group.group_metadata import GroupMetadata, GroupState
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
 from kbroker.protocol.errors import Errors
@@ -109,6 +113,10 @@ class ConsumerGroupCoordinator:
         self.time_ms = time_ms
         self._call_later = call_later
         self._timers: dict[str, _Timers] = {}
+        # What was written to __consumer_offsets per group, to write only what changed.
+        self._written: dict[str, dict[RecordKey, bytes]] = {}
+        # Called with a group id when a timer changed the group (GroupCoordinator writes it).
+        self.on_timer_change: Callable[[str], None] = lambda _group_id: None
 
     # -- validation (Kafka's throwIfConsumerGroupHeartbeatRequestIsInvalid) ---------------------
     def _validate(self, p: HeartbeatParams) -> HeartbeatResult | None:
@@ -356,6 +364,7 @@ class ConsumerGroupCoordinator:
         if group.members.get(member_id) is not None:
             log.info("member %s of consumer group %s fenced: session timed out", member_id, group.group_id)
             self.remove_member(group, member_id)
+            self.on_timer_change(group.group_id)
 
     def _schedule_rebalance_timeout(self, group: ConsumerGroup, member: ConsumerGroupMember) -> None:
         timers = self._timers_of(group)
@@ -370,8 +379,41 @@ class ConsumerGroupCoordinator:
             log.info("member %s of consumer group %s fenced: it did not revoke its partitions in %d ms",
                      member_id, group.group_id, member.rebalance_timeout_ms)
             self.remove_member(group, member_id)
+            self.on_timer_change(group.group_id)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def take_records(self, group_id: str) -> list[tuple[bytes, bytes | None]]:
+        """The records (key, value or None for a tombstone) that bring `__consumer_offsets` to
+        the group's current state; they count as written from now on (see forget_written)."""
+        entry = self.manager.get_group(group_id)
+        current = group_records(entry.consumer) if entry is not None and entry.consumer is not None else {}
+        written = self._written.get(group_id, {})
+        out: list[tuple[bytes, bytes | None]] = [
+            (record_key(*key), None) for key in written if key not in current]
+        out += [(record_key(*key), value) for key, value in current.items() if written.get(key) != value]
+        if current:
+            self._written[group_id] = current
+        else:
+            self._written.pop(group_id, None)
+        return out
+
+    def forget_written(self, group_id: str) -> None:
+        """A write failed: the next one writes the whole group again."""
+        self._written.pop(group_id, None)
+
+    def on_group_loaded(self, group: GroupMetadata) -> None:
+        """A group rebuilt from its records: its members get fresh session timers."""
+        consumer = group.consumer
+        if consumer is None:
+            return
+        self._written[group.group_id] = group_records(consumer)
+        for member in consumer.members.values():
+            self._schedule_session_timeout(consumer, member)
+        log.info("loaded consumer group %s in epoch %d with %d members", group.group_id, consumer.group_epoch,
+                 len(consumer.members))
 
     def on_group_unloaded(self, group: GroupMetadata) -> None:
+        self._written.pop(group.group_id, None)
         timers = self._timers.pop(group.group_id, None)
         if timers is not None:
             for handle in (*timers.session.values(), *timers.rebalance.values()):

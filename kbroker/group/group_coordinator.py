@@ -151,6 +151,7 @@ class GroupCoordinator:
         self.manager = GroupMetadataManager(self.offset_config, replica_manager, metadata_cache, self.time_ms)
         self.consumer_groups = ConsumerGroupCoordinator(ConsumerGroupConfig.from_kafka_config(config), self.manager,
                                                         metadata_cache, self.time_ms, self._call_later)
+        self.consumer_groups.on_timer_change = self._spawn_consumer_group_write
         self.is_active = False
         self._expiry_timer: Any = None
         self._tasks = BackgroundTasks(log, "group coordinator task")
@@ -237,6 +238,7 @@ class GroupCoordinator:
             log.info("unloaded %d groups of %s-%d", count, GROUP_METADATA_TOPIC_NAME, partition)
 
     def _on_group_loaded(self, group: GroupMetadata) -> None:
+        self.consumer_groups.on_group_loaded(group)
         log.info("loaded group %s with generation %d (%s, %d members)", group.group_id, group.generation_id,
                  group.state.value, group.size)
         if group.size > self.group_config.max_size:
@@ -828,13 +830,28 @@ class GroupCoordinator:
         group = self.manager.get_group(group_id)
         return group is not None and group.consumer is not None
 
-    def consumer_group_heartbeat(self, params: HeartbeatParams) -> HeartbeatResult:
+    async def consumer_group_heartbeat(self, params: HeartbeatParams) -> HeartbeatResult:
+        """The heartbeat's changes are written (acks=-1) before it is answered, as Kafka's."""
         if not params.group_id:
             return self.consumer_groups.heartbeat(params)  # INVALID_REQUEST, as Kafka answers it
         error = self._validate_group_status(params.group_id, ApiKey.CONSUMER_GROUP_HEARTBEAT)
         if error is not None:
             return HeartbeatResult(error)
-        return self.consumer_groups.heartbeat(params)
+        result = self.consumer_groups.heartbeat(params)
+        error = await self._write_consumer_group(params.group_id)
+        return result if error == Errors.NONE else HeartbeatResult(error)
+
+    async def _write_consumer_group(self, group_id: str) -> Errors:
+        records = self.consumer_groups.take_records(group_id)
+        if not records:
+            return Errors.NONE
+        error = await self.manager.store_records(group_id, records)
+        if error != Errors.NONE:
+            self.consumer_groups.forget_written(group_id)
+        return error
+
+    def _spawn_consumer_group_write(self, group_id: str) -> None:
+        self._tasks.spawn(self._write_consumer_group(group_id))
 
     def consumer_group_describe(self, group_id: str) -> tuple[Errors, str | None, ConsumerGroup | None]:
         """(error, message, group) for ConsumerGroupDescribe."""

@@ -65,7 +65,7 @@ async def handle(ctx: RequestContext, request: ConsumerGroupHeartbeatRequest) ->
         request.get("subscribed_topic_regex"), request["server_assignor"],
         None if owned is None else {tp["topic_id"]: set(tp["partitions"]) for tp in owned if tp["partitions"]},
         ctx.client_id or "", client_host(ctx), ctx.api_version)
-    result = ctx.services.group_coordinator.consumer_group_heartbeat(params)
+    result = await ctx.services.group_coordinator.consumer_group_heartbeat(params)
     response: ConsumerGroupHeartbeatResponse = {
         "throttle_time_ms": 0, "error_code": result.error, "error_message": result.message,
         "member_id": result.member_id, "member_epoch": result.member_epoch,
