@@ -241,3 +241,43 @@ async def test_offset_commit_and_fetch_check_the_member_epoch(tmp_path):
         (await hb(h, "a", -1))
         await settle()
         assert await coordinator.commit_offsets("g", "", None, -1, om, 9) == {("t1", 0): Errors.NONE}
+
+
+# -- persistence -----------------------------------------------------------------------------------
+@async_test
+async def test_the_group_is_reloaded_from_its_records_after_a_coordinator_move(tmp_path):
+    async with harness(tmp_path) as h:
+        await hb(h, "a", 0, instance_id="i1", server_assignor="range")
+        await hb(h, "b", 0)
+        kept = parts(await hb(h, "a", 1))  # a revokes: UNREVOKED_PARTITIONS is persisted too
+        before = h.coordinator.manager.get_group("g").consumer
+        snapshot = (before.group_epoch, before.assignment_epoch, before.target_assignment,
+                    {m.member_id: (m.member_epoch, m.state, m.assigned, m.pending_revocation, m.instance_id,
+                                   m.subscribed_topic_names, m.server_assignor)
+                     for m in before.members.values()})
+        clock = h.clock
+    # A broker knows the topics before it leads the offsets partition.
+    h = Harness(tmp_path, clock, "group.coordinator.rebalance.protocols=classic,consumer")
+    h.cache.put_topic(TopicMetadata("t1", T1, dict.fromkeys(range(4))))  # type: ignore[arg-type]
+    h = await h.start()
+    try:
+        after = h.coordinator.manager.get_group("g").consumer
+        assert (after.group_epoch, after.assignment_epoch, after.target_assignment,
+                {m.member_id: (m.member_epoch, m.state, m.assigned, m.pending_revocation, m.instance_id,
+                               m.subscribed_topic_names, m.server_assignor)
+                 for m in after.members.values()}) == snapshot
+        # The members carry on in their epochs: a finishes revoking, b gets the rest.
+        assert (await hb(h, "a", 1, owned={T1: kept})).member_epoch == 2
+        assert parts(await hb(h, "b", 2)) == {0, 1, 2, 3} - kept
+        # A leave is written too: after another move, only b is left.
+        await hb(h, "a", -1)
+    finally:
+        h.close()
+    h = await Harness(tmp_path, clock, "group.coordinator.rebalance.protocols=classic,consumer").start()
+    try:
+        assert set(h.coordinator.manager.get_group("g").consumer.members) == {"b"}
+        # Its session timer runs again after the load.
+        h.clock.advance(SESSION_MS + 1)
+        assert not h.coordinator.manager.get_group("g").consumer.members
+    finally:
+        h.close()

@@ -179,8 +179,7 @@ class ConsumerGroupCoordinator:
         topics = self._topics()
         if changed:
             group.bump_group_epoch()
-        metadata = {name: topics[name].partitions
-                    for name in group.subscribed_topic_names(list(topics)) if name in topics}
+        metadata = self._subscription_metadata(group, topics)
         if metadata != group.subscription_metadata:
             group.subscription_metadata = metadata
             if not changed:
@@ -297,6 +296,10 @@ class ConsumerGroupCoordinator:
             member.client_host = p.client_host
         return changed
 
+    @staticmethod
+    def _subscription_metadata(group: ConsumerGroup, topics: dict[str, TopicInfo]) -> dict[str, int]:
+        return {name: topics[name].partitions for name in group.subscribed_topic_names(list(topics)) if name in topics}
+
     def _topics(self) -> dict[str, TopicInfo]:
         return {name: TopicInfo(t.topic_id, name, len(t.partitions))
                 for name, t in self.metadata_cache.topics.items() if name not in INTERNAL_TOPICS}
@@ -333,9 +336,7 @@ class ConsumerGroupCoordinator:
             group.bump_group_epoch()
             if group.members:
                 topics = self._topics()
-                group.subscription_metadata = {
-                    name: topics[name].partitions for name in group.subscribed_topic_names(list(topics))
-                    if name in topics}
+                group.subscription_metadata = self._subscription_metadata(group, topics)
                 group.compute_target_assignment(topics, self.config.assignors[0])
 
     # -- timers ---------------------------------------------------------------------------------
@@ -407,6 +408,9 @@ class ConsumerGroupCoordinator:
         if consumer is None:
             return
         self._written[group.group_id] = group_records(consumer)
+        # The topics' partition counts are not in the records (Kafka 4.1 keeps a hash of them):
+        # take today's, so that a move alone does not rebalance the group.
+        consumer.subscription_metadata = self._subscription_metadata(consumer, self._topics())
         for member in consumer.members.values():
             self._schedule_session_timeout(consumer, member)
         log.info("loaded consumer group %s in epoch %d with %d members", group.group_id, consumer.group_epoch,
