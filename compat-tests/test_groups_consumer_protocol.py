@@ -5,8 +5,8 @@ group.protocol=consumer, as processes (test_groups_member.py, strategy `consumer
   commit 40 records; one leaves and the other takes all 4; the last one commits, closes, the
   broker restarts, and a newcomer resumes exactly at the commits.
 - Three brokers with a real ZooKeeper: kill -9 of the group's coordinator; the offsets
-  partition's new leader serves the group (the members rejoin it: the group's state is kept in
-  memory only) and the members carry on from their commits.
+  partition's new leader reloads the group from its records (epochs, assignments) and the
+  members carry on with it, consuming and committing what follows.
 Expected behaviour is Apache Kafka 4.x's (GroupMetadataManager.consumerGroupHeartbeat).
 """
 
@@ -124,6 +124,8 @@ def test_group_survives_the_loss_of_its_coordinator(cluster, tmp_path):
         wait_for(lambda: values(members) >= {f"r{i}" for i in range(60)}
                  and committed(members) == {p: 15 for p in range(PARTITIONS)} and shared([a, b], 2),
                  "the members to carry on with the new coordinator", members, timeout=60)
+        new_coordinator = cluster.brokers[coordinator_of(cluster, others[0], group)]
+        assert f"loaded consumer group {group} in epoch 2 with 2 members" in new_coordinator.output_path.read_text()
     finally:
         for m in members:
             m.stop()

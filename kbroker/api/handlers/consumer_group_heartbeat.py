@@ -17,9 +17,10 @@
     COORDINATOR_LOAD_IN_PROGRESS.
   - UNSUPPORTED_VERSION when the broker does not serve the consumer protocol.
   - Needs READ on the group, else GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
-- Gaps: the group's state is not written to `__consumer_offsets` (a coordinator move makes
-  members rejoin); no rack-aware assignment; no classic members in consumer groups (KIP-848's
-  online migration).
+  - The group's changes are written to `__consumer_offsets` with Kafka's record types before
+    the answer (kbroker/group/consumer_group_records.py); a new coordinator reloads them.
+- Gaps: no rack-aware assignment; no classic members in consumer groups (KIP-848's online
+  migration); a failed write is not rolled back in memory.
 """
 
 from __future__ import annotations
