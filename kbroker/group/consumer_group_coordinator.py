@@ -206,6 +206,7 @@ class ConsumerGroupCoordinator:
             entry = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
         entry.consumer = ConsumerGroup(group_id)
         entry.protocol_type = "consumer"
+        self._written.pop(group_id, None)  # a deleted group's records were tombstoned
         log.info("created consumer group %s", group_id)
         return entry
 
