@@ -13,7 +13,7 @@ Expected behaviour is Apache Kafka 4.x's (GroupMetadataManager.consumerGroupHear
 from __future__ import annotations
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import ConsumerGroupState, ConsumerGroupType, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from test_groups_clients import Member, values, wait_for
 from test_groups_cluster import CLUSTER_OVERRIDES, coordinator_of
@@ -73,6 +73,14 @@ def test_two_members_share_then_one_takes_all_and_offsets_resume(broker_factory,
         wait_for(lambda: values(members) == {f"r{i}" for i in range(40)}
                  and committed(members) == {p: 10 for p in range(PARTITIONS)},
                  "40 records consumed and committed", members)
+        # librdkafka's admin describes it with ConsumerGroupDescribe and lists it by type.
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        described = admin.describe_consumer_groups([group])[group].result(TIMEOUT_S)
+        assert (described.type, described.state) == (ConsumerGroupType.CONSUMER, ConsumerGroupState.STABLE)
+        assert sorted(tp.partition for m in described.members for tp in m.assignment.topic_partitions) == [0, 1, 2, 3]
+        assert {m.client_id for m in described.members} == {a.client_id, b.client_id}
+        listed = admin.list_consumer_groups(types={ConsumerGroupType.CONSUMER}).result(TIMEOUT_S)
+        assert [g.group_id for g in listed.valid] == [group]
         b.close()
         # A leave (epoch -1) moves b's partitions at once, well before any session timeout.
         wait_for(lambda: shared([a], 4), "a to take all 4 partitions", [a], timeout=8)
