@@ -281,3 +281,31 @@ async def test_the_group_is_reloaded_from_its_records_after_a_coordinator_move(t
         assert not h.coordinator.manager.get_group("g").consumer.members
     finally:
         h.close()
+
+
+def test_records_are_kafkas_bytes():
+    """Byte for byte what Kafka 4.x's GroupCoordinatorRecordSerde writes (and was checked to
+    read back: ConsumerGroupMemberMetadataValue, ConsumerGroupCurrentMemberAssignmentValue with
+    MemberState UNREVOKED_PARTITIONS = 1, ...)."""
+    from kbroker.group.consumer_group import ConsumerGroup, ConsumerGroupMember, MemberState
+    from kbroker.group.consumer_group_records import group_records, rebuild_group, record_key
+
+    group = ConsumerGroup("grp", group_epoch=4, assignment_epoch=3)
+    group.add_or_update_member(ConsumerGroupMember(
+        "m1", instance_id="i1", client_id="cid", client_host="/127.0.0.1", subscribed_topic_names=["a", "b"],
+        subscribed_topic_regex="x.*", rebalance_timeout_ms=3000, server_assignor="range", member_epoch=3,
+        previous_member_epoch=2, state=MemberState.UNREVOKED_PARTITIONS, assigned={uuid.UUID(int=7): {0, 2}},
+        pending_revocation={uuid.UUID(int=8): {1}}))
+    group.target_assignment["m1"] = {uuid.UUID(int=7): {0, 2, 5}}
+    records = group_records(group)
+    assert record_key(5, "grp", "m1") == bytes.fromhex("0005000367727000026d31")
+    assert records[(3, "grp", None)] == bytes.fromhex("00000000000400")
+    assert records[(8, "grp", "m1")] == bytes.fromhex(
+        "0000000000030000000201" "02" + "00" * 15 + "07" "03" "0000000000000002" "00"
+        "02" + "00" * 15 + "08" "02" "00000001" "00" "00")
+    assert records[(5, "grp", "m1")] == bytes.fromhex(
+        "0000" "036931" "00" "04636964" "0b2f3132372e302e302e31" "03" "0261" "0262" "04782e2a" "00000bb8"
+        "0672616e6765" "00")
+    rebuilt = rebuild_group("grp", records)
+    assert (rebuilt.group_epoch, rebuilt.assignment_epoch, rebuilt.target_assignment) == (4, 3, group.target_assignment)
+    assert rebuilt.members == group.members
