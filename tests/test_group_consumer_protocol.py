@@ -197,6 +197,10 @@ async def test_static_member_leaves_for_a_while_and_comes_back_with_its_partitio
         assert (back.error, back.member_epoch, parts(back)) == (Errors.NONE, 1, {0, 1, 2, 3})
         group = h.coordinator.manager.get_group("g").consumer
         assert group.group_epoch == 1 and set(group.members) == {"a2"}
+        # Back under the same member id, it finds its assignment too.
+        (await hb(h, "a2", -2, instance_id="i1"))
+        again = (await hb(h, "a2", 0, instance_id="i1"))
+        assert (again.member_epoch, parts(again)) == (1, {0, 1, 2, 3})
         # Its session runs out if it does not come back.
         (await hb(h, "a2", -2, instance_id="i1"))
         h.clock.advance(SESSION_MS + 1)

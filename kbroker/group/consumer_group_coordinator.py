@@ -237,6 +237,9 @@ class ConsumerGroupCoordinator:
                                          f"The consumer group has reached its maximum capacity of "
                                          f"{self.config.max_size} members."))
                 member = ConsumerGroupMember(p.member_id or str(uuid.uuid4()))
+            elif member.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH:
+                # A static member back under its own id: its assignment waited for it.
+                member.member_epoch = member.previous_member_epoch
             else:
                 # A rejoin of a known member starts from nothing, as it has released everything.
                 member.assigned, member.pending_revocation = {}, {}
