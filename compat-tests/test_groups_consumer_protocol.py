@@ -12,12 +12,18 @@ Expected behaviour is Apache Kafka 4.x's (GroupMetadataManager.consumerGroupHear
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from confluent_kafka import ConsumerGroupState, ConsumerGroupType, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from test_groups_clients import Member, values, wait_for
 from test_groups_cluster import CLUSTER_OVERRIDES, coordinator_of
 
+from kbroker.group.coordinator_records import partition_for
 from kbroker.testing.cluster import KafkaCluster
 
 PARTITIONS = 4
@@ -58,6 +64,23 @@ def committed(members: list[Member]) -> dict[int, int]:
     return out
 
 
+def assert_records_decode(data_dir: Path, group: str, client_ids: set[str]) -> None:
+    """`kbroker dump-log --offsets-decoder` reads the group's KIP-848 records as Kafka's decoder:
+    each member's metadata, and the tombstones its leave wrote."""
+    segment = data_dir / f"__consumer_offsets-{partition_for(group, 50)}" / f"{0:020d}.log"
+    out = subprocess.run([sys.executable, "-m", "kbroker", "dump-log", "--offsets-decoder", "--files", str(segment)],
+                         capture_output=True, text=True, check=True).stdout
+    lines = [line.split(" key: ")[1] for line in out.splitlines() if line.startswith("| ") and " key: " in line]
+    members = [json.loads(line.split(" payload: ")[1]) for line in lines if line.startswith('{"type":"5"')
+               and not line.endswith("<DELETE>")]
+    assert {m["data"]["clientId"] for m in members} == client_ids
+    assert all(m["data"]["subscribedTopicNames"] for m in members)
+    assert sum(line.startswith('{"type":"5"') and line.endswith("<DELETE>") for line in lines) == 2  # both left
+    epochs = [json.loads(line.split(" payload: ")[1])["data"]["epoch"] for line in lines
+              if line.startswith(f'{{"type":"3","data":{{"groupId":"{group}"}}}}')]
+    assert epochs == sorted(epochs) and epochs[-1] >= 3
+
+
 def test_two_members_share_then_one_takes_all_and_offsets_resume(broker_factory, tmp_path):
     broker = broker_factory.start(*CONSUMER_PROTOCOL)
     topic, group = "kip848-orders", "kip848-workers"
@@ -88,6 +111,7 @@ def test_two_members_share_then_one_takes_all_and_offsets_resume(broker_factory,
         wait_for(lambda: values([a]) >= {f"r{i}" for i in range(40, 60)}
                  and a.committed == {p: 15 for p in range(PARTITIONS)}, "a to consume and commit the rest", [a])
         a.close()
+        assert_records_decode(broker.log_dir, group, {a.client_id, b.client_id})
         produce(broker.bootstrap, topic, 60, 8)
         broker.restart()
         c = member(broker.bootstrap, topic, group, "c", tmp_path)

@@ -213,3 +213,38 @@ def rebuild_group(group_id: str, records: Mapping[RecordKey, bytes]) -> Consumer
             m.pending_revocation = _read_topic_partitions(c)
         group.add_or_update_member(m)
     return group
+
+
+# -- JSON, as Kafka's offsets decoder (kafka-dump-log) prints these records ------------------------
+def _partitions_json(assignment: Assignment) -> list[dict]:
+    from kbroker.protocol.uuids import uuid_to_base64
+
+    return [{"topicId": uuid_to_base64(t), "partitions": sorted(ps)} for t, ps in sorted(assignment.items())]
+
+
+def key_json(key: RecordKey) -> dict:
+    record_type, group_id, member_id = key
+    data: dict = {"groupId": group_id}
+    if member_id is not None:
+        data["memberId"] = member_id
+    return {"type": str(record_type), "data": data}
+
+
+def value_json(record_type: int, value: bytes) -> dict:
+    r = _value_reader(value)
+    data: dict
+    if record_type == GROUP_METADATA:
+        data = {"epoch": r.int32()}
+    elif record_type == TARGET_ASSIGNMENT_METADATA:
+        data = {"assignmentEpoch": r.int32()}
+    elif record_type == TARGET_ASSIGNMENT_MEMBER:
+        data = {"topicPartitions": _partitions_json(_read_topic_partitions(r))}
+    elif record_type == MEMBER_METADATA:
+        data = {"instanceId": r.string(), "rackId": r.string(), "clientId": r.string(), "clientHost": r.string(),
+                "subscribedTopicNames": _read_strings(r), "subscribedTopicRegex": r.string(),
+                "rebalanceTimeoutMs": r.int32(), "serverAssignor": r.string()}
+    else:
+        data = {"memberEpoch": r.int32(), "previousMemberEpoch": r.int32(), "state": r.int8(),
+                "assignedPartitions": _partitions_json(_read_topic_partitions(r)),
+                "partitionsPendingRevocation": _partitions_json(_read_topic_partitions(r))}
+    return {"version": str(VALUE_VERSION), "data": data}
