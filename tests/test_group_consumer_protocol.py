@@ -241,6 +241,12 @@ async def test_offset_commit_and_fetch_check_the_member_epoch(tmp_path):
         error, answers = coordinator.fetch_offsets("g", False, [("t1", 0)], "a", 1)
         assert error == Errors.NONE and answers[("t1", 0)][0].offset == 5
         assert coordinator.fetch_offsets("g", False, [("t1", 0)])[0] == Errors.NONE  # an admin's fetch
+        # TxnOffsetCommit (a consume-transform-produce loop) names the member and its epoch.
+        txn = coordinator.handle_txn_commit_offsets
+        assert await txn("g", 1000, 0, "a", None, 1, om) == {("t1", 0): Errors.NONE}
+        assert await txn("g", 1000, 0, "a", None, 0, om) == {("t1", 0): Errors.ILLEGAL_GENERATION}
+        assert await txn("g", 1000, 0, "x", None, 1, om) == {("t1", 0): Errors.UNKNOWN_MEMBER_ID}
+        assert await txn("g", 1000, 0, "", None, -1, om) == {("t1", 0): Errors.NONE}
         # Once the group is empty, admin tools may commit without a member.
         (await hb(h, "a", -1))
         await settle()

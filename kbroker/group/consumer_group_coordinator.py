@@ -444,6 +444,18 @@ class ConsumerGroupCoordinator:
         return None
 
     @staticmethod
+    def validate_txn_offset_commit(group: ConsumerGroup, member_id: str, member_epoch: int) -> Errors | None:
+        """TxnOffsetCommit: a producer without the consumer's group metadata commits as it
+        likes; one with it must name a member in its current epoch (ILLEGAL_GENERATION, the
+        error TxnOffsetCommit has for a stale epoch)."""
+        if member_epoch < 0 and not member_id:
+            return None
+        member = group.members.get(member_id)
+        if member is None:
+            return Errors.UNKNOWN_MEMBER_ID
+        return Errors.ILLEGAL_GENERATION if member_epoch != member.member_epoch else None
+
+    @staticmethod
     def validate_offset_fetch(group: ConsumerGroup, member_id: str | None, member_epoch: int) -> Errors | None:
         if member_epoch < 0 and not member_id:
             return None  # an admin fetch

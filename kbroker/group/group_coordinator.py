@@ -906,7 +906,11 @@ class GroupCoordinator:
         group = self.manager.get_group(group_id)
         if group is None:
             group = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
-        error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, transactional=True)
+        if group.consumer is not None:
+            error = self.consumer_groups.validate_txn_offset_commit(group.consumer, member_id, generation_id)
+        else:
+            error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id,
+                                                 transactional=True)
         if error is not None:
             return dict.fromkeys(offsets, error)
         return await self.manager.store_offsets(group, offsets, (producer_id, producer_epoch))
