@@ -177,7 +177,8 @@ async def test_leave_moves_partitions_at_once(tmp_path):
 
 @async_test
 async def test_member_that_does_not_revoke_is_fenced_after_its_rebalance_timeout(tmp_path):
-    async with harness(tmp_path, "group.consumer.session.timeout.ms=600000") as h:
+    async with harness(tmp_path, "group.consumer.session.timeout.ms=600000",
+                       "group.consumer.max.session.timeout.ms=600000") as h:
         (await hb(h, "a", 0, rebalance_timeout_ms=10000))
         (await hb(h, "b", 0))
         assert len(parts(await hb(h, "a", 1))) == 2
@@ -319,3 +320,22 @@ def test_records_are_kafkas_bytes():
     rebuilt = rebuild_group("grp", records)
     assert (rebuilt.group_epoch, rebuilt.assignment_epoch, rebuilt.target_assignment) == (4, 3, group.target_assignment)
     assert rebuilt.members == group.members
+
+
+def test_consumer_group_timeouts_must_sit_within_their_bounds():
+    import pytest
+
+    from kbroker.config import KafkaConfig
+    from kbroker.config.kafka_config import ConfigError
+
+    KafkaConfig.load(overrides=["group.consumer.session.timeout.ms=50000"], defaults={})
+    for overrides, message in (
+            (["group.consumer.session.timeout.ms=30000"],
+             "group.consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms"),
+            (["group.consumer.max.heartbeat.interval.ms=4000"],
+             "group.consumer.max.heartbeat.interval.ms must be greater than or equal to "
+             "group.consumer.min.heartbeat.interval.ms"),
+            (["group.consumer.min.session.timeout.ms=1000", "group.consumer.session.timeout.ms=5000"],
+             "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")):
+        with pytest.raises(ConfigError, match=message):
+            KafkaConfig.load(overrides=overrides, defaults={})

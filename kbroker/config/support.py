@@ -14,7 +14,7 @@ No accepted setting is silently ignored (issue 16, bug 1):
   refused the same way. SASL with PLAIN and SCRAM is implemented (SASL_IMPLEMENTED, also per
   listener and mechanism: `listener.name.<l>.scram-sha-512.sasl.jaas.config`).
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
-  broker, JMX metrics, the bounds of KIP-848's per-group configurations): accepted, and named
+  broker, JMX metrics): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
 Every other setting is read by the broker; tests/test_config_support.py checks that each key of
 the table is read somewhere or listed here.
@@ -92,8 +92,9 @@ UNSUPPORTED: frozenset[str] = frozenset({
 })  # fmt: skip
 
 _THREADS = "one event loop, no thread pools"
-_KIP_848 = "bounds of per-group configurations, which are not served (IncrementalAlterConfigs GROUP)"
 _METRICS = "no JMX metrics"
+_KIP_848_BOUNDS = ("only checked at start against the broker's default (per-group configurations, which they "
+                   "bound in Kafka, are not served)")
 NO_EFFECT: dict[str, str] = {
     "num.network.threads": _THREADS, "num.io.threads": _THREADS, "background.threads": _THREADS,
     "num.replica.alter.log.dirs.threads": _THREADS, "num.recovery.threads.per.data.dir": _THREADS,
@@ -114,10 +115,12 @@ NO_EFFECT: dict[str, str] = {
     "delete.records.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
-    **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME
-       if name.startswith(("group.consumer.min.", "group.consumer.max.")) and name != "group.consumer.max.size"},
     **{name: "key stores are read once, at start" for name in _SSL_NO_EFFECT},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
+    **{name: _KIP_848_BOUNDS for name in ("group.consumer.min.session.timeout.ms",
+                                          "group.consumer.max.session.timeout.ms",
+                                          "group.consumer.min.heartbeat.interval.ms",
+                                          "group.consumer.max.heartbeat.interval.ms")},
     "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,
 }  # fmt: skip
 
