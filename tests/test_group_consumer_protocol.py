@@ -339,3 +339,29 @@ def test_consumer_group_timeouts_must_sit_within_their_bounds():
              "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")):
         with pytest.raises(ConfigError, match=message):
             KafkaConfig.load(overrides=overrides, defaults={})
+
+
+@async_test
+async def test_a_steady_heartbeat_writes_only_what_changed_of_its_member(tmp_path):
+    from kbroker.group.consumer_group_records import read_record_key
+
+    async with harness(tmp_path) as h:
+        writes: list[list[tuple]] = []
+        store = h.coordinator.manager.store_records
+
+        async def capture(group_id, records):
+            writes.append([(read_record_key(k), v is None) for k, v in records])
+            return await store(group_id, records)
+        h.coordinator.manager.store_records = capture
+        await hb(h, "a", 0)
+        assert {key[0] for key, _ in writes[-1]} == {3, 5, 6, 7, 8}  # a new group: everything
+        await hb(h, "b", 0)
+        kept = parts(await hb(h, "a", 1))
+        writes.clear()
+        assert (await hb(h, "a", 1, owned={T1: kept})).member_epoch == 2
+        assert writes == [[((8, "g", "a"), False)]]  # a's new epoch, nothing else
+        writes.clear()
+        await hb(h, "a", 2)
+        assert writes == []  # nothing changed, nothing written
+        await hb(h, "b", -1)
+        assert ((5, "g", "b"), True) in writes[-1] and ((3, "g", None), False) in writes[-1]

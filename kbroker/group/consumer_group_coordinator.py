@@ -37,7 +37,12 @@ from kbroker.group.consumer_group import (
     compile_regex,
 )
 from kbroker.group.consumer_group_assignors import TopicInfo, assignor_names
-from kbroker.group.consumer_group_records import RecordKey, group_records, record_key
+from kbroker.group.consumer_group_records import (
+    RecordKey,
+    group_records,
+    member_records,
+    record_key,
+)
 from kbroker.group.group_metadata import GroupMetadata, GroupState
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
 from kbroker.protocol.errors import Errors
@@ -115,6 +120,8 @@ class ConsumerGroupCoordinator:
         self._timers: dict[str, _Timers] = {}
         # What was written to __consumer_offsets per group, to write only what changed.
         self._written: dict[str, dict[RecordKey, bytes]] = {}
+        # (group epoch, assignment epoch, member ids) at the last full write, per group.
+        self._written_shape: dict[str, tuple[int, int, frozenset[str]]] = {}
         # Called with a group id when a timer changed the group (GroupCoordinator writes it).
         self.on_timer_change: Callable[[str], None] = lambda _group_id: None
 
@@ -206,7 +213,7 @@ class ConsumerGroupCoordinator:
             entry = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
         entry.consumer = ConsumerGroup(group_id)
         entry.protocol_type = "consumer"
-        self._written.pop(group_id, None)  # a deleted group's records were tombstoned
+        self._remember(group_id, None, {})  # a deleted group's records were tombstoned
         log.info("created consumer group %s", group_id)
         return entry
 
@@ -387,31 +394,54 @@ class ConsumerGroupCoordinator:
             self.on_timer_change(group.group_id)
 
     # -- persistence ----------------------------------------------------------------------------
-    def take_records(self, group_id: str) -> list[tuple[bytes, bytes | None]]:
+    def take_records(self, group_id: str, member_id: str | None = None) -> list[tuple[bytes, bytes | None]]:
         """The records (key, value or None for a tombstone) that bring `__consumer_offsets` to
-        the group's current state; they count as written from now on (see forget_written)."""
+        the group's current state; they count as written from now on (see forget_written).
+        With `member_id` (a heartbeat's member), while the epochs and the membership stand as
+        last written, only that member's records are compared: a steady heartbeat costs one
+        member's records, not the group's."""
         entry = self.manager.get_group(group_id)
-        current = group_records(entry.consumer) if entry is not None and entry.consumer is not None else {}
+        group = entry.consumer if entry is not None else None
         written = self._written.get(group_id, {})
+        if group is not None and member_id is not None and member_id in group.members and \
+                self._unchanged_membership(group, member_id):
+            mine = member_records(group, group.members[member_id])
+            changed = [(key, value) for key, value in mine.items() if written.get(key) != value]
+            written.update(changed)
+            return [(record_key(*key), value) for key, value in changed]
+        current = group_records(group) if group is not None else {}
         out: list[tuple[bytes, bytes | None]] = [
             (record_key(*key), None) for key in written if key not in current]
         out += [(record_key(*key), value) for key, value in current.items() if written.get(key) != value]
-        if current:
-            self._written[group_id] = current
-        else:
-            self._written.pop(group_id, None)
+        self._remember(group_id, group, current)
         return out
+
+    def _remember(self, group_id: str, group: ConsumerGroup | None, records: dict[RecordKey, bytes]) -> None:
+        if group is None or not records:
+            self._written.pop(group_id, None)
+            self._written_shape.pop(group_id, None)
+            return
+        self._written[group_id] = records
+        self._written_shape[group_id] = (group.group_epoch, group.assignment_epoch, frozenset(group.members))
+
+    def _unchanged_membership(self, group: ConsumerGroup, member_id: str) -> bool:
+        """Whether the group's epochs and member set are those of the last full write (every
+        change of the member set but a static member's replacement moves the group epoch; that
+        one brings a member id the last write did not have)."""
+        shape = self._written_shape.get(group.group_id)
+        return shape is not None and shape[:2] == (group.group_epoch, group.assignment_epoch) \
+            and member_id in shape[2] and len(shape[2]) == len(group.members)
 
     def forget_written(self, group_id: str) -> None:
         """A write failed: the next one writes the whole group again."""
-        self._written.pop(group_id, None)
+        self._remember(group_id, None, {})
 
     def on_group_loaded(self, group: GroupMetadata) -> None:
         """A group rebuilt from its records: its members get fresh session timers."""
         consumer = group.consumer
         if consumer is None:
             return
-        self._written[group.group_id] = group_records(consumer)
+        self._remember(group.group_id, consumer, group_records(consumer))
         # The topics' partition counts are not in the records (Kafka 4.1 keeps a hash of them):
         # take today's, so that a move alone does not rebalance the group.
         consumer.subscription_metadata = self._subscription_metadata(consumer, self._topics())
@@ -421,7 +451,7 @@ class ConsumerGroupCoordinator:
                  len(consumer.members))
 
     def on_group_unloaded(self, group: GroupMetadata) -> None:
-        self._written.pop(group.group_id, None)
+        self._remember(group.group_id, None, {})
         timers = self._timers.pop(group.group_id, None)
         if timers is not None:
             for handle in (*timers.session.values(), *timers.rebalance.values()):

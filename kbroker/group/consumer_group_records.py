@@ -157,11 +157,16 @@ def group_records(group: ConsumerGroup) -> dict[RecordKey, bytes]:
     out: dict[RecordKey, bytes] = {(GROUP_METADATA, gid, None): _epoch_value(group.group_epoch),
                                    (TARGET_ASSIGNMENT_METADATA, gid, None): _epoch_value(group.assignment_epoch)}
     for m in group.members.values():
-        out[(MEMBER_METADATA, gid, m.member_id)] = _member_value(m)
-        out[(CURRENT_MEMBER_ASSIGNMENT, gid, m.member_id)] = _current_value(m)
+        out.update(member_records(group, m))
     for member_id, target in group.target_assignment.items():
         out[(TARGET_ASSIGNMENT_MEMBER, gid, member_id)] = _target_value(target)
     return out
+
+
+def member_records(group: ConsumerGroup, m: ConsumerGroupMember) -> dict[RecordKey, bytes]:
+    """The member's own records: what one heartbeat changes while the epochs stand still."""
+    return {(MEMBER_METADATA, group.group_id, m.member_id): _member_value(m),
+            (CURRENT_MEMBER_ASSIGNMENT, group.group_id, m.member_id): _current_value(m)}
 
 
 # -- reading ---------------------------------------------------------------------------------------

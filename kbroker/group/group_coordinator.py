@@ -838,11 +838,11 @@ class GroupCoordinator:
         if error is not None:
             return HeartbeatResult(error)
         result = self.consumer_groups.heartbeat(params)
-        error = await self._write_consumer_group(params.group_id)
+        error = await self._write_consumer_group(params.group_id, result.member_id)
         return result if error == Errors.NONE else HeartbeatResult(error)
 
-    async def _write_consumer_group(self, group_id: str) -> Errors:
-        records = self.consumer_groups.take_records(group_id)
+    async def _write_consumer_group(self, group_id: str, member_id: str | None = None) -> Errors:
+        records = self.consumer_groups.take_records(group_id, member_id)
         if not records:
             return Errors.NONE
         error = await self.manager.store_records(group_id, records)
