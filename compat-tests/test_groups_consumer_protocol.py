@@ -28,8 +28,10 @@ from kbroker.testing.cluster import KafkaCluster
 
 PARTITIONS = 4
 TIMEOUT_S = 30
+# Faster than Kafka's defaults (5 s heartbeats, 45 s sessions), their lower bounds with them.
 CONSUMER_PROTOCOL = ("group.coordinator.rebalance.protocols=classic,consumer",
-                     "group.consumer.heartbeat.interval.ms=1000", "group.consumer.session.timeout.ms=10000")
+                     "group.consumer.min.heartbeat.interval.ms=1000", "group.consumer.heartbeat.interval.ms=1000",
+                     "group.consumer.min.session.timeout.ms=10000", "group.consumer.session.timeout.ms=10000")
 pytestmark = pytest.mark.timeout(300)
 
 

@@ -26,7 +26,8 @@ def advertised(port: int) -> dict[int, tuple[int, int]]:
 
 @pytest.fixture
 def consumer_broker(broker_factory):
-    return broker_factory.start("group.consumer.heartbeat.interval.ms=1000")
+    return broker_factory.start("group.consumer.min.heartbeat.interval.ms=1000",
+                                "group.consumer.heartbeat.interval.ms=1000")
 
 
 def heartbeat(port: int, member_id: str, epoch: int, version: int = 1, **fields) -> dict:
