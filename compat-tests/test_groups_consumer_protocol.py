@@ -7,6 +7,8 @@ group.protocol=consumer, as processes (test_groups_member.py, strategy `consumer
 - Three brokers with a real ZooKeeper: kill -9 of the group's coordinator; the offsets
   partition's new leader reloads the group from its records (epochs, assignments) and the
   members carry on with it, consuming and committing what follows.
+- A transactional producer commits a member's offsets (send_offsets_to_transaction with its
+  KIP-848 group metadata: member id and epoch).
 Expected behaviour is Apache Kafka 4.x's (GroupMetadataManager.consumerGroupHeartbeat).
 """
 
@@ -18,13 +20,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from confluent_kafka import ConsumerGroupState, ConsumerGroupType, Producer
+from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from test_groups_clients import Member, values, wait_for
 from test_groups_cluster import CLUSTER_OVERRIDES, coordinator_of
 
 from kbroker.group.coordinator_records import partition_for
 from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.waiting import eventually
 
 PARTITIONS = 4
 TIMEOUT_S = 30
@@ -163,3 +166,37 @@ def test_group_survives_the_loss_of_its_coordinator(cluster, tmp_path):
     finally:
         for m in members:
             m.stop()
+
+
+def test_transactional_offsets_of_a_consumer_group_member(broker_factory):
+    """consume-transform-produce with librdkafka: send_offsets_to_transaction with a KIP-848
+    member's group metadata (TxnOffsetCommit with its member id and epoch), then a commit."""
+    broker = broker_factory.start(*CONSUMER_PROTOCOL)
+    create_topic(broker.bootstrap, "kip848-in", 1)  # PARTITIONS partitions
+    create_topic(broker.bootstrap, "kip848-out", 1)
+    produce(broker.bootstrap, "kip848-in", 0, 12)
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "kip848-eos", "group.protocol": "consumer",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    producer = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "kip848-tx"})
+    try:
+        consumer.subscribe(["kip848-in"])
+        producer.init_transactions(TIMEOUT_S)
+        got: list = []
+
+        def consumed() -> bool:
+            got.extend(m for m in consumer.consume(12, 0.5) if m.error() is None)
+            return len(got) == 12
+        eventually(consumed, what="12 records", timeout=TIMEOUT_S)
+        producer.begin_transaction()
+        for m in got:
+            producer.produce("kip848-out", m.value())
+        next_offsets = {}
+        for m in got:
+            next_offsets[m.partition()] = m.offset() + 1
+        producer.send_offsets_to_transaction([TopicPartition("kip848-in", p, o) for p, o in next_offsets.items()],
+                                             consumer.consumer_group_metadata(), TIMEOUT_S)
+        producer.commit_transaction(TIMEOUT_S)
+        assert [tp.offset for tp in consumer.committed([TopicPartition("kip848-in", p) for p in range(PARTITIONS)],
+                                                       TIMEOUT_S)] == [3, 3, 3, 3]
+    finally:
+        consumer.close()
