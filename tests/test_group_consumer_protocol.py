@@ -365,3 +365,31 @@ async def test_a_steady_heartbeat_writes_only_what_changed_of_its_member(tmp_pat
         assert writes == []  # nothing changed, nothing written
         await hb(h, "b", -1)
         assert ((5, "g", "b"), True) in writes[-1] and ((3, "g", None), False) in writes[-1]
+
+
+@async_test
+async def test_an_empty_group_changes_protocol_and_a_reload_agrees(tmp_path):
+    async with harness(tmp_path) as h:
+        # consumer -> classic: the KIP-848 records are tombstoned.
+        await hb(h, "a", 0, group="flip")
+        await hb(h, "a", -1, group="flip")
+        joined = await (await join(h, join_params("flip", require_known=False)))
+        assert joined.error == Errors.NONE
+        synced = await h.coordinator.sync_group("flip", joined.generation_id, joined.member_id, None, None, None,
+                                                {joined.member_id: b"x"})
+        assert synced.error == Errors.NONE  # the classic group's record is written
+        # classic -> consumer: the classic record is tombstoned.
+        task = await join(h, join_params("flop", require_known=False))
+        member = (await task).member_id
+        h.coordinator.leave_group("flop", [(member, None, None)])
+        await settle()
+        assert (await hb(h, "b", 0, group="flop")).error == Errors.NONE
+        await settle()
+        clock = h.clock
+    h = await Harness(tmp_path, clock, "group.coordinator.rebalance.protocols=classic,consumer").start()
+    try:
+        flip, flop = h.coordinator.manager.get_group("flip"), h.coordinator.manager.get_group("flop")
+        assert flip.consumer is None and flip.size == 1
+        assert flop.consumer is not None and set(flop.consumer.members) == {"b"} and flop.size == 0
+    finally:
+        h.close()

@@ -43,6 +43,7 @@ from kbroker.group.consumer_group_records import (
     member_records,
     record_key,
 )
+from kbroker.group.coordinator_records import group_metadata_key
 from kbroker.group.group_metadata import GroupMetadata, GroupState
 from kbroker.metadata.metadata_cache import INTERNAL_TOPICS
 from kbroker.protocol.errors import Errors
@@ -60,16 +61,14 @@ class ConsumerGroupConfig:
     session_timeout_ms: int = 45000
     heartbeat_interval_ms: int = 5000
     max_size: int = 2**31 - 1
-    assignors: tuple[str, ...] = ("uniform", "range")
-    enabled: bool = False
+    assignors: tuple[str, ...] = ("uniform", "range")  # the first is the default
 
     @classmethod
     def from_kafka_config(cls, config: KafkaConfig) -> ConsumerGroupConfig:
         return cls(config.get("group.consumer.session.timeout.ms"),
                    config.get("group.consumer.heartbeat.interval.ms"),
                    config.get("group.consumer.max.size"),
-                   tuple(assignor_names(config.get("group.consumer.assignors"))),
-                   "consumer" in config.get("group.coordinator.rebalance.protocols"))
+                   tuple(assignor_names(config.get("group.consumer.assignors"))))
 
 
 @dataclass(slots=True)
@@ -120,6 +119,8 @@ class ConsumerGroupCoordinator:
         self._timers: dict[str, _Timers] = {}
         # What was written to __consumer_offsets per group, to write only what changed.
         self._written: dict[str, dict[RecordKey, bytes]] = {}
+        # Empty classic groups turned consumer groups, whose classic record is still to remove.
+        self._classic_tombstones: set[str] = set()
         # (group epoch, assignment epoch, member ids) at the last full write, per group.
         self._written_shape: dict[str, tuple[int, int, frozenset[str]]] = {}
         # Called with a group id when a timer changed the group (GroupCoordinator writes it).
@@ -211,6 +212,9 @@ class ConsumerGroupCoordinator:
         """A new consumer group, or an empty classic one (its offsets kept) turned into one."""
         if entry is None or entry.is_state(GroupState.DEAD):
             entry = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
+        if entry.generation_id > 0:
+            # An empty classic group becomes a consumer group: its classic record goes, as in Kafka.
+            self._classic_tombstones.add(group_id)
         entry.consumer = ConsumerGroup(group_id)
         entry.protocol_type = "consumer"
         self._remember(group_id, None, {})  # a deleted group's records were tombstoned
@@ -412,6 +416,9 @@ class ConsumerGroupCoordinator:
         current = group_records(group) if group is not None else {}
         out: list[tuple[bytes, bytes | None]] = [
             (record_key(*key), None) for key in written if key not in current]
+        if group_id in self._classic_tombstones:
+            self._classic_tombstones.discard(group_id)
+            out.append((group_metadata_key(group_id), None))
         out += [(record_key(*key), value) for key, value in current.items() if written.get(key) != value]
         self._remember(group_id, group, current)
         return out

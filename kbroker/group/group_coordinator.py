@@ -324,6 +324,7 @@ class GroupCoordinator:
                 return
             group.consumer = None  # an empty consumer group becomes a classic one, offsets kept
             group.protocol_type = None
+            self._spawn_consumer_group_write(group.group_id)  # tombstones for its KIP-848 records
         if not self._accept_joining_member(group, p.member_id):
             if group.has(p.member_id):
                 self._remove_heartbeat(group.get(p.member_id))
