@@ -49,14 +49,14 @@ class Member:
     """A member process; its stdout lines are collected by a reader thread."""
 
     def __init__(self, client: str, bootstrap: str, topic: str, group: str, name: str, log_dir: Path,
-                 instance_id: str | None = None) -> None:
+                 instance_id: str | None = None, strategy: str | None = None) -> None:
         self.name = name
         self.client_id = f"{group}-{name}"
         if client == "kafkajs":
             argv = ["node", str(JS_DIR / "group_member.js"), topic, group, self.client_id]
         else:
             argv = [sys.executable, str(MEMBER_SCRIPT), client, bootstrap, topic, group, self.client_id,
-                    STRATEGIES[client]]
+                    strategy or STRATEGIES[client]]
         self.stderr_path = log_dir / f"member-{name}.err"
         with self.stderr_path.open("w") as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True,

@@ -3,7 +3,9 @@
     python compat-tests/test_groups_member.py <client> <bootstrap> <topic> <group> <client id> <strategy>
 
 <client> is kafka-python, confluent-kafka or aiokafka (KafkaJS members are js/group_member.js,
-speaking the same lines). The member subscribes with a 6 s session timeout and 1 s heartbeats,
+speaking the same lines). A confluent-kafka member with the strategy `consumer` uses KIP-848's
+protocol (group.protocol=consumer: the broker assigns, incrementally; "assigned" then reports
+its whole assignment after each change). The member subscribes with a 6 s session timeout and 1 s heartbeats,
 never auto-commits, and reports on stdout, one JSON object per line:
   {"event": "assigned", "partitions": [..]}          after every (re)assignment
   {"event": "records", "records": [[p, offset, value], ..]}   each batch, before committing it
@@ -110,17 +112,30 @@ def run_confluent(bootstrap: str, topic: str, group: str, client_id: str, strate
     from confluent_kafka import Consumer, KafkaException
 
     config = {"bootstrap.servers": bootstrap, "group.id": group, "client.id": client_id,
-              "auto.offset.reset": "earliest", "enable.auto.commit": False,
-              "session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
-              "partition.assignment.strategy": strategy}
+              "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    if strategy == "consumer":
+        # KIP-848: the broker owns the session timeout, the heartbeat interval and the assignor.
+        config["group.protocol"] = "consumer"
+    else:
+        config.update({"session.timeout.ms": SESSION_TIMEOUT_MS, "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+                       "partition.assignment.strategy": strategy})
     if os.environ.get("GROUP_INSTANCE_ID"):
         config["group.instance.id"] = os.environ["GROUP_INSTANCE_ID"]  # a static member (KIP-345)
     consumer = Consumer(config)
 
     def on_assign(_consumer, partitions):  # confluent-kafka calls on_assign(consumer, partitions)
-        emit("assigned", partitions=sorted(p.partition for p in partitions))
+        if strategy != "consumer":
+            emit("assigned", partitions=sorted(p.partition for p in partitions))
+            return
+        consumer.incremental_assign(partitions)
+        emit("assigned", partitions=sorted(p.partition for p in consumer.assignment()))
 
-    consumer.subscribe([topic], on_assign=on_assign)
+    def on_revoke(_consumer, partitions):
+        if strategy == "consumer":
+            consumer.incremental_unassign(partitions)
+            emit("assigned", partitions=sorted(p.partition for p in consumer.assignment()))
+
+    consumer.subscribe([topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_revoke)
     stop = close_requested()
     while not stop.is_set():
         messages = [m for m in consumer.consume(num_messages=500, timeout=POLL_MS / 1000) if m.error() is None]

@@ -1,7 +1,8 @@
 """Kafka's authorization answers over raw sockets, from a broker whose AclAuthorizer
 (allow.everyone.if.no.acl.found=false) grants User:ANONYMOUS nothing but DESCRIBE on topics named
 auto*: the ACL APIs, the inter-broker APIs, Metadata, FindCoordinator, InitProducerId, Produce,
-CreateTopics, DescribeConfigs and the SCRAM credential APIs each answer with the error KafkaApis gives."""
+CreateTopics, DescribeConfigs, the SCRAM credential APIs and the KIP-848 group APIs each answer with the error
+KafkaApis gives."""
 
 from __future__ import annotations
 
@@ -129,3 +130,12 @@ def test_elect_leaders_names_each_partition_refused(kbroker):
     assert answer["error_code"] == CLUSTER_AUTHORIZATION_FAILED
     [result] = answer["replica_election_results"]
     assert [p["error_code"] for p in result["partition_result"]] == [CLUSTER_AUTHORIZATION_FAILED] * 2
+
+
+def test_kip848_group_apis_need_the_group(kbroker):
+    beat = call(kbroker, 68, 1, {"group_id": "g", "member_id": "m", "member_epoch": 0, "instance_id": None,
+                                 "rack_id": None, "rebalance_timeout_ms": 30000, "subscribed_topic_names": ["t"],
+                                 "subscribed_topic_regex": None, "server_assignor": None, "topic_partitions": []})
+    assert beat["error_code"] == GROUP_AUTHORIZATION_FAILED
+    [described] = call(kbroker, 69, 1, {"group_ids": ["g"], "include_authorized_operations": True})["groups"]
+    assert described["error_code"] == GROUP_AUTHORIZATION_FAILED

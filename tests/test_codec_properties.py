@@ -137,8 +137,9 @@ def kafka_python_struct(api_key: int, kind: str):
     from kafka.protocol.schemas import StructField, load_json
 
     schema = REGISTRY.get(api_key, kind)
-    # kafka-python's loader takes package names: ours, then its own schema package.
-    for package in ("kbroker.protocol.schemas", "kafka.protocol.schemas.resources"):
+    # kafka-python's loader takes package names: ours, then its own schema package, then the
+    # Kafka schemas we vendor that its package data lacks (KIP-848's ConsumerGroup* APIs).
+    for package in ("kbroker.protocol.schemas", "kafka.protocol.schemas.resources", "kbroker.protocol.schemas.kafka"):
         try:
             return StructField(load_json(schema.name, package=package))
         except FileNotFoundError:

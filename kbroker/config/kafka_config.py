@@ -311,6 +311,7 @@ class KafkaConfig:
                 f"Invalid value '{acks}' for configuration offsets.commit.required.acks: "
                 f"must be between -1 and offsets.topic.replication.factor ({factor})"
             )
+        self._validate_consumer_group_timeouts()
         threads = self.get("log.cleaner.threads")
         if threads > 0 and self.get("log.cleaner.dedupe.buffer.size") / threads <= MIB:
             raise ConfigError(
@@ -336,6 +337,20 @@ class KafkaConfig:
         """unwritable_message_format for a topic's message.format.version, if it sets one."""
         version = topic_configs.get("message.format.version")
         return None if version is None else self.unwritable_message_format(version)
+
+    def _validate_consumer_group_timeouts(self) -> None:
+        """KIP-848's timeouts between their bounds, as Kafka's GroupCoordinatorConfig requires."""
+        for name, low, high in (("group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms",
+                                 "group.consumer.max.heartbeat.interval.ms"),
+                                ("group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms",
+                                 "group.consumer.max.session.timeout.ms")):
+            for ok, message in ((self.get(high) >= self.get(low), f"{high} must be greater than or equal to {low}"),
+                                (self.get(name) >= self.get(low), f"{name} must be greater than or equal to {low}"),
+                                (self.get(name) <= self.get(high), f"{name} must be less than or equal to {high}")):
+                if not ok:
+                    raise ConfigError(message)
+        if self.get("group.consumer.heartbeat.interval.ms") >= self.get("group.consumer.session.timeout.ms"):
+            raise ConfigError("group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms")
 
     def _validate_broker_id(self) -> None:
         broker_id, reserved = self.get("broker.id"), self.get("reserved.broker.max.id")

@@ -254,7 +254,7 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("group.max.session.timeout.ms", INT, 1800000, None, MEDIUM, "Longest consumer session timeout accepted"),
     _K("group.initial.rebalance.delay.ms", INT, 3000, None, MEDIUM, "Wait for more members before a new group's first rebalance"),
     _K("group.max.size", INT, INT_MAX, AtLeast(1), MEDIUM, "Most members in one group"),
-    _K("group.coordinator.rebalance.protocols", LIST, ["classic"], ListOf(("classic", "consumer")), MEDIUM, "Group protocols served"),
+    _K("group.coordinator.rebalance.protocols", LIST, ["classic", "consumer"], ListOf(("classic", "consumer")), MEDIUM, "Group protocols served (Kafka 4.0's default: both)"),
     _K("group.coordinator.threads", INT, 1, AtLeast(1), MEDIUM, "Threads of the new group coordinator"),
     _K("group.consumer.session.timeout.ms", INT, 45000, AtLeast(1), MEDIUM, "KIP-848 groups: session timeout"),
     _K("group.consumer.min.session.timeout.ms", INT, 45000, AtLeast(1), MEDIUM, "KIP-848 groups: shortest session timeout"),
@@ -263,7 +263,7 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("group.consumer.min.heartbeat.interval.ms", INT, 5000, AtLeast(1), MEDIUM, "KIP-848 groups: shortest heartbeat interval"),
     _K("group.consumer.max.heartbeat.interval.ms", INT, 15000, AtLeast(1), MEDIUM, "KIP-848 groups: longest heartbeat interval"),
     _K("group.consumer.max.size", INT, INT_MAX, AtLeast(1), MEDIUM, "KIP-848 groups: most members"),
-    _K("group.consumer.assignors", LIST, ["org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor"], None, MEDIUM, "KIP-848 groups: server-side assignors"),
+    _K("group.consumer.assignors", LIST, ["org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor"], ListOf(("uniform", "range", "org.apache.kafka.coordinator.group.assignor.UniformAssignor", "org.apache.kafka.coordinator.group.assignor.RangeAssignor")), MEDIUM, "KIP-848 groups: server-side assignors"),
     # Offsets
     _K("offset.metadata.max.bytes", INT, 4096, None, HIGH, "Largest metadata string of a committed offset"),
     _K("offsets.load.buffer.size", INT, 5 * MIB, AtLeast(1), HIGH, "Read size when loading __consumer_offsets"),

@@ -14,7 +14,7 @@ No accepted setting is silently ignored (issue 16, bug 1):
   refused the same way. SASL with PLAIN and SCRAM is implemented (SASL_IMPLEMENTED, also per
   listener and mechanism: `listener.name.<l>.scram-sha-512.sasl.jaas.config`).
 - `NO_EFFECT`: settings that tune something kbroker does not have (thread pools of a JVM
-  broker, JMX metrics, KIP-848 consumer groups that are not served yet): accepted, and named
+  broker, JMX metrics): accepted, and named
   in one INFO line at start (`ignored_settings`) when the user gives them.
 Every other setting is read by the broker; tests/test_config_support.py checks that each key of
 the table is read somewhere or listed here.
@@ -86,14 +86,15 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "create.topic.policy.class.name", "alter.config.policy.class.name", "replica.selector.class",
     "metric.reporters", "kafka.metrics.reporters",
     # Features not there yet
-    "process.roles", "remote.log.storage.system.enable", "group.coordinator.rebalance.protocols",
+    "process.roles", "remote.log.storage.system.enable",
     "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
     "request.timeout.ms", "replica.socket.receive.buffer.bytes",
 })  # fmt: skip
 
 _THREADS = "one event loop, no thread pools"
-_KIP_848 = "KIP-848 consumer groups are not served yet"
 _METRICS = "no JMX metrics"
+_KIP_848_BOUNDS = ("only checked at start against the broker's default (per-group configurations, which they "
+                   "bound in Kafka, are not served)")
 NO_EFFECT: dict[str, str] = {
     "num.network.threads": _THREADS, "num.io.threads": _THREADS, "background.threads": _THREADS,
     "num.replica.alter.log.dirs.threads": _THREADS, "num.recovery.threads.per.data.dir": _THREADS,
@@ -114,9 +115,12 @@ NO_EFFECT: dict[str, str] = {
     "delete.records.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
-    **{name: _KIP_848 for name in BROKER_CONFIG_BY_NAME if name.startswith("group.consumer.")},
     **{name: "key stores are read once, at start" for name in _SSL_NO_EFFECT},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,
+    **{name: _KIP_848_BOUNDS for name in ("group.consumer.min.session.timeout.ms",
+                                          "group.consumer.max.session.timeout.ms",
+                                          "group.consumer.min.heartbeat.interval.ms",
+                                          "group.consumer.max.heartbeat.interval.ms")},
     "auto.include.jmx.reporter": _METRICS, "kafka.metrics.polling.interval.secs": _METRICS,
 }  # fmt: skip
 

@@ -29,6 +29,7 @@ GROUP_METADATA_VALUE_VERSION = 3
 FIRST_FLEXIBLE_VALUE_VERSION = 4
 
 
+_I8 = struct.Struct(">b")
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
 _I64 = struct.Struct(">q")
@@ -194,8 +195,14 @@ class _Reader:
         self.pos += fmt.size
         return value
 
+    def int8(self) -> int:
+        return self._unpack(_I8)
+
     def int32(self) -> int:
         return self._unpack(_I32)
+
+    def uuid_bytes(self) -> bytes:
+        return self._take(16)
 
     def int64(self) -> int:
         return self._unpack(_I64)
@@ -246,6 +253,9 @@ class _Reader:
         for _ in range(self.uvarint()):
             self.uvarint()  # tag
             self._take(self.uvarint())
+
+
+RecordReader = _Reader  # for the KIP-848 records (consumer_group_records.py)
 
 
 def _version(buf: bytes) -> int:

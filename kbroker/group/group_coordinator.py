@@ -36,6 +36,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kbroker.background import BackgroundTasks
+from kbroker.group.consumer_group import CONSUMER_GROUP_TYPE, ConsumerGroup
+from kbroker.group.consumer_group_coordinator import (
+    ConsumerGroupConfig,
+    ConsumerGroupCoordinator,
+    HeartbeatParams,
+    HeartbeatResult,
+)
 from kbroker.group.group_metadata import (
     UNKNOWN_MEMBER_ID,
     GroupMetadata,
@@ -142,6 +149,9 @@ class GroupCoordinator:
         self.time_ms = time_ms or _wall_clock_ms
         self._scheduler = scheduler
         self.manager = GroupMetadataManager(self.offset_config, replica_manager, metadata_cache, self.time_ms)
+        self.consumer_groups = ConsumerGroupCoordinator(ConsumerGroupConfig.from_kafka_config(config), self.manager,
+                                                        metadata_cache, self.time_ms, self._call_later)
+        self.consumer_groups.on_timer_change = self._spawn_consumer_group_write
         self.is_active = False
         self._expiry_timer: Any = None
         self._tasks = BackgroundTasks(log, "group coordinator task")
@@ -228,6 +238,7 @@ class GroupCoordinator:
             log.info("unloaded %d groups of %s-%d", count, GROUP_METADATA_TOPIC_NAME, partition)
 
     def _on_group_loaded(self, group: GroupMetadata) -> None:
+        self.consumer_groups.on_group_loaded(group)
         log.info("loaded group %s with generation %d (%s, %d members)", group.group_id, group.generation_id,
                  group.state.value, group.size)
         if group.size > self.group_config.max_size:
@@ -236,6 +247,7 @@ class GroupCoordinator:
             self._complete_and_schedule_next_heartbeat_expiration(group, member)
 
     def _on_group_unloaded(self, group: GroupMetadata) -> None:
+        self.consumer_groups.on_group_unloaded(group)
         previous = group.state
         group.transition_to(GroupState.DEAD, self.time_ms())
         members = list(group.members.values())
@@ -305,6 +317,14 @@ class GroupCoordinator:
         if group is None:
             respond(JoinGroupResult(p.member_id, Errors.UNKNOWN_MEMBER_ID))
             return
+        if group.consumer is not None:
+            if group.consumer.members:
+                # A KIP-848 group with members: a classic member cannot join it here.
+                respond(JoinGroupResult(p.member_id, Errors.INCONSISTENT_GROUP_PROTOCOL))
+                return
+            group.consumer = None  # an empty consumer group becomes a classic one, offsets kept
+            group.protocol_type = None
+            self._spawn_consumer_group_write(group.group_id)  # tombstones for its KIP-848 records
         if not self._accept_joining_member(group, p.member_id):
             if group.has(p.member_id):
                 self._remove_heartbeat(group.get(p.member_id))
@@ -806,6 +826,46 @@ class GroupCoordinator:
         self._remove_member_and_update_group(group, group.get(member_id), f"LeaveGroup; client reason: {reason}")
         return Errors.NONE
 
+    # -- KIP-848 ----------------------------------------------------------------------------------
+    def is_consumer_group(self, group_id: str) -> bool:
+        group = self.manager.get_group(group_id)
+        return group is not None and group.consumer is not None
+
+    async def consumer_group_heartbeat(self, params: HeartbeatParams) -> HeartbeatResult:
+        """The heartbeat's changes are written (acks=-1) before it is answered, as Kafka's."""
+        if not params.group_id:
+            return self.consumer_groups.heartbeat(params)  # INVALID_REQUEST, as Kafka answers it
+        error = self._validate_group_status(params.group_id, ApiKey.CONSUMER_GROUP_HEARTBEAT)
+        if error is not None:
+            return HeartbeatResult(error)
+        result = self.consumer_groups.heartbeat(params)
+        error = await self._write_consumer_group(params.group_id, result.member_id)
+        return result if error == Errors.NONE else HeartbeatResult(error)
+
+    async def _write_consumer_group(self, group_id: str, member_id: str | None = None) -> Errors:
+        records = self.consumer_groups.take_records(group_id, member_id)
+        if not records:
+            return Errors.NONE
+        error = await self.manager.store_records(group_id, records)
+        if error != Errors.NONE:
+            self.consumer_groups.forget_written(group_id)
+        return error
+
+    def _spawn_consumer_group_write(self, group_id: str) -> None:
+        self._tasks.spawn(self._write_consumer_group(group_id))
+
+    def consumer_group_describe(self, group_id: str) -> tuple[Errors, str | None, ConsumerGroup | None]:
+        """(error, message, group) for ConsumerGroupDescribe."""
+        error = self._validate_group_status(group_id, ApiKey.CONSUMER_GROUP_DESCRIBE)
+        if error is not None:
+            return error, None, None
+        group = self.manager.get_group(group_id)
+        if group is None or group.is_state(GroupState.DEAD):
+            return Errors.GROUP_ID_NOT_FOUND, f"Group {group_id} not found.", None
+        if group.consumer is None:
+            return Errors.GROUP_ID_NOT_FOUND, f"Group {group_id} is not a consumer group.", None
+        return Errors.NONE, None, group.consumer
+
     # -- offsets --------------------------------------------------------------------------------
     async def commit_offsets(self, group_id: str, member_id: str, group_instance_id: str | None,
                              generation_id: int, offsets: dict[TopicPartition, OffsetAndMetadata],
@@ -821,6 +881,11 @@ class GroupCoordinator:
                                      else Errors.ILLEGAL_GENERATION)
             # Not using group management: an offsets-only group.
             group = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
+        if group.consumer is not None:
+            error = self.consumer_groups.validate_offset_commit(group.consumer, member_id, generation_id, api_version)
+            if error is not None:
+                return dict.fromkeys(offsets, error)
+            return await self.manager.store_offsets(group, offsets)
         error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id)
         if error is not None:
             return dict.fromkeys(offsets, error)
@@ -842,7 +907,11 @@ class GroupCoordinator:
         group = self.manager.get_group(group_id)
         if group is None:
             group = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
-        error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id, transactional=True)
+        if group.consumer is not None:
+            error = self.consumer_groups.validate_txn_offset_commit(group.consumer, member_id, generation_id)
+        else:
+            error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id,
+                                                 transactional=True)
         if error is not None:
             return dict.fromkeys(offsets, error)
         return await self.manager.store_offsets(group, offsets, (producer_id, producer_epoch))
@@ -864,11 +933,21 @@ class GroupCoordinator:
             return Errors.UNKNOWN_MEMBER_ID  # only members commit to a group that has members
         return None
 
-    def fetch_offsets(self, group_id: str, require_stable: bool, partitions: list[TopicPartition] | None
+    def fetch_offsets(self, group_id: str, require_stable: bool, partitions: list[TopicPartition] | None,
+                      member_id: str | None = None, member_epoch: int = -1
                       ) -> tuple[Errors, dict[TopicPartition, tuple[OffsetAndMetadata | None, Errors]]]:
+        """v9+ fetches of a KIP-848 member carry its id and epoch, checked as OffsetCommit's."""
         error = self._validate_group_status(group_id, ApiKey.OFFSET_FETCH)
         if error is not None:
             return error, {}
+        group = self.manager.get_group(group_id)
+        if group is not None and group.consumer is not None:
+            error = self.consumer_groups.validate_offset_fetch(group.consumer, member_id, member_epoch)
+            if error is not None:
+                return error, {}
+        elif member_epoch >= 0 or member_id:
+            # A member id and epoch name a consumer group member: none here.
+            return (Errors.GROUP_ID_NOT_FOUND if group is None else Errors.UNKNOWN_MEMBER_ID), {}
         # Offsets are returned whatever the group's state: offsets-only users have no members.
         return Errors.NONE, self.manager.get_offsets(group_id, require_stable, partitions)
 
@@ -881,6 +960,8 @@ class GroupCoordinator:
         group = self.manager.get_group(group_id)
         if group is None:
             return Errors.NONE, None
+        if group.consumer is not None:
+            return Errors.NONE, None  # DescribeGroups knows classic groups only, as Kafka's
         stable = group.is_state(GroupState.STABLE)
         protocol = (group.protocol_name or "") if stable else ""
         members = [MemberSummary(m.member_id, m.group_instance_id, m.client_id, m.client_host,
@@ -900,11 +981,15 @@ class GroupCoordinator:
         for group in self.manager.current_groups():
             if group.is_state(GroupState.DEAD):
                 continue
-            if wanted_states and group.state.value.lower() not in wanted_states:
+            if group.consumer is not None:
+                state, group_type = group.consumer.state().value, CONSUMER_GROUP_TYPE
+            else:
+                state, group_type = group.state.value, CLASSIC_GROUP_TYPE
+            if wanted_states and state.lower() not in wanted_states:
                 continue
-            if wanted_types and CLASSIC_GROUP_TYPE not in wanted_types:
+            if wanted_types and group_type not in wanted_types:
                 continue
-            overviews.append(GroupOverview(group.group_id, group.protocol_type or "", group.state.value))
+            overviews.append(GroupOverview(group.group_id, group.protocol_type or "", state, group_type))
         return error, overviews
 
     def delete_groups(self, group_ids: list[str]) -> dict[str, Errors]:
@@ -918,7 +1003,7 @@ class GroupCoordinator:
             group = self.manager.get_group(group_id)
             if group is None or group.is_state(GroupState.DEAD):
                 errors[group_id] = self._missing_group_error(group_id)
-            elif group.is_state(GroupState.EMPTY):
+            elif group.is_state(GroupState.EMPTY) and not group.has_consumer_members:
                 group.transition_to(GroupState.DEAD, self.time_ms())
                 deletable.append(group)
             else:
@@ -943,7 +1028,7 @@ class GroupCoordinator:
         if group is None or group.is_state(GroupState.DEAD):
             return self._missing_group_error(group_id), {}
         partition_errors: dict[TopicPartition, Errors] = {}
-        if group.is_state(GroupState.EMPTY):
+        if group.is_state(GroupState.EMPTY) and not group.has_consumer_members:
             eligible = list(partitions)
         elif group.is_consumer_group():
             eligible = []

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kbroker.group.consumer_group import ConsumerGroup
 from kbroker.group.coordinator_records import read_subscribed_topics
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
 from kbroker.protocol.errors import Errors
@@ -160,6 +161,8 @@ class GroupMetadata:
         self.delayed_join: Any = None
         self.sync_timer: Any = None
         self.pending_member_timers: dict[str, Any] = {}
+        # A KIP-848 consumer group's state (consumer_group.py); None for a classic group.
+        self.consumer: ConsumerGroup | None = None
 
     def __repr__(self) -> str:
         return (f"GroupMetadata({self.group_id!r}, {self.state.value}, generation {self.generation_id}, "
@@ -338,6 +341,8 @@ class GroupMetadata:
         return topics
 
     def is_subscribed_to_topic(self, topic: str) -> bool:
+        if self.consumer is not None:
+            return self.consumer.is_subscribed_to_topic(topic)
         return self.subscribed_topics is not None and topic in self.subscribed_topics
 
     def init_next_generation(self, now_ms: int) -> None:
@@ -356,6 +361,10 @@ class GroupMetadata:
     def offset(self, tp: TopicPartition) -> OffsetAndMetadata | None:
         record = self.offsets.get(tp)
         return None if record is None else record.offset_and_metadata
+
+    @property
+    def has_consumer_members(self) -> bool:
+        return self.consumer is not None and bool(self.consumer.members)
 
     @property
     def has_offsets(self) -> bool:
@@ -438,12 +447,18 @@ class GroupMetadata:
         (or after the commit, for metadata written before state timestamps existed); a Stable
         consumer group's offsets of topics it no longer subscribes to expire after the commit;
         a group without a protocol type (offsets-only, a "simple" consumer) after the commit.
-        Explicit expire timestamps from old clients win."""
-        if self.protocol_type is not None and self.is_state(GroupState.EMPTY):
+        Explicit expire timestamps from old clients win. A KIP-848 group with members is as a
+        Stable consumer group: only the offsets of topics nobody subscribes to expire."""
+        consumer = self.consumer
+        if consumer is not None and consumer.members:
+            def base(r: CommitRecordMetadataAndOffset) -> int:
+                return r.offset_and_metadata.commit_timestamp
+            subscribed: set[str] = {tp[0] for tp in self.offsets if consumer.is_subscribed_to_topic(tp[0])}
+        elif self.protocol_type is not None and self.is_state(GroupState.EMPTY):
             def base(r: CommitRecordMetadataAndOffset) -> int:
                 return (self.current_state_timestamp if self.current_state_timestamp is not None
                         else r.offset_and_metadata.commit_timestamp)
-            subscribed: set[str] = set()
+            subscribed = set()
         elif (self.protocol_type == CONSUMER_PROTOCOL_TYPE and self.subscribed_topics is not None
               and self.is_state(GroupState.STABLE)):
             def base(r: CommitRecordMetadataAndOffset) -> int:

@@ -29,6 +29,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from kbroker.group.consumer_group_records import (
+    GROUP_METADATA,
+    RecordKey,
+    group_records,
+    read_record_key,
+    rebuild_group,
+    record_key,
+)
 from kbroker.group.coordinator_records import (
     CoordinatorRecordError,
     GroupMetadataKey,
@@ -162,6 +170,8 @@ class _PartitionReplay:
         self.groups: dict[str, GroupMetadataRecord] = {}
         self.removed_groups: set[str] = set()
         self.pending_txn: dict[int, dict[tuple[str, TopicPartition], CommitRecordMetadataAndOffset]] = {}
+        # KIP-848 groups' latest records per key (consumer_group_records.py).
+        self.consumer_records: dict[str, dict[RecordKey, bytes]] = {}
 
     def replay(self, buf: bytes) -> int | None:
         """Applies every complete batch in buf; returns the offset after the last one (None if
@@ -186,6 +196,10 @@ class _PartitionReplay:
         for record in iter_records(buf, header):
             if record.key is None:
                 raise CoordinatorRecordError(f"record without a key at offset {record.offset}")
+            consumer_key = read_record_key(record.key)
+            if consumer_key is not None:
+                self._replay_consumer_record(consumer_key, record.value)
+                continue
             key = read_key(record.key)
             if isinstance(key, OffsetCommitKey):
                 self._replay_offset(header, key, record.value)
@@ -196,6 +210,13 @@ class _PartitionReplay:
                 else:
                     self.groups[key.group] = read_group_metadata_value(record.value)
                     self.removed_groups.discard(key.group)
+
+    def _replay_consumer_record(self, key: RecordKey, value: bytes | None) -> None:
+        records = self.consumer_records.setdefault(key[1], {})
+        if value is None:
+            records.pop(key, None)
+        else:
+            records[key] = bytes(value)
 
     def _replay_offset(self, header: BatchHeader, key: OffsetCommitKey, value: bytes | None) -> None:
         group_tp = (key.group, (key.topic, key.partition))
@@ -333,6 +354,15 @@ class GroupMetadataManager:
             log.warning("writing metadata of group %s failed: %s", group_id, error.name)
         return Errors.NONE if error == Errors.NONE else store_group_error(error)
 
+    async def store_records(self, group_id: str, records: list[tuple[bytes, bytes | None]]) -> Errors:
+        """Writes a KIP-848 group's records (consumer_group_records.py) in one batch."""
+        now = self.time_ms()
+        error, _ = await self._append(group_id, [SimpleRecord(k, v, timestamp=now) for k, v in records],
+                                      self.config.commit_required_acks)
+        if error != Errors.NONE:
+            log.warning("writing consumer group %s failed: %s", group_id, error.name)
+        return Errors.NONE if error == Errors.NONE else store_group_error(error)
+
     def _metadata_fits(self, metadata: str) -> bool:
         # Kafka compares String.length(): UTF-16 code units.
         return len(metadata.encode("utf-16-le")) // 2 <= self.config.max_metadata_size
@@ -414,7 +444,7 @@ class GroupMetadataManager:
         now = self.time_ms()
         for group in list(groups):
             removed = selector(group)
-            if group.is_state(GroupState.EMPTY) and not group.has_offsets:
+            if group.is_state(GroupState.EMPTY) and not group.has_offsets and not group.has_consumer_members:
                 log.info("group %s transitioned to Dead in generation %d", group.group_id, group.generation_id)
                 group.transition_to(GroupState.DEAD, now)
             tombstones = [SimpleRecord(offset_commit_key(group.group_id, topic, partition), None, timestamp=now)
@@ -424,6 +454,9 @@ class GroupMetadataManager:
                 # A generation-0 group only ever stored offsets: it has no metadata record to remove.
                 if group.generation_id > 0:
                     tombstones.append(SimpleRecord(group_metadata_key(group.group_id), None, timestamp=now))
+                if group.consumer is not None:  # a KIP-848 group's own records
+                    tombstones += [SimpleRecord(record_key(*key), None, timestamp=now)
+                                   for key in group_records(group.consumer)]
             if not tombstones:
                 continue
             partition = self.partition_for(group.group_id)
@@ -499,10 +532,15 @@ class GroupMetadataManager:
         loaded = []
         for group_id, record in replay.groups.items():
             loaded.append(group_from_record(group_id, record, now))
-        for group_id in (offsets.keys() | pending.keys()) - replay.groups.keys():
-            loaded.append(GroupMetadata(group_id, GroupState.EMPTY, now))  # an offsets-only group
+        consumer_groups = {gid: records for gid, records in replay.consumer_records.items()
+                           if (GROUP_METADATA, gid, None) in records}
+        for group_id in (offsets.keys() | pending.keys() | consumer_groups.keys()) - replay.groups.keys():
+            loaded.append(GroupMetadata(group_id, GroupState.EMPTY, now))  # offsets only, or KIP-848
         installed = []
         for group in loaded:
+            if group.group_id in consumer_groups:
+                group.consumer = rebuild_group(group.group_id, consumer_groups[group.group_id])
+                group.protocol_type = "consumer"
             group.offsets = offsets.get(group.group_id, {})
             # Transactions still open: their offsets wait for the marker, as in Kafka's loadGroup.
             group.pending_transactional_offset_commits = pending.get(group.group_id, {})

@@ -1836,6 +1836,89 @@ class AllocateProducerIdsResponse(TypedDict, total=False):
     producer_id_len: int
 
 
+class ConsumerGroupHeartbeatRequestTopicPartitions(TypedDict):
+    topic_id: UUID
+    partitions: list[int]
+
+
+class ConsumerGroupHeartbeatRequest(TypedDict):
+    group_id: str
+    member_id: str
+    member_epoch: int
+    instance_id: str | None
+    rack_id: str | None
+    rebalance_timeout_ms: int
+    subscribed_topic_names: list[str] | None
+    subscribed_topic_regex: str | None  # v1+
+    server_assignor: str | None
+    topic_partitions: list[ConsumerGroupHeartbeatRequestTopicPartitions] | None
+
+
+class ConsumerGroupHeartbeatResponseTopicPartitions(TypedDict, total=False):
+    topic_id: UUID
+    partitions: list[int]
+
+
+class ConsumerGroupHeartbeatResponseAssignment(TypedDict, total=False):
+    topic_partitions: list[ConsumerGroupHeartbeatResponseTopicPartitions]
+
+
+class ConsumerGroupHeartbeatResponse(TypedDict, total=False):
+    throttle_time_ms: int
+    error_code: int
+    error_message: str | None
+    member_id: str | None
+    member_epoch: int
+    heartbeat_interval_ms: int
+    assignment: ConsumerGroupHeartbeatResponseAssignment | None
+
+
+class ConsumerGroupDescribeRequest(TypedDict):
+    group_ids: list[str]
+    include_authorized_operations: bool
+
+
+class ConsumerGroupDescribeResponseTopicPartitions(TypedDict, total=False):
+    topic_id: UUID
+    topic_name: str
+    partitions: list[int]
+
+
+class ConsumerGroupDescribeResponseAssignment(TypedDict, total=False):
+    topic_partitions: list[ConsumerGroupDescribeResponseTopicPartitions]
+
+
+class ConsumerGroupDescribeResponseMember(TypedDict, total=False):
+    member_id: str
+    instance_id: str | None
+    rack_id: str | None
+    member_epoch: int
+    client_id: str
+    client_host: str
+    subscribed_topic_names: list[str]
+    subscribed_topic_regex: str | None
+    assignment: ConsumerGroupDescribeResponseAssignment
+    target_assignment: ConsumerGroupDescribeResponseAssignment
+    member_type: int  # v1+
+
+
+class ConsumerGroupDescribeResponseDescribedGroup(TypedDict, total=False):
+    error_code: int
+    error_message: str | None
+    group_id: str
+    group_state: str
+    group_epoch: int
+    assignment_epoch: int
+    assignor_name: str
+    members: list[ConsumerGroupDescribeResponseMember]
+    authorized_operations: int
+
+
+class ConsumerGroupDescribeResponse(TypedDict, total=False):
+    throttle_time_ms: int
+    groups: list[ConsumerGroupDescribeResponseDescribedGroup]
+
+
 class ListConfigResourcesRequest(TypedDict):
     resource_types: list[int]  # v1+
 

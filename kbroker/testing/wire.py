@@ -351,12 +351,14 @@ def decode_with_kafka_python(response_class: type[Any], payload: bytes, version:
 # Kafka's inter-broker APIs of ZooKeeper mode (and AlterPartition/AllocateProducerIds in their
 # ZooKeeper-era ranges) are absent from the 4.x schema set kafka-python ships.
 ZK_MODE_API_RANGES = {4: (0, 7), 5: (0, 4), 6: (0, 8), 7: (0, 3), 56: (0, 3), 67: (0, 0)}
+# KIP-848's ConsumerGroupHeartbeat and ConsumerGroupDescribe (Kafka 4.x's ranges) are absent too.
+KIP_848_API_RANGES = {68: (0, 1), 69: (0, 1)}
 
 
 @cache
 def kafka_schema_ranges() -> dict[int, tuple[int, int]]:
     """api key -> (min, max) request versions from Kafka's JSON schemas in kafka-python's package data."""
-    ranges = dict(ZK_MODE_API_RANGES)
+    ranges = {**ZK_MODE_API_RANGES, **KIP_848_API_RANGES}
     folder = resources.files("kafka.protocol.schemas") / "resources"
     for entry in folder.iterdir():
         if not entry.name.endswith("Request.json"):

@@ -6,7 +6,7 @@ lastOffset: ... count: ... position: ... CreateTime: ... size: ... magic: ... co
 ... crc: ... isvalid: ...`, per record (--deep-iteration or --print-data-log) `| offset: ...`
 with `key: ... payload: ...` under --print-data-log; `offset: O position: P` for an .index and
 `timestamp: T offset: O` for a .timeindex. --offsets-decoder shows `__consumer_offsets` keys and
-values as Kafka's decoder does (JSON). The only tool that imports kbroker.log and the group
+values as Kafka's decoder does (JSON), KIP-848 consumer groups' records (types 3, 5-8) too. The only tool that imports kbroker.log and the group
 coordinator's record codec (files, not the protocol, are its input).
 """
 
@@ -19,6 +19,9 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from kbroker.group.consumer_group_records import key_json as consumer_key_json
+from kbroker.group.consumer_group_records import read_record_key
+from kbroker.group.consumer_group_records import value_json as consumer_value_json
 from kbroker.group.coordinator_records import (
     CoordinatorRecordError,
     GroupMetadataKey,
@@ -168,6 +171,10 @@ def _offsets_text(key: bytes | None, value: bytes | None) -> tuple[str, str]:
     if key is None:
         return "null", _text(value)
     try:
+        consumer_key = read_record_key(bytes(key))
+        if consumer_key is not None:  # a KIP-848 consumer group's record
+            return (_json(consumer_key_json(consumer_key)),
+                    "<DELETE>" if value is None else _json(consumer_value_json(consumer_key[0], bytes(value))))
         decoded = read_key(bytes(key))
         key_json = {"type": str(_version(key)), "data": _key_data(decoded)}
         if value is None:

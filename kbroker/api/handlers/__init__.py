@@ -72,6 +72,8 @@ HANDLER_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
+    "consumer_group_heartbeat",
+    "consumer_group_describe",
     # transactions: the log side (kbroker/log/, kbroker/replica/)
     "write_txn_markers",
     # transactions: the coordinator (kbroker/txn/)

@@ -2,7 +2,9 @@
 
 - Versions: 0-4 served and advertised.
 - Behaviour:
-  - Advertises exactly the APIs that have a handler module, with the versions each serves.
+  - Advertises exactly the APIs that have a handler module, with the versions each serves;
+    KIP-848's ConsumerGroupHeartbeat and ConsumerGroupDescribe only while
+    group.coordinator.rebalance.protocols lists `consumer`, as Kafka.
   - Versions newer than ours are answered by kafka_apis.py in v0 format with
     UNSUPPORTED_VERSION and our own range (KIP-511); a v3+ body that does not parse gets
     INVALID_REQUEST there too.
@@ -41,7 +43,13 @@ async def handle(ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersion
     if ctx.api_version >= 3 and not (_SOFTWARE_PATTERN.fullmatch(request["client_software_name"])
                                      and _SOFTWARE_PATTERN.fullmatch(request["client_software_version"])):
         return {"error_code": Errors.INVALID_REQUEST, "api_keys": [], "throttle_time_ms": 0}
-    return {"error_code": 0, "api_keys": _advertised_api_keys(), "throttle_time_ms": 0}
+    api_keys = _advertised_api_keys()
+    if "consumer" not in ctx.services.config.get("group.coordinator.rebalance.protocols"):
+        api_keys = [k for k in api_keys if k["api_key"] not in _CONSUMER_PROTOCOL_APIS]
+    return {"error_code": 0, "api_keys": api_keys, "throttle_time_ms": 0}
+
+
+_CONSUMER_PROTOCOL_APIS = frozenset({ApiKey.CONSUMER_GROUP_HEARTBEAT, ApiKey.CONSUMER_GROUP_DESCRIBE})
 
 
 @functools.cache

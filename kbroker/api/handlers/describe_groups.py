@@ -5,7 +5,8 @@
   - State and protocol type and, for Stable groups only, the protocol and each member's
     metadata and assignment (members of other states are listed without them).
   - A group that does not exist is reported Dead with no members; v6 adds GROUP_ID_NOT_FOUND
-    and a message for it (KIP-1043).
+    and a message for it (KIP-1043). A KIP-848 consumer group is answered the same way, with
+    "Group X is not a classic group." (ConsumerGroupDescribe describes it).
   - A group the principal may not DESCRIBE gets GROUP_AUTHORIZATION_FAILED (api/auth_helper.py).
   - v3+ may ask for the authorized operations (the principal's; everything without an
     authorizer); v4+ show members' group.instance.id.
@@ -51,7 +52,8 @@ async def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> Describ
             entry["group_state"] = DEAD
             if ctx.api_version >= 6:
                 entry["error_code"] = Errors.GROUP_ID_NOT_FOUND
-                entry["error_message"] = f"Group {group_id} not found."
+                entry["error_message"] = (f"Group {group_id} is not a classic group."
+                                          if coordinator.is_consumer_group(group_id) else f"Group {group_id} not found.")
         elif error == Errors.NONE and summary is not None:
             _describe(entry, summary)
             if include_operations:

@@ -12,6 +12,10 @@
   - Metadata longer than offset.metadata.max.bytes gets OFFSET_METADATA_TOO_LARGE.
   - v9+ committing to an unknown group with a generation get GROUP_ID_NOT_FOUND
     (ILLEGAL_GENERATION before).
+  - A KIP-848 consumer group's commits carry the member id and member epoch (v9+):
+    UNKNOWN_MEMBER_ID for a stranger, STALE_MEMBER_EPOCH for an epoch that is not the member's
+    current one, UNSUPPORTED_VERSION for a member committing below v9; an empty group accepts
+    commits without a member (admin tools).
   - v0 commits go to ZooKeeper (/consumers/<group>/offsets/...), as Kafka 3.x stores them
     (kbroker/group/zk_consumer_offsets.py).
   - Needs READ on the group (else every partition GROUP_AUTHORIZATION_FAILED) and READ on each

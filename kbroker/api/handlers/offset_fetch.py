@@ -10,6 +10,9 @@
   - v5+ return the leader epoch; v7 adds require_stable (UNSTABLE_OFFSET_COMMIT while a commit
     is being written); v8+ ask for several groups at once, each with its own error; v10 names
     topics by id (UNKNOWN_TOPIC_ID for unknown ones).
+  - v9+ may carry a KIP-848 member's id and epoch: UNKNOWN_MEMBER_ID / STALE_MEMBER_EPOCH when
+    they are not the member's current ones (GROUP_ID_NOT_FOUND, UNKNOWN_MEMBER_ID for a group
+    that is not a consumer group).
   - v0 reads what OffsetCommit v0 wrote to ZooKeeper, as Kafka 3.x does
     (UNKNOWN_TOPIC_OR_PARTITION where there is nothing).
   - Needs DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic asked for
@@ -66,7 +69,8 @@ def _partition(index: int, answer: PartitionAnswer) -> OffsetFetchResponseOffset
 async def handle(ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version >= 8:
-        groups = [_fetch_group(ctx, g["group_id"], _requested(ctx, g["topics"]), request["require_stable"])
+        groups = [_fetch_group(ctx, g["group_id"], _requested(ctx, g["topics"]), request["require_stable"],
+                               g.get("member_id"), g.get("member_epoch", -1))
                   for g in request["groups"]]
         return {"throttle_time_ms": 0, "groups": groups}
     if version == 0:
@@ -104,13 +108,15 @@ def _by_name(topics: list[OffsetFetchRequestOffsetFetchRequestTopics]
 
 
 def _fetch_group(ctx: RequestContext, group_id: str, requested: list[RequestedTopic] | None,
-                 require_stable: bool) -> OffsetFetchResponseOffsetFetchResponseGroup:
+                 require_stable: bool, member_id: str | None = None,
+                 member_epoch: int = -1) -> OffsetFetchResponseOffsetFetchResponseGroup:
     """One group's answer in the v8+ shape (topics carry name and topic_id; older versions ignore the id)."""
     group_error = auth_helper.error_for(ctx, AclOperation.DESCRIBE, ResourceType.GROUP, group_id)
     if group_error:
         return {"group_id": group_id, "topics": [], "error_code": group_error}
     wanted = None if requested is None else [(n, i) for n, _, indexes in requested if n is not None for i in indexes]
-    error, answers = ctx.services.group_coordinator.fetch_offsets(group_id, require_stable, wanted)
+    error, answers = ctx.services.group_coordinator.fetch_offsets(group_id, require_stable, wanted,
+                                                                  member_id, member_epoch)
     if error != Errors.NONE:
         return {"group_id": group_id, "topics": [], "error_code": error}
     visible = auth_helper.authorized_names(ctx, AclOperation.DESCRIBE, ResourceType.TOPIC,

@@ -4,8 +4,8 @@
 - Behaviour:
   - Partitions of unknown topics get UNKNOWN_TOPIC_OR_PARTITION; the rest go to the
     GroupCoordinator, which checks the member and generation when given (UNKNOWN_MEMBER_ID,
-    FENCED_INSTANCE_ID, ILLEGAL_GENERATION) and writes them to `__consumer_offsets` as a
-    transactional batch of the producer (acks=-1).
+    FENCED_INSTANCE_ID, ILLEGAL_GENERATION; for a KIP-848 group the member epoch) and writes
+    them to `__consumer_offsets` as a transactional batch of the producer (acks=-1).
   - The offsets stay pending (OffsetFetch with require_stable: UNSTABLE_OFFSET_COMMIT) until the
     transaction's marker reaches that partition: a commit makes them the group's, an abort
     drops them.
