@@ -211,17 +211,30 @@ def test_classic_group_two_members_rebalance(java, assignor):
     assert group in java.call("list_groups")
 
 
-def test_consumer_group_protocol_is_not_offered(java):
-    """KIP-848's protocol is not served (ConsumerGroupHeartbeat is not advertised), so a consumer
-    that asks for it gets the Java client's own refusal, as from a ZooKeeper-mode Kafka."""
-    topic = new_topic(java, "kip848", partitions=1)
-    java.call("consumer", "new-protocol", **{"group.id": f"g-{topic}", "group.protocol": "consumer"})
-    java.call("subscribe", "new-protocol", topics=topic)
-    with pytest.raises(JavaError) as refused:
-        java.call("poll", "new-protocol", max=1, timeout_ms=10000)
-    java.call("close_consumer", "new-protocol")
-    assert refused.value.kind == "UnsupportedVersionException"
-    assert "group.protocol=classic" in refused.value.message
+def test_consumer_group_protocol_two_members(java):
+    """KIP-848 (group.protocol=consumer): the broker's uniform assignor shares the partitions
+    between two members, and the one left takes them all once the other leaves."""
+    topic = new_topic(java, "kip848", partitions=4)
+    group = f"consumer-{topic}"
+    every = [f"{topic}:{p}" for p in range(4)]
+    java.call("producer", "kip")
+    java.call("send", "kip", topic=topic, count=40)
+    java.call("close_producer", "kip")
+    settings = {"group.id": group, "auto.offset.reset": "earliest", "group.protocol": "consumer"}
+    java.call("consumer", "n1", **settings)
+    java.call("subscribe", "n1", topics=topic)
+    assert java.call("poll_group", names="n1", partitions=4) == {"n1": every}
+    java.call("consumer", "n2", **settings)
+    java.call("subscribe", "n2", topics=topic)
+    shared = java.call("poll_group", names="n1,n2", partitions=4)
+    assert sorted(shared["n1"] + shared["n2"]) == every
+    assert len(shared["n1"]) == len(shared["n2"]) == 2
+    described = java.call("describe_groups", ids=group)[group]
+    assert (described["state"], described["type"]) == ("Stable", "Consumer")
+    java.call("commit_sync", "n1")
+    java.call("close_consumer", "n2")
+    assert java.call("poll_group", names="n1", partitions=4) == {"n1": every}
+    java.call("close_consumer", "n1")
 
 
 def test_transactions_read_committed(java):
