@@ -384,7 +384,9 @@ def test_a_zookeeper_loss_under_any_other_handler_closes_the_connection_in_one_l
     async def lost(_ctx, _request):
         raise ZooKeeperUnavailableError("ZooKeeper unavailable: SessionExpiredError")
 
-    apis = KafkaApis(SimpleNamespace(sasl_listeners={}, authorizer=None))
+    from kbroker.security.client_quota_manager import ClientQuotaManagers
+
+    apis = KafkaApis(SimpleNamespace(sasl_listeners={}, authorizer=None, client_quotas=ClientQuotaManagers()))
     apis.handlers[ApiKey.METADATA] = apis.handlers[ApiKey.METADATA]._replace(handle=lost)
     conn = SimpleNamespace(peer="10.0.0.9:4242", listener_name="PLAINTEXT", session=None)
     with pytest.raises(CloseConnection):

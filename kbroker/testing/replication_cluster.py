@@ -34,6 +34,7 @@ from kbroker.replica.alter_partition_manager import AlterPartitionManager
 from kbroker.replica.partition import Partition
 from kbroker.replica.replica_fetcher import FetcherConfig, InitialFetchState, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
+from kbroker.security.client_quota_manager import ClientQuotaManagers
 from kbroker.testing import waiting
 from kbroker.testing.batches import producer_batch
 
@@ -73,6 +74,7 @@ class Node:
         self.started_group_coordinator = None
         self.sasl_listeners: dict = {}  # BrokerServices': no SASL listener here
         self.authorizer = None  # no authorizer.class.name: the handlers allow everything
+        self.client_quotas = ClientQuotaManagers()  # no quota set: KafkaApis does no quota work
 
     @property
     def port(self) -> int:
