@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +151,19 @@ class JavaDriver:
 if __name__ == "__main__":
     compile_driver()
     sys.exit(0)
+
+
+def driver_for(request: Any, bootstrap: str, tmp_path_factory: Any) -> Iterator[JavaDriver]:
+    """The body of each Java test module's `java` fixture (parametrised over JAVA_CLIENT_VERSIONS):
+    the driver for `request.param` against `bootstrap`, stopped afterwards; a skip, with the
+    reason, when that version's jars are missing."""
+    import pytest
+
+    reason = jars_missing_reason(request.param)
+    if reason:
+        pytest.skip(reason)
+    driver = JavaDriver(request.param, bootstrap, tmp_path_factory.mktemp("java") / "driver.log")
+    try:
+        yield driver
+    finally:
+        driver.stop()

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, jars_missing_reason
+from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, driver_for
 
 from kbroker.testing.waiting import eventually
 
@@ -34,14 +34,7 @@ def kbroker(module_broker_factory):
 
 @pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
 def java(request, kbroker, tmp_path_factory) -> Iterator[JavaDriver]:
-    reason = jars_missing_reason(request.param)
-    if reason:
-        pytest.skip(reason)
-    driver = JavaDriver(request.param, kbroker.bootstrap, tmp_path_factory.mktemp("java") / "driver.log")
-    try:
-        yield driver
-    finally:
-        driver.stop()
+    yield from driver_for(request, kbroker.bootstrap, tmp_path_factory)
 
 
 def name(java: JavaDriver, base: str) -> str:

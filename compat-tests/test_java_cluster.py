@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, jars_missing_reason
+from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, driver_for
 from test_cluster_replication import CLUSTER_OVERRIDES
 from test_java_streams import FIRST, all_counts, send_lines
 
@@ -46,14 +46,7 @@ def cluster(zookeeper, module_broker_factory):
 
 @pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
 def java(request, cluster, tmp_path_factory) -> Iterator[JavaDriver]:
-    reason = jars_missing_reason(request.param)
-    if reason:
-        pytest.skip(reason)
-    driver = JavaDriver(request.param, cluster.bootstrap, tmp_path_factory.mktemp("java") / "driver.log")
-    try:
-        yield driver
-    finally:
-        driver.stop()
+    yield from driver_for(request, cluster.bootstrap, tmp_path_factory)
 
 
 def name(java: JavaDriver, base: str) -> str:

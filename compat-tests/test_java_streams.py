@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, jars_missing_reason
+from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, driver_for
 
 FIRST = ["the quick brown fox", "jumps over the lazy dog", "the dog sleeps"]
 SECOND = ["a quick dog", "the end"]
@@ -29,14 +29,7 @@ def kbroker(module_broker_factory):
 
 @pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
 def java(request, kbroker, tmp_path_factory) -> Iterator[JavaDriver]:
-    reason = jars_missing_reason(request.param)
-    if reason:
-        pytest.skip(reason)
-    driver = JavaDriver(request.param, kbroker.bootstrap, tmp_path_factory.mktemp("java") / "driver.log")
-    try:
-        yield driver
-    finally:
-        driver.stop()
+    yield from driver_for(request, kbroker.bootstrap, tmp_path_factory)
 
 
 def send_lines(java: JavaDriver, topic: str, lines: list[str]) -> None:
