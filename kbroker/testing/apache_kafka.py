@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 
 from kbroker.testing import wire
-from kbroker.testing.processes import free_port, kill_group, start_failure, start_session_process
+from kbroker.testing.processes import free_port, start_failure, start_session_process, terminate_then_kill
 
 KAFKA_VERSION = "4.4.0"
 KAFKA_DIR = Path(__file__).resolve().parents[2] / "compat-tests" / "java" / "kafka"
@@ -197,15 +197,7 @@ class ApacheKafkaProcess:
 
     def stop(self) -> None:
         """SIGTERM (a controlled shutdown), then SIGKILL to the process group after 30 s."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self.proc)
+        terminate_then_kill(self.proc, 30)
 
 
 def main(args: list[str]) -> int:

@@ -119,6 +119,19 @@ def kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def terminate_then_kill(proc: subprocess.Popen | None, grace_s: float) -> None:
+    """SIGTERM, then SIGKILL to the process group if it is still there after `grace_s` seconds."""
+    if proc is None:
+        return
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_group(proc)
+
+
 class BrokerFailed(AssertionError):
     """The broker did not start, or did not stop as asked; the message carries its log."""
 

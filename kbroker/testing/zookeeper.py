@@ -22,9 +22,9 @@ from pathlib import Path
 
 from kbroker.testing.processes import (
     free_port,
-    kill_group,
     start_failure,
     start_session_process,
+    terminate_then_kill,
 )
 
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
@@ -125,15 +125,7 @@ class ZooKeeperProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL to the process group if it is still there after 5 s."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        kill_group(self.proc)
+        terminate_then_kill(self.proc, 5)
 
 
 def main(args: list[str]) -> int:
