@@ -592,6 +592,8 @@ class KafkaServer:
             await rm.replica_fetcher_manager.close()
         if rm is not None and rm.alter_partition_manager is not None:
             await rm.alter_partition_manager.close()
+        if rm is not None:
+            await rm.close_alter_log_dirs_manager()
 
     # -- the group coordinator (kbroker/group), built on first use ----------------------------
     def _build_group_coordinator(self) -> GroupCoordinator:

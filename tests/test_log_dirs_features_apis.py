@@ -8,9 +8,10 @@ describe_features, update_features, describe_metadata_quorum and describe_topic_
   the dir holding it, with its size growing with the data and an offset lag of 0; a topics
   filter keeps the asked partitions only; v1 has no volume sizes; a dir taken offline answers
   KAFKA_STORAGE_ERROR alone (in-process, through the LogDirFailureChannel).
-- AlterReplicaLogDirs: the current dir NONE, the other dir KAFKA_STORAGE_ERROR (moves are not
-  built) with the replica left in place, a path not in log.dirs LOG_DIR_NOT_FOUND, a partition
-  not hosted REPLICA_NOT_AVAILABLE.
+- AlterReplicaLogDirs: the current dir NONE; the other dir NONE, and the replica moves there
+  with its records (read back by Fetch) and takes produce after the move; a path not in
+  log.dirs LOG_DIR_NOT_FOUND, a partition not hosted REPLICA_NOT_AVAILABLE. (The move itself
+  is tested in-process in tests/test_replica_alter_log_dirs.py.)
 - UpdateFeatures: each of Kafka's per-feature refusals with its message in v0 and v1, the first
   one as the top-level error in v2, an empty request INVALID_REQUEST.
 """
@@ -19,8 +20,16 @@ from __future__ import annotations
 
 import pytest
 
-from kbroker.testing.raw_client import NONE, RawClient, advertised_api_keys, create_topic, produce
+from kbroker.testing.raw_client import (
+    NONE,
+    RawClient,
+    advertised_api_keys,
+    create_topic,
+    produce,
+    read_partition,
+)
 from kbroker.testing.records import build_batch
+from kbroker.testing.waiting import eventually
 
 ALTER_REPLICA_LOG_DIRS, DESCRIBE_LOG_DIRS, DESCRIBE_QUORUM, UPDATE_FEATURES = 34, 35, 55, 57
 DESCRIBE_TOPIC_PARTITIONS = 75
@@ -102,10 +111,19 @@ def test_alter_replica_log_dirs(kbroker, log_dirs):
         [answer] = result["partitions"]
         return answer["error_code"]
 
+    with RawClient(kbroker.port) as client:
+        assert produce(client, "alterdirs", 0, build_batch([b"before-%d" % i for i in range(50)]))["error_code"] == NONE
     assert alter(current) == NONE
     assert alter(current, version=1) == NONE
-    assert alter(other) == KAFKA_STORAGE_ERROR
-    assert ("alterdirs", 0) in partitions_by_dir(describe(kbroker.port))[current]  # left where it was
+    assert alter(other) == NONE
+    eventually(lambda: ("alterdirs", 0) in partitions_by_dir(describe(kbroker.port))[other], what="the move")
+    assert ("alterdirs", 0) not in partitions_by_dir(describe(kbroker.port))[current]
+    with RawClient(kbroker.port) as client:
+        assert produce(client, "alterdirs", 0, build_batch([b"after"]))["error_code"] == NONE
+    high_watermark, records = read_partition(kbroker.port, "alterdirs", 0)
+    assert high_watermark == 51
+    assert [value for _offset, _key, value, _ts in records] == [b"before-%d" % i for i in range(50)] + [b"after"]
+    assert alter(other) == NONE  # where it is now: nothing to do
     assert alter("/no/such/dir") == LOG_DIR_NOT_FOUND
     assert alter(current, "alterdirs", 7) == REPLICA_NOT_AVAILABLE
     assert alter(current, "no-such-topic") == REPLICA_NOT_AVAILABLE
@@ -184,7 +202,6 @@ def test_kafka_python_log_dirs_features_and_what_is_not_served(kbroker, log_dirs
     from kafka.errors import (
         IncompatibleBrokerVersion,
         InvalidRequestError,
-        KafkaStorageError,
         LogDirNotFoundError,
         NoError,
     )
@@ -196,7 +213,8 @@ def test_kafka_python_log_dirs_features_and_what_is_not_served(kbroker, log_dirs
     admin = KafkaAdminClient(bootstrap_servers=kbroker.bootstrap)
     try:
         assert list(admin.alter_replica_log_dirs({replica: current}).values()) == [NoError]
-        assert list(admin.alter_replica_log_dirs({replica: other}).values()) == [KafkaStorageError]
+        assert list(admin.alter_replica_log_dirs({replica: other}).values()) == [NoError]
+        eventually(lambda: ("kp-alterdirs", 0) in partitions_by_dir(describe(kbroker.port))[other], what="the move")
         assert list(admin.alter_replica_log_dirs({replica: "/nowhere"}).values()) == [LogDirNotFoundError]
         assert admin.describe_features() == {}  # no feature supported nor finalized
         with pytest.raises(InvalidRequestError, match="the provided feature is not supported"):
