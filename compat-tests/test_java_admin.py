@@ -13,8 +13,9 @@
   an active group), GroupSubscribedToTopicException.
 - Cluster: describeCluster, describeFeatures (none finalized, as a ZooKeeper-mode broker),
   updateFeatures refused for an unsupported feature, describeLogDirs with sizes that grow with
-  the data, describeReplicaLogDirs, alterReplicaLogDirs to the current dir and to a dir that is
-  not one of log.dirs (LogDirNotFoundException).
+  the data (the broker has two log dirs), describeReplicaLogDirs, alterReplicaLogDirs to the
+  current dir, to a dir that is not one of log.dirs (LogDirNotFoundException) and to the other
+  log dir, where describeReplicaLogDirs and describeLogDirs then find the replica.
 """
 
 from __future__ import annotations
@@ -28,8 +29,12 @@ from kbroker.testing.waiting import eventually
 
 
 @pytest.fixture(scope="module")
-def kbroker(module_broker_factory):
-    return module_broker_factory("num.partitions=1", "offsets.topic.num.partitions=3")
+def kbroker(module_broker_factory, tmp_path_factory):
+    broker = module_broker_factory("num.partitions=1", "offsets.topic.num.partitions=3")
+    broker.stop()  # two log dirs, so that alterReplicaLogDirs can move a replica
+    broker.overrides.append(f"log.dirs={broker.log_dir},{tmp_path_factory.mktemp('second-log-dir')}")
+    broker.restart()
+    return broker
 
 
 @pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
@@ -162,8 +167,10 @@ def test_cluster_features_and_log_dirs(java):
     java.call("create_topic", name=topic)
     tp = f"{topic}:0"
     before = java.call("describe_log_dirs", brokers=0)["0"]
-    [(log_dir, info)] = before.items()
-    assert info["error"] == ""
+    assert len(before) == 2 and all(d["error"] == "" for d in before.values())
+    [log_dir] = [d for d, held in before.items() if tp in held["replicas"]]
+    [other] = [d for d in before if d != log_dir]
+    info = before[log_dir]
     assert info["replicas"][tp] == [0, 0, False]
     assert info["total_bytes"] >= info["usable_bytes"] > 0
     java.call("producer", "ld")
@@ -177,6 +184,13 @@ def test_cluster_features_and_log_dirs(java):
     with pytest.raises(JavaError) as not_found:
         java.call("alter_replica_log_dirs", tp=tp, broker=0, dir="/no/such/dir")
     assert not_found.value.kind == "LogDirNotFoundException"
+    # the move to the other log dir: the replica is there, with the same size, once it is done
+    assert java.call("alter_replica_log_dirs", tp=tp, broker=0, dir=other) == "altered"
+    eventually(lambda: java.call("describe_replica_log_dirs", tp=tp, broker=0) == {"current": other, "future": "null"},
+               what="the replica moved to the other log dir")
+    moved = java.call("describe_log_dirs", brokers=0)["0"]
+    assert tp not in moved[log_dir]["replicas"]
+    assert moved[other]["replicas"][tp] == [size, 0, False]
 
 
 def test_consumer_group_errors(java):

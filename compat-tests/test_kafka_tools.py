@@ -359,8 +359,15 @@ def test_dump_log_decodes_consumer_offsets_and_transaction_state(broker):
 
 
 @pytest.fixture(scope="module")
-def cluster(zookeeper, module_broker_factory):
-    with KafkaCluster(module_broker_factory, zookeeper, overrides=("auto.leader.rebalance.enable=false",)) as cluster:
+def broker3_log_dirs(tmp_path_factory) -> list[str]:
+    """Broker 3 of the cluster has two log dirs, so replicas can move between them."""
+    return [str(tmp_path_factory.mktemp("broker3-first")), str(tmp_path_factory.mktemp("broker3-second"))]
+
+
+@pytest.fixture(scope="module")
+def cluster(zookeeper, module_broker_factory, broker3_log_dirs):
+    with KafkaCluster(module_broker_factory, zookeeper, overrides=("auto.leader.rebalance.enable=false",),
+                      broker_overrides={3: (f"log.dirs={','.join(broker3_log_dirs)}",)}) as cluster:
         yield cluster
 
 
@@ -398,6 +405,48 @@ def test_reassign_partitions_executes_and_verifies(cluster, tmp_path):
     verified = tool("kafka-reassign-partitions", *bs, "--reassignment-json-file", str(plan), "--verify")
     assert "Reassignment of partition moved-0 is completed." in verified.stdout
     assert cluster.leader("moved") == 1  # the leader stays while it is among the new replicas
+
+
+def test_reassign_partitions_with_log_dirs_and_log_dirs_describe(cluster, broker3_log_dirs, tmp_path):
+    """A plan with `log_dirs` puts the new replica in the dir named (AlterReplicaLogDirs before
+    the replica exists: kbroker remembers the dir, as Kafka's preferred log dir), then moves it
+    to the other dir of the same broker (a future log copied and swapped); --verify reports
+    both the partition's reassignment and the replica's log dir move, and kafka-log-dirs finds
+    the replica in its new dir with the same size."""
+    first, second = broker3_log_dirs
+    bs = ["--bootstrap-server", cluster.bootstrap]
+    tool("kafka-topics", *bs, "--create", "--topic", "dir-moved", "--replica-assignment", "1:2")
+    cluster.wait_for(lambda: cluster.leader("dir-moved") == 1, what="broker 1 to lead")
+    produce(cluster.bootstrap, "dir-moved", [b"m%04d" % i * 20 for i in range(500)])
+
+    def reassign(target: str, action: str) -> str:
+        plan = tmp_path / f"to-{Path(target).name}.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": "dir-moved", "partition": 0, "replicas": [3, 1], "log_dirs": [target, "any"]}]}))
+        return tool("kafka-reassign-partitions", *bs, "--reassignment-json-file", str(plan), action).stdout
+
+    started = reassign(second, "--execute")
+    assert "Successfully started partition reassignment for dir-moved-0" in started
+    assert f"Successfully started moving log directory to {second} for replica dir-moved-0 with broker 3" in started
+    cluster.wait_for(lambda: cluster.replicas("dir-moved") == [3, 1] and 3 in cluster.isr("dir-moved"),
+                     what="broker 3 to join the ISR")
+    verified = reassign(second, "--verify")
+    assert "Reassignment of partition dir-moved-0 is completed." in verified
+    assert "Reassignment of replica dir-moved-0-3 completed successfully." in verified
+
+    def placed() -> dict[str, tuple[int, int, bool]]:
+        out = lines(tool("kafka-log-dirs", *bs, "--describe", "--broker-list", "3", "--topic-list", "dir-moved").stdout)
+        assert out[1] == "Received log directory information from brokers 3"
+        [broker] = json.loads(out[2])["brokers"]
+        return {d["logDir"]: (p["size"], p["offsetLag"], p["isFuture"])
+                for d in broker["logDirs"] for p in d["partitions"] if p["partition"] == "dir-moved-0"}
+
+    before = placed()
+    assert list(before) == [second] and before[second][0] > 500 * 100 and before[second][1:] == (0, False)
+    moving = reassign(first, "--execute")  # same replicas: only the log dir moves
+    assert f"Successfully started moving log directory to {first} for replica dir-moved-0 with broker 3" in moving
+    cluster.wait_for(lambda: "completed successfully" in reassign(first, "--verify"), what="the log dir move")
+    assert placed() == {first: before[second]}
 
 
 # -- error paths: the same message as against Apache Kafka -----------------------------------------
