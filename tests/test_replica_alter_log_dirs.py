@@ -227,3 +227,23 @@ def test_redirecting_a_move_and_the_preferred_dir_of_a_partition_not_hosted(tmp_
     assert broker.manager.alter_replica_log_dir(*TP, "/not/a/log/dir") == Errors.LOG_DIR_NOT_FOUND
     assert broker.manager.alter_replica_log_dir("t" * 220, 0, b) == Errors.INVALID_TOPIC_EXCEPTION
     broker.logs.close()
+
+
+def test_a_current_log_starting_inside_a_batch_is_copied_from_that_batch(tmp_path):
+    """DeleteRecords left the log start inside a batch: the future log starts at that batch's
+    base offset and takes the same log start (Kafka's follower does the same)."""
+    broker = make_broker_in_a(tmp_path)
+    _, b = broker.dirs
+    broker.produce(20)  # batches of 3 records
+    assert broker.manager.delete_records(*TP, 31) == (Errors.NONE, 31)
+    current = broker.current()
+    assert broker.manager.alter_replica_log_dir(*TP, b) == Errors.NONE
+    while (result := broker.step()) is StepResult.COPIED:
+        pass
+    assert result is StepResult.REPLACED
+    moved = broker.current()
+    assert moved.log_start_offset == 31 and moved.log_segments()[0].base_offset == 30
+    copied = [(batch.base_offset, [r.value for r in records]) for batch, records in read_batches(log_bytes(moved))]
+    original = [(batch.base_offset, [r.value for r in records]) for batch, records in read_batches(log_bytes(current))]
+    assert copied == [entry for entry in original if entry[0] >= 30] and copied[-1][0] == 57
+    broker.logs.close()

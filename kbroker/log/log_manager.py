@@ -5,6 +5,11 @@ broker's dir), `.kafka_cleanshutdown` (written by `close`, removed once loaded; 
 logs open without rescanning), `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`
 and `replication-offset-checkpoint` (high watermarks, as ReplicaManager writes them).
 
+A replica moving to another log dir (AlterReplicaLogDirs) has a future log there,
+`<topic>-<p>.<uuid>-future` (`future_logs`, loaded again at start-up), which the replica layer
+fills and then swaps in (`replace_current_with_future_log`); a partition not hosted yet may have a
+preferred dir for its log (`maybe_update_preferred_log_dir`).
+
 The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically,
 `start_cleaner` to keep the log cleaner's task running once a log is compacted (log_cleaner.py,
 compaction with its `cleaner-offset-checkpoint`), and `close` at shutdown. Plain code, apart from

@@ -25,6 +25,10 @@
   here (`handle_log_dir_failure`, Kafka's HostedPartition.Offline): their fetchers stop, waiters
   are answered, and every later request for them, LeaderAndIsr included, gets
   KAFKA_STORAGE_ERROR until the broker restarts.
+- AlterReplicaLogDirs moves a replica between log dirs (`alter_replica_log_dir`): LogManager's
+  future log, filled and swapped in by the ReplicaAlterLogDirsManager, after which the
+  partition serves from the new log (`_on_log_replaced`); a move interrupted by a restart
+  resumes with the partition's next LeaderAndIsr.
 - ISR changes (expansions from follower fetches, shrinks from `maybe_shrink_isr`, run every
   replica.lag.time.max.ms / 2) go to the controller through the AlterPartitionManager.
 It knows partitions and logs; request and response shapes stay in the handlers.
@@ -591,9 +595,11 @@ class ReplicaManager:
         `destination` (an absolute path of log.dirs) through a future log copied in the
         background, redirect a move in flight, or remember the dir for a replica not hosted
         yet (then REPLICA_NOT_AVAILABLE, as Kafka answers)."""
+        from kbroker.log.unified_log import MAX_FILE_NAME_LENGTH, log_future_dir_name  # with the first move
+
         tp = (topic, partition)
         log_manager = self.log_manager
-        if len(f"{topic}-{partition}.{'0' * 32}-future") > 255:  # Kafka's KAFKA-4893 check
+        if len(log_future_dir_name(topic, partition)) > MAX_FILE_NAME_LENGTH:  # Kafka's KAFKA-4893 check
             return Errors.INVALID_TOPIC_EXCEPTION
         if destination not in log_manager.log_dirs:  # Kafka compares the absolute paths as strings too
             return Errors.LOG_DIR_NOT_FOUND
