@@ -11,7 +11,8 @@ describe_features, update_features, describe_metadata_quorum and describe_topic_
 - AlterReplicaLogDirs: the current dir NONE; the other dir NONE, and the replica moves there
   with its records (read back by Fetch) and takes produce after the move; a path not in
   log.dirs LOG_DIR_NOT_FOUND, a partition not hosted REPLICA_NOT_AVAILABLE. (The move itself
-  is tested in-process in tests/test_replica_alter_log_dirs.py.)
+  is tested in-process in tests/test_replica_alter_log_dirs.py.) A DescribeLogDirs pipelined
+  behind it shows the future replica in the destination while the move is in flight.
 - UpdateFeatures: each of Kafka's per-feature refusals with its message in v0 and v1, the first
   one as the top-level error in v2, an empty request INVALID_REQUEST.
 """
@@ -127,6 +128,33 @@ def test_alter_replica_log_dirs(kbroker, log_dirs):
     assert alter("/no/such/dir") == LOG_DIR_NOT_FOUND
     assert alter(current, "alterdirs", 7) == REPLICA_NOT_AVAILABLE
     assert alter(current, "no-such-topic") == REPLICA_NOT_AVAILABLE
+
+
+def test_describe_log_dirs_shows_the_future_replica_of_a_move_in_flight(kbroker, log_dirs):
+    """12 MiB take a dozen 1 MiB steps to move, and the steps yield to requests: a
+    DescribeLogDirs pipelined behind the AlterReplicaLogDirs sees the future replica in the
+    destination (IsFutureKey, part of the size, a lag), and the replica once it has moved."""
+    create_topic(kbroker.port, "inflight", partitions=1)
+    [current] = [d for d, held in partitions_by_dir(describe(kbroker.port)).items() if ("inflight", 0) in held]
+    [other] = [d for d in log_dirs if d != current]
+    with RawClient(kbroker.port) as client:
+        for i in range(12):
+            batch = build_batch([bytes([i]) * 10_000] * 100)
+            assert produce(client, "inflight", 0, batch)["error_code"] == NONE
+    size = partitions_by_dir(describe(kbroker.port))[current][("inflight", 0)][0]
+    alter_body = {"dirs": [{"path": other, "topics": [{"name": "inflight", "partitions": [0]}]}]}
+    with RawClient(kbroker.port) as client:
+        client.send(ALTER_REPLICA_LOG_DIRS, 2, alter_body)
+        client.send(DESCRIBE_LOG_DIRS, 5, {"topics": [{"topic": "inflight", "partitions": [0]}]})
+        _, altered = client.receive(ALTER_REPLICA_LOG_DIRS, 2)
+        _, described = client.receive(DESCRIBE_LOG_DIRS, 5)
+    assert altered["results"][0]["partitions"][0]["error_code"] == NONE
+    in_flight = partitions_by_dir(described["results"])
+    assert in_flight[current][("inflight", 0)] == (size, 0, False)
+    future_size, lag, is_future = in_flight[other][("inflight", 0)]
+    assert is_future and future_size < size and 0 < lag <= 1200
+    eventually(lambda: ("inflight", 0) not in partitions_by_dir(describe(kbroker.port))[current], what="the move")
+    assert partitions_by_dir(describe(kbroker.port))[other][("inflight", 0)] == (size, 0, False)
 
 
 def update(port: int, version: int, updates: list[dict]) -> dict:
