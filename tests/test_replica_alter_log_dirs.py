@@ -12,6 +12,7 @@ step never awaits, so stepping by hand is what its task does), producing between
 - A restart in the middle (clean, or with the logs to recover) loads the `-future` dir and the
   move resumes once the partition is led again, finishing with identical data.
 - The destination dir failing mid-move abandons the future log; the replica keeps serving.
+- Transactions move too: aborted-transaction index, last stable offset, producer sequences.
 - Redirecting a move abandons the future log; a dir named for a partition not hosted yet is
   where its log is created (Kafka's preferred log dir).
 """
@@ -26,8 +27,10 @@ import os
 import pytest
 
 from kbroker.api.handlers.describe_log_dirs import _describe_dir
+from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.log_manager import CLEAN_SHUTDOWN_FILE, LogManager
+from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_alter_log_dirs_manager import StepResult
@@ -246,4 +249,59 @@ def test_a_current_log_starting_inside_a_batch_is_copied_from_that_batch(tmp_pat
     copied = [(batch.base_offset, [r.value for r in records]) for batch, records in read_batches(log_bytes(moved))]
     original = [(batch.base_offset, [r.value for r in records]) for batch, records in read_batches(log_bytes(current))]
     assert copied == [entry for entry in original if entry[0] >= 30] and copied[-1][0] == 57
+    broker.logs.close()
+
+
+def test_transactions_move_with_the_replica(tmp_path):
+    """The aborted transactions' index, the open transaction (the last stable offset) and the
+    producers' sequences are the same in the moved log: the batches are appended as a follower
+    appends them, so its producer state is rebuilt from them."""
+    broker = make_broker_in_a(tmp_path)
+    _, b = broker.dirs
+    current = broker.current()
+
+    def txn_batch(pid: int, seq: int) -> memoryview:
+        return memoryview(producer_batch([b"t%d-%d" % (pid, seq)] * 2, producer_id=pid, producer_epoch=0,
+                                         base_sequence=seq, transactional=True))
+
+    def marker(pid: int, control: ControlRecordType) -> memoryview:
+        return memoryview(build_control_batch(control, pid, 0, 0, timestamp=1_700_000_000_000))
+
+    current.append_as_leader(txn_batch(7, 0), leader_epoch=1)
+    broker.produce(10)
+    current.append_as_leader(marker(7, ControlRecordType.ABORT), leader_epoch=1, origin=AppendOrigin.COORDINATOR)
+    current.append_as_leader(txn_batch(8, 0), leader_epoch=1)  # still open at the move
+    broker.produce(10)
+    current.update_high_watermark(current.log_end_offset)
+    assert broker.manager.alter_replica_log_dir(*TP, b) == Errors.NONE
+    while (result := broker.step()) is StepResult.COPIED:
+        pass
+    assert result is StepResult.REPLACED
+    moved = broker.current()
+    end = moved.log_end_offset
+    assert moved.collect_aborted_transactions(0, end) == current.collect_aborted_transactions(0, end) != []
+    assert moved.last_stable_offset == current.last_stable_offset < end
+    assert moved.last_records_of_active_producers() == current.last_records_of_active_producers()
+    moved.append_as_leader(txn_batch(8, 2), leader_epoch=1)  # the next sequence is accepted as before
+    broker.logs.close()
+
+
+@on_loop
+async def test_the_log_dir_failure_handler_ends_a_running_move_and_the_replica_serves(tmp_path):
+    """The wiring as the server runs it: the move's task and the LogDirFailureHandler's."""
+    broker = make_broker_in_a(tmp_path)
+    a, b = broker.dirs
+    notified: list[str] = []
+    handler = asyncio.get_running_loop().create_task(broker.manager.run_log_dir_failure_handler(
+        lambda: notified.append("log dir event"), notified.append))
+    broker.produce(30)
+    assert broker.manager.alter_replica_log_dir(*TP, b) == Errors.NONE
+    assert broker.manager.alter_log_dirs_manager.is_moving(TP)
+    with FailingDisk(b, errno.ENOSPC):
+        await eventually_async(lambda: notified == ["log dir event"], what="the failed dir to be handled")
+    assert not broker.manager.alter_log_dirs_manager.is_moving(TP)
+    assert broker.logs.get_future_log(*TP) is None and broker.logs.is_offline(b)
+    broker.produce(1)
+    assert broker.current().parent_dir == a and len(values(broker.current())) == 3 * 31
+    handler.cancel()
     broker.logs.close()
