@@ -12,12 +12,15 @@ describe_features, update_features, describe_metadata_quorum and describe_topic_
   with its records (read back by Fetch) and takes produce after the move; a path not in
   log.dirs LOG_DIR_NOT_FOUND, a partition not hosted REPLICA_NOT_AVAILABLE. (The move itself
   is tested in-process in tests/test_replica_alter_log_dirs.py.) A DescribeLogDirs pipelined
-  behind it shows the future replica in the destination while the move is in flight.
+  behind it shows the future replica in the destination while the move is in flight; a
+  broker stopped mid-move (its `-future` dir) resumes the move at its next start.
 - UpdateFeatures: each of Kafka's per-feature refusals with its message in v0 and v1, the first
   one as the top-level error in v2, an empty request INVALID_REQUEST.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -155,6 +158,46 @@ def test_describe_log_dirs_shows_the_future_replica_of_a_move_in_flight(kbroker,
     assert is_future and future_size < size and 0 < lag <= 1200
     eventually(lambda: ("inflight", 0) not in partitions_by_dir(describe(kbroker.port))[current], what="the move")
     assert partitions_by_dir(describe(kbroker.port))[other][("inflight", 0)] == (size, 0, False)
+
+
+def test_a_move_interrupted_by_a_stop_resumes_at_the_next_start(broker_factory, tmp_path):
+    """A broker stopped in the middle of a move leaves the `-future` dir (made here by the
+    first steps of a move, run in-process on the stopped broker's dirs); the next start loads
+    it, resumes the move with the partition's LeaderAndIsr, and the records stay the same."""
+    from kbroker.log.log_manager import LogManager, read_meta_properties
+    from kbroker.replica.replica_alter_log_dirs_manager import ReplicaAlterLogDirsManager, StepResult
+
+    broker = broker_factory()
+    broker.stop()
+    broker.overrides.append(f"log.dirs={broker.log_dir},{tmp_path / 'second'}")
+    broker.start()
+    create_topic(broker.port, "resumed", partitions=1)
+    with RawClient(broker.port) as client:
+        for i in range(20):
+            assert produce(client, "resumed", 0, build_batch([b"%d" % i * 3000] * 10))["error_code"] == NONE
+    expected = read_partition(broker.port, "resumed", 0)
+    dirs = sorted(partitions_by_dir(describe(broker.port)))
+    [current] = [d for d, held in partitions_by_dir(describe(broker.port)).items() if ("resumed", 0) in held]
+    [other] = [d for d in dirs if d != current]
+    assert broker.stop() == 0
+
+    meta = read_meta_properties(dirs)
+    assert meta is not None
+    logs = LogManager(dirs, cluster_id=meta["cluster.id"], broker_id=int(meta["broker.id"]))
+    future = logs.create_future_log("resumed", 0, other)
+    mover = ReplicaAlterLogDirsManager(logs, lambda *_: None, step_bytes=64 * 1024)
+    assert [mover.step(("resumed", 0)) for _ in range(3)] == [StepResult.COPIED] * 3
+    assert 0 < future.log_end_offset < expected[0]
+    logs.close()
+    future_dir = future.directory
+    assert future_dir.endswith("-future") and os.path.isdir(future_dir)
+
+    broker.start()
+    eventually(lambda: ("resumed", 0) in partitions_by_dir(describe(broker.port))[other], what="the resumed move")
+    assert ("resumed", 0) not in partitions_by_dir(describe(broker.port))[current]
+    assert not os.path.exists(future_dir)
+    assert read_partition(broker.port, "resumed", 0) == expected
+    assert broker.stop() == 0
 
 
 def update(port: int, version: int, updates: list[dict]) -> dict:
