@@ -486,8 +486,9 @@ class LogManager:
         return future
 
     def update_topic_config(self, topic: str, config: LogConfig) -> None:
-        """Apply changed topic configs to the topic's open logs (new segments follow them)."""
-        for (log_topic, _partition), unified_log in self.logs.items():
+        """Apply changed topic configs to the topic's open logs, future logs included (new
+        segments follow them)."""
+        for (log_topic, _partition), unified_log in [*self.logs.items(), *self.future_logs.items()]:
             if log_topic == topic:
                 unified_log.config = config
 
