@@ -1,8 +1,8 @@
 """AlterReplicaLogDirs (34): moves replicas between the log directories of this broker.
 
 - Versions: 1-2 served and advertised (v0 is not in the 4.x schema set).
-- Behaviour: Kafka's ReplicaManager.alterReplicaLogDirs, per partition (ReplicaManager
-  .alter_replica_log_dir):
+- Behaviour: Kafka's ReplicaManager.alterReplicaLogDirs, per partition
+  (`ReplicaManager.alter_replica_log_dir`):
   - a topic name too long for a future log dir: INVALID_TOPIC_EXCEPTION; a path that is not one
     of log.dirs (absolute paths compared as strings): LOG_DIR_NOT_FOUND; an offline one, or an
     offline partition: KAFKA_STORAGE_ERROR;
