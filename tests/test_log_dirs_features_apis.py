@@ -13,7 +13,8 @@ describe_features, update_features, describe_metadata_quorum and describe_topic_
   log.dirs LOG_DIR_NOT_FOUND, a partition not hosted REPLICA_NOT_AVAILABLE. (The move itself
   is tested in-process in tests/test_replica_alter_log_dirs.py.) A DescribeLogDirs pipelined
   behind it shows the future replica in the destination while the move is in flight; a
-  broker stopped mid-move (its `-future` dir) resumes the move at its next start.
+  broker stopped mid-move (its `-future` dir) resumes the move at its next start; an
+  idempotent producer's records acknowledged during a move are all there after it.
 - UpdateFeatures: each of Kafka's per-feature refusals with its message in v0 and v1, the first
   one as the top-level error in v2, an empty request INVALID_REQUEST.
 """
@@ -158,6 +159,55 @@ def test_describe_log_dirs_shows_the_future_replica_of_a_move_in_flight(kbroker,
     assert is_future and future_size < size and 0 < lag <= 1200
     eventually(lambda: ("inflight", 0) not in partitions_by_dir(describe(kbroker.port))[current], what="the move")
     assert partitions_by_dir(describe(kbroker.port))[other][("inflight", 0)] == (size, 0, False)
+
+
+def test_records_acknowledged_during_a_move_are_all_there_after_it(kbroker, log_dirs):
+    """An idempotent producer (acks=all) keeps producing while the replica moves: every record it
+    had acknowledged is read back after the move, once, in order."""
+    import threading
+
+    from confluent_kafka import Producer
+
+    create_topic(kbroker.port, "busy", partitions=1)
+    [current] = [d for d, held in partitions_by_dir(describe(kbroker.port)).items() if ("busy", 0) in held]
+    [other] = [d for d in log_dirs if d != current]
+    with RawClient(kbroker.port) as client:
+        for _ in range(8):
+            assert produce(client, "busy", 0, build_batch([b"seed" * 2500] * 100))["error_code"] == NONE
+    acked: list[bytes] = []
+    stop = threading.Event()
+
+    def keep_producing() -> None:
+        producer = Producer({"bootstrap.servers": kbroker.bootstrap, "enable.idempotence": True, "linger.ms": 1})
+
+        def delivered(error, message) -> None:
+            if error is None:
+                acked.append(message.value())
+
+        sequence = 0
+        while not stop.is_set():
+            producer.produce("busy", b"during-%06d" % sequence, partition=0, on_delivery=delivered)
+            sequence += 1
+            producer.poll(0.001)
+        assert producer.flush(30) == 0
+
+    producing = threading.Thread(target=keep_producing)
+    producing.start()
+    try:
+        eventually(lambda: len(acked) > 100, what="records acknowledged before the move")
+        before_move = len(acked)
+        with RawClient(kbroker.port) as client:
+            answer = client.call(ALTER_REPLICA_LOG_DIRS, 2, {"dirs": [
+                {"path": other, "topics": [{"name": "busy", "partitions": [0]}]}]})
+        assert answer["results"][0]["partitions"][0]["error_code"] == NONE
+        eventually(lambda: ("busy", 0) in partitions_by_dir(describe(kbroker.port))[other], what="the move")
+        eventually(lambda: len(acked) > before_move + 100, what="records acknowledged after the move")
+    finally:
+        stop.set()
+        producing.join(60)
+    _, records = read_partition(kbroker.port, "busy", 0)
+    values = [value for _offset, _key, value, _ts in records if not value.startswith(b"seed")]
+    assert values == acked == [b"during-%06d" % i for i in range(len(acked))]
 
 
 def test_a_move_interrupted_by_a_stop_resumes_at_the_next_start(broker_factory, tmp_path):
