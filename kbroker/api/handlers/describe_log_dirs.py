@@ -12,7 +12,9 @@
     current replica's log end offset, as Kafka's getLogEndOffsetLag.
   - Topics null asks for every partition; a topic listed whose logs are there but none of
     whose partitions was asked appears with no partitions, as in Kafka.
-- Gaps: no CLUSTER_AUTHORIZATION_FAILED (no authorizer).
+  - Needs DESCRIBE on the cluster, else a top-level CLUSTER_AUTHORIZATION_FAILED and no dirs
+    (api/auth_helper.py), as Kafka's KafkaApis answers.
+- Gaps: none known.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from kbroker.api.auth_helper import AclOperation, requires_cluster
 from kbroker.api.request_context import RequestContext
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -40,6 +43,7 @@ VERSIONS = (1, 5)
 _LONG_MAX = 2**63 - 1
 
 
+@requires_cluster(AclOperation.DESCRIBE, results=[])
 async def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
     log_manager = ctx.services.replica_manager.log_manager
     wanted = None if request["topics"] is None else {
