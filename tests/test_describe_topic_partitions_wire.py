@@ -97,3 +97,9 @@ def test_invalid_cursors(kbroker):
         assert [(t["name"], t["error_code"], t["partitions"]) for t in answer["topics"]] == [
             ("dtp-a", INVALID_REQUEST, [])]
         assert answer["next_cursor"] is None
+
+
+def test_the_broker_caps_a_page_with_max_request_partition_size_limit(broker_factory):
+    broker = broker_factory("max.request.partition.size.limit=2")
+    create_topic(broker.port, "capped", 3)
+    assert page(describe(broker.port, "capped", limit=2000)) == ([("capped", [0, 1])], ("capped", 2))
