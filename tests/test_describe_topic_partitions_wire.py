@@ -5,13 +5,17 @@ DescribeTopicPartitionsRequestHandler answers them."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.testing.raw_client import NONE, advertised_api_keys, create_topic, raw_call, topic_id_of
 from kbroker.testing.waiting import eventually
 
 DESCRIBE_TOPIC_PARTITIONS, DELETE_TOPICS, METADATA = 75, 20, 3
-UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION, INVALID_REQUEST = 3, 17, 42
+UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION, INVALID_REQUEST, TOPIC_AUTHORIZATION_FAILED = 3, 17, 42, 29
+DESCRIBE_OPERATION = 8  # AclOperation.DESCRIBE's code: KIP-430's bit
 ZERO_UUID_STR = "00000000-0000-0000-0000-000000000000"
 
 
@@ -103,3 +107,27 @@ def test_the_broker_caps_a_page_with_max_request_partition_size_limit(broker_fac
     broker = broker_factory("max.request.partition.size.limit=2")
     create_topic(broker.port, "capped", 3)
     assert page(describe(broker.port, "capped", limit=2000)) == ([("capped", [0, 1])], ("capped", 2))
+
+
+def test_describe_on_each_topic_is_needed(broker_factory):
+    """With an AclAuthorizer granting DESCRIBE on auto* only: a named topic without it is
+    TOPIC_AUTHORIZATION_FAILED (last, no topic id), listing all topics leaves it out."""
+    broker = broker_factory()
+    for name in ("auto-orders", "secret"):
+        create_topic(broker.port, name, 1)
+    broker.stop()
+    store = EmbeddedZNodeStore(str(broker.log_dir))
+    store.create("/kafka-acl-extended/prefixed/Topic/auto", json.dumps({"version": 1, "acls": [
+        {"principal": "User:ANONYMOUS", "permissionType": "Allow", "operation": "Describe", "host": "*"}]}).encode(),
+        makepath=True)
+    store.close()
+    broker.overrides += ["authorizer.class.name=kafka.security.authorizer.AclAuthorizer",
+                         "allow.everyone.if.no.acl.found=false"]
+    broker.restart()
+    named = describe(broker.port, "secret", "auto-orders", "auto-missing")
+    assert [(t["name"], t["error_code"]) for t in named["topics"]] == [
+        ("auto-missing", UNKNOWN_TOPIC_OR_PARTITION), ("auto-orders", NONE), ("secret", TOPIC_AUTHORIZATION_FAILED)]
+    secret = named["topics"][2]
+    assert (str(secret["topic_id"]), secret["partitions"]) == (ZERO_UUID_STR, [])
+    assert named["topics"][1]["topic_authorized_operations"] == 1 << DESCRIBE_OPERATION
+    assert page(describe(broker.port)) == ([("auto-orders", [0])], None)
