@@ -45,21 +45,14 @@ OLD_VERSIONS = ("Kafka 4.0 dropped old request versions (KIP-896); kbroker keeps
                 "the old clients it serves")
 NOT_BUILT = "not served by kbroker yet: an API not served is not advertised"
 NOT_BUILT_KEYS = {
-    17: "SaslHandshake: SASL listeners are refused until built",
-    34: "AlterReplicaLogDirs: the javaclients branch adds it",
-    35: "DescribeLogDirs: the javaclients branch adds it",
-    36: "SaslAuthenticate: SASL listeners are refused until built",
     38: "CreateDelegationToken", 39: "RenewDelegationToken", 40: "ExpireDelegationToken",
     41: "DescribeDelegationToken",
-    50: "DescribeUserScramCredentials", 51: "AlterUserScramCredentials",
-    57: "UpdateFeatures: the javaclients branch adds it as ZooKeeper-mode Kafka answers it",
-    68: "ConsumerGroupHeartbeat (KIP-848): the javaclients branch", 69: "ConsumerGroupDescribe (KIP-848)",
     74: "ListClientMetricsResources (KIP-714)",
     **{key: "share groups (KIP-932) and streams groups (KIP-1071), Kafka 4.x only"
        for key in (76, 77, 78, 79, 83, 84, 85, 86, 87, 88, 89, 90, 91, 92, 93, 94)},
 }  # fmt: skip
-# APIs other branches are building: their entries may stop occurring (or become a version
-# difference) when those land, without failing the check that the list is current.
+# APIs not built: their entries may stop occurring (or become a version difference) when they
+# land, without failing the check that the list is current.
 UNTIL_BUILT = frozenset(f"api_versions .api_keys.{key}*" for key in NOT_BUILT_KEYS)
 KRAFT_ONLY_KEYS = {55: "DescribeQuorum", 64: "UnregisterBroker", 80: "AddRaftVoter", 81: "RemoveRaftVoter"}
 ZK_ONLY_KEYS = {4: "LeaderAndIsr", 5: "StopReplica", 6: "UpdateMetadata", 7: "ControlledShutdown",

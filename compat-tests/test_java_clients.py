@@ -9,8 +9,8 @@ One Driver JVM per client version for the whole module (java_driver.py), one bro
   commitAsync with committed(); subscribe with the classic group protocol and the range and
   cooperative-sticky assignors: two members share the partitions, and the survivor takes them
   all when the other leaves; a static member (group.instance.id) comes back to its partitions
-  without a rebalance. group.protocol=consumer (KIP-848, not served) is refused by the
-  client with its UnsupportedVersionException.
+  without a rebalance. group.protocol=consumer (KIP-848) shares the partitions through the
+  broker's server-side assignor.
 - Fetch edges: a position past the log end is OffsetOutOfRangeException with
   auto.offset.reset=none and resets with earliest; fetch limits of one byte still deliver a
   batch at a time. A topic with compression.type=zstd and LogAppendTime recompresses an lz4
