@@ -91,8 +91,11 @@ def test_topics_create_list_alter_describe_delete(broker):
     described = lines(tool("kafka-topics", *bs, "--describe", "--topic", "tools-topic").stdout)
     assert re.fullmatch(r"Topic: tools-topic\tTopicId: [\w-]{22}\tPartitionCount: 3\tReplicationFactor: 1\t"
                         r"Configs: retention.ms=3600000", described[0]), described
-    partitions = [re.sub(r"\tElr: .*", "", line.strip()) for line in described[1:]]
-    assert partitions == [f"Topic: tools-topic\tPartition: {p}\tLeader: 0\tReplicas: 0\tIsr: 0" for p in range(3)]
+    # Kafka 4.4's TopicCommand describes through DescribeTopicPartitions (75) when the broker
+    # serves it, and then prints the partitions' (empty) ELR lists too.
+    partitions = [line.strip() for line in described[1:]]
+    assert partitions == [f"Topic: tools-topic\tPartition: {p}\tLeader: 0\tReplicas: 0\tIsr: 0\tElr: \tLastKnownElr:"
+                          for p in range(3)], partitions
 
     deleted = tool("kafka-topics", *bs, "--delete", "--topic", "tools-topic")
     assert deleted.stdout.strip() == ""  # Kafka's TopicCommand prints nothing on success
@@ -450,6 +453,20 @@ def test_reassign_partitions_with_log_dirs_and_log_dirs_describe(cluster, broker
 
 
 # -- error paths: the same message as against Apache Kafka -----------------------------------------
+
+
+def test_topics_describe_prints_the_partitions_as_against_apache_kafka(broker, apache_kafka):
+    """Both brokers serve DescribeTopicPartitions: the partition lines (leader, replicas, ISR,
+    ELR, last known ELR) are the same, the node ids masked."""
+    outputs = []
+    for target in (broker.bootstrap, apache_kafka.bootstrap):
+        bs = ["--bootstrap-server", target]
+        tool("kafka-topics", *bs, "--create", "--topic", "tools-describe", "--partitions", "2",
+             "--replication-factor", "1")
+        described = lines(tool("kafka-topics", *bs, "--describe", "--topic", "tools-describe").stdout)
+        outputs.append([re.sub(r"\b(Leader|Replicas|Isr): \d+", r"\1: <node>", line.strip()) for line in described[1:]])
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 2
 
 
 def _message(done: subprocess.CompletedProcess) -> str:

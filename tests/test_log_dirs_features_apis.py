@@ -2,8 +2,9 @@
 a kbroker with two log dirs, and kafka-python's describe_log_dirs, alter_replica_log_dirs,
 describe_features, update_features, describe_metadata_quorum and describe_topic_partitions.
 
-- ApiVersions advertises 34 v1-2, 35 v1-5 and 57 v0-2, and neither DescribeQuorum (55) nor
-  DescribeTopicPartitions (75): a ZooKeeper-mode Kafka serves neither.
+- ApiVersions advertises 34 v1-2, 35 v1-5, 57 v0-2 and DescribeTopicPartitions (75) v0 (served as
+  a KRaft broker serves it, for Kafka 4.x's Admin and tools), but not DescribeQuorum (55): a
+  ZooKeeper-mode Kafka has no quorum to describe.
 - DescribeLogDirs lists both dirs (absolute paths) with their volume sizes; each partition in
   the dir holding it, with its size growing with the data and an offset lag of 0; a topics
   filter keeps the asked partitions only; v1 has no volume sizes; a dir taken offline answers
@@ -75,7 +76,7 @@ def test_advertised_versions(kbroker):
     assert advertised[DESCRIBE_LOG_DIRS] == (1, 5)
     assert advertised[UPDATE_FEATURES] == (0, 2)
     assert DESCRIBE_QUORUM not in advertised
-    assert DESCRIBE_TOPIC_PARTITIONS not in advertised
+    assert advertised[DESCRIBE_TOPIC_PARTITIONS] == (0, 0)
 
 
 def test_describe_log_dirs(kbroker, log_dirs):
@@ -340,9 +341,13 @@ def test_kafka_python_log_dirs_features_and_what_is_not_served(kbroker, log_dirs
         assert admin.describe_features() == {}  # no feature supported nor finalized
         with pytest.raises(InvalidRequestError, match="the provided feature is not supported"):
             admin.update_features({"group.version": 1})  # v2: the refusal is the top-level error
-        # neither is served by a ZooKeeper-mode broker, so neither is advertised
-        for unserved in (admin.describe_metadata_quorum, lambda: admin.describe_topic_partitions(["kp-alterdirs"])):
-            with pytest.raises(IncompatibleBrokerVersion):
-                unserved()
+        # DescribeQuorum is not served by a ZooKeeper-mode broker, so not advertised
+        with pytest.raises(IncompatibleBrokerVersion):
+            admin.describe_metadata_quorum()
+        described = admin.describe_topic_partitions(["kp-alterdirs"])
+        assert described["next_cursor"] is None
+        [topic] = described["topics"]
+        assert (topic["name"], topic["error_code"]) == ("kp-alterdirs", NONE)
+        assert [(p["partition_index"], p["leader_id"], p["isr_nodes"]) for p in topic["partitions"]] == [(0, 0, [0])]
     finally:
         admin.close()

@@ -104,7 +104,6 @@ NO_EFFECT: dict[str, str] = {
     "socket.connection.setup.timeout.ms": "the broker's own connections use controller.socket.timeout.ms",
     "socket.connection.setup.timeout.max.ms": "the broker's own connections use controller.socket.timeout.ms",
     "early.start.listeners": "the authorizer loads before any listener starts",
-    "max.request.partition.size.limit": "DescribeTopicPartitions is not served",
     "telemetry.max.bytes": "client telemetry is not served",
     "log.dir.failure.timeout.ms": "KRaft only, as in Kafka",
     "log.message.format.version": "ignored at inter.broker.protocol.version 3.0 and later, as in Kafka "

@@ -41,6 +41,7 @@ HANDLER_MODULES = (
     "init_producer_id",
     "create_partitions",
     "describe_cluster",
+    "describe_topic_partitions",
     "leader_and_isr",
     "update_metadata",
     "stop_replica",
