@@ -24,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -241,7 +242,13 @@ class LogManager:
         recovery_points = self._read_checkpoint_or_empty(log_dir, RECOVERY_POINT_CHECKPOINT_FILE)
         log_starts = self._read_checkpoint_or_empty(log_dir, LOG_START_OFFSET_CHECKPOINT_FILE)
         high_watermarks = self._read_checkpoint_or_empty(log_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
-        for name in sorted(os.listdir(log_dir)):
+        started = time.monotonic()
+        names = sorted(os.listdir(log_dir))
+        if not had_clean_shutdown and names:
+            # Recovery re-reads every segment from the recovery point on and can take a while,
+            # before the broker listens: say so, as Kafka does, rather than fall silent.
+            log.info("recovering the logs in %s: no clean shutdown file, the last run did not stop cleanly", log_dir)
+        for name in names:
             path = os.path.join(log_dir, name)
             if not os.path.isdir(path):
                 continue
@@ -287,6 +294,9 @@ class LogManager:
             self._log_dir_of[topic_partition] = log_dir
         if had_clean_shutdown:
             os.remove(clean_marker)
+        loaded = sum(1 for d in self._log_dir_of.values() if d == log_dir)
+        log.info("loaded %d logs in %s in %.0f ms%s", loaded, log_dir, (time.monotonic() - started) * 1000,
+                 "" if had_clean_shutdown else " (recovered)")
 
     @staticmethod
     def _read_checkpoint_or_empty(log_dir: str, name: str) -> dict[TopicPartition, int]:
