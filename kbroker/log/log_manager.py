@@ -294,8 +294,8 @@ class LogManager:
             self._log_dir_of[topic_partition] = log_dir
         if had_clean_shutdown:
             os.remove(clean_marker)
-        loaded = sum(1 for d in self._log_dir_of.values() if d == log_dir)
-        log.info("loaded %d logs in %s in %.0f ms%s", loaded, log_dir, (time.monotonic() - started) * 1000,
+        loaded_here = sum(1 for d in self._log_dir_of.values() if d == log_dir)
+        log.info("loaded %d logs in %s in %.0f ms%s", loaded_here, log_dir, (time.monotonic() - started) * 1000,
                  "" if had_clean_shutdown else " (recovered)")
 
     @staticmethod
