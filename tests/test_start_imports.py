@@ -42,7 +42,10 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith("kbroker"))))
 def test_start_up_imports_no_log_code() -> None:
     out = subprocess.run([sys.executable, "-c", _LIST_MODULES], capture_output=True, text=True, check=True).stdout
     loaded = set(json.loads(out))
-    assert "kbroker.server" in loaded and "kbroker.api.handlers.produce" in loaded
+    assert "kbroker.server" in loaded
+    # Handlers are imported by their API's first request; the controller's local deliveries
+    # (LeaderAndIsr, UpdateMetadata, StopReplica) are the only ones a start needs.
+    assert "kbroker.api.handlers.produce" not in loaded and "kbroker.api.handlers.join_group" not in loaded
     assert loaded & LOADED_WITH_THE_FIRST_LOG == set()
     # TLS contexts and certificate names (and `cryptography`) only with an SSL listener.
     assert not {m for m in loaded if m.startswith("kbroker.security.ssl")}
@@ -56,3 +59,48 @@ def test_start_up_imports_no_log_code() -> None:
         [sys.executable, "-c", "import json, sys, kbroker.cli; print(json.dumps(sorted(sys.modules)))"],
         capture_output=True, text=True, check=True).stdout))
     assert "confluent_kafka" not in started and "cryptography" not in started and "aiohttp" not in started
+
+
+_FIRST_REQUEST = """
+import asyncio, sys
+from types import SimpleNamespace
+from kbroker.api.handlers import load_handlers
+from kbroker.protocol.api_keys import ApiKey
+
+handlers = load_handlers()
+assert "kbroker.api.handlers.api_versions" not in sys.modules
+stand_in = handlers[ApiKey.API_VERSIONS].handle
+ctx = SimpleNamespace(api_version=0, services=SimpleNamespace(config={"group.coordinator.rebalance.protocols": ["classic"]}))
+response = asyncio.run(stand_in(ctx, {}))
+module = sys.modules["kbroker.api.handlers.api_versions"]
+assert handlers[ApiKey.API_VERSIONS].handle is module.handle  # later requests skip the stand-in
+advertised = {k["api_key"]: (k["min_version"], k["max_version"]) for k in response["api_keys"]}
+assert advertised[ApiKey.METADATA] == (0, 13) and ApiKey.CONSUMER_GROUP_HEARTBEAT not in advertised
+assert asyncio.run(stand_in(ctx, {})) == response  # a stand-in held by a request in flight still serves
+assert "kbroker.api.handlers.produce" not in sys.modules
+"""
+
+
+def test_a_handler_module_is_imported_by_its_first_request() -> None:
+    subprocess.run([sys.executable, "-c", _FIRST_REQUEST], check=True)
+
+
+_IDLE_MAINTENANCE = """
+import json, sys
+from kbroker.log.log_manager import LogManager
+from kbroker.log.config import LogConfig
+
+manager = LogManager([sys.argv[1]], cluster_id="idle", broker_id=0, default_config=LogConfig())
+manager.run_retention()
+manager.checkpoint()
+manager.flush_if_due()
+manager.start_cleaner(lambda name: None)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_log_maintenance_without_logs_loads_no_log_code(tmp_path) -> None:
+    """The server's maintenance task (every second) on a broker that has no log yet."""
+    out = subprocess.run([sys.executable, "-c", _IDLE_MAINTENANCE, str(tmp_path)], capture_output=True, text=True,
+                         check=True).stdout
+    assert set(json.loads(out)) & LOADED_WITH_THE_FIRST_LOG == set()
