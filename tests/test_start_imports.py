@@ -46,6 +46,8 @@ def test_start_up_imports_no_log_code() -> None:
     # Handlers are imported by their API's first request; the controller's local deliveries
     # (LeaderAndIsr, UpdateMetadata, StopReplica) are the only ones a start needs.
     assert "kbroker.api.handlers.produce" not in loaded and "kbroker.api.handlers.join_group" not in loaded
+    # Topic administration with its first request; connections to other brokers in cluster mode.
+    assert "kbroker.metadata.admin_manager" not in loaded and "kbroker.network.network_client" not in loaded
     assert loaded & LOADED_WITH_THE_FIRST_LOG == set()
     # TLS contexts and certificate names (and `cryptography`) only with an SSL listener.
     assert not {m for m in loaded if m.startswith("kbroker.security.ssl")}
