@@ -58,9 +58,17 @@ def test_start_up_imports_no_log_code() -> None:
     # The web console (aiohttp, confluent-kafka) loads only with console.listener set.
     assert not {m for m in loaded if m.startswith("kbroker.console")}
     started = set(json.loads(subprocess.run(
-        [sys.executable, "-c", "import json, sys, kbroker.cli; print(json.dumps(sorted(sys.modules)))"],
-        capture_output=True, text=True, check=True).stdout))
+        [sys.executable, "-c", _PARSE_COMMAND_LINE], capture_output=True, text=True, check=True).stdout))
     assert "confluent_kafka" not in started and "cryptography" not in started and "aiohttp" not in started
+    # argparse's HelpFormatter would import shutil (with bz2, lzma and fnmatch) for the width.
+    assert "shutil" not in started
+
+
+_PARSE_COMMAND_LINE = """
+import json, sys, kbroker.cli
+kbroker.cli.parse_args(["--override", "log.dirs=/nonexistent", "--log-level", "INFO"])
+print(json.dumps(sorted(sys.modules)))
+"""
 
 
 _FIRST_REQUEST = """
@@ -106,3 +114,20 @@ def test_log_maintenance_without_logs_loads_no_log_code(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", _IDLE_MAINTENANCE, str(tmp_path)], capture_output=True, text=True,
                          check=True).stdout
     assert set(json.loads(out)) & LOADED_WITH_THE_FIRST_LOG == set()
+
+
+_LISTEN = """
+import sys
+from kbroker.network.socket_server import _listen_sockets
+
+for sock in _listen_sockets("127.0.0.1", 0, 5) + _listen_sockets("localhost", 0, 5):
+    sock.close()
+print("encodings.idna" in sys.modules, "unicodedata" in sys.modules)
+"""
+
+
+def test_listening_on_an_ascii_host_loads_no_idna_codec() -> None:
+    """getaddrinfo encodes a str host with the "idna" codec, whose import (with unicodedata) costs
+    a start-up about 3 ms and 0.7 MiB; an ASCII host goes to it as bytes."""
+    out = subprocess.run([sys.executable, "-c", _LISTEN], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
