@@ -44,8 +44,6 @@ from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
 from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
-from kbroker.metadata.admin_manager import AdminManager
-from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.metadata_cache import (
     BrokerEndpoint,
@@ -70,6 +68,7 @@ if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.console.web import ConsoleServer
     from kbroker.group.group_coordinator import GroupCoordinator
+    from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.kazoo_store import KazooZNodeStore
     from kbroker.metrics.exporter import MetricsEndpoint
     from kbroker.network.socket_server import SessionFactory
@@ -143,7 +142,6 @@ class KafkaServer:
         self.broker_epoch = -1
         self.log_manager: LogManager | None = None
         self.replica_manager: ReplicaManager | None = None
-        self.admin_manager: AdminManager | None = None
         self.producer_id_manager: ZkProducerIdManager | None = None
         # A topic setting without a broker default (none today) leaves LogConfig's own default.
         self.base_log_config = LogConfig.from_topic_config(
@@ -200,7 +198,6 @@ class KafkaServer:
         if self.config.get("metrics.listener"):  # counting costs nothing while metrics are off
             self.request_metrics = RequestMetrics()
             replica_manager.topic_stats = BrokerTopicStats()
-        admin_manager = self.admin_manager = AdminManager(self.config, AdminZkClient(zk_client), self.metadata_cache)
         replica_manager.leadership_listeners.append(self._on_leadership_change)
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
@@ -216,7 +213,9 @@ class KafkaServer:
             control_plane_listener=self.config.control_plane_listener_name)
         self.services = BrokerServices(
             broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
-            replica_manager=replica_manager, admin_manager=admin_manager, controller=controller,
+            replica_manager=replica_manager, build_admin_manager=lambda: _admin_manager(self.config, zk_client,
+                                                                                        self.metadata_cache),
+            controller=controller,
             producer_id_manager=producer_id_manager,
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
@@ -731,6 +730,14 @@ def _scram_credentials(zk_client: KafkaZkClient) -> tuple:
     cache = CredentialCache()
     cache.load(zk_client)
     return cache, ScramCredentialManager(zk_client, cache)
+
+
+def _admin_manager(config: KafkaConfig, zk_client: KafkaZkClient, metadata_cache: MetadataCache) -> AdminManager:
+    """Topic creation, deletion and configs (imported with the first request that needs them)."""
+    from kbroker.metadata.admin_manager import AdminManager
+    from kbroker.metadata.admin_zk_client import AdminZkClient
+
+    return AdminManager(config, AdminZkClient(zk_client), metadata_cache)
 
 
 def _client_quota_admin(zk_client: KafkaZkClient, client_quotas: ClientQuotaManagers) -> ClientQuotaAdmin:
