@@ -441,7 +441,8 @@ class SocketServer:
                  memory_pool: MemoryPool | None = None,
                  quotas: ConnectionQuotas | None = None, max_connections: int | None = None,
                  connections_max_idle_ms: int = 600000, ssl_context: ssl.SSLContext | None = None,
-                 ssl_handshake_timeout_s: float = 10.0, session_factory: SessionFactory | None = None) -> None:
+                 ssl_handshake_timeout_s: float = 10.0, session_factory: SessionFactory | None = None,
+                 max_connection_creation_rate: int | None = None) -> None:
         self.host = host
         self.port = port
         self.processor = processor
@@ -455,6 +456,7 @@ class SocketServer:
         self.ssl_handshake_timeout_s = ssl_handshake_timeout_s
         self.session_factory = session_factory
         self._handshakes: set[asyncio.Task] = set()
+        self._throttled: dict[socket.socket, asyncio.TimerHandle] = {}  # connections to close, over their ip's rate
         self.send_buffer_bytes = send_buffer_bytes
         self.receive_buffer_bytes = receive_buffer_bytes
         self.connections: set[KafkaConnection] = set()
@@ -462,7 +464,7 @@ class SocketServer:
         self.scratch = memoryview(bytearray(SCRATCH_BUFFER_BYTES))
         self.quotas = quotas if quotas is not None else ConnectionQuotas(
             max_connections=2**31 - 1, max_connections_per_ip=2**31 - 1)
-        self.quotas.add_listener(listener_name, self, max_connections)
+        self.quotas.add_listener(listener_name, self, max_connections, max_connection_creation_rate)
         if memory_pool is not None:
             memory_pool.watch(self._on_memory_pool_change)
         self._sockets: list[socket.socket] = []
@@ -493,6 +495,15 @@ class SocketServer:
                     await asyncio.sleep(ACCEPT_RETRY_DELAY_S)
                 continue
             address = address_key(str(peer[0])) if isinstance(peer, tuple) else ""
+            delay_ms = quotas.record_connection(self.listener_name, time.monotonic() * 1000)
+            if delay_ms:  # max.connection.creation.rate: this listener accepts nothing meanwhile
+                await asyncio.sleep(delay_ms / 1000)
+                await quotas.wait_for_connection_slot(self.listener_name)
+            close_in_ms = quotas.record_ip_connection(self.listener_name, address, time.monotonic() * 1000)
+            if close_in_ms:
+                log.debug("Delaying closing of connection from %s for %d ms", address, close_in_ms)
+                self._close_throttled(sock, close_in_ms)
+                continue
             limit = quotas.inc(self.listener_name, address)
             if limit is not None:
                 log.info("Rejected connection from %s, address already has the configured maximum of %d connections.",
@@ -505,6 +516,15 @@ class SocketServer:
                 task = loop.create_task(self._serve(sock, address, _peer_text(peer)))
                 self._handshakes.add(task)
                 task.add_done_callback(self._handshakes.discard)
+
+    def _close_throttled(self, sock: socket.socket, delay_ms: int) -> None:
+        """An address over its connection creation rate: its connection is never served, and
+        closed once the rate is back at the quota (Kafka's throttledSockets)."""
+        def close() -> None:
+            self._throttled.pop(sock, None)
+            sock.close()
+
+        self._throttled[sock] = asyncio.get_running_loop().call_later(delay_ms / 1000, close)
 
     async def _serve(self, sock: socket.socket, address: str, peer: str) -> None:
         """Hands an accepted socket to asyncio (after the TLS handshake on a TLS listener)."""
@@ -569,6 +589,10 @@ class SocketServer:
         for sock in self._sockets:
             sock.close()
         self._sockets = []
+        for throttled, timer in list(self._throttled.items()):
+            timer.cancel()
+            throttled.close()
+        self._throttled.clear()
         if self._idle_check is not None:
             self._idle_check.cancel()
             self._idle_check = None

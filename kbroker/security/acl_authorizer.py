@@ -13,7 +13,9 @@ broker keeps all of them in memory, indexed by resource type and name, and follo
 notifications, so an ACL written through any broker or by Kafka's tools applies everywhere
 (notifications older than 15 minutes are deleted, as Kafka does).
 Decisions are cached per (principal, host, operation, resource) and the cache is dropped on any
-change: a produce costs one dict lookup per topic, whatever the number of ACLs.
+change: a produce costs one dict lookup per topic, whatever the number of ACLs. The principal may
+be given as its KafkaPrincipal (the request's own, hashed as it is: no text is built per check)
+or as its text `User:alice`; the text is made only when a decision is not cached.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from kbroker.security.acl import (
     ResourcePattern,
     ResourceType,
 )
+from kbroker.security.principal import KafkaPrincipal
 
 log = logging.getLogger("kbroker.authorizer")
 
@@ -115,7 +118,7 @@ class AclAuthorizer:
         self._acls: dict[ResourcePattern, Entries] = {}
         self._literal: dict[tuple[ResourceType, str], Entries] = {}
         self._prefixed: dict[ResourceType, dict[str, Entries]] = {}
-        self._cache: dict[tuple[str, str, AclOperation, ResourceType, str], bool] = {}
+        self._cache: dict[tuple[KafkaPrincipal | str, str, AclOperation, ResourceType, str], bool] = {}
         self._seen_changes: set[tuple[str, str]] = set()
 
     @classmethod
@@ -215,13 +218,14 @@ class AclAuthorizer:
         return found
 
     # -- decisions ---------------------------------------------------------------------------
-    def authorize(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
-                  name: str) -> bool:
-        """May `principal` (as "User:alice") from `host` perform `operation` on the resource?"""
+    def authorize(self, principal: KafkaPrincipal | str, host: str, operation: AclOperation,
+                  resource_type: ResourceType, name: str) -> bool:
+        """May `principal` (KafkaPrincipal("User", "alice") or "User:alice") from `host` perform
+        `operation` on the resource?"""
         key = (principal, host, operation, resource_type, name)
         decision = self._cache.get(key)
         if decision is None:
-            decision = self._decide(principal, host, operation, resource_type, name)
+            decision = self._decide(str(principal), host, operation, resource_type, name)
             if len(self._cache) >= MAX_CACHED_DECISIONS:
                 self._cache.clear()
             self._cache[key] = decision
@@ -238,7 +242,8 @@ class AclAuthorizer:
             return False
         return any(_allows(entries, principal, host, operation) for entries in matching)
 
-    def authorized_operations(self, principal: str, host: str, resource_type: ResourceType, name: str) -> int:
+    def authorized_operations(self, principal: KafkaPrincipal | str, host: str, resource_type: ResourceType,
+                              name: str) -> int:
         """KIP-430's bit field: 1 << code of each supported operation the principal may perform."""
         bits = 0
         for operation in SUPPORTED_OPERATIONS.get(resource_type, ()):

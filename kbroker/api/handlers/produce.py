@@ -215,7 +215,8 @@ def _has_transactional_records(request: ProduceRequest) -> bool:
 
 def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str] | None:
     """What the authorizer refuses: one answer for the whole request (its transactional id), or
-    the topics it may not WRITE to; None without an authorizer (the hot path asks nothing)."""
+    the topics it may not WRITE to; None without an authorizer (the hot path asks nothing) or
+    when a one-topic request may write to it."""
     if not auth_helper.has_authorizer(ctx):
         return None
     transactional_id = request["transactional_id"]
@@ -223,7 +224,11 @@ def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set
     # without an authorizer: see handle.)
     if transactional_id is not None and not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
         return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    names = {t["name"] for t in request["topic_data"]}
+    topic_data = request["topic_data"]
+    if len(topic_data) == 1 and ctx.api_version < 13:  # the common request: one check, no sets
+        name = topic_data[0]["name"]
+        return None if auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TOPIC, name) else {name}
+    names = {t["name"] for t in topic_data}
     if ctx.api_version >= 13:
         cache = ctx.services.metadata_cache
         names = {topic.name for t in request["topic_data"] if (topic := cache.topic_by_id(t["topic_id"]))}
