@@ -388,11 +388,12 @@ def test_connection_quotas_measure_rates_as_kafka():
     quotas.add_listener("PLAINTEXT", type("Server", (), {"connections": set()})())
     quotas.update_ip_connection_rate("10.0.0.1", 2)
 
+    assert [quotas.record_connection("PLAINTEXT", 0) for _ in range(8)] == [0] * 8
+    assert quotas.record_connection("PLAINTEXT", 0) == 125  # 9 a second over 8: (9 - 8) / 8 x 1000 ms
     assert [quotas.record_ip_connection("PLAINTEXT", "10.0.0.1", 0) for _ in range(3)] == [0, 0, 500]
     # Taken back: 3 again, now over 1.1 s (the elapsed time plus the window not begun yet).
     assert quotas.record_ip_connection("PLAINTEXT", "10.0.0.1", 100) == 400
     assert quotas.record_ip_connection("PLAINTEXT", "10.0.0.2", 100) == 0  # no quota for that address
-    assert [quotas.record_connection("PLAINTEXT", 0) for _ in range(8)] == [0] * 8
-    assert quotas.record_connection("PLAINTEXT", 0) == 125  # 9 a second over 8: (9 - 8) / 8 x 1000 ms
+    assert quotas.record_connection("PLAINTEXT", 100) == 0  # the two throttled ones left the broker's rate
     quotas.update_ip_connection_rate(None, 1)  # the default ip entity
     assert quotas.connection_rate_for_ip("10.0.0.3") == 1 and quotas.connection_rate_for_ip("10.0.0.1") == 2

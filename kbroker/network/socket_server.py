@@ -497,8 +497,12 @@ class SocketServer:
             address = address_key(str(peer[0])) if isinstance(peer, tuple) else ""
             delay_ms = quotas.record_connection(self.listener_name, time.monotonic() * 1000)
             if delay_ms:  # max.connection.creation.rate: this listener accepts nothing meanwhile
-                await asyncio.sleep(delay_ms / 1000)
-                await quotas.wait_for_connection_slot(self.listener_name)
+                try:
+                    await asyncio.sleep(delay_ms / 1000)
+                    await quotas.wait_for_connection_slot(self.listener_name)
+                except asyncio.CancelledError:  # stopping: the connection waiting is closed
+                    sock.close()
+                    raise
             close_in_ms = quotas.record_ip_connection(self.listener_name, address, time.monotonic() * 1000)
             if close_in_ms:
                 log.debug("Delaying closing of connection from %s for %d ms", address, close_in_ms)
