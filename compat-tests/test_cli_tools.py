@@ -446,6 +446,29 @@ def test_configs_users_and_clients_quotas_and_scram(bootstrap: str) -> None:
     assert mixed.returncode == 1 and "Only quota configs" in mixed.stderr
 
 
+def test_configs_ips_connection_rate_quotas(bootstrap: str) -> None:
+    ip = ("--entity-type", "ips", "--entity-name", "10.20.30.41")
+    assert tool("configs", bootstrap, *ip, "--alter", "--add-config", "connection_creation_rate=25").stdout == \
+        "Completed updating config for ip 10.20.30.41.\n"
+    assert tool("configs", bootstrap, "--entity-type", "ips", "--entity-default", "--alter", "--add-config",
+                "connection_creation_rate=1000000").stdout == "Completed updating default config for ips in the cluster.\n"
+
+    assert tool("configs", bootstrap, *ip, "--describe").stdout == \
+        "Quota configs for ip '10.20.30.41' are connection_creation_rate=25.0\n"
+    every = tool("configs", bootstrap, "--entity-type", "ips", "--describe").stdout.splitlines()
+    assert "Quota configs for the default ip are connection_creation_rate=1000000.0" in every
+
+    tool("configs", bootstrap, "--entity-type", "ips", "--entity-default", "--alter", "--delete-config",
+         "connection_creation_rate")
+    tool("configs", bootstrap, *ip, "--alter", "--delete-config", "connection_creation_rate")
+    assert tool("configs", bootstrap, *ip, "--describe").stdout == ""
+    wrong = tool("configs", bootstrap, *ip, "--alter", "--add-config", "producer_byte_rate=5", check=False)
+    assert wrong.returncode == 1 and "Only connection quota configs can be added for 'ips'" in wrong.stderr
+    bad = tool("configs", bootstrap, "--entity-type", "ips", "--entity-name", "no such host.invalid", "--alter",
+               "--add-config", "connection_creation_rate=5", check=False)
+    assert bad.returncode == 1 and "must be a valid IP or resolvable host" in bad.stderr
+
+
 def test_leader_election_where_nothing_is_to_elect(bootstrap: str) -> None:
     topic = new_topic(bootstrap, partitions=2)
     out = tool("leader-election", bootstrap, "--election-type", "PREFERRED", "--all-topic-partitions").stdout

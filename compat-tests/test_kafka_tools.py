@@ -224,6 +224,19 @@ def test_configs_quotas_and_scram_credentials_of_users_and_clients(broker):
     assert lines(tool("kafka-configs", *bs, *alice, "--describe").stdout) == []
 
 
+def test_configs_connection_rate_quotas_of_ips(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    ip = ["--entity-type", "ips", "--entity-name", "10.20.30.40"]
+    altered = tool("kafka-configs", *bs, *ip, "--alter", "--add-config", "connection_creation_rate=25")
+    assert altered.stdout.strip() == "Completed updating config for ip 10.20.30.40."
+
+    assert lines(tool("kafka-configs", *bs, *ip, "--describe").stdout) == [
+        "Quota configs for ip '10.20.30.40' are connection_creation_rate=25.0"]
+
+    tool("kafka-configs", *bs, *ip, "--alter", "--delete-config", "connection_creation_rate")
+    assert lines(tool("kafka-configs", *bs, *ip, "--describe").stdout) == []
+
+
 # -- kafka-get-offsets, kafka-delete-records ---------------------------------------------------
 
 

@@ -60,7 +60,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
-from kbroker.security.client_quota_manager import CLIENTS, ClientQuotaManagers
+from kbroker.security.client_quota_manager import CLIENTS, IPS, ClientQuotaManagers
 
 if TYPE_CHECKING:
     import ssl
@@ -274,7 +274,11 @@ class KafkaServer:
         quotas = ConnectionQuotas(max_connections=config.get("max.connections"),
                                   max_connections_per_ip=config.get("max.connections.per.ip"),
                                   per_ip_overrides=config.max_connections_per_ip_overrides,
-                                  inter_broker_listener=config.inter_broker_listener_name)
+                                  inter_broker_listener=config.inter_broker_listener_name,
+                                  max_connection_creation_rate=config.get("max.connection.creation.rate"),
+                                  quota_window_num=config.get("quota.window.num"),
+                                  quota_window_size_s=config.get("quota.window.size.seconds"))
+        self.client_quotas.follow_ip_quotas(quotas.update_ip_connection_rate)
         for endpoint in config.listeners:
             server = SocketServer(endpoint.host, endpoint.port, processor,
                                   listener_name=endpoint.listener_name,
@@ -285,6 +289,8 @@ class KafkaServer:
                                   receive_buffer_bytes=config.get("socket.receive.buffer.bytes"),
                                   memory_pool=pool, quotas=quotas,
                                   max_connections=config.listener_max_connections(endpoint.listener_name),
+                                  max_connection_creation_rate=config.listener_max_connection_creation_rate(
+                                      endpoint.listener_name),
                                   connections_max_idle_ms=config.get("connections.max.idle.ms"),
                                   ssl_context=self.listener_ssl.get(endpoint.listener_name),
                                   ssl_handshake_timeout_s=self._ssl_handshake_timeout_s(),
@@ -663,7 +669,7 @@ class KafkaServer:
                 if cache is not None:  # not built yet: it loads every user when it is
                     cache.refresh(_started(self.zk_client), name)
                 self.client_quotas.refresh(_started(self.zk_client), kind, name)
-            elif kind == CLIENTS:
+            elif kind in (CLIENTS, IPS):
                 self.client_quotas.refresh(_started(self.zk_client), kind, name)
 
     # -- background work ---------------------------------------------------------------------

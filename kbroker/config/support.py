@@ -81,7 +81,6 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "client.quota.callback.class",
     "replication.quota.window.num", "replication.quota.window.size.seconds",
     "alter.log.dirs.replication.quota.window.num", "alter.log.dirs.replication.quota.window.size.seconds",
-    "max.connection.creation.rate",
     # Java classes kbroker cannot load
     "create.topic.policy.class.name", "alter.config.policy.class.name", "replica.selector.class",
     "metric.reporters", "kafka.metrics.reporters",
