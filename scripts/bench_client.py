@@ -398,18 +398,84 @@ def consume(spec: dict) -> dict:
     from confluent_kafka import Consumer
 
     topic, count = spec["topic"], spec["count"]
-    consumer = Consumer(consumer_config(spec["bootstrap"], spec["consumer_config"]))
+    stats = ClientStats()
+    consumer = Consumer(consumer_config(spec["bootstrap"], {**spec["consumer_config"], **stats.config()}))
     try:
         wait_for_leader(consumer, topic)
+        before = stats.next_document(consumer)  # Metadata only: nothing assigned yet
         window = Window.for_spec(spec)
         window.start()
         received, first, last = read_from_start(consumer, topic, count, time.monotonic() + spec["timeout_s"])
         result = window.stop()
+        during = stats.documents_since(before)
+        after = stats.next_document(consumer)  # counts every fetch that brought the records
     finally:
         consumer.close()
     check(received == count, f"received {received} records of {count} within {spec['timeout_s']} s")
     check_read(received, first, last, count, spec["size"], spec.get("transaction_records", 0))
-    return result
+    return {**result, **fetch_stats(before, [*during, after], topic)}
+
+
+# ------------------------------------------------------------------------------ librdkafka's statistics
+
+STATS_INTERVAL_MS = 100  # statistics.interval.ms of the consume scenarios
+STATS_PATIENCE_S = 3.0
+
+
+class ClientStats:
+    """librdkafka's statistics documents (stats_cb) of one client, kept as the raw JSON text it
+    emits: parsing them inside the timed window would add to the client CPU being measured."""
+
+    def __init__(self) -> None:
+        self.documents: list[str] = []
+
+    def config(self) -> dict:
+        return {"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self.documents.append}
+
+    def next_document(self, consumer) -> dict | None:
+        """Polls until librdkafka emits its next document (it calls stats_cb from poll()); that
+        one parsed, or None if none came. Only called with no records left to deliver."""
+        seen = len(self.documents)
+        deadline = time.monotonic() + STATS_PATIENCE_S
+        while len(self.documents) == seen and time.monotonic() < deadline:
+            consumer.poll(STATS_INTERVAL_MS / 1000)
+        return json.loads(self.documents[-1]) if len(self.documents) > seen else None
+
+    def documents_since(self, document: dict | None) -> list[dict]:
+        """The documents emitted after `document`, parsed."""
+        parsed = [json.loads(text) for text in self.documents]
+        return [doc for doc in parsed if document is None or doc["ts"] > document["ts"]]
+
+
+def broker_total(document: dict, field: Callable[[dict], float]) -> float:
+    """`field` summed over the document's brokers (the bootstrap connection included)."""
+    return sum(field(broker) for broker in document["brokers"].values())
+
+
+def fetch_stats(before: dict | None, documents: list[dict | None], topic: str) -> dict:
+    """What librdkafka saw of the fetch responses between `before` and the last of `documents`:
+    Fetch requests sent, response bytes received (all responses of the window are fetches, plus
+    at most one empty long poll after the last record), round trips, and for the partition the
+    messages and bytes it took in, the outdated ones it dropped, and the most it held queued."""
+    seen = [doc for doc in documents if doc is not None]
+    if before is None or not seen:
+        return {}
+    last = seen[-1]
+    requests = broker_total(last, lambda b: b["req"].get("Fetch", 0)) - broker_total(before, lambda b: b["req"].get("Fetch", 0))
+    rtts = [b["rtt"] for doc in seen for b in doc["brokers"].values() if b["rtt"]["cnt"]]
+    rtt_count = sum(rtt["cnt"] for rtt in rtts)
+    partition = last["topics"].get(topic, {}).get("partitions", {}).get("0", {})
+    return {
+        "fetch_requests": requests,
+        "fetch_response_bytes": broker_total(last, lambda b: b["rxbytes"]) - broker_total(before, lambda b: b["rxbytes"]),
+        "fetch_rtt_avg_ms": sum(rtt["avg"] * rtt["cnt"] for rtt in rtts) / rtt_count / 1000 if rtt_count else None,
+        "fetch_rtt_max_p99_ms": max(rtt["p99"] for rtt in rtts) / 1000 if rtts else None,
+        "partition_rxmsgs": partition.get("rxmsgs"),
+        "partition_rxbytes": partition.get("rxbytes"),
+        "partition_rx_ver_drops": partition.get("rx_ver_drops"),
+        "max_fetchq_cnt": max((doc["topics"].get(topic, {}).get("partitions", {}).get("0", {}).get("fetchq_cnt", 0)
+                               for doc in seen), default=None),
+    }
 
 
 # ------------------------------------------------------------------------------ end-to-end latency

@@ -70,7 +70,32 @@ def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_
         mb_per_s=mb_per_s,
         loopback_fraction=mb_per_s / loopback_mb_s if mb_per_s and loopback_mb_s else None,
     )
+    if scenario.kind == "consume":
+        summary.update(fetch_fields(scenario, good))
     return summary
+
+
+# From librdkafka's statistics, per consume sample (bench_client.fetch_stats): medians of these.
+FETCH_KEYS = ("fetch_requests", "fetch_response_bytes", "fetch_rtt_avg_ms", "fetch_rtt_max_p99_ms",
+              "partition_rx_ver_drops", "max_fetchq_cnt")
+
+
+def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
+    """The shape of the fetch responses as the client saw it, and what it cost the client per MB
+    of record values: the response bytes per request and per value byte (framing, record
+    overhead, and partial batches at the ends of responses that the client discards and fetches
+    again), the client's and the broker's CPU seconds per MB."""
+    fields: dict = {key: median_of(good, key) for key in FETCH_KEYS}
+    megabytes = scenario.value_bytes / 1e6
+    requests, response_bytes = fields["fetch_requests"], fields["fetch_response_bytes"]
+    client_cpu, broker_cpu = median_of(good, "client_cpu_s"), median_of(good, "broker_cpu_s")
+    fields.update(
+        fetch_bytes_per_request=response_bytes / requests if response_bytes is not None and requests else None,
+        fetch_bytes_per_value_byte=response_bytes / scenario.value_bytes if response_bytes is not None else None,
+        client_cpu_s_per_mb=client_cpu / megabytes if client_cpu is not None and megabytes else None,
+        broker_cpu_s_per_mb=broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
+    )
+    return fields
 
 
 def idle_fields(scenario: Scenario, good: list[dict]) -> dict:
@@ -225,6 +250,8 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
                 f"({fmt(summary['kib_per_connection'])} KiB each; target <= {summary['target_rss_growth_mib']:,.1f} MiB: "
                 f"{'met' if summary['within_target'] else 'MISSED'})"
             )
+        if summary.get("type") == "consume" and summary["runs"]:
+            lines.append(fetch_line(summary))
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]
@@ -233,6 +260,22 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
     lines += ["", f"loopback TCP bandwidth (127.0.0.1, {loopback['bytes'] / 1e9:.2f} GB per sample): "
               f"{fmt(loopback['mb_per_s'], ',.0f')} MB/s (samples: {', '.join(fmt(v, ',.0f') for v in loopback['all_mb_per_s'])})"]  # fmt: skip
     return "\n".join(lines)
+
+
+def fetch_line(summary: dict) -> str:
+    """A consume result's fetch responses as librdkafka counted them, and CPU per MB of values."""
+    per_request = summary.get("fetch_bytes_per_request")
+    return (
+        f"{'':14}fetch: {fmt(summary.get('fetch_requests'), ',.0f')} requests, "
+        f"{fmt(none_or(summary.get('fetch_response_bytes'), 1e-6), ',.1f')} MB of responses "
+        f"({fmt(none_or(per_request, 1e-3), ',.0f')} kB each, {fmt(summary.get('fetch_bytes_per_value_byte'), '.3f')}x the values), "
+        f"rtt avg {fmt(summary.get('fetch_rtt_avg_ms'), ',.2f')} ms; "
+        f"CPU s per MB: client {fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}"
+    )
+
+
+def none_or(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
 
 
 def ratio_table(ratio_lines: list[dict]) -> str:

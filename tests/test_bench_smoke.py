@@ -183,6 +183,41 @@ def test_client_reports_missing_records(broker):
     assert again["error"].startswith("verification failed: a record beyond the 20 produced, at offset 20 (unverified timing: ")
 
 
+def test_consume_counts_the_fetch_responses_librdkafka_received(broker):
+    """The consume mode reads librdkafka's statistics: every value arrived in a Fetch response,
+    each record was taken in once, none dropped as outdated."""
+    spec = {
+        "bootstrap": broker.bootstrap, "topic": "fetch-shape", "size": 1000, "count": 300, "broker_pids": [broker.proc.pid],
+        "producer_config": {"acks": 1, "batch.size": 10_000}, "consumer_config": {"max.partition.fetch.bytes": 100_000},
+        "timeout_s": 10.0,
+    }  # fmt: skip
+    assert "error" not in run_client({**spec, "mode": "produce"})
+    result = run_client({**spec, "mode": "consume"})
+    assert "error" not in result, result
+    # 300 KB of values in batches of 10 KB, at most 100 KB a partition per fetch: three Fetch requests or more.
+    assert result["fetch_requests"] >= 3 and result["fetch_response_bytes"] >= 300 * 1000
+    assert result["partition_rxmsgs"] == 300 and result["partition_rx_ver_drops"] == 0
+    assert result["fetch_rtt_avg_ms"] > 0
+
+
+FETCH_KEYS = {"fetch_requests", "fetch_response_bytes", "fetch_bytes_per_request", "fetch_bytes_per_value_byte", "fetch_rtt_avg_ms", "client_cpu_s_per_mb", "broker_cpu_s_per_mb", "partition_rx_ver_drops", "max_fetchq_cnt"}  # fmt: skip
+
+
+def test_consume_scenarios_report_fetch_requests_response_bytes_and_cpu_per_mb():
+    done = subprocess.run([str(SCRIPTS / "bench"), *TINY[:-1], "--scenarios", "consume-100b,consume-1k"],
+                          capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    results = by_scenario([json.loads(line) for line in lines if line.startswith("{")], "kbroker")
+    assert set(results) == {"consume-100b", "consume-1k"}
+    for result in results.values():
+        assert FETCH_KEYS <= result.keys(), result
+        assert result["fetch_requests"] >= 1 and result["fetch_response_bytes"] >= result["records"] * result["record_bytes"]
+        assert result["fetch_bytes_per_value_byte"] >= 1 and result["client_cpu_s_per_mb"] > 0
+    table_lines = [line for line in lines if line.strip().startswith("fetch: ")]
+    assert len(table_lines) == 2 and all("MB of responses" in line and "CPU s per MB: client" in line for line in table_lines)
+
+
 def test_log_benchmark_runs_every_scenario(tmp_path):
     """scripts/bench_log.py once crashed at its LogAppendTime scenario unnoticed: run it small."""
     done = subprocess.run([sys.executable, str(SCRIPTS / "bench_log.py"), "--total-mb", "2", "--dir", str(tmp_path)],

@@ -227,6 +227,41 @@ def test_read_respects_max_bytes_min_one_message_and_high_watermark(tmp_path):
         assert caught.value.code == Errors.OFFSET_OUT_OF_RANGE
 
 
+def test_read_cut_by_max_bytes_ends_at_the_last_whole_batch(tmp_path):
+    """Kafka slices max_bytes and may end in a partial batch that the client drops and fetches
+    again; kbroker's slice stops at the last batch that fits (the first one still whole when
+    larger, KIP-74), found from the offset index without reading every header."""
+    log = open_log(tmp_path, index_interval_bytes=4096)
+    sizes = [300 * (1 + n % 7) for n in range(60)]  # batches of uneven sizes, several per index entry
+    for n, size in enumerate(sizes):
+        log.append_as_leader(producer_batch([b"v" * size] * 3, timestamp=T0 + n), 0, now=T0)
+    ends = batch_ends(log)
+    total = ends[-1]
+    for max_bytes in range(ends[0] - 1, total + 200, 331):
+        fetched = log.read(0, max_bytes)
+        expected = max([end for end in ends if end <= max_bytes], default=ends[0])
+        assert fetched.size == expected, max_bytes
+        assert [b.base_offset for b, _ in read_batches(fetched.read_bytes())] == [3 * n for n in range(ends.index(expected) + 1)]
+    # From a later offset too, and the log end (not the limit) still ends a read anywhere.
+    start = ends[9]
+    assert log.read(30, ends[20] - start + 5).size == ends[20] - start
+    assert log.read(30, total).size == total - start
+    # Without min_one_message a limit inside the first batch still cuts it (first_entry_incomplete).
+    assert log.read(0, 100, min_one_message=False).size == 100
+
+
+def batch_ends(log: UnifiedLog) -> list[int]:
+    """The file position after each batch of the single segment, from the length fields."""
+    [path] = segment_files(log, ".log")
+    with open(path, "rb") as file:
+        data = file.read()
+    ends, position = [], 0
+    while position < len(data):
+        position += int.from_bytes(data[position + 8 : position + 12], "big") + 12
+        ends.append(position)
+    return ends
+
+
 def test_read_continues_in_the_next_segment(tmp_path):
     log = open_log(tmp_path, segment_bytes=2500)
     append_batches(log, 10)

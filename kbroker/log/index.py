@@ -258,6 +258,13 @@ class OffsetIndex(_SortedIndexFile):
             return OffsetPosition(self.base_offset, 0)
         return OffsetPosition(self.base_offset + self._keys[slot], self._values[slot])
 
+    def position_at_or_before(self, position: int) -> int:
+        """The largest indexed position <= `position`, or 0. Every entry points at the start of a
+        batch (appends index a batch's first byte), so this is a batch boundary."""
+        self._ensure_loaded()
+        slot = bisect_right(self._values, position) - 1
+        return self._values[slot] if slot >= 0 else 0
+
     def append(self, offset: int, position: int) -> None:
         self._ensure_loaded()
         if self._keys and offset - self.base_offset <= self._keys[-1]:

@@ -373,7 +373,21 @@ class LogSegment:
         if adjusted_max == 0 or limit <= found.position:
             return SegmentRead(metadata, None)
         length = min(limit - found.position, adjusted_max)
+        if found.size < length < limit - found.position:
+            length = self._whole_batches(found.position, found.size, length)
         return SegmentRead(metadata, FileRegion(self.file, found.position, length), adjusted_max < found.size)
+
+    def _whole_batches(self, start: int, first_size: int, length: int) -> int:
+        """How much of [start, start + length) whole batches fill, the first (`first_size` bytes)
+        included. A slice the size limit cuts would end in a partial batch that the client drops
+        and fetches again (Kafka sends it; up to a batch per response, a third of a 1 MiB
+        response of ~600 KB batches). The offset index gives a batch start at most
+        index.interval.bytes before the cut, so only the few headers after it are read."""
+        cut = start + length
+        end = max(start + first_size, self.offset_index.position_at_or_before(cut))
+        for header in self.iter_batch_headers(end, cut):
+            end = header.end
+        return end - start
 
     def read_next_offset(self) -> int:
         """Offset after the last batch: scan from the last index entry to the end."""

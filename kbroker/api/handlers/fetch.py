@@ -13,7 +13,9 @@
     from the segments' .txnindex) overlapping what it read.
   - Partitions are read in request order with the response limit max_bytes (capped by the
     broker's fetch.max.bytes) and each partition's limit, the first batch found always whole
-    even when larger (KIP-74).
+    even when larger (KIP-74). A partition's records end at the last whole batch within its
+    limit (v4+), where Kafka's slice may end in a partial batch the client drops and fetches
+    again (kbroker/log/segment.py's _whole_batches).
   - When less than min_bytes is found the fetch waits as a DelayedFetch in the replica
     manager's purgatory, up to max_wait_ms: it completes once the bytes it may read reach
     min_bytes (a follower reads to the log end, a consumer to the high watermark or, with
