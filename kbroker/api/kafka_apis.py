@@ -50,7 +50,7 @@ from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.protocol.headers import decode_request_header, encode_response_header
+from kbroker.protocol.headers import RequestHeader, decode_request_header, response_frame_head
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.security.principal import ANONYMOUS
 
@@ -81,17 +81,38 @@ def _api_name(api_key: int) -> str:
         return f"api key {api_key}"
 
 
+class Route:
+    """What a request of one API and version needs, looked up once (the first such request) and
+    kept: the handler, the request decoder, the response encoder and the response frame's head.
+    A request then costs one dict lookup instead of the registry's and codecs' checks."""
+
+    __slots__ = ("handle", "decode", "encode_chunks", "head", "name")
+
+    def __init__(self, handler: Handler, version: int) -> None:
+        api_key = handler.api_key
+        self.handle = handler.handle
+        self.decode = request_codec(api_key, version).decode
+        self.encode_chunks = response_codec(api_key, version).encode_chunks
+        self.head = response_frame_head(api_key, version)
+        self.name = REQUEST_NAMES[api_key]
+
+
 class KafkaApis:
     def __init__(self, services: BrokerServices, request_metrics: RequestMetrics | None = None) -> None:
         self.services = services
         self.handlers: dict[int, Handler] = load_handlers()
         self.request_metrics = request_metrics
+        self._routes: dict[tuple[int, int], Route] = {}
+        # Chosen once: without a SASL listener no connection ever needs a SASL session made.
+        self._sasl_listeners = bool(services.sasl_listeners)
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         """The network's request processor: the response chunks, or None where Kafka sends none."""
-        session = self._session_of(conn)
-        authenticator = session.sasl if session is not None else None
-        if authenticator is not None and not authenticator.authenticated:
+        session = conn.session
+        authenticator = None
+        if session is None and self._sasl_listeners:
+            session = self._session_of(conn)
+        if session is not None and (authenticator := session.sasl) is not None and not authenticator.authenticated:
             self._check_sasl_frame_size(conn, authenticator, frame)
             if authenticator.raw_tokens and authenticator.exchanging:
                 return await self._raw_sasl_token(conn, authenticator, frame)
@@ -101,6 +122,61 @@ class KafkaApis:
             bad_input_log.warning(source_of(conn.peer), "header",
                                   "closing connection from %s: unreadable request header (%s)", conn.peer, exc)
             raise socket_server.CloseConnection from None
+        route = self._routes.get((header.api_key, header.api_version))
+        if route is None:
+            found = self._route(conn, header)
+            if isinstance(found, list):  # ApiVersions newer than ours, answered in v0
+                return found
+            route = found
+        try:
+            request, _ = route.decode(frame, body_offset)
+        except CodecError as exc:
+            return self._unparsable(conn, header, exc)
+        # An authenticated session without an end (the common case) costs nothing more per request.
+        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
+            await self._check_sasl_state(conn, authenticator, header.correlation_id, header.api_key,
+                                         header.api_version)
+        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name,
+                             ANONYMOUS if session is None else session.principal, session)
+        measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
+        quotas_on = self.services.client_quotas.enabled  # no quota anywhere: no quota work at all
+        started = 0.0
+        if measured or quotas_on:
+            started = time.monotonic()
+            remote_time_s.set(0.0)
+        try:
+            response = await route.handle(ctx, request)
+        except CloseConnection:  # the handler's own signal, in the network's terms
+            raise socket_server.CloseConnection from None
+        except ZooKeeperUnavailableError as lost:
+            # A ZooKeeper write or read outside the controller-only APIs (which answer
+            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
+            # on a new connection once the session is back. One line, not a traceback.
+            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
+                        _api_name(header.api_key), header.api_version, lost)
+            raise socket_server.CloseConnection from None
+        if quotas_on:
+            local_s = max(0.0, time.monotonic() - started - remote_time_s.get())
+            throttle_ms = quota_helper.throttle_time_ms(ctx, request, response, len(frame), local_s)
+            if throttle_ms:
+                conn.mute_for(throttle_ms)
+        if measured:
+            self._completed(conn, ctx, route.name, request, response, started)
+        if response is None:
+            return None
+        chunks: list = [b""]
+        head = route.head
+        chunks[0] = head.pack(head.size - 4 + route.encode_chunks(response, chunks), header.correlation_id)
+        if authenticator is not None:
+            if header.api_key == ApiKey.API_VERSIONS:
+                authenticator.versions_answered()
+            elif authenticator.failed:
+                await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
+        return chunks
+
+    def _route(self, conn: KafkaConnection, header: RequestHeader) -> Route | list:
+        """The Route of a request's API and version, made and kept on first use; for an API or
+        version we do not serve, Kafka's answer (ApiVersions in v0) or the connection closed."""
         api_key, version = header.api_key, header.api_version
         handler = self.handlers.get(api_key)
         if handler is None:
@@ -119,56 +195,21 @@ class KafkaApis:
                                   conn.peer, _api_name(api_key), version, handler.min_version,
                                   handler.max_version, header.client_id)
             raise socket_server.CloseConnection
-        try:
-            request, _ = request_codec(api_key, version).decode(frame, body_offset)
-        except CodecError as exc:
-            if api_key == ApiKey.API_VERSIONS and version >= 3:
-                bad_input_log.warning(source_of(conn.peer), "api versions",
-                                      "invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
-                return self._encode(header.correlation_id, api_key, version,
-                                    {"error_code": Errors.INVALID_REQUEST})
-            bad_input_log.warning(source_of(conn.peer), "unparsable",
-                                  "closing connection from %s: unparsable %s v%d request (%s)",
-                                  conn.peer, _api_name(api_key), version, exc)
-            raise socket_server.CloseConnection from None
-        # An authenticated session without an end (the common case) costs nothing more per request.
-        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
-            await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
-        principal = ANONYMOUS if session is None else session.principal
-        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
-        measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
-        quotas_on = self.services.client_quotas.enabled  # no quota anywhere: no quota work at all
-        started = 0.0
-        if measured or quotas_on:
-            started = time.monotonic()
-            remote_time_s.set(0.0)
-        try:
-            response = await handler.handle(ctx, request)
-        except CloseConnection:  # the handler's own signal, in the network's terms
-            raise socket_server.CloseConnection from None
-        except ZooKeeperUnavailableError as lost:
-            # A ZooKeeper write or read outside the controller-only APIs (which answer
-            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
-            # on a new connection once the session is back. One line, not a traceback.
-            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
-                        _api_name(api_key), version, lost)
-            raise socket_server.CloseConnection from None
-        if quotas_on:
-            local_s = max(0.0, time.monotonic() - started - remote_time_s.get())
-            throttle_ms = quota_helper.throttle_time_ms(ctx, request, response, len(frame), local_s)
-            if throttle_ms:
-                conn.mute_for(throttle_ms)
-        if measured:
-            self._completed(conn, ctx, request, response, started)
-        if response is None:
-            return None
-        chunks = self._encode(header.correlation_id, api_key, version, response)
-        if authenticator is not None:
-            if api_key == ApiKey.API_VERSIONS:
-                authenticator.versions_answered()
-            elif authenticator.failed:
-                await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
-        return chunks
+        route = self._routes[(api_key, version)] = Route(handler, version)
+        return route
+
+    def _unparsable(self, conn: KafkaConnection, header: RequestHeader, exc: CodecError) -> list:
+        """A body the codec cannot read: ApiVersions v3+ answers INVALID_REQUEST, anything else
+        closes the connection."""
+        api_key, version = header.api_key, header.api_version
+        if api_key == ApiKey.API_VERSIONS and version >= 3:
+            bad_input_log.warning(source_of(conn.peer), "api versions",
+                                  "invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
+            return self._encode(header.correlation_id, api_key, version, {"error_code": Errors.INVALID_REQUEST})
+        bad_input_log.warning(source_of(conn.peer), "unparsable",
+                              "closing connection from %s: unparsable %s v%d request (%s)",
+                              conn.peer, _api_name(api_key), version, exc)
+        raise socket_server.CloseConnection from None
 
     def _session_of(self, conn: KafkaConnection) -> Session | None:
         """The connection's Session; on a SASL listener one is made with the first request."""
@@ -237,14 +278,13 @@ class KafkaApis:
             session.principal = authenticator.principal
         return [len(result.token).to_bytes(4, "big"), result.token]
 
-    def _completed(self, conn: KafkaConnection, ctx: RequestContext, request: Any, response: dict | None,
-                   started: float) -> None:
+    def _completed(self, conn: KafkaConnection, ctx: RequestContext, name: str, request: Any,
+                   response: dict | None, started: float) -> None:
         """Kafka's RequestChannel.updateRequestMetrics and request log for one answered request."""
         now = time.monotonic()
         arrival = conn.request_arrival or started
         header = ctx.header
         api_key = header.api_key
-        name = REQUEST_NAMES[api_key]
         queue_ms = (started - arrival) * 1000
         total_ms = (now - arrival) * 1000
         remote_ms = remote_time_s.get() * 1000
@@ -271,10 +311,11 @@ class KafkaApis:
 
     @staticmethod
     def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:
-        header = encode_response_header(correlation_id, api_key, version)
-        chunks: list = [b"", header]
-        body_len = response_codec(api_key, version).encode_chunks(response, chunks)
-        chunks[0] = (len(header) + body_len).to_bytes(4, "big")
+        """A response frame outside the routes (SASL refusals, bad requests)."""
+        head = response_frame_head(api_key, version)
+        chunks: list = [b""]
+        chunks[0] = head.pack(head.size - 4 + response_codec(api_key, version).encode_chunks(response, chunks),
+                              correlation_id)
         return chunks
 
     def _unsupported_api_versions(self, correlation_id: int, handler: Handler) -> list:

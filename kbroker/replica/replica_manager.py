@@ -665,9 +665,13 @@ class ReplicaManager:
     # -- the purgatories ---------------------------------------------------------------------
     def _complete_delayed_requests(self, tp: TopicPartition) -> None:
         """The partition's log, high watermark or leadership changed: delayed produces and
-        fetches watching it may finish now (Kafka's tryCompleteDelayedRequests)."""
-        self.delayed_produce_purgatory.check_and_complete(tp)
-        self.delayed_fetch_purgatory.check_and_complete(tp)
+        fetches watching it may finish now (Kafka's tryCompleteDelayedRequests). An empty
+        purgatory (no acks=all produce, no long-polling fetch) is not asked."""
+        produce, fetch = self.delayed_produce_purgatory, self.delayed_fetch_purgatory
+        if produce.watchers:
+            produce.check_and_complete(tp)
+        if fetch.watchers:
+            fetch.check_and_complete(tp)
 
     def wake_all(self) -> None:
         """Broker shutdown: parked fetches answer now with what they have, and new ones do not

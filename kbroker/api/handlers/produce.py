@@ -77,8 +77,8 @@ VERSIONS = (0, 13)
 # to (its result is in `results`) or the answer it got without an append.
 PartitionSlot = tuple[int, "tuple[str, int] | ProduceResult"]
 
-# A v2 batch header's attributes and producer id/epoch, read only for transactional requests.
-_ATTRIBUTES = struct.Struct(">h")
+# A v2 batch header's attributes (big-endian int16: the flags are in the byte at 22) and
+# producer id/epoch, read only for transactional requests.
 _ATTRIBUTES_AT = 21
 _PRODUCER = struct.Struct(">qh")
 _PRODUCER_AT = 43
@@ -89,7 +89,7 @@ _RETRY_VERIFICATION = frozenset({Errors.CONCURRENT_TRANSACTIONS, Errors.NETWORK_
 
 
 async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
-    version = ctx.api_version
+    version = ctx.header.api_version
     acks = request["acks"]
     services = ctx.services
     replica_manager = services.replica_manager
@@ -104,8 +104,10 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         if acks == 0:
             return None
         denied: ProduceResult | set[str] | None = ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    else:
+    elif services.authorizer is not None:
         denied = _denied(ctx, request)
+    else:  # no authorizer: nothing is asked per request
+        denied = None
     for topic_data in request["topic_data"]:
         name: str | None = topic_data["name"]
         if version >= 13:
@@ -203,21 +205,23 @@ async def _verify_transaction(
 
 def _is_transactional(records: memoryview) -> bool:
     """The v2 batch's transactional attribute (Produce v3+: exactly one magic-2 batch)."""
-    return bool(_ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL)
+    return bool(records[_ATTRIBUTES_AT + 1] & _TRANSACTIONAL)
 
 
 def _has_transactional_records(request: ProduceRequest) -> bool:
     """Kafka's hasTransactionalRecords: the first batch of some partition is transactional (one
-    header read per partition, never per record)."""
-    return any(len(records) > _ATTRIBUTES_AT + 1 and _is_transactional(records)
-               for t in request["topic_data"] for pd in t["partition_data"] if (records := pd["records"]) is not None)
+    byte read per partition, never per record: the flag is in the attributes' low byte)."""
+    for topic_data in request["topic_data"]:
+        for pd in topic_data["partition_data"]:
+            records = pd["records"]
+            if records is not None and len(records) > _ATTRIBUTES_AT + 1 and records[_ATTRIBUTES_AT + 1] & _TRANSACTIONAL:
+                return True
+    return False
 
 
-def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str] | None:
+def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str]:
     """What the authorizer refuses: one answer for the whole request (its transactional id), or
-    the topics it may not WRITE to; None without an authorizer (the hot path asks nothing)."""
-    if not auth_helper.has_authorizer(ctx):
-        return None
+    the topics it may not WRITE to. Asked only with an authorizer (the hot path asks nothing)."""
     transactional_id = request["transactional_id"]
     # (Transactional batches without a transactional id are refused before this, with or
     # without an authorizer: see handle.)
