@@ -56,7 +56,7 @@ from kbroker.security.principal import ANONYMOUS
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
-    from kbroker.metrics.stats import RequestMetrics
+    from kbroker.metrics.stats import RequestMetrics, RequestTimes
     from kbroker.network.socket_server import KafkaConnection
     from kbroker.security.sasl_authenticator import SaslServerAuthenticator
     from kbroker.security.session import Session
@@ -86,15 +86,17 @@ class Route:
     kept: the handler, the request decoder, the response encoder and the response frame's head.
     A request then costs one dict lookup instead of the registry's and codecs' checks."""
 
-    __slots__ = ("handle", "decode", "encode_chunks", "head", "name")
+    __slots__ = ("handle", "decode", "encode_chunks", "head", "name", "metrics")
 
-    def __init__(self, handler: Handler, version: int) -> None:
+    def __init__(self, handler: Handler, version: int, request_metrics: RequestMetrics | None) -> None:
         api_key = handler.api_key
         self.handle = handler.handle
         self.decode = request_codec(api_key, version).decode
         self.encode_chunks = response_codec(api_key, version).encode_chunks
         self.head = response_frame_head(api_key, version)
         self.name = REQUEST_NAMES[api_key]
+        # With metrics on, the counters this API and version count into (no lookup per request).
+        self.metrics = request_metrics.api(self.name, version) if request_metrics is not None else None
 
 
 class KafkaApis:
@@ -103,6 +105,9 @@ class KafkaApis:
         self.handlers: dict[int, Handler] = load_handlers()
         self.request_metrics = request_metrics
         self._routes: dict[tuple[int, int], Route] = {}
+        # Fetch's times again as FetchConsumer (index False) or FetchFollower (True), with metrics on.
+        self._fetch_times: tuple[RequestTimes, RequestTimes] | None = None if request_metrics is None else (
+            request_metrics.times_of("FetchConsumer"), request_metrics.times_of("FetchFollower"))
         # Chosen once: without a SASL listener no connection ever needs a SASL session made.
         self._sasl_listeners = bool(services.sasl_listeners)
 
@@ -161,7 +166,7 @@ class KafkaApis:
             if throttle_ms:
                 conn.mute_for(throttle_ms)
         if measured:
-            self._completed(conn, ctx, route.name, request, response, started)
+            self._completed(conn, ctx, route, request, response, started)
         if response is None:
             return None
         chunks: list = [b""]
@@ -195,7 +200,7 @@ class KafkaApis:
                                   conn.peer, _api_name(api_key), version, handler.min_version,
                                   handler.max_version, header.client_id)
             raise socket_server.CloseConnection
-        route = self._routes[(api_key, version)] = Route(handler, version)
+        route = self._routes[(api_key, version)] = Route(handler, version, self.request_metrics)
         return route
 
     def _unparsable(self, conn: KafkaConnection, header: RequestHeader, exc: CodecError) -> list:
@@ -278,26 +283,27 @@ class KafkaApis:
             session.principal = authenticator.principal
         return [len(result.token).to_bytes(4, "big"), result.token]
 
-    def _completed(self, conn: KafkaConnection, ctx: RequestContext, name: str, request: Any,
+    def _completed(self, conn: KafkaConnection, ctx: RequestContext, route: Route, request: Any,
                    response: dict | None, started: float) -> None:
         """Kafka's RequestChannel.updateRequestMetrics and request log for one answered request."""
         now = time.monotonic()
         arrival = conn.request_arrival or started
         header = ctx.header
-        api_key = header.api_key
+        name = route.name
         queue_ms = (started - arrival) * 1000
         total_ms = (now - arrival) * 1000
         remote_ms = remote_time_s.get() * 1000
         local_ms = max(0.0, total_ms - queue_ms - remote_ms)
-        metrics = self.request_metrics
+        metrics = route.metrics
         if metrics is not None:
-            metrics.record(name, header.api_version, queue_ms, local_ms, remote_ms, total_ms)
-            if api_key == ApiKey.FETCH:  # Kafka also times fetches as FetchConsumer or FetchFollower
+            metrics.requests += 1
+            metrics.times.observe(queue_ms, local_ms, remote_ms, total_ms)
+            fetch_times = self._fetch_times
+            if header.api_key == ApiKey.FETCH and fetch_times is not None:  # also as FetchConsumer or FetchFollower
                 replica_id = request["replica_state"]["replica_id"] if header.api_version >= 15 else request["replica_id"]
-                metrics.record_times_as("FetchFollower" if replica_id >= 0 else "FetchConsumer",
-                                        queue_ms, local_ms, remote_ms, total_ms)
+                fetch_times[replica_id >= 0].observe(queue_ms, local_ms, remote_ms, total_ms)
             if response is not None:
-                metrics.count_errors(name, error_counts(api_key, response))
+                count_errors(header.api_key, response, metrics.errors)
         if request_log.isEnabledFor(logging.DEBUG):
             request_log.debug(
                 "Completed request:%s v%d (correlation id %d, client id %s) from connection %s;totalTime:%.3f,"
@@ -327,11 +333,10 @@ class KafkaApis:
         return self._encode(correlation_id, ApiKey.API_VERSIONS, 0, body)
 
 
-def error_counts(api_key: int, response: dict) -> dict[str, int]:
-    """The error codes of a response by name, as Kafka's AbstractResponse.errorCounts counts
-    them for Produce (each partition) and Fetch (the top level and each partition); for the
-    other APIs, the top-level error_code (NONE when the response has none)."""
-    counts: dict[str, int] = {}
+def count_errors(api_key: int, response: dict, errors: dict[str, int]) -> None:
+    """Counts the error codes of a response by name into `errors`, as Kafka's
+    AbstractResponse.errorCounts counts them for Produce (each partition) and Fetch (the top level
+    and each partition); for the other APIs, the top-level error_code (NONE when it has none)."""
     codes: list[int]
     if api_key == ApiKey.PRODUCE:
         codes = [p["error_code"] for t in response["responses"] for p in t["partition_responses"]]
@@ -341,6 +346,5 @@ def error_counts(api_key: int, response: dict) -> dict[str, int]:
     else:
         codes = [response.get("error_code", 0)]
     for code in codes:
-        error = _ERROR_NAMES.get(code, str(code))
-        counts[error] = counts.get(error, 0) + 1
-    return counts
+        error = _ERROR_NAMES.get(code) or str(code)
+        errors[error] = errors.get(error, 0) + 1

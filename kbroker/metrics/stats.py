@@ -67,56 +67,89 @@ class Histogram:
 TIME_METRICS = ("totaltimems", "requestqueuetimems", "localtimems", "remotetimems")
 
 
+class RequestTimes:
+    """One API's four time histograms, observed together: one call per request, not four."""
+
+    __slots__ = ("total", "queue", "local", "remote")
+
+    def __init__(self) -> None:
+        self.total, self.queue, self.local, self.remote = Histogram(), Histogram(), Histogram(), Histogram()
+
+    def observe(self, queue_ms: float, local_ms: float, remote_ms: float, total_ms: float) -> None:
+        # Histogram.observe's two lines, four times over: this runs for every request.
+        buckets = LATENCY_BUCKETS_MS
+        total, queue, local, remote = self.total, self.queue, self.local, self.remote
+        total.counts[bisect.bisect_left(buckets, total_ms)] += 1
+        total.total += total_ms
+        queue.counts[bisect.bisect_left(buckets, queue_ms)] += 1
+        queue.total += queue_ms
+        local.counts[bisect.bisect_left(buckets, local_ms)] += 1
+        local.total += local_ms
+        remote.counts[bisect.bisect_left(buckets, remote_ms)] += 1
+        remote.total += remote_ms
+
+    def histograms(self) -> tuple[Histogram, Histogram, Histogram, Histogram]:
+        """In TIME_METRICS' order."""
+        return self.total, self.queue, self.local, self.remote
+
+
+class ApiRequestMetrics:
+    """What one request of an API at one version counts into: the version's request count, and
+    the API's time histograms and error counts (shared by its versions). The request pipeline
+    looks it up once per API and version and keeps it, so a request costs no lookups here."""
+
+    __slots__ = ("requests", "times", "errors")
+
+    def __init__(self, times: RequestTimes, errors: dict[str, int]) -> None:
+        self.requests = 0
+        self.times = times
+        self.errors = errors  # error name -> responses (Produce and Fetch: partitions) with it
+
+
 class RequestMetrics:
     """kafka.network:type=RequestMetrics: requests per API and version, errors per API and error
     code, and the time histograms per API (Fetch also as FetchConsumer or FetchFollower)."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}
-        self.errors: dict[tuple[str, str], int] = {}
-        self.times: dict[str, tuple[Histogram, Histogram, Histogram, Histogram]] = {}
+        self.apis: dict[tuple[str, int], ApiRequestMetrics] = {}
+        self.errors: dict[str, dict[str, int]] = {}
+        self.times: dict[str, RequestTimes] = {}
+
+    def api(self, request: str, version: int) -> ApiRequestMetrics:
+        """The counters of `request` at `version`, made on first use."""
+        api = self.apis.get((request, version))
+        if api is None:
+            api = self.apis[(request, version)] = ApiRequestMetrics(self.times_of(request),
+                                                                    self.errors.setdefault(request, {}))
+        return api
+
+    def times_of(self, request: str) -> RequestTimes:
+        """The time histograms of `request` (or of FetchConsumer/FetchFollower), made on first use."""
+        times = self.times.get(request)
+        if times is None:
+            times = self.times[request] = RequestTimes()
+        return times
 
     def record(self, request: str, version: int, queue_ms: float, local_ms: float, remote_ms: float,
                total_ms: float) -> None:
-        key = (request, version)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        histograms = self.times.get(request)
-        if histograms is None:
-            histograms = self.times[request] = (Histogram(), Histogram(), Histogram(), Histogram())
-        total, queue, local, remote = histograms
-        total.observe(total_ms)
-        queue.observe(queue_ms)
-        local.observe(local_ms)
-        remote.observe(remote_ms)
-
-    def record_times_as(self, request: str, queue_ms: float, local_ms: float, remote_ms: float,
-                        total_ms: float) -> None:
-        """The time histograms alone, under a second name (FetchConsumer/FetchFollower)."""
-        histograms = self.times.get(request)
-        if histograms is None:
-            histograms = self.times[request] = (Histogram(), Histogram(), Histogram(), Histogram())
-        for histogram, value in zip(histograms, (total_ms, queue_ms, local_ms, remote_ms), strict=True):
-            histogram.observe(value)
-
-    def count_errors(self, request: str, counts: dict[str, int]) -> None:
-        errors = self.errors
-        for error, count in counts.items():
-            key = (request, error)
-            errors[key] = errors.get(key, 0) + count
+        """One request, looked up by name (the pipeline keeps `api(...)` instead)."""
+        api = self.api(request, version)
+        api.requests += 1
+        api.times.observe(queue_ms, local_ms, remote_ms, total_ms)
 
     def families(self) -> list[Family]:
         requests = Family("kafka_network_requestmetrics_requests", "counter",
                           "Requests received, per API and version (RequestsPerSec)",
-                          [({"request": r, "version": str(v)}, n) for (r, v), n in self.requests.items()])
+                          [({"request": r, "version": str(v)}, api.requests) for (r, v), api in self.apis.items()
+                           if api.requests])
         errors = Family("kafka_network_requestmetrics_errors", "counter",
                         "Error codes in responses, per API and error, NONE included (ErrorsPerSec)",
-                        [({"request": r, "error": e}, n) for (r, e), n in self.errors.items()])
+                        [({"request": r, "error": e}, n) for r, counts in self.errors.items() for e, n in counts.items()])
         times = [Family(f"kafka_network_requestmetrics_{name}", "histogram",
                         f"Request {name[:-6]} time in milliseconds, per API ({name})", [])
                  for name in TIME_METRICS]
-        for request, histograms in self.times.items():
-            for family, histogram in zip(times, histograms, strict=True):
+        for request, request_times in self.times.items():
+            for family, histogram in zip(times, request_times.histograms(), strict=True):
                 family.samples.append(({"request": request}, histogram.sample()))
         return [requests, errors, *times]
 
