@@ -83,7 +83,8 @@ def decode_request_header(buf: memoryview) -> tuple[RequestHeader, int]:
             client_id = str(buf[pos : pos + length], "utf-8")
             pos += length
         if _request_is_flexible(api_key, api_version):
-            pos = _skip_tagged_fields(buf, pos)
+            # No tagged fields (what every client sends) is one zero byte: read inline.
+            pos = pos + 1 if buf[pos] == 0 else _skip_tagged_fields(buf, pos)
             if pos > len(buf):
                 raise CodecError("request header truncated in its tagged fields")
         return RequestHeader(api_key, api_version, correlation_id, client_id), pos

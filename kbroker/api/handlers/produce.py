@@ -121,9 +121,10 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         else:
             for pd in topic_data["partition_data"]:
                 index = pd["index"]
-                records = _checked_records(version, pd["records"])
-                if isinstance(records, ProduceResult):
-                    partitions.append((index, records))
+                records = pd["records"]  # Kafka's validateRecords (a null records field: nothing to append)
+                invalid = Errors.INVALID_RECORD if records is None else _validate_records(version, records)
+                if invalid != Errors.NONE or records is None:
+                    partitions.append((index, ProduceResult(invalid)))
                     continue
                 tp = (target, index)
                 appends.append((tp, records))
@@ -247,16 +248,6 @@ def _target_topic(acks: int, name: str | None, denied: ProduceResult | set[str] 
     if name in INTERNAL_TOPICS:
         return ProduceResult(Errors.INVALID_TOPIC_EXCEPTION, message=f"Cannot append to internal topic {name}")
     return name
-
-
-def _checked_records(version: int, records: memoryview | None) -> memoryview | ProduceResult:
-    """The partition's records to append, or its answer when Kafka's validateRecords refuses them."""
-    if records is None:  # a null records field: nothing to append
-        return ProduceResult(Errors.INVALID_RECORD)
-    error = _validate_records(version, records)
-    if error != Errors.NONE:
-        return ProduceResult(error)
-    return records
 
 
 def _validate_records(api_version: int, records: bytes | bytearray | memoryview | None) -> Errors:
