@@ -293,7 +293,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         have = end - pos
         capacity = self._frame_capacity(size, have)
         frame = self._frame = bytearray(capacity)
-        frame[:have] = data[pos:end]
+        # Through a memoryview: a bytearray's slice assignment from a memoryview copies the
+        # bytes twice (into a temporary bytearray first), this copies them once.
+        memoryview(frame)[:have] = data[pos:end]
         self._frame_size = size
         self._frame_filled = have
         self._charge(capacity)
