@@ -72,9 +72,10 @@ LOOPBACK_CHUNK = 4 * 1024 * 1024
 IDLE_SETTLE_S = 1.0  # after the first Metadata answer, before reading idle RSS
 CLIENT_SLACK_S = 60.0  # a client process gets its own timeout plus this before it is killed
 # Before each sample: written-back dirty pages down to this much (other processes may keep writing,
-# so not zero), waited for at most SETTLE_TIMEOUT_S.
+# so not zero), waited for at most SETTLE_TIMEOUT_S (os.sync() has written back what was dirty
+# when it was called; what stays dirty longer is someone else's, and is logged).
 DIRTY_SETTLED_BYTES = 32 * 1024 * 1024
-SETTLE_TIMEOUT_S = 60.0
+SETTLE_TIMEOUT_S = 15.0
 SETTLE_POLL_S = 0.1
 
 
