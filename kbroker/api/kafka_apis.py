@@ -72,6 +72,11 @@ request_log = logging.getLogger("kafka.request.logger")
 REQUEST_NAMES: dict[int, str] = {
     key.value: "".join(part.capitalize() for part in key.name.split("_")) for key in ApiKey}
 _ERROR_NAMES: dict[int, str] = {error.value: error.name for error in Errors}
+# logging's own per-level answers of isEnabledFor for the request log, cleared (in place) by any
+# setLevel (KIP-412's BROKER_LOGGER changes too): read directly, a request costs a dict lookup,
+# not a call. Without it (another Python), every request asks isEnabledFor.
+_REQUEST_LOG_ANSWERS: dict[int, bool] = getattr(request_log, "_cache", {})
+_DEBUG = logging.DEBUG
 
 
 def _api_name(api_key: int) -> str:
@@ -143,7 +148,10 @@ class KafkaApis:
                                          header.api_version)
         ctx = RequestContext(header, self.services, conn.peer, conn.listener_name,
                              ANONYMOUS if session is None else session.principal, session)
-        measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
+        log_on = _REQUEST_LOG_ANSWERS.get(_DEBUG)
+        if log_on is None:
+            log_on = request_log.isEnabledFor(_DEBUG)
+        measured = log_on or self.request_metrics is not None
         quotas_on = self.services.client_quotas.enabled  # no quota anywhere: no quota work at all
         started = 0.0
         if measured or quotas_on:
@@ -166,7 +174,7 @@ class KafkaApis:
             if throttle_ms:
                 conn.mute_for(throttle_ms)
         if measured:
-            self._completed(conn, ctx, route, request, response, started)
+            self._completed(conn, ctx, route, request, response, started, log_on)
         if response is None:
             return None
         chunks: list = [b""]
@@ -284,7 +292,7 @@ class KafkaApis:
         return [len(result.token).to_bytes(4, "big"), result.token]
 
     def _completed(self, conn: KafkaConnection, ctx: RequestContext, route: Route, request: Any,
-                   response: dict | None, started: float) -> None:
+                   response: dict | None, started: float, log_on: bool) -> None:
         """Kafka's RequestChannel.updateRequestMetrics and request log for one answered request."""
         now = time.monotonic()
         arrival = conn.request_arrival or started
@@ -293,18 +301,23 @@ class KafkaApis:
         queue_ms = (started - arrival) * 1000
         total_ms = (now - arrival) * 1000
         remote_ms = remote_time_s.get() * 1000
-        local_ms = max(0.0, total_ms - queue_ms - remote_ms)
+        local_ms = total_ms - queue_ms - remote_ms
+        if local_ms < 0.0:
+            local_ms = 0.0
         metrics = route.metrics
         if metrics is not None:
             metrics.requests += 1
-            metrics.times.observe(queue_ms, local_ms, remote_ms, total_ms)
+            times = metrics.times  # RequestTimes.observe, inline: this runs for every request
+            times.samples.extend((queue_ms, local_ms, remote_ms, total_ms))
+            if len(times.samples) >= times.FOLD_AT:
+                times.fold()
             fetch_times = self._fetch_times
             if header.api_key == ApiKey.FETCH and fetch_times is not None:  # also as FetchConsumer or FetchFollower
                 replica_id = request["replica_state"]["replica_id"] if header.api_version >= 15 else request["replica_id"]
                 fetch_times[replica_id >= 0].observe(queue_ms, local_ms, remote_ms, total_ms)
             if response is not None:
                 count_errors(header.api_key, response, metrics.errors)
-        if request_log.isEnabledFor(logging.DEBUG):
+        if log_on:
             request_log.debug(
                 "Completed request:%s v%d (correlation id %d, client id %s) from connection %s;totalTime:%.3f,"
                 "requestQueueTime:%.3f,localTime:%.3f,remoteTime:%.3f,listener:%s,principal:%s",
