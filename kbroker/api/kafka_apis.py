@@ -308,7 +308,7 @@ class KafkaApis:
         if metrics is not None:
             metrics.requests += 1
             times = metrics.times  # RequestTimes.observe, inline: this runs for every request
-            times.samples.extend((queue_ms, local_ms, remote_ms, total_ms))
+            times.samples.append((queue_ms, local_ms, remote_ms, total_ms))
             if len(times.samples) >= times.FOLD_AT:
                 times.fold()
             fetch_times = self._fetch_times

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import contextvars
-from array import array
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
@@ -71,21 +70,21 @@ TIME_METRICS = ("totaltimems", "requestqueuetimems", "localtimems", "remotetimem
 
 
 class RequestTimes:
-    """One API's four time histograms. The request pipeline appends each request's four times
-    (queue, local, remote, total ms) to `samples`, a flat array: one C call per request, no
-    bisect; `fold()` sorts them into the histograms in C (a Counter over bisect_left) when a
-    snapshot is taken or FOLD_AT values have piled up."""
+    """One API's four time histograms. The request pipeline appends each request's times as one
+    tuple (queue, local, remote, total ms) to `samples`: one C call per request, no bisect;
+    `fold()` sorts them into the histograms in C (a Counter over bisect_left) when a snapshot is
+    taken or FOLD_AT requests have piled up."""
 
     __slots__ = ("samples", "_histograms")
 
-    FOLD_AT = 4 * 1024  # values (a thousand requests): what the array may hold between folds
+    FOLD_AT = 1024  # requests: what `samples` may hold between folds
 
     def __init__(self) -> None:
-        self.samples = array("d")
+        self.samples: list[tuple[float, float, float, float]] = []
         self._histograms = (Histogram(), Histogram(), Histogram(), Histogram())  # queue, local, remote, total
 
     def observe(self, queue_ms: float, local_ms: float, remote_ms: float, total_ms: float) -> None:
-        self.samples.extend((queue_ms, local_ms, remote_ms, total_ms))
+        self.samples.append((queue_ms, local_ms, remote_ms, total_ms))
         if len(self.samples) >= self.FOLD_AT:
             self.fold()
 
@@ -94,13 +93,12 @@ class RequestTimes:
         if not samples:
             return
         bucket = partial(bisect.bisect_left, LATENCY_BUCKETS_MS)
-        for offset, histogram in enumerate(self._histograms):
-            values = samples[offset::4]
+        for values, histogram in zip(zip(*samples, strict=True), self._histograms, strict=True):
             counts = histogram.counts
             for index, count in Counter(map(bucket, values)).items():
                 counts[index] += count
             histogram.total += sum(values)
-        del samples[:]
+        samples.clear()
 
     def histograms(self) -> tuple[Histogram, Histogram, Histogram, Histogram]:
         """In TIME_METRICS' order (total, queue, local, remote), with every sample folded in."""
