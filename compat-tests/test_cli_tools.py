@@ -149,6 +149,44 @@ def test_topics_create_describe_alter_delete(bootstrap: str) -> None:
     assert gone.returncode == 1 and f"Topic '{name}' does not exist" in gone.stderr
 
 
+def test_reassign_partitions_moves_a_replica_between_log_dirs(broker_factory, tmp_path: Path) -> None:
+    """A plan with `log_dirs` on a broker with two log dirs: --execute moves the replica (Kafka's
+    lines), --verify reports the move as Kafka's tool does, and a plan whose log_dirs do not match
+    its replicas is refused with Kafka's message."""
+    single = broker_factory()
+    single.stop()
+    second = tmp_path / "second-log-dir"
+    single.overrides.append(f"log.dirs={single.log_dir},{second}")
+    single.start()
+    topic = new_topic(single.bootstrap)
+    produce(single.bootstrap, topic)
+    dirs = sorted([str(single.log_dir), str(second)])
+    [current] = [d for d in dirs if (Path(d) / f"{topic}-0").is_dir()]
+    [other] = [d for d in dirs if d != current]
+
+    def plan(log_dirs: list[str]) -> tuple[str, ...]:
+        path = tmp_path / f"plan-{len(log_dirs)}.json"
+        path.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": topic, "partition": 0, "replicas": [0], "log_dirs": log_dirs}]}))
+        return ("reassign-partitions", single.bootstrap, "--reassignment-json-file", str(path))
+
+    out = tool(*plan([other]), "--execute").stdout.splitlines()
+    assert out[-2:] == [f"Successfully started partition reassignments for {topic}-0",
+                        f"Successfully started moving log directory to {other} for replica {topic}-0 with broker 0 "]
+    eventually(lambda: tool(*plan([other]), "--verify").stdout.splitlines() == [
+        "Status of partition reassignment:", f"Reassignment of partition {topic}-0 is completed.",
+        f"Reassignment of replica {topic}-0-0 completed successfully."], what="the move to finish")
+    assert (Path(other) / f"{topic}-0").is_dir() and not (Path(current) / f"{topic}-0").exists()
+    assert len(consume(single.bootstrap, topic, RECORDS)) == RECORDS
+    assert tool(*plan([current]), "--verify").stdout.splitlines()[-1] == \
+        f"Partition {topic}-0 on broker 0 is not being moved from log dir {other} to {current}."
+    refused = tool(*plan([current, other]), "--execute", check=False)
+    assert refused.returncode == 1
+    assert f"Size of replicas list [0] is different from size of log dirs list [{current}, {other}] " \
+           f"for partition {topic}-0" in refused.stderr
+    assert single.stop() == 0
+
+
 @pytest.mark.timeout(300)  # ZooKeeper and three brokers, one restarted
 def test_describe_leader_election_and_reassignment_on_a_cluster(zookeeper, broker_factory, tmp_path: Path) -> None:
     with KafkaCluster(broker_factory, zookeeper, overrides=CLUSTER_OVERRIDES) as cluster:
@@ -406,6 +444,29 @@ def test_configs_users_and_clients_quotas_and_scram(bootstrap: str) -> None:
     mixed = tool("configs", bootstrap, "--entity-type", "clients", "--entity-name", "c", "--alter",
                  "--add-config", "SCRAM-SHA-256=[password=x]", check=False)
     assert mixed.returncode == 1 and "Only quota configs" in mixed.stderr
+
+
+def test_configs_ips_connection_rate_quotas(bootstrap: str) -> None:
+    ip = ("--entity-type", "ips", "--entity-name", "10.20.30.41")
+    assert tool("configs", bootstrap, *ip, "--alter", "--add-config", "connection_creation_rate=25").stdout == \
+        "Completed updating config for ip 10.20.30.41.\n"
+    assert tool("configs", bootstrap, "--entity-type", "ips", "--entity-default", "--alter", "--add-config",
+                "connection_creation_rate=1000000").stdout == "Completed updating default config for ips in the cluster.\n"
+
+    assert tool("configs", bootstrap, *ip, "--describe").stdout == \
+        "Quota configs for ip '10.20.30.41' are connection_creation_rate=25.0\n"
+    every = tool("configs", bootstrap, "--entity-type", "ips", "--describe").stdout.splitlines()
+    assert "Quota configs for the default ip are connection_creation_rate=1000000.0" in every
+
+    tool("configs", bootstrap, "--entity-type", "ips", "--entity-default", "--alter", "--delete-config",
+         "connection_creation_rate")
+    tool("configs", bootstrap, *ip, "--alter", "--delete-config", "connection_creation_rate")
+    assert tool("configs", bootstrap, *ip, "--describe").stdout == ""
+    wrong = tool("configs", bootstrap, *ip, "--alter", "--add-config", "producer_byte_rate=5", check=False)
+    assert wrong.returncode == 1 and "Only connection quota configs can be added for 'ips'" in wrong.stderr
+    bad = tool("configs", bootstrap, "--entity-type", "ips", "--entity-name", "no such host.invalid", "--alter",
+               "--add-config", "connection_creation_rate=5", check=False)
+    assert bad.returncode == 1 and "must be a valid IP or resolvable host" in bad.stderr
 
 
 def test_leader_election_where_nothing_is_to_elect(bootstrap: str) -> None:

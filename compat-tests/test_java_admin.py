@@ -1,8 +1,9 @@
 """The Java Admin client (kafka-clients 4.4.0 and 4.0.1) against one kbroker.
 
 - Topics: createTopics (and TopicExistsException, InvalidReplicationFactorException),
-  listTopics, describeTopics (4.x asks DescribeTopicPartitions first; a ZooKeeper-mode broker
-  does not serve it, so the client falls back to Metadata), createPartitions, deleteTopics.
+  listTopics, describeTopics (4.x asks DescribeTopicPartitions, 75, since kbroker advertises
+  it: the broker counts those requests; with partitionSizeLimitPerResponse the client follows
+  the cursors page by page), createPartitions, deleteTopics.
 - Configs: describeConfigs of a topic and a broker, incrementalAlterConfigs SET and DELETE (the
   4.x Admin has no legacy alterConfigs any more), InvalidRequestException for a value that does not parse (as ZooKeeper-mode Kafka).
 - Records and offsets: deleteRecords, listOffsets earliest/latest/max-timestamp/by time and
@@ -13,8 +14,9 @@
   an active group), GroupSubscribedToTopicException.
 - Cluster: describeCluster, describeFeatures (none finalized, as a ZooKeeper-mode broker),
   updateFeatures refused for an unsupported feature, describeLogDirs with sizes that grow with
-  the data, describeReplicaLogDirs, alterReplicaLogDirs to the current dir and to a dir that is
-  not one of log.dirs (LogDirNotFoundException).
+  the data (the broker has two log dirs), describeReplicaLogDirs, alterReplicaLogDirs to the
+  current dir, to a dir that is not one of log.dirs (LogDirNotFoundException) and to the other
+  log dir, where describeReplicaLogDirs and describeLogDirs then find the replica.
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ from collections.abc import Iterator
 import pytest
 from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, driver_for
 
+from kbroker.testing.metrics_scrape import requests_by_version
+from kbroker.testing.processes import free_port
 from kbroker.testing.waiting import eventually
 
 
 @pytest.fixture(scope="module")
-def kbroker(module_broker_factory):
-    return module_broker_factory("num.partitions=1", "offsets.topic.num.partitions=3")
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def kbroker(module_broker_factory, metrics_port, tmp_path_factory):
+    broker = module_broker_factory("num.partitions=1", "offsets.topic.num.partitions=3",
+                                   f"metrics.listener=http://127.0.0.1:{metrics_port}")
+    broker.stop()  # two log dirs, so that alterReplicaLogDirs can move a replica
+    broker.overrides.append(f"log.dirs={broker.log_dir},{tmp_path_factory.mktemp('second-log-dir')}")
+    broker.restart()
+    return broker
 
 
 @pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
@@ -66,6 +80,20 @@ def test_topics(java):
     assert fewer.value.kind == "InvalidPartitionsException"
     java.call("delete_topics", names=topic)
     eventually(lambda: topic not in java.call("list_topics"), what="the topic gone from listTopics")
+
+
+def test_describe_topics_pages_through_describe_topic_partitions(java, metrics_port):
+    """Two topics of 3 partitions, two partitions a response: the Admin client follows the
+    broker's NextCursor (inside a topic and across topics) and puts the pages back together."""
+    topics = [name(java, "admin-pages-a"), name(java, "admin-pages-b")]
+    for topic in topics:
+        java.call("create_topic", name=topic, partitions=3)
+    before = requests_by_version(metrics_port, "DescribeTopicPartitions").get(0, 0)
+    described = java.call("describe_topics", names=topics, page_limit=2)
+    assert {t: [p["partition"] for p in d["partitions"]] for t, d in described.items()} == {t: [0, 1, 2] for t in topics}
+    assert all(p["leader"] == 0 and p["isr"] == [0] for d in described.values() for p in d["partitions"])
+    # 6 partitions, 2 a page: 3 requests at least (the client may ask topic by topic)
+    assert requests_by_version(metrics_port, "DescribeTopicPartitions").get(0, 0) - before >= 3
 
 
 def test_configs(java):
@@ -162,8 +190,10 @@ def test_cluster_features_and_log_dirs(java):
     java.call("create_topic", name=topic)
     tp = f"{topic}:0"
     before = java.call("describe_log_dirs", brokers=0)["0"]
-    [(log_dir, info)] = before.items()
-    assert info["error"] == ""
+    assert len(before) == 2 and all(d["error"] == "" for d in before.values())
+    [log_dir] = [d for d, held in before.items() if tp in held["replicas"]]
+    [other] = [d for d in before if d != log_dir]
+    info = before[log_dir]
     assert info["replicas"][tp] == [0, 0, False]
     assert info["total_bytes"] >= info["usable_bytes"] > 0
     java.call("producer", "ld")
@@ -177,6 +207,13 @@ def test_cluster_features_and_log_dirs(java):
     with pytest.raises(JavaError) as not_found:
         java.call("alter_replica_log_dirs", tp=tp, broker=0, dir="/no/such/dir")
     assert not_found.value.kind == "LogDirNotFoundException"
+    # the move to the other log dir: the replica is there, with the same size, once it is done
+    assert java.call("alter_replica_log_dirs", tp=tp, broker=0, dir=other) == "altered"
+    eventually(lambda: java.call("describe_replica_log_dirs", tp=tp, broker=0) == {"current": other, "future": "null"},
+               what="the replica moved to the other log dir")
+    moved = java.call("describe_log_dirs", brokers=0)["0"]
+    assert tp not in moved[log_dir]["replicas"]
+    assert moved[other]["replicas"][tp] == [size, 0, False]
 
 
 def test_consumer_group_errors(java):

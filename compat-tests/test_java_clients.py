@@ -9,14 +9,16 @@ One Driver JVM per client version for the whole module (java_driver.py), one bro
   commitAsync with committed(); subscribe with the classic group protocol and the range and
   cooperative-sticky assignors: two members share the partitions, and the survivor takes them
   all when the other leaves; a static member (group.instance.id) comes back to its partitions
-  without a rebalance. group.protocol=consumer (KIP-848, not served) is refused by the
-  client with its UnsupportedVersionException.
+  without a rebalance. group.protocol=consumer (KIP-848) shares the partitions through the
+  broker's server-side assignor.
 - Fetch edges: a position past the log end is OffsetOutOfRangeException with
   auto.offset.reset=none and resets with earliest; fetch limits of one byte still deliver a
   batch at a time. A topic with compression.type=zstd and LogAppendTime recompresses an lz4
   producer's batches and stamps them: RecordMetadata and the consumer see the broker's time.
 - Transactions: a transactional producer's committed records are what a read_committed consumer
   sees, its aborted ones are not; the Admin client lists and describes the transactional id.
+  sendOffsetsToTransaction commits a group's offsets with the transaction (TxnOffsetCommit v4:
+  the client sends v6 only with transaction.version 2, not advertised).
   Admin.fenceProducers fences a producer with an open transaction (its commit fails, its
   records are aborted); Admin.abortTransaction (kafka-transactions.sh abort: WriteTxnMarkers
   from a client to the partition leader) ends a transaction at the partition, so the last stable
@@ -31,6 +33,8 @@ from collections.abc import Iterator
 import pytest
 from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, driver_for
 
+from kbroker.testing.metrics_scrape import requests_by_version
+from kbroker.testing.processes import free_port
 from kbroker.testing.records import stored_codecs
 from kbroker.testing.waiting import eventually
 
@@ -39,9 +43,15 @@ MESSAGE_MAX_BYTES = 1048588
 
 
 @pytest.fixture(scope="module")
-def kbroker(module_broker_factory):
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def kbroker(module_broker_factory, metrics_port):
     return module_broker_factory(f"num.partitions={PARTITIONS}", "offsets.topic.num.partitions=3",
-                                 "transaction.state.log.num.partitions=3")
+                                 "transaction.state.log.num.partitions=3",
+                                 f"metrics.listener=http://127.0.0.1:{metrics_port}")
 
 
 @pytest.fixture(scope="module", params=JAVA_CLIENT_VERSIONS)
@@ -255,6 +265,29 @@ def test_transactions_read_committed(java):
     assert sorted(r["value"] for r in committed) == sorted([f"committed-{i}" for i in range(10)] + [f"later-{i}" for i in range(5)])
     everything = read_all(java, topic, 25, partitions=2)
     assert len(everything) == 25  # read_uncommitted sees the aborted ones too (markers skipped)
+
+
+def test_send_offsets_to_transaction(java, metrics_port):
+    """sendOffsetsToTransaction: the group's offsets are those of the committed transaction, not
+    of the aborted one. TxnOffsetCommit v6 (topic ids, KIP-1319) is served, but the Java client
+    sends it only with transaction.version 2 (TxnOffsetCommitRequest.Builder.forTopicIdsOrNames:
+    v4 at most otherwise), which kbroker does not advertise: it stays on v4."""
+    topic = new_topic(java, "txn-offsets", partitions=2)
+    group = f"group-{topic}"
+    before = requests_by_version(metrics_port, "TxnOffsetCommit")
+    java.call("producer", "txn-offsets", **{"transactional.id": f"txn-{topic}"})
+    java.call("init_txn", "txn-offsets")
+    for offsets, commit in (((f"{topic}:0:5", f"{topic}:1:7"), True), ((f"{topic}:0:50",), False)):
+        java.call("begin_txn", "txn-offsets")
+        java.call("send", "txn-offsets", topic=topic, count=2, prefix="x-")
+        java.call("send_offsets_txn", "txn-offsets", group=group, offsets=offsets)
+        java.call("commit_txn" if commit else "abort_txn", "txn-offsets")
+    java.call("close_producer", "txn-offsets")
+    eventually(lambda: java.call("list_group_offsets", id=group) == {f"{topic}:0": 5, f"{topic}:1": 7},
+               what="the committed transaction's offsets")
+    after = requests_by_version(metrics_port, "TxnOffsetCommit")
+    sent = {v: n - before.get(v, 0) for v, n in after.items() if n > before.get(v, 0)}
+    assert sent == {4: 2}
 
 
 def test_admin_fences_producers_and_aborts_a_transaction(java):

@@ -1,6 +1,6 @@
 """Client quotas through the Java Admin client (kafka-clients 4.4.0 and 4.0.1), the one client
 library with a quota API: alterClientQuotas and describeClientQuotas for a user, a client id,
-both, and the defaults; Kafka's filters (exact, default, any; strict or not); validateOnly; the
+both, the defaults and IPs (connection_creation_rate); Kafka's filters (exact, default, any; strict or not); validateOnly; the
 client's exception for Kafka's INVALID_REQUEST; and a quota the Java producer then feels
 (its throttle metrics report the broker's throttle_time_ms).
 """
@@ -66,3 +66,21 @@ def test_a_java_producer_feels_its_quota(java, kbroker):
     metrics = java.call("producer_metrics", name="p", group="producer-metrics", names="produce-throttle-time-max")
     assert metrics["produce-throttle-time-max"] > 0
     java.call("close_producer", name="p")
+
+
+def test_ip_connection_rate_quotas(java):
+    ip = "10.7.0.1" if java.version.startswith("4.4") else "10.7.0.2"
+    java.call("alter_client_quotas", entity=f"ip:{ip}", ops="connection_creation_rate:50")
+
+    assert java.call("describe_client_quotas", components=f"ip:{ip}", strict="true") == {
+        f"{{ip={ip}}}": {"connection_creation_rate": 50.0}}
+    with pytest.raises(JavaError) as mixed:
+        java.call("alter_client_quotas", entity=f"ip:{ip};user:x", ops="connection_creation_rate:5")
+    assert mixed.value.kind == "InvalidRequestException"
+    assert "IP entity should not be used with user/client ID entity" in mixed.value.message
+    with pytest.raises(JavaError) as wrong_key:
+        java.call("alter_client_quotas", entity=f"ip:{ip}", ops="producer_byte_rate:5")
+    assert wrong_key.value.kind == "InvalidRequestException"
+
+    java.call("alter_client_quotas", entity=f"ip:{ip}", ops="connection_creation_rate:")
+    assert java.call("describe_client_quotas", components=f"ip:{ip}", strict="true") == {}

@@ -91,8 +91,11 @@ def test_topics_create_list_alter_describe_delete(broker):
     described = lines(tool("kafka-topics", *bs, "--describe", "--topic", "tools-topic").stdout)
     assert re.fullmatch(r"Topic: tools-topic\tTopicId: [\w-]{22}\tPartitionCount: 3\tReplicationFactor: 1\t"
                         r"Configs: retention.ms=3600000", described[0]), described
-    partitions = [re.sub(r"\tElr: .*", "", line.strip()) for line in described[1:]]
-    assert partitions == [f"Topic: tools-topic\tPartition: {p}\tLeader: 0\tReplicas: 0\tIsr: 0" for p in range(3)]
+    # Kafka 4.4's TopicCommand describes through DescribeTopicPartitions (75) when the broker
+    # serves it, and then prints the partitions' (empty) ELR lists too.
+    partitions = [line.strip() for line in described[1:]]
+    assert partitions == [f"Topic: tools-topic\tPartition: {p}\tLeader: 0\tReplicas: 0\tIsr: 0\tElr: \tLastKnownElr:"
+                          for p in range(3)], partitions
 
     deleted = tool("kafka-topics", *bs, "--delete", "--topic", "tools-topic")
     assert deleted.stdout.strip() == ""  # Kafka's TopicCommand prints nothing on success
@@ -219,6 +222,19 @@ def test_configs_quotas_and_scram_credentials_of_users_and_clients(broker):
     tool("kafka-configs", *bs, *alice, "--alter", "--delete-config", "producer_byte_rate,consumer_byte_rate")
     tool("kafka-configs", *bs, *alice, "--alter", "--delete-config", "SCRAM-SHA-256")
     assert lines(tool("kafka-configs", *bs, *alice, "--describe").stdout) == []
+
+
+def test_configs_connection_rate_quotas_of_ips(broker):
+    bs = ["--bootstrap-server", broker.bootstrap]
+    ip = ["--entity-type", "ips", "--entity-name", "10.20.30.40"]
+    altered = tool("kafka-configs", *bs, *ip, "--alter", "--add-config", "connection_creation_rate=25")
+    assert altered.stdout.strip() == "Completed updating config for ip 10.20.30.40."
+
+    assert lines(tool("kafka-configs", *bs, *ip, "--describe").stdout) == [
+        "Quota configs for ip '10.20.30.40' are connection_creation_rate=25.0"]
+
+    tool("kafka-configs", *bs, *ip, "--alter", "--delete-config", "connection_creation_rate")
+    assert lines(tool("kafka-configs", *bs, *ip, "--describe").stdout) == []
 
 
 # -- kafka-get-offsets, kafka-delete-records ---------------------------------------------------
@@ -359,8 +375,15 @@ def test_dump_log_decodes_consumer_offsets_and_transaction_state(broker):
 
 
 @pytest.fixture(scope="module")
-def cluster(zookeeper, module_broker_factory):
-    with KafkaCluster(module_broker_factory, zookeeper, overrides=("auto.leader.rebalance.enable=false",)) as cluster:
+def broker3_log_dirs(tmp_path_factory) -> list[str]:
+    """Broker 3 of the cluster has two log dirs, so replicas can move between them."""
+    return [str(tmp_path_factory.mktemp("broker3-first")), str(tmp_path_factory.mktemp("broker3-second"))]
+
+
+@pytest.fixture(scope="module")
+def cluster(zookeeper, module_broker_factory, broker3_log_dirs):
+    with KafkaCluster(module_broker_factory, zookeeper, overrides=("auto.leader.rebalance.enable=false",),
+                      broker_overrides={3: (f"log.dirs={','.join(broker3_log_dirs)}",)}) as cluster:
         yield cluster
 
 
@@ -400,7 +423,63 @@ def test_reassign_partitions_executes_and_verifies(cluster, tmp_path):
     assert cluster.leader("moved") == 1  # the leader stays while it is among the new replicas
 
 
+def test_reassign_partitions_with_log_dirs_and_log_dirs_describe(cluster, broker3_log_dirs, tmp_path):
+    """A plan with `log_dirs` puts the new replica in the dir named (AlterReplicaLogDirs before
+    the replica exists: kbroker remembers the dir, as Kafka's preferred log dir), then moves it
+    to the other dir of the same broker (a future log copied and swapped); --verify reports
+    both the partition's reassignment and the replica's log dir move, and kafka-log-dirs finds
+    the replica in its new dir with the same size."""
+    first, second = broker3_log_dirs
+    bs = ["--bootstrap-server", cluster.bootstrap]
+    tool("kafka-topics", *bs, "--create", "--topic", "dir-moved", "--replica-assignment", "1:2")
+    cluster.wait_for(lambda: cluster.leader("dir-moved") == 1, what="broker 1 to lead")
+    produce(cluster.bootstrap, "dir-moved", [b"m%04d" % i * 20 for i in range(500)])
+
+    def reassign(target: str, action: str) -> str:
+        plan = tmp_path / f"to-{Path(target).name}.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": "dir-moved", "partition": 0, "replicas": [3, 1], "log_dirs": [target, "any"]}]}))
+        return tool("kafka-reassign-partitions", *bs, "--reassignment-json-file", str(plan), action).stdout
+
+    started = reassign(second, "--execute")
+    assert "Successfully started partition reassignment for dir-moved-0" in started
+    assert f"Successfully started moving log directory to {second} for replica dir-moved-0 with broker 3" in started
+    cluster.wait_for(lambda: cluster.replicas("dir-moved") == [3, 1] and 3 in cluster.isr("dir-moved"),
+                     what="broker 3 to join the ISR")
+    verified = reassign(second, "--verify")
+    assert "Reassignment of partition dir-moved-0 is completed." in verified
+    assert "Reassignment of replica dir-moved-0-3 completed successfully." in verified
+
+    def placed() -> dict[str, tuple[int, int, bool]]:
+        out = lines(tool("kafka-log-dirs", *bs, "--describe", "--broker-list", "3", "--topic-list", "dir-moved").stdout)
+        assert out[1] == "Received log directory information from brokers 3"
+        [broker] = json.loads(out[2])["brokers"]
+        return {d["logDir"]: (p["size"], p["offsetLag"], p["isFuture"])
+                for d in broker["logDirs"] for p in d["partitions"] if p["partition"] == "dir-moved-0"}
+
+    before = placed()
+    assert list(before) == [second] and before[second][0] > 500 * 100 and before[second][1:] == (0, False)
+    moving = reassign(first, "--execute")  # same replicas: only the log dir moves
+    assert f"Successfully started moving log directory to {first} for replica dir-moved-0 with broker 3" in moving
+    cluster.wait_for(lambda: "completed successfully" in reassign(first, "--verify"), what="the log dir move")
+    assert placed() == {first: before[second]}
+
+
 # -- error paths: the same message as against Apache Kafka -----------------------------------------
+
+
+def test_topics_describe_prints_the_partitions_as_against_apache_kafka(broker, apache_kafka):
+    """Both brokers serve DescribeTopicPartitions: the partition lines (leader, replicas, ISR,
+    ELR, last known ELR) are the same, the node ids masked."""
+    outputs = []
+    for target in (broker.bootstrap, apache_kafka.bootstrap):
+        bs = ["--bootstrap-server", target]
+        tool("kafka-topics", *bs, "--create", "--topic", "tools-describe", "--partitions", "2",
+             "--replication-factor", "1")
+        described = lines(tool("kafka-topics", *bs, "--describe", "--topic", "tools-describe").stdout)
+        outputs.append([re.sub(r"\b(Leader|Replicas|Isr): \d+", r"\1: <node>", line.strip()) for line in described[1:]])
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0]) == 2
 
 
 def _message(done: subprocess.CompletedProcess) -> str:

@@ -21,6 +21,7 @@ the settings are known to be good.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -55,9 +56,33 @@ TOOL_COMMANDS = frozenset({
 })
 
 
+def _terminal_columns() -> int:
+    """shutil.get_terminal_size()'s width: $COLUMNS, else stdout's terminal, else 80."""
+    columns = 0
+    with contextlib.suppress(ValueError):
+        columns = int(os.environ.get("COLUMNS", "0"))
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, sized to the terminal without `import shutil`: argparse builds a formatter
+    for every add_argument, and shutil brings bz2, lzma and fnmatch into every broker start."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbroker",
+        formatter_class=_HelpFormatter,
         description="Run a Kafka broker. Settings use Kafka's names; precedence, lowest first: Kafka's "
         "defaults, kbroker's single-node defaults (without zookeeper.connect), the properties file, "
         "KBROKER_<NAME> environment variables (KBROKER_ADVERTISED_LISTENERS), then --override.",

@@ -44,8 +44,6 @@ from kbroker.log.errors import InconsistentClusterIdError, LogDirLockedError
 from kbroker.log.log_dir_failure_channel import LogDirFailureChannel
 from kbroker.log.log_manager import LogManager, read_meta_properties
 from kbroker.metadata import zk_data
-from kbroker.metadata.admin_manager import AdminManager
-from kbroker.metadata.admin_zk_client import AdminZkClient
 from kbroker.metadata.kafka_zk_client import KafkaZkClient
 from kbroker.metadata.metadata_cache import (
     BrokerEndpoint,
@@ -62,7 +60,7 @@ from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import random_kafka_uuid, uuid_to_base64
 from kbroker.replica.replica_manager import ReplicaManager
-from kbroker.security.client_quota_manager import CLIENTS, ClientQuotaManagers
+from kbroker.security.client_quota_manager import CLIENTS, IPS, ClientQuotaManagers
 
 if TYPE_CHECKING:
     import ssl
@@ -70,6 +68,7 @@ if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.console.web import ConsoleServer
     from kbroker.group.group_coordinator import GroupCoordinator
+    from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.kazoo_store import KazooZNodeStore
     from kbroker.metrics.exporter import MetricsEndpoint
     from kbroker.network.socket_server import SessionFactory
@@ -143,7 +142,6 @@ class KafkaServer:
         self.broker_epoch = -1
         self.log_manager: LogManager | None = None
         self.replica_manager: ReplicaManager | None = None
-        self.admin_manager: AdminManager | None = None
         self.producer_id_manager: ZkProducerIdManager | None = None
         # A topic setting without a broker default (none today) leaves LogConfig's own default.
         self.base_log_config = LogConfig.from_topic_config(
@@ -200,7 +198,6 @@ class KafkaServer:
         if self.config.get("metrics.listener"):  # counting costs nothing while metrics are off
             self.request_metrics = RequestMetrics()
             replica_manager.topic_stats = BrokerTopicStats()
-        admin_manager = self.admin_manager = AdminManager(self.config, AdminZkClient(zk_client), self.metadata_cache)
         replica_manager.leadership_listeners.append(self._on_leadership_change)
         replica_manager.txn_marker_listeners.append(self._on_txn_markers_written)
         producer_id_manager = self.producer_id_manager = ZkProducerIdManager(self.broker_id, store)
@@ -216,7 +213,9 @@ class KafkaServer:
             control_plane_listener=self.config.control_plane_listener_name)
         self.services = BrokerServices(
             broker_id=self.broker_id, config=self.config, metadata_cache=self.metadata_cache,
-            replica_manager=replica_manager, admin_manager=admin_manager, controller=controller,
+            replica_manager=replica_manager, build_admin_manager=lambda: _admin_manager(self.config, zk_client,
+                                                                                        self.metadata_cache),
+            controller=controller,
             producer_id_manager=producer_id_manager,
             zk_consumer_offsets=ZkConsumerOffsets(store, self.config.get("offset.metadata.max.bytes")),
             controller_fence=ControllerFence(self.broker_id, lambda: self.broker_epoch,
@@ -275,7 +274,11 @@ class KafkaServer:
         quotas = ConnectionQuotas(max_connections=config.get("max.connections"),
                                   max_connections_per_ip=config.get("max.connections.per.ip"),
                                   per_ip_overrides=config.max_connections_per_ip_overrides,
-                                  inter_broker_listener=config.inter_broker_listener_name)
+                                  inter_broker_listener=config.inter_broker_listener_name,
+                                  max_connection_creation_rate=config.get("max.connection.creation.rate"),
+                                  quota_window_num=config.get("quota.window.num"),
+                                  quota_window_size_s=config.get("quota.window.size.seconds"))
+        self.client_quotas.follow_ip_quotas(quotas.update_ip_connection_rate)
         for endpoint in config.listeners:
             server = SocketServer(endpoint.host, endpoint.port, processor,
                                   listener_name=endpoint.listener_name,
@@ -286,6 +289,8 @@ class KafkaServer:
                                   receive_buffer_bytes=config.get("socket.receive.buffer.bytes"),
                                   memory_pool=pool, quotas=quotas,
                                   max_connections=config.listener_max_connections(endpoint.listener_name),
+                                  max_connection_creation_rate=config.listener_max_connection_creation_rate(
+                                      endpoint.listener_name),
                                   connections_max_idle_ms=config.get("connections.max.idle.ms"),
                                   ssl_context=self.listener_ssl.get(endpoint.listener_name),
                                   ssl_handshake_timeout_s=self._ssl_handshake_timeout_s(),
@@ -592,6 +597,8 @@ class KafkaServer:
             await rm.replica_fetcher_manager.close()
         if rm is not None and rm.alter_partition_manager is not None:
             await rm.alter_partition_manager.close()
+        if rm is not None:
+            await rm.close_alter_log_dirs_manager()
 
     # -- the group coordinator (kbroker/group), built on first use ----------------------------
     def _build_group_coordinator(self) -> GroupCoordinator:
@@ -662,7 +669,7 @@ class KafkaServer:
                 if cache is not None:  # not built yet: it loads every user when it is
                     cache.refresh(_started(self.zk_client), name)
                 self.client_quotas.refresh(_started(self.zk_client), kind, name)
-            elif kind == CLIENTS:
+            elif kind in (CLIENTS, IPS):
                 self.client_quotas.refresh(_started(self.zk_client), kind, name)
 
     # -- background work ---------------------------------------------------------------------
@@ -729,6 +736,14 @@ def _scram_credentials(zk_client: KafkaZkClient) -> tuple:
     cache = CredentialCache()
     cache.load(zk_client)
     return cache, ScramCredentialManager(zk_client, cache)
+
+
+def _admin_manager(config: KafkaConfig, zk_client: KafkaZkClient, metadata_cache: MetadataCache) -> AdminManager:
+    """Topic creation, deletion and configs (imported with the first request that needs them)."""
+    from kbroker.metadata.admin_manager import AdminManager
+    from kbroker.metadata.admin_zk_client import AdminZkClient
+
+    return AdminManager(config, AdminZkClient(zk_client), metadata_cache)
 
 
 def _client_quota_admin(zk_client: KafkaZkClient, client_quotas: ClientQuotaManagers) -> ClientQuotaAdmin:

@@ -61,6 +61,7 @@ from chaos_workload import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from kbroker.testing.processes import tail
 from kbroker.testing.waiting import eventually
 
 TOPIC = "chaos"
@@ -71,6 +72,7 @@ CI_SEED = 16  # CI replays one schedule; a soak draws a fresh seed and prints it
 HEAL_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 120.0
 DIVERGENCE_TIMEOUT_S = 60.0
+LOG_TAIL_LINES = 60
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Run:
         self.producers: list[ProducerWorker] = []
         self.consumers: list[ConsumerWorker] = []
         self.txn_producers: list[TransactionalProducerWorker] = []
+        self.cluster: ChaosCluster | None = None
 
     def say(self, line: str) -> None:
         print(f"[{time.monotonic() - self.t0:7.1f}s] {line}", flush=True)
@@ -125,7 +128,7 @@ class Run:
     def execute(self) -> Outcome:
         network = make_network(["zk", *(f"b{b}" for b in BROKER_IDS)], not self.args.no_netns)
         try:
-            cluster = ChaosCluster(self.workdir, network, TOPIC, PARTITIONS)
+            cluster = self.cluster = ChaosCluster(self.workdir, network, TOPIC, PARTITIONS)
         except BaseException:
             network.close()
             raise
@@ -149,6 +152,14 @@ class Run:
                 worker.stop()
             cluster.close()
         return self.outcome
+
+    def print_log_tails(self, lines: int = LOG_TAIL_LINES) -> None:
+        """The end of each broker's output (a stuck one's thread stacks included), for a failed run."""
+        if self.cluster is None:
+            return
+        for broker_id, broker in sorted(self.cluster.kafka.brokers.items()):
+            print(f"--- broker {broker_id}, last {lines} lines of {broker.output_path}:\n"
+                  f"{tail(broker.output_path, lines)}", file=sys.stderr)
 
     def _create_topic(self, cluster: ChaosCluster) -> None:
         admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
@@ -199,9 +210,10 @@ class Run:
         try:
             fault = nemesis.run(cluster, self.rng)
         except AssertionError as failure:  # a wait inside the nemesis ran out: the cluster did not recover
-            self.outcome.violations.append(f"not_recovered: during {nemesis.name}: {failure}")
+            # BrokerFailed's message carries the tail of the broker's log (with its threads' stacks:
+            # kill_stuck); the violation keeps its first line.
+            self.outcome.violations.append(f"not_recovered: during {nemesis.name}: {str(failure).splitlines()[0]}")
             self.say(f"nemesis {nemesis.name} FAILED: {failure}")
-            cluster.heal_everything()
         else:
             self.outcome.faults.append(fault)
             self.say(f"nemesis {fault.nemesis} on {fault.target}: held {fault.healed - fault.started:.1f}s")
@@ -212,8 +224,8 @@ class Run:
             cluster.heal_everything()
             took = cluster.wait_healthy(HEAL_TIMEOUT_S)
             self.say(f"cluster whole again {when} ({took:.1f}s, {self._acked()} acked)")
-        except AssertionError as failure:
-            self.outcome.violations.append(f"not_healed: {when}: {failure}")
+        except AssertionError as failure:  # a broker that would not start again included: go on to the checker
+            self.outcome.violations.append(f"not_healed: {when}: {str(failure).splitlines()[0]}")
             self.say(f"cluster NOT whole {when}: {failure}")
 
     # -- the end: quiesce, read back, check --------------------------------------------------------------
@@ -406,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception:
         traceback.print_exc()
+        run.print_log_tails()
         print(f"chaos: the harness failed (seed {seed}); work dir kept: {workdir}", file=sys.stderr)
         return 2
     report(run, time.monotonic() - run.t0)

@@ -31,6 +31,19 @@ BROKER_IDS = (1, 2, 3)
 SESSION_TIMEOUT_MS = 6000
 REPLICA_LAG_MS = 5000
 OFFSETS_PARTITIONS = 6  # fewer than Kafka's 50: every leader election after a kill is quicker
+# A restarted broker answers only once it has loaded its logs and registered, as Kafka's
+# KafkaServer.startup enables request processing only after LogManager.startup and the
+# registration (which waits out the killed run's session). Loading after a kill -9 recovers every
+# segment from the recovery point on, which grows with the run; on a loaded machine and through the
+# FUSE passthrough that took past the 15 s kbroker.testing allows (the 24-minute soak, broker 2 at
+# 737 s). So a restart may take the broker's own registration wait (1.5 session timeouts + 2 s,
+# server.py) plus this much for loading.
+LOAD_ALLOWANCE_S = 120.0
+RESTART_TIMEOUT_S = SESSION_TIMEOUT_MS * 1.5 / 1000 + 2 + LOAD_ALLOWANCE_S
+# Small segments, so that the recovery point moves (it advances when a rolled segment is flushed)
+# and a restart after kill -9 recovers a bounded tail, as in production where 1 GiB segments roll;
+# at this rate a 1 GiB segment never would, and every restart would replay the partition's history.
+SEGMENT_BYTES = 1 << 20
 OVERRIDES = (
     f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",
     f"replica.lag.time.max.ms={REPLICA_LAG_MS}",
@@ -43,6 +56,7 @@ OVERRIDES = (
     f"transaction.state.log.num.partitions={OFFSETS_PARTITIONS}",
     "group.initial.rebalance.delay.ms=0",
     "unclean.leader.election.enable=false",
+    f"log.segment.bytes={SEGMENT_BYTES}",
 )
 OFFSETS_TOPIC = "__consumer_offsets"
 DISK_BROKER = 3
@@ -181,8 +195,12 @@ class ChaosCluster:
         """Start a killed broker again once ZooKeeper has dropped its old registration."""
         self.wait(lambda: broker_id not in self.live(), f"broker {broker_id}'s old session to expire",
                   timeout=SESSION_TIMEOUT_MS / 1000 + 20)
-        self.kafka.restart(broker_id)
+        self.restart(broker_id)
         self.wait(lambda: broker_id in self.live(), f"broker {broker_id} to register again")
+
+    def restart(self, broker_id: int) -> None:
+        """Start a stopped or killed broker; returns once it answers (RESTART_TIMEOUT_S)."""
+        self.kafka.brokers[broker_id].start(RESTART_TIMEOUT_S)
 
     def free_disk(self) -> None:
         (self.disk.mount_point / FILLER).unlink(missing_ok=True)

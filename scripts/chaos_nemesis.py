@@ -68,7 +68,7 @@ def _kill_and_restart(cluster: ChaosCluster, broker_id: int, name: str, rng: ran
     cluster.kafka.kill(broker_id)
     time.sleep(rng.uniform(0, 2))
     if at_once:
-        cluster.kafka.restart(broker_id)
+        cluster.restart(broker_id)
         cluster.wait(lambda: cluster.epoch(broker_id) > epoch, f"broker {broker_id} to register with a new epoch",
                      timeout=EXPIRY_TIMEOUT_S)
     else:
@@ -198,7 +198,7 @@ def _restart_after_disk_fault(cluster: ChaosCluster, broker_id: int, what: str) 
     code = broker.stop(timeout=60)
     if code != 0:
         raise AssertionError(f"broker {broker_id} exited {code} on SIGTERM after {what}")
-    broker.start()
+    cluster.restart(broker_id)
     cluster.wait(lambda: broker_id in cluster.live(), f"broker {broker_id} to register again")
 
 

@@ -4,6 +4,7 @@ change notifications followed by a second broker's authorizer on the same store.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
@@ -287,3 +288,36 @@ def test_a_store_failure_fails_that_resource_alone(store, monkeypatch):
     assert list(failed) == [binding("broken", Op.READ).pattern]
     assert authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "fine")
     assert not authorizer.authorize(ALICE, HOST, Op.READ, R.TOPIC, "broken")
+
+
+def test_a_burst_of_notifications_on_the_loop_is_read_once():
+    """CreateAcls of many bindings fires one watch event per notification, queued on the event
+    loop; the other broker's authorizer reads the notifications once after the burst (not once
+    per event, each listing all of them) and enforces every ACL."""
+    async def scenario() -> tuple[int, bool]:
+        store = EmbeddedZNodeStore(None, notify=asyncio.get_running_loop().call_soon)
+        writer, reader = make(store), make(store)
+        listings = 0
+        real_listing = reader.zk.change_notifications
+
+        def counted() -> list[tuple[str, str]]:
+            nonlocal listings
+            listings += 1
+            return real_listing()
+
+        reader.zk.change_notifications = counted  # type: ignore[method-assign]
+        writer.create_acls([binding(f"topic-{i}", Op.READ) for i in range(200)])
+        await eventually_async(lambda: reader.authorize(ALICE, HOST, Op.READ, R.TOPIC, "topic-199"))
+        return listings, all(reader.authorize(ALICE, HOST, Op.READ, R.TOPIC, f"topic-{i}") for i in range(200))
+
+    listings, all_enforced = asyncio.run(scenario())
+
+    assert all_enforced and listings == 1
+
+
+async def eventually_async(condition, attempts: int = 100) -> None:
+    for _ in range(attempts):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")

@@ -1,8 +1,8 @@
 """Kafka's authorization answers over raw sockets, from a broker whose AclAuthorizer
 (allow.everyone.if.no.acl.found=false) grants User:ANONYMOUS nothing but DESCRIBE on topics named
 auto*: the ACL APIs, the inter-broker APIs, Metadata, FindCoordinator, InitProducerId, Produce,
-CreateTopics, DescribeConfigs, the SCRAM credential APIs and the KIP-848 group APIs each answer with the error
-KafkaApis gives."""
+CreateTopics, DescribeConfigs, the SCRAM credential APIs, the log dir APIs and the KIP-848 group APIs each
+answer with the error KafkaApis gives."""
 
 from __future__ import annotations
 
@@ -130,6 +130,17 @@ def test_elect_leaders_names_each_partition_refused(kbroker):
     assert answer["error_code"] == CLUSTER_AUTHORIZATION_FAILED
     [result] = answer["replica_election_results"]
     assert [p["error_code"] for p in result["partition_result"]] == [CLUSTER_AUTHORIZATION_FAILED] * 2
+
+
+def test_log_dir_apis_need_the_cluster(kbroker):
+    """AlterReplicaLogDirs needs ALTER (each partition refused, no top-level code), DescribeLogDirs
+    DESCRIBE (a top-level refusal, no dirs)."""
+    answer = call(kbroker, 34, 2, {"dirs": [{"path": str(kbroker.log_dir), "topics": [
+        {"name": "t", "partitions": [0, 1]}]}]})
+    assert [(r["topic_name"], [p["error_code"] for p in r["partitions"]]) for r in answer["results"]] == \
+        [("t", [CLUSTER_AUTHORIZATION_FAILED] * 2)]
+    described = call(kbroker, 35, 4, {"topics": None})
+    assert (described["error_code"], described["results"]) == (CLUSTER_AUTHORIZATION_FAILED, [])
 
 
 def test_kip848_group_apis_need_the_group(kbroker):

@@ -64,3 +64,26 @@ def test_an_id_held_by_a_live_session_stops_the_start_with_one_line(zookeeper, b
     errors = [line for line in output.splitlines() if " ERROR " in line]
     assert errors == [errors[0]] and "cannot start: broker.id 7 is registered in ZooKeeper by another session" \
         in errors[0]
+
+
+def test_a_start_that_never_answers_leaves_every_threads_stack_in_the_output(zookeeper, broker_factory):
+    """A broker that does not answer ApiVersions in time (here: still waiting for a registration a
+    live session holds) is killed with SIGABRT first, so its log says where it was stuck
+    (faulthandler's dump; scripts/chaos's failing soak had only "did not answer" to go on)."""
+    chroot = f"/kbroker-registration-{uuid.uuid4().hex[:8]}"
+    other = KazooClient(hosts=zookeeper, timeout=10)
+    other.start(timeout=10)
+    try:
+        other.create(f"{chroot}/brokers/ids/8", b'{"version":5,"host":"elsewhere","port":9092,"endpoints":[]}',
+                     ephemeral=True, makepath=True)
+        broker = broker_factory.start("broker.id=8", f"zookeeper.connect={zookeeper}{chroot}", *OVERRIDES,
+                                      start=False)
+        with pytest.raises(BrokerFailed, match="did not answer ApiVersions") as failed:
+            broker.start(timeout=1.0)
+    finally:
+        other.stop()
+        other.close()
+    assert not broker.alive()
+    assert "Fatal Python error: Aborted" in failed.value.args[0]  # the tail in the message carries it
+    stacks = broker.output().split("Fatal Python error: Aborted", 1)[1]
+    assert "most recent call first" in stacks and "kbroker/cli.py" in stacks

@@ -217,3 +217,67 @@ def test_controller_mutations_spend_a_token_bucket():
     assert bucket.throttle_time_ms(0) == 2500  # 5 tokens short at 2 tokens a second
     assert bucket.throttle_time_ms(1000) == 1500  # refilled meanwhile
     assert bucket.throttle_time_ms(3000) == 0
+
+
+# -- ip entities (KIP-612's connection_creation_rate) -------------------------------------------
+def test_ip_entities_are_stored_under_config_ips_and_followed(admin):
+    followed: list[tuple[str | None, int | None]] = []
+    admin.managers.follow_ip_quotas(lambda address, rate: followed.append((address, rate)))
+
+    results = admin.alter([entry({"ip": "127.0.0.2"}, connection_creation_rate=5.0),
+                           entry({"ip": None}, connection_creation_rate=100.0)], False)
+
+    assert [r["error_code"] for r in results] == [0, 0]
+    assert stored(admin, "/config/ips/127.0.0.2") == {"version": 1, "config": {"connection_creation_rate": "5"}}
+    assert stored(admin, "/config/ips/<default>")["config"] == {"connection_creation_rate": "100"}
+    changes = admin.zk_client.store.get_children("/config/changes")
+    paths = {json.loads(admin.zk_client.store.get(f"/config/changes/{c}")[0])["entity_path"] for c in changes}
+    assert paths == {"ips/127.0.0.2", "ips/<default>"}
+    assert followed == [("127.0.0.2", 5), (None, 100)]  # this broker's ConnectionQuotas, at once
+    admin.alter([entry({"ip": "127.0.0.2"}, connection_creation_rate=None)], False)
+    assert followed[-1] == ("127.0.0.2", None)
+
+
+def test_ip_quotas_written_before_the_start_are_loaded_and_handed_on(admin):
+    admin.alter([entry({"ip": "10.1.2.3"}, connection_creation_rate=7.0)], False)
+    fresh = ClientQuotaManagers()
+    fresh.load(admin.zk_client)
+    followed: list[tuple[str | None, int | None]] = []
+
+    fresh.follow_ip_quotas(lambda address, rate: followed.append((address, rate)))
+
+    assert followed == [("10.1.2.3", 7)]
+
+
+@pytest.mark.parametrize(("bad_entry", "message"), [
+    (entry({"ip": "1.2.3.4", "user": "a"}, connection_creation_rate=1.0),
+     "Invalid quota entity combination, IP entity should not be used with user/client ID entity."),
+    (entry({"ip": "1.2.3.4"}, producer_byte_rate=1.0), "Invalid configuration key producer_byte_rate"),
+    (entry({"user": "a"}, connection_creation_rate=1.0), "Invalid configuration key connection_creation_rate"),
+    (entry({"ip": "1.2.3.4"}, connection_creation_rate=1.5), "Configuration connection_creation_rate must be a INT value"),
+    (entry({"ip": "no such host.invalid"}, connection_creation_rate=1.0),
+     "no%20such%20host.invalid is not a valid IP or resolvable host."),
+    (entry({"ip": ""}, connection_creation_rate=1.0), "Empty ip not supported"),
+])
+def test_bad_ip_alterations_are_kafkas(admin, bad_entry, message):
+    result, = admin.alter([bad_entry], False)
+
+    assert (result["error_code"], result["error_message"]) == (Errors.INVALID_REQUEST, message)
+    assert admin.zk_client.get_entity_names("ips") == []
+
+
+def test_describe_ip_entities_as_kafka(admin):
+    admin.alter([entry({"ip": "10.0.0.1"}, connection_creation_rate=1.0),
+                 entry({"ip": None}, connection_creation_rate=2.0),
+                 entry({"user": "alice"}, producer_byte_rate=3.0)], False)
+    one, default_ip, alice = ("ip", "10.0.0.1"), ("ip", None), ("user", "alice")
+
+    assert describe_names(admin, [("ip", 0, "10.0.0.1")], True) == [(one,)]
+    assert describe_names(admin, [("ip", 1, None)], True) == [(default_ip,)]
+    assert describe_names(admin, [("ip", 2, None)], True) == sorted([(one,), (default_ip,)], key=repr)  # as Kafka
+    assert describe_names(admin, [], False) == sorted([(one,), (default_ip,), (alice,)], key=repr)
+    assert describe_names(admin, [], True) == []
+    assert describe_names(admin, [("user", 2, None)], False) == [(alice,)]
+    assert describe_names(admin, [("ip", 0, "10.9.9.9")], True) == []
+    values = admin.describe([{"entity_type": "ip", "match_type": 0, "match": "10.0.0.1"}], True)[0]["values"]
+    assert values == [{"key": "connection_creation_rate", "value": 1.0}]

@@ -171,3 +171,20 @@ def test_a_plaintext_client_is_the_user_anonymous(kbroker):
             assert produce_answer(client, topic, 300_000)["throttle_time_ms"] > 0
     finally:
         alter(kbroker.port, {"user": "ANONYMOUS"}, producer_byte_rate=None)
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_ip_entities_alter_and_describe(kbroker, version):
+    ip = f"10.9.0.{version + 1}"
+    assert alter(kbroker.port, {"ip": ip}, version, connection_creation_rate=30.0)["entries"][0]["error_code"] == 0
+
+    described = describe(kbroker.port, [("ip", 0, ip)], version=version)
+
+    assert described["error_code"] == 0
+    assert described["entries"] == [{"entity": [{"entity_type": "ip", "entity_name": ip}],
+                                     "values": [{"key": "connection_creation_rate", "value": 30.0}]}]
+    mixed = alter(kbroker.port, {"ip": ip, "client-id": "c"}, version, connection_creation_rate=1.0)["entries"][0]
+    assert (mixed["error_code"], mixed["error_message"]) == (INVALID_REQUEST, "Invalid quota entity combination, "
+                                                             "IP entity should not be used with user/client ID entity.")
+    alter(kbroker.port, {"ip": ip}, version, connection_creation_rate=None)
+    assert describe(kbroker.port, [("ip", 0, ip)], version=version)["entries"] == []

@@ -126,6 +126,10 @@ def message_strategy(api_key: int, version: int, kind: str) -> st.SearchStrategy
 # ------------------------------------------------------------------ kafka-python oracle
 
 
+# Vendored schemas newer than kafka-python's copies (from the kafka-clients 4.4.0 jar).
+NEWER_THAN_KAFKA_PYTHON = frozenset({"TxnOffsetCommitRequest", "TxnOffsetCommitResponse"})
+
+
 @functools.cache
 def kafka_python_struct(api_key: int, kind: str):
     """kafka-python's field machinery built from the raw schema file (ours or Kafka's).
@@ -138,8 +142,12 @@ def kafka_python_struct(api_key: int, kind: str):
 
     schema = REGISTRY.get(api_key, kind)
     # kafka-python's loader takes package names: ours, then its own schema package, then the
-    # Kafka schemas we vendor that its package data lacks (KIP-848's ConsumerGroup* APIs).
-    for package in ("kbroker.protocol.schemas", "kafka.protocol.schemas.resources", "kbroker.protocol.schemas.kafka"):
+    # Kafka schemas we vendor that its package data lacks (KIP-848's ConsumerGroup* APIs) or
+    # has in an older form (Kafka 4.4's TxnOffsetCommit v6 renamed GenerationId).
+    packages = ("kbroker.protocol.schemas", "kafka.protocol.schemas.resources", "kbroker.protocol.schemas.kafka")
+    if schema.name in NEWER_THAN_KAFKA_PYTHON:
+        packages = ("kbroker.protocol.schemas.kafka",)
+    for package in packages:
         try:
             return StructField(load_json(schema.name, package=package))
         except FileNotFoundError:

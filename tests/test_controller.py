@@ -309,6 +309,21 @@ def test_reassignment_completes_when_the_targets_are_in_sync(cluster):
     assert cluster.controller.alter_reassignments([("m", 0, None)])[("m", 0)][0] == Errors.NO_REASSIGNMENT_IN_PROGRESS
 
 
+def test_a_reassignment_tells_every_broker_the_new_leader_epoch(cluster):
+    """Kafka's controller updates every broker's metadata with each LeaderAndIsr: a reassignment
+    to the same replicas (a plan that only moves log dirs) bumps the leader epoch and completes
+    at once, so without it clients would keep the old epoch and the leader would fence them."""
+    cluster.create_topic("same", {0: [1, 2]})
+    cluster.channel.take(ApiKey.UPDATE_METADATA)
+    assert cluster.controller.alter_reassignments([("same", 0, [1, 2])])[("same", 0)] == (Errors.NONE, None)
+    epoch = cluster.state("same", 0).leader_epoch
+    assert epoch == 1 and cluster.controller.ongoing_reassignments() == {}
+    updates = cluster.channel.take(ApiKey.UPDATE_METADATA)
+    assert sorted(b for b, _ in updates) == [1, 2, 3]
+    assert all([(t["topic_name"], s["partition_index"], s["leader_epoch"])
+                for t in r["topic_states"] for s in t["partition_states"]] == [("same", 0, epoch)] for _, r in updates)
+
+
 def test_topic_deletion_stops_replicas_and_removes_znodes(cluster):
     cluster.create_topic("gone", {0: [1, 2]})
     cluster.channel.sent.clear()

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from kbroker.api.handlers import HANDLER_MODULES
+from kbroker.api.handlers import ADVERTISED_VERSIONS, HANDLER_MODULES, HANDLERS
 
 _FIRST_LINE = re.compile(r"(?P<name>[A-Za-z]+) \((?P<key>\d+)\): \S.*\.$")
 _VERSIONS = re.compile(r"- Versions: (?P<low>\d+)(?:-(?P<high>\d+))? served"
@@ -33,3 +33,7 @@ def test_handler_header(module_name: str):
         assert (int(versions["ad_low"]), int(versions["ad_high"])) == module.ADVERTISED_VERSIONS
     else:
         assert getattr(module, "ADVERTISED_VERSIONS", module.VERSIONS) == module.VERSIONS
+    # The registry's table (read without importing the module) says what the module declares.
+    assert HANDLERS[module_name] == (module.API_KEY, module.VERSIONS)
+    assert ADVERTISED_VERSIONS.get(module_name, module.VERSIONS) == getattr(module, "ADVERTISED_VERSIONS",
+                                                                            module.VERSIONS)

@@ -2,25 +2,40 @@
 a kbroker with two log dirs, and kafka-python's describe_log_dirs, alter_replica_log_dirs,
 describe_features, update_features, describe_metadata_quorum and describe_topic_partitions.
 
-- ApiVersions advertises 34 v1-2, 35 v1-5 and 57 v0-2, and neither DescribeQuorum (55) nor
-  DescribeTopicPartitions (75): a ZooKeeper-mode Kafka serves neither.
+- ApiVersions advertises 34 v1-2, 35 v1-5, 57 v0-2 and DescribeTopicPartitions (75) v0 (served as
+  a KRaft broker serves it, for Kafka 4.x's Admin and tools), but not DescribeQuorum (55): a
+  ZooKeeper-mode Kafka has no quorum to describe.
 - DescribeLogDirs lists both dirs (absolute paths) with their volume sizes; each partition in
   the dir holding it, with its size growing with the data and an offset lag of 0; a topics
   filter keeps the asked partitions only; v1 has no volume sizes; a dir taken offline answers
   KAFKA_STORAGE_ERROR alone (in-process, through the LogDirFailureChannel).
-- AlterReplicaLogDirs: the current dir NONE, the other dir KAFKA_STORAGE_ERROR (moves are not
-  built) with the replica left in place, a path not in log.dirs LOG_DIR_NOT_FOUND, a partition
-  not hosted REPLICA_NOT_AVAILABLE.
+- AlterReplicaLogDirs: the current dir NONE; the other dir NONE, and the replica moves there
+  with its records (read back by Fetch) and takes produce after the move; a path not in
+  log.dirs LOG_DIR_NOT_FOUND, a partition not hosted REPLICA_NOT_AVAILABLE. (The move itself
+  is tested in-process in tests/test_replica_alter_log_dirs.py.) A DescribeLogDirs pipelined
+  behind it shows the future replica in the destination while the move is in flight; a
+  broker stopped mid-move (its `-future` dir) resumes the move at its next start; an
+  idempotent producer's records acknowledged during a move are all there after it.
 - UpdateFeatures: each of Kafka's per-feature refusals with its message in v0 and v1, the first
   one as the top-level error in v2, an empty request INVALID_REQUEST.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from kbroker.testing.raw_client import NONE, RawClient, advertised_api_keys, create_topic, produce
+from kbroker.testing.raw_client import (
+    NONE,
+    RawClient,
+    advertised_api_keys,
+    create_topic,
+    produce,
+    read_partition,
+)
 from kbroker.testing.records import build_batch
+from kbroker.testing.waiting import eventually
 
 ALTER_REPLICA_LOG_DIRS, DESCRIBE_LOG_DIRS, DESCRIBE_QUORUM, UPDATE_FEATURES = 34, 35, 55, 57
 DESCRIBE_TOPIC_PARTITIONS = 75
@@ -61,7 +76,7 @@ def test_advertised_versions(kbroker):
     assert advertised[DESCRIBE_LOG_DIRS] == (1, 5)
     assert advertised[UPDATE_FEATURES] == (0, 2)
     assert DESCRIBE_QUORUM not in advertised
-    assert DESCRIBE_TOPIC_PARTITIONS not in advertised
+    assert advertised[DESCRIBE_TOPIC_PARTITIONS] == (0, 0)
 
 
 def test_describe_log_dirs(kbroker, log_dirs):
@@ -102,13 +117,138 @@ def test_alter_replica_log_dirs(kbroker, log_dirs):
         [answer] = result["partitions"]
         return answer["error_code"]
 
+    with RawClient(kbroker.port) as client:
+        assert produce(client, "alterdirs", 0, build_batch([b"before-%d" % i for i in range(50)]))["error_code"] == NONE
     assert alter(current) == NONE
     assert alter(current, version=1) == NONE
-    assert alter(other) == KAFKA_STORAGE_ERROR
-    assert ("alterdirs", 0) in partitions_by_dir(describe(kbroker.port))[current]  # left where it was
+    assert alter(other) == NONE
+    eventually(lambda: ("alterdirs", 0) in partitions_by_dir(describe(kbroker.port))[other], what="the move")
+    assert ("alterdirs", 0) not in partitions_by_dir(describe(kbroker.port))[current]
+    with RawClient(kbroker.port) as client:
+        assert produce(client, "alterdirs", 0, build_batch([b"after"]))["error_code"] == NONE
+    high_watermark, records = read_partition(kbroker.port, "alterdirs", 0)
+    assert high_watermark == 51
+    assert [value for _offset, _key, value, _ts in records] == [b"before-%d" % i for i in range(50)] + [b"after"]
+    assert alter(other) == NONE  # where it is now: nothing to do
     assert alter("/no/such/dir") == LOG_DIR_NOT_FOUND
     assert alter(current, "alterdirs", 7) == REPLICA_NOT_AVAILABLE
     assert alter(current, "no-such-topic") == REPLICA_NOT_AVAILABLE
+
+
+def test_describe_log_dirs_shows_the_future_replica_of_a_move_in_flight(kbroker, log_dirs):
+    """12 MiB take a dozen 1 MiB steps to move, and the steps yield to requests: a
+    DescribeLogDirs pipelined behind the AlterReplicaLogDirs sees the future replica in the
+    destination (IsFutureKey, part of the size, a lag), and the replica once it has moved."""
+    create_topic(kbroker.port, "inflight", partitions=1)
+    [current] = [d for d, held in partitions_by_dir(describe(kbroker.port)).items() if ("inflight", 0) in held]
+    [other] = [d for d in log_dirs if d != current]
+    with RawClient(kbroker.port) as client:
+        for i in range(12):
+            batch = build_batch([bytes([i]) * 10_000] * 100)
+            assert produce(client, "inflight", 0, batch)["error_code"] == NONE
+    size = partitions_by_dir(describe(kbroker.port))[current][("inflight", 0)][0]
+    alter_body = {"dirs": [{"path": other, "topics": [{"name": "inflight", "partitions": [0]}]}]}
+    with RawClient(kbroker.port) as client:
+        client.send(ALTER_REPLICA_LOG_DIRS, 2, alter_body)
+        client.send(DESCRIBE_LOG_DIRS, 5, {"topics": [{"topic": "inflight", "partitions": [0]}]})
+        _, altered = client.receive(ALTER_REPLICA_LOG_DIRS, 2)
+        _, described = client.receive(DESCRIBE_LOG_DIRS, 5)
+    assert altered["results"][0]["partitions"][0]["error_code"] == NONE
+    in_flight = partitions_by_dir(described["results"])
+    assert in_flight[current][("inflight", 0)] == (size, 0, False)
+    future_size, lag, is_future = in_flight[other][("inflight", 0)]
+    assert is_future and future_size < size and 0 < lag <= 1200
+    eventually(lambda: ("inflight", 0) not in partitions_by_dir(describe(kbroker.port))[current], what="the move")
+    assert partitions_by_dir(describe(kbroker.port))[other][("inflight", 0)] == (size, 0, False)
+
+
+def test_records_acknowledged_during_a_move_are_all_there_after_it(kbroker, log_dirs):
+    """An idempotent producer (acks=all) keeps producing while the replica moves: every record it
+    had acknowledged is read back after the move, once, in order."""
+    import threading
+
+    from confluent_kafka import Producer
+
+    create_topic(kbroker.port, "busy", partitions=1)
+    [current] = [d for d, held in partitions_by_dir(describe(kbroker.port)).items() if ("busy", 0) in held]
+    [other] = [d for d in log_dirs if d != current]
+    with RawClient(kbroker.port) as client:
+        for _ in range(8):
+            assert produce(client, "busy", 0, build_batch([b"seed" * 2500] * 100))["error_code"] == NONE
+    acked: list[bytes] = []
+    stop = threading.Event()
+
+    def keep_producing() -> None:
+        producer = Producer({"bootstrap.servers": kbroker.bootstrap, "enable.idempotence": True, "linger.ms": 1})
+
+        def delivered(error, message) -> None:
+            if error is None:
+                acked.append(message.value())
+
+        sequence = 0
+        while not stop.is_set():
+            producer.produce("busy", b"during-%06d" % sequence, partition=0, on_delivery=delivered)
+            sequence += 1
+            producer.poll(0.001)
+        assert producer.flush(30) == 0
+
+    producing = threading.Thread(target=keep_producing)
+    producing.start()
+    try:
+        eventually(lambda: len(acked) > 100, what="records acknowledged before the move")
+        before_move = len(acked)
+        with RawClient(kbroker.port) as client:
+            answer = client.call(ALTER_REPLICA_LOG_DIRS, 2, {"dirs": [
+                {"path": other, "topics": [{"name": "busy", "partitions": [0]}]}]})
+        assert answer["results"][0]["partitions"][0]["error_code"] == NONE
+        eventually(lambda: ("busy", 0) in partitions_by_dir(describe(kbroker.port))[other], what="the move")
+        eventually(lambda: len(acked) > before_move + 100, what="records acknowledged after the move")
+    finally:
+        stop.set()
+        producing.join(60)
+    _, records = read_partition(kbroker.port, "busy", 0)
+    values = [value for _offset, _key, value, _ts in records if not value.startswith(b"seed")]
+    assert values == acked == [b"during-%06d" % i for i in range(len(acked))]
+
+
+def test_a_move_interrupted_by_a_stop_resumes_at_the_next_start(broker_factory, tmp_path):
+    """A broker stopped in the middle of a move leaves the `-future` dir (made here by the
+    first steps of a move, run in-process on the stopped broker's dirs); the next start loads
+    it, resumes the move with the partition's LeaderAndIsr, and the records stay the same."""
+    from kbroker.log.log_manager import LogManager, read_meta_properties
+    from kbroker.replica.replica_alter_log_dirs_manager import ReplicaAlterLogDirsManager, StepResult
+
+    broker = broker_factory()
+    broker.stop()
+    broker.overrides.append(f"log.dirs={broker.log_dir},{tmp_path / 'second'}")
+    broker.start()
+    create_topic(broker.port, "resumed", partitions=1)
+    with RawClient(broker.port) as client:
+        for i in range(20):
+            assert produce(client, "resumed", 0, build_batch([b"%d" % i * 3000] * 10))["error_code"] == NONE
+    expected = read_partition(broker.port, "resumed", 0)
+    dirs = sorted(partitions_by_dir(describe(broker.port)))
+    [current] = [d for d, held in partitions_by_dir(describe(broker.port)).items() if ("resumed", 0) in held]
+    [other] = [d for d in dirs if d != current]
+    assert broker.stop() == 0
+
+    meta = read_meta_properties(dirs)
+    assert meta is not None
+    logs = LogManager(dirs, cluster_id=meta["cluster.id"], broker_id=int(meta["broker.id"]))
+    future = logs.create_future_log("resumed", 0, other)
+    mover = ReplicaAlterLogDirsManager(logs, lambda *_: None, step_bytes=64 * 1024)
+    assert [mover.step(("resumed", 0)) for _ in range(3)] == [StepResult.COPIED] * 3
+    assert 0 < future.log_end_offset < expected[0]
+    logs.close()
+    future_dir = future.directory
+    assert future_dir.endswith("-future") and os.path.isdir(future_dir)
+
+    broker.start()
+    eventually(lambda: ("resumed", 0) in partitions_by_dir(describe(broker.port))[other], what="the resumed move")
+    assert ("resumed", 0) not in partitions_by_dir(describe(broker.port))[current]
+    assert not os.path.exists(future_dir)
+    assert read_partition(broker.port, "resumed", 0) == expected
+    assert broker.stop() == 0
 
 
 def update(port: int, version: int, updates: list[dict]) -> dict:
@@ -184,7 +324,6 @@ def test_kafka_python_log_dirs_features_and_what_is_not_served(kbroker, log_dirs
     from kafka.errors import (
         IncompatibleBrokerVersion,
         InvalidRequestError,
-        KafkaStorageError,
         LogDirNotFoundError,
         NoError,
     )
@@ -196,14 +335,19 @@ def test_kafka_python_log_dirs_features_and_what_is_not_served(kbroker, log_dirs
     admin = KafkaAdminClient(bootstrap_servers=kbroker.bootstrap)
     try:
         assert list(admin.alter_replica_log_dirs({replica: current}).values()) == [NoError]
-        assert list(admin.alter_replica_log_dirs({replica: other}).values()) == [KafkaStorageError]
+        assert list(admin.alter_replica_log_dirs({replica: other}).values()) == [NoError]
+        eventually(lambda: ("kp-alterdirs", 0) in partitions_by_dir(describe(kbroker.port))[other], what="the move")
         assert list(admin.alter_replica_log_dirs({replica: "/nowhere"}).values()) == [LogDirNotFoundError]
         assert admin.describe_features() == {}  # no feature supported nor finalized
         with pytest.raises(InvalidRequestError, match="the provided feature is not supported"):
             admin.update_features({"group.version": 1})  # v2: the refusal is the top-level error
-        # neither is served by a ZooKeeper-mode broker, so neither is advertised
-        for unserved in (admin.describe_metadata_quorum, lambda: admin.describe_topic_partitions(["kp-alterdirs"])):
-            with pytest.raises(IncompatibleBrokerVersion):
-                unserved()
+        # DescribeQuorum is not served by a ZooKeeper-mode broker, so not advertised
+        with pytest.raises(IncompatibleBrokerVersion):
+            admin.describe_metadata_quorum()
+        described = admin.describe_topic_partitions(["kp-alterdirs"])
+        assert described["next_cursor"] is None
+        [topic] = described["topics"]
+        assert (topic["name"], topic["error_code"]) == ("kp-alterdirs", NONE)
+        assert [(p["partition_index"], p["leader_id"], p["isr_nodes"]) for p in topic["partitions"]] == [(0, 0, [0])]
     finally:
         admin.close()

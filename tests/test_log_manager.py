@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -99,6 +100,26 @@ def test_reload_after_clean_shutdown(tmp_path):
     assert reloaded.topic_id == "AAAAAAAAAAAAAAAAAAAAAQ"
     assert reloaded.recovery_point == 15
     again.close()
+
+
+def test_loading_says_when_it_recovers_and_how_long_it_took(tmp_path, caplog):
+    """A recovery after an unclean shutdown runs before the broker listens and may take long: it
+    is announced, and each dir's load is timed (the soak's stuck-looking restart logged nothing)."""
+    lm = manager([tmp_path / "a"])
+    lm.get_or_create_log("t", 0).append_as_leader(producer_batch([b"y"] * 3), 0)
+    lm.close()
+    with caplog.at_level(logging.INFO, logger="kbroker.log.log_manager"):
+        manager([tmp_path / "a"]).close()
+        clean = [r.getMessage() for r in caplog.records]
+        caplog.clear()
+        os.remove(tmp_path / "a" / ".kafka_cleanshutdown")  # as a kill -9 leaves it
+        manager([tmp_path / "a"]).close()
+        unclean = [r.getMessage() for r in caplog.records]
+    directory = str(tmp_path / "a")
+    assert [m for m in clean if "recovering" in m] == []
+    assert any(m.startswith(f"loaded 1 logs in {directory} in ") and not m.endswith("(recovered)") for m in clean)
+    assert f"recovering the logs in {directory}: no clean shutdown file, the last run did not stop cleanly" in unclean
+    assert any(m.startswith(f"loaded 1 logs in {directory} in ") and m.endswith(" ms (recovered)") for m in unclean)
 
 
 def test_delete_log_renames_then_removes(tmp_path):

@@ -14,6 +14,7 @@ from kbroker.log.append_origin import AppendOrigin
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.index import AbortedTxn
+from kbroker.log.producer_state import CompletedTxn, ProducerStateManager
 from kbroker.log.records import ControlRecordType, build_control_batch
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.protocol.errors import Errors
@@ -208,6 +209,42 @@ def test_open_transactions_survive_a_crash(tmp_path):
     marker(reopened, ControlRecordType.COMMIT)
     reopened.update_high_watermark(reopened.log_end_offset)
     assert reopened.last_stable_offset == reopened.log_end_offset == 8
+
+
+class CountingDict(dict):
+    """Counts the entries iterated through items()."""
+
+    visited = 0
+
+    def items(self):
+        for item in super().items():
+            CountingDict.visited += 1
+            yield item
+
+
+def test_the_high_watermark_forgets_transactions_in_marker_order_without_rescanning(tmp_path):
+    psm = ProducerStateManager(str(tmp_path))
+    psm.unreplicated_txns = CountingDict()
+    # B (first offset 3) ends before A (first offset 1): the map is in marker order, not first-offset order.
+    for first, pid in ((1, PID), (3, PID + 1)):
+        psm.ongoing_txns[first] = pid
+    psm.complete_txn(CompletedTxn(PID + 1, 3, 5, is_aborted=False))
+    psm.complete_txn(CompletedTxn(PID, 1, 6, is_aborted=True))
+    psm.on_high_watermark_updated(6)
+    assert psm.unreplicated_txns == {1: (PID, 6)} and psm.first_unstable_offset() == 1
+    psm.on_high_watermark_updated(7)
+    assert psm.unreplicated_txns == {} and psm.first_unstable_offset() is None
+    # Loading replays every transaction with the log start offset as the high watermark, once per
+    # transaction: each call must look at the oldest entry only (a full scan was quadratic).
+    CountingDict.visited = 0
+    count = 2000
+    for i in range(count):
+        psm.ongoing_txns[10 + 2 * i] = PID
+        psm.complete_txn(CompletedTxn(PID, 10 + 2 * i, 11 + 2 * i, is_aborted=False))
+        psm.on_high_watermark_updated(0)
+    assert len(psm.unreplicated_txns) == count and CountingDict.visited == count
+    psm.on_high_watermark_updated(11 + 2 * (count // 2))
+    assert len(psm.unreplicated_txns) == count // 2 and min(psm.unreplicated_txns) == 10 + 2 * (count // 2)
 
 
 def replicate(leader: UnifiedLog, follower: UnifiedLog, max_bytes: int) -> None:

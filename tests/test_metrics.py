@@ -30,16 +30,15 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
 
 from kbroker.testing.batches import producer_batch
 from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.metrics_scrape import Samples, scrape
 from kbroker.testing.processes import BrokerLauncher, BrokerProcess, free_port
 from kbroker.testing.raw_client import RawClient, create_topic, produce
 from kbroker.testing.waiting import eventually
 from kbroker.testing.wire import API_VERSIONS, METADATA
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 DASHBOARD = Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json"
 
 
@@ -52,14 +51,6 @@ def dashboard_metric_names() -> set[str]:
 
 def exported_names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
-
-
-def scrape(port: int, timeout: float = 10.0) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as answer:
-        assert answer.status == 200
-        text = answer.read().decode()
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:

@@ -1,6 +1,7 @@
 """The network layer's limits over real sockets on 127.0.0.1 (issue 16, bug 5): memory follows the
 bytes that arrive, not the sizes clients claim; socket.request.max.bytes, queued.max.request.bytes,
-max.connections (and per listener), max.connections.per.ip (and its overrides) and
+max.connections (and per listener), max.connections.per.ip (and its overrides), connection
+creation rates (max.connection.creation.rate, per listener, and ip entities' quotas) and
 connections.max.idle.ms each do what Kafka does. Brokers run as subprocesses (kbroker.testing),
 except for the framing test, which drives a SocketServer in this process.
 """
@@ -17,7 +18,9 @@ import time
 import pytest
 
 from kbroker.config import ConfigError, KafkaConfig
+from kbroker.network.connection_quotas import ConnectionQuotas
 from kbroker.network.socket_server import FIRST_FRAME_BYTES, KafkaConnection, SocketServer
+from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.messages import request_codec
 from kbroker.testing import raw_client, wire
 from kbroker.testing.processes import BrokerProcess, free_port
@@ -306,3 +309,91 @@ def test_per_ip_overrides_parse_hosts_and_counts():
     config = KafkaConfig.load(overrides=["max.connections.per.ip.overrides=hostName:100, 127.0.0.1:200,[::1]:7"],
                               defaults={})
     assert config.max_connections_per_ip_overrides == {"hostName": 100, "127.0.0.1": 200, "::1": 7}
+
+
+# ------------------------------------------------------------------------------ connection creation rates (KIP-612)
+
+
+def served_connection_from(port: int, source: str) -> socket.socket | None:
+    """served_connection, from the address `source` (any of 127.0.0.0/8 reaches 127.0.0.1)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
+    try:
+        api_versions(sock, 1)
+    except (wire.ConnectionClosed, OSError):
+        sock.close()
+        return None
+    return sock
+
+
+def refused_within(port: int, source: str, attempts: int) -> int | None:
+    """Opens served connections from `source` one after the other (closing each); the number of
+    the first the broker closed unanswered, or None if all were served."""
+    for attempt in range(1, attempts + 1):
+        sock = served_connection_from(port, source)
+        if sock is None:
+            return attempt
+        sock.close()
+    return None
+
+
+def set_ip_quota(port: int, ip: str | None, rate: float | None) -> None:
+    op = {"key": "connection_creation_rate", "value": rate or 0.0, "remove": rate is None}
+    body = {"entries": [{"entity": [{"entity_type": "ip", "entity_name": ip}], "ops": [op]}], "validate_only": False}
+    with raw_client.RawClient(port) as client:
+        answer = client.call(ApiKey.ALTER_CLIENT_QUOTAS, 1, body)
+    assert answer["entries"][0]["error_code"] == 0, answer
+
+
+def test_an_ip_over_its_connection_creation_rate_is_closed_and_others_are_served(broker_factory):
+    """An ip entity's connection_creation_rate (set by AlterClientQuotas, this broker follows at
+    once): connections from that address beyond the rate are closed without an answer, other
+    addresses are served meanwhile; the default ip entity applies to every address without its
+    own; removing the quota serves the address again."""
+    broker = broker_factory("quota.window.num=2", "quota.window.size.seconds=1")  # a rate over about a second
+    set_ip_quota(broker.port, "127.0.0.2", 5.0)
+
+    refused_at = refused_within(broker.port, "127.0.0.2", 200)
+
+    assert refused_at is not None and refused_at > 5, refused_at  # the first five of a second are served
+    assert refused_within(broker.port, "127.0.0.1", 30) is None  # well above 5/s, from an address without a quota
+    set_ip_quota(broker.port, "127.0.0.2", None)
+    assert refused_within(broker.port, "127.0.0.2", 30) is None
+
+    set_ip_quota(broker.port, "127.0.0.1", 1_000_000.0)  # this test's own address stays free
+    set_ip_quota(broker.port, None, 5.0)
+    assert refused_within(broker.port, "127.0.0.3", 200) is not None
+    assert refused_within(broker.port, "127.0.0.1", 30) is None
+
+
+@pytest.mark.parametrize("setting", ["max.connection.creation.rate=5", "listener.name.plaintext.max.connection.creation.rate=5"])
+def test_connections_beyond_the_creation_rate_wait_and_are_served(broker_factory, setting):
+    """max.connection.creation.rate and its listener form: connections beyond the rate are not
+    refused but accepted later, the listener waiting until the rate is back at its quota; 20
+    connections at 5 a second (measured over two one-second windows) take over two seconds,
+    where they take a few milliseconds without the setting."""
+    broker = broker_factory(setting, "quota.window.num=2", "quota.window.size.seconds=1")
+    started = time.monotonic()
+
+    assert refused_within(broker.port, "127.0.0.1", 20) is None
+
+    assert time.monotonic() - started > 2.0
+
+
+def test_connection_quotas_measure_rates_as_kafka():
+    """ConnectionQuotas' arithmetic at given times: Kafka's Rate over quota.window.num windows and
+    the throttle time (rate - quota) / quota x window, at most a window; a throttled ip connection
+    is taken back out of every rate."""
+    quotas = ConnectionQuotas(max_connections=100, max_connections_per_ip=100, max_connection_creation_rate=8,
+                              quota_window_num=2, quota_window_size_s=1)
+    quotas.add_listener("PLAINTEXT", type("Server", (), {"connections": set()})())
+    quotas.update_ip_connection_rate("10.0.0.1", 2)
+
+    assert [quotas.record_connection("PLAINTEXT", 0) for _ in range(8)] == [0] * 8
+    assert quotas.record_connection("PLAINTEXT", 0) == 125  # 9 a second over 8: (9 - 8) / 8 x 1000 ms
+    assert [quotas.record_ip_connection("PLAINTEXT", "10.0.0.1", 0) for _ in range(3)] == [0, 0, 500]
+    # Taken back: 3 again, now over 1.1 s (the elapsed time plus the window not begun yet).
+    assert quotas.record_ip_connection("PLAINTEXT", "10.0.0.1", 100) == 400
+    assert quotas.record_ip_connection("PLAINTEXT", "10.0.0.2", 100) == 0  # no quota for that address
+    assert quotas.record_connection("PLAINTEXT", 100) == 0  # the two throttled ones left the broker's rate
+    quotas.update_ip_connection_rate(None, 1)  # the default ip entity
+    assert quotas.connection_rate_for_ip("10.0.0.3") == 1 and quotas.connection_rate_for_ip("10.0.0.1") == 2

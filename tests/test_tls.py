@@ -7,8 +7,10 @@ loops the broker runs on. The clients against a real broker are in compat-tests/
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import struct
+import time
 
 import pytest
 from cryptography import x509
@@ -208,6 +210,10 @@ class Recorder:
 
     async def __call__(self, conn: KafkaConnection, frame: memoryview) -> list:
         self.principals.append(conn.session.principal)
+        return await self.echo_size(conn, frame)
+
+    @staticmethod
+    async def echo_size(_conn: KafkaConnection, frame: memoryview) -> list:
         return [struct.pack(">ii", 4, len(frame))]
 
 
@@ -261,6 +267,46 @@ def test_client_certificates_set_the_sessions_principal(ca, loop):
 
     assert run(loop, scenario()) == [3, 3, 3]
     assert recorder.principals == [KafkaPrincipal("User", "alice"), ANONYMOUS, KafkaPrincipal("User", "alice")]
+
+
+def two_record_round_trips(port: int, context: ssl.SSLContext, count: int) -> list[float]:
+    """Round trips of requests each written as two TLS records (so two TCP segments) by a client
+    with Nagle's algorithm on, as librdkafka writes them (one SSL_write per buffer slice)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as sock:
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            sock.sendall(struct.pack(">i", 3))
+            sock.sendall(b"abc")
+            answer = b""
+            while len(answer) < 8:
+                answer += sock.recv(8 - len(answer))
+            times.append(time.perf_counter() - started)
+        return times
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_QUICKACK"), reason="TCP_QUICKACK is Linux's")
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_request_in_several_tls_records_is_not_held_by_delayed_acks(ca, loop):
+    """The second record waits (Nagle) for the ACK of the first, and the broker has nothing to
+    send before the request is whole: unless it ACKs at once, each such request waits for
+    Linux's delayed-ACK timer, whose floor is 40 ms (all but the first, which the kernel's
+    quick-ACK start of a connection answers). The second fastest round trip shows which."""
+    broker = ca.issue("broker")
+    config = KafkaConfig.load(overrides=["listeners=PLAINTEXT://:0,SSL://:0", f"ssl.keystore.location={broker.pkcs12}",
+                                         f"ssl.keystore.password={STORE_PASSWORD}"])
+
+    async def scenario() -> list[float]:
+        server = SocketServer("127.0.0.1", 0, Recorder.echo_size, listener_name="SSL",
+                              ssl_context=ssl_factory.server_context(ssl_factory.ssl_settings(config, "SSL")))
+        await server.start()
+        try:
+            return await asyncio.to_thread(two_record_round_trips, server.port, client_context(ca), 20)
+        finally:
+            await server.shutdown(1.0)
+
+    assert sorted(run(loop, scenario()))[1] < 0.030
 
 
 @pytest.mark.parametrize("loop", LOOPS)

@@ -42,7 +42,7 @@ def authorize(ctx: RequestContext, operation: AclOperation, resource_type: Resou
     authorizer = ctx.services.authorizer
     if authorizer is None:
         return True
-    return authorizer.authorize(str(ctx.principal), source_of(ctx.peer), operation, resource_type, name)
+    return authorizer.authorize(ctx.principal, source_of(ctx.peer), operation, resource_type, name)
 
 
 def authorized_names(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType,
@@ -51,8 +51,8 @@ def authorized_names(ctx: RequestContext, operation: AclOperation, resource_type
     authorizer = ctx.services.authorizer
     if authorizer is None:
         return set(names)
-    principal, host = str(ctx.principal), source_of(ctx.peer)
-    return {name for name in set(names) if authorizer.authorize(principal, host, operation, resource_type, name)}
+    principal, host = ctx.principal, source_of(ctx.peer)
+    return {name for name in names if authorizer.authorize(principal, host, operation, resource_type, name)}
 
 
 # The error Kafka answers when an operation on a resource of the type is refused.
@@ -91,7 +91,7 @@ def authorized_operations(ctx: RequestContext, resource_type: ResourceType, name
     authorizer = ctx.services.authorizer
     if authorizer is None:
         return _all_supported(resource_type)
-    return authorizer.authorized_operations(str(ctx.principal), source_of(ctx.peer), resource_type, name)
+    return authorizer.authorized_operations(ctx.principal, source_of(ctx.peer), resource_type, name)
 
 
 Request = TypeVar("Request")

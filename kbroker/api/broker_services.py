@@ -6,7 +6,7 @@ consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus
 that refuses stale controller requests (api/controller_fence.py), the SCRAM credentials
 (cache and Describe/AlterUserScramCredentials), the client quotas (ClientQuotaManagers and
 Describe/AlterClientQuotas' ClientQuotaAdmin), the SASL listeners' settings and the authorizer (None
-without `authorizer.class.name`; handlers ask it through api/auth_helper.py). The group and transaction
+without `authorizer.class.name`; handlers ask it through api/auth_helper.py). The admin manager and the group and transaction
 coordinators are built the first time something needs them (a broker that never sees a group
 or a transaction starts faster and idles in less memory), behind the non-optional
 `group_coordinator` and `transaction_coordinator` accessors.
@@ -43,7 +43,9 @@ class BrokerServices:
     config: KafkaConfig
     metadata_cache: MetadataCache
     replica_manager: ReplicaManager
-    admin_manager: AdminManager
+    # CreateTopics, DeleteTopics, CreatePartitions, topic configs and auto-creation: built with
+    # the first request that needs it, so a start does not import it.
+    build_admin_manager: Callable[[], AdminManager]
     controller: KafkaController
     producer_id_manager: ZkProducerIdManager
     zk_consumer_offsets: ZkConsumerOffsets
@@ -60,10 +62,18 @@ class BrokerServices:
     authorizer: AclAuthorizer | None = None  # `authorizer.class.name`; None: everyone may do anything
     # The SASL listeners' settings by listener name; a listener missing here is not SASL.
     sasl_listeners: dict[str, ListenerSaslConfig] = field(default_factory=dict)
+    _admin_manager: AdminManager | None = field(default=None, init=False, repr=False)
     _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
     _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)
     _scram: tuple[CredentialCache, ScramCredentialManager] | None = field(default=None, init=False, repr=False)
     _client_quota_admin: ClientQuotaAdmin | None = field(default=None, init=False, repr=False)
+
+    @property
+    def admin_manager(self) -> AdminManager:
+        admin = self._admin_manager
+        if admin is None:
+            admin = self._admin_manager = self.build_admin_manager()
+        return admin
 
     @property
     def client_quota_admin(self) -> ClientQuotaAdmin:

@@ -445,14 +445,19 @@ class KafkaConfig:
 
     def listener_max_connections(self, listener_name: str) -> int | None:
         """listener.name.<listener>.max.connections, if set."""
-        text = self.listener_settings.get(f"listener.name.{listener_name.lower()}.max.connections")
+        return self._listener_count(listener_name, "max.connections")
+
+    def listener_max_connection_creation_rate(self, listener_name: str) -> int | None:
+        """listener.name.<listener>.max.connection.creation.rate, if set."""
+        return self._listener_count(listener_name, "max.connection.creation.rate")
+
+    def _listener_count(self, listener_name: str, setting: str) -> int | None:
+        name = f"listener.name.{listener_name.lower()}.{setting}"
+        text = self.listener_settings.get(name)
         if text is None:
             return None
         if not text.strip().isdigit():
-            raise ConfigError(
-                f"Invalid value {text!r} for configuration listener.name.{listener_name.lower()}.max.connections: "
-                "must be an integer of at least 0"
-            )
+            raise ConfigError(f"Invalid value {text!r} for configuration {name}: must be an integer of at least 0")
         return int(text)
 
     def _validate_socket_server(self) -> None:
@@ -470,6 +475,7 @@ class KafkaConfig:
             )
         for endpoint in self.listeners:
             self.listener_max_connections(endpoint.listener_name)
+            self.listener_max_connection_creation_rate(endpoint.listener_name)
         idle, delay = self.get("connections.max.idle.ms"), self.get("connection.failed.authentication.delay.ms")
         if idle >= 0 and delay >= idle:
             raise ConfigError(

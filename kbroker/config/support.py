@@ -81,7 +81,6 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "client.quota.callback.class",
     "replication.quota.window.num", "replication.quota.window.size.seconds",
     "alter.log.dirs.replication.quota.window.num", "alter.log.dirs.replication.quota.window.size.seconds",
-    "max.connection.creation.rate",
     # Java classes kbroker cannot load
     "create.topic.policy.class.name", "alter.config.policy.class.name", "replica.selector.class",
     "metric.reporters", "kafka.metrics.reporters",
@@ -104,7 +103,6 @@ NO_EFFECT: dict[str, str] = {
     "socket.connection.setup.timeout.ms": "the broker's own connections use controller.socket.timeout.ms",
     "socket.connection.setup.timeout.max.ms": "the broker's own connections use controller.socket.timeout.ms",
     "early.start.listeners": "the authorizer loads before any listener starts",
-    "max.request.partition.size.limit": "DescribeTopicPartitions is not served",
     "telemetry.max.bytes": "client telemetry is not served",
     "log.dir.failure.timeout.ms": "KRaft only, as in Kafka",
     "log.message.format.version": "ignored at inter.broker.protocol.version 3.0 and later, as in Kafka "

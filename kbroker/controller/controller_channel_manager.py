@@ -16,11 +16,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kbroker.background import stop_task
-from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 
 if TYPE_CHECKING:
     import ssl
+
+    from kbroker.network.network_client import NetworkClient
 
 log = logging.getLogger("kbroker.controller.channel")
 
@@ -48,6 +49,9 @@ class ControllerChannelManager:
     def add_broker(self, broker_id: int, host: str, port: int) -> None:
         if broker_id == self.local_broker_id or broker_id in self.brokers:
             return
+        # Here, not at import: a single-node broker only ever delivers to itself.
+        from kbroker.network.network_client import NetworkClient
+
         queue = _BrokerQueue(broker_id, NetworkClient(host, port, self.client_id, ssl_context=self.ssl_context))
         queue.task = asyncio.get_running_loop().create_task(self._drain(queue))
         self.brokers[broker_id] = queue

@@ -597,6 +597,10 @@ class KafkaController:
         log.info("%s-%d: reassigning %s -> %s", topic, partition, original, target)
         self._bump_leader_epoch(topic, partition)  # brokers ignore a LeaderAndIsr at an epoch they have
         self._send_leader_and_isr([(topic, partition)])
+        # Kafka's addLeaderAndIsrRequestForBrokers also updates every broker's metadata: clients
+        # must learn the new leader epoch, else the leader fences them (FENCED_LEADER_EPOCH) until
+        # the reassignment completes, or for good when it changes nothing (the same replicas).
+        self._send_update_metadata(list(self.live_brokers), [(topic, partition)])
         for broker_id in (r for r in replicas if r not in full and r in self.live_brokers):
             # Replicas a cancelled (or replaced) reassignment was adding: stop and delete them.
             self._send_stop_replica(broker_id, topic, [partition], delete=True)

@@ -481,16 +481,19 @@ class ConsumerGroupCoordinator:
         return None
 
     @staticmethod
-    def validate_txn_offset_commit(group: ConsumerGroup, member_id: str, member_epoch: int) -> Errors | None:
+    def validate_txn_offset_commit(group: ConsumerGroup, member_id: str, member_epoch: int,
+                                   stale_member_epoch: bool = False) -> Errors | None:
         """TxnOffsetCommit: a producer without the consumer's group metadata commits as it
-        likes; one with it must name a member in its current epoch (ILLEGAL_GENERATION, the
-        error TxnOffsetCommit has for a stale epoch)."""
+        likes; one with it must name a member in its current epoch (STALE_MEMBER_EPOCH where
+        the version knows it, v6+; ILLEGAL_GENERATION, the older versions' error, before)."""
         if member_epoch < 0 and not member_id:
             return None
         member = group.members.get(member_id)
         if member is None:
             return Errors.UNKNOWN_MEMBER_ID
-        return Errors.ILLEGAL_GENERATION if member_epoch != member.member_epoch else None
+        if member_epoch == member.member_epoch:
+            return None
+        return Errors.STALE_MEMBER_EPOCH if stale_member_epoch else Errors.ILLEGAL_GENERATION
 
     @staticmethod
     def validate_offset_fetch(group: ConsumerGroup, member_id: str | None, member_epoch: int) -> Errors | None:

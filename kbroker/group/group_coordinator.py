@@ -68,6 +68,8 @@ NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
 CLASSIC_GROUP_TYPE = "classic"
 # APIs that accept an empty group id (offsets-only users, and admin views of "all groups").
 _EMPTY_GROUP_ID_APIS = {ApiKey.OFFSET_COMMIT, ApiKey.OFFSET_FETCH, ApiKey.DESCRIBE_GROUPS, ApiKey.DELETE_GROUPS}
+# TxnOffsetCommit's first version with GROUP_ID_NOT_FOUND and STALE_MEMBER_EPOCH (KIP-1319).
+TXN_OFFSET_COMMIT_V6_ERRORS = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -898,17 +900,25 @@ class GroupCoordinator:
 
     async def handle_txn_commit_offsets(self, group_id: str, producer_id: int, producer_epoch: int, member_id: str,
                                         group_instance_id: str | None, generation_id: int,
-                                        offsets: dict[TopicPartition, OffsetAndMetadata]) -> dict[TopicPartition, Errors]:
+                                        offsets: dict[TopicPartition, OffsetAndMetadata],
+                                        api_version: int = 0) -> dict[TopicPartition, Errors]:
         """TxnOffsetCommit: the offsets are written in the producer's transaction and become the
-        group's only when its commit marker is written (`on_transaction_completed`)."""
+        group's only when its commit marker is written (`on_transaction_completed`). An unknown
+        group with a generation is ILLEGAL_GENERATION, and from v6 (KIP-1319) GROUP_ID_NOT_FOUND;
+        a KIP-848 member's stale epoch is STALE_MEMBER_EPOCH from v6: Kafka 4.4's
+        OffsetMetadataManager.validateTransactionalOffsetCommit."""
         error = self._validate_group_status(group_id, ApiKey.TXN_OFFSET_COMMIT)
         if error is not None:
             return dict.fromkeys(offsets, error)
+        v6_errors = api_version >= TXN_OFFSET_COMMIT_V6_ERRORS
         group = self.manager.get_group(group_id)
         if group is None:
+            if generation_id >= 0:  # as commit_offsets: a generation this coordinator never saw
+                return dict.fromkeys(offsets, Errors.GROUP_ID_NOT_FOUND if v6_errors else Errors.ILLEGAL_GENERATION)
             group = self.manager.add_group(GroupMetadata(group_id, GroupState.EMPTY, self.time_ms()))
         if group.consumer is not None:
-            error = self.consumer_groups.validate_txn_offset_commit(group.consumer, member_id, generation_id)
+            error = self.consumer_groups.validate_txn_offset_commit(group.consumer, member_id, generation_id,
+                                                                    v6_errors)
         else:
             error = self._validate_offset_commit(group, generation_id, member_id, group_instance_id,
                                                  transactional=True)

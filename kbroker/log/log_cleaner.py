@@ -808,6 +808,12 @@ class LogCleaner:
         }
         write_offset_checkpoint(os.path.join(log_dir, CLEANER_OFFSET_CHECKPOINT_FILE), entries)
 
+    def alter_checkpoint_dir(self, source_dir: str, destination_dir: str) -> None:
+        """A log moved between log dirs (Kafka's alterCheckpointDir): its entry leaves the source
+        dir's file for the destination's; the log manager already holds it in the destination."""
+        self._write_checkpoint(source_dir)
+        self._write_checkpoint(destination_dir)
+
     def forget_log(self, topic_partition: TopicPartition, log_dir: str) -> None:
         """A deleted log: drop its checkpoint entry (a new log of the same name starts dirty)."""
         self.uncleanable.discard(topic_partition)

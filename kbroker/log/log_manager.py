@@ -5,6 +5,11 @@ broker's dir), `.kafka_cleanshutdown` (written by `close`, removed once loaded; 
 logs open without rescanning), `recovery-point-offset-checkpoint`, `log-start-offset-checkpoint`
 and `replication-offset-checkpoint` (high watermarks, as ReplicaManager writes them).
 
+A replica moving to another log dir (AlterReplicaLogDirs) has a future log there,
+`<topic>-<p>.<uuid>-future` (`future_logs`, loaded again at start-up), which the replica layer
+fills and then swaps in (`replace_current_with_future_log`); a partition not hosted yet may have a
+preferred dir for its log (`maybe_update_preferred_log_dir`).
+
 The broker's event loop calls `run_retention`, `checkpoint` and `flush_if_due` periodically,
 `start_cleaner` to keep the log cleaner's task running once a log is compacted (log_cleaner.py,
 compaction with its `cleaner-offset-checkpoint`), and `close` at shutdown. Plain code, apart from
@@ -19,6 +24,7 @@ import fcntl
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +60,6 @@ log = logging.getLogger(__name__)
 
 LOCK_FILE = ".lock"
 CLEAN_SHUTDOWN_FILE = ".kafka_cleanshutdown"
-FUTURE_DIR_SUFFIX = "-future"
 STRAY_DIR_SUFFIX = "-stray"
 
 TopicPartition = tuple[str, int]
@@ -69,7 +74,9 @@ def _log_module() -> ModuleType:
 
 
 def _now_ms() -> int:
-    return _log_module().now_ms()
+    """segment.now_ms's clock, without importing the log stack: the maintenance task asks for the
+    time every second, and an idle broker without logs must not load the segment code for it."""
+    return int(time.time() * 1000)
 
 
 def read_meta_properties(log_dirs: list[str]) -> dict[str, str] | None:
@@ -149,6 +156,10 @@ class LogManager:
         self.log_dir_failure_channel = log_dir_failure_channel or LogDirFailureChannel()
         self.logs: dict[TopicPartition, UnifiedLog] = {}
         self._log_dir_of: dict[TopicPartition, str] = {}
+        # Kafka's futureLogs: the copies of replicas moving to another log dir (AlterReplicaLogDirs),
+        # and preferredLogDirs: where a partition not hosted yet is to be created.
+        self.future_logs: dict[TopicPartition, UnifiedLog] = {}
+        self._preferred_log_dirs: dict[TopicPartition, str] = {}
         self._logs_to_delete: list[tuple[int, UnifiedLog]] = []
         self._lock_fds: dict[str, int] = {}
         self.had_clean_shutdown: dict[str, bool] = {}
@@ -233,7 +244,13 @@ class LogManager:
         recovery_points = self._read_checkpoint_or_empty(log_dir, RECOVERY_POINT_CHECKPOINT_FILE)
         log_starts = self._read_checkpoint_or_empty(log_dir, LOG_START_OFFSET_CHECKPOINT_FILE)
         high_watermarks = self._read_checkpoint_or_empty(log_dir, REPLICATION_OFFSET_CHECKPOINT_FILE)
-        for name in sorted(os.listdir(log_dir)):
+        started = time.monotonic()
+        names = sorted(os.listdir(log_dir))
+        if not had_clean_shutdown and names:
+            # Recovery re-reads every segment from the recovery point on and can take a while,
+            # before the broker listens: say so, as Kafka does, rather than fall silent.
+            log.info("recovering the logs in %s: no clean shutdown file, the last run did not stop cleanly", log_dir)
+        for name in names:
             path = os.path.join(log_dir, name)
             if not os.path.isdir(path):
                 continue
@@ -244,16 +261,21 @@ class LogManager:
 
                 shutil.rmtree(path, ignore_errors=True)
                 continue
-            if name.endswith((FUTURE_DIR_SUFFIX, STRAY_DIR_SUFFIX)):
+            if name.endswith(STRAY_DIR_SUFFIX):
                 continue
             try:
                 topic_partition = logs.parse_topic_partition(name)
             except ValueError:
                 log.warning("skipping %s: not a partition directory", path)
                 continue
-            if topic_partition in self.logs:
+            is_future = name.endswith(logs.FUTURE_DIR_SUFFIX)
+            loaded = self.future_logs if is_future else self.logs
+            if topic_partition in loaded:
+                # Kafka's message: a dir failed while the current replica was being replaced.
                 raise RuntimeError(
-                    f"duplicate log directories for {name}: {self._log_dir_of[topic_partition]} and {log_dir}"
+                    f"duplicate log directories for {name}: {loaded[topic_partition].directory} and {path}; "
+                    "a log directory may have failed while a replica was moved between log directories: "
+                    "delete one of the two (preferably in the directory known to have failed recently)"
                 )
             unified_log = logs.UnifiedLog(
                 path,
@@ -264,12 +286,19 @@ class LogManager:
                 producer_id_expiration_ms=self.producer_id_expiration_ms,
                 log_dir_failure_channel=self.log_dir_failure_channel,
             )
+            if is_future:  # resumed once the partition is hosted again (ReplicaManager)
+                log.info("loaded the future log %s of a replica moving to %s", path, log_dir)
+                self.future_logs[topic_partition] = unified_log
+                continue
             if topic_partition in high_watermarks:
                 unified_log.update_high_watermark(high_watermarks[topic_partition])
             self.logs[topic_partition] = unified_log
             self._log_dir_of[topic_partition] = log_dir
         if had_clean_shutdown:
             os.remove(clean_marker)
+        loaded_here = sum(1 for d in self._log_dir_of.values() if d == log_dir)
+        log.info("loaded %d logs in %s in %.0f ms%s", loaded_here, log_dir, (time.monotonic() - started) * 1000,
+                 "" if had_clean_shutdown else " (recovered)")
 
     @staticmethod
     def _read_checkpoint_or_empty(log_dir: str, name: str) -> dict[TopicPartition, int]:
@@ -335,12 +364,25 @@ class LogManager:
             raise KafkaStorageException(
                 f"Can not create log for {topic}-{partition} because log directories {offline} are offline"
             )
-        log_dir = min(live, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
+        preferred = self._preferred_log_dirs.get(key)
+        if preferred in live:  # AlterReplicaLogDirs named it before the replica was created here
+            log_dir = preferred
+        else:
+            log_dir = min(live, key=lambda d: sum(1 for held in self._log_dir_of.values() if held == d))
+        unified_log = self._create_log(topic, partition, log_dir, _log_module().log_dir_name(topic, partition),
+                                       config or self.config_for(topic), topic_id)
+        self._preferred_log_dirs.pop(key, None)  # satisfied
+        self.logs[key] = unified_log
+        self._log_dir_of[key] = log_dir
+        return unified_log
+
+    def _create_log(self, topic: str, partition: int, log_dir: str, name: str, config: LogConfig,
+                    topic_id: str | None) -> UnifiedLog:
+        """A new empty log in `log_dir`; an I/O error takes that dir offline (KafkaStorageException)."""
         try:
-            logs = _log_module()
-            unified_log = logs.UnifiedLog(
-                os.path.join(log_dir, logs.log_dir_name(topic, partition)),
-                config or self.config_for(topic),
+            return _log_module().UnifiedLog(
+                os.path.join(log_dir, name),
+                config,
                 topic_id=topic_id,
                 had_clean_shutdown=True,
                 producer_id_expiration_ms=self.producer_id_expiration_ms,
@@ -349,13 +391,116 @@ class LogManager:
         except OSError as error:
             self._dir_failed(log_dir, f"Error while creating log for {topic}-{partition}", error)
             raise KafkaStorageException(f"cannot create a log for {topic}-{partition} in {log_dir}: {error}") from error
-        self.logs[key] = unified_log
-        self._log_dir_of[key] = log_dir
-        return unified_log
+
+    # ------------------------------------------------------------------ future logs (moves between log dirs)
+
+    def maybe_update_preferred_log_dir(self, topic: str, partition: int, log_dir: str) -> None:
+        """Remember `log_dir` for the partition's log unless its current or future log is there
+        already (Kafka's maybeUpdatePreferredLogDir); a log created later goes there."""
+        key = (topic, partition)
+        if self._log_dir_of.get(key) == log_dir or self.future_log_dir_of(topic, partition) == log_dir:
+            return
+        self._preferred_log_dirs[key] = log_dir
+
+    def get_future_log(self, topic: str, partition: int) -> UnifiedLog | None:
+        return self.future_logs.get((topic, partition))
+
+    def future_log_dir_of(self, topic: str, partition: int) -> str | None:
+        future = self.future_logs.get((topic, partition))
+        return future.parent_dir if future is not None else None
+
+    def create_future_log(self, topic: str, partition: int, log_dir: str) -> UnifiedLog:
+        """The partition's future log in `log_dir` (Kafka's getOrCreateLog with isFuture): an
+        empty log with the current one's config and topic id, filled by the
+        ReplicaAlterLogDirsManager. Refused (KafkaStorageException) while any log dir is offline,
+        so that no partition gets future logs in two dirs."""
+        key = (topic, partition)
+        current = self.logs.get(key)
+        if current is None:
+            raise LogError(Errors.REPLICA_NOT_AVAILABLE, f"{topic}-{partition} has no log on this broker")
+        if current.parent_dir == log_dir:
+            raise ValueError(f"cannot create the future log of {topic}-{partition} in its current log dir")
+        existing = self.future_logs.get(key)
+        if existing is not None:
+            return existing
+        offline = [d for d in self.log_dirs if self.is_offline(d)]
+        if offline:
+            raise KafkaStorageException(
+                f"Can not create the future log for {topic}-{partition} because log directories "
+                f"{', '.join(offline)} are offline"
+            )
+        name = _log_module().log_future_dir_name(topic, partition)
+        future = self._create_log(topic, partition, log_dir, name, current.config, current.topic_id)
+        self.future_logs[key] = future
+        self._preferred_log_dirs.pop(key, None)
+        log.info("created the future log of %s-%d in %s", topic, partition, log_dir)
+        return future
+
+    def abandon_future_log(self, topic: str, partition: int) -> bool:
+        """Drop the partition's future log (a move cancelled or redirected: Kafka's
+        removeFutureLocalReplica), its directory renamed `-delete` and removed later. A rename
+        that fails takes that dir offline; the log is forgotten all the same."""
+        future = self.future_logs.pop((topic, partition), None)
+        if future is None:
+            return False
+        try:
+            future.rename_dir(_log_module().log_delete_dir_name(topic, partition))
+        except KafkaStorageException:
+            with contextlib.suppress(OSError):
+                future.close_handlers()
+            return True
+        self._logs_to_delete.append((_now_ms() + future.config.file_delete_delay_ms, future))
+        log.info("abandoned the future log of %s-%d in %s", topic, partition, future.parent_dir)
+        return True
+
+    def replace_current_with_future_log(self, topic: str, partition: int) -> UnifiedLog:
+        """Kafka's replaceCurrentWithFutureLog: the caught-up future log takes the current log's
+        name in its dir and its place here (high watermark included); the old log is renamed
+        `-delete` and removed after file.delete.delay.ms, so fetches still reading its files
+        finish. The caller holds off appends (it runs without awaiting on the event loop).
+        The future dir is renamed first: a crash between the two renames leaves two current
+        logs, which the next start refuses with Kafka's advice, never a lost log."""
+        key = (topic, partition)
+        source = self.logs.get(key)
+        future = self.future_logs.get(key)
+        if source is None:
+            raise KafkaStorageException(f"The current replica for {topic}-{partition} is offline")
+        if future is None:
+            raise KafkaStorageException(f"The future replica for {topic}-{partition} is offline")
+        try:
+            future.rename_dir(_log_module().log_dir_name(topic, partition))
+        except KafkaStorageException:  # its dir went offline: the move is over, the current log stays
+            self.future_logs.pop(key, None)
+            with contextlib.suppress(OSError):
+                future.close_handlers()
+            raise
+        future.update_high_watermark(source.high_watermark)
+        del self.future_logs[key]
+        self.logs[key] = future
+        source_dir = self._log_dir_of[key]
+        self._log_dir_of[key] = future.parent_dir
+        if self._cleaner is not None:  # else the entry is read from any dir at the next start
+            try:
+                self._cleaner.alter_checkpoint_dir(source_dir, future.parent_dir)
+            except OSError as error:
+                self._dir_failed(future.parent_dir, "Disk error while writing the cleaner checkpoint", error)
+        try:
+            source.rename_dir(_log_module().log_delete_dir_name(topic, partition))
+        except KafkaStorageException:  # that dir is offline now (reported); the moved log serves
+            with contextlib.suppress(OSError):
+                source.close_handlers()
+        else:
+            self._logs_to_delete.append((_now_ms() + source.config.file_delete_delay_ms, source))
+            self._checkpoint_dir(source_dir)
+        self._checkpoint_dir(future.parent_dir)
+        log.info("The current replica of %s-%d is replaced with the future replica in %s",
+                 topic, partition, future.parent_dir)
+        return future
 
     def update_topic_config(self, topic: str, config: LogConfig) -> None:
-        """Apply changed topic configs to the topic's open logs (new segments follow them)."""
-        for (log_topic, _partition), unified_log in self.logs.items():
+        """Apply changed topic configs to the topic's open logs, future logs included (new
+        segments follow them)."""
+        for (log_topic, _partition), unified_log in [*self.logs.items(), *self.future_logs.items()]:
             if log_topic == topic:
                 unified_log.config = config
 
@@ -364,6 +509,8 @@ class LogManager:
         remove after file.delete.delay.ms. The log leaves this manager only once renamed: a rename
         that fails (EIO) takes its directory offline and raises KafkaStorageException."""
         key = (topic, partition)
+        self.abandon_future_log(topic, partition)  # Kafka's stopReplicas deletes both
+        self._preferred_log_dirs.pop(key, None)
         unified_log = self.logs.get(key)
         if unified_log is None:
             return False
@@ -439,17 +586,23 @@ class LogManager:
     def _dir_failed(self, log_dir: str, message: str, error: BaseException) -> None:
         self.log_dir_failure_channel.maybe_add_offline_log_dir(log_dir, f"{message} in directory {log_dir}", error)
 
+    def _future_logs_in(self, log_dir: str) -> dict[TopicPartition, UnifiedLog]:
+        return {key: future for key, future in self.future_logs.items() if future.parent_dir == log_dir}
+
     def _write_checkpoints(self, log_dir: str) -> None:
         held = {key: self.logs[key] for key, d in self._log_dir_of.items() if d == log_dir}
+        # A future log is never in the same dir as its current one: both fit one checkpoint file,
+        # as in Kafka (high watermarks are the current replicas' alone).
+        with_future = {**held, **self._future_logs_in(log_dir)}
         write_offset_checkpoint(
             os.path.join(log_dir, RECOVERY_POINT_CHECKPOINT_FILE),
-            {key: unified_log.recovery_point for key, unified_log in held.items()},
+            {key: unified_log.recovery_point for key, unified_log in with_future.items()},
         )
         write_offset_checkpoint(
             os.path.join(log_dir, LOG_START_OFFSET_CHECKPOINT_FILE),
             {
                 key: unified_log.log_start_offset
-                for key, unified_log in held.items()
+                for key, unified_log in with_future.items()
                 if unified_log.log_start_offset > unified_log.log_segments()[0].base_offset
             },
         )
@@ -464,7 +617,7 @@ class LogManager:
         flushed or started to."""
         now = _now_ms() if now is None else now
         count = 0
-        for unified_log in list(self.logs.values()):
+        for unified_log in [*self.logs.values(), *self.future_logs.values()]:
             try:
                 flushed = unified_log.flush_if_due(now)
             except KafkaStorageException:  # its directory went offline, logged once
@@ -487,6 +640,10 @@ class LogManager:
             del self._log_dir_of[key]
             with contextlib.suppress(OSError):
                 unified_log.close_handlers()
+        for key in self._future_logs_in(log_dir):  # moves into this dir are abandoned; the replicas stay
+            future = self.future_logs.pop(key)
+            with contextlib.suppress(OSError):
+                future.close_handlers()
         self._logs_to_delete = [(due, gone) for due, gone in self._logs_to_delete if gone.parent_dir != log_dir]
         fd = self._lock_fds.pop(log_dir, None)
         if fd is not None:
@@ -518,11 +675,10 @@ class LogManager:
         self._closed = True
 
     def _close_log_dir(self, log_dir: str) -> None:
-        for key, held in self._log_dir_of.items():
-            if held == log_dir:
-                unified_log = self.logs[key]
-                unified_log.flush()
-                unified_log.close()
+        in_dir = [self.logs[key] for key, held in self._log_dir_of.items() if held == log_dir]
+        for unified_log in in_dir + list(self._future_logs_in(log_dir).values()):
+            unified_log.flush()
+            unified_log.close()
         self._write_checkpoints(log_dir)
         marker = os.path.join(log_dir, CLEAN_SHUTDOWN_FILE)
         with open(marker, "w", encoding="utf-8") as file:

@@ -377,9 +377,19 @@ class ProducerStateManager:
         self.unreplicated_txns[completed.first_offset] = (completed.producer_id, completed.last_offset)
 
     def on_high_watermark_updated(self, high_watermark: int) -> None:
-        for first_offset, (_pid, last_offset) in list(self.unreplicated_txns.items()):
-            if last_offset < high_watermark:
-                del self.unreplicated_txns[first_offset]
+        """Forget the completed transactions the high watermark has passed. They complete in the
+        order of their markers, so the map's last offsets ascend: stop at the first one still
+        ahead. The loader calls this once per replayed transaction with the log start offset as
+        the high watermark, where a full scan each time made loading quadratic in the
+        transactions of the unflushed log (seconds at a restart after kill -9)."""
+        unreplicated = self.unreplicated_txns
+        replicated = []
+        for first_offset, (_pid, last_offset) in unreplicated.items():
+            if last_offset >= high_watermark:
+                break
+            replicated.append(first_offset)
+        for first_offset in replicated:
+            del unreplicated[first_offset]
 
     def update_map_end_offset(self, offset: int) -> None:
         self.map_end_offset = offset

@@ -133,7 +133,10 @@ class FetchDataInfo:
 
 
 def parse_topic_partition(dir_name: str) -> tuple[str, int]:
-    """`<topic>-<partition>` (topic names may contain '-')."""
+    """`<topic>-<partition>` (topic names may contain '-'), or a future log's
+    `<topic>-<partition>.<uuid>-future` (Kafka's parseTopicPartitionName)."""
+    if dir_name.endswith(FUTURE_DIR_SUFFIX):
+        dir_name = dir_name[: -len(FUTURE_DIR_SUFFIX)].rpartition(".")[0]
     topic, separator, partition = dir_name.rpartition("-")
     if not separator or not topic or not partition.isdigit():
         raise ValueError(f"{dir_name!r} is not a <topic>-<partition> directory name")
@@ -145,6 +148,9 @@ def log_dir_name(topic: str, partition: int) -> str:
 
 
 DELETE_DIR_SUFFIX = "-delete"
+# A replica being moved to another log dir of this broker (AlterReplicaLogDirs) is copied into a
+# "future" log named `<topic>-<partition>.<uuid>-future` until it replaces the current one.
+FUTURE_DIR_SUFFIX = "-future"
 # Linux (and most file systems) refuse longer names; topic names are ASCII, so characters are bytes.
 MAX_FILE_NAME_LENGTH = 255
 
@@ -156,6 +162,12 @@ def log_delete_dir_name(topic: str, partition: int) -> str:
     bytes: a legal topic name has up to 249 characters, and `-0.<32 hex digits>-delete` alone
     takes 42. The directory is only ever removed, so the cut topic never needs to be read back."""
     return _log_dir_name_with_suffix_capped_length(topic, partition, DELETE_DIR_SUFFIX)
+
+
+def log_future_dir_name(topic: str, partition: int) -> str:
+    """The directory name of a future log (Kafka's logFutureDirName). Not shortened: it must be
+    read back at start-up, so a topic too long for it cannot be moved (INVALID_TOPIC_EXCEPTION)."""
+    return f"{log_dir_name(topic, partition)}.{uuid.uuid4().hex}{FUTURE_DIR_SUFFIX}"
 
 
 _P = ParamSpec("_P")
@@ -295,6 +307,17 @@ class UnifiedLog:
     def size(self) -> int:
         """Bytes in all segments."""
         return self.segments.size_in_bytes
+
+    @property
+    def is_future(self) -> bool:
+        """A future log: the copy of a replica moving to this log dir (AlterReplicaLogDirs)."""
+        return self.directory.rstrip("/").endswith(FUTURE_DIR_SUFFIX)
+
+    @property
+    def truncation_count(self) -> int:
+        """How many truncations this log has had: a copy of it (the future log) that saw a
+        different count must look for where they diverge."""
+        return self._truncations
 
     @property
     def log_end_offset(self) -> int:

@@ -13,6 +13,16 @@ ConnectionQuotas (core/.../network/SocketServer.scala) counts them:
 
 A listener's limit is `listener.name.<name>.max.connections`, else max.connections. Override
 hosts are resolved once, at start, to every address they name.
+
+Connection creation rates (KIP-612), measured with Kafka's sampled Rate over `quota.window.num`
+windows of `quota.window.size.seconds`:
+- `max.connection.creation.rate` (broker-wide, every listener but the protected inter-broker one)
+  and `listener.name.<name>.max.connection.creation.rate` (defaulting to the broker-wide value, as
+  Kafka's listener configs do): an accepted connection over either rate waits, and the listener
+  accepts nothing else meanwhile, until the rate is back at its quota (at most one window);
+- `connection_creation_rate` quotas of `ip` entities (`/config/ips/<ip>`, `/config/ips/<default>`,
+  set by AlterClientQuotas): a connection from an address over its rate is not served and is
+  closed once the rate is back at the quota (at most one window), counted in no rate nor count.
 """
 
 from __future__ import annotations
@@ -23,6 +33,13 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from kbroker.config.value_types import ConfigError
+from kbroker.metrics.rate import Rate, throttle_time_ms
+
+# QuotaConfig.IP_CONNECTION_RATE_DEFAULT and max.connection.creation.rate's default (Int.MaxValue):
+# no connection rate quota at all, nothing measured.
+UNLIMITED_RATE = 2**31 - 1
+# IP rate sensors kept before idle ones are dropped (Kafka expires them after an hour idle).
+MAX_IP_SENSORS = 10_000
 
 
 class _Connection(Protocol):
@@ -68,7 +85,8 @@ class ConnectionQuotas:
 
     def __init__(self, *, max_connections: int, max_connections_per_ip: int,
                  per_ip_overrides: Mapping[str, int] | None = None,
-                 inter_broker_listener: str | None = None) -> None:
+                 inter_broker_listener: str | None = None, max_connection_creation_rate: int = UNLIMITED_RATE,
+                 quota_window_num: int = 11, quota_window_size_s: int = 1) -> None:
         self.max_connections = max_connections
         self.max_connections_per_ip = max_connections_per_ip
         self.per_ip_overrides = resolve_overrides(per_ip_overrides or {})
@@ -78,11 +96,22 @@ class ConnectionQuotas:
         self._listeners: dict[str, tuple[_Listener, int]] = {}  # name -> (its server, its limit)
         self._listener_counts: dict[str, int] = {}
         self._waiters: list[asyncio.Future] = []
+        self._window_num = quota_window_num
+        self._window_ms = quota_window_size_s * 1000
+        self.max_connection_creation_rate = max_connection_creation_rate
+        self._broker_rate = self._rate_quota(max_connection_creation_rate)
+        self._listener_rates: dict[str, _RateQuota | None] = {}
+        self.default_ip_rate = UNLIMITED_RATE
+        self.ip_rates: dict[str, int] = {}  # address -> connection_creation_rate of its ip entity
+        self._ip_sensors: dict[str, _RateQuota] = {}
 
-    def add_listener(self, name: str, server: _Listener, max_connections: int | None = None) -> None:
+    def add_listener(self, name: str, server: _Listener, max_connections: int | None = None,
+                     max_connection_creation_rate: int | None = None) -> None:
         limit = self.max_connections if max_connections is None else max_connections
         self._listeners[name] = (server, limit)
         self._listener_counts.setdefault(name, 0)
+        rate = self.max_connection_creation_rate if max_connection_creation_rate is None else max_connection_creation_rate
+        self._listener_rates[name] = self._rate_quota(rate)
 
     def remove_listener(self, name: str) -> None:
         self._listeners.pop(name, None)
@@ -143,6 +172,64 @@ class ConnectionQuotas:
         if victim is not None:
             victim.close()
 
+    # -- connection creation rates (KIP-612) ----------------------------------------------------
+    def _rate_quota(self, bound: int) -> _RateQuota | None:
+        return None if bound >= UNLIMITED_RATE else _RateQuota(Rate(self._window_num, self._window_ms), bound)
+
+    def record_connection(self, listener: str, now_ms: float) -> int:
+        """Count an accepted connection in the broker-wide rate (not for the protected listener)
+        and its listener's: the milliseconds the listener must wait before it goes on (Kafka's
+        recordConnectionAndGetThrottleTimeMs), 0 within both quotas."""
+        throttle = 0
+        if not self._protected(listener):
+            throttle = self._record(self._broker_rate, now_ms)
+        return max(throttle, self._record(self._listener_rates.get(listener), now_ms))
+
+    def _record(self, quota: _RateQuota | None, now_ms: float) -> int:
+        if quota is None:
+            return 0
+        quota.rate.record(1.0, now_ms)
+        return throttle_time_ms(quota.rate, quota.bound, now_ms, self._window_ms)
+
+    def connection_rate_for_ip(self, address: str) -> int:
+        return self.ip_rates.get(address, self.default_ip_rate)
+
+    def record_ip_connection(self, listener: str, address: str, now_ms: float) -> int:
+        """Count a connection from `address` in its IP rate; over its quota, the connection is
+        taken back out of every rate and the milliseconds after which it is to be closed are
+        returned (Kafka's recordIpConnectionMaybeThrottle); 0: serve it."""
+        bound = self.connection_rate_for_ip(address)
+        if bound >= UNLIMITED_RATE:
+            return 0
+        sensor = self._ip_sensors.get(address)
+        if sensor is None:
+            if len(self._ip_sensors) >= MAX_IP_SENSORS:
+                self._drop_idle_ip_sensors(now_ms)
+            sensor = self._ip_sensors[address] = _RateQuota(Rate(self._window_num, self._window_ms), bound)
+        sensor.bound = bound
+        throttle = self._record(sensor, now_ms)
+        if throttle:
+            sensor.rate.record(-1.0, now_ms)
+            for quota in (None if self._protected(listener) else self._broker_rate, self._listener_rates.get(listener)):
+                if quota is not None:
+                    quota.rate.record(-1.0, now_ms)
+        return throttle
+
+    def _drop_idle_ip_sensors(self, now_ms: float) -> None:
+        for address, sensor in list(self._ip_sensors.items()):
+            if sensor.rate.measure(now_ms) <= 0:
+                del self._ip_sensors[address]
+
+    def update_ip_connection_rate(self, address: str | None, rate: int | None) -> None:
+        """An ip entity's connection_creation_rate changed (None address: the default entity;
+        None rate: removed). Rates measured so far are kept, as Kafka keeps its sensors."""
+        if address is None:
+            self.default_ip_rate = UNLIMITED_RATE if rate is None else rate
+        elif rate is None:
+            self.ip_rates.pop(address, None)
+        else:
+            self.ip_rates[address] = rate
+
     def _protected(self, listener: str) -> bool:
         return listener == self.inter_broker_listener and len(self._listeners) > 1
 
@@ -151,3 +238,13 @@ class ConnectionQuotas:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+class _RateQuota:
+    """A measured connection rate and its quota (connections per second)."""
+
+    __slots__ = ("rate", "bound")
+
+    def __init__(self, rate: Rate, bound: int) -> None:
+        self.rate = rate
+        self.bound = bound

@@ -1003,7 +1003,8 @@ class TxnOffsetCommitRequestTxnOffsetCommitRequestPartition(TypedDict):
 
 
 class TxnOffsetCommitRequestTxnOffsetCommitRequestTopic(TypedDict):
-    name: str
+    name: str  # v0-5
+    topic_id: UUID  # v6+
     partitions: list[TxnOffsetCommitRequestTxnOffsetCommitRequestPartition]
 
 
@@ -1012,7 +1013,7 @@ class TxnOffsetCommitRequest(TypedDict):
     group_id: str
     producer_id: int
     producer_epoch: int
-    generation_id: int  # v3+
+    generation_id_or_member_epoch: int  # v3+
     member_id: str  # v3+
     group_instance_id: str | None  # v3+
     topics: list[TxnOffsetCommitRequestTxnOffsetCommitRequestTopic]
@@ -1024,7 +1025,8 @@ class TxnOffsetCommitResponseTxnOffsetCommitResponsePartition(TypedDict, total=F
 
 
 class TxnOffsetCommitResponseTxnOffsetCommitResponseTopic(TypedDict, total=False):
-    name: str
+    name: str  # v0-5
+    topic_id: UUID  # v6+
     partitions: list[TxnOffsetCommitResponseTxnOffsetCommitResponsePartition]
 
 

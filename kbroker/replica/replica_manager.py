@@ -25,6 +25,10 @@
   here (`handle_log_dir_failure`, Kafka's HostedPartition.Offline): their fetchers stop, waiters
   are answered, and every later request for them, LeaderAndIsr included, gets
   KAFKA_STORAGE_ERROR until the broker restarts.
+- AlterReplicaLogDirs moves a replica between log dirs (`alter_replica_log_dir`): LogManager's
+  future log, filled and swapped in by the ReplicaAlterLogDirsManager, after which the
+  partition serves from the new log (`_on_log_replaced`); a move interrupted by a restart
+  resumes with the partition's next LeaderAndIsr.
 - ISR changes (expansions from follower fetches, shrinks from `maybe_shrink_isr`, run every
   replica.lag.time.max.ms / 2) go to the controller through the AlterPartitionManager.
 It knows partitions and logs; request and response shapes stay in the handlers.
@@ -73,6 +77,7 @@ if TYPE_CHECKING:
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
     from kbroker.replica.alter_partition_manager import AlterPartitionManager
+    from kbroker.replica.replica_alter_log_dirs_manager import ReplicaAlterLogDirsManager
     from kbroker.replica.replica_fetcher import BrokerEndPoint, ReplicaFetcherManager
 
 log = logging.getLogger("kbroker.replica")
@@ -140,6 +145,7 @@ class ReplicaManager:
         self.topic_stats: BrokerTopicStats | None = None
         self.isr_shrinks = 0
         self.isr_expands = 0
+        self._alter_log_dirs_manager: ReplicaAlterLogDirsManager | None = None  # see the property
 
     # -- controller requests ------------------------------------------------------------------
     def log_config_for(self, topic: str) -> LogConfig:
@@ -204,6 +210,8 @@ class ReplicaManager:
             log.info("leader of %s-%d at epoch %d, ISR %s", topic, tp[1], state["leader_epoch"], state["isr"])
         elif partition.make_follower(state, unified_log):
             self._start_following(partition, unified_log, live_leaders)
+        if self.log_manager.get_future_log(*tp) is not None:  # a move interrupted by a restart resumes
+            self._start_moving(tp)
         self._complete_delayed_requests(tp)
         self._notify_leadership(topic, tp[1], partition.is_leader, partition.leader_epoch)
         return Errors.NONE
@@ -262,6 +270,7 @@ class ReplicaManager:
                     continue
                 if self.replica_fetcher_manager is not None:
                     self.replica_fetcher_manager.remove_fetcher_for_partitions([tp])
+                self._stop_moving([tp])
                 if self.partitions.pop(tp, None) is not None:
                     self._notify_leadership(topic, tp[1], False, state["leader_epoch"])
                 # Kafka's HostedPartition.Offline: its log cannot be deleted until the dir is back.
@@ -572,6 +581,82 @@ class ReplicaManager:
             results.append(result)
         return results
 
+    # -- moves between log dirs (AlterReplicaLogDirs) -------------------------------------------
+    @property
+    def alter_log_dirs_manager(self) -> ReplicaAlterLogDirsManager:
+        """Kafka's ReplicaAlterLogDirsManager, built with the first move (most brokers never move
+        a replica, and start without importing it)."""
+        if self._alter_log_dirs_manager is None:
+            from kbroker.replica.replica_alter_log_dirs_manager import ReplicaAlterLogDirsManager
+
+            self._alter_log_dirs_manager = ReplicaAlterLogDirsManager(self.log_manager, self._on_log_replaced)
+        return self._alter_log_dirs_manager
+
+    def alter_replica_log_dir(self, topic: str, partition: int, destination: str) -> Errors:
+        """Kafka's ReplicaManager.alterReplicaLogDirs for one partition: move its replica into
+        `destination` (an absolute path of log.dirs) through a future log copied in the
+        background, redirect a move in flight, or remember the dir for a replica not hosted
+        yet (then REPLICA_NOT_AVAILABLE, as Kafka answers)."""
+        from kbroker.log.unified_log import MAX_FILE_NAME_LENGTH, log_future_dir_name  # with the first move
+
+        tp = (topic, partition)
+        log_manager = self.log_manager
+        if len(log_future_dir_name(topic, partition)) > MAX_FILE_NAME_LENGTH:  # Kafka's KAFKA-4893 check
+            return Errors.INVALID_TOPIC_EXCEPTION
+        if destination not in log_manager.log_dirs:  # Kafka compares the absolute paths as strings too
+            return Errors.LOG_DIR_NOT_FOUND
+        if log_manager.is_offline(destination) or tp in self.offline_partitions:
+            return Errors.KAFKA_STORAGE_ERROR
+        hosted = self.partitions.get(tp)
+        future_dir = log_manager.future_log_dir_of(topic, partition)
+        if hosted is not None and future_dir not in (None, destination):  # Kafka's futureReplicaDirChanged
+            self._stop_moving([tp])
+            log_manager.abandon_future_log(topic, partition)
+        log_manager.maybe_update_preferred_log_dir(topic, partition, destination)
+        current = log_manager.get_log(topic, partition)
+        if hosted is None or current is None:
+            return Errors.REPLICA_NOT_AVAILABLE
+        if current.parent_dir == destination:
+            return Errors.NONE
+        try:
+            log_manager.create_future_log(topic, partition, destination)
+        except LogError as exc:
+            log.warning("Unable to alter log dirs for %s-%d: %s", topic, partition, exc.message)
+            return exc.code
+        self._start_moving(tp)
+        return Errors.NONE
+
+    async def close_alter_log_dirs_manager(self) -> None:
+        """Shutdown, before the logs close: moves stop where they are (the next start resumes them)."""
+        if self._alter_log_dirs_manager is not None:
+            await self._alter_log_dirs_manager.close()
+
+    def _start_moving(self, tp: TopicPartition) -> None:
+        try:
+            self.alter_log_dirs_manager.add_fetcher_for_partition(tp)
+        except RuntimeError:  # no event loop (tools, tests stepping by hand): resumed by the next caller
+            log.info("the move of %s-%d between log dirs waits for the event loop", *tp)
+
+    def _stop_moving(self, tps: list[TopicPartition]) -> None:
+        if self._alter_log_dirs_manager is not None:
+            self._alter_log_dirs_manager.remove_fetcher_for_partitions(tps)
+
+    def _on_log_replaced(self, tp: TopicPartition, unified_log: UnifiedLog) -> None:
+        """The future log replaced the current one: the partition serves from it from now on, and
+        waiting fetches look again (their positions were in the old files)."""
+        partition = self.partitions.get(tp)
+        if partition is not None:
+            partition.log = unified_log
+        self._complete_delayed_requests(tp)
+
+    def future_log_end_offset_lag(self, topic: str, partition: int) -> int:
+        """DescribeLogDirs' offset lag of a future replica: how far it is behind the current log."""
+        current = self.log_manager.get_log(topic, partition)
+        future = self.log_manager.get_future_log(topic, partition)
+        if current is None or future is None:
+            return 0
+        return max(current.log_end_offset - future.log_end_offset, 0)
+
     # -- log directory failures ---------------------------------------------------------------
     async def run_log_dir_failure_handler(self, notify_controller: Callable[[], object],
                                           halt: Callable[[str], None]) -> None:
@@ -596,6 +681,8 @@ class ReplicaManager:
         the directory. Returns those partitions. Telling the controller is the server's."""
         in_dir = [tp for tp in self.partitions if self.log_manager.log_dir_of(*tp) == log_dir]
         self._mark_partitions_offline(in_dir)
+        # Moves into the failed dir end; their replicas keep serving from where they are.
+        self._stop_moving([tp for tp in self.partitions if self.log_manager.future_log_dir_of(*tp) == log_dir])
         offline = self.log_manager.handle_log_dir_failure(log_dir)
         self.offline_partitions.update(offline)
         log.warning("Broker %d stopped fetcher for partitions %s because they are in the failed log directory %s.",
@@ -605,6 +692,7 @@ class ReplicaManager:
     def _mark_partitions_offline(self, tps: list[TopicPartition]) -> None:
         if self.replica_fetcher_manager is not None and tps:
             self.replica_fetcher_manager.remove_fetcher_for_partitions(tps)
+        self._stop_moving(tps)
         for tp in tps:
             self.offline_partitions.add(tp)
             partition = self.partitions.pop(tp, None)

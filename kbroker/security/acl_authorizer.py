@@ -13,11 +13,14 @@ broker keeps all of them in memory, indexed by resource type and name, and follo
 notifications, so an ACL written through any broker or by Kafka's tools applies everywhere
 (notifications older than 15 minutes are deleted, as Kafka does).
 Decisions are cached per (principal, host, operation, resource) and the cache is dropped on any
-change: a produce costs one dict lookup per topic, whatever the number of ACLs.
+change: a produce costs one dict lookup per topic, whatever the number of ACLs. The principal may
+be given as its KafkaPrincipal (the request's own, hashed as it is: no text is built per check)
+or as its text `User:alice`; the text is made only when a decision is not cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -40,6 +43,7 @@ from kbroker.security.acl import (
     ResourcePattern,
     ResourceType,
 )
+from kbroker.security.principal import KafkaPrincipal
 
 log = logging.getLogger("kbroker.authorizer")
 
@@ -47,6 +51,9 @@ SUPER_USERS = "super.users"
 ALLOW_EVERYONE_IF_NO_ACL_FOUND = "allow.everyone.if.no.acl.found"
 # Change notifications older than this are deleted (Kafka's changeExpirationMs, 15 minutes).
 CHANGE_EXPIRATION_MS = 15 * 60 * 1000
+# ...looked for at most this often: each look reads every notification's znode, and a burst of
+# changes would repeat it once per change (a notification waits a little longer to be deleted).
+PURGE_INTERVAL_S = 60.0
 # Decisions remembered before the cache starts over: bounds memory against a client that names
 # a new topic in every request.
 MAX_CACHED_DECISIONS = 100_000
@@ -115,8 +122,10 @@ class AclAuthorizer:
         self._acls: dict[ResourcePattern, Entries] = {}
         self._literal: dict[tuple[ResourceType, str], Entries] = {}
         self._prefixed: dict[ResourceType, dict[str, Entries]] = {}
-        self._cache: dict[tuple[str, str, AclOperation, ResourceType, str], bool] = {}
+        self._cache: dict[tuple[KafkaPrincipal | str, str, AclOperation, ResourceType, str], bool] = {}
         self._seen_changes: set[tuple[str, str]] = set()
+        self._last_purge = float("-inf")  # time.monotonic() of the last purge of old notifications
+        self._read_pending = False  # a reading of the change notifications is queued on the loop
 
     @classmethod
     def from_config(cls, config: KafkaConfig, store) -> AclAuthorizer | None:
@@ -175,15 +184,33 @@ class AclAuthorizer:
         self._cache.clear()  # any change may change any decision: start over
 
     def _on_change_notifications(self) -> None:
-        """A watch fired: reload the resource of each notification not seen yet."""
+        """A watch fired: reload the resource of each notification not seen yet. On the event
+        loop, a burst of watch events (CreateAcls of 1,000 bindings fires 1,000, queued) is one
+        reading of the notifications, after the burst, instead of one per event."""
+        if self._read_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a tool, a test): read them now
+            self._read_changes()
+            return
+        self._read_pending = True
+        loop.call_soon(self._read_changes)
+
+    def _read_changes(self) -> None:
+        self._read_pending = False
         try:
             current = self.zk.change_notifications()
         except Exception:  # a ZooKeeper hiccup: the next notification tries again
             log.warning("cannot list ACL change notifications", exc_info=True)
             return
-        for changes_path, child in current:
-            if (changes_path, child) in self._seen_changes:
-                continue
+        seen = self._seen_changes
+        unseen = [notification for notification in current if notification not in seen]
+        if not unseen and len(current) == len(seen):
+            # A burst of watch events for changes already read (CreateAcls of 1,000 bindings
+            # fires 1,000): each costs a listing, not a purge of every notification.
+            return
+        for changes_path, child in unseen:
             self._seen_changes.add((changes_path, child))
             changed = self.zk.read_change(changes_path, child)
             if changed is None:
@@ -201,6 +228,10 @@ class AclAuthorizer:
                 log.warning("cannot reload the ACLs of %s", stored, exc_info=True)
                 self._seen_changes.discard((changes_path, child))
         self._seen_changes.intersection_update(current)  # forget notifications deleted since
+        now = time.monotonic()
+        if now - self._last_purge < PURGE_INTERVAL_S:
+            return
+        self._last_purge = now
         try:
             self.zk.purge_changes(current, CHANGE_EXPIRATION_MS, _now_ms())
         except Exception:  # a ZooKeeper hiccup: the next notification purges them
@@ -215,13 +246,14 @@ class AclAuthorizer:
         return found
 
     # -- decisions ---------------------------------------------------------------------------
-    def authorize(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
-                  name: str) -> bool:
-        """May `principal` (as "User:alice") from `host` perform `operation` on the resource?"""
+    def authorize(self, principal: KafkaPrincipal | str, host: str, operation: AclOperation,
+                  resource_type: ResourceType, name: str) -> bool:
+        """May `principal` (KafkaPrincipal("User", "alice") or "User:alice") from `host` perform
+        `operation` on the resource?"""
         key = (principal, host, operation, resource_type, name)
         decision = self._cache.get(key)
         if decision is None:
-            decision = self._decide(principal, host, operation, resource_type, name)
+            decision = self._decide(str(principal), host, operation, resource_type, name)
             if len(self._cache) >= MAX_CACHED_DECISIONS:
                 self._cache.clear()
             self._cache[key] = decision
@@ -238,7 +270,8 @@ class AclAuthorizer:
             return False
         return any(_allows(entries, principal, host, operation) for entries in matching)
 
-    def authorized_operations(self, principal: str, host: str, resource_type: ResourceType, name: str) -> int:
+    def authorized_operations(self, principal: KafkaPrincipal | str, host: str, resource_type: ResourceType,
+                              name: str) -> int:
         """KIP-430's bit field: 1 << code of each supported operation the principal may perform."""
         bits = 0
         for operation in SUPPORTED_OPERATIONS.get(resource_type, ()):

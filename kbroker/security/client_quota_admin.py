@@ -5,8 +5,11 @@ default (stored as `<default>`). An alteration reads the entity's znode, changes
 keys it names (a user's znode keeps its SCRAM credentials) and writes it back with a
 /config/changes notification, so every broker's ClientQuotaManagers follow. Errors are Kafka's:
 INVALID_REQUEST for an empty or unknown entity, an empty name, an unknown key or a non-integer
-byte rate; UNSUPPORTED_VERSION for an entity type kbroker does not know
-(`ip` connection-rate quotas are not served).
+byte rate; UNSUPPORTED_VERSION for an unknown entity type in a describe filter.
+
+`ip` entities (`/config/ips/<ip>`, `<default>`) hold `connection_creation_rate` alone (KIP-612),
+never combined with a user or client id; an IP that is neither a literal nor a resolvable host is
+refused. The network's ConnectionQuotas enforces them (ClientQuotaManagers.follow_ip_quotas).
 """
 
 from __future__ import annotations
@@ -16,7 +19,16 @@ from typing import TYPE_CHECKING
 
 from kbroker.metadata.zk_data import desanitize_entity_name, sanitize_entity_name
 from kbroker.protocol.errors import Errors
-from kbroker.security.client_quota_manager import CLIENTS, DEFAULT, QUOTA_KEYS, USERS, ClientQuotaManagers
+from kbroker.security.client_quota_manager import (
+    CLIENTS,
+    CONNECTION_CREATION_RATE,
+    DEFAULT,
+    IPS,
+    QUOTA_KEYS,
+    USERS,
+    ClientQuotaManagers,
+    ip_entity_address,
+)
 
 if TYPE_CHECKING:
     from kbroker.metadata.kafka_zk_client import KafkaZkClient
@@ -59,7 +71,10 @@ def _entity_path(entity: list[dict]) -> tuple[str, str]:
         if len(names) > 1:
             raise QuotaRequestError(Errors.INVALID_REQUEST, "Invalid quota entity combination, "
                                     "IP entity should not be used with user/client ID entity.")
-        raise QuotaRequestError(Errors.UNSUPPORTED_VERSION, "IP connection rate quotas are not supported")
+        stored = _stored(names[IP])
+        if stored != DEFAULT and ip_entity_address(stored) is None:
+            raise QuotaRequestError(Errors.INVALID_REQUEST, f"{stored} is not a valid IP or resolvable host.")
+        return IPS, stored
     if USER in names and CLIENT_ID in names:
         return USERS, f"{_stored(names[USER])}/{CLIENTS}/{_stored(names[CLIENT_ID])}"
     if USER in names:
@@ -67,24 +82,30 @@ def _entity_path(entity: list[dict]) -> tuple[str, str]:
     return CLIENTS, _stored(names[CLIENT_ID])
 
 
-def _apply_op(config: dict[str, str], op: dict) -> None:
+# The keys of an ip entity, with their ConfigDef type (DynamicConfig.Ip).
+IP_QUOTA_KEYS: dict[str, str] = {CONNECTION_CREATION_RATE: "INT"}
+# User and client-id entities' keys: LONG, else DOUBLE.
+_USER_CLIENT_TYPES: dict[str, str] = {key: "LONG" if is_long else "DOUBLE" for key, is_long in QUOTA_KEYS.items()}
+
+
+def _apply_op(config: dict[str, str], op: dict, key_types: dict[str, str]) -> None:
     key = op["key"]
     if op["remove"]:
         config.pop(key, None)
         return
-    is_long = QUOTA_KEYS.get(key)
-    if is_long is None:
+    key_type = key_types.get(key)
+    if key_type is None:
         raise QuotaRequestError(Errors.INVALID_REQUEST, f"Invalid configuration key {key}")
     value = float(op["value"])
     if math.isnan(value) or math.isinf(value):
         raise QuotaRequestError(Errors.INVALID_REQUEST, f"Configuration {key} must be a finite number")
-    if not is_long:
+    if key_type == "DOUBLE":
         config[key] = repr(value)  # Java's Double.toString of a quota: 200.0
         return
-    as_long = int(value + 1e-6)
-    if abs(as_long - value) > 1e-6:
-        raise QuotaRequestError(Errors.INVALID_REQUEST, f"Configuration {key} must be a LONG value")
-    config[key] = str(as_long)
+    as_integer = int(value + 1e-6)
+    if abs(as_integer - value) > 1e-6:
+        raise QuotaRequestError(Errors.INVALID_REQUEST, f"Configuration {key} must be a {key_type} value")
+    config[key] = str(as_integer)
 
 
 class ClientQuotaAdmin:
@@ -112,8 +133,9 @@ class ClientQuotaAdmin:
     def _alter_entry(self, entry: dict, validate_only: bool) -> None:
         entity_type, stored_name = _entity_path(entry["entity"])
         config = self.zk_client.get_entity_config(entity_type, stored_name)
+        key_types = IP_QUOTA_KEYS if entity_type == IPS else _USER_CLIENT_TYPES
         for op in entry["ops"]:
-            _apply_op(config, op)
+            _apply_op(config, op, key_types)
         if validate_only:
             return
         self.zk_client.set_entity_config(entity_type, stored_name, config)
@@ -137,7 +159,13 @@ class ClientQuotaAdmin:
             if len(matches) > 1:
                 raise QuotaRequestError(Errors.INVALID_REQUEST, "Invalid entity filter component combination, IP "
                                         "filter component should not be used with user or clientId filter component.")
-            return []  # no IP quotas are kept
+            return self._describe_ips(components[0])
+        entries = self._describe_users_and_clients(matches, strict)
+        if not matches and not strict:  # as Kafka: an empty filter that is not strict lists ip entities too
+            entries += self._describe_ips(None)
+        return entries
+
+    def _describe_users_and_clients(self, matches: dict[str, object], strict: bool) -> list[dict]:
         entries = []
         for user, client, config in self._all_entities():
             quotas = {k: float(v) for k, v in config.items() if k in QUOTA_KEYS}
@@ -145,6 +173,23 @@ class ClientQuotaAdmin:
                 entity = ([{"entity_type": USER, "entity_name": _shown(user)}] if user is not None else []) + \
                          ([{"entity_type": CLIENT_ID, "entity_name": _shown(client)}] if client is not None else [])
                 entries.append({"entity": entity,
+                                "values": [{"key": k, "value": v} for k, v in sorted(quotas.items())]})
+        return entries
+
+    def _describe_ips(self, component: dict | None) -> list[dict]:
+        """ZkAdminManager.handleDescribeIpQuotas: the named or default ip entity (an exact or
+        default component), else every ip entity, the default included (as Kafka does)."""
+        zk_client = self.zk_client
+        if component is not None and component["match_type"] in (MATCH_EXACT, MATCH_DEFAULT):
+            name = component["match"] if component["match_type"] == MATCH_EXACT else None
+            found = [(name, zk_client.get_entity_config(IPS, _stored(name)))]
+        else:  # any specified ip (the filter's match type was checked by _match_of), or no filter
+            found = [(_shown(ip), zk_client.get_entity_config(IPS, ip)) for ip in zk_client.get_entity_names(IPS)]
+        entries = []
+        for name, config in found:
+            quotas = {k: float(v) for k, v in config.items() if k in IP_QUOTA_KEYS}
+            if quotas:
+                entries.append({"entity": [{"entity_type": IP, "entity_name": name}],
                                 "values": [{"key": k, "value": v} for k, v in sorted(quotas.items())]})
         return entries
 

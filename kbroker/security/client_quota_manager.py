@@ -25,12 +25,15 @@ and the api layer does no quota work at all.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections import deque
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kbroker.metadata.zk_data import sanitize_entity_name
+from kbroker.metadata.zk_data import desanitize_entity_name, sanitize_entity_name
+from kbroker.metrics.rate import Rate, throttle_time_ms
 
 if TYPE_CHECKING:
     from kbroker.metadata.kafka_zk_client import KafkaZkClient
@@ -40,6 +43,8 @@ log = logging.getLogger("kbroker.security")
 DEFAULT = "<default>"  # ZooKeeperInternals.DEFAULT_STRING: the default entity's stored name
 USERS = "users"
 CLIENTS = "clients"
+IPS = "ips"  # /config/ips/<ip>: connection_creation_rate, enforced by the network's ConnectionQuotas
+CONNECTION_CREATION_RATE = "connection_creation_rate"  # QuotaConfig.IP_CONNECTION_RATE_OVERRIDE_CONFIG (an INT)
 
 PRODUCER_BYTE_RATE = "producer_byte_rate"
 CONSUMER_BYTE_RATE = "consumer_byte_rate"
@@ -61,45 +66,6 @@ def _precedence(user: str, client: str) -> list[tuple[EntityKey, tuple[str, str]
     return [((user, client), both), ((user, DEFAULT), both), ((user, None), user_only),
             ((DEFAULT, client), both), ((DEFAULT, DEFAULT), both), ((DEFAULT, None), user_only),
             ((None, client), ("", client)), ((None, DEFAULT), ("", client))]
-
-
-class Rate:
-    """Kafka's Rate over a SampledStat: the sum of the retained samples per second of the window."""
-
-    __slots__ = ("samples", "window_ms", "num_samples")
-
-    def __init__(self, num_samples: int, window_ms: int) -> None:
-        self.samples: deque[list[float]] = deque()  # [start ms, value], oldest first
-        self.window_ms = window_ms
-        self.num_samples = num_samples
-
-    def record(self, value: float, now_ms: float) -> None:
-        samples = self.samples
-        if not samples or now_ms - samples[-1][0] >= self.window_ms:
-            samples.append([now_ms, 0.0])
-            if len(samples) > self.num_samples:
-                samples.popleft()
-        samples[-1][1] += value
-
-    def _purge(self, now_ms: float) -> None:
-        expire_ms = self.num_samples * self.window_ms
-        samples = self.samples
-        while samples and now_ms - samples[0][0] >= expire_ms:
-            samples.popleft()
-
-    def window_size_ms(self, now_ms: float) -> float:
-        """Kafka's Rate.windowSize: time since the oldest sample, counted as at least N-1 whole
-        windows so that a rate just started is not overestimated."""
-        self._purge(now_ms)
-        elapsed = now_ms - self.samples[0][0] if self.samples else 0.0
-        full = int(elapsed // self.window_ms)
-        if full < self.num_samples - 1:
-            elapsed += (self.num_samples - 1 - full) * self.window_ms
-        return max(elapsed, 1.0)
-
-    def measure(self, now_ms: float) -> float:
-        window = self.window_size_ms(now_ms)
-        return sum(s[1] for s in self.samples) * 1000.0 / window
 
 
 class TokenBucket:
@@ -220,14 +186,7 @@ class ClientQuotaManager:
         return sensor.bound * (self.num_samples - 1) * self.window_ms / 1000
 
     def _throttle_time_ms(self, sensor: QuotaSensor, now_ms: float) -> int:
-        rate = sensor.rate
-        value = rate.measure(now_ms)
-        if value <= sensor.bound:
-            return 0
-        throttle = round((value - sensor.bound) / sensor.bound * rate.window_size_ms(now_ms))
-        if self.max_throttle_ms is not None:
-            throttle = min(throttle, self.max_throttle_ms)
-        return max(throttle, 0)
+        return throttle_time_ms(sensor.rate, sensor.bound, now_ms, self.max_throttle_ms)
 
 
 class ControllerMutationQuotaManager(ClientQuotaManager):
@@ -258,6 +217,42 @@ class ClientQuotaManagers:
         self.managers = (self.produce, self.fetch, self.request, self.controller_mutation)
         # Read on every request: False while no quota of any type exists.
         self.enabled = False
+        # ip entities' connection_creation_rate by stored name; the network's ConnectionQuotas
+        # follows them through `ip_listener` (an address, None for the default; a rate or None).
+        self.ip_rates: dict[str, int] = {}
+        self._ip_listener: Callable[[str | None, int | None], None] | None = None
+
+    def follow_ip_quotas(self, listener: Callable[[str | None, int | None], None]) -> None:
+        """Hand every ip entity's rate known so far, and each later change, to `listener`."""
+        self._ip_listener = listener
+        for stored, rate in self.ip_rates.items():
+            self._tell_ip_listener(stored, rate)
+
+    def update_ip_entity(self, stored_name: str, config: dict[str, str]) -> None:
+        text = config.get(CONNECTION_CREATION_RATE)
+        rate = None
+        if text is not None:
+            try:
+                rate = int(text)
+            except ValueError:
+                log.warning("ignoring the %s quota %r of ip %s", CONNECTION_CREATION_RATE, text, stored_name)
+        if rate is None:
+            self.ip_rates.pop(stored_name, None)
+        else:
+            self.ip_rates[stored_name] = rate
+        self._tell_ip_listener(stored_name, rate)
+
+    def _tell_ip_listener(self, stored_name: str, rate: int | None) -> None:
+        if self._ip_listener is None:
+            return
+        if stored_name == DEFAULT:
+            self._ip_listener(None, rate)
+            return
+        address = ip_entity_address(stored_name)
+        if address is None:  # Kafka's IpConfigHandler refuses it too ("Unable to resolve address")
+            log.warning("ignoring the connection rate quota of ip %s: unable to resolve the address", stored_name)
+            return
+        self._ip_listener(address, rate)
 
     def update_entity(self, entity: EntityKey, config: dict[str, str]) -> None:
         """An entity's stored config (other keys, like SCRAM credentials, are not ours)."""
@@ -280,10 +275,15 @@ class ClientQuotaManagers:
                 self.refresh(zk_client, USERS, f"{user}/{CLIENTS}/{client}")
         for client in zk_client.get_entity_names(CLIENTS):
             self.refresh(zk_client, CLIENTS, client)
+        for ip in zk_client.get_entity_names(IPS):
+            self.refresh(zk_client, IPS, ip)
 
     def refresh(self, zk_client: KafkaZkClient, entity_type: str, stored_name: str) -> None:
         """Re-reads one entity named by a /config/changes notification (`users/<u>`,
-        `users/<u>/clients/<c>`, `clients/<c>`)."""
+        `users/<u>/clients/<c>`, `clients/<c>`, `ips/<ip>`)."""
+        if entity_type == IPS:
+            self.update_ip_entity(stored_name, zk_client.get_entity_config(IPS, stored_name))
+            return
         entity = entity_key(entity_type, stored_name)
         if entity is None:
             log.warning("ignoring a config change of unknown quota entity %s/%s", entity_type, stored_name)
@@ -303,3 +303,19 @@ def entity_key(entity_type: str, stored_name: str) -> EntityKey | None:
     if len(parts) == 3 and parts[1] == CLIENTS:
         return parts[0], parts[2]
     return None
+
+
+def ip_entity_address(name: str) -> str | None:
+    """The address an ip entity names, spelled as the network counts connections (a stored,
+    sanitized name is accepted too): an IP literal as is, a host name resolved to its first
+    address (Kafka's InetAddress.getByName); None if it does not resolve."""
+    name = desanitize_entity_name(name)
+    try:
+        return str(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None
+    return str(infos[0][4][0]) if infos else None

@@ -30,6 +30,7 @@ from kbroker.testing import wire
 from kbroker.testing.waiting import eventually
 
 BROKER_READY_TIMEOUT = 15.0
+STACK_DUMP_GRACE_S = 5.0  # for a stuck broker to write its threads' stacks before SIGKILL
 LOG_TAIL_LINES = 200
 
 
@@ -192,7 +193,7 @@ class BrokerProcess:
     def wait_ready(self, timeout: float = BROKER_READY_TIMEOUT) -> None:
         """Wait until an ApiVersions v0 request over a socket is answered; kill it if it never is."""
         failure = start_failure(self.process, self._answers_api_versions, "kbroker", "ApiVersions", timeout,
-                                self.output_path, self.kill)
+                                self.output_path, self.kill_stuck)
         if failure is not None:
             raise BrokerFailed(failure)
 
@@ -242,6 +243,19 @@ class BrokerProcess:
         """SIGKILL the broker (and its process group), as a crash would."""
         if self.proc is not None:
             kill_group(self.proc)
+
+    def kill_stuck(self) -> None:
+        """Kill a broker that never answered, leaving evidence of where it was: SIGABRT first, on
+        which PYTHONFAULTHANDLER (start_session_process sets it) writes every thread's stack to
+        its output, then SIGKILL to the group for whatever is left."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(timeout=STACK_DUMP_GRACE_S)
+            except subprocess.TimeoutExpired:  # blocked in the kernel, e.g. on a hung FUSE mount
+                pass
+        self.kill()
 
     def restart(self, timeout: float = BROKER_READY_TIMEOUT) -> BrokerProcess:
         """Stop (SIGTERM) if running, then start again on the same port and log dir."""

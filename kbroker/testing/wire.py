@@ -353,11 +353,14 @@ def decode_with_kafka_python(response_class: type[Any], payload: bytes, version:
 ZK_MODE_API_RANGES = {4: (0, 7), 5: (0, 4), 6: (0, 8), 7: (0, 3), 56: (0, 3), 67: (0, 0)}
 # KIP-848's ConsumerGroupHeartbeat and ConsumerGroupDescribe (Kafka 4.x's ranges) are absent too.
 KIP_848_API_RANGES = {68: (0, 1), 69: (0, 1)}
+# Kafka 4.4's ranges newer than kafka-python's copies: TxnOffsetCommit v6 (KIP-1319).
+KAFKA_4_4_API_RANGES = {28: (0, 6)}
 
 
 @cache
 def kafka_schema_ranges() -> dict[int, tuple[int, int]]:
-    """api key -> (min, max) request versions from Kafka's JSON schemas in kafka-python's package data."""
+    """api key -> (min, max) request versions from Kafka's JSON schemas in kafka-python's package data
+    (and Kafka 4.4's, where newer)."""
     ranges = {**ZK_MODE_API_RANGES, **KIP_848_API_RANGES}
     folder = resources.files("kafka.protocol.schemas") / "resources"
     for entry in folder.iterdir():
@@ -369,4 +372,4 @@ def kafka_schema_ranges() -> dict[int, tuple[int, int]]:
             continue
         low, _, high = schema["validVersions"].partition("-")
         ranges[schema["apiKey"]] = (int(low), int(high or low))
-    return ranges
+    return {**ranges, **KAFKA_4_4_API_RANGES}

@@ -1,4 +1,4 @@
-"""`kbroker configs`: kafka-configs.sh for topics, brokers, users and clients.
+"""`kbroker configs`: kafka-configs.sh for topics, brokers, users, clients and ips.
 
 Topics and brokers go through AdminClient: --describe prints Kafka's layout: `Dynamic configs for
 topic T are:` then one line per setting `  name=value sensitive=false synonyms={SOURCE:name=value,
@@ -14,6 +14,10 @@ SCRAM credentials (`SCRAM-SHA-256=[iterations=8192,password=secret]`) through Ad
 Describe/AlterUserScramCredentials. --describe prints `Quota configs for user-principal 'alice'
 are producer_byte_rate=1024.0` and `SCRAM credential configs for user-principal 'alice' are
 SCRAM-SHA-256=iterations=8192`, as Kafka's tool does.
+
+IPs (`--entity-type ips`, an address or resolvable host, or --entity-default) hold
+connection_creation_rate alone, through the same APIs: `Quota configs for ip '10.0.0.1' are
+connection_creation_rate=10.0`.
 """
 
 from __future__ import annotations
@@ -32,8 +36,10 @@ from kbroker.tools.common import (
     result,
 )
 
-ENTITY_TYPES = {"topics": "topic", "brokers": "broker", "users": "user", "clients": "client"}
-QUOTA_ENTITY_TYPES = {"users": "user", "clients": "client-id"}  # kafka-configs' names -> ClientQuotaEntity's
+ENTITY_TYPES = {"topics": "topic", "brokers": "broker", "users": "user", "clients": "client", "ips": "ip"}
+# kafka-configs' names -> ClientQuotaEntity's
+QUOTA_ENTITY_TYPES = {"users": "user", "clients": "client-id", "ips": "ip"}
+IP_QUOTA_KEYS = ("connection_creation_rate",)
 QUOTA_KEYS = ("producer_byte_rate", "consumer_byte_rate", "request_percentage", "controller_mutation_rate")
 SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 DEFAULT_SCRAM_ITERATIONS = 4096  # kafka-configs' DefaultScramIterations
@@ -44,14 +50,14 @@ DYNAMIC_SOURCES = ("DYNAMIC_TOPIC_CONFIG", "DYNAMIC_BROKER_CONFIG", "DYNAMIC_DEF
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("configs", help="describe and alter settings of topics and brokers, "
-                                   "quotas of users and clients, SCRAM credentials of users")
+                                   "quotas of users, clients and ips, SCRAM credentials of users")
     add_connection_args(parser)
     parser.add_argument("--entity-type", required=True, action="append", choices=sorted(ENTITY_TYPES),
                         help="users and clients may be given together (a user's quota for one client id)")
     parser.add_argument("--entity-name", action="append", dest="entity_names", default=[],
-                        help="the topic's name, the broker's id, the user or the client id")
+                        help="the topic's name, the broker's id, the user, the client id or the ip")
     parser.add_argument("--entity-default", action="append_const", dest="entity_names", const="",
-                        help="the default user or client id (in place of --entity-name)")
+                        help="the default user, client id or ip (in place of --entity-name)")
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--describe", action="store_true")
     action.add_argument("--alter", action="store_true")
@@ -151,12 +157,22 @@ def split_config_list(text: str) -> dict[str, str]:
 # -- users and clients: quotas and SCRAM credentials ---------------------------------------------
 def _check_quota_entities(args: argparse.Namespace) -> None:
     types, names = args.entity_type, args.entity_names
-    if len(types) > 2 or len(set(types)) != len(types) or not set(types) <= set(QUOTA_ENTITY_TYPES):
-        args.parser.error("--entity-type users and clients may be combined (once each), not with topics or brokers")
+    if len(types) > 2 or len(set(types)) != len(types) or not set(types) <= set(QUOTA_ENTITY_TYPES) or \
+            ("ips" in types and len(types) > 1):
+        args.parser.error("--entity-type users and clients may be combined (once each), not with topics, brokers "
+                          "or ips")
     if len(names) > len(types):
         args.parser.error("more --entity-name/--entity-default than --entity-type")
     if args.alter and len(names) != len(types):
         args.parser.error("--entity-name or --entity-default must be specified with each --entity-type for --alter")
+    if types == ["ips"] and names and names[0] and _ip_address(names[0]) is None:
+        raise ToolError(f"The entity name for ips must be a valid IP or resolvable host, but it is: {names[0]}")
+
+
+def _ip_address(name: str) -> str | None:
+    from kbroker.security.client_quota_manager import ip_entity_address  # Kafka's isValidIpEntity
+
+    return ip_entity_address(name)
 
 
 def _quota_address(args: argparse.Namespace) -> str:
@@ -181,7 +197,7 @@ def _describe_user_or_client(args: argparse.Namespace) -> int:
 
     quotas = describe_client_quotas(_quota_address(args), components)
     scram: dict[str, Any] = {}
-    if "clients" not in types and "" not in names:  # as kafka-configs: only for named or all users
+    if types == ["users"] and "" not in names:  # as kafka-configs: only for named or all users
         scram = _describe_scram(admin_client(args), names)
     if args.output == "json":
         print_json({"quotas": quotas, "scram_credentials": scram})
@@ -200,7 +216,7 @@ def _describe_user_or_client(args: argparse.Namespace) -> int:
 
 def _entity_text(entity: dict[str, str | None]) -> str:
     parts = []
-    for kind, label in (("user", "user-principal"), ("client-id", "client-id")):
+    for kind, label in (("user", "user-principal"), ("client-id", "client-id"), ("ip", "ip")):
         if kind in entity:
             parts.append(f"{label} '{entity[kind]}'" if entity[kind] is not None else f"the default {label}")
     return ", ".join(parts)
@@ -242,7 +258,12 @@ def _alter_user_or_client(args: argparse.Namespace) -> int:
         additions.update(split_config_list(text))
     deletions = [name.strip() for text in args.delete_config for name in text.split(",") if name.strip()]
     keys = [*additions, *deletions]
-    unknown = [k for k in keys if k not in QUOTA_KEYS and k not in SCRAM_MECHANISMS]
+    if types == ["ips"]:
+        unexpected = [k for k in keys if k not in IP_QUOTA_KEYS]
+        if unexpected:
+            raise ToolError(f"Only connection quota configs can be added for 'ips' using --bootstrap-server. "
+                            f"Unexpected config names: {','.join(unexpected)}")
+    unknown = [] if types == ["ips"] else [k for k in keys if k not in QUOTA_KEYS and k not in SCRAM_MECHANISMS]
     scram_keys = [k for k in keys if k in SCRAM_MECHANISMS]
     if types != ["users"] and (scram_keys or unknown):
         raise ToolError(f"Only quota configs can be added or deleted for 'clients' using --bootstrap-server. "

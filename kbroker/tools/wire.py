@@ -10,7 +10,8 @@ SASL_PLAINTEXT and SASL_SSL log in first (SaslHandshake v1, SaslAuthenticate v2)
 `sasl.mechanism` PLAIN or SCRAM-SHA-256/512 and `sasl.username`/`sasl.password`, through the
 mechanisms' client halves in kbroker/security.
 DescribeClientQuotas and AlterClientQuotas (KIP-546) go to any broker (`kbroker configs` for
-users and clients).
+users and clients); AlterReplicaLogDirs and DescribeLogDirs to the broker holding the replicas
+(`kbroker reassign-partitions` with `log_dirs`).
 """
 
 from __future__ import annotations
@@ -172,3 +173,42 @@ def alter_client_quotas(address: str, entity: dict[str, str | None], ops: list[d
     response = send_request(address, ApiKey.ALTER_CLIENT_QUOTAS, 1, request)
     for entry in response["entries"]:
         _checked(entry["error_code"], entry["error_message"])
+
+
+TopicPartition = tuple[str, int]
+
+
+def alter_replica_log_dirs(address: str, moves: Mapping[TopicPartition, str]) -> dict[TopicPartition, int]:
+    """AlterReplicaLogDirs v2 to one broker (Admin.alterReplicaLogDirs): move its replicas of these
+    partitions to these log dirs; each partition's error code."""
+    by_dir: dict[str, dict[str, list[int]]] = {}
+    for (topic, partition), log_dir in moves.items():
+        by_dir.setdefault(log_dir, {}).setdefault(topic, []).append(partition)
+    request = {"dirs": [{"path": log_dir, "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]}
+                        for log_dir, topics in by_dir.items()]}
+    response = send_request(address, ApiKey.ALTER_REPLICA_LOG_DIRS, 2, request)
+    return {(topic["topic_name"], p["partition_index"]): p["error_code"]
+            for topic in response["results"] for p in topic["partitions"]}
+
+
+def replica_log_dirs(address: str, partitions: list[TopicPartition]
+                     ) -> dict[TopicPartition, tuple[str | None, str | None]]:
+    """DescribeLogDirs v4 to one broker, as Admin.describeReplicaLogDirs reads it: each partition's
+    (current log dir, future log dir), None where there is none (offline dirs say nothing)."""
+    topics: dict[str, list[int]] = {}
+    for topic, partition in partitions:
+        topics.setdefault(topic, []).append(partition)
+    response = send_request(address, ApiKey.DESCRIBE_LOG_DIRS, 4,
+                            {"topics": [{"topic": t, "partitions": ps} for t, ps in topics.items()]})
+    _checked(response["error_code"], None)
+    found: dict[TopicPartition, list[str | None]] = {tp: [None, None] for tp in partitions}
+    for result in response["results"]:
+        if result["error_code"]:
+            continue
+        for topic in result["topics"]:
+            for p in topic["partitions"]:
+                entry = found.get((topic["name"], p["partition_index"]))
+                if entry is not None:
+                    entry[1 if p["is_future_key"] else 0] = result["log_dir"]
+    return {tp: (current, future) for tp, (current, future) in found.items()}
+

@@ -1,4 +1,4 @@
-"""AlterClientQuotas (49): sets and removes client quotas of users, client ids or both.
+"""AlterClientQuotas (49): sets and removes client quotas of users, client ids or both, and IPs.
 
 - Versions: 0-1 served and advertised (Kafka's range; v1 is flexible).
 - Behaviour:
@@ -12,7 +12,11 @@
     an unknown key ("Invalid configuration key k"), a byte rate that is not an integer
     ("Configuration producer_byte_rate must be a LONG value"); an entity type given twice, the
     last wins (Kafka's entity map).
-- Gaps: `ip` entities (connection creation rate quotas) answer UNSUPPORTED_VERSION.
+  - `ip` entities (an address or host, or the default) hold `connection_creation_rate` (an INT)
+    in /config/ips/<ip>; the network's ConnectionQuotas closes connections from an address over
+    its rate (KIP-612). INVALID_REQUEST for ip with user or client-id ("Invalid quota entity
+    combination, ...") and for an ip that is neither an address nor a resolvable host.
+- Gaps: none known.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from kbroker.api import auth_helper
+from kbroker.api import auth_helper, topic_ids
 from kbroker.api.auth_helper import AclOperation, ResourceType
 from kbroker.api.request_context import RequestContext
 from kbroker.group.offset_and_metadata import OffsetAndMetadata
@@ -62,19 +62,12 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     layout: list[tuple[OffsetCommitRequestOffsetCommitRequestTopic, list[tuple[int, tuple[str, int]]]]] = []
     group_error = auth_helper.error_for(ctx, AclOperation.READ, ResourceType.GROUP, request["group_id"])
     for topic in request["topics"]:
-        if version >= 10:
-            known = cache.topic_by_id(topic["topic_id"])
-            name = known.name if known is not None else None
-            missing = Errors.UNKNOWN_TOPIC_ID
-        else:
-            name = topic["name"]
-            known = cache.topic(name)
-            missing = Errors.UNKNOWN_TOPIC_OR_PARTITION
+        name, known, missing, topic_key = topic_ids.resolve(cache, topic, version >= 10)
         entries = []
         readable = name is not None and auth_helper.authorize(ctx, AclOperation.READ, ResourceType.TOPIC, name)
         for p in topic["partitions"]:
             index = p["partition_index"]
-            key = (name if name is not None else f"\0id:{topic['topic_id']}", index)
+            key = (topic_key, index)
             entries.append((index, key))
             if group_error:
                 errors[key] = group_error

@@ -105,7 +105,7 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
             return None
         denied: ProduceResult | set[str] | None = ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     elif services.authorizer is not None:
-        denied = _denied(ctx, request)
+        denied = _denied(ctx, request, version)
     else:  # no authorizer: nothing is asked per request
         denied = None
     for topic_data in request["topic_data"]:
@@ -220,16 +220,21 @@ def _has_transactional_records(request: ProduceRequest) -> bool:
     return False
 
 
-def _denied(ctx: RequestContext, request: ProduceRequest) -> ProduceResult | set[str]:
+def _denied(ctx: RequestContext, request: ProduceRequest, version: int) -> ProduceResult | set[str] | None:
     """What the authorizer refuses: one answer for the whole request (its transactional id), or
-    the topics it may not WRITE to. Asked only with an authorizer (the hot path asks nothing)."""
+    the topics it may not WRITE to; None when a one-topic request may write to it. Asked only
+    with an authorizer (without one the hot path asks nothing)."""
     transactional_id = request["transactional_id"]
     # (Transactional batches without a transactional id are refused before this, with or
     # without an authorizer: see handle.)
     if transactional_id is not None and not auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TRANSACTIONAL_ID, transactional_id):
         return ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    names = {t["name"] for t in request["topic_data"]}
-    if ctx.api_version >= 13:
+    topic_data = request["topic_data"]
+    if len(topic_data) == 1 and version < 13:  # the common request: one check, no sets
+        name = topic_data[0]["name"]
+        return None if auth_helper.authorize(ctx, AclOperation.WRITE, ResourceType.TOPIC, name) else {name}
+    names = {t["name"] for t in topic_data}
+    if version >= 13:
         cache = ctx.services.metadata_cache
         names = {topic.name for t in request["topic_data"] if (topic := cache.topic_by_id(t["topic_id"]))}
     return names - auth_helper.authorized_names(ctx, AclOperation.WRITE, ResourceType.TOPIC, names)

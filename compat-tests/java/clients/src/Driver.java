@@ -37,6 +37,7 @@ import org.apache.kafka.clients.admin.ConfigEntry;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.admin.ConsumerGroupListing;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
+import org.apache.kafka.clients.admin.DescribeTopicsOptions;
 import org.apache.kafka.clients.admin.FeatureMetadata;
 import org.apache.kafka.clients.admin.FeatureUpdate;
 import org.apache.kafka.clients.admin.FinalizedVersionRange;
@@ -64,6 +65,7 @@ import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.admin.TransactionDescription;
 import org.apache.kafka.clients.admin.TransactionListing;
 import org.apache.kafka.clients.admin.UpdateFeaturesOptions;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
@@ -211,6 +213,15 @@ public final class Driver {
             case "begin_txn": producers.get(name).beginTransaction(); return name;
             case "commit_txn": producers.get(name).commitTransaction(); return name;
             case "abort_txn": producers.get(name).abortTransaction(); return name;
+            case "send_offsets_txn": {  // group=g offsets=topic:partition:offset,...
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                for (String o : list(a.get("offsets"))) {
+                    int last = o.lastIndexOf(':');
+                    offsets.put(tp(o.substring(0, last)), new OffsetAndMetadata(Long.parseLong(o.substring(last + 1))));
+                }
+                producers.get(name).sendOffsetsToTransaction(offsets, new ConsumerGroupMetadata(a.get("group")));
+                return name;
+            }
             case "close_producer": producers.remove(name).close(Duration.ofSeconds(TIMEOUT_S)); return name;
             case "producer_metrics": {  // group=producer-metrics names=produce-throttle-time-max,...
                 Map<String, Object> out = new TreeMap<>();
@@ -444,7 +455,11 @@ public final class Driver {
                 return a.get("name");
             }
             case "list_topics": return new TreeMap<>(get(admin.listTopics().namesToListings())).keySet();
-            case "describe_topics": return describeTopics(list(a.get("names")));
+            case "describe_topics": {  // page_limit=N: DescribeTopicPartitions' partitions per response
+                DescribeTopicsOptions options = new DescribeTopicsOptions();
+                if (a.containsKey("page_limit")) options.partitionSizeLimitPerResponse(Integer.parseInt(a.get("page_limit")));
+                return describeTopics(list(a.get("names")), options);
+            }
             case "delete_topics": get(admin.deleteTopics(list(a.get("names"))).all()); return "deleted";
             case "create_partitions":
                 get(admin.createPartitions(Map.of(a.get("name"), NewPartitions.increaseTo(Integer.parseInt(a.get("count"))))).all());
@@ -577,9 +592,9 @@ public final class Driver {
         return out;
     }
 
-    private Object describeTopics(List<String> names) throws Exception {
+    private Object describeTopics(List<String> names, DescribeTopicsOptions options) throws Exception {
         Map<String, Object> out = new TreeMap<>();
-        for (Map.Entry<String, TopicDescription> e : get(admin.describeTopics(names).allTopicNames()).entrySet()) {
+        for (Map.Entry<String, TopicDescription> e : get(admin.describeTopics(names, options).allTopicNames()).entrySet()) {
             List<Object> partitions = new ArrayList<>();
             for (TopicPartitionInfo p : e.getValue().partitions()) {
                 Map<String, Object> info = new LinkedHashMap<>();
