@@ -3,8 +3,13 @@
 
 Starts kbroker on a fresh temporary data directory (or uses --bootstrap), runs the scenarios of
 bench_scenarios.py --runs times with confluent-kafka as the load client in separate processes
-(bench_client.py), alternating between brokers when --against is given, and prints a table and
-JSON lines (medians). The cluster scenarios then run --runs times against three kbroker processes
+(bench_client.py), alternating between brokers when --against is given (each scenario's samples
+go A B, then B A on the next run, and so on, so neither target always goes first), and prints a
+table (medians, with each target's min / median / max over its samples) and JSON lines. Before
+each sample the page cache's dirty pages are written back (os.sync(), then a wait until
+/proc/meminfo's Dirty + Writeback is under DIRTY_SETTLED_BYTES), so the writeback of one sample's
+records does not land in the next one's time; every sample writes a topic of its own (named after
+its run), on its broker's own data directory. The cluster scenarios then run --runs times against three kbroker processes
 and a ZooKeeper (bench_cluster.py) when Debian's ZooKeeper is installed, and are reported as
 skipped, with the reason, when it is not. Each run also measures the loopback TCP bandwidth, so
 every throughput is reported as a fraction of it. Every measurement is verified (record counts, offsets, first and
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
 import select
 import shutil
@@ -65,6 +71,12 @@ MIN_LOOPBACK_BYTES = 64 * 1024 * 1024
 LOOPBACK_CHUNK = 4 * 1024 * 1024
 IDLE_SETTLE_S = 1.0  # after the first Metadata answer, before reading idle RSS
 CLIENT_SLACK_S = 60.0  # a client process gets its own timeout plus this before it is killed
+# Before each sample: written-back dirty pages down to this much (other processes may keep writing,
+# so not zero), waited for at most SETTLE_TIMEOUT_S (os.sync() has written back what was dirty
+# when it was called; what stays dirty longer is someone else's, and is logged).
+DIRTY_SETTLED_BYTES = 32 * 1024 * 1024
+SETTLE_TIMEOUT_S = 15.0
+SETTLE_POLL_S = 0.1
 
 
 def log(message: str) -> None:
@@ -156,6 +168,32 @@ def run_e2e(scenario: Scenario, broker: RunningBroker, topic: str) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------ the page cache
+
+
+def dirty_bytes() -> int | None:
+    """Dirty + Writeback of /proc/meminfo in bytes (None where there is no /proc/meminfo)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo if ":" in line)
+        return sum(int(fields[name].split()[0]) * 1024 for name in ("Dirty", "Writeback"))
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def settle_page_cache() -> None:
+    """Writes dirty pages back and waits until little is left, so that the kernel's writeback of
+    what one sample wrote does not run during the next sample (it did: produce-1k's samples were
+    bimodal, 530-730 MB/s and 220-330 MB/s, for every broker)."""
+    os.sync()
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    while (pending := dirty_bytes()) is not None and pending > DIRTY_SETTLED_BYTES:
+        if time.monotonic() >= deadline:
+            log(f"page cache: {pending / 1e6:,.0f} MB still dirty after {SETTLE_TIMEOUT_S:.0f} s; measuring anyway")
+            return
+        time.sleep(SETTLE_POLL_S)
+
+
 # ------------------------------------------------------------------------------ one run of a scenario
 
 
@@ -177,6 +215,7 @@ def measure(
 ) -> dict:
     """One sample; a harness bug or a broken broker becomes this sample's error, not the end of the run."""
     try:
+        settle_page_cache()
         return run_scenario(scenario, broker, topic_prefix, datasets, by_key)
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
@@ -213,6 +252,7 @@ def run_consume(
         if "error" in filled:
             return {"error": f"filling {topic} failed: {filled['error']}"}
         datasets.remember(broker.name, scenario.dataset, topic)
+        settle_page_cache()  # the fill's writeback is not the consumer's
     return run_client(base_spec("consume", scenario, broker, topic))
 
 
@@ -442,6 +482,7 @@ def run_single_broker_scenarios(
                     elif scenario.kind == "start":
                         if run == 0:
                             continue  # the first sample is the start of the broker under load
+                        settle_page_cache()
                         sample = measure_start(specs_by_name[name], work_dir)
                     else:
                         sample = measure(scenario, brokers[name], f"bench-{token}-r{run + 1}", datasets, by_key)

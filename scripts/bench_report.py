@@ -1,5 +1,10 @@
 """Turns scripts/bench's per-run samples into summaries (medians), JSON lines and text tables.
 
+Each result also carries `spread`: per headline figure (MB/s, p50/p99, start ms...), its min,
+median and max over the samples and the samples themselves, printed under the target's line, so
+a reader can tell a 5% difference from the noise; ratios are of medians, and say whether the two
+targets' sample ranges overlap.
+
 Plain functions over dicts; touches no process, socket or file. MB is 10^6 bytes of record
 values (keys, headers and framing not counted); every throughput is also given as a fraction of
 the loopback bandwidth measured in the same run.
@@ -27,7 +32,29 @@ def medians_per_broker(samples: list[dict], brokers: int) -> list[float | None]:
 
 
 def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s: float | None) -> dict:
-    """One JSON-ready summary of a scenario on a target: medians over its successful runs."""
+    """One JSON-ready summary of a scenario on a target: medians over its successful runs, and
+    the spread of each headline figure over them."""
+    summary = medians(scenario, target, samples, loopback_mb_s)
+    good = [sample for sample in samples if "error" not in sample]
+    summary["spread"] = {metric: spread(sample_values(scenario, good, metric))
+                         for metric, _ in HEADLINES.get(scenario.kind, [])}
+    return summary
+
+
+def sample_values(scenario: Scenario, good: list[dict], metric: str) -> list[float]:
+    """A headline figure of each sample (MB/s from each sample's seconds)."""
+    if metric == "mb_per_s":
+        return [scenario.value_bytes / sample["seconds"] / 1e6 for sample in good if sample.get("seconds")]
+    return [sample[metric] for sample in good if sample.get(metric) is not None]
+
+
+def spread(values: list[float]) -> dict:
+    return {"min": min(values, default=None), "median": statistics.median(values) if values else None,
+            "max": max(values, default=None), "samples": values}
+
+
+def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s: float | None) -> dict:
+    """The summary's medians over the successful runs."""
     good = [sample for sample in samples if "error" not in sample]
     summary: dict = {
         "kind": "result",
@@ -190,9 +217,18 @@ def ratios(summaries: list[dict], first: str, others: list[str]) -> list[dict]:
                         "numerator": first,
                         "denominator": other,
                         "ratio": a / b if a is not None and b else None,
+                        "ranges_overlap": ranges_overlap(mine, theirs, metric),
                     }
                 )
     return lines
+
+
+def ranges_overlap(mine: dict, theirs: dict, metric: str) -> bool | None:
+    """Whether the two targets' [min, max] over their samples overlap (None without a spread)."""
+    a, b = mine.get("spread", {}).get(metric), theirs.get("spread", {}).get(metric)
+    if not a or not b or None in (a["min"], b["min"]):
+        return None
+    return a["min"] <= b["max"] and b["min"] <= a["max"]
 
 
 def json_lines(records: list[dict]) -> str:
@@ -229,13 +265,14 @@ def runs_cell(summary: dict) -> str:
 def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: int) -> str:
     """Every scenario with each target beneath it, then memory and the loopback figure."""
     header = "  ".join(f"{name:>{width}}" for name, width, _ in DETAIL_COLUMNS)
-    lines = [f"median of {runs} run(s); MB = 10^6 bytes of record values", ""]
+    lines = [f"median of {runs} run(s), each target's samples beneath it; MB = 10^6 bytes of record values", ""]
     title = None
     for summary in results:
         if summary["title"] != title:
             title = summary["title"]
             lines += ["", title, header]
         lines.append("  ".join(f"{cell(summary):>{width}}" for _, width, cell in DETAIL_COLUMNS))
+        lines += spread_lines(summary)
         lines += [f"{'':14}error: {error}" for error in summary["errors"]]
         lines += [f"{'':14}note: {warning}" for warning in summary["warnings"] + summary.get("notes", [])]
         if summary.get("broker_cpu_s_each"):
@@ -278,13 +315,32 @@ def none_or(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
 
+SPREAD_FORMATS = {"mb_per_s": ("MB/s", ",.1f"), "p50_ms": ("p50 ms", ",.2f"), "p99_ms": ("p99 ms", ",.2f"),
+                  "start_ms": ("start ms", ",.1f"), "rss_growth_mib": ("RSS growth MiB", ",.1f")}
+
+
+def spread_lines(summary: dict) -> list[str]:
+    """Per headline figure: min / median / max over the samples, and the samples in run order."""
+    lines = []
+    for metric, values in summary.get("spread", {}).items():
+        if not values["samples"]:
+            continue
+        label, spec = SPREAD_FORMATS.get(metric, (metric, ",.2f"))
+        samples = ", ".join(fmt(value, spec) for value in values["samples"])
+        lines.append(f"{'':14}{label} min / median / max: {fmt(values['min'], spec)} / {fmt(values['median'], spec)} / "
+                     f"{fmt(values['max'], spec)}  (samples: {samples})")
+    return lines
+
+
 def ratio_table(ratio_lines: list[dict]) -> str:
     """kbroker's figure / the other broker's, with which direction is better."""
-    lines = ["", "ratios (first target / other; 'higher better' or 'lower better' says which way wins)"]
+    lines = ["", "ratios of medians (first target / other; 'higher better' or 'lower better' says which way wins;"
+             " 'overlap': the two targets' sample ranges overlap)"]
     for line in ratio_lines:
         better = "higher better" if line["higher_is_better"] else "lower better"
+        overlap = {True: ", overlap", False: ", ranges apart", None: ""}[line.get("ranges_overlap")]
         lines.append(
             f"  {line['scenario']:<24} {line['metric']:<14} {line['numerator']}/{line['denominator']}: "
-            f"{fmt(line['ratio'], ',.2f', 'x'):>9}  ({better})"
+            f"{fmt(line['ratio'], ',.2f', 'x'):>9}  ({better}{overlap})"
         )
     return "\n".join(lines)

@@ -112,6 +112,18 @@ def test_against_runs_the_same_scenarios_and_prints_ratios():
         ("start", "start_ms"), ("produce-1k", "mb_per_s"), ("e2e-latency", "p50_ms"), ("e2e-latency", "p99_ms"),
         ("memory", "rss_idle_mib"), ("memory", "rss_after_mib"),
     }  # fmt: skip
+    assert all(line["ranges_overlap"] in (True, False) for line in lines
+               if line["kind"] == "ratio" and line["scenario"] != "memory")
+    produced = by_scenario(lines, "kbroker")["produce-1k"]
+    assert_spread(produced["spread"]["mb_per_s"], produced["mb_per_s"])
+    latency = by_scenario(lines, other_name)["e2e-latency"]
+    assert_spread(latency["spread"]["p99_ms"], latency["p99_ms"])
+
+
+def assert_spread(spread: dict, median: float) -> None:
+    """One run: its one sample is the min, the median and the max."""
+    assert spread["samples"] == [pytest.approx(median)]
+    assert spread["min"] == spread["median"] == spread["max"] == pytest.approx(median)
 
 
 def test_with_metrics_runs_kbroker_again_with_its_metrics_endpoint_and_prints_ratios():

@@ -27,7 +27,7 @@ from kbroker.protocol.errors import Errors
 from kbroker.security.acl import CLUSTER_NAME, SUPPORTED_OPERATIONS, AclOperation, ResourceType
 
 __all__ = ["OMITTED", "AclOperation", "ResourceType", "authorize", "authorize_by_resource_type", "authorized_names",
-           "authorized_operations", "cluster_error", "error_for", "has_authorizer", "requires_cluster"]
+           "authorized_operations", "cluster_error", "error_for", "requires_cluster"]
 
 # KIP-430's value of an authorized-operations field the request did not ask for.
 OMITTED = -2147483648
@@ -35,10 +35,6 @@ OMITTED = -2147483648
 
 def _all_supported(resource_type: ResourceType) -> int:
     return sum(1 << op for op in SUPPORTED_OPERATIONS[resource_type])
-
-
-def has_authorizer(ctx: RequestContext) -> bool:
-    return ctx.services.authorizer is not None
 
 
 def authorize(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType,

@@ -50,13 +50,13 @@ from kbroker.network import socket_server
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
-from kbroker.protocol.headers import decode_request_header, encode_response_header
+from kbroker.protocol.headers import RequestHeader, decode_request_header, response_frame_head
 from kbroker.protocol.messages import CodecError, request_codec, response_codec
 from kbroker.security.principal import ANONYMOUS
 
 if TYPE_CHECKING:
     from kbroker.api.broker_services import BrokerServices
-    from kbroker.metrics.stats import RequestMetrics
+    from kbroker.metrics.stats import RequestMetrics, RequestTimes
     from kbroker.network.socket_server import KafkaConnection
     from kbroker.security.sasl_authenticator import SaslServerAuthenticator
     from kbroker.security.session import Session
@@ -72,6 +72,11 @@ request_log = logging.getLogger("kafka.request.logger")
 REQUEST_NAMES: dict[int, str] = {
     key.value: "".join(part.capitalize() for part in key.name.split("_")) for key in ApiKey}
 _ERROR_NAMES: dict[int, str] = {error.value: error.name for error in Errors}
+# logging's own per-level answers of isEnabledFor for the request log, cleared (in place) by any
+# setLevel (KIP-412's BROKER_LOGGER changes too): read directly, a request costs a dict lookup,
+# not a call. Without it (another Python), every request asks isEnabledFor.
+_REQUEST_LOG_ANSWERS: dict[int, bool] = getattr(request_log, "_cache", {})
+_DEBUG = logging.DEBUG
 
 
 def _api_name(api_key: int) -> str:
@@ -81,17 +86,43 @@ def _api_name(api_key: int) -> str:
         return f"api key {api_key}"
 
 
+class Route:
+    """What a request of one API and version needs, looked up once (the first such request) and
+    kept: the handler, the request decoder, the response encoder and the response frame's head.
+    A request then costs one dict lookup instead of the registry's and codecs' checks."""
+
+    __slots__ = ("handle", "decode", "encode_chunks", "head", "name", "metrics")
+
+    def __init__(self, handler: Handler, version: int, request_metrics: RequestMetrics | None) -> None:
+        api_key = handler.api_key
+        self.handle = handler.handle
+        self.decode = request_codec(api_key, version).decode
+        self.encode_chunks = response_codec(api_key, version).encode_chunks
+        self.head = response_frame_head(api_key, version)
+        self.name = REQUEST_NAMES[api_key]
+        # With metrics on, the counters this API and version count into (no lookup per request).
+        self.metrics = request_metrics.api(self.name, version) if request_metrics is not None else None
+
+
 class KafkaApis:
     def __init__(self, services: BrokerServices, request_metrics: RequestMetrics | None = None) -> None:
         self.services = services
         self.handlers: dict[int, Handler] = load_handlers()
         self.request_metrics = request_metrics
+        self._routes: dict[tuple[int, int], Route] = {}
+        # Fetch's times again as FetchConsumer (index False) or FetchFollower (True), with metrics on.
+        self._fetch_times: tuple[RequestTimes, RequestTimes] | None = None if request_metrics is None else (
+            request_metrics.times_of("FetchConsumer"), request_metrics.times_of("FetchFollower"))
+        # Chosen once: without a SASL listener no connection ever needs a SASL session made.
+        self._sasl_listeners = bool(services.sasl_listeners)
 
     async def process(self, conn: KafkaConnection, frame: memoryview) -> list | None:
         """The network's request processor: the response chunks, or None where Kafka sends none."""
-        session = self._session_of(conn)
-        authenticator = session.sasl if session is not None else None
-        if authenticator is not None and not authenticator.authenticated:
+        session = conn.session
+        authenticator = None
+        if session is None and self._sasl_listeners:
+            session = self._session_of(conn)
+        if session is not None and (authenticator := session.sasl) is not None and not authenticator.authenticated:
             self._check_sasl_frame_size(conn, authenticator, frame)
             if authenticator.raw_tokens and authenticator.exchanging:
                 return await self._raw_sasl_token(conn, authenticator, frame)
@@ -101,6 +132,64 @@ class KafkaApis:
             bad_input_log.warning(source_of(conn.peer), "header",
                                   "closing connection from %s: unreadable request header (%s)", conn.peer, exc)
             raise socket_server.CloseConnection from None
+        route = self._routes.get((header.api_key, header.api_version))
+        if route is None:
+            found = self._route(conn, header)
+            if isinstance(found, list):  # ApiVersions newer than ours, answered in v0
+                return found
+            route = found
+        try:
+            request, _ = route.decode(frame, body_offset)
+        except CodecError as exc:
+            return self._unparsable(conn, header, exc)
+        # An authenticated session without an end (the common case) costs nothing more per request.
+        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
+            await self._check_sasl_state(conn, authenticator, header.correlation_id, header.api_key,
+                                         header.api_version)
+        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name,
+                             ANONYMOUS if session is None else session.principal, session)
+        log_on = _REQUEST_LOG_ANSWERS.get(_DEBUG)
+        if log_on is None:
+            log_on = request_log.isEnabledFor(_DEBUG)
+        measured = log_on or self.request_metrics is not None
+        quotas_on = self.services.client_quotas.enabled  # no quota anywhere: no quota work at all
+        started = 0.0
+        if measured or quotas_on:
+            started = time.monotonic()
+            remote_time_s.set(0.0)
+        try:
+            response = await route.handle(ctx, request)
+        except CloseConnection:  # the handler's own signal, in the network's terms
+            raise socket_server.CloseConnection from None
+        except ZooKeeperUnavailableError as lost:
+            # A ZooKeeper write or read outside the controller-only APIs (which answer
+            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
+            # on a new connection once the session is back. One line, not a traceback.
+            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
+                        _api_name(header.api_key), header.api_version, lost)
+            raise socket_server.CloseConnection from None
+        if quotas_on:
+            local_s = max(0.0, time.monotonic() - started - remote_time_s.get())
+            throttle_ms = quota_helper.throttle_time_ms(ctx, request, response, len(frame), local_s)
+            if throttle_ms:
+                conn.mute_for(throttle_ms)
+        if measured:
+            self._completed(conn, ctx, route, request, response, started, log_on)
+        if response is None:
+            return None
+        chunks: list = [b""]
+        head = route.head
+        chunks[0] = head.pack(head.size - 4 + route.encode_chunks(response, chunks), header.correlation_id)
+        if authenticator is not None:
+            if header.api_key == ApiKey.API_VERSIONS:
+                authenticator.versions_answered()
+            elif authenticator.failed:
+                await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
+        return chunks
+
+    def _route(self, conn: KafkaConnection, header: RequestHeader) -> Route | list:
+        """The Route of a request's API and version, made and kept on first use; for an API or
+        version we do not serve, Kafka's answer (ApiVersions in v0) or the connection closed."""
         api_key, version = header.api_key, header.api_version
         handler = self.handlers.get(api_key)
         if handler is None:
@@ -119,56 +208,21 @@ class KafkaApis:
                                   conn.peer, _api_name(api_key), version, handler.min_version,
                                   handler.max_version, header.client_id)
             raise socket_server.CloseConnection
-        try:
-            request, _ = request_codec(api_key, version).decode(frame, body_offset)
-        except CodecError as exc:
-            if api_key == ApiKey.API_VERSIONS and version >= 3:
-                bad_input_log.warning(source_of(conn.peer), "api versions",
-                                      "invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
-                return self._encode(header.correlation_id, api_key, version,
-                                    {"error_code": Errors.INVALID_REQUEST})
-            bad_input_log.warning(source_of(conn.peer), "unparsable",
-                                  "closing connection from %s: unparsable %s v%d request (%s)",
-                                  conn.peer, _api_name(api_key), version, exc)
-            raise socket_server.CloseConnection from None
-        # An authenticated session without an end (the common case) costs nothing more per request.
-        if authenticator is not None and (not authenticator.authenticated or authenticator.expires_at is not None):
-            await self._check_sasl_state(conn, authenticator, header.correlation_id, api_key, version)
-        principal = ANONYMOUS if session is None else session.principal
-        ctx = RequestContext(header, self.services, conn.peer, conn.listener_name, principal, session)
-        measured = self.request_metrics is not None or request_log.isEnabledFor(logging.DEBUG)
-        quotas_on = self.services.client_quotas.enabled  # no quota anywhere: no quota work at all
-        started = 0.0
-        if measured or quotas_on:
-            started = time.monotonic()
-            remote_time_s.set(0.0)
-        try:
-            response = await handler.handle(ctx, request)
-        except CloseConnection:  # the handler's own signal, in the network's terms
-            raise socket_server.CloseConnection from None
-        except ZooKeeperUnavailableError as lost:
-            # A ZooKeeper write or read outside the controller-only APIs (which answer
-            # NOT_CONTROLLER): its outcome is unknown, so no answer is given; the client retries
-            # on a new connection once the session is back. One line, not a traceback.
-            log.warning("closing connection from %s: %s v%d could not complete: %s", conn.peer,
-                        _api_name(api_key), version, lost)
-            raise socket_server.CloseConnection from None
-        if quotas_on:
-            local_s = max(0.0, time.monotonic() - started - remote_time_s.get())
-            throttle_ms = quota_helper.throttle_time_ms(ctx, request, response, len(frame), local_s)
-            if throttle_ms:
-                conn.mute_for(throttle_ms)
-        if measured:
-            self._completed(conn, ctx, request, response, started)
-        if response is None:
-            return None
-        chunks = self._encode(header.correlation_id, api_key, version, response)
-        if authenticator is not None:
-            if api_key == ApiKey.API_VERSIONS:
-                authenticator.versions_answered()
-            elif authenticator.failed:
-                await self._close_failed_authentication(conn, authenticator, response.get("error_message"), chunks)
-        return chunks
+        route = self._routes[(api_key, version)] = Route(handler, version, self.request_metrics)
+        return route
+
+    def _unparsable(self, conn: KafkaConnection, header: RequestHeader, exc: CodecError) -> list:
+        """A body the codec cannot read: ApiVersions v3+ answers INVALID_REQUEST, anything else
+        closes the connection."""
+        api_key, version = header.api_key, header.api_version
+        if api_key == ApiKey.API_VERSIONS and version >= 3:
+            bad_input_log.warning(source_of(conn.peer), "api versions",
+                                  "invalid ApiVersions v%d request from %s: %s", version, conn.peer, exc)
+            return self._encode(header.correlation_id, api_key, version, {"error_code": Errors.INVALID_REQUEST})
+        bad_input_log.warning(source_of(conn.peer), "unparsable",
+                              "closing connection from %s: unparsable %s v%d request (%s)",
+                              conn.peer, _api_name(api_key), version, exc)
+        raise socket_server.CloseConnection from None
 
     def _session_of(self, conn: KafkaConnection) -> Session | None:
         """The connection's Session; on a SASL listener one is made with the first request."""
@@ -237,28 +291,33 @@ class KafkaApis:
             session.principal = authenticator.principal
         return [len(result.token).to_bytes(4, "big"), result.token]
 
-    def _completed(self, conn: KafkaConnection, ctx: RequestContext, request: Any, response: dict | None,
-                   started: float) -> None:
+    def _completed(self, conn: KafkaConnection, ctx: RequestContext, route: Route, request: Any,
+                   response: dict | None, started: float, log_on: bool) -> None:
         """Kafka's RequestChannel.updateRequestMetrics and request log for one answered request."""
         now = time.monotonic()
         arrival = conn.request_arrival or started
         header = ctx.header
-        api_key = header.api_key
-        name = REQUEST_NAMES[api_key]
+        name = route.name
         queue_ms = (started - arrival) * 1000
         total_ms = (now - arrival) * 1000
         remote_ms = remote_time_s.get() * 1000
-        local_ms = max(0.0, total_ms - queue_ms - remote_ms)
-        metrics = self.request_metrics
+        local_ms = total_ms - queue_ms - remote_ms
+        if local_ms < 0.0:
+            local_ms = 0.0
+        metrics = route.metrics
         if metrics is not None:
-            metrics.record(name, header.api_version, queue_ms, local_ms, remote_ms, total_ms)
-            if api_key == ApiKey.FETCH:  # Kafka also times fetches as FetchConsumer or FetchFollower
+            metrics.requests += 1
+            times = metrics.times  # RequestTimes.observe, inline: this runs for every request
+            times.samples.append((queue_ms, local_ms, remote_ms, total_ms))
+            if len(times.samples) >= times.FOLD_AT:
+                times.fold()
+            fetch_times = self._fetch_times
+            if header.api_key == ApiKey.FETCH and fetch_times is not None:  # also as FetchConsumer or FetchFollower
                 replica_id = request["replica_state"]["replica_id"] if header.api_version >= 15 else request["replica_id"]
-                metrics.record_times_as("FetchFollower" if replica_id >= 0 else "FetchConsumer",
-                                        queue_ms, local_ms, remote_ms, total_ms)
+                fetch_times[replica_id >= 0].observe(queue_ms, local_ms, remote_ms, total_ms)
             if response is not None:
-                metrics.count_errors(name, error_counts(api_key, response))
-        if request_log.isEnabledFor(logging.DEBUG):
+                count_errors(header.api_key, response, metrics.errors)
+        if log_on:
             request_log.debug(
                 "Completed request:%s v%d (correlation id %d, client id %s) from connection %s;totalTime:%.3f,"
                 "requestQueueTime:%.3f,localTime:%.3f,remoteTime:%.3f,listener:%s,principal:%s",
@@ -271,10 +330,11 @@ class KafkaApis:
 
     @staticmethod
     def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:
-        header = encode_response_header(correlation_id, api_key, version)
-        chunks: list = [b"", header]
-        body_len = response_codec(api_key, version).encode_chunks(response, chunks)
-        chunks[0] = (len(header) + body_len).to_bytes(4, "big")
+        """A response frame outside the routes (SASL refusals, bad requests)."""
+        head = response_frame_head(api_key, version)
+        chunks: list = [b""]
+        chunks[0] = head.pack(head.size - 4 + response_codec(api_key, version).encode_chunks(response, chunks),
+                              correlation_id)
         return chunks
 
     def _unsupported_api_versions(self, correlation_id: int, handler: Handler) -> list:
@@ -286,20 +346,23 @@ class KafkaApis:
         return self._encode(correlation_id, ApiKey.API_VERSIONS, 0, body)
 
 
-def error_counts(api_key: int, response: dict) -> dict[str, int]:
-    """The error codes of a response by name, as Kafka's AbstractResponse.errorCounts counts
-    them for Produce (each partition) and Fetch (the top level and each partition); for the
-    other APIs, the top-level error_code (NONE when the response has none)."""
-    counts: dict[str, int] = {}
+def count_errors(api_key: int, response: dict, errors: dict[str, int]) -> None:
+    """Counts the error codes of a response by name into `errors`, as Kafka's
+    AbstractResponse.errorCounts counts them for Produce (each partition) and Fetch (the top level
+    and each partition); for the other APIs, the top-level error_code (NONE when it has none)."""
     codes: list[int]
-    if api_key == ApiKey.PRODUCE:
-        codes = [p["error_code"] for t in response["responses"] for p in t["partition_responses"]]
+    if api_key == ApiKey.PRODUCE:  # loops, not comprehensions: no function call each (Python 3.11)
+        codes = []
+        for topic in response["responses"]:
+            for partition in topic["partition_responses"]:
+                codes.append(partition["error_code"])
     elif api_key == ApiKey.FETCH:
-        codes = [response.get("error_code", 0), *(p["error_code"] for t in response["responses"]
-                                                   for p in t["partitions"])]
+        codes = [response.get("error_code", 0)]
+        for topic in response["responses"]:
+            for partition in topic["partitions"]:
+                codes.append(partition["error_code"])
     else:
         codes = [response.get("error_code", 0)]
     for code in codes:
-        error = _ERROR_NAMES.get(code, str(code))
-        counts[error] = counts.get(error, 0) + 1
-    return counts
+        error = _ERROR_NAMES.get(code) or str(code)
+        errors[error] = errors.get(error, 0) + 1

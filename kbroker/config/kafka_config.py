@@ -140,7 +140,10 @@ class KafkaConfig:
     # -- reading ----------------------------------------------------------------------------
     def get(self, name: str) -> Any:
         """The typed value of a broker setting by its Kafka name (None when unset without default)."""
-        return self._setting(name).value
+        try:  # not through _setting: requests read settings, one call less each
+            return self._settings[name].value
+        except KeyError:
+            raise KeyError(f"Unknown broker configuration: {name}") from None
 
     def __getitem__(self, name: str) -> Any:
         return self.get(name)

@@ -8,6 +8,7 @@ Plain data: no broker config parsing (kbroker/config.py owns that), no files.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from kbroker.log.compression import CODEC_BY_TOPIC_COMPRESSION, PRODUCER_COMPRESSION
@@ -49,11 +50,11 @@ class LogConfig(NamedTuple):
 
     @property
     def compact(self) -> bool:
-        return "compact" in self._policies()
+        return "compact" in _policies(self.cleanup_policy)
 
     @property
     def delete(self) -> bool:
-        return "delete" in self._policies()
+        return "delete" in _policies(self.cleanup_policy)
 
     @property
     def log_append_time(self) -> bool:
@@ -65,9 +66,6 @@ class LogConfig(NamedTuple):
         if self.compression_type == PRODUCER_COMPRESSION:
             return None
         return CODEC_BY_TOPIC_COMPRESSION[self.compression_type]
-
-    def _policies(self) -> set[str]:
-        return {policy.strip() for policy in self.cleanup_policy.split(",")}
 
     @classmethod
     def from_topic_config(cls, overrides: Mapping[str, str | None], base: LogConfig | None = None) -> LogConfig:
@@ -93,6 +91,12 @@ class LogConfig(NamedTuple):
                 if changes.get(field, getattr(base, field)) == LONG_MAX:
                     changes[field] = int(difference)
         return base._replace(**changes)
+
+
+@lru_cache(maxsize=64)
+def _policies(cleanup_policy: str) -> frozenset[str]:
+    """cleanup.policy's policies; cached, since every append asks whether its topic compacts."""
+    return frozenset(policy.strip() for policy in cleanup_policy.split(","))
 
 
 # Topic config name -> field; every field's Kafka name is its name with dots.

@@ -112,8 +112,14 @@ class _SortedIndexFile:
     def max_entries(self) -> int:
         return self.max_index_size // self.entry.size
 
+    # Entries kept free at the end: TimeIndex keeps one for the final entry.
+    reserved_entries = 0
+
     def is_full(self) -> bool:
-        return self.entries >= self.max_entries
+        # Asked by every append (LogSegment.shouldRoll): no property calls.
+        if not self._loaded:
+            self._ensure_loaded()
+        return len(self._keys) >= self.max_index_size // self.entry.size - self.reserved_entries
 
     def file_size(self) -> int:
         try:
@@ -307,9 +313,7 @@ class TimeIndex(_SortedIndexFile):
 
     entry = _TIME_ENTRY
     key_type = "q"
-
-    def is_full(self) -> bool:
-        return self.entries >= self.max_entries - 1
+    reserved_entries = 1
 
     def last_entry(self) -> TimestampOffset:
         self._ensure_loaded()

@@ -274,7 +274,8 @@ class LogSegment:
             self.bytes_since_last_index_entry += header.size
 
     def _write_at(self, records: bytes | bytearray | memoryview, position: int) -> None:
-        io_faults.check("write", self.log_path)
+        if io_faults.hook is not None:  # every append passes here: no call while no test hooks it
+            io_faults.check("write", self.log_path)
         view = memoryview(records)
         written = os.pwrite(self.fd, view, position)
         while written < len(view):  # regular files only write short on ENOSPC-like trouble

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import bisect
 import contextvars
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 
 # Request latency buckets, in milliseconds (Kafka's RequestMetrics histograms are in ms).
 LATENCY_BUCKETS_MS: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0,
@@ -67,56 +69,101 @@ class Histogram:
 TIME_METRICS = ("totaltimems", "requestqueuetimems", "localtimems", "remotetimems")
 
 
+class RequestTimes:
+    """One API's four time histograms. The request pipeline appends each request's times as one
+    tuple (queue, local, remote, total ms) to `samples`: one C call per request, no bisect;
+    `fold()` sorts them into the histograms in C (a Counter over bisect_left) when a snapshot is
+    taken or FOLD_AT requests have piled up."""
+
+    __slots__ = ("samples", "_histograms")
+
+    FOLD_AT = 1024  # requests: what `samples` may hold between folds
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float, float, float]] = []
+        self._histograms = (Histogram(), Histogram(), Histogram(), Histogram())  # queue, local, remote, total
+
+    def observe(self, queue_ms: float, local_ms: float, remote_ms: float, total_ms: float) -> None:
+        self.samples.append((queue_ms, local_ms, remote_ms, total_ms))
+        if len(self.samples) >= self.FOLD_AT:
+            self.fold()
+
+    def fold(self) -> None:
+        samples = self.samples
+        if not samples:
+            return
+        bucket = partial(bisect.bisect_left, LATENCY_BUCKETS_MS)
+        for values, histogram in zip(zip(*samples, strict=True), self._histograms, strict=True):
+            counts = histogram.counts
+            for index, count in Counter(map(bucket, values)).items():
+                counts[index] += count
+            histogram.total += sum(values)
+        samples.clear()
+
+    def histograms(self) -> tuple[Histogram, Histogram, Histogram, Histogram]:
+        """In TIME_METRICS' order (total, queue, local, remote), with every sample folded in."""
+        self.fold()
+        queue, local, remote, total = self._histograms
+        return total, queue, local, remote
+
+
+class ApiRequestMetrics:
+    """What one request of an API at one version counts into: the version's request count, and
+    the API's time histograms and error counts (shared by its versions). The request pipeline
+    looks it up once per API and version and keeps it, so a request costs no lookups here."""
+
+    __slots__ = ("requests", "times", "errors")
+
+    def __init__(self, times: RequestTimes, errors: dict[str, int]) -> None:
+        self.requests = 0
+        self.times = times
+        self.errors = errors  # error name -> responses (Produce and Fetch: partitions) with it
+
+
 class RequestMetrics:
     """kafka.network:type=RequestMetrics: requests per API and version, errors per API and error
     code, and the time histograms per API (Fetch also as FetchConsumer or FetchFollower)."""
 
     def __init__(self) -> None:
-        self.requests: dict[tuple[str, int], int] = {}
-        self.errors: dict[tuple[str, str], int] = {}
-        self.times: dict[str, tuple[Histogram, Histogram, Histogram, Histogram]] = {}
+        self.apis: dict[tuple[str, int], ApiRequestMetrics] = {}
+        self.errors: dict[str, dict[str, int]] = {}
+        self.times: dict[str, RequestTimes] = {}
+
+    def api(self, request: str, version: int) -> ApiRequestMetrics:
+        """The counters of `request` at `version`, made on first use."""
+        api = self.apis.get((request, version))
+        if api is None:
+            api = self.apis[(request, version)] = ApiRequestMetrics(self.times_of(request),
+                                                                    self.errors.setdefault(request, {}))
+        return api
+
+    def times_of(self, request: str) -> RequestTimes:
+        """The time histograms of `request` (or of FetchConsumer/FetchFollower), made on first use."""
+        times = self.times.get(request)
+        if times is None:
+            times = self.times[request] = RequestTimes()
+        return times
 
     def record(self, request: str, version: int, queue_ms: float, local_ms: float, remote_ms: float,
                total_ms: float) -> None:
-        key = (request, version)
-        requests = self.requests
-        requests[key] = requests.get(key, 0) + 1
-        histograms = self.times.get(request)
-        if histograms is None:
-            histograms = self.times[request] = (Histogram(), Histogram(), Histogram(), Histogram())
-        total, queue, local, remote = histograms
-        total.observe(total_ms)
-        queue.observe(queue_ms)
-        local.observe(local_ms)
-        remote.observe(remote_ms)
-
-    def record_times_as(self, request: str, queue_ms: float, local_ms: float, remote_ms: float,
-                        total_ms: float) -> None:
-        """The time histograms alone, under a second name (FetchConsumer/FetchFollower)."""
-        histograms = self.times.get(request)
-        if histograms is None:
-            histograms = self.times[request] = (Histogram(), Histogram(), Histogram(), Histogram())
-        for histogram, value in zip(histograms, (total_ms, queue_ms, local_ms, remote_ms), strict=True):
-            histogram.observe(value)
-
-    def count_errors(self, request: str, counts: dict[str, int]) -> None:
-        errors = self.errors
-        for error, count in counts.items():
-            key = (request, error)
-            errors[key] = errors.get(key, 0) + count
+        """One request, looked up by name (the pipeline keeps `api(...)` instead)."""
+        api = self.api(request, version)
+        api.requests += 1
+        api.times.observe(queue_ms, local_ms, remote_ms, total_ms)
 
     def families(self) -> list[Family]:
         requests = Family("kafka_network_requestmetrics_requests", "counter",
                           "Requests received, per API and version (RequestsPerSec)",
-                          [({"request": r, "version": str(v)}, n) for (r, v), n in self.requests.items()])
+                          [({"request": r, "version": str(v)}, api.requests) for (r, v), api in self.apis.items()
+                           if api.requests])
         errors = Family("kafka_network_requestmetrics_errors", "counter",
                         "Error codes in responses, per API and error, NONE included (ErrorsPerSec)",
-                        [({"request": r, "error": e}, n) for (r, e), n in self.errors.items()])
+                        [({"request": r, "error": e}, n) for r, counts in self.errors.items() for e, n in counts.items()])
         times = [Family(f"kafka_network_requestmetrics_{name}", "histogram",
                         f"Request {name[:-6]} time in milliseconds, per API ({name})", [])
                  for name in TIME_METRICS]
-        for request, histograms in self.times.items():
-            for family, histogram in zip(times, histograms, strict=True):
+        for request, request_times in self.times.items():
+            for family, histogram in zip(times, request_times.histograms(), strict=True):
                 family.samples.append(({"request": request}, histogram.sample()))
         return [requests, errors, *times]
 

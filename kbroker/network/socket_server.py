@@ -143,7 +143,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame: bytearray | None = None  # a frame still arriving, in its own growing buffer
         self._frame_size = 0
         self._frame_filled = 0
-        self._charged = 0  # bytes of partial and queued frames counted in the memory pool
+        self._charged = 0  # bytes of partial and queued frames counted in the memory pool (if any)
         self._frames: collections.deque[memoryview] = collections.deque()
         # When each queued frame was read whole (time.monotonic()), and the one being processed's:
         # the api layer's request queue time (Kafka's requestQueueTimeMs) and request log.
@@ -199,7 +199,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._arrivals.clear()
         self._frame = None
         self._release(self._charged)
-        self._charged = 0
         self._wake_writer()
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
@@ -263,23 +262,41 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _cut_frames(self, data: memoryview) -> None:
         """Frames out of one read: whole ones are queued, the last may begin a frame still arriving."""
         pos, end = 0, len(data)
-        if self._head:  # a size split across reads
-            pos = 4 - len(self._head)
-            self._head += bytes(data[:pos])
-            if len(self._head) < 4:
+        head = self._head
+        if head:  # a size split across reads
+            pos = 4 - len(head)
+            head = self._head = head + bytes(data[:pos])
+            if len(head) < 4:
                 return
-            pos = self._take_frame(int.from_bytes(self._head, "big", signed=True), data, pos)
             self._head = b""
-        while 0 <= pos <= end - 4:
-            pos = self._take_frame(_frame_size(data, pos)[0], data, pos + 4)
+        max_bytes = self.server.max_request_bytes
+        while pos >= 0:
+            if head:
+                size = int.from_bytes(head, "big", signed=True)
+                head = b""
+            elif pos <= end - 4:
+                size = _frame_size(data, pos)[0]
+                pos += 4
+            else:
+                break
+            if 0 <= size <= max_bytes and end - pos >= size:  # the common case, inline: a whole frame
+                # A bytearray, so the log validator can patch offsets into a produce in place.
+                self._frames.append(memoryview(bytearray(data[pos : pos + size])))
+                self._arrivals.append(self.last_active)  # buffer_updated set it for this read
+                if self.server.memory_pool is not None:
+                    self._charge(size)
+                pos += size
+            else:
+                pos = self._take_frame(size, data, pos)
         if 0 <= pos < end:
             self._head = bytes(data[pos:end])
         if self._frames:
             self._wake_worker()
 
     def _take_frame(self, size: int, data: memoryview, pos: int) -> int:
-        """The frame of `size` bytes whose bytes start at data[pos]: queued when all are there,
-        else begun in a buffer of its own. Returns where the next frame starts (-1: stop)."""
+        """A frame `_cut_frames` could not queue whole: a size out of bounds (the connection is
+        closed once the frames before it are answered), or one whose bytes, from data[pos], are
+        still arriving, begun in a buffer of its own. Returns where the next frame starts (-1: stop)."""
         if size < 0 or size > self.server.max_request_bytes:
             if size >> 16 == _TLS_HANDSHAKE_PREFIX and self.server.ssl_context is None:
                 bad_input_log.warning(source_of(self.peer), "tls on plaintext",
@@ -296,15 +313,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return -1
         end = len(data)
         have = end - pos
-        if have >= size:
-            # A bytearray, so the log validator can patch offsets into a produce in place.
-            self._frames.append(memoryview(bytearray(data[pos : pos + size])))
-            self._arrivals.append(self.last_active)  # buffer_updated set it for this read
-            self._charge(size)
-            return pos + size
         capacity = self._frame_capacity(size, have)
         frame = self._frame = bytearray(capacity)
-        frame[:have] = data[pos:end]
+        # Through a memoryview: a bytearray's slice assignment from a memoryview copies the
+        # bytes twice (into a temporary bytearray first), this copies them once.
+        memoryview(frame)[:have] = data[pos:end]
         self._frame_size = size
         self._frame_filled = have
         self._charge(capacity)
@@ -314,15 +327,18 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _frame_capacity(size: int, arrived: int) -> int:
         return min(size, max(FIRST_FRAME_BYTES, FRAME_GROWTH * arrived))
 
+    # Without a memory pool (queued.max.request.bytes=-1, the default) nothing is counted, and
+    # the per-frame paths skip these calls altogether.
     def _charge(self, nbytes: int) -> None:
-        self._charged += nbytes
         pool = self.server.memory_pool
         if pool is not None:
+            self._charged += nbytes
             pool.allocate(nbytes)
 
     def _release(self, nbytes: int) -> None:
         pool = self.server.memory_pool
         if pool is not None and nbytes:
+            self._charged -= nbytes
             pool.release(nbytes)
 
     # -- reading on and off ---------------------------------------------------------------
@@ -360,8 +376,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self.request_arrival = self._arrivals.popleft()
             # Queued bytes end where processing starts: a request parked in the purgatory must not
             # hold back the reads that complete it (a follower's fetch for an acks=all produce).
-            self._charged -= len(frame)
-            self._release(len(frame))
+            if self.server.memory_pool is not None:
+                self._release(len(frame))
             if self._queue_full and len(frames) <= self.server.max_queued_requests // 2:
                 self._queue_full = False
                 self._update_reading()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.compiler import CodecError, read_uvarint_tail
@@ -34,6 +35,9 @@ class RequestHeader:
     client_id: str | None
 
 
+# Cached: every request's header asks it (one C-level lookup instead of three Python calls);
+# bounded, since the pair comes from the wire.
+@lru_cache(maxsize=1024)
 def _request_is_flexible(api_key: int, api_version: int) -> bool:
     """True only for a known api key at a version within its schema and flexible."""
     try:
@@ -79,7 +83,8 @@ def decode_request_header(buf: memoryview) -> tuple[RequestHeader, int]:
             client_id = str(buf[pos : pos + length], "utf-8")
             pos += length
         if _request_is_flexible(api_key, api_version):
-            pos = _skip_tagged_fields(buf, pos)
+            # No tagged fields (what every client sends) is one zero byte: read inline.
+            pos = pos + 1 if buf[pos] == 0 else _skip_tagged_fields(buf, pos)
             if pos > len(buf):
                 raise CodecError("request header truncated in its tagged fields")
         return RequestHeader(api_key, api_version, correlation_id, client_id), pos
@@ -100,6 +105,17 @@ def encode_response_header(correlation_id: int, api_key: int, api_version: int) 
     if response_header_is_flexible(api_key, api_version):
         return header + b"\x00"
     return header
+
+
+_FRAME_HEAD = struct.Struct(">ii")  # size, correlation id
+_FRAME_HEAD_FLEXIBLE = struct.Struct(">iix")  # size, correlation id, no tagged fields
+
+
+def response_frame_head(api_key: int, api_version: int) -> struct.Struct:
+    """The size prefix and response header of a response frame as one Struct, packed with
+    (size after the prefix, correlation id): the request pipeline picks it once per API and
+    version, so a response costs one pack."""
+    return _FRAME_HEAD_FLEXIBLE if response_header_is_flexible(api_key, api_version) else _FRAME_HEAD
 
 
 # -- the client side (broker-to-broker requests) ----------------------------------------------

@@ -98,7 +98,9 @@ class DelayedOperationPurgatory:
     def __init__(self, name: str) -> None:
         self.name = name
         # key -> the operations watching it, in arrival order (a dict as an ordered set).
-        self._watchers: dict[Hashable, dict[DelayedOperation, None]] = {}
+        # Public so that a caller can skip check_and_complete while nothing is parked at all
+        # (the produce path asks after every append).
+        self.watchers: dict[Hashable, dict[DelayedOperation, None]] = {}
         self._delayed: set[DelayedOperation] = set()
 
     def __repr__(self) -> str:
@@ -111,7 +113,7 @@ class DelayedOperationPurgatory:
 
     def watched(self, key: Hashable) -> int:
         """How many operations watch `key`."""
-        return len(self._watchers.get(key, ()))
+        return len(self.watchers.get(key, ()))
 
     def try_complete_else_watch(self, operation: DelayedOperation, keys: Iterable[Hashable]) -> bool:
         """Completes the operation now if it can (True); else parks it under every key and
@@ -122,7 +124,7 @@ class DelayedOperationPurgatory:
         operation._keys = keys
         operation._purgatory = self
         for key in keys:
-            self._watchers.setdefault(key, {})[operation] = None
+            self.watchers.setdefault(key, {})[operation] = None
         self._delayed.add(operation)
         operation._timer = asyncio.get_running_loop().call_later(max(0, operation.delay_ms) / 1000,
                                                                  operation._expire)
@@ -146,7 +148,7 @@ class DelayedOperationPurgatory:
     def check_and_complete(self, key: Hashable) -> int:
         """Something `key` stands for changed: each operation watching it may finish now.
         Returns how many did."""
-        watchers = self._watchers.get(key)
+        watchers = self.watchers.get(key)
         if not watchers:
             return 0
         completed = 0
@@ -163,8 +165,8 @@ class DelayedOperationPurgatory:
     def _unwatch(self, operation: DelayedOperation) -> None:
         self._delayed.discard(operation)
         for key in operation._keys:
-            watchers = self._watchers.get(key)
+            watchers = self.watchers.get(key)
             if watchers is not None:
                 watchers.pop(operation, None)
                 if not watchers:
-                    del self._watchers[key]
+                    del self.watchers[key]

@@ -251,15 +251,14 @@ class Partition:
                                  origin: AppendOrigin = AppendOrigin.CLIENT,
                                  verification_guard: VerificationGuard | None = None):
         log = self.check_leader()
-        min_isr = self.effective_min_isr
-        if required_acks == -1 and len(self.isr) < min_isr:
+        if required_acks == -1 and len(self.isr) < (min_isr := self.effective_min_isr):
             self._note_refused_for_min_isr(records, log)
             raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr))
         try:
             info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard)
         except LogError as exc:
             if exc.code == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER and self._refusal_for_gap(records, log):
-                raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr)) from None
+                raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(self.effective_min_isr)) from None
             raise PartitionError(exc.code, str(exc), exc.record_errors) from None
         if self.refused_for_min_isr:
             self._forget_refusal(records)

@@ -336,8 +336,9 @@ class ReplicaManager:
         COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks.
         `verification_guard`: None where KIP-890 verification is off, else what
         maybe_start_transaction_verification gave (SENTINEL for a partition not verified)."""
-        stats = self.topic_stats.topic(topic) if self.topic_stats is not None else None
-        if stats is not None:
+        stats = None
+        if self.topic_stats is not None:  # metrics on: the topic's counters, made with its first append
+            stats = self.topic_stats.topics.get(topic) or self.topic_stats.topic(topic)
             stats.total_produce_requests += 1
         p = self.partitions.get((topic, partition))
         if p is None:
@@ -540,8 +541,9 @@ class ReplicaManager:
                      results: list[FetchResult], replica_id: int) -> None:
         """BrokerTopicStats of a fetch, per partition: requests, failures, and the bytes sent to
         consumers (Kafka counts a follower's bytes as replication bytes out, not bytes out)."""
+        topics = topic_stats.topics
         for req, result in zip(requests, results, strict=True):
-            stats = topic_stats.topic(req.topic)
+            stats = topics.get(req.topic) or topic_stats.topic(req.topic)  # no call once it exists
             stats.total_fetch_requests += 1
             if result.error != Errors.NONE:
                 stats.failed_fetch_requests += 1
@@ -753,9 +755,13 @@ class ReplicaManager:
     # -- the purgatories ---------------------------------------------------------------------
     def _complete_delayed_requests(self, tp: TopicPartition) -> None:
         """The partition's log, high watermark or leadership changed: delayed produces and
-        fetches watching it may finish now (Kafka's tryCompleteDelayedRequests)."""
-        self.delayed_produce_purgatory.check_and_complete(tp)
-        self.delayed_fetch_purgatory.check_and_complete(tp)
+        fetches watching it may finish now (Kafka's tryCompleteDelayedRequests). An empty
+        purgatory (no acks=all produce, no long-polling fetch) is not asked."""
+        produce, fetch = self.delayed_produce_purgatory, self.delayed_fetch_purgatory
+        if produce.watchers:
+            produce.check_and_complete(tp)
+        if fetch.watchers:
+            fetch.check_and_complete(tp)
 
     def wake_all(self) -> None:
         """Broker shutdown: parked fetches answer now with what they have, and new ones do not

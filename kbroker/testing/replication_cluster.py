@@ -66,15 +66,16 @@ class Node:
         self.alter_partition = AlterPartitionManager(broker_id, lambda: -1, self.metadata_cache, "PLAINTEXT")
         self.replica_manager.replica_fetcher_manager = self.fetchers
         self.replica_manager.alter_partition_manager = self.alter_partition
-        # A Node stands in for the broker the handlers are typed against: it has only the
-        # replication parts the handlers served here use, so it is not that type.
-        self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
         self.down = False
         # No group coordinator here: UpdateMetadata's apply has no group offsets to drop.
         self.started_group_coordinator = None
+        # Before KafkaApis, which reads them once:
         self.sasl_listeners: dict = {}  # BrokerServices': no SASL listener here
         self.authorizer = None  # no authorizer.class.name: the handlers allow everything
         self.client_quotas = ClientQuotaManagers()  # no quota set: KafkaApis does no quota work
+        # A Node stands in for the broker the handlers are typed against: it has only the
+        # replication parts the handlers served here use, so it is not that type.
+        self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]
 
     @property
     def port(self) -> int:

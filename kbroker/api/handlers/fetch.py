@@ -89,7 +89,7 @@ _REFUSED_BEFORE_READING = frozenset({Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.U
 
 
 async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
-    version = ctx.api_version
+    version = ctx.header.api_version
     if request["session_id"] != INVALID_SESSION_ID:
         return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,
                 "responses": []}
@@ -100,7 +100,8 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
         isolation = FETCH_LOG_END
     else:
         isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
-    readable = _readable(ctx, request, replica_id >= 0)
+    # None: any topic may be read (no authorizer: nothing is asked per request)
+    readable = _readable(ctx, request, replica_id >= 0) if ctx.services.authorizer is not None else None
     wanted: list[FetchRequestPartition] = []
     # topic entry -> its partitions: (partition, index into `wanted` or the error answered)
     layout: list[tuple[FetchRequestFetchTopic, list[tuple[int, int | Errors]]]] = []
@@ -155,10 +156,8 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
 
 
 def _readable(ctx: RequestContext, request: FetchRequest, from_follower: bool) -> set[str] | None:
-    """The topics the fetch may read; None when it may read any (no authorizer, or a follower
+    """With an authorizer, the topics the fetch may read; None when it may read any (a follower
     with CLUSTER_ACTION)."""
-    if not auth_helper.has_authorizer(ctx):
-        return None
     if from_follower:
         return None if auth_helper.authorize(ctx, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER) else set()
     cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager

@@ -77,8 +77,8 @@ VERSIONS = (0, 13)
 # to (its result is in `results`) or the answer it got without an append.
 PartitionSlot = tuple[int, "tuple[str, int] | ProduceResult"]
 
-# A v2 batch header's attributes and producer id/epoch, read only for transactional requests.
-_ATTRIBUTES = struct.Struct(">h")
+# A v2 batch header's attributes (big-endian int16: the flags are in the byte at 22) and
+# producer id/epoch, read only for transactional requests.
 _ATTRIBUTES_AT = 21
 _PRODUCER = struct.Struct(">qh")
 _PRODUCER_AT = 43
@@ -89,7 +89,7 @@ _RETRY_VERIFICATION = frozenset({Errors.CONCURRENT_TRANSACTIONS, Errors.NETWORK_
 
 
 async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
-    version = ctx.api_version
+    version = ctx.header.api_version
     acks = request["acks"]
     services = ctx.services
     replica_manager = services.replica_manager
@@ -104,8 +104,10 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         if acks == 0:
             return None
         denied: ProduceResult | set[str] | None = ProduceResult(Errors.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
-    else:
+    elif services.authorizer is not None:
         denied = _denied(ctx, request, version)
+    else:  # no authorizer: nothing is asked per request
+        denied = None
     for topic_data in request["topic_data"]:
         name: str | None = topic_data["name"]
         if version >= 13:
@@ -119,9 +121,10 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         else:
             for pd in topic_data["partition_data"]:
                 index = pd["index"]
-                records = _checked_records(version, pd["records"])
-                if isinstance(records, ProduceResult):
-                    partitions.append((index, records))
+                records = pd["records"]  # Kafka's validateRecords (a null records field: nothing to append)
+                invalid = Errors.INVALID_RECORD if records is None else _validate_records(version, records)
+                if invalid != Errors.NONE or records is None:
+                    partitions.append((index, ProduceResult(invalid)))
                     continue
                 tp = (target, index)
                 appends.append((tp, records))
@@ -203,22 +206,24 @@ async def _verify_transaction(
 
 def _is_transactional(records: memoryview) -> bool:
     """The v2 batch's transactional attribute (Produce v3+: exactly one magic-2 batch)."""
-    return bool(_ATTRIBUTES.unpack_from(records, _ATTRIBUTES_AT)[0] & _TRANSACTIONAL)
+    return bool(records[_ATTRIBUTES_AT + 1] & _TRANSACTIONAL)
 
 
 def _has_transactional_records(request: ProduceRequest) -> bool:
     """Kafka's hasTransactionalRecords: the first batch of some partition is transactional (one
-    header read per partition, never per record)."""
-    return any(len(records) > _ATTRIBUTES_AT + 1 and _is_transactional(records)
-               for t in request["topic_data"] for pd in t["partition_data"] if (records := pd["records"]) is not None)
+    byte read per partition, never per record: the flag is in the attributes' low byte)."""
+    for topic_data in request["topic_data"]:
+        for pd in topic_data["partition_data"]:
+            records = pd["records"]
+            if records is not None and len(records) > _ATTRIBUTES_AT + 1 and records[_ATTRIBUTES_AT + 1] & _TRANSACTIONAL:
+                return True
+    return False
 
 
 def _denied(ctx: RequestContext, request: ProduceRequest, version: int) -> ProduceResult | set[str] | None:
     """What the authorizer refuses: one answer for the whole request (its transactional id), or
-    the topics it may not WRITE to; None without an authorizer (the hot path asks nothing) or
-    when a one-topic request may write to it."""
-    if not auth_helper.has_authorizer(ctx):
-        return None
+    the topics it may not WRITE to; None when a one-topic request may write to it. Asked only
+    with an authorizer (without one the hot path asks nothing)."""
     transactional_id = request["transactional_id"]
     # (Transactional batches without a transactional id are refused before this, with or
     # without an authorizer: see handle.)
@@ -250,13 +255,12 @@ def _target_topic(acks: int, name: str | None, denied: ProduceResult | set[str] 
     return name
 
 
-def _checked_records(version: int, records: memoryview | None) -> memoryview | ProduceResult:
-    """The partition's records to append, or its answer when Kafka's validateRecords refuses them."""
-    from kbroker.log.validator import validate_produce_partition_records  # loaded with the first produce
+def _validate_records(api_version: int, records: bytes | bytearray | memoryview | None) -> Errors:
+    """kbroker.log.validator's check, imported with the first produce (not at start-up), then
+    called directly: this function replaces itself, since an import statement in a function
+    costs every call about as much as the check itself."""
+    global _validate_records
+    from kbroker.log.validator import validate_produce_partition_records
 
-    if records is None:  # a null records field: nothing to append
-        return ProduceResult(Errors.INVALID_RECORD)
-    error = validate_produce_partition_records(version, records)
-    if error != Errors.NONE:
-        return ProduceResult(error)
-    return records
+    _validate_records = validate_produce_partition_records
+    return validate_produce_partition_records(api_version, records)
