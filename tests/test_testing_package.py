@@ -20,7 +20,7 @@ from kbroker.testing.apache_kafka import (
     random_cluster_id,
     server_properties,
 )
-from kbroker.testing.processes import free_port
+from kbroker.testing.processes import LISTEN_PORTS, free_port, worker_port_range
 from kbroker.testing.waiting import eventually, eventually_async
 
 CLIENT_LIBRARIES = ("kafka", "confluent_kafka", "aiokafka")
@@ -59,6 +59,20 @@ def test_free_port_can_be_bound_on_loopback():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         assert sock.getsockname() == ("127.0.0.1", port)
+
+
+def test_pytest_xdist_workers_draw_ports_from_disjoint_slices(monkeypatch):
+    """Two workers never hand out the same port: each draws from its own slice of the range."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    slices = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        slices.append(worker_port_range())
+        assert {free_port() for _ in range(20)} <= set(slices[-1])
+    assert not set(slices[0]) & set(slices[1])
+    assert len(slices[0]) == len(slices[1]) == len(LISTEN_PORTS) // 2
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")  # outside xdist (or one worker): the whole range
+    assert worker_port_range() == LISTEN_PORTS
 
 
 def test_the_package_and_its_process_helpers_import_no_client_library():
