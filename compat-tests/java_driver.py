@@ -13,6 +13,7 @@ KBROKER_JAVA_TIMING=1 each command's duration goes to stderr (pytest -s shows it
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -63,17 +64,25 @@ def _sources_hash() -> str:
 
 
 def compile_driver() -> None:
-    """javac the driver into target/classes unless the stamp says its sources are unchanged."""
+    """javac the driver into target/classes unless the stamp says its sources are unchanged.
+
+    Under a lock on target/.compile.lock: two pytest-xdist workers may both find the stamp stale,
+    and one must not delete the classes the other is writing."""
     stamp = CLASSES / ".stamp"
     want = _sources_hash()
     if stamp.exists() and stamp.read_text() == want:
         return
-    oldest = JAVA_CLIENT_VERSIONS[-1]
-    shutil.rmtree(CLASSES, ignore_errors=True)
-    CLASSES.mkdir(parents=True)
-    subprocess.run(["javac", "-nowarn", "-d", str(CLASSES), "-cp", str(TARGET / f"lib-{oldest}" / "*"),
-                    *map(str, sorted(SOURCES.glob("*.java")))], check=True)
-    stamp.write_text(want)
+    TARGET.mkdir(parents=True, exist_ok=True)
+    with (TARGET / ".compile.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if stamp.exists() and stamp.read_text() == want:
+            return  # the other worker compiled it while this one waited
+        oldest = JAVA_CLIENT_VERSIONS[-1]
+        shutil.rmtree(CLASSES, ignore_errors=True)
+        CLASSES.mkdir(parents=True)
+        subprocess.run(["javac", "-nowarn", "-d", str(CLASSES), "-cp", str(TARGET / f"lib-{oldest}" / "*"),
+                        *map(str, sorted(SOURCES.glob("*.java")))], check=True)
+        stamp.write_text(want)
 
 
 class JavaDriver:

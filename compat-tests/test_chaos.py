@@ -20,7 +20,7 @@ from kbroker.testing.zookeeper import zookeeper_unavailable_reason
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 RUN_TIMEOUT_S = 900
-pytestmark = pytest.mark.timeout(RUN_TIMEOUT_S + 60)
+pytestmark = [pytest.mark.timeout(RUN_TIMEOUT_S + 60), pytest.mark.long_running]
 MIN_ACKED = 5000  # ~2 producers x 150 records/s for the minutes the faults take
 
 

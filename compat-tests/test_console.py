@@ -34,6 +34,7 @@ from kbroker.testing.sasl import sasl_listener_overrides
 from kbroker.testing.tools import run_console_page
 from kbroker.testing.waiting import eventually
 
+pytestmark = pytest.mark.long_running  # Chromium and brokers
 TOPIC = "orders"
 PER_PARTITION = {0: 4, 1: 7, 2: 2}  # records produced to each partition of TOPIC
 GROUP = "billing"

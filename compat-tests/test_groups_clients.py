@@ -36,6 +36,7 @@ from kafka.record.memory_records import MemoryRecords
 from kbroker.testing.tools import JS_DIR, kafkajs_unavailable_reason, run_kafkajs
 from kbroker.testing.waiting import eventually
 
+pytestmark = pytest.mark.long_running  # member processes killed and restarted
 MEMBER_SCRIPT = Path(__file__).with_name("test_groups_member.py")
 PARTITIONS = 6
 SESSION_TIMEOUT_S = 6.0

@@ -34,7 +34,7 @@ from kbroker.testing.waiting import eventually
 
 ELECT_LEADERS, NOT_CONTROLLER = 43, 41
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.long_running]
 
 
 @pytest.fixture(scope="module")

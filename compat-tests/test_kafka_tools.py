@@ -24,8 +24,9 @@ from kbroker.testing.cluster import KafkaCluster
 from kbroker.testing.processes import BrokerProcess
 from kbroker.testing.waiting import eventually
 
-pytestmark = pytest.mark.skipif(apache_kafka_unavailable_reason() is not None,
-                                reason=apache_kafka_unavailable_reason() or "")
+pytestmark = [pytest.mark.skipif(apache_kafka_unavailable_reason() is not None,
+                                 reason=apache_kafka_unavailable_reason() or ""),
+              pytest.mark.long_running]
 
 DESCRIBE_LOG_DIRS = 35
 TIMEOUT_S = 30.0

@@ -17,7 +17,7 @@ from kbroker.testing.zookeeper import zookeeper_unavailable_reason
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 # Each run starts brokers (and a cluster) and waits up to 90 s for scripts/bench.
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.long_running]
 
 TINY = ["--scale", "0.0005", "--runs", "1", "--loopback-bytes", str(8 * 1024 * 1024), "--json-only"]
 THROUGHPUT_KEYS = {"records", "record_bytes", "seconds", "records_per_s", "mb_per_s", "loopback_fraction", "broker_cpu_s", "client_cpu_s"}  # fmt: skip

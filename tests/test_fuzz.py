@@ -9,12 +9,15 @@ working. Long runs are for developers: `scripts/fuzz --time 600` (fuzz/README.md
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.long_running  # a coverage-guided run of every target
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -26,6 +29,16 @@ TARGETS = {
     "batches": log_target.batches_one_input,
     "recovery": log_target.recovery_one_input,
 }
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """The requests target's in-process broker silences WARNING and below for the whole process
+    (a fuzzer sends millions of refused requests, each worth a line); the modules that run after
+    this one in the same process assert log lines (test_controller's caplog), so it is undone."""
+    disabled = logging.root.manager.disable
+    yield
+    logging.disable(disabled)
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))

@@ -1,5 +1,6 @@
 """kbroker.testing itself: `eventually` waits with a deadline and names what it awaited, `free_port`
-gives a port one can bind, and importing the package and its process helpers loads no Kafka client
+gives a port one can bind (from a slice of its own in each pytest-xdist worker), the suites' plugin
+hands long_running modules to xdist's workers first, and importing the package and its process helpers loads no Kafka client
 library (they are for users' tests too, which may not have those installed)."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kbroker.testing.apache_kafka import (
     random_cluster_id,
     server_properties,
 )
-from kbroker.testing.processes import free_port
+from kbroker.testing.processes import LISTEN_PORTS, free_port, worker_port_range
 from kbroker.testing.waiting import eventually, eventually_async
 
 CLIENT_LIBRARIES = ("kafka", "confluent_kafka", "aiokafka")
@@ -59,6 +60,20 @@ def test_free_port_can_be_bound_on_loopback():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         assert sock.getsockname() == ("127.0.0.1", port)
+
+
+def test_pytest_xdist_workers_draw_ports_from_disjoint_slices(monkeypatch):
+    """Two workers never hand out the same port: each draws from its own slice of the range."""
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    slices = []
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        slices.append(worker_port_range())
+        assert {free_port() for _ in range(20)} <= set(slices[-1])
+    assert not set(slices[0]) & set(slices[1])
+    assert len(slices[0]) == len(slices[1]) == len(LISTEN_PORTS) // 2
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")  # outside xdist (or one worker): the whole range
+    assert worker_port_range() == LISTEN_PORTS
 
 
 def test_the_package_and_its_process_helpers_import_no_client_library():
@@ -120,3 +135,25 @@ def test_every_tool_main_class_is_in_kafkas_jars():
             classes.update(name for name in archive.namelist() if name.endswith(".class"))
     missing = {tool: main for tool, main in TOOL_CLASSES.items() if main.replace(".", "/") + ".class" not in classes}
     assert not missing
+
+
+ORDERED_SUITE = {
+    "conftest.py": 'pytest_plugins = ["kbroker.testing.pytest_plugin"]\n',
+    "test_a_few.py": "def test_a1(): pass\ndef test_a2(): pass\n",
+    "test_b_many.py": "import pytest\n@pytest.mark.parametrize('i', range(3))\ndef test_b(i): pass\n",
+    "test_c_long.py": "import pytest\npytestmark = pytest.mark.long_running\ndef test_c(): pass\n",
+}
+
+
+@pytest.mark.timeout(180)
+def test_xdist_workers_are_handed_long_running_modules_first(tmp_path):
+    """As ./scripts/test runs the suite: the module marked long_running first (it has the fewest
+    tests), then the others by their number of tests; a module's own order unchanged."""
+    for name, text in ORDERED_SUITE.items():
+        (tmp_path / name).write_text(text)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-n", "1", "--dist",
+                           "loadfile", "--no-loadscope-reorder", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=170)
+    assert done.returncode == 0, done.stdout + done.stderr
+    ran = [line.split("::", 1)[1].strip() for line in done.stdout.splitlines() if line.startswith("[gw0]") and "PASSED" in line]
+    assert ran == ["test_c", "test_b[0]", "test_b[1]", "test_b[2]", "test_a1", "test_a2"], done.stdout

@@ -37,7 +37,24 @@ LOG_TAIL_LINES = 200
 # Listening ports for the processes tests start are drawn below the kernel's ephemeral range
 # (32768-60999 on Linux): a port the kernel picked for us could be handed out again as the
 # local port of any outgoing connection before the broker binds it ("Address already in use").
-_LISTEN_PORTS = range(20000, 32000)
+LISTEN_PORTS = range(20000, 32000)
+
+
+def worker_port_range(ports: range = LISTEN_PORTS) -> range:
+    """This pytest-xdist worker's share of `ports` (all of it outside xdist).
+
+    Two workers each draw from their own slice, so one cannot take a port the other handed out
+    and has not bound yet; the processes a test starts inherit the worker's environment, so the
+    brokers scripts/bench or scripts/chaos start draw from the same slice."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or "1")
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count <= 1:
+        return ports
+    size = len(ports) // count
+    start = ports.start + int(worker[2:]) % count * size
+    return range(start, start + size)
+
+
 _port_choice = random.Random()  # its own: a test that seeds `random` must not make ports repeat
 # Ports handed out lately by this process: a fixture takes several ports before any process binds
 # them, and a random draw may give the same one twice (two brokers of a cluster on one port).
@@ -47,8 +64,9 @@ _recent_ports: collections.deque[int] = collections.deque(maxlen=2000)
 def free_port() -> int:
     """A port that was free on 127.0.0.1 a moment ago, outside the ephemeral range, and not one
     this process handed out lately."""
+    ports = worker_port_range()  # read each time: xdist names the worker in the environment
     for _ in range(200):
-        port = _port_choice.choice(_LISTEN_PORTS)
+        port = _port_choice.choice(ports)
         if port in _recent_ports:
             continue
         _recent_ports.append(port)
@@ -58,7 +76,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    raise OSError(f"no free port in {_LISTEN_PORTS}")
+    raise OSError(f"no free port in {ports}")
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

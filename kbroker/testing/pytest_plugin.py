@@ -87,10 +87,35 @@ def apache_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApacheKaf
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "long_running: the module takes a minute or more (a whole-run chaos test, benchmarks, many JVMs); "
+        "pytest-xdist workers are handed such modules first",
+    )
     # kafka-python 3.0 loads its schemas with importlib.resources calls deprecated in 3.11:
     # one warning per schema file, which would bury every other warning.
     for message in ("read_text is deprecated", "open_text is deprecated"):
         config.addinivalue_line("filterwarnings", f"ignore:{message}:DeprecationWarning")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a pytest-xdist worker, modules marked long_running first, then the rest by their number
+    of tests, largest first (as xdist orders them itself, which ./scripts/test turns off with
+    --no-loadscope-reorder so this order counts). Handed out last, a long module of few tests
+    (scripts/chaos's run is one test of two minutes) would run alone while the other worker idles.
+
+    Only the order of whole modules changes, never the order within one; a serial run keeps
+    pytest's order."""
+    if not hasattr(config, "workerinput"):
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+
+    def cost(tests: list[pytest.Item]) -> tuple[bool, int]:
+        return (tests[0].get_closest_marker("long_running") is None, -len(tests))
+
+    items[:] = [item for tests in sorted(modules.values(), key=cost) for item in tests]
 
 
 @pytest.hookimpl(wrapper=True)
