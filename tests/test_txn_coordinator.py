@@ -147,6 +147,26 @@ async def test_commit_writes_markers_then_complete_state_read_back_by_an_indepen
 
 
 @async_test
+async def test_locally_written_transaction_completes_in_one_step_of_the_loop(tmp_path):
+    """With every partition led here by a single replica nothing waits, so the marker task writes
+    the markers and the Complete state in its first step: a producer's next AddPartitionsToTxn,
+    read from the socket no earlier than the loop's next turn, finds the transaction complete
+    instead of getting CONCURRENT_TRANSACTIONS and a client backoff."""
+    n = await node(tmp_path)
+    try:
+        pid = (await n.coordinator.handle_init_producer_id("t1", 60000, None)).producer_id
+        partitions = {(DATA, 0), (DATA, 1)}
+        for _ in range(3):
+            assert await n.coordinator.handle_add_partitions_to_transaction("t1", pid, 0, partitions) == Errors.NONE
+            assert await n.coordinator.handle_end_transaction("t1", pid, 0, True) == Errors.NONE
+            await asyncio.sleep(0)  # one turn of the loop: the marker task's first step
+            assert (n.state("t1").state, n.state("t1").pending_state) == (TransactionState.COMPLETE_COMMIT, None)
+        assert n.markers(0) == [(pid, ControlRecordType.COMMIT, 0)] * 3
+    finally:
+        await n.close()
+
+
+@async_test
 async def test_init_producer_id_fences_an_open_transaction_with_a_bumped_epoch(tmp_path):
     n = await node(tmp_path)
     try:

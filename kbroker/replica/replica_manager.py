@@ -374,7 +374,13 @@ class ReplicaManager:
         producer's), TRANSACTION_COORDINATOR_FENCED (an older coordinator epoch),
         NOT_ENOUGH_REPLICAS, REQUEST_TIMED_OUT... A refused marker appends nothing."""
         pending = [self._append_txn_marker(marker) for marker in markers]
-        await asyncio.gather(*(self.wait_for_acks(results, timeout_ms) for results in pending))
+        if len(pending) == 1:
+            # Awaited directly: gather would wrap it in a task and yield to the loop even when the
+            # acks are already complete (a single replica), which lets the producer's next
+            # AddPartitionsToTxn find the transaction still prepared (CONCURRENT_TRANSACTIONS).
+            await self.wait_for_acks(pending[0], timeout_ms)
+        else:
+            await asyncio.gather(*(self.wait_for_acks(results, timeout_ms) for results in pending))
         answers = []
         for marker, results in zip(markers, pending, strict=True):
             written = [tp for tp, result in results.items() if result.error == Errors.NONE]

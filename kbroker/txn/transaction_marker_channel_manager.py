@@ -116,7 +116,14 @@ class TransactionMarkerChannelManager:
                 return
             by_leader = self._group_by_leader(remaining)
             sent = [(leader, tps) for leader, tps in by_leader.items() if leader >= 0]
-            answers = await asyncio.gather(*(self._send(leader, entry, tps) for leader, tps in sent))
+            if len(sent) == 1:
+                # The usual case, awaited directly: gather's task would yield to the loop even when
+                # the local append needs no wait, and the producer's next AddPartitionsToTxn could
+                # then find the transaction still prepared (CONCURRENT_TRANSACTIONS, a client backoff).
+                leader, tps = sent[0]
+                answers = [await self._send(leader, entry, tps)]
+            else:
+                answers = await asyncio.gather(*(self._send(leader, entry, tps) for leader, tps in sent))
             for errors in answers:
                 for tp, error in errors.items():
                     if error in _DONE:
