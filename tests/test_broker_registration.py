@@ -8,6 +8,8 @@ broker processes."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from kazoo.client import KazooClient
@@ -18,6 +20,22 @@ from kbroker.testing.processes import BrokerFailed
 SESSION_TIMEOUT_MS = 4000  # the fixture's ZooKeeper (tickTime 2000) allows no less
 OVERRIDES = (f"zookeeper.session.timeout.ms={SESSION_TIMEOUT_MS}",)
 WAITING_LINE = "is still registered in ZooKeeper by an earlier session"
+
+
+@contextmanager
+def id_held_by_a_live_session(zookeeper: str, broker_id: int) -> Iterator[str]:
+    """A fresh chroot whose /brokers/ids/<broker_id> belongs to a session that will not expire
+    while the block runs; yields the chroot."""
+    chroot = f"/kbroker-registration-{uuid.uuid4().hex[:8]}"
+    other = KazooClient(hosts=zookeeper, timeout=10)
+    other.start(timeout=10)
+    try:
+        other.create(f"{chroot}/brokers/ids/{broker_id}",
+                     b'{"version":5,"host":"elsewhere","port":9092,"endpoints":[]}', ephemeral=True, makepath=True)
+        yield chroot
+    finally:
+        other.stop()
+        other.close()
 
 
 def test_restart_right_after_kill_9_waits_for_the_old_registration_and_comes_up(zookeeper, broker_factory):
@@ -44,21 +62,13 @@ def test_restart_right_after_kill_9_waits_for_the_old_registration_and_comes_up(
 
 
 def test_an_id_held_by_a_live_session_stops_the_start_with_one_line(zookeeper, broker_factory):
-    chroot = f"/kbroker-registration-{uuid.uuid4().hex[:8]}"
-    other = KazooClient(hosts=zookeeper, timeout=10)  # a live session that will not expire
-    other.start(timeout=10)
-    try:
-        other.create(f"{chroot}/brokers/ids/7", b'{"version":5,"host":"elsewhere","port":9092,"endpoints":[]}',
-                     ephemeral=True, makepath=True)
+    with id_held_by_a_live_session(zookeeper, 7) as chroot:
         # It waits for the registration before it listens (an unregistered broker would answer
         # Metadata from an empty cache), gives up, and exits 1 without ever serving.
         broker = broker_factory.start("broker.id=7", f"zookeeper.connect={zookeeper}{chroot}", *OVERRIDES,
                                       start=False)
         with pytest.raises(BrokerFailed, match="exited with 1 before serving"):
             broker.start(timeout=SESSION_TIMEOUT_MS / 1000 * 3)
-    finally:
-        other.stop()
-        other.close()
     output = broker.output()
     assert "Traceback" not in output
     errors = [line for line in output.splitlines() if " ERROR " in line]
@@ -70,19 +80,11 @@ def test_a_start_that_never_answers_leaves_every_threads_stack_in_the_output(zoo
     """A broker that does not answer ApiVersions in time (here: still waiting for a registration a
     live session holds) is killed with SIGABRT first, so its log says where it was stuck
     (faulthandler's dump; scripts/chaos's failing soak had only "did not answer" to go on)."""
-    chroot = f"/kbroker-registration-{uuid.uuid4().hex[:8]}"
-    other = KazooClient(hosts=zookeeper, timeout=10)
-    other.start(timeout=10)
-    try:
-        other.create(f"{chroot}/brokers/ids/8", b'{"version":5,"host":"elsewhere","port":9092,"endpoints":[]}',
-                     ephemeral=True, makepath=True)
+    with id_held_by_a_live_session(zookeeper, 8) as chroot:
         broker = broker_factory.start("broker.id=8", f"zookeeper.connect={zookeeper}{chroot}", *OVERRIDES,
                                       start=False)
         with pytest.raises(BrokerFailed, match="did not answer ApiVersions") as failed:
             broker.start(timeout=1.0)
-    finally:
-        other.stop()
-        other.close()
     assert not broker.alive()
     assert "Fatal Python error: Aborted" in failed.value.args[0]  # the tail in the message carries it
     stacks = broker.output().split("Fatal Python error: Aborted", 1)[1]

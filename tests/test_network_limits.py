@@ -42,9 +42,13 @@ def api_versions(sock: socket.socket, correlation_id: int) -> None:
     assert wire.correlation_id_of(wire.read_frame(sock)) == correlation_id
 
 
-def served_connection(port: int) -> socket.socket | None:
-    """A new connection that had one ApiVersions answered, or None if the broker closed it."""
-    sock = wire.connect(port)
+def served_connection(port: int, source: str | None = None) -> socket.socket | None:
+    """A new connection that had one ApiVersions answered, or None if the broker closed it; from
+    the address `source` when given (any of 127.0.0.0/8 reaches 127.0.0.1)."""
+    if source is None:
+        sock = wire.connect(port)
+    else:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
     try:
         api_versions(sock, 1)
     except (wire.ConnectionClosed, OSError):
@@ -314,22 +318,11 @@ def test_per_ip_overrides_parse_hosts_and_counts():
 # ------------------------------------------------------------------------------ connection creation rates (KIP-612)
 
 
-def served_connection_from(port: int, source: str) -> socket.socket | None:
-    """served_connection, from the address `source` (any of 127.0.0.0/8 reaches 127.0.0.1)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(source, 0))
-    try:
-        api_versions(sock, 1)
-    except (wire.ConnectionClosed, OSError):
-        sock.close()
-        return None
-    return sock
-
-
 def refused_within(port: int, source: str, attempts: int) -> int | None:
     """Opens served connections from `source` one after the other (closing each); the number of
     the first the broker closed unanswered, or None if all were served."""
     for attempt in range(1, attempts + 1):
-        sock = served_connection_from(port, source)
+        sock = served_connection(port, source)
         if sock is None:
             return attempt
         sock.close()
