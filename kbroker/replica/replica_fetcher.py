@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from kbroker.background import stop_task
 from kbroker.log.errors import KafkaStorageException, LogError
+from kbroker.metadata.topic_names import java_string_hash
 from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
@@ -166,14 +167,6 @@ def fetcher_id_for(topic: str, partition: int, num_fetchers: int) -> int:
     value = (31 * java_string_hash(topic) + partition) & 0xFFFFFFFF
     value = value - (1 << 32) if value >= 1 << 31 else value
     return (0 if value == -(1 << 31) else abs(value)) % num_fetchers
-
-
-def java_string_hash(text: str) -> int:
-    h = 0
-    data = text.encode("utf-16-be")
-    for i in range(0, len(data), 2):
-        h = (31 * h + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
-    return h - (1 << 32) if h >= 1 << 31 else h
 
 
 class ReplicaFetcherThread:
