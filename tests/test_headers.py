@@ -5,7 +5,7 @@ import struct
 import pytest
 
 from kbroker.protocol.api_keys import ApiKey
-from kbroker.protocol.headers import RequestHeader, decode_request_header, encode_response_header
+from kbroker.protocol.headers import RequestHeader, decode_request_header, response_frame_head
 from kbroker.protocol.messages import CodecError
 
 
@@ -78,9 +78,15 @@ def test_client_id_that_is_not_utf8_raises_codec_error():
         decode_request_header(memoryview(_classic_header(ApiKey.FETCH, 4, 1, b"\xff\xfe")))
 
 
+def response_header(correlation_id: int, api_key: int, api_version: int) -> bytes:
+    """The response header the frame head packs (its bytes after the 4-byte size)."""
+    head = response_frame_head(api_key, api_version)
+    return head.pack(head.size - 4, correlation_id)[4:]
+
+
 def test_response_header_versions():
-    assert encode_response_header(7, ApiKey.METADATA, 12) == struct.pack(">i", 7) + b"\x00"
-    assert encode_response_header(7, ApiKey.METADATA, 8) == struct.pack(">i", 7)
+    assert response_header(7, ApiKey.METADATA, 12) == struct.pack(">i", 7) + b"\x00"
+    assert response_header(7, ApiKey.METADATA, 8) == struct.pack(">i", 7)
     # ApiVersions answers with header v0 even in its flexible versions (KIP-511).
-    assert encode_response_header(-5, ApiKey.API_VERSIONS, 3) == struct.pack(">i", -5)
-    assert encode_response_header(1, ApiKey.CONTROLLED_SHUTDOWN, 3) == struct.pack(">i", 1) + b"\x00"
+    assert response_header(-5, ApiKey.API_VERSIONS, 3) == struct.pack(">i", -5)
+    assert response_header(1, ApiKey.CONTROLLED_SHUTDOWN, 3) == struct.pack(">i", 1) + b"\x00"

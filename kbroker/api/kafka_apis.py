@@ -86,6 +86,14 @@ def _api_name(api_key: int) -> str:
         return f"api key {api_key}"
 
 
+def _frame_chunks(head: Any, encode_chunks: Any, correlation_id: int, response: dict) -> list:
+    """A response frame as chunks: the body encoded after a placeholder that the frame's head
+    (size prefix and response header, one Struct) then replaces."""
+    chunks: list = [b""]
+    chunks[0] = head.pack(head.size - 4 + encode_chunks(response, chunks), correlation_id)
+    return chunks
+
+
 class Route:
     """What a request of one API and version needs, looked up once (the first such request) and
     kept: the handler, the request decoder, the response encoder and the response frame's head.
@@ -177,9 +185,7 @@ class KafkaApis:
             self._completed(conn, ctx, route, request, response, started, log_on)
         if response is None:
             return None
-        chunks: list = [b""]
-        head = route.head
-        chunks[0] = head.pack(head.size - 4 + route.encode_chunks(response, chunks), header.correlation_id)
+        chunks = _frame_chunks(route.head, route.encode_chunks, header.correlation_id, response)
         if authenticator is not None:
             if header.api_key == ApiKey.API_VERSIONS:
                 authenticator.versions_answered()
@@ -331,11 +337,8 @@ class KafkaApis:
     @staticmethod
     def _encode(correlation_id: int, api_key: int, version: int, response: dict) -> list:
         """A response frame outside the routes (SASL refusals, bad requests)."""
-        head = response_frame_head(api_key, version)
-        chunks: list = [b""]
-        chunks[0] = head.pack(head.size - 4 + response_codec(api_key, version).encode_chunks(response, chunks),
-                              correlation_id)
-        return chunks
+        return _frame_chunks(response_frame_head(api_key, version), response_codec(api_key, version).encode_chunks,
+                             correlation_id, response)
 
     def _unsupported_api_versions(self, correlation_id: int, handler: Handler) -> list:
         body = {

@@ -99,14 +99,6 @@ def response_header_is_flexible(api_key: int, api_version: int) -> bool:
     return api_key != ApiKey.API_VERSIONS and _request_is_flexible(api_key, api_version)
 
 
-def encode_response_header(correlation_id: int, api_key: int, api_version: int) -> bytes:
-    """The response header for a request of this api key and version."""
-    header = _CORRELATION_ID.pack(correlation_id)
-    if response_header_is_flexible(api_key, api_version):
-        return header + b"\x00"
-    return header
-
-
 _FRAME_HEAD = struct.Struct(">ii")  # size, correlation id
 _FRAME_HEAD_FLEXIBLE = struct.Struct(">iix")  # size, correlation id, no tagged fields
 
