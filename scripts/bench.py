@@ -35,6 +35,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker
+from bench_connections import run_connections
 from bench_cluster import (
     CLUSTER_SIZE,
     RunningCluster,
@@ -233,6 +234,8 @@ def run_scenario(
         sample = run_consume(scenario, broker, topic_prefix, datasets, by_key)
     elif scenario.kind == "idle":
         sample = run_client(base_spec("idle-connections", scenario, broker, topic))
+    elif scenario.kind == "connections":
+        sample = run_connections(scenario.count, broker.bootstrap, broker.pids(), topic)
     else:
         sample = run_e2e(scenario, broker, topic)
     if "error" in sample and (note := broker.exit_note()):
@@ -263,7 +266,7 @@ def target_names(scenario: Scenario, specs: list[BrokerSpec]) -> list[str]:
         return [CLUSTER]
     # A SASL_SSL broker runs what the load client connects to (produce, consume, e2e): the start
     # and the idle connections (raw ApiVersions) would measure its PLAINTEXT listener again.
-    return [spec.name for spec in specs if not (spec.sasl_ssl and scenario.kind in ("start", "idle"))]
+    return [spec.name for spec in specs if not (spec.sasl_ssl and scenario.kind in ("start", "idle", "connections"))]
 
 
 def client_alone_spec(scenario: Scenario) -> dict:

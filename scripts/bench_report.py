@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 
+from bench_connections import connections_fields, connections_line
 from bench_scenarios import Scenario
 
 LATENCY_KEYS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
@@ -91,6 +92,8 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
     if scenario.kind == "e2e":
         summary.update({key: median_of(good, key) for key in LATENCY_KEYS})
         return summary
+    if scenario.kind == "connections":
+        return {**summary, **connections_fields(good, median_of)}
     mb_per_s = scenario.value_bytes / seconds / 1e6 if seconds else None
     summary.update(
         records_per_s=scenario.count / seconds if seconds else None,
@@ -187,6 +190,7 @@ HEADLINES = {
     "consume": [("mb_per_s", True)],
     "e2e": [("p50_ms", False), ("p99_ms", False)],
     "idle": [("rss_growth_mib", False)],
+    "connections": [("p99_ms", False), ("broker_cpu_s", False), ("rebalance_join_ms", False)],
     "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
 }
 
@@ -289,6 +293,8 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             )
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
+        if summary.get("type") == "connections" and summary["runs"]:
+            lines.append(connections_line(summary, fmt))
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]

@@ -43,7 +43,7 @@ IDLE_CONNECTIONS_TARGET_MIB = 20.0  # for 2,000 connections; scaled with the cou
 class Scenario:
     key: str
     title: str
-    kind: str  # "start", "produce", "client" (no broker), "consume", "e2e" or "idle" (connections)
+    kind: str  # "start", "produce", "client" (no broker), "consume", "e2e", "idle" or "connections" (bench_connections.py)
     count: int = 0
     size: int = 0
     producer_config: dict = field(default_factory=dict)
@@ -59,7 +59,8 @@ class Scenario:
     def scaled(self, scale: float) -> Scenario:
         if self.kind == "start":
             return self
-        minimum = {"e2e": MIN_LATENCY_RECORDS, "idle": MIN_IDLE_CONNECTIONS}.get(self.kind, MIN_THROUGHPUT_RECORDS)
+        minimum = {"e2e": MIN_LATENCY_RECORDS, "idle": MIN_IDLE_CONNECTIONS, "connections": MIN_IDLE_CONNECTIONS}.get(
+            self.kind, MIN_THROUGHPUT_RECORDS)
         return replace(self, count=max(minimum, round(self.count * scale)))
 
     @property
@@ -130,6 +131,12 @@ SCENARIOS = (
         "e2e-latency",
         "end-to-end latency, 100 B every 2 ms for 10 s (linger.ms=0, fetch.wait.max.ms=5)",
         "e2e", 5_000, 100, LATENCY_PRODUCER, LATENCY_CONSUMER,
+    ),
+    Scenario(
+        "connections-1k",
+        "1,000 connections producing a record a second each, 200 members in 20 groups, a 50-member group's "
+        "rebalances, for 40 s (target: all acknowledged, groups stable, p99 <= 20 ms)",
+        "connections", 1000,
     ),
     Scenario(
         "cluster-produce-1k-acks-all",
