@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+import resource
 import select
+import shutil
 import socket
 import struct
 import time
@@ -289,6 +291,42 @@ def test_idle_connections_are_closed_and_active_ones_kept(broker_factory):
     finally:
         for sock in (quiet, partial, active):
             sock.close()
+
+
+LOW_OPEN_FILES = 256  # a soft limit well under what the test connects
+
+
+def open_files_limit(pid: int) -> tuple[int, int]:
+    """(soft, hard) RLIMIT_NOFILE of a running process, from /proc/<pid>/limits."""
+    with open(f"/proc/{pid}/limits") as limits:
+        for line in limits:
+            if line.startswith("Max open files"):
+                soft, hard = line.split()[3:5]
+                return int(soft), int(hard)
+    raise AssertionError(f"no open files limit for pid {pid}")
+
+
+@pytest.mark.skipif(shutil.which("prlimit") is None, reason="util-linux's prlimit is not installed")
+def test_the_broker_lifts_its_soft_open_file_limit_to_the_hard_one(broker_factory):
+    """Started with a soft RLIMIT_NOFILE of 256 (a login shell's `ulimit -n` is often 1,024), the
+    broker raises it to the hard limit at start, as the JVM does for Kafka (MaxFDLimit), and then
+    serves more connections than the soft limit would have let it open."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2 * LOW_OPEN_FILES:
+        pytest.skip(f"the hard open files limit here is only {hard}")
+    broker = broker_factory(start=False)
+    broker.argv_prefix = ("prlimit", f"--nofile={LOW_OPEN_FILES}:{hard}", "--")  # prlimit execs the broker
+    broker.start()
+    assert open_files_limit(broker.process.pid) == (hard, hard)
+    connections = []
+    try:
+        for _ in range(LOW_OPEN_FILES + 50):
+            connections.append(served_connection(broker.port))
+        assert all(sock is not None for sock in connections)
+    finally:
+        for sock in connections:
+            if sock is not None:
+                sock.close()
 
 
 # ------------------------------------------------------------------------------ settings
