@@ -60,9 +60,10 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "connections-1k"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
     assert_idle_result(results["idle-connections-2k"])
+    assert_connections_result(results["connections-1k"])
     for key in ("produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b",
                 "consume-1k", "consume-1k-read-committed"):
         result = results[key]
@@ -99,6 +100,25 @@ def test_idle_connections_scenario_alone():
     result = by_scenario(lines, "kbroker")["idle-connections-2k"]
     assert result["verified"] and result["runs"] == 1 and not result["errors"]
     assert_idle_result(result)
+
+
+def assert_connections_result(result: dict) -> None:
+    """The tiny scale: 10 connections for 4 s (one request a second each, all acknowledged), 2
+    groups of 2 members, a 3-member group's two rebalances timed; broker CPU, RSS and latencies."""
+    assert (result["connections"], result["records"], result["groups"], result["members"]) == (10, 40, 2, 4)
+    assert result["rebalance_members"] == 3 and result["rebalance_join_ms"] > 0 and result["rebalance_leave_ms"] > 0
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert result["broker_cpu_s"] is not None and result["broker_cpu_pct"] >= 0 and result["broker_rss_mib"] > 5
+    assert result["target_p99_ms"] == 20.0 and result["within_target"] == (result["p99_ms"] <= 20.0)
+
+
+def test_connections_scenario_alone():
+    code, lines, stderr = run_bench("--scenarios", "connections-1k")
+    assert code == 0, stderr
+    result = by_scenario(lines, "kbroker")["connections-1k"]
+    assert result["verified"] and result["runs"] == 1 and not result["errors"], result
+    assert_connections_result(result)
+    assert result["spread"]["p99_ms"]["samples"] == [pytest.approx(result["p99_ms"])]
 
 
 def test_against_runs_the_same_scenarios_and_prints_ratios():
