@@ -85,8 +85,29 @@ def _check(log: UnifiedLog, model: list[tuple[int, bytes]]) -> None:
         with open(segment.log_path, "rb") as file:
             stored.extend((r.offset, r.value) for _, records in read_batches(file.read()) for r in records)
     assert [entry for entry in stored if entry[0] >= log.log_start_offset] == model
-    for offset, value in model[:: max(1, len(model) // 7)]:
+    # The last offsets too: the batch starts among them are recent log ends, whose positions the
+    # log remembers for consumers that keep up (stale after a truncation or roll if mishandled).
+    for offset, value in model[:: max(1, len(model) // 7)] + model[-5:]:
         log.update_high_watermark(log.log_end_offset)
         [(batch, records), *_] = read_batches(log.read(offset, 1).read_bytes())
         assert batch.base_offset <= offset <= batch.last_offset
         assert dict((r.offset, r.value) for r in records)[offset] == value
+
+
+def test_reads_from_remembered_log_ends_follow_truncations_and_rolls(tmp_path):
+    """A consumer that keeps up reads from recent log ends, whose positions the log remembers:
+    after a truncation the same offsets lie elsewhere (here inside one larger batch), and after
+    a roll in another segment; every read must still start at the batch holding its offset."""
+    log = UnifiedLog(str(tmp_path / "t-0"), CONFIG, had_clean_shutdown=True, now=T0)
+    for i in range(10):
+        log.append_as_leader(producer_batch([b"%d" % i + b"v" * 40]), 0, now=T0)
+    log.truncate_to(3)
+    log.append_as_leader(producer_batch([b"%d" % i for i in range(3, 8)]), 0, now=T0)  # offsets 3-7: one batch
+    log.roll()
+    log.append_as_leader(producer_batch([b"8"]), 0, now=T0)
+    log.update_high_watermark(log.log_end_offset)
+    for offset in range(log.log_end_offset):
+        [(batch, records), *_] = read_batches(log.read(offset, 1).read_bytes())
+        assert batch.base_offset <= offset <= batch.last_offset
+        assert dict((r.offset, r.value) for r in records)[offset] == b"%d" % offset + (b"v" * 40 if offset < 3 else b"")
+    log.close()

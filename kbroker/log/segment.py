@@ -358,14 +358,16 @@ class LogSegment:
         return None
 
     def read(
-        self, start_offset: int, max_size: int, max_position: int | None = None, min_one_message: bool = False
+        self, start_offset: int, max_size: int, max_position: int | None = None, min_one_message: bool = False,
+        start_position: int = 0,
     ) -> SegmentRead | None:
         """Bytes from the batch holding `start_offset`, at most `max_size` (or the first whole batch
         with min_one_message, KIP-74) and never past `max_position`. None if the offset is past
-        this segment's end."""
+        this segment's end. `start_position`, when known, is a batch start at or before that batch
+        (the search begins there rather than at the offset index's entry)."""
         if max_size < 0:
             raise ValueError(f"invalid max size {max_size}")
-        found = self.translate_offset(start_offset)
+        found = self.translate_offset(start_offset, start_position)
         if found is None:
             return None
         metadata = LogOffsetMetadata(start_offset, self.base_offset, found.position)

@@ -578,6 +578,10 @@ class UnifiedLog:
         no_aborted: list[AbortedTxn] | None = [] if include_aborted_transactions else None
         if fetch_offset >= upper.message_offset:
             return self._fetch_info(LogOffsetMetadata(fetch_offset), None, False, no_aborted)
+        # A consumer that keeps up fetches from a recent log end, whose position the cache of the
+        # last log ends holds: the segment then reads that batch's header alone instead of every
+        # header from the index entry before it (up to index.interval.bytes of small batches).
+        known = self._positions.get(fetch_offset)
         for segment in self.segments.segments_from(fetch_offset):
             base = segment.base_offset
             if base < upper.segment_base_offset:
@@ -586,7 +590,8 @@ class UnifiedLog:
                 max_position = upper.relative_position
             else:
                 break
-            found = segment.read(fetch_offset, max_bytes, max_position, min_one_message)
+            start = known.relative_position if known is not None and known.segment_base_offset == base else 0
+            found = segment.read(fetch_offset, max_bytes, max_position, min_one_message, start)
             if found is not None:
                 aborted = no_aborted
                 if include_aborted_transactions:
