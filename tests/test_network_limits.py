@@ -109,6 +109,36 @@ def test_frames_cut_anywhere_arrive_whole_and_in_order(loop):
     assert run(scenario()) == payloads
 
 
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_connections_queued_in_the_backlog_are_all_accepted_within_a_few_loop_turns(loop):
+    """Clients that connected while the loop was busy wait in the kernel's backlog (Kafka's default
+    socket.listen.backlog.size is 50): the accept loop takes every one of them in the same turn, as
+    Kafka's Acceptor takes every ready key, instead of one per turn; taken one per turn, a thousand
+    clients connecting to a busy broker overflowed the backlog and half were reset."""
+    queued = 200
+
+    async def scenario() -> int:
+        async def processor(_conn: KafkaConnection, _frame: memoryview) -> list:
+            return []
+
+        server = SocketServer("127.0.0.1", 0, processor, backlog=queued + 10)
+        await server.start()
+        clients = []
+        try:
+            for _ in range(queued):  # the kernel completes the handshakes; the loop does not run meanwhile
+                clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            for _ in range(10):
+                await asyncio.sleep(0)
+            return len(server.connections)
+        finally:
+            for sock in clients:
+                sock.close()
+            await server.shutdown(1.0)
+
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    assert run(scenario()) == queued
+
+
 # ------------------------------------------------------------------------------ claimed sizes
 
 
