@@ -35,7 +35,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker
-from bench_connections import run_connections
 from bench_cluster import (
     CLUSTER_SIZE,
     RunningCluster,
@@ -43,6 +42,7 @@ from bench_cluster import (
     stop_cluster,
     zookeeper_unavailable_reason,
 )
+from bench_connections import run_connections
 from bench_report import (
     detail_table,
     json_lines,

@@ -393,7 +393,7 @@ class Member:
         member = self
 
         class Listener(ConsumerRebalanceListener):
-            async def on_partitions_revoked(self, revoked) -> None:
+            async def on_partitions_revoked(self, _revoked) -> None:
                 member.assignment = frozenset()
 
             async def on_partitions_assigned(self, assigned) -> None:
