@@ -23,8 +23,10 @@ Verified: every connection's every request acknowledged without error (none miss
 the acknowledged offsets of each partition exactly 0..high watermark-1 (nothing lost or doubled),
 every group of 10 read exactly the acknowledged records with no rebalance after it first settled,
 and both timed rebalances completed. Reported: broker CPU seconds and % of one core over the
-window, the broker's largest RSS during it, produce latency percentiles over all connections,
-the two rebalance times, the clients' CPU.
+window, the seconds its threads waited for a CPU meanwhile (Linux's schedstat: on a shared
+two-core machine most of a request's latency is that wait, not the broker's work), the broker's
+largest RSS during it, produce latency percentiles over all connections, the two rebalance
+times, the clients' CPU.
 
 Run as a script, it is one of the worker processes (`bench_connections.py '<json spec>'`); the
 orchestration (`run_connections`) is imported by scripts/bench. Only the Kafka protocol is spoken:
@@ -36,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import select
 import struct
 import subprocess
@@ -187,10 +190,10 @@ def run_connections(connections: int, bootstrap: str, broker_pids: list[int], to
                             "members": plan.rebalance_members})
         processes += [*producers, rebalance]
         time.sleep(max(0.0, start_at - time.time()))
-        cpu0, t0 = cpu_seconds_of(broker_pids), time.perf_counter()
+        cpu0, wait0, t0 = cpu_seconds_of(broker_pids), runqueue_wait_s(broker_pids), time.perf_counter()
         rss = watch_rss(broker_pids, producers, plan.duration_s + SLACK_S)
         seconds = time.perf_counter() - t0
-        cpu = cpu_seconds_of(broker_pids)
+        cpu, wait = cpu_seconds_of(broker_pids), runqueue_wait_s(broker_pids)
         produced = [result_of(p, plan.duration_s + SLACK_S) for p in producers]
         rebalanced = result_of(rebalance, READY_TIMEOUT_S + SLACK_S)
         acked = sum(part.get("acked", 0) for part in produced)
@@ -220,12 +223,33 @@ def run_connections(connections: int, bootstrap: str, broker_pids: list[int], to
         "broker_cpu_s": broker_cpu,
         "broker_cpu_pct": None if broker_cpu is None else 100 * broker_cpu / seconds,
         "broker_rss_mib": rss,
+        "broker_runqueue_wait_s": None if wait0 is None or wait is None else wait - wait0,
         **{f"p{name}_ms": percentile(latencies, q) for name, q in PERCENTILES},
         "max_ms": latencies[-1],
         "rebalance_join_ms": rebalanced["join_ms"],
         "rebalance_leave_ms": rebalanced["leave_ms"],
         "client_cpu_s": sum(part["client_cpu_s"] for part in (*produced, rebalanced, *consumed)),
     }
+
+
+def runqueue_wait_s(pids: list[int]) -> float | None:
+    """Seconds the processes' threads were runnable but waiting for a CPU (the second field of
+    Linux's /proc/<pid>/task/<tid>/schedstat): on a shared two-core machine a request's latency is
+    mostly this wait, not the broker's own work, and this tells the two apart."""
+    total, seen = 0, False
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as stat:
+                    total += int(stat.read().split()[1])
+                    seen = True
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9 if seen else None
 
 
 def watch_rss(broker_pids: list[int], producers: list[subprocess.Popen], timeout_s: float) -> float | None:
@@ -290,7 +314,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 CONNECTIONS_KEYS = ("connections", "records", "groups", "members", "rebalance_members", "partitions", "broker_cpu_pct",
-                    "broker_rss_mib", "p50_ms", "p99_ms", "p999_ms", "max_ms", "rebalance_join_ms", "rebalance_leave_ms")
+                    "broker_rss_mib", "broker_runqueue_wait_s", "p50_ms", "p99_ms", "p999_ms", "max_ms", "rebalance_join_ms", "rebalance_leave_ms")
 
 
 def connections_fields(good: list[dict], median_of) -> dict:
@@ -304,7 +328,8 @@ def connections_fields(good: list[dict], median_of) -> dict:
 def connections_line(summary: dict, fmt) -> str:
     return (f"{'':14}{fmt(summary['connections'], ',.0f')} connections, {fmt(summary['records'], ',.0f')} records acknowledged; "
             f"{fmt(summary['members'], ',.0f')} members in {fmt(summary['groups'], ',.0f')} groups stable; "
-            f"broker CPU {fmt(summary['broker_cpu_pct'])}% of a core, RSS {fmt(summary['broker_rss_mib'])} MiB; "
+            f"broker CPU {fmt(summary['broker_cpu_pct'])}% of a core (and {fmt(summary['broker_runqueue_wait_s'], ',.1f')} s "
+            f"waiting for one), RSS {fmt(summary['broker_rss_mib'])} MiB; "
             f"{fmt(summary['rebalance_members'], ',.0f')}-member group rebalance: join {fmt(summary['rebalance_join_ms'], ',.0f')} ms, "
             f"leave {fmt(summary['rebalance_leave_ms'], ',.0f')} ms; p99 target <= {TARGET_P99_MS:.0f} ms: "
             f"{'met' if summary['within_target'] else 'MISSED'}")

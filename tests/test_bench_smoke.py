@@ -109,6 +109,7 @@ def assert_connections_result(result: dict) -> None:
     assert result["rebalance_members"] == 3 and result["rebalance_join_ms"] > 0 and result["rebalance_leave_ms"] > 0
     assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
     assert result["broker_cpu_s"] is not None and result["broker_cpu_pct"] >= 0 and result["broker_rss_mib"] > 5
+    assert result["broker_runqueue_wait_s"] >= 0
     assert result["target_p99_ms"] == 20.0 and result["within_target"] == (result["p99_ms"] <= 20.0)
 
 
