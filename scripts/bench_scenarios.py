@@ -6,7 +6,8 @@ of 1,000 records, read back with read_committed: issue 11); large fetches to con
 (brokers=3) run against three kbroker processes and a ZooKeeper, on a topic with replication
 factor 3 and min.insync.replicas=2. The idle-connections scenario holds connections open, each
 after one ApiVersions, and reports how much the broker's RSS grew (issue 16's target: 2,000 of
-them for 20 MiB or less).
+them for 20 MiB or less). connections-1k (issue 15) is bench_connections.py's: its count is the
+connections, and the groups, members and duration shrink with it at a smaller --scale.
 """
 
 from __future__ import annotations
