@@ -36,7 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import bench_client
@@ -277,30 +278,56 @@ class Worker:
         return parse_output("\n".join(self.lines + [self.partial.decode()]), self.stderr.read(), self.process.returncode)
 
     def stop(self) -> None:
+        """Killed if still running (by its pid), and waited for."""
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
 
+    def close(self) -> None:
+        self.stop()
+        for stream in (self.process.stdin, self.process.stdout, self.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
 
-def start_workers(specs: list[dict], timeout_s: float) -> tuple[list[Worker], str | None]:
-    """The workers, and None once each printed "ready" (or the reason some did not)."""
-    workers = [Worker(spec) for spec in specs]
+
+@contextmanager
+def running(specs: list[dict]) -> Iterator[list[Worker]]:
+    """Worker processes for `specs`, every one stopped on the way out, whatever happened."""
+    workers: list[Worker] = []
+    try:
+        for spec in specs:
+            workers.append(Worker(spec))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.close()
+
+
+def results_of(workers: list[Worker], parse_output: ParseOutput, timeout_s: float) -> list[dict]:
+    """Each worker's result, all within one deadline (a stuck broker does not cost it per worker)."""
+    deadline = time.monotonic() + timeout_s
+    return [worker.result(parse_output, max(0.0, deadline - time.monotonic())) for worker in workers]
+
+
+def not_ready(workers: list[Worker], timeout_s: float) -> str | None:
+    """None once each worker printed "ready", or the reason some did not."""
     deadline = time.monotonic() + timeout_s
     waiting = list(workers)
     while waiting:
         ready, _, _ = select.select(waiting, [], [], max(0.0, deadline - time.monotonic()))
         if not ready:
-            return workers, f"{len(waiting)} of {len(workers)} workers not ready within {timeout_s:.0f} s"
+            return f"{len(waiting)} of {len(workers)} workers not ready within {timeout_s:.0f} s"
         for worker in ready:
             if not worker.read_available() or worker.lines not in ([], ["ready"]):
-                return workers, "a worker exited or failed before it was ready"
+                return "a worker exited or failed before it was ready"
             if worker.lines:
                 waiting.remove(worker)
-    return workers, None
+    return None
 
 
 def run_worker(spec: dict, parse_output: ParseOutput) -> dict:
-    return Worker(spec).result(parse_output, spec["timeout_s"])
+    with running([spec]) as [worker]:
+        return worker.result(parse_output, spec["timeout_s"])
 
 
 def failed(workers: list[Worker], parse_output: ParseOutput, why: str) -> dict:
@@ -330,14 +357,14 @@ def run_partitions(spec: dict, parse_output: ParseOutput) -> dict:
 
 def run_producers(spec: dict, parse_output: ParseOutput) -> dict:
     specs = [{**spec, "mode": "produce", "first": first, "n": n} for first, n in shares(spec["count"], PRODUCERS)]
-    workers, not_ready = start_workers(specs, READY_TIMEOUT_S)
-    if not_ready:
-        return failed(workers, parse_output, f"producers: {not_ready}")
-    cpu0 = cpu_seconds_of(spec["broker_pids"])
-    for worker in workers:
-        worker.send("go")
-    results = [worker.result(parse_output, spec["timeout_s"]) for worker in workers]
-    cpu1 = cpu_seconds_of(spec["broker_pids"])
+    with running(specs) as workers:
+        if why := not_ready(workers, READY_TIMEOUT_S):
+            return failed(workers, parse_output, f"producers: {why}")
+        cpu0 = cpu_seconds_of(spec["broker_pids"])
+        for worker in workers:
+            worker.send("go")
+        results = results_of(workers, parse_output, spec["timeout_s"])
+        cpu1 = cpu_seconds_of(spec["broker_pids"])
     errors = [result["error"] for result in results if "error" in result]
     if errors:
         return {"error": f"{len(errors)} of {PRODUCERS} producers failed, first: {errors[0]}"}
@@ -359,19 +386,19 @@ def run_producers(spec: dict, parse_output: ParseOutput) -> dict:
 
 def run_consumers(spec: dict, parse_output: ParseOutput) -> dict:
     group = f"{spec['topic']}-group"
-    workers, not_ready = start_workers([{**spec, "mode": "consume", "group": group}] * CONSUMERS, READY_TIMEOUT_S)
-    if not_ready:
-        return failed(workers, parse_output, f"consumers: {not_ready}")
-    cpu0 = cpu_seconds_of(spec["broker_pids"])
-    started = time.perf_counter()
-    for worker in workers:
-        worker.send("go")
-    read_all = wait_for_counts(workers, spec["count"], spec["timeout_s"])
-    seconds = time.perf_counter() - started
-    cpu1 = cpu_seconds_of(spec["broker_pids"])
-    for worker in workers:
-        worker.send("stop")
-    results = [worker.result(parse_output, READY_TIMEOUT_S) for worker in workers]
+    with running([{**spec, "mode": "consume", "group": group}] * CONSUMERS) as workers:
+        if why := not_ready(workers, READY_TIMEOUT_S):
+            return failed(workers, parse_output, f"consumers: {why}")
+        cpu0 = cpu_seconds_of(spec["broker_pids"])
+        started = time.perf_counter()
+        for worker in workers:
+            worker.send("go")
+        read_all = wait_for_counts(workers, spec["count"], spec["timeout_s"])
+        seconds = time.perf_counter() - started
+        cpu1 = cpu_seconds_of(spec["broker_pids"])
+        for worker in workers:
+            worker.send("stop")
+        results = results_of(workers, parse_output, READY_TIMEOUT_S)
     errors = [result["error"] for result in results if "error" in result]
     if errors:
         return {"error": f"{len(errors)} of {CONSUMERS} consumers failed, first: {errors[0]}"}
