@@ -51,7 +51,7 @@ def test_partitions_1k_runs_verified_with_its_figures_and_the_ratio_to_produce_1
     assert result["verified"] and not result["errors"], result
     # The minimum at any scale: a record for each of the 1,000 partitions.
     assert (result["records"], result["partitions"], result["producers"], result["consumers"]) == (1000, 1000, 10, 4)
-    assert result["mb_per_s"] > 0 and result["consume_mb_per_s"] > 0 and result["produce_requests"] >= 1000
+    assert result["mb_per_s"] > 0 and result["consume_mb_per_s"] > 0 and result["produce_requests"] > 0
     assert result["produce_rtt_p99_ms"] > 0 and result["broker_cpu_s_per_mb"] is not None
     assert result["vs_produce_1k"] == pytest.approx(result["mb_per_s"] / results["produce-1k"]["mb_per_s"])
     table = [line for line in done.stdout.splitlines() if "1,000 partitions, 10 producers, 4 consumers" in line]
