@@ -19,6 +19,11 @@ Known gap (deliberate, for speed): Kafka walks the records of every batch (decom
 ones) and so notices a record count that disagrees with the records; here records are walked only
 when a rule above needs them. The CRC still protects against damage in transit.
 
+`prepare_leader_append` is the part of a leader append that needs no log state (header checks
+with the CRC, and a compression.type rewrite with offsets from 0): append_offload.py runs it in a
+worker thread for large batches, and `assign_prepared_offsets` then gives the rebuilt batch its
+offsets on the event loop (docs/MULTICORE.md).
+
 No files, no producer state, no partition leadership here.
 """
 
@@ -72,6 +77,23 @@ class ValidationResult:
     log_append_time: int
     record_count: int
     size_maybe_changed: bool
+
+
+@dataclass(slots=True)
+class PreparedRecords:
+    """What `prepare_leader_append` computed, off the event loop, for one partition's records.
+
+    `config` is the LogConfig it was computed for: the log uses it only while that is still its
+    config. `error` is the LogError the append must raise (after the checks the partition makes
+    first, as inline). `rebuilt` is a compression.type rewrite with offsets from 0 and no leader
+    epoch, or None where the batches are kept (their offsets are patched in place on the loop)."""
+
+    config: LogConfig
+    now_ms: int
+    view: memoryview
+    headers: list[BatchHeader]
+    rebuilt: ValidationResult | None = None
+    error: LogError | None = None
 
 
 _BATCH_LENGTH = struct.Struct(">i")
@@ -146,6 +168,49 @@ def analyze_and_validate_records(
     return view[:valid_bytes], headers
 
 
+def prepare_leader_append(
+    records: Buffer, config: LogConfig, now_ms: int, topic: str, partition: int
+) -> PreparedRecords:
+    """The CPU-heavy, stateless part of a client's leader append, safe in another thread: the
+    header checks with each batch's CRC (analyze_and_validate_records) and, for a topic whose
+    compression.type rewrites the batches, the record rules and the rebuild. Reads `records`,
+    never writes them; a refusal is returned in `error`, not raised."""
+    view = memoryview(records)
+    try:
+        view, headers = analyze_and_validate_records(view, AppendOrigin.CLIENT, config.max_message_bytes)
+        if not headers or not needs_rewrite(headers, config):
+            return PreparedRecords(config, now_ms, view, headers)
+        rebuilt = validate_and_assign_offsets(
+            view, headers, first_offset=0, leader_epoch=-1, now_ms=now_ms, config=config,
+            origin=AppendOrigin.CLIENT, topic=topic, partition=partition,
+        )
+    except LogError as err:
+        return PreparedRecords(config, now_ms, view, [], error=err)
+    return PreparedRecords(config, now_ms, view, headers, rebuilt)
+
+
+def assign_prepared_offsets(rebuilt: ValidationResult, first_offset: int, leader_epoch: int) -> ValidationResult:
+    """A prepared rewrite (offsets from 0) moved to `first_offset` with this leader epoch: both
+    header fields lie outside the CRC, so nothing is recomputed."""
+    buf = _writable(memoryview(rebuilt.records))
+    shift = first_offset - rebuilt.first_offset
+    batches = []
+    for batch in rebuilt.batches:
+        set_offsets_and_epoch(buf, batch, batch.base_offset + shift, leader_epoch)
+        batches.append(parse_header(buf, batch.position))
+    return ValidationResult(
+        records=buf,
+        batches=batches,
+        first_offset=first_offset,
+        last_offset=rebuilt.last_offset + shift,
+        max_timestamp=rebuilt.max_timestamp,
+        shallow_offset_of_max_timestamp=rebuilt.shallow_offset_of_max_timestamp + shift,
+        log_append_time=rebuilt.log_append_time,
+        record_count=rebuilt.record_count,
+        size_maybe_changed=True,
+    )
+
+
 def validate_and_assign_offsets(
     records: memoryview,
     headers: list[BatchHeader],
@@ -163,7 +228,7 @@ def validate_and_assign_offsets(
     for header in headers:
         _validate_batch(header, origin)
         _validate_records_of_batch(records, header, now_ms, config, topic, partition)
-    if _needs_recompression(headers, config):
+    if needs_rewrite(headers, config):
         return _rebuild_in_target_codec(records, headers, first_offset, leader_epoch, now_ms, config)
     return _assign_offsets_in_place(records, headers, first_offset, leader_epoch, now_ms, config)
 
@@ -296,7 +361,8 @@ def _describe(record: Record) -> str:
             f"value={value_size} bytes)")
 
 
-def _needs_recompression(headers: list[BatchHeader], config: LogConfig) -> bool:
+def needs_rewrite(headers: list[BatchHeader], config: LogConfig) -> bool:
+    """The topic's compression.type differs from the producer's codec: the records are rebuilt."""
     target = config.target_codec
     if target is None:
         return False

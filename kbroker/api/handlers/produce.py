@@ -48,6 +48,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,9 @@ from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
 
 if TYPE_CHECKING:
+    from kbroker.log.append_offload import AppendOffloader
     from kbroker.log.producer_state import VerificationGuard
+    from kbroker.log.validator import PreparedRecords
     from kbroker.protocol.message_types import (
         ProduceRequest,
         ProduceRequestTopicProduceData,
@@ -69,6 +72,7 @@ if TYPE_CHECKING:
         ProduceResponsePartitionProduceResponse,
         ProduceResponseTopicProduceResponse,
     )
+    from kbroker.replica.replica_manager import ReplicaManager
 
 API_KEY = ApiKey.PRODUCE
 VERSIONS = (0, 13)
@@ -135,10 +139,14 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     transactional_id = request["transactional_id"]
     if transactional_id is not None and services.config["transaction.partition.verification.enable"]:
         refused, guards = await _verify_transaction(ctx, transactional_id, appends)
+    prepared: dict[tuple[str, int], PreparedRecords] = {}
+    if services.append_offloader is not None and appends:
+        prepared = await _prepare_in_workers(services.append_offloader, replica_manager, appends, refused)
     for tp, records in appends:
         error = refused.get(tp)
         results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(
-            tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp])
+            tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp],
+            prepared=prepared.get(tp))
     if acks == 0:
         if any(r.error != Errors.NONE for r in results.values()) or any(
                 isinstance(slot, ProduceResult) for _, parts in topics for _, slot in parts):
@@ -163,6 +171,30 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         responses.append({"name": topic_data["name"], "topic_id": topic_data["topic_id"],
                           "partition_responses": entries})
     return {"responses": responses, "throttle_time_ms": 0}
+
+
+async def _prepare_in_workers(
+        offloader: AppendOffloader, replica_manager: ReplicaManager,
+        appends: list[tuple[tuple[str, int], memoryview]], refused: dict[tuple[str, int], Errors],
+) -> dict[tuple[str, int], PreparedRecords]:
+    """`kbroker.append.offload.threads`: the large records of partitions led here are checked
+    (and rewritten for their topic's compression.type) in worker threads, all at once; the
+    appends then run in the request's order, after every check is done (the network layer hands
+    over a connection's next request only once this one is answered)."""
+    from kbroker.log.segment import now_ms  # loaded with the first log
+
+    now = now_ms()
+    jobs = {}
+    for tp, records in appends:
+        partition = replica_manager.get_partition(tp[0], tp[1])
+        log = partition.log if partition is not None and partition.is_leader else None
+        if tp in refused or log is None or not offloader.wants(records, log.config):
+            continue  # the append answers it as without workers
+        jobs[tp] = offloader.prepare(records, log.config, now, tp[0], tp[1])
+    if len(jobs) == 1:  # directly: no task for the common one-partition request
+        [(tp, job)] = jobs.items()
+        return {tp: await job}
+    return dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
 
 
 async def _verify_transaction(
