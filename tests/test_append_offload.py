@@ -13,6 +13,7 @@ import random
 
 import pytest
 
+from kbroker.log.append_offload import REWRITE_MIN_RECORDS, AppendOffloader
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.unified_log import UnifiedLog
@@ -82,11 +83,13 @@ def test_pipelined_requests_of_one_connection_are_appended_in_order(kbroker):
 
 
 def test_an_offloaded_rewrite_stores_the_topic_codec_in_every_partition(kbroker):
-    """A small lz4 batch for a gzip topic is rewritten by the workers (rewrites always are);
-    one request for two partitions prepares both, then appends each."""
+    """A small lz4 batch of many records for a gzip topic is rewritten by the workers (from
+    REWRITE_MIN_RECORDS records, whatever its size); one request for two partitions prepares
+    both, then appends each."""
     topic = "offload-rewrite"
     create_topic(kbroker.port, topic, partitions=2, configs={"compression.type": "gzip"})
-    body = produce_body(topic, 0, build_batch(values(30, "p0-"), compression="lz4"))
+    many = REWRITE_MIN_RECORDS + 30
+    body = produce_body(topic, 0, build_batch(values(many, "p0-"), compression="lz4"))
     body["topic_data"][0]["partition_data"].append(
         {"index": 1, "records": build_batch(values(5, "p1-", LARGE), compression="lz4")})
     with RawClient(kbroker.port) as client:
@@ -95,12 +98,25 @@ def test_an_offloaded_rewrite_stores_the_topic_codec_in_every_partition(kbroker)
         _, first_partition = fetch(client, topic, 0, 0)
         _, second_partition = fetch(client, topic, 1, 0)
 
-    assert second["error_code"] == 0 and second["base_offset"] == 30
-    assert [v for _, _, v, _ in batch_values(first_partition["records"])] == values(30, "p0-") + values(3, "again-")
-    assert [o for o, _, _, _ in batch_values(first_partition["records"])] == list(range(33))
+    assert second["error_code"] == 0 and second["base_offset"] == many
+    assert [v for _, _, v, _ in batch_values(first_partition["records"])] == values(many, "p0-") + values(3, "again-")
+    assert [o for o, _, _, _ in batch_values(first_partition["records"])] == list(range(many + 3))
     assert [v for _, _, v, _ in batch_values(second_partition["records"])] == values(5, "p1-", LARGE)
     for records in (first_partition["records"], second_partition["records"]):
         assert records[21 + 1] & 0x07 == 1  # the first stored batch is gzip
+
+
+def test_what_goes_to_the_workers():
+    offloader = AppendOffloader(1, MIN_BYTES)
+    try:
+        rewrites = LogConfig(compression_type="gzip")
+        assert offloader.wants(build_batch(values(4, "a", LARGE)), LogConfig())  # large
+        assert not offloader.wants(build_batch(values(4, "a")), LogConfig())  # small, kept as produced
+        assert offloader.wants(build_batch(values(REWRITE_MIN_RECORDS, "a"), compression="lz4"), rewrites)
+        assert not offloader.wants(build_batch(values(REWRITE_MIN_RECORDS - 1, "a"), compression="lz4"), rewrites)
+        assert not offloader.wants(build_batch(values(REWRITE_MIN_RECORDS, "a"), compression="gzip"), rewrites)
+    finally:
+        offloader.shutdown()
 
 
 # --- the log's side ------------------------------------------------------------------------------
