@@ -39,10 +39,9 @@
     transaction ended after it was found open) gets INVALID_TXN_STATE "Record was not part of
     an ongoing transaction" instead of opening a hanging transaction.
   - `kbroker.append.offload.threads` (kbroker's own, 0 = off by default): records of at least
-    `kbroker.append.offload.min.bytes`, and those the topic's compression.type rewrites (from 100
-    records), are
-    checked (CRC-32C, the rewrite) in worker threads first, all partitions of the request at
-    once; the appends then run in the request's order with the same answers
+    `kbroker.append.offload.min.bytes`, and those the topic's compression.type rewrites (from
+    100 records), are checked (CRC-32C, the rewrite) in worker threads first, all partitions of
+    the request at once; the appends then run in the request's order with the same answers
     (kbroker/log/append_offload.py, docs/MULTICORE.md).
   - Transactional batches in a request without a transactional id: the whole request answers
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing is appended (KafkaApis; acks=0 gets no
