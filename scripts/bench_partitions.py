@@ -423,8 +423,8 @@ def tiling_problems(runs: list[list[int]], expected: list[int]) -> str | None:
         else:
             if next_offset == count:
                 continue
-        wrong.append(f"partition {partition}: read offsets {read[:4]}{'...' if len(read) > 4 else ''}, expected [0, {count - 1}]")
-    wrong += [f"records from partition {p}, which should have none" for p in by_partition]
+        wrong.append(f"partition {partition}: read offsets {read[:4]}{'...' if len(read) > 4 else ''}, expected {count} from offset 0")
+    wrong += [f"records from partition {p}, which does not exist" for p in by_partition]
     return "; ".join(wrong[:3]) + (f" (and {len(wrong) - 3} more)" if len(wrong) > 3 else "") if wrong else None
 
 

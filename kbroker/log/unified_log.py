@@ -187,8 +187,7 @@ def maybe_handle_io_exception(
     def decorate(method: Callable[Concatenate[UnifiedLog, _P], _R]) -> Callable[Concatenate[UnifiedLog, _P], _R]:
         @functools.wraps(method)
         def guarded(self: UnifiedLog, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-            channel = self.log_dir_failure_channel
-            if channel is not None and channel.offline_log_dirs and self.parent_dir in channel.offline_log_dirs:
+            if self.dir_offline:
                 raise KafkaStorageException(f"the log directory {self.parent_dir} of {self.name} is offline")
             try:
                 return method(self, *args, **kwargs)
@@ -324,6 +323,12 @@ class UnifiedLog:
     @property
     def log_end_offset(self) -> int:
         return self._log_end.message_offset
+
+    @property
+    def dir_offline(self) -> bool:
+        """The log directory failed: every guarded method is refused (KAFKA_STORAGE_ERROR)."""
+        channel = self.log_dir_failure_channel
+        return channel is not None and bool(channel.offline_log_dirs) and self.parent_dir in channel.offline_log_dirs
 
     @property
     def log_end_offset_metadata(self) -> LogOffsetMetadata:
@@ -584,15 +589,12 @@ class UnifiedLog:
                 f"offset {fetch_offset} is out of range for {self.topic}-{self.partition}: "
                 f"[{self.log_start_offset}, {log_end.message_offset}]",
             )
-        upper = (
-            log_end
-            if max_offset is None
-            else self.convert_to_offset_metadata(min(max_offset, log_end.message_offset))
-        )
+        end = log_end.message_offset if max_offset is None else min(max_offset, log_end.message_offset)
         # read_committed fetches carry a (possibly empty) list of aborted transactions.
         no_aborted: list[AbortedTxn] | None = [] if include_aborted_transactions else None
-        if fetch_offset >= upper.message_offset:
+        if fetch_offset >= end:  # nothing to read (a caught-up consumer): no position looked up
             return self._fetch_info(LogOffsetMetadata(fetch_offset), None, False, no_aborted)
+        upper = log_end if max_offset is None else self.convert_to_offset_metadata(end)
         for segment in self.segments.segments_from(fetch_offset):
             base = segment.base_offset
             if base < upper.segment_base_offset:
