@@ -336,6 +336,22 @@ def test_a_rewrite_on_bytes_writes_what_the_record_by_record_rebuild_writes(sour
     assert result.max_timestamp == NOW - 50 + 12 and result.shallow_offset_of_max_timestamp == 89
 
 
+def test_a_rewrite_on_bytes_keeps_the_timestamps_when_the_first_delta_is_not_zero():
+    """A base timestamp below the first record's: the bytes keep it (the rebuild would re-base
+    on the first record), and every record reads back with the same timestamp either way."""
+    data = producer_batch([b"a", b"b", b"c"], codec=compression.CODEC_LZ4, timestamps=[NOW, NOW + 9, NOW + 4])
+    data = patch_header(data, base_timestamp=NOW - 5, max_timestamp=NOW + 4)
+    config = LogConfig(compression_type="zstd")
+
+    def readable(records):
+        [(batch, stored)] = read_batches(records)
+        return batch.max_timestamp, [(r.offset, r.timestamp, r.value) for r in stored]
+
+    result = validate(data, config=config)
+    assert readable(result.records) == readable(rebuilt_record_by_record(data, config))
+    assert readable(result.records) == (NOW + 4, [(0, NOW - 5, b"a"), (1, NOW + 4, b"b"), (2, NOW - 1, b"c")])
+
+
 def test_records_out_of_order_are_renumbered_by_the_record_by_record_rebuild():
     """Inner offset deltas 0, 2, 1 (valid record count, odd order): Kafka's rebuild writes
     0, 1, 2, so the bytes cannot be kept."""

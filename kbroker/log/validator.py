@@ -15,7 +15,8 @@ or writable memoryview) is patched in place, so the caller hands it over; read-o
 once. A topic whose compression.type names a codec different from the producer's gets its records
 rebuilt into one batch in that codec: on bytes when the request holds one CreateTime batch whose
 records carry offset deltas 0..n-1 (what every client writes; the records section is decompressed
-and compressed again, the same bytes Kafka's rebuild writes), else record by record.
+and compressed again: the records Kafka's rebuild writes, byte for byte when the first record's
+timestamp delta is 0, as clients write it), else record by record.
 
 Known gap (deliberate, for speed): Kafka walks the records of every batch (decompressing compressed
 ones) and so notices a record count that disagrees with the records; here records are walked only
