@@ -38,6 +38,8 @@ _RECORD_COUNT = struct.Struct(">i")
 
 
 class AppendOffloader:
+    """The pool and the rule of what goes to it; built by the wiring when threads > 0."""
+
     def __init__(self, threads: int, min_bytes: int) -> None:
         self.min_bytes = min_bytes
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kbroker-append")
