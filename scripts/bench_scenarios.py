@@ -102,6 +102,19 @@ SCENARIOS = (
         "the client alone: produce() loop of 300,000 x 1 KiB, no broker",
         "client", 300_000, 1024, THROUGHPUT_PRODUCER,
     ),
+    # docs/MULTICORE.md: compressed by the client, and rewritten by the broker for a topic
+    # whose compression.type differs (kbroker.append.offload.threads' cases).
+    Scenario(
+        "produce-1k-zstd",
+        "produce 300,000 x 1 KiB, acks=1, compression.type=zstd on the client, kept as produced",
+        "produce", 300_000, 1024, {**THROUGHPUT_PRODUCER, "compression.type": "zstd"},
+    ),
+    Scenario(
+        "produce-1k-zstd-to-lz4",
+        "produce 300,000 x 1 KiB, acks=1, zstd on the client, topic compression.type=lz4: the broker rewrites",
+        "produce", 300_000, 1024, {**THROUGHPUT_PRODUCER, "compression.type": "zstd"},
+        topic_config={"compression.type": "lz4"},
+    ),
     Scenario(
         "produce-1k-idempotent",
         "produce 300,000 x 1 KiB, acks=all, enable.idempotence=true",

@@ -76,8 +76,10 @@ from kbroker.log.segment import (
     now_ms,
 )
 from kbroker.log.validator import (
+    PreparedRecords,
     ValidationResult,
     analyze_and_validate_records,
+    assign_prepared_offsets,
     validate_and_assign_offsets,
 )
 from kbroker.protocol.errors import Errors
@@ -342,6 +344,7 @@ class UnifiedLog:
         origin: AppendOrigin = AppendOrigin.CLIENT,
         now: int | None = None,
         verification_guard: VerificationGuard | None = None,
+        prepared: PreparedRecords | None = None,
     ) -> LogAppendInfo:
         """Validate, assign offsets from the log end offset, check producer state, write.
 
@@ -350,22 +353,34 @@ class UnifiedLog:
         `verification_guard` is None where KIP-890 verification is off; otherwise a
         transactional batch that would open a transaction here needs the guard this log handed
         out for it (maybe_start_transaction_verification), else INVALID_TXN_STATE.
+        `prepared`: what validator.prepare_leader_append computed for these records in a worker
+        thread (append_offload.py), used while this log's config is still the one it was
+        computed for; otherwise everything is done here.
         """
-        now = now_ms() if now is None else now
-        view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
+        rebuilt = None
+        if prepared is not None and prepared.config is self.config:
+            if prepared.error is not None:
+                raise prepared.error
+            now, view, headers, rebuilt = prepared.now_ms, prepared.view, prepared.headers, prepared.rebuilt
+        else:
+            now = now_ms() if now is None else now
+            view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
         if not headers:
             return LogAppendInfo(-1, -1, NO_TIMESTAMP, self.log_start_offset)
-        result = validate_and_assign_offsets(
-            view,
-            headers,
-            first_offset=self.log_end_offset,
-            leader_epoch=leader_epoch,
-            now_ms=now,
-            config=self.config,
-            origin=origin,
-            topic=self.topic,
-            partition=self.partition,
-        )
+        if rebuilt is not None:
+            result = assign_prepared_offsets(rebuilt, self.log_end_offset, leader_epoch)
+        else:
+            result = validate_and_assign_offsets(
+                view,
+                headers,
+                first_offset=self.log_end_offset,
+                leader_epoch=leader_epoch,
+                now_ms=now,
+                config=self.config,
+                origin=origin,
+                topic=self.topic,
+                partition=self.partition,
+            )
         if result.size_maybe_changed:
             for batch in result.batches:
                 if batch.size > self.config.max_message_bytes:

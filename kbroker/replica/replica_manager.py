@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from kbroker.log.producer_state import ProducerStateEntry, VerificationGuard
     from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
+    from kbroker.log.validator import PreparedRecords
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
     from kbroker.replica.alter_partition_manager import AlterPartitionManager
@@ -331,11 +332,13 @@ class ReplicaManager:
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
                             origin: AppendOrigin = AppendOrigin.CLIENT,
-                            verification_guard: VerificationGuard | None = None) -> ProduceResult:
+                            verification_guard: VerificationGuard | None = None,
+                            prepared: PreparedRecords | None = None) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
         COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks.
         `verification_guard`: None where KIP-890 verification is off, else what
-        maybe_start_transaction_verification gave (SENTINEL for a partition not verified)."""
+        maybe_start_transaction_verification gave (SENTINEL for a partition not verified).
+        `prepared`: the validation a worker thread did (kbroker/log/append_offload.py), or None."""
         stats = None
         if self.topic_stats is not None:  # metrics on: the topic's counters, made with its first append
             stats = self.topic_stats.topics.get(topic) or self.topic_stats.topic(topic)
@@ -346,7 +349,7 @@ class ReplicaManager:
                 stats.failed_produce_requests += 1
             return ProduceResult(self.missing_partition_error(topic, partition))
         try:
-            info = p.append_records_to_leader(records, required_acks, origin, verification_guard)
+            info = p.append_records_to_leader(records, required_acks, origin, verification_guard, prepared)
         except PartitionError as exc:
             if stats is not None:
                 stats.failed_produce_requests += 1
