@@ -84,6 +84,10 @@ _frame_size = struct.Struct(">i").unpack_from
 # A TLS record header read as a frame size: handshake (22), version 3.x (SSL 3.0 to TLS 1.3).
 _TLS_HANDSHAKE_PREFIX = 0x1603
 
+# TLS connections are served by tls_transport's SSLSocketTransport (OpenSSL reads and writes the
+# socket itself) rather than the event loop's SSL transport (a memory BIO): see tls_transport.py.
+TLS_SOCKET_TRANSPORT = True
+
 # session_factory(peer certificate as DER, or None) -> the api layer's session for a connection
 SessionFactory = Callable[[bytes | None], Any]
 
@@ -492,6 +496,7 @@ class SocketServer:
         self.connections_max_idle_ms = connections_max_idle_ms
         self.ssl_context = ssl_context
         self.ssl_handshake_timeout_s = ssl_handshake_timeout_s
+        self.tls_socket_transport = TLS_SOCKET_TRANSPORT
         self.session_factory = session_factory
         self._handshakes: set[asyncio.Task] = set()
         self._throttled: dict[socket.socket, asyncio.TimerHandle] = {}  # connections to close, over their ip's rate
@@ -581,6 +586,11 @@ class SocketServer:
                     sock.setsockopt(socket.SOL_SOCKET, option, size)
             if self.ssl_context is None:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock)
+            elif self.tls_socket_transport:
+                # Imported with the first TLS connection: a plaintext broker never loads ssl.
+                from kbroker.network.tls_transport import SSLSocketTransport, accept_tls
+                tls = await accept_tls(sock, self.ssl_context, self.ssl_handshake_timeout_s)
+                SSLSocketTransport(loop, tls, KafkaConnection(self, address, tls))
             else:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address, sock), sock,
                                                    ssl=self.ssl_context,

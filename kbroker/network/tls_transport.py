@@ -1,0 +1,357 @@
+"""TLS connections through an ssl.SSLSocket: OpenSSL reads and writes the socket itself.
+
+asyncio's and uvloop's SSL transports put OpenSSL behind a memory BIO: the loop reads the socket
+into its own buffer, the BIO zeroes and copies that in, OpenSSL copies each record into its record
+buffer, decrypts and copies the plaintext out; sending encrypts into the BIO, which the loop then
+copies out to the socket. Here the accepted socket is wrapped server-side (`accept_tls`, the
+handshake driven by the event loop's add_reader/add_writer, bounded by a timeout) and
+`SSLSocketTransport` reads with `SSLSocket.recv_into` straight into the protocol's buffer
+(BufferedProtocol: KafkaConnection's frame being filled, or the listener's scratch buffer) and
+writes with `SSLSocket.send`: OpenSSL's socket BIO reads each record from the kernel into its
+record buffer, decrypts it there and copies it once into ours.
+
+OpenSSL's non-blocking rules, as the transport keeps them: a read or a write may want the other
+direction (SSLWantWriteError on a read, SSLWantReadError on a write), and is then retried when that
+direction is ready; a write that wanted to wait is retried with the same buffer (OpenSSL remembers
+the records already sent; Python sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so the buffer may move
+but not change); without SSL_MODE_ENABLE_PARTIAL_WRITE a write sends everything or waits. The
+plaintext of a record larger than the buffer read into stays in OpenSSL (`pending()`), with nothing
+on the socket to wake the loop: a read that stops early (paused, or a long burst) is resumed by
+the loop's next iteration, not by the socket. Closing flushes the queued writes, sends
+close_notify (best effort: a peer gone does not wait) and closes the socket.
+
+It knows nothing of Kafka: it drives any asyncio.BufferedProtocol, as asyncio's own transports do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+from typing import Any
+
+# Reads per readable event before the loop serves others (a client sending fast must not starve
+# the other connections); OpenSSL returns at most one record per read, 16 KiB at most.
+MAX_READS_PER_EVENT = 64
+# Write buffer limits, as asyncio's transports' defaults: pause_writing above, resume below.
+HIGH_WATER_BYTES = 64 * 1024
+LOW_WATER_BYTES = HIGH_WATER_BYTES // 4
+# Consecutive response chunks smaller than this are joined into one write: each SSLSocket.send
+# makes at least one TLS record and one write(2), and a response's small chunks (headers, a
+# partition's fields) would otherwise each cost both.
+COALESCE_BYTES = 16 * 1024
+
+
+async def accept_tls(sock: socket.socket, context: ssl.SSLContext, timeout_s: float) -> ssl.SSLSocket:
+    """The server side of a TLS handshake on an accepted non-blocking socket, driven by the loop.
+    Raises what the handshake raised (ssl.SSLError, OSError), or ConnectionAbortedError after
+    `timeout_s` with asyncio's words; the socket is closed then (its descriptor belongs to the
+    SSLSocket from the start)."""
+    loop = asyncio.get_running_loop()
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                try:
+                    tls.do_handshake()
+                    return tls
+                except ssl.SSLWantReadError:
+                    await _ready(loop, tls.fileno(), writable=False)
+                except ssl.SSLWantWriteError:
+                    await _ready(loop, tls.fileno(), writable=True)
+    except TimeoutError:
+        tls.close()
+        raise ConnectionAbortedError(
+            f"SSL handshake is taking longer than {timeout_s} seconds: aborting the connection") from None
+    except BaseException:
+        tls.close()
+        raise
+
+
+def _joined(chunks: list) -> bytes | bytearray | memoryview:
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, writable: bool) -> None:
+    waiter = loop.create_future()
+
+    def wake() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    if writable:
+        loop.add_writer(fd, wake)
+    else:
+        loop.add_reader(fd, wake)
+    try:
+        await waiter
+    finally:
+        if writable:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+
+
+class SSLSocketTransport(asyncio.Transport):
+    """An asyncio transport over a handshaken, non-blocking ssl.SSLSocket, for a BufferedProtocol."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: ssl.SSLSocket,
+                 protocol: asyncio.BufferedProtocol) -> None:
+        super().__init__()
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._extra: dict[str, Any] = {"socket": sock, "ssl_object": sock, "sslcontext": sock.context}
+        try:
+            self._extra["peername"] = sock.getpeername()
+            self._extra["sockname"] = sock.getsockname()
+        except OSError:
+            pass
+        self._writes: collections.deque[bytes | bytearray | memoryview] = collections.deque()
+        self._buffered = 0
+        self._reading = True  # the protocol wants bytes (pause_reading/resume_reading)
+        self._reader_on = False
+        self._writer_on = False
+        self._read_wants_write = False  # a read waits for the socket to be writable
+        self._write_wants_read = False  # a write waits for the socket to be readable
+        self._read_scheduled = False
+        self._protocol_paused = False  # pause_writing was called
+        self._closing = False
+        self._closed = False
+        protocol.connection_made(self)
+        if not self._closing:
+            self._update_events()
+            # The handshake's last read may have left application data inside OpenSSL already.
+            self._schedule_read()
+
+    # -- the Transport interface -------------------------------------------------------------
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peercert":
+            return self._sock.getpeercert()
+        if name == "cipher":
+            return self._sock.cipher()
+        return self._extra.get(name, default)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._update_events()
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self._closing:
+            self._reading = True
+            self._update_events()
+            self._schedule_read()  # plaintext may wait inside OpenSSL: the socket would not say
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffered
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return LOW_WATER_BYTES, HIGH_WATER_BYTES
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.writelines((data,))
+
+    def writelines(self, list_of_data: Any) -> None:
+        if self._closing:
+            return
+        writes = self._writes
+        was_empty = not writes
+        small: list = []  # consecutive small chunks, joined into one write
+        small_bytes = 0
+        for chunk in list_of_data:
+            size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+            if not size:
+                continue
+            self._buffered += size
+            if size >= COALESCE_BYTES:
+                if small:
+                    writes.append(_joined(small))
+                    small, small_bytes = [], 0
+                writes.append(chunk)
+                continue
+            small.append(chunk)
+            small_bytes += size
+            if small_bytes >= COALESCE_BYTES:
+                writes.append(_joined(small))
+                small, small_bytes = [], 0
+        if small:
+            writes.append(_joined(small))
+        if was_empty and writes and not self._write_wants_read:
+            self._write_ready()
+        self._maybe_pause_protocol()
+
+    def close(self) -> None:
+        """Flush what is queued, send close_notify, close; connection_lost follows."""
+        if self._closing:
+            return
+        self._closing = True
+        self._reading = False
+        self._update_events()
+        if not self._writes:
+            self._loop.call_soon(self._finish, None)
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _schedule_read(self) -> None:
+        if not self._read_scheduled:
+            self._read_scheduled = True
+            self._loop.call_soon(self._scheduled_read)
+
+    def _scheduled_read(self) -> None:
+        self._read_scheduled = False
+        if self._reading and not self._closing and not self._read_wants_write:
+            self._read_ready()
+
+    def _read_ready(self) -> None:
+        protocol = self._protocol
+        recv_into = self._sock.recv_into
+        for _ in range(MAX_READS_PER_EVENT):
+            buffer = protocol.get_buffer(-1)
+            try:
+                nbytes = recv_into(buffer)
+            except ssl.SSLWantReadError:
+                return  # the next record is not all here: the socket will say when it is
+            except ssl.SSLWantWriteError:  # OpenSSL must send something first (a TLS 1.3 KeyUpdate)
+                self._read_wants_write = True
+                self._update_events()
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._force_close(exc)
+                return
+            if not nbytes:  # the peer closed (close_notify, or a bare TCP FIN)
+                self._eof()
+                return
+            protocol.buffer_updated(nbytes)
+            if not self._reading or self._closing:
+                return
+        self._schedule_read()  # a long burst: let the others run, then go on
+
+    def _eof(self) -> None:
+        keep_open = False
+        try:
+            keep_open = bool(self._protocol.eof_received())
+        except Exception as exc:
+            self._force_close(exc)
+            return
+        if not keep_open:
+            self.close()
+        else:
+            self.pause_reading()
+
+    # -- writing -------------------------------------------------------------------------------
+    def _write_ready(self) -> None:
+        writes = self._writes
+        send = self._sock.send
+        while writes:
+            chunk = writes[0]
+            try:
+                sent = send(chunk)
+            except ssl.SSLWantWriteError:
+                break
+            except ssl.SSLWantReadError:  # OpenSSL must read something first
+                self._write_wants_read = True
+                break
+            except (ssl.SSLError, OSError) as exc:
+                self._force_close(exc)
+                return
+            size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+            if sent < size:  # not with OpenSSL's default modes, but the socket API allows it
+                writes[0] = memoryview(chunk)[sent:]
+            else:
+                writes.popleft()
+            self._buffered -= sent
+        self._update_events()
+        if self._protocol_paused and self._buffered <= LOW_WATER_BYTES:
+            self._protocol_paused = False
+            self._protocol.resume_writing()
+        if not writes and self._closing:
+            self._finish(None)
+
+    def _maybe_pause_protocol(self) -> None:
+        if not self._protocol_paused and self._buffered > HIGH_WATER_BYTES and not self._closed:
+            self._protocol_paused = True
+            self._protocol.pause_writing()
+
+    # -- the loop's interest in the socket -------------------------------------------------
+    def _update_events(self) -> None:
+        """Watch for readable while a read is wanted (or a write waits for one), for writable while
+        writes are queued (or a read waits for one)."""
+        if self._closed:
+            return
+        want_read = (self._reading and not self._closing and not self._read_wants_write) or self._write_wants_read
+        want_write = bool(self._writes and not self._write_wants_read) or self._read_wants_write
+        if want_read != self._reader_on:
+            self._reader_on = want_read
+            if want_read:
+                self._loop.add_reader(self._fd, self._on_readable)
+            else:
+                self._loop.remove_reader(self._fd)
+        if want_write != self._writer_on:
+            self._writer_on = want_write
+            if want_write:
+                self._loop.add_writer(self._fd, self._on_writable)
+            else:
+                self._loop.remove_writer(self._fd)
+
+    def _on_readable(self) -> None:
+        if self._write_wants_read:
+            self._write_wants_read = False
+            self._write_ready()
+        if self._reading and not self._closing and not self._read_wants_write:
+            self._read_ready()
+
+    def _on_writable(self) -> None:
+        if self._read_wants_write:
+            self._read_wants_write = False
+            self._update_events()
+            self._schedule_read()
+        if self._writes and not self._write_wants_read:
+            self._write_ready()
+
+    # -- closing -------------------------------------------------------------------------------
+    def _force_close(self, exc: Exception | None) -> None:
+        if self._closed:
+            return
+        self._closing = True
+        self._writes.clear()
+        self._buffered = 0
+        self._finish(exc, notify=False)
+
+    def _finish(self, exc: Exception | None, *, notify: bool = True) -> None:
+        """Stop watching the socket, send close_notify (if asked and possible), close it, and tell
+        the protocol in the loop's next iteration."""
+        if self._closed:
+            return
+        self._reading = False
+        self._writes.clear()
+        self._read_wants_write = self._write_wants_read = False
+        self._update_events()
+        self._closed = True
+        sock = self._sock
+        if notify:
+            try:
+                sock.unwrap()  # sends close_notify; the peer's own is not waited for
+            except (ssl.SSLError, OSError, ValueError):
+                pass
+        sock.close()
+        self._loop.call_soon(self._protocol.connection_lost, exc)
