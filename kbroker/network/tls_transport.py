@@ -27,13 +27,24 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ctypes
+import functools
+import os
 import socket
 import ssl
+import sys
+from collections.abc import Callable
 from typing import Any
 
-# Reads per readable event before the loop serves others (a client sending fast must not starve
-# the other connections); OpenSSL returns at most one record per read, 16 KiB at most.
-MAX_READS_PER_EVENT = 64
+# Buffers filled per readable event before the loop serves others (a client sending fast must not
+# starve the other connections): the protocol's buffers are 256 KiB or a frame's remainder.
+MAX_FILLS_PER_EVENT = 4
+# The buffering BIO's size: up to this much is read from the socket at once (as the event loop's
+# own transports read 256 KiB).
+READ_BUFFER_BYTES = int(os.environ.get("TLS2_RA", 256 * 1024))
+_BIO_C_SET_BUFF_SIZE = 117  # openssl/bio.h
+_POINTER_BYTES = ctypes.sizeof(ctypes.c_void_p)
+_SSL_FIELD_OFFSET = 2 * _POINTER_BYTES + _POINTER_BYTES  # PyObject_HEAD, then `PyObject *Socket`
 # Write buffer limits, as asyncio's transports' defaults: pause_writing above, resume below.
 HIGH_WATER_BYTES = 64 * 1024
 LOW_WATER_BYTES = HIGH_WATER_BYTES // 4
@@ -50,6 +61,7 @@ async def accept_tls(sock: socket.socket, context: ssl.SSLContext, timeout_s: fl
     SSLSocket from the start)."""
     loop = asyncio.get_running_loop()
     tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    _buffer_reads(tls)
     try:
         async with asyncio.timeout(timeout_s):
             while True:
@@ -67,6 +79,72 @@ async def accept_tls(sock: socket.socket, context: ssl.SSLContext, timeout_s: fl
     except BaseException:
         tls.close()
         raise
+
+
+def _buffer_reads(tls: ssl.SSLSocket) -> bool:
+    """Put a buffering BIO (BIO_f_buffer, READ_BUFFER_BYTES) between OpenSSL's record layer and the
+    socket, for reads only. OpenSSL reads a record as its 5-byte header and then its body: straight
+    from the socket that is two recv(2) per record, and librdkafka writes many records of 1-2 KiB.
+    Its own read-ahead (SSL_set_read_ahead) would read more at once but, in OpenSSL 3.0, moves what
+    is left of its buffer to the front before every record (quadratic in records per read). The
+    buffering BIO reads up to READ_BUFFER_BYTES per recv(2) and hands out each piece with one copy,
+    without moving the rest. Python's ssl module has no such setting, so the SSL* is taken from
+    the _ssl._SSLSocket object (its third field since Python 3.7), checked first through the field
+    after it, which must be the object's SSLContext, and then through SSL_get_fd. False (OpenSSL's
+    socket reads then: correct, only slower) when anything does not fit."""
+    functions = _libssl()
+    sslobj = getattr(tls, "_sslobj", None)
+    if not READ_BUFFER_BYTES or functions is None or sslobj is None or \
+            sys.getsizeof(sslobj) < _SSL_FIELD_OFFSET + 2 * _POINTER_BYTES:
+        return False
+    base = id(sslobj) + _SSL_FIELD_OFFSET
+    if ctypes.c_void_p.from_address(base + _POINTER_BYTES).value != id(sslobj.context):
+        return False
+    ssl_pointer = ctypes.c_void_p.from_address(base).value
+    if functions.SSL_get_fd(ssl_pointer) != tls.fileno():
+        return False
+    socket_bio = functions.SSL_get_rbio(ssl_pointer)
+    buffering = functions.BIO_new(functions.BIO_f_buffer())
+    if not socket_bio or not buffering:
+        return False
+    if functions.BIO_int_ctrl(buffering, _BIO_C_SET_BUFF_SIZE, READ_BUFFER_BYTES, 0) != 1:
+        functions.BIO_free(buffering)
+        return False
+    functions.BIO_up_ref(socket_bio)  # the chain's reference; SSL_set0_rbio drops the SSL's
+    functions.BIO_push(buffering, socket_bio)
+    functions.SSL_set0_rbio(ssl_pointer, buffering)
+    return True
+
+
+_SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
+    "SSL_get_fd": (ctypes.c_int, [ctypes.c_void_p]),
+    "SSL_get_rbio": (ctypes.c_void_p, [ctypes.c_void_p]),
+    "SSL_set0_rbio": (None, [ctypes.c_void_p, ctypes.c_void_p]),
+    "BIO_f_buffer": (ctypes.c_void_p, []),
+    "BIO_new": (ctypes.c_void_p, [ctypes.c_void_p]),
+    "BIO_free": (ctypes.c_int, [ctypes.c_void_p]),
+    "BIO_up_ref": (ctypes.c_int, [ctypes.c_void_p]),
+    "BIO_push": (ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
+    "BIO_int_ctrl": (ctypes.c_long, [ctypes.c_void_p, ctypes.c_int, ctypes.c_long, ctypes.c_int]),
+}
+
+
+@functools.cache
+def _libssl() -> Any:
+    """The OpenSSL functions _buffer_reads calls, from the libssl and libcrypto _ssl is linked with
+    (None when they cannot be had: another interpreter, _ssl built in, another TLS library)."""
+    if sys.implementation.name != "cpython" or not (3, 7) <= sys.version_info[:2] <= (3, 14):
+        return None
+    try:
+        import _ssl
+
+        library = ctypes.CDLL(_ssl.__file__)  # dlsym searches what it was linked with
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            function = getattr(library, name)
+            function.restype, function.argtypes = restype, argtypes
+    except (AttributeError, OSError):
+        return None
+    return library
 
 
 def _joined(chunks: list) -> bytes | bytearray | memoryview:
@@ -109,6 +187,12 @@ class SSLSocketTransport(asyncio.Transport):
             self._extra["sockname"] = sock.getsockname()
         except OSError:
             pass
+        # One read of OpenSSL's per record: the C method itself, without SSLSocket.recv_into's
+        # two Python layers (argument checks it does not need here); it returns 0 on close_notify
+        # and raises SSLEOFError on a bare FIN.
+        sslobj = getattr(sock, "_sslobj", None)
+        self._read: Callable[[int, memoryview], int] = (
+            sslobj.read if sslobj is not None else lambda size, buffer: sock.recv_into(buffer, size))
         self._writes: collections.deque[bytes | bytearray | memoryview] = collections.deque()
         self._buffered = 0
         self._reading = True  # the protocol wants bytes (pause_reading/resume_reading)
@@ -223,26 +307,43 @@ class SSLSocketTransport(asyncio.Transport):
             self._read_ready()
 
     def _read_ready(self) -> None:
+        """Fill the protocol's buffer (OpenSSL hands out one record per read) before telling it,
+        as the loop's own SSL transport does: the framing runs once per buffer, not per record."""
         protocol = self._protocol
-        recv_into = self._sock.recv_into
-        for _ in range(MAX_READS_PER_EVENT):
-            buffer = protocol.get_buffer(-1)
+        read = self._read
+        for _ in range(MAX_FILLS_PER_EVENT):
+            buffer = memoryview(protocol.get_buffer(-1))
+            wanted, filled = len(buffer), 0
+            failure: Exception | None = None
+            more = eof = False
             try:
-                nbytes = recv_into(buffer)
+                while filled < wanted:
+                    nbytes = read(wanted - filled, buffer[filled:] if filled else buffer)
+                    if not nbytes:  # the peer closed (close_notify, or a bare TCP FIN)
+                        eof = True
+                        break
+                    filled += nbytes
+                else:
+                    more = True
             except ssl.SSLWantReadError:
-                return  # the next record is not all here: the socket will say when it is
+                pass  # the next record is not all here: the socket will say when it is
+            except ssl.SSLEOFError:  # a bare TCP FIN, no close_notify (what SSLSocket's suppress_ragged_eofs hides)
+                eof = True
             except ssl.SSLWantWriteError:  # OpenSSL must send something first (a TLS 1.3 KeyUpdate)
                 self._read_wants_write = True
                 self._update_events()
-                return
             except (ssl.SSLError, OSError) as exc:
-                self._force_close(exc)
+                failure = exc
+            del buffer  # the protocol may replace the bytearray it lent
+            if filled:
+                protocol.buffer_updated(filled)
+            if failure is not None:
+                self._force_close(failure)
                 return
-            if not nbytes:  # the peer closed (close_notify, or a bare TCP FIN)
+            if eof:
                 self._eof()
                 return
-            protocol.buffer_updated(nbytes)
-            if not self._reading or self._closing:
+            if not more or not self._reading or self._closing:
                 return
         self._schedule_read()  # a long burst: let the others run, then go on
 
