@@ -48,6 +48,9 @@ _SSL_FIELD_OFFSET = 2 * _POINTER_BYTES + _POINTER_BYTES  # PyObject_HEAD, then `
 # Write buffer limits, as asyncio's transports' defaults: pause_writing above, resume below.
 HIGH_WATER_BYTES = 64 * 1024
 LOW_WATER_BYTES = HIGH_WATER_BYTES // 4
+# How long close() waits for the queued writes to drain before it drops them (as uvloop's SSL
+# transport's ssl_shutdown_timeout).
+CLOSE_FLUSH_TIMEOUT_S = 30.0
 # Consecutive response chunks smaller than this are joined into one write: each SSLSocket.send
 # makes at least one TLS record and one write(2), and a response's small chunks (headers, a
 # partition's fields) would otherwise each cost both.
@@ -291,6 +294,8 @@ class SSLSocketTransport(asyncio.Transport):
         self._update_events()
         if not self._writes:
             self._loop.call_soon(self._finish, None)
+        else:  # a peer that never reads must not hold the connection open forever
+            self._loop.call_later(CLOSE_FLUSH_TIMEOUT_S, self._force_close, None)
 
     def abort(self) -> None:
         self._force_close(None)
