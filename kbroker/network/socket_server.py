@@ -25,8 +25,9 @@ nothing of why.
 TLS (SSL and SASL_SSL listeners): the server is given an ssl.SSLContext (built by
 kbroker/security/ssl_factory.py, handed over by kbroker/server.py) and runs each accepted
 connection's handshake in a task of its own, bounded by `ssl_handshake_timeout_s`, so that a
-slow or silent client never holds up the accept loop; asyncio's SSL transport feeds the same
-BufferedProtocol, so framing and the plaintext path are unchanged. A handshake that fails (a
+slow or silent client never holds up the accept loop; tls_transport.py's SSLSocketTransport (OpenSSL
+reading and writing the socket itself, cheaper than the event loop's memory-BIO SSL transport)
+feeds the same BufferedProtocol, so framing and the plaintext path are unchanged. A handshake that fails (a
 plaintext client, an untrusted or missing certificate, a timeout) closes that connection with
 one rate-limited line. Once it succeeds, `session_factory` gets the client's certificate (DER,
 or None) and returns the connection's session (the api layer's principal); if it raises, the

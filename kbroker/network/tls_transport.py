@@ -5,20 +5,25 @@ into its own buffer, the BIO zeroes and copies that in, OpenSSL copies each reco
 buffer, decrypts and copies the plaintext out; sending encrypts into the BIO, which the loop then
 copies out to the socket. Here the accepted socket is wrapped server-side (`accept_tls`, the
 handshake driven by the event loop's add_reader/add_writer, bounded by a timeout) and
-`SSLSocketTransport` reads with `SSLSocket.recv_into` straight into the protocol's buffer
-(BufferedProtocol: KafkaConnection's frame being filled, or the listener's scratch buffer) and
-writes with `SSLSocket.send`: OpenSSL's socket BIO reads each record from the kernel into its
-record buffer, decrypts it there and copies it once into ours.
+`SSLSocketTransport` drives the SSLSocket with add_reader/add_writer. Reads decrypt straight into
+the protocol's buffer (BufferedProtocol: KafkaConnection's frame being filled, or the listener's
+scratch buffer), one record per call, until that buffer is full or the socket is empty, then
+tell the protocol once; under OpenSSL's record layer a buffering BIO (`_buffer_reads`) reads the
+socket 256 KiB at a time and hands out each record with one copy. Writes encrypt straight into
+OpenSSL's write buffer and go out from there (SSLSocket.send), small chunks joined first.
+Measured with callgrind against uvloop's SSL transport: ~25-30% fewer instructions per MB
+received and ~30-35% fewer per MB sent (docs/DESIGN.md, TLS).
 
 OpenSSL's non-blocking rules, as the transport keeps them: a read or a write may want the other
 direction (SSLWantWriteError on a read, SSLWantReadError on a write), and is then retried when that
 direction is ready; a write that wanted to wait is retried with the same buffer (OpenSSL remembers
 the records already sent; Python sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so the buffer may move
-but not change); without SSL_MODE_ENABLE_PARTIAL_WRITE a write sends everything or waits. The
-plaintext of a record larger than the buffer read into stays in OpenSSL (`pending()`), with nothing
-on the socket to wake the loop: a read that stops early (paused, or a long burst) is resumed by
-the loop's next iteration, not by the socket. Closing flushes the queued writes, sends
-close_notify (best effort: a peer gone does not wait) and closes the socket.
+but not change); without SSL_MODE_ENABLE_PARTIAL_WRITE a write sends everything or waits. Bytes
+may wait inside OpenSSL (the buffering BIO, the rest of a record) with nothing on the socket to
+wake the loop: reads go on until OpenSSL wants the socket, and a read that stops early (paused,
+or a long burst) is resumed by the loop's next iteration, not by the socket. Closing flushes the
+queued writes (for at most CLOSE_FLUSH_TIMEOUT_S), sends close_notify (best effort: a peer gone
+does not wait) and closes the socket.
 
 It knows nothing of Kafka: it drives any asyncio.BufferedProtocol, as asyncio's own transports do.
 """
@@ -29,7 +34,6 @@ import asyncio
 import collections
 import ctypes
 import functools
-import os
 import socket
 import ssl
 import sys
@@ -41,7 +45,7 @@ from typing import Any
 MAX_FILLS_PER_EVENT = 4
 # The buffering BIO's size: up to this much is read from the socket at once (as the event loop's
 # own transports read 256 KiB).
-READ_BUFFER_BYTES = int(os.environ.get("TLS2_RA", 256 * 1024))
+READ_BUFFER_BYTES = 256 * 1024
 _BIO_C_SET_BUFF_SIZE = 117  # openssl/bio.h
 _POINTER_BYTES = ctypes.sizeof(ctypes.c_void_p)
 _SSL_FIELD_OFFSET = 2 * _POINTER_BYTES + _POINTER_BYTES  # PyObject_HEAD, then `PyObject *Socket`
