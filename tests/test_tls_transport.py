@@ -26,6 +26,7 @@ from kbroker.testing.waiting import eventually_async
 
 LOOPS = ["asyncio", "uvloop"]
 BIG = 9 * 1024 * 1024  # far above any socket buffer: the transport's writes must wait
+REQUESTS = 100  # of 4 KiB in one write: more than the listener's 256 KiB read buffer
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,31 @@ def test_large_responses_arrive_whole_and_in_order(ca, loop):
 
     assert run(loop, scenario()) == [True, True, True]
     assert set(transports) == {tls_transport.SSLSocketTransport}
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_requests_waiting_inside_openssl_are_read_when_reading_resumes(ca, loop):
+    """400 KiB of requests in one write, with at most one queued (queued.max.requests=1): reading
+    pauses once the listener's 256 KiB read buffer is cut into frames, while the rest already sits
+    in OpenSSL's buffer, where no socket event will announce it; resuming must read it anyway.
+    All are answered, in order."""
+    async def processor(_conn: KafkaConnection, frame: memoryview) -> list:
+        await asyncio.sleep(0)  # let the queue fill behind this request
+        return [struct.pack(">i", 4), bytes(frame[:4])]
+
+    def client(port: int) -> list[int]:
+        with tls_client(port, client_context(ca)) as sock:
+            sock.sendall(b"".join(struct.pack(">ii", 4096, n) + b"x" * 4092 for n in range(REQUESTS)))
+            return [struct.unpack(">i", read_frame(sock))[0] for _ in range(REQUESTS)]
+
+    async def scenario() -> list[int]:
+        server = await serve(server_context(ca), processor, max_queued_requests=1)
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(client, server.port), 30)
+        finally:
+            await server.shutdown(1.0)
+
+    assert run(loop, scenario()) == list(range(REQUESTS))
 
 
 @pytest.mark.parametrize("loop", LOOPS)
