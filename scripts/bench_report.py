@@ -99,6 +99,8 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
     )
     if scenario.kind == "consume":
         summary.update(fetch_fields(scenario, good))
+    if scenario.kind == "produce":
+        summary.update(produce_fields(good))
     return summary
 
 
@@ -122,6 +124,21 @@ def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
         client_cpu_s_per_mb=client_cpu / megabytes if client_cpu is not None and megabytes else None,
         broker_cpu_s_per_mb=broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
     )
+    return fields
+
+
+# From librdkafka's statistics, per produce sample (bench_client.produce_stats): medians of these,
+# and of the per-sample ones also the samples in run order (to set them beside each sample's MB/s).
+PRODUCE_KEYS = ("produce_requests", "produce_request_bytes", "produce_retries", "batch_bytes_avg",
+                "produce_rtt_max_p99_ms", "int_latency_avg_ms", "int_latency_max_p99_ms", "outbuf_latency_avg_ms")
+PRODUCE_SAMPLE_KEYS = ("records_per_request", "batch_records_avg", "produce_rtt_avg_ms")
+
+
+def produce_fields(good: list[dict]) -> dict:
+    """The shape of the Produce requests as the client sent them: how many, records per request
+    and per batch, round trips and the client's own queueing."""
+    fields: dict = {key: median_of(good, key) for key in PRODUCE_KEYS + PRODUCE_SAMPLE_KEYS}
+    fields.update({f"all_{key}": [sample.get(key) for sample in good] for key in PRODUCE_SAMPLE_KEYS})
     return fields
 
 
@@ -289,6 +306,8 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             )
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
+        if summary.get("type") == "produce" and summary["runs"] and summary.get("produce_requests") is not None:
+            lines += produce_lines(summary)
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]
@@ -309,6 +328,22 @@ def fetch_line(summary: dict) -> str:
         f"rtt avg {fmt(summary.get('fetch_rtt_avg_ms'), ',.2f')} ms; "
         f"CPU s per MB: client {fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}"
     )
+
+
+def produce_lines(summary: dict) -> list[str]:
+    """A produce result's requests as librdkafka counted them (medians), and per sample the
+    records per request and the round trip, in the order of the MB/s samples above."""
+    per_sample = ", ".join(f"{fmt(records, ',.0f')} @ {fmt(rtt, ',.2f')} ms" for records, rtt in
+                           zip(summary["all_records_per_request"], summary["all_produce_rtt_avg_ms"], strict=True))
+    return [
+        f"{'':14}produce: {fmt(summary.get('produce_requests'), ',.0f')} requests, "
+        f"{fmt(summary.get('records_per_request'), ',.0f')} records each "
+        f"(batches of {fmt(summary.get('batch_records_avg'), ',.0f')} records, {fmt(none_or(summary.get('batch_bytes_avg'), 1e-3), ',.0f')} kB), "
+        f"rtt avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms (p99 up to {fmt(summary.get('produce_rtt_max_p99_ms'), ',.2f')}), "
+        f"queued in the client avg {fmt(summary.get('int_latency_avg_ms'), ',.2f')} ms, "
+        f"retries {fmt(summary.get('produce_retries'), ',.0f')}",
+        f"{'':14}records per request @ rtt avg, per sample: {per_sample}",
+    ]
 
 
 def none_or(value: float | None, factor: float) -> float | None:
