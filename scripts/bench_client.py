@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import socket
 import struct
@@ -37,7 +38,11 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench_broker import cpu_seconds_of, rss_mib_of  # scripts/ is sys.path[0] when run as a script
+from bench_broker import (  # scripts/ is sys.path[0] when run as a script
+    CLOCK_TICKS,
+    cpu_seconds_of,
+    rss_mib_of,
+)
 
 from kbroker.testing import wire
 from kbroker.testing.waiting import eventually
@@ -66,8 +71,9 @@ def filler_payload(size: int) -> bytes:
 
 
 class Window:
-    """Wall time, own CPU and broker CPU between start() and stop(); with several brokers (a
-    cluster: `broker_pid_groups`, one pid list per broker) also each broker's CPU."""
+    """Wall time, own CPU (also per thread name: the Python loop apart from librdkafka's threads)
+    and broker CPU between start() and stop(); with several brokers (a cluster:
+    `broker_pid_groups`, one pid list per broker) also each broker's CPU."""
 
     def __init__(self, broker_pids: list[int], broker_pid_groups: list[list[int]] | None = None) -> None:
         self.broker_pids = broker_pids
@@ -80,16 +86,41 @@ class Window:
     def start(self) -> None:
         self.broker_cpu0 = cpu_seconds_of(self.broker_pids)
         self.group_cpu0 = [cpu_seconds_of(group) for group in self.groups]
+        self.threads0 = own_thread_cpu()
         self.cpu0 = time.process_time()
         self.t0 = time.perf_counter()
 
     def stop(self) -> dict:
         seconds = time.perf_counter() - self.t0
         client_cpu = time.process_time() - self.cpu0
-        result = {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": cpu_since(self.broker_cpu0, self.broker_pids)}
+        result = {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": cpu_since(self.broker_cpu0, self.broker_pids),
+                  "client_thread_cpu_s": thread_cpu_since(self.threads0)}
         if self.groups:
             result["broker_cpu_s_each"] = [cpu_since(cpu0, group) for cpu0, group in zip(self.group_cpu0, self.groups, strict=True)]
         return result
+
+
+def own_thread_cpu() -> dict[int, tuple[str, float]]:
+    """This process's threads now: thread id -> (name, CPU seconds), from /proc/self/task."""
+    threads = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
+                name, rest = stat.read().split(b"(", 1)[1].rsplit(b")", 1)
+        except OSError:  # ended meanwhile
+            continue
+        fields = rest.split()
+        threads[int(tid)] = (name.decode(errors="replace"), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return threads
+
+
+def thread_cpu_since(before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per thread name (librdkafka names its threads rdk:main, rdk:broker<id>...;
+    the Python thread is the process's name) since `before`; threads started since count from 0."""
+    spent: dict[str, float] = {}
+    for tid, (name, seconds) in own_thread_cpu().items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
+    return {name: seconds for name, seconds in sorted(spent.items()) if seconds > 0}
 
 
 def cpu_since(cpu0: float | None, pids: list[int]) -> float | None:
@@ -208,8 +239,11 @@ def produce(spec: dict) -> dict:
                 producer.poll(0.01)
                 send(topic, filler, partition=0)
         send(topic, last, partition=0)
+    # The produce() loop's share of the window (the rest is flush()); transactions flush as they commit.
+    enqueued_s = None if per_txn else time.perf_counter() - window.t0
     remaining = producer.flush(spec["timeout_s"])
     result = window.stop()
+    result["enqueue_s"] = enqueued_s
     check(remaining == 0, f"{remaining} records still undelivered after {spec['timeout_s']} s")
     stats.next_document(producer)  # counts every Produce request of the window
     result.update(produce_stats(before, stats.documents_since(before), topic))
@@ -539,7 +573,6 @@ def produce_stats(before: dict | None, documents: list[dict], topic: str) -> dic
         "produce_rtt_avg_ms": window_average(rtts, US_TO_MS),
         "produce_rtt_max_p99_ms": window_p99_max(rtts, US_TO_MS),
         "int_latency_avg_ms": window_average(queued, US_TO_MS),
-        "int_latency_max_p99_ms": window_p99_max(queued, US_TO_MS),
         "outbuf_latency_avg_ms": window_average(windows(documents, of_brokers("outbuf_latency")), US_TO_MS),
     }
 

@@ -130,16 +130,30 @@ def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
 # From librdkafka's statistics, per produce sample (bench_client.produce_stats): medians of these,
 # and of the per-sample ones also the samples in run order (to set them beside each sample's MB/s).
 PRODUCE_KEYS = ("produce_requests", "produce_request_bytes", "produce_retries", "batch_bytes_avg",
-                "produce_rtt_max_p99_ms", "int_latency_avg_ms", "int_latency_max_p99_ms", "outbuf_latency_avg_ms")
-PRODUCE_SAMPLE_KEYS = ("records_per_request", "batch_records_avg", "produce_rtt_avg_ms")
+                "produce_rtt_max_p99_ms", "int_latency_avg_ms", "outbuf_latency_avg_ms")
+PRODUCE_SAMPLE_KEYS = ("enqueue_s", "records_per_request", "batch_records_avg", "produce_rtt_avg_ms")
 
 
 def produce_fields(good: list[dict]) -> dict:
     """The shape of the Produce requests as the client sent them: how many, records per request
-    and per batch, round trips and the client's own queueing."""
-    fields: dict = {key: median_of(good, key) for key in PRODUCE_KEYS + PRODUCE_SAMPLE_KEYS}
-    fields.update({f"all_{key}": [sample.get(key) for sample in good] for key in PRODUCE_SAMPLE_KEYS})
+    and per batch, round trips and the client's own queueing; and the client's CPU split between
+    the Python produce() loop and librdkafka's threads (which build, send and await the batches)."""
+    split = [{**sample, **client_cpu_split(sample)} for sample in good]
+    fields: dict = {key: median_of(split, key) for key in PRODUCE_KEYS + PRODUCE_SAMPLE_KEYS + CPU_SPLIT_KEYS}
+    fields.update({f"all_{key}": [sample.get(key) for sample in split] for key in PRODUCE_SAMPLE_KEYS + CPU_SPLIT_KEYS})
     return fields
+
+
+CPU_SPLIT_KEYS = ("client_loop_cpu_s", "client_librdkafka_cpu_s")
+
+
+def client_cpu_split(sample: dict) -> dict:
+    """A sample's client CPU seconds: librdkafka's threads (named rdk:*) and the rest (Python's)."""
+    threads = sample.get("client_thread_cpu_s")
+    if threads is None:
+        return {}
+    librdkafka = sum(seconds for name, seconds in threads.items() if name.startswith("rdk:"))
+    return {"client_loop_cpu_s": sum(threads.values()) - librdkafka, "client_librdkafka_cpu_s": librdkafka}
 
 
 def idle_fields(scenario: Scenario, good: list[dict]) -> dict:
@@ -331,10 +345,14 @@ def fetch_line(summary: dict) -> str:
 
 
 def produce_lines(summary: dict) -> list[str]:
-    """A produce result's requests as librdkafka counted them (medians), and per sample the
-    records per request and the round trip, in the order of the MB/s samples above."""
-    per_sample = ", ".join(f"{fmt(records, ',.0f')} @ {fmt(rtt, ',.2f')} ms" for records, rtt in
-                           zip(summary["all_records_per_request"], summary["all_produce_rtt_avg_ms"], strict=True))
+    """A produce result's requests as librdkafka counted them (medians), and per sample, in the
+    order of the MB/s samples above: records per request, round trip, and the client's CPU
+    seconds in the Python loop + in librdkafka's threads."""
+    per_sample = ", ".join(
+        f"{fmt(records, ',.0f')} @ {fmt(rtt, ',.2f')} ms, CPU {fmt(loop, '.2f')} + {fmt(rdk, '.2f')}"
+        for records, rtt, loop, rdk in zip(summary["all_records_per_request"], summary["all_produce_rtt_avg_ms"],
+                                           summary["all_client_loop_cpu_s"], summary["all_client_librdkafka_cpu_s"], strict=True)
+    )
     return [
         f"{'':14}produce: {fmt(summary.get('produce_requests'), ',.0f')} requests, "
         f"{fmt(summary.get('records_per_request'), ',.0f')} records each "
@@ -342,7 +360,9 @@ def produce_lines(summary: dict) -> list[str]:
         f"rtt avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms (p99 up to {fmt(summary.get('produce_rtt_max_p99_ms'), ',.2f')}), "
         f"queued in the client avg {fmt(summary.get('int_latency_avg_ms'), ',.2f')} ms, "
         f"retries {fmt(summary.get('produce_retries'), ',.0f')}",
-        f"{'':14}records per request @ rtt avg, per sample: {per_sample}",
+        f"{'':14}client CPU s: Python loop {fmt(summary.get('client_loop_cpu_s'), '.2f')}, librdkafka's threads "
+        f"{fmt(summary.get('client_librdkafka_cpu_s'), '.2f')}; produce() loop done after {fmt(summary.get('enqueue_s'), '.2f')} s",
+        f"{'':14}per sample: records per request @ rtt avg, client CPU s loop + librdkafka: {per_sample}",
     ]
 
 
