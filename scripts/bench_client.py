@@ -727,6 +727,8 @@ MODES: dict[str, Callable[[dict], dict]] = {
 def main() -> int:
     spec = json.loads(sys.argv[1])
     SECURITY.update(spec.get("client_config") or {})
+    if spec.get("cpus"):  # --pin-cpus: before librdkafka starts its threads, which inherit it
+        os.sched_setaffinity(0, spec["cpus"])
     try:
         result = MODES[spec["mode"]](spec)
     except CheckFailed as exc:

@@ -100,7 +100,7 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
     if scenario.kind == "consume":
         summary.update(fetch_fields(scenario, good))
     if scenario.kind == "produce":
-        summary.update(produce_fields(good))
+        summary.update(produce_fields(good), **cpu_per_mb(scenario, good))
     return summary
 
 
@@ -115,16 +115,23 @@ def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
     overhead, and partial batches at the ends of responses that the client discards and fetches
     again), the client's and the broker's CPU seconds per MB."""
     fields: dict = {key: median_of(good, key) for key in FETCH_KEYS}
-    megabytes = scenario.value_bytes / 1e6
     requests, response_bytes = fields["fetch_requests"], fields["fetch_response_bytes"]
-    client_cpu, broker_cpu = median_of(good, "client_cpu_s"), median_of(good, "broker_cpu_s")
     fields.update(
         fetch_bytes_per_request=response_bytes / requests if response_bytes is not None and requests else None,
         fetch_bytes_per_value_byte=response_bytes / scenario.value_bytes if response_bytes is not None else None,
-        client_cpu_s_per_mb=client_cpu / megabytes if client_cpu is not None and megabytes else None,
-        broker_cpu_s_per_mb=broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
+        **cpu_per_mb(scenario, good),
     )
     return fields
+
+
+def cpu_per_mb(scenario: Scenario, good: list[dict]) -> dict:
+    """The client's and the broker's CPU seconds (medians) per MB of record values."""
+    megabytes = scenario.value_bytes / 1e6
+    client_cpu, broker_cpu = median_of(good, "client_cpu_s"), median_of(good, "broker_cpu_s")
+    return {
+        "client_cpu_s_per_mb": client_cpu / megabytes if client_cpu is not None and megabytes else None,
+        "broker_cpu_s_per_mb": broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
+    }
 
 
 # From librdkafka's statistics, per produce sample (bench_client.produce_stats): medians of these,
@@ -359,7 +366,8 @@ def produce_lines(summary: dict) -> list[str]:
         f"(batches of {fmt(summary.get('batch_records_avg'), ',.0f')} records, {fmt(none_or(summary.get('batch_bytes_avg'), 1e-3), ',.0f')} kB), "
         f"rtt avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms (p99 up to {fmt(summary.get('produce_rtt_max_p99_ms'), ',.2f')}), "
         f"queued in the client avg {fmt(summary.get('int_latency_avg_ms'), ',.2f')} ms, "
-        f"retries {fmt(summary.get('produce_retries'), ',.0f')}",
+        f"retries {fmt(summary.get('produce_retries'), ',.0f')}; CPU s per MB: client "
+        f"{fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}",
         f"{'':14}client CPU s: Python loop {fmt(summary.get('client_loop_cpu_s'), '.2f')}, librdkafka's threads "
         f"{fmt(summary.get('client_librdkafka_cpu_s'), '.2f')}; produce() loop done after {fmt(summary.get('enqueue_s'), '.2f')} s",
         f"{'':14}per sample: records per request @ rtt avg, client CPU s loop + librdkafka: {per_sample}",
