@@ -494,7 +494,8 @@ def run_single_broker_scenarios(
     try:
         for spec in specs:
             brokers[spec.name] = broker = start_broker(spec, work_dir)
-            log(f"{spec.name} answers Metadata at {broker.bootstrap}" + (f" after {broker.start_ms:.1f} ms" if broker.start_ms else ""))
+            log(f"{spec.name} answers Metadata at {broker.bootstrap}" + (f" after {broker.start_ms:.1f} ms" if broker.start_ms else "")
+                + (f" on CPUs {sorted(os.sched_getaffinity(broker.process.pid))}" if spec.cpus and broker.process else ""))
             if broker.start_ms is not None:
                 samples[(spec.name, "start")].append({"start_ms": broker.start_ms})
         time.sleep(IDLE_SETTLE_S)

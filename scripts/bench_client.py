@@ -38,11 +38,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench_broker import (  # scripts/ is sys.path[0] when run as a script
-    CLOCK_TICKS,
-    cpu_seconds_of,
-    rss_mib_of,
-)
+from bench_broker import cpu_seconds_of, rss_mib_of  # scripts/ is sys.path[0] when run as a script
 
 from kbroker.testing import wire
 from kbroker.testing.waiting import eventually
@@ -101,16 +97,15 @@ class Window:
 
 
 def own_thread_cpu() -> dict[int, tuple[str, float]]:
-    """This process's threads now: thread id -> (name, CPU seconds), from /proc/self/task."""
+    """This process's threads now: thread id -> (name, CPU seconds), from /proc/self/task (the
+    scheduler's nanoseconds: a short sample's threads run for less than stat's 10 ms ticks)."""
     threads = {}
     for tid in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{tid}/stat", "rb") as stat:
-                name, rest = stat.read().split(b"(", 1)[1].rsplit(b")", 1)
-        except OSError:  # ended meanwhile
+            with open(f"/proc/self/task/{tid}/comm") as comm, open(f"/proc/self/task/{tid}/schedstat") as schedstat:
+                threads[int(tid)] = (comm.read().strip(), int(schedstat.read().split()[0]) / 1e9)
+        except OSError:  # ended meanwhile (or no schedstat in this kernel: then no split)
             continue
-        fields = rest.split()
-        threads[int(tid)] = (name.decode(errors="replace"), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
     return threads
 
 
@@ -737,6 +732,8 @@ def main() -> int:
     except Exception as exc:  # reported to the orchestrator as this run's failure
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1
+    if spec.get("cpus"):
+        result["client_cpus"] = sorted(os.sched_getaffinity(0))
     print(json.dumps(result), flush=True)
     return 0
 
