@@ -369,7 +369,8 @@ def produce_lines(summary: dict) -> list[str]:
         f"retries {fmt(summary.get('produce_retries'), ',.0f')}; CPU s per MB: client "
         f"{fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}",
         f"{'':14}client CPU s: Python loop {fmt(summary.get('client_loop_cpu_s'), '.2f')}, librdkafka's threads "
-        f"{fmt(summary.get('client_librdkafka_cpu_s'), '.2f')}; produce() loop done after {fmt(summary.get('enqueue_s'), '.2f')} s",
+        f"{fmt(summary.get('client_librdkafka_cpu_s'), '.2f')}"
+        + ("" if summary.get("enqueue_s") is None else f"; produce() loop done after {summary['enqueue_s']:.2f} s"),
         f"{'':14}per sample: records per request @ rtt avg, client CPU s loop + librdkafka: {per_sample}",
     ]
 
