@@ -42,6 +42,7 @@ from bench_cluster import (
     stop_cluster,
     zookeeper_unavailable_reason,
 )
+from bench_partitions import compare_with_produce_1k, run_partitions
 from bench_report import (
     detail_table,
     json_lines,
@@ -233,6 +234,8 @@ def run_scenario(
         sample = run_consume(scenario, broker, topic_prefix, datasets, by_key)
     elif scenario.kind == "idle":
         sample = run_client(base_spec("idle-connections", scenario, broker, topic))
+    elif scenario.kind == "partitions":
+        sample = run_partitions(base_spec("partitions", scenario, broker, topic), parse_client_output)
     else:
         sample = run_e2e(scenario, broker, topic)
     if "error" in sample and (note := broker.exit_note()):
@@ -557,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in measured["scenarios"]
         for name in target_names(scenario, specs)
     ]
+    compare_with_produce_1k(results)
     memory = [memory_summary(spec.name, measured["idle"][spec.name], measured["after"][spec.name]) for spec in specs]
     ratio_lines = ratios(results + memory, specs[0].name, [spec.name for spec in specs[1:]])
     if not args.json_only:

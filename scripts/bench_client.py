@@ -118,14 +118,16 @@ def check(condition: bool, message: str) -> None:
 # ------------------------------------------------------------------------------ topics
 
 
-def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config: dict | None = None) -> None:
-    """One partition. An unreplicated topic falls back on auto-creation if CreateTopics fails;
+def create_topic(
+    bootstrap: str, topic: str, replication_factor: int = 1, config: dict | None = None, partitions: int = 1
+) -> None:
+    """`partitions` partitions (one by default). An unreplicated topic falls back on auto-creation if CreateTopics fails;
     a replicated one cannot (auto-creation would not replicate it), so that failure is raised."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(connection(bootstrap))
-    new_topic = NewTopic(topic, 1, replication_factor, config=config or {})
+    new_topic = NewTopic(topic, partitions, replication_factor, config=config or {})
     future = admin.create_topics([new_topic], request_timeout=METADATA_TIMEOUT_S)[topic]
     try:
         future.result()
@@ -137,16 +139,20 @@ def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config
         print(f"bench_client: CreateTopics failed ({exc}); relying on auto-creation", file=sys.stderr)
 
 
-def wait_for_leader(client, topic: str) -> None:
-    """Until Metadata shows partition 0 of `topic` with a leader (asking also auto-creates it)."""
+def wait_for_leader(client, topic: str, partitions: int = 1) -> None:
+    """Until Metadata shows partitions 0 to `partitions` - 1 of `topic` each with a leader (asking
+    also auto-creates it)."""
     last = ["no answer"]
 
     def has_leader() -> bool:
         meta = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
-        if meta is not None and meta.error is None and 0 in meta.partitions:
-            partition = meta.partitions[0]
-            if partition.error is None and partition.leader >= 0:
+        if meta is not None and meta.error is None:
+            led = [p for p in range(partitions) if p in meta.partitions and meta.partitions[p].error is None
+                   and meta.partitions[p].leader >= 0]
+            if len(led) == partitions:
                 return True
+            last[0] = f"{len(led)} of {partitions} partitions have a leader"
+            return False
         last[0] = str(meta.error if meta is not None else "topic missing")
         return False
 
@@ -154,7 +160,7 @@ def wait_for_leader(client, topic: str) -> None:
         eventually(has_leader, what=f"a leader of {topic}", timeout=METADATA_TIMEOUT_S)
     except AssertionError:
         raise CheckFailed(
-            f"topic {topic} has no leader for partition 0 after {METADATA_TIMEOUT_S:.0f} s: {last[0]}"
+            f"topic {topic} has no leader for every partition after {METADATA_TIMEOUT_S:.0f} s: {last[0]}"
         ) from None
 
 
@@ -625,11 +631,12 @@ MODES: dict[str, Callable[[dict], dict]] = {
 }
 
 
-def main() -> int:
+def main(modes: dict[str, Callable[[dict], dict]] = MODES) -> int:
+    """Runs the mode of the spec in argv[1] (scripts/bench_partitions.py passes its own modes)."""
     spec = json.loads(sys.argv[1])
     SECURITY.update(spec.get("client_config") or {})
     try:
-        result = MODES[spec["mode"]](spec)
+        result = modes[spec["mode"]](spec)
     except CheckFailed as exc:
         print(json.dumps({"error": f"verification failed: {exc}"}), flush=True)
         return 1

@@ -99,6 +99,10 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
     )
     if scenario.kind == "consume":
         summary.update(fetch_fields(scenario, good))
+    if scenario.kind == "partitions":
+        from bench_partitions import partitions_fields  # it imports this module
+
+        summary.update(partitions_fields(scenario, good))
     return summary
 
 
@@ -187,6 +191,7 @@ HEADLINES = {
     "consume": [("mb_per_s", True)],
     "e2e": [("p50_ms", False), ("p99_ms", False)],
     "idle": [("rss_growth_mib", False)],
+    "partitions": [("mb_per_s", True), ("consume_mb_per_s", True), ("produce_rtt_p99_ms", False)],
     "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
 }
 
@@ -289,6 +294,10 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             )
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
+        if summary.get("type") == "partitions" and summary["runs"]:
+            from bench_partitions import partitions_line  # it imports this module
+
+            lines.append(partitions_line(summary, fmt))
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]

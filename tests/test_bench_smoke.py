@@ -60,11 +60,11 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "partitions-1k"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
     assert_idle_result(results["idle-connections-2k"])
-    for key in ("produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b",
-                "consume-1k", "consume-1k-read-committed"):
+    for key in ("produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent",
+                "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed"):
         result = results[key]
         assert THROUGHPUT_KEYS <= result.keys()
         assert result["records"] == (500 if result["record_bytes"] == 100 else 150)

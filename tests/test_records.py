@@ -31,6 +31,7 @@ from kbroker.log.records import (
     read_varint,
 )
 from kbroker.log.validator import (
+    _rebuild_in_target_codec,
     analyze_and_validate_records,
     validate_and_assign_offsets,
     validate_produce_partition_records,
@@ -346,6 +347,65 @@ def test_topic_codec_recompresses_producer_batches():
     assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (3, 1, 20)
     assert [r.offset for r in records] == list(range(70, 80))
     assert all(r.value == COMPRESSIBLE for r in records)
+
+
+def rebuilt_record_by_record(batch, config, first_offset=0, leader_epoch=0) -> bytes:
+    """The rebuild that decodes every record (validator._rebuild_in_target_codec), which the
+    byte-level rewrite must match."""
+    view, headers = analyze_and_validate_records(batch, AppendOrigin.CLIENT, config.max_message_bytes)
+    result = _rebuild_in_target_codec(view, headers, first_offset, leader_epoch, NOW, config)
+    return bytes(result.records)
+
+
+REWRITES = [
+    pytest.param(source, target, id=f"{compression.CODEC_NAMES[source]}-{target}")
+    for source in CODECS
+    for target in ("uncompressed", "gzip", "snappy", "lz4", "zstd")
+    if compression.CODEC_BY_TOPIC_COMPRESSION[target] != source  # the same codec is kept as sent
+]
+
+
+@pytest.mark.parametrize(("source", "target"), REWRITES)
+def test_a_rewrite_on_bytes_writes_what_the_record_by_record_rebuild_writes(source, target):
+    config = LogConfig(compression_type=target)
+    data = producer_batch(
+        [COMPRESSIBLE, None, b"", b"v" * 300] * 5, codec=source, keys=[b"k", None, b"", b"key"] * 5,
+        producer_id=3, producer_epoch=1, base_sequence=20, transactional=source == compression.CODEC_LZ4,
+        headers=[("h", b"1"), ("empty", b"")], timestamps=[NOW - 50 + (i * 7) % 13 for i in range(20)],
+    )
+    result = validate(data, config=config, first_offset=70, leader_epoch=4)
+    assert bytes(result.records) == rebuilt_record_by_record(data, config, first_offset=70, leader_epoch=4)
+    assert (result.first_offset, result.last_offset, result.record_count) == (70, 89, 20)
+    assert result.max_timestamp == NOW - 50 + 12 and result.shallow_offset_of_max_timestamp == 89
+
+
+def test_a_rewrite_on_bytes_keeps_the_timestamps_when_the_first_delta_is_not_zero():
+    """A base timestamp below the first record's: the bytes keep it (the rebuild would re-base
+    on the first record), and every record reads back with the same timestamp either way."""
+    data = producer_batch([b"a", b"b", b"c"], codec=compression.CODEC_LZ4, timestamps=[NOW, NOW + 9, NOW + 4])
+    data = patch_header(data, base_timestamp=NOW - 5, max_timestamp=NOW + 4)
+    config = LogConfig(compression_type="zstd")
+
+    def readable(records):
+        [(batch, stored)] = read_batches(records)
+        return batch.max_timestamp, [(r.offset, r.timestamp, r.value) for r in stored]
+
+    result = validate(data, config=config)
+    assert readable(result.records) == readable(rebuilt_record_by_record(data, config))
+    assert readable(result.records) == (NOW + 4, [(0, NOW - 5, b"a"), (1, NOW + 4, b"b"), (2, NOW - 1, b"c")])
+
+
+def test_records_out_of_order_are_renumbered_by_the_record_by_record_rebuild():
+    """Inner offset deltas 0, 2, 1 (valid record count, odd order): Kafka's rebuild writes
+    0, 1, 2, so the bytes cannot be kept."""
+    records = [SimpleRecord(None, b"a", (), NOW), SimpleRecord(None, b"b", (), NOW), SimpleRecord(None, b"c", (), NOW)]
+    data = build_batch(records, offset_deltas=[0, 2, 1], compression=compression.CODEC_LZ4, now_ms=NOW)
+    config = LogConfig(compression_type="gzip")
+    data = patch_header(data, last_offset_delta=2)
+    result = validate(data, config=config)
+    [(batch, stored)] = read_batches(result.records)
+    assert [r.offset for r in stored] == [0, 1, 2] and [r.value for r in stored] == [b"a", b"b", b"c"]
+    assert bytes(result.records) == rebuilt_record_by_record(data, config)
 
 
 def test_produce_request_records_rule():

@@ -429,8 +429,6 @@ def build_batch(
         encode_record(delta, timestamp - base_timestamp, record)
         for delta, timestamp, record in zip(deltas, timestamps, records, strict=True)
     ])
-    if compression != CODEC_NONE:
-        body = compress(compression, body)
     attributes = compression
     max_timestamp = max(timestamps)
     if timestamp_type == LOG_APPEND_TIME:
@@ -440,11 +438,37 @@ def build_batch(
         attributes |= TRANSACTIONAL_FLAG_MASK
     if is_control:
         attributes |= CONTROL_FLAG_MASK
-    # The header after the CRC, then the records: the CRC covers exactly these bytes.
-    crc_covered = _AFTER_CRC.pack(attributes, deltas[-1], base_timestamp, max_timestamp, producer_id,
-                                  producer_epoch, base_sequence, len(records)) + body
-    return _BEFORE_CRC.pack(base_offset, RECORD_BATCH_OVERHEAD - LOG_OVERHEAD + len(body), partition_leader_epoch,
-                            MAGIC_V2, crc32c(crc_covered)) + crc_covered
+    return bytes(batch_around_records(
+        body, attributes, len(records), deltas[-1], base_timestamp, max_timestamp,
+        base_offset=base_offset, partition_leader_epoch=partition_leader_epoch,
+        producer=(producer_id, producer_epoch, base_sequence),
+    ))
+
+
+def batch_around_records(
+    records_bytes: Buffer,
+    attributes: int,
+    record_count: int,
+    last_offset_delta: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    *,
+    base_offset: int,
+    partition_leader_epoch: int,
+    producer: tuple[int, int, int],
+) -> bytearray:
+    """A v2 batch holding already encoded records, compressed with the codec in `attributes`
+    here; `producer` is (producer id, epoch, base sequence). The CRC is computed."""
+    codec = attributes & COMPRESSION_CODEC_MASK
+    body = compress(codec, records_bytes) if codec != CODEC_NONE else records_bytes
+    batch = bytearray(RECORD_BATCH_OVERHEAD + len(body))
+    # The header after the CRC and the records first: the CRC covers exactly these bytes.
+    _AFTER_CRC.pack_into(batch, ATTRIBUTES_OFFSET, attributes, last_offset_delta, base_timestamp, max_timestamp,
+                         *producer, record_count)
+    batch[RECORDS_OFFSET:] = body
+    _BEFORE_CRC.pack_into(batch, 0, base_offset, len(batch) - LOG_OVERHEAD, partition_leader_epoch, MAGIC_V2,
+                          crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+    return batch
 
 
 def build_control_batch(
