@@ -8,7 +8,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka.record.default_records import ControlRecord
+from kafka.record.default_records import ControlRecord, DefaultRecordBatchBuilder
 
 from kbroker.log import compression
 from kbroker.log.append_origin import AppendOrigin
@@ -245,6 +245,44 @@ def test_message_too_large():
     data = producer_batch([b"x" * 2000])
     assert error_of(data, config=LogConfig(max_message_bytes=1000)).code == Errors.MESSAGE_TOO_LARGE
     assert validate(data, config=LogConfig(max_message_bytes=len(data))).record_count == 1
+
+
+@pytest.mark.parametrize("value", [-65, -64, -1, 0, 1, 63, 64, 127, 128])
+def test_varint_one_byte_table_boundaries(value):
+    """Values -64..63 come from a table of one-byte encodings; their neighbours are computed."""
+    encoded = encode_varint(value)
+    assert len(encoded) == (1 if -64 <= value <= 63 else 2)
+    assert read_varint(encoded, 0) == (value, len(encoded))
+
+
+def test_coordinator_batches_are_placed_by_the_log_like_any_other():
+    """A coordinator's batch (built by the broker a moment before: its CRC and records are not
+    checked again) still gets the offsets, the leader epoch and LogAppendTime, with a CRC that
+    an independent reader accepts, and the size limit still refuses it."""
+    config = LogConfig(cleanup_policy="compact", message_timestamp_type="LogAppendTime")
+    data = build_batch([SimpleRecord(b"k1", b"v1", timestamp=NOW - 50), SimpleRecord(b"k2", None, timestamp=NOW - 40)],
+                       now_ms=NOW - 40)
+    result = validate(data, config=config, origin=AppendOrigin.COORDINATOR, first_offset=7, leader_epoch=3)
+    assert (result.first_offset, result.last_offset, result.log_append_time) == (7, 8, NOW)
+    [(batch, records)] = read_batches(result.records)
+    assert (batch.base_offset, batch.max_timestamp, parse_header(result.records).partition_leader_epoch) == (7, NOW, 3)
+    assert [(r.offset, r.key, r.value, r.timestamp) for r in records] == [(7, b"k1", b"v1", NOW), (8, b"k2", None, NOW)]
+    small = LogConfig(max_message_bytes=len(data) - 1)
+    assert error_of(data, config=small, origin=AppendOrigin.COORDINATOR).code == Errors.MESSAGE_TOO_LARGE
+
+
+def test_build_batch_matches_kafka_pythons_builder():
+    """build_batch's bytes against kafka-python's own DefaultRecordBatchBuilder (an independent
+    encoder): the same header fields, records and CRC give the same bytes."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=11,
+                                        producer_epoch=3, base_sequence=9, batch_size=1 << 20)
+    records = [SimpleRecord(b"key", b"x" * 200, (("h", b"1"),), NOW), SimpleRecord(None, b"v", (), NOW + 70),
+               SimpleRecord(b"k" * 70, None, (), NOW + 1)]
+    for i, r in enumerate(records):
+        builder.append(i, timestamp=r.timestamp, key=r.key, value=r.value, headers=list(r.headers))
+    expected = bytes(builder.build())
+    assert build_batch(records, producer_id=11, producer_epoch=3, base_sequence=9, is_transactional=True,
+                       partition_leader_epoch=0) == expected  # kafka-python writes epoch 0, kbroker -1 (no epoch)
 
 
 def test_control_batches_only_from_the_coordinator():

@@ -29,6 +29,11 @@ with the CRC, and a compression.type rewrite with offsets from 0): append_offloa
 worker thread for large batches, and `assign_prepared_offsets` then gives the rebuilt batch its
 offsets on the event loop (docs/MULTICORE.md).
 
+Batches of origin COORDINATOR (the group and transaction coordinators' records, transaction
+markers) are built by this broker just before the append: their CRC is not recomputed and their
+records are not walked again; the size limit, offsets, leader epoch, LogAppendTime and the
+topic's codec still apply.
+
 No files, no producer state, no partition leadership here.
 """
 
@@ -166,7 +171,9 @@ def analyze_and_validate_records(
                     Errors.MESSAGE_TOO_LARGE,
                     f"the record batch size {header.size} exceeds max.message.bytes {max_message_bytes}",
                 )
-            if not batch_crc_is_valid(view, header):
+            # A coordinator's batch was encoded by this broker a moment ago: its CRC is not
+            # recomputed (client and follower bytes come from elsewhere and are).
+            if origin is not AppendOrigin.COORDINATOR and not batch_crc_is_valid(view, header):
                 raise LogError(
                     Errors.CORRUPT_MESSAGE, f"record batch at position {header.position} fails its CRC"
                 )
@@ -234,9 +241,12 @@ def validate_and_assign_offsets(
 ) -> ValidationResult:
     """LogValidator.validateMessagesAndAssignOffsets for v2 batches (headers from
     analyze_and_validate_records); the topic partition is named in record errors."""
-    for header in headers:
-        _validate_batch(header, origin)
-        _validate_records_of_batch(records, header, now_ms, config, topic, partition)
+    # The record-level rules hold by construction for what a coordinator builds (keyed records
+    # stamped now, one marker record): its records are not walked again.
+    if origin is not AppendOrigin.COORDINATOR:
+        for header in headers:
+            _validate_batch(header, origin)
+            _validate_records_of_batch(records, header, now_ms, config, topic, partition)
     if needs_rewrite(headers, config):
         transcoded = _transcode_batch(records, headers, first_offset, leader_epoch, config)
         if transcoded is not None:
