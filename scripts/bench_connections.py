@@ -36,6 +36,7 @@ it runs unchanged against any broker (`--against`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -61,6 +62,10 @@ GROUPS_PER_PROCESS = 5
 REBALANCE_MEMBERS = 50
 REBALANCE_HEARTBEAT_MS = 1000
 RECORD_BYTES = 100
+# The groups' members batch their reads as consumers of a busy topic do: with fetch.min.bytes=1
+# (the clients' default) each of the 200 Python consumers fetched nearly every record as it
+# arrived (~1,500 Fetch requests/s), and the clients alone took more than one of the two cores.
+MEMBER_FETCH = {"fetch_min_bytes": 16 * 1024, "fetch_max_wait_ms": 500}
 PRODUCE_VERSION = 9  # flexible; served by Kafka 2.8 to 4.x and by kbroker
 ACKS = 1
 CONNECT_ALLOWANCE_S = 5.0  # producers open their connections before the common start time
@@ -106,11 +111,16 @@ class Plan:
 
 
 def worker(spec: dict) -> subprocess.Popen:
-    """A worker process; its stderr (the clients' logs, unbounded) goes to a file, not a pipe."""
+    """A worker process. Its result (a producer's holds every latency and offset: hundreds of KB)
+    goes to a file of its own, read once it has exited; stdout carries only the group workers'
+    "ready", stdin the acknowledged count; stderr (the clients' logs, unbounded) goes to a file."""
     err = tempfile.TemporaryFile("w+")
-    process = subprocess.Popen([sys.executable, str(SELF), json.dumps(spec)], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=err, text=True)
+    fd, result_path = tempfile.mkstemp(prefix="bench-connections-", suffix=".json")
+    os.close(fd)
+    process = subprocess.Popen([sys.executable, str(SELF), json.dumps({**spec, "result_path": result_path})],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True)
     process.err_file = err  # type: ignore[attr-defined]
+    process.result_path = result_path  # type: ignore[attr-defined]
     return process
 
 
@@ -126,18 +136,23 @@ def read_line(process: subprocess.Popen, timeout_s: float) -> str:
 
 
 def result_of(process: subprocess.Popen, timeout_s: float) -> dict:
-    """The worker's last stdout line, its JSON result."""
+    """The worker's JSON result, from its result file once it has exited."""
     try:
-        out, _ = process.communicate(timeout=timeout_s)
+        process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.communicate()
-        return {"error": f"worker did not finish within {timeout_s:.0f} s: {stderr_tail(process)}"}
-    lines = out.strip().splitlines()
+        process.wait()
+        return {"error": f"{mode_of(process)} worker did not finish within {timeout_s:.0f} s: {stderr_tail(process)}"}
     try:
-        return json.loads(lines[-1])
-    except (IndexError, json.JSONDecodeError):
-        return {"error": f"worker exited with code {process.returncode} and no result: {stderr_tail(process)}"}
+        with open(process.result_path) as result:  # type: ignore[attr-defined]
+            return json.load(result)
+    except (OSError, json.JSONDecodeError):
+        return {"error": f"{mode_of(process)} worker exited with code {process.returncode} and no result: "
+                         f"{stderr_tail(process)}"}
+
+
+def mode_of(process: subprocess.Popen) -> str:
+    return json.loads(process.args[2])["mode"]  # type: ignore[index]
 
 
 def stop_all(processes: list[subprocess.Popen]) -> None:
@@ -146,6 +161,8 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
             process.kill()
             process.wait()
         process.err_file.close()  # type: ignore[attr-defined]
+        with contextlib.suppress(OSError):
+            os.unlink(process.result_path)  # type: ignore[attr-defined]
 
 
 def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
@@ -180,7 +197,7 @@ def run_connections(connections: int, bootstrap: str, broker_pids: list[int], to
         for process in groups:
             if (line := read_line(process, READY_TIMEOUT_S)) != "ready":
                 return {"error": f"group members not settled within {READY_TIMEOUT_S:.0f} s ({line or 'no answer'}): "
-                                 f"{stderr_tail(process)}"}
+                                 f"{result_of(process, 5).get('error', '')}"}
         start_at = time.time() + CONNECT_ALLOWANCE_S
         ids = list(range(plan.connections))
         producers = [worker({**base, "mode": "produce-connections", "ids": ids[i::PRODUCER_PROCESSES],
@@ -253,16 +270,15 @@ def runqueue_wait_s(pids: list[int]) -> float | None:
 
 
 def watch_rss(broker_pids: list[int], producers: list[subprocess.Popen], timeout_s: float) -> float | None:
-    """The broker's largest RSS, read every RSS_POLL_S until every producer has written its
-    result (it writes it once its last request is answered) or exited."""
-    largest, waiting = None, list(producers)
+    """The broker's largest RSS, read every RSS_POLL_S until every producer has exited (each
+    does once its last request is answered)."""
+    largest = None
     deadline = time.monotonic() + timeout_s
-    while waiting and time.monotonic() < deadline:
+    while any(p.poll() is None for p in producers) and time.monotonic() < deadline:
         rss = rss_mib_of(broker_pids)
         if rss is not None:
             largest = rss if largest is None else max(largest, rss)
-        done, _, _ = select.select([p.stdout for p in waiting], [], [], RSS_POLL_S)
-        waiting = [p for p in waiting if p.stdout not in done and p.poll() is None]
+        time.sleep(RSS_POLL_S)
     return largest
 
 
@@ -473,7 +489,7 @@ async def group_members(spec: dict) -> dict:
     """Members of several groups: "ready" once all settle; then, given the acknowledged count on
     stdin, read until every group has read that many (or the drain time passes) and report."""
     cpu0 = time.process_time()
-    members = [Member(spec, group, i, auto_offset_reset="earliest") for group in spec["groups"] for i in range(spec["members"])]
+    members = [Member(spec, group, i, auto_offset_reset="earliest", **MEMBER_FETCH) for group in spec["groups"] for i in range(spec["members"])]
     await asyncio.gather(*(m.start() for m in members))
     by_group = {group: [m for m in members if m.group == group] for group in spec["groups"]}
     if await until(lambda: all(settled(g, spec["partitions"]) for g in by_group.values()), READY_TIMEOUT_S) is None:
@@ -524,11 +540,12 @@ def main() -> int:
         runner = asyncio.run
     try:
         result = runner(WORKERS[spec["mode"]](spec))
+        code = 0
     except Exception as exc:  # reported to the orchestrator as this sample's failure
-        print(json.dumps({"error": f"{spec['mode']}: {type(exc).__name__}: {exc}"}), flush=True)
-        return 1
-    print(json.dumps(result), flush=True)
-    return 0
+        result, code = {"error": f"{spec['mode']}: {type(exc).__name__}: {exc}"}, 1
+    with open(spec["result_path"], "w") as out:
+        json.dump(result, out)
+    return code
 
 
 if __name__ == "__main__":
