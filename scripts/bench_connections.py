@@ -9,8 +9,8 @@ At full scale, for DURATION_S seconds together:
   changes), so a few processes hold the connections; each request's latency is from the write to
   its acknowledgment on that connection;
 - 200 consumer group members in 20 groups of 10 (aiokafka consumers, GROUPS_PER_PROCESS groups
-  per process, RoundRobin, the clients' default heartbeat), subscribed to that topic from the
-  earliest offset, counting what they read;
+  per process, RoundRobin, the clients' default heartbeat, reads batched by MEMBER_FETCH), subscribed
+  to that topic from the earliest offset, counting what they read;
 - one more group (REBALANCE_MEMBERS aiokafka members, heartbeat.interval.ms REBALANCE_HEARTBEAT_MS,
   in a process of its own) whose rebalances are timed: 49 members join and settle, then
   `rebalance_join_ms` is the time from the 50th member's start() to the moment every one of the 50
