@@ -30,7 +30,6 @@ import shutil
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import time
 from dataclasses import dataclass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import bench_metadata
 from bench_scenarios import Scenario
 
 LATENCY_KEYS = ("p50_ms", "p99_ms", "p999_ms", "max_ms")
@@ -73,6 +74,8 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
         summary["leader"] = [sample.get("leader") for sample in good]
     if scenario.kind == "idle":
         return {**summary, **idle_fields(scenario, good)}
+    if scenario.kind == "metadata":
+        return {**summary, **bench_metadata.summary_fields(good)}
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
         summary["all_start_ms"] = [sample["start_ms"] for sample in good]
@@ -188,6 +191,7 @@ HEADLINES = {
     "e2e": [("p50_ms", False), ("p99_ms", False)],
     "idle": [("rss_growth_mib", False)],
     "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
+    "metadata": bench_metadata.HEADLINES,
 }
 
 
@@ -287,6 +291,8 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
                 f"({fmt(summary['kib_per_connection'])} KiB each; target <= {summary['target_rss_growth_mib']:,.1f} MiB: "
                 f"{'met' if summary['within_target'] else 'MISSED'})"
             )
+        if summary.get("type") == "metadata" and summary["runs"]:
+            lines += bench_metadata.table_lines(summary)
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
         if "skipped" in summary:

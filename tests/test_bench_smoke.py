@@ -6,6 +6,7 @@ tests'."""
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "metadata-10k", "produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
     assert_idle_result(results["idle-connections-2k"])
     for key in ("produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b",
@@ -238,3 +239,18 @@ def test_log_benchmark_runs_every_scenario(tmp_path):
     rates = [line for line in done.stdout.splitlines() if line.rstrip().endswith("batches)")]
     assert len(rates) == 7 and "LogAppendTime" in done.stdout
     assert list(tmp_path.iterdir()) == []  # it removes what it wrote
+
+
+METADATA_KEYS = {"metadata_ms", "list_topics_ms", "restarted_metadata_ms", "clean_start_s", "recovery_start_s", "rss_mib", "fds", "fds_loaded", "fds_restarted", "data_files", "within_targets"}  # fmt: skip
+
+
+def test_metadata_scenario_restarts_the_broker_and_counts_its_records():
+    """metadata-10k at a tiny scale: 10 partitions, created, filled, timed, restarted cleanly and
+    after kill -9, every acknowledged record found again (the sample fails otherwise)."""
+    code, lines, stderr = run_bench("--scenarios", "metadata-10k")
+    assert code == 0, stderr
+    (result,) = by_scenario(lines, "kbroker").values()
+    assert result["verified"] and not result["errors"] and METADATA_KEYS <= result.keys(), result
+    assert result["partitions"] == 10 and result["records"] == 10 * math.ceil(2**30 // 10_000 / 4096)
+    assert 0 < result["metadata_ms"] and 0 < result["clean_start_s"] and 0 < result["recovery_start_s"]
+    assert result["fds"] > 0 and result["data_files"] >= 10 and set(result["within_targets"]) == {"metadata_ms", "clean_start_s", "rss_mib"}
