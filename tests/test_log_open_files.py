@@ -72,7 +72,7 @@ def test_many_partitions_hold_a_bounded_number_of_descriptors_and_read_back_afte
         unified_log.flush(unified_log.log_end_offset)  # fsync through a reopened descriptor
         assert unified_log.recovery_point == 20
     lm.close()
-    assert open_descriptors() == before
+    assert open_descriptors() <= before  # (earlier tests may have left descriptors for the collector)
     again = manager(tmp_path)
     assert again.had_clean_shutdown[str(tmp_path)]
     assert open_descriptors() - before <= CAPACITY + 2

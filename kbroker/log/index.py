@@ -82,6 +82,10 @@ class _SortedIndexFile:
         self._keys = array(self.key_type)
         self._values = array(self.value_type)
         self._loaded = False
+        # The file may be longer than its entries (preallocated, or zeroed past a truncation):
+        # close trims it. A writable index is preallocated at its first write, not when loaded,
+        # so loading thousands of active segments that see no append costs no ftruncate.
+        self._untrimmed = False
 
     # -- lifecycle
 
@@ -106,8 +110,11 @@ class _SortedIndexFile:
         data = _read_all(self._open())
         self._keys, self._values = self._decode_entries(data[: len(data) - len(data) % self.entry.size])
         self._loaded = True
-        if self.writable:
-            os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
+        self._untrimmed = len(data) % self.entry.size != 0
+
+    def _preallocate(self) -> None:
+        os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
+        self._untrimmed = True
 
     def _decode_entries(self, data: bytes) -> tuple[array, array]:
         keys, values = array(self.key_type), array(self.value_type)
@@ -144,6 +151,8 @@ class _SortedIndexFile:
         self._ensure_loaded()
         if len(self._keys) >= self.max_entries:
             raise ValueError(f"index {self.path} is full ({self.max_entries} entries)")
+        if not self._untrimmed and self.writable:
+            self._preallocate()
         os.pwrite(self._open(), self.entry.pack(key, value), len(self._keys) * self.entry.size)
         self._keys.append(key)
         self._values.append(value)
@@ -155,6 +164,7 @@ class _SortedIndexFile:
         if dropped <= 0:
             return
         os.pwrite(self._open(), bytes(dropped * self.entry.size), count * self.entry.size)
+        self._untrimmed = True
         del self._keys[count:]
         del self._values[count:]
 
@@ -164,21 +174,23 @@ class _SortedIndexFile:
         self._keys = array(self.key_type)
         self._values = array(self.value_type)
         self._loaded = True
-        if self.writable:
-            os.ftruncate(self._open(), self.max_index_size)
+        self._untrimmed = False  # preallocated again by the first entry written
 
     def resize(self, max_index_size: int) -> None:
         """Make the file writable up to `max_index_size` again (an active segment's index)."""
         self._ensure_loaded()
-        self.max_index_size = max_index_size - max_index_size % self.entry.size
-        self.writable = True
-        os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
+        max_index_size -= max_index_size % self.entry.size
+        grow = self._untrimmed and (max_index_size != self.max_index_size or not self.writable)
+        self.max_index_size, self.writable = max_index_size, True
+        if grow:  # preallocated already: to the new size now; otherwise at the first write
+            self._preallocate()
 
     def trim_to_valid_size(self) -> None:
         """Cut the preallocated file to its entries; the index is read-only afterwards."""
         if not self._loaded:
             return
         os.ftruncate(self._open(), len(self._keys) * self.entry.size)
+        self._untrimmed = False
         self.writable = False
         self.max_index_size = max(len(self._keys), 1) * self.entry.size
 
@@ -194,10 +206,11 @@ class _SortedIndexFile:
     def close(self, trim: bool = True) -> None:
         """Close the file, trimming a preallocated one to its entries unless `trim` is False (an
         evicted one is opened again for that: a clean shutdown leaves no preallocated index)."""
-        if trim and self._loaded and self.writable:
+        if trim and self._loaded and self._untrimmed:
             with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: not created again to trim
                 os.ftruncate(self._handle.open(os.O_RDWR).fd, len(self._keys) * self.entry.size)
         self._handle.close()
+        self._untrimmed = False
         # A closed index is read-only if touched again (e.g. by an inspection after shutdown).
         self.writable = False
         self._loaded = False

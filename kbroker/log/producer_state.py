@@ -468,7 +468,8 @@ class ProducerStateManager:
     def truncate_and_reload(self, log_start_offset: int, log_end_offset: int, now_ms: int) -> None:
         """Drop snapshots past the log end and load the latest remaining one (the caller then
         replays the log from `map_end_offset`)."""
-        for offset in self.snapshot_offsets():
+        offsets = self.snapshot_offsets()  # one listing: loading does this for every partition
+        for offset in offsets:
             if offset > log_end_offset:
                 self.remove_and_delete_snapshot(offset)
         if log_end_offset == self.map_end_offset:
@@ -476,7 +477,7 @@ class ProducerStateManager:
         self._clear()
         self.map_end_offset = log_start_offset
         self.last_snap_offset = log_start_offset
-        for offset in reversed(self.snapshot_offsets()):
+        for offset in reversed([offset for offset in offsets if offset <= log_end_offset]):
             try:
                 entries = read_snapshot(self.snapshot_path(offset))
             except ValueError as err:
