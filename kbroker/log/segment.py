@@ -568,9 +568,12 @@ class LogSegment:
         self.time_index.flush()
         self.txn_index.flush()
 
-    def flush_elsewhere(self) -> Callable[[], None]:
+    def flush_elsewhere(self, check_faults: bool = False) -> Callable[[], None]:
         """`flush` as a blocking call for a worker thread. It fsyncs duplicated descriptors, so the
-        segment may be closed, renamed or deleted while it runs."""
+        segment may be closed, renamed or deleted while it runs, and the thread never opens a file
+        (OPEN_FILES belongs to the event loop). `check_faults`: through io_faults first, as `flush`."""
+        if check_faults:
+            io_faults.check("flush", self.log_path)
         fds = [os.dup(self.fd)] + [fd for fd in (self.offset_index.duplicate_fd(), self.time_index.duplicate_fd())
                                    if fd is not None]
         txn_index = self.txn_index
