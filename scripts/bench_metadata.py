@@ -334,6 +334,9 @@ SUMMARY_KEYS = ("metadata_ms", "list_topics_ms", "restarted_metadata_ms", "clean
                 "stop_s", "rss_mib", "rss_loaded_mib", "rss_restarted_mib", "fds", "fds_loaded", "fds_restarted",
                 "data_files", "create_s", "fill_s", "metadata_answer_bytes", "partitions", "topics", "records",
                 "value_bytes")
+SPREAD_FORMATS = {"metadata_ms": ("full Metadata ms", ",.1f"), "clean_start_s": ("clean start s", ",.2f"),
+                  "recovery_start_s": ("start after kill -9 s", ",.2f"), "rss_mib": ("RSS MiB", ",.1f"),
+                  "fds": ("open fds", ",.0f")}
 HEADLINES = [("metadata_ms", False), ("clean_start_s", False), ("recovery_start_s", False), ("rss_mib", False),
              ("fds", False)]
 

@@ -322,7 +322,8 @@ def none_or(value: float | None, factor: float) -> float | None:
 
 
 SPREAD_FORMATS = {"mb_per_s": ("MB/s", ",.1f"), "p50_ms": ("p50 ms", ",.2f"), "p99_ms": ("p99 ms", ",.2f"),
-                  "start_ms": ("start ms", ",.1f"), "rss_growth_mib": ("RSS growth MiB", ",.1f")}
+                  "start_ms": ("start ms", ",.1f"), "rss_growth_mib": ("RSS growth MiB", ",.1f"),
+                  **bench_metadata.SPREAD_FORMATS}
 
 
 def spread_lines(summary: dict) -> list[str]:
