@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from kbroker.log import io_faults
 from kbroker.log.append_origin import AppendOrigin
+from kbroker.log.checkpoint import read_small_file
 from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.crc import crc32c
 from kbroker.log.errors import LogError
@@ -530,8 +531,7 @@ def write_snapshot(path: str, entries: Iterable[ProducerStateEntry], sync: bool 
 
 
 def read_snapshot(path: str) -> list[ProducerStateEntry]:
-    with open(path, "rb") as file:
-        data = file.read()
+    data = read_small_file(path)
     if len(data) < _SNAPSHOT_HEADER.size:
         raise ValueError("snapshot file too short")
     version, crc, count = _SNAPSHOT_HEADER.unpack_from(data, 0)
