@@ -207,13 +207,25 @@ def fill(bootstrap: str, layout: Layout) -> int:
 
 def verify_records(bootstrap: str, layout: Layout) -> None:
     """Every partition's high watermark is its acknowledged record count, and one partition reads back whole."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
     from confluent_kafka.admin import AdminClient, OffsetSpec
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     wanted = {TopicPartition(name, p): OffsetSpec.latest() for name, count in layout.topics.items() for p in range(count)}
-    ends = {(tp.topic, tp.partition): result.result(ADMIN_TIMEOUT_S).offset
-            for tp, result in admin.list_offsets(wanted, request_timeout=ADMIN_TIMEOUT_S).items()}
+    ends: dict = {}
+
+    def listed() -> bool:  # a restarted Kafka answers UNKNOWN_LEADER_EPOCH (retriable) for a while
+        try:
+            ends.update({(tp.topic, tp.partition): result.result(ADMIN_TIMEOUT_S).offset
+                         for tp, result in admin.list_offsets(wanted, request_timeout=ADMIN_TIMEOUT_S).items()})
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() == KafkaError.UNKNOWN_LEADER_EPOCH):
+                raise
+            return False
+        return True
+
+    eventually(listed, what="the partitions' end offsets", timeout=ADMIN_TIMEOUT_S, interval=0.5)
     short = {key: end for key, end in ends.items() if end != layout.records_per_partition}
     if short:
         raise RuntimeError(f"{len(short)} partitions do not end at offset {layout.records_per_partition}: "
