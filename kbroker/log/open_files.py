@@ -13,7 +13,9 @@ Closing loses nothing: appends are pwrites into the page cache, and an fsync on 
 a file writes back all of its dirty pages, so `flush` after a reopen is as durable as before.
 
 The capacity is a quarter of the soft RLIMIT_NOFILE (the rest is for connections and everything
-else), at most DEFAULT_MAX_OPEN and at least MIN_OPEN; tests make it small.
+else), at most DEFAULT_MAX_OPEN and at least MIN_OPEN, read when the log stack is first imported
+(in the broker: after `server.raise_open_file_limit` lifted the soft limit to the hard one);
+tests make it small with `set_capacity`.
 """
 
 from __future__ import annotations
