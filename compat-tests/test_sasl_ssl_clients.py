@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 import uuid
 
 import pytest
@@ -36,10 +37,15 @@ MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 @pytest.fixture(scope="module")
 def broker(module_broker_factory, tmp_path_factory):
+    return sasl_ssl_broker(module_broker_factory, tmp_path_factory)
+
+
+def sasl_ssl_broker(factory, tmp_path_factory, *more: str):
+    """A broker with a PLAINTEXT and a SASL_SSL listener, its SCRAM user created over SASL_SSL."""
     ca = CertificateAuthority(tmp_path_factory.mktemp("pki"))
     identity = ca.issue("broker")
     plain, secure = free_port(), free_port()
-    broker = module_broker_factory(
+    broker = factory(
         f"listeners=PLAINTEXT://127.0.0.1:{plain},SASL_SSL://127.0.0.1:{secure}",
         "inter.broker.listener.name=PLAINTEXT",
         f"sasl.enabled.mechanisms={','.join(MECHANISMS)}",
@@ -47,7 +53,7 @@ def broker(module_broker_factory, tmp_path_factory):
         "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
         f"listener.name.sasl_ssl.ssl.keystore.location={identity.pkcs12}",
         f"listener.name.sasl_ssl.ssl.keystore.password={STORE_PASSWORD}",
-        port=plain)
+        *more, port=plain)
     broker.secure_port = secure
     broker.secure_bootstrap = f"127.0.0.1:{secure}"
     broker.ca_pem = str(ca.cert_pem)
@@ -209,3 +215,22 @@ def test_failed_logins_over_tls_close_each_connection_and_stall_nobody(broker):
     assert logins and all(logins)
     assert broker.alive() and "Traceback" not in broker.output()
     assert broker.output().count("Failed authentication with") - lines_before <= 2
+
+
+def test_librdkafka_reauthenticates_over_tls_past_connections_max_reauth_ms(broker_factory, tmp_path_factory):
+    """KIP-368 inside one TLS connection: a producer writing for three session lifetimes
+    re-authenticates (SCRAM-SHA-512) before the broker would close its connection, and loses nothing."""
+    reauth_ms = 3000
+    secure = sasl_ssl_broker(broker_factory, tmp_path_factory, f"connections.max.reauth.ms={reauth_ms}")
+    delivered: list[object] = []
+    producer = Producer({**librdkafka(secure, "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD), "acks": "all"})
+    topic = f"reauth-{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < 3 * reauth_ms / 1000:
+        producer.produce(topic, f"r{sent}".encode(), on_delivery=lambda err, _msg: delivered.append(err))
+        sent += 1
+        producer.poll(0.1)
+    assert producer.flush(30) == 0
+    assert len(delivered) == sent and not any(delivered)
+    assert "its SASL session expired" not in secure.output()  # none had to be closed

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from kbroker.config import KafkaConfig
     from kbroker.console.web import ConsoleServer
     from kbroker.group.group_coordinator import GroupCoordinator
+    from kbroker.log.append_offload import AppendOffloader
     from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.kazoo_store import KazooZNodeStore
     from kbroker.metrics.exporter import MetricsEndpoint
@@ -226,7 +227,8 @@ class KafkaServer:
             client_quotas=self.client_quotas,
             build_client_quota_admin=lambda: _client_quota_admin(zk_client, self.client_quotas),
             sasl_listeners=sasl_listeners,
-            authorizer=_authorizer(self.config, store))
+            authorizer=_authorizer(self.config, store),
+            append_offloader=_append_offloader(self.config))
         if sasl_listeners:
             _ = self.services.credential_cache  # logins are checked from the first connection on
         self._start_metrics_endpoint(loop)  # before the Kafka listeners: a port taken stops the start first
@@ -530,6 +532,8 @@ class KafkaServer:
             await self.controller_channel.close()
         if self.services is not None:
             self.services.controller_fence.close()
+            if self.services.append_offloader is not None:  # the listeners have answered what they read
+                self.services.append_offloader.shutdown()
         if self.log_manager is not None:
             self.log_manager.close()
         if self.zk_client is not None:
@@ -760,6 +764,17 @@ def _authorizer(config: KafkaConfig, store: object) -> AclAuthorizer | None:
     from kbroker.security.acl_authorizer import AclAuthorizer
 
     return AclAuthorizer.from_config(config, store)
+
+
+def _append_offloader(config: KafkaConfig) -> AppendOffloader | None:
+    """Worker threads for large appends' validation (`kbroker.append.offload.threads`; 0, the
+    default, keeps it on the event loop and imports nothing of it)."""
+    threads = config.get("kbroker.append.offload.threads")
+    if not threads:
+        return None
+    from kbroker.log.append_offload import AppendOffloader
+
+    return AppendOffloader(threads, config.get("kbroker.append.offload.min.bytes"))
 
 
 def _set_inter_broker_sasl(config: KafkaConfig) -> None:

@@ -43,6 +43,7 @@ from bench_cluster import (
     stop_cluster,
     zookeeper_unavailable_reason,
 )
+from bench_partitions import compare_with_produce_1k, run_partitions
 from bench_report import (
     detail_table,
     json_lines,
@@ -131,6 +132,7 @@ def base_spec(mode: str, scenario: Scenario, broker: RunningBroker | RunningClus
         "broker_pids": broker.pids(),
         "broker_pid_groups": broker.pid_groups(),
         "client_config": broker.client_config,
+        "cpus": list(broker.client_cpus),
         "timeout_s": throughput_timeout_s(scenario),
     }
 
@@ -234,6 +236,8 @@ def run_scenario(
         sample = run_consume(scenario, broker, topic_prefix, datasets, by_key)
     elif scenario.kind == "idle":
         sample = run_client(base_spec("idle-connections", scenario, broker, topic))
+    elif scenario.kind == "partitions":
+        sample = run_partitions(base_spec("partitions", scenario, broker, topic), parse_client_output)
     else:
         sample = run_e2e(scenario, broker, topic)
     if "error" in sample and (note := broker.exit_note()):
@@ -369,6 +373,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"shorthand for --variant '{METRICS_VARIANT}': kbroker with its Prometheus endpoint on, against it off",
     )
     parser.add_argument(
+        "--pin-cpus",
+        metavar="BROKER/CLIENT",
+        help="run every single-broker target on the CPUs before the slash and its load clients on those after it "
+        "(comma-separated CPU numbers, e.g. 1/0), the same for every target: on a small machine the scheduler's "
+        "placement of the broker and the client's threads otherwise decides produce-1k-idempotent's speed",
+    )
+    parser.add_argument(
         "--scenarios", default=",".join(SCENARIO_KEYS), help=f"comma-separated subset of: {', '.join(SCENARIO_KEYS)}"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (e.g. 0.05 for a quick run)")
@@ -389,9 +400,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         name, _, settings = variant.partition(":")
         if not name or not all("=" in setting for setting in settings.split(",")):
             parser.error(f"--variant {variant!r}: expected NAME:key=value[,key=value...]")
+    if args.pin_cpus is not None:
+        try:
+            args.pin = parse_pin_cpus(args.pin_cpus)
+        except ValueError as exc:
+            parser.error(f"--pin-cpus {args.pin_cpus!r}: {exc}")
     if args.loopback_bytes is None:
         args.loopback_bytes = max(MIN_LOOPBACK_BYTES, round(LOOPBACK_BYTES * args.scale))
     return args
+
+
+def parse_pin_cpus(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """"1/0" -> ((1,), (0,)): the brokers' CPUs and the clients', each a CPU this process may use."""
+    broker, slash, client = text.partition("/")
+    if not slash:
+        raise ValueError("expected BROKER/CLIENT CPU lists, e.g. 1/0")
+    usable = os.sched_getaffinity(0)
+    cpus = tuple(tuple(sorted({int(cpu) for cpu in part.split(",")})) for part in (broker, client))
+    unusable = sorted(set(cpus[0] + cpus[1]) - usable)
+    if unusable:
+        raise ValueError(f"CPUs {unusable} are not among those this process may use: {sorted(usable)}")
+    return cpus[0], cpus[1]
 
 
 def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
@@ -417,6 +446,9 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
     for variant in args.variant:
         name, _, settings = variant.partition(":")
         specs.append(BrokerSpec(name, overrides=tuple(settings.split(","))))
+    if args.pin_cpus is not None:
+        broker_cpus, client_cpus = args.pin
+        specs = [replace(spec, cpus=broker_cpus, client_cpus=client_cpus) for spec in specs]
     return specs
 
 
@@ -476,7 +508,8 @@ def run_single_broker_scenarios(
     try:
         for spec in specs:
             brokers[spec.name] = broker = start_broker(spec, work_dir)
-            log(f"{spec.name} answers Metadata at {broker.bootstrap}" + (f" after {broker.start_ms:.1f} ms" if broker.start_ms else ""))
+            log(f"{spec.name} answers Metadata at {broker.bootstrap}" + (f" after {broker.start_ms:.1f} ms" if broker.start_ms else "")
+                + (f" on CPUs {sorted(os.sched_getaffinity(broker.process.pid))}" if spec.cpus and broker.process else ""))
             if broker.start_ms is not None:
                 samples[(spec.name, "start")].append({"start_ms": broker.start_ms})
         time.sleep(IDLE_SETTLE_S)
@@ -570,6 +603,7 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in measured["scenarios"]
         for name in target_names(scenario, specs)
     ]
+    compare_with_produce_1k(results)
     memory = [memory_summary(spec.name, measured["idle"][spec.name], measured["after"][spec.name]) for spec in specs]
     ratio_lines = ratios(results + memory, specs[0].name, [spec.name for spec in specs[1:]])
     if not args.json_only:

@@ -25,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,10 @@ class BrokerSpec:
     overrides: tuple[str, ...] = ()  # kbroker only: further `key=value` settings
     acls: int = 0  # kbroker with an authorizer: ACLs created (CreateAcls) once it answers Metadata
     sasl_ssl: bool = False  # kbroker whose clients connect over SASL_SSL with SCRAM-SHA-512
+    # --pin-cpus: the CPUs the broker's process tree runs on, and those of the load clients that
+    # measure it (empty: wherever the scheduler puts them).
+    cpus: tuple[int, ...] = ()
+    client_cpus: tuple[int, ...] = ()
 
 
     def argv(self, port: int, data_dir: str) -> list[str]:
@@ -71,6 +77,7 @@ class RunningBroker:
     start_ms: float | None
     fixed_pids: list[int] = field(default_factory=list)
     client_config: dict[str, str] = field(default_factory=dict)  # librdkafka's security settings
+    client_cpus: tuple[int, ...] = ()  # where the load clients of this broker run (empty: anywhere)
 
     def pids(self) -> list[int]:
         """The broker's process tree now (or the pids given for an external broker)."""
@@ -100,18 +107,18 @@ class RunningBroker:
 def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
     """A fresh data directory and port; returns once the broker answered Metadata."""
     if spec.bootstrap is not None:
-        return RunningBroker(spec.name, spec.bootstrap, None, None, None, None, list(spec.pids))
+        return RunningBroker(spec.name, spec.bootstrap, None, None, None, None, list(spec.pids), client_cpus=spec.client_cpus)
     data_dir = tempfile.mkdtemp(prefix=f"{spec.name}-data-", dir=work_dir)
     log_path = Path(data_dir + ".log")
     port = free_port()
     secure = SaslSsl(Path(data_dir + "-pki"), port) if spec.sasl_ssl else None
     argv = spec.argv(port, data_dir) + (secure.arguments() if secure else [])
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log, pinned(spec.cpus):
         started = time.perf_counter()
         process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
         )
-    broker = RunningBroker(spec.name, f"127.0.0.1:{port}", process, data_dir, log_path, None)
+    broker = RunningBroker(spec.name, f"127.0.0.1:{port}", process, data_dir, log_path, None, client_cpus=spec.client_cpus)
     try:
         wait_for_metadata("127.0.0.1", port, process)
     except Exception as exc:
@@ -124,6 +131,22 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
         secure.create_user(broker.bootstrap)
         broker.bootstrap, broker.client_config = secure.bootstrap, secure.client_config()
     return broker
+
+
+@contextmanager
+def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    """While open, this thread runs on `cpus` (nothing changes if empty), and so does every
+    process it starts: a child inherits its parent's CPU affinity at fork, before it execs or
+    starts threads (a JVM's too), which pinning the child afterwards by its pid would miss."""
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 class SaslSsl:

@@ -9,7 +9,8 @@ result on stdout (or {"error": ...} and exit code 1):
   each commit adds a marker, so record i sits at offset i + i // transaction_records);
   afterwards check the high watermark and the first and last payloads read back, and for a
   replicated topic that every replica is in the ISR (with HW = min LEO over the ISR, the
-  followers then hold all `count` records too);
+  followers then hold all `count` records too); librdkafka's statistics give the shape of the
+  Produce requests it sent (how many, records and bytes per batch, round trips);
 - "produce-loop": time only the produce() calls with no broker reachable (the client alone);
 - "consume": time reading `count` records from offset 0 of an existing topic (assign, no group
   join), checking offsets, count and first/last payloads;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import socket
 import struct
@@ -65,8 +67,9 @@ def filler_payload(size: int) -> bytes:
 
 
 class Window:
-    """Wall time, own CPU and broker CPU between start() and stop(); with several brokers (a
-    cluster: `broker_pid_groups`, one pid list per broker) also each broker's CPU."""
+    """Wall time, own CPU (also per thread name: the Python loop apart from librdkafka's threads)
+    and broker CPU between start() and stop(); with several brokers (a cluster:
+    `broker_pid_groups`, one pid list per broker) also each broker's CPU."""
 
     def __init__(self, broker_pids: list[int], broker_pid_groups: list[list[int]] | None = None) -> None:
         self.broker_pids = broker_pids
@@ -79,16 +82,40 @@ class Window:
     def start(self) -> None:
         self.broker_cpu0 = cpu_seconds_of(self.broker_pids)
         self.group_cpu0 = [cpu_seconds_of(group) for group in self.groups]
+        self.threads0 = own_thread_cpu()
         self.cpu0 = time.process_time()
         self.t0 = time.perf_counter()
 
     def stop(self) -> dict:
         seconds = time.perf_counter() - self.t0
         client_cpu = time.process_time() - self.cpu0
-        result = {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": cpu_since(self.broker_cpu0, self.broker_pids)}
+        result = {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": cpu_since(self.broker_cpu0, self.broker_pids),
+                  "client_thread_cpu_s": thread_cpu_since(self.threads0)}
         if self.groups:
             result["broker_cpu_s_each"] = [cpu_since(cpu0, group) for cpu0, group in zip(self.group_cpu0, self.groups, strict=True)]
         return result
+
+
+def own_thread_cpu() -> dict[int, tuple[str, float]]:
+    """This process's threads now: thread id -> (name, CPU seconds), from /proc/self/task (the
+    scheduler's nanoseconds: a short sample's threads run for less than stat's 10 ms ticks)."""
+    threads = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as comm, open(f"/proc/self/task/{tid}/schedstat") as schedstat:
+                threads[int(tid)] = (comm.read().strip(), int(schedstat.read().split()[0]) / 1e9)
+        except OSError:  # ended meanwhile (or no schedstat in this kernel: then no split)
+            continue
+    return threads
+
+
+def thread_cpu_since(before: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per thread name (librdkafka names its threads rdk:main, rdk:broker<id>...;
+    the Python thread is the process's name) since `before`; threads started since count from 0."""
+    spent: dict[str, float] = {}
+    for tid, (name, seconds) in own_thread_cpu().items():
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (name, 0.0))[1]
+    return {name: seconds for name, seconds in sorted(spent.items()) if seconds > 0}
 
 
 def cpu_since(cpu0: float | None, pids: list[int]) -> float | None:
@@ -118,14 +145,16 @@ def check(condition: bool, message: str) -> None:
 # ------------------------------------------------------------------------------ topics
 
 
-def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config: dict | None = None) -> None:
-    """One partition. An unreplicated topic falls back on auto-creation if CreateTopics fails;
+def create_topic(
+    bootstrap: str, topic: str, replication_factor: int = 1, config: dict | None = None, partitions: int = 1
+) -> None:
+    """`partitions` partitions (one by default). An unreplicated topic falls back on auto-creation if CreateTopics fails;
     a replicated one cannot (auto-creation would not replicate it), so that failure is raised."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient(connection(bootstrap))
-    new_topic = NewTopic(topic, 1, replication_factor, config=config or {})
+    new_topic = NewTopic(topic, partitions, replication_factor, config=config or {})
     future = admin.create_topics([new_topic], request_timeout=METADATA_TIMEOUT_S)[topic]
     try:
         future.result()
@@ -137,16 +166,20 @@ def create_topic(bootstrap: str, topic: str, replication_factor: int = 1, config
         print(f"bench_client: CreateTopics failed ({exc}); relying on auto-creation", file=sys.stderr)
 
 
-def wait_for_leader(client, topic: str) -> None:
-    """Until Metadata shows partition 0 of `topic` with a leader (asking also auto-creates it)."""
+def wait_for_leader(client, topic: str, partitions: int = 1) -> None:
+    """Until Metadata shows partitions 0 to `partitions` - 1 of `topic` each with a leader (asking
+    also auto-creates it)."""
     last = ["no answer"]
 
     def has_leader() -> bool:
         meta = client.list_topics(topic, timeout=METADATA_TIMEOUT_S).topics.get(topic)
-        if meta is not None and meta.error is None and 0 in meta.partitions:
-            partition = meta.partitions[0]
-            if partition.error is None and partition.leader >= 0:
+        if meta is not None and meta.error is None:
+            led = [p for p in range(partitions) if p in meta.partitions and meta.partitions[p].error is None
+                   and meta.partitions[p].leader >= 0]
+            if len(led) == partitions:
                 return True
+            last[0] = f"{len(led)} of {partitions} partitions have a leader"
+            return False
         last[0] = str(meta.error if meta is not None else "topic missing")
         return False
 
@@ -154,7 +187,7 @@ def wait_for_leader(client, topic: str) -> None:
         eventually(has_leader, what=f"a leader of {topic}", timeout=METADATA_TIMEOUT_S)
     except AssertionError:
         raise CheckFailed(
-            f"topic {topic} has no leader for partition 0 after {METADATA_TIMEOUT_S:.0f} s: {last[0]}"
+            f"topic {topic} has no leader for every partition after {METADATA_TIMEOUT_S:.0f} s: {last[0]}"
         ) from None
 
 
@@ -171,10 +204,12 @@ def produce(spec: dict) -> dict:
     errors: list[str] = []
     client_errors: list[str] = []  # transient (a reconnect): reported, not a failure
     per_txn = spec.get("transaction_records", 0)
+    stats = ClientStats()
     producer = Producer(
         {
             **connection(bootstrap),
             **spec["producer_config"],
+            **stats.config(),
             **({"transactional.id": f"bench-{topic}"} if per_txn else {}),
             # Only failures call back into Python, so the loop measures the broker, not callbacks;
             # success is checked afterwards through the high watermark.
@@ -190,6 +225,7 @@ def produce(spec: dict) -> dict:
     first, last, filler = edge_payload(FIRST_MARK, size), edge_payload(LAST_MARK, size), filler_payload(size)
     if per_txn:
         producer.init_transactions(spec["timeout_s"])  # set-up, not timed: as the idempotent producer's id
+    before = stats.next_document(producer)  # Metadata (and InitProducerId) only: nothing produced yet
     window = Window.for_spec(spec)
     window.start()
     if per_txn:
@@ -204,9 +240,14 @@ def produce(spec: dict) -> dict:
                 producer.poll(0.01)
                 send(topic, filler, partition=0)
         send(topic, last, partition=0)
+    # The produce() loop's share of the window (the rest is flush()); transactions flush as they commit.
+    enqueued_s = None if per_txn else time.perf_counter() - window.t0
     remaining = producer.flush(spec["timeout_s"])
     result = window.stop()
+    result["enqueue_s"] = enqueued_s
     check(remaining == 0, f"{remaining} records still undelivered after {spec['timeout_s']} s")
+    stats.next_document(producer)  # counts every Produce request of the window
+    result.update(produce_stats(before, stats.documents_since(before), topic))
     check(not errors, f"{len(errors)} errors, first: {errors[:1]}")
     try:
         warnings = verify_log(bootstrap, topic, count, size, per_txn)
@@ -407,18 +448,18 @@ def consume(spec: dict) -> dict:
         window.start()
         received, first, last = read_from_start(consumer, topic, count, time.monotonic() + spec["timeout_s"])
         result = window.stop()
-        during = stats.documents_since(before)
-        after = stats.next_document(consumer)  # counts every fetch that brought the records
+        stats.next_document(consumer)  # counts every fetch that brought the records
     finally:
         consumer.close()
     check(received == count, f"received {received} records of {count} within {spec['timeout_s']} s")
     check_read(received, first, last, count, spec["size"], spec.get("transaction_records", 0))
-    return {**result, **fetch_stats(before, [*during, after], topic)}
+    # Parsed after the last poll: every document of the window, the windowed figures of all of them.
+    return {**result, **fetch_stats(before, stats.documents_since(before), topic)}
 
 
 # ------------------------------------------------------------------------------ librdkafka's statistics
 
-STATS_INTERVAL_MS = 100  # statistics.interval.ms of the consume scenarios
+STATS_INTERVAL_MS = 100  # statistics.interval.ms of the produce and consume scenarios
 STATS_PATIENCE_S = 3.0
 
 
@@ -432,13 +473,14 @@ class ClientStats:
     def config(self) -> dict:
         return {"statistics.interval.ms": STATS_INTERVAL_MS, "stats_cb": self.documents.append}
 
-    def next_document(self, consumer) -> dict | None:
-        """Polls until librdkafka emits its next document (it calls stats_cb from poll()); that
-        one parsed, or None if none came. Only called with no records left to deliver."""
+    def next_document(self, client) -> dict | None:
+        """Polls `client` (a Consumer or a Producer) until librdkafka emits its next document (it
+        calls stats_cb from poll()); that one parsed, or None if none came. Only called with no
+        records left to deliver or to send."""
         seen = len(self.documents)
         deadline = time.monotonic() + STATS_PATIENCE_S
         while len(self.documents) == seen and time.monotonic() < deadline:
-            consumer.poll(STATS_INTERVAL_MS / 1000)
+            client.poll(STATS_INTERVAL_MS / 1000)
         return json.loads(self.documents[-1]) if len(self.documents) > seen else None
 
     def documents_since(self, document: dict | None) -> list[dict]:
@@ -452,29 +494,87 @@ def broker_total(document: dict, field: Callable[[dict], float]) -> float:
     return sum(field(broker) for broker in document["brokers"].values())
 
 
-def fetch_stats(before: dict | None, documents: list[dict | None], topic: str) -> dict:
+def windows(documents: list[dict], pick: Callable[[dict], list[dict]]) -> list[dict]:
+    """librdkafka's windowed figures (rtt, int_latency, batchsize...: each document's covers only
+    the interval since the previous document) that `pick` takes from each document, non-empty ones."""
+    return [window for doc in documents for window in pick(doc) if window["cnt"]]
+
+
+def window_average(parts: list[dict], scale: float = 1.0) -> float | None:
+    """The average over all the windows' samples (weighted by their counts), times `scale`."""
+    count = sum(part["cnt"] for part in parts)
+    return sum(part["avg"] * part["cnt"] for part in parts) / count * scale if count else None
+
+
+def window_p99_max(parts: list[dict], scale: float = 1.0) -> float | None:
+    """The highest of the windows' 99th percentiles, times `scale`."""
+    return max(part["p99"] for part in parts) * scale if parts else None
+
+
+def of_brokers(name: str) -> Callable[[dict], list[dict]]:
+    return lambda doc: [broker[name] for broker in doc["brokers"].values()]
+
+
+def request_count(before: dict, last: dict, api: str) -> float:
+    """Requests of `api` (librdkafka's name: "Fetch", "Produce") sent between two documents."""
+    return broker_total(last, lambda b: b["req"].get(api, 0)) - broker_total(before, lambda b: b["req"].get(api, 0))
+
+
+US_TO_MS = 1e-3  # librdkafka's latencies are in microseconds
+
+
+def fetch_stats(before: dict | None, documents: list[dict], topic: str) -> dict:
     """What librdkafka saw of the fetch responses between `before` and the last of `documents`:
     Fetch requests sent, response bytes received (all responses of the window are fetches, plus
     at most one empty long poll after the last record), round trips, and for the partition the
     messages and bytes it took in, the outdated ones it dropped, and the most it held queued."""
-    seen = [doc for doc in documents if doc is not None]
-    if before is None or not seen:
+    if before is None or not documents:
         return {}
-    last = seen[-1]
-    requests = broker_total(last, lambda b: b["req"].get("Fetch", 0)) - broker_total(before, lambda b: b["req"].get("Fetch", 0))
-    rtts = [b["rtt"] for doc in seen for b in doc["brokers"].values() if b["rtt"]["cnt"]]
-    rtt_count = sum(rtt["cnt"] for rtt in rtts)
+    last = documents[-1]
+    rtts = windows(documents, of_brokers("rtt"))
     partition = last["topics"].get(topic, {}).get("partitions", {}).get("0", {})
     return {
-        "fetch_requests": requests,
+        "fetch_requests": request_count(before, last, "Fetch"),
         "fetch_response_bytes": broker_total(last, lambda b: b["rxbytes"]) - broker_total(before, lambda b: b["rxbytes"]),
-        "fetch_rtt_avg_ms": sum(rtt["avg"] * rtt["cnt"] for rtt in rtts) / rtt_count / 1000 if rtt_count else None,
-        "fetch_rtt_max_p99_ms": max(rtt["p99"] for rtt in rtts) / 1000 if rtts else None,
+        "fetch_rtt_avg_ms": window_average(rtts, US_TO_MS),
+        "fetch_rtt_max_p99_ms": window_p99_max(rtts, US_TO_MS),
         "partition_rxmsgs": partition.get("rxmsgs"),
         "partition_rxbytes": partition.get("rxbytes"),
         "partition_rx_ver_drops": partition.get("rx_ver_drops"),
         "max_fetchq_cnt": max((doc["topics"].get(topic, {}).get("partitions", {}).get("0", {}).get("fetchq_cnt", 0)
-                               for doc in seen), default=None),
+                               for doc in documents), default=None),
+    }
+
+
+def produce_stats(before: dict | None, documents: list[dict], topic: str) -> dict:
+    """What librdkafka sent between `before` and the last of `documents`: Produce requests,
+    records (txmsgs) and request bytes, retries; the batches it built for `topic` (records and
+    bytes per batch, averaged over all batches); per request the round trip (sent to answered),
+    and how long records waited in its queue before a batch took them (int_latency) and requests
+    in its output buffer before the socket took them (outbuf_latency). librdkafka batches what
+    arrives while max.in.flight requests are unanswered, so these show how the broker's answers
+    shaped the client's requests."""
+    if before is None or not documents:
+        return {}
+    last = documents[-1]
+    requests = request_count(before, last, "Produce")
+    records = last["txmsgs"] - before["txmsgs"]
+    rtts = windows(documents, of_brokers("rtt"))
+    queued = windows(documents, of_brokers("int_latency"))
+    batch_bytes = windows(documents, lambda doc: [doc["topics"][topic]["batchsize"]] if topic in doc["topics"] else [])
+    batch_records = windows(documents, lambda doc: [doc["topics"][topic]["batchcnt"]] if topic in doc["topics"] else [])
+    return {
+        "produce_requests": requests,
+        "produce_records": records,
+        "produce_request_bytes": broker_total(last, lambda b: b["txbytes"]) - broker_total(before, lambda b: b["txbytes"]),
+        "produce_retries": broker_total(last, lambda b: b["txretries"]) - broker_total(before, lambda b: b["txretries"]),
+        "records_per_request": records / requests if requests else None,
+        "batch_records_avg": window_average(batch_records),
+        "batch_bytes_avg": window_average(batch_bytes),
+        "produce_rtt_avg_ms": window_average(rtts, US_TO_MS),
+        "produce_rtt_max_p99_ms": window_p99_max(rtts, US_TO_MS),
+        "int_latency_avg_ms": window_average(queued, US_TO_MS),
+        "outbuf_latency_avg_ms": window_average(windows(documents, of_brokers("outbuf_latency")), US_TO_MS),
     }
 
 
@@ -625,17 +725,22 @@ MODES: dict[str, Callable[[dict], dict]] = {
 }
 
 
-def main() -> int:
+def main(modes: dict[str, Callable[[dict], dict]] = MODES) -> int:
+    """Runs the mode of the spec in argv[1] (scripts/bench_partitions.py passes its own modes)."""
     spec = json.loads(sys.argv[1])
     SECURITY.update(spec.get("client_config") or {})
+    if spec.get("cpus"):  # --pin-cpus: before librdkafka starts its threads, which inherit it
+        os.sched_setaffinity(0, spec["cpus"])
     try:
-        result = MODES[spec["mode"]](spec)
+        result = modes[spec["mode"]](spec)
     except CheckFailed as exc:
         print(json.dumps({"error": f"verification failed: {exc}"}), flush=True)
         return 1
     except Exception as exc:  # reported to the orchestrator as this run's failure
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
         return 1
+    if spec.get("cpus"):
+        result["client_cpus"] = sorted(os.sched_getaffinity(0))
     print(json.dumps(result), flush=True)
     return 0
 

@@ -49,6 +49,7 @@ class RunningCluster:
     brokers: list[RunningBroker]
     start_ms: float
     client_config: dict[str, str] = field(default_factory=dict)  # PLAINTEXT: no security settings
+    client_cpus: tuple[int, ...] = ()  # --pin-cpus applies to the single-broker scenarios only
 
     @property
     def bootstrap(self) -> str:

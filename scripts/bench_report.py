@@ -102,6 +102,12 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
     )
     if scenario.kind == "consume":
         summary.update(fetch_fields(scenario, good))
+    if scenario.kind == "partitions":
+        from bench_partitions import partitions_fields  # it imports this module
+
+        summary.update(partitions_fields(scenario, good))
+    if scenario.kind == "produce":
+        summary.update(produce_fields(good), **cpu_per_mb(scenario, good))
     return summary
 
 
@@ -116,16 +122,52 @@ def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
     overhead, and partial batches at the ends of responses that the client discards and fetches
     again), the client's and the broker's CPU seconds per MB."""
     fields: dict = {key: median_of(good, key) for key in FETCH_KEYS}
-    megabytes = scenario.value_bytes / 1e6
     requests, response_bytes = fields["fetch_requests"], fields["fetch_response_bytes"]
-    client_cpu, broker_cpu = median_of(good, "client_cpu_s"), median_of(good, "broker_cpu_s")
     fields.update(
         fetch_bytes_per_request=response_bytes / requests if response_bytes is not None and requests else None,
         fetch_bytes_per_value_byte=response_bytes / scenario.value_bytes if response_bytes is not None else None,
-        client_cpu_s_per_mb=client_cpu / megabytes if client_cpu is not None and megabytes else None,
-        broker_cpu_s_per_mb=broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
+        **cpu_per_mb(scenario, good),
     )
     return fields
+
+
+def cpu_per_mb(scenario: Scenario, good: list[dict]) -> dict:
+    """The client's and the broker's CPU seconds (medians) per MB of record values."""
+    megabytes = scenario.value_bytes / 1e6
+    client_cpu, broker_cpu = median_of(good, "client_cpu_s"), median_of(good, "broker_cpu_s")
+    return {
+        "client_cpu_s_per_mb": client_cpu / megabytes if client_cpu is not None and megabytes else None,
+        "broker_cpu_s_per_mb": broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
+    }
+
+
+# From librdkafka's statistics, per produce sample (bench_client.produce_stats): medians of these,
+# and of the per-sample ones also the samples in run order (to set them beside each sample's MB/s).
+PRODUCE_KEYS = ("produce_requests", "produce_request_bytes", "produce_retries", "batch_bytes_avg",
+                "produce_rtt_max_p99_ms", "int_latency_avg_ms", "outbuf_latency_avg_ms")
+PRODUCE_SAMPLE_KEYS = ("enqueue_s", "records_per_request", "batch_records_avg", "produce_rtt_avg_ms")
+
+
+def produce_fields(good: list[dict]) -> dict:
+    """The shape of the Produce requests as the client sent them: how many, records per request
+    and per batch, round trips and the client's own queueing; and the client's CPU split between
+    the Python produce() loop and librdkafka's threads (which build, send and await the batches)."""
+    split = [{**sample, **client_cpu_split(sample)} for sample in good]
+    fields: dict = {key: median_of(split, key) for key in PRODUCE_KEYS + PRODUCE_SAMPLE_KEYS + CPU_SPLIT_KEYS}
+    fields.update({f"all_{key}": [sample.get(key) for sample in split] for key in PRODUCE_SAMPLE_KEYS + CPU_SPLIT_KEYS})
+    return fields
+
+
+CPU_SPLIT_KEYS = ("client_loop_cpu_s", "client_librdkafka_cpu_s")
+
+
+def client_cpu_split(sample: dict) -> dict:
+    """A sample's client CPU seconds: librdkafka's threads (named rdk:*) and the rest (Python's)."""
+    threads = sample.get("client_thread_cpu_s")
+    if threads is None:
+        return {}
+    librdkafka = sum(seconds for name, seconds in threads.items() if name.startswith("rdk:"))
+    return {"client_loop_cpu_s": sum(threads.values()) - librdkafka, "client_librdkafka_cpu_s": librdkafka}
 
 
 def idle_fields(scenario: Scenario, good: list[dict]) -> dict:
@@ -190,6 +232,7 @@ HEADLINES = {
     "consume": [("mb_per_s", True)],
     "e2e": [("p50_ms", False), ("p99_ms", False)],
     "idle": [("rss_growth_mib", False)],
+    "partitions": [("mb_per_s", True), ("consume_mb_per_s", True), ("produce_rtt_p99_ms", False)],
     "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
     "metadata": bench_metadata.HEADLINES,
 }
@@ -295,6 +338,12 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             lines += bench_metadata.table_lines(summary)
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
+        if summary.get("type") == "partitions" and summary["runs"]:
+            from bench_partitions import partitions_line  # it imports this module
+
+            lines.append(partitions_line(summary, fmt))
+        if summary.get("type") == "produce" and summary["runs"] and summary.get("produce_requests") is not None:
+            lines += produce_lines(summary)
         if "skipped" in summary:
             lines.append(f"{'':14}skipped: {summary['skipped']}")
     lines += ["", f"{'target':>12}  {'RSS idle MiB':>13}  {'RSS after the runs MiB':>23}"]
@@ -315,6 +364,30 @@ def fetch_line(summary: dict) -> str:
         f"rtt avg {fmt(summary.get('fetch_rtt_avg_ms'), ',.2f')} ms; "
         f"CPU s per MB: client {fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}"
     )
+
+
+def produce_lines(summary: dict) -> list[str]:
+    """A produce result's requests as librdkafka counted them (medians), and per sample, in the
+    order of the MB/s samples above: records per request, round trip, and the client's CPU
+    seconds in the Python loop + in librdkafka's threads."""
+    per_sample = ", ".join(
+        f"{fmt(records, ',.0f')} @ {fmt(rtt, ',.2f')} ms, CPU {fmt(loop, '.2f')} + {fmt(rdk, '.2f')}"
+        for records, rtt, loop, rdk in zip(summary["all_records_per_request"], summary["all_produce_rtt_avg_ms"],
+                                           summary["all_client_loop_cpu_s"], summary["all_client_librdkafka_cpu_s"], strict=True)
+    )
+    return [
+        f"{'':14}produce: {fmt(summary.get('produce_requests'), ',.0f')} requests, "
+        f"{fmt(summary.get('records_per_request'), ',.0f')} records each "
+        f"(batches of {fmt(summary.get('batch_records_avg'), ',.0f')} records, {fmt(none_or(summary.get('batch_bytes_avg'), 1e-3), ',.0f')} kB), "
+        f"rtt avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms (p99 up to {fmt(summary.get('produce_rtt_max_p99_ms'), ',.2f')}), "
+        f"queued in the client avg {fmt(summary.get('int_latency_avg_ms'), ',.2f')} ms, "
+        f"retries {fmt(summary.get('produce_retries'), ',.0f')}; CPU s per MB: client "
+        f"{fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}",
+        f"{'':14}client CPU s: Python loop {fmt(summary.get('client_loop_cpu_s'), '.2f')}, librdkafka's threads "
+        f"{fmt(summary.get('client_librdkafka_cpu_s'), '.2f')}"
+        + ("" if summary.get("enqueue_s") is None else f"; produce() loop done after {summary['enqueue_s']:.2f} s"),
+        f"{'':14}per sample: records per request @ rtt avg, client CPU s loop + librdkafka: {per_sample}",
+    ]
 
 
 def none_or(value: float | None, factor: float) -> float | None:

@@ -38,6 +38,7 @@ CLUSTER_TOPIC_CONFIG = {"min.insync.replicas": "2"}
 MIN_THROUGHPUT_RECORDS = 10
 MIN_LATENCY_RECORDS = 20
 MIN_IDLE_CONNECTIONS = 10
+MIN_PARTITIONS_RECORDS = 1000  # partitions-1k: a record for each partition at any scale
 IDLE_CONNECTIONS_TARGET_MIB = 20.0  # for 2,000 connections; scaled with the count
 
 
@@ -45,7 +46,7 @@ IDLE_CONNECTIONS_TARGET_MIB = 20.0  # for 2,000 connections; scaled with the cou
 class Scenario:
     key: str
     title: str
-    kind: str  # "start", "produce", "client" (no broker), "consume", "e2e", "idle" (connections) or "metadata"
+    kind: str  # "start", "produce", "client" (no broker), "consume", "e2e", "idle" (connections), "partitions", "metadata"
     count: int = 0
     size: int = 0
     producer_config: dict = field(default_factory=dict)
@@ -61,7 +62,8 @@ class Scenario:
     def scaled(self, scale: float) -> Scenario:
         if self.kind == "start":
             return self
-        minimum = {"e2e": MIN_LATENCY_RECORDS, "idle": MIN_IDLE_CONNECTIONS}.get(self.kind, MIN_THROUGHPUT_RECORDS)
+        minimum = {"e2e": MIN_LATENCY_RECORDS, "idle": MIN_IDLE_CONNECTIONS, "partitions": MIN_PARTITIONS_RECORDS}.get(
+            self.kind, MIN_THROUGHPUT_RECORDS)
         return replace(self, count=max(minimum, round(self.count * scale)))
 
     @property
@@ -107,6 +109,19 @@ SCENARIOS = (
         "the client alone: produce() loop of 300,000 x 1 KiB, no broker",
         "client", 300_000, 1024, THROUGHPUT_PRODUCER,
     ),
+    # docs/MULTICORE.md: compressed by the client, and rewritten by the broker for a topic
+    # whose compression.type differs (kbroker.append.offload.threads' cases).
+    Scenario(
+        "produce-1k-zstd",
+        "produce 300,000 x 1 KiB, acks=1, compression.type=zstd on the client, kept as produced",
+        "produce", 300_000, 1024, {**THROUGHPUT_PRODUCER, "compression.type": "zstd"},
+    ),
+    Scenario(
+        "produce-1k-zstd-to-lz4",
+        "produce 300,000 x 1 KiB, acks=1, zstd on the client, topic compression.type=lz4: the broker rewrites",
+        "produce", 300_000, 1024, {**THROUGHPUT_PRODUCER, "compression.type": "zstd"},
+        topic_config={"compression.type": "lz4"},
+    ),
     Scenario(
         "produce-1k-idempotent",
         "produce 300,000 x 1 KiB, acks=all, enable.idempotence=true",
@@ -137,6 +152,11 @@ SCENARIOS = (
         "e2e-latency",
         "end-to-end latency, 100 B every 2 ms for 10 s (linger.ms=0, fetch.wait.max.ms=5)",
         "e2e", 5_000, 100, LATENCY_PRODUCER, LATENCY_CONSUMER,
+    ),
+    Scenario(
+        "partitions-1k",
+        "1,000 partitions: 10 producers, 300,000 x 1 KiB in all, acks=1, linger.ms=5, batch.size=1000000; a group of 4 reads it back",
+        "partitions", 300_000, 1024, THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER,
     ),
     Scenario(
         "cluster-produce-1k-acks-all",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -61,11 +62,11 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "idle-connections-2k", "metadata-10k", "produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "metadata-10k", "produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "partitions-1k"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
     assert_idle_result(results["idle-connections-2k"])
-    for key in ("produce-100b", "produce-1k", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b",
-                "consume-1k", "consume-1k-read-committed"):
+    for key in ("produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent",
+                "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed"):
         result = results[key]
         assert THROUGHPUT_KEYS <= result.keys()
         assert result["records"] == (500 if result["record_bytes"] == 100 else 150)
@@ -239,6 +240,48 @@ def test_log_benchmark_runs_every_scenario(tmp_path):
     rates = [line for line in done.stdout.splitlines() if line.rstrip().endswith("batches)")]
     assert len(rates) == 7 and "LogAppendTime" in done.stdout
     assert list(tmp_path.iterdir()) == []  # it removes what it wrote
+
+
+def test_produce_counts_the_produce_requests_librdkafka_sent(broker):
+    """The produce mode reads librdkafka's statistics: every record went out in a Produce
+    request, batches no larger than batch.size; and it splits the client's CPU by thread."""
+    cpu = min(os.sched_getaffinity(0))
+    spec = {
+        "mode": "produce", "bootstrap": broker.bootstrap, "topic": "produce-shape", "size": 1000, "count": 300,
+        "broker_pids": [broker.proc.pid], "producer_config": {"acks": "all", "enable.idempotence": True, "batch.size": 10_000},
+        "consumer_config": {}, "timeout_s": 10.0, "cpus": [cpu],
+    }  # fmt: skip
+    result = run_client(spec)
+    assert "error" not in result, result
+    # 300 KB of values in batches of at most 10 KB (one partition, so one batch a request): 30 requests or more.
+    assert result["produce_records"] == 300 and result["produce_requests"] >= 30 and result["produce_retries"] == 0
+    assert result["records_per_request"] == pytest.approx(300 / result["produce_requests"])
+    assert 1 <= result["batch_records_avg"] <= 10 and result["batch_bytes_avg"] <= 10_000
+    assert result["produce_rtt_avg_ms"] > 0 and 0 < result["enqueue_s"] <= result["seconds"]
+    assert any(name.startswith("rdk:") for name in result["client_thread_cpu_s"]), result["client_thread_cpu_s"]
+    assert result["client_cpus"] == [cpu]  # spec["cpus"]: pinned, librdkafka's threads included
+
+
+PRODUCE_KEYS = {"produce_requests", "records_per_request", "batch_records_avg", "batch_bytes_avg", "produce_rtt_avg_ms", "enqueue_s", "client_loop_cpu_s", "client_librdkafka_cpu_s", "client_cpu_s_per_mb", "broker_cpu_s_per_mb", "all_records_per_request", "all_produce_rtt_avg_ms"}  # fmt: skip
+
+
+def test_produce_scenarios_report_request_shape_and_run_pinned():
+    cpu = min(os.sched_getaffinity(0))
+    done = subprocess.run([str(SCRIPTS / "bench"), *TINY[:-1], "--scenarios", "produce-1k-idempotent",
+                           "--pin-cpus", f"{cpu}/{cpu}"], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr
+    assert f"on CPUs [{cpu}]" in done.stderr  # the broker, as the bench read it back from the kernel
+    lines = done.stdout.splitlines()
+    result = by_scenario([json.loads(line) for line in lines if line.startswith("{")], "kbroker")["produce-1k-idempotent"]
+    assert PRODUCE_KEYS <= result.keys(), result
+    assert result["produce_requests"] >= 1 and result["records_per_request"] * result["produce_requests"] == pytest.approx(150)
+    table_lines = [line.strip() for line in lines if line.strip().startswith(("produce: ", "per sample: "))]
+    assert len(table_lines) == 2 and "records each" in table_lines[0] and "CPU s per MB: client" in table_lines[0]
+
+
+def test_pin_cpus_must_name_usable_cpus():
+    done = subprocess.run([str(SCRIPTS / "bench"), "--pin-cpus", "0"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "expected BROKER/CLIENT CPU lists" in done.stderr
 
 
 METADATA_KEYS = {"metadata_ms", "list_topics_ms", "restarted_metadata_ms", "clean_start_s", "recovery_start_s", "rss_mib", "fds", "fds_loaded", "fds_restarted", "data_files", "within_targets"}  # fmt: skip

@@ -22,7 +22,7 @@ from kbroker.log.records import SimpleRecord, build_batch
 from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.protocol.errors import Errors
 from kbroker.replica.delayed_operation import DelayedOperation, DelayedOperationPurgatory
-from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END
+from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH_TXN_COMMITTED
 from kbroker.replica.replica_manager import FetchRequestPartition, ProduceResult, ReplicaManager
 
 T = "t"
@@ -266,6 +266,26 @@ def test_a_consumer_fetch_waits_for_the_high_watermark_while_a_follower_sees_the
         assert broker.manager.delayed_fetch_purgatory.num_delayed == 0
         [result] = await waiter
         assert (result.error, result.high_watermark, result.size) == (Errors.NONE, 1, seen_by_follower.size)
+    run(scenario)
+
+
+def test_a_caught_up_consumer_fetch_answers_what_a_read_answers_without_reading(leader):
+    """A consumer at the high watermark (most partitions of a fetch of hundreds) is answered
+    without a read, with a read's answer: the offsets, no records, read_committed's empty list
+    of aborted transactions; still KAFKA_STORAGE_ERROR once the log's directory failed."""
+    async def scenario():
+        broker = leader()
+        broker.append(b"0123456789")
+        broker.append(b"0123456789")
+        for isolation, aborted in ((FETCH_HIGH_WATERMARK, None), (FETCH_TXN_COMMITTED, [])):
+            [result] = await broker.fetch(2, isolation=isolation, max_wait_ms=0)
+            assert (result.error, result.high_watermark, result.last_stable_offset, result.log_start_offset,
+                    result.records, result.size, result.aborted_transactions) == (Errors.NONE, 2, 2, 0, None, 0, aborted)
+        [behind] = await broker.fetch(1, max_wait_ms=0)
+        assert (behind.error, behind.size) == (Errors.NONE, BATCH_SIZE)  # one batch below: read as ever
+        broker.logs.log_dir_failure_channel.maybe_add_offline_log_dir(broker.log.parent_dir, "test", OSError("gone"))
+        [offline] = await broker.fetch(2, max_wait_ms=0)
+        assert offline.error == Errors.KAFKA_STORAGE_ERROR
     run(scenario)
 
 

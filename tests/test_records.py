@@ -8,7 +8,7 @@ import struct
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from kafka.record.default_records import ControlRecord
+from kafka.record.default_records import ControlRecord, DefaultRecordBatchBuilder
 
 from kbroker.log import compression
 from kbroker.log.append_origin import AppendOrigin
@@ -31,6 +31,7 @@ from kbroker.log.records import (
     read_varint,
 )
 from kbroker.log.validator import (
+    _rebuild_in_target_codec,
     analyze_and_validate_records,
     validate_and_assign_offsets,
     validate_produce_partition_records,
@@ -246,6 +247,44 @@ def test_message_too_large():
     assert validate(data, config=LogConfig(max_message_bytes=len(data))).record_count == 1
 
 
+@pytest.mark.parametrize("value", [-65, -64, -1, 0, 1, 63, 64, 127, 128])
+def test_varint_one_byte_table_boundaries(value):
+    """Values -64..63 come from a table of one-byte encodings; their neighbours are computed."""
+    encoded = encode_varint(value)
+    assert len(encoded) == (1 if -64 <= value <= 63 else 2)
+    assert read_varint(encoded, 0) == (value, len(encoded))
+
+
+def test_coordinator_batches_are_placed_by_the_log_like_any_other():
+    """A coordinator's batch (built by the broker a moment before: its CRC and records are not
+    checked again) still gets the offsets, the leader epoch and LogAppendTime, with a CRC that
+    an independent reader accepts, and the size limit still refuses it."""
+    config = LogConfig(cleanup_policy="compact", message_timestamp_type="LogAppendTime")
+    data = build_batch([SimpleRecord(b"k1", b"v1", timestamp=NOW - 50), SimpleRecord(b"k2", None, timestamp=NOW - 40)],
+                       now_ms=NOW - 40)
+    result = validate(data, config=config, origin=AppendOrigin.COORDINATOR, first_offset=7, leader_epoch=3)
+    assert (result.first_offset, result.last_offset, result.log_append_time) == (7, 8, NOW)
+    [(batch, records)] = read_batches(result.records)
+    assert (batch.base_offset, batch.max_timestamp, parse_header(result.records).partition_leader_epoch) == (7, NOW, 3)
+    assert [(r.offset, r.key, r.value, r.timestamp) for r in records] == [(7, b"k1", b"v1", NOW), (8, b"k2", None, NOW)]
+    small = LogConfig(max_message_bytes=len(data) - 1)
+    assert error_of(data, config=small, origin=AppendOrigin.COORDINATOR).code == Errors.MESSAGE_TOO_LARGE
+
+
+def test_build_batch_matches_kafka_pythons_builder():
+    """build_batch's bytes against kafka-python's own DefaultRecordBatchBuilder (an independent
+    encoder): the same header fields, records and CRC give the same bytes."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=True, producer_id=11,
+                                        producer_epoch=3, base_sequence=9, batch_size=1 << 20)
+    records = [SimpleRecord(b"key", b"x" * 200, (("h", b"1"),), NOW), SimpleRecord(None, b"v", (), NOW + 70),
+               SimpleRecord(b"k" * 70, None, (), NOW + 1)]
+    for i, r in enumerate(records):
+        builder.append(i, timestamp=r.timestamp, key=r.key, value=r.value, headers=list(r.headers))
+    expected = bytes(builder.build())
+    assert build_batch(records, producer_id=11, producer_epoch=3, base_sequence=9, is_transactional=True,
+                       partition_leader_epoch=0) == expected  # kafka-python writes epoch 0, kbroker -1 (no epoch)
+
+
 def test_control_batches_only_from_the_coordinator():
     marker = build_control_batch(ControlRecordType.ABORT, 5, 0, 1)
     assert error_of(marker).code == Errors.INVALID_RECORD
@@ -308,6 +347,65 @@ def test_topic_codec_recompresses_producer_batches():
     assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (3, 1, 20)
     assert [r.offset for r in records] == list(range(70, 80))
     assert all(r.value == COMPRESSIBLE for r in records)
+
+
+def rebuilt_record_by_record(batch, config, first_offset=0, leader_epoch=0) -> bytes:
+    """The rebuild that decodes every record (validator._rebuild_in_target_codec), which the
+    byte-level rewrite must match."""
+    view, headers = analyze_and_validate_records(batch, AppendOrigin.CLIENT, config.max_message_bytes)
+    result = _rebuild_in_target_codec(view, headers, first_offset, leader_epoch, NOW, config)
+    return bytes(result.records)
+
+
+REWRITES = [
+    pytest.param(source, target, id=f"{compression.CODEC_NAMES[source]}-{target}")
+    for source in CODECS
+    for target in ("uncompressed", "gzip", "snappy", "lz4", "zstd")
+    if compression.CODEC_BY_TOPIC_COMPRESSION[target] != source  # the same codec is kept as sent
+]
+
+
+@pytest.mark.parametrize(("source", "target"), REWRITES)
+def test_a_rewrite_on_bytes_writes_what_the_record_by_record_rebuild_writes(source, target):
+    config = LogConfig(compression_type=target)
+    data = producer_batch(
+        [COMPRESSIBLE, None, b"", b"v" * 300] * 5, codec=source, keys=[b"k", None, b"", b"key"] * 5,
+        producer_id=3, producer_epoch=1, base_sequence=20, transactional=source == compression.CODEC_LZ4,
+        headers=[("h", b"1"), ("empty", b"")], timestamps=[NOW - 50 + (i * 7) % 13 for i in range(20)],
+    )
+    result = validate(data, config=config, first_offset=70, leader_epoch=4)
+    assert bytes(result.records) == rebuilt_record_by_record(data, config, first_offset=70, leader_epoch=4)
+    assert (result.first_offset, result.last_offset, result.record_count) == (70, 89, 20)
+    assert result.max_timestamp == NOW - 50 + 12 and result.shallow_offset_of_max_timestamp == 89
+
+
+def test_a_rewrite_on_bytes_keeps_the_timestamps_when_the_first_delta_is_not_zero():
+    """A base timestamp below the first record's: the bytes keep it (the rebuild would re-base
+    on the first record), and every record reads back with the same timestamp either way."""
+    data = producer_batch([b"a", b"b", b"c"], codec=compression.CODEC_LZ4, timestamps=[NOW, NOW + 9, NOW + 4])
+    data = patch_header(data, base_timestamp=NOW - 5, max_timestamp=NOW + 4)
+    config = LogConfig(compression_type="zstd")
+
+    def readable(records):
+        [(batch, stored)] = read_batches(records)
+        return batch.max_timestamp, [(r.offset, r.timestamp, r.value) for r in stored]
+
+    result = validate(data, config=config)
+    assert readable(result.records) == readable(rebuilt_record_by_record(data, config))
+    assert readable(result.records) == (NOW + 4, [(0, NOW - 5, b"a"), (1, NOW + 4, b"b"), (2, NOW - 1, b"c")])
+
+
+def test_records_out_of_order_are_renumbered_by_the_record_by_record_rebuild():
+    """Inner offset deltas 0, 2, 1 (valid record count, odd order): Kafka's rebuild writes
+    0, 1, 2, so the bytes cannot be kept."""
+    records = [SimpleRecord(None, b"a", (), NOW), SimpleRecord(None, b"b", (), NOW), SimpleRecord(None, b"c", (), NOW)]
+    data = build_batch(records, offset_deltas=[0, 2, 1], compression=compression.CODEC_LZ4, now_ms=NOW)
+    config = LogConfig(compression_type="gzip")
+    data = patch_header(data, last_offset_delta=2)
+    result = validate(data, config=config)
+    [(batch, stored)] = read_batches(result.records)
+    assert [r.offset for r in stored] == [0, 1, 2] and [r.value for r in stored] == [b"a", b"b", b"c"]
+    assert bytes(result.records) == rebuilt_record_by_record(data, config)
 
 
 def test_produce_request_records_rule():

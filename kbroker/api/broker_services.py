@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
     from kbroker.controller.producer_id_manager import ZkProducerIdManager
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.group.zk_consumer_offsets import ZkConsumerOffsets
+    from kbroker.log.append_offload import AppendOffloader
     from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.replica.replica_manager import ReplicaManager
@@ -62,6 +63,8 @@ class BrokerServices:
     authorizer: AclAuthorizer | None = None  # `authorizer.class.name`; None: everyone may do anything
     # The SASL listeners' settings by listener name; a listener missing here is not SASL.
     sasl_listeners: dict[str, ListenerSaslConfig] = field(default_factory=dict)
+    # `kbroker.append.offload.threads`: large appends validated in worker threads; None: off.
+    append_offloader: AppendOffloader | None = None
     _admin_manager: AdminManager | None = field(default=None, init=False, repr=False)
     _group_coordinator: GroupCoordinator | None = field(default=None, init=False, repr=False)
     _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)

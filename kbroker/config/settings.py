@@ -304,6 +304,10 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     # kbroker's own too: the web console (kbroker/console), a client of this broker's first
     # PLAINTEXT advertised listener; unset, nothing listens and nothing of it is imported.
     _K("console.listener", STRING, None, HTTP_LISTENER, LOW, "Serve the web console at http://HOST:PORT/"),
+    # kbroker's own too: the CRC checks and compression.type rewrites of large appends in
+    # worker threads (docs/MULTICORE.md); 0 threads keeps them on the event loop.
+    _K("kbroker.append.offload.threads", INT, 0, AtLeast(0), LOW, "Worker threads validating large produce appends (CRC-32C, compression.type rewrites); 0 is off"),
+    _K("kbroker.append.offload.min.bytes", INT, 256 * 1024, AtLeast(0), LOW, "Smallest records of a partition handed to those threads (rewrites: from 100 records)"),
     # Quotas
     _K("quota.window.num", INT, 11, AtLeast(1), LOW, "Samples kept for client quotas"),
     _K("replication.quota.window.num", INT, 11, AtLeast(1), LOW, "Samples kept for replication quotas"),

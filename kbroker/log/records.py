@@ -24,6 +24,9 @@ from kbroker.log.crc import crc32c
 
 # Header layout (KAFKA-FACTS §5), big-endian.
 HEADER_STRUCT = struct.Struct(">qiibIhiqqqhii")
+# HEADER_STRUCT split at the end of the CRC field: what build_batch packs before and after it.
+_BEFORE_CRC = struct.Struct(">qiibI")
+_AFTER_CRC = struct.Struct(">hiqqqhii")
 RECORD_BATCH_OVERHEAD = HEADER_STRUCT.size  # 61
 LOG_OVERHEAD = 12  # baseOffset + batchLength; batchLength counts the bytes after it
 HEADER_SIZE_UP_TO_MAGIC = 17
@@ -256,10 +259,16 @@ def read_varint(buf: Buffer, position: int) -> tuple[int, int]:
             raise CorruptRecordError("varint longer than 10 bytes")
 
 
+# One-byte varints (-64..63), the lengths, deltas and counts of small records: a table lookup.
+_ONE_BYTE_VARINTS = tuple(bytes([zigzag]) for zigzag in range(0x80))
+
+
 def encode_varint(value: int) -> bytes:
     """Zig-zag varint/varlong encoding of a signed integer."""
     zigzag = (value << 1) ^ (value >> 63)
     zigzag &= 0xFFFFFFFFFFFFFFFF
+    if zigzag < 0x80:
+        return _ONE_BYTE_VARINTS[zigzag]
     out = bytearray()
     while zigzag >= 0x80:
         out.append((zigzag & 0x7F) | 0x80)
@@ -361,20 +370,30 @@ def parse_control_record(record: Record) -> tuple[ControlRecordType, int]:
 
 def encode_record(offset_delta: int, timestamp_delta: int, record: SimpleRecord) -> bytes:
     """One DefaultRecord, length prefix included."""
+    key, value, headers = record.key, record.value, record.headers
     parts = [b"\x00", encode_varint(timestamp_delta), encode_varint(offset_delta)]
-    _append_varint_bytes(parts, record.key)
-    _append_varint_bytes(parts, record.value)
-    parts.append(encode_varint(len(record.headers)))
-    for header_key, header_value in record.headers:
+    if key is None:
+        parts.append(_NULL_LENGTH)
+    else:
+        parts += (encode_varint(len(key)), key)
+    if value is None:
+        parts.append(_NULL_LENGTH)
+    else:
+        parts += (encode_varint(len(value)), value)
+    parts.append(encode_varint(len(headers)))
+    for header_key, header_value in headers:
         _append_varint_bytes(parts, header_key.encode("utf-8"))
         _append_varint_bytes(parts, header_value)
     body = b"".join(parts)
     return encode_varint(len(body)) + body
 
 
+_NULL_LENGTH = b"\x01"  # the varint -1 of a null key, value or header value
+
+
 def _append_varint_bytes(parts: list[bytes], data: bytes | None) -> None:
     if data is None:
-        parts.append(encode_varint(-1))
+        parts.append(_NULL_LENGTH)
     else:
         parts.append(encode_varint(len(data)))
         parts.append(bytes(data))
@@ -405,13 +424,11 @@ def build_batch(
     now = int(time.time() * 1000) if now_ms is None else now_ms
     timestamps = [now if r.timestamp is None else r.timestamp for r in records]
     base_timestamp = timestamps[0]
-    deltas = list(range(len(records))) if offset_deltas is None else list(offset_deltas)
-    body = b"".join(
+    deltas = range(len(records)) if offset_deltas is None else offset_deltas
+    body = b"".join([
         encode_record(delta, timestamp - base_timestamp, record)
         for delta, timestamp, record in zip(deltas, timestamps, records, strict=True)
-    )
-    if compression != CODEC_NONE:
-        body = compress(compression, body)
+    ])
     attributes = compression
     max_timestamp = max(timestamps)
     if timestamp_type == LOG_APPEND_TIME:
@@ -421,27 +438,37 @@ def build_batch(
         attributes |= TRANSACTIONAL_FLAG_MASK
     if is_control:
         attributes |= CONTROL_FLAG_MASK
+    return bytes(batch_around_records(
+        body, attributes, len(records), deltas[-1], base_timestamp, max_timestamp,
+        base_offset=base_offset, partition_leader_epoch=partition_leader_epoch,
+        producer=(producer_id, producer_epoch, base_sequence),
+    ))
+
+
+def batch_around_records(
+    records_bytes: Buffer,
+    attributes: int,
+    record_count: int,
+    last_offset_delta: int,
+    base_timestamp: int,
+    max_timestamp: int,
+    *,
+    base_offset: int,
+    partition_leader_epoch: int,
+    producer: tuple[int, int, int],
+) -> bytearray:
+    """A v2 batch holding already encoded records, compressed with the codec in `attributes`
+    here; `producer` is (producer id, epoch, base sequence). The CRC is computed."""
+    codec = attributes & COMPRESSION_CODEC_MASK
+    body = compress(codec, records_bytes) if codec != CODEC_NONE else records_bytes
     batch = bytearray(RECORD_BATCH_OVERHEAD + len(body))
-    HEADER_STRUCT.pack_into(
-        batch,
-        0,
-        base_offset,
-        len(batch) - LOG_OVERHEAD,
-        partition_leader_epoch,
-        MAGIC_V2,
-        0,
-        attributes,
-        deltas[-1],
-        base_timestamp,
-        max_timestamp,
-        producer_id,
-        producer_epoch,
-        base_sequence,
-        len(records),
-    )
+    # The header after the CRC and the records first: the CRC covers exactly these bytes.
+    _AFTER_CRC.pack_into(batch, ATTRIBUTES_OFFSET, attributes, last_offset_delta, base_timestamp, max_timestamp,
+                         *producer, record_count)
     batch[RECORDS_OFFSET:] = body
-    _U32.pack_into(batch, CRC_OFFSET, compute_batch_crc(batch, 0, len(batch)))
-    return bytes(batch)
+    _BEFORE_CRC.pack_into(batch, 0, base_offset, len(batch) - LOG_OVERHEAD, partition_leader_epoch, MAGIC_V2,
+                          crc32c(memoryview(batch)[ATTRIBUTES_OFFSET:]))
+    return batch
 
 
 def build_control_batch(

@@ -76,8 +76,10 @@ from kbroker.log.segment import (
     now_ms,
 )
 from kbroker.log.validator import (
+    PreparedRecords,
     ValidationResult,
     analyze_and_validate_records,
+    assign_prepared_offsets,
     validate_and_assign_offsets,
 )
 from kbroker.protocol.errors import Errors
@@ -185,8 +187,7 @@ def maybe_handle_io_exception(
     def decorate(method: Callable[Concatenate[UnifiedLog, _P], _R]) -> Callable[Concatenate[UnifiedLog, _P], _R]:
         @functools.wraps(method)
         def guarded(self: UnifiedLog, *args: _P.args, **kwargs: _P.kwargs) -> _R:
-            channel = self.log_dir_failure_channel
-            if channel is not None and channel.offline_log_dirs and self.parent_dir in channel.offline_log_dirs:
+            if self.dir_offline:
                 raise KafkaStorageException(f"the log directory {self.parent_dir} of {self.name} is offline")
             try:
                 return method(self, *args, **kwargs)
@@ -324,6 +325,12 @@ class UnifiedLog:
         return self._log_end.message_offset
 
     @property
+    def dir_offline(self) -> bool:
+        """The log directory failed: every guarded method is refused (KAFKA_STORAGE_ERROR)."""
+        channel = self.log_dir_failure_channel
+        return channel is not None and bool(channel.offline_log_dirs) and self.parent_dir in channel.offline_log_dirs
+
+    @property
     def log_end_offset_metadata(self) -> LogOffsetMetadata:
         return self._log_end
 
@@ -337,6 +344,7 @@ class UnifiedLog:
         origin: AppendOrigin = AppendOrigin.CLIENT,
         now: int | None = None,
         verification_guard: VerificationGuard | None = None,
+        prepared: PreparedRecords | None = None,
     ) -> LogAppendInfo:
         """Validate, assign offsets from the log end offset, check producer state, write.
 
@@ -345,22 +353,34 @@ class UnifiedLog:
         `verification_guard` is None where KIP-890 verification is off; otherwise a
         transactional batch that would open a transaction here needs the guard this log handed
         out for it (maybe_start_transaction_verification), else INVALID_TXN_STATE.
+        `prepared`: what validator.prepare_leader_append computed for these records in a worker
+        thread (append_offload.py), used while this log's config is still the one it was
+        computed for; otherwise everything is done here.
         """
-        now = now_ms() if now is None else now
-        view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
+        rebuilt = None
+        if prepared is not None and prepared.config is self.config:
+            if prepared.error is not None:
+                raise prepared.error
+            now, view, headers, rebuilt = prepared.now_ms, prepared.view, prepared.headers, prepared.rebuilt
+        else:
+            now = now_ms() if now is None else now
+            view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
         if not headers:
             return LogAppendInfo(-1, -1, NO_TIMESTAMP, self.log_start_offset)
-        result = validate_and_assign_offsets(
-            view,
-            headers,
-            first_offset=self.log_end_offset,
-            leader_epoch=leader_epoch,
-            now_ms=now,
-            config=self.config,
-            origin=origin,
-            topic=self.topic,
-            partition=self.partition,
-        )
+        if rebuilt is not None:
+            result = assign_prepared_offsets(rebuilt, self.log_end_offset, leader_epoch)
+        else:
+            result = validate_and_assign_offsets(
+                view,
+                headers,
+                first_offset=self.log_end_offset,
+                leader_epoch=leader_epoch,
+                now_ms=now,
+                config=self.config,
+                origin=origin,
+                topic=self.topic,
+                partition=self.partition,
+            )
         if result.size_maybe_changed:
             for batch in result.batches:
                 if batch.size > self.config.max_message_bytes:
@@ -569,15 +589,12 @@ class UnifiedLog:
                 f"offset {fetch_offset} is out of range for {self.topic}-{self.partition}: "
                 f"[{self.log_start_offset}, {log_end.message_offset}]",
             )
-        upper = (
-            log_end
-            if max_offset is None
-            else self.convert_to_offset_metadata(min(max_offset, log_end.message_offset))
-        )
+        end = log_end.message_offset if max_offset is None else min(max_offset, log_end.message_offset)
         # read_committed fetches carry a (possibly empty) list of aborted transactions.
         no_aborted: list[AbortedTxn] | None = [] if include_aborted_transactions else None
-        if fetch_offset >= upper.message_offset:
+        if fetch_offset >= end:  # nothing to read (a caught-up consumer): no position looked up
             return self._fetch_info(LogOffsetMetadata(fetch_offset), None, False, no_aborted)
+        upper = log_end if max_offset is None else self.convert_to_offset_metadata(end)
         for segment in self.segments.segments_from(fetch_offset):
             base = segment.base_offset
             if base < upper.segment_base_offset:

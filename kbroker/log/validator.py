@@ -13,11 +13,26 @@ Offsets and the partition leader epoch are patched into the batch headers; LogAp
 also get the timestamp bit and maxTimestamp, with the CRC recomputed. A writable buffer (bytearray
 or writable memoryview) is patched in place, so the caller hands it over; read-only input is copied
 once. A topic whose compression.type names a codec different from the producer's gets its records
-rebuilt into one batch in that codec.
+rebuilt into one batch in that codec: on bytes when the request holds one CreateTime batch whose
+records carry offset deltas 0..n-1 (what every client writes; the records section is decompressed
+and compressed again: the records Kafka's rebuild writes, byte for byte when the first record's
+timestamp delta is 0, as clients write it), else record by record.
 
 Known gap (deliberate, for speed): Kafka walks the records of every batch (decompressing compressed
 ones) and so notices a record count that disagrees with the records; here records are walked only
-when a rule above needs them. The CRC still protects against damage in transit.
+when a rule above needs them. The CRC still protects against damage in transit. A rewrite on
+bytes reads only each record's length and its timestamp and offset deltas, so a record whose
+fields disagree with its length is rewritten as it came, as an uncompressed batch is kept.
+
+`prepare_leader_append` is the part of a leader append that needs no log state (header checks
+with the CRC, and a compression.type rewrite with offsets from 0): append_offload.py runs it in a
+worker thread for large batches, and `assign_prepared_offsets` then gives the rebuilt batch its
+offsets on the event loop (docs/MULTICORE.md).
+
+Batches of origin COORDINATOR (the group and transaction coordinators' records, transaction
+markers) are built by this broker just before the append: their CRC is not recomputed and their
+records are not walked again; the size limit, offsets, leader epoch, LogAppendTime and the
+topic's codec still apply.
 
 No files, no producer state, no partition leadership here.
 """
@@ -43,16 +58,20 @@ from kbroker.log.records import (
     MAGIC_V2,
     NO_TIMESTAMP,
     RECORD_BATCH_OVERHEAD,
+    TRANSACTIONAL_FLAG_MASK,
     BatchHeader,
     Buffer,
     CorruptRecordError,
     Record,
     SimpleRecord,
+    batch_around_records,
     batch_crc_is_valid,
+    batch_records_bytes,
     build_batch,
     iter_batches,
     iter_records,
     parse_header,
+    read_varint,
     set_max_timestamp,
     set_offsets_and_epoch,
 )
@@ -72,6 +91,23 @@ class ValidationResult:
     log_append_time: int
     record_count: int
     size_maybe_changed: bool
+
+
+@dataclass(slots=True)
+class PreparedRecords:
+    """What `prepare_leader_append` computed, off the event loop, for one partition's records.
+
+    `config` is the LogConfig it was computed for: the log uses it only while that is still its
+    config. `error` is the LogError the append must raise (after the checks the partition makes
+    first, as inline). `rebuilt` is a compression.type rewrite with offsets from 0 and no leader
+    epoch, or None where the batches are kept (their offsets are patched in place on the loop)."""
+
+    config: LogConfig
+    now_ms: int
+    view: memoryview
+    headers: list[BatchHeader]
+    rebuilt: ValidationResult | None = None
+    error: LogError | None = None
 
 
 _BATCH_LENGTH = struct.Struct(">i")
@@ -135,7 +171,9 @@ def analyze_and_validate_records(
                     Errors.MESSAGE_TOO_LARGE,
                     f"the record batch size {header.size} exceeds max.message.bytes {max_message_bytes}",
                 )
-            if not batch_crc_is_valid(view, header):
+            # A coordinator's batch was encoded by this broker a moment ago: its CRC is not
+            # recomputed (client and follower bytes come from elsewhere and are).
+            if origin is not AppendOrigin.COORDINATOR and not batch_crc_is_valid(view, header):
                 raise LogError(
                     Errors.CORRUPT_MESSAGE, f"record batch at position {header.position} fails its CRC"
                 )
@@ -144,6 +182,49 @@ def analyze_and_validate_records(
         raise LogError(Errors.CORRUPT_MESSAGE, str(err)) from err
     valid_bytes = headers[-1].end if headers else 0
     return view[:valid_bytes], headers
+
+
+def prepare_leader_append(
+    records: Buffer, config: LogConfig, now_ms: int, topic: str, partition: int
+) -> PreparedRecords:
+    """The CPU-heavy, stateless part of a client's leader append, safe in another thread: the
+    header checks with each batch's CRC (analyze_and_validate_records) and, for a topic whose
+    compression.type rewrites the batches, the record rules and the rebuild. Reads `records`,
+    never writes them; a refusal is returned in `error`, not raised."""
+    view = memoryview(records)
+    try:
+        view, headers = analyze_and_validate_records(view, AppendOrigin.CLIENT, config.max_message_bytes)
+        if not headers or not needs_rewrite(headers, config):
+            return PreparedRecords(config, now_ms, view, headers)
+        rebuilt = validate_and_assign_offsets(
+            view, headers, first_offset=0, leader_epoch=-1, now_ms=now_ms, config=config,
+            origin=AppendOrigin.CLIENT, topic=topic, partition=partition,
+        )
+    except LogError as err:
+        return PreparedRecords(config, now_ms, view, [], error=err)
+    return PreparedRecords(config, now_ms, view, headers, rebuilt)
+
+
+def assign_prepared_offsets(rebuilt: ValidationResult, first_offset: int, leader_epoch: int) -> ValidationResult:
+    """A prepared rewrite (offsets from 0) moved to `first_offset` with this leader epoch: both
+    header fields lie outside the CRC, so nothing is recomputed."""
+    buf = _writable(memoryview(rebuilt.records))
+    shift = first_offset - rebuilt.first_offset
+    batches = []
+    for batch in rebuilt.batches:
+        set_offsets_and_epoch(buf, batch, batch.base_offset + shift, leader_epoch)
+        batches.append(parse_header(buf, batch.position))
+    return ValidationResult(
+        records=buf,
+        batches=batches,
+        first_offset=first_offset,
+        last_offset=rebuilt.last_offset + shift,
+        max_timestamp=rebuilt.max_timestamp,
+        shallow_offset_of_max_timestamp=rebuilt.shallow_offset_of_max_timestamp + shift,
+        log_append_time=rebuilt.log_append_time,
+        record_count=rebuilt.record_count,
+        size_maybe_changed=True,
+    )
 
 
 def validate_and_assign_offsets(
@@ -160,10 +241,16 @@ def validate_and_assign_offsets(
 ) -> ValidationResult:
     """LogValidator.validateMessagesAndAssignOffsets for v2 batches (headers from
     analyze_and_validate_records); the topic partition is named in record errors."""
-    for header in headers:
-        _validate_batch(header, origin)
-        _validate_records_of_batch(records, header, now_ms, config, topic, partition)
-    if _needs_recompression(headers, config):
+    # The record-level rules hold by construction for what a coordinator builds (keyed records
+    # stamped now, one marker record): its records are not walked again.
+    if origin is not AppendOrigin.COORDINATOR:
+        for header in headers:
+            _validate_batch(header, origin)
+            _validate_records_of_batch(records, header, now_ms, config, topic, partition)
+    if needs_rewrite(headers, config):
+        transcoded = _transcode_batch(records, headers, first_offset, leader_epoch, config)
+        if transcoded is not None:
+            return transcoded
         return _rebuild_in_target_codec(records, headers, first_offset, leader_epoch, now_ms, config)
     return _assign_offsets_in_place(records, headers, first_offset, leader_epoch, now_ms, config)
 
@@ -296,7 +383,8 @@ def _describe(record: Record) -> str:
             f"value={value_size} bytes)")
 
 
-def _needs_recompression(headers: list[BatchHeader], config: LogConfig) -> bool:
+def needs_rewrite(headers: list[BatchHeader], config: LogConfig) -> bool:
+    """The topic's compression.type differs from the producer's codec: the records are rebuilt."""
     target = config.target_codec
     if target is None:
         return False
@@ -357,6 +445,73 @@ def _assign_offsets_in_place(
         record_count=record_count,
         size_maybe_changed=False,
     )
+
+
+def _transcode_batch(
+    records: memoryview,
+    headers: list[BatchHeader],
+    first_offset: int,
+    leader_epoch: int,
+    config: LogConfig,
+) -> ValidationResult | None:
+    """Kafka's rebuild for the common case, done on bytes: one CreateTime batch whose records
+    already carry offset deltas 0..n-1 keeps its record bytes, decompressed and compressed again
+    in the topic's codec (C code that releases the GIL: no record is decoded into Python
+    objects). Its records read back exactly as the rebuild's; None otherwise (several batches,
+    LogAppendTime, records out of order or malformed: the rebuild handles and names them)."""
+    if len(headers) != 1 or config.log_append_time:
+        return None
+    header = headers[0]
+    if header.timestamp_type != CREATE_TIME or header.is_control:
+        return None
+    try:
+        data = batch_records_bytes(records, header)
+    except CorruptRecordError:
+        return None
+    max_delta = _max_timestamp_delta_of_records_in_order(data, header.record_count)
+    if max_delta is None:
+        return None
+    attributes = (config.target_codec or CODEC_NONE) | (TRANSACTIONAL_FLAG_MASK if header.is_transactional else 0)
+    max_timestamp = header.base_timestamp + max_delta
+    rebuilt = batch_around_records(
+        data, attributes, header.record_count, header.record_count - 1, header.base_timestamp, max_timestamp,
+        base_offset=first_offset, partition_leader_epoch=leader_epoch,
+        producer=(header.producer_id, header.producer_epoch, header.base_sequence),
+    )
+    batch = parse_header(rebuilt, 0)
+    return ValidationResult(
+        records=memoryview(rebuilt),
+        batches=[batch],
+        first_offset=first_offset,
+        last_offset=batch.last_offset,
+        max_timestamp=max_timestamp,
+        shallow_offset_of_max_timestamp=batch.last_offset,
+        log_append_time=NO_TIMESTAMP,
+        record_count=batch.record_count,
+        size_maybe_changed=True,
+    )
+
+
+def _max_timestamp_delta_of_records_in_order(data: Buffer, count: int) -> int | None:
+    """The largest timestamp delta of `count` records that fill `data` exactly, with offset
+    deltas 0..count-1; None otherwise. Reads three varints a record, nothing else."""
+    position, end, max_delta = 0, len(data), None
+    try:
+        for index in range(count):
+            length, position = read_varint(data, position)
+            record_end = position + length
+            if length <= 0 or record_end > end:
+                return None
+            timestamp_delta, after = read_varint(data, position + 1)  # after the attributes byte
+            offset_delta, _ = read_varint(data, after)
+            if offset_delta != index:
+                return None
+            if max_delta is None or timestamp_delta > max_delta:
+                max_delta = timestamp_delta
+            position = record_end
+    except (IndexError, CorruptRecordError):
+        return None
+    return max_delta if position == end else None
 
 
 def _rebuild_in_target_codec(

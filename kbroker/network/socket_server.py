@@ -25,8 +25,9 @@ nothing of why.
 TLS (SSL and SASL_SSL listeners): the server is given an ssl.SSLContext (built by
 kbroker/security/ssl_factory.py, handed over by kbroker/server.py) and runs each accepted
 connection's handshake in a task of its own, bounded by `ssl_handshake_timeout_s`, so that a
-slow or silent client never holds up the accept loop; asyncio's SSL transport feeds the same
-BufferedProtocol, so framing and the plaintext path are unchanged. A handshake that fails (a
+slow or silent client never holds up the accept loop; tls_transport.py's SSLSocketTransport (OpenSSL
+reading and writing the socket itself, cheaper than the event loop's memory-BIO SSL transport)
+feeds the same BufferedProtocol, so framing and the plaintext path are unchanged. A handshake that fails (a
 plaintext client, an untrusted or missing certificate, a timeout) closes that connection with
 one rate-limited line. Once it succeeds, `session_factory` gets the client's certificate (DER,
 or None) and returns the connection's session (the api layer's principal); if it raises, the
@@ -83,6 +84,10 @@ MAX_IDLE_CHECK_INTERVAL_S = 10.0
 _frame_size = struct.Struct(">i").unpack_from
 # A TLS record header read as a frame size: handshake (22), version 3.x (SSL 3.0 to TLS 1.3).
 _TLS_HANDSHAKE_PREFIX = 0x1603
+
+# TLS connections are served by tls_transport's SSLSocketTransport (OpenSSL reads and writes the
+# socket itself) rather than the event loop's SSL transport (a memory BIO): see tls_transport.py.
+TLS_SOCKET_TRANSPORT = True
 
 # session_factory(peer certificate as DER, or None) -> the api layer's session for a connection
 SessionFactory = Callable[[bytes | None], Any]
@@ -492,6 +497,7 @@ class SocketServer:
         self.connections_max_idle_ms = connections_max_idle_ms
         self.ssl_context = ssl_context
         self.ssl_handshake_timeout_s = ssl_handshake_timeout_s
+        self.tls_socket_transport = TLS_SOCKET_TRANSPORT
         self.session_factory = session_factory
         self._handshakes: set[asyncio.Task] = set()
         self._throttled: dict[socket.socket, asyncio.TimerHandle] = {}  # connections to close, over their ip's rate
@@ -581,6 +587,11 @@ class SocketServer:
                     sock.setsockopt(socket.SOL_SOCKET, option, size)
             if self.ssl_context is None:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock)
+            elif self.tls_socket_transport:
+                # Imported with the first TLS connection: a plaintext broker never loads ssl.
+                from kbroker.network.tls_transport import SSLSocketTransport, accept_tls
+                tls = await accept_tls(sock, self.ssl_context, self.ssl_handshake_timeout_s)
+                SSLSocketTransport(loop, tls, KafkaConnection(self, address, tls))
             else:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address, sock), sock,
                                                    ssl=self.ssl_context,

@@ -77,12 +77,18 @@ class DelayedFetch(DelayedOperation):
 
     def try_complete(self) -> bool:
         accumulated = 0
+        min_bytes = self.min_bytes
         for status in self.statuses:
             available = self._bytes_available(status)
             if available is None:
                 return self.force_complete()
             accumulated += available
-        return accumulated >= self.min_bytes and self.force_complete()
+            if accumulated >= min_bytes:
+                # Enough: the rest need not be counted (a fetch of hundreds of partitions is
+                # asked at every append to any of them); completing reads every partition anew,
+                # so one in error is answered as if counting had reached it.
+                return self.force_complete()
+        return False
 
     def _bytes_available(self, status: FetchPartitionStatus) -> int | None:
         """Bytes this fetch could read now from the partition; None when it must answer now."""

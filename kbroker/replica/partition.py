@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from kbroker.log.producer_state import VerificationGuard
     from kbroker.log.segment import TimestampAndOffset
     from kbroker.log.unified_log import UnifiedLog
+    from kbroker.log.validator import PreparedRecords
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
 
 log = logging.getLogger("kbroker.replica.partition")
@@ -249,13 +250,15 @@ class Partition:
 
     def append_records_to_leader(self, records: memoryview, required_acks: int,
                                  origin: AppendOrigin = AppendOrigin.CLIENT,
-                                 verification_guard: VerificationGuard | None = None):
+                                 verification_guard: VerificationGuard | None = None,
+                                 prepared: PreparedRecords | None = None):
         log = self.check_leader()
         if required_acks == -1 and len(self.isr) < (min_isr := self.effective_min_isr):
             self._note_refused_for_min_isr(records, log)
             raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr))
         try:
-            info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard)
+            info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard,
+                                      prepared=prepared)
         except LogError as exc:
             if exc.code == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER and self._refusal_for_gap(records, log):
                 raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(self.effective_min_isr)) from None

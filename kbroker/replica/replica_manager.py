@@ -74,6 +74,7 @@ if TYPE_CHECKING:
     from kbroker.log.producer_state import ProducerStateEntry, VerificationGuard
     from kbroker.log.segment import LogOffsetMetadata
     from kbroker.log.unified_log import UnifiedLog
+    from kbroker.log.validator import PreparedRecords
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.protocol.message_types import AlterPartitionResponsePartitionData
     from kbroker.replica.alter_partition_manager import AlterPartitionManager
@@ -331,11 +332,13 @@ class ReplicaManager:
 
     def append_to_partition(self, topic: str, partition: int, records: memoryview, required_acks: int,
                             origin: AppendOrigin = AppendOrigin.CLIENT,
-                            verification_guard: VerificationGuard | None = None) -> ProduceResult:
+                            verification_guard: VerificationGuard | None = None,
+                            prepared: PreparedRecords | None = None) -> ProduceResult:
         """Appends one partition's batches as leader (clients; the coordinators use origin
         COORDINATOR for their internal topics); acks=-1 callers then await wait_for_acks.
         `verification_guard`: None where KIP-890 verification is off, else what
-        maybe_start_transaction_verification gave (SENTINEL for a partition not verified)."""
+        maybe_start_transaction_verification gave (SENTINEL for a partition not verified).
+        `prepared`: the validation a worker thread did (kbroker/log/append_offload.py), or None."""
         stats = None
         if self.topic_stats is not None:  # metrics on: the topic's counters, made with its first append
             stats = self.topic_stats.topics.get(topic) or self.topic_stats.topic(topic)
@@ -346,7 +349,7 @@ class ReplicaManager:
                 stats.failed_produce_requests += 1
             return ProduceResult(self.missing_partition_error(topic, partition))
         try:
-            info = p.append_records_to_leader(records, required_acks, origin, verification_guard)
+            info = p.append_records_to_leader(records, required_acks, origin, verification_guard, prepared)
         except PartitionError as exc:
             if stats is not None:
                 stats.failed_produce_requests += 1
@@ -499,6 +502,12 @@ class ReplicaManager:
             if diverging is not None:
                 return FetchResult(Errors.NONE, hw, lso, log_start, diverging_epoch=diverging)
         max_offset = None if isolation == FETCH_LOG_END else (hw if isolation == FETCH_HIGH_WATERMARK else lso)
+        if max_offset == req.fetch_offset and log_start <= max_offset and not unified_log.dir_offline:
+            # A consumer caught up on this partition: what read() would answer, without reading
+            # (most partitions of a fetch of hundreds; the start position, if the fetch waits,
+            # is looked up as for any read that found nothing).
+            return FetchResult(Errors.NONE, hw, lso, log_start, None, 0,
+                               [] if isolation == FETCH_TXN_COMMITTED else None)
         try:
             data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
                                     include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
@@ -576,9 +585,11 @@ class ReplicaManager:
         # KIP-74: the first partition with data may exceed the limits by one batch
         min_one_message = not hard_max_bytes_limit
         for req in requests:
-            limited = FetchRequestPartition(req.topic, req.partition, req.fetch_offset,
-                                            max(0, min(req.max_bytes, budget)), req.current_leader_epoch,
-                                            req.last_fetched_epoch, req.log_start_offset)
+            # A copy only when the response's budget cuts the partition's limit: a fetch of many
+            # partitions (a consumer of 1,000) mostly fits, and pays nothing per partition then.
+            limited = req if 0 <= req.max_bytes <= budget else FetchRequestPartition(
+                req.topic, req.partition, req.fetch_offset, max(0, min(req.max_bytes, budget)),
+                req.current_leader_epoch, req.last_fetched_epoch, req.log_start_offset)
             result = self.read_partition(limited, isolation, min_one_message, replica_id, replica_epoch,
                                          update_fetch_state)
             if result.size:

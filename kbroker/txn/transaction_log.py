@@ -12,6 +12,7 @@ Plain bytes in and out: no log, no sockets.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterable
 from typing import Any
@@ -35,6 +36,7 @@ class TransactionLogError(ValueError):
     """A key or value in __transaction_state that does not parse."""
 
 
+@functools.lru_cache(maxsize=4096)  # the same id's key is written three times per transaction
 def key_to_bytes(transactional_id: str) -> bytes:
     return _I16.pack(KEY_VERSION) + data_codec("TransactionLogKey", KEY_VERSION).encode(
         {"transactional_id": transactional_id})

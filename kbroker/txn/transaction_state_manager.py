@@ -174,9 +174,9 @@ class TransactionStateManager:
         for entry in self.transaction_metadata_cache.values():
             yield from entry.metadata_per_transactional_id.values()
 
-    def _current(self, transactional_id: str, coordinator_epoch: int) -> TransactionMetadata | None:
-        """The id's metadata if we still coordinate it in this epoch."""
-        entry = self.transaction_metadata_cache.get(self.partition_for(transactional_id))
+    def _current(self, partition: int, transactional_id: str, coordinator_epoch: int) -> TransactionMetadata | None:
+        """The id's metadata (in its `partition`) if we still coordinate it in this epoch."""
+        entry = self.transaction_metadata_cache.get(partition)
         if entry is None or entry.coordinator_epoch != coordinator_epoch:
             return None
         return entry.metadata_per_transactional_id.get(transactional_id)
@@ -186,9 +186,10 @@ class TransactionStateManager:
                                         transit: TxnTransitMetadata, keep_pending_on_retriable: bool = False) -> Errors:
         """Writes the transition and, once acknowledged, applies it (Kafka's appendTransactionToLog).
         On failure the pending state is dropped, except a retriable error when asked to keep it."""
+        partition = self.partition_for(transactional_id)
         value = None if transit.state == TransactionState.DEAD else value_to_bytes(transit)
-        error = await self._append(transactional_id, key_to_bytes(transactional_id), value)
-        metadata = self._current(transactional_id, coordinator_epoch)
+        error = await self._append(transactional_id, key_to_bytes(transactional_id), value, partition)
+        metadata = self._current(partition, transactional_id, coordinator_epoch)
         if error == Errors.NONE:
             if metadata is None:  # the partition moved away (or came back in a newer epoch) meanwhile
                 return Errors.NOT_COORDINATOR
@@ -200,8 +201,10 @@ class TransactionStateManager:
             metadata.clear_pending()
         return error
 
-    async def _append(self, transactional_id: str, key: bytes, value: bytes | None) -> Errors:
-        partition = self.partition_for(transactional_id)
+    async def _append(self, transactional_id: str, key: bytes, value: bytes | None,
+                      partition: int | None = None) -> Errors:
+        if partition is None:
+            partition = self.partition_for(transactional_id)
         now = self.time_ms()
         batch = build_batch([SimpleRecord(key, value, timestamp=now)], now_ms=now)
         result = self.replica_manager.append_to_partition(

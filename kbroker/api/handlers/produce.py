@@ -38,6 +38,11 @@
     clears it, so a verification that raced with the end of its transaction (or a batch whose
     transaction ended after it was found open) gets INVALID_TXN_STATE "Record was not part of
     an ongoing transaction" instead of opening a hanging transaction.
+  - `kbroker.append.offload.threads` (kbroker's own, 0 = off by default): records of at least
+    `kbroker.append.offload.min.bytes`, and those the topic's compression.type rewrites (from
+    100 records), are checked (CRC-32C, the rewrite) in worker threads first, all partitions of
+    the request at once; the appends then run in the request's order with the same answers
+    (kbroker/log/append_offload.py, docs/MULTICORE.md).
   - Transactional batches in a request without a transactional id: the whole request answers
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED and nothing is appended (KafkaApis; acks=0 gets no
     answer).
@@ -48,7 +53,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import struct
+import time
 from typing import TYPE_CHECKING
 
 from kbroker.api import auth_helper
@@ -61,7 +68,9 @@ from kbroker.protocol.errors import Errors
 from kbroker.replica.replica_manager import ProduceResult
 
 if TYPE_CHECKING:
+    from kbroker.log.append_offload import AppendOffloader
     from kbroker.log.producer_state import VerificationGuard
+    from kbroker.log.validator import PreparedRecords
     from kbroker.protocol.message_types import (
         ProduceRequest,
         ProduceRequestTopicProduceData,
@@ -69,6 +78,7 @@ if TYPE_CHECKING:
         ProduceResponsePartitionProduceResponse,
         ProduceResponseTopicProduceResponse,
     )
+    from kbroker.replica.replica_manager import ReplicaManager
 
 API_KEY = ApiKey.PRODUCE
 VERSIONS = (0, 13)
@@ -135,10 +145,14 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     transactional_id = request["transactional_id"]
     if transactional_id is not None and services.config["transaction.partition.verification.enable"]:
         refused, guards = await _verify_transaction(ctx, transactional_id, appends)
+    prepared = None  # what worker threads checked (kbroker.append.offload.threads), by partition
+    if services.append_offloader is not None:
+        prepared = await _prepare_in_workers(services.append_offloader, replica_manager, appends, refused)
     for tp, records in appends:
         error = refused.get(tp)
         results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(
-            tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp])
+            tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp],
+            prepared=None if prepared is None else prepared.get(tp))
     if acks == 0:
         if any(r.error != Errors.NONE for r in results.values()) or any(
                 isinstance(slot, ProduceResult) for _, parts in topics for _, slot in parts):
@@ -163,6 +177,32 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
         responses.append({"name": topic_data["name"], "topic_id": topic_data["topic_id"],
                           "partition_responses": entries})
     return {"responses": responses, "throttle_time_ms": 0}
+
+
+async def _prepare_in_workers(
+        offloader: AppendOffloader, replica_manager: ReplicaManager,
+        appends: list[tuple[tuple[str, int], memoryview]], refused: dict[tuple[str, int], Errors],
+) -> dict[tuple[str, int], PreparedRecords] | None:
+    """`kbroker.append.offload.threads`: the large records of partitions led here are checked
+    (and rewritten for their topic's compression.type) in worker threads, all at once; the
+    appends then run in the request's order, after every check is done (the network layer hands
+    over a connection's next request only once this one is answered). None when nothing went to
+    the workers: that path costs about a microsecond a partition."""
+    jobs = None
+    for tp, records in appends:
+        partition = replica_manager.get_partition(tp[0], tp[1])
+        log = partition.log if partition is not None and partition.is_leader else None
+        if log is None or not offloader.wants(records, log.config) or tp in refused:
+            continue  # the append answers it as without workers
+        if jobs is None:
+            jobs, now = {}, int(time.time() * 1000)
+        jobs[tp] = offloader.prepare(records, log.config, now, tp[0], tp[1])
+    if jobs is None:
+        return None
+    if len(jobs) == 1:  # directly: no task for the common one-partition request
+        [(tp, job)] = jobs.items()
+        return {tp: await job}
+    return dict(zip(jobs, await asyncio.gather(*jobs.values()), strict=True))
 
 
 async def _verify_transaction(
