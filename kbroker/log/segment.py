@@ -104,8 +104,9 @@ class FileRegion:
     def fileno(self) -> int:
         return self.file.fileno()
 
-    def read_bytes(self) -> bytes:
-        return _pread_exactly(self.file.fileno(), self.length, self.position)
+    def read_bytes(self, skip: int = 0) -> bytes:
+        """The region's bytes, from `skip` bytes into it (the rest of one partly sent with sendfile)."""
+        return _pread_exactly(self.file.fileno(), self.length - skip, self.position + skip)
 
 
 class SegmentRead(NamedTuple):
