@@ -437,8 +437,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
             if chunks and not self._closing:
                 try:
                     self._write_response(chunks)
-                except (OSError, ValueError) as exc:  # a segment closed meanwhile (its log dir failed), a reset
-                    log.warning("closing connection from %s: writing the records of a response failed: %r",
+                except ConnectionError:  # the peer went away while sendfile wrote to its socket
+                    self.close()
+                    return
+                except (OSError, ValueError) as exc:  # a segment closed meanwhile: its log dir failed
+                    log.warning("closing connection from %s: reading the records of a response failed: %r",
                                 self.peer, exc)
                     self.close()
                     return
