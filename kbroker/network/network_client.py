@@ -78,6 +78,10 @@ class SaslAuthenticationFailed(ConnectionError):
 
 
 SCRATCH_BYTES = 64 * 1024  # what one read takes between frames (and a small response whole)
+# A frame's buffer grows with the bytes that arrive, never straight to the size a peer claims (as
+# the SocketServer's): at most this many times what is there. A follower's 1 MiB response, whose
+# first read brings tens of KiB, still gets its whole buffer at once.
+RESPONSE_GROWTH = 32
 
 
 class ResponseReader(asyncio.BufferedProtocol):
@@ -93,6 +97,7 @@ class ResponseReader(asyncio.BufferedProtocol):
         self._scratch = bytearray(SCRATCH_BYTES)
         self._pending = b""  # the start of a frame whose size is not known yet (at most 3 bytes)
         self._frame: bytearray | None = None  # a frame larger than what the scratch read held
+        self._size = 0  # that frame's size
         self._filled = 0
         self._lost = False
 
@@ -100,15 +105,23 @@ class ResponseReader(asyncio.BufferedProtocol):
         self.transport = transport
 
     def get_buffer(self, _sizehint: int) -> memoryview:  # asyncio's BufferedProtocol signature
-        if self._frame is not None:
-            return memoryview(self._frame)[self._filled:]
-        return memoryview(self._scratch)
+        frame = self._frame
+        if frame is None:
+            return memoryview(self._scratch)
+        if self._filled == len(frame):  # full but the frame is not: a larger buffer, the bytes moved over
+            larger = self._frame = bytearray(self._capacity(self._filled))
+            memoryview(larger)[: self._filled] = frame
+            frame = larger
+        return memoryview(frame)[self._filled:]
+
+    def _capacity(self, arrived: int) -> int:
+        return min(self._size, max(SCRATCH_BYTES, RESPONSE_GROWTH * arrived))
 
     def buffer_updated(self, nbytes: int) -> None:
         try:
             if self._frame is not None:
                 self._filled += nbytes
-                if self._filled == len(self._frame):
+                if self._filled == self._size:
                     frame, self._frame = self._frame, None
                     self.on_frame(memoryview(frame))
                 return
@@ -127,9 +140,9 @@ class ResponseReader(asyncio.BufferedProtocol):
                 raise ConnectionError(f"bad response size {size}")
             pos += 4
             if end - pos < size:  # the rest arrives straight into the frame's own buffer
-                frame = self._frame = bytearray(size)
-                memoryview(frame)[: end - pos] = data[pos:end]  # (a bytearray slice would copy twice)
-                self._filled = end - pos
+                self._size, self._filled = size, end - pos
+                frame = self._frame = bytearray(self._capacity(self._filled))
+                memoryview(frame)[: self._filled] = data[pos:end]  # (a bytearray slice would copy twice)
                 return
             self.on_frame(memoryview(bytearray(data[pos : pos + size])))
             pos += size
