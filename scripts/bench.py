@@ -566,6 +566,8 @@ def run_cluster_scenarios(
             datasets = Datasets()
             for scenario in scenarios:
                 sample = measure(scenario, cluster, f"bench-{token}-c{run + 1}", datasets, by_key)
+                if "error" not in sample and (topic := datasets.topic_for(CLUSTER, scenario.dataset or scenario.key)):
+                    sample.update(cluster.replication_figures(topic, sample.get("broker_cpu_s_each")))
                 samples[(CLUSTER, scenario.key)].append(sample)
                 log(f"run {run + 1}/{args.runs} {scenario.key} on {CLUSTER}: {describe(scenario, sample)}")
     finally:

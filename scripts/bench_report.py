@@ -26,10 +26,10 @@ def median_of(samples: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def medians_per_broker(samples: list[dict], brokers: int) -> list[float | None]:
-    """Per broker (broker.id order), the median of its CPU seconds over the samples."""
-    each = [sample["broker_cpu_s_each"] for sample in samples if len(sample.get("broker_cpu_s_each") or []) == brokers]
-    return [median_of([{"cpu": cpu[i]} for cpu in each], "cpu") for i in range(brokers)]
+def medians_per_broker(samples: list[dict], brokers: int, key: str = "broker_cpu_s_each") -> list[float | None]:
+    """Per broker (broker.id order), the median over the samples of its entry in each sample's `key` list."""
+    each = [sample[key] for sample in samples if len(sample.get(key) or []) == brokers]
+    return [median_of([{"value": values[i]} for values in each], "value") for i in range(brokers)]
 
 
 def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s: float | None) -> dict:
@@ -89,8 +89,9 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
         broker_cpu_s=median_of(good, "broker_cpu_s"),
         client_cpu_s=median_of(good, "client_cpu_s"),
     )
-    if scenario.brokers > 1:
-        summary["broker_cpu_s_each"] = medians_per_broker(good, scenario.brokers)
+    if scenario.brokers > 1:  # bench_cluster.py's replication_figures: what the denominator is
+        for key in ("broker_cpu_s_each", "replicated_bytes_each", "broker_cpu_s_per_replicated_gb_each"):
+            summary[key] = medians_per_broker(good, scenario.brokers, key)
     if scenario.kind == "e2e":
         summary.update({key: median_of(good, key) for key in LATENCY_KEYS})
         return summary
@@ -327,6 +328,7 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             each = " / ".join(fmt(cpu, ",.2f") for cpu in summary["broker_cpu_s_each"])
             leaders = f" (partition leader per run: {', '.join(map(str, summary['leader']))})" if summary.get("leader") else ""
             lines.append(f"{'':14}broker CPU s of brokers {ids}: {each}{leaders}")
+            lines.append(replication_line(summary, ids))
         if summary.get("type") == "idle" and summary["runs"]:
             lines.append(
                 f"{'':14}{summary['connections']:,} connections: broker RSS {fmt(summary['rss_before_mib'])} -> "
@@ -352,6 +354,13 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
     lines += ["", f"loopback TCP bandwidth (127.0.0.1, {loopback['bytes'] / 1e9:.2f} GB per sample): "
               f"{fmt(loopback['mb_per_s'], ',.0f')} MB/s (samples: {', '.join(fmt(v, ',.0f') for v in loopback['all_mb_per_s'])})"]  # fmt: skip
     return "\n".join(lines)
+
+
+def replication_line(summary: dict, ids: str) -> str:
+    """A cluster result's CPU seconds per GB (10^9 bytes) of the topic's log on each broker, and those GB."""
+    per_gb = " / ".join(fmt(value, ",.2f") for value in summary.get("broker_cpu_s_per_replicated_gb_each") or [])
+    written = " / ".join(fmt(none_or(value, 1e-9), ",.3f") for value in summary.get("replicated_bytes_each") or [])
+    return f"{'':14}CPU s per replicated GB of brokers {ids}: {per_gb or '-'} (GB in each broker's log of the topic: {written or '-'})"
 
 
 def fetch_line(summary: dict) -> str:

@@ -55,6 +55,11 @@ def assert_cluster_results(results: dict[str, dict]) -> None:
         assert produced["isr"] == [[1, 2, 3]] and produced["leader"][0] in (1, 2, 3)
         assert len(produced["broker_cpu_s_each"]) == 3
         assert sum(produced["broker_cpu_s_each"]) == pytest.approx(produced["broker_cpu_s"], abs=0.05)
+        for result in results.values():  # every broker's log holds the 150 records' batches, leader or follower
+            written, per_gb = result["replicated_bytes_each"], result["broker_cpu_s_per_replicated_gb_each"]
+            assert len(written) == len(per_gb) == 3 and len(set(written)) == 1 and written[0] > 150 * 1024
+            for cpu, size, figure in zip(result["broker_cpu_s_each"], written, per_gb, strict=True):
+                assert figure == pytest.approx(cpu / (size / 1e9))
 
 
 def test_full_scenario_set_verified_with_expected_keys():

@@ -1,8 +1,8 @@
 """LogSegment: one `<20-digit base offset>.log` file of record batches with its indexes.
 
 Appends are one pwrite of already-validated batches (page cache; fsync only from `flush`).
-Reads return file regions (file, position, length), not bytes: the network layer reads each one
-with one pread when it writes the response, without decoding them (no sendfile).
+Reads return file regions (file, position, length), not bytes: the network layer sends each one
+with sendfile or reads it with one pread when it writes the response, without decoding them.
 Offsets are translated to positions through the sparse offset index and then by scanning batch
 headers (61 bytes each, read in 64 KiB blocks). `recover` re-reads every batch, checks sizes and
 CRCs, rebuilds the indexes and truncates at the first bad byte. The .log and index files are
@@ -107,8 +107,9 @@ class FileRegion:
     def fileno(self) -> int:
         return self.file.fileno()
 
-    def read_bytes(self) -> bytes:
-        return _pread_exactly(self.file.fileno(), self.length, self.position)
+    def read_bytes(self, skip: int = 0) -> bytes:
+        """The region's bytes, from `skip` bytes into it (the rest of one partly sent with sendfile)."""
+        return _pread_exactly(self.file.fileno(), self.length - skip, self.position + skip)
 
 
 class SegmentRead(NamedTuple):
