@@ -34,6 +34,7 @@ from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 
+import bench_metadata
 from bench_broker import BrokerSpec, RunningBroker, start_broker, stop_broker
 from bench_cluster import (
     CLUSTER_SIZE,
@@ -270,7 +271,7 @@ def target_names(scenario: Scenario, specs: list[BrokerSpec]) -> list[str]:
         return [CLUSTER]
     # A SASL_SSL broker runs what the load client connects to (produce, consume, e2e): the start
     # and the idle connections (raw ApiVersions) would measure its PLAINTEXT listener again.
-    return [spec.name for spec in specs if not (spec.sasl_ssl and scenario.kind in ("start", "idle", "connections"))]
+    return [spec.name for spec in specs if not (spec.sasl_ssl and scenario.kind in ("start", "idle", "metadata", "connections"))]
 
 
 def client_alone_spec(scenario: Scenario) -> dict:
@@ -294,6 +295,14 @@ def measure_start(spec: BrokerSpec, work_dir: str) -> dict:
         return {"error": f"did not start: {exc}"}
     stop_broker(broker)
     return {"start_ms": broker.start_ms}
+
+
+def measure_own_broker(scenario: Scenario, spec: BrokerSpec, work_dir: str, prefix: str) -> dict:
+    try:
+        settle_page_cache()
+        return bench_metadata.measure_metadata(scenario, spec, work_dir, prefix)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def measure_loopback(total_bytes: int) -> float:
@@ -461,6 +470,8 @@ def describe(scenario: Scenario, sample: dict) -> str:
         return f"FAILED: {sample['error']}"
     if "start_ms" in sample:
         return f"{sample['start_ms']:.1f} ms"
+    if "metadata_ms" in sample:
+        return bench_metadata.describe(sample)
     if "rss_growth_mib" in sample:
         return f"broker RSS +{sample['rss_growth_mib']:,.1f} MiB for {scenario.count:,} idle connections"
     if "p50_ms" in sample:
@@ -476,7 +487,7 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
     scenarios, so neither phase shares the two cores with the other's idle processes.
     """
     by_key = {scenario.key: scenario.scaled(args.scale) for scenario in SCENARIOS}  # consume may need any dataset
-    scenarios = [s for s in args.selected if not (s.kind == "start" and args.bootstrap)]
+    scenarios = [s for s in args.selected if not (s.kind in ("start", "metadata") and args.bootstrap)]
     token = secrets.token_hex(3)
     measured = run_single_broker_scenarios(args, specs, work_dir, [s for s in scenarios if s.brokers == 1], by_key, token)
     clustered = [s for s in scenarios if s.brokers > 1]
@@ -520,6 +531,8 @@ def run_single_broker_scenarios(
                             continue  # the first sample is the start of the broker under load
                         settle_page_cache()
                         sample = measure_start(specs_by_name[name], work_dir)
+                    elif scenario.kind == "metadata":  # on a broker of its own, restarted twice
+                        sample = measure_own_broker(scenario, specs_by_name[name], work_dir, f"bench-{token}-r{run + 1}")
                     else:
                         sample = measure(scenario, brokers[name], f"bench-{token}-r{run + 1}", datasets, by_key)
                     samples[(name, scenario.key)].append(sample)
@@ -556,6 +569,8 @@ def run_cluster_scenarios(
             datasets = Datasets()
             for scenario in scenarios:
                 sample = measure(scenario, cluster, f"bench-{token}-c{run + 1}", datasets, by_key)
+                if "error" not in sample and (topic := datasets.topic_for(CLUSTER, scenario.dataset or scenario.key)):
+                    sample.update(cluster.replication_figures(topic, sample.get("broker_cpu_s_each")))
                 samples[(CLUSTER, scenario.key)].append(sample)
                 log(f"run {run + 1}/{args.runs} {scenario.key} on {CLUSTER}: {describe(scenario, sample)}")
     finally:

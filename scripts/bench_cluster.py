@@ -7,7 +7,17 @@ bench_broker.start_broker, the same code as the single-broker scenarios, with br
 zookeeper.connect (in a chroot of its own) as extra overrides. A cluster is ready once every
 broker's Metadata answer lists all of them and names a controller. Stops only what it started,
 and everything it started, also when the start fails half-way. Knows nothing of kbroker's
-internals: it reads Metadata answers and /proc.
+internals: it reads Metadata answers, /proc, and the sizes of the segment files in each broker's
+data directory (Kafka's layout: `<log.dirs>/<topic>-<partition>/<20-digit offset>.log`).
+
+Replication cost per broker (issue 15): after each cluster sample, `replication_figures` gives
+every broker's `replicated_bytes_each`, the bytes of record batches in that broker's log of the
+scenario's topic (the sum of its `.log` segment files, the same on the leader and on a follower,
+which stores the leader's batches byte for byte: record values plus record and batch framing),
+and `broker_cpu_s_per_replicated_gb_each`, that broker's CPU seconds in the sample's window
+divided by those bytes in GB (10^9). For a produce scenario the log was empty before the window,
+so the bytes are what the window replicated; a consume scenario reads its dataset's topic, and
+its figure is the CPU of reading back what had been replicated there.
 """
 
 from __future__ import annotations
@@ -37,7 +47,16 @@ CHROOT = "/kbroker-bench"
 # wait between controlled-shutdown attempts is cut, because all members stop at the same time.
 CLUSTER_OVERRIDES = ("controlled.shutdown.retry.backoff.ms=200",)
 
-__all__ = ["CLUSTER_SIZE", "RunningCluster", "start_cluster", "stop_cluster", "zookeeper_unavailable_reason"]
+GB = 1e9
+
+__all__ = [
+    "CLUSTER_SIZE",
+    "RunningCluster",
+    "log_bytes_of",
+    "start_cluster",
+    "stop_cluster",
+    "zookeeper_unavailable_reason",
+]
 
 
 @dataclass
@@ -66,11 +85,37 @@ class RunningCluster:
     def rss_mib(self) -> float | None:
         return rss_mib_of(self.pids())
 
+    def replication_figures(self, topic: str, cpu_each: list[float | None] | None) -> dict:
+        """Per broker (broker.id order): the bytes of `topic` in its log, and its CPU seconds in
+        `cpu_each` (a sample's broker_cpu_s_each) per GB of them."""
+        written = [log_bytes_of(broker.data_dir, topic) for broker in self.brokers]
+        cpus = cpu_each if cpu_each and len(cpu_each) == len(written) else [None] * len(written)
+        return {
+            "replicated_bytes_each": written,
+            "broker_cpu_s_per_replicated_gb_each": [
+                cpu / (size / GB) if cpu is not None and size else None for cpu, size in zip(cpus, written, strict=True)
+            ],
+        }
+
     def exit_note(self) -> str:
         notes = [broker.exit_note() for broker in self.brokers]
         if self.zookeeper.proc is not None and self.zookeeper.proc.poll() is not None:
             notes.append(f"ZooKeeper exited with code {self.zookeeper.proc.returncode}")
         return "; ".join(note for note in notes if note)
+
+
+def log_bytes_of(data_dir: str | None, topic: str) -> int | None:
+    """Bytes of `topic`'s `.log` segment files, every partition, in a broker's data directory (None
+    when it is not known: a broker the bench did not start). Directories of other topics sharing
+    the name as a prefix, and `-delete` / `-future` ones, are not counted."""
+    if data_dir is None:
+        return None
+    total = 0
+    for partition_dir in Path(data_dir).iterdir():
+        name, _, partition = partition_dir.name.rpartition("-")
+        if name == topic and partition.isdigit():
+            total += sum(segment.stat().st_size for segment in partition_dir.glob("*.log"))
+    return total
 
 
 def member_spec(broker_id: int, zookeeper_connect: str) -> BrokerSpec:

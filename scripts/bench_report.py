@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import bench_metadata
 from bench_connections import connections_fields, connections_line
 from bench_scenarios import Scenario
 
@@ -26,10 +27,10 @@ def median_of(samples: list[dict], key: str) -> float | None:
     return statistics.median(values) if values else None
 
 
-def medians_per_broker(samples: list[dict], brokers: int) -> list[float | None]:
-    """Per broker (broker.id order), the median of its CPU seconds over the samples."""
-    each = [sample["broker_cpu_s_each"] for sample in samples if len(sample.get("broker_cpu_s_each") or []) == brokers]
-    return [median_of([{"cpu": cpu[i]} for cpu in each], "cpu") for i in range(brokers)]
+def medians_per_broker(samples: list[dict], brokers: int, key: str = "broker_cpu_s_each") -> list[float | None]:
+    """Per broker (broker.id order), the median over the samples of its entry in each sample's `key` list."""
+    each = [sample[key] for sample in samples if len(sample.get(key) or []) == brokers]
+    return [median_of([{"value": values[i]} for values in each], "value") for i in range(brokers)]
 
 
 def summarize(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s: float | None) -> dict:
@@ -74,6 +75,8 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
         summary["leader"] = [sample.get("leader") for sample in good]
     if scenario.kind == "idle":
         return {**summary, **idle_fields(scenario, good)}
+    if scenario.kind == "metadata":
+        return {**summary, **bench_metadata.summary_fields(good)}
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
         summary["all_start_ms"] = [sample["start_ms"] for sample in good]
@@ -87,8 +90,9 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
         broker_cpu_s=median_of(good, "broker_cpu_s"),
         client_cpu_s=median_of(good, "client_cpu_s"),
     )
-    if scenario.brokers > 1:
-        summary["broker_cpu_s_each"] = medians_per_broker(good, scenario.brokers)
+    if scenario.brokers > 1:  # bench_cluster.py's replication_figures: what the denominator is
+        for key in ("broker_cpu_s_each", "replicated_bytes_each", "broker_cpu_s_per_replicated_gb_each"):
+            summary[key] = medians_per_broker(good, scenario.brokers, key)
     if scenario.kind == "e2e":
         summary.update({key: median_of(good, key) for key in LATENCY_KEYS})
         return summary
@@ -235,6 +239,7 @@ HEADLINES = {
     "partitions": [("mb_per_s", True), ("consume_mb_per_s", True), ("produce_rtt_p99_ms", False)],
     "connections": [("p99_ms", False), ("broker_cpu_s", False), ("rebalance_join_ms", False)],
     "memory": [("rss_idle_mib", False), ("rss_after_mib", False)],
+    "metadata": bench_metadata.HEADLINES,
 }
 
 
@@ -327,6 +332,7 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             each = " / ".join(fmt(cpu, ",.2f") for cpu in summary["broker_cpu_s_each"])
             leaders = f" (partition leader per run: {', '.join(map(str, summary['leader']))})" if summary.get("leader") else ""
             lines.append(f"{'':14}broker CPU s of brokers {ids}: {each}{leaders}")
+            lines.append(replication_line(summary, ids))
         if summary.get("type") == "idle" and summary["runs"]:
             lines.append(
                 f"{'':14}{summary['connections']:,} connections: broker RSS {fmt(summary['rss_before_mib'])} -> "
@@ -334,6 +340,8 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
                 f"({fmt(summary['kib_per_connection'])} KiB each; target <= {summary['target_rss_growth_mib']:,.1f} MiB: "
                 f"{'met' if summary['within_target'] else 'MISSED'})"
             )
+        if summary.get("type") == "metadata" and summary["runs"]:
+            lines += bench_metadata.table_lines(summary)
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
         if summary.get("type") == "connections" and summary["runs"]:
@@ -352,6 +360,13 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
     lines += ["", f"loopback TCP bandwidth (127.0.0.1, {loopback['bytes'] / 1e9:.2f} GB per sample): "
               f"{fmt(loopback['mb_per_s'], ',.0f')} MB/s (samples: {', '.join(fmt(v, ',.0f') for v in loopback['all_mb_per_s'])})"]  # fmt: skip
     return "\n".join(lines)
+
+
+def replication_line(summary: dict, ids: str) -> str:
+    """A cluster result's CPU seconds per GB (10^9 bytes) of the topic's log on each broker, and those GB."""
+    per_gb = " / ".join(fmt(value, ",.2f") for value in summary.get("broker_cpu_s_per_replicated_gb_each") or [])
+    written = " / ".join(fmt(none_or(value, 1e-9), ",.3f") for value in summary.get("replicated_bytes_each") or [])
+    return f"{'':14}CPU s per replicated GB of brokers {ids}: {per_gb or '-'} (GB in each broker's log of the topic: {written or '-'})"
 
 
 def fetch_line(summary: dict) -> str:
@@ -395,7 +410,8 @@ def none_or(value: float | None, factor: float) -> float | None:
 
 
 SPREAD_FORMATS = {"mb_per_s": ("MB/s", ",.1f"), "p50_ms": ("p50 ms", ",.2f"), "p99_ms": ("p99 ms", ",.2f"),
-                  "start_ms": ("start ms", ",.1f"), "rss_growth_mib": ("RSS growth MiB", ",.1f")}
+                  "start_ms": ("start ms", ",.1f"), "rss_growth_mib": ("RSS growth MiB", ",.1f"),
+                  **bench_metadata.SPREAD_FORMATS}
 
 
 def spread_lines(summary: dict) -> list[str]:

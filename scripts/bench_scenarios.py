@@ -6,8 +6,10 @@ of 1,000 records, read back with read_committed: issue 11); large fetches to con
 (brokers=3) run against three kbroker processes and a ZooKeeper, on a topic with replication
 factor 3 and min.insync.replicas=2. The idle-connections scenario holds connections open, each
 after one ApiVersions, and reports how much the broker's RSS grew (issue 16's target: 2,000 of
-them for 20 MiB or less). connections-1k (issue 15) is bench_connections.py's: its count is the
-connections, and the groups, members and duration shrink with it at a smaller --scale.
+them for 20 MiB or less). The metadata-10k scenario (scripts/bench_metadata.py) runs on a broker of
+its own: `count` partitions holding `count x size` bytes of values, then Metadata, restarts, RSS
+and open descriptors (issue 15's targets). connections-1k (issue 15) is bench_connections.py's: its count
+is the connections, and the groups, members and duration shrink with it at a smaller --scale.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ IDLE_CONNECTIONS_TARGET_MIB = 20.0  # for 2,000 connections; scaled with the cou
 class Scenario:
     key: str
     title: str
-    # "start", "produce", "client" (no broker), "consume", "e2e", "idle" (connections), "partitions",
+    # "start", "produce", "client" (no broker), "consume", "e2e", "idle" (connections), "partitions", "metadata",
     # "connections" (bench_connections.py)
     kind: str
     count: int = 0
@@ -84,6 +86,11 @@ SCENARIOS = (
         "idle-connections-2k",
         "2,000 idle connections, one ApiVersions each: the broker's RSS growth (target <= 20 MiB)",
         "idle", 2000,
+    ),
+    Scenario(
+        "metadata-10k",
+        "10,000 partitions (100 topics x 100) holding 1 GiB: full Metadata, start-up (clean, after kill -9), RSS, fds",
+        "metadata", 10_000, 2**30 // 10_000,
     ),
     Scenario(
         "produce-100b",

@@ -6,6 +6,7 @@ tests'."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -54,6 +55,11 @@ def assert_cluster_results(results: dict[str, dict]) -> None:
         assert produced["isr"] == [[1, 2, 3]] and produced["leader"][0] in (1, 2, 3)
         assert len(produced["broker_cpu_s_each"]) == 3
         assert sum(produced["broker_cpu_s_each"]) == pytest.approx(produced["broker_cpu_s"], abs=0.05)
+        for result in results.values():  # every broker's log holds the 150 records' batches, leader or follower
+            written, per_gb = result["replicated_bytes_each"], result["broker_cpu_s_per_replicated_gb_each"]
+            assert len(written) == len(per_gb) == 3 and len(set(written)) == 1 and written[0] > 150 * 1024
+            for cpu, size, figure in zip(result["broker_cpu_s_each"], written, per_gb, strict=True):
+                assert figure == pytest.approx(cpu / (size / 1e9))
 
 
 def test_full_scenario_set_verified_with_expected_keys():
@@ -61,7 +67,7 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "idle-connections-2k", "produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "partitions-1k", "connections-1k"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "metadata-10k", "produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "partitions-1k", "connections-1k"}  # fmt: skip
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
     assert_idle_result(results["idle-connections-2k"])
     assert_connections_result(results["connections-1k"])
@@ -302,3 +308,18 @@ def test_produce_scenarios_report_request_shape_and_run_pinned():
 def test_pin_cpus_must_name_usable_cpus():
     done = subprocess.run([str(SCRIPTS / "bench"), "--pin-cpus", "0"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "expected BROKER/CLIENT CPU lists" in done.stderr
+
+
+METADATA_KEYS = {"metadata_ms", "list_topics_ms", "restarted_metadata_ms", "clean_start_s", "recovery_start_s", "rss_mib", "fds", "fds_loaded", "fds_restarted", "data_files", "within_targets"}  # fmt: skip
+
+
+def test_metadata_scenario_restarts_the_broker_and_counts_its_records():
+    """metadata-10k at a tiny scale: 10 partitions, created, filled, timed, restarted cleanly and
+    after kill -9, every acknowledged record found again (the sample fails otherwise)."""
+    code, lines, stderr = run_bench("--scenarios", "metadata-10k")
+    assert code == 0, stderr
+    (result,) = by_scenario(lines, "kbroker").values()
+    assert result["verified"] and not result["errors"] and METADATA_KEYS <= result.keys(), result
+    assert result["partitions"] == 10 and result["records"] == 10 * math.ceil(2**30 // 10_000 / 4096)
+    assert 0 < result["metadata_ms"] and 0 < result["clean_start_s"] and 0 < result["recovery_start_s"]
+    assert result["fds"] > 0 and result["data_files"] >= 10 and set(result["within_targets"]) == {"metadata_ms", "clean_start_s", "rss_mib"}

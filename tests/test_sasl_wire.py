@@ -293,10 +293,10 @@ def test_the_brokers_own_client_logs_in_and_replaces_its_connection_before_the_s
         client = _network_client(sasl_broker.sasl_port, "alice-secret")
         try:
             assert (await client.send(ApiKey.METADATA, METADATA_V, METADATA_BODY))["brokers"]
-            first_connection = client._writer
+            first_connection = client._transport
             await asyncio.sleep(REAUTH_MS / 1000 + 0.2)  # past the session: the broker would close it now
             assert (await client.send(ApiKey.METADATA, METADATA_V, METADATA_BODY))["brokers"]
-            assert client._writer is not first_connection
+            assert client._transport is not first_connection
         finally:
             await client.close()
 

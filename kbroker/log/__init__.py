@@ -6,6 +6,7 @@ compression.py  gzip / snappy (xerial) / lz4 / zstd
 validator.py    LogValidator: leader-append checks with Kafka's error codes, offset assignment
 index.py        OffsetIndex, TimeIndex, TransactionIndex
 segment.py      LogSegment: one .log file with its indexes; reads return file regions
+open_files.py   OPEN_FILES: the segment files held open at once, bounded (LRU), opened on first use
 leader_epoch.py LeaderEpochFileCache (leader-epoch-checkpoint)
 producer_state.py ProducerStateManager (idempotence, transactions, .snapshot files)
 checkpoint.py   checkpoint files, partition.metadata, meta.properties

@@ -16,12 +16,15 @@ Only index files: the segment (segment.py) decides when to add entries.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from typing import NamedTuple
+
+from kbroker.log.open_files import FileHandle
 
 INDEX_FILE_SUFFIX = ".index"
 TIME_INDEX_FILE_SUFFIX = ".timeindex"
@@ -71,21 +74,35 @@ class _SortedIndexFile:
     value_type = "i"
 
     def __init__(self, path: str, base_offset: int, max_index_size: int, writable: bool = True):
-        self.path = path
+        # Opened on first use and again after OPEN_FILES evicted it (open_files.py).
+        self._handle = FileHandle(path, os.O_RDWR | os.O_CREAT)
         self.base_offset = base_offset
         self.max_index_size = max_index_size - max_index_size % self.entry.size
         self.writable = writable
-        self._fd: int | None = None
         self._keys = array(self.key_type)
         self._values = array(self.value_type)
         self._loaded = False
+        # The file may be longer than its entries (preallocated, or zeroed past a truncation):
+        # close trims it. A writable index is preallocated at its first write, not when loaded,
+        # so loading thousands of active segments that see no append costs no ftruncate.
+        self._untrimmed = False
 
     # -- lifecycle
 
+    @property
+    def path(self) -> str:
+        return self._handle.path
+
+    @path.setter
+    def path(self, path: str) -> None:
+        self._handle.path = path
+
     def _open(self) -> int:
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        return self._fd
+        return self._handle.fileno()
+
+    def _has_writes(self) -> bool:
+        """Open, or loaded (and maybe written) since: what flush and fsync must reach."""
+        return self._loaded or self._handle.is_open
 
     def _ensure_loaded(self) -> None:
         if self._loaded:
@@ -93,8 +110,11 @@ class _SortedIndexFile:
         data = _read_all(self._open())
         self._keys, self._values = self._decode_entries(data[: len(data) - len(data) % self.entry.size])
         self._loaded = True
-        if self.writable:
-            os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
+        self._untrimmed = len(data) % self.entry.size != 0
+
+    def _preallocate(self) -> None:
+        os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
+        self._untrimmed = True
 
     def _decode_entries(self, data: bytes) -> tuple[array, array]:
         keys, values = array(self.key_type), array(self.value_type)
@@ -131,6 +151,8 @@ class _SortedIndexFile:
         self._ensure_loaded()
         if len(self._keys) >= self.max_entries:
             raise ValueError(f"index {self.path} is full ({self.max_entries} entries)")
+        if not self._untrimmed and self.writable:
+            self._preallocate()
         os.pwrite(self._open(), self.entry.pack(key, value), len(self._keys) * self.entry.size)
         self._keys.append(key)
         self._values.append(value)
@@ -142,6 +164,7 @@ class _SortedIndexFile:
         if dropped <= 0:
             return
         os.pwrite(self._open(), bytes(dropped * self.entry.size), count * self.entry.size)
+        self._untrimmed = True
         del self._keys[count:]
         del self._values[count:]
 
@@ -151,39 +174,43 @@ class _SortedIndexFile:
         self._keys = array(self.key_type)
         self._values = array(self.value_type)
         self._loaded = True
-        if self.writable:
-            os.ftruncate(self._open(), self.max_index_size)
+        self._untrimmed = False  # preallocated again by the first entry written
 
     def resize(self, max_index_size: int) -> None:
         """Make the file writable up to `max_index_size` again (an active segment's index)."""
         self._ensure_loaded()
-        self.max_index_size = max_index_size - max_index_size % self.entry.size
-        self.writable = True
-        os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
+        max_index_size -= max_index_size % self.entry.size
+        grow = self._untrimmed and (max_index_size != self.max_index_size or not self.writable)
+        self.max_index_size, self.writable = max_index_size, True
+        if grow:  # preallocated already: to the new size now; otherwise at the first write
+            self._preallocate()
 
     def trim_to_valid_size(self) -> None:
         """Cut the preallocated file to its entries; the index is read-only afterwards."""
         if not self._loaded:
             return
         os.ftruncate(self._open(), len(self._keys) * self.entry.size)
+        self._untrimmed = False
         self.writable = False
         self.max_index_size = max(len(self._keys), 1) * self.entry.size
 
     def flush(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
+        if self._has_writes():
+            os.fsync(self._open())
 
     def duplicate_fd(self) -> int | None:
-        """A new descriptor of the open file (None when it is not open), for an fsync elsewhere."""
-        return None if self._fd is None else os.dup(self._fd)
+        """A new descriptor of the file (None when nothing was written since it was opened or
+        loaded), for an fsync elsewhere."""
+        return os.dup(self._open()) if self._has_writes() else None
 
     def close(self, trim: bool = True) -> None:
-        """Close the file, trimming a preallocated one to its entries unless `trim` is False."""
-        if self._fd is not None:
-            if trim and self._loaded and self.writable:
-                os.ftruncate(self._fd, len(self._keys) * self.entry.size)
-            os.close(self._fd)
-            self._fd = None
+        """Close the file, trimming a preallocated one to its entries unless `trim` is False (an
+        evicted one is opened again for that: a clean shutdown leaves no preallocated index)."""
+        if trim and self._loaded and self._untrimmed:
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: not created again to trim
+                os.ftruncate(self._handle.open(os.O_RDWR).fd, len(self._keys) * self.entry.size)
+        self._handle.close()
+        self._untrimmed = False
         # A closed index is read-only if touched again (e.g. by an inspection after shutdown).
         self.writable = False
         self._loaded = False

@@ -667,8 +667,9 @@ class Cleaner:
                     raise CleaningAbortedError(f"{unified_log} changed while it was cleaned")
         writer.flush()
         cleaned.on_become_inactive_segment()
-        # The cleaned files are the cleaner's alone until the swap: a worker thread may fsync them.
-        resumed = yield cleaned.flush
+        # The cleaned files are the cleaner's alone until the swap: a worker thread may fsync them,
+        # through descriptors duplicated here on the loop (OPEN_FILES is the loop's alone).
+        resumed = yield cleaned.flush_elsewhere(check_faults=True)
         if resumed and not self.is_still_valid(group):
             raise CleaningAbortedError(f"{unified_log} changed while its cleaned segment was flushed")
         # Keep the last modified time of the originals (it stands in for record times in retention).

@@ -93,8 +93,7 @@ class LogLoader:
         self.had_clean_shutdown = had_clean_shutdown
 
     def load(self, now: int) -> LoadedLogOffsets:
-        self._remove_temporary_files()
-        self._open_segments()
+        self._open_segments(self._remove_temporary_files())
         if not len(self.segments):
             self.segments.add(open_segment(self.directory, self.config, self.log_start_offset))
         needs_recovery = self._segments_needing_recovery()
@@ -151,15 +150,19 @@ class LogLoader:
                 cache.assign(header.partition_leader_epoch, header.base_offset)
         cache.was_malformed = False
 
-    def _remove_temporary_files(self) -> None:
+    def _remove_temporary_files(self) -> list[str]:
         """Finish or drop what an interrupted delete, clean or swap left behind.
 
         A `.log.swap` is a cleaned segment whose files were all complete (indexes are renamed to
         `.swap` before the log): it replaces every segment whose base offset lies in its offset
         range, then loses its suffix. An index `.swap` without its `.log.swap` belongs to a swap
         that had already moved its log into place (finish it), or to one that never got that far
-        (its `.log.cleaned` is still there: drop it). Then `.cleaned`, `.deleted` and `.tmp` go."""
+        (its `.log.cleaned` is still there: drop it). Then `.cleaned`, `.deleted` and `.tmp` go.
+        Returns the directory's names afterwards: one listing when there is nothing to remove (the
+        usual start, for each of thousands of partitions)."""
         names = os.listdir(self.directory)
+        if not _has_leftovers(names):
+            return names
         swap_log_suffix = LOG_FILE_SUFFIX + SWAP_FILE_SUFFIX
         for name in sorted(n for n in names if n.endswith(swap_log_suffix)):
             self._complete_swap(int(name[:20]))
@@ -181,6 +184,7 @@ class LogLoader:
             if name.endswith((INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)):
                 if name[:20] not in log_bases:
                     os.remove(os.path.join(self.directory, name))
+        return os.listdir(self.directory)
 
     def _complete_swap(self, base_offset: int) -> None:
         """Delete the segments a swap segment replaces ([base, its next offset)), then rename it.
@@ -205,10 +209,10 @@ class LogLoader:
             if os.path.exists(path):
                 os.replace(path, path[: -len(SWAP_FILE_SUFFIX)])
 
-    def _open_segments(self) -> None:
+    def _open_segments(self, names: list[str]) -> None:
         bases = sorted(
             int(name[:20])
-            for name in os.listdir(self.directory)
+            for name in names
             if name.endswith(LOG_FILE_SUFFIX)
             and len(name) == 20 + len(LOG_FILE_SUFFIX)
             and name[:20].isdigit()
@@ -269,6 +273,19 @@ class LogLoader:
                     "deleting segment %d after the truncation point in %s", later.base_offset, self.directory
                 )
                 self.segments.remove(later.base_offset).delete()
+
+
+_LEFTOVER_SUFFIXES = (SWAP_FILE_SUFFIX, DELETED_FILE_SUFFIX, CLEANED_FILE_SUFFIX, ".tmp")
+_INDEX_SUFFIXES = (INDEX_FILE_SUFFIX, TIME_INDEX_FILE_SUFFIX, TXN_INDEX_FILE_SUFFIX)
+
+
+def _has_leftovers(names: list[str]) -> bool:
+    """Whether `_remove_temporary_files` has anything to do: a temporary file, or an index
+    without its .log."""
+    if any(name.endswith(_LEFTOVER_SUFFIXES) for name in names):
+        return True
+    log_bases = {name[:20] for name in names if name.endswith(LOG_FILE_SUFFIX)}
+    return any(name.endswith(_INDEX_SUFFIXES) and name[:20] not in log_bases for name in names)
 
 
 def _indexes_look_sane(segment: LogSegment, next_base: int | None, is_active: bool) -> bool:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from kbroker.log import io_faults
 from kbroker.log.append_origin import AppendOrigin
+from kbroker.log.checkpoint import read_small_file
 from kbroker.log.config import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from kbroker.log.crc import crc32c
 from kbroker.log.errors import LogError
@@ -468,7 +469,8 @@ class ProducerStateManager:
     def truncate_and_reload(self, log_start_offset: int, log_end_offset: int, now_ms: int) -> None:
         """Drop snapshots past the log end and load the latest remaining one (the caller then
         replays the log from `map_end_offset`)."""
-        for offset in self.snapshot_offsets():
+        offsets = self.snapshot_offsets()  # one listing: loading does this for every partition
+        for offset in offsets:
             if offset > log_end_offset:
                 self.remove_and_delete_snapshot(offset)
         if log_end_offset == self.map_end_offset:
@@ -476,7 +478,7 @@ class ProducerStateManager:
         self._clear()
         self.map_end_offset = log_start_offset
         self.last_snap_offset = log_start_offset
-        for offset in reversed(self.snapshot_offsets()):
+        for offset in reversed([offset for offset in offsets if offset <= log_end_offset]):
             try:
                 entries = read_snapshot(self.snapshot_path(offset))
             except ValueError as err:
@@ -529,8 +531,7 @@ def write_snapshot(path: str, entries: Iterable[ProducerStateEntry], sync: bool 
 
 
 def read_snapshot(path: str) -> list[ProducerStateEntry]:
-    with open(path, "rb") as file:
-        data = file.read()
+    data = read_small_file(path)
     if len(data) < _SNAPSHOT_HEADER.size:
         raise ValueError("snapshot file too short")
     version, crc, count = _SNAPSHOT_HEADER.unpack_from(data, 0)

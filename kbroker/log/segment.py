@@ -1,11 +1,13 @@
 """LogSegment: one `<20-digit base offset>.log` file of record batches with its indexes.
 
 Appends are one pwrite of already-validated batches (page cache; fsync only from `flush`).
-Reads return file regions (file, position, length), not bytes: the network layer reads each one
-with one pread when it writes the response, without decoding them (no sendfile).
+Reads return file regions (file, position, length), not bytes: the network layer sends each one
+with sendfile or reads it with one pread when it writes the response, without decoding them.
 Offsets are translated to positions through the sparse offset index and then by scanning batch
 headers (61 bytes each, read in 64 KiB blocks). `recover` re-reads every batch, checks sizes and
-CRCs, rebuilds the indexes and truncates at the first bad byte.
+CRCs, rebuilds the indexes and truncates at the first bad byte. The .log and index files are
+opened on first use and may be closed again by OPEN_FILES (open_files.py: a bounded LRU), so a
+broker with many partitions holds a bounded number of descriptors.
 
 Knows files and batch headers only: no partition state beyond the optional leader epoch cache and
 producer state handed to `recover`.
@@ -14,7 +16,6 @@ producer state handed to `recover`.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,6 +32,7 @@ from kbroker.log.index import (
     TimestampOffset,
     TransactionIndex,
 )
+from kbroker.log.open_files import FileHandle, SegmentFile
 from kbroker.log.records import (
     HEADER_SIZE_UP_TO_MAGIC,
     HEADER_STRUCT,
@@ -90,11 +92,12 @@ class FileRegion:
     """`length` bytes at `position` of an open segment file, read (`read_bytes`) only when the
     response carrying them is written.
 
-    `file` stays open (and readable) until the segment is deleted, which happens
-    file.delete.delay.ms after retention or truncation removed it from the log.
+    `file` stays open (and readable) while the region holds it, even if OPEN_FILES evicts it from
+    its segment meanwhile, until the segment is deleted, which happens file.delete.delay.ms after
+    retention or truncation removed it from the log.
     """
 
-    file: io.FileIO
+    file: SegmentFile
     position: int
     length: int
 
@@ -104,8 +107,9 @@ class FileRegion:
     def fileno(self) -> int:
         return self.file.fileno()
 
-    def read_bytes(self) -> bytes:
-        return _pread_exactly(self.file.fileno(), self.length, self.position)
+    def read_bytes(self, skip: int = 0) -> bytes:
+        """The region's bytes, from `skip` bytes into it (the rest of one partly sent with sendfile)."""
+        return _pread_exactly(self.file.fileno(), self.length - skip, self.position + skip)
 
 
 class SegmentRead(NamedTuple):
@@ -154,10 +158,11 @@ class LogSegment:
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
         prefix = os.path.join(directory, filename_prefix_from_offset(base_offset))
-        self.log_path = prefix + LOG_FILE_SUFFIX + file_suffix
-        self.file = _open_log_file(self.log_path)
+        # Opened when first read or written, closed again when OPEN_FILES evicts it: a broker
+        # loading 10,000 partitions stats their files rather than holding them all open.
+        self._log = FileHandle(prefix + LOG_FILE_SUFFIX + file_suffix, os.O_RDWR, reopen_after_close=False)
+        self._size = _size_or_create(self._log)
         self.max_index_size = max_index_size
-        self._size = os.fstat(self.file.fileno()).st_size
         self.offset_index = OffsetIndex(
             prefix + INDEX_FILE_SUFFIX + file_suffix, base_offset, max_index_size, writable_indexes
         )
@@ -177,8 +182,20 @@ class LogSegment:
         return self._size
 
     @property
+    def file(self) -> SegmentFile:
+        return self._log.file()
+
+    @property
     def fd(self) -> int:
-        return self.file.fileno()
+        return self._log.fileno()
+
+    @property
+    def log_path(self) -> str:
+        return self._log.path
+
+    @log_path.setter
+    def log_path(self, path: str) -> None:
+        self._log.path = path
 
     def __repr__(self) -> str:
         return f"LogSegment(base_offset={self.base_offset}, size={self._size})"
@@ -554,9 +571,12 @@ class LogSegment:
         self.time_index.flush()
         self.txn_index.flush()
 
-    def flush_elsewhere(self) -> Callable[[], None]:
+    def flush_elsewhere(self, check_faults: bool = False) -> Callable[[], None]:
         """`flush` as a blocking call for a worker thread. It fsyncs duplicated descriptors, so the
-        segment may be closed, renamed or deleted while it runs."""
+        segment may be closed, renamed or deleted while it runs, and the thread never opens a file
+        (OPEN_FILES belongs to the event loop). `check_faults`: through io_faults first, as `flush`."""
+        if check_faults:
+            io_faults.check("flush", self.log_path)
         fds = [os.dup(self.fd)] + [fd for fd in (self.offset_index.duplicate_fd(), self.time_index.duplicate_fd())
                                    if fd is not None]
         txn_index = self.txn_index
@@ -575,17 +595,16 @@ class LogSegment:
 
     def close(self) -> None:
         """Trim indexes (recording the final max timestamp) and close the files."""
-        if not self.file.closed:
+        if not self._log.closed:
             if self._max_timestamp_and_offset is not None and self._max_timestamp_and_offset.timestamp >= 0:
                 self.time_index.maybe_append(*self._max_timestamp_and_offset, skip_full_check=True)
-            self.file.close()
+            self._log.close()
         self.offset_index.close()
         self.time_index.close()
 
     def close_handlers(self) -> None:
         """Close files without touching them (after a failure)."""
-        if not self.file.closed:
-            self.file.close()
+        self._log.close()
         self.offset_index.close(trim=False)
         self.time_index.close(trim=False)
 
@@ -628,11 +647,14 @@ class LogSegment:
         self.txn_index.delete()
 
 
-def _open_log_file(path: str) -> io.FileIO:
-    """Open (creating if needed) for pread/pwrite; never truncates an existing file."""
-    io_faults.check("create", path)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    return io.FileIO(fd, "r+", closefd=True)
+def _size_or_create(log: FileHandle) -> int:
+    """The size of an existing .log file (left closed), or 0 for one created (and left open)."""
+    io_faults.check("create", log.path)
+    try:
+        return os.stat(log.path).st_size
+    except FileNotFoundError:
+        log.open(os.O_RDWR | os.O_CREAT)
+        return 0
 
 
 def _epoch_or_none(header: BatchHeader) -> int | None:

@@ -10,8 +10,9 @@ high watermark is stored here but decided by the replica layer, which sets it.
 Appends: `append_as_leader` validates (validator.py), assigns offsets, checks producer state and
 writes with one pwrite; `append_as_follower` takes batches that already carry offsets.
 Reads return file regions (FetchDataInfo.records: an open segment file, position and length),
-not bytes; the network layer reads each region with one pread when it writes the response
-(socket_server.py: `read_bytes()`, then the transport's writelines), so fetches are not zero-copy.
+not bytes; the network layer sends each region of 64 KiB or more with sendfile on a plaintext
+connection, and reads the others (and what the socket did not take) with one pread when it writes
+the response (socket_server.py: `read_bytes()`, then the transport's writelines).
 Compaction (log_cleaner.py) writes `.cleaned` segments that `replace_segments` swaps in; loading
 finishes or drops a swap a crash cut.
 
