@@ -22,7 +22,7 @@ from confluent_kafka.admin import (
 )
 
 from kbroker.testing.processes import free_port
-from kbroker.testing.sasl import ADMIN, client_config, sasl_listener_overrides
+from kbroker.testing.sasl import ADMIN, client_config, produce_across_sessions, sasl_listener_overrides
 from kbroker.testing.tools import run_kafkajs, run_kcat
 from kbroker.testing.waiting import eventually
 
@@ -208,16 +208,8 @@ def test_librdkafka_reauthenticates_past_connections_max_reauth_ms(sasl_broker, 
     re-authenticates its connections (KIP-368) before the broker would close them."""
     config = client_config(sasl_broker.sasl_bootstrap, "SCRAM-SHA-256", scram_user, SCRAM_PASSWORD)
     expired_before = sasl_broker.output().count("its SASL session expired")
-    delivered: list[object] = []
-    producer = Producer({**config, "acks": "all"})
-    topic = f"reauth-{uuid.uuid4().hex[:6]}"
-    started = time.monotonic()
-    sent = 0
-    while time.monotonic() - started < 3 * REAUTH_MS / 1000:
-        producer.produce(topic, f"r{sent}".encode(), on_delivery=lambda err, _msg: delivered.append(err))
-        sent += 1
-        producer.poll(0.1)
-    assert producer.flush(30) == 0
+    sent, delivered, undelivered = produce_across_sessions(config, REAUTH_MS)
+    assert undelivered == 0
     assert len(delivered) == sent and not any(delivered)
     assert sasl_broker.output().count("its SASL session expired") == expired_before  # none had to be closed
 

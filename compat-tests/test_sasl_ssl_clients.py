@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import time
 import uuid
 
 import pytest
@@ -25,7 +24,7 @@ from confluent_kafka.admin import (
 
 from kbroker.testing import wire
 from kbroker.testing.processes import free_port
-from kbroker.testing.sasl import ADMIN, failed_plain_login, jaas
+from kbroker.testing.sasl import ADMIN, failed_plain_login, jaas, produce_across_sessions
 from kbroker.testing.tls import STORE_PASSWORD, CertificateAuthority
 from kbroker.testing.tools import run_kcat
 from kbroker.testing.waiting import eventually
@@ -222,15 +221,8 @@ def test_librdkafka_reauthenticates_over_tls_past_connections_max_reauth_ms(brok
     re-authenticates (SCRAM-SHA-512) before the broker would close its connection, and loses nothing."""
     reauth_ms = 3000
     secure = sasl_ssl_broker(broker_factory, tmp_path_factory, f"connections.max.reauth.ms={reauth_ms}")
-    delivered: list[object] = []
-    producer = Producer({**librdkafka(secure, "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD), "acks": "all"})
-    topic = f"reauth-{uuid.uuid4().hex[:6]}"
-    started = time.monotonic()
-    sent = 0
-    while time.monotonic() - started < 3 * reauth_ms / 1000:
-        producer.produce(topic, f"r{sent}".encode(), on_delivery=lambda err, _msg: delivered.append(err))
-        sent += 1
-        producer.poll(0.1)
-    assert producer.flush(30) == 0
+    config = librdkafka(secure, "SCRAM-SHA-512", SCRAM_USER, SCRAM_PASSWORD)
+    sent, delivered, undelivered = produce_across_sessions(config, reauth_ms)
+    assert undelivered == 0
     assert len(delivered) == sent and not any(delivered)
     assert "its SASL session expired" not in secure.output()  # none had to be closed

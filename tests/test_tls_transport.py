@@ -106,10 +106,32 @@ async def no_connections_left(server: SocketServer) -> None:
                            what="the server to forget the connection")
 
 
+def clients_in_turn(loop: str, context: ssl.SSLContext, *clients, processor=echo_size, **options) -> list:
+    """Serves a TLS listener on `loop` and runs each client (a function of the port, in a thread)
+    in turn, each once the server has forgotten the connection before; their answers."""
+    async def scenario() -> list:
+        server = await serve(context, processor, **options)
+        try:
+            answers = []
+            for client in clients:
+                answers.append(await asyncio.wait_for(asyncio.to_thread(client, server.port), 30))
+                await no_connections_left(server)
+            return answers
+        finally:
+            await server.shutdown(1.0)
+
+    return run(loop, scenario())
+
+
 def exchange(port: int, context: ssl.SSLContext) -> int:
     with tls_client(port, context) as sock:
         sock.sendall(struct.pack(">i", 3) + b"abc")
         return struct.unpack(">i", read_frame(sock))[0]
+
+
+def trusting(ca: CertificateAuthority):
+    """A client (a function of the port) making one exchange with a context that trusts `ca`."""
+    return lambda port: exchange(port, client_context(ca))
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -133,14 +155,8 @@ def test_large_responses_arrive_whole_and_in_order(ca, loop):
             sock.sendall(b"".join(struct.pack(">i", 1) + bytes([seed]) for seed in (1, 2, 3)))
             return [read_frame(sock) == pattern(BIG, seed) for seed in (1, 2, 3)]
 
-    async def scenario() -> list[bool]:
-        server = await serve(server_context(ca), processor, send_buffer_bytes=16384)
-        try:
-            return await asyncio.to_thread(client, server.port)
-        finally:
-            await server.shutdown(1.0)
-
-    assert run(loop, scenario()) == [True, True, True]
+    answers = clients_in_turn(loop, server_context(ca), client, processor=processor, send_buffer_bytes=16384)
+    assert answers == [[True, True, True]]
     assert set(transports) == {tls_transport.SSLSocketTransport}
 
 
@@ -159,14 +175,8 @@ def test_requests_waiting_inside_openssl_are_read_when_reading_resumes(ca, loop)
             sock.sendall(b"".join(struct.pack(">ii", 4096, n) + b"x" * 4092 for n in range(REQUESTS)))
             return [struct.unpack(">i", read_frame(sock))[0] for _ in range(REQUESTS)]
 
-    async def scenario() -> list[int]:
-        server = await serve(server_context(ca), processor, max_queued_requests=1)
-        try:
-            return await asyncio.wait_for(asyncio.to_thread(client, server.port), 30)
-        finally:
-            await server.shutdown(1.0)
-
-    assert run(loop, scenario()) == list(range(REQUESTS))
+    answers = clients_in_turn(loop, server_context(ca), client, processor=processor, max_queued_requests=1)
+    assert answers == [list(range(REQUESTS))]
 
 
 @pytest.mark.parametrize("loop", LOOPS)
@@ -188,16 +198,8 @@ def test_a_client_closing_mid_request_is_forgotten(ca, loop, notify):
         else:
             sock.close()
 
-    async def scenario() -> int:
-        server = await serve(server_context(ca), processor)
-        try:
-            await asyncio.to_thread(half_request, server.port)
-            await no_connections_left(server)
-            return await asyncio.to_thread(exchange, server.port, client_context(ca))
-        finally:
-            await server.shutdown(1.0)
-
-    assert run(loop, scenario()) == 3
+    answers = clients_in_turn(loop, server_context(ca), half_request, trusting(ca), processor=processor)
+    assert answers == [None, 3]
     assert processed == [3]
 
 
@@ -208,18 +210,10 @@ def test_a_plaintext_client_on_the_tls_port_is_closed_with_one_line(ca, loop, ca
             sock.sendall(struct.pack(">ihhi", 10, 18, 0, 1) + b"\x00\x00")  # ApiVersions v0, no client id
             return read_until_closed(sock)
 
-    async def scenario() -> int:
-        server = await serve(server_context(ca))
-        try:
-            answer = await asyncio.to_thread(plaintext, server.port)
-            assert not answer.startswith(b"\x00\x00\x00")  # no Kafka answer: at most a TLS alert
-            await no_connections_left(server)
-            return await asyncio.to_thread(exchange, server.port, client_context(ca))
-        finally:
-            await server.shutdown(1.0)
-
     with caplog.at_level(logging.WARNING, logger="kbroker.network"):
-        assert run(loop, scenario()) == 3
+        answer, exchanged = clients_in_turn(loop, server_context(ca), plaintext, trusting(ca))
+    assert not answer.startswith(b"\x00\x00\x00")  # no Kafka answer: at most a TLS alert
+    assert exchanged == 3
     lines = [r.getMessage() for r in caplog.records if "TLS handshake failed" in r.getMessage()]
     assert len(lines) == 1 and "not TLS, a plaintext client?" in lines[0]
 
@@ -244,17 +238,8 @@ def test_a_failed_handshake_closes_only_that_connection(ca, loop, caplog):
         context.load_cert_chain(str(alice.cert_pem), str(alice.key_pem))
         return exchange(port, context)
 
-    async def scenario() -> tuple[str, int]:
-        server = await serve(server_context(ca, *trust))
-        try:
-            refused = await asyncio.to_thread(without_certificate, server.port)
-            await no_connections_left(server)
-            return refused, await asyncio.to_thread(with_certificate, server.port)
-        finally:
-            await server.shutdown(1.0)
-
     with caplog.at_level(logging.WARNING, logger="kbroker.network"):
-        refused, answer = run(loop, scenario())
+        refused, answer = clients_in_turn(loop, server_context(ca, *trust), without_certificate, with_certificate)
     assert refused != "answered" and answer == 3
     lines = [r.getMessage() for r in caplog.records if "TLS handshake failed" in r.getMessage()]
     assert len(lines) == 1 and "CERTIFICATE" in lines[0].upper()
@@ -266,17 +251,8 @@ def test_an_unfinished_handshake_is_closed_after_the_timeout(ca, loop, caplog):
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
             return read_until_closed(sock)  # sends nothing: the server gives up
 
-    async def scenario() -> bytes:
-        server = await serve(server_context(ca), ssl_handshake_timeout_s=0.3)
-        try:
-            answer = await asyncio.to_thread(silent, server.port)
-            await no_connections_left(server)
-            return answer
-        finally:
-            await server.shutdown(1.0)
-
     with caplog.at_level(logging.WARNING, logger="kbroker.network"):
-        assert run(loop, scenario()) == b""
+        assert clients_in_turn(loop, server_context(ca), silent, ssl_handshake_timeout_s=0.3) == [b""]
     lines = [r.getMessage() for r in caplog.records if "TLS handshake failed" in r.getMessage()]
     assert len(lines) == 1 and "SSL handshake is taking longer than 0.3 seconds" in lines[0]
 
@@ -293,16 +269,7 @@ def test_a_connection_the_server_closes_ends_with_close_notify(ca, loop):
             sock.sendall(struct.pack(">i", 3) + b"abc")
             return read_frame(sock), sock.recv(10)  # b"" only after close_notify
 
-    async def scenario() -> tuple[bytes, bytes]:
-        server = await serve(server_context(ca), refuse)
-        try:
-            answer = await asyncio.to_thread(client, server.port)
-            await no_connections_left(server)
-            return answer
-        finally:
-            await server.shutdown(1.0)
-
-    assert run(loop, scenario()) == (b"no", b"")
+    assert clients_in_turn(loop, server_context(ca), client, processor=refuse) == [(b"no", b"")]
 
 
 def test_reads_go_through_a_buffering_bio_on_cpython(ca):

@@ -93,3 +93,24 @@ async def failed_plain_login(port: int, ssl_context: ssl.SSLContext | None = Non
         return error_code == Errors.SASL_AUTHENTICATION_FAILED and closed
     finally:
         writer.close()
+
+
+def produce_across_sessions(config: dict[str, str], session_ms: int, sessions: int = 3) -> tuple[int, list, int]:
+    """librdkafka producing (acks=all) for `sessions` lifetimes of a SASL session: it must
+    re-authenticate on the way (KIP-368). The records sent, their delivery errors (None when
+    delivered) and what flush left undelivered."""
+    import time
+    import uuid
+
+    from confluent_kafka import Producer  # only the compat tests use this
+
+    delivered: list[object] = []
+    producer = Producer({**config, "acks": "all"})
+    topic = f"reauth-{uuid.uuid4().hex[:6]}"
+    started = time.monotonic()
+    sent = 0
+    while time.monotonic() - started < sessions * session_ms / 1000:
+        producer.produce(topic, f"r{sent}".encode(), on_delivery=lambda err, _msg: delivered.append(err))
+        sent += 1
+        producer.poll(0.1)
+    return sent, delivered, producer.flush(30)
