@@ -8,6 +8,8 @@ Kafka's Partition.scala / Replica.scala / AbstractFetcherThread.scala (KAFKA-FAC
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from kbroker.log.config import LogConfig
@@ -17,7 +19,7 @@ from kbroker.metadata.metadata_cache import BrokerInfo, MetadataCache
 from kbroker.protocol.errors import Errors
 from kbroker.replica.partition import Partition, PartitionError, ReplicaState
 from kbroker.replica.replica_fetcher import fetcher_id_for, ibp_at_least, java_string_hash, truncation_offset
-from kbroker.replica.replica_manager import ReplicaManager
+from kbroker.replica.replica_manager import PARTITION_LINES_AT_INFO, ReplicaManager
 from kbroker.testing.batches import producer_batch
 
 LAG_MS = 10_000
@@ -452,3 +454,27 @@ def test_a_gap_not_left_by_a_refusal_stays_out_of_order(make_leader):
     partition.on_alter_partition_response(change, Errors.NONE, committed([1, 2], partition_epoch=2))
     # The gap starts at 1, which nobody refused: Kafka's answer.
     assert refused_code(lambda: idempotent(partition, 4)) == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER
+
+
+@pytest.mark.parametrize("count", [3, PARTITION_LINES_AT_INFO + 1])
+def test_a_large_leader_and_isr_logs_one_summary_line_at_info(tmp_path, caplog, count):
+    """Each partition's leadership is an INFO line in a small LeaderAndIsr; a start-up's thousands
+    of partitions get one summary line instead, their own lines at DEBUG."""
+    cache = MetadataCache(1)
+    cache.set_brokers([BrokerInfo(1, {})])
+    logs = LogManager([str(tmp_path)], cluster_id="lines", broker_id=1, default_config=LogConfig())
+    manager = ReplicaManager(1, logs, cache, lambda _topic: {}, LogConfig())
+    states = [{**leader_state(isr=(1,), replicas=(1,)), "partition_index": p} for p in range(count)]
+    with caplog.at_level(logging.DEBUG, logger="kbroker.replica"):
+        manager.become_leader_or_follower({"controller_id": 1, "controller_epoch": 1, "topic_states": [
+            {"topic_name": "t", "topic_id": None, "partition_states": states}]})
+    logs.close()
+    leader_lines = [r for r in caplog.records if r.getMessage().startswith("leader of t-")]
+    summaries = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LeaderAndIsr from")]
+    assert len(leader_lines) == count and all(manager.get_partition("t", p).is_leader for p in range(count))
+    if count <= PARTITION_LINES_AT_INFO:
+        assert {r.levelno for r in leader_lines} == {logging.INFO} and summaries == []
+    else:
+        assert {r.levelno for r in leader_lines} == {logging.DEBUG}
+        assert summaries == [f"LeaderAndIsr from controller 1: leader of {count} partitions, follower of 0 "
+                             "(each partition's line at DEBUG)"]
