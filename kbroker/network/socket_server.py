@@ -466,14 +466,11 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 not isinstance(c, _BYTES_LIKE) and len(c) >= SENDFILE_MIN_BYTES for c in chunks):
             sock = self.transport.get_extra_info("socket")
             out_fd = sock.fileno() if sock is not None else None
-        if out_fd is None:
-            self.transport.writelines([c if isinstance(c, _BYTES_LIKE) else c.read_bytes() for c in chunks])
-            return
         pending: list = []
         for chunk in chunks:
             if isinstance(chunk, _BYTES_LIKE):
                 pending.append(chunk)
-            elif len(chunk) < SENDFILE_MIN_BYTES:
+            elif out_fd is None or len(chunk) < SENDFILE_MIN_BYTES:
                 pending.append(chunk.read_bytes())
             else:
                 self.transport.writelines(pending)
