@@ -84,6 +84,8 @@ LOG_FIELDS_READ_THROUGH = {
     "cleanup_policy": ("compact", "delete"),
     "message_timestamp_type": ("log_append_time",),
     "compression_type": ("target_codec",),
+    "segment_ms": ("max_segment_ms",),
+    "segment_jitter_ms": ("random_segment_jitter",),
 }
 LOG_FIELDS_READ_BY_NAME = {
     # The controller reads it from the topic's config in ZooKeeper when it elects a leader.

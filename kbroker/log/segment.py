@@ -159,6 +159,7 @@ class LogSegment:
         file_suffix: str = "",
         writable_indexes: bool = True,
         init_file_size: int = 0,
+        roll_jitter_ms: int = 0,
     ):
         self.directory = directory
         self.base_offset = base_offset
@@ -179,6 +180,7 @@ class LogSegment:
         )
         self.txn_index = TransactionIndex(prefix + TXN_INDEX_FILE_SUFFIX + file_suffix, base_offset)
         self.bytes_since_last_index_entry = 0
+        self.roll_jitter_ms = roll_jitter_ms  # taken off segment.ms for this segment's roll by time
         self.created_ms = now_ms()
         self.rolling_based_timestamp: int | None = None
         self._max_timestamp_and_offset: TimestampOffset | None = None
