@@ -15,7 +15,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.admin._configs import ConfigResource, ConfigResourceType
@@ -203,14 +203,14 @@ def produce_acknowledged(bootstrap: str, topic: str, values: list[bytes], one_by
 
 
 def consume_all(bootstrap: str, topic: str, expected: int) -> list[tuple[int, bytes]]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}-{os.getpid()}",
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"g-{topic}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
-    consumer.subscribe([topic])
+    consumer.assign([TopicPartition(topic, 0, 0)])  # fetches from offset 0, no group to join
     got: list[tuple[int, bytes]] = []
     try:
         def received_all() -> bool:
-            msg = consumer.poll(0.5)
-            if msg is not None and msg.error() is None:
+            for msg in consumer.consume(num_messages=expected - len(got), timeout=0.5):
+                assert msg.error() is None, msg.error()
                 got.append((msg.offset(), msg.value()))
             return len(got) >= expected
 
