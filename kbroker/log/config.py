@@ -65,8 +65,10 @@ class LogConfig(NamedTuple):
     def max_segment_ms(self) -> int:
         """How old the active segment may get before a roll (Kafka's LogConfig.maxSegmentMs): a
         compacted topic rolls by max.compaction.lag.ms too, so its records become cleanable in time."""
-        if self.compact and self.max_compaction_lag_ms > 0:
-            return min(self.max_compaction_lag_ms, self.segment_ms)
+        lag = self.max_compaction_lag_ms
+        # Asked by every append: the comparison first, as the lag is unbounded by default.
+        if 0 < lag < self.segment_ms and self.compact:
+            return lag
         return self.segment_ms
 
     def random_segment_jitter(self) -> int:
