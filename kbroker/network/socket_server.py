@@ -121,13 +121,6 @@ class ConnectionInfo(Protocol):
 # be a syscall, and a TCP segment, per partition.
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 SENDFILE_MIN_BYTES = 64 * 1024
-# Pipelined requests (librdkafka keeps up to 1,000,000 in flight on a connection, one partition
-# each when it produces to many): while more of a connection's requests wait, a response of bytes
-# only is held and written with the next one, so one send answers several requests instead of a
-# syscall (and a TCP segment) each. Held responses are written when the processing task yields to
-# the loop (a request that waits, in the purgatory say, holds none back), before a response with
-# file regions, before a throttle and before a close; at most this many chunks wait.
-MAX_HELD_CHUNKS = 256
 
 
 class _FileRegion(Protocol):
@@ -167,7 +160,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     # Slots: an idle connection is this object, its transport and socket, nothing else.
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
-                 "_frame_size", "_frame_filled", "_charged", "_frames", "_held", "_worker", "_processing", "_closing",
+                 "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
                  "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket")
 
@@ -190,7 +183,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._frame_filled = 0
         self._charged = 0  # bytes of partial and queued frames counted in the memory pool (if any)
         self._frames: collections.deque[memoryview] = collections.deque()
-        self._held: list = []  # responses of bytes waiting to go with the next one (MAX_HELD_CHUNKS)
         # When each queued frame was read whole (time.monotonic()), and the one being processed's:
         # the api layer's request queue time (Kafka's requestQueueTimeMs) and request log.
         self._arrivals: collections.deque[float] = collections.deque()
@@ -432,7 +424,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
             try:
                 chunks = await processor(self, frame)
             except CloseConnection as exc:
-                self._flush_held()
                 if exc.last_response and not self._closing:
                     self.transport.writelines(exc.last_response)  # close() flushes it first
                 self.close()
@@ -449,12 +440,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._processing = False
                 self.server.in_flight -= 1
             if chunks and not self._closing:
-                if frames and not self._mute_s and len(self._held) < MAX_HELD_CHUNKS and all(
-                        isinstance(chunk, _BYTES_LIKE) for chunk in chunks):
-                    self._hold(chunks)
-                    continue
-                if self._held:
-                    chunks, self._held = self._held + chunks, []
                 try:
                     self._write_response(chunks)
                 except ConnectionError:  # the peer went away while sendfile wrote to its socket
@@ -470,21 +455,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     await self._writable()
             if self._mute_s:
                 await self._stay_muted()
-        self._flush_held()  # a request that closed the connection wrote the held ones already
         if self._close_when_idle:
             self.close()
-
-    def _hold(self, chunks: list) -> None:
-        """Keeps a response for the next write; written anyway once the loop turns."""
-        if not self._held:
-            asyncio.get_running_loop().call_soon(self._flush_held)
-        self._held += chunks
-
-    def _flush_held(self) -> None:
-        held, self._held = self._held, []
-        if held and not self._closing:
-            self.transport.writelines(held)
-            self.last_active = time.monotonic()
 
     def _write_response(self, chunks: list) -> None:
         """The response's chunks, in order: bytes and small regions through the transport, large
@@ -550,7 +522,6 @@ class KafkaConnection(asyncio.BufferedProtocol):
 
     def close(self) -> None:
         if not self._closing:
-            self._flush_held()  # answers given before the close go out first, as unheld ones did
             self._closing = True
             self.transport.close()
 
