@@ -2,7 +2,8 @@
 //
 // `java -cp <jars>:<classes> PartitionsProducer <bootstrap> <topic> <partitions> <first> <n> <size>
 //  [producer setting=value ...]`: makes a KafkaProducer, reads the topic's metadata until
-// every partition has a leader, prints "ready", waits for "go" on stdin, then sends records
+// every partition has a leader, sends -Dwarmup.records to -Dwarmup.topic (when given) so that the
+// send path is compiled before the timed window, prints "ready", waits for "go" on stdin, then sends records
 // first .. first + n - 1 of the whole sequence, record g to partition g % partitions (the same
 // placement as the librdkafka producers of partitions-1k), and flushes. Its last stdout line is the
 // JSON result scripts/bench reads: the window (System.nanoTime, CLOCK_MONOTONIC as Python's
@@ -48,6 +49,7 @@ public final class PartitionsProducer {
         try (KafkaProducer<byte[], byte[]> producer =
                  new KafkaProducer<>(props, new ByteArraySerializer(), new ByteArraySerializer())) {
             awaitLeaders(producer, topic, partitions);
+            warmUp(producer, System.getProperty("warmup.topic"), Integer.getInteger("warmup.records", 0), payload);
             System.out.println("ready");
             System.out.flush();
             BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -62,6 +64,16 @@ public final class PartitionsProducer {
         byte[] payload = new byte[size];
         Arrays.fill(payload, (byte) 'x');
         return payload;
+    }
+
+    /** The send path loaded and compiled before the timed window (a JVM runs it interpreted at
+     * first): `records` records to partition 0 of a topic of their own, acknowledged. */
+    static void warmUp(KafkaProducer<byte[], byte[]> producer, String topic, int records, byte[] payload)
+            throws Exception {
+        if (topic == null || records == 0) return;
+        awaitLeaders(producer, topic, 1);
+        for (int i = 0; i < records; i++) producer.send(new ProducerRecord<>(topic, 0, null, payload), (metadata, exception) -> { });
+        producer.flush();
     }
 
     static void awaitLeaders(KafkaProducer<byte[], byte[]> producer, String topic, int partitions) throws InterruptedException {
