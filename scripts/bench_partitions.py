@@ -53,6 +53,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import bench_client
 from bench_broker import cpu_seconds_of
@@ -66,6 +67,7 @@ from bench_client import (
     wait_for_leader,
 )
 from bench_report import median_of
+from bench_scenarios import Scenario
 
 PARTITIONS = 1000
 PRODUCERS = 10
@@ -422,7 +424,7 @@ def mean(results: list[dict], key: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def java_driver():  # noqa: ANN201 (a module of compat-tests, imported by path)
+def java_driver() -> ModuleType:
     """compat-tests/java_driver.py: where ./scripts/test put the jars, and javac of the sources."""
     if str(COMPAT_TESTS) not in sys.path:
         sys.path.append(str(COMPAT_TESTS))
@@ -436,7 +438,7 @@ def java_unavailable_reason() -> str | None:
     return driver.jars_missing_reason(driver.JAVA_CLIENT_VERSIONS[0])
 
 
-def skip_reason(scenario) -> str | None:
+def skip_reason(scenario: Scenario) -> str | None:
     """Why a scenario of this file cannot run here (the Java variant without Java or its jars)."""
     return java_unavailable_reason() if scenario.kind == "partitions" and scenario.client == "java" else None
 
