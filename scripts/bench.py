@@ -387,6 +387,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "placement of the broker and the client's threads otherwise decides produce-1k-idempotent's speed",
     )
     parser.add_argument(
+        "--consumer-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a librdkafka setting added to the consume scenarios' consumers, for every target (e.g. "
+        "fetch.wait.max.ms=10 against a broker that waits out the fetch's max wait after each read); "
+        "the scenario's title names it",
+    )
+    parser.add_argument(
         "--scenarios", default=",".join(SCENARIO_KEYS), help=f"comma-separated subset of: {', '.join(SCENARIO_KEYS)}"
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (e.g. 0.05 for a quick run)")
@@ -401,6 +410,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.selected = select_scenarios([key.strip() for key in args.scenarios.split(",") if key.strip()], args.scale)
     except ValueError as exc:
         parser.error(str(exc))
+    if not all("=" in setting for setting in args.consumer_setting):
+        parser.error("--consumer-setting: expected KEY=VALUE")
+    args.selected = [with_consumer_settings(scenario, args.consumer_setting) for scenario in args.selected]
     if args.with_metrics:
         args.variant.append(METRICS_VARIANT)
     for variant in args.variant:
@@ -415,6 +427,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.loopback_bytes is None:
         args.loopback_bytes = max(MIN_LOOPBACK_BYTES, round(LOOPBACK_BYTES * args.scale))
     return args
+
+
+def with_consumer_settings(scenario: Scenario, settings: list[str]) -> Scenario:
+    """A consume scenario with --consumer-setting's KEY=VALUE added to its consumers' config."""
+    if scenario.kind != "consume" or not settings:
+        return scenario
+    extra = dict(setting.split("=", 1) for setting in settings)
+    return replace(scenario, consumer_config={**scenario.consumer_config, **extra},
+                   title=f"{scenario.title} (consumers also: {', '.join(settings)})")
 
 
 def parse_pin_cpus(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -311,6 +311,21 @@ def test_produce_scenarios_report_request_shape_and_run_pinned():
     assert len(table_lines) == 2 and "records each" in table_lines[0] and "CPU s per MB: client" in table_lines[0]
 
 
+def test_consumer_setting_reaches_the_consume_scenarios_consumers():
+    def consume_1k(setting: str) -> tuple[dict, list[str]]:
+        done = subprocess.run([str(SCRIPTS / "bench"), *TINY[:-1], "--scenarios", "consume-1k", "--consumer-setting", setting],
+                              capture_output=True, text=True, timeout=90)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        return by_scenario([json.loads(line) for line in lines if line.startswith("{")], "kbroker")["consume-1k"], lines
+
+    result, lines = consume_1k("fetch.wait.max.ms=10")
+    assert result["verified"] and not result["errors"], result
+    assert any("(consumers also: fetch.wait.max.ms=10)" in line for line in lines)
+    result, _ = consume_1k("no.such.setting=1")  # librdkafka itself refuses it: the setting reached the consumer
+    assert not result["verified"] and any('No such configuration property: "no.such.setting"' in e for e in result["errors"])
+
+
 def test_pin_cpus_must_name_usable_cpus():
     done = subprocess.run([str(SCRIPTS / "bench"), "--pin-cpus", "0"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "expected BROKER/CLIENT CPU lists" in done.stderr
