@@ -274,6 +274,25 @@ def test_the_last_bytes_of_a_request_wake_the_reader_even_inside_a_record(ca, lo
 
 
 @pytest.mark.parametrize("loop", LOOPS)
+def test_a_close_notify_in_the_middle_of_a_large_request_is_answered(ca, loop):
+    """300 KiB of a 1 MiB request, then, once the listener has read them (and asked to be woken
+    only by much more of it), a close_notify alone, the client waiting for the listener's own as
+    Python's unwrap does: the listener sees it though it is not more of the request, answers
+    with its close_notify and forgets the connection."""
+    def client(port: int) -> float:
+        sock = tls_client(port, client_context(ca))
+        sock.sendall(struct.pack(">i", 1024 * 1024) + b"x" * 300 * 1024)
+        time.sleep(0.3)  # the listener reads what came (the answer does not depend on it)
+        sock.settimeout(5)
+        started = time.monotonic()
+        sock.unwrap().close()  # sends close_notify, then waits for the listener's
+        return time.monotonic() - started
+
+    [waited] = clients_in_turn(loop, server_context(ca), client)
+    assert waited < 2
+
+
+@pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("notify", [True, False], ids=["close_notify", "bare_fin"])
 def test_a_client_closing_mid_request_is_forgotten(ca, loop, notify):
     """Half a request, then the client goes (with close_notify or a bare FIN): the connection is

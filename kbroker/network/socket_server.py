@@ -142,6 +142,9 @@ WAKE_BYTES_MAX = 256 * 1024
 # What OpenSSL may hold of a request without having handed it over once a read wants the socket:
 # one unfinished TLS record (16 KiB of plaintext at most), whose bytes have arrived already.
 TLS_HELD_BYTES = 17 * 1024
+# Bytes a TLS connection has not been woken for are read after this long anyway: what arrives in
+# the middle of a request is not always more of it (a close_notify, say).
+WAKE_DELAY_MAX_S = 0.02
 
 # processor(connection, frame) -> list of response chunks (None: no response, e.g. acks=0)
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
@@ -168,7 +171,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
-                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes")
+                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -182,6 +185,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._ack_socket = ack_socket if _TCP_QUICKACK is not None else None
         # The socket's SO_RCVLOWAT while tls_transport serves it (see _wake_when_worth_it); 0: not set.
         self._wake_bytes = 1 if gated_wakeups and self._ack_socket is not None else 0
+        self._wake_timer: asyncio.TimerHandle | None = None  # puts _wake_bytes back to 1 (WAKE_DELAY_MAX_S)
         self.listener_name = server.listener_name
         self.address = address  # the peer's address as ConnectionQuotas counts it ("" if uncounted)
         self.peer = "?"
@@ -241,6 +245,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                                   self.peer, self.listener_name, getattr(exc, "reason", None))
         self._closing = True
         self._ack_socket = None  # its descriptor is closed or about to be
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
         self.server.connection_closed(self)
         self._frames.clear()
         self._arrivals.clear()
@@ -303,15 +309,27 @@ class KafkaConnection(asyncio.BufferedProtocol):
         (TLS_HELD_BYTES: tls_transport reads until OpenSSL wants the socket, so at most one
         unfinished record), as ciphertext is never shorter than its plaintext; between frames
         any byte wakes us, and a FIN or an error whatever the setting. Reads themselves are not
-        affected: a non-blocking read returns what is there."""
+        affected: a non-blocking read returns what is there. Something other than the request
+        (a close_notify) may come in between: after WAKE_DELAY_MAX_S any byte wakes us again."""
         missing = self._frame_size - self._frame_filled if self._frame is not None else 0
         wanted = max(1, min(WAKE_BYTES_MAX, missing - TLS_HELD_BYTES))
         if wanted != self._wake_bytes:
-            self._wake_bytes = wanted
-            try:
-                ack_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
-            except OSError:  # closed meanwhile
-                self._ack_socket = None
+            self._set_wake_bytes(ack_socket, wanted)
+        if wanted > 1 and self._wake_timer is None:
+            self._wake_timer = asyncio.get_running_loop().call_later(WAKE_DELAY_MAX_S, self._wake_for_any_byte)
+
+    def _wake_for_any_byte(self) -> None:
+        self._wake_timer = None
+        ack_socket = self._ack_socket
+        if ack_socket is not None and self._wake_bytes > 1:
+            self._set_wake_bytes(ack_socket, 1)
+
+    def _set_wake_bytes(self, ack_socket: socket.socket, wanted: int) -> None:
+        self._wake_bytes = wanted
+        try:
+            ack_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
+        except OSError:  # closed meanwhile
+            self._ack_socket = None
 
     def _acknowledge_partial_request(self, ack_socket: socket.socket) -> None:
         """ACK what arrived now instead of after Linux's delayed-ACK timer (40 ms). A TLS client
