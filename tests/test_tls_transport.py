@@ -14,6 +14,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 
 import pytest
 
@@ -177,6 +178,118 @@ def test_requests_waiting_inside_openssl_are_read_when_reading_resumes(ca, loop)
 
     answers = clients_in_turn(loop, server_context(ca), client, processor=processor, max_queued_requests=1)
     assert answers == [list(range(REQUESTS))]
+
+
+LARGE_REQUEST = 4 * 1024 * 1024
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_large_request_in_small_records_wakes_the_reader_per_buffer_not_per_record(ca, loop, monkeypatch):
+    """A 4 MiB request written as 4,096 TLS records of 1 KiB, each its own segment (as librdkafka
+    writes the values it references): the listener is woken about once per 256 KiB of it
+    (SO_RCVLOWAT), not for every few records, and the request arrives whole."""
+    reads = []
+    original = KafkaConnection.buffer_updated
+
+    def counted(self: KafkaConnection, nbytes: int) -> None:
+        reads.append(nbytes)
+        original(self, nbytes)
+
+    monkeypatch.setattr(KafkaConnection, "buffer_updated", counted)
+
+    def client(port: int) -> int:
+        with tls_client(port, client_context(ca)) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            request = struct.pack(">i", LARGE_REQUEST) + pattern(LARGE_REQUEST, 7)
+            for start in range(0, len(request), 1024):
+                sock.sendall(request[start:start + 1024])
+            return struct.unpack(">i", read_frame(sock))[0]
+
+    assert clients_in_turn(loop, server_context(ca), client) == [LARGE_REQUEST]
+    # 16 buffers of 256 KiB, the frame's regrowth, and the last ~17 KiB (what OpenSSL may hold)
+    # read as it comes: without the setting this is one read per segment or two, ~1,000 or more.
+    assert len(reads) < 120, f"{len(reads)} reads"
+
+
+def memory_bio_client(port: int, context: ssl.SSLContext) -> tuple[socket.socket, ssl.SSLObject, ssl.MemoryBIO,
+                                                                   ssl.MemoryBIO]:
+    """A TLS client whose records the test cuts where it likes: the handshake through memory BIOs
+    over a plain socket; returns the socket, the SSLObject and its incoming and outgoing BIOs."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(outgoing.read())
+            data = raw.recv(65536)
+            if not data:
+                raise ConnectionError("closed during the handshake") from None
+            incoming.write(data)
+    raw.sendall(outgoing.read())
+    return raw, tls, incoming, outgoing
+
+
+def read_frame_through(raw: socket.socket, tls: ssl.SSLObject, incoming: ssl.MemoryBIO) -> bytes:
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+        try:
+            data += tls.read(65536)
+        except ssl.SSLWantReadError:
+            chunk = raw.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed after {len(data)} bytes") from None
+            incoming.write(chunk)
+    return data[4:]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("withheld", [100, 16_500])
+def test_the_last_bytes_of_a_request_wake_the_reader_even_inside_a_record(ca, loop, withheld):
+    """A 1 MiB request in 16 KiB records whose last bytes come alone, once the listener has read
+    the rest: part of its last record (100 bytes), or that record and the end of the one before.
+    What OpenSSL holds of an unfinished record has arrived already, so the listener must not ask
+    to be woken by as many more bytes as the request still misses: the last ones wake it."""
+    seen = []
+
+    async def processor(conn: KafkaConnection, frame: memoryview) -> list:
+        seen.append(hashlib.sha256(frame).hexdigest())
+        return await echo_size(conn, frame)
+
+    def client(port: int) -> int:
+        raw, tls, incoming, outgoing = memory_bio_client(port, client_context(ca))
+        with raw:
+            size = 1024 * 1024 - 4  # with its size in front: 64 records of exactly 16 KiB
+            tls.write(struct.pack(">i", size) + pattern(size, 3))
+            ciphertext = outgoing.read()
+            raw.sendall(ciphertext[:-withheld])
+            time.sleep(0.3)  # the listener reads what came (the answer does not depend on it)
+            raw.sendall(ciphertext[-withheld:])
+            return struct.unpack(">i", read_frame_through(raw, tls, incoming))[0]
+
+    assert clients_in_turn(loop, server_context(ca), client, processor=processor) == [1024 * 1024 - 4]
+    assert seen == [hashlib.sha256(pattern(1024 * 1024 - 4, 3)).hexdigest()]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_close_notify_in_the_middle_of_a_large_request_is_answered(ca, loop):
+    """300 KiB of a 1 MiB request, then, once the listener has read them (and asked to be woken
+    only by much more of it), a close_notify alone, the client waiting for the listener's own as
+    Python's unwrap does: the listener sees it though it is not more of the request, answers
+    with its close_notify and forgets the connection."""
+    def client(port: int) -> float:
+        sock = tls_client(port, client_context(ca))
+        sock.sendall(struct.pack(">i", 1024 * 1024) + b"x" * 300 * 1024)
+        time.sleep(0.3)  # the listener reads what came (the answer does not depend on it)
+        sock.settimeout(5)
+        started = time.monotonic()
+        sock.unwrap().close()  # sends close_notify, then waits for the listener's
+        return time.monotonic() - started
+
+    [waited] = clients_in_turn(loop, server_context(ca), client)
+    assert waited < 2
 
 
 @pytest.mark.parametrize("loop", LOOPS)

@@ -136,6 +136,15 @@ class _FileRegion(Protocol):
 
 # Linux's TCP_QUICKACK (None elsewhere): TLS connections ACK a partly arrived request at once.
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
+# TLS connections served by tls_transport are woken in the middle of a large request only once
+# this much more of it can be read (SO_RCVLOWAT): one socket read of its buffering BIO.
+WAKE_BYTES_MAX = 256 * 1024
+# What OpenSSL may hold of a request without having handed it over once a read wants the socket:
+# one unfinished TLS record (16 KiB of plaintext at most), whose bytes have arrived already.
+TLS_HELD_BYTES = 17 * 1024
+# Bytes a TLS connection has not been woken for are read after this long anyway: what arrives in
+# the middle of a request is not always more of it (a close_notify, say).
+WAKE_DELAY_MAX_S = 0.02
 
 # processor(connection, frame) -> list of response chunks (None: no response, e.g. acks=0)
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
@@ -162,17 +171,21 @@ class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
-                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket")
+                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
     transport: asyncio.Transport
 
-    def __init__(self, server: SocketServer, address: str = "", ack_socket: socket.socket | None = None) -> None:
+    def __init__(self, server: SocketServer, address: str = "", ack_socket: socket.socket | None = None,
+                 *, gated_wakeups: bool = False) -> None:
         self.server = server
         # TLS connections: the socket whose pending ACK is sent at once while a request is only
         # partly here (see _acknowledge_partial_request); None where that is not needed.
         self._ack_socket = ack_socket if _TCP_QUICKACK is not None else None
+        # The socket's SO_RCVLOWAT while tls_transport serves it (see _wake_when_worth_it); 0: not set.
+        self._wake_bytes = 1 if gated_wakeups and self._ack_socket is not None else 0
+        self._wake_timer: asyncio.TimerHandle | None = None  # puts _wake_bytes back to 1 (WAKE_DELAY_MAX_S)
         self.listener_name = server.listener_name
         self.address = address  # the peer's address as ConnectionQuotas counts it ("" if uncounted)
         self.peer = "?"
@@ -232,6 +245,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                                   self.peer, self.listener_name, getattr(exc, "reason", None))
         self._closing = True
         self._ack_socket = None  # its descriptor is closed or about to be
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
         self.server.connection_closed(self)
         self._frames.clear()
         self._arrivals.clear()
@@ -278,8 +293,43 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._arrivals.append(self.last_active)
                 self._wake_worker()
         ack_socket = self._ack_socket
-        if ack_socket is not None and (self._frame is not None or self._head):
-            self._acknowledge_partial_request(ack_socket)
+        if ack_socket is not None:
+            if self._frame is not None or self._head:
+                self._acknowledge_partial_request(ack_socket)
+            if self._wake_bytes:
+                self._wake_when_worth_it(ack_socket)
+
+    def _wake_when_worth_it(self, ack_socket: socket.socket) -> None:
+        """TLS: while a large request arrives, have the kernel wake us only once a buffer's worth
+        (WAKE_BYTES_MAX) more of it is readable (SO_RCVLOWAT), not for every segment. librdkafka
+        sends a request as hundreds of TLS records, many of them small, each its own write(2) and
+        often its own segment: each woke the loop for a read of a few records (the readable event,
+        reads ending in SSLWantReadError, the framing, an ACK). What is asked for never exceeds
+        what must still arrive: the rest of the frame less what OpenSSL may hold of it
+        (TLS_HELD_BYTES: tls_transport reads until OpenSSL wants the socket, so at most one
+        unfinished record), as ciphertext is never shorter than its plaintext; between frames
+        any byte wakes us, and a FIN or an error whatever the setting. Reads themselves are not
+        affected: a non-blocking read returns what is there. Something other than the request
+        (a close_notify) may come in between: after WAKE_DELAY_MAX_S any byte wakes us again."""
+        missing = self._frame_size - self._frame_filled if self._frame is not None else 0
+        wanted = max(1, min(WAKE_BYTES_MAX, missing - TLS_HELD_BYTES))
+        if wanted != self._wake_bytes:
+            self._set_wake_bytes(ack_socket, wanted)
+        if wanted > 1 and self._wake_timer is None:
+            self._wake_timer = asyncio.get_running_loop().call_later(WAKE_DELAY_MAX_S, self._wake_for_any_byte)
+
+    def _wake_for_any_byte(self) -> None:
+        self._wake_timer = None
+        ack_socket = self._ack_socket
+        if ack_socket is not None and self._wake_bytes > 1:
+            self._set_wake_bytes(ack_socket, 1)
+
+    def _set_wake_bytes(self, ack_socket: socket.socket, wanted: int) -> None:
+        self._wake_bytes = wanted
+        try:
+            ack_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, wanted)
+        except OSError:  # closed meanwhile
+            self._ack_socket = None
 
     def _acknowledge_partial_request(self, ack_socket: socket.socket) -> None:
         """ACK what arrived now instead of after Linux's delayed-ACK timer (40 ms). A TLS client
@@ -651,7 +701,7 @@ class SocketServer:
                 # Imported with the first TLS connection: a plaintext broker never loads ssl.
                 from kbroker.network.tls_transport import SSLSocketTransport, accept_tls
                 tls = await accept_tls(sock, self.ssl_context, self.ssl_handshake_timeout_s)
-                SSLSocketTransport(loop, tls, KafkaConnection(self, address, tls))
+                SSLSocketTransport(loop, tls, KafkaConnection(self, address, tls, gated_wakeups=True))
             else:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address, sock), sock,
                                                    ssl=self.ssl_context,

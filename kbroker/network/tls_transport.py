@@ -21,7 +21,9 @@ the records already sent; Python sets SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, so th
 but not change); without SSL_MODE_ENABLE_PARTIAL_WRITE a write sends everything or waits. Bytes
 may wait inside OpenSSL (the buffering BIO, the rest of a record) with nothing on the socket to
 wake the loop: reads go on until OpenSSL wants the socket, and a read that stops early (paused,
-or a long burst) is resumed by the loop's next iteration, not by the socket. Closing flushes the
+or a long burst) is resumed by the loop's next iteration, not by the socket. So when a read waits
+for the socket, OpenSSL holds at most one unfinished record: KafkaConnection's SO_RCVLOWAT
+(socket_server's _wake_when_worth_it) counts on it. Closing flushes the
 queued writes (for at most CLOSE_FLUSH_TIMEOUT_S), sends close_notify (best effort: a peer gone
 does not wait) and closes the socket.
 
