@@ -1,7 +1,8 @@
 """NetworkClient's ResponseReader over real sockets on 127.0.0.1: response frames sent in random
 pieces (a size split inside its 4 bytes, frames far larger than a read, many small ones in one
 read) reach `on_frame` whole, byte for byte and in order, on both event loops; a size beyond the
-limit ends the connection with one `on_lost`."""
+limit ends the connection with one `on_lost`; a request unanswered within its timeout fails,
+and with it the connection and every request in flight on it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import struct
 
 import pytest
 
-from kbroker.network.network_client import SCRATCH_BYTES, ResponseReader
+from kbroker.network.network_client import SCRATCH_BYTES, NetworkClient, ResponseReader
+from kbroker.protocol.api_keys import ApiKey
 
 
 async def serve_stream(chunks: list[bytes]) -> tuple[asyncio.Server, int]:
@@ -83,3 +85,34 @@ def test_a_size_beyond_the_limit_ends_the_connection_once():
 
     lost = asyncio.run(scenario())
     assert len(lost) == 1 and "bad response size 1000001" in str(lost[0])
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_request_unanswered_within_its_timeout_fails_the_connection(loop):
+    async def scenario() -> None:
+        connections: list[asyncio.StreamWriter] = []
+
+        async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(writer)
+            await reader.read()  # until the client closes
+
+        server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+        client = NetworkClient("127.0.0.1", server.sockets[0].getsockname()[1], "test", request_timeout_s=30)
+        try:
+            long_wait = asyncio.ensure_future(client.send(ApiKey.API_VERSIONS, 0, {}))
+            await asyncio.sleep(0.05)
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(ConnectionError, match="request 18 v0 .* timed out"):
+                await client.send(ApiKey.API_VERSIONS, 0, {}, timeout_s=0.2)
+            assert 0.15 < asyncio.get_running_loop().time() - started < 5
+            with pytest.raises(ConnectionError, match="timed out"):  # the other request in flight too
+                await asyncio.wait_for(long_wait, 5)
+            with pytest.raises(ConnectionError, match="timed out"):  # a new connection for the next
+                await client.send(ApiKey.API_VERSIONS, 0, {}, timeout_s=0.1)
+            assert len(connections) == 2
+        finally:
+            await client.close()
+            server.close()
+
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    run(scenario())

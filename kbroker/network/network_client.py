@@ -299,11 +299,21 @@ class NetworkClient:
         except Exception as exc:  # refused, timed out, or an unreadable answer during the SASL exchange
             raise ConnectionError(f"cannot connect to {self.host}:{self.port}: {exc!r}") from None
         future = self._write_request(transport, api_key, version, request)
+        # A timer on the future itself rather than asyncio.wait_for, which (Python 3.11) wraps it
+        # in a second future: the response then reaches the caller one loop turn later, and a
+        # follower's next fetch (the acks=all round trip) waits for that turn.
+        timer = asyncio.get_running_loop().call_later(timeout_s or self.request_timeout_s, self._time_out,
+                                                      future, api_key, version)
         try:
-            return await asyncio.wait_for(future, timeout_s or self.request_timeout_s)
-        except TimeoutError:
+            return await future
+        finally:
+            timer.cancel()
+
+    def _time_out(self, future: asyncio.Future, api_key: int, version: int) -> None:
+        """A request's timeout: it fails, and with it the connection and everything else in flight."""
+        if not future.done():
+            future.set_exception(ConnectionError(f"request {api_key} v{version} to {self.host}:{self.port} timed out"))
             self._disconnect(ConnectionError(f"request to {self.host}:{self.port} timed out"))
-            raise ConnectionError(f"request {api_key} v{version} to {self.host}:{self.port} timed out") from None
 
     def _disconnect(self, error: Exception) -> None:
         transport, self._transport, self._reader = self._transport, None, None
