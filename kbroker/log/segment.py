@@ -134,7 +134,7 @@ class RecentAppends:
         return view[position - start : position - start + length]
 
 
-RECENT_APPENDS = RecentAppends(0 if os.environ.get("KB_NO_TAIL") else 16 * 1024 * 1024)  # SCRATCH toggle
+RECENT_APPENDS = RecentAppends(16 * 1024 * 1024)
 
 
 @dataclass(frozen=True, slots=True)
