@@ -306,20 +306,28 @@ def test_a_read_within_the_latest_large_append_carries_its_bytes(tmp_path):
 
 
 def test_truncation_drops_the_kept_bytes_and_a_new_append_replaces_them(tmp_path):
-    """A follower truncating (divergence) and appending the leader's batches at the same
+    """A leader truncated (it became a follower of a newer epoch) and appending again at the same
     position: a read must never carry the bytes that were truncated away."""
     log = open_log(tmp_path)
     append_batches(log, 1)
-    first = log.append_as_follower(build_batch([SimpleRecord(b"k", b"a" * 70_000)], base_offset=3, partition_leader_epoch=1))
+    first = log.append_as_leader(producer_batch([b"a" * 70_000], timestamp=T0), 1, now=T0)
     assert log.read(first.base_offset, 1 << 20).records.data is not None
-    log.truncate_to(3)
+    log.truncate_to(first.base_offset)
     assert not RECENT_APPENDS.entries.keys() & set(log.segments.values())
-    second = log.append_as_follower(build_batch([SimpleRecord(b"k", b"b" * 70_000)], base_offset=3, partition_leader_epoch=2))
+    second = log.append_as_leader(producer_batch([b"b" * 70_000], timestamp=T0), 2, now=T0)
+    assert second.base_offset == first.base_offset
     region = log.read(second.base_offset, 1 << 20).records
     assert region.data is not None and bytes(region.data) == file_bytes(region)
     assert b"b" * 1000 in bytes(region.data) and b"a" * 1000 not in bytes(region.data)
     log.close()
     assert not RECENT_APPENDS.entries.keys() & set(log.segments.values())
+
+
+def test_a_follower_append_is_not_kept(tmp_path):
+    """Nobody fetches from a follower: its appends' buffers are not held."""
+    log = open_log(tmp_path)
+    info = log.append_as_follower(build_batch([SimpleRecord(b"k", b"a" * 70_000)], partition_leader_epoch=1))
+    assert log.read(info.base_offset, 1 << 20).records.data is None
 
 
 def test_recent_appends_stay_within_their_budget():
@@ -335,6 +343,12 @@ def test_recent_appends_stay_within_their_budget():
     frame = bytearray(4 * RecentAppends.MIN_BYTES)
     recent.remember(segments[4], 0, memoryview(frame)[: RecentAppends.MIN_BYTES])  # type: ignore[arg-type]
     assert segments[4] not in recent.entries and recent.bytes == 3 * RecentAppends.MIN_BYTES
+    # The log maintenance drops what is no longer recent, oldest first.
+    kept_at = recent.entries[segments[3]][3]
+    recent.drop_idle(kept_at + RecentAppends.IDLE_S / 2)
+    assert list(recent.entries) == segments[1:4]
+    recent.drop_idle(kept_at + 2 * RecentAppends.IDLE_S)
+    assert recent.entries == {} and recent.bytes == 0
 
 
 def test_list_offsets(tmp_path):

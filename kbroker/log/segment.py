@@ -91,8 +91,9 @@ class LogOffsetPosition(NamedTuple):
 
 
 class RecentAppends:
-    """The bytes of the latest large append of each segment, at most `max_bytes` in all, the
-    oldest dropped first. Written bytes never change in place (a truncation drops its segment's
+    """The bytes of the latest large leader append of each segment, at most `max_bytes` in all,
+    the oldest dropped first, and dropped once IDLE_S old (`drop_idle`, from the log maintenance:
+    memory a burst of produce held goes within seconds). Written bytes never change in place (a truncation drops its segment's
     entry first), so a region within an entry may be sent from it. Why: the replication round
     trip sends each append to every follower right after writing it, and writing those bytes from
     memory costs the leader less than reading the page cache again (a sendfile of 1 MiB from
@@ -101,10 +102,12 @@ class RecentAppends:
     follower's fetch response), counted at that buffer's size."""
 
     MIN_BYTES = 64 * 1024  # smaller appends are left alone: they cost a pread at most
+    IDLE_S = 1.0  # a follower fetches an append within milliseconds of it
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self.entries: dict[LogSegment, tuple[int, memoryview, int]] = {}  # position, bytes, charge
+        # segment -> (position, bytes, charge, time.monotonic() when kept); oldest first
+        self.entries: dict[LogSegment, tuple[int, memoryview, int, float]] = {}
         self.bytes = 0
 
     def remember(self, segment: LogSegment, position: int, records: bytes | bytearray | memoryview) -> None:
@@ -113,10 +116,19 @@ class RecentAppends:
         self.forget(segment)
         if view.nbytes < self.MIN_BYTES or charge > self.max_bytes // 4:
             return  # a small slice of a large buffer would hold all of it
-        self.entries[segment] = (position, view, charge)
+        self.entries[segment] = (position, view, charge, time.monotonic())
         self.bytes += charge
         while self.bytes > self.max_bytes:
             self.forget(next(iter(self.entries)))
+
+    def drop_idle(self, now: float) -> None:
+        """Drops the entries kept more than IDLE_S before `now` (time.monotonic())."""
+        entries = self.entries
+        while entries:
+            segment, entry = next(iter(entries.items()))
+            if now - entry[3] < self.IDLE_S:
+                return
+            self.forget(segment)
 
     def forget(self, segment: LogSegment) -> None:
         entry = self.entries.pop(segment, None)
@@ -128,7 +140,7 @@ class RecentAppends:
         entry = self.entries.get(segment)
         if entry is None:
             return None
-        start, view, _ = entry
+        start, view, _, _ = entry
         if position < start or position + length > start + view.nbytes:
             return None
         return view[position - start : position - start + length]
@@ -302,8 +314,10 @@ class LogSegment:
         largest_timestamp: int,
         offset_of_max_timestamp: int,
         records: bytes | bytearray | memoryview,
+        keep_in_memory: bool = False,
     ) -> None:
-        """Write validated batches at the end of the file and add index entries when due."""
+        """Write validated batches at the end of the file and add index entries when due.
+        `keep_in_memory`: a leader's append, which its followers fetch next (RECENT_APPENDS)."""
         length = len(records)
         if length == 0:
             return
@@ -314,7 +328,7 @@ class LogSegment:
             self.rolling_based_timestamp = largest_timestamp
         self._write_at(records, physical_position)
         self._size += length
-        if length >= RecentAppends.MIN_BYTES:
+        if keep_in_memory and length >= RecentAppends.MIN_BYTES:
             RECENT_APPENDS.remember(self, physical_position, records)
         if largest_timestamp > self.max_timestamp_so_far:
             self._max_timestamp_and_offset = TimestampOffset(largest_timestamp, offset_of_max_timestamp)
