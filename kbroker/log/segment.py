@@ -93,13 +93,14 @@ class LogOffsetPosition(NamedTuple):
 class RecentAppends:
     """The bytes of the latest large leader append of each segment, at most `max_bytes` in all,
     the oldest dropped first, and dropped once IDLE_S old (`drop_idle`, from the log maintenance:
-    memory a burst of produce held goes within seconds). Written bytes never change in place (a truncation drops its segment's
-    entry first), so a region within an entry may be sent from it. Why: the replication round
-    trip sends each append to every follower right after writing it, and writing those bytes from
-    memory costs the leader less than reading the page cache again (a sendfile of 1 MiB from
-    tmpfs cost ~2-3x a send from memory here; about the same from ext4's page cache). What an
-    entry holds is a view of the buffer the append came in (a produce's request frame, a
-    follower's fetch response), counted at that buffer's size."""
+    what a burst of produce held goes within seconds). Written bytes never change in place (a
+    truncation drops its segment's entry first), so a region within an entry may be sent from it.
+    Why: the replication round trip sends each append to every follower right after writing it,
+    and writing those bytes from memory costs the leader less than reading the page cache again
+    (a sendfile of 1 MiB from tmpfs cost ~2x a send from memory here; about the same from ext4's
+    page cache). An entry is a view of the buffer the append came in (a produce's request frame,
+    a batch a coordinator built, a recompressed batch), counted at that buffer's size. Used on the
+    event loop only."""
 
     MIN_BYTES = 64 * 1024  # smaller appends are left alone: they cost a pread at most
     IDLE_S = 1.0  # a follower fetches an append within milliseconds of it
