@@ -45,6 +45,7 @@ from bench_cluster import (
 )
 from bench_connections import run_connections
 from bench_partitions import compare_with_produce_1k, run_partitions
+from bench_partitions import skip_reason as scenario_skip_reason
 from bench_report import (
     detail_table,
     json_lines,
@@ -238,7 +239,8 @@ def run_scenario(
     elif scenario.kind == "idle":
         sample = run_client(base_spec("idle-connections", scenario, broker, topic))
     elif scenario.kind == "partitions":
-        sample = run_partitions(base_spec("partitions", scenario, broker, topic), parse_client_output)
+        spec = {**base_spec("partitions", scenario, broker, topic), "client": scenario.client, "data_dir": broker.data_dir}
+        sample = run_partitions(spec, parse_client_output)
     elif scenario.kind == "connections":
         sample = run_connections(scenario.count, broker.bootstrap, broker.pids(), topic)
     else:
@@ -271,7 +273,9 @@ def target_names(scenario: Scenario, specs: list[BrokerSpec]) -> list[str]:
         return [CLUSTER]
     # A SASL_SSL broker runs what the load client connects to (produce, consume, e2e): the start
     # and the idle connections (raw ApiVersions) would measure its PLAINTEXT listener again.
-    return [spec.name for spec in specs if not (spec.sasl_ssl and scenario.kind in ("start", "idle", "metadata", "connections"))]
+    # The Java producers of partitions-1k-java speak PLAINTEXT only.
+    return [spec.name for spec in specs if not (spec.sasl_ssl and (scenario.kind in ("start", "idle", "metadata", "connections")
+                                                                    or scenario.client == "java"))]
 
 
 def client_alone_spec(scenario: Scenario) -> dict:
@@ -489,14 +493,18 @@ def run_benchmark(args: argparse.Namespace, specs: list[BrokerSpec], work_dir: s
     by_key = {scenario.key: scenario.scaled(args.scale) for scenario in SCENARIOS}  # consume may need any dataset
     scenarios = [s for s in args.selected if not (s.kind in ("start", "metadata") and args.bootstrap)]
     token = secrets.token_hex(3)
-    measured = run_single_broker_scenarios(args, specs, work_dir, [s for s in scenarios if s.brokers == 1], by_key, token)
+    cannot = {s.key: why for s in scenarios if (why := scenario_skip_reason(s))}  # partitions-1k-java without Java
+    for key, why in cannot.items():
+        log(f"{key} skipped: {why}")
+    single = [s for s in scenarios if s.brokers == 1 and s.key not in cannot]
+    measured = run_single_broker_scenarios(args, specs, work_dir, single, by_key, token)
     clustered = [s for s in scenarios if s.brokers > 1]
     skip_reason = cluster_skip_reason(args) if clustered else None
     if skip_reason:
         log(f"cluster scenarios skipped: {skip_reason}")
     elif clustered:
         measured["samples"].update(run_cluster_scenarios(args, work_dir, clustered, by_key, token))
-    measured["skipped"] = {scenario.key: skip_reason for scenario in clustered if skip_reason}
+    measured["skipped"] = {**cannot, **{scenario.key: skip_reason for scenario in clustered if skip_reason}}
     measured["scenarios"] = scenarios
     return measured
 

@@ -25,6 +25,20 @@ p99 produce latency is librdkafka's own: the statistics' per-broker `rtt` (Produ
 trips as the client timed them, p99 over each statistics window of STATS_INTERVAL_MS; the worst
 window of any producer is reported) and `int_latency` (time a record waited in the client's queue
 before it was sent, likewise), never a per-record delivery callback, which would load the client.
+
+partitions-1k-java (scenario client "java") is the same run with the Java client's producer
+(compat-tests/java/clients/src/PartitionsProducer.java, kafka-clients from the jars ./scripts/test
+resolves, compiled with the Java compat tests' driver): librdkafka sends one partition per Produce
+request (its issue #1700), the Java client every ready partition of a broker in one. Its latency
+is per record, send() to acknowledgement, timed in the send callback (p99 of each producer; the
+worst is reported), and its request latency average is the client's request-latency-avg. Each JVM
+warms its send path up first (JAVA_WARMUP_RECORDS to a one-partition topic of its own, before
+"ready"), so the timed window measures the client at work, not the JVM compiling it.
+
+Both variants report the Produce requests their producers sent (librdkafka's statistics, the Java
+client's request-total of its broker connections) and, from the broker's side, the record batches
+the topic's log segments hold after producing (each request carries at most one batch per
+partition, so batches / requests is the partitions per request).
 """
 
 from __future__ import annotations
@@ -39,6 +53,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import bench_client
 from bench_broker import cpu_seconds_of
@@ -52,6 +67,7 @@ from bench_client import (
     wait_for_leader,
 )
 from bench_report import median_of
+from bench_scenarios import Scenario
 
 PARTITIONS = 1000
 PRODUCERS = 10
@@ -62,6 +78,14 @@ READY_TIMEOUT_S = 120.0  # for the workers to start and read the topic's metadat
 PROGRESS_EVERY_S = 0.05  # a consumer's count on stdout, at most this often while records flow
 CONSUME_BATCH = 10_000
 WORKER = Path(__file__).resolve()
+COMPAT_TESTS = WORKER.parents[1] / "compat-tests"
+JAVA_PRODUCER = "PartitionsProducer"  # its class under compat-tests/java/clients/src
+# Each Java producer sends this many records (at most its share) to a topic of its own before it
+# is ready: a JVM runs the send path interpreted at first, and its warm-up (class loading, JIT)
+# was most of the producers' CPU in the timed window (3.7 CPU-s of 10 JVMs for 30,000 records,
+# 5.8-7 for 300,000). librdkafka needs none.
+JAVA_WARMUP_RECORDS = 5000
+BATCH_HEADER = 12  # a record batch's baseOffset (8 bytes) and batchLength (4): what follows is batchLength bytes
 
 ParseOutput = Callable[[str, str, int], dict]
 
@@ -242,9 +266,9 @@ WORKER_MODES: dict[str, Callable[[dict], dict]] = {"create": create, "produce": 
 class Worker:
     """One worker process: JSON spec in argv, control lines on stdin, output lines read as they come."""
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: dict, argv: list[str] | None = None) -> None:
         self.stderr = tempfile.TemporaryFile("w+")
-        self.process = subprocess.Popen([sys.executable, str(WORKER), json.dumps(spec)], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen(argv or [sys.executable, str(WORKER), json.dumps(spec)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.stderr)
         self.lines: list[str] = []
         self.partial = b""
@@ -291,12 +315,13 @@ class Worker:
 
 
 @contextmanager
-def running(specs: list[dict]) -> Iterator[list[Worker]]:
-    """Worker processes for `specs`, every one stopped on the way out, whatever happened."""
+def running(specs: list[dict], command: Callable[[dict], list[str]] | None = None) -> Iterator[list[Worker]]:
+    """Worker processes for `specs` (this file's workers, or `command(spec)`), every one stopped on
+    the way out, whatever happened."""
     workers: list[Worker] = []
     try:
         for spec in specs:
-            workers.append(Worker(spec))
+            workers.append(Worker(spec, command(spec) if command else None))
         yield workers
     finally:
         for worker in workers:
@@ -346,6 +371,7 @@ def run_partitions(spec: dict, parse_output: ParseOutput) -> dict:
     produced = run_producers(spec, parse_output)
     if "error" in produced:
         return produced
+    produced["log_batches"] = log_batches(spec.get("data_dir"), spec["topic"], PARTITIONS)
     verified = run_worker({**spec, "mode": "verify"}, parse_output)
     if "error" in verified:
         return {"error": f"after producing: {verified['error']}"}
@@ -357,7 +383,14 @@ def run_partitions(spec: dict, parse_output: ParseOutput) -> dict:
 
 def run_producers(spec: dict, parse_output: ParseOutput) -> dict:
     specs = [{**spec, "mode": "produce", "first": first, "n": n} for first, n in shares(spec["count"], PRODUCERS)]
-    with running(specs) as workers:
+    java = spec.get("client") == "java"
+    if java and spec.get("client_config"):
+        return {"error": "the Java producers connect over PLAINTEXT only"}
+    if java:
+        warmup = {**spec, "mode": "create", "topic": warmup_topic(spec["topic"]), "partitions": 1}
+        if "error" in (created := run_worker(warmup, parse_output)):
+            return {"error": f"creating the Java producers' warm-up topic failed: {created['error']}"}
+    with running(specs, java_command if java else None) as workers:
         if why := not_ready(workers, READY_TIMEOUT_S):
             return failed(workers, parse_output, f"producers: {why}")
         cpu0 = cpu_seconds_of(spec["broker_pids"])
@@ -369,19 +402,89 @@ def run_producers(spec: dict, parse_output: ParseOutput) -> dict:
     if errors:
         return {"error": f"{len(errors)} of {PRODUCERS} producers failed, first: {errors[0]}"}
     seconds = (max(r["ended_ns"] for r in results) - min(r["started_ns"] for r in results)) / 1e9
-    rtt_p99s = [r["rtt_p99_ms"] for r in results if r["rtt_p99_ms"] is not None]
-    queue_p99s = [r["int_latency_p99_ms"] for r in results if r["int_latency_p99_ms"] is not None]
-    rtt_avgs = [r["rtt_avg_ms"] for r in results if r["rtt_avg_ms"] is not None]
     return {
         "seconds": seconds,
         "client_cpu_s": sum(r["client_cpu_s"] for r in results),
         "broker_cpu_s": None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
-        "produce_rtt_p99_ms": max(rtt_p99s, default=None),
-        "produce_rtt_avg_ms": sum(rtt_avgs) / len(rtt_avgs) if rtt_avgs else None,
-        "produce_queue_p99_ms": max(queue_p99s, default=None),
+        "produce_rtt_p99_ms": worst(results, "rtt_p99_ms"),
+        "produce_rtt_avg_ms": mean(results, "rtt_avg_ms"),
+        "produce_queue_p99_ms": worst(results, "int_latency_p99_ms"),
+        "produce_record_p99_ms": worst(results, "record_p99_ms"),
         "produce_requests": sum(r["produce_requests"] or 0 for r in results),
         "warnings": sorted({w for r in results for w in r["warnings"]}),
     }
+
+
+def worst(results: list[dict], key: str) -> float | None:
+    return max((r[key] for r in results if r.get(key) is not None), default=None)
+
+
+def mean(results: list[dict], key: str) -> float | None:
+    values = [r[key] for r in results if r.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def java_driver() -> ModuleType:
+    """compat-tests/java_driver.py: where ./scripts/test put the jars, and javac of the sources."""
+    if str(COMPAT_TESTS) not in sys.path:
+        sys.path.append(str(COMPAT_TESTS))
+    import java_driver
+
+    return java_driver
+
+
+def java_unavailable_reason() -> str | None:
+    driver = java_driver()
+    return driver.jars_missing_reason(driver.JAVA_CLIENT_VERSIONS[0])
+
+
+def skip_reason(scenario: Scenario) -> str | None:
+    """Why a scenario of this file cannot run here (the Java variant without Java or its jars)."""
+    return java_unavailable_reason() if scenario.kind == "partitions" and scenario.client == "java" else None
+
+
+def java_command(spec: dict) -> list[str]:
+    """One Java producer of the newest kafka-clients the compat tests resolve, with the JVM
+    settings of their driver; the producer settings go as setting=value arguments."""
+    driver = java_driver()
+    driver.compile_driver()
+    version = driver.JAVA_CLIENT_VERSIONS[0]
+    classpath = os.pathsep.join([str(driver.CLASSES), str(driver.TARGET / f"lib-{version}" / "*")])
+    settings = [f"{key}={value}" for key, value in spec["producer_config"].items()]
+    warmup = [f"-Dwarmup.topic={warmup_topic(spec['topic'])}", f"-Dwarmup.records={min(JAVA_WARMUP_RECORDS, spec['n'])}"]
+    return ["java", *driver.JVM_ARGS, *warmup, "-cp", classpath, JAVA_PRODUCER, spec["bootstrap"], spec["topic"],
+            str(spec["partitions"]), str(spec["first"]), str(spec["n"]), str(spec["size"]), *settings]
+
+
+def warmup_topic(topic: str) -> str:
+    """Where the Java producers warm up (one partition; not a partition of `topic`'s name)."""
+    return f"{topic}-warmup"
+
+
+def log_batches(data_dir: str | None, topic: str, partitions: int) -> int | None:
+    """The record batches the topic's partition directories hold under the broker's data dir
+    (kbroker's log.dirs, or Kafka's below it), counted from the batch headers of the .log
+    segments; None without a data dir (--bootstrap) or when not every partition is found."""
+    if not data_dir:
+        return None
+    dirs = [d for d in Path(data_dir).rglob(f"{topic}-*") if d.is_dir() and d.name.rpartition("-")[0] == topic]
+    if len(dirs) != partitions:
+        return None
+    return sum(batches_in(segment) for d in dirs for segment in d.glob("*.log"))
+
+
+def batches_in(segment: Path) -> int:
+    """Batches of one segment: header to header, up to the end of what was written."""
+    count, position = 0, 0
+    with segment.open("rb") as f:
+        while len(header := f.read(BATCH_HEADER)) == BATCH_HEADER:
+            length = int.from_bytes(header[8:], "big")
+            if length <= 0:
+                break  # zeroes past the end of the last batch: nothing more was written
+            count += 1
+            position += BATCH_HEADER + length
+            f.seek(position)
+    return count
 
 
 def run_consumers(spec: dict, parse_output: ParseOutput) -> dict:
@@ -463,10 +566,13 @@ def partitions_fields(scenario, good: list[dict]) -> dict:
     megabytes = scenario.value_bytes / 1e6
     fields: dict = {key: median_of(good, key) for key in (
         "consume_seconds", "consume_mb_per_s", "consume_broker_cpu_s", "consume_client_cpu_s", "produce_rtt_p99_ms",
-        "produce_rtt_avg_ms", "produce_queue_p99_ms", "produce_requests")}  # fmt: skip
+        "produce_rtt_avg_ms", "produce_queue_p99_ms", "produce_record_p99_ms", "produce_requests", "log_batches")}  # fmt: skip
     produce_cpu, consume_cpu = median_of(good, "broker_cpu_s"), fields["consume_broker_cpu_s"]
+    requests, batches = fields["produce_requests"], fields["log_batches"]
     fields.update(
-        partitions=PARTITIONS, producers=PRODUCERS, consumers=CONSUMERS,
+        partitions=PARTITIONS, producers=PRODUCERS, consumers=CONSUMERS, client=scenario.client,
+        records_per_request=scenario.count / requests if requests else None,
+        partitions_per_request=batches / requests if batches is not None and requests else None,
         broker_cpu_s_per_mb=produce_cpu / megabytes if produce_cpu is not None else None,
         consume_broker_cpu_s_per_mb=consume_cpu / megabytes if consume_cpu is not None else None,
     )  # fmt: skip
@@ -477,21 +583,28 @@ def partitions_line(summary: dict, fmt: Callable[..., str]) -> str:
     vs = summary.get("vs_produce_1k")
     versus = (f"; {fmt(vs, '.2f')}x produce-1k's {fmt(summary['produce_1k_mb_per_s'])} MB/s "
               f"(target >= {TARGET_VS_PRODUCE_1K}: {'met' if vs >= TARGET_VS_PRODUCE_1K else 'MISSED'})" if vs else "")
+    if summary.get("produce_record_p99_ms") is not None:  # the Java producers: per record, send to acknowledgement
+        latency = (f"send-to-ack p99 {fmt(summary['produce_record_p99_ms'], ',.1f')} ms (worst producer), "
+                   f"request latency avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms")
+    else:
+        latency = (f"Produce rtt p99 {fmt(summary.get('produce_rtt_p99_ms'), ',.2f')} ms (worst window), "
+                   f"avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms, client queue p99 {fmt(summary.get('produce_queue_p99_ms'), ',.1f')} ms")
     return (
-        f"{'':14}{summary['partitions']:,} partitions, {summary['producers']} producers, {summary['consumers']} consumers: "
-        f"produce {fmt(summary.get('mb_per_s'))} MB/s, consume {fmt(summary.get('consume_mb_per_s'))} MB/s; "
-        f"Produce rtt p99 {fmt(summary.get('produce_rtt_p99_ms'), ',.2f')} ms (worst window), "
-        f"avg {fmt(summary.get('produce_rtt_avg_ms'), ',.2f')} ms, client queue p99 {fmt(summary.get('produce_queue_p99_ms'), ',.1f')} ms; "
+        f"{'':14}{summary['partitions']:,} partitions, {summary['producers']} {summary.get('client')} producers, "
+        f"{summary['consumers']} consumers: "
+        f"produce {fmt(summary.get('mb_per_s'))} MB/s, consume {fmt(summary.get('consume_mb_per_s'))} MB/s; {latency}; "
+        f"{fmt(summary.get('produce_requests'), ',.0f')} Produce requests, {fmt(summary.get('records_per_request'), ',.1f')} records "
+        f"and {fmt(summary.get('partitions_per_request'), ',.1f')} partitions (log batches) per request; "
         f"broker CPU s per MB: produce {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}, "
         f"consume {fmt(summary.get('consume_broker_cpu_s_per_mb'), '.4f')}{versus}"
     )
 
 
 def compare_with_produce_1k(results: list[dict]) -> None:
-    """Adds to each partitions-1k result its MB/s over produce-1k's of the same target and run."""
+    """Adds to each partitions-1k result (either client) its MB/s over produce-1k's of the same target and run."""
     produce_1k = {r["target"]: r.get("mb_per_s") for r in results if r.get("scenario") == "produce-1k"}
     for result in results:
-        if result.get("scenario") == "partitions-1k" and produce_1k.get(result["target"]) and result.get("mb_per_s"):
+        if result.get("type") == "partitions" and produce_1k.get(result["target"]) and result.get("mb_per_s"):
             result["produce_1k_mb_per_s"] = produce_1k[result["target"]]
             result["vs_produce_1k"] = result["mb_per_s"] / produce_1k[result["target"]]
             result["within_target"] = result["vs_produce_1k"] >= TARGET_VS_PRODUCE_1K

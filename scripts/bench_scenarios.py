@@ -30,6 +30,10 @@ THROUGHPUT_CONSUMER = {
 }
 READ_COMMITTED_CONSUMER = {**THROUGHPUT_CONSUMER, "isolation.level": "read_committed"}
 RECORDS_PER_TRANSACTION = 1000
+# The Java client's producer for partitions-1k-java: what THROUGHPUT_PRODUCER sets, bar batch.size
+# (the Java client reserves batch.size per partition from buffer.memory, 32 MiB by default: 1 MB
+# batches for 1,000 partitions would block), so its default 16,384; acks=1 turns idempotence off.
+JAVA_THROUGHPUT_PRODUCER = {"acks": "1", "linger.ms": 5}
 LATENCY_PRODUCER = {"acks": 1, "linger.ms": 0}
 LATENCY_CONSUMER = {"fetch.wait.max.ms": 5, "fetch.min.bytes": 1}
 E2E_INTERVAL_MS = 2.0
@@ -61,6 +65,7 @@ class Scenario:
     # A transactional producer commits every this many records (0: no transactions); a consume
     # scenario of its dataset names the same number, to know where the markers sit.
     transaction_records: int = 0
+    client: str = "confluent-kafka"  # partitions: the producer processes' client ("java": kafka-clients)
 
     def scaled(self, scale: float) -> Scenario:
         if self.kind == "start":
@@ -160,6 +165,12 @@ SCENARIOS = (
         "partitions-1k",
         "1,000 partitions: 10 producers, 300,000 x 1 KiB in all, acks=1, linger.ms=5, batch.size=1000000; a group of 4 reads it back",
         "partitions", 300_000, 1024, THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER,
+    ),
+    Scenario(
+        "partitions-1k-java",
+        "partitions-1k with 10 Java producers (kafka-clients: acks=1, linger.ms=5, default batch.size 16384); "
+        "the group of 4 reads it back",
+        "partitions", 300_000, 1024, JAVA_THROUGHPUT_PRODUCER, THROUGHPUT_CONSUMER, client="java",
     ),
     Scenario(
         "connections-1k",

@@ -15,7 +15,9 @@ import pytest
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
-from bench_partitions import expected_counts, shares, tiling_problems  # noqa: E402
+from bench_partitions import batches_in, expected_counts, log_batches, shares, tiling_problems  # noqa: E402
+
+from kbroker.testing.records import build_batch  # noqa: E402
 
 
 def test_records_are_spread_over_every_partition_and_shared_between_producers():
@@ -36,6 +38,22 @@ def test_runs_must_tile_each_partition_exactly_once():
     assert "partition 3, which does not exist" in tiling_problems([[0, 0, 2], [1, 0, 1], [3, 0, 0]], expected)
 
 
+def test_batches_are_counted_from_the_segments_of_the_topic_only(tmp_path):
+    """The broker-side count of partitions per request: batch headers of each .log segment, up
+    to zeroes past the last batch, in the directories of exactly that topic (not a topic whose
+    name extends it, as partitions-1k-java's extends partitions-1k's)."""
+    one, two = build_batch([b"x" * 100] * 3), build_batch([b"y"])
+    for name, segments in {"t-0": [one + two, two], "t-1": [one + bytes(64)], "t-java-0": [one]}.items():
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for i, content in enumerate(segments):
+            (tmp_path / "data" / name / f"{i:020d}.log").write_bytes(content)
+    assert batches_in(tmp_path / "data" / "t-0" / f"{0:020d}.log") == 2
+    assert batches_in(tmp_path / "data" / "t-1" / f"{0:020d}.log") == 1
+    assert log_batches(str(tmp_path), "t", 2) == 4
+    assert log_batches(str(tmp_path), "t", 3) is None  # a partition missing: no figure rather than a wrong one
+    assert log_batches(None, "t", 2) is None  # --bootstrap: no data dir
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.long_running
 def test_partitions_1k_runs_verified_with_its_figures_and_the_ratio_to_produce_1k():
@@ -54,5 +72,6 @@ def test_partitions_1k_runs_verified_with_its_figures_and_the_ratio_to_produce_1
     assert result["mb_per_s"] > 0 and result["consume_mb_per_s"] > 0 and result["produce_requests"] > 0
     assert result["produce_rtt_p99_ms"] > 0 and result["broker_cpu_s_per_mb"] is not None
     assert result["vs_produce_1k"] == pytest.approx(result["mb_per_s"] / results["produce-1k"]["mb_per_s"])
-    table = [line for line in done.stdout.splitlines() if "1,000 partitions, 10 producers, 4 consumers" in line]
+    assert result["log_batches"] == 1000 and result["partitions_per_request"] == 1000 / result["produce_requests"]
+    table = [line for line in done.stdout.splitlines() if "1,000 partitions, 10 confluent-kafka producers, 4 consumers" in line]
     assert len(table) == 1 and "x produce-1k's" in table[0]

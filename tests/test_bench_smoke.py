@@ -18,6 +18,10 @@ from kbroker.testing.apache_kafka import apache_kafka_unavailable_reason
 from kbroker.testing.zookeeper import zookeeper_unavailable_reason
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+
+from bench_partitions import java_unavailable_reason  # noqa: E402
+
 # Each run starts brokers (and a cluster) and waits up to 90 s for scripts/bench.
 pytestmark = [pytest.mark.timeout(300), pytest.mark.long_running]
 
@@ -67,7 +71,9 @@ def test_full_scenario_set_verified_with_expected_keys():
     assert code == 0, stderr
     assert_cluster_results(by_scenario(lines, "kbroker x3"))
     results = by_scenario(lines, "kbroker")
-    assert set(results) == {"start", "idle-connections-2k", "metadata-10k", "produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "partitions-1k", "connections-1k"}  # fmt: skip
+    assert set(results) == {"start", "idle-connections-2k", "metadata-10k", "produce-100b", "produce-1k", "produce-1k-zstd", "produce-1k-zstd-to-lz4", "produce-1k-idempotent", "produce-1k-transactional", "consume-100b", "consume-1k", "consume-1k-read-committed", "e2e-latency", "partitions-1k", "partitions-1k-java", "connections-1k"}  # fmt: skip
+    if (reason := java_unavailable_reason()) is not None:  # reported as skipped, with the reason
+        assert results.pop("partitions-1k-java")["skipped"] == reason
     assert all(result["verified"] and result["runs"] == 1 and not result["errors"] for result in results.values())
     assert_idle_result(results["idle-connections-2k"])
     assert_connections_result(results["connections-1k"])
@@ -323,3 +329,23 @@ def test_metadata_scenario_restarts_the_broker_and_counts_its_records():
     assert result["partitions"] == 10 and result["records"] == 10 * math.ceil(2**30 // 10_000 / 4096)
     assert 0 < result["metadata_ms"] and 0 < result["clean_start_s"] and 0 < result["recovery_start_s"]
     assert result["fds"] > 0 and result["data_files"] >= 10 and set(result["within_targets"]) == {"metadata_ms", "clean_start_s", "rss_mib"}
+
+
+JAVA_MISSING = java_unavailable_reason()
+
+
+@pytest.mark.skipif(JAVA_MISSING is not None, reason=f"partitions-1k-java needs the Java client: {JAVA_MISSING}")
+def test_partitions_1k_java_runs_ten_java_producers_verified_with_the_ratio_to_produce_1k():
+    """partitions-1k with the Java client's producers, at its minimum of a record per partition:
+    read back by the group, every offset once; the Java client packs several partitions into a
+    Produce request (librdkafka sends one), counted from the broker's log batches."""
+    code, lines, stderr = run_bench("--scenarios", "produce-1k,partitions-1k-java", timeout=240)
+    assert code == 0, stderr
+    results = by_scenario(lines, "kbroker")
+    result = results["partitions-1k-java"]
+    assert result["verified"] and result["runs"] == 1 and not result["errors"], result
+    assert (result["records"], result["partitions"], result["producers"], result["client"]) == (1000, 1000, 10, "java")
+    assert result["mb_per_s"] > 0 and result["consume_mb_per_s"] > 0 and result["broker_cpu_s_per_mb"] is not None
+    assert 0 < result["produce_record_p99_ms"] and result["produce_rtt_p99_ms"] is None
+    assert result["log_batches"] == 1000 and result["partitions_per_request"] > 1
+    assert result["vs_produce_1k"] == pytest.approx(result["mb_per_s"] / results["produce-1k"]["mb_per_s"])

@@ -78,6 +78,50 @@ def test_every_accepted_setting_is_read_refused_or_declared_without_effect():
     assert silent == [], "accepted but never read: implement, add to UNSUPPORTED or to NO_EFFECT"
 
 
+# LogConfig fields read through one of its properties (which must then be read), and fields another
+# layer reads by the topic config's Kafka name rather than from the log's LogConfig.
+LOG_FIELDS_READ_THROUGH = {
+    "cleanup_policy": ("compact", "delete"),
+    "message_timestamp_type": ("log_append_time",),
+    "compression_type": ("target_codec",),
+    "segment_ms": ("max_segment_ms",),
+    "segment_jitter_ms": ("random_segment_jitter",),
+}
+LOG_FIELDS_READ_BY_NAME = {
+    # The controller reads it from the topic's config in ZooKeeper when it elects a leader.
+    "unclean_leader_election_enable": '"unclean.leader.election.enable"',
+}
+LOG_CONFIG_MODULE = KBROKER / "log" / "config.py"
+# The broker's modules except the one declaring LogConfig: a field parsed there but read nowhere
+# else (`preallocate` was) is a topic setting accepted and ignored.
+SOURCES_BESIDE_LOG_CONFIG = "\n".join(path.read_text() for path in KBROKER.rglob("*.py")
+                                      if path != LOG_CONFIG_MODULE
+                                      and path.relative_to(KBROKER).parts[0] not in ("config", "testing"))
+
+
+def log_field_read(field: str) -> bool:
+    """Read as `<something>config.<field>` (the log's LogConfig: `self.config`, `log.config`...)."""
+    return re.search(rf"config\.{field}\b", SOURCES_BESIDE_LOG_CONFIG) is not None
+
+
+def test_every_log_config_field_is_acted_on_outside_its_declaration():
+    unread = [field for field in LogConfig._fields
+              if not (log_field_read(field)
+                      or any(log_field_read(prop) for prop in LOG_FIELDS_READ_THROUGH.get(field, ()))
+                      or LOG_FIELDS_READ_BY_NAME.get(field, "\0") in SOURCES_BESIDE_LOG_CONFIG)]
+    assert unread == [], "parsed into LogConfig but never acted on: implement, or declare the topic setting " \
+                         "without effect (kbroker/config/support.py)"
+
+
+def test_the_log_config_check_sees_a_field_only_its_declaration_reads():
+    """The check above is not vacuous: a name read nowhere is found unread, the module declaring
+    LogConfig is left out, and the names in the two tables are real."""
+    assert not log_field_read("no_such_field")
+    assert LOG_CONFIG_MODULE.is_file() and LOG_CONFIG_MODULE.read_text() not in SOURCES_BESIDE_LOG_CONFIG
+    assert all(prop in LOG_CONFIG_MODULE.read_text() for props in LOG_FIELDS_READ_THROUGH.values() for prop in props)
+    assert set(LOG_FIELDS_READ_THROUGH) | set(LOG_FIELDS_READ_BY_NAME) <= set(LogConfig._fields)
+
+
 def test_lists_name_real_settings_and_do_not_contradict_the_code():
     assert set(UNSUPPORTED) <= set(BROKER_CONFIG_BY_NAME)
     assert set(NO_EFFECT) <= set(BROKER_CONFIG_BY_NAME)

@@ -162,6 +162,38 @@ def test_roll_on_segment_ms_by_message_timestamps(tmp_path):
     assert log.number_of_segments == 2 and log.active_segment.base_offset == 9
 
 
+def test_each_segment_draws_its_own_roll_jitter_below_segment_jitter_ms(tmp_path):
+    """Kafka's randomSegmentJitter: drawn when a segment is created, in [0, min(jitter, segment.ms));
+    the segment rolls once its age passes segment.ms less its own jitter."""
+    log = open_log(tmp_path, segment_ms=60_000, segment_jitter_ms=50_000)
+    jitters = set()
+    first = T0  # the timestamp of the active segment's first batch
+    append_batches(log, 1, timestamp=lambda _n: first)
+    for n in range(12):
+        jitter = log.active_segment.roll_jitter_ms
+        assert 0 <= jitter < 50_000
+        jitters.add(jitter)
+        append_batches(log, 1, timestamp=lambda _n: first + 60_000 - jitter)  # noqa: B023 (called at once)
+        assert log.number_of_segments == n + 1  # not past segment.ms - jitter: no roll yet
+        first += 60_001 - jitter  # this batch rolls, and is the new segment's first
+        append_batches(log, 1, timestamp=lambda _n: first)  # noqa: B023
+        assert log.number_of_segments == n + 2
+    assert len(jitters) > 1  # random per segment, not segment.jitter.ms every time
+    assert open_log(tmp_path / "none", segment_ms=60_000).active_segment.roll_jitter_ms == 0
+
+
+def test_a_compacted_topic_rolls_by_max_compaction_lag_ms_too(tmp_path):
+    """Kafka's LogConfig.maxSegmentMs: min(max.compaction.lag.ms, segment.ms) when compacting, so
+    the active segment's records become cleanable within the lag."""
+    compacted = open_log(tmp_path / "c", segment_ms=600_000, cleanup_policy="compact", max_compaction_lag_ms=60_000)
+    deleted = open_log(tmp_path / "d", segment_ms=600_000, max_compaction_lag_ms=60_000)
+    for log in (compacted, deleted):
+        log.append_as_leader(producer_batch([b"v"], keys=[b"k"], timestamp=T0), 0, now=T0)
+        log.append_as_leader(producer_batch([b"v"], keys=[b"k"], timestamp=T0 + 61_000), 0, now=T0)
+    assert compacted.number_of_segments == 2
+    assert deleted.number_of_segments == 1  # max.compaction.lag.ms means nothing without compaction
+
+
 def test_roll_on_segment_ms_by_wall_clock_without_timestamps(tmp_path):
     log = open_log(tmp_path, segment_ms=60_000)
     no_timestamp = build_batch([SimpleRecord(b"k", b"v", (), -1)])

@@ -7,6 +7,7 @@ Plain data: no broker config parsing (kbroker/config.py owns that), no files.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -59,6 +60,23 @@ class LogConfig(NamedTuple):
     @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == LOG_APPEND_TIME_NAME
+
+    @property
+    def max_segment_ms(self) -> int:
+        """How old the active segment may get before a roll (Kafka's LogConfig.maxSegmentMs): a
+        compacted topic rolls by max.compaction.lag.ms too, so its records become cleanable in time."""
+        lag = self.max_compaction_lag_ms
+        # Asked by every append: the comparison first, as the lag is unbounded by default.
+        if 0 < lag < self.segment_ms and self.compact:
+            return lag
+        return self.segment_ms
+
+    def random_segment_jitter(self) -> int:
+        """A new segment's roll jitter, drawn once per segment (Kafka's randomSegmentJitter):
+        segments created together do not all roll at the same moment."""
+        if self.segment_jitter_ms == 0:
+            return 0
+        return random.randrange(min(self.segment_jitter_ms, self.segment_ms))
 
     @property
     def target_codec(self) -> int | None:

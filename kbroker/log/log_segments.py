@@ -29,7 +29,9 @@ def open_segment(
     writable_indexes: bool = True,
 ) -> LogSegment:
     """The segment at `base_offset` in `directory` (files created if missing), indexed as
-    `config` says (index.interval.bytes, segment.index.bytes)."""
+    `config` says (index.interval.bytes, segment.index.bytes); a .log created here is
+    preallocated to segment.bytes when `config.preallocate` (Kafka's LogConfig.initFileSize), and
+    the segment draws its roll jitter (segment.jitter.ms)."""
     return LogSegment(
         directory,
         base_offset,
@@ -37,6 +39,8 @@ def open_segment(
         max_index_size=config.segment_index_bytes,
         file_suffix=file_suffix,
         writable_indexes=writable_indexes,
+        init_file_size=config.segment_bytes if config.preallocate else 0,
+        roll_jitter_ms=config.random_segment_jitter(),
     )
 
 

@@ -8,7 +8,12 @@ A large append's bytes stay in memory for a while (RECENT_APPENDS): a region tha
 so the response is written from memory, with no pread and no sendfile from the page cache.
 Offsets are translated to positions through the sparse offset index and then by scanning batch
 headers (61 bytes each, read in 64 KiB blocks). `recover` re-reads every batch, checks sizes and
-CRCs, rebuilds the indexes and truncates at the first bad byte. The .log and index files are
+CRCs, rebuilds the indexes and truncates at the first bad byte. With preallocate (Kafka's
+`preallocate` / `log.preallocate`), a new segment's .log is created at `init_file_size`
+(segment.bytes) with ftruncate, a sparse file as the JVM's RandomAccessFile.setLength makes on
+Linux, and trimmed to its data when the segment stops being active (`on_become_inactive_segment`)
+and at `close`; every read is bounded by `size` (the data), never by the file's length, and after
+a crash `recover` cuts the zeros after the last valid batch. The .log and index files are
 opened on first use and may be closed again by OPEN_FILES (open_files.py: a bounded LRU), so a
 broker with many partitions holds a bounded number of descriptors.
 
@@ -219,6 +224,8 @@ class LogSegment:
         max_index_size: int,
         file_suffix: str = "",
         writable_indexes: bool = True,
+        init_file_size: int = 0,
+        roll_jitter_ms: int = 0,
     ):
         self.directory = directory
         self.base_offset = base_offset
@@ -227,7 +234,9 @@ class LogSegment:
         # Opened when first read or written, closed again when OPEN_FILES evicts it: a broker
         # loading 10,000 partitions stats their files rather than holding them all open.
         self._log = FileHandle(prefix + LOG_FILE_SUFFIX + file_suffix, os.O_RDWR, reopen_after_close=False)
-        self._size = _size_or_create(self._log)
+        # Kafka's FileRecords.openChannel: only a file created here is preallocated; an existing
+        # one (loaded) is taken at its length, which recovery cuts back to its data if needed.
+        self._size, self._preallocated = _size_or_create(self._log, init_file_size)
         self.max_index_size = max_index_size
         self.offset_index = OffsetIndex(
             prefix + INDEX_FILE_SUFFIX + file_suffix, base_offset, max_index_size, writable_indexes
@@ -237,6 +246,7 @@ class LogSegment:
         )
         self.txn_index = TransactionIndex(prefix + TXN_INDEX_FILE_SUFFIX + file_suffix, base_offset)
         self.bytes_since_last_index_entry = 0
+        self.roll_jitter_ms = roll_jitter_ms  # taken off segment.ms for this segment's roll by time
         self.created_ms = now_ms()
         self.rolling_based_timestamp: int | None = None
         self._max_timestamp_and_offset: TimestampOffset | None = None
@@ -359,6 +369,22 @@ class LogSegment:
                 self.time_index.maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)
                 self.bytes_since_last_index_entry = 0
             self.bytes_since_last_index_entry += header.size
+
+    def trim(self) -> None:
+        """Cut a preallocated file to its data (Kafka's FileRecords.trim); no-op otherwise, so
+        closing thousands of segments costs no ftruncate each."""
+        if self._preallocated:
+            self._truncate_file(self._size)
+
+    def _truncate_file(self, size: int) -> None:
+        os.ftruncate(self.fd, size)
+        self._size = size
+        self._preallocated = False
+
+    @property
+    def preallocated(self) -> bool:
+        """Whether the .log file is longer than its data (created preallocated, not trimmed yet)."""
+        return self._preallocated
 
     def _write_at(self, records: bytes | bytearray | memoryview, position: int) -> None:
         if io_faults.hook is not None:  # every append passes here: no call while no test hooks it
@@ -552,10 +578,9 @@ class LogSegment:
         except CorruptRecordError:
             pass
         truncated = self._size - valid_bytes
-        if truncated > 0:
+        if truncated > 0 or self._preallocated:  # FileRecords.truncateTo cuts a preallocation too
             RECENT_APPENDS.forget(self)
-            os.ftruncate(self.fd, valid_bytes)
-            self._size = valid_bytes
+            self._truncate_file(valid_bytes)
         self._max_timestamp_and_offset = max_timestamp
         self.time_index.maybe_append(*max_timestamp, skip_full_check=True)
         self.bytes_since_last_index_entry = valid_bytes - last_index_entry
@@ -575,8 +600,7 @@ class LogSegment:
         if found is not None:
             RECENT_APPENDS.forget(self)
             truncated = self._size - found.position
-            os.ftruncate(self.fd, found.position)
-            self._size = found.position
+            self._truncate_file(found.position)
         if self._size == 0:
             self.created_ms = now_ms()
             self.rolling_based_timestamp = None
@@ -628,12 +652,14 @@ class LogSegment:
         )
 
     def on_become_inactive_segment(self) -> None:
-        """Record the final max timestamp and trim the indexes to their entries (on roll)."""
+        """Record the final max timestamp and trim the indexes to their entries and a preallocated
+        .log to its data (on roll, and for a cleaned segment before its swap)."""
         max_timestamp = self._max_timestamp_and_offset_so_far()
         if max_timestamp.timestamp >= 0:
             self.time_index.maybe_append(*max_timestamp, skip_full_check=True)
         self.offset_index.trim_to_valid_size()
         self.time_index.trim_to_valid_size()
+        self.trim()
 
     # -- files
 
@@ -667,11 +693,14 @@ class LogSegment:
         return fsync_files
 
     def close(self) -> None:
-        """Trim indexes (recording the final max timestamp) and close the files."""
+        """Trim indexes (recording the final max timestamp) and a preallocated .log, then close
+        the files: a clean shutdown leaves no preallocated tail."""
         RECENT_APPENDS.forget(self)
         if not self._log.closed:
             if self._max_timestamp_and_offset is not None and self._max_timestamp_and_offset.timestamp >= 0:
                 self.time_index.maybe_append(*self._max_timestamp_and_offset, skip_full_check=True)
+            with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: nothing left to trim
+                self.trim()
             self._log.close()
         self.offset_index.close()
         self.time_index.close()
@@ -722,14 +751,18 @@ class LogSegment:
         self.txn_index.delete()
 
 
-def _size_or_create(log: FileHandle) -> int:
-    """The size of an existing .log file (left closed), or 0 for one created (and left open)."""
+def _size_or_create(log: FileHandle, init_file_size: int) -> tuple[int, bool]:
+    """(size, preallocated): an existing .log file's length (left closed), or 0 for one created
+    (and left open), which is `init_file_size` bytes long (sparse) when that is positive."""
     io_faults.check("create", log.path)
     try:
-        return os.stat(log.path).st_size
+        return os.stat(log.path).st_size, False
     except FileNotFoundError:
-        log.open(os.O_RDWR | os.O_CREAT)
-        return 0
+        file = log.open(os.O_RDWR | os.O_CREAT)
+    if init_file_size <= 0:
+        return 0, False
+    os.ftruncate(file.fd, init_file_size)
+    return 0, True
 
 
 def _epoch_or_none(header: BatchHeader) -> int | None:

@@ -540,8 +540,8 @@ class UnifiedLog:
         segment = self.segments.active_segment
         if segment.should_roll(
             max_segment_bytes=self.config.segment_bytes,
-            max_segment_ms=self.config.segment_ms,
-            rolled_jitter_ms=self.config.segment_jitter_ms,
+            max_segment_ms=self.config.max_segment_ms,
+            rolled_jitter_ms=segment.roll_jitter_ms,
             messages_size=messages_size,
             max_timestamp_in_messages=result.max_timestamp,
             max_offset_in_messages=result.last_offset,

@@ -80,6 +80,8 @@ def read_segment(path: Path) -> list[TxnLogRecord]:
     while pos + _BATCH_HEADER.size <= len(data):
         (base_offset, length, _ple, magic, _crc, attributes, _lod, _first_ts, _max_ts, _pid, _epoch, _seq,
          count) = _BATCH_HEADER.unpack_from(data, pos)
+        if length == 0:  # zero-filled tail of a preallocated segment (log.preallocate=true)
+            break
         end = pos + 12 + length
         assert magic == 2 and attributes & 0x07 == 0, "the coordinator writes uncompressed magic-2 batches"
         cursor = pos + _BATCH_HEADER.size

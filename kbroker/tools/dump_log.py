@@ -116,10 +116,17 @@ def dump_segment(path: str, deep: bool, data: DataFormat) -> Iterator[str]:
             if deep and header.magic == MAGIC_V2:
                 yield from _record_lines(buf, header, data)
     except CorruptRecordError as exc:
-        yield f"Found a corrupt batch after position {end}: {exc}"
+        if not _zeros_from(buf, end):
+            yield f"Found a corrupt batch after position {end}: {exc}"
         return
-    if end < len(buf):
+    if end < len(buf) and not _zeros_from(buf, end):
         yield f"Found {len(buf) - end} invalid bytes at the end of {os.path.basename(path)}"
+
+
+def _zeros_from(buf: bytes, position: int) -> bool:
+    """Whether only zeros follow `position`: the unused tail of a preallocated (active) segment
+    (preallocate=true), its end rather than invalid bytes."""
+    return buf.count(0, position) == len(buf) - position
 
 
 def _timestamp_type(header: BatchHeader) -> str:
