@@ -12,6 +12,7 @@ import pytest
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
 from kbroker.log.records import SimpleRecord, build_batch
+from kbroker.log.segment import RECENT_APPENDS, RecentAppends
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.protocol.errors import Errors
 from kbroker.testing.batches import (
@@ -317,6 +318,69 @@ def test_file_region_can_be_sent_with_sendfile(tmp_path):
             received += right.recv(1 << 16)
     assert sent == region.length and received == region.read_bytes()
     assert [b.base_offset for b, _ in read_batches(received)] == [3, 6, 9, 12]
+
+
+def file_bytes(region) -> bytes:
+    return os.pread(region.fileno(), region.length, region.position)
+
+
+def test_a_read_within_the_latest_large_append_carries_its_bytes(tmp_path):
+    """RECENT_APPENDS: what a follower fetches right after a large append is sent from memory;
+    those bytes are the file's, and a read reaching before that append reads the file."""
+    log = open_log(tmp_path)
+    append_batches(log, 2)  # small: not kept
+    big = log.append_as_leader(producer_batch([os.urandom(40_000), os.urandom(40_000)], timestamp=T0), 3, now=T0)
+    region = log.read(big.base_offset, 1 << 20).records
+    assert region.data is not None and bytes(region.data) == file_bytes(region) == region.read_bytes()
+    assert [b.base_offset for b, _ in read_batches(bytes(region.data))] == [big.base_offset]
+    assert log.read(0, 1 << 20).records.data is None  # starts in the small batches before it
+    assert log.read(0, 100, min_one_message=True).records.data is None
+
+
+def test_truncation_drops_the_kept_bytes_and_a_new_append_replaces_them(tmp_path):
+    """A leader truncated (it became a follower of a newer epoch) and appending again at the same
+    position: a read must never carry the bytes that were truncated away."""
+    log = open_log(tmp_path)
+    append_batches(log, 1)
+    first = log.append_as_leader(producer_batch([b"a" * 70_000], timestamp=T0), 1, now=T0)
+    assert log.read(first.base_offset, 1 << 20).records.data is not None
+    log.truncate_to(first.base_offset)
+    assert not RECENT_APPENDS.entries.keys() & set(log.segments.values())
+    second = log.append_as_leader(producer_batch([b"b" * 70_000], timestamp=T0), 2, now=T0)
+    assert second.base_offset == first.base_offset
+    region = log.read(second.base_offset, 1 << 20).records
+    assert region.data is not None and bytes(region.data) == file_bytes(region)
+    assert b"b" * 1000 in bytes(region.data) and b"a" * 1000 not in bytes(region.data)
+    log.close()
+    assert not RECENT_APPENDS.entries.keys() & set(log.segments.values())
+
+
+def test_a_follower_append_is_not_kept(tmp_path):
+    """Nobody fetches from a follower: its appends' buffers are not held."""
+    log = open_log(tmp_path)
+    info = log.append_as_follower(build_batch([SimpleRecord(b"k", b"a" * 70_000)], partition_leader_epoch=1))
+    assert log.read(info.base_offset, 1 << 20).records.data is None
+
+
+def test_recent_appends_stay_within_their_budget():
+    recent = RecentAppends(4 * RecentAppends.MIN_BYTES)
+    segments = [object() for _ in range(5)]
+    for n, segment in enumerate(segments):
+        recent.remember(segment, 0, bytes([n]) * RecentAppends.MIN_BYTES)  # type: ignore[arg-type]
+    assert list(recent.entries) == segments[1:] and recent.bytes == 4 * RecentAppends.MIN_BYTES
+    assert recent.data(segments[0], 0, 10) is None  # type: ignore[arg-type]
+    assert bytes(recent.data(segments[4], 10, 5)) == b"\x04" * 5  # type: ignore[arg-type]
+    assert recent.data(segments[4], 10, RecentAppends.MIN_BYTES) is None  # type: ignore[arg-type]
+    # A slice of a buffer much larger than itself would hold all of it: not kept.
+    frame = bytearray(4 * RecentAppends.MIN_BYTES)
+    recent.remember(segments[4], 0, memoryview(frame)[: RecentAppends.MIN_BYTES])  # type: ignore[arg-type]
+    assert segments[4] not in recent.entries and recent.bytes == 3 * RecentAppends.MIN_BYTES
+    # The log maintenance drops what is no longer recent, oldest first.
+    kept_at = recent.entries[segments[3]][3]
+    recent.drop_idle(kept_at + RecentAppends.IDLE_S / 2)
+    assert list(recent.entries) == segments[1:4]
+    recent.drop_idle(kept_at + 2 * RecentAppends.IDLE_S)
+    assert recent.entries == {} and recent.bytes == 0
 
 
 def test_list_offsets(tmp_path):

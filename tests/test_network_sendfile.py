@@ -96,3 +96,36 @@ def test_a_region_past_the_end_of_its_file_closes_the_connection(tmp_path):
 
     received = asyncio.run(scenario())
     assert len(received) < 4 + 2 * MIB  # never a whole response of the size it announced
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_region_carrying_its_bytes_is_written_from_them(loop, tmp_path, monkeypatch):
+    """A region whose bytes the log still holds (`data`: its latest large append) is written from
+    memory: no sendfile, no pread. The file here differs from `data` on purpose, to tell them apart."""
+    path = tmp_path / "00000000000000000000.log"
+    path.write_bytes(b"f" * 2 * MIB)
+    in_memory = random.Random(7).randbytes(MIB + 3)
+    sendfile_calls = []
+    monkeypatch.setattr(socket_server.os, "sendfile", lambda *args: sendfile_calls.append(args) or 0)
+
+    async def scenario() -> bytes:
+        with open(path, "rb", buffering=0) as file:
+            async def processor(_conn: KafkaConnection, _frame: memoryview) -> list:
+                region = FileRegion(file, 5, len(in_memory), memoryview(in_memory))
+                return [struct.pack(">i", 2 + len(in_memory)), b"ab", region]
+
+            server = SocketServer("127.0.0.1", 0, processor)
+            await server.start()
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(struct.pack(">ii", 4, 0))
+                size = struct.unpack(">i", await reader.readexactly(4))[0]
+                body = await reader.readexactly(size)
+                writer.close()
+                return body
+            finally:
+                await server.shutdown(1.0)
+
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    assert run(scenario()) == b"ab" + in_memory
+    assert sendfile_calls == []

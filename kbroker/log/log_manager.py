@@ -622,10 +622,14 @@ class LogManager:
 
     def flush_if_due(self, now: int | None = None) -> int:
         """Apply flush.ms to every log, and fsync rolled segments in a worker thread while the loop
-        goes on (here and now when no event loop runs: tools and tests). Returns how many logs
-        flushed or started to."""
+        goes on (here and now when no event loop runs: tools and tests); drop the appends
+        RECENT_APPENDS kept that are no longer recent. Returns how many logs flushed or started to."""
         now = _now_ms() if now is None else now
         count = 0
+        if self.logs:  # the log stack is imported (start-up imports only what it needs)
+            from kbroker.log.segment import RECENT_APPENDS
+
+            RECENT_APPENDS.drop_idle(time.monotonic())
         for unified_log in [*self.logs.values(), *self.future_logs.values()]:
             try:
                 flushed = unified_log.flush_if_due(now)

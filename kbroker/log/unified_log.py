@@ -451,7 +451,8 @@ class UnifiedLog:
                 duplicate=True,
             )
         segment.append(
-            result.last_offset, result.max_timestamp, result.shallow_offset_of_max_timestamp, result.records
+            result.last_offset, result.max_timestamp, result.shallow_offset_of_max_timestamp, result.records,
+            keep_in_memory=origin is not AppendOrigin.REPLICATION,
         )
         self._set_log_end(LogOffsetMetadata(result.last_offset + 1, segment.base_offset, segment.size))
         for batch in result.batches:

@@ -118,7 +118,8 @@ class ConnectionInfo(Protocol):
 # in the transport; what the socket does not take at once is read and written as before. (A
 # follower's 1 MiB fetch cost the leader a pread into fresh memory, a fifth of its CPU under
 # replication.) Smaller regions keep the one writev of the whole response: a sendfile each would
-# be a syscall, and a TCP segment, per partition.
+# be a syscall, and a TCP segment, per partition. A region whose bytes are still in memory (`data`:
+# the log's latest large append, what a follower fetches next) is written from there instead.
 _BYTES_LIKE = (bytes, bytearray, memoryview)
 SENDFILE_MIN_BYTES = 64 * 1024
 
@@ -127,6 +128,7 @@ class _FileRegion(Protocol):
     """What the writing path needs of kbroker.log's FileRegion (the network does not import it)."""
 
     position: int
+    data: memoryview | None  # the region's bytes when the log still holds them in memory
 
     def __len__(self) -> int: ...
 
@@ -402,6 +404,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         end = len(data)
         have = end - pos
         capacity = self._frame_capacity(size, have)
+        # A new buffer per frame, never reused: a produce's records are views of it that outlive
+        # the request (kbroker.log's RECENT_APPENDS keeps the latest large appends to send them to
+        # followers), so written bytes must not change under them.
         frame = self._frame = bytearray(capacity)
         # Through a memoryview: a bytearray's slice assignment from a memoryview copies the
         # bytes twice (into a temporary bytearray first), this copies them once.
@@ -513,13 +518,15 @@ class KafkaConnection(asyncio.BufferedProtocol):
         regions with sendfile where the connection allows it (see SENDFILE_MIN_BYTES)."""
         out_fd = None
         if self.server.ssl_context is None and any(
-                not isinstance(c, _BYTES_LIKE) and len(c) >= SENDFILE_MIN_BYTES for c in chunks):
+                not isinstance(c, _BYTES_LIKE) and c.data is None and len(c) >= SENDFILE_MIN_BYTES for c in chunks):
             sock = self.transport.get_extra_info("socket")
             out_fd = sock.fileno() if sock is not None else None
         pending: list = []
         for chunk in chunks:
             if isinstance(chunk, _BYTES_LIKE):
                 pending.append(chunk)
+            elif chunk.data is not None:
+                pending.append(chunk.data)
             elif out_fd is None or len(chunk) < SENDFILE_MIN_BYTES:
                 pending.append(chunk.read_bytes())
             else:
