@@ -477,6 +477,7 @@ def _transcode_batch(
         data, attributes, header.record_count, header.record_count - 1, header.base_timestamp, max_timestamp,
         base_offset=first_offset, partition_leader_epoch=leader_epoch,
         producer=(header.producer_id, header.producer_epoch, header.base_sequence),
+        compression_level=config.target_level,
     )
     batch = parse_header(rebuilt, 0)
     return ValidationResult(
@@ -533,6 +534,7 @@ def _rebuild_in_target_codec(
         simple_records,
         base_offset=first_offset,
         compression=config.target_codec or CODEC_NONE,
+        compression_level=config.target_level,
         timestamp_type=LOG_APPEND_TIME if config.log_append_time else CREATE_TIME,
         log_append_time=now_ms,
         producer_id=first.producer_id,
