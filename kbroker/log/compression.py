@@ -4,6 +4,9 @@ Codec ids are those of the batch attributes' low three bits. Only maintained lib
 zlib/gzip (stdlib), python-snappy, lz4.frame, zstandard. Snappy data is written with the xerial
 framing Kafka's Java client uses and read with or without it (librdkafka writes raw snappy).
 
+`compress` takes Kafka's compression level of the codec (KIP-390's compression.<codec>.level;
+None is the codec's default, at which the coordinators and the log cleaner write).
+
 Pure functions over bytes: nothing here knows batches, files or topics. The codec libraries
 are imported on first use: most brokers never look inside a batch, and start-up should not pay
 for them.
@@ -73,6 +76,7 @@ def _libs() -> SimpleNamespace:
 # A ZstdCompressor must not be used by two threads at once (append_offload.py validates in worker
 # threads), so each thread keeps its own, one per level.
 _zstd_local = threading.local()
+_ZSTD_COMPRESSORS_KEPT = 8
 
 
 def _zstd_compressor(level: int):  # -> zstandard.ZstdCompressor, imported lazily
@@ -81,6 +85,8 @@ def _zstd_compressor(level: int):  # -> zstandard.ZstdCompressor, imported lazil
         compressors = _zstd_local.compressors = {}
     compressor = compressors.get(level)
     if compressor is None:
+        if len(compressors) >= _ZSTD_COMPRESSORS_KEPT:  # topics' levels come and go: keep a few
+            compressors.clear()
         compressor = compressors[level] = _libs().zstd.ZstdCompressor(level=level)
     return compressor
 
