@@ -225,7 +225,8 @@ def test_incremental_alter_configs_refuses_a_level_out_of_range(admin, name, val
         admin.incremental_alter_configs([resource])[resource].result(30)
     error = refused.value.args[0]
     assert error.code() == INVALID_REQUEST  # ZkAdminManager: a ConfigException is an InvalidRequestException
-    assert f"Invalid value {value} for configuration {name}: {reason}" in error.str()
+    assert error.str() == (f"Invalid config value for resource ConfigResource(type=TOPIC, name='{topic}'): "
+                           f"Invalid value {value} for configuration {name}: {reason}")
     assert describe(admin, topic)[name].source != ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 
 
