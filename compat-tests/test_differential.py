@@ -229,6 +229,9 @@ def test_metadata_for_known_unknown_and_auto_created_topics(ports):
     ("too_long_name", create_topic_body("x" * 250)),
     ("bad_config_value", create_topic_body("diff-c4", configs={"retention.ms": "abc"})),
     ("unknown_config", create_topic_body("diff-c5", configs={"no.such.config": "1"})),
+    ("gzip_level_out_of_range", create_topic_body("diff-c7", configs={"compression.gzip.level": "10"})),
+    ("lz4_level_out_of_range", create_topic_body("diff-c8", configs={"compression.lz4.level": "0"})),
+    ("zstd_level_out_of_range", create_topic_body("diff-c9", configs={"compression.zstd.level": "23"})),
     ("validate_only", create_topic_body("diff-c6", partitions=3, validate_only=True)),
 ], ids=lambda value: value if isinstance(value, str) else "")
 def test_create_topics_with_bad_arguments(ports, case, body):

@@ -346,7 +346,12 @@ def test_unreadable_file_is_a_config_error(tmp_path):
         ("inter.broker.protocol.version=banana", "Kafka version"),
         ("security.inter.broker.protocol=TLS", "PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
         ("fetch.max.bytes=1023", "at least 1024"),
-        ("compression.gzip.level=10", "[1,...,9] or -1"),
+        ("compression.gzip.level=10", "Value must be between 1 and 9 or equal to -1"),
+        ("compression.gzip.level=0", "Value must be between 1 and 9 or equal to -1"),
+        ("compression.lz4.level=18", "Value must be no more than 17"),
+        ("compression.lz4.level=0", "Value must be at least 1"),
+        ("compression.zstd.level=23", "Value must be no more than 22"),
+        ("compression.zstd.level=-131073", "Value must be at least -131072"),
     ],
 )
 def test_bad_value_names_key_value_and_what_is_allowed(setting, allowed):

@@ -84,6 +84,9 @@ LOG_FIELDS_READ_THROUGH = {
     "cleanup_policy": ("compact", "delete"),
     "message_timestamp_type": ("log_append_time",),
     "compression_type": ("target_codec",),
+    "compression_gzip_level": ("target_level",),
+    "compression_lz4_level": ("target_level",),
+    "compression_zstd_level": ("target_level",),
     "segment_ms": ("max_segment_ms",),
     "segment_jitter_ms": ("random_segment_jitter",),
 }

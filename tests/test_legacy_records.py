@@ -10,6 +10,7 @@ import zlib
 
 import pytest
 import xxhash
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
@@ -68,7 +69,7 @@ def kafka_python_read(data: bytes) -> list[tuple[int, int, int | None, bytes | N
 def converted(data: bytes, config: LogConfig | None = None, first_offset: int = 0):
     """Produce v0-2's path through the log's validator: the appended batch and its records."""
     config = config or LogConfig()
-    view, headers = analyze_and_validate_records(data, AppendOrigin.CLIENT, config.max_message_bytes)
+    view, headers = analyze_and_validate_records(data, AppendOrigin.CLIENT, config.max_message_bytes, config=config)
     result = validate_and_assign_offsets(view, headers, first_offset=first_offset, leader_epoch=3, now_ms=NOW + 5,
                                          config=config, origin=AppendOrigin.CLIENT, topic="t", partition=0)
     (batch,) = result.batches
@@ -108,6 +109,35 @@ def test_topic_codec_recompresses_converted_records():
     data = kafka_python_message_set(1, CODEC_GZIP, ENTRIES)
     _, batch, records = converted(data, LogConfig(compression_type="snappy"))
     assert batch.compression_codec == CODEC_SNAPPY and [r.value for r in records] == [v for _, v in ENTRIES]
+
+
+@pytest.mark.parametrize(("topic", "level", "xfl"), [
+    ({"compression_type": "gzip", "compression_gzip_level": 1}, 1, 4),
+    ({"compression_type": "gzip", "compression_gzip_level": 9}, 9, 2),
+    ({"compression_type": "producer", "compression_gzip_level": 1}, None, 0),
+])
+def test_a_converted_gzip_message_set_is_compressed_at_the_topics_gzip_level(topic, level, xfl):
+    """Kafka rebuilds a v0/v1 message set in the target compression, level included: the topic's
+    compression.gzip.level when the topic's codec is the set's own; with compression.type=producer
+    the target is the producer's codec at its default level. (The gzip header's XFL byte: 4 for
+    deflate's fastest level, 2 for its best, 0 otherwise.)"""
+    entries = [(b"k%d" % i, b"value %d of the converted set " % (i * 7919 % 1000) * 20) for i in range(30)]
+    data = kafka_python_message_set(1, CODEC_GZIP, entries)
+    result, batch, records = converted(data, LogConfig(**topic))
+    assert [(r.key, r.value) for r in records] == entries
+    body = bytes(result.records[61 : batch.end])
+    assert batch.compression_codec == CODEC_GZIP and body[8] == xfl
+    assert body == compress(CODEC_GZIP, zlib.decompress(body, 31), level)
+
+
+def test_another_codecs_topic_rewrites_a_converted_set_at_its_own_level():
+    data = kafka_python_message_set(1, CODEC_GZIP, [(b"k", b"zstd me " * 100)] * 5)
+    config = LogConfig(compression_type="zstd", compression_gzip_level=1, compression_zstd_level=15)
+    result, batch, _ = converted(data, config)
+    body = bytes(result.records[61 : batch.end])
+    assert batch.compression_codec == CODEC_ZSTD
+    plain = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    assert body == zstandard.ZstdCompressor(level=15).compress(plain)
 
 
 def test_keyless_message_on_a_compacted_topic_is_an_invalid_record():

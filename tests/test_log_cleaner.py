@@ -13,6 +13,7 @@ import os
 import struct
 import subprocess
 import sys
+import zlib
 
 import pytest
 
@@ -120,6 +121,28 @@ def test_latest_value_per_key_is_kept_at_its_original_offset(tmp_path, codec):
     fetched = read_batches(log.read(0, 1 << 20, max_offset=log.high_watermark).read_bytes())
     first_kept = min(offset for offset, _value in latest.values())
     assert next(r.offset for _batch, records in fetched for r in records) == first_kept
+    manager.close()
+
+
+def test_a_rebuilt_batch_is_compressed_at_its_codecs_default_level_not_the_topics(tmp_path):
+    """Kafka's cleaner (MemoryRecords.filterTo) compresses what it keeps with the batch's own codec
+    at that codec's default level: compression.gzip.level is for the produce path's rewrites."""
+    manager = open_manager(tmp_path, compression_type="gzip", compression_gzip_level=1)
+    log = manager.get_or_create_log(TOPIC, 0)
+    text = b" ".join(b"price %d of item %d" % (n * 37 % 101, n) for n in range(200))
+    write(log, [(b"a", text), (b"a", text + b"!"), (b"b", text[::-1])], codec=CODEC_GZIP)
+    log.roll()
+    write(log, [(b"c", b"active")])
+
+    assert manager.cleaner.clean_filthiest_log(now=T0) is not None
+
+    [header] = headers_in(log.log_segments()[0].log_path)
+    with open(log.log_segments()[0].log_path, "rb") as file:
+        body = file.read()[header.position + 61 : header.end]
+    plain = zlib.decompress(body, 31)
+    default = zlib.compressobj(-1, zlib.DEFLATED, 31)
+    assert header.record_count == 2 and body == default.compress(plain) + default.flush()
+    assert body[8] == 0  # the gzip header's XFL: neither the fastest (4) nor the best (2) level
     manager.close()
 
 

@@ -3,6 +3,7 @@ and writer, and leader-append validation (kbroker.log.validator) error codes."""
 
 from __future__ import annotations
 
+import random
 import struct
 
 import pytest
@@ -17,6 +18,7 @@ from kbroker.log.errors import LogError
 from kbroker.log.records import (
     HEADER_STRUCT,
     LOG_APPEND_TIME,
+    RECORDS_OFFSET,
     ControlRecordType,
     CorruptRecordError,
     SimpleRecord,
@@ -377,6 +379,86 @@ def test_a_rewrite_on_bytes_writes_what_the_record_by_record_rebuild_writes(sour
     assert bytes(result.records) == rebuilt_record_by_record(data, config, first_offset=70, leader_epoch=4)
     assert (result.first_offset, result.last_offset, result.record_count) == (70, 89, 20)
     assert result.max_timestamp == NOW - 50 + 12 and result.shallow_offset_of_max_timestamp == 89
+
+
+def varied_text(count: int, seed: int) -> list[bytes]:
+    """Compressible values that are not one repeated string: compression levels differ on them."""
+    words = [b"kafka", b"broker", b"record", b"batch", b"offset", b"leader", b"epoch", b"topic", b"partition"]
+    state, values = seed, []
+    for _ in range(count):
+        parts = []
+        for _ in range(60):
+            state = (state * 1103515245 + 12345) % 2**31
+            parts.append(words[state % len(words)] + str(state % 1000).encode())
+        values.append(b" ".join(parts))
+    return values
+
+
+LEVELS = [("gzip", "compression_gzip_level", level) for level in (1, 5, 9)] + \
+         [("lz4", "compression_lz4_level", level) for level in (1, 3, 12, 17)] + \
+         [("zstd", "compression_zstd_level", level) for level in (-131072, -5, 1, 19, 22)]
+
+
+@pytest.mark.parametrize("source", [compression.CODEC_NONE, compression.CODEC_SNAPPY])
+@pytest.mark.parametrize(("target", "field", "level"), LEVELS)
+def test_both_rewrites_compress_at_the_topics_level(source, target, field, level):
+    """compression.<codec>.level (KIP-390): the byte-level rewrite and the record-by-record rebuild
+    write the same bytes, compressed as the codec does at that level, which differ from the
+    default level's on these values."""
+    config = LogConfig(compression_type=target, **{field: level})
+    values = varied_text(40, seed=level % 97)
+    data = producer_batch(values, codec=source, timestamps=[NOW + i for i in range(40)])
+    result = validate(data, config=config, first_offset=5, leader_epoch=2)
+    assert bytes(result.records) == rebuilt_record_by_record(data, config, first_offset=5, leader_epoch=2)
+    [(batch, records)] = read_batches(result.records)
+    assert [r.value for r in records] == values
+    header = parse_header(result.records)
+    stored = bytes(result.records[RECORDS_OFFSET:])
+    plain = compression.decompress(header.compression_codec, stored)
+    assert stored == compression.compress(header.compression_codec, plain, level)
+    default = validate(data, config=LogConfig(compression_type=target), first_offset=5, leader_epoch=2)
+    if level != getattr(DEFAULT_CONFIG, field):
+        assert bytes(default.records) != bytes(result.records)
+
+
+def test_compress_levels_are_the_codec_librarys():
+    """An independent check of `compress` against zlib and zstandard at the same levels."""
+    import zlib
+
+    import zstandard
+
+    data = b" ".join(varied_text(20, seed=3))
+    for level in (1, 9):
+        gz = compression.compress(compression.CODEC_GZIP, data, level)
+        # The gzip header's XFL byte names the extremes of deflate's levels: 4 fastest, 2 best.
+        assert gz[8] == {1: 4, 9: 2}[level]
+        reference = zlib.compressobj(level, zlib.DEFLATED, 31)
+        assert gz == reference.compress(data) + reference.flush()
+    assert len(compression.compress(compression.CODEC_GZIP, data, 1)) > len(compression.compress(
+        compression.CODEC_GZIP, data, 9))
+    for level in (-5, 3, 19):
+        zstd = compression.compress(compression.CODEC_ZSTD, data, level)
+        assert zstd == zstandard.ZstdCompressor(level=level).compress(data)
+        assert compression.decompress(compression.CODEC_ZSTD, zstd) == data
+    assert compression.compress(compression.CODEC_GZIP, data) == compression.compress(compression.CODEC_GZIP, data, -1)
+    assert compression.compress(compression.CODEC_ZSTD, data) == compression.compress(compression.CODEC_ZSTD, data, 3)
+    # lz4: the default level is lz4's fast compressor, any other LZ4HC (lz4-java's highCompressor,
+    # which Kafka uses): from level 3, lz4.frame's own HC frames; levels 1-2 compress better than fast.
+    import lz4.frame
+
+    def lz4_frame(level):
+        return lz4.frame.compress(data, compression_level=level, block_linked=False, store_size=False,
+                                  block_size=lz4.frame.BLOCKSIZE_MAX64KB)
+
+    assert compression.compress(compression.CODEC_LZ4, data) == lz4_frame(0)
+    for level in (3, 10, 17):
+        assert compression.compress(compression.CODEC_LZ4, data, level) == lz4_frame(level)
+    for level in (1, 2):
+        hc = compression.compress(compression.CODEC_LZ4, data, level)
+        assert lz4.frame.decompress(hc) == data and len(hc) < len(lz4_frame(0))
+    noise = random.Random(1).randbytes(70_000)  # two blocks, both stored uncompressed
+    stored = compression.compress(compression.CODEC_LZ4, noise, 1)
+    assert lz4.frame.decompress(stored) == noise and stored[10] & 0x80
 
 
 def test_a_rewrite_on_bytes_keeps_the_timestamps_when_the_first_delta_is_not_zero():

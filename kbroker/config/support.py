@@ -86,7 +86,6 @@ UNSUPPORTED: frozenset[str] = frozenset({
     "metric.reporters", "kafka.metrics.reporters",
     # Features not there yet
     "process.roles", "remote.log.storage.system.enable",
-    "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
     "request.timeout.ms", "replica.socket.receive.buffer.bytes",
 })  # fmt: skip
 

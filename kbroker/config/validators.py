@@ -77,13 +77,17 @@ class ListOf(NamedTuple):
 
 
 class Rule(NamedTuple):
-    """A validator given as a function plus the text that describes what it allows."""
+    """A validator given as a function plus the text that describes what it allows; `kafka_reason`
+    is the words of Kafka's own validator for the same rule, when it has one."""
 
     description: str
     test: Callable[[Any], bool]
+    kafka_reason: str | None = None
 
     def check(self, value: Any) -> str | None:
-        return None if value is None or self.test(value) else f"must be {self.description}"
+        if value is None or self.test(value):
+            return None
+        return self.kafka_reason or f"must be {self.description}"
 
     def __str__(self) -> str:
         return self.description
@@ -158,7 +162,9 @@ def _is_throttled_replica_list(items: list[str]) -> bool:
 
 METADATA_VERSION = Rule("a Kafka version such as 3.7 or 3.7-IV4 (0.8.0 to 3.9)", is_metadata_version)
 THROTTLED_REPLICAS = Rule("* or a list of partition:broker pairs", _is_throttled_replica_list)
-GZIP_LEVEL = Rule("[1,...,9] or -1", lambda v: v == -1 or 1 <= v <= 9)
+# KIP-390's levels: GzipCompression.LevelValidator (-1 is Deflater.DEFAULT_COMPRESSION), and the
+# Range.between of Lz4Compression and ZstdCompression (zstd's minCLevel() and maxCLevel()).
+GZIP_LEVEL = Rule("[1,...,9] or -1", lambda v: v == -1 or 1 <= v <= 9, "Value must be between 1 and 9 or equal to -1")
 LZ4_LEVEL = Between(1, 17)
 ZSTD_LEVEL = Between(-131072, 22)
 TIMESTAMP_TYPES = OneOf(("CreateTime", "LogAppendTime"))
@@ -179,7 +185,7 @@ def check_setting(name: str, type_: str, validator: Validator | None, raw: str) 
     reason = validator.check(value) if validator else None
     if not reason:
         return value
-    if isinstance(validator, Rule):  # kbroker's own rules say what they allow
+    if isinstance(validator, Rule) and validator.kafka_reason is None:  # kbroker's own rules say what they allow
         raise ConfigError(f"Invalid value {shown} for configuration {name}: {reason} (allowed: {validator})")
     if isinstance(validator, ListOf):
         shown = str(validator.offending(value))

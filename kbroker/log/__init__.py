@@ -2,7 +2,7 @@
 
 records.py      record batch v2: parse headers, iterate/decode records, build batches and markers
 legacy_records.py message formats v0/v1: Produce v0-2 up-conversion, Fetch v0-3 down-conversion
-compression.py  gzip / snappy (xerial) / lz4 / zstd
+compression.py  gzip / snappy (xerial) / lz4 / zstd, at Kafka's compression levels
 validator.py    LogValidator: leader-append checks with Kafka's error codes, offset assignment
 index.py        OffsetIndex, TimeIndex, TransactionIndex
 segment.py      LogSegment: one .log file with its indexes; reads return file regions

@@ -4,6 +4,9 @@ Codec ids are those of the batch attributes' low three bits. Only maintained lib
 zlib/gzip (stdlib), python-snappy, lz4.frame, zstandard. Snappy data is written with the xerial
 framing Kafka's Java client uses and read with or without it (librdkafka writes raw snappy).
 
+`compress` takes Kafka's compression level of the codec (KIP-390's compression.<codec>.level;
+None is the codec's default, at which the coordinators and the log cleaner write).
+
 Pure functions over bytes: nothing here knows batches, files or topics. The codec libraries
 are imported on first use: most brokers never look inside a batch, and start-up should not pay
 for them.
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 import zlib
 from types import SimpleNamespace
 
@@ -40,6 +44,13 @@ CODEC_BY_TOPIC_COMPRESSION = {
     "zstd": CODEC_ZSTD,
 }
 
+# Kafka's compression levels (KIP-390: GzipCompression, Lz4Compression, ZstdCompression) and
+# their defaults; the broker compresses at the topic's compression.<codec>.level. Snappy has none.
+GZIP_MIN_LEVEL, GZIP_MAX_LEVEL, GZIP_DEFAULT_LEVEL = 1, 9, -1  # -1: zlib's default (6)
+LZ4_MIN_LEVEL, LZ4_MAX_LEVEL, LZ4_DEFAULT_LEVEL = 1, 17, 9
+ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_DEFAULT_LEVEL = -131072, 22, 3  # zstd's minCLevel() .. maxCLevel()
+DEFAULT_LEVELS = {CODEC_GZIP: GZIP_DEFAULT_LEVEL, CODEC_LZ4: LZ4_DEFAULT_LEVEL, CODEC_ZSTD: ZSTD_DEFAULT_LEVEL}
+
 # xerial snappy framing: magic, then big-endian version and minimum compatible version, then
 # blocks of (i32 compressed length, raw snappy block). 32 KiB blocks, as xerial's default.
 _XERIAL_MAGIC = b"\x82SNAPPY\x00"
@@ -53,38 +64,51 @@ _I32 = struct.Struct(">i")
 def _libs() -> SimpleNamespace:
     import gzip
 
+    import lz4.block
     import lz4.frame
     import snappy
     import zstandard
 
-    return SimpleNamespace(gzip=gzip, lz4=lz4.frame, snappy=snappy, zstd=zstandard,
-                           zstd_compressor=zstandard.ZstdCompressor(),
+    return SimpleNamespace(gzip=gzip, lz4=lz4.frame, lz4_block=lz4.block, snappy=snappy, zstd=zstandard,
                            zstd_decompressor=zstandard.ZstdDecompressor())
+
+
+# A ZstdCompressor must not be used by two threads at once (append_offload.py validates in worker
+# threads), so each thread keeps its own, one per level.
+_zstd_local = threading.local()
+_ZSTD_COMPRESSORS_KEPT = 8
+
+
+def _zstd_compressor(level: int):  # -> zstandard.ZstdCompressor, imported lazily
+    compressors = getattr(_zstd_local, "compressors", None)
+    if compressors is None:
+        compressors = _zstd_local.compressors = {}
+    compressor = compressors.get(level)
+    if compressor is None:
+        if len(compressors) >= _ZSTD_COMPRESSORS_KEPT:  # topics' levels come and go: keep a few
+            compressors.clear()
+        compressor = compressors[level] = _libs().zstd.ZstdCompressor(level=level)
+    return compressor
 
 
 class UnsupportedCodecError(ValueError):
     """The attributes name a codec id that Kafka does not define."""
 
 
-def compress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
-    """Compress `data` the way Kafka's clients do for `codec`."""
+def compress(codec: int, data: bytes | bytearray | memoryview, level: int | None = None) -> bytes:
+    """Compress `data` the way Kafka's clients do for `codec`, at Kafka's compression `level`
+    for that codec (None: the codec's default level; snappy and none have no level). The level
+    must be in Kafka's range (validated where the setting is read)."""
     if codec == CODEC_NONE:
         return bytes(data)
     if codec == CODEC_GZIP:
-        return _gzip_compress(data)
+        return _gzip_compress(data, GZIP_DEFAULT_LEVEL if level is None else level)
     if codec == CODEC_SNAPPY:
         return _xerial_snappy_compress(data)
     if codec == CODEC_LZ4:
-        # Kafka's LZ4 reader wants independent blocks and no content size in the frame header.
-        lz4 = _libs().lz4
-        return lz4.compress(
-            bytes(data),
-            block_size=lz4.BLOCKSIZE_MAX64KB,
-            block_linked=False,
-            store_size=False,
-        )
+        return _lz4_compress(data, LZ4_DEFAULT_LEVEL if level is None else level)
     if codec == CODEC_ZSTD:
-        return _libs().zstd_compressor.compress(bytes(data))
+        return _zstd_compressor(ZSTD_DEFAULT_LEVEL if level is None else level).compress(bytes(data))
     raise UnsupportedCodecError(f"unknown compression codec id {codec}")
 
 
@@ -108,10 +132,48 @@ def decompress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     raise UnsupportedCodecError(f"unknown compression codec id {codec}")
 
 
-def _gzip_compress(data: bytes | bytearray | memoryview) -> bytes:
-    # wbits=31 writes a gzip member; zero mtime keeps output deterministic.
-    compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+def _gzip_compress(data: bytes | bytearray | memoryview, level: int) -> bytes:
+    # wbits=31 writes a gzip member; zero mtime keeps output deterministic. Kafka's -1 is
+    # Deflater.DEFAULT_COMPRESSION, zlib's Z_DEFAULT_COMPRESSION (-1) too.
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
     return compressor.compress(data) + compressor.flush()
+
+
+def _lz4_compress(data: bytes | bytearray | memoryview, level: int) -> bytes:
+    """Kafka's Lz4BlockOutputStream: lz4's fast compressor at the default level (9), its
+    high-compression one (LZ4HC) at any other; independent 64 KiB blocks, no content size."""
+    if level != LZ4_DEFAULT_LEVEL:
+        return _lz4_hc_frame(data, level)
+    lz4 = _libs().lz4
+    return lz4.compress(bytes(data), block_size=lz4.BLOCKSIZE_MAX64KB, block_linked=False, store_size=False)
+
+
+# The frame header lz4.frame writes for the options above (magic, FLG: v1 with independent
+# blocks, BD: 64 KiB, header checksum), the end mark, and a block's "stored uncompressed" bit.
+_LZ4_FRAME_HEADER = bytes.fromhex("04224d18604082")
+_LZ4_END_MARK = bytes(4)
+_LZ4_UNCOMPRESSED_BLOCK = 0x80000000
+_LZ4_BLOCK_SIZE = 64 * 1024
+_U32_LE = struct.Struct("<I")
+
+
+def _lz4_hc_frame(data: bytes | bytearray | memoryview, level: int) -> bytes:
+    # lz4.frame runs its levels 1 and 2 with the fast compressor, where lz4-java's
+    # highCompressor(level) (Kafka's) runs LZ4HC: so the frame is built here around LZ4HC blocks.
+    block = _libs().lz4_block
+    view = memoryview(data).cast("B")
+    parts = [_LZ4_FRAME_HEADER]
+    for start in range(0, len(view), _LZ4_BLOCK_SIZE):
+        chunk = view[start : start + _LZ4_BLOCK_SIZE]
+        packed = block.compress(chunk, mode="high_compression", compression=level, store_size=False)
+        if len(packed) >= len(chunk):  # incompressible: stored as is, as Kafka's writer does
+            parts.append(_U32_LE.pack(len(chunk) | _LZ4_UNCOMPRESSED_BLOCK))
+            parts.append(chunk.tobytes())
+        else:
+            parts.append(_U32_LE.pack(len(packed)))
+            parts.append(packed)
+    parts.append(_LZ4_END_MARK)
+    return b"".join(parts)
 
 
 def _xerial_snappy_compress(data: bytes | bytearray | memoryview) -> bytes:

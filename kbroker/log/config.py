@@ -12,7 +12,16 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
 
-from kbroker.log.compression import CODEC_BY_TOPIC_COMPRESSION, PRODUCER_COMPRESSION
+from kbroker.log.compression import (
+    CODEC_BY_TOPIC_COMPRESSION,
+    CODEC_GZIP,
+    CODEC_LZ4,
+    CODEC_ZSTD,
+    GZIP_DEFAULT_LEVEL,
+    LZ4_DEFAULT_LEVEL,
+    PRODUCER_COMPRESSION,
+    ZSTD_DEFAULT_LEVEL,
+)
 
 LONG_MAX = 2**63 - 1
 CREATE_TIME_NAME = "CreateTime"
@@ -37,6 +46,9 @@ class LogConfig(NamedTuple):
     message_timestamp_after_max_ms: int = LONG_MAX
     cleanup_policy: str = "delete"
     compression_type: str = PRODUCER_COMPRESSION
+    compression_gzip_level: int = GZIP_DEFAULT_LEVEL
+    compression_lz4_level: int = LZ4_DEFAULT_LEVEL
+    compression_zstd_level: int = ZSTD_DEFAULT_LEVEL
     min_insync_replicas: int = 1
     flush_messages: int = LONG_MAX
     flush_ms: int = LONG_MAX
@@ -84,6 +96,19 @@ class LogConfig(NamedTuple):
         if self.compression_type == PRODUCER_COMPRESSION:
             return None
         return CODEC_BY_TOPIC_COMPRESSION[self.compression_type]
+
+    @property
+    def target_level(self) -> int | None:
+        """The level the broker compresses at in the target codec (compression.<codec>.level,
+        KIP-390), or None when the codec has none (snappy, uncompressed, producer)."""
+        codec = self.target_codec
+        if codec == CODEC_GZIP:
+            return self.compression_gzip_level
+        if codec == CODEC_LZ4:
+            return self.compression_lz4_level
+        if codec == CODEC_ZSTD:
+            return self.compression_zstd_level
+        return None
 
     @classmethod
     def from_topic_config(cls, overrides: Mapping[str, str | None], base: LogConfig | None = None) -> LogConfig:

@@ -162,8 +162,11 @@ def _decompress(codec: int, magic: int, data: bytes | None) -> bytes:
 # Produce v0-2: up-conversion
 
 
-def up_convert(records: Buffer, max_message_bytes: int) -> bytearray:
+def up_convert(records: Buffer, max_message_bytes: int, target_codec: int | None = None,
+               target_level: int | None = None) -> bytearray:
     """A v0/v1 message set as one v2 batch of base offset 0, or LogError with Kafka's code.
+    Compressed in the message set's codec, at `target_level` when that is the topic's
+    `target_codec` (a topic of another codec rewrites the batch afterwards, at its level).
 
     Shallow messages: MESSAGE_TOO_LARGE above max.message.bytes, CORRUPT_MESSAGE for a bad size
     or CRC; INVALID_RECORD for magics that differ, a compressed wrapper with company, nested
@@ -190,8 +193,9 @@ def up_convert(records: Buffer, max_message_bytes: int) -> bytearray:
     # unless a CreateTime topic can take its timestamp), as Kafka's validateTimestamp does.
     timestamp_type = LOG_APPEND_TIME if log_append_time else CREATE_TIME
     max_timestamp = max(message.timestamp for message in messages)
-    return bytearray(build_batch(simple, compression=source_codec, timestamp_type=timestamp_type,
-                                 log_append_time=max_timestamp, now_ms=max_timestamp))
+    level = target_level if source_codec == target_codec else None
+    return bytearray(build_batch(simple, compression=source_codec, compression_level=level,
+                                 timestamp_type=timestamp_type, log_append_time=max_timestamp, now_ms=max_timestamp))
 
 
 def _shallow_messages(records: Buffer, max_message_bytes: int) -> list[LegacyMessage]:

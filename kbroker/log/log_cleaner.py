@@ -763,6 +763,8 @@ class Cleaner:
         else:
             body = b"".join(source[record[0] : record[1]] for record in retained)
         if header.compression_codec != CODEC_NONE:
+            # At the codec's default level, whatever the topic's compression.<codec>.level, as
+            # Kafka's MemoryRecords.filterTo (Compression.of(batch's codec).build()) does.
             body = compress(header.compression_codec, body)
         return _batch_bytes(header, attributes, base_timestamp, max_timestamp, len(retained), body)
 

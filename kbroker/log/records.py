@@ -404,6 +404,7 @@ def build_batch(
     *,
     base_offset: int = 0,
     compression: int = CODEC_NONE,
+    compression_level: int | None = None,
     timestamp_type: int = CREATE_TIME,
     log_append_time: int | None = None,
     producer_id: int = NO_PRODUCER_ID,
@@ -417,7 +418,8 @@ def build_batch(
 ) -> bytes:
     """Write one v2 batch. Records get offset deltas 0..n-1 unless `offset_deltas` is given
     (recompression keeps the original deltas). A LogAppendTime batch's maxTimestamp is
-    `log_append_time` (default: now)."""
+    `log_append_time` (default: now). `compression_level` is Kafka's level for the codec (None:
+    its default)."""
     records = [r if isinstance(r, SimpleRecord) else SimpleRecord(*r) for r in records]
     if not records:
         raise ValueError("a record batch needs at least one record")
@@ -441,7 +443,7 @@ def build_batch(
     return bytes(batch_around_records(
         body, attributes, len(records), deltas[-1], base_timestamp, max_timestamp,
         base_offset=base_offset, partition_leader_epoch=partition_leader_epoch,
-        producer=(producer_id, producer_epoch, base_sequence),
+        producer=(producer_id, producer_epoch, base_sequence), compression_level=compression_level,
     ))
 
 
@@ -456,11 +458,13 @@ def batch_around_records(
     base_offset: int,
     partition_leader_epoch: int,
     producer: tuple[int, int, int],
+    compression_level: int | None = None,
 ) -> bytearray:
     """A v2 batch holding already encoded records, compressed with the codec in `attributes`
-    here; `producer` is (producer id, epoch, base sequence). The CRC is computed."""
+    here (at `compression_level`, None for the codec's default); `producer` is (producer id,
+    epoch, base sequence). The CRC is computed."""
     codec = attributes & COMPRESSION_CODEC_MASK
-    body = compress(codec, records_bytes) if codec != CODEC_NONE else records_bytes
+    body = compress(codec, records_bytes, compression_level) if codec != CODEC_NONE else records_bytes
     batch = bytearray(RECORD_BATCH_OVERHEAD + len(body))
     # The header after the CRC and the records first: the CRC covers exactly these bytes.
     _AFTER_CRC.pack_into(batch, ATTRIBUTES_OFFSET, attributes, last_offset_delta, base_timestamp, max_timestamp,

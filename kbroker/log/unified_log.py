@@ -365,7 +365,8 @@ class UnifiedLog:
             now, view, headers, rebuilt = prepared.now_ms, prepared.view, prepared.headers, prepared.rebuilt
         else:
             now = now_ms() if now is None else now
-            view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes)
+            view, headers = analyze_and_validate_records(records, origin, self.config.max_message_bytes,
+                                                         config=self.config)
         if not headers:
             return LogAppendInfo(-1, -1, NO_TIMESTAMP, self.log_start_offset)
         if rebuilt is not None:

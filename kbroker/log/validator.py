@@ -144,15 +144,19 @@ def analyze_and_validate_records(
     origin: AppendOrigin,
     max_message_bytes: int,
     ignore_record_size: bool = False,
+    config: LogConfig | None = None,
 ) -> tuple[memoryview, list[BatchHeader]]:
     """Header-level checks of every batch; returns the valid prefix and the batches' headers.
 
     Trailing bytes of a partial batch are dropped, as Kafka does. A client's v0/v1 message set
-    (Produce v0-2) is checked and converted to one v2 batch first (legacy_records.up_convert).
+    (Produce v0-2) is checked and converted to one v2 batch first (legacy_records.up_convert), in
+    the topic's compression level when the topic's codec (`config`) is the message set's own:
+    Kafka rebuilds it in the target compression, level included.
     """
     view = memoryview(records)
     if origin is AppendOrigin.CLIENT and is_legacy(view):
-        view = memoryview(up_convert(view, max_message_bytes))
+        target = (config.target_codec, config.target_level) if config is not None else (None, None)
+        view = memoryview(up_convert(view, max_message_bytes, *target))
     headers: list[BatchHeader] = []
     try:
         for header in iter_batches(view):
@@ -193,7 +197,8 @@ def prepare_leader_append(
     never writes them; a refusal is returned in `error`, not raised."""
     view = memoryview(records)
     try:
-        view, headers = analyze_and_validate_records(view, AppendOrigin.CLIENT, config.max_message_bytes)
+        view, headers = analyze_and_validate_records(view, AppendOrigin.CLIENT, config.max_message_bytes,
+                                                     config=config)
         if not headers or not needs_rewrite(headers, config):
             return PreparedRecords(config, now_ms, view, headers)
         rebuilt = validate_and_assign_offsets(
@@ -477,6 +482,7 @@ def _transcode_batch(
         data, attributes, header.record_count, header.record_count - 1, header.base_timestamp, max_timestamp,
         base_offset=first_offset, partition_leader_epoch=leader_epoch,
         producer=(header.producer_id, header.producer_epoch, header.base_sequence),
+        compression_level=config.target_level,
     )
     batch = parse_header(rebuilt, 0)
     return ValidationResult(
@@ -533,6 +539,7 @@ def _rebuild_in_target_codec(
         simple_records,
         base_offset=first_offset,
         compression=config.target_codec or CODEC_NONE,
+        compression_level=config.target_level,
         timestamp_type=LOG_APPEND_TIME if config.log_append_time else CREATE_TIME,
         log_append_time=now_ms,
         producer_id=first.producer_id,
