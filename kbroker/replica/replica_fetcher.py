@@ -376,7 +376,8 @@ class ReplicaFetcherThread:
                           state.fetch_offset, exc)
                 self._delay([tp])
                 return
-        follower_log.update_high_watermark(data["high_watermark"])
+        if data["high_watermark"] != follower_log.high_watermark:  # unchanged on an idle partition
+            follower_log.update_high_watermark(data["high_watermark"])
         leader_log_start = data["log_start_offset"]
         if leader_log_start > follower_log.log_start_offset:
             follower_log.maybe_increment_log_start_offset(min(leader_log_start, follower_log.high_watermark))
