@@ -148,13 +148,17 @@ class _SortedIndexFile:
             return 0
 
     def _write_entry(self, key: int, value: int) -> None:
-        self._ensure_loaded()
-        if len(self._keys) >= self.max_entries:
+        # Once per produce of a batch over index.interval.bytes (twice with the time index): locals.
+        if not self._loaded:
+            self._ensure_loaded()
+        keys = self._keys
+        entry = self.entry
+        if len(keys) >= self.max_index_size // entry.size:
             raise ValueError(f"index {self.path} is full ({self.max_entries} entries)")
         if not self._untrimmed and self.writable:
             self._preallocate()
-        os.pwrite(self._open(), self.entry.pack(key, value), len(self._keys) * self.entry.size)
-        self._keys.append(key)
+        os.pwrite(self._handle.fileno(), entry.pack(key, value), len(keys) * entry.size)
+        keys.append(key)
         self._values.append(value)
 
     def _truncate_entries(self, count: int) -> None:
@@ -299,7 +303,8 @@ class OffsetIndex(_SortedIndexFile):
         return self._values[slot] if slot >= 0 else 0
 
     def append(self, offset: int, position: int) -> None:
-        self._ensure_loaded()
+        if not self._loaded:
+            self._ensure_loaded()
         if self._keys and offset - self.base_offset <= self._keys[-1]:
             raise ValueError(
                 f"offset {offset} is not larger than the last offset {self.last_offset} of {self.path}"
@@ -362,15 +367,18 @@ class TimeIndex(_SortedIndexFile):
 
     def maybe_append(self, timestamp: int, offset: int, skip_full_check: bool = False) -> None:
         """Append (timestamp, offset) if the timestamp is larger than the last entry's."""
-        self._ensure_loaded()
+        if not self._loaded:
+            self._ensure_loaded()
+        keys = self._keys
         if not skip_full_check and self.is_full():
             raise ValueError(f"time index {self.path} is full")
-        if self._keys and offset - self.base_offset < self._values[-1]:
+        last_timestamp = keys[-1] if keys else -1
+        if keys and offset - self.base_offset < self._values[-1]:
             raise ValueError(f"offset {offset} is smaller than the last offset in time index {self.path}")
-        if self._keys and timestamp < self._keys[-1]:
+        if keys and timestamp < last_timestamp:
             raise ValueError(f"timestamp {timestamp} is smaller than the last timestamp in {self.path}")
-        if timestamp > (self._keys[-1] if self._keys else -1):
-            if len(self._keys) >= self.max_entries:
+        if timestamp > last_timestamp:
+            if len(keys) >= self.max_entries:
                 self.resize(self.max_index_size + self.entry.size)
             self._write_entry(timestamp, offset - self.base_offset)
 
