@@ -257,8 +257,8 @@ class Partition:
             self._note_refused_for_min_isr(records, log)
             raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr))
         try:
-            info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard,
-                                      prepared=prepared)
+            # Positional: append_as_leader's I/O guard passes *args on, and keywords cost a dict per call.
+            info = log.append_as_leader(records, self.leader_epoch, origin, None, verification_guard, prepared)
         except LogError as exc:
             if exc.code == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER and self._refusal_for_gap(records, log):
                 raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(self.effective_min_isr)) from None
