@@ -101,18 +101,19 @@ class IndexMapping:
     a store past its end would be a SIGBUS). `view` is written with struct's pack_into; pages up
     to `reserved` are allocated on disk. Used on the event loop only; `close` unmaps it."""
 
-    __slots__ = ("address", "size", "view", "reserved")
+    __slots__ = ("address", "size", "view", "reserved", "_unmap_call")
 
     def __init__(self, fd: int, size: int, reserved: int) -> None:
+        self.view: Any = None  # first: __del__ runs on a mapping whose construction failed too
         import ctypes
 
-        map_call, _ = _mmap_calls()
+        map_call, self._unmap_call = _mmap_calls()  # kept: usable in __del__ at interpreter exit
         address = map_call(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
         if address is None or address == ctypes.c_void_p(-1).value:
             error = ctypes.get_errno()
             raise OSError(error, f"mmap of an index: {os.strerror(error)}")
         self.address, self.size, self.reserved = address, size, reserved
-        self.view: Any = (ctypes.c_char * size).from_address(address)
+        self.view = (ctypes.c_char * size).from_address(address)
 
     def reserve(self, fd: int, end: int) -> None:
         """Allocate the pages up to `end` (a page at a time, as entries reach them): on a full disk
@@ -125,7 +126,7 @@ class IndexMapping:
         view, self.view = self.view, None
         if view is not None:
             del view
-            _mmap_calls()[1](self.address, self.size)
+            self._unmap_call(self.address, self.size)
 
     def __del__(self) -> None:  # an index dropped without close: its mapping goes with it
         self.close()
