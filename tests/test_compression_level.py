@@ -27,6 +27,7 @@ from confluent_kafka.admin import (
 
 from kbroker.testing.processes import BrokerFailed
 from kbroker.testing.raw_client import RawClient, fetch
+from kbroker.testing.records import varied_text
 from kbroker.testing.waiting import eventually
 
 BROKER_GZIP_LEVEL = 1  # the broker's compression.gzip.level: topics without their own use it
@@ -45,19 +46,6 @@ def kbroker(module_broker_factory):
 @pytest.fixture(scope="module")
 def admin(kbroker):
     return AdminClient({"bootstrap.servers": kbroker.bootstrap})
-
-
-def values(count: int, seed: int) -> list[bytes]:
-    """Compressible but varied text: compression levels give different bytes on it."""
-    words = [b"kafka", b"broker", b"record", b"batch", b"offset", b"leader", b"epoch", b"topic", b"partition"]
-    state, found = seed, []
-    for _ in range(count):
-        parts = []
-        for _ in range(40):
-            state = (state * 1103515245 + 12345) % 2**31
-            parts.append(words[state % len(words)] + str(state % 1000).encode())
-        found.append(b" ".join(parts))
-    return found
 
 
 def create(admin: AdminClient, topic: str, configs: dict[str, str]) -> None:
@@ -140,7 +128,7 @@ def assert_stored_at_level(batches: list[tuple[int, bytes]], codec: str, level: 
 def test_a_rewrite_compresses_at_the_topics_level(kbroker, admin, codec, level, sent_as):
     topic = f"level-{codec}-{level}-{sent_as}".replace("--", "-minus-")
     create(admin, topic, {"compression.type": codec, f"compression.{codec}.level": str(level)})
-    sent = values(150, seed=level + 100)
+    sent = varied_text(150, words_per_value=40, seed=level + 100)
     produce(kbroker, topic, sent, sent_as)
 
     assert_stored_at_level(stored_batches(kbroker, topic), codec, level)
@@ -150,7 +138,7 @@ def test_a_rewrite_compresses_at_the_topics_level(kbroker, admin, codec, level, 
 def test_the_broker_default_applies_when_the_topic_has_none(kbroker, admin):
     topic = "level-broker-default"
     create(admin, topic, {"compression.type": "gzip"})
-    sent = values(100, seed=7)
+    sent = varied_text(100, words_per_value=40, seed=7)
     produce(kbroker, topic, sent)
 
     batches = stored_batches(kbroker, topic)
@@ -163,7 +151,7 @@ def test_a_producer_in_the_topics_codec_is_not_recompressed(kbroker, admin):
     """As in Kafka: the same codec is kept as the producer sent it, whatever the topic's level."""
     topic = "level-same-codec"
     create(admin, topic, {"compression.type": "zstd", "compression.zstd.level": "19"})
-    produce(kbroker, topic, values(50, seed=3), "zstd")
+    produce(kbroker, topic, varied_text(50, words_per_value=40, seed=3), "zstd")
     for codec_id, body in stored_batches(kbroker, topic):
         assert codec_id == CODEC_BY_NAME["zstd"]
         plain = library_decompress("zstd", body)
@@ -233,7 +221,7 @@ def test_incremental_alter_configs_refuses_a_level_out_of_range(admin, name, val
 def test_a_level_altered_on_a_live_topic_applies_to_the_next_append(kbroker, admin):
     topic = "level-altered"
     create(admin, topic, {"compression.type": "gzip", "compression.gzip.level": "1"})
-    produce(kbroker, topic, values(20, seed=11))
+    produce(kbroker, topic, varied_text(20, words_per_value=40, seed=11))
     assert all(body[8] == 4 for _, body in stored_batches(kbroker, topic))  # XFL 4: fastest
 
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
@@ -242,7 +230,7 @@ def test_a_level_altered_on_a_live_topic_applies_to_the_next_append(kbroker, adm
 
     def last_batch_at_level_9() -> bool:
         # The broker applies the change on its notification: until then appends keep level 1.
-        produce(kbroker, topic, values(20, seed=12))
+        produce(kbroker, topic, varied_text(20, words_per_value=40, seed=12))
         return stored_batches(kbroker, topic)[-1][1][8] == 2  # XFL 2: best compression
 
     eventually(last_batch_at_level_9, what="appends at the altered level", timeout=20)

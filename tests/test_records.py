@@ -40,6 +40,7 @@ from kbroker.log.validator import (
 )
 from kbroker.protocol.errors import Errors
 from kbroker.testing.batches import COMPRESSIBLE, producer_batch, read_batches
+from kbroker.testing.records import varied_text
 
 CODECS = [
     compression.CODEC_NONE,
@@ -379,19 +380,6 @@ def test_a_rewrite_on_bytes_writes_what_the_record_by_record_rebuild_writes(sour
     assert bytes(result.records) == rebuilt_record_by_record(data, config, first_offset=70, leader_epoch=4)
     assert (result.first_offset, result.last_offset, result.record_count) == (70, 89, 20)
     assert result.max_timestamp == NOW - 50 + 12 and result.shallow_offset_of_max_timestamp == 89
-
-
-def varied_text(count: int, seed: int) -> list[bytes]:
-    """Compressible values that are not one repeated string: compression levels differ on them."""
-    words = [b"kafka", b"broker", b"record", b"batch", b"offset", b"leader", b"epoch", b"topic", b"partition"]
-    state, values = seed, []
-    for _ in range(count):
-        parts = []
-        for _ in range(60):
-            state = (state * 1103515245 + 12345) % 2**31
-            parts.append(words[state % len(words)] + str(state % 1000).encode())
-        values.append(b" ".join(parts))
-    return values
 
 
 LEVELS = [("gzip", "compression_gzip_level", level) for level in (1, 5, 9)] + \

@@ -384,6 +384,8 @@ class ProducerStateManager:
         the high watermark, where a full scan each time made loading quadratic in the
         transactions of the unflushed log (seconds at a restart after kill -9)."""
         unreplicated = self.unreplicated_txns
+        if not unreplicated:  # every acks=1 produce passes here: nothing to forget, nothing built
+            return
         replicated = []
         for first_offset, (_pid, last_offset) in unreplicated.items():
             if last_offset >= high_watermark:

@@ -329,25 +329,28 @@ class LogSegment:
     ) -> None:
         """Write validated batches at the end of the file and add index entries when due.
         `keep_in_memory`: a leader's append, which its followers fetch next (RECENT_APPENDS)."""
+        # Every produce passes here once per partition: locals and no property calls.
         length = len(records)
         if length == 0:
             return
-        if not self.can_convert_to_relative_offset(largest_offset):
+        if not 0 <= largest_offset - self.base_offset <= _INT32_MAX:  # can_convert_to_relative_offset
             raise ValueError(f"offset {largest_offset} does not fit segment {self.base_offset}")
         physical_position = self._size
         if physical_position == 0:
             self.rolling_based_timestamp = largest_timestamp
         self._write_at(records, physical_position)
-        self._size += length
+        self._size = physical_position + length
         if keep_in_memory and length >= RecentAppends.MIN_BYTES:
             RECENT_APPENDS.remember(self, physical_position, records)
-        if largest_timestamp > self.max_timestamp_so_far:
-            self._max_timestamp_and_offset = TimestampOffset(largest_timestamp, offset_of_max_timestamp)
+        max_so_far = self._max_timestamp_and_offset or self._max_timestamp_and_offset_so_far()
+        if largest_timestamp > max_so_far.timestamp:
+            max_so_far = self._max_timestamp_and_offset = TimestampOffset(largest_timestamp, offset_of_max_timestamp)
         if self.bytes_since_last_index_entry > self.index_interval_bytes:
             self.offset_index.append(largest_offset, physical_position)
-            self.time_index.maybe_append(self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far)
-            self.bytes_since_last_index_entry = 0
-        self.bytes_since_last_index_entry += length
+            self.time_index.maybe_append(max_so_far.timestamp, max_so_far.offset)
+            self.bytes_since_last_index_entry = length
+        else:
+            self.bytes_since_last_index_entry += length
 
     def append_batches(self, data: bytes | bytearray, headers: Sequence[BatchHeader]) -> None:
         """Write whole batches (`headers` positioned in `data`) with one pwrite, adding index entries
@@ -389,8 +392,10 @@ class LogSegment:
     def _write_at(self, records: bytes | bytearray | memoryview, position: int) -> None:
         if io_faults.hook is not None:  # every append passes here: no call while no test hooks it
             io_faults.check("write", self.log_path)
+        written = os.pwrite(self._log.fileno(), records, position)
+        if written == len(records):
+            return
         view = memoryview(records)
-        written = os.pwrite(self.fd, view, position)
         while written < len(view):  # regular files only write short on ENOSPC-like trouble
             more = os.pwrite(self.fd, view[written:], position + written)
             if more <= 0:
@@ -632,7 +637,6 @@ class LogSegment:
 
     def should_roll(
         self,
-        *,
         max_segment_bytes: int,
         max_segment_ms: int,
         rolled_jitter_ms: int,
@@ -641,16 +645,15 @@ class LogSegment:
         max_offset_in_messages: int,
         now: int,
     ) -> bool:
-        """Kafka's LogSegment.shouldRoll."""
-        reached_roll_ms = (
-            self.time_waited_for_roll(now, max_timestamp_in_messages) > max_segment_ms - rolled_jitter_ms
-        )
+        """Kafka's LogSegment.shouldRoll (asked by every append: positional arguments, the cheap
+        size check first; the time check has no effect beyond caching the rolling timestamp)."""
+        size = self._size
         return (
-            self._size > max_segment_bytes - messages_size
-            or (self._size > 0 and reached_roll_ms)
+            size > max_segment_bytes - messages_size
+            or (size > 0 and self.time_waited_for_roll(now, max_timestamp_in_messages) > max_segment_ms - rolled_jitter_ms)
             or self.offset_index.is_full()
             or self.time_index.is_full()
-            or not self.can_convert_to_relative_offset(max_offset_in_messages)
+            or not 0 <= max_offset_in_messages - self.base_offset <= _INT32_MAX
         )
 
     def on_become_inactive_segment(self) -> None:

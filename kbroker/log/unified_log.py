@@ -62,6 +62,7 @@ from kbroker.log.producer_state import (
     VerificationGuard,
 )
 from kbroker.log.records import (
+    NO_PRODUCER_ID,
     NO_TIMESTAMP,
     Buffer,
 )
@@ -441,7 +442,14 @@ class UnifiedLog:
                 f"{self.config.segment_bytes}",
             )
         segment = self._maybe_roll(size, result, now)
-        producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin, verification_guard)
+        batches = result.batches
+        duplicate = None
+        producer_infos: list[ProducerAppendInfo] = []
+        completed_txns: list[CompletedTxn] = []
+        for batch in batches:  # without a producer id (has_producer_id) there is no producer state to check
+            if batch.producer_id > NO_PRODUCER_ID:
+                producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin, verification_guard)
+                break
         if duplicate is not None:
             return LogAppendInfo(
                 base_offset=duplicate.first_offset,
@@ -456,7 +464,7 @@ class UnifiedLog:
             keep_in_memory=origin is not AppendOrigin.REPLICATION,
         )
         self._set_log_end(LogOffsetMetadata(result.last_offset + 1, segment.base_offset, segment.size))
-        for batch in result.batches:
+        for batch in batches:
             if batch.partition_leader_epoch >= 0:
                 self.leader_epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
         psm = self.producer_state_manager
@@ -539,15 +547,9 @@ class UnifiedLog:
 
     def _maybe_roll(self, messages_size: int, result: ValidationResult, now: int) -> LogSegment:
         segment = self.segments.active_segment
-        if segment.should_roll(
-            max_segment_bytes=self.config.segment_bytes,
-            max_segment_ms=self.config.max_segment_ms,
-            rolled_jitter_ms=segment.roll_jitter_ms,
-            messages_size=messages_size,
-            max_timestamp_in_messages=result.max_timestamp,
-            max_offset_in_messages=result.last_offset,
-            now=now,
-        ):
+        config = self.config
+        if segment.should_roll(config.segment_bytes, config.max_segment_ms, segment.roll_jitter_ms, messages_size,
+                               result.max_timestamp, result.last_offset, now):
             return self.roll(result.first_offset)
         return segment
 

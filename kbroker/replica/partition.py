@@ -257,8 +257,8 @@ class Partition:
             self._note_refused_for_min_isr(records, log)
             raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(min_isr))
         try:
-            info = log.append_as_leader(records, self.leader_epoch, origin, verification_guard=verification_guard,
-                                      prepared=prepared)
+            # Positional: append_as_leader's I/O guard passes *args on, and keywords cost a dict per call.
+            info = log.append_as_leader(records, self.leader_epoch, origin, None, verification_guard, prepared)
         except LogError as exc:
             if exc.code == Errors.OUT_OF_ORDER_SEQUENCE_NUMBER and self._refusal_for_gap(records, log):
                 raise PartitionError(Errors.NOT_ENOUGH_REPLICAS, self._min_isr_message(self.effective_min_isr)) from None
@@ -346,13 +346,15 @@ class Partition:
         log = self.log
         if log is None or not self.is_leader or self.is_under_min_isr:
             return False
-        now = self.time_ms() if now_ms is None else now_ms
         leader_end = log.log_end_offset
         new_hw = leader_end
+        now = now_ms
         maximal_isr = self.maximal_isr
         for replica in self.remote_replicas.values():
             if replica.log_end_offset >= new_hw:
                 continue
+            if now is None:  # read once, and only when a follower lags (not for a single replica)
+                now = self.time_ms()
             if replica.broker_id in maximal_isr or (
                     replica.is_caught_up(leader_end, now, self.replica_lag_time_max_ms)
                     and self.is_replica_eligible(replica.broker_id)):

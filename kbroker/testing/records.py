@@ -7,7 +7,9 @@ stored, read back from its segment files.
 - `stored_batches`: the record batches of a partition as they lie in the broker's segment files,
   parsed and CRC-checked with kafka-python's reader (an oracle independent of kbroker);
 - `build_batch`: a v2 record batch written with kafka-python's builder (see `batches`), and
-  `batch_values`: the records of a Fetch answer.
+  `batch_values`: the records of a Fetch answer;
+- `varied_text`: compressible values that are not one repeated string (compression levels
+  give different bytes on them).
 
 Imports kafka-python. Must not start or stop brokers and must not write to a broker's data dir.
 """
@@ -62,6 +64,20 @@ def _payload(rng: random.Random, index: int, text: bool) -> bytes:
         alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
         return (f"v{index}-" + "".join(rng.choice(alphabet) for _ in range(size))).encode()
     return rng.randbytes(size)
+
+
+def varied_text(count: int, seed: int, words_per_value: int = 60) -> list[bytes]:
+    """`count` values of `words_per_value` words and numbers from a fixed generator: compressible
+    text on which each compression level gives different bytes, the same for the same seed."""
+    words = [b"kafka", b"broker", b"record", b"batch", b"offset", b"leader", b"epoch", b"topic", b"partition"]
+    state, values = seed, []
+    for _ in range(count):
+        parts = []
+        for _ in range(words_per_value):
+            state = (state * 1103515245 + 12345) % 2**31
+            parts.append(words[state % len(words)] + str(state % 1000).encode())
+        values.append(b" ".join(parts))
+    return values
 
 
 def sample_records(
