@@ -11,7 +11,7 @@ import pytest
 
 from kbroker.log.config import LogConfig
 from kbroker.log.errors import LogError
-from kbroker.log.records import SimpleRecord, build_batch
+from kbroker.log.records import CorruptRecordError, SimpleRecord, build_batch
 from kbroker.log.segment import RECENT_APPENDS, RecentAppends
 from kbroker.log.unified_log import UnifiedLog
 from kbroker.protocol.errors import Errors
@@ -335,6 +335,23 @@ def test_a_read_within_the_latest_large_append_carries_its_bytes(tmp_path):
     assert [b.base_offset for b, _ in read_batches(bytes(region.data))] == [big.base_offset]
     assert log.read(0, 1 << 20).records.data is None  # starts in the small batches before it
     assert log.read(0, 100, min_one_message=True).records.data is None
+
+
+def test_the_header_of_the_latest_large_append_is_read_from_memory(tmp_path):
+    """A follower's fetch of what was just appended finds its batch header in RECENT_APPENDS
+    rather than with a pread of the file (one per fetch): shown by changing the file's copy,
+    which appended bytes never are otherwise, under the kept one."""
+    log = open_log(tmp_path)
+    append_batches(log, 2)
+    big = log.append_as_leader(producer_batch([os.urandom(70_000)], timestamp=T0), 3, now=T0)
+    region = log.read(big.base_offset, 1 << 20).records
+    kept = bytes(region.data)
+    os.pwrite(region.fileno(), b"\xff" * 64, region.position)  # the file's header, not the kept one
+    again = log.read(big.base_offset, 1 << 20).records
+    assert (again.position, again.length) == (region.position, region.length) and bytes(again.data) == kept
+    RECENT_APPENDS.forget(log.active_segment)
+    with pytest.raises(CorruptRecordError):  # without the kept bytes the header is the file's
+        log.read(big.base_offset, 1 << 20)
 
 
 def test_truncation_drops_the_kept_bytes_and_a_new_append_replaces_them(tmp_path):

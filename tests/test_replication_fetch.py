@@ -102,6 +102,33 @@ def test_a_stuck_follower_leaves_the_isr_and_rejoins_after_catching_up(tmp_path)
     run(scenario)
 
 
+def test_an_idle_partition_stays_in_the_isr_while_another_replicates(tmp_path):
+    """A follower caught up on a partition is answered without a read of its log (every idle
+    partition it follows, in every fetch), but its fetch still counts: the partition's follower
+    stays caught up, so the leader's ISR check keeps it, and data appended later still arrives."""
+    async def scenario():
+        cluster = await started(tmp_path, lag_ms=300)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            await cluster.create_topic("idle", {0: [1, 2]})
+            leader, follower = cluster.nodes[1], cluster.nodes[2]
+            assert (await leader.produce("idle", 3)).error == Errors.NONE
+            until = asyncio.get_running_loop().time() + 3 * 0.3  # three replica.lag.time.max.ms
+            while asyncio.get_running_loop().time() < until:
+                assert (await leader.produce(T, 5)).error == Errors.NONE
+            idle = leader.partition("idle")
+            assert idle.out_of_sync_replicas(idle.time_ms()) == []  # its follower's fetches were recorded
+            leader.replica_manager.maybe_shrink_isr()
+            assert idle.isr == [1, 2] and idle.pending_isr_change is None
+            assert idle.remote_replicas[2].log_end_offset == 3
+            assert (await leader.produce("idle", 2)).error == Errors.NONE
+            assert follower.log("idle").log_end_offset == 5
+            await eventually_async(lambda: follower.log("idle").high_watermark == 5, what="the follower's high watermark")
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
 @pytest.mark.parametrize("truncate_on_fetch", [True, False], ids=["DivergingEpoch", "OffsetForLeaderEpoch"])
 def test_a_former_leader_truncates_what_the_new_leader_never_had(tmp_path, truncate_on_fetch):
     async def scenario():

@@ -413,14 +413,16 @@ class LogSegment:
         """Headers of the complete batches in [start, end); positions are file positions."""
         end = self._size if end_position is None else min(end_position, self._size)
         position = start_position
-        block = b""
+        block: bytes | memoryview = b""
         block_start = position
         # Start small (large batches need one header per block) and grow for runs of small batches.
         read_ahead = _HEADER_FIRST_READ
         while end - position >= RECORD_BATCH_OVERHEAD:
             relative = position - block_start
             if relative + RECORD_BATCH_OVERHEAD > len(block):
-                block = os.pread(self.fd, min(read_ahead, end - position), position)
+                length = min(read_ahead, end - position)
+                # A follower's fetch of the latest append finds its header still in memory.
+                block = RECENT_APPENDS.data(self, position, length) or os.pread(self.fd, length, position)
                 block_start, relative = position, 0
                 read_ahead = min(read_ahead * 4, _HEADER_READ_AHEAD)
                 if len(block) < RECORD_BATCH_OVERHEAD:

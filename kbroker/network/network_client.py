@@ -32,6 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.network.buffers import unfilled_bytearray
 from kbroker.network.log_limiter import RateLimitedLog
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.headers import decode_response_header, encode_request_header
@@ -109,7 +110,7 @@ class ResponseReader(asyncio.BufferedProtocol):
         if frame is None:
             return memoryview(self._scratch)
         if self._filled == len(frame):  # full but the frame is not: a larger buffer, the bytes moved over
-            larger = self._frame = bytearray(self._capacity(self._filled))
+            larger = self._frame = unfilled_bytearray(self._capacity(self._filled))
             memoryview(larger)[: self._filled] = frame
             frame = larger
         return memoryview(frame)[self._filled:]
@@ -141,7 +142,8 @@ class ResponseReader(asyncio.BufferedProtocol):
             pos += 4
             if end - pos < size:  # the rest arrives straight into the frame's own buffer
                 self._size, self._filled = size, end - pos
-                frame = self._frame = bytearray(self._capacity(self._filled))
+                # Not zeroed: reads fill all of it before on_frame sees it (buffers.py).
+                frame = self._frame = unfilled_bytearray(self._capacity(self._filled))
                 memoryview(frame)[: self._filled] = data[pos:end]  # (a bytearray slice would copy twice)
                 return
             self.on_frame(memoryview(bytearray(data[pos : pos + size])))

@@ -52,6 +52,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from kbroker.network.buffers import unfilled_bytearray
 from kbroker.network.connection_quotas import ConnectionQuotas, address_key
 from kbroker.network.log_limiter import RateLimitedLog, source_of
 from kbroker.network.memory_pool import MemoryPool
@@ -274,7 +275,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             # A new buffer, not frame.extend(): the transport may still hold the view it read
             # into (a bytearray with a live view cannot resize), and extending by a zeroed
             # temporary would cost a second allocation and copy.
-            larger = self._frame = bytearray(self._frame_capacity(self._frame_size, filled))
+            larger = self._frame = unfilled_bytearray(self._frame_capacity(self._frame_size, filled))
             larger[:filled] = frame
             self._charge(len(larger) - filled)
             frame = larger
@@ -406,8 +407,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         capacity = self._frame_capacity(size, have)
         # A new buffer per frame, never reused: a produce's records are views of it that outlive
         # the request (kbroker.log's RECENT_APPENDS keeps the latest large appends to send them to
-        # followers), so written bytes must not change under them.
-        frame = self._frame = bytearray(capacity)
+        # followers), so written bytes must not change under them. Not zeroed: reads fill all of
+        # it before the frame is queued (buffers.py).
+        frame = self._frame = unfilled_bytearray(capacity)
         # Through a memoryview: a bytearray's slice assignment from a memoryview copies the
         # bytes twice (into a temporary bytearray first), this copies them once.
         memoryview(frame)[:have] = data[pos:end]

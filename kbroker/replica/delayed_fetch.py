@@ -78,7 +78,11 @@ class DelayedFetch(DelayedOperation):
     def try_complete(self) -> bool:
         accumulated = 0
         min_bytes = self.min_bytes
-        for status in self.statuses:
+        # Counted from the last partition: a follower puts the partitions that got data last in
+        # its next fetch (round robin), so the one whose append woke this fetch is usually there
+        # and the idle ones before it need no counting. The order changes nothing else: the sum
+        # is the same and any partition that must answer now completes the fetch either way.
+        for status in reversed(self.statuses):
             available = self._bytes_available(status)
             if available is None:
                 return self.force_complete()

@@ -366,7 +366,8 @@ class ReplicaFetcherThread:
             return
         records = data["records"]
         appended = False
-        if records is not None and len(records):
+        received = records is not None and len(records) > 0
+        if received:
             try:
                 # A decoded response holds a memoryview (or bytes); RecordsRegion, the other type
                 # the generated FetchResponse allows, is what a leader's handler sends from its log.
@@ -376,12 +377,14 @@ class ReplicaFetcherThread:
                           state.fetch_offset, exc)
                 self._delay([tp])
                 return
-        follower_log.update_high_watermark(data["high_watermark"])
+        if data["high_watermark"] != follower_log.high_watermark:  # unchanged on an idle partition
+            follower_log.update_high_watermark(data["high_watermark"])
         leader_log_start = data["log_start_offset"]
         if leader_log_start > follower_log.log_start_offset:
             follower_log.maybe_increment_log_start_offset(min(leader_log_start, follower_log.high_watermark))
-        state.fetch_offset = follower_log.log_end_offset
-        state.last_fetched_epoch = follower_log.leader_epoch_cache.latest_epoch()
+        if received:  # else the log end and its epoch are the ones this fetch asked from
+            state.fetch_offset = follower_log.log_end_offset
+            state.last_fetched_epoch = follower_log.leader_epoch_cache.latest_epoch()
         state.lag = max(0, data["high_watermark"] - state.fetch_offset)
         if appended:  # round robin: partitions that got data go to the back of the next fetch
             self.partitions[tp] = self.partitions.pop(tp)

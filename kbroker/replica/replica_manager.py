@@ -521,12 +521,20 @@ class ReplicaManager:
             # is looked up as for any read that found nothing).
             return FetchResult(Errors.NONE, hw, lso, log_start, None, 0,
                                [] if isolation == FETCH_TXN_COMMITTED else None)
-        try:
-            data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
-                                    include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
-        except LogError as exc:
-            # Kafka's createLogReadResult(e): an error answers -1 for the offsets, not the log's.
-            return FetchResult(exc.code)
+        if max_offset is None and req.fetch_offset == log_end and log_start <= log_end \
+                and not unified_log.dir_offline:
+            # A follower caught up on this partition (every idle partition it follows, in every
+            # fetch): what read() would answer, without reading; its fetch state is still recorded.
+            records, size, aborted, metadata = None, 0, None, unified_log.log_end_offset_metadata
+        else:
+            try:
+                data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
+                                        include_aborted_transactions=isolation == FETCH_TXN_COMMITTED)
+            except LogError as exc:
+                # Kafka's createLogReadResult(e): an error answers -1 for the offsets, not the log's.
+                return FetchResult(exc.code)
+            records, size, aborted, metadata = (data.records, data.size, data.aborted_transactions,
+                                                data.fetch_offset_metadata)
         if replica is not None and update_fetch_state:
             hw_moved, expansion = p.update_follower_fetch_state(replica, req.fetch_offset, req.log_start_offset,
                                                                 _now_ms(), log_end, replica_epoch)
@@ -534,8 +542,7 @@ class ReplicaManager:
                 self._submit_isr_change(p, expansion)
             if hw_moved:
                 self._complete_delayed_requests((req.topic, req.partition))
-        return FetchResult(Errors.NONE, hw, lso, log_start, data.records, data.size, data.aborted_transactions,
-                           fetch_offset_metadata=data.fetch_offset_metadata)
+        return FetchResult(Errors.NONE, hw, lso, log_start, records, size, aborted, fetch_offset_metadata=metadata)
 
     async def fetch(self, requests: list[FetchRequestPartition], isolation: int, max_wait_ms: int,
                     min_bytes: int, max_bytes: int, replica_id: int = CONSUMER_REPLICA_ID,
