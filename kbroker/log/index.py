@@ -5,13 +5,8 @@ TransactionIndex (.txnindex).
 (i64 max timestamp so far, i32 relative offset), both big-endian, sorted, looked up by binary search.
 Active indexes are preallocated to segment.index.bytes (a sparse file) and trimmed to their entries
 on roll and close, because readers take length / entry size as the entry count. Entries are kept
-in memory in compact arrays, loaded lazily on first use so that opening many segments is cheap.
-A preallocated index is written through a shared mapping of the file, as Kafka's
-MappedByteBuffer (IndexMapping: a store into the page cache, no system call per entry; each page
-is allocated with posix_fallocate before its first entry, so a full disk is an OSError, never a
-SIGBUS); the mapping lives while the file's FileHandle is open in OPEN_FILES and is dropped before
-any change of the file's length. Other writes (a file not preallocated here, a mapping refused)
-are pwrites.
+in memory in compact arrays, loaded lazily on first use so that opening many segments is cheap;
+each append is one pwrite to the page cache.
 
 .txnindex entries are (i16 version 0, i64 producerId, i64 firstOffset, i64 lastOffset,
 i64 lastStableOffset) of aborted transactions, appended only.
@@ -22,15 +17,12 @@ Only index files: the segment (segment.py) decides when to add entries.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import struct
 import sys
-import weakref
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from kbroker.log.open_files import FileHandle
 
@@ -73,82 +65,6 @@ def _big_endian_array(typecode: str, data: bytes) -> array:
     return values
 
 
-_PAGE = mmap.PAGESIZE
-_libc_calls: tuple[Any, Any] | None = None
-
-
-def _mmap_calls() -> tuple[Any, Any]:
-    """libc's mmap and munmap through ctypes, loaded with the first mapping (not at start-up).
-    Not Python's mmap module: it keeps a duplicate descriptor per mapping, outside OPEN_FILES's
-    bound; a mapping needs no descriptor once made."""
-    global _libc_calls
-    if _libc_calls is None:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        map_call, unmap_call = libc.mmap, libc.munmap
-        map_call.restype = ctypes.c_void_p
-        map_call.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
-                             ctypes.c_long)
-        unmap_call.restype = ctypes.c_int
-        unmap_call.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
-        _libc_calls = map_call, unmap_call
-    return _libc_calls
-
-
-class IndexMapping:
-    """A MAP_SHARED mapping of the first `size` bytes of an index file (no longer than the file:
-    a store past its end would be a SIGBUS). `view` is written with struct's pack_into; pages up
-    to `reserved` are allocated on disk. Used on the event loop only; `close` unmaps it."""
-
-    __slots__ = ("address", "size", "view", "reserved", "_unmap_call")
-
-    def __init__(self, fd: int, size: int, reserved: int) -> None:
-        self.view: Any = None  # first: __del__ runs on a mapping whose construction failed too
-        import ctypes
-
-        map_call, self._unmap_call = _mmap_calls()  # kept: usable in __del__ at interpreter exit
-        address = map_call(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
-        if address is None or address == ctypes.c_void_p(-1).value:
-            error = ctypes.get_errno()
-            raise OSError(error, f"mmap of an index: {os.strerror(error)}")
-        self.address, self.size, self.reserved = address, size, reserved
-        self.view = (ctypes.c_char * size).from_address(address)
-
-    def reserve(self, fd: int, end: int) -> None:
-        """Allocate the pages up to `end` (a page at a time, as entries reach them): on a full disk
-        this raises ENOSPC here, where a store into an unallocated page would kill the process."""
-        new_reserved = min(self.size, (end + _PAGE - 1) // _PAGE * _PAGE)
-        os.posix_fallocate(fd, self.reserved, new_reserved - self.reserved)
-        self.reserved = new_reserved
-
-    def close(self) -> None:
-        view, self.view = self.view, None
-        if view is not None:
-            del view
-            self._unmap_call(self.address, self.size)
-
-    def __del__(self) -> None:  # an index dropped without close: its mapping goes with it
-        self.close()
-
-
-class _IndexFileHandle(FileHandle):
-    """An index's FileHandle: OPEN_FILES evicting it drops the index's mapping too, so mappings
-    (and the page-cache pages they hold in the broker's RSS) are bounded like descriptors."""
-
-    __slots__ = ("_on_evict",)
-
-    def __init__(self, path: str, reopen_flags: int, on_evict: Callable[[], None]) -> None:
-        super().__init__(path, reopen_flags)
-        self._on_evict = weakref.WeakMethod(on_evict)
-
-    def evict(self) -> None:
-        super().evict()
-        unmap = self._on_evict()
-        if unmap is not None:
-            unmap()
-
-
 class _SortedIndexFile:
     """Shared file handling of .index and .timeindex: an open fd, a preallocated size, entries
     held as two parallel arrays (`_keys` searched, `_values` returned)."""
@@ -159,10 +75,7 @@ class _SortedIndexFile:
 
     def __init__(self, path: str, base_offset: int, max_index_size: int, writable: bool = True):
         # Opened on first use and again after OPEN_FILES evicted it (open_files.py).
-        self._handle = _IndexFileHandle(path, os.O_RDWR | os.O_CREAT, self._unmap)
-        self._mapping: IndexMapping | None = None
-        # The file's length as _preallocate set it (what a mapping may cover), 0 when unknown.
-        self._mappable_size = 0
+        self._handle = FileHandle(path, os.O_RDWR | os.O_CREAT)
         self.base_offset = base_offset
         self.max_index_size = max_index_size - max_index_size % self.entry.size
         self.writable = writable
@@ -200,25 +113,8 @@ class _SortedIndexFile:
         self._untrimmed = len(data) % self.entry.size != 0
 
     def _preallocate(self) -> None:
-        size = max(self.max_index_size, len(self._keys) * self.entry.size)
-        self._unmap()
-        os.ftruncate(self._open(), size)
+        os.ftruncate(self._open(), max(self.max_index_size, len(self._keys) * self.entry.size))
         self._untrimmed = True
-        self._mappable_size = size
-
-    def _unmap(self) -> None:
-        """Drop the mapping (before the file's length changes, at close and eviction); entries
-        written through it are in the page cache already."""
-        mapping, self._mapping = self._mapping, None
-        if mapping is not None:
-            mapping.close()
-
-    def _map(self, fd: int, position: int) -> IndexMapping | None:
-        try:
-            self._mapping = IndexMapping(fd, self._mappable_size, position // _PAGE * _PAGE)
-        except OSError:  # no shared mapping here (a filesystem without them, too many mappings)
-            self._mappable_size = 0  # pwrites until the next preallocation
-        return self._mapping
 
     def _decode_entries(self, data: bytes) -> tuple[array, array]:
         keys, values = array(self.key_type), array(self.value_type)
@@ -261,18 +157,7 @@ class _SortedIndexFile:
             raise ValueError(f"index {self.path} is full ({self.max_entries} entries)")
         if not self._untrimmed and self.writable:
             self._preallocate()
-        position = len(keys) * entry.size
-        end = position + entry.size
-        fd = self._handle.fileno()  # also keeps the file (and its mapping) recent in OPEN_FILES
-        mapping = self._mapping
-        if mapping is None and self._mappable_size >= end:
-            mapping = self._map(fd, position)
-        if mapping is not None and end <= mapping.size:
-            if end > mapping.reserved:
-                mapping.reserve(fd, end)
-            entry.pack_into(mapping.view, position, key, value)
-        else:
-            os.pwrite(fd, entry.pack(key, value), position)
+        os.pwrite(self._handle.fileno(), entry.pack(key, value), len(keys) * entry.size)
         keys.append(key)
         self._values.append(value)
 
@@ -289,8 +174,6 @@ class _SortedIndexFile:
 
     def reset(self) -> None:
         """Drop every entry (before a rebuild); the old content is never parsed."""
-        self._unmap()
-        self._mappable_size = 0
         os.ftruncate(self._open(), 0)
         self._keys = array(self.key_type)
         self._values = array(self.value_type)
@@ -310,8 +193,6 @@ class _SortedIndexFile:
         """Cut the preallocated file to its entries; the index is read-only afterwards."""
         if not self._loaded:
             return
-        self._unmap()
-        self._mappable_size = 0
         os.ftruncate(self._open(), len(self._keys) * self.entry.size)
         self._untrimmed = False
         self.writable = False
@@ -329,8 +210,6 @@ class _SortedIndexFile:
     def close(self, trim: bool = True) -> None:
         """Close the file, trimming a preallocated one to its entries unless `trim` is False (an
         evicted one is opened again for that: a clean shutdown leaves no preallocated index)."""
-        self._unmap()
-        self._mappable_size = 0
         if trim and self._loaded and self._untrimmed:
             with contextlib.suppress(FileNotFoundError):  # deleted meanwhile: not created again to trim
                 os.ftruncate(self._handle.open(os.O_RDWR).fd, len(self._keys) * self.entry.size)
