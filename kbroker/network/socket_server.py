@@ -87,10 +87,6 @@ _frame_size = struct.Struct(">i").unpack_from
 # A TLS record header read as a frame size: handshake (22), version 3.x (SSL 3.0 to TLS 1.3).
 _TLS_HANDSHAKE_PREFIX = 0x1603
 
-# TLS connections are served by tls_transport's SSLSocketTransport (OpenSSL reads and writes the
-# socket itself) rather than the event loop's SSL transport (a memory BIO): see tls_transport.py.
-TLS_SOCKET_TRANSPORT = True
-
 # session_factory(peer certificate as DER, or None) -> the api layer's session for a connection
 SessionFactory = Callable[[bytes | None], Any]
 
@@ -180,14 +176,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
     # so the framing and writing paths never see a connection without one.
     transport: asyncio.Transport
 
-    def __init__(self, server: SocketServer, address: str = "", ack_socket: socket.socket | None = None,
-                 *, gated_wakeups: bool = False) -> None:
+    def __init__(self, server: SocketServer, address: str = "", ack_socket: socket.socket | None = None) -> None:
         self.server = server
-        # TLS connections: the socket whose pending ACK is sent at once while a request is only
-        # partly here (see _acknowledge_partial_request); None where that is not needed.
+        # TLS connections (served by tls_transport): the socket whose pending ACK is sent at once
+        # while a request is only partly here (see _acknowledge_partial_request), and whose
+        # SO_RCVLOWAT gates the wakeups (_wake_when_worth_it); None where neither is needed.
         self._ack_socket = ack_socket if _TCP_QUICKACK is not None else None
-        # The socket's SO_RCVLOWAT while tls_transport serves it (see _wake_when_worth_it); 0: not set.
-        self._wake_bytes = 1 if gated_wakeups and self._ack_socket is not None else 0
+        # That socket's SO_RCVLOWAT; 0: not set (no such socket).
+        self._wake_bytes = 1 if self._ack_socket is not None else 0
         self._wake_timer: asyncio.TimerHandle | None = None  # puts _wake_bytes back to 1 (WAKE_DELAY_MAX_S)
         self.listener_name = server.listener_name
         self.address = address  # the peer's address as ConnectionQuotas counts it ("" if uncounted)
@@ -617,7 +613,6 @@ class SocketServer:
         self.connections_max_idle_ms = connections_max_idle_ms
         self.ssl_context = ssl_context
         self.ssl_handshake_timeout_s = ssl_handshake_timeout_s
-        self.tls_socket_transport = TLS_SOCKET_TRANSPORT
         self.session_factory = session_factory
         self._handshakes: set[asyncio.Task] = set()  # connections being set up (TLS: handshaking)
         self._throttled: dict[socket.socket, asyncio.TimerHandle] = {}  # connections to close, over their ip's rate
@@ -706,15 +701,11 @@ class SocketServer:
                     sock.setsockopt(socket.SOL_SOCKET, option, size)
             if self.ssl_context is None:
                 await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address), sock)
-            elif self.tls_socket_transport:
+            else:  # tls_transport's SSLSocketTransport, not the event loop's memory-BIO SSL transport
                 # Imported with the first TLS connection: a plaintext broker never loads ssl.
                 from kbroker.network.tls_transport import SSLSocketTransport, accept_tls
                 tls = await accept_tls(sock, self.ssl_context, self.ssl_handshake_timeout_s)
-                SSLSocketTransport(loop, tls, KafkaConnection(self, address, tls, gated_wakeups=True))
-            else:
-                await loop.connect_accepted_socket(functools.partial(KafkaConnection, self, address, sock), sock,
-                                                   ssl=self.ssl_context,
-                                                   ssl_handshake_timeout=self.ssl_handshake_timeout_s)
+                SSLSocketTransport(loop, tls, KafkaConnection(self, address, tls))
         except (OSError, RuntimeError) as exc:  # the peer went away in between, the loop is closing, TLS failed
             if self.ssl_context is not None:
                 kind, reason = _handshake_failure(exc)
