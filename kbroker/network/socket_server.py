@@ -796,7 +796,7 @@ def _handshake_failure(exc: BaseException) -> tuple[str, str]:
         return "plaintext on tls", f"{reason}: not TLS, a plaintext client?"
     if reason:
         return "tls handshake", str(reason)
-    if isinstance(exc, ConnectionAbortedError):  # asyncio's ssl_handshake_timeout
+    if isinstance(exc, ConnectionAbortedError):  # tls_transport.accept_tls past its timeout
         return "tls handshake timeout", str(exc) or "not completed in time"
     return "tls handshake", str(exc) or type(exc).__name__
 

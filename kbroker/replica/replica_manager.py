@@ -515,17 +515,15 @@ class ReplicaManager:
             if diverging is not None:
                 return FetchResult(Errors.NONE, hw, lso, log_start, diverging_epoch=diverging)
         max_offset = None if isolation == FETCH_LOG_END else (hw if isolation == FETCH_HIGH_WATERMARK else lso)
-        if max_offset == req.fetch_offset and log_start <= max_offset and not unified_log.dir_offline:
-            # A consumer caught up on this partition: what read() would answer, without reading
-            # (most partitions of a fetch of hundreds; the start position, if the fetch waits,
-            # is looked up as for any read that found nothing).
-            return FetchResult(Errors.NONE, hw, lso, log_start, None, 0,
-                               [] if isolation == FETCH_TXN_COMMITTED else None)
-        if max_offset is None and req.fetch_offset == log_end and log_start <= log_end \
-                and not unified_log.dir_offline:
-            # A follower caught up on this partition (every idle partition it follows, in every
-            # fetch): what read() would answer, without reading; its fetch state is still recorded.
-            records, size, aborted, metadata = None, 0, None, unified_log.log_end_offset_metadata
+        limit = log_end if max_offset is None else max_offset
+        if req.fetch_offset == limit and log_start <= limit and not unified_log.dir_offline:
+            # Caught up on this partition (most partitions of a consumer's fetch of hundreds, every
+            # idle partition a follower follows): what read() would answer, without reading; a
+            # follower's fetch state is still recorded below. The start position is known at the
+            # log end; below it, if the fetch waits, it is looked up as for any read that found nothing.
+            records, size = None, 0
+            aborted: list | None = [] if isolation == FETCH_TXN_COMMITTED else None
+            metadata = unified_log.log_end_offset_metadata if max_offset is None else None
         else:
             try:
                 data = unified_log.read(req.fetch_offset, req.max_bytes, max_offset, min_one_message,
