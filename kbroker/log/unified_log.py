@@ -62,7 +62,6 @@ from kbroker.log.producer_state import (
     VerificationGuard,
 )
 from kbroker.log.records import (
-    NO_PRODUCER_ID,
     NO_TIMESTAMP,
     Buffer,
 )
@@ -442,14 +441,7 @@ class UnifiedLog:
                 f"{self.config.segment_bytes}",
             )
         segment = self._maybe_roll(size, result, now)
-        batches = result.batches
-        duplicate = None
-        producer_infos: list[ProducerAppendInfo] = []
-        completed_txns: list[CompletedTxn] = []
-        for batch in batches:  # without a producer id (has_producer_id) there is no producer state to check
-            if batch.producer_id > NO_PRODUCER_ID:
-                producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin, verification_guard)
-                break
+        producer_infos, completed_txns, duplicate = self._analyze_producer_state(result, origin, verification_guard)
         if duplicate is not None:
             return LogAppendInfo(
                 base_offset=duplicate.first_offset,
@@ -464,7 +456,7 @@ class UnifiedLog:
             keep_in_memory=origin is not AppendOrigin.REPLICATION,
         )
         self._set_log_end(LogOffsetMetadata(result.last_offset + 1, segment.base_offset, segment.size))
-        for batch in batches:
+        for batch in result.batches:
             if batch.partition_leader_epoch >= 0:
                 self.leader_epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
         psm = self.producer_state_manager
