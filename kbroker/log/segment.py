@@ -117,11 +117,12 @@ class RecentAppends:
         self.bytes = 0
 
     def remember(self, segment: LogSegment, position: int, records: bytes | bytearray | memoryview) -> None:
+        """Keep `records` (MIN_BYTES or more: LogSegment.append asks only then), written at `position`."""
         view = memoryview(records)
         charge = view.obj.nbytes if isinstance(view.obj, memoryview) else len(view.obj)  # type: ignore[arg-type]
         self.forget(segment)
-        if view.nbytes < self.MIN_BYTES or charge > self.max_bytes // 4:
-            return  # a small slice of a large buffer would hold all of it
+        if charge > self.max_bytes // 4:
+            return  # a slice of a large buffer would hold all of it
         self.entries[segment] = (position, view, charge, time.monotonic())
         self.bytes += charge
         while self.bytes > self.max_bytes:
@@ -333,7 +334,7 @@ class LogSegment:
         length = len(records)
         if length == 0:
             return
-        if not 0 <= largest_offset - self.base_offset <= _INT32_MAX:  # can_convert_to_relative_offset
+        if not self.can_convert_to_relative_offset(largest_offset):
             raise ValueError(f"offset {largest_offset} does not fit segment {self.base_offset}")
         physical_position = self._size
         if physical_position == 0:
@@ -653,7 +654,7 @@ class LogSegment:
             or (size > 0 and self.time_waited_for_roll(now, max_timestamp_in_messages) > max_segment_ms - rolled_jitter_ms)
             or self.offset_index.is_full()
             or self.time_index.is_full()
-            or not 0 <= max_offset_in_messages - self.base_offset <= _INT32_MAX
+            or not self.can_convert_to_relative_offset(max_offset_in_messages)
         )
 
     def on_become_inactive_segment(self) -> None:
