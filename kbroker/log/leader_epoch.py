@@ -60,9 +60,6 @@ class LeaderEpochFileCache:
 
     def assign(self, epoch: int, start_offset: int) -> None:
         """Record that `epoch` starts at `start_offset`; drops entries this one contradicts."""
-        entries = self._entries
-        if entries and entries[-1].epoch == epoch >= 0 and 0 <= entries[-1].start_offset <= start_offset:
-            return  # every append of the current epoch: nothing to change (_is_update_needed)
         if epoch < 0 or start_offset < 0:
             raise ValueError(f"cannot assign epoch {epoch} at offset {start_offset}")
         if not self._is_update_needed(epoch, start_offset):
