@@ -44,12 +44,12 @@ CODEC_BY_TOPIC_COMPRESSION = {
     "zstd": CODEC_ZSTD,
 }
 
-# Kafka's compression levels (KIP-390: GzipCompression, Lz4Compression, ZstdCompression) and
-# their defaults; the broker compresses at the topic's compression.<codec>.level. Snappy has none.
-GZIP_MIN_LEVEL, GZIP_MAX_LEVEL, GZIP_DEFAULT_LEVEL = 1, 9, -1  # -1: zlib's default (6)
-LZ4_MIN_LEVEL, LZ4_MAX_LEVEL, LZ4_DEFAULT_LEVEL = 1, 17, 9
-ZSTD_MIN_LEVEL, ZSTD_MAX_LEVEL, ZSTD_DEFAULT_LEVEL = -131072, 22, 3  # zstd's minCLevel() .. maxCLevel()
-DEFAULT_LEVELS = {CODEC_GZIP: GZIP_DEFAULT_LEVEL, CODEC_LZ4: LZ4_DEFAULT_LEVEL, CODEC_ZSTD: ZSTD_DEFAULT_LEVEL}
+# Kafka's default compression levels (KIP-390: GzipCompression, Lz4Compression, ZstdCompression);
+# the broker compresses at the topic's compression.<codec>.level, whose ranges the settings'
+# validators check (kbroker/config/validators.py). Snappy has none.
+GZIP_DEFAULT_LEVEL = -1  # zlib's default (6)
+LZ4_DEFAULT_LEVEL = 9
+ZSTD_DEFAULT_LEVEL = 3
 
 # xerial snappy framing: magic, then big-endian version and minimum compatible version, then
 # blocks of (i32 compressed length, raw snappy block). 32 KiB blocks, as xerial's default.
