@@ -370,16 +370,10 @@ def parse_control_record(record: Record) -> tuple[ControlRecordType, int]:
 
 def encode_record(offset_delta: int, timestamp_delta: int, record: SimpleRecord) -> bytes:
     """One DefaultRecord, length prefix included."""
-    key, value, headers = record.key, record.value, record.headers
+    headers = record.headers
     parts = [b"\x00", encode_varint(timestamp_delta), encode_varint(offset_delta)]
-    if key is None:
-        parts.append(_NULL_LENGTH)
-    else:
-        parts += (encode_varint(len(key)), key)
-    if value is None:
-        parts.append(_NULL_LENGTH)
-    else:
-        parts += (encode_varint(len(value)), value)
+    _append_varint_bytes(parts, record.key)
+    _append_varint_bytes(parts, record.value)
     parts.append(encode_varint(len(headers)))
     for header_key, header_value in headers:
         _append_varint_bytes(parts, header_key.encode("utf-8"))
@@ -394,9 +388,8 @@ _NULL_LENGTH = b"\x01"  # the varint -1 of a null key, value or header value
 def _append_varint_bytes(parts: list[bytes], data: bytes | None) -> None:
     if data is None:
         parts.append(_NULL_LENGTH)
-    else:
-        parts.append(encode_varint(len(data)))
-        parts.append(bytes(data))
+    else:  # joined as it is (bytes or a view): no copy before the join
+        parts += (encode_varint(len(data)), data)
 
 
 def build_batch(
