@@ -362,6 +362,14 @@ def failed(workers: list[Worker], parse_output: ParseOutput, why: str) -> dict:
     return {"error": f"{why}: {errors[0]}" if errors else why}
 
 
+def workers_failed(results: list[dict], workers: str) -> dict | None:
+    """How many of the `workers` (producers, consumers) failed and the first one's error, or None."""
+    errors = [result["error"] for result in results if "error" in result]
+    if not errors:
+        return None
+    return {"error": f"{len(errors)} of {len(results)} {workers} failed, first: {errors[0]}"}
+
+
 def run_partitions(spec: dict, parse_output: ParseOutput) -> dict:
     """One sample of partitions-1k: create, produce (timed), verify, consume (timed), check."""
     spec = {**spec, "partitions": PARTITIONS}
@@ -398,9 +406,8 @@ def run_producers(spec: dict, parse_output: ParseOutput) -> dict:
             worker.send("go")
         results = results_of(workers, parse_output, spec["timeout_s"])
         cpu1 = cpu_seconds_of(spec["broker_pids"])
-    errors = [result["error"] for result in results if "error" in result]
-    if errors:
-        return {"error": f"{len(errors)} of {PRODUCERS} producers failed, first: {errors[0]}"}
+    if failure := workers_failed(results, "producers"):
+        return failure
     seconds = (max(r["ended_ns"] for r in results) - min(r["started_ns"] for r in results)) / 1e9
     return {
         "seconds": seconds,
@@ -502,9 +509,8 @@ def run_consumers(spec: dict, parse_output: ParseOutput) -> dict:
         for worker in workers:
             worker.send("stop")
         results = results_of(workers, parse_output, READY_TIMEOUT_S)
-    errors = [result["error"] for result in results if "error" in result]
-    if errors:
-        return {"error": f"{len(errors)} of {CONSUMERS} consumers failed, first: {errors[0]}"}
+    if failure := workers_failed(results, "consumers"):
+        return failure
     received = sum(r["received"] for r in results)
     if not read_all:
         return {"error": f"verification failed: the group read {received} records of {spec['count']} "
