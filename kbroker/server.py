@@ -247,6 +247,9 @@ class KafkaServer:
         store.watch_data(zk_data.CONTROLLER, self._on_controller_change)
         if not controller.elect():
             self.services.controller_fence.learn(*zk_client.get_controller_and_epoch())
+        # Kafka's LogManager waits log.initial.task.delay.ms before its first retention pass, so a
+        # client that has just written old timestamps can still read them back right after start-up.
+        self._due_times["retention"] = time.monotonic() + self.config.get("log.initial.task.delay.ms") / 1000
         self._background = [loop.create_task(self._periodic(self._log_maintenance, 1.0)),
                             loop.create_task(replica_manager.run_log_dir_failure_handler(
                                 lambda: zk_client.propagate_log_dir_event(self.broker_id), self._halt))]

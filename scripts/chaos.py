@@ -417,8 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chaos: interrupted; every process stopped; work dir kept: {workdir}", file=sys.stderr)
         return 130
     except Exception:
-        traceback.print_exc()
         run.print_log_tails()
+        traceback.print_exc()  # after the tails: a caller that keeps only the output's end still sees it
         print(f"chaos: the harness failed (seed {seed}); work dir kept: {workdir}", file=sys.stderr)
         return 2
     report(run, time.monotonic() - run.t0)

@@ -227,7 +227,7 @@ def test_clean_shutdown_keeps_everything_and_writes_the_marker(broker_factory):
 
 
 def test_retention_bytes_deletes_old_segments(broker_factory):
-    kbroker = broker_factory("log.retention.check.interval.ms=200")
+    kbroker = broker_factory("log.retention.check.interval.ms=200", "log.initial.task.delay.ms=0")
     topic = "retention-bytes"
     create_topic(
         kbroker.port,
@@ -258,7 +258,7 @@ def test_retention_bytes_deletes_old_segments(broker_factory):
 def test_retention_ms_deletes_every_expired_segment(broker_factory):
     """Kafka measures retention.ms against the records' timestamps; it rolls the active segment
     when every segment has expired, so the log start offset reaches the log end."""
-    kbroker = broker_factory("log.retention.check.interval.ms=200")
+    kbroker = broker_factory("log.retention.check.interval.ms=200", "log.initial.task.delay.ms=0")
     topic = "retention-ms"
     create_topic(kbroker.port, topic, configs={"retention.ms": "60000", "segment.bytes": "2000"})
     an_hour_ago = int(time.time() * 1000) - 3600 * 1000
@@ -272,6 +272,28 @@ def test_retention_ms_deletes_every_expired_segment(broker_factory):
 
     assert after["base_offset"] == 10
     assert fetched["error_code"] == NONE
+
+
+def test_first_retention_check_waits_for_the_initial_task_delay(broker_factory):
+    """Kafka's LogManager runs its first retention pass log.initial.task.delay.ms after start-up:
+    records with ancient timestamps written just after a start stay readable until then. The
+    broker's own log times show when the pass deleted them."""
+    kbroker = broker_factory("log.retention.check.interval.ms=100", "log.initial.task.delay.ms=2000")
+    topic = "retention-delay"
+    create_topic(kbroker.port, topic, configs={"segment.bytes": "2000"})
+    with RawClient(kbroker.port) as client:
+        for n in range(10):
+            produce(client, topic, 0, build_batch([b"old" * 100], timestamps=[1000 + n]))
+        eventually(lambda: list_offset(client, topic, 0, EARLIEST) == (NONE, 10), timeout=15, what="retention.ms")
+
+    def logged_at(pattern: str) -> float:
+        line = next(line for line in kbroker.output().splitlines() if re.search(pattern, line))
+        stamp = re.match(r"\[(\S+ \S+)\]", line).group(1)
+        return time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")) + int(stamp[20:]) / 1000
+
+    started = logged_at(r"kbroker 0 started in")
+    deleted = logged_at(rf"{topic}-0: deleted \d+ segments \(retention\.ms")
+    assert deleted - started >= 1.9  # the delay counts from just before the "started" line
 
 
 def test_delete_records_moves_the_log_start_offset_across_restarts(broker_factory):

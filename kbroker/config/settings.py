@@ -181,6 +181,7 @@ _BROKER_TABLE: tuple[ConfigKey, ...] = (
     _K("log.retention.hours", INT, 168, None, HIGH, "Data age before deletion, in hours"),
     _K("log.retention.bytes", LONG, -1, None, HIGH, "Partition size before old segments go; -1 is no limit"),
     _K("log.retention.check.interval.ms", LONG, 5 * MINUTE_MS, AtLeast(1), MEDIUM, "How often retention is checked"),
+    _K("log.initial.task.delay.ms", LONG, 30000, AtLeast(0), LOW, "Wait after start-up before the first retention check"),
     _K("log.cleanup.policy", LIST, ["delete"], CLEANUP_POLICIES, MEDIUM, "delete, compact or both, for data past retention"),
     _K("log.cleaner.threads", INT, 1, AtLeast(0), MEDIUM, "Compaction threads"),
     _K("log.cleaner.io.max.bytes.per.second", DOUBLE, DOUBLE_MAX, None, MEDIUM, "Compaction I/O throttle"),

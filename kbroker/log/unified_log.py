@@ -823,14 +823,15 @@ class UnifiedLog:
         """Retention: whole segments below the log start offset, then (cleanup.policy delete) beyond
         retention.bytes and retention.ms. Segments at or past the high watermark are kept."""
         now = now_ms() if now is None else now
-        deleted = self._delete_segments_while(self._below_log_start)
+        deleted = self._delete_segments_while(self._below_log_start, "log start offset breach")
         if self.config.delete:
             deleted += self._delete_retention_size_breached()
             deleted += self._delete_segments_while(
                 lambda segment, _next: (
                     self.config.retention_ms >= 0
                     and now - segment.largest_timestamp > self.config.retention_ms
-                )
+                ),
+                f"retention.ms {self.config.retention_ms} breach by the largest record timestamps",
             )
         return deleted
 
@@ -852,11 +853,12 @@ class UnifiedLog:
                 return True
             return False
 
-        return self._delete_segments_while(over_limit)
+        return self._delete_segments_while(over_limit, f"retention.bytes {retention_bytes} breach")
 
-    def _delete_segments_while(self, predicate) -> int:
+    def _delete_segments_while(self, predicate, reason: str) -> int:
         """Delete the longest prefix of segments matching `predicate(segment, next_segment)`; the
-        active segment goes too if everything matches (a fresh one is rolled first)."""
+        active segment goes too if everything matches (a fresh one is rolled first). One log line
+        names the reason, as Kafka's does."""
         deletable: list[LogSegment] = []
         segments = self.log_segments()
         for index, segment in enumerate(segments):
@@ -883,6 +885,8 @@ class UnifiedLog:
         if first_base > self.log_start_offset:
             self.log_start_offset = first_base
             self.leader_epoch_cache.truncate_from_start(first_base)
+        log.info("%s-%d: deleted %d segments (%s); log start offset %d", self.topic, self.partition,
+                 len(deletable), reason, self.log_start_offset)
         return len(deletable)
 
     # ------------------------------------------------------------------ compaction
