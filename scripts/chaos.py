@@ -34,9 +34,10 @@ import tempfile
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from chaos_checker import (
     Fault,
@@ -59,6 +60,7 @@ from chaos_workload import (
     read_partitions,
     workload_notes,
 )
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.testing.processes import tail
@@ -73,6 +75,8 @@ HEAL_TIMEOUT_S = 120.0
 DRAIN_TIMEOUT_S = 120.0
 DIVERGENCE_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 60
+QUERY_ATTEMPTS = 3  # the checker's read-backs (high watermarks, offsets, the log)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -234,11 +238,11 @@ class Run:
             producer.stop()
         for producer in [*self.producers, *self.txn_producers]:
             producer.join(timeout=DRAIN_TIMEOUT_S + 60)
-        ends = high_watermarks(cluster.bootstrap, TOPIC, PARTITIONS)
+        ends = self._query("high watermarks", high_watermarks, cluster.bootstrap, TOPIC, PARTITIONS)
         self.say(f"producers flushed; high watermarks {ends}")
         self._drain_group(ends)
-        committed = group_committed(cluster.bootstrap, TOPIC, GROUP, PARTITIONS)
-        log = read_partitions(cluster.bootstrap, TOPIC, ends)
+        committed = self._query("the group's offsets", group_committed, cluster.bootstrap, TOPIC, GROUP, PARTITIONS)
+        log = self._query("the log", read_partitions, cluster.bootstrap, TOPIC, ends)
         acks = [a for p in self.producers for a in p.stats.acks]
         record_counts, record_violations = check_records(acks, log)
         consumed = [c for member in self.consumers for c in member.consumed]
@@ -270,20 +274,35 @@ class Run:
         if not self.txn_producers:
             return {}, []
         stats = [p.stats for p in self.txn_producers]
-        ends = high_watermarks(cluster.bootstrap, TXN_TOPIC, PARTITIONS)
-        log = read_partitions(cluster.bootstrap, TXN_TOPIC, ends)
+        ends = self._query("high watermarks", high_watermarks, cluster.bootstrap, TXN_TOPIC, PARTITIONS)
+        log = self._query("the log", read_partitions, cluster.bootstrap, TXN_TOPIC, ends)
         counts, violations = check_transactions([r for s in stats for r in s.committed], [r for s in stats for r in s.aborted],
                                                 [r for s in stats for r in s.indeterminate], log)
         if counts["txn_committed"] == 0:
             violations.append("no_commits: not one transaction was committed")
         counts.update(txn_offset_commits=0, txn_offsets_wrong=0)
         for worker in self.txn_producers:
-            final = group_committed(cluster.bootstrap, TXN_TOPIC, worker.group, PARTITIONS)[worker.offsets_partition.partition]
+            final = self._query("a transactional group's offsets", group_committed, cluster.bootstrap, TXN_TOPIC, worker.group,
+                                PARTITIONS)[worker.offsets_partition.partition]
             offset_counts, offset_violations = check_txn_offsets(worker.stats.marks, final)
             for key, value in offset_counts.items():
                 counts[key] += value
             violations += offset_violations
         return counts, violations
+
+    def _query(self, what: str, read: Callable[..., _T], *args: object) -> _T:
+        """One of the checker's read-backs, tried again (up to QUERY_ATTEMPTS times) when the client
+        gives up on it: a time-out of the client's is no finding about the data. Each failure is said
+        and kept in the notes, so a broker that stops answering still shows."""
+        for attempt in range(1, QUERY_ATTEMPTS + 1):
+            try:
+                return read(*args)
+            except (KafkaException, RuntimeError) as failure:
+                self.outcome.notes[f"checker query failed: {what}, attempt {attempt}"] = str(failure)
+                self.say(f"reading {what} failed (attempt {attempt} of {QUERY_ATTEMPTS}): {failure}")
+                if attempt == QUERY_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
     def _drain_group(self, ends: dict[int, int]) -> None:
         def consumed_ends() -> dict[int, int]:
