@@ -135,3 +135,26 @@ def test_listening_on_an_ascii_host_loads_no_idna_codec() -> None:
     a start-up about 3 ms and 0.7 MiB; an ASCII host goes to it as bytes."""
     out = subprocess.run([sys.executable, "-c", _LISTEN], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+_DATACLASS_DOCS = """
+import dataclasses, json, sys
+import kbroker.cli, kbroker.server
+from kbroker.api.handlers import load_handlers
+load_handlers()
+undocumented = sorted(
+    f"{name}.{cls.__qualname__}"
+    for name, module in list(sys.modules.items()) if name.startswith("kbroker")
+    for cls in vars(module).values()
+    if isinstance(cls, type) and cls.__module__ == name and dataclasses.is_dataclass(cls)
+    and (cls.__doc__ or "").startswith(cls.__name__ + "(")
+)
+print(json.dumps(undocumented))
+"""
+
+
+def test_start_up_dataclasses_have_docstrings() -> None:
+    """A @dataclass without a docstring gets one made from inspect.signature when it is created
+    (~0.2-0.5M instructions each on Python 3.11): the classes a start creates carry their own."""
+    out = subprocess.run([sys.executable, "-c", _DATACLASS_DOCS], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
