@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
 
 @dataclass(slots=True, eq=False)
 class BrokerServices:
+    """What handlers reach through `ctx.services`: the broker's services, built once at start-up."""
+
     broker_id: int
     config: KafkaConfig
     metadata_cache: MetadataCache

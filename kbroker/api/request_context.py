@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class RequestContext:
+    """One request as its handler sees it: the header, the services, and who sent it on which listener."""
+
     header: RequestHeader
     services: BrokerServices
     peer: str

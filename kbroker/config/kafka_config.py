@@ -40,7 +40,8 @@ STATIC_BROKER_CONFIG = "STATIC_BROKER_CONFIG"
 # `config.num_partitions` reads "num.partitions"; derived properties below take precedence.
 _ATTRIBUTE_TO_KEY = {key.name.replace(".", "_"): key.name for key in BROKER_CONFIGS}
 # Per-listener settings (listener.name.internal.ssl.keystore.location) are Kafka's, not unknown.
-_LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\..+")
+# A pattern string, not a compiled pattern: re compiles it (once, in its cache) on first use, not at every start.
+_LISTENER_PREFIXED = r"listener\.name\.[^.]+\..+"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -129,7 +130,7 @@ class KafkaConfig:
         for name, (text, _origin) in static.items():
             if name in BROKER_CONFIG_BY_NAME:
                 continue
-            if _LISTENER_PREFIXED.fullmatch(name):
+            if re.fullmatch(_LISTENER_PREFIXED, name):
                 self.listener_settings[name] = text
             else:
                 self.unknown_keys.append(name)

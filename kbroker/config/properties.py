@@ -22,14 +22,15 @@ ENV_NOT_SETTINGS = frozenset({"KBROKER_LOG_LEVEL", "KBROKER_LOG_FORMAT"})
 # ----------------------------------------------------------------------------------------------
 # Java Properties text
 
-_NEWLINE = re.compile(r"\r\n|\r|\n")
+# A pattern string, not a compiled pattern: re compiles it (once, in its cache) on first use, not at every start.
+_NEWLINE = r"\r\n|\r|\n"
 _BLANK = " \t\f"
 _SIMPLE_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
 
 
 def _logical_lines(text: str) -> Iterable[str]:
     """Natural lines joined where one ends in an odd number of backslashes; comments dropped."""
-    natural = iter(_NEWLINE.split(text))
+    natural = iter(re.split(_NEWLINE, text))
     for line in natural:
         line = line.lstrip(_BLANK)
         if not line or line[0] in "#!":

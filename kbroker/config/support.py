@@ -59,9 +59,10 @@ _SSL_NO_EFFECT = ("ssl.allow.dn.changes", "ssl.allow.san.changes")
 # per listener and mechanism (listener.name.<l>.scram-sha-256.sasl.jaas.config).
 SASL_IMPLEMENTED = frozenset({"sasl.enabled.mechanisms", "sasl.mechanism.inter.broker.protocol", "sasl.jaas.config",
                               "sasl.server.max.receive.size", "connections.max.reauth.ms"})
-_SASL_MECHANISM_PREFIXED = re.compile(r"(plain|scram-sha-256|scram-sha-512)\.(sasl\.jaas\.config|connections\.max\.reauth\.ms)")
+# A pattern string, not a compiled pattern: re compiles it (once, in its cache) on first use, not at every start.
+_SASL_MECHANISM_PREFIXED = r"(plain|scram-sha-256|scram-sha-512)\.(sasl\.jaas\.config|connections\.max\.reauth\.ms)"
 # listener.name.<listener>.<setting> and listener.name.<listener>.<mechanism>.sasl.jaas.config
-_LISTENER_PREFIXED = re.compile(r"listener\.name\.[^.]+\.(?P<setting>.+)")
+_LISTENER_PREFIXED = r"listener\.name\.[^.]+\.(?P<setting>.+)"
 
 UNSUPPORTED: frozenset[str] = frozenset({
     # Authentication, TLS
@@ -129,10 +130,10 @@ def _given(config: KafkaConfig, name: str) -> bool:
 
 def _unsupported_name(name: str) -> bool:
     """An undeclared name that belongs to a feature kbroker lacks (see the module docstring)."""
-    prefixed = _LISTENER_PREFIXED.fullmatch(name)
+    prefixed = re.fullmatch(_LISTENER_PREFIXED, name)
     if prefixed:
         setting = prefixed["setting"]
-        if setting in SSL_IMPLEMENTED or setting in SASL_IMPLEMENTED or _SASL_MECHANISM_PREFIXED.fullmatch(setting):
+        if setting in SSL_IMPLEMENTED or setting in SASL_IMPLEMENTED or re.fullmatch(_SASL_MECHANISM_PREFIXED, setting):
             return False
         return setting in UNSUPPORTED or _unsupported_name(setting) or ".sasl." in f".{setting}"
     return name in UNDECLARED_UNSUPPORTED or name.startswith(UNSUPPORTED_PREFIXES)

@@ -93,13 +93,14 @@ class Rule(NamedTuple):
         return self.description
 
 
-_HTTP_LISTENER = re.compile(r"http://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]]*):(?P<port>[0-9]{1,5})/?")
+# A pattern string, not a compiled pattern: re compiles it (once, in its cache) on first use, not at every start.
+_HTTP_LISTENER = r"http://(?P<host>\[[0-9A-Fa-f:.]+\]|[^:/\[\]]*):(?P<port>[0-9]{1,5})/?"
 
 
 def parse_http_listener(text: str) -> tuple[str, int] | None:
     """(host, port) of an `http://HOST:PORT` listener (kbroker's metrics.listener; an empty host
     binds every interface, a port of 0 any free port), or None if the text is not one."""
-    match = _HTTP_LISTENER.fullmatch(text)
+    match = re.fullmatch(_HTTP_LISTENER, text)
     if match is None or int(match["port"]) > 65535:
         return None
     return match["host"].strip("[]"), int(match["port"])

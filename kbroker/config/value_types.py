@@ -24,7 +24,8 @@ DOUBLE_MAX = 1.7976931348623157e308
 _INTEGER_BOUNDS = {SHORT: (-(2**15), 2**15 - 1), INT: (-(2**31), INT_MAX), LONG: (-(2**63), LONG_MAX)}
 _INTEGER_TEXT = re.compile(r"[+-]?[0-9]+")
 # Java's Double.parseDouble syntax, less hex floats; Python's float() alone would also take "1_0".
-_DOUBLE_TEXT = re.compile(r"[+-]?(NaN|Infinity|([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)[fFdD]?")
+# A pattern string, not a compiled pattern: re compiles it (once, in its cache) on first use, not at every start.
+_DOUBLE_TEXT = r"[+-]?(NaN|Infinity|([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?)[fFdD]?"
 
 
 class ConfigError(Exception):
@@ -107,7 +108,7 @@ def parse_value(type_: str, raw: str) -> Any:
             raise ValueError(f"Not a number of type {type_.upper()}")
         return int(trimmed)
     if type_ == DOUBLE:
-        if not _DOUBLE_TEXT.fullmatch(trimmed):
+        if not re.fullmatch(_DOUBLE_TEXT, trimmed):
             raise ValueError("Not a number of type DOUBLE")
         return float(trimmed.rstrip("fFdD").replace("Infinity", "inf"))
     if type_ == LIST:

@@ -7,7 +7,6 @@ Plain data: no broker config parsing (kbroker/config.py owns that), no files.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -88,6 +87,8 @@ class LogConfig(NamedTuple):
         segments created together do not all roll at the same moment."""
         if self.segment_jitter_ms == 0:
             return 0
+        import random  # here: only with segment.jitter.ms set, so a broker's start does without it
+
         return random.randrange(min(self.segment_jitter_ms, self.segment_ms))
 
     @property

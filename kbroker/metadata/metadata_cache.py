@@ -24,6 +24,8 @@ INTERNAL_TOPICS = frozenset({GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_
 
 @dataclass(slots=True)
 class BrokerEndpoint:
+    """One listener of a live broker, as Metadata answers name it."""
+
     listener_name: str
     host: str
     port: int
@@ -32,6 +34,8 @@ class BrokerEndpoint:
 
 @dataclass(slots=True)
 class BrokerInfo:
+    """A live broker: its endpoints by listener name, rack and registration epoch."""
+
     broker_id: int
     endpoints: dict[str, BrokerEndpoint]
     rack: str | None = None
@@ -43,6 +47,8 @@ class BrokerInfo:
 
 @dataclass(slots=True)
 class PartitionState:
+    """A partition's leader, epochs and replicas, as the controller last sent them."""
+
     topic: str
     partition: int
     leader: int
@@ -56,6 +62,8 @@ class PartitionState:
 
 @dataclass(slots=True)
 class TopicMetadata:
+    """A topic's id and partitions."""
+
     name: str
     topic_id: uuid.UUID
     partitions: dict[int, PartitionState] = field(default_factory=dict)

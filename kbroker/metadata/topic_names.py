@@ -10,7 +10,8 @@ import re
 MAX_NAME_LENGTH = 249
 GROUP_METADATA_TOPIC_NAME = "__consumer_offsets"
 TRANSACTION_STATE_TOPIC_NAME = "__transaction_state"
-_LEGAL = re.compile(r"[a-zA-Z0-9._-]+")
+# A pattern string, not a compiled pattern: re compiles it (once, in its cache) on first use, not at every start.
+_LEGAL = r"[a-zA-Z0-9._-]+"
 _INT32_MIN = -(2**31)
 
 
@@ -22,7 +23,7 @@ def topic_name_error(name: str) -> str | None:
         return "Topic name cannot be \".\" or \"..\""
     if len(name) > MAX_NAME_LENGTH:
         return f"Topic name is illegal, it can't be longer than {MAX_NAME_LENGTH} characters, topic name: {name}"
-    if not _LEGAL.fullmatch(name):
+    if not re.fullmatch(_LEGAL, name):
         return (f"Topic name \"{name}\" is illegal, it contains a character other than "
                 "ASCII alphanumerics, '.', '_' and '-'")
     return None

@@ -83,6 +83,8 @@ def decode_cluster_id(data: bytes) -> str:
 # -- /brokers/ids/<id> ----------------------------------------------------------------------------
 @dataclass(slots=True)
 class BrokerRegistration:
+    """A broker's registration znode, /brokers/ids/<id>."""
+
     broker_id: int
     endpoints: list[tuple[str, str, int, str]]  # (listener name, host, port, security protocol)
     rack: str | None = None
@@ -131,6 +133,8 @@ def decode_controller(data: bytes) -> int:
 # -- /brokers/topics/<t> -----------------------------------------------------------------------
 @dataclass(slots=True)
 class TopicAssignment:
+    """A topic's replica assignment znode, /brokers/topics/<topic>."""
+
     topic_id: str | None  # Kafka's base64 form
     partitions: dict[int, list[int]]
     adding: dict[int, list[int]]
@@ -160,6 +164,8 @@ class TopicAssignment:
 # -- .../partitions/<p>/state --------------------------------------------------------------------
 @dataclass(slots=True)
 class LeaderIsrAndControllerEpoch:
+    """A partition's state znode, /brokers/topics/<topic>/partitions/<p>/state."""
+
     leader: int
     leader_epoch: int
     isr: list[int]

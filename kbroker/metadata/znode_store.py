@@ -63,6 +63,8 @@ class ZooKeeperUnavailableError(ZNodeError):
 
 @dataclass(slots=True)
 class ZnodeStat:
+    """The parts of ZooKeeper's Stat that kbroker reads."""
+
     czxid: int
     version: int
     owner: int = 0  # ZooKeeper's ephemeralOwner: the session that created an ephemeral node, else 0
@@ -71,6 +73,8 @@ class ZnodeStat:
 
 @dataclass(slots=True)
 class _Node:
+    """One znode of the embedded store."""
+
     data: bytes
     czxid: int
     version: int = 0

@@ -29,6 +29,8 @@ _CORRELATION_ID = struct.Struct(">i")
 
 @dataclass(slots=True)
 class RequestHeader:
+    """A request header's fields (Kafka's RequestHeader), the client id None when the client sent none."""
+
     api_key: int
     api_version: int
     correlation_id: int

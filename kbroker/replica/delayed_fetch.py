@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 @dataclass(slots=True)
 class FetchRequestPartition:
+    """One partition of a Fetch: where to read and how much."""
+
     topic: str
     partition: int
     fetch_offset: int
@@ -45,6 +47,8 @@ class FetchRequestPartition:
 
 @dataclass(slots=True)
 class FetchResult:
+    """What a read of one partition found: the error or the records, with the partition's offsets."""
+
     error: Errors = Errors.NONE
     high_watermark: int = -1
     last_stable_offset: int = -1

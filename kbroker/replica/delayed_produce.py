@@ -27,6 +27,8 @@ TopicPartition = tuple[str, int]
 
 @dataclass(slots=True)
 class ProduceResult:
+    """How an append to one partition went: the error or where the batch landed."""
+
     error: Errors = Errors.NONE
     base_offset: int = -1
     log_append_time: int = -1
