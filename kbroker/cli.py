@@ -20,14 +20,14 @@ the settings are known to be good.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
 import os
 import sys
 import time
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import kbroker
 from kbroker.config import DATA_DIR_DEFAULT, ConfigError, KafkaConfig
@@ -39,9 +39,6 @@ from kbroker.config.support import (
     refused_settings,
     unknown_settings,
 )
-
-if TYPE_CHECKING:
-    import argparse
 
 LOG_FORMAT = "[%(asctime)s] %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL")
@@ -72,21 +69,20 @@ def _terminal_columns() -> int:
     return columns or 80
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's own, sized to the terminal without `import shutil`: argparse builds a formatter
+    for every add_argument, and shutil brings bz2, lzma and fnmatch into every broker start."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         _terminal_columns() - 2 if width is None else width)
+
+
 def _argument_parser() -> argparse.ArgumentParser:
-    import argparse  # only for --help, --version and command lines _simple_command_line declines
-
-    class HelpFormatter(argparse.HelpFormatter):
-        """argparse's own, sized to the terminal without `import shutil`: argparse builds a formatter
-        for every add_argument, and shutil brings bz2, lzma and fnmatch into every broker start."""
-
-        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                     width: int | None = None) -> None:
-            super().__init__(prog, indent_increment, max_help_position,
-                             _terminal_columns() - 2 if width is None else width)
-
     parser = argparse.ArgumentParser(
         prog="kbroker",
-        formatter_class=HelpFormatter,
+        formatter_class=_HelpFormatter,
         description="Run a Kafka broker. Settings use Kafka's names; precedence, lowest first: Kafka's "
         "defaults, kbroker's single-node defaults (without zookeeper.connect), the properties file, "
         "KBROKER_<NAME> environment variables (KBROKER_ADVERTISED_LISTENERS), then --override.",
@@ -126,55 +122,11 @@ def _argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The options a broker's command line uses, for _simple_command_line: (attribute, value conversion,
-# allowed values or None for any). _argument_parser declares the same ones.
-_OPTIONS = {
-    "--override": ("override", None, None),
-    "--log-level": ("log_level", str.upper, LOG_LEVELS),
-    "--log-format": ("log_format", str.lower, LOG_FORMATS),
-}
+def _parse_command_line(argv: list[str] | None) -> argparse.Namespace:
+    return _argument_parser().parse_args(argv)
 
 
-def _simple_command_line(argv: list[str]) -> SimpleNamespace | None:
-    """What argparse would make of a command line of only a properties file and --override,
-    --log-level and --log-format with their values (`--opt value` or `--opt=value`), without
-    importing argparse, which brings gettext and locale (~16M instructions and 0.7 MiB of a
-    start). None for anything else (--help, --version, an abbreviated or unknown option, a value
-    starting with "-", a second file, a value argparse would reject): argparse then answers it,
-    with its usage and error lines. tests/test_cli.py checks both give the same result."""
-    parsed = SimpleNamespace(properties=None, override=[], log_level=None, log_format=None)
-    args = iter(argv)
-    for arg in args:
-        if not arg.startswith("-"):
-            if parsed.properties is not None:
-                return None
-            parsed.properties = arg
-            continue
-        name, equals, value = arg.partition("=")
-        if name not in _OPTIONS:
-            return None
-        if not equals:
-            value = next(args, "-")
-            if value.startswith("-"):
-                return None
-        attribute, convert, allowed = _OPTIONS[name]
-        if convert is not None:
-            value = convert(value)
-        if allowed is not None and value not in allowed:
-            return None
-        if attribute == "override":
-            parsed.override.append(value)
-        else:
-            setattr(parsed, attribute, value)
-    return parsed
-
-
-def _parse_command_line(argv: list[str] | None) -> argparse.Namespace | SimpleNamespace:
-    simple = _simple_command_line(sys.argv[1:] if argv is None else argv)
-    return simple if simple is not None else _argument_parser().parse_args(argv)
-
-
-def _load_config(args: argparse.Namespace | SimpleNamespace) -> KafkaConfig:
+def _load_config(args: argparse.Namespace) -> KafkaConfig:
     """The settings from the command line; on a bad one, one error line and SystemExit(2)."""
     try:
         config = KafkaConfig.load(args.properties, overrides=args.override, env=os.environ)
@@ -197,7 +149,7 @@ def parse_args(argv: list[str] | None = None) -> KafkaConfig:
     return _load_config(_parse_command_line(argv))
 
 
-def _log_level(args: argparse.Namespace | SimpleNamespace) -> int:
+def _log_level(args: argparse.Namespace) -> int:
     name = (args.log_level or os.environ.get(LOG_LEVEL_ENV) or "INFO").upper()
     # Kafka's log4j names: WARN for WARNING, and TRACE (finer than DEBUG, which Python lacks).
     name = {"WARN": "WARNING", "TRACE": "DEBUG"}.get(name, name)
@@ -211,7 +163,7 @@ def _log_level(args: argparse.Namespace | SimpleNamespace) -> int:
     return level
 
 
-def _log_format(args: argparse.Namespace | SimpleNamespace) -> str:
+def _log_format(args: argparse.Namespace) -> str:
     name = (args.log_format or os.environ.get(LOG_FORMAT_ENV) or "text").lower()
     if name not in LOG_FORMATS:
         print(f"kbroker: error: {LOG_FORMAT_ENV}={name!r} is not one of text, json", file=sys.stderr)

@@ -124,30 +124,3 @@ def test_log_level_from_option_or_environment(monkeypatch, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main([])
     assert info.value.code == 2 and "KBROKER_LOG_LEVEL" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("argv", [
-    [],
-    ["server.properties"],
-    ["server.properties", "--override", "num.partitions=8", "--override", "broker.rack=r2"],
-    ["--override", "a=b", "server.properties", "--override=c=d=e", "--override", ""],
-    ["--log-level", "warn", "--log-format=JSON", "--log-level=trace"],
-    ["--override=-x=1", "--log-format", "text", ""],
-])
-def test_a_plain_command_line_is_read_without_argparse_as_argparse_reads_it(argv):
-    simple = cli._simple_command_line(argv)
-    assert simple is not None
-    assert vars(simple) == vars(cli._argument_parser().parse_args(argv))
-
-
-@pytest.mark.parametrize("argv", [
-    ["--help"], ["-h"], ["--version"], ["--over", "a=b"], ["--override"], ["--override", "-x=1"],
-    ["--log-level", "loud"], ["--log-level="], ["--log-format", "xml"], ["a.properties", "b.properties"],
-    ["--", "a.properties"], ["-"], ["--unknown"],
-])
-def test_anything_else_is_left_to_argparse(argv, capsys):
-    assert cli._simple_command_line(argv) is None
-    if argv not in (["--help"], ["-h"], ["--version"], ["--over", "a=b"], ["--", "a.properties"], ["-"]):
-        with pytest.raises(SystemExit) as info:
-            cli._parse_command_line(argv)
-        assert info.value.code == 2 and "kbroker: error:" in capsys.readouterr().err
