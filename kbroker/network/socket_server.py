@@ -136,8 +136,11 @@ class _FileRegion(Protocol):
 # Linux's TCP_QUICKACK (None elsewhere): TLS connections ACK a partly arrived request at once.
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 # TLS connections served by tls_transport are woken in the middle of a large request only once
-# this much more of it can be read (SO_RCVLOWAT): one socket read of its buffering BIO.
-WAKE_BYTES_MAX = 256 * 1024
+# this much more of it can be read (SO_RCVLOWAT): a producer's 1 MB request (librdkafka's batch
+# cap) wakes the loop once, not every 256 KiB. The client gains more than the broker: read less
+# often, the window fills and its kernel sends what it queued as fewer, fuller segments (librdkafka
+# writes each TLS record with its own write(2), Nagle off); measured in docs/DESIGN.md (TLS).
+WAKE_BYTES_MAX = 1024 * 1024
 # What OpenSSL may hold of a request without having handed it over once a read wants the socket:
 # one unfinished TLS record (16 KiB of plaintext at most), whose bytes have arrived already.
 TLS_HELD_BYTES = 17 * 1024
@@ -299,8 +302,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._wake_when_worth_it(ack_socket)
 
     def _wake_when_worth_it(self, ack_socket: socket.socket) -> None:
-        """TLS: while a large request arrives, have the kernel wake us only once a buffer's worth
-        (WAKE_BYTES_MAX) more of it is readable (SO_RCVLOWAT), not for every segment. librdkafka
+        """TLS: while a large request arrives, have the kernel wake us only once WAKE_BYTES_MAX
+        more of it is readable (SO_RCVLOWAT), not for every segment. librdkafka
         sends a request as hundreds of TLS records, many of them small, each its own write(2) and
         often its own segment: each woke the loop for a read of a few records (the readable event,
         reads ending in SSLWantReadError, the framing, an ACK). What is asked for never exceeds
