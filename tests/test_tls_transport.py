@@ -14,6 +14,7 @@ import logging
 import socket
 import ssl
 import struct
+import threading
 import time
 
 import pytest
@@ -209,6 +210,52 @@ def test_a_large_request_in_small_records_wakes_the_reader_per_buffer_not_per_re
     # 16 buffers of 256 KiB, the frame's regrowth, and the last ~17 KiB (what OpenSSL may hold)
     # read as it comes: without the setting this is one read per segment or two, ~1,000 or more.
     assert len(reads) < 120, f"{len(reads)} reads"
+
+
+PRODUCE_REQUEST = 1_000_000  # librdkafka's largest produce request (its batch cap, message.max.bytes)
+FIRST_PART = 64 * 1024
+
+
+@pytest.mark.skipif(not hasattr(socket, "SO_RCVLOWAT") or not hasattr(socket, "TCP_QUICKACK"),
+                    reason="SO_RCVLOWAT and TCP_QUICKACK are Linux's")
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_producers_1_mb_request_wakes_the_reader_once_the_rest_is_there(ca, loop, monkeypatch):
+    """Once the first 64 KiB of a 1 MB request are read, the listener asks the kernel to wake it
+    only when all the rest but one record (TLS_HELD_BYTES) is readable: one wake for the rest,
+    not one per 256 KiB (reading less often lets the client send fuller segments, docs/DESIGN.md).
+    The client holds the rest back until the listener has asked, then the request arrives whole."""
+    asked: list[int] = []
+    original = KafkaConnection._set_wake_bytes
+
+    def recorded(self: KafkaConnection, ack_socket: socket.socket, wanted: int) -> None:
+        asked.append(wanted)
+        original(self, ack_socket, wanted)
+
+    monkeypatch.setattr(KafkaConnection, "_set_wake_bytes", recorded)
+    request = struct.pack(">i", PRODUCE_REQUEST) + pattern(PRODUCE_REQUEST, 11)
+    first_part_read = threading.Event()
+
+    def client(port: int) -> int:
+        with tls_client(port, client_context(ca)) as sock:
+            sock.sendall(request[:4 + FIRST_PART])
+            assert first_part_read.wait(20)
+            sock.sendall(request[4 + FIRST_PART:])
+            return struct.unpack(">i", read_frame(sock))[0]
+
+    async def scenario() -> int:
+        server = await serve(server_context(ca))
+        try:
+            answer = asyncio.ensure_future(asyncio.to_thread(client, server.port))
+            await eventually_async(lambda: any(wanted > 1 for wanted in asked), what="a wake threshold")
+            first_part_read.set()
+            return await asyncio.wait_for(answer, 30)
+        finally:
+            await server.shutdown(1.0)
+
+    assert run(loop, scenario()) == PRODUCE_REQUEST
+    largest = max(asked)
+    assert PRODUCE_REQUEST - FIRST_PART - socket_server.TLS_HELD_BYTES <= largest <= socket_server.WAKE_BYTES_MAX
+    assert asked[-1] == 1  # between requests any byte wakes it
 
 
 def memory_bio_client(port: int, context: ssl.SSLContext) -> tuple[socket.socket, ssl.SSLObject, ssl.MemoryBIO,

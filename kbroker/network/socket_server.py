@@ -136,8 +136,12 @@ class _FileRegion(Protocol):
 # Linux's TCP_QUICKACK (None elsewhere): TLS connections ACK a partly arrived request at once.
 _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)
 # TLS connections served by tls_transport are woken in the middle of a large request only once
-# this much more of it can be read (SO_RCVLOWAT): one socket read of its buffering BIO.
-WAKE_BYTES_MAX = 256 * 1024
+# this much more of it can be read (SO_RCVLOWAT): a producer's 1 MB request (librdkafka's batch
+# cap) wakes the loop once, not every 256 KiB. It is the client that gains: read less often, its
+# window fills and its kernel sends what it queued as fewer, fuller segments (librdkafka writes each
+# TLS record with its own write(2), Nagle off): librdkafka used ~10% less CPU, the broker the same
+# (docs/DESIGN.md, TLS).
+WAKE_BYTES_MAX = 1024 * 1024
 # What OpenSSL may hold of a request without having handed it over once a read wants the socket:
 # one unfinished TLS record (16 KiB of plaintext at most), whose bytes have arrived already.
 TLS_HELD_BYTES = 17 * 1024
@@ -299,9 +303,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self._wake_when_worth_it(ack_socket)
 
     def _wake_when_worth_it(self, ack_socket: socket.socket) -> None:
-        """TLS: while a large request arrives, have the kernel wake us only once a buffer's worth
-        (WAKE_BYTES_MAX) more of it is readable (SO_RCVLOWAT), not for every segment. librdkafka
-        sends a request as hundreds of TLS records, many of them small, each its own write(2) and
+        """TLS: while a large request arrives, have the kernel wake us only once WAKE_BYTES_MAX more
+        of it is readable (SO_RCVLOWAT), not for every segment. librdkafka sends a request as
+        hundreds of TLS records, many of them small, each its own write(2) and
         often its own segment: each woke the loop for a read of a few records (the readable event,
         reads ending in SSLWantReadError, the framing, an ACK). What is asked for never exceeds
         what must still arrive: the rest of the frame less what OpenSSL may hold of it
@@ -333,7 +337,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _acknowledge_partial_request(self, ack_socket: socket.socket) -> None:
         """ACK what arrived now instead of after Linux's delayed-ACK timer (40 ms). A TLS client
         writes a request as several records (librdkafka: one SSL_write per buffer slice), each its
-        own small TCP segment; with Nagle on (librdkafka's default) the next one waits for the ACK
+        own small TCP segment; with Nagle on (a socket's default; librdkafka 2.16 turns it off,
+        Python's ssl sockets do not) the next one waits for the ACK
         of the last, and we have nothing to send until the request is whole: every such request
         stalled 40 ms. TCP_QUICKACK sends the scheduled ACK at once (it is not sticky, so it is
         set on each read that leaves a request unfinished)."""
