@@ -197,6 +197,7 @@ class ReplicaFetcherThread:
         self.client = NetworkClient(leader.host, leader.port, f"broker-{config.broker_id}-fetcher-{fetcher_id}",
                                     request_timeout_s=config.socket_timeout_ms / 1000, ssl_context=config.ssl_context)
         self.session = FetchSessionHandler(self.name)  # KIP-227, Kafka's FetchSessionHandler
+        self._topic_names: dict[uuid.UUID | None, str] = {}  # topic id -> name, of every partition asked for
         self._changed = asyncio.Event()
         self._unreachable = False  # the leader failed the last attempt (log the first failure only)
         self._task: asyncio.Task | None = None
@@ -338,8 +339,9 @@ class ReplicaFetcherThread:
             "topics": list(topics.values()), "forgotten_topics_data": list(forgotten.values()), "rack_id": ""}
         # What was asked, to recognise answers that a LeaderAndIsr made stale meanwhile: a copy,
         # since the session's map changes with the next fetch.
-        names = {d[0]: tp[0] for tp, d in data.session_partitions.items()} if version >= 13 else {}
-        return version, request, SentFetch(dict(data.session_partitions), names)
+        if version >= 13:  # the names of the topic ids an answer may name: only new entries add any
+            self._topic_names.update((d[0], tp[0]) for tp, d in data.to_send.items() if d[0] not in self._topic_names)
+        return version, request, SentFetch(dict(data.session_partitions), self._topic_names)
 
     async def _process_fetch_response(self, sent: SentFetch, response: FetchResponse, version: int) -> None:
         asked_partitions, names_by_id = sent

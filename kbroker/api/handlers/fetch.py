@@ -35,16 +35,26 @@
     decision per topic, nothing per record.
   - Before v10, partitions of a compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE,
     as Kafka answers.
-  - Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0,
-    so clients keep sending full fetches; a request naming a session gets
-    FETCH_SESSION_ID_NOT_FOUND.
+  - Fetch sessions (KIP-227, v7+; kbroker/replica/fetch_session.py, Kafka's FetchManager and
+    FetchSessionCache, `max.incremental.fetch.session.cache.slots`): epoch 0 opens a session
+    (its id in the answer, or 0 when the cache has no slot it may take), -1 is sessionless,
+    and an incremental fetch updates the session's partitions with those it names, drops its
+    `forgotten_topics_data`, reads every partition of the session (a follower's fetch state is
+    recorded for each, so idle partitions stay in the ISR) and answers only those whose records,
+    high watermark, log start offset, error or diverging epoch changed. An unknown session id
+    answers FETCH_SESSION_ID_NOT_FOUND, a wrong epoch INVALID_FETCH_SESSION_EPOCH (also for a
+    parked fetch whose session moved on meanwhile), a version on the other side of v13 than the
+    session FETCH_SESSION_TOPIC_ID_ERROR; those answers carry session id 0 and no partitions.
+    A session by topic ids reads each partition under its id's current name (a deleted topic's
+    partitions answer UNKNOWN_TOPIC_ID). An answer emptied by a quota (KIP-219) drops the new
+    session of a full fetch and makes an incremental one send every partition again.
   - Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the
     log end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
     DivergingEpoch answer, sent at once, without records), records their position, moves the
     high watermark and the ISR (kbroker/replica).
   - A replica outside the assignment gets UNKNOWN_LEADER_EPOCH (with a current leader epoch) or
     NOT_LEADER_OR_FOLLOWER.
-- Gaps: no preferred read replica; no fetch sessions (see above); v0-3's down-conversion is done
+- Gaps: no preferred read replica; v0-3's down-conversion is done
   a partition at a time in a worker thread before the answer is sent (Kafka converts lazily, in
   chunks, while sending).
 """
@@ -184,12 +194,16 @@ def _resolve_names(ctx: RequestContext, parts: Iterable[CachedPartition]) -> Non
     known is resolved (Kafka's maybeResolveUnknownName), a deleted topic's answers UNKNOWN_TOPIC_ID."""
     cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager
     names: dict[UUID, str | None] = {}
+    last_id: UUID | None = None
+    name: str | None = None
     for part in parts:
         topic_id = part.topic_id
-        if topic_id in names:
-            name = names[topic_id]
-        else:
-            name = names[topic_id] = _name_of_id(cache, replica_manager, topic_id)
+        if topic_id is not last_id:  # a session's partitions mostly come topic by topic: no hashing then
+            last_id = topic_id
+            if topic_id in names:
+                name = names[topic_id]
+            else:
+                name = names[topic_id] = _name_of_id(cache, replica_manager, topic_id)
         if name != part.topic:
             part.topic = name
             if name is not None:
