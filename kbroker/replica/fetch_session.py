@@ -223,7 +223,7 @@ class FetchContext:
     error = Errors.NONE
     session: FetchSession | None = None
 
-    def partitions(self) -> Iterable[CachedPartition]:
+    def partitions(self) -> list[CachedPartition]:
         raise NotImplementedError
 
     def update_and_generate_response_data(self, results: list[FetchResult]
@@ -237,8 +237,8 @@ class SessionErrorContext(FetchContext):
     def __init__(self, error: Errors) -> None:
         self.error = error
 
-    def partitions(self) -> Iterable[CachedPartition]:
-        return ()
+    def partitions(self) -> list[CachedPartition]:
+        return []
 
     def update_and_generate_response_data(self, results: list[FetchResult]  # noqa: ARG002 (nothing was read)
                                           ) -> tuple[Errors, int, list[tuple[CachedPartition, FetchResult]]]:
@@ -249,7 +249,7 @@ class SessionlessFetchContext(FetchContext):
     def __init__(self, fetch_data: list[CachedPartition]) -> None:
         self.fetch_data = fetch_data
 
-    def partitions(self) -> Iterable[CachedPartition]:
+    def partitions(self) -> list[CachedPartition]:
         return self.fetch_data
 
     def update_and_generate_response_data(self, results: list[FetchResult]
@@ -288,7 +288,7 @@ class IncrementalFetchContext(FetchContext):
         self.session = session
         self._read = list(session.partitions.values())  # what was read, in this order
 
-    def partitions(self) -> Iterable[CachedPartition]:
+    def partitions(self) -> list[CachedPartition]:
         return self._read
 
     def update_and_generate_response_data(self, results: list[FetchResult]

@@ -126,20 +126,7 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
         _resolve_names(ctx, parts)
     # None: any topic may be read (no authorizer: nothing is asked per request)
     readable = _readable(ctx, parts, replica_id >= 0) if ctx.services.authorizer is not None else None
-    wanted: list[FetchRequestPartition] = []
-    # Each partition of the context: an index into `wanted`, or the error answered without reading.
-    slots: list[int | Errors] = []
-    for part in parts:
-        name = part.topic
-        if name is None:
-            slots.append(Errors.UNKNOWN_TOPIC_ID)
-        elif readable is not None and name not in readable:
-            slots.append(Errors.TOPIC_AUTHORIZATION_FAILED)
-        elif version < 10 and _is_zstd_topic(ctx, name, part.request.partition):
-            slots.append(Errors.UNSUPPORTED_COMPRESSION_TYPE)
-        else:
-            slots.append(len(wanted))
-            wanted.append(part.request)
+    wanted, slots = _to_read(ctx, parts, readable)
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
     # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
     max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
@@ -153,16 +140,45 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
         from kbroker.log.legacy_records import fetch_magic
 
         to_magic = fetch_magic(version)
-    answers: list[FetchResult] = []
-    for slot in slots:
-        if isinstance(slot, Errors):
-            answers.append(FetchResult(slot))
-        elif to_magic is None:
-            answers.append(results[slot])
-        else:
-            answers.append(await _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0))
+    if slots is None and to_magic is None:
+        answers = results  # every partition read, in the context's order
+    else:
+        answers = []
+        for slot in range(len(wanted)) if slots is None else slots:
+            if isinstance(slot, Errors):
+                answers.append(FetchResult(slot))
+            elif to_magic is None:
+                answers.append(results[slot])
+            else:
+                answers.append(await _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0))
     error, session_id, answered = context.update_and_generate_response_data(answers)
     return {"throttle_time_ms": 0, "error_code": error, "session_id": session_id, "responses": _responses(answered)}
+
+
+def _to_read(ctx: RequestContext, parts: list[CachedPartition], readable: set[str] | None
+             ) -> tuple[list[FetchRequestPartition], list[int | Errors] | None]:
+    """The partitions to read, and for each partition of the context an index into them or the
+    error answered without reading; None when every partition is read, in order (the common
+    case: one pass, no index per partition)."""
+    version = ctx.api_version
+    if readable is None and version >= 10:
+        wanted = [part.request for part in parts if part.topic is not None]
+        if len(wanted) == len(parts):
+            return wanted, None
+    wanted = []
+    slots: list[int | Errors] = []
+    for part in parts:
+        name = part.topic
+        if name is None:
+            slots.append(Errors.UNKNOWN_TOPIC_ID)
+        elif readable is not None and name not in readable:
+            slots.append(Errors.TOPIC_AUTHORIZATION_FAILED)
+        elif version < 10 and _is_zstd_topic(ctx, name, part.request.partition):
+            slots.append(Errors.UNSUPPORTED_COMPRESSION_TYPE)
+        else:
+            slots.append(len(wanted))
+            wanted.append(part.request)
+    return wanted, slots
 
 
 def _fetch_data(ctx: RequestContext, request: FetchRequest) -> list[CachedPartition]:
@@ -216,7 +232,9 @@ def _responses(answered: list[tuple[CachedPartition, FetchResult]]) -> list[Fetc
     last: CachedPartition | None = None
     partitions: list[FetchResponsePartitionData] = []
     for part, result in answered:
-        if last is None or part.topic_id != last.topic_id or part.topic != last.topic:
+        # Identity first: a full fetch's partitions of one topic entry share its name and id objects.
+        if last is None or (part.topic_id is not last.topic_id and part.topic_id != last.topic_id) or (
+                part.topic is not last.topic and part.topic != last.topic):
             partitions = []
             responses.append({"topic": part.topic or "", "topic_id": part.topic_id, "partitions": partitions})
             last = part
