@@ -40,11 +40,14 @@ from kbroker.testing.raw_client import (
     topic_id_of,
 )
 from kbroker.testing.records import batch_values, build_batch
+from kbroker.testing.waiting import eventually
 
 FETCH_SESSION_ID_NOT_FOUND = 70
 INVALID_FETCH_SESSION_EPOCH = 71
 FETCH_SESSION_TOPIC_ID_ERROR = 106
 UNKNOWN_TOPIC_OR_PARTITION = 3
+INCONSISTENT_TOPIC_ID = 103
+DELETE_TOPICS = 20
 VERSION = 12
 SLOTS = 8
 METRICS_PORT = free_port()
@@ -170,6 +173,35 @@ def test_a_session_by_topic_ids_and_a_partition_in_error_answered_every_time(bro
     assert entry["topic_id"] == ids[topic] and [p["partition_index"] for p in entry["partitions"]] == [1]
     assert missing["session_id"] > 0
     assert [p["error_code"] for t in again["responses"] for p in t["partitions"]] == [UNKNOWN_TOPIC_OR_PARTITION]
+
+
+def test_a_deleted_topic_of_a_session_by_ids_and_its_re_creation(broker):
+    """Kafka keeps a session partition's known name: once its topic is deleted it answers what a
+    missing partition does, and once a topic of that name is created again (another topic id)
+    INCONSISTENT_TOPIC_ID, until the fetcher forgets it."""
+    topic = "sessions-deleted"
+    create_topic(broker.port, topic)
+    ids = {topic: topic_id_of(broker.port, topic)}
+    with RawClient(broker.port) as client:
+        session_id = client.call(FETCH, 13, body([(topic, 0, 0)], epoch=0, topic_ids=ids))["session_id"]
+        epoch = [0]
+
+        def errors() -> list[int]:
+            epoch[0] += 1
+            answer = client.call(FETCH, 13, body([], session_id=session_id, epoch=epoch[0], topic_ids=ids))
+            assert answer["error_code"] == NONE
+            return [p["error_code"] for t in answer["responses"] for p in t["partitions"]]
+
+        deleted = client.call(DELETE_TOPICS, 4, {"topic_names": [topic], "timeout_ms": 30000})
+        assert deleted["responses"][0]["error_code"] == NONE
+        eventually(lambda: errors() == [UNKNOWN_TOPIC_OR_PARTITION], what="the deleted topic's error")
+        create_topic(broker.port, topic)
+        eventually(lambda: errors() == [INCONSISTENT_TOPIC_ID], what="the re-created topic's error")
+        epoch[0] += 1
+        forgotten = client.call(FETCH, 13, body([], session_id=session_id, epoch=epoch[0], topic_ids=ids,
+                                                forgotten=[(topic, 0)]))
+
+    assert (forgotten["error_code"], forgotten["session_id"], forgotten["responses"]) == (NONE, 0, [])
 
 
 def test_a_parked_incremental_fetch_completes_with_the_append(broker):

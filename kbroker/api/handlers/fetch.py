@@ -45,8 +45,9 @@
     answers FETCH_SESSION_ID_NOT_FOUND, a wrong epoch INVALID_FETCH_SESSION_EPOCH (also for a
     parked fetch whose session moved on meanwhile), a version on the other side of v13 than the
     session FETCH_SESSION_TOPIC_ID_ERROR; those answers carry session id 0 and no partitions.
-    A session by topic ids reads each partition under its id's current name (a deleted topic's
-    partitions answer UNKNOWN_TOPIC_ID). An answer emptied by a quota (KIP-219) drops the new
+    A session by topic ids resolves a partition's unknown id once it is known; a known name
+    stays, so a deleted topic's partitions answer what a missing partition does
+    (UNKNOWN_TOPIC_OR_PARTITION) and a re-created one's INCONSISTENT_TOPIC_ID, as Kafka's. An answer emptied by a quota (KIP-219) drops the new
     session of a full fetch and makes an incremental one send every partition again.
   - Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the
     log end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
@@ -122,11 +123,12 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     if context.error != Errors.NONE:
         return {"throttle_time_ms": 0, "error_code": context.error, "session_id": INVALID_SESSION_ID, "responses": []}
     parts = context.partitions()
+    inconsistent: set[UUID] = set()
     if isinstance(context, IncrementalFetchContext) and context.session is not None and context.session.uses_topic_ids:
-        _resolve_names(ctx, parts)
+        inconsistent = _resolve_names(ctx, parts)
     # None: any topic may be read (no authorizer: nothing is asked per request)
     readable = _readable(ctx, parts, replica_id >= 0) if ctx.services.authorizer is not None else None
-    wanted, slots = _to_read(ctx, parts, readable)
+    wanted, slots = _to_read(ctx, parts, readable, inconsistent)
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
     # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
     max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
@@ -155,13 +157,13 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     return {"throttle_time_ms": 0, "error_code": error, "session_id": session_id, "responses": _responses(answered)}
 
 
-def _to_read(ctx: RequestContext, parts: list[CachedPartition], readable: set[str] | None
+def _to_read(ctx: RequestContext, parts: list[CachedPartition], readable: set[str] | None, inconsistent: set[UUID]
              ) -> tuple[list[FetchRequestPartition], list[int | Errors] | None]:
     """The partitions to read, and for each partition of the context an index into them or the
     error answered without reading; None when every partition is read, in order (the common
     case: one pass, no index per partition)."""
     version = ctx.api_version
-    if readable is None and version >= 10:
+    if readable is None and version >= 10 and not inconsistent:
         wanted = [part.request for part in parts if part.topic is not None]
         if len(wanted) == len(parts):
             return wanted, None
@@ -171,6 +173,8 @@ def _to_read(ctx: RequestContext, parts: list[CachedPartition], readable: set[st
         name = part.topic
         if name is None:
             slots.append(Errors.UNKNOWN_TOPIC_ID)
+        elif inconsistent and part.topic_id in inconsistent:
+            slots.append(Errors.INCONSISTENT_TOPIC_ID)
         elif readable is not None and name not in readable:
             slots.append(Errors.TOPIC_AUTHORIZATION_FAILED)
         elif version < 10 and _is_zstd_topic(ctx, name, part.request.partition):
@@ -205,25 +209,36 @@ def _to_forget(request: FetchRequest, version: int) -> list[PartitionKey]:
     return [(t["topic_id"] if by_id else t["topic"], p) for t in request["forgotten_topics_data"] for p in t["partitions"]]
 
 
-def _resolve_names(ctx: RequestContext, parts: Iterable[CachedPartition]) -> None:
-    """A session by topic ids reads each partition under its id's name now: an id that became
-    known is resolved (Kafka's maybeResolveUnknownName), a deleted topic's answers UNKNOWN_TOPIC_ID."""
+def _resolve_names(ctx: RequestContext, parts: list[CachedPartition]) -> set[UUID]:
+    """A session by topic ids: a partition whose id was unknown takes its name once the id is
+    known (Kafka's maybeResolveUnknownName); a known name stays, and its partition is read by
+    name (a deleted topic answers what a missing partition does). Returns the topic ids whose name
+    now belongs to another topic id here (re-created: INCONSISTENT_TOPIC_ID, as Kafka's read)."""
     cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager
-    names: dict[UUID, str | None] = {}
+    current: dict[UUID, str | None] = {}
+    inconsistent: set[UUID] = set()
     last_id: UUID | None = None
     name: str | None = None
     for part in parts:
         topic_id = part.topic_id
         if topic_id is not last_id:  # a session's partitions mostly come topic by topic: no hashing then
             last_id = topic_id
-            if topic_id in names:
-                name = names[topic_id]
+            if topic_id in current:
+                name = current[topic_id]
             else:
-                name = names[topic_id] = _name_of_id(cache, replica_manager, topic_id)
-        if name != part.topic:
-            part.topic = name
-            if name is not None:
-                part.request.topic = name
+                name = current[topic_id] = _name_of_id(cache, replica_manager, topic_id)
+        if name == part.topic:
+            continue
+        if name is not None and part.topic is None:
+            part.topic = part.request.topic = name
+        elif name is None and part.topic is not None and _topic_id_here(ctx, part.topic) not in (None, topic_id):
+            inconsistent.add(topic_id)
+    return inconsistent
+
+
+def _topic_id_here(ctx: RequestContext, topic: str) -> UUID | None:
+    meta = ctx.services.metadata_cache.topic(topic)
+    return meta.topic_id if meta is not None else None
 
 
 def _responses(answered: list[tuple[CachedPartition, FetchResult]]) -> list[FetchResponseFetchableTopicResponse]:
