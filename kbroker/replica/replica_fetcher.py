@@ -10,6 +10,11 @@ AbstractFetcherThread and ReplicaFetcherThread, as asyncio tasks).
   each partition at its log end offset with its last fetched epoch and current leader epoch.
   Records are appended with UnifiedLog.append_as_follower; the follower's high watermark becomes
   min(leader's, log end) and its log start follows the leader's.
+- Fetches go in an incremental fetch session (KIP-227, fetch_session_handler.py): after the first
+  full fetch, a request names only the partitions whose fetch data changed and forgets those no
+  longer fetched (partitions backing off or truncating leave the session, as in Kafka's
+  buildFetch); the leader answers only partitions that changed. A session error is answered with
+  a full fetch at once, other errors of the whole fetch back off.
 - Divergence (DivergingEpoch, or OffsetForLeaderEpoch answers) truncates the log to
   min(leader's end offset for the epoch, our end offset for it, log end) (`truncation_offset`);
   OFFSET_OUT_OF_RANGE truncates to the leader's log end when ours is past it, or starts over at

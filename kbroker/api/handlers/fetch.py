@@ -47,8 +47,9 @@
     session FETCH_SESSION_TOPIC_ID_ERROR; those answers carry session id 0 and no partitions.
     A session by topic ids resolves a partition's unknown id once it is known; a known name
     stays, so a deleted topic's partitions answer what a missing partition does
-    (UNKNOWN_TOPIC_OR_PARTITION) and a re-created one's INCONSISTENT_TOPIC_ID, as Kafka's. An answer emptied by a quota (KIP-219) drops the new
-    session of a full fetch and makes an incremental one send every partition again.
+    (UNKNOWN_TOPIC_OR_PARTITION) and a re-created one's INCONSISTENT_TOPIC_ID, as Kafka's. An
+    answer emptied by a quota (KIP-219) drops the new session of a full fetch and makes an
+    incremental one send every partition again.
   - Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the
     log end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
     DivergingEpoch answer, sent at once, without records), records their position, moves the
