@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 
+from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.replica.delayed_fetch import FetchRequestPartition, FetchResult
 from kbroker.replica.fetch_session import (
@@ -250,6 +251,44 @@ def test_a_full_cache_refuses_consumers_new_sessions_and_metrics_count_them(brok
     assert metrics[(prefix + "numincrementalfetchsessions", frozenset())] == SLOTS
     assert metrics[(prefix + "numincrementalfetchpartitionscached", frozenset())] >= SLOTS
     assert metrics[(prefix + "incrementalfetchsessionevictionspersec_total", frozenset())] == 0
+
+
+def set_consumer_quota(port: int, rate: float | None) -> None:
+    """consumer_byte_rate of RawClient's client id ("data-path-tests"); None removes it."""
+    entity = [{"entity_type": "client-id", "entity_name": "data-path-tests"}]
+    body = {"entries": [{"entity": entity, "ops": [{"key": "consumer_byte_rate", "value": rate or 0.0,
+                                                      "remove": rate is None}]}], "validate_only": False}
+    with RawClient(port) as client:
+        assert client.call(ApiKey.ALTER_CLIENT_QUOTAS, 1, body)["entries"][0]["error_code"] == NONE
+
+
+def test_an_answer_emptied_by_a_quota_leaves_the_session_consistent(broker_factory):
+    """KIP-219 throttling empties a consumer's answer: a full fetch then opens no session (Kafka's
+    throttled FullFetchContext answers session id 0), and an incremental session sends every
+    partition again next time, since the client heard nothing of what the emptied answer held.
+    Each throttled connection is muted for its throttle time: the next fetch comes on another."""
+    broker = broker_factory()
+    topic = "sessions-quota"
+    create_topic(broker.port, topic, partitions=2)
+    with RawClient(broker.port) as client:
+        produce(client, topic, 0, build_batch([b"a" * 100]))
+        session_id = client.call(FETCH, VERSION, body([(topic, 0, 0), (topic, 1, 0)], epoch=0))["session_id"]
+    set_consumer_quota(broker.port, 1.0)
+    with RawClient(broker.port) as client:
+        produce(client, topic, 0, build_batch([b"b" * 100]))
+        throttled = client.call(FETCH, VERSION, body([(topic, 0, 1)], session_id=session_id, epoch=1))
+    with RawClient(broker.port) as client:
+        full = client.call(FETCH, VERSION, body([(topic, 0, 0)], epoch=0))
+    set_consumer_quota(broker.port, None)
+    with RawClient(broker.port) as client:
+        after = client.call(FETCH, VERSION, body([], session_id=session_id, epoch=2))
+
+    assert throttled["throttle_time_ms"] > 0 and throttled["responses"] == []
+    assert throttled["session_id"] == session_id
+    assert full["throttle_time_ms"] > 0 and (full["session_id"], full["responses"]) == (0, [])
+    # Partition 1 did not change, but the emptied answer may have held it: both are sent again.
+    assert sorted(answered(after)) == [(topic, 0), (topic, 1)]
+    assert values_of(answered(after)[(topic, 0)]) == [b"b" * 100]
 
 
 # --- the cache and the fetcher's handler, as plain objects --------------------------------------
