@@ -9,6 +9,7 @@ with kazoo and the segment files read from disk (kbroker/testing/cluster.py).
   read back exactly once, in order, at the offset it was acknowledged with.
 - A follower paused with SIGSTOP past replica.lag.time.max.ms leaves the ISR (an AlterPartition
   from the leader: same leader epoch) and rejoins after SIGCONT.
+- Followers fetch in KIP-227 sessions: idle partitions stay in the ISR while another replicates.
 Expected behaviour is Apache Kafka's (KAFKA-FACTS.md §3).
 """
 
@@ -22,6 +23,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kbroker.testing.cluster import KafkaCluster
+from kbroker.testing.metrics_scrape import scrape
+from kbroker.testing.processes import free_port
 from kbroker.testing.records import stored_records
 
 TIMEOUT_S = 30
@@ -239,3 +242,38 @@ def test_a_paused_follower_leaves_the_isr_and_rejoins_after_sigcont(zookeeper, b
         cluster.wait_for(lambda: cluster.logs_identical(topic), what="identical logs after the pause")
         assert len(read_all(cluster.bootstrap, topic)) == 70
         print(f"acks=all waited {waited_s:.1f}s for the shrink; rejoined {rejoin_s:.1f}s after SIGCONT")
+
+
+def test_idle_partitions_stay_in_the_isr_while_followers_fetch_in_sessions(zookeeper, broker_factory):
+    """KIP-227 between real brokers: each follower fetcher opens a fetch session with its leader
+    (the leaders' FetchSessionCache metrics count them), so its fetches name only the partitions
+    that changed; the leader still records the follower's fetch of every partition of the
+    session, so an idle RF=3 topic keeps its full ISR past several replica.lag.time.max.ms while
+    another topic replicates, and records produced to it later still arrive everywhere."""
+    metric_ports = {broker_id: free_port() for broker_id in (1, 2, 3)}
+    per_broker = {b: (f"metrics.listener=http://127.0.0.1:{p}",) for b, p in metric_ports.items()}
+    with KafkaCluster(broker_factory, zookeeper, overrides=(*CLUSTER_OVERRIDES, "replica.lag.time.max.ms=1500"),
+                      broker_overrides=per_broker) as cluster:
+        create_topic(cluster, "busy")
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic("idle", 6, 3)], operation_timeout=TIMEOUT_S)["idle"].result(TIMEOUT_S)
+        cluster.wait_for(lambda: all(cluster.leader("idle", p) >= 0 for p in range(6)), what="leaders for idle")
+        p = producer(cluster)
+        for partition in range(6):
+            p.produce("idle", b"once", partition=partition)
+        assert p.flush(TIMEOUT_S) == 0
+        until = time.monotonic() + 3 * 1.5  # three replica.lag.time.max.ms of the busy topic only
+        while time.monotonic() < until:
+            produce_and_flush(cluster, "busy", [b"b%03d" % i for i in range(20)])
+        assert all(sorted(cluster.isr("idle", partition)) == [1, 2, 3] for partition in range(6))
+
+        def sessions(broker_id: int) -> float:
+            return scrape(metric_ports[broker_id])[
+                ("kafka_server_fetchsessioncache_numincrementalfetchsessions", frozenset())]
+        # Every broker leads some of the seven partitions, and both others follow it in a session each.
+        cluster.wait_for(lambda: sum(sessions(b) for b in metric_ports) >= 4, what="the followers' fetch sessions")
+        for partition in range(6):
+            p.produce("idle", b"again", partition=partition)
+        assert p.flush(TIMEOUT_S) == 0
+        cluster.wait_for(lambda: all(cluster.logs_identical("idle", q) for q in range(6))
+                         and cluster.logs_identical("busy"), what="identical logs")

@@ -293,6 +293,41 @@ def test_fetch_edge_cases(ports):
         assert_same(f"list_offsets_{case}", *call_both(ports, LIST_OFFSETS, 7, body))
 
 
+def test_fetch_sessions(ports):
+    """KIP-227 on both: a session opened by a full fetch (epoch 0), an incremental fetch with no
+    change and one after an append (only the changed partition), a wrong epoch, an unknown id,
+    and epoch -1 closing the session. Session ids are random: compared as "one was given"."""
+    create_on_both(ports, "diff-sessions-a")
+    create_on_both(ports, "diff-sessions-b")
+    steps = {name: _session_steps(port) for name, port in ports.items()}
+    for (step, ours), (_, theirs) in zip(steps["kbroker"], steps["kafka"], strict=True):
+        assert_same(step, ours, theirs)
+
+
+def _session_steps(port: int) -> list[tuple[str, dict]]:
+    answers: list[tuple[str, dict]] = []
+    with RawClient(port) as client:
+        def call(step: str, body: dict) -> dict:
+            answer = client.call(FETCH, 12, body)
+            answers.append((step, {**answer, "session_id": bool(answer["session_id"])}))
+            return answer
+
+        both = fetch_body("diff-sessions-a", 0, 0, session_epoch=0)
+        both["topics"] += fetch_body("diff-sessions-b", 0, 0)["topics"]
+        session_id = call("fetch_session_opened", both)["session_id"]
+        incremental = {**both, "session_id": session_id, "session_epoch": 1, "topics": []}
+        call("fetch_session_unchanged", incremental)
+        batch = build_batch([b"session"], timestamps=[1_600_000_000_000])
+        answer = client.call(PRODUCE, 9, produce_body("diff-sessions-b", 0, batch))
+        assert answer["responses"][0]["partition_responses"][0]["error_code"] == 0
+        call("fetch_session_changed", {**incremental, "session_epoch": 2})
+        call("fetch_session_wrong_epoch", {**incremental, "session_epoch": 7})
+        call("fetch_session_unknown_id", {**incremental, "session_id": session_id ^ 0x5A5A5A})
+        call("fetch_session_closed", {**both, "session_id": session_id, "session_epoch": -1})
+        call("fetch_session_after_close", {**incremental, "session_epoch": 3})
+    return answers
+
+
 # -- OffsetCommit / OffsetFetch for unknown groups -------------------------------------------------
 
 

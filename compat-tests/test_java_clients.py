@@ -15,6 +15,7 @@ One Driver JVM per client version for the whole module (java_driver.py), one bro
   auto.offset.reset=none and resets with earliest; fetch limits of one byte still deliver a
   batch at a time. A topic with compression.type=zstd and LogAppendTime recompresses an lz4
   producer's batches and stamps them: RecordMetadata and the consumer see the broker's time.
+- Fetch sessions (KIP-227): a consumer of 24 partitions opens one and fetches incrementally.
 - Transactions: a transactional producer's committed records are what a read_committed consumer
   sees, its aborted ones are not; the Admin client lists and describes the transactional id.
   sendOffsetsToTransaction commits a group's offsets with the transaction (TxnOffsetCommit v4:
@@ -33,7 +34,7 @@ from collections.abc import Iterator
 import pytest
 from java_driver import JAVA_CLIENT_VERSIONS, JavaDriver, JavaError, driver_for
 
-from kbroker.testing.metrics_scrape import requests_by_version
+from kbroker.testing.metrics_scrape import requests_by_version, scrape
 from kbroker.testing.processes import free_port
 from kbroker.testing.records import stored_codecs
 from kbroker.testing.waiting import eventually
@@ -288,6 +289,31 @@ def test_send_offsets_to_transaction(java, metrics_port):
     after = requests_by_version(metrics_port, "TxnOffsetCommit")
     sent = {v: n - before.get(v, 0) for v, n in after.items() if n > before.get(v, 0)}
     assert sent == {4: 2}
+
+
+def test_a_consumer_of_many_partitions_fetches_in_a_session(java, metrics_port):
+    """KIP-227: the Java consumer opens a fetch session with its first full fetch (the broker's
+    FetchSessionCache metrics count it, with every assigned partition) and then fetches
+    incrementally; records appended to one partition among many at a time keep arriving."""
+    partitions = 24
+    topic = new_topic(java, "sessions", partitions=partitions)
+    java.call("producer", "sessions")
+    for p in range(partitions):
+        java.call("send", "sessions", topic=topic, partition=p, count=2, prefix=f"first-{p}-")
+    name = f"sessions-{topic}"
+    java.call("consumer", name, **{"auto.offset.reset": "earliest", "enable.auto.commit": "false"})
+    tps = [f"{topic}:{p}" for p in range(partitions)]
+    java.call("assign", name, tps=tps)
+    java.call("seek_to_beginning", name, tps=tps)
+    assert len(java.call("poll", name, max=2 * partitions, timeout_ms=20000)) == 2 * partitions
+    cached = scrape(metrics_port)[("kafka_server_fetchsessioncache_numincrementalfetchpartitionscached", frozenset())]
+    assert cached >= partitions
+    for round_, p in enumerate((3, 17, 3, 23)):
+        java.call("send", "sessions", topic=topic, partition=p, count=3, prefix=f"round-{round_}-")
+        records = java.call("poll", name, max=3, timeout_ms=20000)
+        assert [r["value"] for r in records] == [f"round-{round_}-{i}" for i in range(3)]
+    java.call("close_producer", "sessions")
+    java.call("close_consumer", name)
 
 
 def test_admin_fences_producers_and_aborts_a_transaction(java):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from kbroker.controller.kafka_controller import KafkaController
     from kbroker.group.group_coordinator import GroupCoordinator
     from kbroker.network.socket_server import SocketServer
+    from kbroker.replica.fetch_session import FetchManager
     from kbroker.replica.replica_manager import ReplicaManager
 
 # kazoo's session events as ZooKeeper's client states (Kafka's SessionExpireListener SessionState).
@@ -79,6 +80,20 @@ def _max_follower_lag(rm: ReplicaManager) -> int:
         return 0
     return max((state.lag for fetcher in list(manager.fetchers.values())
                 for state in list(fetcher.partitions.values()) if state.lag is not None), default=0)
+
+
+def fetch_session_families(manager: FetchManager | None) -> list[Family]:
+    """kafka.server:type=FetchSessionCache (zeros until the first Fetch builds the cache)."""
+    prefix = "kafka_server_fetchsessioncache_"
+    cache = manager.cache if manager is not None else None
+    return [
+        _gauge(prefix + "numincrementalfetchsessions", "Incremental fetch sessions cached",
+               len(cache) if cache is not None else 0),
+        _gauge(prefix + "numincrementalfetchpartitionscached", "Partitions of the cached fetch sessions",
+               cache.total_partitions if cache is not None else 0),
+        Family(prefix + "incrementalfetchsessionevictionspersec", "counter", "Fetch sessions evicted",
+               [({}, cache.evictions if cache is not None else 0)]),
+    ]
 
 
 def log_families(rm: ReplicaManager) -> list[Family]:
@@ -166,7 +181,8 @@ def group_lag_families(coordinator: GroupCoordinator | None, rm: ReplicaManager)
 
 def broker_snapshot(request_metrics: RequestMetrics | None, rm: ReplicaManager, controller: KafkaController,
                     servers: Iterable[SocketServer], coordinator: Callable[[], GroupCoordinator | None],
-                    zookeeper: tuple[str, dict[str, int]] | None) -> list[Family]:
+                    zookeeper: tuple[str, dict[str, int]] | None,
+                    fetch_manager: Callable[[], FetchManager | None] = lambda: None) -> list[Family]:
     """Every metric of the broker; `zookeeper` is (session state, events counted) in cluster mode."""
     families: list[Family] = []
     if request_metrics is not None:
@@ -176,6 +192,7 @@ def broker_snapshot(request_metrics: RequestMetrics | None, rm: ReplicaManager, 
     families += replica_manager_families(rm)
     families += log_families(rm)
     families += purgatory_families(rm)
+    families += fetch_session_families(fetch_manager())
     families += controller_families(controller)
     families += socket_server_families(servers)
     if zookeeper is not None:

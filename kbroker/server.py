@@ -348,7 +348,8 @@ class KafkaServer:
         def snapshot() -> list:
             zookeeper = (self._session_state, self._session_events) if self.cluster_mode else None
             return broker_snapshot(self.request_metrics, rm, controller, self.socket_servers,
-                                   lambda: services.started_group_coordinator, zookeeper)
+                                   lambda: services.started_group_coordinator, zookeeper,
+                                   lambda: services.started_fetch_manager)
 
         endpoint = MetricsEndpoint(address[0], address[1], snapshot)
         try:

@@ -1,6 +1,6 @@
 """Produce, Fetch, ListOffsets and InitProducerId over raw sockets against a kbroker subprocess:
-every request version, the error codes Kafka answers with, acks=0, long polls, KIP-74, fetch
-sessions, LogAppendTime topics and the idempotent producer's duplicate and sequence checks.
+every request version, the error codes Kafka answers with, acks=0, long polls, KIP-74,
+LogAppendTime topics and the idempotent producer's duplicate and sequence checks.
 
 Requests are encoded with kbroker's schema codec (kbroker.testing.raw_client.RawClient), but every
 record batch is built and read with kafka-python's record classes, so the bytes that matter are
@@ -45,7 +45,6 @@ INVALID_REQUIRED_ACKS = 21
 UNSUPPORTED_VERSION = 35
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
-FETCH_SESSION_ID_NOT_FOUND = 70
 UNKNOWN_LEADER_EPOCH = 75
 UNSUPPORTED_COMPRESSION_TYPE = 76
 INVALID_RECORD = 87
@@ -370,22 +369,6 @@ def test_long_poll_without_data_answers_empty_at_max_wait(kbroker):
         _, answer = fetch(client, topic, 0, 0, max_wait_ms=600, min_bytes=1)
 
     assert (answer["error_code"], answer["high_watermark"], batch_values(answer["records"])) == (NONE, 0, [])
-
-
-def test_fetch_sessions_are_refused_politely(kbroker):
-    topic = "wire-sessions"
-    create_topic(kbroker.port, topic)
-    with RawClient(kbroker.port) as client:
-        produce(client, topic, 0, build_batch(values(2)))
-        # An initial session request (epoch 0) is served sessionless: session id 0 in the answer.
-        new_session, data = fetch(client, topic, 0, 0, session_id=0, session_epoch=0)
-        unknown = client.call(
-            FETCH, DEFAULT_FETCH_VERSION, fetch_body(topic, 0, 0, session_id=12345, session_epoch=1)
-        )
-
-    assert (new_session["error_code"], new_session["session_id"]) == (NONE, 0)
-    assert [v for _, _, v, _ in batch_values(data["records"])] == values(2)
-    assert (unknown["error_code"], unknown["session_id"]) == (FETCH_SESSION_ID_NOT_FOUND, 0)
 
 
 def test_zstd_topic_refuses_fetch_before_v10(kbroker):

@@ -129,6 +129,51 @@ def test_an_idle_partition_stays_in_the_isr_while_another_replicates(tmp_path):
     run(scenario)
 
 
+def test_followers_fetch_in_an_incremental_session(tmp_path):
+    """KIP-227 between brokers: the follower opens a session (privileged, every partition it
+    follows), then sends incremental fetches; an idle partition, absent from those requests and
+    answers, still has its follower's fetches recorded, so it stays in the ISR. A partition that
+    leaves the fetcher is forgotten by the session and rejoins it; a session the leader lost
+    (FETCH_SESSION_ID_NOT_FOUND) is opened again and replication goes on."""
+    async def scenario():
+        cluster = await started(tmp_path, lag_ms=300)
+        try:
+            await cluster.create_topic(T, {0: [1, 2]})
+            await cluster.create_topic("idle", {0: [1, 2]})
+            leader, follower = cluster.nodes[1], cluster.nodes[2]
+            cache = leader.fetch_manager.cache
+            assert (await leader.produce("idle", 3)).error == Errors.NONE
+            until = asyncio.get_running_loop().time() + 3 * 0.3  # three replica.lag.time.max.ms
+            while asyncio.get_running_loop().time() < until:
+                assert (await leader.produce(T, 5)).error == Errors.NONE
+            [session] = cache.sessions.values()
+            [fetcher] = follower.fetchers.fetchers.values()
+            assert session.privileged and len(session.partitions) == 2 and session.epoch > 3
+            assert fetcher.session.session_id == session.id
+            idle = leader.partition("idle")
+            leader.replica_manager.maybe_shrink_isr()
+            assert idle.isr == [1, 2] and idle.pending_isr_change is None
+            assert idle.remote_replicas[2].log_end_offset == 3
+
+            resume = follower.pause_fetching(TP)  # T leaves the session: forgotten_topics_data
+            await eventually_async(lambda: len(session.partitions) == 1, what="the session to forget the partition")
+            assert cache.total_partitions == 1
+            follower.resume_fetching(TP, resume)
+            await eventually_async(lambda: len(session.partitions) == 2, what="the partition to rejoin the session")
+
+            cache.remove(session)  # as after a leader restart: the follower must open a new session
+            assert (await leader.produce(T, 5)).error == Errors.NONE
+            assert (await leader.produce("idle", 2)).error == Errors.NONE
+            await eventually_async(lambda: follower.log("idle").high_watermark == 5, what="the follower's high watermark")
+            await eventually_async(lambda: in_sync(cluster, 1, 2), what="the logs to converge")
+            [renewed] = cache.sessions.values()
+            assert renewed.id != session.id and len(renewed.partitions) == 2
+            assert cluster.state(T).isr == [1, 2] and idle.isr == [1, 2]
+        finally:
+            await cluster.close()
+    run(scenario)
+
+
 @pytest.mark.parametrize("truncate_on_fetch", [True, False], ids=["DivergingEpoch", "OffsetForLeaderEpoch"])
 def test_a_former_leader_truncates_what_the_new_leader_never_had(tmp_path, truncate_on_fetch):
     async def scenario():

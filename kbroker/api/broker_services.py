@@ -5,7 +5,7 @@ manager, the metadata cache, the admin manager, the controller, the producer id 
 consumer offsets kept in ZooKeeper, the configuration and this broker's id, plus the fence
 that refuses stale controller requests (api/controller_fence.py), the SCRAM credentials
 (cache and Describe/AlterUserScramCredentials), the client quotas (ClientQuotaManagers and
-Describe/AlterClientQuotas' ClientQuotaAdmin), the SASL listeners' settings and the authorizer (None
+Describe/AlterClientQuotas' ClientQuotaAdmin), the fetch sessions (FetchManager, built with the first Fetch), the SASL listeners' settings and the authorizer (None
 without `authorizer.class.name`; handlers ask it through api/auth_helper.py). The admin manager and the group and transaction
 coordinators are built the first time something needs them (a broker that never sees a group
 or a transaction starts faster and idles in less memory), behind the non-optional
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the group coordinator is imported only when it is first bui
     from kbroker.log.append_offload import AppendOffloader
     from kbroker.metadata.admin_manager import AdminManager
     from kbroker.metadata.metadata_cache import MetadataCache
+    from kbroker.replica.fetch_session import FetchManager
     from kbroker.replica.replica_manager import ReplicaManager
     from kbroker.security.acl_authorizer import AclAuthorizer
     from kbroker.security.client_quota_admin import ClientQuotaAdmin
@@ -72,6 +73,23 @@ class BrokerServices:
     _transaction_coordinator: TransactionCoordinator | None = field(default=None, init=False, repr=False)
     _scram: tuple[CredentialCache, ScramCredentialManager] | None = field(default=None, init=False, repr=False)
     _client_quota_admin: ClientQuotaAdmin | None = field(default=None, init=False, repr=False)
+    _fetch_manager: FetchManager | None = field(default=None, init=False, repr=False)
+
+    @property
+    def fetch_manager(self) -> FetchManager:
+        """The fetch sessions (KIP-227), built with the first Fetch."""
+        manager = self._fetch_manager
+        if manager is None:
+            from kbroker.replica.fetch_session import FetchManager, FetchSessionCache
+
+            slots = self.config.get("max.incremental.fetch.session.cache.slots")
+            manager = self._fetch_manager = FetchManager(FetchSessionCache(slots))
+        return manager
+
+    @property
+    def started_fetch_manager(self) -> FetchManager | None:
+        """The fetch sessions if any Fetch was served."""
+        return self._fetch_manager
 
     @property
     def admin_manager(self) -> AdminManager:

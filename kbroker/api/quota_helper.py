@@ -64,12 +64,26 @@ def throttle_time_ms(ctx: RequestContext, request: Any, response: dict | None, r
         if max(bandwidth_ms, request_ms) > 0:
             quotas.fetch.unrecord(user, client_id, size, now_ms)
             response["responses"] = []  # Kafka's getThrottledResponse: no partitions, no records
+            _forget_throttled_fetch(ctx, request, response)
     throttle = max(bandwidth_ms, request_ms)
     if api_key in CONTROLLER_MUTATION_APIS and response is not None:
         throttle = max(throttle, response.get("throttle_time_ms") or 0)
     if throttle and response is not None:
         response["throttle_time_ms"] = throttle
     return throttle
+
+
+def _forget_throttled_fetch(ctx: RequestContext, request: Any, response: dict) -> None:
+    """The fetch session must not count the emptied answer as heard: a full fetch's new session
+    goes (Kafka's throttled FullFetchContext answers session id 0), an incremental one's
+    partitions are all sent again next time."""
+    manager = ctx.services.started_fetch_manager
+    if manager is None or not response.get("session_id"):
+        return
+    full = request["session_epoch"] == 0
+    manager.cache.on_throttled(response["session_id"], full)
+    if full:
+        response["session_id"] = 0
 
 
 class ControllerMutationQuota:

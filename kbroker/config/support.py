@@ -111,7 +111,6 @@ NO_EFFECT: dict[str, str] = {
     "fetch.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "producer.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
     "delete.records.purgatory.purge.interval.requests": "the purgatory drops completed operations at once",
-    "max.incremental.fetch.session.cache.slots": "no fetch sessions: every fetch is a full one",
     "producer.id.expiration.check.interval.ms": "idle producer ids are dropped when their log is next written",
     **{name: "key stores are read once, at start" for name in _SSL_NO_EFFECT},
     "metrics.num.samples": _METRICS, "metrics.sample.window.ms": _METRICS, "metrics.recording.level": _METRICS,

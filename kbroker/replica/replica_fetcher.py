@@ -10,6 +10,11 @@ AbstractFetcherThread and ReplicaFetcherThread, as asyncio tasks).
   each partition at its log end offset with its last fetched epoch and current leader epoch.
   Records are appended with UnifiedLog.append_as_follower; the follower's high watermark becomes
   min(leader's, log end) and its log start follows the leader's.
+- Fetches go in an incremental fetch session (KIP-227, fetch_session_handler.py): after the first
+  full fetch, a request names only the partitions whose fetch data changed and forgets those no
+  longer fetched (partitions backing off or truncating leave the session, as in Kafka's
+  buildFetch); the leader answers only partitions that changed. A session error is answered with
+  a full fetch at once, other errors of the whole fetch back off.
 - Divergence (DivergingEpoch, or OffsetForLeaderEpoch answers) truncates the log to
   min(leader's end offset for the epoch, our end offset for it, log end) (`truncation_offset`);
   OFFSET_OUT_OF_RANGE truncates to the leader's log end when ours is past it, or starts over at
@@ -27,7 +32,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from kbroker.background import stop_task
 from kbroker.log.errors import KafkaStorageException, LogError
@@ -36,6 +41,7 @@ from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
+from kbroker.replica.fetch_session_handler import FetchSessionHandler, PartitionData
 
 if TYPE_CHECKING:
     import ssl
@@ -47,6 +53,7 @@ if TYPE_CHECKING:
     from kbroker.protocol.message_types import (
         FetchRequest,
         FetchRequestFetchTopic,
+        FetchRequestForgottenTopic,
         FetchResponse,
         FetchResponsePartitionData,
         ListOffsetsRequest,
@@ -67,9 +74,18 @@ LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
 LIST_OFFSETS_VERSION = 7
 OFFSET_FOR_LEADER_EPOCH_VERSION = 3
-INVALID_SESSION_ID = 0
-FINAL_EPOCH = -1  # a fetch outside any fetch session
 NO_HIGH_WATERMARK = (1 << 63) - 1  # Fetch v18's "the follower does not send its high watermark"
+
+
+# Whole-fetch errors that only mean "start the session again": no backoff.
+_SESSION_ERRORS = frozenset({Errors.FETCH_SESSION_ID_NOT_FOUND, Errors.INVALID_FETCH_SESSION_EPOCH})
+
+
+class SentFetch(NamedTuple):
+    """A fetch in flight: each session partition's fetch data as asked, and (v13+) the topic
+    names of the session's topic ids (an answer names topics by id)."""
+    partitions: dict[TopicPartition, PartitionData]
+    names_by_id: dict[uuid.UUID | None, str]
 
 
 class LocalPartitions(Protocol):
@@ -185,6 +201,8 @@ class ReplicaFetcherThread:
         self.partitions: dict[TopicPartition, PartitionFetchState] = {}
         self.client = NetworkClient(leader.host, leader.port, f"broker-{config.broker_id}-fetcher-{fetcher_id}",
                                     request_timeout_s=config.socket_timeout_ms / 1000, ssl_context=config.ssl_context)
+        self.session = FetchSessionHandler(self.name)  # KIP-227, Kafka's FetchSessionHandler
+        self._topic_names: dict[uuid.UUID | None, str] = {}  # topic id -> name, of every partition asked for
         self._changed = asyncio.Event()
         self._unreachable = False  # the leader failed the last attempt (log the first failure only)
         self._task: asyncio.Task | None = None
@@ -241,12 +259,17 @@ class ReplicaFetcherThread:
             log.log(logging.DEBUG if self._unreachable else logging.INFO, "%s: fetch failed (%s); retrying every %d ms",
                     self.name, exc, self.config.fetch_backoff_ms)
             self._unreachable = True
-            self._delay(sent)
+            self.session.handle_error()
+            self._delay(sent.partitions)
             return
         self._unreachable = False
-        if response["error_code"]:
-            log.warning("%s: fetch answered with error %s", self.name, Errors(response["error_code"]).name)
-            self._delay(sent)
+        error_code = response["error_code"]
+        if not self.session.handle_response(error_code, response["session_id"]):
+            # A session the leader lost or saw out of step: the next fetch is a full one, at once
+            # (Kafka's fetcher reads nothing from such an answer and goes on).
+            if error_code not in _SESSION_ERRORS:
+                log.warning("%s: fetch answered with error %s", self.name, Errors(error_code).name)
+                self._delay(sent.partitions)
             return
         await self._process_fetch_response(sent, response, version)
 
@@ -281,44 +304,52 @@ class ReplicaFetcherThread:
         return partition.log
 
     # -- fetch requests --------------------------------------------------------------------------
-    def _build_fetch(self) -> tuple[int, FetchRequest, dict[TopicPartition, PartitionFetchState]] | None:
-        """(version, request, what it asks of each partition), or None when no partition is ready."""
+    def _build_fetch(self) -> tuple[int, FetchRequest, SentFetch] | None:
+        """(version, request, what the session's partitions were asked), or None when no
+        partition is ready and none leaves the session."""
         now = time.monotonic()
-        ready = [(tp, state, follower_log) for tp, state in self.partitions.items()
-                 if state.is_ready_for_fetch(now) and (follower_log := self._follower_log(tp)) is not None]
-        if not ready:
+        wanted: dict[TopicPartition, PartitionData] = {}
+        with_ids = True
+        for tp, state in self.partitions.items():
+            if state.is_ready_for_fetch(now) and (follower_log := self._follower_log(tp)) is not None:
+                wanted[tp] = (state.topic_id, state.fetch_offset, follower_log.log_start_offset,
+                              self.config.fetch_max_bytes, state.current_leader_epoch,
+                              UNDEFINED_EPOCH if state.last_fetched_epoch is None else state.last_fetched_epoch)
+                with_ids = with_ids and state.topic_id is not None
+        # Partitions not ready (backing off, truncating) leave the session, as in Kafka's buildFetch.
+        data = self.session.build(wanted, with_ids)
+        if not data.session_partitions and not data.to_forget:
             return None
-        with_ids = all(state.topic_id is not None for _, state, _ in ready)
         version = (15 if with_ids else 12) if self.config.truncate_on_fetch else 11
         topics: dict[str, FetchRequestFetchTopic] = {}
-        sent = {}
-        for (topic, index), state, follower_log in ready:
+        for (topic, index), (topic_id, fetch_offset, log_start, max_bytes, leader_epoch, fetched_epoch) \
+                in data.to_send.items():
             # A fetch by name (v12 and below) carries no topic id: the encoder leaves it out.
-            entry = topics.setdefault(topic, {"topic": topic, "topic_id": state.topic_id or ZERO_UUID,
-                                              "partitions": []})
+            entry = topics.setdefault(topic, {"topic": topic, "topic_id": topic_id or ZERO_UUID, "partitions": []})
             entry["partitions"].append({
-                "partition": index, "current_leader_epoch": state.current_leader_epoch,
-                "fetch_offset": state.fetch_offset,
-                "last_fetched_epoch": UNDEFINED_EPOCH if state.last_fetched_epoch is None else state.last_fetched_epoch,
-                "log_start_offset": follower_log.log_start_offset,
-                "partition_max_bytes": self.config.fetch_max_bytes,
+                "partition": index, "current_leader_epoch": leader_epoch, "fetch_offset": fetch_offset,
+                "last_fetched_epoch": fetched_epoch, "log_start_offset": log_start, "partition_max_bytes": max_bytes,
                 # Fields of versions above the v15 we send, at their defaults.
                 "replica_directory_id": ZERO_UUID, "high_watermark": NO_HIGH_WATERMARK})
-            # What was asked, to recognise answers that a LeaderAndIsr made stale meanwhile.
-            sent[(topic, index)] = PartitionFetchState(state.topic_id, state.fetch_offset,
-                                                       state.current_leader_epoch, state.last_fetched_epoch)
+        forgotten: dict[tuple[str, uuid.UUID | None], FetchRequestForgottenTopic] = {}
+        for (topic, index), topic_id in data.to_forget:
+            forgotten.setdefault((topic, topic_id), {"topic": topic, "topic_id": topic_id or ZERO_UUID,
+                                                     "partitions": []})["partitions"].append(index)
         request: FetchRequest = {
             "cluster_id": None, "replica_id": self.config.broker_id,
             "replica_state": {"replica_id": self.config.broker_id, "replica_epoch": self.broker_epoch()},
             "max_wait_ms": self.config.fetch_wait_max_ms, "min_bytes": self.config.fetch_min_bytes,
             "max_bytes": self.config.fetch_response_max_bytes, "isolation_level": 0,
-            "session_id": INVALID_SESSION_ID, "session_epoch": FINAL_EPOCH,
-            "topics": list(topics.values()), "forgotten_topics_data": [], "rack_id": ""}
-        return version, request, sent
+            "session_id": data.session_id, "session_epoch": data.epoch,
+            "topics": list(topics.values()), "forgotten_topics_data": list(forgotten.values()), "rack_id": ""}
+        # What was asked, to recognise answers that a LeaderAndIsr made stale meanwhile: a copy,
+        # since the session's map changes with the next fetch.
+        if version >= 13:  # the names of the topic ids an answer may name: only new entries add any
+            self._topic_names.update((d[0], tp[0]) for tp, d in data.to_send.items() if d[0] not in self._topic_names)
+        return version, request, SentFetch(dict(data.session_partitions), self._topic_names)
 
-    async def _process_fetch_response(self, sent: dict[TopicPartition, PartitionFetchState],
-                                      response: FetchResponse, version: int) -> None:
-        names_by_id = {s.topic_id: tp[0] for tp, s in sent.items()}
+    async def _process_fetch_response(self, sent: SentFetch, response: FetchResponse, version: int) -> None:
+        asked_partitions, names_by_id = sent
         out_of_range: list[TopicPartition] = []
         for topic_entry in response["responses"]:
             topic = topic_entry["topic"] if version < 13 else names_by_id.get(topic_entry["topic_id"])
@@ -326,10 +357,10 @@ class ReplicaFetcherThread:
                 continue  # a topic id we did not ask about
             for data in topic_entry["partitions"]:
                 tp = (topic, data["partition_index"])
-                asked = sent.get(tp)
+                asked = asked_partitions.get(tp)
                 state = self.partitions.get(tp)
-                if (asked is None or state is None or state.truncating or state.fetch_offset != asked.fetch_offset
-                        or state.current_leader_epoch != asked.current_leader_epoch):
+                if (asked is None or state is None or state.truncating or state.fetch_offset != asked[1]
+                        or state.current_leader_epoch != asked[4]):
                     continue  # the partition moved on while the fetch was out
                 error_code = data["error_code"]  # compared as an int: no Errors lookup per partition
                 if error_code == Errors.NONE:
@@ -342,7 +373,7 @@ class ReplicaFetcherThread:
                     out_of_range.append(tp)
                 elif error_code == Errors.FENCED_LEADER_EPOCH:
                     log.info("%s: %s-%d is fenced at leader epoch %d: waiting for a newer LeaderAndIsr", self.name,
-                             tp[0], tp[1], asked.current_leader_epoch)
+                             tp[0], tp[1], asked[4])
                     self._mark_failed(tp)
                 else:
                     error = Errors(error_code)

@@ -31,6 +31,7 @@ from kbroker.metadata.znode_store import EmbeddedZNodeStore
 from kbroker.network.socket_server import SocketServer
 from kbroker.protocol.errors import Errors
 from kbroker.replica.alter_partition_manager import AlterPartitionManager
+from kbroker.replica.fetch_session import FetchManager, FetchSessionCache
 from kbroker.replica.partition import Partition
 from kbroker.replica.replica_fetcher import FetcherConfig, InitialFetchState, ReplicaFetcherManager
 from kbroker.replica.replica_manager import ProduceResult, ReplicaManager
@@ -73,6 +74,7 @@ class Node:
         self.sasl_listeners: dict = {}  # BrokerServices': no SASL listener here
         self.authorizer = None  # no authorizer.class.name: the handlers allow everything
         self.client_quotas = ClientQuotaManagers()  # no quota set: KafkaApis does no quota work
+        self.fetch_manager = self.started_fetch_manager = FetchManager(FetchSessionCache())  # KIP-227 sessions
         # A Node stands in for the broker the handlers are typed against: it has only the
         # replication parts the handlers served here use, so it is not that type.
         self.server = SocketServer("127.0.0.1", 0, KafkaApis(self).process)  # type: ignore[arg-type]

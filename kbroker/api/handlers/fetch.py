@@ -35,16 +35,28 @@
     decision per topic, nothing per record.
   - Before v10, partitions of a compression.type=zstd topic get UNSUPPORTED_COMPRESSION_TYPE,
     as Kafka answers.
-  - Fetch sessions (KIP-227) are refused the way Kafka allows: every answer has session id 0,
-    so clients keep sending full fetches; a request naming a session gets
-    FETCH_SESSION_ID_NOT_FOUND.
+  - Fetch sessions (KIP-227, v7+; kbroker/replica/fetch_session.py, Kafka's FetchManager and
+    FetchSessionCache, `max.incremental.fetch.session.cache.slots`): epoch 0 opens a session
+    (its id in the answer, or 0 when the cache has no slot it may take), -1 is sessionless,
+    and an incremental fetch updates the session's partitions with those it names, drops its
+    `forgotten_topics_data`, reads every partition of the session (a follower's fetch state is
+    recorded for each, so idle partitions stay in the ISR) and answers only those whose records,
+    high watermark, log start offset, error or diverging epoch changed. An unknown session id
+    answers FETCH_SESSION_ID_NOT_FOUND, a wrong epoch INVALID_FETCH_SESSION_EPOCH (also for a
+    parked fetch whose session moved on meanwhile), a version on the other side of v13 than the
+    session FETCH_SESSION_TOPIC_ID_ERROR; those answers carry session id 0 and no partitions.
+    A session by topic ids resolves a partition's unknown id once it is known; a known name
+    stays, so a deleted topic's partitions answer what a missing partition does
+    (UNKNOWN_TOPIC_OR_PARTITION) and a re-created one's INCONSISTENT_TOPIC_ID, as Kafka's. An
+    answer emptied by a quota (KIP-219) drops the new session of a full fetch and makes an
+    incremental one send every partition again.
   - Followers (replica id >= 0; v15+ in ReplicaState with their broker epoch) read up to the
     log end: the leader checks their last fetched epoch against its leader epoch cache (v12+: a
     DivergingEpoch answer, sent at once, without records), records their position, moves the
     high watermark and the ISR (kbroker/replica).
   - A replica outside the assignment gets UNKNOWN_LEADER_EPOCH (with a current leader epoch) or
     NOT_LEADER_OR_FOLLOWER.
-- Gaps: no preferred read replica; no fetch sessions (see above); v0-3's down-conversion is done
+- Gaps: no preferred read replica; v0-3's down-conversion is done
   a partition at a time in a worker thread before the answer is sent (Kafka converts lazily, in
   chunks, while sending).
 """
@@ -61,17 +73,26 @@ from kbroker.api.request_context import RequestContext
 from kbroker.log.errors import LogError
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
+from kbroker.replica.fetch_session import (
+    FINAL_EPOCH,
+    FIRST_SESSION_VERSION,
+    FIRST_TOPIC_ID_VERSION,
+    INVALID_SESSION_ID,
+    CachedPartition,
+    IncrementalFetchContext,
+    PartitionKey,
+)
 from kbroker.replica.partition import FETCH_HIGH_WATERMARK, FETCH_LOG_END, FETCH_TXN_COMMITTED
 from kbroker.replica.replica_manager import FetchRequestPartition, FetchResult
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from uuid import UUID
 
     from kbroker.log.config import LogConfig
     from kbroker.metadata.metadata_cache import MetadataCache
     from kbroker.protocol.message_types import (
         FetchRequest,
-        FetchRequestFetchTopic,
         FetchResponse,
         FetchResponseFetchableTopicResponse,
         FetchResponsePartitionData,
@@ -81,7 +102,6 @@ if TYPE_CHECKING:
 API_KEY = ApiKey.FETCH
 VERSIONS = (0, 18)
 
-INVALID_SESSION_ID = 0
 FIRST_RECORD_BATCH_VERSION = 4  # Fetch v0-3 read message formats 0/1 (down-converted)
 # Errors KafkaApis answers before reading (its `erroneous` partitions), never from the log.
 _REFUSED_BEFORE_READING = frozenset({Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.UNKNOWN_TOPIC_ID,
@@ -90,43 +110,26 @@ _REFUSED_BEFORE_READING = frozenset({Errors.UNKNOWN_TOPIC_OR_PARTITION, Errors.U
 
 async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     version = ctx.header.api_version
-    if request["session_id"] != INVALID_SESSION_ID:
-        return {"error_code": Errors.FETCH_SESSION_ID_NOT_FOUND, "session_id": INVALID_SESSION_ID,
-                "responses": []}
-    cache = ctx.services.metadata_cache
     replica_manager = ctx.services.replica_manager
     replica_id = request["replica_id"] if version < 15 else request["replica_state"]["replica_id"]
     if replica_id >= 0:
         isolation = FETCH_LOG_END
     else:
         isolation = FETCH_TXN_COMMITTED if request["isolation_level"] == 1 else FETCH_HIGH_WATERMARK
+    fetch_data = _fetch_data(ctx, request)
+    context = ctx.services.fetch_manager.new_context(
+        version, request["session_id"] if version >= FIRST_SESSION_VERSION else INVALID_SESSION_ID,
+        request["session_epoch"] if version >= FIRST_SESSION_VERSION else FINAL_EPOCH, replica_id >= 0, fetch_data,
+        _to_forget(request, version))
+    if context.error != Errors.NONE:
+        return {"throttle_time_ms": 0, "error_code": context.error, "session_id": INVALID_SESSION_ID, "responses": []}
+    parts = context.partitions()
+    inconsistent: set[UUID] = set()
+    if isinstance(context, IncrementalFetchContext) and context.session is not None and context.session.uses_topic_ids:
+        inconsistent = _resolve_names(ctx, parts)
     # None: any topic may be read (no authorizer: nothing is asked per request)
-    readable = _readable(ctx, request, replica_id >= 0) if ctx.services.authorizer is not None else None
-    wanted: list[FetchRequestPartition] = []
-    # topic entry -> its partitions: (partition, index into `wanted` or the error answered)
-    layout: list[tuple[FetchRequestFetchTopic, list[tuple[int, int | Errors]]]] = []
-    for topic in request["topics"]:
-        name: str | None = topic["topic"]
-        if version >= 13:
-            # A follower may ask before UpdateMetadata has told us of a new topic: the
-            # partitions LeaderAndIsr gave us know their topic ids too.
-            name = _name_of_id(cache, replica_manager, topic["topic_id"])
-        slots: list[tuple[int, int | Errors]] = []
-        for p in topic["partitions"]:
-            if name is None:
-                slots.append((p["partition"], Errors.UNKNOWN_TOPIC_ID))
-                continue
-            if readable is not None and name not in readable:
-                slots.append((p["partition"], Errors.TOPIC_AUTHORIZATION_FAILED))
-                continue
-            if version < 10 and _is_zstd_topic(ctx, name, p["partition"]):
-                slots.append((p["partition"], Errors.UNSUPPORTED_COMPRESSION_TYPE))
-                continue
-            slots.append((p["partition"], len(wanted)))
-            wanted.append(FetchRequestPartition(name, p["partition"], p["fetch_offset"], p["partition_max_bytes"],
-                                                p["current_leader_epoch"], p["last_fetched_epoch"],
-                                                p["log_start_offset"]))
-        layout.append((topic, slots))
+    readable = _readable(ctx, parts, replica_id >= 0) if ctx.services.authorizer is not None else None
+    wanted, slots = _to_read(ctx, parts, readable, inconsistent)
     replica_epoch = request["replica_state"]["replica_epoch"] if version >= 15 else -1
     # The broker's fetch.max.bytes caps the request's, and min_bytes never exceeds the cap (KafkaApis).
     max_bytes = min(request["max_bytes"], ctx.services.config.get("fetch.max.bytes"))
@@ -140,31 +143,127 @@ async def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse:
         from kbroker.log.legacy_records import fetch_magic
 
         to_magic = fetch_magic(version)
-    responses: list[FetchResponseFetchableTopicResponse] = []
-    for topic, slots in layout:
-        partitions: list[FetchResponsePartitionData] = []
-        for index, slot in slots:
+    if slots is None and to_magic is None:
+        answers = results  # every partition read, in the context's order
+    else:
+        answers = []
+        for slot in range(len(wanted)) if slots is None else slots:
             if isinstance(slot, Errors):
-                result = FetchResult(slot)
+                answers.append(FetchResult(slot))
             elif to_magic is None:
-                result = results[slot]
+                answers.append(results[slot])
             else:
-                result = await _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0)
-            partitions.append(_partition_data(index, result))
-        responses.append({"topic": topic["topic"], "topic_id": topic["topic_id"], "partitions": partitions})
-    return {"throttle_time_ms": 0, "error_code": 0, "session_id": INVALID_SESSION_ID, "responses": responses}
+                answers.append(await _down_converted(ctx, wanted[slot], results[slot], to_magic, replica_id >= 0))
+    error, session_id, answered = context.update_and_generate_response_data(answers)
+    return {"throttle_time_ms": 0, "error_code": error, "session_id": session_id, "responses": _responses(answered)}
 
 
-def _readable(ctx: RequestContext, request: FetchRequest, from_follower: bool) -> set[str] | None:
+def _to_read(ctx: RequestContext, parts: list[CachedPartition], readable: set[str] | None, inconsistent: set[UUID]
+             ) -> tuple[list[FetchRequestPartition], list[int | Errors] | None]:
+    """The partitions to read, and for each partition of the context an index into them or the
+    error answered without reading; None when every partition is read, in order (the common
+    case: one pass, no index per partition)."""
+    version = ctx.api_version
+    if readable is None and version >= 10 and not inconsistent:
+        wanted = [part.request for part in parts if part.topic is not None]
+        if len(wanted) == len(parts):
+            return wanted, None
+    wanted = []
+    slots: list[int | Errors] = []
+    for part in parts:
+        name = part.topic
+        if name is None:
+            slots.append(Errors.UNKNOWN_TOPIC_ID)
+        elif inconsistent and part.topic_id in inconsistent:
+            slots.append(Errors.INCONSISTENT_TOPIC_ID)
+        elif readable is not None and name not in readable:
+            slots.append(Errors.TOPIC_AUTHORIZATION_FAILED)
+        elif version < 10 and _is_zstd_topic(ctx, name, part.request.partition):
+            slots.append(Errors.UNSUPPORTED_COMPRESSION_TYPE)
+        else:
+            slots.append(len(wanted))
+            wanted.append(part.request)
+    return wanted, slots
+
+
+def _fetch_data(ctx: RequestContext, request: FetchRequest) -> list[CachedPartition]:
+    """The request's partitions, each with its topic's name (None: a topic id not known here)."""
+    by_id = ctx.api_version >= FIRST_TOPIC_ID_VERSION
+    cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager
+    fetch_data = []
+    for topic in request["topics"]:
+        topic_id = topic["topic_id"]
+        # A follower may ask before UpdateMetadata has told us of a new topic: the partitions
+        # LeaderAndIsr gave us know their topic ids too.
+        name: str | None = _name_of_id(cache, replica_manager, topic_id) if by_id else topic["topic"]
+        for p in topic["partitions"]:
+            fetch_data.append(CachedPartition(name, topic_id, FetchRequestPartition(
+                name or "", p["partition"], p["fetch_offset"], p["partition_max_bytes"], p["current_leader_epoch"],
+                p["last_fetched_epoch"], p["log_start_offset"])))
+    return fetch_data
+
+
+def _to_forget(request: FetchRequest, version: int) -> list[PartitionKey]:
+    if version < FIRST_SESSION_VERSION:
+        return []
+    by_id = version >= FIRST_TOPIC_ID_VERSION
+    return [(t["topic_id"] if by_id else t["topic"], p) for t in request["forgotten_topics_data"] for p in t["partitions"]]
+
+
+def _resolve_names(ctx: RequestContext, parts: list[CachedPartition]) -> set[UUID]:
+    """A session by topic ids: a partition whose id was unknown takes its name once the id is
+    known (Kafka's maybeResolveUnknownName); a known name stays, and its partition is read by
+    name (a deleted topic answers what a missing partition does). Returns the topic ids whose name
+    now belongs to another topic id here (re-created: INCONSISTENT_TOPIC_ID, as Kafka's read)."""
+    cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager
+    current: dict[UUID, str | None] = {}
+    inconsistent: set[UUID] = set()
+    last_id: UUID | None = None
+    name: str | None = None
+    for part in parts:
+        topic_id = part.topic_id
+        if topic_id is not last_id:  # a session's partitions mostly come topic by topic: no hashing then
+            last_id = topic_id
+            if topic_id in current:
+                name = current[topic_id]
+            else:
+                name = current[topic_id] = _name_of_id(cache, replica_manager, topic_id)
+        if name == part.topic:
+            continue
+        if name is not None and part.topic is None:
+            part.topic = part.request.topic = name
+        elif name is None and part.topic is not None and _topic_id_here(ctx, part.topic) not in (None, topic_id):
+            inconsistent.add(topic_id)
+    return inconsistent
+
+
+def _topic_id_here(ctx: RequestContext, topic: str) -> UUID | None:
+    meta = ctx.services.metadata_cache.topic(topic)
+    return meta.topic_id if meta is not None else None
+
+
+def _responses(answered: list[tuple[CachedPartition, FetchResult]]) -> list[FetchResponseFetchableTopicResponse]:
+    """Topic entries of the answered partitions; a topic's consecutive partitions share one."""
+    responses: list[FetchResponseFetchableTopicResponse] = []
+    last: CachedPartition | None = None
+    partitions: list[FetchResponsePartitionData] = []
+    for part, result in answered:
+        # Identity first: a full fetch's partitions of one topic entry share its name and id objects.
+        if last is None or (part.topic_id is not last.topic_id and part.topic_id != last.topic_id) or (
+                part.topic is not last.topic and part.topic != last.topic):
+            partitions = []
+            responses.append({"topic": part.topic or "", "topic_id": part.topic_id, "partitions": partitions})
+            last = part
+        partitions.append(_partition_data(part.request.partition, result))
+    return responses
+
+
+def _readable(ctx: RequestContext, parts: Iterable[CachedPartition], from_follower: bool) -> set[str] | None:
     """With an authorizer, the topics the fetch may read; None when it may read any (a follower
     with CLUSTER_ACTION)."""
     if from_follower:
         return None if auth_helper.authorize(ctx, AclOperation.CLUSTER_ACTION, ResourceType.CLUSTER) else set()
-    cache, replica_manager = ctx.services.metadata_cache, ctx.services.replica_manager
-    if ctx.api_version >= 13:
-        names = {n for t in request["topics"] if (n := _name_of_id(cache, replica_manager, t["topic_id"]))}
-    else:
-        names = {t["topic"] for t in request["topics"]}
+    names = {part.topic for part in parts if part.topic is not None}
     return auth_helper.authorized_names(ctx, AclOperation.READ, ResourceType.TOPIC, names)
 
 
