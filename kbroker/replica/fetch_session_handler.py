@@ -20,6 +20,7 @@ import logging
 from typing import TYPE_CHECKING, NamedTuple
 
 from kbroker.protocol.errors import Errors
+from kbroker.replica.fetch_session import FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID, next_epoch
 
 if TYPE_CHECKING:
     import uuid
@@ -30,18 +31,6 @@ TopicPartition = tuple[str, int]
 # Kafka's FetchRequest.PartitionData, compared whole to find what changed:
 # (topic id or None, fetch offset, log start offset, max bytes, current leader epoch, last fetched epoch)
 PartitionData = tuple["uuid.UUID | None", int, int, int, int, int]
-
-INVALID_SESSION_ID = 0
-INITIAL_EPOCH = 0
-FINAL_EPOCH = -1
-INT32_MAX = (1 << 31) - 1
-
-
-def next_epoch(epoch: int) -> int:
-    if epoch < 0:
-        return FINAL_EPOCH
-    return 1 if epoch == INT32_MAX else epoch + 1
-
 
 class FetchRequestData(NamedTuple):
     """What one fetch sends (`to_send`, `to_forget`), with the session's partitions as they
