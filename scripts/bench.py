@@ -402,12 +402,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (e.g. 0.05 for a quick run)")
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario; figures are medians (default 3)")
+    parser.add_argument("--warmup-runs", type=int, default=0, metavar="N",
+                        help="untimed runs of the single-broker produce, consume and e2e scenarios first, on every "
+                        "target (a JVM broker's JIT warms up; each writes its records too: mind the disk)")
     parser.add_argument("--loopback-bytes", type=int, help=f"bytes per loopback sample (default {LOOPBACK_BYTES:,} x scale)")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON lines on stdout")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directories")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.scale <= 0:
-        parser.error("--runs must be at least 1 and --scale positive")
+    if args.runs < 1 or args.scale <= 0 or args.warmup_runs < 0:
+        parser.error("--runs must be at least 1, --warmup-runs not negative and --scale positive")
     try:
         args.selected = select_scenarios([key.strip() for key in args.scenarios.split(",") if key.strip()], args.scale)
     except ValueError as exc:
@@ -573,6 +576,7 @@ def run_single_broker_scenarios(
                 samples[(spec.name, "start")].append({"start_ms": broker.start_ms})
         time.sleep(IDLE_SETTLE_S)
         idle = {name: broker.rss_mib() for name, broker in brokers.items()}
+        warm_up(args.warmup_runs, specs, brokers, scenarios, by_key, token)
         for run in range(args.runs):
             loopback.append(measure_loopback(args.loopback_bytes))
             log(f"run {run + 1}/{args.runs}: loopback {loopback[-1]:,.0f} MB/s")
@@ -598,6 +602,22 @@ def run_single_broker_scenarios(
         for broker in brokers.values():
             stop_broker(broker)
     return {"samples": samples, "loopback": loopback, "idle": idle, "after": after}
+
+
+WARMED_KINDS = ("produce", "consume", "e2e")
+
+
+def warm_up(runs: int, specs: list[BrokerSpec], brokers: dict[str, RunningBroker], scenarios: list[Scenario],
+            by_key: dict[str, Scenario], token: str) -> None:
+    """--warmup-runs: untimed runs of the produce, consume and e2e scenarios on every broker before
+    the measured runs, so that a JVM's JIT has compiled its hot paths (Apache Kafka's first sample
+    of produce-1k was up to 3x slower than its third, over SASL_SSL most). Logged, never recorded."""
+    for run in range(runs):
+        datasets = Datasets()
+        for scenario in (s for s in scenarios if s.kind in WARMED_KINDS):
+            for name in target_names(scenario, specs):
+                sample = measure(scenario, brokers[name], f"bench-{token}-w{run + 1}", datasets, by_key)
+                log(f"warm-up {run + 1}/{runs} {scenario.key} on {name}: {describe(scenario, sample)}")
 
 
 def cluster_skip_reason(args: argparse.Namespace) -> str | None:
