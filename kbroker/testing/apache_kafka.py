@@ -16,7 +16,7 @@ the first start; readiness, the controller and the inter-broker listener stay PL
 
 `python -m kbroker.testing.apache_kafka PORT DIR [--sasl-ssl-port N --keystore P12 ...]` formats
 DIR and execs into the broker in the foreground (scripts/bench's `--against kafka` runs that, so
-the pid it measures is the JVM's; `--sasl-ssl` adds the options of the same SASL_SSL listener).
+the pid it measures is the JVM's; with `--sasl-ssl` it passes the SASL_SSL listener's options).
 scripts/test fetches the jars with Maven (compat-tests/java/kafka/pom.xml); where java or the
 jars are missing, `apache_kafka_unavailable_reason()` says why, for a skip.
 """
