@@ -65,6 +65,7 @@ SCRIPTS = Path(__file__).resolve().parent
 CLIENT = SCRIPTS / "bench_client.py"
 CLIENT_ALONE = "client alone"  # the target name of the no-broker baseline
 AGAINST_KAFKA = "kafka"  # --against kafka: Apache Kafka itself
+SASL_SSL = "+sasl_ssl"  # --sasl-ssl: a broker's twin whose clients connect over SASL_SSL (kbroker+sasl_ssl, kafka+sasl_ssl)
 CLUSTER = f"kbroker x{CLUSTER_SIZE}"
 # --with-metrics: the metrics endpoint on a port of its own (nothing scrapes it during the run;
 # what it costs the hot path is the counting, measured against the same broker without it).
@@ -364,7 +365,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sasl-ssl",
         action="store_true",
         help="also run the single-broker produce, consume and e2e scenarios against a kbroker whose clients connect "
-        "over SASL_SSL with SCRAM-SHA-512 (issue 12: produce-1k and consume-1k should reach >= 0.6x of PLAINTEXT)",
+        "over SASL_SSL with SCRAM-SHA-512 (with --against kafka, an Apache Kafka too), with each one's ratio "
+        "SASL_SSL / PLAINTEXT (issue 12: produce-1k and consume-1k should reach >= 0.6x)",
     )
     parser.add_argument(
         "--variant",
@@ -400,12 +402,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--scale", type=float, default=1.0, help="multiply record counts (e.g. 0.05 for a quick run)")
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario; figures are medians (default 3)")
+    parser.add_argument("--warmup-runs", type=int, default=0, metavar="N",
+                        help="untimed runs of the single-broker produce, consume and e2e scenarios first, on every "
+                        "target (a JVM broker's JIT warms up; each writes its records too: mind the disk)")
     parser.add_argument("--loopback-bytes", type=int, help=f"bytes per loopback sample (default {LOOPBACK_BYTES:,} x scale)")
     parser.add_argument("--json-only", action="store_true", help="print only the JSON lines on stdout")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data directories")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.scale <= 0:
-        parser.error("--runs must be at least 1 and --scale positive")
+    if args.runs < 1 or args.scale <= 0 or args.warmup_runs < 0:
+        parser.error("--runs must be at least 1, --warmup-runs not negative and --scale positive")
     try:
         args.selected = select_scenarios([key.strip() for key in args.scenarios.split(",") if key.strip()], args.scale)
     except ValueError as exc:
@@ -462,10 +467,10 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
         specs.append(BrokerSpec(f"kbroker+{args.authorizer_acls}acls", acls=args.authorizer_acls, overrides=(
             "authorizer.class.name=kafka.security.authorizer.AclAuthorizer", "allow.everyone.if.no.acl.found=true")))
     if args.sasl_ssl:
-        specs.append(BrokerSpec("kbroker+sasl_ssl", sasl_ssl=True))
+        specs.append(BrokerSpec("kbroker" + SASL_SSL, sasl_ssl=True))
     for command in args.against:
         if command == AGAINST_KAFKA:
-            specs.append(apache_kafka_spec())
+            specs += [apache_kafka_spec()] + ([apache_kafka_spec(sasl_ssl=True)] if args.sasl_ssl else [])
             continue
         name = Path(command.split()[0]).name if command.split() else "other"
         while any(spec.name == name for spec in specs):
@@ -480,14 +485,39 @@ def broker_specs(args: argparse.Namespace) -> list[BrokerSpec]:
     return specs
 
 
-def apache_kafka_spec() -> BrokerSpec:
+def apache_kafka_spec(sasl_ssl: bool = False) -> BrokerSpec:
     """Apache Kafka from compat-tests/java/kafka's jars: kbroker.testing.apache_kafka writes its
     server.properties into {dir}, formats it and execs into the JVM (heap 1 GiB), so the pid the
-    benchmark measures is Kafka's."""
+    benchmark measures is Kafka's. With `sasl_ssl` (`kafka+sasl_ssl`), a JVM of its own with the
+    SASL_SSL listener and SCRAM user of a --sasl-ssl kbroker ({sasl_ssl}: bench_broker)."""
     reason = apache_kafka_unavailable_reason()
     if reason:
         raise SystemExit(f"scripts/bench: --against {AGAINST_KAFKA}: {reason}")
-    return BrokerSpec(AGAINST_KAFKA, command=f"{sys.executable} -m kbroker.testing.apache_kafka {{port}} {{dir}}")
+    command = f"{sys.executable} -m kbroker.testing.apache_kafka {{port}} {{dir}}"
+    if sasl_ssl:
+        return BrokerSpec(AGAINST_KAFKA + SASL_SSL, command=command + " {sasl_ssl}", sasl_ssl=True)
+    return BrokerSpec(AGAINST_KAFKA, command=command)
+
+
+def ratio_pairs(specs: list[BrokerSpec]) -> list[tuple[str, str]]:
+    """(numerator, denominator) targets of the ratio lines: the first target over each other one,
+    but a SASL_SSL target over its own PLAINTEXT twin (issue 12's SASL_SSL / PLAINTEXT, per
+    broker; over the first target when it has no twin, as with --bootstrap), and kbroker over
+    SASL_SSL over each other broker over SASL_SSL."""
+    names = [spec.name for spec in specs]
+    first, first_secure = names[0], names[0] + SASL_SSL
+    pairs = []
+    for spec in specs[1:]:
+        twin = spec.name.removesuffix(SASL_SSL)
+        if not spec.sasl_ssl:
+            pairs.append((first, spec.name))
+        elif twin in names:
+            pairs.append((spec.name, twin))
+        else:
+            pairs.append((first, spec.name))
+    if first_secure in names:
+        pairs += [(first_secure, spec.name) for spec in specs if spec.sasl_ssl and spec.name != first_secure]
+    return pairs
 
 
 def describe(scenario: Scenario, sample: dict) -> str:
@@ -546,6 +576,7 @@ def run_single_broker_scenarios(
                 samples[(spec.name, "start")].append({"start_ms": broker.start_ms})
         time.sleep(IDLE_SETTLE_S)
         idle = {name: broker.rss_mib() for name, broker in brokers.items()}
+        warm_up(args.warmup_runs, specs, brokers, scenarios, by_key, token)
         for run in range(args.runs):
             loopback.append(measure_loopback(args.loopback_bytes))
             log(f"run {run + 1}/{args.runs}: loopback {loopback[-1]:,.0f} MB/s")
@@ -571,6 +602,22 @@ def run_single_broker_scenarios(
         for broker in brokers.values():
             stop_broker(broker)
     return {"samples": samples, "loopback": loopback, "idle": idle, "after": after}
+
+
+WARMED_KINDS = ("produce", "consume", "e2e")
+
+
+def warm_up(runs: int, specs: list[BrokerSpec], brokers: dict[str, RunningBroker], scenarios: list[Scenario],
+            by_key: dict[str, Scenario], token: str) -> None:
+    """--warmup-runs: untimed runs of the produce, consume and e2e scenarios on every broker before
+    the measured runs, so that a JVM's JIT has compiled its hot paths (Apache Kafka's first sample
+    of produce-1k was up to 3x slower than its third, over SASL_SSL most). Logged, never recorded."""
+    for run in range(runs):
+        datasets = Datasets()
+        for scenario in (s for s in scenarios if s.kind in WARMED_KINDS):
+            for name in target_names(scenario, specs):
+                sample = measure(scenario, brokers[name], f"bench-{token}-w{run + 1}", datasets, by_key)
+                log(f"warm-up {run + 1}/{runs} {scenario.key} on {name}: {describe(scenario, sample)}")
 
 
 def cluster_skip_reason(args: argparse.Namespace) -> str | None:
@@ -639,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     compare_with_produce_1k(results)
     memory = [memory_summary(spec.name, measured["idle"][spec.name], measured["after"][spec.name]) for spec in specs]
-    ratio_lines = ratios(results + memory, specs[0].name, [spec.name for spec in specs[1:]])
+    ratio_lines = ratios(results + memory, ratio_pairs(specs))
     if not args.json_only:
         print(detail_table(results, memory, loopback, args.runs))
         if ratio_lines:

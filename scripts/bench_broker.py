@@ -8,16 +8,20 @@ wrappers (a shell, a Python launcher) are measured together with the broker they
 CPU are summed over the whole process tree. Stops only the process groups it started. Knows
 nothing of kbroker's internals: it speaks Kafka (one raw Metadata v1 request) and reads /proc.
 
-A SASL_SSL kbroker (--sasl-ssl) gets a second listener, SASL_SSL with a PKCS12 key store issued
+A SASL_SSL broker (--sasl-ssl) gets a second listener, SASL_SSL with a PKCS12 key store issued
 by kbroker.testing.tls's test CA in the work directory and SCRAM-SHA-512 enabled; its readiness is
-still read on the PLAINTEXT one, where the bench's SCRAM user is then created
-(AlterUserScramCredentials). The scenarios connect to the SASL_SSL listener with the
-RunningBroker's `client_config` (security.protocol=SASL_SSL, the CA, the SCRAM login).
+still read on the PLAINTEXT one. kbroker gets it as `--override`s and its SCRAM user is created
+once it answers (AlterUserScramCredentials on the PLAINTEXT listener); a command gets it where its
+template says `{sasl_ssl}`, as kbroker.testing.apache_kafka's options (SaslSslListener.options),
+and creates the user itself (Apache Kafka: `kafka-storage format --add-scram`). The scenarios
+connect to the SASL_SSL listener with the RunningBroker's `client_config` (security.protocol=
+SASL_SSL, the CA, the SCRAM login).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import struct
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbroker.testing import wire
+from kbroker.testing.apache_kafka import SaslSslListener
 from kbroker.testing.processes import free_port
 from kbroker.testing.waiting import eventually
 
@@ -51,19 +56,21 @@ class BrokerSpec:
     pids: list[int] = field(default_factory=list)  # for --bootstrap: the broker's pid, if known
     overrides: tuple[str, ...] = ()  # kbroker only: further `key=value` settings
     acls: int = 0  # kbroker with an authorizer: ACLs created (CreateAcls) once it answers Metadata
-    sasl_ssl: bool = False  # kbroker whose clients connect over SASL_SSL with SCRAM-SHA-512
+    sasl_ssl: bool = False  # a broker whose clients connect over SASL_SSL with SCRAM-SHA-512
     # --pin-cpus: the CPUs the broker's process tree runs on, and those of the load clients that
     # measure it (empty: wherever the scheduler puts them).
     cpus: tuple[int, ...] = ()
     client_cpus: tuple[int, ...] = ()
 
 
-    def argv(self, port: int, data_dir: str) -> list[str]:
+    def argv(self, port: int, data_dir: str, secure: SaslSsl | None = None) -> list[str]:
         if self.command is None:
             settings = (f"listeners=PLAINTEXT://127.0.0.1:{port}", f"log.dirs={data_dir}", *self.overrides)
-            return [sys.executable, "-m", "kbroker", *(arg for setting in settings for arg in ("--override", setting))]
+            return [sys.executable, "-m", "kbroker", *(arg for setting in settings for arg in ("--override", setting)),
+                    *(secure.arguments() if secure else [])]
         # exec: the shell becomes the broker, so its pid and signals are the broker's.
         text = self.command.replace("{port}", str(port)).replace("{dir}", data_dir)
+        text = text.replace("{sasl_ssl}", shlex.join(secure.listener.options()) if secure else "")
         return ["/bin/sh", "-c", "exec " + text]
 
 
@@ -112,7 +119,7 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
     log_path = Path(data_dir + ".log")
     port = free_port()
     secure = SaslSsl(Path(data_dir + "-pki"), port) if spec.sasl_ssl else None
-    argv = spec.argv(port, data_dir) + (secure.arguments() if secure else [])
+    argv = spec.argv(port, data_dir, secure)
     with open(log_path, "wb") as log, pinned(spec.cpus):
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -128,7 +135,8 @@ def start_broker(spec: BrokerSpec, work_dir: str) -> RunningBroker:
     if spec.acls:
         create_acls(broker.bootstrap, spec.acls)
     if secure:
-        secure.create_user(broker.bootstrap)
+        if spec.command is None:  # a command's broker has its user from the start (see the module's text)
+            secure.create_user(broker.bootstrap)
         broker.bootstrap, broker.client_config = secure.bootstrap, secure.client_config()
     return broker
 
@@ -150,30 +158,20 @@ def pinned(cpus: tuple[int, ...]) -> Iterator[None]:
 
 
 class SaslSsl:
-    """The SASL_SSL listener of a --sasl-ssl kbroker: its certificates, settings and SCRAM user."""
+    """The SASL_SSL listener of a --sasl-ssl broker: its certificates, settings and SCRAM user."""
 
     MECHANISM = "SCRAM-SHA-512"
     USER, PASSWORD = "bench", "bench-secret"
 
     def __init__(self, pki_dir: Path, plain_port: int) -> None:
-        from kbroker.testing.tls import STORE_PASSWORD, CertificateAuthority  # cryptography: only when asked
-
-        self.ca = CertificateAuthority(pki_dir)
-        self.keystore = self.ca.issue("broker").pkcs12
-        self.store_password = STORE_PASSWORD
+        self.listener = SaslSslListener.issued(pki_dir, self.USER, self.PASSWORD)
         self.plain_port = plain_port
-        self.port = free_port()
-        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.bootstrap = self.listener.bootstrap
 
     def arguments(self) -> list[str]:
-        jaas = (f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{self.USER}" '
-                f'password="{self.PASSWORD}";')
+        """kbroker's `--override`s: the listener as Kafka's settings say it, and the PLAINTEXT one."""
         settings = (f"listeners=PLAINTEXT://127.0.0.1:{self.plain_port},SASL_SSL://{self.bootstrap}",
-                    "inter.broker.listener.name=PLAINTEXT", f"sasl.enabled.mechanisms={self.MECHANISM}",
-                    f"listener.name.sasl_ssl.{self.MECHANISM.lower()}.sasl.jaas.config={jaas}",
-                    "listener.name.sasl_ssl.ssl.keystore.type=PKCS12",
-                    f"listener.name.sasl_ssl.ssl.keystore.location={self.keystore}",
-                    f"listener.name.sasl_ssl.ssl.keystore.password={self.store_password}")
+                    "inter.broker.listener.name=PLAINTEXT", *self.listener.properties())
         return [arg for setting in settings for arg in ("--override", setting)]
 
     def create_user(self, plain_bootstrap: str) -> None:
@@ -190,8 +188,10 @@ class SaslSsl:
         admin.alter_user_scram_credentials([upsert])[self.USER].result(timeout=60)
 
     def client_config(self) -> dict[str, str]:
-        return {"security.protocol": "SASL_SSL", "ssl.ca.location": str(self.ca.cert_pem),
-                "sasl.mechanism": self.MECHANISM, "sasl.username": self.USER, "sasl.password": self.PASSWORD}
+        """librdkafka's security settings (the scenarios name the bootstrap servers themselves)."""
+        config = self.listener.client_config()
+        del config["bootstrap.servers"]
+        return config
 
 
 def create_acls(bootstrap: str, count: int) -> None:

@@ -247,16 +247,16 @@ def headline_metrics(summary: dict) -> list[tuple[str, bool]]:
     return HEADLINES[summary.get("type", summary["kind"])]
 
 
-def ratios(summaries: list[dict], first: str, others: list[str]) -> list[dict]:
-    """first's figure divided by each other target's, for every headline metric both have."""
+def ratios(summaries: list[dict], pairs: list[tuple[str, str]]) -> list[dict]:
+    """For each (numerator, denominator) target pair, the one's figure divided by the other's, for
+    every headline metric both have; grouped by scenario, in the order of `summaries`."""
     by_key = {(s["target"], s.get("scenario", "memory")): s for s in summaries if s["kind"] in ("result", "memory")}
+    scenarios = dict.fromkeys(scenario for _, scenario in by_key)
     lines = []
-    for (target, scenario), mine in by_key.items():
-        if target != first:
-            continue
-        for other in others:
-            theirs = by_key.get((other, scenario))
-            if theirs is None:
+    for scenario in scenarios:
+        for numerator, denominator in pairs:
+            mine, theirs = by_key.get((numerator, scenario)), by_key.get((denominator, scenario))
+            if mine is None or theirs is None:
                 continue
             for metric, higher_is_better in headline_metrics(mine):
                 a, b = mine.get(metric), theirs.get(metric)
@@ -266,8 +266,8 @@ def ratios(summaries: list[dict], first: str, others: list[str]) -> list[dict]:
                         "scenario": scenario,
                         "metric": metric,
                         "higher_is_better": higher_is_better,
-                        "numerator": first,
-                        "denominator": other,
+                        "numerator": numerator,
+                        "denominator": denominator,
                         "ratio": a / b if a is not None and b else None,
                         "ranges_overlap": ranges_overlap(mine, theirs, metric),
                     }
@@ -428,14 +428,16 @@ def spread_lines(summary: dict) -> list[str]:
 
 
 def ratio_table(ratio_lines: list[dict]) -> str:
-    """kbroker's figure / the other broker's, with which direction is better."""
-    lines = ["", "ratios of medians (first target / other; 'higher better' or 'lower better' says which way wins;"
-             " 'overlap': the two targets' sample ranges overlap)"]
-    for line in ratio_lines:
+    """One target's figure / another's, with which direction is better."""
+    lines = ["", "ratios of medians (first target / other, a +sasl_ssl target / its PLAINTEXT twin; 'higher better'"
+             " or 'lower better' says which way wins; 'overlap': the two targets' sample ranges overlap)"]
+    pairs = [f"{line['numerator']}/{line['denominator']}:" for line in ratio_lines]
+    width = max(map(len, pairs), default=0)  # the ratios in one column, however long the targets' names
+    for line, pair in zip(ratio_lines, pairs, strict=True):
         better = "higher better" if line["higher_is_better"] else "lower better"
         overlap = {True: ", overlap", False: ", ranges apart", None: ""}[line.get("ranges_overlap")]
         lines.append(
-            f"  {line['scenario']:<24} {line['metric']:<14} {line['numerator']}/{line['denominator']}: "
+            f"  {line['scenario']:<24} {line['metric']:<14} {pair:<{width}} "
             f"{fmt(line['ratio'], ',.2f', 'x'):>9}  ({better}{overlap})"
         )
     return "\n".join(lines)

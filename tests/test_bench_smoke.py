@@ -181,6 +181,50 @@ def test_against_kafka_runs_apache_kafka_from_its_jars():
     assert ("produce-1k", "mb_per_s") in {(line["scenario"], line["metric"]) for line in lines if line["kind"] == "ratio"}
 
 
+def sasl_ssl_ratios(lines: list[dict]) -> dict[tuple[str, str, str], float]:
+    return {(line["scenario"], line["numerator"], line["denominator"]): line["ratio"] for line in lines
+            if line["kind"] == "ratio" and line["metric"] == "mb_per_s"}
+
+
+def assert_verified_throughput(lines: list[dict], target: str) -> None:
+    results = by_scenario(lines, target)
+    assert set(results) == {"produce-1k", "consume-1k"}, results
+    for result in results.values():  # counted back as on PLAINTEXT
+        assert result["verified"] and not result["errors"] and result["records"] == 150, result
+        assert THROUGHPUT_KEYS <= result.keys()
+
+
+def test_sasl_ssl_runs_kbroker_over_scram_and_prints_sasl_ssl_over_plaintext():
+    code, lines, stderr = run_bench("--scenarios", "produce-1k,consume-1k", "--sasl-ssl")
+    assert code == 0, stderr
+    for target in ("kbroker", "kbroker+sasl_ssl"):
+        assert_verified_throughput(lines, target)
+    ratios = sasl_ssl_ratios(lines)
+    assert set(ratios) == {("produce-1k", "kbroker+sasl_ssl", "kbroker"), ("consume-1k", "kbroker+sasl_ssl", "kbroker")}
+    results, secure = by_scenario(lines, "kbroker"), by_scenario(lines, "kbroker+sasl_ssl")
+    for scenario, ratio in ratios.items():  # SASL_SSL's figure over PLAINTEXT's, not the other way round
+        assert ratio == pytest.approx(secure[scenario[0]]["mb_per_s"] / results[scenario[0]]["mb_per_s"])
+
+
+@pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
+def test_against_kafka_with_sasl_ssl_runs_apache_kafka_over_sasl_ssl_too():
+    """Four targets, each verified: kbroker and Apache Kafka, each over PLAINTEXT and over SASL_SSL
+    with SCRAM-SHA-512; each broker's SASL_SSL / PLAINTEXT ratio, and the two over SASL_SSL. A
+    warm-up run first on each, logged and not counted."""
+    code, lines, stderr = run_bench("--scenarios", "produce-1k,consume-1k", "--sasl-ssl", "--against", "kafka",
+                                    "--warmup-runs", "1", timeout=240)
+    assert code == 0, stderr
+    for target in ("kbroker", "kbroker+sasl_ssl", "kafka", "kafka+sasl_ssl"):
+        assert_verified_throughput(lines, target)
+        for scenario in ("produce-1k", "consume-1k"):
+            assert f"warm-up 1/1 {scenario} on {target}: " in stderr
+            assert len(by_scenario(lines, target)[scenario]["spread"]["mb_per_s"]["samples"]) == 1
+    pairs = {("kbroker+sasl_ssl", "kbroker"), ("kbroker", "kafka"), ("kafka+sasl_ssl", "kafka"),
+             ("kbroker+sasl_ssl", "kafka+sasl_ssl")}
+    assert set(sasl_ssl_ratios(lines)) == {(scenario, *pair) for scenario in ("produce-1k", "consume-1k") for pair in pairs}
+    assert "kafka+sasl_ssl answers Metadata at 127.0.0.1:" in stderr  # the SASL_SSL listener's address
+
+
 @pytest.mark.skipif(apache_kafka_unavailable_reason() is not None, reason=apache_kafka_unavailable_reason() or "")
 def test_kafka_producer_perf_test_runs_against_both():
     done = subprocess.run([sys.executable, str(SCRIPTS / "bench_perf_test.py"), "--scale", "0.0005", "--runs", "1",

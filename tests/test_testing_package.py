@@ -17,7 +17,9 @@ import pytest
 from kbroker.testing.apache_kafka import (
     KAFKA_LIB,
     TOOL_CLASSES,
+    SaslSslListener,
     apache_kafka_unavailable_reason,
+    parse_main_args,
     random_cluster_id,
     server_properties,
 )
@@ -114,6 +116,22 @@ def test_apache_kafka_server_properties_make_one_kraft_node(tmp_path):
     assert settings["controller.quorum.bootstrap.servers"] == "127.0.0.1:9093"
     assert settings["listeners"] == "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
     assert settings["log.dirs"] == str(tmp_path) and settings["offsets.topic.replication.factor"] == "1"
+
+
+def test_apache_kafka_sasl_ssl_listener_beside_plaintext_and_as_command_options(tmp_path):
+    listener = SaslSslListener(9094, tmp_path / "broker.p12", "store-secret", "alice", "alice-secret")
+    settings = dict(line.split("=", 1) for line in server_properties(9092, 9093, tmp_path, sasl_ssl=listener).splitlines())
+    assert settings["listeners"] == "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093"
+    assert settings["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094"
+    assert settings["inter.broker.listener.name"] == "PLAINTEXT" and settings["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert settings["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] == \
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    assert settings["listener.name.sasl_ssl.ssl.keystore.location"] == str(tmp_path / "broker.p12")
+    assert listener.scram_credential() == "SCRAM-SHA-512=[name=alice,password=alice-secret]"
+    assert parse_main_args(["9092", str(tmp_path), *listener.options()]) == (9092, tmp_path, listener)
+    assert parse_main_args(["9092", str(tmp_path)]) == (9092, tmp_path, None)
+    with pytest.raises(SystemExit):  # a port without its key store and user
+        parse_main_args(["9092", str(tmp_path), "--sasl-ssl-port", "9094"])
 
 
 def test_a_cluster_id_is_sixteen_bytes_in_url_safe_base64():
