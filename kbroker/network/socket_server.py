@@ -519,6 +519,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
     def _write_response(self, chunks: list) -> None:
         """The response's chunks, in order: bytes and small regions through the transport, large
         regions with sendfile where the connection allows it (see SENDFILE_MIN_BYTES)."""
+        for chunk in chunks:
+            if type(chunk) is not bytes:
+                self._write_with_regions(chunks)
+                return
+        self.transport.writelines(chunks)  # most responses: bytes only, one writev
+
+    def _write_with_regions(self, chunks: list) -> None:
+        """_write_response's path for a response with a chunk other than bytes (file regions)."""
         out_fd = None
         if self.server.ssl_context is None and any(
                 not isinstance(c, _BYTES_LIKE) and c.data is None and len(c) >= SENDFILE_MIN_BYTES for c in chunks):
