@@ -49,7 +49,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.network.buffers import unfilled_bytearray
@@ -153,6 +153,39 @@ WAKE_DELAY_MAX_S = 0.02
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
 
 
+class _Rest:
+    """Awaitable: the rest of a coroutine begun outside any task and suspended on `waiting_on`
+    (what it yielded: a future, or None for a bare yield), driven as `yield from` would drive it:
+    each value it yields goes to the awaiting task, and what the task sends or throws back goes
+    to it (a cancellation included)."""
+
+    __slots__ = ("_coro", "_waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, value = self._coro, self._waiting_on
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # the task's cancellation (or its closing): the coroutine's
+                try:
+                    value = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    await _Rest(coro, waiting_on)
+
+
 def _sendfile(out_fd: int, region: _FileRegion) -> int:
     """Sends what the non-blocking socket takes now of `region`; returns how many bytes that was."""
     in_fd, position, total, sent = region.fileno(), region.position, len(region), 0
@@ -174,7 +207,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
-                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer")
+                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer",
+                 "_eager", "_running_now")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -206,6 +240,10 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._mute_s = 0.0  # asked by mute_for: how long to stay muted once the response is out
         self._muted = False  # muted now: nothing is read or processed
         self._worker: asyncio.Task | None = None
+        # Plaintext connections begin processing the frames a read completed in that read's
+        # callback (_start_worker); TLS ones in a task, outside tls_transport's read loop.
+        self._eager = server.ssl_context is None
+        self._running_now = False  # _start_worker is processing frames in the current callback
         self._processing = False  # a request is with the processor
         self._closing = False
         self._close_when_idle = False  # a bad frame was seen: answer what came before it, then close
@@ -453,17 +491,38 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.transport.pause_reading()
 
     def _wake_worker(self) -> None:
-        if self._close_when_idle and not self._frames and (self._worker is None or self._worker.done()):
+        worker = self._worker
+        idle = not self._running_now and (worker is None or worker.done())
+        if self._close_when_idle and not self._frames and idle:
             self.close()
             return
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._process_frames())
+        if idle:
+            self._start_worker()
         # Back-pressure: stop reading while a lot of requests queue up behind a slow one.
         if len(self._frames) > self.server.max_queued_requests and not self._queue_full:
             self._queue_full = True
             self._update_reading()
 
     # -- processing -----------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        """Processes the queued frames. On a plaintext connection this begins at once, in the
+        callback of the read that completed them, and a task takes over only if processing has to
+        wait (a purgatory, a throttle, a full write buffer): most requests (a produce with acks=1,
+        a fetch with data) are answered without a task, a scheduled step and a loop turn each.
+        Order is kept as with a task: one worker per connection, frames in the order read."""
+        processing = self._process_frames()
+        if not self._eager:
+            self._worker = asyncio.get_running_loop().create_task(processing)
+            return
+        self._running_now = True
+        try:
+            waiting_on = processing.send(None)
+        except StopIteration:
+            return
+        finally:
+            self._running_now = False
+        self._worker = asyncio.get_running_loop().create_task(_finish(processing, waiting_on))
+
     async def _process_frames(self) -> None:
         processor = self.server.processor
         frames = self._frames
