@@ -1,0 +1,150 @@
+"""How a connection hands its frames to the request processor (kbroker/network/socket_server.py):
+on a plaintext connection processing begins in the callback of the read that completed the
+frames, and a task takes over only when a request has to wait. These drive a SocketServer in
+this process over real sockets on 127.0.0.1, on both event loops the broker runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+import pytest
+
+from kbroker.network.socket_server import KafkaConnection, SocketServer
+from kbroker.testing.waiting import eventually_async
+
+LOOPS = ["asyncio", "uvloop"]
+
+# What the test processor does with a frame, by its first byte.
+ANSWER, SLEEP, BARE_YIELD, NO_ANSWER, FAIL = range(5)
+
+
+def _run(loop: str, scenario):  # noqa: ANN001, ANN202 - a coroutine in, its result out
+    run = asyncio.run if loop == "asyncio" else pytest.importorskip("uvloop").run
+    return run(scenario)
+
+
+def _frame(kind: int, number: int) -> bytes:
+    return struct.pack(">ibi", 5, kind, number)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_requests_that_wait_and_requests_answered_at_once_keep_their_order(loop):
+    """Pipelined requests, some answered without waiting, some waiting on a timer or a bare yield,
+    some without a response (as acks=0): the answers come in request order, each request is
+    processed only after the one before it finished, and reading goes on between them."""
+    kinds = [ANSWER, SLEEP, ANSWER, NO_ANSWER, BARE_YIELD, ANSWER, SLEEP, SLEEP, NO_ANSWER, ANSWER] * 5
+
+    async def scenario() -> tuple[list[int], list[int], list[str]]:
+        started: list[int] = []
+        events: list[str] = []
+
+        async def processor(_conn: KafkaConnection, frame: memoryview) -> list | None:
+            kind, number = struct.unpack_from(">bi", frame)
+            events.append(f"start {number}")
+            started.append(number)
+            if kind == SLEEP:
+                await asyncio.sleep(0.005)
+            elif kind == BARE_YIELD:
+                await asyncio.sleep(0)
+            events.append(f"end {number}")
+            return None if kind == NO_ANSWER else [struct.pack(">ii", 4, number)]
+
+        server = SocketServer("127.0.0.1", 0, processor)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"".join(_frame(kind, n) for n, kind in enumerate(kinds[:25])))
+            await writer.drain()
+            await asyncio.sleep(0.01)  # a second burst while the first may still be in progress
+            writer.write(b"".join(_frame(kind, n) for n, kind in enumerate(kinds) if n >= 25))
+            await writer.drain()
+            answered = [struct.unpack(">i", (await reader.readexactly(8))[4:])[0]
+                        for kind in kinds if kind != NO_ANSWER]
+            writer.close()
+        finally:
+            await server.shutdown(1.0)
+        return started, answered, events
+
+    started, answered, events = _run(loop, scenario())
+    assert started == list(range(len(kinds)))
+    assert answered == [n for n, kind in enumerate(kinds) if kind != NO_ANSWER]
+    assert events == [f"{step} {n}" for n in range(len(kinds)) for step in ("start", "end")]
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_request_waiting_when_its_connection_closes_is_cancelled_and_others_are_served(loop):
+    """A request that waits (here forever) holds only its own connection; when the client goes
+    away, the wait is cancelled (the processor sees CancelledError), as a task's would be. A
+    failing request closes only its connection."""
+
+    async def scenario() -> tuple[list[str], bytes, bytes]:
+        seen: list[str] = []
+
+        async def processor(_conn: KafkaConnection, frame: memoryview) -> list | None:
+            kind, number = struct.unpack_from(">bi", frame)
+            if kind == SLEEP:
+                try:
+                    await asyncio.get_running_loop().create_future()
+                except asyncio.CancelledError:
+                    seen.append(f"cancelled {number}")
+                    raise
+            if kind == FAIL:
+                raise RuntimeError("a bug in a handler")
+            return [struct.pack(">ii", 4, number)]
+
+        server = SocketServer("127.0.0.1", 0, processor)
+        await server.start()
+        try:
+            waiting_reader, waiting = await asyncio.open_connection("127.0.0.1", server.port)
+            waiting.write(_frame(ANSWER, 1) + _frame(SLEEP, 2) + _frame(ANSWER, 3))
+            first = await waiting_reader.readexactly(8)
+            other_reader, other = await asyncio.open_connection("127.0.0.1", server.port)
+            other.write(_frame(ANSWER, 7))
+            served = await other_reader.readexactly(8)
+            waiting.close()
+
+            await eventually_async(lambda: seen, what="the waiting request cancelled", timeout=5)
+            other.write(_frame(FAIL, 8) + _frame(ANSWER, 9))
+            closed = await other_reader.read()  # the connection closes without answering
+            other.close()
+            assert served == struct.pack(">ii", 4, 7) and closed == b""
+        finally:
+            await server.shutdown(1.0)
+        return seen, first, served
+
+    seen, first, _ = _run(loop, scenario())
+    assert seen == ["cancelled 2"]
+    assert first == struct.pack(">ii", 4, 1)
+
+
+def test_processing_begins_in_the_read_callback_only_on_plaintext_connections():
+    """A plaintext connection processes a frame without a task while nothing makes it wait; what
+    follows a wait runs in a task."""
+
+    async def scenario() -> list[bool]:
+        in_task: list[bool] = []
+
+        async def processor(_conn: KafkaConnection, frame: memoryview) -> list:
+            kind, number = struct.unpack_from(">bi", frame)
+            in_task.append(asyncio.current_task() is not None)
+            if kind == SLEEP:
+                await asyncio.sleep(0.001)
+                in_task.append(asyncio.current_task() is not None)
+            return [struct.pack(">ii", 4, number)]
+
+        server = SocketServer("127.0.0.1", 0, processor)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            for n, kind in enumerate([ANSWER, SLEEP, ANSWER]):
+                writer.write(_frame(kind, n))
+                assert struct.unpack(">ii", await reader.readexactly(8))[1] == n
+            writer.close()
+            await eventually_async(lambda: not server.connections, what="the connection closed", timeout=5)
+        finally:
+            await server.shutdown(1.0)
+        return in_task
+
+    assert _run("uvloop", scenario()) == [False, False, True, False]
