@@ -148,3 +148,60 @@ def test_processing_begins_in_the_read_callback_only_on_plaintext_connections():
         return in_task
 
     assert _run("uvloop", scenario()) == [False, False, True, False]
+
+
+class _CountingTransport:
+    """The connection's transport, with its writelines calls counted (everything else passed on)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self.sends: list[int] = []
+
+    def writelines(self, chunks: list) -> None:
+        self.sends.append(len(chunks))
+        self._transport.writelines(chunks)
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - a proxy
+        return getattr(self._transport, name)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_answers_to_the_frames_of_one_read_go_out_in_one_send_and_before_a_close(loop):
+    """Frames that arrived in one read are answered with one send once they are all processed
+    (in order, each answer whole); a request that waits sends what was answered before it first,
+    and so does a request that closes the connection."""
+    from kbroker.network.socket_server import CloseConnection
+
+    async def scenario() -> tuple[list[int], list[int], bytes, list[int]]:
+        async def processor(_conn: KafkaConnection, frame: memoryview) -> list | None:
+            kind, number = struct.unpack_from(">bi", frame)
+            if kind == SLEEP:
+                await asyncio.sleep(0.005)
+            if kind == FAIL:
+                raise CloseConnection([struct.pack(">ii", 4, -number)])
+            return None if kind == NO_ANSWER else [struct.pack(">ii", 4, number)]
+
+        server = SocketServer("127.0.0.1", 0, processor)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(_frame(ANSWER, 0))
+            assert await reader.readexactly(8) == struct.pack(">ii", 4, 0)
+            (conn,) = server.connections
+            counting = conn.transport = _CountingTransport(conn.transport)  # type: ignore[assignment]
+            burst = [ANSWER, ANSWER, NO_ANSWER, ANSWER, SLEEP, ANSWER, ANSWER]
+            writer.write(b"".join(_frame(kind, n) for n, kind in enumerate(burst, 1)))
+            answered = [struct.unpack(">ii", await reader.readexactly(8))[1] for kind in burst if kind != NO_ANSWER]
+            sends_of_burst = list(counting.sends)
+            writer.write(_frame(ANSWER, 10) + _frame(ANSWER, 11) + _frame(FAIL, 12) + _frame(ANSWER, 13))
+            rest = await reader.read()  # up to the close
+            writer.close()
+        finally:
+            await server.shutdown(1.0)
+        return answered, sends_of_burst, rest, counting.sends
+
+    answered, sends_of_burst, rest, _ = _run(loop, scenario())
+    assert answered == [1, 2, 4, 5, 6, 7]
+    # 1, 2 and 4 in one send before request 5 waits; 5, 6 and 7 after it (in its task, one each).
+    assert sends_of_burst[0] == 3 and sum(sends_of_burst) == 6
+    assert rest == struct.pack(">ii", 4, 10) + struct.pack(">ii", 4, 11) + struct.pack(">ii", 4, -12)

@@ -185,6 +185,13 @@ class _Rest:
                     return
 
 
+def _all_bytes(chunks: list) -> bool:
+    for chunk in chunks:
+        if type(chunk) is not bytes:
+            return False
+    return True
+
+
 async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
     await _Rest(coro, waiting_on)
 
@@ -211,7 +218,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
                  "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer",
-                 "_eager", "_running_now")
+                 "_eager", "_running_now", "_held")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -247,6 +254,9 @@ class KafkaConnection(asyncio.BufferedProtocol):
         # callback (_start_worker); TLS ones in a task, outside tls_transport's read loop.
         self._eager = server.ssl_context is None
         self._running_now = False  # _start_worker is processing frames in the current callback
+        # Responses of bytes held back while the same callback goes on to the next frames: written
+        # together, in order, when that processing ends or waits (or before a close).
+        self._held: list | None = None
         self._processing = False  # a request is with the processor
         self._closing = False
         self._close_when_idle = False  # a bad frame was seen: answer what came before it, then close
@@ -524,6 +534,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             return
         finally:
             self._running_now = False
+            if self._held is not None:
+                self._write_held()
         self._worker = asyncio.get_running_loop().create_task(_finish(processing, waiting_on))
 
     async def _process_frames(self) -> None:
@@ -544,6 +556,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             try:
                 chunks = await processor(self, frame)
             except CloseConnection as exc:
+                if self._held is not None:
+                    self._write_held()
                 if exc.last_response and not self._closing:
                     self.transport.writelines(exc.last_response)  # close() flushes it first
                 self.close()
@@ -554,12 +568,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 bad_input_log.log(logging.ERROR, source_of(self.peer), "unexpected error",
                                   "closing connection from %s: unexpected error while processing a request",
                                   self.peer, exc_info=True)
+                if self._held is not None:
+                    self._write_held()
                 self.close()
                 return
             finally:
                 self._processing = False
                 self.server.in_flight -= 1
             if chunks and not self._closing:
+                if self._held is not None:
+                    chunks = self._held + chunks
+                    self._held = None
+                if self._running_now and frames and not self._mute_s and _all_bytes(chunks):
+                    self._held = chunks  # more frames of this read are processed first: one send for all
+                    continue
                 try:
                     self._write_response(chunks)
                 except ConnectionError:  # the peer went away while sendfile wrote to its socket
@@ -578,14 +600,19 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._close_when_idle:
             self.close()
 
+    def _write_held(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._closing:
+            self.transport.writelines(held)
+            self.last_active = time.monotonic()
+
     def _write_response(self, chunks: list) -> None:
         """The response's chunks, in order: bytes and small regions through the transport, large
         regions with sendfile where the connection allows it (see SENDFILE_MIN_BYTES)."""
-        for chunk in chunks:
-            if type(chunk) is not bytes:
-                self._write_with_regions(chunks)
-                return
-        self.transport.writelines(chunks)  # most responses: bytes only, one writev
+        if _all_bytes(chunks):
+            self.transport.writelines(chunks)  # most responses: bytes only, one writev
+        else:
+            self._write_with_regions(chunks)
 
     def _write_with_regions(self, chunks: list) -> None:
         """_write_response's path for a response with a chunk other than bytes (file regions)."""
