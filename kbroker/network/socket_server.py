@@ -5,8 +5,9 @@ at a time, in order, to the request processor (like Kafka, a connection is "mute
 request is in flight, so responses keep request order), and writes the response chunks it gets
 back. On a plaintext connection that processing begins in the callback of the read that
 completed the frames, and a task takes over only when a request has to wait (_start_worker): a
-request answered at once costs no task and no extra loop turn. A frame too large or negative
-closes the connection.
+request answered at once costs no task and no extra loop turn, and the answers to the frames of
+one read go out in one send (held until those frames are processed, or one waits, or a close).
+A frame too large or negative closes the connection.
 
 Memory follows the bytes that arrived, not what a client claims: reads land in one scratch buffer
 per listener; whole frames are copied out of it, and a frame that is still arriving gets a buffer
