@@ -155,10 +155,12 @@ class _CountingTransport:
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
-        self.sends: list[int] = []
+        self.sends: list[int] = []  # chunks per send
+        self.sizes: list[int] = []  # bytes per send
 
     def writelines(self, chunks: list) -> None:
         self.sends.append(len(chunks))
+        self.sizes.append(sum(len(chunk) for chunk in chunks))
         self._transport.writelines(chunks)
 
     def __getattr__(self, name: str):  # noqa: ANN204 - a proxy
@@ -205,3 +207,39 @@ def test_the_answers_to_the_frames_of_one_read_go_out_in_one_send_and_before_a_c
     # 1, 2 and 4 in one send before request 5 waits; 5, 6 and 7 after it (in its task, one each).
     assert sends_of_burst[0] == 3 and sum(sends_of_burst) == 6
     assert rest == struct.pack(">ii", 4, 10) + struct.pack(">ii", 4, 11) + struct.pack(">ii", 4, -12)
+
+
+def test_answers_held_back_are_bounded():
+    """Large answers are not gathered without bound: a send carries at most HELD_MAX_BYTES held
+    back plus one answer, so a burst of requests with large answers still meets the transport's
+    flow control."""
+    from kbroker.network.socket_server import HELD_MAX_BYTES
+
+    answer = 40 * 1024
+
+    async def scenario() -> list[int]:
+        async def processor(_conn: KafkaConnection, frame: memoryview) -> list:
+            _kind, number = struct.unpack_from(">bi", frame)
+            return [struct.pack(">ii", answer + 4, number), bytes(answer)]
+
+        server = SocketServer("127.0.0.1", 0, processor)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(_frame(ANSWER, 0))
+            await reader.readexactly(answer + 8)
+            (conn,) = server.connections
+            counting = conn.transport = _CountingTransport(conn.transport)  # type: ignore[assignment]
+            writer.write(b"".join(_frame(ANSWER, n) for n in range(1, 7)))
+            for n in range(1, 7):
+                head = await reader.readexactly(8)
+                assert struct.unpack(">ii", head) == (answer + 4, n)
+                await reader.readexactly(answer)
+            writer.close()
+        finally:
+            await server.shutdown(1.0)
+        return counting.sizes
+
+    sizes = _run("uvloop", scenario())
+    assert sum(sizes) == 6 * (answer + 8)
+    assert len(sizes) >= 3 and max(sizes) <= HELD_MAX_BYTES + answer + 8

@@ -153,6 +153,10 @@ TLS_HELD_BYTES = 17 * 1024
 # the middle of a request is not always more of it (a close_notify, say).
 WAKE_DELAY_MAX_S = 0.02
 
+# The answers held back to go out with those of the read's next frames, at most (bytes): past it
+# they are written, and a full transport buffer makes the connection wait as for any response.
+HELD_MAX_BYTES = 64 * 1024
+
 # processor(connection, frame) -> list of response chunks (None: no response, e.g. acks=0)
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
 
@@ -191,6 +195,16 @@ def _all_bytes(chunks: list) -> bool:
         if type(chunk) is not bytes:
             return False
     return True
+
+
+def _holdable(chunks: list) -> bool:
+    """Chunks a connection may hold back to send with the next answers: bytes, HELD_MAX_BYTES in all."""
+    size = 0
+    for chunk in chunks:
+        if type(chunk) is not bytes:
+            return False
+        size += len(chunk)
+    return size <= HELD_MAX_BYTES
 
 
 async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
@@ -580,7 +594,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 if self._held is not None:
                     chunks = self._held + chunks
                     self._held = None
-                if self._running_now and frames and not self._mute_s and _all_bytes(chunks):
+                if self._running_now and frames and not self._mute_s and _holdable(chunks):
                     self._held = chunks  # more frames of this read are processed first: one send for all
                     continue
                 try:
