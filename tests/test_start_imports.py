@@ -157,3 +157,27 @@ def test_start_up_dataclasses_have_docstrings() -> None:
     (~0.2-0.5M instructions each on Python 3.11): the classes a start creates carry their own."""
     out = subprocess.run([sys.executable, "-c", _DATACLASS_DOCS], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
+
+
+def test_a_route_calls_the_handler_module_itself_not_the_stand_in() -> None:
+    """KafkaApis keeps, per API and version, the handler module's own `handle`: later requests
+    pay for no stand-in coroutine in front of it (the module is imported by the first request)."""
+    import asyncio
+    import importlib
+    from types import SimpleNamespace
+
+    from kbroker.api.kafka_apis import KafkaApis
+    from kbroker.protocol.api_keys import ApiKey
+    from kbroker.security.client_quota_manager import ClientQuotaManagers
+    from kbroker.testing.wire import api_versions_request, correlation_id_of
+
+    services = SimpleNamespace(sasl_listeners={}, authorizer=None, client_quotas=ClientQuotaManagers(),
+                               config={"group.coordinator.rebalance.protocols": ["classic"]})
+    apis = KafkaApis(services)  # type: ignore[arg-type]
+    conn = SimpleNamespace(peer="10.0.0.9:4242", listener_name="PLAINTEXT", session=None, request_arrival=0.0)
+    for correlation_id in (7, 8):
+        chunks = asyncio.run(apis.process(conn, memoryview(api_versions_request(correlation_id, 3))[4:]))  # type: ignore[arg-type]
+        assert correlation_id_of(b"".join(chunks)[4:]) == correlation_id
+    module = importlib.import_module("kbroker.api.handlers.api_versions")
+    assert apis._routes[(ApiKey.API_VERSIONS, 3)].handle is module.handle
+    assert apis.handlers[ApiKey.API_VERSIONS].handle is module.handle

@@ -42,7 +42,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kbroker.api import quota_helper
-from kbroker.api.handlers import CloseConnection, Handler, load_handlers
+from kbroker.api.handlers import CloseConnection, Handler, load_handlers, resolved
 from kbroker.api.request_context import RequestContext
 from kbroker.metadata.znode_store import ZooKeeperUnavailableError
 from kbroker.metrics.stats import remote_time_s
@@ -214,7 +214,8 @@ class KafkaApis:
                                   conn.peer, _api_name(api_key), version, handler.min_version,
                                   handler.max_version, header.client_id)
             raise socket_server.CloseConnection
-        route = self._routes[(api_key, version)] = Route(handler, version, self.request_metrics)
+        route = self._routes[(api_key, version)] = Route(resolved(self.handlers, api_key), version,
+                                                         self.request_metrics)
         return route
 
     def _unparsable(self, conn: KafkaConnection, header: RequestHeader, exc: CodecError) -> list:

@@ -3,7 +3,11 @@
 Each connection reads size-prefixed frames (bounded by socket.request.max.bytes), hands them one
 at a time, in order, to the request processor (like Kafka, a connection is "muted" while its
 request is in flight, so responses keep request order), and writes the response chunks it gets
-back. A frame too large or negative closes the connection.
+back. On a plaintext connection that processing begins in the callback of the read that
+completed the frames, and a task takes over only when a request has to wait (_start_worker): a
+request answered at once costs no task and no extra loop turn, and the answers to the frames of
+one read go out in one send (held until those frames are processed, or one waits, or a close).
+A frame too large or negative closes the connection.
 
 Memory follows the bytes that arrived, not what a client claims: reads land in one scratch buffer
 per listener; whole frames are copied out of it, and a frame that is still arriving gets a buffer
@@ -49,7 +53,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from kbroker.network.buffers import unfilled_bytearray
@@ -149,8 +153,62 @@ TLS_HELD_BYTES = 17 * 1024
 # the middle of a request is not always more of it (a close_notify, say).
 WAKE_DELAY_MAX_S = 0.02
 
+# The answers held back to go out with those of the read's next frames, at most (bytes): past it
+# they are written, and a full transport buffer makes the connection wait as for any response.
+HELD_MAX_BYTES = 64 * 1024
+
 # processor(connection, frame) -> list of response chunks (None: no response, e.g. acks=0)
 RequestProcessor = Callable[["KafkaConnection", memoryview], Awaitable["list | None"]]
+
+
+class _Rest:
+    """Awaitable: the rest of a coroutine begun outside any task and suspended on `waiting_on`
+    (what it yielded: a future, or None for a bare yield), driven as `yield from` would drive it:
+    each value it yields goes to the awaiting task, and what the task sends or throws back goes
+    to it (a cancellation included)."""
+
+    __slots__ = ("_coro", "_waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, value = self._coro, self._waiting_on
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # the task's cancellation (or its closing): the coroutine's
+                try:
+                    value = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration:
+                    return
+
+
+def _all_bytes(chunks: list) -> bool:
+    for chunk in chunks:
+        if type(chunk) is not bytes:
+            return False
+    return True
+
+
+def _holdable(chunks: list) -> bool:
+    """Chunks a connection may hold back to send with the next answers: bytes, HELD_MAX_BYTES in all."""
+    size = 0
+    for chunk in chunks:
+        if type(chunk) is not bytes:
+            return False
+        size += len(chunk)
+    return size <= HELD_MAX_BYTES
+
+
+async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+    await _Rest(coro, waiting_on)
 
 
 def _sendfile(out_fd: int, region: _FileRegion) -> int:
@@ -174,7 +232,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
     __slots__ = ("server", "listener_name", "address", "peer", "last_active", "transport", "_head", "_frame",
                  "_frame_size", "_frame_filled", "_charged", "_frames", "_worker", "_processing", "_closing",
                  "_close_when_idle", "_queue_full", "_reading", "_write_paused", "_write_waiter", "session",
-                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer")
+                 "_arrivals", "request_arrival", "_mute_s", "_muted", "_ack_socket", "_wake_bytes", "_wake_timer",
+                 "_eager", "_running_now", "_held")
 
     # Set by connection_made, which asyncio calls before any other method of a protocol runs,
     # so the framing and writing paths never see a connection without one.
@@ -206,6 +265,13 @@ class KafkaConnection(asyncio.BufferedProtocol):
         self._mute_s = 0.0  # asked by mute_for: how long to stay muted once the response is out
         self._muted = False  # muted now: nothing is read or processed
         self._worker: asyncio.Task | None = None
+        # Plaintext connections begin processing the frames a read completed in that read's
+        # callback (_start_worker); TLS ones in a task, outside tls_transport's read loop.
+        self._eager = server.ssl_context is None
+        self._running_now = False  # _start_worker is processing frames in the current callback
+        # Responses of bytes held back while the same callback goes on to the next frames: written
+        # together, in order, when that processing ends or waits (or before a close).
+        self._held: list | None = None
         self._processing = False  # a request is with the processor
         self._closing = False
         self._close_when_idle = False  # a bad frame was seen: answer what came before it, then close
@@ -453,17 +519,40 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 self.transport.pause_reading()
 
     def _wake_worker(self) -> None:
-        if self._close_when_idle and not self._frames and (self._worker is None or self._worker.done()):
+        worker = self._worker
+        idle = not self._running_now and (worker is None or worker.done())
+        if self._close_when_idle and not self._frames and idle:
             self.close()
             return
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.get_running_loop().create_task(self._process_frames())
+        if idle:
+            self._start_worker()
         # Back-pressure: stop reading while a lot of requests queue up behind a slow one.
         if len(self._frames) > self.server.max_queued_requests and not self._queue_full:
             self._queue_full = True
             self._update_reading()
 
     # -- processing -----------------------------------------------------------------------
+    def _start_worker(self) -> None:
+        """Processes the queued frames. On a plaintext connection this begins at once, in the
+        callback of the read that completed them, and a task takes over only if processing has to
+        wait (a purgatory, a throttle, a full write buffer): most requests (a produce with acks=1,
+        a fetch with data) are answered without a task, a scheduled step and a loop turn each.
+        Order is kept as with a task: one worker per connection, frames in the order read."""
+        processing = self._process_frames()
+        if not self._eager:
+            self._worker = asyncio.get_running_loop().create_task(processing)
+            return
+        self._running_now = True
+        try:
+            waiting_on = processing.send(None)
+        except StopIteration:
+            return
+        finally:
+            self._running_now = False
+            if self._held is not None:
+                self._write_held()
+        self._worker = asyncio.get_running_loop().create_task(_finish(processing, waiting_on))
+
     async def _process_frames(self) -> None:
         processor = self.server.processor
         frames = self._frames
@@ -482,6 +571,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
             try:
                 chunks = await processor(self, frame)
             except CloseConnection as exc:
+                if self._held is not None:
+                    self._write_held()
                 if exc.last_response and not self._closing:
                     self.transport.writelines(exc.last_response)  # close() flushes it first
                 self.close()
@@ -492,12 +583,20 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 bad_input_log.log(logging.ERROR, source_of(self.peer), "unexpected error",
                                   "closing connection from %s: unexpected error while processing a request",
                                   self.peer, exc_info=True)
+                if self._held is not None:
+                    self._write_held()
                 self.close()
                 return
             finally:
                 self._processing = False
                 self.server.in_flight -= 1
             if chunks and not self._closing:
+                if self._held is not None:
+                    chunks = self._held + chunks
+                    self._held = None
+                if self._running_now and frames and not self._mute_s and _holdable(chunks):
+                    self._held = chunks  # more frames of this read are processed first: one send for all
+                    continue
                 try:
                     self._write_response(chunks)
                 except ConnectionError:  # the peer went away while sendfile wrote to its socket
@@ -516,9 +615,22 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._close_when_idle:
             self.close()
 
+    def _write_held(self) -> None:
+        held, self._held = self._held, None
+        if held and not self._closing:
+            self.transport.writelines(held)
+            self.last_active = time.monotonic()
+
     def _write_response(self, chunks: list) -> None:
         """The response's chunks, in order: bytes and small regions through the transport, large
         regions with sendfile where the connection allows it (see SENDFILE_MIN_BYTES)."""
+        if _all_bytes(chunks):
+            self.transport.writelines(chunks)  # most responses: bytes only, one writev
+        else:
+            self._write_with_regions(chunks)
+
+    def _write_with_regions(self, chunks: list) -> None:
+        """_write_response's path for a response with a chunk other than bytes (file regions)."""
         out_fd = None
         if self.server.ssl_context is None and any(
                 not isinstance(c, _BYTES_LIKE) and c.data is None and len(c) >= SENDFILE_MIN_BYTES for c in chunks):

@@ -25,6 +25,7 @@ from kbroker.protocol.schema import REGISTRY
 _REQUEST_HEADER_FIXED = struct.Struct(">hhih")  # key, version, correlation id, client id length
 _REQUEST_HEADER_V0 = struct.Struct(">hhi")
 _CORRELATION_ID = struct.Struct(">i")
+_CONTROLLED_SHUTDOWN = int(ApiKey.CONTROLLED_SHUTDOWN)  # read per request: an enum member's lookup is not free
 
 
 @dataclass(slots=True)
@@ -72,11 +73,15 @@ def decode_request_header(buf: memoryview) -> tuple[RequestHeader, int]:
     or a client id that is not UTF-8.
     """
     try:
-        if len(buf) >= 8:
+        if len(buf) >= 10:  # one unpack for every header but a bare ControlledShutdown v0's
+            api_key, api_version, correlation_id, length = _REQUEST_HEADER_FIXED.unpack_from(buf, 0)
+        else:
             api_key, api_version, correlation_id = _REQUEST_HEADER_V0.unpack_from(buf, 0)
-            if api_key == ApiKey.CONTROLLED_SHUTDOWN and api_version == 0:
-                return RequestHeader(api_key, api_version, correlation_id, None), 8
-        api_key, api_version, correlation_id, length = _REQUEST_HEADER_FIXED.unpack_from(buf, 0)
+            length = None
+        if api_key == _CONTROLLED_SHUTDOWN and api_version == 0:
+            return RequestHeader(api_key, api_version, correlation_id, None), 8
+        if length is None:
+            raise CodecError("request header truncated before the client id")
         pos = 10
         client_id = None
         if length >= 0:

@@ -133,12 +133,20 @@ def load_handlers() -> dict[int, Handler]:
     return handlers
 
 
+def resolved(handlers: dict[int, Handler], api_key: int) -> Handler:
+    """The registry's entry for `api_key` with its module's own `handle`, the module imported now
+    if no request has imported it yet. The request pipeline keeps what this returns (a request
+    then costs no stand-in coroutine in front of its handler)."""
+    handler = handlers[api_key]
+    if getattr(handler.handle, "imports_module", False):  # still the stand-in
+        module = importlib.import_module(f"{__name__}.{handler.name}")
+        handler = handlers[api_key] = handler._replace(handle=module.handle)
+    return handler
+
+
 def _import_on_first_call(handlers: dict[int, Handler], api_key: int) -> Callable[[Any, dict], Awaitable[dict | None]]:
     async def handle(ctx: Any, request: dict) -> dict | None:
-        handler = handlers[api_key]
-        if handler.handle is handle:  # not replaced meanwhile (by a concurrent first request)
-            module = importlib.import_module(f"{__name__}.{handler.name}")
-            handler = handlers[api_key] = handler._replace(handle=module.handle)
-        return await handler.handle(ctx, request)
+        return await resolved(handlers, api_key).handle(ctx, request)
 
+    handle.imports_module = True  # type: ignore[attr-defined]
     return handle
