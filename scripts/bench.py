@@ -25,6 +25,7 @@ import os
 import secrets
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -664,8 +665,14 @@ def summary_of(scenario: Scenario, target: str, measured: dict, loopback_mb_s: f
     return summary
 
 
+def _stop_on_sigterm(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds every `finally`: the brokers are stopped
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # A SIGTERM (a test's time limit, a CI job's end) stops the brokers and removes the data too.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     specs = broker_specs(args)
     work_dir = tempfile.mkdtemp(prefix="kbroker-bench-")
     try:

@@ -31,10 +31,15 @@ THROUGHPUT_KEYS = {"records", "record_bytes", "seconds", "records_per_s", "mb_pe
 
 
 def run_bench(*args: str, timeout: float = 90) -> tuple[int, list[dict], str]:
-    done = subprocess.run(
-        [str(SCRIPTS / "bench"), *TINY, *args], capture_output=True, text=True, timeout=timeout
-    )
-    return done.returncode, [json.loads(line) for line in done.stdout.splitlines()], done.stderr
+    with subprocess.Popen([str(SCRIPTS / "bench"), *TINY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as bench:
+        try:
+            stdout, stderr = bench.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            bench.terminate()  # SIGTERM: the bench stops its brokers (a SIGKILL would leave them running)
+            _, stderr = bench.communicate(timeout=60)
+            pytest.fail(f"scripts/bench did not finish within {timeout} s:\n{stderr[-5000:]}")
+    return bench.returncode, [json.loads(line) for line in stdout.splitlines()], stderr
 
 
 def by_scenario(lines: list[dict], target: str) -> dict[str, dict]:
