@@ -366,9 +366,11 @@ class ProduceConnection:
         from kbroker.testing.batches import producer_batch
 
         value = (f"connection {ident} ".encode() + b"." * RECORD_BYTES)[:RECORD_BYTES]
+        # Stamped now: a stale timestamp would be older than retention.ms, and the broker's first
+        # retention pass (log.initial.task.delay.ms, 30 s, inside the run) would delete the records.
         body = request_codec(0, PRODUCE_VERSION).encode({
             "transactional_id": None, "acks": ACKS, "timeout_ms": 30_000,
-            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": producer_batch([value])}]}],
+            "topic_data": [{"name": topic, "partition_data": [{"index": partition, "records": producer_batch([value], timestamp=int(time.time() * 1000))}]}],
         })
         header = wire.request_header(0, PRODUCE_VERSION, 0, f"bench-connection-{ident}", True)
         self.frame = bytearray(wire.frame(header + body))
