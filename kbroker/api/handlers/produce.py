@@ -151,15 +151,11 @@ async def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceRespons
     prepared = None  # what worker threads checked (kbroker.append.offload.threads), by partition
     if services.append_offloader is not None:
         prepared = await _prepare_in_workers(services.append_offloader, replica_manager, appends, refused)
-    if guards is None and prepared is None and not refused:  # the common request: no verification, no workers
-        for tp, records in appends:
-            results[tp] = replica_manager.append_to_partition(tp[0], tp[1], records, acks)
-    else:
-        for tp, records in appends:
-            error = refused.get(tp)
-            results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(
-                tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp],
-                prepared=None if prepared is None else prepared.get(tp))
+    for tp, records in appends:
+        error = refused.get(tp)
+        results[tp] = ProduceResult(error) if error else replica_manager.append_to_partition(
+            tp[0], tp[1], records, acks, verification_guard=None if guards is None else guards[tp],
+            prepared=None if prepared is None else prepared.get(tp))
     if acks == 0:
         if any(r.error != Errors.NONE for r in results.values()) or any(
                 isinstance(slot, ProduceResult) for _, parts in topics for _, slot in parts):
