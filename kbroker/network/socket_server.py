@@ -199,12 +199,7 @@ def _all_bytes(chunks: list) -> bool:
 
 def _holdable(chunks: list) -> bool:
     """Chunks a connection may hold back to send with the next answers: bytes, HELD_MAX_BYTES in all."""
-    size = 0
-    for chunk in chunks:
-        if type(chunk) is not bytes:
-            return False
-        size += len(chunk)
-    return size <= HELD_MAX_BYTES
+    return _all_bytes(chunks) and sum(map(len, chunks)) <= HELD_MAX_BYTES
 
 
 async def _finish(coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
