@@ -31,6 +31,7 @@ TopicPartition = tuple[str, int]
 # Kafka's FetchRequest.PartitionData, compared whole to find what changed:
 # (topic id or None, fetch offset, log start offset, max bytes, current leader epoch, last fetched epoch)
 PartitionData = tuple["uuid.UUID | None", int, int, int, int, int]
+FETCH_OFFSET, CURRENT_LEADER_EPOCH = 1, 4  # their places in it, for what an answer is checked against
 
 class FetchRequestData(NamedTuple):
     """What one fetch sends (`to_send`, `to_forget`), with the session's partitions as they

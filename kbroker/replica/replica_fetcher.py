@@ -41,7 +41,12 @@ from kbroker.network.network_client import NetworkClient
 from kbroker.protocol.api_keys import ApiKey
 from kbroker.protocol.errors import Errors
 from kbroker.protocol.uuids import ZERO_UUID
-from kbroker.replica.fetch_session_handler import FetchSessionHandler, PartitionData
+from kbroker.replica.fetch_session_handler import (
+    CURRENT_LEADER_EPOCH,
+    FETCH_OFFSET,
+    FetchSessionHandler,
+    PartitionData,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -359,8 +364,8 @@ class ReplicaFetcherThread:
                 tp = (topic, data["partition_index"])
                 asked = asked_partitions.get(tp)
                 state = self.partitions.get(tp)
-                if (asked is None or state is None or state.truncating or state.fetch_offset != asked[1]
-                        or state.current_leader_epoch != asked[4]):
+                if (asked is None or state is None or state.truncating or state.fetch_offset != asked[FETCH_OFFSET]
+                        or state.current_leader_epoch != asked[CURRENT_LEADER_EPOCH]):
                     continue  # the partition moved on while the fetch was out
                 error_code = data["error_code"]  # compared as an int: no Errors lookup per partition
                 if error_code == Errors.NONE:
@@ -373,7 +378,7 @@ class ReplicaFetcherThread:
                     out_of_range.append(tp)
                 elif error_code == Errors.FENCED_LEADER_EPOCH:
                     log.info("%s: %s-%d is fenced at leader epoch %d: waiting for a newer LeaderAndIsr", self.name,
-                             tp[0], tp[1], asked[4])
+                             tp[0], tp[1], asked[CURRENT_LEADER_EPOCH])
                     self._mark_failed(tp)
                 else:
                     error = Errors(error_code)
