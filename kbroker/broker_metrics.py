@@ -85,14 +85,13 @@ def _max_follower_lag(rm: ReplicaManager) -> int:
 def fetch_session_families(manager: FetchManager | None) -> list[Family]:
     """kafka.server:type=FetchSessionCache (zeros until the first Fetch builds the cache)."""
     prefix = "kafka_server_fetchsessioncache_"
-    cache = manager.cache if manager is not None else None
+    sessions, partitions, evictions = (0, 0, 0) if manager is None else (
+        len(manager.cache), manager.cache.total_partitions, manager.cache.evictions)
     return [
-        _gauge(prefix + "numincrementalfetchsessions", "Incremental fetch sessions cached",
-               len(cache) if cache is not None else 0),
-        _gauge(prefix + "numincrementalfetchpartitionscached", "Partitions of the cached fetch sessions",
-               cache.total_partitions if cache is not None else 0),
+        _gauge(prefix + "numincrementalfetchsessions", "Incremental fetch sessions cached", sessions),
+        _gauge(prefix + "numincrementalfetchpartitionscached", "Partitions of the cached fetch sessions", partitions),
         Family(prefix + "incrementalfetchsessionevictionspersec", "counter", "Fetch sessions evicted",
-               [({}, cache.evictions if cache is not None else 0)]),
+               [({}, evictions)]),
     ]
 
 
