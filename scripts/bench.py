@@ -510,12 +510,7 @@ def ratio_pairs(specs: list[BrokerSpec]) -> list[tuple[str, str]]:
     pairs = []
     for spec in specs[1:]:
         twin = spec.name.removesuffix(SASL_SSL)
-        if not spec.sasl_ssl:
-            pairs.append((first, spec.name))
-        elif twin in names:
-            pairs.append((spec.name, twin))
-        else:
-            pairs.append((first, spec.name))
+        pairs.append((spec.name, twin) if spec.sasl_ssl and twin in names else (first, spec.name))
     if first_secure in names:
         pairs += [(first_secure, spec.name) for spec in specs if spec.sasl_ssl and spec.name != first_secure]
     return pairs
