@@ -80,6 +80,9 @@ def medians(scenario: Scenario, target: str, samples: list[dict], loopback_mb_s:
     if scenario.kind == "start":
         summary["start_ms"] = median_of(good, "start_ms")
         summary["all_start_ms"] = [sample["start_ms"] for sample in good]
+        if any("floor_ms" in sample for sample in good):  # kbroker's (bench.measure_runtime_floor)
+            summary["floor_ms"] = median_of(good, "floor_ms")
+            summary["floor_rss_mib"] = median_of(good, "floor_rss_mib")
         return summary
     seconds = median_of(good, "seconds")
     summary.update(
@@ -342,6 +345,8 @@ def detail_table(results: list[dict], memory: list[dict], loopback: dict, runs: 
             )
         if summary.get("type") == "metadata" and summary["runs"]:
             lines += bench_metadata.table_lines(summary)
+        if summary.get("floor_ms") is not None:
+            lines.append(floor_line(summary))
         if summary.get("type") == "consume" and summary["runs"]:
             lines.append(fetch_line(summary))
         if summary.get("type") == "connections" and summary["runs"]:
@@ -367,6 +372,15 @@ def replication_line(summary: dict, ids: str) -> str:
     per_gb = " / ".join(fmt(value, ",.2f") for value in summary.get("broker_cpu_s_per_replicated_gb_each") or [])
     written = " / ".join(fmt(none_or(value, 1e-9), ",.3f") for value in summary.get("replicated_bytes_each") or [])
     return f"{'':14}CPU s per replicated GB of brokers {ids}: {per_gb or '-'} (GB in each broker's log of the topic: {written or '-'})"
+
+
+def floor_line(summary: dict) -> str:
+    """The start's floor: the same interpreter with asyncio and uvloop imported, nothing else."""
+    return (
+        f"{'':14}floor: Python with asyncio and uvloop imported, no kbroker code: {fmt(summary['floor_ms'])} ms to "
+        f"its first output, RSS {fmt(summary['floor_rss_mib'])} MiB (medians; issue 15's targets: start <= 50 ms, "
+        f"idle RSS <= 20 MiB)"
+    )
 
 
 def fetch_line(summary: dict) -> str:

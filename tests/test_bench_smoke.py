@@ -142,6 +142,19 @@ def test_connections_scenario_alone():
     assert result["spread"]["p99_ms"]["samples"] == [pytest.approx(result["p99_ms"])]
 
 
+def test_start_reports_the_interpreter_floor_beside_kbroker_only():
+    """From the second run on, a start sample of kbroker comes with its interpreter's floor: the
+    same Python importing asyncio and uvloop, nothing else. Its RSS is below the broker's, which
+    imports all of that and more; a broker given as a command gets no floor."""
+    other = f"{sys.executable} -m kbroker --override listeners=PLAINTEXT://127.0.0.1:{{port}} --override log.dirs={{dir}}"
+    code, lines, stderr = run_bench("--scenarios", "start", "--runs", "2", "--against", other)
+    assert code == 0, stderr
+    started = by_scenario(lines, "kbroker")["start"]
+    (memory,) = [line for line in lines if line["kind"] == "memory" and line["target"] == "kbroker"]
+    assert started["floor_ms"] > 0 and 5 < started["floor_rss_mib"] < memory["rss_idle_mib"]
+    assert "floor_ms" not in by_scenario(lines, Path(sys.executable).name)["start"]
+
+
 def test_against_runs_the_same_scenarios_and_prints_ratios():
     other = f"{sys.executable} -m kbroker --override listeners=PLAINTEXT://127.0.0.1:{{port}} --override log.dirs={{dir}}"
     code, lines, stderr = run_bench("--scenarios", "start,produce-1k,e2e-latency", "--against", other)
