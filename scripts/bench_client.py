@@ -67,8 +67,8 @@ def filler_payload(size: int) -> bytes:
 
 
 class Window:
-    """Wall time, own CPU (also per thread name: the Python loop apart from librdkafka's threads)
-    and broker CPU between start() and stop(); with several brokers (a cluster:
+    """Wall time, own CPU (also per thread name: the Python loop apart from librdkafka's threads),
+    own minor page faults and broker CPU between start() and stop(); with several brokers (a cluster:
     `broker_pid_groups`, one pid list per broker) also each broker's CPU."""
 
     def __init__(self, broker_pids: list[int], broker_pid_groups: list[list[int]] | None = None) -> None:
@@ -83,6 +83,7 @@ class Window:
         self.broker_cpu0 = cpu_seconds_of(self.broker_pids)
         self.group_cpu0 = [cpu_seconds_of(group) for group in self.groups]
         self.threads0 = own_thread_cpu()
+        self.faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         self.cpu0 = time.process_time()
         self.t0 = time.perf_counter()
 
@@ -90,7 +91,10 @@ class Window:
         seconds = time.perf_counter() - self.t0
         client_cpu = time.process_time() - self.cpu0
         result = {"seconds": seconds, "client_cpu_s": client_cpu, "broker_cpu_s": cpu_since(self.broker_cpu0, self.broker_pids),
-                  "client_thread_cpu_s": thread_cpu_since(self.threads0)}
+                  "client_thread_cpu_s": thread_cpu_since(self.threads0),
+                  # Minor page faults: memory the client mapped afresh (librdkafka's buffers of large
+                  # fetch responses and deep queues come from mmap): part of its CPU per MB.
+                  "client_minor_faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - self.faults0}
         if self.groups:
             result["broker_cpu_s_each"] = [cpu_since(cpu0, group) for cpu0, group in zip(self.group_cpu0, self.groups, strict=True)]
         return result

@@ -135,6 +135,8 @@ def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
         fetch_bytes_per_value_byte=response_bytes / scenario.value_bytes if response_bytes is not None else None,
         **cpu_per_mb(scenario, good),
     )
+    faults = median_of(good, "client_minor_faults")
+    fields["client_minor_faults_per_mb"] = faults / (scenario.value_bytes / 1e6) if faults is not None else None
     return fields
 
 
@@ -391,7 +393,8 @@ def fetch_line(summary: dict) -> str:
         f"{fmt(none_or(summary.get('fetch_response_bytes'), 1e-6), ',.1f')} MB of responses "
         f"({fmt(none_or(per_request, 1e-3), ',.0f')} kB each, {fmt(summary.get('fetch_bytes_per_value_byte'), '.3f')}x the values), "
         f"rtt avg {fmt(summary.get('fetch_rtt_avg_ms'), ',.2f')} ms; "
-        f"CPU s per MB: client {fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}"
+        f"CPU s per MB: client {fmt(summary.get('client_cpu_s_per_mb'), '.4f')}, broker {fmt(summary.get('broker_cpu_s_per_mb'), '.4f')}; "
+        f"client minor page faults per MB {fmt(summary.get('client_minor_faults_per_mb'), ',.0f')}"
     )
 
 

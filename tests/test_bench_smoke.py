@@ -310,7 +310,7 @@ def test_consume_counts_the_fetch_responses_librdkafka_received(broker):
     assert result["fetch_rtt_avg_ms"] > 0
 
 
-FETCH_KEYS = {"fetch_requests", "fetch_response_bytes", "fetch_bytes_per_request", "fetch_bytes_per_value_byte", "fetch_rtt_avg_ms", "client_cpu_s_per_mb", "broker_cpu_s_per_mb", "partition_rx_ver_drops", "max_fetchq_cnt"}  # fmt: skip
+FETCH_KEYS = {"fetch_requests", "fetch_response_bytes", "fetch_bytes_per_request", "fetch_bytes_per_value_byte", "fetch_rtt_avg_ms", "client_cpu_s_per_mb", "broker_cpu_s_per_mb", "partition_rx_ver_drops", "max_fetchq_cnt", "client_minor_faults_per_mb"}  # fmt: skip
 
 
 def test_consume_scenarios_report_fetch_requests_response_bytes_and_cpu_per_mb():
@@ -324,8 +324,10 @@ def test_consume_scenarios_report_fetch_requests_response_bytes_and_cpu_per_mb()
         assert FETCH_KEYS <= result.keys(), result
         assert result["fetch_requests"] >= 1 and result["fetch_response_bytes"] >= result["records"] * result["record_bytes"]
         assert result["fetch_bytes_per_value_byte"] >= 1 and result["client_cpu_s_per_mb"] > 0
+        assert result["client_minor_faults_per_mb"] >= 0
     table_lines = [line for line in lines if line.strip().startswith("fetch: ")]
-    assert len(table_lines) == 2 and all("MB of responses" in line and "CPU s per MB: client" in line for line in table_lines)
+    assert len(table_lines) == 2 and all("MB of responses" in line and "CPU s per MB: client" in line
+                                         and "minor page faults per MB" in line for line in table_lines)
 
 
 def test_log_benchmark_runs_every_scenario(tmp_path):
