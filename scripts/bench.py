@@ -32,11 +32,12 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
 import bench_metadata
-from bench_broker import BrokerSpec, RunningBroker, pinned, start_broker, stop_broker
+from bench_broker import BENCH_BROKER_SETTINGS, BrokerSpec, RunningBroker, pinned, start_broker, stop_broker
 from bench_cluster import (
     CLUSTER_SIZE,
     RunningCluster,
@@ -528,7 +529,8 @@ def apache_kafka_spec(sasl_ssl: bool = False) -> BrokerSpec:
     reason = apache_kafka_unavailable_reason()
     if reason:
         raise SystemExit(f"scripts/bench: --against {AGAINST_KAFKA}: {reason}")
-    command = f"{sys.executable} -m kbroker.testing.apache_kafka {{port}} {{dir}}"
+    settings = " ".join(f"--override {setting}" for setting in BENCH_BROKER_SETTINGS)
+    command = f"{sys.executable} -m kbroker.testing.apache_kafka {{port}} {{dir}} {settings}"
     if sasl_ssl:
         return BrokerSpec(AGAINST_KAFKA + SASL_SSL, command=command + " {sasl_ssl}", sasl_ssl=True)
     return BrokerSpec(AGAINST_KAFKA, command=command)
@@ -627,11 +629,28 @@ def run_single_broker_scenarios(
                         sample = measure(scenario, brokers[name], f"bench-{token}-r{run + 1}", datasets, by_key)
                     samples[(name, scenario.key)].append(sample)
                     log(f"run {run + 1}/{args.runs} {scenario.key} on {name}: {describe(scenario, sample)}")
+            drop_run_topics(brokers.values(), f"bench-{token}-r{run + 1}")
         after = {name: broker.rss_mib() for name, broker in brokers.items()}
     finally:
         for broker in brokers.values():
             stop_broker(broker)
     return {"samples": samples, "loopback": loopback, "idle": idle, "after": after}
+
+
+def drop_run_topics(brokers: Iterable[RunningBroker | RunningCluster], run_prefix: str) -> None:
+    """Delete a run's topics (each named `<run_prefix>-...`) on every target once the run's samples
+    are taken, so the data of earlier runs does not slow the later ones (BENCH_BROKER_SETTINGS).
+    A broker that cannot delete keeps them: logged, never the run's failure."""
+    from confluent_kafka.admin import AdminClient
+
+    for broker in brokers:
+        try:
+            admin = AdminClient({"bootstrap.servers": broker.bootstrap, **getattr(broker, "client_config", {})})
+            topics = [name for name in admin.list_topics(timeout=30).topics if name.startswith(run_prefix + "-")]
+            for future in (admin.delete_topics(topics, operation_timeout=30).values() if topics else ()):
+                future.result(timeout=60)
+        except Exception as exc:
+            log(f"{broker.name} keeps the topics of {run_prefix}: deleting them failed: {type(exc).__name__}: {exc}")
 
 
 WARMED_KINDS = ("produce", "consume", "e2e")
@@ -679,6 +698,7 @@ def run_cluster_scenarios(
                     sample.update(cluster.replication_figures(topic, sample.get("broker_cpu_s_each")))
                 samples[(CLUSTER, scenario.key)].append(sample)
                 log(f"run {run + 1}/{args.runs} {scenario.key} on {CLUSTER}: {describe(scenario, sample)}")
+            drop_run_topics([cluster], f"bench-{token}-c{run + 1}")
     finally:
         stop_cluster(cluster)
     return samples

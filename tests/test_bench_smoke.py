@@ -273,6 +273,22 @@ def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(bro
     assert "cluster scenarios skipped: --bootstrap names one broker" in stderr
 
 
+def test_each_run_deletes_its_topics_once_measured(broker):
+    """The data of earlier runs slowed later ones: each run's topics are deleted once its samples
+    are taken (consume still reads its run's produce), and no other topic is touched."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("bench-not-a-run", 1, 1)])["bench-not-a-run"].result(timeout=30)
+    code, lines, stderr = run_bench("--bootstrap", broker.bootstrap, "--broker-pid", str(broker.proc.pid),
+                                    "--runs", "2", "--scenarios", "produce-1k,consume-1k")
+    assert code == 0, stderr
+    assert all(result["verified"] and result["runs"] == 2 for result in by_scenario(lines, broker.bootstrap).values())
+    assert "keeps the topics" not in stderr
+    remaining = {name for name in admin.list_topics(timeout=30).topics if name.startswith("bench-")}
+    assert remaining == {"bench-not-a-run"}
+
+
 def run_client(spec: dict) -> dict:
     done = subprocess.run(
         [sys.executable, str(SCRIPTS / "bench_client.py"), json.dumps(spec)], capture_output=True, text=True, timeout=60

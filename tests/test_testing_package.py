@@ -128,8 +128,9 @@ def test_apache_kafka_sasl_ssl_listener_beside_plaintext_and_as_command_options(
         "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     assert settings["listener.name.sasl_ssl.ssl.keystore.location"] == str(tmp_path / "broker.p12")
     assert listener.scram_credential() == "SCRAM-SHA-512=[name=alice,password=alice-secret]"
-    assert parse_main_args(["9092", str(tmp_path), *listener.options()]) == (9092, tmp_path, listener)
-    assert parse_main_args(["9092", str(tmp_path)]) == (9092, tmp_path, None)
+    assert parse_main_args(["9092", str(tmp_path), *listener.options()]) == (9092, tmp_path, listener, [])
+    assert parse_main_args(["9092", str(tmp_path)]) == (9092, tmp_path, None, [])
+    assert parse_main_args(["9092", str(tmp_path), "--override", "a=1", "--override", "b=2"])[3] == ["a=1", "b=2"]
     with pytest.raises(SystemExit):  # a port without its key store and user
         parse_main_args(["9092", str(tmp_path), "--sasl-ssl-port", "9094"])
 

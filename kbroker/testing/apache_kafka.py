@@ -287,8 +287,9 @@ class ApacheKafkaProcess:
         terminate_then_kill(self.proc, 30)
 
 
-def parse_main_args(args: list[str]) -> tuple[int, Path, SaslSslListener | None]:
-    """PORT DIR, and the SASL_SSL listener when --sasl-ssl-port is given (SaslSslListener.options)."""
+def parse_main_args(args: list[str]) -> tuple[int, Path, SaslSslListener | None, list[str]]:
+    """PORT DIR, the SASL_SSL listener when --sasl-ssl-port is given (SaslSslListener.options),
+    and the --override KEY=VALUE settings for kafka.Kafka's own --override."""
     parser = argparse.ArgumentParser(prog="python -m kbroker.testing.apache_kafka",
                                      description="Format DIR and exec into Apache Kafka, one KRaft node.")
     parser.add_argument("port", type=int, help="the PLAINTEXT listener's port")
@@ -299,26 +300,29 @@ def parse_main_args(args: list[str]) -> tuple[int, Path, SaslSslListener | None]
     parser.add_argument("--scram-user", help="the SCRAM user kafka-storage format adds")
     parser.add_argument("--scram-password", help="its password")
     parser.add_argument("--mechanism", default="SCRAM-SHA-512", choices=("SCRAM-SHA-256", "SCRAM-SHA-512"))
+    parser.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="a broker setting over server.properties (kafka.Kafka's --override); may be repeated")
     options = parser.parse_args(args)
     if options.sasl_ssl_port is None:
-        return options.port, options.dir, None
+        return options.port, options.dir, None, options.override
     needed = ("keystore", "store_password", "scram_user", "scram_password")
     if missing := [name for name in needed if getattr(options, name) is None]:
         parser.error(f"--sasl-ssl-port also needs --{', --'.join(name.replace('_', '-') for name in missing)}")
     listener = SaslSslListener(options.sasl_ssl_port, options.keystore.resolve(), options.store_password,
                                options.scram_user, options.scram_password, options.mechanism)
-    return options.port, options.dir, listener
+    return options.port, options.dir, listener, options.override
 
 
 def main(args: list[str]) -> int:
-    """`python -m kbroker.testing.apache_kafka PORT DIR [SASL_SSL options]`: format DIR, exec into
-    Apache Kafka."""
-    port, workdir, sasl_ssl = parse_main_args(args)
+    """`python -m kbroker.testing.apache_kafka PORT DIR [SASL_SSL options] [--override KEY=VALUE]...`:
+    format DIR, exec into Apache Kafka."""
+    port, workdir, sasl_ssl, overrides = parse_main_args(args)
     reason = apache_kafka_unavailable_reason()
     if reason:
         print(f"apache_kafka: {reason}", file=sys.stderr)
         return 3
     argv = prepare_server(workdir, port, sasl_ssl=sasl_ssl)
+    argv += [arg for setting in overrides for arg in ("--override", setting)]
     os.execvp(argv[0], argv)
 
 
