@@ -639,7 +639,7 @@ def run_single_broker_scenarios(
 
 def drop_run_topics(brokers: Iterable[RunningBroker | RunningCluster], run_prefix: str) -> None:
     """Delete a run's topics (each named `<run_prefix>-...`) on every target once the run's samples
-    are taken, so the data of earlier runs does not slow the later ones (BENCH_BROKER_SETTINGS).
+    are taken, so a long benchmark holds one run's data at a time (BENCH_BROKER_SETTINGS).
     A broker that cannot delete keeps them: logged, never the run's failure."""
     from confluent_kafka.admin import AdminClient
 

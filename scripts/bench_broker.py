@@ -46,8 +46,11 @@ STOP_TIMEOUT_S = 15.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # Given to every broker the benchmark starts that takes Kafka's settings (kbroker, Apache Kafka):
 # the topics a run deletes once measured (bench.drop_run_topics) leave the disk at once instead
-# of a minute later (Kafka's default). Every sample's data kept until the end slowed the later
-# samples on this VM: produce-1k 499 -> 336 MB/s with 6 GB more in tmpfs, client and broker alike.
+# of a minute later (Kafka's default), so a long run holds one run's data, not every sample's
+# (`--against kafka --sasl-ssl` at full scale needed 3.7 GB of tmpfs). It does not make the samples
+# equal on a VM with free page reporting (virtio-balloon): memory the guest touches for the first
+# time since it gave it back is slow to write (the kernel's copy into new tmpfs pages was 70% of
+# the broker's CPU in slow samples), whichever run it comes in; hence alternating targets and medians.
 BENCH_BROKER_SETTINGS = ("file.delete.delay.ms=0",)
 
 

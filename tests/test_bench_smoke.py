@@ -274,8 +274,8 @@ def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(bro
 
 
 def test_each_run_deletes_its_topics_once_measured(broker):
-    """The data of earlier runs slowed later ones: each run's topics are deleted once its samples
-    are taken (consume still reads its run's produce), and no other topic is touched."""
+    """A long benchmark holds one run's data at a time: each run's topics are deleted once its
+    samples are taken (consume still reads its run's produce), and no other topic is touched."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
