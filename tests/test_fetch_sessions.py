@@ -8,6 +8,7 @@ metrics); the cache's eviction rules and the fetcher's FetchSessionHandler as pl
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -350,6 +351,40 @@ def test_the_fetch_manager_answers_kafkas_contexts():
     assert [p.request.partition for p, _ in answers] == [1]  # back from its error: sent again
 
 
+def test_the_fetchers_session_handler_reads_no_answer_that_does_not_fit_the_fetch(caplog):
+    """Kafka's verifyFullFetchResponsePartitions and verifyIncrementalFetchResponsePartitions: a
+    full answer names exactly the session's partitions, an incremental one none outside them;
+    otherwise it is not read and the session starts over (a new one after a full fetch, closing
+    the old one after an incremental fetch)."""
+    handler = FetchSessionHandler("test")
+    tid = uuid.uuid4()
+    wanted = {("t", 0): (tid, 0, 0, 1 << 20, 0, 0), ("t", 1): (tid, 0, 0, 1 << 20, 0, 0)}
+    handler.build(dict(wanted), True)
+    with caplog.at_level(logging.INFO, logger="kbroker.replica.fetcher"):
+        assert not handler.handle_response(Errors.NONE, 77, {("t", 0), ("u", 0)})
+    assert "invalid full fetch response with omitted=(t-1), extra=(u-0)" in caplog.text
+    assert (handler.session_id, handler.epoch) == (0, 0)
+    handler.build(dict(wanted), True)
+    assert not handler.handle_response(Errors.NONE, 77, {("t", 0), ("t", 1)}, unknown_topic_ids=1)
+    handler.build(dict(wanted), True)
+    assert handler.handle_response(Errors.NONE, 77, {("t", 0), ("t", 1)})
+    assert (handler.session_id, handler.epoch) == (77, 1)
+    handler.build(dict(wanted), True)
+    assert handler.handle_response(Errors.NONE, 77, set())  # nothing changed: an incremental answer names none
+    handler.build(dict(wanted), True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kbroker.replica.fetcher"):
+        assert not handler.handle_response(Errors.NONE, 77, {("t", 0), ("t", 9)})
+    assert "invalid incremental fetch response with extra=(t-9)" in caplog.text
+    assert (handler.session_id, handler.epoch) == (77, 0)  # the next fetch closes session 77
+    # KIP-219: a throttled full fetch is answered empty: start over, with no log line.
+    handler.build(dict(wanted), True)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="kbroker.replica.fetcher"):
+        assert not handler.handle_response(Errors.NONE, 0, set(), throttled=True)
+    assert caplog.text == "" and (handler.session_id, handler.epoch) == (0, 0)
+
+
 def test_the_fetchers_session_handler_sends_what_changed():
     handler = FetchSessionHandler("test")
     tid = uuid.uuid4()
@@ -359,7 +394,7 @@ def test_the_fetchers_session_handler_sends_what_changed():
 
     full = handler.build({("t", 0): data(0), ("t", 1): data(0)}, True)
     assert (full.session_id, full.epoch, list(full.to_send)) == (0, 0, [("t", 0), ("t", 1)])
-    assert handler.handle_response(Errors.NONE, 77)
+    assert handler.handle_response(Errors.NONE, 77, {("t", 0), ("t", 1)})
     incremental = handler.build({("t", 0): data(5), ("t", 1): data(0), ("t", 2): data(0)}, True)
     assert (incremental.session_id, incremental.epoch) == (77, 1)
     assert list(incremental.to_send) == [("t", 2), ("t", 0)] and incremental.to_forget == []
@@ -374,5 +409,5 @@ def test_the_fetchers_session_handler_sends_what_changed():
     assert (handler.session_id, handler.epoch) == (0, 0)
     reopened = handler.build({("t", 0): data(5)}, True)
     assert (reopened.epoch, list(reopened.to_send)) == (0, [("t", 0)])
-    assert handler.handle_response(Errors.NONE, 0)  # no session from the leader: full fetches on
+    assert handler.handle_response(Errors.NONE, 0, {("t", 0)})  # no session from the leader: full fetches on
     assert (handler.session_id, handler.epoch) == (0, 0)

@@ -11,12 +11,19 @@
   with session id 0 means the leader keeps no session (full fetches again).
 - A change between fetching by topic ids and by names (a partition without a topic id) starts a
   new session, as Kafka's builder does.
+- An answer is checked against what was asked, as Kafka's verifyFullFetchResponsePartitions and
+  verifyIncrementalFetchResponsePartitions do: a full answer must name exactly the session's
+  partitions, an incremental one none outside them, and neither a topic id it was not asked
+  about. One that does not fit is not read: after a full one the next fetch asks for a new
+  session, after an incremental one it closes the session and asks for another. A full fetch
+  answered empty with a throttle time (KIP-219) starts over the same way, without a log line.
 It knows partitions' fetch data as plain tuples; the fetcher builds requests from them.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 from kbroker.protocol.errors import Errors
@@ -82,12 +89,25 @@ class FetchSessionHandler:
                 session[tp] = data
         return FetchRequestData(wanted, forget, session, self.session_id, self.epoch)
 
-    def handle_response(self, error_code: int, session_id: int) -> bool:
-        """Moves the session on from the answer; False when its partitions are not to be read."""
+    def handle_response(self, error_code: int, session_id: int, answered: Collection[TopicPartition] = (),
+                        unknown_topic_ids: int = 0, throttled: bool = False) -> bool:
+        """Moves the session on from the answer; False when its partitions are not to be read.
+        `answered`: the partitions the answer names; `unknown_topic_ids`: how many topic ids it
+        names that the fetch did not ask about; `throttled`: its throttle time is above 0."""
         if error_code != Errors.NONE:
             log.info("%s: the leader could not process the fetch with session %d epoch %d: %s", self.name,
                      self.session_id, self.epoch, Errors(error_code).name)
             if error_code == Errors.FETCH_SESSION_ID_NOT_FOUND:
+                self.session_id = INVALID_SESSION_ID
+            self.epoch = INITIAL_EPOCH
+            return False
+        if self.is_full and throttled and not answered:
+            self.session_id, self.epoch = INVALID_SESSION_ID, INITIAL_EPOCH
+            return False
+        if problem := self._answer_problem(answered, unknown_topic_ids):
+            log.info("%s: the leader sent an invalid %s fetch response with %s", self.name,
+                     "full" if self.is_full else "incremental", problem)
+            if self.is_full:
                 self.session_id = INVALID_SESSION_ID
             self.epoch = INITIAL_EPOCH
             return False
@@ -100,6 +120,23 @@ class FetchSessionHandler:
             self.epoch = next_epoch(self.epoch)
         return True
 
+    def _answer_problem(self, answered: Collection[TopicPartition], unknown_topic_ids: int) -> str:
+        """What does not fit in an answer to the fetch just built ("" when it fits); `answered` is
+        a set or another collection with fast membership."""
+        session = self.session_partitions
+        problems = []
+        if self.is_full and (omitted := [tp for tp in session if tp not in answered]):
+            problems.append(f"omitted=({_names(omitted)})")
+        if extra := [tp for tp in answered if tp not in session]:
+            problems.append(f"extra=({_names(extra)})")
+        if unknown_topic_ids:
+            problems.append(f"{unknown_topic_ids} unknown topic ids")
+        return ", ".join(problems)
+
     def handle_error(self) -> None:
         """No answer (a lost connection): the next fetch closes the session and opens a new one."""
         self.epoch = INITIAL_EPOCH
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{topic}-{index}" for topic, index in partitions)

@@ -86,6 +86,20 @@ NO_HIGH_WATERMARK = (1 << 63) - 1  # Fetch v18's "the follower does not send its
 _SESSION_ERRORS = frozenset({Errors.FETCH_SESSION_ID_NOT_FOUND, Errors.INVALID_FETCH_SESSION_EPOCH})
 
 
+def _answered_partitions(response: FetchResponse, version: int,
+                         names_by_id: dict[uuid.UUID | None, str]) -> tuple[set[TopicPartition], int]:
+    """The partitions a fetch answer names, and how many topic ids in it were not asked about."""
+    answered: set[TopicPartition] = set()
+    unknown = 0
+    for topic_entry in response["responses"]:
+        topic = topic_entry["topic"] if version < 13 else names_by_id.get(topic_entry["topic_id"])
+        if topic is None:
+            unknown += 1
+            continue
+        answered.update((topic, data["partition_index"]) for data in topic_entry["partitions"])
+    return answered, unknown
+
+
 class SentFetch(NamedTuple):
     """A fetch in flight: each session partition's fetch data as asked, and (v13+) the topic
     names of the session's topic ids (an answer names topics by id)."""
@@ -269,10 +283,13 @@ class ReplicaFetcherThread:
             return
         self._unreachable = False
         error_code = response["error_code"]
-        if not self.session.handle_response(error_code, response["session_id"]):
-            # A session the leader lost or saw out of step: the next fetch is a full one, at once
-            # (Kafka's fetcher reads nothing from such an answer and goes on).
-            if error_code not in _SESSION_ERRORS:
+        answered, unknown_topic_ids = _answered_partitions(response, version, sent.names_by_id)
+        if not self.session.handle_response(error_code, response["session_id"], answered, unknown_topic_ids,
+                                            response["throttle_time_ms"] > 0):
+            # A session the leader lost or saw out of step, or an answer that does not fit the
+            # fetch: the next fetch is a full one, at once (Kafka's fetcher reads nothing from
+            # such an answer and goes on).
+            if error_code != Errors.NONE and error_code not in _SESSION_ERRORS:
                 log.warning("%s: fetch answered with error %s", self.name, Errors(error_code).name)
                 self._delay(sent.partitions)
             return
