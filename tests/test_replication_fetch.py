@@ -158,8 +158,10 @@ def test_followers_fetch_in_an_incremental_session(tmp_path):
             resume = follower.pause_fetching(TP)  # T leaves the session: forgotten_topics_data
             await eventually_async(lambda: len(session.partitions) == 1, what="the session to forget the partition")
             assert cache.total_partitions == 1
+            assert set(fetcher._topic_names.values()) == {"idle"}  # the fetcher forgets T's topic id too
             follower.resume_fetching(TP, resume)
             await eventually_async(lambda: len(session.partitions) == 2, what="the partition to rejoin the session")
+            assert set(fetcher._topic_names.values()) == {T, "idle"}
 
             cache.remove(session)  # as after a leader restart: the follower must open a new session
             assert (await leader.produce(T, 5)).error == Errors.NONE

@@ -221,7 +221,8 @@ class ReplicaFetcherThread:
         self.client = NetworkClient(leader.host, leader.port, f"broker-{config.broker_id}-fetcher-{fetcher_id}",
                                     request_timeout_s=config.socket_timeout_ms / 1000, ssl_context=config.ssl_context)
         self.session = FetchSessionHandler(self.name)  # KIP-227, Kafka's FetchSessionHandler
-        self._topic_names: dict[uuid.UUID | None, str] = {}  # topic id -> name, of every partition asked for
+        self._topic_names: dict[uuid.UUID | None, str] = {}  # topic id -> name, of the session's partitions
+        self._topic_names_stale = False  # partitions left: the next fetch drops the ids no longer asked for
         self._changed = asyncio.Event()
         self._unreachable = False  # the leader failed the last attempt (log the first failure only)
         self._task: asyncio.Task | None = None
@@ -243,7 +244,9 @@ class ReplicaFetcherThread:
         self._changed.set()
 
     def remove_partitions(self, tps: Iterable[TopicPartition]) -> dict[TopicPartition, PartitionFetchState]:
-        return {tp: state for tp in tps if (state := self.partitions.pop(tp, None)) is not None}
+        removed = {tp: state for tp in tps if (state := self.partitions.pop(tp, None)) is not None}
+        self._topic_names_stale = self._topic_names_stale or bool(removed)
+        return removed
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
@@ -366,7 +369,10 @@ class ReplicaFetcherThread:
             "topics": list(topics.values()), "forgotten_topics_data": list(forgotten.values()), "rack_id": ""}
         # What was asked, to recognise answers that a LeaderAndIsr made stale meanwhile: a copy,
         # since the session's map changes with the next fetch.
-        if version >= 13:  # the names of the topic ids an answer may name: only new entries add any
+        if version >= 13 and self._topic_names_stale:  # a new map: the last fetch's answer is read already
+            self._topic_names = {d[0]: tp[0] for tp, d in data.session_partitions.items()}
+            self._topic_names_stale = False
+        elif version >= 13:  # the names of the topic ids an answer may name: only new entries add any
             self._topic_names.update((d[0], tp[0]) for tp, d in data.to_send.items() if d[0] not in self._topic_names)
         return version, request, SentFetch(dict(data.session_partitions), self._topic_names)
 
