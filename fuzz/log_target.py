@@ -96,3 +96,12 @@ def recovery_one_input(data: bytes) -> None:
         check_readable(log)
     finally:
         log.close(sync=False)
+
+
+def close() -> None:
+    """Remove the targets' logs (as atexit does in a process that exits normally)."""
+    global _appender
+    if _appender is not None:
+        _appender.log.close()
+        _appender = None
+    shutil.rmtree(_ROOT, True)

@@ -57,6 +57,11 @@ class InProcessBroker:
         self.apis = KafkaApis(self.server.services)
         self.connection = cast("KafkaConnection", _Peer())
 
+    def close(self) -> None:
+        self.loop.run_until_complete(self.server.shutdown())
+        self.loop.close()
+        shutil.rmtree(self.data_dir, True)
+
     def process(self, frame: bytes) -> None:
         try:
             self.loop.run_until_complete(
@@ -73,3 +78,12 @@ def test_one_input(data: bytes) -> None:
     if _broker is None:
         _broker = InProcessBroker()
     _broker.process(data)
+
+
+def close() -> None:
+    """Stop the in-process broker and remove its data: a test runner whose workers end without
+    running atexit (pytest-xdist) calls this when done."""
+    global _broker
+    if _broker is not None:
+        _broker.close()
+        _broker = None

@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,8 +56,11 @@ def libfuzzer_args(target: str, args: argparse.Namespace) -> list[str]:
 
 def run_target(target: str, args: argparse.Namespace) -> dict:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "--child", target, *libfuzzer_args(target, args)],
-                          capture_output=True, text=True, cwd=ROOT)
+    # libFuzzer ends the child without Python's atexit, which would remove the targets' data:
+    # their temporary folders go under one of ours, removed when the child is done.
+    with tempfile.TemporaryDirectory(prefix=f"kbroker-fuzz-{target}-") as scratch:
+        proc = subprocess.run([sys.executable, __file__, "--child", target, *libfuzzer_args(target, args)],
+                              capture_output=True, text=True, cwd=ROOT, env={**os.environ, "TMPDIR": scratch})
     output = proc.stdout + proc.stderr
     executions = re.search(r"stat::number_of_executed_units:\s*(\d+)", output)
     result = {"target": target, "executions": int(executions.group(1)) if executions else None,

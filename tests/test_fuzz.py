@@ -31,6 +31,15 @@ TARGETS = {
 }
 
 
+@pytest.fixture(autouse=True, scope="module")
+def targets_closed() -> Iterator[None]:
+    """The in-process targets keep a broker and logs in temporary folders that atexit would
+    remove; pytest-xdist's workers end without running atexit, so they are removed here."""
+    yield
+    requests_target.close()
+    log_target.close()
+
+
 @pytest.fixture(autouse=True)
 def logging_as_it_was() -> Iterator[None]:
     """The requests target's in-process broker silences WARNING and below for the whole process
