@@ -86,18 +86,19 @@ NO_HIGH_WATERMARK = (1 << 63) - 1  # Fetch v18's "the follower does not send its
 _SESSION_ERRORS = frozenset({Errors.FETCH_SESSION_ID_NOT_FOUND, Errors.INVALID_FETCH_SESSION_EPOCH})
 
 
-def _answered_partitions(response: FetchResponse, version: int,
-                         names_by_id: dict[uuid.UUID | None, str]) -> tuple[set[TopicPartition], int]:
-    """The partitions a fetch answer names, and how many topic ids in it were not asked about."""
-    answered: set[TopicPartition] = set()
+def _named_topics(response: FetchResponse, version: int, names_by_id: dict[uuid.UUID | None, str]
+                  ) -> tuple[list[tuple[str, list[FetchResponsePartitionData]]], int]:
+    """Each topic of a fetch answer by name with its partitions (v13+ answers name topics by id),
+    and how many topic ids in it the fetch did not ask about (left out)."""
+    named: list[tuple[str, list[FetchResponsePartitionData]]] = []
     unknown = 0
     for topic_entry in response["responses"]:
         topic = topic_entry["topic"] if version < 13 else names_by_id.get(topic_entry["topic_id"])
         if topic is None:
             unknown += 1
-            continue
-        answered.update((topic, data["partition_index"]) for data in topic_entry["partitions"])
-    return answered, unknown
+        else:
+            named.append((topic, topic_entry["partitions"]))
+    return named, unknown
 
 
 class SentFetch(NamedTuple):
@@ -286,7 +287,8 @@ class ReplicaFetcherThread:
             return
         self._unreachable = False
         error_code = response["error_code"]
-        answered, unknown_topic_ids = _answered_partitions(response, version, sent.names_by_id)
+        topics, unknown_topic_ids = _named_topics(response, version, sent.names_by_id)
+        answered = {(topic, data["partition_index"]) for topic, partitions in topics for data in partitions}
         if not self.session.handle_response(error_code, response["session_id"], answered, unknown_topic_ids,
                                             response["throttle_time_ms"] > 0):
             # A session the leader lost or saw out of step, or an answer that does not fit the
@@ -296,7 +298,7 @@ class ReplicaFetcherThread:
                 log.warning("%s: fetch answered with error %s", self.name, Errors(error_code).name)
                 self._delay(sent.partitions)
             return
-        await self._process_fetch_response(sent, response, version)
+        await self._process_fetch_response(sent.partitions, topics, version)
 
     async def _wait_for_work(self) -> None:
         """Sleep until a partition is added or the earliest backoff ends."""
@@ -376,14 +378,13 @@ class ReplicaFetcherThread:
             self._topic_names.update((d[0], tp[0]) for tp, d in data.to_send.items() if d[0] not in self._topic_names)
         return version, request, SentFetch(dict(data.session_partitions), self._topic_names)
 
-    async def _process_fetch_response(self, sent: SentFetch, response: FetchResponse, version: int) -> None:
-        asked_partitions, names_by_id = sent
+    async def _process_fetch_response(self, asked_partitions: dict[TopicPartition, PartitionData],
+                                      topics: list[tuple[str, list[FetchResponsePartitionData]]], version: int) -> None:
+        """The answer's partitions (`topics`, by name: _named_topics), each read only if it is still
+        at the offset and leader epoch it was asked at."""
         out_of_range: list[TopicPartition] = []
-        for topic_entry in response["responses"]:
-            topic = topic_entry["topic"] if version < 13 else names_by_id.get(topic_entry["topic_id"])
-            if topic is None:
-                continue  # a topic id we did not ask about
-            for data in topic_entry["partitions"]:
+        for topic, partitions in topics:
+            for data in partitions:
                 tp = (topic, data["partition_index"])
                 asked = asked_partitions.get(tp)
                 state = self.partitions.get(tp)
