@@ -667,6 +667,7 @@ def warm_up(runs: int, specs: list[BrokerSpec], brokers: dict[str, RunningBroker
             for name in target_names(scenario, specs):
                 sample = measure(scenario, brokers[name], f"bench-{token}-w{run + 1}", datasets, by_key)
                 log(f"warm-up {run + 1}/{runs} {scenario.key} on {name}: {describe(scenario, sample)}")
+        drop_run_topics(brokers.values(), f"bench-{token}-w{run + 1}")
 
 
 def cluster_skip_reason(args: argparse.Namespace) -> str | None:

@@ -274,14 +274,15 @@ def test_cluster_scenarios_skipped_with_bootstrap_and_not_run_against_others(bro
 
 
 def test_each_run_deletes_its_topics_once_measured(broker):
-    """A long benchmark holds one run's data at a time: each run's topics are deleted once its
-    samples are taken (consume still reads its run's produce), and no other topic is touched."""
+    """A long benchmark holds one run's data at a time: each run's topics (a warm-up run's too)
+    are deleted once its samples are taken (consume still reads its run's produce), and no other
+    topic is touched."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     admin.create_topics([NewTopic("bench-not-a-run", 1, 1)])["bench-not-a-run"].result(timeout=30)
     code, lines, stderr = run_bench("--bootstrap", broker.bootstrap, "--broker-pid", str(broker.proc.pid),
-                                    "--runs", "2", "--scenarios", "produce-1k,consume-1k")
+                                    "--runs", "2", "--warmup-runs", "1", "--scenarios", "produce-1k,consume-1k")
     assert code == 0, stderr
     assert all(result["verified"] and result["runs"] == 2 for result in by_scenario(lines, broker.bootstrap).values())
     assert "keeps the topics" not in stderr
