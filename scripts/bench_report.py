@@ -135,18 +135,21 @@ def fetch_fields(scenario: Scenario, good: list[dict]) -> dict:
         fetch_bytes_per_value_byte=response_bytes / scenario.value_bytes if response_bytes is not None else None,
         **cpu_per_mb(scenario, good),
     )
-    faults = median_of(good, "client_minor_faults")
-    fields["client_minor_faults_per_mb"] = faults / (scenario.value_bytes / 1e6) if faults is not None else None
+    fields["client_minor_faults_per_mb"] = per_mb(scenario, median_of(good, "client_minor_faults"))
     return fields
+
+
+def per_mb(scenario: Scenario, value: float | None) -> float | None:
+    """`value` per MB (10^6 bytes) of the scenario's record values."""
+    megabytes = scenario.value_bytes / 1e6
+    return value / megabytes if value is not None and megabytes else None
 
 
 def cpu_per_mb(scenario: Scenario, good: list[dict]) -> dict:
     """The client's and the broker's CPU seconds (medians) per MB of record values."""
-    megabytes = scenario.value_bytes / 1e6
-    client_cpu, broker_cpu = median_of(good, "client_cpu_s"), median_of(good, "broker_cpu_s")
     return {
-        "client_cpu_s_per_mb": client_cpu / megabytes if client_cpu is not None and megabytes else None,
-        "broker_cpu_s_per_mb": broker_cpu / megabytes if broker_cpu is not None and megabytes else None,
+        "client_cpu_s_per_mb": per_mb(scenario, median_of(good, "client_cpu_s")),
+        "broker_cpu_s_per_mb": per_mb(scenario, median_of(good, "broker_cpu_s")),
     }
 
 
